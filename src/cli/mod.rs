@@ -1,0 +1,126 @@
+//! Command-line types (clap derive). No logic lives here: `settings` turns these into validated settings
+//! and `commands` acts on them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    the operation ran and the answer is no (a check failed, a canary was rolled back)
+  2    usage, configuration or runtime error
+  130  interrupted (Ctrl-C); the state left behind is reported
+
+Environment: SUMA_CONFIG, SUMA_ENV, SUMA_OUTPUT, SUMA_STATE_DIR, SUMA_ACTOR, NO_COLOR, RUST_LOG,
+and the AWS SDK's standard variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).";
+
+/// Operate the auth-service on AWS: status, deploys, rollback, DR, secrets, compliance, runbooks.
+#[derive(Debug, Parser)]
+#[command(name = "suma", version, about, after_help = EXIT_CODES, max_term_width = 110)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Environment to operate on [env: SUMA_ENV]
+    #[arg(long = "env", short = 'e', global = true, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Configuration file [env: SUMA_CONFIG] [default: ./suma.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format [env: SUMA_OUTPUT] [default: table]
+    #[arg(long, short = 'o', global = true, value_enum)]
+    pub output: Option<OutputArg>,
+    /// Directory of the local operation log [env: SUMA_STATE_DIR] [default: $XDG_STATE_HOME/suma]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Disable colours (also NO_COLOR)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Table,
+    Json,
+}
+
+/// Flags of every command that changes something.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MutationArgs {
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One screen of an environment's live state: services, traffic, databases, DNS, secrets, lock, health
+    Status,
+    /// Validate, show or describe the configuration file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Operations recorded in the journal
+    #[command(subcommand)]
+    Ops(OpsCommand),
+    /// The per-environment lock that serialises mutating operations
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration file; exit 2 with file:line:column for each problem
+    Validate,
+    /// Print the resolved settings and the selected environment (secrets redacted)
+    Show,
+    /// Print the JSON Schema of suma.yaml
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Recent operations of the environment, newest first
+    List {
+        /// At most this many
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One operation: its plan, each step's record and the facts kept for undo or resume
+    Show {
+        /// Operation id (as printed by `suma ops list`)
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the environment's lock, for which operation, until when
+    Status,
+    /// Remove the lock whoever holds it; journaled with the reason
+    Release {
+        /// Required: releasing someone else's lock can let two operations run at once
+        #[arg(long, required = true)]
+        force: bool,
+        /// Why the lock is being released (kept in the journal)
+        #[arg(long, required = true, value_name = "TEXT")]
+        reason: String,
+        #[command(flatten)]
+        mutation: MutationArgs,
+    },
+}

@@ -1,0 +1,133 @@
+//! One module per command group; [`dispatch`] is the single entry from the CLI. Commands receive
+//! validated settings and never import clap's parser.
+
+pub mod config;
+pub mod lock;
+pub mod ops;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{AwsApis, AwsOptions, AwsSession};
+use crate::cli::{Command, ConfigCommand, GlobalArgs, LockCommand, OpsCommand};
+use crate::config::{AwsRegion, ConfigFile, Environment};
+use crate::exit::ExitStatus;
+use crate::journal::lock::Locks;
+use crate::journal::{Journal, LocalLog};
+use crate::render::Printer;
+use crate::report::Reporter;
+use crate::settings::{self, EnvSource, Settings};
+
+/// A configuration problem, already printed with its positions.
+#[derive(Debug, thiserror::Error)]
+#[error("the configuration has {count} problem(s)")]
+pub struct InvalidConfig {
+    pub count: usize,
+}
+
+/// Everything a command needs, resolved before it runs.
+pub struct Context {
+    pub settings: Settings,
+    pub config: ConfigFile,
+    pub printer: Printer,
+    pub reporter: Arc<dyn Reporter>,
+    /// Cancelled on Ctrl-C.
+    pub cancel: CancellationToken,
+}
+
+impl Context {
+    /// The selected environment's name and configuration.
+    pub fn environment(&self) -> anyhow::Result<(&str, &Environment)> {
+        let name = self.settings.environment_name(&self.config)?;
+        Ok((name, self.config.environment(name)?))
+    }
+
+    /// An AWS session covering `regions` plus the lock table's region.
+    pub async fn aws<'a>(&'a self, profile: Option<&str>, regions: impl IntoIterator<Item = &'a AwsRegion>) -> AwsSession {
+        let options = AwsOptions {
+            profile: profile.map(str::to_owned),
+            operation_timeout: self.settings.aws_operation_timeout,
+        };
+        let regions: Vec<&AwsRegion> = regions.into_iter().chain([&self.config.lock.region]).collect();
+        AwsSession::connect(&options, regions).await
+    }
+
+    pub fn journal(&self, session: &AwsSession) -> Journal {
+        Journal::new(
+            session.lock_store(&self.config.lock.region, &self.config.lock.table),
+            LocalLog::new(self.settings.state_dir()),
+        )
+    }
+
+    pub fn locks(&self, session: &AwsSession) -> Locks {
+        Locks::new(session.lock_store(&self.config.lock.region, &self.config.lock.table), self.config.lock.lease)
+    }
+}
+
+/// Every region an environment touches.
+pub fn environment_regions(env: &Environment) -> Vec<&AwsRegion> {
+    let mut regions = vec![&env.primary_region, &env.dr_region, &env.rds.primary.region];
+    if let Some(replica) = &env.rds.replica {
+        regions.push(&replica.region);
+    }
+    regions
+}
+
+/// Loads the configuration, or prints every problem in it and fails.
+pub fn load_config(global: &GlobalArgs, env: &dyn EnvSource) -> anyhow::Result<(settings::Resolved<std::path::PathBuf>, ConfigFile)> {
+    let path = settings::config_path(global, env);
+    match crate::config::load_from_path(&path.value) {
+        Ok(config) => Ok((path, config)),
+        Err(problems) => {
+            let count = problems.len();
+            for problem in problems {
+                crate::render::error(&anyhow::Error::new(problem));
+            }
+            Err(InvalidConfig { count }.into())
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn dispatch(command: Command, global: &GlobalArgs, reporter: Arc<dyn Reporter>, cancel: CancellationToken) -> anyhow::Result<ExitStatus> {
+    // The schema needs no configuration file.
+    if let Command::Config(ConfigCommand::Schema) = command {
+        let printer = Printer::new(crate::config::OutputFormat::Json, false);
+        printer.json(&ConfigFile::json_schema());
+        return Ok(ExitStatus::Success);
+    }
+    let env = settings::ProcessEnv;
+    let (path, config) = load_config(global, &env)?;
+    let settings = Settings::resolve(global, &env, path, &config).context("invalid settings")?;
+    let printer = Printer::new(settings.output.value, settings.color);
+    let ctx = Context { settings, config, printer, reporter, cancel };
+    match command {
+        Command::Status => status_command(&ctx).await,
+        Command::Config(ConfigCommand::Validate) => config::validate(&ctx),
+        Command::Config(ConfigCommand::Show) => config::show(&ctx),
+        Command::Config(ConfigCommand::Schema) => unreachable!("handled above"),
+        Command::Ops(OpsCommand::List { limit }) => ops::list(&ctx, limit).await,
+        Command::Ops(OpsCommand::Show { id }) => ops::show(&ctx, &id).await,
+        Command::Lock(LockCommand::Status) => lock::status(&ctx).await,
+        Command::Lock(LockCommand::Release { force: _, reason, mutation }) => lock::release(&ctx, &reason, &mutation).await,
+    }
+}
+
+async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    ctx.reporter.phase(&format!("reading `{name}` from AWS"));
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let sources = status::StatusSources {
+        locks: ctx.locks(&session),
+        aws: Arc::new(session) as Arc<dyn AwsApis>,
+        probe: Arc::new(crate::probe::ReqwestProbe::new(Duration::from_secs(5))),
+    };
+    let report = status::gather(name, env, &sources).await;
+    ctx.reporter.finish();
+    ctx.printer.either(&report, || crate::render::status::status(&report));
+    Ok(if report.has_errors() { ExitStatus::Error } else { ExitStatus::Success })
+}

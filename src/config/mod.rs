@@ -1,0 +1,434 @@
+//! The `suma.yaml` model: environments, their AWS topology, managed secrets, metric provider and canary
+//! policy. Everything a command needs is validated here, before any AWS call, so that a typo fails with
+//! the file, line, column and key instead of half-way through an operation.
+
+mod load;
+mod types;
+
+pub use load::{load_from_path, parse_str, ConfigError};
+pub use types::{Arn, AwsRegion, HttpUrl};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Version of this file's format. Only `1` exists.
+    pub version: u32,
+    /// Defaults that flags and `SUMA_*` variables override.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The DynamoDB table that holds environment locks and the operation journal.
+    pub lock: LockConfig,
+    /// The environments suma manages, by name (`staging`, `production`, ...).
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// File-level defaults, the lowest layer of settings precedence above built-in defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Environment used when neither `--env` nor `SUMA_ENV` is given.
+    pub environment: Option<String>,
+    /// Output format used when neither `--output` nor `SUMA_OUTPUT` is given.
+    pub output: Option<OutputFormat>,
+    /// Directory of the local operation log (default `$XDG_STATE_HOME/suma`).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Upper bound on one AWS API operation, retries included (default `30s`).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub aws_operation_timeout: Option<Duration>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" => Ok(Self::Table),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown output format `{other}`: expected `table` or `json`")),
+        }
+    }
+}
+
+/// Where locks and operation records live.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockConfig {
+    /// DynamoDB table name (partition key `pk`, string).
+    pub table: String,
+    /// Region of the table. One table serves every environment.
+    pub region: AwsRegion,
+    /// How long a lock lasts without renewal; a running operation renews it at a third of this.
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub lease: Duration,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// One environment's topology.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Region that serves traffic normally.
+    pub primary_region: AwsRegion,
+    /// Region that takes over in a disaster.
+    pub dr_region: AwsRegion,
+    /// AWS profile to use; the standard credential chain applies when absent.
+    #[serde(default)]
+    pub aws_profile: Option<String>,
+    /// Public base URL of the service, used for `/health` and `/version` checks.
+    #[serde(default)]
+    pub url: Option<HttpUrl>,
+    pub ecs: EcsConfig,
+    pub alb: AlbConfig,
+    pub rds: RdsConfig,
+    pub dns: DnsConfig,
+    /// Secrets suma rotates and audits.
+    #[serde(default)]
+    pub secrets: Vec<ManagedSecret>,
+    #[serde(default)]
+    pub datadog: Option<DatadogConfig>,
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub canary: CanaryPolicy,
+}
+
+/// ECS services of the environment.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EcsConfig {
+    /// Cluster in the primary region.
+    pub cluster: String,
+    /// The stable service.
+    pub service: String,
+    /// The canary service, behind the canary target group.
+    pub canary_service: String,
+    /// Container that runs the application inside the task definition.
+    pub container: String,
+    /// Port the container listens on.
+    pub container_port: u16,
+    /// Production capacity of the stable service, in tasks.
+    pub desired_count: u32,
+    /// Tasks the canary service runs during a canary.
+    #[serde(default = "default_canary_count")]
+    pub canary_count: u32,
+    /// The standby service in the DR region.
+    pub dr: DrServiceConfig,
+}
+
+fn default_canary_count() -> u32 {
+    1
+}
+
+/// The DR region's service.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrServiceConfig {
+    pub cluster: String,
+    pub service: String,
+    /// Tasks kept running in standby (pilot light); failover scales to `ecs.desired_count`.
+    #[serde(default)]
+    pub standby_count: u32,
+}
+
+/// The ALB rule that splits traffic between stable and canary.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlbConfig {
+    pub listener_arn: Arn,
+    /// The weighted forward rule.
+    pub rule_arn: Arn,
+    pub stable_target_group_arn: Arn,
+    pub canary_target_group_arn: Arn,
+    /// DNS name of the DR region's load balancer, the failover SECONDARY target.
+    #[serde(default)]
+    pub dr_load_balancer_dns: Option<String>,
+}
+
+/// RDS instances.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RdsConfig {
+    pub primary: DbInstanceRef,
+    /// Cross-region read replica used for DR.
+    #[serde(default)]
+    pub replica: Option<DbInstanceRef>,
+}
+
+/// A DB instance and its region.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbInstanceRef {
+    pub identifier: String,
+    pub region: AwsRegion,
+}
+
+/// Route 53 failover records.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    pub hosted_zone_id: String,
+    /// Fully qualified record name, e.g. `auth.example.com`.
+    pub record_name: String,
+    #[serde(default)]
+    pub primary_health_check_id: Option<String>,
+    #[serde(default)]
+    pub secondary_health_check_id: Option<String>,
+}
+
+/// What a secret holds decides how it is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretKind {
+    JwtSigningKey,
+    DbPassword,
+    Random,
+}
+
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JwtSigningKey => "jwt-signing-key",
+            Self::DbPassword => "db-password",
+            Self::Random => "random",
+        }
+    }
+}
+
+/// A secret suma manages.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedSecret {
+    /// Secret name or ARN in the primary region.
+    pub id: String,
+    pub kind: SecretKind,
+    /// Maximum age before the secret is due for rotation.
+    #[serde(default = "default_rotation_days")]
+    pub rotation_days: u32,
+    /// ECS services that receive this secret.
+    #[serde(default)]
+    pub consumers: Vec<String>,
+}
+
+fn default_rotation_days() -> u32 {
+    90
+}
+
+/// Datadog account settings. Keys come from `DD_API_KEY` and `DD_APP_KEY`, never from this file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogConfig {
+    /// Datadog site, e.g. `datadoghq.eu`.
+    pub site: String,
+    /// Tags that select this environment's metrics, monitors and events.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Which metric provider gates canaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricProvider {
+    Datadog,
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub provider: MetricProvider,
+    /// Base URL of the Prometheus HTTP API (required with `provider: prometheus`).
+    #[serde(default)]
+    pub prometheus_url: Option<HttpUrl>,
+}
+
+/// What to do when the provider returns no data for a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoDataPolicy {
+    Fail,
+    Inconclusive,
+}
+
+/// Progressive traffic shifting and its analysis thresholds.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryPolicy {
+    /// Canary weights in percent, strictly increasing, each held for its duration; 100 is the promotion.
+    pub steps: Vec<CanaryStep>,
+    /// Time between two analyses.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub interval: Duration,
+    /// Highest acceptable canary error rate, as a fraction (0.005 = 0.5%).
+    pub max_error_rate: f64,
+    /// Highest acceptable canary p95 latency in milliseconds.
+    pub max_p95_latency_ms: f64,
+    /// Failed analyses tolerated before rolling back.
+    pub failure_limit: u32,
+    /// Consecutive metric-provider errors tolerated before rolling back.
+    pub consecutive_error_limit: u32,
+    /// Requests a window needs before its measurements count.
+    pub min_samples: u64,
+    pub no_data: NoDataPolicy,
+}
+
+impl Default for CanaryPolicy {
+    fn default() -> Self {
+        Self {
+            steps: vec![
+                CanaryStep { weight: 10, duration: Duration::from_secs(300) },
+                CanaryStep { weight: 50, duration: Duration::from_secs(600) },
+            ],
+            interval: Duration::from_secs(60),
+            max_error_rate: 0.005,
+            max_p95_latency_ms: 200.0,
+            failure_limit: 1,
+            consecutive_error_limit: 3,
+            min_samples: 50,
+            no_data: NoDataPolicy::Inconclusive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryStep {
+    /// Percent of traffic sent to the canary.
+    pub weight: u8,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub duration: Duration,
+}
+
+impl ConfigFile {
+    /// The JSON Schema of this file, published as `templates/suma.schema.json`.
+    pub fn json_schema() -> serde_json::Value {
+        let schema = schemars::schema_for!(ConfigFile);
+        serde_json::to_value(schema).expect("a JSON schema always serializes")
+    }
+
+    /// Checks that need more than one field; each returns the key path it is about.
+    fn semantic_problems(&self) -> Vec<(String, String, Option<String>)> {
+        let mut problems = Vec::new();
+        if self.version != 1 {
+            problems.push((
+                "version".to_owned(),
+                format!("unsupported version {}", self.version),
+                Some("this suma reads `version: 1`".to_owned()),
+            ));
+        }
+        if let Some(name) = &self.defaults.environment {
+            if !self.environments.contains_key(name) {
+                problems.push((
+                    "defaults.environment".to_owned(),
+                    format!("names environment `{name}`, which is not defined"),
+                    Some(format!("define it under `environments` or use one of: {}", self.environment_names())),
+                ));
+            }
+        }
+        if self.environments.is_empty() {
+            problems.push((
+                "environments".to_owned(),
+                "no environment is defined".to_owned(),
+                Some("add at least one, e.g. `environments: { staging: ... }`".to_owned()),
+            ));
+        }
+        for (name, env) in &self.environments {
+            let at = |key: &str| format!("environments.{name}.{key}");
+            if env.primary_region == env.dr_region {
+                problems.push((
+                    at("dr_region"),
+                    format!("is the same as primary_region `{}`", env.primary_region),
+                    Some("the DR region must be a different region".to_owned()),
+                ));
+            }
+            if env.metrics.provider == MetricProvider::Prometheus && env.metrics.prometheus_url.is_none() {
+                problems.push((
+                    at("metrics.prometheus_url"),
+                    "is required when `provider` is `prometheus`".to_owned(),
+                    None,
+                ));
+            }
+            if env.metrics.provider == MetricProvider::Datadog && env.datadog.is_none() {
+                problems.push((
+                    at("datadog"),
+                    "is required when `metrics.provider` is `datadog`".to_owned(),
+                    Some("add `datadog: { site: datadoghq.eu, tags: [...] }`".to_owned()),
+                ));
+            }
+            let mut previous = 0u8;
+            for (i, step) in env.canary.steps.iter().enumerate() {
+                if step.weight == 0 || step.weight >= 100 || step.weight <= previous {
+                    problems.push((
+                        format!("environments.{name}.canary.steps.{i}.weight"),
+                        format!("weight {} is out of order", step.weight),
+                        Some("weights are percentages from 1 to 99, strictly increasing; 100 is the promotion".to_owned()),
+                    ));
+                }
+                previous = previous.max(step.weight);
+            }
+            if !(0.0..1.0).contains(&env.canary.max_error_rate) {
+                problems.push((
+                    at("canary.max_error_rate"),
+                    format!("{} is not a fraction", env.canary.max_error_rate),
+                    Some("write 0.5% as 0.005".to_owned()),
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, secret) in env.secrets.iter().enumerate() {
+                if !seen.insert(secret.id.as_str()) {
+                    problems.push((
+                        format!("environments.{name}.secrets.{i}.id"),
+                        format!("secret `{}` is listed twice", secret.id),
+                        None,
+                    ));
+                }
+                if secret.rotation_days == 0 {
+                    problems.push((
+                        format!("environments.{name}.secrets.{i}.rotation_days"),
+                        "must be at least 1".to_owned(),
+                        None,
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    pub fn environment_names(&self) -> String {
+        self.environments.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The named environment, or an error that lists the defined ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, UnknownEnvironment> {
+        self.environments.get(name).ok_or_else(|| UnknownEnvironment {
+            name: name.to_owned(),
+            known: self.environment_names(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment `{name}` is not defined in the configuration\nhint: defined environments: {known}")]
+pub struct UnknownEnvironment {
+    pub name: String,
+    pub known: String,
+}

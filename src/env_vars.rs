@@ -1,0 +1,20 @@
+//! Every environment variable suma reads, in one place, so that `--help`, the README and the code agree.
+
+/// Path of the configuration file (below `--config`, above `./suma.yaml`).
+pub const SUMA_CONFIG: &str = "SUMA_CONFIG";
+/// Environment to operate on (below `--env`, above `defaults.environment`).
+pub const SUMA_ENV: &str = "SUMA_ENV";
+/// `table` or `json` (below `--output`, above `defaults.output`).
+pub const SUMA_OUTPUT: &str = "SUMA_OUTPUT";
+/// Directory of the local operation log (below `--state-dir`, above `defaults.state_dir`).
+pub const SUMA_STATE_DIR: &str = "SUMA_STATE_DIR";
+/// Who is running suma, recorded in locks and journals (default `$USER@$HOSTNAME`).
+pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
+/// Any value disables colours (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Base directory for state files when `SUMA_STATE_DIR` is unset.
+pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+pub const HOME: &str = "HOME";
+pub const USER: &str = "USER";
+/// Log filter; overrides `-v`/`-q`.
+pub const RUST_LOG: &str = "RUST_LOG";

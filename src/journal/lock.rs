@@ -1,0 +1,262 @@
+//! The per-environment lock: a DynamoDB item written with a conditional put, held under a lease that a
+//! background task renews while the operation runs. Two operators or CI runners on different machines can
+//! never run mutating operations on one environment at once; a crashed holder's lease expires, and its
+//! unfinished operation must then be resumed or aborted (or the lock force-released, which is journaled).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Journal, JournalError, Operation, OperationStatus};
+use crate::aws::dynamodb::{LockItem, LockTable};
+use crate::aws::{AwsError, AwsErrorKind};
+
+/// Who holds a lock, as `suma lock status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LockInfo {
+    pub environment: String,
+    pub holder: String,
+    pub operation_id: String,
+    pub operation_kind: String,
+    pub operation_status: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// False when the lease ran out: the holder crashed or lost its connection.
+    pub lease_active: bool,
+}
+
+impl LockInfo {
+    fn from_item(item: &LockItem, now: DateTime<Utc>) -> Self {
+        let at = |secs| Utc.timestamp_opt(secs, 0).single().unwrap_or_default();
+        Self {
+            environment: item.environment.clone(),
+            holder: item.holder.clone(),
+            operation_id: item.operation_id.clone(),
+            operation_kind: item.operation_kind.clone(),
+            operation_status: item.operation_status.clone(),
+            acquired_at: at(item.acquired_at),
+            expires_at: at(item.expires_at),
+            lease_active: item.expires_at >= now.timestamp(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("environment `{}` is locked by {} for operation `{}` ({}, {}), lease until {}\nhint: wait for it to finish, or see `suma ops show {}`", .0.environment, .0.holder, .0.operation_id, .0.operation_kind, .0.operation_status, .0.expires_at.format("%H:%M:%S UTC"), .0.operation_id)]
+    Held(Box<LockInfo>),
+    #[error("environment `{}` has an unfinished operation `{}` ({}, {}) whose holder {} stopped renewing its lease\nhint: resume or abort it, or after checking the environment by hand run `suma lock release --force --reason ... --env {}`", .0.environment, .0.operation_id, .0.operation_kind, .0.operation_status, .0.holder, .0.environment)]
+    Unfinished(Box<LockInfo>),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// Reads and changes locks.
+#[derive(Clone)]
+pub struct Locks {
+    table: Arc<dyn LockTable>,
+    lease: Duration,
+}
+
+impl Locks {
+    pub fn new(table: Arc<dyn LockTable>, lease: Duration) -> Self {
+        Self { table, lease }
+    }
+
+    pub async fn status(&self, environment: &str) -> Result<Option<LockInfo>, AwsError> {
+        Ok(self.table.get_lock(environment).await?.map(|item| LockInfo::from_item(&item, Utc::now())))
+    }
+
+    /// Takes the lock for `op`. `takeover` allows taking an expired lease held for this same operation
+    /// (resume or abort after a crash).
+    pub async fn acquire(&self, op: &Operation, takeover: bool) -> Result<LockGuard, LockError> {
+        let now = Utc::now();
+        let item = LockItem {
+            environment: op.environment.clone(),
+            holder: op.actor.clone(),
+            operation_id: op.id.clone(),
+            operation_kind: op.kind.clone(),
+            operation_status: op.status.as_str().to_owned(),
+            acquired_at: now.timestamp(),
+            expires_at: now.timestamp() + self.lease.as_secs() as i64,
+            operation: serde_json::to_string(op).expect("operations always serialize"),
+        };
+        let takeover_of = takeover.then_some(op.id.as_str());
+        match self.table.acquire(&item, now.timestamp(), takeover_of).await {
+            Ok(()) => {}
+            Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
+                let current = self.table.get_lock(&op.environment).await?;
+                return Err(match current {
+                    Some(held) => {
+                        let info = Box::new(LockInfo::from_item(&held, now));
+                        if info.lease_active {
+                            LockError::Held(info)
+                        } else {
+                            LockError::Unfinished(info)
+                        }
+                    }
+                    // Released between our put and our read: report it as held; a retry will succeed.
+                    None => LockError::Aws(e),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(LockGuard::start(self.table.clone(), op, self.lease))
+    }
+
+    /// Deletes the lock whoever holds it, and journals why: a `lock-force-release` operation, plus a note
+    /// (and status `abandoned`) on the operation that held it if it was unfinished.
+    pub async fn force_release(
+        &self,
+        journal: &Journal,
+        environment: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<ForceRelease, JournalError> {
+        let mut record = Operation::new(
+            "lock-force-release",
+            environment,
+            actor,
+            vec![super::PlannedStep {
+                name: "delete lock".to_owned(),
+                detail: format!("delete the lock item of `{environment}`"),
+            }],
+        );
+        record.parameters.insert("reason".to_owned(), reason.into());
+        record.start_step(0);
+        let previous = self.table.force_release(environment).await?;
+        let mut facts = std::collections::BTreeMap::new();
+        if let Some(item) = &previous {
+            facts.insert("previous_holder".to_owned(), item.holder.clone().into());
+            facts.insert("previous_operation".to_owned(), item.operation_id.clone().into());
+        }
+        record.finish_step(super::StepStatus::Succeeded, None, facts);
+        record.set_status(OperationStatus::Succeeded);
+        journal.save(&record, None).await?;
+
+        let mut abandoned = None;
+        if let Some(item) = &previous {
+            if let Some(mut held) = journal.load(&item.operation_id).await? {
+                held.note(actor, format!("lock force-released by {actor} (operation {}): {reason}", record.id));
+                if !held.status.is_finished() {
+                    held.set_status(OperationStatus::Abandoned);
+                    abandoned = Some(held.id.clone());
+                }
+                journal.save(&held, None).await?;
+            }
+        }
+        Ok(ForceRelease {
+            record_id: record.id,
+            previous: previous.map(|item| LockInfo::from_item(&item, Utc::now())),
+            abandoned_operation: abandoned,
+        })
+    }
+}
+
+/// What `suma lock release --force` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForceRelease {
+    /// The journal record of the release itself.
+    pub record_id: String,
+    pub previous: Option<LockInfo>,
+    pub abandoned_operation: Option<String>,
+}
+
+/// A held lock. Its lease is renewed in the background until [`LockGuard::release`]; if renewal finds the
+/// lock taken away, [`LockGuard::lost`] is cancelled so the operation stops before its next step.
+pub struct LockGuard {
+    table: Arc<dyn LockTable>,
+    environment: String,
+    operation_id: String,
+    holder: String,
+    lost: CancellationToken,
+    renewal: JoinHandle<()>,
+}
+
+impl LockGuard {
+    fn start(table: Arc<dyn LockTable>, op: &Operation, lease: Duration) -> Self {
+        let lost = CancellationToken::new();
+        let renewal = tokio::spawn(renew_until_lost(
+            table.clone(),
+            op.environment.clone(),
+            op.id.clone(),
+            op.actor.clone(),
+            lease,
+            lost.clone(),
+        ));
+        Self {
+            table,
+            environment: op.environment.clone(),
+            operation_id: op.id.clone(),
+            holder: op.actor.clone(),
+            lost,
+            renewal,
+        }
+    }
+
+    /// The holder name that fences journal writes.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Cancelled when the lease could not be kept.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    pub async fn release(self) -> Result<(), AwsError> {
+        self.renewal.abort();
+        match self.table.release(&self.environment, &self.operation_id).await {
+            // Someone force-released it meanwhile: nothing of ours is left to delete.
+            Err(e) if e.kind == AwsErrorKind::ConditionFailed => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Stops renewing but keeps the lock item, so the lease runs out and the unfinished operation can be
+    /// resumed or aborted from any machine. Used when an operation is interrupted.
+    pub fn abandon(self) {
+        self.renewal.abort();
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+async fn renew_until_lost(
+    table: Arc<dyn LockTable>,
+    environment: String,
+    operation_id: String,
+    holder: String,
+    lease: Duration,
+    lost: CancellationToken,
+) {
+    let period = (lease / 3).max(Duration::from_millis(200));
+    let mut valid_until = tokio::time::Instant::now() + lease;
+    loop {
+        tokio::time::sleep(period).await;
+        let expires = Utc::now().timestamp() + lease.as_secs() as i64;
+        match table.renew(&environment, &operation_id, &holder, expires).await {
+            Ok(()) => valid_until = tokio::time::Instant::now() + lease,
+            Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
+                tracing::error!(environment = %environment, operation = %operation_id, "lock was taken away");
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(environment = %environment, error = %e, "lock renewal failed; retrying");
+                if tokio::time::Instant::now() >= valid_until {
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
