@@ -1,0 +1,622 @@
+//! Command line and environment configuration.
+//!
+//! Every setting is a clap derive field with an `env` fallback; this module holds the clap types and the
+//! validation that turns a raw [`Config`] into one the rest of the service can trust. Field names match the
+//! environment variable names, so clap's own parse errors already name the variable, and [`Config::validate`]
+//! names it for the checks clap cannot express.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The `auth-service` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "auth-service",
+    version,
+    about = "Authentication service: accounts, login, tokens, sessions"
+)]
+pub struct Cli {
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process arguments, treating a missing subcommand as `serve` so that
+    /// `auth-service --enable-fault-injection` works like `auth-service serve --enable-fault-injection`.
+    pub fn parse_with_default() -> Self {
+        Self::parse_from(with_default_subcommand(std::env::args_os().collect()))
+    }
+}
+
+/// Inserts `serve` after the program name unless the first argument already names a subcommand or asks
+/// for help or the version.
+pub fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let first = args.get(1).and_then(|a| a.to_str());
+    let explicit = matches!(
+        first,
+        Some("serve" | "migrate" | "keygen" | "help" | "-h" | "--help" | "-V" | "--version")
+    );
+    if !explicit {
+        args.insert(1.min(args.len()), "serve".into());
+    }
+    args
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve(Box<Config>),
+    /// Apply the embedded database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Write a new RSA private key (PKCS#8 PEM) and print its key id (RFC 7638 thumbprint).
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+/// Arguments of `keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// File to write the private key to (mode 0600); refuses to overwrite an existing file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// RSA modulus size in bits (2048, 3072 or 4096).
+    #[arg(long, default_value_t = 2048)]
+    pub bits: usize,
+}
+
+/// Configuration of `serve`.
+///
+/// Durations are whole seconds. Defaults follow the issue: 15 min access tokens, 7 day refresh tokens,
+/// 15 min idle and 8 h absolute session timeouts, lockout after 5 failures for 15 min.
+#[derive(Clone, Parser)]
+#[command(name = "serve")]
+pub struct Config {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Maximum PostgreSQL connections in the pool.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        value_name = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 20
+    )]
+    pub database_max_connections: u32,
+    /// Apply pending migrations before serving.
+    #[arg(long, env = "MIGRATE_ON_START", value_name = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+    /// Redis connection URL (`redis://` or `rediss://`).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+    /// Prefix of every Redis key, so several instances or test runs can share one Redis.
+    #[arg(
+        long,
+        env = "REDIS_KEY_PREFIX",
+        value_name = "REDIS_KEY_PREFIX",
+        default_value = "auth:"
+    )]
+    pub redis_key_prefix: String,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "0.0.0.0"
+    )]
+    pub bind_addr: IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Environment name (production, staging, sandbox, development, ...).
+    #[arg(
+        long,
+        env = "APP_ENV",
+        value_name = "APP_ENV",
+        default_value = "development"
+    )]
+    pub app_env: String,
+    /// Deployment label that tells a canary from stable in metrics and `/version`.
+    #[arg(
+        long,
+        env = "DEPLOYMENT_LABEL",
+        value_name = "DEPLOYMENT_LABEL",
+        default_value = "stable"
+    )]
+    pub deployment_label: String,
+
+    /// `iss` of issued access tokens, and the only issuer accepted.
+    #[arg(
+        long,
+        env = "JWT_ISSUER",
+        value_name = "JWT_ISSUER",
+        default_value = "auth-service"
+    )]
+    pub jwt_issuer: String,
+    /// `aud` of issued access tokens, and the only audience accepted.
+    #[arg(
+        long,
+        env = "JWT_AUDIENCE",
+        value_name = "JWT_AUDIENCE",
+        default_value = "suma"
+    )]
+    pub jwt_audience: String,
+    /// PEM file with the RSA private signing key (PKCS#8 or PKCS#1).
+    #[arg(
+        long,
+        env = "JWT_SIGNING_KEY_FILE",
+        value_name = "JWT_SIGNING_KEY_FILE"
+    )]
+    pub jwt_signing_key_file: Option<PathBuf>,
+    /// Directory of `*.pem` files with verify-only keys (public or private RSA keys).
+    #[arg(long, env = "JWT_VERIFY_KEYS_DIR", value_name = "JWT_VERIFY_KEYS_DIR")]
+    pub jwt_verify_keys_dir: Option<PathBuf>,
+    /// JSON key set document `{"signing_key": PEM, "verify_keys": [PEM, ...]}`, instead of PEM files.
+    #[arg(long, env = "JWT_KEYSET_FILE", value_name = "JWT_KEYSET_FILE", conflicts_with_all = ["jwt_signing_key_file", "jwt_verify_keys_dir"])]
+    pub jwt_keyset_file: Option<PathBuf>,
+    /// Seconds between periodic key reloads (0 disables; SIGHUP always reloads).
+    #[arg(
+        long,
+        env = "JWT_KEYS_RELOAD_INTERVAL",
+        value_name = "JWT_KEYS_RELOAD_INTERVAL",
+        default_value_t = 60
+    )]
+    pub jwt_keys_reload_interval: u64,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    #[arg(
+        long,
+        env = "JWT_LEEWAY",
+        value_name = "JWT_LEEWAY",
+        default_value_t = 5
+    )]
+    pub jwt_leeway: u64,
+    /// `max-age` of the JWKS response, in seconds.
+    #[arg(
+        long,
+        env = "JWKS_MAX_AGE",
+        value_name = "JWKS_MAX_AGE",
+        default_value_t = 60
+    )]
+    pub jwks_max_age: u64,
+
+    /// Access token lifetime.
+    #[arg(
+        long,
+        env = "ACCESS_TOKEN_TTL",
+        value_name = "ACCESS_TOKEN_TTL",
+        default_value_t = 900
+    )]
+    pub access_token_ttl: u64,
+    /// Refresh token lifetime.
+    #[arg(
+        long,
+        env = "REFRESH_TOKEN_TTL",
+        value_name = "REFRESH_TOKEN_TTL",
+        default_value_t = 604_800
+    )]
+    pub refresh_token_ttl: u64,
+    /// Window in which presenting an already rotated refresh token again returns the same successor
+    /// instead of revoking the family.
+    #[arg(
+        long,
+        env = "REFRESH_REUSE_GRACE",
+        value_name = "REFRESH_REUSE_GRACE",
+        default_value_t = 5
+    )]
+    pub refresh_reuse_grace: u64,
+    /// Session idle timeout (sliding).
+    #[arg(
+        long,
+        env = "SESSION_TIMEOUT_IDLE",
+        value_name = "SESSION_TIMEOUT_IDLE",
+        default_value_t = 900
+    )]
+    pub session_timeout_idle: u64,
+    /// Session absolute timeout (from login).
+    #[arg(
+        long,
+        env = "SESSION_TIMEOUT_ABSOLUTE",
+        value_name = "SESSION_TIMEOUT_ABSOLUTE",
+        default_value_t = 28_800
+    )]
+    pub session_timeout_absolute: u64,
+
+    /// Failed logins that lock an account.
+    #[arg(
+        long,
+        env = "MAX_LOGIN_ATTEMPTS",
+        value_name = "MAX_LOGIN_ATTEMPTS",
+        default_value_t = 5
+    )]
+    pub max_login_attempts: u32,
+    /// How long a locked account stays locked; also the window in which failures are counted.
+    #[arg(
+        long,
+        env = "LOCKOUT_DURATION",
+        value_name = "LOCKOUT_DURATION",
+        default_value_t = 900
+    )]
+    pub lockout_duration: u64,
+    /// Length of the rate limit window.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_WINDOW",
+        value_name = "RATE_LIMIT_WINDOW",
+        default_value_t = 60
+    )]
+    pub rate_limit_window: u64,
+    /// Login attempts per client IP per window (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_LOGIN_PER_IP",
+        value_name = "RATE_LIMIT_LOGIN_PER_IP",
+        default_value_t = 30
+    )]
+    pub rate_limit_login_per_ip: u32,
+    /// Login attempts per account (email) per window (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_LOGIN_PER_ACCOUNT",
+        value_name = "RATE_LIMIT_LOGIN_PER_ACCOUNT",
+        default_value_t = 10
+    )]
+    pub rate_limit_login_per_account: u32,
+    /// Registrations per client IP per window (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REGISTER_PER_IP",
+        value_name = "RATE_LIMIT_REGISTER_PER_IP",
+        default_value_t = 10
+    )]
+    pub rate_limit_register_per_ip: u32,
+    /// Refreshes per client IP per window (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REFRESH_PER_IP",
+        value_name = "RATE_LIMIT_REFRESH_PER_IP",
+        default_value_t = 120
+    )]
+    pub rate_limit_refresh_per_ip: u32,
+    /// Reverse proxies in front of the service that append to `X-Forwarded-For`; the client IP is taken
+    /// that many entries from the right. 0 uses the socket peer address.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXY_HOPS",
+        value_name = "TRUSTED_PROXY_HOPS",
+        default_value_t = 0
+    )]
+    pub trusted_proxy_hops: usize,
+    /// Password hashes computed at once (0 = number of CPUs); further requests wait their turn.
+    #[arg(
+        long,
+        env = "PASSWORD_HASH_CONCURRENCY",
+        value_name = "PASSWORD_HASH_CONCURRENCY",
+        default_value_t = 0
+    )]
+    pub password_hash_concurrency: usize,
+
+    /// Seconds to wait for in-flight requests at shutdown.
+    #[arg(
+        long,
+        env = "SHUTDOWN_TIMEOUT",
+        value_name = "SHUTDOWN_TIMEOUT",
+        default_value_t = 20
+    )]
+    pub shutdown_timeout: u64,
+
+    /// Allow fault injection (refused when APP_ENV is production).
+    #[arg(long = "enable-fault-injection")]
+    pub enable_fault_injection: bool,
+    /// Fraction (0..1) of API requests answered with 500 when fault injection is enabled.
+    #[arg(
+        long,
+        env = "FAULT_ERROR_RATE",
+        value_name = "FAULT_ERROR_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_error_rate: f64,
+    /// Milliseconds added to every API request when fault injection is enabled.
+    #[arg(
+        long,
+        env = "FAULT_LATENCY_MS",
+        value_name = "FAULT_LATENCY_MS",
+        default_value_t = 0
+    )]
+    pub fault_latency_ms: u64,
+}
+
+/// Where the JWT keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A private key PEM file and an optional directory of verify-only keys.
+    Pem {
+        signing_key_file: PathBuf,
+        verify_keys_dir: Option<PathBuf>,
+    },
+    /// A JSON key set document.
+    Json { keyset_file: PathBuf },
+}
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: `{variable}` {problem}")]
+pub struct ConfigError {
+    /// The environment variable (and flag) at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Checks the relations between settings that clap cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(bad("DATABASE_URL", "must be a postgres:// URL"));
+        }
+        if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
+            return Err(bad("REDIS_URL", "must be a redis:// or rediss:// URL"));
+        }
+        if redis::Client::open(self.redis_url.as_str()).is_err() {
+            return Err(bad("REDIS_URL", "is not a valid Redis URL"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(bad("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if self.redis_key_prefix.is_empty() || self.redis_key_prefix.len() > 64 {
+            return Err(bad("REDIS_KEY_PREFIX", "must be 1 to 64 characters"));
+        }
+        let label_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !label_ok(&self.deployment_label) {
+            return Err(bad("DEPLOYMENT_LABEL", "must be 1 to 32 of [A-Za-z0-9_-]"));
+        }
+        if !label_ok(&self.app_env) {
+            return Err(bad("APP_ENV", "must be 1 to 32 of [A-Za-z0-9_-]"));
+        }
+        if self.jwt_issuer.trim().is_empty() {
+            return Err(bad("JWT_ISSUER", "must not be empty"));
+        }
+        if self.jwt_audience.trim().is_empty() {
+            return Err(bad("JWT_AUDIENCE", "must not be empty"));
+        }
+        self.key_source()?;
+        if self.access_token_ttl == 0 || self.access_token_ttl > 86_400 {
+            return Err(bad(
+                "ACCESS_TOKEN_TTL",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        if self.refresh_token_ttl == 0 {
+            return Err(bad("REFRESH_TOKEN_TTL", "must be at least 1 second"));
+        }
+        if self.refresh_reuse_grace >= self.refresh_token_ttl || self.refresh_reuse_grace > 60 {
+            return Err(bad(
+                "REFRESH_REUSE_GRACE",
+                "must be at most 60 seconds and shorter than REFRESH_TOKEN_TTL",
+            ));
+        }
+        if self.session_timeout_idle == 0 {
+            return Err(bad("SESSION_TIMEOUT_IDLE", "must be at least 1 second"));
+        }
+        if self.session_timeout_absolute < self.session_timeout_idle {
+            return Err(bad(
+                "SESSION_TIMEOUT_ABSOLUTE",
+                "must not be shorter than SESSION_TIMEOUT_IDLE",
+            ));
+        }
+        if self.max_login_attempts == 0 {
+            return Err(bad("MAX_LOGIN_ATTEMPTS", "must be at least 1"));
+        }
+        if self.lockout_duration == 0 {
+            return Err(bad("LOCKOUT_DURATION", "must be at least 1 second"));
+        }
+        if self.rate_limit_window == 0 {
+            return Err(bad("RATE_LIMIT_WINDOW", "must be at least 1 second"));
+        }
+        if !(0.0..=1.0).contains(&self.fault_error_rate) || self.fault_error_rate.is_nan() {
+            return Err(bad("FAULT_ERROR_RATE", "must be between 0 and 1"));
+        }
+        if self.fault_latency_ms > 60_000 {
+            return Err(bad("FAULT_LATENCY_MS", "must be at most 60000"));
+        }
+        if self.enable_fault_injection && self.is_production() {
+            return Err(bad(
+                "APP_ENV",
+                "is production, where --enable-fault-injection is refused",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this is the production environment.
+    pub fn is_production(&self) -> bool {
+        self.app_env.eq_ignore_ascii_case("production") || self.app_env.eq_ignore_ascii_case("prod")
+    }
+
+    /// The configured key source; exactly one must be given.
+    pub fn key_source(&self) -> Result<KeySource, ConfigError> {
+        match (&self.jwt_keyset_file, &self.jwt_signing_key_file) {
+            (Some(file), None) => Ok(KeySource::Json { keyset_file: file.clone() }),
+            (None, Some(file)) => Ok(KeySource::Pem {
+                signing_key_file: file.clone(),
+                verify_keys_dir: self.jwt_verify_keys_dir.clone(),
+            }),
+            (Some(_), Some(_)) => Err(bad("JWT_KEYSET_FILE", "conflicts with JWT_SIGNING_KEY_FILE; set one")),
+            (None, None) => Err(bad(
+                "JWT_SIGNING_KEY_FILE",
+                "is not set (or set JWT_KEYSET_FILE); hint: create a key with `auth-service keygen --out FILE`",
+            )),
+        }
+    }
+
+    /// Whether fault injection is active: the flag is given and there is something to inject.
+    pub fn fault_injection_active(&self) -> bool {
+        self.enable_fault_injection && (self.fault_error_rate > 0.0 || self.fault_latency_ms > 0)
+    }
+
+    /// Number of concurrent password hashes.
+    pub fn hash_concurrency(&self) -> usize {
+        if self.password_hash_concurrency > 0 {
+            self.password_hash_concurrency
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }
+    }
+
+    /// Seconds as a [`Duration`]; a small helper for the many second-valued settings.
+    pub fn secs(value: u64) -> Duration {
+        Duration::from_secs(value)
+    }
+}
+
+// Hand-written so that the URLs, which may carry passwords, never reach a log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"[redacted]")
+            .field("redis_url", &"[redacted]")
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("bind_addr", &self.bind_addr)
+            .field("port", &self.port)
+            .field("app_env", &self.app_env)
+            .field("deployment_label", &self.deployment_label)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("enable_fault_injection", &self.enable_fault_injection)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<&'static str> {
+        vec![
+            "serve",
+            "--database-url",
+            "postgres://u@localhost/db",
+            "--redis-url",
+            "redis://localhost:6379",
+            "--jwt-signing-key-file",
+            "/tmp/k.pem",
+        ]
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let cfg = Config::try_parse_from(base()).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.port, 8080);
+        assert_eq!(cfg.session_timeout_idle, 900);
+        assert_eq!(cfg.session_timeout_absolute, 28_800);
+        assert_eq!(cfg.max_login_attempts, 5);
+        assert_eq!(cfg.deployment_label, "stable");
+        assert_eq!(cfg.redis_key_prefix, "auth:");
+    }
+
+    #[test]
+    fn fault_injection_is_refused_in_production() {
+        let mut args = base();
+        args.extend(["--app-env", "production", "--enable-fault-injection"]);
+        let err = Config::try_parse_from(args)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable, "APP_ENV");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let mut args = base();
+        args.extend([
+            "--session-timeout-absolute",
+            "10",
+            "--session-timeout-idle",
+            "20",
+        ]);
+        let err = Config::try_parse_from(args)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("SESSION_TIMEOUT_ABSOLUTE"),
+            "{err}"
+        );
+
+        let mut args = base();
+        args.extend(["--fault-error-rate", "1.5"]);
+        let err = Config::try_parse_from(args)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("FAULT_ERROR_RATE"), "{err}");
+
+        let err = Config::try_parse_from(["serve", "--port", "x"]).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_source_is_reported() {
+        let cfg = Config::try_parse_from(&base()[..5]).unwrap();
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.variable, "JWT_SIGNING_KEY_FILE");
+    }
+
+    #[test]
+    fn serve_is_the_default_subcommand() {
+        let args = with_default_subcommand(vec![
+            "auth-service".into(),
+            "--enable-fault-injection".into(),
+        ]);
+        assert_eq!(args[1], "serve");
+        let args = with_default_subcommand(vec!["auth-service".into(), "migrate".into()]);
+        assert_eq!(args[1], "migrate");
+        let args = with_default_subcommand(vec!["auth-service".into()]);
+        assert_eq!(
+            args,
+            vec![std::ffi::OsString::from("auth-service"), "serve".into()]
+        );
+    }
+}

@@ -1,0 +1,565 @@
+//! `/api/auth`: register, login, refresh, logout, me.
+//!
+//! Login never tells an unknown email from a wrong password: same status, same body, and the unknown path
+//! verifies against a dummy hash so it costs the same. Registration answers the same whether or not the
+//! email is taken. Every outcome is written to the audit log.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::http::error::{Error, ErrorBody, Result};
+use crate::http::extract::{ApiJson, AuthUser, ClientMeta};
+use crate::password::{check_policy, Password, PolicyError};
+use crate::state::AppState;
+use crate::store::postgres::{NewRefreshToken, RotateRequest, Rotation};
+use crate::store::redis::{Gate, Session, SessionState};
+use crate::store::AuditEvent;
+use crate::tokens;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/me", get(me))
+}
+
+/// Registration request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Email address; stored lower-case.
+    pub email: String,
+    /// 12 to 128 characters; not a common password; not containing the email's local part.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// Registration answer; the same whether or not the address already had an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// What happens next.
+    pub message: &'static str,
+}
+
+/// Login request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// Tokens for a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// RS256 JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque refresh token; single use.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
+    /// The session these tokens belong to.
+    pub session_id: Uuid,
+}
+
+/// Refresh request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// The calling user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// User id.
+    pub id: Uuid,
+    /// Email address.
+    pub email: String,
+    /// Whether the email is verified.
+    pub email_verified: bool,
+    /// When the account was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The session of the presented token.
+    pub session_id: Uuid,
+}
+
+/// Normalises an email: trimmed, lower-case.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    (3..=254).contains(&email.len())
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A Redis key for an account that does not put the email itself in Redis.
+fn account_key(email: &str) -> String {
+    hex::encode(&Sha256::digest(email.as_bytes())[..16])
+}
+
+fn audit(meta: &ClientMeta, event: &'static str, result: &'static str) -> AuditEvent {
+    AuditEvent {
+        event,
+        result,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        request_id: meta.request_id.clone(),
+        metadata: json!({}),
+        user_id: None,
+    }
+}
+
+/// Register an account.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 202, description = "Accepted (also when the address is taken)", body = RegisterResponse),
+        (status = 422, description = "Invalid email or password", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<RegisterResponse>)> {
+    let cfg = &state.config;
+    if let Some(retry_after) = state
+        .cache
+        .rate_limit(
+            "register_ip",
+            meta.ip_key(),
+            cfg.rate_limit_register_per_ip,
+            cfg.rate_limit_window,
+        )
+        .await?
+    {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["register_ip"])
+            .inc();
+        return Err(Error::RateLimited { retry_after });
+    }
+    let email = normalize_email(&req.email);
+    if !valid_email(&email) {
+        return Err(Error::Unprocessable {
+            code: "invalid_email",
+            message: "email address is not valid".into(),
+        });
+    }
+    if let Err(e) = check_policy(&req.password, &email) {
+        let code = match e {
+            PolicyError::TooShort | PolicyError::TooLong => "password_length",
+            PolicyError::Common => "password_common",
+            PolicyError::ContainsEmail => "password_contains_email",
+        };
+        return Err(Error::Unprocessable {
+            code,
+            message: e.to_string(),
+        });
+    }
+    // Hashed before the existence check, so a taken address costs the same time as a free one.
+    let hash = state.hasher.hash(&req.password).await?;
+    let id = Uuid::now_v7();
+    let created = state.db.create_user(id, &email, &hash, state.now()).await?;
+    state.metrics.registrations.inc();
+    let mut event = audit(
+        &meta,
+        "register",
+        if created { "success" } else { "duplicate" },
+    );
+    if created {
+        event.user_id = Some(id);
+    } else {
+        event.metadata = json!({ "email_domain": email.split('@').nth(1) });
+    }
+    state.audit(event).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RegisterResponse {
+            status: "accepted",
+            message: "If the address can be registered, the account is ready; check your email to verify it.",
+        }),
+    ))
+}
+
+async fn issue_session_tokens(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    refresh_token: String,
+) -> Result<TokenResponse> {
+    let keys = state.keys.current();
+    let (access_token, _) =
+        tokens::issue_access(&keys, &state.jwt, user_id, session_id, state.now()).map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context("cannot sign access token"))
+        })?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.config.access_token_ttl,
+        refresh_token,
+        refresh_expires_in: state.config.refresh_token_ttl,
+        session_id,
+    })
+}
+
+/// Log in with email and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; a new session", body = TokenResponse),
+        (status = 401, description = "Invalid email or password", body = ErrorBody),
+        (status = 429, description = "Rate limited or account locked; see Retry-After", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<TokenResponse>> {
+    let cfg = &state.config;
+    let m = &state.metrics;
+    m.login_attempts.inc();
+    let email = normalize_email(&req.email);
+    let account = account_key(&email);
+
+    for (scope, id, limit) in [
+        ("login_ip", meta.ip_key(), cfg.rate_limit_login_per_ip),
+        (
+            "login_account",
+            account.as_str(),
+            cfg.rate_limit_login_per_account,
+        ),
+    ] {
+        if let Some(retry_after) = state
+            .cache
+            .rate_limit(scope, id, limit, cfg.rate_limit_window)
+            .await?
+        {
+            m.rate_limited.with_label_values(&[scope]).inc();
+            m.login_failures.with_label_values(&["rate_limited"]).inc();
+            let mut event = audit(&meta, "login", "rate_limited");
+            event.metadata = json!({ "scope": scope });
+            state.audit(event).await;
+            return Err(Error::RateLimited { retry_after });
+        }
+    }
+
+    if let Gate::Locked { retry_after } = state
+        .cache
+        .login_gate(&account, cfg.max_login_attempts, cfg.lockout_duration)
+        .await?
+    {
+        m.login_failures.with_label_values(&["locked"]).inc();
+        state.audit(audit(&meta, "login", "locked")).await;
+        return Err(Error::Locked { retry_after });
+    }
+
+    let user = state.db.user_by_email(&email).await?;
+    let verified = state
+        .hasher
+        .verify(
+            &req.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await?;
+    let user = match user {
+        Some(user) if verified.ok => user,
+        user => {
+            m.login_failures
+                .with_label_values(&["invalid_credentials"])
+                .inc();
+            let locked_now = state
+                .cache
+                .login_failed(&account, cfg.max_login_attempts, cfg.lockout_duration)
+                .await?;
+            let user_id = user.map(|u| u.id);
+            let mut event = audit(&meta, "login", "failure");
+            event.user_id = user_id;
+            event.metadata =
+                json!({ "reason": "invalid_credentials", "known_account": user_id.is_some() });
+            state.audit(event).await;
+            if locked_now {
+                m.lockouts.inc();
+                let mut event = audit(&meta, "account_locked", "locked");
+                event.user_id = user_id;
+                event.metadata = json!({ "lockout_seconds": cfg.lockout_duration });
+                state.audit(event).await;
+            }
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    state.cache.login_succeeded(&account).await?;
+
+    if verified.needs_rehash {
+        let (state, password, user) = (state.clone(), req.password.clone(), user.clone());
+        tokio::spawn(async move {
+            let result = async {
+                let new = state.hasher.hash(&password).await?;
+                state
+                    .db
+                    .rehash_password(user.id, &user.password_hash, &new, state.now())
+                    .await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = result.await {
+                tracing::warn!(error = format!("{e:#}"), "cannot upgrade password hash");
+            }
+        });
+    }
+
+    let now = state.now();
+    // A fresh random id for every login: a session id is never reused or chosen by the client.
+    let session_id = Uuid::new_v4();
+    let session = Session {
+        id: session_id,
+        user_id: user.id,
+        created_at: now,
+        last_seen_at: now,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+    };
+    state.cache.create_session(&session, state.timeouts).await?;
+    m.sessions_created.inc();
+
+    let (refresh_token, hash) = tokens::new_refresh_token();
+    state
+        .db
+        .insert_refresh_token(&NewRefreshToken {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            family_id: session_id,
+            parent_id: None,
+            token_hash: hash,
+            rotation_count: 0,
+            device: meta.user_agent.clone(),
+            ip: meta.ip.clone(),
+            created_at: now,
+            expires_at: now + Duration::seconds(cfg.refresh_token_ttl as i64),
+        })
+        .await?;
+    let response = issue_session_tokens(&state, user.id, session_id, refresh_token).await?;
+    m.login_success.inc();
+    let mut event = audit(&meta, "login", "success");
+    event.user_id = Some(user.id);
+    event.metadata = json!({ "session_id": session_id });
+    state.audit(event).await;
+    Ok(Json(response))
+}
+
+/// Exchange a refresh token for new tokens.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Rotated; the old refresh token is spent", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>> {
+    let cfg = &state.config;
+    let m = &state.metrics;
+    if let Some(retry_after) = state
+        .cache
+        .rate_limit(
+            "refresh_ip",
+            meta.ip_key(),
+            cfg.rate_limit_refresh_per_ip,
+            cfg.rate_limit_window,
+        )
+        .await?
+    {
+        m.rate_limited.with_label_values(&["refresh_ip"]).inc();
+        return Err(Error::RateLimited { retry_after });
+    }
+    let presented = req.refresh_token.trim();
+    if !tokens::looks_like_refresh_token(presented) {
+        m.token_refresh.with_label_values(&["invalid"]).inc();
+        return Err(Error::InvalidGrant);
+    }
+    let (successor, successor_hash) = tokens::new_refresh_token();
+    let sealed = tokens::seal_successor(presented, &successor);
+    let now = state.now();
+    let rotation = state
+        .db
+        .rotate_refresh_token(RotateRequest {
+            presented_hash: tokens::hash_refresh_token(presented),
+            successor_hash,
+            successor_sealed: &sealed,
+            successor_id: Uuid::now_v7(),
+            ip: meta.ip.clone(),
+            device: meta.user_agent.clone(),
+            now,
+            ttl: Duration::seconds(cfg.refresh_token_ttl as i64),
+            grace: Duration::seconds(cfg.refresh_reuse_grace as i64),
+        })
+        .await?;
+
+    let (user_id, family_id, token, result) = match rotation {
+        Rotation::Unknown => {
+            m.token_refresh.with_label_values(&["invalid"]).inc();
+            state
+                .audit(audit(&meta, "token_refresh", "unknown_token"))
+                .await;
+            return Err(Error::InvalidGrant);
+        }
+        Rotation::Dead { user_id, family_id } => {
+            m.token_refresh.with_label_values(&["invalid"]).inc();
+            let mut event = audit(&meta, "token_refresh", "revoked_or_expired");
+            event.user_id = Some(user_id);
+            event.metadata = json!({ "family_id": family_id });
+            state.audit(event).await;
+            return Err(Error::InvalidGrant);
+        }
+        Rotation::Reused { user_id, family_id } => {
+            m.token_refresh.with_label_values(&["reuse"]).inc();
+            m.token_reuse.inc();
+            state.cache.delete_session(family_id, user_id).await?;
+            let mut event = audit(&meta, "token_reuse_detected", "family_revoked");
+            event.user_id = Some(user_id);
+            event.metadata = json!({ "family_id": family_id });
+            state.audit(event).await;
+            tracing::warn!(user_id = %user_id, family_id = %family_id, "refresh token reuse; family revoked");
+            return Err(Error::InvalidGrant);
+        }
+        Rotation::GraceRetry {
+            user_id,
+            family_id,
+            sealed,
+        } => {
+            let token = tokens::open_successor(presented, &sealed).ok_or(Error::InvalidGrant)?;
+            (user_id, family_id, token, "grace_retry")
+        }
+        Rotation::Rotated {
+            user_id, family_id, ..
+        } => (user_id, family_id, successor, "rotated"),
+    };
+
+    // A refresh is activity on the session: it must still be alive, and it slides the idle timeout.
+    match state
+        .cache
+        .touch_session(family_id, now, state.timeouts)
+        .await?
+    {
+        SessionState::Alive { user_id: owner } if owner == user_id => {}
+        other => {
+            state
+                .db
+                .revoke_family(family_id, "session_ended", now)
+                .await?;
+            m.token_refresh.with_label_values(&["session_ended"]).inc();
+            let mut event = audit(&meta, "token_refresh", "session_ended");
+            event.user_id = Some(user_id);
+            event.metadata = json!({ "family_id": family_id, "session": format!("{other:?}") });
+            state.audit(event).await;
+            return Err(Error::InvalidGrant);
+        }
+    }
+
+    let response = issue_session_tokens(&state, user_id, family_id, token).await?;
+    m.token_refresh.with_label_values(&[result]).inc();
+    let mut event = audit(&meta, "token_refresh", "success");
+    event.user_id = Some(user_id);
+    event.metadata = json!({ "family_id": family_id, "kind": result });
+    state.audit(event).await;
+    Ok(Json(response))
+}
+
+/// End the caller's session and revoke its refresh tokens.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    user: AuthUser,
+) -> Result<StatusCode> {
+    end_session(&state, user.user_id, user.session_id, "logout").await?;
+    let mut event = audit(&meta, "logout", "success");
+    event.user_id = Some(user.user_id);
+    event.metadata = json!({ "session_id": user.session_id });
+    state.audit(event).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a session and revokes its refresh token family.
+pub async fn end_session(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<()> {
+    state.cache.delete_session(session_id, user_id).await?;
+    state
+        .db
+        .revoke_family(session_id, reason, state.now())
+        .await?;
+    Ok(())
+}
+
+/// The calling user.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = MeResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    ))]
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>> {
+    let row = state
+        .db
+        .user_by_id(user.user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    Ok(Json(MeResponse {
+        id: row.id,
+        email: row.email,
+        email_verified: row.email_verified,
+        created_at: row.created_at,
+        session_id: user.session_id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(normalize_email("  Alice@Example.COM "), "alice@example.com");
+        assert!(valid_email("alice@example.com"));
+        assert!(!valid_email("alice"));
+        assert!(!valid_email("alice@localhost"));
+        assert!(!valid_email("a b@example.com"));
+        assert!(!valid_email("@example.com"));
+    }
+}

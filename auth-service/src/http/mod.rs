@@ -1,0 +1,148 @@
+//! The HTTP layer: one module per resource, each with its own `router()`, assembled here with the
+//! cross-cutting middleware: request ids, JSON request logs, security headers, metrics, a body size limit,
+//! and (only when enabled) fault injection on the API routes.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod ops;
+pub mod sessions;
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use rand::Rng as _;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::http::error::ErrorBody;
+use crate::state::AppState;
+
+/// Largest request body accepted.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(sessions::router())
+        .layer(middleware::from_fn_with_state(state.clone(), inject_faults));
+    let security_headers = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+    ];
+    let mut router = Router::new()
+        .merge(api)
+        .merge(ops::router())
+        .merge(openapi::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    for (name, value) in security_headers {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    // Tokens and personal data must not be cached; the JWKS sets its own short max-age.
+    router = router.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
+    router
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<Body>| {
+                            let request_id =
+                                req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            // The path only: query strings are not logged, they could carry secrets.
+                            tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id)
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody {
+            error: "not_found",
+            message: "not found".into(),
+        }),
+    )
+}
+
+async fn track_metrics(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[&route, &method])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Adds latency and/or answers 500 for a fraction of API requests; a no-op unless the process was started
+/// with `--enable-fault-injection` (which configuration refuses in production).
+async fn inject_faults(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let cfg = &state.config;
+    if !cfg.fault_injection_active() {
+        return next.run(req).await;
+    }
+    if cfg.fault_latency_ms > 0 {
+        state.metrics.faults.with_label_values(&["latency"]).inc();
+        tokio::time::sleep(Duration::from_millis(cfg.fault_latency_ms)).await;
+    }
+    if cfg.fault_error_rate > 0.0 && rand::thread_rng().gen_bool(cfg.fault_error_rate) {
+        state.metrics.faults.with_label_values(&["error"]).inc();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(ErrorBody {
+                error: "injected_fault",
+                message: "fault injected for a canary drill".into(),
+            }),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}

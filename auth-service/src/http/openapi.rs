@@ -1,0 +1,54 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at `/openapi.json`.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::http::{auth, ops, sessions};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "auth-service", description = "Accounts, login, tokens and sessions"),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        sessions::list, sessions::revoke,
+        ops::health, ops::ready, ops::metrics, ops::version, ops::jwks,
+    ),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The route serving the document.
+pub fn router() -> Router<AppState> {
+    let doc = document();
+    Router::new().route(
+        "/openapi.json",
+        get(move || async move { Json(doc.clone()) }),
+    )
+}

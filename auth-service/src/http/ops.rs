@@ -1,0 +1,160 @@
+//! Operational endpoints: `/health`, `/ready`, `/metrics`, `/version` and the JWKS.
+//!
+//! `/health` only says the process answers; `/ready` checks PostgreSQL, the migrations and Redis, each
+//! with a short timeout, and answers 503 when any of them fails so a load balancer stops routing here.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/version", get(version))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// Process liveness; no dependencies are checked.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness and the result of each check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// `ok` or what failed, for PostgreSQL.
+    pub postgres: String,
+    /// `ok`, `pending` or `unknown`, for the migrations.
+    pub migrations: String,
+    /// `ok` or what failed, for Redis.
+    pub redis: String,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// PostgreSQL reachable, migrations applied, Redis reachable.
+#[utoipa::path(get, path = "/ready", tag = "ops",
+    responses((status = 200, body = Ready), (status = 503, description = "A dependency is down", body = Ready)))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let pg = tokio::time::timeout(CHECK_TIMEOUT, state.db.readiness());
+    let redis = tokio::time::timeout(CHECK_TIMEOUT, state.cache.ping());
+    let (pg, redis) = tokio::join!(pg, redis);
+    let (postgres, migrations) = match pg {
+        Err(_) => ("timeout".to_owned(), "unknown".to_owned()),
+        Ok((Err(e), _)) => {
+            tracing::warn!(error = %e, "readiness: postgres");
+            ("unreachable".to_owned(), "unknown".to_owned())
+        }
+        Ok((Ok(()), Ok(true))) => ("ok".to_owned(), "ok".to_owned()),
+        Ok((Ok(()), Ok(false))) => ("ok".to_owned(), "pending".to_owned()),
+        Ok((Ok(()), Err(e))) => {
+            tracing::warn!(error = %e, "readiness: migrations");
+            ("ok".to_owned(), "unknown".to_owned())
+        }
+    };
+    let redis = match redis {
+        Err(_) => "timeout".to_owned(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: redis");
+            "unreachable".to_owned()
+        }
+        Ok(Ok(())) => "ok".to_owned(),
+    };
+    let ok = postgres == "ok" && migrations == "ok" && redis == "ok";
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Ready {
+            status: if ok { "ready" } else { "not_ready" },
+            postgres,
+            migrations,
+            redis,
+        }),
+    )
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Build and deployment identity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Version {
+    /// Crate version.
+    pub version: &'static str,
+    /// Git commit, when the build recorded one (`AUTH_SERVICE_GIT_SHA` at build time).
+    pub git_sha: Option<&'static str>,
+    /// `DEPLOYMENT_LABEL`, e.g. `stable` or `canary`.
+    pub deployment: String,
+    /// `APP_ENV`.
+    pub environment: String,
+    /// The kid of the key that signs new access tokens.
+    pub signing_kid: String,
+}
+
+/// Build version, deployment label and the active signing key id.
+#[utoipa::path(get, path = "/version", tag = "ops", responses((status = 200, body = Version)))]
+pub async fn version(State(state): State<AppState>) -> Json<Version> {
+    Json(Version {
+        version: env!("CARGO_PKG_VERSION"),
+        git_sha: option_env!("AUTH_SERVICE_GIT_SHA"),
+        deployment: state.config.deployment_label.clone(),
+        environment: state.config.app_env.clone(),
+        signing_kid: state.keys.current().signing_kid().to_owned(),
+    })
+}
+
+/// The public keys that verify access tokens (signing key and verify-only keys).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "ops",
+    responses((status = 200, description = "JWK set", content_type = "application/json")))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let cache = format!("public, max-age={}", state.config.jwks_max_age);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("max-age=60")),
+            ),
+        ],
+        state.keys.current().jwks_json().to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,234 @@
+//! auth-service: accounts, login, tokens and sessions for suma's fintech customers.
+//!
+//! The binary's `main` parses the command line and calls [`run`]. `serve` connects PostgreSQL and Redis,
+//! loads the JWT keys, applies migrations (unless told not to), starts the key reloader (SIGHUP and
+//! periodic) and serves HTTP until SIGTERM or Ctrl-C, then drains in-flight requests.
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod password;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Command, Config, KeygenArgs, MigrateArgs};
+use crate::state::AppState;
+use crate::store::Db;
+
+/// Runs a subcommand to completion.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(config) => serve(*config).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Keygen(args) => keygen(args),
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.database_url)
+        .await
+        .context("cannot connect to `DATABASE_URL`")?;
+    Db::new(pool)
+        .migrate()
+        .await
+        .context("cannot apply migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if ![2048, 3072, 4096].contains(&args.bits) {
+        anyhow::bail!("`--bits` must be 2048, 3072 or 4096, not {}", args.bits);
+    }
+    let key = keys::generate(args.bits)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&args.out).with_context(|| {
+        format!(
+            "cannot create `{}`\nhint: keygen never overwrites a key; choose a new file",
+            args.out.display()
+        )
+    })?;
+    file.write_all(key.pem.as_bytes())
+        .with_context(|| format!("cannot write `{}`", args.out.display()))?;
+    // The kid is data for scripts: stdout, alone on its line.
+    println!("{}", key.kid);
+    Ok(())
+}
+
+/// Reloads the keys on SIGHUP and every `interval` (if non-zero) until cancelled.
+pub fn spawn_key_reloader(
+    state: AppState,
+    interval: Duration,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; key reload only periodic");
+                None
+            }
+        };
+        let period = if interval.is_zero() {
+            Duration::from_secs(86_400 * 365)
+        } else {
+            interval
+        };
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            #[cfg(unix)]
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_recv = std::future::pending::<Option<()>>();
+            let trigger = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick(), if !interval.is_zero() => "periodic",
+                _ = hup_recv => "sighup",
+            };
+            reload_keys(&state, trigger);
+        }
+    })
+}
+
+/// Reloads the keys once, logging and counting the outcome.
+pub fn reload_keys(state: &AppState, trigger: &'static str) {
+    match state.keys.reload() {
+        Ok(outcome) => {
+            state
+                .metrics
+                .key_reloads
+                .with_label_values(&["success"])
+                .inc();
+            if outcome.changed {
+                tracing::info!(trigger, signing_kid = %outcome.signing_kid, "JWT keys reloaded with changes");
+            } else {
+                tracing::debug!(trigger, "JWT keys reloaded, unchanged");
+            }
+        }
+        Err(e) => {
+            state
+                .metrics
+                .key_reloads
+                .with_label_values(&["failure"])
+                .inc();
+            tracing::error!(
+                trigger,
+                error = format!("{:#}", anyhow::Error::new(e)),
+                "JWT key reload failed; keeping the current keys"
+            );
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    config.validate()?;
+    if config.enable_fault_injection {
+        tracing::warn!(
+            error_rate = config.fault_error_rate,
+            latency_ms = config.fault_latency_ms,
+            "fault injection enabled"
+        );
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(&config.database_url)
+        .context("invalid `DATABASE_URL`")?;
+    if config.migrate_on_start {
+        Db::new(pool.clone())
+            .migrate()
+            .await
+            .context("cannot apply migrations at start\nhint: check `DATABASE_URL`, or run `auth-service migrate` separately and set MIGRATE_ON_START=false")?;
+    }
+    let addr = SocketAddr::new(config.bind_addr, config.port);
+    let reload_every = Duration::from_secs(config.jwt_keys_reload_interval);
+    let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
+    let state = AppState::new(config, pool.clone(), Arc::new(clock::SystemClock))?;
+    tracing::info!(
+        %addr,
+        deployment = %state.config.deployment_label,
+        environment = %state.config.app_env,
+        signing_kid = %state.keys.current().signing_kid(),
+        "starting auth-service"
+    );
+
+    let cancel = CancellationToken::new();
+    let reloader = spawn_key_reloader(state.clone(), reload_every, cancel.clone());
+    let app = http::router(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on `{addr}` (BIND_ADDR, PORT)"))?;
+
+    let shutdown = cancel.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; draining in-flight requests");
+        shutdown.cancel();
+    });
+    let server = tokio::spawn(async move { server.await });
+    cancel.cancelled().await;
+    match tokio::time::timeout(shutdown_timeout, server).await {
+        Ok(result) => result
+            .context("server task failed")?
+            .context("server failed")?,
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT; exiting")
+        }
+    }
+    let _ = reloader.await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,273 @@
+//! Passwords: policy, Argon2id hashing and verification.
+//!
+//! Hashing is CPU-bound (tens of milliseconds), so it runs on tokio's blocking pool behind a semaphore sized
+//! to the CPUs: a login burst queues for the hasher instead of starving the async workers that serve every
+//! other request. Verifying against an unknown account uses a dummy hash computed at start-up with the same
+//! parameters, so unknown emails cost the same time as wrong passwords.
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+/// Argon2id memory cost in KiB (OWASP's first recommended configuration).
+pub const M_COST: u32 = 19_456;
+/// Argon2id iterations.
+pub const T_COST: u32 = 2;
+/// Argon2id parallelism.
+pub const P_COST: u32 = 1;
+/// Shortest password accepted, in characters.
+pub const MIN_LEN: usize = 12;
+/// Longest password accepted, in characters.
+pub const MAX_LEN: usize = 128;
+
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common_passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+});
+
+/// A password as received; never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a string.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The password text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why a password is refused at registration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("password must be at least {MIN_LEN} characters")]
+    TooShort,
+    #[error("password must be at most {MAX_LEN} characters")]
+    TooLong,
+    #[error("password is too common")]
+    Common,
+    #[error("password must not contain the email address")]
+    ContainsEmail,
+}
+
+/// Checks the password policy: 12 to 128 characters, no composition rules, not a common password, not
+/// containing the email's local part.
+pub fn check_policy(password: &Password, email: &str) -> Result<(), PolicyError> {
+    let pw = password.expose();
+    let len = pw.chars().count();
+    if len < MIN_LEN {
+        return Err(PolicyError::TooShort);
+    }
+    if len > MAX_LEN {
+        return Err(PolicyError::TooLong);
+    }
+    let lower = pw.to_lowercase();
+    if COMMON.contains(lower.as_str()) {
+        return Err(PolicyError::Common);
+    }
+    let local = email.split('@').next().unwrap_or_default().to_lowercase();
+    if local.chars().count() >= 3 && lower.contains(&local) {
+        return Err(PolicyError::ContainsEmail);
+    }
+    Ok(())
+}
+
+/// Hashing failed (a bug or an exhausted runtime, never a wrong password).
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("password hashing task failed")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("password hasher is shut down")]
+    Closed,
+}
+
+/// The result of checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The password matched.
+    pub ok: bool,
+    /// The stored hash uses other parameters than the current ones and should be replaced.
+    pub needs_rehash: bool,
+}
+
+/// Argon2id hashing on the blocking pool with bounded concurrency.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    dummy: Arc<str>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("available", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    let params =
+        Params::new(M_COST, T_COST, P_COST, None).expect("constant Argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes synchronously; for benchmarks and start-up. Request paths use [`Hasher::hash`].
+pub fn hash_blocking(password: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Hash(e.to_string()))
+}
+
+fn verify_blocking(password: &str, stored: &str) -> Verified {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return Verified {
+            ok: false,
+            needs_rehash: false,
+        };
+    };
+    let ok = argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    let current = Params::new(M_COST, T_COST, P_COST, None).ok();
+    let stored_params = Params::try_from(&parsed).ok();
+    let same_alg = parsed.algorithm.as_str() == "argon2id" && parsed.version == Some(0x13);
+    let needs_rehash = ok
+        && (!same_alg
+            || match (current, stored_params) {
+                (Some(c), Some(s)) => {
+                    (c.m_cost(), c.t_cost(), c.p_cost()) != (s.m_cost(), s.t_cost(), s.p_cost())
+                }
+                _ => true,
+            });
+    Verified { ok, needs_rehash }
+}
+
+impl Hasher {
+    /// A hasher allowing `concurrency` hashes at once. Computes the dummy hash, so it takes one hash's time.
+    pub fn new(concurrency: usize) -> Result<Self, HashError> {
+        let dummy = hash_blocking("dummy password that no account has; only its cost matters")?;
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: dummy.into(),
+        })
+    }
+
+    /// Hashes a password with the current parameters.
+    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || hash_blocking(pw.expose())).await?
+    }
+
+    /// Verifies a password against a stored hash, or against the dummy hash when there is no account, so
+    /// both paths take the same time. Without an account the answer is always "no".
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
+        let pw = password.clone();
+        let known = stored.is_some();
+        let hash: Arc<str> = stored.map(Arc::from).unwrap_or_else(|| self.dummy.clone());
+        let verified =
+            tokio::task::spawn_blocking(move || verify_blocking(pw.expose(), &hash)).await?;
+        Ok(if known {
+            verified
+        } else {
+            Verified {
+                ok: false,
+                needs_rehash: false,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy() {
+        let p = |s: &str| check_policy(&Password::new(s), "alice.smith@example.com");
+        assert_eq!(p("short"), Err(PolicyError::TooShort));
+        assert_eq!(p(&"x".repeat(129)), Err(PolicyError::TooLong));
+        assert!(
+            p(&"é".repeat(128)).is_ok(),
+            "length counts characters, not bytes"
+        );
+        assert_eq!(p("Password1234"), Err(PolicyError::Common));
+        assert_eq!(p("my-ALICE.SMITH-secret"), Err(PolicyError::ContainsEmail));
+        assert!(p("correct horse battery").is_ok());
+        assert!(p("alllowercaseletters").is_ok(), "no composition rules");
+    }
+
+    #[test]
+    fn hash_uses_the_required_parameters_and_verifies() {
+        let hash = hash_blocking("a long enough passphrase").unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert_eq!(
+            verify_blocking("a long enough passphrase", &hash),
+            Verified {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        assert!(!verify_blocking("another passphrase!!", &hash).ok);
+    }
+
+    #[test]
+    fn weaker_hashes_are_flagged_for_rehash() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = weak
+            .hash_password(b"a long enough passphrase", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            verify_blocking("a long enough passphrase", &hash),
+            Verified {
+                ok: true,
+                needs_rehash: true
+            }
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Persistence: PostgreSQL for accounts, refresh tokens and the audit log; Redis for sessions, rate limits
+//! and lockout counters.
+
+pub mod postgres;
+pub mod redis;
+
+pub use self::postgres::{AuditEvent, Db};
+pub use self::redis::Cache;

@@ -1,0 +1,367 @@
+//! PostgreSQL access: users, refresh tokens, audit log, migrations.
+//!
+//! Queries are runtime-checked (`sqlx::query`), so the crate builds without a database. Times come from the
+//! service clock and are passed in, never taken from `now()` in SQL, so tests can move time.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::{PgPool, Row as _};
+use uuid::Uuid;
+
+/// The embedded migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// A user row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything recorded about an authentication event.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    /// The account concerned, when known.
+    pub user_id: Option<Uuid>,
+    /// What happened, e.g. `login`, `register`, `token_refresh`, `token_reuse_detected`.
+    pub event: &'static str,
+    /// `success`, `failure`, `denied`, ...
+    pub result: &'static str,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Event details; never a password, token or secret.
+    pub metadata: serde_json::Value,
+}
+
+/// A refresh token to store.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub family_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub token_hash: [u8; 32],
+    pub rotation_count: i32,
+    pub device: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What happened to a presented refresh token.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// No such token.
+    Unknown,
+    /// Expired, or its family is revoked.
+    Dead { user_id: Uuid, family_id: Uuid },
+    /// The token was valid and is now replaced by `successor`.
+    Rotated {
+        user_id: Uuid,
+        family_id: Uuid,
+        rotation_count: i32,
+    },
+    /// The token was already rotated within the grace window; `sealed` opens to the same successor.
+    GraceRetry {
+        user_id: Uuid,
+        family_id: Uuid,
+        sealed: Vec<u8>,
+    },
+    /// The token was already rotated before the grace window: the whole family was revoked.
+    Reused { user_id: Uuid, family_id: Uuid },
+}
+
+/// The inputs of a rotation, all computed by the caller.
+#[derive(Debug, Clone)]
+pub struct RotateRequest<'a> {
+    pub presented_hash: [u8; 32],
+    pub successor_hash: [u8; 32],
+    pub successor_sealed: &'a [u8],
+    pub successor_id: Uuid,
+    pub ip: Option<String>,
+    pub device: Option<String>,
+    pub now: DateTime<Utc>,
+    pub ttl: Duration,
+    pub grace: Duration,
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Wraps a pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Whether the database answers and every embedded migration is applied.
+    pub async fn readiness(&self) -> (Result<(), sqlx::Error>, Result<bool, sqlx::Error>) {
+        let ping = sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ());
+        if ping.is_err() {
+            return (ping, Ok(false));
+        }
+        let applied = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .map(|rows| {
+                let applied: std::collections::HashSet<i64> =
+                    rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+                MIGRATOR
+                    .iter()
+                    .filter(|m| !m.migration_type.is_down_migration())
+                    .all(|m| applied.contains(&m.version))
+            });
+        let applied = match applied {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Ok(false),
+            other => other,
+        };
+        (ping, applied)
+    }
+
+    /// Creates a user unless a live account has the email; returns whether it was created.
+    pub async fn create_user(
+        &self,
+        id: Uuid,
+        email: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at, password_changed_at)
+             VALUES ($1, $2, $3, $4, $4, $4)
+             ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING",
+        )
+        .bind(id)
+        .bind(email)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if created {
+            sqlx::query("INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(Uuid::now_v7())
+                .bind(id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// The live user with this (normalised) email.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, email, password_hash, email_verified, created_at
+             FROM users WHERE email = $1 AND deleted_at IS NULL",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// The live user with this id.
+    pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, email, password_hash, email_verified, created_at
+             FROM users WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Replaces a password hash with one of the same password under current parameters.
+    pub async fn rehash_password(
+        &self,
+        id: Uuid,
+        old: &str,
+        new: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        // Only if unchanged meanwhile, so a concurrent password change is never overwritten.
+        sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2")
+            .bind(id)
+            .bind(old)
+            .bind(new)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a new refresh token (the first of a family, at login).
+    pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens
+               (id, user_id, family_id, parent_id, token_hash, rotation_count, device, ip, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(t.id)
+        .bind(t.user_id)
+        .bind(t.family_id)
+        .bind(t.parent_id)
+        .bind(&t.token_hash[..])
+        .bind(t.rotation_count)
+        .bind(&t.device)
+        .bind(&t.ip)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Rotates a presented refresh token in one transaction. The row lock serialises concurrent uses of
+    /// the same token: the first rotates, later ones see it rotated and get the grace or reuse answer.
+    pub async fn rotate_refresh_token(
+        &self,
+        r: RotateRequest<'_>,
+    ) -> Result<Rotation, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT id, user_id, family_id, rotation_count, expires_at, rotated_at, successor_sealed, revoked_at
+             FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        )
+        .bind(&r.presented_hash[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Unknown);
+        };
+        let id: Uuid = row.get("id");
+        let user_id: Uuid = row.get("user_id");
+        let family_id: Uuid = row.get("family_id");
+        let rotation_count: i32 = row.get("rotation_count");
+        let expires_at: DateTime<Utc> = row.get("expires_at");
+        let rotated_at: Option<DateTime<Utc>> = row.get("rotated_at");
+        let sealed: Option<Vec<u8>> = row.get("successor_sealed");
+        let revoked_at: Option<DateTime<Utc>> = row.get("revoked_at");
+
+        if revoked_at.is_some() || expires_at <= r.now {
+            return Ok(Rotation::Dead { user_id, family_id });
+        }
+        if let Some(rotated_at) = rotated_at {
+            if r.now - rotated_at <= r.grace {
+                if let Some(sealed) = sealed {
+                    return Ok(Rotation::GraceRetry {
+                        user_id,
+                        family_id,
+                        sealed,
+                    });
+                }
+            }
+            revoke_family_in(&mut tx, family_id, "reuse_detected", r.now).await?;
+            tx.commit().await?;
+            return Ok(Rotation::Reused { user_id, family_id });
+        }
+
+        sqlx::query(
+            "INSERT INTO refresh_tokens
+               (id, user_id, family_id, parent_id, token_hash, rotation_count, device, ip, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(r.successor_id)
+        .bind(user_id)
+        .bind(family_id)
+        .bind(id)
+        .bind(&r.successor_hash[..])
+        .bind(rotation_count + 1)
+        .bind(&r.device)
+        .bind(&r.ip)
+        .bind(r.now)
+        .bind(r.now + r.ttl)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3, successor_sealed = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(r.now)
+        .bind(r.successor_id)
+        .bind(r.successor_sealed)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated {
+            user_id,
+            family_id,
+            rotation_count: rotation_count + 1,
+        })
+    }
+
+    /// Revokes every live token of a family; returns how many.
+    pub async fn revoke_family(
+        &self,
+        family_id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        revoke_family_in(&mut conn, family_id, reason, now).await
+    }
+
+    /// Writes an audit record.
+    pub async fn audit(&self, e: &AuditEvent, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit_logs (id, occurred_at, user_id, event, result, ip, user_agent, request_id, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(now)
+        .bind(e.user_id)
+        .bind(e.event)
+        .bind(e.result)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(&e.request_id)
+        .bind(if e.metadata.is_null() { serde_json::json!({}) } else { e.metadata.clone() })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn revoke_family_in(
+    conn: &mut sqlx::PgConnection,
+    family_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2, revoked_reason = $3 WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

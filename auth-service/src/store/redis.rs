@@ -1,0 +1,392 @@
+//! Redis access: sessions, rate-limit counters and login lockout.
+//!
+//! Every check-and-update is a Lua script, so it is atomic across service instances: the lockout gate
+//! counts an attempt *before* its password is verified, which is what keeps 50 parallel wrong attempts from
+//! getting more than `MAX_LOGIN_ATTEMPTS` verifications. Every key starts with the configured prefix.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands as _, Script};
+use uuid::Uuid;
+
+/// Admits a login attempt unless the account has used up its attempts. KEYS: counter. ARGV: max, window.
+const GATE_ACQUIRE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2])
+  end
+  return {0, ttl}
+end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {1, n}
+";
+
+/// Records a failed attempt's outcome: locks when the count is used up. KEYS: counter, lock flag.
+/// ARGV: max, lockout seconds. Returns 1 for the one failure that locked the account.
+const GATE_FAIL: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    return 1
+  end
+end
+return 0
+";
+
+/// Fixed-window counter. KEYS: counter. ARGV: limit, window. Returns 0 when allowed, else seconds to wait.
+const RATE_LIMIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2])
+  end
+  return math.max(ttl, 1)
+end
+return 0
+";
+
+/// Checks a session's timeouts and slides its idle timeout. KEYS: session. ARGV: now ms, idle ms,
+/// absolute ms. Returns {code, user_id}: 1 alive, 0 missing, 2 idle timeout, 3 absolute timeout.
+const SESSION_TOUCH: &str = r"
+local v = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'last_seen')
+if not v[1] then return {0, ''} end
+local now = tonumber(ARGV[1])
+local created = tonumber(v[2])
+local last = tonumber(v[3])
+if now - created > tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[1])
+  return {3, v[1]}
+end
+if now - last > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return {2, v[1]}
+end
+if now > last then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end
+local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created))
+redis.call('PEXPIRE', KEYS[1], math.max(remaining, 1))
+return {1, v[1]}
+";
+
+/// Whether a login attempt may proceed to password verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Verify the password.
+    Admitted,
+    /// The account is locked for this many seconds.
+    Locked { retry_after: u64 },
+}
+
+/// A session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The outcome of checking a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Alive (and its idle timeout slid forward), owned by this user.
+    Alive { user_id: Uuid },
+    /// Never existed, ended or evicted.
+    Missing,
+    /// Ended now by the idle timeout.
+    IdleTimeout,
+    /// Ended now by the absolute timeout.
+    AbsoluteTimeout,
+}
+
+/// Session timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimeouts {
+    pub idle: Duration,
+    pub absolute: Duration,
+}
+
+/// The Redis store.
+#[derive(Clone)]
+pub struct Cache {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+impl Cache {
+    /// A store that connects lazily, so the service starts (and reports not ready) while Redis is down.
+    pub fn connect_lazy(url: &str, prefix: &str) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_lazy(config)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut k = self.prefix.clone();
+        k.push_str(&parts.join(":"));
+        k
+    }
+
+    /// `PING`.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut c = self.conn.clone();
+        let pong: String = redis::cmd("PING").query_async(&mut c).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err((redis::ErrorKind::Client, "unexpected PING reply").into())
+        }
+    }
+
+    /// Counts a hit on a fixed-window limit; `Some(seconds)` when over the limit. A limit of 0 disables.
+    pub async fn rate_limit(
+        &self,
+        scope: &str,
+        id: &str,
+        limit: u32,
+        window: u64,
+    ) -> redis::RedisResult<Option<u64>> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut c = self.conn.clone();
+        let wait: i64 = Script::new(RATE_LIMIT)
+            .key(self.key(&["rl", scope, id]))
+            .arg(limit)
+            .arg(window)
+            .invoke_async(&mut c)
+            .await?;
+        Ok((wait > 0).then_some(wait as u64))
+    }
+
+    /// Admits a login attempt for an account, counting it before the password is checked.
+    pub async fn login_gate(
+        &self,
+        account: &str,
+        max: u32,
+        lockout: u64,
+    ) -> redis::RedisResult<Gate> {
+        let mut c = self.conn.clone();
+        let (admitted, value): (i64, i64) = Script::new(GATE_ACQUIRE)
+            .key(self.key(&["login_fail", account]))
+            .arg(max)
+            .arg(lockout)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(if admitted == 1 {
+            Gate::Admitted
+        } else {
+            Gate::Locked {
+                retry_after: value.max(1) as u64,
+            }
+        })
+    }
+
+    /// Records that an admitted attempt failed; true for the failure that locked the account.
+    pub async fn login_failed(
+        &self,
+        account: &str,
+        max: u32,
+        lockout: u64,
+    ) -> redis::RedisResult<bool> {
+        let mut c = self.conn.clone();
+        let locked: i64 = Script::new(GATE_FAIL)
+            .key(self.key(&["login_fail", account]))
+            .key(self.key(&["login_lock", account]))
+            .arg(max)
+            .arg(lockout)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(locked == 1)
+    }
+
+    /// Clears the failure count after a successful login.
+    pub async fn login_succeeded(&self, account: &str) -> redis::RedisResult<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = c
+            .del(&[
+                self.key(&["login_fail", account]),
+                self.key(&["login_lock", account]),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a new session.
+    pub async fn create_session(
+        &self,
+        s: &Session,
+        timeouts: SessionTimeouts,
+    ) -> redis::RedisResult<()> {
+        let key = self.key(&["session", &s.id.to_string()]);
+        let index = self.key(&["user_sessions", &s.user_id.to_string()]);
+        let ttl_ms = timeouts.idle.min(timeouts.absolute).as_millis() as i64;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("user_id", s.user_id.to_string()),
+                    ("created_at", ms(s.created_at).to_string()),
+                    ("last_seen", ms(s.last_seen_at).to_string()),
+                    ("ip", s.ip.clone().unwrap_or_default()),
+                    ("user_agent", s.user_agent.clone().unwrap_or_default()),
+                ],
+            )
+            .ignore()
+            .pexpire(&key, ttl_ms)
+            .ignore()
+            .sadd(&index, s.id.to_string())
+            .ignore()
+            .expire(&index, timeouts.absolute.as_secs() as i64)
+            .ignore();
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c).await
+    }
+
+    /// Checks a session's timeouts at `now` and, when alive, slides its idle timeout.
+    pub async fn touch_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        timeouts: SessionTimeouts,
+    ) -> redis::RedisResult<SessionState> {
+        let mut c = self.conn.clone();
+        let (code, user): (i64, String) = Script::new(SESSION_TOUCH)
+            .key(self.key(&["session", &id.to_string()]))
+            .arg(ms(now))
+            .arg(timeouts.idle.as_millis() as i64)
+            .arg(timeouts.absolute.as_millis() as i64)
+            .invoke_async(&mut c)
+            .await?;
+        let user_id = Uuid::parse_str(&user).ok();
+        if code != 1 {
+            if let Some(user_id) = user_id {
+                let _: i64 = c
+                    .srem(
+                        self.key(&["user_sessions", &user_id.to_string()]),
+                        id.to_string(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(match (code, user_id) {
+            (1, Some(user_id)) => SessionState::Alive { user_id },
+            (2, _) => SessionState::IdleTimeout,
+            (3, _) => SessionState::AbsoluteTimeout,
+            _ => SessionState::Missing,
+        })
+    }
+
+    /// A user's live sessions at `now`, oldest first; dead index entries are pruned.
+    pub async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        timeouts: SessionTimeouts,
+    ) -> redis::RedisResult<Vec<Session>> {
+        let mut c = self.conn.clone();
+        let index = self.key(&["user_sessions", &user_id.to_string()]);
+        let ids: Vec<String> = c.smembers(&index).await?;
+        let mut sessions = Vec::new();
+        let mut dead = Vec::new();
+        for id in ids {
+            let Ok(sid) = Uuid::parse_str(&id) else {
+                dead.push(id);
+                continue;
+            };
+            let fields: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(self.key(&["session", &id]))
+                .arg(&["user_id", "created_at", "last_seen", "ip", "user_agent"])
+                .query_async(&mut c)
+                .await?;
+            let get = |i: usize| fields.get(i).cloned().flatten();
+            let owner = get(0).and_then(|u| Uuid::parse_str(&u).ok());
+            let created = get(1).and_then(|v| v.parse::<i64>().ok());
+            let last = get(2).and_then(|v| v.parse::<i64>().ok());
+            let (Some(owner), Some(created), Some(last)) = (owner, created, last) else {
+                dead.push(id);
+                continue;
+            };
+            let now_ms = ms(now);
+            let expired = now_ms - created > timeouts.absolute.as_millis() as i64
+                || now_ms - last > timeouts.idle.as_millis() as i64;
+            if owner != user_id || expired {
+                dead.push(id);
+                continue;
+            }
+            sessions.push(Session {
+                id: sid,
+                user_id,
+                created_at: from_ms(created),
+                last_seen_at: from_ms(last),
+                ip: get(3).filter(|s| !s.is_empty()),
+                user_agent: get(4).filter(|s| !s.is_empty()),
+            });
+        }
+        if !dead.is_empty() {
+            let _: i64 = c.srem(&index, &dead).await?;
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(sessions)
+    }
+
+    /// The owner of a session, if it exists.
+    pub async fn session_owner(&self, id: Uuid) -> redis::RedisResult<Option<Uuid>> {
+        let mut c = self.conn.clone();
+        let owner: Option<String> = c
+            .hget(self.key(&["session", &id.to_string()]), "user_id")
+            .await?;
+        Ok(owner.and_then(|o| Uuid::parse_str(&o).ok()))
+    }
+
+    /// Ends a session; returns whether it existed.
+    pub async fn delete_session(&self, id: Uuid, user_id: Uuid) -> redis::RedisResult<bool> {
+        let mut c = self.conn.clone();
+        let (deleted, _): (i64, i64) = redis::pipe()
+            .atomic()
+            .del(self.key(&["session", &id.to_string()]))
+            .srem(
+                self.key(&["user_sessions", &user_id.to_string()]),
+                id.to_string(),
+            )
+            .query_async(&mut c)
+            .await?;
+        Ok(deleted == 1)
+    }
+}

@@ -1,0 +1,218 @@
+//! Access and refresh tokens.
+//!
+//! Access tokens are RS256 JWTs (`typ: at+jwt`, RFC 9068) with a `kid` header. Verification accepts RS256
+//! only, looks the key up by `kid` in the live [`KeySet`], and checks issuer, audience, `exp` and `nbf`
+//! against the injected clock. Refresh tokens are opaque: 32 bytes from the OS RNG, base64url, stored only
+//! as their SHA-256.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::keys::KeySet;
+
+/// The JWT `typ` header of access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Token id.
+    pub jti: String,
+    /// The session this token belongs to.
+    pub sid: String,
+}
+
+/// Issuer, audience and timing rules shared by issuing and verifying.
+#[derive(Debug, Clone)]
+pub struct JwtRules {
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// Lifetime of an access token, in seconds.
+    pub ttl_secs: i64,
+    /// Clock skew tolerated, in seconds.
+    pub leeway_secs: i64,
+}
+
+/// Why an access token is refused. The variants are for logs and tests; clients see one answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("algorithm not accepted")]
+    Algorithm,
+    #[error("wrong token type")]
+    Type,
+    #[error("unknown key id")]
+    UnknownKid,
+    #[error("invalid signature or claims: {0}")]
+    Invalid(String),
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+}
+
+/// Signs an access token for a user's session; returns it with its expiry.
+pub fn issue_access(
+    keys: &KeySet,
+    rules: &JwtRules,
+    user_id: Uuid,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
+    let iat = now.timestamp();
+    let exp = iat + rules.ttl_secs;
+    let claims = AccessClaims {
+        iss: rules.issuer.clone(),
+        sub: user_id.to_string(),
+        aud: rules.audience.clone(),
+        exp,
+        nbf: iat,
+        iat,
+        jti: Uuid::new_v4().to_string(),
+        sid: session_id.to_string(),
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some(ACCESS_TOKEN_TYP.into());
+    header.kid = Some(keys.signing_kid().to_owned());
+    let token = jsonwebtoken::encode(&header, &claims, keys.encoding_key())?;
+    let expires = DateTime::from_timestamp(exp, 0).unwrap_or(now);
+    Ok((token, expires))
+}
+
+/// Verifies an access token: RS256 only, known `kid`, `typ`, signature, issuer, audience, `exp`, `nbf`.
+pub fn verify_access(
+    keys: &KeySet,
+    rules: &JwtRules,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<AccessClaims, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    // Checked before any key is chosen, so neither `none` nor an HMAC keyed with our public key can pass.
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenError::Algorithm);
+    }
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+    {
+        return Err(TokenError::Type);
+    }
+    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
+    let key = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
+
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[&rules.issuer]);
+    validation.set_audience(&[&rules.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    // Time is checked below against the service clock rather than the system clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
+    let claims = data.claims;
+    let now = now.timestamp();
+    if claims.exp + rules.leeway_secs <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf - rules.leeway_secs > now {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+/// A new refresh token and its SHA-256.
+pub fn new_refresh_token() -> (String, [u8; 32]) {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+/// The SHA-256 a refresh token is stored as.
+pub fn hash_refresh_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether a string has the shape of a refresh token (43 base64url characters).
+pub fn looks_like_refresh_token(token: &str) -> bool {
+    token.len() == 43 && URL_SAFE_NO_PAD.decode(token).is_ok_and(|b| b.len() == 32)
+}
+
+fn grace_pad(presented: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"auth-service/refresh-grace/v1\0");
+    h.update(presented.as_bytes());
+    h.finalize().into()
+}
+
+/// Seals a successor token with a one-time pad derived from the token it replaces. Only a holder of the
+/// old token can open it, so the stored value does not expose the successor.
+pub fn seal_successor(presented: &str, successor: &str) -> Vec<u8> {
+    let raw = URL_SAFE_NO_PAD.decode(successor).unwrap_or_default();
+    let pad = grace_pad(presented);
+    raw.iter().zip(pad.iter()).map(|(a, b)| a ^ b).collect()
+}
+
+/// Opens a sealed successor with the token it replaced.
+pub fn open_successor(presented: &str, sealed: &[u8]) -> Option<String> {
+    if sealed.len() != 32 {
+        return None;
+    }
+    let pad = grace_pad(presented);
+    let raw: Vec<u8> = sealed.iter().zip(pad.iter()).map(|(a, b)| a ^ b).collect();
+    Some(URL_SAFE_NO_PAD.encode(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_256_bit_and_distinct() {
+        let (a, ha) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert!(looks_like_refresh_token(&a));
+        assert_eq!(ha, hash_refresh_token(&a));
+        assert!(!looks_like_refresh_token("short"));
+    }
+
+    #[test]
+    fn successor_seal_round_trips_only_with_the_old_token() {
+        let (old, _) = new_refresh_token();
+        let (next, _) = new_refresh_token();
+        let sealed = seal_successor(&old, &next);
+        assert_eq!(
+            open_successor(&old, &sealed).as_deref(),
+            Some(next.as_str())
+        );
+        let (other, _) = new_refresh_token();
+        assert_ne!(
+            open_successor(&other, &sealed).as_deref(),
+            Some(next.as_str())
+        );
+    }
+}
