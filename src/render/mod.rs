@@ -22,8 +22,9 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(format: OutputFormat, color: bool) -> Self {
-        console::set_colors_enabled(color);
-        console::set_colors_enabled_stderr(color);
+        // Colour only where a person reads it: never in pipes, files or CI logs.
+        console::set_colors_enabled(color && std::io::stdout().is_terminal());
+        console::set_colors_enabled_stderr(color && std::io::stderr().is_terminal());
         Self { format, color }
     }
 

@@ -45,7 +45,7 @@ pub fn status(report: &StatusReport) -> String {
                     s.running.to_string(),
                     s.pending.to_string(),
                     s.task_definition.clone(),
-                    or_dash(s.image.as_deref()),
+                    or_dash(s.image.as_deref().map(short_image)),
                     or_dash(s.rollout_state.as_deref()),
                 ]
             }),
@@ -208,4 +208,9 @@ pub fn operation(op: &Operation) -> String {
         let _ = writeln!(out, "{}  {}: {}", event.at.format("%Y-%m-%d %H:%M:%S"), event.actor, event.message);
     }
     out
+}
+
+/// `registry/path/auth-service:1.4.2` shown as `auth-service:1.4.2`; JSON keeps the full reference.
+fn short_image(image: &str) -> &str {
+    image.rsplit('/').next().unwrap_or(image)
 }

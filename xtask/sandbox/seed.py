@@ -1,0 +1,316 @@
+"""Seed the sandbox's moto server with the service's whole topology, and write the sandbox suma.yaml.
+
+For each environment (staging, production): in the primary region (eu-west-1) a VPC, an ECS cluster with
+the stable and canary services and their task definition, an ALB with a weighted forward rule at 100/0
+between the stable and canary target groups, the RDS PostgreSQL primary, the managed secrets, and the lock
+table; in the DR region (eu-central-1) the DR ECS service, the DR ALB and the cross-region read replica;
+in Route 53 a hosted zone with PRIMARY/SECONDARY failover records and their health checks.
+
+Usage: python seed.py ENDPOINT_URL OUTPUT_SUMA_YAML
+"""
+
+import secrets
+import sys
+
+import boto3
+import yaml
+
+PRIMARY = "eu-west-1"
+DR = "eu-central-1"
+ACCOUNT = "123456789012"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{PRIMARY}.amazonaws.com/auth-service:1.4.2"
+LOCK_TABLE = "suma-locks"
+
+
+def client(service, region, endpoint):
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def network(endpoint, region):
+    ec2 = client("ec2", region, endpoint)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
+        for i, az in enumerate("ab")
+    ]
+    sg = ec2.create_security_group(GroupName=f"auth-service-{secrets.token_hex(3)}", Description="auth-service tasks", VpcId=vpc)["GroupId"]
+    return vpc, subnets, sg
+
+
+def task_definition(ecs, env, region):
+    prefix = f"/suma-finance/auth/{env}"
+    return ecs.register_task_definition(
+        family="auth-service",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="1024",
+        memory="2048",
+        executionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/auth-service-execution",
+        taskRoleArn=f"arn:aws:iam::{ACCOUNT}:role/auth-service-task",
+        containerDefinitions=[
+            {
+                "name": "auth-service",
+                "image": IMAGE,
+                "essential": True,
+                "user": "10001",
+                "readonlyRootFilesystem": True,
+                "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+                "environment": [
+                    {"name": "APP_ENV", "value": env},
+                    {"name": "PORT", "value": "8080"},
+                    {"name": "DEPLOYMENT_LABEL", "value": "stable"},
+                ],
+                "secrets": [
+                    {"name": "DB_PASSWORD", "valueFrom": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{prefix}/db-password"},
+                    {"name": "JWT_KEYSET", "valueFrom": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{prefix}/jwt-signing-key"},
+                ],
+                "healthCheck": {"command": ["CMD", "/auth-service", "healthcheck"], "interval": 15, "timeout": 5, "retries": 3},
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-group": f"/ecs/{env}/auth-service", "awslogs-region": region, "awslogs-stream-prefix": "app"},
+                },
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def load_balancer(endpoint, region, env, subnets, sg, vpc, with_canary):
+    elb = client("elbv2", region, endpoint)
+    lb = elb.create_load_balancer(Name=f"auth-{env}", Subnets=subnets, SecurityGroups=[sg], Scheme="internet-facing", Type="application")[
+        "LoadBalancers"
+    ][0]
+
+    def target_group(name):
+        return elb.create_target_group(
+            Name=name, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip", HealthCheckPath="/ready"
+        )["TargetGroups"][0]["TargetGroupArn"]
+
+    stable = target_group(f"auth-{env}-stable")
+    canary = target_group(f"auth-{env}-canary") if with_canary else None
+    listener = elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": stable}],
+    )["Listeners"][0]["ListenerArn"]
+    rule = None
+    if with_canary:
+        rule = elb.create_rule(
+            ListenerArn=listener,
+            Priority=10,
+            Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": stable, "Weight": 100},
+                            {"TargetGroupArn": canary, "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )["Rules"][0]["RuleArn"]
+    return lb, listener, rule, stable, canary
+
+
+def seed_environment(endpoint, env):
+    out = {}
+    cluster = f"suma-finance-{env}"
+    desired = 4 if env == "production" else 2
+
+    # Primary region: network, ECS, ALB.
+    vpc, subnets, sg = network(endpoint, PRIMARY)
+    ecs = client("ecs", PRIMARY, endpoint)
+    ecs.create_cluster(clusterName=cluster)
+    td = task_definition(ecs, env, PRIMARY)
+    lb, listener, rule, stable_tg, canary_tg = load_balancer(endpoint, PRIMARY, env, subnets, sg, vpc, with_canary=True)
+    net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg], "assignPublicIp": "DISABLED"}}
+    for name, count, tg in (("auth-service", desired, stable_tg), ("auth-service-canary", 0, canary_tg)):
+        ecs.create_service(
+            cluster=cluster,
+            serviceName=name,
+            taskDefinition=td,
+            desiredCount=count,
+            launchType="FARGATE",
+            networkConfiguration=net,
+            loadBalancers=[{"targetGroupArn": tg, "containerName": "auth-service", "containerPort": 8080}],
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+        )
+
+    # DR region: network, ECS standby service, ALB.
+    dr_vpc, dr_subnets, dr_sg = network(endpoint, DR)
+    dr_ecs = client("ecs", DR, endpoint)
+    dr_ecs.create_cluster(clusterName=cluster)
+    dr_td = task_definition(dr_ecs, env, DR)
+    dr_lb, _, _, dr_tg, _ = load_balancer(endpoint, DR, env, dr_subnets, dr_sg, dr_vpc, with_canary=False)
+    dr_ecs.create_service(
+        cluster=cluster,
+        serviceName="auth-service",
+        taskDefinition=dr_td,
+        desiredCount=0,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": dr_subnets, "securityGroups": [dr_sg], "assignPublicIp": "DISABLED"}},
+        loadBalancers=[{"targetGroupArn": dr_tg, "containerName": "auth-service", "containerPort": 8080}],
+    )
+
+    # RDS: multi-AZ encrypted primary, cross-region read replica in the DR region.
+    rds = client("rds", PRIMARY, endpoint)
+    db_id = f"suma-finance-{env}-db"
+    primary = rds.create_db_instance(
+        DBInstanceIdentifier=db_id,
+        DBInstanceClass="db.r6g.large",
+        Engine="postgres",
+        EngineVersion="15.5",
+        AllocatedStorage=100,
+        MasterUsername="auth_admin",
+        MasterUserPassword=secrets.token_urlsafe(24),
+        MultiAZ=True,
+        StorageEncrypted=True,
+        KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-rds",
+        BackupRetentionPeriod=30 if env == "production" else 7,
+        DeletionProtection=True,
+        PubliclyAccessible=False,
+    )["DBInstance"]
+    replica_id = f"{db_id}-replica"
+    client("rds", DR, endpoint).create_db_instance_read_replica(
+        DBInstanceIdentifier=replica_id,
+        SourceDBInstanceIdentifier=primary["DBInstanceArn"],
+        DBInstanceClass="db.r6g.large",
+        SourceRegion=PRIMARY,
+    )
+
+    # Route 53: failover records with health checks.
+    r53 = client("route53", PRIMARY, endpoint)
+    domain = "suma-finance.com" if env == "production" else f"{env}.suma-finance.com"
+    record = f"auth.{domain}"
+    zone = r53.create_hosted_zone(Name=domain, CallerReference=secrets.token_hex(8))["HostedZone"]["Id"].split("/")[-1]
+    checks = {}
+    for role, target in (("primary", lb["DNSName"]), ("secondary", dr_lb["DNSName"])):
+        checks[role] = r53.create_health_check(
+            CallerReference=secrets.token_hex(8),
+            HealthCheckConfig={
+                "Type": "HTTPS",
+                "FullyQualifiedDomainName": target,
+                "ResourcePath": "/ready",
+                "Port": 443,
+                "RequestInterval": 10,
+                "FailureThreshold": 3,
+            },
+        )["HealthCheck"]["Id"]
+    changes = []
+    for role, target, check in (("PRIMARY", lb, checks["primary"]), ("SECONDARY", dr_lb, checks["secondary"])):
+        changes.append(
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": record,
+                    "Type": "A",
+                    "SetIdentifier": f"auth-{role.lower()}",
+                    "Failover": role,
+                    "HealthCheckId": check,
+                    "AliasTarget": {
+                        "HostedZoneId": target["CanonicalHostedZoneId"],
+                        "DNSName": target["DNSName"],
+                        "EvaluateTargetHealth": True,
+                    },
+                },
+            }
+        )
+    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+
+    # Secrets, replicated to the DR region.
+    sm = client("secretsmanager", PRIMARY, endpoint)
+    managed = []
+    for name, kind, consumers in (
+        ("db-password", "db-password", ["auth-service"]),
+        ("jwt-signing-key", "jwt-signing-key", ["auth-service"]),
+        ("encryption-key", "random", ["auth-service"]),
+        ("hmac-signing-key", "random", ["auth-service"]),
+    ):
+        secret_id = f"/suma-finance/auth/{env}/{name}"
+        sm.create_secret(
+            Name=secret_id,
+            SecretString=secrets.token_urlsafe(32),
+            KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
+            AddReplicaRegions=[{"Region": DR}],
+        )
+        managed.append({"id": secret_id, "kind": kind, "rotation_days": 90, "consumers": consumers})
+
+    return {
+        "primary_region": PRIMARY,
+        "dr_region": DR,
+        "ecs": {
+            "cluster": cluster,
+            "service": "auth-service",
+            "canary_service": "auth-service-canary",
+            "container": "auth-service",
+            "container_port": 8080,
+            "desired_count": desired,
+            "canary_count": 1,
+            "dr": {"cluster": cluster, "service": "auth-service", "standby_count": 0},
+        },
+        "alb": {
+            "listener_arn": listener,
+            "rule_arn": rule,
+            "stable_target_group_arn": stable_tg,
+            "canary_target_group_arn": canary_tg,
+            "dr_load_balancer_dns": dr_lb["DNSName"],
+        },
+        "rds": {
+            "primary": {"identifier": db_id, "region": PRIMARY},
+            "replica": {"identifier": replica_id, "region": DR},
+        },
+        "dns": {
+            "hosted_zone_id": zone,
+            "record_name": record,
+            "primary_health_check_id": checks["primary"],
+            "secondary_health_check_id": checks["secondary"],
+        },
+        "secrets": managed,
+        "datadog": {"site": "datadoghq.eu", "tags": ["service:auth-service", f"env:{env}"]},
+        "metrics": {"provider": "prometheus", "prometheus_url": "http://127.0.0.1:9090"},
+        "canary": {
+            "steps": [{"weight": 10, "duration": "20s"}, {"weight": 50, "duration": "20s"}],
+            "interval": "5s",
+            "max_error_rate": 0.005,
+            "max_p95_latency_ms": 200.0,
+            "failure_limit": 1,
+            "consecutive_error_limit": 3,
+            "min_samples": 20,
+            "no_data": "fail",
+        },
+    }
+
+
+def main():
+    endpoint, output = sys.argv[1], sys.argv[2]
+    client("dynamodb", PRIMARY, endpoint).create_table(
+        TableName=LOCK_TABLE,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    config = {
+        "version": 1,
+        "defaults": {"environment": "staging"},
+        "lock": {"table": LOCK_TABLE, "region": PRIMARY, "lease": "30s"},
+        "environments": {env: seed_environment(endpoint, env) for env in ("staging", "production")},
+    }
+    with open(output, "w") as f:
+        f.write("# Generated by `cargo xtask sandbox up` for the local moto sandbox. Do not edit.\n")
+        yaml.safe_dump(config, f, sort_keys=False)
+
+
+if __name__ == "__main__":
+    main()
