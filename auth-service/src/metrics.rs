@@ -83,7 +83,7 @@ impl Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("unique metric");
-        Self {
+        let metrics = Self {
             http_requests: counter_vec(
                 "http_requests_total",
                 "HTTP requests by route, method and status",
@@ -128,7 +128,24 @@ impl Metrics {
                 &["kind"],
             ),
             registry,
+        };
+        // Known label values start at zero, so dashboards and alerts see the series before the first event.
+        for result in [
+            "rotated",
+            "grace_retry",
+            "invalid",
+            "reuse",
+            "session_ended",
+        ] {
+            metrics.token_refresh.with_label_values(&[result]);
         }
+        for reason in ["invalid_credentials", "locked", "rate_limited"] {
+            metrics.login_failures.with_label_values(&[reason]);
+        }
+        for result in ["success", "failure"] {
+            metrics.key_reloads.with_label_values(&[result]);
+        }
+        metrics
     }
 
     /// The Prometheus text exposition of every metric.

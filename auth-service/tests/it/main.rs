@@ -1,0 +1,11 @@
+//! Integration tests of the auth-service against real PostgreSQL (`DATABASE_URL`, a superuser URL:
+//! `#[sqlx::test]` creates a fresh, migrated database per test) and Redis (`REDIS_URL`, isolated by a
+//! random key prefix per test).
+
+mod common;
+
+mod accounts;
+mod jwt;
+mod ops;
+mod refresh;
+mod sessions;
