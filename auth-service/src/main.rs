@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_with_default();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -31,7 +32,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "auth-service failed");
-            eprintln!("error: {e:#}");
+            // The cause chain, one cause per line, then any `hint:` carried by a message.
+            let mut hints = Vec::new();
+            for (i, cause) in e.chain().enumerate() {
+                let text = cause.to_string();
+                let (message, hint) = match text.split_once("\nhint: ") {
+                    Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
+                    None => (text, None),
+                };
+                hints.extend(hint);
+                if i == 0 {
+                    eprintln!("error: {message}");
+                } else {
+                    eprintln!("  caused by: {message}");
+                }
+            }
+            for hint in hints {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(2)
         }
     }

@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod cli;
 mod jwt;
 mod ops;
 mod refresh;

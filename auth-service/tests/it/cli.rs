@@ -1,0 +1,165 @@
+//! The built binary: `keygen`, configuration errors, and `serve` with a graceful shutdown.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::common::{database_url, redis_url};
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
+
+#[test]
+fn keygen_writes_a_private_key_and_prints_its_thumbprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("k.pem");
+    let res = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let kid = String::from_utf8(res.stdout).unwrap().trim().to_owned();
+    let pem = std::fs::read_to_string(&out).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let key = auth_service::keys::parse_private(&pem).unwrap();
+    assert_eq!(kid, auth_service::keys::kid_of(&key.to_public_key()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let again = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "never overwrites");
+}
+
+#[test]
+fn invalid_configuration_exits_2_naming_the_variable() {
+    let res = Command::new(BIN)
+        .env_clear()
+        .env("DATABASE_URL", "postgres://u@localhost/db")
+        .env("REDIS_URL", "redis://localhost")
+        .env("JWT_SIGNING_KEY_FILE", "/nonexistent")
+        .env("SESSION_TIMEOUT_IDLE", "600")
+        .env("SESSION_TIMEOUT_ABSOLUTE", "60")
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains("SESSION_TIMEOUT_ABSOLUTE"), "{stderr}");
+
+    let res = Command::new(BIN)
+        .env_clear()
+        .env("DATABASE_URL", "postgres://u@localhost/db")
+        .env("REDIS_URL", "redis://localhost")
+        .env("PORT", "eighty")
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("PORT"));
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
+    let db = pool.connect_options().get_database().unwrap().to_owned();
+    let base = database_url();
+    let (without_query, query) = base
+        .split_once('?')
+        .map(|(a, b)| (a.to_owned(), format!("?{b}")))
+        .unwrap_or((base.clone(), String::new()));
+    let (server, _) = without_query.rsplit_once('/').unwrap();
+    let url = format!("{server}/{db}{query}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.pem");
+    std::fs::write(&key, crate::common::test_key(0).0).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("DATABASE_URL", &url)
+        .env("REDIS_URL", redis_url())
+        .env(
+            "REDIS_KEY_PREFIX",
+            format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        )
+        .env("JWT_SIGNING_KEY_FILE", &key)
+        .env("BIND_ADDR", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("DEPLOYMENT_LABEL", "canary")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = None;
+    for _ in 0..100 {
+        if let Some(res) = http_get(port, "/ready") {
+            ready = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = ready.expect("the service never answered");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let version = http_get(port, "/version").unwrap();
+    assert!(version.contains("\"deployment\":\"canary\""), "{version}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("did not stop on SIGTERM; log:\n{stderr}")
+    });
+    assert!(status.success(), "exit {status}; log:\n{stderr}");
+    // Logs are JSON lines.
+    for line in stderr.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+    assert!(stderr.contains("shutdown requested"));
+}
