@@ -57,11 +57,15 @@ pub fn parse_str(text: &str, file: &Path) -> Result<ConfigFile, Vec<ConfigError>
     let config: ConfigFile = serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = clean_path(&err.path().to_string());
         let inner = err.into_inner();
-        let position = inner
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .or_else(|| locate(text, &key));
-        let (message, hint) = describe(&inner.to_string());
+        // serde_yaml's mark for a rejected value can point at the previous key, so the key path, when
+        // it resolves, is the better position; syntax errors have no usable path and keep the mark.
+        let position = locate(text, &key)
+            .filter(|_| !key.is_empty())
+            .or_else(|| inner.location().map(|l| (l.line(), l.column())));
+        let raw = inner.to_string();
+        // serde_yaml prefixes its message with the path we already show.
+        let raw = raw.split_once(": ").filter(|(prefix, _)| !prefix.contains(' ')).map_or(raw.as_str(), |(_, rest)| rest);
+        let (message, hint) = describe(raw);
         vec![ConfigError { file: file.to_owned(), position, key, message, hint }]
     })?;
     let problems = config.semantic_problems();
@@ -101,6 +105,8 @@ fn describe(raw: &str) -> (String, Option<String>) {
         Some("add the field; templates/suma.example.yaml shows a complete file".to_owned())
     } else if message.starts_with("invalid type") {
         Some("check the value's type against `suma config schema`".to_owned())
+    } else if message.contains("while scanning") || message.contains("while parsing") || message.starts_with("found ") {
+        Some("the file is not valid YAML here: check quotes, brackets and indentation".to_owned())
     } else {
         None
     };
@@ -108,63 +114,59 @@ fn describe(raw: &str) -> (String, Option<String>) {
 }
 
 /// Finds the 1-based line and column of a dotted key path in block-style YAML, for errors raised after
-/// parsing (which carry no position). Numeric segments select the n-th item of a sequence.
+/// parsing (which carry no position). Numeric segments select the n-th item of a sequence; sequences may
+/// be indented under their key or level with it (as PyYAML writes them).
 pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
     if key.is_empty() {
         return Some((1, 1));
     }
     let lines: Vec<&str> = text.lines().collect();
-    let mut start = 0usize;
-    let mut end = lines.len();
-    let mut min_indent = 0usize;
+    let raw_indent = |line: &str| line.len() - line.trim_start().len();
+    let is_item = |line: &str| line.trim_start().starts_with("- ") || line.trim_start() == "-";
+    // Where the line's key starts: after the dash of a sequence item.
+    let key_indent = |line: &str| {
+        let trimmed = line.trim_start();
+        match trimmed.strip_prefix('-') {
+            Some(rest) if rest.is_empty() || rest.starts_with(' ') => line.len() - rest.trim_start().len(),
+            _ => raw_indent(line),
+        }
+    };
+    let significant = |line: &str| !line.trim().is_empty() && !line.trim_start().starts_with('#');
+
+    let (mut start, mut end) = (0usize, lines.len());
     let mut found = None;
     for segment in key.split('.') {
-        let mut hit = None;
+        let block: Vec<usize> = (start..end).filter(|&i| significant(lines[i])).collect();
         if let Ok(index) = segment.parse::<usize>() {
-            let mut count = 0usize;
-            let mut item_indent = None;
-            for (i, line) in lines.iter().enumerate().take(end).skip(start) {
-                let indent = line.len() - line.trim_start().len();
-                let trimmed = line.trim_start();
-                if trimmed.starts_with("- ") || trimmed == "-" {
-                    if indent < min_indent || item_indent.is_some_and(|d| d != indent) {
-                        continue;
-                    }
-                    item_indent = Some(indent);
-                    if count == index {
-                        hit = Some((i, indent + 2));
-                        break;
-                    }
-                    count += 1;
-                }
-            }
+            let dash = block.iter().filter(|&&i| is_item(lines[i])).map(|&i| raw_indent(lines[i])).min()?;
+            let item = *block
+                .iter()
+                .filter(|&&i| is_item(lines[i]) && raw_indent(lines[i]) == dash)
+                .nth(index)?;
+            found = Some((item + 1, key_indent(lines[item]) + 1));
+            start = item;
+            end = (item + 1..end)
+                .find(|&i| significant(lines[i]) && raw_indent(lines[i]) <= dash)
+                .unwrap_or(end);
         } else {
-            for (i, line) in lines.iter().enumerate().take(end).skip(start) {
-                let content = line.trim_start().trim_start_matches("- ");
-                let indent = line.len() - content.len();
-                if indent < min_indent || line.trim_start().starts_with('#') {
-                    continue;
-                }
-                let bare = content
-                    .strip_prefix(segment)
-                    .or_else(|| content.strip_prefix(&format!("\"{segment}\"")));
-                if bare.is_some_and(|rest| rest.trim_start().starts_with(':')) {
-                    hit = Some((i, indent));
-                    break;
-                }
-            }
+            let child = key_indent(lines[*block.first()?]);
+            let hit = *block.iter().find(|&&i| {
+                let line = lines[i];
+                let content = &line[key_indent(line).min(line.len())..];
+                key_indent(line) == child
+                    && (content.strip_prefix(segment).or_else(|| content.strip_prefix(&format!("\"{segment}\"")[..])))
+                        .is_some_and(|rest| rest.trim_start().starts_with(':'))
+            })?;
+            found = Some((hit + 1, child + 1));
+            start = hit + 1;
+            end = (hit + 1..end)
+                .find(|&i| {
+                    let line = lines[i];
+                    significant(line)
+                        && (raw_indent(line) < child || (raw_indent(line) == child && !is_item(line)))
+                })
+                .unwrap_or(end);
         }
-        let (line, indent) = hit?;
-        found = Some((line + 1, indent + 1));
-        // The block of this key: following lines indented deeper.
-        start = line + 1;
-        min_indent = indent + 1;
-        end = lines
-            .iter()
-            .enumerate()
-            .skip(start)
-            .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#') && (l.len() - l.trim_start().len()) <= indent)
-            .map_or(lines.len(), |(i, _)| i);
     }
     found
 }
@@ -173,13 +175,19 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
-    const DOC: &str = "version: 1\nlock:\n  table: t\nenvironments:\n  staging:\n    primary_region: eu-west-1\n    canary:\n      steps:\n        - weight: 10\n          duration: 1m\n        - weight: 5\n          duration: 1m\n";
+    const DOC: &str = "version: 1\nlock:\n  table: t\nenvironments:\n  staging:\n    primary_region: eu-west-1\n    canary:\n      steps:\n        - weight: 10\n          duration: 1m\n        - weight: 5\n          duration: 1m\n    secrets:\n    - id: a\n      kind: random\n    - id: b\n    # trailing comment\n  production:\n    primary_region: eu-west-1\n";
 
     #[test]
     fn locates_nested_keys_and_sequence_items() {
         assert_eq!(locate(DOC, "lock.table"), Some((3, 3)));
         assert_eq!(locate(DOC, "environments.staging.primary_region"), Some((6, 5)));
         assert_eq!(locate(DOC, "environments.staging.canary.steps.1.weight"), Some((11, 11)));
-        assert_eq!(locate(DOC, "environments.production"), None);
+        assert_eq!(locate(DOC, "environments.staging.canary.steps.0.duration"), Some((10, 11)));
+        // Sequences level with their key, as PyYAML writes them.
+        assert_eq!(locate(DOC, "environments.staging.secrets.1.id"), Some((16, 7)));
+        assert_eq!(locate(DOC, "environments.staging.secrets.0.kind"), Some((15, 7)));
+        assert_eq!(locate(DOC, "environments.production.primary_region"), Some((19, 5)));
+        assert_eq!(locate(DOC, "environments.qa"), None);
+        assert_eq!(locate(DOC, "environments.staging.secrets.2"), None);
     }
 }

@@ -177,6 +177,16 @@ pub struct LockGuard {
     renewal: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("environment", &self.environment)
+            .field("operation_id", &self.operation_id)
+            .field("holder", &self.holder)
+            .finish()
+    }
+}
+
 impl LockGuard {
     fn start(table: Arc<dyn LockTable>, op: &Operation, lease: Duration) -> Self {
         let lost = CancellationToken::new();

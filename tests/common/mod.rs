@@ -1,0 +1,62 @@
+//! Shared helpers of the integration tests: the sandbox's settings and running the real `suma` binary.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// A variable that `cargo xtask test` exports from the sandbox.
+pub fn sandbox_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests run against the local sandbox; use `cargo xtask test`, or `cargo xtask sandbox up && . target/sandbox/env.sh` first")
+    })
+}
+
+pub fn sandbox_config() -> PathBuf {
+    PathBuf::from(sandbox_var("SUMA_CONFIG"))
+}
+
+/// `suma ARGS` with the sandbox environment, no stdin, colours off.
+pub fn suma(args: &[&str]) -> Command {
+    sandbox_var("AWS_ENDPOINT_URL");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_suma"));
+    cmd.args(args).env("NO_COLOR", "1").env_remove("SUMA_ENV").env_remove("SUMA_OUTPUT").stdin(Stdio::null());
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> Run {
+    let cmd = cmd.borrow_mut();
+    let Output { status, stdout, stderr } = cmd.output().expect("the suma binary runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr))
+}
+
+/// An AWS session on the sandbox for the lock table's region.
+pub async fn sandbox_session() -> suma::aws::AwsSession {
+    sandbox_var("AWS_ENDPOINT_URL");
+    let region = suma::config::AwsRegion::try_from("eu-west-1".to_owned()).unwrap();
+    let options = suma::aws::AwsOptions { profile: None, operation_timeout: std::time::Duration::from_secs(20) };
+    suma::aws::AwsSession::connect(&options, [&region]).await
+}
+
+pub fn lock_region() -> suma::config::AwsRegion {
+    suma::config::AwsRegion::try_from("eu-west-1".to_owned()).unwrap()
+}
+
+/// A name no other test uses, so tests can run in parallel against one lock table.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
