@@ -1,0 +1,504 @@
+//! Load generator for a running auth-service (`AUTH_URL`).
+//!
+//! In one run: the bare Argon2id hash rate on this machine, login throughput and p50/p95/p99 latency at
+//! increasing concurrency, an open-loop login run at 80% of the peak rate (p99 goal), refresh throughput and
+//! bearer-verified `GET /api/auth/me` throughput. Prints a table to stdout and, with `--json FILE`, writes
+//! the numbers for `cargo xtask bench auth`. Every phase has a bounded duration and concurrency.
+//!
+//! The service under test must run with the login/refresh rate limits disabled (`RATE_LIMIT_*=0`), or the
+//! phases measure 429s; those are counted and reported as errors.
+//!
+//! Exit codes: 0 done; 1 `--strict` and a goal was missed; 2 usage or runtime error.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+/// Benchmark a running auth-service.
+#[derive(Debug, Parser)]
+#[command(name = "auth-bench")]
+struct Args {
+    /// Base URL of the service.
+    #[arg(long, env = "AUTH_URL")]
+    url: String,
+    /// Seconds per measured step.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Login concurrency levels, in order.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    login_concurrency: Vec<usize>,
+    /// Concurrency of the refresh phase.
+    #[arg(long, default_value_t = 32)]
+    refresh_concurrency: usize,
+    /// Concurrency of the `/me` phase.
+    #[arg(long, default_value_t = 64)]
+    me_concurrency: usize,
+    /// Accounts created for the login phases.
+    #[arg(long, default_value_t = 16)]
+    users: usize,
+    /// Threads for the bare hash-rate measurement (default: CPUs).
+    #[arg(long)]
+    hash_threads: Option<usize>,
+    /// Skip the open-loop run at 80% of peak.
+    #[arg(long)]
+    skip_open_loop: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Exit 1 when a goal is missed.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Step {
+    name: String,
+    concurrency: usize,
+    seconds: f64,
+    ok: u64,
+    errors: u64,
+    throughput: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+fn step(
+    name: &str,
+    concurrency: usize,
+    elapsed: Duration,
+    mut latencies: Vec<Duration>,
+    errors: u64,
+) -> Step {
+    latencies.sort();
+    let ok = latencies.len() as u64;
+    Step {
+        name: name.to_owned(),
+        concurrency,
+        seconds: elapsed.as_secs_f64(),
+        ok,
+        errors,
+        throughput: ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: percentile(&latencies, 0.50),
+        p95_ms: percentile(&latencies, 0.95),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+/// Bare Argon2id hashes per second with `threads` threads for `duration`.
+fn hash_rate(threads: usize, duration: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = auth_service::password::hash_blocking("benchmark passphrase 123");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Bench {
+    client: reqwest::Client,
+    url: String,
+}
+
+#[derive(Debug, Clone)]
+struct Tokens {
+    access: String,
+    refresh: String,
+}
+
+impl Bench {
+    async fn register(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        let res = self
+            .client
+            .post(format!("{}/api/auth/register", self.url))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        if res.status() != reqwest::StatusCode::ACCEPTED {
+            bail!(
+                "register answered {}: {}",
+                res.status(),
+                res.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    async fn login(&self, email: &str, password: &str) -> anyhow::Result<Tokens> {
+        let res = self
+            .client
+            .post(format!("{}/api/auth/login", self.url))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("login answered {}", res.status());
+        }
+        let body: serde_json::Value = res.json().await?;
+        Ok(Tokens {
+            access: body["access_token"].as_str().unwrap_or_default().to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+
+    async fn refresh(&self, token: &str) -> anyhow::Result<Tokens> {
+        let res = self
+            .client
+            .post(format!("{}/api/auth/refresh", self.url))
+            .json(&json!({ "refresh_token": token }))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("refresh answered {}", res.status());
+        }
+        let body: serde_json::Value = res.json().await?;
+        Ok(Tokens {
+            access: body["access_token"].as_str().unwrap_or_default().to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+
+    async fn me(&self, access: &str) -> anyhow::Result<()> {
+        let res = self
+            .client
+            .get(format!("{}/api/auth/me", self.url))
+            .bearer_auth(access)
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("me answered {}", res.status());
+        }
+        let _ = res.bytes().await?;
+        Ok(())
+    }
+}
+
+/// Runs `concurrency` closed-loop workers for `duration`; worker `i` calls `op(i)` repeatedly.
+async fn closed_loop<F, Fut>(name: &str, concurrency: usize, duration: Duration, op: F) -> Step
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..concurrency {
+        let op = op.clone();
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match op(i).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        });
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    while let Some(Ok((lat, e))) = tasks.join_next().await {
+        all.extend(lat);
+        errors += e;
+    }
+    step(name, concurrency, start.elapsed(), all, errors)
+}
+
+/// Issues logins at a fixed rate for `duration` (open loop, at most `cap` in flight); latency counts from
+/// the scheduled start, so a stalled service is not hidden by the generator waiting for it.
+async fn open_loop_logins(
+    bench: Arc<Bench>,
+    users: Arc<Vec<String>>,
+    rate: f64,
+    duration: Duration,
+    cap: usize,
+) -> Step {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
+    let permits = Arc::new(Semaphore::new(cap));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0usize;
+    let mut dropped = 0u64;
+    loop {
+        let scheduled = start + interval.mul_f64(n as f64);
+        if scheduled >= start + duration {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            dropped += 1;
+            n += 1;
+            continue;
+        };
+        let (bench, users) = (bench.clone(), users.clone());
+        let email = users[n % users.len()].clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let ok = bench.login(&email, PASSWORD).await.is_ok();
+            (ok, scheduled.elapsed())
+        });
+        n += 1;
+    }
+    let mut lat = Vec::new();
+    let mut errors = dropped;
+    while let Some(Ok((ok, d))) = tasks.join_next().await {
+        if ok {
+            lat.push(d);
+        } else {
+            errors += 1;
+        }
+    }
+    step("login_open_loop_80pct", cap, start.elapsed(), lat, errors)
+}
+
+const PASSWORD: &str = "benchmark passphrase for load";
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let url = args.url.trim_end_matches('/').to_owned();
+    let duration = Duration::from_secs(args.duration.max(1));
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let bench = Arc::new(Bench {
+        client,
+        url: url.clone(),
+    });
+    let health = bench
+        .client
+        .get(format!("{url}/ready"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach `{url}` (AUTH_URL)"))?;
+    if !health.status().is_success() {
+        bail!(
+            "`{url}/ready` answered {}; start the service and wait until it is ready",
+            health.status()
+        );
+    }
+
+    let threads = args.hash_threads.unwrap_or(cpus);
+    eprintln!("measuring bare Argon2id hash rate on {threads} threads ...");
+    let hash_per_sec = tokio::task::spawn_blocking(move || hash_rate(threads, duration)).await?;
+
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let users: Vec<String> = (0..args.users.max(1))
+        .map(|i| format!("bench-{}-{i}@example.com", &run_id[..12]))
+        .collect();
+    eprintln!("registering {} accounts ...", users.len());
+    for email in &users {
+        bench.register(email, PASSWORD).await?;
+    }
+    let users = Arc::new(users);
+
+    let mut steps = Vec::new();
+    let mut peak = 0.0f64;
+    for &c in &args.login_concurrency {
+        eprintln!("login, concurrency {c} ...");
+        let (b, u) = (bench.clone(), users.clone());
+        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let s = closed_loop("login", c, duration, move |_| {
+            let (b, u, counter) = (b.clone(), u.clone(), counter.clone());
+            async move {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                b.login(&u[i % u.len()], PASSWORD).await.map(|_| ())
+            }
+        })
+        .await;
+        peak = peak.max(s.throughput);
+        steps.push(s);
+    }
+
+    if !args.skip_open_loop && peak > 0.0 {
+        let rate = peak * 0.8;
+        eprintln!("login open loop at {rate:.1}/s (80% of peak) ...");
+        steps.push(open_loop_logins(bench.clone(), users.clone(), rate, duration, 512).await);
+    }
+
+    eprintln!("refresh, concurrency {} ...", args.refresh_concurrency);
+    let mut chains = Vec::new();
+    for i in 0..args.refresh_concurrency.max(1) {
+        chains.push(tokio::sync::Mutex::new(
+            bench.login(&users[i % users.len()], PASSWORD).await?,
+        ));
+    }
+    let chains = Arc::new(chains);
+    let (b, ch) = (bench.clone(), chains.clone());
+    steps.push(
+        closed_loop(
+            "refresh",
+            args.refresh_concurrency.max(1),
+            duration,
+            move |i| {
+                let (b, ch) = (b.clone(), ch.clone());
+                async move {
+                    let mut tokens = ch[i].lock().await;
+                    *tokens = b.refresh(&tokens.refresh).await?;
+                    Ok(())
+                }
+            },
+        )
+        .await,
+    );
+
+    eprintln!("me, concurrency {} ...", args.me_concurrency);
+    let mut access = Vec::new();
+    for i in 0..args.me_concurrency.max(1) {
+        let chain = chains[i % chains.len()].lock().await;
+        access.push(chain.access.clone());
+    }
+    let access = Arc::new(access);
+    let b = bench.clone();
+    steps.push(
+        closed_loop("me", args.me_concurrency.max(1), duration, move |i| {
+            let (b, access) = (b.clone(), access.clone());
+            async move { b.me(&access[i]).await }
+        })
+        .await,
+    );
+
+    let refresh = steps
+        .iter()
+        .find(|s| s.name == "refresh")
+        .map(|s| s.throughput)
+        .unwrap_or(0.0);
+    let me = steps
+        .iter()
+        .find(|s| s.name == "me")
+        .map(|s| s.throughput)
+        .unwrap_or(0.0);
+    let open = steps
+        .iter()
+        .find(|s| s.name == "login_open_loop_80pct")
+        .map(|s| s.p99_ms);
+    let goals = vec![
+        (
+            "login throughput >= 90% of bare hash rate",
+            peak >= 0.9 * hash_per_sec,
+            format!("{peak:.1}/s vs {hash_per_sec:.1}/s"),
+        ),
+        (
+            "refresh >= 2000/s",
+            refresh >= 2000.0,
+            format!("{refresh:.0}/s"),
+        ),
+        ("/me >= 20000/s", me >= 20000.0, format!("{me:.0}/s")),
+        (
+            "login p99 < 250 ms at 80% of peak",
+            open.is_some_and(|p| p < 250.0),
+            open.map(|p| format!("{p:.1} ms"))
+                .unwrap_or_else(|| "not run".into()),
+        ),
+    ];
+
+    println!("auth-service benchmark against {url}");
+    println!("machine: {} ({} CPUs)", cpu_model(), cpus);
+    println!("bare Argon2id (m=19456,t=2,p=1) hash rate: {hash_per_sec:.1}/s on {threads} threads");
+    println!();
+    println!(
+        "{:<24} {:>5} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7}",
+        "step", "conc", "req/s", "ok", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    for s in &steps {
+        println!(
+            "{:<24} {:>5} {:>10.1} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+            s.name, s.concurrency, s.throughput, s.ok, s.p50_ms, s.p95_ms, s.p99_ms, s.errors
+        );
+    }
+    println!();
+    for (goal, met, value) in &goals {
+        println!("{} {goal}: {value}", if *met { "met   " } else { "missed" });
+    }
+
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "url": url,
+            "machine": { "cpu_model": cpu_model(), "cpus": cpus },
+            "duration_seconds": duration.as_secs(),
+            "argon2id": { "m_cost": 19456, "t_cost": 2, "p_cost": 1, "threads": threads, "hashes_per_second": hash_per_sec },
+            "login_peak_per_second": peak,
+            "steps": steps,
+            "goals": goals.iter().map(|(g, m, v)| json!({ "goal": g, "met": m, "value": v })).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(goals.iter().all(|g| g.1))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let strict = args.strict;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) if strict => ExitCode::from(1),
+        Ok(false) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
