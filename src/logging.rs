@@ -16,7 +16,11 @@ pub fn init(global: &GlobalArgs) {
     let filter = std::env::var(env_vars::RUST_LOG)
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("suma={level},aws_config=error,aws_smithy_runtime=error,{level}")));
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "suma={level},aws_config=error,aws_smithy_runtime=error,{level}"
+            ))
+        });
     let color = !global.no_color && std::env::var_os(env_vars::NO_COLOR).is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

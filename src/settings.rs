@@ -46,15 +46,32 @@ pub struct Resolved<T> {
     pub origin: Origin,
 }
 
-fn pick<T>(flag: Option<T>, env: Option<T>, file: Option<T>, default: impl FnOnce() -> T) -> Resolved<T> {
+fn pick<T>(
+    flag: Option<T>,
+    env: Option<T>,
+    file: Option<T>,
+    default: impl FnOnce() -> T,
+) -> Resolved<T> {
     if let Some(value) = flag {
-        Resolved { value, origin: Origin::Flag }
+        Resolved {
+            value,
+            origin: Origin::Flag,
+        }
     } else if let Some(value) = env {
-        Resolved { value, origin: Origin::Env }
+        Resolved {
+            value,
+            origin: Origin::Env,
+        }
     } else if let Some(value) = file {
-        Resolved { value, origin: Origin::ConfigFile }
+        Resolved {
+            value,
+            origin: Origin::ConfigFile,
+        }
     } else {
-        Resolved { value: default(), origin: Origin::Default }
+        Resolved {
+            value: default(),
+            origin: Origin::Default,
+        }
     }
 }
 
@@ -72,7 +89,11 @@ pub fn config_path(global: &GlobalArgs, env: &dyn EnvSource) -> Resolved<PathBuf
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("`{var}` is `{value}`: {reason}")]
-    BadEnvValue { var: &'static str, value: String, reason: String },
+    BadEnvValue {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("no environment selected\nhint: pass `--env NAME`, set `SUMA_ENV`, or set `defaults.environment` in the configuration; defined: {known}")]
     NoEnvironment { known: String },
 }
@@ -98,10 +119,12 @@ impl Settings {
         file: &ConfigFile,
     ) -> Result<Self, SettingsError> {
         let env_output = match env.var(env_vars::SUMA_OUTPUT) {
-            Some(value) => Some(value.parse::<OutputFormat>().map_err(|reason| SettingsError::BadEnvValue {
-                var: env_vars::SUMA_OUTPUT,
-                value,
-                reason,
+            Some(value) => Some(value.parse::<OutputFormat>().map_err(|reason| {
+                SettingsError::BadEnvValue {
+                    var: env_vars::SUMA_OUTPUT,
+                    value,
+                    reason,
+                }
             })?),
             None => None,
         };
@@ -109,7 +132,9 @@ impl Settings {
             OutputArg::Table => OutputFormat::Table,
             OutputArg::Json => OutputFormat::Json,
         });
-        let output = pick(flag_output, env_output, file.defaults.output, || OutputFormat::Table);
+        let output = pick(flag_output, env_output, file.defaults.output, || {
+            OutputFormat::Table
+        });
 
         let environment = {
             let resolved = pick(
@@ -128,7 +153,9 @@ impl Settings {
             || default_state_dir(env),
         );
 
-        let actor = pick(None, env.var(env_vars::SUMA_ACTOR), None, || default_actor(env));
+        let actor = pick(None, env.var(env_vars::SUMA_ACTOR), None, || {
+            default_actor(env)
+        });
         let color = !global.no_color && env.var(env_vars::NO_COLOR).is_none();
 
         Ok(Self {
@@ -138,7 +165,10 @@ impl Settings {
             state_dir,
             color,
             actor,
-            aws_operation_timeout: file.defaults.aws_operation_timeout.unwrap_or(Duration::from_secs(30)),
+            aws_operation_timeout: file
+                .defaults
+                .aws_operation_timeout
+                .unwrap_or(Duration::from_secs(30)),
         })
     }
 
@@ -147,7 +177,9 @@ impl Settings {
         self.environment
             .as_ref()
             .map(|r| r.value.as_str())
-            .ok_or_else(|| SettingsError::NoEnvironment { known: file.environment_names() })
+            .ok_or_else(|| SettingsError::NoEnvironment {
+                known: file.environment_names(),
+            })
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -166,7 +198,9 @@ fn default_state_dir(env: &dyn EnvSource) -> PathBuf {
 }
 
 fn default_actor(env: &dyn EnvSource) -> String {
-    let user = env.var(env_vars::USER).unwrap_or_else(|| "unknown".to_owned());
+    let user = env
+        .var(env_vars::USER)
+        .unwrap_or_else(|| "unknown".to_owned());
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     format!("{user}@{host}")
 }
@@ -188,7 +222,11 @@ mod tests {
     const STAGING: &str = "{ primary_region: eu-west-1, dr_region: eu-central-1, ecs: { cluster: c, service: s, canary_service: sc, container: app, container_port: 8080, desired_count: 2, dr: { cluster: c, service: s } }, alb: { listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3', stable_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1', canary_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1' }, rds: { primary: { identifier: db, region: eu-west-1 } }, dns: { hosted_zone_id: Z1, record_name: auth.example.com }, metrics: { provider: prometheus, prometheus_url: 'http://127.0.0.1:9090' } }";
 
     fn global(env: Option<&str>, output: Option<OutputArg>) -> GlobalArgs {
-        GlobalArgs { environment: env.map(str::to_owned), output, ..GlobalArgs::default() }
+        GlobalArgs {
+            environment: env.map(str::to_owned),
+            output,
+            ..GlobalArgs::default()
+        }
     }
 
     fn resolve(g: &GlobalArgs, env: &HashMap<&str, &str>, f: &ConfigFile) -> Settings {
@@ -203,33 +241,87 @@ mod tests {
         let s = resolve(&global(Some("staging"), Some(OutputArg::Json)), &env, &f);
         assert_eq!(s.environment.as_ref().unwrap().value, "staging");
         assert_eq!(s.environment.unwrap().origin, Origin::Flag);
-        assert_eq!(s.output, Resolved { value: OutputFormat::Json, origin: Origin::Flag });
+        assert_eq!(
+            s.output,
+            Resolved {
+                value: OutputFormat::Json,
+                origin: Origin::Flag
+            }
+        );
 
         let s = resolve(&global(None, None), &env, &f);
-        assert_eq!(s.environment.unwrap(), Resolved { value: "production".to_owned(), origin: Origin::Env });
-        assert_eq!(s.output, Resolved { value: OutputFormat::Table, origin: Origin::Env });
+        assert_eq!(
+            s.environment.unwrap(),
+            Resolved {
+                value: "production".to_owned(),
+                origin: Origin::Env
+            }
+        );
+        assert_eq!(
+            s.output,
+            Resolved {
+                value: OutputFormat::Table,
+                origin: Origin::Env
+            }
+        );
 
         let s = resolve(&global(None, None), &HashMap::new(), &f);
-        assert_eq!(s.environment.unwrap(), Resolved { value: "staging".to_owned(), origin: Origin::ConfigFile });
-        assert_eq!(s.output, Resolved { value: OutputFormat::Json, origin: Origin::ConfigFile });
+        assert_eq!(
+            s.environment.unwrap(),
+            Resolved {
+                value: "staging".to_owned(),
+                origin: Origin::ConfigFile
+            }
+        );
+        assert_eq!(
+            s.output,
+            Resolved {
+                value: OutputFormat::Json,
+                origin: Origin::ConfigFile
+            }
+        );
 
         let bare = file("  {}");
         let s = resolve(&global(None, None), &HashMap::new(), &bare);
         assert!(s.environment.is_none());
-        assert_eq!(s.output, Resolved { value: OutputFormat::Table, origin: Origin::Default });
-        assert!(matches!(s.environment_name(&bare), Err(SettingsError::NoEnvironment { .. })));
+        assert_eq!(
+            s.output,
+            Resolved {
+                value: OutputFormat::Table,
+                origin: Origin::Default
+            }
+        );
+        assert!(matches!(
+            s.environment_name(&bare),
+            Err(SettingsError::NoEnvironment { .. })
+        ));
     }
 
     #[test]
     fn config_path_precedence() {
         let env = HashMap::from([("SUMA_CONFIG", "/etc/suma.yaml")]);
         let mut g = GlobalArgs::default();
-        assert_eq!(config_path(&g, &env), Resolved { value: "/etc/suma.yaml".into(), origin: Origin::Env });
+        assert_eq!(
+            config_path(&g, &env),
+            Resolved {
+                value: "/etc/suma.yaml".into(),
+                origin: Origin::Env
+            }
+        );
         g.config = Some("mine.yaml".into());
-        assert_eq!(config_path(&g, &env), Resolved { value: "mine.yaml".into(), origin: Origin::Flag });
+        assert_eq!(
+            config_path(&g, &env),
+            Resolved {
+                value: "mine.yaml".into(),
+                origin: Origin::Flag
+            }
+        );
         assert_eq!(
             config_path(&GlobalArgs::default(), &HashMap::new()),
-            Resolved { value: "suma.yaml".into(), origin: Origin::Default }
+            Resolved {
+                value: "suma.yaml".into(),
+                origin: Origin::Default
+            }
         );
     }
 
@@ -237,7 +329,10 @@ mod tests {
     fn state_dir_follows_xdg() {
         let f = file("  {}");
         let env = HashMap::from([("XDG_STATE_HOME", "/x"), ("HOME", "/home/op")]);
-        assert_eq!(resolve(&global(None, None), &env, &f).state_dir.value, PathBuf::from("/x/suma"));
+        assert_eq!(
+            resolve(&global(None, None), &env, &f).state_dir.value,
+            PathBuf::from("/x/suma")
+        );
         let env = HashMap::from([("HOME", "/home/op")]);
         assert_eq!(
             resolve(&global(None, None), &env, &f).state_dir.value,
@@ -245,7 +340,13 @@ mod tests {
         );
         let env = HashMap::from([("HOME", "/home/op"), ("SUMA_STATE_DIR", "/var/suma")]);
         let s = resolve(&global(None, None), &env, &f);
-        assert_eq!(s.state_dir, Resolved { value: "/var/suma".into(), origin: Origin::Env });
+        assert_eq!(
+            s.state_dir,
+            Resolved {
+                value: "/var/suma".into(),
+                origin: Origin::Env
+            }
+        );
     }
 
     #[test]
@@ -262,7 +363,10 @@ mod tests {
         let f = file("  {}");
         assert!(resolve(&global(None, None), &HashMap::new(), &f).color);
         assert!(!resolve(&global(None, None), &HashMap::from([("NO_COLOR", "1")]), &f).color);
-        let g = GlobalArgs { no_color: true, ..GlobalArgs::default() };
+        let g = GlobalArgs {
+            no_color: true,
+            ..GlobalArgs::default()
+        };
         assert!(!resolve(&g, &HashMap::new(), &f).color);
     }
 }

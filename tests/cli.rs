@@ -21,20 +21,37 @@ fn status_json_is_structured() {
     assert_eq!(report["environment"], "production");
     assert_eq!(report["primary_region"], "eu-west-1");
     assert_eq!(report["dr_region"], "eu-central-1");
-    assert!(report["generated_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(report["generated_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
 
     let services = report["services"]["data"].as_array().unwrap();
-    let roles: Vec<&str> = services.iter().map(|s| s["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = services
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["stable", "canary", "dr"]);
     assert_eq!(services[0]["name"], "auth-service");
     assert_eq!(services[0]["desired"], 4);
     assert_eq!(services[0]["cluster"], "suma-finance-production");
     assert_eq!(services[2]["region"], "eu-central-1");
-    assert!(services[0]["image"].as_str().unwrap().ends_with("auth-service:1.4.2"));
-    assert!(services[0]["task_definition"].as_str().unwrap().starts_with("auth-service:"));
+    assert!(services[0]["image"]
+        .as_str()
+        .unwrap()
+        .ends_with("auth-service:1.4.2"));
+    assert!(services[0]["task_definition"]
+        .as_str()
+        .unwrap()
+        .starts_with("auth-service:"));
 
     let traffic = &report["traffic"]["data"];
-    assert_eq!((traffic["stable_weight"].as_i64(), traffic["canary_weight"].as_i64()), (Some(100), Some(0)));
+    assert_eq!(
+        (
+            traffic["stable_weight"].as_i64(),
+            traffic["canary_weight"].as_i64()
+        ),
+        (Some(100), Some(0))
+    );
     assert_eq!(traffic["state"], "stable");
 
     let dbs = report["databases"]["data"].as_array().unwrap();
@@ -43,16 +60,26 @@ fn status_json_is_structured() {
     assert_eq!(dbs[0]["storage_encrypted"], true);
     assert_eq!(dbs[1]["role"], "replica");
     assert_eq!(dbs[1]["region"], "eu-central-1");
-    assert!(dbs[1]["replica_source"].as_str().unwrap().ends_with("suma-finance-production-db"));
+    assert!(dbs[1]["replica_source"]
+        .as_str()
+        .unwrap()
+        .ends_with("suma-finance-production-db"));
 
     let dns = report["dns"]["data"].as_array().unwrap();
-    let failover: Vec<&str> = dns.iter().map(|r| r["failover"].as_str().unwrap()).collect();
+    let failover: Vec<&str> = dns
+        .iter()
+        .map(|r| r["failover"].as_str().unwrap())
+        .collect();
     assert_eq!(failover, ["PRIMARY", "SECONDARY"]);
-    assert!(dns.iter().all(|r| r["name"] == "auth.suma-finance.com" && r["health"] == "healthy"));
+    assert!(dns
+        .iter()
+        .all(|r| r["name"] == "auth.suma-finance.com" && r["health"] == "healthy"));
 
     let secrets = report["secrets"]["data"].as_array().unwrap();
     assert_eq!(secrets.len(), 4);
-    assert!(secrets.iter().all(|s| s["policy_days"] == 90 && s["overdue"] == false && s["rotation_pending"] == false));
+    assert!(secrets.iter().all(|s| s["policy_days"] == 90
+        && s["overdue"] == false
+        && s["rotation_pending"] == false));
     assert_eq!(secrets[1]["kind"], "jwt-signing-key");
 
     assert_eq!(report["lock"]["status"], "ok");
@@ -61,12 +88,20 @@ fn status_json_is_structured() {
 
 #[test]
 fn status_reports_an_unreachable_aws_per_section_and_exits_2() {
-    let out = run(suma(&["status", "--env", "production", "--output", "json"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    let out = run(suma(&["status", "--env", "production", "--output", "json"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
     assert_eq!(out.code, 2);
     let report = json(&out);
     for section in ["services", "traffic", "databases", "dns", "lock"] {
         assert_eq!(report[section]["status"], "error", "{section}");
-        assert!(report[section]["error"].as_str().unwrap().contains("network access to AWS"), "{section}: {}", report[section]["error"]);
+        assert!(
+            report[section]["error"]
+                .as_str()
+                .unwrap()
+                .contains("network access to AWS"),
+            "{section}: {}",
+            report[section]["error"]
+        );
     }
 }
 
@@ -83,10 +118,21 @@ fn broken_config(edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, std
 /// validation, before any AWS call could be attempted.
 fn config_error(edit: impl FnOnce(String) -> String) -> (String, String) {
     let (_dir, path) = broken_config(edit);
-    let out = run(suma(&["--config", path.to_str().unwrap(), "status", "--env", "production"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    let out = run(suma(&[
+        "--config",
+        path.to_str().unwrap(),
+        "status",
+        "--env",
+        "production",
+    ])
+    .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
     assert_eq!(out.code, 2, "stderr: {}", out.stderr);
     assert!(out.stdout.is_empty(), "nothing on stdout: {}", out.stdout);
-    assert!(!out.stderr.contains("network access"), "no AWS call was attempted: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("network access"),
+        "no AWS call was attempted: {}",
+        out.stderr
+    );
     (path.display().to_string(), out.stderr)
 }
 
@@ -96,7 +142,8 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn malformed_yaml_is_located() {
-    let (file, stderr) = config_error(|t| t.replacen("table: suma-locks", "table: \"suma-locks", 1));
+    let (file, stderr) =
+        config_error(|t| t.replacen("table: suma-locks", "table: \"suma-locks", 1));
     assert!(stderr.contains(&format!("error: {file}:")), "{stderr}");
     assert!(stderr.contains("not valid YAML"), "{stderr}");
 }
@@ -105,19 +152,32 @@ fn malformed_yaml_is_located() {
 fn unknown_key_is_located_and_named() {
     let mut target = 0;
     let (file, stderr) = config_error(|t| {
-        let t = t.replacen("    dr_region: eu-central-1\n", "    dr_region: eu-central-1\n    colour: blue\n", 1);
+        let t = t.replacen(
+            "    dr_region: eu-central-1\n",
+            "    dr_region: eu-central-1\n    colour: blue\n",
+            1,
+        );
         target = line_of(&t, "colour: blue");
         t
     });
-    assert!(stderr.contains(&format!("{file}:{target}:5: `environments.staging.colour`: unknown field `colour`")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:{target}:5: `environments.staging.colour`: unknown field `colour`"
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("hint:"), "{stderr}");
 }
 
 #[test]
 fn missing_field_is_located_and_named() {
-    let (file, stderr) = config_error(|t| t.replace("  canary_service: auth-service-canary\n", "\n"));
+    let (file, stderr) =
+        config_error(|t| t.replace("  canary_service: auth-service-canary\n", "\n"));
     assert!(stderr.contains(&format!("error: {file}:")), "{stderr}");
-    assert!(stderr.contains("`environments.staging.ecs`: missing field `canary_service`"), "{stderr}");
+    assert!(
+        stderr.contains("`environments.staging.ecs`: missing field `canary_service`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -129,39 +189,76 @@ fn bad_region_is_located_and_explained() {
         t
     });
     assert!(
-        stderr.contains(&format!("{file}:{target}:")) && stderr.contains("`eu-centrl-1` is not an AWS region code"),
+        stderr.contains(&format!("{file}:{target}:"))
+            && stderr.contains("`eu-centrl-1` is not an AWS region code"),
         "{stderr}"
     );
 }
 
 #[test]
 fn cross_field_problems_are_all_reported_with_positions() {
-    let (file, stderr) = config_error(|t| t.replace("weight: 50", "weight: 5").replacen("dr_region: eu-central-1", "dr_region: eu-west-1", 1));
-    assert!(stderr.contains("canary.steps.1.weight`: weight 5 is out of order"), "{stderr}");
-    assert!(stderr.contains("dr_region`: is the same as primary_region"), "{stderr}");
-    assert!(stderr.lines().filter(|l| l.starts_with(&format!("error: {file}:"))).count() >= 3, "{stderr}");
+    let (file, stderr) = config_error(|t| {
+        t.replace("weight: 50", "weight: 5").replacen(
+            "dr_region: eu-central-1",
+            "dr_region: eu-west-1",
+            1,
+        )
+    });
+    assert!(
+        stderr.contains("canary.steps.1.weight`: weight 5 is out of order"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dr_region`: is the same as primary_region"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("error: {file}:")))
+            .count()
+            >= 3,
+        "{stderr}"
+    );
 }
 
 #[test]
 fn unknown_environment_lists_the_defined_ones() {
     let out = run(suma(&["status", "--env", "prod"]));
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("environment `prod` is not defined"), "{}", out.stderr);
-    assert!(out.stderr.contains("`production`, `staging`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("environment `prod` is not defined"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`production`, `staging`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn config_validate_and_show() {
     let out = run(suma(&["config", "validate", "--output", "json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(json(&out)["environments"], serde_json::json!(["production", "staging"]));
+    assert_eq!(
+        json(&out)["environments"],
+        serde_json::json!(["production", "staging"])
+    );
 
-    let out = run(suma(&["config", "show", "--env", "production", "--output", "json"]).env("DD_API_KEY", "not-a-real-key"));
+    let out = run(
+        suma(&["config", "show", "--env", "production", "--output", "json"])
+            .env("DD_API_KEY", "not-a-real-key"),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!out.stdout.contains("not-a-real-key"));
     let shown = json(&out);
     assert_eq!(shown["credentials"]["DD_API_KEY"], "<redacted>");
-    assert_eq!(shown["settings"]["environment"], serde_json::json!({"value": "production", "origin": "flag"}));
+    assert_eq!(
+        shown["settings"]["environment"],
+        serde_json::json!({"value": "production", "origin": "flag"})
+    );
     assert_eq!(shown["settings"]["config_path"]["origin"], "env");
     assert_eq!(shown["environment"]["ecs"]["service"], "auth-service");
 }
@@ -177,15 +274,29 @@ fn schema_needs_no_configuration() {
 fn missing_config_file_says_how_to_provide_one() {
     let out = run(suma(&["status"]).env("SUMA_CONFIG", "/nonexistent/suma.yaml"));
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("/nonexistent/suma.yaml: cannot read the configuration file"), "{}", out.stderr);
-    assert!(out.stderr.contains("hint: pass `--config PATH`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/nonexistent/suma.yaml: cannot read the configuration file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: pass `--config PATH`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn help_documents_exit_codes() {
     let out = run(suma(&["--help"]));
     assert_eq!(out.code, 0);
-    for line in ["0    success", "1    the operation ran and the answer is no", "2    usage", "130  interrupted"] {
+    for line in [
+        "0    success",
+        "1    the operation ran and the answer is no",
+        "2    usage",
+        "130  interrupted",
+    ] {
         assert!(out.stdout.contains(line), "{line}");
     }
 }
@@ -194,5 +305,9 @@ fn help_documents_exit_codes() {
 fn usage_errors_exit_2() {
     let out = run(suma(&["lock", "release", "--env", "staging"]));
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("--force") && out.stderr.contains("--reason"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--force") && out.stderr.contains("--reason"),
+        "{}",
+        out.stderr
+    );
 }

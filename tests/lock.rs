@@ -17,7 +17,10 @@ fn op(environment: &str, actor: &str) -> Operation {
         "test-operation",
         environment,
         actor,
-        vec![PlannedStep { name: "change".to_owned(), detail: "changes a thing".to_owned() }],
+        vec![PlannedStep {
+            name: "change".to_owned(),
+            detail: "changes a thing".to_owned(),
+        }],
     )
 }
 
@@ -28,7 +31,10 @@ async fn locks(lease: Duration) -> Locks {
 
 async fn journal(dir: &std::path::Path) -> Journal {
     let session = sandbox_session().await;
-    Journal::new(session.lock_store(&lock_region(), TABLE), LocalLog::new(dir))
+    Journal::new(
+        session.lock_store(&lock_region(), TABLE),
+        LocalLog::new(dir),
+    )
 }
 
 #[tokio::test]
@@ -38,14 +44,25 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
     let attempts = (0..8).map(|i| {
         let locks = locks.clone();
         let environment = environment.clone();
-        tokio::spawn(async move { locks.acquire(&op(&environment, &format!("runner-{i}@ci")), false).await })
+        tokio::spawn(async move {
+            locks
+                .acquire(&op(&environment, &format!("runner-{i}@ci")), false)
+                .await
+        })
     });
-    let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+    let results: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let winners = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(winners, 1, "exactly one acquirer holds the lock");
     for result in &results {
         if let Err(e) = result {
-            assert!(matches!(e, LockError::Held(_)), "losers see who holds it: {e}");
+            assert!(
+                matches!(e, LockError::Held(_)),
+                "losers see who holds it: {e}"
+            );
             assert!(e.to_string().contains("is locked by runner-"), "{e}");
         }
     }
@@ -54,20 +71,32 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
     for guard in results.into_iter().flatten() {
         guard.release().await.unwrap();
     }
-    assert!(locks.status(&environment).await.unwrap().is_none(), "released");
+    assert!(
+        locks.status(&environment).await.unwrap().is_none(),
+        "released"
+    );
 }
 
 #[tokio::test]
 async fn a_renewed_lease_stays_held_beyond_its_length() {
     let environment = unique("renew");
     let locks = locks(Duration::from_secs(1)).await;
-    let guard = locks.acquire(&op(&environment, "a@host"), false).await.unwrap();
+    let guard = locks
+        .acquire(&op(&environment, "a@host"), false)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let err = locks.acquire(&op(&environment, "b@host"), false).await.unwrap_err();
+    let err = locks
+        .acquire(&op(&environment, "b@host"), false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, LockError::Held(_)), "{err}");
     assert!(!guard.lost().is_cancelled());
     guard.release().await.unwrap();
-    let second = locks.acquire(&op(&environment, "b@host"), false).await.unwrap();
+    let second = locks
+        .acquire(&op(&environment, "b@host"), false)
+        .await
+        .unwrap();
     second.release().await.unwrap();
 }
 
@@ -94,7 +123,10 @@ async fn an_expired_lease_is_taken_over_only_to_finish_its_operation() {
     let resumed = locks.acquire(&crashed, true).await.unwrap();
     let mut finished = crashed.clone();
     finished.set_status(OperationStatus::Succeeded);
-    journal.save(&finished, Some(resumed.holder())).await.unwrap();
+    journal
+        .save(&finished, Some(resumed.holder()))
+        .await
+        .unwrap();
     resumed.release().await.unwrap();
     let free = locks.acquire(&other, false).await.unwrap();
     free.release().await.unwrap();
@@ -113,7 +145,10 @@ async fn an_expired_lease_of_a_finished_operation_is_free_to_take() {
     // Crashed after recording the end but before deleting the lock.
     guard.abandon();
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let next = locks.acquire(&op(&environment, "b@host"), false).await.unwrap();
+    let next = locks
+        .acquire(&op(&environment, "b@host"), false)
+        .await
+        .unwrap();
     next.release().await.unwrap();
 }
 
@@ -128,13 +163,27 @@ async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
     mine.start_step(0);
     journal.save(&mine, Some(guard.holder())).await.unwrap();
 
-    locks.force_release(&journal, &environment, "oncall@host", "holder unresponsive").await.unwrap();
+    locks
+        .force_release(&journal, &environment, "oncall@host", "holder unresponsive")
+        .await
+        .unwrap();
     mine.finish_step(StepStatus::Succeeded, None, Default::default());
     let err = journal.save(&mine, Some(guard.holder())).await.unwrap_err();
-    assert!(err.to_string().contains("no longer held by this operation"), "{err}");
+    assert!(
+        err.to_string().contains("no longer held by this operation"),
+        "{err}"
+    );
     let recorded = journal.load(&mine.id).await.unwrap().unwrap();
-    assert_eq!(recorded.status, OperationStatus::Abandoned, "the force release marked it abandoned");
-    assert_eq!(recorded.steps[0].status, StepStatus::Running, "the fenced write did not land");
+    assert_eq!(
+        recorded.status,
+        OperationStatus::Abandoned,
+        "the force release marked it abandoned"
+    );
+    assert_eq!(
+        recorded.steps[0].status,
+        StepStatus::Running,
+        "the fenced write did not land"
+    );
 }
 
 #[tokio::test]
@@ -150,27 +199,77 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
     guard.abandon();
 
     // No TTY and no --yes: refuse, change nothing.
-    let out = run(suma(&["lock", "release", "--force", "--reason", "runner died", "--env", environment]));
-    assert_eq!(out.code, 2, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("refusing to force-release the lock of `staging` without confirmation"), "{}", out.stderr);
+    let out = run(suma(&[
+        "lock",
+        "release",
+        "--force",
+        "--reason",
+        "runner died",
+        "--env",
+        environment,
+    ]));
+    assert_eq!(
+        out.code, 2,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("refusing to force-release the lock of `staging` without confirmation"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--yes"), "{}", out.stderr);
-    assert!(locks.status(environment).await.unwrap().is_some(), "still locked");
+    assert!(
+        locks.status(environment).await.unwrap().is_some(),
+        "still locked"
+    );
 
     // --dry-run prints the plan and changes nothing.
-    let out = run(suma(&["lock", "release", "--force", "--reason", "runner died", "--env", environment, "--dry-run"]));
+    let out = run(suma(&[
+        "lock",
+        "release",
+        "--force",
+        "--reason",
+        "runner died",
+        "--env",
+        environment,
+        "--dry-run",
+    ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("dry run") && out.stdout.contains(&held.id), "{}", out.stdout);
-    assert!(locks.status(environment).await.unwrap().is_some(), "still locked");
+    assert!(
+        out.stdout.contains("dry run") && out.stdout.contains(&held.id),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        locks.status(environment).await.unwrap().is_some(),
+        "still locked"
+    );
 
     let state = tempfile::tempdir().unwrap();
-    let out = run(suma(&["lock", "release", "--force", "--reason", "runner died", "--env", environment, "--yes", "--output", "json"])
-        .env("SUMA_STATE_DIR", state.path())
-        .env("SUMA_ACTOR", "oncall@laptop"));
+    let out = run(suma(&[
+        "lock",
+        "release",
+        "--force",
+        "--reason",
+        "runner died",
+        "--env",
+        environment,
+        "--yes",
+        "--output",
+        "json",
+    ])
+    .env("SUMA_STATE_DIR", state.path())
+    .env("SUMA_ACTOR", "oncall@laptop"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let released = json(&out);
     assert_eq!(released["previous"]["operation_id"], held.id.as_str());
     assert_eq!(released["abandoned_operation"], held.id.as_str());
-    assert!(locks.status(environment).await.unwrap().is_none(), "released");
+    assert!(
+        locks.status(environment).await.unwrap().is_none(),
+        "released"
+    );
 
     // The release is an operation in the journal, with who and why, in DynamoDB and in the local log.
     let record_id = released["record_id"].as_str().unwrap();
@@ -180,29 +279,65 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
     assert_eq!(record["kind"], "lock-force-release");
     assert_eq!(record["actor"], "oncall@laptop");
     assert_eq!(record["parameters"]["reason"], "runner died");
-    assert_eq!(record["steps"][0]["facts"]["previous_holder"], "crashed-runner@ci");
+    assert_eq!(
+        record["steps"][0]["facts"]["previous_holder"],
+        "crashed-runner@ci"
+    );
     let local = std::fs::read_to_string(state.path().join("operations.jsonl")).unwrap();
     assert!(local.contains(record_id));
 
     let out = run(suma(&["ops", "show", &held.id, "--output", "json"]));
     let abandoned = json(&out);
     assert_eq!(abandoned["status"], "abandoned");
-    assert!(abandoned["events"][0]["message"].as_str().unwrap().contains("runner died"));
+    assert!(abandoned["events"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("runner died"));
 
-    let out = run(suma(&["ops", "list", "--env", environment, "--output", "json"]));
+    let out = run(suma(&[
+        "ops",
+        "list",
+        "--env",
+        environment,
+        "--output",
+        "json",
+    ]));
     let listed = json(&out);
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&record_id) && ids.contains(&held.id.as_str()), "{ids:?}");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&record_id) && ids.contains(&held.id.as_str()),
+        "{ids:?}"
+    );
 
     // Releasing a free lock is not an error and changes nothing.
-    let out = run(suma(&["lock", "release", "--force", "--reason", "again", "--env", environment]));
+    let out = run(suma(&[
+        "lock",
+        "release",
+        "--force",
+        "--reason",
+        "again",
+        "--env",
+        environment,
+    ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("not locked"));
 }
 
 #[test]
 fn lock_status_through_the_cli() {
-    let out = run(suma(&["lock", "status", "--env", "production", "--output", "json"]));
+    let out = run(suma(&[
+        "lock",
+        "status",
+        "--env",
+        "production",
+        "--output",
+        "json",
+    ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let status = json(&out);
     assert_eq!(status["environment"], "production");

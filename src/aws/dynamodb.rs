@@ -47,17 +47,29 @@ pub trait LockTable: Send + Sync {
     /// Writes `item` as the lock when no lock exists, or when the existing lease has expired (`now`) and
     /// either its operation finished or it is `takeover_of` (a resume or abort of that operation).
     /// Fails with `ConditionFailed` otherwise.
-    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError>;
+    async fn acquire(
+        &self,
+        item: &LockItem,
+        now: i64,
+        takeover_of: Option<&str>,
+    ) -> Result<(), AwsError>;
     async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
     /// Extends the lease; `ConditionFailed` means the lock is no longer ours.
-    async fn renew(&self, environment: &str, operation_id: &str, holder: &str, expires_at: i64) -> Result<(), AwsError>;
+    async fn renew(
+        &self,
+        environment: &str,
+        operation_id: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<(), AwsError>;
     /// Deletes the lock if `operation_id` holds it.
     async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError>;
     /// Deletes the lock whoever holds it, returning what it was.
     async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
     /// Saves an operation; with `fence = Some(holder)` also copies it into the lock item, in one
     /// transaction conditional on `holder` still holding the lock for this operation.
-    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError>;
+    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>)
+        -> Result<(), AwsError>;
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError>;
     /// Every operation of the environment (unordered).
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError>;
@@ -70,7 +82,10 @@ pub struct SdkLockTable {
 
 impl SdkLockTable {
     pub fn new(config: &SdkConfig, table: &str) -> Self {
-        Self { client: aws_sdk_dynamodb::Client::new(config), table: table.to_owned() }
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.to_owned(),
+        }
     }
 }
 
@@ -91,11 +106,17 @@ fn op_key(id: &str) -> String {
 }
 
 fn get_s(item: &HashMap<String, AttributeValue>, key: &str) -> String {
-    item.get(key).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> i64 {
-    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or_default()
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
 }
 
 fn lock_from_item(item: &HashMap<String, AttributeValue>) -> LockItem {
@@ -122,7 +143,12 @@ fn op_from_item(item: &HashMap<String, AttributeValue>) -> OperationItem {
 
 #[async_trait]
 impl LockTable for SdkLockTable {
-    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
+    async fn acquire(
+        &self,
+        item: &LockItem,
+        now: i64,
+        takeover_of: Option<&str>,
+    ) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, lock_key(&item.environment));
         let mut values = HashMap::from([
             (":now".to_owned(), n(now)),
@@ -162,11 +188,24 @@ impl LockTable for SdkLockTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", format!("{}/{}", self.table, lock_key(environment)), e))?;
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "DynamoDB",
+                    "GetItem",
+                    format!("{}/{}", self.table, lock_key(environment)),
+                    e,
+                )
+            })?;
         Ok(out.item().map(lock_from_item))
     }
 
-    async fn renew(&self, environment: &str, operation_id: &str, holder: &str, expires_at: i64) -> Result<(), AwsError> {
+    async fn renew(
+        &self,
+        environment: &str,
+        operation_id: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<(), AwsError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -178,7 +217,14 @@ impl LockTable for SdkLockTable {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "UpdateItem", format!("{}/{}", self.table, lock_key(environment)), e))?;
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "DynamoDB",
+                    "UpdateItem",
+                    format!("{}/{}", self.table, lock_key(environment)),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -191,7 +237,14 @@ impl LockTable for SdkLockTable {
             .expression_attribute_values(":op", s(operation_id))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "DeleteItem", format!("{}/{}", self.table, lock_key(environment)), e))?;
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "DynamoDB",
+                    "DeleteItem",
+                    format!("{}/{}", self.table, lock_key(environment)),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -204,11 +257,22 @@ impl LockTable for SdkLockTable {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "DeleteItem", format!("{}/{}", self.table, lock_key(environment)), e))?;
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "DynamoDB",
+                    "DeleteItem",
+                    format!("{}/{}", self.table, lock_key(environment)),
+                    e,
+                )
+            })?;
         Ok(out.attributes().map(lock_from_item))
     }
 
-    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
+    async fn save_operation(
+        &self,
+        op: &OperationItem,
+        fence: Option<&str>,
+    ) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, op_key(&op.id));
         let put = Put::builder()
             .table_name(&self.table)
@@ -217,7 +281,15 @@ impl LockTable for SdkLockTable {
             .item("status", s(&op.status))
             .item("document", s(&op.document))
             .build()
-            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+            .map_err(|e| {
+                AwsError::new(
+                    "DynamoDB",
+                    "PutItem",
+                    &resource,
+                    AwsErrorKind::Other,
+                    e.to_string(),
+                )
+            })?;
         let Some(holder) = fence else {
             self.client
                 .put_item()
@@ -238,7 +310,15 @@ impl LockTable for SdkLockTable {
             .expression_attribute_values(":op", s(&op.id))
             .expression_attribute_values(":holder", s(holder))
             .build()
-            .map_err(|e| AwsError::new("DynamoDB", "UpdateItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+            .map_err(|e| {
+                AwsError::new(
+                    "DynamoDB",
+                    "UpdateItem",
+                    &resource,
+                    AwsErrorKind::Other,
+                    e.to_string(),
+                )
+            })?;
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
@@ -258,7 +338,14 @@ impl LockTable for SdkLockTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", format!("{}/{}", self.table, op_key(id)), e))?;
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "DynamoDB",
+                    "GetItem",
+                    format!("{}/{}", self.table, op_key(id)),
+                    e,
+                )
+            })?;
         Ok(out.item().map(op_from_item))
     }
 

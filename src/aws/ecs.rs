@@ -56,7 +56,11 @@ pub fn task_definition_label(arn_or_ref: &str) -> &str {
 #[async_trait]
 pub trait EcsApi: Send + Sync {
     /// The named services of a cluster; a service that does not exist is a `NotFound` error.
-    async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, AwsError>;
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<EcsService>, AwsError>;
     async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError>;
 }
 
@@ -66,13 +70,19 @@ pub struct SdkEcs {
 
 impl SdkEcs {
     pub fn new(config: &SdkConfig) -> Self {
-        Self { client: aws_sdk_ecs::Client::new(config) }
+        Self {
+            client: aws_sdk_ecs::Client::new(config),
+        }
     }
 }
 
 #[async_trait]
 impl EcsApi for SdkEcs {
-    async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, AwsError> {
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<EcsService>, AwsError> {
         let resource = format!("{cluster}/{}", services.join(","));
         let out = self
             .client
@@ -85,8 +95,18 @@ impl EcsApi for SdkEcs {
         if let Some(failure) = out.failures().first() {
             let arn = failure.arn().unwrap_or(&resource).to_owned();
             let reason = failure.reason().unwrap_or("unknown reason");
-            let kind = if reason == "MISSING" { AwsErrorKind::NotFound } else { AwsErrorKind::Other };
-            return Err(AwsError::new("ECS", "DescribeServices", arn, kind, format!("service {reason}")));
+            let kind = if reason == "MISSING" {
+                AwsErrorKind::NotFound
+            } else {
+                AwsErrorKind::Other
+            };
+            return Err(AwsError::new(
+                "ECS",
+                "DescribeServices",
+                arn,
+                kind,
+                format!("service {reason}"),
+            ));
         }
         Ok(out
             .services()
@@ -126,7 +146,13 @@ impl EcsApi for SdkEcs {
             .await
             .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", reference, e))?;
         let td = out.task_definition().ok_or_else(|| {
-            AwsError::new("ECS", "DescribeTaskDefinition", reference, AwsErrorKind::NotFound, "no task definition returned")
+            AwsError::new(
+                "ECS",
+                "DescribeTaskDefinition",
+                reference,
+                AwsErrorKind::NotFound,
+                "no task definition returned",
+            )
         })?;
         Ok(TaskDefinition {
             arn: td.task_definition_arn().unwrap_or_default().to_owned(),

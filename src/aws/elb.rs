@@ -25,7 +25,9 @@ pub struct SdkElb {
 
 impl SdkElb {
     pub fn new(config: &SdkConfig) -> Self {
-        Self { client: aws_sdk_elasticloadbalancingv2::Client::new(config) }
+        Self {
+            client: aws_sdk_elasticloadbalancingv2::Client::new(config),
+        }
     }
 }
 
@@ -39,16 +41,27 @@ impl LoadBalancerApi for SdkElb {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ELBv2", "DescribeRules", rule_arn, e))?;
-        let rule = out
-            .rules()
-            .first()
-            .ok_or_else(|| AwsError::new("ELBv2", "DescribeRules", rule_arn, AwsErrorKind::NotFound, "rule not found"))?;
+        let rule = out.rules().first().ok_or_else(|| {
+            AwsError::new(
+                "ELBv2",
+                "DescribeRules",
+                rule_arn,
+                AwsErrorKind::NotFound,
+                "rule not found",
+            )
+        })?;
         let forward = rule
             .actions()
             .iter()
             .find(|a| a.r#type().map(|t| t.as_str()) == Some("forward"))
             .ok_or_else(|| {
-                AwsError::new("ELBv2", "DescribeRules", rule_arn, AwsErrorKind::Other, "the rule has no forward action")
+                AwsError::new(
+                    "ELBv2",
+                    "DescribeRules",
+                    rule_arn,
+                    AwsErrorKind::Other,
+                    "the rule has no forward action",
+                )
             })?;
         if let Some(config) = forward.forward_config() {
             return Ok(config
@@ -63,7 +76,12 @@ impl LoadBalancerApi for SdkElb {
         // A plain forward to one target group sends it everything.
         Ok(forward
             .target_group_arn()
-            .map(|arn| vec![WeightedTarget { target_group_arn: arn.to_owned(), weight: 1 }])
+            .map(|arn| {
+                vec![WeightedTarget {
+                    target_group_arn: arn.to_owned(),
+                    weight: 1,
+                }]
+            })
             .unwrap_or_default())
     }
 }

@@ -57,12 +57,29 @@ fn hint_suffix(kind: AwsErrorKind) -> &'static str {
 }
 
 impl AwsError {
-    pub fn new(service: &'static str, operation: &'static str, resource: impl Into<String>, kind: AwsErrorKind, detail: impl Into<String>) -> Self {
-        Self { service, operation, resource: resource.into(), kind, detail: detail.into() }
+    pub fn new(
+        service: &'static str,
+        operation: &'static str,
+        resource: impl Into<String>,
+        kind: AwsErrorKind,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            service,
+            operation,
+            resource: resource.into(),
+            kind,
+            detail: detail.into(),
+        }
     }
 
     /// Converts any SDK error, classifying it by its error code.
-    pub(crate) fn from_sdk<E, R>(service: &'static str, operation: &'static str, resource: impl Into<String>, err: SdkError<E, R>) -> Self
+    pub(crate) fn from_sdk<E, R>(
+        service: &'static str,
+        operation: &'static str,
+        resource: impl Into<String>,
+        err: SdkError<E, R>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
@@ -82,17 +99,34 @@ impl AwsError {
 
 fn classify_code(code: &str) -> AwsErrorKind {
     match code {
-        "ConditionalCheckFailedException" | "TransactionCanceledException" => AwsErrorKind::ConditionFailed,
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnrecognizedClientException"
-        | "InvalidClientTokenId" | "ExpiredToken" | "ExpiredTokenException" => AwsErrorKind::AccessDenied,
-        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => AwsErrorKind::Throttled,
-        c if c.contains("NotFound") || c.starts_with("NoSuch") || c == "ResourceNotFoundException" => AwsErrorKind::NotFound,
+        "ConditionalCheckFailedException" | "TransactionCanceledException" => {
+            AwsErrorKind::ConditionFailed
+        }
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException" => AwsErrorKind::AccessDenied,
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => AwsErrorKind::Throttled,
+        c if c.contains("NotFound")
+            || c.starts_with("NoSuch")
+            || c == "ResourceNotFoundException" =>
+        {
+            AwsErrorKind::NotFound
+        }
         _ => AwsErrorKind::Other,
     }
 }
 
 /// Converts an SDK timestamp.
-pub(crate) fn to_chrono(t: &aws_smithy_types_date::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn to_chrono(
+    t: &aws_smithy_types_date::DateTime,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
@@ -116,7 +150,10 @@ pub struct AwsSession {
 
 impl AwsSession {
     /// Loads the SDK configuration once per region. Credentials resolve lazily on the first call.
-    pub async fn connect<'a>(options: &AwsOptions, regions: impl IntoIterator<Item = &'a AwsRegion>) -> Self {
+    pub async fn connect<'a>(
+        options: &AwsOptions,
+        regions: impl IntoIterator<Item = &'a AwsRegion>,
+    ) -> Self {
         let mut configs = HashMap::new();
         for region in regions {
             if configs.contains_key(region.as_str()) {
@@ -128,7 +165,9 @@ impl AwsSession {
                 .timeout_config(
                     TimeoutConfig::builder()
                         .connect_timeout(Duration::from_secs(5))
-                        .operation_attempt_timeout(options.operation_timeout.min(Duration::from_secs(20)))
+                        .operation_attempt_timeout(
+                            options.operation_timeout.min(Duration::from_secs(20)),
+                        )
                         .operation_timeout(options.operation_timeout)
                         .build(),
                 );
@@ -168,7 +207,11 @@ impl AwsApis for AwsSession {
     }
     fn route53(&self) -> Arc<dyn route53::DnsApi> {
         // Route 53 is global; any loaded region's credentials and endpoint serve it.
-        let config = self.configs.values().next().expect("AwsSession has at least one region");
+        let config = self
+            .configs
+            .values()
+            .next()
+            .expect("AwsSession has at least one region");
         Arc::new(route53::SdkRoute53::new(config))
     }
     fn secrets(&self, region: &AwsRegion) -> Arc<dyn secrets::SecretsApi> {
@@ -189,12 +232,24 @@ mod tests {
 
     #[test]
     fn error_codes_are_classified() {
-        assert_eq!(classify_code("ConditionalCheckFailedException"), AwsErrorKind::ConditionFailed);
+        assert_eq!(
+            classify_code("ConditionalCheckFailedException"),
+            AwsErrorKind::ConditionFailed
+        );
         assert_eq!(classify_code("DBInstanceNotFound"), AwsErrorKind::NotFound);
-        assert_eq!(classify_code("ResourceNotFoundException"), AwsErrorKind::NotFound);
+        assert_eq!(
+            classify_code("ResourceNotFoundException"),
+            AwsErrorKind::NotFound
+        );
         assert_eq!(classify_code("NoSuchHostedZone"), AwsErrorKind::NotFound);
-        assert_eq!(classify_code("AccessDeniedException"), AwsErrorKind::AccessDenied);
-        assert_eq!(classify_code("ThrottlingException"), AwsErrorKind::Throttled);
+        assert_eq!(
+            classify_code("AccessDeniedException"),
+            AwsErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify_code("ThrottlingException"),
+            AwsErrorKind::Throttled
+        );
         assert_eq!(classify_code("ValidationError"), AwsErrorKind::Other);
     }
 }

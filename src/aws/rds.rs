@@ -36,7 +36,9 @@ pub struct SdkRds {
 
 impl SdkRds {
     pub fn new(config: &SdkConfig) -> Self {
-        Self { client: aws_sdk_rds::Client::new(config) }
+        Self {
+            client: aws_sdk_rds::Client::new(config),
+        }
     }
 }
 
@@ -51,7 +53,13 @@ impl DatabaseApi for SdkRds {
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "DescribeDBInstances", identifier, e))?;
         let db = out.db_instances().first().ok_or_else(|| {
-            AwsError::new("RDS", "DescribeDBInstances", identifier, AwsErrorKind::NotFound, "DB instance not found")
+            AwsError::new(
+                "RDS",
+                "DescribeDBInstances",
+                identifier,
+                AwsErrorKind::NotFound,
+                "DB instance not found",
+            )
         })?;
         Ok(DbInstance {
             identifier: db.db_instance_identifier().unwrap_or_default().to_owned(),
@@ -65,7 +73,9 @@ impl DatabaseApi for SdkRds {
             kms_key_id: db.kms_key_id().map(str::to_owned),
             deletion_protection: db.deletion_protection().unwrap_or(false),
             backup_retention_days: db.backup_retention_period().unwrap_or(0),
-            replica_source: db.read_replica_source_db_instance_identifier().map(str::to_owned),
+            replica_source: db
+                .read_replica_source_db_instance_identifier()
+                .map(str::to_owned),
             read_replicas: db.read_replica_db_instance_identifiers().to_vec(),
             endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
         })

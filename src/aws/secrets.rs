@@ -32,9 +32,9 @@ impl SecretMetadata {
 
     /// A rotation was started and not finished: some version carries `AWSPENDING` without `AWSCURRENT`.
     pub fn rotation_pending(&self) -> bool {
-        self.versions
-            .values()
-            .any(|labels| labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT"))
+        self.versions.values().any(|labels| {
+            labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT")
+        })
     }
 }
 
@@ -49,7 +49,9 @@ pub struct SdkSecrets {
 
 impl SdkSecrets {
     pub fn new(config: &SdkConfig) -> Self {
-        Self { client: aws_sdk_secretsmanager::Client::new(config) }
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(config),
+        }
     }
 }
 

@@ -19,13 +19,24 @@ pub fn validate(ctx: &Context) -> anyhow::Result<ExitStatus> {
         environments: ctx.config.environments.keys().map(String::as_str).collect(),
     };
     ctx.printer.either(&report, || {
-        format!("{}: valid ({} environments: {})", report.file, report.environments.len(), report.environments.join(", "))
+        format!(
+            "{}: valid ({} environments: {})",
+            report.file,
+            report.environments.len(),
+            report.environments.join(", ")
+        )
     });
     Ok(ExitStatus::Success)
 }
 
 /// Credentials suma reads from the environment, shown only as set or unset.
-const CREDENTIAL_VARS: &[&str] = &["DD_API_KEY", "DD_APP_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+const CREDENTIAL_VARS: &[&str] = &[
+    "DD_API_KEY",
+    "DD_APP_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
 
 pub fn show(ctx: &Context) -> anyhow::Result<ExitStatus> {
     #[derive(Serialize)]
@@ -41,9 +52,24 @@ pub fn show(ctx: &Context) -> anyhow::Result<ExitStatus> {
     };
     let credentials = CREDENTIAL_VARS
         .iter()
-        .map(|name| (*name, if std::env::var_os(name).is_some() { "<redacted>" } else { "<unset>" }))
+        .map(|name| {
+            (
+                *name,
+                if std::env::var_os(name).is_some() {
+                    "<redacted>"
+                } else {
+                    "<unset>"
+                },
+            )
+        })
         .collect();
-    let shown = Shown { settings: &ctx.settings, credentials, environment };
-    ctx.printer.either(&shown, || serde_yaml::to_string(&shown).expect("settings serialize"));
+    let shown = Shown {
+        settings: &ctx.settings,
+        credentials,
+        environment,
+    };
+    ctx.printer.either(&shown, || {
+        serde_yaml::to_string(&shown).expect("settings serialize")
+    });
     Ok(ExitStatus::Success)
 }

@@ -47,12 +47,19 @@ impl Context {
     }
 
     /// An AWS session covering `regions` plus the lock table's region.
-    pub async fn aws<'a>(&'a self, profile: Option<&str>, regions: impl IntoIterator<Item = &'a AwsRegion>) -> AwsSession {
+    pub async fn aws<'a>(
+        &'a self,
+        profile: Option<&str>,
+        regions: impl IntoIterator<Item = &'a AwsRegion>,
+    ) -> AwsSession {
         let options = AwsOptions {
             profile: profile.map(str::to_owned),
             operation_timeout: self.settings.aws_operation_timeout,
         };
-        let regions: Vec<&AwsRegion> = regions.into_iter().chain([&self.config.lock.region]).collect();
+        let regions: Vec<&AwsRegion> = regions
+            .into_iter()
+            .chain([&self.config.lock.region])
+            .collect();
         AwsSession::connect(&options, regions).await
     }
 
@@ -64,7 +71,10 @@ impl Context {
     }
 
     pub fn locks(&self, session: &AwsSession) -> Locks {
-        Locks::new(session.lock_store(&self.config.lock.region, &self.config.lock.table), self.config.lock.lease)
+        Locks::new(
+            session.lock_store(&self.config.lock.region, &self.config.lock.table),
+            self.config.lock.lease,
+        )
     }
 }
 
@@ -78,7 +88,10 @@ pub fn environment_regions(env: &Environment) -> Vec<&AwsRegion> {
 }
 
 /// Loads the configuration, or prints every problem in it and fails.
-pub fn load_config(global: &GlobalArgs, env: &dyn EnvSource) -> anyhow::Result<(settings::Resolved<std::path::PathBuf>, ConfigFile)> {
+pub fn load_config(
+    global: &GlobalArgs,
+    env: &dyn EnvSource,
+) -> anyhow::Result<(settings::Resolved<std::path::PathBuf>, ConfigFile)> {
     let path = settings::config_path(global, env);
     match crate::config::load_from_path(&path.value) {
         Ok(config) => Ok((path, config)),
@@ -93,7 +106,12 @@ pub fn load_config(global: &GlobalArgs, env: &dyn EnvSource) -> anyhow::Result<(
 }
 
 /// Runs one command.
-pub async fn dispatch(command: Command, global: &GlobalArgs, reporter: Arc<dyn Reporter>, cancel: CancellationToken) -> anyhow::Result<ExitStatus> {
+pub async fn dispatch(
+    command: Command,
+    global: &GlobalArgs,
+    reporter: Arc<dyn Reporter>,
+    cancel: CancellationToken,
+) -> anyhow::Result<ExitStatus> {
     // The schema needs no configuration file.
     if let Command::Config(ConfigCommand::Schema) = command {
         let printer = Printer::new(crate::config::OutputFormat::Json, false);
@@ -104,7 +122,13 @@ pub async fn dispatch(command: Command, global: &GlobalArgs, reporter: Arc<dyn R
     let (path, config) = load_config(global, &env)?;
     let settings = Settings::resolve(global, &env, path, &config).context("invalid settings")?;
     let printer = Printer::new(settings.output.value, settings.color);
-    let ctx = Context { settings, config, printer, reporter, cancel };
+    let ctx = Context {
+        settings,
+        config,
+        printer,
+        reporter,
+        cancel,
+    };
     match command {
         Command::Status => status_command(&ctx).await,
         Command::Config(ConfigCommand::Validate) => config::validate(&ctx),
@@ -113,14 +137,20 @@ pub async fn dispatch(command: Command, global: &GlobalArgs, reporter: Arc<dyn R
         Command::Ops(OpsCommand::List { limit }) => ops::list(&ctx, limit).await,
         Command::Ops(OpsCommand::Show { id }) => ops::show(&ctx, &id).await,
         Command::Lock(LockCommand::Status) => lock::status(&ctx).await,
-        Command::Lock(LockCommand::Release { force: _, reason, mutation }) => lock::release(&ctx, &reason, &mutation).await,
+        Command::Lock(LockCommand::Release {
+            force: _,
+            reason,
+            mutation,
+        }) => lock::release(&ctx, &reason, &mutation).await,
     }
 }
 
 async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     ctx.reporter.phase(&format!("reading `{name}` from AWS"));
-    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let session = ctx
+        .aws(env.aws_profile.as_deref(), environment_regions(env))
+        .await;
     let sources = status::StatusSources {
         locks: ctx.locks(&session),
         aws: Arc::new(session) as Arc<dyn AwsApis>,
@@ -128,6 +158,11 @@ async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
     };
     let report = status::gather(name, env, &sources).await;
     ctx.reporter.finish();
-    ctx.printer.either(&report, || crate::render::status::status(&report));
-    Ok(if report.has_errors() { ExitStatus::Error } else { ExitStatus::Success })
+    ctx.printer
+        .either(&report, || crate::render::status::status(&report));
+    Ok(if report.has_errors() {
+        ExitStatus::Error
+    } else {
+        ExitStatus::Success
+    })
 }

@@ -28,8 +28,16 @@ pub struct Section<T> {
 impl<T> Section<T> {
     fn from_result<E: std::fmt::Display>(result: Result<T, E>) -> Self {
         match result {
-            Ok(data) => Self { status: "ok", data: Some(data), error: None },
-            Err(e) => Self { status: "error", data: None, error: Some(e.to_string()) },
+            Ok(data) => Self {
+                status: "ok",
+                data: Some(data),
+                error: None,
+            },
+            Err(e) => Self {
+                status: "error",
+                data: None,
+                error: Some(e.to_string()),
+            },
         }
     }
 
@@ -188,7 +196,12 @@ async fn cluster_services(
 ) -> Result<Vec<ServiceStatus>, crate::aws::AwsError> {
     let names: Vec<String> = wanted.iter().map(|(_, n)| n.clone()).collect();
     let found = ecs.describe_services(cluster, &names).await?;
-    let images = join_all(found.iter().map(|s| ecs.describe_task_definition(&s.task_definition))).await;
+    let images = join_all(
+        found
+            .iter()
+            .map(|s| ecs.describe_task_definition(&s.task_definition)),
+    )
+    .await;
     Ok(wanted
         .iter()
         .filter_map(|(role, name)| {
@@ -205,7 +218,10 @@ async fn cluster_services(
                 running: service.running,
                 pending: service.pending,
                 task_definition: task_definition_label(&service.task_definition).to_owned(),
-                image: images[index].as_ref().ok().and_then(|td| td.containers.first().map(|c| c.image.clone())),
+                image: images[index]
+                    .as_ref()
+                    .ok()
+                    .and_then(|td| td.containers.first().map(|c| c.image.clone())),
                 rollout_state: primary.and_then(|d| d.rollout_state.clone()),
                 deployments: service.deployments.len(),
             })
@@ -213,13 +229,19 @@ async fn cluster_services(
         .collect())
 }
 
-async fn services(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<ServiceStatus>, crate::aws::AwsError> {
+async fn services(
+    env: &Environment,
+    aws: &dyn AwsApis,
+) -> Result<Vec<ServiceStatus>, crate::aws::AwsError> {
     let (primary, dr) = tokio::join!(
         cluster_services(
             aws.ecs(&env.primary_region),
             &env.primary_region,
             &env.ecs.cluster,
-            vec![("stable", env.ecs.service.clone()), ("canary", env.ecs.canary_service.clone())],
+            vec![
+                ("stable", env.ecs.service.clone()),
+                ("canary", env.ecs.canary_service.clone())
+            ],
         ),
         cluster_services(
             aws.ecs(&env.dr_region),
@@ -234,13 +256,24 @@ async fn services(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<ServiceSta
 }
 
 /// Classifies the rule's weights against the configured stable and canary target groups.
-pub fn classify_traffic(rule_arn: &str, stable_tg: &str, canary_tg: &str, targets: Vec<WeightedTarget>) -> TrafficStatus {
-    let weight_of = |arn: &str| targets.iter().filter(|t| t.target_group_arn == arn).map(|t| t.weight).sum::<i32>();
+pub fn classify_traffic(
+    rule_arn: &str,
+    stable_tg: &str,
+    canary_tg: &str,
+    targets: Vec<WeightedTarget>,
+) -> TrafficStatus {
+    let weight_of = |arn: &str| {
+        targets
+            .iter()
+            .filter(|t| t.target_group_arn == arn)
+            .map(|t| t.weight)
+            .sum::<i32>()
+    };
     let stable_weight = weight_of(stable_tg);
     let canary_weight = weight_of(canary_tg);
-    let foreign = targets
-        .iter()
-        .any(|t| t.target_group_arn != stable_tg && t.target_group_arn != canary_tg && t.weight > 0);
+    let foreign = targets.iter().any(|t| {
+        t.target_group_arn != stable_tg && t.target_group_arn != canary_tg && t.weight > 0
+    });
     let state = if foreign || stable_weight + canary_weight == 0 {
         "unexpected"
     } else if canary_weight == 0 {
@@ -248,11 +281,23 @@ pub fn classify_traffic(rule_arn: &str, stable_tg: &str, canary_tg: &str, target
     } else {
         "canary"
     };
-    TrafficStatus { rule_arn: rule_arn.to_owned(), stable_weight, canary_weight, state, targets }
+    TrafficStatus {
+        rule_arn: rule_arn.to_owned(),
+        stable_weight,
+        canary_weight,
+        state,
+        targets,
+    }
 }
 
-async fn traffic(env: &Environment, aws: &dyn AwsApis) -> Result<TrafficStatus, crate::aws::AwsError> {
-    let targets = aws.elb(&env.primary_region).rule_weights(env.alb.rule_arn.as_str()).await?;
+async fn traffic(
+    env: &Environment,
+    aws: &dyn AwsApis,
+) -> Result<TrafficStatus, crate::aws::AwsError> {
+    let targets = aws
+        .elb(&env.primary_region)
+        .rule_weights(env.alb.rule_arn.as_str())
+        .await?;
     Ok(classify_traffic(
         env.alb.rule_arn.as_str(),
         env.alb.stable_target_group_arn.as_str(),
@@ -261,15 +306,19 @@ async fn traffic(env: &Environment, aws: &dyn AwsApis) -> Result<TrafficStatus, 
     ))
 }
 
-async fn databases(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DatabaseStatus>, crate::aws::AwsError> {
+async fn databases(
+    env: &Environment,
+    aws: &dyn AwsApis,
+) -> Result<Vec<DatabaseStatus>, crate::aws::AwsError> {
     let mut wanted = vec![("primary", &env.rds.primary)];
     if let Some(replica) = &env.rds.replica {
         wanted.push(("replica", replica));
     }
-    let results = join_all(wanted.iter().map(|(_, db)| async move {
-        aws.rds(&db.region).describe_instance(&db.identifier).await
-    }))
-    .await;
+    let results =
+        join_all(wanted.iter().map(|(_, db)| async move {
+            aws.rds(&db.region).describe_instance(&db.identifier).await
+        }))
+        .await;
     wanted
         .iter()
         .zip(results)
@@ -280,7 +329,9 @@ async fn databases(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DatabaseS
                 region: db.region.to_string(),
                 identifier: found.identifier,
                 status: found.status,
-                engine: format!("{} {}", found.engine, found.engine_version).trim().to_owned(),
+                engine: format!("{} {}", found.engine, found.engine_version)
+                    .trim()
+                    .to_owned(),
                 multi_az: found.multi_az,
                 storage_encrypted: found.storage_encrypted,
                 replica_source: found.replica_source,
@@ -290,9 +341,14 @@ async fn databases(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DatabaseS
         .collect()
 }
 
-async fn dns(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DnsRecordStatus>, crate::aws::AwsError> {
+async fn dns(
+    env: &Environment,
+    aws: &dyn AwsApis,
+) -> Result<Vec<DnsRecordStatus>, crate::aws::AwsError> {
     let route53 = aws.route53();
-    let records = route53.records(&env.dns.hosted_zone_id, &env.dns.record_name).await?;
+    let records = route53
+        .records(&env.dns.hosted_zone_id, &env.dns.record_name)
+        .await?;
     let checks = join_all(records.iter().map(|r| {
         let route53 = route53.clone();
         let id = r.health_check_id.clone();
@@ -324,7 +380,10 @@ async fn dns(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DnsRecordStatus
         .collect())
 }
 
-async fn secrets(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<SecretStatus>, crate::aws::AwsError> {
+async fn secrets(
+    env: &Environment,
+    aws: &dyn AwsApis,
+) -> Result<Vec<SecretStatus>, crate::aws::AwsError> {
     let api = aws.secrets(&env.primary_region);
     let now = Utc::now();
     let results = join_all(env.secrets.iter().map(|s| api.describe(&s.id))).await;
@@ -369,7 +428,11 @@ async fn health(env: &Environment, probe: &dyn HttpProbe) -> Option<HealthStatus
     let url = env.url.as_ref()?;
     let (health_url, version_url) = (url.join("/health"), url.join("/version"));
     let (health, version) = tokio::join!(probe.get(&health_url), probe.get(&version_url));
-    Some(HealthStatus { url: url.to_string(), health, version })
+    Some(HealthStatus {
+        url: url.to_string(),
+        health,
+        version,
+    })
 }
 
 #[cfg(test)]
@@ -377,16 +440,34 @@ mod tests {
     use super::*;
 
     fn t(arn: &str, weight: i32) -> WeightedTarget {
-        WeightedTarget { target_group_arn: arn.to_owned(), weight }
+        WeightedTarget {
+            target_group_arn: arn.to_owned(),
+            weight,
+        }
     }
 
     #[test]
     fn traffic_states() {
-        assert_eq!(classify_traffic("r", "s", "c", vec![t("s", 100), t("c", 0)]).state, "stable");
+        assert_eq!(
+            classify_traffic("r", "s", "c", vec![t("s", 100), t("c", 0)]).state,
+            "stable"
+        );
         let split = classify_traffic("r", "s", "c", vec![t("s", 90), t("c", 10)]);
-        assert_eq!((split.state, split.stable_weight, split.canary_weight), ("canary", 90, 10));
-        assert_eq!(classify_traffic("r", "s", "c", vec![t("s", 50), t("x", 50)]).state, "unexpected");
-        assert_eq!(classify_traffic("r", "s", "c", vec![t("s", 0), t("c", 0)]).state, "unexpected");
-        assert_eq!(classify_traffic("r", "s", "c", vec![t("s", 1)]).state, "stable");
+        assert_eq!(
+            (split.state, split.stable_weight, split.canary_weight),
+            ("canary", 90, 10)
+        );
+        assert_eq!(
+            classify_traffic("r", "s", "c", vec![t("s", 50), t("x", 50)]).state,
+            "unexpected"
+        );
+        assert_eq!(
+            classify_traffic("r", "s", "c", vec![t("s", 0), t("c", 0)]).state,
+            "unexpected"
+        );
+        assert_eq!(
+            classify_traffic("r", "s", "c", vec![t("s", 1)]).state,
+            "stable"
+        );
     }
 }

@@ -64,9 +64,18 @@ pub fn parse_str(text: &str, file: &Path) -> Result<ConfigFile, Vec<ConfigError>
             .or_else(|| inner.location().map(|l| (l.line(), l.column())));
         let raw = inner.to_string();
         // serde_yaml prefixes its message with the path we already show.
-        let raw = raw.split_once(": ").filter(|(prefix, _)| !prefix.contains(' ')).map_or(raw.as_str(), |(_, rest)| rest);
+        let raw = raw
+            .split_once(": ")
+            .filter(|(prefix, _)| !prefix.contains(' '))
+            .map_or(raw.as_str(), |(_, rest)| rest);
         let (message, hint) = describe(raw);
-        vec![ConfigError { file: file.to_owned(), position, key, message, hint }]
+        vec![ConfigError {
+            file: file.to_owned(),
+            position,
+            key,
+            message,
+            hint,
+        }]
     })?;
     let problems = config.semantic_problems();
     if problems.is_empty() {
@@ -105,7 +114,10 @@ fn describe(raw: &str) -> (String, Option<String>) {
         Some("add the field; templates/suma.example.yaml shows a complete file".to_owned())
     } else if message.starts_with("invalid type") {
         Some("check the value's type against `suma config schema`".to_owned())
-    } else if message.contains("while scanning") || message.contains("while parsing") || message.starts_with("found ") {
+    } else if message.contains("while scanning")
+        || message.contains("while parsing")
+        || message.starts_with("found ")
+    {
         Some("the file is not valid YAML here: check quotes, brackets and indentation".to_owned())
     } else {
         None
@@ -127,7 +139,9 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
     let key_indent = |line: &str| {
         let trimmed = line.trim_start();
         match trimmed.strip_prefix('-') {
-            Some(rest) if rest.is_empty() || rest.starts_with(' ') => line.len() - rest.trim_start().len(),
+            Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+                line.len() - rest.trim_start().len()
+            }
             _ => raw_indent(line),
         }
     };
@@ -138,7 +152,11 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
     for segment in key.split('.') {
         let block: Vec<usize> = (start..end).filter(|&i| significant(lines[i])).collect();
         if let Ok(index) = segment.parse::<usize>() {
-            let dash = block.iter().filter(|&&i| is_item(lines[i])).map(|&i| raw_indent(lines[i])).min()?;
+            let dash = block
+                .iter()
+                .filter(|&&i| is_item(lines[i]))
+                .map(|&i| raw_indent(lines[i]))
+                .min()?;
             let item = *block
                 .iter()
                 .filter(|&&i| is_item(lines[i]) && raw_indent(lines[i]) == dash)
@@ -154,8 +172,10 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
                 let line = lines[i];
                 let content = &line[key_indent(line).min(line.len())..];
                 key_indent(line) == child
-                    && (content.strip_prefix(segment).or_else(|| content.strip_prefix(&format!("\"{segment}\"")[..])))
-                        .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                    && (content
+                        .strip_prefix(segment)
+                        .or_else(|| content.strip_prefix(&format!("\"{segment}\"")[..])))
+                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
             })?;
             found = Some((hit + 1, child + 1));
             start = hit + 1;
@@ -163,7 +183,8 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
                 .find(|&i| {
                     let line = lines[i];
                     significant(line)
-                        && (raw_indent(line) < child || (raw_indent(line) == child && !is_item(line)))
+                        && (raw_indent(line) < child
+                            || (raw_indent(line) == child && !is_item(line)))
                 })
                 .unwrap_or(end);
         }
@@ -180,13 +201,31 @@ mod tests {
     #[test]
     fn locates_nested_keys_and_sequence_items() {
         assert_eq!(locate(DOC, "lock.table"), Some((3, 3)));
-        assert_eq!(locate(DOC, "environments.staging.primary_region"), Some((6, 5)));
-        assert_eq!(locate(DOC, "environments.staging.canary.steps.1.weight"), Some((11, 11)));
-        assert_eq!(locate(DOC, "environments.staging.canary.steps.0.duration"), Some((10, 11)));
+        assert_eq!(
+            locate(DOC, "environments.staging.primary_region"),
+            Some((6, 5))
+        );
+        assert_eq!(
+            locate(DOC, "environments.staging.canary.steps.1.weight"),
+            Some((11, 11))
+        );
+        assert_eq!(
+            locate(DOC, "environments.staging.canary.steps.0.duration"),
+            Some((10, 11))
+        );
         // Sequences level with their key, as PyYAML writes them.
-        assert_eq!(locate(DOC, "environments.staging.secrets.1.id"), Some((16, 7)));
-        assert_eq!(locate(DOC, "environments.staging.secrets.0.kind"), Some((15, 7)));
-        assert_eq!(locate(DOC, "environments.production.primary_region"), Some((19, 5)));
+        assert_eq!(
+            locate(DOC, "environments.staging.secrets.1.id"),
+            Some((16, 7))
+        );
+        assert_eq!(
+            locate(DOC, "environments.staging.secrets.0.kind"),
+            Some((15, 7))
+        );
+        assert_eq!(
+            locate(DOC, "environments.production.primary_region"),
+            Some((19, 5))
+        );
         assert_eq!(locate(DOC, "environments.qa"), None);
         assert_eq!(locate(DOC, "environments.staging.secrets.2"), None);
     }

@@ -59,7 +59,9 @@ impl std::str::FromStr for OutputFormat {
         match s {
             "table" => Ok(Self::Table),
             "json" => Ok(Self::Json),
-            other => Err(format!("unknown output format `{other}`: expected `table` or `json`")),
+            other => Err(format!(
+                "unknown output format `{other}`: expected `table` or `json`"
+            )),
         }
     }
 }
@@ -294,8 +296,14 @@ impl Default for CanaryPolicy {
     fn default() -> Self {
         Self {
             steps: vec![
-                CanaryStep { weight: 10, duration: Duration::from_secs(300) },
-                CanaryStep { weight: 50, duration: Duration::from_secs(600) },
+                CanaryStep {
+                    weight: 10,
+                    duration: Duration::from_secs(300),
+                },
+                CanaryStep {
+                    weight: 50,
+                    duration: Duration::from_secs(600),
+                },
             ],
             interval: Duration::from_secs(60),
             max_error_rate: 0.005,
@@ -340,7 +348,10 @@ impl ConfigFile {
                 problems.push((
                     "defaults.environment".to_owned(),
                     format!("names environment `{name}`, which is not defined"),
-                    Some(format!("define it under `environments` or use one of: {}", self.environment_names())),
+                    Some(format!(
+                        "define it under `environments` or use one of: {}",
+                        self.environment_names()
+                    )),
                 ));
             }
         }
@@ -360,7 +371,9 @@ impl ConfigFile {
                     Some("the DR region must be a different region".to_owned()),
                 ));
             }
-            if env.metrics.provider == MetricProvider::Prometheus && env.metrics.prometheus_url.is_none() {
+            if env.metrics.provider == MetricProvider::Prometheus
+                && env.metrics.prometheus_url.is_none()
+            {
                 problems.push((
                     at("metrics.prometheus_url"),
                     "is required when `provider` is `prometheus`".to_owned(),
@@ -414,20 +427,28 @@ impl ConfigFile {
     }
 
     pub fn environment_names(&self) -> String {
-        self.environments.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        self.environments
+            .keys()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The named environment, or an error that lists the defined ones.
     pub fn environment(&self, name: &str) -> Result<&Environment, UnknownEnvironment> {
-        self.environments.get(name).ok_or_else(|| UnknownEnvironment {
-            name: name.to_owned(),
-            known: self.environment_names(),
-        })
+        self.environments
+            .get(name)
+            .ok_or_else(|| UnknownEnvironment {
+                name: name.to_owned(),
+                known: self.environment_names(),
+            })
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("environment `{name}` is not defined in the configuration\nhint: defined environments: {known}")]
+#[error(
+    "environment `{name}` is not defined in the configuration\nhint: defined environments: {known}"
+)]
 pub struct UnknownEnvironment {
     pub name: String,
     pub known: String,

@@ -14,7 +14,15 @@ use serde::{Deserialize, Serialize};
 pub struct AwsRegion(String);
 
 const REGION_DIRECTIONS: &[&str] = &[
-    "north", "south", "east", "west", "central", "northeast", "northwest", "southeast", "southwest",
+    "north",
+    "south",
+    "east",
+    "west",
+    "central",
+    "northeast",
+    "northwest",
+    "southeast",
+    "southwest",
 ];
 
 impl AwsRegion {
@@ -41,7 +49,9 @@ impl TryFrom<String> for AwsRegion {
         if valid {
             Ok(Self(value))
         } else {
-            Err(format!("`{value}` is not an AWS region code: expected something like `eu-west-1`"))
+            Err(format!(
+                "`{value}` is not an AWS region code: expected something like `eu-west-1`"
+            ))
         }
     }
 }
@@ -86,7 +96,12 @@ impl TryFrom<String> for Arn {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let parts: Vec<&str> = value.splitn(6, ':').collect();
-        if parts.len() == 6 && parts[0] == "arn" && !parts[1].is_empty() && !parts[2].is_empty() && !parts[5].is_empty() {
+        if parts.len() == 6
+            && parts[0] == "arn"
+            && !parts[1].is_empty()
+            && !parts[2].is_empty()
+            && !parts[5].is_empty()
+        {
             Ok(Self(value))
         } else {
             Err(format!(
@@ -131,10 +146,16 @@ impl TryFrom<String> for HttpUrl {
             .strip_prefix("https://")
             .or_else(|| value.strip_prefix("http://"));
         match rest {
-            Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !value.contains(char::is_whitespace) => {
+            Some(rest)
+                if !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && !value.contains(char::is_whitespace) =>
+            {
                 Ok(Self(value.trim_end_matches('/').to_owned()))
             }
-            _ => Err(format!("`{value}` is not an http(s) URL: expected e.g. `https://auth.example.com`")),
+            _ => Err(format!(
+                "`{value}` is not an http(s) URL: expected e.g. `https://auth.example.com`"
+            )),
         }
     }
 }
@@ -148,40 +169,6 @@ impl From<HttpUrl> for String {
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn regions() {
-        for ok in ["eu-west-1", "eu-central-1", "us-gov-west-1", "ap-southeast-2"] {
-            assert!(AwsRegion::try_from(ok.to_owned()).is_ok(), "{ok}");
-        }
-        for bad in ["eu-wst-1", "EU-west-1", "eu-west", "eu-west-12", "europe-west-1", ""] {
-            assert!(AwsRegion::try_from(bad.to_owned()).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn arns() {
-        let arn = Arn::try_from(
-            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/auth-stable/0123456789abcdef".to_owned(),
-        )
-        .unwrap();
-        assert_eq!(arn.region(), "eu-west-1");
-        assert_eq!(arn.short_name(), "auth-stable");
-        assert!(Arn::try_from("auth-stable".to_owned()).is_err());
-    }
-
-    #[test]
-    fn urls() {
-        let url = HttpUrl::try_from("https://auth.example.com/".to_owned()).unwrap();
-        assert_eq!(url.join("/health"), "https://auth.example.com/health");
-        assert!(HttpUrl::try_from("auth.example.com".to_owned()).is_err());
-        assert!(HttpUrl::try_from("ftp://x".to_owned()).is_err());
     }
 }
 
@@ -209,5 +196,51 @@ impl JsonSchema for HttpUrl {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "string", "pattern": r"^https?://[^/\s]+(/\S*)?$", "description": "An absolute http(s) URL" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions() {
+        for ok in [
+            "eu-west-1",
+            "eu-central-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+        ] {
+            assert!(AwsRegion::try_from(ok.to_owned()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "eu-wst-1",
+            "EU-west-1",
+            "eu-west",
+            "eu-west-12",
+            "europe-west-1",
+            "",
+        ] {
+            assert!(AwsRegion::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arns() {
+        let arn = Arn::try_from(
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/auth-stable/0123456789abcdef".to_owned(),
+        )
+        .unwrap();
+        assert_eq!(arn.region(), "eu-west-1");
+        assert_eq!(arn.short_name(), "auth-stable");
+        assert!(Arn::try_from("auth-stable".to_owned()).is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let url = HttpUrl::try_from("https://auth.example.com/".to_owned()).unwrap();
+        assert_eq!(url.join("/health"), "https://auth.example.com/health");
+        assert!(HttpUrl::try_from("auth.example.com".to_owned()).is_err());
+        assert!(HttpUrl::try_from("ftp://x".to_owned()).is_err());
     }
 }

@@ -13,7 +13,9 @@ pub struct LocalLog {
 
 impl LocalLog {
     pub fn new(state_dir: &std::path::Path) -> Self {
-        Self { path: state_dir.join("operations.jsonl") }
+        Self {
+            path: state_dir.join("operations.jsonl"),
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -21,14 +23,21 @@ impl LocalLog {
     }
 
     pub fn append(&self, op: &Operation) -> Result<(), JournalError> {
-        let err = |source| JournalError::Local { path: self.path.clone(), source };
+        let err = |source| JournalError::Local {
+            path: self.path.clone(),
+            source,
+        };
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let mut line = serde_json::to_string(op).expect("operations always serialize");
         line.push('\n');
         // One write call per line keeps concurrent appenders from interleaving within a line.
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(err)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(err)?;
         file.write_all(line.as_bytes()).map_err(err)
     }
 
@@ -37,7 +46,12 @@ impl LocalLog {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(JournalError::Local { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(JournalError::Local {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
         };
         Ok(text
             .lines()
@@ -59,7 +73,8 @@ mod tests {
         log.append(&op).unwrap();
         op.set_status(super::super::OperationStatus::Succeeded);
         log.append(&op).unwrap();
-        log.append(&Operation::new("rollback", "staging", "me@host", vec![])).unwrap();
+        log.append(&Operation::new("rollback", "staging", "me@host", vec![]))
+            .unwrap();
         let history = log.history(&op.id).unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[1].status, super::super::OperationStatus::Succeeded);

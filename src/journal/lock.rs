@@ -68,7 +68,11 @@ impl Locks {
     }
 
     pub async fn status(&self, environment: &str) -> Result<Option<LockInfo>, AwsError> {
-        Ok(self.table.get_lock(environment).await?.map(|item| LockInfo::from_item(&item, Utc::now())))
+        Ok(self
+            .table
+            .get_lock(environment)
+            .await?
+            .map(|item| LockInfo::from_item(&item, Utc::now())))
     }
 
     /// Takes the lock for `op`. `takeover` allows taking an expired lease held for this same operation
@@ -86,7 +90,11 @@ impl Locks {
             operation: serde_json::to_string(op).expect("operations always serialize"),
         };
         let takeover_of = takeover.then_some(op.id.as_str());
-        match self.table.acquire(&item, now.timestamp(), takeover_of).await {
+        match self
+            .table
+            .acquire(&item, now.timestamp(), takeover_of)
+            .await
+        {
             Ok(()) => {}
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
                 let current = self.table.get_lock(&op.environment).await?;
@@ -132,7 +140,10 @@ impl Locks {
         let mut facts = std::collections::BTreeMap::new();
         if let Some(item) = &previous {
             facts.insert("previous_holder".to_owned(), item.holder.clone().into());
-            facts.insert("previous_operation".to_owned(), item.operation_id.clone().into());
+            facts.insert(
+                "previous_operation".to_owned(),
+                item.operation_id.clone().into(),
+            );
         }
         record.finish_step(super::StepStatus::Succeeded, None, facts);
         record.set_status(OperationStatus::Succeeded);
@@ -141,7 +152,13 @@ impl Locks {
         let mut abandoned = None;
         if let Some(item) = &previous {
             if let Some(mut held) = journal.load(&item.operation_id).await? {
-                held.note(actor, format!("lock force-released by {actor} (operation {}): {reason}", record.id));
+                held.note(
+                    actor,
+                    format!(
+                        "lock force-released by {actor} (operation {}): {reason}",
+                        record.id
+                    ),
+                );
                 if !held.status.is_finished() {
                     held.set_status(OperationStatus::Abandoned);
                     abandoned = Some(held.id.clone());
@@ -220,7 +237,11 @@ impl LockGuard {
 
     pub async fn release(self) -> Result<(), AwsError> {
         self.renewal.abort();
-        match self.table.release(&self.environment, &self.operation_id).await {
+        match self
+            .table
+            .release(&self.environment, &self.operation_id)
+            .await
+        {
             // Someone force-released it meanwhile: nothing of ours is left to delete.
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => Ok(()),
             other => other,
@@ -253,7 +274,10 @@ async fn renew_until_lost(
     loop {
         tokio::time::sleep(period).await;
         let expires = Utc::now().timestamp() + lease.as_secs() as i64;
-        match table.renew(&environment, &operation_id, &holder, expires).await {
+        match table
+            .renew(&environment, &operation_id, &holder, expires)
+            .await
+        {
             Ok(()) => valid_until = tokio::time::Instant::now() + lease,
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
                 tracing::error!(environment = %environment, operation = %operation_id, "lock was taken away");

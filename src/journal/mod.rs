@@ -2,8 +2,8 @@
 //! step (start, end, result, and the facts needed to undo or resume it). Records go to the lock table in
 //! DynamoDB, where any machine can read them, and to a local JSON-lines audit log.
 
-pub mod lock;
 mod local;
+pub mod lock;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -142,7 +142,10 @@ impl Operation {
 
     pub fn start_step(&mut self, index: usize) {
         let now = Utc::now();
-        let name = self.plan.get(index).map_or_else(|| format!("step {index}"), |p| p.name.clone());
+        let name = self
+            .plan
+            .get(index)
+            .map_or_else(|| format!("step {index}"), |p| p.name.clone());
         self.steps.truncate(index);
         self.steps.push(StepRecord {
             index,
@@ -156,7 +159,12 @@ impl Operation {
         self.updated_at = now;
     }
 
-    pub fn finish_step(&mut self, status: StepStatus, error: Option<String>, facts: BTreeMap<String, serde_json::Value>) {
+    pub fn finish_step(
+        &mut self,
+        status: StepStatus,
+        error: Option<String>,
+        facts: BTreeMap<String, serde_json::Value>,
+    ) {
         let now = Utc::now();
         if let Some(step) = self.steps.last_mut() {
             step.ended_at = Some(now);
@@ -169,7 +177,11 @@ impl Operation {
 
     pub fn note(&mut self, actor: &str, message: impl Into<String>) {
         let now = Utc::now();
-        self.events.push(OperationEvent { at: now, actor: actor.to_owned(), message: message.into() });
+        self.events.push(OperationEvent {
+            at: now,
+            actor: actor.to_owned(),
+            message: message.into(),
+        });
         self.updated_at = now;
     }
 
@@ -190,9 +202,15 @@ pub enum JournalError {
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error("the journal record of operation `{id}` is not valid JSON: {source}")]
-    Corrupt { id: String, source: serde_json::Error },
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
     #[error("cannot write the local operation log `{path}`: {source}\nhint: set `--state-dir` or `SUMA_STATE_DIR` to a writable directory")]
-    Local { path: PathBuf, source: std::io::Error },
+    Local {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the lock on `{environment}` is no longer held by this operation; its record was not overwritten\nhint: run `suma lock status --env {environment}` to see who holds it")]
     Fenced { environment: String },
 }
@@ -225,7 +243,9 @@ impl Journal {
         };
         self.table.save_operation(&item, holder).await.map_err(|e| {
             if e.kind == crate::aws::AwsErrorKind::ConditionFailed {
-                JournalError::Fenced { environment: op.environment.clone() }
+                JournalError::Fenced {
+                    environment: op.environment.clone(),
+                }
             } else {
                 JournalError::Aws(e)
             }
@@ -240,7 +260,11 @@ impl Journal {
     }
 
     /// The environment's operations, newest first.
-    pub async fn list(&self, environment: &str, limit: usize) -> Result<Vec<Operation>, JournalError> {
+    pub async fn list(
+        &self,
+        environment: &str,
+        limit: usize,
+    ) -> Result<Vec<Operation>, JournalError> {
         let mut ops = self
             .table
             .list_operations(environment)
@@ -248,14 +272,21 @@ impl Journal {
             .into_iter()
             .map(|item| parse(&item.id, &item.document))
             .collect::<Result<Vec<_>, _>>()?;
-        ops.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.id.cmp(&a.id)));
+        ops.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         ops.truncate(limit);
         Ok(ops)
     }
 }
 
 pub(crate) fn parse(id: &str, document: &str) -> Result<Operation, JournalError> {
-    serde_json::from_str(document).map_err(|source| JournalError::Corrupt { id: id.to_owned(), source })
+    serde_json::from_str(document).map_err(|source| JournalError::Corrupt {
+        id: id.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -265,7 +296,10 @@ mod tests {
     fn plan() -> Vec<PlannedStep> {
         ["register", "shift", "promote"]
             .iter()
-            .map(|n| PlannedStep { name: (*n).to_owned(), detail: String::new() })
+            .map(|n| PlannedStep {
+                name: (*n).to_owned(),
+                detail: String::new(),
+            })
             .collect()
     }
 
@@ -274,7 +308,11 @@ mod tests {
         let mut op = Operation::new("canary-deploy", "staging", "op@host", plan());
         assert_eq!(op.next_step(), 0);
         op.start_step(0);
-        op.finish_step(StepStatus::Succeeded, None, BTreeMap::from([("rev".to_owned(), 41.into())]));
+        op.finish_step(
+            StepStatus::Succeeded,
+            None,
+            BTreeMap::from([("rev".to_owned(), 41.into())]),
+        );
         op.start_step(1);
         assert_eq!(op.next_step(), 1, "a running step is redone on resume");
         op.finish_step(StepStatus::Failed, Some("boom".to_owned()), BTreeMap::new());

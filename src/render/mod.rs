@@ -102,7 +102,9 @@ pub fn confirm(action: &str, yes: bool) -> Result<bool, ConfirmationRequired> {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(ConfirmationRequired { action: action.to_owned() });
+        return Err(ConfirmationRequired {
+            action: action.to_owned(),
+        });
     }
     eprint!("{} {action}? [y/N] ", console::style("?").yellow().bold());
     let _ = std::io::stderr().flush();
@@ -110,5 +112,8 @@ pub fn confirm(action: &str, yes: bool) -> Result<bool, ConfirmationRequired> {
     if std::io::stdin().read_line(&mut answer).is_err() {
         return Ok(false);
     }
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

@@ -18,7 +18,11 @@ pub struct TerminalReporter {
 
 impl TerminalReporter {
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, interactive: std::io::stderr().is_terminal(), spinner: Mutex::new(None) }
+        Self {
+            quiet,
+            interactive: std::io::stderr().is_terminal(),
+            spinner: Mutex::new(None),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -47,7 +51,10 @@ impl Reporter for TerminalReporter {
         let mut spinner = self.spinner.lock().expect("reporter lock");
         let bar = spinner.get_or_insert_with(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                    .expect("valid template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
@@ -58,14 +65,25 @@ impl Reporter for TerminalReporter {
         self.phase(&format!("[{}/{total}] {name}", index + 1));
     }
 
-    fn step_finished(&self, index: usize, total: usize, name: &str, status: StepStatus, detail: &str) {
+    fn step_finished(
+        &self,
+        index: usize,
+        total: usize,
+        name: &str,
+        status: StepStatus,
+        detail: &str,
+    ) {
         let mark = match status {
             StepStatus::Succeeded => console::style("ok").green().to_string(),
             StepStatus::Failed => console::style("FAILED").red().bold().to_string(),
             StepStatus::Skipped => console::style("skipped").dim().to_string(),
             StepStatus::Running => "...".to_owned(),
         };
-        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
         self.line(&format!("[{}/{total}] {name} {mark}{detail}", index + 1));
     }
 
@@ -74,7 +92,10 @@ impl Reporter for TerminalReporter {
     }
 
     fn warn(&self, message: &str) {
-        self.line(&format!("{}: {message}", console::style("warning").yellow().bold()));
+        self.line(&format!(
+            "{}: {message}",
+            console::style("warning").yellow().bold()
+        ));
     }
 
     fn finish(&self) {

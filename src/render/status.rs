@@ -7,14 +7,23 @@ use crate::commands::status::{Section, StatusReport};
 use crate::journal::lock::LockInfo;
 use crate::journal::Operation;
 
-fn section<T>(out: &mut String, title: &str, section: &Section<T>, body: impl FnOnce(&T) -> String) {
+fn section<T>(
+    out: &mut String,
+    title: &str,
+    section: &Section<T>,
+    body: impl FnOnce(&T) -> String,
+) {
     let _ = writeln!(out, "\n{}", heading(title));
     match (&section.data, &section.error) {
         (Some(data), _) => {
             let _ = writeln!(out, "{}", body(data));
         }
         (None, Some(error)) => {
-            let _ = writeln!(out, "{}: {error}", console::style("unavailable").red().bold());
+            let _ = writeln!(
+                out,
+                "{}: {error}",
+                console::style("unavailable").red().bold()
+            );
         }
         (None, None) => {}
     }
@@ -34,7 +43,18 @@ pub fn status(report: &StatusReport) -> String {
 
     section(&mut out, "ECS services", &report.services, |services| {
         table(
-            ["ROLE", "SERVICE", "REGION", "STATUS", "DESIRED", "RUNNING", "PENDING", "TASK DEFINITION", "IMAGE", "ROLLOUT"],
+            [
+                "ROLE",
+                "SERVICE",
+                "REGION",
+                "STATUS",
+                "DESIRED",
+                "RUNNING",
+                "PENDING",
+                "TASK DEFINITION",
+                "IMAGE",
+                "ROLLOUT",
+            ],
             services.iter().map(|s| {
                 [
                     s.role.to_owned(),
@@ -58,12 +78,24 @@ pub fn status(report: &StatusReport) -> String {
             "canary" => console::style("canary in flight").yellow().to_string(),
             _ => console::style("unexpected weights").red().to_string(),
         };
-        format!("stable {}% / canary {}%  {state}", t.stable_weight, t.canary_weight)
+        format!(
+            "stable {}% / canary {}%  {state}",
+            t.stable_weight, t.canary_weight
+        )
     });
 
     section(&mut out, "Databases (RDS)", &report.databases, |dbs| {
         table(
-            ["ROLE", "IDENTIFIER", "REGION", "STATUS", "ENGINE", "MULTI-AZ", "ENCRYPTED", "REPLICATES FROM"],
+            [
+                "ROLE",
+                "IDENTIFIER",
+                "REGION",
+                "STATUS",
+                "ENGINE",
+                "MULTI-AZ",
+                "ENCRYPTED",
+                "REPLICATES FROM",
+            ],
             dbs.iter().map(|d| {
                 [
                     d.role.to_owned(),
@@ -81,7 +113,9 @@ pub fn status(report: &StatusReport) -> String {
 
     section(&mut out, "DNS (Route 53)", &report.dns, |records| {
         if records.is_empty() {
-            return console::style("no records found for the configured name").red().to_string();
+            return console::style("no records found for the configured name")
+                .red()
+                .to_string();
         }
         table(
             ["NAME", "TYPE", "FAILOVER", "TTL", "TARGET", "HEALTH CHECK"],
@@ -114,7 +148,12 @@ pub fn status(report: &StatusReport) -> String {
                 [
                     s.id.clone(),
                     s.kind.to_owned(),
-                    if s.rotation_enabled { "enabled" } else { "disabled" }.to_owned(),
+                    if s.rotation_enabled {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                    .to_owned(),
                     or_dash(s.age_days.map(|d| format!("{d}d"))),
                     format!("{}d", s.policy_days),
                     state,
@@ -123,7 +162,9 @@ pub fn status(report: &StatusReport) -> String {
         )
     });
 
-    section(&mut out, "Lock", &report.lock, |lock| lock_line(lock.as_ref()));
+    section(&mut out, "Lock", &report.lock, |lock| {
+        lock_line(lock.as_ref())
+    });
 
     if let Some(health) = &report.health {
         let _ = writeln!(out, "\n{}", heading("Service"));
@@ -149,7 +190,12 @@ pub fn lock_line(lock: Option<&LockInfo>) -> String {
             let lease = if l.lease_active {
                 format!("lease until {}", l.expires_at.format("%H:%M:%S UTC"))
             } else {
-                console::style(format!("lease EXPIRED at {}", l.expires_at.format("%H:%M:%S UTC"))).red().to_string()
+                console::style(format!(
+                    "lease EXPIRED at {}",
+                    l.expires_at.format("%H:%M:%S UTC")
+                ))
+                .red()
+                .to_string()
             };
             format!(
                 "held by {} for {} `{}` ({}), since {}, {lease}",
@@ -184,28 +230,66 @@ pub fn operations(ops: &[Operation]) -> String {
 
 pub fn operation(op: &Operation) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}  {}  {}", heading("Operation"), op.id, op.kind, op.status.as_str());
-    let _ = writeln!(out, "environment {}, by {}, started {}", op.environment, op.actor, op.started_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let _ = writeln!(
+        out,
+        "{} {}  {}  {}",
+        heading("Operation"),
+        op.id,
+        op.kind,
+        op.status.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "environment {}, by {}, started {}",
+        op.environment,
+        op.actor,
+        op.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     for (key, value) in &op.parameters {
         let _ = writeln!(out, "  {key}: {value}");
     }
     let rows = op.plan.iter().enumerate().map(|(i, planned)| {
         let record = op.steps.iter().find(|s| s.index == i);
         let facts = record
-            .map(|r| r.facts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+            .map(|r| {
+                r.facts
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         [
             (i + 1).to_string(),
             planned.name.clone(),
-            record.map_or("pending".to_owned(), |r| format!("{:?}", r.status).to_lowercase()),
+            record.map_or("pending".to_owned(), |r| {
+                format!("{:?}", r.status).to_lowercase()
+            }),
             or_dash(record.map(|r| r.started_at.format("%H:%M:%S"))),
-            or_dash(record.and_then(|r| r.ended_at).map(|t| t.format("%H:%M:%S"))),
+            or_dash(
+                record
+                    .and_then(|r| r.ended_at)
+                    .map(|t| t.format("%H:%M:%S")),
+            ),
             record.and_then(|r| r.error.clone()).unwrap_or(facts),
         ]
     });
-    let _ = writeln!(out, "{}", table(["#", "STEP", "RESULT", "STARTED", "ENDED", "FACTS / ERROR"], rows));
+    let _ = writeln!(
+        out,
+        "{}",
+        table(
+            ["#", "STEP", "RESULT", "STARTED", "ENDED", "FACTS / ERROR"],
+            rows
+        )
+    );
     for event in &op.events {
-        let _ = writeln!(out, "{}  {}: {}", event.at.format("%Y-%m-%d %H:%M:%S"), event.actor, event.message);
+        let _ = writeln!(
+            out,
+            "{}  {}: {}",
+            event.at.format("%Y-%m-%d %H:%M:%S"),
+            event.actor,
+            event.message
+        );
     }
     out
 }

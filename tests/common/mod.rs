@@ -20,7 +20,11 @@ pub fn sandbox_config() -> PathBuf {
 pub fn suma(args: &[&str]) -> Command {
     sandbox_var("AWS_ENDPOINT_URL");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_suma"));
-    cmd.args(args).env("NO_COLOR", "1").env_remove("SUMA_ENV").env_remove("SUMA_OUTPUT").stdin(Stdio::null());
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SUMA_ENV")
+        .env_remove("SUMA_OUTPUT")
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -32,7 +36,11 @@ pub struct Run {
 
 pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> Run {
     let cmd = cmd.borrow_mut();
-    let Output { status, stdout, stderr } = cmd.output().expect("the suma binary runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the suma binary runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -41,14 +49,22 @@ pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> Run {
 }
 
 pub fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr))
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    })
 }
 
 /// An AWS session on the sandbox for the lock table's region.
 pub async fn sandbox_session() -> suma::aws::AwsSession {
     sandbox_var("AWS_ENDPOINT_URL");
     let region = suma::config::AwsRegion::try_from("eu-west-1".to_owned()).unwrap();
-    let options = suma::aws::AwsOptions { profile: None, operation_timeout: std::time::Duration::from_secs(20) };
+    let options = suma::aws::AwsOptions {
+        profile: None,
+        operation_timeout: std::time::Duration::from_secs(20),
+    };
     suma::aws::AwsSession::connect(&options, [&region]).await
 }
 

@@ -43,5 +43,8 @@ fn main() -> ExitCode {
 /// The workspace root, found from this crate's manifest directory.
 fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("xtask lives one level below the workspace root").to_owned()
+    manifest
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_owned()
 }

@@ -22,7 +22,8 @@ type State = BTreeMap<String, String>;
 
 impl Sandbox {
     pub fn new(root: PathBuf) -> Self {
-        let dir = std::env::var_os("SUMA_SANDBOX_DIR").map_or_else(|| root.join("target/sandbox"), PathBuf::from);
+        let dir = std::env::var_os("SUMA_SANDBOX_DIR")
+            .map_or_else(|| root.join("target/sandbox"), PathBuf::from);
         Self { root, dir }
     }
 
@@ -41,7 +42,8 @@ impl Sandbox {
 
     fn save_state(&self, state: &State) -> Result<()> {
         let text: String = state.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(self.state_path(), text).map_err(|e| format!("cannot write sandbox state: {e}"))
+        std::fs::write(self.state_path(), text)
+            .map_err(|e| format!("cannot write sandbox state: {e}"))
     }
 
     fn port(state: &State, key: &str) -> Option<u16> {
@@ -54,7 +56,10 @@ impl Sandbox {
 
     /// A component is up when its recorded process is alive and its port answers.
     fn running(state: &State, name: &str) -> bool {
-        match (Self::pid(state, &format!("{name}_pid")), Self::port(state, &format!("{name}_port"))) {
+        match (
+            Self::pid(state, &format!("{name}_pid")),
+            Self::port(state, &format!("{name}_port")),
+        ) {
             (Some(pid), Some(port)) => process::pid_alive(pid) && process::port_open(port),
             _ => false,
         }
@@ -62,11 +67,15 @@ impl Sandbox {
 
     pub fn is_up(&self) -> bool {
         let state = self.load_state();
-        ["moto", "postgres", "redis"].iter().all(|c| Self::running(&state, c)) && self.dir.join("env.sh").exists()
+        ["moto", "postgres", "redis"]
+            .iter()
+            .all(|c| Self::running(&state, c))
+            && self.dir.join("env.sh").exists()
     }
 
     pub fn up(&self) -> Result<Vec<(String, String)>> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         self.ensure_moto()?;
         let pg_bin = ensure_postgres()?;
         ensure_redis()?;
@@ -104,12 +113,28 @@ impl Sandbox {
         }
         if let Some(pid) = Self::pid(&state, "postgres_pid") {
             // SIGTERM is PostgreSQL's "smart" shutdown; SIGINT ("fast") does not wait for clients.
-            let _ = Command::new("kill").arg("-INT").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(pid.to_string())
+                .status();
             process::stop_pid(pid, Duration::from_secs(10));
         }
-        for leftover in ["state", "env.sh", "suma.yaml", "pg", "pg.log", "moto.log", "redis.log", "suma-state"] {
+        for leftover in [
+            "state",
+            "env.sh",
+            "suma.yaml",
+            "pg",
+            "pg.log",
+            "moto.log",
+            "redis.log",
+            "suma-state",
+        ] {
             let path = self.dir.join(leftover);
-            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
         }
         eprintln!("sandbox down");
         Ok(())
@@ -118,15 +143,22 @@ impl Sandbox {
     pub fn status(&self) -> Result<()> {
         let state = self.load_state();
         for name in ["moto", "postgres", "redis"] {
-            let port = state.get(&format!("{name}_port")).map_or("-", String::as_str);
-            let up = if Self::running(&state, name) { "running" } else { "stopped" };
+            let port = state
+                .get(&format!("{name}_port"))
+                .map_or("-", String::as_str);
+            let up = if Self::running(&state, name) {
+                "running"
+            } else {
+                "stopped"
+            };
             println!("{name:<9} {up:<8} port {port}");
         }
         Ok(())
     }
 
+    /// The moto venv; `SUMA_SANDBOX_VENV` moves it out of the work tree so CI can keep it between runs.
     fn venv(&self) -> PathBuf {
-        self.dir.join("venv")
+        std::env::var_os("SUMA_SANDBOX_VENV").map_or_else(|| self.dir.join("venv"), PathBuf::from)
     }
 
     fn ensure_moto(&self) -> Result<()> {
@@ -134,7 +166,10 @@ impl Sandbox {
         if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == MOTO_VERSION) {
             return Ok(());
         }
-        eprintln!("sandbox: installing moto[server]=={MOTO_VERSION} into {}", self.venv().display());
+        eprintln!(
+            "sandbox: installing moto[server]=={MOTO_VERSION} into {}",
+            self.venv().display()
+        );
         let python = ["python3", "python"]
             .iter()
             .find_map(|p| process::which(p))
@@ -152,7 +187,12 @@ impl Sandbox {
         let port = process::free_port()?;
         let log = self.dir.join("moto.log");
         let pid = process::spawn_logged(
-            Command::new(self.venv().join("bin/moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            Command::new(self.venv().join("bin/moto_server")).args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]),
             &log,
         )?;
         process::wait_for_port(port, "moto", Duration::from_secs(60), &log)?;
@@ -190,16 +230,38 @@ impl Sandbox {
             std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
             std::fs::write(&log, "").map_err(|e| e.to_string())?;
             if as_root {
-                process::run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data).arg(&log))?;
+                process::run(
+                    Command::new("chown")
+                        .args(["-R", "postgres:postgres"])
+                        .arg(&data)
+                        .arg(&log),
+                )?;
             }
-            process::run(wrap("initdb").args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--no-sync", "-D"]).arg(&data))?;
+            process::run(
+                wrap("initdb")
+                    .args([
+                        "--auth=trust",
+                        "--username=postgres",
+                        "--encoding=UTF8",
+                        "--no-sync",
+                        "-D",
+                    ])
+                    .arg(&data),
+            )?;
         }
         let port = process::free_port()?;
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             data.display()
         );
-        process::run(wrap("pg_ctl").arg("-D").arg(&data).arg("-l").arg(&log).args(["-o", &options, "-w", "-t", "60", "start"]))?;
+        process::run(
+            wrap("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-o", &options, "-w", "-t", "60", "start"]),
+        )?;
         let pid = std::fs::read_to_string(data.join("postmaster.pid"))
             .ok()
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
@@ -237,21 +299,45 @@ impl Sandbox {
     fn env_vars(&self, state: &State) -> Vec<(String, String)> {
         let credentials = self.dir.join("aws-credentials");
         // Dummy credentials in a file of our own, so that a real profile on this machine is never used.
-        let _ = std::fs::write(&credentials, "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n");
+        let _ = std::fs::write(
+            &credentials,
+            "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+        );
         let vars = [
-            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", state["moto_port"])),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", state["moto_port"]),
+            ),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
             ("AWS_SESSION_TOKEN", "testing".to_owned()),
             ("AWS_REGION", "eu-west-1".to_owned()),
             ("AWS_DEFAULT_REGION", "eu-west-1".to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                credentials.display().to_string(),
+            ),
             ("AWS_CONFIG_FILE", credentials.display().to_string()),
-            ("SUMA_CONFIG", self.dir.join("suma.yaml").display().to_string()),
-            ("SUMA_STATE_DIR", self.dir.join("suma-state").display().to_string()),
-            ("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{}/postgres", state["postgres_port"])),
-            ("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"])),
+            (
+                "SUMA_CONFIG",
+                self.dir.join("suma.yaml").display().to_string(),
+            ),
+            (
+                "SUMA_STATE_DIR",
+                self.dir.join("suma-state").display().to_string(),
+            ),
+            (
+                "DATABASE_URL",
+                format!(
+                    "postgres://postgres@127.0.0.1:{}/postgres",
+                    state["postgres_port"]
+                ),
+            ),
+            (
+                "REDIS_URL",
+                format!("redis://127.0.0.1:{}/", state["redis_port"]),
+            ),
         ];
         vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -261,7 +347,8 @@ impl Sandbox {
         for (k, v) in vars {
             text.push_str(&format!("export {k}='{v}'\n"));
         }
-        std::fs::write(self.dir.join("env.sh"), text).map_err(|e| format!("cannot write env.sh: {e}"))
+        std::fs::write(self.dir.join("env.sh"), text)
+            .map_err(|e| format!("cannot write env.sh: {e}"))
     }
 }
 
@@ -282,7 +369,9 @@ fn ensure_postgres() -> Result<PathBuf> {
         return Ok(bin);
     }
     apt_install(&["postgresql"])?;
-    find().ok_or_else(|| "postgresql was installed but no initdb was found under /usr/lib/postgresql".to_owned())
+    find().ok_or_else(|| {
+        "postgresql was installed but no initdb was found under /usr/lib/postgresql".to_owned()
+    })
 }
 
 fn ensure_redis() -> Result<()> {
@@ -294,7 +383,11 @@ fn ensure_redis() -> Result<()> {
 
 fn apt_install(packages: &[&str]) -> Result<()> {
     if !process::is_root() {
-        return Err(format!("missing {}: install with `sudo apt-get install -y {}`", packages.join(", "), packages.join(" ")));
+        return Err(format!(
+            "missing {}: install with `sudo apt-get install -y {}`",
+            packages.join(", "),
+            packages.join(" ")
+        ));
     }
     eprintln!("sandbox: installing {} from Debian", packages.join(", "));
     process::run(Command::new("apt-get").args(["update", "-qq"]))?;
@@ -345,19 +438,37 @@ pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
 pub fn demo(root: PathBuf) -> Result<()> {
     let sandbox = Sandbox::new(root.clone());
     let vars = sandbox.up()?;
-    process::run(cargo().current_dir(&root).args(["build", "--quiet", "--package", "suma", "--bin", "suma"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    process::run(cargo().current_dir(&root).args([
+        "build",
+        "--quiet",
+        "--package",
+        "suma",
+        "--bin",
+        "suma",
+    ]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let suma = target.join("debug/suma");
     let steps: &[(&str, &[&str])] = &[
         ("Validate the configuration", &["config", "validate"]),
         ("Staging at a glance", &["status", "--env", "staging"]),
         ("Production at a glance", &["status", "--env", "production"]),
-        ("Who holds the production lock", &["lock", "status", "--env", "production"]),
-        ("Recent production operations", &["ops", "list", "--env", "production"]),
+        (
+            "Who holds the production lock",
+            &["lock", "status", "--env", "production"],
+        ),
+        (
+            "Recent production operations",
+            &["ops", "list", "--env", "production"],
+        ),
     ];
     for (title, args) in steps {
         println!("\n=== {title}: suma {}", args.join(" "));
-        let ok = process::run_visible(Command::new(&suma).args(*args).envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))))?;
+        let ok = process::run_visible(
+            Command::new(&suma)
+                .args(*args)
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )?;
         if !ok {
             return Err(format!("`suma {}` failed", args.join(" ")));
         }
