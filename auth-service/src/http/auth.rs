@@ -1,4 +1,4 @@
-//! `/api/auth`: register, login, refresh, logout, me.
+//! `/api/auth`: register, login, refresh, logout, me, password change.
 //!
 //! Login never tells an unknown email from a wrong password: same status, same body, and the unknown path
 //! verifies against a dummy hash so it costs the same. Registration answers the same whether or not the
@@ -32,7 +32,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/me", get(me))
+        .route("/api/auth/password", post(change_password))
 }
+
+/// Previous passwords a new one must differ from.
+const PASSWORD_HISTORY: i64 = 5;
 
 /// Registration request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -175,17 +179,7 @@ pub async fn register(
             message: "email address is not valid".into(),
         });
     }
-    if let Err(e) = check_policy(&req.password, &email) {
-        let code = match e {
-            PolicyError::TooShort | PolicyError::TooLong => "password_length",
-            PolicyError::Common => "password_common",
-            PolicyError::ContainsEmail => "password_contains_email",
-        };
-        return Err(Error::Unprocessable {
-            code,
-            message: e.to_string(),
-        });
-    }
+    check_policy(&req.password, &email).map_err(policy_error)?;
     // Hashed before the existence check, so a taken address costs the same time as a free one.
     let hash = state.hasher.hash(&req.password).await?;
     let id = Uuid::now_v7();
@@ -547,6 +541,104 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me
         created_at: row.created_at,
         session_id: user.session_id,
     }))
+}
+
+/// Password change request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
+    pub current_password: Password,
+    /// The new password; same policy as registration, and not one of the last five.
+    #[schema(value_type = String, format = Password)]
+    pub new_password: Password,
+}
+
+fn policy_error(e: PolicyError) -> Error {
+    let code = match e {
+        PolicyError::TooShort | PolicyError::TooLong => "password_length",
+        PolicyError::Common => "password_common",
+        PolicyError::ContainsEmail => "password_contains_email",
+    };
+    Error::Unprocessable {
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Change the password; ends every session of the user (including the caller's).
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; every session ended, log in again"),
+        (status = 401, description = "Not authenticated, or wrong current password", body = ErrorBody),
+        (status = 422, description = "New password refused by the policy or reused", body = ErrorBody),
+        (status = 429, description = "Account locked", body = ErrorBody),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    user: AuthUser,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode> {
+    let cfg = &state.config;
+    let row = state
+        .db
+        .user_by_id(user.user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let account = account_key(&row.email);
+    // The current password is guessable here too, so the login lockout guards it.
+    if let Gate::Locked { retry_after } = state
+        .cache
+        .login_gate(&account, cfg.max_login_attempts, cfg.lockout_duration)
+        .await?
+    {
+        return Err(Error::Locked { retry_after });
+    }
+    let verified = state
+        .hasher
+        .verify(&req.current_password, Some(&row.password_hash))
+        .await?;
+    if !verified.ok {
+        let locked_now = state
+            .cache
+            .login_failed(&account, cfg.max_login_attempts, cfg.lockout_duration)
+            .await?;
+        if locked_now {
+            state.metrics.lockouts.inc();
+        }
+        let mut event = audit(&meta, "password_change", "failure");
+        event.user_id = Some(user.user_id);
+        event.metadata = json!({ "reason": "invalid_current_password" });
+        state.audit(event).await;
+        return Err(Error::InvalidCredentials);
+    }
+    state.cache.login_succeeded(&account).await?;
+    check_policy(&req.new_password, &row.email).map_err(policy_error)?;
+    for old in state
+        .db
+        .password_history(user.user_id, PASSWORD_HISTORY)
+        .await?
+    {
+        if state.hasher.verify(&req.new_password, Some(&old)).await?.ok {
+            return Err(Error::Unprocessable {
+                code: "password_reused",
+                message: format!("password must differ from the last {PASSWORD_HISTORY}"),
+            });
+        }
+    }
+    let hash = state.hasher.hash(&req.new_password).await?;
+    state
+        .db
+        .change_password(user.user_id, &hash, state.now())
+        .await?;
+    let ended = state.cache.delete_all_sessions(user.user_id).await?;
+    let mut event = audit(&meta, "password_change", "success");
+    event.user_id = Some(user.user_id);
+    event.metadata = json!({ "sessions_ended": ended });
+    state.audit(event).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

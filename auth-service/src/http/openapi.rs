@@ -13,6 +13,7 @@ use crate::state::AppState;
     info(title = "auth-service", description = "Accounts, login, tokens and sessions"),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        auth::change_password,
         sessions::list, sessions::revoke,
         ops::health, ops::ready, ops::metrics, ops::version, ops::jwks,
     ),

@@ -217,6 +217,53 @@ impl Db {
         Ok(())
     }
 
+    /// The most recent password hashes of a user, newest first.
+    pub async fn password_history(
+        &self,
+        user_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT password_hash FROM password_history WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Sets a new password, records it in the history and revokes every refresh token of the user.
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(Uuid::now_v7())
+            .bind(user_id)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2, revoked_reason = 'password_changed'
+             WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
     /// Stores a new refresh token (the first of a family, at login).
     pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> Result<(), sqlx::Error> {
         sqlx::query(

@@ -375,6 +375,17 @@ impl Cache {
         Ok(owner.and_then(|o| Uuid::parse_str(&o).ok()))
     }
 
+    /// Ends every session of a user; returns how many existed.
+    pub async fn delete_all_sessions(&self, user_id: Uuid) -> redis::RedisResult<u64> {
+        let mut c = self.conn.clone();
+        let index = self.key(&["user_sessions", &user_id.to_string()]);
+        let ids: Vec<String> = c.smembers(&index).await?;
+        let mut keys: Vec<String> = ids.iter().map(|id| self.key(&["session", id])).collect();
+        keys.push(index);
+        let deleted: u64 = c.del(&keys).await?;
+        Ok(deleted.saturating_sub(1))
+    }
+
     /// Ends a session; returns whether it existed.
     pub async fn delete_session(&self, id: Uuid, user_id: Uuid) -> redis::RedisResult<bool> {
         let mut c = self.conn.clone();

@@ -84,6 +84,22 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(out)
 }
 
+fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
 #[sqlx::test(migrations = false)]
 async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     let db = pool.connect_options().get_database().unwrap().to_owned();
@@ -114,6 +130,7 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
         .env("BIND_ADDR", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("DEPLOYMENT_LABEL", "canary")
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -130,6 +147,23 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let version = http_get(port, "/version").unwrap();
     assert!(version.contains("\"deployment\":\"canary\""), "{version}");
+    let password = "a secret passphrase that must never be logged";
+    let body = format!(r#"{{"email":"logs@example.com","password":"{password}"}}"#);
+    let res = http_post(port, "/api/auth/register", &body).unwrap();
+    assert!(res.starts_with("HTTP/1.1 202"), "{res}");
+    let res = http_post(port, "/api/auth/login", &body).unwrap();
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let json: serde_json::Value =
+        serde_json::from_str(res.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let refresh = json["refresh_token"].as_str().unwrap().to_owned();
+    let access = json["access_token"].as_str().unwrap().to_owned();
+    let res = http_post(
+        port,
+        "/api/auth/refresh",
+        &format!(r#"{{"refresh_token":"{refresh}"}}"#),
+    )
+    .unwrap();
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -162,4 +196,14 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
             .unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
     assert!(stderr.contains("shutdown requested"));
+    for secret in [password, refresh.as_str(), access.as_str()] {
+        assert!(
+            !stderr.contains(secret),
+            "a secret reached the log:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("/api/auth/login"),
+        "requests are logged (debug level):\n{stderr}"
+    );
 }

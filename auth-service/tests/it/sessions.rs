@@ -193,3 +193,95 @@ async fn absolute_timeout_ends_an_active_session(pool: PgPool) {
         "the ended session is not listed"
     );
 }
+
+#[sqlx::test]
+async fn password_change_ends_every_session(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let one = app.signed_in("change@example.com").await;
+    let two = app.login("change@example.com", PASSWORD).await.body;
+    let access = s(&two, "access_token");
+    let change = |current: &str, new: &str| serde_json::json!({ "current_password": current, "new_password": new });
+
+    let res = app
+        .call(
+            Method::POST,
+            "/api/auth/password",
+            Some(change("wrong passphrase!!", "a brand new passphrase")),
+            Some(access),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.body["error"], "invalid_credentials");
+    let res = app
+        .call(
+            Method::POST,
+            "/api/auth/password",
+            Some(change(PASSWORD, "short")),
+            Some(access),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/auth/password",
+            Some(change(PASSWORD, PASSWORD)),
+            Some(access),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.body["error"], "password_reused");
+    let res = app
+        .call(
+            Method::POST,
+            "/api/auth/password",
+            Some(change(PASSWORD, "a brand new passphrase")),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+
+    let res = app
+        .call(
+            Method::POST,
+            "/api/auth/password",
+            Some(change(PASSWORD, "a brand new passphrase")),
+            Some(access),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{:?}", res.body);
+    for login in [&one, &two] {
+        assert_eq!(
+            app.get("/api/auth/me", Some(s(login, "access_token")))
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.refresh(s(login, "refresh_token")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.login("change@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login("change@example.com", "a brand new passphrase")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let results: Vec<String> = app
+        .audit("password_change")
+        .await
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(results, ["failure", "success"]);
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM password_history")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(history, 2);
+}
