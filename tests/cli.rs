@@ -10,6 +10,9 @@ fn status_shows_the_whole_environment_for_people() {
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[TIME]");
+    settings.add_filter(r"http://127\.0\.0\.1:\d+", "[AUTH_URL]");
+    settings.add_filter(r"in \d+ ms", "in [N] ms");
+    settings.add_filter(r"version: \{.*\}", "version: [VERSION]");
     settings.bind(|| insta::assert_snapshot!("status_production", out.stdout));
 }
 
@@ -84,6 +87,15 @@ fn status_json_is_structured() {
 
     assert_eq!(report["lock"]["status"], "ok");
     assert!(report["lock"]["data"].is_null());
+
+    let health = &report["health"];
+    assert_eq!(health["url"], common::sandbox_var("AUTH_URL").as_str());
+    assert_eq!(health["health"]["status_code"], 200);
+    assert_eq!(health["version"]["status_code"], 200);
+    assert_eq!(health["version"]["body"]["deployment"], "stable");
+    assert!(health["version"]["body"]["signing_kid"]
+        .as_str()
+        .is_some_and(|kid| !kid.is_empty()));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Development automation: `cargo xtask sandbox up|down|status`, `cargo xtask test`, `cargo xtask demo`.
 //! Few dependencies on purpose; everything else it needs (moto, PostgreSQL, Redis) it installs itself.
 
+mod http;
 mod process;
 mod sandbox;
 

@@ -20,6 +20,9 @@ pub struct Sandbox {
 /// Recorded pids and ports, as `KEY=VALUE` lines in `state`.
 type State = BTreeMap<String, String>;
 
+/// What `up` starts, in start order.
+const COMPONENTS: [&str; 4] = ["moto", "postgres", "redis", "auth"];
+
 impl Sandbox {
     pub fn new(root: PathBuf) -> Self {
         let dir = std::env::var_os("SUMA_SANDBOX_DIR")
@@ -67,10 +70,7 @@ impl Sandbox {
 
     pub fn is_up(&self) -> bool {
         let state = self.load_state();
-        ["moto", "postgres", "redis"]
-            .iter()
-            .all(|c| Self::running(&state, c))
-            && self.dir.join("env.sh").exists()
+        COMPONENTS.iter().all(|c| Self::running(&state, c)) && self.dir.join("env.sh").exists()
     }
 
     pub fn up(&self) -> Result<Vec<(String, String)>> {
@@ -81,8 +81,13 @@ impl Sandbox {
         ensure_redis()?;
 
         let mut state = self.load_state();
+        // The service's port is chosen first: the seeded configuration points `url` at it.
+        let auth_port = match Self::port(&state, "auth_port") {
+            Some(port) if Self::running(&state, "auth") || !process::port_open(port) => port,
+            _ => process::free_port()?,
+        };
         if !Self::running(&state, "moto") {
-            self.start_moto(&mut state)?;
+            self.start_moto(&mut state, auth_port)?;
         }
         if !Self::running(&state, "postgres") {
             self.start_postgres(&mut state, &pg_bin)?;
@@ -91,13 +96,18 @@ impl Sandbox {
             self.start_redis(&mut state)?;
         }
         self.save_state(&state)?;
+        if !Self::running(&state, "auth") {
+            self.start_auth(&mut state, &pg_bin, auth_port)?;
+            self.save_state(&state)?;
+        }
         let vars = self.env_vars(&state);
         self.write_env_sh(&vars)?;
         eprintln!(
-            "sandbox up: moto :{} postgres :{} redis :{}\n  use it with: . {}",
+            "sandbox up: moto :{} postgres :{} redis :{} auth-service :{}\n  use it with: . {}",
             state["moto_port"],
             state["postgres_port"],
             state["redis_port"],
+            state["auth_port"],
             self.dir.join("env.sh").display()
         );
         Ok(vars)
@@ -105,6 +115,9 @@ impl Sandbox {
 
     pub fn down(&self) -> Result<()> {
         let state = self.load_state();
+        if let Some(pid) = Self::pid(&state, "auth_pid") {
+            process::stop_pid(pid, Duration::from_secs(25));
+        }
         if let Some(pid) = Self::pid(&state, "redis_pid") {
             process::stop_pid(pid, Duration::from_secs(5));
         }
@@ -128,6 +141,9 @@ impl Sandbox {
             "moto.log",
             "redis.log",
             "suma-state",
+            "auth",
+            "auth.log",
+            "aws-credentials",
         ] {
             let path = self.dir.join(leftover);
             let _ = if path.is_dir() {
@@ -142,7 +158,7 @@ impl Sandbox {
 
     pub fn status(&self) -> Result<()> {
         let state = self.load_state();
-        for name in ["moto", "postgres", "redis"] {
+        for name in COMPONENTS {
             let port = state
                 .get(&format!("{name}_port"))
                 .map_or("-", String::as_str);
@@ -183,7 +199,7 @@ impl Sandbox {
         std::fs::write(&marker, MOTO_VERSION).map_err(|e| e.to_string())
     }
 
-    fn start_moto(&self, state: &mut State) -> Result<()> {
+    fn start_moto(&self, state: &mut State, auth_port: u16) -> Result<()> {
         let port = process::free_port()?;
         let log = self.dir.join("moto.log");
         let pid = process::spawn_logged(
@@ -204,7 +220,8 @@ impl Sandbox {
             Command::new(self.venv().join("bin/python"))
                 .arg(self.root.join("xtask/sandbox/seed.py"))
                 .arg(format!("http://127.0.0.1:{port}"))
-                .arg(self.dir.join("suma.yaml")),
+                .arg(self.dir.join("suma.yaml"))
+                .arg(format!("http://127.0.0.1:{auth_port}")),
         )?;
         Ok(())
     }
@@ -295,6 +312,75 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Builds and starts one auth-service against the sandbox's PostgreSQL (database `auth`) and Redis
+    /// (key prefix `sandbox:`), with a signing key generated here and never committed.
+    fn start_auth(&self, state: &mut State, pg_bin: &Path, port: u16) -> Result<()> {
+        eprintln!("sandbox: building and starting auth-service");
+        process::run(cargo().current_dir(&self.root).args([
+            "build",
+            "--quiet",
+            "--package",
+            "auth-service",
+            "--bin",
+            "auth-service",
+        ]))?;
+        let binary = target_dir(&self.root).join("debug/auth-service");
+        let dir = self.dir.join("auth");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let key = dir.join("signing.pem");
+        if !key.exists() {
+            process::run(Command::new(&binary).arg("keygen").arg("--out").arg(&key))?;
+        }
+        let pg_port = &state["postgres_port"];
+        // `createdb` fails when the database exists, which is what we want on a restart.
+        let _ = process::run(Command::new(pg_bin.join("createdb")).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            pg_port,
+            "-U",
+            "postgres",
+            "auth",
+        ]));
+        let log = self.dir.join("auth.log");
+        let pid = process::spawn_logged(
+            Command::new(&binary)
+                .arg("serve")
+                .env(
+                    "DATABASE_URL",
+                    format!("postgres://postgres@127.0.0.1:{pg_port}/auth"),
+                )
+                .env(
+                    "REDIS_URL",
+                    format!("redis://127.0.0.1:{}/", state["redis_port"]),
+                )
+                .env("REDIS_KEY_PREFIX", "sandbox:")
+                .env("BIND_ADDR", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("APP_ENV", "sandbox")
+                .env("DEPLOYMENT_LABEL", "stable")
+                .env("JWT_SIGNING_KEY_FILE", &key),
+            &log,
+        )?;
+        process::wait_for_port(port, "auth-service", Duration::from_secs(60), &log)?;
+        let start = std::time::Instant::now();
+        loop {
+            match crate::http::request(port, "GET", "/ready", None, None) {
+                Ok(r) if r.status == 200 => break,
+                _ if start.elapsed() > Duration::from_secs(60) => {
+                    return Err(format!(
+                        "auth-service did not become ready; see {}",
+                        log.display()
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        state.insert("auth_pid".into(), pid.to_string());
+        state.insert("auth_port".into(), port.to_string());
+        Ok(())
+    }
+
     /// The variables that point suma, the tests and the service at the sandbox.
     fn env_vars(&self, state: &State) -> Vec<(String, String)> {
         let credentials = self.dir.join("aws-credentials");
@@ -337,6 +423,10 @@ impl Sandbox {
             (
                 "REDIS_URL",
                 format!("redis://127.0.0.1:{}/", state["redis_port"]),
+            ),
+            (
+                "AUTH_URL",
+                format!("http://127.0.0.1:{}", state["auth_port"]),
             ),
         ];
         vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
@@ -398,6 +488,10 @@ fn apt_install(packages: &[&str]) -> Result<()> {
             .args(packages),
     )?;
     Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 fn cargo() -> Command {
@@ -473,6 +567,84 @@ pub fn demo(root: PathBuf) -> Result<()> {
             return Err(format!("`suma {}` failed", args.join(" ")));
         }
     }
+    auth_demo(&vars)?;
     println!("\nThe sandbox is still running. Try it yourself:\n  . {}\n  suma status --env production\nStop it with `cargo xtask sandbox down`.", sandbox.dir.join("env.sh").display());
+    Ok(())
+}
+
+/// Registration, login, refresh and `/me` against the sandbox's auth-service.
+fn auth_demo(vars: &[(String, String)]) -> Result<()> {
+    use crate::http::{json_str, request};
+    let url = vars
+        .iter()
+        .find(|(k, _)| k == "AUTH_URL")
+        .map(|(_, v)| v.as_str())
+        .ok_or("AUTH_URL is not set")?;
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or("AUTH_URL has no port")?;
+    println!("\n=== auth-service at {url}: register, login, refresh, /me");
+    // A fresh account and password each run; nothing secret is fixed in the repository.
+    let nonce = std::fs::read("/proc/sys/kernel/random/uuid").map_err(|e| e.to_string())?;
+    let nonce = String::from_utf8_lossy(&nonce).trim().replace('-', "");
+    let email = format!("demo-{}@example.com", &nonce[..8]);
+    let credentials = format!(
+        r#"{{"email":"{email}","password":"sandbox {} battery staple"}}"#,
+        &nonce[8..24]
+    );
+    let show = |what: &str, status: u16, detail: &str| println!("{what:<28} {status}  {detail}");
+
+    let r = request(port, "POST", "/api/auth/register", Some(&credentials), None)?;
+    show("POST /api/auth/register", r.status, &email);
+    let r = request(port, "POST", "/api/auth/login", Some(&credentials), None)?;
+    let access = json_str(&r.body, "access_token")
+        .ok_or_else(|| format!("login failed: {} {}", r.status, r.body))?
+        .to_owned();
+    let refresh = json_str(&r.body, "refresh_token")
+        .ok_or("login gave no refresh token")?
+        .to_owned();
+    show(
+        "POST /api/auth/login",
+        r.status,
+        &format!("session {}", json_str(&r.body, "session_id").unwrap_or("?")),
+    );
+    let r = request(
+        port,
+        "POST",
+        "/api/auth/refresh",
+        Some(&format!(r#"{{"refresh_token":"{refresh}"}}"#)),
+        None,
+    )?;
+    let rotated = json_str(&r.body, "refresh_token").is_some_and(|t| t != refresh);
+    show(
+        "POST /api/auth/refresh",
+        r.status,
+        if rotated {
+            "refresh token rotated"
+        } else {
+            "NOT rotated"
+        },
+    );
+    let r = request(port, "GET", "/api/auth/me", None, Some(&access))?;
+    show("GET /api/auth/me", r.status, &r.body);
+    let r = request(
+        port,
+        "POST",
+        "/api/auth/refresh",
+        Some(&format!(r#"{{"refresh_token":"{refresh}"}}"#)),
+        None,
+    )?;
+    show(
+        "reuse of the old refresh",
+        r.status,
+        "within the grace window: same successor; later: family revoked",
+    );
+    let r = request(port, "GET", "/version", None, None)?;
+    show("GET /version", r.status, &r.body);
+    if !rotated {
+        return Err("the refresh token was not rotated".to_owned());
+    }
     Ok(())
 }
