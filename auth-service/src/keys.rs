@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
@@ -85,7 +87,9 @@ pub fn kid_of(key: &RsaPublicKey) -> String {
 /// One signing key plus verify-only keys, ready for use.
 pub struct KeySet {
     signing_kid: String,
-    encoding: EncodingKey,
+    // Parsed once: parsing and checking an RSA private key costs as much as a signature.
+    signing: RsaKeyPair,
+    rng: SystemRandom,
     verifiers: BTreeMap<String, DecodingKey>,
     jwks: Arc<str>,
 }
@@ -106,7 +110,8 @@ impl KeySet {
         let der = signing
             .to_pkcs1_der()
             .map_err(|e| format!("cannot encode the signing key: {e}"))?;
-        let encoding = EncodingKey::from_rsa_der(der.as_bytes());
+        let key_pair = RsaKeyPair::from_der(der.as_bytes())
+            .map_err(|e| format!("signing key rejected: {e}"))?;
         let signing_public = signing.to_public_key();
         let signing_jwk = PublicJwk::from_public(&signing_public);
 
@@ -124,7 +129,8 @@ impl KeySet {
         let jwks = serde_json::json!({ "keys": published }).to_string();
         Ok(Self {
             signing_kid: signing_jwk.kid,
-            encoding,
+            signing: key_pair,
+            rng: SystemRandom::new(),
             verifiers,
             jwks: jwks.into(),
         })
@@ -135,9 +141,12 @@ impl KeySet {
         &self.signing_kid
     }
 
-    /// The signing key.
-    pub fn encoding_key(&self) -> &EncodingKey {
-        &self.encoding
+    /// Signs `message` with RSASSA-PKCS1-v1_5 SHA-256 (RS256) under the signing key.
+    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
+        let mut signature = vec![0; self.signing.public_modulus_len()];
+        self.signing
+            .sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature)?;
+        Ok(signature)
     }
 
     /// The verification key for a kid, if the set has it.

@@ -123,6 +123,36 @@ fn hash_rate(threads: usize, duration: Duration) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Bare RS256 sign and verify rates (one thread each) with the service's own token code.
+fn jwt_rates(duration: Duration) -> anyhow::Result<(f64, f64)> {
+    let key = auth_service::keys::generate(2048)?;
+    let private = auth_service::keys::parse_private(&key.pem).map_err(anyhow::Error::msg)?;
+    let set = auth_service::keys::KeySet::new(&private, &[]).map_err(anyhow::Error::msg)?;
+    let rules = auth_service::tokens::JwtRules {
+        issuer: "bench".into(),
+        audience: "bench".into(),
+        ttl_secs: 900,
+        leeway_secs: 5,
+    };
+    let (user, session) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let now = chrono::Utc::now();
+    let start = Instant::now();
+    let mut signed = 0u64;
+    let mut token = String::new();
+    while start.elapsed() < duration {
+        token = auth_service::tokens::issue_access(&set, &rules, user, session, now)?.0;
+        signed += 1;
+    }
+    let sign_rate = signed as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut verified = 0u64;
+    while start.elapsed() < duration {
+        auth_service::tokens::verify_access(&set, &rules, &token, now)?;
+        verified += 1;
+    }
+    Ok((sign_rate, verified as f64 / start.elapsed().as_secs_f64()))
+}
+
 struct Bench {
     client: reqwest::Client,
     url: String,
@@ -334,6 +364,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     eprintln!("measuring bare Argon2id hash rate on {threads} threads ...");
     let hash_per_sec = tokio::task::spawn_blocking(move || hash_rate(threads, duration)).await?;
 
+    eprintln!("measuring bare RS256 sign and verify rates on one thread ...");
+    let (sign_per_sec, verify_per_sec) =
+        tokio::task::spawn_blocking(move || jwt_rates(Duration::from_secs(2))).await??;
+
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let users: Vec<String> = (0..args.users.max(1))
         .map(|i| format!("bench-{}-{i}@example.com", &run_id[..12]))
@@ -447,6 +481,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!("auth-service benchmark against {url}");
     println!("machine: {} ({} CPUs)", cpu_model(), cpus);
     println!("bare Argon2id (m=19456,t=2,p=1) hash rate: {hash_per_sec:.1}/s on {threads} threads");
+    println!("bare RS256 (2048-bit) on one thread: {sign_per_sec:.0} signs/s, {verify_per_sec:.0} verifies/s");
     println!();
     println!(
         "{:<24} {:>5} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7}",
@@ -469,6 +504,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             "machine": { "cpu_model": cpu_model(), "cpus": cpus },
             "duration_seconds": duration.as_secs(),
             "argon2id": { "m_cost": 19456, "t_cost": 2, "p_cost": 1, "threads": threads, "hashes_per_second": hash_per_sec },
+            "rs256_per_thread": { "signs_per_second": sign_per_sec, "verifies_per_second": verify_per_sec },
             "login_peak_per_second": peak,
             "steps": steps,
             "goals": goals.iter().map(|(g, m, v)| json!({ "goal": g, "met": m, "value": v })).collect::<Vec<_>>(),

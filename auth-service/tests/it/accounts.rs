@@ -140,7 +140,7 @@ async fn unknown_email_and_wrong_password_look_the_same(pool: PgPool) {
     assert_eq!(headers(&wrong.headers), headers(&unknown.headers));
 
     // Timing: the unknown path verifies a dummy hash, so both take about one Argon2id verification.
-    // Loose bounds: without the dummy hash the unknown path is ~100 times faster.
+    // Loose bounds, for loaded CI machines: without the dummy hash the unknown path is >10 times faster.
     let mut known_ms = Vec::new();
     let mut unknown_ms = Vec::new();
     for i in 0..5 {
@@ -168,7 +168,7 @@ async fn unknown_email_and_wrong_password_look_the_same(pool: PgPool) {
     let (k, u) = (median(&mut known_ms), median(&mut unknown_ms));
     let ratio = u / k;
     assert!(
-        (0.5..2.0).contains(&ratio),
+        (0.33..3.0).contains(&ratio),
         "unknown/known median time ratio {ratio:.2} ({u:.4}s vs {k:.4}s)"
     );
 }
