@@ -1,6 +1,7 @@
 //! suma: operate the auth-service on AWS. The binary in `main.rs` only boots; [`run`] is the whole tool.
 
 pub mod aws;
+pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod env_vars;
 pub mod exit;
 pub mod journal;
 pub mod logging;
+pub mod metrics;
 pub mod probe;
 pub mod render;
 pub mod report;
@@ -25,23 +27,31 @@ use crate::report::Reporter;
 pub async fn run(cli: Cli) -> ExitStatus {
     let reporter: Arc<dyn Reporter> = Arc::new(render::TerminalReporter::new(cli.global.quiet));
     let cancel = CancellationToken::new();
-    let interrupted = {
-        let cancel = cancel.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        }
-    };
-    let work = commands::dispatch(cli.command, &cli.global, reporter.clone(), cancel.clone());
+    let mutating = commands::is_mutating(&cli.command);
+    let mut work = std::pin::pin!(commands::dispatch(
+        cli.command,
+        &cli.global,
+        reporter.clone(),
+        cancel.clone()
+    ));
     let result = tokio::select! {
-        result = work => result,
-        () = interrupted => {
-            reporter.finish();
-            // Commands of this build change state only through journaled single calls; dropping the
-            // future leaves nothing half-done that the journal does not already show.
-            eprintln!("interrupted; nothing further was changed (see `suma ops list` for recorded operations)");
-            return ExitStatus::Interrupted;
+        result = &mut work => result,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.cancel();
+            if !mutating {
+                reporter.finish();
+                eprintln!("interrupted; this command changes nothing");
+                return ExitStatus::Interrupted;
+            }
+            // A mutating command records where it stopped before returning; a second Ctrl-C exits now.
+            reporter.warn("interrupting: recording the current state (Ctrl-C again to exit at once)");
+            tokio::select! {
+                result = &mut work => result,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted before the state was recorded; `suma deploy status` shows the last recorded step");
+                    return ExitStatus::Interrupted;
+                }
+            }
         }
     };
     reporter.finish();

@@ -7,14 +7,7 @@ pub trait Reporter: Send + Sync {
     /// A long-running phase began (e.g. "querying AWS"); ended by the next call.
     fn phase(&self, message: &str);
     fn step_started(&self, index: usize, total: usize, name: &str);
-    fn step_finished(
-        &self,
-        index: usize,
-        total: usize,
-        name: &str,
-        status: StepStatus,
-        detail: &str,
-    );
+    fn step_finished(&self, index: usize, total: usize, name: &str, status: StepStatus, detail: &str);
     fn info(&self, message: &str);
     fn warn(&self, message: &str);
     /// Ends any spinner or bar.

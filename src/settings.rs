@@ -46,12 +46,7 @@ pub struct Resolved<T> {
     pub origin: Origin,
 }
 
-fn pick<T>(
-    flag: Option<T>,
-    env: Option<T>,
-    file: Option<T>,
-    default: impl FnOnce() -> T,
-) -> Resolved<T> {
+fn pick<T>(flag: Option<T>, env: Option<T>, file: Option<T>, default: impl FnOnce() -> T) -> Resolved<T> {
     if let Some(value) = flag {
         Resolved {
             value,
@@ -119,22 +114,22 @@ impl Settings {
         file: &ConfigFile,
     ) -> Result<Self, SettingsError> {
         let env_output = match env.var(env_vars::SUMA_OUTPUT) {
-            Some(value) => Some(value.parse::<OutputFormat>().map_err(|reason| {
-                SettingsError::BadEnvValue {
-                    var: env_vars::SUMA_OUTPUT,
-                    value,
-                    reason,
-                }
-            })?),
+            Some(value) => Some(
+                value
+                    .parse::<OutputFormat>()
+                    .map_err(|reason| SettingsError::BadEnvValue {
+                        var: env_vars::SUMA_OUTPUT,
+                        value,
+                        reason,
+                    })?,
+            ),
             None => None,
         };
         let flag_output = global.output.map(|o| match o {
             OutputArg::Table => OutputFormat::Table,
             OutputArg::Json => OutputFormat::Json,
         });
-        let output = pick(flag_output, env_output, file.defaults.output, || {
-            OutputFormat::Table
-        });
+        let output = pick(flag_output, env_output, file.defaults.output, || OutputFormat::Table);
 
         let environment = {
             let resolved = pick(
@@ -153,9 +148,7 @@ impl Settings {
             || default_state_dir(env),
         );
 
-        let actor = pick(None, env.var(env_vars::SUMA_ACTOR), None, || {
-            default_actor(env)
-        });
+        let actor = pick(None, env.var(env_vars::SUMA_ACTOR), None, || default_actor(env));
         let color = !global.no_color && env.var(env_vars::NO_COLOR).is_none();
 
         Ok(Self {
@@ -165,10 +158,7 @@ impl Settings {
             state_dir,
             color,
             actor,
-            aws_operation_timeout: file
-                .defaults
-                .aws_operation_timeout
-                .unwrap_or(Duration::from_secs(30)),
+            aws_operation_timeout: file.defaults.aws_operation_timeout.unwrap_or(Duration::from_secs(30)),
         })
     }
 
@@ -198,9 +188,7 @@ fn default_state_dir(env: &dyn EnvSource) -> PathBuf {
 }
 
 fn default_actor(env: &dyn EnvSource) -> String {
-    let user = env
-        .var(env_vars::USER)
-        .unwrap_or_else(|| "unknown".to_owned());
+    let user = env.var(env_vars::USER).unwrap_or_else(|| "unknown".to_owned());
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     format!("{user}@{host}")
 }

@@ -47,32 +47,26 @@ pub trait LockTable: Send + Sync {
     /// Writes `item` as the lock when no lock exists, or when the existing lease has expired (`now`) and
     /// either its operation finished or it is `takeover_of` (a resume or abort of that operation).
     /// Fails with `ConditionFailed` otherwise.
-    async fn acquire(
-        &self,
-        item: &LockItem,
-        now: i64,
-        takeover_of: Option<&str>,
-    ) -> Result<(), AwsError>;
+    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError>;
     async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
     /// Extends the lease; `ConditionFailed` means the lock is no longer ours.
-    async fn renew(
-        &self,
-        environment: &str,
-        operation_id: &str,
-        holder: &str,
-        expires_at: i64,
-    ) -> Result<(), AwsError>;
+    async fn renew(&self, environment: &str, operation_id: &str, holder: &str, expires_at: i64)
+        -> Result<(), AwsError>;
     /// Deletes the lock if `operation_id` holds it.
     async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError>;
     /// Deletes the lock whoever holds it, returning what it was.
     async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
     /// Saves an operation; with `fence = Some(holder)` also copies it into the lock item, in one
     /// transaction conditional on `holder` still holding the lock for this operation.
-    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>)
-        -> Result<(), AwsError>;
+    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError>;
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError>;
     /// Every operation of the environment (unordered).
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError>;
+    /// Leaves a command (`pause`, `resume`, `abort`, `promote`) for the operation running on the
+    /// environment, from any machine.
+    async fn put_control(&self, environment: &str, command: &str, actor: &str) -> Result<(), AwsError>;
+    /// Reads and removes the pending command, if any: (command, actor).
+    async fn take_control(&self, environment: &str) -> Result<Option<(String, String)>, AwsError>;
 }
 
 pub struct SdkLockTable {
@@ -101,15 +95,16 @@ fn lock_key(environment: &str) -> String {
     format!("lock#{environment}")
 }
 
+fn control_key(environment: &str) -> String {
+    format!("control#{environment}")
+}
+
 fn op_key(id: &str) -> String {
     format!("op#{id}")
 }
 
 fn get_s(item: &HashMap<String, AttributeValue>, key: &str) -> String {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
+    item.get(key).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
 }
 
 fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> i64 {
@@ -143,12 +138,7 @@ fn op_from_item(item: &HashMap<String, AttributeValue>) -> OperationItem {
 
 #[async_trait]
 impl LockTable for SdkLockTable {
-    async fn acquire(
-        &self,
-        item: &LockItem,
-        now: i64,
-        takeover_of: Option<&str>,
-    ) -> Result<(), AwsError> {
+    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, lock_key(&item.environment));
         let mut values = HashMap::from([
             (":now".to_owned(), n(now)),
@@ -268,11 +258,7 @@ impl LockTable for SdkLockTable {
         Ok(out.attributes().map(lock_from_item))
     }
 
-    async fn save_operation(
-        &self,
-        op: &OperationItem,
-        fence: Option<&str>,
-    ) -> Result<(), AwsError> {
+    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, op_key(&op.id));
         let put = Put::builder()
             .table_name(&self.table)
@@ -281,15 +267,7 @@ impl LockTable for SdkLockTable {
             .item("status", s(&op.status))
             .item("document", s(&op.document))
             .build()
-            .map_err(|e| {
-                AwsError::new(
-                    "DynamoDB",
-                    "PutItem",
-                    &resource,
-                    AwsErrorKind::Other,
-                    e.to_string(),
-                )
-            })?;
+            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
         let Some(holder) = fence else {
             self.client
                 .put_item()
@@ -310,15 +288,7 @@ impl LockTable for SdkLockTable {
             .expression_attribute_values(":op", s(&op.id))
             .expression_attribute_values(":holder", s(holder))
             .build()
-            .map_err(|e| {
-                AwsError::new(
-                    "DynamoDB",
-                    "UpdateItem",
-                    &resource,
-                    AwsErrorKind::Other,
-                    e.to_string(),
-                )
-            })?;
+            .map_err(|e| AwsError::new("DynamoDB", "UpdateItem", &resource, AwsErrorKind::Other, e.to_string()))?;
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
@@ -338,15 +308,50 @@ impl LockTable for SdkLockTable {
             .consistent_read(true)
             .send()
             .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", format!("{}/{}", self.table, op_key(id)), e))?;
+        Ok(out.item().map(op_from_item))
+    }
+
+    async fn put_control(&self, environment: &str, command: &str, actor: &str) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&control_key(environment)))
+            .item("command", s(command))
+            .item("actor", s(actor))
+            .send()
+            .await
             .map_err(|e| {
                 AwsError::from_sdk(
                     "DynamoDB",
-                    "GetItem",
-                    format!("{}/{}", self.table, op_key(id)),
+                    "PutItem",
+                    format!("{}/{}", self.table, control_key(environment)),
                     e,
                 )
             })?;
-        Ok(out.item().map(op_from_item))
+        Ok(())
+    }
+
+    async fn take_control(&self, environment: &str) -> Result<Option<(String, String)>, AwsError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&control_key(environment)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "DynamoDB",
+                    "DeleteItem",
+                    format!("{}/{}", self.table, control_key(environment)),
+                    e,
+                )
+            })?;
+        Ok(out
+            .attributes()
+            .map(|item| (get_s(item, "command"), get_s(item, "actor"))))
     }
 
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {

@@ -39,6 +39,8 @@ pub struct TaskDefinition {
     pub arn: String,
     pub family: String,
     pub revision: i32,
+    /// `ACTIVE` or `INACTIVE` (deregistered).
+    pub status: String,
     pub containers: Vec<ContainerImage>,
 }
 
@@ -56,12 +58,48 @@ pub fn task_definition_label(arn_or_ref: &str) -> &str {
 #[async_trait]
 pub trait EcsApi: Send + Sync {
     /// The named services of a cluster; a service that does not exist is a `NotFound` error.
-    async fn describe_services(
-        &self,
-        cluster: &str,
-        services: &[String],
-    ) -> Result<Vec<EcsService>, AwsError>;
+    async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, AwsError>;
     async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError>;
+    /// Registers a new revision of `base` that differs only in `container`'s image.
+    async fn register_with_image(&self, base: &str, container: &str, image: &str) -> Result<TaskDefinition, AwsError>;
+    async fn update_service(&self, cluster: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError>;
+}
+
+/// A change to a service; `None` leaves that part as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServiceUpdate {
+    pub task_definition: Option<String>,
+    pub desired_count: Option<i32>,
+    /// Start new tasks even if nothing changed (tasks re-read secrets at start).
+    pub force_new_deployment: bool,
+}
+
+/// Where a service's rollout to a task definition stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollout {
+    InProgress,
+    Completed,
+    /// The ECS deployment circuit breaker stopped it.
+    Failed(String),
+}
+
+impl EcsService {
+    /// Whether the service runs `task_definition` (ARN) and its rollout has finished.
+    pub fn rollout(&self, task_definition: &str) -> Rollout {
+        let Some(primary) = self.deployments.iter().find(|d| d.status == "PRIMARY") else {
+            return Rollout::InProgress;
+        };
+        if primary.task_definition != task_definition {
+            return Rollout::InProgress;
+        }
+        match primary.rollout_state.as_deref() {
+            Some("FAILED") => Rollout::Failed(primary.rollout_reason.clone().unwrap_or_default()),
+            Some("COMPLETED") => Rollout::Completed,
+            // Without the circuit breaker there is no rollout state: done when alone and at capacity.
+            None if self.deployments.len() == 1 && primary.running == primary.desired => Rollout::Completed,
+            _ => Rollout::InProgress,
+        }
+    }
 }
 
 pub struct SdkEcs {
@@ -78,11 +116,7 @@ impl SdkEcs {
 
 #[async_trait]
 impl EcsApi for SdkEcs {
-    async fn describe_services(
-        &self,
-        cluster: &str,
-        services: &[String],
-    ) -> Result<Vec<EcsService>, AwsError> {
+    async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, AwsError> {
         let resource = format!("{cluster}/{}", services.join(","));
         let out = self
             .client
@@ -154,18 +188,109 @@ impl EcsApi for SdkEcs {
                 "no task definition returned",
             )
         })?;
-        Ok(TaskDefinition {
-            arn: td.task_definition_arn().unwrap_or_default().to_owned(),
-            family: td.family().unwrap_or_default().to_owned(),
-            revision: td.revision(),
-            containers: td
-                .container_definitions()
-                .iter()
-                .map(|c| ContainerImage {
-                    name: c.name().unwrap_or_default().to_owned(),
-                    image: c.image().unwrap_or_default().to_owned(),
-                })
-                .collect(),
-        })
+        Ok(task_definition_of(td))
+    }
+
+    async fn register_with_image(&self, base: &str, container: &str, image: &str) -> Result<TaskDefinition, AwsError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(base)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", base, e))?;
+        let td = out.task_definition().ok_or_else(|| {
+            AwsError::new(
+                "ECS",
+                "DescribeTaskDefinition",
+                base,
+                AwsErrorKind::NotFound,
+                "no task definition returned",
+            )
+        })?;
+        if !td.container_definitions().iter().any(|c| c.name() == Some(container)) {
+            return Err(AwsError::new(
+                "ECS",
+                "RegisterTaskDefinition",
+                base,
+                AwsErrorKind::NotFound,
+                format!(
+                    "the task definition has no container `{container}` (check `ecs.container` in the configuration)"
+                ),
+            ));
+        }
+        let containers = td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if c.name() == Some(container) {
+                    c.image = Some(image.to_owned());
+                }
+                c
+            })
+            .collect();
+        let out = self
+            .client
+            .register_task_definition()
+            .family(td.family().unwrap_or_default())
+            .set_task_role_arn(td.task_role_arn().map(str::to_owned))
+            .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
+            .set_network_mode(td.network_mode().cloned())
+            .set_container_definitions(Some(containers))
+            .set_volumes(Some(td.volumes().to_vec()))
+            .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+            .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+            .set_cpu(td.cpu().map(str::to_owned))
+            .set_memory(td.memory().map(str::to_owned))
+            .set_pid_mode(td.pid_mode().cloned())
+            .set_ipc_mode(td.ipc_mode().cloned())
+            .set_proxy_configuration(td.proxy_configuration().cloned())
+            .set_ephemeral_storage(td.ephemeral_storage().cloned())
+            .set_runtime_platform(td.runtime_platform().cloned())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", base, e))?;
+        let registered = out.task_definition().ok_or_else(|| {
+            AwsError::new(
+                "ECS",
+                "RegisterTaskDefinition",
+                base,
+                AwsErrorKind::Other,
+                "no task definition returned",
+            )
+        })?;
+        Ok(task_definition_of(registered))
+    }
+
+    async fn update_service(&self, cluster: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {
+        self.client
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .set_task_definition(update.task_definition.clone())
+            .set_desired_count(update.desired_count)
+            .force_new_deployment(update.force_new_deployment)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "UpdateService", format!("{cluster}/{service}"), e))?;
+        Ok(())
+    }
+}
+
+fn task_definition_of(td: &aws_sdk_ecs::types::TaskDefinition) -> TaskDefinition {
+    TaskDefinition {
+        arn: td.task_definition_arn().unwrap_or_default().to_owned(),
+        family: td.family().unwrap_or_default().to_owned(),
+        revision: td.revision(),
+        status: td.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        containers: td
+            .container_definitions()
+            .iter()
+            .map(|c| ContainerImage {
+                name: c.name().unwrap_or_default().to_owned(),
+                image: c.image().unwrap_or_default().to_owned(),
+            })
+            .collect(),
     }
 }

@@ -17,6 +17,8 @@ pub struct WeightedTarget {
 pub trait LoadBalancerApi: Send + Sync {
     /// The target groups and weights of the rule's forward action.
     async fn rule_weights(&self, rule_arn: &str) -> Result<Vec<WeightedTarget>, AwsError>;
+    /// Replaces the rule's action with a weighted forward to `targets`.
+    async fn set_weights(&self, rule_arn: &str, targets: &[WeightedTarget]) -> Result<(), AwsError>;
 }
 
 pub struct SdkElb {
@@ -33,6 +35,31 @@ impl SdkElb {
 
 #[async_trait]
 impl LoadBalancerApi for SdkElb {
+    async fn set_weights(&self, rule_arn: &str, targets: &[WeightedTarget]) -> Result<(), AwsError> {
+        use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple};
+        let groups = targets
+            .iter()
+            .map(|t| {
+                TargetGroupTuple::builder()
+                    .target_group_arn(&t.target_group_arn)
+                    .weight(t.weight)
+                    .build()
+            })
+            .collect();
+        let action = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(ForwardActionConfig::builder().set_target_groups(Some(groups)).build())
+            .build();
+        self.client
+            .modify_rule()
+            .rule_arn(rule_arn)
+            .actions(action)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ELBv2", "ModifyRule", rule_arn, e))?;
+        Ok(())
+    }
+
     async fn rule_weights(&self, rule_arn: &str) -> Result<Vec<WeightedTarget>, AwsError> {
         let out = self
             .client

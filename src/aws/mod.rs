@@ -49,7 +49,9 @@ pub struct AwsError {
 
 fn hint_suffix(kind: AwsErrorKind) -> &'static str {
     match kind {
-        AwsErrorKind::AccessDenied => "\nhint: check the credentials in use (`aws sts get-caller-identity`) and their IAM policy",
+        AwsErrorKind::AccessDenied => {
+            "\nhint: check the credentials in use (`aws sts get-caller-identity`) and their IAM policy"
+        }
         AwsErrorKind::Unreachable => "\nhint: check network access to AWS, or `AWS_ENDPOINT_URL` if it is set",
         AwsErrorKind::NotFound => "\nhint: check the resource name in the configuration and the region",
         _ => "",
@@ -99,9 +101,7 @@ impl AwsError {
 
 fn classify_code(code: &str) -> AwsErrorKind {
     match code {
-        "ConditionalCheckFailedException" | "TransactionCanceledException" => {
-            AwsErrorKind::ConditionFailed
-        }
+        "ConditionalCheckFailedException" | "TransactionCanceledException" => AwsErrorKind::ConditionFailed,
         "AccessDenied"
         | "AccessDeniedException"
         | "UnauthorizedOperation"
@@ -109,14 +109,10 @@ fn classify_code(code: &str) -> AwsErrorKind {
         | "InvalidClientTokenId"
         | "ExpiredToken"
         | "ExpiredTokenException" => AwsErrorKind::AccessDenied,
-        "Throttling"
-        | "ThrottlingException"
-        | "TooManyRequestsException"
-        | "RequestLimitExceeded" => AwsErrorKind::Throttled,
-        c if c.contains("NotFound")
-            || c.starts_with("NoSuch")
-            || c == "ResourceNotFoundException" =>
-        {
+        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+            AwsErrorKind::Throttled
+        }
+        c if c.contains("NotFound") || c.starts_with("NoSuch") || c == "ResourceNotFoundException" => {
             AwsErrorKind::NotFound
         }
         _ => AwsErrorKind::Other,
@@ -124,9 +120,7 @@ fn classify_code(code: &str) -> AwsErrorKind {
 }
 
 /// Converts an SDK timestamp.
-pub(crate) fn to_chrono(
-    t: &aws_smithy_types_date::DateTime,
-) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn to_chrono(t: &aws_smithy_types_date::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
@@ -150,10 +144,7 @@ pub struct AwsSession {
 
 impl AwsSession {
     /// Loads the SDK configuration once per region. Credentials resolve lazily on the first call.
-    pub async fn connect<'a>(
-        options: &AwsOptions,
-        regions: impl IntoIterator<Item = &'a AwsRegion>,
-    ) -> Self {
+    pub async fn connect<'a>(options: &AwsOptions, regions: impl IntoIterator<Item = &'a AwsRegion>) -> Self {
         let mut configs = HashMap::new();
         for region in regions {
             if configs.contains_key(region.as_str()) {
@@ -165,9 +156,7 @@ impl AwsSession {
                 .timeout_config(
                     TimeoutConfig::builder()
                         .connect_timeout(Duration::from_secs(5))
-                        .operation_attempt_timeout(
-                            options.operation_timeout.min(Duration::from_secs(20)),
-                        )
+                        .operation_attempt_timeout(options.operation_timeout.min(Duration::from_secs(20)))
                         .operation_timeout(options.operation_timeout)
                         .build(),
                 );
@@ -237,19 +226,10 @@ mod tests {
             AwsErrorKind::ConditionFailed
         );
         assert_eq!(classify_code("DBInstanceNotFound"), AwsErrorKind::NotFound);
-        assert_eq!(
-            classify_code("ResourceNotFoundException"),
-            AwsErrorKind::NotFound
-        );
+        assert_eq!(classify_code("ResourceNotFoundException"), AwsErrorKind::NotFound);
         assert_eq!(classify_code("NoSuchHostedZone"), AwsErrorKind::NotFound);
-        assert_eq!(
-            classify_code("AccessDeniedException"),
-            AwsErrorKind::AccessDenied
-        );
-        assert_eq!(
-            classify_code("ThrottlingException"),
-            AwsErrorKind::Throttled
-        );
+        assert_eq!(classify_code("AccessDeniedException"), AwsErrorKind::AccessDenied);
+        assert_eq!(classify_code("ThrottlingException"), AwsErrorKind::Throttled);
         assert_eq!(classify_code("ValidationError"), AwsErrorKind::Other);
     }
 }

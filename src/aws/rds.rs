@@ -73,9 +73,7 @@ impl DatabaseApi for SdkRds {
             kms_key_id: db.kms_key_id().map(str::to_owned),
             deletion_protection: db.deletion_protection().unwrap_or(false),
             backup_retention_days: db.backup_retention_period().unwrap_or(0),
-            replica_source: db
-                .read_replica_source_db_instance_identifier()
-                .map(str::to_owned),
+            replica_source: db.read_replica_source_db_instance_identifier().map(str::to_owned),
             read_replicas: db.read_replica_db_instance_identifiers().to_vec(),
             endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
         })

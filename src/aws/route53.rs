@@ -57,11 +57,8 @@ impl DnsApi for SdkRoute53 {
     async fn records(&self, hosted_zone_id: &str, name: &str) -> Result<Vec<DnsRecord>, AwsError> {
         let wanted = normalise(name);
         let mut records = Vec::new();
-        let mut start: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = Some((
-            format!("{wanted}."),
-            aws_sdk_route53::types::RrType::A,
-            None,
-        ));
+        let mut start: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> =
+            Some((format!("{wanted}."), aws_sdk_route53::types::RrType::A, None));
         // Record sets are sorted by name, so paginate from the name until it changes.
         while let Some((start_name, start_type, start_id)) = start.take() {
             let out = self
@@ -73,20 +70,14 @@ impl DnsApi for SdkRoute53 {
                 .set_start_record_identifier(start_id)
                 .send()
                 .await
-                .map_err(|e| {
-                    AwsError::from_sdk("Route53", "ListResourceRecordSets", hosted_zone_id, e)
-                })?;
+                .map_err(|e| AwsError::from_sdk("Route53", "ListResourceRecordSets", hosted_zone_id, e))?;
             let mut past_name = false;
             for set in out.resource_record_sets() {
                 if normalise(set.name()) != wanted {
                     past_name = true;
                     continue;
                 }
-                let mut targets: Vec<String> = set
-                    .resource_records()
-                    .iter()
-                    .map(|r| r.value().to_owned())
-                    .collect();
+                let mut targets: Vec<String> = set.resource_records().iter().map(|r| r.value().to_owned()).collect();
                 if let Some(alias) = set.alias_target() {
                     targets.push(normalise(alias.dns_name()));
                 }
@@ -102,11 +93,7 @@ impl DnsApi for SdkRoute53 {
             }
             if out.is_truncated() && !past_name {
                 if let (Some(n), Some(t)) = (out.next_record_name(), out.next_record_type()) {
-                    start = Some((
-                        n.to_owned(),
-                        t.clone(),
-                        out.next_record_identifier().map(str::to_owned),
-                    ));
+                    start = Some((n.to_owned(), t.clone(), out.next_record_identifier().map(str::to_owned)));
                 }
             }
         }

@@ -32,9 +32,9 @@ impl SecretMetadata {
 
     /// A rotation was started and not finished: some version carries `AWSPENDING` without `AWSCURRENT`.
     pub fn rotation_pending(&self) -> bool {
-        self.versions.values().any(|labels| {
-            labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT")
-        })
+        self.versions
+            .values()
+            .any(|labels| labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT"))
     }
 }
 

@@ -81,6 +81,75 @@ pub enum Command {
     /// The per-environment lock that serialises mutating operations
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Canary deployments: progressive traffic shifting gated by metric analysis, automatic rollback
+    #[command(subcommand)]
+    Deploy(DeployCommand),
+    /// Point the stable service back at the revision live before the last deploy (fast, no analysis)
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Deploy an image as a canary: 10% -> 50% -> 100% (per the environment's policy), analysed at each step
+    Canary(CanaryArgs),
+    /// The canary in flight (or the last one): step, weights, latest measurements
+    Status,
+    /// Stop shifting at the current weight until `resume`, `abort` or `promote`
+    Pause(ControlArgs),
+    /// Continue a paused canary, or finish one whose runner died
+    Resume(ControlArgs),
+    /// Roll the canary back: weights to stable 100 / canary 0, canary scaled to 0
+    Abort(ControlArgs),
+    /// Promote now, skipping the remaining analysis
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Image to deploy, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.5.0`
+    #[arg(long, value_name = "REPO:TAG")]
+    pub image: String,
+    /// Start even though a monitor tagged `auto-rollback:true` is already alerting
+    #[arg(long)]
+    pub force: bool,
+    /// How long one ECS rollout may take
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub rollout_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// Required: promoting skips the remaining analysis
+    #[arg(long, required = true)]
+    pub skip_analysis: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// `previous` (the revision live before the last deploy, from the journal), a revision
+    /// (`family:N` or its ARN), or an image (`repo:tag`)
+    #[arg(long, default_value = "previous", value_name = "TARGET")]
+    pub to: String,
+    /// Why (kept in the journal)
+    #[arg(long, required = true, value_name = "TEXT")]
+    pub reason: String,
+    /// How long the ECS rollout may take
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub rollout_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,8 +68,7 @@ pub fn show(ctx: &Context) -> anyhow::Result<ExitStatus> {
         credentials,
         environment,
     };
-    ctx.printer.either(&shown, || {
-        serde_yaml::to_string(&shown).expect("settings serialize")
-    });
+    ctx.printer
+        .either(&shown, || serde_yaml::to_string(&shown).expect("settings serialize"));
     Ok(ExitStatus::Success)
 }

@@ -27,19 +27,12 @@ pub async fn status(ctx: &Context) -> anyhow::Result<ExitStatus> {
         lock,
     };
     ctx.printer.either(&report, || {
-        format!(
-            "{name}: {}",
-            crate::render::status::lock_line(report.lock.as_ref())
-        )
+        format!("{name}: {}", crate::render::status::lock_line(report.lock.as_ref()))
     });
     Ok(ExitStatus::Success)
 }
 
-pub async fn release(
-    ctx: &Context,
-    reason: &str,
-    mutation: &MutationArgs,
-) -> anyhow::Result<ExitStatus> {
+pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     if reason.trim().is_empty() {
         anyhow::bail!("`--reason` is empty\nhint: say why the lock is being broken; it is kept in the journal");
@@ -62,10 +55,10 @@ pub async fn release(
         current.holder, current.operation_kind, current.operation_id, current.operation_status
     );
     if mutation.dry_run {
-        ctx.printer.either(
-            &serde_json::json!({"dry_run": true, "plan": [plan]}),
-            || format!("plan (dry run, nothing changed):\n  1. {plan}"),
-        );
+        ctx.printer
+            .either(&serde_json::json!({"dry_run": true, "plan": [plan]}), || {
+                format!("plan (dry run, nothing changed):\n  1. {plan}")
+            });
         return Ok(ExitStatus::Success);
     }
     ctx.reporter.info(&format!("plan: {plan}"));
@@ -79,10 +72,7 @@ pub async fn release(
         .await
         .with_context(|| format!("cannot force-release the lock of `{name}`"))?;
     ctx.printer.either(&released, || {
-        let mut text = format!(
-            "{name}: lock released (journal record `{}`)",
-            released.record_id
-        );
+        let mut text = format!("{name}: lock released (journal record `{}`)", released.record_id);
         if let Some(op) = &released.abandoned_operation {
             text.push_str(&format!(
                 "\noperation `{op}` is marked abandoned; check the environment with `suma status`"

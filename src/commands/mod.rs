@@ -2,8 +2,10 @@
 //! validated settings and never import clap's parser.
 
 pub mod config;
+pub mod deploy;
 pub mod lock;
 pub mod ops;
+pub mod rollback;
 pub mod status;
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{AwsApis, AwsOptions, AwsSession};
-use crate::cli::{Command, ConfigCommand, GlobalArgs, LockCommand, OpsCommand};
+use crate::cli::{Command, ConfigCommand, DeployCommand, GlobalArgs, LockCommand, OpsCommand};
 use crate::config::{AwsRegion, ConfigFile, Environment};
 use crate::exit::ExitStatus;
 use crate::journal::lock::Locks;
@@ -56,10 +58,7 @@ impl Context {
             profile: profile.map(str::to_owned),
             operation_timeout: self.settings.aws_operation_timeout,
         };
-        let regions: Vec<&AwsRegion> = regions
-            .into_iter()
-            .chain([&self.config.lock.region])
-            .collect();
+        let regions: Vec<&AwsRegion> = regions.into_iter().chain([&self.config.lock.region]).collect();
         AwsSession::connect(&options, regions).await
     }
 
@@ -142,15 +141,32 @@ pub async fn dispatch(
             reason,
             mutation,
         }) => lock::release(&ctx, &reason, &mutation).await,
+        Command::Deploy(DeployCommand::Canary(args)) => deploy::canary(&ctx, &args).await,
+        Command::Deploy(DeployCommand::Status) => deploy::status(&ctx).await,
+        Command::Deploy(DeployCommand::Pause(args)) => deploy::control(&ctx, "pause", &args).await,
+        Command::Deploy(DeployCommand::Resume(args)) => deploy::control(&ctx, "resume", &args).await,
+        Command::Deploy(DeployCommand::Abort(args)) => deploy::control(&ctx, "abort", &args).await,
+        Command::Deploy(DeployCommand::Promote(args)) => deploy::promote(&ctx, &args).await,
+        Command::Rollback(args) => rollback::rollback(&ctx, &args).await,
     }
+}
+
+/// Commands that change AWS: on Ctrl-C they finish recording their state instead of being dropped.
+pub fn is_mutating(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Deploy(DeployCommand::Canary(_))
+            | Command::Deploy(DeployCommand::Resume(_))
+            | Command::Deploy(DeployCommand::Abort(_))
+            | Command::Deploy(DeployCommand::Promote(_))
+            | Command::Rollback(_)
+    )
 }
 
 async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     ctx.reporter.phase(&format!("reading `{name}` from AWS"));
-    let session = ctx
-        .aws(env.aws_profile.as_deref(), environment_regions(env))
-        .await;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let sources = status::StatusSources {
         locks: ctx.locks(&session),
         aws: Arc::new(session) as Arc<dyn AwsApis>,
@@ -158,8 +174,7 @@ async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
     };
     let report = status::gather(name, env, &sources).await;
     ctx.reporter.finish();
-    ctx.printer
-        .either(&report, || crate::render::status::status(&report));
+    ctx.printer.either(&report, || crate::render::status::status(&report));
     Ok(if report.has_errors() {
         ExitStatus::Error
     } else {

@@ -196,12 +196,7 @@ async fn cluster_services(
 ) -> Result<Vec<ServiceStatus>, crate::aws::AwsError> {
     let names: Vec<String> = wanted.iter().map(|(_, n)| n.clone()).collect();
     let found = ecs.describe_services(cluster, &names).await?;
-    let images = join_all(
-        found
-            .iter()
-            .map(|s| ecs.describe_task_definition(&s.task_definition)),
-    )
-    .await;
+    let images = join_all(found.iter().map(|s| ecs.describe_task_definition(&s.task_definition))).await;
     Ok(wanted
         .iter()
         .filter_map(|(role, name)| {
@@ -229,10 +224,7 @@ async fn cluster_services(
         .collect())
 }
 
-async fn services(
-    env: &Environment,
-    aws: &dyn AwsApis,
-) -> Result<Vec<ServiceStatus>, crate::aws::AwsError> {
+async fn services(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<ServiceStatus>, crate::aws::AwsError> {
     let (primary, dr) = tokio::join!(
         cluster_services(
             aws.ecs(&env.primary_region),
@@ -271,9 +263,9 @@ pub fn classify_traffic(
     };
     let stable_weight = weight_of(stable_tg);
     let canary_weight = weight_of(canary_tg);
-    let foreign = targets.iter().any(|t| {
-        t.target_group_arn != stable_tg && t.target_group_arn != canary_tg && t.weight > 0
-    });
+    let foreign = targets
+        .iter()
+        .any(|t| t.target_group_arn != stable_tg && t.target_group_arn != canary_tg && t.weight > 0);
     let state = if foreign || stable_weight + canary_weight == 0 {
         "unexpected"
     } else if canary_weight == 0 {
@@ -290,10 +282,7 @@ pub fn classify_traffic(
     }
 }
 
-async fn traffic(
-    env: &Environment,
-    aws: &dyn AwsApis,
-) -> Result<TrafficStatus, crate::aws::AwsError> {
+async fn traffic(env: &Environment, aws: &dyn AwsApis) -> Result<TrafficStatus, crate::aws::AwsError> {
     let targets = aws
         .elb(&env.primary_region)
         .rule_weights(env.alb.rule_arn.as_str())
@@ -306,19 +295,17 @@ async fn traffic(
     ))
 }
 
-async fn databases(
-    env: &Environment,
-    aws: &dyn AwsApis,
-) -> Result<Vec<DatabaseStatus>, crate::aws::AwsError> {
+async fn databases(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DatabaseStatus>, crate::aws::AwsError> {
     let mut wanted = vec![("primary", &env.rds.primary)];
     if let Some(replica) = &env.rds.replica {
         wanted.push(("replica", replica));
     }
-    let results =
-        join_all(wanted.iter().map(|(_, db)| async move {
-            aws.rds(&db.region).describe_instance(&db.identifier).await
-        }))
-        .await;
+    let results = join_all(
+        wanted
+            .iter()
+            .map(|(_, db)| async move { aws.rds(&db.region).describe_instance(&db.identifier).await }),
+    )
+    .await;
     wanted
         .iter()
         .zip(results)
@@ -329,9 +316,7 @@ async fn databases(
                 region: db.region.to_string(),
                 identifier: found.identifier,
                 status: found.status,
-                engine: format!("{} {}", found.engine, found.engine_version)
-                    .trim()
-                    .to_owned(),
+                engine: format!("{} {}", found.engine, found.engine_version).trim().to_owned(),
                 multi_az: found.multi_az,
                 storage_encrypted: found.storage_encrypted,
                 replica_source: found.replica_source,
@@ -341,14 +326,9 @@ async fn databases(
         .collect()
 }
 
-async fn dns(
-    env: &Environment,
-    aws: &dyn AwsApis,
-) -> Result<Vec<DnsRecordStatus>, crate::aws::AwsError> {
+async fn dns(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<DnsRecordStatus>, crate::aws::AwsError> {
     let route53 = aws.route53();
-    let records = route53
-        .records(&env.dns.hosted_zone_id, &env.dns.record_name)
-        .await?;
+    let records = route53.records(&env.dns.hosted_zone_id, &env.dns.record_name).await?;
     let checks = join_all(records.iter().map(|r| {
         let route53 = route53.clone();
         let id = r.health_check_id.clone();
@@ -380,10 +360,7 @@ async fn dns(
         .collect())
 }
 
-async fn secrets(
-    env: &Environment,
-    aws: &dyn AwsApis,
-) -> Result<Vec<SecretStatus>, crate::aws::AwsError> {
+async fn secrets(env: &Environment, aws: &dyn AwsApis) -> Result<Vec<SecretStatus>, crate::aws::AwsError> {
     let api = aws.secrets(&env.primary_region);
     let now = Utc::now();
     let results = join_all(env.secrets.iter().map(|s| api.describe(&s.id))).await;
@@ -465,9 +442,6 @@ mod tests {
             classify_traffic("r", "s", "c", vec![t("s", 0), t("c", 0)]).state,
             "unexpected"
         );
-        assert_eq!(
-            classify_traffic("r", "s", "c", vec![t("s", 1)]).state,
-            "stable"
-        );
+        assert_eq!(classify_traffic("r", "s", "c", vec![t("s", 1)]).state, "stable");
     }
 }

@@ -45,7 +45,10 @@ pub fn load_from_path(path: &Path) -> Result<ConfigFile, Vec<ConfigError>> {
             position: None,
             key: String::new(),
             message: format!("cannot read the configuration file: {e}"),
-            hint: Some("pass `--config PATH`, set `SUMA_CONFIG`, or create `./suma.yaml` (see templates/suma.example.yaml)".to_owned()),
+            hint: Some(
+                "pass `--config PATH`, set `SUMA_CONFIG`, or create `./suma.yaml` (see templates/suma.example.yaml)"
+                    .to_owned(),
+            ),
         }]
     })?;
     parse_str(&text, path)
@@ -114,10 +117,7 @@ fn describe(raw: &str) -> (String, Option<String>) {
         Some("add the field; templates/suma.example.yaml shows a complete file".to_owned())
     } else if message.starts_with("invalid type") {
         Some("check the value's type against `suma config schema`".to_owned())
-    } else if message.contains("while scanning")
-        || message.contains("while parsing")
-        || message.starts_with("found ")
-    {
+    } else if message.contains("while scanning") || message.contains("while parsing") || message.starts_with("found ") {
         Some("the file is not valid YAML here: check quotes, brackets and indentation".to_owned())
     } else {
         None
@@ -139,9 +139,7 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
     let key_indent = |line: &str| {
         let trimmed = line.trim_start();
         match trimmed.strip_prefix('-') {
-            Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
-                line.len() - rest.trim_start().len()
-            }
+            Some(rest) if rest.is_empty() || rest.starts_with(' ') => line.len() - rest.trim_start().len(),
             _ => raw_indent(line),
         }
     };
@@ -182,9 +180,7 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
             end = (hit + 1..end)
                 .find(|&i| {
                     let line = lines[i];
-                    significant(line)
-                        && (raw_indent(line) < child
-                            || (raw_indent(line) == child && !is_item(line)))
+                    significant(line) && (raw_indent(line) < child || (raw_indent(line) == child && !is_item(line)))
                 })
                 .unwrap_or(end);
         }
@@ -201,10 +197,7 @@ mod tests {
     #[test]
     fn locates_nested_keys_and_sequence_items() {
         assert_eq!(locate(DOC, "lock.table"), Some((3, 3)));
-        assert_eq!(
-            locate(DOC, "environments.staging.primary_region"),
-            Some((6, 5))
-        );
+        assert_eq!(locate(DOC, "environments.staging.primary_region"), Some((6, 5)));
         assert_eq!(
             locate(DOC, "environments.staging.canary.steps.1.weight"),
             Some((11, 11))
@@ -214,18 +207,9 @@ mod tests {
             Some((10, 11))
         );
         // Sequences level with their key, as PyYAML writes them.
-        assert_eq!(
-            locate(DOC, "environments.staging.secrets.1.id"),
-            Some((16, 7))
-        );
-        assert_eq!(
-            locate(DOC, "environments.staging.secrets.0.kind"),
-            Some((15, 7))
-        );
-        assert_eq!(
-            locate(DOC, "environments.production.primary_region"),
-            Some((19, 5))
-        );
+        assert_eq!(locate(DOC, "environments.staging.secrets.1.id"), Some((16, 7)));
+        assert_eq!(locate(DOC, "environments.staging.secrets.0.kind"), Some((15, 7)));
+        assert_eq!(locate(DOC, "environments.production.primary_region"), Some((19, 5)));
         assert_eq!(locate(DOC, "environments.qa"), None);
         assert_eq!(locate(DOC, "environments.staging.secrets.2"), None);
     }

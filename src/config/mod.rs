@@ -59,9 +59,7 @@ impl std::str::FromStr for OutputFormat {
         match s {
             "table" => Ok(Self::Table),
             "json" => Ok(Self::Json),
-            other => Err(format!(
-                "unknown output format `{other}`: expected `table` or `json`"
-            )),
+            other => Err(format!("unknown output format `{other}`: expected `table` or `json`")),
         }
     }
 }
@@ -290,6 +288,61 @@ pub struct CanaryPolicy {
     /// Requests a window needs before its measurements count.
     pub min_samples: u64,
     pub no_data: NoDataPolicy,
+    /// The range each query looks back over (`{{window}}` in templates).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub window: Duration,
+    /// Query templates replacing the provider's defaults; `{{env}}`, `{{service}}`, `{{version}}`,
+    /// `{{deployment}}` and `{{window}}` are substituted.
+    pub queries: CanaryQueries,
+    /// More metrics that must stay at or below their maximum.
+    pub extra_metrics: Vec<ExtraMetric>,
+    /// Compare the canary with stable over the same window, so a bad canary is caught even when the
+    /// absolute thresholds are loose.
+    pub baseline: Option<BaselineConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryQueries {
+    pub error_rate: Option<String>,
+    pub p95_latency_ms: Option<String>,
+    /// Request count of the window (compared with `min_samples`).
+    pub samples: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraMetric {
+    pub name: String,
+    pub query: String,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// The canary's error rate may exceed stable's by this fraction (0.5 = 50% more) ...
+    #[serde(default = "default_relative_increase")]
+    pub max_relative_error_increase: f64,
+    /// ... plus this absolute allowance.
+    #[serde(default = "default_allowance")]
+    pub error_rate_allowance: f64,
+    /// Significance level of the Mann-Whitney U test on latency, where the provider returns distributions.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_relative_increase() -> f64 {
+    0.5
+}
+
+fn default_allowance() -> f64 {
+    0.001
+}
+
+fn default_alpha() -> f64 {
+    0.05
 }
 
 impl Default for CanaryPolicy {
@@ -312,6 +365,10 @@ impl Default for CanaryPolicy {
             consecutive_error_limit: 3,
             min_samples: 50,
             no_data: NoDataPolicy::Inconclusive,
+            window: Duration::from_secs(300),
+            queries: CanaryQueries::default(),
+            extra_metrics: Vec::new(),
+            baseline: None,
         }
     }
 }
@@ -324,6 +381,31 @@ pub struct CanaryStep {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub duration: Duration,
+}
+
+impl CanaryPolicy {
+    /// The analysis parameters of this policy.
+    pub fn analysis(&self) -> crate::metrics::analysis::AnalysisPolicy {
+        crate::metrics::analysis::AnalysisPolicy {
+            failure_limit: self.failure_limit,
+            consecutive_error_limit: self.consecutive_error_limit,
+            min_samples: self.min_samples,
+            no_data_fails: self.no_data == NoDataPolicy::Fail,
+            baseline: self
+                .baseline
+                .as_ref()
+                .map(|b| crate::metrics::analysis::BaselinePolicy {
+                    max_relative_error_increase: b.max_relative_error_increase,
+                    error_rate_allowance: b.error_rate_allowance,
+                    alpha: b.alpha,
+                }),
+        }
+    }
+
+    /// The whole planned duration of the progressive steps.
+    pub fn total_duration(&self) -> Duration {
+        self.steps.iter().map(|s| s.duration).sum()
+    }
 }
 
 impl ConfigFile {
@@ -371,9 +453,7 @@ impl ConfigFile {
                     Some("the DR region must be a different region".to_owned()),
                 ));
             }
-            if env.metrics.provider == MetricProvider::Prometheus
-                && env.metrics.prometheus_url.is_none()
-            {
+            if env.metrics.provider == MetricProvider::Prometheus && env.metrics.prometheus_url.is_none() {
                 problems.push((
                     at("metrics.prometheus_url"),
                     "is required when `provider` is `prometheus`".to_owned(),
@@ -393,7 +473,10 @@ impl ConfigFile {
                     problems.push((
                         format!("environments.{name}.canary.steps.{i}.weight"),
                         format!("weight {} is out of order", step.weight),
-                        Some("weights are percentages from 1 to 99, strictly increasing; 100 is the promotion".to_owned()),
+                        Some(
+                            "weights are percentages from 1 to 99, strictly increasing; 100 is the promotion"
+                                .to_owned(),
+                        ),
                     ));
                 }
                 previous = previous.max(step.weight);
@@ -436,19 +519,15 @@ impl ConfigFile {
 
     /// The named environment, or an error that lists the defined ones.
     pub fn environment(&self, name: &str) -> Result<&Environment, UnknownEnvironment> {
-        self.environments
-            .get(name)
-            .ok_or_else(|| UnknownEnvironment {
-                name: name.to_owned(),
-                known: self.environment_names(),
-            })
+        self.environments.get(name).ok_or_else(|| UnknownEnvironment {
+            name: name.to_owned(),
+            known: self.environment_names(),
+        })
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "environment `{name}` is not defined in the configuration\nhint: defined environments: {known}"
-)]
+#[error("environment `{name}` is not defined in the configuration\nhint: defined environments: {known}")]
 pub struct UnknownEnvironment {
     pub name: String,
     pub known: String,

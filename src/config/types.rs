@@ -96,11 +96,7 @@ impl TryFrom<String> for Arn {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let parts: Vec<&str> = value.splitn(6, ':').collect();
-        if parts.len() == 6
-            && parts[0] == "arn"
-            && !parts[1].is_empty()
-            && !parts[2].is_empty()
-            && !parts[5].is_empty()
+        if parts.len() == 6 && parts[0] == "arn" && !parts[1].is_empty() && !parts[2].is_empty() && !parts[5].is_empty()
         {
             Ok(Self(value))
         } else {
@@ -142,15 +138,9 @@ impl HttpUrl {
 impl TryFrom<String> for HttpUrl {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let rest = value
-            .strip_prefix("https://")
-            .or_else(|| value.strip_prefix("http://"));
+        let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
         match rest {
-            Some(rest)
-                if !rest.is_empty()
-                    && !rest.starts_with('/')
-                    && !value.contains(char::is_whitespace) =>
-            {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !value.contains(char::is_whitespace) => {
                 Ok(Self(value.trim_end_matches('/').to_owned()))
             }
             _ => Err(format!(
@@ -205,22 +195,10 @@ mod tests {
 
     #[test]
     fn regions() {
-        for ok in [
-            "eu-west-1",
-            "eu-central-1",
-            "us-gov-west-1",
-            "ap-southeast-2",
-        ] {
+        for ok in ["eu-west-1", "eu-central-1", "us-gov-west-1", "ap-southeast-2"] {
             assert!(AwsRegion::try_from(ok.to_owned()).is_ok(), "{ok}");
         }
-        for bad in [
-            "eu-wst-1",
-            "EU-west-1",
-            "eu-west",
-            "eu-west-12",
-            "europe-west-1",
-            "",
-        ] {
+        for bad in ["eu-wst-1", "EU-west-1", "eu-west", "eu-west-12", "europe-west-1", ""] {
             assert!(AwsRegion::try_from(bad.to_owned()).is_err(), "{bad}");
         }
     }

@@ -90,11 +90,7 @@ impl Locks {
             operation: serde_json::to_string(op).expect("operations always serialize"),
         };
         let takeover_of = takeover.then_some(op.id.as_str());
-        match self
-            .table
-            .acquire(&item, now.timestamp(), takeover_of)
-            .await
-        {
+        match self.table.acquire(&item, now.timestamp(), takeover_of).await {
             Ok(()) => {}
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
                 let current = self.table.get_lock(&op.environment).await?;
@@ -140,10 +136,7 @@ impl Locks {
         let mut facts = std::collections::BTreeMap::new();
         if let Some(item) = &previous {
             facts.insert("previous_holder".to_owned(), item.holder.clone().into());
-            facts.insert(
-                "previous_operation".to_owned(),
-                item.operation_id.clone().into(),
-            );
+            facts.insert("previous_operation".to_owned(), item.operation_id.clone().into());
         }
         record.finish_step(super::StepStatus::Succeeded, None, facts);
         record.set_status(OperationStatus::Succeeded);
@@ -154,10 +147,7 @@ impl Locks {
             if let Some(mut held) = journal.load(&item.operation_id).await? {
                 held.note(
                     actor,
-                    format!(
-                        "lock force-released by {actor} (operation {}): {reason}",
-                        record.id
-                    ),
+                    format!("lock force-released by {actor} (operation {}): {reason}", record.id),
                 );
                 if !held.status.is_finished() {
                     held.set_status(OperationStatus::Abandoned);
@@ -237,11 +227,7 @@ impl LockGuard {
 
     pub async fn release(self) -> Result<(), AwsError> {
         self.renewal.abort();
-        match self
-            .table
-            .release(&self.environment, &self.operation_id)
-            .await
-        {
+        match self.table.release(&self.environment, &self.operation_id).await {
             // Someone force-released it meanwhile: nothing of ours is left to delete.
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => Ok(()),
             other => other,
@@ -274,10 +260,7 @@ async fn renew_until_lost(
     loop {
         tokio::time::sleep(period).await;
         let expires = Utc::now().timestamp() + lease.as_secs() as i64;
-        match table
-            .renew(&environment, &operation_id, &holder, expires)
-            .await
-        {
+        match table.renew(&environment, &operation_id, &holder, expires).await {
             Ok(()) => valid_until = tokio::time::Instant::now() + lease,
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
                 tracing::error!(environment = %environment, operation = %operation_id, "lock was taken away");

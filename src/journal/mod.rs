@@ -202,15 +202,9 @@ pub enum JournalError {
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error("the journal record of operation `{id}` is not valid JSON: {source}")]
-    Corrupt {
-        id: String,
-        source: serde_json::Error,
-    },
+    Corrupt { id: String, source: serde_json::Error },
     #[error("cannot write the local operation log `{path}`: {source}\nhint: set `--state-dir` or `SUMA_STATE_DIR` to a writable directory")]
-    Local {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Local { path: PathBuf, source: std::io::Error },
     #[error("the lock on `{environment}` is no longer held by this operation; its record was not overwritten\nhint: run `suma lock status --env {environment}` to see who holds it")]
     Fenced { environment: String },
 }
@@ -260,11 +254,7 @@ impl Journal {
     }
 
     /// The environment's operations, newest first.
-    pub async fn list(
-        &self,
-        environment: &str,
-        limit: usize,
-    ) -> Result<Vec<Operation>, JournalError> {
+    pub async fn list(&self, environment: &str, limit: usize) -> Result<Vec<Operation>, JournalError> {
         let mut ops = self
             .table
             .list_operations(environment)
@@ -272,11 +262,7 @@ impl Journal {
             .into_iter()
             .map(|item| parse(&item.id, &item.document))
             .collect::<Result<Vec<_>, _>>()?;
-        ops.sort_by(|a, b| {
-            b.started_at
-                .cmp(&a.started_at)
-                .then_with(|| b.id.cmp(&a.id))
-        });
+        ops.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.id.cmp(&a.id)));
         ops.truncate(limit);
         Ok(ops)
     }

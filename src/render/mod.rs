@@ -1,6 +1,7 @@
 //! Everything suma prints goes through here: data to stdout (tables or JSON), progress, prompts and
 //! errors to stderr. Honours `--output`, `--no-color`/`NO_COLOR` and whether streams are terminals.
 
+pub mod deploy;
 mod reporter;
 pub mod status;
 pub mod tables;
@@ -112,8 +113,5 @@ pub fn confirm(action: &str, yes: bool) -> Result<bool, ConfirmationRequired> {
     if std::io::stdin().read_line(&mut answer).is_err() {
         return Ok(false);
     }
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }

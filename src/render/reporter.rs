@@ -52,8 +52,7 @@ impl Reporter for TerminalReporter {
         let bar = spinner.get_or_insert_with(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
-                    .expect("valid template"),
+                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}").expect("valid template"),
             );
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
@@ -65,14 +64,7 @@ impl Reporter for TerminalReporter {
         self.phase(&format!("[{}/{total}] {name}", index + 1));
     }
 
-    fn step_finished(
-        &self,
-        index: usize,
-        total: usize,
-        name: &str,
-        status: StepStatus,
-        detail: &str,
-    ) {
+    fn step_finished(&self, index: usize, total: usize, name: &str, status: StepStatus, detail: &str) {
         let mark = match status {
             StepStatus::Succeeded => console::style("ok").green().to_string(),
             StepStatus::Failed => console::style("FAILED").red().bold().to_string(),
@@ -92,10 +84,7 @@ impl Reporter for TerminalReporter {
     }
 
     fn warn(&self, message: &str) {
-        self.line(&format!(
-            "{}: {message}",
-            console::style("warning").yellow().bold()
-        ));
+        self.line(&format!("{}: {message}", console::style("warning").yellow().bold()));
     }
 
     fn finish(&self) {

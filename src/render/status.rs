@@ -7,23 +7,14 @@ use crate::commands::status::{Section, StatusReport};
 use crate::journal::lock::LockInfo;
 use crate::journal::Operation;
 
-fn section<T>(
-    out: &mut String,
-    title: &str,
-    section: &Section<T>,
-    body: impl FnOnce(&T) -> String,
-) {
+fn section<T>(out: &mut String, title: &str, section: &Section<T>, body: impl FnOnce(&T) -> String) {
     let _ = writeln!(out, "\n{}", heading(title));
     match (&section.data, &section.error) {
         (Some(data), _) => {
             let _ = writeln!(out, "{}", body(data));
         }
         (None, Some(error)) => {
-            let _ = writeln!(
-                out,
-                "{}: {error}",
-                console::style("unavailable").red().bold()
-            );
+            let _ = writeln!(out, "{}: {error}", console::style("unavailable").red().bold());
         }
         (None, None) => {}
     }
@@ -78,10 +69,7 @@ pub fn status(report: &StatusReport) -> String {
             "canary" => console::style("canary in flight").yellow().to_string(),
             _ => console::style("unexpected weights").red().to_string(),
         };
-        format!(
-            "stable {}% / canary {}%  {state}",
-            t.stable_weight, t.canary_weight
-        )
+        format!("stable {}% / canary {}%  {state}", t.stable_weight, t.canary_weight)
     });
 
     section(&mut out, "Databases (RDS)", &report.databases, |dbs| {
@@ -148,12 +136,7 @@ pub fn status(report: &StatusReport) -> String {
                 [
                     s.id.clone(),
                     s.kind.to_owned(),
-                    if s.rotation_enabled {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    }
-                    .to_owned(),
+                    if s.rotation_enabled { "enabled" } else { "disabled" }.to_owned(),
                     or_dash(s.age_days.map(|d| format!("{d}d"))),
                     format!("{}d", s.policy_days),
                     state,
@@ -162,9 +145,7 @@ pub fn status(report: &StatusReport) -> String {
         )
     });
 
-    section(&mut out, "Lock", &report.lock, |lock| {
-        lock_line(lock.as_ref())
-    });
+    section(&mut out, "Lock", &report.lock, |lock| lock_line(lock.as_ref()));
 
     if let Some(health) = &report.health {
         let _ = writeln!(out, "\n{}", heading("Service"));
@@ -190,12 +171,9 @@ pub fn lock_line(lock: Option<&LockInfo>) -> String {
             let lease = if l.lease_active {
                 format!("lease until {}", l.expires_at.format("%H:%M:%S UTC"))
             } else {
-                console::style(format!(
-                    "lease EXPIRED at {}",
-                    l.expires_at.format("%H:%M:%S UTC")
-                ))
-                .red()
-                .to_string()
+                console::style(format!("lease EXPIRED at {}", l.expires_at.format("%H:%M:%S UTC")))
+                    .red()
+                    .to_string()
             };
             format!(
                 "held by {} for {} `{}` ({}), since {}, {lease}",
@@ -262,25 +240,16 @@ pub fn operation(op: &Operation) -> String {
         [
             (i + 1).to_string(),
             planned.name.clone(),
-            record.map_or("pending".to_owned(), |r| {
-                format!("{:?}", r.status).to_lowercase()
-            }),
+            record.map_or("pending".to_owned(), |r| format!("{:?}", r.status).to_lowercase()),
             or_dash(record.map(|r| r.started_at.format("%H:%M:%S"))),
-            or_dash(
-                record
-                    .and_then(|r| r.ended_at)
-                    .map(|t| t.format("%H:%M:%S")),
-            ),
+            or_dash(record.and_then(|r| r.ended_at).map(|t| t.format("%H:%M:%S"))),
             record.and_then(|r| r.error.clone()).unwrap_or(facts),
         ]
     });
     let _ = writeln!(
         out,
         "{}",
-        table(
-            ["#", "STEP", "RESULT", "STARTED", "ENDED", "FACTS / ERROR"],
-            rows
-        )
+        table(["#", "STEP", "RESULT", "STARTED", "ENDED", "FACTS / ERROR"], rows)
     );
     for event in &op.events {
         let _ = writeln!(

@@ -4,10 +4,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 /// A table from a header and rows, in suma's style.
-pub fn table<const N: usize>(
-    header: [&str; N],
-    rows: impl IntoIterator<Item = [String; N]>,
-) -> String {
+pub fn table<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [String; N]>) -> String {
     let mut builder = Builder::default();
     builder.push_record(header);
     for row in rows {

@@ -1,0 +1,324 @@
+//! `suma deploy canary|status|pause|resume|abort|promote`: the CLI side of the canary engine
+//! (`crate::canary`): preflight, plan, confirmation, lock, and rendering of the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde_json::json;
+
+use super::{environment_regions, Context};
+use crate::aws::{AwsApis, AwsSession};
+use crate::canary::{self, Engine, Outcome};
+use crate::cli::{CanaryArgs, ControlArgs, PromoteArgs};
+use crate::commands::status::classify_traffic;
+use crate::config::{Environment, MetricProvider};
+use crate::exit::ExitStatus;
+use crate::journal::{Operation, OperationStatus, StepStatus};
+use crate::metrics::{query_set, rendered_queries, MetricSource, QueryVars, Side};
+
+/// The environment's metric provider.
+pub fn metric_source(env: &Environment) -> anyhow::Result<Arc<dyn MetricSource>> {
+    match env.metrics.provider {
+        MetricProvider::Prometheus => {
+            let url = env.metrics.prometheus_url.as_ref().expect("validated: prometheus_url is set");
+            Ok(Arc::new(crate::metrics::prometheus::Prometheus::new(url.as_str(), Duration::from_secs(10))))
+        }
+        MetricProvider::Datadog => bail!(
+            "the Datadog metric provider is not available in this build of suma\nhint: set `metrics.provider: prometheus` with `prometheus_url` for this environment"
+        ),
+    }
+}
+
+fn engine(
+    ctx: &Context,
+    name: &str,
+    env: &Environment,
+    session: &AwsSession,
+    rollout_timeout: Duration,
+) -> anyhow::Result<Engine> {
+    Ok(Engine {
+        environment: name.to_owned(),
+        env: env.clone(),
+        aws: Arc::new(session.clone()),
+        metrics: metric_source(env)?,
+        journal: ctx.journal(session),
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.clone(),
+        rollout_timeout,
+        rollout_poll: Duration::from_secs(5),
+    })
+}
+
+/// Refuses to start unless the environment is in a state a canary can start from.
+async fn preflight(name: &str, env: &Environment, aws: &dyn AwsApis, metrics: &dyn MetricSource) -> anyhow::Result<()> {
+    let ecs = &env.ecs;
+    let found = aws
+        .ecs(&env.primary_region)
+        .describe_services(&ecs.cluster, &[ecs.service.clone(), ecs.canary_service.clone()])
+        .await
+        .context("preflight: the stable and canary services must exist")?;
+    if found.len() != 2 {
+        bail!(
+            "preflight: expected services `{}` and `{}` in cluster `{}`",
+            ecs.service,
+            ecs.canary_service,
+            ecs.cluster
+        );
+    }
+    let weights = aws
+        .elb(&env.primary_region)
+        .rule_weights(env.alb.rule_arn.as_str())
+        .await
+        .context("preflight: cannot read the ALB rule")?;
+    let traffic = classify_traffic(
+        env.alb.rule_arn.as_str(),
+        env.alb.stable_target_group_arn.as_str(),
+        env.alb.canary_target_group_arn.as_str(),
+        weights,
+    );
+    if traffic.state != "stable" || traffic.stable_weight == 0 {
+        bail!(
+            "preflight: the ALB rule is at stable {} / canary {}, not 100/0: a canary is in flight on `{name}`\nhint: see `suma deploy status --env {name}`, then `suma deploy resume` or `suma deploy abort`",
+            traffic.stable_weight,
+            traffic.canary_weight
+        );
+    }
+    let queries = query_set(env.metrics.provider, &env.canary);
+    let vars = QueryVars {
+        env: name.to_owned(),
+        service: ecs.service.clone(),
+        window: env.canary.window,
+    };
+    let stable = Side {
+        deployment: "stable".to_owned(),
+        version: String::new(),
+    };
+    metrics
+        .scalar(&crate::metrics::render(&queries.samples, &vars, &stable))
+        .await
+        .context("preflight: the metric provider does not answer")?;
+    Ok(())
+}
+
+pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    if !args.image.contains(':') || args.image.ends_with(":latest") {
+        bail!("`--image {}` must name a pinned tag, e.g. `repo/auth-service:1.5.0`\nhint: `latest` cannot be rolled back to reliably", args.image);
+    }
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let engine = engine(ctx, name, env, &session, args.rollout_timeout)?;
+    ctx.reporter.phase(&format!("preflight on `{name}`"));
+    preflight(name, env, engine.aws.as_ref(), engine.metrics.as_ref()).await?;
+    ctx.reporter.finish();
+
+    let plan = canary::plan(name, env, &args.image);
+    let queries = query_set(env.metrics.provider, &env.canary);
+    let vars = QueryVars {
+        env: name.to_owned(),
+        service: env.ecs.service.clone(),
+        window: env.canary.window,
+    };
+    let canary_side = Side {
+        deployment: "canary".to_owned(),
+        version: args.image.rsplit(':').next().unwrap_or_default().to_owned(),
+    };
+    let rendered = rendered_queries(&queries, &vars, &canary_side);
+    if args.mutation.dry_run {
+        let report = json!({
+            "dry_run": true,
+            "environment": name,
+            "image": args.image,
+            "plan": plan,
+            "queries": rendered,
+            "thresholds": {"max_error_rate": env.canary.max_error_rate, "max_p95_latency_ms": env.canary.max_p95_latency_ms,
+                "min_samples": env.canary.min_samples, "failure_limit": env.canary.failure_limit,
+                "consecutive_error_limit": env.canary.consecutive_error_limit, "no_data": env.canary.no_data},
+        });
+        ctx.printer
+            .either(&report, || crate::render::deploy::plan(&plan, &rendered, &env.canary));
+        return Ok(ExitStatus::Success);
+    }
+    ctx.reporter
+        .info(&crate::render::deploy::plan(&plan, &rendered, &env.canary));
+    if !crate::render::confirm(
+        &format!("start a canary of `{}` on `{name}`", args.image),
+        args.mutation.yes,
+    )? {
+        ctx.reporter.info("not confirmed; nothing changed");
+        return Ok(ExitStatus::No);
+    }
+    let mut op = Operation::new(canary::KIND, name, &ctx.settings.actor.value, plan);
+    op.parameters.insert("image".to_owned(), json!(args.image));
+    let locks = ctx.locks(&session);
+    let guard = locks.acquire(&op, false).await?;
+    engine.journal.save(&op, Some(guard.holder())).await?;
+    ctx.reporter.info(&format!("operation `{}` started", op.id));
+    let outcome = engine.run(&mut op, &guard).await;
+    finish(ctx, guard, &op, outcome).await
+}
+
+async fn finish(
+    ctx: &Context,
+    guard: crate::journal::lock::LockGuard,
+    op: &Operation,
+    outcome: Result<Outcome, canary::EngineError>,
+) -> anyhow::Result<ExitStatus> {
+    ctx.reporter.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Keep the lock: the environment needs a person; the lease runs out and `abort` retries.
+            guard.abandon();
+            return Err(e.into());
+        }
+    };
+    let status = match &outcome {
+        Outcome::Promoted => ExitStatus::Success,
+        Outcome::RolledBack { .. } | Outcome::Aborted { .. } => ExitStatus::No,
+        Outcome::Interrupted { .. } => ExitStatus::Interrupted,
+    };
+    if matches!(outcome, Outcome::Interrupted { .. }) {
+        guard.abandon();
+    } else {
+        guard
+            .release()
+            .await
+            .context("the operation finished but its lock could not be released")?;
+    }
+    ctx.printer.either(&json!({"outcome": outcome, "operation": op}), || {
+        crate::render::deploy::outcome(&outcome, op)
+    });
+    Ok(status)
+}
+
+/// The operation holding the environment's lock, with whether its runner is alive.
+async fn current(ctx: &Context, name: &str, session: &AwsSession) -> anyhow::Result<Option<(Operation, bool)>> {
+    let Some(lock) = ctx.locks(session).status(name).await? else {
+        return Ok(None);
+    };
+    let op = ctx.journal(session).load(&lock.operation_id).await?.with_context(|| {
+        format!(
+            "the lock names operation `{}`, which is not in the journal",
+            lock.operation_id
+        )
+    })?;
+    Ok(Some((op, lock.lease_active)))
+}
+
+pub async fn status(ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let op = match current(ctx, name, &session).await? {
+        Some((op, alive)) => Some((op, alive)),
+        None => ctx
+            .journal(&session)
+            .list(name, 50)
+            .await?
+            .into_iter()
+            .find(|op| op.kind == canary::KIND)
+            .map(|op| (op, false)),
+    };
+    let weights = session
+        .elb(&env.primary_region)
+        .rule_weights(env.alb.rule_arn.as_str())
+        .await?;
+    let traffic = classify_traffic(
+        env.alb.rule_arn.as_str(),
+        env.alb.stable_target_group_arn.as_str(),
+        env.alb.canary_target_group_arn.as_str(),
+        weights,
+    );
+    let report = json!({"environment": name, "traffic": traffic, "operation": op.as_ref().map(|(o, _)| o),
+        "runner_alive": op.as_ref().map(|(_, alive)| alive)});
+    ctx.printer
+        .either(&report, || crate::render::deploy::status(name, &traffic, op.as_ref()));
+    Ok(ExitStatus::Success)
+}
+
+/// `pause`, `resume`, `abort`, `promote`: sent to a live runner, or carried out here when it died.
+pub async fn control(ctx: &Context, command: &str, args: &ControlArgs) -> anyhow::Result<ExitStatus> {
+    control_with(ctx, command, args.yes).await
+}
+
+pub async fn promote(ctx: &Context, args: &PromoteArgs) -> anyhow::Result<ExitStatus> {
+    control_with(ctx, "promote", args.yes).await
+}
+
+async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let Some((mut op, alive)) = current(ctx, name, &session).await? else {
+        bail!("no operation holds the lock of `{name}`: there is no canary to {command}\nhint: `suma deploy status --env {name}` shows the last one");
+    };
+    if op.kind != canary::KIND {
+        bail!(
+            "`{name}` is locked by a {} operation (`{}`), not a canary",
+            op.kind,
+            op.id
+        );
+    }
+    if !crate::render::confirm(&format!("{command} canary `{}` on `{name}`", op.id), yes)? {
+        return Ok(ExitStatus::No);
+    }
+    if alive {
+        ctx.journal(&session)
+            .table()
+            .put_control(name, command, &ctx.settings.actor.value)
+            .await?;
+        ctx.printer.either(&json!({"sent": command, "operation": op.id}), || {
+            format!(
+                "sent `{command}` to operation `{}`; its runner acts on it at the next analysis tick",
+                op.id
+            )
+        });
+        return Ok(ExitStatus::Success);
+    }
+    if command == "pause" {
+        bail!("the runner of `{}` is not running (its lease expired): nothing to pause\nhint: `suma deploy resume` or `suma deploy abort`", op.id);
+    }
+    // The runner died: take its lease over and finish here.
+    let engine = engine(ctx, name, env, &session, Duration::from_secs(900))?;
+    let guard = ctx.locks(&session).acquire(&op, true).await?;
+    op.note(
+        &ctx.settings.actor.value,
+        format!("{command} taken over by {}", ctx.settings.actor.value),
+    );
+    op.set_status(OperationStatus::Running);
+    let outcome = match command {
+        "abort" => {
+            let result = engine
+                .roll_back(
+                    &mut op,
+                    guard.holder(),
+                    &format!("aborted by {}", ctx.settings.actor.value),
+                )
+                .await;
+            result
+                .map(|()| Outcome::Aborted {
+                    by: ctx.settings.actor.value.clone(),
+                })
+                .inspect(|_| op.set_status(OperationStatus::Aborted))
+        }
+        "promote" => {
+            // Skip what is left of the analysis; the promotion step runs next.
+            let promote_index = op.plan.len() - 1;
+            let mut index = op.next_step();
+            while index < promote_index {
+                op.start_step(index);
+                op.finish_step(
+                    StepStatus::Skipped,
+                    Some(format!("skipped by {}", ctx.settings.actor.value)),
+                    Default::default(),
+                );
+                index += 1;
+            }
+            engine.run(&mut op, &guard).await
+        }
+        _ => engine.run(&mut op, &guard).await,
+    };
+    if outcome.is_ok() {
+        engine.journal.save(&op, Some(guard.holder())).await?;
+    }
+    finish(ctx, guard, &op, outcome).await
+}

@@ -1,0 +1,245 @@
+//! `suma rollback`: fast, no analysis. The default target is the revision that was live before the last
+//! deploy as the journal recorded it (not "current minus one"). Journaled under the environment lock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde_json::json;
+
+use super::{environment_regions, Context};
+use crate::aws::ecs::{task_definition_label, Rollout, ServiceUpdate};
+use crate::aws::elb::WeightedTarget;
+use crate::aws::AwsApis;
+use crate::cli::RollbackArgs;
+use crate::exit::ExitStatus;
+use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::probe::HttpProbe;
+
+pub const KIND: &str = "rollback";
+
+pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    if args.reason.trim().is_empty() {
+        bail!("`--reason` is empty\nhint: say why; it is kept in the journal and the deployment event");
+    }
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
+    let ecs = aws.ecs(&env.primary_region);
+    let cfg = &env.ecs;
+    let journal = ctx.journal(&session);
+
+    let current = ecs
+        .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+        .await?
+        .into_iter()
+        .next()
+        .with_context(|| format!("service `{}` not found in `{}`", cfg.service, cfg.cluster))?
+        .task_definition;
+
+    // Resolve the target before anything changes.
+    let (target, register_image) = match args.to.as_str() {
+        "previous" => {
+            let last = journal
+                .list(name, 100)
+                .await?
+                .into_iter()
+                .find(|op| op.kind == crate::canary::KIND && op.status == OperationStatus::Succeeded)
+                .with_context(|| format!("no successful deploy of `{name}` is in the journal, so there is no recorded previous revision\nhint: name one with `--to family:N` or `--to repo:tag`"))?;
+            let previous = last
+                .fact("stable_task_definition")
+                .and_then(|v| v.as_str())
+                .with_context(|| format!("deploy `{}` recorded no previous revision", last.id))?
+                .to_owned();
+            (previous, None)
+        }
+        to if to.starts_with("arn:")
+            || to
+                .rsplit_once(':')
+                .is_some_and(|(f, r)| !f.contains('/') && r.parse::<u32>().is_ok()) =>
+        {
+            (to.to_owned(), None)
+        }
+        image => (String::new(), Some(image.to_owned())),
+    };
+    if register_image.is_none() {
+        let td = ecs
+            .describe_task_definition(&target)
+            .await
+            .with_context(|| format!("rollback target `{target}`"))?;
+        if td.status != "ACTIVE" {
+            bail!("rollback target `{}` is {}, not ACTIVE\nhint: pick an active revision (`aws ecs list-task-definitions --family-prefix {}`)", task_definition_label(&td.arn), td.status, td.family);
+        }
+    }
+    let target_label = register_image
+        .as_ref()
+        .map_or_else(|| task_definition_label(&target).to_owned(), |i| format!("image {i}"));
+    let plan = vec![
+        PlannedStep {
+            name: "record".to_owned(),
+            detail: format!("record the live revision `{}`", task_definition_label(&current)),
+        },
+        PlannedStep {
+            name: "restore-weights".to_owned(),
+            detail: format!(
+                "if a canary is in flight: weights stable 100 / canary 0, `{}` to 0",
+                cfg.canary_service
+            ),
+        },
+        PlannedStep {
+            name: "update-stable".to_owned(),
+            detail: format!("point `{}` at {target_label} and wait for the rollout", cfg.service),
+        },
+        PlannedStep {
+            name: "verify".to_owned(),
+            detail: env.url.as_ref().map_or("no URL configured: skipped".to_owned(), |u| {
+                format!("GET {}/health and /version", u)
+            }),
+        },
+    ];
+    if args.mutation.dry_run {
+        ctx.printer.either(&json!({"dry_run": true, "plan": plan}), || {
+            let rows = plan
+                .iter()
+                .enumerate()
+                .map(|(i, s)| [(i + 1).to_string(), s.name.clone(), s.detail.clone()]);
+            format!(
+                "plan (dry run, nothing changed):\n{}",
+                crate::render::tables::table(["#", "STEP", "WHAT"], rows)
+            )
+        });
+        return Ok(ExitStatus::Success);
+    }
+    if !crate::render::confirm(
+        &format!("roll `{}` on `{name}` back to {target_label}", cfg.service),
+        args.mutation.yes,
+    )? {
+        return Ok(ExitStatus::No);
+    }
+    let mut op = Operation::new(KIND, name, &ctx.settings.actor.value, plan);
+    op.parameters.insert("to".to_owned(), json!(args.to));
+    op.parameters.insert("reason".to_owned(), json!(args.reason));
+    let guard = ctx.locks(&session).acquire(&op, false).await?;
+    let holder = guard.holder().to_owned();
+    let total = op.plan.len();
+    let mut target = target;
+
+    let result: anyhow::Result<()> = async {
+        for index in 0..total {
+            let step = op.plan[index].name.clone();
+            op.start_step(index);
+            journal.save(&op, Some(&holder)).await?;
+            ctx.reporter.step_started(index, total, &step);
+            let mut facts = BTreeMap::new();
+            let mut status = StepStatus::Succeeded;
+            match step.as_str() {
+                "record" => {
+                    facts.insert("previous_task_definition".to_owned(), json!(current));
+                    if let Some(image) = &register_image {
+                        target = ecs.register_with_image(&current, &cfg.container, image).await?.arn;
+                    }
+                    facts.insert("target_task_definition".to_owned(), json!(target));
+                }
+                "restore-weights" => {
+                    let weights = aws
+                        .elb(&env.primary_region)
+                        .rule_weights(env.alb.rule_arn.as_str())
+                        .await?;
+                    let canary = env.alb.canary_target_group_arn.as_str();
+                    if weights.iter().any(|w| w.target_group_arn == canary && w.weight > 0) {
+                        let targets = [
+                            WeightedTarget {
+                                target_group_arn: env.alb.stable_target_group_arn.to_string(),
+                                weight: 100,
+                            },
+                            WeightedTarget {
+                                target_group_arn: canary.to_owned(),
+                                weight: 0,
+                            },
+                        ];
+                        aws.elb(&env.primary_region)
+                            .set_weights(env.alb.rule_arn.as_str(), &targets)
+                            .await?;
+                        let zero = ServiceUpdate {
+                            desired_count: Some(0),
+                            ..ServiceUpdate::default()
+                        };
+                        ecs.update_service(&cfg.cluster, &cfg.canary_service, &zero).await?;
+                        facts.insert("canary_was_in_flight".to_owned(), json!(true));
+                    } else {
+                        status = StepStatus::Skipped;
+                    }
+                }
+                "update-stable" => {
+                    let update = ServiceUpdate {
+                        task_definition: Some(target.clone()),
+                        ..ServiceUpdate::default()
+                    };
+                    ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
+                    let deadline = tokio::time::Instant::now() + args.rollout_timeout;
+                    loop {
+                        let service = ecs
+                            .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                            .await?;
+                        match service.first().map(|s| s.rollout(&target)) {
+                            Some(Rollout::Completed) => break,
+                            Some(Rollout::Failed(reason)) => bail!("the rollout of `{}` failed: {reason}", cfg.service),
+                            _ if tokio::time::Instant::now() >= deadline => {
+                                bail!("`{}` did not finish its rollout in time", cfg.service)
+                            }
+                            _ => tokio::time::sleep(Duration::from_secs(5)).await,
+                        }
+                    }
+                }
+                "verify" => match &env.url {
+                    Some(url) => {
+                        let probe = crate::probe::ReqwestProbe::new(Duration::from_secs(5));
+                        let (health_url, version_url) = (url.join("/health"), url.join("/version"));
+                        let (health, version) = tokio::join!(probe.get(&health_url), probe.get(&version_url));
+                        facts.insert("health".to_owned(), json!(health.status_code));
+                        facts.insert("version".to_owned(), json!(version.body));
+                        if !health.ok() {
+                            bail!(
+                                "`{}` answered {:?} after the rollback",
+                                health.url,
+                                health
+                                    .status_code
+                                    .map_or_else(|| health.error.clone().unwrap_or_default(), |c| c.to_string())
+                            );
+                        }
+                    }
+                    None => status = StepStatus::Skipped,
+                },
+                _ => unreachable!("planned above"),
+            }
+            op.finish_step(status, None, facts);
+            journal.save(&op, Some(&holder)).await?;
+            ctx.reporter.step_finished(index, total, &step, status, "");
+        }
+        Ok(())
+    }
+    .await;
+    let exit = match &result {
+        Ok(()) => {
+            op.set_status(OperationStatus::Succeeded);
+            ExitStatus::Success
+        }
+        Err(e) => {
+            op.finish_step(StepStatus::Failed, Some(format!("{e:#}")), BTreeMap::new());
+            op.set_status(OperationStatus::Failed);
+            ExitStatus::Error
+        }
+    };
+    journal.save(&op, Some(&holder)).await?;
+    guard.release().await?;
+    ctx.reporter.finish();
+    result?;
+    ctx.printer.either(&op, || {
+        format!(
+            "rolled back to {target_label}\n\n{}",
+            crate::render::status::operation(&op)
+        )
+    });
+    Ok(exit)
+}
