@@ -89,12 +89,7 @@ pub struct KeygenArgs {
 #[command(name = "serve")]
 pub struct Config {
     /// PostgreSQL connection URL.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        value_name = "DATABASE_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Maximum PostgreSQL connections in the pool.
     #[arg(
@@ -108,12 +103,7 @@ pub struct Config {
     #[arg(long, env = "MIGRATE_ON_START", value_name = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
     /// Redis connection URL (`redis://` or `rediss://`).
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        value_name = "REDIS_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
     /// Prefix of every Redis key, so several instances or test runs can share one Redis.
     #[arg(
@@ -124,23 +114,13 @@ pub struct Config {
     )]
     pub redis_key_prefix: String,
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "BIND_ADDR",
-        value_name = "BIND_ADDR",
-        default_value = "0.0.0.0"
-    )]
+    #[arg(long, env = "BIND_ADDR", value_name = "BIND_ADDR", default_value = "0.0.0.0")]
     pub bind_addr: IpAddr,
     /// Port to listen on.
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
     /// Environment name (production, staging, sandbox, development, ...).
-    #[arg(
-        long,
-        env = "APP_ENV",
-        value_name = "APP_ENV",
-        default_value = "development"
-    )]
+    #[arg(long, env = "APP_ENV", value_name = "APP_ENV", default_value = "development")]
     pub app_env: String,
     /// Deployment label that tells a canary from stable in metrics and `/version`.
     #[arg(
@@ -152,27 +132,13 @@ pub struct Config {
     pub deployment_label: String,
 
     /// `iss` of issued access tokens, and the only issuer accepted.
-    #[arg(
-        long,
-        env = "JWT_ISSUER",
-        value_name = "JWT_ISSUER",
-        default_value = "auth-service"
-    )]
+    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER", default_value = "auth-service")]
     pub jwt_issuer: String,
     /// `aud` of issued access tokens, and the only audience accepted.
-    #[arg(
-        long,
-        env = "JWT_AUDIENCE",
-        value_name = "JWT_AUDIENCE",
-        default_value = "suma"
-    )]
+    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE", default_value = "suma")]
     pub jwt_audience: String,
     /// PEM file with the RSA private signing key (PKCS#8 or PKCS#1).
-    #[arg(
-        long,
-        env = "JWT_SIGNING_KEY_FILE",
-        value_name = "JWT_SIGNING_KEY_FILE"
-    )]
+    #[arg(long, env = "JWT_SIGNING_KEY_FILE", value_name = "JWT_SIGNING_KEY_FILE")]
     pub jwt_signing_key_file: Option<PathBuf>,
     /// Directory of `*.pem` files with verify-only keys (public or private RSA keys).
     #[arg(long, env = "JWT_VERIFY_KEYS_DIR", value_name = "JWT_VERIFY_KEYS_DIR")]
@@ -189,20 +155,10 @@ pub struct Config {
     )]
     pub jwt_keys_reload_interval: u64,
     /// Seconds of clock skew tolerated on `exp` and `nbf`.
-    #[arg(
-        long,
-        env = "JWT_LEEWAY",
-        value_name = "JWT_LEEWAY",
-        default_value_t = 5
-    )]
+    #[arg(long, env = "JWT_LEEWAY", value_name = "JWT_LEEWAY", default_value_t = 5)]
     pub jwt_leeway: u64,
     /// `max-age` of the JWKS response, in seconds.
-    #[arg(
-        long,
-        env = "JWKS_MAX_AGE",
-        value_name = "JWKS_MAX_AGE",
-        default_value_t = 60
-    )]
+    #[arg(long, env = "JWKS_MAX_AGE", value_name = "JWKS_MAX_AGE", default_value_t = 60)]
     pub jwks_max_age: u64,
 
     /// Access token lifetime.
@@ -342,12 +298,7 @@ pub struct Config {
     )]
     pub fault_error_rate: f64,
     /// Milliseconds added to every API request when fault injection is enabled.
-    #[arg(
-        long,
-        env = "FAULT_LATENCY_MS",
-        value_name = "FAULT_LATENCY_MS",
-        default_value_t = 0
-    )]
+    #[arg(long, env = "FAULT_LATENCY_MS", value_name = "FAULT_LATENCY_MS", default_value_t = 0)]
     pub fault_latency_ms: u64,
 }
 
@@ -383,9 +334,7 @@ fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
 impl Config {
     /// Checks the relations between settings that clap cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://"))
-        {
+        if !(self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
             return Err(bad("DATABASE_URL", "must be a postgres:// URL"));
         }
         if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
@@ -401,10 +350,7 @@ impl Config {
             return Err(bad("REDIS_KEY_PREFIX", "must be 1 to 64 characters"));
         }
         let label_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 32
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
         if !label_ok(&self.deployment_label) {
             return Err(bad("DEPLOYMENT_LABEL", "must be 1 to 32 of [A-Za-z0-9_-]"));
@@ -420,10 +366,7 @@ impl Config {
         }
         self.key_source()?;
         if self.access_token_ttl == 0 || self.access_token_ttl > 86_400 {
-            return Err(bad(
-                "ACCESS_TOKEN_TTL",
-                "must be between 1 and 86400 seconds",
-            ));
+            return Err(bad("ACCESS_TOKEN_TTL", "must be between 1 and 86400 seconds"));
         }
         if self.refresh_token_ttl == 0 {
             return Err(bad("REFRESH_TOKEN_TTL", "must be at least 1 second"));
@@ -475,7 +418,9 @@ impl Config {
     /// The configured key source; exactly one must be given.
     pub fn key_source(&self) -> Result<KeySource, ConfigError> {
         match (&self.jwt_keyset_file, &self.jwt_signing_key_file) {
-            (Some(file), None) => Ok(KeySource::Json { keyset_file: file.clone() }),
+            (Some(file), None) => Ok(KeySource::Json {
+                keyset_file: file.clone(),
+            }),
             (None, Some(file)) => Ok(KeySource::Pem {
                 signing_key_file: file.clone(),
                 verify_keys_dir: self.jwt_verify_keys_dir.clone(),
@@ -498,9 +443,7 @@ impl Config {
         if self.password_hash_concurrency > 0 {
             self.password_hash_concurrency
         } else {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         }
     }
 
@@ -560,37 +503,20 @@ mod tests {
     fn fault_injection_is_refused_in_production() {
         let mut args = base();
         args.extend(["--app-env", "production", "--enable-fault-injection"]);
-        let err = Config::try_parse_from(args)
-            .unwrap()
-            .validate()
-            .unwrap_err();
+        let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "APP_ENV");
     }
 
     #[test]
     fn errors_name_the_variable() {
         let mut args = base();
-        args.extend([
-            "--session-timeout-absolute",
-            "10",
-            "--session-timeout-idle",
-            "20",
-        ]);
-        let err = Config::try_parse_from(args)
-            .unwrap()
-            .validate()
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("SESSION_TIMEOUT_ABSOLUTE"),
-            "{err}"
-        );
+        args.extend(["--session-timeout-absolute", "10", "--session-timeout-idle", "20"]);
+        let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains("SESSION_TIMEOUT_ABSOLUTE"), "{err}");
 
         let mut args = base();
         args.extend(["--fault-error-rate", "1.5"]);
-        let err = Config::try_parse_from(args)
-            .unwrap()
-            .validate()
-            .unwrap_err();
+        let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert!(err.to_string().contains("FAULT_ERROR_RATE"), "{err}");
 
         let err = Config::try_parse_from(["serve", "--port", "x"]).unwrap_err();
@@ -606,17 +532,11 @@ mod tests {
 
     #[test]
     fn serve_is_the_default_subcommand() {
-        let args = with_default_subcommand(vec![
-            "auth-service".into(),
-            "--enable-fault-injection".into(),
-        ]);
+        let args = with_default_subcommand(vec!["auth-service".into(), "--enable-fault-injection".into()]);
         assert_eq!(args[1], "serve");
         let args = with_default_subcommand(vec!["auth-service".into(), "migrate".into()]);
         assert_eq!(args[1], "migrate");
         let args = with_default_subcommand(vec!["auth-service".into()]);
-        assert_eq!(
-            args,
-            vec![std::ffi::OsString::from("auth-service"), "serve".into()]
-        );
+        assert_eq!(args, vec![std::ffi::OsString::from("auth-service"), "serve".into()]);
     }
 }

@@ -110,8 +110,7 @@ impl KeySet {
         let der = signing
             .to_pkcs1_der()
             .map_err(|e| format!("cannot encode the signing key: {e}"))?;
-        let key_pair = RsaKeyPair::from_der(der.as_bytes())
-            .map_err(|e| format!("signing key rejected: {e}"))?;
+        let key_pair = RsaKeyPair::from_der(der.as_bytes()).map_err(|e| format!("signing key rejected: {e}"))?;
         let signing_public = signing.to_public_key();
         let signing_jwk = PublicJwk::from_public(&signing_public);
 
@@ -204,24 +203,17 @@ impl KeyStore {
 
     /// The key set in use.
     pub fn current(&self) -> Arc<KeySet> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Loads the source again and swaps the new set in; on error the old set stays.
     pub fn reload(&self) -> Result<ReloadOutcome, KeyError> {
         let set = load_set(&self.source)?;
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        let changed = current.signing_kid != set.signing_kid
-            || !current.verifiers.keys().eq(set.verifiers.keys());
+        let changed = current.signing_kid != set.signing_kid || !current.verifiers.keys().eq(set.verifiers.keys());
         let signing_kid = set.signing_kid.clone();
         *current = Arc::new(set);
-        Ok(ReloadOutcome {
-            changed,
-            signing_kid,
-        })
+        Ok(ReloadOutcome { changed, signing_kid })
     }
 }
 
@@ -243,8 +235,8 @@ fn load_set(source: &KeySource) -> Result<KeySet, KeyError> {
             verify_keys_dir,
         } => {
             let pem = read(signing_key_file, "JWT_SIGNING_KEY_FILE")?;
-            let signing = parse_private(&pem)
-                .map_err(|problem| invalid("JWT_SIGNING_KEY_FILE", signing_key_file, problem))?;
+            let signing =
+                parse_private(&pem).map_err(|problem| invalid("JWT_SIGNING_KEY_FILE", signing_key_file, problem))?;
             let mut verify = Vec::new();
             if let Some(dir) = verify_keys_dir {
                 let entries = std::fs::read_dir(dir).map_err(|source| KeyError::Read {
@@ -259,46 +251,29 @@ fn load_set(source: &KeySource) -> Result<KeySet, KeyError> {
                 files.sort();
                 for file in files {
                     let pem = read(&file, "JWT_VERIFY_KEYS_DIR")?;
-                    let key = parse_public(&pem)
-                        .map_err(|problem| invalid("JWT_VERIFY_KEYS_DIR", &file, problem))?;
+                    let key = parse_public(&pem).map_err(|problem| invalid("JWT_VERIFY_KEYS_DIR", &file, problem))?;
                     verify.push(key);
                 }
             }
-            KeySet::new(&signing, &verify)
-                .map_err(|problem| invalid("JWT_SIGNING_KEY_FILE", signing_key_file, problem))
+            KeySet::new(&signing, &verify).map_err(|problem| invalid("JWT_SIGNING_KEY_FILE", signing_key_file, problem))
         }
         KeySource::Json { keyset_file } => {
             let text = read(keyset_file, "JWT_KEYSET_FILE")?;
-            let doc: KeySetDocument = serde_json::from_str(&text).map_err(|e| {
-                invalid(
-                    "JWT_KEYSET_FILE",
-                    keyset_file,
-                    format!("not a key set document: {e}"),
-                )
-            })?;
-            let signing = parse_private(&doc.signing_key).map_err(|problem| {
-                invalid(
-                    "JWT_KEYSET_FILE",
-                    keyset_file,
-                    format!("signing_key: {problem}"),
-                )
-            })?;
+            let doc: KeySetDocument = serde_json::from_str(&text)
+                .map_err(|e| invalid("JWT_KEYSET_FILE", keyset_file, format!("not a key set document: {e}")))?;
+            let signing = parse_private(&doc.signing_key)
+                .map_err(|problem| invalid("JWT_KEYSET_FILE", keyset_file, format!("signing_key: {problem}")))?;
             let verify = doc
                 .verify_keys
                 .iter()
                 .enumerate()
                 .map(|(i, pem)| {
                     parse_public(pem).map_err(|problem| {
-                        invalid(
-                            "JWT_KEYSET_FILE",
-                            keyset_file,
-                            format!("verify_keys[{i}]: {problem}"),
-                        )
+                        invalid("JWT_KEYSET_FILE", keyset_file, format!("verify_keys[{i}]: {problem}"))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            KeySet::new(&signing, &verify)
-                .map_err(|problem| invalid("JWT_KEYSET_FILE", keyset_file, problem))
+            KeySet::new(&signing, &verify).map_err(|problem| invalid("JWT_KEYSET_FILE", keyset_file, problem))
         }
     }
 }
@@ -321,9 +296,7 @@ fn invalid(variable: &'static str, path: &Path, problem: String) -> KeyError {
 
 fn check_size(bits: usize) -> Result<(), String> {
     if bits < MIN_RSA_BITS {
-        return Err(format!(
-            "the key has {bits} bits, at least {MIN_RSA_BITS} are required"
-        ));
+        return Err(format!("the key has {bits} bits, at least {MIN_RSA_BITS} are required"));
     }
     Ok(())
 }
@@ -403,8 +376,6 @@ mod tests {
     #[test]
     fn rejects_non_keys() {
         assert!(parse_private("hello").is_err());
-        assert!(
-            parse_public("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err()
-        );
+        assert!(parse_public("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
     }
 }

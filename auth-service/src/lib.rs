@@ -42,10 +42,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         .connect(&args.database_url)
         .await
         .context("cannot connect to `DATABASE_URL`")?;
-    Db::new(pool)
-        .migrate()
-        .await
-        .context("cannot apply migrations")?;
+    Db::new(pool).migrate().await.context("cannot apply migrations")?;
     tracing::info!("migrations applied");
     Ok(())
 }
@@ -121,11 +118,7 @@ pub fn spawn_key_reloader(
 pub fn reload_keys(state: &AppState, trigger: &'static str) {
     match state.keys.reload() {
         Ok(outcome) => {
-            state
-                .metrics
-                .key_reloads
-                .with_label_values(&["success"])
-                .inc();
+            state.metrics.key_reloads.with_label_values(&["success"]).inc();
             if outcome.changed {
                 tracing::info!(trigger, signing_kid = %outcome.signing_kid, "JWT keys reloaded with changes");
             } else {
@@ -133,11 +126,7 @@ pub fn reload_keys(state: &AppState, trigger: &'static str) {
             }
         }
         Err(e) => {
-            state
-                .metrics
-                .key_reloads
-                .with_label_values(&["failure"])
-                .inc();
+            state.metrics.key_reloads.with_label_values(&["failure"]).inc();
             tracing::error!(
                 trigger,
                 error = format!("{:#}", anyhow::Error::new(e)),
@@ -187,21 +176,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{addr}` (BIND_ADDR, PORT)"))?;
 
     let shutdown = cancel.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested; draining in-flight requests");
-        shutdown.cancel();
-    });
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            shutdown.cancel();
+        },
+    );
     let server = tokio::spawn(async move { server.await });
     cancel.cancelled().await;
     match tokio::time::timeout(shutdown_timeout, server).await {
-        Ok(result) => result
-            .context("server task failed")?
-            .context("server failed")?,
+        Ok(result) => result.context("server task failed")?.context("server failed")?,
         Err(_) => {
             tracing::warn!("in-flight requests did not finish within SHUTDOWN_TIMEOUT; exiting")
         }

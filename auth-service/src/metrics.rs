@@ -4,9 +4,7 @@
 //! `DEPLOYMENT_LABEL`) so a canary and stable can be told apart on one dashboard. Each [`Metrics`] owns its
 //! registry, so tests running several apps in one process do not share counters.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The service's metrics.
 #[derive(Clone)]
@@ -56,27 +54,20 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| {
             let c = IntCounter::with_opts(opts(name, help, deployment)).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(opts(name, help, deployment), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
         let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route",
-            )
-            .const_label("deployment", deployment)
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+                .const_label("deployment", deployment)
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
             &["route", "method"],
         )
         .expect("valid metric");
@@ -91,52 +82,27 @@ impl Metrics {
             ),
             http_duration,
             login_attempts: counter("auth_login_attempts_total", "Login attempts"),
-            login_failures: counter_vec(
-                "auth_login_failures_total",
-                "Failed logins by reason",
-                &["reason"],
-            ),
+            login_failures: counter_vec("auth_login_failures_total", "Failed logins by reason", &["reason"]),
             login_success: counter("auth_login_success_total", "Successful logins"),
             registrations: counter("auth_registration_total", "Registration requests accepted"),
-            token_refresh: counter_vec(
-                "auth_token_refresh_total",
-                "Refresh requests by result",
-                &["result"],
-            ),
+            token_refresh: counter_vec("auth_token_refresh_total", "Refresh requests by result", &["result"]),
             token_reuse: counter(
                 "auth_token_reuse_detected_total",
                 "Rotated refresh tokens presented again",
             ),
-            lockouts: counter(
-                "auth_account_lockouts_total",
-                "Accounts locked after failed logins",
-            ),
+            lockouts: counter("auth_account_lockouts_total", "Accounts locked after failed logins"),
             sessions_created: counter("auth_session_created_total", "Sessions created"),
             rate_limited: counter_vec(
                 "auth_rate_limited_total",
                 "Requests refused by a rate limit",
                 &["scope"],
             ),
-            key_reloads: counter_vec(
-                "auth_key_reloads_total",
-                "JWT key reloads by result",
-                &["result"],
-            ),
-            faults: counter_vec(
-                "auth_fault_injected_total",
-                "Injected faults by kind",
-                &["kind"],
-            ),
+            key_reloads: counter_vec("auth_key_reloads_total", "JWT key reloads by result", &["result"]),
+            faults: counter_vec("auth_fault_injected_total", "Injected faults by kind", &["kind"]),
             registry,
         };
         // Known label values start at zero, so dashboards and alerts see the series before the first event.
-        for result in [
-            "rotated",
-            "grace_retry",
-            "invalid",
-            "reuse",
-            "session_ended",
-        ] {
+        for result in ["rotated", "grace_retry", "invalid", "reuse", "session_ended"] {
             metrics.token_refresh.with_label_values(&[result]);
         }
         for reason in ["invalid_credentials", "locked", "rate_limited"] {

@@ -127,8 +127,7 @@ impl std::fmt::Debug for Hasher {
 }
 
 fn argon2() -> Argon2<'static> {
-    let params =
-        Params::new(M_COST, T_COST, P_COST, None).expect("constant Argon2 parameters are valid");
+    let params = Params::new(M_COST, T_COST, P_COST, None).expect("constant Argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -148,18 +147,14 @@ fn verify_blocking(password: &str, stored: &str) -> Verified {
             needs_rehash: false,
         };
     };
-    let ok = argon2()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
+    let ok = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
     let current = Params::new(M_COST, T_COST, P_COST, None).ok();
     let stored_params = Params::try_from(&parsed).ok();
     let same_alg = parsed.algorithm.as_str() == "argon2id" && parsed.version == Some(0x13);
     let needs_rehash = ok
         && (!same_alg
             || match (current, stored_params) {
-                (Some(c), Some(s)) => {
-                    (c.m_cost(), c.t_cost(), c.p_cost()) != (s.m_cost(), s.t_cost(), s.p_cost())
-                }
+                (Some(c), Some(s)) => (c.m_cost(), c.t_cost(), c.p_cost()) != (s.m_cost(), s.t_cost(), s.p_cost()),
                 _ => true,
             });
     Verified { ok, needs_rehash }
@@ -177,32 +172,19 @@ impl Hasher {
 
     /// Hashes a password with the current parameters.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashError::Closed)?;
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
         let pw = password.clone();
         tokio::task::spawn_blocking(move || hash_blocking(pw.expose())).await?
     }
 
     /// Verifies a password against a stored hash, or against the dummy hash when there is no account, so
     /// both paths take the same time. Without an account the answer is always "no".
-    pub async fn verify(
-        &self,
-        password: &Password,
-        stored: Option<&str>,
-    ) -> Result<Verified, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashError::Closed)?;
+    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verified, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
         let pw = password.clone();
         let known = stored.is_some();
         let hash: Arc<str> = stored.map(Arc::from).unwrap_or_else(|| self.dummy.clone());
-        let verified =
-            tokio::task::spawn_blocking(move || verify_blocking(pw.expose(), &hash)).await?;
+        let verified = tokio::task::spawn_blocking(move || verify_blocking(pw.expose(), &hash)).await?;
         Ok(if known {
             verified
         } else {
@@ -223,10 +205,7 @@ mod tests {
         let p = |s: &str| check_policy(&Password::new(s), "alice.smith@example.com");
         assert_eq!(p("short"), Err(PolicyError::TooShort));
         assert_eq!(p(&"x".repeat(129)), Err(PolicyError::TooLong));
-        assert!(
-            p(&"é".repeat(128)).is_ok(),
-            "length counts characters, not bytes"
-        );
+        assert!(p(&"é".repeat(128)).is_ok(), "length counts characters, not bytes");
         assert_eq!(p("Password1234"), Err(PolicyError::Common));
         assert_eq!(p("my-ALICE.SMITH-secret"), Err(PolicyError::ContainsEmail));
         assert!(p("correct horse battery").is_ok());
@@ -236,10 +215,7 @@ mod tests {
     #[test]
     fn hash_uses_the_required_parameters_and_verifies() {
         let hash = hash_blocking("a long enough passphrase").unwrap();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         assert_eq!(
             verify_blocking("a long enough passphrase", &hash),
             Verified {
@@ -252,11 +228,7 @@ mod tests {
 
     #[test]
     fn weaker_hashes_are_flagged_for_rehash() {
-        let weak = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(8, 1, 1, None).unwrap(),
-        );
+        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8, 1, 1, None).unwrap());
         let salt = SaltString::generate(&mut OsRng);
         let hash = weak
             .hash_password(b"a long enough passphrase", &salt)

@@ -55,8 +55,7 @@ impl AppState {
     pub fn new(config: Config, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let source = config.key_source()?;
         let keys = KeyStore::load(source)?;
-        let cache = Cache::connect_lazy(&config.redis_url, &config.redis_key_prefix)
-            .context("invalid `REDIS_URL`")?;
+        let cache = Cache::connect_lazy(&config.redis_url, &config.redis_key_prefix).context("invalid `REDIS_URL`")?;
         let hasher = Hasher::new(config.hash_concurrency())?;
         let jwt = JwtRules {
             issuer: config.jwt_issuer.clone(),

@@ -100,8 +100,7 @@ pub fn issue_access(
         jti: Uuid::new_v4().to_string(),
         sid: session_id.to_string(),
     };
-    let header =
-        serde_json::json!({ "typ": ACCESS_TOKEN_TYP, "alg": "RS256", "kid": keys.signing_kid() });
+    let header = serde_json::json!({ "typ": ACCESS_TOKEN_TYP, "alg": "RS256", "kid": keys.signing_kid() });
     let claims = serde_json::to_vec(&claims).map_err(|_| SignError)?;
     let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
     token.push('.');
@@ -204,6 +203,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn issued_access_tokens_verify_and_defects_are_refused() {
+        let key = crate::keys::generate(2048).unwrap();
+        let private = crate::keys::parse_private(&key.pem).unwrap();
+        let keys = KeySet::new(&private, &[]).unwrap();
+        let rules = JwtRules {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            ttl_secs: 60,
+            leeway_secs: 5,
+        };
+        let now = Utc::now();
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let (token, expires) = issue_access(&keys, &rules, user, session, now).unwrap();
+        assert_eq!(expires.timestamp(), now.timestamp() + 60);
+        let claims = verify_access(&keys, &rules, &token, now).unwrap();
+        assert_eq!(claims.sub, user.to_string());
+        assert_eq!(claims.sid, session.to_string());
+        assert_eq!(
+            verify_access(&keys, &rules, &token, now + chrono::Duration::seconds(66)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify_access(&keys, &rules, &token, now - chrono::Duration::seconds(6)),
+            Err(TokenError::NotYetValid)
+        );
+        let other = JwtRules {
+            audience: "other".into(),
+            ..rules.clone()
+        };
+        assert!(matches!(
+            verify_access(&keys, &other, &token, now),
+            Err(TokenError::Invalid(_))
+        ));
+        let mut forged = token.clone();
+        forged.truncate(token.len() - 4);
+        forged.push_str("AAAA");
+        assert!(verify_access(&keys, &rules, &forged, now).is_err());
+    }
+
+    #[test]
     fn refresh_tokens_are_256_bit_and_distinct() {
         let (a, ha) = new_refresh_token();
         let (b, _) = new_refresh_token();
@@ -218,14 +257,8 @@ mod tests {
         let (old, _) = new_refresh_token();
         let (next, _) = new_refresh_token();
         let sealed = seal_successor(&old, &next);
-        assert_eq!(
-            open_successor(&old, &sealed).as_deref(),
-            Some(next.as_str())
-        );
+        assert_eq!(open_successor(&old, &sealed).as_deref(), Some(next.as_str()));
         let (other, _) = new_refresh_token();
-        assert_ne!(
-            open_successor(&other, &sealed).as_deref(),
-            Some(next.as_str())
-        );
+        assert_ne!(open_successor(&other, &sealed).as_deref(), Some(next.as_str()));
     }
 }

@@ -78,13 +78,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-fn step(
-    name: &str,
-    concurrency: usize,
-    elapsed: Duration,
-    mut latencies: Vec<Duration>,
-    errors: u64,
-) -> Step {
+fn step(name: &str, concurrency: usize, elapsed: Duration, mut latencies: Vec<Duration>, errors: u64) -> Step {
     latencies.sort();
     let ok = latencies.len() as u64;
     Step {
@@ -195,10 +189,7 @@ impl Bench {
         let body: serde_json::Value = res.json().await?;
         Ok(Tokens {
             access: body["access_token"].as_str().unwrap_or_default().to_owned(),
-            refresh: body["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            refresh: body["refresh_token"].as_str().unwrap_or_default().to_owned(),
         })
     }
 
@@ -215,10 +206,7 @@ impl Bench {
         let body: serde_json::Value = res.json().await?;
         Ok(Tokens {
             access: body["access_token"].as_str().unwrap_or_default().to_owned(),
-            refresh: body["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            refresh: body["refresh_token"].as_str().unwrap_or_default().to_owned(),
         })
     }
 
@@ -335,9 +323,7 @@ fn cpu_model() -> String {
 async fn run(args: Args) -> anyhow::Result<bool> {
     let url = args.url.trim_end_matches('/').to_owned();
     let duration = Duration::from_secs(args.duration.max(1));
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .timeout(Duration::from_secs(30))
@@ -412,19 +398,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let chains = Arc::new(chains);
     let (b, ch) = (bench.clone(), chains.clone());
     steps.push(
-        closed_loop(
-            "refresh",
-            args.refresh_concurrency.max(1),
-            duration,
-            move |i| {
-                let (b, ch) = (b.clone(), ch.clone());
-                async move {
-                    let mut tokens = ch[i].lock().await;
-                    *tokens = b.refresh(&tokens.refresh).await?;
-                    Ok(())
-                }
-            },
-        )
+        closed_loop("refresh", args.refresh_concurrency.max(1), duration, move |i| {
+            let (b, ch) = (b.clone(), ch.clone());
+            async move {
+                let mut tokens = ch[i].lock().await;
+                *tokens = b.refresh(&tokens.refresh).await?;
+                Ok(())
+            }
+        })
         .await,
     );
 
@@ -464,17 +445,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             peak >= 0.9 * hash_per_sec,
             format!("{peak:.1}/s vs {hash_per_sec:.1}/s"),
         ),
-        (
-            "refresh >= 2000/s",
-            refresh >= 2000.0,
-            format!("{refresh:.0}/s"),
-        ),
+        ("refresh >= 2000/s", refresh >= 2000.0, format!("{refresh:.0}/s")),
         ("/me >= 20000/s", me >= 20000.0, format!("{me:.0}/s")),
         (
             "login p99 < 250 ms at 80% of peak",
             open.is_some_and(|p| p < 250.0),
-            open.map(|p| format!("{p:.1} ms"))
-                .unwrap_or_else(|| "not run".into()),
+            open.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "not run".into()),
         ),
     ];
 
@@ -518,10 +494,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let strict = args.strict;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -165,11 +165,7 @@ pub async fn register(
         )
         .await?
     {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&["register_ip"])
-            .inc();
+        state.metrics.rate_limited.with_label_values(&["register_ip"]).inc();
         return Err(Error::RateLimited { retry_after });
     }
     let email = normalize_email(&req.email);
@@ -185,11 +181,7 @@ pub async fn register(
     let id = Uuid::now_v7();
     let created = state.db.create_user(id, &email, &hash, state.now()).await?;
     state.metrics.registrations.inc();
-    let mut event = audit(
-        &meta,
-        "register",
-        if created { "success" } else { "duplicate" },
-    );
+    let mut event = audit(&meta, "register", if created { "success" } else { "duplicate" });
     if created {
         event.user_id = Some(id);
     } else {
@@ -212,10 +204,8 @@ async fn issue_session_tokens(
     refresh_token: String,
 ) -> Result<TokenResponse> {
     let keys = state.keys.current();
-    let (access_token, _) =
-        tokens::issue_access(&keys, &state.jwt, user_id, session_id, state.now()).map_err(|e| {
-            Error::Internal(anyhow::Error::new(e).context("cannot sign access token"))
-        })?;
+    let (access_token, _) = tokens::issue_access(&keys, &state.jwt, user_id, session_id, state.now())
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("cannot sign access token")))?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -246,17 +236,9 @@ pub async fn login(
 
     for (scope, id, limit) in [
         ("login_ip", meta.ip_key(), cfg.rate_limit_login_per_ip),
-        (
-            "login_account",
-            account.as_str(),
-            cfg.rate_limit_login_per_account,
-        ),
+        ("login_account", account.as_str(), cfg.rate_limit_login_per_account),
     ] {
-        if let Some(retry_after) = state
-            .cache
-            .rate_limit(scope, id, limit, cfg.rate_limit_window)
-            .await?
-        {
+        if let Some(retry_after) = state.cache.rate_limit(scope, id, limit, cfg.rate_limit_window).await? {
             m.rate_limited.with_label_values(&[scope]).inc();
             m.login_failures.with_label_values(&["rate_limited"]).inc();
             let mut event = audit(&meta, "login", "rate_limited");
@@ -279,17 +261,12 @@ pub async fn login(
     let user = state.db.user_by_email(&email).await?;
     let verified = state
         .hasher
-        .verify(
-            &req.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
+        .verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
     let user = match user {
         Some(user) if verified.ok => user,
         user => {
-            m.login_failures
-                .with_label_values(&["invalid_credentials"])
-                .inc();
+            m.login_failures.with_label_values(&["invalid_credentials"]).inc();
             let locked_now = state
                 .cache
                 .login_failed(&account, cfg.max_login_attempts, cfg.lockout_duration)
@@ -297,8 +274,7 @@ pub async fn login(
             let user_id = user.map(|u| u.id);
             let mut event = audit(&meta, "login", "failure");
             event.user_id = user_id;
-            event.metadata =
-                json!({ "reason": "invalid_credentials", "known_account": user_id.is_some() });
+            event.metadata = json!({ "reason": "invalid_credentials", "known_account": user_id.is_some() });
             state.audit(event).await;
             if locked_now {
                 m.lockouts.inc();
@@ -421,9 +397,7 @@ pub async fn refresh(
     let (user_id, family_id, token, result) = match rotation {
         Rotation::Unknown => {
             m.token_refresh.with_label_values(&["invalid"]).inc();
-            state
-                .audit(audit(&meta, "token_refresh", "unknown_token"))
-                .await;
+            state.audit(audit(&meta, "token_refresh", "unknown_token")).await;
             return Err(Error::InvalidGrant);
         }
         Rotation::Dead { user_id, family_id } => {
@@ -453,23 +427,14 @@ pub async fn refresh(
             let token = tokens::open_successor(presented, &sealed).ok_or(Error::InvalidGrant)?;
             (user_id, family_id, token, "grace_retry")
         }
-        Rotation::Rotated {
-            user_id, family_id, ..
-        } => (user_id, family_id, successor, "rotated"),
+        Rotation::Rotated { user_id, family_id, .. } => (user_id, family_id, successor, "rotated"),
     };
 
     // A refresh is activity on the session: it must still be alive, and it slides the idle timeout.
-    match state
-        .cache
-        .touch_session(family_id, now, state.timeouts)
-        .await?
-    {
+    match state.cache.touch_session(family_id, now, state.timeouts).await? {
         SessionState::Alive { user_id: owner } if owner == user_id => {}
         other => {
-            state
-                .db
-                .revoke_family(family_id, "session_ended", now)
-                .await?;
+            state.db.revoke_family(family_id, "session_ended", now).await?;
             m.token_refresh.with_label_values(&["session_ended"]).inc();
             let mut event = audit(&meta, "token_refresh", "session_ended");
             event.user_id = Some(user_id);
@@ -494,11 +459,7 @@ pub async fn refresh(
         (status = 204, description = "Logged out"),
         (status = 401, description = "Not authenticated", body = ErrorBody),
     ))]
-pub async fn logout(
-    State(state): State<AppState>,
-    meta: ClientMeta,
-    user: AuthUser,
-) -> Result<StatusCode> {
+pub async fn logout(State(state): State<AppState>, meta: ClientMeta, user: AuthUser) -> Result<StatusCode> {
     end_session(&state, user.user_id, user.session_id, "logout").await?;
     let mut event = audit(&meta, "logout", "success");
     event.user_id = Some(user.user_id);
@@ -508,17 +469,9 @@ pub async fn logout(
 }
 
 /// Deletes a session and revokes its refresh token family.
-pub async fn end_session(
-    state: &AppState,
-    user_id: Uuid,
-    session_id: Uuid,
-    reason: &str,
-) -> Result<()> {
+pub async fn end_session(state: &AppState, user_id: Uuid, session_id: Uuid, reason: &str) -> Result<()> {
     state.cache.delete_session(session_id, user_id).await?;
-    state
-        .db
-        .revoke_family(session_id, reason, state.now())
-        .await?;
+    state.db.revoke_family(session_id, reason, state.now()).await?;
     Ok(())
 }
 
@@ -529,11 +482,7 @@ pub async fn end_session(
         (status = 401, description = "Not authenticated", body = ErrorBody),
     ))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>> {
-    let row = state
-        .db
-        .user_by_id(user.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
     Ok(Json(MeResponse {
         id: row.id,
         email: row.email,
@@ -582,11 +531,7 @@ pub async fn change_password(
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode> {
     let cfg = &state.config;
-    let row = state
-        .db
-        .user_by_id(user.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
     let account = account_key(&row.email);
     // The current password is guessable here too, so the login lockout guards it.
     if let Gate::Locked { retry_after } = state
@@ -616,11 +561,7 @@ pub async fn change_password(
     }
     state.cache.login_succeeded(&account).await?;
     check_policy(&req.new_password, &row.email).map_err(policy_error)?;
-    for old in state
-        .db
-        .password_history(user.user_id, PASSWORD_HISTORY)
-        .await?
-    {
+    for old in state.db.password_history(user.user_id, PASSWORD_HISTORY).await? {
         if state.hasher.verify(&req.new_password, Some(&old)).await?.ok {
             return Err(Error::Unprocessable {
                 code: "password_reused",
@@ -629,10 +570,7 @@ pub async fn change_password(
         }
     }
     let hash = state.hasher.hash(&req.new_password).await?;
-    state
-        .db
-        .change_password(user.user_id, &hash, state.now())
-        .await?;
+    state.db.change_password(user.user_id, &hash, state.now()).await?;
     let ended = state.cache.delete_all_sessions(user.user_id).await?;
     let mut event = audit(&meta, "password_change", "success");
     event.user_id = Some(user.user_id);

@@ -109,11 +109,7 @@ impl IntoResponse for Error {
         let (status, code) = self.status_and_code();
         match &self {
             Error::Internal(e) | Error::Unavailable(e) => {
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    status = status.as_u16(),
-                    "request failed"
-                );
+                tracing::error!(error = format!("{e:#}"), status = status.as_u16(), "request failed");
             }
             _ => {}
         }

@@ -76,10 +76,7 @@ fn client_ip(parts: &Parts, hops: usize) -> Option<String> {
 impl FromRequestParts<AppState> for ClientMeta {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(Self {
             ip: client_ip(parts, state.config.trusted_proxy_hops),
             user_agent: header_str(parts, header::USER_AGENT.as_str()),
@@ -100,26 +97,19 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or(Error::Unauthorized)?;
         let keys = state.keys.current();
-        let claims =
-            verify_access(&keys, &state.jwt, token, state.now()).map_err(|e: TokenError| {
-                tracing::debug!(reason = %e, "access token refused");
-                Error::Unauthorized
-            })?;
+        let claims = verify_access(&keys, &state.jwt, token, state.now()).map_err(|e: TokenError| {
+            tracing::debug!(reason = %e, "access token refused");
+            Error::Unauthorized
+        })?;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthorized)?;
         let session_id = Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthorized)?;
         match state
@@ -127,10 +117,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .touch_session(session_id, state.now(), state.timeouts)
             .await?
         {
-            SessionState::Alive { user_id: owner } if owner == user_id => Ok(Self {
-                user_id,
-                session_id,
-            }),
+            SessionState::Alive { user_id: owner } if owner == user_id => Ok(Self { user_id, session_id }),
             SessionState::IdleTimeout | SessionState::AbsoluteTimeout => {
                 // The session just ended; its refresh tokens must not outlive it.
                 state

@@ -43,14 +43,8 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
         ),
-        (
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
-        (
-            HeaderName::from_static("cross-origin-resource-policy"),
-            "same-origin",
-        ),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
+        (HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
     ];
     let mut router = Router::new()
         .merge(api)
@@ -77,8 +71,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &Request<Body>| {
-                            let request_id =
-                                req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            let request_id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
                             // The path only: query strings are not logged, they could carry secrets.
                             tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id)
                         })

@@ -48,8 +48,5 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// The route serving the document.
 pub fn router() -> Router<AppState> {
     let doc = document();
-    Router::new().route(
-        "/openapi.json",
-        get(move || async move { Json(doc.clone()) }),
-    )
+    Router::new().route("/openapi.json", get(move || async move { Json(doc.clone()) }))
 }

@@ -145,10 +145,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     let cache = format!("public, max-age={}", state.config.jwks_max_age);
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("max-age=60")),

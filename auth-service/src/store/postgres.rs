@@ -116,10 +116,7 @@ impl Db {
 
     /// Whether the database answers and every embedded migration is applied.
     pub async fn readiness(&self) -> (Result<(), sqlx::Error>, Result<bool, sqlx::Error>) {
-        let ping = sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ());
+        let ping = sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ());
         if ping.is_err() {
             return (ping, Ok(false));
         }
@@ -127,8 +124,7 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map(|rows| {
-                let applied: std::collections::HashSet<i64> =
-                    rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+                let applied: std::collections::HashSet<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
                 MIGRATOR
                     .iter()
                     .filter(|m| !m.migration_type.is_down_migration())
@@ -164,13 +160,15 @@ impl Db {
         .rows_affected()
             == 1;
         if created {
-            sqlx::query("INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(Uuid::now_v7())
-                .bind(id)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(created)
@@ -199,13 +197,7 @@ impl Db {
     }
 
     /// Replaces a password hash with one of the same password under current parameters.
-    pub async fn rehash_password(
-        &self,
-        id: Uuid,
-        old: &str,
-        new: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn rehash_password(&self, id: Uuid, old: &str, new: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
         // Only if unchanged meanwhile, so a concurrent password change is never overwritten.
         sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2")
             .bind(id)
@@ -218,11 +210,7 @@ impl Db {
     }
 
     /// The most recent password hashes of a user, newest first.
-    pub async fn password_history(
-        &self,
-        user_id: Uuid,
-        limit: i64,
-    ) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn password_history(&self, user_id: Uuid, limit: i64) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT password_hash FROM password_history WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
         )
@@ -233,12 +221,7 @@ impl Db {
     }
 
     /// Sets a new password, records it in the history and revokes every refresh token of the user.
-    pub async fn change_password(
-        &self,
-        user_id: Uuid,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn change_password(&self, user_id: Uuid, hash: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1")
             .bind(user_id)
@@ -288,10 +271,7 @@ impl Db {
 
     /// Rotates a presented refresh token in one transaction. The row lock serialises concurrent uses of
     /// the same token: the first rotates, later ones see it rotated and get the grace or reuse answer.
-    pub async fn rotate_refresh_token(
-        &self,
-        r: RotateRequest<'_>,
-    ) -> Result<Rotation, sqlx::Error> {
+    pub async fn rotate_refresh_token(&self, r: RotateRequest<'_>) -> Result<Rotation, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT id, user_id, family_id, rotation_count, expires_at, rotated_at, successor_sealed, revoked_at
@@ -347,15 +327,13 @@ impl Db {
         .bind(r.now + r.ttl)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3, successor_sealed = $4 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(r.now)
-        .bind(r.successor_id)
-        .bind(r.successor_sealed)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3, successor_sealed = $4 WHERE id = $1")
+            .bind(id)
+            .bind(r.now)
+            .bind(r.successor_id)
+            .bind(r.successor_sealed)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Rotation::Rotated {
             user_id,
@@ -365,12 +343,7 @@ impl Db {
     }
 
     /// Revokes every live token of a family; returns how many.
-    pub async fn revoke_family(
-        &self,
-        family_id: Uuid,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, sqlx::Error> {
+    pub async fn revoke_family(&self, family_id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         revoke_family_in(&mut conn, family_id, reason, now).await
     }
@@ -389,7 +362,11 @@ impl Db {
         .bind(&e.ip)
         .bind(&e.user_agent)
         .bind(&e.request_id)
-        .bind(if e.metadata.is_null() { serde_json::json!({}) } else { e.metadata.clone() })
+        .bind(if e.metadata.is_null() {
+            serde_json::json!({})
+        } else {
+            e.metadata.clone()
+        })
         .execute(&self.pool)
         .await?;
         Ok(())

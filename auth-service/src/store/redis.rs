@@ -174,13 +174,7 @@ impl Cache {
     }
 
     /// Counts a hit on a fixed-window limit; `Some(seconds)` when over the limit. A limit of 0 disables.
-    pub async fn rate_limit(
-        &self,
-        scope: &str,
-        id: &str,
-        limit: u32,
-        window: u64,
-    ) -> redis::RedisResult<Option<u64>> {
+    pub async fn rate_limit(&self, scope: &str, id: &str, limit: u32, window: u64) -> redis::RedisResult<Option<u64>> {
         if limit == 0 {
             return Ok(None);
         }
@@ -195,12 +189,7 @@ impl Cache {
     }
 
     /// Admits a login attempt for an account, counting it before the password is checked.
-    pub async fn login_gate(
-        &self,
-        account: &str,
-        max: u32,
-        lockout: u64,
-    ) -> redis::RedisResult<Gate> {
+    pub async fn login_gate(&self, account: &str, max: u32, lockout: u64) -> redis::RedisResult<Gate> {
         let mut c = self.conn.clone();
         let (admitted, value): (i64, i64) = Script::new(GATE_ACQUIRE)
             .key(self.key(&["login_fail", account]))
@@ -218,12 +207,7 @@ impl Cache {
     }
 
     /// Records that an admitted attempt failed; true for the failure that locked the account.
-    pub async fn login_failed(
-        &self,
-        account: &str,
-        max: u32,
-        lockout: u64,
-    ) -> redis::RedisResult<bool> {
+    pub async fn login_failed(&self, account: &str, max: u32, lockout: u64) -> redis::RedisResult<bool> {
         let mut c = self.conn.clone();
         let locked: i64 = Script::new(GATE_FAIL)
             .key(self.key(&["login_fail", account]))
@@ -239,20 +223,13 @@ impl Cache {
     pub async fn login_succeeded(&self, account: &str) -> redis::RedisResult<()> {
         let mut c = self.conn.clone();
         let _: i64 = c
-            .del(&[
-                self.key(&["login_fail", account]),
-                self.key(&["login_lock", account]),
-            ])
+            .del(&[self.key(&["login_fail", account]), self.key(&["login_lock", account])])
             .await?;
         Ok(())
     }
 
     /// Stores a new session.
-    pub async fn create_session(
-        &self,
-        s: &Session,
-        timeouts: SessionTimeouts,
-    ) -> redis::RedisResult<()> {
+    pub async fn create_session(&self, s: &Session, timeouts: SessionTimeouts) -> redis::RedisResult<()> {
         let key = self.key(&["session", &s.id.to_string()]);
         let index = self.key(&["user_sessions", &s.user_id.to_string()]);
         let ttl_ms = timeouts.idle.min(timeouts.absolute).as_millis() as i64;
@@ -298,10 +275,7 @@ impl Cache {
         if code != 1 {
             if let Some(user_id) = user_id {
                 let _: i64 = c
-                    .srem(
-                        self.key(&["user_sessions", &user_id.to_string()]),
-                        id.to_string(),
-                    )
+                    .srem(self.key(&["user_sessions", &user_id.to_string()]), id.to_string())
                     .await?;
             }
         }
@@ -369,9 +343,7 @@ impl Cache {
     /// The owner of a session, if it exists.
     pub async fn session_owner(&self, id: Uuid) -> redis::RedisResult<Option<Uuid>> {
         let mut c = self.conn.clone();
-        let owner: Option<String> = c
-            .hget(self.key(&["session", &id.to_string()]), "user_id")
-            .await?;
+        let owner: Option<String> = c.hget(self.key(&["session", &id.to_string()]), "user_id").await?;
         Ok(owner.and_then(|o| Uuid::parse_str(&o).ok()))
     }
 
@@ -392,10 +364,7 @@ impl Cache {
         let (deleted, _): (i64, i64) = redis::pipe()
             .atomic()
             .del(self.key(&["session", &id.to_string()]))
-            .srem(
-                self.key(&["user_sessions", &user_id.to_string()]),
-                id.to_string(),
-            )
+            .srem(self.key(&["user_sessions", &user_id.to_string()]), id.to_string())
             .query_async(&mut c)
             .await?;
         Ok(deleted == 1)

@@ -14,16 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 fn keygen_writes_a_private_key_and_prints_its_thumbprint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("k.pem");
-    let res = Command::new(BIN)
-        .args(["keygen", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let res = Command::new(BIN).args(["keygen", "--out"]).arg(&out).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     let kid = String::from_utf8(res.stdout).unwrap().trim().to_owned();
     let pem = std::fs::read_to_string(&out).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -32,16 +24,9 @@ fn keygen_writes_a_private_key_and_prints_its_thumbprint() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(
-            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    let again = Command::new(BIN)
-        .args(["keygen", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = Command::new(BIN).args(["keygen", "--out"]).arg(&out).output().unwrap();
     assert_eq!(again.status.code(), Some(2), "never overwrites");
 }
 
@@ -86,9 +71,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -122,10 +105,7 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     let mut child = Command::new(BIN)
         .env("DATABASE_URL", &url)
         .env("REDIS_URL", redis_url())
-        .env(
-            "REDIS_KEY_PREFIX",
-            format!("test:{}:", uuid::Uuid::new_v4().simple()),
-        )
+        .env("REDIS_KEY_PREFIX", format!("test:{}:", uuid::Uuid::new_v4().simple()))
         .env("JWT_SIGNING_KEY_FILE", &key)
         .env("BIND_ADDR", "127.0.0.1")
         .env("PORT", port.to_string())
@@ -153,8 +133,7 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     assert!(res.starts_with("HTTP/1.1 202"), "{res}");
     let res = http_post(port, "/api/auth/login", &body).unwrap();
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
-    let json: serde_json::Value =
-        serde_json::from_str(res.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(res.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     let refresh = json["refresh_token"].as_str().unwrap().to_owned();
     let access = json["access_token"].as_str().unwrap().to_owned();
     let res = http_post(
@@ -179,12 +158,7 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     let status = exited.unwrap_or_else(|| {
         let _ = child.kill();
         panic!("did not stop on SIGTERM; log:\n{stderr}")
@@ -192,15 +166,11 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     assert!(status.success(), "exit {status}; log:\n{stderr}");
     // Logs are JSON lines.
     for line in stderr.lines() {
-        serde_json::from_str::<serde_json::Value>(line)
-            .unwrap_or_else(|_| panic!("not JSON: {line}"));
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
     assert!(stderr.contains("shutdown requested"));
     for secret in [password, refresh.as_str(), access.as_str()] {
-        assert!(
-            !stderr.contains(secret),
-            "a secret reached the log:\n{stderr}"
-        );
+        assert!(!stderr.contains(secret), "a secret reached the log:\n{stderr}");
     }
     assert!(
         stderr.contains("/api/auth/login"),

@@ -58,11 +58,7 @@ pub fn test_key(index: usize) -> (String, String) {
             key.pem
         }
     };
-    let kid = auth_service::keys::kid_of(
-        &auth_service::keys::parse_private(&pem)
-            .unwrap()
-            .to_public_key(),
-    );
+    let kid = auth_service::keys::kid_of(&auth_service::keys::parse_private(&pem).unwrap().to_public_key());
     keys[index] = Some((pem.clone(), kid.clone()));
     (pem, kid)
 }
@@ -164,15 +160,8 @@ impl TestApp {
     }
 
     /// Sends a request.
-    pub async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        body: Option<Value>,
-        bearer: Option<&str>,
-    ) -> Resp {
-        self.call_from(&self.ip.clone(), method, uri, body, bearer)
-            .await
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>, bearer: Option<&str>) -> Resp {
+        self.call_from(&self.ip.clone(), method, uri, body, bearer).await
     }
 
     /// Sends a request from a given client IP.
@@ -205,11 +194,7 @@ impl TestApp {
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
     pub async fn get(&self, uri: &str, bearer: Option<&str>) -> Resp {
@@ -221,32 +206,22 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Resp {
-        self.post(
-            "/api/auth/register",
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/api/auth/register", json!({ "email": email, "password": password }))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Resp {
-        self.post(
-            "/api/auth/login",
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/api/auth/login", json!({ "email": email, "password": password }))
+            .await
     }
 
     pub async fn refresh(&self, token: &str) -> Resp {
-        self.post("/api/auth/refresh", json!({ "refresh_token": token }))
-            .await
+        self.post("/api/auth/refresh", json!({ "refresh_token": token })).await
     }
 
     /// Registers and logs in; returns the login body.
     pub async fn signed_in(&self, email: &str) -> Value {
-        assert_eq!(
-            self.register(email, PASSWORD).await.status,
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(self.register(email, PASSWORD).await.status, StatusCode::ACCEPTED);
         let res = self.login(email, PASSWORD).await;
         assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
         res.body

@@ -13,8 +13,7 @@ use crate::common::{public_pem, s, test_key, TestApp};
 fn claims(login: &Value, now: i64) -> Value {
     let access = s(login, "access_token");
     let payload = access.split('.').nth(1).unwrap();
-    let mut claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     claims["iat"] = json!(now);
     claims["nbf"] = json!(now);
     claims["exp"] = json!(now + 300);
@@ -26,12 +25,7 @@ fn sign_rs256(pem: &str, kid: &str, typ: &str, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
     header.typ = Some(typ.to_owned());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
 }
 
 fn b64(v: &Value) -> String {
@@ -52,12 +46,7 @@ async fn access_token_negatives(pool: PgPool) {
     // Positive control: a token we craft the way the service does is accepted.
     let good = claims(&login, now);
     let res = me(sign_rs256(&pem, &kid, "at+jwt", &good)).await;
-    assert_eq!(
-        res.status,
-        StatusCode::OK,
-        "control token refused: {:?}",
-        res.body
-    );
+    assert_eq!(res.status, StatusCode::OK, "control token refused: {:?}", res.body);
 
     // alg none, no signature.
     let none = format!(
@@ -72,8 +61,7 @@ async fn access_token_negatives(pool: PgPool) {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.clone());
     header.typ = Some("at+jwt".into());
-    let hs =
-        jsonwebtoken::encode(&header, &good, &EncodingKey::from_secret(public.as_bytes())).unwrap();
+    let hs = jsonwebtoken::encode(&header, &good, &EncodingKey::from_secret(public.as_bytes())).unwrap();
     assert_eq!(
         me(hs).await.status,
         StatusCode::UNAUTHORIZED,
@@ -83,16 +71,12 @@ async fn access_token_negatives(pool: PgPool) {
     // Signed by a key the service does not know, with its own kid, and with our kid.
     let (other_pem, other_kid) = test_key(1);
     assert_eq!(
-        me(sign_rs256(&other_pem, &other_kid, "at+jwt", &good))
-            .await
-            .status,
+        me(sign_rs256(&other_pem, &other_kid, "at+jwt", &good)).await.status,
         StatusCode::UNAUTHORIZED,
         "unknown kid"
     );
     assert_eq!(
-        me(sign_rs256(&other_pem, &kid, "at+jwt", &good))
-            .await
-            .status,
+        me(sign_rs256(&other_pem, &kid, "at+jwt", &good)).await.status,
         StatusCode::UNAUTHORIZED,
         "bad signature"
     );
@@ -100,17 +84,8 @@ async fn access_token_negatives(pool: PgPool) {
     // No kid.
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("at+jwt".into());
-    let no_kid = jsonwebtoken::encode(
-        &header,
-        &good,
-        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        me(no_kid).await.status,
-        StatusCode::UNAUTHORIZED,
-        "missing kid"
-    );
+    let no_kid = jsonwebtoken::encode(&header, &good, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap();
+    assert_eq!(me(no_kid).await.status, StatusCode::UNAUTHORIZED, "missing kid");
 
     // Expired (beyond the leeway), not yet valid.
     let mut expired = good.clone();
@@ -166,29 +141,20 @@ async fn access_token_negatives(pool: PgPool) {
     let mut tampered = good.clone();
     tampered["sub"] = json!(uuid::Uuid::new_v4().to_string());
     parts[1] = b64(&tampered);
-    assert_eq!(
-        me(parts.join(".")).await.status,
-        StatusCode::UNAUTHORIZED,
-        "tampered"
-    );
+    assert_eq!(me(parts.join(".")).await.status, StatusCode::UNAUTHORIZED, "tampered");
 
     // Valid signature, but a session that does not exist.
     let mut other_session = good.clone();
     other_session["sid"] = json!(uuid::Uuid::new_v4().to_string());
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &other_session))
-            .await
-            .status,
+        me(sign_rs256(&pem, &kid, "at+jwt", &other_session)).await.status,
         StatusCode::UNAUTHORIZED,
         "unknown sid"
     );
 
     let res = me("garbage".into()).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        res.headers["www-authenticate"],
-        "Bearer error=\"invalid_token\""
-    );
+    assert_eq!(res.headers["www-authenticate"], "Bearer error=\"invalid_token\"");
     assert_eq!(
         app.get("/api/auth/me", None).await.status,
         StatusCode::UNAUTHORIZED,

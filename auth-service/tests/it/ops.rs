@@ -24,14 +24,8 @@ async fn health_version_and_security_headers(pool: PgPool) {
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
         ("cache-control", "no-store"),
-        (
-            "strict-transport-security",
-            "max-age=63072000; includeSubDomains",
-        ),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
+        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
     ] {
         assert_eq!(
             res.headers.get(name).and_then(|v| v.to_str().ok()),
@@ -54,10 +48,7 @@ async fn health_version_and_security_headers(pool: PgPool) {
     let res = app.get("/nope", None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(res.body["error"], "not_found");
-    assert_eq!(
-        res.headers["x-frame-options"], "DENY",
-        "headers on errors too"
-    );
+    assert_eq!(res.headers["x-frame-options"], "DENY", "headers on errors too");
 }
 
 #[sqlx::test]
@@ -112,10 +103,7 @@ async fn metrics_carry_the_deployment_label(pool: PgPool) {
         "auth_token_reuse_detected_total",
         "auth_account_lockouts_total",
     ] {
-        assert!(
-            text.contains(&format!("# TYPE {name} counter")),
-            "missing {name}"
-        );
+        assert!(text.contains(&format!("# TYPE {name} counter")), "missing {name}");
     }
 }
 
@@ -260,10 +248,7 @@ async fn ready_is_503_while_redis_is_unreachable_and_recovers(pool: PgPool) {
     let (upstream, template) = host_port(&url);
     let proxy = RedisProxy::start(upstream).await;
     let scheme = url.split_once("://").unwrap().0;
-    let proxied = format!(
-        "{scheme}://{}",
-        template.replace('\u{0}', &proxy.addr.to_string())
-    );
+    let proxied = format!("{scheme}://{}", template.replace('\u{0}', &proxy.addr.to_string()));
     let app = TestApp::with(pool, |c| c.redis_url = proxied).await;
 
     let body = wait_ready(&app, StatusCode::OK).await;
@@ -305,10 +290,7 @@ async fn key_rotation_by_reload(pool: PgPool) {
 
     // Rotate: the new key signs, the old one stays as verify-only.
     let dir = app.keys_dir.path();
-    write_key(
-        &dir.join("verify").join("previous.pem"),
-        &common::public_pem(&old_pem),
-    );
+    write_key(&dir.join("verify").join("previous.pem"), &common::public_pem(&old_pem));
     write_key(&dir.join("signing.pem"), &new_pem);
     auth_service::reload_keys(&app.state, "test");
 
@@ -339,9 +321,7 @@ async fn key_rotation_by_reload(pool: PgPool) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.get("/api/auth/me", Some(s(&after, "access_token")))
-            .await
-            .status,
+        app.get("/api/auth/me", Some(s(&after, "access_token"))).await.status,
         StatusCode::OK
     );
 
@@ -349,25 +329,14 @@ async fn key_rotation_by_reload(pool: PgPool) {
     write_key(&dir.join("signing.pem"), "not a key");
     auth_service::reload_keys(&app.state, "test");
     assert_eq!(app.get("/version", None).await.body["signing_kid"], new_kid);
-    assert_eq!(
-        app.state
-            .metrics
-            .key_reloads
-            .with_label_values(&["failure"])
-            .get(),
-        1
-    );
+    assert_eq!(app.state.metrics.key_reloads.with_label_values(&["failure"]).get(), 1);
 }
 
 #[sqlx::test]
 async fn periodic_and_sighup_reload_pick_up_a_new_key(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let reloader = auth_service::spawn_key_reloader(
-        app.state.clone(),
-        Duration::from_millis(200),
-        cancel.clone(),
-    );
+    let reloader = auth_service::spawn_key_reloader(app.state.clone(), Duration::from_millis(200), cancel.clone());
     write_key(&app.keys_dir.path().join("signing.pem"), &test_key(2).0);
     let mut seen = String::new();
     for _ in 0..50 {
@@ -380,18 +349,13 @@ async fn periodic_and_sighup_reload_pick_up_a_new_key(pool: PgPool) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        seen,
-        test_key(2).1,
-        "the periodic reload picked up the new key"
-    );
+    assert_eq!(seen, test_key(2).1, "the periodic reload picked up the new key");
     cancel.cancel();
     reloader.await.unwrap();
 
     // SIGHUP, with the periodic reload off.
     let cancel = tokio_util::sync::CancellationToken::new();
-    let reloader =
-        auth_service::spawn_key_reloader(app.state.clone(), Duration::ZERO, cancel.clone());
+    let reloader = auth_service::spawn_key_reloader(app.state.clone(), Duration::ZERO, cancel.clone());
     tokio::time::sleep(Duration::from_millis(200)).await; // let the task install its SIGHUP handler
     write_key(&app.keys_dir.path().join("signing.pem"), &test_key(3).0);
     let status = std::process::Command::new("kill")
@@ -428,10 +392,7 @@ async fn keys_load_from_a_json_document(pool: PgPool) {
     cfg.jwt_verify_keys_dir = None;
     cfg.jwt_keyset_file = Some(file);
     let app = TestApp::from_config(pool, cfg, dir);
-    assert_eq!(
-        app.get("/version", None).await.body["signing_kid"],
-        test_key(2).1
-    );
+    assert_eq!(app.get("/version", None).await.body["signing_kid"], test_key(2).1);
     let jwks = app.get("/.well-known/jwks.json", None).await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
 }
@@ -441,13 +402,8 @@ async fn bad_key_configuration_names_the_variable(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::config(dir.path());
     cfg.jwt_signing_key_file = Some(dir.path().join("missing.pem"));
-    let err =
-        auth_service::state::AppState::new(cfg, pool, Arc::new(auth_service::clock::SystemClock))
-            .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("JWT_SIGNING_KEY_FILE"),
-        "{err:#}"
-    );
+    let err = auth_service::state::AppState::new(cfg, pool, Arc::new(auth_service::clock::SystemClock)).unwrap_err();
+    assert!(format!("{err:#}").contains("JWT_SIGNING_KEY_FILE"), "{err:#}");
 }
 
 #[sqlx::test]
@@ -463,10 +419,7 @@ async fn fault_injection_fails_api_requests_only(pool: PgPool) {
     assert_eq!(res.body["error"], "injected_fault");
     assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
     assert_eq!(app.get("/version", None).await.status, StatusCode::OK);
-    assert_eq!(
-        app.state.metrics.faults.with_label_values(&["error"]).get(),
-        1
-    );
+    assert_eq!(app.state.metrics.faults.with_label_values(&["error"]).get(), 1);
 }
 
 #[sqlx::test]

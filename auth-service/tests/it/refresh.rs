@@ -19,29 +19,22 @@ async fn refresh_rotates_and_stores_only_hashes(pool: PgPool) {
     let second = s(&res.body, "refresh_token").to_owned();
     assert_ne!(first, second);
     assert_eq!(res.body["session_id"], login["session_id"]);
-    let me = app
-        .get("/api/auth/me", Some(s(&res.body, "access_token")))
-        .await;
+    let me = app.get("/api/auth/me", Some(s(&res.body, "access_token"))).await;
     assert_eq!(me.status, StatusCode::OK);
 
     let res = app.refresh(&second).await;
     assert_eq!(res.status, StatusCode::OK);
 
-    let rows: Vec<(Vec<u8>, i32, bool)> =
-        sqlx::query_as("SELECT token_hash, rotation_count, rotated_at IS NOT NULL FROM refresh_tokens ORDER BY rotation_count")
-            .fetch_all(app.state.db.pool())
-            .await
-            .unwrap();
+    let rows: Vec<(Vec<u8>, i32, bool)> = sqlx::query_as(
+        "SELECT token_hash, rotation_count, rotated_at IS NOT NULL FROM refresh_tokens ORDER BY rotation_count",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 1, 2]);
-    assert_eq!(
-        rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-        [true, true, false]
-    );
-    assert_eq!(
-        rows[0].0,
-        auth_service::tokens::hash_refresh_token(&first).to_vec()
-    );
+    assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), [true, true, false]);
+    assert_eq!(rows[0].0, auth_service::tokens::hash_refresh_token(&first).to_vec());
     let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, '|') FROM refresh_tokens t")
         .fetch_one(app.state.db.pool())
         .await
@@ -50,14 +43,7 @@ async fn refresh_rotates_and_stores_only_hashes(pool: PgPool) {
         !dump.contains(&first) && !dump.contains(&second),
         "no plaintext token is stored"
     );
-    assert_eq!(
-        app.state
-            .metrics
-            .token_refresh
-            .with_label_values(&["rotated"])
-            .get(),
-        2
-    );
+    assert_eq!(app.state.metrics.token_refresh.with_label_values(&["rotated"]).get(), 2);
 }
 
 #[sqlx::test]
@@ -82,11 +68,10 @@ async fn reuse_after_grace_revokes_the_family_and_is_audited(pool: PgPool) {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let live: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL")
-            .fetch_one(app.state.db.pool())
-            .await
-            .unwrap();
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
     assert_eq!(live, 0);
     let audit = app.audit("token_reuse_detected").await;
     assert_eq!(audit.len(), 1);
@@ -108,10 +93,7 @@ async fn retry_within_grace_gets_the_same_successor(pool: PgPool) {
     assert_eq!(a.body["refresh_token"], b.body["refresh_token"]);
     assert_eq!(app.state.metrics.token_reuse.get(), 0);
     // The successor still works.
-    assert_eq!(
-        app.refresh(s(&b.body, "refresh_token")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.refresh(s(&b.body, "refresh_token")).await.status, StatusCode::OK);
     assert_eq!(
         app.state
             .metrics
@@ -153,10 +135,7 @@ async fn unknown_malformed_and_expired_refresh_tokens_are_refused(pool: PgPool) 
     let login = app.signed_in("exp@example.com").await;
     let (unknown, _) = auth_service::tokens::new_refresh_token();
     assert_eq!(app.refresh(&unknown).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.refresh("not-a-token").await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.refresh("not-a-token").await.status, StatusCode::UNAUTHORIZED);
     let res = app.post("/api/auth/refresh", serde_json::json!({})).await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     app.clock.advance(Duration::seconds(601));

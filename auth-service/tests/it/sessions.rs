@@ -11,9 +11,7 @@ async fn logout_ends_the_session_and_its_refresh_tokens(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let login = app.signed_in("out@example.com").await;
     let access = s(&login, "access_token");
-    let res = app
-        .call(Method::POST, "/api/auth/logout", None, Some(access))
-        .await;
+    let res = app.call(Method::POST, "/api/auth/logout", None, Some(access)).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/api/auth/me", Some(access)).await.status,
@@ -30,9 +28,7 @@ async fn logout_ends_the_session_and_its_refresh_tokens(pool: PgPool) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.call(Method::POST, "/api/auth/logout", None, None)
-            .await
-            .status,
+        app.call(Method::POST, "/api/auth/logout", None, None).await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.audit("logout").await.len(), 1);
@@ -43,14 +39,9 @@ async fn users_list_and_revoke_their_own_sessions(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let one = app.signed_in("many@example.com").await;
     let two = app.login("many@example.com", PASSWORD).await.body;
-    assert_ne!(
-        one["session_id"], two["session_id"],
-        "a new session id at every login"
-    );
+    assert_ne!(one["session_id"], two["session_id"], "a new session id at every login");
 
-    let list = app
-        .get("/api/auth/sessions", Some(s(&two, "access_token")))
-        .await;
+    let list = app.get("/api/auth/sessions", Some(s(&two, "access_token"))).await;
     assert_eq!(list.status, StatusCode::OK);
     let sessions = list.body.as_array().unwrap();
     assert_eq!(sessions.len(), 2);
@@ -68,21 +59,14 @@ async fn users_list_and_revoke_their_own_sessions(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        app.get("/api/auth/me", Some(s(&one, "access_token")))
-            .await
-            .status,
+        app.get("/api/auth/me", Some(s(&one, "access_token"))).await.status,
         StatusCode::OK
     );
     let unknown = format!("/api/auth/sessions/{}", uuid::Uuid::new_v4());
     assert_eq!(
-        app.call(
-            Method::DELETE,
-            &unknown,
-            None,
-            Some(s(&two, "access_token"))
-        )
-        .await
-        .status,
+        app.call(Method::DELETE, &unknown, None, Some(s(&two, "access_token")))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 
@@ -91,18 +75,14 @@ async fn users_list_and_revoke_their_own_sessions(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        app.get("/api/auth/me", Some(s(&one, "access_token")))
-            .await
-            .status,
+        app.get("/api/auth/me", Some(s(&one, "access_token"))).await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         app.refresh(s(&one, "refresh_token")).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let list = app
-        .get("/api/auth/sessions", Some(s(&two, "access_token")))
-        .await;
+    let list = app.get("/api/auth/sessions", Some(s(&two, "access_token"))).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1);
     assert_eq!(app.audit("session_revoked").await.len(), 1);
 }
@@ -165,15 +145,9 @@ async fn absolute_timeout_ends_an_active_session(pool: PgPool) {
     let login = app.signed_in("abs@example.com").await;
     let access = s(&login, "access_token");
     app.clock.advance(Duration::seconds(50));
-    assert_eq!(
-        app.get("/api/auth/me", Some(access)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/api/auth/me", Some(access)).await.status, StatusCode::OK);
     app.clock.advance(Duration::seconds(50));
-    assert_eq!(
-        app.get("/api/auth/me", Some(access)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/api/auth/me", Some(access)).await.status, StatusCode::OK);
     app.clock.advance(Duration::seconds(2));
     assert_eq!(
         app.get("/api/auth/me", Some(access)).await.status,
@@ -182,10 +156,7 @@ async fn absolute_timeout_ends_an_active_session(pool: PgPool) {
     );
     let list_login = app.login("abs@example.com", PASSWORD).await;
     let list = app
-        .get(
-            "/api/auth/sessions",
-            Some(s(&list_login.body, "access_token")),
-        )
+        .get("/api/auth/sessions", Some(s(&list_login.body, "access_token")))
         .await;
     assert_eq!(
         list.body.as_array().unwrap().len(),
@@ -252,9 +223,7 @@ async fn password_change_ends_every_session(pool: PgPool) {
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{:?}", res.body);
     for login in [&one, &two] {
         assert_eq!(
-            app.get("/api/auth/me", Some(s(login, "access_token")))
-                .await
-                .status,
+            app.get("/api/auth/me", Some(s(login, "access_token"))).await.status,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
@@ -267,17 +236,10 @@ async fn password_change_ends_every_session(pool: PgPool) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.login("change@example.com", "a brand new passphrase")
-            .await
-            .status,
+        app.login("change@example.com", "a brand new passphrase").await.status,
         StatusCode::OK
     );
-    let results: Vec<String> = app
-        .audit("password_change")
-        .await
-        .into_iter()
-        .map(|a| a.0)
-        .collect();
+    let results: Vec<String> = app.audit("password_change").await.into_iter().map(|a| a.0).collect();
     assert_eq!(results, ["failure", "success"]);
     let history: i64 = sqlx::query_scalar("SELECT count(*) FROM password_history")
         .fetch_one(app.state.db.pool())
