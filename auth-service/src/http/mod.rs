@@ -21,10 +21,14 @@ use rand::Rng as _;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::http::error::ErrorBody;
 use crate::state::AppState;
+
+/// Longest a request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -52,7 +56,12 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Bounds how long a request may wait (e.g. queued for the password hasher) before it is abandoned.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ));
     for (name, value) in security_headers {
         router = router.layer(SetResponseHeaderLayer::overriding(
             name,

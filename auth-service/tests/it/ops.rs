@@ -130,6 +130,23 @@ async fn openapi_document_lists_every_endpoint(pool: PgPool) {
         assert!(paths.contains_key(path), "missing {path}");
     }
     assert!(res.body["components"]["securitySchemes"]["bearer"].is_object());
+    for schema in [
+        "TokenResponse",
+        "LoginRequest",
+        "RegisterRequest",
+        "ErrorBody",
+        "SessionView",
+        "Ready",
+    ] {
+        assert!(
+            res.body["components"]["schemas"][schema].is_object(),
+            "missing schema {schema}"
+        );
+    }
+    assert_eq!(
+        res.body["components"]["schemas"]["LoginRequest"]["properties"]["password"]["format"],
+        "password"
+    );
 }
 
 #[sqlx::test(migrations = false)]
