@@ -153,9 +153,13 @@ impl Engine {
             op.start_step(index);
             self.journal.save(op, Some(&holder)).await?;
             self.reporter.step_started(index, total, &name);
+            // A crash or Ctrl-C leaves the step as `running`: every step is idempotent, so a resume
+            // simply runs it again.
             let result = tokio::select! {
-                r = self.execute(op, index, &holder) => r,
+                biased;
                 () = lost.cancelled() => Err(StepFailure::Interrupted),
+                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
+                r = self.execute(op, index, &holder) => r,
             };
             match result {
                 Ok(StepEnd::Done(facts)) => {
@@ -507,16 +511,35 @@ impl Engine {
         self.set_weights(0).await.map_err(EngineError::RollbackFailed)?;
         let weights_restored_at = chrono::Utc::now();
         let cfg = &self.env.ecs;
+        let ecs = self.aws.ecs(&self.env.primary_region);
         let scale_down = ServiceUpdate {
-            task_definition: None,
             desired_count: Some(0),
-            force_new_deployment: false,
+            ..ServiceUpdate::default()
         };
-        self.aws
-            .ecs(&self.env.primary_region)
-            .update_service(&cfg.cluster, &cfg.canary_service, &scale_down)
+        ecs.update_service(&cfg.cluster, &cfg.canary_service, &scale_down)
             .await
             .map_err(EngineError::RollbackFailed)?;
+        // If the promotion had begun, stable goes back to the revision recorded before the deploy.
+        if let Some(previous) = op
+            .fact("stable_task_definition")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+        {
+            let live = ecs
+                .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                .await
+                .map_err(EngineError::RollbackFailed)?;
+            if live.first().is_some_and(|s| s.task_definition != previous) {
+                let restore = ServiceUpdate {
+                    task_definition: Some(previous.clone()),
+                    ..ServiceUpdate::default()
+                };
+                ecs.update_service(&cfg.cluster, &cfg.service, &restore)
+                    .await
+                    .map_err(EngineError::RollbackFailed)?;
+                op.note(holder, format!("`{}` restored to `{previous}`", cfg.service));
+            }
+        }
         op.note(
             holder,
             format!("rolled back: weights stable 100 / canary 0 at {weights_restored_at}, `{}` scaled to 0; reason: {reason}", cfg.canary_service),
@@ -562,3 +585,6 @@ fn tick_line(
     };
     format!("[canary {weight}%] {values} => {verdict}{decision}")
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,692 @@
+//! The canary state machine against hand-written fakes: every transition, and a crash at every step
+//! followed by `resume` and by `abort`, each ending consistent (weights 100/0, canary 0, one live
+//! revision). Time is paused, so minutes of analysis take no wall time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::aws::dynamodb::{LockItem, LockTable, OperationItem, FINISHED_STATUSES};
+use crate::aws::ecs::{ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
+use crate::aws::elb::LoadBalancerApi;
+use crate::aws::{AwsApis, AwsErrorKind};
+use crate::config::AwsRegion;
+use crate::journal::lock::Locks;
+use crate::journal::LocalLog;
+use crate::metrics::MetricError;
+use crate::report::SilentReporter;
+
+const STABLE_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1";
+const CANARY_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1";
+
+/// Every change the fakes saw, in order.
+type Log = Arc<Mutex<Vec<String>>>;
+
+#[derive(Clone, Copy, PartialEq)]
+enum RolloutBehaviour {
+    Completes,
+    CircuitBreaker,
+    Never,
+}
+
+struct World {
+    log: Log,
+    services: Mutex<HashMap<String, (String, i32)>>,
+    revisions: Mutex<Vec<String>>,
+    weights: Mutex<(i32, i32)>,
+    rollout: RolloutBehaviour,
+}
+
+impl World {
+    fn new(rollout: RolloutBehaviour) -> Arc<Self> {
+        Arc::new(Self {
+            log: Arc::default(),
+            services: Mutex::new(HashMap::from([
+                ("auth-service".to_owned(), ("td:1".to_owned(), 4)),
+                ("auth-service-canary".to_owned(), ("td:1".to_owned(), 0)),
+            ])),
+            revisions: Mutex::new(vec!["td:1".to_owned()]),
+            weights: Mutex::new((100, 0)),
+            rollout,
+        })
+    }
+
+    fn weights(&self) -> (i32, i32) {
+        *self.weights.lock().unwrap()
+    }
+
+    fn service(&self, name: &str) -> (String, i32) {
+        self.services.lock().unwrap()[name].clone()
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+struct Fakes(Arc<World>);
+
+#[async_trait]
+impl EcsApi for Fakes {
+    async fn describe_services(&self, _: &str, names: &[String]) -> Result<Vec<EcsService>, AwsError> {
+        let services = self.0.services.lock().unwrap();
+        Ok(names
+            .iter()
+            .filter_map(|n| services.get(n).map(|s| (n, s)))
+            .map(|(name, (td, desired))| {
+                let state = match self.0.rollout {
+                    RolloutBehaviour::Completes => "COMPLETED",
+                    RolloutBehaviour::CircuitBreaker => "FAILED",
+                    RolloutBehaviour::Never => "IN_PROGRESS",
+                };
+                EcsService {
+                    name: name.clone(),
+                    status: "ACTIVE".into(),
+                    desired: *desired,
+                    running: *desired,
+                    pending: 0,
+                    task_definition: td.clone(),
+                    deployments: vec![EcsDeployment {
+                        id: "d".into(),
+                        status: "PRIMARY".into(),
+                        task_definition: td.clone(),
+                        desired: *desired,
+                        running: *desired,
+                        pending: 0,
+                        rollout_state: Some(state.into()),
+                        rollout_reason: (state == "FAILED").then(|| "tasks failed to start".into()),
+                        created_at: None,
+                    }],
+                }
+            })
+            .collect())
+    }
+
+    async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError> {
+        Ok(TaskDefinition {
+            arn: reference.to_owned(),
+            family: "td".into(),
+            revision: 1,
+            status: "ACTIVE".into(),
+            containers: vec![ContainerImage {
+                name: "auth-service".into(),
+                image: "repo/auth-service:1.4.2".into(),
+            }],
+        })
+    }
+
+    async fn register_with_image(&self, _: &str, _: &str, image: &str) -> Result<TaskDefinition, AwsError> {
+        let mut revisions = self.0.revisions.lock().unwrap();
+        let arn = format!("td:{}", revisions.len() + 1);
+        revisions.push(arn.clone());
+        self.0.log.lock().unwrap().push(format!("register {arn} {image}"));
+        Ok(TaskDefinition {
+            arn,
+            family: "td".into(),
+            revision: revisions.len() as i32,
+            status: "ACTIVE".into(),
+            containers: vec![],
+        })
+    }
+
+    async fn update_service(&self, _: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {
+        let mut services = self.0.services.lock().unwrap();
+        let entry = services.get_mut(service).unwrap();
+        if let Some(td) = &update.task_definition {
+            entry.0 = td.clone();
+        }
+        if let Some(n) = update.desired_count {
+            entry.1 = n;
+        }
+        self.0
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("update {service} {} {}", entry.0, entry.1));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LoadBalancerApi for Fakes {
+    async fn rule_weights(&self, _: &str) -> Result<Vec<WeightedTarget>, AwsError> {
+        let (s, c) = self.0.weights();
+        Ok(vec![
+            WeightedTarget {
+                target_group_arn: STABLE_TG.into(),
+                weight: s,
+            },
+            WeightedTarget {
+                target_group_arn: CANARY_TG.into(),
+                weight: c,
+            },
+        ])
+    }
+
+    async fn set_weights(&self, _: &str, targets: &[WeightedTarget]) -> Result<(), AwsError> {
+        let weight = |arn: &str| {
+            targets
+                .iter()
+                .find(|t| t.target_group_arn == arn)
+                .map_or(0, |t| t.weight)
+        };
+        *self.0.weights.lock().unwrap() = (weight(STABLE_TG), weight(CANARY_TG));
+        self.0
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("weights {}/{}", weight(STABLE_TG), weight(CANARY_TG)));
+        Ok(())
+    }
+}
+
+impl AwsApis for Fakes {
+    fn ecs(&self, _: &AwsRegion) -> Arc<dyn EcsApi> {
+        Arc::new(Fakes(self.0.clone()))
+    }
+    fn elb(&self, _: &AwsRegion) -> Arc<dyn LoadBalancerApi> {
+        Arc::new(Fakes(self.0.clone()))
+    }
+    fn rds(&self, _: &AwsRegion) -> Arc<dyn crate::aws::rds::DatabaseApi> {
+        unimplemented!("the canary does not touch RDS")
+    }
+    fn route53(&self) -> Arc<dyn crate::aws::route53::DnsApi> {
+        unimplemented!("the canary does not touch Route 53")
+    }
+    fn secrets(&self, _: &AwsRegion) -> Arc<dyn crate::aws::secrets::SecretsApi> {
+        unimplemented!("the canary does not touch secrets")
+    }
+}
+
+/// Scripted canary error rates, one per tick (the last one repeats); errors for `None`.
+struct Script {
+    error_rates: Mutex<Vec<Option<f64>>>,
+    ticks: Mutex<usize>,
+}
+
+impl Script {
+    fn new(rates: &[Option<f64>]) -> Arc<Self> {
+        Arc::new(Self {
+            error_rates: Mutex::new(rates.to_vec()),
+            ticks: Mutex::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl MetricSource for Script {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+    async fn scalar(&self, query: &str) -> Result<Option<f64>, MetricError> {
+        if query.contains("increase(") {
+            *self.ticks.lock().unwrap() += 1;
+            return Ok(Some(500.0));
+        }
+        if query.contains("histogram_quantile") {
+            return Ok(Some(80.0));
+        }
+        let rates = self.error_rates.lock().unwrap();
+        let tick = (*self.ticks.lock().unwrap()).saturating_sub(1).min(rates.len() - 1);
+        rates[tick].map(Some).ok_or(MetricError::Failed {
+            provider: "script",
+            message: "503 from the provider".into(),
+        })
+    }
+}
+
+/// The lock table in memory, with DynamoDB's conditional semantics.
+#[derive(Default)]
+struct MemoryTable {
+    locks: Mutex<HashMap<String, LockItem>>,
+    ops: Mutex<HashMap<String, OperationItem>>,
+    control: Mutex<HashMap<String, (String, String)>>,
+}
+
+fn condition_failed() -> AwsError {
+    AwsError::new(
+        "DynamoDB",
+        "PutItem",
+        "memory",
+        AwsErrorKind::ConditionFailed,
+        "ConditionalCheckFailedException",
+    )
+}
+
+#[async_trait]
+impl LockTable for MemoryTable {
+    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
+        let mut locks = self.locks.lock().unwrap();
+        if let Some(held) = locks.get(&item.environment) {
+            let free = held.expires_at < now
+                && (Some(held.operation_id.as_str()) == takeover_of
+                    || FINISHED_STATUSES.contains(&held.operation_status.as_str()));
+            if !free {
+                return Err(condition_failed());
+            }
+        }
+        locks.insert(item.environment.clone(), item.clone());
+        Ok(())
+    }
+    async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+        Ok(self.locks.lock().unwrap().get(environment).cloned())
+    }
+    async fn renew(&self, environment: &str, operation_id: &str, _: &str, expires_at: i64) -> Result<(), AwsError> {
+        match self.locks.lock().unwrap().get_mut(environment) {
+            Some(l) if l.operation_id == operation_id => {
+                l.expires_at = expires_at;
+                Ok(())
+            }
+            _ => Err(condition_failed()),
+        }
+    }
+    async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError> {
+        let mut locks = self.locks.lock().unwrap();
+        match locks.get(environment) {
+            Some(l) if l.operation_id == operation_id => {
+                locks.remove(environment);
+                Ok(())
+            }
+            _ => Err(condition_failed()),
+        }
+    }
+    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+        Ok(self.locks.lock().unwrap().remove(environment))
+    }
+    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
+        if let Some(holder) = fence {
+            let mut locks = self.locks.lock().unwrap();
+            match locks.get_mut(&op.environment) {
+                Some(l) if l.operation_id == op.id && l.holder == holder => {
+                    l.operation = op.document.clone();
+                    l.operation_status = op.status.clone();
+                }
+                _ => return Err(condition_failed()),
+            }
+        }
+        self.ops.lock().unwrap().insert(op.id.clone(), op.clone());
+        Ok(())
+    }
+    async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
+        Ok(self.ops.lock().unwrap().get(id).cloned())
+    }
+    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
+        Ok(self
+            .ops
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|o| o.environment == environment)
+            .cloned()
+            .collect())
+    }
+    async fn put_control(&self, environment: &str, command: &str, actor: &str) -> Result<(), AwsError> {
+        self.control
+            .lock()
+            .unwrap()
+            .insert(environment.to_owned(), (command.to_owned(), actor.to_owned()));
+        Ok(())
+    }
+    async fn take_control(&self, environment: &str) -> Result<Option<(String, String)>, AwsError> {
+        Ok(self.control.lock().unwrap().remove(environment))
+    }
+}
+
+/// Cancels the run when a given step starts: a crash (or Ctrl-C) at that step.
+struct CrashAt {
+    step: usize,
+    cancel: CancellationToken,
+}
+
+impl crate::report::Reporter for CrashAt {
+    fn phase(&self, _: &str) {}
+    fn step_started(&self, index: usize, _: usize, _: &str) {
+        if index == self.step {
+            self.cancel.cancel();
+        }
+    }
+    fn step_finished(&self, _: usize, _: usize, _: &str, _: StepStatus, _: &str) {}
+    fn info(&self, _: &str) {}
+    fn warn(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+fn environment() -> Environment {
+    let yaml = format!(
+        "primary_region: eu-west-1\ndr_region: eu-central-1\necs: {{ cluster: c, service: auth-service, canary_service: auth-service-canary, container: auth-service, container_port: 8080, desired_count: 4, dr: {{ cluster: c, service: auth-service }} }}\nalb: {{ listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3', stable_target_group_arn: '{STABLE_TG}', canary_target_group_arn: '{CANARY_TG}' }}\nrds: {{ primary: {{ identifier: db, region: eu-west-1 }} }}\ndns: {{ hosted_zone_id: Z, record_name: auth.example.com }}\nmetrics: {{ provider: prometheus, prometheus_url: 'http://127.0.0.1:9' }}\ncanary: {{ steps: [{{ weight: 10, duration: 5m }}, {{ weight: 50, duration: 10m }}], interval: 60s, failure_limit: 1, consecutive_error_limit: 2, min_samples: 50, no_data: fail }}\n"
+    );
+    serde_yaml::from_str(&yaml).unwrap()
+}
+
+struct Harness {
+    world: Arc<World>,
+    table: Arc<MemoryTable>,
+    journal: Journal,
+    locks: Locks,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new(rollout: RolloutBehaviour) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(MemoryTable::default());
+        Self {
+            world: World::new(rollout),
+            journal: Journal::new(table.clone(), LocalLog::new(dir.path())),
+            locks: Locks::new(table.clone(), Duration::from_secs(60)),
+            table,
+            _dir: dir,
+        }
+    }
+
+    fn engine(
+        &self,
+        metrics: Arc<Script>,
+        reporter: Arc<dyn crate::report::Reporter>,
+        cancel: CancellationToken,
+    ) -> Engine {
+        Engine {
+            environment: "staging".into(),
+            env: environment(),
+            aws: Arc::new(Fakes(self.world.clone())),
+            metrics,
+            journal: self.journal.clone(),
+            reporter,
+            cancel,
+            rollout_timeout: Duration::from_secs(120),
+            rollout_poll: Duration::from_secs(5),
+        }
+    }
+
+    fn op(&self) -> Operation {
+        let mut op = Operation::new(
+            KIND,
+            "staging",
+            "tester@host",
+            plan("staging", &environment(), "repo/auth-service:1.5.0"),
+        );
+        op.parameters.insert("image".into(), json!("repo/auth-service:1.5.0"));
+        op
+    }
+
+    /// A run from the start, or a resume of `op`, to its end; the lock is released unless interrupted.
+    async fn run(&self, engine: &Engine, op: &mut Operation, takeover: bool) -> Outcome {
+        let guard = self.locks.acquire(op, takeover).await.unwrap();
+        let outcome = engine.run(op, &guard).await.unwrap();
+        if matches!(outcome, Outcome::Interrupted { .. }) {
+            guard.abandon();
+        } else {
+            guard.release().await.unwrap();
+        }
+        outcome
+    }
+
+    /// The holder died long ago: its lease (wall-clock, as in DynamoDB) has run out.
+    fn expire_lease(&self) {
+        if let Some(lock) = self.table.locks.lock().unwrap().get_mut("staging") {
+            lock.expires_at = 0;
+        }
+    }
+
+    /// The invariant every finished run must leave.
+    fn assert_consistent(&self, live: &str) {
+        assert_eq!(self.world.weights(), (100, 0), "all traffic on stable");
+        assert_eq!(self.world.service("auth-service-canary").1, 0, "canary scaled to zero");
+        assert_eq!(self.world.service("auth-service").0, live, "one live revision");
+    }
+}
+
+fn silent() -> Arc<dyn crate::report::Reporter> {
+    Arc::new(SilentReporter)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_canary_is_promoted() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
+    h.assert_consistent("td:2");
+    assert_eq!(op.status, OperationStatus::Succeeded);
+    assert_eq!(
+        op.fact("stable_task_definition"),
+        Some(&json!("td:1")),
+        "the rollback target is recorded"
+    );
+    // 5 minutes at 10% and 10 at 50%, one analysis a minute.
+    let ticks = |i: usize| op.steps[i].facts["ticks"].as_array().unwrap().len();
+    assert_eq!((ticks(2), ticks(3)), (5, 10));
+    let events = h.world.events();
+    assert_eq!(events.first().unwrap(), "register td:2 repo/auth-service:1.5.0");
+    assert!(events.contains(&"weights 90/10".to_owned()) && events.contains(&"weights 50/50".to_owned()));
+    assert!(h.table.locks.lock().unwrap().is_empty(), "lock released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_with_errors_is_rolled_back_within_two_intervals_weights_first() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    // Healthy for two ticks, then 5% errors from the third.
+    let engine = h.engine(
+        Script::new(&[Some(0.0), Some(0.0), Some(0.05)]),
+        silent(),
+        CancellationToken::new(),
+    );
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("error_rate = 0.0500 above 0.0050")),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+    assert_eq!(op.status, OperationStatus::Failed);
+    let ticks = op.steps[2].facts["ticks"].as_array().unwrap();
+    assert_eq!(ticks.len(), 4, "first bad tick tolerated (budget 1), second rolls back");
+    assert_eq!(ticks[3]["decision"]["decision"], "rollback");
+    let events = h.world.events();
+    let weights_back = events.iter().rposition(|e| e == "weights 100/0").unwrap();
+    let canary_down = events
+        .iter()
+        .rposition(|e| e.starts_with("update auth-service-canary") && e.ends_with(" 0"))
+        .unwrap();
+    assert!(weights_back < canary_down, "blast radius first: {events:?}");
+    assert!(op.events.iter().any(|e| e.message.starts_with("rolled back")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn consecutive_provider_errors_roll_back_but_isolated_ones_do_not() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    let engine = h.engine(
+        Script::new(&[Some(0.0), None, Some(0.0), None, None, None]),
+        silent(),
+        CancellationToken::new(),
+    );
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("3 times in a row")),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_circuit_breaker_failure_rolls_back() {
+    let h = Harness::new(RolloutBehaviour::CircuitBreaker);
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("circuit breaker")),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_that_never_finishes_times_out_and_rolls_back() {
+    let h = Harness::new(RolloutBehaviour::Never);
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("did not finish its rollout within 2m")),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_at_any_step_is_finished_by_resume() {
+    for crash_at in 0..5 {
+        let h = Harness::new(RolloutBehaviour::Completes);
+        let cancel = CancellationToken::new();
+        let crashing = h.engine(
+            Script::new(&[Some(0.0)]),
+            Arc::new(CrashAt {
+                step: crash_at,
+                cancel: cancel.clone(),
+            }),
+            cancel,
+        );
+        let mut op = h.op();
+        let outcome = h.run(&crashing, &mut op, false).await;
+        assert!(
+            matches!(outcome, Outcome::Interrupted { .. }),
+            "step {crash_at}: {outcome:?}"
+        );
+        let recorded = h.journal.load(&op.id).await.unwrap().unwrap();
+        assert_eq!(recorded.status, OperationStatus::Interrupted);
+
+        // Another process picks it up after the lease ran out.
+        h.expire_lease();
+        let mut resumed = recorded;
+        let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+        assert_eq!(
+            h.run(&engine, &mut resumed, true).await,
+            Outcome::Promoted,
+            "step {crash_at}"
+        );
+        h.assert_consistent("td:2");
+        assert_eq!(
+            h.world.revisions.lock().unwrap().len(),
+            2,
+            "step {crash_at}: registered once"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_at_any_step_is_undone_by_abort() {
+    for crash_at in 0..5 {
+        let h = Harness::new(RolloutBehaviour::Completes);
+        let cancel = CancellationToken::new();
+        let crashing = h.engine(
+            Script::new(&[Some(0.0)]),
+            Arc::new(CrashAt {
+                step: crash_at,
+                cancel: cancel.clone(),
+            }),
+            cancel,
+        );
+        let mut op = h.op();
+        h.run(&crashing, &mut op, false).await;
+        h.expire_lease();
+        let mut recorded = h.journal.load(&op.id).await.unwrap().unwrap();
+        let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+        let guard = h.locks.acquire(&recorded, true).await.unwrap();
+        engine
+            .roll_back(&mut recorded, guard.holder(), "aborted by oncall")
+            .await
+            .unwrap();
+        recorded.set_status(OperationStatus::Aborted);
+        h.journal.save(&recorded, Some(guard.holder())).await.unwrap();
+        guard.release().await.unwrap();
+        assert_eq!(h.world.weights(), (100, 0), "step {crash_at}");
+        assert_eq!(h.world.service("auth-service-canary").1, 0, "step {crash_at}");
+        assert_eq!(
+            h.world.service("auth-service").0,
+            "td:1",
+            "step {crash_at}: stable untouched"
+        );
+        assert_eq!(
+            h.journal.load(&op.id).await.unwrap().unwrap().status,
+            OperationStatus::Aborted
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_terminal_can_abort_promote_or_pause() {
+    // Abort during the 10% step.
+    let h = Harness::new(RolloutBehaviour::Completes);
+    h.table.put_control("staging", "abort", "oncall@laptop").await.unwrap();
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    assert_eq!(
+        h.run(&engine, &mut op, false).await,
+        Outcome::Aborted {
+            by: "oncall@laptop".into()
+        }
+    );
+    h.assert_consistent("td:1");
+    assert_eq!(op.status, OperationStatus::Aborted);
+
+    // Promote skips the rest of the analysis.
+    let h = Harness::new(RolloutBehaviour::Completes);
+    h.table.put_control("staging", "promote", "lead@laptop").await.unwrap();
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
+    h.assert_consistent("td:2");
+    assert_eq!(op.steps[3].status, StepStatus::Skipped, "the 50% step was skipped");
+
+    // Pause holds the weights (even through bad data) until resumed.
+    let h = Harness::new(RolloutBehaviour::Completes);
+    h.table.put_control("staging", "pause", "oncall@laptop").await.unwrap();
+    let engine = Arc::new(h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()));
+    let mut op = h.op();
+    let guard = h.locks.acquire(&op, false).await.unwrap();
+    let run = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let outcome = engine.run(&mut op, &guard).await.unwrap();
+            (outcome, op)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(h.world.weights(), (90, 10), "still paused at 10% an hour later");
+    h.table.put_control("staging", "resume", "oncall@laptop").await.unwrap();
+    let (outcome, op) = run.await.unwrap();
+    assert_eq!(outcome, Outcome::Promoted);
+    assert!(op.events.iter().any(|e| e.message == "paused") && op.events.iter().any(|e| e.message == "resumed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_data_pauses_when_the_policy_says_inconclusive() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    let mut engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    engine.env.canary.no_data = crate::config::NoDataPolicy::Inconclusive;
+    engine.env.canary.min_samples = 10_000;
+    let mut op = h.op();
+    let guard = h.locks.acquire(&op, false).await.unwrap();
+    h.table.locks.lock().unwrap().get_mut("staging").unwrap().expires_at = i64::MAX;
+    let engine = Arc::new(engine);
+    let run = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(&mut op, &guard).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    assert_eq!(h.world.weights(), (90, 10), "paused, not rolled back, not promoted");
+    h.table.put_control("staging", "abort", "oncall@laptop").await.unwrap();
+    assert_eq!(
+        run.await.unwrap(),
+        Outcome::Aborted {
+            by: "oncall@laptop".into()
+        }
+    );
+    assert_eq!(h.world.weights(), (100, 0));
+    let _ = BTreeMap::<String, String>::new();
+}
