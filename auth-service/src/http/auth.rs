@@ -125,7 +125,8 @@ fn valid_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// A Redis key for an account that does not put the email itself in Redis.
+/// A pseudonymous id of an email (truncated SHA-256): the Redis key of its counters, and how audit records
+/// of attempts against unknown accounts can be correlated without storing the address.
 fn account_key(email: &str) -> String {
     hex::encode(&Sha256::digest(email.as_bytes())[..16])
 }
@@ -242,7 +243,7 @@ pub async fn login(
             m.rate_limited.with_label_values(&[scope]).inc();
             m.login_failures.with_label_values(&["rate_limited"]).inc();
             let mut event = audit(&meta, "login", "rate_limited");
-            event.metadata = json!({ "scope": scope });
+            event.metadata = json!({ "scope": scope, "account": account });
             state.audit(event).await;
             return Err(Error::RateLimited { retry_after });
         }
@@ -254,7 +255,9 @@ pub async fn login(
         .await?
     {
         m.login_failures.with_label_values(&["locked"]).inc();
-        state.audit(audit(&meta, "login", "locked")).await;
+        let mut event = audit(&meta, "login", "locked");
+        event.metadata = json!({ "account": account });
+        state.audit(event).await;
         return Err(Error::Locked { retry_after });
     }
 
@@ -274,7 +277,11 @@ pub async fn login(
             let user_id = user.map(|u| u.id);
             let mut event = audit(&meta, "login", "failure");
             event.user_id = user_id;
-            event.metadata = json!({ "reason": "invalid_credentials", "known_account": user_id.is_some() });
+            event.metadata = json!({
+                "reason": "invalid_credentials",
+                "known_account": user_id.is_some(),
+                "account": account,
+            });
             state.audit(event).await;
             if locked_now {
                 m.lockouts.inc();

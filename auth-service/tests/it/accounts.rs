@@ -175,6 +175,16 @@ async fn lockout_after_max_failures(pool: PgPool) {
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.body, locked.body);
 
+    let attempts = app.audit("login").await;
+    assert_eq!(attempts.len(), 12);
+    assert!(
+        attempts.iter().all(|a| a.2["account"].is_string()),
+        "attempts are correlatable"
+    );
+    assert!(
+        !format!("{attempts:?}").contains("nobody@example.com"),
+        "without storing the address"
+    );
     let lock_events = app.audit("account_locked").await;
     assert_eq!(lock_events.len(), 2);
     assert!(lock_events[0].1.is_some());
