@@ -83,8 +83,8 @@ fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
     Some(out)
 }
 
-#[sqlx::test(migrations = false)]
-async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
+/// `DATABASE_URL` pointed at the test's own database.
+fn url_of(pool: &PgPool) -> String {
     let db = pool.connect_options().get_database().unwrap().to_owned();
     let base = database_url();
     let (without_query, query) = base
@@ -92,7 +92,47 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
         .map(|(a, b)| (a.to_owned(), format!("?{b}")))
         .unwrap_or((base.clone(), String::new()));
     let (server, _) = without_query.rsplit_once('/').unwrap();
-    let url = format!("{server}/{db}{query}");
+    format!("{server}/{db}{query}")
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_applies_the_schema_and_exits(pool: PgPool) {
+    let res = Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", url_of(&pool))
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for table in [
+        "audit_logs",
+        "consent_records",
+        "device_fingerprints",
+        "email_verification_tokens",
+        "otp_codes",
+        "password_history",
+        "password_reset_tokens",
+        "refresh_tokens",
+        "users",
+    ] {
+        assert!(tables.iter().any(|t| t == table), "missing {table} in {tables:?}");
+    }
+    let again = Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", url_of(&pool))
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "idempotent");
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
+    let url = url_of(&pool);
 
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("signing.pem");

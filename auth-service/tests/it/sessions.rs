@@ -41,6 +41,10 @@ async fn users_list_and_revoke_their_own_sessions(pool: PgPool) {
     let two = app.login("many@example.com", PASSWORD).await.body;
     assert_ne!(one["session_id"], two["session_id"], "a new session id at every login");
 
+    assert_eq!(
+        app.get("/api/auth/sessions", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let list = app.get("/api/auth/sessions", Some(s(&two, "access_token"))).await;
     assert_eq!(list.status, StatusCode::OK);
     let sessions = list.body.as_array().unwrap();
