@@ -12,19 +12,15 @@ pub struct Response {
     pub body: String,
 }
 
-pub fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    bearer: Option<&str>,
-) -> Result<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
+pub fn request(port: u16, method: &str, path: &str, body: Option<&str>, bearer: Option<&str>) -> Result<Response> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: application/json\r\n");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
     if let Some(token) = bearer {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
@@ -45,9 +41,7 @@ pub fn request(
         .read_to_end(&mut raw)
         .map_err(|e| format!("read from 127.0.0.1:{port}: {e}"))?;
     let text = String::from_utf8_lossy(&raw);
-    let (headers, payload) = text
-        .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
+    let (headers, payload) = text.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
     let status = headers
         .split_whitespace()
         .nth(1)
@@ -57,11 +51,7 @@ pub fn request(
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    let body = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_owned()
-    };
+    let body = if chunked { dechunk(payload) } else { payload.to_owned() };
     Ok(Response { status, body })
 }
 

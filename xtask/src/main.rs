@@ -1,5 +1,6 @@
-//! Development automation: `cargo xtask sandbox up|down|status`, `cargo xtask test`, `cargo xtask demo`.
-//! Few dependencies on purpose; everything else it needs (moto, PostgreSQL, Redis) it installs itself.
+//! Development automation: `cargo xtask sandbox up|down|status|scenario`, `cargo xtask test`,
+//! `cargo xtask demo`. No dependencies on purpose; what it needs at run time (moto, PostgreSQL, Redis,
+//! Prometheus) it installs itself, and the data plane's binaries live in the `dataplane` crate.
 
 mod http;
 mod process;
@@ -12,9 +13,13 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  sandbox up       install what is missing, start moto, PostgreSQL and Redis on loopback, seed the topology
+  sandbox up       install what is missing; start on loopback moto (seeded with the topology), PostgreSQL,
+                   Redis, a stable and a canary auth-service, the weighted proxy (AUTH_URL), a steady load
+                   and Prometheus scraping both services
   sandbox down     stop what `sandbox up` started and remove its state
-  sandbox status   show what is running
+  sandbox status   show every component and the canary's scenario
+  sandbox scenario healthy|errors|slow
+                   restart the canary without faults, with 5% errors, or with 300 ms added latency
   test             sandbox up, the whole workspace's tests, sandbox down (unless it was already up)
   demo             sandbox up, then suma end to end against it";
 
@@ -25,6 +30,9 @@ fn main() -> ExitCode {
         ["sandbox", "up"] => sandbox::Sandbox::new(workspace_root()).up().map(|_| ()),
         ["sandbox", "down"] => sandbox::Sandbox::new(workspace_root()).down(),
         ["sandbox", "status"] => sandbox::Sandbox::new(workspace_root()).status(),
+        ["sandbox", "scenario", name] => {
+            sandbox::Scenario::parse(name).and_then(|s| sandbox::Sandbox::new(workspace_root()).scenario(s))
+        }
         ["test", rest @ ..] => sandbox::test(workspace_root(), rest),
         ["demo"] => sandbox::demo(workspace_root()),
         _ => {

@@ -9,9 +9,7 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// Runs a command to completion; fails with its output when it exits non-zero.
 pub fn run(cmd: &mut Command) -> Result<String> {
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let output = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if output.status.success() {
         Ok(stdout)
@@ -26,16 +24,13 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 
 /// Runs a command with inherited stdio and returns whether it succeeded.
 pub fn run_visible(cmd: &mut Command) -> Result<bool> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     Ok(status.success())
 }
 
 /// Starts a long-running process detached from our stdio, logging to `log`; returns its pid.
 pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<u32> {
-    let file =
-        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
     let child = cmd
         .stdin(Stdio::null())
@@ -48,8 +43,7 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<u32> {
 
 /// A port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
@@ -81,12 +75,24 @@ pub fn pid_alive(pid: u32) -> bool {
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
 
-/// SIGTERM, then SIGKILL after `grace`.
-pub fn stop_pid(pid: u32, grace: Duration) {
+/// Whether `pid` is alive and its command line mentions `needle`: a recorded pid may have been reused
+/// by an unrelated process since (after a reboot, say), and that one must never be signalled.
+pub fn pid_runs(pid: u32, needle: &str) -> bool {
+    pid_alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+}
+
+/// Sends `signal` (e.g. `HUP`) to `pid`.
+pub fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
-        .arg("-TERM")
+        .arg(format!("-{signal}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// SIGTERM, then SIGKILL after `grace`.
+pub fn stop_pid(pid: u32, grace: Duration) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let start = Instant::now();
     while start.elapsed() < grace {
         if !pid_alive(pid) {
@@ -94,10 +100,7 @@ pub fn stop_pid(pid: u32, grace: Duration) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(pid.to_string())
-        .status();
+    let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
 }
 
 pub fn which(program: &str) -> Option<std::path::PathBuf> {

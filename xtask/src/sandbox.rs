@@ -1,32 +1,151 @@
-//! The local sandbox: a moto server standing in for the AWS APIs, PostgreSQL and Redis, all on loopback,
-//! seeded with the service's topology for `staging` and `production`. Idempotent: `up` starts only what
-//! is not running, `down` stops only the processes `up` recorded.
+//! The local sandbox, all on loopback: a moto server standing in for the AWS APIs, seeded with the
+//! service's topology for `staging` and `production`; PostgreSQL and Redis; and the data plane of a canary:
+//! a `stable` and a `canary` auth-service, a weighted proxy that splits requests between them by the
+//! staging ALB rule's weights (read from moto every second), a steady load generator through that proxy,
+//! and a Prometheus scraping both services every second.
+//!
+//! Idempotent: `up` starts only what is not running (or whose inputs changed, e.g. the canary's scenario),
+//! `down` stops only the processes `up` recorded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::process::{self, Result};
 
 /// moto's version is pinned: its behaviour is part of what the tests assert against.
 const MOTO_VERSION: &str = "5.2.5";
 
+/// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
+const LOAD_RATE: &str = "40";
+
 pub struct Sandbox {
     root: PathBuf,
     dir: PathBuf,
 }
 
-/// Recorded pids and ports, as `KEY=VALUE` lines in `state`.
+/// Recorded pids, ports, inputs and the scenario, as `KEY=VALUE` lines in `state`.
 type State = BTreeMap<String, String>;
 
-/// What `up` starts, in start order.
-const COMPONENTS: [&str; 4] = ["moto", "postgres", "redis", "auth"];
+/// A process `up` starts.
+struct Component {
+    name: &'static str,
+    /// A word of its command line, checked before a recorded pid is trusted or signalled.
+    needle: &'static str,
+    /// Whether it listens on `{name}_port`.
+    listens: bool,
+}
+
+/// What `up` starts, in start order; `down` stops them in reverse.
+const COMPONENTS: [Component; 8] = [
+    Component {
+        name: "moto",
+        needle: "moto_server",
+        listens: true,
+    },
+    Component {
+        name: "postgres",
+        needle: "postgres",
+        listens: true,
+    },
+    Component {
+        name: "redis",
+        needle: "redis-server",
+        listens: true,
+    },
+    Component {
+        name: "stable",
+        needle: "auth-service",
+        listens: true,
+    },
+    Component {
+        name: "canary",
+        needle: "auth-service",
+        listens: true,
+    },
+    Component {
+        name: "proxy",
+        needle: "weighted-proxy",
+        listens: true,
+    },
+    Component {
+        name: "prometheus",
+        needle: "prometheus",
+        listens: true,
+    },
+    Component {
+        name: "loadgen",
+        needle: "loadgen",
+        listens: false,
+    },
+];
+
+/// Components of earlier versions of the sandbox, stopped by `down` when a state still records them.
+const LEGACY: [Component; 1] = [Component {
+    name: "auth",
+    needle: "auth-service",
+    listens: true,
+}];
+
+/// What the canary runs with: `cargo xtask sandbox scenario NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// No faults.
+    Healthy,
+    /// 5% of `/api/*` requests answer 500.
+    Errors,
+    /// 300 ms added to every `/api/*` request: breaks a 200 ms p95 threshold.
+    Slow,
+}
+
+impl Scenario {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "healthy" => Ok(Self::Healthy),
+            "errors" => Ok(Self::Errors),
+            "slow" => Ok(Self::Slow),
+            other => Err(format!("unknown scenario `{other}`; expected healthy, errors or slow")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Errors => "errors",
+            Self::Slow => "slow",
+        }
+    }
+
+    /// `FAULT_ERROR_RATE` and `FAULT_LATENCY_MS`.
+    fn faults(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Healthy => ("0", "0"),
+            Self::Errors => ("0.05", "0"),
+            Self::Slow => ("0", "300"),
+        }
+    }
+
+    fn of(state: &State) -> Self {
+        state
+            .get("scenario")
+            .and_then(|s| Self::parse(s).ok())
+            .unwrap_or(Self::Healthy)
+    }
+}
+
+/// When `up` builds the workspace's binaries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// Whenever a process that runs one of them has to start (`up`, `test`, `demo`).
+    Always,
+    /// Only when a binary is missing (`scenario`: restarting the canary must not wait for a rebuild).
+    IfMissing,
+}
 
 impl Sandbox {
     pub fn new(root: PathBuf) -> Self {
-        let dir = std::env::var_os("SUMA_SANDBOX_DIR")
-            .map_or_else(|| root.join("target/sandbox"), PathBuf::from);
+        let dir = std::env::var_os("SUMA_SANDBOX_DIR").map_or_else(|| root.join("target/sandbox"), PathBuf::from);
         Self { root, dir }
     }
 
@@ -35,18 +154,12 @@ impl Sandbox {
     }
 
     fn load_state(&self) -> State {
-        std::fs::read_to_string(self.state_path())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+        parse_state(&std::fs::read_to_string(self.state_path()).unwrap_or_default())
     }
 
     fn save_state(&self, state: &State) -> Result<()> {
         let text: String = state.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(self.state_path(), text)
-            .map_err(|e| format!("cannot write sandbox state: {e}"))
+        std::fs::write(self.state_path(), text).map_err(|e| format!("cannot write sandbox state: {e}"))
     }
 
     fn port(state: &State, key: &str) -> Option<u16> {
@@ -57,80 +170,220 @@ impl Sandbox {
         state.get(key).and_then(|v| v.parse().ok())
     }
 
-    /// A component is up when its recorded process is alive and its port answers.
+    fn component(name: &str) -> &'static Component {
+        COMPONENTS
+            .iter()
+            .chain(&LEGACY)
+            .find(|c| c.name == name)
+            .expect("a known component")
+    }
+
+    /// A component is up when its recorded process is alive (and is what we started), and its port answers.
     fn running(state: &State, name: &str) -> bool {
-        match (
-            Self::pid(state, &format!("{name}_pid")),
-            Self::port(state, &format!("{name}_port")),
-        ) {
-            (Some(pid), Some(port)) => process::pid_alive(pid) && process::port_open(port),
-            _ => false,
+        let c = Self::component(name);
+        let Some(pid) = Self::pid(state, &format!("{name}_pid")) else {
+            return false;
+        };
+        if !process::pid_runs(pid, c.needle) {
+            return false;
         }
+        !c.listens || Self::port(state, &format!("{name}_port")).is_some_and(process::port_open)
+    }
+
+    /// What a component was started from: when this changes, `up` restarts it. Dependencies' pids stand for
+    /// "restarted" (a fresh moto is a fresh topology, a fresh PostgreSQL a fresh database); ports for
+    /// "moved".
+    fn inputs(state: &State, name: &str) -> String {
+        let get = |key: &str| state.get(key).map_or("-", String::as_str);
+        match name {
+            "moto" => format!("proxy={} prometheus={}", get("proxy_port"), get("prometheus_port")),
+            "stable" => format!(
+                "postgres={}:{} redis={}:{}",
+                get("postgres_pid"),
+                get("postgres_port"),
+                get("redis_pid"),
+                get("redis_port")
+            ),
+            "canary" => format!(
+                "{} scenario={}",
+                Self::inputs(state, "stable"),
+                Scenario::of(state).name()
+            ),
+            "proxy" => format!(
+                "moto={}:{} rule={} stable={} canary={}",
+                get("moto_pid"),
+                get("moto_port"),
+                get("staging_rule_arn"),
+                get("stable_port"),
+                get("canary_port")
+            ),
+            "prometheus" => format!("stable={} canary={}", get("stable_port"), get("canary_port")),
+            "loadgen" => format!("proxy={}", get("proxy_port")),
+            _ => String::new(),
+        }
+    }
+
+    /// Running, and started from the current inputs.
+    fn current(state: &State, name: &str) -> bool {
+        Self::running(state, name) && state.get(&format!("{name}_inputs")) == Some(&Self::inputs(state, name))
+    }
+
+    /// Stops a component's recorded process if it is still ours.
+    fn stop(state: &mut State, name: &str) {
+        let c = Self::component(name);
+        if let Some(pid) = Self::pid(state, &format!("{name}_pid")) {
+            if process::pid_runs(pid, c.needle) {
+                match name {
+                    // SIGTERM is PostgreSQL's "smart" shutdown; SIGINT ("fast") does not wait for clients.
+                    "postgres" => {
+                        process::signal(pid, "INT");
+                        process::stop_pid(pid, Duration::from_secs(10));
+                    }
+                    // The services drain for at most SHUTDOWN_TIMEOUT (set to 5 s below).
+                    "stable" | "canary" | "auth" => process::stop_pid(pid, Duration::from_secs(25)),
+                    _ => process::stop_pid(pid, Duration::from_secs(5)),
+                }
+            }
+        }
+        state.remove(&format!("{name}_pid"));
+        state.remove(&format!("{name}_inputs"));
+    }
+
+    /// Records a started component.
+    fn started(state: &mut State, name: &str, pid: u32) {
+        state.insert(format!("{name}_pid"), pid.to_string());
+        let inputs = Self::inputs(state, name);
+        state.insert(format!("{name}_inputs"), inputs);
+    }
+
+    /// The component's port: the recorded one while it runs or when it is free, else a new free one.
+    fn choose_port(state: &mut State, name: &str) -> Result<u16> {
+        let key = format!("{name}_port");
+        let port = match Self::port(state, &key) {
+            Some(port) if Self::running(state, name) || !process::port_open(port) => port,
+            _ => process::free_port()?,
+        };
+        state.insert(key, port.to_string());
+        Ok(port)
     }
 
     pub fn is_up(&self) -> bool {
         let state = self.load_state();
-        COMPONENTS.iter().all(|c| Self::running(&state, c)) && self.dir.join("env.sh").exists()
+        COMPONENTS.iter().all(|c| Self::running(&state, c.name)) && self.dir.join("env.sh").exists()
     }
 
     pub fn up(&self) -> Result<Vec<(String, String)>> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        self.up_with(Build::Always)
+    }
+
+    fn up_with(&self, build: Build) -> Result<Vec<(String, String)>> {
+        let start = Instant::now();
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         self.ensure_moto()?;
         let pg_bin = ensure_postgres()?;
-        ensure_redis()?;
+        ensure_program("redis-server", "redis-server")?;
+        ensure_program("prometheus", "prometheus")?;
 
         let mut state = self.load_state();
-        // The service's port is chosen first: the seeded configuration points `url` at it.
-        let auth_port = match Self::port(&state, "auth_port") {
-            Some(port) if Self::running(&state, "auth") || !process::port_open(port) => port,
-            _ => process::free_port()?,
-        };
-        if !Self::running(&state, "moto") {
-            self.start_moto(&mut state, auth_port)?;
+        // The proxy's and Prometheus's ports come first: the seeded configuration points at them.
+        Self::choose_port(&mut state, "proxy")?;
+        Self::choose_port(&mut state, "prometheus")?;
+        self.save_state(&state)?;
+
+        if !Self::current(&state, "moto") {
+            Self::stop(&mut state, "moto");
+            self.start_moto(&mut state)?;
+            self.save_state(&state)?;
         }
         if !Self::running(&state, "postgres") {
             self.start_postgres(&mut state, &pg_bin)?;
+            self.save_state(&state)?;
         }
         if !Self::running(&state, "redis") {
             self.start_redis(&mut state)?;
-        }
-        self.save_state(&state)?;
-        if !Self::running(&state, "auth") {
-            self.start_auth(&mut state, &pg_bin, auth_port)?;
             self.save_state(&state)?;
         }
+
+        let binaries = ["auth-service", "weighted-proxy", "loadgen"];
+        let to_start: Vec<&str> = ["stable", "canary", "proxy", "loadgen"]
+            .into_iter()
+            .filter(|c| !Self::current(&state, c))
+            .collect();
+        let missing = binaries.iter().any(|b| !self.binary(b).is_file());
+        if (build == Build::Always && !to_start.is_empty()) || missing {
+            build_binaries(&self.root)?;
+        }
+
+        let services: Vec<&str> = ["stable", "canary"]
+            .into_iter()
+            .filter(|c| !Self::current(&state, c))
+            .collect();
+        if !services.is_empty() {
+            self.prepare_services(&state, &pg_bin)?;
+            for name in &services {
+                Self::stop(&mut state, name);
+                self.start_service(&mut state, name)?;
+                self.save_state(&state)?;
+            }
+            for name in &services {
+                self.wait_ready(&state, name)?;
+            }
+        }
         let vars = self.env_vars(&state);
+        if !Self::current(&state, "proxy") {
+            Self::stop(&mut state, "proxy");
+            self.start_proxy(&mut state, &vars)?;
+            self.save_state(&state)?;
+        }
+        if !Self::current(&state, "prometheus") {
+            Self::stop(&mut state, "prometheus");
+            self.start_prometheus(&mut state)?;
+            self.save_state(&state)?;
+        }
+        if !Self::current(&state, "loadgen") {
+            Self::stop(&mut state, "loadgen");
+            self.start_loadgen(&mut state)?;
+            self.save_state(&state)?;
+        }
         self.write_env_sh(&vars)?;
+        let ports: Vec<String> = COMPONENTS
+            .iter()
+            .filter(|c| c.listens)
+            .map(|c| {
+                format!(
+                    "{} :{}",
+                    c.name,
+                    state.get(&format!("{}_port", c.name)).map_or("-", String::as_str)
+                )
+            })
+            .collect();
         eprintln!(
-            "sandbox up: moto :{} postgres :{} redis :{} auth-service :{}\n  use it with: . {}",
-            state["moto_port"],
-            state["postgres_port"],
-            state["redis_port"],
-            state["auth_port"],
+            "sandbox up in {:.1}s: {}; canary scenario `{}`\n  use it with: . {}",
+            start.elapsed().as_secs_f64(),
+            ports.join(", "),
+            Scenario::of(&state).name(),
             self.dir.join("env.sh").display()
         );
         Ok(vars)
     }
 
+    /// `cargo xtask sandbox scenario NAME`: restarts the canary (only) with the scenario's faults.
+    pub fn scenario(&self, scenario: Scenario) -> Result<()> {
+        if !self.is_up() {
+            return Err("the sandbox is not up: run `cargo xtask sandbox up` first".to_owned());
+        }
+        let mut state = self.load_state();
+        state.insert("scenario".into(), scenario.name().into());
+        self.save_state(&state)?;
+        eprintln!("sandbox: restarting the canary with scenario `{}`", scenario.name());
+        self.up_with(Build::IfMissing)?;
+        Ok(())
+    }
+
     pub fn down(&self) -> Result<()> {
-        let state = self.load_state();
-        if let Some(pid) = Self::pid(&state, "auth_pid") {
-            process::stop_pid(pid, Duration::from_secs(25));
-        }
-        if let Some(pid) = Self::pid(&state, "redis_pid") {
-            process::stop_pid(pid, Duration::from_secs(5));
-        }
-        if let Some(pid) = Self::pid(&state, "moto_pid") {
-            process::stop_pid(pid, Duration::from_secs(5));
-        }
-        if let Some(pid) = Self::pid(&state, "postgres_pid") {
-            // SIGTERM is PostgreSQL's "smart" shutdown; SIGINT ("fast") does not wait for clients.
-            let _ = Command::new("kill")
-                .arg("-INT")
-                .arg(pid.to_string())
-                .status();
-            process::stop_pid(pid, Duration::from_secs(10));
+        let mut state = self.load_state();
+        for c in COMPONENTS.iter().rev().chain(&LEGACY) {
+            Self::stop(&mut state, c.name);
         }
         for leftover in [
             "state",
@@ -143,6 +396,12 @@ impl Sandbox {
             "suma-state",
             "auth",
             "auth.log",
+            "stable.log",
+            "canary.log",
+            "proxy.log",
+            "loadgen.log",
+            "prometheus.log",
+            "prometheus",
             "aws-credentials",
         ] {
             let path = self.dir.join(leftover);
@@ -158,23 +417,50 @@ impl Sandbox {
 
     pub fn status(&self) -> Result<()> {
         let state = self.load_state();
-        for name in COMPONENTS {
+        for c in &COMPONENTS {
             let port = state
-                .get(&format!("{name}_port"))
+                .get(&format!("{}_port", c.name))
+                .filter(|_| c.listens)
                 .map_or("-", String::as_str);
-            let up = if Self::running(&state, name) {
+            let pid = state.get(&format!("{}_pid", c.name)).map_or("-", String::as_str);
+            let up = if !Self::running(&state, c.name) {
+                "stopped"
+            } else if Self::current(&state, c.name) {
                 "running"
             } else {
-                "stopped"
+                "stale"
             };
-            println!("{name:<9} {up:<8} port {port}");
+            let detail = match c.name {
+                "canary" => format!("scenario {}", Scenario::of(&state).name()),
+                "proxy" => format!("weights {}", self.proxy_weights()),
+                "loadgen" => format!("{LOAD_RATE} req/s"),
+                _ => String::new(),
+            };
+            println!("{:<11}{up:<9}port {port:<7}pid {pid:<9}{detail}", c.name);
         }
+        println!("scenario   {}", Scenario::of(&state).name());
         Ok(())
+    }
+
+    /// The proxy's current weights, from the last change it logged.
+    fn proxy_weights(&self) -> String {
+        std::fs::read_to_string(self.dir.join("proxy.log"))
+            .ok()
+            .and_then(|log| {
+                log.lines()
+                    .rev()
+                    .find_map(|l| l.split_once(" to=").map(|(_, w)| w.trim().to_owned()))
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
     }
 
     /// The moto venv; `SUMA_SANDBOX_VENV` moves it out of the work tree so CI can keep it between runs.
     fn venv(&self) -> PathBuf {
         std::env::var_os("SUMA_SANDBOX_VENV").map_or_else(|| self.dir.join("venv"), PathBuf::from)
+    }
+
+    fn binary(&self, name: &str) -> PathBuf {
+        target_dir(&self.root).join("debug").join(name)
     }
 
     fn ensure_moto(&self) -> Result<()> {
@@ -199,30 +485,36 @@ impl Sandbox {
         std::fs::write(&marker, MOTO_VERSION).map_err(|e| e.to_string())
     }
 
-    fn start_moto(&self, state: &mut State, auth_port: u16) -> Result<()> {
+    fn start_moto(&self, state: &mut State) -> Result<()> {
         let port = process::free_port()?;
         let log = self.dir.join("moto.log");
         let pid = process::spawn_logged(
-            Command::new(self.venv().join("bin/moto_server")).args([
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ]),
+            Command::new(self.venv().join("bin/moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
             &log,
         )?;
         process::wait_for_port(port, "moto", Duration::from_secs(60), &log)?;
-        state.insert("moto_pid".into(), pid.to_string());
         state.insert("moto_port".into(), port.to_string());
-        // A fresh moto is empty: seed it and write the matching configuration.
+        // A fresh moto is empty: seed it and write the matching configuration. Both environments' `url`
+        // is the proxy; the seed prints the staging rule and target groups the proxy follows.
         eprintln!("sandbox: seeding moto with the staging and production topology");
-        process::run(
+        let seeded = process::run(
             Command::new(self.venv().join("bin/python"))
                 .arg(self.root.join("xtask/sandbox/seed.py"))
                 .arg(format!("http://127.0.0.1:{port}"))
                 .arg(self.dir.join("suma.yaml"))
-                .arg(format!("http://127.0.0.1:{auth_port}")),
+                .arg(format!("http://127.0.0.1:{}", state["proxy_port"]))
+                .arg(format!("http://127.0.0.1:{}", state["prometheus_port"])),
         )?;
+        for key in ["staging_rule_arn", "staging_stable_tg", "staging_canary_tg"] {
+            state.remove(key);
+        }
+        state.extend(parse_state(&seeded));
+        for key in ["staging_rule_arn", "staging_stable_tg", "staging_canary_tg"] {
+            if !state.contains_key(key) {
+                return Err(format!("seed.py printed no `{key}`:\n{seeded}"));
+            }
+        }
+        Self::started(state, "moto", pid);
         Ok(())
     }
 
@@ -283,8 +575,8 @@ impl Sandbox {
             .ok()
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
             .ok_or("PostgreSQL started but wrote no postmaster.pid")?;
-        state.insert("postgres_pid".into(), pid.to_string());
         state.insert("postgres_port".into(), port.to_string());
+        Self::started(state, "postgres", pid);
         Ok(())
     }
 
@@ -307,77 +599,169 @@ impl Sandbox {
             &log,
         )?;
         process::wait_for_port(port, "redis", Duration::from_secs(20), &log)?;
-        state.insert("redis_pid".into(), pid.to_string());
         state.insert("redis_port".into(), port.to_string());
+        Self::started(state, "redis", pid);
         Ok(())
     }
 
-    /// Builds and starts one auth-service against the sandbox's PostgreSQL (database `auth`) and Redis
-    /// (key prefix `sandbox:`), with a signing key generated here and never committed.
-    fn start_auth(&self, state: &mut State, pg_bin: &Path, port: u16) -> Result<()> {
-        eprintln!("sandbox: building and starting auth-service");
-        process::run(cargo().current_dir(&self.root).args([
-            "build",
-            "--quiet",
-            "--package",
-            "auth-service",
-            "--bin",
-            "auth-service",
-        ]))?;
-        let binary = target_dir(&self.root).join("debug/auth-service");
+    /// The services' shared signing key (generated here, never committed) and database `auth`.
+    fn prepare_services(&self, state: &State, pg_bin: &Path) -> Result<()> {
         let dir = self.dir.join("auth");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let key = dir.join("signing.pem");
         if !key.exists() {
-            process::run(Command::new(&binary).arg("keygen").arg("--out").arg(&key))?;
+            process::run(
+                Command::new(self.binary("auth-service"))
+                    .arg("keygen")
+                    .arg("--out")
+                    .arg(&key),
+            )?;
         }
-        let pg_port = &state["postgres_port"];
         // `createdb` fails when the database exists, which is what we want on a restart.
         let _ = process::run(Command::new(pg_bin.join("createdb")).args([
             "-h",
             "127.0.0.1",
             "-p",
-            pg_port,
+            &state["postgres_port"],
             "-U",
             "postgres",
             "auth",
         ]));
-        let log = self.dir.join("auth.log");
-        let pid = process::spawn_logged(
-            Command::new(&binary)
-                .arg("serve")
-                .env(
-                    "DATABASE_URL",
-                    format!("postgres://postgres@127.0.0.1:{pg_port}/auth"),
-                )
-                .env(
-                    "REDIS_URL",
-                    format!("redis://127.0.0.1:{}/", state["redis_port"]),
-                )
-                .env("REDIS_KEY_PREFIX", "sandbox:")
-                .env("BIND_ADDR", "127.0.0.1")
-                .env("PORT", port.to_string())
-                .env("APP_ENV", "sandbox")
-                .env("DEPLOYMENT_LABEL", "stable")
-                .env("JWT_SIGNING_KEY_FILE", &key),
-            &log,
-        )?;
-        process::wait_for_port(port, "auth-service", Duration::from_secs(60), &log)?;
-        let start = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Starts the `stable` or the `canary` auth-service: same database, Redis prefix and signing key, rate
+    /// limits off for the load generator; the canary with fault injection set by the scenario.
+    fn start_service(&self, state: &mut State, name: &str) -> Result<()> {
+        let port = Self::choose_port(state, name)?;
+        eprintln!("sandbox: starting the {name} auth-service on :{port}");
+        let mut cmd = Command::new(self.binary("auth-service"));
+        cmd.arg("serve")
+            .env(
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:{}/auth", state["postgres_port"]),
+            )
+            .env("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"]))
+            .env("REDIS_KEY_PREFIX", "sandbox:")
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("APP_ENV", "sandbox")
+            .env("DEPLOYMENT_LABEL", name)
+            .env("JWT_SIGNING_KEY_FILE", self.dir.join("auth/signing.pem"))
+            .env("RATE_LIMIT_LOGIN_PER_IP", "0")
+            .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
+            .env("RATE_LIMIT_REFRESH_PER_IP", "0")
+            .env("RATE_LIMIT_REGISTER_PER_IP", "0")
+            .env("SHUTDOWN_TIMEOUT", "5")
+            // One log line per request at 40 req/s says nothing; startup, errors and faults remain.
+            .env("RUST_LOG", "info,sqlx=warn,tower_http=warn");
+        if name == "canary" {
+            let (error_rate, latency_ms) = Scenario::of(state).faults();
+            cmd.arg("--enable-fault-injection")
+                .env("FAULT_ERROR_RATE", error_rate)
+                .env("FAULT_LATENCY_MS", latency_ms);
+        }
+        let pid = process::spawn_logged(&mut cmd, &self.dir.join(format!("{name}.log")))?;
+        Self::started(state, name, pid);
+        Ok(())
+    }
+
+    fn wait_ready(&self, state: &State, name: &str) -> Result<()> {
+        let port = Self::port(state, &format!("{name}_port")).ok_or("no port recorded")?;
+        let log = self.dir.join(format!("{name}.log"));
+        process::wait_for_port(port, name, Duration::from_secs(60), &log)?;
+        let start = Instant::now();
         loop {
             match crate::http::request(port, "GET", "/ready", None, None) {
-                Ok(r) if r.status == 200 => break,
+                Ok(r) if r.status == 200 => return Ok(()),
                 _ if start.elapsed() > Duration::from_secs(60) => {
                     return Err(format!(
-                        "auth-service did not become ready; see {}",
+                        "the {name} auth-service did not become ready; see {}",
                         log.display()
                     ));
                 }
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
         }
-        state.insert("auth_pid".into(), pid.to_string());
-        state.insert("auth_port".into(), port.to_string());
+    }
+
+    /// The weighted proxy on the staging rule: its stable and canary target groups map to the two services.
+    fn start_proxy(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {
+        let port = Self::port(state, "proxy_port").ok_or("no proxy port chosen")?;
+        let log = self.dir.join("proxy.log");
+        let pid = process::spawn_logged(
+            Command::new(self.binary("weighted-proxy"))
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--rule-arn")
+                .arg(&state["staging_rule_arn"])
+                .arg("--region")
+                .arg("eu-west-1")
+                .arg("--upstream")
+                .arg(format!(
+                    "{}=http://127.0.0.1:{}",
+                    state["staging_stable_tg"], state["stable_port"]
+                ))
+                .arg("--upstream")
+                .arg(format!(
+                    "{}=http://127.0.0.1:{}",
+                    state["staging_canary_tg"], state["canary_port"]
+                ))
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            &log,
+        )?;
+        process::wait_for_port(port, "weighted-proxy", Duration::from_secs(20), &log)?;
+        Self::started(state, "proxy", pid);
+        Ok(())
+    }
+
+    /// Debian's Prometheus, run directly (not as the system service) with its config and data here.
+    fn start_prometheus(&self, state: &mut State) -> Result<()> {
+        let port = Self::port(state, "prometheus_port").ok_or("no Prometheus port chosen")?;
+        let dir = self.dir.join("prometheus");
+        std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, prometheus_config(&state["stable_port"], &state["canary_port"]))
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let log = self.dir.join("prometheus.log");
+        let pid = process::spawn_logged(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+                .arg("--storage.tsdb.retention.time=1d")
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .current_dir(&dir),
+            &log,
+        )?;
+        process::wait_for_port(port, "prometheus", Duration::from_secs(30), &log)?;
+        let start = Instant::now();
+        while !crate::http::request(port, "GET", "/-/ready", None, None).is_ok_and(|r| r.status == 200) {
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!("Prometheus did not become ready; see {}", log.display()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Self::started(state, "prometheus", pid);
+        Ok(())
+    }
+
+    fn start_loadgen(&self, state: &mut State) -> Result<()> {
+        let log = self.dir.join("loadgen.log");
+        let pid = process::spawn_logged(
+            Command::new(self.binary("loadgen"))
+                .arg("--url")
+                .arg(format!("http://127.0.0.1:{}", state["proxy_port"]))
+                .args(["--rate", LOAD_RATE]),
+            &log,
+        )?;
+        std::thread::sleep(Duration::from_millis(300));
+        if !process::pid_alive(pid) {
+            return Err(format!(
+                "the load generator exited at once: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        Self::started(state, "loadgen", pid);
         Ok(())
     }
 
@@ -389,45 +773,29 @@ impl Sandbox {
             &credentials,
             "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
         );
+        let url = |key: &str| format!("http://127.0.0.1:{}", state[key]);
         let vars = [
-            (
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", state["moto_port"]),
-            ),
+            ("AWS_ENDPOINT_URL", url("moto_port")),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
             ("AWS_SESSION_TOKEN", "testing".to_owned()),
             ("AWS_REGION", "eu-west-1".to_owned()),
             ("AWS_DEFAULT_REGION", "eu-west-1".to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                credentials.display().to_string(),
-            ),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
             ("AWS_CONFIG_FILE", credentials.display().to_string()),
-            (
-                "SUMA_CONFIG",
-                self.dir.join("suma.yaml").display().to_string(),
-            ),
-            (
-                "SUMA_STATE_DIR",
-                self.dir.join("suma-state").display().to_string(),
-            ),
+            ("SUMA_CONFIG", self.dir.join("suma.yaml").display().to_string()),
+            ("SUMA_STATE_DIR", self.dir.join("suma-state").display().to_string()),
             (
                 "DATABASE_URL",
-                format!(
-                    "postgres://postgres@127.0.0.1:{}/postgres",
-                    state["postgres_port"]
-                ),
+                format!("postgres://postgres@127.0.0.1:{}/postgres", state["postgres_port"]),
             ),
-            (
-                "REDIS_URL",
-                format!("redis://127.0.0.1:{}/", state["redis_port"]),
-            ),
-            (
-                "AUTH_URL",
-                format!("http://127.0.0.1:{}", state["auth_port"]),
-            ),
+            ("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"])),
+            // The service as clients see it: through the weighted proxy (the ALB).
+            ("AUTH_URL", url("proxy_port")),
+            ("AUTH_STABLE_URL", url("stable_port")),
+            ("AUTH_CANARY_URL", url("canary_port")),
+            ("PROMETHEUS_URL", url("prometheus_port")),
         ];
         vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -437,8 +805,60 @@ impl Sandbox {
         for (k, v) in vars {
             text.push_str(&format!("export {k}='{v}'\n"));
         }
-        std::fs::write(self.dir.join("env.sh"), text)
-            .map_err(|e| format!("cannot write env.sh: {e}"))
+        std::fs::write(self.dir.join("env.sh"), text).map_err(|e| format!("cannot write env.sh: {e}"))
+    }
+}
+
+/// `KEY=VALUE` lines; other lines are ignored.
+fn parse_state(text: &str) -> State {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| !k.is_empty() && !k.contains(char::is_whitespace))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Scrapes both services every second. Their metrics carry the `deployment` label themselves, so no
+/// target label is added (one would turn theirs into `exported_deployment`).
+fn prometheus_config(stable_port: &str, canary_port: &str) -> String {
+    format!(
+        "# Generated by `cargo xtask sandbox up`.\n\
+         global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: auth-service\n    metrics_path: /metrics\n    static_configs:\n      \
+         - targets: ['127.0.0.1:{stable_port}', '127.0.0.1:{canary_port}']\n"
+    )
+}
+
+/// `cargo build --workspace --bins`; whether it succeeded.
+fn build_workspace(root: &Path) -> Result<bool> {
+    eprintln!("sandbox: building the workspace's binaries");
+    process::run_visible(
+        cargo()
+            .current_dir(root)
+            .args(["build", "--quiet", "--workspace", "--bins"]),
+    )
+}
+
+/// One cargo invocation for every binary of the workspace, so features unify as in `cargo test
+/// --workspace` and nothing compiles twice. When the workspace does not build (someone is mid-change in
+/// another crate), the sandbox's own binaries are built alone.
+fn build_binaries(root: &Path) -> Result<()> {
+    if build_workspace(root)? {
+        return Ok(());
+    }
+    eprintln!("sandbox: the workspace does not build; building auth-service and dataplane only");
+    if process::run_visible(cargo().current_dir(root).args([
+        "build",
+        "--quiet",
+        "--package",
+        "auth-service",
+        "--package",
+        "dataplane",
+        "--bins",
+    ]))? {
+        Ok(())
+    } else {
+        Err("cannot build the sandbox's binaries".to_owned())
     }
 }
 
@@ -459,16 +879,15 @@ fn ensure_postgres() -> Result<PathBuf> {
         return Ok(bin);
     }
     apt_install(&["postgresql"])?;
-    find().ok_or_else(|| {
-        "postgresql was installed but no initdb was found under /usr/lib/postgresql".to_owned()
-    })
+    find().ok_or_else(|| "postgresql was installed but no initdb was found under /usr/lib/postgresql".to_owned())
 }
 
-fn ensure_redis() -> Result<()> {
-    if process::which("redis-server").is_some() {
+/// Installs `package` from Debian when `program` is not on the PATH.
+fn ensure_program(program: &str, package: &str) -> Result<()> {
+    if process::which(program).is_some() {
         return Ok(());
     }
-    apt_install(&["redis-server"])
+    apt_install(&[package])
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
@@ -532,16 +951,11 @@ pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
 pub fn demo(root: PathBuf) -> Result<()> {
     let sandbox = Sandbox::new(root.clone());
     let vars = sandbox.up()?;
-    process::run(cargo().current_dir(&root).args([
-        "build",
-        "--quiet",
-        "--package",
-        "suma",
-        "--bin",
-        "suma",
-    ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    // The same single build as `up`'s: nothing compiles again.
+    if !build_workspace(&root)? {
+        return Err("the workspace does not build".to_owned());
+    }
+    let target = target_dir(&root);
     let suma = target.join("debug/suma");
     let steps: &[(&str, &[&str])] = &[
         ("Validate the configuration", &["config", "validate"]),
@@ -551,10 +965,7 @@ pub fn demo(root: PathBuf) -> Result<()> {
             "Who holds the production lock",
             &["lock", "status", "--env", "production"],
         ),
-        (
-            "Recent production operations",
-            &["ops", "list", "--env", "production"],
-        ),
+        ("Recent production operations", &["ops", "list", "--env", "production"]),
     ];
     for (title, args) in steps {
         println!("\n=== {title}: suma {}", args.join(" "));
@@ -647,4 +1058,62 @@ fn auth_demo(vars: &[(String, String)]) -> Result<()> {
         return Err("the refresh token was not rotated".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(pairs: &[(&str, &str)]) -> State {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn state_lines_round_trip_and_ignore_noise() {
+        let s = parse_state("moto_port=1\nnoise\nstaging_rule_arn=arn:a/b=c\n =x\n");
+        assert_eq!(s["moto_port"], "1");
+        assert_eq!(s["staging_rule_arn"], "arn:a/b=c");
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn scenarios() {
+        for name in ["healthy", "errors", "slow"] {
+            assert_eq!(Scenario::parse(name).unwrap().name(), name);
+        }
+        assert!(Scenario::parse("broken").is_err());
+        assert_eq!(Scenario::Errors.faults(), ("0.05", "0"));
+        assert_eq!(Scenario::Slow.faults(), ("0", "300"));
+        assert_eq!(Scenario::of(&State::new()), Scenario::Healthy);
+    }
+
+    #[test]
+    fn a_new_scenario_restarts_the_canary_only() {
+        let before = state(&[
+            ("postgres_pid", "10"),
+            ("postgres_port", "5432"),
+            ("redis_pid", "11"),
+            ("redis_port", "6379"),
+            ("stable_port", "1001"),
+            ("canary_port", "1002"),
+            ("proxy_port", "1003"),
+            ("scenario", "healthy"),
+        ]);
+        let mut after = before.clone();
+        after.insert("scenario".into(), "errors".into());
+        for name in ["moto", "stable", "proxy", "prometheus", "loadgen"] {
+            assert_eq!(Sandbox::inputs(&before, name), Sandbox::inputs(&after, name), "{name}");
+        }
+        assert_ne!(Sandbox::inputs(&before, "canary"), Sandbox::inputs(&after, "canary"));
+        // A restarted PostgreSQL is a fresh database: both services restart.
+        after.insert("postgres_pid".into(), "12".into());
+        assert_ne!(Sandbox::inputs(&before, "stable"), Sandbox::inputs(&after, "stable"));
+    }
+
+    #[test]
+    fn prometheus_scrapes_both_services_every_second() {
+        let config = prometheus_config("1001", "1002");
+        assert!(config.contains("scrape_interval: 1s"));
+        assert!(config.contains("'127.0.0.1:1001', '127.0.0.1:1002'"));
+    }
 }
