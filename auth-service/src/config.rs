@@ -16,7 +16,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "auth-service",
     version,
-    about = "Authentication service: accounts, login, tokens, sessions"
+    about = "Authentication service: accounts, login, tokens, sessions",
+    after_help = "Without a subcommand, `serve` runs.\n\nExit codes: 0 ok; 2 usage, configuration or runtime error."
 )]
 pub struct Cli {
     /// What to run; `serve` when omitted.
