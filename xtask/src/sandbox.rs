@@ -832,11 +832,14 @@ fn prometheus_config(stable_port: &str, canary_port: &str) -> String {
 /// `cargo build --workspace --bins`; whether it succeeded.
 fn build_workspace(root: &Path) -> Result<bool> {
     eprintln!("sandbox: building the workspace's binaries");
-    process::run_visible(
+    let start = Instant::now();
+    let built = process::run_visible(
         cargo()
             .current_dir(root)
             .args(["build", "--quiet", "--workspace", "--bins"]),
-    )
+    )?;
+    eprintln!("sandbox: build done in {:.1}s", start.elapsed().as_secs_f64());
+    Ok(built)
 }
 
 /// One cargo invocation for every binary of the workspace, so features unify as in `cargo test

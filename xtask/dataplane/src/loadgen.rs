@@ -315,6 +315,16 @@ impl Load {
                     if let Some(pair) = token_pair(r).await {
                         *tokens = Some(pair);
                     }
+                } else if status == reqwest::StatusCode::UNAUTHORIZED {
+                    // The account is gone (a fresh database): register it again; the next login works.
+                    let body = json!({ "email": user.email, "password": user.password });
+                    let sent = self
+                        .client
+                        .post(self.url("/api/auth/register"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    self.stats.record(&sent.map(|r| r.status()));
                 }
             }
             Err(e) => self.stats.record(&Err(e)),
