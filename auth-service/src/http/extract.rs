@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::http::error::Error;
 use crate::state::AppState;
 use crate::store::redis::SessionState;
+use crate::store::AuditEvent;
 use crate::tokens::{verify_access, TokenError};
 
 /// `Json<T>` whose rejection is our [`Error`].
@@ -118,12 +119,29 @@ impl FromRequestParts<AppState> for AuthUser {
             .await?
         {
             SessionState::Alive { user_id: owner } if owner == user_id => Ok(Self { user_id, session_id }),
-            SessionState::IdleTimeout | SessionState::AbsoluteTimeout => {
+            ended @ (SessionState::IdleTimeout | SessionState::AbsoluteTimeout) => {
                 // The session just ended; its refresh tokens must not outlive it.
                 state
                     .db
                     .revoke_family(session_id, "session_timeout", state.now())
                     .await?;
+                let meta = ClientMeta::from_request_parts(parts, state).await?;
+                let reason = if ended == SessionState::IdleTimeout {
+                    "idle_timeout"
+                } else {
+                    "absolute_timeout"
+                };
+                state
+                    .audit(AuditEvent {
+                        user_id: Some(user_id),
+                        event: "session_expired",
+                        result: reason,
+                        ip: meta.ip,
+                        user_agent: meta.user_agent,
+                        request_id: meta.request_id,
+                        metadata: serde_json::json!({ "session_id": session_id }),
+                    })
+                    .await;
                 Err(Error::Unauthorized)
             }
             _ => Err(Error::Unauthorized),

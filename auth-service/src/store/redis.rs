@@ -56,7 +56,8 @@ return 0
 ";
 
 /// Checks a session's timeouts and slides its idle timeout. KEYS: session. ARGV: now ms, idle ms,
-/// absolute ms. Returns {code, user_id}: 1 alive, 0 missing, 2 idle timeout, 3 absolute timeout.
+/// absolute ms, expiry slack ms. Returns {code, user_id}: 1 alive, 0 missing, 2 idle timeout, 3 absolute
+/// timeout.
 const SESSION_TOUCH: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'last_seen')
 if not v[1] then return {0, ''} end
@@ -73,9 +74,14 @@ if now - last > tonumber(ARGV[2]) then
 end
 if now > last then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end
 local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created))
-redis.call('PEXPIRE', KEYS[1], math.max(remaining, 1))
+redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
 return {1, v[1]}
 ";
+
+/// How long a session key outlives its deadline in Redis. Validity is decided by the timestamps in the
+/// script, never by the key's TTL; the slack lets a request that arrives after the deadline see the
+/// session as timed out (and audit it) rather than missing, and the TTL still cleans up abandoned ones.
+const EXPIRY_SLACK: Duration = Duration::from_secs(300);
 
 /// Whether a login attempt may proceed to password verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,7 +238,7 @@ impl Cache {
     pub async fn create_session(&self, s: &Session, timeouts: SessionTimeouts) -> redis::RedisResult<()> {
         let key = self.key(&["session", &s.id.to_string()]);
         let index = self.key(&["user_sessions", &s.user_id.to_string()]);
-        let ttl_ms = timeouts.idle.min(timeouts.absolute).as_millis() as i64;
+        let ttl_ms = (timeouts.idle.min(timeouts.absolute) + EXPIRY_SLACK).as_millis() as i64;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset_multiple(
@@ -269,6 +275,7 @@ impl Cache {
             .arg(ms(now))
             .arg(timeouts.idle.as_millis() as i64)
             .arg(timeouts.absolute.as_millis() as i64)
+            .arg(EXPIRY_SLACK.as_millis() as i64)
             .invoke_async(&mut c)
             .await?;
         let user_id = Uuid::parse_str(&user).ok();

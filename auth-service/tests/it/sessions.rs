@@ -114,6 +114,10 @@ async fn idle_timeout_slides_with_activity(pool: PgPool) {
         app.get("/api/auth/me", Some(access)).await.status,
         StatusCode::UNAUTHORIZED
     );
+    let expired = app.audit("session_expired").await;
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].0, "idle_timeout");
+    assert_eq!(expired[0].2["session_id"], login["session_id"]);
     // The session ended, and its refresh tokens with it.
     assert_eq!(
         app.refresh(s(&login, "refresh_token")).await.status,
@@ -158,6 +162,7 @@ async fn absolute_timeout_ends_an_active_session(pool: PgPool) {
         StatusCode::UNAUTHORIZED,
         "past the absolute timeout"
     );
+    assert_eq!(app.audit("session_expired").await[0].0, "absolute_timeout");
     let list_login = app.login("abs@example.com", PASSWORD).await;
     let list = app
         .get("/api/auth/sessions", Some(s(&list_login.body, "access_token")))
