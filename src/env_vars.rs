@@ -10,6 +10,8 @@ pub const SUMA_OUTPUT: &str = "SUMA_OUTPUT";
 pub const SUMA_STATE_DIR: &str = "SUMA_STATE_DIR";
 /// Who is running suma, recorded in locks and journals (default `$USER@$HOSTNAME`).
 pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
+/// Base URL of the Datadog API (`http://127.0.0.1:PORT`) instead of the configured site's; for tests.
+pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
 /// Any value disables colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Base directory for state files when `SUMA_STATE_DIR` is unset.

@@ -3,6 +3,7 @@
 //! and runs them concurrently.
 
 pub mod analysis;
+pub mod datadog;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
