@@ -304,14 +304,17 @@ impl Sandbox {
             self.save_state(&state)?;
         }
 
-        let binaries = ["auth-service", "weighted-proxy", "loadgen"];
+        let binaries: Vec<PathBuf> = ["auth-service", "weighted-proxy", "loadgen"]
+            .into_iter()
+            .map(|b| self.binary(b))
+            .collect();
         let to_start: Vec<&str> = ["stable", "canary", "proxy", "loadgen"]
             .into_iter()
             .filter(|c| !Self::current(&state, c))
             .collect();
-        let missing = binaries.iter().any(|b| !self.binary(b).is_file());
+        let missing = binaries.iter().any(|b| !b.is_file());
         if (build == Build::Always && !to_start.is_empty()) || missing {
-            build_binaries(&self.root)?;
+            build_binaries(&self.root, &binaries)?;
         }
 
         let services: Vec<&str> = ["stable", "canary"]
@@ -844,9 +847,14 @@ fn build_workspace(root: &Path) -> Result<bool> {
 
 /// One cargo invocation for every binary of the workspace, so features unify as in `cargo test
 /// --workspace` and nothing compiles twice. When the workspace does not build (someone is mid-change in
-/// another crate), the sandbox's own binaries are built alone.
-fn build_binaries(root: &Path) -> Result<()> {
+/// another crate), the binaries of the last build are used if there are any: building the sandbox's
+/// packages alone would unify other features and recompile half the dependency tree.
+fn build_binaries(root: &Path, binaries: &[PathBuf]) -> Result<()> {
     if build_workspace(root)? {
+        return Ok(());
+    }
+    if binaries.iter().all(|b| b.is_file()) {
+        eprintln!("sandbox: warning: the workspace does not build; using the binaries of its last build");
         return Ok(());
     }
     eprintln!("sandbox: the workspace does not build; building auth-service and dataplane only");
