@@ -24,24 +24,16 @@ fn status_json_is_structured() {
     assert_eq!(report["environment"], "production");
     assert_eq!(report["primary_region"], "eu-west-1");
     assert_eq!(report["dr_region"], "eu-central-1");
-    assert!(report["generated_at"]
-        .as_str()
-        .is_some_and(|t| t.ends_with('Z')));
+    assert!(report["generated_at"].as_str().is_some_and(|t| t.ends_with('Z')));
 
     let services = report["services"]["data"].as_array().unwrap();
-    let roles: Vec<&str> = services
-        .iter()
-        .map(|s| s["role"].as_str().unwrap())
-        .collect();
+    let roles: Vec<&str> = services.iter().map(|s| s["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["stable", "canary", "dr"]);
     assert_eq!(services[0]["name"], "auth-service");
     assert_eq!(services[0]["desired"], 4);
     assert_eq!(services[0]["cluster"], "suma-finance-production");
     assert_eq!(services[2]["region"], "eu-central-1");
-    assert!(services[0]["image"]
-        .as_str()
-        .unwrap()
-        .ends_with("auth-service:1.4.2"));
+    assert!(services[0]["image"].as_str().unwrap().ends_with("auth-service:1.4.2"));
     assert!(services[0]["task_definition"]
         .as_str()
         .unwrap()
@@ -49,10 +41,7 @@ fn status_json_is_structured() {
 
     let traffic = &report["traffic"]["data"];
     assert_eq!(
-        (
-            traffic["stable_weight"].as_i64(),
-            traffic["canary_weight"].as_i64()
-        ),
+        (traffic["stable_weight"].as_i64(), traffic["canary_weight"].as_i64()),
         (Some(100), Some(0))
     );
     assert_eq!(traffic["state"], "stable");
@@ -69,10 +58,7 @@ fn status_json_is_structured() {
         .ends_with("suma-finance-production-db"));
 
     let dns = report["dns"]["data"].as_array().unwrap();
-    let failover: Vec<&str> = dns
-        .iter()
-        .map(|r| r["failover"].as_str().unwrap())
-        .collect();
+    let failover: Vec<&str> = dns.iter().map(|r| r["failover"].as_str().unwrap()).collect();
     assert_eq!(failover, ["PRIMARY", "SECONDARY"]);
     assert!(dns
         .iter()
@@ -80,9 +66,9 @@ fn status_json_is_structured() {
 
     let secrets = report["secrets"]["data"].as_array().unwrap();
     assert_eq!(secrets.len(), 4);
-    assert!(secrets.iter().all(|s| s["policy_days"] == 90
-        && s["overdue"] == false
-        && s["rotation_pending"] == false));
+    assert!(secrets
+        .iter()
+        .all(|s| s["policy_days"] == 90 && s["overdue"] == false && s["rotation_pending"] == false));
     assert_eq!(secrets[1]["kind"], "jwt-signing-key");
 
     assert_eq!(report["lock"]["status"], "ok");
@@ -100,8 +86,8 @@ fn status_json_is_structured() {
 
 #[test]
 fn status_reports_an_unreachable_aws_per_section_and_exits_2() {
-    let out = run(suma(&["status", "--env", "production", "--output", "json"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    let out =
+        run(suma(&["status", "--env", "production", "--output", "json"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
     assert_eq!(out.code, 2);
     let report = json(&out);
     for section in ["services", "traffic", "databases", "dns", "lock"] {
@@ -130,14 +116,10 @@ fn broken_config(edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, std
 /// validation, before any AWS call could be attempted.
 fn config_error(edit: impl FnOnce(String) -> String) -> (String, String) {
     let (_dir, path) = broken_config(edit);
-    let out = run(suma(&[
-        "--config",
-        path.to_str().unwrap(),
-        "status",
-        "--env",
-        "production",
-    ])
-    .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    let out = run(
+        suma(&["--config", path.to_str().unwrap(), "status", "--env", "production"])
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    );
     assert_eq!(out.code, 2, "stderr: {}", out.stderr);
     assert!(out.stdout.is_empty(), "nothing on stdout: {}", out.stdout);
     assert!(
@@ -154,8 +136,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn malformed_yaml_is_located() {
-    let (file, stderr) =
-        config_error(|t| t.replacen("table: suma-locks", "table: \"suma-locks", 1));
+    let (file, stderr) = config_error(|t| t.replacen("table: suma-locks", "table: \"suma-locks", 1));
     assert!(stderr.contains(&format!("error: {file}:")), "{stderr}");
     assert!(stderr.contains("not valid YAML"), "{stderr}");
 }
@@ -183,8 +164,7 @@ fn unknown_key_is_located_and_named() {
 
 #[test]
 fn missing_field_is_located_and_named() {
-    let (file, stderr) =
-        config_error(|t| t.replace("  canary_service: auth-service-canary\n", "\n"));
+    let (file, stderr) = config_error(|t| t.replace("  canary_service: auth-service-canary\n", "\n"));
     assert!(stderr.contains(&format!("error: {file}:")), "{stderr}");
     assert!(
         stderr.contains("`environments.staging.ecs`: missing field `canary_service`"),
@@ -201,8 +181,7 @@ fn bad_region_is_located_and_explained() {
         t
     });
     assert!(
-        stderr.contains(&format!("{file}:{target}:"))
-            && stderr.contains("`eu-centrl-1` is not an AWS region code"),
+        stderr.contains(&format!("{file}:{target}:")) && stderr.contains("`eu-centrl-1` is not an AWS region code"),
         "{stderr}"
     );
 }
@@ -210,20 +189,14 @@ fn bad_region_is_located_and_explained() {
 #[test]
 fn cross_field_problems_are_all_reported_with_positions() {
     let (file, stderr) = config_error(|t| {
-        t.replace("weight: 50", "weight: 5").replacen(
-            "dr_region: eu-central-1",
-            "dr_region: eu-west-1",
-            1,
-        )
+        t.replace("weight: 50", "weight: 5")
+            .replacen("dr_region: eu-central-1", "dr_region: eu-west-1", 1)
     });
     assert!(
         stderr.contains("canary.steps.1.weight`: weight 5 is out of order"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("dr_region`: is the same as primary_region"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("dr_region`: is the same as primary_region"), "{stderr}");
     assert!(
         stderr
             .lines()
@@ -243,26 +216,17 @@ fn unknown_environment_lists_the_defined_ones() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("`production`, `staging`"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("`production`, `staging`"), "{}", out.stderr);
 }
 
 #[test]
 fn config_validate_and_show() {
     let out = run(suma(&["config", "validate", "--output", "json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        json(&out)["environments"],
-        serde_json::json!(["production", "staging"])
-    );
+    assert_eq!(json(&out)["environments"], serde_json::json!(["production", "staging"]));
 
-    let out = run(
-        suma(&["config", "show", "--env", "production", "--output", "json"])
-            .env("DD_API_KEY", "not-a-real-key"),
-    );
+    let out =
+        run(suma(&["config", "show", "--env", "production", "--output", "json"]).env("DD_API_KEY", "not-a-real-key"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!out.stdout.contains("not-a-real-key"));
     let shown = json(&out);
@@ -292,11 +256,7 @@ fn missing_config_file_says_how_to_provide_one() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("hint: pass `--config PATH`"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("hint: pass `--config PATH`"), "{}", out.stderr);
 }
 
 #[test]

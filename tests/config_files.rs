@@ -12,15 +12,8 @@ fn root() -> &'static Path {
 fn example_config_is_valid_and_describes_the_topology() {
     let path = root().join("templates/suma.example.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let config = parse_str(&text, &path).unwrap_or_else(|e| {
-        panic!(
-            "{}",
-            e.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
+    let config = parse_str(&text, &path)
+        .unwrap_or_else(|e| panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
     let production = config.environment("production").unwrap();
     assert_eq!(production.primary_region.as_str(), "eu-west-1");
     assert_eq!(production.dr_region.as_str(), "eu-central-1");
@@ -39,17 +32,9 @@ fn example_config_is_valid_and_describes_the_topology() {
         .replica
         .as_ref()
         .is_some_and(|r| r.region.as_str() == "eu-central-1"));
-    for name in [
-        "db-password",
-        "jwt-signing-key",
-        "encryption-key",
-        "hmac-signing-key",
-    ] {
+    for name in ["db-password", "jwt-signing-key", "encryption-key", "hmac-signing-key"] {
         let id = format!("/suma-finance/auth/production/{name}");
-        assert!(
-            production.secrets.iter().any(|s| s.id == id),
-            "missing secret {id}"
-        );
+        assert!(production.secrets.iter().any(|s| s.id == id), "missing secret {id}");
     }
     assert!(config.environment("staging").is_ok());
 }

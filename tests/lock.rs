@@ -31,10 +31,7 @@ async fn locks(lease: Duration) -> Locks {
 
 async fn journal(dir: &std::path::Path) -> Journal {
     let session = sandbox_session().await;
-    Journal::new(
-        session.lock_store(&lock_region(), TABLE),
-        LocalLog::new(dir),
-    )
+    Journal::new(session.lock_store(&lock_region(), TABLE), LocalLog::new(dir))
 }
 
 #[tokio::test]
@@ -44,11 +41,7 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
     let attempts = (0..8).map(|i| {
         let locks = locks.clone();
         let environment = environment.clone();
-        tokio::spawn(async move {
-            locks
-                .acquire(&op(&environment, &format!("runner-{i}@ci")), false)
-                .await
-        })
+        tokio::spawn(async move { locks.acquire(&op(&environment, &format!("runner-{i}@ci")), false).await })
     });
     let results: Vec<_> = futures::future::join_all(attempts)
         .await
@@ -59,10 +52,7 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
     assert_eq!(winners, 1, "exactly one acquirer holds the lock");
     for result in &results {
         if let Err(e) = result {
-            assert!(
-                matches!(e, LockError::Held(_)),
-                "losers see who holds it: {e}"
-            );
+            assert!(matches!(e, LockError::Held(_)), "losers see who holds it: {e}");
             assert!(e.to_string().contains("is locked by runner-"), "{e}");
         }
     }
@@ -71,32 +61,20 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
     for guard in results.into_iter().flatten() {
         guard.release().await.unwrap();
     }
-    assert!(
-        locks.status(&environment).await.unwrap().is_none(),
-        "released"
-    );
+    assert!(locks.status(&environment).await.unwrap().is_none(), "released");
 }
 
 #[tokio::test]
 async fn a_renewed_lease_stays_held_beyond_its_length() {
     let environment = unique("renew");
     let locks = locks(Duration::from_secs(1)).await;
-    let guard = locks
-        .acquire(&op(&environment, "a@host"), false)
-        .await
-        .unwrap();
+    let guard = locks.acquire(&op(&environment, "a@host"), false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let err = locks
-        .acquire(&op(&environment, "b@host"), false)
-        .await
-        .unwrap_err();
+    let err = locks.acquire(&op(&environment, "b@host"), false).await.unwrap_err();
     assert!(matches!(err, LockError::Held(_)), "{err}");
     assert!(!guard.lost().is_cancelled());
     guard.release().await.unwrap();
-    let second = locks
-        .acquire(&op(&environment, "b@host"), false)
-        .await
-        .unwrap();
+    let second = locks.acquire(&op(&environment, "b@host"), false).await.unwrap();
     second.release().await.unwrap();
 }
 
@@ -123,10 +101,7 @@ async fn an_expired_lease_is_taken_over_only_to_finish_its_operation() {
     let resumed = locks.acquire(&crashed, true).await.unwrap();
     let mut finished = crashed.clone();
     finished.set_status(OperationStatus::Succeeded);
-    journal
-        .save(&finished, Some(resumed.holder()))
-        .await
-        .unwrap();
+    journal.save(&finished, Some(resumed.holder())).await.unwrap();
     resumed.release().await.unwrap();
     let free = locks.acquire(&other, false).await.unwrap();
     free.release().await.unwrap();
@@ -145,10 +120,7 @@ async fn an_expired_lease_of_a_finished_operation_is_free_to_take() {
     // Crashed after recording the end but before deleting the lock.
     guard.abandon();
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let next = locks
-        .acquire(&op(&environment, "b@host"), false)
-        .await
-        .unwrap();
+    let next = locks.acquire(&op(&environment, "b@host"), false).await.unwrap();
     next.release().await.unwrap();
 }
 
@@ -169,10 +141,7 @@ async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
         .unwrap();
     mine.finish_step(StepStatus::Succeeded, None, Default::default());
     let err = journal.save(&mine, Some(guard.holder())).await.unwrap_err();
-    assert!(
-        err.to_string().contains("no longer held by this operation"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("no longer held by this operation"), "{err}");
     let recorded = journal.load(&mine.id).await.unwrap().unwrap();
     assert_eq!(
         recorded.status,
@@ -208,11 +177,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
         "--env",
         environment,
     ]));
-    assert_eq!(
-        out.code, 2,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
+    assert_eq!(out.code, 2, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
     assert!(
         out.stderr
             .contains("refusing to force-release the lock of `staging` without confirmation"),
@@ -220,10 +185,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
         out.stderr
     );
     assert!(out.stderr.contains("--yes"), "{}", out.stderr);
-    assert!(
-        locks.status(environment).await.unwrap().is_some(),
-        "still locked"
-    );
+    assert!(locks.status(environment).await.unwrap().is_some(), "still locked");
 
     // --dry-run prints the plan and changes nothing.
     let out = run(suma(&[
@@ -242,10 +204,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
         "{}",
         out.stdout
     );
-    assert!(
-        locks.status(environment).await.unwrap().is_some(),
-        "still locked"
-    );
+    assert!(locks.status(environment).await.unwrap().is_some(), "still locked");
 
     let state = tempfile::tempdir().unwrap();
     let out = run(suma(&[
@@ -266,10 +225,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
     let released = json(&out);
     assert_eq!(released["previous"]["operation_id"], held.id.as_str());
     assert_eq!(released["abandoned_operation"], held.id.as_str());
-    assert!(
-        locks.status(environment).await.unwrap().is_none(),
-        "released"
-    );
+    assert!(locks.status(environment).await.unwrap().is_none(), "released");
 
     // The release is an operation in the journal, with who and why, in DynamoDB and in the local log.
     let record_id = released["record_id"].as_str().unwrap();
@@ -279,10 +235,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
     assert_eq!(record["kind"], "lock-force-release");
     assert_eq!(record["actor"], "oncall@laptop");
     assert_eq!(record["parameters"]["reason"], "runner died");
-    assert_eq!(
-        record["steps"][0]["facts"]["previous_holder"],
-        "crashed-runner@ci"
-    );
+    assert_eq!(record["steps"][0]["facts"]["previous_holder"], "crashed-runner@ci");
     let local = std::fs::read_to_string(state.path().join("operations.jsonl")).unwrap();
     assert!(local.contains(record_id));
 
@@ -294,14 +247,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
         .unwrap()
         .contains("runner died"));
 
-    let out = run(suma(&[
-        "ops",
-        "list",
-        "--env",
-        environment,
-        "--output",
-        "json",
-    ]));
+    let out = run(suma(&["ops", "list", "--env", environment, "--output", "json"]));
     let listed = json(&out);
     let ids: Vec<&str> = listed
         .as_array()
@@ -309,10 +255,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
         .iter()
         .map(|o| o["id"].as_str().unwrap())
         .collect();
-    assert!(
-        ids.contains(&record_id) && ids.contains(&held.id.as_str()),
-        "{ids:?}"
-    );
+    assert!(ids.contains(&record_id) && ids.contains(&held.id.as_str()), "{ids:?}");
 
     // Releasing a free lock is not an error and changes nothing.
     let out = run(suma(&[
@@ -330,14 +273,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
 
 #[test]
 fn lock_status_through_the_cli() {
-    let out = run(suma(&[
-        "lock",
-        "status",
-        "--env",
-        "production",
-        "--output",
-        "json",
-    ]));
+    let out = run(suma(&["lock", "status", "--env", "production", "--output", "json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let status = json(&out);
     assert_eq!(status["environment"], "production");

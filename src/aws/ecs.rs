@@ -86,11 +86,22 @@ pub enum Rollout {
 impl EcsService {
     /// Whether the service runs `task_definition` (ARN) and its rollout has finished.
     pub fn rollout(&self, task_definition: &str) -> Rollout {
+        if self.task_definition != task_definition {
+            return Rollout::InProgress;
+        }
         let Some(primary) = self.deployments.iter().find(|d| d.status == "PRIMARY") else {
             return Rollout::InProgress;
         };
         if primary.task_definition != task_definition {
-            return Rollout::InProgress;
+            // ECS creates a PRIMARY deployment for the new revision in the same call that changes the
+            // service's task definition, so no deployment naming it means a stand-in that does not
+            // track deployments (moto): judge by the service's own counts then.
+            let tracked = self.deployments.iter().any(|d| d.task_definition == task_definition);
+            return if !tracked && self.running == self.desired && self.pending == 0 {
+                Rollout::Completed
+            } else {
+                Rollout::InProgress
+            };
         }
         match primary.rollout_state.as_deref() {
             Some("FAILED") => Rollout::Failed(primary.rollout_reason.clone().unwrap_or_default()),
@@ -292,5 +303,71 @@ fn task_definition_of(td: &aws_sdk_ecs::types::TaskDefinition) -> TaskDefinition
                 image: c.image().unwrap_or_default().to_owned(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, i32, i32);
+
+    fn service(td: &str, deployments: Vec<Row<'_>>, running: i32, desired: i32) -> EcsService {
+        EcsService {
+            name: "s".into(),
+            status: "ACTIVE".into(),
+            desired,
+            running,
+            pending: 0,
+            task_definition: td.into(),
+            deployments: deployments
+                .into_iter()
+                .map(|(status, td, state, running, desired)| EcsDeployment {
+                    id: "d".into(),
+                    status: status.into(),
+                    task_definition: td.into(),
+                    desired,
+                    running,
+                    pending: 0,
+                    rollout_state: state.map(Into::into),
+                    rollout_reason: Some("tasks failed".into()),
+                    created_at: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rollout_states() {
+        let s = service(
+            "td:2",
+            vec![
+                ("PRIMARY", "td:2", Some("IN_PROGRESS"), 1, 4),
+                ("ACTIVE", "td:1", Some("COMPLETED"), 3, 4),
+            ],
+            4,
+            4,
+        );
+        assert_eq!(s.rollout("td:2"), Rollout::InProgress);
+        assert_eq!(
+            s.rollout("td:1"),
+            Rollout::InProgress,
+            "the service no longer runs td:1"
+        );
+        let s = service("td:2", vec![("PRIMARY", "td:2", Some("COMPLETED"), 4, 4)], 4, 4);
+        assert_eq!(s.rollout("td:2"), Rollout::Completed);
+        let s = service("td:2", vec![("PRIMARY", "td:2", Some("FAILED"), 0, 4)], 0, 4);
+        assert_eq!(s.rollout("td:2"), Rollout::Failed("tasks failed".into()));
+        let s = service("td:2", vec![("PRIMARY", "td:2", None, 4, 4)], 4, 4);
+        assert_eq!(
+            s.rollout("td:2"),
+            Rollout::Completed,
+            "no circuit breaker: alone at capacity"
+        );
+        // A stand-in that never records the new deployment: the service's own counts decide.
+        let s = service("td:2", vec![("PRIMARY", "td:1", Some("COMPLETED"), 0, 0)], 1, 1);
+        assert_eq!(s.rollout("td:2"), Rollout::Completed);
+        let s = service("td:2", vec![("PRIMARY", "td:1", Some("COMPLETED"), 0, 0)], 0, 1);
+        assert_eq!(s.rollout("td:2"), Rollout::InProgress);
     }
 }

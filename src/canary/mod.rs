@@ -484,9 +484,10 @@ impl Engine {
         let cfg = &self.env.ecs;
         let td = Self::canary_td(op);
         let ecs = self.aws.ecs(&self.env.primary_region);
+        // Promotion also brings stable to production capacity.
         let update = ServiceUpdate {
             task_definition: Some(td.clone()),
-            desired_count: None,
+            desired_count: Some(cfg.desired_count as i32),
             force_new_deployment: false,
         };
         ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;

@@ -21,12 +21,27 @@ use crate::metrics::{query_set, rendered_queries, MetricSource, QueryVars, Side}
 pub fn metric_source(env: &Environment) -> anyhow::Result<Arc<dyn MetricSource>> {
     match env.metrics.provider {
         MetricProvider::Prometheus => {
-            let url = env.metrics.prometheus_url.as_ref().expect("validated: prometheus_url is set");
-            Ok(Arc::new(crate::metrics::prometheus::Prometheus::new(url.as_str(), Duration::from_secs(10))))
+            let url = env
+                .metrics
+                .prometheus_url
+                .as_ref()
+                .expect("validated: prometheus_url is set");
+            Ok(Arc::new(crate::metrics::prometheus::Prometheus::new(
+                url.as_str(),
+                Duration::from_secs(10),
+            )))
         }
-        MetricProvider::Datadog => bail!(
-            "the Datadog metric provider is not available in this build of suma\nhint: set `metrics.provider: prometheus` with `prometheus_url` for this environment"
-        ),
+        MetricProvider::Datadog => {
+            let datadog = env
+                .datadog
+                .as_ref()
+                .context("`metrics.provider: datadog` needs a `datadog` section")?;
+            Ok(Arc::new(crate::metrics::datadog::Datadog::from_env(
+                datadog,
+                env.canary.window,
+                &crate::settings::ProcessEnv,
+            )?))
+        }
     }
 }
 

@@ -174,6 +174,7 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
                 "update-stable" => {
                     let update = ServiceUpdate {
                         task_definition: Some(target.clone()),
+                        desired_count: Some(cfg.desired_count as i32),
                         ..ServiceUpdate::default()
                     };
                     ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;

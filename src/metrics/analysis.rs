@@ -364,9 +364,12 @@ mod tests {
         }
     }
 
+    /// A named case: measurements and what the verdict must satisfy.
+    type Case = (&'static str, Measurements, fn(&TickVerdict) -> bool);
+
     #[test]
     fn judges_thresholds_samples_and_missing_data() {
-        let cases: &[(&str, Measurements, fn(&TickVerdict) -> bool)] = &[
+        let cases: &[Case] = &[
             ("healthy", answered(100.0, Some(0.001), Some(80.0)), |v| {
                 *v == TickVerdict::Pass
             }),

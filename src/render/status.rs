@@ -229,13 +229,7 @@ pub fn operation(op: &Operation) -> String {
     let rows = op.plan.iter().enumerate().map(|(i, planned)| {
         let record = op.steps.iter().find(|s| s.index == i);
         let facts = record
-            .map(|r| {
-                r.facts
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+            .map(|r| r.facts.iter().map(|(k, v)| fact(k, v)).collect::<Vec<_>>().join(" "))
             .unwrap_or_default();
         [
             (i + 1).to_string(),
@@ -266,4 +260,18 @@ pub fn operation(op: &Operation) -> String {
 /// `registry/path/auth-service:1.4.2` shown as `auth-service:1.4.2`; JSON keeps the full reference.
 fn short_image(image: &str) -> &str {
     image.rsplit('/').next().unwrap_or(image)
+}
+
+/// One fact for a table cell: analysis ticks are summarised (`suma ops show -o json` has them all).
+fn fact(key: &str, value: &serde_json::Value) -> String {
+    match (key, value.as_array()) {
+        ("ticks", Some(ticks)) => {
+            let last = ticks
+                .last()
+                .and_then(|t| t["verdict"]["verdict"].as_str())
+                .unwrap_or("-");
+            format!("{} analyses, last {last}", ticks.len())
+        }
+        _ => format!("{key}={value}"),
+    }
 }

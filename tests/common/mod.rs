@@ -36,11 +36,7 @@ pub struct Run {
 
 pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> Run {
     let cmd = cmd.borrow_mut();
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("the suma binary runs");
+    let Output { status, stdout, stderr } = cmd.output().expect("the suma binary runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -49,12 +45,8 @@ pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> Run {
 }
 
 pub fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            run.stdout, run.stderr
-        )
-    })
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr))
 }
 
 /// An AWS session on the sandbox for the lock table's region.

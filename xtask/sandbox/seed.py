@@ -294,6 +294,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
             "consecutive_error_limit": 3,
             "min_samples": 20,
             "no_data": "fail",
+            "window": "15s",
         },
     }
 
