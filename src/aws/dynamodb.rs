@@ -81,6 +81,15 @@ impl SdkLockTable {
             table: table.to_owned(),
         }
     }
+
+    /// An SDK error on the item `key` of this table.
+    fn failed<E, R>(&self, operation: &'static str, key: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> AwsError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        AwsError::from_sdk("DynamoDB", operation, format!("{}/{key}", self.table), err)
+    }
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -178,14 +187,7 @@ impl LockTable for SdkLockTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    "DynamoDB",
-                    "GetItem",
-                    format!("{}/{}", self.table, lock_key(environment)),
-                    e,
-                )
-            })?;
+            .map_err(|e| self.failed("GetItem", &lock_key(environment), e))?;
         Ok(out.item().map(lock_from_item))
     }
 
@@ -207,14 +209,7 @@ impl LockTable for SdkLockTable {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    "DynamoDB",
-                    "UpdateItem",
-                    format!("{}/{}", self.table, lock_key(environment)),
-                    e,
-                )
-            })?;
+            .map_err(|e| self.failed("UpdateItem", &lock_key(environment), e))?;
         Ok(())
     }
 
@@ -227,14 +222,7 @@ impl LockTable for SdkLockTable {
             .expression_attribute_values(":op", s(operation_id))
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    "DynamoDB",
-                    "DeleteItem",
-                    format!("{}/{}", self.table, lock_key(environment)),
-                    e,
-                )
-            })?;
+            .map_err(|e| self.failed("DeleteItem", &lock_key(environment), e))?;
         Ok(())
     }
 
@@ -247,14 +235,7 @@ impl LockTable for SdkLockTable {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    "DynamoDB",
-                    "DeleteItem",
-                    format!("{}/{}", self.table, lock_key(environment)),
-                    e,
-                )
-            })?;
+            .map_err(|e| self.failed("DeleteItem", &lock_key(environment), e))?;
         Ok(out.attributes().map(lock_from_item))
     }
 
@@ -308,7 +289,7 @@ impl LockTable for SdkLockTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DynamoDB", "GetItem", format!("{}/{}", self.table, op_key(id)), e))?;
+            .map_err(|e| self.failed("GetItem", &op_key(id), e))?;
         Ok(out.item().map(op_from_item))
     }
 
@@ -321,14 +302,7 @@ impl LockTable for SdkLockTable {
             .item("actor", s(actor))
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    "DynamoDB",
-                    "PutItem",
-                    format!("{}/{}", self.table, control_key(environment)),
-                    e,
-                )
-            })?;
+            .map_err(|e| self.failed("PutItem", &control_key(environment), e))?;
         Ok(())
     }
 
@@ -341,14 +315,7 @@ impl LockTable for SdkLockTable {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    "DynamoDB",
-                    "DeleteItem",
-                    format!("{}/{}", self.table, control_key(environment)),
-                    e,
-                )
-            })?;
+            .map_err(|e| self.failed("DeleteItem", &control_key(environment), e))?;
         Ok(out
             .attributes()
             .map(|item| (get_s(item, "command"), get_s(item, "actor"))))
