@@ -424,6 +424,31 @@ impl Harness {
         outcome
     }
 
+    /// Runs a deploy that crashes when step `step` starts, checks the journal says so, and lets its
+    /// lease run out: returns the operation as started and as the journal recorded it.
+    async fn crash_at(&self, step: usize) -> (Operation, Operation) {
+        let cancel = CancellationToken::new();
+        let crashing = self.engine(
+            Script::new(&[Some(0.0)]),
+            Arc::new(CrashAt {
+                step,
+                cancel: cancel.clone(),
+            }),
+            cancel,
+        );
+        let mut op = self.op();
+        let outcome = self.run(&crashing, &mut op, false).await;
+        assert!(
+            matches!(outcome, Outcome::Interrupted { .. }),
+            "step {step}: {outcome:?}"
+        );
+        let recorded = self.journal.load(&op.id).await.unwrap().unwrap();
+        assert_eq!(recorded.status, OperationStatus::Interrupted, "step {step}");
+        // Another process picks it up after the lease ran out.
+        self.expire_lease();
+        (op, recorded)
+    }
+
     /// The holder died long ago: its lease (wall-clock, as in DynamoDB) has run out.
     fn expire_lease(&self) {
         if let Some(lock) = self.table.locks.lock().unwrap().get_mut("staging") {
@@ -542,27 +567,7 @@ async fn a_rollout_that_never_finishes_times_out_and_rolls_back() {
 async fn a_crash_at_any_step_is_finished_by_resume() {
     for crash_at in 0..5 {
         let h = Harness::new(RolloutBehaviour::Completes);
-        let cancel = CancellationToken::new();
-        let crashing = h.engine(
-            Script::new(&[Some(0.0)]),
-            Arc::new(CrashAt {
-                step: crash_at,
-                cancel: cancel.clone(),
-            }),
-            cancel,
-        );
-        let mut op = h.op();
-        let outcome = h.run(&crashing, &mut op, false).await;
-        assert!(
-            matches!(outcome, Outcome::Interrupted { .. }),
-            "step {crash_at}: {outcome:?}"
-        );
-        let recorded = h.journal.load(&op.id).await.unwrap().unwrap();
-        assert_eq!(recorded.status, OperationStatus::Interrupted);
-
-        // Another process picks it up after the lease ran out.
-        h.expire_lease();
-        let mut resumed = recorded;
+        let (_, mut resumed) = h.crash_at(crash_at).await;
         let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
         assert_eq!(
             h.run(&engine, &mut resumed, true).await,
@@ -582,19 +587,7 @@ async fn a_crash_at_any_step_is_finished_by_resume() {
 async fn a_crash_at_any_step_is_undone_by_abort() {
     for crash_at in 0..5 {
         let h = Harness::new(RolloutBehaviour::Completes);
-        let cancel = CancellationToken::new();
-        let crashing = h.engine(
-            Script::new(&[Some(0.0)]),
-            Arc::new(CrashAt {
-                step: crash_at,
-                cancel: cancel.clone(),
-            }),
-            cancel,
-        );
-        let mut op = h.op();
-        h.run(&crashing, &mut op, false).await;
-        h.expire_lease();
-        let mut recorded = h.journal.load(&op.id).await.unwrap().unwrap();
+        let (op, mut recorded) = h.crash_at(crash_at).await;
         let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
         let guard = h.locks.acquire(&recorded, true).await.unwrap();
         engine
