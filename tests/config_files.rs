@@ -1,11 +1,14 @@
 //! The shipped configuration template and JSON Schema stay valid and in sync with the code.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use suma::config::{parse_str, ConfigFile};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The checkout under test; cargo's run-time value wins so a shared target directory cannot point elsewhere.
+fn root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 #[test]

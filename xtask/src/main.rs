@@ -50,8 +50,13 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root, found from this crate's manifest directory.
+///
+/// The value cargo sets at run time wins over the compiled-in one: a cached target directory shared by
+/// checkouts at different paths (CI's clone, a developer's tree) would otherwise point at the wrong tree.
 fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest
         .parent()
         .expect("xtask lives one level below the workspace root")
