@@ -10,6 +10,9 @@ pub trait Reporter: Send + Sync {
     fn step_finished(&self, index: usize, total: usize, name: &str, status: StepStatus, detail: &str);
     fn info(&self, message: &str);
     fn warn(&self, message: &str);
+    /// The one-line live view of a long step (step, weight, time left, last measurement), redrawn in place on
+    /// a terminal. Not a log line: renderers without a live area ignore it.
+    fn live(&self, _message: &str) {}
     /// Ends any spinner or bar.
     fn finish(&self);
 }

@@ -442,6 +442,10 @@ impl Engine {
             let decision = decide(&analysis, &mut state, &verdict);
             self.reporter
                 .info(&tick_line(weight, &measurements, &verdict, &decision));
+            let step_name = op.steps.last().map_or("", |s| s.name.as_str());
+            let left = duration.saturating_sub(started.elapsed());
+            self.reporter
+                .live(&live_line(step_name, weight, left, &measurements, &verdict));
             ticks.push(json!({
                 "at": chrono::Utc::now(),
                 "weight": weight,
@@ -585,6 +589,46 @@ fn tick_line(
         Decision::Rollback { .. } => " -> ROLLBACK".to_owned(),
     };
     format!("[canary {weight}%] {values} => {verdict}{decision}")
+}
+
+/// The live view of a step: where the canary is, how long is left, and the last measurement against its
+/// threshold (`error_rate 0.0012 < 0.005`).
+fn live_line(
+    step: &str,
+    weight: u8,
+    left: Duration,
+    m: &crate::metrics::analysis::Measurements,
+    verdict: &TickVerdict,
+) -> String {
+    use crate::metrics::analysis::Measurements;
+    let left = humantime::format_duration(Duration::from_secs(left.as_secs()));
+    let last = match m {
+        Measurements::Answered { samples, checks, .. } => {
+            let mut parts = vec![format!(
+                "{} samples",
+                samples.map_or("-".to_owned(), |s| format!("{s:.0}"))
+            )];
+            for c in checks {
+                let part = match c.value {
+                    Some(v) if v <= c.max => format!("{} {v:.4} < {}", c.metric, c.max),
+                    Some(v) => format!("{} {v:.4} > {} !", c.metric, c.max),
+                    None => format!("{} no data", c.metric),
+                };
+                parts.push(part);
+            }
+            parts.join(" · ")
+        }
+        Measurements::RateLimited { retry_after_secs } => format!("rate-limited for {retry_after_secs}s"),
+        Measurements::ProviderError { message } => format!("provider error: {message}"),
+    };
+    let verdict = match verdict {
+        TickVerdict::Pass => "pass",
+        TickVerdict::Fail { .. } => "FAIL",
+        TickVerdict::NoData { .. } => "no data",
+        TickVerdict::RateLimited { .. } => "rate-limited",
+        TickVerdict::ProviderError { .. } => "provider error",
+    };
+    format!("{step} · canary {weight}% · {left} left · {last} · {verdict}")
 }
 
 #[cfg(test)]

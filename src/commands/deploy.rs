@@ -15,6 +15,7 @@ use crate::commands::status::classify_traffic;
 use crate::config::{Environment, MetricProvider};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, StepStatus};
+use crate::metrics::datadog::EventAlert;
 use crate::metrics::{query_set, rendered_queries, MetricSource, QueryVars, Side};
 
 /// The environment's metric provider.
@@ -125,6 +126,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     let engine = engine(ctx, name, env, &session, args.rollout_timeout)?;
     ctx.reporter.phase(&format!("preflight on `{name}`"));
     preflight(name, env, engine.aws.as_ref(), engine.metrics.as_ref()).await?;
+    super::events::refuse_if_gates_alerting(name, env, args.force, ctx.reporter.as_ref()).await?;
     ctx.reporter.finish();
 
     let plan = canary::plan(name, env, &args.image);
@@ -170,11 +172,49 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     engine.journal.save(&op, Some(guard.holder())).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
     let outcome = engine.run(&mut op, &guard).await;
-    finish(ctx, guard, &op, outcome).await
+    finish(ctx, env, guard, &op, outcome).await
+}
+
+/// The Datadog event of a finished canary: service, environment, version, who, and how long it took.
+async fn record_event(ctx: &Context, env: &Environment, op: &Operation, outcome: &Outcome) {
+    let image = op.parameters.get("image").and_then(|v| v.as_str()).unwrap_or_default();
+    let version = image.rsplit(':').next().unwrap_or_default();
+    let service = &env.ecs.service;
+    let (title, alert) = match outcome {
+        Outcome::Promoted => (
+            format!("{service} {version} promoted on {}", op.environment),
+            EventAlert::Success,
+        ),
+        Outcome::RolledBack { reason } => (
+            format!("{service} {version} rolled back on {}: {reason}", op.environment),
+            EventAlert::Error,
+        ),
+        Outcome::Aborted { by } => (
+            format!("{service} {version} canary aborted on {} by {by}", op.environment),
+            EventAlert::Info,
+        ),
+        Outcome::Interrupted { .. } => return,
+    };
+    let took = (op.updated_at - op.started_at).to_std().unwrap_or_default();
+    let text = format!(
+        "service: {service}\nenvironment: {}\nimage: {image}\nstarted by: {}\nduration: {}\noperation: {}",
+        op.environment,
+        op.actor,
+        humantime::format_duration(std::time::Duration::from_secs(took.as_secs())),
+        op.id
+    );
+    let tags = [
+        format!("service:{service}"),
+        format!("env:{}", op.environment),
+        format!("version:{version}"),
+        "source:suma".to_owned(),
+    ];
+    super::events::post(env, ctx.reporter.as_ref(), &title, &text, &tags, alert).await;
 }
 
 async fn finish(
     ctx: &Context,
+    env: &Environment,
     guard: crate::journal::lock::LockGuard,
     op: &Operation,
     outcome: Result<Outcome, canary::EngineError>,
@@ -193,6 +233,7 @@ async fn finish(
         Outcome::RolledBack { .. } | Outcome::Aborted { .. } => ExitStatus::No,
         Outcome::Interrupted { .. } => ExitStatus::Interrupted,
     };
+    record_event(ctx, env, op, &outcome).await;
     if matches!(outcome, Outcome::Interrupted { .. }) {
         guard.abandon();
     } else {
@@ -335,5 +376,5 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
     if outcome.is_ok() {
         engine.journal.save(&op, Some(guard.holder())).await?;
     }
-    finish(ctx, guard, &op, outcome).await
+    finish(ctx, env, guard, &op, outcome).await
 }

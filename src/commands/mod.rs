@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod deploy;
+pub mod dr;
+pub mod events;
 pub mod lock;
 pub mod ops;
 pub mod rollback;
@@ -15,7 +17,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{AwsApis, AwsOptions, AwsSession};
-use crate::cli::{Command, ConfigCommand, DeployCommand, GlobalArgs, LockCommand, OpsCommand};
+use crate::cli::{Command, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand};
 use crate::config::{AwsRegion, ConfigFile, Environment};
 use crate::exit::ExitStatus;
 use crate::journal::lock::Locks;
@@ -148,6 +150,10 @@ pub async fn dispatch(
         Command::Deploy(DeployCommand::Abort(args)) => deploy::control(&ctx, "abort", &args).await,
         Command::Deploy(DeployCommand::Promote(args)) => deploy::promote(&ctx, &args).await,
         Command::Rollback(args) => rollback::rollback(&ctx, &args).await,
+        Command::Dr(DrCommand::Check) => dr::check(&ctx).await,
+        Command::Dr(DrCommand::Failover(args)) => dr::failover(&ctx, &args).await,
+        Command::Dr(DrCommand::Failback(args)) => dr::failback(&ctx, &args).await,
+        Command::Dr(DrCommand::Drill(args)) => dr::drill(&ctx, &args).await,
     }
 }
 
@@ -160,6 +166,9 @@ pub fn is_mutating(command: &Command) -> bool {
             | Command::Deploy(DeployCommand::Abort(_))
             | Command::Deploy(DeployCommand::Promote(_))
             | Command::Rollback(_)
+            | Command::Dr(DrCommand::Failover(_))
+            | Command::Dr(DrCommand::Failback(_))
+            | Command::Dr(DrCommand::Drill(_))
     )
 }
 

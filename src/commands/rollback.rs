@@ -15,6 +15,7 @@ use crate::aws::AwsApis;
 use crate::cli::RollbackArgs;
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::metrics::datadog::EventAlert;
 use crate::probe::HttpProbe;
 
 pub const KIND: &str = "rollback";
@@ -235,6 +236,26 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
     journal.save(&op, Some(&holder)).await?;
     guard.release().await?;
     ctx.reporter.finish();
+    let (title, alert) = match &result {
+        Ok(()) => (
+            format!("{} rolled back to {target_label} on {name}", cfg.service),
+            EventAlert::Warning,
+        ),
+        Err(_) => (
+            format!("{} rollback to {target_label} on {name} failed", cfg.service),
+            EventAlert::Error,
+        ),
+    };
+    let text = format!(
+        "reason: {}\nby: {}\nfrom: {current}\nto: {target}\noperation: {}",
+        args.reason, op.actor, op.id
+    );
+    let tags = [
+        format!("service:{}", cfg.service),
+        format!("env:{name}"),
+        "source:suma".to_owned(),
+    ];
+    super::events::post(env, ctx.reporter.as_ref(), &title, &text, &tags, alert).await;
     result?;
     ctx.printer.either(&op, || {
         format!(

@@ -1,6 +1,7 @@
 //! Datadog through `datadog-api-client`, the only module that imports it: the metric queries that gate a
 //! canary (v1 `/api/v1/query`), the monitors that must not already be alerting when one starts
-//! (`/api/v1/monitor`), and deployment events (`/api/v1/events`).
+//! (`/api/v1/monitor`), the monitors compliance checks require (same endpoint), and deployment events
+//! (`/api/v1/events`).
 //!
 //! The generated client keeps only the status and body of a failed response, but a 429's back-off lives in
 //! its headers. [`RateLimitHeaders`], a middleware on the client's own HTTP stack, reads them from the very
@@ -67,12 +68,25 @@ pub struct AlertingMonitor {
     pub state: String,
 }
 
+/// A monitor as compliance checks see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonitorSummary {
+    pub id: i64,
+    pub name: String,
+    pub tags: Vec<String>,
+    /// Silenced, or inside a downtime that is in effect.
+    pub muted: bool,
+    /// The `@` handles in the message (people, teams, integrations notified).
+    pub notifies: Vec<String>,
+}
+
 /// The kind of a deployment event, which Datadog shows as its colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventAlert {
     Info,
     Success,
+    Warning,
     Error,
 }
 
@@ -192,6 +206,38 @@ impl Datadog {
         Ok(alerting)
     }
 
+    /// Every monitor that carries all of `tags`, page by page, for compliance checks.
+    pub async fn monitors(&self, tags: &[String]) -> Result<Vec<MonitorSummary>, MetricError> {
+        let mut found = Vec::new();
+        for page in 0..MAX_MONITOR_PAGES {
+            let mut params = ListMonitorsOptionalParams::default()
+                .page(page)
+                .page_size(MONITOR_PAGE_SIZE);
+            if !tags.is_empty() {
+                params = params.monitor_tags(tags.join(","));
+            }
+            let monitors = self
+                .monitors
+                .list_monitors(params)
+                .await
+                .map_err(|e| from_client(e, &format!("listing monitors at {}", self.endpoint)))?;
+            let last_page = monitors.len() < MONITOR_PAGE_SIZE as usize;
+            found.extend(
+                monitors
+                    .into_iter()
+                    .filter(|m| {
+                        tags.iter()
+                            .all(|t| m.tags.as_ref().is_some_and(|have| have.contains(t)))
+                    })
+                    .map(monitor_summary),
+            );
+            if last_page {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     /// Posts an event (a deployment promoted, rolled back, ...) to the event stream.
     pub async fn deployment_event(
         &self,
@@ -210,6 +256,7 @@ impl Datadog {
         let alert_type = match alert_type {
             EventAlert::Info => EventAlertType::INFO,
             EventAlert::Success => EventAlertType::SUCCESS,
+            EventAlert::Warning => EventAlertType::WARNING,
             EventAlert::Error => EventAlertType::ERROR,
         };
         let body = EventCreateRequest::new(text, title.to_owned())
@@ -242,6 +289,39 @@ impl MetricSource for Datadog {
             .await
             .map_err(|e| from_client(e, &format!("{} (query: {query})", self.endpoint)))?;
         mean_of_last_series(&response).map_err(|message| failed(format!("{message} (query: {query})")))
+    }
+}
+
+fn monitor_summary(m: Monitor) -> MonitorSummary {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let silenced = m
+        .options
+        .as_ref()
+        .and_then(|o| o.silenced.as_ref())
+        .is_some_and(|s| s.values().any(|end| end.is_none_or(|end| end > now)));
+    let in_downtime = m.matching_downtimes.as_ref().is_some_and(|d| {
+        d.iter()
+            .any(|d| d.start.is_none_or(|s| s <= now) && d.end.flatten().is_none_or(|e| e > now))
+    });
+    let notifies = m
+        .message
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| w.len() > 1 && w.starts_with('@'))
+        .map(|w| {
+            w.trim_end_matches(|c: char| matches!(c, ',' | '.' | ';' | ')'))
+                .to_owned()
+        })
+        .collect();
+    MonitorSummary {
+        id: m.id.unwrap_or_default(),
+        name: m.name.unwrap_or_default(),
+        tags: m.tags.unwrap_or_default(),
+        muted: silenced || in_downtime,
+        notifies,
     }
 }
 
@@ -748,6 +828,47 @@ mod tests {
         assert_eq!(alerting.len(), 101);
         assert_eq!(alerting.last().unwrap().id, 1000);
         assert_eq!(stub.seen().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn monitor_summaries_show_mutes_and_notification_handles() {
+        let stub = Stub::start(|_| {
+            ok(json!([
+                {"id": 1, "name": "auth-service high error rate", "type": "metric alert", "query": "q",
+                 "message": "Errors high. @pagerduty-auth @slack-identity.", "tags": ["service:auth-service", "env:production"]},
+                {"id": 2, "name": "auth-service redis memory", "type": "metric alert", "query": "q",
+                 "message": "no handle", "options": {"silenced": {"*": null}},
+                 "tags": ["service:auth-service", "env:production"]},
+                {"id": 3, "name": "auth-service lockout spike", "type": "metric alert", "query": "q",
+                 "message": "@team", "matching_downtimes": [{"id": 9, "start": 1, "end": null}],
+                 "tags": ["service:auth-service", "env:production"]},
+                {"id": 4, "name": "other env", "type": "metric alert", "query": "q",
+                 "tags": ["service:auth-service", "env:staging"]},
+            ]))
+        })
+        .await;
+        let tags = vec!["service:auth-service".to_owned(), "env:production".to_owned()];
+        let monitors = client(&stub, &keys()).monitors(&tags).await.unwrap();
+        let summary: Vec<(i64, bool, Vec<String>)> =
+            monitors.iter().map(|m| (m.id, m.muted, m.notifies.clone())).collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    1,
+                    false,
+                    vec!["@pagerduty-auth".to_owned(), "@slack-identity".to_owned()]
+                ),
+                (2, true, vec![]),
+                (3, true, vec!["@team".to_owned()]),
+            ]
+        );
+        let seen = stub.seen();
+        assert_eq!(seen[0].path, "/api/v1/monitor");
+        assert!(seen[0].query.contains(&(
+            "monitor_tags".to_owned(),
+            "service:auth-service,env:production".to_owned()
+        )));
     }
 
     #[tokio::test]

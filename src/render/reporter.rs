@@ -48,6 +48,13 @@ impl Reporter for TerminalReporter {
             self.line(message);
             return;
         }
+        self.live(message);
+    }
+
+    fn live(&self, message: &str) {
+        if self.quiet || !self.interactive {
+            return;
+        }
         let mut spinner = self.spinner.lock().expect("reporter lock");
         let bar = spinner.get_or_insert_with(|| {
             let bar = ProgressBar::new_spinner();

@@ -38,7 +38,7 @@ struct Component {
 }
 
 /// What `up` starts, in start order; `down` stops them in reverse.
-const COMPONENTS: [Component; 8] = [
+const COMPONENTS: [Component; 9] = [
     Component {
         name: "moto",
         needle: "moto_server",
@@ -78,6 +78,11 @@ const COMPONENTS: [Component; 8] = [
         name: "loadgen",
         needle: "loadgen",
         listens: false,
+    },
+    Component {
+        name: "datadog",
+        needle: "datadog-stub",
+        listens: true,
     },
 ];
 
@@ -219,6 +224,7 @@ impl Sandbox {
             ),
             "prometheus" => format!("stable={} canary={}", get("stable_port"), get("canary_port")),
             "loadgen" => format!("proxy={}", get("proxy_port")),
+            "datadog" => format!("keys={}", get("datadog_keys")),
             _ => String::new(),
         }
     }
@@ -288,6 +294,13 @@ impl Sandbox {
         // The proxy's and Prometheus's ports come first: the seeded configuration points at them.
         Self::choose_port(&mut state, "proxy")?;
         Self::choose_port(&mut state, "prometheus")?;
+        Self::choose_port(&mut state, "datadog")?;
+        if !state.contains_key("datadog_keys") {
+            state.insert(
+                "datadog_keys".into(),
+                format!("{}:{}", random_hex(16)?, random_hex(16)?),
+            );
+        }
         self.save_state(&state)?;
 
         if !Self::current(&state, "moto") {
@@ -304,11 +317,11 @@ impl Sandbox {
             self.save_state(&state)?;
         }
 
-        let binaries: Vec<PathBuf> = ["auth-service", "weighted-proxy", "loadgen"]
+        let binaries: Vec<PathBuf> = ["auth-service", "weighted-proxy", "loadgen", "datadog-stub"]
             .into_iter()
             .map(|b| self.binary(b))
             .collect();
-        let to_start: Vec<&str> = ["stable", "canary", "proxy", "loadgen"]
+        let to_start: Vec<&str> = ["stable", "canary", "proxy", "loadgen", "datadog"]
             .into_iter()
             .filter(|c| !Self::current(&state, c))
             .collect();
@@ -346,6 +359,11 @@ impl Sandbox {
         if !Self::current(&state, "loadgen") {
             Self::stop(&mut state, "loadgen");
             self.start_loadgen(&mut state)?;
+            self.save_state(&state)?;
+        }
+        if !Self::current(&state, "datadog") {
+            Self::stop(&mut state, "datadog");
+            self.start_datadog(&mut state, &vars)?;
             self.save_state(&state)?;
         }
         self.write_env_sh(&vars)?;
@@ -406,6 +424,9 @@ impl Sandbox {
             "prometheus.log",
             "prometheus",
             "aws-credentials",
+            "datadog.log",
+            "datadog-monitors.json",
+            "datadog-events.jsonl",
         ] {
             let path = self.dir.join(leftover);
             let _ = if path.is_dir() {
@@ -437,6 +458,7 @@ impl Sandbox {
                 "canary" => format!("scenario {}", Scenario::of(&state).name()),
                 "proxy" => format!("weights {}", self.proxy_weights()),
                 "loadgen" => format!("{LOAD_RATE} req/s"),
+                "datadog" => format!("events in {}", self.dir.join("datadog-events.jsonl").display()),
                 _ => String::new(),
             };
             println!("{:<11}{up:<9}port {port:<7}pid {pid:<9}{detail}", c.name);
@@ -688,6 +710,31 @@ impl Sandbox {
         }
     }
 
+    /// The Datadog stand-in: checks the keys in env.sh, answers monitors from `datadog-monitors.json`, records
+    /// events in `datadog-events.jsonl`.
+    fn start_datadog(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {
+        let port = Self::port(state, "datadog_port").ok_or("no Datadog stand-in port chosen")?;
+        let log = self.dir.join("datadog.log");
+        let monitors = self.dir.join("datadog-monitors.json");
+        if !monitors.exists() {
+            std::fs::write(&monitors, "[]\n").map_err(|e| format!("cannot write {}: {e}", monitors.display()))?;
+        }
+        let pid = process::spawn_logged(
+            Command::new(self.binary("datadog-stub"))
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--monitors")
+                .arg(&monitors)
+                .arg("--events")
+                .arg(self.dir.join("datadog-events.jsonl"))
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            &log,
+        )?;
+        process::wait_for_port(port, "datadog-stub", Duration::from_secs(20), &log)?;
+        Self::started(state, "datadog", pid);
+        Ok(())
+    }
+
     /// The weighted proxy on the staging rule: its stable and canary target groups map to the two services.
     fn start_proxy(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {
         let port = Self::port(state, "proxy_port").ok_or("no proxy port chosen")?;
@@ -777,6 +824,10 @@ impl Sandbox {
             "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
         );
         let url = |key: &str| format!("http://127.0.0.1:{}", state[key]);
+        let datadog_keys = state
+            .get("datadog_keys")
+            .and_then(|k| k.split_once(':'))
+            .unwrap_or_default();
         let vars = [
             ("AWS_ENDPOINT_URL", url("moto_port")),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
@@ -799,6 +850,25 @@ impl Sandbox {
             ("AUTH_STABLE_URL", url("stable_port")),
             ("AUTH_CANARY_URL", url("canary_port")),
             ("PROMETHEUS_URL", url("prometheus_port")),
+            // Datadog through its stand-in: keys generated per sandbox, events recorded in a file.
+            ("SUMA_DATADOG_URL", url("datadog_port")),
+            ("DD_API_KEY", datadog_keys.0.to_owned()),
+            ("DD_APP_KEY", datadog_keys.1.to_owned()),
+            (
+                "SUMA_SANDBOX_DATADOG_EVENTS",
+                self.dir.join("datadog-events.jsonl").display().to_string(),
+            ),
+            (
+                "SUMA_SANDBOX_DATADOG_MONITORS",
+                self.dir.join("datadog-monitors.json").display().to_string(),
+            ),
+            // Tests switch the canary's scenario with this very binary.
+            (
+                "SUMA_SANDBOX_XTASK",
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
         ];
         vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -810,6 +880,16 @@ impl Sandbox {
         }
         std::fs::write(self.dir.join("env.sh"), text).map_err(|e| format!("cannot write env.sh: {e}"))
     }
+}
+
+/// `bytes` random bytes from the kernel, as hex.
+fn random_hex(bytes: usize) -> Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `KEY=VALUE` lines; other lines are ignored.
@@ -874,7 +954,7 @@ fn build_binaries(root: &Path, binaries: &[PathBuf]) -> Result<()> {
 }
 
 /// The directory of PostgreSQL's server binaries, installing the Debian package when absent.
-fn ensure_postgres() -> Result<PathBuf> {
+pub fn ensure_postgres() -> Result<PathBuf> {
     let find = || {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -920,11 +1000,11 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 

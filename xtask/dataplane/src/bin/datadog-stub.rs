@@ -1,0 +1,53 @@
+//! `datadog-stub`: the sandbox's Datadog API stand-in (see `dataplane::datadog_stub`).
+
+use clap::Parser;
+use dataplane::datadog_stub::{router, Config};
+
+#[derive(Parser)]
+#[command(about = "A Datadog API stand-in on loopback that records events (sandbox only)")]
+struct Args {
+    /// Where to listen, e.g. `127.0.0.1:8125`.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    #[arg(long, env = "DD_API_KEY", hide_env_values = true)]
+    api_key: String,
+    #[arg(long, env = "DD_APP_KEY", hide_env_values = true)]
+    app_key: String,
+    /// A JSON array of monitors to answer `GET /api/v1/monitor` with (re-read on every request).
+    #[arg(long)]
+    monitors: std::path::PathBuf,
+    /// Received events are appended here, one JSON object per line.
+    #[arg(long)]
+    events: std::path::PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    dataplane::init_logging();
+    let args = Args::parse();
+    if !args.listen.ip().is_loopback() {
+        eprintln!("datadog-stub: `--listen {}` is not a loopback address", args.listen);
+        return std::process::ExitCode::from(2);
+    }
+    let app = router(Config {
+        api_key: args.api_key,
+        app_key: args.app_key,
+        monitors_file: args.monitors,
+        events_file: args.events,
+    });
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("datadog-stub: cannot listen on {}: {e}", args.listen);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing::info!(listen = %args.listen, "Datadog stand-in ready");
+    match axum::serve(listener, app).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("datadog-stub: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
