@@ -1,7 +1,9 @@
 //! Development automation: `cargo xtask sandbox up|down|status|scenario`, `cargo xtask test`,
-//! `cargo xtask demo`. No dependencies on purpose; what it needs at run time (moto, PostgreSQL, Redis,
-//! Prometheus) it installs itself, and the data plane's binaries live in the `dataplane` crate.
+//! `cargo xtask demo`, `cargo xtask bench <name>`. No dependencies on purpose; what it needs at run time
+//! (moto, PostgreSQL, Redis, Prometheus) it installs itself, and the data plane's binaries live in the
+//! `dataplane` crate.
 
+mod bench;
 mod http;
 mod process;
 mod sandbox;
@@ -21,7 +23,10 @@ tasks:
   sandbox scenario healthy|errors|slow
                    restart the canary without faults, with 5% errors, or with 300 ms added latency
   test             sandbox up, the whole workspace's tests, sandbox down (unless it was already up)
-  demo             sandbox up, then suma end to end against it";
+  demo             sandbox up, then suma end to end against it
+  bench auth [auth-bench flags]
+                   release auth-service against the sandbox's PostgreSQL and Redis, load it with auth-bench,
+                   write the `## auth-service` section of BENCHMARKS.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         }
         ["test", rest @ ..] => sandbox::test(workspace_root(), rest),
         ["demo"] => sandbox::demo(workspace_root()),
+        ["bench", "auth", rest @ ..] => bench::auth(workspace_root(), rest),
+        ["bench", name, ..] => Err(bench::unknown(name)),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

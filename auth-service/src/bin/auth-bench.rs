@@ -52,6 +52,10 @@ struct Args {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Write the results as a Markdown fragment (machine, baselines, table, goals) to this file, for
+    /// `cargo xtask bench auth` to put into BENCHMARKS.md.
+    #[arg(long)]
+    markdown: Option<std::path::PathBuf>,
     /// Exit 1 when a goal is missed.
     #[arg(long)]
     strict: bool,
@@ -472,6 +476,37 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!();
     for (goal, met, value) in &goals {
         println!("{} {goal}: {value}", if *met { "met   " } else { "missed" });
+    }
+
+    if let Some(path) = &args.markdown {
+        let mut md = String::new();
+        md.push_str(&format!(
+            "Machine: {} ({cpus} CPUs). Each step runs {} s.\n\n",
+            cpu_model(),
+            duration.as_secs()
+        ));
+        md.push_str(&format!(
+            "- Bare Argon2id (m=19456 KiB, t=2, p=1) hash rate: **{hash_per_sec:.1}/s** on {threads} threads\n"
+        ));
+        md.push_str(&format!(
+            "- Bare RS256 (2048-bit) on one thread: {sign_per_sec:.0} signs/s, {verify_per_sec:.0} verifies/s\n\n"
+        ));
+        md.push_str("| step | concurrency | req/s | ok | p50 ms | p95 ms | p99 ms | errors |\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for s in &steps {
+            md.push_str(&format!(
+                "| {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} |\n",
+                s.name, s.concurrency, s.throughput, s.ok, s.p50_ms, s.p95_ms, s.p99_ms, s.errors
+            ));
+        }
+        md.push_str("\n| goal | result | measured |\n|---|---|---|\n");
+        for (goal, met, value) in &goals {
+            md.push_str(&format!(
+                "| {goal} | {} | {value} |\n",
+                if *met { "met" } else { "**missed**" }
+            ));
+        }
+        std::fs::write(path, md).with_context(|| format!("cannot write `{}`", path.display()))?;
     }
 
     if let Some(path) = &args.json {
