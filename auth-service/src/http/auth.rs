@@ -489,14 +489,45 @@ pub async fn end_session(state: &AppState, user_id: Uuid, session_id: Uuid, reas
         (status = 401, description = "Not authenticated", body = ErrorBody),
     ))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>> {
-    let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
+    // The session was checked by `AuthUser`, and ending an account ends its sessions, so the profile may
+    // come from the cache (dropped on every write to the user's row; see `Cache::forget_profile`).
+    let cached = state
+        .cache
+        .cached_profile(user.user_id)
+        .await?
+        .and_then(|json| serde_json::from_str::<Profile>(&json).ok())
+        .filter(|p| p.id == user.user_id);
+    let profile = match cached {
+        Some(profile) => profile,
+        None => {
+            let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
+            let profile = Profile {
+                id: row.id,
+                email: row.email,
+                email_verified: row.email_verified,
+                created_at: row.created_at,
+            };
+            let json = serde_json::to_string(&profile).map_err(|e| Error::Internal(e.into()))?;
+            state.cache.cache_profile(user.user_id, &json).await?;
+            profile
+        }
+    };
     Ok(Json(MeResponse {
-        id: row.id,
-        email: row.email,
-        email_verified: row.email_verified,
-        created_at: row.created_at,
+        id: profile.id,
+        email: profile.email,
+        email_verified: profile.email_verified,
+        created_at: profile.created_at,
         session_id: user.session_id,
     }))
+}
+
+/// What `/me` shows of a user, as cached in Redis.
+#[derive(Debug, Serialize, Deserialize)]
+struct Profile {
+    id: Uuid,
+    email: String,
+    email_verified: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Password change request.

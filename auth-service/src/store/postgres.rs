@@ -269,77 +269,74 @@ impl Db {
         Ok(())
     }
 
-    /// Rotates a presented refresh token in one transaction. The row lock serialises concurrent uses of
-    /// the same token: the first rotates, later ones see it rotated and get the grace or reuse answer.
+    /// Rotates a presented refresh token in one statement (one round trip, its own transaction). The
+    /// `FOR UPDATE` on the presented token's row serialises concurrent uses of the same token: the first
+    /// rotates; a later one waits for it, then sees the row as rotated (PostgreSQL re-reads a row that
+    /// changed while it waited for the lock) and gets the grace or reuse answer.
     pub async fn rotate_refresh_token(&self, r: RotateRequest<'_>) -> Result<Rotation, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "SELECT id, user_id, family_id, rotation_count, expires_at, rotated_at, successor_sealed, revoked_at
-             FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+            "WITH old AS (
+               SELECT id, user_id, family_id, rotation_count, expires_at, rotated_at, successor_sealed, revoked_at
+               FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE
+             ), rotated AS (
+               UPDATE refresh_tokens t SET rotated_at = $2, replaced_by = $3, successor_sealed = $4
+               FROM old
+               WHERE t.id = old.id AND old.revoked_at IS NULL AND old.expires_at > $2 AND old.rotated_at IS NULL
+               RETURNING t.id
+             ), inserted AS (
+               INSERT INTO refresh_tokens
+                 (id, user_id, family_id, parent_id, token_hash, rotation_count, device, ip, created_at, expires_at)
+               SELECT $3, old.user_id, old.family_id, old.id, $5, old.rotation_count + 1, $6, $7, $2, $8
+               FROM old JOIN rotated ON rotated.id = old.id
+               RETURNING id
+             )
+             SELECT old.*, EXISTS (SELECT 1 FROM inserted) AS did_rotate FROM old",
         )
         .bind(&r.presented_hash[..])
-        .fetch_optional(&mut *tx)
+        .bind(r.now)
+        .bind(r.successor_id)
+        .bind(r.successor_sealed)
+        .bind(&r.successor_hash[..])
+        .bind(&r.device)
+        .bind(&r.ip)
+        .bind(r.now + r.ttl)
+        .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
             return Ok(Rotation::Unknown);
         };
-        let id: Uuid = row.get("id");
         let user_id: Uuid = row.get("user_id");
         let family_id: Uuid = row.get("family_id");
         let rotation_count: i32 = row.get("rotation_count");
+        if row.get::<bool, _>("did_rotate") {
+            return Ok(Rotation::Rotated {
+                user_id,
+                family_id,
+                rotation_count: rotation_count + 1,
+            });
+        }
         let expires_at: DateTime<Utc> = row.get("expires_at");
         let rotated_at: Option<DateTime<Utc>> = row.get("rotated_at");
         let sealed: Option<Vec<u8>> = row.get("successor_sealed");
         let revoked_at: Option<DateTime<Utc>> = row.get("revoked_at");
-
         if revoked_at.is_some() || expires_at <= r.now {
             return Ok(Rotation::Dead { user_id, family_id });
         }
-        if let Some(rotated_at) = rotated_at {
-            if r.now - rotated_at <= r.grace {
-                if let Some(sealed) = sealed {
-                    return Ok(Rotation::GraceRetry {
-                        user_id,
-                        family_id,
-                        sealed,
-                    });
-                }
+        let Some(rotated_at) = rotated_at else {
+            // Unreachable: a live, unexpired, unrotated token is rotated above.
+            return Ok(Rotation::Dead { user_id, family_id });
+        };
+        if r.now - rotated_at <= r.grace {
+            if let Some(sealed) = sealed {
+                return Ok(Rotation::GraceRetry {
+                    user_id,
+                    family_id,
+                    sealed,
+                });
             }
-            revoke_family_in(&mut tx, family_id, "reuse_detected", r.now).await?;
-            tx.commit().await?;
-            return Ok(Rotation::Reused { user_id, family_id });
         }
-
-        sqlx::query(
-            "INSERT INTO refresh_tokens
-               (id, user_id, family_id, parent_id, token_hash, rotation_count, device, ip, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(r.successor_id)
-        .bind(user_id)
-        .bind(family_id)
-        .bind(id)
-        .bind(&r.successor_hash[..])
-        .bind(rotation_count + 1)
-        .bind(&r.device)
-        .bind(&r.ip)
-        .bind(r.now)
-        .bind(r.now + r.ttl)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3, successor_sealed = $4 WHERE id = $1")
-            .bind(id)
-            .bind(r.now)
-            .bind(r.successor_id)
-            .bind(r.successor_sealed)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Rotation::Rotated {
-            user_id,
-            family_id,
-            rotation_count: rotation_count + 1,
-        })
+        self.revoke_family(family_id, "reuse_detected", r.now).await?;
+        Ok(Rotation::Reused { user_id, family_id })
     }
 
     /// Revokes every live token of a family; returns how many.

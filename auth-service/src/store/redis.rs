@@ -4,6 +4,7 @@
 //! counts an attempt *before* its password is verified, which is what keeps 50 parallel wrong attempts from
 //! getting more than `MAX_LOGIN_ATTEMPTS` verifications. Every key starts with the configured prefix.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
@@ -77,6 +78,16 @@ local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created
 redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
 return {1, v[1]}
 ";
+
+// The scripts, with their SHA-1 computed once (`EVALSHA`, falling back to `EVAL` after a Redis restart).
+static GATE_ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GATE_ACQUIRE));
+static GATE_FAIL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GATE_FAIL));
+static RATE_LIMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_LIMIT));
+static SESSION_TOUCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SESSION_TOUCH));
+
+/// How long a cached profile (`GET /api/auth/me`) lives. Every write to a profile field deletes it, so
+/// this only bounds how long a cache fill that raced with such a write can serve the older value.
+pub const PROFILE_TTL: Duration = Duration::from_secs(30);
 
 /// How long a session key outlives its deadline in Redis. Validity is decided by the timestamps in the
 /// script, never by the key's TTL; the slack lets a request that arrives after the deadline see the
@@ -185,7 +196,7 @@ impl Cache {
             return Ok(None);
         }
         let mut c = self.conn.clone();
-        let wait: i64 = Script::new(RATE_LIMIT)
+        let wait: i64 = RATE_LIMIT_SCRIPT
             .key(self.key(&["rl", scope, id]))
             .arg(limit)
             .arg(window)
@@ -197,7 +208,7 @@ impl Cache {
     /// Admits a login attempt for an account, counting it before the password is checked.
     pub async fn login_gate(&self, account: &str, max: u32, lockout: u64) -> redis::RedisResult<Gate> {
         let mut c = self.conn.clone();
-        let (admitted, value): (i64, i64) = Script::new(GATE_ACQUIRE)
+        let (admitted, value): (i64, i64) = GATE_ACQUIRE_SCRIPT
             .key(self.key(&["login_fail", account]))
             .arg(max)
             .arg(lockout)
@@ -215,7 +226,7 @@ impl Cache {
     /// Records that an admitted attempt failed; true for the failure that locked the account.
     pub async fn login_failed(&self, account: &str, max: u32, lockout: u64) -> redis::RedisResult<bool> {
         let mut c = self.conn.clone();
-        let locked: i64 = Script::new(GATE_FAIL)
+        let locked: i64 = GATE_FAIL_SCRIPT
             .key(self.key(&["login_fail", account]))
             .key(self.key(&["login_lock", account]))
             .arg(max)
@@ -270,7 +281,7 @@ impl Cache {
         timeouts: SessionTimeouts,
     ) -> redis::RedisResult<SessionState> {
         let mut c = self.conn.clone();
-        let (code, user): (i64, String) = Script::new(SESSION_TOUCH)
+        let (code, user): (i64, String) = SESSION_TOUCH_SCRIPT
             .key(self.key(&["session", &id.to_string()]))
             .arg(ms(now))
             .arg(timeouts.idle.as_millis() as i64)
@@ -363,6 +374,30 @@ impl Cache {
         keys.push(index);
         let deleted: u64 = c.del(&keys).await?;
         Ok(deleted.saturating_sub(1))
+    }
+
+    /// The cached profile of a user (a JSON document), if any.
+    pub async fn cached_profile(&self, user_id: Uuid) -> redis::RedisResult<Option<String>> {
+        let mut c = self.conn.clone();
+        c.get(self.key(&["profile", &user_id.to_string()])).await
+    }
+
+    /// Caches a user's profile for [`PROFILE_TTL`].
+    pub async fn cache_profile(&self, user_id: Uuid, json: &str) -> redis::RedisResult<()> {
+        let mut c = self.conn.clone();
+        c.set_ex(
+            self.key(&["profile", &user_id.to_string()]),
+            json,
+            PROFILE_TTL.as_secs(),
+        )
+        .await
+    }
+
+    /// Drops a user's cached profile; called after every write to the user's row.
+    pub async fn forget_profile(&self, user_id: Uuid) -> redis::RedisResult<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = c.del(self.key(&["profile", &user_id.to_string()])).await?;
+        Ok(())
     }
 
     /// Ends a session; returns whether it existed.
