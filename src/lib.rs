@@ -4,6 +4,7 @@ pub mod aws;
 pub mod canary;
 pub mod cli;
 pub mod commands;
+pub mod compliance;
 pub mod config;
 pub mod env_vars;
 pub mod exit;

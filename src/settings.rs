@@ -128,6 +128,9 @@ impl Settings {
         let flag_output = global.output.map(|o| match o {
             OutputArg::Table => OutputFormat::Table,
             OutputArg::Json => OutputFormat::Json,
+            // Only `compliance check` accepts these (`commands::dispatch` refuses them elsewhere); its
+            // machine formats are structured like JSON.
+            OutputArg::Sarif | OutputArg::Junit => OutputFormat::Json,
         });
         let output = pick(flag_output, env_output, file.defaults.output, || OutputFormat::Table);
 

@@ -1,11 +1,13 @@
 //! AWS access. Each service sits behind a narrow trait in its own module (`ecs`, `elb`, `rds`, `route53`,
-//! `secrets`, `dynamodb`) that returns suma's own types; only this directory imports `aws-sdk-*`.
+//! `secrets`, `dynamodb`; `inventory`, the read-only account view of compliance checks) that returns suma's
+//! own types; only this directory imports `aws-sdk-*`.
 //! [`AwsSession`] builds SDK clients from aws-config's standard chain (env, profiles, SSO, web identity),
 //! with the standard retry mode, explicit timeouts, and the standard endpoint override (`AWS_ENDPOINT_URL`).
 
 pub mod dynamodb;
 pub mod ecs;
 pub mod elb;
+pub mod inventory;
 pub mod rds;
 pub mod route53;
 pub mod secrets;

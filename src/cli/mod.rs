@@ -55,6 +55,10 @@ pub struct GlobalArgs {
 pub enum OutputArg {
     Table,
     Json,
+    /// SARIF 2.1.0 (`compliance check` only)
+    Sarif,
+    /// JUnit XML (`compliance check` only)
+    Junit,
 }
 
 /// Flags of every command that changes something.
@@ -86,6 +90,9 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Point the stable service back at the revision live before the last deploy (fast, no analysis)
     Rollback(RollbackArgs),
+    /// Compliance checks of the live environment (PCI-DSS, SOC 2, GDPR, CIS), with reports for CI
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,4 +199,60 @@ pub enum LockCommand {
         #[command(flatten)]
         mutation: MutationArgs,
     },
+}
+
+const COMPLIANCE_EXIT_CODES: &str = "\
+Exit codes:
+  0  nothing at or above --fail-on failed, and every check could read what it judges
+  1  a finding at or above --fail-on failed (muted findings never fail a run)
+  2  usage or configuration error, or some check could not read its resources (status `error`)";
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// Check the environment's live resources; findings as a table, JSON, SARIF or JUnit
+    #[command(after_help = COMPLIANCE_EXIT_CODES)]
+    Check(ComplianceCheckArgs),
+    /// Every check with its id, severity, controls, risk and remediation
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ComplianceCheckArgs {
+    /// Only these checks (ids as `suma compliance list` shows them)
+    #[arg(long, value_delimiter = ',', value_name = "ID,...", conflicts_with = "tags")]
+    pub checks: Vec<String>,
+    /// Only checks with any of these tags: a service (rds, ecs, alb, route53, secrets, datadog, service),
+    /// a framework (pci-dss, soc2, gdpr, cis) or a topic (encryption, logging, ...)
+    #[arg(long, value_delimiter = ',', value_name = "TAG,...")]
+    pub tags: Vec<String>,
+    /// Only checks of this severity or higher
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub min_severity: Option<SeverityArg>,
+    /// Exit 1 when a finding of this severity or higher fails
+    #[arg(long, value_enum, default_value = "high", value_name = "SEVERITY")]
+    pub fail_on: SeverityArg,
+    /// `account`: every resource of the checked services in the environment's regions; `config`: only the
+    /// resources the configuration names
+    #[arg(long, value_enum, default_value = "account")]
+    pub scope: ScopeArg,
+    /// Base URL of the live service [default: the environment's `url`]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Write the report (in the `--output` format) to FILE; a summary line goes to stderr
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    Account,
+    Config,
 }

@@ -1,6 +1,7 @@
 //! One module per command group; [`dispatch`] is the single entry from the CLI. Commands receive
 //! validated settings and never import clap's parser.
 
+pub mod compliance;
 pub mod config;
 pub mod deploy;
 pub mod dr;
@@ -17,7 +18,9 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{AwsApis, AwsOptions, AwsSession};
-use crate::cli::{Command, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand};
+use crate::cli::{
+    Command, ComplianceCommand, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand, OutputArg,
+};
 use crate::config::{AwsRegion, ConfigFile, Environment};
 use crate::exit::ExitStatus;
 use crate::journal::lock::Locks;
@@ -119,6 +122,15 @@ pub async fn dispatch(
         printer.json(&ConfigFile::json_schema());
         return Ok(ExitStatus::Success);
     }
+    if let Some(output @ (OutputArg::Sarif | OutputArg::Junit)) = global.output {
+        if !matches!(command, Command::Compliance(ComplianceCommand::Check(_))) {
+            return Err(compliance::OutputOnlyForCheck(output).into());
+        }
+    }
+    // The list of checks needs no configuration file.
+    if let Command::Compliance(ComplianceCommand::List) = command {
+        return compliance::list(global);
+    }
     let env = settings::ProcessEnv;
     let (path, config) = load_config(global, &env)?;
     let settings = Settings::resolve(global, &env, path, &config).context("invalid settings")?;
@@ -150,6 +162,8 @@ pub async fn dispatch(
         Command::Deploy(DeployCommand::Abort(args)) => deploy::control(&ctx, "abort", &args).await,
         Command::Deploy(DeployCommand::Promote(args)) => deploy::promote(&ctx, &args).await,
         Command::Rollback(args) => rollback::rollback(&ctx, &args).await,
+        Command::Compliance(ComplianceCommand::Check(args)) => compliance::check(&ctx, &args, global.output).await,
+        Command::Compliance(ComplianceCommand::List) => unreachable!("handled above"),
         Command::Dr(DrCommand::Check) => dr::check(&ctx).await,
         Command::Dr(DrCommand::Failover(args)) => dr::failover(&ctx, &args).await,
         Command::Dr(DrCommand::Failback(args)) => dr::failback(&ctx, &args).await,

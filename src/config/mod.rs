@@ -108,6 +108,33 @@ pub struct Environment {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub canary: CanaryPolicy,
+    /// Compliance checks: accepted exceptions.
+    #[serde(default)]
+    pub compliance: ComplianceConfig,
+}
+
+/// Settings of `suma compliance check` for one environment.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// Accepted exceptions: a matching failure shows as `muted`; an expired one is itself a failure.
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionConfig>,
+}
+
+/// One accepted exception to a compliance check.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionConfig {
+    /// Check id (as `suma compliance list` shows), or `*` for every check.
+    pub check: String,
+    /// Resource ARN or name as findings show it; a trailing `*` matches a prefix, `*` alone everything.
+    pub resource: String,
+    /// Why the exception is accepted, and by whom.
+    pub reason: String,
+    /// Last day the exception holds (`YYYY-MM-DD`).
+    #[schemars(with = "String")]
+    pub expires: chrono::NaiveDate,
 }
 
 /// ECS services of the environment.

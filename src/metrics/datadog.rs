@@ -292,6 +292,8 @@ impl MetricSource for Datadog {
     }
 }
 
+// `options.silenced` is deprecated in favour of downtimes, but monitors muted the old way still carry it.
+#[allow(deprecated)]
 fn monitor_summary(m: Monitor) -> MonitorSummary {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,6 +1,7 @@
 //! Everything suma prints goes through here: data to stdout (tables or JSON), progress, prompts and
 //! errors to stderr. Honours `--output`, `--no-color`/`NO_COLOR` and whether streams are terminals.
 
+pub mod compliance;
 pub mod deploy;
 mod reporter;
 pub mod status;

@@ -1,0 +1,628 @@
+//! Table-driven cases: every check has a passing and a failing input, asserting the exact observation.
+
+use super::*;
+use crate::aws::inventory::ListenerFacts;
+
+fn verdict(findings: &[Finding], check: &str) -> (Status, String) {
+    let f = findings
+        .iter()
+        .find(|f| f.check_id == check)
+        .unwrap_or_else(|| panic!("no `{check}` finding in {findings:#?}"));
+    (f.status, f.observed.clone())
+}
+
+fn good_db() -> DbInstanceFacts {
+    DbInstanceFacts {
+        identifier: "db".into(),
+        arn: "arn:aws:rds:eu-west-1:123456789012:db:db".into(),
+        region: "eu-west-1".into(),
+        engine: "postgres".into(),
+        engine_version: "15.5".into(),
+        multi_az: true,
+        storage_encrypted: true,
+        kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()),
+        backup_retention_days: 30,
+        deletion_protection: true,
+        publicly_accessible: false,
+        iam_auth: true,
+        auto_minor_version_upgrade: true,
+        log_exports: vec!["postgresql".into()],
+        performance_insights: true,
+        replica_source: None,
+        read_replicas: vec!["arn:aws:rds:eu-central-1:123456789012:db:db-replica".into()],
+        parameter_group: Some("auth-pg15".into()),
+        force_ssl: ParameterValue::Set("1".into()),
+    }
+}
+
+fn production() -> EvalContext {
+    EvalContext {
+        production: true,
+        ..EvalContext::default()
+    }
+}
+
+#[test]
+fn a_compliant_production_db_passes_every_rds_check() {
+    let findings = db_instance(&good_db(), &production());
+    assert_eq!(findings.len(), 11);
+    assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
+}
+
+#[test]
+fn each_rds_check_fails_on_its_own_setting() {
+    type Change = fn(&mut DbInstanceFacts);
+    let cases: &[(&str, Change, &str)] = &[
+        (
+            "rds-storage-encrypted-cmk",
+            |d| d.storage_encrypted = false,
+            "not encrypted",
+        ),
+        (
+            "rds-storage-encrypted-cmk",
+            |d| d.kms_key_id = None,
+            "encrypted with the AWS-managed key",
+        ),
+        (
+            "rds-storage-encrypted-cmk",
+            |d| d.kms_key_id = Some("alias/aws/rds".into()),
+            "encrypted with the AWS-managed key",
+        ),
+        ("rds-multi-az", |d| d.multi_az = false, "multi-AZ off"),
+        ("rds-backup-retention", |d| d.backup_retention_days = 7, "7 days"),
+        (
+            "rds-deletion-protection",
+            |d| d.deletion_protection = false,
+            "deletion protection off",
+        ),
+        (
+            "rds-not-public",
+            |d| d.publicly_accessible = true,
+            "publicly accessible",
+        ),
+        ("rds-iam-auth", |d| d.iam_auth = false, "IAM authentication off"),
+        (
+            "rds-force-ssl",
+            |d| d.force_ssl = ParameterValue::Set("0".into()),
+            "rds.force_ssl=0 (auth-pg15)",
+        ),
+        (
+            "rds-force-ssl",
+            |d| {
+                d.force_ssl = ParameterValue::EngineDefault;
+                d.engine_version = "14.10".into();
+            },
+            "engine default for postgres 14.10 (0) in auth-pg15",
+        ),
+        (
+            "rds-auto-minor-upgrade",
+            |d| d.auto_minor_version_upgrade = false,
+            "auto minor version upgrade off",
+        ),
+        ("rds-log-exports", |d| d.log_exports.clear(), "no log exports"),
+        (
+            "rds-cross-region-replica",
+            |d| d.read_replicas.clear(),
+            "no read replica",
+        ),
+        (
+            "rds-cross-region-replica",
+            |d| d.read_replicas = vec!["db-local".into()],
+            "replicas only in eu-west-1: db-local",
+        ),
+        (
+            "rds-performance-insights",
+            |d| d.performance_insights = false,
+            "Performance Insights off",
+        ),
+    ];
+    for (check, change, observed) in cases {
+        let mut db = good_db();
+        change(&mut db);
+        let findings = db_instance(&db, &production());
+        assert_eq!(
+            verdict(&findings, check),
+            (Status::Fail, observed.to_string()),
+            "{check}"
+        );
+        let failing: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.status != Status::Pass)
+            .map(|f| f.check_id.as_str())
+            .collect();
+        assert_eq!(failing, [*check], "only {check} fails");
+    }
+}
+
+#[test]
+fn rds_rules_that_depend_on_the_environment() {
+    let mut db = good_db();
+    db.backup_retention_days = 7;
+    db.read_replicas.clear();
+    let staging = db_instance(&db, &EvalContext::default());
+    assert_eq!(
+        verdict(&staging, "rds-backup-retention"),
+        (Status::Pass, "7 days".into())
+    );
+    assert!(staging.iter().all(|f| f.check_id != "rds-cross-region-replica"));
+    // A replica is not asked for a replica of its own.
+    db.replica_source = Some("arn:aws:rds:eu-west-1:123456789012:db:db".into());
+    db.backup_retention_days = 30;
+    assert!(db_instance(&db, &production())
+        .iter()
+        .all(|f| f.check_id != "rds-cross-region-replica"));
+    // An unreadable parameter group is an error, not a failure.
+    db.force_ssl = ParameterValue::Unreadable("AccessDenied".into());
+    let f = db_instance(&db, &production());
+    assert_eq!(verdict(&f, "rds-force-ssl").0, Status::Error);
+    db.force_ssl = ParameterValue::EngineDefault;
+    let f = db_instance(&db, &production());
+    assert_eq!(
+        verdict(&f, "rds-force-ssl"),
+        (Status::Pass, "engine default for postgres 15.5 (1) in auth-pg15".into())
+    );
+}
+
+fn good_container() -> ContainerFacts {
+    ContainerFacts {
+        name: "app".into(),
+        image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.4.2".into(),
+        user: Some("10001".into()),
+        readonly_root_filesystem: Some(true),
+        privileged: None,
+        added_capabilities: vec![],
+        environment: vec![("APP_ENV".into(), "production".into()), ("PORT".into(), "8080".into())],
+        secrets: vec![(
+            "DB_PASSWORD".into(),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db".into(),
+        )],
+        log_driver: Some("awslogs".into()),
+        health_check: true,
+        cpu: 0,
+        memory: None,
+        memory_reservation: None,
+    }
+}
+
+fn good_td() -> TaskDefinitionFacts {
+    TaskDefinitionFacts {
+        arn: "arn:aws:ecs:eu-west-1:123456789012:task-definition/auth:1".into(),
+        family: "auth".into(),
+        revision: 1,
+        region: "eu-west-1".into(),
+        cpu: Some("1024".into()),
+        memory: Some("2048".into()),
+        containers: vec![good_container()],
+    }
+}
+
+#[test]
+fn a_hardened_task_definition_passes() {
+    let findings = task_definition(&good_td());
+    assert_eq!(findings.len(), 10);
+    assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
+}
+
+#[test]
+fn each_task_definition_check_fails_on_its_own_setting() {
+    type Change = fn(&mut TaskDefinitionFacts);
+    let cases: &[(&str, Change, &str)] = &[
+        (
+            "ecs-no-plaintext-secrets",
+            |t| {
+                t.containers[0]
+                    .environment
+                    .push(("DB_PASSWORD".into(), "hunter2".into()))
+            },
+            "app: secret-like DB_PASSWORD (name)",
+        ),
+        (
+            "ecs-no-plaintext-secrets",
+            |t| {
+                t.containers[0]
+                    .environment
+                    .push(("UPSTREAM".into(), "AKIAIOSFODNN7EXAMPLE".into()))
+            },
+            "app: secret-like UPSTREAM (AWS access key id)",
+        ),
+        (
+            "ecs-no-plaintext-secrets",
+            |t| {
+                t.containers[0]
+                    .environment
+                    .push(("DATABASE_URL".into(), "postgres://auth:s3cr3t@db:5432/auth".into()))
+            },
+            "app: secret-like DATABASE_URL (password in URL)",
+        ),
+        (
+            "ecs-no-plaintext-secrets",
+            |t| {
+                t.containers[0]
+                    .environment
+                    .push(("SESSION_SEED".into(), "q8Zr4NvX2bLk9TfW7pYc3HmD5sJa6Ge1".into()))
+            },
+            "app: secret-like SESSION_SEED (high entropy)",
+        ),
+        (
+            "ecs-secrets-from-secrets-manager",
+            |t| {
+                t.containers[0].secrets.push((
+                    "API_KEY".into(),
+                    "arn:aws:ssm:eu-west-1:123456789012:parameter/k".into(),
+                ))
+            },
+            "app: not from Secrets Manager: API_KEY",
+        ),
+        (
+            "ecs-non-root-user",
+            |t| t.containers[0].user = None,
+            "app: user unset (root)",
+        ),
+        (
+            "ecs-non-root-user",
+            |t| t.containers[0].user = Some("0:0".into()),
+            "app: user 0:0",
+        ),
+        (
+            "ecs-readonly-root-fs",
+            |t| t.containers[0].readonly_root_filesystem = None,
+            "app: readonlyRootFilesystem unset",
+        ),
+        (
+            "ecs-not-privileged",
+            |t| t.containers[0].privileged = Some(true),
+            "app: privileged true",
+        ),
+        (
+            "ecs-no-privilege-escalation",
+            |t| t.containers[0].added_capabilities = vec!["SYS_ADMIN".into()],
+            "app: adds SYS_ADMIN",
+        ),
+        (
+            "ecs-log-configuration",
+            |t| t.containers[0].log_driver = None,
+            "app: no log configuration",
+        ),
+        (
+            "ecs-image-pinned",
+            |t| t.containers[0].image = "registry.example.com:5000/auth-service:latest".into(),
+            "app: registry.example.com:5000/auth-service:latest",
+        ),
+        (
+            "ecs-image-pinned",
+            |t| t.containers[0].image = "registry.example.com:5000/auth-service".into(),
+            "app: registry.example.com:5000/auth-service",
+        ),
+        ("ecs-cpu-memory-set", |t| t.memory = None, "app: cpu unset memory unset"),
+        (
+            "ecs-container-health-check",
+            |t| t.containers[0].health_check = false,
+            "app: no health check",
+        ),
+    ];
+    for (check, change, observed) in cases {
+        let mut td = good_td();
+        change(&mut td);
+        let findings = task_definition(&td);
+        assert_eq!(
+            verdict(&findings, check),
+            (Status::Fail, observed.to_string()),
+            "{check}"
+        );
+        let failing: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.status != Status::Pass)
+            .map(|f| f.check_id.as_str())
+            .collect();
+        assert_eq!(failing, [*check], "only {check} fails");
+    }
+}
+
+#[test]
+fn secret_detection_spares_ordinary_values() {
+    for (name, value) in [
+        ("APP_ENV", "production"),
+        ("PORT", "8080"),
+        ("LOG_FORMAT", "json"),
+        ("PUBLIC_URL", "https://auth.example.com/api/v1"),
+        ("TOKEN_TTL", ""),
+        (
+            "IMAGE",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.4.2",
+        ),
+    ] {
+        assert_eq!(secret_like(name, value), None, "{name}={value}");
+    }
+    assert_eq!(secret_like("X", "-----BEGIN PRIVATE KEY-----"), Some("PEM key"));
+    assert_eq!(
+        secret_like("X", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"),
+        Some("JWT")
+    );
+}
+
+fn good_service() -> EcsServiceFacts {
+    EcsServiceFacts {
+        arn: "arn:aws:ecs:eu-west-1:123456789012:service/c/auth".into(),
+        name: "auth".into(),
+        cluster: "c".into(),
+        region: "eu-west-1".into(),
+        desired: 4,
+        task_definition: "td".into(),
+        circuit_breaker: Some((true, true)),
+        minimum_healthy_percent: Some(100),
+        assign_public_ip: Some("DISABLED".into()),
+    }
+}
+
+#[test]
+fn service_checks_pass_and_fail() {
+    let ctx = EvalContext::default();
+    let findings = ecs_service(&good_service(), &ctx);
+    assert_eq!(findings.len(), 4);
+    assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
+    type Change = fn(&mut EcsServiceFacts);
+    let cases: &[(&str, Change, &str)] = &[
+        (
+            "ecs-circuit-breaker-rollback",
+            |s| s.circuit_breaker = None,
+            "no circuit breaker",
+        ),
+        (
+            "ecs-circuit-breaker-rollback",
+            |s| s.circuit_breaker = Some((true, false)),
+            "circuit breaker on, rollback off",
+        ),
+        ("ecs-min-healthy-100", |s| s.minimum_healthy_percent = Some(50), "50%"),
+        ("ecs-min-two-tasks", |s| s.desired = 1, "1 desired"),
+        (
+            "ecs-no-public-ip",
+            |s| s.assign_public_ip = Some("ENABLED".into()),
+            "assignPublicIp ENABLED",
+        ),
+    ];
+    for (check, change, observed) in cases {
+        let mut s = good_service();
+        change(&mut s);
+        assert_eq!(
+            verdict(&ecs_service(&s, &ctx), check),
+            (Status::Fail, observed.to_string()),
+            "{check}"
+        );
+    }
+    // The canary runs 0 tasks by design.
+    let mut canary = good_service();
+    canary.desired = 0;
+    let ctx = EvalContext {
+        scaled_by_suma: vec![("eu-west-1".into(), "c".into(), "auth".into())],
+        ..EvalContext::default()
+    };
+    assert!(ecs_service(&canary, &ctx)
+        .iter()
+        .all(|f| f.check_id != "ecs-min-two-tasks"));
+}
+
+fn good_lb() -> LoadBalancerFacts {
+    LoadBalancerFacts {
+        arn: "arn:lb".into(),
+        name: "lb".into(),
+        dns_name: "lb.example.com".into(),
+        region: "eu-west-1".into(),
+        listeners: vec![
+            ListenerFacts {
+                arn: "l1".into(),
+                port: Some(443),
+                protocol: "HTTPS".into(),
+                ssl_policy: Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into()),
+                redirects_to_https: false,
+            },
+            ListenerFacts {
+                arn: "l2".into(),
+                port: Some(80),
+                protocol: "HTTP".into(),
+                ssl_policy: None,
+                redirects_to_https: true,
+            },
+        ],
+        deletion_protection: true,
+        access_logs: true,
+    }
+}
+
+#[test]
+fn load_balancer_checks_pass_and_fail() {
+    let findings = load_balancer(&good_lb());
+    assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
+    assert_eq!(
+        verdict(&findings, "alb-https-tls12").1,
+        "HTTPS:443 ELBSecurityPolicy-TLS13-1-2-2021-06"
+    );
+    type Change = fn(&mut LoadBalancerFacts);
+    let cases: &[(&str, Change, &str)] = &[
+        (
+            "alb-https-tls12",
+            |l| l.listeners.remove(0).arn.clear(),
+            "no HTTPS listener",
+        ),
+        (
+            "alb-https-tls12",
+            |l| l.listeners[0].ssl_policy = Some("ELBSecurityPolicy-2016-08".into()),
+            "HTTPS:443 ELBSecurityPolicy-2016-08",
+        ),
+        (
+            "alb-http-redirects",
+            |l| l.listeners[1].redirects_to_https = false,
+            "HTTP:80 forwards",
+        ),
+        (
+            "alb-deletion-protection",
+            |l| l.deletion_protection = false,
+            "deletion protection off",
+        ),
+        ("alb-access-logs", |l| l.access_logs = false, "access logs off"),
+    ];
+    for (check, change, observed) in cases {
+        let mut lb = good_lb();
+        change(&mut lb);
+        assert_eq!(
+            verdict(&load_balancer(&lb), check),
+            (Status::Fail, observed.to_string()),
+            "{check}"
+        );
+    }
+}
+
+#[test]
+fn failover_record_checks() {
+    let good = FailoverRecordFacts {
+        zone_id: "Z1".into(),
+        name: "auth.example.com".into(),
+        record_type: "A".into(),
+        set_identifier: Some("auth-primary".into()),
+        failover: "PRIMARY".into(),
+        ttl: None,
+        alias: true,
+        health_check_id: Some("hc-1".into()),
+    };
+    let f = failover_record(&good);
+    assert!(f.iter().all(|f| f.status == Status::Pass));
+    assert_eq!(f[0].resource, "Z1/auth.example.com A auth-primary");
+    let mut bad = good.clone();
+    bad.alias = false;
+    bad.ttl = Some(300);
+    bad.health_check_id = None;
+    let f = failover_record(&bad);
+    assert_eq!(
+        verdict(&f, "route53-failover-health-check"),
+        (Status::Fail, "PRIMARY without a health check".into())
+    );
+    assert_eq!(verdict(&f, "route53-failover-ttl"), (Status::Fail, "TTL 300 s".into()));
+    bad.ttl = Some(60);
+    assert_eq!(verdict(&failover_record(&bad), "route53-failover-ttl").0, Status::Pass);
+}
+
+#[test]
+fn secret_checks_follow_the_policy() {
+    let now: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let days_ago = |d: i64| Some(now - chrono::Duration::days(d));
+    let base = SecretFacts {
+        arn: "arn:s".into(),
+        name: "/auth/prod/db".into(),
+        region: "eu-west-1".into(),
+        rotation_enabled: true,
+        rotation_days: None,
+        last_rotated: days_ago(10),
+        last_changed: None,
+        created: days_ago(400),
+        kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()),
+    };
+    let ctx = EvalContext {
+        now,
+        rotation_days: HashMap::from([("/auth/prod/db".to_owned(), 30)]),
+        ..EvalContext::default()
+    };
+    let f = secret(&base, &ctx);
+    assert_eq!(
+        verdict(&f, "secrets-rotation"),
+        (Status::Pass, "rotation enabled, last rotated 10 days ago".into())
+    );
+    assert_eq!(verdict(&f, "secrets-cmk").0, Status::Pass);
+    assert_eq!(f[0].expected, "rotation enabled, rotated within 30 days");
+
+    type Change = fn(&mut SecretFacts);
+    let cases: &[(&str, Change, &str)] = &[
+        ("secrets-rotation", |s| s.rotation_enabled = false, "rotation disabled"),
+        (
+            "secrets-rotation",
+            |s| s.last_rotated = None,
+            "rotation enabled, never rotated, created 400 days ago",
+        ),
+        (
+            "secrets-cmk",
+            |s| s.kms_key_id = None,
+            "AWS-managed key aws/secretsmanager",
+        ),
+        (
+            "secrets-cmk",
+            |s| s.kms_key_id = Some("alias/aws/secretsmanager".into()),
+            "AWS-managed key alias/aws/secretsmanager",
+        ),
+    ];
+    for (check, change, observed) in cases {
+        let mut s = base.clone();
+        change(&mut s);
+        assert_eq!(
+            verdict(&secret_of(&s, &ctx), check),
+            (Status::Fail, observed.to_string()),
+            "{check}"
+        );
+    }
+    // Without configuration the secret's own rotation rule, else 90 days, is the policy.
+    let mut s = base.clone();
+    s.last_rotated = days_ago(45);
+    s.rotation_days = Some(60);
+    let plain = EvalContext {
+        now,
+        ..EvalContext::default()
+    };
+    assert_eq!(verdict(&secret_of(&s, &plain), "secrets-rotation").0, Status::Pass);
+    s.rotation_days = None;
+    s.last_rotated = days_ago(91);
+    assert_eq!(verdict(&secret_of(&s, &plain), "secrets-rotation").0, Status::Fail);
+}
+
+fn secret_of(s: &SecretFacts, ctx: &EvalContext) -> Vec<Finding> {
+    secret(s, ctx)
+}
+
+fn monitor(id: i64, name: &str, muted: bool, notifies: &[&str]) -> MonitorSummary {
+    MonitorSummary {
+        id,
+        name: name.into(),
+        tags: vec![],
+        muted,
+        notifies: notifies.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[test]
+fn datadog_required_monitors() {
+    let all = [
+        monitor(1, "auth-service high error rate", false, &["@pagerduty"]),
+        monitor(2, "auth-service high p95 latency", false, &["@pagerduty"]),
+        monitor(3, "auth-service failed login spike", false, &["@slack-sec"]),
+        monitor(4, "auth-service account lockout spike", false, &["@slack-sec"]),
+        monitor(5, "auth-service database connections", false, &["@team"]),
+        monitor(6, "auth-service Redis memory", false, &["@team"]),
+        monitor(7, "auth-service running tasks below 2", false, &["@team"]),
+    ];
+    let f = datadog_monitors(&all, &["env:production".into()]);
+    assert_eq!(f.len(), 21);
+    assert!(f.iter().all(|f| f.status == Status::Pass), "{f:#?}");
+    assert_eq!(f[0].resource, "datadog:monitor/high-error-rate [env:production]");
+
+    let mut some = all[1..].to_vec();
+    some[4].muted = true;
+    some[5].notifies.clear();
+    let f = datadog_monitors(&some, &[]);
+    let of = |key: &str, check: &str| {
+        f.iter()
+            .find(|x| x.resource == format!("datadog:monitor/{key}") && x.check_id == check)
+            .map(|x| (x.status, x.observed.clone()))
+    };
+    assert_eq!(
+        of("high-error-rate", "datadog-required-monitors"),
+        Some((Status::Fail, "missing".into()))
+    );
+    assert_eq!(of("high-error-rate", "datadog-monitors-not-muted"), None);
+    assert_eq!(
+        of("redis-memory", "datadog-monitors-not-muted"),
+        Some((Status::Fail, "#6 auth-service Redis memory: muted".into()))
+    );
+    assert_eq!(
+        of("ecs-task-failure", "datadog-monitors-notify"),
+        Some((
+            Status::Fail,
+            "#7 auth-service running tasks below 2: no @-handle in the message".into()
+        ))
+    );
+}

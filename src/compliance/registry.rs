@@ -1,0 +1,521 @@
+//! Every check suma knows, with its metadata: severity, the controls it maps to, the risk it guards
+//! against, and how to fix a failure. `suma compliance list` prints this table.
+
+use serde::Serialize;
+
+use super::Severity;
+
+/// The controls a check maps to, by framework (empty where none applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Controls {
+    /// PCI DSS v4.0 requirements.
+    pub pci_dss: &'static [&'static str],
+    /// SOC 2 trust services criteria.
+    pub soc2: &'static [&'static str],
+    /// GDPR articles.
+    pub gdpr: &'static [&'static str],
+    /// CIS AWS Foundations Benchmark (v3.0) recommendations, where one exists.
+    pub cis: &'static [&'static str],
+}
+
+/// One check's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// `rds`, `ecs`, `alb`, `route53`, `secrets`, `datadog` or `service`.
+    pub service: &'static str,
+    pub severity: Severity,
+    pub controls: Controls,
+    /// Topic tags (`encryption`, `logging`, `network`, `resilience`, `secrets`, `monitoring`, ...).
+    pub topics: &'static [&'static str],
+    pub risk: &'static str,
+    pub remediation: &'static str,
+}
+
+impl Check {
+    /// Every tag `--tags` matches: the service, each framework it maps to, and its topics.
+    pub fn tags(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let frameworks = [
+            (!self.controls.pci_dss.is_empty()).then_some("pci-dss"),
+            (!self.controls.soc2.is_empty()).then_some("soc2"),
+            (!self.controls.gdpr.is_empty()).then_some("gdpr"),
+            (!self.controls.cis.is_empty()).then_some("cis"),
+        ];
+        std::iter::once(self.service)
+            .chain(frameworks.into_iter().flatten())
+            .chain(self.topics.iter().copied())
+    }
+
+    /// The registered check `id`.
+    pub fn get(id: &str) -> Option<&'static Check> {
+        CHECKS.iter().find(|c| c.id == id)
+    }
+}
+
+const fn controls(
+    pci_dss: &'static [&'static str],
+    soc2: &'static [&'static str],
+    gdpr: &'static [&'static str],
+    cis: &'static [&'static str],
+) -> Controls {
+    Controls {
+        pci_dss,
+        soc2,
+        gdpr,
+        cis,
+    }
+}
+
+use Severity::{Critical, High, Low, Medium};
+
+/// The registry, in report order.
+pub static CHECKS: &[Check] = &[
+    // RDS
+    Check {
+        id: "rds-storage-encrypted-cmk",
+        title: "RDS storage is encrypted with a customer-managed KMS key",
+        service: "rds",
+        severity: High,
+        controls: controls(&["3.5.1"], &["CC6.1", "CC6.7"], &["Art. 32"], &["2.3.1"]),
+        topics: &["encryption"],
+        risk: "Cardholder and personal data at rest readable from snapshots or disks; an AWS-managed key cannot be rotated, restricted or revoked by us",
+        remediation: "Restore from an encrypted snapshot copied with a customer-managed key (`aws rds copy-db-snapshot --kms-key-id ...`) and switch over",
+    },
+    Check {
+        id: "rds-multi-az",
+        title: "RDS instance is multi-AZ",
+        service: "rds",
+        severity: High,
+        controls: controls(&["12.10.1"], &["A1.2"], &["Art. 32(1)(b)"], &[]),
+        topics: &["resilience"],
+        risk: "An availability-zone failure takes the database, and every login, down",
+        remediation: "`aws rds modify-db-instance --multi-az --apply-immediately`",
+    },
+    Check {
+        id: "rds-backup-retention",
+        title: "RDS automated backups kept at least 30 days in production (7 elsewhere)",
+        service: "rds",
+        severity: High,
+        controls: controls(&["12.10.1"], &["A1.2", "CC7.5"], &["Art. 32(1)(c)"], &[]),
+        topics: &["resilience", "backup"],
+        risk: "Data lost or corrupted longer ago than the retention cannot be restored",
+        remediation: "`aws rds modify-db-instance --backup-retention-period 30`",
+    },
+    Check {
+        id: "rds-deletion-protection",
+        title: "RDS deletion protection is on",
+        service: "rds",
+        severity: Medium,
+        controls: controls(&[], &["A1.2", "CC8.1"], &[], &[]),
+        topics: &["resilience"],
+        risk: "One mistaken call or pipeline deletes the database",
+        remediation: "`aws rds modify-db-instance --deletion-protection`",
+    },
+    Check {
+        id: "rds-not-public",
+        title: "RDS instance is not publicly accessible",
+        service: "rds",
+        severity: Critical,
+        controls: controls(&["1.4.1", "1.3.1"], &["CC6.6"], &["Art. 32"], &["2.3.3"]),
+        topics: &["network"],
+        risk: "The database endpoint is reachable from the internet",
+        remediation: "`aws rds modify-db-instance --no-publicly-accessible`",
+    },
+    Check {
+        id: "rds-iam-auth",
+        title: "RDS IAM database authentication is enabled",
+        service: "rds",
+        severity: Medium,
+        controls: controls(&["8.3.1"], &["CC6.1"], &[], &[]),
+        topics: &["identity"],
+        risk: "Only long-lived passwords authenticate to the database",
+        remediation: "`aws rds modify-db-instance --enable-iam-database-authentication`",
+    },
+    Check {
+        id: "rds-force-ssl",
+        title: "RDS parameter group enforces SSL (`rds.force_ssl` = 1)",
+        service: "rds",
+        severity: High,
+        controls: controls(&["4.2.1"], &["CC6.7"], &["Art. 32(1)(a)"], &[]),
+        topics: &["encryption", "network"],
+        risk: "Clients may connect in clear text, exposing credentials and data in transit",
+        remediation: "Set `rds.force_ssl` to 1 in a custom DB parameter group attached to the instance",
+    },
+    Check {
+        id: "rds-auto-minor-upgrade",
+        title: "RDS automatic minor version upgrade is on",
+        service: "rds",
+        severity: Low,
+        controls: controls(&["6.3.3"], &["CC7.1"], &[], &["2.3.2"]),
+        topics: &["patching"],
+        risk: "Known engine vulnerabilities stay unpatched",
+        remediation: "`aws rds modify-db-instance --auto-minor-version-upgrade`",
+    },
+    Check {
+        id: "rds-log-exports",
+        title: "RDS exports its logs to CloudWatch",
+        service: "rds",
+        severity: Medium,
+        controls: controls(&["10.2.1"], &["CC7.2"], &["Art. 33"], &[]),
+        topics: &["logging"],
+        risk: "Database access and errors leave no durable audit trail for investigation",
+        remediation: "`aws rds modify-db-instance --cloudwatch-logs-export-configuration EnableLogTypes=postgresql,upgrade`",
+    },
+    Check {
+        id: "rds-cross-region-replica",
+        title: "Production RDS has a cross-region read replica",
+        service: "rds",
+        severity: High,
+        controls: controls(&["12.10.1"], &["A1.2", "A1.3"], &["Art. 32(1)(c)"], &[]),
+        topics: &["resilience", "dr"],
+        risk: "A regional outage leaves no database to fail over to",
+        remediation: "`aws rds create-db-instance-read-replica --source-region ...` in the DR region",
+    },
+    Check {
+        id: "rds-performance-insights",
+        title: "RDS Performance Insights is enabled",
+        service: "rds",
+        severity: Low,
+        controls: controls(&[], &["A1.1", "CC7.2"], &[], &[]),
+        topics: &["monitoring"],
+        risk: "Database load problems are hard to diagnose during an incident",
+        remediation: "`aws rds modify-db-instance --enable-performance-insights`",
+    },
+    // ECS task definitions
+    Check {
+        id: "ecs-no-plaintext-secrets",
+        title: "No secret-like values in task definition environment variables",
+        service: "ecs",
+        severity: Critical,
+        controls: controls(&["3.5.1", "8.3.2"], &["CC6.1"], &["Art. 32"], &[]),
+        topics: &["secrets"],
+        risk: "Secrets in plain environment variables are readable by anyone who can describe the task definition",
+        remediation: "Move the value to Secrets Manager and reference it from `secrets` (`valueFrom`)",
+    },
+    Check {
+        id: "ecs-secrets-from-secrets-manager",
+        title: "Task definition secrets come from Secrets Manager",
+        service: "ecs",
+        severity: High,
+        controls: controls(&["3.6.1", "8.3.2"], &["CC6.1"], &[], &[]),
+        topics: &["secrets"],
+        risk: "Secrets kept elsewhere escape rotation and the secrets audit",
+        remediation: "Store the secret in Secrets Manager and point `valueFrom` at its ARN",
+    },
+    Check {
+        id: "ecs-non-root-user",
+        title: "Containers run as a non-root user",
+        service: "ecs",
+        severity: High,
+        controls: controls(&["2.2.5"], &["CC6.8"], &[], &[]),
+        topics: &["hardening"],
+        risk: "A compromised process has root inside the container",
+        remediation: "Set `user` to a numeric non-zero uid in the container definition",
+    },
+    Check {
+        id: "ecs-readonly-root-fs",
+        title: "Containers have a read-only root filesystem",
+        service: "ecs",
+        severity: Medium,
+        controls: controls(&["2.2.5"], &["CC6.8"], &[], &[]),
+        topics: &["hardening"],
+        risk: "An attacker can modify binaries or drop tools in the container",
+        remediation: "Set `readonlyRootFilesystem: true`; mount writable volumes where needed",
+    },
+    Check {
+        id: "ecs-not-privileged",
+        title: "Containers are not privileged",
+        service: "ecs",
+        severity: Critical,
+        controls: controls(&["2.2.5"], &["CC6.8"], &[], &[]),
+        topics: &["hardening"],
+        risk: "A privileged container can take over its host",
+        remediation: "Remove `privileged: true`",
+    },
+    Check {
+        id: "ecs-no-privilege-escalation",
+        title: "Containers add no Linux capabilities",
+        service: "ecs",
+        severity: High,
+        controls: controls(&["2.2.5"], &["CC6.8"], &[], &[]),
+        topics: &["hardening"],
+        risk: "Added capabilities (SYS_ADMIN, NET_ADMIN, ...) let a process escalate its privileges",
+        remediation: "Remove `linuxParameters.capabilities.add`",
+    },
+    Check {
+        id: "ecs-log-configuration",
+        title: "Containers have a log configuration",
+        service: "ecs",
+        severity: Medium,
+        controls: controls(&["10.2.1"], &["CC7.2"], &["Art. 33"], &[]),
+        topics: &["logging"],
+        risk: "Application and audit logs are lost",
+        remediation: "Set `logConfiguration` (e.g. `awslogs`)",
+    },
+    Check {
+        id: "ecs-image-pinned",
+        title: "Container images are pinned (a tag other than `latest`, or a digest)",
+        service: "ecs",
+        severity: Medium,
+        controls: controls(&["6.5.1"], &["CC8.1"], &[], &[]),
+        topics: &["supply-chain"],
+        risk: "What runs changes without a deploy; rollback cannot restore the previous code",
+        remediation: "Reference images by version tag or `@sha256:` digest",
+    },
+    Check {
+        id: "ecs-cpu-memory-set",
+        title: "Task CPU and memory are set",
+        service: "ecs",
+        severity: Low,
+        controls: controls(&[], &["A1.1"], &[], &[]),
+        topics: &["resilience"],
+        risk: "A runaway container starves its neighbours",
+        remediation: "Set task-level `cpu` and `memory` (or per container)",
+    },
+    Check {
+        id: "ecs-container-health-check",
+        title: "Containers define a health check",
+        service: "ecs",
+        severity: Medium,
+        controls: controls(&[], &["A1.2"], &[], &[]),
+        topics: &["resilience"],
+        risk: "A hung container keeps receiving traffic",
+        remediation: "Add `healthCheck` with a command that exercises the service",
+    },
+    // ECS services
+    Check {
+        id: "ecs-circuit-breaker-rollback",
+        title: "Service deployment circuit breaker is on with rollback",
+        service: "ecs",
+        severity: High,
+        controls: controls(&["6.5.1"], &["CC8.1", "A1.2"], &[], &[]),
+        topics: &["resilience", "deploy"],
+        risk: "A failing deployment keeps replacing healthy tasks",
+        remediation: "`aws ecs update-service --deployment-configuration 'deploymentCircuitBreaker={enable=true,rollback=true}'`",
+    },
+    Check {
+        id: "ecs-min-healthy-100",
+        title: "Service minimum healthy percent is 100",
+        service: "ecs",
+        severity: Medium,
+        controls: controls(&[], &["A1.2"], &[], &[]),
+        topics: &["resilience", "deploy"],
+        risk: "Deployments drop capacity below what the service needs",
+        remediation: "Set `minimumHealthyPercent` to 100",
+    },
+    Check {
+        id: "ecs-min-two-tasks",
+        title: "Serving services run at least 2 tasks",
+        service: "ecs",
+        severity: High,
+        controls: controls(&[], &["A1.2"], &["Art. 32(1)(b)"], &[]),
+        topics: &["resilience"],
+        risk: "One task failure is an outage",
+        remediation: "Set the desired count to 2 or more, spread over availability zones",
+    },
+    Check {
+        id: "ecs-no-public-ip",
+        title: "Service tasks get no public IP",
+        service: "ecs",
+        severity: High,
+        controls: controls(&["1.4.1"], &["CC6.6"], &[], &[]),
+        topics: &["network"],
+        risk: "Tasks are reachable from the internet around the load balancer",
+        remediation: "Set `assignPublicIp: DISABLED` and use private subnets with a NAT or VPC endpoints",
+    },
+    // ALB
+    Check {
+        id: "alb-https-tls12",
+        title: "ALB has an HTTPS listener with a TLS 1.2+ policy (TLS 1.3 preferred)",
+        service: "alb",
+        severity: High,
+        controls: controls(&["4.2.1"], &["CC6.7"], &["Art. 32(1)(a)"], &[]),
+        topics: &["encryption", "network"],
+        risk: "Credentials and tokens cross the internet in clear text or over broken TLS versions",
+        remediation: "Add an HTTPS listener with `ELBSecurityPolicy-TLS13-1-2-2021-06`",
+    },
+    Check {
+        id: "alb-http-redirects",
+        title: "ALB HTTP listeners redirect to HTTPS",
+        service: "alb",
+        severity: High,
+        controls: controls(&["4.2.1"], &["CC6.7"], &["Art. 32(1)(a)"], &[]),
+        topics: &["encryption", "network"],
+        risk: "Clients that start on HTTP send credentials in clear text",
+        remediation: "Make each HTTP listener's default action a redirect to HTTPS (301)",
+    },
+    Check {
+        id: "alb-deletion-protection",
+        title: "ALB deletion protection is on",
+        service: "alb",
+        severity: Medium,
+        controls: controls(&[], &["A1.2", "CC8.1"], &[], &[]),
+        topics: &["resilience"],
+        risk: "One mistaken call deletes the service's entry point",
+        remediation: "Set the attribute `deletion_protection.enabled=true`",
+    },
+    Check {
+        id: "alb-access-logs",
+        title: "ALB access logs are enabled",
+        service: "alb",
+        severity: Medium,
+        controls: controls(&["10.2.1"], &["CC7.2"], &["Art. 33"], &[]),
+        topics: &["logging"],
+        risk: "Requests leave no trail for incident investigation",
+        remediation: "Set `access_logs.s3.enabled=true` and `access_logs.s3.bucket`",
+    },
+    // Route 53
+    Check {
+        id: "route53-failover-health-check",
+        title: "Route 53 failover records have health checks",
+        service: "route53",
+        severity: High,
+        controls: controls(&["12.10.1"], &["A1.2"], &[], &[]),
+        topics: &["resilience", "dr"],
+        risk: "Failover never happens: Route 53 cannot tell the primary is down",
+        remediation: "Attach a health check (`HealthCheckId`) to each failover record",
+    },
+    Check {
+        id: "route53-failover-ttl",
+        title: "Route 53 failover records have a TTL of at most 60 s",
+        service: "route53",
+        severity: Medium,
+        controls: controls(&[], &["A1.2"], &[], &[]),
+        topics: &["resilience", "dr"],
+        risk: "Resolvers keep sending clients to the failed region for the TTL",
+        remediation: "Set the TTL to 60 s or less, or use an alias record",
+    },
+    // Secrets Manager
+    Check {
+        id: "secrets-rotation",
+        title: "Secrets rotate, and were rotated within their policy",
+        service: "secrets",
+        severity: High,
+        controls: controls(&["3.6.1", "8.3.9"], &["CC6.1"], &["Art. 32"], &[]),
+        topics: &["secrets"],
+        risk: "A leaked secret stays valid indefinitely",
+        remediation: "Enable rotation and run `suma secrets rotate`",
+    },
+    Check {
+        id: "secrets-cmk",
+        title: "Secrets are encrypted with a customer-managed KMS key",
+        service: "secrets",
+        severity: Medium,
+        controls: controls(&["3.5.1", "3.6.1"], &["CC6.1"], &["Art. 32"], &[]),
+        topics: &["secrets", "encryption"],
+        risk: "Access to the secret cannot be restricted or revoked through the key policy",
+        remediation: "`aws secretsmanager update-secret --kms-key-id <customer-managed key>`",
+    },
+    // Datadog
+    Check {
+        id: "datadog-required-monitors",
+        title: "The service's required Datadog monitors exist",
+        service: "datadog",
+        severity: High,
+        controls: controls(&["10.7.1"], &["CC7.2", "CC7.3"], &["Art. 33"], &[]),
+        topics: &["monitoring"],
+        risk: "Outages, attacks (failed-login and lockout spikes) and resource exhaustion go unnoticed",
+        remediation: "Create the monitor from `templates/datadog/monitors/`",
+    },
+    Check {
+        id: "datadog-monitors-not-muted",
+        title: "Required Datadog monitors are not muted",
+        service: "datadog",
+        severity: Medium,
+        controls: controls(&["10.7.1"], &["CC7.2"], &[], &[]),
+        topics: &["monitoring"],
+        risk: "A muted monitor alerts nobody",
+        remediation: "Unmute the monitor, or give the mute an end",
+    },
+    Check {
+        id: "datadog-monitors-notify",
+        title: "Required Datadog monitors notify someone",
+        service: "datadog",
+        severity: Medium,
+        controls: controls(&["10.7.1", "12.10.1"], &["CC7.3"], &["Art. 33"], &[]),
+        topics: &["monitoring"],
+        risk: "An alert nobody receives",
+        remediation: "Add an `@` handle (team, PagerDuty, Slack) to the monitor's message",
+    },
+    // The live service
+    Check {
+        id: "service-tls",
+        title: "The service URL uses HTTPS with TLS 1.2 or later",
+        service: "service",
+        severity: High,
+        controls: controls(&["4.2.1"], &["CC6.7"], &["Art. 32(1)(a)"], &[]),
+        topics: &["encryption", "network"],
+        risk: "Credentials cross the network in clear text or over broken TLS versions",
+        remediation: "Serve the public URL over HTTPS only with a TLS 1.2+ policy",
+    },
+    Check {
+        id: "service-security-headers",
+        title: "The service sends HSTS and security headers",
+        service: "service",
+        severity: Medium,
+        controls: controls(&["6.4.1"], &["CC6.7"], &[], &[]),
+        topics: &["hardening"],
+        risk: "Browsers may downgrade to HTTP, sniff content types or frame the service",
+        remediation: "Send Strict-Transport-Security, X-Content-Type-Options: nosniff, X-Frame-Options and Content-Security-Policy",
+    },
+    Check {
+        id: "service-health-ready",
+        title: "`/health` and `/ready` answer 200",
+        service: "service",
+        severity: High,
+        controls: controls(&[], &["A1.1", "A1.2"], &[], &[]),
+        topics: &["resilience"],
+        risk: "Load balancer and DNS health checks cannot judge the service",
+        remediation: "Check the service's logs and its dependencies (database, Redis)",
+    },
+    Check {
+        id: "service-jwks",
+        title: "The JWKS is served at `/.well-known/jwks.json`",
+        service: "service",
+        severity: High,
+        controls: controls(&["8.3.1"], &["CC6.1"], &[], &[]),
+        topics: &["identity"],
+        risk: "Relying services cannot verify tokens (or accept unverifiable ones)",
+        remediation: "Check the JWT signing key secret and the service's startup logs",
+    },
+    Check {
+        id: "service-gdpr-endpoints",
+        title: "GDPR endpoints exist and require authentication",
+        service: "service",
+        severity: Medium,
+        controls: controls(&[], &["P5.1", "P4.3"], &["Art. 15", "Art. 17", "Art. 20", "Art. 7"], &[]),
+        topics: &["privacy"],
+        risk: "Data subjects cannot exercise access, portability and erasure rights; or the endpoints are open",
+        remediation: "Deploy a version with `/api/gdpr/export`, `/api/gdpr/delete` and `/api/gdpr/consent` behind authentication",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_every_check_maps_to_a_control() {
+        let mut ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+        ids.sort();
+        let len = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), len, "duplicate check ids");
+        for c in CHECKS {
+            let any = [c.controls.pci_dss, c.controls.soc2, c.controls.gdpr, c.controls.cis]
+                .iter()
+                .any(|l| !l.is_empty());
+            assert!(any, "{} maps to no control", c.id);
+            assert!(c.id.starts_with(c.service), "{} is not prefixed by its service", c.id);
+            assert!(!c.remediation.is_empty() && !c.risk.is_empty(), "{}", c.id);
+        }
+    }
+
+    #[test]
+    fn tags_include_service_frameworks_and_topics() {
+        let c = Check::get("rds-storage-encrypted-cmk").unwrap();
+        let tags: Vec<&str> = c.tags().collect();
+        assert_eq!(tags, ["rds", "pci-dss", "soc2", "gdpr", "cis", "encryption"]);
+    }
+}

@@ -1,0 +1,392 @@
+//! One compliance run: reads the inventory the selected checks need, concurrently (regions, services,
+//! task definitions, Datadog and the live service at once, each listing paginated and its fan-out
+//! bounded), evaluates, narrows to the configured resources with `--scope config`, and applies the
+//! suppressions. A failed read turns the checks it feeds into `error` findings; the run goes on.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::StreamExt as _;
+
+use super::evaluate::{self, error_finding, EvalContext};
+use super::live::{self, ServiceProbe};
+use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
+use crate::aws::inventory::{InventoryApi, TaskDefinitionFacts};
+use crate::config::Environment;
+use crate::metrics::datadog::MonitorSummary;
+use crate::report::Reporter;
+
+/// Task definitions described at once.
+const TASK_DEFINITION_CONCURRENCY: usize = 16;
+
+/// Which resources a run judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every resource of the checked services in the environment's regions, as auditors see the account.
+    Account,
+    /// Only the resources the configuration names.
+    Config,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Config => "config",
+        }
+    }
+}
+
+/// Reads the monitors of an environment (Datadog in production, a fake in tests).
+#[async_trait]
+pub trait MonitorSource: Send + Sync {
+    async fn monitors(&self, tags: &[String]) -> Result<Vec<MonitorSummary>, String>;
+}
+
+#[async_trait]
+impl MonitorSource for crate::metrics::datadog::Datadog {
+    async fn monitors(&self, tags: &[String]) -> Result<Vec<MonitorSummary>, String> {
+        crate::metrics::datadog::Datadog::monitors(self, tags)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Where a run reads from.
+pub struct Sources {
+    /// The inventory of each region of the environment; the first also answers for Route 53.
+    pub inventories: Vec<(String, Arc<dyn InventoryApi>)>,
+    /// Datadog, or why it cannot be used.
+    pub monitors: Result<Arc<dyn MonitorSource>, String>,
+    pub probe: Arc<dyn ServiceProbe>,
+}
+
+/// What to run and how to judge it.
+pub struct RunPlan<'a> {
+    pub environment: &'a str,
+    pub env: &'a Environment,
+    pub scope: Scope,
+    pub checks: Vec<&'static Check>,
+    /// The live service's base URL, when known.
+    pub url: Option<String>,
+    pub suppressions: Vec<Suppression>,
+    pub fail_on: super::Severity,
+    pub context: EvalContext,
+}
+
+fn wants(checks: &[&'static Check], service: &str) -> bool {
+    checks.iter().any(|c| c.service == service)
+}
+
+/// `error` findings for every selected check of `service`, about what could not be read.
+fn errors(checks: &[&'static Check], service: &str, resource: &str, region: Option<&str>, error: &str) -> Vec<Finding> {
+    checks
+        .iter()
+        .filter(|c| c.service == service)
+        .map(|c| error_finding(c.id, resource, region, error))
+        .collect()
+}
+
+/// The load balancer ARN of a listener ARN.
+fn load_balancer_of_listener(listener: &str) -> String {
+    let lb = listener.replacen(":listener/", ":loadbalancer/", 1);
+    match lb.rsplit_once('/') {
+        Some((head, _)) => head.to_owned(),
+        None => lb,
+    }
+}
+
+/// The configured resources, for `--scope config`.
+struct Configured {
+    db: BTreeSet<(String, String)>,
+    services: BTreeSet<(String, String, String)>,
+    load_balancers: BTreeSet<String>,
+    lb_dns: BTreeSet<String>,
+    zone: String,
+    record: String,
+    secrets: BTreeSet<String>,
+}
+
+impl Configured {
+    fn of(env: &Environment) -> Self {
+        let mut db = BTreeSet::from([(env.rds.primary.region.to_string(), env.rds.primary.identifier.clone())]);
+        if let Some(r) = &env.rds.replica {
+            db.insert((r.region.to_string(), r.identifier.clone()));
+        }
+        let primary = env.primary_region.to_string();
+        let services = BTreeSet::from([
+            (primary.clone(), env.ecs.cluster.clone(), env.ecs.service.clone()),
+            (primary, env.ecs.cluster.clone(), env.ecs.canary_service.clone()),
+            (
+                env.dr_region.to_string(),
+                env.ecs.dr.cluster.clone(),
+                env.ecs.dr.service.clone(),
+            ),
+        ]);
+        Self {
+            db,
+            services,
+            load_balancers: BTreeSet::from([load_balancer_of_listener(env.alb.listener_arn.as_str())]),
+            lb_dns: env
+                .alb
+                .dr_load_balancer_dns
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            zone: env.dns.hosted_zone_id.trim_start_matches("/hostedzone/").to_owned(),
+            record: env.dns.record_name.trim_end_matches('.').to_ascii_lowercase(),
+            secrets: env.secrets.iter().map(|s| s.id.clone()).collect(),
+        }
+    }
+}
+
+/// Everything one region contributes.
+async fn region_findings(
+    region: &str,
+    inventory: &dyn InventoryApi,
+    plan: &RunPlan<'_>,
+    configured: Option<&Configured>,
+    reporter: &dyn Reporter,
+) -> Vec<Finding> {
+    let checks = &plan.checks;
+    let ctx = &plan.context;
+    let rds = async {
+        if !wants(checks, "rds") {
+            return Vec::new();
+        }
+        match inventory.db_instances().await {
+            Ok(dbs) => dbs
+                .iter()
+                .filter(|d| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), d.identifier.clone()))))
+                .flat_map(|d| evaluate::db_instance(d, ctx))
+                .collect(),
+            Err(e) => errors(
+                checks,
+                "rds",
+                &format!("RDS instances in {region}"),
+                Some(region),
+                &e.to_string(),
+            ),
+        }
+    };
+    let ecs = async {
+        if !wants(checks, "ecs") {
+            return Vec::new();
+        }
+        let services = match inventory.ecs_services().await {
+            Ok(s) => s,
+            Err(e) => {
+                return errors(
+                    checks,
+                    "ecs",
+                    &format!("ECS services in {region}"),
+                    Some(region),
+                    &e.to_string(),
+                )
+            }
+        };
+        let services: Vec<_> = services
+            .into_iter()
+            .filter(|s| {
+                configured.is_none_or(|c| {
+                    c.services
+                        .contains(&(region.to_owned(), s.cluster.clone(), s.name.clone()))
+                })
+            })
+            .collect();
+        let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
+        let arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
+        reporter.info(&format!(
+            "{region}: {} ECS services, {} task definitions",
+            services.len(),
+            arns.len()
+        ));
+        let described: Vec<(String, Result<TaskDefinitionFacts, crate::aws::AwsError>)> = futures::stream::iter(arns)
+            .map(|arn| async move {
+                let td = inventory.task_definition(&arn).await;
+                (arn, td)
+            })
+            .buffer_unordered(TASK_DEFINITION_CONCURRENCY)
+            .collect()
+            .await;
+        for (arn, td) in described {
+            match td {
+                Ok(td) => out.extend(evaluate::task_definition(&td)),
+                Err(e) => out.extend(
+                    checks
+                        .iter()
+                        .filter(|c| c.service == "ecs" && !SERVICE_LEVEL_ECS.contains(&c.id))
+                        .map(|c| error_finding(c.id, &arn, Some(region), &e.to_string())),
+                ),
+            }
+        }
+        out
+    };
+    let alb = async {
+        if !wants(checks, "alb") {
+            return Vec::new();
+        }
+        match inventory.load_balancers().await {
+            Ok(lbs) => lbs
+                .iter()
+                .filter(|lb| {
+                    configured.is_none_or(|c| {
+                        c.load_balancers.contains(&lb.arn) || c.lb_dns.contains(&lb.dns_name.to_ascii_lowercase())
+                    })
+                })
+                .flat_map(evaluate::load_balancer)
+                .collect(),
+            Err(e) => errors(
+                checks,
+                "alb",
+                &format!("load balancers in {region}"),
+                Some(region),
+                &e.to_string(),
+            ),
+        }
+    };
+    let secrets = async {
+        if !wants(checks, "secrets") {
+            return Vec::new();
+        }
+        match inventory.secrets().await {
+            Ok(secrets) => secrets
+                .iter()
+                .filter(|s| configured.is_none_or(|c| c.secrets.contains(&s.name) || c.secrets.contains(&s.arn)))
+                .flat_map(|s| evaluate::secret(s, ctx))
+                .collect(),
+            Err(e) => errors(
+                checks,
+                "secrets",
+                &format!("secrets in {region}"),
+                Some(region),
+                &e.to_string(),
+            ),
+        }
+    };
+    let (a, b, c, d) = tokio::join!(rds, ecs, alb, secrets);
+    [a, b, c, d].into_iter().flatten().collect()
+}
+
+/// ECS checks about services rather than task definitions.
+const SERVICE_LEVEL_ECS: &[&str] = &[
+    "ecs-circuit-breaker-rollback",
+    "ecs-min-healthy-100",
+    "ecs-min-two-tasks",
+    "ecs-no-public-ip",
+];
+
+/// Runs the plan against `sources`.
+pub async fn run(plan: &RunPlan<'_>, sources: &Sources, reporter: &dyn Reporter) -> ComplianceReport {
+    let started = Instant::now();
+    let generated_at = chrono::Utc::now();
+    let checks = &plan.checks;
+    let configured = (plan.scope == Scope::Config).then(|| Configured::of(plan.env));
+    let configured = configured.as_ref();
+
+    let regions = futures::future::join_all(
+        sources
+            .inventories
+            .iter()
+            .map(|(region, inventory)| region_findings(region, inventory.as_ref(), plan, configured, reporter)),
+    );
+    let dns = async {
+        if !wants(checks, "route53") {
+            return Vec::new();
+        }
+        let Some((_, inventory)) = sources.inventories.first() else {
+            return Vec::new();
+        };
+        match inventory.failover_records().await {
+            Ok(records) => records
+                .iter()
+                .filter(|r| configured.is_none_or(|c| r.zone_id == c.zone && r.name == c.record))
+                .flat_map(evaluate::failover_record)
+                .collect(),
+            Err(e) => errors(checks, "route53", "Route 53 failover records", None, &e.to_string()),
+        }
+    };
+    let datadog = async {
+        if !wants(checks, "datadog") {
+            return Vec::new();
+        }
+        let tags = plan.env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
+        let result = match &sources.monitors {
+            Ok(source) => source.monitors(&tags).await,
+            Err(e) => Err(e.clone()),
+        };
+        match result {
+            Ok(monitors) => evaluate::datadog_monitors(&monitors, &tags),
+            Err(e) => errors(checks, "datadog", "Datadog monitors", None, &e),
+        }
+    };
+    let service = async {
+        if !wants(checks, "service") {
+            return Vec::new();
+        }
+        match &plan.url {
+            Some(url) => live::evaluate(&live::gather(sources.probe.as_ref(), url).await),
+            None => errors(
+                checks,
+                "service",
+                "the service URL",
+                None,
+                "no URL: the environment has no `url` and `--url` was not given",
+            ),
+        }
+    };
+    let (regions, dns, datadog, service) = tokio::join!(regions, dns, datadog, service);
+    let mut findings: Vec<Finding> = regions
+        .into_iter()
+        .flatten()
+        .chain(dns)
+        .chain(datadog)
+        .chain(service)
+        .collect();
+
+    // Keep the selected checks only (an evaluation reports every check of its resource type).
+    findings.retain(|f| checks.iter().any(|c| c.id == f.check_id));
+    apply_suppressions(&mut findings, &plan.suppressions, plan.context.now.date_naive());
+    let order: HashMap<&str, usize> = CHECKS.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| {
+                order
+                    .get(a.check_id.as_str())
+                    .unwrap_or(&usize::MAX)
+                    .cmp(order.get(b.check_id.as_str()).unwrap_or(&usize::MAX))
+            })
+            .then_with(|| a.resource.cmp(&b.resource))
+    });
+    let summary = Summary::of(checks.len(), &findings);
+    ComplianceReport {
+        schema_version: 1,
+        environment: plan.environment.to_owned(),
+        scope: plan.scope.as_str().to_owned(),
+        generated_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        fail_on: plan.fail_on,
+        passed: !fails(&findings, plan.fail_on),
+        summary,
+        checks: checks.clone(),
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_arn_names_its_load_balancer() {
+        assert_eq!(
+            load_balancer_of_listener(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/auth-production/50dc6c495c0c9188/f2f7dc8efc522ab2"
+            ),
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/auth-production/50dc6c495c0c9188"
+        );
+    }
+}
