@@ -278,6 +278,122 @@ pub struct Config {
     )]
     pub password_hash_concurrency: usize,
 
+    /// Base URL of the web front end, for the links in emails (`…/verify-email?token=…`).
+    #[arg(
+        long,
+        env = "PUBLIC_BASE_URL",
+        value_name = "PUBLIC_BASE_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_base_url: String,
+    /// `optional`: unverified accounts log in, flagged (`email_verified: false`); `required`: they are
+    /// refused (403 `email_not_verified`) until verified.
+    #[arg(
+        long,
+        env = "EMAIL_VERIFICATION",
+        value_name = "EMAIL_VERIFICATION",
+        default_value = "optional"
+    )]
+    pub email_verification: EmailVerification,
+    /// SMTP server: `smtp://host:port` (plain), `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465`
+    /// (TLS); credentials as `smtp://user:password@host`. Unset: no email is sent (logged as a warning).
+    #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of every email.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        value_name = "MAIL_FROM",
+        default_value = "auth-service <no-reply@example.com>"
+    )]
+    pub mail_from: String,
+    /// Seconds an SMTP or SMS API exchange may take.
+    #[arg(
+        long,
+        env = "OUTBOUND_TIMEOUT",
+        value_name = "OUTBOUND_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub outbound_timeout: u64,
+    /// Base URL of the Twilio API (a stub in tests and the sandbox).
+    #[arg(
+        long,
+        env = "TWILIO_BASE_URL",
+        value_name = "TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_base_url: String,
+    /// Twilio account SID; with `TWILIO_AUTH_TOKEN` and `TWILIO_FROM`, enables SMS codes.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", value_name = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token (a secret).
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN",
+        value_name = "TWILIO_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub twilio_auth_token: Option<String>,
+    /// Sender number (E.164) of text messages.
+    #[arg(long, env = "TWILIO_FROM", value_name = "TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+    /// Email verification token lifetime.
+    #[arg(
+        long,
+        env = "EMAIL_VERIFICATION_TTL",
+        value_name = "EMAIL_VERIFICATION_TTL",
+        default_value_t = 86_400
+    )]
+    pub email_verification_ttl: u64,
+    /// Password-reset token lifetime.
+    #[arg(
+        long,
+        env = "RESET_TOKEN_TTL",
+        value_name = "RESET_TOKEN_TTL",
+        default_value_t = 3_600
+    )]
+    pub reset_token_ttl: u64,
+    /// Password-reset HMAC keys, `kid:base64url-key` entries (first signs); a managed secret.
+    #[arg(
+        long,
+        env = "RESET_TOKEN_KEYS",
+        value_name = "RESET_TOKEN_KEYS",
+        hide_env_values = true
+    )]
+    pub reset_token_keys: Option<String>,
+    /// File holding the password-reset HMAC keys (same format), read at every use so rotation needs no
+    /// restart.
+    #[arg(long, env = "RESET_TOKEN_KEYS_FILE", value_name = "RESET_TOKEN_KEYS_FILE")]
+    pub reset_token_keys_file: Option<PathBuf>,
+    /// Forgot-password requests per client IP per window (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_FORGOT_PER_IP",
+        value_name = "RATE_LIMIT_FORGOT_PER_IP",
+        default_value_t = 10
+    )]
+    pub rate_limit_forgot_per_ip: u32,
+    /// Reset and verification emails per address per hour (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_EMAILS_PER_ADDRESS",
+        value_name = "RATE_LIMIT_EMAILS_PER_ADDRESS",
+        default_value_t = 3
+    )]
+    pub rate_limit_emails_per_address: u32,
+    /// Base URL of a breached-password range API (HIBP protocol, e.g. `https://api.pwnedpasswords.com`);
+    /// unset disables the check.
+    #[arg(long, env = "BREACHED_PASSWORD_API_URL", value_name = "BREACHED_PASSWORD_API_URL")]
+    pub breached_password_api_url: Option<String>,
+    /// Milliseconds the breached-password check may take before the password is accepted anyway.
+    #[arg(
+        long,
+        env = "BREACHED_PASSWORD_TIMEOUT_MS",
+        value_name = "BREACHED_PASSWORD_TIMEOUT_MS",
+        default_value_t = 1_500
+    )]
+    pub breached_password_timeout_ms: u64,
+
     /// Seconds to wait for in-flight requests at shutdown.
     #[arg(
         long,
@@ -301,6 +417,15 @@ pub struct Config {
     /// Milliseconds added to every API request when fault injection is enabled.
     #[arg(long, env = "FAULT_LATENCY_MS", value_name = "FAULT_LATENCY_MS", default_value_t = 0)]
     pub fault_latency_ms: u64,
+}
+
+/// Whether unverified accounts may log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmailVerification {
+    /// They log in, flagged as unverified.
+    Optional,
+    /// They are refused until verified.
+    Required,
 }
 
 /// Where the JWT keys come from.
@@ -402,6 +527,47 @@ impl Config {
         if self.fault_latency_ms > 60_000 {
             return Err(bad("FAULT_LATENCY_MS", "must be at most 60000"));
         }
+        if !(self.public_base_url.starts_with("https://") || self.public_base_url.starts_with("http://")) {
+            return Err(bad("PUBLIC_BASE_URL", "must be an http:// or https:// URL"));
+        }
+        if self.outbound_timeout == 0 {
+            return Err(bad("OUTBOUND_TIMEOUT", "must be at least 1 second"));
+        }
+        if self.email_verification_ttl == 0 {
+            return Err(bad("EMAIL_VERIFICATION_TTL", "must be at least 1 second"));
+        }
+        if self.reset_token_ttl == 0 || self.reset_token_ttl > 86_400 {
+            return Err(bad("RESET_TOKEN_TTL", "must be between 1 and 86400 seconds"));
+        }
+        let twilio = [
+            self.twilio_account_sid.is_some(),
+            self.twilio_auth_token.is_some(),
+            self.twilio_from.is_some(),
+        ];
+        if twilio.iter().any(|s| *s) && !twilio.iter().all(|s| *s) {
+            return Err(bad(
+                "TWILIO_ACCOUNT_SID",
+                "needs TWILIO_AUTH_TOKEN and TWILIO_FROM too (all three or none)",
+            ));
+        }
+        if self.reset_token_keys.is_some() && self.reset_token_keys_file.is_some() {
+            return Err(bad("RESET_TOKEN_KEYS", "and RESET_TOKEN_KEYS_FILE are exclusive"));
+        }
+        let reset_keys = self.reset_key_source();
+        if let Err(e) = reset_keys.check() {
+            let variable = if self.reset_token_keys_file.is_some() {
+                "RESET_TOKEN_KEYS_FILE"
+            } else {
+                "RESET_TOKEN_KEYS"
+            };
+            return Err(bad(variable, e.to_string()));
+        }
+        if matches!(reset_keys, crate::reset_tokens::KeySource::Ephemeral(_)) && self.is_production() {
+            return Err(bad(
+                "RESET_TOKEN_KEYS",
+                "is required in production (a managed secret shared by every instance)",
+            ));
+        }
         if self.enable_fault_injection && self.is_production() {
             return Err(bad(
                 "APP_ENV",
@@ -409,6 +575,19 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where the password-reset HMAC keys come from; a random per-process key when none is configured.
+    pub fn reset_key_source(&self) -> crate::reset_tokens::KeySource {
+        use crate::reset_tokens::KeySource;
+        match (&self.reset_token_keys, &self.reset_token_keys_file) {
+            (Some(keys), _) => KeySource::Inline(keys.clone()),
+            (None, Some(path)) => KeySource::File(path.clone()),
+            (None, None) => {
+                static EPHEMERAL: std::sync::OnceLock<KeySource> = std::sync::OnceLock::new();
+                EPHEMERAL.get_or_init(KeySource::ephemeral).clone()
+            }
+        }
     }
 
     /// Whether this is the production environment.

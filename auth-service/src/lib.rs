@@ -4,15 +4,20 @@
 //! loads the JWT keys, applies migrations (unless told not to), starts the key reloader (SIGHUP and
 //! periodic) and serves HTTP until SIGTERM or Ctrl-C, then drains in-flight requests.
 
+pub mod breach;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod notify;
+pub mod outbound;
 pub mod password;
+pub mod reset_tokens;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod totp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,10 +9,12 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use crate::breach::BreachChecker;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::outbound::{Email, Mailer, NoMailer, NoSms, SmsSender, SmtpMailer, TwilioSms};
 use crate::password::Hasher;
 use crate::store::redis::SessionTimeouts;
 use crate::store::{AuditEvent, Cache, Db};
@@ -39,6 +41,14 @@ pub struct AppState {
     pub jwt: Arc<JwtRules>,
     /// Session timeouts.
     pub timeouts: SessionTimeouts,
+    /// Outbound email.
+    pub mailer: Arc<dyn Mailer>,
+    /// Outbound text messages.
+    pub sms: Arc<dyn SmsSender>,
+    /// The breached-password check, when configured.
+    pub breach: Option<BreachChecker>,
+    /// Password-reset HMAC keys.
+    pub reset_keys: crate::reset_tokens::KeySource,
 }
 
 impl std::fmt::Debug for AppState {
@@ -67,7 +77,44 @@ impl AppState {
             idle: Config::secs(config.session_timeout_idle),
             absolute: Config::secs(config.session_timeout_absolute),
         };
+        let outbound_timeout = Config::secs(config.outbound_timeout);
+        let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+            Some(url) => Arc::new(SmtpMailer::new(url, &config.mail_from, outbound_timeout)?),
+            None => {
+                tracing::warn!("SMTP_URL is not set: verification, reset and notification emails are not sent");
+                Arc::new(NoMailer)
+            }
+        };
+        let sms: Arc<dyn SmsSender> = match (
+            &config.twilio_account_sid,
+            &config.twilio_auth_token,
+            &config.twilio_from,
+        ) {
+            (Some(sid), Some(token), Some(from)) => Arc::new(TwilioSms::new(
+                &config.twilio_base_url,
+                sid,
+                token,
+                from,
+                outbound_timeout,
+            )?),
+            _ => Arc::new(NoSms),
+        };
+        let breach = match &config.breached_password_api_url {
+            Some(url) => Some(
+                BreachChecker::new(
+                    url,
+                    std::time::Duration::from_millis(config.breached_password_timeout_ms),
+                )
+                .context("cannot build the breached-password API client")?,
+            ),
+            None => None,
+        };
+        let reset_keys = config.reset_key_source();
         Ok(Self {
+            mailer,
+            sms,
+            breach,
+            reset_keys,
             metrics: Metrics::new(&config.deployment_label),
             config: Arc::new(config),
             db: Db::new(pool),
@@ -83,6 +130,21 @@ impl AppState {
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Sends an email in the background: the answer to the request never waits for (or reveals) it.
+    /// `kind` names the message in logs; the body is never logged.
+    pub fn send_email(&self, kind: &'static str, email: Email) {
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(error) = mailer.send(&email).await {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::new(error)),
+                    kind,
+                    "cannot send email"
+                );
+            }
+        });
     }
 
     /// Writes an audit record. A failed write is logged, not returned: the request it describes has

@@ -57,6 +57,15 @@ pub struct RegisterResponse {
     pub message: &'static str,
 }
 
+/// The answer of requests that must not reveal whether an address has an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedResponse {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// What happens next.
+    pub message: &'static str,
+}
+
 /// Login request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
@@ -82,6 +91,20 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
     /// The session these tokens belong to.
     pub session_id: Uuid,
+    /// At login: whether the account's email address is verified (unverified accounts are flagged, or
+    /// refused when `EMAIL_VERIFICATION=required`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+/// The answer to a correct password: tokens, or a second-factor challenge.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    /// Signed in.
+    Tokens(TokenResponse),
+    /// Two-factor authentication is on: complete the challenge.
+    SecondFactor(crate::http::twofactor::ChallengeResponse),
 }
 
 /// Refresh request.
@@ -127,11 +150,11 @@ fn valid_email(email: &str) -> bool {
 
 /// A pseudonymous id of an email (truncated SHA-256): the Redis key of its counters, and how audit records
 /// of attempts against unknown accounts can be correlated without storing the address.
-fn account_key(email: &str) -> String {
+pub(crate) fn account_key(email: &str) -> String {
     hex::encode(&Sha256::digest(email.as_bytes())[..16])
 }
 
-fn audit(meta: &ClientMeta, event: &'static str, result: &'static str) -> AuditEvent {
+pub(crate) fn audit(meta: &ClientMeta, event: &'static str, result: &'static str) -> AuditEvent {
     AuditEvent {
         event,
         result,
@@ -177,11 +200,19 @@ pub async fn register(
         });
     }
     check_policy(&req.password, &email).map_err(policy_error)?;
+    check_breached(&state, &req.password).await?;
     // Hashed before the existence check, so a taken address costs the same time as a free one.
     let hash = state.hasher.hash(&req.password).await?;
     let id = Uuid::now_v7();
     let created = state.db.create_user(id, &email, &hash, state.now()).await?;
     state.metrics.registrations.inc();
+    // Either way a message goes to the address, so the owner learns of the attempt and the two cases
+    // look alike from outside.
+    if created {
+        crate::http::account::send_verification(&state, id, &email).await?;
+    } else {
+        state.send_email("already_registered", crate::notify::already_registered(&email));
+    }
     let mut event = audit(&meta, "register", if created { "success" } else { "duplicate" });
     if created {
         event.user_id = Some(id);
@@ -214,13 +245,14 @@ async fn issue_session_tokens(
         refresh_token,
         refresh_expires_in: state.config.refresh_token_ttl,
         session_id,
+        email_verified: None,
     })
 }
 
 /// Log in with email and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in; a new session", body = TokenResponse),
+        (status = 200, description = "Logged in (tokens of a new session), or, with two-factor authentication on, a challenge to complete at `/api/auth/2fa/verify`", body = LoginResponse),
         (status = 401, description = "Invalid email or password", body = ErrorBody),
         (status = 429, description = "Rate limited or account locked; see Retry-After", body = ErrorBody),
     ))]
@@ -228,7 +260,7 @@ pub async fn login(
     State(state): State<AppState>,
     meta: ClientMeta,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<Json<TokenResponse>> {
+) -> Result<Json<LoginResponse>> {
     let cfg = &state.config;
     let m = &state.metrics;
     m.login_attempts.inc();
@@ -289,11 +321,31 @@ pub async fn login(
                 event.user_id = user_id;
                 event.metadata = json!({ "lockout_seconds": cfg.lockout_duration });
                 state.audit(event).await;
+                if user_id.is_some() {
+                    state.send_email(
+                        "security_notification",
+                        crate::notify::security(
+                            &email,
+                            crate::notify::SecurityEvent::AccountLocked,
+                            &format!("Sign-in is blocked for {} minutes.", cfg.lockout_duration.div_ceil(60)),
+                        ),
+                    );
+                }
             }
             return Err(Error::InvalidCredentials);
         }
     };
     state.cache.login_succeeded(&account).await?;
+    if !user.email_verified && cfg.email_verification == crate::config::EmailVerification::Required {
+        m.login_failures.with_label_values(&["email_not_verified"]).inc();
+        let mut event = audit(&meta, "login", "email_not_verified");
+        event.user_id = Some(user.id);
+        state.audit(event).await;
+        return Err(Error::Forbidden {
+            code: "email_not_verified",
+            message: "verify your email address first; a new link can be requested".into(),
+        });
+    }
 
     if verified.needs_rehash {
         let (state, password, user) = (state.clone(), req.password.clone(), user.clone());
@@ -312,6 +364,25 @@ pub async fn login(
         });
     }
 
+    if let Some(cred) = state.db.totp_credential(user.id).await? {
+        if cred.confirmed {
+            let challenge = crate::http::twofactor::open_challenge(&state, &meta, &user).await?;
+            return Ok(Json(LoginResponse::SecondFactor(challenge)));
+        }
+    }
+    let response = start_session(&state, &meta, &user).await?;
+    Ok(Json(LoginResponse::Tokens(response)))
+}
+
+/// Creates a session for a user who passed every factor: Redis session, first refresh token of its
+/// family, access token, device record (new devices are notified), metrics and audit.
+pub(crate) async fn start_session(
+    state: &AppState,
+    meta: &ClientMeta,
+    user: &crate::store::postgres::User,
+) -> Result<TokenResponse> {
+    let cfg = &state.config;
+    let m = &state.metrics;
     let now = state.now();
     // A fresh random id for every login: a session id is never reused or chosen by the client.
     let session_id = Uuid::new_v4();
@@ -342,13 +413,15 @@ pub async fn login(
             expires_at: now + Duration::seconds(cfg.refresh_token_ttl as i64),
         })
         .await?;
-    let response = issue_session_tokens(&state, user.id, session_id, refresh_token).await?;
+    let mut response = issue_session_tokens(state, user.id, session_id, refresh_token).await?;
+    response.email_verified = Some(user.email_verified);
+    note_device(state, meta, user).await?;
     m.login_success.inc();
-    let mut event = audit(&meta, "login", "success");
+    let mut event = audit(meta, "login", "success");
     event.user_id = Some(user.id);
     event.metadata = json!({ "session_id": session_id });
     state.audit(event).await;
-    Ok(Json(response))
+    Ok(response)
 }
 
 /// Exchange a refresh token for new tokens.
@@ -598,23 +671,89 @@ pub async fn change_password(
         return Err(Error::InvalidCredentials);
     }
     state.cache.login_succeeded(&account).await?;
-    check_policy(&req.new_password, &row.email).map_err(policy_error)?;
-    for old in state.db.password_history(user.user_id, PASSWORD_HISTORY).await? {
-        if state.hasher.verify(&req.new_password, Some(&old)).await?.ok {
+    check_new_password(&state, user.user_id, &row.email, &req.new_password).await?;
+    let hash = state.hasher.hash(&req.new_password).await?;
+    state.db.change_password(user.user_id, &hash, state.now()).await?;
+    let ended = state.cache.delete_all_sessions(user.user_id).await?;
+    state.send_email(
+        "security_notification",
+        crate::notify::security(
+            &row.email,
+            crate::notify::SecurityEvent::PasswordChanged,
+            "The password was changed while signed in.",
+        ),
+    );
+    let mut event = audit(&meta, "password_change", "success");
+    event.user_id = Some(user.user_id);
+    event.metadata = json!({ "sessions_ended": ended });
+    state.audit(event).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses a breached password (when the check is configured and answers).
+async fn check_breached(state: &AppState, password: &Password) -> Result<()> {
+    if let Some(checker) = &state.breach {
+        if let crate::breach::Verdict::Breached(count) = checker.check(password.expose()).await {
+            return Err(Error::Unprocessable {
+                code: "password_breached",
+                message: format!("this password appeared in {count} data breaches; choose another"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The checks of a new password for an existing account: policy, breaches, and the last
+/// [`PASSWORD_HISTORY`] passwords.
+pub(crate) async fn check_new_password(
+    state: &AppState,
+    user_id: Uuid,
+    email: &str,
+    password: &Password,
+) -> Result<()> {
+    check_policy(password, email).map_err(policy_error)?;
+    check_breached(state, password).await?;
+    for old in state.db.password_history(user_id, PASSWORD_HISTORY).await? {
+        if state.hasher.verify(password, Some(&old)).await?.ok {
             return Err(Error::Unprocessable {
                 code: "password_reused",
                 message: format!("password must differ from the last {PASSWORD_HISTORY}"),
             });
         }
     }
-    let hash = state.hasher.hash(&req.new_password).await?;
-    state.db.change_password(user.user_id, &hash, state.now()).await?;
-    let ended = state.cache.delete_all_sessions(user.user_id).await?;
-    let mut event = audit(&meta, "password_change", "success");
-    event.user_id = Some(user.user_id);
-    event.metadata = json!({ "sessions_ended": ended });
-    state.audit(event).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// Records the device of a successful sign-in; a new one (for an account that had others) is notified by
+/// email. The fingerprint is SHA-256 of the user agent: coarse, but it needs no client cooperation.
+async fn note_device(state: &AppState, meta: &ClientMeta, user: &crate::store::postgres::User) -> Result<()> {
+    let ua = meta.user_agent.as_deref().unwrap_or("");
+    let fingerprint: [u8; 32] = Sha256::digest(format!("ua:{ua}").as_bytes()).into();
+    let (new, had_others) = state
+        .db
+        .record_device(
+            user.id,
+            &fingerprint,
+            meta.user_agent.as_deref(),
+            meta.ip.as_deref(),
+            state.now(),
+        )
+        .await?;
+    if new && had_others {
+        state.send_email(
+            "security_notification",
+            crate::notify::security(
+                &user.email,
+                crate::notify::SecurityEvent::NewDevice,
+                &format!(
+                    "Device: {}\nIP address: {}",
+                    if ua.is_empty() { "unknown" } else { ua },
+                    meta.ip.as_deref().unwrap_or("unknown")
+                ),
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,15 @@ pub enum Error {
     /// The refresh token is unknown, expired, revoked or reused.
     #[error("invalid refresh token")]
     InvalidGrant,
+    /// A single-use token (verification, reset) that is unknown, used, expired or forged.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// Authenticated but not allowed, e.g. `email_not_verified`.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// A second factor is missing (`second_factor_required`) or wrong (`invalid_code`).
+    #[error("{}", if *.0 == "invalid_code" { "invalid second-factor code" } else { "a second factor is required" })]
+    SecondFactor(&'static str),
     /// The request body is not what the endpoint expects.
     #[error("{0}")]
     BadRequest(String),
@@ -92,6 +101,9 @@ impl Error {
             Error::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::InvalidGrant => (StatusCode::UNAUTHORIZED, "invalid_grant"),
+            Error::InvalidToken => (StatusCode::BAD_REQUEST, "invalid_token"),
+            Error::SecondFactor(code) => (StatusCode::UNAUTHORIZED, code),
+            Error::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),

@@ -2,12 +2,14 @@
 //! cross-cutting middleware: request ids, JSON request logs, security headers, metrics, a body size limit,
 //! and (only when enabled) fault injection on the API routes.
 
+pub mod account;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod sessions;
+pub mod twofactor;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(sessions::router())
+        .merge(account::router())
+        .merge(twofactor::router())
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults));
     let security_headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

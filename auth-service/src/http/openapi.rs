@@ -5,16 +5,20 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{auth, ops, sessions};
+use crate::http::{account, auth, ops, sessions, twofactor};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "auth-service", description = "Accounts, login, tokens and sessions"),
+    info(title = "auth-service", description = "Accounts, login, tokens, sessions, email verification, password reset, two-factor authentication"),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
         auth::change_password,
         sessions::list, sessions::revoke,
+        account::verify_email, account::resend_verification, account::forgot_password,
+        account::reset_password, account::list_devices, account::delete_device,
+        twofactor::totp_setup, twofactor::totp_confirm, twofactor::disable, twofactor::set_phone,
+        twofactor::send_code, twofactor::verify,
         ops::health, ops::ready, ops::metrics, ops::version, ops::jwks,
     ),
     modifiers(&BearerAuth),

@@ -1,6 +1,7 @@
 //! Persistence: PostgreSQL for accounts, refresh tokens and the audit log; Redis for sessions, rate limits
 //! and lockout counters.
 
+pub mod accounts;
 pub mod postgres;
 pub mod redis;
 

@@ -223,27 +223,7 @@ impl Db {
     /// Sets a new password, records it in the history and revokes every refresh token of the user.
     pub async fn change_password(&self, user_id: Uuid, hash: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1")
-            .bind(user_id)
-            .bind(hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(Uuid::now_v7())
-            .bind(user_id)
-            .bind(hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2, revoked_reason = 'password_changed'
-             WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        set_password_in(&mut tx, user_id, hash, now, "password_changed").await?;
         tx.commit().await
     }
 
@@ -368,6 +348,38 @@ impl Db {
         .await?;
         Ok(())
     }
+}
+
+/// Sets a user's password, records it in the history and revokes every live refresh token with `reason`.
+pub(crate) async fn set_password_in(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    hash: &str,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(Uuid::now_v7())
+        .bind(user_id)
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn revoke_family_in(

@@ -79,11 +79,25 @@ redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
 return {1, v[1]}
 ";
 
+/// Counts an attempt on a second-factor challenge. KEYS: challenge. ARGV: max attempts. Returns {} when
+/// missing or used up (then deleted), else {user_id, otp_hash or ''}.
+const CHALLENGE_ATTEMPT: &str = r"
+local v = redis.call('HMGET', KEYS[1], 'user_id', 'otp')
+if not v[1] then return {} end
+local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if n > tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return {}
+end
+return {v[1], v[2] or ''}
+";
+
 // The scripts, with their SHA-1 computed once (`EVALSHA`, falling back to `EVAL` after a Redis restart).
 static GATE_ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GATE_ACQUIRE));
 static GATE_FAIL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GATE_FAIL));
 static RATE_LIMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_LIMIT));
 static SESSION_TOUCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SESSION_TOUCH));
+static CHALLENGE_ATTEMPT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHALLENGE_ATTEMPT));
 
 /// How long a cached profile (`GET /api/auth/me`) lives. Every write to a profile field deletes it, so
 /// this only bounds how long a cache fill that raced with such a write can serve the older value.
@@ -398,6 +412,67 @@ impl Cache {
         let mut c = self.conn.clone();
         let _: i64 = c.del(self.key(&["profile", &user_id.to_string()])).await?;
         Ok(())
+    }
+
+    /// Stores a second-factor challenge for a login that passed its password check.
+    pub async fn create_challenge(&self, id: Uuid, user_id: Uuid, ttl: Duration) -> redis::RedisResult<()> {
+        let key = self.key(&["challenge", &id.to_string()]);
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &[("user_id", user_id.to_string()), ("attempts", "0".to_owned())])
+            .ignore()
+            .pexpire(&key, ttl.as_millis() as i64)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+    }
+
+    /// Counts an attempt on a challenge: `None` when it is unknown, expired or out of attempts (then it
+    /// is gone), else its user and the hash of the code sent by email or SMS, if any.
+    pub async fn challenge_attempt(&self, id: Uuid, max: u32) -> redis::RedisResult<Option<(Uuid, Option<String>)>> {
+        let mut c = self.conn.clone();
+        let v: Vec<String> = CHALLENGE_ATTEMPT_SCRIPT
+            .key(self.key(&["challenge", &id.to_string()]))
+            .arg(max)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(match v.as_slice() {
+            [user, otp] => Uuid::parse_str(user)
+                .ok()
+                .map(|u| (u, Some(otp.clone()).filter(|o| !o.is_empty()))),
+            _ => None,
+        })
+    }
+
+    /// The user of a live challenge, without counting an attempt.
+    pub async fn challenge_user(&self, id: Uuid) -> redis::RedisResult<Option<Uuid>> {
+        let mut c = self.conn.clone();
+        let user: Option<String> = c.hget(self.key(&["challenge", &id.to_string()]), "user_id").await?;
+        Ok(user.and_then(|u| Uuid::parse_str(&u).ok()))
+    }
+
+    /// Binds a code sent by email or SMS to a live challenge (replacing an earlier one); false when the
+    /// challenge is gone.
+    pub async fn set_challenge_code(&self, id: Uuid, code_hash: &str) -> redis::RedisResult<bool> {
+        let key = self.key(&["challenge", &id.to_string()]);
+        let mut c = self.conn.clone();
+        // HSETXX-like: only while the challenge exists.
+        let set: i64 = redis::Script::new(
+            "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'otp', ARGV[1]) return 1 end return 0",
+        )
+        .key(&key)
+        .arg(code_hash)
+        .invoke_async(&mut c)
+        .await?;
+        Ok(set == 1)
+    }
+
+    /// Ends a challenge; true for exactly one caller, so a challenge completes at most once.
+    pub async fn finish_challenge(&self, id: Uuid) -> redis::RedisResult<bool> {
+        let mut c = self.conn.clone();
+        let deleted: i64 = c.del(self.key(&["challenge", &id.to_string()])).await?;
+        Ok(deleted == 1)
     }
 
     /// Ends a session; returns whether it existed.

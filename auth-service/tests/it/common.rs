@@ -34,6 +34,130 @@ pub fn database_url() -> String {
     })
 }
 
+/// `SMTP_URL` of the capturing SMTP server, or a panic that says how to provide it.
+pub fn smtp_url() -> String {
+    std::env::var("SMTP_URL").unwrap_or_else(|_| {
+        panic!("SMTP_URL is not set: the auth-service tests send email to a capturing SMTP server (and read it from SMTP_SINK_DIR); `cargo xtask sandbox up` starts one and exports both in target/sandbox/env.sh")
+    })
+}
+
+/// The Maildir the capturing SMTP server writes to.
+pub fn smtp_sink_dir() -> PathBuf {
+    PathBuf::from(std::env::var("SMTP_SINK_DIR").unwrap_or_else(|_| {
+        panic!("SMTP_SINK_DIR is not set: the Maildir of the capturing SMTP server (see SMTP_URL)")
+    }))
+}
+
+/// A captured email.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub subject: String,
+    pub body: String,
+}
+
+fn decode_quoted_printable(s: &str) -> String {
+    let s = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 3 <= bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_mail(raw: &str) -> Option<(String, Mail)> {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n")?;
+    let header = |name: &str| {
+        head.lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .map(|l| l[name.len() + 1..].trim().to_owned())
+    };
+    let to = header("To")?.trim_matches(|c| c == '<' || c == '>').to_lowercase();
+    let subject = header("Subject").unwrap_or_default();
+    let body = if header("Content-Transfer-Encoding").is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable")) {
+        decode_quoted_printable(body)
+    } else {
+        body.to_owned()
+    };
+    Some((to, Mail { subject, body }))
+}
+
+/// Every captured email to `to` so far, oldest first.
+pub fn mails_to(to: &str) -> Vec<Mail> {
+    let dir = smtp_sink_dir();
+    let mut found: Vec<(std::time::SystemTime, String, Mail)> = Vec::new();
+    for sub in ["new", "cur"] {
+        for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+            let Ok(raw) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            if let Some((addr, mail)) = parse_mail(&raw) {
+                if addr == to.to_lowercase() {
+                    let modified = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::UNIX_EPOCH);
+                    found.push((modified, entry.file_name().to_string_lossy().into_owned(), mail));
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    found.into_iter().map(|(_, _, m)| m).collect()
+}
+
+/// Waits (up to 30 s) until `count` emails to `to` with `subject` in their subject have arrived; returns
+/// them. Email is sent in the background, so it lands a moment after the answer.
+pub async fn wait_mails(to: &str, subject: &str, count: usize) -> Vec<Mail> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mails: Vec<Mail> = mails_to(to)
+            .into_iter()
+            .filter(|m| m.subject.contains(subject))
+            .collect();
+        if mails.len() >= count || std::time::Instant::now() > deadline {
+            assert!(
+                mails.len() >= count,
+                "expected {count} email(s) `{subject}` to {to}, got {mails:?}"
+            );
+            return mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The newest email to `to` with `subject` (waiting for it).
+pub async fn wait_mail(to: &str, subject: &str) -> Mail {
+    wait_mails(to, subject, 1).await.pop().unwrap()
+}
+
+/// The token in a `…?token=` link of an email body.
+pub fn link_token(body: &str) -> String {
+    let start = body.find("?token=").expect("a link with a token") + "?token=".len();
+    body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect()
+}
+
+/// A unique address, so tests sharing the SMTP sink never read each other's mail.
+pub fn unique_email(name: &str) -> String {
+    format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
 /// A test RSA key (PKCS#8 PEM) and its kid. Generated once and cached under the target directory, since
 /// RSA key generation is slow in debug builds. Index selects one of several distinct keys.
 pub fn test_key(index: usize) -> (String, String) {
@@ -103,6 +227,14 @@ pub fn config(keys_dir: &Path) -> Config {
         signing.to_str().unwrap(),
         "--jwt-verify-keys-dir",
         verify_dir.to_str().unwrap(),
+        "--smtp-url",
+        &smtp_url(),
+        "--mail-from",
+        "auth-service tests <no-reply@auth.test>",
+        "--public-base-url",
+        "https://app.test",
+        "--reset-token-keys",
+        "t1:dGVzdC1yZXNldC1rZXktdGhhdC1pcy1sb25nLWVub3VnaC0xMjM0NQ",
     ])
     .unwrap();
     cfg.rate_limit_login_per_ip = 1000;
@@ -173,11 +305,38 @@ impl TestApp {
         body: Option<Value>,
         bearer: Option<&str>,
     ) -> Resp {
+        self.call_as(ip, "it-test/1.0", method, uri, body, bearer).await
+    }
+
+    /// Logs in from another user agent (another device).
+    pub async fn login_with_agent(&self, email: &str, password: &str, agent: &str) -> Resp {
+        let body = json!({ "email": email, "password": password });
+        self.call_as(
+            &self.ip.clone(),
+            agent,
+            Method::POST,
+            "/api/auth/login",
+            Some(body),
+            None,
+        )
+        .await
+    }
+
+    /// Sends a request from a given client IP and user agent.
+    pub async fn call_as(
+        &self,
+        ip: &str,
+        agent: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> Resp {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .header("x-forwarded-for", ip)
-            .header("user-agent", "it-test/1.0");
+            .header("user-agent", agent);
         if let Some(token) = bearer {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -235,6 +394,17 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// Serves a stub (the SMS API, the breached-password API) on a loopback port for the test's lifetime;
+/// returns its base URL.
+pub async fn serve_stub(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
 }
 
 /// A string field of a JSON body.

@@ -7,6 +7,8 @@ mod common;
 mod accounts;
 mod cli;
 mod jwt;
+mod lifecycle;
 mod ops;
 mod refresh;
+mod secret_keys;
 mod sessions;
