@@ -1,5 +1,6 @@
 //! The local sandbox, all on loopback: a moto server standing in for the AWS APIs, seeded with the
-//! service's topology for `staging` and `production`; PostgreSQL and Redis; and the data plane of a canary:
+//! service's topology for `staging` and `production`; PostgreSQL and Redis; an SMTP server (aiosmtpd) that
+//! captures the auth-service's email into a Maildir (`SMTP_URL`, `SMTP_SINK_DIR`); and the data plane of a canary:
 //! a `stable` and a `canary` auth-service, a weighted proxy that splits requests between them by the
 //! staging ALB rule's weights (read from moto every second), a steady load generator through that proxy,
 //! and a Prometheus scraping both services every second.
@@ -16,6 +17,9 @@ use crate::process::{self, Result};
 
 /// moto's version is pinned: its behaviour is part of what the tests assert against.
 const MOTO_VERSION: &str = "5.2.5";
+
+/// The SMTP server that captures the auth-service's email into a Maildir (`SMTP_SINK_DIR`), pinned too.
+const AIOSMTPD_VERSION: &str = "1.4.6";
 
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";
@@ -38,7 +42,7 @@ struct Component {
 }
 
 /// What `up` starts, in start order; `down` stops them in reverse.
-const COMPONENTS: [Component; 9] = [
+const COMPONENTS: [Component; 10] = [
     Component {
         name: "moto",
         needle: "moto_server",
@@ -52,6 +56,11 @@ const COMPONENTS: [Component; 9] = [
     Component {
         name: "redis",
         needle: "redis-server",
+        listens: true,
+    },
+    Component {
+        name: "smtp",
+        needle: "aiosmtpd",
         listens: true,
     },
     Component {
@@ -286,6 +295,7 @@ impl Sandbox {
         let start = Instant::now();
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         self.ensure_moto()?;
+        self.ensure_aiosmtpd()?;
         let pg_bin = ensure_postgres()?;
         ensure_program("redis-server", "redis-server")?;
         ensure_program("prometheus", "prometheus")?;
@@ -310,6 +320,10 @@ impl Sandbox {
         }
         if !Self::running(&state, "postgres") {
             self.start_postgres(&mut state, &pg_bin)?;
+            self.save_state(&state)?;
+        }
+        if !Self::running(&state, "smtp") {
+            self.start_smtp(&mut state)?;
             self.save_state(&state)?;
         }
         if !Self::running(&state, "redis") {
@@ -605,6 +619,41 @@ impl Sandbox {
         Ok(())
     }
 
+    fn ensure_aiosmtpd(&self) -> Result<()> {
+        let marker = self.venv().join(".aiosmtpd-version");
+        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == AIOSMTPD_VERSION) {
+            return Ok(());
+        }
+        eprintln!(
+            "sandbox: installing aiosmtpd=={AIOSMTPD_VERSION} into {}",
+            self.venv().display()
+        );
+        process::run(
+            Command::new(self.venv().join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .arg(format!("aiosmtpd=={AIOSMTPD_VERSION}")),
+        )?;
+        std::fs::write(&marker, AIOSMTPD_VERSION).map_err(|e| e.to_string())
+    }
+
+    /// An SMTP server on loopback that stores every message it receives in the Maildir `mail/`, where
+    /// tests (and people) read the auth-service's verification, reset and notification emails.
+    fn start_smtp(&self, state: &mut State) -> Result<()> {
+        let port = process::free_port()?;
+        let log = self.dir.join("smtp.log");
+        let pid = process::spawn_logged(
+            Command::new(self.venv().join("bin/python"))
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(self.dir.join("mail")),
+            &log,
+        )?;
+        process::wait_for_port(port, "smtp", Duration::from_secs(20), &log)?;
+        state.insert("smtp_port".into(), port.to_string());
+        Self::started(state, "smtp", pid);
+        Ok(())
+    }
+
     fn start_redis(&self, state: &mut State) -> Result<()> {
         let port = process::free_port()?;
         let log = self.dir.join("redis.log");
@@ -668,6 +717,7 @@ impl Sandbox {
             )
             .env("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"]))
             .env("REDIS_KEY_PREFIX", "sandbox:")
+            .env("SMTP_URL", format!("smtp://127.0.0.1:{}", state["smtp_port"]))
             .env("BIND_ADDR", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("APP_ENV", "sandbox")
@@ -845,6 +895,8 @@ impl Sandbox {
                 format!("postgres://postgres@127.0.0.1:{}/postgres", state["postgres_port"]),
             ),
             ("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"])),
+            ("SMTP_URL", format!("smtp://127.0.0.1:{}", state["smtp_port"])),
+            ("SMTP_SINK_DIR", self.dir.join("mail").display().to_string()),
             // The service as clients see it: through the weighted proxy (the ALB).
             ("AUTH_URL", url("proxy_port")),
             ("AUTH_STABLE_URL", url("stable_port")),
