@@ -325,7 +325,14 @@ pub async fn disable(
         failed(&state, &row.email).await?;
         return Err(Error::InvalidCredentials);
     }
-    require_second_factor(&state, &meta, &row, Some(&req.code), "two_factor_disable").await?;
+    if check_factor(&state, user.user_id, &req.code).await?.is_none() {
+        failed(&state, &row.email).await?;
+        let mut event = audit(&meta, "two_factor", "disable_invalid_code");
+        event.user_id = Some(user.user_id);
+        state.audit(event).await;
+        return Err(Error::SecondFactor("invalid_code"));
+    }
+    state.cache.login_succeeded(&account_key(&row.email)).await?;
     state.db.disable_totp(user.user_id).await?;
     state.send_email(
         "security_notification",

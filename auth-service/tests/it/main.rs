@@ -12,3 +12,4 @@ mod ops;
 mod refresh;
 mod secret_keys;
 mod sessions;
+mod twofactor;

@@ -1,0 +1,274 @@
+//! Two-factor authentication end to end: TOTP enrolment, the login challenge, replay of every kind of
+//! code, attempt limits, email and SMS codes, reset and disable guarded by the second factor.
+
+use std::sync::{Arc, Mutex};
+
+use auth_service::clock::Clock as _;
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::common::{link_token, s, serve_stub, unique_email, wait_mail, TestApp, PASSWORD};
+
+/// The current TOTP code of the user's credential at the app's clock.
+async fn current_code(app: &TestApp) -> String {
+    let secret: Vec<u8> = sqlx::query_scalar("SELECT secret FROM totp_credentials")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    let step = auth_service::totp::step_of(app.clock.now().timestamp());
+    auth_service::totp::code_at(&secret, step)
+}
+
+/// Signs up, enables TOTP; returns (access token, recovery codes).
+async fn enrolled(app: &TestApp, email: &str) -> (String, Vec<String>) {
+    let login = app.signed_in(email).await;
+    let access = s(&login, "access_token").to_owned();
+    let setup = app
+        .call(Method::POST, "/api/auth/2fa/totp/setup", None, Some(&access))
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{:?}", setup.body);
+    assert!(s(&setup.body, "otpauth_uri").starts_with("otpauth://totp/"));
+    assert_eq!(s(&setup.body, "secret").len(), 32, "160-bit base32 secret");
+    let wrong = app
+        .call(Method::POST, "/api/auth/2fa/totp/confirm", Some(json!({ "code": "000000" })), Some(&access))
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["error"], "invalid_code");
+    let code = current_code(app).await;
+    let confirm = app
+        .call(Method::POST, "/api/auth/2fa/totp/confirm", Some(json!({ "code": code })), Some(&access))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{:?}", confirm.body);
+    let codes: Vec<String> = confirm.body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (access, codes)
+}
+
+async fn challenge(app: &TestApp, email: &str) -> String {
+    let res = app.login(email, PASSWORD).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    assert_eq!(res.body["two_factor_required"], true);
+    assert!(res.body.get("access_token").is_none(), "no tokens before the second factor");
+    s(&res.body, "challenge_id").to_owned()
+}
+
+async fn verify(app: &TestApp, challenge: &str, code: &str) -> crate::common::Resp {
+    app.post("/api/auth/2fa/verify", json!({ "challenge_id": challenge, "code": code }))
+        .await
+}
+
+#[sqlx::test]
+async fn totp_login_challenge_and_every_code_works_once(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("totp");
+    let (_, recovery) = enrolled(&app, &email).await;
+    wait_mail(&email, "two-factor settings changed").await;
+
+    // The code that confirmed the enrolment cannot be replayed at login.
+    let used = current_code(&app).await;
+    let c1 = challenge(&app, &email).await;
+    let res = verify(&app, &c1, &used).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.body["error"], "invalid_code");
+
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = current_code(&app).await;
+    let res = verify(&app, &c1, &code).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    let access = s(&res.body, "access_token").to_owned();
+    assert_eq!(app.get("/api/auth/me", Some(&access)).await.status, StatusCode::OK);
+    // The challenge completed: it is gone.
+    assert_eq!(verify(&app, &c1, &code).await.status, StatusCode::BAD_REQUEST);
+    // The same TOTP code on a new challenge: replay refused.
+    let c2 = challenge(&app, &email).await;
+    assert_eq!(verify(&app, &c2, &code).await.status, StatusCode::UNAUTHORIZED);
+
+    // A recovery code works once (any case, any separator).
+    let res = verify(&app, &c2, &recovery[0].to_uppercase().replace('-', " ")).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    let c3 = challenge(&app, &email).await;
+    assert_eq!(verify(&app, &c3, &recovery[0]).await.status, StatusCode::UNAUTHORIZED);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE used_at IS NOT NULL")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+
+    let methods: Vec<Value> = app
+        .audit("two_factor")
+        .await
+        .into_iter()
+        .map(|(result, _, meta)| json!([result, meta["method"]]))
+        .collect();
+    assert_eq!(
+        methods,
+        [json!(["enabled", null]), json!(["verified", "totp"]), json!(["verified", "recovery_code"])]
+    );
+}
+
+#[sqlx::test]
+async fn a_challenge_allows_five_attempts_and_failures_lock_the_account(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("brute");
+    enrolled(&app, &email).await;
+    let c = challenge(&app, &email).await;
+    for _ in 0..4 {
+        assert_eq!(verify(&app, &c, "123456").await.status, StatusCode::UNAUTHORIZED);
+    }
+    // The fifth wrong code locks the account (MAX_LOGIN_ATTEMPTS = 5), and the challenge is used up.
+    let res = verify(&app, &c, "654321").await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    app.clock.advance(chrono::Duration::seconds(30));
+    let good = current_code(&app).await;
+    assert_eq!(verify(&app, &c, &good).await.status, StatusCode::BAD_REQUEST, "challenge exhausted");
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.body["error"], "account_locked");
+}
+
+#[sqlx::test]
+async fn an_emailed_code_is_bound_to_its_challenge_and_single_use(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("otp");
+    enrolled(&app, &email).await;
+    let c1 = challenge(&app, &email).await;
+    let c2 = challenge(&app, &email).await;
+    let res = app
+        .post("/api/auth/2fa/send", json!({ "challenge_id": c1, "channel": "email" }))
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{:?}", res.body);
+    let mail = wait_mail(&email, "Your sign-in code").await;
+    let code: String = mail
+        .body
+        .split_whitespace()
+        .find(|w| w.len() == 7 && w.ends_with('.') && w[..6].bytes().all(|b| b.is_ascii_digit()))
+        .map(|w| w[..6].to_owned())
+        .expect("a 6-digit code");
+    assert_eq!(verify(&app, &c2, &code).await.status, StatusCode::UNAUTHORIZED, "other challenge");
+    assert_eq!(verify(&app, &c1, &code).await.status, StatusCode::OK);
+    assert_eq!(verify(&app, &c1, &code).await.status, StatusCode::BAD_REQUEST, "used");
+}
+
+#[sqlx::test]
+async fn a_texted_code_goes_through_the_twilio_api(pool: PgPool) {
+    type Seen = Arc<Mutex<Vec<(Option<String>, std::collections::HashMap<String, String>)>>>;
+    let seen: Seen = Arc::default();
+    let recorder = seen.clone();
+    let stub = axum::Router::new().route(
+        "/2010-04-01/Accounts/{sid}/Messages.json",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap,
+                  axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let recorder = recorder.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    recorder.lock().unwrap().push((auth, form));
+                    (StatusCode::CREATED, axum::Json(json!({ "sid": "SM123", "status": "queued" })))
+                }
+            },
+        ),
+    );
+    let url = serve_stub(stub).await;
+    let app = TestApp::with(pool, |c| {
+        c.twilio_base_url = url.clone();
+        c.twilio_account_sid = Some("AC123".into());
+        c.twilio_auth_token = Some("twilio-secret".into());
+        c.twilio_from = Some("+15005550006".into());
+    })
+    .await;
+    let email = unique_email("sms");
+    let (access, _) = enrolled(&app, &email).await;
+    let bad = app
+        .call(Method::PUT, "/api/auth/phone", Some(json!({ "phone": "0612" })), Some(&access))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app
+        .call(Method::PUT, "/api/auth/phone", Some(json!({ "phone": "+33612345678" })), Some(&access))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+
+    let login = app.login(&email, PASSWORD).await;
+    assert!(login.body["methods"].as_array().unwrap().contains(&json!("sms")));
+    let c = s(&login.body, "challenge_id").to_owned();
+    let res = app.post("/api/auth/2fa/send", json!({ "challenge_id": c, "channel": "sms" })).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (auth, form) = loop {
+        if let Some(m) = seen.lock().unwrap().first().cloned() {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no SMS reached the stub");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(form["To"], "+33612345678");
+    assert_eq!(form["From"], "+15005550006");
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode("AC123:twilio-secret");
+    assert_eq!(auth.as_deref(), Some(format!("Basic {expected}").as_str()));
+    let code: String = form["Body"].chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    assert_eq!(verify(&app, &c, &code).await.status, StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn reset_with_2fa_needs_the_second_factor(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("reset2fa");
+    enrolled(&app, &email).await;
+    app.post("/api/auth/password/forgot", json!({ "email": email })).await;
+    let token = link_token(&wait_mail(&email, "Reset your password").await.body);
+    let body = |code: Option<&str>| json!({ "token": token, "new_password": "a brand new passphrase", "code": code });
+
+    let res = app.post("/api/auth/password/reset", body(None)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.body["error"], "second_factor_required");
+    let res = app.post("/api/auth/password/reset", body(Some("000000"))).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.body["error"], "invalid_code");
+    // The token survived the failures; a valid second factor completes the reset.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = current_code(&app).await;
+    let res = app.post("/api/auth/password/reset", body(Some(&code))).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{:?}", res.body);
+    // 2FA is still on after the reset.
+    challenge_with_password(&app, &email, "a brand new passphrase").await;
+}
+
+async fn challenge_with_password(app: &TestApp, email: &str, password: &str) {
+    let res = app.login(email, password).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body["two_factor_required"], true);
+}
+
+#[sqlx::test]
+async fn disabling_needs_the_password_and_a_second_factor(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("disable");
+    let (access, recovery) = enrolled(&app, &email).await;
+    let call = |password: &str, code: &str| {
+        app.call(
+            Method::POST,
+            "/api/auth/2fa/disable",
+            Some(json!({ "password": password, "code": code })),
+            Some(&access),
+        )
+    };
+    assert_eq!(call("wrong password!!", &recovery[1]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(PASSWORD, "999999").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(PASSWORD, &recovery[1]).await.status, StatusCode::NO_CONTENT);
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.get("access_token").is_some(), "tokens again without a challenge");
+    assert_eq!(
+        crate::common::wait_mails(&email, "two-factor settings changed", 2).await.len(),
+        2
+    );
+}
