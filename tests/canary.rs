@@ -274,3 +274,256 @@ async fn rollback_to_a_named_revision_is_journaled() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("auth-service:999"), "{}", out.stderr);
 }
+
+/// Restarts the sandbox's canary process with a fault scenario (`healthy`, `errors`, `slow`) through the
+/// sandbox's own tool, and back to `healthy` when dropped.
+struct Scenario(&'static str);
+
+impl Scenario {
+    fn set(name: &'static str) -> Self {
+        assert!(switch_scenario(name), "`xtask sandbox scenario {name}` failed");
+        Scenario(name)
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        // No assertion here: this may run while a failed test unwinds.
+        if self.0 != "healthy" && switch_scenario("healthy") {
+            // The faulty process's last requests stay in the analysis window (15 s in the sandbox) after it
+            // is replaced; the next test must not measure them.
+            std::thread::sleep(std::time::Duration::from_secs(20));
+        }
+    }
+}
+
+/// `xtask sandbox scenario NAME`; whether it succeeded.
+fn switch_scenario(name: &str) -> bool {
+    let xtask = common::sandbox_var("SUMA_SANDBOX_XTASK");
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    std::process::Command::new(xtask)
+        .args(["sandbox", "scenario", name])
+        .env("CARGO_MANIFEST_DIR", root.join("xtask"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A tag no earlier run used, so every deploy registers its own revision.
+fn fresh_tag() -> String {
+    format!(
+        "registry.example/auth-service:e2e-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Weights and canary count after a deploy ended: all traffic on stable, no canary task.
+async fn assert_back_on_stable(aws: &dyn AwsApis, env: &suma::config::Environment) {
+    let weights = aws
+        .elb(&env.primary_region)
+        .rule_weights(env.alb.rule_arn.as_str())
+        .await
+        .unwrap();
+    let weight_of = |arn: &str| weights.iter().find(|w| w.target_group_arn == arn).unwrap().weight;
+    assert_eq!(weight_of(env.alb.stable_target_group_arn.as_str()), 100);
+    assert_eq!(weight_of(env.alb.canary_target_group_arn.as_str()), 0);
+    let canary = aws
+        .ecs(&env.primary_region)
+        .describe_services(&env.ecs.cluster, std::slice::from_ref(&env.ecs.canary_service))
+        .await
+        .unwrap();
+    assert_eq!(canary[0].desired, 0, "the canary is scaled to zero");
+}
+
+async fn stable_revision(aws: &dyn AwsApis, env: &suma::config::Environment) -> String {
+    aws.ecs(&env.primary_region)
+        .describe_services(&env.ecs.cluster, std::slice::from_ref(&env.ecs.service))
+        .await
+        .unwrap()[0]
+        .task_definition
+        .clone()
+}
+
+/// The Datadog events the sandbox's stand-in recorded, newest last.
+fn datadog_events() -> Vec<serde_json::Value> {
+    std::fs::read_to_string(common::sandbox_var("SUMA_SANDBOX_DATADOG_EVENTS"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn deploy(image: &str) -> std::process::Command {
+    let mut cmd = suma(&[
+        "deploy",
+        "canary",
+        "--env",
+        "staging",
+        "--image",
+        image,
+        "--yes",
+        "--output",
+        "json",
+        "--rollout-timeout",
+        "60s",
+    ]);
+    cmd.env("SUMA_ACTOR", "e2e-test");
+    cmd
+}
+
+#[tokio::test]
+async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revision() {
+    let _staging = STAGING.lock().await;
+    let _scenario = Scenario::set("healthy");
+    let env = staging();
+    let aws = session(&env).await;
+    let before = stable_revision(aws.as_ref(), &env).await;
+    let image = fresh_tag();
+
+    let out = run(deploy(&image));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = common::json(&out);
+    assert_eq!(report["outcome"]["outcome"], "promoted");
+    let op = &report["operation"];
+    assert_eq!(op["status"], "succeeded");
+    assert_eq!(op["steps"][0]["facts"]["stable_task_definition"], before.as_str());
+    let promoted = op["steps"][0]["facts"]["canary_task_definition"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for step in &op["steps"].as_array().unwrap()[2..4] {
+        let ticks = step["facts"]["ticks"].as_array().unwrap();
+        assert!(!ticks.is_empty(), "every step measured: {step}");
+        for tick in ticks {
+            assert_eq!(tick["verdict"]["verdict"], "pass", "{tick}");
+        }
+    }
+    assert_eq!(stable_revision(aws.as_ref(), &env).await, promoted);
+    assert_back_on_stable(aws.as_ref(), &env).await;
+    let version = image.rsplit(':').next().unwrap();
+    let event = datadog_events()
+        .into_iter()
+        .rev()
+        .find(|e| e["title"].as_str().unwrap().contains(version))
+        .expect("a Datadog event for the deploy");
+    assert_eq!(event["alert_type"], "success");
+    assert!(event["title"].as_str().unwrap().contains("promoted"), "{event}");
+    assert!(
+        event["text"].as_str().unwrap().contains("started by: e2e-test"),
+        "{event}"
+    );
+    assert!(event["tags"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(format!("version:{version}"))));
+
+    // Rollback without `--to` goes to the revision recorded before the deploy, not "current minus one".
+    let out = run(suma(&[
+        "rollback",
+        "--env",
+        "staging",
+        "--reason",
+        "e2e: back to the recorded revision",
+        "--yes",
+        "--output",
+        "json",
+        "--rollout-timeout",
+        "60s",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let op = common::json(&out);
+    assert_eq!(op["steps"][0]["facts"]["previous_task_definition"], promoted.as_str());
+    assert_eq!(op["steps"][0]["facts"]["target_task_definition"], before.as_str());
+    assert_eq!(stable_revision(aws.as_ref(), &env).await, before);
+}
+
+#[tokio::test]
+async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_bad_measurement() {
+    let _staging = STAGING.lock().await;
+    let _scenario = Scenario::set("errors");
+    let env = staging();
+    let aws = session(&env).await;
+    let before = stable_revision(aws.as_ref(), &env).await;
+
+    let out = run(deploy(&fresh_tag()));
+    assert_eq!(out.code, 1, "a rolled-back canary exits 1: {}", out.stderr);
+    let report = common::json(&out);
+    assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
+    let op = &report["operation"];
+    assert_eq!(op["status"], "failed", "the journal says the canary failed: {op}");
+    let ticks: Vec<&serde_json::Value> = op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["facts"]["ticks"].as_array())
+        .flatten()
+        .collect();
+    let first_bad = ticks
+        .iter()
+        .position(|t| t["verdict"]["verdict"] == "fail")
+        .unwrap_or_else(|| panic!("no failed measurement: {ticks:?}"));
+    let rollback_at = ticks
+        .iter()
+        .position(|t| t["decision"]["decision"] == "rollback")
+        .expect("the analysis decided to roll back");
+    assert!(
+        rollback_at <= first_bad + 2,
+        "rolled back at tick {rollback_at}, first bad measurement at tick {first_bad}"
+    );
+    let reasons = ticks[first_bad]["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("error_rate"), "{reasons}");
+    assert_back_on_stable(aws.as_ref(), &env).await;
+    assert_eq!(
+        stable_revision(aws.as_ref(), &env).await,
+        before,
+        "stable never changed"
+    );
+    let event = datadog_events().pop().expect("a Datadog event");
+    assert_eq!(event["alert_type"], "error");
+    assert!(event["title"].as_str().unwrap().contains("rolled back"), "{event}");
+}
+
+#[tokio::test]
+async fn a_second_concurrent_deploy_is_refused_by_the_lock() {
+    let _staging = STAGING.lock().await;
+    let _scenario = Scenario::set("healthy");
+    let env = staging();
+    let aws = session(&env).await;
+    let mut first = deploy(&fresh_tag())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded by the deploy itself) until the first deploy holds the lock.
+    let holder = loop {
+        let status = run(suma(&["lock", "status", "--env", "staging", "--output", "json"]));
+        let lock = common::json(&status);
+        if let Some(op) = lock["lock"]["operation_id"].as_str() {
+            break op.to_owned();
+        }
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first deploy ended before taking the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+
+    let second = run(deploy(&fresh_tag()));
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains("is locked by"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&holder),
+        "names the holder's operation: {}",
+        second.stderr
+    );
+
+    // Abort the first from "another terminal"; it rolls back and exits 1.
+    let abort = run(suma(&["deploy", "abort", "--env", "staging", "--yes"]));
+    assert_eq!(abort.code, 0, "{}", abort.stderr);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["outcome"], "aborted", "{report}");
+    assert_back_on_stable(aws.as_ref(), &env).await;
+}

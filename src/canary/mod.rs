@@ -514,7 +514,8 @@ impl Engine {
     pub async fn roll_back(&self, op: &mut Operation, holder: &str, reason: &str) -> Result<(), EngineError> {
         self.reporter.warn(&format!("rolling back: {reason}"));
         self.set_weights(0).await.map_err(EngineError::RollbackFailed)?;
-        let weights_restored_at = chrono::Utc::now();
+        // Its own event, so its time is on record (`cargo xtask bench canary` measures up to it).
+        op.note(holder, WEIGHTS_RESTORED);
         let cfg = &self.env.ecs;
         let ecs = self.aws.ecs(&self.env.primary_region);
         let scale_down = ServiceUpdate {
@@ -547,7 +548,7 @@ impl Engine {
         }
         op.note(
             holder,
-            format!("rolled back: weights stable 100 / canary 0 at {weights_restored_at}, `{}` scaled to 0; reason: {reason}", cfg.canary_service),
+            format!("rolled back: `{}` scaled to 0; reason: {reason}", cfg.canary_service),
         );
         self.journal.save(op, Some(holder)).await?;
         Ok(())
@@ -590,6 +591,49 @@ fn tick_line(
     };
     format!("[canary {weight}%] {values} => {verdict}{decision}")
 }
+
+/// The figures of a canary run for its final report: how long it took, how many analyses ran and failed,
+/// and, after a rollback, the time from the first failed analysis to all traffic back on stable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub duration_ms: i64,
+    pub analyses: usize,
+    pub failed_analyses: usize,
+    pub first_failed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub weights_restored_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// From the first failed analysis to the weights restored: the rollback's reaction time.
+    pub failure_to_restore_ms: Option<i64>,
+}
+
+/// Summarises a canary operation from its journal record.
+pub fn summary(op: &Operation) -> RunSummary {
+    let ticks: Vec<&serde_json::Value> = op
+        .steps
+        .iter()
+        .filter_map(|s| s.facts.get("ticks").and_then(|t| t.as_array()))
+        .flatten()
+        .collect();
+    let failed: Vec<&&serde_json::Value> = ticks.iter().filter(|t| t["verdict"]["verdict"] == "fail").collect();
+    let first_failed_at = failed
+        .first()
+        .and_then(|t| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(t["at"].clone()).ok());
+    let weights_restored_at = op.events.iter().find(|e| e.message == WEIGHTS_RESTORED).map(|e| e.at);
+    let failure_to_restore_ms = match (first_failed_at, weights_restored_at) {
+        (Some(bad), Some(restored)) if restored >= bad => Some((restored - bad).num_milliseconds()),
+        _ => None,
+    };
+    RunSummary {
+        duration_ms: (op.updated_at - op.started_at).num_milliseconds(),
+        analyses: ticks.len(),
+        failed_analyses: failed.len(),
+        first_failed_at,
+        weights_restored_at,
+        failure_to_restore_ms,
+    }
+}
+
+/// The journal event recorded the moment a rollback has put all traffic back on stable.
+pub const WEIGHTS_RESTORED: &str = "weights restored: stable 100 / canary 0";
 
 /// The live view of a step: where the canary is, how long is left, and the last measurement against its
 /// threshold (`error_rate 0.0012 < 0.005`).

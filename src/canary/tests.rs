@@ -518,6 +518,15 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_weights_first(
         .unwrap();
     assert!(weights_back < canary_down, "blast radius first: {events:?}");
     assert!(op.events.iter().any(|e| e.message.starts_with("rolled back")));
+    let summary = super::summary(&op);
+    assert_eq!((summary.analyses, summary.failed_analyses), (4, 2));
+    let first_failed = ticks[2]["at"].as_str().unwrap();
+    assert_eq!(
+        summary.first_failed_at.unwrap(),
+        first_failed.parse::<chrono::DateTime<chrono::Utc>>().unwrap()
+    );
+    assert!(summary.weights_restored_at.unwrap() >= summary.first_failed_at.unwrap());
+    assert!(summary.failure_to_restore_ms.is_some());
 }
 
 #[tokio::test(start_paused = true)]

@@ -124,11 +124,6 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let engine = engine(ctx, name, env, &session, args.rollout_timeout)?;
-    ctx.reporter.phase(&format!("preflight on `{name}`"));
-    preflight(name, env, engine.aws.as_ref(), engine.metrics.as_ref()).await?;
-    super::events::refuse_if_gates_alerting(name, env, args.force, ctx.reporter.as_ref()).await?;
-    ctx.reporter.finish();
-
     let plan = canary::plan(name, env, &args.image);
     let queries = query_set(env.metrics.provider, &env.canary);
     let vars = QueryVars {
@@ -141,34 +136,65 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
         version: args.image.rsplit(':').next().unwrap_or_default().to_owned(),
     };
     let rendered = rendered_queries(&queries, &vars, &canary_side);
-    if args.mutation.dry_run {
-        let report = json!({
-            "dry_run": true,
-            "environment": name,
-            "image": args.image,
-            "plan": plan,
-            "queries": rendered,
-            "thresholds": {"max_error_rate": env.canary.max_error_rate, "max_p95_latency_ms": env.canary.max_p95_latency_ms,
-                "min_samples": env.canary.min_samples, "failure_limit": env.canary.failure_limit,
-                "consecutive_error_limit": env.canary.consecutive_error_limit, "no_data": env.canary.no_data},
-        });
-        ctx.printer
-            .either(&report, || crate::render::deploy::plan(&plan, &rendered, &env.canary));
-        return Ok(ExitStatus::Success);
-    }
-    ctx.reporter
-        .info(&crate::render::deploy::plan(&plan, &rendered, &env.canary));
-    if !crate::render::confirm(
-        &format!("start a canary of `{}` on `{name}`", args.image),
-        args.mutation.yes,
-    )? {
-        ctx.reporter.info("not confirmed; nothing changed");
-        return Ok(ExitStatus::No);
-    }
-    let mut op = Operation::new(canary::KIND, name, &ctx.settings.actor.value, plan);
+    let mut op = Operation::new(canary::KIND, name, &ctx.settings.actor.value, plan.clone());
     op.parameters.insert("image".to_owned(), json!(args.image));
-    let locks = ctx.locks(&session);
-    let guard = locks.acquire(&op, false).await?;
+
+    // The lock comes first, so a second deploy is refused by it rather than by the first one's traffic
+    // split; a dry run changes nothing and takes no lock.
+    let guard = if args.mutation.dry_run {
+        None
+    } else {
+        ctx.reporter.phase(&format!("locking `{name}`"));
+        Some(ctx.locks(&session).acquire(&op, false).await?)
+    };
+    ctx.reporter.phase(&format!("preflight on `{name}`"));
+    let ready = async {
+        preflight(name, env, engine.aws.as_ref(), engine.metrics.as_ref()).await?;
+        super::events::refuse_if_gates_alerting(name, env, args.force, ctx.reporter.as_ref()).await?;
+        ctx.reporter.finish();
+        if guard.is_none() {
+            return Ok(false);
+        }
+        ctx.reporter
+            .info(&crate::render::deploy::plan(&plan, &rendered, &env.canary));
+        let confirmed = crate::render::confirm(
+            &format!("start a canary of `{}` on `{name}`", args.image),
+            args.mutation.yes,
+        )?;
+        anyhow::Ok(confirmed)
+    }
+    .await;
+    ctx.reporter.finish();
+    let guard = match (ready, guard) {
+        (Ok(true), Some(guard)) => guard,
+        (ready, guard) => {
+            if let Some(guard) = guard {
+                guard
+                    .release()
+                    .await
+                    .with_context(|| format!("cannot release the lock of `{name}` after the preflight"))?;
+            }
+            if !ready? {
+                if args.mutation.dry_run {
+                    let report = json!({
+                        "dry_run": true,
+                        "environment": name,
+                        "image": args.image,
+                        "plan": plan,
+                        "queries": rendered,
+                        "thresholds": {"max_error_rate": env.canary.max_error_rate, "max_p95_latency_ms": env.canary.max_p95_latency_ms,
+                            "min_samples": env.canary.min_samples, "failure_limit": env.canary.failure_limit,
+                            "consecutive_error_limit": env.canary.consecutive_error_limit, "no_data": env.canary.no_data},
+                    });
+                    ctx.printer
+                        .either(&report, || crate::render::deploy::plan(&plan, &rendered, &env.canary));
+                    return Ok(ExitStatus::Success);
+                }
+                ctx.reporter.info("not confirmed; nothing changed");
+            }
+            return Ok(ExitStatus::No);
+        }
+    };
     engine.journal.save(&op, Some(guard.holder())).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
     let outcome = engine.run(&mut op, &guard).await;
@@ -242,9 +268,11 @@ async fn finish(
             .await
             .context("the operation finished but its lock could not be released")?;
     }
-    ctx.printer.either(&json!({"outcome": outcome, "operation": op}), || {
-        crate::render::deploy::outcome(&outcome, op)
-    });
+    let summary = canary::summary(op);
+    ctx.printer.either(
+        &json!({"outcome": outcome, "summary": summary, "operation": op}),
+        || crate::render::deploy::outcome(&outcome, op),
+    );
     Ok(status)
 }
 

@@ -4,6 +4,7 @@
 //! `dataplane` crate.
 
 mod bench;
+mod bench_canary;
 mod http;
 mod process;
 mod sandbox;
@@ -26,7 +27,9 @@ tasks:
   demo             sandbox up, then suma end to end against it
   bench auth [auth-bench flags]
                    release auth-service against the sandbox's PostgreSQL and Redis, load it with auth-bench,
-                   write the `## auth-service` section of BENCHMARKS.md";
+                   write the `## auth-service` section of BENCHMARKS.md
+  bench canary     in the sandbox: time from a bad canary's first failed analysis to weights restored, and
+                   suma's CPU and memory while supervising a canary; the `## canary` section of BENCHMARKS.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => sandbox::test(workspace_root(), rest),
         ["demo"] => sandbox::demo(workspace_root()),
         ["bench", "auth", rest @ ..] => bench::auth(workspace_root(), rest),
+        ["bench", "canary"] => bench_canary::canary(workspace_root()),
         ["bench", name, ..] => Err(bench::unknown(name)),
         _ => {
             eprintln!("{USAGE}");
