@@ -12,6 +12,8 @@ pub const SUMA_STATE_DIR: &str = "SUMA_STATE_DIR";
 pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
 /// Base URL of the Datadog API (`http://127.0.0.1:PORT`) instead of the configured site's; for tests.
 pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
+/// PostgreSQL URL of the DR replica, for `dr.replica_lag: postgres` (read-only use).
+pub const SUMA_DR_REPLICA_URL: &str = "SUMA_DR_REPLICA_URL";
 /// Any value disables colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Base directory for state files when `SUMA_STATE_DIR` is unset.

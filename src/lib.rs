@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod compliance;
 pub mod config;
+pub mod dr;
 pub mod env_vars;
 pub mod exit;
 pub mod journal;

@@ -63,6 +63,23 @@ pub trait EcsApi: Send + Sync {
     /// Registers a new revision of `base` that differs only in `container`'s image.
     async fn register_with_image(&self, base: &str, container: &str, image: &str) -> Result<TaskDefinition, AwsError>;
     async fn update_service(&self, cluster: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError>;
+    /// Registers a new revision of `base` that differs only in `container`'s environment variable `name`.
+    async fn register_with_environment(
+        &self,
+        base: &str,
+        container: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<TaskDefinition, AwsError> {
+        let _ = (container, name, value);
+        Err(AwsError::new(
+            "ECS",
+            "RegisterTaskDefinition",
+            base,
+            AwsErrorKind::Other,
+            "not supported by this client",
+        ))
+    }
 }
 
 /// A change to a service; `None` leaves that part as it is.
@@ -258,6 +275,88 @@ impl EcsApi for SdkEcs {
             .set_ipc_mode(td.ipc_mode().cloned())
             .set_proxy_configuration(td.proxy_configuration().cloned())
             .set_ephemeral_storage(td.ephemeral_storage().cloned())
+            .set_runtime_platform(td.runtime_platform().cloned())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", base, e))?;
+        let registered = out.task_definition().ok_or_else(|| {
+            AwsError::new(
+                "ECS",
+                "RegisterTaskDefinition",
+                base,
+                AwsErrorKind::Other,
+                "no task definition returned",
+            )
+        })?;
+        Ok(task_definition_of(registered))
+    }
+
+    async fn register_with_environment(
+        &self,
+        base: &str,
+        container: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<TaskDefinition, AwsError> {
+        use aws_sdk_ecs::types::KeyValuePair;
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(base)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", base, e))?;
+        let td = out.task_definition().ok_or_else(|| {
+            AwsError::new(
+                "ECS",
+                "DescribeTaskDefinition",
+                base,
+                AwsErrorKind::NotFound,
+                "no task definition returned",
+            )
+        })?;
+        if !td.container_definitions().iter().any(|c| c.name() == Some(container)) {
+            return Err(AwsError::new(
+                "ECS",
+                "RegisterTaskDefinition",
+                base,
+                AwsErrorKind::NotFound,
+                format!(
+                    "the task definition has no container `{container}` (check `ecs.container` in the configuration)"
+                ),
+            ));
+        }
+        let containers = td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if c.name() == Some(container) {
+                    let mut vars: Vec<KeyValuePair> = c
+                        .environment()
+                        .iter()
+                        .filter(|kv| kv.name() != Some(name))
+                        .cloned()
+                        .collect();
+                    vars.push(KeyValuePair::builder().name(name).value(value).build());
+                    c.environment = Some(vars);
+                }
+                c
+            })
+            .collect();
+        let out = self
+            .client
+            .register_task_definition()
+            .family(td.family().unwrap_or_default())
+            .set_task_role_arn(td.task_role_arn().map(str::to_owned))
+            .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
+            .set_network_mode(td.network_mode().cloned())
+            .set_container_definitions(Some(containers))
+            .set_volumes(Some(td.volumes().to_vec()))
+            .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+            .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+            .set_cpu(td.cpu().map(str::to_owned))
+            .set_memory(td.memory().map(str::to_owned))
             .set_runtime_platform(td.runtime_platform().cloned())
             .send()
             .await

@@ -25,9 +25,49 @@ pub struct DbInstance {
     pub endpoint: Option<String>,
 }
 
+/// A change to a DB instance, applied immediately; `None` leaves that part as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DbModification {
+    pub multi_az: Option<bool>,
+    pub backup_retention_days: Option<i32>,
+    /// Renames the instance (its endpoint changes with it).
+    pub new_identifier: Option<String>,
+}
+
+/// What [`DatabaseApi`] methods that a client does not implement answer.
+fn unsupported(operation: &'static str, identifier: &str) -> AwsError {
+    AwsError::new(
+        "RDS",
+        operation,
+        identifier,
+        AwsErrorKind::Other,
+        "not supported by this client",
+    )
+}
+
 #[async_trait]
 pub trait DatabaseApi: Send + Sync {
     async fn describe_instance(&self, identifier: &str) -> Result<DbInstance, AwsError>;
+    /// Makes a read replica a standalone, writable instance; returns the instance as the call left it.
+    async fn promote_read_replica(&self, identifier: &str, backup_retention_days: i32) -> Result<DbInstance, AwsError> {
+        let _ = backup_retention_days;
+        Err(unsupported("PromoteReadReplica", identifier))
+    }
+    async fn modify_instance(&self, identifier: &str, change: &DbModification) -> Result<DbInstance, AwsError> {
+        let _ = change;
+        Err(unsupported("ModifyDBInstance", identifier))
+    }
+    /// Creates `identifier` in this client's region as a read replica of `source_arn` (any region).
+    async fn create_read_replica(
+        &self,
+        identifier: &str,
+        source_arn: &str,
+        source_region: &str,
+        instance_class: &str,
+    ) -> Result<DbInstance, AwsError> {
+        let _ = (source_arn, source_region, instance_class);
+        Err(unsupported("CreateDBInstanceReadReplica", identifier))
+    }
 }
 
 pub struct SdkRds {
@@ -61,21 +101,98 @@ impl DatabaseApi for SdkRds {
                 "DB instance not found",
             )
         })?;
-        Ok(DbInstance {
-            identifier: db.db_instance_identifier().unwrap_or_default().to_owned(),
-            arn: db.db_instance_arn().unwrap_or_default().to_owned(),
-            status: db.db_instance_status().unwrap_or_default().to_owned(),
-            engine: db.engine().unwrap_or_default().to_owned(),
-            engine_version: db.engine_version().unwrap_or_default().to_owned(),
-            instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
-            multi_az: db.multi_az().unwrap_or(false),
-            storage_encrypted: db.storage_encrypted().unwrap_or(false),
-            kms_key_id: db.kms_key_id().map(str::to_owned),
-            deletion_protection: db.deletion_protection().unwrap_or(false),
-            backup_retention_days: db.backup_retention_period().unwrap_or(0),
-            replica_source: db.read_replica_source_db_instance_identifier().map(str::to_owned),
-            read_replicas: db.read_replica_db_instance_identifiers().to_vec(),
-            endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
+        Ok(db_instance_of(db))
+    }
+
+    async fn promote_read_replica(&self, identifier: &str, backup_retention_days: i32) -> Result<DbInstance, AwsError> {
+        let out = self
+            .client
+            .promote_read_replica()
+            .db_instance_identifier(identifier)
+            .backup_retention_period(backup_retention_days)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RDS", "PromoteReadReplica", identifier, e))?;
+        out.db_instance().map(db_instance_of).ok_or_else(|| {
+            AwsError::new(
+                "RDS",
+                "PromoteReadReplica",
+                identifier,
+                AwsErrorKind::Other,
+                "no instance returned",
+            )
         })
+    }
+
+    async fn modify_instance(&self, identifier: &str, change: &DbModification) -> Result<DbInstance, AwsError> {
+        let out = self
+            .client
+            .modify_db_instance()
+            .db_instance_identifier(identifier)
+            .set_multi_az(change.multi_az)
+            .set_backup_retention_period(change.backup_retention_days)
+            .set_new_db_instance_identifier(change.new_identifier.clone())
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RDS", "ModifyDBInstance", identifier, e))?;
+        out.db_instance().map(db_instance_of).ok_or_else(|| {
+            AwsError::new(
+                "RDS",
+                "ModifyDBInstance",
+                identifier,
+                AwsErrorKind::Other,
+                "no instance returned",
+            )
+        })
+    }
+
+    async fn create_read_replica(
+        &self,
+        identifier: &str,
+        source_arn: &str,
+        source_region: &str,
+        instance_class: &str,
+    ) -> Result<DbInstance, AwsError> {
+        // The Rust SDK does not presign from `SourceRegion`; the source ARN names the region, which is
+        // all an unencrypted or same-key replica needs.
+        let _ = source_region;
+        let out = self
+            .client
+            .create_db_instance_read_replica()
+            .db_instance_identifier(identifier)
+            .source_db_instance_identifier(source_arn)
+            .db_instance_class(instance_class)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RDS", "CreateDBInstanceReadReplica", identifier, e))?;
+        out.db_instance().map(db_instance_of).ok_or_else(|| {
+            AwsError::new(
+                "RDS",
+                "CreateDBInstanceReadReplica",
+                identifier,
+                AwsErrorKind::Other,
+                "no instance returned",
+            )
+        })
+    }
+}
+
+fn db_instance_of(db: &aws_sdk_rds::types::DbInstance) -> DbInstance {
+    DbInstance {
+        identifier: db.db_instance_identifier().unwrap_or_default().to_owned(),
+        arn: db.db_instance_arn().unwrap_or_default().to_owned(),
+        status: db.db_instance_status().unwrap_or_default().to_owned(),
+        engine: db.engine().unwrap_or_default().to_owned(),
+        engine_version: db.engine_version().unwrap_or_default().to_owned(),
+        instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
+        multi_az: db.multi_az().unwrap_or(false),
+        storage_encrypted: db.storage_encrypted().unwrap_or(false),
+        kms_key_id: db.kms_key_id().map(str::to_owned),
+        deletion_protection: db.deletion_protection().unwrap_or(false),
+        backup_retention_days: db.backup_retention_period().unwrap_or(0),
+        replica_source: db.read_replica_source_db_instance_identifier().map(str::to_owned),
+        read_replicas: db.read_replica_db_instance_identifiers().to_vec(),
+        endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
     }
 }

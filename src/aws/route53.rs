@@ -29,11 +29,52 @@ pub struct HealthCheckStatus {
     pub failing: usize,
 }
 
+/// A failover alias record in full, as a change writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FailoverAlias {
+    /// Record name without the trailing dot.
+    pub name: String,
+    pub record_type: String,
+    pub set_identifier: String,
+    /// `PRIMARY` or `SECONDARY`.
+    pub failover: String,
+    /// The alias target's DNS name, without the trailing dot.
+    pub target_dns: String,
+    /// The alias target's hosted zone (the load balancer's canonical zone).
+    pub target_zone_id: String,
+    pub evaluate_target_health: bool,
+    pub health_check_id: Option<String>,
+}
+
+fn unsupported(operation: &'static str, resource: &str) -> AwsError {
+    AwsError::new(
+        "Route53",
+        operation,
+        resource,
+        super::AwsErrorKind::Other,
+        "not supported by this client",
+    )
+}
+
 #[async_trait]
 pub trait DnsApi: Send + Sync {
     /// All record sets named `name` in the zone.
     async fn records(&self, hosted_zone_id: &str, name: &str) -> Result<Vec<DnsRecord>, AwsError>;
     async fn health_check_status(&self, id: &str) -> Result<HealthCheckStatus, AwsError>;
+    /// The failover alias records named `name` in the zone, in full.
+    async fn failover_aliases(&self, hosted_zone_id: &str, name: &str) -> Result<Vec<FailoverAlias>, AwsError> {
+        let _ = name;
+        Err(unsupported("ListResourceRecordSets", hosted_zone_id))
+    }
+    /// Creates or replaces the record; returns the change id to wait on.
+    async fn upsert_failover_alias(&self, hosted_zone_id: &str, record: &FailoverAlias) -> Result<String, AwsError> {
+        let _ = record;
+        Err(unsupported("ChangeResourceRecordSets", hosted_zone_id))
+    }
+    /// `PENDING` or `INSYNC`.
+    async fn change_status(&self, change_id: &str) -> Result<String, AwsError> {
+        Err(unsupported("GetChange", change_id))
+    }
 }
 
 pub struct SdkRoute53 {
@@ -123,5 +164,102 @@ impl DnsApi for SdkRoute53 {
             checkers: observations.len(),
             failing,
         })
+    }
+
+    async fn failover_aliases(&self, hosted_zone_id: &str, name: &str) -> Result<Vec<FailoverAlias>, AwsError> {
+        let wanted = normalise(name);
+        let out = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(hosted_zone_id)
+            .start_record_name(format!("{wanted}."))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("Route53", "ListResourceRecordSets", hosted_zone_id, e))?;
+        // Failover records come in pairs, so the first page starting at the name holds them.
+        Ok(out
+            .resource_record_sets()
+            .iter()
+            .filter(|set| normalise(set.name()) == wanted)
+            .filter_map(|set| {
+                let alias = set.alias_target()?;
+                Some(FailoverAlias {
+                    name: wanted.clone(),
+                    record_type: set.r#type().as_str().to_owned(),
+                    set_identifier: set.set_identifier()?.to_owned(),
+                    failover: set.failover()?.as_str().to_owned(),
+                    target_dns: normalise(alias.dns_name()),
+                    target_zone_id: alias.hosted_zone_id().to_owned(),
+                    evaluate_target_health: alias.evaluate_target_health(),
+                    health_check_id: set.health_check_id().map(str::to_owned),
+                })
+            })
+            .collect())
+    }
+
+    async fn upsert_failover_alias(&self, hosted_zone_id: &str, record: &FailoverAlias) -> Result<String, AwsError> {
+        use aws_sdk_route53::types::{
+            AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, ResourceRecordSetFailover, RrType,
+        };
+        let invalid = |e: aws_sdk_route53::error::BuildError| {
+            AwsError::new(
+                "Route53",
+                "ChangeResourceRecordSets",
+                &record.name,
+                super::AwsErrorKind::Other,
+                e.to_string(),
+            )
+        };
+        let alias = AliasTarget::builder()
+            .hosted_zone_id(&record.target_zone_id)
+            .dns_name(&record.target_dns)
+            .evaluate_target_health(record.evaluate_target_health)
+            .build()
+            .map_err(invalid)?;
+        let set = ResourceRecordSet::builder()
+            .name(&record.name)
+            .r#type(RrType::from(record.record_type.as_str()))
+            .set_identifier(&record.set_identifier)
+            .failover(ResourceRecordSetFailover::from(record.failover.as_str()))
+            .alias_target(alias)
+            .set_health_check_id(record.health_check_id.clone())
+            .build()
+            .map_err(invalid)?;
+        let change = Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(set)
+            .build()
+            .map_err(invalid)?;
+        let batch = ChangeBatch::builder()
+            .comment("suma dr")
+            .changes(change)
+            .build()
+            .map_err(invalid)?;
+        let out = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(hosted_zone_id)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("Route53", "ChangeResourceRecordSets", &record.name, e))?;
+        Ok(out
+            .change_info()
+            .map(|c| c.id().trim_start_matches("/change/").to_owned())
+            .unwrap_or_default())
+    }
+
+    async fn change_status(&self, change_id: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("Route53", "GetChange", change_id, e))?;
+        Ok(out
+            .change_info()
+            .map(|c| c.status().as_str().to_owned())
+            .unwrap_or_default())
     }
 }

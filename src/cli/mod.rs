@@ -90,6 +90,9 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Point the stable service back at the revision live before the last deploy (fast, no analysis)
     Rollback(RollbackArgs),
+    /// Cross-region disaster recovery: readiness check, failover, failback, drills
+    #[command(subcommand)]
+    Dr(DrCommand),
     /// Compliance checks of the live environment (PCI-DSS, SOC 2, GDPR, CIS), with reports for CI
     #[command(subcommand)]
     Compliance(ComplianceCommand),
@@ -255,4 +258,53 @@ pub enum SeverityArg {
 pub enum ScopeArg {
     Account,
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrCommand {
+    /// Readiness report (read-only): DR service, replica and lag, DNS failover, secrets, estimated RTO;
+    /// exit 1 if anything fails
+    Check,
+    /// Fail over to the DR region: drain primary, promote the replica, scale DR, switch DNS, verify
+    Failover(DrFailoverArgs),
+    /// Move back to the primary region after it recovered: rebuild a replica there, then switch back
+    Failback(DrSwitchArgs),
+    /// Rehearse on a non-production environment: failover, verification, failback, timings against RTO
+    Drill(DrDrillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrFailoverArgs {
+    /// Fail over even if the replica lag exceeds the RPO (journaled with who and `--reason`)
+    #[arg(long, requires = "reason")]
+    pub accept_data_loss: bool,
+    /// Why (kept in the journal and the event); required with `--accept-data-loss`
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub switch: DrSwitchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrSwitchArgs {
+    /// Continue the unfinished operation from the journal
+    #[arg(long, conflicts_with = "abort")]
+    pub resume: bool,
+    /// End the unfinished operation (undoes only what is safe to undo)
+    #[arg(long)]
+    pub abort: bool,
+    /// Longest wait for one step (promotion, rollout, DNS change)
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrDrillArgs {
+    /// Longest wait for one step (promotion, rollout, DNS change)
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }

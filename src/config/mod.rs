@@ -108,9 +108,54 @@ pub struct Environment {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub canary: CanaryPolicy,
+    /// Cross-region disaster recovery targets and how readiness is measured.
+    #[serde(default)]
+    pub dr: DrPolicy,
     /// Compliance checks: accepted exceptions.
     #[serde(default)]
     pub compliance: ComplianceConfig,
+}
+
+/// Where the DR replica's lag is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LagSource {
+    /// The `aws.rds.replica_lag` metric of the replica.
+    Datadog,
+    /// `now() - pg_last_xact_replay_timestamp()` on the replica, at the URL in `SUMA_DR_REPLICA_URL`.
+    Postgres,
+}
+
+/// Recovery targets and the DR switch's settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrPolicy {
+    /// Recovery time objective: the longest a failover may take.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rto: Duration,
+    /// Recovery point objective: the most data a failover may lose (the replica lag it accepts).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rpo: Duration,
+    pub replica_lag: LagSource,
+    /// Base URL of the DR region's endpoint (its load balancer), verified after a failover.
+    pub dr_url: Option<HttpUrl>,
+    /// Environment variable of the application container that names the database host; a failover
+    /// registers a DR revision with the promoted instance's endpoint in it.
+    pub database_host_variable: String,
+}
+
+impl Default for DrPolicy {
+    fn default() -> Self {
+        Self {
+            rto: Duration::from_secs(15 * 60),
+            rpo: Duration::from_secs(5 * 60),
+            replica_lag: LagSource::Datadog,
+            dr_url: None,
+            database_host_variable: "DATABASE_HOST".to_owned(),
+        }
+    }
 }
 
 /// Settings of `suma compliance check` for one environment.

@@ -3,6 +3,7 @@
 
 pub mod compliance;
 pub mod deploy;
+pub mod dr;
 mod reporter;
 pub mod status;
 pub mod tables;

@@ -11,8 +11,12 @@ Prometheus at PROMETHEUS_URL. Prints the staging rule and target groups, which t
 KEY=VALUE lines on stdout.
 
 Usage: python seed.py ENDPOINT_URL OUTPUT_SUMA_YAML SERVICE_URL PROMETHEUS_URL
+       python seed.py --environment NAME ENDPOINT_URL SERVICE_URL PROMETHEUS_URL
+The second form adds one self-contained DR test environment to a running sandbox and prints its
+configuration as JSON; it creates only resources named after NAME, so it can run any number of times.
 """
 
+import json
 import secrets
 import sys
 
@@ -299,7 +303,21 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
     }
 
 
+def seed_drill_environment(endpoint, env, service_url, prometheus_url):
+    """A self-contained environment for DR failover tests and drills: the full topology of
+    `seed_environment` under its own names (so a failover changes nothing another test reads), the DR
+    replica's lag read from PostgreSQL (`SUMA_DR_REPLICA_URL`), and the service URL as the DR endpoint."""
+    config = seed_environment(endpoint, env, service_url, prometheus_url)
+    config["dr"] = {"rto": "15m", "rpo": "5m", "replica_lag": "postgres", "dr_url": service_url}
+    return config
+
+
 def main():
+    if sys.argv[1] == "--environment":
+        # One more environment on a running sandbox, printed as JSON (tests add it to their own config).
+        name, endpoint, service_url, prometheus_url = sys.argv[2:6]
+        print(json.dumps(seed_drill_environment(endpoint, name, service_url, prometheus_url)))
+        return
     endpoint, output, service_url, prometheus_url = sys.argv[1:5]
     client("dynamodb", PRIMARY, endpoint).create_table(
         TableName=LOCK_TABLE,

@@ -1,0 +1,397 @@
+//! `suma dr check|failover|failback|drill`: the CLI side of the DR engine (`crate::dr`): building its
+//! sources, the readiness report, plan and confirmation, the lock, resume and abort, and the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde_json::json;
+
+use super::{environment_regions, Context};
+use crate::aws::AwsSession;
+use crate::cli::{DrDrillArgs, DrFailoverArgs, DrSwitchArgs};
+use crate::config::{Environment, LagSource};
+use crate::dr::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
+use crate::dr::{self, check, Direction, Engine, EventSink, Gate, Outcome};
+use crate::env_vars::SUMA_DR_REPLICA_URL;
+use crate::exit::ExitStatus;
+use crate::journal::lock::LockGuard;
+use crate::journal::{Operation, OperationStatus};
+use crate::report::Reporter;
+use crate::settings::EnvSource as _;
+
+/// The configured replica-lag source; one that cannot be built fails every read with the reason.
+fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
+    let replica = env
+        .rds
+        .replica
+        .as_ref()
+        .map_or_else(String::new, |r| r.identifier.clone());
+    match env.dr.replica_lag {
+        LagSource::Postgres => match crate::settings::ProcessEnv.var(SUMA_DR_REPLICA_URL) {
+            Some(url) => Arc::new(PostgresLag {
+                url,
+                timeout: Duration::from_secs(10),
+            }),
+            None => Arc::new(UnavailableLag {
+                source_name: "postgres",
+                reason: format!("`{SUMA_DR_REPLICA_URL}` is not set"),
+                hint: Some(format!(
+                    "export `{SUMA_DR_REPLICA_URL}` with a read-only PostgreSQL URL of replica `{replica}`"
+                )),
+            }),
+        },
+        LagSource::Datadog => {
+            let built = env
+                .datadog
+                .as_ref()
+                .context("`dr.replica_lag: datadog` needs a `datadog` section")
+                .and_then(|cfg| {
+                    crate::metrics::datadog::Datadog::from_env(
+                        cfg,
+                        Duration::from_secs(300),
+                        &crate::settings::ProcessEnv,
+                    )
+                    .map_err(anyhow::Error::from)
+                });
+            match built {
+                Ok(datadog) => Arc::new(MetricLag {
+                    metrics: Arc::new(datadog),
+                    replica_identifier: replica,
+                }),
+                Err(e) => Arc::new(UnavailableLag {
+                    source_name: "datadog",
+                    reason: format!("{e:#}"),
+                    hint: None,
+                }),
+            }
+        }
+    }
+}
+
+/// Datadog events when the environment has a `datadog` section and the keys are set.
+fn events(env: &Environment) -> Option<Arc<dyn EventSink>> {
+    let cfg = env.datadog.as_ref()?;
+    let datadog =
+        crate::metrics::datadog::Datadog::from_env(cfg, Duration::from_secs(300), &crate::settings::ProcessEnv).ok()?;
+    let mut tags = cfg.tags.clone();
+    tags.push("source:suma-dr".to_owned());
+    Some(Arc::new(dr::DatadogEvents { datadog, tags }))
+}
+
+/// The failback gate on the terminal.
+struct PromptGate {
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Gate for PromptGate {
+    fn confirm(&self, question: &str) -> bool {
+        self.reporter.finish();
+        crate::render::confirm(question, false).unwrap_or(false)
+    }
+}
+
+fn engine(ctx: &Context, name: &str, env: &Environment, session: &AwsSession, timeout: Duration, yes: bool) -> Engine {
+    let gate: Arc<dyn Gate> = if yes {
+        Arc::new(dr::Yes)
+    } else {
+        Arc::new(PromptGate {
+            reporter: ctx.reporter.clone(),
+        })
+    };
+    Engine {
+        environment: name.to_owned(),
+        env: env.clone(),
+        aws: Arc::new(session.clone()),
+        lag: lag_source(env),
+        probe: Arc::new(dr::HttpServiceProbe::new(Duration::from_secs(10))),
+        events: events(env),
+        gate,
+        journal: ctx.journal(session),
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.clone(),
+        wait_timeout: timeout,
+        poll: Duration::from_secs(5),
+    }
+}
+
+async fn readiness(name: &str, env: &Environment, session: &AwsSession) -> check::Readiness {
+    let lag = lag_source(env);
+    let seen = check::gather(env, session, lag.as_ref()).await;
+    check::evaluate(name, env, &seen, dr::estimated_rto(name, env))
+}
+
+pub async fn check(ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    ctx.reporter.phase(&format!("checking DR readiness of `{name}`"));
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let report = readiness(name, env, &session).await;
+    ctx.reporter.finish();
+    ctx.printer.either(&report, || crate::render::dr::readiness(&report));
+    Ok(if report.failed() {
+        ExitStatus::No
+    } else {
+        ExitStatus::Success
+    })
+}
+
+pub async fn failover(ctx: &Context, args: &DrFailoverArgs) -> anyhow::Result<ExitStatus> {
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("accept_data_loss".to_owned(), json!(args.accept_data_loss));
+    if let Some(reason) = &args.reason {
+        if reason.trim().is_empty() {
+            bail!("`--reason` is empty\nhint: say why; it is kept in the journal and the event");
+        }
+        parameters.insert("reason".to_owned(), json!(reason));
+    }
+    switch(ctx, Direction::Failover, &args.switch, parameters).await
+}
+
+pub async fn failback(ctx: &Context, args: &DrSwitchArgs) -> anyhow::Result<ExitStatus> {
+    switch(ctx, Direction::Failback, args, serde_json::Map::new()).await
+}
+
+/// The unfinished operation of `kind` holding the environment's lock, for `--resume` and `--abort`.
+async fn unfinished(ctx: &Context, name: &str, kind: &str, session: &AwsSession) -> anyhow::Result<Operation> {
+    let verb = kind.trim_start_matches("dr-");
+    let Some(lock) = ctx.locks(session).status(name).await? else {
+        bail!("no unfinished {verb} holds the lock of `{name}`\nhint: `suma ops list --env {name}` shows the recorded operations");
+    };
+    let op = ctx.journal(session).load(&lock.operation_id).await?.with_context(|| {
+        format!(
+            "the lock names operation `{}`, which is not in the journal",
+            lock.operation_id
+        )
+    })?;
+    if op.kind != kind {
+        bail!(
+            "`{name}` is locked by a {} operation (`{}`), not a {verb}\nhint: see `suma ops show {}`",
+            op.kind,
+            op.id,
+            op.id
+        );
+    }
+    if lock.lease_active {
+        bail!(
+            "{verb} `{}` is still running ({}, lease until {})\nhint: wait for it, or stop it there with Ctrl-C first",
+            op.id,
+            lock.holder,
+            lock.expires_at.format("%H:%M:%S UTC")
+        );
+    }
+    Ok(op)
+}
+
+async fn switch(
+    ctx: &Context,
+    direction: Direction,
+    args: &DrSwitchArgs,
+    parameters: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let engine = engine(ctx, name, env, &session, args.timeout, args.mutation.yes);
+    let actor = ctx.settings.actor.value.clone();
+
+    if args.resume || args.abort {
+        let mut op = unfinished(ctx, name, direction.kind(), &session).await?;
+        let what = if args.abort { "abort" } else { "resume" };
+        if args.mutation.dry_run {
+            ctx.printer.either(&json!({"dry_run": true, "operation": op}), || {
+                crate::render::status::operation(&op)
+            });
+            return Ok(ExitStatus::Success);
+        }
+        if !crate::render::confirm(
+            &format!("{what} {} `{}` on `{name}`", direction.kind(), op.id),
+            args.mutation.yes,
+        )? {
+            return Ok(ExitStatus::No);
+        }
+        let guard = ctx.locks(&session).acquire(&op, true).await?;
+        op.note(&actor, format!("{what}d by {actor}"));
+        op.set_status(OperationStatus::Running);
+        let outcome = if args.abort {
+            engine.abort(&mut op, guard.holder(), &actor).await
+        } else {
+            ctx.reporter
+                .info(&format!("resuming `{}` at step {}", op.id, op.next_step() + 1));
+            engine.run(&mut op, &guard).await
+        };
+        return finish(ctx, &engine, guard, &op, outcome).await;
+    }
+
+    let plan = dr::plan(direction, name, env);
+    let estimate = dr::estimated_rto(name, env);
+    if args.mutation.dry_run {
+        let report = json!({
+            "dry_run": true,
+            "environment": name,
+            "direction": direction,
+            "plan": plan,
+            "estimated_rto_secs": estimate.as_secs(),
+            "rto_secs": env.dr.rto.as_secs(),
+        });
+        ctx.printer
+            .either(&report, || crate::render::dr::plan(&plan, env, direction));
+        return Ok(ExitStatus::Success);
+    }
+    ctx.reporter.info(&crate::render::dr::plan(&plan, env, direction));
+    let target = match direction {
+        Direction::Failover => &env.dr_region,
+        Direction::Failback => &env.primary_region,
+    };
+    if !crate::render::confirm(
+        &format!(
+            "{} `{name}` to {target}",
+            if direction == Direction::Failover {
+                "fail over"
+            } else {
+                "fail back"
+            }
+        ),
+        args.mutation.yes,
+    )? {
+        ctx.reporter.info("not confirmed; nothing changed");
+        return Ok(ExitStatus::No);
+    }
+    let mut op = Operation::new(direction.kind(), name, &actor, plan);
+    op.parameters.extend(parameters);
+    let guard = ctx.locks(&session).acquire(&op, false).await?;
+    engine.journal.save(&op, Some(guard.holder())).await?;
+    ctx.reporter.info(&format!("operation `{}` started", op.id));
+    let outcome = engine.run(&mut op, &guard).await;
+    finish(ctx, &engine, guard, &op, outcome).await
+}
+
+/// Releases or keeps the lock as the outcome requires, prints the summary, maps the exit status.
+async fn finish(
+    ctx: &Context,
+    engine: &Engine,
+    guard: LockGuard,
+    op: &Operation,
+    outcome: Result<Outcome, dr::EngineError>,
+) -> anyhow::Result<ExitStatus> {
+    ctx.reporter.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The journal could not be written: keep the lock, the lease runs out, `--resume` retries.
+            guard.abandon();
+            return Err(e.into());
+        }
+    };
+    let status = match &outcome {
+        Outcome::Completed => ExitStatus::Success,
+        Outcome::Refused { .. } | Outcome::Aborted { .. } => ExitStatus::No,
+        Outcome::Stopped { .. } => ExitStatus::No,
+        Outcome::Interrupted { .. } => ExitStatus::Interrupted,
+    };
+    match &outcome {
+        // Half switched: the environment stays locked until `--resume` or `--abort`.
+        Outcome::Stopped { .. } | Outcome::Interrupted { .. } => guard.abandon(),
+        _ => guard
+            .release()
+            .await
+            .context("the operation finished but its lock could not be released")?,
+    }
+    let timings = dr::timings(op, engine.env.dr.rto);
+    ctx.printer.either(
+        &json!({"outcome": outcome, "timings": timings, "operation": op}),
+        || crate::render::dr::outcome(&outcome, op, &timings),
+    );
+    Ok(status)
+}
+
+pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    if name == "production" {
+        bail!("a drill fails `production` over and back\nhint: rehearse on a non-production environment, e.g. `--env staging`; a real failover is `suma dr failover`");
+    }
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let failover_plan = dr::plan(Direction::Failover, name, env);
+    let failback_plan = dr::plan(Direction::Failback, name, env);
+    if args.mutation.dry_run {
+        let report = json!({"dry_run": true, "environment": name, "failover": failover_plan, "failback": failback_plan,
+            "estimated_rto_secs": dr::estimated_rto(name, env).as_secs(), "rto_secs": env.dr.rto.as_secs()});
+        ctx.printer.either(&report, || {
+            format!(
+                "{}\n{}",
+                crate::render::dr::plan(&failover_plan, env, Direction::Failover),
+                crate::render::dr::plan(&failback_plan, env, Direction::Failback)
+            )
+        });
+        return Ok(ExitStatus::Success);
+    }
+    ctx.reporter.phase(&format!("checking DR readiness of `{name}`"));
+    let report = readiness(name, env, &session).await;
+    ctx.reporter.finish();
+    if report.failed() {
+        ctx.printer
+            .either(&json!({"readiness": report, "drill": "not started"}), || {
+                format!(
+                    "{}\ndrill not started: the readiness check failed",
+                    crate::render::dr::readiness(&report)
+                )
+            });
+        return Ok(ExitStatus::No);
+    }
+    if !crate::render::confirm(
+        &format!("drill on `{name}`: fail over to {} and back", env.dr_region),
+        args.mutation.yes,
+    )? {
+        return Ok(ExitStatus::No);
+    }
+    let actor = ctx.settings.actor.value.clone();
+    let engine = engine(ctx, name, env, &session, args.timeout, true);
+    let mut results = Vec::new();
+    for (direction, plan) in [
+        (Direction::Failover, failover_plan),
+        (Direction::Failback, failback_plan),
+    ] {
+        let mut op = Operation::new(direction.kind(), name, &actor, plan);
+        op.parameters.insert("drill".to_owned(), json!(true));
+        let guard = ctx.locks(&session).acquire(&op, false).await?;
+        engine.journal.save(&op, Some(guard.holder())).await?;
+        ctx.reporter.info(&format!("{} `{}` started", direction.kind(), op.id));
+        let outcome = engine.run(&mut op, &guard).await;
+        ctx.reporter.finish();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                guard.abandon();
+                return Err(e.into());
+            }
+        };
+        if matches!(outcome, Outcome::Stopped { .. } | Outcome::Interrupted { .. }) {
+            guard.abandon();
+        } else {
+            guard.release().await.context("cannot release the lock")?;
+        }
+        let done = outcome == Outcome::Completed;
+        results.push((direction, outcome, dr::timings(&op, env.dr.rto), op));
+        if !done {
+            break;
+        }
+    }
+    let completed = results.len() == 2 && results.iter().all(|(_, o, _, _)| *o == Outcome::Completed);
+    let within_rto = results.first().is_some_and(|(_, _, t, _)| t.within_rto);
+    let json_results: Vec<_> = results
+        .iter()
+        .map(|(d, o, t, op)| json!({"direction": d, "outcome": o, "timings": t, "operation_id": op.id}))
+        .collect();
+    ctx.printer.either(
+        &json!({"environment": name, "completed": completed, "failover_within_rto": within_rto, "runs": json_results}),
+        || crate::render::dr::drill(name, &results, env.dr.rto),
+    );
+    Ok(if completed && within_rto {
+        ExitStatus::Success
+    } else if results
+        .iter()
+        .any(|(_, o, _, _)| matches!(o, Outcome::Interrupted { .. }))
+    {
+        ExitStatus::Interrupted
+    } else {
+        ExitStatus::No
+    })
+}

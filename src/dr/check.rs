@@ -1,0 +1,461 @@
+//! `suma dr check`: the readiness report. [`gather`] reads what the check needs through the AWS traits and
+//! the replica-lag source, collecting failures as values; [`evaluate`] (pure) turns that into pass / warn /
+//! fail items, each with the measured value and its target.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::lag::ReplicaLag;
+use crate::aws::ecs::{ContainerImage, TaskDefinition};
+use crate::aws::rds::DbInstance;
+use crate::aws::route53::DnsRecord;
+use crate::aws::secrets::SecretMetadata;
+use crate::aws::AwsApis;
+use crate::config::Environment;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckItem {
+    /// `ecs`, `rds`, `dns`, `secrets`, `rto`.
+    pub area: &'static str,
+    pub check: String,
+    pub status: CheckStatus,
+    /// What was measured.
+    pub value: String,
+    /// What it must be.
+    pub target: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub environment: String,
+    pub status: CheckStatus,
+    pub items: Vec<CheckItem>,
+    pub estimated_rto_secs: u64,
+    pub rto_secs: u64,
+    pub rpo_secs: u64,
+}
+
+impl Readiness {
+    pub fn failed(&self) -> bool {
+        self.status == CheckStatus::Fail
+    }
+}
+
+/// A service and its task definition, as the check compares them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceView {
+    pub desired: i32,
+    pub running: i32,
+    pub task_definition: TaskDefinition,
+}
+
+/// Everything the check looked at; each read that failed keeps its error text.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub primary_service: Result<ServiceView, String>,
+    pub dr_service: Result<ServiceView, String>,
+    pub primary_db: Result<DbInstance, String>,
+    /// `None` when the configuration names no replica.
+    pub replica: Option<Result<DbInstance, String>>,
+    pub lag_source: &'static str,
+    pub lag: Result<Option<f64>, String>,
+    pub dns: Result<Vec<DnsRecord>, String>,
+    /// Each managed secret: its primary-region metadata, and whether the DR region has its replica.
+    pub secrets: Vec<(String, Result<SecretMetadata, String>, Result<(), String>)>,
+}
+
+async fn service(
+    aws: &dyn AwsApis,
+    region: &crate::config::AwsRegion,
+    cluster: &str,
+    name: &str,
+) -> Result<ServiceView, String> {
+    let ecs = aws.ecs(region);
+    let found = ecs
+        .describe_services(cluster, &[name.to_owned()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let svc = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("service `{name}` not found in `{cluster}` ({region})"))?;
+    let td = ecs
+        .describe_task_definition(&svc.task_definition)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ServiceView {
+        desired: svc.desired,
+        running: svc.running,
+        task_definition: td,
+    })
+}
+
+/// Reads everything concurrently; never fails as a whole.
+pub async fn gather(env: &Environment, aws: &dyn AwsApis, lag: &dyn ReplicaLag) -> Observed {
+    let primary_service = service(aws, &env.primary_region, &env.ecs.cluster, &env.ecs.service);
+    let dr_service = service(aws, &env.dr_region, &env.ecs.dr.cluster, &env.ecs.dr.service);
+    let primary_db = async {
+        aws.rds(&env.rds.primary.region)
+            .describe_instance(&env.rds.primary.identifier)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let replica = async {
+        match &env.rds.replica {
+            None => None,
+            Some(r) => Some(
+                aws.rds(&r.region)
+                    .describe_instance(&r.identifier)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        }
+    };
+    let lag_value = async { lag.lag_seconds().await.map_err(|e| e.to_string()) };
+    let dns = async {
+        aws.route53()
+            .records(&env.dns.hosted_zone_id, &env.dns.record_name)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let secrets = futures::future::join_all(env.secrets.iter().map(|s| async {
+        let primary = aws
+            .secrets(&env.primary_region)
+            .describe(&s.id)
+            .await
+            .map_err(|e| e.to_string());
+        let replica = aws
+            .secrets(&env.dr_region)
+            .describe(&s.id)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+        (s.id.clone(), primary, replica)
+    }));
+    let (primary_service, dr_service, primary_db, replica, lag_value, dns, secrets) = tokio::join!(
+        primary_service,
+        dr_service,
+        primary_db,
+        replica,
+        lag_value,
+        dns,
+        secrets
+    );
+    Observed {
+        primary_service,
+        dr_service,
+        primary_db,
+        replica,
+        lag_source: lag.source(),
+        lag: lag_value,
+        dns,
+        secrets,
+    }
+}
+
+fn item(
+    area: &'static str,
+    check: &str,
+    status: CheckStatus,
+    value: impl Into<String>,
+    target: impl Into<String>,
+) -> CheckItem {
+    CheckItem {
+        area,
+        check: check.to_owned(),
+        status,
+        value: value.into(),
+        target: target.into(),
+    }
+}
+
+/// The image of the application container, else of the first container.
+fn app_image<'a>(containers: &'a [ContainerImage], container: &str) -> Option<&'a str> {
+    containers
+        .iter()
+        .find(|c| c.name == container)
+        .or_else(|| containers.first())
+        .map(|c| c.image.as_str())
+}
+
+/// How the replica lag compares with the RPO: over it fails, over half of it warns; no value or a
+/// negative one (RDS reports -1 when replication is broken) means not replicating.
+pub fn lag_status(lag: Option<f64>, rpo: Duration) -> (CheckStatus, String) {
+    let rpo = rpo.as_secs_f64();
+    match lag {
+        None => (CheckStatus::Fail, "no value: not replicating".to_owned()),
+        Some(l) if l < 0.0 => (CheckStatus::Fail, format!("{l}: not replicating")),
+        Some(l) if l > rpo => (CheckStatus::Fail, format!("{l:.1}s")),
+        Some(l) if l > rpo / 2.0 => (CheckStatus::Warn, format!("{l:.1}s")),
+        Some(l) => (CheckStatus::Pass, format!("{l:.1}s")),
+    }
+}
+
+/// Whether `replica.replica_source` (an identifier or an ARN) names `primary`.
+pub fn replicates_from(replica: &DbInstance, primary: &str, primary_arn: Option<&str>) -> bool {
+    replica.replica_source.as_deref().is_some_and(|source| {
+        source == primary || primary_arn.is_some_and(|arn| source == arn) || source.ends_with(&format!(":db:{primary}"))
+    })
+}
+
+/// The report's items, in a fixed order.
+pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated_rto: Duration) -> Readiness {
+    use CheckStatus::{Fail, Pass, Warn};
+    let mut items = Vec::new();
+    let container = &env.ecs.container;
+
+    // ECS.
+    match (&seen.dr_service, &seen.primary_service) {
+        (Err(e), _) => items.push(item(
+            "ecs",
+            "DR service exists",
+            Fail,
+            e.clone(),
+            format!(
+                "`{}` in `{}` ({})",
+                env.ecs.dr.service, env.ecs.dr.cluster, env.dr_region
+            ),
+        )),
+        (Ok(dr), primary) => {
+            items.push(item(
+                "ecs",
+                "DR service exists",
+                Pass,
+                format!("{} desired, {} running", dr.desired, dr.running),
+                format!(
+                    "`{}` in `{}` ({})",
+                    env.ecs.dr.service, env.ecs.dr.cluster, env.dr_region
+                ),
+            ));
+            let dr_image = app_image(&dr.task_definition.containers, container).unwrap_or("-");
+            match primary {
+                Ok(p) => {
+                    let primary_image = app_image(&p.task_definition.containers, container).unwrap_or("-");
+                    let same = p.task_definition.family == dr.task_definition.family && primary_image == dr_image;
+                    items.push(item(
+                        "ecs",
+                        "DR runs the primary's image",
+                        if same { Pass } else { Fail },
+                        format!("{} {dr_image}", dr.task_definition.family),
+                        format!("{} {primary_image}", p.task_definition.family),
+                    ));
+                }
+                Err(e) => items.push(item(
+                    "ecs",
+                    "DR runs the primary's image",
+                    Warn,
+                    format!("{dr_image} (primary unreadable: {e})"),
+                    "the primary's image",
+                )),
+            }
+            let capacity_ok = env.ecs.desired_count > 0 && dr.desired >= 0;
+            items.push(item(
+                "ecs",
+                "DR capacity reaches production",
+                if capacity_ok { Pass } else { Fail },
+                format!(
+                    "standby {} -> {} task(s) on failover",
+                    env.ecs.dr.standby_count, env.ecs.desired_count
+                ),
+                format!("{} task(s)", env.ecs.desired_count),
+            ));
+        }
+    }
+
+    // RDS.
+    match &seen.replica {
+        None => items.push(item(
+            "rds",
+            "cross-region replica configured",
+            Fail,
+            "none",
+            "`rds.replica` in the DR region",
+        )),
+        Some(Err(e)) => items.push(item(
+            "rds",
+            "replica exists",
+            Fail,
+            e.clone(),
+            "an available read replica",
+        )),
+        Some(Ok(replica)) => {
+            let in_dr = env.rds.replica.as_ref().is_some_and(|r| r.region == env.dr_region);
+            items.push(item(
+                "rds",
+                "replica exists in the DR region",
+                if in_dr { Pass } else { Fail },
+                format!("`{}`", replica.identifier),
+                format!("in {}", env.dr_region),
+            ));
+            items.push(item(
+                "rds",
+                "replica is available",
+                if replica.status == "available" { Pass } else { Fail },
+                replica.status.clone(),
+                "available",
+            ));
+            let primary_arn = seen.primary_db.as_ref().ok().map(|p| p.arn.as_str());
+            let from_primary = replicates_from(replica, &env.rds.primary.identifier, primary_arn);
+            items.push(item(
+                "rds",
+                "replicates from the primary",
+                if from_primary { Pass } else { Fail },
+                replica
+                    .replica_source
+                    .clone()
+                    .unwrap_or_else(|| "not a replica".to_owned()),
+                format!("`{}`", env.rds.primary.identifier),
+            ));
+            let (status, value) = match &seen.lag {
+                Ok(lag) => lag_status(*lag, env.dr.rpo),
+                Err(e) => (Fail, e.clone()),
+            };
+            items.push(item(
+                "rds",
+                &format!("replica lag ({})", seen.lag_source),
+                status,
+                value,
+                format!("<= {} (RPO)", humantime::format_duration(env.dr.rpo)),
+            ));
+        }
+    }
+
+    // Route 53.
+    match &seen.dns {
+        Err(e) => items.push(item(
+            "dns",
+            "failover records",
+            Fail,
+            e.clone(),
+            "PRIMARY and SECONDARY",
+        )),
+        Ok(records) => {
+            let primary = records.iter().find(|r| r.failover.as_deref() == Some("PRIMARY"));
+            let secondary = records.iter().find(|r| r.failover.as_deref() == Some("SECONDARY"));
+            let kinds: Vec<&str> = records.iter().filter_map(|r| r.failover.as_deref()).collect();
+            items.push(item(
+                "dns",
+                "failover records",
+                if primary.is_some() && secondary.is_some() {
+                    Pass
+                } else {
+                    Fail
+                },
+                if kinds.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kinds.join(", ")
+                },
+                format!("PRIMARY and SECONDARY for `{}`", env.dns.record_name),
+            ));
+            let check_id = primary.and_then(|p| p.health_check_id.clone());
+            items.push(item(
+                "dns",
+                "primary has a health check",
+                if check_id.is_some() { Pass } else { Fail },
+                check_id.unwrap_or_else(|| "none".to_owned()),
+                "a health check id",
+            ));
+            let ttl = records.iter().filter_map(|r| r.ttl).max();
+            items.push(item(
+                "dns",
+                "TTL",
+                if ttl.is_none_or(|t| t <= 60) { Pass } else { Fail },
+                ttl.map_or("alias (the target's)".to_owned(), |t| format!("{t}s")),
+                "<= 60s",
+            ));
+            let dr_lb = env
+                .alb
+                .dr_load_balancer_dns
+                .as_deref()
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+            let points = |r: Option<&DnsRecord>| {
+                r.is_some_and(|r| dr_lb.as_ref().is_some_and(|lb| r.targets.iter().any(|t| t == lb)))
+            };
+            items.push(item(
+                "dns",
+                "secondary points at the DR load balancer",
+                if points(secondary) { Pass } else { Fail },
+                secondary.map_or("no SECONDARY".to_owned(), |s| s.targets.join(", ")),
+                dr_lb
+                    .clone()
+                    .unwrap_or_else(|| "`alb.dr_load_balancer_dns` (not configured)".to_owned()),
+            ));
+            if points(primary) {
+                items.push(item(
+                    "dns",
+                    "traffic served by",
+                    Warn,
+                    "the DR region (failed over)",
+                    "the primary region",
+                ));
+            }
+        }
+    }
+
+    // Secrets.
+    for (id, primary, replica) in &seen.secrets {
+        let dr = env.dr_region.as_str();
+        let (status, value) = match (primary, replica) {
+            (Err(e), _) => (Fail, e.clone()),
+            (Ok(meta), Ok(())) if meta.replica_regions.iter().any(|r| r == dr) => (Pass, format!("replicated to {dr}")),
+            (Ok(_), Ok(())) => (Warn, format!("present in {dr}, not listed as a replica")),
+            (Ok(_), Err(e)) => (Fail, format!("missing in {dr}: {e}")),
+        };
+        items.push(item(
+            "secrets",
+            &format!("`{id}`"),
+            status,
+            value,
+            format!("replicated to {dr}"),
+        ));
+    }
+
+    // RTO.
+    let estimated = estimated_rto.as_secs();
+    let rto = env.dr.rto.as_secs();
+    items.push(item(
+        "rto",
+        "estimated failover time",
+        if estimated > rto {
+            Fail
+        } else if estimated * 10 > rto * 8 {
+            Warn
+        } else {
+            Pass
+        },
+        humantime::format_duration(Duration::from_secs(estimated)).to_string(),
+        format!("<= {} (RTO)", humantime::format_duration(env.dr.rto)),
+    ));
+
+    let status = items.iter().map(|i| i.status).max().unwrap_or(Pass);
+    Readiness {
+        environment: environment.to_owned(),
+        status,
+        items,
+        estimated_rto_secs: estimated,
+        rto_secs: rto,
+        rpo_secs: env.dr.rpo.as_secs(),
+    }
+}

@@ -1,0 +1,128 @@
+//! How far the DR replica is behind its primary, in seconds, from the configured source: the replica's
+//! `aws.rds.replica_lag` metric in Datadog, or a direct query on the replica. `None` means the source has
+//! no value (no series, or a server that is not replaying WAL): the replica is not replicating.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::metrics::MetricSource;
+
+/// The replica lag seam: the readiness check and the failover gate read it, fakes stand in for it.
+#[async_trait]
+pub trait ReplicaLag: Send + Sync {
+    /// Where the value comes from, for reports (`datadog`, `postgres`).
+    fn source(&self) -> &'static str;
+    /// Seconds behind the primary; `None` or a negative value when it is not replicating.
+    async fn lag_seconds(&self) -> Result<Option<f64>, LagError>;
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot read the replica lag from {source_name}: {message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+pub struct LagError {
+    pub source_name: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// `aws.rds.replica_lag` of the replica (seconds; -1 when replication is broken).
+pub struct MetricLag {
+    pub metrics: std::sync::Arc<dyn MetricSource>,
+    pub replica_identifier: String,
+}
+
+impl MetricLag {
+    pub fn query(replica_identifier: &str) -> String {
+        format!("avg:aws.rds.replica_lag{{dbinstanceidentifier:{replica_identifier}}}")
+    }
+}
+
+#[async_trait]
+impl ReplicaLag for MetricLag {
+    fn source(&self) -> &'static str {
+        "datadog"
+    }
+
+    async fn lag_seconds(&self) -> Result<Option<f64>, LagError> {
+        self.metrics
+            .scalar(&Self::query(&self.replica_identifier))
+            .await
+            .map_err(|e| LagError {
+                source_name: "datadog",
+                message: e.to_string(),
+                hint: None,
+            })
+    }
+}
+
+/// The replay delay measured on the replica itself. An idle primary sends no transactions, so when
+/// everything received has been replayed the lag is zero rather than the time since the last commit.
+pub const LAG_QUERY: &str = "SELECT CASE \
+    WHEN NOT pg_is_in_recovery() THEN NULL \
+    WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
+    ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END";
+
+pub struct PostgresLag {
+    pub url: String,
+    pub timeout: Duration,
+}
+
+#[async_trait]
+impl ReplicaLag for PostgresLag {
+    fn source(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn lag_seconds(&self) -> Result<Option<f64>, LagError> {
+        use sqlx::Connection as _;
+        let failed = |message: String| LagError {
+            source_name: "postgres",
+            message,
+            hint: Some(format!(
+                "check `{}` and that the replica accepts read-only connections from here",
+                crate::env_vars::SUMA_DR_REPLICA_URL
+            )),
+        };
+        let query = async {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            let lag: Option<f64> = sqlx::query_scalar(LAG_QUERY).fetch_one(&mut conn).await?;
+            let _ = conn.close().await;
+            Ok::<_, sqlx::Error>(lag)
+        };
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(Ok(lag)) => Ok(lag),
+            Ok(Err(e)) => Err(failed(redact(&e.to_string(), &self.url))),
+            Err(_) => Err(failed(format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout)
+            ))),
+        }
+    }
+}
+
+/// Keeps a password in the URL out of messages.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, "<replica url>")
+}
+
+/// Stands in when the source cannot be built (e.g. no URL): every read fails with the reason.
+pub struct UnavailableLag {
+    pub source_name: &'static str,
+    pub reason: String,
+    pub hint: Option<String>,
+}
+
+#[async_trait]
+impl ReplicaLag for UnavailableLag {
+    fn source(&self) -> &'static str {
+        self.source_name
+    }
+
+    async fn lag_seconds(&self) -> Result<Option<f64>, LagError> {
+        Err(LagError {
+            source_name: self.source_name,
+            message: self.reason.clone(),
+            hint: self.hint.clone(),
+        })
+    }
+}

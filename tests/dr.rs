@@ -1,0 +1,487 @@
+//! `suma dr` against the sandbox: each test seeds its own environment (both regions, RDS primary and
+//! cross-region replica, Route 53 failover records, ECS services, replicated secrets) with
+//! `xtask/sandbox/seed.py --environment`, so a failover changes nothing another test or the `production`
+//! snapshot reads. The replica lag is measured on a real PostgreSQL streaming replica of the sandbox's
+//! database, started by the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{json, run, sandbox_var, suma, unique};
+use suma::aws::AwsApis;
+use suma::config::Environment;
+
+fn root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// A fresh environment in its own copy of the sandbox configuration.
+struct DrEnv {
+    name: String,
+    config: PathBuf,
+    env: Environment,
+    _dir: tempfile::TempDir,
+}
+
+impl DrEnv {
+    fn seed() -> Self {
+        let sandbox_config = PathBuf::from(sandbox_var("SUMA_CONFIG"));
+        let venv = std::env::var_os("SUMA_SANDBOX_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| sandbox_config.parent().unwrap().join("venv"));
+        let name = unique("dr")[..11].to_owned();
+        let out = Command::new(venv.join("bin/python"))
+            .arg(root().join("xtask/sandbox/seed.py"))
+            .args([
+                "--environment",
+                &name,
+                &sandbox_var("AWS_ENDPOINT_URL"),
+                &sandbox_var("AUTH_URL"),
+            ])
+            .arg(std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into()))
+            .output()
+            .expect("the sandbox's python runs");
+        assert!(
+            out.status.success(),
+            "seed.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seeded: serde_yaml::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
+        config["environments"][name.as_str()] = seeded;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suma.yaml");
+        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        let parsed = suma::config::parse_str(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let env = parsed.environment(&name).unwrap().clone();
+        Self {
+            name,
+            config: path,
+            env,
+            _dir: dir,
+        }
+    }
+
+    /// `suma ARGS --env NAME --config CONFIG`, with the replica's URL when given.
+    fn suma(&self, args: &[&str], replica: Option<&StreamingReplica>) -> Command {
+        let mut cmd = suma(args);
+        cmd.args(["--env", &self.name, "--config"])
+            .arg(&self.config)
+            .env_remove("SUMA_DR_REPLICA_URL");
+        if let Some(r) = replica {
+            cmd.env("SUMA_DR_REPLICA_URL", r.url());
+        }
+        cmd
+    }
+
+    async fn aws(&self) -> Arc<dyn AwsApis> {
+        let options = suma::aws::AwsOptions {
+            profile: None,
+            operation_timeout: std::time::Duration::from_secs(20),
+        };
+        Arc::new(suma::aws::AwsSession::connect(&options, [&self.env.primary_region, &self.env.dr_region]).await)
+    }
+
+    /// What a failover changes: service counts, databases, the PRIMARY record's target.
+    async fn state(&self) -> State {
+        let aws = self.aws().await;
+        let ecs = &self.env.ecs;
+        let count = |region, cluster: &str, service: &str| {
+            let aws = aws.clone();
+            let (cluster, service) = (cluster.to_owned(), service.to_owned());
+            async move {
+                let s = aws.ecs(region).describe_services(&cluster, &[service]).await.unwrap();
+                (s[0].desired, s[0].task_definition.clone())
+            }
+        };
+        let replica = self.env.rds.replica.as_ref().unwrap();
+        let replica_db = aws
+            .rds(&replica.region)
+            .describe_instance(&replica.identifier)
+            .await
+            .unwrap();
+        let primary_db = aws
+            .rds(&self.env.rds.primary.region)
+            .describe_instance(&self.env.rds.primary.identifier)
+            .await
+            .unwrap();
+        let records = aws
+            .route53()
+            .failover_aliases(&self.env.dns.hosted_zone_id, &self.env.dns.record_name)
+            .await
+            .unwrap();
+        State {
+            primary: count(&self.env.primary_region, &ecs.cluster, &ecs.service).await,
+            canary: count(&self.env.primary_region, &ecs.cluster, &ecs.canary_service)
+                .await
+                .0,
+            dr: count(&self.env.dr_region, &ecs.dr.cluster, &ecs.dr.service).await,
+            replica: (replica_db.status, replica_db.multi_az, replica_db.backup_retention_days),
+            primary_db: (primary_db.status, primary_db.multi_az),
+            primary_target: records
+                .iter()
+                .find(|r| r.failover == "PRIMARY")
+                .unwrap()
+                .target_dns
+                .clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct State {
+    primary: (i32, String),
+    canary: i32,
+    dr: (i32, String),
+    replica: (String, bool, i32),
+    primary_db: (String, bool),
+    primary_target: String,
+}
+
+/// A PostgreSQL streaming replica of the sandbox's database, stopped on drop.
+struct StreamingReplica {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn as_postgres(program: &str) -> Command {
+    // PostgreSQL refuses to run as root; the sandbox runs it as `postgres` then.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn pg_bin(name: &str) -> String {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|dirs| {
+            dirs.filter_map(Result::ok)
+                .map(|d| d.path().join("bin").join(name))
+                .find(|p| p.is_file())
+        })
+        .map_or_else(|| name.to_owned(), |p| p.display().to_string())
+}
+
+impl StreamingReplica {
+    fn start() -> Self {
+        let url = sandbox_var("DATABASE_URL");
+        let primary_port = url.rsplit(':').next().unwrap().split('/').next().unwrap().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let _ = Command::new("chown").arg("postgres").arg(dir.path()).status();
+        let status = as_postgres(&pg_bin("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port,
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-D",
+            ])
+            .arg(&data)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_basebackup of the sandbox database failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=300 -c fsync=off",
+            data.display()
+        );
+        let status = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "the replica did not start: {}",
+            log(&dir.path().join("log"))
+        );
+        Self { dir, port }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+fn log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Drop for StreamingReplica {
+    fn drop(&mut self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn item<'a>(report: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["check"].as_str().unwrap().starts_with(check))
+        .unwrap_or_else(|| panic!("no `{check}` in {report:#}"))
+}
+
+#[tokio::test]
+async fn check_measures_the_lag_on_a_real_replica() {
+    let env = DrEnv::seed();
+    let replica = StreamingReplica::start();
+    let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    assert_eq!(report["status"], "pass", "{report:#}");
+    let lag = item(&report, "replica lag (postgres)");
+    assert_eq!(lag["status"], "pass", "{lag}");
+    assert!(lag["value"].as_str().unwrap().ends_with('s'), "{lag}");
+    for check in [
+        "DR service exists",
+        "DR runs the primary's image",
+        "replica is available",
+        "replicates from the primary",
+        "failover records",
+        "primary has a health check",
+        "TTL",
+        "secondary points at the DR load balancer",
+        "estimated failover time",
+    ] {
+        assert_eq!(item(&report, check)["status"], "pass", "{check}: {report:#}");
+    }
+    assert_eq!(
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["area"] == "secrets")
+            .count(),
+        4,
+        "every managed secret is checked in the DR region"
+    );
+
+    // A server that is not replaying WAL (the sandbox's primary itself) is not a replica: fail, exit 1.
+    let mut cmd = env.suma(&["dr", "check", "--output", "json"], None);
+    cmd.env("SUMA_DR_REPLICA_URL", sandbox_var("DATABASE_URL"));
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(item(&report, "replica lag")["status"], "fail");
+    assert!(
+        item(&report, "replica lag")["value"]
+            .as_str()
+            .unwrap()
+            .contains("not replicating"),
+        "{report:#}"
+    );
+
+    // No source at all: fail with the variable to set.
+    let out = run(env.suma(&["dr", "check"], None));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("SUMA_DR_REPLICA_URL"), "{}", out.stdout);
+    assert!(out.stdout.contains("FAIL"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let env = DrEnv::seed();
+    let before = env.state().await;
+    let out = run(env.suma(&["dr", "failover", "--dry-run", "--output", "json"], None));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = json(&out);
+    let steps: Vec<&str> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "readiness",
+            "drain-primary",
+            "promote-and-scale",
+            "repoint-dr-service",
+            "switch-dns",
+            "verify",
+            "announce"
+        ]
+    );
+    assert!(plan["plan"][2]["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&env.env.rds.replica.as_ref().unwrap().identifier));
+    assert!(plan["estimated_rto_secs"].as_u64().unwrap() <= plan["rto_secs"].as_u64().unwrap());
+    let out = run(env.suma(&["dr", "failback", "--dry-run"], None));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("create-primary-replica") && out.stdout.contains("confirm"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.state().await, before, "a dry run changes nothing");
+
+    // Without a TTY a real run needs `--yes`, and refuses before touching anything.
+    let out = run(env.suma(&["dr", "failover"], None));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert_eq!(env.state().await, before);
+}
+
+#[tokio::test]
+async fn a_failover_without_a_measurable_lag_is_refused_unless_data_loss_is_accepted() {
+    let env = DrEnv::seed();
+    let before = env.state().await;
+    let out = run(env.suma(&["dr", "failover", "--yes", "--output", "json"], None));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    assert_eq!(report["outcome"]["outcome"], "refused", "{report:#}");
+    assert_eq!(env.state().await, before, "a refused failover changes nothing");
+
+    let out = run(env.suma(&["dr", "failover", "--yes", "--accept-data-loss"], None));
+    assert_eq!(out.code, 2, "`--accept-data-loss` needs `--reason`: {}", out.stderr);
+
+    let out = run(env.suma(
+        &[
+            "dr",
+            "failover",
+            "--yes",
+            "--accept-data-loss",
+            "--reason",
+            "drill: replica unmeasurable",
+            "--output",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    let events = report["operation"]["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("data loss accepted")
+                && e["message"].as_str().unwrap().contains("drill: replica unmeasurable")),
+        "{report:#}"
+    );
+}
+
+#[tokio::test]
+async fn failover_and_failback_change_what_they_should_and_nothing_else() {
+    let env = DrEnv::seed();
+    let replica = StreamingReplica::start();
+    let before = env.state().await;
+    let dr_lb = env.env.alb.dr_load_balancer_dns.clone().unwrap();
+    assert_ne!(before.primary_target, dr_lb);
+
+    let out = run(env.suma(&["dr", "failover", "--yes", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    assert_eq!(report["outcome"]["outcome"], "completed");
+    assert_eq!(report["operation"]["status"], "succeeded");
+    assert_eq!(report["timings"]["within_rto"], true);
+    assert_eq!(report["timings"]["steps"].as_array().unwrap().len(), 7);
+    let after = env.state().await;
+    let desired = env.env.ecs.desired_count as i32;
+    assert_eq!(after.primary.0, 0, "primary drained");
+    assert_eq!(after.canary, 0);
+    assert_eq!(after.dr.0, desired, "DR at production capacity");
+    assert_ne!(
+        after.dr.1, before.dr.1,
+        "DR runs a revision pointing at the promoted database"
+    );
+    assert_eq!(
+        after.replica,
+        ("available".to_owned(), true, 7),
+        "promoted, multi-AZ, backups on"
+    );
+    assert_eq!(after.primary_target, dr_lb, "DNS on the DR load balancer");
+    // Nothing else: the primary's revision and database are as they were.
+    assert_eq!(after.primary.1, before.primary.1);
+    assert_eq!(after.primary_db, before.primary_db);
+
+    // The environment now serves from DR; `dr check` says so.
+    let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
+    assert_eq!(
+        item(&json(&out), "traffic served by")["status"],
+        "warn",
+        "{}",
+        out.stdout
+    );
+
+    let out = run(env.suma(&["dr", "failback", "--yes", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let back = env.state().await;
+    assert_eq!(
+        back.primary_target, before.primary_target,
+        "DNS back on the primary load balancer"
+    );
+    assert_eq!(back.primary.0, desired, "primary at production capacity");
+    assert_eq!(back.dr.0, env.env.ecs.dr.standby_count as i32, "DR back to its standby");
+    assert_eq!(back.primary_db.0, "available");
+
+    // The DR posture is whole again.
+    let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let ops = run(env.suma(&["ops", "list", "--output", "json"], None));
+    let kinds: Vec<String> = json(&ops)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["dr-failback", "dr-failover"], "{}", ops.stdout);
+}
+
+#[tokio::test]
+async fn a_drill_fails_over_and_back_and_reports_times_against_the_rto() {
+    let env = DrEnv::seed();
+    let replica = StreamingReplica::start();
+    let before = env.state().await;
+    let out = run(env.suma(&["dr", "drill", "--yes"], Some(&replica)));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("DR drill"), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("within RTO").count(), 2, "{}", out.stdout);
+    let after = env.state().await;
+    assert_eq!(after.primary_target, before.primary_target);
+    assert_eq!(after.primary.0, env.env.ecs.desired_count as i32);
+
+    // Never on production.
+    let out = run(suma(&["dr", "drill", "--yes", "--env", "production"]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("non-production"), "{}", out.stderr);
+}
