@@ -39,7 +39,7 @@ pub fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ff
     let first = args.get(1).and_then(|a| a.to_str());
     let explicit = matches!(
         first,
-        Some("serve" | "migrate" | "keygen" | "help" | "-h" | "--help" | "-V" | "--version")
+        Some("serve" | "migrate" | "keygen" | "purge" | "help" | "-h" | "--help" | "-V" | "--version")
     );
     if !explicit {
         args.insert(1.min(args.len()), "serve".into());
@@ -56,6 +56,25 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Write a new RSA private key (PKCS#8 PEM) and print its key id (RFC 7638 thumbprint).
     Keygen(KeygenArgs),
+    /// Hard-delete the accounts erased (`POST /api/gdpr/delete`) more than the retention period ago, and
+    /// scrub their audit rows of personal data; for a scheduled job.
+    Purge(PurgeArgs),
+}
+
+/// Arguments of `purge`.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Days an erased account is kept before it is purged.
+    #[arg(long, env = "GDPR_RETENTION_DAYS", value_name = "GDPR_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
 }
 
 /// Arguments of `migrate`.

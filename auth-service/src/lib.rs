@@ -37,7 +37,25 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(config) => serve(*config).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Keygen(args) => keygen(args),
+        Command::Purge(args) => purge(args).await,
     }
+}
+
+async fn purge(args: crate::config::PurgeArgs) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.database_url)
+        .await
+        .context("cannot connect to `DATABASE_URL`")?;
+    let before = chrono::Utc::now() - chrono::Duration::days(i64::from(args.retention_days));
+    let purged = Db::new(pool)
+        .purge_deleted(before, crate::http::auth::account_key)
+        .await
+        .context("cannot purge erased accounts")?;
+    tracing::info!(purged, retention_days = args.retention_days, "erased accounts purged");
+    println!("{purged}");
+    Ok(())
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod auth;
 pub mod error;
+pub mod gdpr;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(account::router())
         .merge(twofactor::router())
+        .merge(gdpr::router())
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults));
     let security_headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

@@ -5,7 +5,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{account, auth, ops, sessions, twofactor};
+use crate::http::{account, auth, gdpr, ops, sessions, twofactor};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -19,6 +19,7 @@ use crate::state::AppState;
         account::reset_password, account::list_devices, account::delete_device,
         twofactor::totp_setup, twofactor::totp_confirm, twofactor::disable, twofactor::set_phone,
         twofactor::send_code, twofactor::verify,
+        gdpr::record_consent, gdpr::list_consents, gdpr::export, gdpr::delete_account,
         ops::health, ops::ready, ops::metrics, ops::version, ops::jwks,
     ),
     modifiers(&BearerAuth),

@@ -6,10 +6,10 @@ mod common;
 
 mod accounts;
 mod cli;
+mod gdpr;
 mod jwt;
 mod lifecycle;
 mod ops;
 mod refresh;
-mod secret_keys;
 mod sessions;
 mod twofactor;

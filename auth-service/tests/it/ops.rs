@@ -134,6 +134,9 @@ async fn openapi_document_lists_every_endpoint(pool: PgPool) {
         "/api/auth/2fa/send",
         "/api/auth/2fa/verify",
         "/api/auth/phone",
+        "/api/gdpr/consent",
+        "/api/gdpr/export",
+        "/api/gdpr/delete",
         "/.well-known/jwks.json",
         "/health",
         "/ready",
@@ -155,6 +158,8 @@ async fn openapi_document_lists_every_endpoint(pool: PgPool) {
         "ResetRequest",
         "RecoveryCodesResponse",
         "DevicesResponse",
+        "ExportResponse",
+        "ConsentRequest",
     ] {
         assert!(
             res.body["components"]["schemas"][schema].is_object(),

@@ -31,13 +31,23 @@ async fn enrolled(app: &TestApp, email: &str) -> (String, Vec<String>) {
     assert!(s(&setup.body, "otpauth_uri").starts_with("otpauth://totp/"));
     assert_eq!(s(&setup.body, "secret").len(), 32, "160-bit base32 secret");
     let wrong = app
-        .call(Method::POST, "/api/auth/2fa/totp/confirm", Some(json!({ "code": "000000" })), Some(&access))
+        .call(
+            Method::POST,
+            "/api/auth/2fa/totp/confirm",
+            Some(json!({ "code": "000000" })),
+            Some(&access),
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body["error"], "invalid_code");
     let code = current_code(app).await;
     let confirm = app
-        .call(Method::POST, "/api/auth/2fa/totp/confirm", Some(json!({ "code": code })), Some(&access))
+        .call(
+            Method::POST,
+            "/api/auth/2fa/totp/confirm",
+            Some(json!({ "code": code })),
+            Some(&access),
+        )
         .await;
     assert_eq!(confirm.status, StatusCode::OK, "{:?}", confirm.body);
     let codes: Vec<String> = confirm.body["recovery_codes"]
@@ -54,13 +64,19 @@ async fn challenge(app: &TestApp, email: &str) -> String {
     let res = app.login(email, PASSWORD).await;
     assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
     assert_eq!(res.body["two_factor_required"], true);
-    assert!(res.body.get("access_token").is_none(), "no tokens before the second factor");
+    assert!(
+        res.body.get("access_token").is_none(),
+        "no tokens before the second factor"
+    );
     s(&res.body, "challenge_id").to_owned()
 }
 
 async fn verify(app: &TestApp, challenge: &str, code: &str) -> crate::common::Resp {
-    app.post("/api/auth/2fa/verify", json!({ "challenge_id": challenge, "code": code }))
-        .await
+    app.post(
+        "/api/auth/2fa/verify",
+        json!({ "challenge_id": challenge, "code": code }),
+    )
+    .await
 }
 
 #[sqlx::test]
@@ -108,7 +124,11 @@ async fn totp_login_challenge_and_every_code_works_once(pool: PgPool) {
         .collect();
     assert_eq!(
         methods,
-        [json!(["enabled", null]), json!(["verified", "totp"]), json!(["verified", "recovery_code"])]
+        [
+            json!(["enabled", null]),
+            json!(["verified", "totp"]),
+            json!(["verified", "recovery_code"])
+        ]
     );
 }
 
@@ -126,7 +146,11 @@ async fn a_challenge_allows_five_attempts_and_failures_lock_the_account(pool: Pg
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     app.clock.advance(chrono::Duration::seconds(30));
     let good = current_code(&app).await;
-    assert_eq!(verify(&app, &c, &good).await.status, StatusCode::BAD_REQUEST, "challenge exhausted");
+    assert_eq!(
+        verify(&app, &c, &good).await.status,
+        StatusCode::BAD_REQUEST,
+        "challenge exhausted"
+    );
     let res = app.login(&email, PASSWORD).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.body["error"], "account_locked");
@@ -150,7 +174,11 @@ async fn an_emailed_code_is_bound_to_its_challenge_and_single_use(pool: PgPool) 
         .find(|w| w.len() == 7 && w.ends_with('.') && w[..6].bytes().all(|b| b.is_ascii_digit()))
         .map(|w| w[..6].to_owned())
         .expect("a 6-digit code");
-    assert_eq!(verify(&app, &c2, &code).await.status, StatusCode::UNAUTHORIZED, "other challenge");
+    assert_eq!(
+        verify(&app, &c2, &code).await.status,
+        StatusCode::UNAUTHORIZED,
+        "other challenge"
+    );
     assert_eq!(verify(&app, &c1, &code).await.status, StatusCode::OK);
     assert_eq!(verify(&app, &c1, &code).await.status, StatusCode::BAD_REQUEST, "used");
 }
@@ -172,7 +200,10 @@ async fn a_texted_code_goes_through_the_twilio_api(pool: PgPool) {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
                     recorder.lock().unwrap().push((auth, form));
-                    (StatusCode::CREATED, axum::Json(json!({ "sid": "SM123", "status": "queued" })))
+                    (
+                        StatusCode::CREATED,
+                        axum::Json(json!({ "sid": "SM123", "status": "queued" })),
+                    )
                 }
             },
         ),
@@ -188,18 +219,30 @@ async fn a_texted_code_goes_through_the_twilio_api(pool: PgPool) {
     let email = unique_email("sms");
     let (access, _) = enrolled(&app, &email).await;
     let bad = app
-        .call(Method::PUT, "/api/auth/phone", Some(json!({ "phone": "0612" })), Some(&access))
+        .call(
+            Method::PUT,
+            "/api/auth/phone",
+            Some(json!({ "phone": "0612" })),
+            Some(&access),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let res = app
-        .call(Method::PUT, "/api/auth/phone", Some(json!({ "phone": "+33612345678" })), Some(&access))
+        .call(
+            Method::PUT,
+            "/api/auth/phone",
+            Some(json!({ "phone": "+33612345678" })),
+            Some(&access),
+        )
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
 
     let login = app.login(&email, PASSWORD).await;
     assert!(login.body["methods"].as_array().unwrap().contains(&json!("sms")));
     let c = s(&login.body, "challenge_id").to_owned();
-    let res = app.post("/api/auth/2fa/send", json!({ "challenge_id": c, "channel": "sms" })).await;
+    let res = app
+        .post("/api/auth/2fa/send", json!({ "challenge_id": c, "channel": "sms" }))
+        .await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (auth, form) = loop {
@@ -261,14 +304,22 @@ async fn disabling_needs_the_password_and_a_second_factor(pool: PgPool) {
             Some(&access),
         )
     };
-    assert_eq!(call("wrong password!!", &recovery[1]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call("wrong password!!", &recovery[1]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(call(PASSWORD, "999999").await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(call(PASSWORD, &recovery[1]).await.status, StatusCode::NO_CONTENT);
     let res = app.login(&email, PASSWORD).await;
     assert_eq!(res.status, StatusCode::OK);
-    assert!(res.body.get("access_token").is_some(), "tokens again without a challenge");
+    assert!(
+        res.body.get("access_token").is_some(),
+        "tokens again without a challenge"
+    );
     assert_eq!(
-        crate::common::wait_mails(&email, "two-factor settings changed", 2).await.len(),
+        crate::common::wait_mails(&email, "two-factor settings changed", 2)
+            .await
+            .len(),
         2
     );
 }
