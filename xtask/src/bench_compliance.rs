@@ -1,0 +1,217 @@
+//! `cargo xtask bench compliance`: suma's compliance check over a fleet of 1,000 resources (ECS task
+//! definitions and services, RDS instances, secrets, Route 53 failover records) on a moto server of its own
+//! (so the shared sandbox's account view is untouched): wall time and peak resident memory of the `suma`
+//! process, sampled from `/proc` every 20 ms. In the same run, Prowler (from PyPI, in its own venv) over
+//! its checks of the same services against the same endpoint, when it can be installed. The goal: all
+//! 1,000 resources in under 10 s, and at least 10 times faster than Prowler.
+//!
+//! The `## compliance` section of BENCHMARKS.md is rewritten between its markers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bench::update_section;
+use crate::process::{self, Result};
+use crate::sandbox::target_dir;
+
+const RESOURCES: usize = 1000;
+const PROWLER_VERSION: &str = "5.13.1";
+
+struct Measured {
+    exit: Option<i32>,
+    wall: Duration,
+    peak_rss_kib: u64,
+    stdout: String,
+}
+
+/// Runs `cmd` to completion, sampling its resident memory; its stderr goes to `stderr_log`.
+fn measure(cmd: &mut Command, stderr_log: &Path) -> Result<Measured> {
+    let started = Instant::now();
+    let log = std::fs::File::create(stderr_log).map_err(|e| format!("{}: {e}", stderr_log.display()))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("VmHWM:").or_else(|| line.strip_prefix("VmRSS:")) {
+                    let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                    peak = peak.max(kib);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Measured {
+        exit: status.code(),
+        wall: started.elapsed(),
+        peak_rss_kib: peak,
+        stdout: reader.join().unwrap_or_default(),
+    })
+}
+
+fn venv_python(root: &Path) -> PathBuf {
+    std::env::var_os("SUMA_SANDBOX_VENV")
+        .map_or_else(|| root.join("target/sandbox/venv"), PathBuf::from)
+        .join("bin/python")
+}
+
+/// A configuration whose environment `bench` spans only eu-west-1's inventory.
+const CONFIG: &str = "version: 1
+lock: { table: bench-locks, region: eu-west-1 }
+environments:
+  bench:
+    primary_region: eu-west-1
+    dr_region: eu-central-1
+    ecs: { cluster: bench, service: svc-0, canary_service: none, container: app, container_port: 8080, desired_count: 2, dr: { cluster: bench, service: none } }
+    alb: { listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/none/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/none/1/2/3', stable_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/a/1', canary_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/b/2' }
+    rds: { primary: { identifier: bench-db-0, region: eu-west-1 } }
+    dns: { hosted_zone_id: Z, record_name: r0.bench.example.com }
+    metrics: { provider: prometheus, prometheus_url: 'http://127.0.0.1:9' }
+";
+
+pub fn compliance(root: PathBuf) -> Result<()> {
+    let python = venv_python(&root);
+    if !python.exists() {
+        return Err(format!(
+            "{} is missing: run `cargo xtask sandbox up` once to install moto",
+            python.display()
+        ));
+    }
+    let suma = target_dir(&root).join("debug/suma");
+    process::run(crate::sandbox::cargo().args(["build", "--workspace", "--bin", "suma"]).current_dir(&root))?;
+
+    let port = process::free_port()?;
+    let work = std::env::temp_dir().join(format!("suma-bench-compliance-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let log = work.join("moto.log");
+    let moto_bin = python.with_file_name("moto_server");
+    let moto = process::spawn_logged(
+        Command::new(&moto_bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+        &log,
+    )?;
+    let result = (|| {
+        process::wait_for_port(port, "moto", Duration::from_secs(30), &log)?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        eprintln!("bench: seeding {RESOURCES} resources on {endpoint}");
+        let seeded = process::run(
+            Command::new(&python)
+                .arg(root.join("xtask/sandbox/compliance_fleet.py"))
+                .args([&endpoint, &RESOURCES.to_string()]),
+        )?;
+        let config = work.join("suma.yaml");
+        std::fs::write(&config, CONFIG).map_err(|e| e.to_string())?;
+        let aws_env = |cmd: &mut Command| {
+            cmd.env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "eu-west-1")
+                .env("AWS_DEFAULT_REGION", "eu-west-1")
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_SESSION_TOKEN");
+        };
+        eprintln!("bench: suma compliance check");
+        let mut cmd = Command::new(&suma);
+        cmd.args(["--config", config.to_str().unwrap_or_default(), "compliance", "check", "--env", "bench"])
+            .args(["--tags", "rds,ecs,secrets,route53", "--output", "json", "--fail-on", "critical"]);
+        aws_env(&mut cmd);
+        let run = measure(&mut cmd, &work.join("suma.stderr"))?;
+        let resources = json_number(&run.stdout, "resources").unwrap_or(0);
+        let findings = run.stdout.matches("\"check_id\"").count();
+        if run.exit.is_none_or(|c| c > 1) {
+            return Err(format!("suma compliance check failed (exit {:?})", run.exit));
+        }
+
+        let prowler = prowler(&root, &endpoint, &aws_env, &work.join("prowler.stderr"));
+        let date = process::run(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let mut text = format!(
+            "Run on {date}: a moto server of its own seeded with {} (`xtask/sandbox/compliance_fleet.py`), \
+             `suma compliance check --tags rds,ecs,secrets,route53` (debug build).\n\n\
+             | tool | wall time | peak RSS | resources | findings |\n| --- | --- | --- | --- | --- |\n\
+             | suma | {:.2} s | {} MiB | {resources} | {findings} |\n",
+            seeded.trim(),
+            run.wall.as_secs_f64(),
+            run.peak_rss_kib / 1024,
+        );
+        match &prowler {
+            Ok(p) => text.push_str(&format!(
+                "| Prowler {PROWLER_VERSION} (`--service ecs rds secretsmanager route53`) | {:.2} s | {} MiB | - | - |\n\n\
+                 suma is {:.1}x faster.\n",
+                p.wall.as_secs_f64(),
+                p.peak_rss_kib / 1024,
+                p.wall.as_secs_f64() / run.wall.as_secs_f64().max(0.001)
+            )),
+            Err(why) => text.push_str(&format!("\nProwler not measured: {why}\n")),
+        }
+        let goal = run.wall < Duration::from_secs(10) && resources >= RESOURCES as u64 * 9 / 10;
+        text.push_str(&format!(
+            "\nGoal (1,000 resources under 10 s): {}.\n",
+            if goal { "met" } else { "not met" }
+        ));
+        let path = root.join("BENCHMARKS.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, update_section(&doc, "compliance", "bench-compliance", &text)).map_err(|e| e.to_string())?;
+        eprintln!("{text}");
+        Ok(())
+    })();
+    process::stop_pid(moto, Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// Prowler from PyPI in its own venv, over the same services against the same endpoint.
+fn prowler(root: &Path, endpoint: &str, aws_env: &dyn Fn(&mut Command), log: &Path) -> Result<Measured> {
+    let venv = std::env::var_os("SUMA_PROWLER_VENV").map_or_else(|| root.join("target/prowler-venv"), PathBuf::from);
+    let bin = venv.join("bin/prowler");
+    if !bin.exists() {
+        eprintln!("bench: installing prowler=={PROWLER_VERSION} into {}", venv.display());
+        let python = process::which("python3").ok_or("python3 is not installed")?;
+        process::run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+        process::run(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("prowler=={PROWLER_VERSION}")]))?;
+    }
+    eprintln!("bench: prowler against {endpoint}");
+    let out = std::env::temp_dir().join(format!("suma-bench-prowler-{}", std::process::id()));
+    let mut cmd = Command::new(bin);
+    cmd.args(["aws", "--service", "ecs", "rds", "secretsmanager", "route53", "--region", "eu-west-1"])
+        .args(["--output-formats", "json-ocsf", "--output-directory"])
+        .arg(&out)
+        .args(["--no-banner", "--ignore-exit-code-3"]);
+    aws_env(&mut cmd);
+    let run = measure(&mut cmd, log)?;
+    let _ = std::fs::remove_dir_all(&out);
+    if run.exit != Some(0) {
+        let stderr = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!("prowler exited with {:?}: {}", run.exit, tail.join(" / ")));
+    }
+    Ok(run)
+}
+
+fn json_number(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
+    text[at..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
