@@ -73,7 +73,12 @@ pub struct PurgeArgs {
     )]
     pub database_url: String,
     /// Days an erased account is kept before it is purged.
-    #[arg(long, env = "GDPR_RETENTION_DAYS", value_name = "GDPR_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "GDPR_RETENTION_DAYS",
+        value_name = "GDPR_RETENTION_DAYS",
+        default_value_t = 30
+    )]
     pub retention_days: u32,
 }
 
@@ -166,6 +171,11 @@ pub struct Config {
     /// JSON key set document `{"signing_key": PEM, "verify_keys": [PEM, ...]}`, instead of PEM files.
     #[arg(long, env = "JWT_KEYSET_FILE", value_name = "JWT_KEYSET_FILE", conflicts_with_all = ["jwt_signing_key_file", "jwt_verify_keys_dir"])]
     pub jwt_keyset_file: Option<PathBuf>,
+    /// Secrets Manager secret (name or ARN) whose versions each hold one RSA private key PEM: AWSCURRENT
+    /// signs, AWSPENDING and AWSPREVIOUS verify. Instead of the key files; `AWS_*` variables configure the
+    /// client.
+    #[arg(long, env = "JWT_KEYS_SECRET_ID", value_name = "JWT_KEYS_SECRET_ID", conflicts_with_all = ["jwt_signing_key_file", "jwt_verify_keys_dir", "jwt_keyset_file"])]
+    pub jwt_keys_secret_id: Option<String>,
     /// Seconds between periodic key reloads (0 disables; SIGHUP always reloads).
     #[arg(
         long,
@@ -279,6 +289,14 @@ pub struct Config {
         default_value_t = 120
     )]
     pub rate_limit_refresh_per_ip: u32,
+    /// Token introspections per client IP per window (0 disables).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_INTROSPECT_PER_IP",
+        value_name = "RATE_LIMIT_INTROSPECT_PER_IP",
+        default_value_t = 600
+    )]
+    pub rate_limit_introspect_per_ip: u32,
     /// Reverse proxies in front of the service that append to `X-Forwarded-For`; the client IP is taken
     /// that many entries from the right. 0 uses the socket peer address.
     #[arg(
@@ -457,6 +475,8 @@ pub enum KeySource {
     },
     /// A JSON key set document.
     Json { keyset_file: PathBuf },
+    /// A Secrets Manager secret, one private key PEM per version, chosen by staging label.
+    SecretsManager { secret_id: String },
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -616,6 +636,23 @@ impl Config {
 
     /// The configured key source; exactly one must be given.
     pub fn key_source(&self) -> Result<KeySource, ConfigError> {
+        if let Some(secret_id) = &self.jwt_keys_secret_id {
+            if self.jwt_keyset_file.is_some()
+                || self.jwt_signing_key_file.is_some()
+                || self.jwt_verify_keys_dir.is_some()
+            {
+                return Err(bad(
+                    "JWT_KEYS_SECRET_ID",
+                    "conflicts with JWT_SIGNING_KEY_FILE, JWT_VERIFY_KEYS_DIR and JWT_KEYSET_FILE; set one source",
+                ));
+            }
+            if secret_id.trim().is_empty() {
+                return Err(bad("JWT_KEYS_SECRET_ID", "must not be empty"));
+            }
+            return Ok(KeySource::SecretsManager {
+                secret_id: secret_id.trim().to_owned(),
+            });
+        }
         match (&self.jwt_keyset_file, &self.jwt_signing_key_file) {
             (Some(file), None) => Ok(KeySource::Json {
                 keyset_file: file.clone(),
@@ -627,7 +664,7 @@ impl Config {
             (Some(_), Some(_)) => Err(bad("JWT_KEYSET_FILE", "conflicts with JWT_SIGNING_KEY_FILE; set one")),
             (None, None) => Err(bad(
                 "JWT_SIGNING_KEY_FILE",
-                "is not set (or set JWT_KEYSET_FILE); hint: create a key with `auth-service keygen --out FILE`",
+                "is not set (or set JWT_KEYSET_FILE or JWT_KEYS_SECRET_ID); hint: create a key with `auth-service keygen --out FILE`",
             )),
         }
     }

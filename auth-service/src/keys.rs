@@ -2,8 +2,9 @@
 //!
 //! A [`KeySet`] holds exactly one RSA signing key and any number of verify-only keys, each known by its key
 //! id (`kid`): the RFC 7638 JWK thumbprint of the public key (SHA-256, base64url), so the id is derived from
-//! the key and never stored beside it. A [`KeyStore`] loads the set from PEM files or a JSON document and
-//! swaps in a freshly loaded set on [`KeyStore::reload`]; a failed reload keeps the previous set.
+//! the key and never stored beside it. A [`KeyStore`] loads the set from PEM files, a JSON document or a
+//! Secrets Manager secret (through [`crate::keys_aws`], the only module that talks to AWS) and swaps in a
+//! freshly loaded set on [`KeyStore::reload`]; a failed reload keeps the previous set.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,26 @@ pub enum KeyError {
     /// Key generation failed.
     #[error("cannot generate an RSA key")]
     Generate(#[source] rsa::Error),
+    /// A Secrets Manager secret could not be read.
+    #[error("cannot read `JWT_KEYS_SECRET_ID` secret `{secret_id}` ({stage}): {message}\nhint: check the secret id, the AWS credentials and region, and the `secretsmanager:GetSecretValue` permission")]
+    SecretRead {
+        secret_id: String,
+        stage: &'static str,
+        message: String,
+    },
+    /// The secret has no version labelled AWSCURRENT, so there is no signing key.
+    #[error("`JWT_KEYS_SECRET_ID` secret `{secret_id}` has no AWSCURRENT version (or does not exist)\nhint: store an RSA private key PEM as its value, e.g. the output of `auth-service keygen`")]
+    SecretNoCurrent { secret_id: String },
+    /// A version of the secret does not hold a usable RSA private key.
+    #[error("`JWT_KEYS_SECRET_ID` secret `{secret_id}` ({stage}) holds no usable RSA key: {problem}")]
+    SecretInvalid {
+        secret_id: String,
+        stage: &'static str,
+        problem: String,
+    },
+    /// A Secrets Manager source was opened through the synchronous loader.
+    #[error("`JWT_KEYS_SECRET_ID` keys are loaded asynchronously; use `KeyStore::open`")]
+    NeedsAsync,
 }
 
 /// The public half of a key, as published in the JWKS.
@@ -180,6 +201,8 @@ pub struct ReloadOutcome {
 /// The live key set and where it comes from.
 pub struct KeyStore {
     source: KeySource,
+    // The Secrets Manager client, built once, when the keys come from a secret.
+    secret: Option<crate::keys_aws::SecretKeys>,
     current: RwLock<Arc<KeySet>>,
 }
 
@@ -192,11 +215,30 @@ impl std::fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
-    /// Loads the key set from its source.
+    /// Loads the key set from a file source; a Secrets Manager source needs [`KeyStore::open`].
     pub fn load(source: KeySource) -> Result<Self, KeyError> {
         let set = load_set(&source)?;
         Ok(Self {
             source,
+            secret: None,
+            current: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    /// Loads the key set from any source: files, or a Secrets Manager secret (with the client configured
+    /// from the standard `AWS_*` environment).
+    pub async fn open(source: KeySource) -> Result<Self, KeyError> {
+        let secret = match &source {
+            KeySource::SecretsManager { secret_id } => Some(crate::keys_aws::SecretKeys::from_env(secret_id).await),
+            _ => None,
+        };
+        let set = match &secret {
+            Some(secret) => secret.load().await?,
+            None => load_set(&source)?,
+        };
+        Ok(Self {
+            source,
+            secret,
             current: RwLock::new(Arc::new(set)),
         })
     }
@@ -207,8 +249,11 @@ impl KeyStore {
     }
 
     /// Loads the source again and swaps the new set in; on error the old set stays.
-    pub fn reload(&self) -> Result<ReloadOutcome, KeyError> {
-        let set = load_set(&self.source)?;
+    pub async fn reload(&self) -> Result<ReloadOutcome, KeyError> {
+        let set = match &self.secret {
+            Some(secret) => secret.load().await?,
+            None => load_set(&self.source)?,
+        };
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         let changed = current.signing_kid != set.signing_kid || !current.verifiers.keys().eq(set.verifiers.keys());
         let signing_kid = set.signing_kid.clone();
@@ -275,6 +320,7 @@ fn load_set(source: &KeySource) -> Result<KeySet, KeyError> {
                 .collect::<Result<Vec<_>, _>>()?;
             KeySet::new(&signing, &verify).map_err(|problem| invalid("JWT_KEYSET_FILE", keyset_file, problem))
         }
+        KeySource::SecretsManager { .. } => Err(KeyError::NeedsAsync),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod keys_aws;
 pub mod metrics;
 pub mod notify;
 pub mod outbound;
@@ -132,14 +133,14 @@ pub fn spawn_key_reloader(
                 _ = ticker.tick(), if !interval.is_zero() => "periodic",
                 _ = hup_recv => "sighup",
             };
-            reload_keys(&state, trigger);
+            reload_keys(&state, trigger).await;
         }
     })
 }
 
 /// Reloads the keys once, logging and counting the outcome.
-pub fn reload_keys(state: &AppState, trigger: &'static str) {
-    match state.keys.reload() {
+pub async fn reload_keys(state: &AppState, trigger: &'static str) {
+    match state.keys.reload().await {
         Ok(outcome) => {
             state.metrics.key_reloads.with_label_values(&["success"]).inc();
             if outcome.changed {
@@ -182,7 +183,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let reload_every = Duration::from_secs(config.jwt_keys_reload_interval);
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
-    let state = AppState::new(config, pool.clone(), Arc::new(clock::SystemClock))?;
+    let keys = keys::KeyStore::open(config.key_source()?)
+        .await
+        .context("cannot load the JWT keys")?;
+    let state = AppState::with_keys(config, pool.clone(), Arc::new(clock::SystemClock), keys)?;
     tracing::info!(
         %addr,
         deployment = %state.config.deployment_label,

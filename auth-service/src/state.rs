@@ -60,11 +60,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Builds the state from a validated configuration and a PostgreSQL pool. Loads the keys and computes
-    /// the dummy password hash, so it takes a moment.
+    /// Builds the state from a validated configuration and a PostgreSQL pool. Loads the keys (from files:
+    /// a Secrets Manager source needs [`KeyStore::open`] and [`AppState::with_keys`]) and computes the
+    /// dummy password hash, so it takes a moment.
     pub fn new(config: Config, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let source = config.key_source()?;
-        let keys = KeyStore::load(source)?;
+        let keys = KeyStore::load(config.key_source()?)?;
+        Self::with_keys(config, pool, clock, keys)
+    }
+
+    /// Builds the state around keys already loaded.
+    pub fn with_keys(config: Config, pool: PgPool, clock: Arc<dyn Clock>, keys: KeyStore) -> anyhow::Result<Self> {
         let cache = Cache::connect_lazy(&config.redis_url, &config.redis_key_prefix).context("invalid `REDIS_URL`")?;
         let hasher = Hasher::new(config.hash_concurrency())?;
         let jwt = JwtRules {

@@ -154,6 +154,53 @@ pub fn verify_access(
     Ok(claims)
 }
 
+/// What token introspection learns from a token whose signature and claims are valid.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IntrospectedClaims {
+    /// The subject; for tokens minted by rotation tests, not necessarily a user.
+    pub sub: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Not before, when present.
+    #[serde(default)]
+    pub nbf: Option<i64>,
+}
+
+/// Checks a JWT's RS256 signature against any key of the set (by `kid`) and its issuer, audience, `exp`
+/// and, when present, `nbf`, with the configured leeway. Unlike [`verify_access`] it neither requires the
+/// access-token `typ` nor session claims: it answers whether the key set accepts a token, e.g. one signed
+/// with a newly rotated key. Returns the kid with the claims.
+pub fn introspect(
+    keys: &KeySet,
+    rules: &JwtRules,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, IntrospectedClaims), TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenError::Algorithm);
+    }
+    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
+    let key = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[&rules.issuer]);
+    validation.set_audience(&[&rules.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let claims = jsonwebtoken::decode::<IntrospectedClaims>(token, key, &validation)
+        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?
+        .claims;
+    let now = now.timestamp();
+    if claims.exp + rules.leeway_secs <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf - rules.leeway_secs > now) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok((kid, claims))
+}
+
 /// A new refresh token and its SHA-256.
 pub fn new_refresh_token() -> (String, [u8; 32]) {
     let mut raw = [0u8; 32];

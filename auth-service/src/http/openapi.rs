@@ -20,7 +20,7 @@ use crate::state::AppState;
         twofactor::totp_setup, twofactor::totp_confirm, twofactor::disable, twofactor::set_phone,
         twofactor::send_code, twofactor::verify,
         gdpr::record_consent, gdpr::list_consents, gdpr::export, gdpr::delete_account,
-        ops::health, ops::ready, ops::metrics, ops::version, ops::jwks,
+        ops::health, ops::ready, ops::metrics, ops::version, ops::jwks, ops::introspect,
     ),
     modifiers(&BearerAuth),
 )]

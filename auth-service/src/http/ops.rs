@@ -1,19 +1,24 @@
-//! Operational endpoints: `/health`, `/ready`, `/metrics`, `/version` and the JWKS.
+//! Operational endpoints: `/health`, `/ready`, `/metrics`, `/version`, the JWKS and token introspection.
 //!
 //! `/health` only says the process answers; `/ready` checks PostgreSQL, the migrations and Redis, each
 //! with a short timeout, and answers 503 when any of them fails so a load balancer stops routing here.
+//! `/version` names the signing kid and every kid that verifies, and `POST /api/auth/introspect` says
+//! whether the live key set accepts a token: together they let a key rotation prove each of its steps.
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::http::error::{Error, ErrorBody};
+use crate::http::extract::{ApiJson, ClientMeta};
 use crate::state::AppState;
+use crate::tokens::{self, TokenError};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -23,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/version", get(version))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/api/auth/introspect", post(introspect))
 }
 
 /// Liveness.
@@ -124,17 +130,21 @@ pub struct Version {
     pub environment: String,
     /// The kid of the key that signs new access tokens.
     pub signing_kid: String,
+    /// Every kid in the JWKS: the signing key and the verify-only keys.
+    pub verify_kids: Vec<String>,
 }
 
 /// Build version, deployment label and the active signing key id.
 #[utoipa::path(get, path = "/version", tag = "ops", responses((status = 200, body = Version)))]
 pub async fn version(State(state): State<AppState>) -> Json<Version> {
+    let keys = state.keys.current();
     Json(Version {
         version: env!("CARGO_PKG_VERSION"),
         git_sha: option_env!("AUTH_SERVICE_GIT_SHA"),
         deployment: state.config.deployment_label.clone(),
         environment: state.config.app_env.clone(),
-        signing_kid: state.keys.current().signing_kid().to_owned(),
+        signing_kid: keys.signing_kid().to_owned(),
+        verify_kids: keys.verify_kids().map(str::to_owned).collect(),
     })
 }
 
@@ -154,4 +164,98 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         state.keys.current().jwks_json().to_string(),
     )
         .into_response()
+}
+
+/// A token to check.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    /// A compact RS256 JWS.
+    pub token: String,
+}
+
+/// Whether the live key set accepts a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Introspection {
+    /// Whether the signature verifies under a key of the set and iss, aud, exp and nbf are valid.
+    pub active: bool,
+    /// The kid that verified it (active tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// The token's subject (active tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The token's expiry, seconds since the epoch (active tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Why it is refused (inactive tokens only): `malformed`, `algorithm_not_accepted`, `unknown_kid`,
+    /// `invalid_signature`, `invalid_issuer`, `invalid_audience`, `missing_claim`, `invalid`, `expired`
+    /// or `not_yet_valid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// Checks a token's RS256 signature against the live key set (any kid in it) and its iss, aud, exp and
+/// nbf, with the configured leeway. Signature and claims only: no session is required, so a token signed
+/// by a key rotation's test step (whose subject is no user) is judged like any other.
+#[utoipa::path(post, path = "/api/auth/introspect", tag = "ops", request_body = IntrospectRequest,
+    responses(
+        (status = 200, description = "Active, with kid, sub and exp; or inactive, with the reason", body = Introspection),
+        (status = 400, description = "Not a JSON body with a `token` string", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(req): ApiJson<IntrospectRequest>,
+) -> Result<Json<Introspection>, Error> {
+    let cfg = &state.config;
+    if let Some(retry_after) = state
+        .cache
+        .rate_limit(
+            "introspect_ip",
+            meta.ip_key(),
+            cfg.rate_limit_introspect_per_ip,
+            cfg.rate_limit_window,
+        )
+        .await?
+    {
+        state.metrics.rate_limited.with_label_values(&["introspect_ip"]).inc();
+        return Err(Error::RateLimited { retry_after });
+    }
+    let keys = state.keys.current();
+    let answer = match tokens::introspect(&keys, &state.jwt, req.token.trim(), state.now()) {
+        Ok((kid, claims)) => Introspection {
+            active: true,
+            kid: Some(kid),
+            sub: Some(claims.sub),
+            exp: Some(claims.exp),
+            reason: None,
+        },
+        Err(e) => Introspection {
+            active: false,
+            kid: None,
+            sub: None,
+            exp: None,
+            reason: Some(reason(&e)),
+        },
+    };
+    Ok(Json(answer))
+}
+
+fn reason(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::Malformed => "malformed",
+        TokenError::Algorithm => "algorithm_not_accepted",
+        TokenError::Type => "invalid",
+        TokenError::UnknownKid => "unknown_kid",
+        TokenError::Expired => "expired",
+        TokenError::NotYetValid => "not_yet_valid",
+        TokenError::Invalid(kind) => match kind.split('(').next().unwrap_or_default() {
+            "InvalidSignature" => "invalid_signature",
+            "InvalidIssuer" => "invalid_issuer",
+            "InvalidAudience" => "invalid_audience",
+            "MissingRequiredClaim" => "missing_claim",
+            _ => "invalid",
+        },
+    }
 }

@@ -11,5 +11,6 @@ mod jwt;
 mod lifecycle;
 mod ops;
 mod refresh;
+mod secret_keys;
 mod sessions;
 mod twofactor;

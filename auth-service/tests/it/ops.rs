@@ -332,7 +332,7 @@ async fn key_rotation_by_reload(pool: PgPool) {
     let dir = app.keys_dir.path();
     write_key(&dir.join("verify").join("previous.pem"), &common::public_pem(&old_pem));
     write_key(&dir.join("signing.pem"), &new_pem);
-    auth_service::reload_keys(&app.state, "test");
+    auth_service::reload_keys(&app.state, "test").await;
 
     assert_eq!(app.get("/version", None).await.body["signing_kid"], new_kid);
     let jwks = app.get("/.well-known/jwks.json", None).await.body;
@@ -355,7 +355,7 @@ async fn key_rotation_by_reload(pool: PgPool) {
 
     // Retire the old key: its tokens stop working.
     std::fs::remove_file(dir.join("verify").join("previous.pem")).unwrap();
-    auth_service::reload_keys(&app.state, "test");
+    auth_service::reload_keys(&app.state, "test").await;
     assert_eq!(
         app.get("/api/auth/me", Some(&old_access)).await.status,
         StatusCode::UNAUTHORIZED
@@ -367,7 +367,7 @@ async fn key_rotation_by_reload(pool: PgPool) {
 
     // A broken file keeps the current keys.
     write_key(&dir.join("signing.pem"), "not a key");
-    auth_service::reload_keys(&app.state, "test");
+    auth_service::reload_keys(&app.state, "test").await;
     assert_eq!(app.get("/version", None).await.body["signing_kid"], new_kid);
     assert_eq!(app.state.metrics.key_reloads.with_label_values(&["failure"]).get(), 1);
 }
