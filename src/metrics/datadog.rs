@@ -313,10 +313,7 @@ fn monitor_summary(m: Monitor) -> MonitorSummary {
         .unwrap_or_default()
         .split_whitespace()
         .filter(|w| w.len() > 1 && w.starts_with('@'))
-        .map(|w| {
-            w.trim_end_matches(|c: char| matches!(c, ',' | '.' | ';' | ')'))
-                .to_owned()
-        })
+        .map(|w| w.trim_end_matches([',', '.', ';', ')']).to_owned())
         .collect();
     MonitorSummary {
         id: m.id.unwrap_or_default(),
