@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod secrets;
 pub mod settings;
 
 use std::sync::Arc;

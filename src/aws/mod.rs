@@ -211,6 +211,12 @@ impl AwsApis for AwsSession {
 }
 
 impl AwsSession {
+    /// Secret values and staging labels, for the rotation only (not part of [`AwsApis`]: read-only commands
+    /// never get it).
+    pub fn secret_versions(&self, region: &AwsRegion) -> Arc<dyn secrets::SecretVersionsApi> {
+        Arc::new(secrets::SdkSecrets::new(self.config(region)))
+    }
+
     /// The lock and journal store in the lock table's region.
     pub fn lock_store(&self, region: &AwsRegion, table: &str) -> Arc<dyn dynamodb::LockTable> {
         Arc::new(dynamodb::SdkLockTable::new(self.config(region), table))

@@ -1,4 +1,5 @@
-//! Secrets Manager: secret metadata (never values, in this module's read path).
+//! Secrets Manager: secret metadata for status and audits, and the staging-label operations of the rotation
+//! protocol (values are read and written only by the rotation, never logged).
 
 use std::collections::BTreeMap;
 
@@ -38,9 +39,52 @@ impl SecretMetadata {
     }
 }
 
+/// The staging labels of the rotation protocol.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPENDING: &str = "AWSPENDING";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionRef {
+    Stage(&'static str),
+    Id(String),
+}
+
+/// One version's value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue {
+    pub version_id: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("version_id", &self.version_id)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
 #[async_trait]
 pub trait SecretsApi: Send + Sync {
     async fn describe(&self, id: &str) -> Result<SecretMetadata, AwsError>;
+}
+
+/// The rotation protocol's access to values and staging labels; apart from [`SecretsApi`] so that read-only
+/// commands are never handed a way to write.
+#[async_trait]
+pub trait SecretVersionsApi: SecretsApi {
+    /// The value of a version; `None` when no version has that label or id.
+    async fn value(&self, id: &str, version: &VersionRef) -> Result<Option<SecretValue>, AwsError>;
+    /// Stores `value` as a new version labelled `AWSPENDING`, with `token` as its version id, so a retry with
+    /// the same token is a no-op.
+    async fn put_pending(&self, id: &str, token: &str, value: &str) -> Result<(), AwsError>;
+    /// Moves `stage` to version `to`, taking it from version `from` (required when another version holds it).
+    async fn move_stage(&self, id: &str, stage: &str, to: &str, from: Option<&str>) -> Result<(), AwsError>;
+    /// Removes `stage` from version `from`.
+    async fn remove_stage(&self, id: &str, stage: &str, from: &str) -> Result<(), AwsError>;
 }
 
 pub struct SdkSecrets {
@@ -83,5 +127,68 @@ impl SecretsApi for SdkSecrets {
                 .filter_map(|r| r.region().map(str::to_owned))
                 .collect(),
         })
+    }
+}
+
+#[async_trait]
+impl SecretVersionsApi for SdkSecrets {
+    async fn value(&self, id: &str, version: &VersionRef) -> Result<Option<SecretValue>, AwsError> {
+        let request = self.client.get_secret_value().secret_id(id);
+        let request = match version {
+            VersionRef::Stage(stage) => request.version_stage(*stage),
+            VersionRef::Id(version_id) => request.version_id(version_id),
+        };
+        match request.send().await {
+            Ok(out) => Ok(Some(SecretValue {
+                version_id: out.version_id().unwrap_or_default().to_owned(),
+                value: out.secret_string().unwrap_or_default().to_owned(),
+            })),
+            Err(e) => {
+                let err = AwsError::from_sdk("SecretsManager", "GetSecretValue", id, e);
+                if err.kind == super::AwsErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn put_pending(&self, id: &str, token: &str, value: &str) -> Result<(), AwsError> {
+        self.client
+            .put_secret_value()
+            .secret_id(id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| AwsError::from_sdk("SecretsManager", "PutSecretValue", id, e))
+    }
+
+    async fn move_stage(&self, id: &str, stage: &str, to: &str, from: Option<&str>) -> Result<(), AwsError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(id)
+            .version_stage(stage)
+            .move_to_version_id(to)
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| AwsError::from_sdk("SecretsManager", "UpdateSecretVersionStage", id, e))
+    }
+
+    async fn remove_stage(&self, id: &str, stage: &str, from: &str) -> Result<(), AwsError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(id)
+            .version_stage(stage)
+            .remove_from_version_id(from)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| AwsError::from_sdk("SecretsManager", "UpdateSecretVersionStage", id, e))
     }
 }

@@ -90,12 +90,53 @@ pub enum Command {
     Deploy(DeployCommand),
     /// Point the stable service back at the revision live before the last deploy (fast, no analysis)
     Rollback(RollbackArgs),
-    /// Cross-region disaster recovery: readiness check, failover, failback, drills
-    #[command(subcommand)]
-    Dr(DrCommand),
     /// Compliance checks of the live environment (PCI-DSS, SOC 2, GDPR, CIS), with reports for CI
     #[command(subcommand)]
     Compliance(ComplianceCommand),
+    /// Cross-region disaster recovery: readiness check, failover, failback, drills
+    #[command(subcommand)]
+    Dr(DrCommand),
+    /// Managed secrets: age against policy, and rotation through the Secrets Manager protocol
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Each managed secret: kind, versions and labels, age against its policy, consumers, half-done rotations
+    List(SecretsListArgs),
+    /// The same as `list`
+    Status(SecretsListArgs),
+    /// Rotate a secret (create, set, test, finish), or every secret past its policy with `--all-due`
+    Rotate(SecretsRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsListArgs {
+    /// Exit 1 if any secret is past its rotation policy (for scheduled CI)
+    #[arg(long)]
+    pub fail_on_due: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsRotateArgs {
+    /// The secret's name as configured (`id`), or its last path segment (`db-password`)
+    #[arg(required_unless_present = "all_due", conflicts_with = "all_due")]
+    pub name: Option<String>,
+    /// Rotate every secret past its policy, one after the other
+    #[arg(long)]
+    pub all_due: bool,
+    /// Continue the interrupted rotation of NAME from its journal
+    #[arg(long, conflicts_with_all = ["abort", "all_due"], requires = "name")]
+    pub resume: bool,
+    /// Undo the interrupted rotation of NAME: AWSCURRENT back on the previous version, no AWSPENDING
+    #[arg(long, conflicts_with_all = ["resume", "all_due"], requires = "name")]
+    pub abort: bool,
+    /// How long consumers' redeployment may take
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub rollout_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +245,55 @@ pub enum LockCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DrCommand {
+    /// Readiness report (read-only): DR service, replica and lag, DNS failover, secrets, estimated RTO;
+    /// exit 1 if anything fails
+    Check,
+    /// Fail over to the DR region: drain primary, promote the replica, scale DR, switch DNS, verify
+    Failover(DrFailoverArgs),
+    /// Move back to the primary region after it recovered: rebuild a replica there, then switch back
+    Failback(DrSwitchArgs),
+    /// Rehearse on a non-production environment: failover, verification, failback, timings against RTO
+    Drill(DrDrillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrFailoverArgs {
+    /// Fail over even if the replica lag exceeds the RPO (journaled with who and `--reason`)
+    #[arg(long, requires = "reason")]
+    pub accept_data_loss: bool,
+    /// Why (kept in the journal and the event); required with `--accept-data-loss`
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub switch: DrSwitchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrSwitchArgs {
+    /// Continue the unfinished operation from the journal
+    #[arg(long, conflicts_with = "abort")]
+    pub resume: bool,
+    /// End the unfinished operation (undoes only what is safe to undo)
+    #[arg(long)]
+    pub abort: bool,
+    /// Longest wait for one step (promotion, rollout, DNS change)
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrDrillArgs {
+    /// Longest wait for one step (promotion, rollout, DNS change)
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
 const COMPLIANCE_EXIT_CODES: &str = "\
 Exit codes:
   0  nothing at or above --fail-on failed, and every check could read what it judges
@@ -258,53 +348,4 @@ pub enum SeverityArg {
 pub enum ScopeArg {
     Account,
     Config,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DrCommand {
-    /// Readiness report (read-only): DR service, replica and lag, DNS failover, secrets, estimated RTO;
-    /// exit 1 if anything fails
-    Check,
-    /// Fail over to the DR region: drain primary, promote the replica, scale DR, switch DNS, verify
-    Failover(DrFailoverArgs),
-    /// Move back to the primary region after it recovered: rebuild a replica there, then switch back
-    Failback(DrSwitchArgs),
-    /// Rehearse on a non-production environment: failover, verification, failback, timings against RTO
-    Drill(DrDrillArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DrFailoverArgs {
-    /// Fail over even if the replica lag exceeds the RPO (journaled with who and `--reason`)
-    #[arg(long, requires = "reason")]
-    pub accept_data_loss: bool,
-    /// Why (kept in the journal and the event); required with `--accept-data-loss`
-    #[arg(long, value_name = "TEXT")]
-    pub reason: Option<String>,
-    #[command(flatten)]
-    pub switch: DrSwitchArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct DrSwitchArgs {
-    /// Continue the unfinished operation from the journal
-    #[arg(long, conflicts_with = "abort")]
-    pub resume: bool,
-    /// End the unfinished operation (undoes only what is safe to undo)
-    #[arg(long)]
-    pub abort: bool,
-    /// Longest wait for one step (promotion, rollout, DNS change)
-    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
-    pub timeout: std::time::Duration,
-    #[command(flatten)]
-    pub mutation: MutationArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct DrDrillArgs {
-    /// Longest wait for one step (promotion, rollout, DNS change)
-    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
-    pub timeout: std::time::Duration,
-    #[command(flatten)]
-    pub mutation: MutationArgs,
 }

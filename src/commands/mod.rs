@@ -9,6 +9,7 @@ pub mod events;
 pub mod lock;
 pub mod ops;
 pub mod rollback;
+pub mod secrets;
 pub mod status;
 
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::{AwsApis, AwsOptions, AwsSession};
 use crate::cli::{
-    Command, ComplianceCommand, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand, OutputArg,
+    Command, ComplianceCommand, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand,
+    OutputArg, SecretsCommand,
 };
 use crate::config::{AwsRegion, ConfigFile, Environment};
 use crate::exit::ExitStatus;
@@ -168,6 +170,8 @@ pub async fn dispatch(
         Command::Dr(DrCommand::Failover(args)) => dr::failover(&ctx, &args).await,
         Command::Dr(DrCommand::Failback(args)) => dr::failback(&ctx, &args).await,
         Command::Dr(DrCommand::Drill(args)) => dr::drill(&ctx, &args).await,
+        Command::Secrets(SecretsCommand::List(args) | SecretsCommand::Status(args)) => secrets::list(&ctx, &args).await,
+        Command::Secrets(SecretsCommand::Rotate(args)) => secrets::rotate(&ctx, &args).await,
     }
 }
 
@@ -183,6 +187,7 @@ pub fn is_mutating(command: &Command) -> bool {
             | Command::Dr(DrCommand::Failover(_))
             | Command::Dr(DrCommand::Failback(_))
             | Command::Dr(DrCommand::Drill(_))
+            | Command::Secrets(SecretsCommand::Rotate(_))
     )
 }
 

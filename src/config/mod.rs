@@ -108,12 +108,12 @@ pub struct Environment {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub canary: CanaryPolicy,
-    /// Cross-region disaster recovery targets and how readiness is measured.
-    #[serde(default)]
-    pub dr: DrPolicy,
     /// Compliance checks: accepted exceptions.
     #[serde(default)]
     pub compliance: ComplianceConfig,
+    /// Cross-region disaster recovery targets and how readiness is measured.
+    #[serde(default)]
+    pub dr: DrPolicy,
 }
 
 /// Where the DR replica's lag is read.
@@ -291,16 +291,143 @@ pub struct ManagedSecret {
     /// Secret name or ARN in the primary region.
     pub id: String,
     pub kind: SecretKind,
-    /// Maximum age before the secret is due for rotation.
+    /// Maximum age in days before the secret is due for rotation; `0` makes it due at every
+    /// `suma secrets rotate --all-due` (a schedule that rotates each time it runs).
     #[serde(default = "default_rotation_days")]
     pub rotation_days: u32,
     /// ECS services that receive this secret.
     #[serde(default)]
     pub consumers: Vec<String>,
+    /// `random`: how new values are generated.
+    #[serde(default)]
+    pub random: RandomSpec,
+    /// `db-password`: where the role lives and how it is rotated (required for that kind).
+    #[serde(default)]
+    pub database: Option<DbPasswordSpec>,
+    /// `jwt-signing-key`: the key size and how the service proves it picked the key up.
+    #[serde(default)]
+    pub jwt: JwtSpec,
 }
 
 fn default_rotation_days() -> u32 {
     90
+}
+
+/// New values of a `random` secret.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RandomSpec {
+    #[serde(default = "default_random_length")]
+    pub length: usize,
+    #[serde(default)]
+    pub alphabet: Alphabet,
+}
+
+impl Default for RandomSpec {
+    fn default() -> Self {
+        Self {
+            length: default_random_length(),
+            alphabet: Alphabet::default(),
+        }
+    }
+}
+
+fn default_random_length() -> usize {
+    48
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Alphabet {
+    /// `A-Z a-z 0-9`
+    #[default]
+    Alphanumeric,
+    /// `A-Z a-z 0-9 - _`
+    Base64url,
+    /// `0-9 a-f`
+    Hex,
+}
+
+/// A PostgreSQL role's password. The secret's value is the JSON Secrets Manager uses for databases:
+/// `{"username", "password", "host", "port", "dbname"}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbPasswordSpec {
+    /// A secret in the same format holding an admin login that may `ALTER ROLE`.
+    pub admin_secret: String,
+    #[serde(default)]
+    pub strategy: DbRotationStrategy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbRotationStrategy {
+    /// One role; its password changes (connections opened with the old one keep working until they close).
+    #[default]
+    SingleUser,
+    /// Two roles with the same grants (`NAME` and `NAME_clone`); each rotation sets a new password on the one
+    /// not in use and makes it current, so the previous credentials stay valid until the next rotation.
+    AlternatingUsers,
+}
+
+/// The JWT signing key: an RSA private key (PKCS#8 PEM) per version.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    #[serde(default = "default_key_bits")]
+    pub key_bits: usize,
+    /// The service to check (JWKS, token introspection, `/version`); the environment's `url` by default.
+    #[serde(default)]
+    pub service_url: Option<HttpUrl>,
+    /// Issuer and audience of the test token signed with the new key.
+    #[serde(default = "default_jwt_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_jwt_audience")]
+    pub audience: String,
+    /// The longest access-token lifetime: the previous key verifies at least this long (plus `clock_skew`).
+    #[serde(default = "default_access_token_ttl", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub access_token_ttl: Duration,
+    #[serde(default = "default_clock_skew", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub clock_skew: Duration,
+    /// How long the service may take to publish or start using a key (its reload interval and more).
+    #[serde(default = "default_pickup_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub pickup_timeout: Duration,
+}
+
+impl Default for JwtSpec {
+    fn default() -> Self {
+        Self {
+            key_bits: default_key_bits(),
+            service_url: None,
+            issuer: default_jwt_issuer(),
+            audience: default_jwt_audience(),
+            access_token_ttl: default_access_token_ttl(),
+            clock_skew: default_clock_skew(),
+            pickup_timeout: default_pickup_timeout(),
+        }
+    }
+}
+
+fn default_key_bits() -> usize {
+    4096
+}
+fn default_jwt_issuer() -> String {
+    "auth-service".to_owned()
+}
+fn default_jwt_audience() -> String {
+    "suma-finance".to_owned()
+}
+fn default_access_token_ttl() -> Duration {
+    Duration::from_secs(900)
+}
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_pickup_timeout() -> Duration {
+    Duration::from_secs(180)
 }
 
 /// Datadog account settings. Keys come from `DD_API_KEY` and `DD_APP_KEY`, never from this file.
@@ -532,6 +659,31 @@ impl ConfigFile {
                     None,
                 ));
             }
+            for (i, secret) in env.secrets.iter().enumerate() {
+                let at_secret = |field: &str| format!("environments.{name}.secrets.{i}.{field}");
+                match secret.kind {
+                    SecretKind::JwtSigningKey if secret.jwt.service_url.is_none() && env.url.is_none() => problems
+                        .push((
+                            at_secret("jwt.service_url"),
+                            format!(
+                                "the `jwt-signing-key` secret `{}` needs the service's URL to check the new key",
+                                secret.id
+                            ),
+                            Some("set `jwt.service_url`, or the environment's `url`".to_owned()),
+                        )),
+                    SecretKind::JwtSigningKey if !(2048..=8192).contains(&secret.jwt.key_bits) => problems.push((
+                        at_secret("jwt.key_bits"),
+                        format!("{} is not an RSA key size between 2048 and 8192", secret.jwt.key_bits),
+                        None,
+                    )),
+                    SecretKind::Random if !(16..=4096).contains(&secret.random.length) => problems.push((
+                        at_secret("random.length"),
+                        format!("{} characters: expected 16 to 4096", secret.random.length),
+                        None,
+                    )),
+                    _ => {}
+                }
+            }
             if env.metrics.provider == MetricProvider::Datadog && env.datadog.is_none() {
                 problems.push((
                     at("datadog"),
@@ -566,13 +718,6 @@ impl ConfigFile {
                     problems.push((
                         format!("environments.{name}.secrets.{i}.id"),
                         format!("secret `{}` is listed twice", secret.id),
-                        None,
-                    ));
-                }
-                if secret.rotation_days == 0 {
-                    problems.push((
-                        format!("environments.{name}.secrets.{i}.rotation_days"),
-                        "must be at least 1".to_owned(),
                         None,
                     ));
                 }

@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod deploy;
 pub mod dr;
 mod reporter;
+pub mod secrets;
 pub mod status;
 pub mod tables;
 

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_canary;
+mod bench_compliance;
 mod http;
 mod process;
 mod sandbox;
@@ -29,7 +30,8 @@ tasks:
                    release auth-service against the sandbox's PostgreSQL and Redis, load it with auth-bench,
                    write the `## auth-service` section of BENCHMARKS.md
   bench canary     in the sandbox: time from a bad canary's first failed analysis to weights restored, and
-                   suma's CPU and memory while supervising a canary; the `## canary` section of BENCHMARKS.md";
+                   suma's CPU and memory while supervising a canary; the `## canary` section of BENCHMARKS.md
+  bench compliance 1,000 resources on a moto of its own: time and memory of `suma compliance check`";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         ["demo"] => sandbox::demo(workspace_root()),
         ["bench", "auth", rest @ ..] => bench::auth(workspace_root(), rest),
         ["bench", "canary"] => bench_canary::canary(workspace_root()),
+        ["bench", "compliance"] => bench_compliance::compliance(workspace_root()),
         ["bench", name, ..] => Err(bench::unknown(name)),
         _ => {
             eprintln!("{USAGE}");
