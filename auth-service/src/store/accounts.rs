@@ -235,10 +235,13 @@ pub struct TotpCredential {
     pub last_used_step: Option<i64>,
 }
 
+/// `secret, confirmed_at, last_used_step` of `totp_credentials`.
+type TotpRow = (Vec<u8>, Option<DateTime<Utc>>, Option<i64>);
+
 impl Db {
     /// The TOTP credential of a user, if any.
     pub async fn totp_credential(&self, user_id: Uuid) -> Result<Option<TotpCredential>, sqlx::Error> {
-        let row: Option<(Vec<u8>, Option<DateTime<Utc>>, Option<i64>)> =
+        let row: Option<TotpRow> =
             sqlx::query_as("SELECT secret, confirmed_at, last_used_step FROM totp_credentials WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_optional(self.pool())
