@@ -70,6 +70,9 @@ pub struct ServiceView {
     pub task_definition: TaskDefinition,
 }
 
+/// A managed secret: its id, its primary-region metadata, and whether the DR region has its replica.
+pub type SecretSeen = (String, Result<SecretMetadata, String>, Result<(), String>);
+
 /// Everything the check looked at; each read that failed keeps its error text.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -82,7 +85,7 @@ pub struct Observed {
     pub lag: Result<Option<f64>, String>,
     pub dns: Result<Vec<DnsRecord>, String>,
     /// Each managed secret: its primary-region metadata, and whether the DR region has its replica.
-    pub secrets: Vec<(String, Result<SecretMetadata, String>, Result<(), String>)>,
+    pub secrets: Vec<SecretSeen>,
 }
 
 async fn service(
