@@ -319,7 +319,7 @@ async fn breached_passwords_are_refused_and_the_check_fails_open(pool: PgPool) {
     assert_eq!(res.body["error"], "password_breached");
     assert_eq!(
         hits.lock().unwrap().as_slice(),
-        [prefix.clone()],
+        std::slice::from_ref(&prefix),
         "only the 5-character prefix leaves"
     );
     assert_eq!(
