@@ -12,8 +12,11 @@ KEY=VALUE lines on stdout.
 
 Usage: python seed.py ENDPOINT_URL OUTPUT_SUMA_YAML SERVICE_URL PROMETHEUS_URL
        python seed.py --environment NAME ENDPOINT_URL SERVICE_URL PROMETHEUS_URL
+       python seed.py --ensure-jwt-key ENDPOINT_URL SECRET_ID
 The second form adds one self-contained DR test environment to a running sandbox and prints its
 configuration as JSON; it creates only resources named after NAME, so it can run any number of times.
+The third makes sure the JWT key secret's AWSCURRENT holds an RSA private key PEM (a moto seeded by an older
+version of this script holds a random string), so the services can load their keys from it.
 """
 
 import json
@@ -249,7 +252,8 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
         secret_id = f"/suma-finance/auth/{env}/{name}"
         sm.create_secret(
             Name=secret_id,
-            SecretString=secrets.token_urlsafe(32),
+            # The services sign with the JWT key (JWT_KEYS_SECRET_ID): it must be a real key.
+            SecretString=rsa_private_pem() if kind == "jwt-signing-key" else secrets.token_urlsafe(32),
             KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
             AddReplicaRegions=[{"Region": DR}],
         )
@@ -303,6 +307,31 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
     }
 
 
+def rsa_private_pem(bits=2048):
+    """A new RSA private key as PKCS#8 PEM, the format auth-service reads from its key secret."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def ensure_jwt_key(endpoint, secret_id):
+    """Gives the secret an RSA key PEM as AWSCURRENT unless it has one; drops an AWSPREVIOUS that is no key."""
+    sm = client("secretsmanager", PRIMARY, endpoint)
+    current = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+    if current.get("SecretString", "").startswith("-----BEGIN"):
+        print("jwt_key=ok")
+        return
+    sm.put_secret_value(SecretId=secret_id, SecretString=rsa_private_pem())
+    sm.update_secret_version_stage(
+        SecretId=secret_id, VersionStage="AWSPREVIOUS", RemoveFromVersionId=current["VersionId"]
+    )
+    print("jwt_key=replaced")
+
+
 def seed_drill_environment(endpoint, env, service_url, prometheus_url):
     """A self-contained environment for DR failover tests and drills: the full topology of
     `seed_environment` under its own names (so a failover changes nothing another test reads), the DR
@@ -313,6 +342,9 @@ def seed_drill_environment(endpoint, env, service_url, prometheus_url):
 
 
 def main():
+    if sys.argv[1] == "--ensure-jwt-key":
+        ensure_jwt_key(sys.argv[2], sys.argv[3])
+        return
     if sys.argv[1] == "--environment":
         # One more environment on a running sandbox, printed as JSON (tests add it to their own config).
         name, endpoint, service_url, prometheus_url = sys.argv[2:6]

@@ -24,6 +24,14 @@ const AIOSMTPD_VERSION: &str = "1.4.6";
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";
 
+/// The staging JWT key secret (seeded by seed.py) that both services load their keys from, so that
+/// `suma secrets rotate` on staging rotates the keys they sign with.
+const JWT_KEYS_SECRET_ID: &str = "/suma-finance/auth/staging/jwt-signing-key";
+
+/// The services' token issuer and audience, exported as `AUTH_JWT_ISSUER` and `AUTH_JWT_AUDIENCE`.
+const JWT_ISSUER: &str = "auth-service";
+const JWT_AUDIENCE: &str = "suma";
+
 pub struct Sandbox {
     root: PathBuf,
     dir: PathBuf,
@@ -211,12 +219,15 @@ impl Sandbox {
         let get = |key: &str| state.get(key).map_or("-", String::as_str);
         match name {
             "moto" => format!("proxy={} prometheus={}", get("proxy_port"), get("prometheus_port")),
+            // The services read their JWT keys from moto's Secrets Manager: a fresh moto restarts them.
             "stable" => format!(
-                "postgres={}:{} redis={}:{}",
+                "postgres={}:{} redis={}:{} moto={}:{}",
                 get("postgres_pid"),
                 get("postgres_port"),
                 get("redis_pid"),
-                get("redis_port")
+                get("redis_port"),
+                get("moto_pid"),
+                get("moto_port")
             ),
             "canary" => format!(
                 "{} scenario={}",
@@ -678,19 +689,18 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The services' shared signing key (generated here, never committed) and database `auth`.
+    /// The services' shared JWT key secret (seeded in moto; a moto seeded by an older seed.py gets a real
+    /// key here) and database `auth`.
     fn prepare_services(&self, state: &State, pg_bin: &Path) -> Result<()> {
         let dir = self.dir.join("auth");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let key = dir.join("signing.pem");
-        if !key.exists() {
-            process::run(
-                Command::new(self.binary("auth-service"))
-                    .arg("keygen")
-                    .arg("--out")
-                    .arg(&key),
-            )?;
-        }
+        process::run(
+            Command::new(self.venv().join("bin/python"))
+                .arg(self.root.join("xtask/sandbox/seed.py"))
+                .arg("--ensure-jwt-key")
+                .arg(format!("http://127.0.0.1:{}", state["moto_port"]))
+                .arg(JWT_KEYS_SECRET_ID),
+        )?;
         // `createdb` fails when the database exists, which is what we want on a restart.
         let _ = process::run(Command::new(pg_bin.join("createdb")).args([
             "-h",
@@ -722,7 +732,11 @@ impl Sandbox {
             .env("PORT", port.to_string())
             .env("APP_ENV", "sandbox")
             .env("DEPLOYMENT_LABEL", name)
-            .env("JWT_SIGNING_KEY_FILE", self.dir.join("auth/signing.pem"))
+            .env("JWT_KEYS_SECRET_ID", JWT_KEYS_SECRET_ID)
+            // Short, so that a rotation's steps reach the services within seconds.
+            .env("JWT_KEYS_RELOAD_INTERVAL", "2")
+            .env("JWT_ISSUER", JWT_ISSUER)
+            .env("JWT_AUDIENCE", JWT_AUDIENCE)
             .env("RATE_LIMIT_LOGIN_PER_IP", "0")
             .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
             .env("RATE_LIMIT_REFRESH_PER_IP", "0")
@@ -736,6 +750,8 @@ impl Sandbox {
                 .env("FAULT_ERROR_RATE", error_rate)
                 .env("FAULT_LATENCY_MS", latency_ms);
         }
+        // moto's endpoint, region and dummy credentials, for the key secret.
+        cmd.envs(self.aws_vars(state));
         let pid = process::spawn_logged(&mut cmd, &self.dir.join(format!("{name}.log")))?;
         Self::started(state, name, pid);
         Ok(())
@@ -865,21 +881,16 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The variables that point suma, the tests and the service at the sandbox.
-    fn env_vars(&self, state: &State) -> Vec<(String, String)> {
+    /// The variables that point an AWS client at moto: its endpoint, the region and dummy credentials.
+    fn aws_vars(&self, state: &State) -> Vec<(String, String)> {
         let credentials = self.dir.join("aws-credentials");
         // Dummy credentials in a file of our own, so that a real profile on this machine is never used.
         let _ = std::fs::write(
             &credentials,
             "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
         );
-        let url = |key: &str| format!("http://127.0.0.1:{}", state[key]);
-        let datadog_keys = state
-            .get("datadog_keys")
-            .and_then(|k| k.split_once(':'))
-            .unwrap_or_default();
-        let vars = [
-            ("AWS_ENDPOINT_URL", url("moto_port")),
+        [
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", state["moto_port"])),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
             ("AWS_SESSION_TOKEN", "testing".to_owned()),
@@ -888,6 +899,20 @@ impl Sandbox {
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
             ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
             ("AWS_CONFIG_FILE", credentials.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// The variables that point suma, the tests and the service at the sandbox.
+    fn env_vars(&self, state: &State) -> Vec<(String, String)> {
+        let url = |key: &str| format!("http://127.0.0.1:{}", state[key]);
+        let datadog_keys = state
+            .get("datadog_keys")
+            .and_then(|k| k.split_once(':'))
+            .unwrap_or_default();
+        let vars = [
             ("SUMA_CONFIG", self.dir.join("suma.yaml").display().to_string()),
             ("SUMA_STATE_DIR", self.dir.join("suma-state").display().to_string()),
             (
@@ -901,6 +926,9 @@ impl Sandbox {
             ("AUTH_URL", url("proxy_port")),
             ("AUTH_STABLE_URL", url("stable_port")),
             ("AUTH_CANARY_URL", url("canary_port")),
+            // What the services' tokens carry, so that tests can mint tokens they accept.
+            ("AUTH_JWT_ISSUER", JWT_ISSUER.to_owned()),
+            ("AUTH_JWT_AUDIENCE", JWT_AUDIENCE.to_owned()),
             ("PROMETHEUS_URL", url("prometheus_port")),
             // Datadog through its stand-in: keys generated per sandbox, events recorded in a file.
             ("SUMA_DATADOG_URL", url("datadog_port")),
@@ -922,7 +950,9 @@ impl Sandbox {
                     .unwrap_or_default(),
             ),
         ];
-        vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        let mut all = self.aws_vars(state);
+        all.extend(vars.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        all
     }
 
     fn write_env_sh(&self, vars: &[(String, String)]) -> Result<()> {
