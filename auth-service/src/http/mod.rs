@@ -5,8 +5,8 @@
 pub mod account;
 pub mod auth;
 pub mod error;
-pub mod gdpr;
 pub mod extract;
+pub mod gdpr;
 pub mod openapi;
 pub mod ops;
 pub mod sessions;
