@@ -350,3 +350,134 @@ async fn a_crash_after_any_step_is_finished_by_resume_or_undone_by_abort() {
         }
     }
 }
+
+/// A registered account's fresh access token from the service at `base`.
+async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> Option<String> {
+    let body = serde_json::json!({"email": email, "password": password});
+    let response = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let answer: Value = response.json().await.ok()?;
+    answer["access_token"].as_str().map(str::to_owned)
+}
+
+async fn me(http: &reqwest::Client, base: &str, token: &str) -> u16 {
+    http.get(format!("{base}/api/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+async fn version(http: &reqwest::Client, base: &str) -> Value {
+    http.get(format!("{base}/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_key() {
+    let base = sandbox_var("AUTH_STABLE_URL");
+    let http = reqwest::Client::new();
+    let id = "/suma-finance/auth/staging/jwt-signing-key";
+    let fleet = fleet_with_lease(
+        serde_json::json!([{"id": id, "kind": "jwt-signing-key", "jwt": {
+            "key_bits": 2048,
+            "service_url": base,
+            "issuer": sandbox_var("AUTH_JWT_ISSUER"),
+            "audience": sandbox_var("AUTH_JWT_AUDIENCE"),
+            "access_token_ttl": "8s",
+            "clock_skew": "1s",
+            "pickup_timeout": "60s",
+        }}]),
+        None,
+    );
+    let email = format!("{}@example.com", unique("jwt"));
+    let password = "a long enough passphrase for rotation";
+    let register = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert!(register.status().is_success(), "{}", register.text().await.unwrap());
+    let before = login(&http, &base, &email, password)
+        .await
+        .expect("a token before the rotation");
+    let old_kid = version(&http, &base).await["signing_kid"].as_str().unwrap().to_owned();
+
+    // Tokens are issued and verified the whole time the rotation runs.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let traffic = {
+        let (http, base, email, stop) = (http.clone(), base.clone(), email.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.is_cancelled() {
+                match login(&http, &base, &email, password).await {
+                    Some(token) => match me(&http, &base, &token).await {
+                        200 => ok += 1,
+                        status => failed.push(status),
+                    },
+                    None => failed.push(0),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            (ok, failed)
+        })
+    };
+    let out = run(fleet.suma(&["secrets", "rotate", "jwt-signing-key", "--yes", "--output", "json"]));
+    stop.cancel();
+    let (ok, failed) = traffic.await.unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        failed.is_empty(),
+        "requests failed during the rotation: {failed:?} ({ok} succeeded)"
+    );
+    assert!(ok > 0);
+    let rotation = &json(&out)["rotations"][0]["operation"];
+    let new_kid = rotation["steps"][1]["facts"]["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(rotation["steps"][2]["facts"]["verified_kid"], new_kid.as_str());
+    let now = version(&http, &base).await;
+    assert_eq!(now["signing_kid"], new_kid.as_str());
+    assert!(
+        now["verify_kids"].to_string().contains(&old_kid),
+        "the previous key still verifies: {now}"
+    );
+    assert_eq!(
+        me(&http, &base, &before).await,
+        200,
+        "a token from before the rotation verifies during the overlap"
+    );
+
+    // A new rotation inside the overlap would drop the key before; refused.
+    let again = run(fleet.suma(&["secrets", "rotate", "jwt-signing-key", "--yes"]));
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("rotated recently"), "{}", again.stderr);
+    let early = run(fleet.suma(&["secrets", "retire", "jwt-signing-key", "--yes"]));
+    assert_eq!(
+        early.code, 2,
+        "retiring inside the overlap needs --force: {}",
+        early.stderr
+    );
+    // After the overlap (8 s + 1 s here), retirement removes the old key; the service drops it on reload.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let retire = run(fleet.suma(&["secrets", "retire", "jwt-signing-key", "--yes"]));
+    assert_eq!(retire.code, 0, "{}", retire.stderr);
+    let mut rejected = 0;
+    for _ in 0..30 {
+        rejected = me(&http, &base, &before).await;
+        if rejected == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert_eq!(rejected, 401, "a token signed by the retired key is rejected");
+}

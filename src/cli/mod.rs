@@ -109,6 +109,19 @@ pub enum SecretsCommand {
     Status(SecretsListArgs),
     /// Rotate a secret (create, set, test, finish), or every secret past its policy with `--all-due`
     Rotate(SecretsRotateArgs),
+    /// Stop trusting the previous JWT signing key (remove AWSPREVIOUS) once no token it signed can be valid
+    Retire(SecretsRetireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsRetireArgs {
+    /// The `jwt-signing-key` secret, as configured (`id`) or by its last path segment
+    pub name: String,
+    /// Retire even though tokens signed by the previous key may still be valid
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }
 
 #[derive(Debug, Args)]

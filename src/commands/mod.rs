@@ -172,6 +172,7 @@ pub async fn dispatch(
         Command::Dr(DrCommand::Drill(args)) => dr::drill(&ctx, &args).await,
         Command::Secrets(SecretsCommand::List(args) | SecretsCommand::Status(args)) => secrets::list(&ctx, &args).await,
         Command::Secrets(SecretsCommand::Rotate(args)) => secrets::rotate(&ctx, &args).await,
+        Command::Secrets(SecretsCommand::Retire(args)) => secrets::retire(&ctx, &args).await,
     }
 }
 
@@ -187,7 +188,7 @@ pub fn is_mutating(command: &Command) -> bool {
             | Command::Dr(DrCommand::Failover(_))
             | Command::Dr(DrCommand::Failback(_))
             | Command::Dr(DrCommand::Drill(_))
-            | Command::Secrets(SecretsCommand::Rotate(_))
+            | Command::Secrets(SecretsCommand::Rotate(_) | SecretsCommand::Retire(_))
     )
 }
 

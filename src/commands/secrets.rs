@@ -10,12 +10,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{environment_regions, Context};
-use crate::aws::secrets::AWSPENDING;
+use crate::aws::secrets::{AWSPENDING, AWSPREVIOUS};
 use crate::aws::{AwsApis, AwsSession};
-use crate::cli::{SecretsListArgs, SecretsRotateArgs};
+use crate::cli::{SecretsListArgs, SecretsRetireArgs, SecretsRotateArgs};
 use crate::config::{Environment, ManagedSecret, SecretKind};
 use crate::exit::ExitStatus;
-use crate::journal::{Operation, OperationStatus};
+use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
 use crate::secrets::kinds::{DbPasswordRotation, JwtRotation, RandomRotation};
 use crate::secrets::{self, Outcome, Rotation, Rotator};
 
@@ -233,6 +233,11 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     if !crate::render::confirm(&format!("rotate {} on `{name}`", ids.join(", ")), args.mutation.yes)? {
         return Ok(ExitStatus::No);
     }
+    for secret in &targets {
+        if secret.kind == SecretKind::JwtSigningKey {
+            refuse_during_overlap(ctx, name, secret, &session).await?;
+        }
+    }
     let mut reports = Vec::new();
     let mut exit = ExitStatus::Success;
     for (secret, plan) in plans {
@@ -364,4 +369,132 @@ async fn continue_rotation(
             crate::render::secrets::outcomes(&reports)
         });
     Ok(exit)
+}
+
+/// When the previous JWT key of `secret` may stop verifying: recorded by the last rotation's `finish` step
+/// (the longest access-token lifetime plus clock skew after the new key started signing).
+async fn retirable_at(
+    ctx: &Context,
+    environment: &str,
+    secret: &ManagedSecret,
+    session: &AwsSession,
+) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
+    let ops = ctx.journal(session).list(environment, 200).await?;
+    Ok(ops
+        .iter()
+        .filter(|op| {
+            op.kind == secrets::KIND && op.parameters.get("secret").and_then(|v| v.as_str()) == Some(secret.id.as_str())
+        })
+        .find(|op| op.status == OperationStatus::Succeeded)
+        .and_then(|op| op.fact("previous_key_retirable_at"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok()))
+}
+
+/// A new JWT rotation moves AWSPREVIOUS off the key before the last one: refused while tokens that key
+/// signed may still be valid, so no valid token is ever rejected.
+async fn refuse_during_overlap(
+    ctx: &Context,
+    environment: &str,
+    secret: &ManagedSecret,
+    session: &AwsSession,
+) -> anyhow::Result<()> {
+    if let Some(at) = retirable_at(ctx, environment, secret, session).await? {
+        if at > Utc::now() {
+            bail!(
+                "`{}` was rotated recently: tokens signed by the key before it stay valid until {}; rotating now would drop that key while they are\nhint: wait until then (the key's overlap is `jwt.access_token_ttl` + `jwt.clock_skew`)",
+                secret.id,
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `suma secrets retire NAME`: removes AWSPREVIOUS from the previous JWT key once its overlap has passed; the
+/// service drops it from its key set at its next reload.
+pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    let secret = find(env, name, &args.name)?;
+    if secret.kind != SecretKind::JwtSigningKey {
+        bail!(
+            "`{}` is a {} secret: only a `jwt-signing-key` keeps a verify-only previous version to retire",
+            secret.id,
+            secret.kind.as_str()
+        );
+    }
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let api = session.secret_versions(&env.primary_region);
+    let meta = api.describe(&secret.id).await?;
+    let Some(previous) = meta
+        .versions
+        .iter()
+        .find(|(_, labels)| labels.iter().any(|l| l == AWSPREVIOUS))
+        .map(|(v, _)| v.clone())
+    else {
+        ctx.printer.either(&json!({"secret": secret.id, "retired": null}), || {
+            format!("`{}` has no AWSPREVIOUS version: nothing to retire", secret.id)
+        });
+        return Ok(ExitStatus::Success);
+    };
+    if let Some(at) = retirable_at(ctx, name, secret, &session).await? {
+        if at > Utc::now() && !args.force {
+            bail!(
+                "tokens signed by the previous key of `{}` may be valid until {}\nhint: retire after that, or pass `--force` to reject them now",
+                secret.id,
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
+    let plan = vec![PlannedStep {
+        name: "retire".to_owned(),
+        detail: format!("remove AWSPREVIOUS from version `{previous}` of `{}`", secret.id),
+    }];
+    if args.mutation.dry_run {
+        ctx.printer.either(&json!({"dry_run": true, "plan": plan}), || {
+            crate::render::secrets::plan(&secret.id, &plan)
+        });
+        return Ok(ExitStatus::Success);
+    }
+    if !crate::render::confirm(
+        &format!("retire version `{previous}` of `{}`", secret.id),
+        args.mutation.yes,
+    )? {
+        return Ok(ExitStatus::No);
+    }
+    let mut op = Operation::new("secret-retire", name, &ctx.settings.actor.value, plan);
+    op.parameters.insert("secret".to_owned(), json!(secret.id));
+    op.parameters.insert("force".to_owned(), json!(args.force));
+    let guard = ctx.locks(&session).acquire(&op, false).await?;
+    let journal = ctx.journal(&session);
+    op.start_step(0);
+    journal.save(&op, Some(guard.holder())).await?;
+    let result = api.remove_stage(&secret.id, AWSPREVIOUS, &previous).await;
+    let status = if result.is_ok() {
+        StepStatus::Succeeded
+    } else {
+        StepStatus::Failed
+    };
+    op.finish_step(
+        status,
+        result.as_ref().err().map(ToString::to_string),
+        [("retired_version".to_owned(), json!(previous))].into(),
+    );
+    op.set_status(if result.is_ok() {
+        OperationStatus::Succeeded
+    } else {
+        OperationStatus::Failed
+    });
+    journal.save(&op, Some(guard.holder())).await?;
+    guard.release().await?;
+    result?;
+    ctx.printer.either(
+        &json!({"secret": secret.id, "retired": previous, "operation": op.id}),
+        || {
+            format!(
+                "retired version `{previous}` of `{}`: the service drops it at its next key reload",
+                secret.id
+            )
+        },
+    );
+    Ok(ExitStatus::Success)
 }

@@ -257,7 +257,11 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
             KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
             AddReplicaRegions=[{"Region": DR}],
         )
-        managed.append({"id": secret_id, "kind": kind, "rotation_days": 90, "consumers": consumers})
+        entry = {"id": secret_id, "kind": kind, "rotation_days": 90, "consumers": consumers}
+        if kind == "jwt-signing-key":
+            # What the sandbox's services run with; 2048-bit keys keep a rotation quick on a small machine.
+            entry["jwt"] = {"key_bits": 2048, "issuer": "auth-service", "audience": "suma", "pickup_timeout": "60s"}
+        managed.append(entry)
 
     return {
         "primary_region": PRIMARY,

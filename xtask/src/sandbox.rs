@@ -1152,7 +1152,68 @@ pub fn demo(root: PathBuf) -> Result<()> {
         }
     }
     auth_demo(&vars)?;
+    canary_demo(&sandbox, &suma, &vars)?;
     println!("\nThe sandbox is still running. Try it yourself:\n  . {}\n  suma status --env production\nStop it with `cargo xtask sandbox down`.", sandbox.dir.join("env.sh").display());
+    Ok(())
+}
+
+/// Two canaries on staging: a healthy build (promoted) and one answering 5% errors (rolled back by the
+/// analysis), then the events Datadog's stand-in received.
+fn canary_demo(sandbox: &Sandbox, suma: &Path, vars: &[(String, String)]) -> Result<()> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let runs = [
+        (
+            Scenario::Healthy,
+            "A healthy canary: promoted",
+            format!("demo-{secs}-good"),
+            0,
+        ),
+        (
+            Scenario::Errors,
+            "A canary answering 5% errors: rolled back",
+            format!("demo-{secs}-bad"),
+            1,
+        ),
+    ];
+    let result = (|| {
+        for (scenario, title, version, expected) in &runs {
+            sandbox.scenario(*scenario)?;
+            let image = format!("registry.example/auth-service:{version}");
+            let args = ["deploy", "canary", "--env", "staging", "--image", &image, "--yes"];
+            println!("\n=== {title}: suma {}", args.join(" "));
+            let status = Command::new(suma)
+                .args(args)
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("SUMA_ACTOR", "demo")
+                .status()
+                .map_err(|e| format!("cannot run suma: {e}"))?;
+            if status.code() != Some(*expected) {
+                return Err(format!(
+                    "`suma {}` exited {:?}, expected {expected}",
+                    args.join(" "),
+                    status.code()
+                ));
+            }
+        }
+        Ok(())
+    })();
+    sandbox.scenario(Scenario::Healthy)?;
+    result?;
+    println!("\n=== What Datadog was told (the sandbox's stand-in records events)");
+    let events = std::fs::read_to_string(sandbox.dir.join("datadog-events.jsonl")).unwrap_or_default();
+    for line in events
+        .lines()
+        .rev()
+        .take(runs.len())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        let title = crate::http::json_str(line, "title").unwrap_or(line);
+        println!("  {title}");
+    }
     Ok(())
 }
 

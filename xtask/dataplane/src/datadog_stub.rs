@@ -52,22 +52,19 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "errors": [message] }))).into_response()
 }
 
-/// Datadog's answer to a request without valid keys.
-fn authorise(stub: &Stub, headers: &HeaderMap, needs_app_key: bool) -> Result<(), Response> {
+/// Datadog's answer to a request without valid keys, or `None` when the keys are right.
+fn denied(stub: &Stub, headers: &HeaderMap, needs_app_key: bool) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if header("dd-api-key") != stub.config.api_key {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "Forbidden: DD-API-KEY is missing or wrong",
-        ));
+        return Some(error(StatusCode::FORBIDDEN, "Forbidden: DD-API-KEY is missing or wrong"));
     }
     if needs_app_key && header("dd-application-key") != stub.config.app_key {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "Forbidden: DD-APPLICATION-KEY is missing or wrong",
         ));
     }
-    Ok(())
+    None
 }
 
 /// Whether a monitor carries every tag of Datadog's comma-separated `monitor_tags` filter.
@@ -89,7 +86,7 @@ async fn monitors(
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(denied) = authorise(&stub, &headers, true) {
+    if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
     let text = tokio::fs::read_to_string(&stub.config.monitors_file)
@@ -132,7 +129,7 @@ async fn monitors(
 }
 
 async fn event(State(stub): State<Stub>, headers: HeaderMap, body: String) -> Response {
-    if let Err(denied) = authorise(&stub, &headers, false) {
+    if let Some(denied) = denied(&stub, &headers, false) {
         return denied;
     }
     let Ok(event) = serde_json::from_str::<Value>(&body) else {
@@ -167,7 +164,7 @@ async fn event(State(stub): State<Stub>, headers: HeaderMap, body: String) -> Re
 }
 
 async fn query(State(stub): State<Stub>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorise(&stub, &headers, true) {
+    if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
     Json(json!({ "status": "ok", "series": [] })).into_response()
