@@ -93,7 +93,11 @@ pub fn compliance(root: PathBuf) -> Result<()> {
         ));
     }
     let suma = target_dir(&root).join("debug/suma");
-    process::run(crate::sandbox::cargo().args(["build", "--workspace", "--bin", "suma"]).current_dir(&root))?;
+    process::run(
+        crate::sandbox::cargo()
+            .args(["build", "--workspace", "--bin", "suma"])
+            .current_dir(&root),
+    )?;
 
     let port = process::free_port()?;
     let work = std::env::temp_dir().join(format!("suma-bench-compliance-{}", std::process::id()));
@@ -126,8 +130,22 @@ pub fn compliance(root: PathBuf) -> Result<()> {
         };
         eprintln!("bench: suma compliance check");
         let mut cmd = Command::new(&suma);
-        cmd.args(["--config", config.to_str().unwrap_or_default(), "compliance", "check", "--env", "bench"])
-            .args(["--tags", "rds,ecs,secrets,route53", "--output", "json", "--fail-on", "critical"]);
+        cmd.args([
+            "--config",
+            config.to_str().unwrap_or_default(),
+            "compliance",
+            "check",
+            "--env",
+            "bench",
+        ])
+        .args([
+            "--tags",
+            "rds,ecs,secrets,route53",
+            "--output",
+            "json",
+            "--fail-on",
+            "critical",
+        ]);
         aws_env(&mut cmd);
         let run = measure(&mut cmd, &work.join("suma.stderr"))?;
         let resources = json_number(&run.stdout, "resources").unwrap_or(0);
@@ -167,7 +185,8 @@ pub fn compliance(root: PathBuf) -> Result<()> {
         ));
         let path = root.join("BENCHMARKS.md");
         let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        std::fs::write(&path, update_section(&doc, "compliance", "bench-compliance", &text)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, update_section(&doc, "compliance", "bench-compliance", &text))
+            .map_err(|e| e.to_string())?;
         eprintln!("{text}");
         Ok(())
     })();
@@ -184,15 +203,28 @@ fn prowler(root: &Path, endpoint: &str, aws_env: &dyn Fn(&mut Command), log: &Pa
         eprintln!("bench: installing prowler=={PROWLER_VERSION} into {}", venv.display());
         let python = process::which("python3").ok_or("python3 is not installed")?;
         process::run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
-        process::run(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("prowler=={PROWLER_VERSION}")]))?;
+        process::run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "-q",
+            &format!("prowler=={PROWLER_VERSION}"),
+        ]))?;
     }
     eprintln!("bench: prowler against {endpoint}");
     let out = std::env::temp_dir().join(format!("suma-bench-prowler-{}", std::process::id()));
     let mut cmd = Command::new(bin);
-    cmd.args(["aws", "--service", "ecs", "rds", "secretsmanager", "route53", "--region", "eu-west-1"])
-        .args(["--output-formats", "json-ocsf", "--output-directory"])
-        .arg(&out)
-        .args(["--no-banner", "--ignore-exit-code-3"]);
+    cmd.args([
+        "aws",
+        "--service",
+        "ecs",
+        "rds",
+        "secretsmanager",
+        "route53",
+        "--region",
+        "eu-west-1",
+    ])
+    .args(["--output-formats", "json-ocsf", "--output-directory"])
+    .arg(&out)
+    .args(["--no-banner", "--ignore-exit-code-3"]);
     aws_env(&mut cmd);
     let run = measure(&mut cmd, log)?;
     let _ = std::fs::remove_dir_all(&out);
