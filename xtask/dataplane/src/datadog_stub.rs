@@ -56,7 +56,10 @@ fn error(status: StatusCode, message: &str) -> Response {
 fn denied(stub: &Stub, headers: &HeaderMap, needs_app_key: bool) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if header("dd-api-key") != stub.config.api_key {
-        return Some(error(StatusCode::FORBIDDEN, "Forbidden: DD-API-KEY is missing or wrong"));
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "Forbidden: DD-API-KEY is missing or wrong",
+        ));
     }
     if needs_app_key && header("dd-application-key") != stub.config.app_key {
         return Some(error(
