@@ -394,9 +394,13 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
         .to_owned();
     for step in &op["steps"].as_array().unwrap()[2..4] {
         let ticks = step["facts"]["ticks"].as_array().unwrap();
-        assert!(!ticks.is_empty(), "every step measured: {step}");
+        assert!(
+            ticks.iter().any(|t| t["verdict"]["verdict"] == "pass"),
+            "every step measured a passing window: {step}"
+        );
+        // A window just after a shift may hold too few requests (no data, within the budget); never a failure.
         for tick in ticks {
-            assert_eq!(tick["verdict"]["verdict"], "pass", "{tick}");
+            assert_ne!(tick["verdict"]["verdict"], "fail", "{tick}");
         }
     }
     assert_eq!(stable_revision(aws.as_ref(), &env).await, promoted);

@@ -375,10 +375,13 @@ fn the_live_service_is_checked_over_http() {
         ("pass".into(), "/health 200, /ready 200".into())
     );
     assert_eq!(finding(&report, "service-jwks", &url).0, "pass");
-    // The GDPR endpoints are not deployed yet.
+    // The GDPR endpoints exist and refuse an unauthenticated caller.
     assert_eq!(
         finding(&report, "service-gdpr-endpoints", &url),
-        fail("GET /api/gdpr/export 404, POST /api/gdpr/delete 404, GET /api/gdpr/consent 404")
+        (
+            "pass".into(),
+            "GET /api/gdpr/export 401, POST /api/gdpr/delete 401, GET /api/gdpr/consent 401".into()
+        )
     );
 }
 

@@ -382,7 +382,8 @@ async fn version(http: &reqwest::Client, base: &str) -> Value {
         .unwrap()
 }
 
-#[tokio::test]
+// Multi-threaded: the traffic task keeps running while the test thread waits for the `suma` process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_key() {
     let base = sandbox_var("AUTH_STABLE_URL");
     let http = reqwest::Client::new();

@@ -737,8 +737,20 @@ mod tests {
 
     #[test]
     fn fault_injection_is_refused_in_production() {
-        let mut args = base();
-        args.extend(["--app-env", "production", "--enable-fault-injection"]);
+        use base64::Engine as _;
+        // Production needs the reset-token keys; this test's own, so that only fault injection is wrong.
+        let keys = format!(
+            "test:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+        );
+        let mut args: Vec<&str> = base();
+        args.extend([
+            "--app-env",
+            "production",
+            "--enable-fault-injection",
+            "--reset-token-keys",
+            &keys,
+        ]);
         let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "APP_ENV");
     }
