@@ -120,6 +120,15 @@ impl EcsService {
                 Rollout::InProgress
             };
         }
+        // A sole deployment always carries the service's own counts on ECS; counts that disagree are a
+        // stand-in's stale record of an earlier deployment (moto never updates it): judge by the service then.
+        if self.deployments.len() == 1 && (primary.running != self.running || primary.desired != self.desired) {
+            return if self.running == self.desired && self.pending == 0 {
+                Rollout::Completed
+            } else {
+                Rollout::InProgress
+            };
+        }
         match primary.rollout_state.as_deref() {
             Some("FAILED") => Rollout::Failed(primary.rollout_reason.clone().unwrap_or_default()),
             Some("COMPLETED") => Rollout::Completed,
