@@ -346,6 +346,13 @@ impl Rotator {
                         .move_stage(&id, AWSCURRENT, &token, Some(&previous))
                         .await?;
                 }
+                // Moving AWSCURRENT moves AWSPREVIOUS too: look again before repairing anything.
+                let meta = self.secrets.describe(&id).await?;
+                let has = |version: &str, label: &str| {
+                    meta.versions
+                        .get(version)
+                        .is_some_and(|labels| labels.iter().any(|l| l == label))
+                };
                 if !has(&previous, AWSPREVIOUS) {
                     // Secrets Manager moves AWSPREVIOUS itself; this only repairs a partial earlier attempt.
                     let holder = meta
