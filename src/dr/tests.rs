@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use super::check::{self, CheckStatus, Observed, ServiceView};
 use super::lag::{LagError, ReplicaLag};
 use super::*;
-use crate::aws::dynamodb::{LockItem, LockTable, OperationItem, FINISHED_STATUSES};
 use crate::aws::ecs::{ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
 use crate::aws::elb::{LoadBalancerApi, WeightedTarget};
 use crate::aws::rds::DatabaseApi;
 use crate::aws::route53::{DnsApi, DnsRecord, HealthCheckStatus};
 use crate::aws::secrets::{SecretMetadata, SecretsApi};
 use crate::journal::lock::Locks;
+use crate::journal::memory::MemoryTable;
 use crate::journal::LocalLog;
 use crate::report::SilentReporter;
 
@@ -549,98 +549,6 @@ impl EventSink for Region {
 impl Gate for Region {
     fn confirm(&self, _: &str) -> bool {
         !self.0.behaviour.lock().unwrap().gate_declines
-    }
-}
-
-/// The lock table in memory, with DynamoDB's conditional semantics.
-#[derive(Default)]
-struct MemoryTable {
-    locks: Mutex<HashMap<String, LockItem>>,
-    ops: Mutex<HashMap<String, OperationItem>>,
-}
-
-fn condition_failed() -> AwsError {
-    AwsError::new(
-        "DynamoDB",
-        "PutItem",
-        "memory",
-        AwsErrorKind::ConditionFailed,
-        "ConditionalCheckFailedException",
-    )
-}
-
-#[async_trait]
-impl LockTable for MemoryTable {
-    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
-        let mut locks = self.locks.lock().unwrap();
-        if let Some(held) = locks.get(&item.environment) {
-            let free = held.expires_at < now
-                && (Some(held.operation_id.as_str()) == takeover_of
-                    || FINISHED_STATUSES.contains(&held.operation_status.as_str()));
-            if !free {
-                return Err(condition_failed());
-            }
-        }
-        locks.insert(item.environment.clone(), item.clone());
-        Ok(())
-    }
-    async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
-        Ok(self.locks.lock().unwrap().get(environment).cloned())
-    }
-    async fn renew(&self, environment: &str, operation_id: &str, _: &str, expires_at: i64) -> Result<(), AwsError> {
-        match self.locks.lock().unwrap().get_mut(environment) {
-            Some(l) if l.operation_id == operation_id => {
-                l.expires_at = expires_at;
-                Ok(())
-            }
-            _ => Err(condition_failed()),
-        }
-    }
-    async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError> {
-        let mut locks = self.locks.lock().unwrap();
-        match locks.get(environment) {
-            Some(l) if l.operation_id == operation_id => {
-                locks.remove(environment);
-                Ok(())
-            }
-            _ => Err(condition_failed()),
-        }
-    }
-    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
-        Ok(self.locks.lock().unwrap().remove(environment))
-    }
-    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
-        if let Some(holder) = fence {
-            let mut locks = self.locks.lock().unwrap();
-            match locks.get_mut(&op.environment) {
-                Some(l) if l.operation_id == op.id && l.holder == holder => {
-                    l.operation = op.document.clone();
-                    l.operation_status = op.status.clone();
-                }
-                _ => return Err(condition_failed()),
-            }
-        }
-        self.ops.lock().unwrap().insert(op.id.clone(), op.clone());
-        Ok(())
-    }
-    async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
-        Ok(self.ops.lock().unwrap().get(id).cloned())
-    }
-    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
-        Ok(self
-            .ops
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|o| o.environment == environment)
-            .cloned()
-            .collect())
-    }
-    async fn put_control(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
-        Ok(())
-    }
-    async fn take_control(&self, _: &str) -> Result<Option<(String, String)>, AwsError> {
-        Ok(None)
     }
 }
 

@@ -4,6 +4,8 @@
 
 mod local;
 pub mod lock;
+#[cfg(test)]
+pub(crate) mod memory;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
