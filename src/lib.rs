@@ -12,11 +12,14 @@ pub mod exit;
 pub mod journal;
 pub mod logging;
 pub mod metrics;
+pub mod monitoring;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod runbook;
 pub mod secrets;
 pub mod settings;
+pub mod taskdef;
 
 use std::sync::Arc;
 

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod monitoring;
+mod runbook;
+mod taskdef;
+
+pub use monitoring::{DashboardsCommand, MonitorsCommand};
+pub use runbook::RunbookCommand;
+pub use taskdef::TaskdefCommand;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success
@@ -99,6 +107,18 @@ pub enum Command {
     /// Managed secrets: age against policy, and rotation through the Secrets Manager protocol
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Runbooks: reviewed, versioned procedures that on-call runs step by step, journaled and resumable
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
+    /// Datadog monitors from `templates/datadog/monitors`: show what differs, apply it
+    #[command(subcommand)]
+    Monitors(MonitorsCommand),
+    /// Datadog dashboards from `templates/datadog/dashboards`: show what differs, apply it
+    #[command(subcommand)]
+    Dashboards(DashboardsCommand),
+    /// The ECS task definition from `templates/ecs`: render, diff against the live one, register
+    #[command(subcommand)]
+    Taskdef(TaskdefCommand),
 }
 
 #[derive(Debug, Subcommand)]

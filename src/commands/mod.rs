@@ -7,10 +7,13 @@ pub mod deploy;
 pub mod dr;
 pub mod events;
 pub mod lock;
+pub mod monitoring;
 pub mod ops;
 pub mod rollback;
+pub mod runbook;
 pub mod secrets;
 pub mod status;
+pub mod taskdef;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,11 +176,22 @@ pub async fn dispatch(
         Command::Secrets(SecretsCommand::List(args) | SecretsCommand::Status(args)) => secrets::list(&ctx, &args).await,
         Command::Secrets(SecretsCommand::Rotate(args)) => secrets::rotate(&ctx, &args).await,
         Command::Secrets(SecretsCommand::Retire(args)) => secrets::retire(&ctx, &args).await,
+        Command::Runbook(command) => runbook::run(&ctx, command).await,
+        Command::Monitors(command) => monitoring::monitors(&ctx, command).await,
+        Command::Dashboards(command) => monitoring::dashboards(&ctx, command).await,
+        Command::Taskdef(command) => taskdef::run(&ctx, command).await,
     }
 }
 
 /// Commands that change AWS: on Ctrl-C they finish recording their state instead of being dropped.
 pub fn is_mutating(command: &Command) -> bool {
+    match command {
+        Command::Runbook(command) => return runbook::is_mutating(command),
+        Command::Monitors(command) => return monitoring::monitors_mutating(command),
+        Command::Dashboards(command) => return monitoring::dashboards_mutating(command),
+        Command::Taskdef(command) => return taskdef::is_mutating(command),
+        _ => {}
+    }
     matches!(
         command,
         Command::Deploy(DeployCommand::Canary(_))

@@ -4,10 +4,13 @@
 pub mod compliance;
 pub mod deploy;
 pub mod dr;
+pub mod monitoring;
 mod reporter;
+pub mod runbook;
 pub mod secrets;
 pub mod status;
 pub mod tables;
+pub mod taskdef;
 
 use std::io::{IsTerminal, Write};
 

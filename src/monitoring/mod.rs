@@ -1,0 +1,1 @@
+//! Datadog monitors and dashboards (placeholder until built).

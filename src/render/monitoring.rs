@@ -1,0 +1,1 @@
+//! Rendering of Datadog monitors and dashboards (placeholder until the command is built).

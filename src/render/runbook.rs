@@ -1,0 +1,1 @@
+//! Rendering of runbooks (placeholder until the command is built).

@@ -1,0 +1,1 @@
+//! Rendering of task definitions (placeholder until the command is built).

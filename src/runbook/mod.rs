@@ -1,0 +1,1 @@
+//! Runbooks (placeholder until built).

@@ -1,0 +1,1 @@
+//! Task definitions (placeholder until built).
