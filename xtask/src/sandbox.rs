@@ -333,6 +333,7 @@ impl Sandbox {
             self.start_postgres(&mut state, &pg_bin)?;
             self.save_state(&state)?;
         }
+        self.ensure_pg_auth(&pg_bin)?;
         if !Self::running(&state, "smtp") {
             self.start_smtp(&mut state)?;
             self.save_state(&state)?;
@@ -628,6 +629,39 @@ impl Sandbox {
         state.insert("postgres_port".into(), port.to_string());
         Self::started(state, "postgres", pid);
         Ok(())
+    }
+
+    /// Client authentication: the sandbox's own superuser `postgres` (what the services, tests and suma's
+    /// admin secrets use) is trusted on loopback and the socket; every other role must give its password
+    /// (SCRAM) over TCP, so a rotated role password is really checked. Written and reloaded only when it
+    /// differs, so an existing sandbox gets it at its next `up`.
+    fn ensure_pg_auth(&self, bin: &Path) -> Result<()> {
+        const PG_HBA: &str = "\
+# Written by `cargo xtask sandbox up`: `postgres` is trusted, other roles prove their password.
+local   all             all                                     trust
+host    all             postgres        127.0.0.1/32            trust
+host    all             postgres        ::1/128                 trust
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     trust
+host    replication     postgres        127.0.0.1/32            trust
+host    replication     postgres        ::1/128                 trust
+";
+        let data = self.dir.join("pg");
+        let path = data.join("pg_hba.conf");
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == PG_HBA) {
+            return Ok(());
+        }
+        // Overwriting in place keeps the file's owner (`postgres` when the sandbox runs as root).
+        std::fs::write(&path, PG_HBA).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut reload = if process::is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(bin.join("pg_ctl"))
+        };
+        process::run(reload.env_remove("PGDATA").arg("-D").arg(&data).arg("reload")).map(drop)
     }
 
     fn ensure_aiosmtpd(&self) -> Result<()> {
