@@ -125,6 +125,33 @@ fn credentials(username: &str, password: &str) -> String {
     serde_json::json!({"username": username, "password": password, "host": "127.0.0.1", "port": port, "dbname": "postgres", "engine": "postgres"}).to_string()
 }
 
+/// Logs in to the sandbox's PostgreSQL over TCP as `username` (the sandbox checks every role's password but
+/// its own superuser's) and runs a query; the server's refusal otherwise.
+async fn login_as(username: &str, password: &str) -> Result<(), String> {
+    use sqlx::Connection as _;
+    let creds: Value = serde_json::from_str(&credentials(username, password)).unwrap();
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(creds["port"].as_u64().unwrap() as u16)
+        .database("postgres")
+        .username(username)
+        .password(password);
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(user, username);
+    Ok(())
+}
+
+fn assert_refused(result: Result<(), String>, what: &str) {
+    let error = result.expect_err(what);
+    assert!(error.contains("password authentication failed"), "{what}: {error}");
+}
+
 async fn admin() -> sqlx::PgConnection {
     use sqlx::Connection as _;
     sqlx::PgConnection::connect(&sandbox_var("DATABASE_URL")).await.unwrap()
@@ -226,10 +253,84 @@ async fn a_database_password_rotation_changes_the_role_and_the_new_one_connects(
     assert_ne!(new["password"], password);
     assert_eq!(new["engine"], "postgres", "other members are kept");
     assert_ne!(password_hash(&role).await, hash_before, "ALTER ROLE ran");
+    assert_refused(login_as(&role, password).await, "the old password stops working");
+    login_as(&role, new["password"].as_str().unwrap())
+        .await
+        .expect("the new password works");
     assert_eq!(
         rotation["operation"]["steps"][4]["status"], "skipped",
         "no consumers configured"
     );
+}
+
+#[tokio::test]
+async fn alternating_users_flip_between_the_role_and_its_clone_and_keep_the_previous_login_working() {
+    let client = secrets_client().await;
+    let role = format!("alt_{}", &unique("r")[2..14]);
+    let clone = format!("{role}_clone");
+    let password = "initial-password-0123456789";
+    {
+        let mut conn = admin().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}'"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let base = unique("alt");
+    let (id, admin_id) = (
+        format!("/suma-test/{base}/db-password"),
+        format!("/suma-test/{base}/db-admin"),
+    );
+    create(&client, &id, &credentials(&role, password)).await;
+    create(&client, &admin_id, &credentials("postgres", "")).await;
+    let fleet = fleet(serde_json::json!([{"id": id, "kind": "db-password",
+        "database": {"admin_secret": admin_id, "strategy": "alternating-users"}}]));
+    let rotate = || async {
+        let out = run(fleet.suma(&["secrets", "rotate", "db-password", "--yes", "--output", "json"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let value: Value = serde_json::from_str(&current(&client, &id).await).unwrap();
+        (
+            value["username"].as_str().unwrap().to_owned(),
+            value["password"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    // First rotation: the clone is created and becomes current; the original login keeps working.
+    let (user1, password1) = rotate().await;
+    assert_eq!(user1, clone, "the secret's username changes to the clone");
+    login_as(&clone, &password1).await.expect("the clone logs in");
+    login_as(&role, password)
+        .await
+        .expect("the previous credentials still work");
+
+    // Second rotation: back to the original role with a new password; the clone's login is the previous one.
+    let (user2, password2) = rotate().await;
+    assert_eq!(user2, role, "the username flips back");
+    assert_ne!(password2, password);
+    login_as(&role, &password2).await.expect("the new credentials work");
+    assert_refused(
+        login_as(&role, password).await,
+        "the original password was replaced by this rotation",
+    );
+    login_as(&clone, &password1)
+        .await
+        .expect("the previous (clone) credentials keep working until the next rotation");
+
+    // Third rotation: the clone gets a new password, so its previous one stops; the role's stays.
+    let (user3, password3) = rotate().await;
+    assert_eq!(user3, clone);
+    assert_refused(
+        login_as(&clone, &password1).await,
+        "the clone's old password ends at the next rotation",
+    );
+    login_as(&clone, &password3)
+        .await
+        .expect("the clone's new password works");
+    login_as(&role, &password2)
+        .await
+        .expect("the previous credentials still work");
 }
 
 #[tokio::test]
@@ -458,6 +559,12 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
         "a token from before the rotation verifies during the overlap"
     );
 
+    assert_eq!(
+        introspect(&http, &base, &before).await["active"],
+        true,
+        "introspection accepts the previous key during the overlap"
+    );
+
     // A new rotation inside the overlap would drop the key before; refused.
     let again = run(fleet.suma(&["secrets", "rotate", "jwt-signing-key", "--yes"]));
     assert_eq!(again.code, 2, "{}", again.stderr);
@@ -480,4 +587,36 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
         "the previous key is retired: {after:?}"
     );
     assert_eq!(holder(&after, "AWSPENDING"), None, "{after:?}");
+    // The service drops the retired key at its next reload (every 2 s in the sandbox): polled, with margin.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let answer = loop {
+        let answer = introspect(&http, &base, &before).await;
+        if answer["active"] == false || std::time::Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        answer["active"], false,
+        "a token signed by the retired key `{old_kid}` is still accepted 10 s after retirement: {answer}"
+    );
+    assert_eq!(answer["reason"], "unknown_kid", "{answer}");
+    assert!(
+        !version(&http, &base).await["verify_kids"]
+            .to_string()
+            .contains(&old_kid),
+        "the retired kid is no longer published"
+    );
+}
+
+/// `POST /api/auth/introspect`: whether the service's live key set accepts `token`.
+async fn introspect(http: &reqwest::Client, base: &str, token: &str) -> Value {
+    http.post(format!("{base}/api/auth/introspect"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
