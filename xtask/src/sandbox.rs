@@ -322,6 +322,11 @@ impl Sandbox {
                 format!("{}:{}", random_hex(16)?, random_hex(16)?),
             );
         }
+        // The services' TOTP encryption key: one per sandbox, kept in the state so restarts can still
+        // open the secrets it sealed.
+        if !state.contains_key("totp_key") {
+            state.insert("totp_key".into(), random_base64(32)?);
+        }
         self.save_state(&state)?;
 
         if !Self::current(&state, "moto") {
@@ -771,6 +776,7 @@ host    replication     postgres        ::1/128                 trust
             .env("JWT_KEYS_RELOAD_INTERVAL", "2")
             .env("JWT_ISSUER", JWT_ISSUER)
             .env("JWT_AUDIENCE", JWT_AUDIENCE)
+            .env("TOTP_ENCRYPTION_KEY", &state["totp_key"])
             .env("RATE_LIMIT_LOGIN_PER_IP", "0")
             .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
             .env("RATE_LIMIT_REFRESH_PER_IP", "0")
@@ -1006,6 +1012,31 @@ fn random_hex(bytes: usize) -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `bytes` random bytes from the kernel, as standard base64 (padded).
+fn random_base64(bytes: usize) -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let hex = random_hex(bytes)?;
+    let raw: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for chunk in raw.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `KEY=VALUE` lines; other lines are ignored.
