@@ -32,6 +32,19 @@ pub struct DbModification {
     pub backup_retention_days: Option<i32>,
     /// Renames the instance (its endpoint changes with it).
     pub new_identifier: Option<String>,
+    /// A new password for the master user (`MasterUserPassword`); never serialized.
+    #[serde(skip)]
+    pub master_user_password: Option<MasterPassword>,
+}
+
+/// A master user password on its way to RDS: kept out of debug output and journals.
+#[derive(Clone, PartialEq)]
+pub struct MasterPassword(pub String);
+
+impl std::fmt::Debug for MasterPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterPassword(..)")
+    }
 }
 
 /// What [`DatabaseApi`] methods that a client does not implement answer.
@@ -132,6 +145,7 @@ impl DatabaseApi for SdkRds {
             .set_multi_az(change.multi_az)
             .set_backup_retention_period(change.backup_retention_days)
             .set_new_db_instance_identifier(change.new_identifier.clone())
+            .set_master_user_password(change.master_user_password.as_ref().map(|p| p.0.clone()))
             .apply_immediately(true)
             .send()
             .await

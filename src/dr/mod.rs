@@ -641,7 +641,7 @@ impl Engine {
             let change = DbModification {
                 multi_az: Some(true),
                 backup_retention_days: Some(retention),
-                new_identifier: None,
+                ..DbModification::default()
             };
             rds.modify_instance(identifier, &change).await?;
         }
