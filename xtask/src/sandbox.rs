@@ -244,7 +244,8 @@ impl Sandbox {
             ),
             "prometheus" => format!("stable={} canary={}", get("stable_port"), get("canary_port")),
             "loadgen" => format!("proxy={}", get("proxy_port")),
-            "datadog" => format!("keys={}", get("datadog_keys")),
+            // `api=2`: the stand-in serves monitor and dashboard writes (a stub from before is restarted).
+            "datadog" => format!("keys={} api=2", get("datadog_keys")),
             _ => String::new(),
         }
     }
@@ -458,6 +459,8 @@ impl Sandbox {
             "datadog.log",
             "datadog-monitors.json",
             "datadog-events.jsonl",
+            "datadog-dashboards.json",
+            "datadog-writes.jsonl",
         ] {
             let path = self.dir.join(leftover);
             let _ = if path.is_dir() {
@@ -833,6 +836,10 @@ host    replication     postgres        ::1/128                 trust
                 .arg(&monitors)
                 .arg("--events")
                 .arg(self.dir.join("datadog-events.jsonl"))
+                .arg("--dashboards")
+                .arg(self.dir.join("datadog-dashboards.json"))
+                .arg("--writes")
+                .arg(self.dir.join("datadog-writes.jsonl"))
                 .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             &log,
         )?;
@@ -981,6 +988,11 @@ host    replication     postgres        ::1/128                 trust
             (
                 "SUMA_SANDBOX_DATADOG_MONITORS",
                 self.dir.join("datadog-monitors.json").display().to_string(),
+            ),
+            // Every write the stand-in received (monitors, dashboards, events), one JSON object per line.
+            (
+                "SUMA_SANDBOX_DATADOG_WRITES",
+                self.dir.join("datadog-writes.jsonl").display().to_string(),
             ),
             // Tests switch the canary's scenario with this very binary.
             (

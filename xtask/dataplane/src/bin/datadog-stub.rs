@@ -4,7 +4,7 @@ use clap::Parser;
 use dataplane::datadog_stub::{router, Config};
 
 #[derive(Parser)]
-#[command(about = "A Datadog API stand-in on loopback that records events (sandbox only)")]
+#[command(about = "A Datadog API stand-in on loopback: monitors, dashboards, events (sandbox only)")]
 struct Args {
     /// Where to listen, e.g. `127.0.0.1:8125`.
     #[arg(long)]
@@ -19,6 +19,12 @@ struct Args {
     /// Received events are appended here, one JSON object per line.
     #[arg(long)]
     events: std::path::PathBuf,
+    /// A JSON array of dashboards [default: `datadog-dashboards.json` beside the monitors file]
+    #[arg(long)]
+    dashboards: Option<std::path::PathBuf>,
+    /// Every write request is appended here [default: `datadog-writes.jsonl` beside the monitors file]
+    #[arg(long)]
+    writes: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -29,11 +35,19 @@ async fn main() -> std::process::ExitCode {
         eprintln!("datadog-stub: `--listen {}` is not a loopback address", args.listen);
         return std::process::ExitCode::from(2);
     }
+    let beside = |name: &str| args.monitors.with_file_name(name);
+    let dashboards_file = args
+        .dashboards
+        .clone()
+        .unwrap_or_else(|| beside("datadog-dashboards.json"));
+    let writes_file = args.writes.clone().unwrap_or_else(|| beside("datadog-writes.jsonl"));
     let app = router(Config {
         api_key: args.api_key,
         app_key: args.app_key,
         monitors_file: args.monitors,
         events_file: args.events,
+        dashboards_file,
+        writes_file,
     });
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
