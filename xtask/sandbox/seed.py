@@ -13,10 +13,16 @@ KEY=VALUE lines on stdout.
 Usage: python seed.py ENDPOINT_URL OUTPUT_SUMA_YAML SERVICE_URL PROMETHEUS_URL
        python seed.py --environment NAME ENDPOINT_URL SERVICE_URL PROMETHEUS_URL
        python seed.py --ensure-jwt-key ENDPOINT_URL SECRET_ID
+       python seed.py --demo-config db ENDPOINT_URL SUMA_YAML OUTPUT NONCE ROLE PASSWORD PG_PORT
+       python seed.py --demo-config dr ENDPOINT_URL SUMA_YAML OUTPUT NONCE SERVICE_URL PROMETHEUS_URL
 The second form adds one self-contained DR test environment to a running sandbox and prints its
 configuration as JSON; it creates only resources named after NAME, so it can run any number of times.
 The third makes sure the JWT key secret's AWSCURRENT holds an RSA private key PEM (a moto seeded by an older
 version of this script holds a random string), so the services can load their keys from it.
+The last two (for `cargo xtask demo`) write OUTPUT: SUMA_YAML's settings with one environment of their own,
+printed as `env=NAME`: `demo-db` (staging's topology; its one secret holds the credentials of the PostgreSQL
+role ROLE, which must exist with PASSWORD, rotated through the admin login in a second secret) or
+`demo-dr-NONCE` (seeded like `--environment`). Each run uses new names: they can run any number of times.
 """
 
 import json
@@ -345,7 +351,52 @@ def seed_drill_environment(endpoint, env, service_url, prometheus_url):
     return config
 
 
+def demo_config(kind, endpoint, suma_yaml, output, nonce, *rest):
+    """The demo's own configuration: a database-password environment (`db`) or a DR environment (`dr`)."""
+    with open(suma_yaml) as f:
+        config = yaml.safe_load(f)
+    if kind == "db":
+        role, password, pg_port = rest
+        name, env = "demo-db", dict(config["environments"]["staging"])
+        env["secrets"] = demo_secrets(endpoint, f"/suma-demo/{nonce}", role, password, pg_port)
+    else:
+        service_url, prometheus_url = rest
+        name = f"demo-dr-{nonce}"
+        env = seed_drill_environment(endpoint, name, service_url, prometheus_url)
+    config["environments"] = {name: env}
+    config["defaults"] = {"environment": name}
+    with open(output, "w") as f:
+        f.write("# Written by `cargo xtask demo` for its own environment. Do not edit.\n")
+        yaml.safe_dump(config, f, sort_keys=False)
+    print(f"env={name}")
+
+
+def demo_secrets(endpoint, prefix, role, password, pg_port):
+    """A role's credentials and the admin login that may change its password, as Secrets Manager secrets."""
+    sm = client("secretsmanager", PRIMARY, endpoint)
+
+    def credentials(username, secret):
+        return json.dumps(
+            {"username": username, "password": secret, "host": "127.0.0.1", "port": int(pg_port), "dbname": "postgres", "engine": "postgres"}
+        )
+
+    sm.create_secret(Name=f"{prefix}/db-password", SecretString=credentials(role, password))
+    # The sandbox trusts its superuser on loopback: the admin login needs no password.
+    sm.create_secret(Name=f"{prefix}/db-admin", SecretString=credentials("postgres", ""))
+    return [
+        {
+            "id": f"{prefix}/db-password",
+            "kind": "db-password",
+            "rotation_days": 30,
+            "database": {"admin_secret": f"{prefix}/db-admin"},
+        }
+    ]
+
+
 def main():
+    if sys.argv[1] == "--demo-config":
+        demo_config(*sys.argv[2:])
+        return
     if sys.argv[1] == "--ensure-jwt-key":
         ensure_jwt_key(sys.argv[2], sys.argv[3])
         return

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_canary;
 mod bench_compliance;
+mod demo_ops;
 mod http;
 mod process;
 mod sandbox;

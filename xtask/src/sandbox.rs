@@ -1230,6 +1230,15 @@ pub fn demo(root: PathBuf) -> Result<()> {
     }
     auth_demo(&vars)?;
     canary_demo(&sandbox, &suma, &vars)?;
+    let ops = crate::demo_ops::Demo {
+        dir: &sandbox.dir,
+        python: sandbox.venv().join("bin/python"),
+        seed: root.join("xtask/sandbox/seed.py"),
+        suma: &suma,
+        vars: &vars,
+    };
+    crate::demo_ops::secrets_demo(&ops)?;
+    crate::demo_ops::dr_demo(&ops)?;
     println!("\nThe sandbox is still running. Try it yourself:\n  . {}\n  suma status --env production\nStop it with `cargo xtask sandbox down`.", sandbox.dir.join("env.sh").display());
     Ok(())
 }
