@@ -23,8 +23,12 @@ use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedS
 use crate::metrics::analysis::{decide, judge, AnalysisState, Decision, TickVerdict};
 use crate::metrics::{measure, query_set, MetricSource, QueryVars, Side};
 use crate::report::Reporter;
+use crate::taskdef::TaskDefinitionSpec;
 
 pub const KIND: &str = "canary-deploy";
+
+/// The operation parameter holding the task definition a templated deploy registers.
+pub const TEMPLATE_PARAMETER: &str = "task_definition";
 
 /// What to deploy.
 #[derive(Debug, Clone, Serialize)]
@@ -59,14 +63,32 @@ pub enum EngineError {
 
 /// The step list for a deploy of `image` on `env`.
 pub fn plan(environment: &str, env: &Environment, image: &str) -> Vec<PlannedStep> {
+    plan_with(environment, env, image, None)
+}
+
+/// The step list for a deploy of `image` on `env`, registering the task definition rendered from
+/// `template` when given instead of a copy of the stable revision.
+pub fn plan_with(
+    environment: &str,
+    env: &Environment,
+    image: &str,
+    template: Option<&std::path::Path>,
+) -> Vec<PlannedStep> {
     let ecs = &env.ecs;
+    let register = match template {
+        None => format!(
+            "register a revision of `{}`'s task definition with image `{image}`",
+            ecs.service
+        ),
+        Some(path) => format!(
+            "register the task definition rendered from `{}` with image `{image}`",
+            path.display()
+        ),
+    };
     let mut steps = vec![
         PlannedStep {
             name: "register".to_owned(),
-            detail: format!(
-                "register a revision of `{}`'s task definition with image `{image}`",
-                ecs.service
-            ),
+            detail: register,
         },
         PlannedStep {
             name: "canary-up".to_owned(),
@@ -272,7 +294,19 @@ impl Engine {
             .find(|c| c.name == cfg.container)
             .map(|c| c.image.clone())
             .unwrap_or_default();
-        let registered = ecs.register_with_image(&stable_td, &cfg.container, &image).await?;
+        // A deploy from a template carries the rendered task definition in its parameters (rendered and
+        // validated before the operation started, so a resume registers exactly what was planned).
+        let registered = match op.parameters.get(TEMPLATE_PARAMETER) {
+            Some(rendered) => {
+                let spec: TaskDefinitionSpec =
+                    serde_json::from_value(rendered.clone()).map_err(|e| StepFailure::Rollback {
+                        reason: format!("the operation's rendered task definition cannot be read: {e}"),
+                        facts: BTreeMap::new(),
+                    })?;
+                ecs.register_task_definition(&spec).await?
+            }
+            None => ecs.register_with_image(&stable_td, &cfg.container, &image).await?,
+        };
         Ok(StepEnd::Done(BTreeMap::from([
             // The rollback target: what was live before this deploy.
             ("stable_task_definition".to_owned(), json!(stable_td)),

@@ -11,7 +11,7 @@ mod taskdef;
 
 pub use monitoring::{DashboardsCommand, MonitorsCommand};
 pub use runbook::RunbookCommand;
-pub use taskdef::TaskdefCommand;
+pub use taskdef::{TaskdefCommand, TaskdefDiffArgs, TaskdefRegisterArgs, TaskdefRenderArgs, TemplateArgs};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -196,6 +196,10 @@ pub struct CanaryArgs {
     /// Start even though a monitor tagged `auto-rollback:true` is already alerting
     #[arg(long)]
     pub force: bool,
+    /// Register the task definition rendered from this template (with `--image`) instead of the stable
+    /// revision with a new image [default PATH: templates/ecs/auth-service.taskdef.yaml beside the config]
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub taskdef_template: Option<Option<PathBuf>>,
     /// How long one ECS rollout may take
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub rollout_timeout: std::time::Duration,

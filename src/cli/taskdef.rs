@@ -1,9 +1,62 @@
-//! Command-line types of `suma taskdef` (placeholder until the command is built).
+//! Command-line types of `suma taskdef`.
 
-use clap::Subcommand;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::MutationArgs;
+
+const DIFF_EXIT_CODES: &str = "\
+Exit codes (like `git diff --exit-code`):
+  0  the live task definition already matches the rendered template
+  1  they differ (the differences are printed)
+  2  usage, configuration, template or AWS error";
 
 #[derive(Debug, Subcommand)]
 pub enum TaskdefCommand {
-    /// Not built yet
-    Placeholder,
+    /// Print the task definition rendered for the environment (RegisterTaskDefinition JSON), validated
+    Render(TaskdefRenderArgs),
+    /// Compare the rendered template with the stable service's live task definition, field by field
+    #[command(after_help = DIFF_EXIT_CODES)]
+    Diff(TaskdefDiffArgs),
+    /// Register the rendered template as a new revision (services are not touched)
+    Register(TaskdefRegisterArgs),
+}
+
+/// Where the template is and what fills it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TemplateArgs {
+    /// Template file [default: templates/ecs/auth-service.taskdef.yaml beside the configuration file]
+    #[arg(long, value_name = "PATH")]
+    pub template: Option<PathBuf>,
+    /// Image for `${image}`, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.5.0`
+    #[arg(long, value_name = "REPO:TAG")]
+    pub image: Option<String>,
+    /// Set or override a template variable (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskdefRenderArgs {
+    #[command(flatten)]
+    pub template: TemplateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskdefDiffArgs {
+    /// Without `--image`, `${image}` is the image the stable service runs, so only configuration differs
+    #[command(flatten)]
+    pub template: TemplateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskdefRegisterArgs {
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Register even when the live task definition already matches
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }

@@ -122,9 +122,18 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     if !args.image.contains(':') || args.image.ends_with(":latest") {
         bail!("`--image {}` must name a pinned tag, e.g. `repo/auth-service:1.5.0`\nhint: `latest` cannot be rolled back to reliably", args.image);
     }
+    // A template is rendered and validated before any AWS call, with the canary's image.
+    let template = args
+        .taskdef_template
+        .as_ref()
+        .map(|path| super::taskdef::template_path_or_default(ctx, path.as_deref()));
+    let rendered_td = match &template {
+        Some(path) => Some(super::taskdef::render_spec(name, env, path, Some(&args.image), &[])?),
+        None => None,
+    };
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let engine = engine(ctx, name, env, &session, args.rollout_timeout)?;
-    let plan = canary::plan(name, env, &args.image);
+    let plan = canary::plan_with(name, env, &args.image, template.as_deref());
     let queries = query_set(env.metrics.provider, &env.canary);
     let vars = QueryVars {
         env: name.to_owned(),
@@ -138,6 +147,10 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     let rendered = rendered_queries(&queries, &vars, &canary_side);
     let mut op = Operation::new(canary::KIND, name, &ctx.settings.actor.value, plan.clone());
     op.parameters.insert("image".to_owned(), json!(args.image));
+    if let (Some(path), Some(spec)) = (&template, &rendered_td) {
+        op.parameters.insert("taskdef_template".to_owned(), json!(path));
+        op.parameters.insert(canary::TEMPLATE_PARAMETER.to_owned(), json!(spec));
+    }
 
     // The lock comes first, so a second deploy is refused by it rather than by the first one's traffic
     // split; a dry run changes nothing and takes no lock.
@@ -181,6 +194,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
                         "environment": name,
                         "image": args.image,
                         "plan": plan,
+                        "task_definition": rendered_td,
                         "queries": rendered,
                         "thresholds": {"max_error_rate": env.canary.max_error_rate, "max_p95_latency_ms": env.canary.max_p95_latency_ms,
                             "min_samples": env.canary.min_samples, "failure_limit": env.canary.failure_limit,
