@@ -8,6 +8,8 @@ pub const SUMA_ENV: &str = "SUMA_ENV";
 pub const SUMA_OUTPUT: &str = "SUMA_OUTPUT";
 /// Directory of the local operation log (below `--state-dir`, above `defaults.state_dir`).
 pub const SUMA_STATE_DIR: &str = "SUMA_STATE_DIR";
+/// Where the runbooks are (`suma runbook`); `./runbooks` by default.
+pub const SUMA_RUNBOOKS_DIR: &str = "SUMA_RUNBOOKS_DIR";
 /// Who is running suma, recorded in locks and journals (default `$USER@$HOSTNAME`).
 pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
 /// Base URL of the Datadog API (`http://127.0.0.1:PORT`) instead of the configured site's; for tests.

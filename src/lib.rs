@@ -1,5 +1,6 @@
 //! suma: operate the auth-service on AWS. The binary in `main.rs` only boots; [`run`] is the whole tool.
 
+pub mod admin;
 pub mod aws;
 pub mod canary;
 pub mod cli;

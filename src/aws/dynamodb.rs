@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update};
 
 use super::{AwsError, AwsErrorKind};
 
@@ -59,6 +59,10 @@ pub trait LockTable: Send + Sync {
     /// Saves an operation; with `fence = Some(holder)` also copies it into the lock item, in one
     /// transaction conditional on `holder` still holding the lock for this operation.
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError>;
+    /// Saves an operation run inside another (a runbook step that drives a rotation or a failover): fenced
+    /// like [`LockTable::save_operation`] by `holder` holding the lock for `parent`, in one transaction,
+    /// but the lock item keeps the parent's copy.
+    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, holder: &str) -> Result<(), AwsError>;
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError>;
     /// Every operation of the environment (unordered).
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError>;
@@ -273,6 +277,42 @@ impl LockTable for SdkLockTable {
         self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", resource, e))?;
+        Ok(())
+    }
+
+    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, holder: &str) -> Result<(), AwsError> {
+        let resource = format!("{}/{}", self.table, op_key(&op.id));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&op_key(&op.id)))
+            .item("environment", s(&op.environment))
+            .item("status", s(&op.status))
+            .item("document", s(&op.document))
+            .build()
+            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(&op.environment)))
+            .condition_expression("operation_id = :op AND holder = :holder")
+            .expression_attribute_values(":op", s(parent))
+            .expression_attribute_values(":holder", s(holder))
+            .build()
+            .map_err(|e| {
+                AwsError::new(
+                    "DynamoDB",
+                    "ConditionCheck",
+                    &resource,
+                    AwsErrorKind::Other,
+                    e.to_string(),
+                )
+            })?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await

@@ -81,6 +81,32 @@ pub trait DatabaseApi: Send + Sync {
         let _ = (source_arn, source_region, instance_class);
         Err(unsupported("CreateDBInstanceReadReplica", identifier))
     }
+    /// Multi-AZ failover: reboots the instance with `ForceFailover`, so the standby becomes the primary.
+    async fn reboot_with_failover(&self, identifier: &str) -> Result<DbInstance, AwsError> {
+        Err(unsupported("RebootDBInstance", identifier))
+    }
+    /// The instance's snapshots (automated and manual), newest first.
+    async fn snapshots(&self, identifier: &str) -> Result<Vec<DbSnapshot>, AwsError> {
+        Err(unsupported("DescribeDBSnapshots", identifier))
+    }
+    /// Restores `snapshot` to a new instance `target` with the source's class and Multi-AZ setting.
+    async fn restore_from_snapshot(
+        &self,
+        snapshot: &str,
+        target: &str,
+        like: &DbInstance,
+    ) -> Result<DbInstance, AwsError> {
+        let _ = (snapshot, like);
+        Err(unsupported("RestoreDBInstanceFromDBSnapshot", target))
+    }
+}
+
+/// A DB snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbSnapshot {
+    pub identifier: String,
+    pub status: String,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub struct SdkRds {
@@ -187,6 +213,78 @@ impl DatabaseApi for SdkRds {
                 identifier,
                 AwsErrorKind::Other,
                 "no instance returned",
+            )
+        })
+    }
+
+    async fn reboot_with_failover(&self, identifier: &str) -> Result<DbInstance, AwsError> {
+        let out = self
+            .client
+            .reboot_db_instance()
+            .db_instance_identifier(identifier)
+            .force_failover(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RDS", "RebootDBInstance", identifier, e))?;
+        out.db_instance().map(db_instance_of).ok_or_else(|| {
+            AwsError::new(
+                "RDS",
+                "RebootDBInstance",
+                identifier,
+                AwsErrorKind::Other,
+                "no instance in the answer",
+            )
+        })
+    }
+
+    async fn snapshots(&self, identifier: &str) -> Result<Vec<DbSnapshot>, AwsError> {
+        let mut snapshots = Vec::new();
+        let mut pages = self
+            .client
+            .describe_db_snapshots()
+            .db_instance_identifier(identifier)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("RDS", "DescribeDBSnapshots", identifier, e))?;
+            snapshots.extend(page.db_snapshots().iter().map(|s| {
+                DbSnapshot {
+                    identifier: s.db_snapshot_identifier().unwrap_or_default().to_owned(),
+                    status: s.status().unwrap_or_default().to_owned(),
+                    created_at: s
+                        .snapshot_create_time()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                }
+            }));
+        }
+        snapshots.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(snapshots)
+    }
+
+    async fn restore_from_snapshot(
+        &self,
+        snapshot: &str,
+        target: &str,
+        like: &DbInstance,
+    ) -> Result<DbInstance, AwsError> {
+        let out = self
+            .client
+            .restore_db_instance_from_db_snapshot()
+            .db_snapshot_identifier(snapshot)
+            .db_instance_identifier(target)
+            .db_instance_class(&like.instance_class)
+            .multi_az(like.multi_az)
+            .deletion_protection(like.deletion_protection)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("RDS", "RestoreDBInstanceFromDBSnapshot", target, e))?;
+        out.db_instance().map(db_instance_of).ok_or_else(|| {
+            AwsError::new(
+                "RDS",
+                "RestoreDBInstanceFromDBSnapshot",
+                target,
+                AwsErrorKind::Other,
+                "no instance in the answer",
             )
         })
     }

@@ -10,7 +10,7 @@ mod runbook;
 mod taskdef;
 
 pub use monitoring::{DashboardsCommand, MonitorsCommand};
-pub use runbook::RunbookCommand;
+pub use runbook::{RunbookAbortArgs, RunbookCommand, RunbookContinueArgs, RunbookDirArgs, RunbookRunArgs};
 pub use taskdef::{TaskdefCommand, TaskdefDiffArgs, TaskdefRegisterArgs, TaskdefRenderArgs, TemplateArgs};
 
 const EXIT_CODES: &str = "\

@@ -47,7 +47,7 @@ pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn suppressions(name: &str, env: &Environment) -> anyhow::Result<Vec<Suppression>> {
+pub(crate) fn suppressions(name: &str, env: &Environment) -> anyhow::Result<Vec<Suppression>> {
     env.compliance
         .suppressions
         .iter()
@@ -72,7 +72,7 @@ fn suppressions(name: &str, env: &Environment) -> anyhow::Result<Vec<Suppression
 }
 
 /// What the evaluations need from the configuration.
-fn eval_context(name: &str, env: &Environment) -> EvalContext {
+pub(crate) fn eval_context(name: &str, env: &Environment) -> EvalContext {
     let mut rotation_days = HashMap::new();
     for s in &env.secrets {
         rotation_days.insert(s.id.clone(), s.rotation_days);
@@ -114,6 +114,44 @@ pub async fn check(ctx: &Context, args: &ComplianceCheckArgs, output: Option<Out
     };
     let fail_on = severity(args.fail_on);
 
+    let scope = match args.scope {
+        ScopeArg::Account => Scope::Account,
+        ScopeArg::Config => Scope::Config,
+    };
+    let url = args.url.clone().or_else(|| env.url.as_ref().map(|u| u.to_string()));
+    let report = gather(ctx, name, env, checks, scope, url, suppressions, fail_on).await;
+    ctx.reporter.finish();
+
+    let config_uri = ctx
+        .settings
+        .config_path
+        .value
+        .file_name()
+        .map_or_else(|| "suma.yaml".to_owned(), |f| f.to_string_lossy().into_owned());
+    crate::render::compliance::emit(&ctx.printer, &report, format, &config_uri, args.out.as_deref())
+        .with_context(|| format!("writing the compliance report of `{name}`"))?;
+
+    Ok(if !report.passed {
+        ExitStatus::No
+    } else if report.findings.iter().any(|f| f.status == Status::Error) {
+        ExitStatus::Error
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Runs `checks` against the live environment (reads only): the report `check` prints and runbooks count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn gather(
+    ctx: &Context,
+    name: &str,
+    env: &Environment,
+    checks: Vec<&'static crate::compliance::Check>,
+    scope: Scope,
+    url: Option<String>,
+    suppressions: Vec<Suppression>,
+    fail_on: Severity,
+) -> crate::compliance::ComplianceReport {
     ctx.reporter
         .phase(&format!("checking `{name}`: {} checks", checks.len()));
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
@@ -142,33 +180,12 @@ pub async fn check(ctx: &Context, args: &ComplianceCheckArgs, output: Option<Out
     let plan = RunPlan {
         environment: name,
         env,
-        scope: match args.scope {
-            ScopeArg::Account => Scope::Account,
-            ScopeArg::Config => Scope::Config,
-        },
+        scope,
         checks,
-        url: args.url.clone().or_else(|| env.url.as_ref().map(|u| u.to_string())),
+        url,
         suppressions,
         fail_on,
         context: eval_context(name, env),
     };
-    let report = run::run(&plan, &sources, ctx.reporter.as_ref()).await;
-    ctx.reporter.finish();
-
-    let config_uri = ctx
-        .settings
-        .config_path
-        .value
-        .file_name()
-        .map_or_else(|| "suma.yaml".to_owned(), |f| f.to_string_lossy().into_owned());
-    crate::render::compliance::emit(&ctx.printer, &report, format, &config_uri, args.out.as_deref())
-        .with_context(|| format!("writing the compliance report of `{name}`"))?;
-
-    Ok(if !report.passed {
-        ExitStatus::No
-    } else if report.findings.iter().any(|f| f.status == Status::Error) {
-        ExitStatus::Error
-    } else {
-        ExitStatus::Success
-    })
+    run::run(&plan, &sources, ctx.reporter.as_ref()).await
 }

@@ -91,7 +91,14 @@ impl Gate for PromptGate {
     }
 }
 
-fn engine(ctx: &Context, name: &str, env: &Environment, session: &AwsSession, timeout: Duration, yes: bool) -> Engine {
+pub(crate) fn engine(
+    ctx: &Context,
+    name: &str,
+    env: &Environment,
+    session: &AwsSession,
+    timeout: Duration,
+    yes: bool,
+) -> Engine {
     let gate: Arc<dyn Gate> = if yes {
         Arc::new(dr::Yes)
     } else {
@@ -115,7 +122,7 @@ fn engine(ctx: &Context, name: &str, env: &Environment, session: &AwsSession, ti
     }
 }
 
-async fn readiness(name: &str, env: &Environment, session: &AwsSession) -> check::Readiness {
+pub(crate) async fn readiness(name: &str, env: &Environment, session: &AwsSession) -> check::Readiness {
     let lag = lag_source(env);
     let seen = check::gather(env, session, lag.as_ref()).await;
     check::evaluate(name, env, &seen, dr::estimated_rto(name, env))

@@ -132,6 +132,11 @@ pub async fn dispatch(
             return Err(compliance::OutputOnlyForCheck(output).into());
         }
     }
+    if let Command::Runbook(runbook_command) = &command {
+        if runbook::needs_no_config(runbook_command) {
+            return runbook::offline(runbook_command, global);
+        }
+    }
     // The list of checks needs no configuration file.
     if let Command::Compliance(ComplianceCommand::List) = command {
         return compliance::list(global);

@@ -13,23 +13,34 @@ use crate::aws::ecs::{task_definition_label, Rollout, ServiceUpdate};
 use crate::aws::elb::WeightedTarget;
 use crate::aws::AwsApis;
 use crate::cli::RollbackArgs;
+use crate::config::Environment;
 use crate::exit::ExitStatus;
-use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{Journal, Operation, OperationStatus, PlannedStep, StepStatus};
 use crate::metrics::datadog::EventAlert;
 use crate::probe::HttpProbe;
+use crate::report::Reporter;
 
 pub const KIND: &str = "rollback";
 
-pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
-    let (name, env) = ctx.environment()?;
-    if args.reason.trim().is_empty() {
-        bail!("`--reason` is empty\nhint: say why; it is kept in the journal and the deployment event");
-    }
-    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
+/// A rollback resolved before anything changes: from where, to what, and the plan.
+pub(crate) struct Prepared {
+    pub current: String,
+    pub target: String,
+    pub register_image: Option<String>,
+    pub target_label: String,
+    pub plan: Vec<PlannedStep>,
+}
+
+/// Resolves `to` (`previous`, `family:N`, an ARN or an image) and plans the rollback; reads only.
+pub(crate) async fn prepare(
+    name: &str,
+    env: &Environment,
+    aws: &dyn AwsApis,
+    journal: &Journal,
+    to: &str,
+) -> anyhow::Result<Prepared> {
     let ecs = aws.ecs(&env.primary_region);
     let cfg = &env.ecs;
-    let journal = ctx.journal(&session);
 
     let current = ecs
         .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
@@ -40,7 +51,7 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         .task_definition;
 
     // Resolve the target before anything changes.
-    let (target, register_image) = match args.to.as_str() {
+    let (target, register_image) = match to {
         "previous" => {
             let last = journal
                 .list(name, 100)
@@ -99,48 +110,48 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
             }),
         },
     ];
-    if args.mutation.dry_run {
-        ctx.printer.either(&json!({"dry_run": true, "plan": plan}), || {
-            let rows = plan
-                .iter()
-                .enumerate()
-                .map(|(i, s)| [(i + 1).to_string(), s.name.clone(), s.detail.clone()]);
-            format!(
-                "plan (dry run, nothing changed):\n{}",
-                crate::render::tables::table(["#", "STEP", "WHAT"], rows)
-            )
-        });
-        return Ok(ExitStatus::Success);
-    }
-    if !crate::render::confirm(
-        &format!("roll `{}` on `{name}` back to {target_label}", cfg.service),
-        args.mutation.yes,
-    )? {
-        return Ok(ExitStatus::No);
-    }
-    let mut op = Operation::new(KIND, name, &ctx.settings.actor.value, plan);
-    op.parameters.insert("to".to_owned(), json!(args.to));
-    op.parameters.insert("reason".to_owned(), json!(args.reason));
-    let guard = ctx.locks(&session).acquire(&op, false).await?;
-    let holder = guard.holder().to_owned();
-    let total = op.plan.len();
-    let mut target = target;
+    Ok(Prepared {
+        current,
+        target,
+        register_image,
+        target_label,
+        plan,
+    })
+}
 
+/// Runs the planned steps of `op` (a `rollback` operation holding the lock as `holder`) and records the
+/// outcome in the journal; the error is the failed step's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn execute(
+    env: &Environment,
+    aws: &dyn AwsApis,
+    journal: &Journal,
+    reporter: &dyn Reporter,
+    op: &mut Operation,
+    holder: &str,
+    prepared: &mut Prepared,
+    rollout_timeout: Duration,
+) -> anyhow::Result<()> {
+    let ecs = aws.ecs(&env.primary_region);
+    let cfg = &env.ecs;
+    let current = prepared.current.clone();
+    let register_image = prepared.register_image.clone();
+    let total = op.plan.len();
     let result: anyhow::Result<()> = async {
         for index in 0..total {
             let step = op.plan[index].name.clone();
             op.start_step(index);
-            journal.save(&op, Some(&holder)).await?;
-            ctx.reporter.step_started(index, total, &step);
+            journal.save(op, Some(holder)).await?;
+            reporter.step_started(index, total, &step);
             let mut facts = BTreeMap::new();
             let mut status = StepStatus::Succeeded;
             match step.as_str() {
                 "record" => {
                     facts.insert("previous_task_definition".to_owned(), json!(current));
                     if let Some(image) = &register_image {
-                        target = ecs.register_with_image(&current, &cfg.container, image).await?.arn;
+                        prepared.target = ecs.register_with_image(&current, &cfg.container, image).await?.arn;
                     }
-                    facts.insert("target_task_definition".to_owned(), json!(target));
+                    facts.insert("target_task_definition".to_owned(), json!(prepared.target));
                 }
                 "restore-weights" => {
                     let weights = aws
@@ -174,17 +185,17 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
                 }
                 "update-stable" => {
                     let update = ServiceUpdate {
-                        task_definition: Some(target.clone()),
+                        task_definition: Some(prepared.target.clone()),
                         desired_count: Some(cfg.desired_count as i32),
                         ..ServiceUpdate::default()
                     };
                     ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
-                    let deadline = tokio::time::Instant::now() + args.rollout_timeout;
+                    let deadline = tokio::time::Instant::now() + rollout_timeout;
                     loop {
                         let service = ecs
                             .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
                             .await?;
-                        match service.first().map(|s| s.rollout(&target)) {
+                        match service.first().map(|s| s.rollout(&prepared.target)) {
                             Some(Rollout::Completed) => break,
                             Some(Rollout::Failed(reason)) => bail!("the rollout of `{}` failed: {reason}", cfg.service),
                             _ if tokio::time::Instant::now() >= deadline => {
@@ -216,46 +227,116 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
                 _ => unreachable!("planned above"),
             }
             op.finish_step(status, None, facts);
-            journal.save(&op, Some(&holder)).await?;
-            ctx.reporter.step_finished(index, total, &step, status, "");
+            journal.save(op, Some(holder)).await?;
+            reporter.step_finished(index, total, &step, status, "");
         }
         Ok(())
     }
     .await;
-    let exit = match &result {
-        Ok(()) => {
-            op.set_status(OperationStatus::Succeeded);
-            ExitStatus::Success
-        }
-        Err(e) => {
-            op.finish_step(StepStatus::Failed, Some(format!("{e:#}")), BTreeMap::new());
-            op.set_status(OperationStatus::Failed);
-            ExitStatus::Error
-        }
-    };
-    journal.save(&op, Some(&holder)).await?;
-    guard.release().await?;
-    ctx.reporter.finish();
-    let (title, alert) = match &result {
-        Ok(()) => (
+    if let Err(e) = &result {
+        op.finish_step(StepStatus::Failed, Some(format!("{e:#}")), BTreeMap::new());
+        op.set_status(OperationStatus::Failed);
+    } else {
+        op.set_status(OperationStatus::Succeeded);
+    }
+    journal.save(op, Some(holder)).await?;
+    result
+}
+
+/// The Datadog event of a finished rollback (a failed post is a warning).
+pub(crate) async fn announce(
+    name: &str,
+    env: &Environment,
+    reporter: &dyn Reporter,
+    op: &Operation,
+    prepared: &Prepared,
+    reason: &str,
+    succeeded: bool,
+) {
+    let cfg = &env.ecs;
+    let target_label = &prepared.target_label;
+    let (title, alert) = if succeeded {
+        (
             format!("{} rolled back to {target_label} on {name}", cfg.service),
             EventAlert::Warning,
-        ),
-        Err(_) => (
+        )
+    } else {
+        (
             format!("{} rollback to {target_label} on {name} failed", cfg.service),
             EventAlert::Error,
-        ),
+        )
     };
     let text = format!(
-        "reason: {}\nby: {}\nfrom: {current}\nto: {target}\noperation: {}",
-        args.reason, op.actor, op.id
+        "reason: {reason}\nby: {}\nfrom: {}\nto: {}\noperation: {}",
+        op.actor, prepared.current, prepared.target, op.id
     );
     let tags = [
         format!("service:{}", cfg.service),
         format!("env:{name}"),
         "source:suma".to_owned(),
     ];
-    super::events::post(env, ctx.reporter.as_ref(), &title, &text, &tags, alert).await;
+    super::events::post(env, reporter, &title, &text, &tags, alert).await;
+}
+
+pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    if args.reason.trim().is_empty() {
+        bail!("`--reason` is empty\nhint: say why; it is kept in the journal and the deployment event");
+    }
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
+    let journal = ctx.journal(&session);
+    let mut prepared = prepare(name, env, aws.as_ref(), &journal, &args.to).await?;
+    let plan = prepared.plan.clone();
+    let target_label = prepared.target_label.clone();
+    let cfg = &env.ecs;
+    if args.mutation.dry_run {
+        ctx.printer.either(&json!({"dry_run": true, "plan": plan}), || {
+            let rows = plan
+                .iter()
+                .enumerate()
+                .map(|(i, s)| [(i + 1).to_string(), s.name.clone(), s.detail.clone()]);
+            format!(
+                "plan (dry run, nothing changed):\n{}",
+                crate::render::tables::table(["#", "STEP", "WHAT"], rows)
+            )
+        });
+        return Ok(ExitStatus::Success);
+    }
+    if !crate::render::confirm(
+        &format!("roll `{}` on `{name}` back to {target_label}", cfg.service),
+        args.mutation.yes,
+    )? {
+        return Ok(ExitStatus::No);
+    }
+    let mut op = Operation::new(KIND, name, &ctx.settings.actor.value, plan);
+    op.parameters.insert("to".to_owned(), json!(args.to));
+    op.parameters.insert("reason".to_owned(), json!(args.reason));
+    let guard = ctx.locks(&session).acquire(&op, false).await?;
+    let holder = guard.holder().to_owned();
+    let result = execute(
+        env,
+        aws.as_ref(),
+        &journal,
+        ctx.reporter.as_ref(),
+        &mut op,
+        &holder,
+        &mut prepared,
+        args.rollout_timeout,
+    )
+    .await;
+    guard.release().await?;
+    ctx.reporter.finish();
+    announce(
+        name,
+        env,
+        ctx.reporter.as_ref(),
+        &op,
+        &prepared,
+        &args.reason,
+        result.is_ok(),
+    )
+    .await;
     result?;
     ctx.printer.either(&op, || {
         format!(
@@ -263,5 +344,5 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
             crate::render::status::operation(&op)
         )
     });
-    Ok(exit)
+    Ok(ExitStatus::Success)
 }

@@ -91,7 +91,7 @@ pub async fn list(ctx: &Context, args: &SecretsListArgs) -> anyhow::Result<ExitS
 }
 
 /// The configured secret named `name`: its full id, or its last path segment.
-fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> anyhow::Result<&'a ManagedSecret> {
+pub(crate) fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> anyhow::Result<&'a ManagedSecret> {
     let matches: Vec<&ManagedSecret> = env
         .secrets
         .iter()
@@ -107,7 +107,7 @@ fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> anyhow::Resu
     }
 }
 
-fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession) -> anyhow::Result<Box<dyn Rotation>> {
+pub(crate) fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession) -> anyhow::Result<Box<dyn Rotation>> {
     Ok(match secret.kind {
         SecretKind::Random => Box::new(RandomRotation {
             spec: secret.random.clone(),
@@ -140,7 +140,7 @@ fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession) -> 
     })
 }
 
-fn rotator(
+pub(crate) fn rotator(
     ctx: &Context,
     env: &Environment,
     secret: &ManagedSecret,
@@ -392,7 +392,7 @@ async fn retirable_at(
 
 /// A new JWT rotation moves AWSPREVIOUS off the key before the last one: refused while tokens that key
 /// signed may still be valid, so no valid token is ever rejected.
-async fn refuse_during_overlap(
+pub(crate) async fn refuse_during_overlap(
     ctx: &Context,
     environment: &str,
     secret: &ManagedSecret,

@@ -56,8 +56,32 @@ pub fn load_from_path(path: &Path) -> Result<ConfigFile, Vec<ConfigError>> {
 
 /// Parses and validates configuration text; `file` is only used in messages.
 pub fn parse_str(text: &str, file: &Path) -> Result<ConfigFile, Vec<ConfigError>> {
+    let config: ConfigFile = deserialize(text, file)?;
+    let problems = config.semantic_problems();
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    Err(located(text, file, problems))
+}
+
+/// Positions problems found after parsing: (dotted key path, message, hint).
+pub(crate) fn located(text: &str, file: &Path, problems: Vec<(String, String, Option<String>)>) -> Vec<ConfigError> {
+    problems
+        .into_iter()
+        .map(|(key, message, hint)| ConfigError {
+            file: file.to_owned(),
+            position: locate(text, &key),
+            key,
+            message,
+            hint,
+        })
+        .collect()
+}
+
+/// Deserializes YAML with the key path and position of the first problem (also used for runbooks).
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, Vec<ConfigError>> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    let config: ConfigFile = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = clean_path(&err.path().to_string());
         let inner = err.into_inner();
         // serde_yaml's mark for a rejected value can point at the previous key, so the key path, when
@@ -79,21 +103,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<ConfigFile, Vec<ConfigError>
             message,
             hint,
         }]
-    })?;
-    let problems = config.semantic_problems();
-    if problems.is_empty() {
-        return Ok(config);
-    }
-    Err(problems
-        .into_iter()
-        .map(|(key, message, hint)| ConfigError {
-            file: file.to_owned(),
-            position: locate(text, &key),
-            key,
-            message,
-            hint,
-        })
-        .collect())
+    })
 }
 
 /// serde_path_to_error writes `.` for the root and `?` for unknown segments.

@@ -5,6 +5,7 @@
 mod load;
 mod types;
 
+pub(crate) use load::{deserialize as deserialize_located, located};
 pub use load::{load_from_path, parse_str, ConfigError};
 pub use types::{Arn, AwsRegion, HttpUrl};
 
@@ -353,8 +354,14 @@ pub enum Alphabet {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DbPasswordSpec {
-    /// A secret in the same format holding an admin login that may `ALTER ROLE`.
-    pub admin_secret: String,
+    /// A secret in the same format holding an admin login that may `ALTER ROLE`. Exactly one of
+    /// `admin_secret` and `rds_master`.
+    #[serde(default)]
+    pub admin_secret: Option<String>,
+    /// The role is the master user of this RDS instance (in the environment's primary region): the new
+    /// password is set with RDS ModifyDBInstance (`MasterUserPassword`), not through a database session.
+    #[serde(default)]
+    pub rds_master: Option<String>,
     #[serde(default)]
     pub strategy: DbRotationStrategy,
 }
@@ -682,6 +689,28 @@ impl ConfigFile {
                         None,
                     )),
                     _ => {}
+                }
+                if let Some(db) = secret
+                    .database
+                    .as_ref()
+                    .filter(|_| secret.kind == SecretKind::DbPassword)
+                {
+                    if db.admin_secret.is_some() == db.rds_master.is_some() {
+                        problems.push((
+                            at_secret("database"),
+                            format!(
+                                "the `db-password` secret `{}` needs exactly one of `admin_secret` and `rds_master`",
+                                secret.id
+                            ),
+                            Some("`admin_secret: SECRET` sets the password with ALTER ROLE; `rds_master: INSTANCE` with RDS ModifyDBInstance".to_owned()),
+                        ));
+                    } else if db.rds_master.is_some() && db.strategy == DbRotationStrategy::AlternatingUsers {
+                        problems.push((
+                            at_secret("database.strategy"),
+                            "`alternating-users` needs two roles; an RDS instance has one master user".to_owned(),
+                            Some("use `strategy: single-user` with `rds_master`".to_owned()),
+                        ));
+                    }
                 }
             }
             if env.metrics.provider == MetricProvider::Datadog && env.datadog.is_none() {

@@ -81,6 +81,14 @@ impl LockTable for MemoryTable {
         self.ops.lock().unwrap().insert(op.id.clone(), op.clone());
         Ok(())
     }
+    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, holder: &str) -> Result<(), AwsError> {
+        match self.locks.lock().unwrap().get(&op.environment) {
+            Some(l) if l.operation_id == parent && l.holder == holder => {}
+            _ => return Err(condition_failed()),
+        }
+        self.ops.lock().unwrap().insert(op.id.clone(), op.clone());
+        Ok(())
+    }
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
         Ok(self.ops.lock().unwrap().get(id).cloned())
     }

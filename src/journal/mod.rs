@@ -216,11 +216,26 @@ pub enum JournalError {
 pub struct Journal {
     table: Arc<dyn LockTable>,
     local: LocalLog,
+    /// Set for operations run inside another: fenced writes check the lock held for this one.
+    parent: Option<String>,
 }
 
 impl Journal {
     pub fn new(table: Arc<dyn LockTable>, local: LocalLog) -> Self {
-        Self { table, local }
+        Self {
+            table,
+            local,
+            parent: None,
+        }
+    }
+
+    /// The journal of operations run inside `parent` (which holds the environment's lock): their
+    /// fenced writes succeed only while `parent` holds it, and the lock item keeps `parent`'s copy.
+    pub fn nested(&self, parent: &str) -> Self {
+        Self {
+            parent: Some(parent.to_owned()),
+            ..self.clone()
+        }
     }
 
     pub fn table(&self) -> &Arc<dyn LockTable> {
@@ -237,7 +252,11 @@ impl Journal {
             status: op.status.as_str().to_owned(),
             document,
         };
-        self.table.save_operation(&item, holder).await.map_err(|e| {
+        let saved = match (&self.parent, holder) {
+            (Some(parent), Some(holder)) => self.table.save_sub_operation(&item, parent, holder).await,
+            _ => self.table.save_operation(&item, holder).await,
+        };
+        saved.map_err(|e| {
             if e.kind == crate::aws::AwsErrorKind::ConditionFailed {
                 JournalError::Fenced {
                     environment: op.environment.clone(),

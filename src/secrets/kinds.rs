@@ -95,7 +95,7 @@ impl DbCredentials {
         })
     }
 
-    fn options(&self) -> sqlx::postgres::PgConnectOptions {
+    pub(crate) fn options(&self) -> sqlx::postgres::PgConnectOptions {
         sqlx::postgres::PgConnectOptions::new()
             .host(&self.host)
             .port(self.port)
@@ -104,7 +104,7 @@ impl DbCredentials {
             .password(&self.password)
     }
 
-    async fn connect(&self) -> Result<sqlx::PgConnection, RotationError> {
+    pub(crate) async fn connect(&self) -> Result<sqlx::PgConnection, RotationError> {
         use sqlx::Connection as _;
         tokio::time::timeout(
             Duration::from_secs(15),

@@ -1,0 +1,403 @@
+//! References and conditions in runbooks: `${params.reason}`, `${steps.db.outputs.multi_az}`,
+//! `${env.url}`, `${run.id}` inside argument strings, and `when:` conditions such as
+//! `steps.db.outputs.multi_az == true and params.force != true`. Deliberately small (comparisons joined by
+//! `and`/`or`, `not`, no parentheses or arithmetic): a condition an on-call engineer cannot read at a glance
+//! does not belong in a runbook.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// What a reference points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ref {
+    Param(String),
+    Output { step: String, output: String },
+    Env(String),
+    Run(String),
+}
+
+/// The environment values a runbook may reference as `${env.NAME}`.
+pub const ENV_NAMES: &[&str] = &[
+    "name",
+    "url",
+    "dr_url",
+    "primary_region",
+    "dr_region",
+    "cluster",
+    "service",
+    "canary_service",
+    "database",
+    "replica",
+    "database_host_variable",
+];
+
+/// The run's own values, `${run.NAME}`.
+pub const RUN_NAMES: &[&str] = &["id", "actor", "started_at", "runbook"];
+
+impl Ref {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.trim().split('.').collect();
+        let bad = || {
+            format!("`{text}` is not a reference; use `params.NAME`, `steps.ID.outputs.NAME`, `env.NAME` or `run.NAME`")
+        };
+        match parts.as_slice() {
+            ["params", name] if is_name(name) => Ok(Self::Param((*name).to_owned())),
+            ["steps", step, "outputs", output] if is_name(step) && is_name(output) => Ok(Self::Output {
+                step: (*step).to_owned(),
+                output: (*output).to_owned(),
+            }),
+            ["env", name] if ENV_NAMES.contains(name) => Ok(Self::Env((*name).to_owned())),
+            ["env", name] => Err(format!(
+                "`env.{name}` is not an environment value; known: {}",
+                ENV_NAMES.join(", ")
+            )),
+            ["run", name] if RUN_NAMES.contains(name) => Ok(Self::Run((*name).to_owned())),
+            ["run", name] => Err(format!(
+                "`run.{name}` is not a run value; known: {}",
+                RUN_NAMES.join(", ")
+            )),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Param(n) => write!(f, "params.{n}"),
+            Self::Output { step, output } => write!(f, "steps.{step}.outputs.{output}"),
+            Self::Env(n) => write!(f, "env.{n}"),
+            Self::Run(n) => write!(f, "run.{n}"),
+        }
+    }
+}
+
+/// Step ids, parameter and output names: lower-case words joined by `_` or `-`.
+pub fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.starts_with(|c: char| c.is_ascii_lowercase())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// Every `${...}` in `text`.
+pub fn references(text: &str) -> Result<Vec<Ref>, String> {
+    let mut refs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+        refs.push(Ref::parse(&after[..end])?);
+        rest = &after[end + 1..];
+    }
+    Ok(refs)
+}
+
+/// The values references resolve to during a run.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub params: BTreeMap<String, Value>,
+    /// Step id → its outputs.
+    pub outputs: BTreeMap<String, BTreeMap<String, Value>>,
+    pub env: BTreeMap<String, Value>,
+    pub run: BTreeMap<String, Value>,
+}
+
+impl Scope {
+    pub fn get(&self, reference: &Ref) -> Result<&Value, String> {
+        let found = match reference {
+            Ref::Param(n) => self.params.get(n),
+            Ref::Output { step, output } => self.outputs.get(step).and_then(|o| o.get(output)),
+            Ref::Env(n) => self.env.get(n),
+            Ref::Run(n) => self.run.get(n),
+        };
+        found.ok_or_else(|| match reference {
+            Ref::Output { step, .. } if !self.outputs.contains_key(step) => {
+                format!("`{reference}` has no value: step `{step}` did not run (skipped by its `when`?)")
+            }
+            _ => format!("`{reference}` has no value in this run"),
+        })
+    }
+}
+
+/// A value as text in an argument.
+pub fn to_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Replaces every `${...}` in `text`.
+pub fn interpolate(text: &str, scope: &Scope) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+        out.push_str(&to_text(scope.get(&Ref::parse(&after[..end])?)?));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Operand {
+    Ref(Ref),
+    Literal(Value),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Term {
+    /// `x` is truthy (`not x`: falsy).
+    Truthy {
+        operand: Operand,
+        negated: bool,
+    },
+    Compare {
+        left: Operand,
+        op: Op,
+        right: Operand,
+    },
+}
+
+/// A parsed `when:` condition: terms joined by `and`, groups joined by `or`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    any_of: Vec<Vec<Term>>,
+}
+
+fn operand(text: &str) -> Result<Operand, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("a comparison is missing an operand".to_owned());
+    }
+    if let Some(inner) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+        return Ok(Operand::Ref(Ref::parse(inner)?));
+    }
+    if let Some(inner) = text
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
+    {
+        return Ok(Operand::Literal(Value::String(inner.to_owned())));
+    }
+    match text {
+        "true" => return Ok(Operand::Literal(Value::Bool(true))),
+        "false" => return Ok(Operand::Literal(Value::Bool(false))),
+        "null" => return Ok(Operand::Literal(Value::Null)),
+        _ => {}
+    }
+    if let Ok(n) = text.parse::<f64>() {
+        return Ok(Operand::Literal(serde_json::json!(n)));
+    }
+    Ref::parse(text).map(Operand::Ref).map_err(|_| {
+        format!("`{text}` is neither a reference (`steps.ID.outputs.NAME`, `params.NAME`) nor a literal (number, true/false, 'text')")
+    })
+}
+
+fn term(text: &str) -> Result<Term, String> {
+    for (symbol, op) in [
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ] {
+        if let Some((left, right)) = text.split_once(symbol) {
+            return Ok(Term::Compare {
+                left: operand(left)?,
+                op,
+                right: operand(right)?,
+            });
+        }
+    }
+    let text = text.trim();
+    match text.strip_prefix("not ") {
+        Some(rest) => Ok(Term::Truthy {
+            operand: operand(rest)?,
+            negated: true,
+        }),
+        None => Ok(Term::Truthy {
+            operand: operand(text)?,
+            negated: false,
+        }),
+    }
+}
+
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty() && s != "false",
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Numbers compare as numbers (also when one side is a numeric string), the rest as text.
+fn compare(left: &Value, op: Op, right: &Value) -> bool {
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    let ordering = match (number(left), number(right)) {
+        (Some(a), Some(b)) => a.partial_cmp(&b),
+        _ => Some(to_text(left).cmp(&to_text(right))),
+    };
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match op {
+        Op::Eq => ordering.is_eq(),
+        Op::Ne => !ordering.is_eq(),
+        Op::Lt => ordering.is_lt(),
+        Op::Le => ordering.is_le(),
+        Op::Gt => ordering.is_gt(),
+        Op::Ge => ordering.is_ge(),
+    }
+}
+
+impl Condition {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("the condition is empty".to_owned());
+        }
+        let any_of = text
+            .split(" or ")
+            .map(|group| group.split(" and ").map(term).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { any_of })
+    }
+
+    /// Every reference, for validation.
+    pub fn references(&self) -> Vec<&Ref> {
+        let mut refs = Vec::new();
+        for term in self.any_of.iter().flatten() {
+            let operands: Vec<&Operand> = match term {
+                Term::Truthy { operand, .. } => vec![operand],
+                Term::Compare { left, right, .. } => vec![left, right],
+            };
+            refs.extend(operands.into_iter().filter_map(|o| match o {
+                Operand::Ref(r) => Some(r),
+                Operand::Literal(_) => None,
+            }));
+        }
+        refs
+    }
+
+    pub fn eval(&self, scope: &Scope) -> Result<bool, String> {
+        let value = |o: &Operand| -> Result<Value, String> {
+            match o {
+                Operand::Ref(r) => scope.get(r).cloned(),
+                Operand::Literal(v) => Ok(v.clone()),
+            }
+        };
+        for group in &self.any_of {
+            let mut all = true;
+            for term in group {
+                let holds = match term {
+                    Term::Truthy { operand, negated } => truthy(&value(operand)?) != *negated,
+                    Term::Compare { left, op, right } => compare(&value(left)?, *op, &value(right)?),
+                };
+                if !holds {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scope() -> Scope {
+        let mut s = Scope::default();
+        s.params.insert("reason".into(), json!("leak"));
+        s.outputs.insert(
+            "db".into(),
+            BTreeMap::from([("multi_az".into(), json!(true)), ("rows".into(), json!(12))]),
+        );
+        s.env.insert("url".into(), json!("https://auth.example.com"));
+        s
+    }
+
+    #[test]
+    fn references_are_found_and_checked() {
+        assert_eq!(
+            references("${env.url}/health?r=${params.reason}").unwrap(),
+            vec![Ref::Env("url".into()), Ref::Param("reason".into())]
+        );
+        assert!(references("${env.colour}")
+            .unwrap_err()
+            .contains("not an environment value"));
+        assert!(references("${steps.db.multi_az}")
+            .unwrap_err()
+            .contains("steps.ID.outputs.NAME"));
+        assert!(references("${params.x").unwrap_err().contains("without a closing"));
+    }
+
+    #[test]
+    fn interpolation_replaces_values() {
+        assert_eq!(
+            interpolate(
+                "${env.url}/health (${params.reason}, ${steps.db.outputs.rows})",
+                &scope()
+            )
+            .unwrap(),
+            "https://auth.example.com/health (leak, 12)"
+        );
+        assert!(interpolate("${steps.gone.outputs.x}", &scope())
+            .unwrap_err()
+            .contains("did not run"));
+    }
+
+    #[test]
+    fn conditions_compare_and_combine() {
+        let s = scope();
+        let eval = |text: &str| Condition::parse(text).unwrap().eval(&s).unwrap();
+        assert!(eval("steps.db.outputs.multi_az == true"));
+        assert!(eval("steps.db.outputs.multi_az"));
+        assert!(!eval("not steps.db.outputs.multi_az"));
+        assert!(eval("steps.db.outputs.rows > 10 and params.reason == 'leak'"));
+        assert!(!eval("steps.db.outputs.rows > 20 and params.reason == 'leak'"));
+        assert!(eval("steps.db.outputs.rows > 20 or ${params.reason} != \"other\""));
+        assert!(Condition::parse("steps.db.outputs.rows >").is_err());
+        assert_eq!(
+            Condition::parse("params.a == 1 or steps.b.outputs.c")
+                .unwrap()
+                .references()
+                .len(),
+            2
+        );
+    }
+}
