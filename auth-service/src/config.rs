@@ -431,6 +431,26 @@ pub struct Config {
     )]
     pub breached_password_timeout_ms: u64,
 
+    /// Key that encrypts TOTP secrets at rest: base64 of 32 random bytes (AES-256-GCM); a managed secret
+    /// shared by every instance. Required in production; elsewhere a missing key means a random key for
+    /// this process only (enrolments then do not survive a restart).
+    #[arg(
+        long,
+        env = "TOTP_ENCRYPTION_KEY",
+        value_name = "TOTP_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    pub totp_encryption_key: Option<String>,
+    /// Earlier TOTP encryption keys (same format, separated by commas), still accepted for opening
+    /// secrets after a rotation; a secret opened with one is sealed again with `TOTP_ENCRYPTION_KEY`.
+    #[arg(
+        long,
+        env = "TOTP_ENCRYPTION_PREVIOUS_KEYS",
+        value_name = "TOTP_ENCRYPTION_PREVIOUS_KEYS",
+        hide_env_values = true
+    )]
+    pub totp_encryption_previous_keys: Option<String>,
+
     /// Seconds to wait for in-flight requests at shutdown.
     #[arg(
         long,
@@ -607,6 +627,13 @@ impl Config {
                 "is required in production (a managed secret shared by every instance)",
             ));
         }
+        self.totp_keys()?;
+        if self.totp_encryption_key.is_none() && self.is_production() {
+            return Err(bad(
+                "TOTP_ENCRYPTION_KEY",
+                "is required in production (a managed secret shared by every instance; `openssl rand -base64 32`)",
+            ));
+        }
         if self.enable_fault_injection && self.is_production() {
             return Err(bad(
                 "APP_ENV",
@@ -627,6 +654,29 @@ impl Config {
                 EPHEMERAL.get_or_init(KeySource::ephemeral).clone()
             }
         }
+    }
+
+    /// The TOTP encryption keys: the sealing key (a random per-process key when none is configured) and
+    /// the previous ones.
+    pub fn totp_keys(&self) -> Result<([u8; 32], Vec<[u8; 32]>), ConfigError> {
+        use crate::totp_seal::parse_key;
+        let current = match &self.totp_encryption_key {
+            Some(key) => parse_key(key).map_err(|e| bad("TOTP_ENCRYPTION_KEY", e.to_string()))?,
+            None => {
+                static EPHEMERAL: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+                *EPHEMERAL.get_or_init(rand::random)
+            }
+        };
+        let previous = self
+            .totp_encryption_previous_keys
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| parse_key(k).map_err(|e| bad("TOTP_ENCRYPTION_PREVIOUS_KEYS", format!("has an entry that {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((current, previous))
     }
 
     /// Whether this is the production environment.
@@ -738,11 +788,13 @@ mod tests {
     #[test]
     fn fault_injection_is_refused_in_production() {
         use base64::Engine as _;
-        // Production needs the reset-token keys; this test's own, so that only fault injection is wrong.
+        // Production needs the reset-token and TOTP keys; this test's own, so that only fault injection is
+        // wrong.
         let keys = format!(
             "test:{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
         );
+        let totp = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
         let mut args: Vec<&str> = base();
         args.extend([
             "--app-env",
@@ -750,6 +802,8 @@ mod tests {
             "--enable-fault-injection",
             "--reset-token-keys",
             &keys,
+            "--totp-encryption-key",
+            &totp,
         ]);
         let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "APP_ENV");
@@ -769,6 +823,32 @@ mod tests {
 
         let err = Config::try_parse_from(["serve", "--port", "x"]).unwrap_err();
         assert!(err.to_string().contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn totp_encryption_key_is_checked_and_required_in_production() {
+        let mut args = base();
+        args.extend(["--totp-encryption-key", "c2hvcnQ="]);
+        let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
+        assert_eq!(err.variable, "TOTP_ENCRYPTION_KEY", "{err}");
+
+        let mut args = base();
+        args.extend(["--totp-encryption-previous-keys", "x"]);
+        let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
+        assert_eq!(err.variable, "TOTP_ENCRYPTION_PREVIOUS_KEYS", "{err}");
+
+        use base64::Engine as _;
+        let reset = format!(
+            "test:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+        );
+        let totp = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+        let mut args: Vec<&str> = base();
+        args.extend(["--app-env", "production", "--reset-token-keys", &reset]);
+        let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
+        assert_eq!(err.variable, "TOTP_ENCRYPTION_KEY", "{err}");
+        args.extend(["--totp-encryption-key", &totp]);
+        Config::try_parse_from(args).unwrap().validate().unwrap();
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 pub mod totp;
+pub mod totp_seal;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub key_reloads: IntCounterVec,
     /// `auth_fault_injected_total{kind}`.
     pub faults: IntCounterVec,
+    /// `auth_admin_actions_total{action,result}`: admin API calls by action and result (`success`,
+    /// `denied` for a missing, invalid or non-admin token, `failed` for a refused request).
+    pub admin_actions: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +102,11 @@ impl Metrics {
             ),
             key_reloads: counter_vec("auth_key_reloads_total", "JWT key reloads by result", &["result"]),
             faults: counter_vec("auth_fault_injected_total", "Injected faults by kind", &["kind"]),
+            admin_actions: counter_vec(
+                "auth_admin_actions_total",
+                "Admin API calls by action and result",
+                &["action", "result"],
+            ),
             registry,
         };
         // Known label values start at zero, so dashboards and alerts see the series before the first event.
@@ -110,6 +118,11 @@ impl Metrics {
         }
         for result in ["success", "failure"] {
             metrics.key_reloads.with_label_values(&[result]);
+        }
+        for action in crate::http::admin::ACTIONS {
+            for result in ["success", "denied", "failed"] {
+                metrics.admin_actions.with_label_values(&[action, result]);
+            }
         }
         metrics
     }

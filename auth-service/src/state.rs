@@ -49,6 +49,8 @@ pub struct AppState {
     pub breach: Option<BreachChecker>,
     /// Password-reset HMAC keys.
     pub reset_keys: crate::reset_tokens::KeySource,
+    /// Seals and opens TOTP secrets (AES-256-GCM under `TOTP_ENCRYPTION_KEY`).
+    pub totp_sealer: Arc<crate::totp_seal::TotpSealer>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -115,7 +117,13 @@ impl AppState {
             None => None,
         };
         let reset_keys = config.reset_key_source();
+        let (totp_key, previous_totp_keys) = config.totp_keys()?;
+        if config.totp_encryption_key.is_none() {
+            tracing::warn!("TOTP_ENCRYPTION_KEY is not set: TOTP secrets are sealed with a key of this process only and do not open after a restart");
+        }
+        let totp_sealer = Arc::new(crate::totp_seal::TotpSealer::new(totp_key, &previous_totp_keys));
         Ok(Self {
+            totp_sealer,
             mailer,
             sms,
             breach,

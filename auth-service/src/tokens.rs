@@ -70,6 +70,8 @@ pub enum TokenError {
     Expired,
     #[error("token not yet valid")]
     NotYetValid,
+    #[error("token lifetime (exp - iat) exceeds {ADMIN_TOKEN_MAX_LIFETIME_SECS} seconds")]
+    LifetimeTooLong,
 }
 
 /// Signing an access token failed (a broken key; never caller input).
@@ -150,6 +152,83 @@ pub fn verify_access(
     }
     if claims.nbf - rules.leeway_secs > now {
         return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+/// The longest lifetime (`exp - iat`) an admin token may have: operator tokens are minted per call.
+pub const ADMIN_TOKEN_MAX_LIFETIME_SECS: i64 = 900;
+
+/// Claims of a token presented to the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AdminClaims {
+    /// `ops:<actor>` for an operator token minted by suma; a user id for a user's own token.
+    pub sub: String,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at; with `exp` it bounds the lifetime.
+    pub iat: i64,
+    /// Not before, when present.
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    /// Token id, recorded in the audit log.
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// The session of a user's token; operator tokens have none.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// Roles; the admin API needs `admin`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl AdminClaims {
+    /// Whether the token carries the `admin` role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+/// Verifies a token presented to the admin API: RS256 only, a `kid` of the live key set, signature,
+/// issuer, audience, `exp`, `iat`, `nbf` when present, and a lifetime (`exp - iat`) of at most
+/// [`ADMIN_TOKEN_MAX_LIFETIME_SECS`]. The `typ` header may be `at+jwt` (the service's own tokens), `JWT`
+/// or absent (what a JWT library writes by default, as suma's operator tokens do); any other type is
+/// refused. The role and the session (when `sid` is present) are the caller's to check.
+pub fn verify_admin(
+    keys: &KeySet,
+    rules: &JwtRules,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<AdminClaims, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenError::Algorithm);
+    }
+    if let Some(typ) = header.typ.as_deref() {
+        if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("JWT")) {
+            return Err(TokenError::Type);
+        }
+    }
+    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
+    let key = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[&rules.issuer]);
+    validation.set_audience(&[&rules.audience]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let claims = jsonwebtoken::decode::<AdminClaims>(token, key, &validation)
+        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?
+        .claims;
+    let now = now.timestamp();
+    if claims.exp + rules.leeway_secs <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.iat - rules.leeway_secs > now || claims.nbf.is_some_and(|nbf| nbf - rules.leeway_secs > now) {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.exp - claims.iat > ADMIN_TOKEN_MAX_LIFETIME_SECS {
+        return Err(TokenError::LifetimeTooLong);
     }
     Ok(claims)
 }

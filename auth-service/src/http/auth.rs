@@ -335,6 +335,7 @@ pub async fn login(
             return Err(Error::InvalidCredentials);
         }
     };
+    refuse_if_admin_locked(&state, &meta, &user).await?;
     state.cache.login_succeeded(&account).await?;
     if !user.email_verified && cfg.email_verification == crate::config::EmailVerification::Required {
         m.login_failures.with_label_values(&["email_not_verified"]).inc();
@@ -372,6 +373,32 @@ pub async fn login(
     }
     let response = start_session(&state, &meta, &user).await?;
     Ok(Json(LoginResponse::Tokens(response)))
+}
+
+/// Refuses a user under an administrator's lock with the answer of the failed-login lockout (429
+/// `account_locked`). Called only once the password is verified, so the lock reveals nothing to whoever
+/// does not hold the password: a wrong password gets the usual 401.
+pub(crate) async fn refuse_if_admin_locked(
+    state: &AppState,
+    meta: &ClientMeta,
+    user: &crate::store::postgres::User,
+) -> Result<()> {
+    let now = state.now();
+    let Some(lock) = user.admin_lock(now) else {
+        return Ok(());
+    };
+    let retry_after = match lock.until {
+        // Rounded up: a client that waits this long finds the lock over.
+        Some(until) => ((until - now).num_milliseconds() + 999).div_euclid(1000).max(1) as u64,
+        // Until unlocked: the failed-login lockout's duration, so the answer looks like any lockout.
+        None => state.config.lockout_duration,
+    };
+    state.metrics.login_failures.with_label_values(&["locked"]).inc();
+    let mut event = audit(meta, "login", "locked");
+    event.user_id = Some(user.id);
+    event.metadata = json!({ "account": account_key(&user.email), "admin_lock": true });
+    state.audit(event).await;
+    Err(Error::Locked { retry_after })
 }
 
 /// Creates a session for a user who passed every factor: Redis session, first refresh token of its

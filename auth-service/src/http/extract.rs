@@ -95,17 +95,21 @@ pub struct AuthUser {
     pub session_id: Uuid,
 }
 
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or(Error::Unauthorized)?;
+        let token = bearer(parts).ok_or(Error::Unauthorized)?;
         let keys = state.keys.current();
         let claims = verify_access(&keys, &state.jwt, token, state.now()).map_err(|e: TokenError| {
             tracing::debug!(reason = %e, "access token refused");
@@ -113,38 +117,50 @@ impl FromRequestParts<AppState> for AuthUser {
         })?;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthorized)?;
         let session_id = Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthorized)?;
-        match state
-            .cache
-            .touch_session(session_id, state.now(), state.timeouts)
-            .await?
-        {
-            SessionState::Alive { user_id: owner } if owner == user_id => Ok(Self { user_id, session_id }),
-            ended @ (SessionState::IdleTimeout | SessionState::AbsoluteTimeout) => {
-                // The session just ended; its refresh tokens must not outlive it.
-                state
-                    .db
-                    .revoke_family(session_id, "session_timeout", state.now())
-                    .await?;
-                let meta = ClientMeta::from_request_parts(parts, state).await?;
-                let reason = if ended == SessionState::IdleTimeout {
-                    "idle_timeout"
-                } else {
-                    "absolute_timeout"
-                };
-                state
-                    .audit(AuditEvent {
-                        user_id: Some(user_id),
-                        event: "session_expired",
-                        result: reason,
-                        ip: meta.ip,
-                        user_agent: meta.user_agent,
-                        request_id: meta.request_id,
-                        metadata: serde_json::json!({ "session_id": session_id }),
-                    })
-                    .await;
-                Err(Error::Unauthorized)
-            }
-            _ => Err(Error::Unauthorized),
+        check_session(parts, state, user_id, session_id).await?;
+        Ok(Self { user_id, session_id })
+    }
+}
+
+/// Checks (and slides) a token's session: alive and owned by `user_id`, else `Unauthorized`. A session
+/// found timed out is ended for good: its refresh tokens are revoked and the expiry audited.
+pub(crate) async fn check_session(
+    parts: &mut Parts,
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<(), Error> {
+    match state
+        .cache
+        .touch_session(session_id, state.now(), state.timeouts)
+        .await?
+    {
+        SessionState::Alive { user_id: owner } if owner == user_id => Ok(()),
+        ended @ (SessionState::IdleTimeout | SessionState::AbsoluteTimeout) => {
+            // The session just ended; its refresh tokens must not outlive it.
+            state
+                .db
+                .revoke_family(session_id, "session_timeout", state.now())
+                .await?;
+            let meta = ClientMeta::from_request_parts(parts, state).await?;
+            let reason = if ended == SessionState::IdleTimeout {
+                "idle_timeout"
+            } else {
+                "absolute_timeout"
+            };
+            state
+                .audit(AuditEvent {
+                    user_id: Some(user_id),
+                    event: "session_expired",
+                    result: reason,
+                    ip: meta.ip,
+                    user_agent: meta.user_agent,
+                    request_id: meta.request_id,
+                    metadata: serde_json::json!({ "session_id": session_id }),
+                })
+                .await;
+            Err(Error::Unauthorized)
         }
+        _ => Err(Error::Unauthorized),
     }
 }

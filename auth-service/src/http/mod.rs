@@ -3,6 +3,7 @@
 //! and (only when enabled) fault injection on the API routes.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router {
     ];
     let mut router = Router::new()
         .merge(api)
+        // Outside fault injection: the incident runbook must work while a canary drill injects faults.
+        .merge(admin::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

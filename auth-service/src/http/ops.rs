@@ -242,7 +242,7 @@ pub async fn introspect(
     Ok(Json(answer))
 }
 
-fn reason(error: &TokenError) -> &'static str {
+pub(crate) fn reason(error: &TokenError) -> &'static str {
     match error {
         TokenError::Malformed => "malformed",
         TokenError::Algorithm => "algorithm_not_accepted",
@@ -250,6 +250,7 @@ fn reason(error: &TokenError) -> &'static str {
         TokenError::UnknownKid => "unknown_kid",
         TokenError::Expired => "expired",
         TokenError::NotYetValid => "not_yet_valid",
+        TokenError::LifetimeTooLong => "lifetime_too_long",
         TokenError::Invalid(kind) => match kind.split('(').next().unwrap_or_default() {
             "InvalidSignature" => "invalid_signature",
             "InvalidIssuer" => "invalid_issuer",

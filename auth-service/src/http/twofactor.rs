@@ -161,7 +161,8 @@ async fn check_factor(state: &AppState, user_id: Uuid, code: &str) -> Result<Opt
         return Ok(None);
     }
     let now = state.now();
-    if let Some(step) = totp::verify(&cred.secret, code, now.timestamp(), cred.last_used_step) {
+    let secret = totp_secret(state, user_id, &cred).await?;
+    if let Some(step) = totp::verify(&secret, code, now.timestamp(), cred.last_used_step) {
         if state.db.use_totp_step(user_id, step).await? {
             return Ok(Some("totp"));
         }
@@ -177,6 +178,29 @@ async fn check_factor(state: &AppState, user_id: Uuid, code: &str) -> Result<Opt
         }
     }
     Ok(None)
+}
+
+/// Opens a user's stored TOTP secret. A secret stored in clear (enrolled before secrets were encrypted)
+/// or sealed with an older key is sealed again with the newest key on the way, so every secret in use
+/// ends up encrypted under the current key without a batch job.
+pub async fn totp_secret(
+    state: &AppState,
+    user_id: Uuid,
+    cred: &crate::store::accounts::TotpCredential,
+) -> Result<Vec<u8>> {
+    let (secret, reseal) = state
+        .totp_sealer
+        .open(user_id, &cred.stored_secret, cred.format)
+        .map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context(format!("cannot open the TOTP secret of user `{user_id}`")))
+        })?;
+    if reseal {
+        let sealed = state.totp_sealer.seal(user_id, &secret);
+        if state.db.reseal_totp(user_id, &cred.stored_secret, &sealed).await? {
+            tracing::info!(user_id = %user_id, key_id = %state.totp_sealer.current_key_id(), "TOTP secret sealed with the current key");
+        }
+    }
+    Ok(secret)
 }
 
 /// Counts a second-factor attempt against the account's lockout; `Err(Locked)` when locked.
@@ -241,7 +265,8 @@ pub async fn require_second_factor(
 pub async fn totp_setup(State(state): State<AppState>, user: AuthUser) -> Result<Json<TotpSetupResponse>> {
     let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
     let secret = totp::new_secret();
-    if !state.db.begin_totp(user.user_id, &secret, state.now()).await? {
+    let sealed = state.totp_sealer.seal(user.user_id, &secret);
+    if !state.db.begin_totp(user.user_id, &sealed, state.now()).await? {
         return Err(Error::Conflict);
     }
     Ok(Json(TotpSetupResponse {
@@ -273,7 +298,8 @@ pub async fn totp_confirm(
         .ok_or(Error::NotFound)?;
     gate(&state, &row.email).await?;
     let now = state.now();
-    let Some(step) = totp::verify(&cred.secret, &req.code, now.timestamp(), None) else {
+    let secret = totp_secret(&state, user.user_id, &cred).await?;
+    let Some(step) = totp::verify(&secret, &req.code, now.timestamp(), None) else {
         failed(&state, &row.email).await?;
         return Err(Error::SecondFactor("invalid_code"));
     };
@@ -481,6 +507,8 @@ pub async fn verify(
         state.audit(event).await;
         return Err(Error::SecondFactor("invalid_code"));
     };
+    // A lock put on while the challenge was open holds.
+    crate::http::auth::refuse_if_admin_locked(&state, &meta, &user).await?;
     // Exactly one request completes a challenge, even if two carry valid codes at once.
     if !state.cache.finish_challenge(req.challenge_id).await? {
         return Err(Error::InvalidToken);

@@ -224,50 +224,74 @@ impl Db {
     }
 }
 
-/// A user's TOTP credential.
+/// A user's TOTP credential as stored.
 #[derive(Debug, Clone)]
 pub struct TotpCredential {
-    /// The shared secret.
-    pub secret: Vec<u8>,
+    /// The shared secret as stored: sealed, or in clear for rows from before encryption (see `format`).
+    pub stored_secret: Vec<u8>,
+    /// `secret_format`: 0 in clear, 1 sealed ([`crate::totp_seal::SecretFormat`]).
+    pub format: i16,
     /// Whether a first valid code confirmed it (only then is it enforced).
     pub confirmed: bool,
     /// The last accepted time step.
     pub last_used_step: Option<i64>,
 }
 
-/// `secret, confirmed_at, last_used_step` of `totp_credentials`.
-type TotpRow = (Vec<u8>, Option<DateTime<Utc>>, Option<i64>);
+/// `secret, secret_format, confirmed_at, last_used_step` of `totp_credentials`.
+type TotpRow = (Vec<u8>, i16, Option<DateTime<Utc>>, Option<i64>);
 
 impl Db {
     /// The TOTP credential of a user, if any.
     pub async fn totp_credential(&self, user_id: Uuid) -> Result<Option<TotpCredential>, sqlx::Error> {
-        let row: Option<TotpRow> =
-            sqlx::query_as("SELECT secret, confirmed_at, last_used_step FROM totp_credentials WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(row.map(|(secret, confirmed_at, last_used_step)| TotpCredential {
-            secret,
-            confirmed: confirmed_at.is_some(),
-            last_used_step,
-        }))
+        let row: Option<TotpRow> = sqlx::query_as(
+            "SELECT secret, secret_format, confirmed_at, last_used_step FROM totp_credentials WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(
+            row.map(|(stored_secret, format, confirmed_at, last_used_step)| TotpCredential {
+                stored_secret,
+                format,
+                confirmed: confirmed_at.is_some(),
+                last_used_step,
+            }),
+        )
     }
 
-    /// Starts (or restarts) an enrolment with a new secret; false when a confirmed credential exists.
-    pub async fn begin_totp(&self, user_id: Uuid, secret: &[u8], now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    /// Starts (or restarts) an enrolment with a new secret, already sealed; false when a confirmed
+    /// credential exists.
+    pub async fn begin_totp(&self, user_id: Uuid, sealed: &[u8], now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
         Ok(sqlx::query(
-            "INSERT INTO totp_credentials (user_id, secret, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = EXCLUDED.created_at,
-               last_used_step = NULL
+            "INSERT INTO totp_credentials (user_id, secret, secret_format, created_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, secret_format = 1,
+               created_at = EXCLUDED.created_at, last_used_step = NULL
              WHERE totp_credentials.confirmed_at IS NULL",
         )
         .bind(user_id)
-        .bind(secret)
+        .bind(sealed)
         .bind(now)
         .execute(self.pool())
         .await?
         .rows_affected()
             == 1)
+    }
+
+    /// Replaces a stored secret (in clear, or sealed with an older key) with the same secret sealed under
+    /// the newest key; only if the row still holds `old`, so a concurrent re-enrolment is never undone.
+    pub async fn reseal_totp(&self, user_id: Uuid, old: &[u8], sealed: &[u8]) -> Result<bool, sqlx::Error> {
+        Ok(
+            sqlx::query(
+                "UPDATE totp_credentials SET secret = $3, secret_format = 1 WHERE user_id = $1 AND secret = $2",
+            )
+            .bind(user_id)
+            .bind(old)
+            .bind(sealed)
+            .execute(self.pool())
+            .await?
+            .rows_affected()
+                == 1,
+        )
     }
 
     /// Confirms an enrolment at `step` and stores the recovery codes' hashes (replacing any); false when

@@ -2,6 +2,7 @@
 //! and lockout counters.
 
 pub mod accounts;
+pub mod admin;
 pub mod gdpr;
 pub mod postgres;
 pub mod redis;

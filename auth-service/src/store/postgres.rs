@@ -19,6 +19,30 @@ pub struct User {
     pub password_hash: String,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
+    /// Set while an administrator's lock is on (see [`User::admin_lock`]).
+    #[sqlx(default)]
+    pub locked_at: Option<DateTime<Utc>>,
+    /// End of an administrator's lock; `None` with `locked_at` set means until unlocked.
+    #[sqlx(default)]
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// An administrator's lock in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminLock {
+    /// When it ends; `None` until unlocked.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// The administrator's lock on the account at `now`, if one is in force.
+    pub fn admin_lock(&self, now: DateTime<Utc>) -> Option<AdminLock> {
+        self.locked_at?;
+        match self.locked_until {
+            Some(until) if until <= now => None,
+            until => Some(AdminLock { until }),
+        }
+    }
 }
 
 /// Everything recorded about an authentication event.
@@ -177,7 +201,7 @@ impl Db {
     /// The live user with this (normalised) email.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, email, password_hash, email_verified, created_at
+            "SELECT id, email, password_hash, email_verified, created_at, locked_at, locked_until
              FROM users WHERE email = $1 AND deleted_at IS NULL",
         )
         .bind(email)
@@ -188,7 +212,7 @@ impl Db {
     /// The live user with this id.
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, email, password_hash, email_verified, created_at
+            "SELECT id, email, password_hash, email_verified, created_at, locked_at, locked_until
              FROM users WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)

@@ -108,6 +108,21 @@ pub const PROFILE_TTL: Duration = Duration::from_secs(30);
 /// session as timed out (and audit it) rather than missing, and the TTL still cleans up abandoned ones.
 const EXPIRY_SLACK: Duration = Duration::from_secs(300);
 
+/// Keys asked of Redis per `SCAN` step when ending every session.
+const SCAN_BATCH: usize = 500;
+
+/// Escapes the glob characters of a key prefix for `SCAN MATCH`.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Whether a login attempt may proceed to password verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -388,6 +403,56 @@ impl Cache {
         keys.push(index);
         let deleted: u64 = c.del(&keys).await?;
         Ok(deleted.saturating_sub(1))
+    }
+
+    /// Ends every session of every user: `SCAN` over this prefix's session keys and `UNLINK` in batches
+    /// (never `KEYS`, which blocks Redis for the whole key space), then the per-user session indexes the
+    /// same way. Returns the ids of the sessions ended. A session created while the scan runs may
+    /// survive; the admin API documents that a second call catches it.
+    pub async fn delete_every_session(&self) -> redis::RedisResult<Vec<Uuid>> {
+        let mut ended = Vec::new();
+        let prefix = glob_escape(&self.prefix);
+        let session_prefix = self.key(&["session", ""]);
+        for pattern in [format!("{prefix}session:*"), format!("{prefix}user_sessions:*")] {
+            let mut c = self.conn.clone();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_BATCH)
+                    .query_async(&mut c)
+                    .await?;
+                if !keys.is_empty() {
+                    let removed: Vec<i64> = {
+                        let mut pipe = redis::pipe();
+                        for key in &keys {
+                            pipe.cmd("UNLINK").arg(key);
+                        }
+                        pipe.query_async(&mut c).await?
+                    };
+                    for (key, removed) in keys.iter().zip(removed) {
+                        // Only keys this call removed count, so two concurrent calls never count one
+                        // session twice.
+                        if removed == 1 {
+                            if let Some(id) = key
+                                .strip_prefix(&session_prefix)
+                                .and_then(|id| Uuid::parse_str(id).ok())
+                            {
+                                ended.push(id);
+                            }
+                        }
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(ended)
     }
 
     /// The cached profile of a user (a JSON document), if any.

@@ -17,6 +17,9 @@ use sqlx::PgPool;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
+/// The tests' TOTP encryption key (base64 of the 32 bytes `test-totp-encryption-key-32bytes`).
+pub const TOTP_KEY: &str = "dGVzdC10b3RwLWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM=";
+
 /// A password that passes the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -235,6 +238,8 @@ pub fn config(keys_dir: &Path) -> Config {
         "https://app.test",
         "--reset-token-keys",
         "t1:dGVzdC1yZXNldC1rZXktdGhhdC1pcy1sb25nLWVub3VnaC0xMjM0NQ",
+        "--totp-encryption-key",
+        TOTP_KEY,
     ])
     .unwrap();
     cfg.rate_limit_login_per_ip = 1000;

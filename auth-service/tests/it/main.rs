@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod admin;
 mod cli;
 mod gdpr;
 mod jwt;

@@ -10,18 +10,21 @@ use sqlx::PgPool;
 
 use crate::common::{link_token, s, serve_stub, unique_email, wait_mail, TestApp, PASSWORD};
 
-/// The current TOTP code of the user's credential at the app's clock.
-async fn current_code(app: &TestApp) -> String {
-    let secret: Vec<u8> = sqlx::query_scalar("SELECT secret FROM totp_credentials")
-        .fetch_one(app.state.db.pool())
-        .await
-        .unwrap();
+/// The current TOTP code of the user's credential at the app's clock. The stored secret is sealed, so
+/// it is opened with the service's own sealer (the test configuration's `TOTP_ENCRYPTION_KEY`).
+pub(crate) async fn current_code(app: &TestApp) -> String {
+    let (user_id, stored, format): (uuid::Uuid, Vec<u8>, i16) =
+        sqlx::query_as("SELECT user_id, secret, secret_format FROM totp_credentials")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+    let (secret, _) = app.state.totp_sealer.open(user_id, &stored, format).unwrap();
     let step = auth_service::totp::step_of(app.clock.now().timestamp());
     auth_service::totp::code_at(&secret, step)
 }
 
 /// Signs up, enables TOTP; returns (access token, recovery codes).
-async fn enrolled(app: &TestApp, email: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrolled(app: &TestApp, email: &str) -> (String, Vec<String>) {
     let login = app.signed_in(email).await;
     let access = s(&login, "access_token").to_owned();
     let setup = app
@@ -322,4 +325,109 @@ async fn disabling_needs_the_password_and_a_second_factor(pool: PgPool) {
             .len(),
         2
     );
+}
+
+/// The stored row of the (only) TOTP credential: (user, secret as stored, format).
+async fn stored_totp(app: &TestApp) -> (uuid::Uuid, Vec<u8>, i16) {
+    sqlx::query_as("SELECT user_id, secret, secret_format FROM totp_credentials")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn totp_secrets_are_sealed_at_rest(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("sealed");
+    let login = app.signed_in(&email).await;
+    let setup = app
+        .call(
+            Method::POST,
+            "/api/auth/2fa/totp/setup",
+            None,
+            Some(s(&login, "access_token")),
+        )
+        .await;
+    assert_eq!(setup.status, StatusCode::OK);
+    let (user, stored, format) = stored_totp(&app).await;
+    assert_eq!(format, 1, "sealed");
+    assert_eq!(stored.len(), auth_service::totp_seal::SEALED_LEN);
+    let (secret, reseal) = app.state.totp_sealer.open(user, &stored, format).unwrap();
+    assert!(!reseal);
+    assert_eq!(auth_service::totp::base32(&secret), s(&setup.body, "secret"));
+    assert!(
+        !stored.windows(secret.len()).any(|w| w == secret.as_slice()),
+        "the plaintext secret is not in the row"
+    );
+    let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, '|') FROM totp_credentials t")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert!(!dump.contains(&hex::encode(&secret)));
+
+    // The sealed secret still drives enrolment and a 2FA login.
+    let confirm = app
+        .call(
+            Method::POST,
+            "/api/auth/2fa/totp/confirm",
+            Some(json!({ "code": current_code(&app).await })),
+            Some(s(&login, "access_token")),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{:?}", confirm.body);
+    app.clock.advance(chrono::Duration::seconds(30));
+    let c = challenge(&app, &email).await;
+    let res = verify(&app, &c, &current_code(&app).await).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+}
+
+#[sqlx::test]
+async fn plaintext_secrets_from_before_encryption_work_and_are_sealed_on_use(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("legacy");
+    enrolled(&app, &email).await;
+    // What a row written before the encryption migration looks like: the raw secret, format 0.
+    let (user, stored, format) = stored_totp(&app).await;
+    let (secret, _) = app.state.totp_sealer.open(user, &stored, format).unwrap();
+    sqlx::query("UPDATE totp_credentials SET secret = $1, secret_format = 0")
+        .bind(&secret)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+
+    app.clock.advance(chrono::Duration::seconds(30));
+    let c = challenge(&app, &email).await;
+    let res = verify(&app, &c, &current_code(&app).await).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    let (_, resealed, format) = stored_totp(&app).await;
+    assert_eq!(format, 1, "sealed on first use");
+    assert_eq!(app.state.totp_sealer.open(user, &resealed, 1).unwrap(), (secret, false));
+}
+
+#[sqlx::test]
+async fn a_rotated_totp_key_opens_old_secrets_and_reseals_them(pool: PgPool) {
+    use base64::Engine as _;
+    let before = TestApp::new(pool.clone()).await;
+    let email = unique_email("rotate");
+    enrolled(&before, &email).await;
+
+    let new_key = [0x5au8; 32];
+    let after = TestApp::with(pool, |cfg| {
+        cfg.totp_encryption_key = Some(base64::engine::general_purpose::STANDARD.encode(new_key));
+        cfg.totp_encryption_previous_keys = Some(crate::common::TOTP_KEY.to_owned());
+    })
+    .await;
+    after.clock.advance(chrono::Duration::seconds(60));
+    let c = challenge(&after, &email).await;
+    let res = verify(&after, &c, &current_code(&after).await).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    let (_, stored, _) = stored_totp(&after).await;
+    assert_eq!(
+        &stored[1..9],
+        &auth_service::totp_seal::key_id(&new_key),
+        "sealed again with the newest key"
+    );
+    // The old key alone no longer opens it.
+    let (user, stored, format) = stored_totp(&before).await;
+    assert!(before.state.totp_sealer.open(user, &stored, format).is_err());
 }
