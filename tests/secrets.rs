@@ -333,6 +333,114 @@ async fn alternating_users_flip_between_the_role_and_its_clone_and_keep_the_prev
         .expect("the previous credentials still work");
 }
 
+/// An RDS instance of the test's own on moto, with `password` for its master user `auth_admin`.
+async fn rds_instance(password: &str) -> String {
+    sandbox_var("AWS_ENDPOINT_URL");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let id = unique("master");
+    aws_sdk_rds::Client::new(&config)
+        .create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("auth_admin")
+        .master_user_password(password)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+// moto runs no database behind an RDS instance: it keeps a new master password unchecked, shows no pending
+// modification and nothing can log in with it. So these tests stop the rotation right after `set` (and abort
+// it), and show the configured instance is the one called; the `test` step's connection is the one the
+// `admin_secret` tests exercise against the real PostgreSQL.
+#[tokio::test]
+async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
+    let client = secrets_client().await;
+    let password = "initial-master-password-0123";
+    let instance = rds_instance(password).await;
+    let id = format!("/suma-test/{}/db-password", unique("master"));
+    let mut value: Value = serde_json::from_str(&credentials("auth_admin", password)).unwrap();
+    value["dbInstanceIdentifier"] = instance.clone().into();
+    create(&client, &id, &value.to_string()).await;
+    let original = current(&client, &id).await;
+    let original_version = holder(&labels(&client, &id).await, "AWSCURRENT");
+    let fleet = fleet_with_lease(
+        serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": instance}}]),
+        Some("2s"),
+    );
+
+    let crashed = run(fleet
+        .suma(&["secrets", "rotate", "db-password", "--yes"])
+        .env("SUMA_FAULT_CRASH_AFTER_STEP", "set"));
+    assert_ne!(crashed.code, 0, "{}", crashed.stderr);
+    // The dead holder's lease runs out (2 s, whole seconds) before anyone may take the lock over.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let out = run(fleet.suma(&[
+        "secrets",
+        "rotate",
+        "db-password",
+        "--abort",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rotation = &json(&out)["rotations"][0];
+    assert_eq!(rotation["outcome"]["outcome"], "aborted");
+    let set = &rotation["operation"]["steps"][1];
+    assert_eq!(set["name"], "set");
+    assert_eq!(set["status"], "succeeded", "{set}");
+    assert_eq!(set["facts"]["rds_instance"], instance.as_str(), "{set}");
+    assert_eq!(set["facts"]["status"], "available", "RDS applied it: {set}");
+    assert_eq!(set["facts"]["role"], "auth_admin");
+    let after = labels(&client, &id).await;
+    assert_eq!(holder(&after, "AWSCURRENT"), original_version);
+    assert_eq!(holder(&after, "AWSPENDING"), None, "{after:?}");
+    assert_eq!(current(&client, &id).await, original);
+    assert!(!out.stdout.contains(password), "no password in the journal");
+}
+
+#[tokio::test]
+async fn an_rds_master_rotation_on_an_unknown_instance_fails_at_set_and_changes_nothing() {
+    let client = secrets_client().await;
+    let id = format!("/suma-test/{}/db-password", unique("nomaster"));
+    create(&client, &id, &credentials("auth_admin", "initial-master-password")).await;
+    let before = labels(&client, &id).await;
+    let fleet =
+        fleet(serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": "no-such-instance"}}]));
+    let out = run(fleet.suma(&["secrets", "rotate", "db-password", "--yes", "--output", "json"]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rotation = &json(&out)["rotations"][0];
+    assert_eq!(rotation["outcome"]["step"], "set", "{rotation}");
+    assert!(
+        rotation["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-instance"),
+        "{rotation}"
+    );
+    let after = labels(&client, &id).await;
+    assert_eq!(holder(&after, "AWSCURRENT"), holder(&before, "AWSCURRENT"));
+    assert_eq!(holder(&after, "AWSPENDING"), None);
+
+    // Both ways of setting the password at once is a configuration error, found before any AWS call.
+    let both = fleet_with_lease(
+        serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": "x", "admin_secret": "y"}}]),
+        None,
+    );
+    let out = run(both
+        .suma(&["secrets", "rotate", "db-password", "--yes"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("exactly one of"), "{}", out.stderr);
+}
+
 #[tokio::test]
 async fn a_failing_set_step_leaves_awscurrent_unchanged_and_no_awspending() {
     let client = secrets_client().await;

@@ -107,7 +107,11 @@ pub(crate) fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> a
     }
 }
 
-pub(crate) fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession) -> anyhow::Result<Box<dyn Rotation>> {
+pub(crate) fn rotation(
+    env: &Environment,
+    secret: &ManagedSecret,
+    session: &AwsSession,
+) -> anyhow::Result<Box<dyn Rotation>> {
     Ok(match secret.kind {
         SecretKind::Random => Box::new(RandomRotation {
             spec: secret.random.clone(),
@@ -119,6 +123,9 @@ pub(crate) fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsS
                 .clone()
                 .expect("checked in `rotate`: db-password has `database`"),
             secrets: session.secret_versions(&env.primary_region),
+            rds: session.rds(&env.primary_region),
+            rds_timeout: Duration::from_secs(600),
+            rds_poll: Duration::from_secs(5),
         }),
         SecretKind::JwtSigningKey => {
             let url = secret
@@ -172,7 +179,7 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     for secret in candidates {
         if secret.kind == SecretKind::DbPassword && secret.database.is_none() {
             bail!(
-                "the `db-password` secret `{}` of `{name}` has no `database` section: suma cannot set the new password\nhint: add `database: {{ admin_secret: NAME }}` to it in the configuration",
+                "the `db-password` secret `{}` of `{name}` has no `database` section: suma cannot set the new password\nhint: add `database: {{ admin_secret: NAME }}` (or `database: {{ rds_master: INSTANCE }}` for an RDS master user) to it in the configuration",
                 secret.id
             );
         }

@@ -1,5 +1,6 @@
 //! What each kind of secret does at each step of the rotation ([`Rotation`]): `random` values, PostgreSQL
-//! role passwords (single role or two alternating roles), and the service's JWT signing key.
+//! role passwords (single role or two alternating roles, set through an admin connection, or an RDS
+//! instance's master user, set through RDS), and the service's JWT signing key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{Facts, Rotation, RotationError};
+use crate::aws::rds::{DatabaseApi, DbModification, MasterPassword};
 use crate::aws::secrets::{SecretVersionsApi, VersionRef, AWSCURRENT};
 use crate::config::{Alphabet, DbPasswordSpec, DbRotationStrategy, JwtSpec, RandomSpec};
 
@@ -143,28 +145,64 @@ pub fn alternate_user(username: &str) -> String {
         .map_or_else(|| format!("{username}_clone"), str::to_owned)
 }
 
-/// A PostgreSQL role's password, set through an admin connection.
+/// A PostgreSQL role's password, set through an admin connection (`ALTER ROLE`), or, for an RDS
+/// instance's master user (`rds_master`), through RDS ModifyDBInstance.
 pub struct DbPasswordRotation {
     pub secret_id: String,
     pub spec: DbPasswordSpec,
     pub secrets: Arc<dyn SecretVersionsApi>,
+    /// RDS in the environment's primary region (used with `rds_master`).
+    pub rds: Arc<dyn DatabaseApi>,
+    /// How long RDS may take to apply a master password, and how often to look.
+    pub rds_timeout: Duration,
+    pub rds_poll: Duration,
 }
 
 impl DbPasswordRotation {
     async fn admin(&self) -> Result<sqlx::PgConnection, RotationError> {
+        let id = self
+            .spec
+            .admin_secret
+            .as_deref()
+            .ok_or_else(|| failed("no `admin_secret` configured"))?;
         let admin = self
             .secrets
-            .value(&self.spec.admin_secret, &VersionRef::Stage(AWSCURRENT))
+            .value(id, &VersionRef::Stage(AWSCURRENT))
             .await?
-            .ok_or_else(|| {
-                failed(format!(
-                    "the admin secret `{}` has no AWSCURRENT version",
-                    self.spec.admin_secret
-                ))
-            })?;
-        DbCredentials::parse(&admin.value, &format!("the admin secret `{}`", self.spec.admin_secret))?
+            .ok_or_else(|| failed(format!("the admin secret `{id}` has no AWSCURRENT version")))?;
+        DbCredentials::parse(&admin.value, &format!("the admin secret `{id}`"))?
             .connect()
             .await
+    }
+
+    /// Sets the master user's password of `instance` and waits until RDS reports the instance
+    /// `available` again (real RDS passes through `resetting-master-credentials`).
+    async fn set_master_password(&self, instance: &str, password: &str) -> Result<Facts, RotationError> {
+        let change = DbModification {
+            master_user_password: Some(MasterPassword(password.to_owned())),
+            ..DbModification::default()
+        };
+        let answered = self.rds.modify_instance(instance, &change).await?;
+        let start = tokio::time::Instant::now();
+        // The call's own answer may predate the change: look at least once.
+        let status = loop {
+            tokio::time::sleep(self.rds_poll).await;
+            let status = self.rds.describe_instance(instance).await?.status;
+            if status == "available" {
+                break status;
+            }
+            if start.elapsed() >= self.rds_timeout {
+                return Err(failed(format!(
+                    "RDS instance `{instance}` is still `{status}` {} after its master password was changed\nhint: check the instance in the RDS console; `suma secrets rotate NAME --resume` continues",
+                    humantime::format_duration(self.rds_timeout)
+                )));
+            }
+        };
+        Ok(Facts::from([
+            ("rds_instance".to_owned(), json!(instance)),
+            ("modify_answered".to_owned(), json!(answered.status)),
+            ("status".to_owned(), json!(status)),
+        ]))
     }
 
     async fn execute(&self, sql: &str) -> Result<(), RotationError> {
@@ -192,6 +230,11 @@ impl Rotation for DbPasswordRotation {
     async fn set(&self, current: &str, pending: &str) -> Result<Facts, RotationError> {
         let current = DbCredentials::parse(current, "the current version")?;
         let pending = DbCredentials::parse(pending, "the pending version")?;
+        if let Some(instance) = &self.spec.rds_master {
+            let mut facts = self.set_master_password(instance, &pending.password).await?;
+            facts.insert("role".to_owned(), json!(pending.username));
+            return Ok(facts);
+        }
         let role = ident(&pending.username);
         if pending.username != current.username {
             // Alternating: the clone is created once, a member of the original role so it has its grants.
@@ -212,7 +255,22 @@ impl Rotation for DbPasswordRotation {
 
     async fn test(&self, pending: &str) -> Result<Facts, RotationError> {
         let pending = DbCredentials::parse(pending, "the pending version")?;
-        let mut conn = pending.connect().await?;
+        let mut conn = match pending.connect().await {
+            Ok(conn) => conn,
+            // RDS may still be applying the master password when the instance shows `available`.
+            Err(_) if self.spec.rds_master.is_some() => {
+                let start = tokio::time::Instant::now();
+                loop {
+                    tokio::time::sleep(self.rds_poll).await;
+                    match pending.connect().await {
+                        Ok(conn) => break conn,
+                        Err(e) if start.elapsed() >= self.rds_timeout => return Err(e),
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
         let (user, one): (String, i32) = sqlx::query_as("SELECT current_user::text, 1")
             .fetch_one(&mut conn)
             .await
@@ -233,6 +291,10 @@ impl Rotation for DbPasswordRotation {
     async fn undo_set(&self, current: &str, pending: &str) -> Result<(), RotationError> {
         let current = DbCredentials::parse(current, "the current version")?;
         let pending = DbCredentials::parse(pending, "the pending version")?;
+        if let Some(instance) = &self.spec.rds_master {
+            self.set_master_password(instance, &current.password).await?;
+            return Ok(());
+        }
         if pending.username == current.username {
             // Single role: its password goes back to the one AWSCURRENT holds.
             self.execute(&format!(
