@@ -44,7 +44,7 @@ impl Demo<'_> {
             .ok_or_else(|| format!("{name} `{url}` has no port"))
     }
 
-    fn suma_cmd(&self, config: Option<&Path>, args: &[&str]) -> Command {
+    pub(crate) fn suma_cmd(&self, config: Option<&Path>, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.suma);
         if let Some(config) = config {
             cmd.arg("--config").arg(config);
@@ -56,7 +56,7 @@ impl Demo<'_> {
     }
 
     /// Runs `suma ARGS` in view, under a title; returns its exit code.
-    fn show(&self, title: &str, config: Option<&Path>, args: &[&str], extra: &[(&str, &str)]) -> Result<i32> {
+    pub(crate) fn show(&self, title: &str, config: Option<&Path>, args: &[&str], extra: &[(&str, &str)]) -> Result<i32> {
         println!("\n=== {title}: suma {}", args.join(" "));
         let status = self
             .suma_cmd(config, args)
@@ -66,7 +66,7 @@ impl Demo<'_> {
         Ok(status.code().unwrap_or(-1))
     }
 
-    fn expect(&self, title: &str, config: Option<&Path>, args: &[&str], extra: &[(&str, &str)]) -> Result<()> {
+    pub(crate) fn expect(&self, title: &str, config: Option<&Path>, args: &[&str], extra: &[(&str, &str)]) -> Result<()> {
         match self.show(title, config, args, extra)? {
             0 => Ok(()),
             code => Err(format!("`suma {}` exited {code}", args.join(" "))),
@@ -298,13 +298,16 @@ impl Drop for StreamingReplica {
 pub fn dr_demo(demo: &Demo<'_>) -> Result<()> {
     let nonce = nonce()?;
     let config = demo.dir.join("demo-dr.yaml");
-    println!("\n=== DR: seeding the environment `demo-dr-{nonce}` (both regions, RDS primary and cross-region replica, Route 53 failover records)");
     let env = demo.seed(
         "dr",
         &config,
         &nonce[..6],
         &[demo.var("AUTH_URL")?, demo.var("PROMETHEUS_URL")?],
     )?;
+    println!(
+        "\n=== DR on `{env}`, seeded for this run (both regions, RDS primary and cross-region replica, Route 53 \
+         failover records), its replica lag measured on a streaming replica of the sandbox's PostgreSQL"
+    );
     let pg_bin = crate::sandbox::ensure_postgres()?;
     let replica = StreamingReplica::start(&pg_bin, &demo.dir.join("demo-replica"), demo.port_of("DATABASE_URL")?)?;
     let replica_url = replica.url();
