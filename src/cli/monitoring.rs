@@ -1,15 +1,52 @@
-//! Command-line types of `suma monitoring` (placeholder until the command is built).
+//! Command-line types of `suma monitors` and `suma dashboards`.
 
-use clap::Subcommand;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::MutationArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorsCommand {
-    /// Not built yet
-    Placeholder,
+    /// What `apply` would change: create, update (field by field), unchanged, conflict, orphan
+    Diff(DiffArgs),
+    /// Create or update the environment's monitors from the templates (only what differs)
+    Apply(ApplyArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DashboardsCommand {
-    /// Not built yet
-    Placeholder,
+    /// What `apply` would change: create, update (field by field), unchanged, conflict, orphan
+    Diff(DiffArgs),
+    /// Create or update the environment's dashboards from the templates (only what differs)
+    Apply(ApplyArgs),
+}
+
+/// Where the templates are.
+#[derive(Debug, Clone, Args)]
+pub struct TemplatesArg {
+    /// Directory holding `monitors/*.yaml` and `dashboards/*.json` [default: `templates/datadog` beside the
+    /// configuration file, else in the current directory]
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// Exit 1 when anything differs (like `git diff --exit-code`)
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// Also delete what suma manages in this environment but no template defines any more
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }

@@ -1,7 +1,13 @@
 //! Datadog through `datadog-api-client`, the only module that imports it: the metric queries that gate a
 //! canary (v1 `/api/v1/query`), the monitors that must not already be alerting when one starts
-//! (`/api/v1/monitor`), the monitors compliance checks require (same endpoint), and deployment events
-//! (`/api/v1/events`).
+//! (`/api/v1/monitor`), the monitors compliance checks require (same endpoint), events (`/api/v1/events`),
+//! and the monitors and dashboards `suma monitors|dashboards apply` manage (`/api/v1/monitor`,
+//! `/api/v1/dashboard`), muted and unmuted by runbooks (`/api/v1/monitor/{id}/mute`, `/unmute`: the client
+//! has no call for these, so they go over the same HTTP stack by hand).
+//!
+//! Monitors and dashboards cross this module as JSON in the API's own shape ([`serde_json::Value`]), put
+//! through the client's typed models on the way in and out ([`canonical_monitor`],
+//! [`canonical_dashboard`]): what is compared is what the client would send and what it read back.
 //!
 //! The generated client keeps only the status and body of a failed response, but a 429's back-off lives in
 //! its headers. [`RateLimitHeaders`], a middleware on the client's own HTTP stack, reads them from the very
@@ -13,15 +19,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use datadog_api_client::datadog::{self, APIKey, Configuration};
+use datadog_api_client::datadogV1::api_dashboards::{DashboardsAPI, ListDashboardsOptionalParams};
 use datadog_api_client::datadogV1::api_events::EventsAPI;
 use datadog_api_client::datadogV1::api_metrics::MetricsAPI;
 use datadog_api_client::datadogV1::api_monitors::{ListMonitorsOptionalParams, MonitorsAPI};
 use datadog_api_client::datadogV1::model::{
-    EventAlertType, EventCreateRequest, MetricsQueryResponse, Monitor, MonitorOverallStates,
+    Dashboard, EventAlertType, EventCreateRequest, MetricsQueryResponse, Monitor, MonitorOverallStates,
+    MonitorUpdateRequest,
 };
 use reqwest::header::HeaderMap;
-use reqwest_middleware::{ClientBuilder, Middleware, Next};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::{MetricError, MetricSource};
 use crate::config::DatadogConfig;
@@ -95,6 +104,11 @@ pub struct Datadog {
     metrics: MetricsAPI,
     monitors: MonitorsAPI,
     events: EventsAPI,
+    dashboards: DashboardsAPI,
+    /// The client's HTTP stack, for the calls the client lacks (mute, unmute).
+    http: ClientWithMiddleware,
+    api_key: String,
+    app_key: String,
     /// `https://api.datadoghq.eu`: where requests go, for messages.
     endpoint: String,
     /// The range a metric query looks back over (the canary policy's `window`).
@@ -173,7 +187,11 @@ impl Datadog {
         Ok(Self {
             metrics: MetricsAPI::with_client_and_config(config.clone(), client.clone()),
             monitors: MonitorsAPI::with_client_and_config(config.clone(), client.clone()),
-            events: EventsAPI::with_client_and_config(config, client),
+            events: EventsAPI::with_client_and_config(config.clone(), client.clone()),
+            dashboards: DashboardsAPI::with_client_and_config(config, client.clone()),
+            http: client,
+            api_key: api_key.trim().to_owned(),
+            app_key: app_key.trim().to_owned(),
             endpoint,
             window,
         })
@@ -246,6 +264,19 @@ impl Datadog {
         tags: &[String],
         alert_type: EventAlert,
     ) -> Result<(), MetricError> {
+        self.event(title, text, alert_type, tags).await
+    }
+
+    /// Posts an event to the event stream: `title`, `text` (cut to Datadog's 4,000 characters), its kind
+    /// (the colour Datadog shows) and `tags` (give the environment's tags so the event is found beside its
+    /// monitors). Needs the API key only.
+    pub async fn event(
+        &self,
+        title: &str,
+        text: &str,
+        alert_type: EventAlert,
+        tags: &[String],
+    ) -> Result<(), MetricError> {
         let text = if text.chars().count() > MAX_EVENT_TEXT {
             let mut t: String = text.chars().take(MAX_EVENT_TEXT - 1).collect();
             t.push('…');
@@ -267,6 +298,302 @@ impl Datadog {
             .await
             .map(drop)
             .map_err(|e| from_client(e, &format!("posting event `{title}` to {}", self.endpoint)))
+    }
+}
+
+/// A monitor as Datadog holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemoteMonitor {
+    pub id: i64,
+    pub name: String,
+    pub tags: Vec<String>,
+    /// The whole monitor in the API's shape, server-owned fields (`id`, `created`, `overall_state`, ...)
+    /// included.
+    pub definition: Value,
+}
+
+/// A dashboard in Datadog's list: enough to recognise a managed one without reading it whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DashboardListing {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+}
+
+/// Which monitor a runbook means: Datadog's id, or its exact name (which must then be unique).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorRef {
+    Id(i64),
+    Name(String),
+}
+
+impl std::fmt::Display for MonitorRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "#{id}"),
+            Self::Name(name) => write!(f, "`{name}`"),
+        }
+    }
+}
+
+/// `definition` put through the client's `Monitor` model and back: the JSON suma would send, or why it does
+/// not fit (a missing `query`, an unknown `type`, a threshold that is not a number...).
+pub fn canonical_monitor(definition: &Value) -> Result<Value, String> {
+    let monitor: Monitor = serde_json::from_value(definition.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(&monitor).map_err(|e| e.to_string())
+}
+
+/// `definition` put through the client's `Dashboard` model and back (see [`canonical_monitor`]).
+pub fn canonical_dashboard(definition: &Value) -> Result<Value, String> {
+    let dashboard: Dashboard = serde_json::from_value(definition.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(&dashboard).map_err(|e| e.to_string())
+}
+
+fn remote_monitor(m: Monitor) -> RemoteMonitor {
+    let definition = serde_json::to_value(&m).unwrap_or(Value::Null);
+    RemoteMonitor {
+        id: m.id.unwrap_or_default(),
+        name: m.name.unwrap_or_default(),
+        tags: m.tags.unwrap_or_default(),
+        definition,
+    }
+}
+
+fn unfit(what: &str, e: serde_json::Error) -> MetricError {
+    failed(format!("the {what} does not fit Datadog's model: {e}"))
+}
+
+/// Monitors and dashboards: what `suma monitors|dashboards` and runbooks change.
+impl Datadog {
+    async fn monitor_pages(&self, name: Option<&str>, tags: &[String]) -> Result<Vec<Monitor>, MetricError> {
+        let mut found = Vec::new();
+        for page in 0..MAX_MONITOR_PAGES {
+            let mut params = ListMonitorsOptionalParams::default()
+                .page(page)
+                .page_size(MONITOR_PAGE_SIZE);
+            if let Some(name) = name {
+                params = params.name(name.to_owned());
+            }
+            if !tags.is_empty() {
+                params = params.monitor_tags(tags.join(","));
+            }
+            let monitors = self
+                .monitors
+                .list_monitors(params)
+                .await
+                .map_err(|e| from_client(e, &format!("listing monitors at {}", self.endpoint)))?;
+            let last_page = monitors.len() < MONITOR_PAGE_SIZE as usize;
+            found.extend(monitors);
+            if last_page {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Monitors named exactly `name`, whatever their tags (Datadog's `name` filter matches substrings, so
+    /// the list is narrowed here).
+    pub async fn monitors_named(&self, name: &str) -> Result<Vec<RemoteMonitor>, MetricError> {
+        let monitors = self.monitor_pages(Some(name), &[]).await?;
+        Ok(monitors
+            .into_iter()
+            .filter(|m| m.name.as_deref() == Some(name))
+            .map(remote_monitor)
+            .collect())
+    }
+
+    /// Every monitor carrying all of `tags`, whole.
+    pub async fn monitors_tagged(&self, tags: &[String]) -> Result<Vec<RemoteMonitor>, MetricError> {
+        let monitors = self.monitor_pages(None, tags).await?;
+        Ok(monitors
+            .into_iter()
+            .filter(|m| {
+                tags.iter()
+                    .all(|t| m.tags.as_ref().is_some_and(|have| have.contains(t)))
+            })
+            .map(remote_monitor)
+            .collect())
+    }
+
+    /// Creates a monitor from its definition (the API's JSON: `name`, `type`, `query`, `message`, `tags`,
+    /// `options`, ...).
+    pub async fn create_monitor(&self, definition: &Value) -> Result<RemoteMonitor, MetricError> {
+        let body: Monitor = serde_json::from_value(definition.clone()).map_err(|e| unfit("monitor", e))?;
+        let name = body.name.clone().unwrap_or_default();
+        self.monitors
+            .create_monitor(body)
+            .await
+            .map(remote_monitor)
+            .map_err(|e| from_client(e, &format!("creating monitor `{name}` at {}", self.endpoint)))
+    }
+
+    /// Replaces the fields of monitor `id` that `definition` sets.
+    pub async fn update_monitor(&self, id: i64, definition: &Value) -> Result<RemoteMonitor, MetricError> {
+        let body: MonitorUpdateRequest = serde_json::from_value(definition.clone()).map_err(|e| unfit("monitor", e))?;
+        self.monitors
+            .update_monitor(id, body)
+            .await
+            .map(remote_monitor)
+            .map_err(|e| from_client(e, &format!("updating monitor #{id} at {}", self.endpoint)))
+    }
+
+    /// Deletes monitor `id`.
+    pub async fn delete_monitor(&self, id: i64) -> Result<(), MetricError> {
+        use datadog_api_client::datadogV1::api_monitors::DeleteMonitorOptionalParams;
+        self.monitors
+            .delete_monitor(id, DeleteMonitorOptionalParams::default())
+            .await
+            .map(drop)
+            .map_err(|e| from_client(e, &format!("deleting monitor #{id} at {}", self.endpoint)))
+    }
+
+    /// The id of `monitor`: a name must match exactly one monitor.
+    pub async fn resolve_monitor(&self, monitor: &MonitorRef) -> Result<i64, MetricError> {
+        match monitor {
+            MonitorRef::Id(id) => Ok(*id),
+            MonitorRef::Name(name) => {
+                let found = self.monitors_named(name).await?;
+                match found.as_slice() {
+                    [one] => Ok(one.id),
+                    [] => Err(failed(format!("no monitor is named `{name}` at {}", self.endpoint))),
+                    many => Err(failed(format!(
+                        "{} monitors are named `{name}` ({}); name one by its id",
+                        many.len(),
+                        many.iter().map(|m| format!("#{}", m.id)).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Mutes `monitor` (by id or exact name) so it notifies nobody: all of it, or only the groups in
+    /// `scope` (e.g. `env:staging`), until `end` (never when `None`). Returns the monitor as muted.
+    pub async fn mute_monitor(
+        &self,
+        monitor: &MonitorRef,
+        scope: Option<&str>,
+        end: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<RemoteMonitor, MetricError> {
+        let id = self.resolve_monitor(monitor).await?;
+        let mut query = Vec::new();
+        if let Some(scope) = scope {
+            query.push(("scope", scope.to_owned()));
+        }
+        if let Some(end) = end {
+            query.push(("end", end.timestamp().to_string()));
+        }
+        self.monitor_action(id, "mute", &query).await
+    }
+
+    /// Unmutes `monitor` (by id or exact name): the mute of `scope`, or every mute when `scope` is `None`.
+    /// Returns the monitor as unmuted.
+    pub async fn unmute_monitor(
+        &self,
+        monitor: &MonitorRef,
+        scope: Option<&str>,
+    ) -> Result<RemoteMonitor, MetricError> {
+        let id = self.resolve_monitor(monitor).await?;
+        let query = match scope {
+            Some(scope) => vec![("scope", scope.to_owned())],
+            None => vec![("all_scopes", "true".to_owned())],
+        };
+        self.monitor_action(id, "unmute", &query).await
+    }
+
+    /// `POST /api/v1/monitor/{id}/{action}`, which the generated client does not offer.
+    async fn monitor_action(
+        &self,
+        id: i64,
+        action: &str,
+        query: &[(&str, String)],
+    ) -> Result<RemoteMonitor, MetricError> {
+        let context = format!("{action} monitor #{id} at {}", self.endpoint);
+        let response = self
+            .http
+            .post(format!("{}/api/v1/monitor/{id}/{action}", self.endpoint))
+            .query(query)
+            .header("DD-API-KEY", &self.api_key)
+            .header("DD-APPLICATION-KEY", &self.app_key)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| from_client::<()>(datadog::Error::ReqwestMiddleware(e), &context))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| failed(format!("{context}: {}", chain(&e))))?;
+        if !status.is_success() {
+            return Err(failed(format!("HTTP {status}: {} ({context})", error_message(&body))));
+        }
+        let monitor: Monitor =
+            serde_json::from_str(&body).map_err(|e| failed(format!("unexpected response: {e} ({context})")))?;
+        Ok(remote_monitor(monitor))
+    }
+
+    /// Every dashboard's id, title and description, page by page.
+    pub async fn dashboard_listings(&self) -> Result<Vec<DashboardListing>, MetricError> {
+        const PAGE: i64 = 100;
+        let mut found = Vec::new();
+        for page in 0..MAX_MONITOR_PAGES {
+            let params = ListDashboardsOptionalParams::default().start(page * PAGE).count(PAGE);
+            let summary = self
+                .dashboards
+                .list_dashboards(params)
+                .await
+                .map_err(|e| from_client(e, &format!("listing dashboards at {}", self.endpoint)))?;
+            let dashboards = summary.dashboards.unwrap_or_default();
+            let last_page = dashboards.len() < PAGE as usize;
+            found.extend(dashboards.into_iter().map(|d| DashboardListing {
+                id: d.id.unwrap_or_default(),
+                title: d.title.unwrap_or_default(),
+                description: d.description.flatten(),
+            }));
+            if last_page {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The whole dashboard `id` in the API's shape.
+    pub async fn dashboard(&self, id: &str) -> Result<Value, MetricError> {
+        let dashboard = self
+            .dashboards
+            .get_dashboard(id.to_owned())
+            .await
+            .map_err(|e| from_client(e, &format!("reading dashboard `{id}` at {}", self.endpoint)))?;
+        serde_json::to_value(&dashboard).map_err(|e| failed(format!("dashboard `{id}`: {e}")))
+    }
+
+    /// Creates a dashboard from its definition (`title`, `layout_type`, `widgets`, ...); returns its id.
+    pub async fn create_dashboard(&self, definition: &Value) -> Result<String, MetricError> {
+        let body: Dashboard = serde_json::from_value(definition.clone()).map_err(|e| unfit("dashboard", e))?;
+        let title = body.title.clone();
+        self.dashboards
+            .create_dashboard(body)
+            .await
+            .map(|d| d.id.unwrap_or_default())
+            .map_err(|e| from_client(e, &format!("creating dashboard `{title}` at {}", self.endpoint)))
+    }
+
+    /// Replaces dashboard `id` with `definition` (Datadog's update is a whole replacement).
+    pub async fn update_dashboard(&self, id: &str, definition: &Value) -> Result<(), MetricError> {
+        let body: Dashboard = serde_json::from_value(definition.clone()).map_err(|e| unfit("dashboard", e))?;
+        self.dashboards
+            .update_dashboard(id.to_owned(), body)
+            .await
+            .map(drop)
+            .map_err(|e| from_client(e, &format!("updating dashboard `{id}` at {}", self.endpoint)))
+    }
+
+    /// Deletes dashboard `id`.
+    pub async fn delete_dashboard(&self, id: &str) -> Result<(), MetricError> {
+        self.dashboards
+            .delete_dashboard(id.to_owned())
+            .await
+            .map(drop)
+            .map_err(|e| from_client(e, &format!("deleting dashboard `{id}` at {}", self.endpoint)))
     }
 }
 
