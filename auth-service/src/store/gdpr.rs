@@ -126,7 +126,8 @@ impl Db {
     /// Hard-deletes the accounts soft-deleted before `before`; returns the pseudonymous account keys of the
     /// purged addresses' (for the caller's Redis clean-up) and how many were purged. Audit rows of those
     /// users lose their link, ip, user agent and account hints; rows about attempts on their address
-    /// (keyed by `account_key`) are scrubbed the same way.
+    /// (keyed by `account_key`) are scrubbed the same way; admin actions on them lose their `target` (the
+    /// account id) and free-text `reason`.
     pub async fn purge_deleted(
         &self,
         before: DateTime<Utc>,
@@ -146,6 +147,7 @@ impl Db {
         sqlx::query(
             "UPDATE audit_logs SET ip = NULL, user_agent = NULL,
                metadata = metadata - 'account' - 'email_domain' - 'device_id' - 'family_id' - 'session_id'
+                 - 'target' - 'reason'
              WHERE user_id = ANY($1) OR metadata->>'account' = ANY($2)",
         )
         .bind(&ids)

@@ -34,7 +34,7 @@ fn sign(index: usize, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
 }
 
-fn operator_token(app: &TestApp) -> String {
+pub(crate) fn operator_token(app: &TestApp) -> String {
     sign(0, &operator_claims(app, "alice"))
 }
 

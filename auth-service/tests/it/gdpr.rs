@@ -81,7 +81,28 @@ async fn export_holds_the_callers_data_and_nobody_elses(pool: PgPool) {
 async fn erasure_is_immediate_and_purge_leaves_no_personal_data(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let email = unique_email("erase");
-    let login = app.signed_in(&email).await;
+    app.signed_in(&email).await;
+    // An incident lock and unlock on the account: the admin records must not keep personal data either.
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    let ops = crate::admin::operator_token(&app);
+    for (action, body) in [
+        ("lock", json!({ "reason": format!("phished, reported by {email}") })),
+        ("unlock", json!({})),
+    ] {
+        let res = app
+            .call(
+                Method::POST,
+                &format!("/api/admin/users/{user}/{action}"),
+                Some(body),
+                Some(&ops),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    }
+    let login = app.login(&email, PASSWORD).await.body;
     let access = s(&login, "access_token").to_owned();
     let refresh = s(&login, "refresh_token").to_owned();
     app.call(
@@ -160,6 +181,7 @@ async fn erasure_is_immediate_and_purge_leaves_no_personal_data(pool: PgPool) {
     assert!(!dump.contains(&app.ip), "ip left");
     assert!(!dump.contains("it-test/1.0"), "user agent left");
     assert!(!dump.contains(&key(&email)), "account key left");
+    assert!(!dump.contains(&user.to_string()), "account id left");
     let audit_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE event = 'gdpr_request'")
         .fetch_one(pool)
         .await
