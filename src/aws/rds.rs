@@ -257,7 +257,7 @@ impl DatabaseApi for SdkRds {
                 }
             }));
         }
-        snapshots.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        snapshots.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(snapshots)
     }
 

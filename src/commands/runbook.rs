@@ -540,8 +540,13 @@ async fn execute(
             ExitStatus::Success
         }
         engine::Outcome::Stopped { .. } => {
-            // Half done: the environment stays locked for `resume` or `abort`.
-            guard.abandon();
+            // Half done: the environment stays locked, but only for this run's `resume` or `abort`, which
+            // may take it over at once.
+            if let Err(e) = guard.hand_back().await {
+                ctx.reporter.warn(&format!(
+                    "the lease could not be ended early ({e}); `resume` works once it runs out"
+                ));
+            }
             ExitStatus::No
         }
         engine::Outcome::Interrupted { .. } => {
@@ -811,7 +816,7 @@ impl LiveActions<'_> {
             })
             .await?;
         if op.status != OperationStatus::Succeeded {
-            if secret.kind == SecretKind::JwtSigningKey && op.steps.is_empty() {
+            if secret.kind == SecretKind::JwtSigningKey && op.steps.is_empty() && arg(args, "force") != Some("true") {
                 super::secrets::refuse_during_overlap(self.ctx, &self.name, &secret, session)
                     .await
                     .map_err(|e| Self::child_failed(&op, format!("{e:#}")))?;

@@ -234,6 +234,17 @@ impl LockGuard {
         }
     }
 
+    /// Keeps the lock item but ends the lease at once: the unfinished operation can be resumed or aborted
+    /// right away, from any machine, while every other operation stays locked out. Used when an operation
+    /// stopped on a failed step and its process is about to exit.
+    pub async fn hand_back(self) -> Result<(), AwsError> {
+        self.renewal.abort();
+        let expired = Utc::now().timestamp() - 1;
+        self.table
+            .renew(&self.environment, &self.operation_id, &self.holder, expired)
+            .await
+    }
+
     /// Stops renewing but keeps the lock item, so the lease runs out and the unfinished operation can be
     /// resumed or aborted from any machine. Used when an operation is interrupted.
     pub fn abandon(self) {

@@ -279,11 +279,18 @@ pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         name: "secret.rotate",
         summary: "rotate a managed secret through the Secrets Manager protocol (`suma secrets rotate`)",
-        args: &[req(
-            "secret",
-            ArgType::String,
-            "the secret as configured (`id`) or its last path segment",
-        )],
+        args: &[
+            req(
+                "secret",
+                ArgType::String,
+                "the secret as configured (`id`) or its last path segment",
+            ),
+            opt(
+                "force",
+                ArgType::Bool,
+                "rotate a JWT key even while tokens of the key before it may be valid (after ending every session none are)",
+            ),
+        ],
         open_outputs: false,
         outputs: &["operation", "version"],
         mutating: true,

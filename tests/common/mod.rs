@@ -68,3 +68,37 @@ pub fn lock_region() -> suma::config::AwsRegion {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// An environment seeded on the running sandbox under its own names (`seed.py --environment`): both
+/// regions, RDS primary and replica, DNS, ECS services, secrets. `config` is its `suma.yaml` section.
+pub struct SeededEnvironment {
+    pub name: String,
+    pub config: serde_yaml::Value,
+}
+
+pub fn seed_environment(name: &str) -> SeededEnvironment {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv = std::env::var_os("SUMA_SANDBOX_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| sandbox_config().parent().unwrap().join("venv"));
+    let out = Command::new(venv.join("bin/python"))
+        .arg(root.join("xtask/sandbox/seed.py"))
+        .args([
+            "--environment",
+            name,
+            &sandbox_var("AWS_ENDPOINT_URL"),
+            &sandbox_var("AUTH_URL"),
+        ])
+        .arg(std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into()))
+        .output()
+        .expect("the sandbox's python runs");
+    assert!(
+        out.status.success(),
+        "seed.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    SeededEnvironment {
+        name: name.to_owned(),
+        config: serde_json::from_slice(&out.stdout).unwrap(),
+    }
+}

@@ -56,7 +56,13 @@ impl Demo<'_> {
     }
 
     /// Runs `suma ARGS` in view, under a title; returns its exit code.
-    pub(crate) fn show(&self, title: &str, config: Option<&Path>, args: &[&str], extra: &[(&str, &str)]) -> Result<i32> {
+    pub(crate) fn show(
+        &self,
+        title: &str,
+        config: Option<&Path>,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Result<i32> {
         println!("\n=== {title}: suma {}", args.join(" "));
         let status = self
             .suma_cmd(config, args)
@@ -66,7 +72,13 @@ impl Demo<'_> {
         Ok(status.code().unwrap_or(-1))
     }
 
-    pub(crate) fn expect(&self, title: &str, config: Option<&Path>, args: &[&str], extra: &[(&str, &str)]) -> Result<()> {
+    pub(crate) fn expect(
+        &self,
+        title: &str,
+        config: Option<&Path>,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Result<()> {
         match self.show(title, config, args, extra)? {
             0 => Ok(()),
             code => Err(format!("`suma {}` exited {code}", args.join(" "))),

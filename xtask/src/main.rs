@@ -7,6 +7,7 @@ mod bench;
 mod bench_canary;
 mod bench_compliance;
 mod demo_ops;
+mod demo_runbooks;
 mod http;
 mod process;
 mod sandbox;

@@ -1239,6 +1239,7 @@ pub fn demo(root: PathBuf) -> Result<()> {
     };
     crate::demo_ops::secrets_demo(&ops)?;
     crate::demo_ops::dr_demo(&ops)?;
+    crate::demo_runbooks::runbook_demo(&ops)?;
     println!("\nThe sandbox is still running. Try it yourself:\n  . {}\n  suma status --env production\nStop it with `cargo xtask sandbox down`.", sandbox.dir.join("env.sh").display());
     Ok(())
 }

@@ -1,0 +1,562 @@
+//! `suma runbook` against the sandbox: the shipped runbooks validate, a broken one is reported at its
+//! lines, `security-incident` revokes every refresh token and session and rotates the keys on the running
+//! service, `database-failure` restores the latest snapshot and verifies the data, and a run stopped at a
+//! failed step is resumed from that step with the outputs recorded before it.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+
+use common::{json, run, sandbox_config, sandbox_var, suma, unique};
+use serde_json::{json as j, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn runbooks() -> String {
+    root().join("runbooks").display().to_string()
+}
+
+/// A configuration with `staging` copied to a new environment holding exactly `secrets`.
+struct Fleet {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    env: String,
+}
+
+impl Fleet {
+    fn new(secrets: Value) -> Self {
+        let text = std::fs::read_to_string(sandbox_config()).unwrap();
+        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let mut env = config["environments"]["staging"].clone();
+        env["secrets"] = serde_yaml::to_value(secrets).unwrap();
+        let name = unique("rb")[..15].to_owned();
+        config["environments"]
+            .as_mapping_mut()
+            .unwrap()
+            .insert(serde_yaml::Value::String(name.clone()), env);
+        Self::write(config, name)
+    }
+
+    fn write(config: serde_yaml::Value, env: String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suma.yaml");
+        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        Self { dir, path, env }
+    }
+
+    fn suma(&self, args: &[&str]) -> std::process::Command {
+        let mut all = vec!["--config", self.path.to_str().unwrap(), "--env", &self.env];
+        all.extend_from_slice(args);
+        let mut cmd = suma(&all);
+        cmd.env("SUMA_STATE_DIR", self.dir.path());
+        cmd
+    }
+}
+
+async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&config)
+}
+
+async fn current_secret(client: &aws_sdk_secretsmanager::Client, id: &str) -> (String, String) {
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    (
+        out.version_id().unwrap().to_owned(),
+        out.secret_string().unwrap().to_owned(),
+    )
+}
+
+fn pg_port() -> u16 {
+    let url = sandbox_var("DATABASE_URL");
+    url.rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn credentials(username: &str, password: &str) -> String {
+    j!({"username": username, "password": password, "host": "127.0.0.1", "port": pg_port(), "dbname": "postgres", "engine": "postgres"})
+        .to_string()
+}
+
+async fn admin_db() -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    sqlx::PgConnection::connect(&sandbox_var("DATABASE_URL")).await.unwrap()
+}
+
+/// A login role that may read the service's tables, and its credentials as a secret (plus the admin
+/// login that may change its password): what the runbooks' SQL checks and DB rotations use.
+async fn database_role(prefix: &str) -> (String, String, Value) {
+    let role = unique("rb").replace('-', "_")[..14].to_owned();
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let mut conn = admin_db().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{password}'; GRANT pg_read_all_data TO {role};"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let client = secrets_client().await;
+    let id = format!("{prefix}/{role}/db-password");
+    let admin_id = format!("{prefix}/{role}/db-admin");
+    for (name, value) in [
+        (&id, credentials(&role, &password)),
+        (&admin_id, credentials("postgres", "")),
+    ] {
+        client
+            .create_secret()
+            .name(name.as_str())
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let secret = j!({"id": id, "kind": "db-password", "database": {"admin_secret": admin_id}});
+    (role, password, secret)
+}
+
+/// Connects as `role` over TCP; the server's refusal otherwise.
+async fn login_db(role: &str, password: &str) -> Result<(), String> {
+    use sqlx::Connection as _;
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(pg_port())
+        .database("postgres")
+        .username(role)
+        .password(password);
+    sqlx::PgConnection::connect_with(&options)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn events_mentioning(needle: &str) -> Vec<Value> {
+    std::fs::read_to_string(sandbox_var("SUMA_SANDBOX_DATADOG_EVENTS"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn step<'a>(op: &'a Value, id: &str) -> &'a Value {
+    op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == id)
+        .unwrap_or_else(|| panic!("no step `{id}` in {op:#}"))
+}
+
+#[test]
+fn every_shipped_runbook_validates() {
+    let out = run(suma(&["runbook", "validate", "--dir", &runbooks()]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let files = std::fs::read_dir(root().join("runbooks"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"))
+        .count();
+    assert!(files >= 6);
+    assert_eq!(out.stdout.trim(), format!("{files} runbook(s) checked, 0 problem(s)"));
+    let list = json(&run(suma(&[
+        "runbook",
+        "list",
+        "--dir",
+        &runbooks(),
+        "--output",
+        "json",
+    ])));
+    let names: Vec<&str> = list["runbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for required in [
+        "database-failure",
+        "deploy-rollback",
+        "redis-failure",
+        "region-failover",
+        "secret-compromise",
+        "security-incident",
+    ] {
+        assert!(names.contains(&required), "{names:?}");
+    }
+}
+
+#[test]
+fn a_broken_runbook_is_reported_at_each_line_before_anything_runs() {
+    let fixture = root().join("tests/fixtures/runbooks/broken.yaml");
+    let fixture = fixture.to_str().unwrap();
+    let out = run(suma(&["runbook", "validate", fixture]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for expected in [
+        "broken.yaml:9:5: `steps.1.action`: unknown action `service.restart`",
+        "broken.yaml:13:7: `steps.2.with.count`: `count`: `two` is not an integer",
+        "broken.yaml:17:7: `steps.3.with.title`: `steps.look.outputs.runing`: action `service.status` has no output `runing`; it has running, desired, pending, task_definition",
+    ] {
+        assert!(out.stderr.contains(expected), "missing `{expected}` in:\n{}", out.stderr);
+    }
+    // `run` refuses it the same way, before any AWS call: the endpoint is unreachable and nothing is locked.
+    let fleet = Fleet::new(j!([]));
+    let mut cmd = fleet.suma(&["runbook", "run", fixture, "--yes"]);
+    cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown action `service.restart`"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Registers an account and logs in: (access token, refresh token).
+async fn account(http: &reqwest::Client, base: &str) -> (String, String) {
+    let email = format!("{}@example.com", unique("incident"));
+    let password = "a long enough passphrase for incidents";
+    let register = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&j!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert!(register.status().is_success(), "{}", register.text().await.unwrap());
+    let login: Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&j!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        login["access_token"].as_str().expect("an access token").to_owned(),
+        login["refresh_token"].as_str().expect("a refresh token").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys() {
+    let base = sandbox_var("AUTH_STABLE_URL");
+    let http = reqwest::Client::new();
+    let jwt_id = "/suma-finance/auth/staging/jwt-signing-key";
+    let (role, old_password, db_secret) = database_role("/suma-test/incident").await;
+    let db_id = db_secret["id"].as_str().unwrap().to_owned();
+    let fleet = Fleet::new(j!([
+        db_secret,
+        {"id": jwt_id, "kind": "jwt-signing-key", "jwt": {
+            "service_url": base, "issuer": sandbox_var("AUTH_JWT_ISSUER"), "audience": sandbox_var("AUTH_JWT_AUDIENCE"),
+            "access_token_ttl": "8s", "clock_skew": "1s", "pickup_timeout": "60s"}},
+    ]));
+    let accounts = [account(&http, &base).await, account(&http, &base).await];
+    for (access, _) in &accounts {
+        let me = http
+            .get(format!("{base}/api/auth/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
+    }
+    let client = secrets_client().await;
+    let (jwt_before, _) = current_secret(&client, jwt_id).await;
+    let (_, db_before) = current_secret(&client, &db_id).await;
+
+    let out = run(fleet.suma(&[
+        "runbook",
+        "run",
+        "security-incident",
+        "--dir",
+        &runbooks(),
+        "--param",
+        "reason=a leaked signing key (test)",
+        "--param",
+        &format!("db_secret={db_id}"),
+        "--param",
+        &format!("jwt_secret={jwt_id}"),
+        "--yes",
+        "--skip-manual",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let report = json(&out);
+    assert_eq!(report["outcome"]["outcome"], "completed");
+    let op = &report["operation"];
+    assert!(
+        step(op, "revoke-refresh-tokens")["facts"]["outputs"]["revoked"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    assert!(
+        step(op, "end-sessions")["facts"]["outputs"]["revoked"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    assert_eq!(
+        step(op, "revoke-refresh-tokens")["facts"]["confirmed_by"],
+        format!("{} (--yes)", op["actor"].as_str().unwrap())
+    );
+    assert_eq!(step(op, "notify")["status"], "skipped");
+
+    // Every refresh token and session of before the run is dead.
+    for (access, refresh) in &accounts {
+        let me = http
+            .get(format!("{base}/api/auth/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 401, "an access token of an ended session still works");
+        let refreshed = http
+            .post(format!("{base}/api/auth/refresh"))
+            .json(&j!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            refreshed.status().is_client_error(),
+            "a revoked refresh token still refreshes: {}",
+            refreshed.status()
+        );
+    }
+    // Both secrets rotated; the old database password no longer logs in.
+    let (jwt_after, _) = current_secret(&client, jwt_id).await;
+    assert_ne!(jwt_after, jwt_before);
+    let (_, db_after) = current_secret(&client, &db_id).await;
+    assert_ne!(db_after, db_before);
+    let refused = login_db(&role, &old_password)
+        .await
+        .expect_err("the old password still logs in");
+    assert!(refused.contains("password authentication failed"), "{refused}");
+    let new_password: Value = serde_json::from_str(&db_after).unwrap();
+    login_db(&role, new_password["password"].as_str().unwrap())
+        .await
+        .unwrap();
+
+    // The forensics export is complete and hashed; the events carry the run.
+    let export = &step(op, "export-audit")["facts"]["outputs"];
+    let text = std::fs::read_to_string(export["path"].as_str().unwrap()).unwrap();
+    assert_eq!(text.lines().count() as u64, export["count"].as_u64().unwrap());
+    assert!(export["count"].as_u64().unwrap() > 0);
+    use sha2::Digest as _;
+    assert_eq!(
+        export["sha256"].as_str().unwrap(),
+        format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+    );
+    let run_id = op["id"].as_str().unwrap();
+    assert_eq!(events_mentioning(run_id).len(), 2, "the opening and closing events");
+
+    let timeline = run(fleet.suma(&["runbook", "timeline", run_id]));
+    assert_eq!(timeline.code, 0, "{}", timeline.stderr);
+    assert!(timeline.stdout.contains("`security-incident`"), "{}", timeline.stdout);
+    assert!(timeline.stdout.contains("| skipped |"), "{}", timeline.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_verifies_the_data() {
+    // Its own environment: the repoint step changes the service's task definition.
+    let seeded = common::seed_environment(&unique("db")[..10]);
+    let (_, _, db_secret) = database_role("/suma-test/dbfail").await;
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(sandbox_config()).unwrap()).unwrap();
+    let mut env = seeded.config;
+    env["secrets"] = serde_yaml::to_value(j!([db_secret])).unwrap();
+    let mut environments = serde_yaml::Mapping::new();
+    environments.insert(seeded.name.clone().into(), env);
+    config["environments"] = environments.into();
+    config["defaults"]["environment"] = seeded.name.clone().into();
+    let fleet = Fleet::write(config, seeded.name.clone());
+
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let rds = aws_sdk_rds::Client::new(&aws);
+    let primary = format!("suma-finance-{}-db", seeded.name);
+    rds.modify_db_instance()
+        .db_instance_identifier(&primary)
+        .multi_az(false)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
+    let snapshot = format!("{primary}-before");
+    rds.create_db_snapshot()
+        .db_instance_identifier(&primary)
+        .db_snapshot_identifier(&snapshot)
+        .send()
+        .await
+        .unwrap();
+    let target = format!("{}-restored", seeded.name);
+
+    let out = run(fleet.suma(&[
+        "runbook",
+        "run",
+        "database-failure",
+        "--dir",
+        &runbooks(),
+        "--param",
+        &format!("restored_identifier={target}"),
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let op = &json(&out)["operation"];
+    assert_eq!(step(op, "primary")["facts"]["outputs"]["multi_az"], false);
+    assert_eq!(step(op, "failover")["status"], "skipped");
+    let restored = &step(op, "restore")["facts"]["outputs"];
+    assert_eq!(restored["identifier"], target.as_str());
+    assert_eq!(restored["snapshot"], snapshot.as_str());
+    let db = rds
+        .describe_db_instances()
+        .db_instance_identifier(&target)
+        .send()
+        .await
+        .unwrap();
+    let endpoint = db.db_instances()[0].endpoint().unwrap().address().unwrap().to_owned();
+    assert_eq!(restored["endpoint"], endpoint.as_str());
+
+    // The service now points at the restored instance.
+    let ecs = aws_sdk_ecs::Client::new(&aws);
+    let td = step(op, "repoint")["facts"]["outputs"]["task_definition"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let service = ecs
+        .describe_services()
+        .cluster(format!("suma-finance-{}", seeded.name))
+        .services("auth-service")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(service.services()[0].task_definition(), Some(td.as_str()));
+    let registered = ecs
+        .describe_task_definition()
+        .task_definition(&td)
+        .send()
+        .await
+        .unwrap();
+    let environment = registered.task_definition().unwrap().container_definitions()[0].environment();
+    assert!(
+        environment
+            .iter()
+            .any(|kv| kv.name() == Some("DATABASE_HOST") && kv.value() == Some(endpoint.as_str())),
+        "{environment:?}"
+    );
+
+    // The verification queries read the real data, read-only.
+    let users = &step(op, "users")["facts"]["outputs"];
+    let mut conn = admin_db().await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let seen = users["users"].as_i64().unwrap();
+    assert!(
+        seen > 0 && seen <= count,
+        "query saw {seen} users, the table has {count}"
+    );
+    assert_eq!(users["value"], users["users"]);
+    assert!(users["newest_user"].is_string());
+    assert!(step(op, "audit")["facts"]["outputs"]["newest_event"].is_string());
+}
+
+/// Answers every request `200` once it is started: the service a stopped run was waiting for.
+fn serve_ok(listener: std::net::TcpListener) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+}
+
+#[test]
+fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
+    let fleet = Fleet::new(j!([]));
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/health");
+    let fixture = root().join("tests/fixtures/runbooks/resume.yaml");
+    let out = run(fleet.suma(&[
+        "runbook",
+        "run",
+        fixture.to_str().unwrap(),
+        "--param",
+        &format!("url={url}"),
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 1, "a stopped run answers no: {}", out.stderr);
+    let first = json(&out);
+    assert_eq!(
+        first["outcome"],
+        j!({"outcome": "stopped", "step": "check", "reason": first["outcome"]["reason"]})
+    );
+    assert!(first["outcome"]["reason"].as_str().unwrap().contains(&url));
+    let run_id = first["operation"]["id"].as_str().unwrap().to_owned();
+    let first_step_started = first["operation"]["steps"][0]["started_at"].clone();
+
+    // The environment stays locked by the run: another run is refused, naming it.
+    let blocked = run(fleet.suma(&[
+        "runbook",
+        "run",
+        fixture.to_str().unwrap(),
+        "--param",
+        &format!("url={url}"),
+        "--yes",
+    ]));
+    assert_eq!(blocked.code, 2, "{}", blocked.stderr);
+    assert!(blocked.stderr.contains(&run_id), "{}", blocked.stderr);
+
+    serve_ok(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let out = run(fleet.suma(&["runbook", "resume", &run_id, "--yes", "--output", "json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let resumed = json(&out);
+    assert_eq!(resumed["outcome"]["outcome"], "completed");
+    let op = &resumed["operation"];
+    assert_eq!(op["id"], run_id.as_str());
+    assert_eq!(
+        op["steps"][0]["started_at"], first_step_started,
+        "the first step did not run again"
+    );
+    assert_eq!(op["steps"][1]["facts"]["outputs"]["status"], 200);
+    let task_definition = op["steps"][0]["facts"]["outputs"]["task_definition"].as_str().unwrap();
+    let events = events_mentioning(&format!("resume test {run_id}"));
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["text"],
+        format!("stable ran {task_definition}; check answered 200").as_str()
+    );
+    // Finished: the lock is free again.
+    let lock = json(&run(fleet.suma(&["lock", "status", "--output", "json"])));
+    assert!(lock["lock"].is_null(), "{lock}");
+    let timeline = run(fleet.suma(&["runbook", "timeline", &run_id]));
+    assert!(timeline.stdout.contains("resumed by"), "{}", timeline.stdout);
+}
