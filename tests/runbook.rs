@@ -90,8 +90,9 @@ fn pg_port() -> u16 {
         .unwrap()
 }
 
+/// Credentials for the service's database (`auth` on the sandbox's PostgreSQL).
 fn credentials(username: &str, password: &str) -> String {
-    j!({"username": username, "password": password, "host": "127.0.0.1", "port": pg_port(), "dbname": "postgres", "engine": "postgres"})
+    j!({"username": username, "password": password, "host": "127.0.0.1", "port": pg_port(), "dbname": "auth", "engine": "postgres"})
         .to_string()
 }
 
@@ -467,7 +468,12 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
 
     // The verification queries read the real data, read-only.
     let users = &step(op, "users")["facts"]["outputs"];
-    let mut conn = admin_db().await;
+    let mut conn = {
+        use sqlx::Connection as _;
+        let url = sandbox_var("DATABASE_URL");
+        let auth = format!("{}/auth", url.rsplit_once('/').unwrap().0);
+        sqlx::PgConnection::connect(&auth).await.unwrap()
+    };
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&mut conn)
         .await

@@ -639,6 +639,29 @@ fn outputs<const N: usize>(pairs: [(&str, Value); N]) -> Done {
 
 const POLL: Duration = Duration::from_secs(5);
 
+/// A result row with its columns in the query's order (`value` is the first column as written).
+struct OrderedRow(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedRow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Columns;
+        impl<'de> serde::de::Visitor<'de> for Columns {
+            type Value = OrderedRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a row as a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OrderedRow, A::Error> {
+                let mut columns = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    columns.push(entry);
+                }
+                Ok(OrderedRow(columns))
+            }
+        }
+        deserializer.deserialize_map(Columns)
+    }
+}
+
 impl LiveActions<'_> {
     /// (region, cluster, service) of `stable`, `canary` or `dr`.
     fn service(&self, which: Option<&str>) -> (&AwsRegion, &str, &str) {
@@ -959,13 +982,16 @@ impl LiveActions<'_> {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| ActionError::new(format!("the query failed on {}: {e}", credentials.host)))?;
-        let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(&text)?;
+        let rows: Vec<OrderedRow> = serde_json::from_str(&text)?;
         let mut out = Outputs::from([("rows".to_owned(), json!(rows.len()))]);
-        if let Some(first) = rows.first() {
-            out.insert("columns".to_owned(), json!(first.keys().collect::<Vec<_>>()));
+        if let Some(OrderedRow(first)) = rows.first() {
+            out.insert(
+                "columns".to_owned(),
+                json!(first.iter().map(|(k, _)| k).collect::<Vec<_>>()),
+            );
             out.insert(
                 "value".to_owned(),
-                first.values().next().cloned().unwrap_or(Value::Null),
+                first.first().map_or(Value::Null, |(_, v)| v.clone()),
             );
             for (k, v) in first {
                 out.entry(k.clone()).or_insert_with(|| v.clone());
@@ -1047,8 +1073,10 @@ impl LiveActions<'_> {
             "service.force-redeploy" => {
                 let before = self.describe_service(which).await?;
                 let (region, cluster, service) = self.service(which);
+                // The count as it is: a no-op on ECS, and what makes moto recount the service's tasks.
                 let update = ServiceUpdate {
                     force_new_deployment: true,
+                    desired_count: Some(before.desired),
                     ..ServiceUpdate::default()
                 };
                 self.aws.ecs(region).update_service(cluster, service, &update).await?;
@@ -1075,6 +1103,7 @@ impl LiveActions<'_> {
                     .await?;
                 let update = ServiceUpdate {
                     task_definition: Some(td.arn.clone()),
+                    desired_count: Some(before.desired),
                     ..ServiceUpdate::default()
                 };
                 ecs.update_service(cluster, service, &update).await?;
