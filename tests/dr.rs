@@ -31,27 +31,8 @@ struct DrEnv {
 impl DrEnv {
     fn seed() -> Self {
         let sandbox_config = PathBuf::from(sandbox_var("SUMA_CONFIG"));
-        let venv = std::env::var_os("SUMA_SANDBOX_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| sandbox_config.parent().unwrap().join("venv"));
         let name = unique("dr")[..11].to_owned();
-        let out = Command::new(venv.join("bin/python"))
-            .arg(root().join("xtask/sandbox/seed.py"))
-            .args([
-                "--environment",
-                &name,
-                &sandbox_var("AWS_ENDPOINT_URL"),
-                &sandbox_var("AUTH_URL"),
-            ])
-            .arg(std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into()))
-            .output()
-            .expect("the sandbox's python runs");
-        assert!(
-            out.status.success(),
-            "seed.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seeded: serde_yaml::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let seeded = common::seed_environment(&name).config;
         let mut config: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
         // Only this environment: the test depends on nothing else in the sandbox configuration.

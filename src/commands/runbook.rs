@@ -707,6 +707,20 @@ impl LiveActions<'_> {
         }
     }
 
+    /// Polls until the service's rollout to `task_definition` completed; its failure is the step's.
+    async fn wait_rollout(&self, which: Option<&str>, task_definition: &str) -> Result<(), ActionError> {
+        let (_, _, service) = self.service(which);
+        self.wait_service(which, &format!("`{service}` to roll out"), |s| {
+            match s.rollout(task_definition) {
+                Rollout::Completed => Ok(true),
+                Rollout::Failed(reason) => Err(format!("the rollout of `{}` failed: {reason}", s.name)),
+                Rollout::InProgress => Ok(false),
+            }
+        })
+        .await
+        .map(drop)
+    }
+
     /// (region, identifier) of `primary`, `replica` or an identifier (primary region).
     fn instance(&self, which: Option<&str>, default: &str) -> Result<(AwsRegion, String), ActionError> {
         let rds = &self.env.rds;
@@ -1081,12 +1095,7 @@ impl LiveActions<'_> {
                 };
                 self.aws.ecs(region).update_service(cluster, service, &update).await?;
                 let td = before.task_definition.clone();
-                self.wait_service(which, &format!("`{service}` to roll out"), |s| match s.rollout(&td) {
-                    Rollout::Completed => Ok(true),
-                    Rollout::Failed(reason) => Err(format!("the rollout of `{}` failed: {reason}", s.name)),
-                    Rollout::InProgress => Ok(false),
-                })
-                .await?;
+                self.wait_rollout(which, &td).await?;
                 Ok(outputs([("task_definition", json!(td))]))
             }
             "service.set-env" => {
@@ -1108,12 +1117,7 @@ impl LiveActions<'_> {
                 };
                 ecs.update_service(cluster, service, &update).await?;
                 let arn = td.arn.clone();
-                self.wait_service(which, &format!("`{service}` to roll out"), |s| match s.rollout(&arn) {
-                    Rollout::Completed => Ok(true),
-                    Rollout::Failed(reason) => Err(format!("the rollout of `{}` failed: {reason}", s.name)),
-                    Rollout::InProgress => Ok(false),
-                })
-                .await?;
+                self.wait_rollout(which, &arn).await?;
                 Ok(outputs([
                     ("task_definition", json!(td.arn)),
                     ("previous_task_definition", json!(before.task_definition)),
