@@ -14,12 +14,6 @@ use common::{json, run, sandbox_var, suma, unique};
 use suma::aws::AwsApis;
 use suma::config::Environment;
 
-fn root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 /// A fresh environment in its own copy of the sandbox configuration.
 struct DrEnv {
     name: String,

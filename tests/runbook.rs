@@ -40,6 +40,19 @@ impl Fleet {
         Self::write(config, name)
     }
 
+    /// A configuration holding only the seeded environment, with exactly `secrets`.
+    fn seeded(seeded: &common::SeededEnvironment, secrets: Value) -> Self {
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(sandbox_config()).unwrap()).unwrap();
+        let mut env = seeded.config.clone();
+        env["secrets"] = serde_yaml::to_value(secrets).unwrap();
+        let mut environments = serde_yaml::Mapping::new();
+        environments.insert(seeded.name.clone().into(), env);
+        config["environments"] = environments.into();
+        config["defaults"]["environment"] = seeded.name.clone().into();
+        Self::write(config, seeded.name.clone())
+    }
+
     fn write(config: serde_yaml::Value, env: String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
@@ -192,6 +205,7 @@ fn every_shipped_runbook_validates() {
     for required in [
         "database-failure",
         "deploy-rollback",
+        "dns-failover",
         "redis-failure",
         "region-failover",
         "secret-compromise",
@@ -378,15 +392,7 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
     // Its own environment: the repoint step changes the service's task definition.
     let seeded = common::seed_environment(&unique("db")[..10]);
     let (_, _, db_secret) = database_role("/suma-test/dbfail").await;
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(sandbox_config()).unwrap()).unwrap();
-    let mut env = seeded.config;
-    env["secrets"] = serde_yaml::to_value(j!([db_secret])).unwrap();
-    let mut environments = serde_yaml::Mapping::new();
-    environments.insert(seeded.name.clone().into(), env);
-    config["environments"] = environments.into();
-    config["defaults"]["environment"] = seeded.name.clone().into();
-    let fleet = Fleet::write(config, seeded.name.clone());
+    let fleet = Fleet::seeded(&seeded, j!([db_secret]));
 
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
@@ -486,6 +492,106 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
     assert_eq!(users["value"], users["users"]);
     assert!(users["newest_user"].is_string());
     assert!(step(op, "audit")["facts"]["outputs"]["newest_event"].is_string());
+}
+
+/// The PRIMARY failover record of the seeded environment: (alias target without the trailing dot,
+/// health check).
+async fn primary_record(route53: &aws_sdk_route53::Client, env: &Value) -> (String, Option<String>) {
+    let zone = env["dns"]["hosted_zone_id"].as_str().unwrap();
+    let name = env["dns"]["record_name"].as_str().unwrap();
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .start_record_name(name)
+        .send()
+        .await
+        .unwrap();
+    let primary = sets
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.failover().map(|f| f.as_str()) == Some("PRIMARY"))
+        .expect("a PRIMARY record");
+    (
+        primary
+            .alias_target()
+            .unwrap()
+            .dns_name()
+            .trim_end_matches('.')
+            .to_owned(),
+        primary.health_check_id().map(str::to_owned),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_failover_moves_the_primary_record_to_the_dr_load_balancer_and_back() {
+    // Its own environment: the record it moves is the environment's.
+    let seeded = common::seed_environment(&unique("dns")[..10]);
+    let fleet = Fleet::seeded(&seeded, j!([]));
+    let env: Value = serde_json::to_value(&seeded.config).unwrap();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let route53 = aws_sdk_route53::Client::new(&aws);
+    let (home, home_check) = primary_record(&route53, &env).await;
+    let dr_lb = env["alb"]["dr_load_balancer_dns"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('.');
+    assert_ne!(home, dr_lb);
+    assert_eq!(home_check.as_deref(), env["dns"]["primary_health_check_id"].as_str());
+
+    let move_to = |to: &str| {
+        let out = run(fleet.suma(&[
+            "runbook",
+            "run",
+            "dns-failover",
+            "--dir",
+            &runbooks(),
+            "--param",
+            &format!("to={to}"),
+            "--param",
+            "reason=drill of the DNS path",
+            "--yes",
+            "--skip-manual",
+            "--output",
+            "json",
+        ]));
+        assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+        json(&out)["operation"].clone()
+    };
+
+    let op = move_to("dr");
+    // The DR service runs nothing in the seeded environment: a person is asked (here skipped).
+    assert_eq!(step(&op, "empty")["facts"]["skipped"], "--skip-manual");
+    let switched = &step(&op, "switch")["facts"]["outputs"];
+    assert_eq!(switched["previous_target"], home.as_str());
+    assert_eq!(switched["target"], dr_lb);
+    assert_eq!(switched["changed"], true);
+    assert!(!switched["change_id"].as_str().unwrap().is_empty());
+    assert_eq!(
+        primary_record(&route53, &env).await,
+        (
+            dr_lb.to_owned(),
+            env["dns"]["secondary_health_check_id"].as_str().map(str::to_owned)
+        )
+    );
+    let run_id = op["id"].as_str().unwrap();
+    assert_eq!(events_mentioning(run_id).len(), 1);
+
+    // Already there: nothing is written.
+    let op = move_to("dr");
+    let again = &step(&op, "switch")["facts"]["outputs"];
+    assert_eq!(again["changed"], false);
+    assert_eq!(again["change_id"], "");
+
+    // Back home: the primary load balancer, found from the configured listener, and its own check.
+    let op = move_to("primary");
+    assert_eq!(step(&op, "empty")["status"], "skipped");
+    let back = &step(&op, "switch")["facts"]["outputs"];
+    assert_eq!(back["previous_target"], dr_lb);
+    assert_eq!(back["target"], home.as_str());
+    assert_eq!(primary_record(&route53, &env).await, (home, home_check));
 }
 
 /// Answers every request `200` once it is started: the service a stopped run was waiting for.

@@ -13,12 +13,31 @@ pub struct WeightedTarget {
     pub weight: i32,
 }
 
+/// Where a Route 53 alias record points to reach a load balancer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AliasTarget {
+    /// The load balancer's DNS name, without a trailing dot.
+    pub dns_name: String,
+    /// The load balancer's canonical hosted zone.
+    pub hosted_zone_id: String,
+}
+
 #[async_trait]
 pub trait LoadBalancerApi: Send + Sync {
     /// The target groups and weights of the rule's forward action.
     async fn rule_weights(&self, rule_arn: &str) -> Result<Vec<WeightedTarget>, AwsError>;
     /// Replaces the rule's action with a weighted forward to `targets`.
     async fn set_weights(&self, rule_arn: &str, targets: &[WeightedTarget]) -> Result<(), AwsError>;
+    /// The alias target of the load balancer that owns the listener.
+    async fn listener_alias_target(&self, listener_arn: &str) -> Result<AliasTarget, AwsError> {
+        Err(AwsError::new(
+            "ELBv2",
+            "DescribeListeners",
+            listener_arn,
+            AwsErrorKind::Other,
+            "not supported by this client",
+        ))
+    }
 }
 
 pub struct SdkElb {
@@ -35,6 +54,38 @@ impl SdkElb {
 
 #[async_trait]
 impl LoadBalancerApi for SdkElb {
+    async fn listener_alias_target(&self, listener_arn: &str) -> Result<AliasTarget, AwsError> {
+        let not_found =
+            |operation, what: &str| AwsError::new("ELBv2", operation, listener_arn, AwsErrorKind::NotFound, what);
+        let listeners = self
+            .client
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ELBv2", "DescribeListeners", listener_arn, e))?;
+        let lb_arn = listeners
+            .listeners()
+            .first()
+            .and_then(|l| l.load_balancer_arn())
+            .ok_or_else(|| not_found("DescribeListeners", "listener not found"))?;
+        let lbs = self
+            .client
+            .describe_load_balancers()
+            .load_balancer_arns(lb_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ELBv2", "DescribeLoadBalancers", lb_arn, e))?;
+        let lb = lbs
+            .load_balancers()
+            .first()
+            .ok_or_else(|| not_found("DescribeLoadBalancers", "the listener's load balancer was not found"))?;
+        Ok(AliasTarget {
+            dns_name: lb.dns_name().unwrap_or_default().trim_end_matches('.').to_owned(),
+            hosted_zone_id: lb.canonical_hosted_zone_id().unwrap_or_default().to_owned(),
+        })
+    }
+
     async fn set_weights(&self, rule_arn: &str, targets: &[WeightedTarget]) -> Result<(), AwsError> {
         use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple};
         let groups = targets

@@ -876,6 +876,58 @@ impl LiveActions<'_> {
         })
     }
 
+    /// Points the PRIMARY failover record at `to` and waits until Route 53 has it everywhere. A
+    /// record already in place is left alone, so a resumed step does not write it twice.
+    async fn dns_failover(&self, args: &BTreeMap<String, String>) -> Result<Done, ActionError> {
+        use crate::dr::dns::{self, DnsSide, HealthChecks};
+        let side = DnsSide::parse(required(args, "to")?)
+            .ok_or_else(|| ActionError::new("`to` must be `primary` or `dr`".to_owned()))?;
+        let zone = &self.env.dns.hosted_zone_id;
+        let name = &self.env.dns.record_name;
+        let primary_target = match side {
+            DnsSide::Primary => Some(
+                self.aws
+                    .elb(&self.env.primary_region)
+                    .listener_alias_target(self.env.alb.listener_arn.as_str())
+                    .await?,
+            ),
+            DnsSide::Dr => None,
+        };
+        let route53 = self.aws.route53();
+        let records = route53.failover_aliases(zone, name).await?;
+        let checks = HealthChecks {
+            primary: self.env.dns.primary_health_check_id.as_deref(),
+            secondary: self.env.dns.secondary_health_check_id.as_deref(),
+        };
+        let switch = dns::plan(name, &records, side, primary_target.as_ref(), checks).map_err(ActionError::new)?;
+        let change_id = if switch.in_place() {
+            self.ctx.reporter.info(&format!(
+                "`{name}` already points at {}: not changing it",
+                switch.wanted.target_dns
+            ));
+            None
+        } else {
+            let id = route53.upsert_failover_alias(zone, &switch.wanted).await?;
+            loop {
+                let status = route53.change_status(&id).await?;
+                if status == "INSYNC" {
+                    break;
+                }
+                self.ctx
+                    .reporter
+                    .live(&format!("waiting for Route 53 change `{id}` to be INSYNC: {status}"));
+                tokio::time::sleep(POLL).await;
+            }
+            Some(id)
+        };
+        Ok(outputs([
+            ("target", json!(switch.wanted.target_dns)),
+            ("previous_target", json!(switch.current.target_dns)),
+            ("changed", json!(change_id.is_some())),
+            ("change_id", json!(change_id.unwrap_or_default())),
+        ]))
+    }
+
     async fn dr_failover(&self, args: &BTreeMap<String, String>, step: &StepContext<'_>) -> Result<Done, ActionError> {
         let mut engine = super::dr::engine(
             self.ctx,
@@ -1216,6 +1268,7 @@ impl LiveActions<'_> {
                 ]))
             }
             "dr.failover" => self.dr_failover(args, step).await,
+            "dns.failover" => self.dns_failover(args).await,
             "secret.rotate" => self.secret_rotate(args, step).await,
             "auth.revoke-refresh-tokens" => {
                 let revoked = self.admin().await?.revoke_refresh_tokens(arg(args, "user_id")).await?;

@@ -12,6 +12,7 @@
 //! undoing anything: a promoted database cannot be demoted, and the journal says what is left to do.
 
 pub mod check;
+pub mod dns;
 pub mod lag;
 
 use std::collections::BTreeMap;
@@ -776,14 +777,7 @@ impl Engine {
                 .fact("secondary_record")
                 .and_then(|v| serde_json::from_value(v.clone()).ok())
                 .ok_or_else(|| StepFailure::Failed("the journal has no record of the SECONDARY record".to_owned()))?;
-            FailoverAlias {
-                target_dns: secondary.target_dns,
-                target_zone_id: secondary.target_zone_id,
-                health_check_id: secondary
-                    .health_check_id
-                    .or(self.env.dns.secondary_health_check_id.clone()),
-                ..original
-            }
+            dns::primary_to_secondary(&original, &secondary, self.env.dns.secondary_health_check_id.as_deref())
         } else {
             original
         };

@@ -277,6 +277,22 @@ pub const ACTIONS: &[ActionSpec] = &[
         default_timeout: Duration::from_secs(60 * MIN),
     },
     ActionSpec {
+        name: "dns.failover",
+        summary: "point the failover PRIMARY record at the primary or the DR load balancer, and wait until Route 53 is in sync (traffic only: no database promotion, no scaling)",
+        args: &[
+            req(
+                "to",
+                ArgType::OneOf(&["primary", "dr"]),
+                "`dr`: the SECONDARY record's target; `primary`: the primary region's load balancer",
+            ),
+            opt("reason", ArgType::String, "why; kept in the journal"),
+        ],
+        open_outputs: false,
+        outputs: &["target", "previous_target", "changed", "change_id"],
+        mutating: true,
+        default_timeout: Duration::from_secs(10 * MIN),
+    },
+    ActionSpec {
         name: "secret.rotate",
         summary: "rotate a managed secret through the Secrets Manager protocol (`suma secrets rotate`)",
         args: &[
