@@ -385,6 +385,186 @@ fn the_live_service_is_checked_over_http() {
     );
 }
 
+/// A self-signed certificate for `localhost` and 127.0.0.1, made with the openssl CLI: (cert, key).
+fn test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A leaf, not a CA: webpki refuses a CA certificate as a server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// TLS in front of the sandbox's auth-service, as a load balancer terminates it: rustls with its
+/// defaults (TLS 1.2 and 1.3 only), each connection copied to the service. Returns the port.
+fn tls_terminator(rt: &tokio::runtime::Runtime, cert: &std::path::Path, key: &std::path::Path) -> u16 {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let backend = sandbox_var("AUTH_URL")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                tokio::spawn(async move {
+                    // A refused handshake (the TLS 1.0/1.1 probe) just ends the connection.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(&backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+        port
+    })
+}
+
+/// nginx terminating TLS in front of the sandbox's auth-service with the old protocols still on
+/// (`ssl_protocols TLSv1 TLSv1.1 TLSv1.2`, security level 0 for their suites): the configuration a
+/// legacy load balancer policy leaves behind.
+struct LegacyTlsProxy {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl LegacyTlsProxy {
+    fn start(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let backend = sandbox_var("AUTH_URL");
+        let conf = format!(
+            "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
+             server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+             ssl_protocols TLSv1 TLSv1.1 TLSv1.2;\n    ssl_ciphers DEFAULT:@SECLEVEL=0;\n\
+             location / {{ proxy_pass {backend}; }}\n  }}\n}}\n",
+            dir = dir.path().display(),
+            cert = cert.display(),
+            key = key.display(),
+            backend = backend.trim_end_matches('/'),
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        // Debian installs it in /usr/sbin, which a non-root PATH may lack.
+        let nginx = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+            .unwrap();
+        let child = std::process::Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off; master_process off;"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx is installed (.ci/run installs nginx-light)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen on {port}: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port, _dir: dir }
+    }
+}
+
+impl Drop for LegacyTlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tls_is_checked_against_local_https_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = test_certificate(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let modern = tls_terminator(&rt, &cert, &key);
+    let legacy = LegacyTlsProxy::start(&cert, &key);
+    let live = |url: &str| {
+        let mut cmd = check("cmp-good", &["--tags", "service", "--url", url, "--output", "json"]);
+        // The test certificate is the only root suma trusts here.
+        cmd.env("SSL_CERT_FILE", &cert).env_remove("SSL_CERT_DIR");
+        json(&run(cmd))
+    };
+
+    let url = format!("https://localhost:{modern}");
+    let report = live(&url);
+    assert_eq!(
+        finding(&report, "service-tls", &url),
+        (
+            "pass".into(),
+            "TLS 1.2+ handshake succeeded; TLS 1.0 and 1.1 refused".into()
+        )
+    );
+    // Through TLS the service's own answers still decide the other checks.
+    assert_eq!(
+        finding(&report, "service-health-ready", &url),
+        ("pass".into(), "/health 200, /ready 200".into())
+    );
+    assert_eq!(finding(&report, "service-security-headers", &url).0, "pass");
+
+    // The same service behind a listener that still speaks TLS 1.0 and 1.1: only TLS fails.
+    let url = format!("https://127.0.0.1:{}", legacy.port);
+    let report = live(&url);
+    assert_eq!(
+        finding(&report, "service-tls", &url),
+        fail("also accepts TLS 1.0 and TLS 1.1")
+    );
+    assert_eq!(report["summary"]["fail"], 1, "{report:#}");
+    assert_eq!(report["summary"]["error"], 0, "{report:#}");
+}
+
 /// A Datadog stand-in answering `/api/v1/monitor` with `monitors`.
 fn datadog_stub(monitors: Value) -> (String, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -476,6 +656,48 @@ fn bad_run(output: &str) -> Run {
     ))
 }
 
+/// Validates against the OASIS SARIF 2.1.0 schema (tests/fixtures/sarif), listing every violation.
+fn assert_valid_sarif(sarif: &Value) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif/sarif-schema-2.1.0.json");
+    let mut schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // The published schema's `language` patterns (of `run` and `toolComponent`) have a stray `]` (`^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$`)
+    // that a strict validator refuses as a regex; it means an RFC 5646 two-letter language with an
+    // optional region. suma never writes `language`.
+    for component in ["run", "toolComponent"] {
+        let language = &mut schema["definitions"][component]["properties"]["language"]["pattern"];
+        assert_eq!(language, "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$");
+        *language = "^[a-zA-Z]{2}(-[a-zA-Z]{2})?$".into();
+    }
+    let validator = jsonschema::draft7::new(&schema).expect("the SARIF schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(sarif)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the SARIF log breaks its schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn the_sarif_schema_check_catches_a_broken_log() {
+    // The validation above is only worth something if it rejects what GitHub would reject.
+    let mut broken = serde_json::from_str::<Value>(&bad_run("sarif").stdout).unwrap();
+    broken["runs"][0]["results"][0]["level"] = "critical".into();
+    broken["runs"][0]["tool"]["driver"]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    let outcome = std::panic::catch_unwind(|| assert_valid_sarif(&broken));
+    let message = *outcome
+        .expect_err("a broken log is rejected")
+        .downcast::<String>()
+        .unwrap();
+    assert!(message.contains("/runs/0/results/0/level"), "{message}");
+    assert!(message.contains("\"name\" is a required property"), "{message}");
+}
+
 #[test]
 fn sarif_carries_rules_results_and_suppressions() {
     let out = bad_run("sarif");
@@ -483,6 +705,7 @@ fn sarif_carries_rules_results_and_suppressions() {
     let sarif: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     assert_eq!(sarif["$schema"], "https://json.schemastore.org/sarif-2.1.0.json");
+    assert_valid_sarif(&sarif);
     let run = &sarif["runs"][0];
     assert_eq!(run["tool"]["driver"]["name"], "suma");
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
@@ -522,6 +745,28 @@ fn sarif_carries_rules_results_and_suppressions() {
         .find(|r| r["ruleId"] == "rds-multi-az" && r["properties"]["resource"] == id("bad_db").as_str())
         .unwrap();
     assert_eq!(muted["suppressions"][0]["kind"], "external");
+}
+
+/// The JSON report is a documented, stable interface: the whole report of the non-compliant
+/// environment is pinned, with only what moto or the clock chooses masked.
+#[test]
+fn the_json_report_matches_its_snapshot() {
+    let out = bad_run("json");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"cmp[0-9a-f]{12}", "[FLEET]");
+    settings.add_filter(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})", "[TIME]");
+    settings.add_filter(r"\b\d{4}-\d{2}-\d{2}\b", "[DATE]");
+    settings.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[MS]""#);
+    settings.add_filter(r"/[0-9a-f]{16}\b", "/[ID]");
+    settings.add_filter(r#"(:secret:[^"]*)-[A-Za-z0-9]{6}""#, r#"$1-[SUFFIX]""#);
+    settings.add_filter(r"\b[0-9A-Z]{14,32}/", "[ZONE]/");
+    settings.add_filter(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[UUID]",
+    );
+    settings.add_filter(r"\b\d+ days? ago\b", "[N] days ago");
+    settings.bind(|| insta::assert_snapshot!("compliance_bad_environment_json", out.stdout));
 }
 
 #[test]

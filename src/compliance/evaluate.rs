@@ -246,13 +246,45 @@ const SECRET_NAME_PARTS: &[&str] = &[
     "HMAC",
 ];
 
+/// Endings that make a secret-sounding name a reference to a secret or a setting about one
+/// (`JWT_KEYS_SECRET_ID`, `ACCESS_TOKEN_TTL`): only the value is judged for those.
+const REFERENCE_SUFFIXES: &[&str] = &[
+    "_ID",
+    "_ARN",
+    "_NAME",
+    "_TTL",
+    "_SECS",
+    "_SECONDS",
+    "_MINUTES",
+    "_HOURS",
+    "_DAYS",
+    "_FILE",
+    "_PATH",
+    "_DIR",
+    "_URL",
+    "_URI",
+    "_ENDPOINT",
+    "_REGION",
+    "_LENGTH",
+    "_BITS",
+    "_ENABLED",
+    "_HEADER",
+    "_VERSION",
+];
+
 /// Why an environment variable looks like a secret, if it does. The value itself is never reported.
 pub fn secret_like(name: &str, value: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
-    if SECRET_NAME_PARTS.iter().any(|p| upper.contains(p)) && !value.trim().is_empty() {
+    let names_a_secret =
+        SECRET_NAME_PARTS.iter().any(|p| upper.contains(p)) && !REFERENCE_SUFFIXES.iter().any(|s| upper.ends_with(s));
+    if names_a_secret && !value.trim().is_empty() {
         return Some("name");
     }
     let v = value.trim();
+    if v.starts_with("arn:") {
+        // An ARN names a resource; its random-looking suffix is not a secret.
+        return None;
+    }
     let aws_key = (v.starts_with("AKIA") || v.starts_with("ASIA"))
         && v.len() == 20
         && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());

@@ -25,6 +25,8 @@ pub type Answer = Result<HttpAnswer, String>;
 pub trait ServiceProbe: Send + Sync {
     /// Sends `method` to `url` without credentials.
     async fn request(&self, method: &str, url: &str) -> Answer;
+    /// The protocol versions below TLS 1.2 that `host:port` accepts (empty: none).
+    async fn legacy_tls(&self, host: &str, port: u16) -> Result<Vec<u16>, String>;
 }
 
 /// The GDPR endpoints and the method each answers to.
@@ -43,6 +45,8 @@ pub struct LiveFacts {
     pub jwks: Answer,
     /// (method and path, answer) for each of [`GDPR_ENDPOINTS`].
     pub gdpr: Vec<(String, Answer)>,
+    /// The versions below TLS 1.2 the server accepts; `None` for a plain-HTTP URL.
+    pub legacy_tls: Option<Result<Vec<u16>, String>>,
 }
 
 /// Asks the service everything the checks need, concurrently.
@@ -54,11 +58,21 @@ pub async fn gather(probe: &dyn ServiceProbe, base_url: &str) -> LiveFacts {
         async move { (format!("{method} {path}"), probe.request(method, &url).await) }
     }));
     let (health_url, ready_url, jwks_url) = (at("/health"), at("/ready"), at("/.well-known/jwks.json"));
-    let (health, ready, jwks, gdpr) = tokio::join!(
+    let legacy_tls = async {
+        let url = reqwest::Url::parse(base).ok().filter(|u| u.scheme() == "https")?;
+        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+        Some(
+            probe
+                .legacy_tls(&host, url.port_or_known_default().unwrap_or(443))
+                .await,
+        )
+    };
+    let (health, ready, jwks, gdpr, legacy_tls) = tokio::join!(
         probe.request("GET", &health_url),
         probe.request("GET", &ready_url),
         probe.request("GET", &jwks_url),
-        gdpr
+        gdpr,
+        legacy_tls
     );
     LiveFacts {
         url: base.to_owned(),
@@ -66,6 +80,7 @@ pub async fn gather(probe: &dyn ServiceProbe, base_url: &str) -> LiveFacts {
         ready,
         jwks,
         gdpr,
+        legacy_tls,
     }
 }
 
@@ -74,30 +89,43 @@ pub fn evaluate(facts: &LiveFacts) -> Vec<Finding> {
     let url = facts.url.as_str();
     let mut out = Vec::new();
     let https = url.starts_with("https://");
-    match (&facts.health, https) {
-        (_, false) => out.push(finding(
-            "service-tls",
-            url,
-            None,
-            false,
-            "plain HTTP",
-            "HTTPS with TLS 1.2 or later",
-        )),
-        (Ok(_), true) => out.push(finding(
-            "service-tls",
-            url,
-            None,
-            true,
-            "HTTPS, TLS 1.2+ handshake succeeded",
-            "HTTPS with TLS 1.2 or later",
-        )),
-        (Err(e), true) => out.push(finding(
+    const EXPECTED_TLS: &str = "HTTPS with TLS 1.2 or later only";
+    match (&facts.health, &facts.legacy_tls, https) {
+        (_, _, false) | (_, None, true) => {
+            out.push(finding("service-tls", url, None, false, "plain HTTP", EXPECTED_TLS))
+        }
+        (Err(e), _, true) => out.push(finding(
             "service-tls",
             url,
             None,
             false,
             format!("no TLS 1.2+ handshake: {e}"),
-            "HTTPS with TLS 1.2 or later",
+            EXPECTED_TLS,
+        )),
+        (Ok(_), Some(Ok(legacy)), true) if legacy.is_empty() => out.push(finding(
+            "service-tls",
+            url,
+            None,
+            true,
+            "TLS 1.2+ handshake succeeded; TLS 1.0 and 1.1 refused",
+            EXPECTED_TLS,
+        )),
+        (Ok(_), Some(Ok(legacy)), true) => {
+            let names: Vec<String> = legacy.iter().map(|v| super::legacy_tls::version_name(*v)).collect();
+            out.push(finding(
+                "service-tls",
+                url,
+                None,
+                false,
+                format!("also accepts {}", names.join(" and ")),
+                EXPECTED_TLS,
+            ));
+        }
+        (Ok(_), Some(Err(e)), true) => out.push(error_finding(
+            "service-tls",
+            url,
+            None,
+            &format!("probing for TLS 1.0/1.1: {e}"),
         )),
     }
     match &facts.health {
@@ -207,6 +235,7 @@ pub fn evaluate(facts: &LiveFacts) -> Vec<Finding> {
 /// The probe over reqwest: no redirects followed, TLS 1.2 at least.
 pub struct ReqwestServiceProbe {
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl ReqwestServiceProbe {
@@ -218,7 +247,7 @@ impl ReqwestServiceProbe {
             .user_agent(concat!("suma/", env!("CARGO_PKG_VERSION"), " compliance"))
             .build()
             .expect("the HTTP client builds with static settings");
-        Self { client }
+        Self { client, timeout }
     }
 }
 
@@ -243,6 +272,18 @@ impl ServiceProbe for ReqwestServiceProbe {
             .collect();
         let json = response.json::<serde_json::Value>().await.ok();
         Ok(HttpAnswer { status, headers, json })
+    }
+
+    async fn legacy_tls(&self, host: &str, port: u16) -> Result<Vec<u16>, String> {
+        use super::legacy_tls::{accepts, TLS1_0, TLS1_1};
+        let (tls10, tls11) = tokio::join!(
+            accepts(host, port, TLS1_0, self.timeout),
+            accepts(host, port, TLS1_1, self.timeout)
+        );
+        Ok([(TLS1_0, tls10?), (TLS1_1, tls11?)]
+            .into_iter()
+            .filter_map(|(version, accepted)| accepted.then_some(version))
+            .collect())
     }
 }
 
@@ -290,6 +331,7 @@ mod tests {
                 .iter()
                 .map(|(m, p)| (format!("{m} {p}"), answer(gdpr_status, &[], None)))
                 .collect(),
+            legacy_tls: url.starts_with("https://").then(|| Ok(Vec::new())),
         }
     }
 
@@ -312,6 +354,18 @@ mod tests {
                 facts("http://127.0.0.1:1", GOOD_HEADERS, 401),
                 "service-tls",
                 "plain HTTP",
+            ),
+            (
+                {
+                    let mut f = facts("https://a", GOOD_HEADERS, 401);
+                    f.legacy_tls = Some(Ok(vec![
+                        super::super::legacy_tls::TLS1_0,
+                        super::super::legacy_tls::TLS1_1,
+                    ]));
+                    f
+                },
+                "service-tls",
+                "also accepts TLS 1.0 and TLS 1.1",
             ),
             (
                 facts("https://a", &GOOD_HEADERS[1..], 401),
@@ -365,5 +419,23 @@ mod tests {
         assert_eq!(status_of(&findings, "service-security-headers").0, Status::Error);
         assert_eq!(status_of(&findings, "service-health-ready").0, Status::Fail);
         assert_eq!(status_of(&findings, "service-tls").0, Status::Fail);
+    }
+
+    #[test]
+    fn tls_passes_only_when_the_old_versions_are_refused_and_a_failed_probe_is_an_error() {
+        let findings = evaluate(&facts("https://a", GOOD_HEADERS, 401));
+        assert_eq!(
+            status_of(&findings, "service-tls"),
+            (
+                Status::Pass,
+                "TLS 1.2+ handshake succeeded; TLS 1.0 and 1.1 refused".to_owned()
+            )
+        );
+        let mut f = facts("https://a", GOOD_HEADERS, 401);
+        f.legacy_tls = Some(Err("no TLS answer from a:443 within 5s".into()));
+        let findings = evaluate(&f);
+        let tls = findings.iter().find(|f| f.check_id == "service-tls").unwrap();
+        assert_eq!(tls.status, Status::Error);
+        assert!(tls.detail.as_deref().unwrap().contains("within 5s"));
     }
 }

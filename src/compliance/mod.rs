@@ -7,6 +7,7 @@
 //! resource with the observed value against the expected one.
 
 pub mod evaluate;
+pub mod legacy_tls;
 pub mod live;
 pub mod registry;
 pub mod report;

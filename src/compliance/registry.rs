@@ -42,9 +42,16 @@ impl Check {
             (!self.controls.gdpr.is_empty()).then_some("gdpr"),
             (!self.controls.cis.is_empty()).then_some("cis"),
         ];
+        // A topic may repeat the service (`secrets`); SARIF wants each tag once.
+        let mut seen: Vec<&'static str> = Vec::new();
         std::iter::once(self.service)
             .chain(frameworks.into_iter().flatten())
             .chain(self.topics.iter().copied())
+            .filter(move |tag| {
+                let new = !seen.contains(tag);
+                seen.push(tag);
+                new
+            })
     }
 
     /// The registered check `id`.
@@ -517,5 +524,14 @@ mod tests {
         let c = Check::get("rds-storage-encrypted-cmk").unwrap();
         let tags: Vec<&str> = c.tags().collect();
         assert_eq!(tags, ["rds", "pci-dss", "soc2", "gdpr", "cis", "encryption"]);
+    }
+
+    #[test]
+    fn every_check_lists_each_tag_once() {
+        for check in CHECKS {
+            let tags: Vec<&str> = check.tags().collect();
+            let unique: std::collections::BTreeSet<&str> = tags.iter().copied().collect();
+            assert_eq!(tags.len(), unique.len(), "{}: {tags:?}", check.id);
+        }
     }
 }

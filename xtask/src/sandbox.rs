@@ -311,6 +311,9 @@ impl Sandbox {
         let pg_bin = ensure_postgres()?;
         ensure_program("redis-server", "redis-server")?;
         ensure_program("prometheus", "prometheus")?;
+        // Not sandbox services: the compliance tests' certificate and TLS 1.0/1.1 listener.
+        ensure_program("openssl", "openssl")?;
+        ensure_program("nginx", "nginx-light")?;
 
         let mut state = self.load_state();
         // The proxy's and Prometheus's ports come first: the seeded configuration points at them.

@@ -326,6 +326,16 @@ fn secret_detection_spares_ordinary_values() {
         ("LOG_FORMAT", "json"),
         ("PUBLIC_URL", "https://auth.example.com/api/v1"),
         ("TOKEN_TTL", ""),
+        // References to secrets and settings about them, not secrets.
+        ("JWT_KEYS_SECRET_ID", "/suma-finance/auth/production/jwt-signing-key"),
+        ("ACCESS_TOKEN_TTL", "900"),
+        ("REFRESH_TOKEN_TTL_SECS", "2592000"),
+        ("PASSWORD_MIN_LENGTH", "12"),
+        (
+            "DB_PASSWORD_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-password-Xk9fQ2",
+        ),
+        ("SESSION_TOKEN_HEADER", "Authorization"),
         (
             "IMAGE",
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.4.2",
@@ -333,6 +343,13 @@ fn secret_detection_spares_ordinary_values() {
     ] {
         assert_eq!(secret_like(name, value), None, "{name}={value}");
     }
+    assert_eq!(secret_like("DB_PASSWORD", "hunter2"), Some("name"));
+    assert_eq!(secret_like("AWS_SECRET_ACCESS_KEY", "x"), Some("name"));
+    // A reference-like name still has its value judged.
+    assert_eq!(
+        secret_like("JWT_SECRET_ID", "-----BEGIN PRIVATE KEY-----"),
+        Some("PEM key")
+    );
     assert_eq!(secret_like("X", "-----BEGIN PRIVATE KEY-----"), Some("PEM key"));
     assert_eq!(
         secret_like("X", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"),
