@@ -179,6 +179,89 @@ impl SdkEcs {
             client: aws_sdk_ecs::Client::new(config),
         }
     }
+
+    async fn sdk_task_definition(&self, reference: &str) -> Result<aws_sdk_ecs::types::TaskDefinition, AwsError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(reference)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", reference, e))?;
+        out.task_definition.ok_or_else(|| {
+            AwsError::new(
+                "ECS",
+                "DescribeTaskDefinition",
+                reference,
+                AwsErrorKind::NotFound,
+                "no task definition returned",
+            )
+        })
+    }
+
+    /// Registers a new revision of `base` that differs only by `change` applied to `container`:
+    /// every other field of the definition is copied as it is.
+    async fn register_changed(
+        &self,
+        base: &str,
+        container: &str,
+        change: impl Fn(&mut aws_sdk_ecs::types::ContainerDefinition),
+    ) -> Result<TaskDefinition, AwsError> {
+        let td = self.sdk_task_definition(base).await?;
+        if !td.container_definitions().iter().any(|c| c.name() == Some(container)) {
+            return Err(AwsError::new(
+                "ECS",
+                "RegisterTaskDefinition",
+                base,
+                AwsErrorKind::NotFound,
+                format!(
+                    "the task definition has no container `{container}` (check `ecs.container` in the configuration)"
+                ),
+            ));
+        }
+        let containers = td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if c.name() == Some(container) {
+                    change(&mut c);
+                }
+                c
+            })
+            .collect();
+        let out = self
+            .client
+            .register_task_definition()
+            .family(td.family().unwrap_or_default())
+            .set_task_role_arn(td.task_role_arn().map(str::to_owned))
+            .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
+            .set_network_mode(td.network_mode().cloned())
+            .set_container_definitions(Some(containers))
+            .set_volumes(Some(td.volumes().to_vec()))
+            .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+            .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+            .set_cpu(td.cpu().map(str::to_owned))
+            .set_memory(td.memory().map(str::to_owned))
+            .set_pid_mode(td.pid_mode().cloned())
+            .set_ipc_mode(td.ipc_mode().cloned())
+            .set_proxy_configuration(td.proxy_configuration().cloned())
+            .set_ephemeral_storage(td.ephemeral_storage().cloned())
+            .set_runtime_platform(td.runtime_platform().cloned())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", base, e))?;
+        let registered = out.task_definition().ok_or_else(|| {
+            AwsError::new(
+                "ECS",
+                "RegisterTaskDefinition",
+                base,
+                AwsErrorKind::Other,
+                "no task definition returned",
+            )
+        })?;
+        Ok(task_definition_of(registered))
+    }
 }
 
 #[async_trait]
@@ -239,95 +322,12 @@ impl EcsApi for SdkEcs {
     }
 
     async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError> {
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(reference)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", reference, e))?;
-        let td = out.task_definition().ok_or_else(|| {
-            AwsError::new(
-                "ECS",
-                "DescribeTaskDefinition",
-                reference,
-                AwsErrorKind::NotFound,
-                "no task definition returned",
-            )
-        })?;
-        Ok(task_definition_of(td))
+        Ok(task_definition_of(&self.sdk_task_definition(reference).await?))
     }
 
     async fn register_with_image(&self, base: &str, container: &str, image: &str) -> Result<TaskDefinition, AwsError> {
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(base)
-            .send()
+        self.register_changed(base, container, |c| c.image = Some(image.to_owned()))
             .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", base, e))?;
-        let td = out.task_definition().ok_or_else(|| {
-            AwsError::new(
-                "ECS",
-                "DescribeTaskDefinition",
-                base,
-                AwsErrorKind::NotFound,
-                "no task definition returned",
-            )
-        })?;
-        if !td.container_definitions().iter().any(|c| c.name() == Some(container)) {
-            return Err(AwsError::new(
-                "ECS",
-                "RegisterTaskDefinition",
-                base,
-                AwsErrorKind::NotFound,
-                format!(
-                    "the task definition has no container `{container}` (check `ecs.container` in the configuration)"
-                ),
-            ));
-        }
-        let containers = td
-            .container_definitions()
-            .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                if c.name() == Some(container) {
-                    c.image = Some(image.to_owned());
-                }
-                c
-            })
-            .collect();
-        let out = self
-            .client
-            .register_task_definition()
-            .family(td.family().unwrap_or_default())
-            .set_task_role_arn(td.task_role_arn().map(str::to_owned))
-            .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
-            .set_network_mode(td.network_mode().cloned())
-            .set_container_definitions(Some(containers))
-            .set_volumes(Some(td.volumes().to_vec()))
-            .set_placement_constraints(Some(td.placement_constraints().to_vec()))
-            .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
-            .set_cpu(td.cpu().map(str::to_owned))
-            .set_memory(td.memory().map(str::to_owned))
-            .set_pid_mode(td.pid_mode().cloned())
-            .set_ipc_mode(td.ipc_mode().cloned())
-            .set_proxy_configuration(td.proxy_configuration().cloned())
-            .set_ephemeral_storage(td.ephemeral_storage().cloned())
-            .set_runtime_platform(td.runtime_platform().cloned())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", base, e))?;
-        let registered = out.task_definition().ok_or_else(|| {
-            AwsError::new(
-                "ECS",
-                "RegisterTaskDefinition",
-                base,
-                AwsErrorKind::Other,
-                "no task definition returned",
-            )
-        })?;
-        Ok(task_definition_of(registered))
     }
 
     async fn register_with_environment(
@@ -338,100 +338,24 @@ impl EcsApi for SdkEcs {
         value: &str,
     ) -> Result<TaskDefinition, AwsError> {
         use aws_sdk_ecs::types::KeyValuePair;
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(base)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", base, e))?;
-        let td = out.task_definition().ok_or_else(|| {
-            AwsError::new(
-                "ECS",
-                "DescribeTaskDefinition",
-                base,
-                AwsErrorKind::NotFound,
-                "no task definition returned",
-            )
-        })?;
-        if !td.container_definitions().iter().any(|c| c.name() == Some(container)) {
-            return Err(AwsError::new(
-                "ECS",
-                "RegisterTaskDefinition",
-                base,
-                AwsErrorKind::NotFound,
-                format!(
-                    "the task definition has no container `{container}` (check `ecs.container` in the configuration)"
-                ),
-            ));
-        }
-        let containers = td
-            .container_definitions()
-            .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                if c.name() == Some(container) {
-                    let mut vars: Vec<KeyValuePair> = c
-                        .environment()
-                        .iter()
-                        .filter(|kv| kv.name() != Some(name))
-                        .cloned()
-                        .collect();
-                    vars.push(KeyValuePair::builder().name(name).value(value).build());
-                    c.environment = Some(vars);
-                }
-                c
-            })
-            .collect();
-        let out = self
-            .client
-            .register_task_definition()
-            .family(td.family().unwrap_or_default())
-            .set_task_role_arn(td.task_role_arn().map(str::to_owned))
-            .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
-            .set_network_mode(td.network_mode().cloned())
-            .set_container_definitions(Some(containers))
-            .set_volumes(Some(td.volumes().to_vec()))
-            .set_placement_constraints(Some(td.placement_constraints().to_vec()))
-            .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
-            .set_cpu(td.cpu().map(str::to_owned))
-            .set_memory(td.memory().map(str::to_owned))
-            .set_runtime_platform(td.runtime_platform().cloned())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "RegisterTaskDefinition", base, e))?;
-        let registered = out.task_definition().ok_or_else(|| {
-            AwsError::new(
-                "ECS",
-                "RegisterTaskDefinition",
-                base,
-                AwsErrorKind::Other,
-                "no task definition returned",
-            )
-        })?;
-        Ok(task_definition_of(registered))
+        self.register_changed(base, container, |c| {
+            let mut vars: Vec<KeyValuePair> = c
+                .environment()
+                .iter()
+                .filter(|kv| kv.name() != Some(name))
+                .cloned()
+                .collect();
+            vars.push(KeyValuePair::builder().name(name).value(value).build());
+            c.environment = Some(vars);
+        })
+        .await
     }
 
     async fn describe_task_definition_spec(&self, reference: &str) -> Result<RegisteredTaskDefinition, AwsError> {
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(reference)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ECS", "DescribeTaskDefinition", reference, e))?;
-        let td = out.task_definition().ok_or_else(|| {
-            AwsError::new(
-                "ECS",
-                "DescribeTaskDefinition",
-                reference,
-                AwsErrorKind::NotFound,
-                "no task definition returned",
-            )
-        })?;
+        let td = self.sdk_task_definition(reference).await?;
         Ok(RegisteredTaskDefinition {
-            summary: task_definition_of(td),
-            spec: spec_of(td),
+            summary: task_definition_of(&td),
+            spec: spec_of(&td),
         })
     }
 

@@ -152,15 +152,7 @@ impl DatabaseApi for SdkRds {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "PromoteReadReplica", identifier, e))?;
-        out.db_instance().map(db_instance_of).ok_or_else(|| {
-            AwsError::new(
-                "RDS",
-                "PromoteReadReplica",
-                identifier,
-                AwsErrorKind::Other,
-                "no instance returned",
-            )
-        })
+        answered(out.db_instance(), "PromoteReadReplica", identifier)
     }
 
     async fn modify_instance(&self, identifier: &str, change: &DbModification) -> Result<DbInstance, AwsError> {
@@ -176,15 +168,7 @@ impl DatabaseApi for SdkRds {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "ModifyDBInstance", identifier, e))?;
-        out.db_instance().map(db_instance_of).ok_or_else(|| {
-            AwsError::new(
-                "RDS",
-                "ModifyDBInstance",
-                identifier,
-                AwsErrorKind::Other,
-                "no instance returned",
-            )
-        })
+        answered(out.db_instance(), "ModifyDBInstance", identifier)
     }
 
     async fn create_read_replica(
@@ -206,15 +190,7 @@ impl DatabaseApi for SdkRds {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "CreateDBInstanceReadReplica", identifier, e))?;
-        out.db_instance().map(db_instance_of).ok_or_else(|| {
-            AwsError::new(
-                "RDS",
-                "CreateDBInstanceReadReplica",
-                identifier,
-                AwsErrorKind::Other,
-                "no instance returned",
-            )
-        })
+        answered(out.db_instance(), "CreateDBInstanceReadReplica", identifier)
     }
 
     async fn reboot_with_failover(&self, identifier: &str) -> Result<DbInstance, AwsError> {
@@ -226,15 +202,7 @@ impl DatabaseApi for SdkRds {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "RebootDBInstance", identifier, e))?;
-        out.db_instance().map(db_instance_of).ok_or_else(|| {
-            AwsError::new(
-                "RDS",
-                "RebootDBInstance",
-                identifier,
-                AwsErrorKind::Other,
-                "no instance in the answer",
-            )
-        })
+        answered(out.db_instance(), "RebootDBInstance", identifier)
     }
 
     async fn snapshots(&self, identifier: &str) -> Result<Vec<DbSnapshot>, AwsError> {
@@ -278,16 +246,25 @@ impl DatabaseApi for SdkRds {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "RestoreDBInstanceFromDBSnapshot", target, e))?;
-        out.db_instance().map(db_instance_of).ok_or_else(|| {
-            AwsError::new(
-                "RDS",
-                "RestoreDBInstanceFromDBSnapshot",
-                target,
-                AwsErrorKind::Other,
-                "no instance in the answer",
-            )
-        })
+        answered(out.db_instance(), "RestoreDBInstanceFromDBSnapshot", target)
     }
+}
+
+/// The instance an RDS call answers with, in our type; an answer without one is an error on `identifier`.
+fn answered(
+    db: Option<&aws_sdk_rds::types::DbInstance>,
+    operation: &'static str,
+    identifier: &str,
+) -> Result<DbInstance, AwsError> {
+    db.map(db_instance_of).ok_or_else(|| {
+        AwsError::new(
+            "RDS",
+            operation,
+            identifier,
+            AwsErrorKind::Other,
+            "no instance in the answer",
+        )
+    })
 }
 
 fn db_instance_of(db: &aws_sdk_rds::types::DbInstance) -> DbInstance {
