@@ -44,7 +44,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     // package alone unifies no features differently from another release build.
     eprintln!("bench: building auth-service and auth-bench in release");
     let start = Instant::now();
-    if !process::run_visible(sandbox::cargo().current_dir(&root).args([
+    if !process::run_visible(crate::cargo::command().current_dir(&root).args([
         "build",
         "--quiet",
         "--release",

@@ -96,7 +96,7 @@ pub fn compliance(root: PathBuf) -> Result<()> {
     }
     let suma = target_dir(&root).join("debug/suma");
     process::run(
-        crate::sandbox::cargo()
+        crate::cargo::command()
             .args(["build", "--workspace", "--bin", "suma"])
             .current_dir(&root),
     )?;

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_canary;
 mod bench_compliance;
+mod cargo;
 mod demo_ops;
 mod demo_runbooks;
 mod http;

@@ -1078,11 +1078,12 @@ fn prometheus_config(stable_port: &str, canary_port: &str) -> String {
 fn build_workspace(root: &Path) -> Result<bool> {
     eprintln!("sandbox: building the workspace's binaries");
     let start = Instant::now();
-    let built = process::run_visible(
-        cargo()
-            .current_dir(root)
-            .args(["build", "--quiet", "--workspace", "--bins"]),
-    )?;
+    let built = process::run_visible(crate::cargo::command().current_dir(root).args([
+        "build",
+        "--quiet",
+        "--workspace",
+        "--bins",
+    ]))?;
     eprintln!("sandbox: build done in {:.1}s", start.elapsed().as_secs_f64());
     Ok(built)
 }
@@ -1100,7 +1101,7 @@ fn build_binaries(root: &Path, binaries: &[PathBuf]) -> Result<()> {
         return Ok(());
     }
     eprintln!("sandbox: the workspace does not build; building auth-service and dataplane only");
-    if process::run_visible(cargo().current_dir(root).args([
+    if process::run_visible(crate::cargo::command().current_dir(root).args([
         "build",
         "--quiet",
         "--package",
@@ -1166,17 +1167,13 @@ pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
 /// `cargo xtask test`: the whole workspace's tests against a sandbox.
 pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
     let sandbox = Sandbox::new(root.clone());
     let was_up = sandbox.is_up();
     let vars = sandbox.up()?;
     let passed = process::run_visible(
-        cargo()
+        crate::cargo::command()
             .current_dir(&root)
             .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
             .args(extra)
@@ -1184,7 +1181,7 @@ pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
     );
     let doc = match passed {
         Ok(true) => process::run_visible(
-            cargo()
+            crate::cargo::command()
                 .current_dir(&root)
                 .args(["test", "--workspace", "--doc"])
                 .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
