@@ -2,7 +2,7 @@
 //! AWS call, the diff against moto's live revision, registration read back through the SDK, and a canary
 //! whose register step registers the rendered template. Tests that change `staging` run one at a time.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,12 +10,10 @@ use std::sync::Arc;
 use common::{json, run, sandbox_config, suma};
 use suma::aws::AwsApis;
 use suma::taskdef::TaskDefinitionSpec;
-use tokio::sync::Mutex;
 
-static STAGING: Mutex<()> = Mutex::const_new(());
 
 fn template() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::workspace_root()
         .join("templates/ecs/auth-service.taskdef.yaml")
         .display()
         .to_string()
@@ -64,6 +62,7 @@ fn render(image: &str) -> TaskDefinitionSpec {
 
 #[test]
 fn render_for_staging_is_json_with_the_environments_values() {
+    crate::require_sandbox!();
     let image = fresh_image();
     let spec = render(&image);
     let env = staging();
@@ -112,6 +111,7 @@ fn render_for_staging_is_json_with_the_environments_values() {
 
 #[test]
 fn template_errors_are_located_before_any_aws_call() {
+    crate::require_sandbox!();
     let dir = std::env::temp_dir().join(common::unique("taskdef"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.taskdef.yaml");
@@ -168,7 +168,8 @@ fn template_errors_are_located_before_any_aws_call() {
 
 #[tokio::test]
 async fn diff_register_and_read_back() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
     let ecs = aws.ecs(&env.primary_region);
@@ -301,7 +302,8 @@ async fn diff_register_and_read_back() {
 
 #[tokio::test]
 async fn a_canary_from_the_template_registers_the_rendered_task_definition() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
     let ecs = aws.ecs(&env.primary_region);

@@ -3,7 +3,7 @@
 //! sent as exactly one update, the canary gate finding the applied auto-rollback monitor. Each test works in
 //! an environment of its own name (its own Datadog tags), so it never meets another test's monitors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,7 +74,7 @@ impl Env {
 }
 
 fn repo_templates() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/datadog")
+    common::workspace_root().join("templates/datadog")
 }
 
 fn datadog() -> Datadog {
@@ -129,6 +129,7 @@ fn ok_json(run: &Run, code: i32) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
+    crate::require_sandbox!();
     let env = Env::new("mon");
     let dd = datadog();
     let repo = repo_templates();
@@ -300,6 +301,7 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mute_and_unmute_by_name_and_id() {
+    crate::require_sandbox!();
     let env = Env::new("mute");
     let dd = datadog();
     let name = format!("mute test ({})", env.name);
@@ -337,6 +339,7 @@ async fn mute_and_unmute_by_name_and_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboards_apply_once_and_update_one_widget() {
+    crate::require_sandbox!();
     let env = Env::new("dash");
     let dd = datadog();
     let repo = repo_templates();

@@ -3,7 +3,7 @@
 //! service, `database-failure` restores the latest snapshot and verifies the data, and a run stopped at a
 //! failed step is resumed from that step with the outputs recorded before it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -11,16 +11,14 @@ use std::path::PathBuf;
 use common::{json, run, sandbox_config, sandbox_var, suma, unique};
 use serde_json::{json as j, Value};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn runbooks() -> String {
-    root().join("runbooks").display().to_string()
+    common::workspace_root().join("runbooks").display().to_string()
 }
 
 /// A configuration with `staging` copied to a new environment holding exactly `secrets`.
 struct Fleet {
+    /// Held shared: the copy's consumers are staging's ECS services (see `common::staging_shared`).
+    _staging: std::sync::RwLockReadGuard<'static, ()>,
     dir: tempfile::TempDir,
     path: PathBuf,
     env: String,
@@ -57,7 +55,12 @@ impl Fleet {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
         std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-        Self { dir, path, env }
+        Self {
+            _staging: common::staging_shared(),
+            dir,
+            path,
+            env,
+        }
     }
 
     fn suma(&self, args: &[&str]) -> std::process::Command {
@@ -180,9 +183,10 @@ fn step<'a>(op: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn every_shipped_runbook_validates() {
+    crate::require_sandbox!();
     let out = run(suma(&["runbook", "validate", "--dir", &runbooks()]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let files = std::fs::read_dir(root().join("runbooks"))
+    let files = std::fs::read_dir(common::workspace_root().join("runbooks"))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"))
         .count();
@@ -217,7 +221,8 @@ fn every_shipped_runbook_validates() {
 
 #[test]
 fn a_broken_runbook_is_reported_at_each_line_before_anything_runs() {
-    let fixture = root().join("tests/fixtures/runbooks/broken.yaml");
+    crate::require_sandbox!();
+    let fixture = common::fixture("runbooks/broken.yaml");
     let fixture = fixture.to_str().unwrap();
     let out = run(suma(&["runbook", "validate", fixture]));
     assert_eq!(out.code, 2, "{}", out.stderr);
@@ -269,6 +274,7 @@ async fn account(http: &reqwest::Client, base: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys() {
+    crate::require_sandbox!();
     let base = sandbox_var("AUTH_STABLE_URL");
     let http = reqwest::Client::new();
     let jwt_id = "/suma-finance/auth/staging/jwt-signing-key";
@@ -389,6 +395,7 @@ async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_verifies_the_data() {
+    crate::require_sandbox!();
     // Its own environment: the repoint step changes the service's task definition.
     let seeded = common::seed_environment(&unique("db")[..10]);
     let (_, _, db_secret) = database_role("/suma-test/dbfail").await;
@@ -524,6 +531,7 @@ async fn primary_record(route53: &aws_sdk_route53::Client, env: &Value) -> (Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_failover_moves_the_primary_record_to_the_dr_load_balancer_and_back() {
+    crate::require_sandbox!();
     // Its own environment: the record it moves is the environment's.
     let seeded = common::seed_environment(&unique("dns")[..10]);
     let fleet = Fleet::seeded(&seeded, j!([]));
@@ -608,13 +616,14 @@ fn serve_ok(listener: std::net::TcpListener) {
 
 #[test]
 fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
+    crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}/health");
-    let fixture = root().join("tests/fixtures/runbooks/resume.yaml");
+    let fixture = common::fixture("runbooks/resume.yaml");
     let out = run(fleet.suma(&[
         "runbook",
         "run",

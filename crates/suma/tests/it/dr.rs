@@ -4,7 +4,7 @@
 //! snapshot reads. The replica lag is measured on a real PostgreSQL streaming replica of the sandbox's
 //! database, started by the test.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -240,6 +240,7 @@ fn item<'a>(report: &'a serde_json::Value, check: &str) -> &'a serde_json::Value
 
 #[tokio::test]
 async fn check_measures_the_lag_on_a_real_replica() {
+    crate::require_sandbox!();
     let env = DrEnv::seed();
     let replica = StreamingReplica::start();
     let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
@@ -298,6 +299,7 @@ async fn check_measures_the_lag_on_a_real_replica() {
 
 #[tokio::test]
 async fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    crate::require_sandbox!();
     let env = DrEnv::seed();
     let before = env.state().await;
     let out = run(env.suma(&["dr", "failover", "--dry-run", "--output", "json"], None));
@@ -344,6 +346,7 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_failover_without_a_measurable_lag_is_refused_unless_data_loss_is_accepted() {
+    crate::require_sandbox!();
     let env = DrEnv::seed();
     let before = env.state().await;
     let out = run(env.suma(&["dr", "failover", "--yes", "--output", "json"], None));
@@ -382,6 +385,7 @@ async fn a_failover_without_a_measurable_lag_is_refused_unless_data_loss_is_acce
 
 #[tokio::test]
 async fn failover_and_failback_change_what_they_should_and_nothing_else() {
+    crate::require_sandbox!();
     let env = DrEnv::seed();
     let replica = StreamingReplica::start();
     let before = env.state().await;
@@ -449,6 +453,7 @@ async fn failover_and_failback_change_what_they_should_and_nothing_else() {
 
 #[tokio::test]
 async fn a_drill_fails_over_and_back_and_reports_times_against_the_rto() {
+    crate::require_sandbox!();
     let env = DrEnv::seed();
     let replica = StreamingReplica::start();
     let before = env.state().await;

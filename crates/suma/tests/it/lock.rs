@@ -1,7 +1,7 @@
 //! The environment lock and the journal against DynamoDB in the sandbox (moto): mutual exclusion, lease
 //! expiry and takeover, fencing, and force release through the CLI.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,7 @@ async fn journal(dir: &std::path::Path) -> Journal {
 
 #[tokio::test]
 async fn of_concurrent_acquirers_exactly_one_wins() {
+    crate::require_sandbox!();
     let environment = unique("race");
     let locks = Arc::new(locks(Duration::from_secs(30)).await);
     let attempts = (0..8).map(|i| {
@@ -66,6 +67,7 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_renewed_lease_stays_held_beyond_its_length() {
+    crate::require_sandbox!();
     let environment = unique("renew");
     let locks = locks(Duration::from_secs(1)).await;
     let guard = locks.acquire(&op(&environment, "a@host"), false).await.unwrap();
@@ -80,6 +82,7 @@ async fn a_renewed_lease_stays_held_beyond_its_length() {
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_only_to_finish_its_operation() {
+    crate::require_sandbox!();
     let dir = tempfile::tempdir().unwrap();
     let journal = journal(dir.path()).await;
     let environment = unique("expiry");
@@ -109,6 +112,7 @@ async fn an_expired_lease_is_taken_over_only_to_finish_its_operation() {
 
 #[tokio::test]
 async fn an_expired_lease_of_a_finished_operation_is_free_to_take() {
+    crate::require_sandbox!();
     let dir = tempfile::tempdir().unwrap();
     let journal = journal(dir.path()).await;
     let environment = unique("finished");
@@ -126,6 +130,7 @@ async fn an_expired_lease_of_a_finished_operation_is_free_to_take() {
 
 #[tokio::test]
 async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
+    crate::require_sandbox!();
     let dir = tempfile::tempdir().unwrap();
     let journal = journal(dir.path()).await;
     let environment = unique("fence");
@@ -157,6 +162,7 @@ async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
 
 #[tokio::test]
 async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
+    crate::require_sandbox!();
     // Its own copy of the staging environment under a unique name keeps this test apart from others.
     let environment = "staging";
     let dir = tempfile::tempdir().unwrap();
@@ -273,6 +279,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
 
 #[test]
 fn lock_status_through_the_cli() {
+    crate::require_sandbox!();
     let out = run(suma(&["lock", "status", "--env", "production", "--output", "json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let status = json(&out);

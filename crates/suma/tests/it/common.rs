@@ -4,6 +4,52 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Whether `cargo xtask test` (or `. target/sandbox/env.sh`) exported the sandbox's variables.
+pub fn sandbox_is_up() -> bool {
+    std::env::var_os("AWS_ENDPOINT_URL").is_some() && std::env::var_os("SUMA_CONFIG").is_some()
+}
+
+/// The first line of a test that needs the sandbox: without it, the test says so and returns.
+#[macro_export]
+macro_rules! require_sandbox {
+    () => {
+        if !$crate::common::sandbox_is_up() {
+            eprintln!(
+                "skipped: the sandbox is not up; run `cargo xtask test`, or `cargo xtask sandbox up && . target/sandbox/env.sh`"
+            );
+            return;
+        }
+    };
+}
+
+/// The checkout under test: the workspace root, two levels above this crate. Cargo's run-time value
+/// wins, so a target directory shared by checkouts at different paths cannot point at another tree.
+pub fn workspace_root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.join("../..").canonicalize().unwrap_or(manifest)
+}
+
+/// This crate's test fixtures.
+pub fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+/// Tests that change the `staging` topology (canary, task definitions) hold it exclusively; tests that
+/// work in a copy of `staging` (whose secrets' consumers are staging's ECS services) hold it shared. One
+/// test binary runs them all, so this keeps the one-at-a-time the separate binaries used to give.
+static STAGING: RwLock<()> = RwLock::new(());
+
+pub fn staging_exclusive() -> RwLockWriteGuard<'static, ()> {
+    STAGING.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn staging_shared() -> RwLockReadGuard<'static, ()> {
+    STAGING.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A variable that `cargo xtask test` exports from the sandbox.
 pub fn sandbox_var(name: &str) -> String {
@@ -77,7 +123,7 @@ pub struct SeededEnvironment {
 }
 
 pub fn seed_environment(name: &str) -> SeededEnvironment {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = workspace_root();
     let venv = std::env::var_os("SUMA_SANDBOX_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| sandbox_config().parent().unwrap().join("venv"));

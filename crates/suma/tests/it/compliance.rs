@@ -3,7 +3,7 @@
 //! environments naming them in a copy of the sandbox configuration, a Datadog stub, and the sandbox's
 //! auth-service for the live checks. Nothing the seeded environments hold is changed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ fn python() -> PathBuf {
 fn fleet() -> &'static Fleet {
     FLEET.get_or_init(|| {
         let prefix = format!("cmp{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compliance_fleet.py");
+        let script = common::fixture("compliance_fleet.py");
         let out = std::process::Command::new(python())
             .arg(&script)
             .arg(sandbox_var("AWS_ENDPOINT_URL"))
@@ -147,6 +147,7 @@ const AWS_TAGS: &str = "rds,ecs,alb,route53,secrets";
 
 #[test]
 fn compliant_resources_pass_except_where_moto_lacks_the_setting() {
+    crate::require_sandbox!();
     let out = run(check(
         "cmp-good",
         &["--scope", "config", "--tags", AWS_TAGS, "--output", "json"],
@@ -243,6 +244,7 @@ fn compliant_resources_pass_except_where_moto_lacks_the_setting() {
 
 #[test]
 fn non_compliant_resources_fail_with_what_was_observed() {
+    crate::require_sandbox!();
     let out = run(check(
         "cmp-bad",
         &["--scope", "config", "--tags", AWS_TAGS, "--output", "json"],
@@ -326,6 +328,7 @@ fn non_compliant_resources_fail_with_what_was_observed() {
 
 #[test]
 fn the_account_scope_sees_resources_the_configuration_does_not_name() {
+    crate::require_sandbox!();
     // `cmp-good` names only the good DB; the account view judges every instance in its regions.
     let out = run(check(
         "cmp-good",
@@ -361,6 +364,7 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
 
 #[test]
 fn the_live_service_is_checked_over_http() {
+    crate::require_sandbox!();
     let out = run(check("cmp-good", &["--tags", "service", "--output", "json"]));
     assert_eq!(out.code, 1, "{}", out.stderr);
     let report = json(&out);
@@ -526,6 +530,7 @@ impl Drop for LegacyTlsProxy {
 
 #[test]
 fn tls_is_checked_against_local_https_listeners() {
+    crate::require_sandbox!();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = test_certificate(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -586,6 +591,7 @@ fn datadog_stub(monitors: Value) -> (String, tokio::runtime::Runtime) {
 
 #[test]
 fn datadog_monitors_are_required_unmuted_and_notifying() {
+    crate::require_sandbox!();
     let monitor = |id: i64, name: &str, message: &str, extra: Value| {
         let mut m = serde_json::json!({"id": id, "name": name, "type": "metric alert", "query": "q",
             "message": message, "tags": ["service:auth-service", "env:cmp-good"]});
@@ -658,7 +664,7 @@ fn bad_run(output: &str) -> Run {
 
 /// Validates against the OASIS SARIF 2.1.0 schema (tests/fixtures/sarif), listing every violation.
 fn assert_valid_sarif(sarif: &Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif/sarif-schema-2.1.0.json");
+    let path = common::fixture("sarif/sarif-schema-2.1.0.json");
     let mut schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     // The published schema's `language` patterns (of `run` and `toolComponent`) have a stray `]` (`^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$`)
     // that a strict validator refuses as a regex; it means an RFC 5646 two-letter language with an
@@ -682,6 +688,7 @@ fn assert_valid_sarif(sarif: &Value) {
 
 #[test]
 fn the_sarif_schema_check_catches_a_broken_log() {
+    crate::require_sandbox!();
     // The validation above is only worth something if it rejects what GitHub would reject.
     let mut broken = serde_json::from_str::<Value>(&bad_run("sarif").stdout).unwrap();
     broken["runs"][0]["results"][0]["level"] = "critical".into();
@@ -700,6 +707,7 @@ fn the_sarif_schema_check_catches_a_broken_log() {
 
 #[test]
 fn sarif_carries_rules_results_and_suppressions() {
+    crate::require_sandbox!();
     let out = bad_run("sarif");
     assert_eq!(out.code, 1, "{}", out.stderr);
     let sarif: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -751,6 +759,7 @@ fn sarif_carries_rules_results_and_suppressions() {
 /// environment is pinned, with only what moto or the clock chooses masked.
 #[test]
 fn the_json_report_matches_its_snapshot() {
+    crate::require_sandbox!();
     let out = bad_run("json");
     assert_eq!(out.code, 1, "{}", out.stderr);
     let mut settings = insta::Settings::clone_current();
@@ -771,6 +780,7 @@ fn the_json_report_matches_its_snapshot() {
 
 #[test]
 fn junit_parses_back_with_one_testcase_per_check_and_resource() {
+    crate::require_sandbox!();
     let json_run = bad_run("json");
     let findings = json(&json_run)["findings"].as_array().unwrap().len();
     let out = bad_run("junit");
@@ -813,6 +823,7 @@ fn junit_parses_back_with_one_testcase_per_check_and_resource() {
 
 #[test]
 fn the_table_groups_by_severity_and_out_writes_a_file() {
+    crate::require_sandbox!();
     let out = bad_run("table");
     assert_eq!(out.code, 1);
     let critical = out.stdout.find("CRITICAL (").expect("a critical section");
@@ -846,6 +857,7 @@ fn the_table_groups_by_severity_and_out_writes_a_file() {
 
 #[test]
 fn usage_errors_exit_2_and_list_shows_every_check() {
+    crate::require_sandbox!();
     let out = run(check("cmp-good", &["--checks", "rds-nope"]));
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("unknown check `rds-nope`"), "{}", out.stderr);
@@ -884,6 +896,7 @@ fn usage_errors_exit_2_and_list_shows_every_check() {
 
 #[test]
 fn an_unreachable_aws_turns_checks_into_errors_and_exits_2() {
+    crate::require_sandbox!();
     let out = run(check(
         "cmp-good",
         &["--scope", "config", "--tags", "rds,secrets", "--output", "json"],

@@ -1,11 +1,12 @@
 //! The real `suma` binary against the sandbox: status output, configuration errors, exit codes.
 
-mod common;
+use crate::common;
 
 use common::{json, run, sandbox_config, suma};
 
 #[test]
 fn status_shows_the_whole_environment_for_people() {
+    crate::require_sandbox!();
     let out = run(suma(&["status", "--env", "production"]));
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     let mut settings = insta::Settings::clone_current();
@@ -18,6 +19,7 @@ fn status_shows_the_whole_environment_for_people() {
 
 #[test]
 fn status_json_is_structured() {
+    crate::require_sandbox!();
     let out = run(suma(&["status", "--env", "production", "--output", "json"]));
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
     let report = json(&out);
@@ -86,6 +88,7 @@ fn status_json_is_structured() {
 
 #[test]
 fn status_reports_an_unreachable_aws_per_section_and_exits_2() {
+    crate::require_sandbox!();
     let out =
         run(suma(&["status", "--env", "production", "--output", "json"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
     assert_eq!(out.code, 2);
@@ -136,6 +139,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn malformed_yaml_is_located() {
+    crate::require_sandbox!();
     let (file, stderr) = config_error(|t| t.replacen("table: suma-locks", "table: \"suma-locks", 1));
     assert!(stderr.contains(&format!("error: {file}:")), "{stderr}");
     assert!(stderr.contains("not valid YAML"), "{stderr}");
@@ -143,6 +147,7 @@ fn malformed_yaml_is_located() {
 
 #[test]
 fn unknown_key_is_located_and_named() {
+    crate::require_sandbox!();
     let mut target = 0;
     let (file, stderr) = config_error(|t| {
         let t = t.replacen(
@@ -164,6 +169,7 @@ fn unknown_key_is_located_and_named() {
 
 #[test]
 fn missing_field_is_located_and_named() {
+    crate::require_sandbox!();
     let (file, stderr) = config_error(|t| t.replace("  canary_service: auth-service-canary\n", "\n"));
     assert!(stderr.contains(&format!("error: {file}:")), "{stderr}");
     assert!(
@@ -174,6 +180,7 @@ fn missing_field_is_located_and_named() {
 
 #[test]
 fn bad_region_is_located_and_explained() {
+    crate::require_sandbox!();
     let mut target = 0;
     let (file, stderr) = config_error(|t| {
         let t = t.replacen("dr_region: eu-central-1", "dr_region: eu-centrl-1", 1);
@@ -188,6 +195,7 @@ fn bad_region_is_located_and_explained() {
 
 #[test]
 fn cross_field_problems_are_all_reported_with_positions() {
+    crate::require_sandbox!();
     let (file, stderr) = config_error(|t| {
         t.replace("weight: 50", "weight: 5")
             .replacen("dr_region: eu-central-1", "dr_region: eu-west-1", 1)
@@ -209,6 +217,7 @@ fn cross_field_problems_are_all_reported_with_positions() {
 
 #[test]
 fn unknown_environment_lists_the_defined_ones() {
+    crate::require_sandbox!();
     let out = run(suma(&["status", "--env", "prod"]));
     assert_eq!(out.code, 2);
     assert!(
@@ -221,6 +230,7 @@ fn unknown_environment_lists_the_defined_ones() {
 
 #[test]
 fn config_validate_and_show() {
+    crate::require_sandbox!();
     let out = run(suma(&["config", "validate", "--output", "json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(json(&out)["environments"], serde_json::json!(["production", "staging"]));
@@ -241,6 +251,7 @@ fn config_validate_and_show() {
 
 #[test]
 fn schema_needs_no_configuration() {
+    crate::require_sandbox!();
     let out = run(suma(&["config", "schema"]).env("SUMA_CONFIG", "/nonexistent/suma.yaml"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(json(&out)["title"], "ConfigFile");
@@ -248,6 +259,7 @@ fn schema_needs_no_configuration() {
 
 #[test]
 fn missing_config_file_says_how_to_provide_one() {
+    crate::require_sandbox!();
     let out = run(suma(&["status"]).env("SUMA_CONFIG", "/nonexistent/suma.yaml"));
     assert_eq!(out.code, 2);
     assert!(
@@ -261,6 +273,7 @@ fn missing_config_file_says_how_to_provide_one() {
 
 #[test]
 fn help_documents_exit_codes() {
+    crate::require_sandbox!();
     let out = run(suma(&["--help"]));
     assert_eq!(out.code, 0);
     for line in [
@@ -275,6 +288,7 @@ fn help_documents_exit_codes() {
 
 #[test]
 fn usage_errors_exit_2() {
+    crate::require_sandbox!();
     let out = run(suma(&["lock", "release", "--env", "staging"]));
     assert_eq!(out.code, 2);
     assert!(

@@ -2,7 +2,7 @@
 //! PostgreSQL. Every test works on secrets of its own, in an environment of its own (a copy of `staging`
 //! under a unique name, so each has its own lock), and leaves the shared topology alone.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +66,7 @@ async fn current(client: &aws_sdk_secretsmanager::Client, id: &str) -> String {
 
 /// A configuration file with `staging` copied to a new environment holding exactly `secrets`.
 struct Fleet {
+    _staging: std::sync::RwLockReadGuard<'static, ()>,
     _dir: tempfile::TempDir,
     path: PathBuf,
     env: String,
@@ -77,6 +78,7 @@ fn fleet(secrets: Value) -> Fleet {
 
 /// As [`fleet`], with the lock's lease set (crash tests wait for a dead holder's lease to run out).
 fn fleet_with_lease(secrets: Value, lease: Option<&str>) -> Fleet {
+    let staging = common::staging_shared();
     let text = std::fs::read_to_string(sandbox_config()).unwrap();
     let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     if let Some(lease) = lease {
@@ -93,6 +95,7 @@ fn fleet_with_lease(secrets: Value, lease: Option<&str>) -> Fleet {
     let path = dir.path().join("suma.yaml");
     std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
     Fleet {
+        _staging: staging,
         _dir: dir,
         path,
         env: name,
@@ -169,6 +172,7 @@ async fn password_hash(role: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_random_secret_rotates_through_the_staging_labels() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let id = format!("/suma-test/{}/api-key", unique("rotation"));
     create(&client, &id, "initial-value").await;
@@ -219,6 +223,7 @@ async fn a_random_secret_rotates_through_the_staging_labels() {
 
 #[tokio::test]
 async fn a_database_password_rotation_changes_the_role_and_the_new_one_connects() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let role = format!("app_{}", &unique("r")[2..14]);
     let password = "initial-password-0123456789";
@@ -265,6 +270,7 @@ async fn a_database_password_rotation_changes_the_role_and_the_new_one_connects(
 
 #[tokio::test]
 async fn alternating_users_flip_between_the_role_and_its_clone_and_keep_the_previous_login_working() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let role = format!("alt_{}", &unique("r")[2..14]);
     let clone = format!("{role}_clone");
@@ -361,6 +367,7 @@ async fn rds_instance(password: &str) -> String {
 // `admin_secret` tests exercise against the real PostgreSQL.
 #[tokio::test]
 async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let password = "initial-master-password-0123";
     let instance = rds_instance(password).await;
@@ -408,6 +415,7 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
 
 #[tokio::test]
 async fn an_rds_master_rotation_on_an_unknown_instance_fails_at_set_and_changes_nothing() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let id = format!("/suma-test/{}/db-password", unique("nomaster"));
     create(&client, &id, &credentials("auth_admin", "initial-master-password")).await;
@@ -443,6 +451,7 @@ async fn an_rds_master_rotation_on_an_unknown_instance_fails_at_set_and_changes_
 
 #[tokio::test]
 async fn a_failing_set_step_leaves_awscurrent_unchanged_and_no_awspending() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let base = unique("broken");
     let (id, admin_id) = (
@@ -471,6 +480,7 @@ async fn a_failing_set_step_leaves_awscurrent_unchanged_and_no_awspending() {
 
 #[tokio::test]
 async fn all_due_rotates_exactly_the_secrets_past_policy() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     let base = unique("due");
     let (due, fresh) = (
@@ -504,6 +514,7 @@ async fn all_due_rotates_exactly_the_secrets_past_policy() {
 
 #[tokio::test]
 async fn an_unknown_secret_is_refused_before_any_aws_call() {
+    crate::require_sandbox!();
     let fleet = fleet(serde_json::json!([]));
     let out = run(fleet
         .suma(&["secrets", "rotate", "nope", "--yes"])
@@ -514,6 +525,7 @@ async fn an_unknown_secret_is_refused_before_any_aws_call() {
 
 #[tokio::test]
 async fn a_crash_after_any_step_is_finished_by_resume_or_undone_by_abort() {
+    crate::require_sandbox!();
     let client = secrets_client().await;
     for step in ["create", "set", "test", "finish", "consumers"] {
         for finish_with in ["--resume", "--abort"] {
@@ -594,6 +606,7 @@ async fn version(http: &reqwest::Client, base: &str) -> Value {
 // Multi-threaded: the traffic task keeps running while the test thread waits for the `suma` process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_key() {
+    crate::require_sandbox!();
     let base = sandbox_var("AUTH_STABLE_URL");
     let http = reqwest::Client::new();
     let id = "/suma-finance/auth/staging/jwt-signing-key";

@@ -2,7 +2,7 @@
 //! registration, service updates, rule weights), and end to end with the real binary. Tests here change
 //! the `staging` environment, so they run one at a time.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -10,10 +10,8 @@ use common::{run, sandbox_config, sandbox_session, suma};
 use suma::aws::ecs::{Rollout, ServiceUpdate};
 use suma::aws::elb::WeightedTarget;
 use suma::aws::AwsApis;
-use tokio::sync::Mutex;
 
 /// One test at a time may change `staging`.
-static STAGING: Mutex<()> = Mutex::const_new(());
 
 fn staging() -> suma::config::Environment {
     let path = sandbox_config();
@@ -33,7 +31,8 @@ async fn session(env: &suma::config::Environment) -> Arc<dyn AwsApis> {
 
 #[tokio::test]
 async fn registering_a_revision_changes_only_the_image() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
     let ecs = aws.ecs(&env.primary_region);
@@ -66,7 +65,8 @@ async fn registering_a_revision_changes_only_the_image() {
 
 #[tokio::test]
 async fn service_updates_roll_out_and_weights_round_trip() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
     let ecs = aws.ecs(&env.primary_region);
@@ -139,7 +139,8 @@ async fn service_updates_roll_out_and_weights_round_trip() {
 
 #[tokio::test]
 async fn dry_run_prints_the_plan_and_changes_nothing() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
     let revisions_before = aws
@@ -194,7 +195,8 @@ async fn dry_run_prints_the_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn deploy_refuses_without_yes_or_with_a_floating_tag() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let out = run(suma(&[
         "deploy",
         "canary",
@@ -223,7 +225,8 @@ async fn deploy_refuses_without_yes_or_with_a_floating_tag() {
 
 #[tokio::test]
 async fn rollback_to_a_named_revision_is_journaled() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
     let ecs = aws.ecs(&env.primary_region);
@@ -300,9 +303,7 @@ impl Drop for Scenario {
 /// `xtask sandbox scenario NAME`; whether it succeeded.
 fn switch_scenario(name: &str) -> bool {
     let xtask = common::sandbox_var("SUMA_SANDBOX_XTASK");
-    let root = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = common::workspace_root();
     std::process::Command::new(xtask)
         .args(["sandbox", "scenario", name])
         .env("CARGO_MANIFEST_DIR", root.join("xtask"))
@@ -374,7 +375,8 @@ fn deploy(image: &str) -> std::process::Command {
 
 #[tokio::test]
 async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revision() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let _scenario = Scenario::set("healthy");
     let env = staging();
     let aws = session(&env).await;
@@ -444,7 +446,8 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
 
 #[tokio::test]
 async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_bad_measurement() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let _scenario = Scenario::set("errors");
     let env = staging();
     let aws = session(&env).await;
@@ -490,7 +493,8 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_b
 
 #[tokio::test]
 async fn a_second_concurrent_deploy_is_refused_by_the_lock() {
-    let _staging = STAGING.lock().await;
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
     let _scenario = Scenario::set("healthy");
     let env = staging();
     let aws = session(&env).await;

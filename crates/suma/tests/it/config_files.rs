@@ -4,16 +4,10 @@ use std::path::PathBuf;
 
 use suma::config::{parse_str, ConfigFile};
 
-/// The checkout under test; cargo's run-time value wins so a shared target directory cannot point elsewhere.
-fn root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
 
 #[test]
 fn example_config_is_valid_and_describes_the_topology() {
-    let path = root().join("templates/suma.example.yaml");
+    let path = crate::common::workspace_root().join("templates/suma.example.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let config = parse_str(&text, &path)
         .unwrap_or_else(|e| panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
@@ -44,7 +38,7 @@ fn example_config_is_valid_and_describes_the_topology() {
 
 #[test]
 fn published_schema_is_current() {
-    let path = root().join("templates/suma.schema.json");
+    let path = crate::common::workspace_root().join("templates/suma.schema.json");
     let expected = serde_json::to_string_pretty(&ConfigFile::json_schema()).unwrap() + "\n";
     if std::env::var_os("SUMA_UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &expected).unwrap();

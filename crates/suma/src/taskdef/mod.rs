@@ -174,7 +174,7 @@ mod tests {
     use super::*;
 
     fn staging() -> Environment {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/suma.example.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/suma.example.yaml");
         let text = std::fs::read_to_string(&path).unwrap();
         crate::config::parse_str(&text, &path)
             .unwrap()
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_shipped_template_renders_and_validates_for_each_example_environment() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let path = template_path(None, &root.join("suma.yaml"));
         let text = std::fs::read_to_string(&path).unwrap();
         let config = crate::config::parse_str(
