@@ -161,9 +161,21 @@ impl Scenario {
 enum Build {
     /// Whenever a process that runs one of them has to start (`up`, `test`, `demo`).
     Always,
+    /// As `Always`, with the feature set of the test run that follows (`test`): dev-dependencies turn
+    /// on features of shared crates (tokio's `test-util`, serde_json's `float_roundtrip`, ...), so a
+    /// plain build and a test build compile the dependency tree twice on a cold target directory.
+    ForTests,
     /// Only when a binary is missing (`scenario`: restarting the canary must not wait for a rebuild).
     IfMissing,
 }
+
+/// What `cargo build` builds for `up` and `demo`: every binary of the workspace in one invocation, so
+/// features unify as they do for the whole workspace and nothing compiles twice.
+const BUILD_BINARIES: &[&str] = &["build", "--quiet", "--workspace", "--bins"];
+
+/// What `cargo xtask test` builds before starting the sandbox: everything its `cargo test` runs, so that
+/// run finds every unit fresh and the sandbox runs the binaries the tests run.
+const BUILD_FOR_TESTS: &[&str] = &["test", "--quiet", "--workspace", "--all-targets", "--no-run"];
 
 impl Sandbox {
     pub fn new(root: PathBuf) -> Self {
@@ -303,6 +315,11 @@ impl Sandbox {
         self.up_with(Build::Always)
     }
 
+    /// `up` for `cargo xtask test`: builds what the tests run, with their features.
+    fn up_for_tests(&self) -> Result<Vec<(String, String)>> {
+        self.up_with(Build::ForTests)
+    }
+
     fn up_with(&self, build: Build) -> Result<Vec<(String, String)>> {
         let start = Instant::now();
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
@@ -361,8 +378,13 @@ impl Sandbox {
             .filter(|c| !Self::current(&state, c))
             .collect();
         let missing = binaries.iter().any(|b| !b.is_file());
-        if (build == Build::Always && !to_start.is_empty()) || missing {
-            build_binaries(&self.root, &binaries)?;
+        let args = if build == Build::ForTests {
+            BUILD_FOR_TESTS
+        } else {
+            BUILD_BINARIES
+        };
+        if (build != Build::IfMissing && !to_start.is_empty()) || missing {
+            build_binaries(&self.root, &binaries, args)?;
         }
 
         let services: Vec<&str> = ["stable", "canary"]
@@ -1074,26 +1096,21 @@ fn prometheus_config(stable_port: &str, canary_port: &str) -> String {
     )
 }
 
-/// `cargo build --workspace --bins`; whether it succeeded.
-fn build_workspace(root: &Path) -> Result<bool> {
-    eprintln!("sandbox: building the workspace's binaries");
+/// `cargo ARGS` (one of [`BUILD_BINARIES`] and [`BUILD_FOR_TESTS`]); whether it succeeded.
+fn build_workspace(root: &Path, args: &[&str]) -> Result<bool> {
+    eprintln!("sandbox: building the workspace (cargo {})", args.join(" "));
     let start = Instant::now();
-    let built = process::run_visible(crate::cargo::command().current_dir(root).args([
-        "build",
-        "--quiet",
-        "--workspace",
-        "--bins",
-    ]))?;
+    let built = process::run_visible(crate::cargo::command().current_dir(root).args(args))?;
     eprintln!("sandbox: build done in {:.1}s", start.elapsed().as_secs_f64());
     Ok(built)
 }
 
-/// One cargo invocation for every binary of the workspace, so features unify as in `cargo test
-/// --workspace` and nothing compiles twice. When the workspace does not build (someone is mid-change in
+/// One cargo invocation for the whole workspace, so features unify as they do for the workspace and
+/// nothing compiles twice. When the workspace does not build (someone is mid-change in
 /// another crate), the binaries of the last build are used if there are any: building the sandbox's
 /// packages alone would unify other features and recompile half the dependency tree.
-fn build_binaries(root: &Path, binaries: &[PathBuf]) -> Result<()> {
-    if build_workspace(root)? {
+fn build_binaries(root: &Path, binaries: &[PathBuf], args: &[&str]) -> Result<()> {
+    if build_workspace(root, args)? {
         return Ok(());
     }
     if binaries.iter().all(|b| b.is_file()) {
@@ -1171,7 +1188,7 @@ pub fn target_dir(root: &Path) -> PathBuf {
 pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
     let sandbox = Sandbox::new(root.clone());
     let was_up = sandbox.is_up();
-    let vars = sandbox.up()?;
+    let vars = sandbox.up_for_tests()?;
     let passed = process::run_visible(
         crate::cargo::command()
             .current_dir(&root)
@@ -1202,7 +1219,7 @@ pub fn demo(root: PathBuf) -> Result<()> {
     let sandbox = Sandbox::new(root.clone());
     let vars = sandbox.up()?;
     // The same single build as `up`'s: nothing compiles again.
-    if !build_workspace(&root)? {
+    if !build_workspace(&root, BUILD_BINARIES)? {
         return Err("the workspace does not build".to_owned());
     }
     let target = target_dir(&root);

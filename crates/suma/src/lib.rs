@@ -1,26 +1,19 @@
 //! suma: operate the auth-service on AWS. The binary in `main.rs` only boots; [`run`] is the whole tool.
 
-pub mod admin;
-pub mod aws;
-pub mod canary;
 pub mod cli;
 pub mod commands;
-pub mod compliance;
-pub mod config;
-pub mod dr;
-pub mod env_vars;
-pub mod exit;
-pub mod journal;
 pub mod logging;
-pub mod metrics;
-pub mod monitoring;
-pub mod probe;
 pub mod render;
-pub mod report;
-pub mod runbook;
-pub mod secrets;
-pub mod settings;
-pub mod taskdef;
+
+// The layers below, under the paths the command layer uses: the foundation (`suma-core`), the AWS layer
+// (`suma-aws`, the only crate that links the AWS SDK), the service's HTTP client (`suma-http`) and the
+// operations (`suma-ops`).
+pub use suma_aws as aws;
+pub use suma_core::{config, env_vars, exit, report, settings};
+pub use suma_http::{admin, probe};
+pub use suma_ops::{
+    canary, compliance, dr, events, journal, metrics, monitoring, rollback, runbook, secrets, status, taskdef,
+};
 
 use std::sync::Arc;
 

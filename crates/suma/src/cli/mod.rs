@@ -69,6 +69,24 @@ pub enum OutputArg {
     Junit,
 }
 
+impl GlobalArgs {
+    /// The flags settings resolution takes (`suma_core::settings`).
+    pub fn flags(&self) -> suma_core::settings::GlobalFlags {
+        suma_core::settings::GlobalFlags {
+            environment: self.environment.clone(),
+            config: self.config.clone(),
+            output: self.output.map(|o| match o {
+                OutputArg::Table => suma_core::config::OutputFormat::Table,
+                // Only `compliance check` accepts SARIF and JUnit (`commands::dispatch` refuses them
+                // elsewhere); its machine formats are structured like JSON.
+                OutputArg::Json | OutputArg::Sarif | OutputArg::Junit => suma_core::config::OutputFormat::Json,
+            }),
+            state_dir: self.state_dir.clone(),
+            no_color: self.no_color,
+        }
+    }
+}
+
 /// Flags of every command that changes something.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MutationArgs {

@@ -11,12 +11,12 @@ use super::{environment_regions, Context};
 use crate::aws::{AwsApis, AwsSession};
 use crate::canary::{self, Engine, Outcome};
 use crate::cli::{CanaryArgs, ControlArgs, PromoteArgs};
-use crate::commands::status::classify_traffic;
 use crate::config::{Environment, MetricProvider};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, StepStatus};
 use crate::metrics::datadog::EventAlert;
 use crate::metrics::{query_set, rendered_queries, MetricSource, QueryVars, Side};
+use crate::status::classify_traffic;
 
 /// The environment's metric provider.
 pub fn metric_source(env: &Environment) -> anyhow::Result<Arc<dyn MetricSource>> {
@@ -126,9 +126,9 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     let template = args
         .taskdef_template
         .as_ref()
-        .map(|path| super::taskdef::template_path_or_default(ctx, path.as_deref()));
+        .map(|path| crate::taskdef::template_path(path.as_deref(), &ctx.settings.config_path.value));
     let rendered_td = match &template {
-        Some(path) => Some(super::taskdef::render_spec(name, env, path, Some(&args.image), &[])?),
+        Some(path) => Some(crate::taskdef::render_spec(name, env, path, Some(&args.image), &[])?),
         None => None,
     };
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
@@ -163,7 +163,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     ctx.reporter.phase(&format!("preflight on `{name}`"));
     let ready = async {
         preflight(name, env, engine.aws.as_ref(), engine.metrics.as_ref()).await?;
-        super::events::refuse_if_gates_alerting(name, env, args.force, ctx.reporter.as_ref()).await?;
+        suma_ops::events::refuse_if_gates_alerting(name, env, args.force, ctx.reporter.as_ref()).await?;
         ctx.reporter.finish();
         if guard.is_none() {
             return Ok(false);
@@ -249,7 +249,7 @@ async fn record_event(ctx: &Context, env: &Environment, op: &Operation, outcome:
         format!("version:{version}"),
         "source:suma".to_owned(),
     ];
-    super::events::post(env, ctx.reporter.as_ref(), &title, &text, &tags, alert).await;
+    suma_ops::events::post(env, ctx.reporter.as_ref(), &title, &text, &tags, alert).await;
 }
 
 async fn finish(

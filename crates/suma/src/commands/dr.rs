@@ -2,7 +2,6 @@
 //! sources, the readiness report, plan and confirmation, the lock, resume and abort, and the outcome.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
@@ -10,74 +9,12 @@ use serde_json::json;
 use super::{environment_regions, Context};
 use crate::aws::AwsSession;
 use crate::cli::{DrDrillArgs, DrFailoverArgs, DrSwitchArgs};
-use crate::config::{Environment, LagSource};
-use crate::dr::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
-use crate::dr::{self, check, Direction, Engine, EventSink, Gate, Outcome};
-use crate::env_vars::SUMA_DR_REPLICA_URL;
+use crate::dr::setup::{engine, readiness};
+use crate::dr::{self, Direction, Engine, Gate, Outcome};
 use crate::exit::ExitStatus;
 use crate::journal::lock::LockGuard;
 use crate::journal::{Operation, OperationStatus};
 use crate::report::Reporter;
-use crate::settings::EnvSource as _;
-
-/// The configured replica-lag source; one that cannot be built fails every read with the reason.
-fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
-    let replica = env
-        .rds
-        .replica
-        .as_ref()
-        .map_or_else(String::new, |r| r.identifier.clone());
-    match env.dr.replica_lag {
-        LagSource::Postgres => match crate::settings::ProcessEnv.var(SUMA_DR_REPLICA_URL) {
-            Some(url) => Arc::new(PostgresLag {
-                url,
-                timeout: Duration::from_secs(10),
-            }),
-            None => Arc::new(UnavailableLag {
-                source_name: "postgres",
-                reason: format!("`{SUMA_DR_REPLICA_URL}` is not set"),
-                hint: Some(format!(
-                    "export `{SUMA_DR_REPLICA_URL}` with a read-only PostgreSQL URL of replica `{replica}`"
-                )),
-            }),
-        },
-        LagSource::Datadog => {
-            let built = env
-                .datadog
-                .as_ref()
-                .context("`dr.replica_lag: datadog` needs a `datadog` section")
-                .and_then(|cfg| {
-                    crate::metrics::datadog::Datadog::from_env(
-                        cfg,
-                        Duration::from_secs(300),
-                        &crate::settings::ProcessEnv,
-                    )
-                    .map_err(anyhow::Error::from)
-                });
-            match built {
-                Ok(datadog) => Arc::new(MetricLag {
-                    metrics: Arc::new(datadog),
-                    replica_identifier: replica,
-                }),
-                Err(e) => Arc::new(UnavailableLag {
-                    source_name: "datadog",
-                    reason: format!("{e:#}"),
-                    hint: None,
-                }),
-            }
-        }
-    }
-}
-
-/// Datadog events when the environment has a `datadog` section and the keys are set.
-fn events(env: &Environment) -> Option<Arc<dyn EventSink>> {
-    let cfg = env.datadog.as_ref()?;
-    let datadog =
-        crate::metrics::datadog::Datadog::from_env(cfg, Duration::from_secs(300), &crate::settings::ProcessEnv).ok()?;
-    let mut tags = cfg.tags.clone();
-    tags.push("source:suma-dr".to_owned());
-    Some(Arc::new(dr::DatadogEvents { datadog, tags }))
-}
 
 /// The failback gate on the terminal.
 struct PromptGate {
@@ -91,41 +28,15 @@ impl Gate for PromptGate {
     }
 }
 
-pub(crate) fn engine(
-    ctx: &Context,
-    name: &str,
-    env: &Environment,
-    session: &AwsSession,
-    timeout: Duration,
-    yes: bool,
-) -> Engine {
-    let gate: Arc<dyn Gate> = if yes {
+/// `--yes` answers the failback's question; otherwise the terminal does.
+fn gate(ctx: &Context, yes: bool) -> Arc<dyn Gate> {
+    if yes {
         Arc::new(dr::Yes)
     } else {
         Arc::new(PromptGate {
             reporter: ctx.reporter.clone(),
         })
-    };
-    Engine {
-        environment: name.to_owned(),
-        env: env.clone(),
-        aws: Arc::new(session.clone()),
-        lag: lag_source(env),
-        probe: Arc::new(dr::HttpServiceProbe::new(Duration::from_secs(10))),
-        events: events(env),
-        gate,
-        journal: ctx.journal(session),
-        reporter: ctx.reporter.clone(),
-        cancel: ctx.cancel.clone(),
-        wait_timeout: timeout,
-        poll: Duration::from_secs(5),
     }
-}
-
-pub(crate) async fn readiness(name: &str, env: &Environment, session: &AwsSession) -> check::Readiness {
-    let lag = lag_source(env);
-    let seen = check::gather(env, session, lag.as_ref()).await;
-    check::evaluate(name, env, &seen, dr::estimated_rto(name, env))
 }
 
 pub async fn check(ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -197,7 +108,7 @@ async fn switch(
 ) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let engine = engine(ctx, name, env, &session, args.timeout, args.mutation.yes);
+    let engine = engine(ctx, name, env, &session, args.timeout, gate(ctx, args.mutation.yes));
     let actor = ctx.settings.actor.value.clone();
 
     if args.resume || args.abort {
@@ -350,7 +261,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         return Ok(ExitStatus::No);
     }
     let actor = ctx.settings.actor.value.clone();
-    let engine = engine(ctx, name, env, &session, args.timeout, true);
+    let engine = engine(ctx, name, env, &session, args.timeout, Arc::new(dr::Yes));
     let mut results = Vec::new();
     for (direction, plan) in [
         (Direction::Failover, failover_plan),

@@ -5,14 +5,12 @@ pub mod compliance;
 pub mod config;
 pub mod deploy;
 pub mod dr;
-pub mod events;
 pub mod lock;
 pub mod monitoring;
 pub mod ops;
 pub mod rollback;
 pub mod runbook;
 pub mod secrets;
-pub mod status;
 pub mod taskdef;
 
 use std::sync::Arc;
@@ -21,18 +19,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{AwsApis, AwsOptions, AwsSession};
+use crate::aws::AwsApis;
 use crate::cli::{
     Command, ComplianceCommand, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand,
     OutputArg, SecretsCommand,
 };
-use crate::config::{AwsRegion, ConfigFile, Environment};
+use crate::config::ConfigFile;
 use crate::exit::ExitStatus;
-use crate::journal::lock::Locks;
-use crate::journal::{Journal, LocalLog};
 use crate::render::Printer;
 use crate::report::Reporter;
 use crate::settings::{self, EnvSource, Settings};
+use suma_ops::context::OpsContext;
 
 /// A configuration problem, already printed with its positions.
 #[derive(Debug, thiserror::Error)]
@@ -41,67 +38,29 @@ pub struct InvalidConfig {
     pub count: usize,
 }
 
-/// Everything a command needs, resolved before it runs.
+/// Everything a command needs, resolved before it runs: what an operation needs, and the printer.
 pub struct Context {
-    pub settings: Settings,
-    pub config: ConfigFile,
+    pub ops: OpsContext,
     pub printer: Printer,
-    pub reporter: Arc<dyn Reporter>,
-    /// Cancelled on Ctrl-C.
-    pub cancel: CancellationToken,
 }
 
-impl Context {
-    /// The selected environment's name and configuration.
-    pub fn environment(&self) -> anyhow::Result<(&str, &Environment)> {
-        let name = self.settings.environment_name(&self.config)?;
-        Ok((name, self.config.environment(name)?))
-    }
+/// Commands read the settings, configuration, reporter and session builders straight through.
+impl std::ops::Deref for Context {
+    type Target = OpsContext;
 
-    /// An AWS session covering `regions` plus the lock table's region.
-    pub async fn aws<'a>(
-        &'a self,
-        profile: Option<&str>,
-        regions: impl IntoIterator<Item = &'a AwsRegion>,
-    ) -> AwsSession {
-        let options = AwsOptions {
-            profile: profile.map(str::to_owned),
-            operation_timeout: self.settings.aws_operation_timeout,
-        };
-        let regions: Vec<&AwsRegion> = regions.into_iter().chain([&self.config.lock.region]).collect();
-        AwsSession::connect(&options, regions).await
-    }
-
-    pub fn journal(&self, session: &AwsSession) -> Journal {
-        Journal::new(
-            session.lock_store(&self.config.lock.region, &self.config.lock.table),
-            LocalLog::new(self.settings.state_dir()),
-        )
-    }
-
-    pub fn locks(&self, session: &AwsSession) -> Locks {
-        Locks::new(
-            session.lock_store(&self.config.lock.region, &self.config.lock.table),
-            self.config.lock.lease,
-        )
+    fn deref(&self) -> &OpsContext {
+        &self.ops
     }
 }
 
-/// Every region an environment touches.
-pub fn environment_regions(env: &Environment) -> Vec<&AwsRegion> {
-    let mut regions = vec![&env.primary_region, &env.dr_region, &env.rds.primary.region];
-    if let Some(replica) = &env.rds.replica {
-        regions.push(&replica.region);
-    }
-    regions
-}
+pub use suma_ops::context::environment_regions;
 
 /// Loads the configuration, or prints every problem in it and fails.
 pub fn load_config(
     global: &GlobalArgs,
     env: &dyn EnvSource,
 ) -> anyhow::Result<(settings::Resolved<std::path::PathBuf>, ConfigFile)> {
-    let path = settings::config_path(global, env);
+    let path = settings::config_path(&global.flags(), env);
     match crate::config::load_from_path(&path.value) {
         Ok(config) => Ok((path, config)),
         Err(problems) => {
@@ -143,14 +102,16 @@ pub async fn dispatch(
     }
     let env = settings::ProcessEnv;
     let (path, config) = load_config(global, &env)?;
-    let settings = Settings::resolve(global, &env, path, &config).context("invalid settings")?;
+    let settings = Settings::resolve(&global.flags(), &env, path, &config).context("invalid settings")?;
     let printer = Printer::new(settings.output.value, settings.color);
     let ctx = Context {
-        settings,
-        config,
+        ops: OpsContext {
+            settings,
+            config,
+            reporter,
+            cancel,
+        },
         printer,
-        reporter,
-        cancel,
     };
     match command {
         Command::Status => status_command(&ctx).await,
@@ -215,12 +176,12 @@ async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     ctx.reporter.phase(&format!("reading `{name}` from AWS"));
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let sources = status::StatusSources {
+    let sources = crate::status::StatusSources {
         locks: ctx.locks(&session),
         aws: Arc::new(session) as Arc<dyn AwsApis>,
-        probe: Arc::new(crate::probe::ReqwestProbe::new(Duration::from_secs(5))),
+        probe: Arc::new(suma_http::ServiceClient::new(Duration::from_secs(5))),
     };
-    let report = status::gather(name, env, &sources).await;
+    let report = crate::status::gather(name, env, &sources).await;
     ctx.reporter.finish();
     ctx.printer.either(&report, || crate::render::status::status(&report));
     Ok(if report.has_errors() {

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use serde::Serialize;
 use serde_json::json;
 
 use super::Context;
@@ -18,6 +17,7 @@ use crate::config::Environment;
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
 use crate::metrics::datadog::{canonical_dashboard, canonical_monitor, Datadog};
+use crate::monitoring::report::Report;
 use crate::monitoring::{self, Action, Desired, Kind, PlanItem, Remote, MANAGED_BY_TAG};
 
 pub async fn monitors(ctx: &Context, command: MonitorsCommand) -> anyhow::Result<ExitStatus> {
@@ -83,19 +83,6 @@ pub fn templates_dir(flag: Option<&Path>, config_path: &Path) -> PathBuf {
     beside.unwrap_or_else(|| PathBuf::from("templates").join("datadog"))
 }
 
-/// What a run of `diff` or `apply` shows.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub environment: String,
-    pub kind: &'static str,
-    pub templates: String,
-    pub dry_run: bool,
-    pub items: Vec<PlanItem>,
-    pub summary: BTreeMap<&'static str, usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-}
-
 /// Everything `diff` and `apply` share: the environment's client, identity and rendered templates.
 struct Prepared<'a> {
     name: &'a str,
@@ -116,7 +103,7 @@ async fn prepare<'a>(ctx: &'a Context, kind: Kind, templates: Option<&Path>) -> 
         Kind::Dashboard => &canonical_dashboard,
     };
     let desired = monitoring::load(kind, &dir.join(kind.plural()), &vars, name, &env_tags, check)?;
-    let datadog = super::events::datadog(env)?.expect("checked by identity_tags");
+    let datadog = suma_ops::events::datadog(env)?.expect("checked by identity_tags");
     let mut identity = vec![MANAGED_BY_TAG.to_owned()];
     identity.extend(env_tags);
     Ok(Prepared {

@@ -1,83 +1,24 @@
 //! `suma secrets list|status|rotate`: the managed secrets' age against policy, and their rotation through
 //! the Secrets Manager protocol (`crate::secrets`), journaled under the environment lock.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context as _};
 use chrono::Utc;
-use futures::future::join_all;
-use serde::Serialize;
 use serde_json::json;
 
 use super::{environment_regions, Context};
-use crate::aws::secrets::{AWSPENDING, AWSPREVIOUS};
-use crate::aws::{AwsApis, AwsSession};
+use crate::aws::secrets::AWSPREVIOUS;
+use crate::aws::AwsSession;
 use crate::cli::{SecretsListArgs, SecretsRetireArgs, SecretsRotateArgs};
 use crate::config::{Environment, ManagedSecret, SecretKind};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
-use crate::secrets::kinds::{DbPasswordRotation, JwtRotation, RandomRotation};
-use crate::secrets::{self, Outcome, Rotation, Rotator};
-
-/// One row of `suma secrets list`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SecretRow {
-    pub id: String,
-    pub kind: &'static str,
-    pub rotation_enabled: bool,
-    pub last_rotated: Option<chrono::DateTime<Utc>>,
-    pub age_days: Option<i64>,
-    pub policy_days: u32,
-    pub due: bool,
-    /// Version id to its staging labels.
-    pub versions: std::collections::BTreeMap<String, Vec<String>>,
-    /// A version labelled AWSPENDING: a rotation started and did not finish.
-    pub rotation_half_done: bool,
-    pub consumers: Vec<String>,
-    pub error: Option<String>,
-}
-
-async fn rows(env: &Environment, aws: &dyn AwsApis) -> Vec<SecretRow> {
-    let api = aws.secrets(&env.primary_region);
-    let now = Utc::now();
-    let described = join_all(env.secrets.iter().map(|s| api.describe(&s.id))).await;
-    env.secrets
-        .iter()
-        .zip(described)
-        .map(|(managed, result)| {
-            let mut row = SecretRow {
-                id: managed.id.clone(),
-                kind: managed.kind.as_str(),
-                rotation_enabled: false,
-                last_rotated: None,
-                age_days: None,
-                policy_days: managed.rotation_days,
-                due: false,
-                versions: Default::default(),
-                rotation_half_done: false,
-                consumers: managed.consumers.clone(),
-                error: None,
-            };
-            match result {
-                Ok(meta) => {
-                    row.rotation_enabled = meta.rotation_enabled;
-                    row.last_rotated = meta.last_rotated;
-                    row.age_days = secrets::age_days(&meta, now);
-                    row.due = secrets::is_due(&meta, managed.rotation_days, now);
-                    row.rotation_half_done = meta.versions.values().any(|l| l.iter().any(|l| l == AWSPENDING));
-                    row.versions = meta.versions;
-                }
-                Err(e) => row.error = Some(e.to_string()),
-            }
-            row
-        })
-        .collect()
-}
+use crate::secrets::setup::{find, refuse_during_overlap, retirable_at, rotation, rotator};
+use crate::secrets::{self, Outcome};
 
 pub async fn list(ctx: &Context, args: &SecretsListArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let rows = rows(env, &session).await;
+    let rows = secrets::listing::rows(env, &session).await;
     ctx.printer.either(&json!({"environment": name, "secrets": rows}), || {
         crate::render::secrets::list(&rows)
     });
@@ -88,87 +29,6 @@ pub async fn list(ctx: &Context, args: &SecretsListArgs) -> anyhow::Result<ExitS
         return Ok(ExitStatus::No);
     }
     Ok(ExitStatus::Success)
-}
-
-/// The configured secret named `name`: its full id, or its last path segment.
-pub(crate) fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> anyhow::Result<&'a ManagedSecret> {
-    let matches: Vec<&ManagedSecret> = env
-        .secrets
-        .iter()
-        .filter(|s| s.id == name || s.id.rsplit('/').next() == Some(name))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => bail!(
-            "no managed secret `{name}` in `{environment}`\nhint: configured: {}",
-            env.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-        _ => bail!("`{name}` names several secrets in `{environment}`\nhint: use the full id"),
-    }
-}
-
-pub(crate) fn rotation(
-    env: &Environment,
-    secret: &ManagedSecret,
-    session: &AwsSession,
-) -> anyhow::Result<Box<dyn Rotation>> {
-    Ok(match secret.kind {
-        SecretKind::Random => Box::new(RandomRotation {
-            spec: secret.random.clone(),
-        }),
-        SecretKind::DbPassword => Box::new(DbPasswordRotation {
-            secret_id: secret.id.clone(),
-            spec: secret
-                .database
-                .clone()
-                .expect("checked in `rotate`: db-password has `database`"),
-            secrets: session.secret_versions(&env.primary_region),
-            rds: session.rds(&env.primary_region),
-            rds_timeout: Duration::from_secs(600),
-            rds_poll: Duration::from_secs(5),
-        }),
-        SecretKind::JwtSigningKey => {
-            let url = secret
-                .jwt
-                .service_url
-                .as_ref()
-                .or(env.url.as_ref())
-                .expect("validated: a URL for the JWT checks");
-            Box::new(JwtRotation {
-                spec: secret.jwt.clone(),
-                service_url: url.as_str().parse().context("the service URL")?,
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .context("cannot build the HTTP client")?,
-                poll: Duration::from_secs(1),
-            })
-        }
-    })
-}
-
-pub(crate) fn rotator(
-    ctx: &Context,
-    env: &Environment,
-    secret: &ManagedSecret,
-    session: &AwsSession,
-    timeout: Duration,
-) -> Rotator {
-    Rotator {
-        secret: secret.clone(),
-        secrets: session.secret_versions(&env.primary_region),
-        ecs: session.ecs(&env.primary_region),
-        cluster: env.ecs.cluster.clone(),
-        journal: ctx.journal(session),
-        reporter: ctx.reporter.clone(),
-        cancel: ctx.cancel.clone(),
-        rollout_timeout: timeout,
-        rollout_poll: Duration::from_secs(5),
-        crash_after_step: crate::settings::EnvSource::var(
-            &crate::settings::ProcessEnv,
-            crate::env_vars::SUMA_FAULT_CRASH_AFTER_STEP,
-        ),
-    }
 }
 
 pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<ExitStatus> {
@@ -192,7 +52,7 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     let targets: Vec<&ManagedSecret> = match named {
         Some(secret) => vec![secret],
         None => {
-            let rows = rows(env, &session).await;
+            let rows = secrets::listing::rows(env, &session).await;
             if let Some(row) = rows.iter().find(|r| r.error.is_some()) {
                 bail!(
                     "cannot tell whether `{}` is due: {}",
@@ -376,45 +236,6 @@ async fn continue_rotation(
             crate::render::secrets::outcomes(&reports)
         });
     Ok(exit)
-}
-
-/// When the previous JWT key of `secret` may stop verifying: recorded by the last rotation's `finish` step
-/// (the longest access-token lifetime plus clock skew after the new key started signing).
-async fn retirable_at(
-    ctx: &Context,
-    environment: &str,
-    secret: &ManagedSecret,
-    session: &AwsSession,
-) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
-    let ops = ctx.journal(session).list(environment, 200).await?;
-    Ok(ops
-        .iter()
-        .filter(|op| {
-            op.kind == secrets::KIND && op.parameters.get("secret").and_then(|v| v.as_str()) == Some(secret.id.as_str())
-        })
-        .find(|op| op.status == OperationStatus::Succeeded)
-        .and_then(|op| op.fact("previous_key_retirable_at"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok()))
-}
-
-/// A new JWT rotation moves AWSPREVIOUS off the key before the last one: refused while tokens that key
-/// signed may still be valid, so no valid token is ever rejected.
-pub(crate) async fn refuse_during_overlap(
-    ctx: &Context,
-    environment: &str,
-    secret: &ManagedSecret,
-    session: &AwsSession,
-) -> anyhow::Result<()> {
-    if let Some(at) = retirable_at(ctx, environment, secret, session).await? {
-        if at > Utc::now() {
-            bail!(
-                "`{}` was rotated recently: tokens signed by the key before it stay valid until {}; rotating now would drop that key while they are\nhint: wait until then (the key's overlap is `jwt.access_token_ttl` + `jwt.clock_skew`)",
-                secret.id,
-                at.format("%Y-%m-%d %H:%M:%S UTC")
-            );
-        }
-    }
-    Ok(())
 }
 
 /// `suma secrets retire NAME`: removes AWSPREVIOUS from the previous JWT key once its overlap has passed; the

@@ -6,7 +6,7 @@
 //! has `--dry-run`, and needs `--yes` without a terminal.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -16,7 +16,6 @@ use super::Context;
 use crate::aws::ecs::RegisteredTaskDefinition;
 use crate::aws::{AwsApis, AwsSession};
 use crate::cli::{TaskdefCommand, TaskdefDiffArgs, TaskdefRegisterArgs, TaskdefRenderArgs, TemplateArgs};
-use crate::config::Environment;
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
 use crate::taskdef::{self, Change, TaskDefinitionSpec};
@@ -54,31 +53,14 @@ pub fn parse_vars(flags: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 /// The template path of `args` for this configuration.
 pub fn template_path(ctx: &Context, args: &TemplateArgs) -> PathBuf {
-    template_path_or_default(ctx, args.template.as_deref())
-}
-
-/// `path`, or the default template beside the configuration file.
-pub fn template_path_or_default(ctx: &Context, path: Option<&Path>) -> PathBuf {
-    taskdef::template_path(path, &ctx.settings.config_path.value)
-}
-
-/// Renders and validates the template for `env` with `image` (pure: reads the file only).
-pub fn render_spec(
-    name: &str,
-    env: &Environment,
-    path: &Path,
-    image: Option<&str>,
-    vars: &[(String, String)],
-) -> Result<TaskDefinitionSpec, taskdef::TaskdefError> {
-    let vars = taskdef::variables(name, env, image, vars);
-    taskdef::render_file(path, &vars, &taskdef::expectations(env))
+    taskdef::template_path(args.template.as_deref(), &ctx.settings.config_path.value)
 }
 
 fn render(ctx: &Context, args: &TaskdefRenderArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     let path = template_path(ctx, &args.template);
     let vars = parse_vars(&args.template.vars)?;
-    let spec = render_spec(name, env, &path, args.template.image.as_deref(), &vars)?;
+    let spec = taskdef::render_spec(name, env, &path, args.template.image.as_deref(), &vars)?;
     // JSON in both formats: it is what `aws ecs register-task-definition --cli-input-json` takes.
     ctx.printer.json(&spec);
     Ok(ExitStatus::Success)
@@ -112,7 +94,7 @@ async fn compare(ctx: &Context, args: &TemplateArgs) -> anyhow::Result<(Comparis
     let vars = parse_vars(&args.vars)?;
     // Everything but the live image is known now: fail on the template before calling AWS.
     let placeholder = format!("{}:live-stable-image", env.ecs.container);
-    render_spec(
+    taskdef::render_spec(
         name,
         env,
         &path,
@@ -152,7 +134,7 @@ async fn compare(ctx: &Context, args: &TemplateArgs) -> anyhow::Result<(Comparis
                 )
             })?,
     };
-    let rendered = render_spec(name, env, &path, Some(&image), &vars)?;
+    let rendered = taskdef::render_spec(name, env, &path, Some(&image), &vars)?;
     let changes = taskdef::diff(&live.spec, &rendered);
     let comparison = Comparison {
         environment: name.to_owned(),

@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use super::tables::{heading, table};
 use crate::canary::Outcome;
-use crate::commands::status::TrafficStatus;
 use crate::config::CanaryPolicy;
 use crate::journal::{Operation, PlannedStep};
+use crate::status::TrafficStatus;
 
 pub fn plan(steps: &[PlannedStep], queries: &BTreeMap<String, String>, policy: &CanaryPolicy) -> String {
     let mut out = String::new();

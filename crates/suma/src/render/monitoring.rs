@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::tables::{or_dash, table};
-use crate::commands::monitoring::Report;
+use crate::monitoring::report::Report;
 use crate::monitoring::Action;
 
 /// A value on one line, cut to `max` characters.

@@ -1,7 +1,7 @@
 //! Tables of `suma secrets`.
 
-use crate::commands::secrets::SecretRow;
 use crate::journal::PlannedStep;
+use crate::secrets::listing::SecretRow;
 
 use super::tables::table;
 

@@ -3,9 +3,9 @@
 use std::fmt::Write;
 
 use super::tables::{heading, or_dash, table, yes_no};
-use crate::commands::status::{Section, StatusReport};
 use crate::journal::lock::LockInfo;
 use crate::journal::Operation;
+use crate::status::{Section, StatusReport};
 
 fn section<T>(out: &mut String, title: &str, section: &Section<T>, body: impl FnOnce(&T) -> String) {
     let _ = writeln!(out, "\n{}", heading(title));

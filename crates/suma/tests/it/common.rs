@@ -35,7 +35,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// This crate's test fixtures.
 pub fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
 }
 
 /// Tests that change the `staging` topology (canary, task definitions) hold it exclusively; tests that

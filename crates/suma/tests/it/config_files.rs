@@ -1,9 +1,6 @@
 //! The shipped configuration template and JSON Schema stay valid and in sync with the code.
 
-use std::path::PathBuf;
-
 use suma::config::{parse_str, ConfigFile};
-
 
 #[test]
 fn example_config_is_valid_and_describes_the_topology() {

@@ -4,13 +4,11 @@
 
 use crate::common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::{json, run, sandbox_config, suma};
 use suma::aws::AwsApis;
 use suma::taskdef::TaskDefinitionSpec;
-
 
 fn template() -> String {
     common::workspace_root()

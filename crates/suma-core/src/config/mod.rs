@@ -1,0 +1,762 @@
+//! The `suma.yaml` model: environments, their AWS topology, managed secrets, metric provider and canary
+//! policy. Everything a command needs is validated here, before any AWS call, so that a typo fails with
+//! the file, line, column and key instead of half-way through an operation.
+
+mod load;
+mod types;
+
+pub use load::{deserialize as deserialize_located, located};
+pub use load::{load_from_path, parse_str, ConfigError};
+pub use types::{Arn, AwsRegion, HttpUrl};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Version of this file's format. Only `1` exists.
+    pub version: u32,
+    /// Defaults that flags and `SUMA_*` variables override.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The DynamoDB table that holds environment locks and the operation journal.
+    pub lock: LockConfig,
+    /// The environments suma manages, by name (`staging`, `production`, ...).
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// File-level defaults, the lowest layer of settings precedence above built-in defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Environment used when neither `--env` nor `SUMA_ENV` is given.
+    pub environment: Option<String>,
+    /// Output format used when neither `--output` nor `SUMA_OUTPUT` is given.
+    pub output: Option<OutputFormat>,
+    /// Directory of the local operation log (default `$XDG_STATE_HOME/suma`).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Upper bound on one AWS API operation, retries included (default `30s`).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub aws_operation_timeout: Option<Duration>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" => Ok(Self::Table),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown output format `{other}`: expected `table` or `json`")),
+        }
+    }
+}
+
+/// Where locks and operation records live.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockConfig {
+    /// DynamoDB table name (partition key `pk`, string).
+    pub table: String,
+    /// Region of the table. One table serves every environment.
+    pub region: AwsRegion,
+    /// How long a lock lasts without renewal; a running operation renews it at a third of this.
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub lease: Duration,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// One environment's topology.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Region that serves traffic normally.
+    pub primary_region: AwsRegion,
+    /// Region that takes over in a disaster.
+    pub dr_region: AwsRegion,
+    /// AWS profile to use; the standard credential chain applies when absent.
+    #[serde(default)]
+    pub aws_profile: Option<String>,
+    /// Public base URL of the service, used for `/health` and `/version` checks.
+    #[serde(default)]
+    pub url: Option<HttpUrl>,
+    pub ecs: EcsConfig,
+    pub alb: AlbConfig,
+    pub rds: RdsConfig,
+    pub dns: DnsConfig,
+    /// Secrets suma rotates and audits.
+    #[serde(default)]
+    pub secrets: Vec<ManagedSecret>,
+    #[serde(default)]
+    pub datadog: Option<DatadogConfig>,
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub canary: CanaryPolicy,
+    /// Compliance checks: accepted exceptions.
+    #[serde(default)]
+    pub compliance: ComplianceConfig,
+    /// Cross-region disaster recovery targets and how readiness is measured.
+    #[serde(default)]
+    pub dr: DrPolicy,
+}
+
+/// Where the DR replica's lag is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LagSource {
+    /// The `aws.rds.replica_lag` metric of the replica.
+    Datadog,
+    /// `now() - pg_last_xact_replay_timestamp()` on the replica, at the URL in `SUMA_DR_REPLICA_URL`.
+    Postgres,
+}
+
+/// Recovery targets and the DR switch's settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrPolicy {
+    /// Recovery time objective: the longest a failover may take.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rto: Duration,
+    /// Recovery point objective: the most data a failover may lose (the replica lag it accepts).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rpo: Duration,
+    pub replica_lag: LagSource,
+    /// Base URL of the DR region's endpoint (its load balancer), verified after a failover.
+    pub dr_url: Option<HttpUrl>,
+    /// Environment variable of the application container that names the database host; a failover
+    /// registers a DR revision with the promoted instance's endpoint in it.
+    pub database_host_variable: String,
+}
+
+impl Default for DrPolicy {
+    fn default() -> Self {
+        Self {
+            rto: Duration::from_secs(15 * 60),
+            rpo: Duration::from_secs(5 * 60),
+            replica_lag: LagSource::Datadog,
+            dr_url: None,
+            database_host_variable: "DATABASE_HOST".to_owned(),
+        }
+    }
+}
+
+/// Settings of `suma compliance check` for one environment.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// Accepted exceptions: a matching failure shows as `muted`; an expired one is itself a failure.
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionConfig>,
+}
+
+/// One accepted exception to a compliance check.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionConfig {
+    /// Check id (as `suma compliance list` shows), or `*` for every check.
+    pub check: String,
+    /// Resource ARN or name as findings show it; a trailing `*` matches a prefix, `*` alone everything.
+    pub resource: String,
+    /// Why the exception is accepted, and by whom.
+    pub reason: String,
+    /// Last day the exception holds (`YYYY-MM-DD`).
+    #[schemars(with = "String")]
+    pub expires: chrono::NaiveDate,
+}
+
+/// ECS services of the environment.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EcsConfig {
+    /// Cluster in the primary region.
+    pub cluster: String,
+    /// The stable service.
+    pub service: String,
+    /// The canary service, behind the canary target group.
+    pub canary_service: String,
+    /// Container that runs the application inside the task definition.
+    pub container: String,
+    /// Port the container listens on.
+    pub container_port: u16,
+    /// Production capacity of the stable service, in tasks.
+    pub desired_count: u32,
+    /// Tasks the canary service runs during a canary.
+    #[serde(default = "default_canary_count")]
+    pub canary_count: u32,
+    /// The standby service in the DR region.
+    pub dr: DrServiceConfig,
+}
+
+fn default_canary_count() -> u32 {
+    1
+}
+
+/// The DR region's service.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrServiceConfig {
+    pub cluster: String,
+    pub service: String,
+    /// Tasks kept running in standby (pilot light); failover scales to `ecs.desired_count`.
+    #[serde(default)]
+    pub standby_count: u32,
+}
+
+/// The ALB rule that splits traffic between stable and canary.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlbConfig {
+    pub listener_arn: Arn,
+    /// The weighted forward rule.
+    pub rule_arn: Arn,
+    pub stable_target_group_arn: Arn,
+    pub canary_target_group_arn: Arn,
+    /// DNS name of the DR region's load balancer, the failover SECONDARY target.
+    #[serde(default)]
+    pub dr_load_balancer_dns: Option<String>,
+}
+
+/// RDS instances.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RdsConfig {
+    pub primary: DbInstanceRef,
+    /// Cross-region read replica used for DR.
+    #[serde(default)]
+    pub replica: Option<DbInstanceRef>,
+}
+
+/// A DB instance and its region.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbInstanceRef {
+    pub identifier: String,
+    pub region: AwsRegion,
+}
+
+/// Route 53 failover records.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    pub hosted_zone_id: String,
+    /// Fully qualified record name, e.g. `auth.example.com`.
+    pub record_name: String,
+    #[serde(default)]
+    pub primary_health_check_id: Option<String>,
+    #[serde(default)]
+    pub secondary_health_check_id: Option<String>,
+}
+
+/// What a secret holds decides how it is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretKind {
+    JwtSigningKey,
+    DbPassword,
+    Random,
+}
+
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JwtSigningKey => "jwt-signing-key",
+            Self::DbPassword => "db-password",
+            Self::Random => "random",
+        }
+    }
+}
+
+/// A secret suma manages.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedSecret {
+    /// Secret name or ARN in the primary region.
+    pub id: String,
+    pub kind: SecretKind,
+    /// Maximum age in days before the secret is due for rotation; `0` makes it due at every
+    /// `suma secrets rotate --all-due` (a schedule that rotates each time it runs).
+    #[serde(default = "default_rotation_days")]
+    pub rotation_days: u32,
+    /// ECS services that receive this secret.
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    /// `random`: how new values are generated.
+    #[serde(default)]
+    pub random: RandomSpec,
+    /// `db-password`: where the role lives and how it is rotated (required for that kind).
+    #[serde(default)]
+    pub database: Option<DbPasswordSpec>,
+    /// `jwt-signing-key`: the key size and how the service proves it picked the key up.
+    #[serde(default)]
+    pub jwt: JwtSpec,
+}
+
+fn default_rotation_days() -> u32 {
+    90
+}
+
+/// New values of a `random` secret.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RandomSpec {
+    #[serde(default = "default_random_length")]
+    pub length: usize,
+    #[serde(default)]
+    pub alphabet: Alphabet,
+}
+
+impl Default for RandomSpec {
+    fn default() -> Self {
+        Self {
+            length: default_random_length(),
+            alphabet: Alphabet::default(),
+        }
+    }
+}
+
+fn default_random_length() -> usize {
+    48
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Alphabet {
+    /// `A-Z a-z 0-9`
+    #[default]
+    Alphanumeric,
+    /// `A-Z a-z 0-9 - _`
+    Base64url,
+    /// `0-9 a-f`
+    Hex,
+}
+
+/// A PostgreSQL role's password. The secret's value is the JSON Secrets Manager uses for databases:
+/// `{"username", "password", "host", "port", "dbname"}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbPasswordSpec {
+    /// A secret in the same format holding an admin login that may `ALTER ROLE`. Exactly one of
+    /// `admin_secret` and `rds_master`.
+    #[serde(default)]
+    pub admin_secret: Option<String>,
+    /// The role is the master user of this RDS instance (in the environment's primary region): the new
+    /// password is set with RDS ModifyDBInstance (`MasterUserPassword`), not through a database session.
+    #[serde(default)]
+    pub rds_master: Option<String>,
+    #[serde(default)]
+    pub strategy: DbRotationStrategy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbRotationStrategy {
+    /// One role; its password changes (connections opened with the old one keep working until they close).
+    #[default]
+    SingleUser,
+    /// Two roles with the same grants (`NAME` and `NAME_clone`); each rotation sets a new password on the one
+    /// not in use and makes it current, so the previous credentials stay valid until the next rotation.
+    AlternatingUsers,
+}
+
+/// The JWT signing key: an RSA private key (PKCS#8 PEM) per version.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    #[serde(default = "default_key_bits")]
+    pub key_bits: usize,
+    /// The service to check (JWKS, token introspection, `/version`); the environment's `url` by default.
+    #[serde(default)]
+    pub service_url: Option<HttpUrl>,
+    /// Issuer and audience of the test token signed with the new key.
+    #[serde(default = "default_jwt_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_jwt_audience")]
+    pub audience: String,
+    /// The longest access-token lifetime: the previous key verifies at least this long (plus `clock_skew`).
+    #[serde(default = "default_access_token_ttl", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub access_token_ttl: Duration,
+    #[serde(default = "default_clock_skew", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub clock_skew: Duration,
+    /// How long the service may take to publish or start using a key (its reload interval and more).
+    #[serde(default = "default_pickup_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub pickup_timeout: Duration,
+}
+
+impl Default for JwtSpec {
+    fn default() -> Self {
+        Self {
+            key_bits: default_key_bits(),
+            service_url: None,
+            issuer: default_jwt_issuer(),
+            audience: default_jwt_audience(),
+            access_token_ttl: default_access_token_ttl(),
+            clock_skew: default_clock_skew(),
+            pickup_timeout: default_pickup_timeout(),
+        }
+    }
+}
+
+fn default_key_bits() -> usize {
+    4096
+}
+fn default_jwt_issuer() -> String {
+    "auth-service".to_owned()
+}
+fn default_jwt_audience() -> String {
+    "suma-finance".to_owned()
+}
+fn default_access_token_ttl() -> Duration {
+    Duration::from_secs(900)
+}
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_pickup_timeout() -> Duration {
+    Duration::from_secs(180)
+}
+
+/// Datadog account settings. Keys come from `DD_API_KEY` and `DD_APP_KEY`, never from this file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogConfig {
+    /// Datadog site, e.g. `datadoghq.eu`.
+    pub site: String,
+    /// Tags that select this environment's metrics, monitors and events.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Which metric provider gates canaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricProvider {
+    Datadog,
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub provider: MetricProvider,
+    /// Base URL of the Prometheus HTTP API (required with `provider: prometheus`).
+    #[serde(default)]
+    pub prometheus_url: Option<HttpUrl>,
+}
+
+/// What to do when the provider returns no data for a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoDataPolicy {
+    Fail,
+    Inconclusive,
+}
+
+/// Progressive traffic shifting and its analysis thresholds.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryPolicy {
+    /// Canary weights in percent, strictly increasing, each held for its duration; 100 is the promotion.
+    pub steps: Vec<CanaryStep>,
+    /// Time between two analyses.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub interval: Duration,
+    /// Highest acceptable canary error rate, as a fraction (0.005 = 0.5%).
+    pub max_error_rate: f64,
+    /// Highest acceptable canary p95 latency in milliseconds.
+    pub max_p95_latency_ms: f64,
+    /// Failed analyses tolerated before rolling back.
+    pub failure_limit: u32,
+    /// Consecutive metric-provider errors tolerated before rolling back.
+    pub consecutive_error_limit: u32,
+    /// Requests a window needs before its measurements count.
+    pub min_samples: u64,
+    pub no_data: NoDataPolicy,
+    /// The range each query looks back over (`{{window}}` in templates).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub window: Duration,
+    /// Query templates replacing the provider's defaults; `{{env}}`, `{{service}}`, `{{version}}`,
+    /// `{{deployment}}` and `{{window}}` are substituted.
+    pub queries: CanaryQueries,
+    /// More metrics that must stay at or below their maximum.
+    pub extra_metrics: Vec<ExtraMetric>,
+    /// Compare the canary with stable over the same window, so a bad canary is caught even when the
+    /// absolute thresholds are loose.
+    pub baseline: Option<BaselineConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryQueries {
+    pub error_rate: Option<String>,
+    pub p95_latency_ms: Option<String>,
+    /// Request count of the window (compared with `min_samples`).
+    pub samples: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraMetric {
+    pub name: String,
+    pub query: String,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// The canary's error rate may exceed stable's by this fraction (0.5 = 50% more) ...
+    #[serde(default = "default_relative_increase")]
+    pub max_relative_error_increase: f64,
+    /// ... plus this absolute allowance.
+    #[serde(default = "default_allowance")]
+    pub error_rate_allowance: f64,
+    /// Significance level of the Mann-Whitney U test on latency, where the provider returns distributions.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_relative_increase() -> f64 {
+    0.5
+}
+
+fn default_allowance() -> f64 {
+    0.001
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+impl Default for CanaryPolicy {
+    fn default() -> Self {
+        Self {
+            steps: vec![
+                CanaryStep {
+                    weight: 10,
+                    duration: Duration::from_secs(300),
+                },
+                CanaryStep {
+                    weight: 50,
+                    duration: Duration::from_secs(600),
+                },
+            ],
+            interval: Duration::from_secs(60),
+            max_error_rate: 0.005,
+            max_p95_latency_ms: 200.0,
+            failure_limit: 1,
+            consecutive_error_limit: 3,
+            min_samples: 50,
+            no_data: NoDataPolicy::Inconclusive,
+            window: Duration::from_secs(300),
+            queries: CanaryQueries::default(),
+            extra_metrics: Vec::new(),
+            baseline: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryStep {
+    /// Percent of traffic sent to the canary.
+    pub weight: u8,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub duration: Duration,
+}
+
+impl CanaryPolicy {
+    /// The whole planned duration of the progressive steps.
+    pub fn total_duration(&self) -> Duration {
+        self.steps.iter().map(|s| s.duration).sum()
+    }
+}
+
+impl ConfigFile {
+    /// The JSON Schema of this file, published as `templates/suma.schema.json`.
+    pub fn json_schema() -> serde_json::Value {
+        let schema = schemars::schema_for!(ConfigFile);
+        serde_json::to_value(schema).expect("a JSON schema always serializes")
+    }
+
+    /// Checks that need more than one field; each returns the key path it is about.
+    fn semantic_problems(&self) -> Vec<(String, String, Option<String>)> {
+        let mut problems = Vec::new();
+        if self.version != 1 {
+            problems.push((
+                "version".to_owned(),
+                format!("unsupported version {}", self.version),
+                Some("this suma reads `version: 1`".to_owned()),
+            ));
+        }
+        if let Some(name) = &self.defaults.environment {
+            if !self.environments.contains_key(name) {
+                problems.push((
+                    "defaults.environment".to_owned(),
+                    format!("names environment `{name}`, which is not defined"),
+                    Some(format!(
+                        "define it under `environments` or use one of: {}",
+                        self.environment_names()
+                    )),
+                ));
+            }
+        }
+        if self.environments.is_empty() {
+            problems.push((
+                "environments".to_owned(),
+                "no environment is defined".to_owned(),
+                Some("add at least one, e.g. `environments: { staging: ... }`".to_owned()),
+            ));
+        }
+        for (name, env) in &self.environments {
+            let at = |key: &str| format!("environments.{name}.{key}");
+            if env.primary_region == env.dr_region {
+                problems.push((
+                    at("dr_region"),
+                    format!("is the same as primary_region `{}`", env.primary_region),
+                    Some("the DR region must be a different region".to_owned()),
+                ));
+            }
+            if env.metrics.provider == MetricProvider::Prometheus && env.metrics.prometheus_url.is_none() {
+                problems.push((
+                    at("metrics.prometheus_url"),
+                    "is required when `provider` is `prometheus`".to_owned(),
+                    None,
+                ));
+            }
+            for (i, secret) in env.secrets.iter().enumerate() {
+                let at_secret = |field: &str| format!("environments.{name}.secrets.{i}.{field}");
+                match secret.kind {
+                    SecretKind::JwtSigningKey if secret.jwt.service_url.is_none() && env.url.is_none() => problems
+                        .push((
+                            at_secret("jwt.service_url"),
+                            format!(
+                                "the `jwt-signing-key` secret `{}` needs the service's URL to check the new key",
+                                secret.id
+                            ),
+                            Some("set `jwt.service_url`, or the environment's `url`".to_owned()),
+                        )),
+                    SecretKind::JwtSigningKey if !(2048..=8192).contains(&secret.jwt.key_bits) => problems.push((
+                        at_secret("jwt.key_bits"),
+                        format!("{} is not an RSA key size between 2048 and 8192", secret.jwt.key_bits),
+                        None,
+                    )),
+                    SecretKind::Random if !(16..=4096).contains(&secret.random.length) => problems.push((
+                        at_secret("random.length"),
+                        format!("{} characters: expected 16 to 4096", secret.random.length),
+                        None,
+                    )),
+                    _ => {}
+                }
+                if let Some(db) = secret
+                    .database
+                    .as_ref()
+                    .filter(|_| secret.kind == SecretKind::DbPassword)
+                {
+                    if db.admin_secret.is_some() == db.rds_master.is_some() {
+                        problems.push((
+                            at_secret("database"),
+                            format!(
+                                "the `db-password` secret `{}` needs exactly one of `admin_secret` and `rds_master`",
+                                secret.id
+                            ),
+                            Some("`admin_secret: SECRET` sets the password with ALTER ROLE; `rds_master: INSTANCE` with RDS ModifyDBInstance".to_owned()),
+                        ));
+                    } else if db.rds_master.is_some() && db.strategy == DbRotationStrategy::AlternatingUsers {
+                        problems.push((
+                            at_secret("database.strategy"),
+                            "`alternating-users` needs two roles; an RDS instance has one master user".to_owned(),
+                            Some("use `strategy: single-user` with `rds_master`".to_owned()),
+                        ));
+                    }
+                }
+            }
+            if env.metrics.provider == MetricProvider::Datadog && env.datadog.is_none() {
+                problems.push((
+                    at("datadog"),
+                    "is required when `metrics.provider` is `datadog`".to_owned(),
+                    Some("add `datadog: { site: datadoghq.eu, tags: [...] }`".to_owned()),
+                ));
+            }
+            let mut previous = 0u8;
+            for (i, step) in env.canary.steps.iter().enumerate() {
+                if step.weight == 0 || step.weight >= 100 || step.weight <= previous {
+                    problems.push((
+                        format!("environments.{name}.canary.steps.{i}.weight"),
+                        format!("weight {} is out of order", step.weight),
+                        Some(
+                            "weights are percentages from 1 to 99, strictly increasing; 100 is the promotion"
+                                .to_owned(),
+                        ),
+                    ));
+                }
+                previous = previous.max(step.weight);
+            }
+            if !(0.0..1.0).contains(&env.canary.max_error_rate) {
+                problems.push((
+                    at("canary.max_error_rate"),
+                    format!("{} is not a fraction", env.canary.max_error_rate),
+                    Some("write 0.5% as 0.005".to_owned()),
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, secret) in env.secrets.iter().enumerate() {
+                if !seen.insert(secret.id.as_str()) {
+                    problems.push((
+                        format!("environments.{name}.secrets.{i}.id"),
+                        format!("secret `{}` is listed twice", secret.id),
+                        None,
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    pub fn environment_names(&self) -> String {
+        self.environments
+            .keys()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The named environment, or an error that lists the defined ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment, UnknownEnvironment> {
+        self.environments.get(name).ok_or_else(|| UnknownEnvironment {
+            name: name.to_owned(),
+            known: self.environment_names(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment `{name}` is not defined in the configuration\nhint: defined environments: {known}")]
+pub struct UnknownEnvironment {
+    pub name: String,
+    pub known: String,
+}

@@ -1,0 +1,25 @@
+//! The seam to a metric provider (Prometheus, Datadog): an instant query answered with one number.
+//! The providers live in the crates that may import their clients; the canary judges through this.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Why a provider gave no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricError {
+    #[error("{provider} rate-limited the query; retry after {retry_after:?}")]
+    RateLimited {
+        provider: &'static str,
+        retry_after: Duration,
+    },
+    #[error("{provider} query failed: {message}")]
+    Failed { provider: &'static str, message: String },
+}
+
+#[async_trait]
+pub trait MetricSource: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The value of an instant query now; `None` when the query matched no data.
+    async fn scalar(&self, query: &str) -> Result<Option<f64>, MetricError>;
+}

@@ -1,0 +1,713 @@
+//! The canary deployment engine: register a revision with the new image, bring the canary service up,
+//! shift traffic progressively (e.g. 10% → 50%) while analysing metrics, then promote; on any failure put
+//! the weights back to stable first (blast radius first), then scale the canary to zero.
+//!
+//! Every step is journaled under the environment lock, so a crash leaves a record that `suma deploy
+//! status` explains and `resume` or `abort` finishes from any machine. Commands from other terminals
+//! (`pause`, `resume`, `abort`, `promote`) arrive through the lock table's control item between ticks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::ecs::{Rollout, ServiceUpdate};
+use crate::aws::elb::WeightedTarget;
+use crate::aws::{AwsApis, AwsError};
+use crate::config::Environment;
+use crate::journal::lock::LockGuard;
+use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::metrics::analysis::{decide, judge, AnalysisState, Decision, TickVerdict};
+use crate::metrics::{measure, query_set, MetricSource, QueryVars, Side};
+use crate::report::Reporter;
+use crate::taskdef::TaskDefinitionSpec;
+
+pub const KIND: &str = "canary-deploy";
+
+/// The operation parameter holding the task definition a templated deploy registers.
+pub const TEMPLATE_PARAMETER: &str = "task_definition";
+
+/// What to deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployRequest {
+    pub image: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    Promoted,
+    RolledBack {
+        reason: String,
+    },
+    Aborted {
+        by: String,
+    },
+    /// Ctrl-C or a lost lease: the journal shows where; `resume` or `abort` finishes it.
+    Interrupted {
+        at_step: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the rollback itself failed: {0}\nhint: check `suma status` and put the weights back by hand if needed; `suma deploy abort` retries")]
+    RollbackFailed(AwsError),
+}
+
+/// The step list for a deploy of `image` on `env`.
+pub fn plan(environment: &str, env: &Environment, image: &str) -> Vec<PlannedStep> {
+    plan_with(environment, env, image, None)
+}
+
+/// The step list for a deploy of `image` on `env`, registering the task definition rendered from
+/// `template` when given instead of a copy of the stable revision.
+pub fn plan_with(
+    environment: &str,
+    env: &Environment,
+    image: &str,
+    template: Option<&std::path::Path>,
+) -> Vec<PlannedStep> {
+    let ecs = &env.ecs;
+    let register = match template {
+        None => format!(
+            "register a revision of `{}`'s task definition with image `{image}`",
+            ecs.service
+        ),
+        Some(path) => format!(
+            "register the task definition rendered from `{}` with image `{image}`",
+            path.display()
+        ),
+    };
+    let mut steps = vec![
+        PlannedStep {
+            name: "register".to_owned(),
+            detail: register,
+        },
+        PlannedStep {
+            name: "canary-up".to_owned(),
+            detail: format!(
+                "point `{}` at it with {} task(s) and wait for the rollout",
+                ecs.canary_service, ecs.canary_count
+            ),
+        },
+    ];
+    for step in &env.canary.steps {
+        steps.push(PlannedStep {
+            name: format!("shift-{}", step.weight),
+            detail: format!(
+                "canary {}% / stable {}% for {}, analysis every {}",
+                step.weight,
+                100 - step.weight,
+                humantime::format_duration(step.duration),
+                humantime::format_duration(env.canary.interval)
+            ),
+        });
+    }
+    steps.push(PlannedStep {
+        name: "promote".to_owned(),
+        detail: format!(
+            "point `{}` at the new revision, wait, weights stable 100 / canary 0, `{}` to 0 ({environment})",
+            ecs.service, ecs.canary_service
+        ),
+    });
+    steps
+}
+
+/// What a step produced.
+enum StepEnd {
+    Done(BTreeMap<String, serde_json::Value>),
+    /// `promote` arrived during analysis: skip the remaining shifts.
+    PromoteNow(BTreeMap<String, serde_json::Value>),
+}
+
+enum StepFailure {
+    Rollback {
+        reason: String,
+        facts: BTreeMap<String, serde_json::Value>,
+    },
+    Aborted {
+        by: String,
+    },
+    Interrupted,
+}
+
+impl From<AwsError> for StepFailure {
+    fn from(e: AwsError) -> Self {
+        StepFailure::Rollback {
+            reason: e.to_string(),
+            facts: BTreeMap::new(),
+        }
+    }
+}
+
+/// Everything the engine talks to.
+pub struct Engine {
+    pub environment: String,
+    pub env: Environment,
+    pub aws: Arc<dyn AwsApis>,
+    pub metrics: Arc<dyn MetricSource>,
+    pub journal: Journal,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: CancellationToken,
+    pub rollout_timeout: Duration,
+    pub rollout_poll: Duration,
+}
+
+impl Engine {
+    /// Runs (or resumes) `op` from its first unfinished step. The caller holds `guard`.
+    pub async fn run(&self, op: &mut Operation, guard: &LockGuard) -> Result<Outcome, EngineError> {
+        let holder = guard.holder().to_owned();
+        let lost = guard.lost();
+        let total = op.plan.len();
+        let mut index = op.next_step();
+        while index < total {
+            if self.cancel.is_cancelled() || lost.is_cancelled() {
+                return self.interrupted(op, &holder, index).await;
+            }
+            let name = op.plan[index].name.clone();
+            op.start_step(index);
+            self.journal.save(op, Some(&holder)).await?;
+            self.reporter.step_started(index, total, &name);
+            // A crash or Ctrl-C leaves the step as `running`: every step is idempotent, so a resume
+            // simply runs it again.
+            let result = tokio::select! {
+                biased;
+                () = lost.cancelled() => Err(StepFailure::Interrupted),
+                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
+                r = self.execute(op, index, &holder) => r,
+            };
+            match result {
+                Ok(StepEnd::Done(facts)) => {
+                    op.finish_step(StepStatus::Succeeded, None, facts);
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Succeeded, "");
+                    index += 1;
+                }
+                Ok(StepEnd::PromoteNow(facts)) => {
+                    op.finish_step(StepStatus::Succeeded, None, facts);
+                    index += 1;
+                    // The remaining shifts are skipped, the promotion runs next.
+                    while index + 1 < total {
+                        op.start_step(index);
+                        op.finish_step(StepStatus::Skipped, None, BTreeMap::new());
+                        index += 1;
+                    }
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter
+                        .step_finished(index - 1, total, &name, StepStatus::Succeeded, "promoted by request");
+                }
+                Err(StepFailure::Interrupted) => return self.interrupted(op, &holder, index).await,
+                Err(StepFailure::Aborted { by }) => {
+                    op.finish_step(StepStatus::Failed, Some(format!("aborted by {by}")), BTreeMap::new());
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Failed, &format!("aborted by {by}"));
+                    self.roll_back(op, &holder, &format!("aborted by {by}")).await?;
+                    op.set_status(OperationStatus::Aborted);
+                    self.journal.save(op, Some(&holder)).await?;
+                    return Ok(Outcome::Aborted { by });
+                }
+                Err(StepFailure::Rollback { reason, facts }) => {
+                    op.finish_step(StepStatus::Failed, Some(reason.clone()), facts);
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
+                    self.roll_back(op, &holder, &reason).await?;
+                    op.set_status(OperationStatus::Failed);
+                    self.journal.save(op, Some(&holder)).await?;
+                    return Ok(Outcome::RolledBack { reason });
+                }
+            }
+        }
+        op.set_status(OperationStatus::Succeeded);
+        self.journal.save(op, Some(&holder)).await?;
+        Ok(Outcome::Promoted)
+    }
+
+    async fn interrupted(&self, op: &mut Operation, holder: &str, index: usize) -> Result<Outcome, EngineError> {
+        let at_step = op.plan.get(index).map_or_else(String::new, |p| p.name.clone());
+        op.set_status(OperationStatus::Interrupted);
+        // The lease may be gone (that is one way to get here): then the record cannot be written, and
+        // the lock item still shows the last state we saved.
+        let _ = self.journal.save(op, Some(holder)).await;
+        Ok(Outcome::Interrupted { at_step })
+    }
+
+    async fn execute(&self, op: &mut Operation, index: usize, holder: &str) -> Result<StepEnd, StepFailure> {
+        let name = op.plan[index].name.clone();
+        match name.as_str() {
+            "register" => self.register(op).await,
+            "canary-up" => self.canary_up(op).await,
+            "promote" => self.promote(op).await,
+            shift => {
+                let weight: u8 = shift.trim_start_matches("shift-").parse().unwrap_or_default();
+                let duration = self
+                    .env
+                    .canary
+                    .steps
+                    .iter()
+                    .find(|s| s.weight == weight)
+                    .map_or(self.env.canary.interval, |s| s.duration);
+                self.shift(op, holder, weight, duration).await
+            }
+        }
+    }
+
+    fn image(op: &Operation) -> String {
+        op.parameters
+            .get("image")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn version_of(image: &str) -> String {
+        image.rsplit_once(':').map_or("latest", |(_, tag)| tag).to_owned()
+    }
+
+    async fn register(&self, op: &mut Operation) -> Result<StepEnd, StepFailure> {
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let cfg = &self.env.ecs;
+        let stable = ecs
+            .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+            .await?;
+        let stable_td = stable.first().map(|s| s.task_definition.clone()).unwrap_or_default();
+        let image = Self::image(op);
+        // Resuming after a crash: reuse the revision registered before (idempotent).
+        if let Some(existing) = op.fact("canary_task_definition").and_then(|v| v.as_str()) {
+            return Ok(StepEnd::Done(BTreeMap::from([(
+                "canary_task_definition".to_owned(),
+                json!(existing),
+            )])));
+        }
+        let stable_image = ecs
+            .describe_task_definition(&stable_td)
+            .await?
+            .containers
+            .iter()
+            .find(|c| c.name == cfg.container)
+            .map(|c| c.image.clone())
+            .unwrap_or_default();
+        // A deploy from a template carries the rendered task definition in its parameters (rendered and
+        // validated before the operation started, so a resume registers exactly what was planned).
+        let registered = match op.parameters.get(TEMPLATE_PARAMETER) {
+            Some(rendered) => {
+                let spec: TaskDefinitionSpec =
+                    serde_json::from_value(rendered.clone()).map_err(|e| StepFailure::Rollback {
+                        reason: format!("the operation's rendered task definition cannot be read: {e}"),
+                        facts: BTreeMap::new(),
+                    })?;
+                ecs.register_task_definition(&spec).await?
+            }
+            None => ecs.register_with_image(&stable_td, &cfg.container, &image).await?,
+        };
+        Ok(StepEnd::Done(BTreeMap::from([
+            // The rollback target: what was live before this deploy.
+            ("stable_task_definition".to_owned(), json!(stable_td)),
+            ("stable_image".to_owned(), json!(stable_image)),
+            ("canary_task_definition".to_owned(), json!(registered.arn)),
+        ])))
+    }
+
+    fn canary_td(op: &Operation) -> String {
+        op.fact("canary_task_definition")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn canary_up(&self, op: &mut Operation) -> Result<StepEnd, StepFailure> {
+        let cfg = &self.env.ecs;
+        let td = Self::canary_td(op);
+        let update = ServiceUpdate {
+            task_definition: Some(td.clone()),
+            desired_count: Some(cfg.canary_count as i32),
+            force_new_deployment: false,
+        };
+        self.aws
+            .ecs(&self.env.primary_region)
+            .update_service(&cfg.cluster, &cfg.canary_service, &update)
+            .await?;
+        self.wait_rollout(&cfg.canary_service, &td).await?;
+        Ok(StepEnd::Done(BTreeMap::new()))
+    }
+
+    async fn wait_rollout(&self, service: &str, td: &str) -> Result<(), StepFailure> {
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let deadline = tokio::time::Instant::now() + self.rollout_timeout;
+        loop {
+            let found = ecs
+                .describe_services(&self.env.ecs.cluster, &[service.to_owned()])
+                .await?;
+            match found.first().map(|s| s.rollout(td)) {
+                Some(Rollout::Completed) => return Ok(()),
+                Some(Rollout::Failed(reason)) => {
+                    return Err(StepFailure::Rollback {
+                        reason: format!("the ECS deployment of `{service}` failed (circuit breaker): {reason}"),
+                        facts: BTreeMap::new(),
+                    })
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepFailure::Rollback {
+                    reason: format!(
+                        "`{service}` did not finish its rollout within {}",
+                        humantime::format_duration(self.rollout_timeout)
+                    ),
+                    facts: BTreeMap::new(),
+                });
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.rollout_poll) => {}
+                () = self.cancel.cancelled() => return Err(StepFailure::Interrupted),
+            }
+        }
+    }
+
+    async fn set_weights(&self, canary_weight: u8) -> Result<(), AwsError> {
+        let alb = &self.env.alb;
+        let targets = [
+            WeightedTarget {
+                target_group_arn: alb.stable_target_group_arn.to_string(),
+                weight: 100 - i32::from(canary_weight),
+            },
+            WeightedTarget {
+                target_group_arn: alb.canary_target_group_arn.to_string(),
+                weight: i32::from(canary_weight),
+            },
+        ];
+        self.aws
+            .elb(&self.env.primary_region)
+            .set_weights(alb.rule_arn.as_str(), &targets)
+            .await
+    }
+
+    async fn shift(
+        &self,
+        op: &mut Operation,
+        holder: &str,
+        weight: u8,
+        duration: Duration,
+    ) -> Result<StepEnd, StepFailure> {
+        self.set_weights(weight).await?;
+        self.reporter.info(&format!(
+            "canary at {weight}% for {}",
+            humantime::format_duration(duration)
+        ));
+        let policy = &self.env.canary;
+        let analysis = crate::metrics::analysis::AnalysisPolicy::of(policy);
+        let queries = query_set(self.env.metrics.provider, policy);
+        let vars = QueryVars {
+            env: self.environment.clone(),
+            service: self.env.ecs.service.clone(),
+            window: policy.window,
+        };
+        let canary = Side {
+            deployment: "canary".to_owned(),
+            version: Self::version_of(&Self::image(op)),
+        };
+        let stable_image = op
+            .fact("stable_image")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let stable = Side {
+            deployment: "stable".to_owned(),
+            version: Self::version_of(&stable_image),
+        };
+        let mut state = AnalysisState::default();
+        let mut ticks = Vec::new();
+        let started = tokio::time::Instant::now();
+        let mut paused = false;
+        let mut wait = policy.interval;
+        while paused || started.elapsed() < duration {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.cancel.cancelled() => return Err(StepFailure::Interrupted),
+            }
+            wait = policy.interval;
+            match self.journal.table().take_control(&self.environment).await {
+                Ok(Some((command, by))) => match command.as_str() {
+                    "abort" => return Err(StepFailure::Aborted { by }),
+                    "promote" => {
+                        let facts = BTreeMap::from([
+                            ("ticks".to_owned(), json!(ticks)),
+                            ("promoted_by".to_owned(), json!(by)),
+                        ]);
+                        return Ok(StepEnd::PromoteNow(facts));
+                    }
+                    "pause" => {
+                        paused = true;
+                        op.note(&by, "paused");
+                        self.reporter.warn(&format!(
+                            "paused by {by}; `suma deploy resume|abort|promote --env {}`",
+                            self.environment
+                        ));
+                    }
+                    "resume" => {
+                        paused = false;
+                        op.note(&by, "resumed");
+                        self.reporter.info(&format!("resumed by {by}"));
+                    }
+                    _ => {}
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the control item"),
+            }
+            if paused {
+                continue;
+            }
+            let measurements = measure(
+                self.metrics.as_ref(),
+                &queries,
+                &vars,
+                &canary,
+                policy.baseline.as_ref().map(|_| &stable),
+            )
+            .await;
+            let verdict = judge(&analysis, &measurements);
+            let decision = decide(&analysis, &mut state, &verdict);
+            self.reporter
+                .info(&tick_line(weight, &measurements, &verdict, &decision));
+            let step_name = op.steps.last().map_or("", |s| s.name.as_str());
+            let left = duration.saturating_sub(started.elapsed());
+            self.reporter
+                .live(&live_line(step_name, weight, left, &measurements, &verdict));
+            ticks.push(json!({
+                "at": chrono::Utc::now(),
+                "weight": weight,
+                "measurements": measurements,
+                "verdict": verdict,
+                "decision": decision,
+            }));
+            if let Some(step) = op.steps.last_mut() {
+                step.facts.insert("ticks".to_owned(), json!(ticks));
+            }
+            // Every measurement is in the journal before anything acts on it.
+            if let Err(e) = self.journal.save(op, Some(holder)).await {
+                tracing::warn!(error = %e, "cannot record the analysis tick");
+            }
+            match decision {
+                Decision::Continue => {
+                    if let TickVerdict::RateLimited { retry_after_secs } = verdict {
+                        wait = Duration::from_secs(retry_after_secs).max(policy.interval);
+                    }
+                }
+                Decision::Pause { reason } => {
+                    paused = true;
+                    self.reporter.warn(&format!(
+                        "{reason}: paused; decide with `suma deploy resume|abort|promote --env {}`",
+                        self.environment
+                    ));
+                }
+                Decision::Rollback { reason } => {
+                    return Err(StepFailure::Rollback {
+                        reason,
+                        facts: BTreeMap::from([("ticks".to_owned(), json!(ticks))]),
+                    })
+                }
+            }
+        }
+        Ok(StepEnd::Done(BTreeMap::from([("ticks".to_owned(), json!(ticks))])))
+    }
+
+    async fn promote(&self, op: &mut Operation) -> Result<StepEnd, StepFailure> {
+        let cfg = &self.env.ecs;
+        let td = Self::canary_td(op);
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        // Promotion also brings stable to production capacity.
+        let update = ServiceUpdate {
+            task_definition: Some(td.clone()),
+            desired_count: Some(cfg.desired_count as i32),
+            force_new_deployment: false,
+        };
+        ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
+        self.wait_rollout(&cfg.service, &td).await?;
+        self.set_weights(0).await?;
+        let scale_down = ServiceUpdate {
+            task_definition: None,
+            desired_count: Some(0),
+            force_new_deployment: false,
+        };
+        ecs.update_service(&cfg.cluster, &cfg.canary_service, &scale_down)
+            .await?;
+        Ok(StepEnd::Done(BTreeMap::from([(
+            "live_task_definition".to_owned(),
+            json!(td),
+        )])))
+    }
+
+    /// Weights back to stable first (blast radius), then the canary to zero. Journaled as an event.
+    pub async fn roll_back(&self, op: &mut Operation, holder: &str, reason: &str) -> Result<(), EngineError> {
+        self.reporter.warn(&format!("rolling back: {reason}"));
+        self.set_weights(0).await.map_err(EngineError::RollbackFailed)?;
+        // Its own event, so its time is on record (`cargo xtask bench canary` measures up to it).
+        op.note(holder, WEIGHTS_RESTORED);
+        let cfg = &self.env.ecs;
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let scale_down = ServiceUpdate {
+            desired_count: Some(0),
+            ..ServiceUpdate::default()
+        };
+        ecs.update_service(&cfg.cluster, &cfg.canary_service, &scale_down)
+            .await
+            .map_err(EngineError::RollbackFailed)?;
+        // If the promotion had begun, stable goes back to the revision recorded before the deploy.
+        if let Some(previous) = op
+            .fact("stable_task_definition")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+        {
+            let live = ecs
+                .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                .await
+                .map_err(EngineError::RollbackFailed)?;
+            if live.first().is_some_and(|s| s.task_definition != previous) {
+                let restore = ServiceUpdate {
+                    task_definition: Some(previous.clone()),
+                    ..ServiceUpdate::default()
+                };
+                ecs.update_service(&cfg.cluster, &cfg.service, &restore)
+                    .await
+                    .map_err(EngineError::RollbackFailed)?;
+                op.note(holder, format!("`{}` restored to `{previous}`", cfg.service));
+            }
+        }
+        op.note(
+            holder,
+            format!("rolled back: `{}` scaled to 0; reason: {reason}", cfg.canary_service),
+        );
+        self.journal.save(op, Some(holder)).await?;
+        Ok(())
+    }
+}
+
+fn tick_line(
+    weight: u8,
+    m: &crate::metrics::analysis::Measurements,
+    verdict: &TickVerdict,
+    decision: &Decision,
+) -> String {
+    use crate::metrics::analysis::Measurements;
+    let values = match m {
+        Measurements::Answered { samples, checks, .. } => {
+            let mut parts = vec![format!(
+                "samples {}",
+                samples.map_or("-".to_owned(), |s| format!("{s:.0}"))
+            )];
+            for c in checks {
+                let v = c.value.map_or("no data".to_owned(), |v| format!("{v:.4}"));
+                parts.push(format!("{} {v} (max {})", c.metric, c.max));
+            }
+            parts.join(", ")
+        }
+        Measurements::RateLimited { retry_after_secs } => format!("rate-limited, retry in {retry_after_secs}s"),
+        Measurements::ProviderError { message } => format!("provider error: {message}"),
+    };
+    let verdict = match verdict {
+        TickVerdict::Pass => "pass".to_owned(),
+        TickVerdict::Fail { reasons } => format!("FAIL: {}", reasons.join("; ")),
+        TickVerdict::NoData { reason } => format!("no data: {reason}"),
+        TickVerdict::RateLimited { .. } => "rate-limited".to_owned(),
+        TickVerdict::ProviderError { .. } => "provider error".to_owned(),
+    };
+    let decision = match decision {
+        Decision::Continue => String::new(),
+        Decision::Pause { .. } => " -> pause".to_owned(),
+        Decision::Rollback { .. } => " -> ROLLBACK".to_owned(),
+    };
+    format!("[canary {weight}%] {values} => {verdict}{decision}")
+}
+
+/// The figures of a canary run for its final report: how long it took, how many analyses ran and failed,
+/// and, after a rollback, the time from the first failed analysis to all traffic back on stable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub duration_ms: i64,
+    pub analyses: usize,
+    pub failed_analyses: usize,
+    pub first_failed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub weights_restored_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// From the first failed analysis to the weights restored: the rollback's reaction time.
+    pub failure_to_restore_ms: Option<i64>,
+}
+
+/// Summarises a canary operation from its journal record.
+pub fn summary(op: &Operation) -> RunSummary {
+    let ticks: Vec<&serde_json::Value> = op
+        .steps
+        .iter()
+        .filter_map(|s| s.facts.get("ticks").and_then(|t| t.as_array()))
+        .flatten()
+        .collect();
+    let failed: Vec<&&serde_json::Value> = ticks.iter().filter(|t| t["verdict"]["verdict"] == "fail").collect();
+    let first_failed_at = failed
+        .first()
+        .and_then(|t| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(t["at"].clone()).ok());
+    let weights_restored_at = op.events.iter().find(|e| e.message == WEIGHTS_RESTORED).map(|e| e.at);
+    let failure_to_restore_ms = match (first_failed_at, weights_restored_at) {
+        (Some(bad), Some(restored)) if restored >= bad => Some((restored - bad).num_milliseconds()),
+        _ => None,
+    };
+    RunSummary {
+        duration_ms: (op.updated_at - op.started_at).num_milliseconds(),
+        analyses: ticks.len(),
+        failed_analyses: failed.len(),
+        first_failed_at,
+        weights_restored_at,
+        failure_to_restore_ms,
+    }
+}
+
+/// The journal event recorded the moment a rollback has put all traffic back on stable.
+pub const WEIGHTS_RESTORED: &str = "weights restored: stable 100 / canary 0";
+
+/// The live view of a step: where the canary is, how long is left, and the last measurement against its
+/// threshold (`error_rate 0.0012 < 0.005`).
+fn live_line(
+    step: &str,
+    weight: u8,
+    left: Duration,
+    m: &crate::metrics::analysis::Measurements,
+    verdict: &TickVerdict,
+) -> String {
+    use crate::metrics::analysis::Measurements;
+    let left = humantime::format_duration(Duration::from_secs(left.as_secs()));
+    let last = match m {
+        Measurements::Answered { samples, checks, .. } => {
+            let mut parts = vec![format!(
+                "{} samples",
+                samples.map_or("-".to_owned(), |s| format!("{s:.0}"))
+            )];
+            for c in checks {
+                let part = match c.value {
+                    Some(v) if v <= c.max => format!("{} {v:.4} < {}", c.metric, c.max),
+                    Some(v) => format!("{} {v:.4} > {} !", c.metric, c.max),
+                    None => format!("{} no data", c.metric),
+                };
+                parts.push(part);
+            }
+            parts.join(" · ")
+        }
+        Measurements::RateLimited { retry_after_secs } => format!("rate-limited for {retry_after_secs}s"),
+        Measurements::ProviderError { message } => format!("provider error: {message}"),
+    };
+    let verdict = match verdict {
+        TickVerdict::Pass => "pass",
+        TickVerdict::Fail { .. } => "FAIL",
+        TickVerdict::NoData { .. } => "no data",
+        TickVerdict::RateLimited { .. } => "rate-limited",
+        TickVerdict::ProviderError { .. } => "provider error",
+    };
+    format!("{step} · canary {weight}% · {left} left · {last} · {verdict}")
+}
+
+#[cfg(test)]
+mod tests;

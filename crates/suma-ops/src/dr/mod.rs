@@ -1,0 +1,1206 @@
+//! Cross-region disaster recovery: the readiness check (`check`), and the failover and failback engine.
+//!
+//! A failover drains the primary region's service (so two regions never write at once), promotes the DR
+//! replica while the DR service scales up, points the DR service at the promoted database, switches the
+//! Route 53 PRIMARY record to the DR load balancer and waits until the change is INSYNC, verifies the DR
+//! endpoint with a read and a write, and posts an event. A failback runs the same switch in reverse after
+//! rebuilding a replica in the primary region, with a confirmation gate before traffic moves, and restores
+//! the cross-region replica so that `suma dr check` passes again.
+//!
+//! Every step is journaled under the environment lock and idempotent (it looks before it acts), so a crash
+//! at any point is continued by `--resume`. A step that fails stops the operation where it is instead of
+//! undoing anything: a promoted database cannot be demoted, and the journal says what is left to do.
+
+pub mod check;
+pub mod dns;
+pub mod lag;
+pub mod setup;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::ecs::{Rollout, ServiceUpdate};
+use crate::aws::rds::{DbInstance, DbModification};
+use crate::aws::route53::FailoverAlias;
+use crate::aws::{AwsApis, AwsError, AwsErrorKind};
+use crate::config::{AwsRegion, Environment};
+use crate::journal::lock::LockGuard;
+use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::report::Reporter;
+use lag::ReplicaLag;
+
+pub const FAILOVER: &str = "dr-failover";
+pub const FAILBACK: &str = "dr-failback";
+
+/// Which way traffic moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Failover,
+    Failback,
+}
+
+impl Direction {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Failover => FAILOVER,
+            Self::Failback => FAILBACK,
+        }
+    }
+}
+
+/// A planned step with the time it is expected to take, for the RTO estimate.
+fn step(name: &str, detail: String) -> PlannedStep {
+    PlannedStep {
+        name: name.to_owned(),
+        detail,
+    }
+}
+
+/// Expected duration of a step, from AWS's documented and observed times: promotion of a replica takes
+/// minutes, an ECS rollout a few, a Route 53 change about a minute to be INSYNC plus the records' TTL.
+pub fn step_estimate(name: &str, env: &Environment) -> Duration {
+    let secs = match name {
+        "readiness" => 20,
+        "drain-primary" | "drain-dr" => 60,
+        // The scale-up runs during the promotion, so the longer of the two counts.
+        "promote-and-scale" | "promote-primary" => 300,
+        "repoint-dr-service" | "repoint-primary-service" => {
+            if env.ecs.dr.standby_count == 0 {
+                240
+            } else {
+                180
+            }
+        }
+        "switch-dns" => 60 + 60,
+        "verify" => 15,
+        "announce" => 2,
+        "create-primary-replica" | "restore-replica" => 1200,
+        _ => 30,
+    };
+    Duration::from_secs(secs)
+}
+
+/// The estimated time to recover: the failover plan's steps end to end.
+pub fn estimated_rto(environment: &str, env: &Environment) -> Duration {
+    plan(Direction::Failover, environment, env)
+        .iter()
+        .map(|s| step_estimate(&s.name, env))
+        .sum()
+}
+
+/// The step list of a failover or failback, with the resources each step touches.
+pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<PlannedStep> {
+    let ecs = &env.ecs;
+    let (p, d) = (&env.primary_region, &env.dr_region);
+    let primary_db = &env.rds.primary.identifier;
+    let replica = env
+        .rds
+        .replica
+        .as_ref()
+        .map_or("(no replica configured)", |r| r.identifier.as_str());
+    let dr_lb = env
+        .alb
+        .dr_load_balancer_dns
+        .as_deref()
+        .unwrap_or("(alb.dr_load_balancer_dns)");
+    let record = &env.dns.record_name;
+    let host_var = &env.dr.database_host_variable;
+    match direction {
+        Direction::Failover => vec![
+            step(
+                "readiness",
+                format!(
+                    "replica `{replica}` available and its lag within the RPO ({}); record the DNS and capacity before",
+                    humantime::format_duration(env.dr.rpo)
+                ),
+            ),
+            step(
+                "drain-primary",
+                format!(
+                    "if {p} answers: scale `{}` and `{}` in `{}` to 0",
+                    ecs.service, ecs.canary_service, ecs.cluster
+                ),
+            ),
+            step(
+                "promote-and-scale",
+                format!(
+                    "promote `{replica}` ({d}), wait until writable, backups and multi-AZ on; meanwhile scale `{}` in `{}` ({d}) to {}",
+                    ecs.dr.service, ecs.dr.cluster, ecs.desired_count
+                ),
+            ),
+            step(
+                "repoint-dr-service",
+                format!(
+                    "register a revision of `{}` with {host_var} = the promoted endpoint and roll it out",
+                    ecs.dr.service
+                ),
+            ),
+            step(
+                "switch-dns",
+                format!("PRIMARY record of `{record}` -> `{dr_lb}`, wait until INSYNC"),
+            ),
+            step(
+                "verify",
+                env.dr.dr_url.as_ref().map_or("no `dr.dr_url` configured: skipped".to_owned(), |u| {
+                    format!("GET {} and a write through POST {}", u.join("/ready"), u.join("/api/auth/register"))
+                }),
+            ),
+            step("announce", format!("Datadog event `DR failover of {environment}` and the timing summary")),
+        ],
+        Direction::Failback => vec![
+            step(
+                "readiness",
+                format!("the last failover is recorded, `{replica}` ({d}) is writable, {p} answers"),
+            ),
+            step(
+                "rename-stale-primary",
+                format!("rename the stale `{primary_db}` ({p}) out of the way (kept, not deleted)"),
+            ),
+            step(
+                "create-primary-replica",
+                format!("create `{primary_db}` ({p}) as a replica of `{replica}`, wait until available"),
+            ),
+            step("confirm", "manual confirmation before traffic moves back".to_owned()),
+            step(
+                "drain-dr",
+                format!("scale `{}` ({d}) to its standby of {}", ecs.dr.service, ecs.dr.standby_count),
+            ),
+            step(
+                "promote-primary",
+                format!("promote `{primary_db}` ({p}), wait until writable, backups and multi-AZ on"),
+            ),
+            step(
+                "repoint-primary-service",
+                format!(
+                    "register a revision of `{}` with {host_var} = `{primary_db}`'s endpoint, scale to {}",
+                    ecs.service, ecs.desired_count
+                ),
+            ),
+            step(
+                "switch-dns",
+                format!("PRIMARY record of `{record}` back to the primary load balancer, wait until INSYNC"),
+            ),
+            step(
+                "restore-replica",
+                format!("rename the old `{replica}` ({d}) out of the way, create it again as a replica of `{primary_db}`"),
+            ),
+            step(
+                "verify",
+                env.url.as_ref().map_or("no `url` configured: skipped".to_owned(), |u| {
+                    format!("GET {} and a write through POST {}", u.join("/ready"), u.join("/api/auth/register"))
+                }),
+            ),
+            step("announce", format!("Datadog event `DR failback of {environment}` and the timing summary")),
+        ],
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    Completed,
+    /// The readiness gate said no; nothing was changed.
+    Refused {
+        reason: String,
+    },
+    /// A step failed; everything before it stands. Fix the cause and `--resume`.
+    Stopped {
+        at_step: String,
+        reason: String,
+    },
+    Aborted {
+        by: String,
+        note: String,
+    },
+    /// Ctrl-C or a lost lease: `--resume` continues it.
+    Interrupted {
+        at_step: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Verifies an endpoint after the switch.
+#[async_trait]
+pub trait ServiceProbe: Send + Sync {
+    /// `GET base/ready` answers 2xx.
+    async fn ready(&self, base: &str) -> Result<u16, String>;
+    /// A write through the service (a registration) is accepted.
+    async fn write(&self, base: &str) -> Result<u16, String>;
+}
+
+/// Posts the operation's event (Datadog in production).
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn event(&self, title: &str, text: &str, success: bool) -> Result<(), String>;
+}
+
+/// The manual gate of a failback before traffic moves back.
+pub trait Gate: Send + Sync {
+    fn confirm(&self, question: &str) -> bool;
+}
+
+/// Says yes (`--yes`).
+pub struct Yes;
+
+impl Gate for Yes {
+    fn confirm(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// Everything the engine talks to.
+pub struct Engine {
+    pub environment: String,
+    pub env: Environment,
+    pub aws: Arc<dyn AwsApis>,
+    pub lag: Arc<dyn ReplicaLag>,
+    pub probe: Arc<dyn ServiceProbe>,
+    pub events: Option<Arc<dyn EventSink>>,
+    pub gate: Arc<dyn Gate>,
+    pub journal: Journal,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: CancellationToken,
+    /// Upper bound of one wait (promotion, rollout, DNS change).
+    pub wait_timeout: Duration,
+    pub poll: Duration,
+}
+
+type Facts = BTreeMap<String, serde_json::Value>;
+
+enum StepEnd {
+    Done(Facts),
+    Skipped(String, Facts),
+}
+
+enum StepFailure {
+    Refused(String),
+    Failed(String),
+    Interrupted,
+}
+
+impl From<AwsError> for StepFailure {
+    fn from(e: AwsError) -> Self {
+        StepFailure::Failed(e.to_string())
+    }
+}
+
+fn fact_str(op: &Operation, key: &str) -> Option<String> {
+    op.fact(key).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+/// Whether a promoted instance takes writes. Real RDS clears the replication source when the promotion
+/// finishes; moto leaves it set, but its promotion is instantaneous and answers `available` (real RDS
+/// answers `modifying`), so an `available` answer to the promote call also counts.
+pub fn promoted(db: &DbInstance, promote_answered: Option<&str>) -> bool {
+    db.status == "available" && (db.replica_source.is_none() || promote_answered == Some("available"))
+}
+
+/// A short suffix unique to the operation, for renamed instances.
+fn suffix(op: &Operation) -> String {
+    op.id.rsplit('-').next().unwrap_or("old").to_owned()
+}
+
+impl Engine {
+    /// Runs (or resumes) `op` from its first unfinished step. The caller holds `guard`.
+    pub async fn run(&self, op: &mut Operation, guard: &LockGuard) -> Result<Outcome, EngineError> {
+        let holder = guard.holder().to_owned();
+        let lost = guard.lost();
+        let total = op.plan.len();
+        let mut index = op.next_step();
+        while index < total {
+            if self.cancel.is_cancelled() || lost.is_cancelled() {
+                return self.interrupted(op, &holder, index).await;
+            }
+            let name = op.plan[index].name.clone();
+            op.start_step(index);
+            self.journal.save(op, Some(&holder)).await?;
+            self.reporter.step_started(index, total, &name);
+            let result = tokio::select! {
+                biased;
+                () = lost.cancelled() => Err(StepFailure::Interrupted),
+                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
+                r = self.execute(op, &name, &holder) => r,
+            };
+            match result {
+                Ok(StepEnd::Done(facts)) => {
+                    op.finish_step(StepStatus::Succeeded, None, facts);
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Succeeded, "");
+                }
+                Ok(StepEnd::Skipped(why, facts)) => {
+                    op.finish_step(StepStatus::Skipped, Some(why.clone()), facts);
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Skipped, &why);
+                }
+                Err(StepFailure::Interrupted) => return self.interrupted(op, &holder, index).await,
+                Err(StepFailure::Refused(reason)) => {
+                    op.finish_step(StepStatus::Failed, Some(reason.clone()), BTreeMap::new());
+                    op.set_status(OperationStatus::Failed);
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
+                    return Ok(Outcome::Refused { reason });
+                }
+                Err(StepFailure::Failed(reason)) => {
+                    op.finish_step(StepStatus::Failed, Some(reason.clone()), BTreeMap::new());
+                    // Not `failed`: the environment is half switched, so the lock keeps protecting it
+                    // until `--resume` or `--abort` (a finished operation's expired lock is free).
+                    op.set_status(OperationStatus::Interrupted);
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
+                    return Ok(Outcome::Stopped { at_step: name, reason });
+                }
+            }
+            index += 1;
+        }
+        op.set_status(OperationStatus::Succeeded);
+        self.journal.save(op, Some(&holder)).await?;
+        Ok(Outcome::Completed)
+    }
+
+    async fn interrupted(&self, op: &mut Operation, holder: &str, index: usize) -> Result<Outcome, EngineError> {
+        let at_step = op.plan.get(index).map_or_else(String::new, |p| p.name.clone());
+        op.set_status(OperationStatus::Interrupted);
+        // The lease may be gone (one way to get here): then the lock item keeps the last saved state.
+        let _ = self.journal.save(op, Some(holder)).await;
+        Ok(Outcome::Interrupted { at_step })
+    }
+
+    /// Ends an unfinished operation without going on. Before the promotion, the drained primary gets its
+    /// capacity back; after it, nothing can be undone safely, so the note says what state was left.
+    pub async fn abort(&self, op: &mut Operation, holder: &str, by: &str) -> Result<Outcome, EngineError> {
+        let promoted_step = if op.kind == FAILBACK {
+            "promote-primary"
+        } else {
+            "promote-and-scale"
+        };
+        let promotion_started = op.steps.iter().any(|s| s.name == promoted_step);
+        let note = if op.kind == FAILOVER && !promotion_started {
+            match op.fact("primary_desired").and_then(|v| v.as_i64()) {
+                Some(desired) => {
+                    let ecs = self.aws.ecs(&self.env.primary_region);
+                    let update = ServiceUpdate {
+                        desired_count: Some(desired as i32),
+                        ..ServiceUpdate::default()
+                    };
+                    match ecs
+                        .update_service(&self.env.ecs.cluster, &self.env.ecs.service, &update)
+                        .await
+                    {
+                        Ok(()) => format!(
+                            "`{}` scaled back to {desired}; nothing else had changed",
+                            self.env.ecs.service
+                        ),
+                        Err(e) => format!("could not scale `{}` back to {desired}: {e}", self.env.ecs.service),
+                    }
+                }
+                None => "nothing had changed".to_owned(),
+            }
+        } else if promotion_started {
+            format!(
+                "the database promotion had started, so nothing was undone; the journal of `{}` shows each step's state",
+                op.id
+            )
+        } else {
+            "nothing had changed in traffic; renamed or created instances are kept".to_owned()
+        };
+        op.note(by, format!("aborted by {by}: {note}"));
+        op.set_status(OperationStatus::Aborted);
+        self.journal.save(op, Some(holder)).await?;
+        Ok(Outcome::Aborted {
+            by: by.to_owned(),
+            note,
+        })
+    }
+
+    async fn execute(&self, op: &mut Operation, name: &str, holder: &str) -> Result<StepEnd, StepFailure> {
+        let failback = op.kind == FAILBACK;
+        match (name, failback) {
+            ("readiness", false) => self.failover_readiness(op, holder).await,
+            ("readiness", true) => self.failback_readiness().await,
+            ("drain-primary", _) => self.drain_primary().await,
+            ("promote-and-scale", _) => self.promote_and_scale(op).await,
+            ("repoint-dr-service", _) => {
+                let replica = self.replica()?;
+                self.repoint(
+                    op,
+                    &self.env.dr_region.clone(),
+                    &self.env.ecs.dr.cluster,
+                    &self.env.ecs.dr.service,
+                    &replica.region,
+                    &replica.identifier,
+                    "dr_task_definition",
+                )
+                .await
+            }
+            ("switch-dns", false) => self.switch_dns(op, true).await,
+            ("switch-dns", true) => self.switch_dns(op, false).await,
+            ("verify", false) => self.verify(self.env.dr.dr_url.as_ref().map(|u| u.to_string())).await,
+            ("verify", true) => self.verify(self.env.url.as_ref().map(|u| u.to_string())).await,
+            ("announce", _) => self.announce(op).await,
+            ("rename-stale-primary", _) => self.rename_stale_primary(op).await,
+            ("create-primary-replica", _) => self.create_primary_replica().await,
+            ("confirm", _) => self.confirm(op, holder),
+            ("drain-dr", _) => self.drain_dr().await,
+            ("promote-primary", _) => {
+                let primary = self.env.rds.primary.clone();
+                let facts = self.promote(op, &primary.region, &primary.identifier).await?;
+                Ok(StepEnd::Done(facts))
+            }
+            ("repoint-primary-service", _) => {
+                let primary = self.env.rds.primary.clone();
+                self.repoint(
+                    op,
+                    &self.env.primary_region.clone(),
+                    &self.env.ecs.cluster,
+                    &self.env.ecs.service,
+                    &primary.region,
+                    &primary.identifier,
+                    "primary_task_definition",
+                )
+                .await
+            }
+            ("restore-replica", _) => self.restore_replica(op).await,
+            (other, _) => Err(StepFailure::Failed(format!("unknown step `{other}` in the journal"))),
+        }
+    }
+
+    fn replica(&self) -> Result<crate::config::DbInstanceRef, StepFailure> {
+        self.env.rds.replica.clone().ok_or_else(|| {
+            StepFailure::Refused(format!(
+                "`{}` has no `rds.replica`: there is nothing to fail over to\nhint: configure the cross-region read replica",
+                self.environment
+            ))
+        })
+    }
+
+    /// Cancel-aware sleep between polls.
+    async fn pause(&self) -> Result<(), StepFailure> {
+        tokio::select! {
+            () = tokio::time::sleep(self.poll) => Ok(()),
+            () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
+        }
+    }
+
+    async fn failover_readiness(&self, op: &mut Operation, holder: &str) -> Result<StepEnd, StepFailure> {
+        let replica_ref = self.replica()?;
+        let rds = self.aws.rds(&replica_ref.region);
+        let replica = rds.describe_instance(&replica_ref.identifier).await?;
+        let mut facts = Facts::new();
+        // On a resume after the promotion began, the replica is no longer one: the gate was passed before.
+        let resumed_after_promotion = op.fact("replica_lag_checked").is_some();
+        if replica.status != "available" && !resumed_after_promotion {
+            return Err(StepFailure::Refused(format!(
+                "replica `{}` is `{}`, not available\nhint: see `suma dr check --env {}`",
+                replica.identifier, replica.status, self.environment
+            )));
+        }
+        let accept = op
+            .parameters
+            .get("accept_data_loss")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let lag = self.lag.lag_seconds().await;
+        let (status, shown) = match &lag {
+            Ok(value) => check::lag_status(*value, self.env.dr.rpo),
+            Err(e) => (check::CheckStatus::Fail, e.to_string()),
+        };
+        facts.insert("replica_lag".to_owned(), json!(shown));
+        facts.insert("replica_lag_checked".to_owned(), json!(true));
+        facts.insert("replica_endpoint".to_owned(), json!(replica.endpoint));
+        if status == check::CheckStatus::Fail {
+            if !accept {
+                return Err(StepFailure::Refused(format!(
+                    "replica lag of `{}` is {shown}, beyond the RPO of {}\nhint: wait for it to catch up, or pass `--accept-data-loss --reason ...` to fail over anyway",
+                    replica.identifier,
+                    humantime::format_duration(self.env.dr.rpo)
+                )));
+            }
+            let reason = op
+                .parameters
+                .get("reason")
+                .and_then(|v| v.as_str())
+                .unwrap_or("(no reason given)")
+                .to_owned();
+            op.note(
+                holder,
+                format!("data loss accepted by {} with replica lag {shown}: {reason}", op.actor),
+            );
+            facts.insert("data_loss_accepted".to_owned(), json!(true));
+        }
+        // What failback needs to restore: the PRIMARY record as it was, and the primary's capacity.
+        if op.fact("original_primary_record").is_none() {
+            let aliases = self
+                .aws
+                .route53()
+                .failover_aliases(&self.env.dns.hosted_zone_id, &self.env.dns.record_name)
+                .await?;
+            let primary = aliases.iter().find(|a| a.failover == "PRIMARY").ok_or_else(|| {
+                StepFailure::Refused(format!(
+                    "`{}` has no PRIMARY failover alias record\nhint: see `suma dr check --env {}`",
+                    self.env.dns.record_name, self.environment
+                ))
+            })?;
+            let secondary = aliases.iter().find(|a| a.failover == "SECONDARY").ok_or_else(|| {
+                StepFailure::Refused(format!(
+                    "`{}` has no SECONDARY failover alias record: the DR load balancer is unknown",
+                    self.env.dns.record_name
+                ))
+            })?;
+            facts.insert("original_primary_record".to_owned(), json!(primary));
+            facts.insert("secondary_record".to_owned(), json!(secondary));
+        }
+        Ok(StepEnd::Done(facts))
+    }
+
+    /// Scales the primary region's services to zero when the region answers; an unreachable region is
+    /// skipped (it cannot write either), any other error stops the failover.
+    async fn drain_primary(&self) -> Result<StepEnd, StepFailure> {
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let cfg = &self.env.ecs;
+        let names = [cfg.service.clone(), cfg.canary_service.clone()];
+        let found = match ecs.describe_services(&cfg.cluster, &names).await {
+            Ok(found) => found,
+            Err(e) if e.kind == AwsErrorKind::Unreachable => {
+                self.reporter.warn(&format!(
+                    "{} does not answer: not drained ({e})",
+                    self.env.primary_region
+                ));
+                return Ok(StepEnd::Skipped(
+                    format!("{} unreachable", self.env.primary_region),
+                    Facts::from([("primary_unreachable".to_owned(), json!(true))]),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut facts = Facts::new();
+        for svc in &found {
+            if svc.name == cfg.service {
+                facts.insert(
+                    "primary_desired".to_owned(),
+                    json!(svc.desired.max(cfg.desired_count as i32)),
+                );
+            }
+            if svc.desired != 0 {
+                let zero = ServiceUpdate {
+                    desired_count: Some(0),
+                    ..ServiceUpdate::default()
+                };
+                ecs.update_service(&cfg.cluster, &svc.name, &zero).await?;
+            }
+        }
+        Ok(StepEnd::Done(facts))
+    }
+
+    /// Promotes `identifier` unless it already is, waits until it takes writes, then turns backups and
+    /// multi-AZ on.
+    async fn promote(&self, op: &Operation, region: &AwsRegion, identifier: &str) -> Result<Facts, StepFailure> {
+        let rds = self.aws.rds(region);
+        let retention = op
+            .fact("backup_retention_days")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(7)
+            .max(1) as i32;
+        let before = rds.describe_instance(identifier).await?;
+        let mut answered: Option<String> = None;
+        if before.replica_source.is_some() && before.status == "available" {
+            let answer = rds.promote_read_replica(identifier, retention).await?;
+            answered = Some(answer.status.clone());
+        }
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        let db = loop {
+            let db = rds.describe_instance(identifier).await?;
+            if promoted(&db, answered.as_deref()) {
+                break db;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepFailure::Failed(format!(
+                    "`{identifier}` is still `{}`{} after {}\nhint: watch it in the RDS console; `--resume` waits again",
+                    db.status,
+                    if db.replica_source.is_some() { " and still a replica" } else { "" },
+                    humantime::format_duration(self.wait_timeout)
+                )));
+            }
+            self.pause().await?;
+        };
+        if !db.multi_az || db.backup_retention_days < 1 {
+            let change = DbModification {
+                multi_az: Some(true),
+                backup_retention_days: Some(retention),
+                ..DbModification::default()
+            };
+            rds.modify_instance(identifier, &change).await?;
+        }
+        Ok(Facts::from([
+            ("promoted".to_owned(), json!(identifier)),
+            ("promoted_endpoint".to_owned(), json!(db.endpoint)),
+        ]))
+    }
+
+    async fn scale(&self, region: &AwsRegion, cluster: &str, service: &str, count: i32) -> Result<(), StepFailure> {
+        let ecs = self.aws.ecs(region);
+        let update = ServiceUpdate {
+            desired_count: Some(count),
+            ..ServiceUpdate::default()
+        };
+        ecs.update_service(cluster, service, &update).await?;
+        Ok(())
+    }
+
+    async fn wait_rollout(
+        &self,
+        region: &AwsRegion,
+        cluster: &str,
+        service: &str,
+        td: &str,
+    ) -> Result<(), StepFailure> {
+        let ecs = self.aws.ecs(region);
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        loop {
+            let found = ecs.describe_services(cluster, &[service.to_owned()]).await?;
+            match found.first().map(|s| s.rollout(td)) {
+                Some(Rollout::Completed) => return Ok(()),
+                Some(Rollout::Failed(reason)) => {
+                    return Err(StepFailure::Failed(format!(
+                        "the ECS deployment of `{service}` ({region}) failed: {reason}"
+                    )))
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(StepFailure::Failed(format!(
+                        "`{service}` ({region}) did not finish its rollout within {}\nhint: `--resume` waits again",
+                        humantime::format_duration(self.wait_timeout)
+                    )))
+                }
+                _ => self.pause().await?,
+            }
+        }
+    }
+
+    /// Steps 3 and 4's scale-up at once: neither depends on the other.
+    async fn promote_and_scale(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+        let replica = self.replica()?;
+        let cfg = &self.env.ecs;
+        let promote = self.promote(op, &replica.region, &replica.identifier);
+        let scale = self.scale(
+            &self.env.dr_region,
+            &cfg.dr.cluster,
+            &cfg.dr.service,
+            cfg.desired_count as i32,
+        );
+        let (promoted, scaled) = tokio::join!(promote, scale);
+        scaled?;
+        let mut facts = promoted?;
+        facts.insert("dr_desired".to_owned(), json!(cfg.desired_count));
+        Ok(StepEnd::Done(facts))
+    }
+
+    /// Points a service at a database: a new revision with the endpoint in the host variable, rolled out
+    /// at production capacity.
+    #[allow(clippy::too_many_arguments)]
+    async fn repoint(
+        &self,
+        op: &Operation,
+        region: &AwsRegion,
+        cluster: &str,
+        service: &str,
+        db_region: &AwsRegion,
+        db: &str,
+        fact: &str,
+    ) -> Result<StepEnd, StepFailure> {
+        let ecs = self.aws.ecs(region);
+        let endpoint = self
+            .aws
+            .rds(db_region)
+            .describe_instance(db)
+            .await?
+            .endpoint
+            .ok_or_else(|| StepFailure::Failed(format!("`{db}` has no endpoint yet\nhint: `--resume` tries again")))?;
+        let current = ecs
+            .describe_services(cluster, &[service.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StepFailure::Failed(format!("service `{service}` not found in `{cluster}` ({region})")))?;
+        // On a resume the revision registered before is reused.
+        let td = match fact_str(op, fact) {
+            Some(td) => td,
+            None => {
+                ecs.register_with_environment(
+                    &current.task_definition,
+                    &self.env.ecs.container,
+                    &self.env.dr.database_host_variable,
+                    &endpoint,
+                )
+                .await?
+                .arn
+            }
+        };
+        let update = ServiceUpdate {
+            task_definition: Some(td.clone()),
+            desired_count: Some(self.env.ecs.desired_count as i32),
+            force_new_deployment: false,
+        };
+        ecs.update_service(cluster, service, &update).await?;
+        self.wait_rollout(region, cluster, service, &td).await?;
+        Ok(StepEnd::Done(Facts::from([
+            (fact.to_owned(), json!(td)),
+            ("database_host".to_owned(), json!(endpoint)),
+        ])))
+    }
+
+    /// Failover: the PRIMARY record to the DR load balancer (with the secondary's health check);
+    /// failback: the PRIMARY record as it was before the failover.
+    async fn switch_dns(&self, op: &Operation, to_dr: bool) -> Result<StepEnd, StepFailure> {
+        let original: FailoverAlias = op
+            .fact("original_primary_record")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or_else(|| {
+                StepFailure::Failed("the journal has no record of the PRIMARY record before the failover".to_owned())
+            })?;
+        let wanted = if to_dr {
+            let secondary: FailoverAlias = op
+                .fact("secondary_record")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .ok_or_else(|| StepFailure::Failed("the journal has no record of the SECONDARY record".to_owned()))?;
+            dns::primary_to_secondary(&original, &secondary, self.env.dns.secondary_health_check_id.as_deref())
+        } else {
+            original
+        };
+        let dns = self.aws.route53();
+        let zone = &self.env.dns.hosted_zone_id;
+        let current = dns.failover_aliases(zone, &self.env.dns.record_name).await?;
+        let live = current.iter().find(|a| a.failover == "PRIMARY");
+        let change_id = match (live, fact_str(op, "dns_change_id")) {
+            (Some(live), _) if *live == wanted => None,
+            _ => Some(dns.upsert_failover_alias(zone, &wanted).await?),
+        };
+        if let Some(id) = &change_id {
+            let deadline = tokio::time::Instant::now() + self.wait_timeout;
+            loop {
+                let status = dns.change_status(id).await?;
+                if status == "INSYNC" {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(StepFailure::Failed(format!(
+                        "Route 53 change `{id}` is still {status} after {}\nhint: `--resume` checks the record and waits again",
+                        humantime::format_duration(self.wait_timeout)
+                    )));
+                }
+                self.pause().await?;
+            }
+        }
+        Ok(StepEnd::Done(Facts::from([
+            ("dns_target".to_owned(), json!(wanted.target_dns)),
+            ("dns_change_id".to_owned(), json!(change_id)),
+        ])))
+    }
+
+    async fn verify(&self, base: Option<String>) -> Result<StepEnd, StepFailure> {
+        let Some(base) = base else {
+            return Ok(StepEnd::Skipped("no URL configured".to_owned(), Facts::new()));
+        };
+        let base = base.trim_end_matches('/').to_owned();
+        let ready = self
+            .probe
+            .ready(&base)
+            .await
+            .map_err(|e| StepFailure::Failed(format!("{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `--resume` verifies again")))?;
+        let write = self.probe.write(&base).await.map_err(|e| {
+            StepFailure::Failed(format!(
+                "a write through {base} failed: {e}\nhint: is the database writable? `--resume` verifies again"
+            ))
+        })?;
+        Ok(StepEnd::Done(Facts::from([
+            ("ready_status".to_owned(), json!(ready)),
+            ("write_status".to_owned(), json!(write)),
+        ])))
+    }
+
+    async fn announce(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+        let summary = timings(op, self.env.dr.rto);
+        let title = match op.kind.as_str() {
+            FAILBACK => format!("DR failback of {}", self.environment),
+            _ => format!("DR failover of {}", self.environment),
+        };
+        let text = format!(
+            "{} by {} (operation {}): {}s against an RTO of {}s",
+            title, op.actor, op.id, summary.total_secs, summary.rto_secs
+        );
+        let mut facts = Facts::from([("total_secs".to_owned(), json!(summary.total_secs))]);
+        match &self.events {
+            Some(events) => match events.event(&title, &text, summary.within_rto).await {
+                Ok(()) => {
+                    facts.insert("event".to_owned(), json!("posted"));
+                }
+                // The switch is done: a missing event is worth a warning, not a failed failover.
+                Err(e) => {
+                    self.reporter.warn(&format!("the Datadog event was not posted: {e}"));
+                    facts.insert("event".to_owned(), json!(format!("not posted: {e}")));
+                }
+            },
+            None => {
+                facts.insert("event".to_owned(), json!("no Datadog configured"));
+            }
+        }
+        Ok(StepEnd::Done(facts))
+    }
+
+    // Failback.
+
+    async fn failback_readiness(&self) -> Result<StepEnd, StepFailure> {
+        let replica = self.replica()?;
+        let last = self
+            .journal
+            .list(&self.environment, 100)
+            .await
+            .map_err(|e| StepFailure::Failed(e.to_string()))?
+            .into_iter()
+            .find(|op| op.kind == FAILOVER && op.status == OperationStatus::Succeeded)
+            .ok_or_else(|| {
+                StepFailure::Refused(format!(
+                    "no completed failover of `{}` is in the journal: there is nothing to fail back\nhint: `suma ops list --env {}`",
+                    self.environment, self.environment
+                ))
+            })?;
+        let dr_db = self
+            .aws
+            .rds(&replica.region)
+            .describe_instance(&replica.identifier)
+            .await?;
+        if dr_db.status != "available" {
+            return Err(StepFailure::Refused(format!(
+                "`{}` is `{}`, not available",
+                dr_db.identifier, dr_db.status
+            )));
+        }
+        // The primary region must answer: failback builds there.
+        let stale = self
+            .aws
+            .rds(&self.env.rds.primary.region)
+            .describe_instance(&self.env.rds.primary.identifier)
+            .await;
+        let backup = match &stale {
+            Ok(db) => db.backup_retention_days,
+            Err(e) if e.kind == AwsErrorKind::NotFound => 7,
+            Err(e) => {
+                return Err(StepFailure::Refused(format!(
+                    "{} does not answer: {e}\nhint: fail back once the primary region has recovered",
+                    self.env.rds.primary.region
+                )))
+            }
+        };
+        let original = last
+            .fact("original_primary_record")
+            .cloned()
+            .ok_or_else(|| StepFailure::Refused(format!("failover `{}` recorded no PRIMARY record", last.id)))?;
+        Ok(StepEnd::Done(Facts::from([
+            ("failover_operation".to_owned(), json!(last.id)),
+            ("original_primary_record".to_owned(), original),
+            ("backup_retention_days".to_owned(), json!(backup.max(1))),
+            ("dr_database_arn".to_owned(), json!(dr_db.arn)),
+        ])))
+    }
+
+    /// Moves the stale primary out of the way so the new one takes its name (and its endpoint). Whether
+    /// the rename already happened is told by the new name, not by the replication source, which moto
+    /// leaves set on promoted instances.
+    async fn rename_stale_primary(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+        let primary = &self.env.rds.primary;
+        let stale_name = format!("{}-stale-{}", primary.identifier, suffix(op));
+        let renamed = self
+            .rename_away(&primary.region, &primary.identifier, &stale_name)
+            .await?;
+        Ok(if renamed {
+            StepEnd::Done(Facts::from([("stale_primary".to_owned(), json!(stale_name))]))
+        } else {
+            StepEnd::Skipped("nothing to rename".to_owned(), Facts::new())
+        })
+    }
+
+    /// Renames `identifier` to `stale_name` unless that was done before or there is nothing to rename.
+    async fn rename_away(&self, region: &AwsRegion, identifier: &str, stale_name: &str) -> Result<bool, StepFailure> {
+        let rds = self.aws.rds(region);
+        match rds.describe_instance(stale_name).await {
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind == AwsErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        match rds.describe_instance(identifier).await {
+            Ok(_) => {}
+            Err(e) if e.kind == AwsErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let change = DbModification {
+            new_identifier: Some(stale_name.to_owned()),
+            ..DbModification::default()
+        };
+        rds.modify_instance(identifier, &change).await?;
+        Ok(true)
+    }
+
+    async fn wait_available(&self, region: &AwsRegion, identifier: &str) -> Result<DbInstance, StepFailure> {
+        let rds = self.aws.rds(region);
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        loop {
+            match rds.describe_instance(identifier).await {
+                Ok(db) if db.status == "available" => return Ok(db),
+                Ok(db) if tokio::time::Instant::now() >= deadline => {
+                    return Err(StepFailure::Failed(format!(
+                        "`{identifier}` is still `{}` after {}\nhint: `--resume` waits again",
+                        db.status,
+                        humantime::format_duration(self.wait_timeout)
+                    )))
+                }
+                Ok(_) => {}
+                // A renamed instance takes a moment to answer under its new name.
+                Err(e) if e.kind == AwsErrorKind::NotFound && tokio::time::Instant::now() < deadline => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.pause().await?;
+        }
+    }
+
+    async fn create_replica_of(
+        &self,
+        target: &crate::config::DbInstanceRef,
+        source: &DbInstance,
+        source_region: &AwsRegion,
+    ) -> Result<DbInstance, StepFailure> {
+        let rds = self.aws.rds(&target.region);
+        match rds.describe_instance(&target.identifier).await {
+            Ok(_) => {}
+            Err(e) if e.kind == AwsErrorKind::NotFound => {
+                rds.create_read_replica(
+                    &target.identifier,
+                    &source.arn,
+                    source_region.as_str(),
+                    &source.instance_class,
+                )
+                .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.wait_available(&target.region, &target.identifier).await
+    }
+
+    async fn create_primary_replica(&self) -> Result<StepEnd, StepFailure> {
+        let replica = self.replica()?;
+        let dr_db = self
+            .aws
+            .rds(&replica.region)
+            .describe_instance(&replica.identifier)
+            .await?;
+        let db = self
+            .create_replica_of(&self.env.rds.primary, &dr_db, &replica.region)
+            .await?;
+        Ok(StepEnd::Done(Facts::from([(
+            "new_primary_endpoint".to_owned(),
+            json!(db.endpoint),
+        )])))
+    }
+
+    fn confirm(&self, op: &mut Operation, holder: &str) -> Result<StepEnd, StepFailure> {
+        let question = format!(
+            "switch `{}` back to {} (drain the DR service, promote `{}`, move DNS)",
+            self.environment, self.env.primary_region, self.env.rds.primary.identifier
+        );
+        if self.gate.confirm(&question) {
+            op.note(holder, format!("failback switch confirmed by {}", op.actor));
+            Ok(StepEnd::Done(Facts::from([(
+                "confirmed_by".to_owned(),
+                json!(op.actor),
+            )])))
+        } else {
+            Err(StepFailure::Failed(
+                "the switch back was not confirmed; the new primary replica keeps replicating\nhint: `suma dr failback --resume` asks again".to_owned(),
+            ))
+        }
+    }
+
+    async fn drain_dr(&self) -> Result<StepEnd, StepFailure> {
+        let cfg = &self.env.ecs.dr;
+        self.scale(
+            &self.env.dr_region,
+            &cfg.cluster,
+            &cfg.service,
+            cfg.standby_count as i32,
+        )
+        .await?;
+        Ok(StepEnd::Done(Facts::new()))
+    }
+
+    /// The DR posture again: the old DR database renamed away, a new replica of the primary in its name.
+    async fn restore_replica(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+        let replica = self.replica()?;
+        let primary = self
+            .aws
+            .rds(&self.env.rds.primary.region)
+            .describe_instance(&self.env.rds.primary.identifier)
+            .await?;
+        let stale_name = format!("{}-stale-{}", replica.identifier, suffix(op));
+        self.rename_away(&replica.region, &replica.identifier, &stale_name)
+            .await?;
+        let db = self
+            .create_replica_of(&replica, &primary, &self.env.rds.primary.region)
+            .await?;
+        Ok(StepEnd::Done(Facts::from([
+            ("stale_dr_database".to_owned(), json!(stale_name)),
+            ("replica_endpoint".to_owned(), json!(db.endpoint)),
+        ])))
+    }
+}
+
+/// One step's measured time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepTime {
+    pub name: String,
+    pub status: String,
+    pub secs: Option<f64>,
+}
+
+/// The time of each step and the total against the RTO.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timings {
+    pub steps: Vec<StepTime>,
+    pub total_secs: u64,
+    pub rto_secs: u64,
+    pub within_rto: bool,
+}
+
+/// Measured from the journal's step records: from the first step's start to the last step's end.
+pub fn timings(op: &Operation, rto: Duration) -> Timings {
+    let steps = op
+        .plan
+        .iter()
+        .enumerate()
+        .map(|(i, planned)| {
+            let record = op.steps.iter().find(|s| s.index == i);
+            StepTime {
+                name: planned.name.clone(),
+                status: record.map_or("pending".to_owned(), |r| format!("{:?}", r.status).to_lowercase()),
+                secs: record.and_then(|r| {
+                    r.ended_at
+                        .map(|end| (end - r.started_at).num_milliseconds() as f64 / 1000.0)
+                }),
+            }
+        })
+        .collect();
+    let start = op.steps.first().map(|s| s.started_at);
+    let end = op
+        .steps
+        .iter()
+        .filter_map(|s| s.ended_at)
+        .max()
+        .or_else(|| op.steps.last().map(|s| s.started_at));
+    let total_secs = match (start, end) {
+        (Some(s), Some(e)) => (e - s).num_seconds().max(0) as u64,
+        _ => 0,
+    };
+    Timings {
+        steps,
+        total_secs,
+        rto_secs: rto.as_secs(),
+        within_rto: total_secs <= rto.as_secs(),
+    }
+}
+
+/// Probes over the service client: `GET /ready`, and a registration of a throwaway address as the write.
+pub struct HttpServiceProbe {
+    http: suma_http::ServiceClient,
+}
+
+impl HttpServiceProbe {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            http: suma_http::ServiceClient::new(timeout),
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceProbe for HttpServiceProbe {
+    async fn ready(&self, base: &str) -> Result<u16, String> {
+        let response = self
+            .http
+            .get(&format!("{base}/ready"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.is_success() {
+            Ok(response.status)
+        } else {
+            Err(format!("answered {}", response.status))
+        }
+    }
+
+    async fn write(&self, base: &str) -> Result<u16, String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        // A password that does not contain the address: the service refuses those with 422.
+        let body = json!({
+            "email": format!("dr-verify-{}@suma.invalid", &id[..12]),
+            "password": format!("Suma#{}!x", &id[12..]),
+        });
+        let response = self
+            .http
+            .post_json(&format!("{base}/api/auth/register"), &body)
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.is_success() {
+            Ok(response.status)
+        } else {
+            let detail = response
+                .json
+                .map(|j| j.to_string())
+                .or(response.text)
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect::<String>();
+            Err(format!(
+                "POST /api/auth/register answered {}: {detail}",
+                response.status
+            ))
+        }
+    }
+}
+
+/// Datadog events for the engine.
+pub struct DatadogEvents {
+    pub datadog: crate::metrics::datadog::Datadog,
+    pub tags: Vec<String>,
+}
+
+#[async_trait]
+impl EventSink for DatadogEvents {
+    async fn event(&self, title: &str, text: &str, success: bool) -> Result<(), String> {
+        use crate::metrics::datadog::EventAlert;
+        let alert = if success {
+            EventAlert::Success
+        } else {
+            EventAlert::Error
+        };
+        self.datadog
+            .deployment_event(title, text, &self.tags, alert)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! The DR engine and readiness check built from an environment's configuration: the replica-lag source
+//! it names, Datadog events when it has a `datadog` section, the service probe. Shared by `suma dr` and
+//! the runbook actions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
+use super::{check, Engine, EventSink, Gate};
+use crate::aws::AwsSession;
+use crate::config::{Environment, LagSource};
+use crate::context::OpsContext;
+use crate::env_vars::SUMA_DR_REPLICA_URL;
+use crate::settings::EnvSource as _;
+
+/// The configured replica-lag source; one that cannot be built fails every read with the reason.
+pub fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
+    let replica = env
+        .rds
+        .replica
+        .as_ref()
+        .map_or_else(String::new, |r| r.identifier.clone());
+    match env.dr.replica_lag {
+        LagSource::Postgres => match crate::settings::ProcessEnv.var(SUMA_DR_REPLICA_URL) {
+            Some(url) => Arc::new(PostgresLag {
+                url,
+                timeout: Duration::from_secs(10),
+            }),
+            None => Arc::new(UnavailableLag {
+                source_name: "postgres",
+                reason: format!("`{SUMA_DR_REPLICA_URL}` is not set"),
+                hint: Some(format!(
+                    "export `{SUMA_DR_REPLICA_URL}` with a read-only PostgreSQL URL of replica `{replica}`"
+                )),
+            }),
+        },
+        LagSource::Datadog => {
+            let built = env
+                .datadog
+                .as_ref()
+                .context("`dr.replica_lag: datadog` needs a `datadog` section")
+                .and_then(|cfg| {
+                    crate::metrics::datadog::Datadog::from_env(
+                        cfg,
+                        Duration::from_secs(300),
+                        &crate::settings::ProcessEnv,
+                    )
+                    .map_err(anyhow::Error::from)
+                });
+            match built {
+                Ok(datadog) => Arc::new(MetricLag {
+                    metrics: Arc::new(datadog),
+                    replica_identifier: replica,
+                }),
+                Err(e) => Arc::new(UnavailableLag {
+                    source_name: "datadog",
+                    reason: format!("{e:#}"),
+                    hint: None,
+                }),
+            }
+        }
+    }
+}
+
+/// Datadog events when the environment has a `datadog` section and the keys are set.
+fn events(env: &Environment) -> Option<Arc<dyn EventSink>> {
+    let cfg = env.datadog.as_ref()?;
+    let datadog =
+        crate::metrics::datadog::Datadog::from_env(cfg, Duration::from_secs(300), &crate::settings::ProcessEnv).ok()?;
+    let mut tags = cfg.tags.clone();
+    tags.push("source:suma-dr".to_owned());
+    Some(Arc::new(super::DatadogEvents { datadog, tags }))
+}
+
+/// The DR engine for `env`, with its sources built from the configuration; `gate` answers the
+/// failback's confirmation.
+pub fn engine(
+    ctx: &OpsContext,
+    name: &str,
+    env: &Environment,
+    session: &AwsSession,
+    timeout: Duration,
+    gate: Arc<dyn Gate>,
+) -> Engine {
+    Engine {
+        environment: name.to_owned(),
+        env: env.clone(),
+        aws: Arc::new(session.clone()),
+        lag: lag_source(env),
+        probe: Arc::new(super::HttpServiceProbe::new(Duration::from_secs(10))),
+        events: events(env),
+        gate,
+        journal: ctx.journal(session),
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.clone(),
+        wait_timeout: timeout,
+        poll: Duration::from_secs(5),
+    }
+}
+
+pub async fn readiness(name: &str, env: &Environment, session: &AwsSession) -> check::Readiness {
+    let lag = lag_source(env);
+    let seen = check::gather(env, session, lag.as_ref()).await;
+    check::evaluate(name, env, &seen, super::estimated_rto(name, env))
+}

@@ -1,0 +1,112 @@
+//! Datadog events and monitor gates shared by the mutating commands: an event on the environment's event
+//! stream when a deploy or rollback ends, and the refusal to start a canary while an `auto-rollback:true`
+//! monitor is already alerting (it could never trip the gate).
+
+use crate::config::Environment;
+use crate::metrics::datadog::{Datadog, DatadogSetupError, EventAlert};
+use crate::metrics::MetricError;
+use crate::report::Reporter;
+
+/// Why the canary preflight's monitor gate refused, or could not look.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("preflight: the monitor check needs the Datadog API: {0}")]
+    Setup(#[from] DatadogSetupError),
+    #[error("preflight: cannot list the Datadog monitors tagged `{tags}`: {source}")]
+    List { tags: String, source: MetricError },
+    #[error("preflight: {count} monitor(s) tagged `{tags}` already alerting on `{environment}`: {names}; an alert that is already firing cannot stop a bad canary\nhint: resolve the alert first, or pass `--force` to deploy anyway")]
+    Alerting {
+        count: usize,
+        tags: String,
+        environment: String,
+        names: String,
+    },
+}
+
+/// The tag that marks a monitor as a canary gate.
+pub const AUTO_ROLLBACK_TAG: &str = "auto-rollback:true";
+
+/// The environment's Datadog API, or `None` when it has no `datadog` section.
+pub fn datadog(env: &Environment) -> Result<Option<Datadog>, DatadogSetupError> {
+    let Some(config) = &env.datadog else {
+        return Ok(None);
+    };
+    Datadog::from_env(config, env.canary.window, &crate::settings::ProcessEnv).map(Some)
+}
+
+/// The tags of the monitors that gate `env`'s canaries: the environment's Datadog tags and
+/// [`AUTO_ROLLBACK_TAG`].
+pub fn gate_tags(env: &Environment) -> Vec<String> {
+    let mut tags = env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
+    tags.push(AUTO_ROLLBACK_TAG.to_owned());
+    tags
+}
+
+/// Refuses (unless `force`) when a gating monitor is already alerting.
+pub async fn refuse_if_gates_alerting(
+    name: &str,
+    env: &Environment,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), GateError> {
+    let Some(datadog) = datadog(env)? else {
+        return Ok(());
+    };
+    let tags = gate_tags(env);
+    let alerting = datadog
+        .alerting_monitors(&tags)
+        .await
+        .map_err(|source| GateError::List {
+            tags: tags.join(","),
+            source,
+        })?;
+    if alerting.is_empty() {
+        return Ok(());
+    }
+    let names = alerting
+        .iter()
+        .map(|m| format!("`{}` (#{})", m.name, m.id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if force {
+        reporter.warn(&format!(
+            "starting on `{name}` although these gating monitors are alerting (--force): {names}"
+        ));
+        return Ok(());
+    }
+    Err(GateError::Alerting {
+        count: alerting.len(),
+        tags: tags.join(","),
+        environment: name.to_owned(),
+        names,
+    })
+}
+
+/// Posts an event to the environment's Datadog event stream, if it has one. An event that cannot be posted
+/// is a warning: the operation it describes has already happened.
+pub async fn post(
+    env: &Environment,
+    reporter: &dyn Reporter,
+    title: &str,
+    text: &str,
+    extra_tags: &[String],
+    alert: EventAlert,
+) {
+    let datadog = match datadog(env) {
+        Ok(Some(datadog)) => datadog,
+        Ok(None) => return,
+        Err(e) => {
+            reporter.warn(&format!("no Datadog event for `{title}`: {e:#}"));
+            return;
+        }
+    };
+    let mut tags = env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
+    for tag in extra_tags {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    if let Err(e) = datadog.deployment_event(title, text, &tags, alert).await {
+        reporter.warn(&format!("the Datadog event `{title}` was not recorded: {e:#}"));
+    }
+}

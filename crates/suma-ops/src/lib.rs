@@ -1,0 +1,24 @@
+//! suma's operations: what each command does, below the command line and above the systems it drives.
+//! The engines (canary, DR, secret rotation, runbooks, monitors and dashboards, task definitions), the
+//! compliance checks, the metric analysis that gates a canary, and the journal store with its lock. The
+//! decision logic in each is pure and table-tested; the systems are reached only through the narrow
+//! traits of `suma-aws`, `suma-datadog` and `suma-http`, injected by the binary.
+
+pub mod canary;
+pub mod compliance;
+pub mod context;
+pub mod dr;
+pub mod events;
+pub mod journal;
+pub mod metrics;
+pub mod monitoring;
+pub mod rollback;
+pub mod runbook;
+pub mod secrets;
+pub mod status;
+pub mod taskdef;
+
+// The layers below, under the paths the modules above use.
+pub use suma_aws as aws;
+pub use suma_core::{config, env_vars, exit, report, settings};
+pub use suma_http::{admin, probe};

@@ -1,0 +1,602 @@
+//! Canary analysis, pure: from one tick's measurements and the policy, decide whether the canary is
+//! healthy, and from the run so far whether to continue, pause or roll back. No I/O here; the deploy
+//! state machine feeds it what the metric provider returned.
+
+use serde::{Deserialize, Serialize};
+
+/// What the policy asks of each tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisPolicy {
+    /// Failed ticks tolerated; one more rolls back.
+    pub failure_limit: u32,
+    /// Provider errors in a row tolerated; one more rolls back.
+    pub consecutive_error_limit: u32,
+    /// Requests a window needs for its measurements to count.
+    pub min_samples: u64,
+    /// A tick without data (or with too few samples) fails, or pauses for a person to decide.
+    pub no_data_fails: bool,
+    pub baseline: Option<BaselinePolicy>,
+}
+
+impl AnalysisPolicy {
+    /// The analysis parameters of a configured canary policy.
+    pub fn of(policy: &crate::config::CanaryPolicy) -> Self {
+        Self {
+            failure_limit: policy.failure_limit,
+            consecutive_error_limit: policy.consecutive_error_limit,
+            min_samples: policy.min_samples,
+            no_data_fails: policy.no_data == crate::config::NoDataPolicy::Fail,
+            baseline: policy.baseline.as_ref().map(|b| BaselinePolicy {
+                max_relative_error_increase: b.max_relative_error_increase,
+                error_rate_allowance: b.error_rate_allowance,
+                alpha: b.alpha,
+            }),
+        }
+    }
+}
+
+/// Canary against stable over the same window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselinePolicy {
+    /// The canary's error rate may exceed stable's by this fraction (0.5 = 50% more) ...
+    pub max_relative_error_increase: f64,
+    /// ... plus this absolute allowance, so a stable at 0% does not make any single error fatal.
+    pub error_rate_allowance: f64,
+    /// Significance level of the Mann-Whitney U test on latency samples.
+    pub alpha: f64,
+}
+
+/// One metric's measurement against its bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub metric: String,
+    /// The rendered query, for the journal and `--dry-run`.
+    pub query: String,
+    /// `None`: the provider returned no data.
+    pub value: Option<f64>,
+    pub max: f64,
+}
+
+impl Check {
+    pub fn passed(&self) -> Option<bool> {
+        self.value.map(|v| v.is_finite() && v <= self.max)
+    }
+}
+
+/// Everything measured in one tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Measurements {
+    /// The provider answered.
+    Answered {
+        samples: Option<f64>,
+        checks: Vec<Check>,
+        baseline: Option<BaselineMeasurements>,
+    },
+    /// The provider asked us to slow down; not the canary's fault, not an error.
+    RateLimited { retry_after_secs: u64 },
+    /// The provider failed (network, 5xx, bad query).
+    ProviderError { message: String },
+}
+
+/// Canary and stable over the same window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineMeasurements {
+    pub canary_error_rate: Option<f64>,
+    pub stable_error_rate: Option<f64>,
+    /// Latency samples, where the provider returns distributions.
+    pub canary_latencies: Vec<f64>,
+    pub stable_latencies: Vec<f64>,
+}
+
+/// The verdict on one tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum TickVerdict {
+    Pass,
+    Fail {
+        reasons: Vec<String>,
+    },
+    /// Too little data to judge.
+    NoData {
+        reason: String,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    ProviderError {
+        message: String,
+    },
+}
+
+/// What the run does next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    Continue,
+    /// Stop shifting and ask a person (inconclusive data).
+    Pause {
+        reason: String,
+    },
+    Rollback {
+        reason: String,
+    },
+}
+
+/// Counters carried from tick to tick.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisState {
+    pub ticks: u32,
+    pub failures: u32,
+    pub consecutive_errors: u32,
+}
+
+/// Judges one tick.
+pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdict {
+    let (samples, checks, baseline) = match measurements {
+        Measurements::RateLimited { retry_after_secs } => {
+            return TickVerdict::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            }
+        }
+        Measurements::ProviderError { message } => {
+            return TickVerdict::ProviderError {
+                message: message.clone(),
+            }
+        }
+        Measurements::Answered {
+            samples,
+            checks,
+            baseline,
+        } => (samples, checks, baseline),
+    };
+    match samples {
+        None => {
+            return TickVerdict::NoData {
+                reason: "no request count for the canary".to_owned(),
+            }
+        }
+        Some(n) if *n < policy.min_samples as f64 => {
+            return TickVerdict::NoData {
+                reason: format!("{n:.0} requests, fewer than the {} required", policy.min_samples),
+            }
+        }
+        Some(_) => {}
+    }
+    let mut reasons = Vec::new();
+    for check in checks {
+        match check.value {
+            None => {
+                return TickVerdict::NoData {
+                    reason: format!("no data for `{}`", check.metric),
+                }
+            }
+            Some(v) if check.passed() == Some(false) => {
+                reasons.push(format!("{} = {} above {}", check.metric, fmt(v), fmt(check.max)))
+            }
+            Some(_) => {}
+        }
+    }
+    if let (Some(policy), Some(b)) = (&policy.baseline, baseline) {
+        if let (Some(canary), Some(stable)) = (b.canary_error_rate, b.stable_error_rate) {
+            let allowed = stable * (1.0 + policy.max_relative_error_increase) + policy.error_rate_allowance;
+            if canary > allowed {
+                reasons.push(format!(
+                    "error rate {} against stable {} (allowed up to {})",
+                    fmt(canary),
+                    fmt(stable),
+                    fmt(allowed)
+                ));
+            }
+        }
+        if !b.canary_latencies.is_empty() && !b.stable_latencies.is_empty() {
+            let test = mann_whitney_u(&b.canary_latencies, &b.stable_latencies);
+            if test.p_value_greater < policy.alpha {
+                reasons.push(format!(
+                    "latency higher than stable (Mann-Whitney U p = {:.4} < {})",
+                    test.p_value_greater, policy.alpha
+                ));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        TickVerdict::Pass
+    } else {
+        TickVerdict::Fail { reasons }
+    }
+}
+
+/// Updates the counters with a tick's verdict and decides what happens next.
+pub fn decide(policy: &AnalysisPolicy, state: &mut AnalysisState, verdict: &TickVerdict) -> Decision {
+    state.ticks += 1;
+    match verdict {
+        TickVerdict::Pass => {
+            state.consecutive_errors = 0;
+            Decision::Continue
+        }
+        TickVerdict::RateLimited { .. } => Decision::Continue,
+        TickVerdict::ProviderError { message } => {
+            state.consecutive_errors += 1;
+            if state.consecutive_errors > policy.consecutive_error_limit {
+                Decision::Rollback {
+                    reason: format!(
+                        "the metric provider failed {} times in a row: {message}",
+                        state.consecutive_errors
+                    ),
+                }
+            } else {
+                Decision::Continue
+            }
+        }
+        TickVerdict::NoData { reason } => {
+            state.consecutive_errors = 0;
+            if policy.no_data_fails {
+                count_failure(policy, state, reason)
+            } else {
+                Decision::Pause {
+                    reason: format!("inconclusive: {reason}"),
+                }
+            }
+        }
+        TickVerdict::Fail { reasons } => {
+            state.consecutive_errors = 0;
+            count_failure(policy, state, &reasons.join("; "))
+        }
+    }
+}
+
+fn count_failure(policy: &AnalysisPolicy, state: &mut AnalysisState, reason: &str) -> Decision {
+    state.failures += 1;
+    if state.failures > policy.failure_limit {
+        Decision::Rollback {
+            reason: format!(
+                "{reason} ({} failed analyses, {} tolerated)",
+                state.failures, policy.failure_limit
+            ),
+        }
+    } else {
+        Decision::Continue
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The result of a one-sided Mann-Whitney U test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannWhitney {
+    /// U statistic of the first sample.
+    pub u: f64,
+    /// P(first sample is not stochastically greater), normal approximation with tie and continuity correction.
+    pub p_value_greater: f64,
+}
+
+/// Mann-Whitney U test that `a` tends to be greater than `b`.
+pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> MannWhitney {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let mut all: Vec<(f64, usize)> = a.iter().map(|&v| (v, 0)).chain(b.iter().map(|&v| (v, 1))).collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    // Average ranks over ties, and the tie correction term.
+    let mut ranks = vec![0.0; all.len()];
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for r in ranks.iter_mut().take(j + 1).skip(i) {
+            *r = rank;
+        }
+        let t = (j - i + 1) as f64;
+        tie_term += t * t * t - t;
+        i = j + 1;
+    }
+    let rank_sum_a: f64 = all
+        .iter()
+        .zip(&ranks)
+        .filter(|((_, group), _)| *group == 0)
+        .map(|(_, r)| r)
+        .sum();
+    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let mean = n1 * n2 / 2.0;
+    let variance = n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    if variance <= 0.0 {
+        return MannWhitney {
+            u,
+            p_value_greater: 1.0,
+        };
+    }
+    let z = (u - mean - 0.5) / variance.sqrt();
+    MannWhitney {
+        u,
+        p_value_greater: 1.0 - standard_normal_cdf(z),
+    }
+}
+
+/// Φ(z), with an erfc approximation accurate to about 1e-7.
+fn standard_normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+fn erfc(x: f64) -> f64 {
+    // Numerical Recipes' erfcc (Chebyshev), relative error below 1.2e-7.
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> AnalysisPolicy {
+        AnalysisPolicy {
+            failure_limit: 1,
+            consecutive_error_limit: 2,
+            min_samples: 50,
+            no_data_fails: true,
+            baseline: None,
+        }
+    }
+
+    fn answered(samples: f64, error_rate: Option<f64>, p95: Option<f64>) -> Measurements {
+        Measurements::Answered {
+            samples: Some(samples),
+            checks: vec![
+                Check {
+                    metric: "error_rate".into(),
+                    query: "q1".into(),
+                    value: error_rate,
+                    max: 0.005,
+                },
+                Check {
+                    metric: "p95_latency_ms".into(),
+                    query: "q2".into(),
+                    value: p95,
+                    max: 200.0,
+                },
+            ],
+            baseline: None,
+        }
+    }
+
+    /// A named case: measurements and what the verdict must satisfy.
+    type Case = (&'static str, Measurements, fn(&TickVerdict) -> bool);
+
+    #[test]
+    fn judges_thresholds_samples_and_missing_data() {
+        let cases: &[Case] = &[
+            ("healthy", answered(100.0, Some(0.001), Some(80.0)), |v| {
+                *v == TickVerdict::Pass
+            }),
+            ("at the bound passes", answered(100.0, Some(0.005), Some(200.0)), |v| {
+                *v == TickVerdict::Pass
+            }),
+            (
+                "errors",
+                answered(100.0, Some(0.05), Some(80.0)),
+                |v| matches!(v, TickVerdict::Fail { reasons } if reasons.len() == 1 && reasons[0].starts_with("error_rate = 0.0500")),
+            ),
+            (
+                "slow",
+                answered(100.0, Some(0.0), Some(350.0)),
+                |v| matches!(v, TickVerdict::Fail { reasons } if reasons[0].contains("p95_latency_ms = 350.0 above 200.0")),
+            ),
+            (
+                "both",
+                answered(100.0, Some(0.2), Some(900.0)),
+                |v| matches!(v, TickVerdict::Fail { reasons } if reasons.len() == 2),
+            ),
+            ("NaN fails", answered(100.0, Some(f64::NAN), Some(10.0)), |v| {
+                matches!(v, TickVerdict::Fail { .. })
+            }),
+            (
+                "too few samples",
+                answered(10.0, Some(0.0), Some(10.0)),
+                |v| matches!(v, TickVerdict::NoData { reason } if reason.contains("fewer than the 50")),
+            ),
+            (
+                "no value",
+                answered(100.0, None, Some(10.0)),
+                |v| matches!(v, TickVerdict::NoData { reason } if reason.contains("error_rate")),
+            ),
+            (
+                "no samples",
+                Measurements::Answered {
+                    samples: None,
+                    checks: vec![],
+                    baseline: None,
+                },
+                |v| matches!(v, TickVerdict::NoData { .. }),
+            ),
+            ("429", Measurements::RateLimited { retry_after_secs: 7 }, |v| {
+                *v == TickVerdict::RateLimited { retry_after_secs: 7 }
+            }),
+            (
+                "provider down",
+                Measurements::ProviderError { message: "503".into() },
+                |v| matches!(v, TickVerdict::ProviderError { .. }),
+            ),
+        ];
+        for (name, measurements, expected) in cases {
+            let verdict = judge(&policy(), measurements);
+            assert!(expected(&verdict), "{name}: {verdict:?}");
+        }
+    }
+
+    #[test]
+    fn failure_budget_tolerates_then_rolls_back() {
+        let p = policy();
+        let mut s = AnalysisState::default();
+        let fail = TickVerdict::Fail {
+            reasons: vec!["error_rate = 0.05 above 0.005".into()],
+        };
+        assert_eq!(
+            decide(&p, &mut s, &fail),
+            Decision::Continue,
+            "first failure is within the budget"
+        );
+        assert_eq!(decide(&p, &mut s, &TickVerdict::Pass), Decision::Continue);
+        assert!(
+            matches!(decide(&p, &mut s, &fail), Decision::Rollback { reason } if reason.contains("2 failed analyses, 1 tolerated"))
+        );
+        let strict = AnalysisPolicy {
+            failure_limit: 0,
+            ..policy()
+        };
+        assert!(matches!(
+            decide(&strict, &mut AnalysisState::default(), &fail),
+            Decision::Rollback { .. }
+        ));
+    }
+
+    #[test]
+    fn provider_errors_roll_back_only_when_consecutive() {
+        let p = policy();
+        let mut s = AnalysisState::default();
+        let err = TickVerdict::ProviderError {
+            message: "connection refused".into(),
+        };
+        assert_eq!(decide(&p, &mut s, &err), Decision::Continue);
+        assert_eq!(decide(&p, &mut s, &err), Decision::Continue);
+        assert_eq!(
+            decide(&p, &mut s, &TickVerdict::Pass),
+            Decision::Continue,
+            "a good tick resets the streak"
+        );
+        assert_eq!(decide(&p, &mut s, &err), Decision::Continue);
+        assert_eq!(decide(&p, &mut s, &err), Decision::Continue);
+        assert!(
+            matches!(decide(&p, &mut s, &err), Decision::Rollback { reason } if reason.contains("3 times in a row"))
+        );
+        assert_eq!(s.failures, 0, "provider errors do not burn the failure budget");
+    }
+
+    #[test]
+    fn rate_limits_burn_nothing() {
+        let p = AnalysisPolicy {
+            failure_limit: 0,
+            consecutive_error_limit: 0,
+            ..policy()
+        };
+        let mut s = AnalysisState::default();
+        for _ in 0..10 {
+            assert_eq!(
+                decide(&p, &mut s, &TickVerdict::RateLimited { retry_after_secs: 3 }),
+                Decision::Continue
+            );
+        }
+        assert_eq!((s.failures, s.consecutive_errors), (0, 0));
+    }
+
+    #[test]
+    fn no_data_policy_fails_or_pauses() {
+        let nodata = TickVerdict::NoData {
+            reason: "no data for `error_rate`".into(),
+        };
+        let mut s = AnalysisState::default();
+        assert_eq!(decide(&policy(), &mut s, &nodata), Decision::Continue);
+        assert!(matches!(decide(&policy(), &mut s, &nodata), Decision::Rollback { .. }));
+        let inconclusive = AnalysisPolicy {
+            no_data_fails: false,
+            ..policy()
+        };
+        let mut s = AnalysisState::default();
+        assert!(
+            matches!(decide(&inconclusive, &mut s, &nodata), Decision::Pause { reason } if reason.starts_with("inconclusive"))
+        );
+        assert_eq!(s.failures, 0);
+    }
+
+    fn with_baseline(
+        canary: f64,
+        stable: f64,
+        canary_lat: Vec<f64>,
+        stable_lat: Vec<f64>,
+    ) -> (AnalysisPolicy, Measurements) {
+        let p = AnalysisPolicy {
+            baseline: Some(BaselinePolicy {
+                max_relative_error_increase: 0.5,
+                error_rate_allowance: 0.001,
+                alpha: 0.05,
+            }),
+            ..policy()
+        };
+        let m = Measurements::Answered {
+            samples: Some(500.0),
+            // Loose absolute thresholds: only the baseline comparison can catch these canaries.
+            checks: vec![Check {
+                metric: "error_rate".into(),
+                query: "q".into(),
+                value: Some(canary),
+                max: 0.5,
+            }],
+            baseline: Some(BaselineMeasurements {
+                canary_error_rate: Some(canary),
+                stable_error_rate: Some(stable),
+                canary_latencies: canary_lat,
+                stable_latencies: stable_lat,
+            }),
+        };
+        (p, m)
+    }
+
+    #[test]
+    fn baseline_catches_a_canary_worse_than_stable_under_loose_thresholds() {
+        let (p, m) = with_baseline(0.004, 0.003, vec![], vec![]);
+        assert_eq!(judge(&p, &m), TickVerdict::Pass, "within 50% + 0.1 points of stable");
+        let (p, m) = with_baseline(0.03, 0.003, vec![], vec![]);
+        assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons } if reasons[0].contains("against stable")));
+
+        let stable: Vec<f64> = (0..40).map(|i| 50.0 + (i % 10) as f64).collect();
+        let slower: Vec<f64> = (0..40).map(|i| 70.0 + (i % 10) as f64).collect();
+        let (p, m) = with_baseline(0.0, 0.0, slower, stable.clone());
+        assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons } if reasons[0].contains("Mann-Whitney")));
+        let (p, m) = with_baseline(0.0, 0.0, stable.clone(), stable);
+        assert_eq!(judge(&p, &m), TickVerdict::Pass);
+    }
+
+    #[test]
+    fn mann_whitney_matches_reference_values() {
+        // Worked by hand with the normal approximation and continuity correction (the method of
+        // scipy's `mannwhitneyu(..., alternative="greater", method="asymptotic")`): rank sum 38, U = 23,
+        // mean 12.5, sd 4.787, z = 2.089, p = 0.01836.
+        let a = [7.0, 8.0, 9.0, 10.0, 11.0];
+        let b = [1.0, 2.0, 3.0, 4.0, 8.5];
+        let r = mann_whitney_u(&a, &b);
+        assert_eq!(r.u, 23.0);
+        assert!((r.p_value_greater - 0.01836).abs() < 0.0005, "{}", r.p_value_greater);
+        // With ties, a=[1,2,2,3] b=[2,3,3,4]: average ranks give U = 3, tie-corrected variance 4.857,
+        // z = -1.669, p = 0.9525.
+        let r = mann_whitney_u(&[1.0, 2.0, 2.0, 3.0], &[2.0, 3.0, 3.0, 4.0]);
+        assert_eq!(r.u, 3.0);
+        assert!((r.p_value_greater - 0.9525).abs() < 0.001, "{}", r.p_value_greater);
+        // Identical samples: nothing to see.
+        let same = mann_whitney_u(&[5.0; 10], &[5.0; 10]);
+        assert!(same.p_value_greater >= 0.5);
+        // Φ sanity.
+        assert!((standard_normal_cdf(1.96) - 0.975).abs() < 1e-4);
+        assert!((standard_normal_cdf(0.0) - 0.5).abs() < 1e-7);
+    }
+}

@@ -1,0 +1,626 @@
+//! Datadog monitors and dashboards kept as templates in the repository (`templates/datadog/monitors/*.yaml`,
+//! `templates/datadog/dashboards/*.json`) and brought in line with Datadog by `suma monitors|dashboards
+//! apply`. This module is the pure part: loading templates with `${var}` substitution from the
+//! environment's configuration, stamping what marks a resource as suma's (the managed-by identity),
+//! normalising both sides, and the per-field diff that decides create / update / unchanged / conflict /
+//! orphan. The Datadog calls live in `metrics::datadog`; the command in `commands::monitoring`.
+//!
+//! Ownership: a monitor is suma's in an environment when it carries [`MANAGED_BY_TAG`] and every one of the
+//! environment's `datadog.tags`. Datadog's v1 dashboards take only `team:` tags, so a dashboard is suma's
+//! when a line of its description is [`dashboard_marker`]. Anything else, even with the same name, is never
+//! changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
+//! option defaults, widget ids), and a field dropped from a template is left as it is in Datadog.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Environment;
+
+/// The tag every monitor suma manages carries.
+pub const MANAGED_BY_TAG: &str = "managed-by:suma";
+
+/// The description line that marks a dashboard as managed by suma for `environment`.
+pub fn dashboard_marker(environment: &str) -> String {
+    format!("{MANAGED_BY_TAG} suma-env:{environment}")
+}
+
+/// Whether a dashboard description carries the marker of `environment`.
+pub fn dashboard_is_managed(description: Option<&str>, environment: &str) -> bool {
+    let marker = dashboard_marker(environment);
+    description.is_some_and(|d| d.lines().any(|l| l.trim() == marker))
+}
+
+/// What a template may refer to as `${name}`.
+pub type Vars = BTreeMap<String, String>;
+
+/// The variables of `environment` (named `name`): `env`, `service`, `canary_service`, `cluster`,
+/// `region`, `dr_region`, `rds_instance`, `datadog_site`, and `scope`, the environment's Datadog tags
+/// joined by commas (`service:auth-service,env:staging`), which is what queries filter on.
+pub fn vars_for(name: &str, environment: &Environment) -> Vars {
+    let tags = environment.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
+    let mut vars = Vars::new();
+    vars.insert("env".into(), name.to_owned());
+    vars.insert("service".into(), environment.ecs.service.clone());
+    vars.insert("canary_service".into(), environment.ecs.canary_service.clone());
+    vars.insert("cluster".into(), environment.ecs.cluster.clone());
+    vars.insert("region".into(), environment.primary_region.to_string());
+    vars.insert("dr_region".into(), environment.dr_region.to_string());
+    vars.insert("rds_instance".into(), environment.rds.primary.identifier.clone());
+    vars.insert(
+        "datadog_site".into(),
+        environment.datadog.as_ref().map(|d| d.site.clone()).unwrap_or_default(),
+    );
+    vars.insert(
+        "scope".into(),
+        if tags.is_empty() {
+            "*".to_owned()
+        } else {
+            tags.join(",")
+        },
+    );
+    vars
+}
+
+/// Why templates could not be used. Raised before any call to Datadog.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{file}:{line}: unknown variable `${{{name}}}`\nhint: known variables: {known}; write `$${{` for a literal `${{`")]
+    UnknownVariable {
+        file: String,
+        line: usize,
+        name: String,
+        known: String,
+    },
+    #[error("{file}:{line}: `${{` without a closing `}}`\nhint: write `${{name}}`, or `$${{` for a literal `${{`")]
+    Unterminated { file: String, line: usize },
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{dir}` holds no {what} templates\nhint: pass `--templates DIR`, the directory holding `monitors/` and `dashboards/`")]
+    Empty { dir: String, what: &'static str },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("{first} and {second} both define `{name}`\nhint: names must be unique, they are how suma finds the resource in Datadog")]
+    Duplicate {
+        first: String,
+        second: String,
+        name: String,
+    },
+}
+
+/// `text` with every `${name}` replaced from `vars`; `$${` stands for a literal `${`. `file` names the
+/// template in errors, with the line of the first problem.
+pub fn substitute(text: &str, vars: &Vars, file: &str) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let line_of = |consumed: usize| text[..consumed].matches('\n').count() + 1;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let consumed = text.len() - after.len();
+            let Some(end) = tail.find('}').filter(|&e| !tail[..e].contains('\n')) else {
+                return Err(TemplateError::Unterminated {
+                    file: file.to_owned(),
+                    line: line_of(consumed),
+                });
+            };
+            let name = tail[..end].trim();
+            let Some(value) = vars.get(name) else {
+                return Err(TemplateError::UnknownVariable {
+                    file: file.to_owned(),
+                    line: line_of(consumed),
+                    name: name.to_owned(),
+                    known: vars.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                });
+            };
+            out.push_str(value);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Monitors or dashboards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Monitor,
+    Dashboard,
+}
+
+impl Kind {
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Monitor => "monitors",
+            Self::Dashboard => "dashboards",
+        }
+    }
+
+    /// The field that names a resource: `name` for monitors, `title` for dashboards.
+    pub fn name_field(self) -> &'static str {
+        match self {
+            Self::Monitor => "name",
+            Self::Dashboard => "title",
+        }
+    }
+}
+
+/// A resource as a template renders it for one environment, ownership stamped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Desired {
+    pub kind: Kind,
+    pub name: String,
+    /// The template it came from.
+    pub file: String,
+    /// The API's JSON, normalised.
+    pub body: Value,
+}
+
+/// Fields Datadog owns: never sent, never compared.
+const SERVER_FIELDS: &[&str] = &[
+    "id",
+    "created",
+    "created_at",
+    "modified",
+    "modified_at",
+    "creator",
+    "overall_state",
+    "overall_state_modified",
+    "org_id",
+    "deleted",
+    "matching_downtimes",
+    "state",
+    "url",
+    "author_handle",
+    "author_name",
+];
+
+/// A monitor body as compared: server fields dropped, `metric alert` spelled `query alert` (Datadog
+/// answers either for the same monitor), tags sorted without repeats, the message without trailing blanks.
+pub fn normalise_monitor(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(object) = body.as_object_mut() {
+        for field in SERVER_FIELDS {
+            object.remove(*field);
+        }
+        if object.get("type").and_then(Value::as_str) == Some("metric alert") {
+            object.insert("type".into(), "query alert".into());
+        }
+        if let Some(tags) = object.get_mut("tags").and_then(Value::as_array_mut) {
+            let mut sorted: Vec<String> = tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect();
+            sorted.sort();
+            sorted.dedup();
+            *tags = sorted.into_iter().map(Value::String).collect();
+        }
+        if let Some(message) = object.get("message").and_then(Value::as_str) {
+            let trimmed = message.trim_end().to_owned();
+            object.insert("message".into(), Value::String(trimmed));
+        }
+    }
+    body
+}
+
+/// A dashboard body as compared: server fields dropped at the top and in every widget (`id`).
+pub fn normalise_dashboard(body: &Value) -> Value {
+    fn strip_widget_ids(widgets: &mut Value) {
+        for widget in widgets.as_array_mut().into_iter().flatten() {
+            if let Some(object) = widget.as_object_mut() {
+                object.remove("id");
+            }
+            if let Some(children) = widget.pointer_mut("/definition/widgets") {
+                strip_widget_ids(children);
+            }
+        }
+    }
+    let mut body = body.clone();
+    if let Some(object) = body.as_object_mut() {
+        for field in SERVER_FIELDS {
+            object.remove(*field);
+        }
+        if let Some(description) = object.get("description").and_then(Value::as_str) {
+            let trimmed = description.trim_end().to_owned();
+            object.insert("description".into(), Value::String(trimmed));
+        }
+        if let Some(widgets) = object.get_mut("widgets") {
+            strip_widget_ids(widgets);
+        }
+    }
+    body
+}
+
+/// Stamps a monitor as suma's in an environment: [`MANAGED_BY_TAG`] and `env_tags` added to its tags.
+pub fn stamp_monitor(body: &mut Value, env_tags: &[String]) {
+    let Some(object) = body.as_object_mut() else {
+        return;
+    };
+    let mut tags: Vec<String> = object
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    tags.push(MANAGED_BY_TAG.to_owned());
+    tags.extend(env_tags.iter().cloned());
+    object.insert("tags".into(), Value::from(tags));
+}
+
+/// Stamps a dashboard as suma's in `environment`: the marker line appended to its description.
+pub fn stamp_dashboard(body: &mut Value, environment: &str) {
+    let Some(object) = body.as_object_mut() else {
+        return;
+    };
+    let description = object.get("description").and_then(Value::as_str).unwrap_or_default();
+    let marker = dashboard_marker(environment);
+    let stamped = if description.trim().is_empty() {
+        marker
+    } else {
+        format!("{}\n\n{marker}", description.trim_end())
+    };
+    object.insert("description".into(), Value::String(stamped));
+}
+
+/// Every `*.yaml`/`*.yml` (monitors) or `*.json` (dashboards) file in `dir`, sorted by name.
+fn template_files(dir: &Path, kind: Kind) -> Result<Vec<PathBuf>, TemplateError> {
+    let read = |e: std::io::Error| TemplateError::Read {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        let wanted = match kind {
+            Kind::Monitor => matches!(ext, "yaml" | "yml"),
+            Kind::Dashboard => ext == "json",
+        };
+        if wanted && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Parses one rendered template (YAML for monitors, JSON for dashboards) into a JSON object.
+fn parse(kind: Kind, text: &str, file: &str) -> Result<Value, TemplateError> {
+    let invalid = |message: String| TemplateError::Invalid {
+        file: file.to_owned(),
+        message,
+    };
+    let value: Value = match kind {
+        Kind::Monitor => {
+            let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| TemplateError::Invalid {
+                file: match e.location() {
+                    Some(l) => format!("{file}:{}:{}", l.line(), l.column()),
+                    None => file.to_owned(),
+                },
+                message: e.to_string(),
+            })?;
+            serde_json::to_value(yaml).map_err(|e| invalid(format!("not representable as JSON: {e}")))?
+        }
+        Kind::Dashboard => serde_json::from_str(text).map_err(|e| TemplateError::Invalid {
+            file: format!("{file}:{}:{}", e.line(), e.column()),
+            message: e.to_string(),
+        })?,
+    };
+    if !value.is_object() {
+        return Err(invalid(
+            format!("a {kind:?} template must be one object (a mapping)").to_lowercase(),
+        ));
+    }
+    let name_field = kind.name_field();
+    match value.get(name_field).and_then(Value::as_str) {
+        Some(name) if !name.trim().is_empty() => {}
+        _ => return Err(invalid(format!("`{name_field}` is missing or empty"))),
+    }
+    if let Some(field) = SERVER_FIELDS.iter().find(|f| value.get(**f).is_some()) {
+        return Err(invalid(format!(
+            "`{field}` is set by Datadog, not by a template\nhint: remove it; exported monitors and dashboards carry it"
+        )));
+    }
+    Ok(value)
+}
+
+/// Loads the templates of `kind` from `dir` (`…/monitors` or `…/dashboards`) for one environment:
+/// substituted, parsed, checked by `check` (the client's model), stamped with the environment's ownership,
+/// normalised.
+pub fn load(
+    kind: Kind,
+    dir: &Path,
+    vars: &Vars,
+    environment: &str,
+    env_tags: &[String],
+    check: &dyn Fn(&Value) -> Result<Value, String>,
+) -> Result<Vec<Desired>, TemplateError> {
+    let files = template_files(dir, kind)?;
+    if files.is_empty() {
+        return Err(TemplateError::Empty {
+            dir: dir.display().to_string(),
+            what: match kind {
+                Kind::Monitor => "monitor (`*.yaml`)",
+                Kind::Dashboard => "dashboard (`*.json`)",
+            },
+        });
+    }
+    let mut desired: Vec<Desired> = Vec::new();
+    for path in files {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| TemplateError::Read {
+            path: file.clone(),
+            source: e,
+        })?;
+        let rendered = substitute(&text, vars, &file)?;
+        let mut body = parse(kind, &rendered, &file)?;
+        match kind {
+            Kind::Monitor => stamp_monitor(&mut body, env_tags),
+            Kind::Dashboard => stamp_dashboard(&mut body, environment),
+        }
+        let body = check(&body).map_err(|message| TemplateError::Invalid {
+            file: file.clone(),
+            message: format!("not a valid Datadog {}: {message}", kind.plural().trim_end_matches('s')),
+        })?;
+        let body = match kind {
+            Kind::Monitor => normalise_monitor(&body),
+            Kind::Dashboard => normalise_dashboard(&body),
+        };
+        let name = body[kind.name_field()].as_str().unwrap_or_default().to_owned();
+        if let Some(first) = desired.iter().find(|d| d.name == name) {
+            return Err(TemplateError::Duplicate {
+                first: first.file.clone(),
+                second: file,
+                name,
+            });
+        }
+        desired.push(Desired { kind, name, file, body });
+    }
+    Ok(desired)
+}
+
+/// A resource in Datadog as the plan sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Remote {
+    pub id: String,
+    pub name: String,
+    /// Carries this environment's managed-by identity.
+    pub managed: bool,
+    /// The API's JSON (for a dashboard only known once read whole; `Null` until then).
+    pub body: Value,
+}
+
+/// One field that differs: `path` like `options.thresholds.critical` or `widgets[2].definition.title`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    /// `None` when Datadog does not have the field.
+    pub before: Option<Value>,
+    pub after: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    /// A resource of the same name that suma does not manage: left alone, nothing created.
+    Conflict,
+    /// Managed by suma for this environment but in no template: reported, deleted only with `--prune`.
+    Orphan,
+    /// An orphan that `--prune` deletes.
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Unchanged => "unchanged",
+            Self::Conflict => "conflict",
+            Self::Orphan => "orphan",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// Whether applying it writes to Datadog.
+    pub fn writes(self) -> bool {
+        matches!(self, Self::Create | Self::Update | Self::Delete)
+    }
+}
+
+/// What apply would do to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanItem {
+    pub kind: Kind,
+    pub name: String,
+    pub action: Action,
+    /// Datadog's id when the resource exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// What is sent on create or update.
+    #[serde(skip)]
+    pub body: Option<Value>,
+}
+
+/// Numbers compare by value (`5` and `5.0` are one threshold); `null` and absent are the same.
+fn same_scalar(desired: &Value, actual: &Value) -> bool {
+    match (desired, actual) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => desired == actual,
+    }
+}
+
+fn diff_into(path: &str, desired: &Value, actual: Option<&Value>, out: &mut Vec<FieldChange>) {
+    let actual = actual.filter(|a| !a.is_null());
+    match (desired, actual) {
+        (Value::Null, _) => {}
+        (_, None) => out.push(FieldChange {
+            path: path.to_owned(),
+            before: None,
+            after: desired.clone(),
+        }),
+        (Value::Object(want), Some(Value::Object(have))) => {
+            for (key, value) in want {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                diff_into(&child, value, have.get(key), out);
+            }
+        }
+        (Value::Array(want), Some(Value::Array(have))) if want.len() == have.len() => {
+            for (i, (w, h)) in want.iter().zip(have).enumerate() {
+                diff_into(&format!("{path}[{i}]"), w, Some(h), out);
+            }
+        }
+        (want, Some(have)) => {
+            let equal = match (want, have) {
+                (Value::Array(_), Value::Array(_)) | (Value::Object(_), _) | (Value::Array(_), _) => false,
+                _ => same_scalar(want, have),
+            };
+            if !equal {
+                out.push(FieldChange {
+                    path: path.to_owned(),
+                    before: Some(have.clone()),
+                    after: want.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The fields `desired` sets that `actual` does not hold the same way. Fields only `actual` has (Datadog's
+/// own, or defaults) are not differences.
+pub fn field_changes(desired: &Value, actual: &Value) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    diff_into("", desired, Some(actual), &mut out);
+    out
+}
+
+/// What to do with `desired`, given the Datadog resources of the same name (`same_name`, managed or not;
+/// a managed one's `body` already read and normalised).
+pub fn plan_one(desired: &Desired, same_name: &[Remote]) -> PlanItem {
+    let mut item = PlanItem {
+        kind: desired.kind,
+        name: desired.name.clone(),
+        action: Action::Create,
+        id: None,
+        file: Some(desired.file.clone()),
+        changes: Vec::new(),
+        note: None,
+        body: Some(desired.body.clone()),
+    };
+    let mut managed: Vec<&Remote> = same_name.iter().filter(|r| r.managed).collect();
+    // The oldest first when Datadog holds more than one (ids grow for monitors; any stable order will do).
+    managed.sort_by_key(|r| (r.id.len(), r.id.clone()));
+    let unmanaged = same_name.len() - managed.len();
+    let Some(existing) = managed.first() else {
+        if unmanaged > 0 {
+            item.action = Action::Conflict;
+            item.body = None;
+            item.note = Some(format!(
+                "{unmanaged} {} named like this exist(s) without suma's managed-by identity: left alone, nothing created\nhint: delete or rename it, or add the managed-by identity to adopt it",
+                desired.kind.plural()
+            ));
+        }
+        return item;
+    };
+    item.id = Some(existing.id.clone());
+    item.changes = field_changes(&desired.body, &existing.body);
+    item.action = if item.changes.is_empty() {
+        item.body = None;
+        Action::Unchanged
+    } else {
+        Action::Update
+    };
+    let mut notes = Vec::new();
+    if managed.len() > 1 {
+        notes.push(format!(
+            "{} managed {} share this name; `{}` is kept in line, the others are left alone",
+            managed.len(),
+            desired.kind.plural(),
+            existing.id
+        ));
+    }
+    if unmanaged > 0 {
+        notes.push(format!("{unmanaged} unmanaged one(s) of the same name left alone"));
+    }
+    if !notes.is_empty() {
+        item.note = Some(notes.join("; "));
+    }
+    item
+}
+
+/// The plan for every template, then the managed resources no template names (`orphans`, deleted when
+/// `prune`).
+pub fn plan(desired: &[Desired], remote: &[Remote], prune: bool) -> Vec<PlanItem> {
+    let mut items: Vec<PlanItem> = desired
+        .iter()
+        .map(|d| {
+            let same: Vec<Remote> = remote.iter().filter(|r| r.name == d.name).cloned().collect();
+            plan_one(d, &same)
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in remote.iter().filter(|r| r.managed) {
+        if desired.iter().any(|d| d.name == r.name) || !seen.insert(r.id.clone()) {
+            continue;
+        }
+        items.push(PlanItem {
+            kind: desired.first().map_or(Kind::Monitor, |d| d.kind),
+            name: r.name.clone(),
+            action: if prune { Action::Delete } else { Action::Orphan },
+            id: Some(r.id.clone()),
+            file: None,
+            changes: Vec::new(),
+            note: Some(if prune {
+                "managed by suma, in no template: deleted (--prune)".to_owned()
+            } else {
+                "managed by suma, in no template: kept\nhint: pass `--prune` to delete it".to_owned()
+            }),
+            body: None,
+        });
+    }
+    items
+}
+
+/// How many items take each action.
+pub fn summary(items: &[PlanItem]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for action in [
+        Action::Create,
+        Action::Update,
+        Action::Unchanged,
+        Action::Conflict,
+        Action::Orphan,
+        Action::Delete,
+    ] {
+        counts.insert(action.as_str(), items.iter().filter(|i| i.action == action).count());
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! Every built-in runbook action against the real systems: ECS, RDS, Route 53 and Secrets Manager through
+//! `suma-aws`, the service's admin API and checks through `suma-http`, PostgreSQL, and Datadog. Actions
+//! that are whole operations of their own (a secret rotation, a DR failover, a rollback) run as child
+//! operations journaled under the run's lock ([`operations`]), so a resume of the run resumes them where
+//! they stopped. This file holds the executor, its argument helpers and the lookups the actions share;
+//! [`dispatch`] maps an action name to its implementation.
+
+mod checks;
+mod dispatch;
+mod operations;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::admin::HttpAdmin;
+use crate::aws::ecs::Rollout;
+use crate::aws::secrets::VersionRef;
+use crate::aws::{AwsApis, AwsSession};
+use crate::config::{AwsRegion, Environment, SecretKind};
+use crate::context::OpsContext;
+use crate::journal::lock::LockGuard;
+use crate::journal::{Journal, Operation, OperationStatus};
+use crate::runbook::engine::{ActionError, Actions, Done, Outputs, StepContext};
+
+/// Every built-in action against the real systems.
+pub struct LiveActions<'a> {
+    pub ctx: &'a OpsContext,
+    pub name: String,
+    pub env: Environment,
+    pub session: AwsSession,
+    pub aws: Arc<dyn AwsApis>,
+    /// Child operations' journal: fenced by the run's lock.
+    pub journal: Journal,
+    pub guard: &'a LockGuard,
+    pub runbook: String,
+}
+
+fn arg<'a>(args: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    args.get(name).map(String::as_str).filter(|s| !s.is_empty())
+}
+
+fn required<'a>(args: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, ActionError> {
+    arg(args, name).ok_or_else(|| ActionError::new(format!("argument `{name}` is empty")))
+}
+
+fn duration_arg(args: &BTreeMap<String, String>, name: &str, default: Duration) -> Result<Duration, ActionError> {
+    arg(args, name).map_or(Ok(default), |text| {
+        humantime::parse_duration(text).map_err(|e| ActionError::new(format!("`{name}`: {e}")))
+    })
+}
+
+fn outputs<const N: usize>(pairs: [(&str, Value); N]) -> Done {
+    Done::from(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Outputs>())
+}
+
+const POLL: Duration = Duration::from_secs(5);
+
+impl LiveActions<'_> {
+    /// (region, cluster, service) of `stable`, `canary` or `dr`.
+    fn service(&self, which: Option<&str>) -> (&AwsRegion, &str, &str) {
+        let ecs = &self.env.ecs;
+        match which.unwrap_or("stable") {
+            "canary" => (&self.env.primary_region, &ecs.cluster, &ecs.canary_service),
+            "dr" => (&self.env.dr_region, &ecs.dr.cluster, &ecs.dr.service),
+            _ => (&self.env.primary_region, &ecs.cluster, &ecs.service),
+        }
+    }
+
+    async fn describe_service(&self, which: Option<&str>) -> Result<crate::aws::ecs::EcsService, ActionError> {
+        let (region, cluster, service) = self.service(which);
+        self.aws
+            .ecs(region)
+            .describe_services(cluster, &[service.to_owned()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ActionError::new(format!("service `{service}` not found in `{cluster}`")))
+    }
+
+    /// Polls until `done` holds for the service.
+    async fn wait_service(
+        &self,
+        which: Option<&str>,
+        what: &str,
+        done: impl Fn(&crate::aws::ecs::EcsService) -> Result<bool, String>,
+    ) -> Result<crate::aws::ecs::EcsService, ActionError> {
+        loop {
+            let service = self.describe_service(which).await?;
+            match done(&service) {
+                Ok(true) => return Ok(service),
+                Ok(false) => {
+                    self.ctx.reporter.live(&format!(
+                        "waiting for {what}: running {} / desired {}",
+                        service.running, service.desired
+                    ));
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => return Err(ActionError::new(e)),
+            }
+        }
+    }
+
+    /// Polls until the service's rollout to `task_definition` completed; its failure is the step's.
+    async fn wait_rollout(&self, which: Option<&str>, task_definition: &str) -> Result<(), ActionError> {
+        let (_, _, service) = self.service(which);
+        self.wait_service(which, &format!("`{service}` to roll out"), |s| {
+            match s.rollout(task_definition) {
+                Rollout::Completed => Ok(true),
+                Rollout::Failed(reason) => Err(format!("the rollout of `{}` failed: {reason}", s.name)),
+                Rollout::InProgress => Ok(false),
+            }
+        })
+        .await
+        .map(drop)
+    }
+
+    /// (region, identifier) of `primary`, `replica` or an identifier (primary region).
+    fn instance(&self, which: Option<&str>, default: &str) -> Result<(AwsRegion, String), ActionError> {
+        let rds = &self.env.rds;
+        match which.unwrap_or(default) {
+            "primary" => Ok((rds.primary.region.clone(), rds.primary.identifier.clone())),
+            "replica" => rds
+                .replica
+                .as_ref()
+                .map(|r| (r.region.clone(), r.identifier.clone()))
+                .ok_or_else(|| ActionError::new(format!("environment `{}` has no `rds.replica`", self.name))),
+            id => Ok((rds.primary.region.clone(), id.to_owned())),
+        }
+    }
+
+    async fn wait_available(&self, region: &AwsRegion, id: &str) -> Result<crate::aws::rds::DbInstance, ActionError> {
+        loop {
+            let db = self.aws.rds(region).describe_instance(id).await?;
+            if db.status == "available" {
+                return Ok(db);
+            }
+            self.ctx
+                .reporter
+                .live(&format!("waiting for `{id}` to be available: {}", db.status));
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The environment's secret of `kind`, or the one named.
+    fn secret(&self, named: Option<&str>, kind: SecretKind) -> Result<&crate::config::ManagedSecret, ActionError> {
+        match named {
+            Some(n) => {
+                crate::secrets::setup::find(&self.env, &self.name, n).map_err(|e| ActionError::new(format!("{e:#}")))
+            }
+            None => self.env.secrets.iter().find(|s| s.kind == kind).ok_or_else(|| {
+                ActionError::new(format!(
+                    "environment `{}` has no `{}` secret\nhint: add it under `secrets:` in the configuration",
+                    self.name,
+                    kind.as_str()
+                ))
+            }),
+        }
+    }
+
+    async fn current_value(&self, id: &str) -> Result<String, ActionError> {
+        self.session
+            .secret_versions(&self.env.primary_region)
+            .value(id, &VersionRef::Stage("AWSCURRENT"))
+            .await?
+            .map(|v| v.value)
+            .ok_or_else(|| ActionError::new(format!("secret `{id}` has no AWSCURRENT version")))
+    }
+
+    /// The admin API, with an operator token signed by the current JWT signing key.
+    async fn admin(&self) -> Result<HttpAdmin, ActionError> {
+        let secret = self.secret(None, SecretKind::JwtSigningKey)?;
+        let pem = self.current_value(&secret.id).await?;
+        let kid = crate::secrets::kinds::kid_of_pem(&pem)?;
+        let token = crate::admin::operator_token(
+            &pem,
+            &kid,
+            &secret.jwt.issuer,
+            &secret.jwt.audience,
+            &self.ctx.settings.actor.value,
+        )?;
+        let base = secret
+            .jwt
+            .service_url
+            .as_ref()
+            .or(self.env.url.as_ref())
+            .ok_or_else(|| ActionError::new(format!("environment `{}` has no `url` for the admin API", self.name)))?;
+        Ok(HttpAdmin::new(
+            suma_http::ServiceClient::new(Duration::from_secs(30)),
+            &base.to_string(),
+            token,
+        ))
+    }
+
+    /// A child operation: the one an earlier attempt of this step started, or a new one.
+    async fn child(
+        &self,
+        step: &StepContext<'_>,
+        create: impl FnOnce() -> Operation,
+    ) -> Result<Operation, ActionError> {
+        if let Some(id) = step.previous_facts.get("child_operation").and_then(Value::as_str) {
+            if let Some(mut op) = self.journal.load(id).await? {
+                if !op.status.is_finished() || op.status == OperationStatus::Succeeded {
+                    self.ctx
+                        .reporter
+                        .info(&format!("continuing operation `{id}` started by an earlier attempt"));
+                    if op.status != OperationStatus::Succeeded {
+                        op.set_status(OperationStatus::Running);
+                    }
+                    return Ok(op);
+                }
+            }
+        }
+        let op = create();
+        self.journal.save(&op, Some(self.guard.holder())).await?;
+        Ok(op)
+    }
+
+    fn child_failed(op: &Operation, message: String) -> ActionError {
+        ActionError {
+            message,
+            facts: BTreeMap::from([("child_operation".to_owned(), json!(op.id))]),
+        }
+    }
+}
+
+#[async_trait]
+impl Actions for LiveActions<'_> {
+    async fn run(&self, args: &BTreeMap<String, String>, step: &StepContext<'_>) -> Result<Done, ActionError> {
+        self.dispatch(args, step).await
+    }
+}

@@ -1,0 +1,580 @@
+//! Runbooks: reviewed, versioned procedures (`runbooks/*.yaml`) that on-call runs step by step. This module
+//! is the pure part: the file model, its validation (every problem located at file:line with the fix),
+//! parameters from the command line, and the plan. `engine.rs` executes a validated runbook through the
+//! [`engine::Actions`] seam; `crate::commands::runbook` implements the actions against AWS, the service and
+//! Datadog.
+
+pub mod actions;
+pub mod catalog;
+pub mod engine;
+pub mod expr;
+pub mod timeline;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::ConfigError;
+use crate::journal::PlannedStep;
+use catalog::{ActionSpec, ArgType};
+use expr::{Condition, Ref};
+
+/// How bad the situation the runbook handles is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Sev1,
+    Sev2,
+    Sev3,
+    Sev4,
+}
+
+/// A runbook file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runbook {
+    pub title: String,
+    pub severity: Severity,
+    /// The team that reviews and maintains it.
+    pub owner: String,
+    /// The symptoms or alerts that call for it.
+    pub when_to_use: String,
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Bool,
+    Duration,
+    Url,
+}
+
+impl ParamType {
+    fn arg_type(self) -> ArgType {
+        match self {
+            Self::String => ArgType::String,
+            Self::Integer => ArgType::Integer,
+            Self::Bool => ArgType::Bool,
+            Self::Duration => ArgType::Duration,
+            Self::Url => ArgType::Url,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    pub description: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub default: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    /// One line for the plan and the timeline; the action's summary when absent.
+    #[serde(default)]
+    pub title: Option<String>,
+    pub action: String,
+    #[serde(default, rename = "with")]
+    pub args: BTreeMap<String, serde_yaml::Value>,
+    /// Ask before running it (on a terminal), or require `--yes`.
+    #[serde(default)]
+    pub confirm: bool,
+    /// Run only when this holds (see [`expr::Condition`]); otherwise the step is skipped.
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl Step {
+    pub fn spec(&self) -> &'static ActionSpec {
+        catalog::action(&self.action).expect("validated runbooks name known actions")
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(self.spec().default_timeout)
+    }
+
+    pub fn describe(&self) -> String {
+        self.title.clone().unwrap_or_else(|| self.spec().summary.to_owned())
+    }
+}
+
+/// A validated runbook with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub name: String,
+    pub path: PathBuf,
+    /// The text as reviewed; a run keeps it so `resume` runs exactly this procedure.
+    pub source: String,
+    pub runbook: Runbook,
+}
+
+/// A YAML scalar as JSON (runbook arguments and defaults).
+pub fn yaml_to_json(value: &serde_yaml::Value) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The text of a scalar argument, or `None` for lists and maps.
+fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+type Problem = (String, String, Option<String>);
+
+fn problem(key: String, message: String, hint: Option<&str>) -> Problem {
+    (key, message, hint.map(str::to_owned))
+}
+
+impl Runbook {
+    /// Every semantic problem: (dotted key path, message, hint).
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut params = BTreeSet::new();
+        for (i, p) in self.parameters.iter().enumerate() {
+            let key = format!("parameters.{i}");
+            if !expr::is_name(&p.name) {
+                problems.push(problem(
+                    format!("{key}.name"),
+                    format!("`{}` is not a valid parameter name", p.name),
+                    Some("use lower-case letters, digits, `_` or `-`, starting with a letter"),
+                ));
+            }
+            if !params.insert(p.name.clone()) {
+                problems.push(problem(
+                    format!("{key}.name"),
+                    format!("parameter `{}` is declared twice", p.name),
+                    None,
+                ));
+            }
+            if let Some(default) = &p.default {
+                match scalar_text(default) {
+                    Some(text) => {
+                        if let Err(e) = p.ty.arg_type().check(&text) {
+                            problems.push(problem(format!("{key}.default"), e, None));
+                        }
+                    }
+                    None => problems.push(problem(
+                        format!("{key}.default"),
+                        "a default must be a single value".to_owned(),
+                        None,
+                    )),
+                }
+                if p.required {
+                    problems.push(problem(
+                        format!("{key}.required"),
+                        format!("parameter `{}` is required and has a default", p.name),
+                        Some("drop `required: true` or the default"),
+                    ));
+                }
+            }
+        }
+        if self.steps.is_empty() {
+            problems.push(problem(
+                "steps".to_owned(),
+                "a runbook needs at least one step".to_owned(),
+                None,
+            ));
+        }
+        // Step id → its action, for the steps before the one being checked.
+        let mut earlier: BTreeMap<&str, &'static ActionSpec> = BTreeMap::new();
+        let mut all_ids = BTreeSet::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let key = format!("steps.{i}");
+            if !expr::is_name(&step.id) {
+                problems.push(problem(
+                    format!("{key}.id"),
+                    format!("`{}` is not a valid step id", step.id),
+                    Some("use lower-case letters, digits, `_` or `-`, starting with a letter"),
+                ));
+            }
+            if !all_ids.insert(step.id.as_str()) {
+                problems.push(problem(
+                    format!("{key}.id"),
+                    format!("step id `{}` is used twice", step.id),
+                    Some("step ids name outputs (`steps.ID.outputs.NAME`), so they must be unique"),
+                ));
+            }
+            let check_refs = |problems: &mut Vec<Problem>, at: String, refs: Vec<Ref>| {
+                for r in refs {
+                    match &r {
+                        Ref::Param(name) if !params.contains(name) => problems.push(problem(
+                            at.clone(),
+                            format!("`{r}` names no declared parameter"),
+                            Some("declare it under `parameters:`, or fix the name"),
+                        )),
+                        Ref::Output { step: id, output } => match earlier.get(id.as_str()) {
+                            None if all_ids.contains(id.as_str()) && id == &step.id => problems.push(problem(
+                                at.clone(),
+                                format!("`{r}` refers to the step's own outputs"),
+                                Some("a step can only use outputs of steps before it"),
+                            )),
+                            None => problems.push(problem(
+                                at.clone(),
+                                format!("`{r}` refers to step `{id}`, which is not an earlier step"),
+                                Some("a step can only use outputs of steps before it; check the id"),
+                            )),
+                            Some(spec) if !spec.open_outputs && !spec.outputs.contains(&output.as_str()) => problems
+                                .push(problem(
+                                    at.clone(),
+                                    format!(
+                                        "`{r}`: action `{}` has no output `{output}`; it has {}",
+                                        spec.name,
+                                        if spec.outputs.is_empty() {
+                                            "none".to_owned()
+                                        } else {
+                                            spec.outputs.join(", ")
+                                        }
+                                    ),
+                                    None,
+                                )),
+                            Some(_) => {}
+                        },
+                        _ => {}
+                    }
+                }
+            };
+            if let Some(when) = &step.when {
+                match Condition::parse(when) {
+                    Ok(condition) => check_refs(
+                        &mut problems,
+                        format!("{key}.when"),
+                        condition.references().into_iter().cloned().collect(),
+                    ),
+                    Err(e) => problems.push(problem(format!("{key}.when"), e, None)),
+                }
+            }
+            let Some(spec) = catalog::action(&step.action) else {
+                let similar = catalog::similar(&step.action);
+                problems.push((
+                    format!("{key}.action"),
+                    format!("unknown action `{}`", step.action),
+                    Some(if similar.is_empty() {
+                        "`suma runbook actions` lists every action".to_owned()
+                    } else {
+                        format!(
+                            "did you mean {}? `suma runbook actions` lists every action",
+                            similar.join(", ")
+                        )
+                    }),
+                ));
+                continue;
+            };
+            for (name, value) in &step.args {
+                let at = format!("{key}.with.{name}");
+                let Some(arg) = spec.arg(name) else {
+                    let known: Vec<&str> = spec.args.iter().map(|a| a.name).collect();
+                    problems.push((
+                        at,
+                        format!("action `{}` takes no argument `{name}`", spec.name),
+                        Some(if known.is_empty() {
+                            "it takes no arguments".to_owned()
+                        } else {
+                            format!("its arguments: {}", known.join(", "))
+                        }),
+                    ));
+                    continue;
+                };
+                let Some(text) = scalar_text(value) else {
+                    problems.push(problem(
+                        at,
+                        format!("`{name}` must be {}, not a list or map", arg.ty.describe()),
+                        None,
+                    ));
+                    continue;
+                };
+                match expr::references(&text) {
+                    Err(e) => problems.push(problem(at, e, None)),
+                    // Checked once resolved, at run time.
+                    Ok(refs) if !refs.is_empty() => check_refs(&mut problems, at, refs),
+                    Ok(_) => {
+                        if let Err(e) = arg.ty.check(&text) {
+                            problems.push(problem(at, format!("`{name}`: {e}"), None));
+                        }
+                    }
+                }
+            }
+            for arg in spec.args.iter().filter(|a| a.required) {
+                if !step.args.contains_key(arg.name) {
+                    problems.push((
+                        format!("{key}.action"),
+                        format!(
+                            "action `{}` needs the argument `{}` ({})",
+                            spec.name, arg.name, arg.help
+                        ),
+                        Some(format!("add `with: {{ {}: ... }}` to step `{}`", arg.name, step.id)),
+                    ));
+                }
+            }
+            earlier.insert(step.id.as_str(), spec);
+        }
+        problems
+    }
+
+    /// The plan: one planned step per runbook step, arguments as written.
+    pub fn plan(&self) -> Vec<PlannedStep> {
+        self.steps
+            .iter()
+            .map(|s| {
+                let mut detail = format!("{}: {}", s.action, s.describe());
+                if let Some(when) = &s.when {
+                    detail.push_str(&format!(" (when {when})"));
+                }
+                if s.confirm {
+                    detail.push_str(" [confirm]");
+                }
+                PlannedStep {
+                    name: s.id.clone(),
+                    detail,
+                }
+            })
+            .collect()
+    }
+
+    /// Resolves `--param k=v` against the declared parameters: types, defaults, required ones.
+    pub fn parameters_from(&self, given: &[(String, String)]) -> Result<BTreeMap<String, Value>, String> {
+        let mut values = BTreeMap::new();
+        for (name, text) in given {
+            let Some(p) = self.parameters.iter().find(|p| &p.name == name) else {
+                let known: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
+                return Err(format!(
+                    "this runbook has no parameter `{name}`\nhint: its parameters: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            };
+            p.ty.arg_type()
+                .check(text)
+                .map_err(|e| format!("`--param {name}`: {e}"))?;
+            values.insert(name.clone(), typed(p.ty, text));
+        }
+        for p in &self.parameters {
+            if values.contains_key(&p.name) {
+                continue;
+            }
+            if let Some(default) = p.default.as_ref().and_then(scalar_text) {
+                values.insert(p.name.clone(), typed(p.ty, &default));
+            } else if p.required {
+                return Err(format!(
+                    "the runbook needs `--param {}=...` ({})",
+                    p.name, p.description
+                ));
+            }
+        }
+        Ok(values)
+    }
+}
+
+fn typed(ty: ParamType, text: &str) -> Value {
+    match ty {
+        ParamType::Integer => text.parse::<i64>().map_or_else(|_| Value::from(text), Value::from),
+        ParamType::Bool => Value::Bool(text == "true"),
+        _ => Value::from(text),
+    }
+}
+
+/// Parses and validates runbook text; `file` is used in messages.
+pub fn parse(text: &str, file: &Path) -> Result<Runbook, Vec<ConfigError>> {
+    let runbook: Runbook = crate::config::deserialize_located(text, file).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|mut e| {
+                // The generic hints point at suma.yaml's schema; runbooks have their own reference.
+                if e.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("suma config schema") || h.contains("suma.example"))
+                {
+                    e.hint =
+                        Some("see runbooks/README.md for the format, `suma runbook actions` for actions".to_owned());
+                }
+                e
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let problems = runbook.problems();
+    if problems.is_empty() {
+        Ok(runbook)
+    } else {
+        Err(crate::config::located(text, file, problems))
+    }
+}
+
+/// Reads and validates one file.
+pub fn load(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.to_owned(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the runbook: {e}"),
+            hint: None,
+        }]
+    })?;
+    let runbook = parse(&source, path)?;
+    Ok(Loaded {
+        name: name_of(path),
+        path: path.to_owned(),
+        source,
+        runbook,
+    })
+}
+
+/// A runbook's name: its file name without `.yaml`.
+pub fn name_of(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+}
+
+/// The `*.yaml` files of a directory, sorted.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+title: Roll back a bad deploy
+severity: sev2
+owner: identity-sre
+when_to_use: errors after a deploy
+parameters:
+  - name: reason
+    type: string
+    description: why
+    required: true
+  - name: attempts
+    type: integer
+    description: health tries
+    default: 3
+steps:
+  - id: before
+    action: service.status
+  - id: rollback
+    action: service.rollback
+    confirm: true
+    with:
+      reason: ${params.reason}
+  - id: health
+    action: http.check
+    when: steps.before.outputs.running > 0
+    with:
+      url: ${env.url}/health
+      attempts: ${params.attempts}
+";
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("runbooks/x.yaml")) {
+            Ok(_) => vec![],
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_runbook_validates_and_plans() {
+        let runbook = parse(GOOD, Path::new("x.yaml")).unwrap();
+        let plan = runbook.plan();
+        assert_eq!(plan.len(), 3);
+        assert_eq!(plan[1].name, "rollback");
+        assert!(plan[1].detail.ends_with("[confirm]"));
+        assert!(plan[2].detail.contains("(when steps.before.outputs.running > 0)"));
+    }
+
+    #[test]
+    fn unknown_action_is_located_with_a_suggestion() {
+        let text = GOOD.replace("action: service.rollback", "action: service.rolback");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("runbooks/x.yaml:18:5: `steps.1.action`: unknown action `service.rolback`"),
+            "{}",
+            p[0]
+        );
+        assert!(p[0].contains("did you mean service.rollback"), "{}", p[0]);
+    }
+
+    #[test]
+    fn missing_and_mistyped_arguments_are_located() {
+        let text = GOOD.replace("      reason: ${params.reason}\n", "      reson: x\n");
+        let p = problems(&text);
+        assert!(p.iter().any(|m| m.contains(":21:7: `steps.1.with.reson`: action `service.rollback` takes no argument `reson`")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("needs the argument `reason`")), "{p:?}");
+        let text = GOOD.replace("attempts: ${params.attempts}", "attempts: many");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].contains(":27:7: `steps.2.with.attempts`: `attempts`: `many` is not an integer"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn references_to_unknown_outputs_params_and_later_steps_are_refused() {
+        let p = problems(&GOOD.replace("steps.before.outputs.running", "steps.before.outputs.runing"));
+        assert!(p[0].contains("`steps.2.when`: `steps.before.outputs.runing`: action `service.status` has no output `runing`; it has running, desired, pending, task_definition"), "{p:?}");
+        let p = problems(&GOOD.replace("${params.reason}", "${params.why}"));
+        assert!(p[0].contains("`params.why` names no declared parameter"), "{p:?}");
+        let p = problems(&GOOD.replace("steps.before.outputs.running", "steps.health.outputs.status"));
+        assert!(p[0].contains("refers to the step's own outputs"), "{p:?}");
+        let p = problems(&GOOD.replace("${params.reason}", "${steps.health.outputs.status}"));
+        assert!(p[0].contains("which is not an earlier step"), "{p:?}");
+    }
+
+    #[test]
+    fn structure_errors_keep_their_position() {
+        let p = problems(&GOOD.replace("    confirm: true\n", "    confirm: true\n    retries: 2\n"));
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("unknown field `retries`"), "{}", p[0]);
+        assert!(p[0].contains("runbooks/README.md"), "{}", p[0]);
+    }
+
+    #[test]
+    fn parameters_are_typed_defaulted_and_required() {
+        let runbook = parse(GOOD, Path::new("x.yaml")).unwrap();
+        let values = runbook
+            .parameters_from(&[("reason".into(), "bad build".into())])
+            .unwrap();
+        assert_eq!(values["attempts"], serde_json::json!(3));
+        assert!(runbook.parameters_from(&[]).unwrap_err().contains("--param reason="));
+        assert!(runbook
+            .parameters_from(&[("reason".into(), "x".into()), ("attempts".into(), "x".into())])
+            .unwrap_err()
+            .contains("is not an integer"));
+        assert!(runbook
+            .parameters_from(&[("colour".into(), "x".into())])
+            .unwrap_err()
+            .contains("no parameter `colour`"));
+    }
+}

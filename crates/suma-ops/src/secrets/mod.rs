@@ -1,0 +1,520 @@
+//! Secret rotation: suma drives the Secrets Manager rotation protocol itself. Each rotation is an operation
+//! in the journal, under the environment lock, with five steps:
+//!
+//! 1. `create`: a new value stored as `AWSPENDING`, its version id being the operation's client request
+//!    token (recorded before anything is written), so a retry never makes a second version;
+//! 2. `set`: the downstream system accepts the new value (a role's password, the service's key set);
+//! 3. `test`: the new value proven against the real system;
+//! 4. `finish`: `AWSCURRENT` moved to the new version (the old one becomes `AWSPREVIOUS`), `AWSPENDING`
+//!    removed, and the kind's own wait for consumers (the service signing with the new key);
+//! 5. `consumers`: ECS services that receive the secret at task start get a forced new deployment.
+//!
+//! A failure before `finish` undoes `set` and removes `AWSPENDING`: `AWSCURRENT` never stops working.
+//! `resume` continues from the journal; `abort` undoes whatever was done, including a finished step 4.
+//! What differs per kind lives behind [`Rotation`] (`kinds.rs`); the engine only moves labels.
+
+pub mod kinds;
+pub mod listing;
+pub mod setup;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::ecs::{EcsApi, Rollout, ServiceUpdate};
+use crate::aws::secrets::{SecretMetadata, SecretVersionsApi, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::aws::AwsError;
+use crate::config::ManagedSecret;
+use crate::journal::lock::LockGuard;
+use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::report::Reporter;
+
+/// The journal's name for a rotation.
+pub const KIND: &str = "secret-rotation";
+
+/// Facts a step records: never a secret value, only ids, times and observations.
+pub type Facts = BTreeMap<String, serde_json::Value>;
+
+/// Why a kind's step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// What one kind of secret does at each step of the protocol.
+#[async_trait]
+pub trait Rotation: Send + Sync {
+    /// A new value, derived from nothing but fresh randomness and the current value's shape.
+    async fn generate(&self, current: &str) -> Result<String, RotationError>;
+    /// Makes the downstream system accept `pending` (still alongside `current`).
+    async fn set(&self, current: &str, pending: &str) -> Result<Facts, RotationError>;
+    /// Proves `pending` works against the real system.
+    async fn test(&self, pending: &str) -> Result<Facts, RotationError>;
+    /// After `AWSCURRENT` moved: waits until the system uses the new value where it has to tell us.
+    async fn finished(&self, new: &str) -> Result<Facts, RotationError>;
+    /// Undoes `set`, so `current` is again the only value the system accepts where that matters.
+    async fn undo_set(&self, current: &str, pending: &str) -> Result<(), RotationError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("undoing the rotation of `{secret}` failed: {source}\nhint: `suma secrets status` shows the labels; run `suma secrets rotate {secret} --abort` again")]
+    UndoFailed {
+        secret: String,
+        #[source]
+        source: RotationError,
+    },
+}
+
+/// How a rotation ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    Rotated {
+        version: String,
+    },
+    /// A step before `finish` failed: undone, `AWSCURRENT` unchanged.
+    Failed {
+        step: String,
+        reason: String,
+    },
+    Aborted,
+    /// Ctrl-C or a lost lease: `--resume` or `--abort` finishes it.
+    Interrupted {
+        at_step: String,
+    },
+}
+
+/// The plan of a rotation of `secret`.
+pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
+    let kind = secret.kind.as_str();
+    let what = |s: &str| s.to_owned();
+    let set = match secret.kind {
+        crate::config::SecretKind::JwtSigningKey => what("wait until the service's JWKS publishes the new kid"),
+        crate::config::SecretKind::DbPassword => what("set the new password on the role (admin connection)"),
+        crate::config::SecretKind::Random => what("nothing downstream: consumers read the secret"),
+    };
+    let test = match secret.kind {
+        crate::config::SecretKind::JwtSigningKey => what("a token signed with the new key verifies at the service"),
+        crate::config::SecretKind::DbPassword => what("connect with the new credentials and run a query"),
+        crate::config::SecretKind::Random => what("read the pending value back and check its shape"),
+    };
+    let consumers = if secret.consumers.is_empty() {
+        "no consumers configured".to_owned()
+    } else {
+        format!(
+            "force a new deployment of {} in `{cluster}` and wait",
+            secret.consumers.join(", ")
+        )
+    };
+    vec![
+        PlannedStep {
+            name: "create".to_owned(),
+            detail: format!("new {kind} value as AWSPENDING of `{}`", secret.id),
+        },
+        PlannedStep {
+            name: "set".to_owned(),
+            detail: set,
+        },
+        PlannedStep {
+            name: "test".to_owned(),
+            detail: test,
+        },
+        PlannedStep {
+            name: "finish".to_owned(),
+            detail: format!(
+                "move AWSCURRENT to the new version of `{}` (old becomes AWSPREVIOUS)",
+                secret.id
+            ),
+        },
+        PlannedStep {
+            name: "consumers".to_owned(),
+            detail: consumers,
+        },
+    ]
+}
+
+/// Whether a secret is past its policy: its current value is older than `rotation_days`.
+pub fn is_due(meta: &SecretMetadata, rotation_days: u32, now: DateTime<Utc>) -> bool {
+    age_days(meta, now).is_none_or(|age| age >= i64::from(rotation_days))
+}
+
+/// Whole days since the current value was set; `None` when Secrets Manager gives no date at all.
+pub fn age_days(meta: &SecretMetadata, now: DateTime<Utc>) -> Option<i64> {
+    meta.current_since().map(|since| (now - since).num_days())
+}
+
+/// The rotation engine for one secret.
+pub struct Rotator {
+    pub secret: ManagedSecret,
+    pub secrets: Arc<dyn SecretVersionsApi>,
+    pub ecs: Arc<dyn EcsApi>,
+    pub cluster: String,
+    pub journal: Journal,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: CancellationToken,
+    pub rollout_timeout: Duration,
+    pub rollout_poll: Duration,
+    /// Crash tests: abort the process right after this step is journaled.
+    pub crash_after_step: Option<String>,
+}
+
+enum StepFailure {
+    Failed(String),
+    Interrupted,
+}
+
+impl From<RotationError> for StepFailure {
+    fn from(e: RotationError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl From<AwsError> for StepFailure {
+    fn from(e: AwsError) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl Rotator {
+    /// The version id of this rotation's new value: the operation's client request token.
+    pub fn token(op: &Operation) -> String {
+        op.parameters
+            .get("token")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn read(&self, version: &VersionRef) -> Result<Option<String>, AwsError> {
+        Ok(self.secrets.value(&self.secret.id, version).await?.map(|v| v.value))
+    }
+
+    async fn current_value(&self, op: &Operation) -> Result<String, StepFailure> {
+        let version = op
+            .fact("previous_version")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| StepFailure::Failed("the journal has no previous version".to_owned()))?;
+        self.read(&VersionRef::Id(version.to_owned()))
+            .await?
+            .ok_or_else(|| StepFailure::Failed(format!("version `{version}` of `{}` is gone", self.secret.id)))
+    }
+
+    async fn pending_value(&self, op: &Operation) -> Result<String, StepFailure> {
+        let token = Self::token(op);
+        self.read(&VersionRef::Id(token.clone()))
+            .await?
+            .ok_or_else(|| StepFailure::Failed(format!("the new version `{token}` of `{}` is gone", self.secret.id)))
+    }
+
+    /// Runs (or resumes) the rotation from the first step not yet done.
+    pub async fn run(
+        &self,
+        op: &mut Operation,
+        rotation: &dyn Rotation,
+        guard: &LockGuard,
+    ) -> Result<Outcome, EngineError> {
+        let holder = guard.holder().to_owned();
+        let lost = guard.lost();
+        let total = op.plan.len();
+        let mut index = op.next_step();
+        while index < total {
+            if self.cancel.is_cancelled() || lost.is_cancelled() {
+                return self.interrupted(op, &holder, index).await;
+            }
+            let name = op.plan[index].name.clone();
+            op.start_step(index);
+            self.journal.save(op, Some(&holder)).await?;
+            self.reporter.step_started(index, total, &name);
+            let result = tokio::select! {
+                r = self.step(&name, op, rotation) => r,
+                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
+            };
+            match result {
+                Ok((status, facts)) => {
+                    let detail = facts
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    op.finish_step(status, None, facts);
+                    self.journal.save(op, Some(&holder)).await?;
+                    self.reporter.step_finished(index, total, &name, status, &detail);
+                    if self.crash_after_step.as_deref() == Some(name.as_str()) {
+                        std::process::abort();
+                    }
+                    index += 1;
+                }
+                Err(StepFailure::Interrupted) => return self.interrupted(op, &holder, index).await,
+                Err(StepFailure::Failed(reason)) => {
+                    op.finish_step(StepStatus::Failed, Some(reason.clone()), Facts::new());
+                    self.reporter
+                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
+                    if index >= 3 {
+                        // AWSCURRENT already moved: the new value is live. Undoing now would be a second
+                        // change under pressure; the person decides between `--resume` and `--abort`.
+                        op.set_status(OperationStatus::Interrupted);
+                        self.journal.save(op, Some(&holder)).await?;
+                        return Ok(Outcome::Interrupted { at_step: name });
+                    }
+                    self.undo(op, rotation, &holder).await?;
+                    op.set_status(OperationStatus::Failed);
+                    self.journal.save(op, Some(&holder)).await?;
+                    return Ok(Outcome::Failed { step: name, reason });
+                }
+            }
+        }
+        op.set_status(OperationStatus::Succeeded);
+        self.journal.save(op, Some(&holder)).await?;
+        Ok(Outcome::Rotated {
+            version: Self::token(op),
+        })
+    }
+
+    async fn interrupted(&self, op: &mut Operation, holder: &str, index: usize) -> Result<Outcome, EngineError> {
+        op.set_status(OperationStatus::Interrupted);
+        let at_step = op.plan.get(index).map_or_else(String::new, |p| p.name.clone());
+        op.note(holder, format!("interrupted at `{at_step}`"));
+        // The lease may be gone; the local log still records where it stopped.
+        let _ = self.journal.save(op, Some(holder)).await;
+        Ok(Outcome::Interrupted { at_step })
+    }
+
+    async fn step(
+        &self,
+        name: &str,
+        op: &mut Operation,
+        rotation: &dyn Rotation,
+    ) -> Result<(StepStatus, Facts), StepFailure> {
+        let id = self.secret.id.clone();
+        let token = Self::token(op);
+        match name {
+            "create" => {
+                let current = self
+                    .secrets
+                    .value(&id, &VersionRef::Stage(AWSCURRENT))
+                    .await?
+                    .ok_or_else(|| StepFailure::Failed(format!("`{id}` has no AWSCURRENT version")))?;
+                let mut facts = Facts::from([
+                    ("previous_version".to_owned(), json!(current.version_id)),
+                    ("version".to_owned(), json!(token)),
+                ]);
+                if current.version_id == token {
+                    return Err(StepFailure::Failed(format!(
+                        "version `{token}` of `{id}` is already AWSCURRENT"
+                    )));
+                }
+                if self.read(&VersionRef::Id(token.clone())).await?.is_some() {
+                    facts.insert("created".to_owned(), json!("already stored by an earlier attempt"));
+                } else {
+                    let value = rotation.generate(&current.value).await?;
+                    self.secrets.put_pending(&id, &token, &value).await?;
+                }
+                Ok((StepStatus::Succeeded, facts))
+            }
+            "set" => {
+                let (current, pending) = (self.current_value(op).await?, self.pending_value(op).await?);
+                Ok((StepStatus::Succeeded, rotation.set(&current, &pending).await?))
+            }
+            "test" => {
+                let pending = self.pending_value(op).await?;
+                Ok((StepStatus::Succeeded, rotation.test(&pending).await?))
+            }
+            "finish" => {
+                let previous = op
+                    .fact("previous_version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let meta = self.secrets.describe(&id).await?;
+                let has = |version: &str, label: &str| {
+                    meta.versions
+                        .get(version)
+                        .is_some_and(|labels| labels.iter().any(|l| l == label))
+                };
+                if !has(&token, AWSCURRENT) {
+                    self.secrets
+                        .move_stage(&id, AWSCURRENT, &token, Some(&previous))
+                        .await?;
+                }
+                // Moving AWSCURRENT moves AWSPREVIOUS too: look again before repairing anything.
+                let meta = self.secrets.describe(&id).await?;
+                let has = |version: &str, label: &str| {
+                    meta.versions
+                        .get(version)
+                        .is_some_and(|labels| labels.iter().any(|l| l == label))
+                };
+                if !has(&previous, AWSPREVIOUS) {
+                    // Secrets Manager moves AWSPREVIOUS itself; this only repairs a partial earlier attempt.
+                    let holder = meta
+                        .versions
+                        .iter()
+                        .find(|(_, labels)| labels.iter().any(|l| l == AWSPREVIOUS))
+                        .map(|(v, _)| v.clone());
+                    if holder.as_deref() != Some(previous.as_str()) {
+                        self.secrets
+                            .move_stage(&id, AWSPREVIOUS, &previous, holder.as_deref())
+                            .await?;
+                    }
+                }
+                if self.describe_has(&id, &token, AWSPENDING).await? {
+                    self.secrets.remove_stage(&id, AWSPENDING, &token).await?;
+                }
+                let new = self.pending_value(op).await?;
+                let mut facts = rotation.finished(&new).await?;
+                facts.insert("finished_at".to_owned(), json!(Utc::now()));
+                Ok((StepStatus::Succeeded, facts))
+            }
+            "consumers" => self.redeploy_consumers().await,
+            other => Err(StepFailure::Failed(format!("unknown step `{other}`"))),
+        }
+    }
+
+    async fn describe_has(&self, id: &str, version: &str, label: &str) -> Result<bool, AwsError> {
+        Ok(self
+            .secrets
+            .describe(id)
+            .await?
+            .versions
+            .get(version)
+            .is_some_and(|labels| labels.iter().any(|l| l == label)))
+    }
+
+    /// Services resolve task-definition `secrets` only when a task starts: each consumer gets a forced new
+    /// deployment, and the step waits until it completes.
+    async fn redeploy_consumers(&self) -> Result<(StepStatus, Facts), StepFailure> {
+        if self.secret.consumers.is_empty() {
+            return Ok((StepStatus::Skipped, Facts::new()));
+        }
+        let force = ServiceUpdate {
+            force_new_deployment: true,
+            ..ServiceUpdate::default()
+        };
+        for service in &self.secret.consumers {
+            self.ecs.update_service(&self.cluster, service, &force).await?;
+        }
+        let deadline = tokio::time::Instant::now() + self.rollout_timeout;
+        let mut pending: Vec<String> = self.secret.consumers.clone();
+        while !pending.is_empty() {
+            let states = self.ecs.describe_services(&self.cluster, &pending).await?;
+            let mut still = Vec::new();
+            for state in &states {
+                match state.rollout(&state.task_definition) {
+                    Rollout::Completed => {}
+                    Rollout::Failed(reason) => {
+                        return Err(StepFailure::Failed(format!(
+                            "the new deployment of `{}` failed: {reason}",
+                            state.name
+                        )))
+                    }
+                    Rollout::InProgress => still.push(state.name.clone()),
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepFailure::Failed(format!(
+                    "{} did not finish redeploying in {}",
+                    pending.join(", "),
+                    humantime::format_duration(self.rollout_timeout)
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.rollout_poll) => {}
+                () = self.cancel.cancelled() => return Err(StepFailure::Interrupted),
+            }
+        }
+        Ok((
+            StepStatus::Succeeded,
+            Facts::from([("redeployed".to_owned(), json!(self.secret.consumers))]),
+        ))
+    }
+
+    /// Puts everything back as it was before the rotation: `AWSCURRENT` on the previous version, the
+    /// downstream system on the previous value, no `AWSPENDING`, and consumers redeployed if they could
+    /// have picked the new value up.
+    pub async fn undo(&self, op: &mut Operation, rotation: &dyn Rotation, holder: &str) -> Result<(), EngineError> {
+        let id = self.secret.id.clone();
+        let token = Self::token(op);
+        let undo_failed = |source: RotationError| EngineError::UndoFailed {
+            secret: id.clone(),
+            source,
+        };
+        let Some(previous) = op.fact("previous_version").and_then(|v| v.as_str()).map(str::to_owned) else {
+            // Nothing was created: `create` records the previous version before it writes.
+            op.note(holder, "undone: nothing had been written");
+            return Ok(());
+        };
+        let meta = self.secrets.describe(&id).await.map_err(|e| undo_failed(e.into()))?;
+        let labels = |v: &str| meta.versions.get(v).cloned().unwrap_or_default();
+        let finished = labels(&token).iter().any(|l| l == AWSCURRENT);
+        if finished {
+            self.secrets
+                .move_stage(&id, AWSCURRENT, &previous, Some(&token))
+                .await
+                .map_err(|e| undo_failed(e.into()))?;
+        }
+        // A `set` that failed changed nothing; one that succeeded must be undone; one a crash cut short may
+        // or may not have applied, so undoing it is attempted and a failure only noted.
+        let set_status = op.steps.iter().find(|s| s.name == "set").map(|s| s.status);
+        if matches!(set_status, Some(StepStatus::Succeeded | StepStatus::Running)) {
+            let current = self
+                .read(&VersionRef::Id(previous.clone()))
+                .await
+                .map_err(|e| undo_failed(e.into()))?;
+            let pending = self
+                .read(&VersionRef::Id(token.clone()))
+                .await
+                .map_err(|e| undo_failed(e.into()))?;
+            if let (Some(current), Some(pending)) = (current, pending) {
+                match rotation.undo_set(&current, &pending).await {
+                    Ok(()) => {}
+                    Err(e) if set_status == Some(StepStatus::Running) => {
+                        op.note(
+                            holder,
+                            format!("undoing an interrupted `set` failed (it may not have applied): {e}"),
+                        );
+                    }
+                    Err(e) => return Err(undo_failed(e)),
+                }
+            }
+        }
+        let meta = self.secrets.describe(&id).await.map_err(|e| undo_failed(e.into()))?;
+        if meta
+            .versions
+            .get(&token)
+            .is_some_and(|labels| labels.iter().any(|l| l == AWSPENDING))
+        {
+            self.secrets
+                .remove_stage(&id, AWSPENDING, &token)
+                .await
+                .map_err(|e| undo_failed(e.into()))?;
+        }
+        if finished {
+            if let Err(StepFailure::Failed(reason)) = self.redeploy_consumers().await {
+                return Err(undo_failed(RotationError::Failed(reason)));
+            }
+        }
+        op.note(
+            holder,
+            format!(
+                "undone: AWSCURRENT on `{previous}`, no AWSPENDING{}",
+                if finished { ", consumers redeployed" } else { "" }
+            ),
+        );
+        Ok(())
+    }
+}
