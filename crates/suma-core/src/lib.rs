@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod operation;
 pub mod report;
 pub mod settings;
+pub mod subst;
 pub mod taskdef;

@@ -1,7 +1,7 @@
 //! Datadog monitors and dashboards kept as templates in the repository (`templates/datadog/monitors/*.yaml`,
 //! `templates/datadog/dashboards/*.json`) and brought in line with Datadog by `suma monitors|dashboards
 //! apply`. This module is the pure part: loading templates with `${var}` substitution from the
-//! environment's configuration, stamping what marks a resource as suma's (the managed-by identity),
+//! environment's configuration (checked on the text, substituted into the parsed values), stamping what marks a resource as suma's (the managed-by identity),
 //! normalising both sides, and the per-field diff that decides create / update / unchanged / conflict /
 //! orphan. The Datadog calls live in `metrics::datadog`; the command in `commands::monitoring`.
 //!
@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
+
+use suma_core::subst::{self, Names};
 
 use crate::config::Environment;
 
@@ -69,14 +71,16 @@ pub fn vars_for(name: &str, environment: &Environment) -> Vars {
 /// Why templates could not be used. Raised before any call to Datadog.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("{file}:{line}: unknown variable `${{{name}}}`\nhint: known variables: {known}; write `$${{` for a literal `${{`")]
+    #[error(
+        "{file}:{line}: unknown variable `${{{name}}}`\nhint: known variables: {known}; write `$$` for a literal `$`"
+    )]
     UnknownVariable {
         file: String,
         line: usize,
         name: String,
         known: String,
     },
-    #[error("{file}:{line}: `${{` without a closing `}}`\nhint: write `${{name}}`, or `$${{` for a literal `${{`")]
+    #[error("{file}:{line}: `${{` without a closing `}}`\nhint: write `${{name}}`, or `$$` for a literal `$`")]
     Unterminated { file: String, line: usize },
     #[error("cannot read `{path}`: {source}")]
     Read {
@@ -96,44 +100,45 @@ pub enum TemplateError {
     },
 }
 
-/// `text` with every `${name}` replaced from `vars`; `$${` stands for a literal `${`. `file` names the
-/// template in errors, with the line of the first problem.
-pub fn substitute(text: &str, vars: &Vars, file: &str) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let line_of = |consumed: usize| text[..consumed].matches('\n').count() + 1;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at..];
-        if let Some(tail) = after.strip_prefix("$${") {
-            out.push_str("${");
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix("${") {
-            let consumed = text.len() - after.len();
-            let Some(end) = tail.find('}').filter(|&e| !tail[..e].contains('\n')) else {
-                return Err(TemplateError::Unterminated {
-                    file: file.to_owned(),
-                    line: line_of(consumed),
-                });
-            };
-            let name = tail[..end].trim();
-            let Some(value) = vars.get(name) else {
+/// Checks every `${name}` in a template's raw text, before it is parsed: the first unknown variable or
+/// malformed reference is the error, with the template's file and line.
+pub fn check_references(text: &str, vars: &Vars, file: &str) -> Result<(), TemplateError> {
+    for found in subst::scan(text, Names::Identifier, None) {
+        match found.reference {
+            Ok(name) if vars.contains_key(name) => {}
+            Ok(name) => {
                 return Err(TemplateError::UnknownVariable {
                     file: file.to_owned(),
-                    line: line_of(consumed),
+                    line: found.line,
                     name: name.to_owned(),
                     known: vars.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
-                });
-            };
-            out.push_str(value);
-            rest = &tail[end + 1..];
-        } else {
-            out.push('$');
-            rest = &after[1..];
+                })
+            }
+            Err(message) if message.contains("without a closing") => {
+                return Err(TemplateError::Unterminated {
+                    file: file.to_owned(),
+                    line: found.line,
+                })
+            }
+            Err(message) => {
+                return Err(TemplateError::Invalid {
+                    file: format!("{file}:{}:{}", found.line, found.column),
+                    message,
+                })
+            }
         }
     }
-    out.push_str(rest);
-    Ok(out)
+    Ok(())
+}
+
+/// Substitutes `vars` into every string of a parsed template (after [`check_references`]): a value
+/// holding a quote or a brace stays inside its string. `$$` stands for a literal `$`.
+pub fn substitute(body: &mut Value, vars: &Vars) {
+    let mut resolve = |name: &str| -> Result<String, std::convert::Infallible> {
+        Ok(vars.get(name).cloned().unwrap_or_else(|| format!("${{{name}}}")))
+    };
+    // Checked on the raw text, so nothing here is malformed; a string that still is stays as written.
+    let _ = subst::substitute_json(body, Names::Identifier, &mut resolve);
 }
 
 /// Monitors or dashboards.
@@ -337,7 +342,7 @@ fn parse(kind: Kind, text: &str, file: &str) -> Result<Value, TemplateError> {
 }
 
 /// Loads the templates of `kind` from `dir` (`…/monitors` or `…/dashboards`) for one environment:
-/// substituted, parsed, checked by `check` (the client's model), stamped with the environment's ownership,
+/// references checked, parsed, substituted, checked by `check` (the client's model), stamped with the environment's ownership,
 /// normalised.
 pub fn load(
     kind: Kind,
@@ -364,8 +369,9 @@ pub fn load(
             path: file.clone(),
             source: e,
         })?;
-        let rendered = substitute(&text, vars, &file)?;
-        let mut body = parse(kind, &rendered, &file)?;
+        check_references(&text, vars, &file)?;
+        let mut body = parse(kind, &text, &file)?;
+        substitute(&mut body, vars);
         match kind {
             Kind::Monitor => stamp_monitor(&mut body, env_tags),
             Kind::Dashboard => stamp_dashboard(&mut body, environment),

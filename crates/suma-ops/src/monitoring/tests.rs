@@ -24,22 +24,31 @@ fn identity(v: &Value) -> Result<Value, String> {
 }
 
 #[test]
-fn variables_are_substituted_and_dollars_escaped() {
-    let out = substitute(
-        "q: avg:x{${scope}} > 5\nname: ${ env } $${x} $5 {{value}}",
-        &vars(),
-        "t.yaml",
-    )
-    .unwrap();
+fn variables_are_substituted_into_parsed_strings_and_dollars_escaped() {
+    let text = "q: avg:x{${scope}} > 5\nname: ${env} $${x} $5 {{value}}";
+    check_references(text, &vars(), "t.yaml").unwrap();
+    let mut body: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(text).unwrap()).unwrap();
+    substitute(&mut body, &vars());
     assert_eq!(
-        out,
-        "q: avg:x{service:auth-service,env:staging} > 5\nname: staging ${x} $5 {{value}}"
+        body,
+        json!({"q": "avg:x{service:auth-service,env:staging} > 5", "name": "staging ${x} $5 {{value}}"})
     );
 }
 
 #[test]
+fn a_value_holding_quotes_and_braces_stays_inside_its_string() {
+    let mut vars = vars();
+    vars.insert("env".into(), r#"st"aging", "x": {"#.into());
+    let text = r#"{"title": "Auth ${env}", "widgets": []}"#;
+    check_references(text, &vars, "d.json").unwrap();
+    let mut body: Value = serde_json::from_str(text).unwrap();
+    substitute(&mut body, &vars);
+    assert_eq!(body, json!({"title": r#"Auth st"aging", "x": {"#, "widgets": []}));
+}
+
+#[test]
 fn an_unknown_variable_names_file_line_and_variable() {
-    let err = substitute("name: a\nquery: ${nope}\n", &vars(), "monitors/x.yaml").unwrap_err();
+    let err = check_references("name: a\nquery: ${nope}\n", &vars(), "monitors/x.yaml").unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("monitors/x.yaml:2: unknown variable `${nope}`"),
@@ -49,8 +58,13 @@ fn an_unknown_variable_names_file_line_and_variable() {
         text.contains("hint: known variables: `env`, `scope`, `service`"),
         "{text}"
     );
-    let err = substitute("a\nb\nc: ${env\n}", &vars(), "f").unwrap_err();
+    let err = check_references("a\nb\nc: ${env\n}", &vars(), "f").unwrap_err();
     assert!(err.to_string().starts_with("f:3: `${` without a closing `}`"), "{err}");
+    let err = check_references("a: ${ env }", &vars(), "f").unwrap_err();
+    assert!(
+        err.to_string().starts_with("f:1:4: `${ env }` is not a reference"),
+        "{err}"
+    );
 }
 
 #[test]

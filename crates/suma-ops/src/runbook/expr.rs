@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use suma_core::subst::{self, Names, Piece, RenderError};
 
 /// What a reference points at.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,17 +85,14 @@ pub fn is_name(text: &str) -> bool {
 
 /// Every `${...}` in `text`.
 pub fn references(text: &str) -> Result<Vec<Ref>, String> {
-    let mut refs = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
-        refs.push(Ref::parse(&after[..end])?);
-        rest = &after[end + 1..];
-    }
-    Ok(refs)
+    subst::pieces(text, Names::Path)
+        .map_err(|m| format!("{} in `{text}`", m.message))?
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Ref { name, .. } => Some(Ref::parse(name)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The values references resolve to during a run.
@@ -133,21 +131,12 @@ pub fn to_text(value: &Value) -> String {
     }
 }
 
-/// Replaces every `${...}` in `text`.
+/// Replaces every `${...}` in `text` (one argument, already parsed from the runbook); `$$` is a `$`.
 pub fn interpolate(text: &str, scope: &Scope) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
-        out.push_str(&to_text(scope.get(&Ref::parse(&after[..end])?)?));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    subst::render(text, Names::Path, |name| Ok(to_text(scope.get(&Ref::parse(name)?)?))).map_err(|e| match e {
+        RenderError::Malformed(m) => format!("{} in `{text}`", m.message),
+        RenderError::Resolve(message) => message,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]

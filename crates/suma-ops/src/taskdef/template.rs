@@ -1,4 +1,5 @@
-//! Rendering a task-definition template: `${name}` references replaced by the environment's values.
+//! Rendering a task-definition template: `${name}` references replaced by the environment's values,
+//! through the shared engine (`suma_core::subst`).
 //!
 //! References are found in the raw text first, so an unknown variable or one without a value is
 //! reported with its file, line and column before anything else happens (and before any AWS call).
@@ -9,10 +10,10 @@
 //! comments are not scanned.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
+use suma_core::subst::{self, Names};
 
 use super::model::TaskDefinitionSpec;
 
@@ -133,90 +134,27 @@ fn references_message(path: &Path, problems: &[ReferenceProblem], known: &str) -
     lines.join("\n")
 }
 
-/// A reference inside one string: byte range of `${name}` and the name.
-#[derive(Debug, PartialEq)]
-enum Piece<'a> {
-    Text(&'a str),
-    Dollar,
-    Ref { name: &'a str, start: usize },
-}
-
-/// Splits `s` into text, escaped dollars and references; the error is (byte offset, message).
-fn pieces(s: &str) -> Result<Vec<Piece<'_>>, (usize, String)> {
-    let mut out = Vec::new();
-    let mut rest_start = 0;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'$' {
-            i += 1;
-            continue;
-        }
-        match bytes.get(i + 1) {
-            Some(b'$') => {
-                out.push(Piece::Text(&s[rest_start..i]));
-                out.push(Piece::Dollar);
-                i += 2;
-                rest_start = i;
-            }
-            Some(b'{') => {
-                out.push(Piece::Text(&s[rest_start..i]));
-                let Some(len) = s[i + 2..].find('}') else {
-                    return Err((i, "`${` without a closing `}`".to_owned()));
-                };
-                let name = &s[i + 2..i + 2 + len];
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err((
-                        i,
-                        format!("`${{{name}}}` is not a variable reference: names are letters, digits and `_` (write `$$` for a literal `$`)"),
-                    ));
-                }
-                out.push(Piece::Ref { name, start: i });
-                i += 3 + len;
-                rest_start = i;
-            }
-            _ => i += 1,
-        }
-    }
-    out.push(Piece::Text(&s[rest_start..]));
-    out.retain(|p| *p != Piece::Text(""));
-    Ok(out)
-}
-
 /// Every problem with the template's references, located by line and column (1-based).
 pub fn check_references(text: &str, vars: &Variables) -> Vec<ReferenceProblem> {
-    let mut problems = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        let column = |offset: usize| line[..offset].chars().count() + 1;
-        match pieces(line) {
-            Err((offset, why)) => problems.push(ReferenceProblem {
-                line: n + 1,
-                column: column(offset),
-                variable: String::new(),
-                kind: ReferenceProblemKind::Malformed(why),
-            }),
-            Ok(pieces) => {
-                for piece in pieces {
-                    let Piece::Ref { name, start } = piece else { continue };
-                    let kind = match vars.get(name) {
-                        None => ReferenceProblemKind::Unknown,
-                        Some(VarValue::Missing(how)) => ReferenceProblemKind::Missing(how.clone()),
-                        Some(VarValue::Set(_)) => continue,
-                    };
-                    problems.push(ReferenceProblem {
-                        line: n + 1,
-                        column: column(start),
-                        variable: name.to_owned(),
-                        kind,
-                    });
-                }
-            }
-        }
-    }
-    problems
+    subst::scan(text, Names::Identifier, Some('#'))
+        .into_iter()
+        .filter_map(|found| {
+            let (variable, kind) = match found.reference {
+                Err(why) => (String::new(), ReferenceProblemKind::Malformed(why)),
+                Ok(name) => match vars.get(name) {
+                    None => (name.to_owned(), ReferenceProblemKind::Unknown),
+                    Some(VarValue::Missing(how)) => (name.to_owned(), ReferenceProblemKind::Missing(how.clone())),
+                    Some(VarValue::Set(_)) => return None,
+                },
+            };
+            Some(ReferenceProblem {
+                line: found.line,
+                column: found.column,
+                variable,
+                kind,
+            })
+        })
+        .collect()
 }
 
 /// Renders `text` (read from `path`, for messages) with `vars`.
@@ -234,65 +172,24 @@ pub fn render(text: &str, path: &Path, vars: &Variables) -> Result<TaskDefinitio
         location: e.location().map(|l| (l.line(), l.column())),
         message: e.to_string(),
     })?;
-    substitute(&mut value, vars);
+    // References were checked on the raw text; one in a line the scan took for a comment (a `#` inside a
+    // block scalar) is left as written.
+    let mut resolve = |name: &str| -> Result<String, std::convert::Infallible> {
+        Ok(match vars.get(name) {
+            Some(VarValue::Set(v)) => v.clone(),
+            _ => format!("${{{name}}}"),
+        })
+    };
+    subst::substitute_yaml(&mut value, Names::Identifier, &mut resolve).map_err(|e| TemplateError::Yaml {
+        path: path.to_owned(),
+        location: None,
+        message: e.to_string(),
+    })?;
     serde_path_to_error::deserialize(value).map_err(|e| TemplateError::Shape {
         path: path.to_owned(),
         key: e.path().to_string(),
         message: e.inner().to_string(),
     })
-}
-
-fn substitute(value: &mut Value, vars: &Variables) {
-    match value {
-        Value::String(s) => *value = substitute_scalar(s, vars),
-        Value::Sequence(items) => items.iter_mut().for_each(|v| substitute(v, vars)),
-        Value::Mapping(map) => {
-            let entries: Vec<(Value, Value)> = std::mem::take(map).into_iter().collect();
-            for (mut k, mut v) in entries {
-                if let Value::String(s) = &k {
-                    k = Value::String(substitute_str(s, vars));
-                }
-                substitute(&mut v, vars);
-                map.insert(k, v);
-            }
-        }
-        Value::Tagged(tagged) => substitute(&mut tagged.value, vars),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// A scalar that is exactly one reference takes the value's YAML type (number, bool); otherwise a string.
-fn substitute_scalar(s: &str, vars: &Variables) -> Value {
-    if let Ok([Piece::Ref { name, .. }]) = pieces(s).as_deref() {
-        if let Some(VarValue::Set(v)) = vars.get(name) {
-            if let Ok(typed @ (Value::Number(_) | Value::Bool(_))) = serde_yaml::from_str::<Value>(v) {
-                return typed;
-            }
-        }
-    }
-    Value::String(substitute_str(s, vars))
-}
-
-fn substitute_str(s: &str, vars: &Variables) -> String {
-    // References were checked on the raw text; a string that still does not parse is left as written
-    // (it can only come from a comment-like line the scan skipped, e.g. a `#` inside a block scalar).
-    let Ok(pieces) = pieces(s) else {
-        return s.to_owned();
-    };
-    let mut out = String::with_capacity(s.len());
-    for piece in pieces {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Dollar => out.push('$'),
-            Piece::Ref { name, .. } => match vars.get(name) {
-                Some(VarValue::Set(v)) => out.push_str(v),
-                _ => {
-                    let _ = fmt::Write::write_fmt(&mut out, format_args!("${{{name}}}"));
-                }
-            },
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ fn published_schema_is_current() {
     let published = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         published == expected,
-        "templates/suma.schema.json is stale: regenerate it with `SUMA_UPDATE_SCHEMA=1 cargo test --test config_files`"
+        "templates/suma.schema.json is stale: regenerate it with `SUMA_UPDATE_SCHEMA=1 cargo test -p suma --test it config_files`"
     );
 }
 
