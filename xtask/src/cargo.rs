@@ -157,30 +157,40 @@ mod tests {
     }
 
     /// Switching between `cargo xtask` (whose nested cargo runs inside `cargo run`) and a cargo typed in a
-    /// shell compiles nothing, either way. The build is the one `cargo xtask test` makes before the
-    /// tests, so under it the first build is fresh too; on a cold target directory it compiles, and the
-    /// two after it must still find every unit fresh.
+    /// shell compiles nothing, either way, whichever of the usual builds each one makes: the environment
+    /// is a shell's (this module), and the features are the same in every build (`workspace-hack`). The
+    /// first two builds are those `cargo xtask test` and `sandbox up` make, so under them nothing compiles
+    /// at all; on a cold target directory they compile, and every build after them must find every unit
+    /// fresh.
     #[test]
     fn switching_between_xtask_and_a_shell_compiles_nothing() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root")
             .to_owned();
-        let args = ["test", "--workspace", "--all-targets", "--no-run"];
-        let mut first = command();
-        first.current_dir(&root);
-        build(first, &args);
-        let (compiled, why) = build(shell_cargo(&root), &args);
-        assert!(
-            compiled.is_empty(),
-            "a shell's cargo after xtask's compiled {compiled:?}\n{why}"
-        );
-        let mut nested = command();
-        nested.current_dir(&root);
-        let (compiled, why) = build(nested, &args);
-        assert!(
-            compiled.is_empty(),
-            "xtask's cargo after a shell's compiled {compiled:?}\n{why}"
-        );
+        let nested = || {
+            let mut cmd = command();
+            cmd.current_dir(&root);
+            cmd
+        };
+        let test_build = ["test", "--workspace", "--all-targets", "--no-run"];
+        let bins = ["build", "--workspace", "--bins"];
+        // What `cargo xtask test` and `sandbox up` build: fresh under them, compiled on a cold directory.
+        build(nested(), &test_build);
+        build(nested(), &bins);
+        let steps: [(&str, Command, &[&str]); 4] = [
+            ("a shell's", shell_cargo(&root), &["build", "--bin", "suma"]),
+            ("a shell's", shell_cargo(&root), &bins),
+            ("xtask's", nested(), &test_build),
+            ("xtask's", nested(), &["build", "--bin", "suma"]),
+        ];
+        for (who, cmd, args) in steps {
+            let (compiled, why) = build(cmd, args);
+            assert!(
+                compiled.is_empty(),
+                "{who} `cargo {}` compiled {compiled:?}\n{why}",
+                args.join(" ")
+            );
+        }
     }
 }

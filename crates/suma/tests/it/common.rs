@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Whether `cargo xtask test` (or `. target/sandbox/env.sh`) exported the sandbox's variables.
 pub fn sandbox_is_up() -> bool {
@@ -51,6 +51,15 @@ pub fn staging_exclusive() -> RwLockWriteGuard<'static, ()> {
 
 pub fn staging_shared() -> RwLockReadGuard<'static, ()> {
     STAGING.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Tests that rotate staging's JWT signing key (the key the sandbox's running services sign with) take
+/// turns: two rotations of one secret at once move each other's staging labels. Taken before
+/// [`staging_shared`], never while holding [`staging_exclusive`].
+static SIGNING_KEY: Mutex<()> = Mutex::new(());
+
+pub fn staging_signing_key() -> MutexGuard<'static, ()> {
+    SIGNING_KEY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A variable that `cargo xtask test` exports from the sandbox.
