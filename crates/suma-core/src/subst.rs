@@ -263,9 +263,12 @@ mod tests {
             .ok_or_else(|| format!("unknown `{name}`"))
     }
 
+    /// Input, name rule, and the pieces or the offset of the malformed `${`.
+    type PiecesCase = (&'static str, Names, Result<Vec<Piece<'static>>, usize>);
+
     #[test]
     fn pieces_split_text_literal_dollars_and_references() {
-        let table: &[(&str, Names, Result<Vec<Piece<'_>>, usize>)] = &[
+        let table: &[PiecesCase] = &[
             ("plain", Names::Identifier, Ok(vec![Piece::Text("plain")])),
             (
                 "${env}",

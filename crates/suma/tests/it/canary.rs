@@ -11,8 +11,6 @@ use suma::aws::ecs::{Rollout, ServiceUpdate};
 use suma::aws::elb::WeightedTarget;
 use suma::aws::AwsApis;
 
-/// One test at a time may change `staging`.
-
 fn staging() -> suma::config::Environment {
     let path = sandbox_config();
     let text = std::fs::read_to_string(&path).unwrap();

@@ -2,6 +2,10 @@
 //! (`cargo xtask test`). Without the sandbox, every test that needs it returns at once with a message
 //! on stderr, so `cargo test` stays green and quick on a machine without moto, PostgreSQL and Redis.
 
+// The tests hold `common`'s staging locks across awaits on purpose: each `#[tokio::test]` runs its own
+// runtime on its own thread, and the locks order whole tests, never tasks within one.
+#![allow(clippy::await_holding_lock)]
+
 mod common;
 
 mod canary;
