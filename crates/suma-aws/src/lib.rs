@@ -1,8 +1,8 @@
 //! AWS access. Each service sits behind a narrow trait in its own module (`ecs`, `elb`, `rds`, `route53`,
 //! `secrets`, `dynamodb`; `inventory`, the read-only account view of compliance checks) that returns suma's
-//! own types; only this directory imports `aws-sdk-*`.
-//! [`AwsSession`] builds SDK clients from aws-config's standard chain (env, profiles, SSO, web identity),
-//! with the standard retry mode, explicit timeouts, and the standard endpoint override (`AWS_ENDPOINT_URL`).
+//! own types; only this crate imports `aws-sdk-*`, and only in `sdk/`, behind the `sdk` feature: without
+//! it the traits and types build alone, so the crates above test their logic without linking the SDK.
+//! `sdk::AwsSession` builds the SDK clients.
 
 pub mod dynamodb;
 pub mod ecs;
@@ -10,17 +10,15 @@ pub mod elb;
 pub mod inventory;
 pub mod rds;
 pub mod route53;
+#[cfg(feature = "sdk")]
+pub mod sdk;
 pub mod secrets;
 
-use std::collections::HashMap;
-use std::fmt;
+#[cfg(feature = "sdk")]
+pub use sdk::AwsSession;
+
 use std::sync::Arc;
 use std::time::Duration;
-
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use suma_core::config::AwsRegion;
 
@@ -76,31 +74,10 @@ impl AwsError {
             detail: detail.into(),
         }
     }
-
-    /// Converts any SDK error, classifying it by its error code.
-    pub(crate) fn from_sdk<E, R>(
-        service: &'static str,
-        operation: &'static str,
-        resource: impl Into<String>,
-        err: SdkError<E, R>,
-    ) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
-    {
-        let kind = match &err {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsErrorKind::Unreachable,
-            _ => classify_code(err.code().unwrap_or_default()),
-        };
-        let detail = match (err.code(), err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_owned(),
-            _ => DisplayErrorContext(&err).to_string(),
-        };
-        Self::new(service, operation, resource, kind, detail)
-    }
 }
 
+/// What kind of failure an AWS error code means.
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 fn classify_code(code: &str) -> AwsErrorKind {
     match code {
         "ConditionalCheckFailedException" | "TransactionCanceledException" => AwsErrorKind::ConditionFailed,
@@ -121,60 +98,11 @@ fn classify_code(code: &str) -> AwsErrorKind {
     }
 }
 
-/// Converts an SDK timestamp.
-pub(crate) fn to_chrono(t: &aws_smithy_types_date::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-/// The SDK's `DateTime`, reached through one SDK crate's re-export so no extra dependency is needed.
-pub(crate) mod aws_smithy_types_date {
-    pub use aws_sdk_ecs::primitives::DateTime;
-}
-
 /// How suma talks to AWS: profile, timeouts.
 #[derive(Debug, Clone)]
 pub struct AwsOptions {
     pub profile: Option<String>,
     pub operation_timeout: Duration,
-}
-
-/// Loaded SDK configuration for each region an environment spans.
-#[derive(Clone)]
-pub struct AwsSession {
-    configs: HashMap<String, SdkConfig>,
-}
-
-impl AwsSession {
-    /// Loads the SDK configuration once per region. Credentials resolve lazily on the first call.
-    pub async fn connect<'a>(options: &AwsOptions, regions: impl IntoIterator<Item = &'a AwsRegion>) -> Self {
-        let mut configs = HashMap::new();
-        for region in regions {
-            if configs.contains_key(region.as_str()) {
-                continue;
-            }
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.as_str().to_owned()))
-                .retry_config(RetryConfig::standard().with_max_attempts(4))
-                .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(5))
-                        .operation_attempt_timeout(options.operation_timeout.min(Duration::from_secs(20)))
-                        .operation_timeout(options.operation_timeout)
-                        .build(),
-                );
-            if let Some(profile) = &options.profile {
-                loader = loader.profile_name(profile);
-            }
-            configs.insert(region.as_str().to_owned(), loader.load().await);
-        }
-        Self { configs }
-    }
-
-    fn config(&self, region: &AwsRegion) -> &SdkConfig {
-        self.configs
-            .get(region.as_str())
-            .unwrap_or_else(|| panic!("region {region} was not loaded by AwsSession::connect"))
-    }
 }
 
 /// Hands out the service traits per region; the seam where tests inject fakes.
@@ -184,43 +112,6 @@ pub trait AwsApis: Send + Sync {
     fn rds(&self, region: &AwsRegion) -> Arc<dyn rds::DatabaseApi>;
     fn route53(&self) -> Arc<dyn route53::DnsApi>;
     fn secrets(&self, region: &AwsRegion) -> Arc<dyn secrets::SecretsApi>;
-}
-
-impl AwsApis for AwsSession {
-    fn ecs(&self, region: &AwsRegion) -> Arc<dyn ecs::EcsApi> {
-        Arc::new(ecs::SdkEcs::new(self.config(region)))
-    }
-    fn elb(&self, region: &AwsRegion) -> Arc<dyn elb::LoadBalancerApi> {
-        Arc::new(elb::SdkElb::new(self.config(region)))
-    }
-    fn rds(&self, region: &AwsRegion) -> Arc<dyn rds::DatabaseApi> {
-        Arc::new(rds::SdkRds::new(self.config(region)))
-    }
-    fn route53(&self) -> Arc<dyn route53::DnsApi> {
-        // Route 53 is global; any loaded region's credentials and endpoint serve it.
-        let config = self
-            .configs
-            .values()
-            .next()
-            .expect("AwsSession has at least one region");
-        Arc::new(route53::SdkRoute53::new(config))
-    }
-    fn secrets(&self, region: &AwsRegion) -> Arc<dyn secrets::SecretsApi> {
-        Arc::new(secrets::SdkSecrets::new(self.config(region)))
-    }
-}
-
-impl AwsSession {
-    /// Secret values and staging labels, for the rotation only (not part of [`AwsApis`]: read-only commands
-    /// never get it).
-    pub fn secret_versions(&self, region: &AwsRegion) -> Arc<dyn secrets::SecretVersionsApi> {
-        Arc::new(secrets::SdkSecrets::new(self.config(region)))
-    }
-
-    /// The lock and journal store in the lock table's region.
-    pub fn lock_store(&self, region: &AwsRegion, table: &str) -> Arc<dyn dynamodb::LockTable> {
-        Arc::new(dynamodb::SdkLockTable::new(self.config(region), table))
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod canary;
 pub mod compliance;
+#[cfg(feature = "sdk")]
 pub mod context;
 pub mod dr;
 pub mod events;

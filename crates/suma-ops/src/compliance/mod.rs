@@ -12,6 +12,7 @@ pub mod live;
 pub mod registry;
 pub mod report;
 pub mod run;
+#[cfg(feature = "sdk")]
 pub mod setup;
 
 use std::collections::BTreeMap;

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod dns;
 pub mod lag;
+#[cfg(feature = "sdk")]
 pub mod setup;
 
 use std::collections::BTreeMap;

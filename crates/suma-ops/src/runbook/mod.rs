@@ -4,6 +4,7 @@
 //! [`engine::Actions`] seam; `crate::commands::runbook` implements the actions against AWS, the service and
 //! Datadog.
 
+#[cfg(feature = "sdk")]
 pub mod actions;
 pub mod catalog;
 pub mod engine;

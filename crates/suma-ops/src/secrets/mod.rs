@@ -15,6 +15,7 @@
 
 pub mod kinds;
 pub mod listing;
+#[cfg(feature = "sdk")]
 pub mod setup;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,322 @@
+//! The `aws-sdk` implementation of [`crate::dynamodb`]'s trait.
+
+#[allow(unused_imports)]
+use crate::dynamodb::*;
+use crate::{AwsError, AwsErrorKind};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+pub struct SdkLockTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl SdkLockTable {
+    pub fn new(config: &SdkConfig, table: &str) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.to_owned(),
+        }
+    }
+
+    /// An SDK error on the item `key` of this table.
+    fn failed<E, R>(&self, operation: &'static str, key: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> AwsError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        AwsError::from_sdk("DynamoDB", operation, format!("{}/{key}", self.table), err)
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn lock_key(environment: &str) -> String {
+    format!("lock#{environment}")
+}
+
+fn control_key(environment: &str) -> String {
+    format!("control#{environment}")
+}
+
+fn op_key(id: &str) -> String {
+    format!("op#{id}")
+}
+
+fn get_s(item: &HashMap<String, AttributeValue>, key: &str) -> String {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> i64 {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+fn lock_from_item(item: &HashMap<String, AttributeValue>) -> LockItem {
+    LockItem {
+        environment: get_s(item, "pk").trim_start_matches("lock#").to_owned(),
+        holder: get_s(item, "holder"),
+        operation_id: get_s(item, "operation_id"),
+        operation_kind: get_s(item, "operation_kind"),
+        operation_status: get_s(item, "operation_status"),
+        acquired_at: get_n(item, "acquired_at"),
+        expires_at: get_n(item, "expires_at"),
+        operation: get_s(item, "operation"),
+    }
+}
+
+fn op_from_item(item: &HashMap<String, AttributeValue>) -> OperationItem {
+    OperationItem {
+        id: get_s(item, "pk").trim_start_matches("op#").to_owned(),
+        environment: get_s(item, "environment"),
+        status: get_s(item, "status"),
+        document: get_s(item, "document"),
+    }
+}
+
+#[async_trait]
+impl LockTable for SdkLockTable {
+    async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
+        let resource = format!("{}/{}", self.table, lock_key(&item.environment));
+        let mut values = HashMap::from([
+            (":now".to_owned(), n(now)),
+            // An empty id never matches a real operation.
+            (":takeover".to_owned(), s(takeover_of.unwrap_or(""))),
+        ]);
+        for (i, status) in FINISHED_STATUSES.iter().enumerate() {
+            values.insert(format!(":f{i}"), s(status));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&lock_key(&item.environment)))
+            .item("holder", s(&item.holder))
+            .item("operation_id", s(&item.operation_id))
+            .item("operation_kind", s(&item.operation_kind))
+            .item("operation_status", s(&item.operation_status))
+            .item("acquired_at", n(item.acquired_at))
+            .item("expires_at", n(item.expires_at))
+            .item("operation", s(&item.operation))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (expires_at < :now AND (operation_id = :takeover OR operation_status IN (:f0, :f1, :f2, :f3)))",
+            )
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", resource, e))?;
+        Ok(())
+    }
+
+    async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(environment)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.failed("GetItem", &lock_key(environment), e))?;
+        Ok(out.item().map(lock_from_item))
+    }
+
+    async fn renew(
+        &self,
+        environment: &str,
+        operation_id: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(environment)))
+            .update_expression("SET expires_at = :exp")
+            .condition_expression("operation_id = :op AND holder = :holder")
+            .expression_attribute_values(":exp", n(expires_at))
+            .expression_attribute_values(":op", s(operation_id))
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await
+            .map_err(|e| self.failed("UpdateItem", &lock_key(environment), e))?;
+        Ok(())
+    }
+
+    async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(environment)))
+            .condition_expression("operation_id = :op")
+            .expression_attribute_values(":op", s(operation_id))
+            .send()
+            .await
+            .map_err(|e| self.failed("DeleteItem", &lock_key(environment), e))?;
+        Ok(())
+    }
+
+    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(environment)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| self.failed("DeleteItem", &lock_key(environment), e))?;
+        Ok(out.attributes().map(lock_from_item))
+    }
+
+    async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
+        let resource = format!("{}/{}", self.table, op_key(&op.id));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&op_key(&op.id)))
+            .item("environment", s(&op.environment))
+            .item("status", s(&op.status))
+            .item("document", s(&op.document))
+            .build()
+            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+        let Some(holder) = fence else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(put.item().clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", resource, e))?;
+            return Ok(());
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(&op.environment)))
+            .update_expression("SET operation = :doc, operation_status = :status")
+            .condition_expression("operation_id = :op AND holder = :holder")
+            .expression_attribute_values(":doc", s(&op.document))
+            .expression_attribute_values(":status", s(&op.status))
+            .expression_attribute_values(":op", s(&op.id))
+            .expression_attribute_values(":holder", s(holder))
+            .build()
+            .map_err(|e| AwsError::new("DynamoDB", "UpdateItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", resource, e))?;
+        Ok(())
+    }
+
+    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, holder: &str) -> Result<(), AwsError> {
+        let resource = format!("{}/{}", self.table, op_key(&op.id));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&op_key(&op.id)))
+            .item("environment", s(&op.environment))
+            .item("status", s(&op.status))
+            .item("document", s(&op.document))
+            .build()
+            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(&lock_key(&op.environment)))
+            .condition_expression("operation_id = :op AND holder = :holder")
+            .expression_attribute_values(":op", s(parent))
+            .expression_attribute_values(":holder", s(holder))
+            .build()
+            .map_err(|e| {
+                AwsError::new(
+                    "DynamoDB",
+                    "ConditionCheck",
+                    &resource,
+                    AwsErrorKind::Other,
+                    e.to_string(),
+                )
+            })?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "TransactWriteItems", resource, e))?;
+        Ok(())
+    }
+
+    async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&op_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.failed("GetItem", &op_key(id), e))?;
+        Ok(out.item().map(op_from_item))
+    }
+
+    async fn put_control(&self, environment: &str, command: &str, actor: &str) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&control_key(environment)))
+            .item("command", s(command))
+            .item("actor", s(actor))
+            .send()
+            .await
+            .map_err(|e| self.failed("PutItem", &control_key(environment), e))?;
+        Ok(())
+    }
+
+    async fn take_control(&self, environment: &str) -> Result<Option<(String, String)>, AwsError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&control_key(environment)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| self.failed("DeleteItem", &control_key(environment), e))?;
+        Ok(out
+            .attributes()
+            .map(|item| (get_s(item, "command"), get_s(item, "actor"))))
+    }
+
+    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
+        let mut items = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND environment = :env")
+                .expression_attribute_values(":prefix", s("op#"))
+                .expression_attribute_values(":env", s(environment))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DynamoDB", "Scan", &self.table, e))?;
+            items.extend(out.items().iter().map(op_from_item));
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+}
