@@ -37,60 +37,23 @@ impl Datadog {
     /// Monitors that carry every one of `tags` (e.g. `service:auth-service`, `auto-rollback:true`) and whose
     /// overall state is `Alert`.
     pub async fn alerting_monitors(&self, tags: &[String]) -> Result<Vec<AlertingMonitor>, MetricError> {
-        let mut alerting = Vec::new();
-        for page in 0..MAX_MONITOR_PAGES {
-            let mut params = ListMonitorsOptionalParams::default()
-                .page(page)
-                .page_size(MONITOR_PAGE_SIZE);
-            if !tags.is_empty() {
-                params = params.monitor_tags(tags.join(","));
-            }
-            let monitors = self
-                .monitors
-                .list_monitors(params)
-                .await
-                .map_err(|e| from_client(e, &format!("listing monitors at {}", self.endpoint)))?;
-            let last_page = monitors.len() < MONITOR_PAGE_SIZE as usize;
-            // `monitor_tags` already filters; checking again keeps the answer right if Datadog's matching of
-            // UI-created tags (which it prefixes with `service:`) ever differs from ours.
-            alerting.extend(monitors.into_iter().filter_map(|m| alerting_monitor(m, tags)));
-            if last_page {
-                break;
-            }
-        }
-        Ok(alerting)
+        // `monitor_tags` already filters; checking again keeps the answer right if Datadog's matching of
+        // UI-created tags (which it prefixes with `service:`) ever differs from ours.
+        let monitors = self.monitor_pages(None, tags).await?;
+        Ok(monitors.into_iter().filter_map(|m| alerting_monitor(m, tags)).collect())
     }
 
     /// Every monitor that carries all of `tags`, page by page, for compliance checks.
     pub async fn monitors(&self, tags: &[String]) -> Result<Vec<MonitorSummary>, MetricError> {
-        let mut found = Vec::new();
-        for page in 0..MAX_MONITOR_PAGES {
-            let mut params = ListMonitorsOptionalParams::default()
-                .page(page)
-                .page_size(MONITOR_PAGE_SIZE);
-            if !tags.is_empty() {
-                params = params.monitor_tags(tags.join(","));
-            }
-            let monitors = self
-                .monitors
-                .list_monitors(params)
-                .await
-                .map_err(|e| from_client(e, &format!("listing monitors at {}", self.endpoint)))?;
-            let last_page = monitors.len() < MONITOR_PAGE_SIZE as usize;
-            found.extend(
-                monitors
-                    .into_iter()
-                    .filter(|m| {
-                        tags.iter()
-                            .all(|t| m.tags.as_ref().is_some_and(|have| have.contains(t)))
-                    })
-                    .map(monitor_summary),
-            );
-            if last_page {
-                break;
-            }
-        }
-        Ok(found)
+        let monitors = self.monitor_pages(None, tags).await?;
+        Ok(monitors
+            .into_iter()
+            .filter(|m| {
+                tags.iter()
+                    .all(|t| m.tags.as_ref().is_some_and(|have| have.contains(t)))
+            })
+            .map(monitor_summary)
+            .collect())
     }
 }
 
