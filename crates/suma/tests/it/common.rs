@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Whether `cargo xtask test` (or `. target/sandbox/env.sh`) exported the sandbox's variables.
 pub fn sandbox_is_up() -> bool {
@@ -43,14 +43,67 @@ pub fn fixture(path: &str) -> PathBuf {
 /// Tests that change the `staging` topology (canary, task definitions) hold it exclusively; tests that
 /// work in a copy of `staging` (whose secrets' consumers are staging's ECS services) hold it shared. One
 /// test binary runs them all, so this keeps the one-at-a-time the separate binaries used to give.
-static STAGING: RwLock<()> = RwLock::new(());
-
-pub fn staging_exclusive() -> RwLockWriteGuard<'static, ()> {
-    STAGING.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+///
+/// Readers are preferred: a shared holder never waits for a writer that is only waiting, so a test holding
+/// two shared guards (two fleets) cannot deadlock against a queued canary test, as it could with std's
+/// `RwLock`, which makes new readers wait behind a queued writer.
+struct StagingGate {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
 }
 
-pub fn staging_shared() -> RwLockReadGuard<'static, ()> {
-    STAGING.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+static STAGING: StagingGate = StagingGate {
+    state: Mutex::new((0, false)),
+    changed: Condvar::new(),
+};
+
+/// Exclusive hold of `staging`, released on drop.
+pub struct StagingExclusive(());
+
+/// Shared hold of `staging`, released on drop.
+pub struct StagingShared(());
+
+impl StagingGate {
+    fn state(&self) -> MutexGuard<'_, (usize, bool)> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait_until(&self, ready: impl Fn(&(usize, bool)) -> bool) -> MutexGuard<'_, (usize, bool)> {
+        let mut state = self.state();
+        while !ready(&state) {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state
+    }
+}
+
+pub fn staging_exclusive() -> StagingExclusive {
+    let mut state = STAGING.wait_until(|&(readers, writer)| readers == 0 && !writer);
+    state.1 = true;
+    StagingExclusive(())
+}
+
+pub fn staging_shared() -> StagingShared {
+    let mut state = STAGING.wait_until(|&(_, writer)| !writer);
+    state.0 += 1;
+    StagingShared(())
+}
+
+impl Drop for StagingExclusive {
+    fn drop(&mut self) {
+        STAGING.state().1 = false;
+        STAGING.changed.notify_all();
+    }
+}
+
+impl Drop for StagingShared {
+    fn drop(&mut self) {
+        STAGING.state().0 -= 1;
+        STAGING.changed.notify_all();
+    }
 }
 
 /// Tests that rotate staging's JWT signing key (the key the sandbox's running services sign with) take

@@ -18,7 +18,7 @@ fn runbooks() -> String {
 /// A configuration with `staging` copied to a new environment holding exactly `secrets`.
 struct Fleet {
     /// Held shared: the copy's consumers are staging's ECS services (see `common::staging_shared`).
-    _staging: std::sync::RwLockReadGuard<'static, ()>,
+    _staging: common::StagingShared,
     dir: tempfile::TempDir,
     path: PathBuf,
     env: String,

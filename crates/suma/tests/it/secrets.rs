@@ -66,7 +66,7 @@ async fn current(client: &aws_sdk_secretsmanager::Client, id: &str) -> String {
 
 /// A configuration file with `staging` copied to a new environment holding exactly `secrets`.
 struct Fleet {
-    _staging: std::sync::RwLockReadGuard<'static, ()>,
+    _staging: common::StagingShared,
     _dir: tempfile::TempDir,
     path: PathBuf,
     env: String,
