@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod env_vars;
+pub mod error;
 pub mod exit;
 pub mod metrics;
 pub mod operation;

@@ -6,7 +6,7 @@ use datadog_api_client::datadogV1::model::Monitor;
 use suma_core::metrics::MetricError;
 
 use crate::monitors::{remote_monitor, RemoteMonitor};
-use crate::{chain, error_message, failed, from_client, Datadog};
+use crate::{error_message, failed, from_client, Datadog};
 
 /// Which monitor a runbook means: Datadog's id, or its exact name (which must then be unique).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl Datadog {
         let body = response
             .text()
             .await
-            .map_err(|e| failed(format!("{context}: {}", chain(&e))))?;
+            .map_err(|e| failed(format!("{context}: {}", suma_core::error::chain(&e))))?;
         if !status.is_success() {
             return Err(failed(format!("HTTP {status}: {} ({context})", error_message(&body))));
         }

@@ -247,7 +247,7 @@ fn from_client<T>(e: datadog::Error<T>, context: &str) -> MetricError {
             }
         }
         datadog::Error::ReqwestMiddleware(reqwest_middleware::Error::Reqwest(e)) | datadog::Error::Reqwest(e) => {
-            failed(format!("{context}: {}", chain(&e)))
+            failed(format!("{context}: {}", suma_core::error::chain(&e)))
         }
         // Not reached while the middleware is installed; kept so a 429 can never count as a failure.
         datadog::Error::ResponseError(r) if r.status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
@@ -288,18 +288,6 @@ fn error_message(body: &str) -> String {
         start.push('…');
     }
     start
-}
-
-/// An error and its causes, `: `-separated (reqwest keeps "connection refused" in the chain).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 /// A monitor or dashboard definition that the client's model refuses.

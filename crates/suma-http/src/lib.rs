@@ -138,23 +138,8 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
-        format!("connection failed: {}", error_chain(e))
+        format!("connection failed: {}", suma_core::error::chain(e))
     } else {
-        error_chain(e)
+        suma_core::error::chain(e)
     }
-}
-
-/// An error and its sources, each said once.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
