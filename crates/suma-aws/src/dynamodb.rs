@@ -1,12 +1,15 @@
 //! DynamoDB: the table behind environment locks and the operation journal.
 //!
 //! Items, keyed by the string partition key `pk`:
-//! - `lock#ENV`: holder, operation id/kind/status, lease expiry (epoch seconds), and a copy of the
-//!   operation document, so that any machine can show, resume or abort what the holder was doing;
+//! - `lock#ENV`: holder, operation id/kind/status, the fencing token, lease expiry (epoch seconds), a copy
+//!   of the operation document (so that any machine can show, resume or abort what the holder was doing),
+//!   and at most one pending control command for that operation;
 //! - `op#ID`: the operation document, kept after the operation ends, for `suma ops`.
 //!
-//! Every change to a held operation is one transaction that is conditional on the lock still being held
-//! by the writer, so a holder that lost its lease can never overwrite its successor's record.
+//! Every acquisition, takeover included, mints a new fencing token. Every renew, journal write and control
+//! read of a held operation is conditional on that token, so a runner that lost its lease (even one with
+//! the same actor and operation id as its successor, which is what `resume` looks like) can never renew,
+//! overwrite its successor's record or consume its commands.
 
 use async_trait::async_trait;
 
@@ -16,7 +19,10 @@ use super::AwsError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockItem {
     pub environment: String,
+    /// Who runs the operation (the actor), for people; the fence below is what writes are checked on.
     pub holder: String,
+    /// The fencing token of this acquisition: unique per acquire or takeover.
+    pub fence: String,
     pub operation_id: String,
     pub operation_kind: String,
     pub operation_status: String,
@@ -44,26 +50,33 @@ pub trait LockTable: Send + Sync {
     /// Fails with `ConditionFailed` otherwise.
     async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError>;
     async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
-    /// Extends the lease; `ConditionFailed` means the lock is no longer ours.
-    async fn renew(&self, environment: &str, operation_id: &str, holder: &str, expires_at: i64)
-        -> Result<(), AwsError>;
-    /// Deletes the lock if `operation_id` holds it.
-    async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError>;
+    /// Extends the lease; `ConditionFailed` means the lock is no longer held under `fence`.
+    async fn renew(&self, environment: &str, fence: &str, expires_at: i64) -> Result<(), AwsError>;
+    /// Deletes the lock if it is still held under `fence`.
+    async fn release(&self, environment: &str, fence: &str) -> Result<(), AwsError>;
     /// Deletes the lock whoever holds it, returning what it was.
     async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
-    /// Saves an operation; with `fence = Some(holder)` also copies it into the lock item, in one
-    /// transaction conditional on `holder` still holding the lock for this operation.
+    /// Saves an operation; with `Some(fence)` also copies it into the lock item, in one transaction
+    /// conditional on the lock still being held for this operation under `fence`.
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError>;
     /// Saves an operation run inside another (a runbook step that drives a rotation or a failover): fenced
-    /// like [`LockTable::save_operation`] by `holder` holding the lock for `parent`, in one transaction,
-    /// but the lock item keeps the parent's copy.
-    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, holder: &str) -> Result<(), AwsError>;
+    /// like [`LockTable::save_operation`] by the lock being held for `parent` under `fence`, in one
+    /// transaction, but the lock item keeps the parent's copy.
+    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, fence: &str) -> Result<(), AwsError>;
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError>;
     /// Every operation of the environment (unordered).
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError>;
-    /// Leaves a command (`pause`, `resume`, `abort`, `promote`) for the operation running on the
-    /// environment, from any machine.
-    async fn put_control(&self, environment: &str, command: &str, actor: &str) -> Result<(), AwsError>;
-    /// Reads and removes the pending command, if any: (command, actor).
-    async fn take_control(&self, environment: &str) -> Result<Option<(String, String)>, AwsError>;
+    /// Leaves a command (`pause`, `resume`, `abort`, `promote`) for operation `operation_id`, from any
+    /// machine. `ConditionFailed` when that operation no longer holds the environment's lock: a command is
+    /// never left for whatever runs next.
+    async fn put_control(
+        &self,
+        environment: &str,
+        operation_id: &str,
+        command: &str,
+        actor: &str,
+    ) -> Result<(), AwsError>;
+    /// Reads and removes the command pending for the lock held under `fence`: (command, actor).
+    /// `ConditionFailed` when the lock is no longer held under `fence`.
+    async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError>;
 }

@@ -16,10 +16,12 @@ pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
 pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
 /// PostgreSQL URL of the DR replica, for `dr.replica_lag: postgres` (read-only use).
 pub const SUMA_DR_REPLICA_URL: &str = "SUMA_DR_REPLICA_URL";
-/// Any value disables colours (<https://no-color.org>).
-/// Fault injection for crash tests: `suma secrets rotate` aborts the process right after this step is
-/// journaled, as a crash or `kill -9` would. Never set in real use.
+/// Crash tests, read only by builds with the `fault-hooks` feature (never release builds): every mutating
+/// command aborts the process right after this step's end is journaled, as a `kill -9` would.
 pub const SUMA_FAULT_CRASH_AFTER_STEP: &str = "SUMA_FAULT_CRASH_AFTER_STEP";
+/// Crash tests, `fault-hooks` builds only: abort at the n-th check before an AWS mutation (1-based).
+pub const SUMA_FAULT_CRASH_AT_MUTATION: &str = "SUMA_FAULT_CRASH_AT_MUTATION";
+/// Any value disables colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Base directory for state files when `SUMA_STATE_DIR` is unset.
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";

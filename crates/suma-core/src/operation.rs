@@ -69,9 +69,55 @@ pub struct StepRecord {
     pub status: StepStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Facts for undo or resume, e.g. `{"previous_task_definition": "auth-service:41"}`.
+    /// Facts for undo or resume, e.g. `{"previous_task_definition": "auth-service:41"}`. Kept when the
+    /// step restarts: what an earlier attempt did (or was about to do) is what undo needs to know.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<String, serde_json::Value>,
+    /// The earlier attempts of this step (a crash, an interruption or a failure, then a resume), oldest
+    /// first; the current attempt is the record itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<StepAttempt>,
+}
+
+/// An earlier attempt of a step, as the timeline shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepAttempt {
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `running` when the attempt was cut off (a crash or a kill) before it could record an end.
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What an operation decided to do instead of going on: journaled before it is acted on, so a resume
+/// after a crash continues the decision rather than the step that was running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionKind {
+    /// A step failed (or the analysis said no): put the environment back; the operation ends `failed`.
+    RollBack,
+    /// A person asked to stop: put the environment back; the operation ends `aborted`.
+    Abort,
+}
+
+impl Decision {
+    pub fn new(kind: DecisionKind, reason: impl Into<String>, by: &str) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            by: by.to_owned(),
+            at: Utc::now(),
+        }
+    }
 }
 
 /// A note on the operation that is not a step (a force release, a confirmation, who accepted a risk).
@@ -100,6 +146,9 @@ pub struct Operation {
     pub steps: Vec<StepRecord>,
     #[serde(default)]
     pub events: Vec<OperationEvent>,
+    /// Set once the operation decided to roll back or abort; from then on it only carries that out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
 }
 
 impl Operation {
@@ -117,6 +166,7 @@ impl Operation {
             plan,
             steps: Vec::new(),
             events: Vec::new(),
+            decision: None,
         }
     }
 
@@ -133,23 +183,48 @@ impl Operation {
         self.steps.iter().rev().find_map(|s| s.facts.get(key))
     }
 
+    /// Starts (or restarts) step `index`. A restart keeps the step's facts and moves the earlier attempt
+    /// into [`StepRecord::attempts`].
     pub fn start_step(&mut self, index: usize) {
         let now = Utc::now();
         let name = self
             .plan
             .get(index)
             .map_or_else(|| format!("step {index}"), |p| p.name.clone());
-        self.steps.truncate(index);
-        self.steps.push(StepRecord {
-            index,
-            name,
-            started_at: now,
-            ended_at: None,
-            status: StepStatus::Running,
-            error: None,
-            facts: BTreeMap::new(),
-        });
+        self.steps.truncate(index + 1);
+        if let Some(earlier) = self.steps.get_mut(index) {
+            earlier.attempts.push(StepAttempt {
+                started_at: earlier.started_at,
+                ended_at: earlier.ended_at,
+                status: earlier.status,
+                error: earlier.error.take(),
+            });
+            earlier.started_at = now;
+            earlier.ended_at = None;
+            earlier.status = StepStatus::Running;
+        } else {
+            self.steps.truncate(index);
+            self.steps.push(StepRecord {
+                index,
+                name,
+                started_at: now,
+                ended_at: None,
+                status: StepStatus::Running,
+                error: None,
+                facts: BTreeMap::new(),
+                attempts: Vec::new(),
+            });
+        }
         self.updated_at = now;
+    }
+
+    /// Adds facts to the running step without ending it: what the step is about to do, journaled (by the
+    /// caller's save) before it does it.
+    pub fn record_facts(&mut self, facts: BTreeMap<String, serde_json::Value>) {
+        if let Some(step) = self.steps.last_mut() {
+            step.facts.extend(facts);
+        }
+        self.updated_at = Utc::now();
     }
 
     pub fn finish_step(

@@ -9,6 +9,7 @@ pub mod compliance;
 #[cfg(feature = "sdk")]
 pub mod context;
 pub mod dr;
+pub mod engine;
 pub mod events;
 pub mod journal;
 pub mod metrics;

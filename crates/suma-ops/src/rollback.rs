@@ -3,17 +3,20 @@
 //! [`execute`] runs the plan under the lock the caller holds (the `rollback` command, or a runbook step);
 //! [`announce`] posts the Datadog event.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use async_trait::async_trait;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::aws::ecs::{task_definition_label, Rollout, ServiceUpdate};
 use crate::aws::elb::WeightedTarget;
 use crate::aws::AwsApis;
 use crate::config::Environment;
-use crate::journal::{Journal, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::engine::{self, Facts, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
+use crate::journal::lock::LockGuard;
+use crate::journal::{Decision, Journal, Operation, OperationStatus, PlannedStep};
 use crate::metrics::datadog::EventAlert;
 use crate::probe::HttpProbe;
 use crate::report::Reporter;
@@ -117,131 +120,194 @@ pub async fn prepare(
     })
 }
 
-/// Runs the planned steps of `op` (a `rollback` operation holding the lock as `holder`) and records the
-/// outcome in the journal; the error is the failed step's.
+/// The steps of a rollback, as the engine runs them.
+struct RollbackSteps<'a> {
+    env: &'a Environment,
+    aws: &'a dyn AwsApis,
+    current: String,
+    target: String,
+    register_image: Option<String>,
+    rollout_timeout: Duration,
+}
+
+#[async_trait]
+impl Steps for RollbackSteps<'_> {
+    async fn step(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<StepEnd, StepError> {
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let cfg = &self.env.ecs;
+        match op.plan[index].name.as_str() {
+            "record" => {
+                let mut facts = Facts::from([("previous_task_definition".to_owned(), json!(self.current))]);
+                let target = match (&self.register_image, op.fact("target_task_definition")) {
+                    // A resume reuses the revision an earlier attempt registered.
+                    (Some(_), Some(registered)) => registered.as_str().unwrap_or_default().to_owned(),
+                    (Some(image), None) => {
+                        run.mutating()?;
+                        ecs.register_with_image(&self.current, &cfg.container, image).await?.arn
+                    }
+                    (None, _) => self.target.clone(),
+                };
+                facts.insert("target_task_definition".to_owned(), json!(target));
+                Ok(StepEnd::Done(facts))
+            }
+            "restore-weights" => {
+                let weights = self
+                    .aws
+                    .elb(&self.env.primary_region)
+                    .rule_weights(self.env.alb.rule_arn.as_str())
+                    .await?;
+                let canary = self.env.alb.canary_target_group_arn.as_str();
+                if !weights.iter().any(|w| w.target_group_arn == canary && w.weight > 0) {
+                    return Ok(StepEnd::skipped("no traffic on the canary", Facts::new()));
+                }
+                let targets = [
+                    WeightedTarget {
+                        target_group_arn: self.env.alb.stable_target_group_arn.to_string(),
+                        weight: 100,
+                    },
+                    WeightedTarget {
+                        target_group_arn: canary.to_owned(),
+                        weight: 0,
+                    },
+                ];
+                run.mutating()?;
+                self.aws
+                    .elb(&self.env.primary_region)
+                    .set_weights(self.env.alb.rule_arn.as_str(), &targets)
+                    .await?;
+                let zero = ServiceUpdate {
+                    desired_count: Some(0),
+                    ..ServiceUpdate::default()
+                };
+                run.mutating()?;
+                ecs.update_service(&cfg.cluster, &cfg.canary_service, &zero).await?;
+                Ok(StepEnd::Done(Facts::from([(
+                    "canary_was_in_flight".to_owned(),
+                    json!(true),
+                )])))
+            }
+            "update-stable" => {
+                let target = op
+                    .fact("target_task_definition")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| StepError::failed("the journal has no rollback target"))?
+                    .to_owned();
+                let update = ServiceUpdate {
+                    task_definition: Some(target.clone()),
+                    desired_count: Some(cfg.desired_count as i32),
+                    ..ServiceUpdate::default()
+                };
+                run.mutating()?;
+                ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
+                let deadline = tokio::time::Instant::now() + self.rollout_timeout;
+                loop {
+                    let service = ecs
+                        .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                        .await?;
+                    match service.first().map(|s| s.rollout(&target)) {
+                        Some(Rollout::Completed) => break,
+                        Some(Rollout::Failed(reason)) => {
+                            return Err(StepError::failed(format!(
+                                "the rollout of `{}` failed: {reason}",
+                                cfg.service
+                            )))
+                        }
+                        _ if tokio::time::Instant::now() >= deadline => {
+                            return Err(StepError::failed(format!(
+                                "`{}` did not finish its rollout in time",
+                                cfg.service
+                            )))
+                        }
+                        _ => run.sleep(Duration::from_secs(5)).await?,
+                    }
+                }
+                Ok(StepEnd::Done(Facts::new()))
+            }
+            "verify" => {
+                let Some(url) = &self.env.url else {
+                    return Ok(StepEnd::skipped("no URL configured", Facts::new()));
+                };
+                let probe = suma_http::ServiceClient::new(Duration::from_secs(5));
+                let (health_url, version_url) = (url.join("/health"), url.join("/version"));
+                let (health, version) = tokio::join!(
+                    HttpProbe::get(&probe, &health_url),
+                    HttpProbe::get(&probe, &version_url)
+                );
+                if !health.ok() {
+                    return Err(StepError::Failed {
+                        reason: format!(
+                            "`{}` answered {} after the rollback",
+                            health.url,
+                            health
+                                .status_code
+                                .map_or_else(|| health.error.clone().unwrap_or_default(), |c| c.to_string())
+                        ),
+                        facts: Facts::from([("health".to_owned(), json!(health.status_code))]),
+                    });
+                }
+                Ok(StepEnd::Done(Facts::from([
+                    ("health".to_owned(), json!(health.status_code)),
+                    ("version".to_owned(), json!(version.body)),
+                ])))
+            }
+            other => Err(StepError::failed(format!("unknown step `{other}` in the journal"))),
+        }
+    }
+
+    /// A rollback is itself the way back: a failed step ends it `failed`, and the person decides (another
+    /// rollback target, or a fix forward).
+    fn on_failure(&self, _: &Operation, _: usize) -> OnFailure {
+        OnFailure::Fail
+    }
+
+    async fn undo(&self, _: &Run<'_>, _: &mut Operation, _: &Decision) -> Result<String, StepError> {
+        Ok("nothing undone: a rollback is not rolled back; run `suma rollback` again with another target".to_owned())
+    }
+}
+
+/// Runs the planned steps of `op` (a `rollback` operation holding `guard`'s lock) on the operation
+/// engine; the error says which step failed and why.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute(
     env: &Environment,
     aws: &dyn AwsApis,
     journal: &Journal,
     reporter: &dyn Reporter,
+    cancel: &CancellationToken,
     op: &mut Operation,
-    holder: &str,
+    guard: &LockGuard,
     prepared: &mut Prepared,
     rollout_timeout: Duration,
 ) -> anyhow::Result<()> {
-    let ecs = aws.ecs(&env.primary_region);
-    let cfg = &env.ecs;
-    let current = prepared.current.clone();
-    let register_image = prepared.register_image.clone();
-    let total = op.plan.len();
-    let result: anyhow::Result<()> = async {
-        for index in 0..total {
-            let step = op.plan[index].name.clone();
-            op.start_step(index);
-            journal.save(op, Some(holder)).await?;
-            reporter.step_started(index, total, &step);
-            let mut facts = BTreeMap::new();
-            let mut status = StepStatus::Succeeded;
-            match step.as_str() {
-                "record" => {
-                    facts.insert("previous_task_definition".to_owned(), json!(current));
-                    if let Some(image) = &register_image {
-                        prepared.target = ecs.register_with_image(&current, &cfg.container, image).await?.arn;
-                    }
-                    facts.insert("target_task_definition".to_owned(), json!(prepared.target));
-                }
-                "restore-weights" => {
-                    let weights = aws
-                        .elb(&env.primary_region)
-                        .rule_weights(env.alb.rule_arn.as_str())
-                        .await?;
-                    let canary = env.alb.canary_target_group_arn.as_str();
-                    if weights.iter().any(|w| w.target_group_arn == canary && w.weight > 0) {
-                        let targets = [
-                            WeightedTarget {
-                                target_group_arn: env.alb.stable_target_group_arn.to_string(),
-                                weight: 100,
-                            },
-                            WeightedTarget {
-                                target_group_arn: canary.to_owned(),
-                                weight: 0,
-                            },
-                        ];
-                        aws.elb(&env.primary_region)
-                            .set_weights(env.alb.rule_arn.as_str(), &targets)
-                            .await?;
-                        let zero = ServiceUpdate {
-                            desired_count: Some(0),
-                            ..ServiceUpdate::default()
-                        };
-                        ecs.update_service(&cfg.cluster, &cfg.canary_service, &zero).await?;
-                        facts.insert("canary_was_in_flight".to_owned(), json!(true));
-                    } else {
-                        status = StepStatus::Skipped;
-                    }
-                }
-                "update-stable" => {
-                    let update = ServiceUpdate {
-                        task_definition: Some(prepared.target.clone()),
-                        desired_count: Some(cfg.desired_count as i32),
-                        ..ServiceUpdate::default()
-                    };
-                    ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
-                    let deadline = tokio::time::Instant::now() + rollout_timeout;
-                    loop {
-                        let service = ecs
-                            .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
-                            .await?;
-                        match service.first().map(|s| s.rollout(&prepared.target)) {
-                            Some(Rollout::Completed) => break,
-                            Some(Rollout::Failed(reason)) => bail!("the rollout of `{}` failed: {reason}", cfg.service),
-                            _ if tokio::time::Instant::now() >= deadline => {
-                                bail!("`{}` did not finish its rollout in time", cfg.service)
-                            }
-                            _ => tokio::time::sleep(Duration::from_secs(5)).await,
-                        }
-                    }
-                }
-                "verify" => match &env.url {
-                    Some(url) => {
-                        let probe = suma_http::ServiceClient::new(Duration::from_secs(5));
-                        let (health_url, version_url) = (url.join("/health"), url.join("/version"));
-                        let (health, version) = tokio::join!(
-                            HttpProbe::get(&probe, &health_url),
-                            HttpProbe::get(&probe, &version_url)
-                        );
-                        facts.insert("health".to_owned(), json!(health.status_code));
-                        facts.insert("version".to_owned(), json!(version.body));
-                        if !health.ok() {
-                            bail!(
-                                "`{}` answered {:?} after the rollback",
-                                health.url,
-                                health
-                                    .status_code
-                                    .map_or_else(|| health.error.clone().unwrap_or_default(), |c| c.to_string())
-                            );
-                        }
-                    }
-                    None => status = StepStatus::Skipped,
-                },
-                _ => unreachable!("planned above"),
-            }
-            op.finish_step(status, None, facts);
-            journal.save(op, Some(holder)).await?;
-            reporter.step_finished(index, total, &step, status, "");
+    let steps = RollbackSteps {
+        env,
+        aws,
+        current: prepared.current.clone(),
+        target: prepared.target.clone(),
+        register_image: prepared.register_image.clone(),
+        rollout_timeout,
+    };
+    let run = Run {
+        journal,
+        guard,
+        reporter,
+        cancel,
+    };
+    let end = engine::drive(&steps, &run, op).await?;
+    if let Some(target) = op.fact("target_task_definition").and_then(|v| v.as_str()) {
+        prepared.target = target.to_owned();
+    }
+    match end {
+        RunEnd::Completed => Ok(()),
+        RunEnd::Failed { at_step, reason } | RunEnd::Stopped { at_step, reason } => {
+            bail!("step `{at_step}` failed: {reason}")
         }
-        Ok(())
+        RunEnd::Interrupted { at_step } => bail!(
+            "interrupted at `{at_step}`\nhint: `suma ops show {}` shows what was done; run the rollback again to finish it",
+            op.id
+        ),
+        RunEnd::Undone { decision, note } => bail!("{}: {note}", decision.reason),
     }
-    .await;
-    if let Err(e) = &result {
-        op.finish_step(StepStatus::Failed, Some(format!("{e:#}")), BTreeMap::new());
-        op.set_status(OperationStatus::Failed);
-    } else {
-        op.set_status(OperationStatus::Succeeded);
-    }
-    journal.save(op, Some(holder)).await?;
-    result
 }
 
 /// The Datadog event of a finished rollback (a failed post is a warning).

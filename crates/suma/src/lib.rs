@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod logging;
 pub mod render;
+pub mod signals;
 
 // The layers below, under the paths the command layer uses: the foundation (`suma-core`), the AWS layer
 // (`suma-aws`, the only crate that links the AWS SDK), the service's HTTP client (`suma-http`) and the
@@ -23,7 +24,7 @@ use crate::cli::Cli;
 use crate::exit::ExitStatus;
 use crate::report::Reporter;
 
-/// Runs the parsed command line to completion or until Ctrl-C.
+/// Runs the parsed command line to completion or until SIGINT, SIGTERM or SIGHUP.
 pub async fn run(cli: Cli) -> ExitStatus {
     let reporter: Arc<dyn Reporter> = Arc::new(render::TerminalReporter::new(cli.global.quiet));
     let cancel = CancellationToken::new();
@@ -36,19 +37,22 @@ pub async fn run(cli: Cli) -> ExitStatus {
     ));
     let result = tokio::select! {
         result = &mut work => result,
-        _ = tokio::signal::ctrl_c() => {
+        signal = signals::stop_requested() => {
             cancel.cancel();
             if !mutating {
                 reporter.finish();
-                eprintln!("interrupted; this command changes nothing");
+                eprintln!("{signal}: stopped; this command changes nothing");
                 return ExitStatus::Interrupted;
             }
-            // A mutating command records where it stopped before returning; a second Ctrl-C exits now.
-            reporter.warn("interrupting: recording the current state (Ctrl-C again to exit at once)");
+            // A mutating command makes the environment safe and records where it stopped before returning;
+            // a second signal exits at once.
+            reporter.warn(&format!(
+                "{signal}: stopping at a safe point and recording the state (a second signal exits at once)"
+            ));
             tokio::select! {
                 result = &mut work => result,
-                _ = tokio::signal::ctrl_c() => {
-                    eprintln!("interrupted before the state was recorded; `suma deploy status` shows the last recorded step");
+                signal = signals::stop_requested() => {
+                    eprintln!("{signal}: exited before the state was recorded; `suma ops list` shows the last recorded step");
                     return ExitStatus::Interrupted;
                 }
             }

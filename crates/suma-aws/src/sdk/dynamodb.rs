@@ -43,10 +43,6 @@ fn lock_key(environment: &str) -> String {
     format!("lock#{environment}")
 }
 
-fn control_key(environment: &str) -> String {
-    format!("control#{environment}")
-}
-
 fn op_key(id: &str) -> String {
     format!("op#{id}")
 }
@@ -66,6 +62,7 @@ fn lock_from_item(item: &HashMap<String, AttributeValue>) -> LockItem {
     LockItem {
         environment: get_s(item, "pk").trim_start_matches("lock#").to_owned(),
         holder: get_s(item, "holder"),
+        fence: get_s(item, "fence"),
         operation_id: get_s(item, "operation_id"),
         operation_kind: get_s(item, "operation_kind"),
         operation_status: get_s(item, "operation_status"),
@@ -101,6 +98,7 @@ impl LockTable for SdkLockTable {
             .table_name(&self.table)
             .item("pk", s(&lock_key(&item.environment)))
             .item("holder", s(&item.holder))
+            .item("fence", s(&item.fence))
             .item("operation_id", s(&item.operation_id))
             .item("operation_kind", s(&item.operation_kind))
             .item("operation_status", s(&item.operation_status))
@@ -130,35 +128,28 @@ impl LockTable for SdkLockTable {
         Ok(out.item().map(lock_from_item))
     }
 
-    async fn renew(
-        &self,
-        environment: &str,
-        operation_id: &str,
-        holder: &str,
-        expires_at: i64,
-    ) -> Result<(), AwsError> {
+    async fn renew(&self, environment: &str, fence: &str, expires_at: i64) -> Result<(), AwsError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&lock_key(environment)))
             .update_expression("SET expires_at = :exp")
-            .condition_expression("operation_id = :op AND holder = :holder")
+            .condition_expression("fence = :fence")
             .expression_attribute_values(":exp", n(expires_at))
-            .expression_attribute_values(":op", s(operation_id))
-            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":fence", s(fence))
             .send()
             .await
             .map_err(|e| self.failed("UpdateItem", &lock_key(environment), e))?;
         Ok(())
     }
 
-    async fn release(&self, environment: &str, operation_id: &str) -> Result<(), AwsError> {
+    async fn release(&self, environment: &str, fence: &str) -> Result<(), AwsError> {
         self.client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(&lock_key(environment)))
-            .condition_expression("operation_id = :op")
-            .expression_attribute_values(":op", s(operation_id))
+            .condition_expression("fence = :fence")
+            .expression_attribute_values(":fence", s(fence))
             .send()
             .await
             .map_err(|e| self.failed("DeleteItem", &lock_key(environment), e))?;
@@ -188,7 +179,7 @@ impl LockTable for SdkLockTable {
             .item("document", s(&op.document))
             .build()
             .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
-        let Some(holder) = fence else {
+        let Some(fence) = fence else {
             self.client
                 .put_item()
                 .table_name(&self.table)
@@ -202,11 +193,11 @@ impl LockTable for SdkLockTable {
             .table_name(&self.table)
             .key("pk", s(&lock_key(&op.environment)))
             .update_expression("SET operation = :doc, operation_status = :status")
-            .condition_expression("operation_id = :op AND holder = :holder")
+            .condition_expression("operation_id = :op AND fence = :fence")
             .expression_attribute_values(":doc", s(&op.document))
             .expression_attribute_values(":status", s(&op.status))
             .expression_attribute_values(":op", s(&op.id))
-            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":fence", s(fence))
             .build()
             .map_err(|e| AwsError::new("DynamoDB", "UpdateItem", &resource, AwsErrorKind::Other, e.to_string()))?;
         self.client
@@ -219,7 +210,7 @@ impl LockTable for SdkLockTable {
         Ok(())
     }
 
-    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, holder: &str) -> Result<(), AwsError> {
+    async fn save_sub_operation(&self, op: &OperationItem, parent: &str, fence: &str) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, op_key(&op.id));
         let put = Put::builder()
             .table_name(&self.table)
@@ -232,9 +223,9 @@ impl LockTable for SdkLockTable {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .key("pk", s(&lock_key(&op.environment)))
-            .condition_expression("operation_id = :op AND holder = :holder")
+            .condition_expression("operation_id = :op AND fence = :fence")
             .expression_attribute_values(":op", s(parent))
-            .expression_attribute_values(":holder", s(holder))
+            .expression_attribute_values(":fence", s(fence))
             .build()
             .map_err(|e| {
                 AwsError::new(
@@ -268,32 +259,47 @@ impl LockTable for SdkLockTable {
         Ok(out.item().map(op_from_item))
     }
 
-    async fn put_control(&self, environment: &str, command: &str, actor: &str) -> Result<(), AwsError> {
+    async fn put_control(
+        &self,
+        environment: &str,
+        operation_id: &str,
+        command: &str,
+        actor: &str,
+    ) -> Result<(), AwsError> {
+        // On the lock item itself: the command belongs to the operation holding it, and a new lock (a new
+        // put of the item) starts with none.
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(&control_key(environment)))
-            .item("command", s(command))
-            .item("actor", s(actor))
+            .key("pk", s(&lock_key(environment)))
+            .update_expression("SET control_command = :cmd, control_actor = :actor")
+            .condition_expression("operation_id = :op")
+            .expression_attribute_values(":cmd", s(command))
+            .expression_attribute_values(":actor", s(actor))
+            .expression_attribute_values(":op", s(operation_id))
             .send()
             .await
-            .map_err(|e| self.failed("PutItem", &control_key(environment), e))?;
+            .map_err(|e| self.failed("UpdateItem", &lock_key(environment), e))?;
         Ok(())
     }
 
-    async fn take_control(&self, environment: &str) -> Result<Option<(String, String)>, AwsError> {
+    async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError> {
         let out = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
-            .key("pk", s(&control_key(environment)))
+            .key("pk", s(&lock_key(environment)))
+            .update_expression("REMOVE control_command, control_actor")
+            .condition_expression("fence = :fence")
+            .expression_attribute_values(":fence", s(fence))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| self.failed("DeleteItem", &control_key(environment), e))?;
-        Ok(out
-            .attributes()
-            .map(|item| (get_s(item, "command"), get_s(item, "actor"))))
+            .map_err(|e| self.failed("UpdateItem", &lock_key(environment), e))?;
+        Ok(out.attributes().and_then(|item| {
+            let command = get_s(item, "control_command");
+            (!command.is_empty()).then(|| (command, get_s(item, "control_actor")))
+        }))
     }
 
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {

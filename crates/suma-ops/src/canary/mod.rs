@@ -16,10 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::ecs::{Rollout, ServiceUpdate};
 use crate::aws::elb::WeightedTarget;
+use async_trait::async_trait;
+
 use crate::aws::{AwsApis, AwsError};
 use crate::config::Environment;
+use crate::engine::{self, Control, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
-use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{DecisionKind, Journal, Operation, PlannedStep, StepStatus};
 use crate::metrics::analysis::{decide, judge, AnalysisState, Decision, TickVerdict};
 use crate::metrics::{measure, query_set, MetricSource, QueryVars, Side};
 use crate::report::Reporter;
@@ -53,13 +56,7 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error("the rollback itself failed: {0}\nhint: check `suma status` and put the weights back by hand if needed; `suma deploy abort` retries")]
-    RollbackFailed(AwsError),
-}
+pub use crate::engine::EngineError;
 
 /// The step list for a deploy of `image` on `env`.
 pub fn plan(environment: &str, env: &Environment, image: &str) -> Vec<PlannedStep> {
@@ -120,33 +117,6 @@ pub fn plan_with(
     steps
 }
 
-/// What a step produced.
-enum StepEnd {
-    Done(BTreeMap<String, serde_json::Value>),
-    /// `promote` arrived during analysis: skip the remaining shifts.
-    PromoteNow(BTreeMap<String, serde_json::Value>),
-}
-
-enum StepFailure {
-    Rollback {
-        reason: String,
-        facts: BTreeMap<String, serde_json::Value>,
-    },
-    Aborted {
-        by: String,
-    },
-    Interrupted,
-}
-
-impl From<AwsError> for StepFailure {
-    fn from(e: AwsError) -> Self {
-        StepFailure::Rollback {
-            reason: e.to_string(),
-            facts: BTreeMap::new(),
-        }
-    }
-}
-
 /// Everything the engine talks to.
 pub struct Engine {
     pub environment: String,
@@ -161,90 +131,51 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Runs (or resumes) `op` from its first unfinished step. The caller holds `guard`.
-    pub async fn run(&self, op: &mut Operation, guard: &LockGuard) -> Result<Outcome, EngineError> {
-        let holder = guard.holder().to_owned();
-        let lost = guard.lost();
-        let total = op.plan.len();
-        let mut index = op.next_step();
-        while index < total {
-            if self.cancel.is_cancelled() || lost.is_cancelled() {
-                return self.interrupted(op, &holder, index).await;
-            }
-            let name = op.plan[index].name.clone();
-            op.start_step(index);
-            self.journal.save(op, Some(&holder)).await?;
-            self.reporter.step_started(index, total, &name);
-            // A crash or Ctrl-C leaves the step as `running`: every step is idempotent, so a resume
-            // simply runs it again.
-            let result = tokio::select! {
-                biased;
-                () = lost.cancelled() => Err(StepFailure::Interrupted),
-                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
-                r = self.execute(op, index, &holder) => r,
-            };
-            match result {
-                Ok(StepEnd::Done(facts)) => {
-                    op.finish_step(StepStatus::Succeeded, None, facts);
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Succeeded, "");
-                    index += 1;
-                }
-                Ok(StepEnd::PromoteNow(facts)) => {
-                    op.finish_step(StepStatus::Succeeded, None, facts);
-                    index += 1;
-                    // The remaining shifts are skipped, the promotion runs next.
-                    while index + 1 < total {
-                        op.start_step(index);
-                        op.finish_step(StepStatus::Skipped, None, BTreeMap::new());
-                        index += 1;
-                    }
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter
-                        .step_finished(index - 1, total, &name, StepStatus::Succeeded, "promoted by request");
-                }
-                Err(StepFailure::Interrupted) => return self.interrupted(op, &holder, index).await,
-                Err(StepFailure::Aborted { by }) => {
-                    op.finish_step(StepStatus::Failed, Some(format!("aborted by {by}")), BTreeMap::new());
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Failed, &format!("aborted by {by}"));
-                    self.roll_back(op, &holder, &format!("aborted by {by}")).await?;
-                    op.set_status(OperationStatus::Aborted);
-                    self.journal.save(op, Some(&holder)).await?;
-                    return Ok(Outcome::Aborted { by });
-                }
-                Err(StepFailure::Rollback { reason, facts }) => {
-                    op.finish_step(StepStatus::Failed, Some(reason.clone()), facts);
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
-                    self.roll_back(op, &holder, &reason).await?;
-                    op.set_status(OperationStatus::Failed);
-                    self.journal.save(op, Some(&holder)).await?;
-                    return Ok(Outcome::RolledBack { reason });
-                }
-            }
+    fn run_with<'a>(&'a self, guard: &'a LockGuard) -> Run<'a> {
+        Run {
+            journal: &self.journal,
+            guard,
+            reporter: self.reporter.as_ref(),
+            cancel: &self.cancel,
         }
-        op.set_status(OperationStatus::Succeeded);
-        self.journal.save(op, Some(&holder)).await?;
-        Ok(Outcome::Promoted)
     }
 
-    async fn interrupted(&self, op: &mut Operation, holder: &str, index: usize) -> Result<Outcome, EngineError> {
-        let at_step = op.plan.get(index).map_or_else(String::new, |p| p.name.clone());
-        op.set_status(OperationStatus::Interrupted);
-        // The lease may be gone (that is one way to get here): then the record cannot be written, and
-        // the lock item still shows the last state we saved.
-        let _ = self.journal.save(op, Some(holder)).await;
-        Ok(Outcome::Interrupted { at_step })
+    /// Runs (or resumes) `op` from its first unfinished step, or carries on the rollback it decided. The
+    /// caller holds `guard`.
+    pub async fn run(&self, op: &mut Operation, guard: &LockGuard) -> Result<Outcome, EngineError> {
+        let end = engine::drive(self, &self.run_with(guard), op).await?;
+        Ok(outcome(end))
     }
 
-    async fn execute(&self, op: &mut Operation, index: usize, holder: &str) -> Result<StepEnd, StepFailure> {
+    /// Aborts `op` (weights first, then the canary to zero, then stable back if the promotion began).
+    pub async fn abort(&self, op: &mut Operation, guard: &LockGuard, by: &str) -> Result<Outcome, EngineError> {
+        let end = engine::abort(self, &self.run_with(guard), op, by).await?;
+        Ok(outcome(end))
+    }
+}
+
+fn outcome(end: RunEnd) -> Outcome {
+    match end {
+        RunEnd::Completed => Outcome::Promoted,
+        RunEnd::Undone { decision, .. } if decision.kind == DecisionKind::Abort => Outcome::Aborted { by: decision.by },
+        RunEnd::Undone { decision, .. } => Outcome::RolledBack {
+            reason: decision.reason,
+        },
+        RunEnd::Interrupted { at_step } => Outcome::Interrupted { at_step },
+        // A canary never stops half-way: its failures roll back. These two cannot happen; reported as
+        // what they would mean.
+        RunEnd::Stopped { reason, .. } | RunEnd::Failed { reason, .. } => Outcome::RolledBack { reason },
+    }
+}
+
+#[async_trait]
+impl Steps for Engine {
+    async fn step(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<StepEnd, StepError> {
         let name = op.plan[index].name.clone();
         match name.as_str() {
-            "register" => self.register(op).await,
-            "canary-up" => self.canary_up(op).await,
-            "promote" => self.promote(op).await,
+            "register" => self.register(run, op).await,
+            "canary-up" => self.canary_up(run, op).await,
+            "promote" => self.promote(run, op).await,
             shift => {
                 let weight: u8 = shift.trim_start_matches("shift-").parse().unwrap_or_default();
                 let duration = self
@@ -254,11 +185,49 @@ impl Engine {
                     .iter()
                     .find(|s| s.weight == weight)
                     .map_or(self.env.canary.interval, |s| s.duration);
-                self.shift(op, holder, weight, duration).await
+                self.shift(run, op, weight, duration).await
             }
         }
     }
 
+    fn on_failure(&self, _: &Operation, _: usize) -> OnFailure {
+        OnFailure::RollBack
+    }
+
+    async fn undo(
+        &self,
+        run: &Run<'_>,
+        op: &mut Operation,
+        decision: &crate::journal::Decision,
+    ) -> Result<String, StepError> {
+        self.roll_back(run, op, &decision.reason).await
+    }
+
+    /// Traffic goes back to stable before the run stops: nobody is watching the analysis any more.
+    async fn on_interrupt(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<Option<String>, StepError> {
+        let splits_traffic = op.plan[index].name.starts_with("shift-") || op.plan[index].name == "promote";
+        if !splits_traffic {
+            return Ok(None);
+        }
+        run.held()?;
+        self.set_weights(0).await?;
+        Ok(Some(format!(
+            "interrupted in `{}`: {WEIGHTS_RESTORED}",
+            op.plan[index].name
+        )))
+    }
+
+    fn promote_index(&self, op: &Operation) -> Option<usize> {
+        // Only once the canary is up: before, there is nothing to promote.
+        let up = op
+            .steps
+            .iter()
+            .any(|s| s.name == "canary-up" && s.status == StepStatus::Succeeded);
+        up.then(|| op.plan.len() - 1)
+    }
+}
+
+impl Engine {
     fn image(op: &Operation) -> String {
         op.parameters
             .get("image")
@@ -271,7 +240,7 @@ impl Engine {
         image.rsplit_once(':').map_or("latest", |(_, tag)| tag).to_owned()
     }
 
-    async fn register(&self, op: &mut Operation) -> Result<StepEnd, StepFailure> {
+    async fn register(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let ecs = self.aws.ecs(&self.env.primary_region);
         let cfg = &self.env.ecs;
         let stable = ecs
@@ -286,6 +255,19 @@ impl Engine {
                 json!(existing),
             )])));
         }
+        // The rollback target is on record before anything is registered; a resume keeps the first one.
+        if op.fact("stable_task_definition").is_none() {
+            run.record(
+                op,
+                BTreeMap::from([("stable_task_definition".to_owned(), json!(stable_td))]),
+            )
+            .await?;
+        }
+        let stable_td = op
+            .fact("stable_task_definition")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&stable_td)
+            .to_owned();
         let stable_image = ecs
             .describe_task_definition(&stable_td)
             .await?
@@ -298,14 +280,16 @@ impl Engine {
         // validated before the operation started, so a resume registers exactly what was planned).
         let registered = match op.parameters.get(TEMPLATE_PARAMETER) {
             Some(rendered) => {
-                let spec: TaskDefinitionSpec =
-                    serde_json::from_value(rendered.clone()).map_err(|e| StepFailure::Rollback {
-                        reason: format!("the operation's rendered task definition cannot be read: {e}"),
-                        facts: BTreeMap::new(),
-                    })?;
+                let spec: TaskDefinitionSpec = serde_json::from_value(rendered.clone()).map_err(|e| {
+                    StepError::failed(format!("the operation's rendered task definition cannot be read: {e}"))
+                })?;
+                run.mutating()?;
                 ecs.register_task_definition(&spec).await?
             }
-            None => ecs.register_with_image(&stable_td, &cfg.container, &image).await?,
+            None => {
+                run.mutating()?;
+                ecs.register_with_image(&stable_td, &cfg.container, &image).await?
+            }
         };
         Ok(StepEnd::Done(BTreeMap::from([
             // The rollback target: what was live before this deploy.
@@ -322,7 +306,7 @@ impl Engine {
             .to_owned()
     }
 
-    async fn canary_up(&self, op: &mut Operation) -> Result<StepEnd, StepFailure> {
+    async fn canary_up(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let cfg = &self.env.ecs;
         let td = Self::canary_td(op);
         let update = ServiceUpdate {
@@ -330,15 +314,16 @@ impl Engine {
             desired_count: Some(cfg.canary_count as i32),
             force_new_deployment: false,
         };
+        run.mutating()?;
         self.aws
             .ecs(&self.env.primary_region)
             .update_service(&cfg.cluster, &cfg.canary_service, &update)
             .await?;
-        self.wait_rollout(&cfg.canary_service, &td).await?;
+        self.wait_rollout(run, &cfg.canary_service, &td).await?;
         Ok(StepEnd::Done(BTreeMap::new()))
     }
 
-    async fn wait_rollout(&self, service: &str, td: &str) -> Result<(), StepFailure> {
+    async fn wait_rollout(&self, run: &Run<'_>, service: &str, td: &str) -> Result<(), StepError> {
         let ecs = self.aws.ecs(&self.env.primary_region);
         let deadline = tokio::time::Instant::now() + self.rollout_timeout;
         loop {
@@ -348,26 +333,19 @@ impl Engine {
             match found.first().map(|s| s.rollout(td)) {
                 Some(Rollout::Completed) => return Ok(()),
                 Some(Rollout::Failed(reason)) => {
-                    return Err(StepFailure::Rollback {
-                        reason: format!("the ECS deployment of `{service}` failed (circuit breaker): {reason}"),
-                        facts: BTreeMap::new(),
-                    })
+                    return Err(StepError::failed(format!(
+                        "the ECS deployment of `{service}` failed (circuit breaker): {reason}"
+                    )))
                 }
                 _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(StepFailure::Rollback {
-                    reason: format!(
-                        "`{service}` did not finish its rollout within {}",
-                        humantime::format_duration(self.rollout_timeout)
-                    ),
-                    facts: BTreeMap::new(),
-                });
+                return Err(StepError::failed(format!(
+                    "`{service}` did not finish its rollout within {}",
+                    humantime::format_duration(self.rollout_timeout)
+                )));
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.rollout_poll) => {}
-                () = self.cancel.cancelled() => return Err(StepFailure::Interrupted),
-            }
+            run.sleep(self.rollout_poll).await?;
         }
     }
 
@@ -391,11 +369,12 @@ impl Engine {
 
     async fn shift(
         &self,
+        run: &Run<'_>,
         op: &mut Operation,
-        holder: &str,
         weight: u8,
         duration: Duration,
-    ) -> Result<StepEnd, StepFailure> {
+    ) -> Result<StepEnd, StepError> {
+        run.mutating()?;
         self.set_weights(weight).await?;
         self.reporter.info(&format!(
             "canary at {weight}% for {}",
@@ -428,38 +407,42 @@ impl Engine {
         let mut paused = false;
         let mut wait = policy.interval;
         while paused || started.elapsed() < duration {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.cancel.cancelled() => return Err(StepFailure::Interrupted),
-            }
+            run.sleep(wait).await?;
             wait = policy.interval;
-            match self.journal.table().take_control(&self.environment).await {
-                Ok(Some((command, by))) => match command.as_str() {
-                    "abort" => return Err(StepFailure::Aborted { by }),
-                    "promote" => {
-                        let facts = BTreeMap::from([
-                            ("ticks".to_owned(), json!(ticks)),
-                            ("promoted_by".to_owned(), json!(by)),
-                        ]);
-                        return Ok(StepEnd::PromoteNow(facts));
-                    }
-                    "pause" => {
-                        paused = true;
-                        op.note(&by, "paused");
-                        self.reporter.warn(&format!(
-                            "paused by {by}; `suma deploy resume|abort|promote --env {}`",
-                            self.environment
-                        ));
-                    }
-                    "resume" => {
-                        paused = false;
-                        op.note(&by, "resumed");
-                        self.reporter.info(&format!("resumed by {by}"));
-                    }
-                    _ => {}
-                },
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the control item"),
+            match run.control().await? {
+                Some(Control::Abort { by }) => {
+                    return Err(StepError::Decided(crate::journal::Decision::new(
+                        DecisionKind::Abort,
+                        format!("aborted by {by}"),
+                        &by,
+                    )))
+                }
+                Some(Control::Promote { by }) => {
+                    op.note(&by, "promoted");
+                    let facts = BTreeMap::from([
+                        ("ticks".to_owned(), json!(ticks)),
+                        ("promoted_by".to_owned(), json!(by)),
+                    ]);
+                    return Ok(StepEnd::JumpTo {
+                        index: op.plan.len() - 1,
+                        why: format!("promoted by {by}"),
+                        facts,
+                    });
+                }
+                Some(Control::Pause { by }) => {
+                    paused = true;
+                    op.note(&by, "paused");
+                    self.reporter.warn(&format!(
+                        "paused by {by}; `suma deploy resume|abort|promote --env {}`",
+                        self.environment
+                    ));
+                }
+                Some(Control::Resume { by }) => {
+                    paused = false;
+                    op.note(&by, "resumed");
+                    self.reporter.info(&format!("resumed by {by}"));
+                }
+                None => {}
             }
             if paused {
                 continue;
@@ -487,12 +470,15 @@ impl Engine {
                 "verdict": verdict,
                 "decision": decision,
             }));
-            if let Some(step) = op.steps.last_mut() {
-                step.facts.insert("ticks".to_owned(), json!(ticks));
-            }
-            // Every measurement is in the journal before anything acts on it.
-            if let Err(e) = self.journal.save(op, Some(holder)).await {
-                tracing::warn!(error = %e, "cannot record the analysis tick");
+            // Every measurement is in the journal before anything acts on it. A failed write is retried
+            // with the next tick; a fenced one means the lock is gone, and the run stops.
+            match run
+                .record(op, BTreeMap::from([("ticks".to_owned(), json!(ticks))]))
+                .await
+            {
+                Err(StepError::Interrupted) => return Err(StepError::Interrupted),
+                Err(e) => tracing::warn!(error = ?e, "cannot record the analysis tick"),
+                Ok(()) => {}
             }
             match decision {
                 Decision::Continue => {
@@ -508,17 +494,18 @@ impl Engine {
                     ));
                 }
                 Decision::Rollback { reason } => {
-                    return Err(StepFailure::Rollback {
+                    return Err(StepError::Decided(crate::journal::Decision::new(
+                        DecisionKind::RollBack,
                         reason,
-                        facts: BTreeMap::from([("ticks".to_owned(), json!(ticks))]),
-                    })
+                        &op.actor,
+                    )))
                 }
             }
         }
         Ok(StepEnd::Done(BTreeMap::from([("ticks".to_owned(), json!(ticks))])))
     }
 
-    async fn promote(&self, op: &mut Operation) -> Result<StepEnd, StepFailure> {
+    async fn promote(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let cfg = &self.env.ecs;
         let td = Self::canary_td(op);
         let ecs = self.aws.ecs(&self.env.primary_region);
@@ -528,14 +515,17 @@ impl Engine {
             desired_count: Some(cfg.desired_count as i32),
             force_new_deployment: false,
         };
+        run.mutating()?;
         ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
-        self.wait_rollout(&cfg.service, &td).await?;
+        self.wait_rollout(run, &cfg.service, &td).await?;
+        run.mutating()?;
         self.set_weights(0).await?;
         let scale_down = ServiceUpdate {
             task_definition: None,
             desired_count: Some(0),
             force_new_deployment: false,
         };
+        run.mutating()?;
         ecs.update_service(&cfg.cluster, &cfg.canary_service, &scale_down)
             .await?;
         Ok(StepEnd::Done(BTreeMap::from([(
@@ -544,22 +534,28 @@ impl Engine {
         )])))
     }
 
-    /// Weights back to stable first (blast radius), then the canary to zero. Journaled as an event.
-    pub async fn roll_back(&self, op: &mut Operation, holder: &str, reason: &str) -> Result<(), EngineError> {
-        self.reporter.warn(&format!("rolling back: {reason}"));
-        self.set_weights(0).await.map_err(EngineError::RollbackFailed)?;
-        // Its own event, so its time is on record (`cargo xtask bench canary` measures up to it).
-        op.note(holder, WEIGHTS_RESTORED);
+    /// Weights back to stable first (blast radius), then the canary to zero, then stable back to the
+    /// revision recorded before the deploy if the promotion had begun. Each change re-reads the world
+    /// first, so a resume of an interrupted rollback converges instead of redoing. The weights' restore is
+    /// its own journal event, so its time is on record (`cargo xtask bench canary` measures up to it).
+    async fn roll_back(&self, run: &Run<'_>, op: &mut Operation, reason: &str) -> Result<String, StepError> {
+        let actor = run.guard.holder().to_owned();
+        run.held()?;
+        self.set_weights(0).await?;
+        if !op.events.iter().any(|e| e.message == WEIGHTS_RESTORED) {
+            op.note(&actor, WEIGHTS_RESTORED);
+            run.save(op).await?;
+        }
         let cfg = &self.env.ecs;
         let ecs = self.aws.ecs(&self.env.primary_region);
         let scale_down = ServiceUpdate {
             desired_count: Some(0),
             ..ServiceUpdate::default()
         };
+        run.held()?;
         ecs.update_service(&cfg.cluster, &cfg.canary_service, &scale_down)
-            .await
-            .map_err(EngineError::RollbackFailed)?;
-        // If the promotion had begun, stable goes back to the revision recorded before the deploy.
+            .await?;
+        let mut restored = String::new();
         if let Some(previous) = op
             .fact("stable_task_definition")
             .and_then(|v| v.as_str())
@@ -567,25 +563,21 @@ impl Engine {
         {
             let live = ecs
                 .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
-                .await
-                .map_err(EngineError::RollbackFailed)?;
+                .await?;
             if live.first().is_some_and(|s| s.task_definition != previous) {
                 let restore = ServiceUpdate {
                     task_definition: Some(previous.clone()),
                     ..ServiceUpdate::default()
                 };
-                ecs.update_service(&cfg.cluster, &cfg.service, &restore)
-                    .await
-                    .map_err(EngineError::RollbackFailed)?;
-                op.note(holder, format!("`{}` restored to `{previous}`", cfg.service));
+                run.held()?;
+                ecs.update_service(&cfg.cluster, &cfg.service, &restore).await?;
+                restored = format!(", `{}` restored to `{previous}`", cfg.service);
             }
         }
-        op.note(
-            holder,
-            format!("rolled back: `{}` scaled to 0; reason: {reason}", cfg.canary_service),
-        );
-        self.journal.save(op, Some(holder)).await?;
-        Ok(())
+        Ok(format!(
+            "rolled back: `{}` scaled to 0{restored}; reason: {reason}",
+            cfg.canary_service
+        ))
     }
 }
 

@@ -15,10 +15,10 @@ use crate::aws::elb::LoadBalancerApi;
 use crate::aws::AwsApis;
 use crate::config::AwsRegion;
 use crate::journal::lock::Locks;
-use crate::journal::memory::MemoryTable;
-use crate::journal::LocalLog;
+use crate::journal::{LocalLog, OperationStatus};
 use crate::metrics::MetricError;
 use crate::report::SilentReporter;
+use suma_testkit::MemoryLockTable as MemoryTable;
 
 const STABLE_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1";
 const CANARY_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1";
@@ -39,6 +39,8 @@ struct World {
     revisions: Mutex<Vec<String>>,
     weights: Mutex<(i32, i32)>,
     rollout: RolloutBehaviour,
+    /// The next scale-down of the canary service fails (a throttled or dropped call).
+    fail_canary_scale_down: Mutex<bool>,
 }
 
 impl World {
@@ -52,6 +54,7 @@ impl World {
             revisions: Mutex::new(vec!["td:1".to_owned()]),
             weights: Mutex::new((100, 0)),
             rollout,
+            fail_canary_scale_down: Mutex::new(false),
         })
     }
 
@@ -134,6 +137,18 @@ impl EcsApi for Fakes {
     }
 
     async fn update_service(&self, _: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {
+        if service == "auth-service-canary"
+            && update.desired_count == Some(0)
+            && std::mem::take(&mut *self.0.fail_canary_scale_down.lock().unwrap())
+        {
+            return Err(AwsError::new(
+                "ECS",
+                "UpdateService",
+                service,
+                crate::aws::AwsErrorKind::Throttled,
+                "Rate exceeded",
+            ));
+        }
         let mut services = self.0.services.lock().unwrap();
         let entry = services.get_mut(service).unwrap();
         if let Some(td) = &update.task_definition {
@@ -355,9 +370,7 @@ impl Harness {
 
     /// The holder died long ago: its lease (wall-clock, as in DynamoDB) has run out.
     fn expire_lease(&self) {
-        if let Some(lock) = self.table.locks.lock().unwrap().get_mut("staging") {
-            lock.expires_at = 0;
-        }
+        self.table.expire("staging", 0);
     }
 
     /// The invariant every finished run must leave.
@@ -391,7 +404,7 @@ async fn a_healthy_canary_is_promoted() {
     let events = h.world.events();
     assert_eq!(events.first().unwrap(), "register td:2 repo/auth-service:1.5.0");
     assert!(events.contains(&"weights 90/10".to_owned()) && events.contains(&"weights 50/50".to_owned()));
-    assert!(h.table.locks.lock().unwrap().is_empty(), "lock released");
+    assert!(h.table.get_lock("staging").await.unwrap().is_none(), "lock released");
 }
 
 #[tokio::test(start_paused = true)]
@@ -503,12 +516,14 @@ async fn a_crash_at_any_step_is_undone_by_abort() {
         let (op, mut recorded) = h.crash_at(crash_at).await;
         let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
         let guard = h.locks.acquire(&recorded, true).await.unwrap();
-        engine
-            .roll_back(&mut recorded, guard.holder(), "aborted by oncall")
-            .await
-            .unwrap();
-        recorded.set_status(OperationStatus::Aborted);
-        h.journal.save(&recorded, Some(guard.holder())).await.unwrap();
+        let outcome = engine.abort(&mut recorded, &guard, "oncall@host").await.unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Aborted {
+                by: "oncall@host".into()
+            },
+            "step {crash_at}"
+        );
         guard.release().await.unwrap();
         assert_eq!(h.world.weights(), (100, 0), "step {crash_at}");
         assert_eq!(h.world.service("auth-service-canary").1, 0, "step {crash_at}");
@@ -524,15 +539,36 @@ async fn a_crash_at_any_step_is_undone_by_abort() {
     }
 }
 
+/// Starts a deploy in the background; returns its id and the handle that yields its outcome.
+fn spawn_deploy(h: &Harness, engine: Engine) -> (String, tokio::task::JoinHandle<(Outcome, Operation)>) {
+    let mut op = h.op();
+    let id = op.id.clone();
+    let locks = h.locks.clone();
+    let handle = tokio::spawn(async move {
+        let guard = locks.acquire(&op, false).await.unwrap();
+        let outcome = engine.run(&mut op, &guard).await.unwrap();
+        guard.release().await.unwrap();
+        (outcome, op)
+    });
+    (id, handle)
+}
+
 #[tokio::test(start_paused = true)]
 async fn another_terminal_can_abort_promote_or_pause() {
-    // Abort during the 10% step.
+    // Abort during the 10% step (two minutes in).
     let h = Harness::new(RolloutBehaviour::Completes);
-    h.table.put_control("staging", "abort", "oncall@laptop").await.unwrap();
-    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
-    let mut op = h.op();
+    let (id, run) = spawn_deploy(
+        &h,
+        h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    h.table
+        .put_control("staging", &id, "abort", "oncall@laptop")
+        .await
+        .unwrap();
+    let (outcome, op) = run.await.unwrap();
     assert_eq!(
-        h.run(&engine, &mut op, false).await,
+        outcome,
         Outcome::Aborted {
             by: "oncall@laptop".into()
         }
@@ -542,32 +578,154 @@ async fn another_terminal_can_abort_promote_or_pause() {
 
     // Promote skips the rest of the analysis.
     let h = Harness::new(RolloutBehaviour::Completes);
-    h.table.put_control("staging", "promote", "lead@laptop").await.unwrap();
-    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
-    let mut op = h.op();
-    assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
+    let (id, run) = spawn_deploy(
+        &h,
+        h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    h.table
+        .put_control("staging", &id, "promote", "lead@laptop")
+        .await
+        .unwrap();
+    let (outcome, op) = run.await.unwrap();
+    assert_eq!(outcome, Outcome::Promoted);
     h.assert_consistent("td:2");
     assert_eq!(op.steps[3].status, StepStatus::Skipped, "the 50% step was skipped");
 
     // Pause holds the weights (even through bad data) until resumed.
     let h = Harness::new(RolloutBehaviour::Completes);
-    h.table.put_control("staging", "pause", "oncall@laptop").await.unwrap();
-    let engine = Arc::new(h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()));
-    let mut op = h.op();
-    let guard = h.locks.acquire(&op, false).await.unwrap();
-    let run = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            let outcome = engine.run(&mut op, &guard).await.unwrap();
-            (outcome, op)
-        })
-    };
+    let (id, run) = spawn_deploy(
+        &h,
+        h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
+    );
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    h.table
+        .put_control("staging", &id, "pause", "oncall@laptop")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(h.world.weights(), (90, 10), "still paused at 10% an hour later");
-    h.table.put_control("staging", "resume", "oncall@laptop").await.unwrap();
+    h.table
+        .put_control("staging", &id, "resume", "oncall@laptop")
+        .await
+        .unwrap();
     let (outcome, op) = run.await.unwrap();
     assert_eq!(outcome, Outcome::Promoted);
     assert!(op.events.iter().any(|e| e.message == "paused") && op.events.iter().any(|e| e.message == "resumed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_for_another_operation_never_reaches_this_one() {
+    // An abort sent to a deploy that has since finished cannot be left for the next one.
+    let h = Harness::new(RolloutBehaviour::Completes);
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut first = h.op();
+    assert_eq!(h.run(&engine, &mut first, false).await, Outcome::Promoted);
+    let refused = h.table.put_control("staging", &first.id, "abort", "late@laptop").await;
+    assert!(refused.is_err(), "no lock is held for the finished deploy");
+
+    // While a deploy runs, a command naming another operation is refused, and the deploy goes on.
+    let (id, run) = spawn_deploy(
+        &h,
+        h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let refused = h
+        .table
+        .put_control("staging", &first.id, "promote", "late@laptop")
+        .await;
+    assert!(refused.is_err(), "the lock names {id}, not {}", first.id);
+    let (outcome, op) = run.await.unwrap();
+    assert_eq!(outcome, Outcome::Promoted);
+    assert_eq!(
+        op.steps[3].status,
+        StepStatus::Succeeded,
+        "analysed in full, not promoted early"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_cut_short_resumes_as_a_rollback_and_never_reexposes_traffic() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    // Healthy for two ticks at 10%, then failing: the analysis decides to roll back. The canary's
+    // scale-down then fails, so the rollback stops half done (weights back, canary still up).
+    *h.world.fail_canary_scale_down.lock().unwrap() = true;
+    let engine = h.engine(
+        Script::new(&[Some(0.0), Some(0.0), Some(0.05)]),
+        silent(),
+        CancellationToken::new(),
+    );
+    let mut op = h.op();
+    let guard = h.locks.acquire(&op, false).await.unwrap();
+    let failed = engine.run(&mut op, &guard).await;
+    assert!(matches!(failed, Err(EngineError::UndoFailed { .. })), "{failed:?}");
+    guard.abandon();
+    h.expire_lease();
+    let recorded = h.journal.load(&op.id).await.unwrap().unwrap();
+    let decision = recorded
+        .decision
+        .clone()
+        .expect("the decision is journaled before it is acted on");
+    assert_eq!(decision.kind, crate::journal::DecisionKind::RollBack);
+    assert_eq!(recorded.status, OperationStatus::Interrupted);
+    assert_eq!(h.world.weights(), (100, 0), "weights went back first");
+    let changes_before_resume = h.world.events().len();
+
+    // `resume` carries the rollback on; it does not re-run the 10% step.
+    let mut resumed = recorded;
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let outcome = h.run(&engine, &mut resumed, true).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if *reason == decision.reason),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+    let after: Vec<String> = h.world.events()[changes_before_resume..].to_vec();
+    assert!(
+        !after.iter().any(|e| e.starts_with("weights") && e != "weights 100/0"),
+        "no traffic to the canary after the decision: {after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_a_traffic_step_puts_all_traffic_on_stable_and_resume_finishes() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    let cancel = CancellationToken::new();
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), cancel.clone());
+    let mut op = h.op();
+    let guard = h.locks.acquire(&op, false).await.unwrap();
+    let id = op.id.clone();
+    let run = tokio::spawn(async move {
+        let outcome = engine.run(&mut op, &guard).await.unwrap();
+        guard.abandon();
+        outcome
+    });
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    assert_eq!(h.world.weights(), (50, 50), "in the 50% step");
+    cancel.cancel();
+    assert_eq!(
+        run.await.unwrap(),
+        Outcome::Interrupted {
+            at_step: "shift-50".into()
+        }
+    );
+    assert_eq!(
+        h.world.weights(),
+        (100, 0),
+        "nobody watches the analysis: traffic back on stable"
+    );
+    let mut recorded = h.journal.load(&id).await.unwrap().unwrap();
+    assert!(recorded.events.iter().any(|e| e.message.contains(WEIGHTS_RESTORED)));
+    assert_eq!(recorded.status, OperationStatus::Interrupted);
+    h.expire_lease();
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    assert_eq!(h.run(&engine, &mut recorded, true).await, Outcome::Promoted);
+    h.assert_consistent("td:2");
+    assert_eq!(
+        recorded.steps[3].attempts.len(),
+        1,
+        "the interrupted attempt is on the timeline"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -577,8 +735,8 @@ async fn no_data_pauses_when_the_policy_says_inconclusive() {
     engine.env.canary.no_data = crate::config::NoDataPolicy::Inconclusive;
     engine.env.canary.min_samples = 10_000;
     let mut op = h.op();
+    let id = op.id.clone();
     let guard = h.locks.acquire(&op, false).await.unwrap();
-    h.table.locks.lock().unwrap().get_mut("staging").unwrap().expires_at = i64::MAX;
     let engine = Arc::new(engine);
     let run = {
         let engine = engine.clone();
@@ -586,7 +744,10 @@ async fn no_data_pauses_when_the_policy_says_inconclusive() {
     };
     tokio::time::sleep(Duration::from_secs(1800)).await;
     assert_eq!(h.world.weights(), (90, 10), "paused, not rolled back, not promoted");
-    h.table.put_control("staging", "abort", "oncall@laptop").await.unwrap();
+    h.table
+        .put_control("staging", &id, "abort", "oncall@laptop")
+        .await
+        .unwrap();
     assert_eq!(
         run.await.unwrap(),
         Outcome::Aborted {

@@ -17,7 +17,6 @@ pub mod lag;
 #[cfg(feature = "sdk")]
 pub mod setup;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,10 +28,11 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::ecs::{Rollout, ServiceUpdate};
 use crate::aws::rds::{DbInstance, DbModification};
 use crate::aws::route53::FailoverAlias;
-use crate::aws::{AwsApis, AwsError, AwsErrorKind};
+use crate::aws::{AwsApis, AwsErrorKind};
 use crate::config::{AwsRegion, Environment};
+use crate::engine::{self, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
-use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{Decision, Journal, Operation, OperationStatus, PlannedStep};
 use crate::report::Reporter;
 use lag::ReplicaLag;
 
@@ -227,11 +227,7 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
+pub use crate::engine::EngineError;
 
 /// Verifies an endpoint after the switch.
 #[async_trait]
@@ -279,24 +275,7 @@ pub struct Engine {
     pub poll: Duration,
 }
 
-type Facts = BTreeMap<String, serde_json::Value>;
-
-enum StepEnd {
-    Done(Facts),
-    Skipped(String, Facts),
-}
-
-enum StepFailure {
-    Refused(String),
-    Failed(String),
-    Interrupted,
-}
-
-impl From<AwsError> for StepFailure {
-    fn from(e: AwsError) -> Self {
-        StepFailure::Failed(e.to_string())
-    }
-}
+type Facts = engine::Facts;
 
 fn fact_str(op: &Operation, key: &str) -> Option<String> {
     op.fact(key).and_then(|v| v.as_str()).map(str::to_owned)
@@ -315,131 +294,105 @@ fn suffix(op: &Operation) -> String {
 }
 
 impl Engine {
+    fn run_with<'a>(&'a self, guard: &'a LockGuard) -> Run<'a> {
+        Run {
+            journal: &self.journal,
+            guard,
+            reporter: self.reporter.as_ref(),
+            cancel: &self.cancel,
+        }
+    }
+
     /// Runs (or resumes) `op` from its first unfinished step. The caller holds `guard`.
     pub async fn run(&self, op: &mut Operation, guard: &LockGuard) -> Result<Outcome, EngineError> {
-        let holder = guard.holder().to_owned();
-        let lost = guard.lost();
-        let total = op.plan.len();
-        let mut index = op.next_step();
-        while index < total {
-            if self.cancel.is_cancelled() || lost.is_cancelled() {
-                return self.interrupted(op, &holder, index).await;
-            }
-            let name = op.plan[index].name.clone();
-            op.start_step(index);
-            self.journal.save(op, Some(&holder)).await?;
-            self.reporter.step_started(index, total, &name);
-            let result = tokio::select! {
-                biased;
-                () = lost.cancelled() => Err(StepFailure::Interrupted),
-                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
-                r = self.execute(op, &name, &holder) => r,
-            };
-            match result {
-                Ok(StepEnd::Done(facts)) => {
-                    op.finish_step(StepStatus::Succeeded, None, facts);
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Succeeded, "");
-                }
-                Ok(StepEnd::Skipped(why, facts)) => {
-                    op.finish_step(StepStatus::Skipped, Some(why.clone()), facts);
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Skipped, &why);
-                }
-                Err(StepFailure::Interrupted) => return self.interrupted(op, &holder, index).await,
-                Err(StepFailure::Refused(reason)) => {
-                    op.finish_step(StepStatus::Failed, Some(reason.clone()), BTreeMap::new());
-                    op.set_status(OperationStatus::Failed);
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
-                    return Ok(Outcome::Refused { reason });
-                }
-                Err(StepFailure::Failed(reason)) => {
-                    op.finish_step(StepStatus::Failed, Some(reason.clone()), BTreeMap::new());
-                    // Not `failed`: the environment is half switched, so the lock keeps protecting it
-                    // until `--resume` or `--abort` (a finished operation's expired lock is free).
-                    op.set_status(OperationStatus::Interrupted);
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
-                    return Ok(Outcome::Stopped { at_step: name, reason });
-                }
-            }
-            index += 1;
-        }
-        op.set_status(OperationStatus::Succeeded);
-        self.journal.save(op, Some(&holder)).await?;
-        Ok(Outcome::Completed)
+        Ok(outcome(engine::drive(self, &self.run_with(guard), op).await?))
     }
 
-    async fn interrupted(&self, op: &mut Operation, holder: &str, index: usize) -> Result<Outcome, EngineError> {
-        let at_step = op.plan.get(index).map_or_else(String::new, |p| p.name.clone());
-        op.set_status(OperationStatus::Interrupted);
-        // The lease may be gone (one way to get here): then the lock item keeps the last saved state.
-        let _ = self.journal.save(op, Some(holder)).await;
-        Ok(Outcome::Interrupted { at_step })
+    /// Ends an unfinished operation without going on (see [`Steps::undo`] for what is put back).
+    pub async fn abort(&self, op: &mut Operation, guard: &LockGuard, by: &str) -> Result<Outcome, EngineError> {
+        Ok(outcome(engine::abort(self, &self.run_with(guard), op, by).await?))
+    }
+}
+
+fn outcome(end: RunEnd) -> Outcome {
+    match end {
+        RunEnd::Completed => Outcome::Completed,
+        RunEnd::Failed { reason, .. } => Outcome::Refused { reason },
+        RunEnd::Stopped { at_step, reason } => Outcome::Stopped { at_step, reason },
+        RunEnd::Undone { decision, note } => Outcome::Aborted { by: decision.by, note },
+        RunEnd::Interrupted { at_step } => Outcome::Interrupted { at_step },
+    }
+}
+
+#[async_trait]
+impl Steps for Engine {
+    async fn step(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<StepEnd, StepError> {
+        let name = op.plan[index].name.clone();
+        self.execute(run, op, &name).await
     }
 
-    /// Ends an unfinished operation without going on. Before the promotion, the drained primary gets its
-    /// capacity back; after it, nothing can be undone safely, so the note says what state was left.
-    pub async fn abort(&self, op: &mut Operation, holder: &str, by: &str) -> Result<Outcome, EngineError> {
+    /// A failed step leaves the environment half switched: stop, and let a person resume or abort.
+    fn on_failure(&self, _: &Operation, _: usize) -> OnFailure {
+        OnFailure::Stop
+    }
+
+    /// Before the promotion, the drained primary gets its capacity back; after it, nothing can be undone
+    /// safely, so the note says what state was left.
+    async fn undo(&self, run: &Run<'_>, op: &mut Operation, _: &Decision) -> Result<String, StepError> {
         let promoted_step = if op.kind == FAILBACK {
             "promote-primary"
         } else {
             "promote-and-scale"
         };
         let promotion_started = op.steps.iter().any(|s| s.name == promoted_step);
-        let note = if op.kind == FAILOVER && !promotion_started {
-            match op.fact("primary_desired").and_then(|v| v.as_i64()) {
+        if op.kind == FAILOVER && !promotion_started {
+            return Ok(match op.fact("primary_desired").and_then(|v| v.as_i64()) {
                 Some(desired) => {
                     let ecs = self.aws.ecs(&self.env.primary_region);
                     let update = ServiceUpdate {
                         desired_count: Some(desired as i32),
                         ..ServiceUpdate::default()
                     };
-                    match ecs
-                        .update_service(&self.env.ecs.cluster, &self.env.ecs.service, &update)
+                    run.held()?;
+                    ecs.update_service(&self.env.ecs.cluster, &self.env.ecs.service, &update)
                         .await
-                    {
-                        Ok(()) => format!(
-                            "`{}` scaled back to {desired}; nothing else had changed",
-                            self.env.ecs.service
-                        ),
-                        Err(e) => format!("could not scale `{}` back to {desired}: {e}", self.env.ecs.service),
-                    }
+                        .map_err(|e| {
+                            StepError::failed(format!(
+                                "could not scale `{}` back to {desired}: {e}",
+                                self.env.ecs.service
+                            ))
+                        })?;
+                    format!(
+                        "`{}` scaled back to {desired}; nothing else had changed",
+                        self.env.ecs.service
+                    )
                 }
                 None => "nothing had changed".to_owned(),
-            }
-        } else if promotion_started {
+            });
+        }
+        Ok(if promotion_started {
             format!(
                 "the database promotion had started, so nothing was undone; the journal of `{}` shows each step's state",
                 op.id
             )
         } else {
             "nothing had changed in traffic; renamed or created instances are kept".to_owned()
-        };
-        op.note(by, format!("aborted by {by}: {note}"));
-        op.set_status(OperationStatus::Aborted);
-        self.journal.save(op, Some(holder)).await?;
-        Ok(Outcome::Aborted {
-            by: by.to_owned(),
-            note,
         })
     }
+}
 
-    async fn execute(&self, op: &mut Operation, name: &str, holder: &str) -> Result<StepEnd, StepFailure> {
+impl Engine {
+    async fn execute(&self, run: &Run<'_>, op: &mut Operation, name: &str) -> Result<StepEnd, StepError> {
         let failback = op.kind == FAILBACK;
         match (name, failback) {
-            ("readiness", false) => self.failover_readiness(op, holder).await,
+            ("readiness", false) => self.failover_readiness(op).await,
             ("readiness", true) => self.failback_readiness().await,
-            ("drain-primary", _) => self.drain_primary().await,
-            ("promote-and-scale", _) => self.promote_and_scale(op).await,
+            ("drain-primary", _) => self.drain_primary(run, op).await,
+            ("promote-and-scale", _) => self.promote_and_scale(run, op).await,
             ("repoint-dr-service", _) => {
                 let replica = self.replica()?;
                 self.repoint(
+                    run,
                     op,
                     &self.env.dr_region.clone(),
                     &self.env.ecs.dr.cluster,
@@ -450,23 +403,24 @@ impl Engine {
                 )
                 .await
             }
-            ("switch-dns", false) => self.switch_dns(op, true).await,
-            ("switch-dns", true) => self.switch_dns(op, false).await,
+            ("switch-dns", false) => self.switch_dns(run, op, true).await,
+            ("switch-dns", true) => self.switch_dns(run, op, false).await,
             ("verify", false) => self.verify(self.env.dr.dr_url.as_ref().map(|u| u.to_string())).await,
             ("verify", true) => self.verify(self.env.url.as_ref().map(|u| u.to_string())).await,
             ("announce", _) => self.announce(op).await,
-            ("rename-stale-primary", _) => self.rename_stale_primary(op).await,
-            ("create-primary-replica", _) => self.create_primary_replica().await,
-            ("confirm", _) => self.confirm(op, holder),
-            ("drain-dr", _) => self.drain_dr().await,
+            ("rename-stale-primary", _) => self.rename_stale_primary(run, op).await,
+            ("create-primary-replica", _) => self.create_primary_replica(run).await,
+            ("confirm", _) => self.confirm(op),
+            ("drain-dr", _) => self.drain_dr(run).await,
             ("promote-primary", _) => {
                 let primary = self.env.rds.primary.clone();
-                let facts = self.promote(op, &primary.region, &primary.identifier).await?;
+                let facts = self.promote(run, op, &primary.region, &primary.identifier).await?;
                 Ok(StepEnd::Done(facts))
             }
             ("repoint-primary-service", _) => {
                 let primary = self.env.rds.primary.clone();
                 self.repoint(
+                    run,
                     op,
                     &self.env.primary_region.clone(),
                     &self.env.ecs.cluster,
@@ -477,29 +431,21 @@ impl Engine {
                 )
                 .await
             }
-            ("restore-replica", _) => self.restore_replica(op).await,
-            (other, _) => Err(StepFailure::Failed(format!("unknown step `{other}` in the journal"))),
+            ("restore-replica", _) => self.restore_replica(run, op).await,
+            (other, _) => Err(StepError::failed(format!("unknown step `{other}` in the journal"))),
         }
     }
 
-    fn replica(&self) -> Result<crate::config::DbInstanceRef, StepFailure> {
+    fn replica(&self) -> Result<crate::config::DbInstanceRef, StepError> {
         self.env.rds.replica.clone().ok_or_else(|| {
-            StepFailure::Refused(format!(
+            StepError::refused(format!(
                 "`{}` has no `rds.replica`: there is nothing to fail over to\nhint: configure the cross-region read replica",
                 self.environment
             ))
         })
     }
 
-    /// Cancel-aware sleep between polls.
-    async fn pause(&self) -> Result<(), StepFailure> {
-        tokio::select! {
-            () = tokio::time::sleep(self.poll) => Ok(()),
-            () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
-        }
-    }
-
-    async fn failover_readiness(&self, op: &mut Operation, holder: &str) -> Result<StepEnd, StepFailure> {
+    async fn failover_readiness(&self, op: &mut Operation) -> Result<StepEnd, StepError> {
         let replica_ref = self.replica()?;
         let rds = self.aws.rds(&replica_ref.region);
         let replica = rds.describe_instance(&replica_ref.identifier).await?;
@@ -507,7 +453,7 @@ impl Engine {
         // On a resume after the promotion began, the replica is no longer one: the gate was passed before.
         let resumed_after_promotion = op.fact("replica_lag_checked").is_some();
         if replica.status != "available" && !resumed_after_promotion {
-            return Err(StepFailure::Refused(format!(
+            return Err(StepError::refused(format!(
                 "replica `{}` is `{}`, not available\nhint: see `suma dr check --env {}`",
                 replica.identifier, replica.status, self.environment
             )));
@@ -527,7 +473,7 @@ impl Engine {
         facts.insert("replica_endpoint".to_owned(), json!(replica.endpoint));
         if status == check::CheckStatus::Fail {
             if !accept {
-                return Err(StepFailure::Refused(format!(
+                return Err(StepError::refused(format!(
                     "replica lag of `{}` is {shown}, beyond the RPO of {}\nhint: wait for it to catch up, or pass `--accept-data-loss --reason ...` to fail over anyway",
                     replica.identifier,
                     humantime::format_duration(self.env.dr.rpo)
@@ -539,9 +485,10 @@ impl Engine {
                 .and_then(|v| v.as_str())
                 .unwrap_or("(no reason given)")
                 .to_owned();
+            let actor = op.actor.clone();
             op.note(
-                holder,
-                format!("data loss accepted by {} with replica lag {shown}: {reason}", op.actor),
+                &actor,
+                format!("data loss accepted by {actor} with replica lag {shown}: {reason}"),
             );
             facts.insert("data_loss_accepted".to_owned(), json!(true));
         }
@@ -553,13 +500,13 @@ impl Engine {
                 .failover_aliases(&self.env.dns.hosted_zone_id, &self.env.dns.record_name)
                 .await?;
             let primary = aliases.iter().find(|a| a.failover == "PRIMARY").ok_or_else(|| {
-                StepFailure::Refused(format!(
+                StepError::refused(format!(
                     "`{}` has no PRIMARY failover alias record\nhint: see `suma dr check --env {}`",
                     self.env.dns.record_name, self.environment
                 ))
             })?;
             let secondary = aliases.iter().find(|a| a.failover == "SECONDARY").ok_or_else(|| {
-                StepFailure::Refused(format!(
+                StepError::refused(format!(
                     "`{}` has no SECONDARY failover alias record: the DR load balancer is unknown",
                     self.env.dns.record_name
                 ))
@@ -572,7 +519,7 @@ impl Engine {
 
     /// Scales the primary region's services to zero when the region answers; an unreachable region is
     /// skipped (it cannot write either), any other error stops the failover.
-    async fn drain_primary(&self) -> Result<StepEnd, StepFailure> {
+    async fn drain_primary(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let ecs = self.aws.ecs(&self.env.primary_region);
         let cfg = &self.env.ecs;
         let names = [cfg.service.clone(), cfg.canary_service.clone()];
@@ -583,26 +530,30 @@ impl Engine {
                     "{} does not answer: not drained ({e})",
                     self.env.primary_region
                 ));
-                return Ok(StepEnd::Skipped(
+                return Ok(StepEnd::skipped(
                     format!("{} unreachable", self.env.primary_region),
                     Facts::from([("primary_unreachable".to_owned(), json!(true))]),
                 ));
             }
             Err(e) => return Err(e.into()),
         };
-        let mut facts = Facts::new();
-        for svc in &found {
-            if svc.name == cfg.service {
-                facts.insert(
-                    "primary_desired".to_owned(),
-                    json!(svc.desired.max(cfg.desired_count as i32)),
-                );
+        // What abort must restore is journaled before anything is drained, and a restarted drain keeps
+        // the count the first attempt saw (by then the service may already be at 0).
+        if op.fact("primary_desired").is_none() {
+            if let Some(svc) = found.iter().find(|s| s.name == cfg.service) {
+                let desired = svc.desired.max(cfg.desired_count as i32);
+                run.record(op, Facts::from([("primary_desired".to_owned(), json!(desired))]))
+                    .await?;
             }
+        }
+        let facts = Facts::new();
+        for svc in &found {
             if svc.desired != 0 {
                 let zero = ServiceUpdate {
                     desired_count: Some(0),
                     ..ServiceUpdate::default()
                 };
+                run.mutating()?;
                 ecs.update_service(&cfg.cluster, &svc.name, &zero).await?;
             }
         }
@@ -611,7 +562,13 @@ impl Engine {
 
     /// Promotes `identifier` unless it already is, waits until it takes writes, then turns backups and
     /// multi-AZ on.
-    async fn promote(&self, op: &Operation, region: &AwsRegion, identifier: &str) -> Result<Facts, StepFailure> {
+    async fn promote(
+        &self,
+        run: &Run<'_>,
+        op: &Operation,
+        region: &AwsRegion,
+        identifier: &str,
+    ) -> Result<Facts, StepError> {
         let rds = self.aws.rds(region);
         let retention = op
             .fact("backup_retention_days")
@@ -621,6 +578,7 @@ impl Engine {
         let before = rds.describe_instance(identifier).await?;
         let mut answered: Option<String> = None;
         if before.replica_source.is_some() && before.status == "available" {
+            run.mutating()?;
             let answer = rds.promote_read_replica(identifier, retention).await?;
             answered = Some(answer.status.clone());
         }
@@ -631,14 +589,14 @@ impl Engine {
                 break db;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(StepFailure::Failed(format!(
+                return Err(StepError::failed(format!(
                     "`{identifier}` is still `{}`{} after {}\nhint: watch it in the RDS console; `--resume` waits again",
                     db.status,
                     if db.replica_source.is_some() { " and still a replica" } else { "" },
                     humantime::format_duration(self.wait_timeout)
                 )));
             }
-            self.pause().await?;
+            run.sleep(self.poll).await?;
         };
         if !db.multi_az || db.backup_retention_days < 1 {
             let change = DbModification {
@@ -646,6 +604,8 @@ impl Engine {
                 backup_retention_days: Some(retention),
                 ..DbModification::default()
             };
+            run.mutating()?;
+            run.mutating()?;
             rds.modify_instance(identifier, &change).await?;
         }
         Ok(Facts::from([
@@ -654,23 +614,32 @@ impl Engine {
         ]))
     }
 
-    async fn scale(&self, region: &AwsRegion, cluster: &str, service: &str, count: i32) -> Result<(), StepFailure> {
+    async fn scale(
+        &self,
+        run: &Run<'_>,
+        region: &AwsRegion,
+        cluster: &str,
+        service: &str,
+        count: i32,
+    ) -> Result<(), StepError> {
         let ecs = self.aws.ecs(region);
         let update = ServiceUpdate {
             desired_count: Some(count),
             ..ServiceUpdate::default()
         };
+        run.mutating()?;
         ecs.update_service(cluster, service, &update).await?;
         Ok(())
     }
 
     async fn wait_rollout(
         &self,
+        run: &Run<'_>,
         region: &AwsRegion,
         cluster: &str,
         service: &str,
         td: &str,
-    ) -> Result<(), StepFailure> {
+    ) -> Result<(), StepError> {
         let ecs = self.aws.ecs(region);
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         loop {
@@ -678,27 +647,28 @@ impl Engine {
             match found.first().map(|s| s.rollout(td)) {
                 Some(Rollout::Completed) => return Ok(()),
                 Some(Rollout::Failed(reason)) => {
-                    return Err(StepFailure::Failed(format!(
+                    return Err(StepError::failed(format!(
                         "the ECS deployment of `{service}` ({region}) failed: {reason}"
                     )))
                 }
                 _ if tokio::time::Instant::now() >= deadline => {
-                    return Err(StepFailure::Failed(format!(
+                    return Err(StepError::failed(format!(
                         "`{service}` ({region}) did not finish its rollout within {}\nhint: `--resume` waits again",
                         humantime::format_duration(self.wait_timeout)
                     )))
                 }
-                _ => self.pause().await?,
+                _ => run.sleep(self.poll).await?,
             }
         }
     }
 
     /// Steps 3 and 4's scale-up at once: neither depends on the other.
-    async fn promote_and_scale(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+    async fn promote_and_scale(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let cfg = &self.env.ecs;
-        let promote = self.promote(op, &replica.region, &replica.identifier);
+        let promote = self.promote(run, op, &replica.region, &replica.identifier);
         let scale = self.scale(
+            run,
             &self.env.dr_region,
             &cfg.dr.cluster,
             &cfg.dr.service,
@@ -716,6 +686,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn repoint(
         &self,
+        run: &Run<'_>,
         op: &Operation,
         region: &AwsRegion,
         cluster: &str,
@@ -723,7 +694,7 @@ impl Engine {
         db_region: &AwsRegion,
         db: &str,
         fact: &str,
-    ) -> Result<StepEnd, StepFailure> {
+    ) -> Result<StepEnd, StepError> {
         let ecs = self.aws.ecs(region);
         let endpoint = self
             .aws
@@ -731,17 +702,18 @@ impl Engine {
             .describe_instance(db)
             .await?
             .endpoint
-            .ok_or_else(|| StepFailure::Failed(format!("`{db}` has no endpoint yet\nhint: `--resume` tries again")))?;
+            .ok_or_else(|| StepError::failed(format!("`{db}` has no endpoint yet\nhint: `--resume` tries again")))?;
         let current = ecs
             .describe_services(cluster, &[service.to_owned()])
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| StepFailure::Failed(format!("service `{service}` not found in `{cluster}` ({region})")))?;
+            .ok_or_else(|| StepError::failed(format!("service `{service}` not found in `{cluster}` ({region})")))?;
         // On a resume the revision registered before is reused.
         let td = match fact_str(op, fact) {
             Some(td) => td,
             None => {
+                run.mutating()?;
                 ecs.register_with_environment(
                     &current.task_definition,
                     &self.env.ecs.container,
@@ -757,8 +729,9 @@ impl Engine {
             desired_count: Some(self.env.ecs.desired_count as i32),
             force_new_deployment: false,
         };
+        run.mutating()?;
         ecs.update_service(cluster, service, &update).await?;
-        self.wait_rollout(region, cluster, service, &td).await?;
+        self.wait_rollout(run, region, cluster, service, &td).await?;
         Ok(StepEnd::Done(Facts::from([
             (fact.to_owned(), json!(td)),
             ("database_host".to_owned(), json!(endpoint)),
@@ -767,18 +740,18 @@ impl Engine {
 
     /// Failover: the PRIMARY record to the DR load balancer (with the secondary's health check);
     /// failback: the PRIMARY record as it was before the failover.
-    async fn switch_dns(&self, op: &Operation, to_dr: bool) -> Result<StepEnd, StepFailure> {
+    async fn switch_dns(&self, run: &Run<'_>, op: &Operation, to_dr: bool) -> Result<StepEnd, StepError> {
         let original: FailoverAlias = op
             .fact("original_primary_record")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .ok_or_else(|| {
-                StepFailure::Failed("the journal has no record of the PRIMARY record before the failover".to_owned())
+                StepError::failed("the journal has no record of the PRIMARY record before the failover".to_owned())
             })?;
         let wanted = if to_dr {
             let secondary: FailoverAlias = op
                 .fact("secondary_record")
                 .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .ok_or_else(|| StepFailure::Failed("the journal has no record of the SECONDARY record".to_owned()))?;
+                .ok_or_else(|| StepError::failed("the journal has no record of the SECONDARY record".to_owned()))?;
             dns::primary_to_secondary(&original, &secondary, self.env.dns.secondary_health_check_id.as_deref())
         } else {
             original
@@ -789,7 +762,10 @@ impl Engine {
         let live = current.iter().find(|a| a.failover == "PRIMARY");
         let change_id = match (live, fact_str(op, "dns_change_id")) {
             (Some(live), _) if *live == wanted => None,
-            _ => Some(dns.upsert_failover_alias(zone, &wanted).await?),
+            _ => {
+                run.mutating()?;
+                Some(dns.upsert_failover_alias(zone, &wanted).await?)
+            }
         };
         if let Some(id) = &change_id {
             let deadline = tokio::time::Instant::now() + self.wait_timeout;
@@ -799,12 +775,12 @@ impl Engine {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(StepFailure::Failed(format!(
+                    return Err(StepError::failed(format!(
                         "Route 53 change `{id}` is still {status} after {}\nhint: `--resume` checks the record and waits again",
                         humantime::format_duration(self.wait_timeout)
                     )));
                 }
-                self.pause().await?;
+                run.sleep(self.poll).await?;
             }
         }
         Ok(StepEnd::Done(Facts::from([
@@ -813,18 +789,18 @@ impl Engine {
         ])))
     }
 
-    async fn verify(&self, base: Option<String>) -> Result<StepEnd, StepFailure> {
+    async fn verify(&self, base: Option<String>) -> Result<StepEnd, StepError> {
         let Some(base) = base else {
-            return Ok(StepEnd::Skipped("no URL configured".to_owned(), Facts::new()));
+            return Ok(StepEnd::skipped("no URL configured".to_owned(), Facts::new()));
         };
         let base = base.trim_end_matches('/').to_owned();
         let ready = self
             .probe
             .ready(&base)
             .await
-            .map_err(|e| StepFailure::Failed(format!("{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `--resume` verifies again")))?;
+            .map_err(|e| StepError::failed(format!("{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `--resume` verifies again")))?;
         let write = self.probe.write(&base).await.map_err(|e| {
-            StepFailure::Failed(format!(
+            StepError::failed(format!(
                 "a write through {base} failed: {e}\nhint: is the database writable? `--resume` verifies again"
             ))
         })?;
@@ -834,7 +810,7 @@ impl Engine {
         ])))
     }
 
-    async fn announce(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+    async fn announce(&self, op: &Operation) -> Result<StepEnd, StepError> {
         let summary = timings(op, self.env.dr.rto);
         let title = match op.kind.as_str() {
             FAILBACK => format!("DR failback of {}", self.environment),
@@ -865,17 +841,17 @@ impl Engine {
 
     // Failback.
 
-    async fn failback_readiness(&self) -> Result<StepEnd, StepFailure> {
+    async fn failback_readiness(&self) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let last = self
             .journal
             .list(&self.environment, 100)
             .await
-            .map_err(|e| StepFailure::Failed(e.to_string()))?
+            .map_err(|e| StepError::failed(e.to_string()))?
             .into_iter()
             .find(|op| op.kind == FAILOVER && op.status == OperationStatus::Succeeded)
             .ok_or_else(|| {
-                StepFailure::Refused(format!(
+                StepError::refused(format!(
                     "no completed failover of `{}` is in the journal: there is nothing to fail back\nhint: `suma ops list --env {}`",
                     self.environment, self.environment
                 ))
@@ -886,7 +862,7 @@ impl Engine {
             .describe_instance(&replica.identifier)
             .await?;
         if dr_db.status != "available" {
-            return Err(StepFailure::Refused(format!(
+            return Err(StepError::refused(format!(
                 "`{}` is `{}`, not available",
                 dr_db.identifier, dr_db.status
             )));
@@ -901,7 +877,7 @@ impl Engine {
             Ok(db) => db.backup_retention_days,
             Err(e) if e.kind == AwsErrorKind::NotFound => 7,
             Err(e) => {
-                return Err(StepFailure::Refused(format!(
+                return Err(StepError::refused(format!(
                     "{} does not answer: {e}\nhint: fail back once the primary region has recovered",
                     self.env.rds.primary.region
                 )))
@@ -910,7 +886,7 @@ impl Engine {
         let original = last
             .fact("original_primary_record")
             .cloned()
-            .ok_or_else(|| StepFailure::Refused(format!("failover `{}` recorded no PRIMARY record", last.id)))?;
+            .ok_or_else(|| StepError::refused(format!("failover `{}` recorded no PRIMARY record", last.id)))?;
         Ok(StepEnd::Done(Facts::from([
             ("failover_operation".to_owned(), json!(last.id)),
             ("original_primary_record".to_owned(), original),
@@ -922,21 +898,27 @@ impl Engine {
     /// Moves the stale primary out of the way so the new one takes its name (and its endpoint). Whether
     /// the rename already happened is told by the new name, not by the replication source, which moto
     /// leaves set on promoted instances.
-    async fn rename_stale_primary(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+    async fn rename_stale_primary(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
         let primary = &self.env.rds.primary;
         let stale_name = format!("{}-stale-{}", primary.identifier, suffix(op));
         let renamed = self
-            .rename_away(&primary.region, &primary.identifier, &stale_name)
+            .rename_away(run, &primary.region, &primary.identifier, &stale_name)
             .await?;
         Ok(if renamed {
             StepEnd::Done(Facts::from([("stale_primary".to_owned(), json!(stale_name))]))
         } else {
-            StepEnd::Skipped("nothing to rename".to_owned(), Facts::new())
+            StepEnd::skipped("nothing to rename".to_owned(), Facts::new())
         })
     }
 
     /// Renames `identifier` to `stale_name` unless that was done before or there is nothing to rename.
-    async fn rename_away(&self, region: &AwsRegion, identifier: &str, stale_name: &str) -> Result<bool, StepFailure> {
+    async fn rename_away(
+        &self,
+        run: &Run<'_>,
+        region: &AwsRegion,
+        identifier: &str,
+        stale_name: &str,
+    ) -> Result<bool, StepError> {
         let rds = self.aws.rds(region);
         match rds.describe_instance(stale_name).await {
             Ok(_) => return Ok(false),
@@ -952,18 +934,24 @@ impl Engine {
             new_identifier: Some(stale_name.to_owned()),
             ..DbModification::default()
         };
+        run.mutating()?;
         rds.modify_instance(identifier, &change).await?;
         Ok(true)
     }
 
-    async fn wait_available(&self, region: &AwsRegion, identifier: &str) -> Result<DbInstance, StepFailure> {
+    async fn wait_available(
+        &self,
+        run: &Run<'_>,
+        region: &AwsRegion,
+        identifier: &str,
+    ) -> Result<DbInstance, StepError> {
         let rds = self.aws.rds(region);
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         loop {
             match rds.describe_instance(identifier).await {
                 Ok(db) if db.status == "available" => return Ok(db),
                 Ok(db) if tokio::time::Instant::now() >= deadline => {
-                    return Err(StepFailure::Failed(format!(
+                    return Err(StepError::failed(format!(
                         "`{identifier}` is still `{}` after {}\nhint: `--resume` waits again",
                         db.status,
                         humantime::format_duration(self.wait_timeout)
@@ -974,20 +962,22 @@ impl Engine {
                 Err(e) if e.kind == AwsErrorKind::NotFound && tokio::time::Instant::now() < deadline => {}
                 Err(e) => return Err(e.into()),
             }
-            self.pause().await?;
+            run.sleep(self.poll).await?;
         }
     }
 
     async fn create_replica_of(
         &self,
+        run: &Run<'_>,
         target: &crate::config::DbInstanceRef,
         source: &DbInstance,
         source_region: &AwsRegion,
-    ) -> Result<DbInstance, StepFailure> {
+    ) -> Result<DbInstance, StepError> {
         let rds = self.aws.rds(&target.region);
         match rds.describe_instance(&target.identifier).await {
             Ok(_) => {}
             Err(e) if e.kind == AwsErrorKind::NotFound => {
+                run.mutating()?;
                 rds.create_read_replica(
                     &target.identifier,
                     &source.arn,
@@ -998,10 +988,10 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         }
-        self.wait_available(&target.region, &target.identifier).await
+        self.wait_available(run, &target.region, &target.identifier).await
     }
 
-    async fn create_primary_replica(&self) -> Result<StepEnd, StepFailure> {
+    async fn create_primary_replica(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let dr_db = self
             .aws
@@ -1009,7 +999,7 @@ impl Engine {
             .describe_instance(&replica.identifier)
             .await?;
         let db = self
-            .create_replica_of(&self.env.rds.primary, &dr_db, &replica.region)
+            .create_replica_of(run, &self.env.rds.primary, &dr_db, &replica.region)
             .await?;
         Ok(StepEnd::Done(Facts::from([(
             "new_primary_endpoint".to_owned(),
@@ -1017,27 +1007,29 @@ impl Engine {
         )])))
     }
 
-    fn confirm(&self, op: &mut Operation, holder: &str) -> Result<StepEnd, StepFailure> {
+    fn confirm(&self, op: &mut Operation) -> Result<StepEnd, StepError> {
         let question = format!(
             "switch `{}` back to {} (drain the DR service, promote `{}`, move DNS)",
             self.environment, self.env.primary_region, self.env.rds.primary.identifier
         );
         if self.gate.confirm(&question) {
-            op.note(holder, format!("failback switch confirmed by {}", op.actor));
+            let actor = op.actor.clone();
+            op.note(&actor, format!("failback switch confirmed by {actor}"));
             Ok(StepEnd::Done(Facts::from([(
                 "confirmed_by".to_owned(),
                 json!(op.actor),
             )])))
         } else {
-            Err(StepFailure::Failed(
+            Err(StepError::failed(
                 "the switch back was not confirmed; the new primary replica keeps replicating\nhint: `suma dr failback --resume` asks again".to_owned(),
             ))
         }
     }
 
-    async fn drain_dr(&self) -> Result<StepEnd, StepFailure> {
+    async fn drain_dr(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
         let cfg = &self.env.ecs.dr;
         self.scale(
+            run,
             &self.env.dr_region,
             &cfg.cluster,
             &cfg.service,
@@ -1048,7 +1040,7 @@ impl Engine {
     }
 
     /// The DR posture again: the old DR database renamed away, a new replica of the primary in its name.
-    async fn restore_replica(&self, op: &Operation) -> Result<StepEnd, StepFailure> {
+    async fn restore_replica(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let primary = self
             .aws
@@ -1056,10 +1048,10 @@ impl Engine {
             .describe_instance(&self.env.rds.primary.identifier)
             .await?;
         let stale_name = format!("{}-stale-{}", replica.identifier, suffix(op));
-        self.rename_away(&replica.region, &replica.identifier, &stale_name)
+        self.rename_away(run, &replica.region, &replica.identifier, &stale_name)
             .await?;
         let db = self
-            .create_replica_of(&replica, &primary, &self.env.rds.primary.region)
+            .create_replica_of(run, &replica, &primary, &self.env.rds.primary.region)
             .await?;
         Ok(StepEnd::Done(Facts::from([
             ("stale_dr_database".to_owned(), json!(stale_name)),

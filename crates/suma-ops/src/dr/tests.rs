@@ -18,10 +18,11 @@ use crate::aws::elb::{LoadBalancerApi, WeightedTarget};
 use crate::aws::rds::DatabaseApi;
 use crate::aws::route53::{DnsApi, DnsRecord, HealthCheckStatus};
 use crate::aws::secrets::{SecretMetadata, SecretsApi};
+use crate::aws::AwsError;
 use crate::journal::lock::Locks;
-use crate::journal::memory::MemoryTable;
-use crate::journal::LocalLog;
+use crate::journal::{LocalLog, StepStatus};
 use crate::report::SilentReporter;
+use suma_testkit::MemoryLockTable as MemoryTable;
 
 const PRIMARY: &str = "eu-west-1";
 const DR: &str = "eu-central-1";
@@ -629,9 +630,7 @@ impl Harness {
     }
 
     fn expire_lease(&self) {
-        if let Some(lock) = self.table.locks.lock().unwrap().get_mut("drill") {
-            lock.expires_at = 0;
-        }
+        self.table.expire("drill", 0);
     }
 
     async fn failover(&self) -> Operation {
@@ -821,12 +820,11 @@ async fn abort_before_the_promotion_gives_the_primary_its_capacity_back() {
         h.world.snapshot().services[&(PRIMARY.to_owned(), "auth-service".to_owned())].1,
         0
     );
-    // The drain step never recorded the capacity it found: abort falls back to "nothing had changed"
-    // only when nothing was drained, so record it as a finished drain would.
-    recorded.steps[1].facts.insert("primary_desired".into(), json!(4));
+    // The drain journaled the capacity it found before draining, so abort knows what to restore.
+    assert_eq!(recorded.fact("primary_desired"), Some(&json!(4)));
     let engine = h.engine();
     let guard = h.locks.acquire(&recorded, true).await.unwrap();
-    let outcome = engine.abort(&mut recorded, guard.holder(), "ops@host").await.unwrap();
+    let outcome = engine.abort(&mut recorded, &guard, "ops@host").await.unwrap();
     guard.release().await.unwrap();
     assert!(
         matches!(&outcome, Outcome::Aborted { note, .. } if note.contains("scaled back to 4")),

@@ -2,6 +2,17 @@
 //! background task renews while the operation runs. Two operators or CI runners on different machines can
 //! never run mutating operations on one environment at once; a crashed holder's lease expires, and its
 //! unfinished operation must then be resumed or aborted (or the lock force-released, which is journaled).
+//!
+//! Fencing: every acquisition (a takeover by `resume` or `abort` included) mints a new [`Fence`], and every
+//! renew, journal write and control read is conditional on it, so a stalled runner that wakes after its
+//! successor took over is refused at its first write. It also stops itself: its lease is tracked on the
+//! monotonic clock from the moment each renew was sent, and [`LockGuard::ensure_held`] refuses once less
+//! than a safety margin is left, before the next AWS mutation, whether or not a renew has come back.
+//!
+//! Clock assumption: the lease expiry in the table is wall-clock time, and a successor may take over once
+//! its own wall clock passes it. Our monotonic view starts when the renew is *sent*, so it never outlives
+//! the table's; the margin (a quarter of the lease) covers the skew between machines' clocks, which must
+//! stay below it (NTP keeps it to milliseconds; a lease is tens of seconds).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +56,29 @@ impl LockInfo {
     }
 }
 
+/// The fencing token of one acquisition of a lock. Journal writes under a lock carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence(String);
+
+impl Fence {
+    fn mint() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a held operation must stop before its next change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseLost {
+    #[error("the lock on `{environment}` was taken over or released; this runner stopped before changing anything else\nhint: `suma lock status --env {environment}` shows who holds it now")]
+    TakenAway { environment: String },
+    #[error("the lease on `{environment}` could not be renewed in time; this runner stopped before changing anything else\nhint: check the connection to DynamoDB, then resume the operation")]
+    Expiring { environment: String },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("environment `{}` is locked by {} for operation `{}` ({}, {}), lease until {}\nhint: wait for it to finish, or see `suma ops show {}`", .0.environment, .0.holder, .0.operation_id, .0.operation_kind, .0.operation_status, .0.expires_at.format("%H:%M:%S UTC"), .0.operation_id)]
@@ -79,9 +113,13 @@ impl Locks {
     /// (resume or abort after a crash).
     pub async fn acquire(&self, op: &Operation, takeover: bool) -> Result<LockGuard, LockError> {
         let now = Utc::now();
+        let fence = Fence::mint();
+        // The lease counts from before the write is sent, so our view of it never outlives the table's.
+        let sent = tokio::time::Instant::now();
         let item = LockItem {
             environment: op.environment.clone(),
             holder: op.actor.clone(),
+            fence: fence.as_str().to_owned(),
             operation_id: op.id.clone(),
             operation_kind: op.kind.clone(),
             operation_status: op.status.as_str().to_owned(),
@@ -109,7 +147,7 @@ impl Locks {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(LockGuard::start(self.table.clone(), op, self.lease))
+        Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
     }
 
     /// Deletes the lock whoever holds it, and journals why: a `lock-force-release` operation, plus a note
@@ -174,14 +212,29 @@ pub struct ForceRelease {
 }
 
 /// A held lock. Its lease is renewed in the background until [`LockGuard::release`]; if renewal finds the
-/// lock taken away, [`LockGuard::lost`] is cancelled so the operation stops before its next step.
+/// lock taken away, or cannot renew before the safety margin, [`LockGuard::lost`] is cancelled and
+/// [`LockGuard::ensure_held`] fails, so the operation stops before its next change.
 pub struct LockGuard {
     table: Arc<dyn LockTable>,
     environment: String,
     operation_id: String,
     holder: String,
+    fence: Fence,
+    lease: Arc<LeaseClock>,
     lost: CancellationToken,
     renewal: JoinHandle<()>,
+}
+
+/// The lease as this runner knows it, on the monotonic clock.
+struct LeaseClock {
+    valid_until: std::sync::Mutex<tokio::time::Instant>,
+    margin: Duration,
+}
+
+impl LeaseClock {
+    fn safe_until(&self) -> tokio::time::Instant {
+        *self.valid_until.lock().expect("lease clock") - self.margin
+    }
 }
 
 impl std::fmt::Debug for LockGuard {
@@ -195,14 +248,24 @@ impl std::fmt::Debug for LockGuard {
 }
 
 impl LockGuard {
-    fn start(table: Arc<dyn LockTable>, op: &Operation, lease: Duration) -> Self {
+    fn start(
+        table: Arc<dyn LockTable>,
+        op: &Operation,
+        fence: Fence,
+        sent: tokio::time::Instant,
+        lease: Duration,
+    ) -> Self {
         let lost = CancellationToken::new();
+        let clock = Arc::new(LeaseClock {
+            valid_until: std::sync::Mutex::new(sent + lease),
+            margin: lease / 4,
+        });
         let renewal = tokio::spawn(renew_until_lost(
             table.clone(),
             op.environment.clone(),
-            op.id.clone(),
-            op.actor.clone(),
+            fence.clone(),
             lease,
+            clock.clone(),
             lost.clone(),
         ));
         Self {
@@ -210,14 +273,25 @@ impl LockGuard {
             environment: op.environment.clone(),
             operation_id: op.id.clone(),
             holder: op.actor.clone(),
+            fence,
+            lease: clock,
             lost,
             renewal,
         }
     }
 
-    /// The holder name that fences journal writes.
+    /// Who holds it (the operation's actor), for messages and notes.
     pub fn holder(&self) -> &str {
         &self.holder
+    }
+
+    /// The fencing token that journal writes and control reads under this lock carry.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    pub fn environment(&self) -> &str {
+        &self.environment
     }
 
     /// Cancelled when the lease could not be kept.
@@ -225,10 +299,36 @@ impl LockGuard {
         self.lost.clone()
     }
 
+    /// Whether this runner may still change anything: the lock was not taken away and more than the
+    /// safety margin of the lease is left on the monotonic clock. Checked before every AWS mutation.
+    pub fn ensure_held(&self) -> Result<(), LeaseLost> {
+        if self.lost.is_cancelled() {
+            return Err(LeaseLost::TakenAway {
+                environment: self.environment.clone(),
+            });
+        }
+        if tokio::time::Instant::now() >= self.lease.safe_until() {
+            self.lost.cancel();
+            return Err(LeaseLost::Expiring {
+                environment: self.environment.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads and consumes the control command left for this operation, if any.
+    pub async fn take_control(&self) -> Result<Option<(String, String)>, AwsError> {
+        let taken = self.table.take_control(&self.environment, self.fence.as_str()).await;
+        if matches!(&taken, Err(e) if e.kind == AwsErrorKind::ConditionFailed) {
+            self.lost.cancel();
+        }
+        taken
+    }
+
     pub async fn release(self) -> Result<(), AwsError> {
         self.renewal.abort();
-        match self.table.release(&self.environment, &self.operation_id).await {
-            // Someone force-released it meanwhile: nothing of ours is left to delete.
+        match self.table.release(&self.environment, self.fence.as_str()).await {
+            // Someone force-released or took it over meanwhile: nothing of ours is left to delete.
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => Ok(()),
             other => other,
         }
@@ -240,9 +340,7 @@ impl LockGuard {
     pub async fn hand_back(self) -> Result<(), AwsError> {
         self.renewal.abort();
         let expired = Utc::now().timestamp() - 1;
-        self.table
-            .renew(&self.environment, &self.operation_id, &self.holder, expired)
-            .await
+        self.table.renew(&self.environment, self.fence.as_str(), expired).await
     }
 
     /// Stops renewing but keeps the lock item, so the lease runs out and the unfinished operation can be
@@ -261,29 +359,37 @@ impl Drop for LockGuard {
 async fn renew_until_lost(
     table: Arc<dyn LockTable>,
     environment: String,
-    operation_id: String,
-    holder: String,
+    fence: Fence,
     lease: Duration,
+    clock: Arc<LeaseClock>,
     lost: CancellationToken,
 ) {
     let period = (lease / 3).max(Duration::from_millis(200));
-    let mut valid_until = tokio::time::Instant::now() + lease;
     loop {
         tokio::time::sleep(period).await;
+        let sent = tokio::time::Instant::now();
         let expires = Utc::now().timestamp() + lease.as_secs() as i64;
-        match table.renew(&environment, &operation_id, &holder, expires).await {
-            Ok(()) => valid_until = tokio::time::Instant::now() + lease,
-            Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
-                tracing::error!(environment = %environment, operation = %operation_id, "lock was taken away");
+        // A renew that hangs must not keep us running past the margin: it is cut off there.
+        let renewed =
+            tokio::time::timeout_at(clock.safe_until(), table.renew(&environment, fence.as_str(), expires)).await;
+        match renewed {
+            Ok(Ok(())) => *clock.valid_until.lock().expect("lease clock") = sent + lease,
+            Ok(Err(e)) if e.kind == AwsErrorKind::ConditionFailed => {
+                tracing::error!(environment = %environment, "lock was taken away");
                 lost.cancel();
                 return;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(environment = %environment, error = %e, "lock renewal failed; retrying");
-                if tokio::time::Instant::now() >= valid_until {
+                if tokio::time::Instant::now() >= clock.safe_until() {
                     lost.cancel();
                     return;
                 }
+            }
+            Err(_) => {
+                tracing::error!(environment = %environment, "lock renewal did not answer before the lease's safety margin");
+                lost.cancel();
+                return;
             }
         }
     }

@@ -4,8 +4,6 @@
 
 mod local;
 pub mod lock;
-#[cfg(test)]
-pub(crate) mod memory;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,8 +57,9 @@ impl Journal {
         &self.table
     }
 
-    /// Saves the operation. With `holder`, the write is fenced by the lock (see [`LockTable::save_operation`]).
-    pub async fn save(&self, op: &Operation, holder: Option<&str>) -> Result<(), JournalError> {
+    /// Saves the operation. With `fence`, the write succeeds only while the lock is held under it (see
+    /// [`LockTable::save_operation`]).
+    pub async fn save(&self, op: &Operation, fence: Option<&lock::Fence>) -> Result<(), JournalError> {
         let document = serde_json::to_string(op).expect("operations always serialize");
         self.local.append(op)?;
         let item = OperationItem {
@@ -69,9 +68,9 @@ impl Journal {
             status: op.status.as_str().to_owned(),
             document,
         };
-        let saved = match (&self.parent, holder) {
-            (Some(parent), Some(holder)) => self.table.save_sub_operation(&item, parent, holder).await,
-            _ => self.table.save_operation(&item, holder).await,
+        let saved = match (&self.parent, fence) {
+            (Some(parent), Some(fence)) => self.table.save_sub_operation(&item, parent, fence.as_str()).await,
+            _ => self.table.save_operation(&item, fence.map(lock::Fence::as_str)).await,
         };
         saved.map_err(|e| {
             if e.kind == crate::aws::AwsErrorKind::ConditionFailed {

@@ -5,7 +5,7 @@
 //! outputs. Nothing here knows AWS: actions come through [`Actions`], people through [`Confirmations`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::expr::{self, Condition, Scope};
 use super::{Runbook, Step};
-use crate::journal::{Journal, JournalError, Operation, OperationStatus, StepStatus};
+use crate::engine::{EngineError, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
+use crate::journal::lock::LockGuard;
+use crate::journal::{Decision, Journal, Operation, StepStatus};
 use crate::report::Reporter;
 
 pub const KIND: &str = "runbook";
@@ -23,8 +25,6 @@ pub const KIND: &str = "runbook";
 pub struct StepContext<'a> {
     pub operation: &'a Operation,
     pub step: &'a Step,
-    /// The journal facts of an earlier, unfinished attempt of this step (a child operation's id).
-    pub previous_facts: &'a BTreeMap<String, Value>,
     pub cancel: CancellationToken,
 }
 
@@ -133,202 +133,149 @@ pub fn recorded_outputs(op: &Operation) -> BTreeMap<String, Outputs> {
 }
 
 impl Engine<'_> {
-    /// Runs from `op.next_step()` to the end. `scope` holds params, env and run values; earlier outputs
-    /// are read from the journal.
-    pub async fn run(
-        &self,
-        op: &mut Operation,
-        holder: &str,
-        mut scope: Scope,
-        lost: CancellationToken,
-    ) -> Result<Outcome, JournalError> {
+    /// Runs from `op.next_step()` to the end under `guard`. `scope` holds params, env and run values;
+    /// earlier outputs are read from the journal.
+    pub async fn run(&self, op: &mut Operation, guard: &LockGuard, mut scope: Scope) -> Result<Outcome, EngineError> {
         scope.outputs = recorded_outputs(op);
-        let total = self.runbook.steps.len();
-        for index in op.next_step()..total {
-            let step = &self.runbook.steps[index];
-            if self.cancel.is_cancelled() || lost.is_cancelled() {
-                return self.interrupted(op, holder, step).await;
+        let steps = RunbookSteps {
+            engine: self,
+            scope: Mutex::new(scope),
+        };
+        let run = Run {
+            journal: &self.journal,
+            guard,
+            reporter: self.reporter.as_ref(),
+            cancel: &self.cancel,
+        };
+        Ok(match crate::engine::drive(&steps, &run, op).await? {
+            RunEnd::Completed => Outcome::Completed,
+            RunEnd::Stopped { at_step, reason } | RunEnd::Failed { at_step, reason } => {
+                Outcome::Stopped { step: at_step, reason }
             }
-            let previous_facts = op.steps.get(index).map(|s| s.facts.clone()).unwrap_or_default();
-            op.start_step(index);
-            self.reporter.step_started(index, total, &step.id);
-            if let Some(when) = &step.when {
-                let holds = Condition::parse(when).and_then(|c| c.eval(&scope));
-                match holds {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        op.finish_step(
-                            StepStatus::Skipped,
-                            None,
-                            BTreeMap::from([("skipped".to_owned(), json!(format!("`{when}` is false")))]),
-                        );
-                        self.journal.save(op, Some(holder)).await?;
-                        self.reporter.step_finished(
-                            index,
-                            total,
-                            &step.id,
-                            StepStatus::Skipped,
-                            &format!("when {when}: false"),
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        return self
-                            .stop(
-                                op,
-                                holder,
-                                step,
-                                &format!("its `when` cannot be evaluated: {e}"),
-                                BTreeMap::new(),
-                            )
-                            .await
-                    }
-                }
-            }
-            let mut args = BTreeMap::new();
-            for (name, value) in &step.args {
-                let text = match value {
-                    serde_yaml::Value::String(s) => s.clone(),
-                    other => expr::to_text(&super::yaml_to_json(other)),
-                };
-                let resolved = match expr::interpolate(&text, &scope) {
-                    Ok(r) => r,
-                    Err(e) => return self.stop(op, holder, step, &e, BTreeMap::new()).await,
-                };
-                if let Some(spec) = step.spec().arg(name) {
-                    if let Err(e) = spec.ty.check(&resolved) {
-                        return self
-                            .stop(
-                                op,
-                                holder,
-                                step,
-                                &format!("argument `{name}` resolved to {e}"),
-                                BTreeMap::new(),
-                            )
-                            .await;
-                    }
-                }
-                args.insert(name.clone(), resolved);
-            }
-            let mut facts = BTreeMap::from([("args".to_owned(), json!(args))]);
-            // Kept across attempts: a child operation started by an earlier attempt is resumed, not redone.
-            for (k, v) in &previous_facts {
-                if k.starts_with("child_") {
-                    facts.insert(k.clone(), v.clone());
-                }
-            }
-            self.journal.save(op, Some(holder)).await?;
-            let confirmed_by = if step.action == "manual" {
-                let instructions = args.get("instructions").cloned().unwrap_or_default();
-                match self.confirmations.manual(step, &instructions) {
-                    Answer::Yes(who) => Some(who),
-                    Answer::Skip => {
-                        facts.insert("skipped".to_owned(), json!("--skip-manual"));
-                        op.finish_step(StepStatus::Skipped, None, facts);
-                        self.journal.save(op, Some(holder)).await?;
-                        self.reporter.step_finished(
-                            index,
-                            total,
-                            &step.id,
-                            StepStatus::Skipped,
-                            "manual step skipped (--skip-manual)",
-                        );
-                        continue;
-                    }
-                    Answer::No => {
-                        return self
-                            .stop(op, holder, step, "the manual step was not confirmed as done", facts)
-                            .await
-                    }
-                    Answer::Cannot(reason) => return self.stop(op, holder, step, &reason, facts).await,
-                }
-            } else if step.confirm {
-                let question = format!("run step `{}`: {}", step.id, step.describe());
-                match self.confirmations.confirm(step, &question) {
-                    Answer::Yes(who) => Some(who),
-                    Answer::No | Answer::Skip => return self.stop(op, holder, step, "not confirmed", facts).await,
-                    Answer::Cannot(reason) => return self.stop(op, holder, step, &reason, facts).await,
-                }
-            } else {
-                None
-            };
-            if let Some(who) = &confirmed_by {
-                facts.insert("confirmed_by".to_owned(), json!(who));
-            }
-            let done = if step.action == "manual" {
-                Done::from(Outputs::from([("confirmed_by".to_owned(), json!(confirmed_by))]))
-            } else {
-                let context = StepContext {
-                    operation: op,
-                    step,
-                    previous_facts: &previous_facts,
-                    cancel: self.cancel.clone(),
-                };
-                let timeout = step.timeout();
-                let result = tokio::select! {
-                    r = tokio::time::timeout(timeout, self.actions.run(&args, &context)) => r,
-                    () = self.cancel.cancelled() => return self.interrupted(op, holder, step).await,
-                    () = lost.cancelled() => return self.interrupted(op, holder, step).await,
-                };
-                match result {
-                    Ok(Ok(done)) => done,
-                    Ok(Err(e)) => {
-                        facts.extend(e.facts);
-                        return self.stop(op, holder, step, &e.message, facts).await;
-                    }
-                    Err(_) => {
-                        let reason = format!("timed out after {}", humantime::format_duration(timeout));
-                        return self.stop(op, holder, step, &reason, facts).await;
-                    }
-                }
-            };
-            facts.extend(done.facts);
-            let outputs = done.outputs;
-            let summary = outputs
-                .iter()
-                .map(|(k, v)| format!("{k}={}", expr::to_text(v)))
-                .collect::<Vec<_>>()
-                .join(" ");
-            facts.insert("outputs".to_owned(), json!(outputs));
-            scope.outputs.insert(step.id.clone(), outputs);
-            op.finish_step(StepStatus::Succeeded, None, facts);
-            self.journal.save(op, Some(holder)).await?;
-            self.reporter
-                .step_finished(index, total, &step.id, StepStatus::Succeeded, &summary);
-        }
-        op.set_status(OperationStatus::Succeeded);
-        self.journal.save(op, Some(holder)).await?;
-        Ok(Outcome::Completed)
-    }
-
-    async fn stop(
-        &self,
-        op: &mut Operation,
-        holder: &str,
-        step: &Step,
-        reason: &str,
-        facts: BTreeMap<String, Value>,
-    ) -> Result<Outcome, JournalError> {
-        op.finish_step(StepStatus::Failed, Some(reason.to_owned()), facts);
-        // Resumable: the lock stays with the run until `resume` or `abort`.
-        op.set_status(OperationStatus::Interrupted);
-        self.journal.save(op, Some(holder)).await?;
-        let index = op.steps.len().saturating_sub(1);
-        self.reporter
-            .step_finished(index, self.runbook.steps.len(), &step.id, StepStatus::Failed, reason);
-        Ok(Outcome::Stopped {
-            step: step.id.clone(),
-            reason: reason.to_owned(),
+            RunEnd::Undone { decision, note } => Outcome::Stopped {
+                step: String::new(),
+                reason: format!("{}: {note}", decision.reason),
+            },
+            RunEnd::Interrupted { at_step } => Outcome::Interrupted { step: at_step },
         })
     }
+}
 
-    async fn interrupted(&self, op: &mut Operation, holder: &str, step: &Step) -> Result<Outcome, JournalError> {
-        if op.steps.last().is_some_and(|s| s.status == StepStatus::Running) {
-            op.finish_step(StepStatus::Failed, Some("interrupted".to_owned()), BTreeMap::new());
+/// A run of a runbook as the operation engine drives it; the scope gathers each step's outputs.
+struct RunbookSteps<'e, 'a> {
+    engine: &'e Engine<'a>,
+    scope: Mutex<Scope>,
+}
+
+impl RunbookSteps<'_, '_> {
+    fn scope(&self) -> std::sync::MutexGuard<'_, Scope> {
+        self.scope.lock().expect("runbook scope")
+    }
+}
+
+#[async_trait]
+impl Steps for RunbookSteps<'_, '_> {
+    async fn step(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<StepEnd, StepError> {
+        let step = &self.engine.runbook.steps[index];
+        let stop = |reason: String, facts: BTreeMap<String, Value>| StepError::Failed { reason, facts };
+        if let Some(when) = &step.when {
+            let holds = Condition::parse(when).and_then(|c| c.eval(&self.scope()));
+            match holds {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Ok(StepEnd::skipped(
+                        format!("when {when}: false"),
+                        BTreeMap::from([("skipped".to_owned(), json!(format!("`{when}` is false")))]),
+                    ))
+                }
+                Err(e) => return Err(stop(format!("its `when` cannot be evaluated: {e}"), BTreeMap::new())),
+            }
         }
-        op.set_status(OperationStatus::Interrupted);
-        self.journal.save(op, Some(holder)).await?;
-        Ok(Outcome::Interrupted { step: step.id.clone() })
+        let mut args = BTreeMap::new();
+        for (name, value) in &step.args {
+            let text = match value {
+                serde_yaml::Value::String(s) => s.clone(),
+                other => expr::to_text(&super::yaml_to_json(other)),
+            };
+            let resolved = expr::interpolate(&text, &self.scope()).map_err(|e| stop(e, BTreeMap::new()))?;
+            if let Some(spec) = step.spec().arg(name) {
+                if let Err(e) = spec.ty.check(&resolved) {
+                    return Err(stop(format!("argument `{name}` resolved to {e}"), BTreeMap::new()));
+                }
+            }
+            args.insert(name.clone(), resolved);
+        }
+        // The resolved arguments are on record before anything acts on them.
+        run.record(op, BTreeMap::from([("args".to_owned(), json!(args))]))
+            .await?;
+        let mut facts = BTreeMap::new();
+        let confirmations = self.engine.confirmations;
+        let confirmed_by = if step.action == "manual" {
+            let instructions = args.get("instructions").cloned().unwrap_or_default();
+            match confirmations.manual(step, &instructions) {
+                Answer::Yes(who) => Some(who),
+                Answer::Skip => {
+                    return Ok(StepEnd::skipped(
+                        "manual step skipped (--skip-manual)",
+                        BTreeMap::from([("skipped".to_owned(), json!("--skip-manual"))]),
+                    ))
+                }
+                Answer::No => return Err(stop("the manual step was not confirmed as done".to_owned(), facts)),
+                Answer::Cannot(reason) => return Err(stop(reason, facts)),
+            }
+        } else if step.confirm {
+            let question = format!("run step `{}`: {}", step.id, step.describe());
+            match confirmations.confirm(step, &question) {
+                Answer::Yes(who) => Some(who),
+                Answer::No | Answer::Skip => return Err(stop("not confirmed".to_owned(), facts)),
+                Answer::Cannot(reason) => return Err(stop(reason, facts)),
+            }
+        } else {
+            None
+        };
+        if let Some(who) = &confirmed_by {
+            facts.insert("confirmed_by".to_owned(), json!(who));
+        }
+        let done = if step.action == "manual" {
+            Done::from(Outputs::from([("confirmed_by".to_owned(), json!(confirmed_by))]))
+        } else {
+            run.mutating()?;
+            let context = StepContext {
+                operation: op,
+                step,
+                cancel: run.cancel.clone(),
+            };
+            let timeout = step.timeout();
+            let result = tokio::select! {
+                r = tokio::time::timeout(timeout, self.engine.actions.run(&args, &context)) => r,
+                () = run.cancel.cancelled() => return Err(StepError::Interrupted),
+            };
+            match result {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => {
+                    facts.extend(e.facts);
+                    return Err(stop(e.message, facts));
+                }
+                Err(_) => {
+                    let reason = format!("timed out after {}", humantime::format_duration(timeout));
+                    return Err(stop(reason, facts));
+                }
+            }
+        };
+        facts.extend(done.facts);
+        let outputs = done.outputs;
+        facts.insert("outputs".to_owned(), json!(outputs));
+        self.scope().outputs.insert(step.id.clone(), outputs);
+        Ok(StepEnd::Done(facts))
+    }
+
+    /// A failed, declined or timed-out step stops the run resumable: `suma runbook resume` continues there.
+    fn on_failure(&self, _: &Operation, _: usize) -> OnFailure {
+        OnFailure::Stop
+    }
+
+    async fn undo(&self, _: &Run<'_>, _: &mut Operation, _: &Decision) -> Result<String, StepError> {
+        Ok("nothing undone: the steps already done stay done".to_owned())
     }
 }
 
@@ -338,9 +285,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::journal::memory::MemoryTable;
-    use crate::journal::LocalLog;
+    use crate::journal::{LocalLog, OperationStatus};
     use crate::report::SilentReporter;
+    use suma_testkit::MemoryLockTable as MemoryTable;
 
     const RUNBOOK: &str = "\
 title: t
@@ -462,11 +409,8 @@ steps:
             Answers(Answer::Yes("ana".into()), Answer::Yes("bo".into())),
             &dir,
         );
-        let (mut op, _guard) = start(&engine).await;
-        let outcome = engine
-            .run(&mut op, "ana", scope(), CancellationToken::new())
-            .await
-            .unwrap();
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
         assert_eq!(outcome, Outcome::Completed);
         assert_eq!(op.status, OperationStatus::Succeeded);
         let statuses: Vec<_> = op.steps.iter().map(|s| s.status).collect();
@@ -501,11 +445,8 @@ steps:
             Answers(Answer::Yes("ana".into()), Answer::Yes("bo".into())),
             &dir,
         );
-        let (mut op, _guard) = start(&engine).await;
-        let outcome = engine
-            .run(&mut op, "ana", scope(), CancellationToken::new())
-            .await
-            .unwrap();
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
         assert_eq!(
             outcome,
             Outcome::Stopped {
@@ -516,10 +457,7 @@ steps:
         assert_eq!(op.status, OperationStatus::Interrupted);
         assert_eq!(op.next_step(), 4);
         // Resume: only the failed step runs again, with the restore's recorded endpoint.
-        let outcome = engine
-            .run(&mut op, "ana", scope(), CancellationToken::new())
-            .await
-            .unwrap();
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
         assert_eq!(outcome, Outcome::Completed);
         let calls = actions.calls.lock().unwrap();
         assert_eq!(calls.len(), 4);
@@ -531,21 +469,15 @@ steps:
     async fn declined_or_unanswerable_steps_stop_and_skip_manual_skips() {
         let dir = temp_dir("answers");
         let engine = engine(recorder(None), Answers(Answer::No, Answer::Yes("bo".into())), &dir);
-        let (mut op, _guard) = start(&engine).await;
-        let outcome = engine
-            .run(&mut op, "ana", scope(), CancellationToken::new())
-            .await
-            .unwrap();
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
         assert!(
             matches!(outcome, Outcome::Stopped { ref step, ref reason } if step == "restore" && reason == "not confirmed")
         );
 
         let engine = engine_with(Answers(Answer::Yes("ci (--yes)".into()), Answer::Skip), &dir);
-        let (mut op, _guard) = start(&engine).await;
-        let outcome = engine
-            .run(&mut op, "ana", scope(), CancellationToken::new())
-            .await
-            .unwrap();
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
         assert_eq!(outcome, Outcome::Completed);
         assert_eq!(op.steps[3].status, StepStatus::Skipped);
 
@@ -556,11 +488,8 @@ steps:
             ),
             &dir,
         );
-        let (mut op, _guard) = start(&engine).await;
-        let outcome = engine
-            .run(&mut op, "ana", scope(), CancellationToken::new())
-            .await
-            .unwrap();
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
         assert!(matches!(outcome, Outcome::Stopped { ref step, .. } if step == "tell"));
     }
 

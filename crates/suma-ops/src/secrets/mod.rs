@@ -32,8 +32,9 @@ use crate::aws::ecs::{EcsApi, Rollout, ServiceUpdate};
 use crate::aws::secrets::{SecretMetadata, SecretVersionsApi, VersionRef, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::aws::AwsError;
 use crate::config::ManagedSecret;
+use crate::engine::{self, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
-use crate::journal::{Journal, JournalError, Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{Decision, DecisionKind, Journal, Operation, PlannedStep, StepStatus};
 use crate::report::Reporter;
 
 /// The journal's name for a rotation.
@@ -66,17 +67,7 @@ pub trait Rotation: Send + Sync {
     async fn undo_set(&self, current: &str, pending: &str) -> Result<(), RotationError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error("undoing the rotation of `{secret}` failed: {source}\nhint: `suma secrets status` shows the labels; run `suma secrets rotate {secret} --abort` again")]
-    UndoFailed {
-        secret: String,
-        #[source]
-        source: RotationError,
-    },
-}
+pub use crate::engine::EngineError;
 
 /// How a rotation ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -167,24 +158,40 @@ pub struct Rotator {
     pub cancel: CancellationToken,
     pub rollout_timeout: Duration,
     pub rollout_poll: Duration,
-    /// Crash tests: abort the process right after this step is journaled.
-    pub crash_after_step: Option<String>,
 }
 
-enum StepFailure {
-    Failed(String),
-    Interrupted,
-}
-
-impl From<RotationError> for StepFailure {
+impl From<RotationError> for StepError {
     fn from(e: RotationError) -> Self {
-        Self::Failed(e.to_string())
+        StepError::failed(e.to_string())
     }
 }
 
-impl From<AwsError> for StepFailure {
-    fn from(e: AwsError) -> Self {
-        Self::Failed(e.to_string())
+/// One rotation as the engine runs it: the rotator and the kind's protocol.
+struct RotationSteps<'a> {
+    rotator: &'a Rotator,
+    rotation: &'a dyn Rotation,
+}
+
+#[async_trait]
+impl Steps for RotationSteps<'_> {
+    async fn step(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<StepEnd, StepError> {
+        let name = op.plan[index].name.clone();
+        self.rotator.step(run, &name, op, self.rotation).await
+    }
+
+    /// Before `finish`, a failure is undone at once: `AWSCURRENT` never moved. Once `finish` has started
+    /// the new value may be live, and undoing would be a second change under pressure: stop, and the
+    /// person chooses between `--resume` and `--abort`.
+    fn on_failure(&self, op: &Operation, _: usize) -> OnFailure {
+        if op.steps.iter().any(|s| s.name == "finish") {
+            OnFailure::Stop
+        } else {
+            OnFailure::RollBack
+        }
+    }
+
+    async fn undo(&self, run: &Run<'_>, op: &mut Operation, _: &Decision) -> Result<String, StepError> {
+        self.rotator.undo(run, op, self.rotation).await
     }
 }
 
@@ -202,102 +209,90 @@ impl Rotator {
         Ok(self.secrets.value(&self.secret.id, version).await?.map(|v| v.value))
     }
 
-    async fn current_value(&self, op: &Operation) -> Result<String, StepFailure> {
+    async fn current_value(&self, op: &Operation) -> Result<String, StepError> {
         let version = op
             .fact("previous_version")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| StepFailure::Failed("the journal has no previous version".to_owned()))?;
+            .ok_or_else(|| StepError::failed("the journal has no previous version".to_owned()))?;
         self.read(&VersionRef::Id(version.to_owned()))
             .await?
-            .ok_or_else(|| StepFailure::Failed(format!("version `{version}` of `{}` is gone", self.secret.id)))
+            .ok_or_else(|| StepError::failed(format!("version `{version}` of `{}` is gone", self.secret.id)))
     }
 
-    async fn pending_value(&self, op: &Operation) -> Result<String, StepFailure> {
+    async fn pending_value(&self, op: &Operation) -> Result<String, StepError> {
         let token = Self::token(op);
         self.read(&VersionRef::Id(token.clone()))
             .await?
-            .ok_or_else(|| StepFailure::Failed(format!("the new version `{token}` of `{}` is gone", self.secret.id)))
+            .ok_or_else(|| StepError::failed(format!("the new version `{token}` of `{}` is gone", self.secret.id)))
     }
 
-    /// Runs (or resumes) the rotation from the first step not yet done.
+    fn run_with<'a>(&'a self, guard: &'a LockGuard) -> Run<'a> {
+        Run {
+            journal: &self.journal,
+            guard,
+            reporter: self.reporter.as_ref(),
+            cancel: &self.cancel,
+        }
+    }
+
+    /// Runs (or resumes) the rotation from the first step not yet done, or finishes the undo it decided.
     pub async fn run(
         &self,
         op: &mut Operation,
         rotation: &dyn Rotation,
         guard: &LockGuard,
     ) -> Result<Outcome, EngineError> {
-        let holder = guard.holder().to_owned();
-        let lost = guard.lost();
-        let total = op.plan.len();
-        let mut index = op.next_step();
-        while index < total {
-            if self.cancel.is_cancelled() || lost.is_cancelled() {
-                return self.interrupted(op, &holder, index).await;
-            }
-            let name = op.plan[index].name.clone();
-            op.start_step(index);
-            self.journal.save(op, Some(&holder)).await?;
-            self.reporter.step_started(index, total, &name);
-            let result = tokio::select! {
-                r = self.step(&name, op, rotation) => r,
-                () = self.cancel.cancelled() => Err(StepFailure::Interrupted),
-            };
-            match result {
-                Ok((status, facts)) => {
-                    let detail = facts
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    op.finish_step(status, None, facts);
-                    self.journal.save(op, Some(&holder)).await?;
-                    self.reporter.step_finished(index, total, &name, status, &detail);
-                    if self.crash_after_step.as_deref() == Some(name.as_str()) {
-                        std::process::abort();
-                    }
-                    index += 1;
-                }
-                Err(StepFailure::Interrupted) => return self.interrupted(op, &holder, index).await,
-                Err(StepFailure::Failed(reason)) => {
-                    op.finish_step(StepStatus::Failed, Some(reason.clone()), Facts::new());
-                    self.reporter
-                        .step_finished(index, total, &name, StepStatus::Failed, &reason);
-                    if index >= 3 {
-                        // AWSCURRENT already moved: the new value is live. Undoing now would be a second
-                        // change under pressure; the person decides between `--resume` and `--abort`.
-                        op.set_status(OperationStatus::Interrupted);
-                        self.journal.save(op, Some(&holder)).await?;
-                        return Ok(Outcome::Interrupted { at_step: name });
-                    }
-                    self.undo(op, rotation, &holder).await?;
-                    op.set_status(OperationStatus::Failed);
-                    self.journal.save(op, Some(&holder)).await?;
-                    return Ok(Outcome::Failed { step: name, reason });
-                }
-            }
-        }
-        op.set_status(OperationStatus::Succeeded);
-        self.journal.save(op, Some(&holder)).await?;
-        Ok(Outcome::Rotated {
-            version: Self::token(op),
-        })
+        let steps = RotationSteps {
+            rotator: self,
+            rotation,
+        };
+        let end = engine::drive(&steps, &self.run_with(guard), op).await?;
+        Ok(self.outcome(op, end))
     }
 
-    async fn interrupted(&self, op: &mut Operation, holder: &str, index: usize) -> Result<Outcome, EngineError> {
-        op.set_status(OperationStatus::Interrupted);
-        let at_step = op.plan.get(index).map_or_else(String::new, |p| p.name.clone());
-        op.note(holder, format!("interrupted at `{at_step}`"));
-        // The lease may be gone; the local log still records where it stopped.
-        let _ = self.journal.save(op, Some(holder)).await;
-        Ok(Outcome::Interrupted { at_step })
+    /// Undoes whatever the rotation did, including a finished step 4.
+    pub async fn abort(
+        &self,
+        op: &mut Operation,
+        rotation: &dyn Rotation,
+        guard: &LockGuard,
+        by: &str,
+    ) -> Result<Outcome, EngineError> {
+        let steps = RotationSteps {
+            rotator: self,
+            rotation,
+        };
+        let end = engine::abort(&steps, &self.run_with(guard), op, by).await?;
+        Ok(self.outcome(op, end))
+    }
+
+    fn outcome(&self, op: &Operation, end: RunEnd) -> Outcome {
+        match end {
+            RunEnd::Completed => Outcome::Rotated {
+                version: Self::token(op),
+            },
+            RunEnd::Undone { decision, .. } if decision.kind == DecisionKind::Abort => Outcome::Aborted,
+            RunEnd::Undone { decision, .. } => Outcome::Failed {
+                step: op
+                    .steps
+                    .iter()
+                    .rev()
+                    .find(|s| s.status == StepStatus::Failed)
+                    .map_or_else(String::new, |s| s.name.clone()),
+                reason: decision.reason,
+            },
+            RunEnd::Failed { at_step, reason } => Outcome::Failed { step: at_step, reason },
+            RunEnd::Stopped { at_step, .. } | RunEnd::Interrupted { at_step } => Outcome::Interrupted { at_step },
+        }
     }
 
     async fn step(
         &self,
+        run: &Run<'_>,
         name: &str,
         op: &mut Operation,
         rotation: &dyn Rotation,
-    ) -> Result<(StepStatus, Facts), StepFailure> {
+    ) -> Result<StepEnd, StepError> {
         let id = self.secret.id.clone();
         let token = Self::token(op);
         match name {
@@ -306,31 +301,38 @@ impl Rotator {
                     .secrets
                     .value(&id, &VersionRef::Stage(AWSCURRENT))
                     .await?
-                    .ok_or_else(|| StepFailure::Failed(format!("`{id}` has no AWSCURRENT version")))?;
-                let mut facts = Facts::from([
-                    ("previous_version".to_owned(), json!(current.version_id)),
-                    ("version".to_owned(), json!(token)),
-                ]);
+                    .ok_or_else(|| StepError::failed(format!("`{id}` has no AWSCURRENT version")))?;
                 if current.version_id == token {
-                    return Err(StepFailure::Failed(format!(
+                    return Err(StepError::failed(format!(
                         "version `{token}` of `{id}` is already AWSCURRENT"
                     )));
                 }
+                // What undo needs is journaled before anything is written; a restart keeps the first
+                // attempt's record (by then AWSCURRENT is still the previous version, so it agrees).
+                let facts = Facts::from([
+                    ("previous_version".to_owned(), json!(current.version_id)),
+                    ("version".to_owned(), json!(token)),
+                ]);
+                run.record(op, facts).await?;
                 if self.read(&VersionRef::Id(token.clone())).await?.is_some() {
-                    facts.insert("created".to_owned(), json!("already stored by an earlier attempt"));
-                } else {
-                    let value = rotation.generate(&current.value).await?;
-                    self.secrets.put_pending(&id, &token, &value).await?;
+                    return Ok(StepEnd::Done(Facts::from([(
+                        "created".to_owned(),
+                        json!("already stored by an earlier attempt"),
+                    )])));
                 }
-                Ok((StepStatus::Succeeded, facts))
+                let value = rotation.generate(&current.value).await?;
+                run.mutating()?;
+                self.secrets.put_pending(&id, &token, &value).await?;
+                Ok(StepEnd::Done(Facts::new()))
             }
             "set" => {
                 let (current, pending) = (self.current_value(op).await?, self.pending_value(op).await?);
-                Ok((StepStatus::Succeeded, rotation.set(&current, &pending).await?))
+                run.mutating()?;
+                Ok(StepEnd::Done(rotation.set(&current, &pending).await?))
             }
             "test" => {
                 let pending = self.pending_value(op).await?;
-                Ok((StepStatus::Succeeded, rotation.test(&pending).await?))
+                Ok(StepEnd::Done(rotation.test(&pending).await?))
             }
             "finish" => {
                 let previous = op
@@ -345,6 +347,7 @@ impl Rotator {
                         .is_some_and(|labels| labels.iter().any(|l| l == label))
                 };
                 if !has(&token, AWSCURRENT) {
+                    run.mutating()?;
                     self.secrets
                         .move_stage(&id, AWSCURRENT, &token, Some(&previous))
                         .await?;
@@ -364,21 +367,23 @@ impl Rotator {
                         .find(|(_, labels)| labels.iter().any(|l| l == AWSPREVIOUS))
                         .map(|(v, _)| v.clone());
                     if holder.as_deref() != Some(previous.as_str()) {
+                        run.mutating()?;
                         self.secrets
                             .move_stage(&id, AWSPREVIOUS, &previous, holder.as_deref())
                             .await?;
                     }
                 }
                 if self.describe_has(&id, &token, AWSPENDING).await? {
+                    run.mutating()?;
                     self.secrets.remove_stage(&id, AWSPENDING, &token).await?;
                 }
                 let new = self.pending_value(op).await?;
                 let mut facts = rotation.finished(&new).await?;
                 facts.insert("finished_at".to_owned(), json!(Utc::now()));
-                Ok((StepStatus::Succeeded, facts))
+                Ok(StepEnd::Done(facts))
             }
-            "consumers" => self.redeploy_consumers().await,
-            other => Err(StepFailure::Failed(format!("unknown step `{other}`"))),
+            "consumers" => self.redeploy_consumers(run).await,
+            other => Err(StepError::failed(format!("unknown step `{other}`"))),
         }
     }
 
@@ -394,15 +399,16 @@ impl Rotator {
 
     /// Services resolve task-definition `secrets` only when a task starts: each consumer gets a forced new
     /// deployment, and the step waits until it completes.
-    async fn redeploy_consumers(&self) -> Result<(StepStatus, Facts), StepFailure> {
+    async fn redeploy_consumers(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
         if self.secret.consumers.is_empty() {
-            return Ok((StepStatus::Skipped, Facts::new()));
+            return Ok(StepEnd::skipped("no consumers configured", Facts::new()));
         }
         let force = ServiceUpdate {
             force_new_deployment: true,
             ..ServiceUpdate::default()
         };
         for service in &self.secret.consumers {
+            run.held()?;
             self.ecs.update_service(&self.cluster, service, &force).await?;
         }
         let deadline = tokio::time::Instant::now() + self.rollout_timeout;
@@ -414,7 +420,7 @@ impl Rotator {
                 match state.rollout(&state.task_definition) {
                     Rollout::Completed => {}
                     Rollout::Failed(reason) => {
-                        return Err(StepFailure::Failed(format!(
+                        return Err(StepError::failed(format!(
                             "the new deployment of `{}` failed: {reason}",
                             state.name
                         )))
@@ -427,95 +433,99 @@ impl Rotator {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(StepFailure::Failed(format!(
+                return Err(StepError::failed(format!(
                     "{} did not finish redeploying in {}",
                     pending.join(", "),
                     humantime::format_duration(self.rollout_timeout)
                 )));
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.rollout_poll) => {}
-                () = self.cancel.cancelled() => return Err(StepFailure::Interrupted),
-            }
+            run.sleep(self.rollout_poll).await?;
         }
-        Ok((
-            StepStatus::Succeeded,
-            Facts::from([("redeployed".to_owned(), json!(self.secret.consumers))]),
-        ))
+        Ok(StepEnd::Done(Facts::from([(
+            "redeployed".to_owned(),
+            json!(self.secret.consumers),
+        )])))
     }
 
     /// Puts everything back as it was before the rotation: `AWSCURRENT` on the previous version, the
     /// downstream system on the previous value, no `AWSPENDING`, and consumers redeployed if they could
-    /// have picked the new value up.
-    pub async fn undo(&self, op: &mut Operation, rotation: &dyn Rotation, holder: &str) -> Result<(), EngineError> {
+    /// have picked the new value up. Each change re-reads the labels first, so a resume of an interrupted
+    /// undo converges.
+    async fn undo(&self, run: &Run<'_>, op: &mut Operation, rotation: &dyn Rotation) -> Result<String, StepError> {
         let id = self.secret.id.clone();
         let token = Self::token(op);
-        let undo_failed = |source: RotationError| EngineError::UndoFailed {
-            secret: id.clone(),
-            source,
+        let undo_failed = |e: &dyn std::fmt::Display| {
+            StepError::failed(format!(
+                "undoing the rotation of `{id}` failed: {e}\nhint: `suma secrets status` shows the labels"
+            ))
         };
         let Some(previous) = op.fact("previous_version").and_then(|v| v.as_str()).map(str::to_owned) else {
-            // Nothing was created: `create` records the previous version before it writes.
-            op.note(holder, "undone: nothing had been written");
-            return Ok(());
+            // Nothing was created: `create` journals the previous version before it writes.
+            return Ok("undone: nothing had been written".to_owned());
         };
-        let meta = self.secrets.describe(&id).await.map_err(|e| undo_failed(e.into()))?;
+        let meta = self.secrets.describe(&id).await.map_err(|e| undo_failed(&e))?;
         let labels = |v: &str| meta.versions.get(v).cloned().unwrap_or_default();
         let finished = labels(&token).iter().any(|l| l == AWSCURRENT);
         if finished {
+            run.held()?;
             self.secrets
                 .move_stage(&id, AWSCURRENT, &previous, Some(&token))
                 .await
-                .map_err(|e| undo_failed(e.into()))?;
+                .map_err(|e| undo_failed(&e))?;
         }
-        // A `set` that failed changed nothing; one that succeeded must be undone; one a crash cut short may
-        // or may not have applied, so undoing it is attempted and a failure only noted.
-        let set_status = op.steps.iter().find(|s| s.name == "set").map(|s| s.status);
-        if matches!(set_status, Some(StepStatus::Succeeded | StepStatus::Running)) {
+        // A `set` that failed at once changed nothing; one that succeeded must be undone; one a crash cut
+        // short (in this attempt or an earlier one) may or may not have applied, so undoing it is attempted
+        // and a failure only noted.
+        let set = op.steps.iter().find(|s| s.name == "set");
+        let succeeded = set.is_some_and(|s| s.status == StepStatus::Succeeded);
+        let cut_short = set.is_some_and(|s| {
+            s.status == StepStatus::Running || s.attempts.iter().any(|a| a.status != StepStatus::Failed)
+        });
+        let mut notes = Vec::new();
+        if succeeded || cut_short {
             let current = self
                 .read(&VersionRef::Id(previous.clone()))
                 .await
-                .map_err(|e| undo_failed(e.into()))?;
+                .map_err(|e| undo_failed(&e))?;
             let pending = self
                 .read(&VersionRef::Id(token.clone()))
                 .await
-                .map_err(|e| undo_failed(e.into()))?;
+                .map_err(|e| undo_failed(&e))?;
             if let (Some(current), Some(pending)) = (current, pending) {
+                run.held()?;
                 match rotation.undo_set(&current, &pending).await {
                     Ok(()) => {}
-                    Err(e) if set_status == Some(StepStatus::Running) => {
-                        op.note(
-                            holder,
-                            format!("undoing an interrupted `set` failed (it may not have applied): {e}"),
-                        );
+                    Err(e) if !succeeded => {
+                        notes.push(format!(
+                            "undoing an interrupted `set` failed (it may not have applied): {e}"
+                        ));
                     }
-                    Err(e) => return Err(undo_failed(e)),
+                    Err(e) => return Err(undo_failed(&e)),
                 }
             }
         }
-        let meta = self.secrets.describe(&id).await.map_err(|e| undo_failed(e.into()))?;
-        if meta
-            .versions
-            .get(&token)
-            .is_some_and(|labels| labels.iter().any(|l| l == AWSPENDING))
+        if self
+            .describe_has(&id, &token, AWSPENDING)
+            .await
+            .map_err(|e| undo_failed(&e))?
         {
+            run.held()?;
             self.secrets
                 .remove_stage(&id, AWSPENDING, &token)
                 .await
-                .map_err(|e| undo_failed(e.into()))?;
+                .map_err(|e| undo_failed(&e))?;
         }
-        if finished {
-            if let Err(StepFailure::Failed(reason)) = self.redeploy_consumers().await {
-                return Err(undo_failed(RotationError::Failed(reason)));
+        // Consumers may have started with the new value once it was current (in this run or one before).
+        let was_current = finished || op.steps.iter().any(|s| s.name == "finish");
+        if was_current {
+            if let Err(StepError::Failed { reason, .. }) = self.redeploy_consumers(run).await {
+                return Err(undo_failed(&reason));
             }
         }
-        op.note(
-            holder,
-            format!(
-                "undone: AWSCURRENT on `{previous}`, no AWSPENDING{}",
-                if finished { ", consumers redeployed" } else { "" }
-            ),
-        );
-        Ok(())
+        notes.push(format!(
+            "undone: AWSCURRENT on `{previous}`, no AWSPENDING{}",
+            if was_current { ", consumers redeployed" } else { "" }
+        ));
+        Ok(notes.join("; "))
     }
 }

@@ -81,10 +81,6 @@ pub fn rotator(
         cancel: ctx.cancel.clone(),
         rollout_timeout: timeout,
         rollout_poll: Duration::from_secs(5),
-        crash_after_step: crate::settings::EnvSource::var(
-            &crate::settings::ProcessEnv,
-            crate::env_vars::SUMA_FAULT_CRASH_AFTER_STEP,
-        ),
     }
 }
 

@@ -209,7 +209,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
             return Ok(ExitStatus::No);
         }
     };
-    engine.journal.save(&op, Some(guard.holder())).await?;
+    engine.journal.save(&op, Some(guard.fence())).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
     let outcome = engine.run(&mut op, &guard).await;
     finish(ctx, env, guard, &op, outcome).await
@@ -362,8 +362,9 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
     if alive {
         ctx.journal(&session)
             .table()
-            .put_control(name, command, &ctx.settings.actor.value)
-            .await?;
+            .put_control(name, &op.id, command, &ctx.settings.actor.value)
+            .await
+            .with_context(|| format!("operation `{}` no longer holds `{name}`; nothing was sent", op.id))?;
         ctx.printer.either(&json!({"sent": command, "operation": op.id}), || {
             format!(
                 "sent `{command}` to operation `{}`; its runner acts on it at the next analysis tick",
@@ -375,6 +376,18 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
     if command == "pause" {
         bail!("the runner of `{}` is not running (its lease expired): nothing to pause\nhint: `suma deploy resume` or `suma deploy abort`", op.id);
     }
+    if command == "promote" {
+        if let Some(decision) = &op.decision {
+            bail!("canary `{}` decided to roll back ({}): it cannot be promoted\nhint: `suma deploy resume --env {name}` finishes the rollback", op.id, decision.reason);
+        }
+        let up = op
+            .steps
+            .iter()
+            .any(|s| s.name == "canary-up" && s.status == StepStatus::Succeeded);
+        if !up {
+            bail!("canary `{}` never came up: there is nothing to promote\nhint: `suma deploy resume --env {name}` continues it, `suma deploy abort --env {name}` ends it", op.id);
+        }
+    }
     // The runner died: take its lease over and finish here.
     let engine = engine(ctx, name, env, &session, Duration::from_secs(900))?;
     let guard = ctx.locks(&session).acquire(&op, true).await?;
@@ -384,20 +397,7 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
     );
     op.set_status(OperationStatus::Running);
     let outcome = match command {
-        "abort" => {
-            let result = engine
-                .roll_back(
-                    &mut op,
-                    guard.holder(),
-                    &format!("aborted by {}", ctx.settings.actor.value),
-                )
-                .await;
-            result
-                .map(|()| Outcome::Aborted {
-                    by: ctx.settings.actor.value.clone(),
-                })
-                .inspect(|_| op.set_status(OperationStatus::Aborted))
-        }
+        "abort" => engine.abort(&mut op, &guard, &ctx.settings.actor.value).await,
         "promote" => {
             // Skip what is left of the analysis; the promotion step runs next.
             let promote_index = op.plan.len() - 1;
@@ -415,8 +415,5 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
         }
         _ => engine.run(&mut op, &guard).await,
     };
-    if outcome.is_ok() {
-        engine.journal.save(&op, Some(guard.holder())).await?;
-    }
     finish(ctx, env, guard, &op, outcome).await
 }

@@ -130,7 +130,7 @@ async fn switch(
         op.note(&actor, format!("{what}d by {actor}"));
         op.set_status(OperationStatus::Running);
         let outcome = if args.abort {
-            engine.abort(&mut op, guard.holder(), &actor).await
+            engine.abort(&mut op, &guard, &actor).await
         } else {
             ctx.reporter
                 .info(&format!("resuming `{}` at step {}", op.id, op.next_step() + 1));
@@ -176,7 +176,7 @@ async fn switch(
     let mut op = Operation::new(direction.kind(), name, &actor, plan);
     op.parameters.extend(parameters);
     let guard = ctx.locks(&session).acquire(&op, false).await?;
-    engine.journal.save(&op, Some(guard.holder())).await?;
+    engine.journal.save(&op, Some(guard.fence())).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
     let outcome = engine.run(&mut op, &guard).await;
     finish(ctx, &engine, guard, &op, outcome).await
@@ -270,7 +270,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         let mut op = Operation::new(direction.kind(), name, &actor, plan);
         op.parameters.insert("drill".to_owned(), json!(true));
         let guard = ctx.locks(&session).acquire(&op, false).await?;
-        engine.journal.save(&op, Some(guard.holder())).await?;
+        engine.journal.save(&op, Some(guard.fence())).await?;
         ctx.reporter.info(&format!("{} `{}` started", direction.kind(), op.id));
         let outcome = engine.run(&mut op, &guard).await;
         ctx.reporter.finish();

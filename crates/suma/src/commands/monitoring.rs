@@ -301,13 +301,13 @@ async fn apply(
         .insert("templates".to_owned(), json!(p.dir.display().to_string()));
     op.parameters.insert("prune".to_owned(), json!(prune));
     let guard = ctx.locks(&session).acquire(&op, false).await?;
-    let holder = guard.holder().to_owned();
+    let fence = guard.fence().clone();
     let total = writes.len();
     let result: anyhow::Result<()> = async {
         for (step, &i) in writes.iter().enumerate() {
             let step_name = op.plan[step].name.clone();
             op.start_step(step);
-            journal.save(&op, Some(&holder)).await?;
+            journal.save(&op, Some(&fence)).await?;
             ctx.reporter.step_started(step, total, &step_name);
             let item = &mut items[i];
             let id = write(&p.datadog, kind, item)
@@ -323,7 +323,7 @@ async fn apply(
                 ),
             ]);
             op.finish_step(StepStatus::Succeeded, None, facts);
-            journal.save(&op, Some(&holder)).await?;
+            journal.save(&op, Some(&fence)).await?;
             ctx.reporter
                 .step_finished(step, total, &step_name, StepStatus::Succeeded, &format!("#{id}"));
         }
@@ -337,7 +337,7 @@ async fn apply(
             op.set_status(OperationStatus::Failed);
         }
     }
-    journal.save(&op, Some(&holder)).await?;
+    journal.save(&op, Some(&fence)).await?;
     guard.release().await?;
     ctx.reporter.finish();
     result?;

@@ -48,14 +48,14 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
     op.parameters.insert("to".to_owned(), json!(args.to));
     op.parameters.insert("reason".to_owned(), json!(args.reason));
     let guard = ctx.locks(&session).acquire(&op, false).await?;
-    let holder = guard.holder().to_owned();
     let result = execute(
         env,
         aws.as_ref(),
         &journal,
         ctx.reporter.as_ref(),
+        &ctx.cancel,
         &mut op,
-        &holder,
+        &guard,
         &mut prepared,
         args.rollout_timeout,
     )

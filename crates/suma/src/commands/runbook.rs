@@ -279,7 +279,7 @@ async fn start(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<ExitStatu
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let guard = ctx.locks(&session).acquire(&op, false).await?;
     let journal = ctx.journal(&session);
-    journal.save(&op, Some(guard.holder())).await?;
+    journal.save(&op, Some(guard.fence())).await?;
     ctx.reporter
         .info(&format!("run `{}`: runbook `{}` on `{name}`", op.id, loaded.name));
     execute(
@@ -399,7 +399,7 @@ async fn resume(ctx: &Context, args: &RunbookContinueArgs) -> anyhow::Result<Exi
     let actor = ctx.settings.actor.value.clone();
     op.note(&actor, format!("resumed by {actor} at step `{at}`"));
     op.set_status(OperationStatus::Running);
-    ctx.journal(&session).save(&op, Some(guard.holder())).await?;
+    ctx.journal(&session).save(&op, Some(guard.fence())).await?;
     execute(
         ctx,
         name,
@@ -439,7 +439,7 @@ async fn abort(
     let actor = ctx.settings.actor.value.clone();
     op.note(&actor, format!("aborted by {actor}: {reason}"));
     op.set_status(OperationStatus::Aborted);
-    ctx.journal(&session).save(&op, Some(guard.holder())).await?;
+    ctx.journal(&session).save(&op, Some(guard.fence())).await?;
     guard.release().await?;
     ctx.printer.either(&op, || {
         format!(
@@ -515,7 +515,7 @@ async fn execute(
         cancel: ctx.cancel.clone(),
     };
     let scope = scope_of(&op, name, env);
-    let outcome = engine.run(&mut op, guard.holder(), scope, guard.lost()).await;
+    let outcome = engine.run(&mut op, &guard, scope).await;
     ctx.reporter.finish();
     let outcome = match outcome {
         Ok(o) => o,

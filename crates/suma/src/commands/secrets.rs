@@ -117,7 +117,7 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
         let guard = ctx.locks(&session).acquire(&op, false).await?;
         let engine = rotator(ctx, env, secret, &session, args.rollout_timeout);
         let kind = rotation(env, secret, &session)?;
-        engine.journal.save(&op, Some(guard.holder())).await?;
+        engine.journal.save(&op, Some(guard.fence())).await?;
         ctx.reporter
             .info(&format!("operation `{}`: rotating `{}`", op.id, secret.id));
         let outcome = engine.run(&mut op, kind.as_ref(), &guard).await;
@@ -203,14 +203,8 @@ async fn continue_rotation(
     let outcome = if args.resume {
         engine.run(&mut op, kind.as_ref(), &guard).await
     } else {
-        match engine.undo(&mut op, kind.as_ref(), guard.holder()).await {
-            Ok(()) => {
-                op.set_status(OperationStatus::Aborted);
-                engine.journal.save(&op, Some(guard.holder())).await?;
-                Ok(Outcome::Aborted)
-            }
-            Err(e) => Err(e),
-        }
+        let actor = ctx.settings.actor.value.clone();
+        engine.abort(&mut op, kind.as_ref(), &guard, &actor).await
     };
     ctx.reporter.finish();
     let outcome = match outcome {
@@ -295,7 +289,7 @@ pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<E
     let guard = ctx.locks(&session).acquire(&op, false).await?;
     let journal = ctx.journal(&session);
     op.start_step(0);
-    journal.save(&op, Some(guard.holder())).await?;
+    journal.save(&op, Some(guard.fence())).await?;
     let result = api.remove_stage(&secret.id, AWSPREVIOUS, &previous).await;
     let status = if result.is_ok() {
         StepStatus::Succeeded
@@ -312,7 +306,7 @@ pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<E
     } else {
         OperationStatus::Failed
     });
-    journal.save(&op, Some(guard.holder())).await?;
+    journal.save(&op, Some(guard.fence())).await?;
     guard.release().await?;
     result?;
     ctx.printer.either(

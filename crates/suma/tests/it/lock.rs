@@ -89,7 +89,7 @@ async fn an_expired_lease_is_taken_over_only_to_finish_its_operation() {
     let locks = locks(Duration::from_secs(1)).await;
     let crashed = op(&environment, "a@host");
     let guard = locks.acquire(&crashed, false).await.unwrap();
-    journal.save(&crashed, Some(guard.holder())).await.unwrap();
+    journal.save(&crashed, Some(guard.fence())).await.unwrap();
     // The holder dies: it stops renewing without releasing.
     guard.abandon();
     tokio::time::sleep(Duration::from_millis(2200)).await;
@@ -104,7 +104,7 @@ async fn an_expired_lease_is_taken_over_only_to_finish_its_operation() {
     let resumed = locks.acquire(&crashed, true).await.unwrap();
     let mut finished = crashed.clone();
     finished.set_status(OperationStatus::Succeeded);
-    journal.save(&finished, Some(resumed.holder())).await.unwrap();
+    journal.save(&finished, Some(resumed.fence())).await.unwrap();
     resumed.release().await.unwrap();
     let free = locks.acquire(&other, false).await.unwrap();
     free.release().await.unwrap();
@@ -120,7 +120,7 @@ async fn an_expired_lease_of_a_finished_operation_is_free_to_take() {
     let mut first = op(&environment, "a@host");
     let guard = locks.acquire(&first, false).await.unwrap();
     first.set_status(OperationStatus::Failed);
-    journal.save(&first, Some(guard.holder())).await.unwrap();
+    journal.save(&first, Some(guard.fence())).await.unwrap();
     // Crashed after recording the end but before deleting the lock.
     guard.abandon();
     tokio::time::sleep(Duration::from_millis(2200)).await;
@@ -138,14 +138,14 @@ async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
     let mut mine = op(&environment, "a@host");
     let guard = locks.acquire(&mine, false).await.unwrap();
     mine.start_step(0);
-    journal.save(&mine, Some(guard.holder())).await.unwrap();
+    journal.save(&mine, Some(guard.fence())).await.unwrap();
 
     locks
         .force_release(&journal, &environment, "oncall@host", "holder unresponsive")
         .await
         .unwrap();
     mine.finish_step(StepStatus::Succeeded, None, Default::default());
-    let err = journal.save(&mine, Some(guard.holder())).await.unwrap_err();
+    let err = journal.save(&mine, Some(guard.fence())).await.unwrap_err();
     assert!(err.to_string().contains("no longer held by this operation"), "{err}");
     let recorded = journal.load(&mine.id).await.unwrap().unwrap();
     assert_eq!(
@@ -161,6 +161,67 @@ async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
 }
 
 #[tokio::test]
+async fn after_a_takeover_the_stalled_runner_is_fenced_out_though_actor_and_operation_match() {
+    crate::require_sandbox!();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal(dir.path()).await;
+    let environment = unique("takeover");
+    let locks = locks(Duration::from_secs(1)).await;
+    let table = sandbox_session().await.lock_store(&lock_region(), TABLE);
+    let mut stalled = op(&environment, "ci@runner-7");
+    let first = locks.acquire(&stalled, false).await.unwrap();
+    let stale_fence = first.fence().clone();
+    journal.save(&stalled, Some(&stale_fence)).await.unwrap();
+    // The runner stalls (a paused VM, a long GC): it stops renewing but still believes it holds the lock.
+    first.abandon();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    // `resume` on the same CI actor takes the expired lease over: a new fence.
+    let resumed = locks.acquire(&stalled, true).await.unwrap();
+    assert_ne!(resumed.fence(), &stale_fence);
+    let mut current = stalled.clone();
+    current.note("ci@runner-7", "resumed");
+    journal.save(&current, Some(resumed.fence())).await.unwrap();
+
+    // The stalled runner wakes: every write under its old fence is refused.
+    stalled.start_step(0);
+    let err = journal.save(&stalled, Some(&stale_fence)).await.unwrap_err();
+    assert!(err.to_string().contains("no longer held by this operation"), "{err}");
+    let renew = table
+        .renew(&environment, stale_fence.as_str(), i64::MAX)
+        .await
+        .unwrap_err();
+    assert_eq!(renew.kind, suma::aws::AwsErrorKind::ConditionFailed, "{renew}");
+    let control = table
+        .take_control(&environment, stale_fence.as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(control.kind, suma::aws::AwsErrorKind::ConditionFailed, "{control}");
+    assert_eq!(
+        journal.load(&stalled.id).await.unwrap().unwrap(),
+        current,
+        "the successor's record stands"
+    );
+
+    // Commands are for the operation they name, consumed once, and readable only under the live fence.
+    table
+        .put_control(&environment, &stalled.id, "abort", "oncall@laptop")
+        .await
+        .unwrap();
+    let other = table
+        .put_control(&environment, "20261204T000000-000000", "promote", "oncall@laptop")
+        .await
+        .unwrap_err();
+    assert_eq!(other.kind, suma::aws::AwsErrorKind::ConditionFailed, "{other}");
+    assert_eq!(
+        resumed.take_control().await.unwrap(),
+        Some(("abort".to_owned(), "oncall@laptop".to_owned()))
+    );
+    assert_eq!(resumed.take_control().await.unwrap(), None, "consumed when read");
+    resumed.release().await.unwrap();
+}
+
+#[tokio::test]
 async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
     crate::require_sandbox!();
     // Its own copy of the staging environment under a unique name keeps this test apart from others.
@@ -170,7 +231,7 @@ async fn force_release_through_the_cli_needs_confirmation_and_is_journaled() {
     let locks = locks(Duration::from_secs(30)).await;
     let held = op(environment, "crashed-runner@ci");
     let guard = locks.acquire(&held, false).await.unwrap();
-    journal.save(&held, Some(guard.holder())).await.unwrap();
+    journal.save(&held, Some(guard.fence())).await.unwrap();
     guard.abandon();
 
     // No TTY and no --yes: refuse, change nothing.

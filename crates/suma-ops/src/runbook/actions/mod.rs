@@ -195,27 +195,42 @@ impl LiveActions<'_> {
         ))
     }
 
-    /// A child operation: the one an earlier attempt of this step started, or a new one.
+    /// A child operation: the one an earlier attempt of this step started, or a new one. A child's id is
+    /// derived from the run, the step and the attempt (`RUN.STEP.N`), and it is journaled before it does
+    /// anything, so a run killed at any point finds its child again on resume rather than starting a
+    /// second rotation, failover or rollback.
     async fn child(
         &self,
         step: &StepContext<'_>,
         create: impl FnOnce() -> Operation,
     ) -> Result<Operation, ActionError> {
-        if let Some(id) = step.previous_facts.get("child_operation").and_then(Value::as_str) {
-            if let Some(mut op) = self.journal.load(id).await? {
-                if !op.status.is_finished() || op.status == OperationStatus::Succeeded {
-                    self.ctx
-                        .reporter
-                        .info(&format!("continuing operation `{id}` started by an earlier attempt"));
-                    if op.status != OperationStatus::Succeeded {
-                        op.set_status(OperationStatus::Running);
-                    }
-                    return Ok(op);
-                }
+        let attempt = step
+            .operation
+            .steps
+            .last()
+            .map_or(1, |record| record.attempts.len() + 1);
+        let child_id = |n: usize| format!("{}.{}.{n}", step.operation.id, step.step.id);
+        // The latest earlier attempt's child, if it can be continued (unfinished, or done already).
+        for n in (1..attempt).rev() {
+            let id = child_id(n);
+            let Some(mut op) = self.journal.load(&id).await? else {
+                continue;
+            };
+            if op.status.is_finished() && op.status != OperationStatus::Succeeded {
+                // It ended (failed, aborted): this attempt starts a new one.
+                break;
             }
+            self.ctx
+                .reporter
+                .info(&format!("continuing operation `{id}` started by an earlier attempt"));
+            if op.status != OperationStatus::Succeeded {
+                op.set_status(OperationStatus::Running);
+            }
+            return Ok(op);
         }
-        let op = create();
-        self.journal.save(&op, Some(self.guard.holder())).await?;
+        let mut op = create();
+        op.id = child_id(attempt);
+        self.journal.save(&op, Some(self.guard.fence())).await?;
         Ok(op)
     }
 

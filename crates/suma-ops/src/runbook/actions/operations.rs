@@ -198,8 +198,9 @@ impl LiveActions<'_> {
                 self.aws.as_ref(),
                 &self.journal,
                 self.ctx.reporter.as_ref(),
+                &step.cancel,
                 &mut op,
-                self.guard.holder(),
+                self.guard,
                 &mut prepared,
                 Duration::from_secs(900),
             )
