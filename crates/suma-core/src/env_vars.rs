@@ -17,10 +17,11 @@ pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
 /// PostgreSQL URL of the DR replica, for `dr.replica_lag: postgres` (read-only use).
 pub const SUMA_DR_REPLICA_URL: &str = "SUMA_DR_REPLICA_URL";
 /// Crash tests, read only by builds with the `fault-hooks` feature (never release builds): every mutating
-/// command aborts the process right after this step's end is journaled, as a `kill -9` would.
+/// command is killed (SIGKILL) right after this step's end is journaled.
 pub const SUMA_FAULT_CRASH_AFTER_STEP: &str = "SUMA_FAULT_CRASH_AFTER_STEP";
-/// Crash tests, `fault-hooks` builds only: abort at the n-th check before an AWS mutation (1-based).
-pub const SUMA_FAULT_CRASH_AT_MUTATION: &str = "SUMA_FAULT_CRASH_AT_MUTATION";
+/// Crash matrix, `fault-hooks` builds only: SIGKILL at the n-th kill point (before an AWS change, before
+/// or after a step's end is journaled), 1-based.
+pub const SUMA_FAULT_CRASH_AT: &str = "SUMA_FAULT_CRASH_AT";
 /// Any value disables colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Base directory for state files when `SUMA_STATE_DIR` is unset.

@@ -1,7 +1,9 @@
 //! Rollback: fast, no analysis. The default target is the revision that was live before the last deploy
-//! as the journal recorded it (not "current minus one"). [`prepare`] resolves and plans it reading only;
-//! [`execute`] runs the plan under the lock the caller holds (the `rollback` command, or a runbook step);
-//! [`announce`] posts the Datadog event.
+//! as the journal recorded it (not "current minus one"). [`prepare`] resolves and plans it reading only,
+//! and [`Prepared::operation`] records the resolution in the operation, so a resume after a crash runs
+//! exactly what was planned; [`execute`] runs it on the operation engine under the lock the caller holds
+//! (the `rollback` command, or a runbook step); [`abort`] ends an interrupted one with all traffic on
+//! stable; [`announce`] posts the Datadog event.
 
 use std::time::Duration;
 
@@ -30,6 +32,26 @@ pub struct Prepared {
     pub register_image: Option<String>,
     pub target_label: String,
     pub plan: Vec<PlannedStep>,
+}
+
+impl Prepared {
+    /// A new rollback operation of `environment` carrying this resolution in its parameters.
+    pub fn operation(&self, environment: &str, actor: &str, to: &str, reason: &str) -> Operation {
+        let mut op = Operation::new(KIND, environment, actor, self.plan.clone());
+        op.parameters.insert("to".to_owned(), json!(to));
+        op.parameters.insert("reason".to_owned(), json!(reason));
+        op.parameters.insert("current".to_owned(), json!(self.current));
+        op.parameters.insert("target".to_owned(), json!(self.target));
+        op.parameters
+            .insert("register_image".to_owned(), json!(self.register_image));
+        op.parameters
+            .insert("target_label".to_owned(), json!(self.target_label));
+        op
+    }
+}
+
+fn parameter(op: &Operation, key: &str) -> Option<String> {
+    op.parameters.get(key).and_then(|v| v.as_str()).map(str::to_owned)
 }
 
 /// Resolves `to` (`previous`, `family:N`, an ARN or an image) and plans the rollback; reads only.
@@ -151,40 +173,14 @@ impl Steps for RollbackSteps<'_> {
                 Ok(StepEnd::Done(facts))
             }
             "restore-weights" => {
-                let weights = self
-                    .aws
-                    .elb(&self.env.primary_region)
-                    .rule_weights(self.env.alb.rule_arn.as_str())
-                    .await?;
-                let canary = self.env.alb.canary_target_group_arn.as_str();
-                if !weights.iter().any(|w| w.target_group_arn == canary && w.weight > 0) {
-                    return Ok(StepEnd::skipped("no traffic on the canary", Facts::new()));
+                if self.restore_weights(run).await? {
+                    Ok(StepEnd::Done(Facts::from([(
+                        "canary_was_in_flight".to_owned(),
+                        json!(true),
+                    )])))
+                } else {
+                    Ok(StepEnd::skipped("no traffic on the canary", Facts::new()))
                 }
-                let targets = [
-                    WeightedTarget {
-                        target_group_arn: self.env.alb.stable_target_group_arn.to_string(),
-                        weight: 100,
-                    },
-                    WeightedTarget {
-                        target_group_arn: canary.to_owned(),
-                        weight: 0,
-                    },
-                ];
-                run.mutating()?;
-                self.aws
-                    .elb(&self.env.primary_region)
-                    .set_weights(self.env.alb.rule_arn.as_str(), &targets)
-                    .await?;
-                let zero = ServiceUpdate {
-                    desired_count: Some(0),
-                    ..ServiceUpdate::default()
-                };
-                run.mutating()?;
-                ecs.update_service(&cfg.cluster, &cfg.canary_service, &zero).await?;
-                Ok(StepEnd::Done(Facts::from([(
-                    "canary_was_in_flight".to_owned(),
-                    json!(true),
-                )])))
             }
             "update-stable" => {
                 let target = op
@@ -260,13 +256,77 @@ impl Steps for RollbackSteps<'_> {
         OnFailure::Fail
     }
 
-    async fn undo(&self, _: &Run<'_>, _: &mut Operation, _: &Decision) -> Result<String, StepError> {
-        Ok("nothing undone: a rollback is not rolled back; run `suma rollback` again with another target".to_owned())
+    /// A rollback is not rolled back (that would re-deploy what was rolled back from): an abort only makes
+    /// sure no traffic is left on the canary, and leaves the stable service where the rollback took it.
+    async fn undo(&self, run: &Run<'_>, _: &mut Operation, _: &Decision) -> Result<String, StepError> {
+        let canary_had_traffic = self.restore_weights(run).await?;
+        Ok(if canary_had_traffic {
+            "all traffic put back on stable and the canary scaled to 0; the stable service is left as it is"
+        } else {
+            "no traffic was on the canary; the stable service is left as it is"
+        }
+        .to_owned())
     }
 }
 
-/// Runs the planned steps of `op` (a `rollback` operation holding `guard`'s lock) on the operation
-/// engine; the error says which step failed and why.
+impl<'a> RollbackSteps<'a> {
+    /// The steps of `op`, from what [`Prepared::operation`] recorded in it.
+    fn of(env: &'a Environment, aws: &'a dyn AwsApis, op: &Operation, rollout_timeout: Duration) -> Self {
+        Self {
+            env,
+            aws,
+            current: parameter(op, "current").unwrap_or_default(),
+            target: parameter(op, "target").unwrap_or_default(),
+            register_image: parameter(op, "register_image"),
+            rollout_timeout,
+        }
+    }
+}
+
+impl RollbackSteps<'_> {
+    /// Weights stable 100 / canary 0 if the canary has traffic, then the canary service to 0 if it runs.
+    /// Each half is judged from the world, not from the other: a crash between the two leaves weights
+    /// restored and the canary up, and a resume must still scale it down. Whether anything changed.
+    async fn restore_weights(&self, run: &Run<'_>) -> Result<bool, StepError> {
+        let elb = self.aws.elb(&self.env.primary_region);
+        let weights = elb.rule_weights(self.env.alb.rule_arn.as_str()).await?;
+        let canary = self.env.alb.canary_target_group_arn.as_str();
+        let mut changed = false;
+        if weights.iter().any(|w| w.target_group_arn == canary && w.weight > 0) {
+            let targets = [
+                WeightedTarget {
+                    target_group_arn: self.env.alb.stable_target_group_arn.to_string(),
+                    weight: 100,
+                },
+                WeightedTarget {
+                    target_group_arn: canary.to_owned(),
+                    weight: 0,
+                },
+            ];
+            run.held()?;
+            elb.set_weights(self.env.alb.rule_arn.as_str(), &targets).await?;
+            changed = true;
+        }
+        let cfg = &self.env.ecs;
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let services = ecs
+            .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.canary_service))
+            .await?;
+        if services.first().is_some_and(|s| s.desired > 0) {
+            let zero = ServiceUpdate {
+                desired_count: Some(0),
+                ..ServiceUpdate::default()
+            };
+            run.held()?;
+            ecs.update_service(&cfg.cluster, &cfg.canary_service, &zero).await?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+/// Runs (or resumes) the rollback `op` (holding `guard`'s lock) on the operation engine; the error says
+/// which step failed and why.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute(
     env: &Environment,
@@ -276,52 +336,64 @@ pub async fn execute(
     cancel: &CancellationToken,
     op: &mut Operation,
     guard: &LockGuard,
-    prepared: &mut Prepared,
     rollout_timeout: Duration,
 ) -> anyhow::Result<()> {
-    let steps = RollbackSteps {
-        env,
-        aws,
-        current: prepared.current.clone(),
-        target: prepared.target.clone(),
-        register_image: prepared.register_image.clone(),
-        rollout_timeout,
-    };
+    let steps = RollbackSteps::of(env, aws, op, rollout_timeout);
     let run = Run {
         journal,
         guard,
         reporter,
         cancel,
     };
-    let end = engine::drive(&steps, &run, op).await?;
-    if let Some(target) = op.fact("target_task_definition").and_then(|v| v.as_str()) {
-        prepared.target = target.to_owned();
-    }
-    match end {
+    match engine::drive(&steps, &run, op).await? {
         RunEnd::Completed => Ok(()),
         RunEnd::Failed { at_step, reason } | RunEnd::Stopped { at_step, reason } => {
             bail!("step `{at_step}` failed: {reason}")
         }
         RunEnd::Interrupted { at_step } => bail!(
-            "interrupted at `{at_step}`\nhint: `suma ops show {}` shows what was done; run the rollback again to finish it",
-            op.id
+            "interrupted at `{at_step}`\nhint: `suma rollback --env {} --reason ...` resumes it; `--abort` ends it with all traffic on stable",
+            op.environment
         ),
         RunEnd::Undone { decision, note } => bail!("{}: {note}", decision.reason),
     }
 }
 
-/// The Datadog event of a finished rollback (a failed post is a warning).
-pub async fn announce(
-    name: &str,
+/// Ends an interrupted rollback: all traffic back on stable and the canary at zero; the stable service
+/// is left where the rollback had taken it. Returns the journal's note.
+#[allow(clippy::too_many_arguments)]
+pub async fn abort(
     env: &Environment,
+    aws: &dyn AwsApis,
+    journal: &Journal,
     reporter: &dyn Reporter,
-    op: &Operation,
-    prepared: &Prepared,
-    reason: &str,
-    succeeded: bool,
-) {
+    cancel: &CancellationToken,
+    op: &mut Operation,
+    guard: &LockGuard,
+    by: &str,
+) -> anyhow::Result<String> {
+    let steps = RollbackSteps::of(env, aws, op, Duration::ZERO);
+    let run = Run {
+        journal,
+        guard,
+        reporter,
+        cancel,
+    };
+    match engine::abort(&steps, &run, op, by).await? {
+        RunEnd::Undone { note, .. } => Ok(note),
+        other => bail!("the abort of rollback `{}` stopped: {other:?}", op.id),
+    }
+}
+
+/// The Datadog event of a finished rollback (a failed post is a warning).
+pub async fn announce(name: &str, env: &Environment, reporter: &dyn Reporter, op: &Operation, succeeded: bool) {
     let cfg = &env.ecs;
-    let target_label = &prepared.target_label;
+    let target_label = parameter(op, "target_label").unwrap_or_default();
+    let reason = parameter(op, "reason").unwrap_or_default();
+    let current = parameter(op, "current").unwrap_or_default();
+    let target = op
+        .fact("target_task_definition")
+        .and_then(|v| v.as_str())
+        .map_or_else(|| parameter(op, "target").unwrap_or_default(), str::to_owned);
     let (title, alert) = if succeeded {
         (
             format!("{} rolled back to {target_label} on {name}", cfg.service),
@@ -335,7 +407,7 @@ pub async fn announce(
     };
     let text = format!(
         "reason: {reason}\nby: {}\nfrom: {}\nto: {}\noperation: {}",
-        op.actor, prepared.current, prepared.target, op.id
+        op.actor, current, target, op.id
     );
     let tags = [
         format!("service:{}", cfg.service),

@@ -370,14 +370,17 @@ impl Steps for Engine {
                 None => "nothing had changed".to_owned(),
             });
         }
-        Ok(if promotion_started {
-            format!(
-                "the database promotion had started, so nothing was undone; the journal of `{}` shows each step's state",
+        if promotion_started {
+            // The database may already take writes in the DR region: going back would lose them or split
+            // the writes between two primaries. The only safe way out is forward.
+            return Err(StepError::refused(format!(
+                "the promotion of the DR database had started, so there is no way back without losing writes\nhint: `suma dr {} --resume --env {}` finishes the switch; `suma ops show {}` shows each step",
+                if op.kind == FAILBACK { "failback" } else { "failover" },
+                self.environment,
                 op.id
-            )
-        } else {
-            "nothing had changed in traffic; renamed or created instances are kept".to_owned()
-        })
+            )));
+        }
+        Ok("nothing had changed in traffic; renamed or created instances are kept".to_owned())
     }
 }
 

@@ -183,6 +183,12 @@ pub enum RunEnd {
 pub enum EngineError {
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("cannot {action} operation `{id}`: {reason}")]
+    UndoRefused {
+        id: String,
+        action: &'static str,
+        reason: String,
+    },
     #[error("operation `{id}` decided to {action} ({reason}) but putting the environment back failed: {failure}\nhint: the decision is journaled; `suma ops show {id}` shows where it stopped, and resuming or aborting the operation retries it")]
     UndoFailed {
         id: String,
@@ -216,7 +222,7 @@ impl Run<'_> {
     pub fn held(&self) -> Result<(), StepError> {
         self.guard.ensure_held()?;
         #[cfg(feature = "fault-hooks")]
-        faults::before_mutation();
+        faults::kill_point(|| "before an AWS change".to_owned());
         Ok(())
     }
 
@@ -274,7 +280,7 @@ pub async fn drive(steps: &dyn Steps, run: &Run<'_>, op: &mut Operation) -> Resu
     let total = op.plan.len();
     let mut index = op.next_step();
     while index < total {
-        if run.mutating().is_err() {
+        if run.cancel.is_cancelled() || run.guard.ensure_held().is_err() {
             return interrupted(steps, run, op, index).await;
         }
         match at_boundary(steps, run, op).await {
@@ -299,6 +305,10 @@ pub async fn drive(steps: &dyn Steps, run: &Run<'_>, op: &mut Operation) -> Resu
             () = lost.cancelled() => Err(StepError::Interrupted),
             r = steps.step(run, op, index) => r,
         };
+        #[cfg(feature = "fault-hooks")]
+        if result.is_ok() {
+            faults::kill_point(|| format!("after the work of `{name}`, before its end is journaled"));
+        }
         match result {
             Ok(StepEnd::Done(facts)) => {
                 let detail = summary(&facts);
@@ -360,9 +370,8 @@ pub async fn drive(steps: &dyn Steps, run: &Run<'_>, op: &mut Operation) -> Resu
                 }
             }
         }
-        // Crash tests: die right after the step's end is journaled.
         #[cfg(feature = "fault-hooks")]
-        faults::after_step(&name);
+        faults::after_step_journaled(&name);
     }
     op.set_status(OperationStatus::Succeeded);
     run.save(op).await?;
@@ -415,7 +424,20 @@ async fn conclude(
             let _ = run.save(op).await;
             Ok(RunEnd::Interrupted { at_step })
         }
-        Err(StepError::Failed { reason: failure, .. } | StepError::Refused { reason: failure }) => {
+        Err(StepError::Refused { reason }) => {
+            // Past the point of no return: there is no way back, only forward. The decision is withdrawn so
+            // that a resume finishes the operation instead of retrying an impossible undo.
+            op.decision = None;
+            op.note(run.actor(), format!("{} refused: {reason}", action(decision.kind)));
+            op.set_status(OperationStatus::Interrupted);
+            run.save(op).await?;
+            Err(EngineError::UndoRefused {
+                id: op.id.clone(),
+                action: action(decision.kind),
+                reason,
+            })
+        }
+        Err(StepError::Failed { reason: failure, .. }) => {
             op.note(run.actor(), format!("{} failed: {failure}", action(decision.kind)));
             op.set_status(OperationStatus::Interrupted);
             let _ = run.save(op).await;

@@ -112,6 +112,17 @@ impl Locks {
     /// Takes the lock for `op`. `takeover` allows taking an expired lease held for this same operation
     /// (resume or abort after a crash).
     pub async fn acquire(&self, op: &Operation, takeover: bool) -> Result<LockGuard, LockError> {
+        self.acquire_over(op, takeover.then_some(op.id.as_str())).await
+    }
+
+    /// Takes the expired lease of the unfinished operation `previous` for a new operation `op` that
+    /// finishes its work (a rollback taking over a dead canary). The caller journals that `previous` was
+    /// superseded.
+    pub async fn supersede(&self, op: &Operation, previous: &str) -> Result<LockGuard, LockError> {
+        self.acquire_over(op, Some(previous)).await
+    }
+
+    async fn acquire_over(&self, op: &Operation, takeover_of: Option<&str>) -> Result<LockGuard, LockError> {
         let now = Utc::now();
         let fence = Fence::mint();
         // The lease counts from before the write is sent, so our view of it never outlives the table's.
@@ -127,7 +138,6 @@ impl Locks {
             expires_at: now.timestamp() + self.lease.as_secs() as i64,
             operation: serde_json::to_string(op).expect("operations always serialize"),
         };
-        let takeover_of = takeover.then_some(op.id.as_str());
         match self.table.acquire(&item, now.timestamp(), takeover_of).await {
             Ok(()) => {}
             Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
@@ -334,6 +344,21 @@ impl LockGuard {
         }
     }
 
+    /// Ends this runner's hold on the lock as `op`'s state requires: a finished operation releases it; an
+    /// unfinished one (stopped, interrupted, or its undo failed) keeps the lock item with the lease ended
+    /// at once, so `resume` or `abort` can take over right away from any machine while every other
+    /// operation stays locked out. Errors are the release's; a failed hand-back only delays a takeover
+    /// until the lease runs out, so it is logged.
+    pub async fn settle(self, op: &Operation) -> Result<(), AwsError> {
+        if op.status.is_finished() {
+            return self.release().await;
+        }
+        if let Err(e) = self.hand_back().await {
+            tracing::warn!(error = %e, "the lease could not be ended early; a takeover waits until it runs out");
+        }
+        Ok(())
+    }
+
     /// Keeps the lock item but ends the lease at once: the unfinished operation can be resumed or aborted
     /// right away, from any machine, while every other operation stays locked out. Used when an operation
     /// stopped on a failed step and its process is about to exit.
@@ -364,7 +389,9 @@ async fn renew_until_lost(
     clock: Arc<LeaseClock>,
     lost: CancellationToken,
 ) {
-    let period = (lease / 3).max(Duration::from_millis(200));
+    // Renewing every quarter of the lease leaves half of it (between a renew's send and the safety
+    // margin) for a slow answer or a retry before the runner must stop.
+    let period = (lease / 4).max(Duration::from_millis(200));
     loop {
         tokio::time::sleep(period).await;
         let sent = tokio::time::Instant::now();

@@ -254,6 +254,10 @@ pub struct RollbackArgs {
     /// How long the ECS rollout may take
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub rollout_timeout: std::time::Duration,
+    /// End an interrupted rollback instead of resuming it: all traffic on stable, the stable service
+    /// left where the rollback took it
+    #[arg(long)]
+    pub abort: bool,
     #[command(flatten)]
     pub mutation: MutationArgs,
 }

@@ -263,8 +263,8 @@ async fn finish(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            // Keep the lock: the environment needs a person; the lease runs out and `abort` retries.
-            guard.abandon();
+            // Keep the lock for `resume` or `abort`, which may take it over at once.
+            guard.settle(op).await?;
             return Err(e.into());
         }
     };
@@ -274,14 +274,10 @@ async fn finish(
         Outcome::Interrupted { .. } => ExitStatus::Interrupted,
     };
     record_event(ctx, env, op, &outcome).await;
-    if matches!(outcome, Outcome::Interrupted { .. }) {
-        guard.abandon();
-    } else {
-        guard
-            .release()
-            .await
-            .context("the operation finished but its lock could not be released")?;
-    }
+    guard
+        .settle(op)
+        .await
+        .context("the operation finished but its lock could not be released")?;
     let summary = canary::summary(op);
     ctx.printer.either(
         &json!({"outcome": outcome, "summary": summary, "operation": op}),

@@ -194,8 +194,8 @@ async fn finish(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            // The journal could not be written: keep the lock, the lease runs out, `--resume` retries.
-            guard.abandon();
+            // Unfinished: the lock stays, ready for `--resume` or `--abort` at once.
+            guard.settle(op).await?;
             return Err(e.into());
         }
     };
@@ -205,14 +205,11 @@ async fn finish(
         Outcome::Stopped { .. } => ExitStatus::No,
         Outcome::Interrupted { .. } => ExitStatus::Interrupted,
     };
-    match &outcome {
-        // Half switched: the environment stays locked until `--resume` or `--abort`.
-        Outcome::Stopped { .. } | Outcome::Interrupted { .. } => guard.abandon(),
-        _ => guard
-            .release()
-            .await
-            .context("the operation finished but its lock could not be released")?,
-    }
+    // Half switched (stopped, interrupted): the environment stays locked until `--resume` or `--abort`.
+    guard
+        .settle(op)
+        .await
+        .context("the operation finished but its lock could not be released")?;
     let timings = dr::timings(op, engine.env.dr.rto);
     ctx.printer.either(
         &json!({"outcome": outcome, "timings": timings, "operation": op}),
@@ -274,18 +271,9 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         ctx.reporter.info(&format!("{} `{}` started", direction.kind(), op.id));
         let outcome = engine.run(&mut op, &guard).await;
         ctx.reporter.finish();
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                guard.abandon();
-                return Err(e.into());
-            }
-        };
-        if matches!(outcome, Outcome::Stopped { .. } | Outcome::Interrupted { .. }) {
-            guard.abandon();
-        } else {
-            guard.release().await.context("cannot release the lock")?;
-        }
+        let settled = guard.settle(&op).await.context("cannot release the lock");
+        let outcome = outcome?;
+        settled?;
         let done = outcome == Outcome::Completed;
         results.push((direction, outcome, dr::timings(&op, env.dr.rto), op));
         if !done {

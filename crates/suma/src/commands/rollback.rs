@@ -1,17 +1,29 @@
 //! `suma rollback`: plans with `suma_ops::rollback`, prints the plan or asks, then runs it under the
-//! environment lock and announces the outcome.
+//! environment lock and announces the outcome. What holds the lock decides how it starts:
+//! - nothing: a new rollback;
+//! - a canary whose runner is alive: it is sent `abort` (it puts traffic back on stable itself and
+//!   releases the lock), then the rollback runs;
+//! - a canary whose runner died: the rollback takes its lock over and journals it as superseded; its
+//!   `restore-weights` step puts the canary's traffic back on stable first;
+//! - a rollback whose runner died: it is resumed (or ended with `--abort`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use serde_json::json;
 
 use super::{environment_regions, Context};
-use crate::aws::AwsApis;
+use crate::aws::{AwsApis, AwsSession};
 use crate::cli::RollbackArgs;
+use crate::config::Environment;
 use crate::exit::ExitStatus;
-use crate::journal::Operation;
-use crate::rollback::{announce, execute, prepare, KIND};
+use crate::journal::lock::LockGuard;
+use crate::journal::{Operation, OperationStatus};
+use crate::rollback::{abort, announce, execute, prepare, KIND};
+
+/// How long a live canary runner gets to act on `abort` and release the lock.
+const CANARY_ABORT_WAIT: Duration = Duration::from_secs(120);
 
 pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
@@ -21,7 +33,24 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
     let journal = ctx.journal(&session);
-    let mut prepared = prepare(name, env, aws.as_ref(), &journal, &args.to).await?;
+    let held = held_operation(ctx, &session, name).await?;
+    if let Some((op, alive)) = &held {
+        if op.kind == KIND {
+            if *alive {
+                bail!(
+                    "rollback `{}` is running on `{name}` (by {})\nhint: `suma ops show {}` follows it",
+                    op.id,
+                    op.actor,
+                    op.id
+                );
+            }
+            return continue_interrupted(ctx, args, env, &session, op.clone()).await;
+        }
+    }
+    if args.abort {
+        bail!("there is no interrupted rollback on `{name}` to abort");
+    }
+    let prepared = prepare(name, env, aws.as_ref(), &journal, &args.to).await?;
     let plan = prepared.plan.clone();
     let target_label = prepared.target_label.clone();
     let cfg = &env.ecs;
@@ -38,16 +67,153 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         });
         return Ok(ExitStatus::Success);
     }
+    let canary = held.as_ref().filter(|(op, _)| op.kind == crate::canary::KIND);
+    let question = match canary {
+        Some((op, _)) => format!(
+            "abort canary `{}` and roll `{}` on `{name}` back to {target_label}",
+            op.id, cfg.service
+        ),
+        None => format!("roll `{}` on `{name}` back to {target_label}", cfg.service),
+    };
+    if !crate::render::confirm(&question, args.mutation.yes)? {
+        return Ok(ExitStatus::No);
+    }
+    let actor = ctx.settings.actor.value.clone();
+    let mut op = prepared.operation(name, &actor, &args.to, &args.reason);
+    let locks = ctx.locks(&session);
+    let guard = match canary {
+        Some((canary, true)) => {
+            stop_live_canary(ctx, &session, name, canary).await?;
+            locks.acquire(&op, false).await?
+        }
+        Some((canary, false)) => {
+            let guard = locks.supersede(&op, &canary.id).await?;
+            let mut superseded = canary.clone();
+            op.parameters.insert("superseded".to_owned(), json!(canary.id));
+            superseded.note(
+                &actor,
+                format!("superseded by rollback `{}` of {actor}: {}", op.id, args.reason),
+            );
+            superseded.set_status(OperationStatus::Aborted);
+            journal.save(&superseded, None).await?;
+            guard
+        }
+        None => locks.acquire(&op, false).await?,
+    };
+    journal.save(&op, Some(guard.fence())).await?;
+    run_and_report(ctx, args, env, &session, op, guard).await
+}
+
+/// The unfinished operation holding `name`'s lock, with whether its runner is alive.
+async fn held_operation(ctx: &Context, session: &AwsSession, name: &str) -> anyhow::Result<Option<(Operation, bool)>> {
+    let Some(lock) = ctx.locks(session).status(name).await? else {
+        return Ok(None);
+    };
+    let Some(op) = ctx.journal(session).load(&lock.operation_id).await? else {
+        return Ok(None);
+    };
+    Ok((!op.status.is_finished()).then_some((op, lock.lease_active)))
+}
+
+/// Sends `abort` to the live canary runner and waits until it has released the lock.
+async fn stop_live_canary(ctx: &Context, session: &AwsSession, name: &str, canary: &Operation) -> anyhow::Result<()> {
+    ctx.journal(session)
+        .table()
+        .put_control(name, &canary.id, "abort", &ctx.settings.actor.value)
+        .await
+        .with_context(|| format!("cannot send `abort` to canary `{}`", canary.id))?;
+    ctx.reporter.phase(&format!(
+        "sent `abort` to canary `{}`; waiting for it to put traffic back on stable",
+        canary.id
+    ));
+    let deadline = tokio::time::Instant::now() + CANARY_ABORT_WAIT;
+    loop {
+        let lock = ctx.locks(session).status(name).await?;
+        if lock.is_none_or(|l| l.operation_id != canary.id) {
+            ctx.reporter.finish();
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "canary `{}` did not stop within {}s of `abort`\nhint: `suma deploy status --env {name}`; once its runner is gone, `suma rollback` takes it over",
+                canary.id,
+                CANARY_ABORT_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Resumes (or with `--abort` ends) the rollback whose runner died.
+async fn continue_interrupted(
+    ctx: &Context,
+    args: &RollbackArgs,
+    env: &Environment,
+    session: &AwsSession,
+    mut op: Operation,
+) -> anyhow::Result<ExitStatus> {
+    let what = if args.abort { "abort" } else { "resume" };
+    let target = op
+        .parameters
+        .get("target_label")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if args.mutation.dry_run {
+        ctx.printer.either(&json!({"dry_run": true, what: op.id}), || {
+            format!("would {what} interrupted rollback `{}` to {target}", op.id)
+        });
+        return Ok(ExitStatus::Success);
+    }
     if !crate::render::confirm(
-        &format!("roll `{}` on `{name}` back to {target_label}", cfg.service),
+        &format!(
+            "{what} interrupted rollback `{}` to {target} (started by {})",
+            op.id, op.actor
+        ),
         args.mutation.yes,
     )? {
         return Ok(ExitStatus::No);
     }
-    let mut op = Operation::new(KIND, name, &ctx.settings.actor.value, plan);
-    op.parameters.insert("to".to_owned(), json!(args.to));
-    op.parameters.insert("reason".to_owned(), json!(args.reason));
-    let guard = ctx.locks(&session).acquire(&op, false).await?;
+    let guard = ctx.locks(session).acquire(&op, true).await?;
+    let actor = ctx.settings.actor.value.clone();
+    op.note(&actor, format!("{what}d by {actor}: {}", args.reason));
+    op.set_status(OperationStatus::Running);
+    if !args.abort {
+        return run_and_report(ctx, args, env, session, op, guard).await;
+    }
+    let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
+    let journal = ctx.journal(session);
+    let reporter = ctx.reporter.as_ref();
+    let result = abort(
+        env,
+        aws.as_ref(),
+        &journal,
+        reporter,
+        &ctx.cancel,
+        &mut op,
+        &guard,
+        &actor,
+    )
+    .await;
+    finish_lock(guard, &op).await?;
+    ctx.reporter.finish();
+    let note = result?;
+    ctx.printer
+        .either(&json!({"aborted": op.id, "note": note, "operation": op}), || {
+            format!("rollback `{}` aborted: {note}", op.id)
+        });
+    Ok(ExitStatus::No)
+}
+
+async fn run_and_report(
+    ctx: &Context,
+    args: &RollbackArgs,
+    env: &Environment,
+    session: &AwsSession,
+    mut op: Operation,
+    guard: LockGuard,
+) -> anyhow::Result<ExitStatus> {
+    let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
+    let journal = ctx.journal(session);
     let result = execute(
         env,
         aws.as_ref(),
@@ -56,23 +222,22 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         &ctx.cancel,
         &mut op,
         &guard,
-        &mut prepared,
         args.rollout_timeout,
     )
     .await;
-    guard.release().await?;
+    finish_lock(guard, &op).await?;
     ctx.reporter.finish();
-    announce(
-        name,
-        env,
-        ctx.reporter.as_ref(),
-        &op,
-        &prepared,
-        &args.reason,
-        result.is_ok(),
-    )
-    .await;
+    if op.status == OperationStatus::Interrupted {
+        result?;
+        return Ok(ExitStatus::Interrupted);
+    }
+    announce(&op.environment, env, ctx.reporter.as_ref(), &op, result.is_ok()).await;
     result?;
+    let target_label = op
+        .parameters
+        .get("target_label")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
     ctx.printer.either(&op, || {
         format!(
             "rolled back to {target_label}\n\n{}",
@@ -80,4 +245,12 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         )
     });
     Ok(ExitStatus::Success)
+}
+
+/// Releases the lock of a finished rollback; an interrupted one keeps it for `resume` or `--abort`.
+async fn finish_lock(guard: LockGuard, op: &Operation) -> anyhow::Result<()> {
+    guard
+        .settle(op)
+        .await
+        .context("the rollback ended but its lock could not be released")
 }

@@ -517,35 +517,18 @@ async fn execute(
     let scope = scope_of(&op, name, env);
     let outcome = engine.run(&mut op, &guard, scope).await;
     ctx.reporter.finish();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            guard.abandon();
-            return Err(e.into());
-        }
-    };
+    // Half done (stopped, interrupted): the environment stays locked, but only for this run's `resume` or
+    // `abort`, which may take it over at once.
+    let settled = guard
+        .settle(&op)
+        .await
+        .context("the run finished but its lock could not be released");
+    let outcome = outcome?;
+    settled?;
     let status = match &outcome {
-        engine::Outcome::Completed => {
-            guard
-                .release()
-                .await
-                .context("the run finished but its lock could not be released")?;
-            ExitStatus::Success
-        }
-        engine::Outcome::Stopped { .. } => {
-            // Half done: the environment stays locked, but only for this run's `resume` or `abort`, which
-            // may take it over at once.
-            if let Err(e) = guard.hand_back().await {
-                ctx.reporter.warn(&format!(
-                    "the lease could not be ended early ({e}); `resume` works once it runs out"
-                ));
-            }
-            ExitStatus::No
-        }
-        engine::Outcome::Interrupted { .. } => {
-            guard.abandon();
-            ExitStatus::Interrupted
-        }
+        engine::Outcome::Completed => ExitStatus::Success,
+        engine::Outcome::Stopped { .. } => ExitStatus::No,
+        engine::Outcome::Interrupted { .. } => ExitStatus::Interrupted,
     };
     ctx.printer.either(&json!({"outcome": outcome, "operation": op}), || {
         crate::render::runbook::outcome(&loaded, &op, &outcome)

@@ -122,21 +122,12 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
             .info(&format!("operation `{}`: rotating `{}`", op.id, secret.id));
         let outcome = engine.run(&mut op, kind.as_ref(), &guard).await;
         ctx.reporter.finish();
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                guard.abandon();
-                return Err(e.into());
-            }
-        };
-        if matches!(outcome, Outcome::Interrupted { .. }) {
-            guard.abandon();
-        } else {
-            guard
-                .release()
-                .await
-                .context("the rotation finished but its lock could not be released")?;
-        }
+        let settled = guard
+            .settle(&op)
+            .await
+            .context("the rotation finished but its lock could not be released");
+        let outcome = outcome?;
+        settled?;
         let this_exit = match &outcome {
             Outcome::Rotated { .. } => ExitStatus::Success,
             Outcome::Failed { .. } | Outcome::Aborted => ExitStatus::No,
@@ -207,18 +198,9 @@ async fn continue_rotation(
         engine.abort(&mut op, kind.as_ref(), &guard, &actor).await
     };
     ctx.reporter.finish();
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            guard.abandon();
-            return Err(e.into());
-        }
-    };
-    if matches!(outcome, Outcome::Interrupted { .. }) {
-        guard.abandon();
-    } else {
-        guard.release().await?;
-    }
+    let settled = guard.settle(&op).await;
+    let outcome = outcome?;
+    settled?;
     let exit = match &outcome {
         Outcome::Rotated { .. } | Outcome::Aborted => ExitStatus::Success,
         Outcome::Failed { .. } => ExitStatus::No,

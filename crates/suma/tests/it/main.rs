@@ -12,6 +12,7 @@ mod canary;
 mod cli;
 mod compliance;
 mod config_files;
+mod crash_matrix;
 mod dr;
 mod lock;
 mod monitoring;

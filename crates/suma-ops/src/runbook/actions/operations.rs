@@ -179,15 +179,13 @@ impl LiveActions<'_> {
         let reason = required(args, "reason")?.to_owned();
         let to = arg(args, "to").unwrap_or("previous").to_owned();
         let journal = self.ctx.journal(&self.session);
-        let mut prepared = crate::rollback::prepare(&self.name, &self.env, self.aws.as_ref(), &journal, &to)
+        // A resumed child keeps the resolution recorded when it started; this one is used only for a new one.
+        let prepared = crate::rollback::prepare(&self.name, &self.env, self.aws.as_ref(), &journal, &to)
             .await
             .map_err(|e| ActionError::new(format!("{e:#}")))?;
-        let plan = prepared.plan.clone();
         let mut op = self
             .child(step, || {
-                let mut op = Operation::new(crate::rollback::KIND, &self.name, &self.ctx.settings.actor.value, plan);
-                op.parameters.insert("to".to_owned(), json!(to));
-                op.parameters.insert("reason".to_owned(), json!(reason));
+                let mut op = prepared.operation(&self.name, &self.ctx.settings.actor.value, &to, &reason);
                 op.parameters.insert("runbook_run".to_owned(), json!(step.operation.id));
                 op
             })
@@ -201,26 +199,19 @@ impl LiveActions<'_> {
                 &step.cancel,
                 &mut op,
                 self.guard,
-                &mut prepared,
                 Duration::from_secs(900),
             )
             .await;
-            crate::rollback::announce(
-                &self.name,
-                &self.env,
-                self.ctx.reporter.as_ref(),
-                &op,
-                &prepared,
-                &reason,
-                result.is_ok(),
-            )
-            .await;
+            crate::rollback::announce(&self.name, &self.env, self.ctx.reporter.as_ref(), &op, result.is_ok()).await;
             result.map_err(|e| Self::child_failed(&op, format!("{e:#}")))?;
         }
         Ok(Done {
             outputs: Outputs::from([
                 ("operation".to_owned(), json!(op.id)),
-                ("task_definition".to_owned(), json!(prepared.target)),
+                (
+                    "task_definition".to_owned(),
+                    op.fact("target_task_definition").cloned().unwrap_or(Value::Null),
+                ),
             ]),
             facts: BTreeMap::from([("child_operation".to_owned(), json!(op.id))]),
         })

@@ -1,0 +1,417 @@
+//! The operations of the crash matrix and the invariants each must leave after `resume` or `abort`:
+//! secret rotation, rollback, canary deploy and DR failover, each on a seeded environment of its own.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{run_async, run_matrix, Env, Finish, Scenario};
+use crate::common::Run;
+use suma::aws::ecs::ServiceUpdate;
+use suma::aws::elb::WeightedTarget;
+use suma::journal::OperationStatus;
+
+/// `(stable, canary)` weights of the environment's rule.
+async fn weights(env: &Env) -> (i32, i32) {
+    let alb = &env.env.alb;
+    let targets = env
+        .aws()
+        .elb(&env.env.primary_region)
+        .rule_weights(alb.rule_arn.as_str())
+        .await
+        .unwrap();
+    let weight = |arn: &str| {
+        targets
+            .iter()
+            .find(|t| t.target_group_arn == arn)
+            .map_or(0, |t| t.weight)
+    };
+    (
+        weight(alb.stable_target_group_arn.as_str()),
+        weight(alb.canary_target_group_arn.as_str()),
+    )
+}
+
+/// Desired count and the first container's image of `service` in the primary region.
+async fn service(env: &Env, region: &suma::config::AwsRegion, cluster: &str, service: &str) -> (i32, String) {
+    let ecs = env.aws().ecs(region);
+    let found = ecs.describe_services(cluster, &[service.to_owned()]).await.unwrap();
+    let svc = found.first().unwrap_or_else(|| panic!("service {service} exists"));
+    let image = ecs
+        .describe_task_definition(&svc.task_definition)
+        .await
+        .unwrap()
+        .containers
+        .first()
+        .map(|c| c.image.clone())
+        .unwrap_or_default();
+    (svc.desired, image)
+}
+
+async fn stable(env: &Env) -> (i32, String) {
+    let ecs = &env.env.ecs;
+    service(env, &env.env.primary_region, &ecs.cluster, &ecs.service).await
+}
+
+async fn canary(env: &Env) -> (i32, String) {
+    let ecs = &env.env.ecs;
+    service(env, &env.env.primary_region, &ecs.cluster, &ecs.canary_service).await
+}
+
+/// The journal's last operation of `kind` ended with `status`.
+async fn ended(env: &Env, kind: &str, status: OperationStatus) -> Result<(), String> {
+    match env.last_operation(kind).await {
+        Some(op) if op.status == status => Ok(()),
+        Some(op) => Err(format!(
+            "the journal says `{}`, expected `{}`",
+            op.status.as_str(),
+            status.as_str()
+        )),
+        None => Err("no operation in the journal".to_owned()),
+    }
+}
+
+fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+fn exited(out: &Run, codes: &[i32]) -> Result<(), String> {
+    expect(codes.contains(&out.code), || format!("exit {}", out.code))
+}
+
+/// A `random` secret rotated with its consumer redeployed.
+struct Rotation;
+
+const ROTATED: &str = "encryption-key";
+
+impl Rotation {
+    fn id(env: &Env) -> String {
+        format!("/suma-finance/auth/{}/{ROTATED}", env.name)
+    }
+
+    /// Version id to labels of the rotated secret.
+    async fn labels(env: &Env) -> std::collections::BTreeMap<String, Vec<String>> {
+        env.session
+            .secret_versions(&env.env.primary_region)
+            .describe(&Self::id(env))
+            .await
+            .unwrap()
+            .versions
+            .into_iter()
+            .collect()
+    }
+
+    fn holder(labels: &std::collections::BTreeMap<String, Vec<String>>, label: &str) -> Option<String> {
+        labels
+            .iter()
+            .find(|(_, l)| l.iter().any(|x| x == label))
+            .map(|(v, _)| v.clone())
+    }
+}
+
+#[async_trait]
+impl Scenario for Rotation {
+    fn kind(&self) -> &'static str {
+        suma::secrets::KIND
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        json!(Self::holder(&Self::labels(env).await, "AWSCURRENT"))
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec!["secrets", "rotate", ROTATED, "--yes"]
+    }
+
+    fn finish(&self, finish: Finish) -> Vec<&'static str> {
+        match finish {
+            Finish::Resume => vec!["secrets", "rotate", ROTATED, "--resume", "--yes"],
+            Finish::Abort => vec!["secrets", "rotate", ROTATED, "--abort", "--yes"],
+        }
+    }
+
+    async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        exited(out, &[0])?;
+        let labels = Self::labels(env).await;
+        let current = Self::holder(&labels, "AWSCURRENT");
+        expect(Self::holder(&labels, "AWSPENDING").is_none(), || {
+            format!("AWSPENDING left: {labels:?}")
+        })?;
+        match finish {
+            Finish::Resume => {
+                expect(
+                    current.as_ref() != original.as_str().map(str::to_owned).as_ref(),
+                    || "AWSCURRENT did not move".to_owned(),
+                )?;
+                expect(
+                    Self::holder(&labels, "AWSPREVIOUS").as_deref() == original.as_str(),
+                    || format!("AWSPREVIOUS is not the original version: {labels:?}"),
+                )?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            Finish::Abort => {
+                expect(current.as_deref() == original.as_str(), || {
+                    format!("AWSCURRENT is not the original version: {labels:?}")
+                })?;
+                ended(env, self.kind(), OperationStatus::Aborted).await
+            }
+        }
+    }
+}
+
+/// A rollback to an image while traffic is split onto a canary nobody runs any more.
+struct Rollback;
+
+const ROLLBACK_IMAGE: &str = "registry.local/auth-service:0.9.0-crash";
+
+#[async_trait]
+impl Scenario for Rollback {
+    fn kind(&self) -> &'static str {
+        suma::rollback::KIND
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        let alb = &env.env.alb;
+        let split = [
+            WeightedTarget {
+                target_group_arn: alb.stable_target_group_arn.to_string(),
+                weight: 90,
+            },
+            WeightedTarget {
+                target_group_arn: alb.canary_target_group_arn.to_string(),
+                weight: 10,
+            },
+        ];
+        let region = &env.env.primary_region;
+        env.aws()
+            .elb(region)
+            .set_weights(alb.rule_arn.as_str(), &split)
+            .await
+            .unwrap();
+        let one = ServiceUpdate {
+            desired_count: Some(1),
+            ..ServiceUpdate::default()
+        };
+        env.aws()
+            .ecs(region)
+            .update_service(&env.env.ecs.cluster, &env.env.ecs.canary_service, &one)
+            .await
+            .unwrap();
+        json!(stable(env).await.1)
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec!["rollback", "--to", ROLLBACK_IMAGE, "--reason", "crash matrix", "--yes"]
+    }
+
+    fn finish(&self, finish: Finish) -> Vec<&'static str> {
+        match finish {
+            Finish::Resume => vec!["rollback", "--reason", "crash matrix", "--yes"],
+            Finish::Abort => vec!["rollback", "--abort", "--reason", "crash matrix", "--yes"],
+        }
+    }
+
+    async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        let (w, c) = (weights(env).await, canary(env).await.0);
+        expect(w == (100, 0), || format!("weights {w:?}, expected (100, 0)"))?;
+        expect(c == 0, || format!("canary desired {c}"))?;
+        match finish {
+            Finish::Resume => {
+                exited(out, &[0])?;
+                let image = stable(env).await.1;
+                expect(image == ROLLBACK_IMAGE, || format!("stable runs {image}"))?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            Finish::Abort => {
+                exited(out, &[1])?;
+                ended(env, self.kind(), OperationStatus::Aborted).await
+            }
+        }
+    }
+}
+
+/// A canary of a new image with a short analysis against constant Prometheus queries (always healthy).
+struct Canary;
+
+const CANARY_IMAGE: &str = "registry.local/auth-service:2.0.0-crash";
+
+#[async_trait]
+impl Scenario for Canary {
+    fn kind(&self) -> &'static str {
+        suma::canary::KIND
+    }
+
+    fn tweak(&self, env: &mut serde_yaml::Value) {
+        env["canary"] = serde_yaml::from_str(
+            "{ steps: [{ weight: 50, duration: 2s }], interval: 1s, window: 15s, min_samples: 1, failure_limit: 0, \
+               no_data: fail, queries: { error_rate: 'vector(0)', p95_latency_ms: 'vector(10)', samples: 'vector(100)' } }",
+        )
+        .unwrap();
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        json!(stable(env).await.1)
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec!["deploy", "canary", "--image", CANARY_IMAGE, "--yes"]
+    }
+
+    fn finish(&self, finish: Finish) -> Vec<&'static str> {
+        match finish {
+            Finish::Resume => vec!["deploy", "resume", "--yes"],
+            Finish::Abort => vec!["deploy", "abort", "--yes"],
+        }
+    }
+
+    async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        let (w, c) = (weights(env).await, canary(env).await.0);
+        expect(w == (100, 0), || format!("weights {w:?}, expected (100, 0)"))?;
+        expect(c == 0, || format!("canary desired {c}"))?;
+        let image = stable(env).await.1;
+        match finish {
+            Finish::Resume => {
+                exited(out, &[0])?;
+                expect(image == CANARY_IMAGE, || format!("stable runs {image}"))?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            Finish::Abort => {
+                exited(out, &[1])?;
+                expect(Some(image.as_str()) == original.as_str(), || {
+                    format!("stable runs {image}, not the original {original}")
+                })?;
+                ended(env, self.kind(), OperationStatus::Aborted).await
+            }
+        }
+    }
+}
+
+/// A DR failover (data loss accepted: the matrix has no streaming replica to measure).
+struct Failover;
+
+impl Failover {
+    /// Whether the PRIMARY record points at the DR load balancer.
+    async fn dns_on_dr(env: &Env) -> bool {
+        let dns = &env.env.dns;
+        let aliases = env
+            .aws()
+            .route53()
+            .failover_aliases(&dns.hosted_zone_id, &dns.record_name)
+            .await
+            .unwrap();
+        let target = |role: &str| {
+            aliases
+                .iter()
+                .find(|a| a.failover == role)
+                .map(|a| a.target_dns.clone())
+        };
+        target("PRIMARY") == target("SECONDARY")
+    }
+
+    async fn counts(env: &Env) -> (i32, i32) {
+        let ecs = &env.env.ecs;
+        let primary = service(env, &env.env.primary_region, &ecs.cluster, &ecs.service)
+            .await
+            .0;
+        let dr = service(env, &env.env.dr_region, &ecs.dr.cluster, &ecs.dr.service)
+            .await
+            .0;
+        (primary, dr)
+    }
+
+    /// Exactly one region serves: DNS and capacity agree.
+    async fn failed_over(env: &Env) -> Result<(), String> {
+        let (primary, dr) = Self::counts(env).await;
+        let on_dr = Self::dns_on_dr(env).await;
+        expect(on_dr && primary == 0 && dr > 0, || {
+            format!("DNS on DR: {on_dr}, primary desired {primary}, DR desired {dr}")
+        })
+    }
+}
+
+#[async_trait]
+impl Scenario for Failover {
+    fn kind(&self) -> &'static str {
+        suma::dr::Direction::Failover.kind()
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        json!(Self::counts(env).await.0)
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec![
+            "dr",
+            "failover",
+            "--accept-data-loss",
+            "--reason",
+            "crash matrix",
+            "--yes",
+        ]
+    }
+
+    fn finish(&self, finish: Finish) -> Vec<&'static str> {
+        match finish {
+            Finish::Resume => vec!["dr", "failover", "--resume", "--yes"],
+            Finish::Abort => vec!["dr", "failover", "--abort", "--yes"],
+        }
+    }
+
+    async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        match finish {
+            Finish::Resume => {
+                exited(out, &[0])?;
+                Self::failed_over(env).await?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            // Past the promotion there is no way back: abort is refused and says to resume, which must
+            // then finish the switch.
+            Finish::Abort if out.stderr.contains("no way back") => {
+                exited(out, &[2])?;
+                let resumed = run_async(env.suma(&self.finish(Finish::Resume))).await;
+                exited(&resumed, &[0])
+                    .map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
+                Self::failed_over(env).await?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            Finish::Abort => {
+                exited(out, &[0, 1])?;
+                let (primary, _) = Self::counts(env).await;
+                let on_dr = Self::dns_on_dr(env).await;
+                expect(!on_dr && Some(i64::from(primary)) == original.as_i64(), || {
+                    format!("DNS on DR: {on_dr}, primary desired {primary} (was {original})")
+                })?;
+                ended(env, self.kind(), OperationStatus::Aborted).await
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(Rotation)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(Rollback)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_deploy() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(Canary)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_failover() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(Failover)).await;
+}
