@@ -1,12 +1,13 @@
 //! Development automation: `cargo xtask sandbox up|down|status|scenario`, `cargo xtask test`,
-//! `cargo xtask demo`, `cargo xtask bench <name>`. No dependencies on purpose; what it needs at run time
-//! (moto, PostgreSQL, Redis, Prometheus) it installs itself, and the data plane's binaries live in the
-//! `dataplane` crate.
+//! `cargo xtask crash-matrix`, `cargo xtask demo`, `cargo xtask bench <name>`. No dependencies on
+//! purpose; what it needs at run time (moto, PostgreSQL, Redis, Prometheus) it installs itself, and the
+//! data plane's binaries live in the `dataplane` crate.
 
 mod bench;
 mod bench_canary;
 mod bench_compliance;
 mod cargo;
+mod crash_matrix;
 mod demo_ops;
 mod demo_runbooks;
 mod http;
@@ -28,6 +29,8 @@ tasks:
   sandbox scenario healthy|errors|slow
                    restart the canary without faults, with 5% errors, or with 300 ms added latency
   test             sandbox up, the whole workspace's tests, sandbox down (unless it was already up)
+  crash-matrix     sandbox up, then each mutating command killed (SIGKILL) at every kill point and
+                   finished by resume and by abort, with the invariants checked; one line per kill point
   demo             sandbox up, then suma end to end against it
   bench auth [auth-bench flags]
                    release auth-service against the sandbox's PostgreSQL and Redis, load it with auth-bench,
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             sandbox::Scenario::parse(name).and_then(|s| sandbox::Sandbox::new(workspace_root()).scenario(s))
         }
         ["test", rest @ ..] => sandbox::test(workspace_root(), rest),
+        ["crash-matrix"] => crash_matrix::run(workspace_root()),
         ["demo"] => sandbox::demo(workspace_root()),
         ["bench", "auth", rest @ ..] => bench::auth(workspace_root(), rest),
         ["bench", "canary"] => bench_canary::canary(workspace_root()),

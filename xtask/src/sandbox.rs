@@ -316,7 +316,7 @@ impl Sandbox {
     }
 
     /// `up` for `cargo xtask test`: builds what the tests run, with their features.
-    fn up_for_tests(&self) -> Result<Vec<(String, String)>> {
+    pub fn up_for_tests(&self) -> Result<Vec<(String, String)>> {
         self.up_with(Build::ForTests)
     }
 

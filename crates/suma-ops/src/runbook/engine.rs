@@ -72,6 +72,12 @@ impl From<Outputs> for Done {
 #[async_trait]
 pub trait Actions: Send + Sync {
     async fn run(&self, args: &BTreeMap<String, String>, ctx: &StepContext<'_>) -> Result<Done, ActionError>;
+
+    /// Ends `child`, an unfinished operation a step started (a rotation, a failover, a rollback), the way
+    /// its own `abort` would; returns what it did.
+    async fn abort_child(&self, child: &mut Operation) -> Result<String, ActionError> {
+        Ok(format!("child operation `{}` left as it is", child.id))
+    }
 }
 
 /// A person's answer.
@@ -158,6 +164,26 @@ impl Engine<'_> {
             },
             RunEnd::Interrupted { at_step } => Outcome::Interrupted { step: at_step },
         })
+    }
+}
+
+impl Engine<'_> {
+    /// Aborts the run `op` under `guard`: its unfinished child operations are aborted; done steps stay.
+    pub async fn abort(&self, op: &mut Operation, guard: &LockGuard, by: &str) -> Result<String, EngineError> {
+        let steps = RunbookSteps {
+            engine: self,
+            scope: Mutex::new(Scope::default()),
+        };
+        let run = Run {
+            journal: &self.journal,
+            guard,
+            reporter: self.reporter.as_ref(),
+            cancel: &self.cancel,
+        };
+        match crate::engine::abort(&steps, &run, op, by).await? {
+            RunEnd::Undone { note, .. } => Ok(note),
+            other => Ok(format!("{other:?}")),
+        }
     }
 }
 
@@ -274,8 +300,29 @@ impl Steps for RunbookSteps<'_, '_> {
         OnFailure::Stop
     }
 
-    async fn undo(&self, _: &Run<'_>, _: &mut Operation, _: &Decision) -> Result<String, StepError> {
-        Ok("nothing undone: the steps already done stay done".to_owned())
+    /// Steps already done stay done; a child operation a step left unfinished (a rotation with a pending
+    /// value, a half-switched failover) is aborted the way its own `abort` would, so nothing is left
+    /// half-changed under a run that no longer holds the lock.
+    async fn undo(&self, run: &Run<'_>, op: &mut Operation, _: &Decision) -> Result<String, StepError> {
+        let prefix = format!("{}.", op.id);
+        let children: Vec<Operation> = run
+            .journal
+            .list(&op.environment, usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|child| child.id.starts_with(&prefix) && !child.status.is_finished())
+            .collect();
+        let mut notes = Vec::new();
+        for mut child in children {
+            run.held()?;
+            let note =
+                self.engine.actions.abort_child(&mut child).await.map_err(|e| {
+                    StepError::failed(format!("aborting child operation `{}`: {}", child.id, e.message))
+                })?;
+            notes.push(note);
+        }
+        notes.push("the steps already done stay done".to_owned());
+        Ok(notes.join("; "))
     }
 }
 

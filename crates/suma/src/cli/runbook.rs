@@ -30,7 +30,8 @@ pub enum RunbookCommand {
     Run(RunbookRunArgs),
     /// Continue an interrupted or stopped run from its failed step, with the earlier outputs
     Resume(RunbookContinueArgs),
-    /// Stop an interrupted run for good and release the environment lock (nothing is undone)
+    /// Stop an interrupted run for good: an unfinished child operation (a rotation, a failover, a
+    /// rollback) is aborted as its own `abort` would; steps already done stay done
     Abort(RunbookAbortArgs),
     /// A run as a Markdown timeline, for the post-incident review
     Timeline {

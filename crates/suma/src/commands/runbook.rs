@@ -420,9 +420,9 @@ async fn abort(
     reason: &str,
     mutation: &crate::cli::MutationArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let (_, env) = ctx.environment()?;
+    let (name, env) = ctx.environment()?;
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let (mut op, _) = unfinished(ctx, &session, run_id).await?;
+    let (mut op, loaded) = unfinished(ctx, &session, run_id).await?;
     if mutation.dry_run {
         ctx.printer.either(&json!({"dry_run": true, "abort": op.id}), || {
             format!(
@@ -432,21 +432,56 @@ async fn abort(
         });
         return Ok(ExitStatus::Success);
     }
-    if !crate::render::confirm(&format!("abort run `{}` (nothing is undone)", op.id), mutation.yes)? {
+    if !crate::render::confirm(
+        &format!(
+            "abort run `{}` (steps done stay done; an unfinished child operation is aborted)",
+            op.id
+        ),
+        mutation.yes,
+    )? {
         return Ok(ExitStatus::No);
     }
     let guard = ctx.locks(&session).acquire(&op, true).await?;
     let actor = ctx.settings.actor.value.clone();
     op.note(&actor, format!("aborted by {actor}: {reason}"));
-    op.set_status(OperationStatus::Aborted);
-    ctx.journal(&session).save(&op, Some(guard.fence())).await?;
-    guard.release().await?;
-    ctx.printer.either(&op, || {
-        format!(
-            "run `{}` aborted; the lock of `{}` is released. Steps already done stay done.",
-            op.id, op.environment
-        )
-    });
+    let journal = ctx.journal(&session);
+    let actions = LiveActions {
+        ctx,
+        name: name.to_owned(),
+        env: env.clone(),
+        session: session.clone(),
+        aws: Arc::new(session.clone()),
+        journal: journal.nested(&op.id),
+        guard: &guard,
+        runbook: loaded.name.clone(),
+    };
+    let people = People {
+        interactive: false,
+        yes: true,
+        skip_manual: true,
+        actor: actor.clone(),
+        reporter: ctx.reporter.clone(),
+    };
+    let engine = engine::Engine {
+        runbook: loaded.runbook.clone(),
+        actions: &actions,
+        confirmations: &people,
+        journal,
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.clone(),
+    };
+    let aborted = engine.abort(&mut op, &guard, &actor).await;
+    ctx.reporter.finish();
+    let settled = guard.settle(&op).await;
+    let note = aborted?;
+    settled?;
+    ctx.printer
+        .either(&json!({"aborted": op.id, "note": note, "operation": op}), || {
+            format!(
+                "run `{}` aborted; the lock of `{}` is released: {note}",
+                op.id, op.environment
+            )
+        });
     Ok(ExitStatus::No)
 }
 

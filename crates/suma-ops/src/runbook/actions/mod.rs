@@ -247,4 +247,8 @@ impl Actions for LiveActions<'_> {
     async fn run(&self, args: &BTreeMap<String, String>, step: &StepContext<'_>) -> Result<Done, ActionError> {
         self.dispatch(args, step).await
     }
+
+    async fn abort_child(&self, child: &mut Operation) -> Result<String, ActionError> {
+        self.abort_child_operation(child).await
+    }
 }

@@ -216,4 +216,70 @@ impl LiveActions<'_> {
             facts: BTreeMap::from([("child_operation".to_owned(), json!(op.id))]),
         })
     }
+
+    /// Aborts an unfinished child operation the way its own command's `abort` would.
+    pub(super) async fn abort_child_operation(&self, child: &mut Operation) -> Result<String, ActionError> {
+        let by = self.ctx.settings.actor.value.clone();
+        let failed = |e: &dyn std::fmt::Display| ActionError::new(e.to_string());
+        child.set_status(OperationStatus::Running);
+        match child.kind.as_str() {
+            crate::secrets::KIND => {
+                let named = child
+                    .parameters
+                    .get("secret")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let secret = self.secret(Some(named), SecretKind::Random)?.clone();
+                let kind = crate::secrets::setup::rotation(&self.env, &secret, &self.session)
+                    .map_err(|e| ActionError::new(format!("{e:#}")))?;
+                let mut rotator = crate::secrets::setup::rotator(
+                    self.ctx,
+                    &self.env,
+                    &secret,
+                    &self.session,
+                    Duration::from_secs(600),
+                );
+                rotator.journal = self.journal.clone();
+                let outcome = rotator
+                    .abort(child, kind.as_ref(), self.guard, &by)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                Ok(format!(
+                    "rotation `{}` of `{}`: {}",
+                    child.id,
+                    secret.id,
+                    json!(outcome)
+                ))
+            }
+            kind if kind == crate::dr::Direction::Failover.kind() || kind == crate::dr::Direction::Failback.kind() => {
+                let mut engine = crate::dr::setup::engine(
+                    self.ctx,
+                    &self.name,
+                    &self.env,
+                    &self.session,
+                    Duration::from_secs(1800),
+                    Arc::new(crate::dr::Yes),
+                );
+                engine.journal = self.journal.clone();
+                let outcome = engine.abort(child, self.guard, &by).await.map_err(|e| failed(&e))?;
+                Ok(format!("{} `{}`: {}", child.kind, child.id, json!(outcome)))
+            }
+            crate::rollback::KIND => {
+                let note = crate::rollback::abort(
+                    &self.env,
+                    self.aws.as_ref(),
+                    &self.journal,
+                    self.ctx.reporter.as_ref(),
+                    &self.ctx.cancel,
+                    child,
+                    self.guard,
+                    &by,
+                )
+                .await
+                .map_err(|e| ActionError::new(format!("{e:#}")))?;
+                Ok(format!("rollback `{}`: {note}", child.id))
+            }
+            other => Ok(format!("child operation `{}` ({other}) left as it is", child.id)),
+        }
+    }
 }

@@ -23,7 +23,7 @@ use suma::journal::{Journal, LocalLog, Operation};
 /// The lease of the matrix's environments. A killed holder's lease is ended by the matrix itself (as
 /// if it had run out) rather than waited for: waiting proves nothing the lock tests do not, and a lease
 /// this long keeps renewals safe while the machine is loaded by the parallel runs.
-const LEASE_SECS: u64 = 10;
+const LEASE_SECS: u64 = 30;
 /// Kill points of one operation kind run at once (each on its own environment).
 const PARALLEL: usize = 3;
 /// Crashed runs in flight across all kinds (the kinds are separate tests, run in parallel).
@@ -70,17 +70,29 @@ pub struct Env {
     pub env: suma::config::Environment,
     pub session: AwsSession,
     dir: tempfile::TempDir,
+    /// The operation the crashed command ran, read from the lock it left (a point read: listing the
+    /// journal scans the whole shared table, which slows moto for every parallel run).
+    crashed: std::sync::Mutex<Option<String>>,
 }
 
 impl Env {
     async fn seed(prefix: &str, tweak: &(dyn Fn(&mut serde_yaml::Value) + Sync)) -> Self {
-        let name = unique(prefix)[..10].to_owned();
-        let mut seeded = tokio::task::spawn_blocking({
-            let name = name.clone();
-            move || common::seed_environment(&name).config
-        })
-        .await
-        .unwrap();
+        // moto answers a few of many parallel seeding calls with a 500; a fresh name is seeded again.
+        let mut attempt = 0;
+        let (name, mut seeded) = loop {
+            attempt += 1;
+            let name = unique(prefix)[..10].to_owned();
+            let seeding = tokio::task::spawn_blocking({
+                let name = name.clone();
+                move || common::seed_environment(&name).config
+            })
+            .await;
+            match seeding {
+                Ok(config) => break (name, config),
+                Err(e) if attempt < 3 => eprintln!("crash-matrix: seeding `{name}` failed, seeding another: {e}"),
+                Err(e) => panic!("seeding failed three times: {e}"),
+            }
+        };
         tweak(&mut seeded);
         let mut config: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
@@ -107,6 +119,7 @@ impl Env {
             .await,
             env,
             dir,
+            crashed: std::sync::Mutex::new(None),
         };
         seeded.settle().await;
         seeded
@@ -142,6 +155,7 @@ impl Env {
         cmd.args(["--env", &self.name, "--config"])
             .arg(&self.config)
             .env("SUMA_STATE_DIR", self.dir.path())
+            .env("SUMA_RUNBOOKS_DIR", common::workspace_root().join("runbooks"))
             .env_remove("SUMA_DR_REPLICA_URL");
         cmd
     }
@@ -157,16 +171,24 @@ impl Env {
         )
     }
 
-    /// The environment's most recent operation of `kind`, from the journal.
+    /// The environment's most recent operation of `kind`, from the journal: the crashed one when it is
+    /// of that kind, else the newest in a listing.
     pub async fn last_operation(&self, kind: &str) -> Option<Operation> {
+        let crashed = self.crashed.lock().unwrap().clone();
+        if let Some(id) = crashed {
+            if let Some(op) = self.journal().load(&id).await.unwrap().filter(|op| op.kind == kind) {
+                return Some(op);
+            }
+        }
         let ops = self.journal().list(&self.name, 20).await.unwrap();
         ops.into_iter().find(|op| op.kind == kind)
     }
 
-    /// Ends the dead holder's lease now, as its running out would.
+    /// Ends the dead holder's lease now, as its running out would, and notes which operation it held.
     async fn expire_lease(&self) {
         let table = self.journal().table().clone();
         if let Some(lock) = table.get_lock(&self.name).await.unwrap() {
+            *self.crashed.lock().unwrap() = Some(lock.operation_id.clone());
             let past = chrono::Utc::now().timestamp() - 1;
             table.renew(&self.name, &lock.fence, past).await.unwrap();
         }
@@ -201,7 +223,8 @@ pub trait Scenario: Send + Sync {
         serde_json::Value::Null
     }
     fn command(&self) -> Vec<&'static str>;
-    fn finish(&self, finish: Finish) -> Vec<&'static str>;
+    /// The command that finishes the crashed one (it may need the journal: a run's id).
+    async fn finish(&self, env: &Env, finish: Finish) -> Vec<String>;
     /// The invariants after the finishing command `out`: `Err` says which one is broken.
     async fn check(&self, env: &Env, prepared: &serde_json::Value, finish: Finish, out: &Run) -> Result<(), String>;
 }
@@ -245,12 +268,12 @@ async fn crash(scenario: &dyn Scenario, env: &Env, n: usize) -> Option<KillPoint
         .split_once(": ")
         .map_or(line, |(_, what)| what)
         .to_owned();
+    env.expire_lease().await;
     let step = env
         .last_operation(scenario.kind())
         .await
         .and_then(|op| op.steps.last().map(|s| s.name.clone()))
         .unwrap_or_else(|| "-".to_owned());
-    env.expire_lease().await;
     Some(KillPoint { what, step })
 }
 
@@ -260,7 +283,8 @@ async fn finish_one(scenario: &dyn Scenario, n: usize, finish: Finish) -> Option
     let env = Env::seed("crash", &|e| scenario.tweak(e)).await;
     let prepared = scenario.prepare(&env).await;
     let at = crash(scenario, &env, n).await?;
-    let out = run_async(env.suma(&scenario.finish(finish))).await;
+    let args = scenario.finish(&env, finish).await;
+    let out = run_async(env.suma(&args.iter().map(String::as_str).collect::<Vec<_>>())).await;
     let mut result = scenario.check(&env, &prepared, finish, &out).await;
     if result.is_ok() && env.locked().await {
         result = Err("the environment is still locked".to_owned());

@@ -80,6 +80,10 @@ fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     }
 }
 
+fn strings(args: Vec<&str>) -> Vec<String> {
+    args.into_iter().map(str::to_owned).collect()
+}
+
 fn exited(out: &Run, codes: &[i32]) -> Result<(), String> {
     expect(codes.contains(&out.code), || format!("exit {}", out.code))
 }
@@ -128,11 +132,11 @@ impl Scenario for Rotation {
         vec!["secrets", "rotate", ROTATED, "--yes"]
     }
 
-    fn finish(&self, finish: Finish) -> Vec<&'static str> {
-        match finish {
+    async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
+        strings(match finish {
             Finish::Resume => vec!["secrets", "rotate", ROTATED, "--resume", "--yes"],
             Finish::Abort => vec!["secrets", "rotate", ROTATED, "--abort", "--yes"],
-        }
+        })
     }
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
@@ -209,11 +213,11 @@ impl Scenario for Rollback {
         vec!["rollback", "--to", ROLLBACK_IMAGE, "--reason", "crash matrix", "--yes"]
     }
 
-    fn finish(&self, finish: Finish) -> Vec<&'static str> {
-        match finish {
+    async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
+        strings(match finish {
             Finish::Resume => vec!["rollback", "--reason", "crash matrix", "--yes"],
             Finish::Abort => vec!["rollback", "--abort", "--reason", "crash matrix", "--yes"],
-        }
+        })
     }
 
     async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
@@ -262,11 +266,11 @@ impl Scenario for Canary {
         vec!["deploy", "canary", "--image", CANARY_IMAGE, "--yes"]
     }
 
-    fn finish(&self, finish: Finish) -> Vec<&'static str> {
-        match finish {
+    async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
+        strings(match finish {
             Finish::Resume => vec!["deploy", "resume", "--yes"],
             Finish::Abort => vec!["deploy", "abort", "--yes"],
-        }
+        })
     }
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
@@ -355,11 +359,11 @@ impl Scenario for Failover {
         ]
     }
 
-    fn finish(&self, finish: Finish) -> Vec<&'static str> {
-        match finish {
+    async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
+        strings(match finish {
             Finish::Resume => vec!["dr", "failover", "--resume", "--yes"],
             Finish::Abort => vec!["dr", "failover", "--abort", "--yes"],
-        }
+        })
     }
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
@@ -373,7 +377,7 @@ impl Scenario for Failover {
             // then finish the switch.
             Finish::Abort if out.stderr.contains("no way back") => {
                 exited(out, &[2])?;
-                let resumed = run_async(env.suma(&self.finish(Finish::Resume))).await;
+                let resumed = run_async(env.suma(&["dr", "failover", "--resume", "--yes"])).await;
                 exited(&resumed, &[0])
                     .map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
                 Self::failed_over(env).await?;
@@ -390,6 +394,80 @@ impl Scenario for Failover {
             }
         }
     }
+}
+
+/// The shipped `secret-compromise` runbook: a Datadog event, a rotation as a child operation, a health
+/// check. A resume must continue the child rotation, never start a second one.
+struct RunbookRotation;
+
+#[async_trait]
+impl Scenario for RunbookRotation {
+    fn kind(&self) -> &'static str {
+        suma::runbook::engine::KIND
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        json!(Rotation::holder(&Rotation::labels(env).await, "AWSCURRENT"))
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec![
+            "runbook",
+            "run",
+            "secret-compromise",
+            "--param",
+            "secret=encryption-key",
+            "--param",
+            "where=the crash matrix",
+            "--yes",
+            "--skip-manual",
+        ]
+    }
+
+    async fn finish(&self, env: &Env, finish: Finish) -> Vec<String> {
+        let id = env.last_operation(self.kind()).await.expect("the run is journaled").id;
+        strings(match finish {
+            Finish::Resume => vec!["runbook", "resume", &id, "--yes", "--skip-manual"],
+            Finish::Abort => vec!["runbook", "abort", &id, "--reason", "crash matrix", "--yes"],
+        })
+    }
+
+    async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        let labels = Rotation::labels(env).await;
+        let current = Rotation::holder(&labels, "AWSCURRENT");
+        expect(Rotation::holder(&labels, "AWSPENDING").is_none(), || {
+            format!("AWSPENDING left: {labels:?}")
+        })?;
+        let rotated = current.as_deref() != original.as_str();
+        if rotated {
+            expect(labels.len() == 2, || format!("rotated more than once: {labels:?}"))?;
+            expect(
+                Rotation::holder(&labels, "AWSPREVIOUS").as_deref() == original.as_str(),
+                || format!("AWSPREVIOUS is not the original version: {labels:?}"),
+            )?;
+        }
+        let rotation = env.last_operation(suma::secrets::KIND).await;
+        expect(rotation.as_ref().is_none_or(|op| op.status.is_finished()), || {
+            "a child rotation is left unfinished".to_owned()
+        })?;
+        match finish {
+            Finish::Resume => {
+                exited(out, &[0])?;
+                expect(rotated, || "the secret was not rotated".to_owned())?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            Finish::Abort => {
+                exited(out, &[1])?;
+                ended(env, self.kind(), OperationStatus::Aborted).await
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbook_with_a_child_rotation() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(RunbookRotation)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
