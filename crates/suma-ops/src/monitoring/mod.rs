@@ -11,6 +11,7 @@
 //! changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
 //! option defaults, widget ids), and a field dropped from a template is left as it is in Datadog.
 
+pub mod apply;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -150,6 +151,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// `monitor` or `dashboard`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Monitor => "monitor",
+            Self::Dashboard => "dashboard",
+        }
+    }
+
     pub fn plural(self) -> &'static str {
         match self {
             Self::Monitor => "monitors",

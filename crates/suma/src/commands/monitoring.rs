@@ -5,20 +5,20 @@
 //! manage are never written, even when they share a name; managed ones no template names any more are
 //! reported, and deleted only with `--prune`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use serde_json::json;
 
 use super::Context;
 use crate::cli::{DashboardsCommand, MonitorsCommand, MutationArgs};
 use crate::config::Environment;
 use crate::exit::ExitStatus;
-use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{Operation, OperationStatus, PlannedStep};
 use crate::metrics::datadog::{canonical_dashboard, canonical_monitor, Datadog};
 use crate::monitoring::report::Report;
 use crate::monitoring::{self, Action, Desired, Kind, PlanItem, Remote, MANAGED_BY_TAG};
+use suma_ops::engine::RunEnd;
 
 pub async fn monitors(ctx: &Context, command: MonitorsCommand) -> anyhow::Result<ExitStatus> {
     match command {
@@ -181,20 +181,13 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
         if item.action == Action::Conflict {
             ctx.reporter.warn(&format!(
                 "{} `{}` exists in Datadog without suma's managed-by identity for `{}`: not touched",
-                kind_word(kind),
+                kind.word(),
                 item.name,
                 p.name
             ));
         }
     }
     Ok(items)
-}
-
-fn kind_word(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Monitor => "monitor",
-        Kind::Dashboard => "dashboard",
-    }
 }
 
 fn report(p: &Prepared<'_>, kind: Kind, items: Vec<PlanItem>, dry_run: bool, operation: Option<String>) -> Report {
@@ -223,24 +216,6 @@ async fn diff(ctx: &Context, kind: Kind, templates: Option<&Path>, exit_code: bo
     })
 }
 
-fn step_detail(kind: Kind, item: &PlanItem) -> String {
-    let what = format!("{} `{}`", kind_word(kind), item.name);
-    match item.action {
-        Action::Create => format!("create {what}"),
-        Action::Update => format!(
-            "update {what} (#{}): {}",
-            item.id.as_deref().unwrap_or("?"),
-            item.changes
-                .iter()
-                .map(|c| c.path.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Action::Delete => format!("delete {what} (#{})", item.id.as_deref().unwrap_or("?")),
-        _ => what,
-    }
-}
-
 async fn apply(
     ctx: &Context,
     kind: Kind,
@@ -249,10 +224,15 @@ async fn apply(
     mutation: &MutationArgs,
 ) -> anyhow::Result<ExitStatus> {
     let p = prepare(ctx, kind, templates).await?;
-    let mut items = plan(ctx, kind, &p, prune).await?;
+    let items = plan(ctx, kind, &p, prune).await?;
     ctx.reporter.finish();
     let conflicts = items.iter().any(|i| i.action == Action::Conflict);
     let writes: Vec<usize> = (0..items.len()).filter(|&i| items[i].action.writes()).collect();
+    if writes.is_empty() && !mutation.dry_run {
+        // Nothing left to write, but an apply that died part-way may still hold the lock: its work is
+        // done (Datadog is in line), so it is superseded and the lock freed.
+        clear_dead_apply(ctx, kind, p.name).await?;
+    }
     if writes.is_empty() || mutation.dry_run {
         let report = report(&p, kind, items, true, None);
         ctx.printer.either(&report, || {
@@ -285,8 +265,8 @@ async fn apply(
     let plan_steps: Vec<PlannedStep> = writes
         .iter()
         .map(|&i| PlannedStep {
-            name: format!("{}-{}", items[i].action.as_str(), kind_word(kind)),
-            detail: step_detail(kind, &items[i]),
+            name: format!("{}-{}", items[i].action.as_str(), kind.word()),
+            detail: monitoring::apply::describe(kind, &items[i]),
         })
         .collect();
     let session = ctx.aws(env.aws_profile.as_deref(), std::iter::empty()).await;
@@ -300,84 +280,86 @@ async fn apply(
     op.parameters
         .insert("templates".to_owned(), json!(p.dir.display().to_string()));
     op.parameters.insert("prune".to_owned(), json!(prune));
-    let guard = ctx.locks(&session).acquire(&op, false).await?;
-    let fence = guard.fence().clone();
-    let total = writes.len();
-    let result: anyhow::Result<()> = async {
-        for (step, &i) in writes.iter().enumerate() {
-            let step_name = op.plan[step].name.clone();
-            op.start_step(step);
-            journal.save(&op, Some(&fence)).await?;
-            ctx.reporter.step_started(step, total, &step_name);
-            let item = &mut items[i];
-            let id = write(&p.datadog, kind, item)
-                .await
-                .with_context(|| format!("cannot {} on `{}`", step_detail(kind, item), p.name))?;
-            item.id = Some(id.clone());
-            let facts = BTreeMap::from([
-                ("id".to_owned(), json!(id)),
-                ("name".to_owned(), json!(item.name)),
-                (
-                    "fields".to_owned(),
-                    json!(item.changes.iter().map(|c| c.path.clone()).collect::<Vec<_>>()),
-                ),
-            ]);
-            op.finish_step(StepStatus::Succeeded, None, facts);
-            journal.save(&op, Some(&fence)).await?;
-            ctx.reporter
-                .step_finished(step, total, &step_name, StepStatus::Succeeded, &format!("#{id}"));
-        }
-        Ok(())
-    }
-    .await;
-    match &result {
-        Ok(()) => op.set_status(OperationStatus::Succeeded),
-        Err(e) => {
-            op.finish_step(StepStatus::Failed, Some(format!("{e:#}")), BTreeMap::new());
-            op.set_status(OperationStatus::Failed);
-        }
-    }
-    journal.save(&op, Some(&fence)).await?;
-    guard.release().await?;
+    let guard = lock(ctx, &session, &mut op).await?;
+    journal.save(&op, Some(guard.fence())).await?;
+    let run = suma_ops::engine::Run {
+        journal: &journal,
+        guard: &guard,
+        reporter: ctx.reporter.as_ref(),
+        cancel: &ctx.cancel,
+    };
+    let applied = monitoring::apply::apply(&run, &mut op, &p.datadog, kind, items, writes).await;
     ctx.reporter.finish();
-    result?;
+    let settled = guard.settle(&op).await;
+    let (end, items) = applied?;
+    settled?;
+    match end {
+        RunEnd::Completed => {}
+        RunEnd::Interrupted { at_step } => {
+            ctx.reporter.warn(&format!(
+                "interrupted at `{at_step}`; the writes before it stand, and the next `apply` plans from there"
+            ));
+            return Ok(ExitStatus::Interrupted);
+        }
+        RunEnd::Failed { reason, .. } | RunEnd::Stopped { reason, .. } => bail!("{reason}"),
+        RunEnd::Undone { note, .. } => bail!("{note}"),
+    }
     let report = report(&p, kind, items, false, Some(op.id.clone()));
     ctx.printer
         .either(&report, || crate::render::monitoring::applied(&report, false));
     Ok(if conflicts { ExitStatus::No } else { ExitStatus::Success })
 }
 
-/// One write to Datadog; the resource's id.
-async fn write(datadog: &Datadog, kind: Kind, item: &PlanItem) -> anyhow::Result<String> {
-    let body = item.body.as_ref();
-    let id = item.id.as_deref();
-    Ok(match (kind, item.action, body, id) {
-        (Kind::Monitor, Action::Create, Some(body), _) => datadog.create_monitor(body).await?.id.to_string(),
-        (Kind::Monitor, Action::Update, Some(body), Some(id)) => datadog
-            .update_monitor(parse_monitor_id(id)?, body)
-            .await?
-            .id
-            .to_string(),
-        (Kind::Monitor, Action::Delete, _, Some(id)) => {
-            datadog.delete_monitor(parse_monitor_id(id)?).await?;
-            id.to_owned()
-        }
-        (Kind::Dashboard, Action::Create, Some(body), _) => datadog.create_dashboard(body).await?,
-        (Kind::Dashboard, Action::Update, Some(body), Some(id)) => {
-            datadog.update_dashboard(id, body).await?;
-            id.to_owned()
-        }
-        (Kind::Dashboard, Action::Delete, _, Some(id)) => {
-            datadog.delete_dashboard(id).await?;
-            id.to_owned()
-        }
-        _ => unreachable!("only planned writes with their body and id reach here"),
-    })
+/// Frees the lock of `environment` if a dead apply of `kind` holds it, journaling an empty apply that
+/// supersedes it.
+async fn clear_dead_apply(ctx: &Context, kind: Kind, environment: &str) -> anyhow::Result<()> {
+    let (_, env) = ctx.environment()?;
+    let session = ctx.aws(env.aws_profile.as_deref(), std::iter::empty()).await;
+    let Some(held) = ctx.locks(&session).status(environment).await? else {
+        return Ok(());
+    };
+    let apply_kind = format!("{}-apply", kind.plural());
+    if held.lease_active || held.operation_kind != apply_kind {
+        return Ok(());
+    }
+    let mut op = Operation::new(&apply_kind, environment, &ctx.settings.actor.value, Vec::new());
+    let guard = lock(ctx, &session, &mut op).await?;
+    op.set_status(OperationStatus::Succeeded);
+    ctx.journal(&session).save(&op, Some(guard.fence())).await?;
+    guard.settle(&op).await?;
+    ctx.reporter.info(&format!(
+        "the interrupted apply `{}` is superseded: Datadog is already in line",
+        held.operation_id
+    ));
+    Ok(())
 }
 
-fn parse_monitor_id(id: &str) -> anyhow::Result<i64> {
-    id.parse()
-        .with_context(|| format!("`{id}` is not a Datadog monitor id"))
+/// Takes the environment's lock for the apply `op`. An earlier apply of the same kind whose runner died
+/// is superseded rather than resumed: planning again from Datadog's state finishes what it left.
+async fn lock(
+    ctx: &Context,
+    session: &crate::aws::AwsSession,
+    op: &mut Operation,
+) -> anyhow::Result<crate::journal::lock::LockGuard> {
+    let locks = ctx.locks(session);
+    let journal = ctx.journal(session);
+    if let Some(held) = locks.status(&op.environment).await? {
+        let previous = journal.load(&held.operation_id).await?;
+        if let Some(mut previous) = previous.filter(|p| p.kind == op.kind && !p.status.is_finished()) {
+            if !held.lease_active {
+                let guard = locks.supersede(op, &previous.id).await?;
+                op.parameters.insert("superseded".to_owned(), json!(previous.id));
+                previous.note(
+                    &op.actor,
+                    format!("superseded by `{}`, planned again from Datadog's state", op.id),
+                );
+                previous.set_status(OperationStatus::Aborted);
+                journal.save(&previous, None).await?;
+                return Ok(guard);
+            }
+        }
+    }
+    Ok(locks.acquire(op, false).await?)
 }
 
 #[cfg(test)]
@@ -393,27 +375,5 @@ mod tests {
         assert_eq!(templates_dir(None, &config), PathBuf::from("templates/datadog"));
         std::fs::create_dir_all(dir.path().join("templates/datadog")).unwrap();
         assert_eq!(templates_dir(None, &config), dir.path().join("templates/datadog"));
-    }
-
-    #[test]
-    fn step_details_name_the_resource_and_fields() {
-        let item = PlanItem {
-            kind: Kind::Monitor,
-            name: "m".into(),
-            action: Action::Update,
-            id: Some("12".into()),
-            file: None,
-            changes: vec![monitoring::FieldChange {
-                path: "options.thresholds.critical".into(),
-                before: None,
-                after: json!(5),
-            }],
-            note: None,
-            body: None,
-        };
-        assert_eq!(
-            step_detail(Kind::Monitor, &item),
-            "update monitor `m` (#12): options.thresholds.critical"
-        );
     }
 }

@@ -89,8 +89,8 @@ impl Env {
             .await;
             match seeding {
                 Ok(config) => break (name, config),
-                Err(e) if attempt < 3 => eprintln!("crash-matrix: seeding `{name}` failed, seeding another: {e}"),
-                Err(e) => panic!("seeding failed three times: {e}"),
+                Err(e) if attempt < 5 => eprintln!("crash-matrix: seeding `{name}` failed, seeding another: {e}"),
+                Err(e) => panic!("seeding failed five times: {e}"),
             }
         };
         tweak(&mut seeded);

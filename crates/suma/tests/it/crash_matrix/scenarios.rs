@@ -470,6 +470,73 @@ async fn runbook_with_a_child_rotation() {
     run_matrix(Arc::new(RunbookRotation)).await;
 }
 
+/// `monitors apply` of the shipped templates. An apply is not resumed: the next apply supersedes a dead
+/// one and plans from Datadog's state; `lock release --force` is its abort.
+struct MonitorsApply;
+
+impl MonitorsApply {
+    fn templates() -> String {
+        crate::common::workspace_root()
+            .join("templates/datadog")
+            .display()
+            .to_string()
+    }
+}
+
+#[async_trait]
+impl Scenario for MonitorsApply {
+    fn kind(&self) -> &'static str {
+        "monitors-apply"
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        // Leaked once per process: the templates' path is the same for every kill point.
+        let templates: &'static str = Box::leak(Self::templates().into_boxed_str());
+        vec!["monitors", "apply", "--templates", templates, "--yes"]
+    }
+
+    async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
+        match finish {
+            Finish::Resume => strings(self.command()),
+            Finish::Abort => strings(vec!["lock", "release", "--force", "--reason", "crash matrix", "--yes"]),
+        }
+    }
+
+    async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        exited(out, &[0])?;
+        let diff = run_async(env.suma(&["monitors", "diff", "--templates", &Self::templates(), "-o", "json"])).await;
+        exited(&diff, &[0])?;
+        let plan: Value = serde_json::from_str(&diff.stdout).map_err(|e| format!("diff output: {e}"))?;
+        let items = plan["items"].as_array().cloned().unwrap_or_default();
+        // Never a monitor twice: a create cut short and applied again is found by name, not created again.
+        let twice = items
+            .iter()
+            .filter(|i| i["note"].as_str().is_some_and(|n| n.contains("share this name")) || i["action"] == "conflict")
+            .count();
+        expect(twice == 0, || format!("{twice} monitors exist twice: {}", diff.stdout))?;
+        match finish {
+            Finish::Resume => {
+                let pending = items.iter().filter(|i| i["action"] != "unchanged").count();
+                expect(pending == 0, || {
+                    format!("{pending} monitors still differ after the apply")
+                })?;
+                // The killed apply is superseded (or had finished), never left running.
+                let killed = env.last_operation(self.kind()).await;
+                expect(killed.is_some_and(|op| op.status.is_finished()), || {
+                    "the killed apply is still unfinished".to_owned()
+                })
+            }
+            Finish::Abort => Ok(()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_apply() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(MonitorsApply)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_rotation() {
     crate::require_sandbox!();
