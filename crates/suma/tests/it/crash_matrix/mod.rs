@@ -8,6 +8,7 @@
 //! parallel with each other and with the other tests. `cargo xtask crash-matrix` runs only these.
 
 mod scenarios;
+mod signals;
 
 use std::path::PathBuf;
 use std::sync::Arc;

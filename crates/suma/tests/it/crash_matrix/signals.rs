@@ -1,0 +1,87 @@
+//! Signals on the real binary: SIGTERM (a CI runner cancelling the job) in the middle of a canary's
+//! traffic step puts all traffic back on stable before the process exits 130, journals the operation as
+//! interrupted, and hands the lock back at once, so `abort` (or `resume`) can take over immediately.
+
+use std::time::Duration;
+
+use super::{run_async, Env};
+use suma::journal::OperationStatus;
+
+const IMAGE: &str = "registry.local/auth-service:3.0.0-signal";
+
+async fn weights(env: &Env) -> (i32, i32) {
+    let alb = &env.env.alb;
+    let targets = env
+        .aws()
+        .elb(&env.env.primary_region)
+        .rule_weights(alb.rule_arn.as_str())
+        .await
+        .unwrap();
+    let weight = |arn: &str| {
+        targets
+            .iter()
+            .find(|t| t.target_group_arn == arn)
+            .map_or(0, |t| t.weight)
+    };
+    (
+        weight(alb.stable_target_group_arn.as_str()),
+        weight(alb.canary_target_group_arn.as_str()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_a_traffic_step_restores_stable_and_exits_resumable() {
+    crate::require_sandbox!();
+    let env = Env::seed("signal", &|e| {
+        e["canary"] = serde_yaml::from_str(
+            "{ steps: [{ weight: 50, duration: 10m }], interval: 1s, window: 15s, min_samples: 1, failure_limit: 0, \
+               no_data: fail, queries: { error_rate: 'vector(0)', p95_latency_ms: 'vector(10)', samples: 'vector(100)' } }",
+        )
+        .unwrap();
+    })
+    .await;
+    let mut child = env
+        .suma(&["deploy", "canary", "--image", IMAGE, "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while weights(&env).await != (50, 50) {
+        assert!(tokio::time::Instant::now() < deadline, "the canary never reached 50%");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert_eq!(
+        weights(&env).await,
+        (100, 0),
+        "all traffic back on stable before the exit"
+    );
+
+    let op = env.last_operation(suma::canary::KIND).await.expect("journaled");
+    assert_eq!(op.status, OperationStatus::Interrupted);
+    assert!(
+        op.events
+            .iter()
+            .any(|e| e.message.contains(suma::canary::WEIGHTS_RESTORED)),
+        "{:?}",
+        op.events
+    );
+
+    // The lock was handed back: abort takes over at once, no lease to wait out.
+    let aborted = run_async(env.suma(&["deploy", "abort", "--yes"])).await;
+    assert_eq!(aborted.code, 1, "{}", aborted.stderr);
+    assert_eq!(weights(&env).await, (100, 0));
+    let op = env.last_operation(suma::canary::KIND).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Aborted);
+}
