@@ -40,7 +40,7 @@ async fn sigterm_in_a_traffic_step_restores_stable_and_exits_resumable() {
         .unwrap();
     })
     .await;
-    let mut child = env
+    let child = env
         .suma(&["deploy", "canary", "--image", IMAGE, "--yes"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
