@@ -1,7 +1,8 @@
 //! The sandbox's data plane, so a canary runs for real on one machine: a weighted HTTP proxy standing in
 //! for the ALB (it follows the forward rule's weights read from the AWS API) and a steady, rate-bounded
-//! load generator, and a Datadog API stand-in that records events. All talk to loopback only. The binaries in `src/bin/` only parse flags and boot.
+//! load generator, a Datadog API stand-in that records events, and a fault proxy in front of moto. All talk to loopback only. The binaries in `src/bin/` only parse flags and boot.
 
+pub mod aws_faults;
 pub mod datadog_stub;
 pub mod loadgen;
 pub mod proxy;

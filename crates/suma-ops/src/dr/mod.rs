@@ -277,6 +277,9 @@ pub struct Engine {
 
 type Facts = engine::Facts;
 
+/// Consecutive unanswered polls after which the primary region is judged down and its drain skipped.
+const UNREACHABLE_POLLS: u32 = 4;
+
 fn fact_str(op: &Operation, key: &str) -> Option<String> {
     op.fact(key).and_then(|v| v.as_str()).map(str::to_owned)
 }
@@ -526,19 +529,29 @@ impl Engine {
         let ecs = self.aws.ecs(&self.env.primary_region);
         let cfg = &self.env.ecs;
         let names = [cfg.service.clone(), cfg.canary_service.clone()];
-        let found = match ecs.describe_services(&cfg.cluster, &names).await {
-            Ok(found) => found,
-            Err(e) if e.kind == AwsErrorKind::Unreachable => {
-                self.reporter.warn(&format!(
-                    "{} does not answer: not drained ({e})",
-                    self.env.primary_region
-                ));
-                return Ok(StepEnd::skipped(
-                    format!("{} unreachable", self.env.primary_region),
-                    Facts::from([("primary_unreachable".to_owned(), json!(true))]),
-                ));
+        // A region is judged down only when it stays silent over several polls: one timed-out or reset
+        // call (after the SDK's own retries) is a blip, and skipping the drain on a blip would leave the
+        // primary's tasks serving while traffic moves to DR.
+        let mut silent = 0;
+        let found = loop {
+            match ecs.describe_services(&cfg.cluster, &names).await {
+                Ok(found) => break found,
+                Err(e) if e.kind == AwsErrorKind::Unreachable && silent + 1 < UNREACHABLE_POLLS => {
+                    silent += 1;
+                    run.sleep(self.poll).await?;
+                }
+                Err(e) if e.kind == AwsErrorKind::Unreachable => {
+                    self.reporter.warn(&format!(
+                        "{} does not answer ({UNREACHABLE_POLLS} polls): not drained ({e})",
+                        self.env.primary_region
+                    ));
+                    return Ok(StepEnd::skipped(
+                        format!("{} unreachable", self.env.primary_region),
+                        Facts::from([("primary_unreachable".to_owned(), json!(true))]),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         };
         // What abort must restore is journaled before anything is drained, and a restarted drain keeps
         // the count the first attempt saw (by then the service may already be at 0).

@@ -24,6 +24,9 @@ pub enum JournalError {
     Local { path: PathBuf, source: std::io::Error },
     #[error("the lock on `{environment}` is no longer held by this operation; its record was not overwritten\nhint: run `suma lock status --env {environment}` to see who holds it")]
     Fenced { environment: String },
+    /// A write of a held operation failed: it stops before its next change, resumable.
+    #[error("cannot record operation `{id}` in the journal: {source}\nhint: it stopped before its next change; once DynamoDB answers again, resume or abort it (`suma ops show {id}` shows where it stands)")]
+    Write { id: String, source: AwsError },
 }
 
 /// The journal: the shared record in DynamoDB plus the local audit log.
@@ -78,7 +81,10 @@ impl Journal {
                     environment: op.environment.clone(),
                 }
             } else {
-                JournalError::Aws(e)
+                JournalError::Write {
+                    id: op.id.clone(),
+                    source: e,
+                }
             }
         })
     }

@@ -7,6 +7,7 @@
 //! Each kill point runs on an environment of its own (`seed.py --environment`), so kill points run in
 //! parallel with each other and with the other tests. `cargo xtask crash-matrix` runs only these.
 
+mod faults;
 mod scenarios;
 mod signals;
 
@@ -185,6 +186,14 @@ impl Env {
         ops.into_iter().find(|op| op.kind == kind)
     }
 
+    /// Sets `defaults.KEY` in the configuration file.
+    fn set_default(&self, key: &str, value: &str) {
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&self.config).unwrap()).unwrap();
+        config["defaults"][key] = value.into();
+        std::fs::write(&self.config, serde_yaml::to_string(&config).unwrap()).unwrap();
+    }
+
     /// Ends the dead holder's lease now, as its running out would, and notes which operation it held.
     async fn expire_lease(&self) {
         let table = self.journal().table().clone();
@@ -228,6 +237,9 @@ pub trait Scenario: Send + Sync {
     async fn finish(&self, env: &Env, finish: Finish) -> Vec<String>;
     /// The invariants after the finishing command `out`: `Err` says which one is broken.
     async fn check(&self, env: &Env, prepared: &serde_json::Value, finish: Finish, out: &Run) -> Result<(), String>;
+    /// What must hold once the operation has ended, however it ended (completed, rolled back, undone):
+    /// never a half state. The fault runs check this.
+    async fn safe(&self, env: &Env, prepared: &serde_json::Value) -> Result<(), String>;
 }
 
 /// Where a run was killed: the fault hook's description and the step the journal shows running.

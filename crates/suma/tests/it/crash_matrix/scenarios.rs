@@ -80,6 +80,13 @@ fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     }
 }
 
+/// Weights 100/0 and the canary service at 0.
+async fn no_canary_traffic(env: &Env) -> Result<(), String> {
+    let (w, c) = (weights(env).await, canary(env).await.0);
+    expect(w == (100, 0), || format!("weights {w:?}, expected (100, 0)"))?;
+    expect(c == 0, || format!("canary desired {c}"))
+}
+
 fn strings(args: Vec<&str>) -> Vec<String> {
     args.into_iter().map(str::to_owned).collect()
 }
@@ -110,6 +117,21 @@ impl Rotation {
             .collect()
     }
 
+    /// No AWSPENDING, and AWSCURRENT either the original version or a new one whose AWSPREVIOUS is the
+    /// original.
+    async fn rotated_or_not(env: &Env, original: &Value) -> Result<(), String> {
+        let labels = Self::labels(env).await;
+        expect(Self::holder(&labels, "AWSPENDING").is_none(), || {
+            format!("AWSPENDING left: {labels:?}")
+        })?;
+        let current = Self::holder(&labels, "AWSCURRENT");
+        let previous = Self::holder(&labels, "AWSPREVIOUS");
+        expect(
+            current.as_deref() == original.as_str() || previous.as_deref() == original.as_str(),
+            || format!("neither AWSCURRENT nor AWSPREVIOUS is the original version: {labels:?}"),
+        )
+    }
+
     fn holder(labels: &std::collections::BTreeMap<String, Vec<String>>, label: &str) -> Option<String> {
         labels
             .iter()
@@ -137,6 +159,10 @@ impl Scenario for Rotation {
             Finish::Resume => vec!["secrets", "rotate", ROTATED, "--resume", "--yes"],
             Finish::Abort => vec!["secrets", "rotate", ROTATED, "--abort", "--yes"],
         })
+    }
+
+    async fn safe(&self, env: &Env, original: &Value) -> Result<(), String> {
+        Self::rotated_or_not(env, original).await
     }
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
@@ -220,6 +246,10 @@ impl Scenario for Rollback {
         })
     }
 
+    async fn safe(&self, env: &Env, _: &Value) -> Result<(), String> {
+        no_canary_traffic(env).await
+    }
+
     async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
         let (w, c) = (weights(env).await, canary(env).await.0);
         expect(w == (100, 0), || format!("weights {w:?}, expected (100, 0)"))?;
@@ -271,6 +301,15 @@ impl Scenario for Canary {
             Finish::Resume => vec!["deploy", "resume", "--yes"],
             Finish::Abort => vec!["deploy", "abort", "--yes"],
         })
+    }
+
+    async fn safe(&self, env: &Env, original: &Value) -> Result<(), String> {
+        no_canary_traffic(env).await?;
+        let image = stable(env).await.1;
+        expect(
+            image == CANARY_IMAGE || Some(image.as_str()) == original.as_str(),
+            || format!("stable runs {image}, neither the original nor the new image"),
+        )
     }
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
@@ -366,6 +405,18 @@ impl Scenario for Failover {
         })
     }
 
+    /// Exactly one region serves: failed over, or still on the primary at its capacity.
+    async fn safe(&self, env: &Env, original: &Value) -> Result<(), String> {
+        if Self::failed_over(env).await.is_ok() {
+            return Ok(());
+        }
+        let (primary, _) = Self::counts(env).await;
+        let on_dr = Self::dns_on_dr(env).await;
+        expect(!on_dr && Some(i64::from(primary)) == original.as_i64(), || {
+            format!("DNS on DR: {on_dr}, primary desired {primary} (was {original})")
+        })
+    }
+
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
         match finish {
             Finish::Resume => {
@@ -432,6 +483,14 @@ impl Scenario for RunbookRotation {
         })
     }
 
+    async fn safe(&self, env: &Env, original: &Value) -> Result<(), String> {
+        Rotation::rotated_or_not(env, original).await?;
+        let rotation = env.last_operation(suma::secrets::KIND).await;
+        expect(rotation.as_ref().is_none_or(|op| op.status.is_finished()), || {
+            "a child rotation is left unfinished".to_owned()
+        })
+    }
+
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
         let labels = Rotation::labels(env).await;
         let current = Rotation::holder(&labels, "AWSCURRENT");
@@ -462,6 +521,18 @@ impl Scenario for RunbookRotation {
             }
         }
     }
+}
+
+/// Every operation kind of the matrix, for the fault runs.
+pub fn all() -> Vec<Arc<dyn Scenario>> {
+    vec![
+        Arc::new(Rotation),
+        Arc::new(Rollback),
+        Arc::new(Canary),
+        Arc::new(Failover),
+        Arc::new(RunbookRotation),
+        Arc::new(MonitorsApply),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,6 +571,19 @@ impl Scenario for MonitorsApply {
             Finish::Resume => strings(self.command()),
             Finish::Abort => strings(vec!["lock", "release", "--force", "--reason", "crash matrix", "--yes"]),
         }
+    }
+
+    async fn safe(&self, env: &Env, _: &Value) -> Result<(), String> {
+        let diff = run_async(env.suma(&["monitors", "diff", "--templates", &Self::templates(), "-o", "json"])).await;
+        exited(&diff, &[0])?;
+        let plan: Value = serde_json::from_str(&diff.stdout).map_err(|e| format!("diff output: {e}"))?;
+        let twice = plan["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["note"].as_str().is_some_and(|n| n.contains("share this name")))
+            .count();
+        expect(twice == 0, || format!("{twice} monitors exist twice"))
     }
 
     async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
