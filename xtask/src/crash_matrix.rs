@@ -5,31 +5,27 @@
 use std::path::PathBuf;
 
 use crate::process::{self, Result};
-use crate::sandbox::Sandbox;
+use crate::sandbox;
 
 pub fn run(root: PathBuf) -> Result<()> {
-    let sandbox = Sandbox::new(root.clone());
-    let was_up = sandbox.is_up();
-    let vars = sandbox.up_for_tests()?;
-    let passed = process::run_visible(
-        crate::cargo::command()
-            .current_dir(&root)
-            .args([
-                "test",
-                "-p",
-                "suma",
-                "--test",
-                "it",
-                "crash_matrix::",
-                "--",
-                "--nocapture",
-            ])
-            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    );
-    if !was_up {
-        sandbox.down()?;
-    }
-    match passed? {
+    let passed = sandbox::with_test_sandbox(&root, |vars| {
+        process::run_visible(
+            crate::cargo::command()
+                .current_dir(&root)
+                .args([
+                    "test",
+                    "-p",
+                    "suma",
+                    "--test",
+                    "it",
+                    "crash_matrix::",
+                    "--",
+                    "--nocapture",
+                ])
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )
+    })?;
+    match passed {
         true => Ok(()),
         false => Err("the crash matrix found an inconsistent kill point (see the lines above)".to_owned()),
     }

@@ -316,7 +316,7 @@ impl Sandbox {
     }
 
     /// `up` for `cargo xtask test`: builds what the tests run, with their features.
-    pub fn up_for_tests(&self) -> Result<Vec<(String, String)>> {
+    fn up_for_tests(&self) -> Result<Vec<(String, String)>> {
         self.up_with(Build::ForTests)
     }
 
@@ -1184,31 +1184,35 @@ pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-/// `cargo xtask test`: the whole workspace's tests against a sandbox.
-pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
-    let sandbox = Sandbox::new(root.clone());
+/// Runs `tests` with the variables of a sandbox up for tests, and takes the sandbox down afterwards
+/// unless it was already up. Whether the tests passed.
+pub fn with_test_sandbox(root: &Path, tests: impl FnOnce(&[(String, String)]) -> Result<bool>) -> Result<bool> {
+    let sandbox = Sandbox::new(root.to_owned());
     let was_up = sandbox.is_up();
     let vars = sandbox.up_for_tests()?;
-    let passed = process::run_visible(
-        crate::cargo::command()
-            .current_dir(&root)
-            .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
-            .args(extra)
-            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    );
-    let doc = match passed {
-        Ok(true) => process::run_visible(
-            crate::cargo::command()
-                .current_dir(&root)
-                .args(["test", "--workspace", "--doc"])
-                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        ),
-        other => other,
-    };
+    let passed = tests(&vars);
     if !was_up {
         sandbox.down()?;
     }
-    match doc? {
+    passed
+}
+
+/// `cargo xtask test`: the whole workspace's tests against a sandbox.
+pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
+    let passed = with_test_sandbox(&root, |vars| {
+        let run = |args: &[&str], extra: &[&str]| {
+            process::run_visible(
+                crate::cargo::command()
+                    .current_dir(&root)
+                    .args(args)
+                    .args(extra)
+                    .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            )
+        };
+        Ok(run(&["test", "--workspace", "--all-targets", "--no-fail-fast"], extra)?
+            && run(&["test", "--workspace", "--doc"], &[])?)
+    })?;
+    match passed {
         true => Ok(()),
         false => Err("tests failed".to_owned()),
     }

@@ -339,12 +339,7 @@ pub async fn execute(
     rollout_timeout: Duration,
 ) -> anyhow::Result<()> {
     let steps = RollbackSteps::of(env, aws, op, rollout_timeout);
-    let run = Run {
-        journal,
-        guard,
-        reporter,
-        cancel,
-    };
+    let run = Run::new(journal, guard, reporter, cancel);
     match engine::drive(&steps, &run, op).await? {
         RunEnd::Completed => Ok(()),
         RunEnd::Failed { at_step, reason } | RunEnd::Stopped { at_step, reason } => {
@@ -372,12 +367,7 @@ pub async fn abort(
     by: &str,
 ) -> anyhow::Result<String> {
     let steps = RollbackSteps::of(env, aws, op, Duration::ZERO);
-    let run = Run {
-        journal,
-        guard,
-        reporter,
-        cancel,
-    };
+    let run = Run::new(journal, guard, reporter, cancel);
     match engine::abort(&steps, &run, op, by).await? {
         RunEnd::Undone { note, .. } => Ok(note),
         other => bail!("the abort of rollback `{}` stopped: {other:?}", op.id),

@@ -21,6 +21,18 @@ impl SdkLockTable {
         }
     }
 
+    /// The put of an operation's `op#ID` item, for a transaction or alone.
+    fn operation_put(&self, op: &OperationItem, resource: &str) -> Result<Put, AwsError> {
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&op_key(&op.id)))
+            .item("environment", s(&op.environment))
+            .item("status", s(&op.status))
+            .item("document", s(&op.document))
+            .build()
+            .map_err(|e| AwsError::new("DynamoDB", "PutItem", resource, AwsErrorKind::Other, e.to_string()))
+    }
+
     /// An SDK error on the item `key` of this table.
     fn failed<E, R>(&self, operation: &'static str, key: &str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> AwsError
     where
@@ -171,14 +183,7 @@ impl LockTable for SdkLockTable {
 
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, op_key(&op.id));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(&op_key(&op.id)))
-            .item("environment", s(&op.environment))
-            .item("status", s(&op.status))
-            .item("document", s(&op.document))
-            .build()
-            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+        let put = self.operation_put(op, &resource)?;
         let Some(fence) = fence else {
             self.client
                 .put_item()
@@ -212,14 +217,7 @@ impl LockTable for SdkLockTable {
 
     async fn save_sub_operation(&self, op: &OperationItem, parent: &str, fence: &str) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, op_key(&op.id));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(&op_key(&op.id)))
-            .item("environment", s(&op.environment))
-            .item("status", s(&op.status))
-            .item("document", s(&op.document))
-            .build()
-            .map_err(|e| AwsError::new("DynamoDB", "PutItem", &resource, AwsErrorKind::Other, e.to_string()))?;
+        let put = self.operation_put(op, &resource)?;
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .key("pk", s(&lock_key(&op.environment)))

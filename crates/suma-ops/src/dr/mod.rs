@@ -298,12 +298,7 @@ fn suffix(op: &Operation) -> String {
 
 impl Engine {
     fn run_with<'a>(&'a self, guard: &'a LockGuard) -> Run<'a> {
-        Run {
-            journal: &self.journal,
-            guard,
-            reporter: self.reporter.as_ref(),
-            cancel: &self.cancel,
-        }
+        Run::new(&self.journal, guard, self.reporter.as_ref(), &self.cancel)
     }
 
     /// Runs (or resumes) `op` from its first unfinished step. The caller holds `guard`.

@@ -207,7 +207,21 @@ pub struct Run<'a> {
     pub cancel: &'a CancellationToken,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    pub fn new(
+        journal: &'a Journal,
+        guard: &'a LockGuard,
+        reporter: &'a dyn Reporter,
+        cancel: &'a CancellationToken,
+    ) -> Self {
+        Self {
+            journal,
+            guard,
+            reporter,
+            cancel,
+        }
+    }
+
     /// Call before every AWS mutation: `Err(Interrupted)` when a signal arrived or the lease is lost or
     /// within its safety margin, so no change is made by a runner that may no longer own the environment.
     pub fn mutating(&self) -> Result<(), StepError> {

@@ -159,12 +159,7 @@ impl World {
     async fn drive(&self, steps: &dyn Steps, op: &mut Operation, resume: bool) -> Result<RunEnd, EngineError> {
         let guard = self.locks().acquire(op, resume).await.unwrap();
         let cancel = CancellationToken::new();
-        let run = Run {
-            journal: &self.journal,
-            guard: &guard,
-            reporter: &SilentReporter,
-            cancel: &cancel,
-        };
+        let run = Run::new(&self.journal, &guard, &SilentReporter, &cancel);
         let end = drive(steps, &run, op).await;
         guard.abandon();
         end
@@ -187,12 +182,7 @@ async fn a_runner_that_cannot_renew_stops_before_its_next_change() {
         let toy = toy.clone();
         tokio::spawn(async move {
             let cancel = CancellationToken::new();
-            let run = Run {
-                journal: &journal,
-                guard: &guard,
-                reporter: &SilentReporter,
-                cancel: &cancel,
-            };
+            let run = Run::new(&journal, &guard, &SilentReporter, &cancel);
             drive(toy.as_ref(), &run, &mut op).await
         })
     };
@@ -225,12 +215,7 @@ async fn after_a_takeover_the_stalled_runner_cannot_write_and_stops() {
         let journal = world.journal.clone();
         tokio::spawn(async move {
             let cancel = CancellationToken::new();
-            let run = Run {
-                journal: &journal,
-                guard: &guard,
-                reporter: &SilentReporter,
-                cancel: &cancel,
-            };
+            let run = Run::new(&journal, &guard, &SilentReporter, &cancel);
             let end = drive(toy.as_ref(), &run, &mut op).await;
             (end, guard.lost().is_cancelled())
         })
@@ -340,12 +325,7 @@ async fn pause_at_a_step_boundary_holds_until_resume_and_abort_decides() {
         tokio::spawn(async move {
             let guard = locks.acquire(&op, false).await.unwrap();
             let cancel = CancellationToken::new();
-            let run = Run {
-                journal: &journal,
-                guard: &guard,
-                reporter: &SilentReporter,
-                cancel: &cancel,
-            };
+            let run = Run::new(&journal, &guard, &SilentReporter, &cancel);
             drive(toy.as_ref(), &run, &mut op).await
         })
     };

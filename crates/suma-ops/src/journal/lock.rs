@@ -89,6 +89,15 @@ pub enum LockError {
     Aws(#[from] AwsError),
 }
 
+/// Why a supersede failed: the lock could not be taken, or the superseded record not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SupersedeError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
 /// Reads and changes locks.
 #[derive(Clone)]
 pub struct Locks {
@@ -116,10 +125,23 @@ impl Locks {
     }
 
     /// Takes the expired lease of the unfinished operation `previous` for a new operation `op` that
-    /// finishes its work (a rollback taking over a dead canary). The caller journals that `previous` was
-    /// superseded.
-    pub async fn supersede(&self, op: &Operation, previous: &str) -> Result<LockGuard, LockError> {
-        self.acquire_over(op, Some(previous)).await
+    /// finishes its work (a rollback taking over a dead canary, an apply planning again after a dead one),
+    /// and journals `previous` as aborted, superseded by `op` because `why`. `op` records what it
+    /// superseded in its parameters.
+    pub async fn supersede(
+        &self,
+        journal: &Journal,
+        op: &mut Operation,
+        mut previous: Operation,
+        why: &str,
+    ) -> Result<LockGuard, SupersedeError> {
+        let guard = self.acquire_over(op, Some(previous.id.as_str())).await?;
+        op.parameters
+            .insert("superseded".to_owned(), serde_json::json!(previous.id));
+        previous.note(&op.actor, format!("superseded by `{}` ({}): {why}", op.id, op.kind));
+        previous.set_status(OperationStatus::Aborted);
+        journal.save(&previous, None).await?;
+        Ok(guard)
     }
 
     async fn acquire_over(&self, op: &Operation, takeover_of: Option<&str>) -> Result<LockGuard, LockError> {

@@ -147,12 +147,7 @@ impl Engine<'_> {
             engine: self,
             scope: Mutex::new(scope),
         };
-        let run = Run {
-            journal: &self.journal,
-            guard,
-            reporter: self.reporter.as_ref(),
-            cancel: &self.cancel,
-        };
+        let run = Run::new(&self.journal, guard, self.reporter.as_ref(), &self.cancel);
         Ok(match crate::engine::drive(&steps, &run, op).await? {
             RunEnd::Completed => Outcome::Completed,
             RunEnd::Stopped { at_step, reason } | RunEnd::Failed { at_step, reason } => {
@@ -174,12 +169,7 @@ impl Engine<'_> {
             engine: self,
             scope: Mutex::new(Scope::default()),
         };
-        let run = Run {
-            journal: &self.journal,
-            guard,
-            reporter: self.reporter.as_ref(),
-            cancel: &self.cancel,
-        };
+        let run = Run::new(&self.journal, guard, self.reporter.as_ref(), &self.cancel);
         match crate::engine::abort(&steps, &run, op, by).await? {
             RunEnd::Undone { note, .. } => Ok(note),
             other => Ok(format!("{other:?}")),

@@ -227,12 +227,7 @@ impl Rotator {
     }
 
     fn run_with<'a>(&'a self, guard: &'a LockGuard) -> Run<'a> {
-        Run {
-            journal: &self.journal,
-            guard,
-            reporter: self.reporter.as_ref(),
-            cancel: &self.cancel,
-        }
+        Run::new(&self.journal, guard, self.reporter.as_ref(), &self.cancel)
     }
 
     /// Runs (or resumes) the rotation from the first step not yet done, or finishes the undo it decided.

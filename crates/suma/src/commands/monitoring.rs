@@ -282,12 +282,7 @@ async fn apply(
     op.parameters.insert("prune".to_owned(), json!(prune));
     let guard = lock(ctx, &session, &mut op).await?;
     journal.save(&op, Some(guard.fence())).await?;
-    let run = suma_ops::engine::Run {
-        journal: &journal,
-        guard: &guard,
-        reporter: ctx.reporter.as_ref(),
-        cancel: &ctx.cancel,
-    };
+    let run = suma_ops::engine::Run::new(&journal, &guard, ctx.reporter.as_ref(), &ctx.cancel);
     let applied = monitoring::apply::apply(&run, &mut op, &p.datadog, kind, items, writes).await;
     ctx.reporter.finish();
     let settled = guard.settle(&op).await;
@@ -345,17 +340,10 @@ async fn lock(
     let journal = ctx.journal(session);
     if let Some(held) = locks.status(&op.environment).await? {
         let previous = journal.load(&held.operation_id).await?;
-        if let Some(mut previous) = previous.filter(|p| p.kind == op.kind && !p.status.is_finished()) {
+        if let Some(previous) = previous.filter(|p| p.kind == op.kind && !p.status.is_finished()) {
             if !held.lease_active {
-                let guard = locks.supersede(op, &previous.id).await?;
-                op.parameters.insert("superseded".to_owned(), json!(previous.id));
-                previous.note(
-                    &op.actor,
-                    format!("superseded by `{}`, planned again from Datadog's state", op.id),
-                );
-                previous.set_status(OperationStatus::Aborted);
-                journal.save(&previous, None).await?;
-                return Ok(guard);
+                let why = "planned again from Datadog's state";
+                return Ok(locks.supersede(&journal, op, previous, why).await?);
             }
         }
     }

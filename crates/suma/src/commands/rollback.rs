@@ -86,18 +86,7 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
             stop_live_canary(ctx, &session, name, canary).await?;
             locks.acquire(&op, false).await?
         }
-        Some((canary, false)) => {
-            let guard = locks.supersede(&op, &canary.id).await?;
-            let mut superseded = canary.clone();
-            op.parameters.insert("superseded".to_owned(), json!(canary.id));
-            superseded.note(
-                &actor,
-                format!("superseded by rollback `{}` of {actor}: {}", op.id, args.reason),
-            );
-            superseded.set_status(OperationStatus::Aborted);
-            journal.save(&superseded, None).await?;
-            guard
-        }
+        Some((canary, false)) => locks.supersede(&journal, &mut op, canary.clone(), &args.reason).await?,
         None => locks.acquire(&op, false).await?,
     };
     journal.save(&op, Some(guard.fence())).await?;

@@ -17,7 +17,7 @@ use crate::cli::{GlobalArgs, RunbookCommand, RunbookContinueArgs, RunbookDirArgs
 use crate::config::Environment;
 use crate::exit::ExitStatus;
 use crate::journal::lock::LockGuard;
-use crate::journal::{Operation, OperationStatus};
+use crate::journal::{Journal, Operation, OperationStatus};
 use crate::report::Reporter;
 use crate::runbook::actions::LiveActions;
 use crate::runbook::engine::{self, Answer, Confirmations};
@@ -445,16 +445,7 @@ async fn abort(
     let actor = ctx.settings.actor.value.clone();
     op.note(&actor, format!("aborted by {actor}: {reason}"));
     let journal = ctx.journal(&session);
-    let actions = LiveActions {
-        ctx,
-        name: name.to_owned(),
-        env: env.clone(),
-        session: session.clone(),
-        aws: Arc::new(session.clone()),
-        journal: journal.nested(&op.id),
-        guard: &guard,
-        runbook: loaded.name.clone(),
-    };
+    let actions = live_actions(ctx, name, env, &session, &journal, &op, &guard, &loaded);
     let people = People {
         interactive: false,
         yes: true,
@@ -462,14 +453,7 @@ async fn abort(
         actor: actor.clone(),
         reporter: ctx.reporter.clone(),
     };
-    let engine = engine::Engine {
-        runbook: loaded.runbook.clone(),
-        actions: &actions,
-        confirmations: &people,
-        journal,
-        reporter: ctx.reporter.clone(),
-        cancel: ctx.cancel.clone(),
-    };
+    let engine = runbook_engine(ctx, &loaded, &actions, &people, journal);
     let aborted = engine.abort(&mut op, &guard, &actor).await;
     ctx.reporter.finish();
     let settled = guard.settle(&op).await;
@@ -524,16 +508,7 @@ async fn execute(
     yes: bool,
 ) -> anyhow::Result<ExitStatus> {
     let journal = ctx.journal(session);
-    let actions = LiveActions {
-        ctx,
-        name: name.to_owned(),
-        env: env.clone(),
-        session: session.clone(),
-        aws: Arc::new(session.clone()),
-        journal: journal.nested(&op.id),
-        guard: &guard,
-        runbook: loaded.name.clone(),
-    };
+    let actions = live_actions(ctx, name, env, session, &journal, &op, &guard, &loaded);
     let people = People {
         interactive: std::io::stdin().is_terminal(),
         yes,
@@ -541,14 +516,7 @@ async fn execute(
         actor: ctx.settings.actor.value.clone(),
         reporter: ctx.reporter.clone(),
     };
-    let engine = engine::Engine {
-        runbook: loaded.runbook.clone(),
-        actions: &actions,
-        confirmations: &people,
-        journal: journal.clone(),
-        reporter: ctx.reporter.clone(),
-        cancel: ctx.cancel.clone(),
-    };
+    let engine = runbook_engine(ctx, &loaded, &actions, &people, journal.clone());
     let scope = scope_of(&op, name, env);
     let outcome = engine.run(&mut op, &guard, scope).await;
     ctx.reporter.finish();
@@ -569,6 +537,47 @@ async fn execute(
         crate::render::runbook::outcome(&loaded, &op, &outcome)
     });
     Ok(status)
+}
+
+/// The actions of run `op` against the real systems; child operations journal under the run's lock.
+#[allow(clippy::too_many_arguments)]
+fn live_actions<'a>(
+    ctx: &'a Context,
+    name: &str,
+    env: &Environment,
+    session: &AwsSession,
+    journal: &Journal,
+    op: &Operation,
+    guard: &'a LockGuard,
+    loaded: &Loaded,
+) -> LiveActions<'a> {
+    LiveActions {
+        ctx,
+        name: name.to_owned(),
+        env: env.clone(),
+        session: session.clone(),
+        aws: Arc::new(session.clone()),
+        journal: journal.nested(&op.id),
+        guard,
+        runbook: loaded.name.clone(),
+    }
+}
+
+fn runbook_engine<'a>(
+    ctx: &Context,
+    loaded: &Loaded,
+    actions: &'a LiveActions<'_>,
+    people: &'a People,
+    journal: Journal,
+) -> engine::Engine<'a> {
+    engine::Engine {
+        runbook: loaded.runbook.clone(),
+        actions,
+        confirmations: people,
+        journal,
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.clone(),
+    }
 }
 
 /// Confirmations: a prompt on a terminal, `--yes` for `confirm` steps, `--skip-manual` for manual ones.

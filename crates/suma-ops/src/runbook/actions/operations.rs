@@ -13,6 +13,30 @@ use crate::journal::{Operation, OperationStatus};
 use crate::runbook::engine::{ActionError, Done, Outputs, StepContext};
 
 impl LiveActions<'_> {
+    /// The rotation engine of `secret` for a child operation: its journal is the run's (fenced by the
+    /// run's lock).
+    fn rotator(&self, secret: &crate::config::ManagedSecret) -> crate::secrets::Rotator {
+        let mut rotator =
+            crate::secrets::setup::rotator(self.ctx, &self.env, secret, &self.session, Duration::from_secs(600));
+        rotator.journal = self.journal.clone();
+        rotator
+    }
+
+    /// The DR engine for a child failover or failback, journaled under the run's lock; the run itself
+    /// was confirmed, so the failback's gate says yes.
+    fn dr_engine(&self) -> crate::dr::Engine {
+        let mut engine = crate::dr::setup::engine(
+            self.ctx,
+            &self.name,
+            &self.env,
+            &self.session,
+            Duration::from_secs(1800),
+            Arc::new(crate::dr::Yes),
+        );
+        engine.journal = self.journal.clone();
+        engine
+    }
+
     pub(super) async fn secret_rotate(
         &self,
         args: &BTreeMap<String, String>,
@@ -24,9 +48,7 @@ impl LiveActions<'_> {
         let session = &self.session;
         let kind = crate::secrets::setup::rotation(&self.env, &secret, session)
             .map_err(|e| ActionError::new(format!("{e:#}")))?;
-        let mut rotator =
-            crate::secrets::setup::rotator(self.ctx, &self.env, &secret, session, Duration::from_secs(600));
-        rotator.journal = self.journal.clone();
+        let rotator = self.rotator(&secret);
         let mut op = self
             .child(step, || {
                 let mut op = Operation::new(
@@ -124,15 +146,7 @@ impl LiveActions<'_> {
         args: &BTreeMap<String, String>,
         step: &StepContext<'_>,
     ) -> Result<Done, ActionError> {
-        let mut engine = crate::dr::setup::engine(
-            self.ctx,
-            &self.name,
-            &self.env,
-            &self.session,
-            Duration::from_secs(1800),
-            Arc::new(crate::dr::Yes),
-        );
-        engine.journal = self.journal.clone();
+        let engine = self.dr_engine();
         let reason = required(args, "reason")?.to_owned();
         let accept = arg(args, "accept_data_loss") == Some("true");
         let mut op = self
@@ -232,14 +246,7 @@ impl LiveActions<'_> {
                 let secret = self.secret(Some(named), SecretKind::Random)?.clone();
                 let kind = crate::secrets::setup::rotation(&self.env, &secret, &self.session)
                     .map_err(|e| ActionError::new(format!("{e:#}")))?;
-                let mut rotator = crate::secrets::setup::rotator(
-                    self.ctx,
-                    &self.env,
-                    &secret,
-                    &self.session,
-                    Duration::from_secs(600),
-                );
-                rotator.journal = self.journal.clone();
+                let rotator = self.rotator(&secret);
                 let outcome = rotator
                     .abort(child, kind.as_ref(), self.guard, &by)
                     .await
@@ -252,15 +259,7 @@ impl LiveActions<'_> {
                 ))
             }
             kind if kind == crate::dr::Direction::Failover.kind() || kind == crate::dr::Direction::Failback.kind() => {
-                let mut engine = crate::dr::setup::engine(
-                    self.ctx,
-                    &self.name,
-                    &self.env,
-                    &self.session,
-                    Duration::from_secs(1800),
-                    Arc::new(crate::dr::Yes),
-                );
-                engine.journal = self.journal.clone();
+                let engine = self.dr_engine();
                 let outcome = engine.abort(child, self.guard, &by).await.map_err(|e| failed(&e))?;
                 Ok(format!("{} `{}`: {}", child.kind, child.id, json!(outcome)))
             }

@@ -13,7 +13,7 @@ use suma::aws::elb::WeightedTarget;
 use suma::journal::OperationStatus;
 
 /// `(stable, canary)` weights of the environment's rule.
-async fn weights(env: &Env) -> (i32, i32) {
+pub(super) async fn weights(env: &Env) -> (i32, i32) {
     let alb = &env.env.alb;
     let targets = env
         .aws()

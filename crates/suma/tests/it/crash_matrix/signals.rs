@@ -4,30 +4,11 @@
 
 use std::time::Duration;
 
+use super::scenarios::weights;
 use super::{run_async, Env};
 use suma::journal::OperationStatus;
 
 const IMAGE: &str = "registry.local/auth-service:3.0.0-signal";
-
-async fn weights(env: &Env) -> (i32, i32) {
-    let alb = &env.env.alb;
-    let targets = env
-        .aws()
-        .elb(&env.env.primary_region)
-        .rule_weights(alb.rule_arn.as_str())
-        .await
-        .unwrap();
-    let weight = |arn: &str| {
-        targets
-            .iter()
-            .find(|t| t.target_group_arn == arn)
-            .map_or(0, |t| t.weight)
-    };
-    (
-        weight(alb.stable_target_group_arn.as_str()),
-        weight(alb.canary_target_group_arn.as_str()),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_in_a_traffic_step_restores_stable_and_exits_resumable() {
