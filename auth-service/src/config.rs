@@ -39,7 +39,7 @@ pub fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ff
     let first = args.get(1).and_then(|a| a.to_str());
     let explicit = matches!(
         first,
-        Some("serve" | "migrate" | "keygen" | "purge" | "help" | "-h" | "--help" | "-V" | "--version")
+        Some("serve" | "migrate" | "keygen" | "purge" | "healthcheck" | "help" | "-h" | "--help" | "-V" | "--version")
     );
     if !explicit {
         args.insert(1.min(args.len()), "serve".into());
@@ -59,6 +59,23 @@ pub enum Command {
     /// Hard-delete the accounts erased (`POST /api/gdpr/delete`) more than the retention period ago, and
     /// scrub their audit rows of personal data; for a scheduled job.
     Purge(PurgeArgs),
+    /// Ask the service running in this container whether it is alive (`GET /health` on loopback); exit 0
+    /// when it answers 200, 1 otherwise. The container health check: it needs no shell, curl or wget.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Arguments of `healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The port the service listens on (the same `PORT` as `serve`).
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The path to probe: liveness, not readiness (a database outage is not fixed by replacing tasks).
+    #[arg(long, default_value = "/health")]
+    pub path: String,
+    /// Seconds before the probe gives up.
+    #[arg(long, default_value_t = 3)]
+    pub timeout: u64,
 }
 
 /// Arguments of `purge`.
@@ -155,6 +172,10 @@ pub struct Config {
         default_value = "stable"
     )]
     pub deployment_label: String,
+    /// The release this process runs, reported by `/version` (the image tag, set by the deployment);
+    /// the build's own version when unset.
+    #[arg(long, env = "SERVICE_VERSION", value_name = "SERVICE_VERSION")]
+    pub service_version: Option<String>,
 
     /// `iss` of issued access tokens, and the only issuer accepted.
     #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER", default_value = "auth-service")]
@@ -540,6 +561,15 @@ impl Config {
         if !label_ok(&self.deployment_label) {
             return Err(bad("DEPLOYMENT_LABEL", "must be 1 to 32 of [A-Za-z0-9_-]"));
         }
+        let version_ok = |s: &str| {
+            !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c))
+        };
+        if self.service_version.as_deref().is_some_and(|v| !version_ok(v)) {
+            return Err(bad(
+                "SERVICE_VERSION",
+                "must be 1 to 128 of [A-Za-z0-9_.+-] (an image tag)",
+            ));
+        }
         if !label_ok(&self.app_env) {
             return Err(bad("APP_ENV", "must be 1 to 32 of [A-Za-z0-9_-]"));
         }
@@ -750,6 +780,7 @@ impl std::fmt::Debug for Config {
             .field("port", &self.port)
             .field("app_env", &self.app_env)
             .field("deployment_label", &self.deployment_label)
+            .field("service_version", &self.service_version)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("enable_fault_injection", &self.enable_fault_injection)

@@ -40,6 +40,36 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate(args).await,
         Command::Keygen(args) => keygen(args),
         Command::Purge(args) => purge(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
+    }
+}
+
+/// `auth-service healthcheck`: one HTTP/1.1 GET on loopback, written by hand so that the container
+/// health check needs nothing but this binary (a distroless image has no shell, curl or wget).
+async fn healthcheck(args: crate::config::HealthcheckArgs) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", args.port))
+            .await
+            .with_context(|| format!("nothing listens on 127.0.0.1:{}", args.port))?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            args.path, args.port
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await?;
+        let line = String::from_utf8_lossy(&head[..n]);
+        let status = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+        anyhow::Ok(status)
+    };
+    let status = tokio::time::timeout(Duration::from_secs(args.timeout), probe)
+        .await
+        .with_context(|| format!("GET {} did not answer within {} s", args.path, args.timeout))??;
+    if status == "200" {
+        Ok(())
+    } else {
+        anyhow::bail!("GET {} on port {} answered `{status}`, not 200", args.path, args.port)
     }
 }
 

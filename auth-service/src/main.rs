@@ -1,5 +1,5 @@
 //! Boots the auth-service: parses the command line, sets up JSON logging, runs the subcommand and maps
-//! the outcome to an exit code (0 ok, 2 configuration or runtime error).
+//! the outcome to an exit code (0 ok, 2 configuration or runtime error; `healthcheck` exits 1 when unhealthy).
 
 use std::process::ExitCode;
 
@@ -27,6 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A failed container health check exits 1 ("unhealthy" to Docker and ECS); other failures 2.
+    let failure = if matches!(cli.command, auth_service::config::Command::Healthcheck(_)) {
+        1
+    } else {
+        2
+    };
     match runtime.block_on(auth_service::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -49,7 +55,7 @@ fn main() -> ExitCode {
             for hint in hints {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::from(2)
+            ExitCode::from(failure)
         }
     }
 }

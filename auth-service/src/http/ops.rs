@@ -120,8 +120,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// Build and deployment identity.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Version {
-    /// Crate version.
-    pub version: &'static str,
+    /// The release: `SERVICE_VERSION` (the image tag the deployment runs), else the build's version.
+    pub version: String,
+    /// The version the binary was built as.
+    pub build_version: &'static str,
     /// Git commit, when the build recorded one (`AUTH_SERVICE_GIT_SHA` at build time).
     pub git_sha: Option<&'static str>,
     /// `DEPLOYMENT_LABEL`, e.g. `stable` or `canary`.
@@ -139,7 +141,12 @@ pub struct Version {
 pub async fn version(State(state): State<AppState>) -> Json<Version> {
     let keys = state.keys.current();
     Json(Version {
-        version: env!("CARGO_PKG_VERSION"),
+        version: state
+            .config
+            .service_version
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+        build_version: env!("CARGO_PKG_VERSION"),
         git_sha: option_env!("AUTH_SERVICE_GIT_SHA"),
         deployment: state.config.deployment_label.clone(),
         environment: state.config.app_env.clone(),

@@ -150,6 +150,7 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
         .env("BIND_ADDR", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("DEPLOYMENT_LABEL", "canary")
+        .env("SERVICE_VERSION", "1.6.0-rc.1")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -167,6 +168,40 @@ async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let version = http_get(port, "/version").unwrap();
     assert!(version.contains("\"deployment\":\"canary\""), "{version}");
+    assert!(
+        version.contains("\"version\":\"1.6.0-rc.1\""),
+        "the image tag is the release: {version}"
+    );
+    let health = Command::new(BIN)
+        .arg("healthcheck")
+        .env("PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stderr));
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = Command::new(BIN)
+        .args(["healthcheck", "--port", &dead_port.to_string(), "--timeout", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        dead.status.code(),
+        Some(1),
+        "unhealthy exits 1: {}",
+        String::from_utf8_lossy(&dead.stderr)
+    );
+    let not_found = Command::new(BIN)
+        .args(["healthcheck", "--port", &port.to_string(), "--path", "/no-such-path"])
+        .output()
+        .unwrap();
+    assert_eq!(not_found.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&not_found.stderr).contains("404"),
+        "names the status"
+    );
     let password = "a secret passphrase that must never be logged";
     let body = format!(r#"{{"email":"logs@example.com","password":"{password}"}}"#);
     let res = http_post(port, "/api/auth/register", &body).unwrap();

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{AwsError, AwsErrorKind};
+pub use suma_core::taskdef::ContainerChange;
 use suma_core::taskdef::TaskDefinitionSpec;
 
 /// A service's state as `suma status` and the deploy logic see it.
@@ -68,26 +69,14 @@ pub trait EcsApi: Send + Sync {
     /// The named services of a cluster; a service that does not exist is a `NotFound` error.
     async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, AwsError>;
     async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError>;
-    /// Registers a new revision of `base` that differs only in `container`'s image.
-    async fn register_with_image(&self, base: &str, container: &str, image: &str) -> Result<TaskDefinition, AwsError>;
-    async fn update_service(&self, cluster: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError>;
-    /// Registers a new revision of `base` that differs only in `container`'s environment variable `name`.
-    async fn register_with_environment(
+    /// Registers a new revision of `base` that differs only by `change` to `container`.
+    async fn register_revision(
         &self,
         base: &str,
         container: &str,
-        name: &str,
-        value: &str,
-    ) -> Result<TaskDefinition, AwsError> {
-        let _ = (container, name, value);
-        Err(AwsError::new(
-            "ECS",
-            "RegisterTaskDefinition",
-            base,
-            AwsErrorKind::Other,
-            "not supported by this client",
-        ))
-    }
+        change: &ContainerChange,
+    ) -> Result<TaskDefinition, AwsError>;
+    async fn update_service(&self, cluster: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError>;
     /// A revision (`family:revision` or ARN) in full, for comparing it with a template.
     async fn describe_task_definition_spec(&self, reference: &str) -> Result<RegisteredTaskDefinition, AwsError> {
         Err(AwsError::new(

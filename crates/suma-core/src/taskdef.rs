@@ -219,6 +219,43 @@ impl TaskDefinitionSpec {
     pub fn container(&self, name: &str) -> Option<&ContainerDefinition> {
         self.container_definitions.iter().find(|c| c.name == name)
     }
+
+    /// Applies `change` to the container `name`; false when there is no such container.
+    pub fn change_container(&mut self, name: &str, change: &ContainerChange) -> bool {
+        let Some(container) = self.container_definitions.iter_mut().find(|c| c.name == name) else {
+            return false;
+        };
+        if let Some(image) = &change.image {
+            container.image.clone_from(image);
+        }
+        for (name, value) in &change.environment {
+            container.environment.retain(|v| &v.name != name);
+            container.environment.push(EnvironmentVariable {
+                name: name.clone(),
+                value: value.clone(),
+            });
+        }
+        true
+    }
+}
+
+/// What a new revision changes in one container; everything else is copied from the base revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerChange {
+    /// The new image, or the base's.
+    pub image: Option<String>,
+    /// Plain variables set (added, or replacing the base's value).
+    pub environment: Vec<(String, String)>,
+}
+
+impl ContainerChange {
+    /// One variable set, nothing else changed.
+    pub fn variable(name: &str, value: &str) -> Self {
+        Self {
+            image: None,
+            environment: vec![(name.to_owned(), value.to_owned())],
+        }
+    }
 }
 
 /// A YAML scalar (string, number or bool) as a string: `value: 8080` means `"8080"` to ECS.

@@ -165,7 +165,13 @@ impl Steps for RollbackSteps<'_> {
                     (Some(_), Some(registered)) => registered.as_str().unwrap_or_default().to_owned(),
                     (Some(image), None) => {
                         run.mutating()?;
-                        ecs.register_with_image(&self.current, &cfg.container, image).await?.arn
+                        ecs.register_revision(
+                            &self.current,
+                            &cfg.container,
+                            &suma_core::contract::release(image, suma_core::contract::STABLE),
+                        )
+                        .await?
+                        .arn
                     }
                     (None, _) => self.target.clone(),
                 };

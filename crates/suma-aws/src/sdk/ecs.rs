@@ -165,27 +165,29 @@ impl EcsApi for SdkEcs {
         Ok(task_definition_of(&self.sdk_task_definition(reference).await?))
     }
 
-    async fn register_with_image(&self, base: &str, container: &str, image: &str) -> Result<TaskDefinition, AwsError> {
-        self.register_changed(base, container, |c| c.image = Some(image.to_owned()))
-            .await
-    }
-
-    async fn register_with_environment(
+    async fn register_revision(
         &self,
         base: &str,
         container: &str,
-        name: &str,
-        value: &str,
+        change: &ContainerChange,
     ) -> Result<TaskDefinition, AwsError> {
         use aws_sdk_ecs::types::KeyValuePair;
         self.register_changed(base, container, |c| {
+            if let Some(image) = &change.image {
+                c.image = Some(image.clone());
+            }
             let mut vars: Vec<KeyValuePair> = c
                 .environment()
                 .iter()
-                .filter(|kv| kv.name() != Some(name))
+                .filter(|kv| !change.environment.iter().any(|(name, _)| kv.name() == Some(name)))
                 .cloned()
                 .collect();
-            vars.push(KeyValuePair::builder().name(name).value(value).build());
+            vars.extend(
+                change
+                    .environment
+                    .iter()
+                    .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build()),
+            );
             c.environment = Some(vars);
         })
         .await

@@ -27,6 +27,8 @@ use crate::metrics::analysis::{decide, judge, AnalysisState, Decision, TickVerdi
 use crate::metrics::{measure, query_set, MetricSource, QueryVars, Side};
 use crate::report::Reporter;
 use crate::taskdef::TaskDefinitionSpec;
+use suma_core::contract;
+use suma_core::taskdef::ContainerChange;
 
 pub const KIND: &str = "canary-deploy";
 
@@ -271,27 +273,53 @@ impl Engine {
             .find(|c| c.name == cfg.container)
             .map(|c| c.image.clone())
             .unwrap_or_default();
-        // A deploy from a template carries the rendered task definition in its parameters (rendered and
-        // validated before the operation started, so a resume registers exactly what was planned).
-        let registered = match op.parameters.get(TEMPLATE_PARAMETER) {
+        // Two revisions of one release: the one stable runs after promotion, and the canary's, which
+        // differs only in its label (so the canary's metrics are told apart and promotion does not
+        // label stable tasks `canary`). A deploy from a template carries the rendered task definition in
+        // its parameters (rendered and validated before the operation started, so a resume registers
+        // exactly what was planned).
+        let (release, canary) = match op.parameters.get(TEMPLATE_PARAMETER) {
             Some(rendered) => {
                 let spec: TaskDefinitionSpec = serde_json::from_value(rendered.clone()).map_err(|e| {
                     StepError::failed(format!("the operation's rendered task definition cannot be read: {e}"))
                 })?;
+                let mut canary_spec = spec.clone();
+                canary_spec.change_container(
+                    &cfg.container,
+                    &ContainerChange::variable(contract::DEPLOYMENT_LABEL, contract::CANARY),
+                );
                 run.mutating()?;
-                ecs.register_task_definition(&spec).await?
+                let release = ecs.register_task_definition(&spec).await?;
+                run.mutating()?;
+                (release, ecs.register_task_definition(&canary_spec).await?)
             }
             None => {
                 run.mutating()?;
-                ecs.register_with_image(&stable_td, &cfg.container, &image).await?
+                let release = ecs
+                    .register_revision(&stable_td, &cfg.container, &contract::release(&image, contract::STABLE))
+                    .await?;
+                run.mutating()?;
+                let canary = ecs
+                    .register_revision(&stable_td, &cfg.container, &contract::release(&image, contract::CANARY))
+                    .await?;
+                (release, canary)
             }
         };
         Ok(StepEnd::Done(BTreeMap::from([
             // The rollback target: what was live before this deploy.
             ("stable_task_definition".to_owned(), json!(stable_td)),
             ("stable_image".to_owned(), json!(stable_image)),
-            ("canary_task_definition".to_owned(), json!(registered.arn)),
+            ("canary_task_definition".to_owned(), json!(canary.arn)),
+            ("release_task_definition".to_owned(), json!(release.arn)),
         ])))
+    }
+
+    /// The revision stable runs once promoted; a journal from before releases had their own revision
+    /// promotes the canary's.
+    fn release_td(op: &Operation) -> String {
+        op.fact("release_task_definition")
+            .and_then(|v| v.as_str())
+            .map_or_else(|| Self::canary_td(op), str::to_owned)
     }
 
     fn canary_td(op: &Operation) -> String {
@@ -502,7 +530,7 @@ impl Engine {
 
     async fn promote(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let cfg = &self.env.ecs;
-        let td = Self::canary_td(op);
+        let td = Self::release_td(op);
         let ecs = self.aws.ecs(&self.env.primary_region);
         // Promotion also brings stable to production capacity.
         let update = ServiceUpdate {

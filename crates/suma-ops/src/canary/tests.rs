@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::aws::dynamodb::LockTable;
-use crate::aws::ecs::{ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
+use crate::aws::ecs::{ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
 use crate::aws::elb::LoadBalancerApi;
 use crate::aws::AwsApis;
 use crate::config::AwsRegion;
@@ -122,7 +122,8 @@ impl EcsApi for Fakes {
         })
     }
 
-    async fn register_with_image(&self, _: &str, _: &str, image: &str) -> Result<TaskDefinition, AwsError> {
+    async fn register_revision(&self, _: &str, _: &str, change: &ContainerChange) -> Result<TaskDefinition, AwsError> {
+        let image = change.image.as_deref().unwrap_or_default();
         let mut revisions = self.0.revisions.lock().unwrap();
         let arn = format!("td:{}", revisions.len() + 1);
         revisions.push(arn.clone());
@@ -503,8 +504,8 @@ async fn a_crash_at_any_step_is_finished_by_resume() {
         h.assert_consistent("td:2");
         assert_eq!(
             h.world.revisions.lock().unwrap().len(),
-            2,
-            "step {crash_at}: registered once"
+            3,
+            "step {crash_at}: registered once (the base, the release and its canary copy)"
         );
     }
 }

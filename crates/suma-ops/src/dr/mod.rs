@@ -725,11 +725,10 @@ impl Engine {
             Some(td) => td,
             None => {
                 run.mutating()?;
-                ecs.register_with_environment(
+                ecs.register_revision(
                     &current.task_definition,
                     &self.env.ecs.container,
-                    &self.env.dr.database_host_variable,
-                    &endpoint,
+                    &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, &endpoint),
                 )
                 .await?
                 .arn

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::check::{self, CheckStatus, Observed, ServiceView};
 use super::lag::{LagError, ReplicaLag};
 use super::*;
-use crate::aws::ecs::{ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
+use crate::aws::ecs::{ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
 use crate::aws::elb::{LoadBalancerApi, WeightedTarget};
 use crate::aws::rds::DatabaseApi;
 use crate::aws::route53::{DnsApi, DnsRecord, HealthCheckStatus};
@@ -255,10 +255,6 @@ impl EcsApi for Region {
         })
     }
 
-    async fn register_with_image(&self, base: &str, _: &str, _: &str) -> Result<TaskDefinition, AwsError> {
-        self.describe_task_definition(base).await
-    }
-
     async fn update_service(&self, _: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {
         self.0.unreachable(&self.1)?;
         {
@@ -277,13 +273,15 @@ impl EcsApi for Region {
         Ok(())
     }
 
-    async fn register_with_environment(
+    async fn register_revision(
         &self,
         base: &str,
         _: &str,
-        name: &str,
-        value: &str,
+        change: &ContainerChange,
     ) -> Result<TaskDefinition, AwsError> {
+        let [(name, value)] = change.environment.as_slice() else {
+            return self.describe_task_definition(base).await;
+        };
         assert_eq!(name, "DATABASE_HOST");
         let arn = {
             let mut tds = self.0.task_definitions.lock().unwrap();

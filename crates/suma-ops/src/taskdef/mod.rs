@@ -53,6 +53,9 @@ fn arn_account(arn: &str) -> Option<(&str, &str)> {
 /// | `account_id`, `partition` | the account and partition of `alb.listener_arn` |
 /// | `cluster`, `service`, `container`, `container_port` | `ecs.*` |
 /// | `image` | `--image` (`diff` and `register` default to the live stable image) |
+/// | `image_tag` | the tag of `image`: the version the service reports (`SERVICE_VERSION`) |
+/// | `deployment_label` | `stable`: the label of the revision stable runs (a canary's copy says `canary`) |
+/// | `public_url` | the environment's `url`, without a trailing `/` |
 /// | `jwt_keys_secret_id`, `jwt_issuer`, `jwt_audience` | the environment's `jwt-signing-key` secret |
 pub fn variables(name: &str, env: &Environment, image: Option<&str>, extra: &[(String, String)]) -> Variables {
     let mut vars = Variables::default();
@@ -74,8 +77,22 @@ pub fn variables(name: &str, env: &Environment, image: Option<&str>, extra: &[(S
     vars.set("container", &env.ecs.container);
     vars.set("container_port", env.ecs.container_port.to_string());
     match image {
-        Some(image) => vars.set("image", image),
-        None => vars.missing("image", "pass `--image REPO:TAG`"),
+        Some(image) => {
+            vars.set("image", image);
+            vars.set("image_tag", suma_core::contract::image_tag(image));
+        }
+        None => {
+            vars.missing("image", "pass `--image REPO:TAG`");
+            vars.missing("image_tag", "pass `--image REPO:TAG`");
+        }
+    }
+    vars.set("deployment_label", suma_core::contract::STABLE);
+    match &env.url {
+        Some(url) => vars.set("public_url", url.as_str().trim_end_matches('/')),
+        None => vars.missing(
+            "public_url",
+            format!("environment `{name}` has no `url`; set it to the service's public base URL"),
+        ),
     }
     match env.secrets.iter().find(|s| s.kind == SecretKind::JwtSigningKey) {
         Some(secret) => {

@@ -41,7 +41,11 @@ async fn registering_a_revision_changes_only_the_image() {
     let base = &live[0].task_definition;
     let before = ecs.describe_task_definition(base).await.unwrap();
     let registered = ecs
-        .register_with_image(base, &env.ecs.container, "registry.example/auth-service:9.9.9")
+        .register_revision(
+            base,
+            &env.ecs.container,
+            &suma_core::contract::release("registry.example/auth-service:9.9.9", suma_core::contract::CANARY),
+        )
         .await
         .unwrap();
     assert_eq!(registered.family, before.family);
@@ -50,9 +54,27 @@ async fn registering_a_revision_changes_only_the_image() {
     assert_eq!(registered.containers.len(), before.containers.len());
     assert_eq!(registered.containers[0].name, "auth-service");
     assert_eq!(registered.containers[0].image, "registry.example/auth-service:9.9.9");
+    let spec = ecs.describe_task_definition_spec(&registered.arn).await.unwrap().spec;
+    let vars = &spec.container(&env.ecs.container).unwrap().environment;
+    let var = |name: &str| vars.iter().find(|v| v.name == name).map(|v| v.value.as_str());
+    assert_eq!(
+        var("SERVICE_VERSION"),
+        Some("9.9.9"),
+        "the version moves with the image"
+    );
+    assert_eq!(var("DEPLOYMENT_LABEL"), Some("canary"));
+    assert_eq!(
+        vars.iter().filter(|v| v.name == "DEPLOYMENT_LABEL").count(),
+        1,
+        "replaced, not added twice"
+    );
 
     let err = ecs
-        .register_with_image(base, "no-such-container", "x:1")
+        .register_revision(
+            base,
+            "no-such-container",
+            &suma_core::contract::release("x:1", "stable"),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -75,7 +97,11 @@ async fn service_updates_roll_out_and_weights_round_trip() {
         .task_definition
         .clone();
     let canary = ecs
-        .register_with_image(&base, &env.ecs.container, "registry.example/auth-service:9.9.8")
+        .register_revision(
+            &base,
+            &env.ecs.container,
+            &suma_core::contract::release("registry.example/auth-service:9.9.8", suma_core::contract::CANARY),
+        )
         .await
         .unwrap();
     let update = ServiceUpdate {

@@ -69,11 +69,13 @@ impl LiveActions<'_> {
                 let (region, cluster, service) = self.service(which);
                 let ecs = self.aws.ecs(region);
                 let td = ecs
-                    .register_with_environment(
+                    .register_revision(
                         &before.task_definition,
                         &self.env.ecs.container,
-                        required(args, "name")?,
-                        arg(args, "value").unwrap_or_default(),
+                        &suma_core::taskdef::ContainerChange::variable(
+                            required(args, "name")?,
+                            arg(args, "value").unwrap_or_default(),
+                        ),
                     )
                     .await?;
                 let update = ServiceUpdate {
