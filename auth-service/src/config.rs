@@ -70,6 +70,10 @@ pub struct HealthcheckArgs {
     /// The port the service listens on (the same `PORT` as `serve`).
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
+    /// The address the service listens on (the same `BIND_ADDR` as `serve`); an unspecified address
+    /// (`0.0.0.0`, `::`) is probed on loopback.
+    #[arg(long, env = "BIND_ADDR", value_name = "BIND_ADDR", default_value = "0.0.0.0")]
+    pub bind_addr: IpAddr,
     /// The path to probe: liveness, not readiness (a database outage is not fixed by replacing tasks).
     #[arg(long, default_value = "/health")]
     pub path: String,

@@ -48,13 +48,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 /// health check needs nothing but this binary (a distroless image has no shell, curl or wget).
 async fn healthcheck(args: crate::config::HealthcheckArgs) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ip = match args.bind_addr {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let address = SocketAddr::new(ip, args.port);
     let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", args.port))
+        let mut stream = tokio::net::TcpStream::connect(address)
             .await
-            .with_context(|| format!("nothing listens on 127.0.0.1:{}", args.port))?;
+            .with_context(|| format!("nothing listens on {address}"))?;
         let request = format!(
-            "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            args.path, args.port
+            "GET {} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n",
+            args.path
         );
         stream.write_all(request.as_bytes()).await?;
         let mut head = vec![0u8; 64];
@@ -69,7 +75,7 @@ async fn healthcheck(args: crate::config::HealthcheckArgs) -> anyhow::Result<()>
     if status == "200" {
         Ok(())
     } else {
-        anyhow::bail!("GET {} on port {} answered `{status}`, not 200", args.path, args.port)
+        anyhow::bail!("GET {} on {address} answered `{status}`, not 200", args.path)
     }
 }
 

@@ -25,7 +25,9 @@ role ROLE, which must exist with PASSWORD, rotated through the admin login in a 
 `demo-dr-NONCE` (seeded like `--environment`). Each run uses new names: they can run any number of times.
 """
 
+import base64
 import json
+import os
 import secrets
 import sys
 
@@ -137,49 +139,19 @@ def load_balancer(endpoint, region, env, subnets, sg, vpc, with_canary):
     return lb, listener, rule, stable, canary
 
 
-def seed_environment(endpoint, env, service_url, prometheus_url):
-    out = {}
+def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
+    """One environment's topology. With `shipped` (the sandbox's own environments), its task definition is
+    the shipped template rendered by suma, and the secrets the template references hold what the service
+    reads (`shipped[env]`: database, Redis and SMTP URLs); the ECS agent runs its tasks. Without (test
+    environments nobody runs), a minimal task definition of the same shape."""
     cluster = f"suma-finance-{env}"
-    desired = 4 if env == "production" else 2
+    # Real processes on 2 cores: the sandbox's environments run 2 tasks each.
+    desired = 4 if env == "production" and not shipped else 2
 
-    # Primary region: network, ECS, ALB.
     vpc, subnets, sg = network(endpoint, PRIMARY)
-    ecs = client("ecs", PRIMARY, endpoint)
-    ecs.create_cluster(clusterName=cluster)
-    td = task_definition(ecs, env, PRIMARY)
     lb, listener, rule, stable_tg, canary_tg = load_balancer(endpoint, PRIMARY, env, subnets, sg, vpc, with_canary=True)
-    net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg], "assignPublicIp": "DISABLED"}}
-    for name, count, tg in (("auth-service", desired, stable_tg), ("auth-service-canary", 0, canary_tg)):
-        ecs.create_service(
-            cluster=cluster,
-            serviceName=name,
-            taskDefinition=td,
-            desiredCount=count,
-            launchType="FARGATE",
-            networkConfiguration=net,
-            loadBalancers=[{"targetGroupArn": tg, "containerName": "auth-service", "containerPort": 8080}],
-            deploymentConfiguration={
-                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-                "maximumPercent": 200,
-                "minimumHealthyPercent": 100,
-            },
-        )
-
-    # DR region: network, ECS standby service, ALB.
     dr_vpc, dr_subnets, dr_sg = network(endpoint, DR)
-    dr_ecs = client("ecs", DR, endpoint)
-    dr_ecs.create_cluster(clusterName=cluster)
-    dr_td = task_definition(dr_ecs, env, DR)
     dr_lb, _, _, dr_tg, _ = load_balancer(endpoint, DR, env, dr_subnets, dr_sg, dr_vpc, with_canary=False)
-    dr_ecs.create_service(
-        cluster=cluster,
-        serviceName="auth-service",
-        taskDefinition=dr_td,
-        desiredCount=0,
-        launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": dr_subnets, "securityGroups": [dr_sg], "assignPublicIp": "DISABLED"}},
-        loadBalancers=[{"targetGroupArn": dr_tg, "containerName": "auth-service", "containerPort": 8080}],
-    )
 
     # RDS: multi-AZ encrypted primary, cross-region read replica in the DR region.
     rds = client("rds", PRIMARY, endpoint)
@@ -268,8 +240,10 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
             # What the sandbox's services run with; 2048-bit keys keep a rotation quick on a small machine.
             entry["jwt"] = {"key_bits": 2048, "issuer": "auth-service", "audience": "suma", "pickup_timeout": "60s"}
         managed.append(entry)
+    if shipped:
+        service_secrets(endpoint, env, shipped[env])
 
-    return {
+    config = {
         "primary_region": PRIMARY,
         "dr_region": DR,
         "url": service_url,
@@ -315,6 +289,85 @@ def seed_environment(endpoint, env, service_url, prometheus_url):
             "window": "15s",
         },
     }
+
+    # ECS last: the task definition is rendered from the configuration above.
+    ecs = client("ecs", PRIMARY, endpoint)
+    ecs.create_cluster(clusterName=cluster)
+    dr_ecs = client("ecs", DR, endpoint)
+    dr_ecs.create_cluster(clusterName=cluster)
+    if shipped:
+        td = register_rendered(ecs, env, config, PRIMARY)
+        dr_td = register_rendered(dr_ecs, env, config, DR)
+    else:
+        td = task_definition(ecs, env, PRIMARY)
+        dr_td = task_definition(dr_ecs, env, DR)
+    net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg], "assignPublicIp": "DISABLED"}}
+    for name, count, tg in (("auth-service", desired, stable_tg), ("auth-service-canary", 0, canary_tg)):
+        ecs.create_service(
+            cluster=cluster,
+            serviceName=name,
+            taskDefinition=td,
+            desiredCount=count,
+            launchType="FARGATE",
+            networkConfiguration=net,
+            loadBalancers=[{"targetGroupArn": tg, "containerName": "auth-service", "containerPort": 8080}],
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+        )
+    dr_ecs.create_service(
+        cluster=cluster,
+        serviceName="auth-service",
+        taskDefinition=dr_td,
+        desiredCount=0,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": dr_subnets, "securityGroups": [dr_sg], "assignPublicIp": "DISABLED"}},
+        loadBalancers=[{"targetGroupArn": dr_tg, "containerName": "auth-service", "containerPort": 8080}],
+    )
+    return config
+
+
+def service_secrets(endpoint, env, urls):
+    """The secrets `templates/ecs/auth-service.taskdef.yaml` hands the service, in the formats it parses,
+    replicated to the DR region."""
+    sm = client("secretsmanager", PRIMARY, endpoint)
+    values = {
+        "database-url": urls["database_url"],
+        "redis-url": urls["redis_url"],
+        "smtp-url": urls["smtp_url"],
+        # `kid:base64url-key` entries, the first signs.
+        "reset-token-keys": f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}",
+        "totp-encryption-key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    for name, value in values.items():
+        sm.create_secret(
+            Name=f"/suma-finance/auth/{env}/{name}",
+            SecretString=value,
+            KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
+            AddReplicaRegions=[{"Region": DR}],
+        )
+
+
+def register_rendered(ecs, env, config, region):
+    """Registers the shipped template as suma renders it for `env` in `region` (`suma taskdef render`)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump({"version": 1, "lock": {"table": LOCK_TABLE, "region": PRIMARY}, "environments": {env: config}}, f)
+        path = f.name
+    command = [
+        os.environ["SUMA_BIN"], "--config", path, "--output", "json", "taskdef", "render", "--env", env,
+        "--template", os.environ["SANDBOX_TEMPLATE"], "--image", IMAGE, "--var", f"region={region}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    os.unlink(path)
+    if done.returncode != 0:
+        raise SystemExit(f"suma taskdef render failed:\n{done.stderr}")
+    spec = json.loads(done.stdout)
+    return ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
 
 
 def rsa_private_pem(bits=2048):
@@ -406,6 +459,8 @@ def main():
         print(json.dumps(seed_drill_environment(endpoint, name, service_url, prometheus_url)))
         return
     endpoint, output, service_url, prometheus_url = sys.argv[1:5]
+    # What the sandbox's services connect to (JSON: per environment), from `cargo xtask sandbox up`.
+    shipped = json.loads(os.environ["SANDBOX_SERVICE_URLS"]) if "SANDBOX_SERVICE_URLS" in os.environ else None
     client("dynamodb", PRIMARY, endpoint).create_table(
         TableName=LOCK_TABLE,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -416,7 +471,7 @@ def main():
         "version": 1,
         "defaults": {"environment": "staging"},
         "lock": {"table": LOCK_TABLE, "region": PRIMARY, "lease": "30s"},
-        "environments": {env: seed_environment(endpoint, env, service_url, prometheus_url) for env in ("staging", "production")},
+        "environments": {env: seed_environment(endpoint, env, service_url, prometheus_url, shipped) for env in ("staging", "production")},
     }
     staging = config["environments"]["staging"]["alb"]
     print(f"staging_rule_arn={staging['rule_arn']}")

@@ -163,12 +163,10 @@ pub fn secrets_demo(demo: &Demo<'_>) -> Result<()> {
         &[],
     )?;
 
-    // The JWT key: both services load it from staging's secret and reload every 2 s.
-    let services = [
-        ("stable", demo.port_of("AUTH_STABLE_URL")?),
-        ("canary", demo.port_of("AUTH_CANARY_URL")?),
-    ];
-    let before = signing_kid(services[0].1)?;
+    // The JWT key: every staging task loads it from staging's secret and reloads every 2 s; the proxy
+    // (the ALB) takes the tasks in turn, so a run of answers covers them all.
+    let proxy = demo.port_of("AUTH_URL")?;
+    let before = signing_kid(proxy)?;
     let args = ["secrets", "rotate", "jwt-signing-key", "--env", "staging", "--yes"];
     println!(
         "\n=== Rotate staging's JWT signing key (the services sign with `{before}`): suma {}",
@@ -183,21 +181,22 @@ pub fn secrets_demo(demo: &Demo<'_>) -> Result<()> {
     eprint!("{stderr}");
     match out.status.code() {
         Some(0) => {
-            for (name, port) in services {
-                // The rotation waited for the service behind the proxy; each service reloads on its own.
-                let start = Instant::now();
-                let kid = loop {
-                    let kid = signing_kid(port)?;
-                    if kid != before || start.elapsed() > Duration::from_secs(15) {
-                        break kid;
-                    }
-                    std::thread::sleep(Duration::from_millis(500));
-                };
-                if kid == before {
-                    return Err(format!("the {name} service still signs with `{before}`"));
+            // The rotation waited for every task; eight answers in a row through the proxy confirm it.
+            let start = Instant::now();
+            let kids = loop {
+                let kids: Vec<String> = (0..8).map(|_| signing_kid(proxy)).collect::<Result<_>>()?;
+                if kids.iter().all(|k| *k != before) || start.elapsed() > Duration::from_secs(15) {
+                    break kids;
                 }
-                println!("  the {name} auth-service now signs with `{kid}`; `{before}` still verifies until retired");
+                std::thread::sleep(Duration::from_millis(500));
+            };
+            if kids.contains(&before) {
+                return Err(format!("a staging task still signs with `{before}`"));
             }
+            println!(
+                "  every staging task now signs with `{}`; `{before}` still verifies until retired",
+                kids[0]
+            );
         }
         Some(2) if stderr.contains("rotated recently") => println!(
             "  (refused: an earlier run rotated this key inside the previous key's overlap, and a second rotation \

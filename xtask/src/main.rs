@@ -1,4 +1,4 @@
-//! Development automation: `cargo xtask sandbox up|down|status|scenario`, `cargo xtask test`,
+//! Development automation: `cargo xtask sandbox up|down|status`, `cargo xtask test`,
 //! `cargo xtask crash-matrix`, `cargo xtask demo`, `cargo xtask bench <name>`. No dependencies on
 //! purpose; what it needs at run time (moto, PostgreSQL, Redis, Prometheus) it installs itself, and the
 //! data plane's binaries live in the `dataplane` crate.
@@ -21,13 +21,12 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  sandbox up       install what is missing; start on loopback moto (seeded with the topology), PostgreSQL,
-                   Redis, a stable and a canary auth-service, the weighted proxy (AUTH_URL), a steady load
-                   and Prometheus scraping both services
+  sandbox up       install what is missing; start on loopback moto (seeded with the topology and the task
+                   definition rendered from the shipped template), PostgreSQL, Redis, the ECS agent that runs
+                   the services' tasks as auth-service processes, the weighted proxy (AUTH_URL), a steady
+                   load and Prometheus scraping every task
   sandbox down     stop what `sandbox up` started and remove its state
-  sandbox status   show every component and the canary's scenario
-  sandbox scenario healthy|errors|slow
-                   restart the canary without faults, with 5% errors, or with 300 ms added latency
+  sandbox status   show every component and the tasks
   test             sandbox up, the whole workspace's tests, sandbox down (unless it was already up)
   crash-matrix     sandbox up, then each mutating command killed (SIGKILL) at every kill point and
                    finished by resume and by abort, with the invariants checked; one line per kill point
@@ -46,9 +45,6 @@ fn main() -> ExitCode {
         ["sandbox", "up"] => sandbox::Sandbox::new(workspace_root()).up().map(|_| ()),
         ["sandbox", "down"] => sandbox::Sandbox::new(workspace_root()).down(),
         ["sandbox", "status"] => sandbox::Sandbox::new(workspace_root()).status(),
-        ["sandbox", "scenario", name] => {
-            sandbox::Scenario::parse(name).and_then(|s| sandbox::Sandbox::new(workspace_root()).scenario(s))
-        }
         ["test", rest @ ..] => sandbox::test(workspace_root(), rest),
         ["crash-matrix"] => crash_matrix::run(workspace_root()),
         ["demo"] => sandbox::demo(workspace_root()),

@@ -1,12 +1,14 @@
 //! The local sandbox, all on loopback: a moto server standing in for the AWS APIs, seeded with the
 //! service's topology for `staging` and `production`; PostgreSQL and Redis; an SMTP server (aiosmtpd) that
-//! captures the auth-service's email into a Maildir (`SMTP_URL`, `SMTP_SINK_DIR`); and the data plane of a canary:
-//! a `stable` and a `canary` auth-service, a weighted proxy that splits requests between them by the
-//! staging ALB rule's weights (read from moto every second), a steady load generator through that proxy,
-//! and a Prometheus scraping both services every second.
+//! captures the auth-service's email into a Maildir (`SMTP_URL`, `SMTP_SINK_DIR`); and the data plane: the
+//! ECS agent (`ecs-agent`), which runs every service of the staging and production clusters as real
+//! auth-service processes from the task definition rendered from the shipped template, and the overlay in
+//! front of moto that shows suma their counts and rollouts; a weighted proxy that splits requests between
+//! the staging ALB rule's target groups by its weights (both read from moto every second), a steady load
+//! generator through that proxy, and a Prometheus scraping every task every second.
 //!
-//! Idempotent: `up` starts only what is not running (or whose inputs changed, e.g. the canary's scenario),
-//! `down` stops only the processes `up` recorded.
+//! Idempotent: `up` starts only what is not running (or whose inputs changed), `down` stops only the
+//! processes `up` recorded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,9 +26,8 @@ const AIOSMTPD_VERSION: &str = "1.4.6";
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";
 
-/// The staging JWT key secret (seeded by seed.py) that both services load their keys from, so that
-/// `suma secrets rotate` on staging rotates the keys they sign with.
-const JWT_KEYS_SECRET_ID: &str = "/suma-finance/auth/staging/jwt-signing-key";
+/// The clusters whose services the ECS agent runs (seed.py's names for the two environments).
+const AGENT_CLUSTERS: [&str; 2] = ["suma-finance-staging", "suma-finance-production"];
 
 /// The services' token issuer and audience, exported as `AUTH_JWT_ISSUER` and `AUTH_JWT_AUDIENCE`.
 const JWT_ISSUER: &str = "auth-service";
@@ -37,7 +38,7 @@ pub struct Sandbox {
     dir: PathBuf,
 }
 
-/// Recorded pids, ports, inputs and the scenario, as `KEY=VALUE` lines in `state`.
+/// Recorded pids, ports and inputs, as `KEY=VALUE` lines in `state`.
 type State = BTreeMap<String, String>;
 
 /// A process `up` starts.
@@ -50,7 +51,7 @@ struct Component {
 }
 
 /// What `up` starts, in start order; `down` stops them in reverse.
-const COMPONENTS: [Component; 10] = [
+const COMPONENTS: [Component; 9] = [
     Component {
         name: "moto",
         needle: "moto_server",
@@ -72,13 +73,8 @@ const COMPONENTS: [Component; 10] = [
         listens: true,
     },
     Component {
-        name: "stable",
-        needle: "auth-service",
-        listens: true,
-    },
-    Component {
-        name: "canary",
-        needle: "auth-service",
+        name: "agent",
+        needle: "ecs-agent",
         listens: true,
     },
     Component {
@@ -104,57 +100,23 @@ const COMPONENTS: [Component; 10] = [
 ];
 
 /// Components of earlier versions of the sandbox, stopped by `down` when a state still records them.
-const LEGACY: [Component; 1] = [Component {
-    name: "auth",
-    needle: "auth-service",
-    listens: true,
-}];
-
-/// What the canary runs with: `cargo xtask sandbox scenario NAME`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    /// No faults.
-    Healthy,
-    /// 5% of `/api/*` requests answer 500.
-    Errors,
-    /// 300 ms added to every `/api/*` request: breaks a 200 ms p95 threshold.
-    Slow,
-}
-
-impl Scenario {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "healthy" => Ok(Self::Healthy),
-            "errors" => Ok(Self::Errors),
-            "slow" => Ok(Self::Slow),
-            other => Err(format!("unknown scenario `{other}`; expected healthy, errors or slow")),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Errors => "errors",
-            Self::Slow => "slow",
-        }
-    }
-
-    /// `FAULT_ERROR_RATE` and `FAULT_LATENCY_MS`.
-    fn faults(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Healthy => ("0", "0"),
-            Self::Errors => ("0.05", "0"),
-            Self::Slow => ("0", "300"),
-        }
-    }
-
-    fn of(state: &State) -> Self {
-        state
-            .get("scenario")
-            .and_then(|s| Self::parse(s).ok())
-            .unwrap_or(Self::Healthy)
-    }
-}
+const LEGACY: [Component; 3] = [
+    Component {
+        name: "auth",
+        needle: "auth-service",
+        listens: true,
+    },
+    Component {
+        name: "stable",
+        needle: "auth-service",
+        listens: true,
+    },
+    Component {
+        name: "canary",
+        needle: "auth-service",
+        listens: true,
+    },
+];
 
 /// When `up` builds the workspace's binaries.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -165,8 +127,6 @@ enum Build {
     /// on features of shared crates (tokio's `test-util`, serde_json's `float_roundtrip`, ...), so a
     /// plain build and a test build compile the dependency tree twice on a cold target directory.
     ForTests,
-    /// Only when a binary is missing (`scenario`: restarting the canary must not wait for a rebuild).
-    IfMissing,
 }
 
 /// What `cargo build` builds for `up` and `demo`: every binary of the workspace in one invocation, so
@@ -230,31 +190,32 @@ impl Sandbox {
     fn inputs(state: &State, name: &str) -> String {
         let get = |key: &str| state.get(key).map_or("-", String::as_str);
         match name {
-            "moto" => format!("proxy={} prometheus={}", get("proxy_port"), get("prometheus_port")),
-            // The services read their JWT keys from moto's Secrets Manager: a fresh moto restarts them.
-            "stable" => format!(
-                "postgres={}:{} redis={}:{} moto={}:{}",
-                get("postgres_pid"),
+            // The seeded secrets hold the URLs of PostgreSQL, Redis and SMTP: when one moves, moto is
+            // seeded again. `seed=2`: the task definition is rendered from the shipped template.
+            "moto" => format!(
+                "proxy={} prometheus={} postgres={} redis={} smtp={} seed=2",
+                get("proxy_port"),
+                get("prometheus_port"),
                 get("postgres_port"),
-                get("redis_pid"),
                 get("redis_port"),
-                get("moto_pid"),
-                get("moto_port")
+                get("smtp_port")
             ),
-            "canary" => format!(
-                "{} scenario={}",
-                Self::inputs(state, "stable"),
-                Scenario::of(state).name()
-            ),
-            "proxy" => format!(
-                "moto={}:{} rule={} stable={} canary={}",
+            // Tasks connect to PostgreSQL and Redis and read moto: any of them restarted, the tasks restart.
+            "agent" => format!(
+                "moto={}:{} postgres={} redis={}",
                 get("moto_pid"),
                 get("moto_port"),
-                get("staging_rule_arn"),
-                get("stable_port"),
-                get("canary_port")
+                get("postgres_pid"),
+                get("redis_pid")
             ),
-            "prometheus" => format!("stable={} canary={}", get("stable_port"), get("canary_port")),
+            "proxy" => format!(
+                "moto={}:{} agent={} rule={}",
+                get("moto_pid"),
+                get("moto_port"),
+                get("agent_port"),
+                get("staging_rule_arn")
+            ),
+            "prometheus" => "targets=agent/scrape-targets.json".to_owned(),
             "loadgen" => format!("proxy={}", get("proxy_port")),
             // `api=2`: the stand-in serves monitor and dashboard writes (a stub from before is restarted).
             "datadog" => format!("keys={} api=2", get("datadog_keys")),
@@ -278,8 +239,9 @@ impl Sandbox {
                         process::signal(pid, "INT");
                         process::stop_pid(pid, Duration::from_secs(10));
                     }
-                    // The services drain for at most SHUTDOWN_TIMEOUT (set to 5 s below).
-                    "stable" | "canary" | "auth" => process::stop_pid(pid, Duration::from_secs(25)),
+                    // The services drain for at most SHUTDOWN_TIMEOUT (set to 5 s below); the agent stops
+                    // its tasks before it exits.
+                    "stable" | "canary" | "auth" | "agent" => process::stop_pid(pid, Duration::from_secs(25)),
                     _ => process::stop_pid(pid, Duration::from_secs(5)),
                 }
             }
@@ -350,16 +312,12 @@ impl Sandbox {
         }
         self.save_state(&state)?;
 
-        if !Self::current(&state, "moto") {
-            Self::stop(&mut state, "moto");
-            self.start_moto(&mut state)?;
-            self.save_state(&state)?;
-        }
         if !Self::running(&state, "postgres") {
             self.start_postgres(&mut state, &pg_bin)?;
             self.save_state(&state)?;
         }
         self.ensure_pg_auth(&pg_bin)?;
+        self.ensure_databases(&state, &pg_bin)?;
         if !Self::running(&state, "smtp") {
             self.start_smtp(&mut state)?;
             self.save_state(&state)?;
@@ -369,11 +327,19 @@ impl Sandbox {
             self.save_state(&state)?;
         }
 
-        let binaries: Vec<PathBuf> = ["auth-service", "weighted-proxy", "loadgen", "datadog-stub"]
-            .into_iter()
-            .map(|b| self.binary(b))
-            .collect();
-        let to_start: Vec<&str> = ["stable", "canary", "proxy", "loadgen", "datadog"]
+        // The binaries come before moto: seeding renders the task definition with suma.
+        let binaries: Vec<PathBuf> = [
+            "suma",
+            "auth-service",
+            "ecs-agent",
+            "weighted-proxy",
+            "loadgen",
+            "datadog-stub",
+        ]
+        .into_iter()
+        .map(|b| self.binary(b))
+        .collect();
+        let to_start: Vec<&str> = ["moto", "agent", "proxy", "loadgen", "datadog"]
             .into_iter()
             .filter(|c| !Self::current(&state, c))
             .collect();
@@ -383,25 +349,21 @@ impl Sandbox {
         } else {
             BUILD_BINARIES
         };
-        if (build != Build::IfMissing && !to_start.is_empty()) || missing {
+        if !to_start.is_empty() || missing {
             build_binaries(&self.root, &binaries, args)?;
         }
 
-        let services: Vec<&str> = ["stable", "canary"]
-            .into_iter()
-            .filter(|c| !Self::current(&state, c))
-            .collect();
-        if !services.is_empty() {
-            self.prepare_services(&state, &pg_bin)?;
-            for name in &services {
-                Self::stop(&mut state, name);
-                self.start_service(&mut state, name)?;
-                self.save_state(&state)?;
-            }
-            for name in &services {
-                self.wait_ready(&state, name)?;
-            }
+        if !Self::current(&state, "moto") {
+            Self::stop(&mut state, "moto");
+            self.start_moto(&mut state)?;
+            self.save_state(&state)?;
         }
+        if !Self::current(&state, "agent") {
+            Self::stop(&mut state, "agent");
+            self.start_agent(&mut state)?;
+            self.save_state(&state)?;
+        }
+        self.wait_settled(&state)?;
         let vars = self.env_vars(&state);
         if !Self::current(&state, "proxy") {
             Self::stop(&mut state, "proxy");
@@ -436,26 +398,13 @@ impl Sandbox {
             })
             .collect();
         eprintln!(
-            "sandbox up in {:.1}s: {}; canary scenario `{}`\n  use it with: . {}",
+            "sandbox up in {:.1}s: {}; {}\n  use it with: . {}",
             start.elapsed().as_secs_f64(),
             ports.join(", "),
-            Scenario::of(&state).name(),
+            self.tasks_summary(&state),
             self.dir.join("env.sh").display()
         );
         Ok(vars)
-    }
-
-    /// `cargo xtask sandbox scenario NAME`: restarts the canary (only) with the scenario's faults.
-    pub fn scenario(&self, scenario: Scenario) -> Result<()> {
-        if !self.is_up() {
-            return Err("the sandbox is not up: run `cargo xtask sandbox up` first".to_owned());
-        }
-        let mut state = self.load_state();
-        state.insert("scenario".into(), scenario.name().into());
-        self.save_state(&state)?;
-        eprintln!("sandbox: restarting the canary with scenario `{}`", scenario.name());
-        self.up_with(Build::IfMissing)?;
-        Ok(())
     }
 
     pub fn down(&self) -> Result<()> {
@@ -476,6 +425,8 @@ impl Sandbox {
             "auth.log",
             "stable.log",
             "canary.log",
+            "agent",
+            "agent.log",
             "proxy.log",
             "loadgen.log",
             "prometheus.log",
@@ -514,7 +465,7 @@ impl Sandbox {
                 "stale"
             };
             let detail = match c.name {
-                "canary" => format!("scenario {}", Scenario::of(&state).name()),
+                "agent" => self.tasks_summary(&state),
                 "proxy" => format!("weights {}", self.proxy_weights()),
                 "loadgen" => format!("{LOAD_RATE} req/s"),
                 "datadog" => format!("events in {}", self.dir.join("datadog-events.jsonl").display()),
@@ -522,7 +473,6 @@ impl Sandbox {
             };
             println!("{:<11}{up:<9}port {port:<7}pid {pid:<9}{detail}", c.name);
         }
-        println!("scenario   {}", Scenario::of(&state).name());
         Ok(())
     }
 
@@ -583,6 +533,12 @@ impl Sandbox {
         eprintln!("sandbox: seeding moto with the staging and production topology");
         let seeded = process::run(
             Command::new(self.venv().join("bin/python"))
+                .env("SUMA_BIN", self.binary("suma"))
+                .env(
+                    "SANDBOX_TEMPLATE",
+                    self.root.join("templates/ecs/auth-service.taskdef.yaml"),
+                )
+                .env("SANDBOX_SERVICE_URLS", Self::service_urls(state))
                 .arg(self.root.join("xtask/sandbox/seed.py"))
                 .arg(format!("http://127.0.0.1:{port}"))
                 .arg(self.dir.join("suma.yaml"))
@@ -756,92 +712,119 @@ host    replication     postgres        ::1/128                 trust
         Ok(())
     }
 
-    /// The services' shared JWT key secret (seeded in moto; a moto seeded by an older seed.py gets a real
-    /// key here) and database `auth`.
-    fn prepare_services(&self, state: &State, pg_bin: &Path) -> Result<()> {
-        let dir = self.dir.join("auth");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        process::run(
-            Command::new(self.venv().join("bin/python"))
-                .arg(self.root.join("xtask/sandbox/seed.py"))
-                .arg("--ensure-jwt-key")
-                .arg(format!("http://127.0.0.1:{}", state["moto_port"]))
-                .arg(JWT_KEYS_SECRET_ID),
-        )?;
-        // `createdb` fails when the database exists, which is what we want on a restart.
-        let _ = process::run(Command::new(pg_bin.join("createdb")).args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &state["postgres_port"],
-            "-U",
-            "postgres",
-            "auth",
-        ]));
-        Ok(())
-    }
-
-    /// Starts the `stable` or the `canary` auth-service: same database, Redis prefix and signing key, rate
-    /// limits off for the load generator; the canary with fault injection set by the scenario.
-    fn start_service(&self, state: &mut State, name: &str) -> Result<()> {
-        let port = Self::choose_port(state, name)?;
-        eprintln!("sandbox: starting the {name} auth-service on :{port}");
-        let mut cmd = Command::new(self.binary("auth-service"));
-        cmd.arg("serve")
-            .env(
-                "DATABASE_URL",
-                format!("postgres://postgres@127.0.0.1:{}/auth", state["postgres_port"]),
-            )
-            .env("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"]))
-            .env("REDIS_KEY_PREFIX", "sandbox:")
-            .env("SMTP_URL", format!("smtp://127.0.0.1:{}", state["smtp_port"]))
-            .env("BIND_ADDR", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("APP_ENV", "sandbox")
-            .env("DEPLOYMENT_LABEL", name)
-            .env("JWT_KEYS_SECRET_ID", JWT_KEYS_SECRET_ID)
-            // Short, so that a rotation's steps reach the services within seconds.
-            .env("JWT_KEYS_RELOAD_INTERVAL", "2")
-            .env("JWT_ISSUER", JWT_ISSUER)
-            .env("JWT_AUDIENCE", JWT_AUDIENCE)
-            .env("TOTP_ENCRYPTION_KEY", &state["totp_key"])
-            .env("RATE_LIMIT_LOGIN_PER_IP", "0")
-            .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
-            .env("RATE_LIMIT_REFRESH_PER_IP", "0")
-            .env("RATE_LIMIT_REGISTER_PER_IP", "0")
-            .env("SHUTDOWN_TIMEOUT", "5")
-            // One log line per request at 40 req/s says nothing; startup, errors and faults remain.
-            .env("RUST_LOG", "info,sqlx=warn,tower_http=warn");
-        if name == "canary" {
-            let (error_rate, latency_ms) = Scenario::of(state).faults();
-            cmd.arg("--enable-fault-injection")
-                .env("FAULT_ERROR_RATE", error_rate)
-                .env("FAULT_LATENCY_MS", latency_ms);
+    /// The environments' databases: `auth` (staging) and `auth_production`.
+    fn ensure_databases(&self, state: &State, pg_bin: &Path) -> Result<()> {
+        for db in ["auth", "auth_production"] {
+            // `createdb` fails when the database exists, which is what we want on a restart.
+            let _ = process::run(Command::new(pg_bin.join("createdb")).args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &state["postgres_port"],
+                "-U",
+                "postgres",
+                db,
+            ]));
         }
-        // moto's endpoint, region and dummy credentials, for the key secret.
-        cmd.envs(self.aws_vars(state));
-        let pid = process::spawn_logged(&mut cmd, &self.dir.join(format!("{name}.log")))?;
-        Self::started(state, name, pid);
         Ok(())
     }
 
-    fn wait_ready(&self, state: &State, name: &str) -> Result<()> {
-        let port = Self::port(state, &format!("{name}_port")).ok_or("no port recorded")?;
-        let log = self.dir.join(format!("{name}.log"));
-        process::wait_for_port(port, name, Duration::from_secs(60), &log)?;
+    /// What seed.py stores in the secrets the task definition hands the service, per environment (JSON).
+    fn service_urls(state: &State) -> String {
+        let env = |db: &str, redis_db: u8| {
+            format!(
+                r#"{{"database_url": "postgres://postgres@127.0.0.1:{}/{db}", "redis_url": "redis://127.0.0.1:{}/{redis_db}", "smtp_url": "smtp://127.0.0.1:{}"}}"#,
+                state["postgres_port"], state["redis_port"], state["smtp_port"]
+            )
+        };
+        format!(
+            r#"{{"staging": {}, "production": {}}}"#,
+            env("auth", 0),
+            env("auth_production", 1)
+        )
+    }
+
+    /// The ECS agent: runs the staging and production clusters' services as auth-service processes, and
+    /// serves the overlay suma reaches moto through.
+    fn start_agent(&self, state: &mut State) -> Result<()> {
+        let port = Self::choose_port(state, "agent")?;
+        let dir = self.dir.join("agent");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let moto = format!("http://127.0.0.1:{}", state["moto_port"]);
+        let mut cmd = Command::new(self.binary("ecs-agent"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--moto")
+            .arg(&moto)
+            .args(["--region", "eu-west-1", "--region", "eu-central-1"])
+            .arg("--binary")
+            .arg(self.binary("auth-service"))
+            .arg("--dir")
+            .arg(&dir);
+        for cluster in AGENT_CLUSTERS {
+            cmd.args(["--cluster", cluster]);
+        }
+        // What the sandbox adds to every task: the task role's credentials and the AWS endpoint (the
+        // service reads its JWT keys itself), a key reload quick enough for a rotation's steps, rate
+        // limits and email verification off for the load generator, a short drain, quieter logs.
+        let mut task_env: Vec<(String, String)> = self
+            .aws_vars_at(&moto)
+            .into_iter()
+            .filter(|(k, _)| k != "AWS_REGION" && k != "AWS_DEFAULT_REGION")
+            .collect();
+        task_env.extend(
+            [
+                ("JWT_KEYS_RELOAD_INTERVAL", "2"),
+                ("RATE_LIMIT_LOGIN_PER_IP", "0"),
+                ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0"),
+                ("RATE_LIMIT_REFRESH_PER_IP", "0"),
+                ("RATE_LIMIT_REGISTER_PER_IP", "0"),
+                ("EMAIL_VERIFICATION", "optional"),
+                ("SHUTDOWN_TIMEOUT", "5"),
+                ("RUST_LOG", "info,sqlx=warn,tower_http=warn"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        for (k, v) in &task_env {
+            cmd.arg("--task-env").arg(format!("{k}={v}"));
+        }
+        let log = self.dir.join("agent.log");
+        let pid = process::spawn_logged(&mut cmd, &log)?;
+        process::wait_for_port(port, "ecs-agent", Duration::from_secs(20), &log)?;
+        Self::started(state, "agent", pid);
+        Ok(())
+    }
+
+    /// One of the agent's plain-text answers (`/_agent/settled`, `/_agent/summary`): status and body.
+    fn ask_agent(state: &State, path: &str) -> Option<(u16, String)> {
+        let port = Self::port(state, "agent_port")?;
+        let answer = crate::http::request(port, "GET", path, None, None).ok()?;
+        Some((answer.status, answer.body.trim().to_owned()))
+    }
+
+    /// Waits until every service the agent runs has finished its rollout.
+    fn wait_settled(&self, state: &State) -> Result<()> {
         let start = Instant::now();
         loop {
-            match crate::http::request(port, "GET", "/ready", None, None) {
-                Ok(r) if r.status == 200 => return Ok(()),
-                _ if start.elapsed() > Duration::from_secs(60) => {
-                    return Err(format!(
-                        "the {name} auth-service did not become ready; see {}",
-                        log.display()
-                    ));
-                }
-                _ => std::thread::sleep(Duration::from_millis(200)),
+            let answer = Self::ask_agent(state, "/_agent/settled");
+            if matches!(answer, Some((200, _))) {
+                return Ok(());
             }
+            if start.elapsed() > Duration::from_secs(180) {
+                return Err(format!(
+                    "the sandbox's services did not settle: {}; see {} and {}",
+                    answer.map_or_else(|| "the agent does not answer".to_owned(), |(_, body)| body),
+                    self.dir.join("agent.log").display(),
+                    self.dir.join("agent/tasks").display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// `tasks: 4 healthy of 4` for the status lines.
+    fn tasks_summary(&self, state: &State) -> String {
+        Self::ask_agent(state, "/_agent/summary").map_or_else(|| "tasks: unknown".to_owned(), |(_, body)| body)
     }
 
     /// The Datadog stand-in: checks the keys in env.sh, answers monitors from `datadog-monitors.json`, records
@@ -873,7 +856,8 @@ host    replication     postgres        ::1/128                 trust
         Ok(())
     }
 
-    /// The weighted proxy on the staging rule: its stable and canary target groups map to the two services.
+    /// The weighted proxy on the staging rule: each target group is served by its registered targets (the
+    /// tasks the agent registered).
     fn start_proxy(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {
         let port = Self::port(state, "proxy_port").ok_or("no proxy port chosen")?;
         let log = self.dir.join("proxy.log");
@@ -885,16 +869,10 @@ host    replication     postgres        ::1/128                 trust
                 .arg(&state["staging_rule_arn"])
                 .arg("--region")
                 .arg("eu-west-1")
-                .arg("--upstream")
-                .arg(format!(
-                    "{}=http://127.0.0.1:{}",
-                    state["staging_stable_tg"], state["stable_port"]
-                ))
-                .arg("--upstream")
-                .arg(format!(
-                    "{}=http://127.0.0.1:{}",
-                    state["staging_canary_tg"], state["canary_port"]
-                ))
+                .arg("--target-group")
+                .arg(&state["staging_stable_tg"])
+                .arg("--target-group")
+                .arg(&state["staging_canary_tg"])
                 .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             &log,
         )?;
@@ -909,7 +887,7 @@ host    replication     postgres        ::1/128                 trust
         let dir = self.dir.join("prometheus");
         std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
         let config = dir.join("prometheus.yml");
-        std::fs::write(&config, prometheus_config(&state["stable_port"], &state["canary_port"]))
+        std::fs::write(&config, prometheus_config(&self.dir.join("agent/scrape-targets.json")))
             .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let log = self.dir.join("prometheus.log");
         let pid = process::spawn_logged(
@@ -954,7 +932,18 @@ host    replication     postgres        ::1/128                 trust
     }
 
     /// The variables that point an AWS client at moto: its endpoint, the region and dummy credentials.
+    /// suma and the tests reach moto through the agent's overlay (which shows them task counts and
+    /// rollouts); before the agent runs, moto itself.
     fn aws_vars(&self, state: &State) -> Vec<(String, String)> {
+        let port = state
+            .get("agent_port")
+            .filter(|_| Self::running(state, "agent"))
+            .unwrap_or(&state["moto_port"]);
+        self.aws_vars_at(&format!("http://127.0.0.1:{port}"))
+    }
+
+    /// The variables that point an AWS client at `endpoint`, the region and dummy credentials.
+    fn aws_vars_at(&self, endpoint: &str) -> Vec<(String, String)> {
         let credentials = self.dir.join("aws-credentials");
         // Dummy credentials in a file of our own, so that a real profile on this machine is never used.
         let _ = std::fs::write(
@@ -962,7 +951,7 @@ host    replication     postgres        ::1/128                 trust
             "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
         );
         [
-            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", state["moto_port"])),
+            ("AWS_ENDPOINT_URL", endpoint.to_owned()),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
             ("AWS_SESSION_TOKEN", "testing".to_owned()),
@@ -996,8 +985,8 @@ host    replication     postgres        ::1/128                 trust
             ("SMTP_SINK_DIR", self.dir.join("mail").display().to_string()),
             // The service as clients see it: through the weighted proxy (the ALB).
             ("AUTH_URL", url("proxy_port")),
-            ("AUTH_STABLE_URL", url("stable_port")),
-            ("AUTH_CANARY_URL", url("canary_port")),
+            // The ECS agent's overlay: `/_agent/tasks` lists every task with its address and version.
+            ("SUMA_SANDBOX_AGENT_URL", url("agent_port")),
             // What the services' tokens carry, so that tests can mint tokens they accept.
             ("AUTH_JWT_ISSUER", JWT_ISSUER.to_owned()),
             ("AUTH_JWT_AUDIENCE", JWT_AUDIENCE.to_owned()),
@@ -1019,7 +1008,7 @@ host    replication     postgres        ::1/128                 trust
                 "SUMA_SANDBOX_DATADOG_WRITES",
                 self.dir.join("datadog-writes.jsonl").display().to_string(),
             ),
-            // Tests switch the canary's scenario with this very binary.
+            // Tests run xtask's tasks with this very binary.
             (
                 "SUMA_SANDBOX_XTASK",
                 std::env::current_exe()
@@ -1085,14 +1074,15 @@ fn parse_state(text: &str) -> State {
         .collect()
 }
 
-/// Scrapes both services every second. Their metrics carry the `deployment` label themselves, so no
-/// target label is added (one would turn theirs into `exported_deployment`).
-fn prometheus_config(stable_port: &str, canary_port: &str) -> String {
+/// Scrapes every task every second, as the agent lists them. Their metrics carry the `deployment` label
+/// themselves; the agent's target labels are prefixed `ecs_`, so none turns theirs into `exported_*`.
+fn prometheus_config(targets: &Path) -> String {
     format!(
         "# Generated by `cargo xtask sandbox up`.\n\
          global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-         scrape_configs:\n  - job_name: auth-service\n    metrics_path: /metrics\n    static_configs:\n      \
-         - targets: ['127.0.0.1:{stable_port}', '127.0.0.1:{canary_port}']\n"
+         scrape_configs:\n  - job_name: auth-service\n    metrics_path: /metrics\n    file_sd_configs:\n      \
+         - files: ['{}']\n        refresh_interval: 5s\n",
+        targets.display()
     )
 }
 
@@ -1271,23 +1261,17 @@ fn canary_demo(sandbox: &Sandbox, suma: &Path, vars: &[(String, String)]) -> Res
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // A faulty release is a faulty image: the agent runs a tag ending in `-errors` with 5% errors.
     let runs = [
+        ("A healthy canary: promoted", format!("demo-{secs}"), 0),
         (
-            Scenario::Healthy,
-            "A healthy canary: promoted",
-            format!("demo-{secs}-good"),
-            0,
-        ),
-        (
-            Scenario::Errors,
             "A canary answering 5% errors: rolled back",
-            format!("demo-{secs}-bad"),
+            format!("demo-{secs}-errors"),
             1,
         ),
     ];
     let result = (|| {
-        for (scenario, title, version, expected) in &runs {
-            sandbox.scenario(*scenario)?;
+        for (title, version, expected) in &runs {
             let image = format!("registry.example/auth-service:{version}");
             let args = ["deploy", "canary", "--env", "staging", "--image", &image, "--yes"];
             println!("\n=== {title}: suma {}", args.join(" "));
@@ -1307,7 +1291,6 @@ fn canary_demo(sandbox: &Sandbox, suma: &Path, vars: &[(String, String)]) -> Res
         }
         Ok(())
     })();
-    sandbox.scenario(Scenario::Healthy)?;
     result?;
     println!("\n=== What Datadog was told (the sandbox's stand-in records events)");
     let events = std::fs::read_to_string(sandbox.dir.join("datadog-events.jsonl")).unwrap_or_default();
@@ -1419,43 +1402,39 @@ mod tests {
     }
 
     #[test]
-    fn scenarios() {
-        for name in ["healthy", "errors", "slow"] {
-            assert_eq!(Scenario::parse(name).unwrap().name(), name);
-        }
-        assert!(Scenario::parse("broken").is_err());
-        assert_eq!(Scenario::Errors.faults(), ("0.05", "0"));
-        assert_eq!(Scenario::Slow.faults(), ("0", "300"));
-        assert_eq!(Scenario::of(&State::new()), Scenario::Healthy);
-    }
-
-    #[test]
-    fn a_new_scenario_restarts_the_canary_only() {
+    fn a_moved_database_reseeds_moto_and_restarts_the_tasks() {
         let before = state(&[
             ("postgres_pid", "10"),
             ("postgres_port", "5432"),
             ("redis_pid", "11"),
             ("redis_port", "6379"),
-            ("stable_port", "1001"),
-            ("canary_port", "1002"),
+            ("moto_pid", "12"),
+            ("moto_port", "5000"),
             ("proxy_port", "1003"),
-            ("scenario", "healthy"),
         ]);
         let mut after = before.clone();
-        after.insert("scenario".into(), "errors".into());
-        for name in ["moto", "stable", "proxy", "prometheus", "loadgen"] {
-            assert_eq!(Sandbox::inputs(&before, name), Sandbox::inputs(&after, name), "{name}");
+        after.insert("postgres_port".into(), "5433".into());
+        assert_ne!(
+            Sandbox::inputs(&before, "moto"),
+            Sandbox::inputs(&after, "moto"),
+            "secrets hold the URL"
+        );
+        let mut restarted = before.clone();
+        restarted.insert("postgres_pid".into(), "13".into());
+        assert_ne!(Sandbox::inputs(&before, "agent"), Sandbox::inputs(&restarted, "agent"));
+        for name in ["proxy", "prometheus", "loadgen"] {
+            assert_eq!(
+                Sandbox::inputs(&before, name),
+                Sandbox::inputs(&restarted, name),
+                "{name}"
+            );
         }
-        assert_ne!(Sandbox::inputs(&before, "canary"), Sandbox::inputs(&after, "canary"));
-        // A restarted PostgreSQL is a fresh database: both services restart.
-        after.insert("postgres_pid".into(), "12".into());
-        assert_ne!(Sandbox::inputs(&before, "stable"), Sandbox::inputs(&after, "stable"));
     }
 
     #[test]
     fn prometheus_scrapes_both_services_every_second() {
-        let config = prometheus_config("1001", "1002");
+        let config = prometheus_config(Path::new("/sandbox/agent/scrape-targets.json"));
         assert!(config.contains("scrape_interval: 1s"));
-        assert!(config.contains("'127.0.0.1:1001', '127.0.0.1:1002'"));
+        assert!(config.contains("files: ['/sandbox/agent/scrape-targets.json']"));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -117,7 +117,7 @@ async fn handle(State(proxy): State<Arc<FaultProxy>>, request: Request) -> Respo
     proxy.count(fault);
     let json_protocol = request.headers().contains_key("x-amz-target");
     match fault {
-        Fault::Pass => forward(&proxy, request).await,
+        Fault::Pass => crate::aws_forward::forward(&proxy.client, &proxy.upstream, request).await,
         Fault::Throttle => error(
             json_protocol,
             StatusCode::BAD_REQUEST,
@@ -138,7 +138,7 @@ async fn handle(State(proxy): State<Arc<FaultProxy>>, request: Request) -> Respo
         ),
         Fault::Slow => {
             tokio::time::sleep(proxy.slow).await;
-            forward(&proxy, request).await
+            crate::aws_forward::forward(&proxy.client, &proxy.upstream, request).await
         }
         Fault::Reset => {
             // A body that fails at once: hyper drops the connection mid-answer, as a reset would.
@@ -177,37 +177,6 @@ fn error(json_protocol: bool, status: StatusCode, xml_code: &str, json_type: &st
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-async fn forward(proxy: &FaultProxy, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
-        return (StatusCode::BAD_REQUEST, "request body too large").into_response();
-    };
-    let mut url = proxy.upstream.clone();
-    url.set_path(parts.uri.path());
-    url.set_query(parts.uri.query());
-    let mut upstream = proxy.client.request(parts.method, url).body(body);
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-            upstream = upstream.header(name, value);
-        }
-    }
-    match upstream.send().await {
-        Ok(answer) => {
-            let status = answer.status();
-            let headers = answer.headers().clone();
-            let bytes = answer.bytes().await.unwrap_or_default();
-            let mut response = Response::builder().status(status);
-            for (name, value) in &headers {
-                if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING && name != header::CONNECTION {
-                    response = response.header(name, value);
-                }
-            }
-            response.body(Body::from(bytes)).expect("a response")
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("fault proxy: upstream: {e}")).into_response(),
-    }
 }
 
 #[cfg(test)]

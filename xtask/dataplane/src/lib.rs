@@ -1,9 +1,14 @@
-//! The sandbox's data plane, so a canary runs for real on one machine: a weighted HTTP proxy standing in
-//! for the ALB (it follows the forward rule's weights read from the AWS API) and a steady, rate-bounded
-//! load generator, a Datadog API stand-in that records events, and a fault proxy in front of moto. All talk to loopback only. The binaries in `src/bin/` only parse flags and boot.
+//! The sandbox's data plane, so what ships runs for real on one machine: an ECS agent that runs moto's
+//! services as `auth-service` processes (and the overlay that shows suma their counts and rollouts), a
+//! weighted HTTP proxy standing in for the ALB (it follows the forward rule's weights and target groups
+//! read from the AWS API), a steady, rate-bounded load generator, a Datadog API stand-in that records
+//! events, and a fault proxy in front of moto. All talk to loopback only. The binaries in `src/bin/` only
+//! parse flags and boot.
 
 pub mod aws_faults;
+pub mod aws_forward;
 pub mod datadog_stub;
+pub mod ecs_agent;
 pub mod loadgen;
 pub mod proxy;
 pub mod weights;

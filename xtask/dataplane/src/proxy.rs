@@ -34,15 +34,58 @@ const HOP_BY_HOP: [&str; 8] = [
 /// Header naming the upstream that answered, for people and tests looking at the split.
 pub const UPSTREAM_HEADER: &str = "x-sandbox-upstream";
 
-/// One upstream: a target group of the rule and the loopback URL that serves it.
+/// One upstream: a target group of the rule and its targets, taken in turn. The targets are either
+/// given (`TARGET_GROUP_ARN=URL`) or the target group's registered targets, re-read from the AWS API.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub target_group_arn: String,
-    pub url: reqwest::Url,
+    targets: Arc<Mutex<Vec<reqwest::Url>>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
-    /// Parses `TARGET_GROUP_ARN=URL`.
+    /// A target group whose targets are read from the AWS API (none until the first read).
+    pub fn target_group(arn: &str) -> Self {
+        Self::with_targets(arn, Vec::new())
+    }
+
+    fn with_targets(arn: &str, targets: Vec<reqwest::Url>) -> Self {
+        Self {
+            target_group_arn: arn.to_owned(),
+            targets: Arc::new(Mutex::new(targets)),
+            next: Arc::default(),
+        }
+    }
+
+    /// The next target in turn, or `None` when the group has none.
+    pub fn pick(&self) -> Option<reqwest::Url> {
+        let targets = self.targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if targets.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % targets.len();
+        Some(targets[i].clone())
+    }
+
+    /// Replaces the targets; returns whether they changed.
+    pub fn set_targets(&self, mut targets: Vec<reqwest::Url>) -> bool {
+        targets.sort();
+        let mut current = self.targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current == targets {
+            return false;
+        }
+        *current = targets;
+        true
+    }
+
+    pub fn targets(&self) -> Vec<reqwest::Url> {
+        self.targets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Parses `TARGET_GROUP_ARN=URL`: one fixed target.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (arn, url) = spec
             .rsplit_once('=')
@@ -51,10 +94,7 @@ impl Upstream {
         if !crate::is_loopback_url(&url) {
             return Err(format!("`{url}` is not on loopback"));
         }
-        Ok(Self {
-            target_group_arn: arn.to_owned(),
-            url,
-        })
+        Ok(Self::with_targets(arn, vec![url]))
     }
 
     pub fn name(&self) -> &str {
@@ -157,6 +197,14 @@ async fn forward(
         );
     };
     let upstream = &proxy.upstreams[index];
+    let Some(target) = upstream.pick() else {
+        proxy.failed[index].fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_target",
+            "the target group chosen by the weights has no healthy target",
+        );
+    };
     let (parts, body) = req.into_parts();
     let Ok(body) = to_bytes(body, BODY_LIMIT).await else {
         return error(
@@ -165,7 +213,7 @@ async fn forward(
             "request body too large",
         );
     };
-    let mut url = upstream.url.clone();
+    let mut url = target;
     url.set_path(parts.uri.path());
     url.set_query(parts.uri.query());
 
@@ -319,6 +367,47 @@ pub async fn refresh_weights<S: WeightSource>(proxy: &Proxy, source: &S) -> Resu
     Ok(changed)
 }
 
+/// Reads the registered targets of every upstream that follows its target group, every `every`,
+/// forever; a failed read keeps the last known targets.
+pub async fn watch_targets(
+    proxy: Arc<Proxy>,
+    client: aws_sdk_elasticloadbalancingv2::Client,
+    followed: Vec<String>,
+    every: Duration,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        for upstream in proxy
+            .upstreams
+            .iter()
+            .filter(|u| followed.contains(&u.target_group_arn))
+        {
+            let read = client
+                .describe_target_health()
+                .target_group_arn(&upstream.target_group_arn)
+                .send()
+                .await;
+            let Ok(out) = read else { continue };
+            let targets: Vec<reqwest::Url> = out
+                .target_health_descriptions()
+                .iter()
+                .filter_map(|d| d.target())
+                .filter_map(|t| format!("http://{}:{}", t.id()?, t.port()?).parse().ok())
+                .filter(crate::is_loopback_url)
+                .collect();
+            if upstream.set_targets(targets.clone()) {
+                tracing::info!(
+                    target_group = upstream.name(),
+                    targets = %targets.iter().map(|u| u.authority().to_owned()).collect::<Vec<_>>().join(" "),
+                    "targets changed"
+                );
+            }
+        }
+    }
+}
+
 /// Reads the weights every `every`, forever. Failures are logged when they start, every 30th time while
 /// they last, and when reads recover.
 pub async fn watch_weights<S: WeightSource>(proxy: Arc<Proxy>, source: S, every: Duration) {
@@ -417,7 +506,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.name(), "auth-staging-stable");
-        assert_eq!(u.url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(u.pick().unwrap().as_str(), "http://127.0.0.1:8080/");
         assert!(Upstream::parse("arn-only").is_err());
         assert!(Upstream::parse("arn=http://192.0.2.1:80").is_err());
     }

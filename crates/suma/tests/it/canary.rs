@@ -302,37 +302,14 @@ async fn rollback_to_a_named_revision_is_journaled() {
     assert!(out.stderr.contains("auth-service:999"), "{}", out.stderr);
 }
 
-/// Restarts the sandbox's canary process with a fault scenario (`healthy`, `errors`, `slow`) through the
-/// sandbox's own tool, and back to `healthy` when dropped.
-struct Scenario(&'static str);
+/// Held while a faulty release runs: when dropped, waits until the faulty tasks' last requests have left
+/// the analysis window (15 s in the sandbox), so the next test does not measure them.
+struct FaultyRelease;
 
-impl Scenario {
-    fn set(name: &'static str) -> Self {
-        assert!(switch_scenario(name), "`xtask sandbox scenario {name}` failed");
-        Scenario(name)
-    }
-}
-
-impl Drop for Scenario {
+impl Drop for FaultyRelease {
     fn drop(&mut self) {
-        // No assertion here: this may run while a failed test unwinds.
-        if self.0 != "healthy" && switch_scenario("healthy") {
-            // The faulty process's last requests stay in the analysis window (15 s in the sandbox) after it
-            // is replaced; the next test must not measure them.
-            std::thread::sleep(std::time::Duration::from_secs(20));
-        }
+        std::thread::sleep(std::time::Duration::from_secs(20));
     }
-}
-
-/// `xtask sandbox scenario NAME`; whether it succeeded.
-fn switch_scenario(name: &str) -> bool {
-    let xtask = common::sandbox_var("SUMA_SANDBOX_XTASK");
-    let root = common::workspace_root();
-    std::process::Command::new(xtask)
-        .args(["sandbox", "scenario", name])
-        .env("CARGO_MANIFEST_DIR", root.join("xtask"))
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A tag no earlier run used, so every deploy registers its own revision.
@@ -401,7 +378,6 @@ fn deploy(image: &str) -> std::process::Command {
 async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revision() {
     crate::require_sandbox!();
     let _staging = common::staging_exclusive();
-    let _scenario = Scenario::set("healthy");
     let env = staging();
     let aws = session(&env).await;
     let before = stable_revision(aws.as_ref(), &env).await;
@@ -472,12 +448,13 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
 async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_bad_measurement() {
     crate::require_sandbox!();
     let _staging = common::staging_exclusive();
-    let _scenario = Scenario::set("errors");
+    let _faulty = FaultyRelease;
     let env = staging();
     let aws = session(&env).await;
     let before = stable_revision(aws.as_ref(), &env).await;
 
-    let out = run(deploy(&fresh_tag()));
+    // A faulty release is a faulty image: the sandbox's agent runs a tag ending in `-errors` with 5% errors.
+    let out = run(deploy(&format!("{}-errors", fresh_tag())));
     assert_eq!(out.code, 1, "a rolled-back canary exits 1: {}", out.stderr);
     let report = common::json(&out);
     assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
@@ -519,7 +496,6 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_b
 async fn a_second_concurrent_deploy_is_refused_by_the_lock() {
     crate::require_sandbox!();
     let _staging = common::staging_exclusive();
-    let _scenario = Scenario::set("healthy");
     let env = staging();
     let aws = session(&env).await;
     let mut first = deploy(&fresh_tag())

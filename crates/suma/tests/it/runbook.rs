@@ -276,7 +276,7 @@ async fn account(http: &reqwest::Client, base: &str) -> (String, String) {
 async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys() {
     crate::require_sandbox!();
     let _signing_key = common::staging_signing_key();
-    let base = sandbox_var("AUTH_STABLE_URL");
+    let base = sandbox_var("AUTH_URL");
     let http = reqwest::Client::new();
     let jwt_id = "/suma-finance/auth/staging/jwt-signing-key";
     let (role, old_password, db_secret) = database_role("/suma-test/incident").await;

@@ -608,7 +608,7 @@ async fn version(http: &reqwest::Client, base: &str) -> Value {
 async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_key() {
     crate::require_sandbox!();
     let _signing_key = common::staging_signing_key();
-    let base = sandbox_var("AUTH_STABLE_URL");
+    let base = sandbox_var("AUTH_URL");
     let http = reqwest::Client::new();
     let id = "/suma-finance/auth/staging/jwt-signing-key";
     let fleet = fleet_with_lease(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use dataplane::proxy::{log_counters, watch_weights, AlbRule, Proxy, Upstream};
+use dataplane::proxy::{log_counters, watch_targets, watch_weights, AlbRule, Proxy, Upstream};
 
 #[derive(Parser)]
 #[command(about = "Weighted HTTP proxy following an ALB forward rule's weights (sandbox only)")]
@@ -18,9 +18,12 @@ struct Args {
     /// The rule's region.
     #[arg(long, default_value = "eu-west-1")]
     region: String,
-    /// TARGET_GROUP_ARN=URL, once per target group (the first one serves until the rule is read).
-    #[arg(long = "upstream", required = true, value_parser = Upstream::parse)]
+    /// TARGET_GROUP_ARN=URL: a target group served by one fixed URL; repeat for each.
+    #[arg(long = "upstream", value_parser = Upstream::parse)]
     upstreams: Vec<Upstream>,
+    /// A target group whose registered targets serve it, re-read every interval; repeat for each.
+    #[arg(long = "target-group")]
+    target_groups: Vec<String>,
     /// Seconds between reads of the rule.
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
@@ -62,8 +65,14 @@ async fn run(args: Args) -> Result<(), String> {
         client: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
         rule_arn: args.rule_arn.clone(),
     };
-    let initial = (0..args.upstreams.len()).map(|i| u32::from(i == 0)).collect();
-    let proxy = Proxy::new(args.upstreams, initial);
+    let mut upstreams = args.upstreams;
+    upstreams.extend(args.target_groups.iter().map(|arn| Upstream::target_group(arn)));
+    if upstreams.is_empty() {
+        return Err("name the rule's target groups with --target-group or --upstream".to_owned());
+    }
+    // The first one serves until the rule is read.
+    let initial = (0..upstreams.len()).map(|i| u32::from(i == 0)).collect();
+    let proxy = Proxy::new(upstreams, initial);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -73,11 +82,17 @@ async fn run(args: Args) -> Result<(), String> {
         upstreams = %proxy
             .upstreams()
             .iter()
-            .map(|u| format!("{}={}", u.name(), u.url))
+            .map(|u| format!("{}={:?}", u.name(), u.targets().iter().map(|t| t.authority().to_owned()).collect::<Vec<_>>()))
             .collect::<Vec<_>>()
             .join(" "),
         "proxy listening"
     );
+    tokio::spawn(watch_targets(
+        proxy.clone(),
+        source.client.clone(),
+        args.target_groups.clone(),
+        Duration::from_secs_f64(args.interval),
+    ));
     tokio::spawn(watch_weights(
         proxy.clone(),
         source,

@@ -1,0 +1,683 @@
+//! The sandbox's ECS agent: turns moto's ECS services into real `auth-service` processes on loopback, as
+//! the ECS agent and scheduler do on AWS. For each service of the clusters it is given, in each region, it
+//! keeps `desiredCount` tasks of the service's current task definition; a new task definition (or a forced
+//! new deployment) is a new deployment, rolled out by the service's minimum healthy and maximum percent
+//! ([`rollout`]); a task that fails its container health check is replaced, and repeated failures fail the
+//! deployment (the circuit breaker). Healthy tasks are registered in the service's target groups, so the
+//! weighted proxy routes to them, and listed in a Prometheus file-discovery document.
+//!
+//! moto keeps no task counts or rollout states of its own, so suma sees the agent's through [`overlay`]:
+//! a pass-through proxy in front of moto that rewrites `DescribeServices` answers. Other clusters (the
+//! test suite's throwaway environments) are left to moto alone.
+
+pub mod overlay;
+pub mod rollout;
+pub mod task;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck, Service};
+use serde::Serialize;
+
+use rollout::{RolloutState, Settings, TaskView};
+use task::{Launch, SecretRef, Task};
+
+/// What the agent runs and where.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// moto's URL: the agent reads and registers there directly (not through the overlay).
+    pub moto: reqwest::Url,
+    pub regions: Vec<String>,
+    /// The clusters whose services get real tasks.
+    pub clusters: Vec<String>,
+    /// The `auth-service` binary every image maps to.
+    pub binary: PathBuf,
+    /// Task logs and the Prometheus targets document go here.
+    pub dir: PathBuf,
+    /// Settings of the sandbox every task gets on top of its task definition (the task role's
+    /// credentials and endpoint, log levels, limits sized for the load generator).
+    pub task_env: Vec<(String, String)>,
+    /// Time between health checks (ECS: the check's `interval`; shorter here, so a sandbox deploy takes
+    /// seconds).
+    pub health_interval: Duration,
+    /// Time between reads of moto.
+    pub interval: Duration,
+}
+
+/// A service as `(region, cluster, service)`.
+pub type ServiceKey = (String, String, String);
+
+/// One deployment of a service, PRIMARY first.
+#[derive(Debug, Clone)]
+struct Deployment {
+    id: String,
+    task_definition: String,
+    created: f64,
+    failed_tasks: u32,
+    state: RolloutState,
+    reason: String,
+}
+
+struct ServiceState {
+    settings: Settings,
+    task_definition: String,
+    /// moto's deployment id: it changes on a forced new deployment.
+    moto_deployment: String,
+    deployments: Vec<Deployment>,
+    tasks: Vec<Task>,
+    target_groups: Vec<String>,
+    registered: BTreeSet<String>,
+    /// Whether moto still lists the service as ACTIVE.
+    active: bool,
+}
+
+/// What the overlay and `/_agent/tasks` show: the agent's view after its last pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    pub services: BTreeMap<String, ServiceSnapshot>,
+    pub tasks: Vec<TaskSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSnapshot {
+    /// The task definition and moto deployment id the agent last acted on: when moto's differ, a change
+    /// has not reached the agent yet.
+    pub task_definition: String,
+    pub moto_deployment: String,
+    pub running: u32,
+    pub pending: u32,
+    /// ECS's JSON shape of `deployments`, PRIMARY first.
+    pub deployments: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskSnapshot {
+    pub id: String,
+    pub region: String,
+    pub cluster: String,
+    pub service: String,
+    pub task_definition: String,
+    pub deployment: String,
+    pub image: String,
+    pub version: String,
+    pub address: String,
+    pub healthy: bool,
+    pub log: String,
+}
+
+/// The snapshot key of a service.
+pub fn snapshot_key(region: &str, cluster: &str, service: &str) -> String {
+    format!("{region}/{cluster}/{service}")
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// AWS clients of one region, against moto.
+struct RegionClients {
+    ecs: aws_sdk_ecs::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    clients: BTreeMap<String, RegionClients>,
+    services: BTreeMap<ServiceKey, ServiceState>,
+    task_definitions: BTreeMap<String, ContainerDefinition>,
+    next_ip: u32,
+    snapshot: Arc<Mutex<Snapshot>>,
+}
+
+impl Agent {
+    pub async fn new(config: AgentConfig, snapshot: Arc<Mutex<Snapshot>>) -> Self {
+        let mut clients = BTreeMap::new();
+        for region in &config.regions {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region.clone()))
+                .endpoint_url(config.moto.as_str())
+                .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                    "testing", "testing", None, None, "agent",
+                ))
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(2))
+                        .operation_timeout(Duration::from_secs(10))
+                        .build(),
+                )
+                .load()
+                .await;
+            clients.insert(
+                region.clone(),
+                RegionClients {
+                    ecs: aws_sdk_ecs::Client::new(&sdk),
+                    elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+                    secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+                },
+            );
+        }
+        Self {
+            config,
+            clients,
+            services: BTreeMap::new(),
+            task_definitions: BTreeMap::new(),
+            next_ip: 0,
+            snapshot,
+        }
+    }
+
+    /// Reconciles until `stop` fires, then stops every task.
+    pub async fn run(mut self, stop: tokio_util::sync::CancellationToken) {
+        let leftovers = task::stop_leftovers(&self.pid_file(), &self.config.binary);
+        if leftovers > 0 {
+            tracing::warn!(leftovers, "stopped tasks a previous agent left running");
+        }
+        loop {
+            self.pass().await;
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+        let stopping: Vec<_> = self
+            .services
+            .values_mut()
+            .flat_map(|s| s.tasks.drain(..))
+            .map(|t| task::stop(t.child, t.launch.stop_timeout.min(Duration::from_secs(10))))
+            .collect();
+        tracing::info!(tasks = stopping.len(), "agent stopping: stopping every task");
+        futures::future::join_all(stopping).await;
+    }
+
+    /// One pass: read moto, reconcile every service, publish the snapshot.
+    pub async fn pass(&mut self) {
+        for region in self.config.regions.clone() {
+            for cluster in self.config.clusters.clone() {
+                if let Err(e) = self.observe(&region, &cluster).await {
+                    tracing::debug!(%region, %cluster, "cannot read the cluster: {e}");
+                }
+            }
+        }
+        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        for key in keys {
+            self.reconcile(&key).await;
+        }
+        self.services.retain(|_, s| s.active || !s.tasks.is_empty());
+        self.publish();
+    }
+
+    /// Reads the cluster's services from moto into `self.services`.
+    async fn observe(&mut self, region: &str, cluster: &str) -> Result<(), String> {
+        let ecs = self.clients[region].ecs.clone();
+        let arns = ecs
+            .list_services()
+            .cluster(cluster)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?
+            .service_arns
+            .unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for chunk in arns.chunks(10) {
+            let out = ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            for service in out.services() {
+                let Some(name) = service.service_name() else { continue };
+                seen.insert(name.to_owned());
+                self.observe_service(region, cluster, service);
+            }
+        }
+        for ((r, c, name), state) in &mut self.services {
+            if r == region && c == cluster && !seen.contains(name) {
+                state.active = false;
+                state.settings.desired = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn observe_service(&mut self, region: &str, cluster: &str, service: &Service) {
+        let key = (
+            region.to_owned(),
+            cluster.to_owned(),
+            service.service_name().unwrap_or_default().to_owned(),
+        );
+        let active = service.status() == Some("ACTIVE");
+        let config = service.deployment_configuration();
+        let settings = Settings {
+            desired: if active {
+                service.desired_count().max(0) as u32
+            } else {
+                0
+            },
+            minimum_healthy_percent: config
+                .and_then(|c| c.minimum_healthy_percent())
+                .map_or(100, |p| p.max(0) as u32),
+            maximum_percent: config
+                .and_then(|c| c.maximum_percent())
+                .map_or(200, |p| p.max(100) as u32),
+        };
+        let task_definition = service.task_definition().unwrap_or_default().to_owned();
+        let moto_deployment = service
+            .deployments()
+            .first()
+            .and_then(|d| d.id())
+            .unwrap_or_default()
+            .to_owned();
+        let target_groups = service
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn().map(str::to_owned))
+            .collect();
+        let state = self.services.entry(key).or_insert_with(|| ServiceState {
+            settings,
+            task_definition: String::new(),
+            moto_deployment: moto_deployment.clone(),
+            deployments: Vec::new(),
+            tasks: Vec::new(),
+            target_groups: Vec::new(),
+            registered: BTreeSet::new(),
+            active,
+        });
+        state.settings = settings;
+        state.active = active;
+        state.target_groups = target_groups;
+        let redeploy = state.moto_deployment != moto_deployment;
+        if state.task_definition != task_definition || redeploy || state.deployments.is_empty() {
+            tracing::info!(service = %service.service_name().unwrap_or_default(), %task_definition, "new deployment");
+            state.deployments.insert(
+                0,
+                Deployment {
+                    id: format!("ecs-svc/{}", short_id()),
+                    task_definition: task_definition.clone(),
+                    created: now(),
+                    failed_tasks: 0,
+                    state: RolloutState::InProgress,
+                    reason: "ECS deployment in progress.".to_owned(),
+                },
+            );
+            state.task_definition = task_definition;
+            state.moto_deployment = moto_deployment;
+        }
+    }
+
+    async fn reconcile(&mut self, key: &ServiceKey) {
+        let binary = self.config.binary.clone();
+        let interval = self.config.health_interval;
+        let Some(state) = self.services.get_mut(key) else {
+            return;
+        };
+        let Some(primary_id) = state.deployments.first().map(|d| d.id.clone()) else {
+            return;
+        };
+
+        // Tasks whose process ended: stopped, and a failure of the deployment that started them.
+        let mut failures: Vec<(String, String)> = Vec::new();
+        state.tasks.retain_mut(|t| match t.child.try_wait() {
+            Ok(Some(status)) => {
+                failures.push((
+                    t.deployment.clone(),
+                    format!("task {} exited ({status}); see {}", t.id, t.log.display()),
+                ));
+                false
+            }
+            _ => true,
+        });
+
+        // Container health checks, every task due at once.
+        let due: Vec<usize> = (0..state.tasks.len())
+            .filter(|&i| state.tasks[i].last_check.is_none_or(|at| at.elapsed() >= interval))
+            .collect();
+        let results =
+            futures::future::join_all(due.iter().map(|&i| task::check_health(&binary, &state.tasks[i]))).await;
+        let mut unhealthy = Vec::new();
+        for (&i, ok) in due.iter().zip(results) {
+            let t = &mut state.tasks[i];
+            t.last_check = Some(Instant::now());
+            if ok {
+                if !t.healthy {
+                    tracing::info!(task = %t.id, address = %t.address(), "task healthy");
+                }
+                t.healthy = true;
+                t.consecutive_failures = 0;
+                continue;
+            }
+            let check = t.launch.health_check.as_ref();
+            let start_period =
+                Duration::from_secs(check.and_then(HealthCheck::start_period).unwrap_or(0).max(0) as u64);
+            if !t.healthy && t.started.elapsed() < start_period.max(Duration::from_secs(20)) {
+                continue;
+            }
+            t.consecutive_failures += 1;
+            if t.consecutive_failures >= check.and_then(HealthCheck::retries).unwrap_or(3).max(1) as u32 {
+                unhealthy.push(t.id.clone());
+            }
+        }
+        for id in unhealthy {
+            if let Some(pos) = state.tasks.iter().position(|t| t.id == id) {
+                let t = state.tasks.remove(pos);
+                failures.push((
+                    t.deployment.clone(),
+                    format!("task {} failed its container health check", t.id),
+                ));
+                Self::deregister(&self.clients[&key.0], state, &t).await;
+                tokio::spawn(task::stop(t.child, t.launch.stop_timeout));
+            }
+        }
+        for (deployment, why) in failures {
+            tracing::warn!(service = %key.2, "{why}");
+            if let Some(d) = state.deployments.iter_mut().find(|d| d.id == deployment) {
+                d.failed_tasks += 1;
+                d.reason = why;
+            }
+        }
+
+        // The decision, then its effects.
+        let views: Vec<TaskView> = state
+            .tasks
+            .iter()
+            .map(|t| TaskView {
+                id: t.id.clone(),
+                primary: t.deployment == primary_id,
+                healthy: t.healthy,
+            })
+            .collect();
+        let others_left = views.iter().any(|v| !v.primary);
+        let primary = &mut state.deployments[0];
+        let computed = rollout::rollout_state(state.settings, &views, primary.failed_tasks, others_left);
+        if primary.state == RolloutState::InProgress && computed != RolloutState::InProgress {
+            primary.state = computed;
+            primary.reason = match computed {
+                RolloutState::Completed => format!("ECS deployment {} completed.", primary.id),
+                _ => format!(
+                    "ECS deployment circuit breaker: tasks failed to start or stay healthy ({} failed): {}",
+                    primary.failed_tasks, primary.reason
+                ),
+            };
+            tracing::info!(service = %key.2, state = computed.as_str(), "{}", primary.reason);
+        }
+        let plan = rollout::plan(state.settings, &views, primary.state);
+        for id in &plan.stop {
+            if let Some(pos) = state.tasks.iter().position(|t| &t.id == id) {
+                let t = state.tasks.remove(pos);
+                tracing::info!(service = %key.2, task = %t.id, "stopping task");
+                Self::deregister(&self.clients[&key.0], state, &t).await;
+                tokio::spawn(task::stop(t.child, t.launch.stop_timeout));
+            }
+        }
+        let primary_td = state.deployments[0].task_definition.clone();
+        for _ in 0..plan.start {
+            match self.start_task(key, &primary_td, &primary_id).await {
+                Ok(t) => {
+                    if let Some(state) = self.services.get_mut(key) {
+                        state.tasks.push(t);
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(service = %key.2, "cannot start a task: {why}");
+                    if let Some(d) = self.services.get_mut(key).and_then(|s| s.deployments.first_mut()) {
+                        d.failed_tasks += 1;
+                        d.reason = why;
+                    }
+                    break;
+                }
+            }
+        }
+        let Some(state) = self.services.get_mut(key) else {
+            return;
+        };
+        // Healthy tasks are the target groups' targets.
+        let clients = &self.clients[&key.0];
+        let wanted: Vec<(String, String)> = state
+            .tasks
+            .iter()
+            .filter(|t| t.healthy && !state.registered.contains(&t.id))
+            .map(|t| (t.id.clone(), t.ip.to_string()))
+            .collect();
+        for (id, ip) in wanted {
+            let port = state
+                .tasks
+                .iter()
+                .find(|t| t.id == id)
+                .map_or(8080, |t| t.launch.container_port);
+            let mut ok = true;
+            for tg in &state.target_groups {
+                let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(&ip)
+                    .port(i32::from(port))
+                    .build();
+                ok &= clients
+                    .elb
+                    .register_targets()
+                    .target_group_arn(tg)
+                    .targets(target)
+                    .send()
+                    .await
+                    .is_ok();
+            }
+            if ok {
+                state.registered.insert(id);
+            }
+        }
+        // Older deployments with no task left are over.
+        let live: BTreeSet<String> = state.tasks.iter().map(|t| t.deployment.clone()).collect();
+        let mut first = true;
+        state
+            .deployments
+            .retain(|d| std::mem::replace(&mut first, false) || live.contains(&d.id));
+    }
+
+    async fn deregister(clients: &RegionClients, state: &mut ServiceState, t: &Task) {
+        if !state.registered.remove(&t.id) {
+            return;
+        }
+        for tg in &state.target_groups {
+            let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(t.ip.to_string())
+                .port(i32::from(t.launch.container_port))
+                .build();
+            let _ = clients
+                .elb
+                .deregister_targets()
+                .target_group_arn(tg)
+                .targets(target)
+                .send()
+                .await;
+        }
+    }
+
+    /// Resolves the task definition and its secrets (now, as ECS does at task start) and starts the process.
+    async fn start_task(&mut self, key: &ServiceKey, task_definition: &str, deployment: &str) -> Result<Task, String> {
+        let clients = &self.clients[&key.0];
+        let container = match self.task_definitions.get(task_definition) {
+            Some(c) => c.clone(),
+            None => {
+                let out = clients
+                    .ecs
+                    .describe_task_definition()
+                    .task_definition(task_definition)
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot describe `{task_definition}`: {e:?}"))?;
+                let container = out
+                    .task_definition()
+                    .and_then(|td| {
+                        td.container_definitions()
+                            .iter()
+                            .find(|c| c.essential() != Some(false))
+                            .cloned()
+                    })
+                    .ok_or_else(|| format!("`{task_definition}` has no essential container"))?;
+                self.task_definitions
+                    .insert(task_definition.to_owned(), container.clone());
+                container
+            }
+        };
+        let mut resolved = BTreeMap::new();
+        for secret in container.secrets() {
+            let reference = SecretRef::parse(secret.value_from())?;
+            let client = self
+                .clients
+                .get(&reference.region)
+                .map_or(&clients.secrets, |c| &c.secrets);
+            let value = client
+                .get_secret_value()
+                .secret_id(&reference.secret_id)
+                .set_version_stage(reference.version_stage.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "ResourceInitializationError: cannot read secret `{}` for `{}`: {e:?}",
+                        reference.secret_id,
+                        secret.name()
+                    )
+                })?;
+            let text = value.secret_string().unwrap_or_default();
+            resolved.insert(secret.name().to_owned(), reference.pick(text)?);
+        }
+        let launch = Launch::of(&container, resolved);
+        let ip = self.allocate_ip();
+        let id = short_id();
+        let logs = self.config.dir.join("tasks");
+        std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+        let log = logs.join(format!("{}-{}-{}.log", key.0, key.2, &id[..12]));
+        let child = task::spawn(&self.config.binary, &launch, ip, &self.config.task_env, &log)
+            .map_err(|e| format!("cannot start {}: {e}", self.config.binary.display()))?;
+        tracing::info!(service = %key.2, region = %key.0, task = %id, address = %format!("{ip}:{}", launch.container_port), image = %launch.image, "task started");
+        Ok(Task {
+            id,
+            deployment: deployment.to_owned(),
+            task_definition: task_definition.to_owned(),
+            ip,
+            launch,
+            child,
+            started: Instant::now(),
+            healthy: false,
+            consecutive_failures: 0,
+            last_check: None,
+            log,
+        })
+    }
+
+    /// The next task address: 127.10.0.1 onwards (each task its own address, as awsvpc gives each task
+    /// its own network interface).
+    fn allocate_ip(&mut self) -> Ipv4Addr {
+        loop {
+            self.next_ip = (self.next_ip + 1) % (1 << 16);
+            let low = (self.next_ip & 0xff) as u8;
+            if low != 0 && low != 255 {
+                let used = self
+                    .services
+                    .values()
+                    .flat_map(|s| &s.tasks)
+                    .any(|t| t.ip.octets()[2..] == [(self.next_ip >> 8) as u8, low]);
+                if !used {
+                    return Ipv4Addr::new(127, 10, (self.next_ip >> 8) as u8, low);
+                }
+            }
+        }
+    }
+
+    /// Where the agent records its tasks' pids, so a successor can stop what it left behind.
+    fn pid_file(&self) -> PathBuf {
+        self.config.dir.join("task-pids")
+    }
+
+    /// The snapshot for the overlay, the Prometheus targets document and the pid file.
+    fn publish(&self) {
+        let mut snapshot = Snapshot::default();
+        let mut targets = Vec::new();
+        for ((region, cluster, service), state) in &self.services {
+            let running = state.tasks.iter().filter(|t| t.healthy).count() as u32;
+            let pending = state.tasks.len() as u32 - running;
+            let deployments = state
+                .deployments
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let mine: Vec<&Task> = state.tasks.iter().filter(|t| t.deployment == d.id).collect();
+                    let running = mine.iter().filter(|t| t.healthy).count();
+                    serde_json::json!({
+                        "id": d.id,
+                        "status": if i == 0 { "PRIMARY" } else { "ACTIVE" },
+                        "taskDefinition": d.task_definition,
+                        "desiredCount": if i == 0 { state.settings.desired as usize } else { mine.len() },
+                        "pendingCount": mine.len() - running,
+                        "runningCount": running,
+                        "failedTasks": d.failed_tasks,
+                        "createdAt": d.created,
+                        "updatedAt": now(),
+                        "launchType": "FARGATE",
+                        "rolloutState": d.state.as_str(),
+                        "rolloutStateReason": d.reason,
+                    })
+                })
+                .collect();
+            snapshot.services.insert(
+                snapshot_key(region, cluster, service),
+                ServiceSnapshot {
+                    task_definition: state.task_definition.clone(),
+                    moto_deployment: state.moto_deployment.clone(),
+                    running,
+                    pending,
+                    deployments,
+                },
+            );
+            for t in &state.tasks {
+                snapshot.tasks.push(TaskSnapshot {
+                    id: t.id.clone(),
+                    region: region.clone(),
+                    cluster: cluster.clone(),
+                    service: service.clone(),
+                    task_definition: t.task_definition.clone(),
+                    deployment: t.deployment.clone(),
+                    image: t.launch.image.clone(),
+                    version: t.version(),
+                    address: t.address(),
+                    healthy: t.healthy,
+                    log: t.log.display().to_string(),
+                });
+                if t.healthy {
+                    targets.push(serde_json::json!({
+                        "targets": [t.address()],
+                        "labels": {"ecs_region": region, "ecs_cluster": cluster, "ecs_service": service, "ecs_task": t.id},
+                    }));
+                }
+            }
+        }
+        let document = self.config.dir.join("scrape-targets.json");
+        let temporary = self.config.dir.join("scrape-targets.json.tmp");
+        let text = serde_json::to_string_pretty(&targets).unwrap_or_default();
+        if std::fs::read_to_string(&document).ok().as_deref() != Some(text.as_str())
+            && std::fs::write(&temporary, &text).is_ok()
+        {
+            let _ = std::fs::rename(&temporary, &document);
+        }
+        let pids: String = self
+            .services
+            .values()
+            .flat_map(|s| &s.tasks)
+            .filter_map(|t| t.child.id())
+            .map(|pid| format!("{pid}\n"))
+            .collect();
+        let _ = std::fs::write(self.pid_file(), pids);
+        *self.snapshot.lock().expect("snapshot") = snapshot;
+    }
+}
