@@ -6,19 +6,18 @@ between the stable and canary target groups, the RDS PostgreSQL primary, the man
 table; in the DR region (eu-central-1) the DR ECS service, the DR ALB and the cross-region read replica;
 in Route 53 a hosted zone with PRIMARY/SECONDARY failover records and their health checks.
 
-Both environments' `url` is SERVICE_URL (the sandbox's weighted proxy) and their metrics come from the
-Prometheus at PROMETHEUS_URL. Prints the staging rule and target groups, which the proxy follows, as
-KEY=VALUE lines on stdout.
+Staging's `url` is SERVICE_URL (its front door), production's SANDBOX_PRODUCTION_URL; their metrics come
+from the Prometheus at PROMETHEUS_URL. Prints what the sandbox's edge follows (each environment's rule,
+target groups, hosted zone, record and load balancers' DNS names) as ENV_KEY=VALUE lines on stdout. With
+SANDBOX_SERVICE_URLS, SUMA_BIN and SANDBOX_TEMPLATE, the task definitions are the shipped template
+rendered by suma and the service's secrets hold those URLs.
 
 Usage: python seed.py ENDPOINT_URL OUTPUT_SUMA_YAML SERVICE_URL PROMETHEUS_URL
        python seed.py --environment NAME ENDPOINT_URL SERVICE_URL PROMETHEUS_URL
-       python seed.py --ensure-jwt-key ENDPOINT_URL SECRET_ID
        python seed.py --demo-config db ENDPOINT_URL SUMA_YAML OUTPUT NONCE ROLE PASSWORD PG_PORT
        python seed.py --demo-config dr ENDPOINT_URL SUMA_YAML OUTPUT NONCE SERVICE_URL PROMETHEUS_URL
 The second form adds one self-contained DR test environment to a running sandbox and prints its
 configuration as JSON; it creates only resources named after NAME, so it can run any number of times.
-The third makes sure the JWT key secret's AWSCURRENT holds an RSA private key PEM (a moto seeded by an older
-version of this script holds a random string), so the services can load their keys from it.
 The last two (for `cargo xtask demo`) write OUTPUT: SUMA_YAML's settings with one environment of their own,
 printed as `env=NAME`: `demo-db` (staging's topology; its one secret holds the credentials of the PostgreSQL
 role ROLE, which must exist with PASSWORD, rotated through the admin login in a second secret) or
@@ -39,6 +38,8 @@ DR = "eu-central-1"
 ACCOUNT = "123456789012"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{PRIMARY}.amazonaws.com/auth-service:1.4.2"
 LOCK_TABLE = "suma-locks"
+# What the sandbox's edge (its ALBs and DNS front doors) follows, per environment; printed by `main`.
+EDGE = {}
 
 
 def client(service, region, endpoint):
@@ -106,9 +107,14 @@ def load_balancer(endpoint, region, env, subnets, sg, vpc, with_canary):
     ][0]
 
     def target_group(name):
-        return elb.create_target_group(
+        arn = elb.create_target_group(
             Name=name, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip", HealthCheckPath="/ready"
         )["TargetGroups"][0]["TargetGroupArn"]
+        # Connection draining before a task stops: 300 s on AWS, a few seconds in the sandbox.
+        elb.modify_target_group_attributes(
+            TargetGroupArn=arn, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}]
+        )
+        return arn
 
     stable = target_group(f"auth-{env}-stable")
     canary = target_group(f"auth-{env}-canary") if with_canary else None
@@ -241,7 +247,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
             entry["jwt"] = {"key_bits": 2048, "issuer": "auth-service", "audience": "suma", "pickup_timeout": "60s"}
         managed.append(entry)
     if shipped:
-        service_secrets(endpoint, env, shipped[env])
+        managed.extend(service_secrets(endpoint, env, shipped[env]))
 
     config = {
         "primary_region": PRIMARY,
@@ -290,6 +296,17 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         },
     }
 
+    EDGE[env] = {
+        "rule_arn": rule,
+        "stable_tg": stable_tg,
+        "canary_tg": canary_tg,
+        "dr_tg": dr_tg,
+        "zone": zone,
+        "record": record,
+        "primary_dns": lb["DNSName"],
+        "dr_dns": dr_lb["DNSName"],
+    }
+
     # ECS last: the task definition is rendered from the configuration above.
     ecs = client("ecs", PRIMARY, endpoint)
     ecs.create_cluster(clusterName=cluster)
@@ -331,8 +348,11 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
 
 def service_secrets(endpoint, env, urls):
     """The secrets `templates/ecs/auth-service.taskdef.yaml` hands the service, in the formats it parses,
-    replicated to the DR region."""
+    replicated to the DR region; returns those suma rotates, as configuration entries."""
     sm = client("secretsmanager", PRIMARY, endpoint)
+    prefix = f"/suma-finance/auth/{env}"
+    # The admin login that may ALTER ROLE the tasks' role (credentials JSON; the sandbox's superuser).
+    sm.create_secret(Name=f"{prefix}/db-admin", SecretString=json.dumps(urls["db_admin"]))
     values = {
         "database-url": urls["database_url"],
         "redis-url": urls["redis_url"],
@@ -348,6 +368,16 @@ def service_secrets(endpoint, env, urls):
             KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
             AddReplicaRegions=[{"Region": DR}],
         )
+    return [
+        {
+            "id": f"{prefix}/database-url",
+            "kind": "database-url",
+            "rotation_days": 90,
+            "consumers": ["auth-service"],
+            "database": {"admin_secret": f"{prefix}/db-admin"},
+        },
+        {"id": f"{prefix}/reset-token-keys", "kind": "keyring", "rotation_days": 90, "consumers": ["auth-service"]},
+    ]
 
 
 def register_rendered(ecs, env, config, region):
@@ -379,20 +409,6 @@ def rsa_private_pem(bits=2048):
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-
-
-def ensure_jwt_key(endpoint, secret_id):
-    """Gives the secret an RSA key PEM as AWSCURRENT unless it has one; drops an AWSPREVIOUS that is no key."""
-    sm = client("secretsmanager", PRIMARY, endpoint)
-    current = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
-    if current.get("SecretString", "").startswith("-----BEGIN"):
-        print("jwt_key=ok")
-        return
-    sm.put_secret_value(SecretId=secret_id, SecretString=rsa_private_pem())
-    sm.update_secret_version_stage(
-        SecretId=secret_id, VersionStage="AWSPREVIOUS", RemoveFromVersionId=current["VersionId"]
-    )
-    print("jwt_key=replaced")
 
 
 def seed_drill_environment(endpoint, env, service_url, prometheus_url):
@@ -450,9 +466,6 @@ def main():
     if sys.argv[1] == "--demo-config":
         demo_config(*sys.argv[2:])
         return
-    if sys.argv[1] == "--ensure-jwt-key":
-        ensure_jwt_key(sys.argv[2], sys.argv[3])
-        return
     if sys.argv[1] == "--environment":
         # One more environment on a running sandbox, printed as JSON (tests add it to their own config).
         name, endpoint, service_url, prometheus_url = sys.argv[2:6]
@@ -467,16 +480,17 @@ def main():
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    # Each environment's `url` is its front door; production's comes from the environment.
+    urls = {"staging": service_url, "production": os.environ.get("SANDBOX_PRODUCTION_URL", service_url)}
     config = {
         "version": 1,
         "defaults": {"environment": "staging"},
         "lock": {"table": LOCK_TABLE, "region": PRIMARY, "lease": "30s"},
-        "environments": {env: seed_environment(endpoint, env, service_url, prometheus_url, shipped) for env in ("staging", "production")},
+        "environments": {env: seed_environment(endpoint, env, urls[env], prometheus_url, shipped) for env in ("staging", "production")},
     }
-    staging = config["environments"]["staging"]["alb"]
-    print(f"staging_rule_arn={staging['rule_arn']}")
-    print(f"staging_stable_tg={staging['stable_target_group_arn']}")
-    print(f"staging_canary_tg={staging['canary_target_group_arn']}")
+    for env, edge in EDGE.items():
+        for key, value in edge.items():
+            print(f"{env}_{key}={value}")
     with open(output, "w") as f:
         f.write("# Generated by `cargo xtask sandbox up` for the local moto sandbox. Do not edit.\n")
         yaml.safe_dump(config, f, sort_keys=False)

@@ -26,6 +26,30 @@ const AIOSMTPD_VERSION: &str = "1.4.6";
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";
 
+/// The edge's listeners besides `edge_port` (staging's front door, `AUTH_URL`): staging's DR ALB,
+/// production's ALB, DR ALB and front door.
+const EDGE_PORTS: [&str; 4] = [
+    "edge_staging_dr_port",
+    "edge_production_port",
+    "edge_production_dr_port",
+    "edge_production_front_port",
+];
+
+/// What seed.py prints for the edge, per environment.
+const EDGE_KEYS: [&str; 8] = [
+    "rule_arn",
+    "stable_tg",
+    "canary_tg",
+    "dr_tg",
+    "zone",
+    "record",
+    "primary_dns",
+    "dr_dns",
+];
+
+/// Each environment's database and the role its tasks log in as: staging, then production.
+const DATABASES: [(&str, &str); 2] = [("auth", "auth_staging"), ("auth_production", "auth_production")];
+
 /// The clusters whose services the ECS agent runs (seed.py's names for the two environments).
 const AGENT_CLUSTERS: [&str; 2] = ["suma-finance-staging", "suma-finance-production"];
 
@@ -51,7 +75,7 @@ struct Component {
 }
 
 /// What `up` starts, in start order; `down` stops them in reverse.
-const COMPONENTS: [Component; 9] = [
+const COMPONENTS: [Component; 10] = [
     Component {
         name: "moto",
         needle: "moto_server",
@@ -80,6 +104,11 @@ const COMPONENTS: [Component; 9] = [
     Component {
         name: "proxy",
         needle: "weighted-proxy",
+        listens: true,
+    },
+    Component {
+        name: "edge",
+        needle: "edge",
         listens: true,
     },
     Component {
@@ -193,16 +222,18 @@ impl Sandbox {
             // The seeded secrets hold the URLs of PostgreSQL, Redis and SMTP: when one moves, moto is
             // seeded again. `seed=2`: the task definition is rendered from the shipped template.
             "moto" => format!(
-                "proxy={} prometheus={} postgres={} redis={} smtp={} seed=2",
-                get("proxy_port"),
+                "front={}:{} prometheus={} postgres={} redis={} smtp={} seed=3",
+                get("edge_port"),
+                get("edge_production_front_port"),
                 get("prometheus_port"),
                 get("postgres_port"),
                 get("redis_port"),
                 get("smtp_port")
             ),
             // Tasks connect to PostgreSQL and Redis and read moto: any of them restarted, the tasks restart.
+            // `v=2`: what the agent adds to every task (JWKS_MAX_AGE).
             "agent" => format!(
-                "moto={}:{} postgres={} redis={}",
+                "moto={}:{} postgres={} redis={} v=2",
                 get("moto_pid"),
                 get("moto_port"),
                 get("postgres_pid"),
@@ -216,7 +247,15 @@ impl Sandbox {
                 get("staging_rule_arn")
             ),
             "prometheus" => "targets=agent/scrape-targets.json".to_owned(),
-            "loadgen" => format!("proxy={}", get("proxy_port")),
+            "edge" => format!(
+                "moto={}:{} proxy={} ports={} rule={}",
+                get("moto_pid"),
+                get("moto_port"),
+                get("proxy_port"),
+                EDGE_PORTS.map(get).join(","),
+                get("production_rule_arn")
+            ),
+            "loadgen" => format!("front={}", get("edge_port")),
             // `api=2`: the stand-in serves monitor and dashboard writes (a stub from before is restarted).
             "datadog" => format!("keys={} api=2", get("datadog_keys")),
             _ => String::new(),
@@ -297,6 +336,13 @@ impl Sandbox {
         let mut state = self.load_state();
         // The proxy's and Prometheus's ports come first: the seeded configuration points at them.
         Self::choose_port(&mut state, "proxy")?;
+        Self::choose_port(&mut state, "edge")?;
+        for key in EDGE_PORTS {
+            let keep = Self::port(&state, key).is_some_and(|p| Self::running(&state, "edge") || !process::port_open(p));
+            if !keep {
+                state.insert(key.to_owned(), process::free_port()?.to_string());
+            }
+        }
         Self::choose_port(&mut state, "prometheus")?;
         Self::choose_port(&mut state, "datadog")?;
         if !state.contains_key("datadog_keys") {
@@ -305,10 +351,11 @@ impl Sandbox {
                 format!("{}:{}", random_hex(16)?, random_hex(16)?),
             );
         }
-        // The services' TOTP encryption key: one per sandbox, kept in the state so restarts can still
-        // open the secrets it sealed.
-        if !state.contains_key("totp_key") {
-            state.insert("totp_key".into(), random_base64(32)?);
+        // The tasks' database passwords, one per sandbox; seed.py writes them into the secrets.
+        for (_, role) in DATABASES {
+            if let std::collections::btree_map::Entry::Vacant(entry) = state.entry(format!("{role}_password")) {
+                entry.insert(random_hex(16)?);
+            }
         }
         self.save_state(&state)?;
 
@@ -370,6 +417,11 @@ impl Sandbox {
             self.start_proxy(&mut state, &vars)?;
             self.save_state(&state)?;
         }
+        if !Self::current(&state, "edge") {
+            Self::stop(&mut state, "edge");
+            self.start_edge(&mut state, &vars)?;
+            self.save_state(&state)?;
+        }
         if !Self::current(&state, "prometheus") {
             Self::stop(&mut state, "prometheus");
             self.start_prometheus(&mut state)?;
@@ -428,6 +480,7 @@ impl Sandbox {
             "agent",
             "agent.log",
             "proxy.log",
+            "edge.log",
             "loadgen.log",
             "prometheus.log",
             "prometheus",
@@ -531,6 +584,7 @@ impl Sandbox {
         // A fresh moto is empty: seed it and write the matching configuration. Both environments' `url`
         // is the proxy; the seed prints the staging rule and target groups the proxy follows.
         eprintln!("sandbox: seeding moto with the staging and production topology");
+        self.set_role_passwords(state)?;
         let seeded = process::run(
             Command::new(self.venv().join("bin/python"))
                 .env("SUMA_BIN", self.binary("suma"))
@@ -539,17 +593,25 @@ impl Sandbox {
                     self.root.join("templates/ecs/auth-service.taskdef.yaml"),
                 )
                 .env("SANDBOX_SERVICE_URLS", Self::service_urls(state))
+                .env(
+                    "SANDBOX_PRODUCTION_URL",
+                    format!("http://127.0.0.1:{}", state["edge_production_front_port"]),
+                )
                 .arg(self.root.join("xtask/sandbox/seed.py"))
                 .arg(format!("http://127.0.0.1:{port}"))
                 .arg(self.dir.join("suma.yaml"))
-                .arg(format!("http://127.0.0.1:{}", state["proxy_port"]))
+                .arg(format!("http://127.0.0.1:{}", state["edge_port"]))
                 .arg(format!("http://127.0.0.1:{}", state["prometheus_port"])),
         )?;
-        for key in ["staging_rule_arn", "staging_stable_tg", "staging_canary_tg"] {
+        let printed: Vec<String> = ["staging", "production"]
+            .iter()
+            .flat_map(|env| EDGE_KEYS.map(|key| format!("{env}_{key}")))
+            .collect();
+        for key in &printed {
             state.remove(key);
         }
         state.extend(parse_state(&seeded));
-        for key in ["staging_rule_arn", "staging_stable_tg", "staging_canary_tg"] {
+        for key in &printed {
             if !state.contains_key(key) {
                 return Err(format!("seed.py printed no `{key}`:\n{seeded}"));
             }
@@ -712,9 +774,16 @@ host    replication     postgres        ::1/128                 trust
         Ok(())
     }
 
-    /// The environments' databases: `auth` (staging) and `auth_production`.
+    /// The environments' databases, `auth` (staging) and `auth_production`, each owned by the role its
+    /// tasks log in as (`auth_staging`, `auth_production`), which must give its password: so a rotation of
+    /// the `database-url` secret really changes what the tasks connect with. The password is set when moto
+    /// is seeded ([`Self::set_role_passwords`]), the only time the secrets are written from the state.
     fn ensure_databases(&self, state: &State, pg_bin: &Path) -> Result<()> {
-        for db in ["auth", "auth_production"] {
+        for (db, role) in DATABASES {
+            let sql = format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN; END IF; END $$"
+            );
+            self.psql(state, pg_bin, "postgres", &sql)?;
             // `createdb` fails when the database exists, which is what we want on a restart.
             let _ = process::run(Command::new(pg_bin.join("createdb")).args([
                 "-h",
@@ -723,24 +792,81 @@ host    replication     postgres        ::1/128                 trust
                 &state["postgres_port"],
                 "-U",
                 "postgres",
+                "-O",
+                role,
                 db,
             ]));
+            // A database from an older sandbox was created by `postgres`: hand it over.
+            self.psql(
+                state,
+                pg_bin,
+                "postgres",
+                &format!("ALTER DATABASE {db} OWNER TO {role}"),
+            )?;
+            self.psql(
+                state,
+                pg_bin,
+                db,
+                &format!(
+                    "GRANT ALL ON SCHEMA public TO {role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"
+                ),
+            )?;
         }
         Ok(())
     }
 
-    /// What seed.py stores in the secrets the task definition hands the service, per environment (JSON).
+    /// Gives the tasks' roles the passwords the seeded `database-url` secrets hold.
+    fn set_role_passwords(&self, state: &State) -> Result<()> {
+        let pg_bin = ensure_postgres()?;
+        for (_, role) in DATABASES {
+            let password = &state[&format!("{role}_password")];
+            self.psql(
+                state,
+                &pg_bin,
+                "postgres",
+                &format!("ALTER ROLE {role} WITH LOGIN PASSWORD '{password}'"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `psql -c SQL` as the superuser on database `db`.
+    fn psql(&self, state: &State, pg_bin: &Path, db: &str, sql: &str) -> Result<()> {
+        process::run(
+            Command::new(pg_bin.join("psql"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &state["postgres_port"],
+                    "-U",
+                    "postgres",
+                    "-d",
+                    db,
+                ])
+                .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
+                .env_remove("PGDATA")
+                .env_remove("PGPASSWORD"),
+        )
+        .map(drop)
+    }
+
+    /// What seed.py stores in the secrets the task definition hands the service, per environment (JSON),
+    /// and the admin login that may change the tasks' role password (the sandbox's trusted superuser).
     fn service_urls(state: &State) -> String {
-        let env = |db: &str, redis_db: u8| {
+        let env = |(db, role): (&str, &str), redis_db: u8| {
             format!(
-                r#"{{"database_url": "postgres://postgres@127.0.0.1:{}/{db}", "redis_url": "redis://127.0.0.1:{}/{redis_db}", "smtp_url": "smtp://127.0.0.1:{}"}}"#,
-                state["postgres_port"], state["redis_port"], state["smtp_port"]
+                r#"{{"database_url": "postgres://{role}:{}@127.0.0.1:{port}/{db}", "db_admin": {{"username": "postgres", "password": "", "host": "127.0.0.1", "port": {port}, "dbname": "{db}", "engine": "postgres"}}, "redis_url": "redis://127.0.0.1:{}/{redis_db}", "smtp_url": "smtp://127.0.0.1:{}"}}"#,
+                state[&format!("{role}_password")],
+                state["redis_port"],
+                state["smtp_port"],
+                port = state["postgres_port"],
             )
         };
         format!(
             r#"{{"staging": {}, "production": {}}}"#,
-            env("auth", 0),
-            env("auth_production", 1)
+            env(DATABASES[0], 0),
+            env(DATABASES[1], 1)
         )
     }
 
@@ -765,7 +891,8 @@ host    replication     postgres        ::1/128                 trust
             cmd.args(["--cluster", cluster]);
         }
         // What the sandbox adds to every task: the task role's credentials and the AWS endpoint (the
-        // service reads its JWT keys itself), a key reload quick enough for a rotation's steps, rate
+        // service reads its JWT keys itself), a key reload and JWKS cache age short enough for a rotation's
+        // steps to take seconds, rate
         // limits and email verification off for the load generator, a short drain, quieter logs.
         let mut task_env: Vec<(String, String)> = self
             .aws_vars_at(&moto)
@@ -775,6 +902,8 @@ host    replication     postgres        ::1/128                 trust
         task_env.extend(
             [
                 ("JWT_KEYS_RELOAD_INTERVAL", "2"),
+                // A JWT rotation waits this long after every task publishes a key; 60 s by default.
+                ("JWKS_MAX_AGE", "5"),
                 ("RATE_LIMIT_LOGIN_PER_IP", "0"),
                 ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0"),
                 ("RATE_LIMIT_REFRESH_PER_IP", "0"),
@@ -881,6 +1010,67 @@ host    replication     postgres        ::1/128                 trust
         Ok(())
     }
 
+    /// The edge: staging's DR ALB, production's ALB and DR ALB, and both environments' front doors, which
+    /// follow their Route 53 failover records to the primary or the DR ALB (staging's primary ALB is the
+    /// proxy).
+    fn start_edge(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {
+        let port = Self::port(state, "edge_port").ok_or("no edge port chosen")?;
+        let at = |key: &str| format!("127.0.0.1:{}", state[key]);
+        let url = |key: &str| format!("http://127.0.0.1:{}", state[key]);
+        let alb = |listen: String, region: &str, rule: &str, groups: &[&str]| {
+            let groups: Vec<&str> = groups.iter().map(|g| state[*g].as_str()).collect();
+            format!("{listen}|{region}|{rule}|{}", groups.join(","))
+        };
+        let door = |listen: String, env: &str, primary: String, dr: String| {
+            format!(
+                "{listen}|{}|{}|{}={primary},{}={dr}",
+                state[&format!("{env}_zone")],
+                state[&format!("{env}_record")],
+                state[&format!("{env}_primary_dns")],
+                state[&format!("{env}_dr_dns")],
+            )
+        };
+        let log = self.dir.join("edge.log");
+        let pid = process::spawn_logged(
+            Command::new(self.binary("edge"))
+                .arg("--alb")
+                .arg(alb(at("edge_staging_dr_port"), "eu-central-1", "-", &["staging_dr_tg"]))
+                .arg("--alb")
+                .arg(alb(
+                    at("edge_production_port"),
+                    "eu-west-1",
+                    &state["production_rule_arn"],
+                    &["production_stable_tg", "production_canary_tg"],
+                ))
+                .arg("--alb")
+                .arg(alb(
+                    at("edge_production_dr_port"),
+                    "eu-central-1",
+                    "-",
+                    &["production_dr_tg"],
+                ))
+                .arg("--front-door")
+                .arg(door(
+                    at("edge_port"),
+                    "staging",
+                    url("proxy_port"),
+                    url("edge_staging_dr_port"),
+                ))
+                .arg("--front-door")
+                .arg(door(
+                    at("edge_production_front_port"),
+                    "production",
+                    url("edge_production_port"),
+                    url("edge_production_dr_port"),
+                ))
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            &log,
+        )?;
+        process::wait_for_port(port, "edge", Duration::from_secs(20), &log)?;
+        Self::started(state, "edge", pid);
+        Ok(())
+    }
+
     /// Debian's Prometheus, run directly (not as the system service) with its config and data here.
     fn start_prometheus(&self, state: &mut State) -> Result<()> {
         let port = Self::port(state, "prometheus_port").ok_or("no Prometheus port chosen")?;
@@ -916,7 +1106,7 @@ host    replication     postgres        ::1/128                 trust
         let pid = process::spawn_logged(
             Command::new(self.binary("loadgen"))
                 .arg("--url")
-                .arg(format!("http://127.0.0.1:{}", state["proxy_port"]))
+                .arg(format!("http://127.0.0.1:{}", state["edge_port"]))
                 .args(["--rate", LOAD_RATE]),
             &log,
         )?;
@@ -983,8 +1173,11 @@ host    replication     postgres        ::1/128                 trust
             ("REDIS_URL", format!("redis://127.0.0.1:{}/", state["redis_port"])),
             ("SMTP_URL", format!("smtp://127.0.0.1:{}", state["smtp_port"])),
             ("SMTP_SINK_DIR", self.dir.join("mail").display().to_string()),
-            // The service as clients see it: through the weighted proxy (the ALB).
-            ("AUTH_URL", url("proxy_port")),
+            // The service as clients see it: staging's front door (its Route 53 record, then the ALB it names).
+            ("AUTH_URL", url("edge_port")),
+            ("AUTH_PRODUCTION_URL", url("edge_production_front_port")),
+            // Staging's primary ALB alone (the weighted proxy).
+            ("AUTH_ALB_URL", url("proxy_port")),
             // The ECS agent's overlay: `/_agent/tasks` lists every task with its address and version.
             ("SUMA_SANDBOX_AGENT_URL", url("agent_port")),
             // What the services' tokens carry, so that tests can mint tokens they accept.
@@ -1038,31 +1231,6 @@ fn random_hex(bytes: usize) -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// `bytes` random bytes from the kernel, as standard base64 (padded).
-fn random_base64(bytes: usize) -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let hex = random_hex(bytes)?;
-    let raw: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for chunk in raw.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// `KEY=VALUE` lines; other lines are ignored.

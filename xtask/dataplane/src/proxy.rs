@@ -109,6 +109,8 @@ pub struct Proxy {
     forwarded: Vec<AtomicU64>,
     failed: Vec<AtomicU64>,
     client: reqwest::Client,
+    /// A load balancer adds `X-Forwarded-For`/`-Proto`; the front door stands for DNS, which adds nothing.
+    adds_forwarded: bool,
 }
 
 impl Proxy {
@@ -128,7 +130,16 @@ impl Proxy {
             upstreams,
             selector: Mutex::new(SmoothWeighted::new(weights)),
             client,
+            adds_forwarded: true,
         })
+    }
+
+    /// A proxy that forwards as DNS resolution would: no `X-Forwarded-*` of its own, and the answering
+    /// load balancer's `x-sandbox-upstream` kept.
+    pub fn transparent(upstreams: Vec<Upstream>, weights: Vec<u32>) -> Arc<Self> {
+        let mut proxy = Arc::into_inner(Self::new(upstreams, weights)).expect("a fresh proxy has one owner");
+        proxy.adds_forwarded = false;
+        Arc::new(proxy)
     }
 
     pub fn upstreams(&self) -> &[Upstream] {
@@ -219,17 +230,19 @@ async fn forward(
 
     let mut headers = strip_hop_by_hop(&parts.headers);
     headers.remove(header::HOST);
-    let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    if proxy.adds_forwarded {
+        let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prior) => format!("{prior}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        }
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
 
     let sent = proxy
         .client
@@ -272,8 +285,10 @@ async fn forward(
         }
     };
     proxy.forwarded[index].fetch_add(1, Ordering::Relaxed);
-    if let Ok(name) = HeaderValue::from_str(upstream.name()) {
-        headers.insert(HeaderName::from_static(UPSTREAM_HEADER), name);
+    if proxy.adds_forwarded || !headers.contains_key(UPSTREAM_HEADER) {
+        if let Ok(name) = HeaderValue::from_str(upstream.name()) {
+            headers.insert(HeaderName::from_static(UPSTREAM_HEADER), name);
+        }
     }
     // The body is complete: its length is known again.
     headers.remove(header::CONTENT_LENGTH);

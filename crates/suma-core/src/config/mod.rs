@@ -271,15 +271,27 @@ pub struct DnsConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum SecretKind {
     JwtSigningKey,
+    /// Database credentials as Secrets Manager's JSON.
     DbPassword,
+    /// Database credentials as a `postgres://` URL (what the service reads as `DATABASE_URL`).
+    DatabaseUrl,
+    /// `kid:base64url-key` entries, the first signs (the service's `RESET_TOKEN_KEYS`).
+    Keyring,
     Random,
 }
 
 impl SecretKind {
+    /// Database credentials (`db-password`, `database-url`): rotated through the database.
+    pub fn is_database(self) -> bool {
+        matches!(self, Self::DbPassword | Self::DatabaseUrl)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::JwtSigningKey => "jwt-signing-key",
             Self::DbPassword => "db-password",
+            Self::DatabaseUrl => "database-url",
+            Self::Keyring => "keyring",
             Self::Random => "random",
         }
     }
@@ -672,16 +684,13 @@ impl ConfigFile {
                     )),
                     _ => {}
                 }
-                if let Some(db) = secret
-                    .database
-                    .as_ref()
-                    .filter(|_| secret.kind == SecretKind::DbPassword)
-                {
+                if let Some(db) = secret.database.as_ref().filter(|_| secret.kind.is_database()) {
                     if db.admin_secret.is_some() == db.rds_master.is_some() {
                         problems.push((
                             at_secret("database"),
                             format!(
-                                "the `db-password` secret `{}` needs exactly one of `admin_secret` and `rds_master`",
+                                "the `{}` secret `{}` needs exactly one of `admin_secret` and `rds_master`",
+                                secret.kind.as_str(),
                                 secret.id
                             ),
                             Some("`admin_secret: SECRET` sets the password with ALTER ROLE; `rds_master: INSTANCE` with RDS ModifyDBInstance".to_owned()),

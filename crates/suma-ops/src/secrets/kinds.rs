@@ -75,7 +75,88 @@ impl Rotation for RandomRotation {
     }
 }
 
-/// The JSON Secrets Manager uses for database credentials.
+/// A keyring: `kid:base64url-key` entries separated by commas, the first signs and the others only
+/// verify (the service's `RESET_TOKEN_KEYS`). A rotation puts a new key first and keeps the one that signed
+/// until now, so what it signed still verifies through the overlap; older keys are dropped.
+pub struct KeyringRotation {
+    /// Bytes of each new key (at least 32).
+    pub key_bytes: usize,
+}
+
+/// A keyring's entries as `(kid, key)`, checked: at least one, unique kids, keys of at least 32 bytes.
+pub fn keyring_entries(value: &str) -> Result<Vec<(String, String)>, RotationError> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for entry in value.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+        let (kid, key) = entry
+            .split_once(':')
+            .ok_or_else(|| failed("an entry is not `kid:base64url-key`"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(key.trim_end_matches('='))
+            .map_err(|_| failed(format!("the key of `{kid}` is not base64url")))?;
+        if bytes.len() < 32 {
+            return Err(failed(format!(
+                "the key of `{kid}` has {} bytes; at least 32",
+                bytes.len()
+            )));
+        }
+        if entries.iter().any(|(k, _)| k == kid) {
+            return Err(failed(format!("kid `{kid}` appears twice")));
+        }
+        entries.push((kid.to_owned(), key.to_owned()));
+    }
+    if entries.is_empty() {
+        return Err(failed("the keyring has no entry"));
+    }
+    Ok(entries)
+}
+
+#[async_trait]
+impl Rotation for KeyringRotation {
+    async fn generate(&self, current: &str) -> Result<String, RotationError> {
+        let current = keyring_entries(current)?;
+        let mut key = vec![0u8; self.key_bytes.max(32)];
+        rand::rngs::OsRng.fill(key.as_mut_slice());
+        let kid = format!("k{}", random_string(10, Alphabet::Alphanumeric).to_ascii_lowercase());
+        Ok(format!(
+            "{kid}:{},{}:{}",
+            URL_SAFE_NO_PAD.encode(&key),
+            current[0].0,
+            current[0].1
+        ))
+    }
+    async fn set(&self, _current: &str, _pending: &str) -> Result<Facts, RotationError> {
+        Ok(Facts::new())
+    }
+    async fn test(&self, pending: &str) -> Result<Facts, RotationError> {
+        let entries = keyring_entries(pending)?;
+        Ok(Facts::from([
+            ("signing_kid".to_owned(), json!(entries[0].0)),
+            (
+                "verify_kids".to_owned(),
+                json!(entries.iter().skip(1).map(|e| &e.0).collect::<Vec<_>>()),
+            ),
+        ]))
+    }
+    async fn finished(&self, _new: &str) -> Result<Facts, RotationError> {
+        Ok(Facts::new())
+    }
+    async fn undo_set(&self, _current: &str, _pending: &str) -> Result<(), RotationError> {
+        Ok(())
+    }
+}
+
+/// How a secret spells database credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CredentialForm {
+    /// The JSON Secrets Manager uses (`db-password`).
+    #[default]
+    Json,
+    /// A `postgres://user:password@host:port/dbname?options` URL, as the service's `DATABASE_URL` reads it
+    /// (`database-url`).
+    Url,
+}
+
+/// Database credentials, in either form; a rotation writes the new version in the form of the old.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DbCredentials {
     pub username: String,
@@ -86,15 +167,64 @@ pub struct DbCredentials {
     /// Other members (`engine`, `dbInstanceIdentifier`, …) are kept as they are.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip)]
+    pub form: CredentialForm,
+    /// A URL's query (`sslmode=require`, …), kept as it is.
+    #[serde(skip)]
+    pub query: Option<String>,
 }
 
 impl DbCredentials {
+    /// Reads credentials JSON or a `postgres://` URL.
     pub fn parse(value: &str, what: &str) -> Result<Self, RotationError> {
+        let trimmed = value.trim();
+        if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+            return Self::parse_url(trimmed, what);
+        }
         serde_json::from_str(value).map_err(|e| {
             failed(format!(
-                "{what} is not database credentials JSON ({e})\nhint: the value must be {{\"username\", \"password\", \"host\", \"port\", \"dbname\"}}"
+                "{what} is neither database credentials JSON nor a postgres:// URL ({e})\nhint: the value must be {{\"username\", \"password\", \"host\", \"port\", \"dbname\"}} or postgres://USER:PASSWORD@HOST:PORT/DBNAME"
             ))
         })
+    }
+
+    fn parse_url(value: &str, what: &str) -> Result<Self, RotationError> {
+        let bad = |why: &str| failed(format!("{what} is not a usable postgres:// URL: {why}"));
+        let url = reqwest::Url::parse(value).map_err(|e| bad(&e.to_string()))?;
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| bad("a user name or password is not valid percent-encoded UTF-8"))
+        };
+        let username = decode(url.username())?;
+        if username.is_empty() {
+            return Err(bad("it names no user"));
+        }
+        Ok(Self {
+            username,
+            password: decode(url.password().unwrap_or_default())?,
+            host: url.host_str().ok_or_else(|| bad("it names no host"))?.to_owned(),
+            port: url.port().unwrap_or(5432),
+            dbname: url.path().trim_start_matches('/').to_owned(),
+            other: serde_json::Map::new(),
+            form: CredentialForm::Url,
+            query: url.query().map(str::to_owned),
+        })
+    }
+
+    /// The credentials in their form: JSON, or the URL rebuilt with its options.
+    pub fn render(&self) -> String {
+        match self.form {
+            CredentialForm::Json => serde_json::to_string(self).expect("credentials serialize"),
+            CredentialForm::Url => {
+                let mut url = reqwest::Url::parse("postgres://placeholder/").expect("a valid base URL");
+                let _ = url.set_host(Some(&self.host));
+                let _ = url.set_port(Some(self.port));
+                let _ = url.set_username(&self.username);
+                let _ = url.set_password(Some(&self.password));
+                url.set_path(&self.dbname);
+                url.set_query(self.query.as_deref());
+                url.to_string()
+            }
+        }
     }
 
     pub(crate) fn options(&self) -> sqlx::postgres::PgConnectOptions {
@@ -128,6 +258,24 @@ impl DbCredentials {
     }
 }
 
+/// `%XX` sequences decoded; `None` when they do not make UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// SQL identifier quoting (`"name"`).
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -149,6 +297,8 @@ pub fn alternate_user(username: &str) -> String {
 /// instance's master user (`rds_master`), through RDS ModifyDBInstance.
 pub struct DbPasswordRotation {
     pub secret_id: String,
+    /// The form the secret must hold (`database-url`: a URL); `None` takes the current version's.
+    pub form: Option<CredentialForm>,
     pub spec: DbPasswordSpec,
     pub secrets: Arc<dyn SecretVersionsApi>,
     /// RDS in the environment's primary region (used with `rds_master`).
@@ -224,7 +374,13 @@ impl Rotation for DbPasswordRotation {
             creds.username = alternate_user(&creds.username);
         }
         creds.password = random_string(40, Alphabet::Alphanumeric);
-        Ok(serde_json::to_string(&creds).expect("credentials serialize"))
+        if self.form == Some(CredentialForm::Url) && creds.form != CredentialForm::Url {
+            return Err(failed(format!(
+                "AWSCURRENT of `{}` is credentials JSON, but a `database-url` secret holds a postgres:// URL (what the service reads as DATABASE_URL)\nhint: use `kind: db-password` for a JSON secret, or store the URL",
+                self.secret_id
+            )));
+        }
+        Ok(creds.render())
     }
 
     async fn set(&self, current: &str, pending: &str) -> Result<Facts, RotationError> {
@@ -322,13 +478,32 @@ pub fn kid_of_pem(pem: &str) -> Result<String, RotationError> {
     Ok(kid_of(&key.to_public_key()))
 }
 
-/// The service's JWT signing key: published before use, tested with a real token, then made the signer.
+/// The service's JWT signing key: published by every task and past the JWKS cache age before it signs,
+/// tested with a real token, then made the signer.
 pub struct JwtRotation {
     pub spec: JwtSpec,
-    /// The service's base URL.
+    /// The service's base URL: the load balancer, which spreads the checks over the tasks.
     pub service_url: reqwest::Url,
     pub http: suma_http::ServiceClient,
     pub poll: Duration,
+    /// The services whose tasks must all show a change (their running count sizes the confirmation).
+    pub ecs: std::sync::Arc<dyn crate::aws::ecs::EcsApi>,
+    pub cluster: String,
+    pub services: Vec<String>,
+}
+
+/// Consecutive answers that must show a change before it counts as seen by every task: three per running
+/// task, so a round-robin load balancer (the ALB's default) reaches each task at least three times.
+pub fn confirmations(running_tasks: i32) -> u32 {
+    3 * running_tasks.max(1) as u32
+}
+
+/// `max-age` of a `Cache-Control` header, in seconds.
+pub fn max_age(cache_control: &str) -> Option<u64> {
+    cache_control
+        .split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|v| v.trim().parse().ok())
 }
 
 #[derive(Serialize)]
@@ -341,34 +516,57 @@ struct TestClaims<'a> {
 }
 
 impl JwtRotation {
-    async fn get_json(&self, path: &str) -> Result<serde_json::Value, RotationError> {
+    async fn get(&self, path: &str) -> Result<suma_http::Response, RotationError> {
         let url = self.service_url.join(path).map_err(|e| failed(e.to_string()))?;
         let response = self.http.get(url.as_str()).await.map_err(|e| failed(e.to_string()))?;
         if !response.is_success() {
             return Err(failed(format!("GET {url} answered {}", response.status)));
         }
-        response
-            .json
-            .ok_or_else(|| failed(format!("GET {url}: the answer is not JSON")))
+        if response.json.is_none() {
+            return Err(failed(format!("GET {url}: the answer is not JSON")));
+        }
+        Ok(response)
     }
 
-    /// Polls until `check` holds, up to `pickup_timeout`.
+    /// The running tasks of the services that use the key.
+    async fn running_tasks(&self) -> Result<i32, RotationError> {
+        let services = self
+            .ecs
+            .describe_services(&self.cluster, &self.services)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(services.iter().map(|s| s.running).sum())
+    }
+
+    /// Polls until `check` holds on [`confirmations`] consecutive answers (every task behind the load
+    /// balancer), up to `pickup_timeout`; returns the time it took, the tasks counted and the last answer.
     async fn wait_for(
         &self,
         what: &str,
         check: impl Fn(&serde_json::Value) -> bool,
         path: &str,
-    ) -> Result<Duration, RotationError> {
+    ) -> Result<(Duration, i32, suma_http::Response), RotationError> {
         let start = tokio::time::Instant::now();
+        let tasks = self.running_tasks().await?;
+        let needed = confirmations(tasks);
+        let mut in_a_row = 0;
         loop {
-            let last = self.get_json(path).await;
-            if last.as_ref().is_ok_and(&check) {
-                return Ok(start.elapsed());
+            let last = self.get(path).await;
+            match &last {
+                Ok(answer) if answer.json.as_ref().is_some_and(&check) => {
+                    in_a_row += 1;
+                    if in_a_row >= needed {
+                        return Ok((start.elapsed(), tasks, last?));
+                    }
+                    // The next answer at once: it comes from the next task.
+                    continue;
+                }
+                _ => in_a_row = 0,
             }
             if start.elapsed() >= self.spec.pickup_timeout {
-                let seen = last.map_or_else(|e| e.to_string(), |v| v.to_string());
+                let seen = last.map_or_else(|e| e.to_string(), |v| v.json.unwrap_or_default().to_string());
                 return Err(failed(format!(
-                    "{what} did not happen within {} (last answer of {path}: {seen})\nhint: check that the service reloads its key set (SIGHUP or its reload interval)",
+                    "{what} did not happen on every task ({needed} answers in a row for {tasks} running task(s)) within {} (last answer of {path}: {seen})\nhint: check that every task reloads its key set (SIGHUP or its reload interval)",
                     humantime::format_duration(self.spec.pickup_timeout)
                 )));
             }
@@ -398,16 +596,26 @@ impl Rotation for JwtRotation {
                 .as_array()
                 .is_some_and(|keys| keys.iter().any(|k| k["kid"] == kid.as_str()))
         };
-        let took = self
+        let (took, tasks, answer) = self
             .wait_for(
                 &format!("the JWKS publishing kid `{kid}`"),
                 has_kid,
                 "/.well-known/jwks.json",
             )
             .await?;
+        // Clients may cache the JWKS this long: a token signed with the new key before a cached copy
+        // expires would be rejected by them.
+        let cache_age = answer
+            .headers
+            .get("cache-control")
+            .and_then(|v| max_age(v))
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_secs(cache_age)).await;
         Ok(Facts::from([
             ("kid".to_owned(), json!(kid)),
             ("published_after_ms".to_owned(), json!(took.as_millis() as u64)),
+            ("tasks_confirmed".to_owned(), json!(tasks)),
+            ("jwks_cache_age_waited_s".to_owned(), json!(cache_age)),
         ]))
     }
 
@@ -448,7 +656,7 @@ impl Rotation for JwtRotation {
 
     async fn finished(&self, new: &str) -> Result<Facts, RotationError> {
         let kid = kid_of_pem(new)?;
-        let took = self
+        let (took, _, _) = self
             .wait_for(
                 &format!("the service signing with kid `{kid}`"),
                 |version| version["signing_kid"] == kid.as_str(),
@@ -494,9 +702,76 @@ mod tests {
     }
 
     #[test]
+    fn every_task_is_asked_three_times_and_cache_ages_are_read() {
+        assert_eq!(confirmations(0), 3, "no running task counted: still three answers");
+        assert_eq!(confirmations(3), 9);
+        assert_eq!(max_age("public, max-age=60"), Some(60));
+        assert_eq!(max_age("max-age=5, must-revalidate"), Some(5));
+        assert_eq!(max_age("no-store"), None);
+    }
+
+    #[test]
     fn sql_quoting_doubles_quotes() {
         assert_eq!(ident(r#"a"b"#), r#""a""b""#);
         assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[tokio::test]
+    async fn a_keyring_rotation_puts_a_new_key_first_and_keeps_the_signer() {
+        let k = |byte: u8| URL_SAFE_NO_PAD.encode([byte; 32]);
+        let current = format!("old:{},older:{}", k(1), k(2));
+        let rotation = KeyringRotation { key_bytes: 32 };
+        let pending = rotation.generate(&current).await.unwrap();
+        let entries = keyring_entries(&pending).unwrap();
+        assert_eq!(
+            entries.len(),
+            2,
+            "the new key and the one that signed until now: {pending}"
+        );
+        assert_eq!(entries[1], ("old".to_owned(), k(1)));
+        assert_ne!(entries[0].0, "old");
+        rotation.test(&pending).await.unwrap();
+        for bad in ["", "no-colon", "a:short", &format!("a:{},a:{}", k(1), k(2))] {
+            assert!(keyring_entries(bad).is_err(), "{bad}");
+        }
+        assert!(
+            rotation.generate("not a keyring").await.is_err(),
+            "a value the service cannot parse is refused"
+        );
+    }
+
+    #[test]
+    fn database_urls_round_trip_with_a_new_password() {
+        let url = "postgres://auth_app:old%2Fpw@db.internal:6432/auth?sslmode=require";
+        let mut creds = DbCredentials::parse(url, "test").unwrap();
+        assert_eq!(creds.form, CredentialForm::Url);
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("auth_app", "old/pw")
+        );
+        assert_eq!(
+            (creds.host.as_str(), creds.port, creds.dbname.as_str()),
+            ("db.internal", 6432, "auth")
+        );
+        creds.password = "n3w p@ss".to_owned();
+        let rendered = creds.render();
+        assert_eq!(
+            rendered,
+            "postgres://auth_app:n3w%20p%40ss@db.internal:6432/auth?sslmode=require"
+        );
+        let back = DbCredentials::parse(&rendered, "test").unwrap();
+        assert_eq!(back.password, "n3w p@ss");
+        assert!(
+            DbCredentials::parse("postgres://db.internal/auth", "the thing").is_err(),
+            "no user"
+        );
+        let json = DbCredentials::parse(
+            r#"{"username":"u","password":"p","host":"h","port":1,"dbname":"d"}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(json.form, CredentialForm::Json);
+        assert!(json.render().starts_with('{'));
     }
 
     #[test]

@@ -94,12 +94,19 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
     let what = |s: &str| s.to_owned();
     let set = match secret.kind {
         crate::config::SecretKind::JwtSigningKey => what("wait until the service's JWKS publishes the new kid"),
-        crate::config::SecretKind::DbPassword => what("set the new password on the role (admin connection)"),
-        crate::config::SecretKind::Random => what("nothing downstream: consumers read the secret"),
+        crate::config::SecretKind::DbPassword | crate::config::SecretKind::DatabaseUrl => {
+            what("set the new password on the role (admin connection)")
+        }
+        crate::config::SecretKind::Keyring | crate::config::SecretKind::Random => {
+            what("nothing downstream: consumers read the secret")
+        }
     };
     let test = match secret.kind {
         crate::config::SecretKind::JwtSigningKey => what("a token signed with the new key verifies at the service"),
-        crate::config::SecretKind::DbPassword => what("connect with the new credentials and run a query"),
+        crate::config::SecretKind::DbPassword | crate::config::SecretKind::DatabaseUrl => {
+            what("connect with the new credentials and run a query")
+        }
+        crate::config::SecretKind::Keyring => what("parse the pending keyring as the service does"),
         crate::config::SecretKind::Random => what("read the pending value back and check its shape"),
     };
     let consumers = if secret.consumers.is_empty() {
@@ -179,21 +186,38 @@ impl Steps for RotationSteps<'_> {
         self.rotator.step(run, &name, op, self.rotation).await
     }
 
-    /// Before `finish`, a failure is undone at once: `AWSCURRENT` never moved. Once `finish` has started
-    /// the new value may be live, and undoing would be a second change under pressure: stop, and the
-    /// person chooses between `--resume` and `--abort`.
-    fn on_failure(&self, op: &Operation, _: usize) -> OnFailure {
-        if op.steps.iter().any(|s| s.name == "finish") {
-            OnFailure::Stop
-        } else {
-            OnFailure::RollBack
-        }
+    fn on_failure(&self, op: &Operation, index: usize) -> OnFailure {
+        after_failure(op, index)
     }
 
     async fn undo(&self, run: &Run<'_>, op: &mut Operation, _: &Decision) -> Result<String, StepError> {
         self.rotator.undo(run, op, self.rotation).await
     }
 }
+
+/// Before `finish`, a failure is undone at once: `AWSCURRENT` never moved. After it, a consumer whose
+/// new deployment failed (its tasks cannot work with the new value: the circuit breaker stopped it) is
+/// a verdict on the value, so it is undone too: `AWSCURRENT` back and the consumers redeployed on the
+/// previous value. Any other failure once `finish` has started (a timeout, AWS unreachable) says
+/// nothing about the value, and undoing would be a second change under pressure: stop, and the person
+/// chooses between `--resume` and `--abort`.
+pub fn after_failure(op: &Operation, index: usize) -> OnFailure {
+    let consumers_rejected = op.plan[index].name == "consumers"
+        && op
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.name == "consumers")
+            .is_some_and(|s| s.facts.contains_key(CONSUMER_ROLLOUT_FAILED));
+    if consumers_rejected || !op.steps.iter().any(|s| s.name == "finish") {
+        OnFailure::RollBack
+    } else {
+        OnFailure::Stop
+    }
+}
+
+/// The fact a `consumers` step records when a consumer's new deployment failed (the rotation is undone).
+pub const CONSUMER_ROLLOUT_FAILED: &str = "rollout_failed";
 
 impl Rotator {
     /// The version id of this rotation's new value: the operation's client request token.
@@ -415,10 +439,10 @@ impl Rotator {
                 match state.rollout(&state.task_definition) {
                     Rollout::Completed => {}
                     Rollout::Failed(reason) => {
-                        return Err(StepError::failed(format!(
-                            "the new deployment of `{}` failed: {reason}",
-                            state.name
-                        )))
+                        return Err(StepError::Failed {
+                            reason: format!("the new deployment of `{}` failed: {reason}", state.name),
+                            facts: Facts::from([(CONSUMER_ROLLOUT_FAILED.to_owned(), json!(state.name))]),
+                        })
                     }
                     Rollout::InProgress => still.push(state.name.clone()),
                 }
@@ -522,5 +546,58 @@ impl Rotator {
             if was_current { ", consumers redeployed" } else { "" }
         ));
         Ok(notes.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op_after(steps: &[(&str, Option<&str>)]) -> Operation {
+        let secret: ManagedSecret =
+            serde_json::from_value(json!({"id": "s", "kind": "random", "consumers": ["auth-service"]})).unwrap();
+        let mut op = Operation::new(KIND, "staging", "t", plan(&secret, "c"));
+        for (name, fact) in steps {
+            let index = op.plan.iter().position(|p| p.name == *name).unwrap();
+            op.start_step(index);
+            if let Some(fact) = fact {
+                op.steps
+                    .last_mut()
+                    .unwrap()
+                    .facts
+                    .insert((*fact).to_owned(), json!("auth-service"));
+            }
+        }
+        op
+    }
+
+    #[test]
+    fn what_follows_a_failure() {
+        let index = |op: &Operation, name: &str| op.plan.iter().position(|p| p.name == name).unwrap();
+        let before_finish = op_after(&[("create", None), ("set", None)]);
+        assert_eq!(
+            after_failure(&before_finish, index(&before_finish, "set")),
+            OnFailure::RollBack
+        );
+        let rejected = op_after(&[
+            ("create", None),
+            ("finish", None),
+            ("consumers", Some(CONSUMER_ROLLOUT_FAILED)),
+        ]);
+        assert_eq!(
+            after_failure(&rejected, index(&rejected, "consumers")),
+            OnFailure::RollBack,
+            "the consumers cannot work with the new value: put the old one back"
+        );
+        let timed_out = op_after(&[("create", None), ("finish", None), ("consumers", None)]);
+        assert_eq!(
+            after_failure(&timed_out, index(&timed_out, "consumers")),
+            OnFailure::Stop
+        );
+        let finish_failed = op_after(&[("create", None), ("finish", None)]);
+        assert_eq!(
+            after_failure(&finish_failed, index(&finish_failed, "finish")),
+            OnFailure::Stop
+        );
     }
 }

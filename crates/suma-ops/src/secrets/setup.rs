@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 
-use super::kinds::{DbPasswordRotation, JwtRotation, RandomRotation};
+use super::kinds::{CredentialForm, DbPasswordRotation, JwtRotation, KeyringRotation, RandomRotation};
 use super::{Rotation, Rotator};
 use crate::aws::{AwsApis, AwsSession};
 use crate::config::{Environment, ManagedSecret, SecretKind};
@@ -36,8 +36,10 @@ pub fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession)
         SecretKind::Random => Box::new(RandomRotation {
             spec: secret.random.clone(),
         }),
-        SecretKind::DbPassword => Box::new(DbPasswordRotation {
+        SecretKind::Keyring => Box::new(KeyringRotation { key_bytes: 32 }),
+        SecretKind::DbPassword | SecretKind::DatabaseUrl => Box::new(DbPasswordRotation {
             secret_id: secret.id.clone(),
+            form: (secret.kind == SecretKind::DatabaseUrl).then_some(CredentialForm::Url),
             spec: secret
                 .database
                 .clone()
@@ -59,6 +61,13 @@ pub fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession)
                 service_url: url.as_str().parse().context("the service URL")?,
                 http: suma_http::ServiceClient::new(Duration::from_secs(10)),
                 poll: Duration::from_secs(1),
+                ecs: session.ecs(&env.primary_region),
+                cluster: env.ecs.cluster.clone(),
+                services: if secret.consumers.is_empty() {
+                    vec![env.ecs.service.clone()]
+                } else {
+                    secret.consumers.clone()
+                },
             })
         }
     })

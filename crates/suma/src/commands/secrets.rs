@@ -37,9 +37,10 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     let named = args.name.as_deref().map(|n| find(env, name, n)).transpose()?;
     let candidates: Vec<&ManagedSecret> = named.map_or_else(|| env.secrets.iter().collect(), |s| vec![s]);
     for secret in candidates {
-        if secret.kind == SecretKind::DbPassword && secret.database.is_none() {
+        if secret.kind.is_database() && secret.database.is_none() {
             bail!(
-                "the `db-password` secret `{}` of `{name}` has no `database` section: suma cannot set the new password\nhint: add `database: {{ admin_secret: NAME }}` (or `database: {{ rds_master: INSTANCE }}` for an RDS master user) to it in the configuration",
+                "the `{}` secret `{}` of `{name}` has no `database` section: suma cannot set the new password\nhint: add `database: {{ admin_secret: NAME }}` (or `database: {{ rds_master: INSTANCE }}` for an RDS master user) to it in the configuration",
+                secret.kind.as_str(),
                 secret.id
             );
         }

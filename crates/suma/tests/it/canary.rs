@@ -117,7 +117,21 @@ async fn service_updates_roll_out_and_weights_round_trip() {
         .await
         .unwrap();
     assert_eq!(after[0].desired, 1);
+    // The sandbox's ECS agent starts a real task: in progress until it is healthy, then completed.
+    assert_eq!(after[0].rollout(&canary.arn), Rollout::InProgress);
+    let start = std::time::Instant::now();
+    let after = loop {
+        let after = ecs
+            .describe_services(&env.ecs.cluster, std::slice::from_ref(&env.ecs.canary_service))
+            .await
+            .unwrap();
+        if after[0].rollout(&canary.arn) == Rollout::Completed || start.elapsed() > std::time::Duration::from_secs(60) {
+            break after;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
     assert_eq!(after[0].rollout(&canary.arn), Rollout::Completed);
+    assert_eq!((after[0].running, after[0].pending), (1, 0));
     assert_eq!(
         after[0].rollout(&base),
         Rollout::InProgress,
@@ -390,10 +404,12 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
     let op = &report["operation"];
     assert_eq!(op["status"], "succeeded");
     assert_eq!(op["steps"][0]["facts"]["stable_task_definition"], before.as_str());
-    let promoted = op["steps"][0]["facts"]["canary_task_definition"]
+    // Promotion runs the release's own revision, labelled `stable`, not the canary's copy.
+    let promoted = op["steps"][0]["facts"]["release_task_definition"]
         .as_str()
         .unwrap()
         .to_owned();
+    assert_ne!(op["steps"][0]["facts"]["canary_task_definition"], promoted.as_str());
     for step in &op["steps"].as_array().unwrap()[2..4] {
         let ticks = step["facts"]["ticks"].as_array().unwrap();
         assert!(
@@ -408,6 +424,11 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
     assert_eq!(stable_revision(aws.as_ref(), &env).await, promoted);
     assert_back_on_stable(aws.as_ref(), &env).await;
     let version = image.rsplit(':').next().unwrap();
+    // The stable tasks were replaced: every one runs the release, says so, and is labelled stable.
+    for answer in crate::sandbox_agent::versions_of("auth-service").await {
+        assert_eq!(answer["version"], version, "{answer}");
+        assert_eq!(answer["deployment"], "stable", "{answer}");
+    }
     let event = datadog_events()
         .into_iter()
         .rev()

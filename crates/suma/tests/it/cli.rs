@@ -32,7 +32,9 @@ fn status_json_is_structured() {
     let roles: Vec<&str> = services.iter().map(|s| s["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["stable", "canary", "dr"]);
     assert_eq!(services[0]["name"], "auth-service");
-    assert_eq!(services[0]["desired"], 4);
+    // The sandbox runs 2 real tasks per environment (the ECS agent), all running once settled.
+    assert_eq!(services[0]["desired"], 2);
+    assert_eq!(services[0]["running"], 2);
     assert_eq!(services[0]["cluster"], "suma-finance-production");
     assert_eq!(services[2]["region"], "eu-central-1");
     assert!(services[0]["image"].as_str().unwrap().ends_with("auth-service:1.4.2"));
@@ -67,7 +69,8 @@ fn status_json_is_structured() {
         .all(|r| r["name"] == "auth.suma-finance.com" && r["health"] == "healthy"));
 
     let secrets = report["secrets"]["data"].as_array().unwrap();
-    assert_eq!(secrets.len(), 4);
+    // Four of the original topology, and the service's database URL and reset-token keyring.
+    assert_eq!(secrets.len(), 6);
     assert!(secrets
         .iter()
         .all(|s| s["policy_days"] == 90 && s["overdue"] == false && s["rotation_pending"] == false));
@@ -77,7 +80,8 @@ fn status_json_is_structured() {
     assert!(report["lock"]["data"].is_null());
 
     let health = &report["health"];
-    assert_eq!(health["url"], common::sandbox_var("AUTH_URL").as_str());
+    // Production's `url` is its own front door (staging's is AUTH_URL).
+    assert_eq!(health["url"], common::sandbox_var("AUTH_PRODUCTION_URL").as_str());
     assert_eq!(health["health"]["status_code"], 200);
     assert_eq!(health["version"]["status_code"], 200);
     assert_eq!(health["version"]["body"]["deployment"], "stable");

@@ -361,14 +361,25 @@ async fn a_canary_from_the_template_registers_the_rendered_task_definition() {
     assert_eq!(report["outcome"]["outcome"], "promoted");
     let op = &report["operation"];
     assert_eq!(op["parameters"]["task_definition"]["family"], "auth-service");
-    let canary = op["steps"][0]["facts"]["canary_task_definition"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fact = |name: &str| op["steps"][0]["facts"][name].as_str().unwrap().to_owned();
     assert_eq!(op["steps"][0]["facts"]["stable_task_definition"], before.as_str());
-    // What was registered is the template, not a copy of the stable revision.
-    let described = ecs.describe_task_definition_spec(&canary).await.unwrap();
-    assert_eq!(suma::taskdef::diff(&described.spec, &render(&image)), []);
+    // What was registered is the template, not a copy of the stable revision; the canary's copy differs
+    // only in its label.
+    let release = ecs
+        .describe_task_definition_spec(&fact("release_task_definition"))
+        .await
+        .unwrap();
+    assert_eq!(suma::taskdef::diff(&release.spec, &render(&image)), []);
+    let canary = ecs
+        .describe_task_definition_spec(&fact("canary_task_definition"))
+        .await
+        .unwrap();
+    let changes = suma::taskdef::diff(&canary.spec, &render(&image));
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(
+        changes[0].path,
+        "containerDefinitions.auth-service.environment.DEPLOYMENT_LABEL"
+    );
 
     // Back to the revision live before, for the other tests.
     let out = run(suma(&[

@@ -136,6 +136,8 @@ pub struct Agent {
     clients: BTreeMap<String, RegionClients>,
     services: BTreeMap<ServiceKey, ServiceState>,
     task_definitions: BTreeMap<String, ContainerDefinition>,
+    /// Each target group's deregistration delay (connection draining), read once.
+    draining: BTreeMap<String, Duration>,
     next_ip: u32,
     snapshot: Arc<Mutex<Snapshot>>,
 }
@@ -172,6 +174,7 @@ impl Agent {
             clients,
             services: BTreeMap::new(),
             task_definitions: BTreeMap::new(),
+            draining: BTreeMap::new(),
             next_ip: 0,
             snapshot,
         }
@@ -376,8 +379,7 @@ impl Agent {
                     t.deployment.clone(),
                     format!("task {} failed its container health check", t.id),
                 ));
-                Self::deregister(&self.clients[&key.0], state, &t).await;
-                tokio::spawn(task::stop(t.child, t.launch.stop_timeout));
+                Self::retire(&self.clients[&key.0], &mut self.draining, state, t).await;
             }
         }
         for (deployment, why) in failures {
@@ -417,8 +419,7 @@ impl Agent {
             if let Some(pos) = state.tasks.iter().position(|t| &t.id == id) {
                 let t = state.tasks.remove(pos);
                 tracing::info!(service = %key.2, task = %t.id, "stopping task");
-                Self::deregister(&self.clients[&key.0], state, &t).await;
-                tokio::spawn(task::stop(t.child, t.launch.stop_timeout));
+                Self::retire(&self.clients[&key.0], &mut self.draining, state, t).await;
             }
         }
         let primary_td = state.deployments[0].task_definition.clone();
@@ -483,23 +484,58 @@ impl Agent {
             .retain(|d| std::mem::replace(&mut first, false) || live.contains(&d.id));
     }
 
-    async fn deregister(clients: &RegionClients, state: &mut ServiceState, t: &Task) {
-        if !state.registered.remove(&t.id) {
-            return;
+    /// Stops a task as ECS does: out of its target groups first, then, once the groups' deregistration
+    /// delay has let in-flight requests finish (the load balancer sends it nothing new), SIGTERM and, after
+    /// the container's stop timeout, SIGKILL.
+    async fn retire(
+        clients: &RegionClients,
+        draining: &mut BTreeMap<String, Duration>,
+        state: &mut ServiceState,
+        t: Task,
+    ) {
+        let mut drain = Duration::ZERO;
+        if state.registered.remove(&t.id) {
+            for tg in &state.target_groups {
+                let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(t.ip.to_string())
+                    .port(i32::from(t.launch.container_port))
+                    .build();
+                let _ = clients
+                    .elb
+                    .deregister_targets()
+                    .target_group_arn(tg)
+                    .targets(target)
+                    .send()
+                    .await;
+                if !draining.contains_key(tg) {
+                    draining.insert(tg.clone(), Self::deregistration_delay(clients, tg).await);
+                }
+                drain = drain.max(draining[tg]);
+            }
         }
-        for tg in &state.target_groups {
-            let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
-                .id(t.ip.to_string())
-                .port(i32::from(t.launch.container_port))
-                .build();
-            let _ = clients
-                .elb
-                .deregister_targets()
-                .target_group_arn(tg)
-                .targets(target)
-                .send()
-                .await;
-        }
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            task::stop(t.child, t.launch.stop_timeout).await;
+        });
+    }
+
+    /// A target group's `deregistration_delay.timeout_seconds` (300 s, AWS's default, when unreadable).
+    async fn deregistration_delay(clients: &RegionClients, tg: &str) -> Duration {
+        let seconds = clients
+            .elb
+            .describe_target_group_attributes()
+            .target_group_arn(tg)
+            .send()
+            .await
+            .ok()
+            .and_then(|out| {
+                out.attributes()
+                    .iter()
+                    .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                    .and_then(|a| a.value()?.parse().ok())
+            })
+            .unwrap_or(300);
+        Duration::from_secs(seconds)
     }
 
     /// Resolves the task definition and its secrets (now, as ECS does at task start) and starts the process.
@@ -539,7 +575,9 @@ impl Agent {
             let value = client
                 .get_secret_value()
                 .secret_id(&reference.secret_id)
-                .set_version_stage(reference.version_stage.clone())
+                // AWSCURRENT unless the reference names a stage, as ECS reads it. Explicit, because moto
+                // answers a request without a stage from the version first created, whatever the labels.
+                .version_stage(reference.version_stage.as_deref().unwrap_or("AWSCURRENT"))
                 .send()
                 .await
                 .map_err(|e| {

@@ -151,13 +151,18 @@ impl LiveActions<'_> {
             Some(n) => {
                 crate::secrets::setup::find(&self.env, &self.name, n).map_err(|e| ActionError::new(format!("{e:#}")))
             }
-            None => self.env.secrets.iter().find(|s| s.kind == kind).ok_or_else(|| {
-                ActionError::new(format!(
-                    "environment `{}` has no `{}` secret\nhint: add it under `secrets:` in the configuration",
-                    self.name,
-                    kind.as_str()
-                ))
-            }),
+            None => self
+                .env
+                .secrets
+                .iter()
+                .find(|s| s.kind == kind || (kind.is_database() && s.kind.is_database()))
+                .ok_or_else(|| {
+                    ActionError::new(format!(
+                        "environment `{}` has no `{}` secret\nhint: add it under `secrets:` in the configuration",
+                        self.name,
+                        kind.as_str()
+                    ))
+                }),
         }
     }
 

@@ -1,0 +1,212 @@
+//! suma and the service agree on what the service reads: rotations write values in the form each
+//! consumer parses, the consumers pick them up by a redeploy, and a value they cannot use is put back.
+//! Against the sandbox's real tasks (the ECS agent), under traffic through the front door.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common;
+use common::{run, sandbox_var, suma, unique};
+use suma::aws::secrets::{VersionRef, AWSCURRENT};
+
+const DATABASE_URL_SECRET: &str = "/suma-finance/auth/staging/database-url";
+const RESET_KEYS_SECRET: &str = "/suma-finance/auth/staging/reset-token-keys";
+
+async fn current(id: &str) -> String {
+    let aws = common::sandbox_session().await;
+    aws.secret_versions(&common::lock_region())
+        .value(id, &VersionRef::Stage(AWSCURRENT))
+        .await
+        .unwrap()
+        .expect("an AWSCURRENT version")
+        .value
+}
+
+async fn staging_task_ids() -> Vec<String> {
+    let url = format!("{}/_agent/tasks", sandbox_var("SUMA_SANDBOX_AGENT_URL"));
+    let view: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    view["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["service"] == "auth-service" && t["cluster"] == "suma-finance-staging" && t["region"] == "eu-west-1"
+        })
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Logins through the front door until stopped: (answered 200, anything else).
+struct Traffic {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Traffic {
+    async fn start() -> Self {
+        let base = sandbox_var("AUTH_URL");
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({"email": format!("{}@example.com", unique("traffic")), "password": "a long enough traffic passphrase"});
+        let registered = http
+            .post(format!("{base}/api/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = {
+            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                while !stop.is_cancelled() {
+                    match http.post(format!("{base}/api/auth/login")).json(&body).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        answer => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            failures.push(match answer {
+                                Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                                Err(e) => e.to_string(),
+                            });
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                failures
+            })
+        };
+        Self { ok, failed, stop, task }
+    }
+
+    async fn stop(self) -> (u64, u64, Vec<String>) {
+        self.stop.cancel();
+        let failures = self.task.await.unwrap();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            failures,
+        )
+    }
+}
+
+async fn connects(url: &str) -> Result<(), String> {
+    use sqlx::Connection as _;
+    sqlx::PgConnection::connect(url)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+// Multi-threaded: the traffic keeps running while the test waits for the `suma` process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_url_rotation_under_login_traffic_fails_no_request_and_retires_the_old_password() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let before = current(DATABASE_URL_SECRET).await;
+    let tasks_before = staging_task_ids().await;
+    connects(&before).await.expect("the tasks' credentials work before");
+
+    let traffic = Traffic::start().await;
+    let out = tokio::task::spawn_blocking(|| {
+        run(suma(&[
+            "secrets",
+            "rotate",
+            "database-url",
+            "--env",
+            "staging",
+            "--yes",
+            "--output",
+            "json",
+        ]))
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ok, failed, failures) = traffic.stop().await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+
+    assert_eq!(failed, 0, "{ok} logins answered, {failed} failed: {failures:?}");
+    assert!(ok > 20, "the traffic ran throughout: {ok} logins");
+    let after = current(DATABASE_URL_SECRET).await;
+    assert_ne!(after, before);
+    assert!(
+        after.starts_with("postgres://auth_staging:"),
+        "the URL keeps its form: {after}"
+    );
+    connects(&after).await.expect("the new password works");
+    let refused = connects(&before).await.expect_err("the old password is refused");
+    assert!(refused.contains("password authentication failed"), "{refused}");
+    // The tasks that answered afterwards were started with the new value: none of the old ones is left.
+    let tasks_after = staging_task_ids().await;
+    assert!(
+        tasks_after.iter().all(|t| !tasks_before.contains(t)),
+        "every task was replaced: {tasks_before:?} -> {tasks_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_consumers_cannot_parse_is_put_back_when_their_rollout_fails() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let before = current(RESET_KEYS_SECRET).await;
+    // Declared `random`, the keyring would be replaced by a string the service refuses at start.
+    let text = std::fs::read_to_string(common::sandbox_config()).unwrap();
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    config["environments"]["staging"]["secrets"] = serde_yaml::to_value(serde_json::json!([
+        {"id": RESET_KEYS_SECRET, "kind": "random", "consumers": ["auth-service"]}
+    ]))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suma.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+
+    let out = run(suma(&[
+        "--config",
+        path.to_str().unwrap(),
+        "secrets",
+        "rotate",
+        "reset-token-keys",
+        "--env",
+        "staging",
+        "--yes",
+        "--output",
+        "json",
+    ])
+    .env("SUMA_STATE_DIR", dir.path()));
+    assert_eq!(out.code, 1, "the rotation failed: {}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("circuit breaker") || out.stdout.contains("circuit breaker"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        current(RESET_KEYS_SECRET).await,
+        before,
+        "AWSCURRENT is back on the keyring"
+    );
+    // The consumers were redeployed on the previous value and serve again.
+    let health = reqwest::get(format!("{}/ready", sandbox_var("AUTH_URL")))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // Declared as what it is, it rotates: a new key first, the signer kept.
+    let out = run(suma(&[
+        "secrets",
+        "rotate",
+        "reset-token-keys",
+        "--env",
+        "staging",
+        "--yes",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let after = current(RESET_KEYS_SECRET).await;
+    let signer = before.split(',').next().unwrap();
+    assert_eq!(after.split(',').nth(1), Some(signer), "{after}");
+}
