@@ -321,6 +321,16 @@ impl Sandbox {
         self.up_with(Build::ForTests)
     }
 
+    /// Restarts component `name` with `start` unless it runs from its current inputs; records it.
+    fn ensure(&self, state: &mut State, name: &str, start: impl FnOnce(&Self, &mut State) -> Result<()>) -> Result<()> {
+        if !Self::current(state, name) {
+            Self::stop(state, name);
+            start(self, state)?;
+            self.save_state(state)?;
+        }
+        Ok(())
+    }
+
     fn up_with(&self, build: Build) -> Result<Vec<(String, String)>> {
         let start = Instant::now();
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
@@ -400,43 +410,15 @@ impl Sandbox {
             build_binaries(&self.root, &binaries, args)?;
         }
 
-        if !Self::current(&state, "moto") {
-            Self::stop(&mut state, "moto");
-            self.start_moto(&mut state)?;
-            self.save_state(&state)?;
-        }
-        if !Self::current(&state, "agent") {
-            Self::stop(&mut state, "agent");
-            self.start_agent(&mut state)?;
-            self.save_state(&state)?;
-        }
+        self.ensure(&mut state, "moto", |s, state| s.start_moto(state))?;
+        self.ensure(&mut state, "agent", |s, state| s.start_agent(state))?;
         self.wait_settled(&state)?;
         let vars = self.env_vars(&state);
-        if !Self::current(&state, "proxy") {
-            Self::stop(&mut state, "proxy");
-            self.start_proxy(&mut state, &vars)?;
-            self.save_state(&state)?;
-        }
-        if !Self::current(&state, "edge") {
-            Self::stop(&mut state, "edge");
-            self.start_edge(&mut state, &vars)?;
-            self.save_state(&state)?;
-        }
-        if !Self::current(&state, "prometheus") {
-            Self::stop(&mut state, "prometheus");
-            self.start_prometheus(&mut state)?;
-            self.save_state(&state)?;
-        }
-        if !Self::current(&state, "loadgen") {
-            Self::stop(&mut state, "loadgen");
-            self.start_loadgen(&mut state)?;
-            self.save_state(&state)?;
-        }
-        if !Self::current(&state, "datadog") {
-            Self::stop(&mut state, "datadog");
-            self.start_datadog(&mut state, &vars)?;
-            self.save_state(&state)?;
-        }
+        self.ensure(&mut state, "proxy", |s, state| s.start_proxy(state, &vars))?;
+        self.ensure(&mut state, "edge", |s, state| s.start_edge(state, &vars))?;
+        self.ensure(&mut state, "prometheus", |s, state| s.start_prometheus(state))?;
+        self.ensure(&mut state, "loadgen", |s, state| s.start_loadgen(state))?;
+        self.ensure(&mut state, "datadog", |s, state| s.start_datadog(state, &vars))?;
         self.write_env_sh(&vars)?;
         let ports: Vec<String> = COMPONENTS
             .iter()

@@ -115,17 +115,7 @@ pub fn resolve(records: &[FailoverRecord]) -> Option<String> {
 
 async fn sdk(region: &str) -> aws_config::SdkConfig {
     // AWS_ENDPOINT_URL (moto) and the credentials come from the environment.
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_timeout(Duration::from_secs(2))
-                .build(),
-        )
-        .load()
-        .await
+    crate::aws_config(region, None, 1, Duration::from_secs(2)).await
 }
 
 /// Serves one ALB until the process ends.

@@ -25,6 +25,47 @@ pub fn init_logging() {
         .init();
 }
 
+/// The AWS SDK's configuration for the data plane: `region`, moto's endpoint when given (else
+/// `AWS_ENDPOINT_URL` and the credentials from the environment), `attempts` per call and an operation
+/// timeout; the data plane reads every second, so a slow answer is dropped rather than waited for.
+pub async fn aws_config(
+    region: &str,
+    endpoint: Option<&reqwest::Url>,
+    attempts: u32,
+    operation_timeout: std::time::Duration,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(1))
+                .operation_timeout(operation_timeout)
+                .build(),
+        );
+    if let Some(endpoint) = endpoint {
+        loader = loader
+            .endpoint_url(endpoint.as_str())
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "sandbox",
+            ));
+    }
+    loader.load().await
+}
+
+/// Binds `addr`, which must be on loopback, and prints the bound address on stdout for whoever started
+/// the process (a port of 0 picks a free one).
+pub async fn bind_loopback(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    if !addr.ip().is_loopback() {
+        return Err(format!("{addr}: loopback only"));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("{}", listener.local_addr().map_err(|e| e.to_string())?);
+    Ok(listener)
+}
+
 /// Whether `url` points at this machine's loopback; the data plane never talks to anything else.
 pub fn is_loopback_url(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or("");

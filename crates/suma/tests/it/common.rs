@@ -212,3 +212,24 @@ pub fn seed_environment(name: &str) -> SeededEnvironment {
         config: serde_json::from_slice(&out.stdout).unwrap(),
     }
 }
+
+/// A copy of the sandbox configuration with `staging` under a new name (a journal and lock of its own)
+/// holding exactly `secrets`, and the lock's lease set when given: the directory, the file, the name.
+pub fn staging_copy(secrets: serde_json::Value, lease: Option<&str>) -> (tempfile::TempDir, PathBuf, String) {
+    let text = std::fs::read_to_string(sandbox_config()).unwrap();
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    if let Some(lease) = lease {
+        config["lock"]["lease"] = serde_yaml::Value::String(lease.to_owned());
+    }
+    let mut env = config["environments"]["staging"].clone();
+    env["secrets"] = serde_yaml::to_value(secrets).unwrap();
+    let name = unique("staging-copy");
+    config["environments"]
+        .as_mapping_mut()
+        .unwrap()
+        .insert(serde_yaml::Value::String(name.clone()), env);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suma.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    (dir, path, name)
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::common;
 use common::{run, sandbox_var, suma, unique};
 use suma::aws::secrets::{VersionRef, AWSCURRENT};
+use suma::aws::AwsApis as _;
 
 const DATABASE_URL_SECRET: &str = "/suma-finance/auth/staging/database-url";
 const RESET_KEYS_SECRET: &str = "/suma-finance/auth/staging/reset-token-keys";
@@ -156,16 +157,10 @@ async fn a_value_the_consumers_cannot_parse_is_put_back_when_their_rollout_fails
     let _staging = common::staging_exclusive();
     let before = current(RESET_KEYS_SECRET).await;
     // Declared `random`, the keyring would be replaced by a string the service refuses at start.
-    let text = std::fs::read_to_string(common::sandbox_config()).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    config["environments"]["staging"]["secrets"] = serde_yaml::to_value(serde_json::json!([
-        {"id": RESET_KEYS_SECRET, "kind": "random", "consumers": ["auth-service"]}
-    ]))
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-
+    let (dir, path, env) = common::staging_copy(
+        serde_json::json!([{"id": RESET_KEYS_SECRET, "kind": "random", "consumers": ["auth-service"]}]),
+        None,
+    );
     let out = run(suma(&[
         "--config",
         path.to_str().unwrap(),
@@ -173,7 +168,7 @@ async fn a_value_the_consumers_cannot_parse_is_put_back_when_their_rollout_fails
         "rotate",
         "reset-token-keys",
         "--env",
-        "staging",
+        &env,
         "--yes",
         "--output",
         "json",
@@ -209,4 +204,115 @@ async fn a_value_the_consumers_cannot_parse_is_put_back_when_their_rollout_fails
     let after = current(RESET_KEYS_SECRET).await;
     let signer = before.split(',').next().unwrap();
     assert_eq!(after.split(',').nth(1), Some(signer), "{after}");
+}
+
+async fn scale_staging(count: i32) {
+    let aws = common::sandbox_session().await;
+    let update = suma::aws::ecs::ServiceUpdate {
+        desired_count: Some(count),
+        ..Default::default()
+    };
+    aws.ecs(&common::lock_region())
+        .update_service("suma-finance-staging", "auth-service", &update)
+        .await
+        .unwrap();
+    crate::sandbox_agent::wait_for_tasks("auth-service", count as usize).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_them() {
+    crate::require_sandbox!();
+    // The same order as the secrets tests: the signing key, then staging.
+    let _signing_key = common::staging_signing_key();
+    let _staging = common::staging_exclusive();
+    scale_staging(3).await;
+    let base = sandbox_var("AUTH_URL");
+    let (dir, path, env) = common::staging_copy(
+        serde_json::json!([{
+        "id": "/suma-finance/auth/staging/jwt-signing-key", "kind": "jwt-signing-key",
+        "jwt": {"key_bits": 2048, "service_url": base, "issuer": sandbox_var("AUTH_JWT_ISSUER"),
+                "audience": sandbox_var("AUTH_JWT_AUDIENCE"), "access_token_ttl": "8s", "clock_skew": "1s",
+                "pickup_timeout": "60s"}
+    }    ]),
+        None,
+    );
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"email": format!("{}@example.com", unique("jwt3")), "password": "a long enough passphrase for three"});
+    assert!(http
+        .post(format!("{base}/api/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+
+    // Each token is used on three requests in a row: the ALB's round robin takes them to different tasks.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let traffic = {
+        let (http, base, body, stop) = (http.clone(), base.clone(), body.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut rejected) = (0u32, Vec::new());
+            while !stop.is_cancelled() {
+                let login: serde_json::Value = http
+                    .post(format!("{base}/api/auth/login"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let token = login["access_token"].as_str().unwrap().to_owned();
+                for _ in 0..3 {
+                    let me = http
+                        .get(format!("{base}/api/auth/me"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap();
+                    match me.status().as_u16() {
+                        200 => ok += 1,
+                        status => rejected.push(format!("{status} from {:?}", me.headers().get("x-sandbox-upstream"))),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (ok, rejected)
+        })
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = suma(&[
+            "--config",
+            path.to_str().unwrap(),
+            "secrets",
+            "rotate",
+            "jwt-signing-key",
+            "--env",
+            &env,
+            "--yes",
+            "--output",
+            "json",
+        ]);
+        cmd.env("SUMA_STATE_DIR", dir.path());
+        run(cmd)
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let (ok, rejected) = traffic.await.unwrap();
+    scale_staging(2).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        rejected.is_empty(),
+        "tokens rejected during the rotation: {rejected:?} ({ok} accepted)"
+    );
+    assert!(ok > 30, "{ok} requests");
+    let published = &common::json(&out)["rotations"][0]["operation"]["steps"][1]["facts"];
+    assert_eq!(
+        published["tasks_confirmed"], 3,
+        "every running task was counted: {published}"
+    );
+    assert!(published["jwks_cache_age_waited_s"].as_u64().is_some(), "{published}");
 }

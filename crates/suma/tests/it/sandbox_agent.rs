@@ -21,7 +21,7 @@ async fn tasks_of(service: &str) -> Vec<serde_json::Value> {
 }
 
 /// Waits until `service` has exactly `count` healthy tasks and nothing else.
-async fn wait_for_tasks(service: &str, count: usize) -> Vec<serde_json::Value> {
+pub async fn wait_for_tasks(service: &str, count: usize) -> Vec<serde_json::Value> {
     let start = Instant::now();
     loop {
         let tasks = tasks_of(service).await;

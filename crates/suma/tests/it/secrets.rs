@@ -7,7 +7,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{json, run, sandbox_config, sandbox_var, suma, unique};
+use common::{json, run, sandbox_var, suma, unique};
 use serde_json::Value;
 
 /// A Secrets Manager client for the sandbox's moto, to create the secrets a test rotates.
@@ -79,21 +79,7 @@ fn fleet(secrets: Value) -> Fleet {
 /// As [`fleet`], with the lock's lease set (crash tests wait for a dead holder's lease to run out).
 fn fleet_with_lease(secrets: Value, lease: Option<&str>) -> Fleet {
     let staging = common::staging_shared();
-    let text = std::fs::read_to_string(sandbox_config()).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    if let Some(lease) = lease {
-        config["lock"]["lease"] = serde_yaml::Value::String(lease.to_owned());
-    }
-    let mut env = config["environments"]["staging"].clone();
-    env["secrets"] = serde_yaml::to_value(secrets).unwrap();
-    let name = unique("secrets");
-    config["environments"]
-        .as_mapping_mut()
-        .unwrap()
-        .insert(serde_yaml::Value::String(name.clone()), env);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    let (dir, path, name) = common::staging_copy(secrets, lease);
     Fleet {
         _staging: staging,
         _dir: dir,
@@ -379,15 +365,21 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
     let original_version = holder(&labels(&client, &id).await, "AWSCURRENT");
     let fleet = fleet_with_lease(
         serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": instance}}]),
-        Some("2s"),
+        // Long enough that a loaded machine renews it in time while `set` waits on RDS.
+        Some("5s"),
     );
 
     let crashed = run(fleet
         .suma(&["secrets", "rotate", "db-password", "--yes"])
         .env("SUMA_FAULT_CRASH_AFTER_STEP", "set"));
     assert_ne!(crashed.code, 0, "{}", crashed.stderr);
-    // The dead holder's lease runs out (2 s, whole seconds) before anyone may take the lock over.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(
+        crashed.stderr.is_empty() || !crashed.stderr.contains("lease"),
+        "killed, not stopped: {}",
+        crashed.stderr
+    );
+    // The dead holder's lease runs out (5 s, whole seconds) before anyone may take the lock over.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let out = run(fleet.suma(&[
         "secrets",
         "rotate",

@@ -30,23 +30,21 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     dataplane::init_logging();
     let args = Args::parse();
-    if !args.listen.ip().is_loopback() || !dataplane::is_loopback_url(&args.upstream) {
-        tracing::error!("loopback only");
+    if !dataplane::is_loopback_url(&args.upstream) {
+        tracing::error!("--upstream: loopback only");
         return std::process::ExitCode::from(2);
     }
     if !(0.0..=1.0).contains(&args.rate) {
         tracing::error!("--rate must be between 0 and 1");
         return std::process::ExitCode::from(2);
     }
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let listener = match dataplane::bind_loopback(args.listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!("cannot listen on {}: {e}", args.listen);
+            tracing::error!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
-    // The chosen port on stdout, for whoever started us.
-    println!("{}", listener.local_addr().expect("a bound listener"));
     let proxy = FaultProxy::new(args.upstream, args.rate, args.seed, args.slow);
     match axum::serve(listener, router(proxy)).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

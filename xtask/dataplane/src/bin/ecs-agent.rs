@@ -51,18 +51,17 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 async fn main() -> std::process::ExitCode {
     dataplane::init_logging();
     let args = Args::parse();
-    if !args.listen.ip().is_loopback() || !dataplane::is_loopback_url(&args.moto) {
-        tracing::error!("loopback only");
+    if !dataplane::is_loopback_url(&args.moto) {
+        tracing::error!("--moto: loopback only");
         return std::process::ExitCode::from(2);
     }
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let listener = match dataplane::bind_loopback(args.listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!("cannot listen on {}: {e}", args.listen);
+            tracing::error!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
-    println!("{}", listener.local_addr().expect("a bound listener"));
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let config = AgentConfig {
         moto: args.moto.clone(),

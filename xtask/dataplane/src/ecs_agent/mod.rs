@@ -146,20 +146,7 @@ impl Agent {
     pub async fn new(config: AgentConfig, snapshot: Arc<Mutex<Snapshot>>) -> Self {
         let mut clients = BTreeMap::new();
         for region in &config.regions {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.clone()))
-                .endpoint_url(config.moto.as_str())
-                .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                    "testing", "testing", None, None, "agent",
-                ))
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(2))
-                        .operation_timeout(Duration::from_secs(10))
-                        .build(),
-                )
-                .load()
-                .await;
+            let sdk = crate::aws_config(region, Some(&config.moto), 3, Duration::from_secs(10)).await;
             clients.insert(
                 region.clone(),
                 RegionClients {
