@@ -13,6 +13,7 @@
 //! `resume` continues from the journal; `abort` undoes whatever was done, including a finished step 4.
 //! What differs per kind lives behind [`Rotation`] (`kinds.rs`); the engine only moves labels.
 
+pub mod database;
 pub mod kinds;
 pub mod listing;
 #[cfg(feature = "sdk")]

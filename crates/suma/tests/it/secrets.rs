@@ -365,8 +365,9 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
     let original_version = holder(&labels(&client, &id).await, "AWSCURRENT");
     let fleet = fleet_with_lease(
         serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": instance}}]),
-        // Long enough that a loaded machine renews it in time while `set` waits on RDS.
-        Some("5s"),
+        // Long enough that a loaded machine (the crash matrix runs beside this test) renews it within its
+        // safety margin (a quarter of it) while `set` waits on RDS and `--abort` undoes it.
+        Some("10s"),
     );
 
     let crashed = run(fleet
@@ -378,8 +379,8 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
         "killed, not stopped: {}",
         crashed.stderr
     );
-    // The dead holder's lease runs out (5 s, whole seconds) before anyone may take the lock over.
-    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    // The dead holder's lease runs out (10 s, whole seconds) before anyone may take the lock over.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     let out = run(fleet.suma(&[
         "secrets",
         "rotate",
