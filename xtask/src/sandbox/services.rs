@@ -8,26 +8,34 @@ use std::time::Duration;
 use super::{parse_state, process, Result, Sandbox, State, AIOSMTPD_VERSION, DATABASES, EDGE_KEYS, MOTO_VERSION};
 
 impl Sandbox {
+    /// The venv (created with the system's Python when absent) with the pinned `moto[server]`.
     pub(super) fn ensure_moto(&self) -> Result<()> {
-        let marker = self.venv().join(".moto-version");
-        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == MOTO_VERSION) {
+        if !self.venv().join("bin/pip").is_file() {
+            let python = ["python3", "python"]
+                .iter()
+                .find_map(|p| process::which(p))
+                .ok_or("python3 is required for the moto server: install it (apt-get install python3 python3-venv)")?;
+            process::run(Command::new(python).args(["-m", "venv"]).arg(self.venv()))?;
+        }
+        self.pip_install("moto", "moto[server]", MOTO_VERSION)
+    }
+
+    /// `pip install REQUIREMENT==VERSION` into the venv, unless its marker says that version is there.
+    fn pip_install(&self, name: &str, requirement: &str, version: &str) -> Result<()> {
+        let marker = self.venv().join(format!(".{name}-version"));
+        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == version) {
             return Ok(());
         }
         eprintln!(
-            "sandbox: installing moto[server]=={MOTO_VERSION} into {}",
+            "sandbox: installing {requirement}=={version} into {}",
             self.venv().display()
         );
-        let python = ["python3", "python"]
-            .iter()
-            .find_map(|p| process::which(p))
-            .ok_or("python3 is required for the moto server: install it (apt-get install python3 python3-venv)")?;
-        process::run(Command::new(python).args(["-m", "venv"]).arg(self.venv()))?;
         process::run(
             Command::new(self.venv().join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("moto[server]=={MOTO_VERSION}")),
+                .arg(format!("{requirement}=={version}")),
         )?;
-        std::fs::write(&marker, MOTO_VERSION).map_err(|e| e.to_string())
+        std::fs::write(&marker, version).map_err(|e| e.to_string())
     }
 
     pub(super) fn start_moto(&self, state: &mut State) -> Result<()> {
@@ -174,20 +182,7 @@ host    replication     postgres        ::1/128                 trust
     }
 
     pub(super) fn ensure_aiosmtpd(&self) -> Result<()> {
-        let marker = self.venv().join(".aiosmtpd-version");
-        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == AIOSMTPD_VERSION) {
-            return Ok(());
-        }
-        eprintln!(
-            "sandbox: installing aiosmtpd=={AIOSMTPD_VERSION} into {}",
-            self.venv().display()
-        );
-        process::run(
-            Command::new(self.venv().join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("aiosmtpd=={AIOSMTPD_VERSION}")),
-        )?;
-        std::fs::write(&marker, AIOSMTPD_VERSION).map_err(|e| e.to_string())
+        self.pip_install("aiosmtpd", "aiosmtpd", AIOSMTPD_VERSION)
     }
 
     /// An SMTP server on loopback that stores every message it receives in the Maildir `mail/`, where
