@@ -143,6 +143,30 @@ impl Sandbox {
         Ok(())
     }
 
+    /// The shipped monitors and dashboard (`templates/datadog`) for both environments, as `suma monitors
+    /// apply` and `suma dashboards apply` write them: only what differs, so a restart changes nothing.
+    pub(super) fn apply_datadog_templates(&self, vars: &[(String, String)]) -> Result<()> {
+        let templates = self.root.join("templates/datadog");
+        for env in ["staging", "production"] {
+            for group in ["monitors", "dashboards"] {
+                let out = Command::new(self.binary("suma"))
+                    .args([group, "apply", "--env", env, "--yes", "--output", "json", "--templates"])
+                    .arg(&templates)
+                    .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .env("SUMA_ACTOR", "sandbox")
+                    .output()
+                    .map_err(|e| format!("cannot run suma: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "`suma {group} apply --env {env}` failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The weighted proxy on the staging rule: each target group is served by its registered targets (the
     /// tasks the agent registered).
     pub(super) fn start_proxy(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {

@@ -427,6 +427,7 @@ impl Sandbox {
         self.ensure(&mut state, "prometheus", |s, state| s.start_prometheus(state))?;
         self.ensure(&mut state, "loadgen", |s, state| s.start_loadgen(state))?;
         self.ensure(&mut state, "datadog", |s, state| s.start_datadog(state, &vars))?;
+        self.apply_datadog_templates(&vars)?;
         self.write_env_sh(&vars)?;
         let ports: Vec<String> = COMPONENTS
             .iter()
