@@ -541,7 +541,7 @@ impl Agent {
             resolved.insert(secret.name().to_owned(), reference.pick(text)?);
         }
         let launch = Launch::of(&container, resolved);
-        let ip = self.allocate_ip();
+        let ip = self.allocate_ip(launch.container_port);
         let id = short_id();
         let logs = self.config.dir.join("tasks");
         std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
@@ -565,20 +565,19 @@ impl Agent {
     }
 
     /// The next task address: 127.10.0.1 onwards (each task its own address, as awsvpc gives each task
-    /// its own network interface).
-    fn allocate_ip(&mut self) -> Ipv4Addr {
+    /// its own network interface), skipping one another process listens on at `port` (a task still
+    /// draining, or a second sandbox on the machine).
+    fn allocate_ip(&mut self, port: u16) -> Ipv4Addr {
         loop {
             self.next_ip = (self.next_ip + 1) % (1 << 16);
             let low = (self.next_ip & 0xff) as u8;
-            if low != 0 && low != 255 {
-                let used = self
-                    .services
-                    .values()
-                    .flat_map(|s| &s.tasks)
-                    .any(|t| t.ip.octets()[2..] == [(self.next_ip >> 8) as u8, low]);
-                if !used {
-                    return Ipv4Addr::new(127, 10, (self.next_ip >> 8) as u8, low);
-                }
+            if low == 0 || low == 255 {
+                continue;
+            }
+            let ip = Ipv4Addr::new(127, 10, (self.next_ip >> 8) as u8, low);
+            let ours = self.services.values().flat_map(|s| &s.tasks).any(|t| t.ip == ip);
+            if !ours && std::net::TcpListener::bind((ip, port)).is_ok() {
+                return ip;
             }
         }
     }
