@@ -127,24 +127,6 @@ fn pg(pg_bin: &Path, program: &str) -> Command {
     cmd
 }
 
-/// `psql -c SQL` as `user` over TCP; the server's answer, or its refusal as the error.
-fn psql(pg_bin: &Path, port: u16, user: &str, password: Option<&str>, sql: &str) -> Result<String> {
-    let mut cmd = Command::new(pg_bin.join("psql"));
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", "postgres"])
-        .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql])
-        .env("PGCONNECT_TIMEOUT", "10");
-    match password {
-        Some(p) => cmd.env("PGPASSWORD", p),
-        None => cmd.env_remove("PGPASSWORD"),
-    };
-    let out = cmd.output().map_err(|e| format!("cannot run psql: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    }
-}
-
 /// The kid a service signs with, from its `/version`.
 fn signing_kid(port: u16) -> Result<String> {
     let r = request(port, "GET", "/version", None, None)?;
@@ -211,16 +193,17 @@ pub fn secrets_demo(demo: &Demo<'_>) -> Result<()> {
     let nonce = nonce()?;
     let role = format!("demo_app_{nonce}");
     let password = format!("demo-{nonce}-initial-password");
-    psql(
+    process::psql(
         &pg_bin,
         pg_port,
         "postgres",
         None,
+        "postgres",
         &format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"),
     )?;
     let config = demo.dir.join("demo-db.yaml");
     let env = demo.seed("db", &config, &nonce, &[&role, &password, &pg_port.to_string()])?;
-    psql(&pg_bin, pg_port, &role, Some(&password), "SELECT 1")
+    process::psql(&pg_bin, pg_port, &role, Some(&password), "postgres", "SELECT 1")
         .map_err(|e| format!("the role `{role}` cannot log in before the rotation: {e}"))?;
     demo.expect(
         &format!("Rotate the password of the PostgreSQL role `{role}` (its credentials are a secret)"),
@@ -228,7 +211,7 @@ pub fn secrets_demo(demo: &Demo<'_>) -> Result<()> {
         &["secrets", "rotate", "db-password", "--env", &env, "--yes"],
         &[],
     )?;
-    match psql(&pg_bin, pg_port, &role, Some(&password), "SELECT 1") {
+    match process::psql(&pg_bin, pg_port, &role, Some(&password), "postgres", "SELECT 1") {
         Err(refusal) if refusal.contains("password authentication failed") => {
             println!("  logging in as `{role}` with the old password: refused (password authentication failed)");
         }

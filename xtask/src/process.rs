@@ -114,3 +114,23 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 pub fn is_root() -> bool {
     run(Command::new("id").arg("-u")).is_ok_and(|out| out.trim() == "0")
 }
+
+/// `psql -c SQL` as `user` on database `db` over TCP to 127.0.0.1:`port`, with `password` or none; the
+/// server's answer, or its refusal (psql's stderr) as the error.
+pub fn psql(pg_bin: &Path, port: u16, user: &str, password: Option<&str>, db: &str, sql: &str) -> Result<String> {
+    let mut cmd = Command::new(pg_bin.join("psql"));
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", db])
+        .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGDATA");
+    match password {
+        Some(p) => cmd.env("PGPASSWORD", p),
+        None => cmd.env_remove("PGPASSWORD"),
+    };
+    let out = cmd.output().map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}

@@ -78,13 +78,6 @@ impl Upstream {
         true
     }
 
-    pub fn targets(&self) -> Vec<reqwest::Url> {
-        self.targets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
     /// Parses `TARGET_GROUP_ARN=URL`: one fixed target.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (arn, url) = spec
@@ -116,6 +109,16 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy with initial `weights` (one per upstream).
     pub fn new(upstreams: Vec<Upstream>, weights: Vec<u32>) -> Arc<Self> {
+        Self::build(upstreams, weights, true)
+    }
+
+    /// A proxy that forwards as DNS resolution would: no `X-Forwarded-*` of its own, and the answering
+    /// load balancer's `x-sandbox-upstream` kept.
+    pub fn transparent(upstreams: Vec<Upstream>, weights: Vec<u32>) -> Arc<Self> {
+        Self::build(upstreams, weights, false)
+    }
+
+    fn build(upstreams: Vec<Upstream>, weights: Vec<u32>, adds_forwarded: bool) -> Arc<Self> {
         assert_eq!(upstreams.len(), weights.len(), "one weight per upstream");
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -130,20 +133,8 @@ impl Proxy {
             upstreams,
             selector: Mutex::new(SmoothWeighted::new(weights)),
             client,
-            adds_forwarded: true,
+            adds_forwarded,
         })
-    }
-
-    /// A proxy that forwards as DNS resolution would: no `X-Forwarded-*` of its own, and the answering
-    /// load balancer's `x-sandbox-upstream` kept.
-    pub fn transparent(upstreams: Vec<Upstream>, weights: Vec<u32>) -> Arc<Self> {
-        let mut proxy = Arc::into_inner(Self::new(upstreams, weights)).expect("a fresh proxy has one owner");
-        proxy.adds_forwarded = false;
-        Arc::new(proxy)
-    }
-
-    pub fn upstreams(&self) -> &[Upstream] {
-        &self.upstreams
     }
 
     pub fn weights(&self) -> Vec<u32> {

@@ -283,25 +283,12 @@ host    replication     postgres        ::1/128                 trust
         Ok(())
     }
 
-    /// `psql -c SQL` as the superuser on database `db`.
+    /// `psql -c SQL` as the superuser (trusted on loopback) on database `db`.
     pub(super) fn psql(&self, state: &State, pg_bin: &Path, db: &str, sql: &str) -> Result<()> {
-        process::run(
-            Command::new(pg_bin.join("psql"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &state["postgres_port"],
-                    "-U",
-                    "postgres",
-                    "-d",
-                    db,
-                ])
-                .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
-                .env_remove("PGDATA")
-                .env_remove("PGPASSWORD"),
-        )
-        .map(drop)
+        let port = Self::port(state, "postgres_port").ok_or("no PostgreSQL port recorded")?;
+        process::psql(pg_bin, port, "postgres", None, db, sql)
+            .map(drop)
+            .map_err(|e| format!("psql as `postgres` on `{db}` failed: {e}"))
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use crate::common;
 use common::{run, sandbox_var, suma, unique};
 use suma::aws::secrets::{VersionRef, AWSCURRENT};
-use suma::aws::AwsApis as _;
 
 const DATABASE_URL_SECRET: &str = "/suma-finance/auth/staging/database-url";
 const RESET_KEYS_SECRET: &str = "/suma-finance/auth/staging/reset-token-keys";
@@ -25,17 +24,8 @@ async fn current(id: &str) -> String {
 }
 
 async fn staging_task_ids() -> Vec<String> {
-    let url = format!("{}/_agent/tasks", sandbox_var("SUMA_SANDBOX_AGENT_URL"));
-    let view: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-    view["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| {
-            t["service"] == "auth-service" && t["cluster"] == "suma-finance-staging" && t["region"] == "eu-west-1"
-        })
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect()
+    let tasks = crate::sandbox_agent::tasks_of("auth-service").await;
+    tasks.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Logins through the front door until stopped: (answered 200, anything else).
@@ -206,26 +196,13 @@ async fn a_value_the_consumers_cannot_parse_is_put_back_when_their_rollout_fails
     assert_eq!(after.split(',').nth(1), Some(signer), "{after}");
 }
 
-async fn scale_staging(count: i32) {
-    let aws = common::sandbox_session().await;
-    let update = suma::aws::ecs::ServiceUpdate {
-        desired_count: Some(count),
-        ..Default::default()
-    };
-    aws.ecs(&common::lock_region())
-        .update_service("suma-finance-staging", "auth-service", &update)
-        .await
-        .unwrap();
-    crate::sandbox_agent::wait_for_tasks("auth-service", count as usize).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_them() {
     crate::require_sandbox!();
     // The same order as the secrets tests: the signing key, then staging.
     let _signing_key = common::staging_signing_key();
     let _staging = common::staging_exclusive();
-    scale_staging(3).await;
+    crate::sandbox_agent::scale_staging(3).await;
     let base = sandbox_var("AUTH_URL");
     let (dir, path, env) = common::staging_copy(
         serde_json::json!([{
@@ -302,7 +279,7 @@ async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_th
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     let (ok, rejected) = traffic.await.unwrap();
-    scale_staging(2).await;
+    crate::sandbox_agent::scale_staging(2).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         rejected.is_empty(),

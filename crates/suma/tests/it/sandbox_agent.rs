@@ -8,7 +8,7 @@ use common::{run, suma};
 use suma::aws::ecs::ServiceUpdate;
 
 /// The agent's tasks of one staging service in the primary region.
-async fn tasks_of(service: &str) -> Vec<serde_json::Value> {
+pub async fn tasks_of(service: &str) -> Vec<serde_json::Value> {
     let url = format!("{}/_agent/tasks", common::sandbox_var("SUMA_SANDBOX_AGENT_URL"));
     let view: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     view["tasks"]
@@ -50,6 +50,20 @@ pub async fn versions_of(service: &str) -> Vec<serde_json::Value> {
     answers
 }
 
+/// Sets the staging stable service's desired count through the AWS API and waits for the agent's tasks.
+pub async fn scale_staging(count: i32) -> Vec<serde_json::Value> {
+    let aws = common::sandbox_session().await;
+    let update = ServiceUpdate {
+        desired_count: Some(count),
+        ..ServiceUpdate::default()
+    };
+    suma::aws::AwsApis::ecs(&aws, &common::lock_region())
+        .update_service("suma-finance-staging", "auth-service", &update)
+        .await
+        .unwrap();
+    wait_for_tasks("auth-service", count as usize).await
+}
+
 fn stable_row(status: &serde_json::Value) -> serde_json::Value {
     status["services"]["data"]
         .as_array()
@@ -64,19 +78,9 @@ fn stable_row(status: &serde_json::Value) -> serde_json::Value {
 async fn scaling_through_the_aws_api_starts_live_processes_that_suma_status_counts() {
     crate::require_sandbox!();
     let _staging = common::staging_exclusive();
-    let aws = common::sandbox_session().await;
-    let region = common::lock_region();
-    let ecs = suma::aws::AwsApis::ecs(&aws, &region);
-    let scale = |n: i32| ServiceUpdate {
-        desired_count: Some(n),
-        ..ServiceUpdate::default()
-    };
     let before = wait_for_tasks("auth-service", 2).await;
 
-    ecs.update_service("suma-finance-staging", "auth-service", &scale(3))
-        .await
-        .unwrap();
-    let tasks = wait_for_tasks("auth-service", 3).await;
+    let tasks = scale_staging(3).await;
     // Each task is a live process on its own address, started from the rendered template.
     let versions = versions_of("auth-service").await;
     assert_eq!(versions.len(), 3);
@@ -99,10 +103,7 @@ async fn scaling_through_the_aws_api_starts_live_processes_that_suma_status_coun
     assert_eq!(stable["running"], 3, "{stable}");
     assert_eq!(stable["desired"], 3, "{stable}");
 
-    ecs.update_service("suma-finance-staging", "auth-service", &scale(2))
-        .await
-        .unwrap();
-    wait_for_tasks("auth-service", 2).await;
+    scale_staging(2).await;
     let out = run(suma(&["status", "--env", "staging", "--output", "json"]));
     assert_eq!(stable_row(&common::json(&out))["running"], 2);
 }

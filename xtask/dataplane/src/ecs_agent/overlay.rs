@@ -87,8 +87,9 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
         Ok(mut answer) => {
             if describe && answer.status.is_success() {
                 if let Some(region) = region {
-                    let snapshot = overlay.snapshot.lock().expect("snapshot").clone();
-                    answer.body = rewrite(&answer.body, &region, &snapshot).unwrap_or(answer.body);
+                    // Read under the lock: a copy of the snapshot (every task) per request is not needed.
+                    let rewritten = rewrite(&answer.body, &region, &overlay.snapshot.lock().expect("snapshot"));
+                    answer.body = rewritten.unwrap_or(answer.body);
                 }
             }
             answer.into_response()

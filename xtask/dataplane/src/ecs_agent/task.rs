@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck};
 
+/// The tag of an image reference (after the last `:` of its last path segment), `latest` when it names
+/// none: the release a task reports.
+pub fn image_tag(image: &str) -> &str {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.rsplit_once(':').map_or("latest", |(_, tag)| tag)
+}
+
 /// What a faulty image does, from its tag.
 pub fn faults_of(image: &str) -> Option<(&'static str, &'static str)> {
-    let tag = image
-        .rsplit('/')
-        .next()
-        .unwrap_or(image)
-        .rsplit_once(':')
-        .map_or("", |(_, t)| t);
+    let tag = image_tag(image);
     if tag.ends_with("-errors") {
         Some(("0.05", "0"))
     } else if tag.ends_with("-slow") {
@@ -136,8 +138,7 @@ impl Task {
     }
 
     pub fn version(&self) -> String {
-        let last = self.launch.image.rsplit('/').next().unwrap_or(&self.launch.image);
-        last.rsplit_once(':').map_or("latest", |(_, t)| t).to_owned()
+        image_tag(&self.launch.image).to_owned()
     }
 }
 
