@@ -309,10 +309,24 @@ impl Sandbox {
         let key = format!("{name}_port");
         let port = match Self::port(state, &key) {
             Some(port) if Self::running(state, name) || !process::port_open(port) => port,
-            _ => process::free_port()?,
+            _ => Self::fresh_port(state)?,
         };
         state.insert(key, port.to_string());
         Ok(port)
+    }
+
+    /// A free port that no component has recorded: ports are chosen early (the seeded configuration
+    /// points at them) and bound only when their component starts, so the kernel's "free" is not enough.
+    fn fresh_port(state: &State) -> Result<u16> {
+        loop {
+            let port = process::free_port()?;
+            let reserved = state
+                .iter()
+                .any(|(key, value)| key.ends_with("_port") && value.parse() == Ok(port));
+            if !reserved {
+                return Ok(port);
+            }
+        }
     }
 
     pub fn is_up(&self) -> bool {
@@ -358,7 +372,8 @@ impl Sandbox {
         for key in EDGE_PORTS {
             let keep = Self::port(&state, key).is_some_and(|p| Self::running(&state, "edge") || !process::port_open(p));
             if !keep {
-                state.insert(key.to_owned(), process::free_port()?.to_string());
+                let port = Self::fresh_port(&state)?;
+                state.insert(key.to_owned(), port.to_string());
             }
         }
         Self::choose_port(&mut state, "prometheus")?;

@@ -39,7 +39,7 @@ impl Sandbox {
     }
 
     pub(super) fn start_moto(&self, state: &mut State) -> Result<()> {
-        let port = process::free_port()?;
+        let port = Self::fresh_port(state)?;
         let log = self.dir.join("moto.log");
         let pid = process::spawn_logged(
             Command::new(self.venv().join("bin/moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
@@ -126,7 +126,7 @@ impl Sandbox {
                     .arg(&data),
             )?;
         }
-        let port = process::free_port()?;
+        let port = Self::fresh_port(state)?;
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             data.display()
@@ -188,7 +188,7 @@ host    replication     postgres        ::1/128                 trust
     /// An SMTP server on loopback that stores every message it receives in the Maildir `mail/`, where
     /// tests (and people) read the auth-service's verification, reset and notification emails.
     pub(super) fn start_smtp(&self, state: &mut State) -> Result<()> {
-        let port = process::free_port()?;
+        let port = Self::fresh_port(state)?;
         let log = self.dir.join("smtp.log");
         let pid = process::spawn_logged(
             Command::new(self.venv().join("bin/python"))
@@ -204,7 +204,7 @@ host    replication     postgres        ::1/128                 trust
     }
 
     pub(super) fn start_redis(&self, state: &mut State) -> Result<()> {
-        let port = process::free_port()?;
+        let port = Self::fresh_port(state)?;
         let log = self.dir.join("redis.log");
         let pid = process::spawn_logged(
             Command::new("redis-server").args([
