@@ -174,6 +174,17 @@ pub fn lock_region() -> suma::config::AwsRegion {
     suma::config::AwsRegion::try_from("eu-west-1".to_owned()).unwrap()
 }
 
+/// Ends the lease of `environment`'s lock now, as a killed holder's lease running out would, and
+/// returns the operation it held. Crash tests use it instead of waiting: a lease short enough to wait
+/// out is too short to renew on a loaded machine.
+pub async fn expire_lease(session: &suma::aws::AwsSession, environment: &str) -> Option<String> {
+    let table = session.lock_store(&lock_region(), "suma-locks");
+    let lock = table.get_lock(environment).await.unwrap()?;
+    let past = chrono::Utc::now().timestamp() - 1;
+    table.renew(environment, &lock.fence, past).await.unwrap();
+    Some(lock.operation_id)
+}
+
 /// A name no other test uses, so tests can run in parallel against one lock table.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
@@ -214,13 +225,10 @@ pub fn seed_environment(name: &str) -> SeededEnvironment {
 }
 
 /// A copy of the sandbox configuration with `staging` under a new name (a journal and lock of its own)
-/// holding exactly `secrets`, and the lock's lease set when given: the directory, the file, the name.
-pub fn staging_copy(secrets: serde_json::Value, lease: Option<&str>) -> (tempfile::TempDir, PathBuf, String) {
+/// holding exactly `secrets`: the directory, the file, the name.
+pub fn staging_copy(secrets: serde_json::Value) -> (tempfile::TempDir, PathBuf, String) {
     let text = std::fs::read_to_string(sandbox_config()).unwrap();
     let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    if let Some(lease) = lease {
-        config["lock"]["lease"] = serde_yaml::Value::String(lease.to_owned());
-    }
     let mut env = config["environments"]["staging"].clone();
     env["secrets"] = serde_yaml::to_value(secrets).unwrap();
     let name = unique("staging-copy");

@@ -149,7 +149,6 @@ async fn a_value_the_consumers_cannot_parse_is_put_back_when_their_rollout_fails
     // Declared `random`, the keyring would be replaced by a string the service refuses at start.
     let (dir, path, env) = common::staging_copy(
         serde_json::json!([{"id": RESET_KEYS_SECRET, "kind": "random", "consumers": ["auth-service"]}]),
-        None,
     );
     let out = run(suma(&[
         "--config",
@@ -204,15 +203,12 @@ async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_th
     let _staging = common::staging_exclusive();
     crate::sandbox_agent::scale_staging(3).await;
     let base = sandbox_var("AUTH_URL");
-    let (dir, path, env) = common::staging_copy(
-        serde_json::json!([{
+    let (dir, path, env) = common::staging_copy(serde_json::json!([{
         "id": "/suma-finance/auth/staging/jwt-signing-key", "kind": "jwt-signing-key",
         "jwt": {"key_bits": 2048, "service_url": base, "issuer": sandbox_var("AUTH_JWT_ISSUER"),
                 "audience": sandbox_var("AUTH_JWT_AUDIENCE"), "access_token_ttl": "8s", "clock_skew": "1s",
                 "pickup_timeout": "60s"}
-    }    ]),
-        None,
-    );
+    }    ]));
     let http = reqwest::Client::new();
     let body = serde_json::json!({"email": format!("{}@example.com", unique("jwt3")), "password": "a long enough passphrase for three"});
     assert!(http

@@ -73,13 +73,8 @@ struct Fleet {
 }
 
 fn fleet(secrets: Value) -> Fleet {
-    fleet_with_lease(secrets, None)
-}
-
-/// As [`fleet`], with the lock's lease set (crash tests wait for a dead holder's lease to run out).
-fn fleet_with_lease(secrets: Value, lease: Option<&str>) -> Fleet {
     let staging = common::staging_shared();
-    let (dir, path, name) = common::staging_copy(secrets, lease);
+    let (dir, path, name) = common::staging_copy(secrets);
     Fleet {
         _staging: staging,
         _dir: dir,
@@ -363,12 +358,7 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
     create(&client, &id, &value.to_string()).await;
     let original = current(&client, &id).await;
     let original_version = holder(&labels(&client, &id).await, "AWSCURRENT");
-    let fleet = fleet_with_lease(
-        serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": instance}}]),
-        // Long enough that a loaded machine (the crash matrix runs beside this test) renews it within its
-        // safety margin (a quarter of it) while `set` waits on RDS and `--abort` undoes it.
-        Some("10s"),
-    );
+    let fleet = fleet(serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": instance}}]));
 
     let crashed = run(fleet
         .suma(&["secrets", "rotate", "db-password", "--yes"])
@@ -379,8 +369,8 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
         "killed, not stopped: {}",
         crashed.stderr
     );
-    // The dead holder's lease runs out (10 s, whole seconds) before anyone may take the lock over.
-    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    // The dead holder's lease runs out before anyone may take the lock over.
+    common::expire_lease(&common::sandbox_session().await, &fleet.env).await;
     let out = run(fleet.suma(&[
         "secrets",
         "rotate",
@@ -413,9 +403,9 @@ async fn an_rds_master_rotation_on_an_unknown_instance_fails_at_set_and_changes_
     let id = format!("/suma-test/{}/db-password", unique("nomaster"));
     create(&client, &id, &credentials("auth_admin", "initial-master-password")).await;
     let before = labels(&client, &id).await;
-    let fleet =
+    let unknown =
         fleet(serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": "no-such-instance"}}]));
-    let out = run(fleet.suma(&["secrets", "rotate", "db-password", "--yes", "--output", "json"]));
+    let out = run(unknown.suma(&["secrets", "rotate", "db-password", "--yes", "--output", "json"]));
     assert_eq!(out.code, 1, "{}", out.stderr);
     let rotation = &json(&out)["rotations"][0];
     assert_eq!(rotation["outcome"]["step"], "set", "{rotation}");
@@ -431,9 +421,8 @@ async fn an_rds_master_rotation_on_an_unknown_instance_fails_at_set_and_changes_
     assert_eq!(holder(&after, "AWSPENDING"), None);
 
     // Both ways of setting the password at once is a configuration error, found before any AWS call.
-    let both = fleet_with_lease(
+    let both = fleet(
         serde_json::json!([{"id": id, "kind": "db-password", "database": {"rds_master": "x", "admin_secret": "y"}}]),
-        None,
     );
     let out = run(both
         .suma(&["secrets", "rotate", "db-password", "--yes"])
@@ -520,21 +509,19 @@ async fn an_unknown_secret_is_refused_before_any_aws_call() {
 async fn a_crash_after_any_step_is_finished_by_resume_or_undone_by_abort() {
     crate::require_sandbox!();
     let client = secrets_client().await;
+    let session = common::sandbox_session().await;
     for step in ["create", "set", "test", "finish", "consumers"] {
         for finish_with in ["--resume", "--abort"] {
             let id = format!("/suma-test/{}/crash-key", unique("crash"));
             create(&client, &id, "original").await;
             let original_version = holder(&labels(&client, &id).await, "AWSCURRENT").unwrap();
-            let fleet = fleet_with_lease(
-                serde_json::json!([{"id": id, "kind": "random", "consumers": ["auth-service"]}]),
-                Some("2s"),
-            );
+            let fleet = fleet(serde_json::json!([{"id": id, "kind": "random", "consumers": ["auth-service"]}]));
             let crashed = run(fleet
                 .suma(&["secrets", "rotate", "crash-key", "--yes"])
                 .env("SUMA_FAULT_CRASH_AFTER_STEP", step));
             assert_ne!(crashed.code, 0, "crashed after `{step}`: {}", crashed.stderr);
-            // The dead holder's lease runs out (2 s, whole seconds) before anyone may take the lock over.
-            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+            // The dead holder's lease runs out before anyone may take the lock over.
+            common::expire_lease(&session, &fleet.env).await;
             let out = run(fleet.suma(&[
                 "secrets",
                 "rotate",
@@ -604,18 +591,15 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
     let base = sandbox_var("AUTH_URL");
     let http = reqwest::Client::new();
     let id = "/suma-finance/auth/staging/jwt-signing-key";
-    let fleet = fleet_with_lease(
-        serde_json::json!([{"id": id, "kind": "jwt-signing-key", "jwt": {
-            "key_bits": 2048,
-            "service_url": base,
-            "issuer": sandbox_var("AUTH_JWT_ISSUER"),
-            "audience": sandbox_var("AUTH_JWT_AUDIENCE"),
-            "access_token_ttl": "8s",
-            "clock_skew": "1s",
-            "pickup_timeout": "60s",
-        }}]),
-        None,
-    );
+    let fleet = fleet(serde_json::json!([{"id": id, "kind": "jwt-signing-key", "jwt": {
+        "key_bits": 2048,
+        "service_url": base,
+        "issuer": sandbox_var("AUTH_JWT_ISSUER"),
+        "audience": sandbox_var("AUTH_JWT_AUDIENCE"),
+        "access_token_ttl": "8s",
+        "clock_skew": "1s",
+        "pickup_timeout": "60s",
+    }}]));
     let email = format!("{}@example.com", unique("jwt"));
     let password = "a long enough passphrase for rotation";
     let register = http

@@ -196,11 +196,8 @@ impl Env {
 
     /// Ends the dead holder's lease now, as its running out would, and notes which operation it held.
     async fn expire_lease(&self) {
-        let table = self.journal().table().clone();
-        if let Some(lock) = table.get_lock(&self.name).await.unwrap() {
-            *self.crashed.lock().unwrap() = Some(lock.operation_id.clone());
-            let past = chrono::Utc::now().timestamp() - 1;
-            table.renew(&self.name, &lock.fence, past).await.unwrap();
+        if let Some(operation) = common::expire_lease(&self.session, &self.name).await {
+            *self.crashed.lock().unwrap() = Some(operation);
         }
     }
 
