@@ -69,9 +69,11 @@ async fn of_concurrent_acquirers_exactly_one_wins() {
 async fn a_renewed_lease_stays_held_beyond_its_length() {
     crate::require_sandbox!();
     let environment = unique("renew");
-    let locks = locks(Duration::from_secs(1)).await;
+    // Long enough that a renew has over a second to answer on a loaded machine (a 1 s lease leaves half a
+    // second); the wait covers two lease lengths.
+    let locks = locks(Duration::from_secs(3)).await;
     let guard = locks.acquire(&op(&environment, "a@host"), false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    tokio::time::sleep(Duration::from_millis(7000)).await;
     let err = locks.acquire(&op(&environment, "b@host"), false).await.unwrap_err();
     assert!(matches!(err, LockError::Held(_)), "{err}");
     assert!(!guard.lost().is_cancelled());
