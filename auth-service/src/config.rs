@@ -85,14 +85,8 @@ pub struct HealthcheckArgs {
 /// Arguments of `purge`.
 #[derive(Debug, Clone, Args)]
 pub struct PurgeArgs {
-    /// PostgreSQL connection URL.
-    #[arg(
-        long = "database-url",
-        env = "DATABASE_URL",
-        value_name = "DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseTarget,
     /// Days an erased account is kept before it is purged.
     #[arg(
         long,
@@ -106,14 +100,8 @@ pub struct PurgeArgs {
 /// Arguments of `migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
-    /// PostgreSQL connection URL.
-    #[arg(
-        long = "database-url",
-        env = "DATABASE_URL",
-        value_name = "DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseTarget,
 }
 
 /// Arguments of `keygen`.
@@ -134,9 +122,8 @@ pub struct KeygenArgs {
 #[derive(Clone, Parser)]
 #[command(name = "serve")]
 pub struct Config {
-    /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: crate::database::DatabaseTarget,
     /// Maximum PostgreSQL connections in the pool.
     #[arg(
         long,
@@ -544,8 +531,8 @@ fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
 impl Config {
     /// Checks the relations between settings that clap cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
-            return Err(bad("DATABASE_URL", "must be a postgres:// URL"));
+        if let Err(e) = self.database.connect_options() {
+            return Err(bad(e.variable, e.problem));
         }
         if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
             return Err(bad("REDIS_URL", "must be a redis:// or rediss:// URL"));
@@ -777,7 +764,7 @@ impl Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &"[redacted]")
+            .field("database", &self.database)
             .field("redis_url", &"[redacted]")
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("bind_addr", &self.bind_addr)

@@ -7,6 +7,7 @@
 pub mod breach;
 pub mod clock;
 pub mod config;
+pub mod database;
 pub mod http;
 pub mod keys;
 pub mod keys_aws;
@@ -83,9 +84,9 @@ async fn purge(args: crate::config::PurgeArgs) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(&args.database_url)
+        .connect_with(args.database.connect_options()?)
         .await
-        .context("cannot connect to `DATABASE_URL`")?;
+        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")?;
     let before = chrono::Utc::now() - chrono::Duration::days(i64::from(args.retention_days));
     let purged = Db::new(pool)
         .purge_deleted(before, crate::http::auth::account_key)
@@ -100,9 +101,9 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(&args.database_url)
+        .connect_with(args.database.connect_options()?)
         .await
-        .context("cannot connect to `DATABASE_URL`")?;
+        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")?;
     Db::new(pool).migrate().await.context("cannot apply migrations")?;
     tracing::info!("migrations applied");
     Ok(())
@@ -209,8 +210,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(&config.database_url)
-        .context("invalid `DATABASE_URL`")?;
+        .connect_lazy_with(config.database.connect_options()?);
     if config.migrate_on_start {
         Db::new(pool.clone())
             .migrate()

@@ -130,6 +130,44 @@ async fn migrate_applies_the_schema_and_exits(pool: PgPool) {
     assert!(again.status.success(), "idempotent");
 }
 
+/// After a DR failover the URL in the replicated secret still names the old primary; `DATABASE_HOST`
+/// (set by suma's repoint) is what moves the service to the promoted instance.
+#[sqlx::test(migrations = false)]
+async fn database_host_moves_the_connection_off_the_urls_host(pool: PgPool) {
+    let real = pool.connect_options();
+    let (host, port) = (real.get_host().to_owned(), real.get_port());
+    // The URL's host is a port where no database listens, as a failed primary would be.
+    let dead = url_of(&pool).replacen(&format!("@{host}:{port}/"), "@127.0.0.1:9/", 1);
+    assert_ne!(dead, url_of(&pool), "the test URL names {host}:{port}");
+    let without = Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", &dead)
+        .output()
+        .unwrap();
+    assert!(!without.status.success(), "the dead host alone cannot be reached");
+    let moved = Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", &dead)
+        .env("DATABASE_HOST", format!("{host}:{port}"))
+        .output()
+        .unwrap();
+    assert!(moved.status.success(), "{}", String::from_utf8_lossy(&moved.stderr));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1, "migrated through DATABASE_HOST");
+
+    let bad = Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", &dead)
+        .env("DATABASE_HOST", "db.example:port")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("DATABASE_HOST"), "{stderr}");
+}
+
 #[sqlx::test(migrations = false)]
 async fn serve_migrates_answers_and_shuts_down_gracefully(pool: PgPool) {
     let url = url_of(&pool);
