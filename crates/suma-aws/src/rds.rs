@@ -21,7 +21,22 @@ pub struct DbInstance {
     /// Identifier or ARN of the instance this one replicates from.
     pub replica_source: Option<String>,
     pub read_replicas: Vec<String>,
+    /// The endpoint's DNS name.
     pub endpoint: Option<String>,
+    /// The endpoint's port.
+    pub port: Option<u16>,
+}
+
+impl DbInstance {
+    /// `address:port` (the address alone when RDS reports no port): what a client is pointed at, and
+    /// the value of the service's `DATABASE_HOST` after a repoint.
+    pub fn host(&self) -> Option<String> {
+        let address = self.endpoint.as_deref()?;
+        Some(match self.port {
+            Some(port) => format!("{address}:{port}"),
+            None => address.to_owned(),
+        })
+    }
 }
 
 /// A change to a DB instance, applied immediately; `None` leaves that part as it is.

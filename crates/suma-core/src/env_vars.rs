@@ -16,6 +16,9 @@ pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
 pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
 /// PostgreSQL URL of the DR replica, for `dr.replica_lag: postgres` (read-only use).
 pub const SUMA_DR_REPLICA_URL: &str = "SUMA_DR_REPLICA_URL";
+/// `SUFFIX=HOST:PORT[,…]`: suma's own database connections to a host ending in SUFFIX go to HOST:PORT
+/// (a port forward to a private RDS endpoint); see `suma_core::connect_to`.
+pub const SUMA_DB_CONNECT_TO: &str = "SUMA_DB_CONNECT_TO";
 /// Crash tests, read only by builds with the `fault-hooks` feature (never release builds): every mutating
 /// command is killed (SIGKILL) right after this step's end is journaled.
 pub const SUMA_FAULT_CRASH_AFTER_STEP: &str = "SUMA_FAULT_CRASH_AFTER_STEP";

@@ -4,6 +4,7 @@
 //! no SDK and no HTTP client, so it builds and tests in seconds.
 
 pub mod config;
+pub mod connect_to;
 pub mod contract;
 pub mod env_vars;
 pub mod error;

@@ -14,22 +14,23 @@
 pub enum Names {
     /// Letters, digits and `_` (template variables).
     Identifier,
-    /// Also `.` and `-` (runbook references such as `steps.db-check.outputs.multi_az`).
+    /// Also `.` and `-` (runbook references such as `steps.db-check.outputs.multi_az`), and `|` and
+    /// spaces for a runbook's alternatives (`steps.a.outputs.x || steps.b.outputs.x`).
     Path,
 }
 
 impl Names {
     fn accepts(self, name: &str) -> bool {
         !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || (self == Names::Path && (c == '.' || c == '-')))
+            && name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c == '_' || (self == Names::Path && matches!(c, '.' | '-' | '|' | ' '))
+            })
     }
 
     fn describe(self) -> &'static str {
         match self {
             Names::Identifier => "names are letters, digits and `_`",
-            Names::Path => "names are letters, digits, `_`, `.` and `-`",
+            Names::Path => "names are letters, digits, `_`, `.` and `-`, alternatives joined by `||`",
         }
     }
 }

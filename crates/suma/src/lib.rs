@@ -18,6 +18,8 @@ pub use suma_ops::{
 
 use std::sync::Arc;
 
+use crate::settings::EnvSource as _;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cli;
@@ -27,6 +29,17 @@ use crate::report::Reporter;
 /// Runs the parsed command line to completion or until SIGINT, SIGTERM or SIGHUP.
 pub async fn run(cli: Cli) -> ExitStatus {
     let reporter: Arc<dyn Reporter> = Arc::new(render::TerminalReporter::new(cli.global.quiet));
+    // Checked before any command, so a mistyped rule never surfaces halfway through an operation.
+    let connect_to = settings::ProcessEnv
+        .var(env_vars::SUMA_DB_CONNECT_TO)
+        .unwrap_or_default();
+    match suma_core::connect_to::ConnectTo::parse(&connect_to) {
+        Ok(rules) => secrets::database::route_connections(rules),
+        Err(e) => {
+            render::error(&anyhow::anyhow!("`{}`: {e}", env_vars::SUMA_DB_CONNECT_TO));
+            return ExitStatus::Error;
+        }
+    }
     let cancel = CancellationToken::new();
     let mutating = commands::is_mutating(&cli.command);
     let mut work = std::pin::pin!(commands::dispatch(

@@ -48,6 +48,9 @@ impl Sandbox {
         for cluster in AGENT_CLUSTERS {
             cmd.args(["--cluster", cluster]);
         }
+        // Every RDS instance moto knows (primary, replica, promoted replica) is the one PostgreSQL: a DR
+        // repoint's DATABASE_HOST then reaches the database the tasks already use.
+        cmd.arg("--resolve").arg(Self::rds_route(state));
         // What the sandbox adds to every task: the task role's credentials and the AWS endpoint (the
         // service reads its JWT keys itself), a key reload and JWKS cache age short enough for a rotation's
         // steps to take seconds, rate
@@ -80,6 +83,11 @@ impl Sandbox {
         process::wait_for_port(port, "ecs-agent", Duration::from_secs(20), &log)?;
         Self::started(state, "agent", pid);
         Ok(())
+    }
+
+    /// `SUFFIX=IP:PORT` that sends every RDS endpoint to the sandbox's PostgreSQL.
+    pub(super) fn rds_route(state: &State) -> String {
+        format!(".rds.amazonaws.com=127.0.0.1:{}", state["postgres_port"])
     }
 
     /// One of the agent's plain-text answers (`/_agent/settled`, `/_agent/summary`): status and body.

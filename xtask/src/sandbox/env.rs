@@ -61,6 +61,9 @@ impl Sandbox {
             ("AUTH_PRODUCTION_URL", url("edge_production_front_port")),
             // Staging's primary ALB alone (the weighted proxy).
             ("AUTH_ALB_URL", url("proxy_port")),
+            // Every RDS endpoint moto reports is the one PostgreSQL, for suma's own connections (a runbook's
+            // SQL on a restored instance) as for the tasks (the agent's `--resolve`).
+            ("SUMA_DB_CONNECT_TO", Self::rds_route(state)),
             // The ECS agent's overlay: `/_agent/tasks` lists every task with its address and version.
             ("SUMA_SANDBOX_AGENT_URL", url("agent_port")),
             // What the services' tokens carry, so that tests can mint tokens they accept.

@@ -142,8 +142,9 @@ pub struct DrPolicy {
     pub replica_lag: LagSource,
     /// Base URL of the DR region's endpoint (its load balancer), verified after a failover.
     pub dr_url: Option<HttpUrl>,
-    /// Environment variable of the application container that names the database host; a failover
-    /// registers a DR revision with the promoted instance's endpoint in it.
+    /// Environment variable of the application container that names the database host (`host:port`);
+    /// a failover registers a DR revision with the promoted instance's endpoint in it. auth-service reads
+    /// `DATABASE_HOST`, which replaces the host of its `DATABASE_URL`.
     pub database_host_variable: String,
 }
 

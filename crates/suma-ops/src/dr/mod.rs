@@ -139,7 +139,7 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
             step(
                 "repoint-dr-service",
                 format!(
-                    "register a revision of `{}` with {host_var} = the promoted endpoint and roll it out",
+                    "register a revision of `{}` with {host_var} = the promoted endpoint (host:port) and roll it out",
                     ecs.dr.service
                 ),
             ),
@@ -692,8 +692,10 @@ impl Engine {
         Ok(StepEnd::Done(facts))
     }
 
-    /// Points a service at a database: a new revision with the endpoint in the host variable, rolled out
-    /// at production capacity.
+    /// Points a service at a database: a new revision with the endpoint (`address:port`) in the host
+    /// variable the service reads (`DATABASE_HOST`, which replaces the host of the replicated
+    /// `DATABASE_URL` secret; a replica secret cannot be rewritten in its region), rolled out at
+    /// production capacity.
     #[allow(clippy::too_many_arguments)]
     async fn repoint(
         &self,
@@ -712,7 +714,7 @@ impl Engine {
             .rds(db_region)
             .describe_instance(db)
             .await?
-            .endpoint
+            .host()
             .ok_or_else(|| StepError::failed(format!("`{db}` has no endpoint yet\nhint: `--resume` tries again")))?;
         let current = ecs
             .describe_services(cluster, &[service.to_owned()])

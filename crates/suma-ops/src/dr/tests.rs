@@ -321,6 +321,7 @@ impl Region {
             replica_source: db.source.clone(),
             read_replicas: Vec::new(),
             endpoint: Some(endpoint(&self.1, id)),
+            port: Some(5432),
         }
     }
 }
@@ -645,7 +646,7 @@ fn failed_over_state(world: &World) {
     assert_eq!(s.services[&key(PRIMARY, "auth-service-canary")].1, 0);
     assert_eq!(
         s.services[&key(DR, "auth-service")],
-        (Some(endpoint(DR, "db-replica")), 4),
+        (Some(format!("{}:5432", endpoint(DR, "db-replica"))), 4),
         "DR at production capacity on the promoted database"
     );
     assert_eq!(
@@ -896,7 +897,7 @@ async fn a_failback_restores_the_normal_topology() {
     assert_eq!(s.primary_target, PRIMARY_LB);
     assert_eq!(
         s.services[&key(PRIMARY, "auth-service")],
-        (Some(endpoint(PRIMARY, "db")), 4)
+        (Some(format!("{}:5432", endpoint(PRIMARY, "db"))), 4)
     );
     assert_eq!(s.services[&key(DR, "auth-service")].1, 0, "DR back to its standby");
     assert_eq!(s.dbs[&key(PRIMARY, "db")], ("standalone".into(), true, true, 1));
@@ -977,6 +978,7 @@ fn promotion_is_judged_by_source_or_by_a_stand_in_that_answered_available() {
         replica_source: source.map(Into::into),
         read_replicas: Vec::new(),
         endpoint: None,
+        port: None,
     };
     assert!(promoted(&db("available", None), None));
     assert!(!promoted(&db("modifying", None), None));

@@ -1,5 +1,7 @@
 //! References and conditions in runbooks: `${params.reason}`, `${steps.db.outputs.multi_az}`,
-//! `${env.url}`, `${run.id}` inside argument strings, and `when:` conditions such as
+//! `${env.url}`, `${run.id}` inside argument strings; `${steps.restore.outputs.host ||
+//! steps.primary.outputs.host}` takes the first alternative that has a value (the output of whichever
+//! branch ran, as `||` does in a GitHub Actions expression); and `when:` conditions such as
 //! `steps.db.outputs.multi_az == true and params.force != true`. Deliberately small (comparisons joined by
 //! `and`/`or`, `not`, no parentheses or arithmetic): a condition an on-call engineer cannot read at a glance
 //! does not belong in a runbook.
@@ -83,16 +85,20 @@ pub fn is_name(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-/// Every `${...}` in `text`.
+/// The alternatives of one `${...}`, in order (one when there is no `||`).
+fn alternatives(name: &str) -> Result<Vec<Ref>, String> {
+    name.split("||").map(Ref::parse).collect()
+}
+
+/// Every reference in `text`, each alternative of a `||` included.
 pub fn references(text: &str) -> Result<Vec<Ref>, String> {
-    subst::pieces(text, Names::Path)
-        .map_err(|m| format!("{} in `{text}`", m.message))?
-        .into_iter()
-        .filter_map(|piece| match piece {
-            Piece::Ref { name, .. } => Some(Ref::parse(name)),
-            _ => None,
-        })
-        .collect()
+    let mut found = Vec::new();
+    for piece in subst::pieces(text, Names::Path).map_err(|m| format!("{} in `{text}`", m.message))? {
+        if let Piece::Ref { name, .. } = piece {
+            found.extend(alternatives(name)?);
+        }
+    }
+    Ok(found)
 }
 
 /// The values references resolve to during a run.
@@ -133,7 +139,17 @@ pub fn to_text(value: &Value) -> String {
 
 /// Replaces every `${...}` in `text` (one argument, already parsed from the runbook); `$$` is a `$`.
 pub fn interpolate(text: &str, scope: &Scope) -> Result<String, String> {
-    subst::render(text, Names::Path, |name| Ok(to_text(scope.get(&Ref::parse(name)?)?))).map_err(|e| match e {
+    let resolve = |name: &str| -> Result<String, String> {
+        let mut missing = Vec::new();
+        for reference in alternatives(name)? {
+            match scope.get(&reference) {
+                Ok(value) => return Ok(to_text(value)),
+                Err(e) => missing.push(e),
+            }
+        }
+        Err(missing.join("; "))
+    };
+    subst::render(text, Names::Path, resolve).map_err(|e| match e {
         RenderError::Malformed(m) => format!("{} in `{text}`", m.message),
         RenderError::Resolve(message) => message,
     })
@@ -368,6 +384,33 @@ mod tests {
         assert!(interpolate("${steps.gone.outputs.x}", &scope())
             .unwrap_err()
             .contains("did not run"));
+    }
+
+    #[test]
+    fn the_first_alternative_with_a_value_is_taken() {
+        let s = scope();
+        let cases = [
+            ("${steps.gone.outputs.x || steps.db.outputs.rows}", Ok("12")),
+            ("${steps.db.outputs.rows||steps.gone.outputs.x}", Ok("12")),
+            ("${params.reason || env.url}", Ok("leak")),
+            (
+                "${steps.gone.outputs.x || steps.other.outputs.y}",
+                Err("step `other` did not run"),
+            ),
+        ];
+        for (text, want) in cases {
+            match (interpolate(text, &s), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want) && got.contains("`gone`"), "{text}: {got}"),
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+        assert_eq!(
+            references("${steps.a.outputs.x || steps.b.outputs.x}").unwrap().len(),
+            2,
+            "each alternative is checked when the runbook loads"
+        );
+        assert!(references("${steps.a.outputs.x || env.colour}").is_err());
     }
 
     #[test]

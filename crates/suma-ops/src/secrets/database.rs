@@ -30,6 +30,15 @@ pub enum CredentialForm {
     Url,
 }
 
+/// Where suma's own database connections go (`SUMA_DB_CONNECT_TO`), installed once by the CLI before
+/// any command runs; none installed means every connection goes where its credentials say.
+static CONNECT_TO: std::sync::OnceLock<suma_core::connect_to::ConnectTo> = std::sync::OnceLock::new();
+
+/// Installs the connection rules; the first call wins (the CLI makes one, at start).
+pub fn route_connections(rules: suma_core::connect_to::ConnectTo) {
+    let _ = CONNECT_TO.set(rules);
+}
+
 /// Database credentials, in either form; a rotation writes the new version in the form of the old.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DbCredentials {
@@ -102,9 +111,12 @@ impl DbCredentials {
     }
 
     pub(crate) fn options(&self) -> sqlx::postgres::PgConnectOptions {
+        let (host, port) = CONNECT_TO.get().map_or((self.host.as_str(), self.port), |rules| {
+            rules.route(&self.host, self.port)
+        });
         sqlx::postgres::PgConnectOptions::new()
-            .host(&self.host)
-            .port(self.port)
+            .host(host)
+            .port(port)
             .database(&self.dbname)
             .username(&self.username)
             .password(&self.password)

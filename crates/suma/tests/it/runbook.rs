@@ -449,8 +449,10 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
         .send()
         .await
         .unwrap();
-    let endpoint = db.db_instances()[0].endpoint().unwrap().address().unwrap().to_owned();
-    assert_eq!(restored["endpoint"], endpoint.as_str());
+    let endpoint = db.db_instances()[0].endpoint().unwrap();
+    let host = format!("{}:{}", endpoint.address().unwrap(), endpoint.port().unwrap());
+    assert_eq!(restored["endpoint"], endpoint.address().unwrap());
+    assert_eq!(restored["host"], host.as_str());
 
     // The service now points at the restored instance.
     let ecs = aws_sdk_ecs::Client::new(&aws);
@@ -476,11 +478,13 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
     assert!(
         environment
             .iter()
-            .any(|kv| kv.name() == Some("DATABASE_HOST") && kv.value() == Some(endpoint.as_str())),
+            .any(|kv| kv.name() == Some("DATABASE_HOST") && kv.value() == Some(host.as_str())),
         "{environment:?}"
     );
 
-    // The verification queries read the real data, read-only.
+    // The verification queries read the real data, read-only, on the restored instance: its RDS name
+    // reaches the sandbox's PostgreSQL only through `SUMA_DB_CONNECT_TO` (env.sh), as a port forward
+    // would on a laptop, and the secret's host is another.
     let users = &step(op, "users")["facts"]["outputs"];
     let mut conn = {
         use sqlx::Connection as _;

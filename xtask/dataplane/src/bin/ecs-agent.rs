@@ -33,6 +33,10 @@ struct Args {
     /// KEY=VALUE every task gets on top of its task definition; repeat for each.
     #[arg(long = "task-env", value_parser = parse_pair)]
     task_env: Vec<(String, String)>,
+    /// SUFFIX=IP:PORT: a task's setting that names a host ending in SUFFIX (with or without a port) is
+    /// handed to it as IP:PORT, as a VPC's DNS resolves an RDS endpoint; repeat for each.
+    #[arg(long = "resolve", value_parser = dataplane::ecs_agent::task::HostRule::parse)]
+    resolve: Vec<dataplane::ecs_agent::task::HostRule>,
     /// Time between container health checks.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     health_interval: Duration,
@@ -70,6 +74,7 @@ async fn main() -> std::process::ExitCode {
         binary: args.binary,
         dir: args.dir,
         task_env: args.task_env,
+        hosts: args.resolve,
         health_interval: args.health_interval,
         interval: args.interval,
     };

@@ -43,6 +43,8 @@ pub struct AgentConfig {
     /// Settings of the sandbox every task gets on top of its task definition (the task role's
     /// credentials and endpoint, log levels, limits sized for the load generator).
     pub task_env: Vec<(String, String)>,
+    /// Names the task network resolves (RDS endpoints to the sandbox's PostgreSQL).
+    pub hosts: Vec<task::HostRule>,
     /// Time between health checks (ECS: the check's `interval`; shorter here, so a sandbox deploy takes
     /// seconds).
     pub health_interval: Duration,
@@ -540,7 +542,8 @@ impl Agent {
             let text = value.secret_string().unwrap_or_default();
             resolved.insert(secret.name().to_owned(), reference.pick(text)?);
         }
-        let launch = Launch::of(&container, resolved);
+        let mut launch = Launch::of(&container, resolved);
+        task::resolve_hosts(&mut launch.environment, &self.config.hosts);
         let ip = self.allocate_ip(launch.container_port);
         let id = short_id();
         let logs = self.config.dir.join("tasks");

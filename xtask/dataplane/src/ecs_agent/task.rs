@@ -117,6 +117,55 @@ impl Launch {
     }
 }
 
+/// A name the task network resolves to a sandbox address, as a VPC's DNS resolves an RDS endpoint:
+/// a value that is exactly `host` or `host:port` with `host` ending in `suffix` becomes `address`
+/// (`ip:port`, or `ip:port`'s ip alone when the value had no port). The service resolves names itself,
+/// so the agent rewrites the values it hands a task instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRule {
+    pub suffix: String,
+    pub address: String,
+}
+
+impl HostRule {
+    /// `SUFFIX=IP:PORT`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (suffix, address) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}`: expected SUFFIX=IP:PORT"))?;
+        if suffix.is_empty() || !address.contains(':') {
+            return Err(format!("`{text}`: expected SUFFIX=IP:PORT"));
+        }
+        Ok(Self {
+            suffix: suffix.to_owned(),
+            address: address.to_owned(),
+        })
+    }
+
+    /// The value as the task sees it.
+    fn apply(&self, value: &str) -> Option<String> {
+        let (host, port) = match value.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => (host, true),
+            _ => (value, false),
+        };
+        let named = host.len() > self.suffix.len() && host.ends_with(&self.suffix) && !host.contains(['/', '@']);
+        match (named, port) {
+            (false, _) => None,
+            (true, true) => Some(self.address.clone()),
+            (true, false) => self.address.rsplit_once(':').map(|(ip, _)| ip.to_owned()),
+        }
+    }
+}
+
+/// The environment with every value a rule names resolved.
+pub fn resolve_hosts(environment: &mut BTreeMap<String, String>, rules: &[HostRule]) {
+    for value in environment.values_mut() {
+        if let Some(resolved) = rules.iter().find_map(|rule| rule.apply(value)) {
+            *value = resolved;
+        }
+    }
+}
+
 /// A started task.
 pub struct Task {
     pub id: String,
@@ -283,6 +332,31 @@ mod tests {
         let staged = SecretRef::parse("arn:aws:secretsmanager:eu-west-1:1:secret:k::AWSPREVIOUS:").unwrap();
         assert_eq!(staged.version_stage.as_deref(), Some("AWSPREVIOUS"));
         assert!(SecretRef::parse("arn:aws:ssm:eu-west-1:1:parameter/x").is_err());
+    }
+
+    #[test]
+    fn rds_endpoints_resolve_to_the_sandbox_database() {
+        let rules = [HostRule::parse(".rds.amazonaws.com=127.0.0.1:5544").unwrap()];
+        let mut env: BTreeMap<String, String> = [
+            ("DATABASE_HOST", "auth-dr.abc123.eu-central-1.rds.amazonaws.com:5432"),
+            ("NAME_ONLY", "auth.abc123.eu-west-1.rds.amazonaws.com"),
+            ("URL", "postgres://u:p@auth.abc.eu-west-1.rds.amazonaws.com:5432/db"),
+            ("OTHER", "db.example:5432"),
+            ("SUFFIX_ALONE", ".rds.amazonaws.com"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        resolve_hosts(&mut env, &rules);
+        assert_eq!(env["DATABASE_HOST"], "127.0.0.1:5544");
+        assert_eq!(env["NAME_ONLY"], "127.0.0.1");
+        assert_eq!(
+            env["URL"], "postgres://u:p@auth.abc.eu-west-1.rds.amazonaws.com:5432/db",
+            "whole values only"
+        );
+        assert_eq!(env["OTHER"], "db.example:5432");
+        assert_eq!(env["SUFFIX_ALONE"], ".rds.amazonaws.com");
+        assert!(HostRule::parse("no-address").is_err());
+        assert!(HostRule::parse(".x=127.0.0.1").is_err());
     }
 
     #[test]

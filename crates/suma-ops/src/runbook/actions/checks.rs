@@ -42,7 +42,17 @@ impl LiveActions<'_> {
         let value = self.current_value(&secret.id).await?;
         let mut credentials = crate::secrets::kinds::DbCredentials::parse(&value, &format!("secret `{}`", secret.id))?;
         if let Some(host) = arg(args, "host") {
-            credentials.host = host.to_owned();
+            // `host:port` as the database actions' `host` output gives it; a bare name keeps the port.
+            match host
+                .rsplit_once(':')
+                .and_then(|(name, port)| Some((name, port.parse::<u16>().ok()?)))
+            {
+                Some((name, port)) => {
+                    credentials.host = name.to_owned();
+                    credentials.port = port;
+                }
+                None => credentials.host = host.to_owned(),
+            }
         }
         let mut conn = credentials.connect().await?;
         // The session refuses writes whatever the query says.

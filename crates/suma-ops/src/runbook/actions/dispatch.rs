@@ -107,6 +107,7 @@ impl LiveActions<'_> {
                     ("status", json!(db.status)),
                     ("multi_az", json!(db.multi_az)),
                     ("endpoint", json!(db.endpoint)),
+                    ("host", json!(db.host())),
                     ("latest_snapshot", json!(latest.unwrap_or_default())),
                 ]))
             }
@@ -120,7 +121,7 @@ impl LiveActions<'_> {
                 }
                 self.aws.rds(&region).reboot_with_failover(&id).await?;
                 let db = self.wait_available(&region, &id).await?;
-                Ok(outputs([("status", json!(db.status))]))
+                Ok(outputs([("status", json!(db.status)), ("host", json!(db.host()))]))
             }
             "database.restore-snapshot" => {
                 let (region, id) = self.instance(arg(args, "instance"), "primary")?;
@@ -152,6 +153,7 @@ impl LiveActions<'_> {
                 Ok(outputs([
                     ("identifier", json!(db.identifier)),
                     ("endpoint", json!(db.endpoint)),
+                    ("host", json!(db.host())),
                     ("snapshot", json!(snapshot)),
                 ]))
             }
@@ -167,6 +169,7 @@ impl LiveActions<'_> {
                     ("identifier", json!(db.identifier)),
                     ("status", json!(db.status)),
                     ("endpoint", json!(db.endpoint)),
+                    ("host", json!(db.host())),
                 ]))
             }
             "sql.query" => self.sql_query(args).await,
