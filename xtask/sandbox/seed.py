@@ -359,7 +359,8 @@ def service_secrets(endpoint, env, urls):
         "smtp-url": urls["smtp_url"],
         # `kid:base64url-key` entries, the first signs.
         "reset-token-keys": f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}",
-        "totp-encryption-key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        # The sealing key and the older ones that still open (`totp-key`), picked apart by the template.
+        "totp-encryption-key": json.dumps({"current": base64.b64encode(secrets.token_bytes(32)).decode(), "previous": ""}),
     }
     for name, value in values.items():
         sm.create_secret(
@@ -377,6 +378,7 @@ def service_secrets(endpoint, env, urls):
             "database": {"admin_secret": f"{prefix}/db-admin"},
         },
         {"id": f"{prefix}/reset-token-keys", "kind": "keyring", "rotation_days": 90, "consumers": ["auth-service"]},
+        {"id": f"{prefix}/totp-encryption-key", "kind": "totp-key", "rotation_days": 365, "consumers": ["auth-service"]},
     ]
 
 

@@ -278,6 +278,10 @@ pub enum SecretKind {
     DatabaseUrl,
     /// `kid:base64url-key` entries, the first signs (the service's `RESET_TOKEN_KEYS`).
     Keyring,
+    /// The key sealing TOTP secrets and the older ones that still open them, as
+    /// `{"current": …, "previous": …}` (the service's `TOTP_ENCRYPTION_KEY` and
+    /// `TOTP_ENCRYPTION_PREVIOUS_KEYS`).
+    TotpKey,
     Random,
 }
 
@@ -293,6 +297,7 @@ impl SecretKind {
             Self::DbPassword => "db-password",
             Self::DatabaseUrl => "database-url",
             Self::Keyring => "keyring",
+            Self::TotpKey => "totp-key",
             Self::Random => "random",
         }
     }

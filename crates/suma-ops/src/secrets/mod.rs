@@ -18,6 +18,7 @@ pub mod kinds;
 pub mod listing;
 #[cfg(feature = "sdk")]
 pub mod setup;
+pub mod totp_key;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -98,7 +99,7 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
         crate::config::SecretKind::DbPassword | crate::config::SecretKind::DatabaseUrl => {
             what("set the new password on the role (admin connection)")
         }
-        crate::config::SecretKind::Keyring | crate::config::SecretKind::Random => {
+        crate::config::SecretKind::Keyring | crate::config::SecretKind::TotpKey | crate::config::SecretKind::Random => {
             what("nothing downstream: consumers read the secret")
         }
     };
@@ -108,6 +109,9 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
             what("connect with the new credentials and run a query")
         }
         crate::config::SecretKind::Keyring => what("parse the pending keyring as the service does"),
+        crate::config::SecretKind::TotpKey => {
+            what("parse the pending keys as the service does (base64 of 32 bytes each)")
+        }
         crate::config::SecretKind::Random => what("read the pending value back and check its shape"),
     };
     let consumers = if secret.consumers.is_empty() {

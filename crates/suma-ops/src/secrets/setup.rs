@@ -37,6 +37,7 @@ pub fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession)
             spec: secret.random.clone(),
         }),
         SecretKind::Keyring => Box::new(KeyringRotation { key_bytes: 32 }),
+        SecretKind::TotpKey => Box::new(super::totp_key::TotpKeyRotation),
         SecretKind::DbPassword | SecretKind::DatabaseUrl => Box::new(DbPasswordRotation {
             secret_id: secret.id.clone(),
             form: (secret.kind == SecretKind::DatabaseUrl).then_some(CredentialForm::Url),

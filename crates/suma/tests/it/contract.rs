@@ -12,6 +12,7 @@ use suma::aws::secrets::{VersionRef, AWSCURRENT};
 
 const DATABASE_URL_SECRET: &str = "/suma-finance/auth/staging/database-url";
 const RESET_KEYS_SECRET: &str = "/suma-finance/auth/staging/reset-token-keys";
+const TOTP_KEY_SECRET: &str = "/suma-finance/auth/staging/totp-encryption-key";
 
 async fn current(id: &str) -> String {
     let aws = common::sandbox_session().await;
@@ -288,4 +289,132 @@ async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_th
         "every running task was counted: {published}"
     );
     assert!(published["jwks_cache_age_waited_s"].as_u64().is_some(), "{published}");
+}
+
+/// RFC 4648 base32 without padding, as the service hands out TOTP secrets.
+fn base32_decode(text: &str) -> Vec<u8> {
+    let (mut bits, mut width, mut out) = (0u64, 0u32, Vec::new());
+    for c in text.trim_end_matches('=').chars() {
+        let value = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+            .find(c.to_ascii_uppercase())
+            .expect("base32") as u64;
+        bits = (bits << 5) | value;
+        width += 5;
+        if width >= 8 {
+            width -= 8;
+            out.push((bits >> width) as u8);
+        }
+    }
+    out
+}
+
+/// The RFC 6238 code (HMAC-SHA-1, 6 digits, 30 s) of `secret` for the step `offset` steps from now.
+fn totp_code(secret: &[u8], offset: i64) -> String {
+    use aws_lc_rs::hmac;
+    let step = (chrono::Utc::now().timestamp().div_euclid(30) + offset) as u64;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let mac = hmac::sign(&key, &step.to_be_bytes());
+    let mac = mac.as_ref();
+    let at = (mac[mac.len() - 1] & 0x0f) as usize;
+    let binary = u32::from_be_bytes([mac[at] & 0x7f, mac[at + 1], mac[at + 2], mac[at + 3]]);
+    format!("{:06}", binary % 1_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_totp_key_rotation_keeps_every_enrolled_second_factor_working() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let base = sandbox_var("AUTH_URL");
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"email": format!("{}@example.com", unique("totp")), "password": "a long enough totp passphrase"});
+    let registered = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().expect("signed in").to_owned();
+    let setup: serde_json::Value = http
+        .post(format!("{base}/api/auth/2fa/totp/setup"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = base32_decode(setup["secret"].as_str().expect("a TOTP secret"));
+    let confirm = http
+        .post(format!("{base}/api/auth/2fa/totp/confirm"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"code": totp_code(&secret, 0)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 200, "{}", confirm.text().await.unwrap());
+    let before = current(TOTP_KEY_SECRET).await;
+    let tasks_before = staging_task_ids().await;
+
+    // The secret was sealed under the current key; the rotation makes a new one current.
+    let (dir, path, env) = common::staging_copy(
+        serde_json::json!([{"id": TOTP_KEY_SECRET, "kind": "totp-key", "consumers": ["auth-service"]}]),
+    );
+    let out = run(suma(&[
+        "--config",
+        path.to_str().unwrap(),
+        "secrets",
+        "rotate",
+        "totp-encryption-key",
+        "--env",
+        &env,
+        "--yes",
+    ])
+    .env("SUMA_STATE_DIR", dir.path()));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let after: serde_json::Value = serde_json::from_str(&current(TOTP_KEY_SECRET).await).unwrap();
+    let old: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_ne!(after["current"], old["current"]);
+    assert_eq!(
+        after["previous"].as_str().unwrap().split(',').next(),
+        old["current"].as_str(),
+        "the old key still opens: {after}"
+    );
+    let tasks_after = staging_task_ids().await;
+    assert!(
+        tasks_after.iter().all(|t| !tasks_before.contains(t)),
+        "every task was replaced and reads the new keys: {tasks_before:?} -> {tasks_after:?}"
+    );
+
+    // A new task opens the secret sealed under the old key: the second factor still signs in. The code
+    // is the next step's, so it is newer than the one that confirmed the enrolment.
+    let challenge: serde_json::Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(challenge["two_factor_required"], true, "{challenge}");
+    let verified = http
+        .post(format!("{base}/api/auth/2fa/verify"))
+        .json(&serde_json::json!({"challenge_id": challenge["challenge_id"], "code": totp_code(&secret, 1)}))
+        .send()
+        .await
+        .unwrap();
+    let status = verified.status();
+    let answer: serde_json::Value = verified.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["access_token"].is_string(), "{answer}");
 }
