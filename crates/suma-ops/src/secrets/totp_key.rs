@@ -150,7 +150,7 @@ mod tests {
     fn values_the_service_cannot_read_are_refused() {
         let short = STANDARD.encode([1u8; 16]);
         let cases = [
-            ("", "not base64"),
+            ("", "0 bytes"),
             ("not base64!", "not base64"),
             (short.as_str(), "16 bytes"),
             (r#"{"current": 1}"#, "not {"),
