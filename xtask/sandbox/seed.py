@@ -29,6 +29,7 @@ import json
 import os
 import secrets
 import sys
+import urllib.parse
 
 import boto3
 import yaml
@@ -362,6 +363,22 @@ def service_secrets(endpoint, env, urls):
         # The sealing key and the older ones that still open (`totp-key`), picked apart by the template.
         "totp-encryption-key": json.dumps({"current": base64.b64encode(secrets.token_bytes(32)).decode(), "previous": ""}),
     }
+    # The replication group the `redis-url` token belongs to; the sandbox's Redis of the environment stands
+    # for it (the ECS agent's overlay applies token changes there; moto keeps the group's state).
+    token = urllib.parse.urlparse(urls["redis_url"]).password
+    client("elasticache", PRIMARY, endpoint).create_replication_group(
+        ReplicationGroupId=urls["redis_group"],
+        ReplicationGroupDescription=f"auth-service sessions and rate limits ({env})",
+        Engine="redis",
+        CacheNodeType="cache.t4g.small",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+        TransitEncryptionEnabled=True,
+        AtRestEncryptionEnabled=True,
+        AuthToken=token,
+        SnapshotRetentionLimit=7,
+    )
     for name, value in values.items():
         sm.create_secret(
             Name=f"/suma-finance/auth/{env}/{name}",
@@ -379,6 +396,13 @@ def service_secrets(endpoint, env, urls):
         },
         {"id": f"{prefix}/reset-token-keys", "kind": "keyring", "rotation_days": 90, "consumers": ["auth-service"]},
         {"id": f"{prefix}/totp-encryption-key", "kind": "totp-key", "rotation_days": 365, "consumers": ["auth-service"]},
+        {
+            "id": f"{prefix}/redis-url",
+            "kind": "redis-auth",
+            "rotation_days": 90,
+            "consumers": ["auth-service"],
+            "redis": {"replication_group": urls["redis_group"]},
+        },
     ]
 
 

@@ -6,6 +6,7 @@
 
 pub mod dynamodb;
 pub mod ecs;
+pub mod elasticache;
 pub mod elb;
 pub mod inventory;
 pub mod rds;

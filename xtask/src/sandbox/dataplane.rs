@@ -6,25 +6,26 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{process, Result, Sandbox, State, AGENT_CLUSTERS, DATABASES, LOAD_RATE};
+use super::{process, Result, Sandbox, State, AGENT_CLUSTERS, DATABASES, LOAD_RATE, REDIS_ADMIN, REDIS_GROUPS};
 
 impl Sandbox {
     /// What seed.py stores in the secrets the task definition hands the service, per environment (JSON),
     /// and the admin login that may change the tasks' role password (the sandbox's trusted superuser).
     pub(super) fn service_urls(state: &State) -> String {
-        let env = |(db, role): (&str, &str), redis_db: u8| {
+        let env = |(db, role): (&str, &str), (redis, group): (&str, &str)| {
             format!(
-                r#"{{"database_url": "postgres://{role}:{}@127.0.0.1:{port}/{db}", "db_admin": {{"username": "postgres", "password": "", "host": "127.0.0.1", "port": {port}, "dbname": "{db}", "engine": "postgres"}}, "redis_url": "redis://127.0.0.1:{}/{redis_db}", "smtp_url": "smtp://127.0.0.1:{}"}}"#,
+                r#"{{"database_url": "postgres://{role}:{}@127.0.0.1:{port}/{db}", "db_admin": {{"username": "postgres", "password": "", "host": "127.0.0.1", "port": {port}, "dbname": "{db}", "engine": "postgres"}}, "redis_url": "redis://:{}@127.0.0.1:{}/0", "redis_group": "{group}", "smtp_url": "smtp://127.0.0.1:{}"}}"#,
                 state[&format!("{role}_password")],
-                state["redis_port"],
+                state[&format!("{redis}_token")],
+                state[&format!("{redis}_port")],
                 state["smtp_port"],
                 port = state["postgres_port"],
             )
         };
         format!(
             r#"{{"staging": {}, "production": {}}}"#,
-            env(DATABASES[0], 0),
-            env(DATABASES[1], 1)
+            env(DATABASES[0], REDIS_GROUPS[0]),
+            env(DATABASES[1], REDIS_GROUPS[1])
         )
     }
 
@@ -51,6 +52,15 @@ impl Sandbox {
         // Every RDS instance moto knows (primary, replica, promoted replica) is the one PostgreSQL: a DR
         // repoint's DATABASE_HOST then reaches the database the tasks already use.
         cmd.arg("--resolve").arg(Self::rds_route(state));
+        // Each environment's replication group is its Redis; the overlay applies AUTH token changes there.
+        for (component, group) in REDIS_GROUPS {
+            cmd.arg("--redis-group")
+                .arg(format!("{group}=127.0.0.1:{}", state[&format!("{component}_port")]));
+        }
+        cmd.env(
+            "SANDBOX_REDIS_ADMIN",
+            format!("{REDIS_ADMIN}:{}", state["redis_admin_password"]),
+        );
         // What the sandbox adds to every task: the task role's credentials and the AWS endpoint (the
         // service reads its JWT keys itself), a key reload and JWKS cache age short enough for a rotation's
         // steps to take seconds, rate

@@ -58,6 +58,16 @@ const EDGE_KEYS: [&str; 8] = [
 /// Each environment's database and the role its tasks log in as: staging, then production.
 const DATABASES: [(&str, &str); 2] = [("auth", "auth_staging"), ("auth_production", "auth_production")];
 
+/// Each environment's ElastiCache replication group, as a Redis server of its own (a component) whose
+/// `default` user's password is the group's AUTH token: staging, then production.
+const REDIS_GROUPS: [(&str, &str); 2] = [
+    ("redis_staging", "suma-finance-staging-redis"),
+    ("redis_production", "suma-finance-production-redis"),
+];
+
+/// The user the ECS agent's overlay applies AUTH token changes as (never rotated).
+const REDIS_ADMIN: &str = "sandbox-admin";
+
 /// The clusters whose services the ECS agent runs (seed.py's names for the two environments).
 const AGENT_CLUSTERS: [&str; 2] = ["suma-finance-staging", "suma-finance-production"];
 
@@ -83,7 +93,7 @@ struct Component {
 }
 
 /// What `up` starts, in start order; `down` stops them in reverse.
-const COMPONENTS: [Component; 10] = [
+const COMPONENTS: [Component; 12] = [
     Component {
         name: "moto",
         needle: "moto_server",
@@ -94,8 +104,19 @@ const COMPONENTS: [Component; 10] = [
         needle: "postgres",
         listens: true,
     },
+    // The tests' Redis (no AUTH); the environments' tasks use their replication group's.
     Component {
         name: "redis",
+        needle: "redis-server",
+        listens: true,
+    },
+    Component {
+        name: "redis_staging",
+        needle: "redis-server",
+        listens: true,
+    },
+    Component {
+        name: "redis_production",
         needle: "redis-server",
         listens: true,
     },
@@ -229,23 +250,27 @@ impl Sandbox {
         match name {
             // The seeded secrets hold the URLs of PostgreSQL, Redis and SMTP: when one moves, moto is
             // seeded again. `seed=2`: the task definition is rendered from the shipped template.
+            // A restarted replication group's Redis has the seeded token again, so its secret is reseeded.
             "moto" => format!(
-                "front={}:{} prometheus={} postgres={} redis={} smtp={} seed=3",
+                "front={}:{} prometheus={} postgres={} redis={} {} {} smtp={} seed=4",
                 get("edge_port"),
                 get("edge_production_front_port"),
                 get("prometheus_port"),
                 get("postgres_port"),
                 get("redis_port"),
+                get("redis_staging_pid"),
+                get("redis_production_pid"),
                 get("smtp_port")
             ),
             // Tasks connect to PostgreSQL and Redis and read moto: any of them restarted, the tasks restart.
             // `v=2`: what the agent adds to every task (JWKS_MAX_AGE).
             "agent" => format!(
-                "moto={}:{} postgres={} redis={} v=2",
+                "moto={}:{} postgres={} redis={} {} v=3",
                 get("moto_pid"),
                 get("moto_port"),
                 get("postgres_pid"),
-                get("redis_pid")
+                get("redis_staging_pid"),
+                get("redis_production_pid")
             ),
             "proxy" => format!(
                 "moto={}:{} agent={} rule={}",
@@ -384,9 +409,15 @@ impl Sandbox {
                 format!("{}:{}", random_hex(16)?, random_hex(16)?),
             );
         }
-        // The tasks' database passwords, one per sandbox; seed.py writes them into the secrets.
-        for (_, role) in DATABASES {
-            if let std::collections::btree_map::Entry::Vacant(entry) = state.entry(format!("{role}_password")) {
+        // The tasks' database passwords and Redis AUTH tokens, and the Redis admin's password, one per
+        // sandbox; seed.py writes the first two into the secrets.
+        let generated = DATABASES
+            .iter()
+            .map(|(_, role)| format!("{role}_password"))
+            .chain(REDIS_GROUPS.iter().map(|(component, _)| format!("{component}_token")))
+            .chain(["redis_admin_password".to_owned()]);
+        for key in generated {
+            if let std::collections::btree_map::Entry::Vacant(entry) = state.entry(key) {
                 entry.insert(random_hex(16)?);
             }
         }
@@ -405,6 +436,12 @@ impl Sandbox {
         if !Self::running(&state, "redis") {
             self.start_redis(&mut state)?;
             self.save_state(&state)?;
+        }
+        for (component, _) in REDIS_GROUPS {
+            if !Self::running(&state, component) {
+                self.start_group_redis(&mut state, component)?;
+                self.save_state(&state)?;
+            }
         }
 
         // The binaries come before moto: seeding renders the task definition with suma.
@@ -478,6 +515,8 @@ impl Sandbox {
             "pg.log",
             "moto.log",
             "redis.log",
+            "redis_staging.log",
+            "redis_production.log",
             "suma-state",
             "auth",
             "auth.log",

@@ -227,6 +227,42 @@ host    replication     postgres        ::1/128                 trust
         Ok(())
     }
 
+    /// A replication group's Redis: `requirepass` is the group's AUTH token (the `default` user's
+    /// password, as on ElastiCache), and an admin user the ECS agent's overlay applies token changes as.
+    pub(super) fn start_group_redis(&self, state: &mut State, component: &str) -> Result<()> {
+        let port = Self::fresh_port(state)?;
+        let log = self.dir.join(format!("{component}.log"));
+        let admin = format!(">{}", state["redis_admin_password"]);
+        let pid = process::spawn_logged(
+            Command::new("redis-server").args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--requirepass",
+                &state[&format!("{component}_token")],
+                "--user",
+                super::REDIS_ADMIN,
+                "on",
+                &admin,
+                "~*",
+                "&*",
+                "+@all",
+            ]),
+            &log,
+        )?;
+        process::wait_for_port(port, component, Duration::from_secs(20), &log)?;
+        state.insert(format!("{component}_port"), port.to_string());
+        Self::started(state, component, pid);
+        Ok(())
+    }
+
     /// The environments' databases, `auth` (staging) and `auth_production`, each owned by the role its
     /// tasks log in as (`auth_staging`, `auth_production`), which must give its password: so a rotation of
     /// the `database-url` secret really changes what the tasks connect with. The password is set when moto

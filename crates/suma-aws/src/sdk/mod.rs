@@ -4,7 +4,8 @@
 //! crates above can build and test their logic against the traits without linking the SDK.
 
 pub mod dynamodb;
-pub mod ecs;
+mod ecs;
+pub mod elasticache;
 pub mod elb;
 pub mod inventory;
 pub mod rds;
@@ -127,6 +128,11 @@ impl AwsSession {
     /// never get it).
     pub fn secret_versions(&self, region: &AwsRegion) -> Arc<dyn crate::secrets::SecretVersionsApi> {
         Arc::new(secrets::SdkSecrets::new(self.config(region)))
+    }
+
+    /// ElastiCache, for the Redis AUTH rotation only.
+    pub fn cache(&self, region: &AwsRegion) -> Arc<dyn crate::elasticache::CacheApi> {
+        Arc::new(elasticache::SdkElastiCache::new(self.config(region)))
     }
 
     /// The lock and journal store in the lock table's region.

@@ -282,6 +282,9 @@ pub enum SecretKind {
     /// `{"current": …, "previous": …}` (the service's `TOTP_ENCRYPTION_KEY` and
     /// `TOTP_ENCRYPTION_PREVIOUS_KEYS`).
     TotpKey,
+    /// A Redis URL whose password is an ElastiCache replication group's AUTH token (the service's
+    /// `REDIS_URL`): rotated with `ModifyReplicationGroup` ROTATE, then SET once the consumers moved.
+    RedisAuth,
     Random,
 }
 
@@ -298,6 +301,7 @@ impl SecretKind {
             Self::DatabaseUrl => "database-url",
             Self::Keyring => "keyring",
             Self::TotpKey => "totp-key",
+            Self::RedisAuth => "redis-auth",
             Self::Random => "random",
         }
     }
@@ -326,6 +330,17 @@ pub struct ManagedSecret {
     /// `jwt-signing-key`: the key size and how the service proves it picked the key up.
     #[serde(default)]
     pub jwt: JwtSpec,
+    /// `redis-auth`: the replication group whose AUTH token the URL carries (required for that kind).
+    #[serde(default)]
+    pub redis: Option<RedisAuthSpec>,
+}
+
+/// Where a `redis-auth` secret's token lives.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisAuthSpec {
+    /// ElastiCache replication group id, in the environment's primary region.
+    pub replication_group: String,
 }
 
 fn default_rotation_days() -> u32 {
@@ -682,6 +697,14 @@ impl ConfigFile {
                         at_secret("jwt.key_bits"),
                         format!("{} is not an RSA key size between 2048 and 8192", secret.jwt.key_bits),
                         None,
+                    )),
+                    SecretKind::RedisAuth if secret.redis.is_none() => problems.push((
+                        at_secret("redis"),
+                        format!(
+                            "the `redis-auth` secret `{}` needs the replication group whose AUTH token it holds",
+                            secret.id
+                        ),
+                        Some("add `redis: { replication_group: ID }`".to_owned()),
                     )),
                     SecretKind::Random if !(16..=4096).contains(&secret.random.length) => problems.push((
                         at_secret("random.length"),

@@ -39,6 +39,11 @@ pub fn route_connections(rules: suma_core::connect_to::ConnectTo) {
     let _ = CONNECT_TO.set(rules);
 }
 
+/// Where a connection suma opens to `host:port` (PostgreSQL, Redis) goes.
+pub(crate) fn routed(host: &str, port: u16) -> (&str, u16) {
+    CONNECT_TO.get().map_or((host, port), |rules| rules.route(host, port))
+}
+
 /// Database credentials, in either form; a rotation writes the new version in the form of the old.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DbCredentials {
@@ -111,9 +116,7 @@ impl DbCredentials {
     }
 
     pub(crate) fn options(&self) -> sqlx::postgres::PgConnectOptions {
-        let (host, port) = CONNECT_TO.get().map_or((self.host.as_str(), self.port), |rules| {
-            rules.route(&self.host, self.port)
-        });
+        let (host, port) = routed(&self.host, self.port);
         sqlx::postgres::PgConnectOptions::new()
             .host(host)
             .port(port)

@@ -16,6 +16,7 @@
 pub mod database;
 pub mod kinds;
 pub mod listing;
+pub mod redis_auth;
 #[cfg(feature = "sdk")]
 pub mod setup;
 pub mod totp_key;
@@ -67,6 +68,12 @@ pub trait Rotation: Send + Sync {
     async fn finished(&self, new: &str) -> Result<Facts, RotationError>;
     /// Undoes `set`, so `current` is again the only value the system accepts where that matters.
     async fn undo_set(&self, current: &str, pending: &str) -> Result<(), RotationError>;
+    /// After the consumers moved to `new`: stops the system accepting the previous value, for kinds whose
+    /// `set` left both accepted (the plan then has a `revoke` step).
+    async fn revoke(&self, new: &str) -> Result<Facts, RotationError> {
+        let _ = new;
+        Ok(Facts::new())
+    }
 }
 
 pub use crate::engine::EngineError;
@@ -102,6 +109,9 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
         crate::config::SecretKind::Keyring | crate::config::SecretKind::TotpKey | crate::config::SecretKind::Random => {
             what("nothing downstream: consumers read the secret")
         }
+        crate::config::SecretKind::RedisAuth => what(
+            "ElastiCache ModifyReplicationGroup: the new AUTH token with strategy ROTATE (both accepted), wait until available",
+        ),
     };
     let test = match secret.kind {
         crate::config::SecretKind::JwtSigningKey => what("a token signed with the new key verifies at the service"),
@@ -112,6 +122,7 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
         crate::config::SecretKind::TotpKey => {
             what("parse the pending keys as the service does (base64 of 32 bytes each)")
         }
+        crate::config::SecretKind::RedisAuth => what("AUTH and PING on the primary endpoint with the new URL"),
         crate::config::SecretKind::Random => what("read the pending value back and check its shape"),
     };
     let consumers = if secret.consumers.is_empty() {
@@ -122,7 +133,7 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
             secret.consumers.join(", ")
         )
     };
-    vec![
+    let mut steps = vec![
         PlannedStep {
             name: "create".to_owned(),
             detail: format!("new {kind} value as AWSPENDING of `{}`", secret.id),
@@ -146,7 +157,14 @@ pub fn plan(secret: &ManagedSecret, cluster: &str) -> Vec<PlannedStep> {
             name: "consumers".to_owned(),
             detail: consumers,
         },
-    ]
+    ];
+    if secret.kind == crate::config::SecretKind::RedisAuth {
+        steps.push(PlannedStep {
+            name: "revoke".to_owned(),
+            detail: "ElastiCache ModifyReplicationGroup: the new token with strategy SET (the old one refused from now on), wait until available".to_owned(),
+        });
+    }
+    steps
 }
 
 /// Whether a secret is past its policy: its current value is older than `rotation_days`.
@@ -407,6 +425,11 @@ impl Rotator {
                 Ok(StepEnd::Done(facts))
             }
             "consumers" => self.redeploy_consumers(run).await,
+            "revoke" => {
+                let new = self.pending_value(op).await?;
+                run.mutating()?;
+                Ok(StepEnd::Done(rotation.revoke(&new).await?))
+            }
             other => Err(StepError::failed(format!("unknown step `{other}`"))),
         }
     }

@@ -38,6 +38,17 @@ pub fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession)
         }),
         SecretKind::Keyring => Box::new(KeyringRotation { key_bytes: 32 }),
         SecretKind::TotpKey => Box::new(super::totp_key::TotpKeyRotation),
+        SecretKind::RedisAuth => Box::new(super::redis_auth::RedisAuthRotation {
+            cache: session.cache(&env.primary_region),
+            replication_group: secret
+                .redis
+                .as_ref()
+                .expect("validated: redis-auth has `redis`")
+                .replication_group
+                .clone(),
+            timeout: Duration::from_secs(30 * 60),
+            poll: Duration::from_secs(5),
+        }),
         SecretKind::DbPassword | SecretKind::DatabaseUrl => Box::new(DbPasswordRotation {
             secret_id: secret.id.clone(),
             form: (secret.kind == SecretKind::DatabaseUrl).then_some(CredentialForm::Url),

@@ -13,6 +13,7 @@ use suma::aws::secrets::{VersionRef, AWSCURRENT};
 const DATABASE_URL_SECRET: &str = "/suma-finance/auth/staging/database-url";
 const RESET_KEYS_SECRET: &str = "/suma-finance/auth/staging/reset-token-keys";
 const TOTP_KEY_SECRET: &str = "/suma-finance/auth/staging/totp-encryption-key";
+const REDIS_URL_SECRET: &str = "/suma-finance/auth/staging/redis-url";
 
 async fn current(id: &str) -> String {
     let aws = common::sandbox_session().await;
@@ -95,26 +96,17 @@ async fn connects(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-// Multi-threaded: the traffic keeps running while the test waits for the `suma` process.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_url_rotation_under_login_traffic_fails_no_request_and_retires_the_old_password() {
-    crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let before = current(DATABASE_URL_SECRET).await;
+/// Rotates the staging secret `name` (`id`) under login traffic through the front door and checks what
+/// every rotation of a value the tasks read at start must give: no failed request, and every task
+/// replaced (so the tasks that answer afterwards started with the new value). The values before and after.
+async fn rotate_under_traffic(name: &'static str, id: &str) -> (String, String) {
+    let before = current(id).await;
     let tasks_before = staging_task_ids().await;
-    connects(&before).await.expect("the tasks' credentials work before");
-
     let traffic = Traffic::start().await;
-    let out = tokio::task::spawn_blocking(|| {
+    // Multi-threaded tests: the traffic keeps running while this waits for the `suma` process.
+    let out = tokio::task::spawn_blocking(move || {
         run(suma(&[
-            "secrets",
-            "rotate",
-            "database-url",
-            "--env",
-            "staging",
-            "--yes",
-            "--output",
-            "json",
+            "secrets", "rotate", name, "--env", "staging", "--yes", "--output", "json",
         ]))
     })
     .await
@@ -122,11 +114,26 @@ async fn a_database_url_rotation_under_login_traffic_fails_no_request_and_retire
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (ok, failed, failures) = traffic.stop().await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-
     assert_eq!(failed, 0, "{ok} logins answered, {failed} failed: {failures:?}");
     assert!(ok > 20, "the traffic ran throughout: {ok} logins");
-    let after = current(DATABASE_URL_SECRET).await;
+    let after = current(id).await;
     assert_ne!(after, before);
+    let tasks_after = staging_task_ids().await;
+    assert!(
+        tasks_after.iter().all(|t| !tasks_before.contains(t)),
+        "every task was replaced: {tasks_before:?} -> {tasks_after:?}"
+    );
+    (before, after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_url_rotation_under_login_traffic_fails_no_request_and_retires_the_old_password() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    connects(&current(DATABASE_URL_SECRET).await)
+        .await
+        .expect("the tasks' credentials work before");
+    let (before, after) = rotate_under_traffic("database-url", DATABASE_URL_SECRET).await;
     assert!(
         after.starts_with("postgres://auth_staging:"),
         "the URL keeps its form: {after}"
@@ -134,12 +141,27 @@ async fn a_database_url_rotation_under_login_traffic_fails_no_request_and_retire
     connects(&after).await.expect("the new password works");
     let refused = connects(&before).await.expect_err("the old password is refused");
     assert!(refused.contains("password authentication failed"), "{refused}");
-    // The tasks that answered afterwards were started with the new value: none of the old ones is left.
-    let tasks_after = staging_task_ids().await;
-    assert!(
-        tasks_after.iter().all(|t| !tasks_before.contains(t)),
-        "every task was replaced: {tasks_before:?} -> {tasks_after:?}"
-    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_auth_rotation_under_login_traffic_fails_no_request_and_retires_the_old_token() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let signs_in = |url: String| async move {
+        suma::secrets::redis_auth::sign_in(&url.parse().unwrap())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    signs_in(current(REDIS_URL_SECRET).await)
+        .await
+        .expect("the tasks' token works before");
+    // ElastiCache ROTATE adds the new token while the tasks still use the old one; SET, after every task
+    // moved, leaves only the new one.
+    let (before, after) = rotate_under_traffic("redis-url", REDIS_URL_SECRET).await;
+    assert!(after.starts_with("redis://:"), "the URL keeps its form: {after}");
+    signs_in(after).await.expect("the new token works");
+    let refused = signs_in(before).await.expect_err("the old token is refused");
+    assert!(refused.contains("WRONGPASS"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,13 @@ struct Args {
     /// handed to it as IP:PORT, as a VPC's DNS resolves an RDS endpoint; repeat for each.
     #[arg(long = "resolve", value_parser = dataplane::ecs_agent::task::HostRule::parse)]
     resolve: Vec<dataplane::ecs_agent::task::HostRule>,
+    /// GROUP=IP:PORT: the sandbox Redis server standing for an ElastiCache replication group, whose
+    /// AUTH token changes the overlay applies to it; repeat for each.
+    #[arg(long = "redis-group", value_parser = dataplane::ecs_agent::redis_auth::parse_group)]
+    redis_groups: Vec<(String, std::net::SocketAddr)>,
+    /// USER:PASSWORD of the admin user the overlay signs in to those servers as.
+    #[arg(long, env = "SANDBOX_REDIS_ADMIN", hide_env_values = true, default_value = "")]
+    redis_admin: String,
     /// Time between container health checks.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     health_interval: Duration,
@@ -87,6 +94,14 @@ async fn main() -> std::process::ExitCode {
             .build()
             .expect("a plain HTTP client"),
         snapshot,
+        redis: {
+            let (admin_user, admin_password) = args.redis_admin.split_once(':').unwrap_or_default();
+            dataplane::ecs_agent::redis_auth::RedisGroups {
+                groups: args.redis_groups.into_iter().collect(),
+                admin_user: admin_user.to_owned(),
+                admin_password: admin_password.to_owned(),
+            }
+        },
     });
     let shutdown = {
         let stop = stop.clone();

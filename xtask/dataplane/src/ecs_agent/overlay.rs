@@ -2,6 +2,7 @@
 //! deployments into `DescribeServices` answers, so suma sees running and pending counts and rollout
 //! states move as on ECS. Every other request, and services the agent does not run, pass unchanged.
 //! `GET /_agent/tasks` lists the agent's tasks (address, service, version, health) for tests and people.
+//! An ElastiCache AUTH token change is applied to the sandbox's Redis first ([`super::redis_auth`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,7 @@ pub struct Overlay {
     pub upstream: reqwest::Url,
     pub client: reqwest::Client,
     pub snapshot: Arc<Mutex<Snapshot>>,
+    pub redis: super::redis_auth::RedisGroups,
 }
 
 pub fn router(overlay: Arc<Overlay>) -> Router {
@@ -83,6 +85,14 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.ends_with("ContainerServiceV20141113.DescribeServices"));
     let region = region_of(&parts.headers);
+    if let Err(refused) = overlay.redis.apply(&body).await {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(axum::http::header::CONTENT_TYPE, "text/xml")],
+            refused.xml(),
+        )
+            .into_response();
+    }
     match crate::aws_forward::send(&overlay.client, &overlay.upstream, &parts, body).await {
         Ok(mut answer) => {
             if describe && answer.status.is_success() {
