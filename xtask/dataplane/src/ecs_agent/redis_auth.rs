@@ -168,10 +168,13 @@ mod tests {
         url.query().unwrap().as_bytes().to_vec()
     }
 
+    /// A request's form fields and the ACL change expected (`Err` holds a word of the refusal).
+    type Case<'a> = (&'a [(&'a str, &'a str)], Result<Option<Vec<String>>, &'a str>);
+
     #[test]
     fn token_updates_become_acl_changes_of_the_default_user() {
         let token = "a-token-of-sixteen+chars";
-        let cases: [(&[(&str, &str)], Result<Option<Vec<String>>, &str>); 7] = [
+        let cases: [Case<'_>; 7] = [
             (
                 &[
                     ("Action", "ModifyReplicationGroup"),
