@@ -69,11 +69,17 @@ fn status_json_is_structured() {
         .all(|r| r["name"] == "auth.suma-finance.com" && r["health"] == "healthy"));
 
     let secrets = report["secrets"]["data"].as_array().unwrap();
-    // Four of the original topology, and the service's database URL and reset-token keyring.
-    assert_eq!(secrets.len(), 6);
+    // Four of the original topology, and what the service reads: its database URL, reset-token keyring,
+    // TOTP key set (rotated yearly: every older key is kept) and Redis URL.
+    assert_eq!(secrets.len(), 8);
     assert!(secrets
         .iter()
-        .all(|s| s["policy_days"] == 90 && s["overdue"] == false && s["rotation_pending"] == false));
+        .all(|s| s["overdue"] == false && s["rotation_pending"] == false));
+    let policies: Vec<(&str, u64)> = secrets
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap(), s["policy_days"].as_u64().unwrap()))
+        .collect();
+    assert!(policies.iter().all(|&(kind, days)| days == if kind == "totp-key" { 365 } else { 90 }), "{policies:?}");
     assert_eq!(secrets[1]["kind"], "jwt-signing-key");
 
     assert_eq!(report["lock"]["status"], "ok");
