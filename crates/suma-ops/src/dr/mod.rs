@@ -277,6 +277,10 @@ pub struct Engine {
 
 type Facts = engine::Facts;
 
+/// How long `verify` keeps asking a switched endpoint before it fails: a record's TTL (60 s is usual
+/// for failover records) and a resolver's refresh.
+const VERIFY_WINDOW: Duration = Duration::from_secs(120);
+
 /// Consecutive unanswered polls after which the primary region is judged down and its drain skipped.
 const UNREACHABLE_POLLS: u32 = 4;
 
@@ -406,8 +410,11 @@ impl Engine {
             }
             ("switch-dns", false) => self.switch_dns(run, op, true).await,
             ("switch-dns", true) => self.switch_dns(run, op, false).await,
-            ("verify", false) => self.verify(self.env.dr.dr_url.as_ref().map(|u| u.to_string())).await,
-            ("verify", true) => self.verify(self.env.url.as_ref().map(|u| u.to_string())).await,
+            ("verify", false) => {
+                self.verify(run, self.env.dr.dr_url.as_ref().map(|u| u.to_string()))
+                    .await
+            }
+            ("verify", true) => self.verify(run, self.env.url.as_ref().map(|u| u.to_string())).await,
             ("announce", _) => self.announce(op).await,
             ("rename-stale-primary", _) => self.rename_stale_primary(run, op).await,
             ("create-primary-replica", _) => self.create_primary_replica(run).await,
@@ -801,25 +808,49 @@ impl Engine {
         ])))
     }
 
-    async fn verify(&self, base: Option<String>) -> Result<StepEnd, StepError> {
+    /// Waits until `base` answers ready and takes a write. Clients, and a front door, follow a switched
+    /// record only when their resolvers do, so the first answers may still come from the side just
+    /// drained: the check is repeated every poll for up to [`VERIFY_WINDOW`] before it fails.
+    async fn verify(&self, run: &Run<'_>, base: Option<String>) -> Result<StepEnd, StepError> {
         let Some(base) = base else {
             return Ok(StepEnd::skipped("no URL configured".to_owned(), Facts::new()));
         };
         let base = base.trim_end_matches('/').to_owned();
-        let ready = self
-            .probe
-            .ready(&base)
-            .await
-            .map_err(|e| StepError::failed(format!("{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `--resume` verifies again")))?;
-        let write = self.probe.write(&base).await.map_err(|e| {
-            StepError::failed(format!(
-                "a write through {base} failed: {e}\nhint: is the database writable? `--resume` verifies again"
-            ))
-        })?;
-        Ok(StepEnd::Done(Facts::from([
-            ("ready_status".to_owned(), json!(ready)),
-            ("write_status".to_owned(), json!(write)),
-        ])))
+        let deadline = tokio::time::Instant::now() + VERIFY_WINDOW.min(self.wait_timeout);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let answer = match self.probe.ready(&base).await {
+                Err(e) => Err(format!(
+                    "{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `--resume` verifies again"
+                )),
+                Ok(ready) => match self.probe.write(&base).await {
+                    Ok(write) => Ok((ready, write)),
+                    Err(e) => Err(format!(
+                        "a write through {base} failed: {e}\nhint: is the database writable? `--resume` verifies again"
+                    )),
+                },
+            };
+            match answer {
+                Ok((ready, write)) => {
+                    return Ok(StepEnd::Done(Facts::from([
+                        ("ready_status".to_owned(), json!(ready)),
+                        ("write_status".to_owned(), json!(write)),
+                        ("verify_attempts".to_owned(), json!(attempts)),
+                    ])))
+                }
+                Err(message) if tokio::time::Instant::now() >= deadline => {
+                    return Err(StepError::failed(format!(
+                        "{message}\n({attempts} attempts over {})",
+                        humantime::format_duration(VERIFY_WINDOW.min(self.wait_timeout))
+                    )))
+                }
+                Err(message) => {
+                    tracing::debug!(%message, attempts, "not verified yet");
+                    run.sleep(self.poll).await?;
+                }
+            }
+        }
     }
 
     async fn announce(&self, op: &Operation) -> Result<StepEnd, StepError> {

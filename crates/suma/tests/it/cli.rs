@@ -79,7 +79,12 @@ fn status_json_is_structured() {
         .iter()
         .map(|s| (s["kind"].as_str().unwrap(), s["policy_days"].as_u64().unwrap()))
         .collect();
-    assert!(policies.iter().all(|&(kind, days)| days == if kind == "totp-key" { 365 } else { 90 }), "{policies:?}");
+    assert!(
+        policies
+            .iter()
+            .all(|&(kind, days)| days == if kind == "totp-key" { 365 } else { 90 }),
+        "{policies:?}"
+    );
     assert_eq!(secrets[1]["kind"], "jwt-signing-key");
 
     assert_eq!(report["lock"]["status"], "ok");

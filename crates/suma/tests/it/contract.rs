@@ -2,11 +2,10 @@
 //! consumer parses, the consumers pick them up by a redeploy, and a value they cannot use is put back.
 //! Against the sandbox's real tasks (the ECS agent), under traffic through the front door.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common;
+use crate::sandbox_agent::LoginTraffic;
 use common::{run, sandbox_var, suma, unique};
 use suma::aws::secrets::{VersionRef, AWSCURRENT};
 
@@ -30,64 +29,6 @@ async fn staging_task_ids() -> Vec<String> {
     tasks.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
 }
 
-/// Logins through the front door until stopped: (answered 200, anything else).
-struct Traffic {
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<Vec<String>>,
-}
-
-impl Traffic {
-    async fn start() -> Self {
-        let base = sandbox_var("AUTH_URL");
-        let http = reqwest::Client::new();
-        let body = serde_json::json!({"email": format!("{}@example.com", unique("traffic")), "password": "a long enough traffic passphrase"});
-        let registered = http
-            .post(format!("{base}/api/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
-        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let stop = tokio_util::sync::CancellationToken::new();
-        let task = {
-            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut failures = Vec::new();
-                while !stop.is_cancelled() {
-                    match http.post(format!("{base}/api/auth/login")).json(&body).send().await {
-                        Ok(r) if r.status() == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        answer => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            failures.push(match answer {
-                                Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
-                                Err(e) => e.to_string(),
-                            });
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                failures
-            })
-        };
-        Self { ok, failed, stop, task }
-    }
-
-    async fn stop(self) -> (u64, u64, Vec<String>) {
-        self.stop.cancel();
-        let failures = self.task.await.unwrap();
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            failures,
-        )
-    }
-}
-
 async fn connects(url: &str) -> Result<(), String> {
     use sqlx::Connection as _;
     sqlx::PgConnection::connect(url)
@@ -102,7 +43,7 @@ async fn connects(url: &str) -> Result<(), String> {
 async fn rotate_under_traffic(name: &'static str, id: &str) -> (String, String) {
     let before = current(id).await;
     let tasks_before = staging_task_ids().await;
-    let traffic = Traffic::start().await;
+    let traffic = LoginTraffic::start().await;
     // Multi-threaded tests: the traffic keeps running while this waits for the `suma` process.
     let out = tokio::task::spawn_blocking(move || {
         run(suma(&[

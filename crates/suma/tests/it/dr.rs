@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use crate::sandbox_agent::{wait_for_tasks_in, LoginTraffic};
 use common::{json, run, sandbox_var, suma, unique};
 use suma::aws::AwsApis;
 use suma::config::Environment;
@@ -43,6 +44,35 @@ impl DrEnv {
             name,
             config: path,
             env,
+            _dir: dir,
+        }
+    }
+
+    /// The sandbox's own staging, whose tasks the ECS agent runs in both regions (take
+    /// [`common::staging_exclusive`] first).
+    /// Its lag is read from the test's streaming replica and its URL verifies the failover, as in a seeded
+    /// environment.
+    fn staging() -> Self {
+        let sandbox_config = PathBuf::from(sandbox_var("SUMA_CONFIG"));
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
+        let staging = &mut config["environments"]["staging"];
+        let url = staging["url"].clone();
+        let dr = staging
+            .as_mapping_mut()
+            .unwrap()
+            .entry("dr".into())
+            .or_insert_with(|| serde_yaml::Mapping::new().into());
+        dr["replica_lag"] = "postgres".into();
+        dr["dr_url"] = url;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suma.yaml");
+        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        let parsed = suma::config::parse_str(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        Self {
+            name: "staging".to_owned(),
+            env: parsed.environment("staging").unwrap().clone(),
+            config: path,
             _dir: dir,
         }
     }
@@ -469,4 +499,52 @@ async fn a_drill_fails_over_and_back_and_reports_times_against_the_rto() {
     let out = run(suma(&["dr", "drill", "--yes", "--env", "production"]));
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("non-production"), "{}", out.stderr);
+}
+
+/// Runs `cmd` off the test's threads (the multi-threaded tests keep serving while `suma` runs).
+async fn run_blocking(cmd: Command) -> common::Run {
+    tokio::task::spawn_blocking(move || run(cmd)).await.unwrap()
+}
+
+/// Logins at staging's URL for a few seconds: every one answered 200.
+async fn logins_succeed(whence: &str) {
+    let traffic = LoginTraffic::start().await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (ok, failed, failures) = traffic.stop().await;
+    assert_eq!(
+        failed, 0,
+        "{whence}: {ok} logins answered, {failed} failed: {failures:?}"
+    );
+    assert!(ok > 10, "{whence}: the logins ran: {ok}");
+}
+
+/// The sandbox's own staging, whose tasks the ECS agent runs in both regions: a failover moves the
+/// logins at its URL (the front door follows the failover record) onto tasks the agent starts in the DR
+/// region against the promoted database, and a failback brings them home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_of_staging_serves_its_logins_from_dr_tasks_and_failback_brings_them_home() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let env = DrEnv::staging();
+    let replica = StreamingReplica::start();
+    let (primary, dr) = (env.env.primary_region.to_string(), env.env.dr_region.to_string());
+    let (service, dr_service) = (env.env.ecs.service.clone(), env.env.ecs.dr.service.clone());
+    let desired = env.env.ecs.desired_count as usize;
+    wait_for_tasks_in(&dr, &dr_service, 0).await;
+    logins_succeed("before the failover").await;
+
+    let out = run_blocking(env.suma(&["dr", "failover", "--yes", "--output", "json"], Some(&replica))).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // Nothing runs in the primary region: what answers is the DR region's tasks.
+    wait_for_tasks_in(&primary, &service, 0).await;
+    wait_for_tasks_in(&dr, &dr_service, desired).await;
+    logins_succeed("served from the DR region").await;
+
+    let out = run_blocking(env.suma(&["dr", "failback", "--yes", "--output", "json"], Some(&replica))).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    wait_for_tasks_in(&dr, &dr_service, env.env.ecs.dr.standby_count as usize).await;
+    wait_for_tasks_in(&primary, &service, desired).await;
+    logins_succeed("home again").await;
+    let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 0, "the DR posture is whole again: {}", out.stdout);
 }

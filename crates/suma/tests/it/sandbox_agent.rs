@@ -1,6 +1,8 @@
 //! The sandbox runs what ships: the ECS agent turns a desired count set through the AWS API into live
 //! `auth-service` processes started from the rendered template, and suma sees them through the ECS API.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -9,28 +11,38 @@ use suma::aws::ecs::ServiceUpdate;
 
 /// The agent's tasks of one staging service in the primary region.
 pub async fn tasks_of(service: &str) -> Vec<serde_json::Value> {
+    staging_tasks_in("eu-west-1", service).await
+}
+
+/// The agent's tasks of one staging service in `region`.
+pub async fn staging_tasks_in(region: &str, service: &str) -> Vec<serde_json::Value> {
     let url = format!("{}/_agent/tasks", common::sandbox_var("SUMA_SANDBOX_AGENT_URL"));
     let view: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     view["tasks"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["service"] == service && t["cluster"] == "suma-finance-staging" && t["region"] == "eu-west-1")
+        .filter(|t| t["service"] == service && t["cluster"] == "suma-finance-staging" && t["region"] == region)
         .cloned()
         .collect()
 }
 
 /// Waits until `service` has exactly `count` healthy tasks and nothing else.
 pub async fn wait_for_tasks(service: &str, count: usize) -> Vec<serde_json::Value> {
+    wait_for_tasks_in("eu-west-1", service, count).await
+}
+
+/// Waits until staging's `service` in `region` has exactly `count` healthy tasks and nothing else.
+pub async fn wait_for_tasks_in(region: &str, service: &str, count: usize) -> Vec<serde_json::Value> {
     let start = Instant::now();
     loop {
-        let tasks = tasks_of(service).await;
+        let tasks = staging_tasks_in(region, service).await;
         if tasks.len() == count && tasks.iter().all(|t| t["healthy"] == true) {
             return tasks;
         }
         assert!(
             start.elapsed() < Duration::from_secs(90),
-            "`{service}` did not reach {count} healthy tasks: {tasks:#?}"
+            "`{service}` ({region}) did not reach {count} healthy tasks: {tasks:#?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -106,4 +118,63 @@ async fn scaling_through_the_aws_api_starts_live_processes_that_suma_status_coun
     scale_staging(2).await;
     let out = run(suma(&["status", "--env", "staging", "--output", "json"]));
     assert_eq!(stable_row(&common::json(&out))["running"], 2);
+}
+
+/// Logins through the front door until stopped: (answered 200, anything else).
+pub struct LoginTraffic {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl LoginTraffic {
+    pub async fn start() -> Self {
+        let base = common::sandbox_var("AUTH_URL");
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({"email": format!("{}@example.com", common::unique("traffic")), "password": "a long enough traffic passphrase"});
+        let registered = http
+            .post(format!("{base}/api/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = {
+            let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                while !stop.is_cancelled() {
+                    match http.post(format!("{base}/api/auth/login")).json(&body).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        answer => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            failures.push(match answer {
+                                Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                                Err(e) => e.to_string(),
+                            });
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                failures
+            })
+        };
+        Self { ok, failed, stop, task }
+    }
+
+    /// Stops the logins: (answered 200, anything else, what the others answered).
+    pub async fn stop(self) -> (u64, u64, Vec<String>) {
+        self.stop.cancel();
+        let failures = self.task.await.unwrap();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            failures,
+        )
+    }
 }
