@@ -520,8 +520,13 @@ pub struct CanaryPolicy {
     pub max_error_rate: f64,
     /// Highest acceptable canary p95 latency in milliseconds.
     pub max_p95_latency_ms: f64,
-    /// Failed analyses tolerated before rolling back.
+    /// Failed analyses tolerated before rolling back, over the whole deployment (not per step).
     pub failure_limit: u32,
+    /// Judged analyses a step needs before it may advance; it advances only when the last one passed.
+    pub min_analyses: u32,
+    /// A metric at or above this multiple of its maximum rolls back at once, without spending the
+    /// failure budget (10 = ten times the limit); 0 turns fail-fast off.
+    pub fail_fast_factor: f64,
     /// Consecutive metric-provider errors tolerated before rolling back.
     pub consecutive_error_limit: u32,
     /// Requests a window needs before its measurements count.
@@ -601,6 +606,8 @@ impl Default for CanaryPolicy {
             max_error_rate: 0.005,
             max_p95_latency_ms: 200.0,
             failure_limit: 1,
+            min_analyses: 1,
+            fail_fast_factor: 10.0,
             consecutive_error_limit: 3,
             min_samples: 50,
             no_data: NoDataPolicy::Inconclusive,
@@ -753,6 +760,47 @@ impl ConfigFile {
                     ));
                 }
                 previous = previous.max(step.weight);
+                let needed = env.canary.interval * env.canary.min_analyses.max(1);
+                if step.duration < needed {
+                    problems.push((
+                        format!("environments.{name}.canary.steps.{i}.duration"),
+                        format!(
+                            "{} cannot hold the {} it needs (one every {}): the step could never be judged",
+                            humantime::format_duration(step.duration),
+                            match env.canary.min_analyses.max(1) {
+                                1 => "analysis".to_owned(),
+                                n => format!("{n} analyses"),
+                            },
+                            humantime::format_duration(env.canary.interval),
+                        ),
+                        Some(format!(
+                            "make the step at least {} long, or shorten `canary.interval`",
+                            humantime::format_duration(needed)
+                        )),
+                    ));
+                }
+            }
+            if env.canary.min_analyses == 0 {
+                problems.push((
+                    at("canary.min_analyses"),
+                    "0 would let a step advance on no analysis at all".to_owned(),
+                    Some("use 1 or more".to_owned()),
+                ));
+            }
+            if env.canary.interval.is_zero() {
+                problems.push((
+                    at("canary.interval"),
+                    "is 0".to_owned(),
+                    Some("analyse every few seconds at least, e.g. `interval: 30s`".to_owned()),
+                ));
+            }
+            let factor = env.canary.fail_fast_factor;
+            if !(factor == 0.0 || factor > 1.0) {
+                problems.push((
+                    at("canary.fail_fast_factor"),
+                    format!("{factor} would make every failed analysis fail fast"),
+                    Some("use a multiple above 1 (10 = ten times the maximum), or 0 to turn it off".to_owned()),
+                ));
             }
             if !(0.0..1.0).contains(&env.canary.max_error_rate) {
                 problems.push((

@@ -24,6 +24,7 @@ use crate::engine::{self, Control, OnFailure, Run, RunEnd, StepEnd, StepError, S
 use crate::journal::lock::LockGuard;
 use crate::journal::{DecisionKind, Journal, Operation, PlannedStep, StepStatus};
 use crate::metrics::analysis::{decide, judge, AnalysisState, Decision, TickVerdict};
+use crate::metrics::step_gate::{step_ending, StepEnding, StepProgress};
 use crate::metrics::{measure, query_set, MetricSource, QueryVars, Side};
 use crate::report::Reporter;
 use crate::taskdef::TaskDefinitionSpec;
@@ -149,6 +150,26 @@ impl Engine {
         let end = engine::abort(self, &self.run_with(guard), op, by).await?;
         Ok(outcome(end))
     }
+}
+
+/// The longest a 429's `Retry-After` delays the next analysis: a provider asking for more must not
+/// leave a canary unwatched for long.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
+
+/// The verdicts of journaled analysis ticks (a step's `ticks` fact), oldest first.
+fn verdicts_of(ticks: &[serde_json::Value]) -> Vec<TickVerdict> {
+    ticks
+        .iter()
+        .filter_map(|t| serde_json::from_value(t.get("verdict")?.clone()).ok())
+        .collect()
+}
+
+/// Every analysis verdict journaled by `steps`, oldest first.
+fn journaled_verdicts<'a>(steps: impl Iterator<Item = &'a suma_core::operation::StepRecord>) -> Vec<TickVerdict> {
+    steps
+        .filter_map(|s| s.facts.get("ticks").and_then(|t| t.as_array()))
+        .flat_map(|ticks| verdicts_of(ticks))
+        .collect()
 }
 
 fn outcome(end: RunEnd) -> Outcome {
@@ -424,14 +445,48 @@ impl Engine {
             deployment: "stable".to_owned(),
             version: Self::version_of(&stable_image),
         };
-        let mut state = AnalysisState::default();
-        let mut ticks = Vec::new();
+        // The failure budget is the operation's: every analysis journaled so far (earlier steps, and
+        // this step's earlier attempts, whose facts a restart keeps) has spent its share.
+        let mut state = AnalysisState::replay(&analysis, &journaled_verdicts(op.steps.iter()));
+        let step_name = op.steps.last().map_or(String::new(), |s| s.name.clone());
+        let mut ticks: Vec<serde_json::Value> = op
+            .steps
+            .last()
+            .and_then(|s| s.facts.get("ticks"))
+            .and_then(|t| t.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut progress = StepProgress::of(&verdicts_of(&ticks));
+        // Analysing on after the step's time is up: at most as many analyses again as the step holds.
+        let extra_allowed = (duration.as_secs_f64() / policy.interval.as_secs_f64()).ceil().max(1.0) as u32;
+        let mut extra = 0u32;
+        let mut said_extra = false;
         let started = tokio::time::Instant::now();
         let mut paused = false;
-        let mut wait = policy.interval;
-        while paused || started.elapsed() < duration {
-            run.sleep(wait).await?;
-            wait = policy.interval;
+        // After a 429 the next measurement waits, but control commands are still read every interval.
+        let mut measure_after = tokio::time::Instant::now();
+        loop {
+            if !paused && started.elapsed() >= duration {
+                match step_ending(&step_name, progress, analysis.min_analyses, extra >= extra_allowed) {
+                    StepEnding::Advance => break,
+                    StepEnding::KeepAnalysing { why } => {
+                        if !said_extra {
+                            said_extra = true;
+                            self.reporter.warn(&format!(
+                                "{step_name}: the time is up but {why}: analysing on before any more traffic"
+                            ));
+                        }
+                    }
+                    StepEnding::RollBack { reason } => {
+                        return Err(StepError::Decided(crate::journal::Decision::new(
+                            DecisionKind::RollBack,
+                            reason,
+                            &op.actor,
+                        )))
+                    }
+                }
+            }
+            run.sleep(policy.interval).await?;
             match run.control().await? {
                 Some(Control::Abort { by }) => {
                     return Err(StepError::Decided(crate::journal::Decision::new(
@@ -467,8 +522,11 @@ impl Engine {
                 }
                 None => {}
             }
-            if paused {
+            if paused || tokio::time::Instant::now() < measure_after {
                 continue;
+            }
+            if started.elapsed() >= duration {
+                extra += 1;
             }
             let measurements = measure(
                 self.metrics.as_ref(),
@@ -480,12 +538,12 @@ impl Engine {
             .await;
             let verdict = judge(&analysis, &measurements);
             let decision = decide(&analysis, &mut state, &verdict);
+            progress.observe(&verdict);
             self.reporter
                 .info(&tick_line(weight, &measurements, &verdict, &decision));
-            let step_name = op.steps.last().map_or("", |s| s.name.as_str());
             let left = duration.saturating_sub(started.elapsed());
             self.reporter
-                .live(&live_line(step_name, weight, left, &measurements, &verdict));
+                .live(&live_line(&step_name, weight, left, &measurements, &verdict));
             ticks.push(json!({
                 "at": chrono::Utc::now(),
                 "weight": weight,
@@ -506,7 +564,8 @@ impl Engine {
             match decision {
                 Decision::Continue => {
                     if let TickVerdict::RateLimited { retry_after_secs } = verdict {
-                        wait = Duration::from_secs(retry_after_secs).max(policy.interval);
+                        let wait = Duration::from_secs(retry_after_secs).min(MAX_RATE_LIMIT_WAIT);
+                        measure_after = tokio::time::Instant::now() + wait.saturating_sub(policy.interval);
                     }
                 }
                 Decision::Pause { reason } => {

@@ -34,7 +34,7 @@ pub(super) fn tick_line(
     };
     let verdict = match verdict {
         TickVerdict::Pass => "pass".to_owned(),
-        TickVerdict::Fail { reasons } => format!("FAIL: {}", reasons.join("; ")),
+        TickVerdict::Fail { reasons, .. } => format!("FAIL: {}", reasons.join("; ")),
         TickVerdict::NoData { reason } => format!("no data: {reason}"),
         TickVerdict::RateLimited { .. } => "rate-limited".to_owned(),
         TickVerdict::ProviderError { .. } => "provider error".to_owned(),

@@ -411,16 +411,17 @@ async fn a_healthy_canary_is_promoted() {
 #[tokio::test(start_paused = true)]
 async fn a_canary_with_errors_is_rolled_back_within_two_intervals_weights_first() {
     let h = Harness::new(RolloutBehaviour::Completes);
-    // Healthy for two ticks, then 5% errors from the third.
+    // Healthy for two ticks, then 3% errors from the third (six times the limit: within the budget's
+    // reach, short of failing fast).
     let engine = h.engine(
-        Script::new(&[Some(0.0), Some(0.0), Some(0.05)]),
+        Script::new(&[Some(0.0), Some(0.0), Some(0.03)]),
         silent(),
         CancellationToken::new(),
     );
     let mut op = h.op();
     let outcome = h.run(&engine, &mut op, false).await;
     assert!(
-        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("error_rate = 0.0500 above 0.0050")),
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("error_rate = 0.0300 above 0.0050")),
         "{outcome:?}"
     );
     h.assert_consistent("td:1");
@@ -643,6 +644,58 @@ async fn a_command_for_another_operation_never_reaches_this_one() {
         StepStatus::Succeeded,
         "analysed in full, not promoted early"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_far_beyond_a_limit_rolls_back_at_that_analysis_without_spending_the_budget() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    // 50% errors at the second analysis: a hundred times the limit.
+    let engine = h.engine(Script::new(&[Some(0.0), Some(0.5)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("fail-fast")),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+    assert_eq!(op.steps[2].facts["ticks"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_last_analysis_failed_analyses_on_before_any_more_traffic() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    // The 10% step's fifth and last analysis fails (the budget tolerates one); the sixth passes.
+    let engine = h.engine(
+        Script::new(&[Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.03), Some(0.0)]),
+        silent(),
+        CancellationToken::new(),
+    );
+    let mut op = h.op();
+    assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
+    let ticks = |i: usize| op.steps[i].facts["ticks"].as_array().unwrap().len();
+    assert_eq!((ticks(2), ticks(3)), (6, 10), "one more analysis at 10% before 50%");
+    assert_eq!(op.steps[2].facts["ticks"][4]["verdict"]["verdict"], "fail");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_budget_is_the_deployments_not_each_steps() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    // One failure at 10% (tolerated, then healthy), one at 50%: two in all, one tolerated.
+    let mut rates = vec![Some(0.0), Some(0.03), Some(0.0), Some(0.0), Some(0.0), Some(0.0)];
+    rates.push(Some(0.03));
+    let engine = h.engine(Script::new(&rates), silent(), CancellationToken::new());
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("2 failed analyses, 1 tolerated")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        op.steps[3].facts["ticks"].as_array().unwrap().len(),
+        2,
+        "rolled back at 50%'s second analysis"
+    );
+    h.assert_consistent("td:1");
 }
 
 #[tokio::test(start_paused = true)]

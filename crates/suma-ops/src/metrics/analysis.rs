@@ -16,6 +16,11 @@ pub struct AnalysisPolicy {
     /// A tick without data (or with too few samples) fails, or pauses for a person to decide.
     pub no_data_fails: bool,
     pub baseline: Option<BaselinePolicy>,
+    /// Judged analyses (pass or fail) a step needs before it may advance.
+    pub min_analyses: u32,
+    /// A metric at or above this multiple of its maximum rolls back at once, whatever the budget left;
+    /// 0 turns it off.
+    pub fail_fast_factor: f64,
 }
 
 impl AnalysisPolicy {
@@ -31,6 +36,8 @@ impl AnalysisPolicy {
                 error_rate_allowance: b.error_rate_allowance,
                 alpha: b.alpha,
             }),
+            min_analyses: policy.min_analyses,
+            fail_fast_factor: policy.fail_fast_factor,
         }
     }
 }
@@ -95,6 +102,9 @@ pub enum TickVerdict {
     Pass,
     Fail {
         reasons: Vec<String>,
+        /// A metric far beyond its bound (the policy's fail-fast factor): no budget is spent on it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fail_fast: bool,
     },
     /// Too little data to judge.
     NoData {
@@ -122,12 +132,25 @@ pub enum Decision {
     },
 }
 
-/// Counters carried from tick to tick.
+/// Counters carried from tick to tick, over the whole operation: the failure budget does not restart
+/// with a step or a resume.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisState {
     pub ticks: u32,
     pub failures: u32,
     pub consecutive_errors: u32,
+}
+
+impl AnalysisState {
+    /// The counters after the verdicts already journaled, oldest first (every step, every attempt), so
+    /// a resumed or later step spends what is left of the budget rather than a fresh one.
+    pub fn replay<'a>(policy: &AnalysisPolicy, verdicts: impl IntoIterator<Item = &'a TickVerdict>) -> Self {
+        let mut state = Self::default();
+        for verdict in verdicts {
+            decide(policy, &mut state, verdict);
+        }
+        state
+    }
 }
 
 /// Judges one tick.
@@ -162,16 +185,30 @@ pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdic
         }
         Some(_) => {}
     }
+    // Every metric is looked at: one without data must not hide another that fails.
     let mut reasons = Vec::new();
+    let mut missing = Vec::new();
+    let mut fail_fast = false;
     for check in checks {
         match check.value {
-            None => {
-                return TickVerdict::NoData {
-                    reason: format!("no data for `{}`", check.metric),
-                }
-            }
+            None => missing.push(format!("`{}`", check.metric)),
             Some(v) if check.passed() == Some(false) => {
-                reasons.push(format!("{} = {} above {}", check.metric, fmt(v), fmt(check.max)))
+                let far = policy.fail_fast_factor > 0.0
+                    && check.max > 0.0
+                    && v.is_finite()
+                    && v >= check.max * policy.fail_fast_factor;
+                fail_fast |= far;
+                reasons.push(format!(
+                    "{} = {} above {}{}",
+                    check.metric,
+                    fmt(v),
+                    fmt(check.max),
+                    if far {
+                        format!(" (fail-fast: {}x the maximum or more)", policy.fail_fast_factor)
+                    } else {
+                        String::new()
+                    }
+                ))
             }
             Some(_) => {}
         }
@@ -198,10 +235,14 @@ pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdic
             }
         }
     }
-    if reasons.is_empty() {
-        TickVerdict::Pass
+    if !reasons.is_empty() {
+        TickVerdict::Fail { reasons, fail_fast }
+    } else if !missing.is_empty() {
+        TickVerdict::NoData {
+            reason: format!("no data for {}", missing.join(", ")),
+        }
     } else {
-        TickVerdict::Fail { reasons }
+        TickVerdict::Pass
     }
 }
 
@@ -237,9 +278,15 @@ pub fn decide(policy: &AnalysisPolicy, state: &mut AnalysisState, verdict: &Tick
                 }
             }
         }
-        TickVerdict::Fail { reasons } => {
+        TickVerdict::Fail { reasons, fail_fast } => {
             state.consecutive_errors = 0;
-            count_failure(policy, state, &reasons.join("; "))
+            let decision = count_failure(policy, state, &reasons.join("; "));
+            match decision {
+                Decision::Continue if *fail_fast => Decision::Rollback {
+                    reason: format!("{} (fail-fast)", reasons.join("; ")),
+                },
+                other => other,
+            }
         }
     }
 }
@@ -357,6 +404,8 @@ mod tests {
             min_samples: 50,
             no_data_fails: true,
             baseline: None,
+            min_analyses: 1,
+            fail_fast_factor: 10.0,
         }
     }
 
@@ -396,17 +445,17 @@ mod tests {
             (
                 "errors",
                 answered(100.0, Some(0.05), Some(80.0)),
-                |v| matches!(v, TickVerdict::Fail { reasons } if reasons.len() == 1 && reasons[0].starts_with("error_rate = 0.0500")),
+                |v| matches!(v, TickVerdict::Fail { reasons, .. } if reasons.len() == 1 && reasons[0].starts_with("error_rate = 0.0500")),
             ),
             (
                 "slow",
                 answered(100.0, Some(0.0), Some(350.0)),
-                |v| matches!(v, TickVerdict::Fail { reasons } if reasons[0].contains("p95_latency_ms = 350.0 above 200.0")),
+                |v| matches!(v, TickVerdict::Fail { reasons, .. } if reasons[0].contains("p95_latency_ms = 350.0 above 200.0")),
             ),
             (
                 "both",
                 answered(100.0, Some(0.2), Some(900.0)),
-                |v| matches!(v, TickVerdict::Fail { reasons } if reasons.len() == 2),
+                |v| matches!(v, TickVerdict::Fail { reasons, .. } if reasons.len() == 2),
             ),
             ("NaN fails", answered(100.0, Some(f64::NAN), Some(10.0)), |v| {
                 matches!(v, TickVerdict::Fail { .. })
@@ -430,6 +479,31 @@ mod tests {
                 },
                 |v| matches!(v, TickVerdict::NoData { .. }),
             ),
+            (
+                "a failing metric is not hidden by a missing one",
+                answered(100.0, Some(0.02), None),
+                |v| matches!(v, TickVerdict::Fail { reasons, fail_fast: false } if reasons.len() == 1 && reasons[0].starts_with("error_rate")),
+            ),
+            (
+                "every missing metric is named",
+                answered(100.0, None, None),
+                |v| matches!(v, TickVerdict::NoData { reason } if reason == "no data for `error_rate`, `p95_latency_ms`"),
+            ),
+            (
+                "ten times the maximum fails fast",
+                answered(100.0, Some(0.05), Some(80.0)),
+                |v| matches!(v, TickVerdict::Fail { reasons, fail_fast: true } if reasons[0].contains("fail-fast")),
+            ),
+            (
+                "just under ten times spends the budget",
+                answered(100.0, Some(0.0499), Some(80.0)),
+                |v| matches!(v, TickVerdict::Fail { fail_fast: false, .. }),
+            ),
+            (
+                "a NaN fails without failing fast",
+                answered(100.0, Some(f64::NAN), Some(80.0)),
+                |v| matches!(v, TickVerdict::Fail { fail_fast: false, .. }),
+            ),
             ("429", Measurements::RateLimited { retry_after_secs: 7 }, |v| {
                 *v == TickVerdict::RateLimited { retry_after_secs: 7 }
             }),
@@ -451,6 +525,7 @@ mod tests {
         let mut s = AnalysisState::default();
         let fail = TickVerdict::Fail {
             reasons: vec!["error_rate = 0.05 above 0.005".into()],
+            fail_fast: false,
         };
         assert_eq!(
             decide(&p, &mut s, &fail),
@@ -469,6 +544,53 @@ mod tests {
             decide(&strict, &mut AnalysisState::default(), &fail),
             Decision::Rollback { .. }
         ));
+    }
+
+    #[test]
+    fn a_fail_fast_verdict_rolls_back_with_budget_left() {
+        let p = AnalysisPolicy {
+            failure_limit: 5,
+            ..policy()
+        };
+        let far = TickVerdict::Fail {
+            reasons: vec!["error_rate = 0.5 above 0.005".into()],
+            fail_fast: true,
+        };
+        assert!(
+            matches!(decide(&p, &mut AnalysisState::default(), &far), Decision::Rollback { reason } if reason.ends_with("(fail-fast)"))
+        );
+        let off = AnalysisPolicy {
+            fail_fast_factor: 0.0,
+            ..p
+        };
+        assert!(matches!(
+            judge(&off, &answered(100.0, Some(0.5), Some(80.0))),
+            TickVerdict::Fail { fail_fast: false, .. }
+        ));
+    }
+
+    #[test]
+    fn the_budget_is_the_operations_not_the_steps() {
+        let p = policy();
+        let fail = TickVerdict::Fail {
+            reasons: vec!["error_rate = 0.02 above 0.005".into()],
+            fail_fast: false,
+        };
+        // The first step spent the one failure tolerated (then passed); the next step's first failure
+        // rolls back.
+        let mut later = AnalysisState::replay(&p, [&fail, &TickVerdict::Pass]);
+        assert_eq!(later.failures, 1);
+        assert!(matches!(decide(&p, &mut later, &fail), Decision::Rollback { .. }));
+        // Rate limits and provider errors in the journal spend nothing.
+        let quiet = AnalysisState::replay(
+            &p,
+            [
+                &TickVerdict::RateLimited { retry_after_secs: 3 },
+                &TickVerdict::ProviderError { message: "503".into() },
+                &TickVerdict::Pass,
+            ],
+        );
+        assert_eq!((quiet.failures, quiet.consecutive_errors), (0, 0));
     }
 
     #[test]
@@ -567,12 +689,12 @@ mod tests {
         let (p, m) = with_baseline(0.004, 0.003, vec![], vec![]);
         assert_eq!(judge(&p, &m), TickVerdict::Pass, "within 50% + 0.1 points of stable");
         let (p, m) = with_baseline(0.03, 0.003, vec![], vec![]);
-        assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons } if reasons[0].contains("against stable")));
+        assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons, .. } if reasons[0].contains("against stable")));
 
         let stable: Vec<f64> = (0..40).map(|i| 50.0 + (i % 10) as f64).collect();
         let slower: Vec<f64> = (0..40).map(|i| 70.0 + (i % 10) as f64).collect();
         let (p, m) = with_baseline(0.0, 0.0, slower, stable.clone());
-        assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons } if reasons[0].contains("Mann-Whitney")));
+        assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons, .. } if reasons[0].contains("Mann-Whitney")));
         let (p, m) = with_baseline(0.0, 0.0, stable.clone(), stable);
         assert_eq!(judge(&p, &m), TickVerdict::Pass);
     }

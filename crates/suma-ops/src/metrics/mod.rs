@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod prometheus;
+pub mod step_gate;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

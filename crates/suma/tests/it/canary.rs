@@ -481,6 +481,16 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_b
     assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
     let op = &report["operation"];
     assert_eq!(op["status"], "failed", "the journal says the canary failed: {op}");
+    let started: Vec<&str> = op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !started.contains(&"shift-50"),
+        "a faulty canary never reaches the second step: {started:?}"
+    );
     let ticks: Vec<&serde_json::Value> = op["steps"]
         .as_array()
         .unwrap()

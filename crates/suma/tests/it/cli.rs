@@ -214,9 +214,14 @@ fn cross_field_problems_are_all_reported_with_positions() {
     let (file, stderr) = config_error(|t| {
         t.replace("weight: 50", "weight: 5")
             .replacen("dr_region: eu-central-1", "dr_region: eu-west-1", 1)
+            .replacen("interval: 5s", "interval: 30s", 1)
     });
     assert!(
         stderr.contains("canary.steps.1.weight`: weight 5 is out of order"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("canary.steps.0.duration`: 20s cannot hold the analysis it needs (one every 30s)"),
         "{stderr}"
     );
     assert!(stderr.contains("dr_region`: is the same as primary_region"), "{stderr}");
