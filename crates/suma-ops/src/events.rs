@@ -1,6 +1,7 @@
 //! Datadog events and monitor gates shared by the mutating commands: an event on the environment's event
-//! stream when a deploy or rollback ends, and the refusal to start a canary while an `auto-rollback:true`
-//! monitor is already alerting (it could never trip the gate).
+//! stream when a deploy or rollback ends, the refusal to start a canary while an `auto-rollback:true`
+//! monitor is already alerting (it could never trip the gate), and the watch over those monitors that
+//! every analysis of a running canary reads.
 
 use crate::config::Environment;
 use crate::metrics::datadog::{Datadog, DatadogSetupError, EventAlert};
@@ -40,6 +41,36 @@ pub fn gate_tags(env: &Environment) -> Vec<String> {
     let mut tags = env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
     tags.push(AUTO_ROLLBACK_TAG.to_owned());
     tags
+}
+
+/// The canary's watch over its gating monitors: Datadog's monitors carrying [`gate_tags`].
+pub struct DatadogGates {
+    datadog: Datadog,
+    tags: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl crate::canary::GateWatch for DatadogGates {
+    async fn alerting(&self) -> Result<Vec<String>, String> {
+        let alerting = self
+            .datadog
+            .alerting_monitors(&self.tags)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(alerting.iter().map(|m| format!("`{}` (#{})", m.name, m.id)).collect())
+    }
+}
+
+/// The gating-monitor watch for `env`'s canaries, or `None` when it has no `datadog` section.
+pub fn gate_watch(
+    env: &Environment,
+) -> Result<Option<std::sync::Arc<dyn crate::canary::GateWatch>>, DatadogSetupError> {
+    Ok(datadog(env)?.map(|datadog| {
+        std::sync::Arc::new(DatadogGates {
+            datadog,
+            tags: gate_tags(env),
+        }) as std::sync::Arc<dyn crate::canary::GateWatch>
+    }))
 }
 
 /// Refuses (unless `force`) when a gating monitor is already alerting.

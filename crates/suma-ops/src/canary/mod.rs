@@ -23,7 +23,7 @@ use crate::config::Environment;
 use crate::engine::{self, Control, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
 use crate::journal::{DecisionKind, Journal, Operation, PlannedStep, StepStatus};
-use crate::metrics::analysis::{decide, judge, AnalysisState, Decision, TickVerdict};
+use crate::metrics::analysis::{decide, judge, with_alerting_monitors, AnalysisState, Decision, TickVerdict};
 use crate::metrics::step_gate::{step_ending, StepEnding, StepProgress};
 use crate::metrics::{measure, query_set, MetricSource, QueryVars, Side};
 use crate::report::Reporter;
@@ -131,6 +131,15 @@ pub struct Engine {
     pub cancel: CancellationToken,
     pub rollout_timeout: Duration,
     pub rollout_poll: Duration,
+    /// The monitors that gate the canary, read at every analysis; `None` without Datadog.
+    pub gates: Option<Arc<dyn GateWatch>>,
+}
+
+/// The gating monitors (`auto-rollback:true` and the environment's tags) as the canary watches them.
+#[async_trait]
+pub trait GateWatch: Send + Sync {
+    /// The gating monitors now alerting, each as "`name` (#id)".
+    async fn alerting(&self) -> Result<Vec<String>, String>;
 }
 
 impl Engine {
@@ -536,7 +545,7 @@ impl Engine {
                 policy.baseline.as_ref().map(|_| &stable),
             )
             .await;
-            let verdict = judge(&analysis, &measurements);
+            let verdict = with_alerting_monitors(judge(&analysis, &measurements), &self.alerting_gates().await);
             let decision = decide(&analysis, &mut state, &verdict);
             progress.observe(&verdict);
             self.reporter
@@ -585,6 +594,18 @@ impl Engine {
             }
         }
         Ok(StepEnd::Done(BTreeMap::from([("ticks".to_owned(), json!(ticks))])))
+    }
+
+    /// The gating monitors alerting now; one that cannot be read is a warning (the metrics still judge).
+    async fn alerting_gates(&self) -> Vec<String> {
+        let Some(gates) = &self.gates else {
+            return Vec::new();
+        };
+        gates.alerting().await.unwrap_or_else(|e| {
+            self.reporter
+                .warn(&format!("cannot read the gating monitors this analysis: {e}"));
+            Vec::new()
+        })
     }
 
     async fn promote(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {

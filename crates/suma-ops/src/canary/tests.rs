@@ -318,6 +318,7 @@ impl Harness {
             cancel,
             rollout_timeout: Duration::from_secs(120),
             rollout_poll: Duration::from_secs(5),
+            gates: None,
         }
     }
 
@@ -659,6 +660,47 @@ async fn a_canary_far_beyond_a_limit_rolls_back_at_that_analysis_without_spendin
     );
     h.assert_consistent("td:1");
     assert_eq!(op.steps[2].facts["ticks"].as_array().unwrap().len(), 2);
+}
+
+/// Gating monitors that alert from the `from`th read on.
+struct AlertFrom {
+    from: usize,
+    reads: Mutex<usize>,
+}
+
+#[async_trait]
+impl super::GateWatch for AlertFrom {
+    async fn alerting(&self) -> Result<Vec<String>, String> {
+        let mut reads = self.reads.lock().unwrap();
+        *reads += 1;
+        Ok(if *reads >= self.from {
+            vec!["`canary gate` (#7)".to_owned()]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gating_monitor_alerting_mid_canary_rolls_back_at_that_analysis() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    let mut engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    engine.gates = Some(Arc::new(AlertFrom {
+        from: 3,
+        reads: Mutex::new(0),
+    }));
+    let mut op = h.op();
+    let outcome = h.run(&engine, &mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::RolledBack { reason } if reason.contains("monitor `canary gate` (#7) is alerting")),
+        "{outcome:?}"
+    );
+    h.assert_consistent("td:1");
+    assert_eq!(
+        op.steps[2].facts["ticks"].as_array().unwrap().len(),
+        3,
+        "the first alerting read decides"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -246,6 +246,24 @@ pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdic
     }
 }
 
+/// A tick's verdict once the gating monitors (`auto-rollback:true`) have been read: any of them alerting
+/// fails the tick at once (fail-fast), whatever the metrics said; the monitor is the operator's own
+/// definition of "this release is hurting users".
+pub fn with_alerting_monitors(verdict: TickVerdict, alerting: &[String]) -> TickVerdict {
+    if alerting.is_empty() {
+        return verdict;
+    }
+    let mut reasons = match verdict {
+        TickVerdict::Fail { reasons, .. } => reasons,
+        _ => Vec::new(),
+    };
+    reasons.extend(alerting.iter().map(|m| format!("monitor {m} is alerting")));
+    TickVerdict::Fail {
+        reasons,
+        fail_fast: true,
+    }
+}
+
 /// Updates the counters with a tick's verdict and decides what happens next.
 pub fn decide(policy: &AnalysisPolicy, state: &mut AnalysisState, verdict: &TickVerdict) -> Decision {
     state.ticks += 1;
@@ -567,6 +585,38 @@ mod tests {
             judge(&off, &answered(100.0, Some(0.5), Some(80.0))),
             TickVerdict::Fail { fail_fast: false, .. }
         ));
+    }
+
+    #[test]
+    fn an_alerting_gate_monitor_fails_the_tick_fast_whatever_the_metrics_say() {
+        let alerting = ["`canary auto-rollback` (#1002)".to_owned()];
+        let cases = [
+            TickVerdict::Pass,
+            TickVerdict::NoData {
+                reason: "no data for `error_rate`".into(),
+            },
+            TickVerdict::RateLimited { retry_after_secs: 3 },
+            TickVerdict::Fail {
+                reasons: vec!["error_rate = 0.02 above 0.005".into()],
+                fail_fast: false,
+            },
+        ];
+        for verdict in cases {
+            let judged = with_alerting_monitors(verdict.clone(), &alerting);
+            assert!(
+                matches!(&judged, TickVerdict::Fail { reasons, fail_fast: true } if reasons.last().unwrap() == "monitor `canary auto-rollback` (#1002) is alerting"),
+                "{verdict:?} -> {judged:?}"
+            );
+            assert!(matches!(
+                decide(&policy(), &mut AnalysisState::default(), &judged),
+                Decision::Rollback { .. }
+            ));
+            assert_eq!(
+                with_alerting_monitors(verdict.clone(), &[]),
+                verdict,
+                "no alert, no change"
+            );
+        }
     }
 
     #[test]

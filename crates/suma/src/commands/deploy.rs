@@ -63,6 +63,13 @@ fn engine(
         cancel: ctx.cancel.clone(),
         rollout_timeout,
         rollout_poll: Duration::from_secs(5),
+        // A new deploy's preflight already refused a Datadog it cannot reach; a resume or abort goes on
+        // without the watch rather than strand the operation.
+        gates: suma_ops::events::gate_watch(env).unwrap_or_else(|e| {
+            ctx.reporter
+                .warn(&format!("the gating monitors will not be watched: {e}"));
+            None
+        }),
     })
 }
 
