@@ -161,6 +161,10 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
                 format!("the last failover is recorded, `{replica}` ({d}) is writable, {p} answers"),
             ),
             step(
+                "confirm",
+                "manual confirmation before anything is renamed or traffic moves back".to_owned(),
+            ),
+            step(
                 "rename-stale-primary",
                 format!("rename the stale `{primary_db}` ({p}) out of the way (kept, not deleted)"),
             ),
@@ -168,7 +172,6 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
                 "create-primary-replica",
                 format!("create `{primary_db}` ({p}) as a replica of `{replica}`, wait until available"),
             ),
-            step("confirm", "manual confirmation before traffic moves back".to_owned()),
             step(
                 "drain-dr",
                 format!("scale `{}` ({d}) to its standby of {}", ecs.dr.service, ecs.dr.standby_count),
@@ -886,28 +889,50 @@ impl Engine {
 
     async fn failback_readiness(&self) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
+        // The newest completed switch decides: a failover that a failback already followed leaves nothing
+        // to fail back, and a second failback would rename the live primary.
         let last = self
             .journal
             .list(&self.environment, 100)
             .await
             .map_err(|e| StepError::failed(e.to_string()))?
             .into_iter()
-            .find(|op| op.kind == FAILOVER && op.status == OperationStatus::Succeeded)
+            .find(|op| (op.kind == FAILOVER || op.kind == FAILBACK) && op.status == OperationStatus::Succeeded)
             .ok_or_else(|| {
                 StepError::refused(format!(
                     "no completed failover of `{}` is in the journal: there is nothing to fail back\nhint: `suma ops list --env {}`",
                     self.environment, self.environment
                 ))
             })?;
+        if last.kind == FAILBACK {
+            return Err(StepError::refused(format!(
+                "failback `{}` already brought `{}` back to {} ({}); no failover came after it, so there is nothing to fail back\nhint: `suma ops list --env {}`",
+                last.id,
+                self.environment,
+                self.env.primary_region,
+                last.updated_at.format("%Y-%m-%d %H:%M UTC"),
+                self.environment
+            )));
+        }
         let dr_db = self
             .aws
             .rds(&replica.region)
             .describe_instance(&replica.identifier)
             .await?;
-        if dr_db.status != "available" {
+        // Writable, not just available: promoted (no replication source), or the failover journaled its
+        // promotion (moto keeps the source on promoted instances).
+        let promoted_by_failover = last.fact("promoted").and_then(|v| v.as_str()) == Some(replica.identifier.as_str());
+        if dr_db.status != "available" || !(dr_db.replica_source.is_none() || promoted_by_failover) {
             return Err(StepError::refused(format!(
-                "`{}` is `{}`, not available",
-                dr_db.identifier, dr_db.status
+                "`{}` is `{}`{}: failback needs the DR database to be the writable primary\nhint: `suma dr check --env {}`",
+                dr_db.identifier,
+                dr_db.status,
+                dr_db
+                    .replica_source
+                    .as_deref()
+                    .map(|s| format!(", still replicating from `{s}`"))
+                    .unwrap_or_default(),
+                self.environment
             )));
         }
         // The primary region must answer: failback builds there.
@@ -1051,9 +1076,10 @@ impl Engine {
     }
 
     fn confirm(&self, op: &mut Operation) -> Result<StepEnd, StepError> {
+        let primary = &self.env.rds.primary.identifier;
         let question = format!(
-            "switch `{}` back to {} (drain the DR service, promote `{}`, move DNS)",
-            self.environment, self.env.primary_region, self.env.rds.primary.identifier
+            "fail `{}` back to {}: rename the stale `{primary}` out of the way (kept), rebuild `{primary}` as a replica of the DR database, drain the DR service, promote `{primary}` and move DNS",
+            self.environment, self.env.primary_region
         );
         if self.gate.confirm(&question) {
             let actor = op.actor.clone();
@@ -1064,7 +1090,7 @@ impl Engine {
             )])))
         } else {
             Err(StepError::failed(
-                "the switch back was not confirmed; the new primary replica keeps replicating\nhint: `suma dr failback --resume` asks again".to_owned(),
+                "the failback was not confirmed; nothing was changed\nhint: `suma dr failback --resume` asks again, `--abort` ends it".to_owned(),
             ))
         }
     }

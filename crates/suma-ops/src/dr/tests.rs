@@ -943,6 +943,33 @@ async fn a_failback_needs_a_recorded_failover_and_the_confirmation() {
         h.world.snapshot().services[&(DR.to_owned(), "auth-service".to_owned())].1,
         4
     );
+    assert!(
+        !h.world.snapshot().dbs.keys().any(|(_, id)| id.contains("stale")),
+        "nothing is renamed before the confirmation"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_failback_is_refused_before_it_changes_anything() {
+    let h = Harness::new();
+    h.failover().await;
+    let mut op = h.op(Direction::Failback);
+    assert_eq!(h.run(&mut op, false).await, Outcome::Completed);
+    let before = h.world.snapshot();
+    let mutations = h.world.mutations().len();
+
+    let mut again = h.op(Direction::Failback);
+    let outcome = h.run(&mut again, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Refused { reason } if reason.contains(&format!("failback `{}` already brought", op.id))),
+        "{outcome:?}"
+    );
+    assert_eq!(h.world.mutations().len(), mutations, "no AWS call changed anything");
+    assert_eq!(
+        h.world.snapshot(),
+        before,
+        "the live primary keeps its name and endpoint"
+    );
 }
 
 #[test]
