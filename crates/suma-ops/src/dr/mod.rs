@@ -385,6 +385,34 @@ impl Steps for Engine {
                 op.id
             )));
         }
+        // A failback stopped after draining DR but before the promotion: DNS still names DR, so DR gets
+        // its tasks back or nothing serves.
+        if let Some(desired) = op
+            .fact("dr_desired")
+            .and_then(|v| v.as_i64())
+            .filter(|_| op.steps.iter().any(|s| s.name == "drain-dr"))
+        {
+            let cfg = &self.env.ecs.dr;
+            let update = ServiceUpdate {
+                desired_count: Some(desired as i32),
+                ..ServiceUpdate::default()
+            };
+            run.held()?;
+            self.aws
+                .ecs(&self.env.dr_region)
+                .update_service(&cfg.cluster, &cfg.service, &update)
+                .await
+                .map_err(|e| {
+                    StepError::failed(format!(
+                        "could not scale `{}` ({}) back to {desired}: {e}\nhint: it serves while DNS names the DR region; scale it by hand, or `--abort` again",
+                        cfg.service, self.env.dr_region
+                    ))
+                })?;
+            return Ok(format!(
+                "`{}` ({}) scaled back to {desired}, so the DR region serves again; renamed or created instances are kept",
+                cfg.service, self.env.dr_region
+            ));
+        }
         Ok("nothing had changed in traffic; renamed or created instances are kept".to_owned())
     }
 }
@@ -422,7 +450,7 @@ impl Engine {
             ("rename-stale-primary", _) => self.rename_stale_primary(run, op).await,
             ("create-primary-replica", _) => self.create_primary_replica(run).await,
             ("confirm", _) => self.confirm(op),
-            ("drain-dr", _) => self.drain_dr(run).await,
+            ("drain-dr", _) => self.drain_dr(run, op).await,
             ("promote-primary", _) => {
                 let primary = self.env.rds.primary.clone();
                 let facts = self.promote(run, op, &primary.region, &primary.identifier).await?;
@@ -1095,8 +1123,20 @@ impl Engine {
         }
     }
 
-    async fn drain_dr(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
+    async fn drain_dr(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let cfg = &self.env.ecs.dr;
+        // What abort must give back is journaled before the drain, once (a restart may find it drained).
+        if op.fact("dr_desired").is_none() {
+            let found = self
+                .aws
+                .ecs(&self.env.dr_region)
+                .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                .await?;
+            if let Some(svc) = found.first() {
+                run.record(op, Facts::from([("dr_desired".to_owned(), json!(svc.desired))]))
+                    .await?;
+            }
+        }
         self.scale(
             run,
             &self.env.dr_region,

@@ -837,6 +837,43 @@ async fn abort_before_the_promotion_gives_the_primary_its_capacity_back() {
     assert_eq!(recorded.status, OperationStatus::Aborted);
 }
 
+#[tokio::test(start_paused = true)]
+async fn abort_of_a_failback_killed_after_draining_dr_gives_dr_its_tasks_back() {
+    let dr_service = (DR.to_owned(), "auth-service".to_owned());
+    // The failback's mutations in turn, until the kill lands right after the DR drain.
+    for k in 1..10 {
+        let h = Harness::new();
+        h.failover().await;
+        assert_eq!(h.world.snapshot().services[&dr_service].1, 4);
+        let base = h.world.mutations().len();
+        h.world.behave(|b| b.crash_after = Some(base + k));
+        let mut op = h.op(Direction::Failback);
+        assert!(matches!(h.run(&mut op, false).await, Outcome::Interrupted { .. }));
+        h.world.behave(|b| b.crash_after = None);
+        if h.world.snapshot().services[&dr_service].1 != 0 {
+            continue;
+        }
+        assert_eq!(h.world.snapshot().primary_target, DR_LB, "DNS still names DR");
+        let mut recorded = h.journal.load(&op.id).await.unwrap().unwrap();
+        assert_eq!(
+            recorded.fact("dr_desired"),
+            Some(&json!(4)),
+            "journaled before the drain"
+        );
+        let engine = h.engine();
+        let guard = h.locks.acquire(&recorded, true).await.unwrap();
+        let outcome = engine.abort(&mut recorded, &guard, "ops@host").await.unwrap();
+        guard.release().await.unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Aborted { note, .. } if note.contains("scaled back to 4") && note.contains("DR region serves again")),
+            "{outcome:?}"
+        );
+        assert_eq!(h.world.snapshot().services[&dr_service].1, 4);
+        return;
+    }
+    panic!("no kill point left DR drained");
+}
+
 /// Kills the run after each AWS mutation of an uninterrupted run in turn, resumes it from the journal in
 /// a new process, and compares the final state with the uninterrupted run's.
 async fn kill_after_every_mutation(direction: Direction) {
