@@ -22,4 +22,11 @@ pub trait MetricSource: Send + Sync {
     fn name(&self) -> &'static str;
     /// The value of an instant query now; `None` when the query matched no data.
     async fn scalar(&self, query: &str) -> Result<Option<f64>, MetricError>;
+
+    /// Every value the query returned over the provider's window, oldest first, for callers that must
+    /// see the worst point rather than a mean (replica lag, where one `-1` means broken replication).
+    /// Providers that answer instant queries only return the one value.
+    async fn points(&self, query: &str) -> Result<Vec<f64>, MetricError> {
+        Ok(self.scalar(query).await?.into_iter().collect())
+    }
 }

@@ -1,4 +1,5 @@
-//! Metric queries that gate a canary: `/api/v1/query`, the mean of the last series over the window.
+//! Metric queries that gate a canary: `/api/v1/query`, the mean of the last series over the window, or
+//! its every point for callers that judge the worst one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,15 @@ impl MetricSource for Datadog {
 
     /// The mean of the last series' points over the last `window`.
     async fn scalar(&self, query: &str) -> Result<Option<f64>, MetricError> {
+        let values = self.points(query).await?;
+        if values.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(values.iter().sum::<f64>() / values.len() as f64))
+    }
+
+    /// The last series' non-null points over the last `window`.
+    async fn points(&self, query: &str) -> Result<Vec<f64>, MetricError> {
         let to = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("the clock is after 1970")
@@ -26,29 +36,25 @@ impl MetricSource for Datadog {
             .query_metrics(from, to, query.to_owned())
             .await
             .map_err(|e| from_client(e, &format!("{} (query: {query})", self.endpoint)))?;
-        mean_of_last_series(&response).map_err(|message| failed(format!("{message} (query: {query})")))
+        points_of_last_series(&response).map_err(|message| failed(format!("{message} (query: {query})")))
     }
 }
 
-/// The mean of the last series' non-null points; `None` when there is no series or no point. A query
+/// The last series' finite, non-null points, oldest first; empty when there is no series. A query
 /// without an aggregation returns a series per tag group; the last one is taken, so gating queries should
-/// aggregate (`sum:`, `avg:`, ...).
-fn mean_of_last_series(response: &MetricsQueryResponse) -> Result<Option<f64>, String> {
+/// aggregate (`sum:`, `avg:`, `max:`, ...).
+fn points_of_last_series(response: &MetricsQueryResponse) -> Result<Vec<f64>, String> {
     if response.status.as_deref() == Some("error") {
         return Err(response.error.clone().unwrap_or_else(|| "query failed".to_owned()));
     }
     let Some(series) = response.series.as_ref().and_then(|s| s.last()) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let values: Vec<f64> = series
+    Ok(series
         .pointlist
         .iter()
         .flatten()
         .filter_map(|point| point.get(1).copied().flatten())
         .filter(|v| v.is_finite())
-        .collect();
-    if values.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(values.iter().sum::<f64>() / values.len() as f64))
+        .collect())
 }

@@ -146,6 +146,10 @@ pub struct DrPolicy {
     /// a failover registers a DR revision with the promoted instance's endpoint in it. auth-service reads
     /// `DATABASE_HOST`, which replaces the host of its `DATABASE_URL`.
     pub database_host_variable: String,
+    /// The share of the primary's running tasks the DR service must reach on failover (1.0 = all of
+    /// them): `dr check` fails when `ecs.desired_count` falls short, e.g. after autoscaling grew the
+    /// primary beyond it.
+    pub capacity_ratio: f64,
 }
 
 impl Default for DrPolicy {
@@ -156,6 +160,7 @@ impl Default for DrPolicy {
             replica_lag: LagSource::Datadog,
             dr_url: None,
             database_host_variable: "DATABASE_HOST".to_owned(),
+            capacity_ratio: 1.0,
         }
     }
 }
@@ -800,6 +805,13 @@ impl ConfigFile {
                     at("canary.fail_fast_factor"),
                     format!("{factor} would make every failed analysis fail fast"),
                     Some("use a multiple above 1 (10 = ten times the maximum), or 0 to turn it off".to_owned()),
+                ));
+            }
+            if !(env.dr.capacity_ratio > 0.0 && env.dr.capacity_ratio <= 1.0) {
+                problems.push((
+                    at("dr.capacity_ratio"),
+                    format!("{} is not a share of the primary's tasks", env.dr.capacity_ratio),
+                    Some("use a fraction above 0 and at most 1 (0.5 = half the primary's running tasks)".to_owned()),
                 ));
             }
             if !(0.0..1.0).contains(&env.canary.max_error_rate) {

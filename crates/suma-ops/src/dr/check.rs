@@ -222,6 +222,27 @@ pub fn replicates_from(replica: &DbInstance, primary: &str, primary_arn: Option<
     })
 }
 
+/// Whether the count a failover scales DR to carries the primary's running tasks (times `ratio`), and
+/// what was needed. Without the primary's count (unreadable), only a count of 0 fails.
+pub fn capacity_status(failover_count: u32, primary_running: Option<i32>, ratio: f64) -> (CheckStatus, String) {
+    match primary_running {
+        Some(running) => {
+            let needed = (f64::from(running.max(0)) * ratio).ceil() as u32;
+            let status = if failover_count >= needed.max(1) {
+                CheckStatus::Pass
+            } else {
+                CheckStatus::Fail
+            };
+            (
+                status,
+                format!("{needed} task(s): {running} running on the primary x {ratio}"),
+            )
+        }
+        None if failover_count == 0 => (CheckStatus::Fail, "at least 1 task".to_owned()),
+        None => (CheckStatus::Warn, "the primary's running count (unreadable)".to_owned()),
+    }
+}
+
 /// The report's items, in a fixed order.
 pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated_rto: Duration) -> Readiness {
     use CheckStatus::{Fail, Pass, Warn};
@@ -272,16 +293,22 @@ pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated
                     "the primary's image",
                 )),
             }
-            let capacity_ok = env.ecs.desired_count > 0 && dr.desired >= 0;
+            // What a failover scales DR to, against what the primary runs now (autoscaling may have
+            // grown it beyond the configured count).
+            let (status, needed) = capacity_status(
+                env.ecs.desired_count,
+                primary.as_ref().ok().map(|p| p.running),
+                env.dr.capacity_ratio,
+            );
             items.push(item(
                 "ecs",
                 "DR capacity reaches production",
-                if capacity_ok { Pass } else { Fail },
+                status,
                 format!(
                     "standby {} -> {} task(s) on failover",
                     env.ecs.dr.standby_count, env.ecs.desired_count
                 ),
-                format!("{} task(s)", env.ecs.desired_count),
+                needed,
             ));
         }
     }

@@ -33,8 +33,17 @@ pub struct MetricLag {
 
 impl MetricLag {
     pub fn query(replica_identifier: &str) -> String {
-        format!("avg:aws.rds.replica_lag{{dbinstanceidentifier:{replica_identifier}}}")
+        format!("max:aws.rds.replica_lag{{dbinstanceidentifier:{replica_identifier}}}")
     }
+}
+
+/// The lag a window of points stands for: the worst, never a mean, and broken (`-1`) if any point says
+/// so, since a mean of 300 and -1 would read as a healthy 150. `None` without points.
+pub fn worst_lag(points: &[f64]) -> Option<f64> {
+    if points.iter().any(|&p| p < 0.0) {
+        return Some(-1.0);
+    }
+    points.iter().copied().reduce(f64::max)
 }
 
 #[async_trait]
@@ -45,8 +54,9 @@ impl ReplicaLag for MetricLag {
 
     async fn lag_seconds(&self) -> Result<Option<f64>, LagError> {
         self.metrics
-            .scalar(&Self::query(&self.replica_identifier))
+            .points(&Self::query(&self.replica_identifier))
             .await
+            .map(|points| worst_lag(&points))
             .map_err(|e| LagError {
                 source_name: "datadog",
                 message: e.to_string(),

@@ -1010,6 +1010,45 @@ async fn a_second_failback_is_refused_before_it_changes_anything() {
 }
 
 #[test]
+fn a_window_of_lag_points_counts_its_worst_and_any_broken_one() {
+    use super::lag::worst_lag;
+    let cases: [(&[f64], Option<f64>); 5] = [
+        (&[], None),
+        (&[0.0, 2.0, 1.0], Some(2.0)),
+        (&[300.0, -1.0], Some(-1.0)),
+        (&[-1.0, 0.0, 0.0, 0.0], Some(-1.0)),
+        (&[4.0], Some(4.0)),
+    ];
+    for (points, expected) in cases {
+        assert_eq!(worst_lag(points), expected, "{points:?}");
+    }
+}
+
+#[test]
+fn dr_capacity_is_judged_against_what_the_primary_runs() {
+    use super::check::capacity_status;
+    use CheckStatus::{Fail, Pass, Warn};
+    // (failover count, primary running, ratio, expected)
+    let cases = [
+        (4, Some(4), 1.0, Pass),
+        (4, Some(6), 1.0, Fail),
+        (4, Some(8), 0.5, Pass),
+        (4, Some(9), 0.5, Fail),
+        (0, Some(0), 1.0, Fail),
+        (2, Some(0), 1.0, Pass),
+        (4, None, 1.0, Warn),
+        (0, None, 1.0, Fail),
+    ];
+    for (count, running, ratio, expected) in cases {
+        assert_eq!(
+            capacity_status(count, running, ratio).0,
+            expected,
+            "{count} {running:?} {ratio}"
+        );
+    }
+}
+
+#[test]
 fn lag_against_the_rpo() {
     let rpo = Duration::from_secs(300);
     assert_eq!(check::lag_status(Some(3.0), rpo).0, CheckStatus::Pass);
