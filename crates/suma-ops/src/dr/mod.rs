@@ -790,7 +790,7 @@ impl Engine {
 
     /// Failover: the PRIMARY record to the DR load balancer (with the secondary's health check);
     /// failback: the PRIMARY record as it was before the failover.
-    async fn switch_dns(&self, run: &Run<'_>, op: &Operation, to_dr: bool) -> Result<StepEnd, StepError> {
+    async fn switch_dns(&self, run: &Run<'_>, op: &mut Operation, to_dr: bool) -> Result<StepEnd, StepError> {
         let original: FailoverAlias = op
             .fact("original_primary_record")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -810,11 +810,16 @@ impl Engine {
         let zone = &self.env.dns.hosted_zone_id;
         let current = dns.failover_aliases(zone, &self.env.dns.record_name).await?;
         let live = current.iter().find(|a| a.failover == "PRIMARY");
+        // A record already right was written by an earlier attempt (or needs nothing): that attempt's
+        // change, journaled as soon as Route 53 answered, is still waited on until INSYNC.
         let change_id = match (live, fact_str(op, "dns_change_id")) {
-            (Some(live), _) if *live == wanted => None,
+            (Some(live), recorded) if *live == wanted => recorded,
             _ => {
                 run.mutating()?;
-                Some(dns.upsert_failover_alias(zone, &wanted).await?)
+                let id = dns.upsert_failover_alias(zone, &wanted).await?;
+                run.record(op, Facts::from([("dns_change_id".to_owned(), json!(id))]))
+                    .await?;
+                Some(id)
             }
         };
         if let Some(id) = &change_id {

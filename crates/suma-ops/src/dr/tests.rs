@@ -788,6 +788,13 @@ async fn a_dns_change_stuck_pending_stops_and_resumes() {
     failed_over_state(&h.world);
     // The record was already right: the resume waited on the change without writing it again.
     assert_eq!(h.world.mutations().iter().filter(|m| m.starts_with("dns")).count(), 1);
+    let switch = resumed.steps.iter().find(|s| s.name == "switch-dns").unwrap();
+    assert!(
+        switch.facts["dns_change_id"].is_string(),
+        "the first attempt's change, journaled when Route 53 answered, is what the resume waited on: {:?}",
+        switch.facts
+    );
+    assert_eq!(switch.attempts.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
