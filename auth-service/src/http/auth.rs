@@ -668,36 +668,15 @@ pub async fn change_password(
     user: AuthUser,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode> {
-    let cfg = &state.config;
     let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
-    let account = account_key(&row.email);
-    // The current password is guessable here too, so the login lockout guards it.
-    if let Gate::Locked { retry_after } = state
-        .cache
-        .login_gate(&account, cfg.max_login_attempts, cfg.lockout_duration)
-        .await?
-    {
-        return Err(Error::Locked { retry_after });
-    }
-    let verified = state
-        .hasher
-        .verify(&req.current_password, Some(&row.password_hash))
-        .await?;
-    if !verified.ok {
-        let locked_now = state
-            .cache
-            .login_failed(&account, cfg.max_login_attempts, cfg.lockout_duration)
-            .await?;
-        if locked_now {
-            state.metrics.lockouts.inc();
-        }
-        let mut event = audit(&meta, "password_change", "failure");
-        event.user_id = Some(user.user_id);
-        event.metadata = json!({ "reason": "invalid_current_password" });
-        state.audit(event).await;
-        return Err(Error::InvalidCredentials);
-    }
-    state.cache.login_succeeded(&account).await?;
+    let who = crate::http::recheck::Recheck {
+        user_id: user.user_id,
+        email: &row.email,
+        password_hash: &row.password_hash,
+        action: "password_change",
+    };
+    crate::http::recheck::recheck_password(&state, &meta, who, &req.current_password).await?;
+    state.cache.login_succeeded(&account_key(&row.email)).await?;
     check_new_password(&state, user.user_id, &row.email, &req.new_password).await?;
     let hash = state.hasher.hash(&req.new_password).await?;
     state.db.change_password(user.user_id, &hash, state.now()).await?;

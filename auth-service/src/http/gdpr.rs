@@ -271,6 +271,7 @@ pub async fn export(
     responses(
         (status = 202, description = "Deleted; purged after the retention period"),
         (status = 401, description = "Not authenticated or wrong password", body = ErrorBody),
+        (status = 429, description = "Rate limited or account locked, as at sign-in; see Retry-After", body = ErrorBody),
     ))]
 pub async fn delete_account(
     State(state): State<AppState>,
@@ -279,9 +280,13 @@ pub async fn delete_account(
     ApiJson(req): ApiJson<DeleteRequest>,
 ) -> Result<StatusCode> {
     let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
-    if !state.hasher.verify(&req.password, Some(&row.password_hash)).await?.ok {
-        return Err(Error::InvalidCredentials);
-    }
+    let who = crate::http::recheck::Recheck {
+        user_id: user.user_id,
+        email: &row.email,
+        password_hash: &row.password_hash,
+        action: "gdpr_delete",
+    };
+    crate::http::recheck::recheck_password(&state, &meta, who, &req.password).await?;
     state.db.soft_delete_user(user.user_id, state.now()).await?;
     state.cache.delete_all_sessions(user.user_id).await?;
     state.cache.forget_profile(user.user_id).await?;

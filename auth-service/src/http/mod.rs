@@ -10,6 +10,7 @@ pub mod extract;
 pub mod gdpr;
 pub mod openapi;
 pub mod ops;
+pub mod recheck;
 pub mod sessions;
 pub mod twofactor;
 

@@ -346,11 +346,13 @@ pub async fn disable(
     {
         return Err(Error::NotFound);
     }
-    gate(&state, &row.email).await?;
-    if !state.hasher.verify(&req.password, Some(&row.password_hash)).await?.ok {
-        failed(&state, &row.email).await?;
-        return Err(Error::InvalidCredentials);
-    }
+    let who = crate::http::recheck::Recheck {
+        user_id: user.user_id,
+        email: &row.email,
+        password_hash: &row.password_hash,
+        action: "two_factor_disable",
+    };
+    crate::http::recheck::recheck_password(&state, &meta, who, &req.password).await?;
     if check_factor(&state, user.user_id, &req.code).await?.is_none() {
         failed(&state, &row.email).await?;
         let mut event = audit(&meta, "two_factor", "disable_invalid_code");

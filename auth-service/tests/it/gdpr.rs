@@ -188,3 +188,43 @@ async fn erasure_is_immediate_and_purge_leaves_no_personal_data(pool: PgPool) {
         .unwrap();
     assert_eq!(audit_rows, 2, "the audit trail is kept, without PII");
 }
+
+/// Erasure asks for the password again, and that check is no password oracle: wrong passwords count
+/// towards the sign-in lockout (which then refuses even the right one, at erasure and at sign-in), each
+/// refusal is audited, and the account is still there.
+#[sqlx::test]
+async fn erasure_password_checks_share_the_sign_in_lockout_and_are_audited(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("oracle");
+    let login = app.signed_in(&email).await;
+    let access = s(&login, "access_token").to_owned();
+    let erase = |password: &'static str| {
+        app.call(
+            Method::POST,
+            "/api/gdpr/delete",
+            Some(json!({ "password": password })),
+            Some(&access),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(erase("a wrong guess, again").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = erase(PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", locked.body);
+    assert_eq!(locked.body["error"], "account_locked");
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guesses at erasure locked sign-in too"
+    );
+    let audited = app.audit("gdpr_delete").await;
+    let results: Vec<&str> = audited.iter().map(|(r, _, _)| r.as_str()).collect();
+    assert_eq!(
+        results,
+        ["failure", "failure", "failure", "failure", "failure", "locked"]
+    );
+    assert!(audited.iter().all(|(_, user, _)| user.is_some()), "{audited:?}");
+    assert_eq!(app.state.metrics.lockouts.get(), 1);
+    // Nothing was erased.
+    assert_eq!(app.get("/api/auth/me", Some(&access)).await.status, StatusCode::OK);
+}
