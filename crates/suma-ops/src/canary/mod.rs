@@ -161,6 +161,13 @@ impl Engine {
     }
 }
 
+/// The canary tasks a traffic share needs, as Argo Rollouts sizes a canary: `ceil(stable running ×
+/// weight)`, never below the configured canary count nor 1.
+pub fn canary_tasks(stable_running: i32, weight: u8, canary_count: u32) -> i32 {
+    let share = (f64::from(stable_running.max(0)) * f64::from(weight) / 100.0).ceil() as i32;
+    share.max(canary_count as i32).max(1)
+}
+
 /// The longest a 429's `Retry-After` delays the next analysis: a provider asking for more must not
 /// leave a canary unwatched for long.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
@@ -376,6 +383,33 @@ impl Engine {
         Ok(StepEnd::Done(BTreeMap::new()))
     }
 
+    /// Gives the canary the tasks its share of traffic needs before it gets that share: as many as
+    /// [`canary_tasks`] says, never fewer than it has. Re-reads both services, so a resume converges.
+    async fn scale_canary_for(&self, run: &Run<'_>, op: &Operation, weight: u8) -> Result<(), StepError> {
+        let cfg = &self.env.ecs;
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let live = ecs
+            .describe_services(&cfg.cluster, &[cfg.service.clone(), cfg.canary_service.clone()])
+            .await?;
+        let count =
+            |name: &str, f: fn(&crate::aws::ecs::EcsService) -> i32| live.iter().find(|s| s.name == name).map_or(0, f);
+        let needed = canary_tasks(count(&cfg.service, |s| s.running), weight, cfg.canary_count);
+        if count(&cfg.canary_service, |s| s.desired) >= needed {
+            return Ok(());
+        }
+        let update = ServiceUpdate {
+            desired_count: Some(needed),
+            ..ServiceUpdate::default()
+        };
+        run.mutating()?;
+        ecs.update_service(&cfg.cluster, &cfg.canary_service, &update).await?;
+        self.reporter.info(&format!(
+            "`{}` scaled to {needed} task(s) for {weight}% of the traffic",
+            cfg.canary_service
+        ));
+        self.wait_rollout(run, &cfg.canary_service, &Self::canary_td(op)).await
+    }
+
     async fn wait_rollout(&self, run: &Run<'_>, service: &str, td: &str) -> Result<(), StepError> {
         let ecs = self.aws.ecs(&self.env.primary_region);
         let deadline = tokio::time::Instant::now() + self.rollout_timeout;
@@ -427,6 +461,7 @@ impl Engine {
         weight: u8,
         duration: Duration,
     ) -> Result<StepEnd, StepError> {
+        self.scale_canary_for(run, op, weight).await?;
         run.mutating()?;
         self.set_weights(weight).await?;
         self.reporter.info(&format!(
@@ -612,10 +647,15 @@ impl Engine {
         let cfg = &self.env.ecs;
         let td = Self::release_td(op);
         let ecs = self.aws.ecs(&self.env.primary_region);
-        // Promotion also brings stable to production capacity.
+        // Promotion brings stable to production capacity at least, and never below what it runs now:
+        // autoscaling may have grown it, and a fixed count would shrink it in the middle of a deploy.
+        let live = ecs
+            .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+            .await?;
+        let desired = live.first().map_or(0, |s| s.desired).max(cfg.desired_count as i32);
         let update = ServiceUpdate {
             task_definition: Some(td.clone()),
-            desired_count: Some(cfg.desired_count as i32),
+            desired_count: Some(desired),
             force_new_deployment: false,
         };
         run.mutating()?;

@@ -647,6 +647,53 @@ async fn a_command_for_another_operation_never_reaches_this_one() {
     );
 }
 
+#[test]
+fn canary_tasks_follow_the_weight() {
+    // (stable running, weight, configured canary count, tasks)
+    let cases = [
+        (4, 10, 1, 1),
+        (4, 50, 1, 2),
+        (10, 25, 1, 3),
+        (2, 50, 1, 1),
+        (0, 10, 0, 1),
+        (4, 10, 2, 2),
+    ];
+    for (running, weight, configured, expected) in cases {
+        assert_eq!(
+            super::canary_tasks(running, weight, configured),
+            expected,
+            "{running} {weight}% {configured}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_canary_grows_with_its_weight_and_promotion_keeps_an_autoscaled_stable() {
+    let h = Harness::new(RolloutBehaviour::Completes);
+    // Autoscaling grew stable from the configured 4 to 6.
+    h.world.services.lock().unwrap().get_mut("auth-service").unwrap().1 = 6;
+    let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
+    let mut op = h.op();
+    assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
+    let events = h.world.events();
+    let at = |e: &str| {
+        events
+            .iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("{e}: {events:?}"))
+    };
+    // 10% of 6 is one task (the configured count); 50% is three, started before the traffic moves.
+    assert!(
+        at("update auth-service-canary td:3 3") < at("weights 50/50"),
+        "{events:?}"
+    );
+    assert_eq!(
+        h.world.service("auth-service"),
+        ("td:2".to_owned(), 6),
+        "still 6 after the promotion"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_canary_far_beyond_a_limit_rolls_back_at_that_analysis_without_spending_the_budget() {
     let h = Harness::new(RolloutBehaviour::Completes);
