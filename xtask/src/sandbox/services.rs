@@ -204,59 +204,47 @@ host    replication     postgres        ::1/128                 trust
     }
 
     pub(super) fn start_redis(&self, state: &mut State) -> Result<()> {
-        let port = Self::fresh_port(state)?;
-        let log = self.dir.join("redis.log");
-        let pid = process::spawn_logged(
-            Command::new("redis-server").args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ]),
-            &log,
-        )?;
-        process::wait_for_port(port, "redis", Duration::from_secs(20), &log)?;
-        state.insert("redis_port".into(), port.to_string());
-        Self::started(state, "redis", pid);
-        Ok(())
+        self.spawn_redis(state, "redis", &[])
     }
 
     /// A replication group's Redis: `requirepass` is the group's AUTH token (the `default` user's
     /// password, as on ElastiCache), and an admin user the ECS agent's overlay applies token changes as.
     pub(super) fn start_group_redis(&self, state: &mut State, component: &str) -> Result<()> {
+        let token = state[&format!("{component}_token")].clone();
+        let admin = format!(">{}", state["redis_admin_password"]);
+        let auth = [
+            "--requirepass",
+            &token,
+            "--user",
+            super::REDIS_ADMIN,
+            "on",
+            &admin,
+            "~*",
+            "&*",
+            "+@all",
+        ];
+        self.spawn_redis(state, component, &auth)
+    }
+
+    /// A Redis server on a fresh loopback port, in memory only, as `component` (its log, its state keys).
+    fn spawn_redis(&self, state: &mut State, component: &str, extra: &[&str]) -> Result<()> {
         let port = Self::fresh_port(state)?;
         let log = self.dir.join(format!("{component}.log"));
-        let admin = format!(">{}", state["redis_admin_password"]);
-        let pid = process::spawn_logged(
-            Command::new("redis-server").args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--requirepass",
-                &state[&format!("{component}_token")],
-                "--user",
-                super::REDIS_ADMIN,
-                "on",
-                &admin,
-                "~*",
-                "&*",
-                "+@all",
-            ]),
-            &log,
-        )?;
+        let port_arg = port.to_string();
+        let mut args = vec![
+            "--port",
+            &port_arg,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let pid = process::spawn_logged(Command::new("redis-server").args(&args), &log)?;
         process::wait_for_port(port, component, Duration::from_secs(20), &log)?;
         state.insert(format!("{component}_port"), port.to_string());
         Self::started(state, component, pid);

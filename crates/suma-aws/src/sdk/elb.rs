@@ -16,6 +16,26 @@ impl SdkElb {
             client: aws_sdk_elasticloadbalancingv2::Client::new(config),
         }
     }
+
+    /// The listener rule `rule_arn` as ELB describes it.
+    async fn rule(&self, rule_arn: &str) -> Result<aws_sdk_elasticloadbalancingv2::types::Rule, AwsError> {
+        let out = self
+            .client
+            .describe_rules()
+            .rule_arns(rule_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ELBv2", "DescribeRules", rule_arn, e))?;
+        out.rules().first().cloned().ok_or_else(|| {
+            AwsError::new(
+                "ELBv2",
+                "DescribeRules",
+                rule_arn,
+                AwsErrorKind::NotFound,
+                "rule not found",
+            )
+        })
+    }
 }
 
 #[async_trait]
@@ -56,14 +76,7 @@ impl LoadBalancerApi for SdkElb {
     /// authenticate-cognito, ...) and the forward action's stickiness are read first and written back
     /// as they were, since `ModifyRule` replaces the whole action list.
     async fn set_weights(&self, rule_arn: &str, targets: &[WeightedTarget]) -> Result<(), AwsError> {
-        let out = self
-            .client
-            .describe_rules()
-            .rule_arns(rule_arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ELBv2", "DescribeRules", rule_arn, e))?;
-        let actions = out.rules().first().map(|r| r.actions().to_vec()).unwrap_or_default();
+        let actions = self.rule(rule_arn).await?.actions().to_vec();
         let actions = reweighted(&actions, targets)
             .map_err(|why| AwsError::new("ELBv2", "ModifyRule", rule_arn, AwsErrorKind::Other, why))?;
         self.client
@@ -77,22 +90,7 @@ impl LoadBalancerApi for SdkElb {
     }
 
     async fn rule_weights(&self, rule_arn: &str) -> Result<Vec<WeightedTarget>, AwsError> {
-        let out = self
-            .client
-            .describe_rules()
-            .rule_arns(rule_arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ELBv2", "DescribeRules", rule_arn, e))?;
-        let rule = out.rules().first().ok_or_else(|| {
-            AwsError::new(
-                "ELBv2",
-                "DescribeRules",
-                rule_arn,
-                AwsErrorKind::NotFound,
-                "rule not found",
-            )
-        })?;
+        let rule = self.rule(rule_arn).await?;
         let forward = rule
             .actions()
             .iter()

@@ -148,7 +148,7 @@ impl DbCredentials {
 }
 
 /// `%XX` sequences decoded; `None` when they do not make UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -48,24 +48,7 @@ fn token_of(url: &reqwest::Url) -> Result<String, RotationError> {
     let raw = url
         .password()
         .ok_or_else(|| failed("the Redis URL carries no AUTH token (no password)"))?;
-    percent_decode(raw).ok_or_else(|| failed("the Redis URL's password is not valid percent-encoding"))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    super::database::percent_decode(raw).ok_or_else(|| failed("the Redis URL's password is not valid percent-encoding"))
 }
 
 /// The rotation of one replication group's token.
@@ -176,7 +159,7 @@ pub async fn sign_in(url: &reqwest::Url) -> Result<(), RotationError> {
 
 async fn authenticate(stream: impl AsyncRead + AsyncWrite + Unpin, url: &reqwest::Url) -> Result<(), RotationError> {
     let token = token_of(url)?;
-    let user = percent_decode(url.username()).unwrap_or_default();
+    let user = super::database::percent_decode(url.username()).unwrap_or_default();
     let mut auth = vec!["AUTH".to_owned()];
     if !user.is_empty() {
         auth.push(user);

@@ -241,3 +241,31 @@ pub fn staging_copy(secrets: serde_json::Value) -> (tempfile::TempDir, PathBuf, 
     std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
     (dir, path, name)
 }
+
+/// A new account at the service at `base`, registered: its sign-in body (`email`, `password`).
+pub async fn register_account(http: &reqwest::Client, base: &str, prefix: &str) -> serde_json::Value {
+    let body = serde_json::json!({
+        "email": format!("{}@example.com", unique(prefix)),
+        "password": format!("a long enough passphrase for {prefix}"),
+    });
+    let registered = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
+    body
+}
+
+/// `POST /api/auth/login` with `body` at the service at `base`: the answer's JSON.
+pub async fn login_json(http: &reqwest::Client, base: &str, body: &serde_json::Value) -> serde_json::Value {
+    http.post(format!("{base}/api/auth/login"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

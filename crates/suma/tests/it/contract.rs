@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common;
 use crate::sandbox_agent::LoginTraffic;
-use common::{run, sandbox_var, suma, unique};
+use common::{run, sandbox_var, suma};
 use suma::aws::secrets::{VersionRef, AWSCURRENT};
 
 const DATABASE_URL_SECRET: &str = "/suma-finance/auth/staging/database-url";
@@ -174,15 +174,7 @@ async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_th
                 "pickup_timeout": "60s"}
     }    ]));
     let http = reqwest::Client::new();
-    let body = serde_json::json!({"email": format!("{}@example.com", unique("jwt3")), "password": "a long enough passphrase for three"});
-    assert!(http
-        .post(format!("{base}/api/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    let body = common::register_account(&http, &base, "jwt3").await;
 
     // Each token is used on three requests in a row: the ALB's round robin takes them to different tasks.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -289,23 +281,8 @@ async fn a_totp_key_rotation_keeps_every_enrolled_second_factor_working() {
     let _staging = common::staging_exclusive();
     let base = sandbox_var("AUTH_URL");
     let http = reqwest::Client::new();
-    let body = serde_json::json!({"email": format!("{}@example.com", unique("totp")), "password": "a long enough totp passphrase"});
-    let registered = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = common::register_account(&http, &base, "totp").await;
+    let login = common::login_json(&http, &base, &body).await;
     let access = login["access_token"].as_str().expect("signed in").to_owned();
     let setup: serde_json::Value = http
         .post(format!("{base}/api/auth/2fa/totp/setup"))
@@ -360,15 +337,7 @@ async fn a_totp_key_rotation_keeps_every_enrolled_second_factor_working() {
 
     // A new task opens the secret sealed under the old key: the second factor still signs in. The code
     // is the next step's, so it is newer than the one that confirmed the enrolment.
-    let challenge: serde_json::Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let challenge = common::login_json(&http, &base, &body).await;
     assert_eq!(challenge["two_factor_required"], true, "{challenge}");
     let verified = http
         .post(format!("{base}/api/auth/2fa/verify"))

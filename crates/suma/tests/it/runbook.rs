@@ -248,24 +248,8 @@ fn a_broken_runbook_is_reported_at_each_line_before_anything_runs() {
 
 /// Registers an account and logs in: (access token, refresh token).
 async fn account(http: &reqwest::Client, base: &str) -> (String, String) {
-    let email = format!("{}@example.com", unique("incident"));
-    let password = "a long enough passphrase for incidents";
-    let register = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&j!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert!(register.status().is_success(), "{}", register.text().await.unwrap());
-    let login: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&j!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = common::register_account(http, base, "incident").await;
+    let login = common::login_json(http, base, &body).await;
     (
         login["access_token"].as_str().expect("an access token").to_owned(),
         login["refresh_token"].as_str().expect("a refresh token").to_owned(),

@@ -132,14 +132,7 @@ impl LoginTraffic {
     pub async fn start() -> Self {
         let base = common::sandbox_var("AUTH_URL");
         let http = reqwest::Client::new();
-        let body = serde_json::json!({"email": format!("{}@example.com", common::unique("traffic")), "password": "a long enough traffic passphrase"});
-        let registered = http
-            .post(format!("{base}/api/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
+        let body = common::register_account(&http, &base, "traffic").await;
         let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let stop = tokio_util::sync::CancellationToken::new();
         let task = {
