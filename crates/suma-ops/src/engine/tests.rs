@@ -85,12 +85,24 @@ impl Steps for Toy {
 }
 
 /// The lock table with a partition between this runner and DynamoDB: renewals never answer.
-struct Partitioned(Arc<MemoryLockTable>);
+struct Partitioned(Arc<MemoryLockTable>, Option<crate::aws::AwsErrorKind>);
 
 #[async_trait]
 impl LockTable for Partitioned {
+    /// With `Some(kind)`, the write lands but its answer is lost: the caller sees `kind` (a timeout, or
+    /// the SDK's retry refused by the lock it had just written).
     async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
-        self.0.acquire(item, now, takeover_of).await
+        self.0.acquire(item, now, takeover_of).await?;
+        match self.1 {
+            None => Ok(()),
+            Some(kind) => Err(AwsError::new(
+                "DynamoDB",
+                "PutItem",
+                "locks",
+                kind,
+                "the answer was lost",
+            )),
+        }
     }
     async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
         self.0.get_lock(environment).await
@@ -169,7 +181,7 @@ impl World {
 #[tokio::test(start_paused = true)]
 async fn a_runner_that_cannot_renew_stops_before_its_next_change() {
     let world = World::new();
-    let partitioned = Arc::new(Partitioned(world.table.clone()));
+    let partitioned = Arc::new(Partitioned(world.table.clone(), None));
     let journal = Journal::new(partitioned.clone(), LocalLog::new(world._dir.path()));
     let hold = Arc::new(Notify::new());
     let toy = Arc::new(Toy {
@@ -197,6 +209,26 @@ async fn a_runner_that_cannot_renew_stops_before_its_next_change() {
         }
     );
     assert_eq!(toy.changes(), ["change 0"], "no change after the safety margin");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_whose_write_landed_but_whose_answer_was_lost_is_held() {
+    use crate::aws::AwsErrorKind::{ConditionFailed, Unreachable};
+    for lost in [ConditionFailed, Unreachable] {
+        let world = World::new();
+        let table = Arc::new(Partitioned(world.table.clone(), Some(lost)));
+        let op = operation();
+        let guard = Locks::new(table, LEASE)
+            .acquire(&op, false)
+            .await
+            .unwrap_or_else(|e| panic!("{lost:?}: our own lock was refused: {e}"));
+        let held = world.table.get_lock(ENV).await.unwrap().unwrap();
+        assert_eq!(held.fence, guard.fence().as_str(), "{lost:?}");
+        // Someone else's lock is still refused.
+        let other = Operation::new("toy", ENV, "other@host", Vec::new());
+        assert!(world.locks().acquire(&other, false).await.is_err());
+        guard.release().await.unwrap();
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -162,8 +162,18 @@ impl Locks {
         };
         match self.table.acquire(&item, now.timestamp(), takeover_of).await {
             Ok(()) => {}
-            Err(e) if e.kind == AwsErrorKind::ConditionFailed => {
+            Err(e) => {
+                // The write may have landed and only its answer been lost (a timeout, a reset, or the
+                // SDK's retry of a write that had succeeded, refused by our own lock). The fence is ours
+                // alone, so finding it on the lock means we hold it.
                 let current = self.table.get_lock(&op.environment).await?;
+                if current.as_ref().is_some_and(|held| held.fence == item.fence) {
+                    tracing::info!(environment = %op.environment, error = %e, "the lock write landed though its answer was lost");
+                    return Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease));
+                }
+                if e.kind != AwsErrorKind::ConditionFailed {
+                    return Err(e.into());
+                }
                 return Err(match current {
                     Some(held) => {
                         let info = Box::new(LockInfo::from_item(&held, now));
@@ -177,7 +187,6 @@ impl Locks {
                     None => LockError::Aws(e),
                 });
             }
-            Err(e) => return Err(e.into()),
         }
         Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
     }
