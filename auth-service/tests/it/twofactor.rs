@@ -60,6 +60,12 @@ pub(crate) async fn enrolled(app: &TestApp, email: &str) -> (String, Vec<String>
         .map(|c| c.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(codes.len(), 10);
+    // Each code carries at least 112 bits (ASVS for codes stored as an unsalted hash): 24 base32
+    // characters, 120 bits.
+    for code in &codes {
+        let symbols = code.chars().filter(|c| c.is_ascii_alphanumeric()).count();
+        assert!(symbols * 5 >= 112, "{code}: {} bits", symbols * 5);
+    }
     (access, codes)
 }
 
