@@ -119,6 +119,9 @@ pub struct ListenerFacts {
     /// `HTTP` or `HTTPS`.
     pub protocol: String,
     pub ssl_policy: Option<String>,
+    /// The TLS protocols the policy allows (`TLSv1.2`, ...), from `DescribeSSLPolicies`; `None` when
+    /// the policy could not be described (a custom or unknown name).
+    pub ssl_protocols: Option<Vec<String>>,
     /// The default action redirects to HTTPS.
     pub redirects_to_https: bool,
 }

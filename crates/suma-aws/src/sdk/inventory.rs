@@ -133,11 +133,25 @@ impl SdkInventory {
                     port: l.port(),
                     protocol: l.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
                     ssl_policy: l.ssl_policy().map(str::to_owned),
+                    ssl_protocols: None,
                     redirects_to_https,
                 });
             }
         }
+        for listener in &mut listeners {
+            if let Some(policy) = listener.ssl_policy.clone() {
+                listener.ssl_protocols = self.ssl_protocols(&policy).await;
+            }
+        }
         Ok(listeners)
+    }
+
+    /// The protocols an SSL policy allows; `None` when ELB does not describe it (the judgement then
+    /// falls back to the policy's name).
+    async fn ssl_protocols(&self, policy: &str) -> Option<Vec<String>> {
+        // A failed describe is not an error of the check: the name still judges, conservatively.
+        let out = self.elb.describe_ssl_policies().names(policy).send().await.ok()?;
+        out.ssl_policies().first().map(|p| p.ssl_protocols().to_vec())
     }
 
     async fn load_balancer(

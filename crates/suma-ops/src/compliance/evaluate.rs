@@ -565,8 +565,18 @@ pub fn ecs_service(s: &EcsServiceFacts, ctx: &EvalContext) -> Vec<Finding> {
     out
 }
 
-fn tls12_or_later(policy: &str) -> bool {
-    ["TLS13", "TLS-1-2", "FS-1-2"].iter().any(|p| policy.contains(p))
+/// Whether a listener allows only TLS 1.2 and later: judged from the protocols ELB says its policy
+/// allows; by the policy's name only when ELB could not describe it, and then only names that say
+/// "1.2 at least" (`TLS13-1-0-2021-06` carries TLS13 in its name and still allows TLS 1.0).
+pub fn tls12_or_later(policy: &str, protocols: Option<&[String]>) -> bool {
+    match protocols {
+        Some(protocols) => {
+            !protocols.is_empty() && protocols.iter().all(|p| matches!(p.as_str(), "TLSv1.2" | "TLSv1.3"))
+        }
+        None => ["TLS13-1-2", "TLS13-1-3", "TLS-1-2", "FS-1-2"]
+            .iter()
+            .any(|p| policy.contains(p)),
+    }
 }
 
 pub fn load_balancer(lb: &LoadBalancerFacts) -> Vec<Finding> {
@@ -576,10 +586,14 @@ pub fn load_balancer(lb: &LoadBalancerFacts) -> Vec<Finding> {
     let https: Vec<_> = lb.listeners.iter().filter(|l| l.protocol == "HTTPS").collect();
     let describe = |l: &crate::aws::inventory::ListenerFacts| {
         format!(
-            "{}:{} {}",
+            "{}:{} {}{}",
             l.protocol,
             l.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-            l.ssl_policy.as_deref().unwrap_or("no policy")
+            l.ssl_policy.as_deref().unwrap_or("no policy"),
+            l.ssl_protocols
+                .as_ref()
+                .map(|p| format!(" ({})", p.join(", ")))
+                .unwrap_or_default()
         )
     };
     out.push(finding(
@@ -587,9 +601,11 @@ pub fn load_balancer(lb: &LoadBalancerFacts) -> Vec<Finding> {
         r,
         region,
         !https.is_empty()
-            && https
-                .iter()
-                .all(|l| l.ssl_policy.as_deref().is_some_and(tls12_or_later)),
+            && https.iter().all(|l| {
+                l.ssl_policy
+                    .as_deref()
+                    .is_some_and(|p| tls12_or_later(p, l.ssl_protocols.as_deref()))
+            }),
         if https.is_empty() {
             "no HTTPS listener".to_owned()
         } else {

@@ -200,7 +200,10 @@ fn compliant_resources_pass_except_where_moto_lacks_the_setting() {
     );
     assert_eq!(
         finding(&report, "alb-https-tls12", &id("good_lb")),
-        ("pass".into(), "HTTPS:443 ELBSecurityPolicy-TLS13-1-2-2021-06".into())
+        (
+            "pass".into(),
+            "HTTPS:443 ELBSecurityPolicy-TLS13-1-2-2021-06 (TLSv1.3, TLSv1.2)".into()
+        )
     );
     assert_eq!(
         finding(&report, "ecs-secrets-from-secrets-manager", &id("good_td")),
@@ -360,6 +363,15 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
         .map(|f| f["check_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["rds-multi-az", "rds-not-public"].into());
+
+    // A policy with TLS13 in its name that still allows TLS 1.0 fails: the protocols ELB describes
+    // decide, not the name.
+    let out = run(check("cmp-good", &["--checks", "alb-https-tls12", "--output", "json"]));
+    let report = json(&out);
+    assert_eq!(
+        finding(&report, "alb-https-tls12", &id("weak_lb")),
+        fail("HTTPS:443 ELBSecurityPolicy-TLS13-1-0-2021-06 (TLSv1.3, TLSv1.2, TLSv1.1, TLSv1)")
+    );
 }
 
 #[test]

@@ -430,6 +430,7 @@ fn good_lb() -> LoadBalancerFacts {
                 port: Some(443),
                 protocol: "HTTPS".into(),
                 ssl_policy: Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into()),
+                ssl_protocols: Some(vec!["TLSv1.2".into(), "TLSv1.3".into()]),
                 redirects_to_https: false,
             },
             ListenerFacts {
@@ -437,6 +438,7 @@ fn good_lb() -> LoadBalancerFacts {
                 port: Some(80),
                 protocol: "HTTP".into(),
                 ssl_policy: None,
+                ssl_protocols: None,
                 redirects_to_https: true,
             },
         ],
@@ -446,12 +448,50 @@ fn good_lb() -> LoadBalancerFacts {
 }
 
 #[test]
+fn tls_policies_are_judged_by_their_protocols_not_their_names() {
+    let v = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // (policy, protocols ELB describes, TLS 1.2 or later)
+    let cases: [(&str, Option<Vec<String>>, bool); 9] = [
+        (
+            "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            Some(v(&["TLSv1.2", "TLSv1.3"])),
+            true,
+        ),
+        ("ELBSecurityPolicy-TLS13-1-3-2021-06", Some(v(&["TLSv1.3"])), true),
+        // TLS13 in the name, TLS 1.0 in the policy: the false pass of a name match.
+        (
+            "ELBSecurityPolicy-TLS13-1-0-2021-06",
+            Some(v(&["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"])),
+            false,
+        ),
+        (
+            "ELBSecurityPolicy-2016-08",
+            Some(v(&["TLSv1", "TLSv1.1", "TLSv1.2"])),
+            false,
+        ),
+        ("custom-policy", Some(Vec::new()), false),
+        // Not described: the name must say "1.2 at least".
+        ("ELBSecurityPolicy-TLS13-1-0-2021-06", None, false),
+        ("ELBSecurityPolicy-TLS13-1-1-2021-06", None, false),
+        ("ELBSecurityPolicy-FS-1-2-Res-2020-10", None, true),
+        ("ELBSecurityPolicy-TLS-1-2-Ext-2018-06", None, true),
+    ];
+    for (policy, protocols, expected) in cases {
+        assert_eq!(
+            tls12_or_later(policy, protocols.as_deref()),
+            expected,
+            "{policy} {protocols:?}"
+        );
+    }
+}
+
+#[test]
 fn load_balancer_checks_pass_and_fail() {
     let findings = load_balancer(&good_lb());
     assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
     assert_eq!(
         verdict(&findings, "alb-https-tls12").1,
-        "HTTPS:443 ELBSecurityPolicy-TLS13-1-2-2021-06"
+        "HTTPS:443 ELBSecurityPolicy-TLS13-1-2-2021-06 (TLSv1.2, TLSv1.3)"
     );
     type Change = fn(&mut LoadBalancerFacts);
     let cases: &[(&str, Change, &str)] = &[
@@ -462,8 +502,11 @@ fn load_balancer_checks_pass_and_fail() {
         ),
         (
             "alb-https-tls12",
-            |l| l.listeners[0].ssl_policy = Some("ELBSecurityPolicy-2016-08".into()),
-            "HTTPS:443 ELBSecurityPolicy-2016-08",
+            |l| {
+                l.listeners[0].ssl_policy = Some("ELBSecurityPolicy-TLS13-1-0-2021-06".into());
+                l.listeners[0].ssl_protocols = Some(vec!["TLSv1".into(), "TLSv1.2".into(), "TLSv1.3".into()]);
+            },
+            "HTTPS:443 ELBSecurityPolicy-TLS13-1-0-2021-06 (TLSv1, TLSv1.2, TLSv1.3)",
         ),
         (
             "alb-http-redirects",
