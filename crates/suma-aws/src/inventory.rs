@@ -139,6 +139,8 @@ pub struct FailoverRecordFacts {
     /// None for alias records, whose TTL is the target's.
     pub ttl: Option<i64>,
     pub alias: bool,
+    /// An alias that answers only while its target (the load balancer's own health) is healthy.
+    pub evaluate_target_health: bool,
     pub health_check_id: Option<String>,
 }
 

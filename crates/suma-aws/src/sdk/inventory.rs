@@ -209,6 +209,7 @@ impl SdkInventory {
                     failover: failover.as_str().to_owned(),
                     ttl: set.ttl(),
                     alias: set.alias_target().is_some(),
+                    evaluate_target_health: set.alias_target().is_some_and(|a| a.evaluate_target_health()),
                     health_check_id: set.health_check_id().map(str::to_owned),
                 });
             }

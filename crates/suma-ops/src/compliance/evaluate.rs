@@ -666,16 +666,21 @@ pub fn record_resource(r: &FailoverRecordFacts) -> String {
 pub fn failover_record(rec: &FailoverRecordFacts) -> Vec<Finding> {
     let r = record_resource(rec);
     vec![
+        // An alias with EvaluateTargetHealth is health-checked by Route 53 through its target (the load
+        // balancer's healthy targets): as good as a health check of its own.
         finding(
             "route53-failover-health-check",
             &r,
             None,
-            rec.health_check_id.is_some(),
+            rec.health_check_id.is_some() || (rec.alias && rec.evaluate_target_health),
             match &rec.health_check_id {
                 Some(id) => format!("{} with health check {id}", rec.failover),
+                None if rec.alias && rec.evaluate_target_health => {
+                    format!("{} alias evaluating its target's health", rec.failover)
+                }
                 None => format!("{} without a health check", rec.failover),
             },
-            "a health check",
+            "a health check, or an alias evaluating its target's health",
         ),
         finding(
             "route53-failover-ttl",

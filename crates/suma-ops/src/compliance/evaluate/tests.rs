@@ -541,6 +541,7 @@ fn failover_record_checks() {
         failover: "PRIMARY".into(),
         ttl: None,
         alias: true,
+        evaluate_target_health: false,
         health_check_id: Some("hc-1".into()),
     };
     let f = failover_record(&good);
@@ -558,6 +559,19 @@ fn failover_record_checks() {
     assert_eq!(verdict(&f, "route53-failover-ttl"), (Status::Fail, "TTL 300 s".into()));
     bad.ttl = Some(60);
     assert_eq!(verdict(&failover_record(&bad), "route53-failover-ttl").0, Status::Pass);
+    // An alias that evaluates its target's health needs no health check of its own; one that does not,
+    // does.
+    let mut alias = good.clone();
+    alias.health_check_id = None;
+    assert_eq!(
+        verdict(&failover_record(&alias), "route53-failover-health-check").0,
+        Status::Fail
+    );
+    alias.evaluate_target_health = true;
+    assert_eq!(
+        verdict(&failover_record(&alias), "route53-failover-health-check"),
+        (Status::Pass, "PRIMARY alias evaluating its target's health".into())
+    );
 }
 
 #[test]
