@@ -707,23 +707,32 @@ pub fn secret(s: &SecretFacts, ctx: &EvalContext) -> Vec<Finding> {
         .copied()
         .or_else(|| s.rotation_days.and_then(|d| u32::try_from(d).ok()))
         .unwrap_or(DEFAULT_ROTATION_DAYS);
-    let since = s.last_rotated.or(s.created);
+    // Rotated by Secrets Manager (native rotation) or by `suma secrets rotate` (a secret the
+    // configuration manages: its value changes, and with it LastChangedDate, without native rotation).
+    let managed_by_suma = ctx.rotation_days.contains_key(&s.name) || ctx.rotation_days.contains_key(&s.arn);
+    let since = if s.rotation_enabled {
+        s.last_rotated.or(s.created)
+    } else {
+        s.last_rotated.max(s.last_changed).or(s.created)
+    };
     let age_days = since.map(|t| (ctx.now - t).num_days());
     let rotated_in_time = age_days.is_some_and(|d| d <= i64::from(policy));
-    let observed = match (s.rotation_enabled, s.last_rotated, age_days) {
-        (false, _, _) => "rotation disabled".to_owned(),
-        (true, Some(_), Some(d)) => format!("rotation enabled, last rotated {d} days ago"),
-        (true, None, Some(d)) => format!("rotation enabled, never rotated, created {d} days ago"),
-        (true, _, None) => "rotation enabled, no rotation or creation date".to_owned(),
+    let observed = match (s.rotation_enabled, managed_by_suma, s.last_rotated, age_days) {
+        (false, false, _, _) => "rotation disabled, not managed by suma".to_owned(),
+        (false, true, _, Some(d)) => format!("rotated by suma, last changed {d} days ago"),
+        (false, true, _, None) => "rotated by suma, no change or creation date".to_owned(),
+        (true, _, Some(_), Some(d)) => format!("rotation enabled, last rotated {d} days ago"),
+        (true, _, None, Some(d)) => format!("rotation enabled, never rotated, created {d} days ago"),
+        (true, _, _, None) => "rotation enabled, no rotation or creation date".to_owned(),
     };
     vec![
         finding(
             "secrets-rotation",
             r,
             region,
-            s.rotation_enabled && rotated_in_time,
+            (s.rotation_enabled || managed_by_suma) && rotated_in_time,
             observed,
-            format!("rotation enabled, rotated within {policy} days"),
+            format!("rotated within {policy} days (natively, or by suma for a managed secret)"),
         ),
         finding(
             "secrets-cmk",

@@ -600,11 +600,35 @@ fn secret_checks_follow_the_policy() {
         (Status::Pass, "rotation enabled, last rotated 10 days ago".into())
     );
     assert_eq!(verdict(&f, "secrets-cmk").0, Status::Pass);
-    assert_eq!(f[0].expected, "rotation enabled, rotated within 30 days");
+    assert_eq!(
+        f[0].expected,
+        "rotated within 30 days (natively, or by suma for a managed secret)"
+    );
+    // A secret suma rotates has no native rotation: its last change is what counts.
+    let mut by_suma = base.clone();
+    by_suma.rotation_enabled = false;
+    by_suma.last_rotated = None;
+    by_suma.last_changed = days_ago(12);
+    assert_eq!(
+        verdict(&secret(&by_suma, &ctx), "secrets-rotation"),
+        (Status::Pass, "rotated by suma, last changed 12 days ago".into())
+    );
+    by_suma.last_changed = days_ago(31);
+    assert_eq!(
+        verdict(&secret(&by_suma, &ctx), "secrets-rotation"),
+        (Status::Fail, "rotated by suma, last changed 31 days ago".into())
+    );
 
     type Change = fn(&mut SecretFacts);
     let cases: &[(&str, Change, &str)] = &[
-        ("secrets-rotation", |s| s.rotation_enabled = false, "rotation disabled"),
+        (
+            "secrets-rotation",
+            |s| {
+                s.rotation_enabled = false;
+                s.name = "/not/in/the/configuration".into();
+            },
+            "rotation disabled, not managed by suma",
+        ),
         (
             "secrets-rotation",
             |s| s.last_rotated = None,
