@@ -183,15 +183,7 @@ async fn a_jwt_rotation_over_three_tasks_never_has_a_token_rejected_by_any_of_th
         tokio::spawn(async move {
             let (mut ok, mut rejected) = (0u32, Vec::new());
             while !stop.is_cancelled() {
-                let login: serde_json::Value = http
-                    .post(format!("{base}/api/auth/login"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let login = common::login_json(&http, &base, &body).await;
                 let token = login["access_token"].as_str().unwrap().to_owned();
                 for _ in 0..3 {
                     let me = http
