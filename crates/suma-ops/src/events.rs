@@ -43,21 +43,33 @@ pub fn gate_tags(env: &Environment) -> Vec<String> {
     tags
 }
 
-/// The canary's watch over its gating monitors: Datadog's monitors carrying [`gate_tags`].
+/// The gating monitors of an environment: Datadog's monitors carrying [`gate_tags`], read by the
+/// preflight and, through [`crate::canary::GateWatch`], at every analysis of a running canary.
 pub struct DatadogGates {
     datadog: Datadog,
     tags: Vec<String>,
 }
 
+impl DatadogGates {
+    /// The environment's gates, or `None` when it has no `datadog` section.
+    pub fn of(env: &Environment) -> Result<Option<Self>, DatadogSetupError> {
+        Ok(datadog(env)?.map(|datadog| Self {
+            datadog,
+            tags: gate_tags(env),
+        }))
+    }
+
+    /// The gating monitors alerting now, each as "`name` (#id)".
+    async fn alerting_names(&self) -> Result<Vec<String>, MetricError> {
+        let alerting = self.datadog.alerting_monitors(&self.tags).await?;
+        Ok(alerting.iter().map(|m| format!("`{}` (#{})", m.name, m.id)).collect())
+    }
+}
+
 #[async_trait::async_trait]
 impl crate::canary::GateWatch for DatadogGates {
     async fn alerting(&self) -> Result<Vec<String>, String> {
-        let alerting = self
-            .datadog
-            .alerting_monitors(&self.tags)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(alerting.iter().map(|m| format!("`{}` (#{})", m.name, m.id)).collect())
+        self.alerting_names().await.map_err(|e| e.to_string())
     }
 }
 
@@ -65,12 +77,7 @@ impl crate::canary::GateWatch for DatadogGates {
 pub fn gate_watch(
     env: &Environment,
 ) -> Result<Option<std::sync::Arc<dyn crate::canary::GateWatch>>, DatadogSetupError> {
-    Ok(datadog(env)?.map(|datadog| {
-        std::sync::Arc::new(DatadogGates {
-            datadog,
-            tags: gate_tags(env),
-        }) as std::sync::Arc<dyn crate::canary::GateWatch>
-    }))
+    Ok(DatadogGates::of(env)?.map(|gates| std::sync::Arc::new(gates) as std::sync::Arc<dyn crate::canary::GateWatch>))
 }
 
 /// Refuses (unless `force`) when a gating monitor is already alerting.
@@ -80,25 +87,17 @@ pub async fn refuse_if_gates_alerting(
     force: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), GateError> {
-    let Some(datadog) = datadog(env)? else {
+    let Some(gates) = DatadogGates::of(env)? else {
         return Ok(());
     };
-    let tags = gate_tags(env);
-    let alerting = datadog
-        .alerting_monitors(&tags)
-        .await
-        .map_err(|source| GateError::List {
-            tags: tags.join(","),
-            source,
-        })?;
+    let alerting = gates.alerting_names().await.map_err(|source| GateError::List {
+        tags: gates.tags.join(","),
+        source,
+    })?;
     if alerting.is_empty() {
         return Ok(());
     }
-    let names = alerting
-        .iter()
-        .map(|m| format!("`{}` (#{})", m.name, m.id))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let names = alerting.join(", ");
     if force {
         reporter.warn(&format!(
             "starting on `{name}` although these gating monitors are alerting (--force): {names}"
@@ -107,7 +106,7 @@ pub async fn refuse_if_gates_alerting(
     }
     Err(GateError::Alerting {
         count: alerting.len(),
-        tags: tags.join(","),
+        tags: gates.tags.join(","),
         environment: name.to_owned(),
         names,
     })

@@ -506,6 +506,17 @@ impl Engine {
     }
 }
 
+/// The fact a traffic step journals its analysis ticks under.
+const TICKS: &str = "ticks";
+
+/// The analysis ticks `step` journaled (none for a step that is not a traffic step), oldest first.
+fn ticks_of(step: &suma_core::operation::StepRecord) -> &[serde_json::Value] {
+    step.facts
+        .get(TICKS)
+        .and_then(|t| t.as_array())
+        .map_or(&[], Vec::as_slice)
+}
+
 /// The journal event recorded the moment a rollback has put all traffic back on stable.
 pub const WEIGHTS_RESTORED: &str = "weights restored: stable 100 / canary 0";
 

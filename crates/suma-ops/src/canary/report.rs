@@ -62,12 +62,7 @@ pub struct RunSummary {
 
 /// Summarises a canary operation from its journal record.
 pub fn summary(op: &Operation) -> RunSummary {
-    let ticks: Vec<&serde_json::Value> = op
-        .steps
-        .iter()
-        .filter_map(|s| s.facts.get("ticks").and_then(|t| t.as_array()))
-        .flatten()
-        .collect();
+    let ticks: Vec<&serde_json::Value> = op.steps.iter().flat_map(super::ticks_of).collect();
     let failed: Vec<&&serde_json::Value> = ticks.iter().filter(|t| t["verdict"]["verdict"] == "fail").collect();
     let first_failed_at = failed
         .first()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::report::{live_line, tick_line};
-use super::Engine;
+use super::{ticks_of, Engine, TICKS};
 use crate::engine::{Control, Run, StepEnd, StepError};
 use crate::journal::{DecisionKind, Operation};
 use crate::metrics::analysis::{decide, judge, with_alerting_monitors, AnalysisState, Decision, TickVerdict};
@@ -35,12 +35,9 @@ fn verdicts_of(ticks: &[serde_json::Value]) -> Vec<TickVerdict> {
         .collect()
 }
 
-/// Every analysis verdict journaled by `steps`, oldest first.
-fn journaled_verdicts<'a>(steps: impl Iterator<Item = &'a suma_core::operation::StepRecord>) -> Vec<TickVerdict> {
-    steps
-        .filter_map(|s| s.facts.get("ticks").and_then(|t| t.as_array()))
-        .flat_map(|ticks| verdicts_of(ticks))
-        .collect()
+/// A decision to roll back, by the operation's actor (the analysis decided, not a person).
+fn roll_back(op: &Operation, reason: String) -> StepError {
+    StepError::Decided(crate::journal::Decision::new(DecisionKind::RollBack, reason, &op.actor))
 }
 
 impl Engine {
@@ -81,15 +78,10 @@ impl Engine {
         };
         // The failure budget is the operation's: every analysis journaled so far (earlier steps, and
         // this step's earlier attempts, whose facts a restart keeps) has spent its share.
-        let mut state = AnalysisState::replay(&analysis, &journaled_verdicts(op.steps.iter()));
+        let journaled: Vec<serde_json::Value> = op.steps.iter().flat_map(ticks_of).cloned().collect();
+        let mut state = AnalysisState::replay(&analysis, &verdicts_of(&journaled));
         let step_name = op.steps.last().map_or(String::new(), |s| s.name.clone());
-        let mut ticks: Vec<serde_json::Value> = op
-            .steps
-            .last()
-            .and_then(|s| s.facts.get("ticks"))
-            .and_then(|t| t.as_array())
-            .cloned()
-            .unwrap_or_default();
+        let mut ticks: Vec<serde_json::Value> = op.steps.last().map_or(Vec::new(), |s| ticks_of(s).to_vec());
         let mut progress = StepProgress::of(&verdicts_of(&ticks));
         // Analysing on after the step's time is up: at most as many analyses again as the step holds.
         let extra_allowed = (duration.as_secs_f64() / policy.interval.as_secs_f64()).ceil().max(1.0) as u32;
@@ -111,13 +103,7 @@ impl Engine {
                             ));
                         }
                     }
-                    StepEnding::RollBack { reason } => {
-                        return Err(StepError::Decided(crate::journal::Decision::new(
-                            DecisionKind::RollBack,
-                            reason,
-                            &op.actor,
-                        )))
-                    }
+                    StepEnding::RollBack { reason } => return Err(roll_back(op, reason)),
                 }
             }
             run.sleep(policy.interval).await?;
@@ -131,10 +117,8 @@ impl Engine {
                 }
                 Some(Control::Promote { by }) => {
                     op.note(&by, "promoted");
-                    let facts = BTreeMap::from([
-                        ("ticks".to_owned(), json!(ticks)),
-                        ("promoted_by".to_owned(), json!(by)),
-                    ]);
+                    let facts =
+                        BTreeMap::from([(TICKS.to_owned(), json!(ticks)), ("promoted_by".to_owned(), json!(by))]);
                     return Ok(StepEnd::JumpTo {
                         index: op.plan.len() - 1,
                         why: format!("promoted by {by}"),
@@ -187,10 +171,7 @@ impl Engine {
             }));
             // Every measurement is in the journal before anything acts on it. A failed write is retried
             // with the next tick; a fenced one means the lock is gone, and the run stops.
-            match run
-                .record(op, BTreeMap::from([("ticks".to_owned(), json!(ticks))]))
-                .await
-            {
+            match run.record(op, BTreeMap::from([(TICKS.to_owned(), json!(ticks))])).await {
                 Err(StepError::Interrupted) => return Err(StepError::Interrupted),
                 Err(e) => tracing::warn!(error = ?e, "cannot record the analysis tick"),
                 Ok(()) => {}
@@ -209,16 +190,10 @@ impl Engine {
                         self.environment
                     ));
                 }
-                Decision::Rollback { reason } => {
-                    return Err(StepError::Decided(crate::journal::Decision::new(
-                        DecisionKind::RollBack,
-                        reason,
-                        &op.actor,
-                    )))
-                }
+                Decision::Rollback { reason } => return Err(roll_back(op, reason)),
             }
         }
-        Ok(StepEnd::Done(BTreeMap::from([("ticks".to_owned(), json!(ticks))])))
+        Ok(StepEnd::Done(BTreeMap::from([(TICKS.to_owned(), json!(ticks))])))
     }
 
     /// The gating monitors alerting now; one that cannot be read is a warning (the metrics still judge).
