@@ -304,6 +304,33 @@ fn suffix(op: &Operation) -> String {
 }
 
 impl Engine {
+    /// Undo's scale-back of `service` in `region` to the `desired` count journaled before its drain. Like
+    /// every change that makes the environment safe, it goes on after a signal, never without the lease.
+    async fn scale_back(
+        &self,
+        run: &Run<'_>,
+        region: &AwsRegion,
+        cluster: &str,
+        service: &str,
+        desired: i64,
+        hint: &str,
+    ) -> Result<(), StepError> {
+        let update = ServiceUpdate {
+            desired_count: Some(desired as i32),
+            ..ServiceUpdate::default()
+        };
+        run.held()?;
+        self.aws
+            .ecs(region)
+            .update_service(cluster, service, &update)
+            .await
+            .map_err(|e| {
+                StepError::failed(format!(
+                    "could not scale `{service}` ({region}) back to {desired}: {e}{hint}"
+                ))
+            })
+    }
+
     fn run_with<'a>(&'a self, guard: &'a LockGuard) -> Run<'a> {
         Run::new(&self.journal, guard, self.reporter.as_ref(), &self.cancel)
     }
@@ -353,20 +380,9 @@ impl Steps for Engine {
         if op.kind == FAILOVER && !promotion_started {
             return Ok(match op.fact("primary_desired").and_then(|v| v.as_i64()) {
                 Some(desired) => {
-                    let ecs = self.aws.ecs(&self.env.primary_region);
-                    let update = ServiceUpdate {
-                        desired_count: Some(desired as i32),
-                        ..ServiceUpdate::default()
-                    };
-                    run.held()?;
-                    ecs.update_service(&self.env.ecs.cluster, &self.env.ecs.service, &update)
-                        .await
-                        .map_err(|e| {
-                            StepError::failed(format!(
-                                "could not scale `{}` back to {desired}: {e}",
-                                self.env.ecs.service
-                            ))
-                        })?;
+                    let ecs = &self.env.ecs;
+                    self.scale_back(run, &self.env.primary_region, &ecs.cluster, &ecs.service, desired, "")
+                        .await?;
                     format!(
                         "`{}` scaled back to {desired}; nothing else had changed",
                         self.env.ecs.service
@@ -385,29 +401,13 @@ impl Steps for Engine {
                 op.id
             )));
         }
-        // A failback stopped after draining DR but before the promotion: DNS still names DR, so DR gets
-        // its tasks back or nothing serves.
-        if let Some(desired) = op
-            .fact("dr_desired")
-            .and_then(|v| v.as_i64())
-            .filter(|_| op.steps.iter().any(|s| s.name == "drain-dr"))
-        {
+        // A failback stopped after draining DR (only `drain-dr` journals `dr_desired`) but before the
+        // promotion: DNS still names DR, so DR gets its tasks back or nothing serves.
+        if let Some(desired) = op.fact("dr_desired").and_then(|v| v.as_i64()) {
             let cfg = &self.env.ecs.dr;
-            let update = ServiceUpdate {
-                desired_count: Some(desired as i32),
-                ..ServiceUpdate::default()
-            };
-            run.held()?;
-            self.aws
-                .ecs(&self.env.dr_region)
-                .update_service(&cfg.cluster, &cfg.service, &update)
-                .await
-                .map_err(|e| {
-                    StepError::failed(format!(
-                        "could not scale `{}` ({}) back to {desired}: {e}\nhint: it serves while DNS names the DR region; scale it by hand, or `--abort` again",
-                        cfg.service, self.env.dr_region
-                    ))
-                })?;
+            let hint = "\nhint: it serves while DNS names the DR region; scale it by hand, or `--abort` again";
+            self.scale_back(run, &self.env.dr_region, &cfg.cluster, &cfg.service, desired, hint)
+                .await?;
             return Ok(format!(
                 "`{}` ({}) scaled back to {desired}, so the DR region serves again; renamed or created instances are kept",
                 cfg.service, self.env.dr_region
