@@ -669,13 +669,7 @@ pub async fn change_password(
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode> {
     let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
-    let who = crate::http::recheck::Recheck {
-        user_id: user.user_id,
-        email: &row.email,
-        password_hash: &row.password_hash,
-        action: "password_change",
-    };
-    crate::http::recheck::recheck_password(&state, &meta, who, &req.current_password).await?;
+    crate::http::recheck::recheck_password(&state, &meta, &row, "password_change", &req.current_password).await?;
     state.cache.login_succeeded(&account_key(&row.email)).await?;
     check_new_password(&state, user.user_id, &row.email, &req.new_password).await?;
     let hash = state.hasher.hash(&req.new_password).await?;

@@ -280,13 +280,7 @@ pub async fn delete_account(
     ApiJson(req): ApiJson<DeleteRequest>,
 ) -> Result<StatusCode> {
     let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
-    let who = crate::http::recheck::Recheck {
-        user_id: user.user_id,
-        email: &row.email,
-        password_hash: &row.password_hash,
-        action: "gdpr_delete",
-    };
-    crate::http::recheck::recheck_password(&state, &meta, who, &req.password).await?;
+    crate::http::recheck::recheck_password(&state, &meta, &row, "gdpr_delete", &req.password).await?;
     state.db.soft_delete_user(user.user_id, state.now()).await?;
     state.cache.delete_all_sessions(user.user_id).await?;
     state.cache.forget_profile(user.user_id).await?;

@@ -6,38 +6,31 @@
 //! erase endpoint with no limit, no lockout and no trace.
 
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::http::auth::{account_key, audit};
 use crate::http::error::{Error, Result};
 use crate::http::extract::ClientMeta;
 use crate::password::Password;
 use crate::state::AppState;
+use crate::store::postgres::User;
 use crate::store::redis::Gate;
 
-/// The signed-in user whose password is checked again.
-pub struct Recheck<'a> {
-    pub user_id: Uuid,
-    pub email: &'a str,
-    pub password_hash: &'a str,
-    /// The audit event's name, e.g. `password_change`, `gdpr_delete`.
-    pub action: &'static str,
-}
-
-/// `Ok` when `password` is the user's; otherwise the answer sign-in would give (rate limited, locked, or
-/// invalid credentials), with the failure counted and audited. The caller clears the failure count
+/// `Ok` when `password` is `user`'s; otherwise the answer sign-in would give (rate limited, locked, or
+/// invalid credentials), with the failure counted and audited under `action` (the audit event's name,
+/// e.g. `password_change`, `gdpr_delete`). The caller clears the failure count
 /// ([`crate::store::redis`]'s `login_succeeded`) once everything it asks for has passed.
 pub async fn recheck_password(
     state: &AppState,
     meta: &ClientMeta,
-    who: Recheck<'_>,
+    user: &User,
+    action: &'static str,
     password: &Password,
 ) -> Result<()> {
     let cfg = &state.config;
-    let account = account_key(who.email);
+    let account = account_key(&user.email);
     let refused = |result: &'static str, metadata: serde_json::Value| {
-        let mut event = audit(meta, who.action, result);
-        event.user_id = Some(who.user_id);
+        let mut event = audit(meta, action, result);
+        event.user_id = Some(user.id);
         event.metadata = metadata;
         event
     };
@@ -59,14 +52,8 @@ pub async fn recheck_password(
         state.audit(refused("locked", json!({}))).await;
         return Err(Error::Locked { retry_after });
     }
-    if !state.hasher.verify(password, Some(who.password_hash)).await?.ok {
-        if state
-            .cache
-            .login_failed(&account, cfg.max_login_attempts, cfg.lockout_duration)
-            .await?
-        {
-            state.metrics.lockouts.inc();
-        }
+    if !state.hasher.verify(password, Some(&user.password_hash)).await?.ok {
+        count_failure(state, &user.email).await?;
         state
             .audit(refused("failure", json!({ "reason": "invalid_current_password" })))
             .await;
@@ -74,5 +61,19 @@ pub async fn recheck_password(
     }
     // The failure counter is left as it is: a caller that checks a second factor next clears it only
     // once that passed too, so a known password cannot reset the count of guessed codes.
+    Ok(())
+}
+
+/// Counts a wrong password or factor of `email`'s account towards the sign-in lockout (and the lockout
+/// metric when this one locks it).
+pub(crate) async fn count_failure(state: &AppState, email: &str) -> Result<()> {
+    let cfg = &state.config;
+    if state
+        .cache
+        .login_failed(&account_key(email), cfg.max_login_attempts, cfg.lockout_duration)
+        .await?
+    {
+        state.metrics.lockouts.inc();
+    }
     Ok(())
 }

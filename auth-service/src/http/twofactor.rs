@@ -216,18 +216,6 @@ async fn gate(state: &AppState, email: &str) -> Result<()> {
     Ok(())
 }
 
-async fn failed(state: &AppState, email: &str) -> Result<()> {
-    let cfg = &state.config;
-    if state
-        .cache
-        .login_failed(&account_key(email), cfg.max_login_attempts, cfg.lockout_duration)
-        .await?
-    {
-        state.metrics.lockouts.inc();
-    }
-    Ok(())
-}
-
 /// For sensitive operations outside login (password reset, disabling 2FA): when the user has 2FA on,
 /// `code` must be a valid TOTP or recovery code; attempts count towards the lockout.
 pub async fn require_second_factor(
@@ -246,7 +234,7 @@ pub async fn require_second_factor(
     };
     gate(state, &user.email).await?;
     if check_factor(state, user.id, code).await?.is_none() {
-        failed(state, &user.email).await?;
+        crate::http::recheck::count_failure(state, &user.email).await?;
         let mut event = audit(meta, operation, "invalid_second_factor");
         event.user_id = Some(user.id);
         state.audit(event).await;
@@ -300,7 +288,7 @@ pub async fn totp_confirm(
     let now = state.now();
     let secret = totp_secret(&state, user.user_id, &cred).await?;
     let Some(step) = totp::verify(&secret, &req.code, now.timestamp(), None) else {
-        failed(&state, &row.email).await?;
+        crate::http::recheck::count_failure(&state, &row.email).await?;
         return Err(Error::SecondFactor("invalid_code"));
     };
     let codes = totp::new_recovery_codes();
@@ -346,15 +334,9 @@ pub async fn disable(
     {
         return Err(Error::NotFound);
     }
-    let who = crate::http::recheck::Recheck {
-        user_id: user.user_id,
-        email: &row.email,
-        password_hash: &row.password_hash,
-        action: "two_factor_disable",
-    };
-    crate::http::recheck::recheck_password(&state, &meta, who, &req.password).await?;
+    crate::http::recheck::recheck_password(&state, &meta, &row, "two_factor_disable", &req.password).await?;
     if check_factor(&state, user.user_id, &req.code).await?.is_none() {
-        failed(&state, &row.email).await?;
+        crate::http::recheck::count_failure(&state, &row.email).await?;
         let mut event = audit(&meta, "two_factor", "disable_invalid_code");
         event.user_id = Some(user.user_id);
         state.audit(event).await;
@@ -498,7 +480,7 @@ pub async fn verify(
         check_factor(&state, user_id, code).await?
     };
     let Some(method) = method else {
-        failed(&state, &user.email).await?;
+        crate::http::recheck::count_failure(&state, &user.email).await?;
         state
             .metrics
             .login_failures
