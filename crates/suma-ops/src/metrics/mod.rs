@@ -3,6 +3,7 @@
 //! and runs them concurrently.
 
 pub mod analysis;
+pub mod mann_whitney;
 pub mod prometheus;
 pub mod step_gate;
 
