@@ -272,7 +272,10 @@ async fn finish(
         Err(e) => {
             // Keep the lock for `resume` or `abort`, which may take it over at once.
             guard.settle(op).await?;
-            return Err(e.into());
+            let finish = crate::render::deploy::how_to_finish(op);
+            return Err(
+                anyhow::Error::from(e).context(format!("canary `{}` is unfinished; finish it with {finish}", op.id))
+            );
         }
     };
     let status = match &outcome {

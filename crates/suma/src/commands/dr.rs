@@ -196,7 +196,8 @@ async fn finish(
         Err(e) => {
             // Unfinished: the lock stays, ready for `--resume` or `--abort` at once.
             guard.settle(op).await?;
-            return Err(e.into());
+            let finish = crate::render::dr::how_to_finish(op);
+            return Err(anyhow::Error::from(e).context(format!("`{}` is unfinished; finish it with {finish}", op.id)));
         }
     };
     let status = match &outcome {

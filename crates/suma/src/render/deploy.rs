@@ -34,15 +34,21 @@ pub fn plan(steps: &[PlannedStep], queries: &BTreeMap<String, String>, policy: &
     out
 }
 
+/// The commands that finish an unfinished canary, from any machine.
+pub fn how_to_finish(op: &Operation) -> String {
+    let env = &op.environment;
+    format!("`suma deploy resume --env {env}` or `suma deploy abort --env {env}`")
+}
+
 pub fn outcome(outcome: &Outcome, op: &Operation) -> String {
     let head = match outcome {
         Outcome::Promoted => console::style("promoted").green().bold().to_string(),
         Outcome::RolledBack { reason } => format!("{}: {reason}", console::style("rolled back").red().bold()),
         Outcome::Aborted { by } => format!("{} by {by}", console::style("aborted").yellow().bold()),
         Outcome::Interrupted { at_step } => format!(
-            "{} at step `{at_step}`; finish with `suma deploy resume --env {env}` or `suma deploy abort --env {env}`",
+            "{} at step `{at_step}`; finish with {}",
             console::style("interrupted").yellow().bold(),
-            env = op.environment
+            how_to_finish(op)
         ),
     };
     format!("{head}\n\n{}", super::status::operation(op))

@@ -112,6 +112,12 @@ fn timing_table(t: &Timings) -> String {
     )
 }
 
+/// The commands that finish an unfinished failover or failback.
+pub fn how_to_finish(op: &Operation) -> String {
+    let verb = op.kind.trim_start_matches("dr-");
+    format!("`suma dr {verb} --resume --env {}` (or `--abort`)", op.environment)
+}
+
 pub fn outcome(outcome: &Outcome, op: &Operation, timings: &Timings) -> String {
     let verb = op.kind.trim_start_matches("dr-");
     let env = &op.environment;
@@ -122,8 +128,9 @@ pub fn outcome(outcome: &Outcome, op: &Operation, timings: &Timings) -> String {
             console::style("refused").red().bold()
         ),
         Outcome::Stopped { at_step, reason } => format!(
-            "{} at step `{at_step}`: {reason}\nthe steps before it stand; fix the cause, then `suma dr {verb} --resume --env {env}` (or `--abort`)",
-            console::style("stopped").red().bold()
+            "{} at step `{at_step}`: {reason}\nthe steps before it stand; fix the cause, then {}",
+            console::style("stopped").red().bold(),
+            how_to_finish(op)
         ),
         Outcome::Aborted { by, note } => format!("{} by {by}: {note}", console::style("aborted").yellow().bold()),
         Outcome::Interrupted { at_step } => format!(
