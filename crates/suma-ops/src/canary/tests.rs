@@ -1,8 +1,9 @@
-//! The canary state machine against hand-written fakes: every transition, and a crash at every step
+//! The canary state machine against the in-memory account every engine test shares
+//! (`suma_testkit::AwsWorld`): every transition, and a crash at every step
 //! followed by `resume` and by `abort`, each ending consistent (weights 100/0, canary 0, one live
 //! revision). Time is paused, so minutes of analysis take no wall time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,211 +11,62 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::aws::dynamodb::LockTable;
-use crate::aws::ecs::{ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
-use crate::aws::elb::LoadBalancerApi;
-use crate::aws::AwsApis;
-use crate::config::AwsRegion;
 use crate::journal::lock::Locks;
 use crate::journal::{LocalLog, OperationStatus};
 use crate::metrics::MetricError;
 use crate::report::SilentReporter;
+use suma_testkit::aws_world::{AwsWorld, RolloutEnd};
 use suma_testkit::MemoryLockTable as MemoryTable;
 
+const REGION: &str = "eu-west-1";
+const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3";
 const STABLE_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1";
 const CANARY_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1";
 
-/// Every change the fakes saw, in order.
-type Log = Arc<Mutex<Vec<String>>>;
+/// The shared in-memory account seen in the canary's terms: staging before a deploy runs 4 stable tasks
+/// on `td:1`, the canary service at 0, all traffic on stable.
+struct Staging(Arc<AwsWorld>);
 
-#[derive(Clone, Copy, PartialEq)]
-enum RolloutBehaviour {
-    Completes,
-    CircuitBreaker,
-    Never,
-}
-
-struct World {
-    log: Log,
-    services: Mutex<HashMap<String, (String, i32)>>,
-    revisions: Mutex<Vec<String>>,
-    weights: Mutex<(i32, i32)>,
-    rollout: RolloutBehaviour,
-    /// The next scale-down of the canary service fails (a throttled or dropped call).
-    fail_canary_scale_down: Mutex<bool>,
-}
-
-impl World {
-    fn new(rollout: RolloutBehaviour) -> Arc<Self> {
-        Arc::new(Self {
-            log: Arc::default(),
-            services: Mutex::new(HashMap::from([
-                ("auth-service".to_owned(), ("td:1".to_owned(), 4)),
-                ("auth-service-canary".to_owned(), ("td:1".to_owned(), 0)),
-            ])),
-            revisions: Mutex::new(vec!["td:1".to_owned()]),
-            weights: Mutex::new((100, 0)),
-            rollout,
-            fail_canary_scale_down: Mutex::new(false),
-        })
+impl Staging {
+    fn new(rollout: RolloutEnd) -> Self {
+        let world = AwsWorld::new();
+        world.register("td:1", "repo/auth-service:1.4.2");
+        world.run_service(REGION, "auth-service", "td:1", 4);
+        world.run_service(REGION, "auth-service-canary", "td:1", 0);
+        world.with(|s| {
+            s.faults.rollout = rollout;
+            s.rules.insert(
+                RULE.into(),
+                vec![
+                    WeightedTarget {
+                        target_group_arn: STABLE_TG.into(),
+                        weight: 100,
+                    },
+                    WeightedTarget {
+                        target_group_arn: CANARY_TG.into(),
+                        weight: 0,
+                    },
+                ],
+            );
+        });
+        Self(world)
     }
 
+    /// (stable, canary) weights.
     fn weights(&self) -> (i32, i32) {
-        *self.weights.lock().unwrap()
+        let w = self.0.weights(RULE);
+        (w[0], w[1])
     }
 
+    /// (task definition, desired) of a service.
     fn service(&self, name: &str) -> (String, i32) {
-        self.services.lock().unwrap()[name].clone()
+        let s = self.0.service(REGION, name);
+        (s.task_definition, s.desired)
     }
 
+    /// Every change the account saw, in order.
     fn events(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-struct Fakes(Arc<World>);
-
-#[async_trait]
-impl EcsApi for Fakes {
-    async fn describe_services(&self, _: &str, names: &[String]) -> Result<Vec<EcsService>, AwsError> {
-        let services = self.0.services.lock().unwrap();
-        Ok(names
-            .iter()
-            .filter_map(|n| services.get(n).map(|s| (n, s)))
-            .map(|(name, (td, desired))| {
-                let state = match self.0.rollout {
-                    RolloutBehaviour::Completes => "COMPLETED",
-                    RolloutBehaviour::CircuitBreaker => "FAILED",
-                    RolloutBehaviour::Never => "IN_PROGRESS",
-                };
-                EcsService {
-                    name: name.clone(),
-                    status: "ACTIVE".into(),
-                    desired: *desired,
-                    running: *desired,
-                    pending: 0,
-                    task_definition: td.clone(),
-                    deployments: vec![EcsDeployment {
-                        id: "d".into(),
-                        status: "PRIMARY".into(),
-                        task_definition: td.clone(),
-                        desired: *desired,
-                        running: *desired,
-                        pending: 0,
-                        rollout_state: Some(state.into()),
-                        rollout_reason: (state == "FAILED").then(|| "tasks failed to start".into()),
-                        created_at: None,
-                    }],
-                }
-            })
-            .collect())
-    }
-
-    async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError> {
-        Ok(TaskDefinition {
-            arn: reference.to_owned(),
-            family: "td".into(),
-            revision: 1,
-            status: "ACTIVE".into(),
-            containers: vec![ContainerImage {
-                name: "auth-service".into(),
-                image: "repo/auth-service:1.4.2".into(),
-            }],
-        })
-    }
-
-    async fn register_revision(&self, _: &str, _: &str, change: &ContainerChange) -> Result<TaskDefinition, AwsError> {
-        let image = change.image.as_deref().unwrap_or_default();
-        let mut revisions = self.0.revisions.lock().unwrap();
-        let arn = format!("td:{}", revisions.len() + 1);
-        revisions.push(arn.clone());
-        self.0.log.lock().unwrap().push(format!("register {arn} {image}"));
-        Ok(TaskDefinition {
-            arn,
-            family: "td".into(),
-            revision: revisions.len() as i32,
-            status: "ACTIVE".into(),
-            containers: vec![],
-        })
-    }
-
-    async fn update_service(&self, _: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {
-        if service == "auth-service-canary"
-            && update.desired_count == Some(0)
-            && std::mem::take(&mut *self.0.fail_canary_scale_down.lock().unwrap())
-        {
-            return Err(AwsError::new(
-                "ECS",
-                "UpdateService",
-                service,
-                crate::aws::AwsErrorKind::Throttled,
-                "Rate exceeded",
-            ));
-        }
-        let mut services = self.0.services.lock().unwrap();
-        let entry = services.get_mut(service).unwrap();
-        if let Some(td) = &update.task_definition {
-            entry.0 = td.clone();
-        }
-        if let Some(n) = update.desired_count {
-            entry.1 = n;
-        }
-        self.0
-            .log
-            .lock()
-            .unwrap()
-            .push(format!("update {service} {} {}", entry.0, entry.1));
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl LoadBalancerApi for Fakes {
-    async fn rule_weights(&self, _: &str) -> Result<Vec<WeightedTarget>, AwsError> {
-        let (s, c) = self.0.weights();
-        Ok(vec![
-            WeightedTarget {
-                target_group_arn: STABLE_TG.into(),
-                weight: s,
-            },
-            WeightedTarget {
-                target_group_arn: CANARY_TG.into(),
-                weight: c,
-            },
-        ])
-    }
-
-    async fn set_weights(&self, _: &str, targets: &[WeightedTarget]) -> Result<(), AwsError> {
-        let weight = |arn: &str| {
-            targets
-                .iter()
-                .find(|t| t.target_group_arn == arn)
-                .map_or(0, |t| t.weight)
-        };
-        *self.0.weights.lock().unwrap() = (weight(STABLE_TG), weight(CANARY_TG));
-        self.0
-            .log
-            .lock()
-            .unwrap()
-            .push(format!("weights {}/{}", weight(STABLE_TG), weight(CANARY_TG)));
-        Ok(())
-    }
-}
-
-impl AwsApis for Fakes {
-    fn ecs(&self, _: &AwsRegion) -> Arc<dyn EcsApi> {
-        Arc::new(Fakes(self.0.clone()))
-    }
-    fn elb(&self, _: &AwsRegion) -> Arc<dyn LoadBalancerApi> {
-        Arc::new(Fakes(self.0.clone()))
-    }
-    fn rds(&self, _: &AwsRegion) -> Arc<dyn crate::aws::rds::DatabaseApi> {
-        unimplemented!("the canary does not touch RDS")
-    }
-    fn route53(&self) -> Arc<dyn crate::aws::route53::DnsApi> {
-        unimplemented!("the canary does not touch Route 53")
-    }
-    fn secrets(&self, _: &AwsRegion) -> Arc<dyn crate::aws::secrets::SecretsApi> {
-        unimplemented!("the canary does not touch secrets")
+        self.0.mutations()
     }
 }
 
@@ -282,7 +134,7 @@ fn environment() -> Environment {
 }
 
 struct Harness {
-    world: Arc<World>,
+    world: Staging,
     table: Arc<MemoryTable>,
     journal: Journal,
     locks: Locks,
@@ -290,11 +142,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(rollout: RolloutBehaviour) -> Self {
+    fn new(rollout: RolloutEnd) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let table = Arc::new(MemoryTable::default());
         Self {
-            world: World::new(rollout),
+            world: Staging::new(rollout),
             journal: Journal::new(table.clone(), LocalLog::new(dir.path())),
             locks: Locks::new(table.clone(), Duration::from_secs(60)),
             table,
@@ -311,7 +163,7 @@ impl Harness {
         Engine {
             environment: "staging".into(),
             env: environment(),
-            aws: Arc::new(Fakes(self.world.clone())),
+            aws: self.world.0.apis(),
             metrics,
             journal: self.journal.clone(),
             reporter,
@@ -389,7 +241,7 @@ fn silent() -> Arc<dyn crate::report::Reporter> {
 
 #[tokio::test(start_paused = true)]
 async fn a_healthy_canary_is_promoted() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     let mut op = h.op();
     assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
@@ -411,7 +263,7 @@ async fn a_healthy_canary_is_promoted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_canary_with_errors_is_rolled_back_within_two_intervals_weights_first() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     // Healthy for two ticks, then 3% errors from the third (six times the limit: within the budget's
     // reach, short of failing fast).
     let engine = h.engine(
@@ -434,7 +286,7 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_weights_first(
     let weights_back = events.iter().rposition(|e| e == "weights 100/0").unwrap();
     let canary_down = events
         .iter()
-        .rposition(|e| e.starts_with("update auth-service-canary") && e.ends_with(" 0"))
+        .rposition(|e| e.starts_with("update eu-west-1 auth-service-canary") && e.ends_with(" 0"))
         .unwrap();
     assert!(weights_back < canary_down, "blast radius first: {events:?}");
     assert!(op.events.iter().any(|e| e.message.starts_with("rolled back")));
@@ -451,7 +303,7 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_weights_first(
 
 #[tokio::test(start_paused = true)]
 async fn consecutive_provider_errors_roll_back_but_isolated_ones_do_not() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let engine = h.engine(
         Script::new(&[Some(0.0), None, Some(0.0), None, None, None]),
         silent(),
@@ -468,7 +320,7 @@ async fn consecutive_provider_errors_roll_back_but_isolated_ones_do_not() {
 
 #[tokio::test(start_paused = true)]
 async fn a_circuit_breaker_failure_rolls_back() {
-    let h = Harness::new(RolloutBehaviour::CircuitBreaker);
+    let h = Harness::new(RolloutEnd::CircuitBreaker);
     let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     let mut op = h.op();
     let outcome = h.run(&engine, &mut op, false).await;
@@ -481,7 +333,7 @@ async fn a_circuit_breaker_failure_rolls_back() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rollout_that_never_finishes_times_out_and_rolls_back() {
-    let h = Harness::new(RolloutBehaviour::Never);
+    let h = Harness::new(RolloutEnd::Never);
     let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     let mut op = h.op();
     let outcome = h.run(&engine, &mut op, false).await;
@@ -495,7 +347,7 @@ async fn a_rollout_that_never_finishes_times_out_and_rolls_back() {
 #[tokio::test(start_paused = true)]
 async fn a_crash_at_any_step_is_finished_by_resume() {
     for crash_at in 0..5 {
-        let h = Harness::new(RolloutBehaviour::Completes);
+        let h = Harness::new(RolloutEnd::Completes);
         let (_, mut resumed) = h.crash_at(crash_at).await;
         let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
         assert_eq!(
@@ -505,7 +357,7 @@ async fn a_crash_at_any_step_is_finished_by_resume() {
         );
         h.assert_consistent("td:2");
         assert_eq!(
-            h.world.revisions.lock().unwrap().len(),
+            h.world.0.with(|s| s.task_definitions.len()),
             3,
             "step {crash_at}: registered once (the base, the release and its canary copy)"
         );
@@ -515,7 +367,7 @@ async fn a_crash_at_any_step_is_finished_by_resume() {
 #[tokio::test(start_paused = true)]
 async fn a_crash_at_any_step_is_undone_by_abort() {
     for crash_at in 0..5 {
-        let h = Harness::new(RolloutBehaviour::Completes);
+        let h = Harness::new(RolloutEnd::Completes);
         let (op, mut recorded) = h.crash_at(crash_at).await;
         let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
         let guard = h.locks.acquire(&recorded, true).await.unwrap();
@@ -559,7 +411,7 @@ fn spawn_deploy(h: &Harness, engine: Engine) -> (String, tokio::task::JoinHandle
 #[tokio::test(start_paused = true)]
 async fn another_terminal_can_abort_promote_or_pause() {
     // Abort during the 10% step (two minutes in).
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let (id, run) = spawn_deploy(
         &h,
         h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
@@ -580,7 +432,7 @@ async fn another_terminal_can_abort_promote_or_pause() {
     assert_eq!(op.status, OperationStatus::Aborted);
 
     // Promote skips the rest of the analysis.
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let (id, run) = spawn_deploy(
         &h,
         h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
@@ -596,7 +448,7 @@ async fn another_terminal_can_abort_promote_or_pause() {
     assert_eq!(op.steps[3].status, StepStatus::Skipped, "the 50% step was skipped");
 
     // Pause holds the weights (even through bad data) until resumed.
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let (id, run) = spawn_deploy(
         &h,
         h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new()),
@@ -620,7 +472,7 @@ async fn another_terminal_can_abort_promote_or_pause() {
 #[tokio::test(start_paused = true)]
 async fn a_command_for_another_operation_never_reaches_this_one() {
     // An abort sent to a deploy that has since finished cannot be left for the next one.
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     let mut first = h.op();
     assert_eq!(h.run(&engine, &mut first, false).await, Outcome::Promoted);
@@ -669,9 +521,14 @@ fn canary_tasks_follow_the_weight() {
 
 #[tokio::test(start_paused = true)]
 async fn the_canary_grows_with_its_weight_and_promotion_keeps_an_autoscaled_stable() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     // Autoscaling grew stable from the configured 4 to 6.
-    h.world.services.lock().unwrap().get_mut("auth-service").unwrap().1 = 6;
+    h.world.0.with(|s| {
+        s.services
+            .get_mut(&(REGION.into(), "auth-service".into()))
+            .unwrap()
+            .desired = 6
+    });
     let engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     let mut op = h.op();
     assert_eq!(h.run(&engine, &mut op, false).await, Outcome::Promoted);
@@ -684,7 +541,7 @@ async fn the_canary_grows_with_its_weight_and_promotion_keeps_an_autoscaled_stab
     };
     // 10% of 6 is one task (the configured count); 50% is three, started before the traffic moves.
     assert!(
-        at("update auth-service-canary td:3 3") < at("weights 50/50"),
+        at("update eu-west-1 auth-service-canary td:3 3") < at("weights 50/50"),
         "{events:?}"
     );
     assert_eq!(
@@ -696,7 +553,7 @@ async fn the_canary_grows_with_its_weight_and_promotion_keeps_an_autoscaled_stab
 
 #[tokio::test(start_paused = true)]
 async fn a_canary_far_beyond_a_limit_rolls_back_at_that_analysis_without_spending_the_budget() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     // 50% errors at the second analysis: a hundred times the limit.
     let engine = h.engine(Script::new(&[Some(0.0), Some(0.5)]), silent(), CancellationToken::new());
     let mut op = h.op();
@@ -730,7 +587,7 @@ impl super::GateWatch for AlertFrom {
 
 #[tokio::test(start_paused = true)]
 async fn a_gating_monitor_alerting_mid_canary_rolls_back_at_that_analysis() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let mut engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     engine.gates = Some(Arc::new(AlertFrom {
         from: 3,
@@ -752,7 +609,7 @@ async fn a_gating_monitor_alerting_mid_canary_rolls_back_at_that_analysis() {
 
 #[tokio::test(start_paused = true)]
 async fn a_step_whose_last_analysis_failed_analyses_on_before_any_more_traffic() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     // The 10% step's fifth and last analysis fails (the budget tolerates one); the sixth passes.
     let engine = h.engine(
         Script::new(&[Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.03), Some(0.0)]),
@@ -768,7 +625,7 @@ async fn a_step_whose_last_analysis_failed_analyses_on_before_any_more_traffic()
 
 #[tokio::test(start_paused = true)]
 async fn the_failure_budget_is_the_deployments_not_each_steps() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     // One failure at 10% (tolerated, then healthy), one at 50%: two in all, one tolerated.
     let mut rates = vec![Some(0.0), Some(0.03), Some(0.0), Some(0.0), Some(0.0), Some(0.0)];
     rates.push(Some(0.03));
@@ -789,10 +646,12 @@ async fn the_failure_budget_is_the_deployments_not_each_steps() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rollback_cut_short_resumes_as_a_rollback_and_never_reexposes_traffic() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     // Healthy for two ticks at 10%, then failing: the analysis decides to roll back. The canary's
     // scale-down then fails, so the rollback stops half done (weights back, canary still up).
-    *h.world.fail_canary_scale_down.lock().unwrap() = true;
+    h.world
+        .0
+        .with(|s| s.faults.throttle_next = Some("update eu-west-1 auth-service-canary td:3 0".into()));
     let engine = h.engine(
         Script::new(&[Some(0.0), Some(0.0), Some(0.05)]),
         silent(),
@@ -832,7 +691,7 @@ async fn a_rollback_cut_short_resumes_as_a_rollback_and_never_reexposes_traffic(
 
 #[tokio::test(start_paused = true)]
 async fn a_signal_during_a_traffic_step_puts_all_traffic_on_stable_and_resume_finishes() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let cancel = CancellationToken::new();
     let engine = h.engine(Script::new(&[Some(0.0)]), silent(), cancel.clone());
     let mut op = h.op();
@@ -873,7 +732,7 @@ async fn a_signal_during_a_traffic_step_puts_all_traffic_on_stable_and_resume_fi
 
 #[tokio::test(start_paused = true)]
 async fn no_data_pauses_when_the_policy_says_inconclusive() {
-    let h = Harness::new(RolloutBehaviour::Completes);
+    let h = Harness::new(RolloutEnd::Completes);
     let mut engine = h.engine(Script::new(&[Some(0.0)]), silent(), CancellationToken::new());
     engine.env.canary.no_data = crate::config::NoDataPolicy::Inconclusive;
     engine.env.canary.min_samples = 10_000;

@@ -1,10 +1,11 @@
-//! The DR engine against hand-written fakes of ECS, RDS, Route 53 and the lock table: a full failover and
+//! The DR engine against the in-memory account every engine test shares (`suma_testkit::AwsWorld`: ECS,
+//! RDS, Route 53, Secrets Manager) and the in-memory lock table: a full failover and
 //! failback, the states moto cannot produce (lag beyond the RPO, no lag value, an unreachable primary
 //! region, a promotion stuck in `modifying`, a DNS change stuck PENDING, a failing verification), and a
 //! kill after every single AWS mutation followed by `--resume`, which must end in the same state as an
 //! uninterrupted run. Time is paused, so waits and timeouts take no wall time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,15 +14,13 @@ use async_trait::async_trait;
 use super::check::{self, CheckStatus, Observed, ServiceView};
 use super::lag::{LagError, ReplicaLag};
 use super::*;
-use crate::aws::ecs::{ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, TaskDefinition};
-use crate::aws::elb::{LoadBalancerApi, WeightedTarget};
-use crate::aws::rds::DatabaseApi;
-use crate::aws::route53::{DnsApi, DnsRecord, HealthCheckStatus};
-use crate::aws::secrets::{SecretMetadata, SecretsApi};
-use crate::aws::AwsError;
+use crate::aws::ecs::{ContainerImage, TaskDefinition};
+use crate::aws::route53::DnsRecord;
+use crate::aws::secrets::SecretMetadata;
 use crate::journal::lock::Locks;
 use crate::journal::{LocalLog, StepStatus};
 use crate::report::SilentReporter;
+use suma_testkit::aws_world::{rds_arn as arn, rds_endpoint as endpoint, AwsWorld, Database, Faults};
 use suma_testkit::MemoryLockTable as MemoryTable;
 
 const PRIMARY: &str = "eu-west-1";
@@ -29,46 +28,32 @@ const DR: &str = "eu-central-1";
 const PRIMARY_LB: &str = "auth-primary.eu-west-1.elb.amazonaws.com";
 const DR_LB: &str = "auth-dr.eu-central-1.elb.amazonaws.com";
 
-#[derive(Debug, Clone, PartialEq)]
-struct Db {
-    arn: String,
-    status: String,
-    source: Option<String>,
-    multi_az: bool,
-    backup: i32,
-    /// Describes left before a transition (`modifying` or `creating`) completes.
-    settling: u32,
-}
-
+/// What is not AWS (the lag source, the service's probe, the confirmation gate) and the kill point.
 #[derive(Default)]
 struct Behaviour {
-    primary_unreachable: bool,
-    promotion_stuck: bool,
-    dns_stuck: bool,
     lag: Option<Option<f64>>,
     ready_fails: bool,
     gate_declines: bool,
-    /// Cancel the run right after this many mutations (a kill after the call reached AWS).
-    crash_after: Option<usize>,
 }
 
+/// Cancels the run right after the given mutation count (a kill after the call reached AWS).
 #[derive(Default)]
-struct World {
-    /// (region, service) -> (task definition, desired)
-    services: Mutex<BTreeMap<(String, String), (String, i32)>>,
-    /// task definition -> its database host variable
-    task_definitions: Mutex<BTreeMap<String, Option<String>>>,
-    dbs: Mutex<BTreeMap<(String, String), Db>>,
-    primary_record: Mutex<Option<FailoverAlias>>,
-    secondary_record: Mutex<Option<FailoverAlias>>,
-    changes: Mutex<HashMap<String, u32>>,
-    mutations: Mutex<Vec<String>>,
-    events: Mutex<Vec<String>>,
-    behaviour: Mutex<Behaviour>,
-    cancel: Mutex<Option<CancellationToken>>,
+struct KillPoint {
+    after: Option<usize>,
+    cancel: Option<CancellationToken>,
 }
 
-/// What a finished run leaves, with task-definition revisions replaced by what they point at.
+/// The drill environment: the shared in-memory account seeded with both regions, and the seams DR has
+/// besides AWS.
+struct Drill {
+    aws: Arc<AwsWorld>,
+    behaviour: Mutex<Behaviour>,
+    kill: Arc<Mutex<KillPoint>>,
+    /// Titles of the events sent.
+    events: Mutex<Vec<String>>,
+}
+
+/// What a finished run leaves, with task-definition revisions replaced by the database they point at.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     services: BTreeMap<(String, String), (Option<String>, i32)>,
@@ -76,104 +61,101 @@ struct Snapshot {
     primary_target: String,
 }
 
-fn endpoint(region: &str, id: &str) -> String {
-    format!("{id}.abc.{region}.rds.amazonaws.com")
-}
-
-fn arn(region: &str, id: &str) -> String {
-    format!("arn:aws:rds:{region}:1:db:{id}")
-}
-
-impl World {
+impl Drill {
     fn new() -> Arc<Self> {
-        let world = Self::default();
-        {
-            let mut services = world.services.lock().unwrap();
-            services.insert((PRIMARY.into(), "auth-service".into()), ("td-primary:1".into(), 4));
-            services.insert(
-                (PRIMARY.into(), "auth-service-canary".into()),
-                ("td-primary:1".into(), 0),
-            );
-            services.insert((DR.into(), "auth-service".into()), ("td-dr:1".into(), 0));
-            let mut tds = world.task_definitions.lock().unwrap();
-            tds.insert("td-primary:1".into(), None);
-            tds.insert("td-dr:1".into(), None);
-            let mut dbs = world.dbs.lock().unwrap();
-            dbs.insert(
-                (PRIMARY.into(), "db".into()),
-                Db {
-                    arn: arn(PRIMARY, "db"),
-                    status: "available".into(),
-                    source: None,
-                    multi_az: true,
-                    backup: 30,
-                    settling: 0,
-                },
-            );
-            dbs.insert(
+        let aws = AwsWorld::new();
+        aws.register("td-primary:1", "repo/auth-service:1.4.2");
+        aws.register("td-dr:1", "repo/auth-service:1.4.2");
+        aws.run_service(PRIMARY, "auth-service", "td-primary:1", 4);
+        aws.run_service(PRIMARY, "auth-service-canary", "td-primary:1", 0);
+        aws.run_service(DR, "auth-service", "td-dr:1", 0);
+        aws.with(|s| {
+            s.databases
+                .insert((PRIMARY.into(), "db".into()), Database::available(PRIMARY, "db", None));
+            s.databases.insert(
                 (DR.into(), "db-replica".into()),
-                Db {
-                    arn: arn(DR, "db-replica"),
-                    status: "available".into(),
-                    source: Some(arn(PRIMARY, "db")),
-                    multi_az: false,
-                    backup: 0,
-                    settling: 0,
-                },
+                Database::available(DR, "db-replica", Some(arn(PRIMARY, "db"))),
             );
-            *world.primary_record.lock().unwrap() = Some(alias("PRIMARY", PRIMARY_LB, "ZPRIMARY", Some("hc-primary")));
-            *world.secondary_record.lock().unwrap() = Some(alias("SECONDARY", DR_LB, "ZDR", Some("hc-dr")));
-        }
-        world.behaviour.lock().unwrap().lag = Some(Some(2.0));
-        Arc::new(world)
+            for record in [
+                alias("PRIMARY", PRIMARY_LB, "ZPRIMARY", Some("hc-primary")),
+                alias("SECONDARY", DR_LB, "ZDR", Some("hc-dr")),
+            ] {
+                s.failover_records.insert(record.failover.clone(), record);
+            }
+            for region in [PRIMARY, DR] {
+                s.secrets.insert(
+                    (region.into(), "app/db-password".into()),
+                    SecretMetadata {
+                        name: "app/db-password".into(),
+                        arn: format!("arn:aws:secretsmanager:{region}:1:secret:app/db-password"),
+                        rotation_enabled: false,
+                        last_rotated: None,
+                        last_changed: None,
+                        created: None,
+                        kms_key_id: None,
+                        versions: BTreeMap::new(),
+                        replica_regions: vec![DR.to_owned()],
+                    },
+                );
+            }
+        });
+        let kill = Arc::new(Mutex::new(KillPoint::default()));
+        let at = kill.clone();
+        aws.after_each_mutation(move |count| {
+            let kill = at.lock().unwrap();
+            if kill.after == Some(count) {
+                if let Some(cancel) = &kill.cancel {
+                    cancel.cancel();
+                }
+            }
+        });
+        Arc::new(Self {
+            aws,
+            behaviour: Mutex::new(Behaviour {
+                lag: Some(Some(2.0)),
+                ..Behaviour::default()
+            }),
+            kill,
+            events: Mutex::default(),
+        })
     }
 
     fn behave(&self, f: impl FnOnce(&mut Behaviour)) {
         f(&mut self.behaviour.lock().unwrap());
     }
 
-    /// Records a mutation; cancels the run if the crash point is reached.
-    fn mutated(&self, what: String) {
-        let mut log = self.mutations.lock().unwrap();
-        log.push(what);
-        if self.behaviour.lock().unwrap().crash_after == Some(log.len()) {
-            if let Some(cancel) = self.cancel.lock().unwrap().as_ref() {
-                cancel.cancel();
-            }
-        }
+    fn faults(&self, f: impl FnOnce(&mut Faults)) {
+        self.aws.with(|s| f(&mut s.faults));
+    }
+
+    /// Kills the run right after the account saw this many mutations in all (`None`: no kill).
+    fn kill_after(&self, mutations: Option<usize>) {
+        self.kill.lock().unwrap().after = mutations;
     }
 
     fn mutations(&self) -> Vec<String> {
-        self.mutations.lock().unwrap().clone()
+        self.aws.mutations()
     }
 
-    fn unreachable(&self, region: &str) -> Result<(), AwsError> {
-        if region == PRIMARY && self.behaviour.lock().unwrap().primary_unreachable {
-            return Err(AwsError::new(
-                "ECS",
-                "Any",
-                region,
-                AwsErrorKind::Unreachable,
-                "connection refused",
-            ));
-        }
-        Ok(())
+    fn primary_record(&self) -> FailoverAlias {
+        self.aws.with(|s| s.failover_records["PRIMARY"].clone())
     }
 
     fn snapshot(&self) -> Snapshot {
-        let tds = self.task_definitions.lock().unwrap();
-        Snapshot {
-            services: self
+        self.aws.with(|s| Snapshot {
+            services: s
                 .services
-                .lock()
-                .unwrap()
                 .iter()
-                .map(|(k, (td, desired))| (k.clone(), (tds[td].clone(), *desired)))
+                .map(|(k, service)| {
+                    let host = s.task_definitions[&service.task_definition]
+                        .environment
+                        .get("DATABASE_HOST")
+                        .cloned();
+                    (k.clone(), (host, service.desired))
+                })
                 .collect(),
-            dbs: self
-                .dbs
-                .lock()
-                .unwrap()
+            dbs: s
+                .databases
                 .iter()
                 .map(|(k, db)| {
                     // Renamed instances carry the operation's random suffix.
@@ -187,13 +169,13 @@ impl World {
                             db.source.clone().unwrap_or_else(|| "standalone".into()),
                             db.multi_az,
                             db.status == "available",
-                            db.backup.min(1),
+                            db.backup_retention_days.min(1),
                         ),
                     )
                 })
                 .collect(),
-            primary_target: self.primary_record.lock().unwrap().as_ref().unwrap().target_dns.clone(),
-        }
+            primary_target: s.failover_records["PRIMARY"].target_dns.clone(),
+        })
     }
 }
 
@@ -210,324 +192,20 @@ fn alias(failover: &str, target: &str, zone: &str, check: Option<&str>) -> Failo
     }
 }
 
-struct Region(Arc<World>, String);
-
 #[async_trait]
-impl EcsApi for Region {
-    async fn describe_services(&self, _: &str, names: &[String]) -> Result<Vec<EcsService>, AwsError> {
-        self.0.unreachable(&self.1)?;
-        let services = self.0.services.lock().unwrap();
-        Ok(names
-            .iter()
-            .filter_map(|n| services.get(&(self.1.clone(), n.clone())).map(|s| (n, s)))
-            .map(|(name, (td, desired))| EcsService {
-                name: name.clone(),
-                status: "ACTIVE".into(),
-                desired: *desired,
-                running: *desired,
-                pending: 0,
-                task_definition: td.clone(),
-                deployments: vec![EcsDeployment {
-                    id: "d".into(),
-                    status: "PRIMARY".into(),
-                    task_definition: td.clone(),
-                    desired: *desired,
-                    running: *desired,
-                    pending: 0,
-                    rollout_state: Some("COMPLETED".into()),
-                    rollout_reason: None,
-                    created_at: None,
-                }],
-            })
-            .collect())
-    }
-
-    async fn describe_task_definition(&self, reference: &str) -> Result<TaskDefinition, AwsError> {
-        Ok(TaskDefinition {
-            arn: reference.to_owned(),
-            family: "auth-service".into(),
-            revision: 1,
-            status: "ACTIVE".into(),
-            containers: vec![ContainerImage {
-                name: "auth-service".into(),
-                image: "repo/auth-service:1.4.2".into(),
-            }],
-        })
-    }
-
-    async fn update_service(&self, _: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {
-        self.0.unreachable(&self.1)?;
-        {
-            let mut services = self.0.services.lock().unwrap();
-            let entry = services
-                .get_mut(&(self.1.clone(), service.to_owned()))
-                .expect("the service exists");
-            if let Some(td) = &update.task_definition {
-                entry.0 = td.clone();
-            }
-            if let Some(n) = update.desired_count {
-                entry.1 = n;
-            }
-        }
-        self.0.mutated(format!("ecs {} {service} {update:?}", self.1));
-        Ok(())
-    }
-
-    async fn register_revision(
-        &self,
-        base: &str,
-        _: &str,
-        change: &ContainerChange,
-    ) -> Result<TaskDefinition, AwsError> {
-        let [(name, value)] = change.environment.as_slice() else {
-            return self.describe_task_definition(base).await;
-        };
-        assert_eq!(name, "DATABASE_HOST");
-        let arn = {
-            let mut tds = self.0.task_definitions.lock().unwrap();
-            let arn = format!("{}:{}", base.split(':').next().unwrap(), tds.len() + 1);
-            tds.insert(arn.clone(), Some(value.to_owned()));
-            arn
-        };
-        self.0.mutated(format!("register {arn}"));
-        self.describe_task_definition(&arn).await
-    }
-}
-
-fn not_found(id: &str) -> AwsError {
-    AwsError::new(
-        "RDS",
-        "DescribeDBInstances",
-        id,
-        AwsErrorKind::NotFound,
-        "DBInstanceNotFound",
-    )
-}
-
-impl Region {
-    fn view(&self, id: &str, db: &Db) -> DbInstance {
-        DbInstance {
-            identifier: id.to_owned(),
-            arn: db.arn.clone(),
-            status: db.status.clone(),
-            engine: "postgres".into(),
-            engine_version: "15.5".into(),
-            instance_class: "db.r6g.large".into(),
-            multi_az: db.multi_az,
-            storage_encrypted: true,
-            kms_key_id: None,
-            deletion_protection: true,
-            backup_retention_days: db.backup,
-            replica_source: db.source.clone(),
-            read_replicas: Vec::new(),
-            endpoint: Some(endpoint(&self.1, id)),
-            port: Some(5432),
-        }
-    }
-}
-
-#[async_trait]
-impl DatabaseApi for Region {
-    async fn describe_instance(&self, identifier: &str) -> Result<DbInstance, AwsError> {
-        self.0.unreachable(&self.1)?;
-        let stuck = self.0.behaviour.lock().unwrap().promotion_stuck;
-        let mut dbs = self.0.dbs.lock().unwrap();
-        let db = dbs
-            .get_mut(&(self.1.clone(), identifier.to_owned()))
-            .ok_or_else(|| not_found(identifier))?;
-        if db.settling > 0 && !(stuck && db.status == "modifying") {
-            db.settling -= 1;
-            if db.settling == 0 {
-                if db.status == "modifying" {
-                    db.source = None;
-                }
-                db.status = "available".into();
-            }
-        }
-        Ok(self.view(identifier, db))
-    }
-
-    async fn promote_read_replica(&self, identifier: &str, backup: i32) -> Result<DbInstance, AwsError> {
-        let view = {
-            let mut dbs = self.0.dbs.lock().unwrap();
-            let db = dbs
-                .get_mut(&(self.1.clone(), identifier.to_owned()))
-                .ok_or_else(|| not_found(identifier))?;
-            if db.source.is_none() {
-                return Err(AwsError::new(
-                    "RDS",
-                    "PromoteReadReplica",
-                    identifier,
-                    AwsErrorKind::Other,
-                    "InvalidDBInstanceState: not a read replica",
-                ));
-            }
-            // Like RDS: `modifying` at once, still a replica until the promotion finishes.
-            db.status = "modifying".into();
-            db.backup = backup;
-            db.settling = 2;
-            self.view(identifier, db)
-        };
-        self.0.mutated(format!("promote {} {identifier}", self.1));
-        Ok(view)
-    }
-
-    async fn modify_instance(&self, identifier: &str, change: &DbModification) -> Result<DbInstance, AwsError> {
-        let key = (self.1.clone(), identifier.to_owned());
-        let view = {
-            let mut dbs = self.0.dbs.lock().unwrap();
-            let mut db = dbs.remove(&key).ok_or_else(|| not_found(identifier))?;
-            if let Some(m) = change.multi_az {
-                db.multi_az = m;
-            }
-            if let Some(b) = change.backup_retention_days {
-                db.backup = b;
-            }
-            let id = change.new_identifier.clone().unwrap_or_else(|| identifier.to_owned());
-            if change.new_identifier.is_some() {
-                db.arn = arn(&self.1, &id);
-            }
-            let view = self.view(&id, &db);
-            dbs.insert((self.1.clone(), id), db);
-            view
-        };
-        self.0.mutated(format!("modify {} {identifier} {change:?}", self.1));
-        Ok(view)
-    }
-
-    async fn create_read_replica(
-        &self,
-        identifier: &str,
-        source_arn: &str,
-        _: &str,
-        _: &str,
-    ) -> Result<DbInstance, AwsError> {
-        let view = {
-            let mut dbs = self.0.dbs.lock().unwrap();
-            let key = (self.1.clone(), identifier.to_owned());
-            assert!(!dbs.contains_key(&key), "{identifier} exists already");
-            let db = Db {
-                arn: arn(&self.1, identifier),
-                status: "creating".into(),
-                source: Some(source_arn.to_owned()),
-                multi_az: false,
-                backup: 0,
-                settling: 2,
-            };
-            let view = self.view(identifier, &db);
-            dbs.insert(key, db);
-            view
-        };
-        self.0
-            .mutated(format!("create-replica {} {identifier} of {source_arn}", self.1));
-        Ok(view)
-    }
-}
-
-#[async_trait]
-impl DnsApi for Region {
-    async fn records(&self, _: &str, _: &str) -> Result<Vec<DnsRecord>, AwsError> {
-        Ok(Vec::new())
-    }
-    async fn health_check_status(&self, id: &str) -> Result<HealthCheckStatus, AwsError> {
-        Ok(HealthCheckStatus {
-            id: id.to_owned(),
-            healthy: true,
-            checkers: 1,
-            failing: 0,
-        })
-    }
-    async fn failover_aliases(&self, _: &str, _: &str) -> Result<Vec<FailoverAlias>, AwsError> {
-        Ok([&self.0.primary_record, &self.0.secondary_record]
-            .iter()
-            .filter_map(|r| r.lock().unwrap().clone())
-            .collect())
-    }
-    async fn upsert_failover_alias(&self, _: &str, record: &FailoverAlias) -> Result<String, AwsError> {
-        let slot = if record.failover == "PRIMARY" {
-            &self.0.primary_record
-        } else {
-            &self.0.secondary_record
-        };
-        *slot.lock().unwrap() = Some(record.clone());
-        let id = format!("C{}", self.0.changes.lock().unwrap().len() + 1);
-        self.0.changes.lock().unwrap().insert(id.clone(), 2);
-        self.0
-            .mutated(format!("dns {} -> {}", record.failover, record.target_dns));
-        Ok(id)
-    }
-    async fn change_status(&self, id: &str) -> Result<String, AwsError> {
-        let stuck = self.0.behaviour.lock().unwrap().dns_stuck;
-        let mut changes = self.0.changes.lock().unwrap();
-        let left = changes.get_mut(id).expect("a known change");
-        if *left > 0 && !stuck {
-            *left -= 1;
-        }
-        Ok(if *left == 0 { "INSYNC" } else { "PENDING" }.to_owned())
-    }
-}
-
-#[async_trait]
-impl SecretsApi for Region {
-    async fn describe(&self, id: &str) -> Result<SecretMetadata, AwsError> {
-        Ok(SecretMetadata {
-            name: id.to_owned(),
-            arn: format!("arn:aws:secretsmanager:{}:1:secret:{id}", self.1),
-            rotation_enabled: false,
-            last_rotated: None,
-            last_changed: None,
-            created: None,
-            kms_key_id: None,
-            versions: BTreeMap::new(),
-            replica_regions: vec![DR.to_owned()],
-        })
-    }
-}
-
-#[async_trait]
-impl LoadBalancerApi for Region {
-    async fn rule_weights(&self, _: &str) -> Result<Vec<WeightedTarget>, AwsError> {
-        unreachable!("DR does not touch the ALB rule")
-    }
-    async fn set_weights(&self, _: &str, _: &[WeightedTarget]) -> Result<(), AwsError> {
-        unreachable!("DR does not touch the ALB rule")
-    }
-}
-
-struct Fakes(Arc<World>);
-
-impl AwsApis for Fakes {
-    fn ecs(&self, region: &AwsRegion) -> Arc<dyn EcsApi> {
-        Arc::new(Region(self.0.clone(), region.to_string()))
-    }
-    fn elb(&self, region: &AwsRegion) -> Arc<dyn LoadBalancerApi> {
-        Arc::new(Region(self.0.clone(), region.to_string()))
-    }
-    fn rds(&self, region: &AwsRegion) -> Arc<dyn DatabaseApi> {
-        Arc::new(Region(self.0.clone(), region.to_string()))
-    }
-    fn route53(&self) -> Arc<dyn DnsApi> {
-        Arc::new(Region(self.0.clone(), "global".into()))
-    }
-    fn secrets(&self, region: &AwsRegion) -> Arc<dyn SecretsApi> {
-        Arc::new(Region(self.0.clone(), region.to_string()))
-    }
-}
-
-#[async_trait]
-impl ReplicaLag for Region {
+impl ReplicaLag for Drill {
     fn source(&self) -> &'static str {
         "fake"
     }
     async fn lag_seconds(&self) -> Result<Option<f64>, LagError> {
-        Ok(self.0.behaviour.lock().unwrap().lag.unwrap_or(None))
+        Ok(self.behaviour.lock().unwrap().lag.unwrap_or(None))
     }
 }
 
 #[async_trait]
-impl ServiceProbe for Region {
+impl ServiceProbe for Drill {
     async fn ready(&self, _: &str) -> Result<u16, String> {
-        if self.0.behaviour.lock().unwrap().ready_fails {
+        if self.behaviour.lock().unwrap().ready_fails {
             Err("answered 503".into())
         } else {
             Ok(200)
@@ -539,16 +217,16 @@ impl ServiceProbe for Region {
 }
 
 #[async_trait]
-impl EventSink for Region {
+impl EventSink for Drill {
     async fn event(&self, title: &str, _: &str, _: bool) -> Result<(), String> {
-        self.0.events.lock().unwrap().push(title.to_owned());
+        self.events.lock().unwrap().push(title.to_owned());
         Ok(())
     }
 }
 
-impl Gate for Region {
+impl Gate for Drill {
     fn confirm(&self, _: &str) -> bool {
-        !self.0.behaviour.lock().unwrap().gate_declines
+        !self.behaviour.lock().unwrap().gate_declines
     }
 }
 
@@ -560,7 +238,7 @@ fn environment() -> Environment {
 }
 
 struct Harness {
-    world: Arc<World>,
+    world: Arc<Drill>,
     table: Arc<MemoryTable>,
     journal: Journal,
     locks: Locks,
@@ -572,7 +250,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let table = Arc::new(MemoryTable::default());
         Self {
-            world: World::new(),
+            world: Drill::new(),
             journal: Journal::new(table.clone(), LocalLog::new(dir.path())),
             locks: Locks::new(table.clone(), Duration::from_secs(60)),
             table,
@@ -582,16 +260,15 @@ impl Harness {
 
     fn engine(&self) -> Engine {
         let cancel = CancellationToken::new();
-        *self.world.cancel.lock().unwrap() = Some(cancel.clone());
-        let region = || Arc::new(Region(self.world.clone(), "x".into()));
+        self.world.kill.lock().unwrap().cancel = Some(cancel.clone());
         Engine {
             environment: "drill".into(),
             env: environment(),
-            aws: Arc::new(Fakes(self.world.clone())),
-            lag: region(),
-            probe: region(),
-            events: Some(region()),
-            gate: region(),
+            aws: self.world.aws.apis(),
+            lag: self.world.clone(),
+            probe: self.world.clone(),
+            events: Some(self.world.clone()),
+            gate: self.world.clone(),
             journal: self.journal.clone(),
             reporter: Arc::new(SilentReporter),
             cancel,
@@ -639,7 +316,7 @@ impl Harness {
     }
 }
 
-fn failed_over_state(world: &World) {
+fn failed_over_state(world: &Drill) {
     let s = world.snapshot();
     let key = |r: &str, n: &str| (r.to_owned(), n.to_owned());
     assert_eq!(s.services[&key(PRIMARY, "auth-service")].1, 0, "primary drained");
@@ -667,7 +344,7 @@ async fn a_failover_changes_what_it_should_and_nothing_else() {
     let h = Harness::new();
     let op = h.failover().await;
     failed_over_state(&h.world);
-    let record = h.world.primary_record.lock().unwrap().clone().unwrap();
+    let record = h.world.primary_record();
     assert_eq!(record.target_zone_id, "ZDR");
     assert_eq!(record.health_check_id.as_deref(), Some("hc-dr"));
     assert_eq!(
@@ -679,12 +356,12 @@ async fn a_failover_changes_what_it_should_and_nothing_else() {
     let mutations = h.world.mutations();
     // The canary already runs 0 tasks, so only the stable service is drained.
     let expected = [
-        "ecs eu-west-1 auth-service ",
+        "update eu-west-1 auth-service ",
         "promote eu-central-1 db-replica",
-        "ecs eu-central-1 auth-service ",
+        "update eu-central-1 auth-service ",
         "modify eu-central-1 db-replica ",
         "register td-dr:",
-        "ecs eu-central-1 auth-service ",
+        "update eu-central-1 auth-service ",
         "dns PRIMARY -> auth-dr",
     ];
     assert_eq!(mutations.len(), expected.len(), "{mutations:#?}");
@@ -737,7 +414,9 @@ async fn accepted_data_loss_is_journaled_with_who_and_why() {
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_primary_region_is_not_drained_but_the_failover_completes() {
     let h = Harness::new();
-    h.world.behave(|b| b.primary_unreachable = true);
+    h.world.faults(|f| {
+        f.unreachable_regions.insert(PRIMARY.into());
+    });
     let mut op = h.op(Direction::Failover);
     assert_eq!(h.run(&mut op, false).await, Outcome::Completed);
     assert_eq!(op.steps[1].status, StepStatus::Skipped);
@@ -748,7 +427,7 @@ async fn an_unreachable_primary_region_is_not_drained_but_the_failover_completes
 #[tokio::test(start_paused = true)]
 async fn a_promotion_stuck_in_modifying_stops_and_resumes() {
     let h = Harness::new();
-    h.world.behave(|b| b.promotion_stuck = true);
+    h.world.faults(|f| f.promotion_stuck = true);
     let mut op = h.op(Direction::Failover);
     let outcome = h.run(&mut op, false).await;
     assert!(
@@ -766,7 +445,7 @@ async fn a_promotion_stuck_in_modifying_stops_and_resumes() {
     let other = Operation::new("canary-deploy", "drill", "someone@else", Vec::new());
     assert!(h.locks.acquire(&other, false).await.is_err());
 
-    h.world.behave(|b| b.promotion_stuck = false);
+    h.world.faults(|f| f.promotion_stuck = false);
     let mut resumed = recorded;
     assert_eq!(h.run(&mut resumed, true).await, Outcome::Completed);
     failed_over_state(&h.world);
@@ -775,14 +454,14 @@ async fn a_promotion_stuck_in_modifying_stops_and_resumes() {
 #[tokio::test(start_paused = true)]
 async fn a_dns_change_stuck_pending_stops_and_resumes() {
     let h = Harness::new();
-    h.world.behave(|b| b.dns_stuck = true);
+    h.world.faults(|f| f.dns_stuck = true);
     let mut op = h.op(Direction::Failover);
     let outcome = h.run(&mut op, false).await;
     assert!(
         matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "switch-dns" && reason.contains("PENDING")),
         "{outcome:?}"
     );
-    h.world.behave(|b| b.dns_stuck = false);
+    h.world.faults(|f| f.dns_stuck = false);
     let mut resumed = h.journal.load(&op.id).await.unwrap().unwrap();
     assert_eq!(h.run(&mut resumed, true).await, Outcome::Completed);
     failed_over_state(&h.world);
@@ -817,10 +496,10 @@ async fn a_failing_verification_stops_after_the_switch() {
 async fn abort_before_the_promotion_gives_the_primary_its_capacity_back() {
     let h = Harness::new();
     // Killed right after the first drain call.
-    h.world.behave(|b| b.crash_after = Some(1));
+    h.world.kill_after(Some(1));
     let mut op = h.op(Direction::Failover);
     assert!(matches!(h.run(&mut op, false).await, Outcome::Interrupted { .. }));
-    h.world.behave(|b| b.crash_after = None);
+    h.world.kill_after(None);
     let mut recorded = h.journal.load(&op.id).await.unwrap().unwrap();
     assert_eq!(
         h.world.snapshot().services[&(PRIMARY.to_owned(), "auth-service".to_owned())].1,
@@ -853,10 +532,10 @@ async fn abort_of_a_failback_killed_after_draining_dr_gives_dr_its_tasks_back() 
         h.failover().await;
         assert_eq!(h.world.snapshot().services[&dr_service].1, 4);
         let base = h.world.mutations().len();
-        h.world.behave(|b| b.crash_after = Some(base + k));
+        h.world.kill_after(Some(base + k));
         let mut op = h.op(Direction::Failback);
         assert!(matches!(h.run(&mut op, false).await, Outcome::Interrupted { .. }));
-        h.world.behave(|b| b.crash_after = None);
+        h.world.kill_after(None);
         if h.world.snapshot().services[&dr_service].1 != 0 {
             continue;
         }
@@ -901,14 +580,14 @@ async fn kill_after_every_mutation(direction: Direction) {
             h.failover().await;
         }
         let offset = h.world.mutations().len();
-        h.world.behave(|b| b.crash_after = Some(offset + k));
+        h.world.kill_after(Some(offset + k));
         let mut op = h.op(direction);
         let outcome = h.run(&mut op, false).await;
         assert!(
             matches!(outcome, Outcome::Interrupted { .. }),
             "{direction:?} kill {k}: {outcome:?}"
         );
-        h.world.behave(|b| b.crash_after = None);
+        h.world.kill_after(None);
         let mut recorded = h.journal.load(&op.id).await.unwrap().unwrap();
         assert_eq!(recorded.status, OperationStatus::Interrupted, "{direction:?} kill {k}");
         assert_eq!(
@@ -958,7 +637,7 @@ async fn a_failback_restores_the_normal_topology() {
     let suffix = suffix(&op);
     assert_eq!(op.fact("stale_primary"), Some(&json!(format!("db-stale-{suffix}"))));
     assert_eq!(
-        h.world.primary_record.lock().unwrap().clone().unwrap(),
+        h.world.primary_record(),
         alias("PRIMARY", PRIMARY_LB, "ZPRIMARY", Some("hc-primary"))
     );
     assert_eq!(h.world.events.lock().unwrap().len(), 2);
@@ -1122,16 +801,9 @@ fn observed() -> Observed {
         targets: vec![target.into()],
         health_check_id: check.map(Into::into),
     };
-    let region = Region(World::new(), DR.into());
-    let replica = region.view(
-        "db-replica",
-        &region.0.dbs.lock().unwrap()[&(DR.to_owned(), "db-replica".to_owned())],
-    );
-    let primary = Region(region.0.clone(), PRIMARY.into());
-    let primary_db = primary.view(
-        "db",
-        &region.0.dbs.lock().unwrap()[&(PRIMARY.to_owned(), "db".to_owned())],
-    );
+    let world = Drill::new();
+    let replica = world.aws.db(DR, "db-replica");
+    let primary_db = world.aws.db(PRIMARY, "db");
     Observed {
         primary_service: Ok(ServiceView {
             desired: 4,
