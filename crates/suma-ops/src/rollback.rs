@@ -7,23 +7,55 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
 use async_trait::async_trait;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::ecs::{task_definition_label, Rollout, ServiceUpdate};
 use crate::aws::elb::WeightedTarget;
-use crate::aws::AwsApis;
+use crate::aws::{AwsApis, AwsError};
 use crate::config::Environment;
-use crate::engine::{self, Facts, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
+use crate::engine::{self, EngineError, Facts, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
-use crate::journal::{Decision, Journal, Operation, OperationStatus, PlannedStep};
+use crate::journal::{Decision, Journal, JournalError, Operation, OperationStatus, PlannedStep};
 use crate::metrics::datadog::EventAlert;
 use crate::probe::HttpProbe;
 use crate::report::Reporter;
 
 pub const KIND: &str = "rollback";
+
+/// Why a rollback could not be planned or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("service `{service}` not found in cluster `{cluster}`\nhint: check `ecs.service` and `ecs.cluster` of the environment")]
+    ServiceNotFound { service: String, cluster: String },
+    #[error("no successful deploy of `{environment}` is in the journal, so there is no recorded previous revision\nhint: name one with `--to family:N` or `--to repo:tag`")]
+    NoPreviousDeploy { environment: String },
+    #[error("deploy `{id}` recorded no previous revision\nhint: name one with `--to family:N` or `--to repo:tag`")]
+    NoRecordedRevision { id: String },
+    #[error("rollback target `{target}`: {source}")]
+    Target { target: String, source: AwsError },
+    #[error("rollback target `{label}` is {status}, not ACTIVE\nhint: pick an active revision (`aws ecs list-task-definitions --family-prefix {family}`)")]
+    Inactive {
+        label: String,
+        status: String,
+        family: String,
+    },
+    #[error("step `{at_step}` failed: {reason}")]
+    Failed { at_step: String, reason: String },
+    #[error("interrupted at `{at_step}`\nhint: `suma rollback --env {environment} --reason ...` resumes it; `--abort` ends it with all traffic on stable")]
+    Interrupted { at_step: String, environment: String },
+    #[error("{reason}: {note}")]
+    Undone { reason: String, note: String },
+    #[error("the abort of rollback `{id}` stopped: {end}")]
+    AbortStopped { id: String, end: String },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
 
 /// A rollback resolved before anything changes: from where, to what, and the plan.
 pub struct Prepared {
@@ -61,7 +93,7 @@ pub async fn prepare(
     aws: &dyn AwsApis,
     journal: &Journal,
     to: &str,
-) -> anyhow::Result<Prepared> {
+) -> Result<Prepared, RollbackError> {
     let ecs = aws.ecs(&env.primary_region);
     let cfg = &env.ecs;
 
@@ -70,7 +102,10 @@ pub async fn prepare(
         .await?
         .into_iter()
         .next()
-        .with_context(|| format!("service `{}` not found in `{}`", cfg.service, cfg.cluster))?
+        .ok_or_else(|| RollbackError::ServiceNotFound {
+            service: cfg.service.clone(),
+            cluster: cfg.cluster.clone(),
+        })?
         .task_definition;
 
     // Resolve the target before anything changes.
@@ -81,11 +116,13 @@ pub async fn prepare(
                 .await?
                 .into_iter()
                 .find(|op| op.kind == crate::canary::KIND && op.status == OperationStatus::Succeeded)
-                .with_context(|| format!("no successful deploy of `{name}` is in the journal, so there is no recorded previous revision\nhint: name one with `--to family:N` or `--to repo:tag`"))?;
+                .ok_or_else(|| RollbackError::NoPreviousDeploy {
+                    environment: name.to_owned(),
+                })?;
             let previous = last
                 .fact("stable_task_definition")
                 .and_then(|v| v.as_str())
-                .with_context(|| format!("deploy `{}` recorded no previous revision", last.id))?
+                .ok_or_else(|| RollbackError::NoRecordedRevision { id: last.id.clone() })?
                 .to_owned();
             (previous, None)
         }
@@ -102,9 +139,16 @@ pub async fn prepare(
         let td = ecs
             .describe_task_definition(&target)
             .await
-            .with_context(|| format!("rollback target `{target}`"))?;
+            .map_err(|source| RollbackError::Target {
+                target: target.clone(),
+                source,
+            })?;
         if td.status != "ACTIVE" {
-            bail!("rollback target `{}` is {}, not ACTIVE\nhint: pick an active revision (`aws ecs list-task-definitions --family-prefix {}`)", task_definition_label(&td.arn), td.status, td.family);
+            return Err(RollbackError::Inactive {
+                label: task_definition_label(&td.arn).to_owned(),
+                status: td.status,
+                family: td.family,
+            });
         }
     }
     let target_label = register_image
@@ -343,19 +387,22 @@ pub async fn execute(
     op: &mut Operation,
     guard: &LockGuard,
     rollout_timeout: Duration,
-) -> anyhow::Result<()> {
+) -> Result<(), RollbackError> {
     let steps = RollbackSteps::of(env, aws, op, rollout_timeout);
     let run = Run::new(journal, guard, reporter, cancel);
     match engine::drive(&steps, &run, op).await? {
         RunEnd::Completed => Ok(()),
         RunEnd::Failed { at_step, reason } | RunEnd::Stopped { at_step, reason } => {
-            bail!("step `{at_step}` failed: {reason}")
+            Err(RollbackError::Failed { at_step, reason })
         }
-        RunEnd::Interrupted { at_step } => bail!(
-            "interrupted at `{at_step}`\nhint: `suma rollback --env {} --reason ...` resumes it; `--abort` ends it with all traffic on stable",
-            op.environment
-        ),
-        RunEnd::Undone { decision, note } => bail!("{}: {note}", decision.reason),
+        RunEnd::Interrupted { at_step } => Err(RollbackError::Interrupted {
+            at_step,
+            environment: op.environment.clone(),
+        }),
+        RunEnd::Undone { decision, note } => Err(RollbackError::Undone {
+            reason: decision.reason,
+            note,
+        }),
     }
 }
 
@@ -371,12 +418,15 @@ pub async fn abort(
     op: &mut Operation,
     guard: &LockGuard,
     by: &str,
-) -> anyhow::Result<String> {
+) -> Result<String, RollbackError> {
     let steps = RollbackSteps::of(env, aws, op, Duration::ZERO);
     let run = Run::new(journal, guard, reporter, cancel);
     match engine::abort(&steps, &run, op, by).await? {
         RunEnd::Undone { note, .. } => Ok(note),
-        other => bail!("the abort of rollback `{}` stopped: {other:?}", op.id),
+        other => Err(RollbackError::AbortStopped {
+            id: op.id.clone(),
+            end: format!("{other:?}"),
+        }),
     }
 }
 

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use super::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
 use super::{check, Engine, EventSink, Gate};
 use crate::aws::AwsSession;
@@ -37,18 +35,15 @@ pub fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
             }),
         },
         LagSource::Datadog => {
-            let built = env
-                .datadog
-                .as_ref()
-                .context("`dr.replica_lag: datadog` needs a `datadog` section")
-                .and_then(|cfg| {
-                    crate::metrics::datadog::Datadog::from_env(
-                        cfg,
-                        Duration::from_secs(300),
-                        &crate::settings::ProcessEnv,
-                    )
-                    .map_err(anyhow::Error::from)
-                });
+            let built = match env.datadog.as_ref() {
+                None => Err("`dr.replica_lag: datadog` needs a `datadog` section".to_owned()),
+                Some(cfg) => crate::metrics::datadog::Datadog::from_env(
+                    cfg,
+                    Duration::from_secs(300),
+                    &crate::settings::ProcessEnv,
+                )
+                .map_err(|e| e.to_string()),
+            };
             match built {
                 Ok(datadog) => Arc::new(MetricLag {
                     metrics: Arc::new(datadog),
@@ -56,7 +51,7 @@ pub fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
                 }),
                 Err(e) => Arc::new(UnavailableLag {
                     source_name: "datadog",
-                    reason: format!("{e:#}"),
+                    reason: e,
                     hint: None,
                 }),
             }

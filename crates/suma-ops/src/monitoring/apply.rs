@@ -9,7 +9,6 @@
 
 use std::sync::Mutex;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -100,8 +99,19 @@ pub fn describe(kind: Kind, item: &PlanItem) -> String {
     }
 }
 
+/// Why one write to Datadog failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Datadog(#[from] crate::metrics::MetricError),
+    #[error("`{0}` is not a Datadog monitor id\nhint: the plan read it from Datadog; plan again")]
+    MonitorId(String),
+    #[error("only planned writes with their body and id are written")]
+    Unplanned,
+}
+
 /// One write to Datadog; the resource's id.
-async fn write(datadog: &Datadog, kind: Kind, item: &PlanItem) -> anyhow::Result<String> {
+async fn write(datadog: &Datadog, kind: Kind, item: &PlanItem) -> Result<String, WriteError> {
     let body = item.body.as_ref();
     let id = item.id.as_deref();
     Ok(match (kind, item.action, body, id) {
@@ -124,13 +134,12 @@ async fn write(datadog: &Datadog, kind: Kind, item: &PlanItem) -> anyhow::Result
             datadog.delete_dashboard(id).await?;
             id.to_owned()
         }
-        _ => anyhow::bail!("only planned writes with their body and id are written"),
+        _ => return Err(WriteError::Unplanned),
     })
 }
 
-fn parse_monitor_id(id: &str) -> anyhow::Result<i64> {
-    id.parse()
-        .with_context(|| format!("`{id}` is not a Datadog monitor id"))
+fn parse_monitor_id(id: &str) -> Result<i64, WriteError> {
+    id.parse().map_err(|_| WriteError::MonitorId(id.to_owned()))
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
 use chrono::Utc;
 
 use super::kinds::{CredentialForm, DbPasswordRotation, JwtRotation, KeyringRotation, RandomRotation};
@@ -12,10 +11,32 @@ use super::{Rotation, Rotator};
 use crate::aws::{AwsApis, AwsSession};
 use crate::config::{Environment, ManagedSecret, SecretKind};
 use crate::context::OpsContext;
-use crate::journal::OperationStatus;
+use crate::journal::{JournalError, OperationStatus};
+
+/// Why a rotation cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("no managed secret `{name}` in `{environment}`\nhint: configured: {configured}")]
+    Unknown {
+        name: String,
+        environment: String,
+        configured: String,
+    },
+    #[error("`{name}` names several secrets in `{environment}`\nhint: use the full id")]
+    Ambiguous { name: String, environment: String },
+    #[error("the service URL `{url}` of the JWT checks is not a URL: {source}\nhint: fix `url` of the environment or `jwt.service_url` of the secret")]
+    ServiceUrl {
+        url: String,
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    #[error("`{secret}` was rotated recently: tokens signed by the key before it stay valid until {until}; rotating now would drop that key while they are\nhint: wait until then (the key's overlap is `jwt.access_token_ttl` + `jwt.clock_skew`)")]
+    Overlap { secret: String, until: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
 
 /// The configured secret named `name`: its full id, or its last path segment.
-pub fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> anyhow::Result<&'a ManagedSecret> {
+pub fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> Result<&'a ManagedSecret, SetupError> {
     let matches: Vec<&ManagedSecret> = env
         .secrets
         .iter()
@@ -23,15 +44,23 @@ pub fn find<'a>(env: &'a Environment, environment: &str, name: &str) -> anyhow::
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => bail!(
-            "no managed secret `{name}` in `{environment}`\nhint: configured: {}",
-            env.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-        _ => bail!("`{name}` names several secrets in `{environment}`\nhint: use the full id"),
+        [] => Err(SetupError::Unknown {
+            name: name.to_owned(),
+            environment: environment.to_owned(),
+            configured: env.secrets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+        }),
+        _ => Err(SetupError::Ambiguous {
+            name: name.to_owned(),
+            environment: environment.to_owned(),
+        }),
     }
 }
 
-pub fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession) -> anyhow::Result<Box<dyn Rotation>> {
+pub fn rotation(
+    env: &Environment,
+    secret: &ManagedSecret,
+    session: &AwsSession,
+) -> Result<Box<dyn Rotation>, SetupError> {
     Ok(match secret.kind {
         SecretKind::Random => Box::new(RandomRotation {
             spec: secret.random.clone(),
@@ -70,7 +99,10 @@ pub fn rotation(env: &Environment, secret: &ManagedSecret, session: &AwsSession)
                 .expect("validated: a URL for the JWT checks");
             Box::new(JwtRotation {
                 spec: secret.jwt.clone(),
-                service_url: url.as_str().parse().context("the service URL")?,
+                service_url: url.as_str().parse().map_err(|source| SetupError::ServiceUrl {
+                    url: url.to_string(),
+                    source,
+                })?,
                 http: suma_http::ServiceClient::new(Duration::from_secs(10)),
                 poll: Duration::from_secs(1),
                 ecs: session.ecs(&env.primary_region),
@@ -112,7 +144,7 @@ pub async fn retirable_at(
     environment: &str,
     secret: &ManagedSecret,
     session: &AwsSession,
-) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
+) -> Result<Option<chrono::DateTime<Utc>>, SetupError> {
     let ops = ctx.journal(session).list(environment, 200).await?;
     Ok(ops
         .iter()
@@ -131,14 +163,13 @@ pub async fn refuse_during_overlap(
     environment: &str,
     secret: &ManagedSecret,
     session: &AwsSession,
-) -> anyhow::Result<()> {
+) -> Result<(), SetupError> {
     if let Some(at) = retirable_at(ctx, environment, secret, session).await? {
         if at > Utc::now() {
-            bail!(
-                "`{}` was rotated recently: tokens signed by the key before it stay valid until {}; rotating now would drop that key while they are\nhint: wait until then (the key's overlap is `jwt.access_token_ttl` + `jwt.clock_skew`)",
-                secret.id,
-                at.format("%Y-%m-%d %H:%M:%S UTC")
-            );
+            return Err(SetupError::Overlap {
+                secret: secret.id.clone(),
+                until: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            });
         }
     }
     Ok(())
