@@ -367,6 +367,7 @@ pub async fn login(
 
     if let Some(cred) = state.db.totp_credential(user.id).await? {
         if cred.confirmed {
+            crate::http::twofactor::refuse_if_second_factor_locked(&state, &meta, &user).await?;
             let challenge = crate::http::twofactor::open_challenge(&state, &meta, &user).await?;
             return Ok(Json(LoginResponse::SecondFactor(challenge)));
         }

@@ -66,7 +66,7 @@ pub async fn recheck_password(
 
 /// Counts a wrong password or factor of `email`'s account towards the sign-in lockout (and the lockout
 /// metric when this one locks it).
-pub(crate) async fn count_failure(state: &AppState, email: &str) -> Result<()> {
+async fn count_failure(state: &AppState, email: &str) -> Result<()> {
     let cfg = &state.config;
     if state
         .cache

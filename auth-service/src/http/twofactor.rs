@@ -4,8 +4,11 @@
 //! `POST /api/auth/2fa/verify` completes it with a TOTP code, a recovery code, or a 6-digit code sent by
 //! email or SMS for that challenge only.
 //!
-//! Brute force: a challenge lives 5 minutes and allows 5 attempts; every attempt also counts towards the
-//! account's login lockout. Replay: a TOTP step is accepted once (`last_used_step`), a recovery code is
+//! Brute force: a challenge lives 5 minutes and allows 5 attempts, and an account opens at most
+//! [`OPEN_CHALLENGES`] per challenge lifetime. Every second-factor attempt counts on the account's own
+//! second-factor counter, apart from the password's: a correct password does not clear it, only a complete
+//! sign-in does, so signing in again buys no more guesses. [`SECOND_FACTOR_FAILURES`] wrong codes lock
+//! sign-in for the lockout duration and email the owner. Replay: a TOTP step is accepted once (`last_used_step`), a recovery code is
 //! spent by a conditional `UPDATE`, an emailed or texted code dies with its challenge, and a challenge
 //! completes at most once (`DEL` answers 1 for one caller only).
 
@@ -36,6 +39,13 @@ use crate::totp;
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 /// Attempts per challenge.
 pub const CHALLENGE_ATTEMPTS: u32 = 5;
+/// Wrong second-factor codes an account may enter, across all its challenges and sign-ins, before sign-in
+/// is locked for the lockout duration. With 5 guesses per lockout (15 minutes by default) a 6-digit TOTP,
+/// which accepts 3 codes at a time, holds for about 5 years on average.
+pub const SECOND_FACTOR_FAILURES: u32 = 5;
+/// Challenges one account may open per [`CHALLENGE_TTL`]: bounds the attempts open at once and the codes
+/// that can be sent.
+pub const OPEN_CHALLENGES: u32 = 5;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -133,8 +143,47 @@ fn valid_phone(phone: &str) -> bool {
         .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The second-factor counter's key of an account, apart from the password's.
+fn second_factor_key(email: &str) -> String {
+    format!("second_factor:{}", account_key(email))
+}
+
+/// Refuses a sign-in whose second factor is locked (after the password was found right, so the answer
+/// tells nothing to whoever does not hold it).
+pub async fn refuse_if_second_factor_locked(state: &AppState, meta: &ClientMeta, user: &User) -> Result<()> {
+    if let Some(retry_after) = state
+        .cache
+        .gate_closed(&second_factor_key(&user.email), SECOND_FACTOR_FAILURES)
+        .await?
+    {
+        state.metrics.login_failures.with_label_values(&["locked"]).inc();
+        let mut event = audit(meta, "login", "second_factor_locked");
+        event.user_id = Some(user.id);
+        state.audit(event).await;
+        return Err(Error::Locked { retry_after });
+    }
+    Ok(())
+}
+
 /// Opens a challenge for a user whose password was right.
 pub async fn open_challenge(state: &AppState, meta: &ClientMeta, user: &User) -> Result<ChallengeResponse> {
+    let window = CHALLENGE_TTL.as_secs();
+    if let Some(retry_after) = state
+        .cache
+        .rate_limit("second_factor_challenge", &user.id.to_string(), OPEN_CHALLENGES, window)
+        .await?
+    {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["second_factor_challenge"])
+            .inc();
+        let mut event = audit(meta, "login", "rate_limited");
+        event.user_id = Some(user.id);
+        event.metadata = json!({ "scope": "second_factor_challenge" });
+        state.audit(event).await;
+        return Err(Error::RateLimited { retry_after });
+    }
     let id = Uuid::new_v4();
     state.cache.create_challenge(id, user.id, CHALLENGE_TTL).await?;
     let mut methods = vec!["totp", "recovery_code", "email"];
@@ -203,16 +252,55 @@ pub async fn totp_secret(
     Ok(secret)
 }
 
-/// Counts a second-factor attempt against the account's lockout; `Err(Locked)` when locked.
+/// Counts a second-factor attempt on the account's second-factor counter; `Err(Locked)` when locked.
 async fn gate(state: &AppState, email: &str) -> Result<()> {
-    let cfg = &state.config;
     if let Gate::Locked { retry_after } = state
         .cache
-        .login_gate(&account_key(email), cfg.max_login_attempts, cfg.lockout_duration)
+        .login_gate(
+            &second_factor_key(email),
+            SECOND_FACTOR_FAILURES,
+            state.config.lockout_duration,
+        )
         .await?
     {
         return Err(Error::Locked { retry_after });
     }
+    Ok(())
+}
+
+/// Records a wrong second-factor code; the one that locks sign-in is audited and emailed to the owner.
+async fn count_second_factor_failure(state: &AppState, meta: &ClientMeta, user: &User) -> Result<()> {
+    let lockout = state.config.lockout_duration;
+    if !state
+        .cache
+        .login_failed(&second_factor_key(&user.email), SECOND_FACTOR_FAILURES, lockout)
+        .await?
+    {
+        return Ok(());
+    }
+    state.metrics.lockouts.inc();
+    let mut event = audit(meta, "account_locked", "second_factor");
+    event.user_id = Some(user.id);
+    event.metadata = json!({ "lockout_seconds": lockout });
+    state.audit(event).await;
+    state.send_email(
+        "security_notification",
+        notify::security(
+            &user.email,
+            SecurityEvent::AccountLocked,
+            &format!(
+                "{SECOND_FACTOR_FAILURES} wrong two-factor codes were entered; sign-in is blocked for {} minutes. If this was not you, change your password now.",
+                lockout.div_ceil(60)
+            ),
+        ),
+    );
+    Ok(())
+}
+
+/// Clears both failure counters once a sign-in or a sensitive action passed every factor.
+async fn all_factors_passed(state: &AppState, email: &str) -> Result<()> {
+    state.cache.login_succeeded(&account_key(email)).await?;
+    state.cache.login_succeeded(&second_factor_key(email)).await?;
     Ok(())
 }
 
@@ -234,7 +322,7 @@ pub async fn require_second_factor(
     };
     gate(state, &user.email).await?;
     if check_factor(state, user.id, code).await?.is_none() {
-        crate::http::recheck::count_failure(state, &user.email).await?;
+        count_second_factor_failure(state, meta, user).await?;
         let mut event = audit(meta, operation, "invalid_second_factor");
         event.user_id = Some(user.id);
         state.audit(event).await;
@@ -288,9 +376,11 @@ pub async fn totp_confirm(
     let now = state.now();
     let secret = totp_secret(&state, user.user_id, &cred).await?;
     let Some(step) = totp::verify(&secret, &req.code, now.timestamp(), None) else {
-        crate::http::recheck::count_failure(&state, &row.email).await?;
+        count_second_factor_failure(&state, &meta, &row).await?;
         return Err(Error::SecondFactor("invalid_code"));
     };
+    // Only the second-factor count: confirming a new factor proves nothing about the password.
+    state.cache.login_succeeded(&second_factor_key(&row.email)).await?;
     let codes = totp::new_recovery_codes();
     let hashes: Vec<[u8; 32]> = codes.iter().map(|c| recovery_hash(c)).collect();
     if !state.db.confirm_totp(user.user_id, step, &hashes, now).await? {
@@ -335,14 +425,15 @@ pub async fn disable(
         return Err(Error::NotFound);
     }
     crate::http::recheck::recheck_password(&state, &meta, &row, "two_factor_disable", &req.password).await?;
+    gate(&state, &row.email).await?;
     if check_factor(&state, user.user_id, &req.code).await?.is_none() {
-        crate::http::recheck::count_failure(&state, &row.email).await?;
+        count_second_factor_failure(&state, &meta, &row).await?;
         let mut event = audit(&meta, "two_factor", "disable_invalid_code");
         event.user_id = Some(user.user_id);
         state.audit(event).await;
         return Err(Error::SecondFactor("invalid_code"));
     }
-    state.cache.login_succeeded(&account_key(&row.email)).await?;
+    all_factors_passed(&state, &row.email).await?;
     state.db.disable_totp(user.user_id).await?;
     state.send_email(
         "security_notification",
@@ -480,7 +571,7 @@ pub async fn verify(
         check_factor(&state, user_id, code).await?
     };
     let Some(method) = method else {
-        crate::http::recheck::count_failure(&state, &user.email).await?;
+        count_second_factor_failure(&state, &meta, &user).await?;
         state
             .metrics
             .login_failures
@@ -497,7 +588,7 @@ pub async fn verify(
     if !state.cache.finish_challenge(req.challenge_id).await? {
         return Err(Error::InvalidToken);
     }
-    state.cache.login_succeeded(&account_key(&user.email)).await?;
+    all_factors_passed(&state, &user.email).await?;
     if method == "recovery_code" && state.db.recovery_codes_left(user_id).await? <= 2 {
         state.send_email(
             "security_notification",

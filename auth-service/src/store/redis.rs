@@ -265,6 +265,15 @@ impl Cache {
         Ok(locked == 1)
     }
 
+    /// Whether `account`'s counter already reached `max`, without counting an attempt: the seconds until
+    /// it opens again if so.
+    pub async fn gate_closed(&self, account: &str, max: u32) -> redis::RedisResult<Option<u64>> {
+        let mut c = self.conn.clone();
+        let key = self.key(&["login_fail", account]);
+        let (count, ttl): (Option<i64>, i64) = redis::pipe().get(&key).ttl(&key).query_async(&mut c).await?;
+        Ok((count.unwrap_or(0) >= i64::from(max)).then(|| ttl.max(1) as u64))
+    }
+
     /// Clears the failure count after a successful login.
     pub async fn login_succeeded(&self, account: &str) -> redis::RedisResult<()> {
         let mut c = self.conn.clone();

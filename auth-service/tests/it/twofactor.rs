@@ -166,6 +166,54 @@ async fn a_challenge_allows_five_attempts_and_failures_lock_the_account(pool: Pg
 }
 
 #[sqlx::test]
+async fn signing_in_again_buys_no_more_second_factor_guesses(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("regain");
+    enrolled(&app, &email).await;
+    // Two wrong codes per challenge, with the right password in between: the count carries over.
+    for _ in 0..2 {
+        let c = challenge(&app, &email).await;
+        for code in ["111111", "222222"] {
+            assert_eq!(verify(&app, &c, code).await.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let c = challenge(&app, &email).await;
+    assert_eq!(verify(&app, &c, "333333").await.status, StatusCode::UNAUTHORIZED);
+    // The fifth wrong code locked sign-in: the right code on the open challenge is refused, and so is
+    // the right password.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let good = current_code(&app).await;
+    let res = verify(&app, &c, &good).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", res.body);
+    assert_eq!(res.body["error"], "account_locked");
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", res.body);
+    assert_eq!(res.body["error"], "account_locked");
+    let mail = wait_mail(&email, "Your account was locked").await;
+    assert!(mail.body.contains("wrong two-factor codes"), "{}", mail.body);
+    let locked: Vec<String> = app
+        .audit("account_locked")
+        .await
+        .into_iter()
+        .map(|(result, ..)| result)
+        .collect();
+    assert_eq!(locked, ["second_factor"]);
+}
+
+#[sqlx::test]
+async fn an_account_opens_a_bounded_number_of_challenges(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let email = unique_email("challenges");
+    enrolled(&app, &email).await;
+    for _ in 0..auth_service::http::twofactor::OPEN_CHALLENGES {
+        challenge(&app, &email).await;
+    }
+    let res = app.login(&email, PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", res.body);
+    assert_eq!(res.body["error"], "rate_limited");
+}
+
+#[sqlx::test]
 async fn an_emailed_code_is_bound_to_its_challenge_and_single_use(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let email = unique_email("otp");
