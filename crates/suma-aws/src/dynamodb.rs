@@ -54,8 +54,10 @@ pub trait LockTable: Send + Sync {
     async fn renew(&self, environment: &str, fence: &str, expires_at: i64) -> Result<(), AwsError>;
     /// Deletes the lock if it is still held under `fence`.
     async fn release(&self, environment: &str, fence: &str) -> Result<(), AwsError>;
-    /// Deletes the lock whoever holds it, returning what it was.
-    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError>;
+    /// Writes `item` as the lock in place of the one held under `held_fence`, whether or not its lease is
+    /// live: a forced release fences the holder out (its next renew or write is refused). Fails with
+    /// `ConditionFailed` when the lock changed meanwhile.
+    async fn seize(&self, item: &LockItem, held_fence: &str) -> Result<(), AwsError>;
     /// Saves an operation; with `Some(fence)` also copies it into the lock item, in one transaction
     /// conditional on the lock still being held for this operation under `fence`.
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError>;

@@ -12,6 +12,7 @@ pub mod dr;
 pub mod engine;
 pub mod events;
 pub mod journal;
+pub mod lock_release;
 pub mod metrics;
 pub mod monitoring;
 pub mod rollback;

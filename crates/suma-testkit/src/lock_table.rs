@@ -84,8 +84,15 @@ impl LockTable for MemoryLockTable {
         }
     }
 
-    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
-        Ok(self.locks.lock().unwrap().remove(environment).map(|(l, _)| l))
+    async fn seize(&self, item: &LockItem, held_fence: &str) -> Result<(), AwsError> {
+        let mut locks = self.locks.lock().unwrap();
+        match locks.get(&item.environment) {
+            Some((held, _)) if held.fence == held_fence => {
+                locks.insert(item.environment.clone(), (item.clone(), None));
+                Ok(())
+            }
+            _ => Err(condition_failed("PutItem")),
+        }
     }
 
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {

@@ -168,17 +168,26 @@ impl LockTable for SdkLockTable {
         Ok(())
     }
 
-    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
-        let out = self
-            .client
-            .delete_item()
+    async fn seize(&self, item: &LockItem, held_fence: &str) -> Result<(), AwsError> {
+        let resource = format!("{}/{}", self.table, lock_key(&item.environment));
+        self.client
+            .put_item()
             .table_name(&self.table)
-            .key("pk", s(&lock_key(environment)))
-            .return_values(ReturnValue::AllOld)
+            .item("pk", s(&lock_key(&item.environment)))
+            .item("holder", s(&item.holder))
+            .item("fence", s(&item.fence))
+            .item("operation_id", s(&item.operation_id))
+            .item("operation_kind", s(&item.operation_kind))
+            .item("operation_status", s(&item.operation_status))
+            .item("acquired_at", n(item.acquired_at))
+            .item("expires_at", n(item.expires_at))
+            .item("operation", s(&item.operation))
+            .condition_expression("fence = :held")
+            .expression_attribute_values(":held", s(held_fence))
             .send()
             .await
-            .map_err(|e| self.failed("DeleteItem", &lock_key(environment), e))?;
-        Ok(out.attributes().map(lock_from_item))
+            .map_err(|e| AwsError::from_sdk("DynamoDB", "PutItem", resource, e))?;
+        Ok(())
     }
 
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {

@@ -286,6 +286,15 @@ impl<'a> Run<'a> {
     }
 }
 
+/// A crash-matrix kill point outside the step loop (an operation's setup writes); nothing unless built
+/// with the `fault-hooks` feature.
+pub(crate) fn kill_point(what: impl FnOnce() -> String) {
+    #[cfg(feature = "fault-hooks")]
+    faults::kill_point(what);
+    #[cfg(not(feature = "fault-hooks"))]
+    let _ = what;
+}
+
 /// Runs (or resumes) `op` from its first unfinished step, or carries on the decision it journaled.
 pub async fn drive(steps: &dyn Steps, run: &Run<'_>, op: &mut Operation) -> Result<RunEnd, EngineError> {
     if let Some(decision) = op.decision.clone() {

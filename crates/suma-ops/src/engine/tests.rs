@@ -113,8 +113,8 @@ impl LockTable for Partitioned {
     async fn release(&self, environment: &str, fence: &str) -> Result<(), AwsError> {
         self.0.release(environment, fence).await
     }
-    async fn force_release(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
-        self.0.force_release(environment).await
+    async fn seize(&self, item: &LockItem, held_fence: &str) -> Result<(), AwsError> {
+        self.0.seize(item, held_fence).await
     }
     async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
         self.0.save_operation(op, fence).await

@@ -41,7 +41,7 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    fn from_item(item: &LockItem, now: DateTime<Utc>) -> Self {
+    pub fn from_item(item: &LockItem, now: DateTime<Utc>) -> Self {
         let at = |secs| Utc.timestamp_opt(secs, 0).single().unwrap_or_default();
         Self {
             environment: item.environment.clone(),
@@ -85,6 +85,8 @@ pub enum LockError {
     Held(Box<LockInfo>),
     #[error("environment `{}` has an unfinished operation `{}` ({}, {}) whose holder {} stopped renewing its lease\nhint: resume or abort it, or after checking the environment by hand run `suma lock release --force --reason ... --env {}`", .0.environment, .0.operation_id, .0.operation_kind, .0.operation_status, .0.holder, .0.environment)]
     Unfinished(Box<LockInfo>),
+    #[error("the lock of `{environment}` changed while it was being taken over\nhint: `suma lock status --env {environment}` shows who holds it now; run the release again if it is still needed")]
+    Changed { environment: String },
     #[error(transparent)]
     Aws(#[from] AwsError),
 }
@@ -144,12 +146,9 @@ impl Locks {
         Ok(guard)
     }
 
-    async fn acquire_over(&self, op: &Operation, takeover_of: Option<&str>) -> Result<LockGuard, LockError> {
-        let now = Utc::now();
-        let fence = Fence::mint();
-        // The lease counts from before the write is sent, so our view of it never outlives the table's.
-        let sent = tokio::time::Instant::now();
-        let item = LockItem {
+    /// The lock item `op` writes under a new fence, acquired now.
+    fn item(&self, op: &Operation, fence: &Fence, now: DateTime<Utc>) -> LockItem {
+        LockItem {
             environment: op.environment.clone(),
             holder: op.actor.clone(),
             fence: fence.as_str().to_owned(),
@@ -159,7 +158,43 @@ impl Locks {
             acquired_at: now.timestamp(),
             expires_at: now.timestamp() + self.lease.as_secs() as i64,
             operation: serde_json::to_string(op).expect("operations always serialize"),
-        };
+        }
+    }
+
+    /// The lock of `environment` as stored, fencing token included (for a forced release).
+    pub async fn held(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+        self.table.get_lock(environment).await
+    }
+
+    /// Takes the lock `held` for `op` whether or not its lease is live: a new fence replaces the holder's,
+    /// so a holder that is still running is refused at its next renew or journal write and stops before
+    /// its next AWS change. `LockError::Changed` when the lock moved on since `held` was read.
+    pub async fn seize(&self, op: &Operation, held: &LockItem) -> Result<LockGuard, LockError> {
+        let now = Utc::now();
+        let fence = Fence::mint();
+        let sent = tokio::time::Instant::now();
+        let item = self.item(op, &fence, now);
+        if let Err(e) = self.table.seize(&item, &held.fence).await {
+            // As in `acquire_over`: a lost answer to a write that landed.
+            let current = self.table.get_lock(&op.environment).await?;
+            if current.is_none_or(|c| c.fence != item.fence) {
+                return Err(match e.kind {
+                    AwsErrorKind::ConditionFailed => LockError::Changed {
+                        environment: op.environment.clone(),
+                    },
+                    _ => e.into(),
+                });
+            }
+        }
+        Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
+    }
+
+    async fn acquire_over(&self, op: &Operation, takeover_of: Option<&str>) -> Result<LockGuard, LockError> {
+        let now = Utc::now();
+        let fence = Fence::mint();
+        // The lease counts from before the write is sent, so our view of it never outlives the table's.
+        let sent = tokio::time::Instant::now();
+        let item = self.item(op, &fence, now);
         match self.table.acquire(&item, now.timestamp(), takeover_of).await {
             Ok(()) => {}
             Err(e) => {
@@ -190,66 +225,6 @@ impl Locks {
         }
         Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
     }
-
-    /// Deletes the lock whoever holds it, and journals why: a `lock-force-release` operation, plus a note
-    /// (and status `abandoned`) on the operation that held it if it was unfinished.
-    pub async fn force_release(
-        &self,
-        journal: &Journal,
-        environment: &str,
-        actor: &str,
-        reason: &str,
-    ) -> Result<ForceRelease, JournalError> {
-        let mut record = Operation::new(
-            "lock-force-release",
-            environment,
-            actor,
-            vec![super::PlannedStep {
-                name: "delete lock".to_owned(),
-                detail: format!("delete the lock item of `{environment}`"),
-            }],
-        );
-        record.parameters.insert("reason".to_owned(), reason.into());
-        record.start_step(0);
-        let previous = self.table.force_release(environment).await?;
-        let mut facts = std::collections::BTreeMap::new();
-        if let Some(item) = &previous {
-            facts.insert("previous_holder".to_owned(), item.holder.clone().into());
-            facts.insert("previous_operation".to_owned(), item.operation_id.clone().into());
-        }
-        record.finish_step(super::StepStatus::Succeeded, None, facts);
-        record.set_status(OperationStatus::Succeeded);
-        journal.save(&record, None).await?;
-
-        let mut abandoned = None;
-        if let Some(item) = &previous {
-            if let Some(mut held) = journal.load(&item.operation_id).await? {
-                held.note(
-                    actor,
-                    format!("lock force-released by {actor} (operation {}): {reason}", record.id),
-                );
-                if !held.status.is_finished() {
-                    held.set_status(OperationStatus::Abandoned);
-                    abandoned = Some(held.id.clone());
-                }
-                journal.save(&held, None).await?;
-            }
-        }
-        Ok(ForceRelease {
-            record_id: record.id,
-            previous: previous.map(|item| LockInfo::from_item(&item, Utc::now())),
-            abandoned_operation: abandoned,
-        })
-    }
-}
-
-/// What `suma lock release --force` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct ForceRelease {
-    /// The journal record of the release itself.
-    pub record_id: String,
-    pub previous: Option<LockInfo>,
-    pub abandoned_operation: Option<String>,
 }
 
 /// A held lock. Its lease is renewed in the background until [`LockGuard::release`]; if renewal finds the

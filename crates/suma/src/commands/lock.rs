@@ -67,10 +67,24 @@ pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> an
         return Ok(ExitStatus::No);
     }
     let journal = ctx.journal(&session);
-    let released = locks
-        .force_release(&journal, name, &ctx.settings.actor.value, reason)
-        .await
-        .with_context(|| format!("cannot force-release the lock of `{name}`"))?;
+    let released = crate::lock_release::force_release(
+        &locks,
+        &journal,
+        ctx.reporter.as_ref(),
+        &ctx.cancel,
+        name,
+        &ctx.settings.actor.value,
+        reason,
+    )
+    .await
+    .with_context(|| format!("cannot force-release the lock of `{name}`"))?;
+    let Some(released) = released else {
+        ctx.printer.either(
+            &serde_json::json!({"environment": name, "released": false, "reason": "not locked"}),
+            || format!("{name}: released meanwhile; nothing to release"),
+        );
+        return Ok(ExitStatus::Success);
+    };
     ctx.printer.either(&released, || {
         let mut text = format!("{name}: lock released (journal record `{}`)", released.record_id);
         if let Some(op) = &released.abandoned_operation {

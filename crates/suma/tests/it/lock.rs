@@ -142,10 +142,18 @@ async fn a_holder_that_lost_the_lock_cannot_overwrite_the_journal() {
     mine.start_step(0);
     journal.save(&mine, Some(guard.fence())).await.unwrap();
 
-    locks
-        .force_release(&journal, &environment, "oncall@host", "holder unresponsive")
-        .await
-        .unwrap();
+    suma::lock_release::force_release(
+        &locks,
+        &journal,
+        &suma::report::SilentReporter,
+        &tokio_util::sync::CancellationToken::new(),
+        &environment,
+        "oncall@host",
+        "holder unresponsive",
+    )
+    .await
+    .unwrap()
+    .expect("it was locked");
     mine.finish_step(StepStatus::Succeeded, None, Default::default());
     let err = journal.save(&mine, Some(guard.fence())).await.unwrap_err();
     assert!(err.to_string().contains("no longer held by this operation"), "{err}");

@@ -1,5 +1,6 @@
 //! The operations of the crash matrix and the invariants each must leave after `resume` or `abort`:
-//! secret rotation, rollback, canary deploy and DR failover, each on a seeded environment of its own.
+//! secret rotation, rollback, canary deploy, DR failover and failback, a runbook with a child operation,
+//! monitors apply and a forced lock release, each on a seeded environment of its own.
 
 use std::sync::Arc;
 
@@ -447,6 +448,143 @@ impl Scenario for Failover {
     }
 }
 
+/// A DR failback after a completed failover (run by `prepare`): the normal topology back, or, when
+/// aborted before the primary's promotion, still failed over with the DR region serving.
+struct Failback;
+
+impl Failback {
+    /// The normal topology: DNS names the primary region, which runs tasks.
+    async fn home(env: &Env) -> Result<(), String> {
+        let (primary, dr) = Failover::counts(env).await;
+        let on_dr = Failover::dns_on_dr(env).await;
+        expect(!on_dr && primary > 0, || {
+            format!("DNS on DR: {on_dr}, primary desired {primary}, DR desired {dr}")
+        })
+    }
+}
+
+#[async_trait]
+impl Scenario for Failback {
+    fn kind(&self) -> &'static str {
+        suma::dr::Direction::Failback.kind()
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        let failover = [
+            "dr",
+            "failover",
+            "--accept-data-loss",
+            "--reason",
+            "crash matrix",
+            "--yes",
+        ];
+        let out = run_async(env.suma(&failover)).await;
+        assert_eq!(out.code, 0, "the failover before the failback: {}", out.stderr);
+        Value::Null
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec!["dr", "failback", "--yes"]
+    }
+
+    async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
+        strings(match finish {
+            Finish::Resume => vec!["dr", "failback", "--resume", "--yes"],
+            Finish::Abort => vec!["dr", "failback", "--abort", "--yes"],
+        })
+    }
+
+    /// Exactly one region serves: home again, or still failed over.
+    async fn safe(&self, env: &Env, _: &Value) -> Result<(), String> {
+        match Self::home(env).await {
+            Ok(()) => Ok(()),
+            Err(home) => Failover::failed_over(env)
+                .await
+                .map_err(|away| format!("neither home ({home}) nor failed over ({away})")),
+        }
+    }
+
+    async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
+        match finish {
+            Finish::Resume => {
+                exited(out, &[0])?;
+                Self::home(env).await?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            // Past the primary's promotion the only way is forward: abort says so, and resume finishes.
+            Finish::Abort if out.stderr.contains("no way back") => {
+                exited(out, &[2])?;
+                let resumed = run_async(env.suma(&["dr", "failback", "--resume", "--yes"])).await;
+                exited(&resumed, &[0])
+                    .map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
+                Self::home(env).await?;
+                ended(env, self.kind(), OperationStatus::Succeeded).await
+            }
+            Finish::Abort => {
+                exited(out, &[0, 1])?;
+                Failover::failed_over(env).await?;
+                ended(env, self.kind(), OperationStatus::Aborted).await
+            }
+        }
+    }
+}
+
+/// `suma lock release --force` of the lock of a canary whose runner is gone (its lease still live: a
+/// release takes a live lease too). Either way of finishing is running the release again, which finishes
+/// the release that was cut short rather than starting another.
+struct ForceRelease;
+
+impl ForceRelease {
+    async fn abandoned(env: &Env, held: &Value) -> Result<(), String> {
+        let id = held.as_str().expect("prepare returns the held operation's id");
+        let status = env.journal().load(id).await.unwrap().map(|op| op.status);
+        expect(status == Some(OperationStatus::Abandoned), || {
+            format!("the held operation is {status:?}, not abandoned")
+        })
+    }
+}
+
+#[async_trait]
+impl Scenario for ForceRelease {
+    fn kind(&self) -> &'static str {
+        suma::lock_release::KIND
+    }
+
+    async fn prepare(&self, env: &Env) -> Value {
+        let step = suma::journal::PlannedStep {
+            name: "shift-10".to_owned(),
+            detail: String::new(),
+        };
+        let held = suma::journal::Operation::new(suma::canary::KIND, &env.name, "ci@runner-7", vec![step]);
+        let locks = suma::journal::lock::Locks::new(
+            env.session.lock_store(&crate::common::lock_region(), "suma-locks"),
+            std::time::Duration::from_secs(super::LEASE_SECS),
+        );
+        let guard = locks.acquire(&held, false).await.unwrap();
+        env.journal().save(&held, Some(guard.fence())).await.unwrap();
+        guard.abandon();
+        json!(held.id)
+    }
+
+    fn command(&self) -> Vec<&'static str> {
+        vec!["lock", "release", "--force", "--reason", "crash matrix", "--yes"]
+    }
+
+    async fn finish(&self, _: &Env, _: Finish) -> Vec<String> {
+        strings(self.command())
+    }
+
+    async fn safe(&self, env: &Env, held: &Value) -> Result<(), String> {
+        Self::abandoned(env, held).await
+    }
+
+    async fn check(&self, env: &Env, held: &Value, _: Finish, out: &Run) -> Result<(), String> {
+        exited(out, &[0])?;
+        Self::abandoned(env, held).await?;
+        ended(env, self.kind(), OperationStatus::Succeeded).await
+    }
+}
+
 /// The shipped `secret-compromise` runbook: a Datadog event, a rotation as a child operation, a health
 /// check. A resume must continue the child rotation, never start a second one.
 struct RunbookRotation;
@@ -530,8 +668,10 @@ pub fn all() -> Vec<Arc<dyn Scenario>> {
         Arc::new(Rollback),
         Arc::new(Canary),
         Arc::new(Failover),
+        Arc::new(Failback),
         Arc::new(RunbookRotation),
         Arc::new(MonitorsApply),
+        Arc::new(ForceRelease),
     ]
 }
 
@@ -643,4 +783,16 @@ async fn canary_deploy() {
 async fn dr_failover() {
     crate::require_sandbox!();
     run_matrix(Arc::new(Failover)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_failback() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(Failback)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_force_release() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(ForceRelease)).await;
 }
