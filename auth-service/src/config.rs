@@ -336,14 +336,10 @@ pub struct Config {
     )]
     pub public_base_url: String,
     /// `optional`: unverified accounts log in, flagged (`email_verified: false`); `required`: they are
-    /// refused (403 `email_not_verified`) until verified.
-    #[arg(
-        long,
-        env = "EMAIL_VERIFICATION",
-        value_name = "EMAIL_VERIFICATION",
-        default_value = "optional"
-    )]
-    pub email_verification: EmailVerification,
+    /// refused (403 `email_not_verified`) until verified. Unset: `required` in production, `optional`
+    /// elsewhere (see [`Config::email_verification`]).
+    #[arg(long, env = "EMAIL_VERIFICATION", value_name = "EMAIL_VERIFICATION")]
+    pub email_verification: Option<EmailVerification>,
     /// SMTP server: `smtp://host:port` (plain), `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465`
     /// (TLS); credentials as `smtp://user:password@host`. Unset: no email is sent (logged as a warning).
     #[arg(long, env = "SMTP_URL", value_name = "SMTP_URL", hide_env_values = true)]
@@ -700,6 +696,16 @@ impl Config {
         Ok((current, previous))
     }
 
+    /// Whether unverified accounts may sign in: `EMAIL_VERIFICATION`, else `required` in production (a
+    /// fintech's accounts belong to whoever proved the address) and `optional` elsewhere.
+    pub fn email_verification(&self) -> EmailVerification {
+        self.email_verification.unwrap_or(if self.is_production() {
+            EmailVerification::Required
+        } else {
+            EmailVerification::Optional
+        })
+    }
+
     /// Whether this is the production environment.
     pub fn is_production(&self) -> bool {
         self.app_env.eq_ignore_ascii_case("production") || self.app_env.eq_ignore_ascii_case("prod")
@@ -805,6 +811,18 @@ mod tests {
         assert_eq!(cfg.max_login_attempts, 5);
         assert_eq!(cfg.deployment_label, "stable");
         assert_eq!(cfg.redis_key_prefix, "auth:");
+        assert_eq!(cfg.email_verification(), EmailVerification::Optional);
+    }
+
+    #[test]
+    fn email_verification_is_required_in_production_unless_set() {
+        let mut args = base();
+        args.extend(["--app-env", "production"]);
+        let cfg = Config::try_parse_from(args.clone()).unwrap();
+        assert_eq!(cfg.email_verification(), EmailVerification::Required);
+        args.extend(["--email-verification", "optional"]);
+        let cfg = Config::try_parse_from(args).unwrap();
+        assert_eq!(cfg.email_verification(), EmailVerification::Optional, "set explicitly");
     }
 
     #[test]

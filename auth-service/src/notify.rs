@@ -43,15 +43,6 @@ pub fn reset_password(to: &str, base_url: &str, token: &str, minutes: u64) -> Em
     }
 }
 
-/// A one-time code for a second factor.
-pub fn otp_code(to: &str, code: &str, minutes: u64) -> Email {
-    Email {
-        to: to.to_owned(),
-        subject: "Your sign-in code".into(),
-        body: format!("Your sign-in code is {code}. It expires in {minutes} minutes and works once. Never share it.\n"),
-    }
-}
-
 /// The security events users are told about by email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityEvent {

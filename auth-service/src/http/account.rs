@@ -142,15 +142,43 @@ pub async fn verify_email(
     } else {
         None
     };
-    let Some(user_id) = user else {
+    let Some((user_id, cleared)) = user else {
         state.audit(audit(&meta, "email_verification", "invalid_token")).await;
         return Err(Error::InvalidToken);
     };
     state.cache.forget_profile(user_id).await?;
     let mut event = audit(&meta, "email_verification", "success");
     event.user_id = Some(user_id);
+    event.metadata = json!({ "second_factors_cleared": cleared });
     state.audit(event).await;
+    if cleared {
+        // Enrolled before the owner proved the address: possibly by whoever registered it first, who may
+        // also hold sessions. Both go; the owner signs in again and enrols their own factor.
+        second_factors_cleared(&state, &meta, user_id).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of a user whose second factors were cleared when the address was first proven,
+/// audits it and tells the owner.
+async fn second_factors_cleared(state: &AppState, meta: &ClientMeta, user_id: Uuid) -> Result<()> {
+    let ended = state.cache.delete_all_sessions(user_id).await?;
+    state.cache.forget_profile(user_id).await?;
+    let mut event = audit(meta, "two_factor", "cleared_unverified");
+    event.user_id = Some(user_id);
+    event.metadata = json!({ "sessions_ended": ended });
+    state.audit(event).await;
+    if let Some(user) = state.db.user_by_id(user_id).await? {
+        state.send_email(
+            "security_notification",
+            notify::security(
+                &user.email,
+                SecurityEvent::TwoFactorChanged,
+                "Two-factor settings made before this address was verified were removed, and every session was signed out. Sign in and enrol your own authenticator.",
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Send a new verification link (rate-limited; same answer for every address).
@@ -272,8 +300,15 @@ pub async fn reset_password(
     };
     let user = state.db.user_by_id(user_id).await?.ok_or(Error::InvalidToken)?;
 
-    // A reset proves control of the mailbox only: with 2FA on, the second factor is still required.
-    crate::http::twofactor::require_second_factor(&state, &meta, &user, req.code.as_deref(), "password_reset").await?;
+    // A reset proves control of the mailbox only: with 2FA on, the second factor is still required, unless
+    // the address was never verified. Then the reset is its verification, and factors enrolled before it
+    // may be a pre-registrant's: they are cleared, not asked for.
+    if user.email_verified {
+        crate::http::twofactor::require_second_factor(&state, &meta, &user, req.code.as_deref(), "password_reset")
+            .await?;
+    } else if state.db.verify_by_reset(user_id, now).await? {
+        second_factors_cleared(&state, &meta, user_id).await?;
+    }
 
     check_new_password(&state, user_id, &user.email, &req.new_password).await?;
     let new_hash = state.hasher.hash(&req.new_password).await?;

@@ -337,7 +337,7 @@ pub async fn login(
     };
     refuse_if_admin_locked(&state, &meta, &user).await?;
     state.cache.login_succeeded(&account).await?;
-    if !user.email_verified && cfg.email_verification == crate::config::EmailVerification::Required {
+    if !user.email_verified && cfg.email_verification() == crate::config::EmailVerification::Required {
         m.login_failures.with_label_values(&["email_not_verified"]).inc();
         let mut event = audit(&meta, "login", "email_not_verified");
         event.user_id = Some(user.id);

@@ -1,15 +1,16 @@
 //! Two-factor authentication: TOTP enrolment (confirmed by a first valid code) with ten single-use
 //! recovery codes, disabling with re-authentication, the phone number for SMS codes, and the login
 //! challenge: a login with 2FA on answers a challenge id instead of tokens, and
-//! `POST /api/auth/2fa/verify` completes it with a TOTP code, a recovery code, or a 6-digit code sent by
-//! email or SMS for that challenge only.
+//! `POST /api/auth/2fa/verify` completes it with a TOTP code, a recovery code, or a 6-digit code texted
+//! to the enrolled phone for that challenge only. Email is never offered: it would reduce the second
+//! factor to control of the mailbox.
 //!
 //! Brute force: a challenge lives 5 minutes and allows 5 attempts, and an account opens at most
 //! [`OPEN_CHALLENGES`] per challenge lifetime. Every second-factor attempt counts on the account's own
 //! second-factor counter, apart from the password's: a correct password does not clear it, only a complete
 //! sign-in does, so signing in again buys no more guesses. [`SECOND_FACTOR_FAILURES`] wrong codes lock
 //! sign-in for the lockout duration and email the owner. Replay: a TOTP step is accepted once (`last_used_step`), a recovery code is
-//! spent by a conditional `UPDATE`, an emailed or texted code dies with its challenge, and a challenge
+//! spent by a conditional `UPDATE`, a texted code dies with its challenge, and a challenge
 //! completes at most once (`DEL` answers 1 for one caller only).
 
 use std::time::Duration;
@@ -46,6 +47,11 @@ pub const SECOND_FACTOR_FAILURES: u32 = 5;
 /// Challenges one account may open per [`CHALLENGE_TTL`]: bounds the attempts open at once and the codes
 /// that can be sent.
 pub const OPEN_CHALLENGES: u32 = 5;
+/// SMS limits (SMS pumping: each text costs money and a premium-rate number earns it): one per account per
+/// cool-down, a few per account and per client address per hour.
+pub const SMS_COOLDOWN_SECS: u64 = 30;
+pub const SMS_PER_ACCOUNT_PER_HOUR: u32 = 5;
+pub const SMS_PER_IP_PER_HOUR: u32 = 20;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -109,7 +115,7 @@ pub struct DisableRequest {
 pub struct SendCodeRequest {
     /// The challenge from the login.
     pub challenge_id: Uuid,
-    /// `email` or `sms`.
+    /// `sms` (the only channel: email is not a second factor).
     pub channel: String,
 }
 
@@ -118,7 +124,7 @@ pub struct SendCodeRequest {
 pub struct VerifyRequest {
     /// The challenge from the login.
     pub challenge_id: Uuid,
-    /// A TOTP code, a recovery code, or the code sent by email or SMS.
+    /// A TOTP code, a recovery code, or the code sent by SMS.
     pub code: String,
 }
 
@@ -127,6 +133,11 @@ pub struct VerifyRequest {
 pub struct PhoneRequest {
     /// E.164 (`+` and 8 to 15 digits); null removes it.
     pub phone: Option<String>,
+    /// The current password: the number receives sign-in codes, so changing it is a step-up.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// With 2FA on, a TOTP code or a recovery code.
+    pub code: Option<String>,
 }
 
 fn code_hash(challenge: Uuid, code: &str) -> String {
@@ -165,6 +176,19 @@ pub async fn refuse_if_second_factor_locked(state: &AppState, meta: &ClientMeta,
     Ok(())
 }
 
+/// A second factor belongs to whoever proved the address: an unverified account may be a pre-registrant's
+/// (someone who signed up with the victim's address first), who must not get to enrol a factor the owner
+/// would later be asked for.
+fn require_verified(user: &User) -> Result<()> {
+    if user.email_verified {
+        return Ok(());
+    }
+    Err(Error::Forbidden {
+        code: "email_not_verified",
+        message: "verify your email address before adding a second factor; a new link can be requested".into(),
+    })
+}
+
 /// Opens a challenge for a user whose password was right.
 pub async fn open_challenge(state: &AppState, meta: &ClientMeta, user: &User) -> Result<ChallengeResponse> {
     let window = CHALLENGE_TTL.as_secs();
@@ -186,7 +210,9 @@ pub async fn open_challenge(state: &AppState, meta: &ClientMeta, user: &User) ->
     }
     let id = Uuid::new_v4();
     state.cache.create_challenge(id, user.id, CHALLENGE_TTL).await?;
-    let mut methods = vec!["totp", "recovery_code", "email"];
+    // Only enrolled factors: an emailed code would reduce the authenticator to control of the mailbox
+    // (which a reset already needs), and NIST SP 800-63B does not accept email as an authenticator.
+    let mut methods = vec!["totp", "recovery_code"];
     if state.db.phone(user.id).await?.is_some() {
         methods.push("sms");
     }
@@ -336,10 +362,12 @@ pub async fn require_second_factor(
     responses(
         (status = 200, description = "Secret and otpauth URI", body = TotpSetupResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "The address is not verified yet (`email_not_verified`)", body = ErrorBody),
         (status = 409, description = "Already enabled; disable it first", body = ErrorBody),
     ))]
 pub async fn totp_setup(State(state): State<AppState>, user: AuthUser) -> Result<Json<TotpSetupResponse>> {
     let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
+    require_verified(&row)?;
     let secret = totp::new_secret();
     let sealed = state.totp_sealer.seal(user.user_id, &secret);
     if !state.db.begin_totp(user.user_id, &sealed, state.now()).await? {
@@ -449,13 +477,16 @@ pub async fn disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Set the phone number for SMS codes.
+/// Set the phone number for SMS codes: a step-up (the password, and a second factor when 2FA is on), and
+/// the account's email and the old number are told.
 #[utoipa::path(put, path = "/api/auth/phone", tag = "2fa", security(("bearer" = [])),
     request_body = PhoneRequest,
     responses(
         (status = 204, description = "Saved"),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 401, description = "Not authenticated, wrong password, or a second factor missing or wrong", body = ErrorBody),
+        (status = 403, description = "The address is not verified yet (`email_not_verified`)", body = ErrorBody),
         (status = 422, description = "Not an E.164 number (`invalid_phone`)", body = ErrorBody),
+        (status = 429, description = "Rate limited or locked, as at sign-in", body = ErrorBody),
     ))]
 pub async fn set_phone(
     State(state): State<AppState>,
@@ -470,18 +501,46 @@ pub async fn set_phone(
             message: "phone must be E.164: + and 8 to 15 digits".into(),
         });
     }
+    let row = state.db.user_by_id(user.user_id).await?.ok_or(Error::Unauthorized)?;
+    require_verified(&row)?;
+    crate::http::recheck::recheck_password(&state, &meta, &row, "phone", &req.password).await?;
+    require_second_factor(&state, &meta, &row, req.code.as_deref(), "phone").await?;
+    state.cache.login_succeeded(&account_key(&row.email)).await?;
+    let old = state.db.phone(user.user_id).await?;
     state.db.set_phone(user.user_id, phone, state.now()).await?;
+    let what = match phone {
+        Some(_) => "The phone number for sign-in codes was changed.",
+        None => "The phone number for sign-in codes was removed.",
+    };
+    state.send_email(
+        "security_notification",
+        notify::security(&row.email, SecurityEvent::TwoFactorChanged, what),
+    );
+    // The old number is told too: whoever took the account over may also hold the mailbox.
+    if let Some(old) = old.filter(|old| Some(old.as_str()) != phone) {
+        let sms = state.sms.clone();
+        let body = format!("{what} If this was not you, secure your account now.");
+        tokio::spawn(async move {
+            if let Err(e) = sms.send(&old, &body).await {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    "cannot text the old number"
+                );
+            }
+        });
+    }
     let mut event = audit(&meta, "phone", if phone.is_some() { "set" } else { "removed" });
     event.user_id = Some(user.user_id);
     state.audit(event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Send a 6-digit code for a login challenge by email or SMS (valid for that challenge only).
+/// Send a 6-digit code for a login challenge by SMS to the enrolled phone (valid for that challenge only).
 #[utoipa::path(post, path = "/api/auth/2fa/send", tag = "2fa", request_body = SendCodeRequest,
     responses(
         (status = 202, description = "Sent"),
         (status = 400, description = "Unknown or expired challenge, or no phone for `sms`", body = ErrorBody),
+        (status = 429, description = "Sent too recently, or too many this hour for the account or the address", body = ErrorBody),
     ))]
 pub async fn send_code(
     State(state): State<AppState>,
@@ -493,25 +552,34 @@ pub async fn send_code(
         .challenge_user(req.challenge_id)
         .await?
         .ok_or(Error::InvalidToken)?;
-    let user = state.db.user_by_id(user_id).await?.ok_or(Error::InvalidToken)?;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let minutes = CHALLENGE_TTL.as_secs() / 60;
-    let channel = match req.channel.as_str() {
-        "email" => "email",
-        "sms" => "sms",
-        _ => return Err(Error::BadRequest("channel must be `email` or `sms`".into())),
-    };
-    let phone = if channel == "sms" {
-        Some(
-            state
-                .db
-                .phone(user_id)
-                .await?
-                .ok_or(Error::BadRequest("no phone number on the account".into()))?,
-        )
-    } else {
-        None
-    };
+    let user_key = user_id.to_string();
+    for (scope, id, limit, window) in [
+        ("sms_cooldown", user_key.as_str(), 1, SMS_COOLDOWN_SECS),
+        ("sms_account", user_key.as_str(), SMS_PER_ACCOUNT_PER_HOUR, 3600),
+        ("sms_ip", meta.ip_key(), SMS_PER_IP_PER_HOUR, 3600),
+    ] {
+        if let Some(retry_after) = state.cache.rate_limit(scope, id, limit, window).await? {
+            state.metrics.rate_limited.with_label_values(&[scope]).inc();
+            let mut event = audit(&meta, "two_factor_code", "rate_limited");
+            event.user_id = Some(user_id);
+            event.metadata = json!({ "scope": scope });
+            state.audit(event).await;
+            return Err(Error::RateLimited { retry_after });
+        }
+    }
+    if req.channel != "sms" {
+        return Err(Error::BadRequest(
+            "`channel` must be `sms`, to the enrolled phone: an emailed code is not a second factor (use the authenticator app or a recovery code)".into(),
+        ));
+    }
+    let channel = "sms";
+    let phone = state
+        .db
+        .phone(user_id)
+        .await?
+        .ok_or(Error::BadRequest("no phone number on the account".into()))?;
     if !state
         .cache
         .set_challenge_code(req.challenge_id, &code_hash(req.challenge_id, &code))
@@ -519,18 +587,13 @@ pub async fn send_code(
     {
         return Err(Error::InvalidToken);
     }
-    match phone {
-        None => state.send_email("otp_code", notify::otp_code(&user.email, &code, minutes)),
-        Some(phone) => {
-            let sms = state.sms.clone();
-            let body = format!("Your sign-in code is {code}. It expires in {minutes} minutes. Never share it.");
-            tokio::spawn(async move {
-                if let Err(e) = sms.send(&phone, &body).await {
-                    tracing::warn!(error = format!("{:#}", anyhow::Error::new(e)), "cannot send SMS code");
-                }
-            });
+    let sms = state.sms.clone();
+    let body = format!("Your sign-in code is {code}. It expires in {minutes} minutes. Never share it.");
+    tokio::spawn(async move {
+        if let Err(e) = sms.send(&phone, &body).await {
+            tracing::warn!(error = format!("{:#}", anyhow::Error::new(e)), "cannot send SMS code");
         }
-    }
+    });
     let mut event = audit(&meta, "two_factor_code", "sent");
     event.user_id = Some(user_id);
     event.metadata = json!({ "channel": channel });

@@ -49,13 +49,14 @@ impl Db {
         tx.commit().await
     }
 
-    /// Consumes a verification token and marks the address verified; the user, or `None` when the token
+    /// Consumes a verification token and marks the address verified, clearing the second factors enrolled
+    /// before (see [`clear_second_factors`]): the user and whether there were any, or `None` when the token
     /// is unknown, used, expired or its account deleted.
     pub async fn consume_email_verification(
         &self,
         token_hash: &[u8; 32],
         now: DateTime<Utc>,
-    ) -> Result<Option<Uuid>, sqlx::Error> {
+    ) -> Result<Option<(Uuid, bool)>, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         let user: Option<Uuid> = sqlx::query_scalar(
             "UPDATE email_verification_tokens SET used_at = $2
@@ -79,8 +80,28 @@ impl Db {
         if updated == 0 {
             return Ok(None);
         }
+        let cleared = clear_second_factors(&mut tx, user, now).await?;
         tx.commit().await?;
-        Ok(Some(user))
+        Ok(Some((user, cleared)))
+    }
+
+    /// Marks `user_id`'s address verified after a reset proved control of the mailbox, and clears the
+    /// second factors enrolled while it was unverified; true when there were any.
+    pub async fn verify_by_reset(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let unverified = sqlx::query(
+            "UPDATE users SET email_verified = TRUE, updated_at = $2
+             WHERE id = $1 AND NOT email_verified AND deleted_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let cleared = unverified && clear_second_factors(&mut tx, user_id, now).await?;
+        tx.commit().await?;
+        Ok(cleared)
     }
 
     /// Stores a password-reset token (its hash); earlier unused ones of the user stop working.
@@ -412,4 +433,29 @@ impl Db {
                 .flatten(),
         )
     }
+}
+
+/// Deletes every second factor of `user_id` (TOTP, recovery codes, the SMS phone): factors enrolled while
+/// the address was unverified may be a pre-registrant's, not the owner's. True when there were any.
+async fn clear_second_factors(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let totp = sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    let phone = sqlx::query("UPDATE users SET phone = NULL, updated_at = $2 WHERE id = $1 AND phone IS NOT NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(totp + phone > 0)
 }

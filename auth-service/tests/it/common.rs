@@ -391,6 +391,15 @@ impl TestApp {
         res.body
     }
 
+    /// Registers, logs in and verifies the address with the emailed link; returns the login body.
+    pub async fn verified_signed_in(&self, email: &str) -> Value {
+        let login = self.signed_in(email).await;
+        let token = link_token(&wait_mail(email, "Verify your email address").await.body);
+        let res = self.post("/api/auth/verify-email", json!({ "token": token })).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{:?}", res.body);
+        login
+    }
+
     /// Audit records of an event as (result, user_id is set).
     pub async fn audit(&self, event: &str) -> Vec<(String, Option<uuid::Uuid>, Value)> {
         sqlx::query_as("SELECT result, user_id, metadata FROM audit_logs WHERE event = $1 ORDER BY occurred_at, id")

@@ -83,7 +83,7 @@ async fn duplicate_registration_answers_the_same_and_warns_the_owner(pool: PgPoo
 #[sqlx::test]
 async fn required_verification_refuses_login_until_verified(pool: PgPool) {
     let app = TestApp::with(pool, |c| {
-        c.email_verification = auth_service::config::EmailVerification::Required;
+        c.email_verification = Some(auth_service::config::EmailVerification::Required);
     })
     .await;
     let email = unique_email("required");

@@ -258,6 +258,45 @@ pub async fn register_account(http: &reqwest::Client, base: &str, prefix: &str) 
     body
 }
 
+/// Verifies the address of the account `body` registered, with the link the service emailed to the
+/// sandbox's SMTP sink (`SMTP_SINK_DIR`, a Maildir): only a verified address may enrol a second factor.
+pub async fn verify_address(http: &reqwest::Client, base: &str, body: &serde_json::Value) {
+    let address = body["email"].as_str().expect("registered with an email");
+    let maildir = PathBuf::from(sandbox_var("SMTP_SINK_DIR"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let token = loop {
+        let token = ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(maildir.join(sub)).into_iter().flatten().flatten())
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            // Quoted-printable: soft line breaks and `=3D` for `=`.
+            .map(|raw| raw.replace("=\r\n", "").replace("=\n", "").replace("=3D", "="))
+            .filter(|mail| mail.contains(address))
+            .find_map(|mail| {
+                let link = mail.split("verify-email?token=").nth(1)?;
+                Some(
+                    link.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                        .collect::<String>(),
+                )
+            });
+        match token {
+            Some(token) => break token,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            None => panic!("no verification email to {address} in {}", maildir.display()),
+        }
+    };
+    let verified = http
+        .post(format!("{base}/api/auth/verify-email"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 204, "{}", verified.text().await.unwrap());
+}
+
 /// `POST /api/auth/login` with `body` at the service at `base`: the answer's JSON.
 pub async fn login_json(http: &reqwest::Client, base: &str, body: &serde_json::Value) -> serde_json::Value {
     http.post(format!("{base}/api/auth/login"))

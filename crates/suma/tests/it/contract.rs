@@ -274,6 +274,7 @@ async fn a_totp_key_rotation_keeps_every_enrolled_second_factor_working() {
     let base = sandbox_var("AUTH_URL");
     let http = reqwest::Client::new();
     let body = common::register_account(&http, &base, "totp").await;
+    common::verify_address(&http, &base, &body).await;
     let login = common::login_json(&http, &base, &body).await;
     let access = login["access_token"].as_str().expect("signed in").to_owned();
     let setup: serde_json::Value = http
