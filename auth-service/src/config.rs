@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
     name = "auth-service",
     version,
     about = "Authentication service: accounts, login, tokens, sessions",
-    after_help = "Without a subcommand, `serve` runs.\n\nExit codes: 0 ok; 2 usage, configuration or runtime error."
+    after_help = "Without a subcommand, `serve` runs.\n\nExit codes: 0 ok; 1 a failed check (`healthcheck`: not healthy, `audit-verify`: the chain is broken); 2 usage, configuration or runtime error."
 )]
 pub struct Cli {
     /// What to run; `serve` when omitted.
@@ -36,11 +36,13 @@ impl Cli {
 /// Inserts `serve` after the program name unless the first argument already names a subcommand or asks
 /// for help or the version.
 pub fn with_default_subcommand(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory as _;
     let first = args.get(1).and_then(|a| a.to_str());
-    let explicit = matches!(
-        first,
-        Some("serve" | "migrate" | "keygen" | "purge" | "healthcheck" | "help" | "-h" | "--help" | "-V" | "--version")
-    );
+    // The subcommands as clap knows them, so a new one needs no edit here.
+    let explicit = first.is_some_and(|first| {
+        matches!(first, "help" | "-h" | "--help" | "-V" | "--version")
+            || Cli::command().get_subcommands().any(|c| c.get_name() == first)
+    });
     if !explicit {
         args.insert(1.min(args.len()), "serve".into());
     }
@@ -59,6 +61,8 @@ pub enum Command {
     /// Hard-delete the accounts erased (`POST /api/gdpr/delete`) more than the retention period ago, and
     /// scrub their audit rows of personal data; for a scheduled job.
     Purge(PurgeArgs),
+    /// Verify the audit log's hash chain and print what was found (JSON); exit 1 when it is broken.
+    AuditVerify(AuditVerifyArgs),
     /// Ask the service running in this container whether it is alive (`GET /health` on loopback); exit 0
     /// when it answers 200, 1 otherwise. The container health check: it needs no shell, curl or wget.
     Healthcheck(HealthcheckArgs),
@@ -95,6 +99,13 @@ pub struct PurgeArgs {
         default_value_t = 30
     )]
     pub retention_days: u32,
+}
+
+/// Arguments of `audit-verify`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub database: crate::database::DatabaseTarget,
 }
 
 /// Arguments of `migrate`.

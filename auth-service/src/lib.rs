@@ -42,6 +42,67 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen(args),
         Command::Purge(args) => purge(args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
+        Command::AuditVerify(args) => audit_verify(args).await,
+    }
+}
+
+/// `auth-service audit-verify`: the chain's verification as JSON on stdout; an error (exit 1) when broken.
+async fn audit_verify(args: crate::config::AuditVerifyArgs) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(args.database.connect_options()?)
+        .await
+        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")?;
+    let report = Db::new(pool)
+        .verify_audit()
+        .await
+        .context("cannot read the audit log")?;
+    println!("{}", serde_json::to_string(&report)?);
+    match &report.first_break {
+        None => Ok(()),
+        Some(at) => anyhow::bail!(
+            "the audit chain is broken at position {} (record `{}`): {}\nhint: restore `audit_logs` from a backup taken before that record, and investigate who wrote to the database",
+            at.chain_index,
+            at.record_id,
+            at.reason
+        ),
+    }
+}
+
+/// Links newly appended audit records into the hash chain every second until cancelled, then once more.
+pub fn spawn_audit_sealer(state: AppState, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let stopping = tokio::select! {
+                _ = cancel.cancelled() => true,
+                _ = ticker.tick() => false,
+            };
+            seal_audit(&state).await;
+            if stopping {
+                return;
+            }
+        }
+    })
+}
+
+/// Seals every unsealed audit record, a batch at a time.
+pub async fn seal_audit(state: &AppState) {
+    const BATCH: i64 = 1_000;
+    loop {
+        match state.db.seal_audit(BATCH).await {
+            Ok(sealed) => {
+                state.metrics.audit_sealed.inc_by(sealed);
+                if sealed < BATCH as u64 {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot seal the audit log; the next tick tries again");
+                return;
+            }
+        }
     }
 }
 
@@ -234,6 +295,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let reloader = spawn_key_reloader(state.clone(), reload_every, cancel.clone());
+    let sealer = spawn_audit_sealer(state.clone(), cancel.clone());
     let app = http::router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -256,6 +318,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let _ = reloader.await;
+    let _ = sealer.await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

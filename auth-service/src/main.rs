@@ -27,8 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // A failed container health check exits 1 ("unhealthy" to Docker and ECS); other failures 2.
-    let failure = if matches!(cli.command, auth_service::config::Command::Healthcheck(_)) {
+    // A failed check exits 1 (a container health check: "unhealthy" to Docker and ECS; a broken audit
+    // chain); other failures 2.
+    let failure = if matches!(
+        cli.command,
+        auth_service::config::Command::Healthcheck(_) | auth_service::config::Command::AuditVerify(_)
+    ) {
         1
     } else {
         2

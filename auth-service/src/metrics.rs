@@ -28,6 +28,11 @@ pub struct Metrics {
     pub token_reuse: IntCounter,
     /// `auth_account_lockouts_total`.
     pub lockouts: IntCounter,
+    /// `auth_audit_write_failures_total`: audit records that could not be written (alerted on: a gap in
+    /// the audit trail).
+    pub audit_write_failures: IntCounter,
+    /// `auth_audit_sealed_total`: audit records linked into the hash chain.
+    pub audit_sealed: IntCounter,
     /// `auth_session_created_total`.
     pub sessions_created: IntCounter,
     /// `auth_rate_limited_total{scope}`.
@@ -94,6 +99,11 @@ impl Metrics {
                 "Rotated refresh tokens presented again",
             ),
             lockouts: counter("auth_account_lockouts_total", "Accounts locked after failed logins"),
+            audit_write_failures: counter(
+                "auth_audit_write_failures_total",
+                "Audit records that could not be written",
+            ),
+            audit_sealed: counter("auth_audit_sealed_total", "Audit records linked into the hash chain"),
             sessions_created: counter("auth_session_created_total", "Sessions created"),
             rate_limited: counter_vec(
                 "auth_rate_limited_total",

@@ -164,6 +164,7 @@ impl AppState {
     /// already happened.
     pub async fn audit(&self, event: AuditEvent) {
         if let Err(error) = self.db.audit(&event, self.now()).await {
+            self.metrics.audit_write_failures.inc();
             tracing::error!(error = %error, event = event.event, "cannot write audit record");
         }
     }

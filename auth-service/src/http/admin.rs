@@ -53,6 +53,7 @@ pub const MAX_LOCK_MINUTES: u32 = 525_600;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/admin/audit", get(audit))
+        .route("/api/admin/audit/verify", get(audit_verify))
         .route("/api/admin/users/{user_id}/lock", post(lock))
         .route("/api/admin/users/{user_id}/unlock", post(unlock))
         .route("/api/admin/refresh-tokens/revoke", post(revoke_refresh_tokens))
@@ -110,6 +111,7 @@ impl FromRequestParts<AppState> for AdminCaller {
                     ip: meta.ip,
                     user_agent: meta.user_agent,
                     request_id: meta.request_id,
+                    client_request_id: meta.client_request_id,
                     metadata: json!({ "action": action, "actor": actor, "reason": reason }),
                 })
                 .await;
@@ -196,6 +198,7 @@ async fn finish<T: Serialize>(
             ip: meta.ip,
             user_agent: meta.user_agent,
             request_id: meta.request_id,
+            client_request_id: meta.client_request_id,
             metadata,
         })
         .await;
@@ -328,6 +331,33 @@ fn parse_audit_params(p: &AuditParams) -> Result<(UserFilter, AuditFilter)> {
 }
 
 /// Query the audit log (admin role).
+/// Verify the audit log's hash chain (everything written so far is sealed first): each record's link to
+/// the one before and the content of every record not redacted by an erasure.
+#[utoipa::path(get, path = "/api/admin/audit/verify", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What the verification found; with `intact` false, `first_break` names the first broken link", body = crate::store::audit::AuditVerification),
+        (status = 401, description = "Missing or invalid token, or a lifetime over 15 minutes", body = ErrorBody),
+        (status = 403, description = "The token has no `admin` role (`forbidden`)", body = ErrorBody),
+    ))]
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    caller: AdminCaller,
+) -> Result<Json<crate::store::audit::AuditVerification>> {
+    let outcome = async {
+        crate::seal_audit(&state).await;
+        let report = state.db.verify_audit().await?;
+        Ok(Done {
+            count: report.sealed,
+            user_id: None,
+            details: json!({ "intact": report.intact, "first_break": report.first_break }),
+            body: report,
+        })
+    }
+    .await;
+    finish(&state, meta, &caller, "audit_verify", "all".into(), outcome).await
+}
+
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),
     params(
         ("user" = Option<String>, Query, description = "A user id (UUID) or an email address (every account that has had it)"),

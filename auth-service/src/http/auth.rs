@@ -161,6 +161,7 @@ pub(crate) fn audit(meta: &ClientMeta, event: &'static str, result: &'static str
         ip: meta.ip.clone(),
         user_agent: meta.user_agent.clone(),
         request_id: meta.request_id.clone(),
+        client_request_id: meta.client_request_id.clone(),
         metadata: json!({}),
         user_id: None,
     }

@@ -29,8 +29,10 @@ pub struct ClientMeta {
     pub ip: Option<String>,
     /// `User-Agent`, truncated.
     pub user_agent: Option<String>,
-    /// The request id.
+    /// The request id (the service's own).
     pub request_id: Option<String>,
+    /// The `X-Request-Id` the client sent, if any.
+    pub client_request_id: Option<String>,
 }
 
 impl ClientMeta {
@@ -82,6 +84,8 @@ impl FromRequestParts<AppState> for ClientMeta {
             ip: client_ip(parts, state.config.trusted_proxy_hops),
             user_agent: header_str(parts, header::USER_AGENT.as_str()),
             request_id: header_str(parts, "x-request-id"),
+            client_request_id: header_str(parts, crate::http::CLIENT_REQUEST_ID)
+                .map(|id| id.chars().take(128).collect()),
         })
     }
 }
@@ -156,6 +160,7 @@ pub(crate) async fn check_session(
                     ip: meta.ip,
                     user_agent: meta.user_agent,
                     request_id: meta.request_id,
+                    client_request_id: meta.client_request_id,
                     metadata: serde_json::json!({ "session_id": session_id }),
                 })
                 .await;

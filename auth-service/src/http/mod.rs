@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::map_request(set_aside_client_request_id))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -103,6 +104,19 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// The header a client's own `X-Request-Id` moves to: every request gets an id of the service's making,
+/// so a client cannot choose the id its records are filed under; its own stays in the audit record apart.
+pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
+async fn set_aside_client_request_id(mut req: Request<Body>) -> Request<Body> {
+    let headers = req.headers_mut();
+    headers.remove(CLIENT_REQUEST_ID);
+    if let Some(theirs) = headers.remove("x-request-id") {
+        headers.insert(CLIENT_REQUEST_ID, theirs);
+    }
+    req
 }
 
 async fn not_found() -> impl IntoResponse {

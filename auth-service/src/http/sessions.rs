@@ -93,6 +93,7 @@ pub async fn revoke(
             ip: meta.ip,
             user_agent: meta.user_agent,
             request_id: meta.request_id,
+            client_request_id: meta.client_request_id,
             metadata: json!({ "session_id": id, "current": id == user.session_id }),
         })
         .await;

@@ -145,13 +145,15 @@ impl Db {
             return Ok(0);
         }
         sqlx::query(
-            "UPDATE audit_logs SET ip = NULL, user_agent = NULL,
+            "UPDATE audit_logs SET ip = NULL, user_agent = NULL, client_request_id = NULL,
                metadata = metadata - 'account' - 'email_domain' - 'device_id' - 'family_id' - 'session_id'
-                 - 'target' - 'reason'
+                 - 'target' - 'reason',
+               redacted_at = COALESCE(redacted_at, $3)
              WHERE user_id = ANY($1) OR metadata->>'account' = ANY($2)",
         )
         .bind(&ids)
         .bind(&keys)
+        .bind(Utc::now())
         .execute(&mut *tx)
         .await?;
         // audit_logs.user_id is ON DELETE SET NULL; every other table cascades.

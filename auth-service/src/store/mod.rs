@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod gdpr;
 pub mod postgres;
 pub mod redis;

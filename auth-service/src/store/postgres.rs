@@ -58,8 +58,10 @@ pub struct AuditEvent {
     pub ip: Option<String>,
     /// Client user agent.
     pub user_agent: Option<String>,
-    /// Request id.
+    /// The service's request id.
     pub request_id: Option<String>,
+    /// The client's own `X-Request-Id`, kept apart.
+    pub client_request_id: Option<String>,
     /// Event details; never a password, token or secret.
     pub metadata: serde_json::Value,
 }
@@ -347,30 +349,6 @@ impl Db {
     pub async fn revoke_family(&self, family_id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         revoke_family_in(&mut conn, family_id, reason, now).await
-    }
-
-    /// Writes an audit record.
-    pub async fn audit(&self, e: &AuditEvent, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO audit_logs (id, occurred_at, user_id, event, result, ip, user_agent, request_id, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(now)
-        .bind(e.user_id)
-        .bind(e.event)
-        .bind(e.result)
-        .bind(&e.ip)
-        .bind(&e.user_agent)
-        .bind(&e.request_id)
-        .bind(if e.metadata.is_null() {
-            serde_json::json!({})
-        } else {
-            e.metadata.clone()
-        })
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }
 

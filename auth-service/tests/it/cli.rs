@@ -84,7 +84,7 @@ fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
 }
 
 /// `DATABASE_URL` pointed at the test's own database.
-fn url_of(pool: &PgPool) -> String {
+pub(crate) fn url_of(pool: &PgPool) -> String {
     let db = pool.connect_options().get_database().unwrap().to_owned();
     let base = database_url();
     let (without_query, query) = base

@@ -52,18 +52,6 @@ async fn health_version_and_security_headers(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn request_id_from_the_client_is_propagated(pool: PgPool) {
-    let app = TestApp::new(pool).await;
-    let req = axum::http::Request::get("/health")
-        .header("x-request-id", "abc-123")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    use tower::ServiceExt as _;
-    let res = app.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.headers()["x-request-id"], "abc-123");
-}
-
-#[sqlx::test]
 async fn jwks_publishes_signing_and_verify_keys_with_short_caching(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let res = app.get("/.well-known/jwks.json", None).await;

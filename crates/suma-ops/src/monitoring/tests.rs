@@ -249,7 +249,7 @@ fn the_repository_templates_load_for_every_example_environment() {
             &crate::metrics::datadog::canonical_monitor,
         )
         .unwrap();
-        assert_eq!(monitors.len(), 8, "{name}");
+        assert_eq!(monitors.len(), 9, "{name}");
         for m in &monitors {
             let tags: Vec<&str> = m.body["tags"]
                 .as_array()

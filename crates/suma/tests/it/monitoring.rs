@@ -162,8 +162,8 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
 
     let diff = ok_json(&env.suma("monitors", "diff", &repo, &[]), 0);
     let planned = actions(&diff);
-    assert_eq!(planned.len(), 8, "{planned:?}");
-    assert_eq!(planned.iter().filter(|(a, _)| a == "create").count(), 7, "{planned:?}");
+    assert_eq!(planned.len(), 9, "{planned:?}");
+    assert_eq!(planned.iter().filter(|(a, _)| a == "create").count(), 8, "{planned:?}");
     assert!(
         planned.contains(&("conflict".to_owned(), redis_name.clone())),
         "{planned:?}"
@@ -181,11 +181,11 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
 
-    // First apply: seven monitors created; the stranger is left as it was, so the run answers "no" (1).
+    // First apply: eight monitors created; the stranger is left as it was, so the run answers "no" (1).
     let applied = ok_json(&env.suma("monitors", "apply", &repo, &["--yes"]), 1);
     assert!(applied["operation"].is_string(), "journaled: {applied}");
     let created = writes_since(before, &env.name);
-    assert_eq!(created.len(), 7, "{created:#?}");
+    assert_eq!(created.len(), 8, "{created:#?}");
     assert!(created
         .iter()
         .all(|w| w["method"] == "POST" && w["path"] == "/api/v1/monitor"));
@@ -203,7 +203,7 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
     // Second apply: nothing differs, nothing is sent.
     let mark = writes().len();
     let again = ok_json(&env.suma("monitors", "apply", &repo, &["--yes"]), 1);
-    assert_eq!(again["summary"]["unchanged"], 7, "{again}");
+    assert_eq!(again["summary"]["unchanged"], 8, "{again}");
     assert_eq!(writes_since(mark, &env.name), Vec::<Value>::new());
     let clean = env.suma("monitors", "diff", &repo, &["--exit-code"]);
     assert_eq!(clean.code, 1, "the conflict still differs");
