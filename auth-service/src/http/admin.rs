@@ -406,12 +406,19 @@ pub async fn audit(
         } else {
             None
         };
+        // A query by address names the person in the trail with no user id to find it by: the account
+        // key lets an erasure's purge find and redact it like the account's own records.
+        let account = match &user {
+            UserFilter::Email(email) => Some(crate::http::auth::account_key(email)),
+            _ => None,
+        };
         Ok(Done {
             count: events.len() as u64,
             // Not attributed to the account looked at (the target says which): a query must not change
             // the trail it reads, or paging through one account's events would never reach the end.
             user_id: None,
             details: json!({
+                "account": account,
                 "filter": {
                     "type": filter.event_type,
                     "since": filter.since,
