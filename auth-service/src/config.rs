@@ -304,6 +304,14 @@ pub struct Config {
         default_value_t = 10
     )]
     pub rate_limit_register_per_ip: u32,
+    /// Registrations per address per window (0 disables): each sends the address an email.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REGISTER_PER_ACCOUNT",
+        value_name = "RATE_LIMIT_REGISTER_PER_ACCOUNT",
+        default_value_t = 3
+    )]
+    pub rate_limit_register_per_account: u32,
     /// Refreshes per client IP per window (0 disables).
     #[arg(
         long,

@@ -99,6 +99,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
             .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
             .env("RATE_LIMIT_REFRESH_PER_IP", "0")
             .env("RATE_LIMIT_REGISTER_PER_IP", "0")
+            .env("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0")
             .env("SHUTDOWN_TIMEOUT", "5")
             .env("RUST_LOG", "warn"),
         &log,

@@ -200,17 +200,50 @@ pub async fn register(
             message: "email address is not valid".into(),
         });
     }
+    // Per address too: each registration emails the address (the same answer whether or not it is taken).
+    let account = account_key(&email);
+    if let Some(retry_after) = state
+        .cache
+        .rate_limit(
+            "register_account",
+            &account,
+            cfg.rate_limit_register_per_account,
+            cfg.rate_limit_window,
+        )
+        .await?
+    {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["register_account"])
+            .inc();
+        return Err(Error::RateLimited { retry_after });
+    }
     check_policy(&req.password, &email).map_err(policy_error)?;
     check_breached(&state, &req.password).await?;
     // Hashed before the existence check, so a taken address costs the same time as a free one.
     let hash = state.hasher.hash(&req.password).await?;
     let id = Uuid::now_v7();
-    let created = state.db.create_user(id, &email, &hash, state.now()).await?;
+    // The same work whether or not the address is taken: a token made, one statement, one email queued.
+    let (token, token_hash) = crate::tokens::new_refresh_token();
+    let now = state.now();
+    let ttl = cfg.email_verification_ttl;
+    let new = crate::store::postgres::NewUser {
+        id,
+        email: &email,
+        password_hash: &hash,
+        verification_token_hash: token_hash,
+        verification_expires_at: now + chrono::Duration::seconds(ttl as i64),
+    };
+    let created = state.db.create_user(&new, now).await?;
     state.metrics.registrations.inc();
     // Either way a message goes to the address, so the owner learns of the attempt and the two cases
     // look alike from outside.
     if created {
-        crate::http::account::send_verification(&state, id, &email).await?;
+        state.send_email(
+            "verify_email",
+            crate::notify::verify_email(&email, &cfg.public_base_url, &token, ttl.div_ceil(3600)),
+        );
     } else {
         state.send_email("already_registered", crate::notify::already_registered(&email));
     }

@@ -66,6 +66,17 @@ pub struct AuditEvent {
     pub metadata: serde_json::Value,
 }
 
+/// An account to create.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    /// The SHA-256 of the emailed verification token.
+    pub verification_token_hash: [u8; 32],
+    pub verification_expires_at: DateTime<Utc>,
+}
+
 /// A refresh token to store.
 #[derive(Debug, Clone)]
 pub struct NewRefreshToken {
@@ -163,41 +174,36 @@ impl Db {
         (ping, applied)
     }
 
-    /// Creates a user unless a live account has the email; returns whether it was created.
-    pub async fn create_user(
-        &self,
-        id: Uuid,
-        email: &str,
-        password_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at, updated_at, password_changed_at)
-             VALUES ($1, $2, $3, $4, $4, $4)
-             ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING",
+    /// Creates an account with its first password-history entry and its email-verification token, in one
+    /// statement: a taken address runs the same statement (which then inserts nothing), so both cases take
+    /// one round trip and one commit and cannot be told apart by timing. True when it was created.
+    pub async fn create_user(&self, new: &NewUser<'_>, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+        let created: i64 = sqlx::query_scalar(
+            "WITH created AS (
+                 INSERT INTO users (id, email, password_hash, created_at, updated_at, password_changed_at)
+                 VALUES ($1, $2, $3, $4, $4, $4)
+                 ON CONFLICT (email) WHERE deleted_at IS NULL DO NOTHING
+                 RETURNING id
+             ), history AS (
+                 INSERT INTO password_history (id, user_id, password_hash, created_at)
+                 SELECT $5, id, $3, $4 FROM created
+             ), verification AS (
+                 INSERT INTO email_verification_tokens (id, user_id, token_hash, created_at, expires_at)
+                 SELECT $6, id, $7, $4, $8 FROM created
+             )
+             SELECT count(*) FROM created",
         )
-        .bind(id)
-        .bind(email)
-        .bind(password_hash)
+        .bind(new.id)
+        .bind(new.email)
+        .bind(new.password_hash)
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if created {
-            sqlx::query(
-                "INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .bind(password_hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(created)
+        .bind(Uuid::now_v7())
+        .bind(Uuid::now_v7())
+        .bind(&new.verification_token_hash[..])
+        .bind(new.verification_expires_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(created == 1)
     }
 
     /// The live user with this (normalised) email.

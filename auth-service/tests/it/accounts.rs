@@ -92,6 +92,31 @@ async fn registering_a_taken_email_does_not_reveal_it(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn registrations_of_one_address_are_limited_whether_or_not_it_is_taken(pool: PgPool) {
+    let app = TestApp::with(pool, |c| c.rate_limit_register_per_account = 2).await;
+    let email = crate::common::unique_email("flood");
+    // The first creates the account, the second is a duplicate: both answer alike and email the address.
+    for _ in 0..2 {
+        assert_eq!(app.register(&email, PASSWORD).await.status, StatusCode::ACCEPTED);
+    }
+    let third = app.register(&email.to_uppercase(), PASSWORD).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", third.body);
+    assert_eq!(third.body["error"], "rate_limited");
+    // Another address is not held back.
+    let other = crate::common::unique_email("flood");
+    assert_eq!(app.register(&other, PASSWORD).await.status, StatusCode::ACCEPTED);
+    // The new account got its verification link from the same statement that created it.
+    let tokens: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM email_verification_tokens t JOIN users u ON u.id = t.user_id WHERE u.email = $1",
+    )
+    .bind(&email)
+    .fetch_one(app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(tokens, 1);
+}
+
+#[sqlx::test]
 async fn unknown_email_and_wrong_password_look_the_same(pool: PgPool) {
     let app = TestApp::with(pool, |c| c.max_login_attempts = 100).await;
     app.register("dave@example.com", PASSWORD).await;

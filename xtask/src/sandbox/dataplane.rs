@@ -79,6 +79,7 @@ impl Sandbox {
                 ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0"),
                 ("RATE_LIMIT_REFRESH_PER_IP", "0"),
                 ("RATE_LIMIT_REGISTER_PER_IP", "0"),
+                ("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0"),
                 ("EMAIL_VERIFICATION", "optional"),
                 ("SHUTDOWN_TIMEOUT", "5"),
                 ("RUST_LOG", "info,sqlx=warn,tower_http=warn"),
