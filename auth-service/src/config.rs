@@ -446,10 +446,20 @@ pub struct Config {
     )]
     pub rate_limit_emails_per_address: u32,
     /// Base URL of a breached-password range API (HIBP protocol, e.g. `https://api.pwnedpasswords.com`);
-    /// unset disables the check.
+    /// unset disables the check. Required in production.
     #[arg(long, env = "BREACHED_PASSWORD_API_URL", value_name = "BREACHED_PASSWORD_API_URL")]
     pub breached_password_api_url: Option<String>,
-    /// Milliseconds the breached-password check may take before the password is accepted anyway.
+    /// What a new password gets when the breached-password API does not answer in time: `refuse` (503
+    /// `breach_check_unavailable`, try again; the default) or `accept` (a degraded mode: the password is
+    /// accepted unchecked, logged and counted in `auth_breach_check_unavailable_total`).
+    #[arg(
+        long,
+        env = "BREACHED_PASSWORD_UNAVAILABLE",
+        value_name = "BREACHED_PASSWORD_UNAVAILABLE",
+        default_value = "refuse"
+    )]
+    pub breached_password_unavailable: BreachUnavailable,
+    /// Milliseconds the breached-password check may take before it counts as unavailable.
     #[arg(
         long,
         env = "BREACHED_PASSWORD_TIMEOUT_MS",
@@ -501,6 +511,15 @@ pub struct Config {
     /// Milliseconds added to every API request when fault injection is enabled.
     #[arg(long, env = "FAULT_LATENCY_MS", value_name = "FAULT_LATENCY_MS", default_value_t = 0)]
     pub fault_latency_ms: u64,
+}
+
+/// What a new password gets when the breached-password check cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BreachUnavailable {
+    /// Refused for now (fail closed): 503, try again.
+    Refuse,
+    /// Accepted unchecked (a documented degraded mode), logged and counted.
+    Accept,
 }
 
 /// Whether unverified accounts may log in.
@@ -668,6 +687,12 @@ impl Config {
             return Err(bad(
                 "TOTP_ENCRYPTION_KEY",
                 "is required in production (a managed secret shared by every instance; `openssl rand -base64 32`)",
+            ));
+        }
+        if self.breached_password_api_url.is_none() && self.is_production() {
+            return Err(bad(
+                "BREACHED_PASSWORD_API_URL",
+                "is required in production (new passwords are checked against breach corpora; e.g. `https://api.pwnedpasswords.com`)",
             ));
         }
         if self.enable_fault_injection && self.is_production() {
@@ -863,6 +888,8 @@ mod tests {
             &keys,
             "--totp-encryption-key",
             &totp,
+            "--breached-password-api-url",
+            "https://api.pwnedpasswords.com",
         ]);
         let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "APP_ENV");
@@ -907,7 +934,16 @@ mod tests {
         let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "TOTP_ENCRYPTION_KEY", "{err}");
         args.extend(["--totp-encryption-key", &totp]);
-        Config::try_parse_from(args).unwrap().validate().unwrap();
+        let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
+        assert_eq!(err.variable, "BREACHED_PASSWORD_API_URL", "{err}");
+        args.extend(["--breached-password-api-url", "https://api.pwnedpasswords.com"]);
+        let cfg = Config::try_parse_from(args).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.breached_password_unavailable,
+            BreachUnavailable::Refuse,
+            "fail closed by default"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub audit_write_failures: IntCounter,
     /// `auth_audit_sealed_total`: audit records linked into the hash chain.
     pub audit_sealed: IntCounter,
+    /// `auth_breach_check_unavailable_total`: new passwords the breached-password API did not answer for.
+    pub breach_check_unavailable: IntCounter,
     /// `auth_session_created_total`.
     pub sessions_created: IntCounter,
     /// `auth_rate_limited_total{scope}`.
@@ -104,6 +106,10 @@ impl Metrics {
                 "Audit records that could not be written",
             ),
             audit_sealed: counter("auth_audit_sealed_total", "Audit records linked into the hash chain"),
+            breach_check_unavailable: counter(
+                "auth_breach_check_unavailable_total",
+                "New passwords the breached-password API did not answer for",
+            ),
             sessions_created: counter("auth_session_created_total", "Sessions created"),
             rate_limited: counter_vec(
                 "auth_rate_limited_total",

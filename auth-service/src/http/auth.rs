@@ -727,15 +727,30 @@ pub async fn change_password(
 
 /// Refuses a breached password (when the check is configured and answers).
 async fn check_breached(state: &AppState, password: &Password) -> Result<()> {
-    if let Some(checker) = &state.breach {
-        if let crate::breach::Verdict::Breached(count) = checker.check(password.expose()).await {
-            return Err(Error::Unprocessable {
-                code: "password_breached",
-                message: format!("this password appeared in {count} data breaches; choose another"),
-            });
+    let Some(checker) = &state.breach else {
+        return Ok(());
+    };
+    match checker.check(password.expose()).await {
+        crate::breach::Verdict::Breached(count) => Err(Error::Unprocessable {
+            code: "password_breached",
+            message: format!("this password appeared in {count} data breaches; choose another"),
+        }),
+        crate::breach::Verdict::Clean => Ok(()),
+        crate::breach::Verdict::Unknown => {
+            state.metrics.breach_check_unavailable.inc();
+            match state.config.breached_password_unavailable {
+                crate::config::BreachUnavailable::Accept => {
+                    tracing::warn!("breached-password check unavailable; password accepted unchecked (degraded mode)");
+                    Ok(())
+                }
+                crate::config::BreachUnavailable::Refuse => Err(Error::TryLater {
+                    code: "breach_check_unavailable",
+                    message: "new passwords cannot be checked against known breaches right now; try again in a minute"
+                        .into(),
+                }),
+            }
         }
     }
-    Ok(())
 }
 
 /// The checks of a new password for an existing account: policy, breaches, and the last

@@ -61,6 +61,9 @@ pub enum Error {
     /// A dependency (Redis) is unavailable.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A check the request needs cannot be made now (e.g. `breach_check_unavailable`): 503, try again.
+    #[error("{message}")]
+    TryLater { code: &'static str, message: String },
     /// Anything else; logged, never shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -111,6 +114,7 @@ impl Error {
             Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "account_locked"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::TryLater { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -134,6 +138,9 @@ impl IntoResponse for Error {
         match self {
             Error::RateLimited { retry_after } | Error::Locked { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Error::TryLater { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(60));
             }
             Error::Unauthorized => {
                 headers.insert(

@@ -294,7 +294,7 @@ async fn password_change_and_lockout_and_new_devices_are_notified(pool: PgPool) 
 }
 
 #[sqlx::test]
-async fn breached_passwords_are_refused_and_the_check_fails_open(pool: PgPool) {
+async fn breached_passwords_are_refused_and_the_check_fails_closed_unless_degraded(pool: PgPool) {
     let breached = "correct horse battery staple 1";
     let (prefix, suffix) = auth_service::breach::sha1_parts(breached);
     let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -327,13 +327,24 @@ async fn breached_passwords_are_refused_and_the_check_fails_open(pool: PgPool) {
         StatusCode::ACCEPTED
     );
 
-    // Nothing listens there: the check fails open.
-    let down = TestApp::with(pool, |c| {
+    // Nothing listens there: the check fails closed, with a clear answer to try again.
+    let down = TestApp::with(pool.clone(), |c| {
         c.breached_password_api_url = Some("http://127.0.0.1:9".into());
     })
     .await;
+    let refused = down.register(&unique_email("closed"), PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", refused.body);
+    assert_eq!(refused.body["error"], "breach_check_unavailable");
+    assert_eq!(refused.headers["retry-after"], "60");
+    // The documented degraded mode accepts it unchecked, and counts it.
+    let degraded = TestApp::with(pool, |c| {
+        c.breached_password_api_url = Some("http://127.0.0.1:9".into());
+        c.breached_password_unavailable = auth_service::config::BreachUnavailable::Accept;
+    })
+    .await;
     assert_eq!(
-        down.register(&unique_email("open"), breached).await.status,
+        degraded.register(&unique_email("open"), breached).await.status,
         StatusCode::ACCEPTED
     );
+    assert_eq!(degraded.state.metrics.breach_check_unavailable.get(), 1, "counted");
 }

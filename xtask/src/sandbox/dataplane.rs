@@ -64,7 +64,8 @@ impl Sandbox {
         // What the sandbox adds to every task: the task role's credentials and the AWS endpoint (the
         // service reads its JWT keys itself), a key reload and JWKS cache age short enough for a rotation's
         // steps to take seconds, rate
-        // limits and email verification off for the load generator, a short drain, quieter logs.
+        // limits and email verification off for the load generator, the breach check in its degraded mode
+        // (no network), a short drain, quieter logs.
         let mut task_env: Vec<(String, String)> = self
             .aws_vars_at(&moto)
             .into_iter()
@@ -81,6 +82,10 @@ impl Sandbox {
                 ("RATE_LIMIT_REGISTER_PER_IP", "0"),
                 ("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0"),
                 ("EMAIL_VERIFICATION", "optional"),
+                // Offline: no breach API to ask. Refused at once (nothing listens) and, in the documented
+                // degraded mode, accepted unchecked.
+                ("BREACHED_PASSWORD_API_URL", "http://127.0.0.1:9"),
+                ("BREACHED_PASSWORD_UNAVAILABLE", "accept"),
                 ("SHUTDOWN_TIMEOUT", "5"),
                 ("RUST_LOG", "info,sqlx=warn,tower_http=warn"),
             ]
