@@ -15,6 +15,7 @@ pub mod journal;
 pub mod lock_release;
 pub mod metrics;
 pub mod monitoring;
+pub mod plaintext_secret;
 pub mod rollback;
 pub mod runbook;
 pub mod secrets;

@@ -230,103 +230,6 @@ pub fn db_instance(db: &DbInstanceFacts, ctx: &EvalContext) -> Vec<Finding> {
     out
 }
 
-/// Names that say a variable holds a secret.
-const SECRET_NAME_PARTS: &[&str] = &[
-    "PASSWORD",
-    "PASSWD",
-    "SECRET",
-    "TOKEN",
-    "API_KEY",
-    "APIKEY",
-    "PRIVATE_KEY",
-    "ACCESS_KEY",
-    "CREDENTIAL",
-    "SIGNING_KEY",
-    "ENCRYPTION_KEY",
-    "HMAC",
-];
-
-/// Endings that make a secret-sounding name a reference to a secret or a setting about one
-/// (`JWT_KEYS_SECRET_ID`, `ACCESS_TOKEN_TTL`): only the value is judged for those.
-const REFERENCE_SUFFIXES: &[&str] = &[
-    "_ID",
-    "_ARN",
-    "_NAME",
-    "_TTL",
-    "_SECS",
-    "_SECONDS",
-    "_MINUTES",
-    "_HOURS",
-    "_DAYS",
-    "_FILE",
-    "_PATH",
-    "_DIR",
-    "_URL",
-    "_URI",
-    "_ENDPOINT",
-    "_REGION",
-    "_LENGTH",
-    "_BITS",
-    "_ENABLED",
-    "_HEADER",
-    "_VERSION",
-];
-
-/// Why an environment variable looks like a secret, if it does. The value itself is never reported.
-pub fn secret_like(name: &str, value: &str) -> Option<&'static str> {
-    let upper = name.to_ascii_uppercase();
-    let names_a_secret =
-        SECRET_NAME_PARTS.iter().any(|p| upper.contains(p)) && !REFERENCE_SUFFIXES.iter().any(|s| upper.ends_with(s));
-    if names_a_secret && !value.trim().is_empty() {
-        return Some("name");
-    }
-    let v = value.trim();
-    if v.starts_with("arn:") {
-        // An ARN names a resource; its random-looking suffix is not a secret.
-        return None;
-    }
-    let aws_key = (v.starts_with("AKIA") || v.starts_with("ASIA"))
-        && v.len() == 20
-        && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if aws_key {
-        return Some("AWS access key id");
-    }
-    if v.contains("-----BEGIN") {
-        return Some("PEM key");
-    }
-    if v.starts_with("eyJ") && v.split('.').count() == 3 {
-        return Some("JWT");
-    }
-    if let Some((_, rest)) = v.split_once("://") {
-        let authority = rest.split('/').next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            if userinfo.contains(':') {
-                return Some("password in URL");
-            }
-        }
-    }
-    if v.len() >= 20 && !v.contains(char::is_whitespace) && !v.contains('/') && shannon_entropy(v) >= 4.0 {
-        return Some("high entropy");
-    }
-    None
-}
-
-/// Bits per character.
-fn shannon_entropy(s: &str) -> f64 {
-    let mut counts: HashMap<char, usize> = HashMap::new();
-    for c in s.chars() {
-        *counts.entry(c).or_default() += 1;
-    }
-    let len = s.chars().count() as f64;
-    counts
-        .values()
-        .map(|&n| {
-            let p = n as f64 / len;
-            -p * p.log2()
-        })
-        .sum()
-}
-
 fn image_pinned(image: &str) -> bool {
     if image.contains("@sha256:") {
         return true;
@@ -380,7 +283,7 @@ pub fn task_definition(td: &TaskDefinitionFacts) -> Vec<Finding> {
             let hits: Vec<String> = c
                 .environment
                 .iter()
-                .filter_map(|(n, v)| secret_like(n, v).map(|why| format!("{n} ({why})")))
+                .filter_map(|(n, v)| crate::plaintext_secret::judge(n, v).map(|why| format!("{n} ({why})")))
                 .collect();
             if hits.is_empty() {
                 Ok(format!("{} plain variables, none secret-like", c.environment.len()))

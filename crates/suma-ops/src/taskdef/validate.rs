@@ -37,44 +37,6 @@ fn fargate_memory(cpu: u32) -> Option<Vec<u32>> {
     })
 }
 
-/// Words in a variable name that say it holds a secret.
-const SECRET_WORDS: &[&str] = &[
-    "PASSWORD",
-    "PASSWD",
-    "SECRET",
-    "TOKEN",
-    "KEY",
-    "KEYS",
-    "APIKEY",
-    "CREDENTIAL",
-    "CREDENTIALS",
-    "PRIVATE",
-    "HMAC",
-];
-
-/// Last words that make such a name about a secret rather than the secret itself: `JWT_KEYS_SECRET_ID`
-/// names a secret, `ACCESS_TOKEN_TTL` is a lifetime, `REDIS_KEY_PREFIX` a namespace.
-const REFERENCE_SUFFIXES: &[&str] = &[
-    "ID", "ARN", "NAME", "FILE", "DIR", "PATH", "TTL", "INTERVAL", "PREFIX", "LEEWAY", "AGE", "TIMEOUT", "BITS",
-    "LENGTH",
-];
-
-/// Why a plain variable looks like it carries a secret, if it does. The value is never repeated.
-pub fn plain_secret(name: &str, value: &str) -> Option<String> {
-    let upper = name.to_ascii_uppercase();
-    let words: Vec<&str> = upper.split('_').filter(|w| !w.is_empty()).collect();
-    let secret_word = words.iter().find(|w| SECRET_WORDS.contains(w));
-    let reference = words.last().is_some_and(|w| REFERENCE_SUFFIXES.contains(w));
-    if let Some(word) = secret_word {
-        if !reference {
-            return Some(format!("its name says {word}"));
-        }
-    }
-    // The value checks are the compliance check's, so what passes here passes `ecs-no-plaintext-secrets`'s
-    // value rules too (an empty name leaves only those).
-    crate::compliance::evaluate::secret_like("", value).map(|why| format!("its value looks like a secret ({why})"))
-}
-
 /// Every problem of `spec` against `expect`; empty when it is fine.
 pub fn validate(spec: &TaskDefinitionSpec, expect: &Expectations<'_>) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -229,7 +191,7 @@ fn container_problems(i: usize, c: &ContainerDefinition, push: &mut impl FnMut(S
                     e.name
                 ),
             );
-        } else if let Some(why) = plain_secret(&e.name, &e.value) {
+        } else if let Some(why) = crate::plaintext_secret::judge(&e.name, &e.value) {
             push(
                 at(&format!("environment[{j}]")),
                 format!(
@@ -389,7 +351,11 @@ mod tests {
             ("KEYBOARD_LAYOUT", "us", false),
             ("APP_ENV", "staging", false),
         ] {
-            assert_eq!(plain_secret(name, value).is_some(), secret, "{name}={value}");
+            assert_eq!(
+                crate::plaintext_secret::judge(name, value).is_some(),
+                secret,
+                "{name}={value}"
+            );
         }
         let mut spec = good();
         spec.container_definitions[0].environment.push(EnvironmentVariable {

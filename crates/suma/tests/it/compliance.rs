@@ -282,7 +282,7 @@ fn non_compliant_resources_fail_with_what_was_observed() {
         (
             "ecs-no-plaintext-secrets",
             &td,
-            fail("app: secret-like DB_PASSWORD (name)"),
+            fail("app: secret-like DB_PASSWORD (its name says PASSWORD)"),
         ),
         (
             "ecs-secrets-from-secrets-manager",
