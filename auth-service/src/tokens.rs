@@ -243,6 +243,9 @@ pub struct IntrospectedClaims {
     /// Not before, when present.
     #[serde(default)]
     pub nbf: Option<i64>,
+    /// The session of a user's token; none for a rotation test's token.
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 /// Checks a JWT's RS256 signature against any key of the set (by `kid`) and its issuer, audience, `exp`

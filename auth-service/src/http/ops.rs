@@ -202,8 +202,9 @@ pub struct Introspection {
 }
 
 /// Checks a token's RS256 signature against the live key set (any kid in it) and its iss, aud, exp and
-/// nbf, with the configured leeway. Signature and claims only: no session is required, so a token signed
-/// by a key rotation's test step (whose subject is no user) is judged like any other.
+/// nbf, with the configured leeway, and for a user's token (one with a `sid`) that its session is still
+/// live. A token without a session (a key rotation's test token, whose subject is no user) is judged by
+/// its signature and claims alone.
 #[utoipa::path(post, path = "/api/auth/introspect", tag = "ops", request_body = IntrospectRequest,
     responses(
         (status = 200, description = "Active, with kid, sub and exp; or inactive, with the reason", body = Introspection),
@@ -230,21 +231,36 @@ pub async fn introspect(
         return Err(Error::RateLimited { retry_after });
     }
     let keys = state.keys.current();
+    let inactive = |reason: &'static str| Introspection {
+        active: false,
+        kid: None,
+        sub: None,
+        exp: None,
+        reason: Some(reason),
+    };
     let answer = match tokens::introspect(&keys, &state.jwt, req.token.trim(), state.now()) {
-        Ok((kid, claims)) => Introspection {
-            active: true,
-            kid: Some(kid),
-            sub: Some(claims.sub),
-            exp: Some(claims.exp),
-            reason: None,
-        },
-        Err(e) => Introspection {
-            active: false,
-            kid: None,
-            sub: None,
-            exp: None,
-            reason: Some(reason(&e)),
-        },
+        Ok((kid, claims)) => {
+            // A user's token is only as live as its session: after logout or revocation it is inactive
+            // though its signature and expiry still hold.
+            let session = claims.sid.as_deref().map(|sid| uuid::Uuid::parse_str(sid).ok());
+            let revoked = match session {
+                None => false,
+                Some(None) => true,
+                Some(Some(sid)) => state.cache.session_owner(sid).await?.is_none(),
+            };
+            if revoked {
+                inactive("session_revoked")
+            } else {
+                Introspection {
+                    active: true,
+                    kid: Some(kid),
+                    sub: Some(claims.sub),
+                    exp: Some(claims.exp),
+                    reason: None,
+                }
+            }
+        }
+        Err(e) => inactive(reason(&e)),
     };
     Ok(Json(answer))
 }

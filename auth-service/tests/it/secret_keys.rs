@@ -242,7 +242,7 @@ async fn rotation_by_staging_labels_keeps_old_tokens_until_previous_is_removed(p
 }
 
 #[sqlx::test]
-async fn introspect_checks_signature_and_claims_only(pool: PgPool) {
+async fn introspect_checks_signature_claims_and_the_session(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let (pem, kid) = test_key(0);
     let login = app.signed_in("introspect@example.com").await;
@@ -255,6 +255,19 @@ async fn introspect_checks_signature_and_claims_only(pool: PgPool) {
     assert_eq!(answer["sub"], me["id"]);
     assert!(answer["exp"].as_i64().unwrap() > app.state.now().timestamp());
     assert!(answer.get("reason").is_none());
+    // After logout the token is inactive, though its signature and expiry still hold.
+    assert_eq!(
+        app.call(axum::http::Method::POST, "/api/auth/logout", None, Some(access))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let answer = introspect(&app, access).await;
+    assert_eq!(
+        (&answer["active"], &answer["reason"]),
+        (&json!(false), &json!("session_revoked")),
+        "{answer}"
+    );
 
     // A session-less token minted with the signing key is active; its subject is no user.
     let minted = mint(&pem, &kid, &claims(&app, "https://auth.test", "suma-test", 60));
