@@ -329,14 +329,11 @@ pub struct Config {
     )]
     pub rate_limit_introspect_per_ip: u32,
     /// Reverse proxies in front of the service that append to `X-Forwarded-For`; the client IP is taken
-    /// that many entries from the right. 0 uses the socket peer address.
-    #[arg(
-        long,
-        env = "TRUSTED_PROXY_HOPS",
-        value_name = "TRUSTED_PROXY_HOPS",
-        default_value_t = 0
-    )]
-    pub trusted_proxy_hops: usize,
+    /// that many entries from the right. 0 uses the socket peer address. Required in production, where
+    /// behind a load balancer a wrong value puts every client under the balancer's address (or lets a
+    /// client choose its own); unset elsewhere means 0.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", value_name = "TRUSTED_PROXY_HOPS")]
+    pub trusted_proxy_hops: Option<usize>,
     /// Password hashes computed at once (0 = number of CPUs); further requests wait their turn.
     #[arg(
         long,
@@ -695,6 +692,12 @@ impl Config {
                 "is required in production (new passwords are checked against breach corpora; e.g. `https://api.pwnedpasswords.com`)",
             ));
         }
+        if self.trusted_proxy_hops.is_none() && self.is_production() {
+            return Err(bad(
+                "TRUSTED_PROXY_HOPS",
+                "is required in production: the number of proxies that append to X-Forwarded-For (1 behind an ALB, 0 when clients connect directly)",
+            ));
+        }
         if self.enable_fault_injection && self.is_production() {
             return Err(bad(
                 "APP_ENV",
@@ -890,6 +893,8 @@ mod tests {
             &totp,
             "--breached-password-api-url",
             "https://api.pwnedpasswords.com",
+            "--trusted-proxy-hops",
+            "1",
         ]);
         let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "APP_ENV");
@@ -937,6 +942,9 @@ mod tests {
         let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "BREACHED_PASSWORD_API_URL", "{err}");
         args.extend(["--breached-password-api-url", "https://api.pwnedpasswords.com"]);
+        let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
+        assert_eq!(err.variable, "TRUSTED_PROXY_HOPS", "{err}");
+        args.extend(["--trusted-proxy-hops", "1"]);
         let cfg = Config::try_parse_from(args).unwrap();
         cfg.validate().unwrap();
         assert_eq!(

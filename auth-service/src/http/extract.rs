@@ -23,7 +23,7 @@ use crate::tokens::{verify_access, TokenError};
 pub struct ApiJson<T>(pub T);
 
 /// Who is calling, for rate limits and the audit log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientMeta {
     /// Client IP, from the socket or the trusted `X-Forwarded-For` entry.
     pub ip: Option<String>,
@@ -33,12 +33,28 @@ pub struct ClientMeta {
     pub request_id: Option<String>,
     /// The `X-Request-Id` the client sent, if any.
     pub client_request_id: Option<String>,
+    /// The address as rate limits key it (see [`rate_key`]).
+    pub rate_key: String,
 }
 
 impl ClientMeta {
-    /// The IP as a rate-limit key.
+    /// The client's address as a rate-limit key.
     pub fn ip_key(&self) -> &str {
-        self.ip.as_deref().unwrap_or("unknown")
+        &self.rate_key
+    }
+}
+
+/// The rate-limit key of an address: an IPv6 client is keyed by its /64, the block one subscriber gets
+/// (a host picks any address in it, so keying each address would multiply every limit by 2^64).
+pub fn rate_key(ip: Option<&str>) -> String {
+    match ip.and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(String::new, |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
     }
 }
 
@@ -80,8 +96,10 @@ impl FromRequestParts<AppState> for ClientMeta {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts, state.config.trusted_proxy_hops.unwrap_or(0));
         Ok(Self {
-            ip: client_ip(parts, state.config.trusted_proxy_hops),
+            rate_key: rate_key(ip.as_deref()),
+            ip,
             user_agent: header_str(parts, header::USER_AGENT.as_str()),
             request_id: header_str(parts, "x-request-id"),
             client_request_id: header_str(parts, crate::http::CLIENT_REQUEST_ID)
@@ -167,5 +185,20 @@ pub(crate) async fn check_session(
             Err(Error::Unauthorized)
         }
         _ => Err(Error::Unauthorized),
+    }
+}
+
+#[cfg(test)]
+mod rate_key_tests {
+    use super::rate_key;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_ipv4_by_address() {
+        assert_eq!(rate_key(Some("2001:db8:1:2::1")), "2001:db8:1:2::/64");
+        assert_eq!(rate_key(Some("2001:db8:1:2:ffff:1:2:3")), "2001:db8:1:2::/64");
+        assert_eq!(rate_key(Some("::ffff:203.0.113.7")), "203.0.113.7", "IPv4-mapped");
+        assert_eq!(rate_key(Some("203.0.113.7")), "203.0.113.7");
+        assert_eq!(rate_key(None), "unknown");
+        assert_eq!(rate_key(Some("not an address")), "unknown");
     }
 }

@@ -41,21 +41,27 @@ end
 return 0
 ";
 
-/// Fixed-window counter. KEYS: counter. ARGV: limit, window. Returns 0 when allowed, else seconds to wait.
+/// The generic cell rate algorithm (GCRA): `limit` requests per `window`, as a burst of at most `limit`
+/// and then one every `window / limit`. Unlike a fixed window it never lets twice the limit through
+/// around a window's edge. The key holds the theoretical arrival time (TAT) of the next request, in
+/// milliseconds of Redis's own clock (the same for every instance). KEYS: the key. ARGV: limit, window
+/// seconds. Returns 0 when allowed, else whole seconds to wait.
 const RATE_LIMIT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then
-  local ttl = redis.call('TTL', KEYS[1])
-  if ttl < 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[2])
-    ttl = tonumber(ARGV[2])
-  end
-  return math.max(ttl, 1)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2]) * 1000
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + interval
+local allowed_at = next_tat - window
+if allowed_at > now then
+  return math.max(math.ceil((allowed_at - now) / 1000), 1)
 end
+redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil(next_tat - now))
 return 0
 ";
-
 /// Checks a session's timeouts and slides its idle timeout. KEYS: session. ARGV: now ms, idle ms,
 /// absolute ms, expiry slack ms. Returns {code, user_id}: 1 alive, 0 missing, 2 idle timeout, 3 absolute
 /// timeout.

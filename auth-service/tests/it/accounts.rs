@@ -381,3 +381,32 @@ async fn weaker_hash_is_upgraded_at_login(pool: PgPool) {
     assert!(upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{upgraded}");
     assert_eq!(app.login("ivy@example.com", PASSWORD).await.status, StatusCode::OK);
 }
+
+#[sqlx::test]
+async fn rate_limits_spread_requests_and_key_an_ipv6_client_by_its_64(pool: PgPool) {
+    let app = TestApp::with(pool, |c| {
+        c.rate_limit_login_per_ip = 4;
+        c.rate_limit_window = 60;
+    })
+    .await;
+    let login = |ip: &'static str| {
+        let body = json!({ "email": "nobody@example.com", "password": "not a password at all" });
+        app.call_from(ip, axum::http::Method::POST, "/api/auth/login", Some(body), None)
+    };
+    // Four addresses of one /64: one client, one budget of 4.
+    for ip in [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::2",
+        "2001:db8:1:2::3",
+        "2001:db8:1:2:aaaa::4",
+    ] {
+        assert_eq!(login(ip).await.status, StatusCode::UNAUTHORIZED, "{ip}");
+    }
+    let refused = login("2001:db8:1:2::5").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", refused.body);
+    // A steady rate of 4 a minute: the next request is due in 15 s, not when a fixed window ends.
+    let wait: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=15).contains(&wait), "retry after {wait} s");
+    // Another /64 is another client.
+    assert_eq!(login("2001:db8:1:3::1").await.status, StatusCode::UNAUTHORIZED);
+}

@@ -247,7 +247,7 @@ pub fn config(keys_dir: &Path) -> Config {
     cfg.rate_limit_register_per_ip = 1000;
     cfg.rate_limit_register_per_account = 1000;
     cfg.rate_limit_refresh_per_ip = 1000;
-    cfg.trusted_proxy_hops = 1;
+    cfg.trusted_proxy_hops = Some(1);
     cfg
 }
 
