@@ -72,6 +72,8 @@ fn action_of(path: &str) -> &'static str {
         "revoke_refresh_tokens"
     } else if path.starts_with("/api/admin/sessions") {
         "revoke_sessions"
+    } else if path == "/api/auth/introspect" {
+        "introspect"
     } else {
         "unknown"
     }

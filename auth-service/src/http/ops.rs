@@ -204,16 +204,20 @@ pub struct Introspection {
 /// Checks a token's RS256 signature against the live key set (any kid in it) and its iss, aud, exp and
 /// nbf, with the configured leeway, and for a user's token (one with a `sid`) that its session is still
 /// live. A token without a session (a key rotation's test token, whose subject is no user) is judged by
-/// its signature and claims alone.
-#[utoipa::path(post, path = "/api/auth/introspect", tag = "ops", request_body = IntrospectRequest,
+/// its signature and claims alone. The caller authenticates (RFC 7662): an operator token, as for the admin
+/// API, so the endpoint is no oracle for whoever holds a token.
+#[utoipa::path(post, path = "/api/auth/introspect", tag = "ops", request_body = IntrospectRequest, security(("bearer" = [])),
     responses(
         (status = 200, description = "Active, with kid, sub and exp; or inactive, with the reason", body = Introspection),
         (status = 400, description = "Not a JSON body with a `token` string", body = ErrorBody),
+        (status = 401, description = "The caller did not authenticate (an operator token, as for the admin API)", body = ErrorBody),
+        (status = 403, description = "The caller's token has no `admin` role", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
     ))]
 pub async fn introspect(
     State(state): State<AppState>,
     meta: ClientMeta,
+    _caller: crate::http::admin::AdminCaller,
     ApiJson(req): ApiJson<IntrospectRequest>,
 ) -> Result<Json<Introspection>, Error> {
     let cfg = &state.config;

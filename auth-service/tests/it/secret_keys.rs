@@ -134,10 +134,30 @@ fn verify_kids(version: &Value) -> Vec<String> {
     )
 }
 
-async fn introspect(app: &TestApp, token: &str) -> Value {
-    let res = app.post("/api/auth/introspect", json!({ "token": token })).await;
+/// Introspects `token` as an operator whose token is signed by `(pem, kid)`, a key the service trusts.
+async fn introspect_as(app: &TestApp, (pem, kid): (&str, &str), token: &str) -> Value {
+    let now = app.state.now().timestamp();
+    let operator = json!({
+        "iss": app.state.config.jwt_issuer, "aud": app.state.config.jwt_audience, "sub": "ops:tester",
+        "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(), "roles": ["admin"],
+    });
+    let caller = mint(pem, kid, &operator);
+    let res = app
+        .call(
+            axum::http::Method::POST,
+            "/api/auth/introspect",
+            Some(json!({ "token": token })),
+            Some(&caller),
+        )
+        .await;
     assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
     res.body
+}
+
+/// Introspects as an operator signed by the test signing key.
+async fn introspect(app: &TestApp, token: &str) -> Value {
+    let (pem, kid) = test_key(0);
+    introspect_as(app, (&pem, &kid), token).await
 }
 
 /// A token as a rotation's test step mints it: RS256 with a kid, no `typ`, no session; `sub` is no user.
@@ -223,7 +243,7 @@ async fn rotation_by_staging_labels_keeps_old_tokens_until_previous_is_removed(p
         app.get("/api/auth/me", Some(&old_access)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let answer = introspect(&app, &old_access).await;
+    let answer = introspect_as(&app, (&new_pem, &new_kid), &old_access).await;
     assert_eq!(answer, json!({ "active": false, "reason": "unknown_kid" }));
     assert_eq!(
         app.get("/api/auth/me", Some(s(&after, "access_token"))).await.status,
@@ -244,6 +264,22 @@ async fn rotation_by_staging_labels_keeps_old_tokens_until_previous_is_removed(p
 #[sqlx::test]
 async fn introspect_checks_signature_claims_and_the_session(pool: PgPool) {
     let app = TestApp::new(pool).await;
+    // The caller must authenticate: no token, or a user's token without the admin role, is refused.
+    let body = json!({ "token": "x" });
+    assert_eq!(
+        app.post("/api/auth/introspect", body.clone()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let user = app.signed_in("not-an-operator@example.com").await;
+    let res = app
+        .call(
+            axum::http::Method::POST,
+            "/api/auth/introspect",
+            Some(body),
+            Some(s(&user, "access_token")),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{:?}", res.body);
     let (pem, kid) = test_key(0);
     let login = app.signed_in("introspect@example.com").await;
     let access = s(&login, "access_token");
@@ -325,7 +361,15 @@ async fn introspect_checks_signature_claims_and_the_session(pool: PgPool) {
     app.clock.advance(chrono::Duration::seconds(5));
     assert_eq!(introspect(&app, &token).await["reason"], "expired");
 
-    let res = app.post("/api/auth/introspect", json!({ "jwt": "x" })).await;
+    let ops = crate::admin::operator_token(&app);
+    let res = app
+        .call(
+            axum::http::Method::POST,
+            "/api/auth/introspect",
+            Some(json!({ "jwt": "x" })),
+            Some(&ops),
+        )
+        .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     let doc = app.get("/openapi.json", None).await.body;
     assert!(doc["paths"]["/api/auth/introspect"]["post"].is_object());
@@ -337,7 +381,15 @@ async fn introspect_is_rate_limited_per_ip(pool: PgPool) {
     for _ in 0..2 {
         introspect(&app, "x").await;
     }
-    let res = app.post("/api/auth/introspect", json!({ "token": "x" })).await;
+    let ops = crate::admin::operator_token(&app);
+    let res = app
+        .call(
+            axum::http::Method::POST,
+            "/api/auth/introspect",
+            Some(json!({ "token": "x" })),
+            Some(&ops),
+        )
+        .await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers.contains_key("retry-after"));
 }

@@ -88,10 +88,7 @@ pub fn judge(name: &str, value: &str) -> Option<String> {
         return None;
     }
     let upper = name.to_ascii_uppercase();
-    let words: Vec<&str> = upper
-        .split(['_', '-'])
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = upper.split(['_', '-']).filter(|w| !w.is_empty()).collect();
     let reference = words.last().is_some_and(|w| REFERENCE_WORDS.contains(w));
     if !reference {
         if let Some(word) = words.iter().find(|w| SECRET_WORDS.contains(w)) {

@@ -316,11 +316,35 @@ impl Rotation for JwtRotation {
             .service_url
             .join("/api/auth/introspect")
             .map_err(|e| failed(e.to_string()))?;
-        let answer = self
+        // Introspection needs an authenticated caller: an operator token, signed with the new key too (the
+        // service trusts it as a published verify key), so the call itself proves the key as well.
+        let caller = suma_http::admin::operator_token(
+            pending,
+            &kid,
+            &self.spec.issuer,
+            &self.spec.audience,
+            "suma-rotation-test",
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let body = json!({ "token": token });
+        let request = suma_http::Request {
+            body: Some(&body),
+            bearer: Some(&caller),
+            ..suma_http::Request::default()
+        };
+        let response = self
             .http
-            .post_json(url.as_str(), &json!({ "token": token }))
+            .send("POST", url.as_str(), request)
             .await
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        if response.status != 200 {
+            return Err(failed(format!(
+                "POST {url} answered {}: {}",
+                response.status,
+                response.json.unwrap_or_default()
+            )));
+        }
+        let answer = response
             .json
             .ok_or_else(|| failed(format!("POST {url}: the answer is not JSON")))?;
         if answer["active"] != true {

@@ -709,14 +709,42 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
     );
 }
 
-/// `POST /api/auth/introspect`: whether the service's live key set accepts `token`.
+/// `POST /api/auth/introspect`: whether the service's live key set accepts `token`. The call is made as
+/// an operator whose token is signed by the key staging signs with now (AWSCURRENT).
 async fn introspect(http: &reqwest::Client, base: &str, token: &str) -> Value {
-    http.post(format!("{base}/api/auth/introspect"))
-        .json(&serde_json::json!({ "token": token }))
+    // By the version that holds the label, as the service reads it (moto's default version can lag a
+    // label move).
+    let client = secrets_client().await;
+    let id = "/suma-finance/auth/staging/jwt-signing-key";
+    let current = holder(&labels(&client, id).await, "AWSCURRENT").expect("an AWSCURRENT version");
+    let pem = client
+        .get_secret_value()
+        .secret_id(id)
+        .version_id(current)
         .send()
         .await
         .unwrap()
-        .json()
-        .await
+        .secret_string()
         .unwrap()
+        .to_owned();
+    let kid = suma::secrets::kinds::kid_of_pem(&pem).unwrap();
+    let caller = suma::admin::operator_token(
+        &pem,
+        &kid,
+        &sandbox_var("AUTH_JWT_ISSUER"),
+        &sandbox_var("AUTH_JWT_AUDIENCE"),
+        "tester",
+    )
+    .unwrap();
+    let answer = http
+        .post(format!("{base}/api/auth/introspect"))
+        .bearer_auth(caller)
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(status, 200, "introspection as an operator: {body}");
+    body
 }
