@@ -456,6 +456,10 @@ pub struct Config {
         default_value = "refuse"
     )]
     pub breached_password_unavailable: BreachUnavailable,
+    /// The bearer token `GET /metrics` requires (the scraper's credential); unset leaves it open.
+    /// Required in production: the metrics describe traffic, failures and lockouts an attacker could use.
+    #[arg(long, env = "METRICS_TOKEN", value_name = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Milliseconds the breached-password check may take before it counts as unavailable.
     #[arg(
         long,
@@ -698,6 +702,12 @@ impl Config {
                 "is required in production: the number of proxies that append to X-Forwarded-For (1 behind an ALB, 0 when clients connect directly)",
             ));
         }
+        if self.metrics_token.as_deref().is_none_or(|t| t.trim().len() < 16) && self.is_production() {
+            return Err(bad(
+                "METRICS_TOKEN",
+                "is required in production, at least 16 characters (the scraper's bearer token for /metrics; a managed secret)",
+            ));
+        }
         if self.enable_fault_injection && self.is_production() {
             return Err(bad(
                 "APP_ENV",
@@ -895,6 +905,8 @@ mod tests {
             "https://api.pwnedpasswords.com",
             "--trusted-proxy-hops",
             "1",
+            "--metrics-token",
+            "a scraper token of the test",
         ]);
         let err = Config::try_parse_from(args).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "APP_ENV");
@@ -945,6 +957,9 @@ mod tests {
         let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
         assert_eq!(err.variable, "TRUSTED_PROXY_HOPS", "{err}");
         args.extend(["--trusted-proxy-hops", "1"]);
+        let err = Config::try_parse_from(args.clone()).unwrap().validate().unwrap_err();
+        assert_eq!(err.variable, "METRICS_TOKEN", "{err}");
+        args.extend(["--metrics-token", "a scraper token of the test"]);
         let cfg = Config::try_parse_from(args).unwrap();
         cfg.validate().unwrap();
         assert_eq!(

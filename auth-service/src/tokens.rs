@@ -327,6 +327,12 @@ pub fn open_successor(presented: &str, sealed: &[u8]) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(raw))
 }
 
+/// Whether two secrets are equal, in time that depends on their length only (not on where they differ),
+/// so comparing a presented code or token to the expected one leaks nothing by timing.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

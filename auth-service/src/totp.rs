@@ -45,11 +45,7 @@ pub fn verify(secret: &[u8], code: &str, unix: i64, last_used: Option<i64>) -> O
     let mut found = None;
     for step in (now - DRIFT)..=(now + DRIFT) {
         let candidate = code_at(secret, step);
-        let equal = candidate
-            .bytes()
-            .zip(code.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+        let equal = crate::tokens::constant_time_eq(candidate.as_bytes(), code.as_bytes());
         if equal && last_used.is_none_or(|last| step > last) && found.is_none() {
             found = Some(step);
         }

@@ -360,6 +360,8 @@ def service_secrets(endpoint, env, urls):
         "smtp-url": urls["smtp_url"],
         # `kid:base64url-key` entries, the first signs.
         "reset-token-keys": f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}",
+        # The scraper's bearer token for /metrics (the sandbox's agent overlays its own, which Prometheus has).
+        "metrics-token": secrets.token_hex(32),
         # The sealing key and the older ones that still open (`totp-key`), picked apart by the template.
         "totp-encryption-key": json.dumps({"current": base64.b64encode(secrets.token_bytes(32)).decode(), "previous": ""}),
     }

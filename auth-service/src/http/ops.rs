@@ -104,9 +104,22 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     )
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition; with `METRICS_TOKEN` set, only for a scraper presenting it as a bearer token.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, content_type = "text/plain"),
+    (status = 401, description = "`METRICS_TOKEN` is set and the request does not carry it", body = ErrorBody),
+))]
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = state.config.metrics_token.as_deref() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !tokens::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return Error::Unauthorized.into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -626,7 +626,7 @@ pub async fn verify(
     let code = req.code.trim();
     let sent_ok = sent_code.as_deref().is_some_and(|h| {
         let given = code_hash(req.challenge_id, code);
-        given.len() == h.len() && given.bytes().zip(h.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+        crate::tokens::constant_time_eq(given.as_bytes(), h.as_bytes())
     });
     let method = if sent_ok {
         Some("sent_code")

@@ -68,6 +68,22 @@ async fn jwks_publishes_signing_and_verify_keys_with_short_caching(pool: PgPool)
 }
 
 #[sqlx::test]
+async fn metrics_answer_only_the_scrapers_token_when_one_is_set(pool: PgPool) {
+    let app = TestApp::with(pool, |c| {
+        c.metrics_token = Some("the scraper's token, 32 chars.".into())
+    })
+    .await;
+    assert_eq!(app.get("/metrics", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/metrics", Some("not the scraper's token, 32 ch")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let res = app.get("/metrics", Some("the scraper's token, 32 chars.")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.as_str().unwrap().contains("auth_login_attempts_total"));
+}
+
+#[sqlx::test]
 async fn metrics_carry_the_deployment_label(pool: PgPool) {
     let app = TestApp::new(pool).await;
     app.signed_in("metrics@example.com").await;

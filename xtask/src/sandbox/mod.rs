@@ -409,13 +409,14 @@ impl Sandbox {
                 format!("{}:{}", random_hex(16)?, random_hex(16)?),
             );
         }
-        // The tasks' database passwords and Redis AUTH tokens, and the Redis admin's password, one per
-        // sandbox; seed.py writes the first two into the secrets.
+        // The tasks' database passwords and Redis AUTH tokens, the Redis admin's password and the token
+        // Prometheus scrapes the tasks' /metrics with, one per sandbox; seed.py writes the first two into
+        // the secrets.
         let generated = DATABASES
             .iter()
             .map(|(_, role)| format!("{role}_password"))
             .chain(REDIS_GROUPS.iter().map(|(component, _)| format!("{component}_token")))
-            .chain(["redis_admin_password".to_owned()]);
+            .chain(["redis_admin_password".to_owned(), "metrics_token".to_owned()]);
         for key in generated {
             if let std::collections::btree_map::Entry::Vacant(entry) = state.entry(key) {
                 entry.insert(random_hex(16)?);
@@ -738,8 +739,9 @@ mod tests {
 
     #[test]
     fn prometheus_scrapes_both_services_every_second() {
-        let config = dataplane::prometheus_config(Path::new("/sandbox/agent/scrape-targets.json"));
+        let config = dataplane::prometheus_config(Path::new("/sandbox/agent/scrape-targets.json"), "t0ken");
         assert!(config.contains("scrape_interval: 1s"));
+        assert!(config.contains("credentials: t0ken"), "{config}");
         assert!(config.contains("files: ['/sandbox/agent/scrape-targets.json']"));
     }
 }
