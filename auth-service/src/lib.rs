@@ -34,6 +34,16 @@ use crate::config::{Command, Config, KeygenArgs, MigrateArgs};
 use crate::state::AppState;
 use crate::store::Db;
 
+/// A small pool for a one-shot command (`migrate`, `purge`, `audit-verify`).
+async fn connect_for_a_command(database: &crate::database::DatabaseTarget) -> anyhow::Result<sqlx::PgPool> {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(database.connect_options()?)
+        .await
+        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")
+}
+
 /// Runs a subcommand to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -48,12 +58,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 /// `auth-service audit-verify`: the chain's verification as JSON on stdout; an error (exit 1) when broken.
 async fn audit_verify(args: crate::config::AuditVerifyArgs) -> anyhow::Result<()> {
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(args.database.connect_options()?)
-        .await
-        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")?;
+    let pool = connect_for_a_command(&args.database).await?;
     let report = Db::new(pool)
         .verify_audit()
         .await
@@ -142,12 +147,7 @@ async fn healthcheck(args: crate::config::HealthcheckArgs) -> anyhow::Result<()>
 }
 
 async fn purge(args: crate::config::PurgeArgs) -> anyhow::Result<()> {
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(args.database.connect_options()?)
-        .await
-        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")?;
+    let pool = connect_for_a_command(&args.database).await?;
     let before = chrono::Utc::now() - chrono::Duration::days(i64::from(args.retention_days));
     let purged = Db::new(pool)
         .purge_deleted(before, crate::http::auth::account_key)
@@ -159,12 +159,7 @@ async fn purge(args: crate::config::PurgeArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(args.database.connect_options()?)
-        .await
-        .context("cannot connect to the database (`DATABASE_URL`, `DATABASE_HOST`)")?;
+    let pool = connect_for_a_command(&args.database).await?;
     Db::new(pool).migrate().await.context("cannot apply migrations")?;
     tracing::info!("migrations applied");
     Ok(())

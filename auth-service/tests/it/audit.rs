@@ -15,6 +15,23 @@ async fn verify(app: &TestApp) -> Value {
     res.body
 }
 
+/// Changes records the way whoever holds the database owner's password could: with the append-only rules
+/// switched off for the one statement. `statement` returns the chain position it changed.
+async fn tamper(db: &PgPool, statement: &'static str) -> i64 {
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("ALTER TABLE audit_logs DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let changed: i64 = sqlx::query_scalar(statement).fetch_one(&mut *tx).await.unwrap();
+    sqlx::query("ALTER TABLE audit_logs ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    changed
+}
+
 /// Some traffic: a registration, a failed and a good sign-in.
 async fn traffic(app: &TestApp, email: &str) {
     app.signed_in(email).await;
@@ -57,26 +74,15 @@ async fn a_record_changed_behind_the_services_back_breaks_the_chain_there(pool: 
     assert_eq!(verify(&app).await["intact"], true);
     // Whoever holds the database owner's password can switch the rules off; the chain still tells.
     let db = app.state.db.pool();
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("ALTER TABLE audit_logs DISABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let changed: (i64,) = sqlx::query_as(
+    let changed = tamper(
+        db,
         "UPDATE audit_logs SET result = 'success' WHERE event = 'login' AND result = 'failure' RETURNING chain_index",
     )
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query("ALTER TABLE audit_logs ENABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    .await;
 
     let report = verify(&app).await;
     assert_eq!(report["intact"], false, "{report}");
-    assert_eq!(report["first_break"]["chain_index"], changed.0, "{report}");
+    assert_eq!(report["first_break"]["chain_index"], changed, "{report}");
     assert!(
         report["first_break"]["reason"]
             .as_str()
@@ -157,20 +163,11 @@ async fn audit_verify_exits_0_on_an_intact_chain_and_1_on_a_broken_one(pool: PgP
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["intact"], true);
 
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("ALTER TABLE audit_logs DISABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_logs SET event = 'nothing_happened' WHERE chain_index = 2")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE audit_logs ENABLE TRIGGER USER")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    tamper(
+        &pool,
+        "UPDATE audit_logs SET event = 'nothing_happened' WHERE chain_index = 2 RETURNING chain_index",
+    )
+    .await;
     let out = run();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);

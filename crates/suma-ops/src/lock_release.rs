@@ -42,7 +42,7 @@ pub enum ForceReleaseError {
     Engine(#[from] EngineError),
     #[error("the lock of `{environment}` is held by force release `{id}`, whose record can be read neither from the journal nor from the lock\nhint: `suma lock status --env {environment}` shows the lock; delete its item by hand only after checking the environment")]
     Unrecorded { environment: String, id: String },
-    #[error("force release `{id}` stopped at `{at_step}`: {reason}\nhint: it holds the lock of `{environment}`; run `suma lock release --force --env {environment}` again to finish it")]
+    #[error("force release `{id}` stopped at `{at_step}`: {reason}\nhint: it holds the lock of `{environment}`; run `suma lock release --force --env {environment}` again: that resumes this release and finishes it")]
     Stopped {
         id: String,
         environment: String,

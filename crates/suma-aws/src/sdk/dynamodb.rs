@@ -22,6 +22,22 @@ impl SdkLockTable {
     }
 
     /// The put of an operation's `op#ID` item, for a transaction or alone.
+    /// A put of `item` as the environment's lock; the caller adds the condition that makes it safe.
+    fn put_lock(&self, item: &LockItem) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&lock_key(&item.environment)))
+            .item("holder", s(&item.holder))
+            .item("fence", s(&item.fence))
+            .item("operation_id", s(&item.operation_id))
+            .item("operation_kind", s(&item.operation_kind))
+            .item("operation_status", s(&item.operation_status))
+            .item("acquired_at", n(item.acquired_at))
+            .item("expires_at", n(item.expires_at))
+            .item("operation", s(&item.operation))
+    }
+
     fn operation_put(&self, op: &OperationItem, resource: &str) -> Result<Put, AwsError> {
         Put::builder()
             .table_name(&self.table)
@@ -105,18 +121,7 @@ impl LockTable for SdkLockTable {
         for (i, status) in FINISHED_STATUSES.iter().enumerate() {
             values.insert(format!(":f{i}"), s(status));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&lock_key(&item.environment)))
-            .item("holder", s(&item.holder))
-            .item("fence", s(&item.fence))
-            .item("operation_id", s(&item.operation_id))
-            .item("operation_kind", s(&item.operation_kind))
-            .item("operation_status", s(&item.operation_status))
-            .item("acquired_at", n(item.acquired_at))
-            .item("expires_at", n(item.expires_at))
-            .item("operation", s(&item.operation))
+        self.put_lock(item)
             .condition_expression(
                 "attribute_not_exists(pk) OR (expires_at < :now AND (operation_id = :takeover OR operation_status IN (:f0, :f1, :f2, :f3)))",
             )
@@ -170,18 +175,7 @@ impl LockTable for SdkLockTable {
 
     async fn seize(&self, item: &LockItem, held_fence: &str) -> Result<(), AwsError> {
         let resource = format!("{}/{}", self.table, lock_key(&item.environment));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&lock_key(&item.environment)))
-            .item("holder", s(&item.holder))
-            .item("fence", s(&item.fence))
-            .item("operation_id", s(&item.operation_id))
-            .item("operation_kind", s(&item.operation_kind))
-            .item("operation_status", s(&item.operation_status))
-            .item("acquired_at", n(item.acquired_at))
-            .item("expires_at", n(item.expires_at))
-            .item("operation", s(&item.operation))
+        self.put_lock(item)
             .condition_expression("fence = :held")
             .expression_attribute_values(":held", s(held_fence))
             .send()

@@ -310,7 +310,17 @@ impl Harness {
     }
 
     async fn failover(&self) -> Operation {
-        let mut op = self.op(Direction::Failover);
+        self.completed(Direction::Failover).await
+    }
+
+    /// A failover, then a failback; the failback.
+    async fn failed_back(&self) -> Operation {
+        self.failover().await;
+        self.completed(Direction::Failback).await
+    }
+
+    async fn completed(&self, direction: Direction) -> Operation {
+        let mut op = self.op(direction);
         assert_eq!(self.run(&mut op, false).await, Outcome::Completed);
         op
     }
@@ -612,9 +622,7 @@ async fn a_kill_after_any_failback_mutation_resumes_to_the_same_state() {
 #[tokio::test(start_paused = true)]
 async fn a_failback_restores_the_normal_topology() {
     let h = Harness::new();
-    h.failover().await;
-    let mut op = h.op(Direction::Failback);
-    assert_eq!(h.run(&mut op, false).await, Outcome::Completed);
+    let op = h.failed_back().await;
     let s = h.world.snapshot();
     let key = |r: &str, n: &str| (r.to_owned(), n.to_owned());
     assert_eq!(s.primary_target, PRIMARY_LB);
@@ -675,9 +683,7 @@ async fn a_failback_needs_a_recorded_failover_and_the_confirmation() {
 #[tokio::test(start_paused = true)]
 async fn a_second_failback_is_refused_before_it_changes_anything() {
     let h = Harness::new();
-    h.failover().await;
-    let mut op = h.op(Direction::Failback);
-    assert_eq!(h.run(&mut op, false).await, Outcome::Completed);
+    let op = h.failed_back().await;
     let before = h.world.snapshot();
     let mutations = h.world.mutations().len();
 

@@ -335,6 +335,40 @@ impl Scenario for Canary {
     }
 }
 
+/// How a finished DR switch (`verb`: failover or failback) must have ended: resumed, `arrived` holds and
+/// the operation succeeded; aborted before the promotion, `stayed` holds and it was aborted; aborted past
+/// the promotion, the abort is refused ("no way back") and a resume it asks for ends `arrived`. The two
+/// states are futures, so only the one the branch needs is read.
+async fn dr_switch_ended(
+    env: &Env,
+    kind: &str,
+    verb: &str,
+    finish: Finish,
+    out: &Run,
+    arrived: impl std::future::Future<Output = Result<(), String>>,
+    stayed: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    match finish {
+        Finish::Resume => {
+            exited(out, &[0])?;
+            arrived.await?;
+            ended(env, kind, OperationStatus::Succeeded).await
+        }
+        Finish::Abort if out.stderr.contains("no way back") => {
+            exited(out, &[2])?;
+            let resumed = run_async(env.suma(&["dr", verb, "--resume", "--yes"])).await;
+            exited(&resumed, &[0]).map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
+            arrived.await?;
+            ended(env, kind, OperationStatus::Succeeded).await
+        }
+        Finish::Abort => {
+            exited(out, &[0, 1])?;
+            stayed.await?;
+            ended(env, kind, OperationStatus::Aborted).await
+        }
+    }
+}
+
 /// A DR failover (data loss accepted: the matrix has no streaming replica to measure).
 struct Failover;
 
@@ -366,6 +400,15 @@ impl Failover {
             .await
             .0;
         (primary, dr)
+    }
+
+    /// Still on the primary region: DNS names it, and it runs its `original` capacity.
+    async fn still_home(env: &Env, original: &Value) -> Result<(), String> {
+        let (primary, _) = Self::counts(env).await;
+        let on_dr = Self::dns_on_dr(env).await;
+        expect(!on_dr && Some(i64::from(primary)) == original.as_i64(), || {
+            format!("DNS on DR: {on_dr}, primary desired {primary} (was {original})")
+        })
     }
 
     /// Exactly one region serves: DNS and capacity agree.
@@ -411,40 +454,21 @@ impl Scenario for Failover {
         if Self::failed_over(env).await.is_ok() {
             return Ok(());
         }
-        let (primary, _) = Self::counts(env).await;
-        let on_dr = Self::dns_on_dr(env).await;
-        expect(!on_dr && Some(i64::from(primary)) == original.as_i64(), || {
-            format!("DNS on DR: {on_dr}, primary desired {primary} (was {original})")
-        })
+        Self::still_home(env, original).await
     }
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
-        match finish {
-            Finish::Resume => {
-                exited(out, &[0])?;
-                Self::failed_over(env).await?;
-                ended(env, self.kind(), OperationStatus::Succeeded).await
-            }
-            // Past the promotion there is no way back: abort is refused and says to resume, which must
-            // then finish the switch.
-            Finish::Abort if out.stderr.contains("no way back") => {
-                exited(out, &[2])?;
-                let resumed = run_async(env.suma(&["dr", "failover", "--resume", "--yes"])).await;
-                exited(&resumed, &[0])
-                    .map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
-                Self::failed_over(env).await?;
-                ended(env, self.kind(), OperationStatus::Succeeded).await
-            }
-            Finish::Abort => {
-                exited(out, &[0, 1])?;
-                let (primary, _) = Self::counts(env).await;
-                let on_dr = Self::dns_on_dr(env).await;
-                expect(!on_dr && Some(i64::from(primary)) == original.as_i64(), || {
-                    format!("DNS on DR: {on_dr}, primary desired {primary} (was {original})")
-                })?;
-                ended(env, self.kind(), OperationStatus::Aborted).await
-            }
-        }
+        let stayed = Self::still_home(env, original);
+        dr_switch_ended(
+            env,
+            self.kind(),
+            "failover",
+            finish,
+            out,
+            Self::failed_over(env),
+            stayed,
+        )
+        .await
     }
 }
 
@@ -505,27 +529,16 @@ impl Scenario for Failback {
     }
 
     async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
-        match finish {
-            Finish::Resume => {
-                exited(out, &[0])?;
-                Self::home(env).await?;
-                ended(env, self.kind(), OperationStatus::Succeeded).await
-            }
-            // Past the primary's promotion the only way is forward: abort says so, and resume finishes.
-            Finish::Abort if out.stderr.contains("no way back") => {
-                exited(out, &[2])?;
-                let resumed = run_async(env.suma(&["dr", "failback", "--resume", "--yes"])).await;
-                exited(&resumed, &[0])
-                    .map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
-                Self::home(env).await?;
-                ended(env, self.kind(), OperationStatus::Succeeded).await
-            }
-            Finish::Abort => {
-                exited(out, &[0, 1])?;
-                Failover::failed_over(env).await?;
-                ended(env, self.kind(), OperationStatus::Aborted).await
-            }
-        }
+        dr_switch_ended(
+            env,
+            self.kind(),
+            "failback",
+            finish,
+            out,
+            Self::home(env),
+            Failover::failed_over(env),
+        )
+        .await
     }
 }
 
