@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
     name = "auth-service",
     version,
     about = "Authentication service: accounts, login, tokens, sessions",
-    after_help = "Without a subcommand, `serve` runs.\n\nExit codes: 0 ok; 1 a failed check (`healthcheck`: not healthy, `audit-verify`: the chain is broken); 2 usage, configuration or runtime error."
+    after_help = "Without a subcommand, `serve` runs.\n\nExit codes: 0 ok; 1 a failed check (`healthcheck`: not healthy, `audit verify`: the chain is broken); 2 usage, configuration or runtime error."
 )]
 pub struct Cli {
     /// What to run; `serve` when omitted.
@@ -61,8 +61,8 @@ pub enum Command {
     /// Hard-delete the accounts erased (`POST /api/gdpr/delete`) more than the retention period ago, and
     /// scrub their audit rows of personal data; for a scheduled job.
     Purge(PurgeArgs),
-    /// Verify the audit log's hash chain and print what was found (JSON); exit 1 when it is broken.
-    AuditVerify(AuditVerifyArgs),
+    /// The audit log: `audit verify` checks its hash chain.
+    Audit(AuditArgs),
     /// Ask the service running in this container whether it is alive (`GET /health` on loopback); exit 0
     /// when it answers 200, 1 otherwise. The container health check: it needs no shell, curl or wget.
     Healthcheck(HealthcheckArgs),
@@ -101,7 +101,22 @@ pub struct PurgeArgs {
     pub retention_days: u32,
 }
 
-/// Arguments of `audit-verify`.
+/// Arguments of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// What `audit` does.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain (every link, and the content of every record not redacted by an erasure);
+    /// print what was found (JSON); exit 1 when it is broken.
+    Verify(AuditVerifyArgs),
+}
+
+/// Arguments of `audit verify`.
 #[derive(Debug, Clone, Args)]
 pub struct AuditVerifyArgs {
     #[command(flatten)]

@@ -34,7 +34,7 @@ use crate::config::{Command, Config, KeygenArgs, MigrateArgs};
 use crate::state::AppState;
 use crate::store::Db;
 
-/// A small pool for a one-shot command (`migrate`, `purge`, `audit-verify`).
+/// A small pool for a one-shot command (`migrate`, `purge`, `audit verify`).
 async fn connect_for_a_command(database: &crate::database::DatabaseTarget) -> anyhow::Result<sqlx::PgPool> {
     PgPoolOptions::new()
         .max_connections(2)
@@ -52,11 +52,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen(args),
         Command::Purge(args) => purge(args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
-        Command::AuditVerify(args) => audit_verify(args).await,
+        Command::Audit(args) => match args.command {
+            crate::config::AuditCommand::Verify(args) => audit_verify(args).await,
+        },
     }
 }
 
-/// `auth-service audit-verify`: the chain's verification as JSON on stdout; an error (exit 1) when broken.
+/// `auth-service audit verify`: the chain's verification as JSON on stdout; an error (exit 1) when broken.
 async fn audit_verify(args: crate::config::AuditVerifyArgs) -> anyhow::Result<()> {
     let pool = connect_for_a_command(&args.database).await?;
     let report = Db::new(pool)

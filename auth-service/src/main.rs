@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     // chain); other failures 2.
     let failure = if matches!(
         cli.command,
-        auth_service::config::Command::Healthcheck(_) | auth_service::config::Command::AuditVerify(_)
+        auth_service::config::Command::Healthcheck(_) | auth_service::config::Command::Audit(_)
     ) {
         1
     } else {

@@ -153,7 +153,7 @@ async fn audit_verify_exits_0_on_an_intact_chain_and_1_on_a_broken_one(pool: PgP
     app.state.db.seal_audit(1_000).await.unwrap();
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_auth-service"))
-            .arg("audit-verify")
+            .args(["audit", "verify"])
             .env("DATABASE_URL", crate::cli::url_of(&pool))
             .output()
             .unwrap()
