@@ -831,17 +831,9 @@ fn observed() -> Observed {
         ]),
         secrets: vec![(
             "app/db-password".into(),
-            Ok(SecretMetadata {
-                name: "app/db-password".into(),
-                arn: String::new(),
-                rotation_enabled: false,
-                last_rotated: None,
-                last_changed: None,
-                created: None,
-                kms_key_id: None,
-                versions: BTreeMap::new(),
-                replica_regions: vec![DR.into()],
-            }),
+            Ok(world
+                .aws
+                .with(|s| s.secrets[&(PRIMARY.to_owned(), "app/db-password".to_owned())].clone())),
             Ok(()),
         )],
     }

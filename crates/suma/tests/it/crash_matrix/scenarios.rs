@@ -413,9 +413,14 @@ impl Failover {
 
     /// Exactly one region serves: DNS and capacity agree.
     async fn failed_over(env: &Env) -> Result<(), String> {
+        Self::serving(env, |on_dr, primary, dr| on_dr && primary == 0 && dr > 0).await
+    }
+
+    /// Whether the DNS and capacity of both regions (DNS on DR, primary desired, DR desired) are as `wanted`.
+    async fn serving(env: &Env, wanted: impl Fn(bool, i32, i32) -> bool) -> Result<(), String> {
         let (primary, dr) = Self::counts(env).await;
         let on_dr = Self::dns_on_dr(env).await;
-        expect(on_dr && primary == 0 && dr > 0, || {
+        expect(wanted(on_dr, primary, dr), || {
             format!("DNS on DR: {on_dr}, primary desired {primary}, DR desired {dr}")
         })
     }
@@ -479,11 +484,7 @@ struct Failback;
 impl Failback {
     /// The normal topology: DNS names the primary region, which runs tasks.
     async fn home(env: &Env) -> Result<(), String> {
-        let (primary, dr) = Failover::counts(env).await;
-        let on_dr = Failover::dns_on_dr(env).await;
-        expect(!on_dr && primary > 0, || {
-            format!("DNS on DR: {on_dr}, primary desired {primary}, DR desired {dr}")
-        })
+        Failover::serving(env, |on_dr, primary, _| !on_dr && primary > 0).await
     }
 }
 
