@@ -48,11 +48,13 @@ impl ClientMeta {
 /// (a host picks any address in it, so keying each address would multiply every limit by 2^64).
 pub fn rate_key(ip: Option<&str>) -> String {
     match ip.and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
-        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Some(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(String::new, |v4| v4.to_string()),
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
         Some(ip) => ip.to_string(),
         None => "unknown".to_owned(),
     }

@@ -13,7 +13,7 @@ use crate::common::{s, test_key, unique_email, Resp, TestApp, PASSWORD};
 
 /// An operator token as suma mints it: RS256 with the service's signing key and its kid, the library's
 /// default `typ` (`JWT`), `sub` = `ops:<actor>`, a `jti`, `roles: ["admin"]`, no `sid`, 5 minutes.
-fn operator_claims(app: &TestApp, actor: &str) -> Value {
+pub(crate) fn operator_claims(app: &TestApp, actor: &str) -> Value {
     let now = app.clock.now().timestamp();
     json!({
         "iss": app.state.config.jwt_issuer,

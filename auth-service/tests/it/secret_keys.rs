@@ -136,22 +136,21 @@ fn verify_kids(version: &Value) -> Vec<String> {
 
 /// Introspects `token` as an operator whose token is signed by `(pem, kid)`, a key the service trusts.
 async fn introspect_as(app: &TestApp, (pem, kid): (&str, &str), token: &str) -> Value {
-    let now = app.state.now().timestamp();
-    let operator = json!({
-        "iss": app.state.config.jwt_issuer, "aud": app.state.config.jwt_audience, "sub": "ops:tester",
-        "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(), "roles": ["admin"],
-    });
-    let caller = mint(pem, kid, &operator);
-    let res = app
-        .call(
-            axum::http::Method::POST,
-            "/api/auth/introspect",
-            Some(json!({ "token": token })),
-            Some(&caller),
-        )
-        .await;
+    let caller = mint(pem, kid, &crate::admin::operator_claims(app, "tester"));
+    let res = introspect_with(app, &caller, json!({ "token": token })).await;
     assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
     res.body
+}
+
+/// `POST /api/auth/introspect` with `body`, as the bearer of `caller`.
+async fn introspect_with(app: &TestApp, caller: &str, body: Value) -> common::Resp {
+    app.call(
+        axum::http::Method::POST,
+        "/api/auth/introspect",
+        Some(body),
+        Some(caller),
+    )
+    .await
 }
 
 /// Introspects as an operator signed by the test signing key.
@@ -361,15 +360,7 @@ async fn introspect_checks_signature_claims_and_the_session(pool: PgPool) {
     app.clock.advance(chrono::Duration::seconds(5));
     assert_eq!(introspect(&app, &token).await["reason"], "expired");
 
-    let ops = crate::admin::operator_token(&app);
-    let res = app
-        .call(
-            axum::http::Method::POST,
-            "/api/auth/introspect",
-            Some(json!({ "jwt": "x" })),
-            Some(&ops),
-        )
-        .await;
+    let res = introspect_with(&app, &crate::admin::operator_token(&app), json!({ "jwt": "x" })).await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     let doc = app.get("/openapi.json", None).await.body;
     assert!(doc["paths"]["/api/auth/introspect"]["post"].is_object());
@@ -381,15 +372,7 @@ async fn introspect_is_rate_limited_per_ip(pool: PgPool) {
     for _ in 0..2 {
         introspect(&app, "x").await;
     }
-    let ops = crate::admin::operator_token(&app);
-    let res = app
-        .call(
-            axum::http::Method::POST,
-            "/api/auth/introspect",
-            Some(json!({ "token": "x" })),
-            Some(&ops),
-        )
-        .await;
+    let res = introspect_with(&app, &crate::admin::operator_token(&app), json!({ "token": "x" })).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers.contains_key("retry-after"));
 }

@@ -44,11 +44,7 @@ pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> an
         .await
         .with_context(|| format!("cannot read the lock of `{name}`"))?;
     let Some(current) = current else {
-        ctx.printer.either(
-            &serde_json::json!({"environment": name, "released": false, "reason": "not locked"}),
-            || format!("{name}: not locked; nothing to release"),
-        );
-        return Ok(ExitStatus::Success);
+        return Ok(nothing_to_release(ctx, name, "not locked"));
     };
     let plan = format!(
         "force-release the lock of `{name}` held by {} for {} `{}` ({}); the operation is marked abandoned if unfinished",
@@ -79,11 +75,7 @@ pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> an
     .await
     .with_context(|| format!("cannot force-release the lock of `{name}`"))?;
     let Some(released) = released else {
-        ctx.printer.either(
-            &serde_json::json!({"environment": name, "released": false, "reason": "not locked"}),
-            || format!("{name}: released meanwhile; nothing to release"),
-        );
-        return Ok(ExitStatus::Success);
+        return Ok(nothing_to_release(ctx, name, "released meanwhile"));
     };
     ctx.printer.either(&released, || {
         let mut text = format!("{name}: lock released (journal record `{}`)", released.record_id);
@@ -95,4 +87,13 @@ pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> an
         text
     });
     Ok(ExitStatus::Success)
+}
+
+/// The answer when there is no lock to release (`why`: not locked, or released meanwhile by its holder).
+fn nothing_to_release(ctx: &Context, name: &str, why: &str) -> ExitStatus {
+    ctx.printer.either(
+        &serde_json::json!({"environment": name, "released": false, "reason": "not locked"}),
+        || format!("{name}: {why}; nothing to release"),
+    );
+    ExitStatus::Success
 }
