@@ -170,47 +170,45 @@ impl Locks {
     /// so a holder that is still running is refused at its next renew or journal write and stops before
     /// its next AWS change. `LockError::Changed` when the lock moved on since `held` was read.
     pub async fn seize(&self, op: &Operation, held: &LockItem) -> Result<LockGuard, LockError> {
-        let now = Utc::now();
-        let fence = Fence::mint();
-        let sent = tokio::time::Instant::now();
-        let item = self.item(op, &fence, now);
-        if let Err(e) = self.table.seize(&item, &held.fence).await {
-            // As in `acquire_over`: a lost answer to a write that landed.
-            let current = self.table.get_lock(&op.environment).await?;
-            if current.is_none_or(|c| c.fence != item.fence) {
-                return Err(match e.kind {
-                    AwsErrorKind::ConditionFailed => LockError::Changed {
-                        environment: op.environment.clone(),
-                    },
-                    _ => e.into(),
-                });
-            }
-        }
-        Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
+        self.take(
+            op,
+            Take::Seize {
+                held_fence: &held.fence,
+            },
+        )
+        .await
     }
 
     async fn acquire_over(&self, op: &Operation, takeover_of: Option<&str>) -> Result<LockGuard, LockError> {
+        self.take(op, Take::Acquire { takeover_of }).await
+    }
+
+    /// Writes `op`'s lock item under a new fence, as `how` says, and starts its guard.
+    async fn take(&self, op: &Operation, how: Take<'_>) -> Result<LockGuard, LockError> {
         let now = Utc::now();
         let fence = Fence::mint();
         // The lease counts from before the write is sent, so our view of it never outlives the table's.
         let sent = tokio::time::Instant::now();
         let item = self.item(op, &fence, now);
-        match self.table.acquire(&item, now.timestamp(), takeover_of).await {
-            Ok(()) => {}
-            Err(e) => {
-                // The write may have landed and only its answer been lost (a timeout, a reset, or the
-                // SDK's retry of a write that had succeeded, refused by our own lock). The fence is ours
-                // alone, so finding it on the lock means we hold it.
-                let current = self.table.get_lock(&op.environment).await?;
-                if current.as_ref().is_some_and(|held| held.fence == item.fence) {
-                    tracing::info!(environment = %op.environment, error = %e, "the lock write landed though its answer was lost");
-                    return Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease));
-                }
-                if e.kind != AwsErrorKind::ConditionFailed {
-                    return Err(e.into());
-                }
-                return Err(match current {
-                    Some(held) => {
+        let written = match how {
+            Take::Acquire { takeover_of } => self.table.acquire(&item, now.timestamp(), takeover_of).await,
+            Take::Seize { held_fence } => self.table.seize(&item, held_fence).await,
+        };
+        if let Err(e) = written {
+            // The write may have landed and only its answer been lost (a timeout, a reset, or the SDK's
+            // retry of a write that had succeeded, refused by our own lock). The fence is ours alone, so
+            // finding it on the lock means we hold it.
+            let current = self.table.get_lock(&op.environment).await?;
+            if current.as_ref().is_some_and(|held| held.fence == item.fence) {
+                tracing::info!(environment = %op.environment, error = %e, "the lock write landed though its answer was lost");
+            } else if e.kind != AwsErrorKind::ConditionFailed {
+                return Err(e.into());
+            } else {
+                return Err(match (how, current) {
+                    (Take::Seize { .. }, _) => LockError::Changed {
+                        environment: op.environment.clone(),
+                    },
+                    (Take::Acquire { .. }, Some(held)) => {
                         let info = Box::new(LockInfo::from_item(&held, now));
                         if info.lease_active {
                             LockError::Held(info)
@@ -219,12 +217,21 @@ impl Locks {
                         }
                     }
                     // Released between our put and our read: report it as held; a retry will succeed.
-                    None => LockError::Aws(e),
+                    (Take::Acquire { .. }, None) => LockError::Aws(e),
                 });
             }
         }
         Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
     }
+}
+
+/// How a lock is taken.
+#[derive(Clone, Copy)]
+enum Take<'a> {
+    /// When free, or expired and finished or `takeover_of` (a resume or abort of that operation).
+    Acquire { takeover_of: Option<&'a str> },
+    /// In place of the lock held under `held_fence`, live or not (a forced release).
+    Seize { held_fence: &'a str },
 }
 
 /// A held lock. Its lease is renewed in the background until [`LockGuard::release`]; if renewal finds the
