@@ -180,7 +180,7 @@ pub fn secrets_demo(demo: &Demo<'_>) -> Result<()> {
                 kids[0]
             );
         }
-        Some(2) if stderr.contains("rotated recently") => println!(
+        Some(3) if stderr.contains("rotated recently") => println!(
             "  (refused: an earlier run rotated this key inside the previous key's overlap, and a second rotation \
              would drop a key that signed still-valid tokens; the services keep signing with `{before}`)"
         ),

@@ -90,6 +90,33 @@ pub fn config_path(global: &GlobalFlags, env: &dyn EnvSource) -> Resolved<PathBu
     )
 }
 
+/// The output format: `--output`, then `SUMA_OUTPUT`, then the file's `defaults.output` (none for the
+/// commands that read no configuration file), then a table.
+pub fn output_format(
+    global: &GlobalFlags,
+    env: &dyn EnvSource,
+    file_default: Option<OutputFormat>,
+) -> Result<Resolved<OutputFormat>, SettingsError> {
+    let env_output = match env.var(env_vars::SUMA_OUTPUT) {
+        Some(value) => Some(
+            value
+                .parse::<OutputFormat>()
+                .map_err(|reason| SettingsError::BadEnvValue {
+                    var: env_vars::SUMA_OUTPUT,
+                    value,
+                    reason,
+                })?,
+        ),
+        None => None,
+    };
+    Ok(pick(global.output, env_output, file_default, || OutputFormat::Table))
+}
+
+/// Colour unless `--no-color` or `NO_COLOR` (any value, as no-color.org asks) says otherwise.
+pub fn color(global: &GlobalFlags, env: &dyn EnvSource) -> bool {
+    !global.no_color && env.var(env_vars::NO_COLOR).is_none()
+}
+
 /// Problems with flags or variables, found before any AWS call.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -123,19 +150,7 @@ impl Settings {
         config_path: Resolved<PathBuf>,
         file: &ConfigFile,
     ) -> Result<Self, SettingsError> {
-        let env_output = match env.var(env_vars::SUMA_OUTPUT) {
-            Some(value) => Some(
-                value
-                    .parse::<OutputFormat>()
-                    .map_err(|reason| SettingsError::BadEnvValue {
-                        var: env_vars::SUMA_OUTPUT,
-                        value,
-                        reason,
-                    })?,
-            ),
-            None => None,
-        };
-        let output = pick(global.output, env_output, file.defaults.output, || OutputFormat::Table);
+        let output = output_format(global, env, file.defaults.output)?;
 
         let environment = {
             let resolved = pick(
@@ -155,7 +170,7 @@ impl Settings {
         );
 
         let actor = pick(None, env.var(env_vars::SUMA_ACTOR), None, || default_actor(env));
-        let color = !global.no_color && env.var(env_vars::NO_COLOR).is_none();
+        let color = color(global, env);
 
         Ok(Self {
             config_path,

@@ -23,12 +23,12 @@ use crate::settings::EnvSource as _;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Cli;
+use crate::cli::Invocation;
 use crate::exit::ExitStatus;
 use crate::report::Reporter;
 
 /// Runs the parsed command line to completion or until SIGINT, SIGTERM or SIGHUP.
-pub async fn run(cli: Cli) -> ExitStatus {
+pub async fn run(Invocation { cli, mutating }: Invocation) -> ExitStatus {
     let reporter: Arc<dyn Reporter> = Arc::new(render::TerminalReporter::new(cli.global.quiet));
     // Checked before any command, so a mistyped rule never surfaces halfway through an operation.
     let connect_to = settings::ProcessEnv
@@ -38,11 +38,10 @@ pub async fn run(cli: Cli) -> ExitStatus {
         Ok(rules) => secrets::database::route_connections(rules),
         Err(e) => {
             render::error(&anyhow::anyhow!("`{}`: {e}", env_vars::SUMA_DB_CONNECT_TO));
-            return ExitStatus::Error;
+            return ExitStatus::Usage;
         }
     }
     let cancel = CancellationToken::new();
-    let mutating = commands::is_mutating(&cli.command);
     let mut work = std::pin::pin!(commands::dispatch(
         cli.command,
         &cli.global,
@@ -80,7 +79,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
             if err.downcast_ref::<commands::InvalidConfig>().is_none() {
                 render::error(&err);
             }
-            ExitStatus::Error
+            commands::exit_status_of(&err)
         }
     }
 }

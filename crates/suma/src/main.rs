@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = suma::cli::Cli::parse();
-    suma::logging::init(&cli.global);
+    let invocation = suma::cli::parse();
+    suma::logging::init(&invocation.cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -14,5 +12,5 @@ fn main() -> ExitCode {
             return suma::exit::ExitStatus::Error.into();
         }
     };
-    runtime.block_on(suma::run(cli)).into()
+    runtime.block_on(suma::run(invocation)).into()
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 mod monitoring;
 mod runbook;
@@ -17,7 +17,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    the operation ran and the answer is no (a check failed, a canary was rolled back)
-  2    usage, configuration or runtime error
+  2    usage or configuration error, found before anything ran: fix the command line or suma.yaml
+  3    the run failed: AWS, Datadog or the service failed or did not answer, or the environment's state
+       refused the operation (a held lock, a half-done rotation); the state left behind is reported
   130  interrupted (Ctrl-C); the state left behind is reported
 
 Environment: SUMA_CONFIG, SUMA_ENV, SUMA_OUTPUT, SUMA_STATE_DIR, SUMA_ACTOR, NO_COLOR, RUST_LOG,
@@ -31,6 +33,45 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The parsed command line, and what the command's definition says about it.
+#[derive(Debug)]
+pub struct Invocation {
+    pub cli: Cli,
+    /// The command changes something. Every such command asks before it acts (it takes `--yes`), so the
+    /// definition says it and no list is kept by hand. On a signal a mutating command stops at a safe
+    /// point and records its state; any other is dropped.
+    pub mutating: bool,
+}
+
+/// Parses the process's arguments; on a usage error prints it and exits 2.
+pub fn parse() -> Invocation {
+    parse_from(std::env::args_os())
+}
+
+pub fn parse_from<I, T>(args: I) -> Invocation
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let command = Cli::command();
+    let matches = command.clone().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    Invocation {
+        cli,
+        mutating: asks_for_confirmation(&command, &matches),
+    }
+}
+
+/// Whether the subcommand `matches` selects (down to its leaf) takes `--yes`.
+fn asks_for_confirmation(command: &clap::Command, matches: &ArgMatches) -> bool {
+    match matches.subcommand() {
+        Some((name, sub)) => command
+            .find_subcommand(name)
+            .is_some_and(|leaf| asks_for_confirmation(leaf, sub)),
+        None => command.get_arguments().any(|arg| arg.get_id() == "yes"),
+    }
 }
 
 /// Flags every command accepts.
@@ -357,7 +398,8 @@ const COMPLIANCE_EXIT_CODES: &str = "\
 Exit codes:
   0  nothing at or above --fail-on failed, and every check could read what it judges
   1  a finding at or above --fail-on failed (muted findings never fail a run)
-  2  usage or configuration error, or some check could not read its resources (status `error`)";
+  2  usage or configuration error
+  3  some check could not read its resources (status `error`): the run could not prove compliance";
 
 #[derive(Debug, Subcommand)]
 pub enum ComplianceCommand {
@@ -408,3 +450,6 @@ pub enum ScopeArg {
     Account,
     Config,
 }
+
+#[cfg(test)]
+mod tests;

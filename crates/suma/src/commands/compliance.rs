@@ -27,8 +27,8 @@ fn severity(arg: SeverityArg) -> Severity {
 
 /// Prints every check's metadata.
 pub fn list(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let json = matches!(global.output, Some(OutputArg::Json));
-    crate::render::compliance::list(CHECKS, json, !global.no_color);
+    let printer = super::offline_printer(global)?;
+    printer.either(&CHECKS, || crate::render::compliance::list(CHECKS));
     Ok(ExitStatus::Success)
 }
 

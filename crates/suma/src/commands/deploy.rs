@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use suma_core::usage;
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
@@ -127,7 +128,7 @@ async fn preflight(name: &str, env: &Environment, aws: &dyn AwsApis, metrics: &d
 pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     if !args.image.contains(':') || args.image.ends_with(":latest") {
-        bail!("`--image {}` must name a pinned tag, e.g. `repo/auth-service:1.5.0`\nhint: `latest` cannot be rolled back to reliably", args.image);
+        bail!(usage!("`--image {}` must name a pinned tag, e.g. `repo/auth-service:1.5.0`\nhint: `latest` cannot be rolled back to reliably", args.image));
     }
     // A template is rendered and validated before any AWS call, with the canary's image.
     let template = args

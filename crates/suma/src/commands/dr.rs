@@ -2,6 +2,7 @@
 //! sources, the readiness report, plan and confirmation, the lock, resume and abort, and the outcome.
 
 use std::sync::Arc;
+use suma_core::usage;
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
@@ -58,7 +59,9 @@ pub async fn failover(ctx: &Context, args: &DrFailoverArgs) -> anyhow::Result<Ex
     parameters.insert("accept_data_loss".to_owned(), json!(args.accept_data_loss));
     if let Some(reason) = &args.reason {
         if reason.trim().is_empty() {
-            bail!("`--reason` is empty\nhint: say why; it is kept in the journal and the event");
+            bail!(usage!(
+                "`--reason` is empty\nhint: say why; it is kept in the journal and the event"
+            ));
         }
         parameters.insert("reason".to_owned(), json!(reason));
     }
@@ -222,7 +225,7 @@ async fn finish(
 pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     if name == "production" {
-        bail!("a drill fails `production` over and back\nhint: rehearse on a non-production environment, e.g. `--env staging`; a real failover is `suma dr failover`");
+        bail!(usage!("a drill fails `production` over and back\nhint: rehearse on a non-production environment, e.g. `--env staging`; a real failover is `suma dr failover`"));
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let failover_plan = dr::plan(Direction::Failover, name, env);

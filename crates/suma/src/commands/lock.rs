@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use serde::Serialize;
+use suma_core::usage;
 
 use super::Context;
 use crate::cli::MutationArgs;
@@ -35,7 +36,9 @@ pub async fn status(ctx: &Context) -> anyhow::Result<ExitStatus> {
 pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     if reason.trim().is_empty() {
-        anyhow::bail!("`--reason` is empty\nhint: say why the lock is being broken; it is kept in the journal");
+        anyhow::bail!(usage!(
+            "`--reason` is empty\nhint: say why the lock is being broken; it is kept in the journal"
+        ));
     }
     let session = ctx.aws(env.aws_profile.as_deref(), []).await;
     let locks = ctx.locks(&session);

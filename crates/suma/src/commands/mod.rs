@@ -73,6 +73,42 @@ pub fn load_config(
     }
 }
 
+/// The printer of a command that reads no configuration file: `--output`/`SUMA_OUTPUT` and
+/// `--no-color`/`NO_COLOR` resolved as for every other command.
+pub fn offline_printer(global: &GlobalArgs) -> anyhow::Result<Printer> {
+    let flags = global.flags();
+    let env = settings::ProcessEnv;
+    let output = settings::output_format(&flags, &env, None).context("invalid settings")?;
+    Ok(Printer::new(output.value, settings::color(&flags, &env)))
+}
+
+/// Exit 2 when the command line or the configuration must change (the error is one of the kinds found
+/// before anything runs), 3 for every other failure.
+pub fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
+    use suma_ops::secrets::setup::SetupError;
+    let usage = err.chain().any(|e| {
+        e.is::<suma_core::exit::UsageError>()
+            || e.is::<InvalidConfig>()
+            || e.is::<settings::SettingsError>()
+            || e.is::<suma_core::config::UnknownEnvironment>()
+            || e.is::<suma_ops::context::EnvironmentError>()
+            || e.is::<crate::render::ConfirmationRequired>()
+            || e.is::<compliance::OutputOnlyForCheck>()
+            || e.is::<suma_ops::compliance::SelectionError>()
+            || e.is::<suma_ops::taskdef::template::TemplateError>()
+            || e.is::<suma_ops::monitoring::TemplateError>()
+            || matches!(
+                e.downcast_ref::<SetupError>(),
+                Some(SetupError::Unknown { .. } | SetupError::Ambiguous { .. } | SetupError::ServiceUrl { .. })
+            )
+    });
+    if usage {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Error
+    }
+}
+
 /// Runs one command.
 pub async fn dispatch(
     command: Command,
@@ -147,29 +183,6 @@ pub async fn dispatch(
         Command::Dashboards(command) => monitoring::dashboards(&ctx, command).await,
         Command::Taskdef(command) => taskdef::run(&ctx, command).await,
     }
-}
-
-/// Commands that change AWS: on Ctrl-C they finish recording their state instead of being dropped.
-pub fn is_mutating(command: &Command) -> bool {
-    match command {
-        Command::Runbook(command) => return runbook::is_mutating(command),
-        Command::Monitors(command) => return monitoring::monitors_mutating(command),
-        Command::Dashboards(command) => return monitoring::dashboards_mutating(command),
-        Command::Taskdef(command) => return taskdef::is_mutating(command),
-        _ => {}
-    }
-    matches!(
-        command,
-        Command::Deploy(DeployCommand::Canary(_))
-            | Command::Deploy(DeployCommand::Resume(_))
-            | Command::Deploy(DeployCommand::Abort(_))
-            | Command::Deploy(DeployCommand::Promote(_))
-            | Command::Rollback(_)
-            | Command::Dr(DrCommand::Failover(_))
-            | Command::Dr(DrCommand::Failback(_))
-            | Command::Dr(DrCommand::Drill(_))
-            | Command::Secrets(SecretsCommand::Rotate(_) | SecretsCommand::Retire(_))
-    )
 }
 
 async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {

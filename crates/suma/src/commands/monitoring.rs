@@ -6,6 +6,7 @@
 //! reported, and deleted only with `--prune`.
 
 use std::path::{Path, PathBuf};
+use suma_core::usage;
 
 use anyhow::bail;
 use serde_json::json;
@@ -62,14 +63,6 @@ pub async fn dashboards(ctx: &Context, command: DashboardsCommand) -> anyhow::Re
     }
 }
 
-pub fn monitors_mutating(command: &MonitorsCommand) -> bool {
-    matches!(command, MonitorsCommand::Apply(_))
-}
-
-pub fn dashboards_mutating(command: &DashboardsCommand) -> bool {
-    matches!(command, DashboardsCommand::Apply(_))
-}
-
 /// `--templates`, else `templates/datadog` beside the configuration file when it exists there, else
 /// `templates/datadog` in the current directory.
 pub fn templates_dir(flag: Option<&Path>, config_path: &Path) -> PathBuf {
@@ -118,10 +111,10 @@ async fn prepare<'a>(ctx: &'a Context, kind: Kind, templates: Option<&Path>) -> 
 /// The environment's Datadog tags, which tell its monitors from other environments'.
 fn identity_tags(name: &str, env: &Environment) -> anyhow::Result<Vec<String>> {
     let Some(datadog) = &env.datadog else {
-        bail!("environment `{name}` has no `datadog` section, so it has no Datadog monitors or dashboards\nhint: add `datadog: {{site: datadoghq.eu, tags: [\"service:auth-service\", \"env:{name}\"]}}` to it in suma.yaml");
+        bail!(usage!("environment `{name}` has no `datadog` section, so it has no Datadog monitors or dashboards\nhint: add `datadog: {{site: datadoghq.eu, tags: [\"service:auth-service\", \"env:{name}\"]}}` to it in suma.yaml"));
     };
     if datadog.tags.is_empty() {
-        bail!("`environments.{name}.datadog.tags` is empty: suma tells one environment's monitors from another's by these tags\nhint: add e.g. `env:{name}` and `service:auth-service`");
+        bail!(usage!("`environments.{name}.datadog.tags` is empty: suma tells one environment's monitors from another's by these tags\nhint: add e.g. `env:{name}` and `service:auth-service`"));
     }
     Ok(datadog.tags.clone())
 }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use suma_core::usage;
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
@@ -28,7 +29,9 @@ const CANARY_ABORT_WAIT: Duration = Duration::from_secs(120);
 pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     if args.reason.trim().is_empty() {
-        bail!("`--reason` is empty\nhint: say why; it is kept in the journal and the deployment event");
+        bail!(usage!(
+            "`--reason` is empty\nhint: say why; it is kept in the journal and the deployment event"
+        ));
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let aws: Arc<dyn AwsApis> = Arc::new(session.clone());

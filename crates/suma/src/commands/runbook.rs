@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use suma_core::usage;
 
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
@@ -54,7 +55,7 @@ fn runbook_path(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
         .iter()
         .map(|p| runbook::name_of(p))
         .collect();
-    bail!(
+    bail!(usage!(
         "no runbook `{name}` in {}\nhint: {}",
         dir.display(),
         if known.is_empty() {
@@ -62,7 +63,7 @@ fn runbook_path(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
         } else {
             format!("the runbooks there: {}", known.join(", "))
         }
-    )
+    ))
 }
 
 /// Loads one runbook or prints every problem in it and fails (exit 2).
@@ -87,17 +88,9 @@ pub fn needs_no_config(command: &RunbookCommand) -> bool {
     )
 }
 
-fn printer(global: &GlobalArgs) -> crate::render::Printer {
-    let format = match global.output {
-        Some(crate::cli::OutputArg::Json) => crate::config::OutputFormat::Json,
-        _ => crate::config::OutputFormat::Table,
-    };
-    crate::render::Printer::new(format, !global.no_color)
-}
-
 /// `list`, `show`, `validate`, `actions`.
 pub fn offline(command: &RunbookCommand, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let printer = printer(global);
+    let printer = super::offline_printer(global)?;
     let config_path = global.config.as_deref();
     match command {
         RunbookCommand::Actions => {
@@ -122,7 +115,7 @@ pub fn offline(command: &RunbookCommand, global: &GlobalArgs) -> anyhow::Result<
             Ok(if invalid.is_empty() {
                 ExitStatus::Success
             } else {
-                ExitStatus::Error
+                ExitStatus::Usage
             })
         }
         RunbookCommand::Show { name, dir } => {
@@ -141,7 +134,7 @@ pub fn offline(command: &RunbookCommand, global: &GlobalArgs) -> anyhow::Result<
                     .collect::<anyhow::Result<Vec<_>>>()?
             };
             if paths.is_empty() {
-                bail!("no runbooks in {}\nhint: pass `--dir DIR`", dir.display());
+                bail!(usage!("no runbooks in {}\nhint: pass `--dir DIR`", dir.display()));
             }
             let mut problems = 0;
             let mut results = Vec::new();
@@ -164,7 +157,7 @@ pub fn offline(command: &RunbookCommand, global: &GlobalArgs) -> anyhow::Result<
             Ok(if problems == 0 {
                 ExitStatus::Success
             } else {
-                ExitStatus::Error
+                ExitStatus::Usage
             })
         }
         _ => unreachable!("only the offline subcommands"),
@@ -179,13 +172,6 @@ pub async fn run(ctx: &Context, command: RunbookCommand) -> anyhow::Result<ExitS
         RunbookCommand::Timeline { run_id, out } => timeline(ctx, &run_id, out.as_deref()).await,
         _ => unreachable!("handled before the configuration is loaded"),
     }
-}
-
-pub fn is_mutating(command: &RunbookCommand) -> bool {
-    matches!(
-        command,
-        RunbookCommand::Run(_) | RunbookCommand::Resume(_) | RunbookCommand::Abort(_)
-    )
 }
 
 /// The environment values runbooks reference as `${env.NAME}`.
@@ -349,12 +335,12 @@ async fn resume(ctx: &Context, args: &RunbookContinueArgs) -> anyhow::Result<Exi
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let (mut op, loaded) = unfinished(ctx, &session, &args.run_id).await?;
     if op.environment != name {
-        bail!(
+        bail!(usage!(
             "run `{}` is on `{}`, not `{name}`\nhint: pass `--env {}`",
             op.id,
             op.environment,
             op.environment
-        );
+        ));
     }
     let next = op.next_step();
     let at = loaded

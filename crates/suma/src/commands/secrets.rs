@@ -4,6 +4,7 @@
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 use serde_json::json;
+use suma_core::usage;
 
 use super::{environment_regions, Context};
 use crate::aws::secrets::AWSPREVIOUS;
@@ -38,11 +39,11 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     let candidates: Vec<&ManagedSecret> = named.map_or_else(|| env.secrets.iter().collect(), |s| vec![s]);
     for secret in candidates {
         if secret.kind.is_database() && secret.database.is_none() {
-            bail!(
+            bail!(usage!(
                 "the `{}` secret `{}` of `{name}` has no `database` section: suma cannot set the new password\nhint: add `database: {{ admin_secret: NAME }}` (or `database: {{ rds_master: INSTANCE }}` for an RDS master user) to it in the configuration",
                 secret.kind.as_str(),
                 secret.id
-            );
+            ));
         }
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
@@ -221,11 +222,11 @@ pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<E
     let (name, env) = ctx.environment()?;
     let secret = find(env, name, &args.name)?;
     if secret.kind != SecretKind::JwtSigningKey {
-        bail!(
+        bail!(usage!(
             "`{}` is a {} secret: only a `jwt-signing-key` keeps a verify-only previous version to retire",
             secret.id,
             secret.kind.as_str()
-        );
+        ));
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let api = session.secret_versions(&env.primary_region);

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use suma_core::usage;
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -31,20 +32,18 @@ pub async fn run(ctx: &Context, command: TaskdefCommand) -> anyhow::Result<ExitS
     }
 }
 
-pub fn is_mutating(command: &TaskdefCommand) -> bool {
-    matches!(command, TaskdefCommand::Register(_))
-}
-
 /// `--var NAME=VALUE` flags as pairs.
 pub fn parse_vars(flags: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     flags
         .iter()
         .map(|flag| {
             let Some((name, value)) = flag.split_once('=') else {
-                bail!("`--var {flag}` has no `=`\nhint: write `--var NAME=VALUE`");
+                bail!(usage!("`--var {flag}` has no `=`\nhint: write `--var NAME=VALUE`"));
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                bail!("`--var {flag}`: `{name}` is not a variable name\nhint: names are letters, digits and `_`");
+                bail!(usage!(
+                    "`--var {flag}`: `{name}` is not a variable name\nhint: names are letters, digits and `_`"
+                ));
             }
             Ok((name.to_owned(), value.to_owned()))
         })

@@ -147,13 +147,8 @@ pub fn emit(
 }
 
 /// `suma compliance list`.
-pub fn list(checks: &[Check], json: bool, _color: bool) {
-    let mut stdout = std::io::stdout().lock();
-    if json {
-        let text = serde_json::to_string_pretty(checks).expect("checks always serialize");
-        let _ = writeln!(stdout, "{text}");
-        return;
-    }
+/// Every check as a table, for `suma compliance list`.
+pub fn list(checks: &[Check]) -> String {
     let join = |l: &[&str]| if l.is_empty() { "-".to_owned() } else { l.join(", ") };
     let text = table(
         ["id", "severity", "title", "PCI-DSS", "SOC 2", "GDPR", "CIS"],
@@ -169,10 +164,8 @@ pub fn list(checks: &[Check], json: bool, _color: bool) {
             ]
         }),
     );
-    let _ = writeln!(stdout, "{text}");
-    let _ = writeln!(
-        stdout,
-        "{} checks; `--output json` adds tags, risk and remediation",
+    format!(
+        "{text}\n{} checks; `--output json` adds tags, risk and remediation",
         checks.len()
-    );
+    )
 }

@@ -312,7 +312,7 @@ async fn rollback_to_a_named_revision_is_journaled() {
         "--rollout-timeout",
         "60s",
     ]));
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 3, "AWS has no such revision: {}", out.stderr);
     assert!(out.stderr.contains("auth-service:999"), "{}", out.stderr);
 }
 
@@ -625,7 +625,11 @@ async fn a_second_concurrent_deploy_is_refused_by_the_lock() {
     };
 
     let second = run(deploy(&fresh_tag()));
-    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert_eq!(
+        second.code, 3,
+        "a held lock is the environment's state: {}",
+        second.stderr
+    );
     assert!(second.stderr.contains("is locked by"), "{}", second.stderr);
     assert!(
         second.stderr.contains(&holder),

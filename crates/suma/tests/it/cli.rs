@@ -102,11 +102,11 @@ fn status_json_is_structured() {
 }
 
 #[test]
-fn status_reports_an_unreachable_aws_per_section_and_exits_2() {
+fn status_reports_an_unreachable_aws_per_section_and_exits_3() {
     crate::require_sandbox!();
     let out =
         run(suma(&["status", "--env", "production", "--output", "json"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 3, "{}", out.stderr);
     let report = json(&out);
     for section in ["services", "traffic", "databases", "dns", "lock"] {
         assert_eq!(report[section]["status"], "error", "{section}");
@@ -299,7 +299,8 @@ fn help_documents_exit_codes() {
     for line in [
         "0    success",
         "1    the operation ran and the answer is no",
-        "2    usage",
+        "2    usage or configuration error",
+        "3    the run failed",
         "130  interrupted",
     ] {
         assert!(out.stdout.contains(line), "{line}");

@@ -669,9 +669,9 @@ fn datadog_monitors_are_required_unmuted_and_notifying() {
         )
     );
 
-    // Without keys the Datadog checks are errors, and an incomplete run exits 2.
+    // Without keys the Datadog checks are errors, and an incomplete run exits 3.
     let out = run(check("cmp-good", &["--tags", "datadog", "--output", "json"]));
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, 3, "{}", out.stderr);
     let report = json(&out);
     assert!(report["findings"]
         .as_array()
@@ -921,14 +921,14 @@ fn usage_errors_exit_2_and_list_shows_every_check() {
 }
 
 #[test]
-fn an_unreachable_aws_turns_checks_into_errors_and_exits_2() {
+fn an_unreachable_aws_turns_checks_into_errors_and_exits_3() {
     crate::require_sandbox!();
     let out = run(check(
         "cmp-good",
         &["--scope", "config", "--tags", "rds,secrets", "--output", "json"],
     )
     .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, 3, "{}", out.stderr);
     let report = json(&out);
     let findings = report["findings"].as_array().unwrap();
     assert!(!findings.is_empty());

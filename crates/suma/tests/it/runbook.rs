@@ -642,7 +642,7 @@ fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
         &format!("url={url}"),
         "--yes",
     ]));
-    assert_eq!(blocked.code, 2, "{}", blocked.stderr);
+    assert_eq!(blocked.code, 3, "{}", blocked.stderr);
     assert!(blocked.stderr.contains(&run_id), "{}", blocked.stderr);
 
     serve_ok(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());

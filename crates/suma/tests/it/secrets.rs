@@ -666,11 +666,11 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
 
     // A new rotation inside the overlap would drop the key before; refused.
     let again = run(fleet.suma(&["secrets", "rotate", "jwt-signing-key", "--yes"]));
-    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert_eq!(again.code, 3, "{}", again.stderr);
     assert!(again.stderr.contains("rotated recently"), "{}", again.stderr);
     let early = run(fleet.suma(&["secrets", "retire", "jwt-signing-key", "--yes"]));
     assert_eq!(
-        early.code, 2,
+        early.code, 3,
         "retiring inside the overlap needs --force: {}",
         early.stderr
     );

@@ -115,7 +115,7 @@ async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
         if result.is_ok() && ![0, 1].contains(&resumed.code) {
             result = Err(format!("the resume exited {}: {}", resumed.code, resumed.stderr.trim()));
         }
-    } else if out.code == 2 && !out.stderr.contains("error:") {
+    } else if [2, 3].contains(&out.code) && !out.stderr.contains("error:") {
         result = Err(format!("failed without a message: {}", out.stderr.trim()));
     }
     if result.is_ok() && env.locked().await {
