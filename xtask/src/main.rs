@@ -1,5 +1,5 @@
 //! Development automation: `cargo xtask sandbox up|down|status`, `cargo xtask test`,
-//! `cargo xtask crash-matrix`, `cargo xtask demo`, `cargo xtask bench <name>`. No dependencies on
+//! `cargo xtask crash-matrix`, `cargo xtask demo`, `cargo xtask bench <name>`, `cargo xtask man`. No dependencies on
 //! purpose; what it needs at run time (moto, PostgreSQL, Redis, Prometheus) it installs itself, and the
 //! data plane's binaries live in the `dataplane` crate.
 
@@ -36,7 +36,9 @@ tasks:
                    write the `## auth-service` section of BENCHMARKS.md
   bench canary     in the sandbox: time from a bad canary's first failed analysis to weights restored, and
                    suma's CPU and memory while supervising a canary; the `## canary` section of BENCHMARKS.md
-  bench compliance 1,000 resources on a moto of its own: time and memory of `suma compliance check`";
+  bench compliance 1,000 resources on a moto of its own: time and memory of `suma compliance check`
+  man [DIR]        a man page per suma command into DIR (default target/man), from its command-line
+                   definition";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +54,8 @@ fn main() -> ExitCode {
         ["bench", "canary"] => bench_canary::canary(workspace_root()),
         ["bench", "compliance"] => bench_compliance::compliance(workspace_root()),
         ["bench", name, ..] => Err(bench::unknown(name)),
+        ["man"] => man(&workspace_root().join("target/man")),
+        ["man", dir] => man(&PathBuf::from(dir)),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -64,6 +68,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask man`: suma writes its own pages (`suma man --out DIR`, hidden), so they come from the
+/// same definition the binary parses with.
+fn man(dir: &std::path::Path) -> Result<(), String> {
+    let status = cargo::command()
+        .args(["run", "--quiet", "--bin", "suma", "--", "man", "--out"])
+        .arg(dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("`suma man` failed: {status}"));
+    }
+    let pages = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .count();
+    println!("{pages} man pages in {}", dir.display());
+    Ok(())
 }
 
 /// The workspace root, found from this crate's manifest directory.

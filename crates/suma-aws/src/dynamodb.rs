@@ -82,3 +82,28 @@ pub trait LockTable: Send + Sync {
     /// `ConditionFailed` when the lock is no longer held under `fence`.
     async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError>;
 }
+
+/// What `suma init` reads of the lock table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockTableFacts {
+    /// `ACTIVE`, `CREATING`, `UPDATING`, ...
+    pub status: String,
+    /// The key schema as `(attribute, attribute type, key type)`, e.g. `("pk", "S", "HASH")`.
+    pub key_schema: Vec<(String, String, String)>,
+    pub deletion_protection: bool,
+    pub point_in_time_recovery: bool,
+}
+
+/// Creating and hardening the lock table (`suma init`), apart from [`LockTable`]: no other command may
+/// create or reconfigure it.
+#[async_trait]
+pub trait LockTableSetup: Send + Sync {
+    /// The table's name, for messages.
+    fn table(&self) -> &str;
+    /// `None` when the table does not exist.
+    async fn describe(&self) -> Result<Option<LockTableFacts>, AwsError>;
+    /// Creates it keyed by the string partition key `pk`, billed per request, with deletion protection.
+    async fn create(&self) -> Result<(), AwsError>;
+    async fn enable_point_in_time_recovery(&self) -> Result<(), AwsError>;
+    async fn enable_deletion_protection(&self) -> Result<(), AwsError>;
+}

@@ -43,7 +43,7 @@ pub enum RollbackError {
     },
     #[error("step `{at_step}` failed: {reason}")]
     Failed { at_step: String, reason: String },
-    #[error("interrupted at `{at_step}`\nhint: `suma rollback --env {environment} --reason ...` resumes it; `--abort` ends it with all traffic on stable")]
+    #[error("interrupted at `{at_step}`\nhint: `suma rollback resume --env {environment}` finishes it; `suma rollback abort --env {environment}` ends it with all traffic on stable")]
     Interrupted { at_step: String, environment: String },
     #[error("{reason}: {note}")]
     Undone { reason: String, note: String },

@@ -28,8 +28,17 @@ use crate::exit::ExitStatus;
 use crate::report::Reporter;
 
 /// Runs the parsed command line to completion or until SIGINT, SIGTERM or SIGHUP.
-pub async fn run(Invocation { cli, mutating }: Invocation) -> ExitStatus {
+pub async fn run(
+    Invocation {
+        cli,
+        mutating,
+        deprecations,
+    }: Invocation,
+) -> ExitStatus {
     let reporter: Arc<dyn Reporter> = Arc::new(render::TerminalReporter::new(cli.global.quiet));
+    for deprecation in &deprecations {
+        reporter.warn(deprecation);
+    }
     // Checked before any command, so a mistyped rule never surfaces halfway through an operation.
     let connect_to = settings::ProcessEnv
         .var(env_vars::SUMA_DB_CONNECT_TO)

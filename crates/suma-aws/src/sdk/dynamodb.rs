@@ -327,3 +327,151 @@ impl LockTable for SdkLockTable {
         Ok(items)
     }
 }
+
+/// The `aws-sdk` implementation of [`LockTableSetup`].
+pub struct SdkLockTableSetup {
+    table: SdkLockTable,
+}
+
+impl SdkLockTableSetup {
+    pub fn new(config: &SdkConfig, table: &str) -> Self {
+        Self {
+            table: SdkLockTable::new(config, table),
+        }
+    }
+}
+
+#[async_trait]
+impl LockTableSetup for SdkLockTableSetup {
+    fn table(&self) -> &str {
+        &self.table.table
+    }
+
+    async fn describe(&self) -> Result<Option<LockTableFacts>, AwsError> {
+        let client = &self.table.client;
+        let out = match client.describe_table().table_name(&self.table.table).send().await {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(self.table.failed("DescribeTable", "", e)),
+        };
+        let Some(table) = out.table else {
+            return Ok(None);
+        };
+        let types: HashMap<&str, &str> = table
+            .attribute_definitions()
+            .iter()
+            .map(|a| (a.attribute_name(), a.attribute_type().as_str()))
+            .collect();
+        let key_schema = table
+            .key_schema()
+            .iter()
+            .map(|k| {
+                let name = k.attribute_name();
+                (
+                    name.to_owned(),
+                    types.get(name).copied().unwrap_or_default().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
+            .collect();
+        let backups = client
+            .describe_continuous_backups()
+            .table_name(&self.table.table)
+            .send()
+            .await
+            .map_err(|e| self.table.failed("DescribeContinuousBackups", "", e))?;
+        let point_in_time_recovery = backups
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .is_some_and(|s| s.as_str() == "ENABLED");
+        Ok(Some(LockTableFacts {
+            status: table.table_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            key_schema,
+            deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
+            point_in_time_recovery,
+        }))
+    }
+
+    async fn create(&self) -> Result<(), AwsError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, SseSpecification,
+        };
+        let build = |what: &str, e: aws_sdk_dynamodb::error::BuildError| {
+            AwsError::new(
+                "DynamoDB",
+                "CreateTable",
+                self.table.table.clone(),
+                AwsErrorKind::Other,
+                format!("{what}: {e}"),
+            )
+        };
+        self.table
+            .client
+            .create_table()
+            .table_name(&self.table.table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| build("attribute", e))?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| build("key", e))?,
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .sse_specification(SseSpecification::builder().enabled(true).build())
+            .deletion_protection_enabled(true)
+            .send()
+            .await
+            .map_err(|e| self.table.failed("CreateTable", "", e))?;
+        Ok(())
+    }
+
+    async fn enable_point_in_time_recovery(&self) -> Result<(), AwsError> {
+        use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
+        let spec = PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(true)
+            .build()
+            .map_err(|e| {
+                AwsError::new(
+                    "DynamoDB",
+                    "UpdateContinuousBackups",
+                    self.table.table.clone(),
+                    AwsErrorKind::Other,
+                    e.to_string(),
+                )
+            })?;
+        self.table
+            .client
+            .update_continuous_backups()
+            .table_name(&self.table.table)
+            .point_in_time_recovery_specification(spec)
+            .send()
+            .await
+            .map_err(|e| self.table.failed("UpdateContinuousBackups", "", e))?;
+        Ok(())
+    }
+
+    async fn enable_deletion_protection(&self) -> Result<(), AwsError> {
+        self.table
+            .client
+            .update_table()
+            .table_name(&self.table.table)
+            .deletion_protection_enabled(true)
+            .send()
+            .await
+            .map_err(|e| self.table.failed("UpdateTable", "", e))?;
+        Ok(())
+    }
+}

@@ -135,6 +135,11 @@ impl AwsSession {
         Arc::new(elasticache::SdkElastiCache::new(self.config(region)))
     }
 
+    /// Creating and hardening the lock table, for `suma init` only.
+    pub fn lock_table_setup(&self, region: &AwsRegion, table: &str) -> Arc<dyn crate::dynamodb::LockTableSetup> {
+        Arc::new(dynamodb::SdkLockTableSetup::new(self.config(region), table))
+    }
+
     /// The lock and journal store in the lock table's region.
     pub fn lock_store(&self, region: &AwsRegion, table: &str) -> Arc<dyn crate::dynamodb::LockTable> {
         Arc::new(dynamodb::SdkLockTable::new(self.config(region), table))

@@ -8,7 +8,7 @@
 //! the cross-region replica so that `suma dr check` passes again.
 //!
 //! Every step is journaled under the environment lock and idempotent (it looks before it acts), so a crash
-//! at any point is continued by `--resume`. A step that fails stops the operation where it is instead of
+//! at any point is continued by `suma dr resume`. A step that fails stops the operation where it is instead of
 //! undoing anything: a promoted database cannot be demoted, and the journal says what is left to do.
 
 pub mod check;
@@ -215,7 +215,7 @@ pub enum Outcome {
     Refused {
         reason: String,
     },
-    /// A step failed; everything before it stands. Fix the cause and `--resume`.
+    /// A step failed; everything before it stands. Fix the cause and `suma dr resume`.
     Stopped {
         at_step: String,
         reason: String,
@@ -224,7 +224,7 @@ pub enum Outcome {
         by: String,
         note: String,
     },
-    /// Ctrl-C or a lost lease: `--resume` continues it.
+    /// Ctrl-C or a lost lease: `suma dr resume` continues it.
     Interrupted {
         at_step: String,
     },
@@ -395,8 +395,7 @@ impl Steps for Engine {
             // The database may already take writes in the DR region: going back would lose them or split
             // the writes between two primaries. The only safe way out is forward.
             return Err(StepError::refused(format!(
-                "the promotion of the DR database had started, so there is no way back without losing writes\nhint: `suma dr {} --resume --env {}` finishes the switch; `suma ops show {}` shows each step",
-                if op.kind == FAILBACK { "failback" } else { "failover" },
+                "the promotion of the DR database had started, so there is no way back without losing writes\nhint: `suma dr resume --env {}` finishes the switch; `suma ops show {}` shows each step",
                 self.environment,
                 op.id
             )));
@@ -405,7 +404,7 @@ impl Steps for Engine {
         // promotion: DNS still names DR, so DR gets its tasks back or nothing serves.
         if let Some(desired) = op.fact("dr_desired").and_then(|v| v.as_i64()) {
             let cfg = &self.env.ecs.dr;
-            let hint = "\nhint: it serves while DNS names the DR region; scale it by hand, or `--abort` again";
+            let hint = "\nhint: it serves while DNS names the DR region; scale it by hand, or `suma dr abort` again";
             self.scale_back(run, &self.env.dr_region, &cfg.cluster, &cfg.service, desired, hint)
                 .await?;
             return Ok(format!(
@@ -639,7 +638,7 @@ impl Engine {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(StepError::failed(format!(
-                    "`{identifier}` is still `{}`{} after {}\nhint: watch it in the RDS console; `--resume` waits again",
+                    "`{identifier}` is still `{}`{} after {}\nhint: watch it in the RDS console; `suma dr resume` waits again",
                     db.status,
                     if db.replica_source.is_some() { " and still a replica" } else { "" },
                     humantime::format_duration(self.wait_timeout)
@@ -702,9 +701,9 @@ impl Engine {
                 }
                 _ if tokio::time::Instant::now() >= deadline => {
                     return Err(StepError::failed(format!(
-                        "`{service}` ({region}) did not finish its rollout within {}\nhint: `--resume` waits again",
-                        humantime::format_duration(self.wait_timeout)
-                    )))
+                    "`{service}` ({region}) did not finish its rollout within {}\nhint: `suma dr resume` waits again",
+                    humantime::format_duration(self.wait_timeout)
+                )))
                 }
                 _ => run.sleep(self.poll).await?,
             }
@@ -753,7 +752,11 @@ impl Engine {
             .describe_instance(db)
             .await?
             .host()
-            .ok_or_else(|| StepError::failed(format!("`{db}` has no endpoint yet\nhint: `--resume` tries again")))?;
+            .ok_or_else(|| {
+                StepError::failed(format!(
+                    "`{db}` has no endpoint yet\nhint: `suma dr resume` tries again"
+                ))
+            })?;
         let current = ecs
             .describe_services(cluster, &[service.to_owned()])
             .await?
@@ -831,7 +834,7 @@ impl Engine {
                 }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(StepError::failed(format!(
-                        "Route 53 change `{id}` is still {status} after {}\nhint: `--resume` checks the record and waits again",
+                        "Route 53 change `{id}` is still {status} after {}\nhint: `suma dr resume` checks the record and waits again",
                         humantime::format_duration(self.wait_timeout)
                     )));
                 }
@@ -858,12 +861,12 @@ impl Engine {
             attempts += 1;
             let answer = match self.probe.ready(&base).await {
                 Err(e) => Err(format!(
-                    "{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `--resume` verifies again"
+                    "{base}/ready: {e}\nhint: check the service's tasks and its database endpoint; `suma dr resume` verifies again"
                 )),
                 Ok(ready) => match self.probe.write(&base).await {
                     Ok(write) => Ok((ready, write)),
                     Err(e) => Err(format!(
-                        "a write through {base} failed: {e}\nhint: is the database writable? `--resume` verifies again"
+                        "a write through {base} failed: {e}\nhint: is the database writable? `suma dr resume` verifies again"
                     )),
                 },
             };
@@ -1053,7 +1056,7 @@ impl Engine {
                 Ok(db) if db.status == "available" => return Ok(db),
                 Ok(db) if tokio::time::Instant::now() >= deadline => {
                     return Err(StepError::failed(format!(
-                        "`{identifier}` is still `{}` after {}\nhint: `--resume` waits again",
+                        "`{identifier}` is still `{}` after {}\nhint: `suma dr resume` waits again",
                         db.status,
                         humantime::format_duration(self.wait_timeout)
                     )))
@@ -1123,7 +1126,7 @@ impl Engine {
             )])))
         } else {
             Err(StepError::failed(
-                "the failback was not confirmed; nothing was changed\nhint: `suma dr failback --resume` asks again, `--abort` ends it".to_owned(),
+                "the failback was not confirmed; nothing was changed\nhint: `suma dr resume` asks again, `suma dr abort` ends it".to_owned(),
             ))
         }
     }

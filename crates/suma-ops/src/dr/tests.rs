@@ -2,7 +2,7 @@
 //! RDS, Route 53, Secrets Manager) and the in-memory lock table: a full failover and
 //! failback, the states moto cannot produce (lag beyond the RPO, no lag value, an unreachable primary
 //! region, a promotion stuck in `modifying`, a DNS change stuck PENDING, a failing verification), and a
-//! kill after every single AWS mutation followed by `--resume`, which must end in the same state as an
+//! kill after every single AWS mutation followed by `suma dr resume`, which must end in the same state as an
 //! uninterrupted run. Time is paused, so waits and timeouts take no wall time.
 
 use std::collections::BTreeMap;

@@ -14,6 +14,8 @@ pub struct Report {
     pub kind: &'static str,
     pub templates: String,
     pub dry_run: bool,
+    /// What differs, and what `apply` does about it: the `plan` of every dry run's JSON.
+    #[serde(rename = "plan")]
     pub items: Vec<PlanItem>,
     pub summary: BTreeMap<&'static str, usize>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -232,7 +232,7 @@ impl DbPasswordRotation {
             }
             if start.elapsed() >= self.rds_timeout {
                 return Err(failed(format!(
-                    "RDS instance `{instance}` is still `{status}` {} after its master password was changed\nhint: check the instance in the RDS console; `suma secrets rotate NAME --resume` continues",
+                    "RDS instance `{instance}` is still `{status}` {} after its master password was changed\nhint: check the instance in the RDS console; `suma secrets resume NAME` continues",
                     humantime::format_duration(self.rds_timeout)
                 )));
             }

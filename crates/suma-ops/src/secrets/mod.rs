@@ -91,7 +91,7 @@ pub enum Outcome {
         reason: String,
     },
     Aborted,
-    /// Ctrl-C or a lost lease: `--resume` or `--abort` finishes it.
+    /// Ctrl-C or a lost lease: `suma secrets resume` or `suma secrets abort` finishes it.
     Interrupted {
         at_step: String,
     },
@@ -223,7 +223,7 @@ impl Steps for RotationSteps<'_> {
 /// a verdict on the value, so it is undone too: `AWSCURRENT` back and the consumers redeployed on the
 /// previous value. Any other failure once `finish` has started (a timeout, AWS unreachable) says
 /// nothing about the value, and undoing would be a second change under pressure: stop, and the person
-/// chooses between `--resume` and `--abort`.
+/// chooses between `suma secrets resume` and `suma secrets abort`.
 pub fn after_failure(op: &Operation, index: usize) -> OnFailure {
     let consumers_rejected = op.plan[index].name == "consumers"
         && op

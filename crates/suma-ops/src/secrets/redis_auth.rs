@@ -80,7 +80,7 @@ impl RedisAuthRotation {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(failed(format!(
-                    "replication group `{group}` is still `{}` {} after the {} token update\nhint: `--resume` waits again once it is available",
+                    "replication group `{group}` is still `{}` {} after the {} token update\nhint: `suma secrets resume NAME` waits again once it is available",
                     state.status,
                     humantime::format_duration(self.timeout),
                     update.as_str()
@@ -305,6 +305,9 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("still `modifying`") && err.contains("--resume"), "{err}");
+        assert!(
+            err.contains("still `modifying`") && err.contains("suma secrets resume"),
+            "{err}"
+        );
     }
 }

@@ -25,9 +25,21 @@ Exit codes:
 Environment: SUMA_CONFIG, SUMA_ENV, SUMA_OUTPUT, SUMA_STATE_DIR, SUMA_ACTOR, NO_COLOR, RUST_LOG,
 and the AWS SDK's standard variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).";
 
+/// `suma --version`: the package version, the commit it was built from and that commit's date (the build
+/// script's `SUMA_BUILD_*`; a date that does not change between two builds of one commit keeps builds
+/// reproducible).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SUMA_BUILD_COMMIT"),
+    " ",
+    env!("SUMA_BUILD_DATE"),
+    ")"
+);
+
 /// Operate the auth-service on AWS: status, deploys, rollback, DR, secrets, compliance, runbooks.
 #[derive(Debug, Parser)]
-#[command(name = "suma", version, about, after_help = EXIT_CODES, max_term_width = 110)]
+#[command(name = "suma", version = VERSION, about, after_help = EXIT_CODES, max_term_width = 110)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -43,6 +55,40 @@ pub struct Invocation {
     /// definition says it and no list is kept by hand. On a signal a mutating command stops at a safe
     /// point and records its state; any other is dropped.
     pub mutating: bool,
+    /// A warning for each deprecated spelling used.
+    pub deprecations: Vec<String>,
+}
+
+/// Spellings kept, hidden, for one release; each use prints a warning that names its replacement.
+const DEPRECATED: &[(&str, &str)] = &[
+    ("--rollout-timeout", "`--timeout`"),
+    (
+        "--resume",
+        "the `resume` subcommand (`suma dr resume`, `suma secrets resume NAME`, `suma rollback resume`)",
+    ),
+    (
+        "--abort",
+        "the `abort` subcommand (`suma dr abort`, `suma secrets abort NAME`, `suma rollback abort`)",
+    ),
+];
+
+/// The deprecated spellings among `args` (up to a `--`), as warnings.
+fn deprecations(args: &[std::ffi::OsString]) -> Vec<String> {
+    let mut found = Vec::new();
+    for arg in args.iter().skip(1).map(|a| a.to_string_lossy()) {
+        if arg == "--" {
+            break;
+        }
+        for (old, new) in DEPRECATED {
+            let used = arg == *old || arg.strip_prefix(old).is_some_and(|rest| rest.starts_with('='));
+            if used && !found.iter().any(|f: &String| f.starts_with(&format!("`{old}`"))) {
+                found.push(format!(
+                    "`{old}` is deprecated and will be removed in the next release: use {new}"
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Parses the process's arguments; on a usage error prints it and exits 2.
@@ -55,12 +101,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let command = Cli::command();
-    let matches = command.clone().get_matches_from(args);
+    let matches = command.clone().get_matches_from(&args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     Invocation {
         cli,
         mutating: asks_for_confirmation(&command, &matches),
+        deprecations: deprecations(&args),
     }
 }
 
@@ -128,6 +176,12 @@ impl GlobalArgs {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
 /// Flags of every command that changes something.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MutationArgs {
@@ -178,6 +232,20 @@ pub enum Command {
     /// The ECS task definition from `templates/ecs`: render, diff against the live one, register
     #[command(subcommand)]
     Taskdef(TaskdefCommand),
+    /// Create the DynamoDB table of locks and the journal (`lock.table`), or harden an existing one:
+    /// point-in-time recovery and deletion protection
+    Init(InitArgs),
+    /// Print the shell completion script: `suma completion bash > /etc/bash_completion.d/suma`
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page per command into DIR (`cargo xtask man` calls this)
+    #[command(hide = true)]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,17 +256,44 @@ pub enum SecretsCommand {
     Status(SecretsListArgs),
     /// Rotate a secret (create, set, test, finish), or every secret past its policy with `--all-due`
     Rotate(SecretsRotateArgs),
+    /// Finish the interrupted rotation of a secret from its journal
+    Resume(SecretsContinueArgs),
+    /// Undo the interrupted rotation of a secret: AWSCURRENT back on the previous version, no AWSPENDING
+    Abort(SecretsAbortArgs),
     /// Stop trusting the previous JWT signing key (remove AWSPREVIOUS) once no token it signed can be valid
     Retire(SecretsRetireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsContinueArgs {
+    /// The secret's name as configured (`id`), or its last path segment (`db-password`)
+    pub name: String,
+    /// How long consumers' redeployment may take
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsAbortArgs {
+    #[command(flatten)]
+    pub unfinished: SecretsContinueArgs,
+    /// Why (kept in the journal)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct SecretsRetireArgs {
     /// The `jwt-signing-key` secret, as configured (`id`) or by its last path segment
     pub name: String,
-    /// Retire even though tokens signed by the previous key may still be valid
-    #[arg(long)]
+    /// Retire even though tokens signed by the previous key may still be valid (needs `--reason`)
+    #[arg(long, requires = "reason")]
     pub force: bool,
+    /// Why (kept in the journal); required with `--force`
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub mutation: MutationArgs,
 }
@@ -218,15 +313,15 @@ pub struct SecretsRotateArgs {
     /// Rotate every secret past its policy, one after the other
     #[arg(long)]
     pub all_due: bool,
-    /// Continue the interrupted rotation of NAME from its journal
-    #[arg(long, conflicts_with_all = ["abort", "all_due"], requires = "name")]
+    /// Deprecated spelling of `suma secrets resume NAME`
+    #[arg(long, hide = true, conflicts_with_all = ["abort", "all_due"], requires = "name")]
     pub resume: bool,
-    /// Undo the interrupted rotation of NAME: AWSCURRENT back on the previous version, no AWSPENDING
-    #[arg(long, conflicts_with_all = ["resume", "all_due"], requires = "name")]
+    /// Deprecated spelling of `suma secrets abort NAME`
+    #[arg(long, hide = true, conflicts_with_all = ["resume", "all_due"], requires = "name")]
     pub abort: bool,
     /// How long consumers' redeployment may take
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
-    pub rollout_timeout: std::time::Duration,
+    #[arg(long, alias = "rollout-timeout", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub mutation: MutationArgs,
 }
@@ -242,7 +337,7 @@ pub enum DeployCommand {
     /// Continue a paused canary, or finish one whose runner died
     Resume(ControlArgs),
     /// Roll the canary back: weights to stable 100 / canary 0, canary scaled to 0
-    Abort(ControlArgs),
+    Abort(AbortArgs),
     /// Promote now, skipping the remaining analysis
     Promote(PromoteArgs),
 }
@@ -252,16 +347,19 @@ pub struct CanaryArgs {
     /// Image to deploy, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.5.0`
     #[arg(long, value_name = "REPO:TAG")]
     pub image: String,
-    /// Start even though a monitor tagged `auto-rollback:true` is already alerting
-    #[arg(long)]
+    /// Start even though a monitor tagged `auto-rollback:true` is already alerting (needs `--reason`)
+    #[arg(long, requires = "reason")]
     pub force: bool,
+    /// Why (kept in the journal); required with `--force`
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Register the task definition rendered from this template (with `--image`) instead of the stable
     /// revision with a new image [default PATH: templates/ecs/auth-service.taskdef.yaml beside the config]
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub taskdef_template: Option<Option<PathBuf>>,
     /// How long one ECS rollout may take
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
-    pub rollout_timeout: std::time::Duration,
+    #[arg(long, alias = "rollout-timeout", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
     #[command(flatten)]
     pub mutation: MutationArgs,
 }
@@ -274,33 +372,74 @@ pub struct ControlArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// Why (kept in the journal)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct PromoteArgs {
     /// Required: promoting skips the remaining analysis
     #[arg(long, required = true)]
     pub skip_analysis: bool,
+    /// Why (kept in the journal)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RollbackArgs {
+    #[command(subcommand)]
+    pub unfinished: Option<RollbackCommand>,
     /// `previous` (the revision live before the last deploy, from the journal), a revision
     /// (`family:N` or its ARN), or an image (`repo:tag`)
     #[arg(long, default_value = "previous", value_name = "TARGET")]
     pub to: String,
     /// Why (kept in the journal)
     #[arg(long, required = true, value_name = "TEXT")]
-    pub reason: String,
+    pub reason: Option<String>,
     /// How long the ECS rollout may take
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
-    pub rollout_timeout: std::time::Duration,
-    /// End an interrupted rollback instead of resuming it: all traffic on stable, the stable service
-    /// left where the rollback took it
-    #[arg(long)]
+    #[arg(long, alias = "rollout-timeout", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Deprecated spelling of `suma rollback abort`
+    #[arg(long, hide = true)]
     pub abort: bool,
     #[command(flatten)]
     pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollbackCommand {
+    /// Finish the rollback whose runner died, from the journal
+    Resume(RollbackContinueArgs),
+    /// End the rollback whose runner died: all traffic on stable, the stable service left where the
+    /// rollback took it
+    Abort(RollbackAbortArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackContinueArgs {
+    /// How long the ECS rollout may take
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackAbortArgs {
+    /// Why (kept in the journal)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub unfinished: RollbackContinueArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,7 +473,7 @@ pub enum LockCommand {
     Status,
     /// Remove the lock whoever holds it; journaled with the reason
     Release {
-        /// Required: releasing someone else's lock can let two operations run at once
+        /// Required: releasing someone else's lock can let two operations run at once (needs `--reason`)
         #[arg(long, required = true)]
         force: bool,
         /// Why the lock is being released (kept in the journal)
@@ -356,6 +495,28 @@ pub enum DrCommand {
     Failback(DrSwitchArgs),
     /// Rehearse on a non-production environment: failover, verification, failback, timings against RTO
     Drill(DrDrillArgs),
+    /// Continue the unfinished failover or failback from the journal
+    Resume(DrContinueArgs),
+    /// End the unfinished failover or failback (undoes only what is safe to undo)
+    Abort(DrAbortArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrContinueArgs {
+    /// Longest wait for one step (promotion, rollout, DNS change)
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrAbortArgs {
+    /// Why (kept in the journal)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub unfinished: DrContinueArgs,
 }
 
 #[derive(Debug, Args)]
@@ -372,11 +533,11 @@ pub struct DrFailoverArgs {
 
 #[derive(Debug, Args)]
 pub struct DrSwitchArgs {
-    /// Continue the unfinished operation from the journal
-    #[arg(long, conflicts_with = "abort")]
+    /// Deprecated spelling of `suma dr resume`
+    #[arg(long, hide = true, conflicts_with = "abort")]
     pub resume: bool,
-    /// End the unfinished operation (undoes only what is safe to undo)
-    #[arg(long)]
+    /// Deprecated spelling of `suma dr abort`
+    #[arg(long, hide = true)]
     pub abort: bool,
     /// Longest wait for one step (promotion, rollout, DNS change)
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]

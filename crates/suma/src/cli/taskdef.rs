@@ -54,9 +54,12 @@ pub struct TaskdefDiffArgs {
 pub struct TaskdefRegisterArgs {
     #[command(flatten)]
     pub template: TemplateArgs,
-    /// Register even when the live task definition already matches
-    #[arg(long)]
+    /// Register even when the live task definition already matches (needs `--reason`)
+    #[arg(long, requires = "reason")]
     pub force: bool,
+    /// Why (kept in the journal); required with `--force`
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub mutation: MutationArgs,
 }

@@ -5,9 +5,10 @@ use clap::CommandFactory as _;
 
 use super::*;
 
-/// Every leaf command as its path (`deploy canary`) with the definition it ends in.
+/// Every command that runs as given, as its path (`deploy canary`) with its definition: the leaves, and
+/// a command whose subcommands are optional (`rollback`, `rollback abort`).
 fn leaves(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
-    if !command.has_subcommands() {
+    if !command.has_subcommands() || command.is_args_conflicts_with_subcommands_set() {
         out.push((path.trim().to_owned(), command.clone()));
     }
     for sub in command.get_subcommands() {
@@ -45,15 +46,22 @@ fn the_commands_that_ask_before_acting_are_the_mutating_ones() {
         "deploy pause",
         "deploy promote",
         "deploy resume",
+        "dr abort",
         "dr drill",
         "dr failback",
         "dr failover",
+        "dr resume",
+        "init",
         "lock release",
         "monitors apply",
         "rollback",
+        "rollback abort",
+        "rollback resume",
         "runbook abort",
         "runbook resume",
         "runbook run",
+        "secrets abort",
+        "secrets resume",
         "secrets retire",
         "secrets rotate",
         "taskdef register",
@@ -84,4 +92,62 @@ fn parsing_tells_a_mutating_command_from_a_reading_one() {
     assert!(!parsed(&["monitors", "diff"]).mutating);
     assert!(!parsed(&["lock", "status"]).mutating);
     assert!(!parsed(&["runbook", "validate"]).mutating);
+}
+
+#[test]
+fn an_old_spelling_parses_and_is_named_with_its_replacement() {
+    let parsed = parse_from(["suma", "secrets", "rotate", "db", "--resume", "--rollout-timeout=5m"]);
+    assert!(matches!(
+        parsed.cli.command,
+        Command::Secrets(SecretsCommand::Rotate(SecretsRotateArgs { resume: true, timeout, .. }))
+            if timeout == std::time::Duration::from_secs(300)
+    ));
+    assert_eq!(parsed.deprecations.len(), 2, "{:?}", parsed.deprecations);
+    assert!(
+        parsed.deprecations[0].contains("`suma secrets resume NAME`"),
+        "{:?}",
+        parsed.deprecations
+    );
+    assert!(parsed.deprecations[1].starts_with("`--rollout-timeout` is deprecated"));
+    // After `--`, nothing is a flag.
+    let args = ["suma", "x", "--", "--abort"].map(std::ffi::OsString::from);
+    assert!(deprecations(&args).is_empty());
+    assert!(parse_from(["suma", "dr", "resume"]).deprecations.is_empty());
+}
+
+#[test]
+fn rollback_takes_its_unfinished_forms_as_subcommands() {
+    let parsed = parse_from(["suma", "rollback", "abort", "--reason", "bad metrics"]);
+    let Command::Rollback(args) = parsed.cli.command else {
+        panic!("not a rollback")
+    };
+    assert!(matches!(
+        args.unfinished,
+        Some(RollbackCommand::Abort(RollbackAbortArgs { reason: Some(ref r), .. })) if r == "bad metrics"
+    ));
+    let Command::Rollback(args) = parse_from(["suma", "rollback", "--reason", "x", "--timeout", "2m"])
+        .cli
+        .command
+    else {
+        panic!("not a rollback")
+    };
+    assert!(args.unfinished.is_none());
+    assert_eq!(args.timeout, std::time::Duration::from_secs(120));
+    // A new rollback needs its reason.
+    let err = Cli::try_parse_from(["suma", "rollback"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+}
+
+#[test]
+fn force_needs_a_reason() {
+    for args in [
+        &["suma", "secrets", "retire", "jwt", "--force"][..],
+        &["suma", "deploy", "canary", "--image", "r/a:1", "--force"],
+        &["suma", "taskdef", "register", "--force"],
+        &["suma", "lock", "release", "--force"],
+    ] {
+        let err = Cli::try_parse_from(args).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{args:?}");
+        assert!(err.to_string().contains("--reason"), "{args:?}: {err}");
+    }
 }

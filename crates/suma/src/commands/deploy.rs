@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{environment_regions, Context};
 use crate::aws::{AwsApis, AwsSession};
 use crate::canary::{self, Engine, Outcome};
-use crate::cli::{CanaryArgs, ControlArgs, PromoteArgs};
+use crate::cli::{AbortArgs, CanaryArgs, ControlArgs, PromoteArgs};
 use crate::config::{Environment, MetricProvider};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, StepStatus};
@@ -140,7 +140,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
         None => None,
     };
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let engine = engine(ctx, name, env, &session, args.rollout_timeout)?;
+    let engine = engine(ctx, name, env, &session, args.timeout)?;
     let plan = canary::plan_with(name, env, &args.image, template.as_deref());
     let queries = query_set(env.metrics.provider, &env.canary);
     let vars = QueryVars {
@@ -155,6 +155,10 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     let rendered = rendered_queries(&queries, &vars, &canary_side);
     let mut op = Operation::new(canary::KIND, name, &ctx.settings.actor.value, plan.clone());
     op.parameters.insert("image".to_owned(), json!(args.image));
+    if args.force {
+        // Why the alerting-monitor gate was overridden, kept with the operation.
+        op.parameters.insert("force_reason".to_owned(), json!(args.reason));
+    }
     if let (Some(path), Some(spec)) = (&template, &rendered_td) {
         op.parameters.insert("taskdef_template".to_owned(), json!(path));
         op.parameters.insert(canary::TEMPLATE_PARAMETER.to_owned(), json!(spec));
@@ -343,14 +347,25 @@ pub async fn status(ctx: &Context) -> anyhow::Result<ExitStatus> {
 
 /// `pause`, `resume`, `abort`, `promote`: sent to a live runner, or carried out here when it died.
 pub async fn control(ctx: &Context, command: &str, args: &ControlArgs) -> anyhow::Result<ExitStatus> {
-    control_with(ctx, command, args.yes).await
+    control_with(ctx, command, args.yes, None).await
+}
+
+pub async fn abort(ctx: &Context, args: &AbortArgs) -> anyhow::Result<ExitStatus> {
+    control_with(ctx, "abort", args.control.yes, args.reason.as_deref()).await
 }
 
 pub async fn promote(ctx: &Context, args: &PromoteArgs) -> anyhow::Result<ExitStatus> {
-    control_with(ctx, "promote", args.yes).await
+    control_with(ctx, "promote", args.yes, args.reason.as_deref()).await
 }
 
-async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result<ExitStatus> {
+/// Sends `command` to the canary's runner, or carries it out here when the runner died. The journal
+/// attributes it to the actor, with the reason when one was given.
+async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&str>) -> anyhow::Result<ExitStatus> {
+    super::check_reason(reason)?;
+    let attribution = match reason {
+        Some(reason) => format!("{} ({reason})", ctx.settings.actor.value),
+        None => ctx.settings.actor.value.clone(),
+    };
     let (name, env) = ctx.environment()?;
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let Some((mut op, alive)) = current(ctx, name, &session).await? else {
@@ -369,7 +384,7 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
     if alive {
         ctx.journal(&session)
             .table()
-            .put_control(name, &op.id, command, &ctx.settings.actor.value)
+            .put_control(name, &op.id, command, &attribution)
             .await
             .with_context(|| format!("operation `{}` no longer holds `{name}`; nothing was sent", op.id))?;
         ctx.printer.either(&json!({"sent": command, "operation": op.id}), || {
@@ -400,7 +415,7 @@ async fn control_with(ctx: &Context, command: &str, yes: bool) -> anyhow::Result
     let guard = ctx.locks(&session).acquire(&op, true).await?;
     op.note(
         &ctx.settings.actor.value,
-        format!("{command} taken over by {}", ctx.settings.actor.value),
+        format!("{command} taken over by {attribution}"),
     );
     op.set_status(OperationStatus::Running);
     let outcome = match command {

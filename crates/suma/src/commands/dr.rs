@@ -7,9 +7,9 @@ use suma_core::usage;
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
-use super::{environment_regions, Context};
+use super::{check_reason, environment_regions, Context, Finish, Unfinished};
 use crate::aws::AwsSession;
-use crate::cli::{DrDrillArgs, DrFailoverArgs, DrSwitchArgs};
+use crate::cli::{DrAbortArgs, DrContinueArgs, DrDrillArgs, DrFailoverArgs, DrSwitchArgs};
 use crate::dr::setup::{engine, readiness};
 use crate::dr::{self, Direction, Engine, Gate, Outcome};
 use crate::exit::ExitStatus;
@@ -72,9 +72,76 @@ pub async fn failback(ctx: &Context, args: &DrSwitchArgs) -> anyhow::Result<Exit
     switch(ctx, Direction::Failback, args, serde_json::Map::new()).await
 }
 
-/// The unfinished operation of `kind` holding the environment's lock, for `--resume` and `--abort`.
-async fn unfinished(ctx: &Context, name: &str, kind: &str, session: &AwsSession) -> anyhow::Result<Operation> {
-    let verb = kind.trim_start_matches("dr-");
+/// `suma dr resume`: continues the unfinished failover or failback.
+pub async fn resume(ctx: &Context, args: &DrContinueArgs) -> anyhow::Result<ExitStatus> {
+    let kinds = [Direction::Failover.kind(), Direction::Failback.kind()];
+    let unfinished = Unfinished {
+        finish_with: Finish::Resume,
+        timeout: args.timeout,
+        mutation: &args.mutation,
+        reason: None,
+    };
+    finish_unfinished(ctx, &kinds, &unfinished).await
+}
+
+/// `suma dr abort`: ends the unfinished failover or failback.
+pub async fn abort(ctx: &Context, args: &DrAbortArgs) -> anyhow::Result<ExitStatus> {
+    let kinds = [Direction::Failover.kind(), Direction::Failback.kind()];
+    let unfinished = Unfinished {
+        finish_with: Finish::Abort,
+        timeout: args.unfinished.timeout,
+        mutation: &args.unfinished.mutation,
+        reason: args.reason.as_deref(),
+    };
+    finish_unfinished(ctx, &kinds, &unfinished).await
+}
+
+/// Resumes or aborts the unfinished operation of one of `kinds` that holds the environment's lock.
+async fn finish_unfinished(ctx: &Context, kinds: &[&str], args: &Unfinished<'_>) -> anyhow::Result<ExitStatus> {
+    let Unfinished {
+        finish_with, reason, ..
+    } = *args;
+    check_reason(reason)?;
+    let (name, env) = ctx.environment()?;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let engine = engine(ctx, name, env, &session, args.timeout, gate(ctx, args.mutation.yes));
+    let actor = ctx.settings.actor.value.clone();
+    let mut op = unfinished(ctx, name, kinds, &session).await?;
+    let what = finish_with.verb();
+    if args.mutation.dry_run {
+        ctx.printer
+            .either(&json!({"dry_run": true, "plan": op.plan, "operation": op}), || {
+                crate::render::status::operation(&op)
+            });
+        return Ok(ExitStatus::Success);
+    }
+    if !crate::render::confirm(
+        &format!("{what} {} `{}` on `{name}`", op.kind, op.id),
+        args.mutation.yes,
+    )? {
+        return Ok(ExitStatus::No);
+    }
+    let guard = ctx.locks(&session).acquire(&op, true).await?;
+    op.note(&actor, finish_with.note(&actor, reason));
+    op.set_status(OperationStatus::Running);
+    let outcome = match finish_with {
+        Finish::Abort => engine.abort(&mut op, &guard, &actor).await,
+        Finish::Resume => {
+            ctx.reporter
+                .info(&format!("resuming `{}` at step {}", op.id, op.next_step() + 1));
+            engine.run(&mut op, &guard).await
+        }
+    };
+    finish(ctx, &engine, guard, &op, outcome).await
+}
+
+/// The unfinished operation of one of `kinds` holding the environment's lock, for `resume` and `abort`.
+async fn unfinished(ctx: &Context, name: &str, kinds: &[&str], session: &AwsSession) -> anyhow::Result<Operation> {
+    let verb = kinds
+        .iter()
+        .map(|k| k.trim_start_matches("dr-"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     let Some(lock) = ctx.locks(session).status(name).await? else {
         bail!("no unfinished {verb} holds the lock of `{name}`\nhint: `suma ops list --env {name}` shows the recorded operations");
     };
@@ -84,7 +151,7 @@ async fn unfinished(ctx: &Context, name: &str, kind: &str, session: &AwsSession)
             lock.operation_id
         )
     })?;
-    if op.kind != kind {
+    if !kinds.contains(&op.kind.as_str()) {
         bail!(
             "`{name}` is locked by a {} operation (`{}`), not a {verb}\nhint: see `suma ops show {}`",
             op.kind,
@@ -109,38 +176,21 @@ async fn switch(
     args: &DrSwitchArgs,
     parameters: serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<ExitStatus> {
+    if args.resume || args.abort {
+        // The deprecated spellings `dr failover --resume` and `--abort` (a warning was printed).
+        let finish_with = if args.abort { Finish::Abort } else { Finish::Resume };
+        let unfinished = Unfinished {
+            finish_with,
+            timeout: args.timeout,
+            mutation: &args.mutation,
+            reason: None,
+        };
+        return finish_unfinished(ctx, &[direction.kind()], &unfinished).await;
+    }
     let (name, env) = ctx.environment()?;
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let engine = engine(ctx, name, env, &session, args.timeout, gate(ctx, args.mutation.yes));
     let actor = ctx.settings.actor.value.clone();
-
-    if args.resume || args.abort {
-        let mut op = unfinished(ctx, name, direction.kind(), &session).await?;
-        let what = if args.abort { "abort" } else { "resume" };
-        if args.mutation.dry_run {
-            ctx.printer.either(&json!({"dry_run": true, "operation": op}), || {
-                crate::render::status::operation(&op)
-            });
-            return Ok(ExitStatus::Success);
-        }
-        if !crate::render::confirm(
-            &format!("{what} {} `{}` on `{name}`", direction.kind(), op.id),
-            args.mutation.yes,
-        )? {
-            return Ok(ExitStatus::No);
-        }
-        let guard = ctx.locks(&session).acquire(&op, true).await?;
-        op.note(&actor, format!("{what}d by {actor}"));
-        op.set_status(OperationStatus::Running);
-        let outcome = if args.abort {
-            engine.abort(&mut op, &guard, &actor).await
-        } else {
-            ctx.reporter
-                .info(&format!("resuming `{}` at step {}", op.id, op.next_step() + 1));
-            engine.run(&mut op, &guard).await
-        };
-        return finish(ctx, &engine, guard, &op, outcome).await;
-    }
 
     let plan = dr::plan(direction, name, env);
     let estimate = dr::estimated_rto(name, env);
@@ -197,7 +247,7 @@ async fn finish(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            // Unfinished: the lock stays, ready for `--resume` or `--abort` at once.
+            // Unfinished: the lock stays, ready for `suma dr resume` or `suma dr abort` at once.
             guard.settle(op).await?;
             let finish = crate::render::dr::how_to_finish(op);
             return Err(anyhow::Error::from(e).context(format!("`{}` is unfinished; finish it with {finish}", op.id)));
@@ -209,7 +259,7 @@ async fn finish(
         Outcome::Stopped { .. } => ExitStatus::No,
         Outcome::Interrupted { .. } => ExitStatus::Interrupted,
     };
-    // Half switched (stopped, interrupted): the environment stays locked until `--resume` or `--abort`.
+    // Half switched (stopped, interrupted): the environment stays locked until `suma dr resume` or `suma dr abort`.
     guard
         .settle(op)
         .await
@@ -231,7 +281,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
     let failover_plan = dr::plan(Direction::Failover, name, env);
     let failback_plan = dr::plan(Direction::Failback, name, env);
     if args.mutation.dry_run {
-        let report = json!({"dry_run": true, "environment": name, "failover": failover_plan, "failback": failback_plan,
+        let report = json!({"dry_run": true, "environment": name, "plan": {"failover": failover_plan, "failback": failback_plan},
             "estimated_rto_secs": dr::estimated_rto(name, env).as_secs(), "rto_secs": env.dr.rto.as_secs()});
         ctx.printer.either(&report, || {
             format!(

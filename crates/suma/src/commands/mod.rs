@@ -5,12 +5,14 @@ pub mod compliance;
 pub mod config;
 pub mod deploy;
 pub mod dr;
+pub mod init;
 pub mod lock;
 pub mod monitoring;
 pub mod ops;
 pub mod rollback;
 pub mod runbook;
 pub mod secrets;
+pub mod shell;
 pub mod taskdef;
 
 use std::sync::Arc;
@@ -73,6 +75,53 @@ pub fn load_config(
     }
 }
 
+/// How an unfinished operation is finished: `resume` carries it on, `abort` undoes what is safe to undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Resume,
+    Abort,
+}
+
+impl Finish {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Resume => "resume",
+            Self::Abort => "abort",
+        }
+    }
+
+    /// The journal's note: who finished it, and why when they said.
+    pub fn note(self, actor: &str, reason: Option<&str>) -> String {
+        let done = match self {
+            Self::Resume => "resumed",
+            Self::Abort => "aborted",
+        };
+        match reason {
+            Some(reason) => format!("{done} by {actor}: {reason}"),
+            None => format!("{done} by {actor}"),
+        }
+    }
+}
+
+/// How to finish an unfinished operation, whichever spelling asked for it (`suma dr abort` or the
+/// deprecated `suma dr failover --abort`).
+pub struct Unfinished<'a> {
+    pub finish_with: Finish,
+    pub timeout: Duration,
+    pub mutation: &'a crate::cli::MutationArgs,
+    pub reason: Option<&'a str>,
+}
+
+/// An empty `--reason` is refused: the journal would keep nothing.
+pub fn check_reason(reason: Option<&str>) -> anyhow::Result<()> {
+    if reason.is_some_and(|r| r.trim().is_empty()) {
+        anyhow::bail!(suma_core::usage!(
+            "`--reason` is empty\nhint: say why; it is kept in the journal"
+        ));
+    }
+    Ok(())
+}
+
 /// The printer of a command that reads no configuration file: `--output`/`SUMA_OUTPUT` and
 /// `--no-color`/`NO_COLOR` resolved as for every other command.
 pub fn offline_printer(global: &GlobalArgs) -> anyhow::Result<Printer> {
@@ -95,7 +144,8 @@ pub fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             || e.is::<crate::render::ConfirmationRequired>()
             || e.is::<compliance::OutputOnlyForCheck>()
             || e.is::<suma_ops::compliance::SelectionError>()
-            || e.is::<suma_ops::taskdef::template::TemplateError>()
+            || e.is::<suma_ops::taskdef::TemplateError>()
+            || e.is::<suma_ops::taskdef::TaskdefError>()
             || e.is::<suma_ops::monitoring::TemplateError>()
             || matches!(
                 e.downcast_ref::<SetupError>(),
@@ -116,6 +166,12 @@ pub async fn dispatch(
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
+    // Completion scripts and man pages come from the definition alone.
+    match &command {
+        Command::Completion { shell } => return shell::completion(*shell),
+        Command::Man { out } => return shell::man(out),
+        _ => {}
+    }
     // The schema needs no configuration file.
     if let Command::Config(ConfigCommand::Schema) = command {
         let printer = Printer::new(crate::config::OutputFormat::Json, false);
@@ -166,7 +222,7 @@ pub async fn dispatch(
         Command::Deploy(DeployCommand::Status) => deploy::status(&ctx).await,
         Command::Deploy(DeployCommand::Pause(args)) => deploy::control(&ctx, "pause", &args).await,
         Command::Deploy(DeployCommand::Resume(args)) => deploy::control(&ctx, "resume", &args).await,
-        Command::Deploy(DeployCommand::Abort(args)) => deploy::control(&ctx, "abort", &args).await,
+        Command::Deploy(DeployCommand::Abort(args)) => deploy::abort(&ctx, &args).await,
         Command::Deploy(DeployCommand::Promote(args)) => deploy::promote(&ctx, &args).await,
         Command::Rollback(args) => rollback::rollback(&ctx, &args).await,
         Command::Compliance(ComplianceCommand::Check(args)) => compliance::check(&ctx, &args, global.output).await,
@@ -175,13 +231,19 @@ pub async fn dispatch(
         Command::Dr(DrCommand::Failover(args)) => dr::failover(&ctx, &args).await,
         Command::Dr(DrCommand::Failback(args)) => dr::failback(&ctx, &args).await,
         Command::Dr(DrCommand::Drill(args)) => dr::drill(&ctx, &args).await,
+        Command::Dr(DrCommand::Resume(args)) => dr::resume(&ctx, &args).await,
+        Command::Dr(DrCommand::Abort(args)) => dr::abort(&ctx, &args).await,
         Command::Secrets(SecretsCommand::List(args) | SecretsCommand::Status(args)) => secrets::list(&ctx, &args).await,
         Command::Secrets(SecretsCommand::Rotate(args)) => secrets::rotate(&ctx, &args).await,
         Command::Secrets(SecretsCommand::Retire(args)) => secrets::retire(&ctx, &args).await,
+        Command::Secrets(SecretsCommand::Resume(args)) => secrets::resume(&ctx, &args).await,
+        Command::Secrets(SecretsCommand::Abort(args)) => secrets::abort(&ctx, &args).await,
         Command::Runbook(command) => runbook::run(&ctx, command).await,
         Command::Monitors(command) => monitoring::monitors(&ctx, command).await,
         Command::Dashboards(command) => monitoring::dashboards(&ctx, command).await,
         Command::Taskdef(command) => taskdef::run(&ctx, command).await,
+        Command::Init(args) => init::init(&ctx, &args).await,
+        Command::Completion { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
 }
 

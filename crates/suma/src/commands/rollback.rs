@@ -5,7 +5,8 @@
 //!   releases the lock), then the rollback runs;
 //! - a canary whose runner died: the rollback takes its lock over and journals it as superseded; its
 //!   `restore-weights` step puts the canary's traffic back on stable first;
-//! - a rollback whose runner died: it is resumed (or ended with `--abort`).
+//! - a rollback whose runner died: it is resumed (`suma rollback resume`, or a new `suma rollback`), or
+//!   ended with `suma rollback abort`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +15,9 @@ use suma_core::usage;
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
-use super::{environment_regions, Context};
+use super::{check_reason, environment_regions, Context, Finish, Unfinished};
 use crate::aws::{AwsApis, AwsSession};
-use crate::cli::RollbackArgs;
+use crate::cli::{RollbackArgs, RollbackCommand};
 use crate::config::Environment;
 use crate::exit::ExitStatus;
 use crate::journal::lock::LockGuard;
@@ -27,8 +28,27 @@ use crate::rollback::{abort, announce, execute, prepare, KIND};
 const CANARY_ABORT_WAIT: Duration = Duration::from_secs(120);
 
 pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
+    let unfinished = match &args.unfinished {
+        Some(RollbackCommand::Resume(resume)) => Some(Unfinished {
+            finish_with: Finish::Resume,
+            timeout: resume.timeout,
+            mutation: &resume.mutation,
+            reason: None,
+        }),
+        Some(RollbackCommand::Abort(abort)) => Some(Unfinished {
+            finish_with: Finish::Abort,
+            timeout: abort.unfinished.timeout,
+            mutation: &abort.unfinished.mutation,
+            reason: abort.reason.as_deref(),
+        }),
+        None => None,
+    };
+    if let Some(unfinished) = unfinished {
+        return finish_interrupted(ctx, &unfinished).await;
+    }
     let (name, env) = ctx.environment()?;
-    if args.reason.trim().is_empty() {
+    let reason = args.reason.as_deref().unwrap_or_default();
+    if reason.trim().is_empty() {
         bail!(usage!(
             "`--reason` is empty\nhint: say why; it is kept in the journal and the deployment event"
         ));
@@ -47,7 +67,14 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
                     op.id
                 );
             }
-            return continue_interrupted(ctx, args, env, &session, op.clone()).await;
+            // The deprecated `--abort` ends it; a new rollback resumes it (the same intent).
+            let unfinished = Unfinished {
+                finish_with: if args.abort { Finish::Abort } else { Finish::Resume },
+                timeout: args.timeout,
+                mutation: &args.mutation,
+                reason: Some(reason),
+            };
+            return continue_interrupted(ctx, &unfinished, env, &session, op.clone()).await;
         }
     }
     if args.abort {
@@ -82,18 +109,18 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         return Ok(ExitStatus::No);
     }
     let actor = ctx.settings.actor.value.clone();
-    let mut op = prepared.operation(name, &actor, &args.to, &args.reason);
+    let mut op = prepared.operation(name, &actor, &args.to, reason);
     let locks = ctx.locks(&session);
     let guard = match canary {
         Some((canary, true)) => {
             stop_live_canary(ctx, &session, name, canary).await?;
             locks.acquire(&op, false).await?
         }
-        Some((canary, false)) => locks.supersede(&journal, &mut op, canary.clone(), &args.reason).await?,
+        Some((canary, false)) => locks.supersede(&journal, &mut op, canary.clone(), reason).await?,
         None => locks.acquire(&op, false).await?,
     };
     journal.save(&op, Some(guard.fence())).await?;
-    run_and_report(ctx, args, env, &session, op, guard).await
+    run_and_report(ctx, args.timeout, env, &session, op, guard).await
 }
 
 /// The unfinished operation holding `name`'s lock, with whether its runner is alive.
@@ -136,24 +163,48 @@ async fn stop_live_canary(ctx: &Context, session: &AwsSession, name: &str, canar
     }
 }
 
-/// Resumes (or with `--abort` ends) the rollback whose runner died.
+/// `suma rollback resume|abort`: the interrupted rollback holding the lock, finished as asked.
+async fn finish_interrupted(ctx: &Context, args: &Unfinished<'_>) -> anyhow::Result<ExitStatus> {
+    check_reason(args.reason)?;
+    let (name, env) = ctx.environment()?;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    let held = held_operation(ctx, &session, name).await?;
+    let Some((op, alive)) = held.filter(|(op, _)| op.kind == KIND) else {
+        bail!(
+            "there is no interrupted rollback on `{name}` to {}\nhint: `suma ops list --env {name}` shows the recorded operations",
+            args.finish_with.verb()
+        );
+    };
+    if alive {
+        bail!(
+            "rollback `{}` is running on `{name}` (by {})\nhint: `suma ops show {}` follows it",
+            op.id,
+            op.actor,
+            op.id
+        );
+    }
+    continue_interrupted(ctx, args, env, &session, op).await
+}
+
+/// Resumes or ends the rollback whose runner died.
 async fn continue_interrupted(
     ctx: &Context,
-    args: &RollbackArgs,
+    args: &Unfinished<'_>,
     env: &Environment,
     session: &AwsSession,
     mut op: Operation,
 ) -> anyhow::Result<ExitStatus> {
-    let what = if args.abort { "abort" } else { "resume" };
+    let what = args.finish_with.verb();
     let target = op
         .parameters
         .get("target_label")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
     if args.mutation.dry_run {
-        ctx.printer.either(&json!({"dry_run": true, what: op.id}), || {
-            format!("would {what} interrupted rollback `{}` to {target}", op.id)
-        });
+        ctx.printer
+            .either(&json!({"dry_run": true, "plan": op.plan, what: op.id}), || {
+                format!("would {what} interrupted rollback `{}` to {target}", op.id)
+            });
         return Ok(ExitStatus::Success);
     }
     if !crate::render::confirm(
@@ -167,10 +218,10 @@ async fn continue_interrupted(
     }
     let guard = ctx.locks(session).acquire(&op, true).await?;
     let actor = ctx.settings.actor.value.clone();
-    op.note(&actor, format!("{what}d by {actor}: {}", args.reason));
+    op.note(&actor, args.finish_with.note(&actor, args.reason));
     op.set_status(OperationStatus::Running);
-    if !args.abort {
-        return run_and_report(ctx, args, env, session, op, guard).await;
+    if args.finish_with == Finish::Resume {
+        return run_and_report(ctx, args.timeout, env, session, op, guard).await;
     }
     let aws: Arc<dyn AwsApis> = Arc::new(session.clone());
     let journal = ctx.journal(session);
@@ -198,7 +249,7 @@ async fn continue_interrupted(
 
 async fn run_and_report(
     ctx: &Context,
-    args: &RollbackArgs,
+    timeout: Duration,
     env: &Environment,
     session: &AwsSession,
     mut op: Operation,
@@ -214,7 +265,7 @@ async fn run_and_report(
         &ctx.cancel,
         &mut op,
         &guard,
-        args.rollout_timeout,
+        timeout,
     )
     .await;
     finish_lock(guard, &op).await?;
@@ -239,7 +290,7 @@ async fn run_and_report(
     Ok(ExitStatus::Success)
 }
 
-/// Releases the lock of a finished rollback; an interrupted one keeps it for `resume` or `--abort`.
+/// Releases the lock of a finished rollback; an interrupted one keeps it for `suma rollback resume` or `abort`.
 async fn finish_lock(guard: LockGuard, op: &Operation) -> anyhow::Result<()> {
     guard
         .settle(op)

@@ -351,7 +351,7 @@ async fn resume(ctx: &Context, args: &RunbookContinueArgs) -> anyhow::Result<Exi
         .to_owned();
     if args.mutation.dry_run {
         ctx.printer.either(
-            &json!({"dry_run": true, "run": op.id, "resume_at": at, "operation": op}),
+            &json!({"dry_run": true, "run": op.id, "resume_at": at, "plan": op.plan, "operation": op}),
             || {
                 format!(
                     "would resume run `{}` at step {} `{at}`\n\n{}",
@@ -410,12 +410,17 @@ async fn abort(
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let (mut op, loaded) = unfinished(ctx, &session, run_id).await?;
     if mutation.dry_run {
-        ctx.printer.either(&json!({"dry_run": true, "abort": op.id}), || {
-            format!(
-                "would abort run `{}` and release the lock of `{}`",
-                op.id, op.environment
-            )
-        });
+        let plan = [format!(
+            "abort run `{}`: an unfinished child operation aborted as its own `abort` would, the lock of `{}` released",
+            op.id, op.environment
+        )];
+        ctx.printer
+            .either(&json!({"dry_run": true, "abort": op.id, "plan": plan}), || {
+                format!(
+                    "would abort run `{}` and release the lock of `{}`",
+                    op.id, op.environment
+                )
+            });
         return Ok(ExitStatus::Success);
     }
     if !crate::render::confirm(

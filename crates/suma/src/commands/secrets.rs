@@ -6,10 +6,10 @@ use chrono::Utc;
 use serde_json::json;
 use suma_core::usage;
 
-use super::{environment_regions, Context};
+use super::{check_reason, environment_regions, Context, Finish, Unfinished};
 use crate::aws::secrets::AWSPREVIOUS;
 use crate::aws::AwsSession;
-use crate::cli::{SecretsListArgs, SecretsRetireArgs, SecretsRotateArgs};
+use crate::cli::{SecretsAbortArgs, SecretsContinueArgs, SecretsListArgs, SecretsRetireArgs, SecretsRotateArgs};
 use crate::config::{Environment, ManagedSecret, SecretKind};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
@@ -48,8 +48,16 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     if args.resume || args.abort {
-        let secret = named.expect("clap: --resume and --abort require NAME");
-        return continue_rotation(ctx, name, env, secret, &session, args).await;
+        // The deprecated spellings `rotate NAME --resume` and `--abort` (a warning was printed).
+        let secret = named.expect("clap: the deprecated --resume and --abort require NAME");
+        let finish_with = if args.abort { Finish::Abort } else { Finish::Resume };
+        let unfinished = Unfinished {
+            finish_with,
+            timeout: args.timeout,
+            mutation: &args.mutation,
+            reason: None,
+        };
+        return continue_rotation(ctx, name, env, secret, &session, &unfinished).await;
     }
     let targets: Vec<&ManagedSecret> = match named {
         Some(secret) => vec![secret],
@@ -83,16 +91,14 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
             .iter()
             .map(|(s, p)| json!({"secret": s.id, "kind": s.kind.as_str(), "plan": p}))
             .collect();
-        ctx.printer.either(
-            &json!({"dry_run": true, "environment": name, "rotations": report}),
-            || {
+        ctx.printer
+            .either(&json!({"dry_run": true, "environment": name, "plan": report}), || {
                 plans
                     .iter()
                     .map(|(s, p)| crate::render::secrets::plan(&s.id, p))
                     .collect::<Vec<_>>()
                     .join("\n")
-            },
-        );
+            });
         return Ok(ExitStatus::Success);
     }
     for (secret, plan) in &plans {
@@ -117,7 +123,7 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
         op.parameters
             .insert("token".to_owned(), json!(uuid::Uuid::new_v4().to_string()));
         let guard = ctx.locks(&session).acquire(&op, false).await?;
-        let engine = rotator(ctx, env, secret, &session, args.rollout_timeout);
+        let engine = rotator(ctx, env, secret, &session, args.timeout);
         let kind = rotation(env, secret, &session)?;
         engine.journal.save(&op, Some(guard.fence())).await?;
         ctx.reporter
@@ -148,14 +154,44 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
     Ok(exit)
 }
 
-/// `--resume` and `--abort`: the unfinished rotation of `secret`, from the journal.
+/// `suma secrets resume NAME`.
+pub async fn resume(ctx: &Context, args: &SecretsContinueArgs) -> anyhow::Result<ExitStatus> {
+    let unfinished = Unfinished {
+        finish_with: Finish::Resume,
+        timeout: args.timeout,
+        mutation: &args.mutation,
+        reason: None,
+    };
+    continue_named(ctx, &args.name, &unfinished).await
+}
+
+/// `suma secrets abort NAME`.
+pub async fn abort(ctx: &Context, args: &SecretsAbortArgs) -> anyhow::Result<ExitStatus> {
+    check_reason(args.reason.as_deref())?;
+    let unfinished = Unfinished {
+        finish_with: Finish::Abort,
+        timeout: args.unfinished.timeout,
+        mutation: &args.unfinished.mutation,
+        reason: args.reason.as_deref(),
+    };
+    continue_named(ctx, &args.unfinished.name, &unfinished).await
+}
+
+async fn continue_named(ctx: &Context, secret: &str, unfinished: &Unfinished<'_>) -> anyhow::Result<ExitStatus> {
+    let (name, env) = ctx.environment()?;
+    let secret = find(env, name, secret)?;
+    let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
+    continue_rotation(ctx, name, env, secret, &session, unfinished).await
+}
+
+/// `resume` and `abort`: the unfinished rotation of `secret`, from the journal.
 async fn continue_rotation(
     ctx: &Context,
     name: &str,
     env: &Environment,
     secret: &ManagedSecret,
     session: &AwsSession,
-    args: &SecretsRotateArgs,
+    args: &Unfinished<'_>,
 ) -> anyhow::Result<ExitStatus> {
     let journal = ctx.journal(session);
     let lock = ctx.locks(session).status(name).await?;
@@ -168,7 +204,7 @@ async fn continue_rotation(
                 && !op.status.is_finished()
         })
         .with_context(|| format!("no unfinished rotation of `{}` in `{name}`'s journal", secret.id))?;
-    let verb = if args.resume { "resume" } else { "abort" };
+    let verb = args.finish_with.verb();
     if let Some(lock) = &lock {
         if lock.operation_id == op.id && lock.lease_active {
             bail!(
@@ -177,6 +213,13 @@ async fn continue_rotation(
                 lock.expires_at.format("%H:%M:%S UTC")
             );
         }
+    }
+    if args.mutation.dry_run {
+        ctx.printer
+            .either(&json!({"dry_run": true, "plan": op.plan, "operation": op}), || {
+                crate::render::status::operation(&op)
+            });
+        return Ok(ExitStatus::Success);
     }
     if !crate::render::confirm(
         &format!("{verb} the rotation `{}` of `{}`", op.id, secret.id),
@@ -188,12 +231,12 @@ async fn continue_rotation(
     let guard = ctx.locks(session).acquire(&op, takeover).await?;
     op.note(
         &ctx.settings.actor.value,
-        format!("{verb} by {}", ctx.settings.actor.value),
+        args.finish_with.note(&ctx.settings.actor.value, args.reason),
     );
     op.set_status(OperationStatus::Running);
-    let engine = rotator(ctx, env, secret, session, args.rollout_timeout);
+    let engine = rotator(ctx, env, secret, session, args.timeout);
     let kind = rotation(env, secret, session)?;
-    let outcome = if args.resume {
+    let outcome = if args.finish_with == Finish::Resume {
         engine.run(&mut op, kind.as_ref(), &guard).await
     } else {
         let actor = ctx.settings.actor.value.clone();
@@ -219,6 +262,7 @@ async fn continue_rotation(
 /// `suma secrets retire NAME`: removes AWSPREVIOUS from the previous JWT key once its overlap has passed; the
 /// service drops it from its key set at its next reload.
 pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<ExitStatus> {
+    check_reason(args.reason.as_deref())?;
     let (name, env) = ctx.environment()?;
     let secret = find(env, name, &args.name)?;
     if secret.kind != SecretKind::JwtSigningKey {
@@ -270,6 +314,9 @@ pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<E
     let mut op = Operation::new("secret-retire", name, &ctx.settings.actor.value, plan);
     op.parameters.insert("secret".to_owned(), json!(secret.id));
     op.parameters.insert("force".to_owned(), json!(args.force));
+    if args.force {
+        op.parameters.insert("force_reason".to_owned(), json!(args.reason));
+    }
     let guard = ctx.locks(&session).acquire(&op, false).await?;
     let journal = ctx.journal(&session);
     op.start_step(0);

@@ -175,7 +175,9 @@ async fn register(ctx: &Context, args: &TaskdefRegisterArgs) -> anyhow::Result<E
         let report = json!({"registered": false, "identical": true, "live": comparison.live,
             "reason": "the live task definition already matches the template"});
         ctx.printer.either(&report, || {
-            format!("`{live}` already matches the template; nothing registered\n(`--force` registers anyway)")
+            format!(
+                "`{live}` already matches the template; nothing registered\n(`--force --reason TEXT` registers anyway)"
+            )
         });
         return Ok(ExitStatus::Success);
     }
@@ -213,6 +215,9 @@ async fn register(ctx: &Context, args: &TaskdefRegisterArgs) -> anyhow::Result<E
     let mut op = Operation::new(KIND, name, &ctx.settings.actor.value, plan);
     op.parameters.insert("template".to_owned(), json!(comparison.template));
     op.parameters.insert("image".to_owned(), json!(comparison.image));
+    if args.force {
+        op.parameters.insert("force_reason".to_owned(), json!(args.reason));
+    }
     op.parameters.insert(
         "live_task_definition".to_owned(),
         json!(comparison.live.task_definition),

@@ -114,8 +114,10 @@ fn timing_table(t: &Timings) -> String {
 
 /// The commands that finish an unfinished failover or failback.
 pub fn how_to_finish(op: &Operation) -> String {
-    let verb = op.kind.trim_start_matches("dr-");
-    format!("`suma dr {verb} --resume --env {}` (or `--abort`)", op.environment)
+    format!(
+        "`suma dr resume --env {}` (or `suma dr abort --env {}`)",
+        op.environment, op.environment
+    )
 }
 
 pub fn outcome(outcome: &Outcome, op: &Operation, timings: &Timings) -> String {
@@ -134,7 +136,7 @@ pub fn outcome(outcome: &Outcome, op: &Operation, timings: &Timings) -> String {
         ),
         Outcome::Aborted { by, note } => format!("{} by {by}: {note}", console::style("aborted").yellow().bold()),
         Outcome::Interrupted { at_step } => format!(
-            "{} at step `{at_step}`; continue with `suma dr {verb} --resume --env {env}` or end it with `--abort`",
+            "{} at step `{at_step}`; continue with `suma dr resume --env {env}` or end it with `suma dr abort --env {env}`",
             console::style("interrupted").yellow().bold()
         ),
     };

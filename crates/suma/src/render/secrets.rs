@@ -70,7 +70,7 @@ pub fn outcomes(reports: &[serde_json::Value]) -> String {
                     outcome["reason"].as_str().unwrap_or_default()
                 ),
                 "aborted" => "aborted: AWSCURRENT back on the previous version, no AWSPENDING".to_owned(),
-                other => format!("{other}: `suma secrets rotate --resume` or `--abort` finishes it"),
+                other => format!("{other}: `suma secrets resume NAME` or `suma secrets abort NAME` finishes it"),
             };
             format!(
                 "{}: {what} (operation `{}`)",

@@ -287,7 +287,7 @@ async fn rollback_to_a_named_revision_is_journaled() {
         "--yes",
         "--output",
         "json",
-        "--rollout-timeout",
+        "--timeout",
         "60s",
     ])
     .env("SUMA_STATE_DIR", state.path()));
@@ -309,7 +309,7 @@ async fn rollback_to_a_named_revision_is_journaled() {
         "--reason",
         "x",
         "--yes",
-        "--rollout-timeout",
+        "--timeout",
         "60s",
     ]));
     assert_eq!(out.code, 3, "AWS has no such revision: {}", out.stderr);
@@ -381,7 +381,7 @@ fn deploy(image: &str) -> std::process::Command {
         "--yes",
         "--output",
         "json",
-        "--rollout-timeout",
+        "--timeout",
         "60s",
     ]);
     cmd.env("SUMA_ACTOR", "e2e-test");
@@ -455,7 +455,7 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
         "--yes",
         "--output",
         "json",
-        "--rollout-timeout",
+        "--timeout",
         "60s",
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -318,3 +318,147 @@ fn usage_errors_exit_2() {
         out.stderr
     );
 }
+
+/// `suma ARGS` without the sandbox's environment: for what needs neither AWS nor a configuration.
+fn offline(args: &[&str]) -> common::Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_suma"));
+    cmd.args(args)
+        .env_remove("SUMA_OUTPUT")
+        .env_remove("SUMA_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    run(cmd)
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = offline(&["--version"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stdout.trim();
+    let rest = line
+        .strip_prefix(&format!("suma {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (commit, date) = rest.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        // Built and tested from this checkout: the binary names its commit and that commit's date.
+        Some(head) => {
+            assert_eq!(commit, head, "{line}");
+            assert!(chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(), "{line}");
+        }
+        None => assert_eq!(rest, "unknown unknown", "{line}"),
+    }
+}
+
+#[test]
+fn completion_scripts_cover_the_commands_and_bash_loads_its_own() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = offline(&["completion", shell]);
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        for word in ["deploy", "rollback", "compliance", "dry-run"] {
+            assert!(out.stdout.contains(word), "{shell}: no `{word}`");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("suma.bash");
+    std::fs::write(&script, offline(&["completion", "bash"]).stdout).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p suma", script.display()))
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("suma"));
+    let out = offline(&["completion", "tcsh"]);
+    assert_eq!(out.code, 2, "an unknown shell is a usage error");
+}
+
+#[test]
+fn man_pages_cover_every_visible_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = offline(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for page in [
+        "suma.1",
+        "suma-deploy-canary.1",
+        "suma-dr-resume.1",
+        "suma-secrets-abort.1",
+        "suma-rollback-abort.1",
+        "suma-completion.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+    assert!(
+        !dir.path().join("suma-man.1").exists(),
+        "the hidden generator has no page"
+    );
+    let canary = std::fs::read_to_string(dir.path().join("suma-deploy-canary.1")).unwrap();
+    assert!(canary.contains("dry\\-run"), "flags are documented");
+}
+
+#[test]
+fn the_offline_commands_honour_suma_output() {
+    // No configuration file is read, and `SUMA_OUTPUT` still applies.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_suma"));
+    cmd.args(["compliance", "list"])
+        .env("SUMA_OUTPUT", "json")
+        .env("SUMA_CONFIG", "/nonexistent/suma.yaml")
+        .stdin(std::process::Stdio::null());
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(json(&out).as_array().is_some_and(|checks| checks.len() >= 40));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_suma"));
+    cmd.args(["runbook", "actions"]).env("SUMA_OUTPUT", "yaml");
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("`SUMA_OUTPUT` is `yaml`"), "{}", out.stderr);
+}
+
+#[test]
+fn every_dry_run_prints_one_shape_and_changes_nothing() {
+    crate::require_sandbox!();
+    let _staging = common::staging_shared();
+    let before = run(suma(&["ops", "list", "--env", "staging", "--output", "json"])).stdout;
+    let template = common::workspace_root()
+        .join("templates/ecs/auth-service.taskdef.yaml")
+        .to_string_lossy()
+        .into_owned();
+    for args in [
+        &["deploy", "canary", "--image", "registry.example/auth-service:9.9.9"][..],
+        &["rollback", "--reason", "dry run"],
+        &["dr", "failover"],
+        &["dr", "failback"],
+        &["dr", "drill"],
+        &["secrets", "rotate", "jwt-signing-key"],
+        &[
+            "taskdef",
+            "register",
+            "--template",
+            &template,
+            "--image",
+            "registry.example/auth-service:9.9.9",
+        ],
+        &["init"],
+    ] {
+        let mut full = args.to_vec();
+        full.extend(["--env", "staging", "--dry-run", "--output", "json"]);
+        let out = run(suma(&full));
+        assert!([0, 1].contains(&out.code), "{args:?}: {}", out.stderr);
+        let report = json(&out);
+        assert_eq!(report["dry_run"], true, "{args:?}: {report}");
+        assert!(
+            report["plan"].is_array() || report["plan"].is_object(),
+            "{args:?} has no `plan`: {report}"
+        );
+    }
+    let after = run(suma(&["ops", "list", "--env", "staging", "--output", "json"])).stdout;
+    assert_eq!(before, after, "a dry run journals nothing");
+}

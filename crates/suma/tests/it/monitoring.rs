@@ -107,7 +107,7 @@ fn writes_since(since: usize, needle: &str) -> Vec<Value> {
 }
 
 fn actions(report: &Value) -> Vec<(String, String)> {
-    let mut all: Vec<(String, String)> = report["items"]
+    let mut all: Vec<(String, String)> = report["plan"]
         .as_array()
         .unwrap()
         .iter()
@@ -227,7 +227,7 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
     )
     .unwrap();
     let diff = ok_json(&env.suma("monitors", "diff", &copy, &[]), 0);
-    let updates: Vec<&Value> = diff["items"]
+    let updates: Vec<&Value> = diff["plan"]
         .as_array()
         .unwrap()
         .iter()
@@ -269,7 +269,7 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
         !actions(&diff).iter().any(|(_, n)| n == &redis_name),
         "the stranger is not an orphan: it is not suma's"
     );
-    let orphan = diff["items"]
+    let orphan = diff["plan"]
         .as_array()
         .unwrap()
         .iter()
@@ -350,7 +350,7 @@ async fn dashboards_apply_once_and_update_one_widget() {
 
     let before = writes().len();
     let applied = ok_json(&env.suma("dashboards", "apply", &repo, &["--yes"]), 0);
-    let id = applied["items"][0]["id"].as_str().unwrap().to_owned();
+    let id = applied["plan"][0]["id"].as_str().unwrap().to_owned();
     let sent = writes_since(before, &env.name);
     assert_eq!(sent.len(), 1, "{sent:#?}");
     assert_eq!(
@@ -381,7 +381,7 @@ async fn dashboards_apply_once_and_update_one_widget() {
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("\"Redis CPU (%)\"", "\"Redis engine CPU (%)\"")).unwrap();
     let diff = ok_json(&env.suma("dashboards", "diff", &copy, &["--exit-code"]), 1);
-    let changes = &diff["items"][0]["changes"];
+    let changes = &diff["plan"][0]["changes"];
     assert_eq!(changes.as_array().unwrap().len(), 1, "{diff}");
     assert_eq!(changes[0]["path"], "widgets[6].definition.title");
     assert_eq!(changes[0]["before"], "Redis CPU (%)");

@@ -165,7 +165,7 @@ async fn a_random_secret_rotates_through_the_staging_labels() {
 
     let plan = run(fleet.suma(&["secrets", "rotate", "api-key", "--dry-run", "--output", "json"]));
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let steps: Vec<String> = json(&plan)["rotations"][0]["plan"]
+    let steps: Vec<String> = json(&plan)["plan"][0]["plan"]
         .as_array()
         .unwrap()
         .iter()
@@ -381,6 +381,12 @@ async fn an_rds_master_password_is_set_through_rds_and_put_back_by_abort() {
         "json",
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // The old spelling still works for one release, and says what replaces it.
+    assert!(
+        out.stderr.contains("`--abort` is deprecated") && out.stderr.contains("suma secrets abort NAME"),
+        "{}",
+        out.stderr
+    );
     let rotation = &json(&out)["rotations"][0];
     assert_eq!(rotation["outcome"]["outcome"], "aborted");
     let set = &rotation["operation"]["steps"][1];
@@ -511,7 +517,7 @@ async fn a_crash_after_any_step_is_finished_by_resume_or_undone_by_abort() {
     let client = secrets_client().await;
     let session = common::sandbox_session().await;
     for step in ["create", "set", "test", "finish", "consumers"] {
-        for finish_with in ["--resume", "--abort"] {
+        for finish_with in ["resume", "abort"] {
             let id = format!("/suma-test/{}/crash-key", unique("crash"));
             create(&client, &id, "original").await;
             let original_version = holder(&labels(&client, &id).await, "AWSCURRENT").unwrap();
@@ -522,15 +528,7 @@ async fn a_crash_after_any_step_is_finished_by_resume_or_undone_by_abort() {
             assert_ne!(crashed.code, 0, "crashed after `{step}`: {}", crashed.stderr);
             // The dead holder's lease runs out before anyone may take the lock over.
             common::expire_lease(&session, &fleet.env).await;
-            let out = run(fleet.suma(&[
-                "secrets",
-                "rotate",
-                "crash-key",
-                finish_with,
-                "--yes",
-                "--output",
-                "json",
-            ]));
+            let out = run(fleet.suma(&["secrets", finish_with, "crash-key", "--yes", "--output", "json"]));
             assert_eq!(
                 out.code, 0,
                 "{finish_with} after a crash after `{step}`: {}",
@@ -539,7 +537,7 @@ async fn a_crash_after_any_step_is_finished_by_resume_or_undone_by_abort() {
             let after = labels(&client, &id).await;
             assert_eq!(holder(&after, "AWSPENDING"), None, "{step} {finish_with}: {after:?}");
             let value = current(&client, &id).await;
-            if finish_with == "--resume" {
+            if finish_with == "resume" {
                 assert_eq!(json(&out)["rotations"][0]["outcome"]["outcome"], "rotated", "{step}");
                 assert_ne!(value, "original", "{step}: rotated");
                 assert_eq!(holder(&after, "AWSPREVIOUS"), Some(original_version), "{step}");

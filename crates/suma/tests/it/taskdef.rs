@@ -351,7 +351,7 @@ async fn a_canary_from_the_template_registers_the_rendered_task_definition() {
         "--yes",
         "--output",
         "json",
-        "--rollout-timeout",
+        "--timeout",
         "60s",
     ]);
     deploy.env("SUMA_ACTOR", "e2e-taskdef");
@@ -391,7 +391,7 @@ async fn a_canary_from_the_template_registers_the_rendered_task_definition() {
         "--yes",
         "--output",
         "json",
-        "--rollout-timeout",
+        "--timeout",
         "60s",
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -157,8 +157,8 @@ impl Scenario for Rotation {
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
         strings(match finish {
-            Finish::Resume => vec!["secrets", "rotate", ROTATED, "--resume", "--yes"],
-            Finish::Abort => vec!["secrets", "rotate", ROTATED, "--abort", "--yes"],
+            Finish::Resume => vec!["secrets", "resume", ROTATED, "--yes"],
+            Finish::Abort => vec!["secrets", "abort", ROTATED, "--reason", "crash matrix", "--yes"],
         })
     }
 
@@ -243,7 +243,7 @@ impl Scenario for Rollback {
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
         strings(match finish {
             Finish::Resume => vec!["rollback", "--reason", "crash matrix", "--yes"],
-            Finish::Abort => vec!["rollback", "--abort", "--reason", "crash matrix", "--yes"],
+            Finish::Abort => vec!["rollback", "abort", "--reason", "crash matrix", "--yes"],
         })
     }
 
@@ -335,14 +335,13 @@ impl Scenario for Canary {
     }
 }
 
-/// How a finished DR switch (`verb`: failover or failback) must have ended: resumed, `arrived` holds and
+/// How a finished DR switch (failover or failback, by its `kind`) must have ended: resumed, `arrived` holds and
 /// the operation succeeded; aborted before the promotion, `stayed` holds and it was aborted; aborted past
 /// the promotion, the abort is refused ("no way back") and a resume it asks for ends `arrived`. The two
 /// states are futures, so only the one the branch needs is read.
 async fn dr_switch_ended(
     env: &Env,
     kind: &str,
-    verb: &str,
     finish: Finish,
     out: &Run,
     arrived: impl std::future::Future<Output = Result<(), String>>,
@@ -355,8 +354,8 @@ async fn dr_switch_ended(
             ended(env, kind, OperationStatus::Succeeded).await
         }
         Finish::Abort if out.stderr.contains("no way back") => {
-            exited(out, &[2])?;
-            let resumed = run_async(env.suma(&["dr", verb, "--resume", "--yes"])).await;
+            exited(out, &[3])?;
+            let resumed = run_async(env.suma(&["dr", "resume", "--yes"])).await;
             exited(&resumed, &[0]).map_err(|e| format!("resume after the refused abort: {e}: {}", resumed.stderr))?;
             arrived.await?;
             ended(env, kind, OperationStatus::Succeeded).await
@@ -449,8 +448,8 @@ impl Scenario for Failover {
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
         strings(match finish {
-            Finish::Resume => vec!["dr", "failover", "--resume", "--yes"],
-            Finish::Abort => vec!["dr", "failover", "--abort", "--yes"],
+            Finish::Resume => vec!["dr", "resume", "--yes"],
+            Finish::Abort => vec!["dr", "abort", "--reason", "crash matrix", "--yes"],
         })
     }
 
@@ -464,16 +463,7 @@ impl Scenario for Failover {
 
     async fn check(&self, env: &Env, original: &Value, finish: Finish, out: &Run) -> Result<(), String> {
         let stayed = Self::still_home(env, original);
-        dr_switch_ended(
-            env,
-            self.kind(),
-            "failover",
-            finish,
-            out,
-            Self::failed_over(env),
-            stayed,
-        )
-        .await
+        dr_switch_ended(env, self.kind(), finish, out, Self::failed_over(env), stayed).await
     }
 }
 
@@ -514,8 +504,8 @@ impl Scenario for Failback {
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
         strings(match finish {
-            Finish::Resume => vec!["dr", "failback", "--resume", "--yes"],
-            Finish::Abort => vec!["dr", "failback", "--abort", "--yes"],
+            Finish::Resume => vec!["dr", "resume", "--yes"],
+            Finish::Abort => vec!["dr", "abort", "--reason", "crash matrix", "--yes"],
         })
     }
 
@@ -533,7 +523,6 @@ impl Scenario for Failback {
         dr_switch_ended(
             env,
             self.kind(),
-            "failback",
             finish,
             out,
             Self::home(env),

@@ -1,0 +1,132 @@
+//! `suma init` against moto: a lock table created with suma's key schema, point-in-time recovery and
+//! deletion protection, then used by a real lock; a second run changes nothing; a table with another key
+//! schema is refused and left alone.
+
+use crate::common;
+
+use common::{json, run, sandbox_config, suma, unique};
+
+/// The sandbox configuration with `lock.table` renamed: the file's directory, its path, the table.
+fn config_with_table(table: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let text = std::fs::read_to_string(sandbox_config()).unwrap();
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    config["lock"]["table"] = serde_yaml::Value::String(table.to_owned());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suma.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    (dir, path)
+}
+
+async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    let region = common::lock_region();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.as_str().to_owned()))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+#[tokio::test]
+async fn init_creates_a_hardened_lock_table_that_locks_work_on() {
+    crate::require_sandbox!();
+    let table = unique("suma-init");
+    let (_dir, config) = config_with_table(&table);
+    let config = config.to_str().unwrap();
+
+    let dry = run(suma(&["--config", config, "init", "--dry-run", "--output", "json"]));
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let plan = json(&dry);
+    let steps: Vec<&str> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["create-table", "enable-point-in-time-recovery"]);
+    let client = dynamodb().await;
+    let missing = client.describe_table().table_name(&table).send().await;
+    assert!(missing.is_err(), "a dry run creates nothing");
+
+    let refused = run(suma(&["--config", config, "init"]));
+    assert_eq!(refused.code, 2, "no terminal and no --yes: {}", refused.stderr);
+
+    let out = run(suma(&["--config", config, "init", "--yes", "--output", "json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out)["changed"], true);
+    // Read back through the SDK, not through suma.
+    let described = client.describe_table().table_name(&table).send().await.unwrap();
+    let described = described.table.unwrap();
+    let key = &described.key_schema()[0];
+    assert_eq!(described.key_schema().len(), 1);
+    assert_eq!(key.attribute_name(), "pk");
+    assert_eq!(key.key_type().as_str(), "HASH");
+    assert_eq!(described.attribute_definitions()[0].attribute_type().as_str(), "S");
+    assert_eq!(described.deletion_protection_enabled(), Some(true));
+    let backups = client
+        .describe_continuous_backups()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let pitr = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned());
+    assert_eq!(pitr.as_deref(), Some("ENABLED"));
+
+    // A second run finds nothing to do.
+    let again = run(suma(&["--config", config, "init", "--yes", "--output", "json"]));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(json(&again)["changed"], false);
+
+    // The table serves suma's lock: nobody holds staging's lock in a new table.
+    let status = run(suma(&[
+        "--config", config, "lock", "status", "--env", "staging", "--output", "json",
+    ]));
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(json(&status)["lock"].is_null(), "{}", status.stdout);
+}
+
+#[tokio::test]
+async fn init_refuses_a_table_keyed_another_way_and_leaves_it() {
+    crate::require_sandbox!();
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let table = unique("suma-init-foreign");
+    let client = dynamodb().await;
+    client
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let (_dir, config) = config_with_table(&table);
+    let out = run(suma(&["--config", config.to_str().unwrap(), "init", "--yes"]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`id` (S, HASH)") && out.stderr.contains("hint: set `lock.table`"),
+        "{}",
+        out.stderr
+    );
+    let described = client.describe_table().table_name(&table).send().await.unwrap();
+    assert_ne!(
+        described.table.unwrap().deletion_protection_enabled(),
+        Some(true),
+        "a refused table is not changed"
+    );
+}
