@@ -464,6 +464,9 @@ pub enum OpsCommand {
     Show {
         /// Operation id (as printed by `suma ops list`)
         id: String,
+        /// Every value on one line, however wide the terminal (tables otherwise wrap to fit it)
+        #[arg(long)]
+        wide: bool,
     },
 }
 

@@ -7,10 +7,11 @@ use clap::{Args, Subcommand};
 use super::MutationArgs;
 
 const DIFF_EXIT_CODES: &str = "\
-Exit codes (like `git diff --exit-code`):
-  0  the live task definition already matches the rendered template
-  1  they differ (the differences are printed)
-  2  usage, configuration, template or AWS error";
+Exit codes:
+  0  the differences were printed (or there are none)
+  1  with `--exit-code`: they differ, like `git diff --exit-code`
+  2  usage, configuration or template error
+  3  AWS could not be read";
 
 #[derive(Debug, Subcommand)]
 pub enum TaskdefCommand {
@@ -48,6 +49,9 @@ pub struct TaskdefDiffArgs {
     /// Without `--image`, `${image}` is the image the stable service runs, so only configuration differs
     #[command(flatten)]
     pub template: TemplateArgs,
+    /// Exit 1 when anything differs (like `git diff --exit-code`)
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Args)]

@@ -211,7 +211,12 @@ pub async fn dispatch(
         Command::Config(ConfigCommand::Show) => config::show(&ctx),
         Command::Config(ConfigCommand::Schema) => unreachable!("handled above"),
         Command::Ops(OpsCommand::List { limit }) => ops::list(&ctx, limit).await,
-        Command::Ops(OpsCommand::Show { id }) => ops::show(&ctx, &id).await,
+        Command::Ops(OpsCommand::Show { id, wide }) => {
+            if wide {
+                crate::render::tables::set_wide();
+            }
+            ops::show(&ctx, &id).await
+        }
         Command::Lock(LockCommand::Status) => lock::status(&ctx).await,
         Command::Lock(LockCommand::Release {
             force: _,

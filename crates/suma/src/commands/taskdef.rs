@@ -160,10 +160,10 @@ async fn diff(ctx: &Context, args: &TaskdefDiffArgs) -> anyhow::Result<ExitStatu
             &comparison.template,
         )
     });
-    Ok(if comparison.identical {
-        ExitStatus::Success
-    } else {
+    Ok(if args.exit_code && !comparison.identical {
         ExitStatus::No
+    } else {
+        ExitStatus::Success
     })
 }
 

@@ -20,11 +20,33 @@ fn section<T>(out: &mut String, title: &str, section: &Section<T>, body: impl Fn
     }
 }
 
+/// The service's `/version` for people: the release, where it runs and its signing key; the whole body
+/// is in `--output json`.
+fn version_line(body: &serde_json::Value) -> String {
+    let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str);
+    let mut line = format!("version {}", field("version").unwrap_or("-"));
+    let place: Vec<&str> = ["deployment", "environment"].into_iter().filter_map(field).collect();
+    if !place.is_empty() {
+        line.push_str(&format!(" ({})", place.join(", ")));
+    }
+    if let Some(sha) = field("git_sha") {
+        line.push_str(&format!(", commit {sha}"));
+    }
+    if let Some(kid) = field("signing_kid") {
+        let verifying = body
+            .get("verify_kids")
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, Vec::len);
+        line.push_str(&format!("\nsigning key {kid} ({verifying} verifying)"));
+    }
+    line
+}
+
 pub fn status(report: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} {}  (primary {}, DR {})  at {}",
+        "{} {}  (primary {}, DR {})\nread at {}",
         heading("Environment"),
         console::style(&report.environment).cyan().bold(),
         report.primary_region,
@@ -158,7 +180,7 @@ pub fn status(report: &StatusReport) -> String {
             let _ = writeln!(out, "{}  {result}", probe.url);
         }
         if let Some(body) = &health.version.body {
-            let _ = writeln!(out, "version: {body}");
+            let _ = writeln!(out, "{}", version_line(body));
         }
     }
     out

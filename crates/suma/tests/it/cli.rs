@@ -13,7 +13,8 @@ fn status_shows_the_whole_environment_for_people() {
     settings.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[TIME]");
     settings.add_filter(r"http://127\.0\.0\.1:\d+", "[AUTH_URL]");
     settings.add_filter(r"in \d+ ms", "in [N] ms");
-    settings.add_filter(r"version: \{.*\}", "version: [VERSION]");
+    settings.add_filter(r"version \S+( \(.*\))?(, commit \S+)?", "version [VERSION]");
+    settings.add_filter(r"signing key \S+ \(\d+ verifying\)", "signing key [KID]");
     settings.bind(|| insta::assert_snapshot!("status_production", out.stdout));
 }
 
@@ -461,4 +462,26 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
     }
     let after = run(suma(&["ops", "list", "--env", "staging", "--output", "json"])).stdout;
     assert_eq!(before, after, "a dry run journals nothing");
+}
+
+#[test]
+fn tables_fit_the_width_they_are_given() {
+    crate::require_sandbox!();
+    for (args, columns) in [
+        (&["status", "--env", "production"][..], 80),
+        (&["status", "--env", "production"], 120),
+        (&["compliance", "list"], 100),
+    ] {
+        let out = run(suma(args).env("COLUMNS", columns.to_string()));
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        for line in out.stdout.lines() {
+            assert!(
+                console::measure_text_width(line) <= columns,
+                "{args:?} at {columns} columns: {line}"
+            );
+        }
+    }
+    // Without a width (a pipe, no COLUMNS) rows keep whole values.
+    let whole = run(suma(&["compliance", "list"]));
+    assert!(whole.stdout.lines().any(|l| console::measure_text_width(l) > 100));
 }
