@@ -8,6 +8,7 @@ pub mod dynamodb;
 pub mod ecs;
 pub mod elasticache;
 pub mod elb;
+pub mod iam;
 pub mod inventory;
 pub mod rds;
 pub mod route53;

@@ -11,6 +11,7 @@ pub mod context;
 pub mod dr;
 pub mod engine;
 pub mod events;
+pub mod iam_policy;
 pub mod init;
 pub mod journal;
 pub mod lock_release;

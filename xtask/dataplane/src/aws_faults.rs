@@ -3,12 +3,17 @@
 //! which the SDK retries with backoff), 500 and 503, an answer slower than the client's operation timeout,
 //! and a connection reset. The rest is forwarded unchanged. Which request fails, and how, follows a seeded
 //! generator, so a run can be repeated. The crash matrix's fault runs use it (RELIABILITY.md).
+//!
+//! It also records the IAM action of every request (`GET /__calls`, `DELETE /__calls` to start over), so a
+//! test can check each command's calls against the policy `suma iam-policy` prints for it. With `--rate 0`
+//! it is a plain recorder.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,6 +70,8 @@ pub struct FaultProxy {
     slow: Duration,
     dice: Mutex<Dice>,
     counts: [AtomicU64; 6],
+    /// IAM action (`dynamodb:PutItem`) → requests seen.
+    calls: Mutex<BTreeMap<String, u64>>,
     client: reqwest::Client,
 }
 
@@ -76,6 +83,7 @@ impl FaultProxy {
             slow,
             dice: Mutex::new(Dice::new(seed)),
             counts: Default::default(),
+            calls: Mutex::default(),
             client: reqwest::Client::builder()
                 .no_proxy()
                 .build()
@@ -104,6 +112,7 @@ impl FaultProxy {
 pub fn router(proxy: Arc<FaultProxy>) -> Router {
     Router::new()
         .route("/__faults", axum::routing::get(stats))
+        .route("/__calls", axum::routing::get(calls).delete(forget_calls))
         .fallback(handle)
         .with_state(proxy)
 }
@@ -112,7 +121,75 @@ async fn stats(State(proxy): State<Arc<FaultProxy>>) -> impl IntoResponse {
     axum::Json(proxy.stats())
 }
 
+async fn calls(State(proxy): State<Arc<FaultProxy>>) -> impl IntoResponse {
+    axum::Json(proxy.calls.lock().expect("calls").clone())
+}
+
+async fn forget_calls(State(proxy): State<Arc<FaultProxy>>) -> StatusCode {
+    proxy.calls.lock().expect("calls").clear();
+    StatusCode::NO_CONTENT
+}
+
+/// The IAM action a request asks for: the service from the SigV4 credential scope (its signing name is
+/// the action prefix), the operation from `x-amz-target` (JSON protocols), the form's `Action` (query
+/// protocols) or the method and path (Route 53's REST API).
+pub fn iam_action(parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    let service = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unsigned")
+        .to_owned();
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let operation = if let Some(target) = target {
+        target.rsplit('.').next().unwrap_or(target).to_owned()
+    } else if let Some(action) = form_action(body) {
+        action
+    } else {
+        route53_operation(parts.method.as_str(), parts.uri.path())
+    };
+    format!("{service}:{operation}")
+}
+
+fn form_action(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+/// Route 53's REST paths, as far as suma calls them.
+fn route53_operation(method: &str, path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        ("GET", [_, "hostedzone"]) => "ListHostedZones",
+        ("GET", [_, "hostedzone", _]) => "GetHostedZone",
+        ("GET", [_, "hostedzone", _, "rrset"]) => "ListResourceRecordSets",
+        ("POST", [_, "hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("GET", [_, "change", _]) => "GetChange",
+        ("GET", [_, "healthcheck", _, "status"]) => "GetHealthCheckStatus",
+        ("GET", [_, "healthcheck", _]) => "GetHealthCheck",
+        ("GET", [_, "healthcheck"]) => "ListHealthChecks",
+        _ => return format!("{method} {path}"),
+    }
+    .to_owned()
+}
+
 async fn handle(State(proxy): State<Arc<FaultProxy>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
+        return (StatusCode::BAD_REQUEST, "request body too large").into_response();
+    };
+    *proxy
+        .calls
+        .lock()
+        .expect("calls")
+        .entry(iam_action(&parts, &body))
+        .or_default() += 1;
+    let request = Request::from_parts(parts, Body::from(Bytes::clone(&body)));
     let fault = proxy.dice.lock().expect("dice").roll(proxy.rate);
     proxy.count(fault);
     let json_protocol = request.headers().contains_key("x-amz-target");
@@ -182,6 +259,43 @@ fn error(json_protocol: bool, status: StatusCode, xml_code: &str, json_type: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parts(method: &str, path: &str, headers: &[(&str, &str)]) -> axum::http::request::Parts {
+        let mut builder = axum::http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn each_protocol_names_its_iam_action() {
+        let auth = |service: &str| {
+            format!("AWS4-HMAC-SHA256 Credential=AKIA/20261205/eu-west-1/{service}/aws4_request, SignedHeaders=host")
+        };
+        let dynamo = parts(
+            "POST",
+            "/",
+            &[
+                ("authorization", &auth("dynamodb")),
+                ("x-amz-target", "DynamoDB_20120810.PutItem"),
+            ],
+        );
+        assert_eq!(iam_action(&dynamo, b"{}"), "dynamodb:PutItem");
+        let rds = parts("POST", "/", &[("authorization", &auth("rds"))]);
+        assert_eq!(
+            iam_action(&rds, b"Action=DescribeDBInstances&Version=2014-10-31"),
+            "rds:DescribeDBInstances"
+        );
+        let route53 = parts(
+            "POST",
+            "/2013-04-01/hostedzone/Z1/rrset/",
+            &[("authorization", &auth("route53"))],
+        );
+        assert_eq!(iam_action(&route53, b"<xml/>"), "route53:ChangeResourceRecordSets");
+        let change = parts("GET", "/2013-04-01/change/C1", &[("authorization", &auth("route53"))]);
+        assert_eq!(iam_action(&change, b""), "route53:GetChange");
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_faults_at_about_the_rate() {

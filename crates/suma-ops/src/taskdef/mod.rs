@@ -35,7 +35,7 @@ pub fn template_path(flag: Option<&Path>, config_path: &Path) -> PathBuf {
 }
 
 /// `arn:PARTITION:SERVICE:REGION:ACCOUNT:...` → (partition, account).
-fn arn_account(arn: &str) -> Option<(&str, &str)> {
+pub(crate) fn arn_account(arn: &str) -> Option<(&str, &str)> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     match parts.as_slice() {
         ["arn", partition, _, _, account, _] if !account.is_empty() => Some((partition, account)),

@@ -22,7 +22,7 @@ Exit codes:
        refused the operation (a held lock, a half-done rotation); the state left behind is reported
   130  interrupted (Ctrl-C); the state left behind is reported
 
-Environment: SUMA_CONFIG, SUMA_ENV, SUMA_OUTPUT, SUMA_STATE_DIR, SUMA_ACTOR, NO_COLOR, RUST_LOG,
+Environment: SUMA_CONFIG, SUMA_ENV, SUMA_OUTPUT, SUMA_STATE_DIR, SUMA_ACTOR, NO_COLOR, COLUMNS (table width), RUST_LOG,
 and the AWS SDK's standard variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).";
 
 /// `suma --version`: the package version, the commit it was built from and that commit's date (the build
@@ -235,6 +235,13 @@ pub enum Command {
     /// Create the DynamoDB table of locks and the journal (`lock.table`), or harden an existing one:
     /// point-in-time recovery and deletion protection
     Init(InitArgs),
+    /// Print the least-privilege IAM policy of COMMAND (e.g. `deploy canary`), or of every command,
+    /// narrowed to the lock table and the environment's secrets
+    IamPolicy {
+        /// Command words (`dr failover`); several commands separated by `,` (`status , deploy canary`)
+        #[arg(value_name = "COMMAND")]
+        words: Vec<String>,
+    },
     /// Print the shell completion script: `suma completion bash > /etc/bash_completion.d/suma`
     Completion {
         #[arg(value_enum)]

@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod config;
 pub mod deploy;
 pub mod dr;
+pub mod iam;
 pub mod init;
 pub mod lock;
 pub mod monitoring;
@@ -248,6 +249,7 @@ pub async fn dispatch(
         Command::Dashboards(command) => monitoring::dashboards(&ctx, command).await,
         Command::Taskdef(command) => taskdef::run(&ctx, command).await,
         Command::Init(args) => init::init(&ctx, &args).await,
+        Command::IamPolicy { words } => iam::policy(&ctx, &words),
         Command::Completion { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
 }

@@ -15,6 +15,7 @@ mod config_files;
 mod contract;
 mod crash_matrix;
 mod dr;
+mod iam;
 mod init;
 mod lock;
 mod monitoring;

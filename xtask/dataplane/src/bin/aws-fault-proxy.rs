@@ -1,5 +1,6 @@
 //! `aws-fault-proxy`: between suma and moto, answers a share of the requests with throttling, 500, 503,
-//! a too-slow answer or a reset, from a seeded generator (sandbox only). `GET /__faults` counts them.
+//! a too-slow answer or a reset, from a seeded generator (sandbox only). `GET /__faults` counts them;
+//! `GET /__calls` lists the IAM action of every request (with `--rate 0` it only records).
 
 use std::time::Duration;
 

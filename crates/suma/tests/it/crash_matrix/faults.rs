@@ -22,13 +22,22 @@ const OPERATION_TIMEOUT: &str = "4s";
 const SLOW: &str = "6s";
 
 /// The proxy process, killed when dropped.
-struct FaultProxy {
+pub struct FaultProxy {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl FaultProxy {
     fn start(seed: u64) -> Option<Self> {
+        Self::start_at(RATE, seed)
+    }
+
+    /// The proxy without faults: a recorder of the IAM actions of every request.
+    pub fn recorder() -> Option<Self> {
+        Self::start_at("0", 1)
+    }
+
+    fn start_at(rate: &str, seed: u64) -> Option<Self> {
         let binary = std::path::Path::new(env!("CARGO_BIN_EXE_suma")).with_file_name("aws-fault-proxy");
         if !binary.exists() {
             eprintln!(
@@ -42,7 +51,7 @@ impl FaultProxy {
                 "--upstream",
                 &sandbox_var("AWS_ENDPOINT_URL"),
                 "--rate",
-                RATE,
+                rate,
                 "--slow",
                 SLOW,
             ])
@@ -59,6 +68,14 @@ impl FaultProxy {
             child,
             url: format!("http://{}", line.trim()),
         })
+    }
+
+    /// The IAM actions requested since the last call, and the record cleared.
+    pub async fn take_calls(&self) -> std::collections::BTreeSet<String> {
+        let url = format!("{}/__calls", self.url);
+        let calls: std::collections::BTreeMap<String, u64> = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        reqwest::Client::new().delete(&url).send().await.unwrap();
+        calls.into_keys().collect()
     }
 
     async fn stats(&self) -> serde_json::Value {
@@ -95,18 +112,25 @@ async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
     cmd.env("AWS_ENDPOINT_URL", &proxy.url);
     let out = run_async(cmd).await;
     let faults = proxy.stats().await;
+    let calls = proxy.take_calls().await;
     drop(proxy);
+    // What the command asked of AWS, retries included, is all in the policy `suma iam-policy` gives it.
+    let beyond = crate::iam::beyond_policy(&env, &scenario.command(), &calls).await;
     let mut outcome = match out.code {
         0 => "completed".to_owned(),
         1 => "exit 1: a step failed or was rolled back".to_owned(),
         code => format!("exit {code}"),
     };
-    let mut result = Ok(());
+    let mut result = if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("requests beyond `suma iam-policy`: {beyond:?}"))
+    };
     if env.locked().await {
         // Stopped resumable: the message must say something, and a fault-free resume must finish it.
         outcome = format!("stopped resumable ({outcome}), then resumed without faults");
         let said = format!("{}\n{}", out.stdout, out.stderr).contains("resume");
-        if !said {
+        if !said && result.is_ok() {
             result = Err(format!("stopped without saying how to go on: {}", out.stderr.trim()));
         }
         env.expire_lease().await;
@@ -115,7 +139,7 @@ async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
         if result.is_ok() && ![0, 1].contains(&resumed.code) {
             result = Err(format!("the resume exited {}: {}", resumed.code, resumed.stderr.trim()));
         }
-    } else if [2, 3].contains(&out.code) && !out.stderr.contains("error:") {
+    } else if result.is_ok() && [2, 3].contains(&out.code) && !out.stderr.contains("error:") {
         result = Err(format!("failed without a message: {}", out.stderr.trim()));
     }
     if result.is_ok() && env.locked().await {

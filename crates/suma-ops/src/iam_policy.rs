@@ -1,0 +1,145 @@
+//! The least-privilege IAM policy of a set of permissions (`suma_aws::iam`), narrowed to the resources
+//! the configuration names: the lock table, and the managed secrets. Pure; `suma iam-policy` decides which
+//! permissions a command needs and prints the document.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use suma_aws::iam::{Permission, Scope};
+use suma_core::config::ConfigFile;
+
+/// Where the narrowed statements point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub partition: String,
+    /// `*` when no environment names its account.
+    pub account: String,
+    pub lock_region: String,
+    pub lock_table: String,
+    /// Ids of the managed secrets, sorted.
+    pub secrets: Vec<String>,
+}
+
+impl Resources {
+    /// From the configuration: the account of the environments' ALB listener ARNs, the lock table, and
+    /// the secrets of `environment` (of every environment when `None`).
+    pub fn of(config: &ConfigFile, environment: Option<&str>) -> Self {
+        let selected: Vec<_> = config
+            .environments
+            .iter()
+            .filter(|(name, _)| environment.is_none_or(|e| e == name.as_str()))
+            .map(|(_, env)| env)
+            .collect();
+        let arn = selected
+            .iter()
+            .find_map(|env| crate::taskdef::arn_account(env.alb.listener_arn.as_str()));
+        let secrets: BTreeSet<String> = selected
+            .iter()
+            .flat_map(|env| env.secrets.iter().map(|s| s.id.clone()))
+            .collect();
+        Self {
+            partition: arn.map_or("aws", |(p, _)| p).to_owned(),
+            account: arn.map_or("*", |(_, a)| a).to_owned(),
+            lock_region: config.lock.region.as_str().to_owned(),
+            lock_table: config.lock.table.clone(),
+            secrets: secrets.into_iter().collect(),
+        }
+    }
+
+    fn of_scope(&self, scope: Scope) -> Value {
+        match scope {
+            Scope::LockTable => json!(format!(
+                "arn:{}:dynamodb:{}:{}:table/{}",
+                self.partition, self.lock_region, self.account, self.lock_table
+            )),
+            // Secrets Manager appends six random characters to a secret's ARN; replicas share the name in
+            // the DR region.
+            Scope::Secrets if !self.secrets.is_empty() => Value::Array(
+                self.secrets
+                    .iter()
+                    .map(|id| {
+                        json!(format!(
+                            "arn:{}:secretsmanager:*:{}:secret:{}-??????",
+                            self.partition,
+                            self.account,
+                            id.trim_start_matches('/')
+                        ))
+                    })
+                    .collect(),
+            ),
+            Scope::Secrets | Scope::Any => json!("*"),
+        }
+    }
+}
+
+/// The policy document granting `permissions` (each once, in the order given) on `resources`.
+pub fn document(permissions: &[Permission], resources: &Resources) -> Value {
+    let mut seen = BTreeSet::new();
+    let statements: Vec<Value> = permissions
+        .iter()
+        .filter(|p| seen.insert(p.sid))
+        .map(|p| {
+            let actions: BTreeSet<&str> = p.actions.iter().copied().collect();
+            json!({
+                "Sid": p.sid,
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": resources.of_scope(p.scope),
+            })
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Every action a document grants, for checks.
+pub fn actions(document: &Value) -> BTreeSet<String> {
+    document["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["Action"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suma_aws::iam::{LOCK_READ, LOCK_WRITE, SECRETS_ROTATE};
+
+    fn resources(secrets: &[&str]) -> Resources {
+        Resources {
+            partition: "aws".to_owned(),
+            account: "123456789012".to_owned(),
+            lock_region: "eu-west-1".to_owned(),
+            lock_table: "suma-locks".to_owned(),
+            secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn statements_are_narrowed_to_the_table_and_the_secrets() {
+        let doc = document(
+            &[LOCK_READ, LOCK_WRITE, LOCK_READ, SECRETS_ROTATE],
+            &resources(&["/suma/prod/db-password"]),
+        );
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 3, "a permission given twice is one statement");
+        assert_eq!(
+            statements[0]["Resource"],
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/suma-locks"
+        );
+        assert_eq!(
+            statements[2]["Resource"],
+            json!(["arn:aws:secretsmanager:*:123456789012:secret:suma/prod/db-password-??????"])
+        );
+        assert!(actions(&doc).contains("dynamodb:TransactWriteItems"));
+        assert!(!actions(&doc).contains("ecs:UpdateService"));
+    }
+
+    #[test]
+    fn without_secrets_the_secret_statements_cover_any() {
+        let doc = document(&[SECRETS_ROTATE], &resources(&[]));
+        assert_eq!(doc["Statement"][0]["Resource"], "*");
+    }
+}
