@@ -26,10 +26,15 @@ fn main() {
         } else {
             Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join(common)
         };
-        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", common.join("packed-refs").display());
+        let mut watched = vec![git_dir.join("HEAD"), common.join("packed-refs")];
         if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", common.join(branch).display());
+            watched.push(common.join(branch));
+        }
+        // Only files that exist: cargo counts a missing one as changed and would rerun this script, and
+        // rebuild suma, on every build. A ref that moves between the loose file and `packed-refs` (git gc)
+        // removes a watched file, which reruns it once.
+        for path in watched.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     let commit = std::env::var("SUMA_BUILD_COMMIT")

@@ -40,21 +40,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let redis_url = var("REDIS_URL")?;
     let pg_port = port_of(&database_url).ok_or_else(|| format!("no port in DATABASE_URL `{database_url}`"))?;
 
-    // Release binaries of this one package: the release profile is used by nothing else, so building the
-    // package alone unifies no features differently from another release build.
-    eprintln!("bench: building auth-service and auth-bench in release");
-    let start = Instant::now();
-    if !process::run_visible(crate::cargo::command().current_dir(&root).args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "auth-service",
-        "--bins",
-    ]))? {
-        return Err("the release build of auth-service failed".to_owned());
-    }
-    eprintln!("bench: build done in {:.1}s", start.elapsed().as_secs_f64());
+    build_release(&root, "auth-service", &["--bins"])?;
     let release = sandbox::target_dir(&root).join("release");
 
     let dir = root.join("target/bench");
@@ -150,6 +136,23 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let new = update_section(&old, "auth-service", "auth-bench", &generated);
     std::fs::write(&path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     eprintln!("bench: wrote the `## auth-service` section of {}", path.display());
+    Ok(())
+}
+
+/// Builds `package`'s release binaries (`targets`: `--bins`, `--bin NAME`). The release profile is used by
+/// the benches alone, so building one package unifies no features differently from another release build.
+pub fn build_release(root: &Path, package: &str, targets: &[&str]) -> Result<()> {
+    eprintln!("bench: building {package} in release");
+    let start = Instant::now();
+    let mut cargo = crate::cargo::command();
+    cargo
+        .current_dir(root)
+        .args(["build", "--quiet", "--release", "--package", package])
+        .args(targets);
+    if !process::run_visible(&mut cargo)? {
+        return Err(format!("the release build of {package} failed"));
+    }
+    eprintln!("bench: build done in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -47,20 +47,7 @@ fn ms(d: Duration) -> String {
 }
 
 pub fn cli(root: PathBuf) -> Result<()> {
-    eprintln!("bench: building suma in release");
-    let start = Instant::now();
-    if !process::run_visible(crate::cargo::command().current_dir(&root).args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "suma",
-        "--bin",
-        "suma",
-    ]))? {
-        return Err("the release build of suma failed".to_owned());
-    }
-    eprintln!("bench: build done in {:.1}s", start.elapsed().as_secs_f64());
+    crate::bench::build_release(&root, "suma", &["--bin", "suma"])?;
     let binary = target_dir(&root).join("release/suma");
     let size = std::fs::metadata(&binary)
         .map_err(|e| format!("{}: {e}", binary.display()))?

@@ -175,11 +175,11 @@ pub const COMPLIANCE_INVENTORY: Permission = Permission {
     scope: Scope::Any,
 };
 
-/// Every permission, for the policy of all of suma.
-pub const ALL: &[Permission] = &[
+/// What operating the environments needs: every permission but setting up the lock table and reading the
+/// whole account for compliance. A runbook step may call any action, so a runbook run needs these.
+pub const OPERATE: &[Permission] = &[
     LOCK_READ,
     LOCK_WRITE,
-    LOCK_TABLE_SETUP,
     ECS_READ,
     ECS_DEPLOY,
     ELB_READ,
@@ -191,8 +191,14 @@ pub const ALL: &[Permission] = &[
     SECRETS_READ,
     SECRETS_ROTATE,
     ELASTICACHE,
-    COMPLIANCE_INVENTORY,
 ];
+
+/// Every permission, for the policy of all of suma.
+pub fn all() -> Vec<Permission> {
+    let mut all = OPERATE.to_vec();
+    all.extend([LOCK_TABLE_SETUP, COMPLIANCE_INVENTORY]);
+    all
+}
 
 #[cfg(test)]
 mod tests {
@@ -200,7 +206,8 @@ mod tests {
 
     #[test]
     fn every_action_is_service_colon_operation_and_listed_once_per_permission() {
-        for permission in ALL {
+        let all = all();
+        for permission in &all {
             let mut seen = std::collections::BTreeSet::new();
             for action in permission.actions {
                 let (service, operation) = action.split_once(':').unwrap();
@@ -211,7 +218,7 @@ mod tests {
                 assert!(seen.insert(action), "{} lists {action} twice", permission.sid);
             }
         }
-        let sids: std::collections::BTreeSet<_> = ALL.iter().map(|p| p.sid).collect();
-        assert_eq!(sids.len(), ALL.len(), "statement ids are unique");
+        let sids: std::collections::BTreeSet<_> = all.iter().map(|p| p.sid).collect();
+        assert_eq!(sids.len(), all.len(), "statement ids are unique");
     }
 }

@@ -151,3 +151,95 @@ fn force_needs_a_reason() {
         assert!(err.to_string().contains("--reason"), "{args:?}: {err}");
     }
 }
+
+/// The `suma …` commands in the ```sh blocks of README.md and docs/*.md, as argument lists: what
+/// follows `#` is a comment; `&&` and `|` separate commands; redirections are dropped.
+fn documented_commands() -> Vec<(String, Vec<String>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut commands = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut in_shell = false;
+        for (number, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("```") {
+                in_shell = !in_shell && trimmed.trim_start_matches('`').starts_with("sh");
+                continue;
+            }
+            if !in_shell {
+                continue;
+            }
+            let code = trimmed.split(" #").next().unwrap_or_default();
+            for segment in code.split("&&").flat_map(|s| s.split(" | ")) {
+                let words = split_words(segment);
+                let start = words.iter().position(|w| w == "suma");
+                // `suma` as the command, after any `VAR=value` assignments.
+                let Some(start) = start.filter(|&i| words[..i].iter().all(|w| w.contains('='))) else {
+                    continue;
+                };
+                let args: Vec<String> = words[start..]
+                    .iter()
+                    .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
+                    .cloned()
+                    .collect();
+                let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), number + 1);
+                commands.push((place, args));
+            }
+        }
+    }
+    commands
+}
+
+/// Words as a shell splits them, for the quoting the docs use.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn every_documented_command_parses_in_its_current_spelling() {
+    let commands = documented_commands();
+    assert!(commands.len() >= 30, "{} documented commands", commands.len());
+    for (place, args) in commands {
+        if let Err(e) = Cli::try_parse_from(&args) {
+            // `--help` and `--version` end parsing by design.
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            assert!(
+                matches!(e.kind(), DisplayHelp | DisplayVersion),
+                "{place}: `{}` does not parse: {e}",
+                args.join(" ")
+            );
+        }
+        let os: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        assert!(
+            deprecations(&os).is_empty(),
+            "{place}: `{}` uses a deprecated spelling",
+            args.join(" ")
+        );
+    }
+}

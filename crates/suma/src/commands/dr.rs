@@ -109,11 +109,7 @@ async fn finish_unfinished(ctx: &Context, kinds: &[&str], args: &Unfinished<'_>)
     let mut op = unfinished(ctx, name, kinds, &session).await?;
     let what = finish_with.verb();
     if args.mutation.dry_run {
-        ctx.printer
-            .either(&json!({"dry_run": true, "plan": op.plan, "operation": op}), || {
-                crate::render::status::operation(&op)
-            });
-        return Ok(ExitStatus::Success);
+        return Ok(super::print_unfinished(ctx, &op));
     }
     if !crate::render::confirm(
         &format!("{what} {} `{}` on `{name}`", op.kind, op.id),

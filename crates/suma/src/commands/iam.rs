@@ -15,23 +15,6 @@ use crate::exit::ExitStatus;
 /// command. Commands that call no AWS API need none.
 pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
     use iam::*;
-    // A runbook step may call any action of the catalogue (`suma runbook actions`), so a run needs what
-    // they need together.
-    const RUNBOOK: &[Permission] = &[
-        LOCK_READ,
-        LOCK_WRITE,
-        ECS_READ,
-        ECS_DEPLOY,
-        ELB_READ,
-        ELB_SHIFT,
-        RDS_READ,
-        RDS_CHANGE,
-        ROUTE53_READ,
-        ROUTE53_SWITCH,
-        SECRETS_READ,
-        SECRETS_ROTATE,
-        ELASTICACHE,
-    ];
     const DEPLOY: &[Permission] = &[LOCK_READ, LOCK_WRITE, ECS_READ, ECS_DEPLOY, ELB_READ, ELB_SHIFT];
     const DR: &[Permission] = &[
         LOCK_READ,
@@ -75,7 +58,8 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["secrets", _] => ROTATE,
         ["compliance", "check"] => &[COMPLIANCE_INVENTORY, LOCK_READ, SECRETS_READ, ROUTE53_READ, ELB_READ],
         ["runbook", "timeline"] => &[LOCK_READ],
-        ["runbook", _] => RUNBOOK,
+        // A step may call any action of the catalogue (`suma runbook actions`).
+        ["runbook", _] => OPERATE,
         ["monitors" | "dashboards", "apply"] => &[LOCK_READ, LOCK_WRITE],
         ["taskdef", "diff"] => &[ECS_READ],
         ["taskdef", "register"] => &[ECS_READ, ECS_DEPLOY, LOCK_WRITE],
@@ -115,7 +99,7 @@ pub fn command_path(words: &[String]) -> Result<Vec<String>, suma_core::exit::Us
 pub fn policy(ctx: &Context, words: &[String]) -> anyhow::Result<ExitStatus> {
     let mut needed: Vec<Permission> = Vec::new();
     if words.is_empty() {
-        needed.extend(iam::ALL);
+        needed.extend(iam::all());
     }
     for command in words.split(|w| w == ",").filter(|c| !c.is_empty()) {
         let path = command_path(command)?;

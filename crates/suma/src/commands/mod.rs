@@ -113,6 +113,15 @@ pub struct Unfinished<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// `--dry-run` of `resume` or `abort`: the unfinished operation, its plan, each step's record; nothing runs.
+pub fn print_unfinished(ctx: &Context, op: &crate::journal::Operation) -> ExitStatus {
+    ctx.printer.either(
+        &serde_json::json!({"dry_run": true, "plan": op.plan, "operation": op}),
+        || crate::render::status::operation(op),
+    );
+    ExitStatus::Success
+}
+
 /// An empty `--reason` is refused: the journal would keep nothing.
 pub fn check_reason(reason: Option<&str>) -> anyhow::Result<()> {
     if reason.is_some_and(|r| r.trim().is_empty()) {

@@ -215,11 +215,7 @@ async fn continue_rotation(
         }
     }
     if args.mutation.dry_run {
-        ctx.printer
-            .either(&json!({"dry_run": true, "plan": op.plan, "operation": op}), || {
-                crate::render::status::operation(&op)
-            });
-        return Ok(ExitStatus::Success);
+        return Ok(super::print_unfinished(ctx, &op));
     }
     if !crate::render::confirm(
         &format!("{verb} the rotation `{}` of `{}`", op.id, secret.id),
