@@ -166,12 +166,29 @@ impl Default for DrPolicy {
 }
 
 /// Settings of `suma compliance check` for one environment.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComplianceConfig {
     /// Accepted exceptions: a matching failure shows as `muted`; an expired one is itself a failure.
     #[serde(default)]
     pub suppressions: Vec<SuppressionConfig>,
+    /// The longest an exception may be accepted for, counted from the day of the check: a suppression
+    /// that expires later is refused, so every exception is reviewed again within this many days.
+    #[serde(default = "default_max_suppression_days")]
+    pub max_suppression_days: u32,
+}
+
+fn default_max_suppression_days() -> u32 {
+    90
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        Self {
+            suppressions: Vec::new(),
+            max_suppression_days: default_max_suppression_days(),
+        }
+    }
 }
 
 /// One accepted exception to a compliance check.
@@ -184,6 +201,9 @@ pub struct SuppressionConfig {
     pub resource: String,
     /// Why the exception is accepted, and by whom.
     pub reason: String,
+    /// The ticket that tracks the exception (e.g. `SEC-1234`): whoever reads the report can find the
+    /// decision and its owner.
+    pub ticket: String,
     /// Last day the exception holds (`YYYY-MM-DD`).
     #[schemars(with = "String")]
     pub expires: chrono::NaiveDate,

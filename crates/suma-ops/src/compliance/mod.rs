@@ -98,6 +98,7 @@ pub struct Suppression {
     /// A resource ARN or name; `*` at the end matches a prefix; `*` alone every resource.
     pub resource: String,
     pub reason: String,
+    pub ticket: String,
     pub expires: NaiveDate,
 }
 
@@ -125,7 +126,7 @@ pub fn apply_suppressions(findings: &mut Vec<Finding>, suppressions: &[Suppressi
         }
         if let Some(s) = suppressions.iter().find(|s| s.expires >= today && s.matches(finding)) {
             finding.status = Status::Muted;
-            finding.detail = Some(format!("suppressed until {}: {}", s.expires, s.reason));
+            finding.detail = Some(format!("suppressed until {} ({}): {}", s.expires, s.ticket, s.reason));
         }
     }
     for s in suppressions.iter().filter(|s| s.expires < today) {
@@ -137,7 +138,7 @@ pub fn apply_suppressions(findings: &mut Vec<Finding>, suppressions: &[Suppressi
             status: Status::Fail,
             observed: format!("expired {}", s.expires),
             expected: format!("expires on or after {today}"),
-            detail: Some(s.reason.clone()),
+            detail: Some(format!("{} ({})", s.reason, s.ticket)),
         });
     }
 }
@@ -287,6 +288,7 @@ mod tests {
                 check: check.into(),
                 resource: pattern.into(),
                 reason: "accepted".into(),
+                ticket: "SEC-1".into(),
                 expires: day(expires),
             };
             apply_suppressions(&mut findings, &[s], today);
@@ -303,6 +305,7 @@ mod tests {
             check: "rds-multi-az".into(),
             resource: "db-a".into(),
             reason: "r".into(),
+            ticket: "SEC-2".into(),
             expires: day("2030-01-01"),
         };
         apply_suppressions(&mut findings, &[s], day("2026-01-01"));

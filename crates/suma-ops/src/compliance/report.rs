@@ -109,7 +109,8 @@ pub fn sarif(report: &ComplianceReport, config_uri: &str) -> String {
             "ruleId": f.check_id,
             "ruleIndex": rule_index,
             "kind": if f.status == Status::Error { "review" } else { "fail" },
-            "level": if f.status == Status::Error { "warning" } else { sarif_level(f.severity) },
+            // A result to review (the check could not run) has no level of its own (SARIF 3.27.10).
+            "level": if f.status == Status::Error { "none" } else { sarif_level(f.severity) },
             "message": {"text": text},
             "locations": [{
                 "physicalLocation": {
@@ -152,7 +153,8 @@ pub fn sarif(report: &ComplianceReport, config_uri: &str) -> String {
             }},
             "automationDetails": {"id": format!("suma-compliance/{}/", report.environment)},
             "invocations": [{
-                "executionSuccessful": true,
+                // A check that could not read what it judges leaves the run incomplete.
+                "executionSuccessful": !report.findings.iter().any(|f| f.status == Status::Error),
                 "startTimeUtc": report.generated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             }],
             "results": results,
@@ -322,6 +324,11 @@ mod tests {
         );
         assert_eq!(results[1]["suppressions"][0]["kind"], "external");
         assert_eq!(results[2]["kind"], "review");
+        assert_eq!(results[2]["level"], "none", "a result to review has no level");
+        assert_eq!(
+            run["invocations"][0]["executionSuccessful"], false,
+            "a check that errored leaves the run incomplete"
+        );
         assert_eq!(results[3]["ruleId"], "suppression-expired");
         assert_eq!(
             rules[results[3]["ruleIndex"].as_u64().unwrap() as usize]["id"],

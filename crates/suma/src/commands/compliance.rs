@@ -40,7 +40,7 @@ pub async fn check(ctx: &Context, args: &ComplianceCheckArgs, output: Option<Out
         min_severity: args.min_severity.map(severity),
     };
     let checks = selection.select()?;
-    let suppressions = suppressions(name, env)?;
+    let suppressions = suppressions(name, env, chrono::Utc::now().date_naive())?;
     let format = match output {
         Some(OutputArg::Sarif) => ReportFormat::Sarif,
         Some(OutputArg::Junit) => ReportFormat::Junit,

@@ -154,6 +154,7 @@ pub fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             || e.is::<crate::render::ConfirmationRequired>()
             || e.is::<compliance::OutputOnlyForCheck>()
             || e.is::<suma_ops::compliance::SelectionError>()
+            || e.is::<suma_ops::compliance::setup::SuppressionError>()
             || e.is::<suma_ops::taskdef::TemplateError>()
             || e.is::<suma_ops::taskdef::TaskdefError>()
             || e.is::<suma_ops::monitoring::TemplateError>()

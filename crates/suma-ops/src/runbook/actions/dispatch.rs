@@ -233,8 +233,9 @@ impl LiveActions<'_> {
                 let checks = crate::compliance::Selection::default()
                     .select()
                     .map_err(|e| ActionError::new(e.to_string()))?;
-                let suppressions = crate::compliance::setup::suppressions(&self.name, &self.env)
-                    .map_err(|e| ActionError::new(format!("{e:#}")))?;
+                let suppressions =
+                    crate::compliance::setup::suppressions(&self.name, &self.env, chrono::Utc::now().date_naive())
+                        .map_err(|e| ActionError::new(format!("{e:#}")))?;
                 let report = crate::compliance::setup::gather(
                     self.ctx,
                     &self.name,
