@@ -251,6 +251,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         managed.extend(service_secrets(endpoint, env, shipped[env]))
 
     config = {
+        "tier": "production" if env == "production" else "staging",
         "primary_region": PRIMARY,
         "dr_region": DR,
         "url": service_url,

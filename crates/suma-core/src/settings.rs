@@ -223,10 +223,12 @@ mod tests {
 
     fn file(defaults: &str) -> ConfigFile {
         let text = format!(
-            "version: 1\ndefaults:\n{defaults}\nlock: {{ table: locks, region: eu-west-1 }}\nenvironments:\n  staging: {STAGING}\n  production: {STAGING}\n"
+            "version: 1\ndefaults:\n{defaults}\nlock: {{ table: locks, region: eu-west-1 }}\nenvironments:\n  staging: {STAGING}\n  production: {PRODUCTION}\n"
         );
         parse_str(&text, Path::new("suma.yaml")).unwrap()
     }
+
+    const PRODUCTION: &str = "{ tier: production, primary_region: eu-west-1, dr_region: eu-central-1, ecs: { cluster: c, service: s, canary_service: sc, container: app, container_port: 8080, desired_count: 2, dr: { cluster: c, service: s } }, alb: { listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3', stable_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1', canary_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1' }, rds: { primary: { identifier: db, region: eu-west-1 } }, dns: { hosted_zone_id: Z1, record_name: auth.example.com }, metrics: { provider: prometheus, prometheus_url: 'http://127.0.0.1:9090' } }";
 
     const STAGING: &str = "{ primary_region: eu-west-1, dr_region: eu-central-1, ecs: { cluster: c, service: s, canary_service: sc, container: app, container_port: 8080, desired_count: 2, dr: { cluster: c, service: s } }, alb: { listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3', stable_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1', canary_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1' }, rds: { primary: { identifier: db, region: eu-west-1 } }, dns: { hosted_zone_id: Z1, record_name: auth.example.com }, metrics: { provider: prometheus, prometheus_url: 'http://127.0.0.1:9090' } }";
 
@@ -377,5 +379,31 @@ mod tests {
             ..GlobalFlags::default()
         };
         assert!(!resolve(&g, &HashMap::new(), &f).color);
+    }
+
+    #[test]
+    fn production_is_a_tier_and_a_production_looking_name_must_say_its_tier() {
+        let with = |name: &str, tier: &str| {
+            let env = STAGING.replacen("{ ", &format!("{{ {tier}"), 1);
+            let text =
+                format!("version: 1\nlock: {{ table: locks, region: eu-west-1 }}\nenvironments:\n  {name}: {env}\n");
+            parse_str(&text, Path::new("suma.yaml"))
+        };
+        for name in ["production", "prod-eu", "live"] {
+            let problems = with(name, "").unwrap_err();
+            let text = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+            assert!(
+                text.contains("does not say its tier") && text.contains("tier: production"),
+                "{name}: {text}"
+            );
+            assert!(with(name, "tier: staging, ").is_ok(), "{name} as staging");
+        }
+        let file = with("eu-main", "tier: production, ").unwrap();
+        assert!(
+            file.environment("eu-main").unwrap().is_production(),
+            "the tier decides, not the name"
+        );
+        let file = with("staging", "").unwrap();
+        assert!(!file.environment("staging").unwrap().is_production());
     }
 }

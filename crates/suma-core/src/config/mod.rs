@@ -87,6 +87,11 @@ fn default_lease() -> Duration {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
+    /// What the environment is for: `production` turns on production's rules (no drills, stricter
+    /// compliance thresholds). Required for an environment whose name looks like production, so a rule
+    /// never depends on how an environment happens to be named.
+    #[serde(default)]
+    pub tier: Option<Tier>,
     /// Region that serves traffic normally.
     pub primary_region: AwsRegion,
     /// Region that takes over in a disaster.
@@ -661,6 +666,28 @@ impl CanaryPolicy {
     }
 }
 
+/// What an environment is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Production,
+    Staging,
+    Development,
+}
+
+impl Environment {
+    /// Whether production's rules apply: by the explicit `tier`, never by the name.
+    pub fn is_production(&self) -> bool {
+        self.tier == Some(Tier::Production)
+    }
+}
+
+/// Names that look like production: such an environment must say its tier.
+fn looks_like_production(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "production" || name.starts_with("prod") || name == "live"
+}
+
 impl ConfigFile {
     /// The JSON Schema of this file, published as `templates/suma.schema.json`.
     pub fn json_schema() -> serde_json::Value {
@@ -698,6 +725,13 @@ impl ConfigFile {
             ));
         }
         for (name, env) in &self.environments {
+            if env.tier.is_none() && looks_like_production(name) {
+                problems.push((
+                    format!("environments.{name}"),
+                    format!("`{name}` looks like production but does not say its tier"),
+                    Some("add `tier: production` (or `staging`, `development`): production's rules follow the tier, not the name".to_owned()),
+                ));
+            }
             let at = |key: &str| format!("environments.{name}.{key}");
             if env.primary_region == env.dr_region {
                 problems.push((

@@ -88,7 +88,7 @@ pub fn suppressions(
 }
 
 /// What the evaluations need from the configuration.
-pub fn eval_context(name: &str, env: &Environment) -> EvalContext {
+pub fn eval_context(env: &Environment) -> EvalContext {
     let mut rotation_days = HashMap::new();
     for s in &env.secrets {
         rotation_days.insert(s.id.clone(), s.rotation_days);
@@ -106,7 +106,7 @@ pub fn eval_context(name: &str, env: &Environment) -> EvalContext {
         ));
     }
     EvalContext {
-        production: name == "production" || name.starts_with("prod"),
+        production: env.is_production(),
         now: chrono::Utc::now(),
         rotation_days,
         scaled_by_suma,
@@ -158,7 +158,7 @@ pub async fn gather(
         url,
         suppressions,
         fail_on,
-        context: eval_context(name, env),
+        context: eval_context(env),
     };
     run::run(&plan, &sources, ctx.reporter.as_ref()).await
 }

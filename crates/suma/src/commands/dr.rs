@@ -270,8 +270,8 @@ async fn finish(
 
 pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
-    if name == "production" {
-        bail!(usage!("a drill fails `production` over and back\nhint: rehearse on a non-production environment, e.g. `--env staging`; a real failover is `suma dr failover`"));
+    if env.is_production() {
+        bail!(usage!("a drill fails `{name}` (tier production) over and back\nhint: rehearse on a non-production environment, e.g. `--env staging`; a real failover is `suma dr failover`"));
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let failover_plan = dr::plan(Direction::Failover, name, env);

@@ -434,7 +434,14 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
         .into_owned();
     for args in [
         &["deploy", "canary", "--image", "registry.example/auth-service:9.9.9"][..],
-        &["rollback", "--reason", "dry run"],
+        // To an image: the previous revision exists only once a deploy has run.
+        &[
+            "rollback",
+            "--reason",
+            "dry run",
+            "--to",
+            "registry.example/auth-service:9.9.8",
+        ],
         &["dr", "failover"],
         &["dr", "failback"],
         &["dr", "drill"],

@@ -57,7 +57,16 @@ async fn every_request_of_a_reading_command_is_in_its_policy() {
             "--tags",
             "rds,ecs,alb,route53,secrets",
         ],
-        &["rollback", "--env", "staging", "--reason", "policy check", "--dry-run"],
+        &[
+            "rollback",
+            "--env",
+            "staging",
+            "--reason",
+            "policy check",
+            "--to",
+            "registry.example/auth-service:9.9.8",
+            "--dry-run",
+        ],
         &[
             "deploy",
             "canary",
