@@ -3,6 +3,7 @@
 
 use clap::CommandFactory as _;
 
+use super::parse::deprecations;
 use super::*;
 
 /// Every command that runs as given, as its path (`deploy canary`) with its definition: the leaves, and
