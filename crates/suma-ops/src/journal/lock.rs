@@ -85,6 +85,14 @@ pub enum LockError {
     Held(Box<LockInfo>),
     #[error("environment `{}` has an unfinished operation `{}` ({}, {}) whose holder {} stopped renewing its lease\nhint: resume or abort it, or after checking the environment by hand run `suma lock release --force --reason ... --env {}`", .0.environment, .0.operation_id, .0.operation_kind, .0.operation_status, .0.holder, .0.environment)]
     Unfinished(Box<LockInfo>),
+    #[error("could not learn whether the lock of `{environment}` was taken for `{operation_id}`: {detail}\n{hint}")]
+    Unknown {
+        environment: String,
+        operation_id: String,
+        detail: String,
+        /// What to do: nothing had started either way.
+        hint: String,
+    },
     #[error("the lock of `{environment}` changed while it was being taken over\nhint: `suma lock status --env {environment}` shows who holds it now; run the release again if it is still needed")]
     Changed { environment: String },
     #[error(transparent)]
@@ -198,7 +206,26 @@ impl Locks {
             // The write may have landed and only its answer been lost (a timeout, a reset, or the SDK's
             // retry of a write that had succeeded, refused by our own lock). The fence is ours alone, so
             // finding it on the lock means we hold it.
-            let current = self.table.get_lock(&op.environment).await?;
+            let current = match self.read_after_write(&op.environment).await {
+                Ok(current) => current,
+                Err(unknown) => {
+                    // Whether the lock is ours cannot be learned: take back what may have landed (only
+                    // under our fence), so no lock is left that no journal knows of.
+                    let hint = match self.table.release(&op.environment, fence.as_str()).await {
+                        Ok(()) => "nothing had started, and the lock is free again: run the command again".to_owned(),
+                        Err(_) => format!(
+                            "nothing had started; if `suma lock status --env {}` shows `{}` holding the lock, `suma lock release --force --reason ...` frees it",
+                            op.environment, op.id
+                        ),
+                    };
+                    return Err(LockError::Unknown {
+                        environment: op.environment.clone(),
+                        operation_id: op.id.clone(),
+                        detail: unknown.to_string(),
+                        hint,
+                    });
+                }
+            };
             if current.as_ref().is_some_and(|held| held.fence == item.fence) {
                 tracing::info!(environment = %op.environment, error = %e, "the lock write landed though its answer was lost");
             } else if e.kind != AwsErrorKind::ConditionFailed {
@@ -222,6 +249,27 @@ impl Locks {
             }
         }
         Ok(LockGuard::start(self.table.clone(), op, fence, sent, self.lease))
+    }
+}
+
+/// Reads of the lock that may follow a write whose answer was lost; the first that answers counts.
+const READS_AFTER_WRITE: u32 = 4;
+
+impl Locks {
+    /// The lock of `environment`, read again (with a growing pause) while reads fail: after a write
+    /// whose answer was lost, only this read tells whether the write landed.
+    async fn read_after_write(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+        let mut attempt = 0;
+        loop {
+            match self.table.get_lock(environment).await {
+                Ok(current) => return Ok(current),
+                Err(e) if attempt + 1 >= READS_AFTER_WRITE => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                }
+            }
+        }
     }
 }
 
@@ -432,5 +480,133 @@ async fn renew_until_lost(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+    use suma_aws::dynamodb::{LockItem, LockTable, OperationItem};
+    use suma_aws::{AwsError, AwsErrorKind};
+    use suma_testkit::MemoryLockTable;
+
+    use super::*;
+
+    /// The memory table behind a network that loses the answer of every lock write (the write lands) and
+    /// fails the first `failing_reads` reads of the lock.
+    struct LostAnswers {
+        table: MemoryLockTable,
+        failing_reads: AtomicU32,
+        release_fails: bool,
+    }
+
+    fn unreachable(operation: &'static str) -> AwsError {
+        AwsError::new(
+            "DynamoDB",
+            operation,
+            "lock",
+            AwsErrorKind::Unreachable,
+            "connection reset",
+        )
+    }
+
+    #[async_trait]
+    impl LockTable for LostAnswers {
+        async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
+            self.table.acquire(item, now, takeover_of).await?;
+            Err(unreachable("PutItem"))
+        }
+        async fn get_lock(&self, environment: &str) -> Result<Option<LockItem>, AwsError> {
+            let left = self.failing_reads.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failing_reads.store(left - 1, Ordering::SeqCst);
+                return Err(unreachable("GetItem"));
+            }
+            self.table.get_lock(environment).await
+        }
+        async fn renew(&self, environment: &str, fence: &str, expires_at: i64) -> Result<(), AwsError> {
+            self.table.renew(environment, fence, expires_at).await
+        }
+        async fn release(&self, environment: &str, fence: &str) -> Result<(), AwsError> {
+            if self.release_fails {
+                return Err(unreachable("DeleteItem"));
+            }
+            self.table.release(environment, fence).await
+        }
+        async fn seize(&self, item: &LockItem, held_fence: &str) -> Result<(), AwsError> {
+            self.table.seize(item, held_fence).await
+        }
+        async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
+            self.table.save_operation(op, fence).await
+        }
+        async fn save_sub_operation(&self, op: &OperationItem, parent: &str, fence: &str) -> Result<(), AwsError> {
+            self.table.save_sub_operation(op, parent, fence).await
+        }
+        async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
+            self.table.get_operation(id).await
+        }
+        async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
+            self.table.list_operations(environment).await
+        }
+        async fn put_control(
+            &self,
+            environment: &str,
+            operation_id: &str,
+            command: &str,
+            actor: &str,
+        ) -> Result<(), AwsError> {
+            self.table.put_control(environment, operation_id, command, actor).await
+        }
+        async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError> {
+            self.table.take_control(environment, fence).await
+        }
+    }
+
+    fn lossy_locks(failing_reads: u32, release_fails: bool) -> (Locks, Arc<LostAnswers>) {
+        let table = Arc::new(LostAnswers {
+            table: MemoryLockTable::default(),
+            failing_reads: AtomicU32::new(failing_reads),
+            release_fails,
+        });
+        (Locks::new(table.clone(), Duration::from_secs(30)), table)
+    }
+
+    fn operation() -> Operation {
+        Operation::new("secret-rotation", "staging", "ci@runner", Vec::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_write_whose_answer_was_lost_is_found_by_reading_again() {
+        let (locks, table) = lossy_locks(READS_AFTER_WRITE - 1, false);
+        let op = operation();
+        let guard = locks
+            .acquire(&op, false)
+            .await
+            .expect("the write landed: the lock is ours");
+        let held = table.table.get_lock("staging").await.unwrap().unwrap();
+        assert_eq!(held.operation_id, op.id);
+        guard.release().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_nobody_can_confirm_is_taken_back_so_no_journal_less_lock_remains() {
+        let (locks, table) = lossy_locks(READS_AFTER_WRITE, false);
+        let op = operation();
+        let Err(err) = locks.acquire(&op, false).await else {
+            panic!("the outcome is unknown, yet the lock was reported taken");
+        };
+        assert!(matches!(err, LockError::Unknown { .. }), "{err}");
+        assert!(err.to_string().contains("the lock is free again"), "{err}");
+        assert_eq!(table.table.get_lock("staging").await.unwrap(), None);
+
+        // When even the release fails, the message says how to free it by hand.
+        let (locks, table) = lossy_locks(READS_AFTER_WRITE, true);
+        let Err(err) = locks.acquire(&op, false).await else {
+            panic!("the outcome is unknown, yet the lock was reported taken");
+        };
+        assert!(err.to_string().contains("suma lock release --force"), "{err}");
+        assert!(table.table.get_lock("staging").await.unwrap().is_some());
     }
 }
