@@ -5,8 +5,12 @@
 //! normalising both sides, and the per-field diff that decides create / update / unchanged / conflict /
 //! orphan. The Datadog calls live in `metrics::datadog`; the command in `commands::monitoring`.
 //!
-//! Ownership: a monitor is suma's in an environment when it carries [`MANAGED_BY_TAG`] and every one of the
-//! environment's `datadog.tags`. Datadog's v1 dashboards take only `team:` tags, so a dashboard is suma's
+//! Ownership: a monitor is suma's in an environment when it carries [`MANAGED_BY_TAG`] and the
+//! environment's own tag, [`environment_tag`] (`suma-env:NAME`): one tag no other environment carries,
+//! so an environment whose `datadog.tags` are a subset of another's never owns, nor prunes, the other's
+//! monitors. A monitor stamped before that tag existed is recognised by [`monitor_owner`] as
+//! [`Ownership::Legacy`]: updated (which stamps the tag), never pruned. Datadog's v1 dashboards take
+//! only `team:` tags, so a dashboard is suma's
 //! when a line of its description is [`dashboard_marker`]. Anything else, even with the same name, is never
 //! changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
 //! option defaults, widget ids), and a field dropped from a template is left as it is in Datadog.
@@ -26,6 +30,40 @@ use crate::config::Environment;
 
 /// The tag every monitor suma manages carries.
 pub const MANAGED_BY_TAG: &str = "managed-by:suma";
+
+/// The tag that marks a monitor as suma's in `environment`, and no other.
+pub fn environment_tag(environment: &str) -> String {
+    format!("suma-env:{environment}")
+}
+
+/// Whose a monitor is, from its tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// suma's, in this environment.
+    Owned,
+    /// suma's from before monitors carried [`environment_tag`], with every tag of this environment and
+    /// no other environment's tag: updated in place (which stamps the tag), never pruned.
+    Legacy,
+    /// Someone else's, or another environment's.
+    NotOurs,
+}
+
+/// Whose a monitor with `tags` is, seen from `environment` with Datadog tags `env_tags`.
+pub fn monitor_owner(tags: &[String], environment: &str, env_tags: &[String]) -> Ownership {
+    if !tags.iter().any(|t| t == MANAGED_BY_TAG) {
+        return Ownership::NotOurs;
+    }
+    let own = environment_tag(environment);
+    if tags.contains(&own) {
+        return Ownership::Owned;
+    }
+    let another_environment = tags.iter().any(|t| t.starts_with("suma-env:"));
+    if !another_environment && env_tags.iter().all(|t| tags.contains(t)) {
+        Ownership::Legacy
+    } else {
+        Ownership::NotOurs
+    }
+}
 
 /// The description line that marks a dashboard as managed by suma for `environment`.
 pub fn dashboard_marker(environment: &str) -> String {
@@ -258,8 +296,9 @@ pub fn normalise_dashboard(body: &Value) -> Value {
     body
 }
 
-/// Stamps a monitor as suma's in an environment: [`MANAGED_BY_TAG`] and `env_tags` added to its tags.
-pub fn stamp_monitor(body: &mut Value, env_tags: &[String]) {
+/// Stamps a monitor as suma's in `environment`: [`MANAGED_BY_TAG`], [`environment_tag`] and `env_tags`
+/// (the environment's Datadog tags, which gates and compliance select by) added to its tags.
+pub fn stamp_monitor(body: &mut Value, environment: &str, env_tags: &[String]) {
     let Some(object) = body.as_object_mut() else {
         return;
     };
@@ -269,6 +308,7 @@ pub fn stamp_monitor(body: &mut Value, env_tags: &[String]) {
         .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     tags.push(MANAGED_BY_TAG.to_owned());
+    tags.push(environment_tag(environment));
     tags.extend(env_tags.iter().cloned());
     object.insert("tags".into(), Value::from(tags));
 }
@@ -382,7 +422,7 @@ pub fn load(
         let mut body = parse(kind, &text, &file)?;
         substitute(&mut body, vars);
         match kind {
-            Kind::Monitor => stamp_monitor(&mut body, env_tags),
+            Kind::Monitor => stamp_monitor(&mut body, environment, env_tags),
             Kind::Dashboard => stamp_dashboard(&mut body, environment),
         }
         let body = check(&body).map_err(|message| TemplateError::Invalid {

@@ -71,13 +71,55 @@ fn an_unknown_variable_names_file_line_and_variable() {
 fn monitors_are_stamped_and_normalised() {
     let mut body = json!({"name": "m", "type": "metric alert", "query": "q", "message": "hello @team\n\n",
                           "tags": ["team:identity", "env:staging"], "id": 5, "overall_state": "Alert"});
-    stamp_monitor(&mut body, &env_tags());
+    stamp_monitor(&mut body, "staging", &env_tags());
     let n = normalise_monitor(&body);
     assert_eq!(
         n,
         json!({"name": "m", "type": "query alert", "query": "q", "message": "hello @team",
-               "tags": ["env:staging", "managed-by:suma", "service:auth-service", "team:identity"]})
+               "tags": ["env:staging", "managed-by:suma", "service:auth-service", "suma-env:staging", "team:identity"]})
     );
+}
+
+#[test]
+fn a_monitor_is_owned_by_its_environment_tag_never_by_a_subset_of_tags() {
+    let tags = |list: &[&str]| list.iter().map(|t| (*t).to_owned()).collect::<Vec<String>>();
+    let staging = tags(&[
+        "managed-by:suma",
+        "suma-env:staging",
+        "service:auth-service",
+        "env:staging",
+    ]);
+    let legacy = tags(&["managed-by:suma", "service:auth-service", "env:staging"]);
+    let stranger = tags(&["service:auth-service", "env:staging", "suma-env:staging"]);
+    let staging_tags = tags(&["service:auth-service", "env:staging"]);
+    let broad_tags = tags(&["service:auth-service"]);
+    let cases: &[(&[String], &str, &[String], Ownership)] = &[
+        (&staging, "staging", &staging_tags, Ownership::Owned),
+        // An environment whose tags are a subset of staging's: staging's monitors are not its own.
+        (&staging, "auth", &broad_tags, Ownership::NotOurs),
+        (&staging, "staging2", &staging_tags, Ownership::NotOurs),
+        // Stamped before the environment tag: staging updates it, the broader environment still may
+        // not prune it (only owned monitors are listed for pruning).
+        (&legacy, "staging", &staging_tags, Ownership::Legacy),
+        (
+            &legacy,
+            "staging",
+            &tags(&["service:auth-service", "env:prod"]),
+            Ownership::NotOurs,
+        ),
+        // A legacy monitor matches any environment whose tags it carries, but only by name (templates
+        // name their environment), and pruning lists owned monitors only.
+        (&legacy, "auth", &broad_tags, Ownership::Legacy),
+        // Without suma's tag nothing is ours, whatever else it carries.
+        (&stranger, "staging", &staging_tags, Ownership::NotOurs),
+    ];
+    for (monitor, environment, env_tags, owner) in cases {
+        assert_eq!(
+            monitor_owner(monitor, environment, env_tags),
+            *owner,
+            "{monitor:?} from {environment}"
+        );
+    }
 }
 
 #[test]

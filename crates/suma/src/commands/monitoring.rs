@@ -80,8 +80,10 @@ pub fn templates_dir(flag: Option<&Path>, config_path: &Path) -> PathBuf {
 struct Prepared<'a> {
     name: &'a str,
     datadog: Datadog,
-    /// `managed-by:suma` and the environment's Datadog tags.
+    /// `managed-by:suma` and the environment's own tag (`suma-env:NAME`): what owned monitors carry.
     identity: Vec<String>,
+    /// The environment's Datadog tags.
+    env_tags: Vec<String>,
     dir: PathBuf,
     desired: Vec<Desired>,
 }
@@ -97,12 +99,13 @@ async fn prepare<'a>(ctx: &'a Context, kind: Kind, templates: Option<&Path>) -> 
     };
     let desired = monitoring::load(kind, &dir.join(kind.plural()), &vars, name, &env_tags, check)?;
     let datadog = suma_ops::events::datadog(env)?.expect("checked by identity_tags");
-    let mut identity = vec![MANAGED_BY_TAG.to_owned()];
-    identity.extend(env_tags);
+    // One tag only this environment carries: a subset of tags never selects another environment's.
+    let identity = vec![MANAGED_BY_TAG.to_owned(), monitoring::environment_tag(name)];
     Ok(Prepared {
         name,
         datadog,
         identity,
+        env_tags,
         dir,
         desired,
     })
@@ -123,7 +126,8 @@ fn identity_tags(name: &str, env: &Environment) -> anyhow::Result<Vec<String>> {
 async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyhow::Result<Vec<PlanItem>> {
     ctx.reporter.phase(&format!("reading Datadog {}", kind.plural()));
     let mut remote: Vec<Remote> = Vec::new();
-    let managed_monitor = |tags: &[String]| p.identity.iter().all(|t| tags.contains(t));
+    let managed_monitor =
+        |tags: &[String]| monitoring::monitor_owner(tags, p.name, &p.env_tags) != monitoring::Ownership::NotOurs;
     match kind {
         Kind::Monitor => {
             for d in &p.desired {

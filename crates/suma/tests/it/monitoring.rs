@@ -23,12 +23,20 @@ struct Env {
 
 impl Env {
     fn new(prefix: &str) -> Self {
+        Self::with_tags(prefix, None)
+    }
+
+    /// An environment whose Datadog tags are `tags` (default: `service:auth-service`, `env:NAME`).
+    fn with_tags(prefix: &str, tags: Option<&[&str]>) -> Self {
         let name = unique(prefix)[..prefix.len() + 9].to_owned();
         let mut config: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
         let mut env = config["environments"]["staging"].clone();
-        env["datadog"]["tags"] =
-            serde_yaml::to_value(["service:auth-service".to_owned(), format!("env:{name}")]).unwrap();
+        let tags: Vec<String> = match tags {
+            Some(tags) => tags.iter().map(|t| (*t).to_owned()).collect(),
+            None => vec!["service:auth-service".to_owned(), format!("env:{name}")],
+        };
+        env["datadog"]["tags"] = serde_yaml::to_value(tags).unwrap();
         let mut environments = serde_yaml::Mapping::new();
         environments.insert(name.clone().into(), env);
         config["environments"] = environments.into();
@@ -207,6 +215,20 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
     assert_eq!(writes_since(mark, &env.name), Vec::<Value>::new());
     let clean = env.suma("monitors", "diff", &repo, &["--exit-code"]);
     assert_eq!(clean.code, 1, "the conflict still differs");
+
+    // An environment whose Datadog tags are a subset of this one's owns none of its monitors: they are
+    // not its orphans, and its pruning apply would delete none of them.
+    let broad = Env::with_tags("monb", Some(&["service:auth-service"]));
+    let theirs = |report: &Value| -> Vec<(String, String)> {
+        actions(report)
+            .into_iter()
+            .filter(|(_, name)| name.contains(&env.name))
+            .collect()
+    };
+    let diff = ok_json(&broad.suma("monitors", "diff", &repo, &[]), 0);
+    assert_eq!(theirs(&diff), Vec::<(String, String)>::new(), "{diff}");
+    let pruning = ok_json(&broad.suma("monitors", "apply", &repo, &["--prune", "--dry-run"]), 0);
+    assert_eq!(theirs(&pruning), Vec::<(String, String)>::new(), "{pruning}");
 
     // The canary gate finds the auto-rollback monitor by the environment's tags, and it is not alerting.
     let mut gate = env.tags();
