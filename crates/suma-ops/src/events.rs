@@ -130,13 +130,21 @@ pub async fn post(
             return;
         }
     };
+    if let Err(e) = datadog
+        .deployment_event(title, text, &event_tags(env, extra_tags), alert)
+        .await
+    {
+        reporter.warn(&format!("the Datadog event `{title}` was not recorded: {e:#}"));
+    }
+}
+
+/// An event's tags: the environment's Datadog tags, then each of `extra` not already there.
+pub fn event_tags(env: &Environment, extra: &[String]) -> Vec<String> {
     let mut tags = env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
-    for tag in extra_tags {
+    for tag in extra {
         if !tags.contains(tag) {
             tags.push(tag.clone());
         }
     }
-    if let Err(e) = datadog.deployment_event(title, text, &tags, alert).await {
-        reporter.warn(&format!("the Datadog event `{title}` was not recorded: {e:#}"));
-    }
+    tags
 }

@@ -372,7 +372,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         name: "compliance.check",
-        summary: "compliance checks of the live environment (`suma compliance check`)",
+        summary: "compliance checks of the live environment (`suma compliance check`); fails on a failure at `fail_on` or above, or when a check could not run",
         args: &[opt(
             "fail_on",
             ArgType::OneOf(&["critical", "high", "medium", "low"]),
@@ -385,7 +385,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         name: "datadog.event",
-        summary: "post an event to the environment's Datadog, tagged with the run",
+        summary: "post an event to the environment's Datadog, tagged with the run (skipped, and said so, without a `datadog` section; fails when Datadog does not take it)",
         args: &[
             req("title", ArgType::String, "the event's title"),
             opt("text", ArgType::String, "its body"),
@@ -396,7 +396,7 @@ pub const ACTIONS: &[ActionSpec] = &[
             ),
         ],
         open_outputs: false,
-        outputs: &[],
+        outputs: &["posted", "skipped"],
         mutating: true,
         default_timeout: Duration::from_secs(MIN),
     },

@@ -226,9 +226,14 @@ impl LiveActions<'_> {
             "compliance.check" => {
                 let fail_on = match arg(args, "fail_on").unwrap_or("high") {
                     "critical" => crate::compliance::Severity::Critical,
+                    "high" => crate::compliance::Severity::High,
                     "medium" => crate::compliance::Severity::Medium,
                     "low" => crate::compliance::Severity::Low,
-                    _ => crate::compliance::Severity::High,
+                    other => {
+                        return Err(ActionError::new(format!(
+                            "`fail_on: {other}` is not a severity: use critical, high, medium or low"
+                        )))
+                    }
                 };
                 let checks = crate::compliance::Selection::default()
                     .select()
@@ -260,6 +265,14 @@ impl LiveActions<'_> {
                         self.name
                     )));
                 }
+                // A check that could not read what it judges proves nothing: the step has not shown
+                // compliance (as `suma compliance check` exits 3).
+                if errors > 0 {
+                    return Err(ActionError::new(format!(
+                        "{errors} compliance check(s) could not read what they judge, so compliance is not shown; `suma compliance check --env {}` names them",
+                        self.name
+                    )));
+                }
                 Ok(outputs([
                     ("passed", json!(passed)),
                     ("failed", json!(failed)),
@@ -273,23 +286,35 @@ impl LiveActions<'_> {
                     "success" => EventAlert::Success,
                     _ => EventAlert::Info,
                 };
-                let mut tags = self.env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();
-                tags.extend([
-                    format!("env:{}", self.name),
-                    format!("runbook:{}", self.runbook),
-                    format!("run:{}", step.operation.id),
-                    "source:suma".to_owned(),
-                ]);
-                crate::events::post(
+                let title = required(args, "title")?;
+                // Without a `datadog` section there is nowhere to post: the step says it skipped. A
+                // configured Datadog that cannot take the event fails the step: the timeline would
+                // otherwise claim a marker nobody will find.
+                let datadog = match crate::events::datadog(&self.env) {
+                    Ok(Some(datadog)) => datadog,
+                    Ok(None) => {
+                        let why = format!("environment `{}` has no `datadog` section", self.name);
+                        self.ctx
+                            .reporter
+                            .warn(&format!("the Datadog event `{title}` was skipped: {why}"));
+                        return Ok(outputs([("posted", json!(false)), ("skipped", json!(why))]));
+                    }
+                    Err(e) => return Err(ActionError::new(format!("no Datadog event `{title}`: {e:#}"))),
+                };
+                let tags = crate::events::event_tags(
                     &self.env,
-                    self.ctx.reporter.as_ref(),
-                    required(args, "title")?,
-                    arg(args, "text").unwrap_or_default(),
-                    &tags,
-                    alert,
-                )
-                .await;
-                Ok(Done::default())
+                    &[
+                        format!("env:{}", self.name),
+                        format!("runbook:{}", self.runbook),
+                        format!("run:{}", step.operation.id),
+                        "source:suma".to_owned(),
+                    ],
+                );
+                datadog
+                    .deployment_event(title, arg(args, "text").unwrap_or_default(), &tags, alert)
+                    .await
+                    .map_err(|e| ActionError::new(format!("the Datadog event `{title}` was not recorded: {e:#}")))?;
+                Ok(outputs([("posted", json!(true))]))
             }
             "datadog.mute" | "datadog.unmute" => {
                 let datadog = crate::events::datadog(&self.env)
