@@ -28,6 +28,8 @@ def main():
     n_record = count - n_td - n_svc - n_db - n_secret
     ecs, rds, sm, r53 = (client(s, endpoint) for s in ("ecs", "rds", "secretsmanager", "route53"))
     ecs.create_cluster(clusterName="bench")
+    # One customer-managed key for the encrypted half (a made-up key ARN would be an unreadable key).
+    bench_key = client("kms", endpoint).create_key(Description="bench")["KeyMetadata"]["Arn"]
     for i in range(n_td):
         good = i % 2 == 0
         container = {
@@ -44,14 +46,14 @@ def main():
         ecs.create_service(cluster="bench", serviceName=f"svc-{i}", taskDefinition=td, desiredCount=2 if good else 1)
     for i in range(n_db):
         good = i % 2 == 0
-        settings = dict(MultiAZ=True, StorageEncrypted=True, KmsKeyId=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/bench",
+        settings = dict(MultiAZ=True, StorageEncrypted=True, KmsKeyId=bench_key,
                         BackupRetentionPeriod=30, DeletionProtection=True, PubliclyAccessible=False) if good else dict(PubliclyAccessible=True)
         rds.create_db_instance(
             DBInstanceIdentifier=f"bench-db-{i}", DBInstanceClass="db.t4g.micro", Engine="postgres", EngineVersion="15.5",
             AllocatedStorage=20, MasterUsername="bench", MasterUserPassword=secrets.token_urlsafe(16), **settings,
         )
     for i in range(n_secret):
-        extra = {"KmsKeyId": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/bench"} if i % 2 == 0 else {}
+        extra = {"KmsKeyId": bench_key} if i % 2 == 0 else {}
         sm.create_secret(Name=f"bench/secret-{i}", SecretString=secrets.token_hex(8), **extra)
     zone = r53.create_hosted_zone(Name="bench.example.com", CallerReference=secrets.token_hex(8))["HostedZone"]["Id"]
     changes = []

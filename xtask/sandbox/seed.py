@@ -53,6 +53,19 @@ def client(service, region, endpoint):
     )
 
 
+def customer_key(endpoint, env, purpose):
+    """The customer-managed KMS key `alias/suma-finance-ENV-PURPOSE` with automatic rotation, created once."""
+    kms = client("kms", PRIMARY, endpoint)
+    alias = f"alias/suma-finance-{env}-{purpose}"
+    for page in kms.get_paginator("list_aliases").paginate():
+        if any(a["AliasName"] == alias for a in page["Aliases"]):
+            return kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
+    key = kms.create_key(Description=f"auth-service {purpose} ({env})")["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    return key["Arn"]
+
+
 def network(endpoint, region):
     ec2 = client("ec2", region, endpoint)
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
@@ -173,7 +186,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         MasterUserPassword=secrets.token_urlsafe(24),
         MultiAZ=True,
         StorageEncrypted=True,
-        KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-rds",
+        KmsKeyId=customer_key(endpoint, env, "rds"),
         BackupRetentionPeriod=30 if env == "production" else 7,
         DeletionProtection=True,
         PubliclyAccessible=False,
@@ -239,7 +252,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
             Name=secret_id,
             # The services sign with the JWT key (JWT_KEYS_SECRET_ID): it must be a real key.
             SecretString=rsa_private_pem() if kind == "jwt-signing-key" else secrets.token_urlsafe(32),
-            KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
+            KmsKeyId=customer_key(endpoint, env, "secrets"),
             AddReplicaRegions=[{"Region": DR}],
         )
         entry = {"id": secret_id, "kind": kind, "rotation_days": 90, "consumers": consumers}
@@ -386,7 +399,7 @@ def service_secrets(endpoint, env, urls):
         sm.create_secret(
             Name=f"/suma-finance/auth/{env}/{name}",
             SecretString=value,
-            KmsKeyId=f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/suma-finance-{env}-secrets",
+            KmsKeyId=customer_key(endpoint, env, "secrets"),
             AddReplicaRegions=[{"Region": DR}],
         )
     return [

@@ -110,6 +110,9 @@ pub struct LoadBalancerFacts {
     pub listeners: Vec<ListenerFacts>,
     pub deletion_protection: bool,
     pub access_logs: bool,
+    /// `routing.http.drop_invalid_header_fields.enabled`: requests with malformed header names are not
+    /// passed to the service.
+    pub drop_invalid_headers: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -159,6 +162,46 @@ pub struct SecretFacts {
     pub kms_key_id: Option<String>,
 }
 
+/// An ElastiCache (Redis OSS or Valkey) replication group with the settings compliance looks at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CacheGroupFacts {
+    pub arn: String,
+    pub id: String,
+    pub region: String,
+    pub at_rest_encryption: bool,
+    pub transit_encryption: bool,
+    /// `preferred` accepts plain connections beside TLS; `required` (or unset with encryption on) does not.
+    pub transit_encryption_mode: Option<String>,
+    pub auth_token_enabled: bool,
+    /// RBAC user groups (the alternative to an AUTH token).
+    pub user_group_ids: Vec<String>,
+    /// `enabled`, `disabled`, `enabling`, `disabling`.
+    pub automatic_failover: String,
+    pub multi_az: bool,
+    pub snapshot_retention_days: i32,
+}
+
+/// A KMS key: who manages it, whether it rotates, and what its policy allows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KmsKeyFacts {
+    pub arn: String,
+    pub key_id: String,
+    pub region: String,
+    /// The alias names (`alias/...`) that point at the key.
+    pub aliases: Vec<String>,
+    /// `KeyManager` is `CUSTOMER`; AWS-managed keys (`aws/rds`, `aws/secretsmanager`) say `AWS`.
+    pub customer_managed: bool,
+    /// `Enabled`, `Disabled`, `PendingDeletion`, ...
+    pub state: String,
+    /// A symmetric encryption key (`SYMMETRIC_DEFAULT`), the only kind automatic rotation applies to.
+    pub symmetric_encryption: bool,
+    /// Automatic rotation, for an enabled customer-managed symmetric key (`None` where it does not
+    /// apply); `Err` when it could not be read.
+    pub rotation_enabled: Result<Option<bool>, String>,
+    /// The key's `default` policy document, for a customer-managed key; `Err` when it could not be read.
+    pub policy: Result<Option<String>, String>,
+}
+
 /// What one region holds, read-only.
 #[async_trait]
 pub trait InventoryApi: Send + Sync {
@@ -166,9 +209,82 @@ pub trait InventoryApi: Send + Sync {
     /// Every service of every cluster.
     async fn ecs_services(&self) -> Result<Vec<EcsServiceFacts>, AwsError>;
     async fn task_definition(&self, arn: &str) -> Result<TaskDefinitionFacts, AwsError>;
+    /// The ARN of every ACTIVE task definition revision (one-off and scheduled tasks and migrations run
+    /// definitions no service references; [`latest_revisions`] keeps what an auditor judges).
+    async fn active_task_definitions(&self) -> Result<Vec<String>, AwsError>;
     /// Application load balancers only.
     async fn load_balancers(&self) -> Result<Vec<LoadBalancerFacts>, AwsError>;
     /// Failover records of every hosted zone (Route 53 is global: any region's inventory answers).
     async fn failover_records(&self) -> Result<Vec<FailoverRecordFacts>, AwsError>;
     async fn secrets(&self) -> Result<Vec<SecretFacts>, AwsError>;
+    /// Every ElastiCache replication group.
+    async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError>;
+    /// Every KMS key of the region with its aliases, AWS-managed ones included.
+    async fn kms_keys(&self) -> Result<Vec<KmsKeyFacts>, AwsError>;
+    /// One key by id, ARN or alias (one another account shares, which the listing does not hold).
+    async fn kms_key(&self, reference: &str) -> Result<KmsKeyFacts, AwsError>;
+}
+
+/// The latest revision of each family among task definition ARNs
+/// (`arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY:REVISION`), sorted. An ARN that does not end in a
+/// revision is kept as it is: it names something to judge, and dropping it would hide it.
+pub fn latest_revisions(arns: &[String]) -> Vec<String> {
+    let mut latest: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
+    let mut unparsed = Vec::new();
+    for arn in arns {
+        let parsed = arn
+            .rsplit_once(':')
+            .and_then(|(family, revision)| revision.parse::<i64>().ok().map(|r| (family, r)));
+        match parsed {
+            Some((family, revision)) => {
+                let entry = latest.entry(family).or_insert((revision, arn));
+                if revision > entry.0 {
+                    *entry = (revision, arn);
+                }
+            }
+            None => unparsed.push(arn.clone()),
+        }
+    }
+    let mut out: Vec<String> = latest.into_values().map(|(_, arn)| arn.to_owned()).collect();
+    out.extend(unparsed);
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_revisions_keep_one_per_family() {
+        let td = |family: &str, revision: &str| {
+            format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:{revision}")
+        };
+        let cases: &[(&[String], &[String])] = &[
+            (&[], &[]),
+            (
+                &[td("auth", "3"), td("auth", "12"), td("auth", "9")],
+                &[td("auth", "12")],
+            ),
+            (
+                &[
+                    td("auth", "2"),
+                    td("auth-migrate", "1"),
+                    td("auth-migrate", "4"),
+                    td("auth", "1"),
+                ],
+                &[td("auth-migrate", "4"), td("auth", "2")],
+            ),
+            // A family whose name starts with another family's name is a family of its own.
+            (&[td("a", "5"), td("ab", "1")], &[td("a", "5"), td("ab", "1")]),
+            (
+                &["not-an-arn".to_owned(), td("x", "1")],
+                &[td("x", "1"), "not-an-arn".to_owned()],
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(latest_revisions(input), expected.to_vec(), "{input:?}");
+        }
+    }
 }

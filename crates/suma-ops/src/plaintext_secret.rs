@@ -4,7 +4,7 @@
 //!
 //! A variable is judged by its name and by its value:
 //! - the name, split into `_`-separated words, says it holds a secret (`DB_PASSWORD`, `MYSQL_PWD`,
-//!   `STRIPE_API_KEY`) unless its last word makes it a reference to one or a setting about one
+//!   `STRIPE_API_KEY`, and words glued to a secret word such as libpq's `PGPASSWORD`) unless its last word makes it a reference to one or a setting about one
 //!   (`JWT_KEYS_SECRET_ID`, `ACCESS_TOKEN_TTL`, `BREACHED_PASSWORD_API_URL`);
 //! - the value looks like a credential whatever the name: a key's well-known shape (AWS, Stripe, Slack,
 //!   GitHub, Twilio, a PEM block, a JWT), a URL with a password, or a long random-looking string (base64
@@ -30,6 +30,10 @@ const SECRET_WORDS: &[&str] = &[
     "SALT",
     "PEPPER",
 ];
+
+/// Endings that make a word glued from several (`PGPASSWORD`, libpq's; `DBPASSWORD`, `APITOKEN`) say
+/// secret too.
+const SECRET_ENDINGS: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY"];
 
 /// Last words that make such a name about a secret rather than the secret itself.
 const REFERENCE_WORDS: &[&str] = &[
@@ -91,7 +95,8 @@ pub fn judge(name: &str, value: &str) -> Option<String> {
     let words: Vec<&str> = upper.split(['_', '-']).filter(|w| !w.is_empty()).collect();
     let reference = words.last().is_some_and(|w| REFERENCE_WORDS.contains(w));
     if !reference {
-        if let Some(word) = words.iter().find(|w| SECRET_WORDS.contains(w)) {
+        let says_secret = |w: &&&str| SECRET_WORDS.contains(*w) || SECRET_ENDINGS.iter().any(|e| w.ends_with(e));
+        if let Some(word) = words.iter().find(says_secret) {
             return Some(format!("its name says {word}"));
         }
     }
@@ -208,6 +213,9 @@ mod tests {
             "DB_PASSWORD",
             "DB_PASS",
             "MYSQL_PWD",
+            "PGPASSWORD",
+            "DBPASSWORD",
+            "GITHUB_APITOKEN",
             "CLIENT_SECRET",
             "STRIPE_API_KEY",
             "RESET_TOKEN_KEYS",

@@ -37,6 +37,37 @@ fn group_of(group: &aws_sdk_elasticache::types::ReplicationGroup) -> Replication
     }
 }
 
+/// Every replication group of the region, as the compliance inventory sees it.
+pub(crate) async fn inventory_groups(
+    client: &aws_sdk_elasticache::Client,
+    region: &str,
+) -> Result<Vec<crate::inventory::CacheGroupFacts>, AwsError> {
+    let mut groups = Vec::new();
+    let mut pages = client.describe_replication_groups().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::from_sdk("ElastiCache", "DescribeReplicationGroups", region, e))?;
+        for g in page.replication_groups() {
+            groups.push(crate::inventory::CacheGroupFacts {
+                arn: g.arn().unwrap_or_default().to_owned(),
+                id: g.replication_group_id().unwrap_or_default().to_owned(),
+                region: region.to_owned(),
+                at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
+                transit_encryption: g.transit_encryption_enabled().unwrap_or(false),
+                transit_encryption_mode: g.transit_encryption_mode().map(|m| m.as_str().to_owned()),
+                auth_token_enabled: g.auth_token_enabled().unwrap_or(false),
+                user_group_ids: g.user_group_ids().to_vec(),
+                automatic_failover: g
+                    .automatic_failover()
+                    .map(|f| f.as_str().to_owned())
+                    .unwrap_or_default(),
+                multi_az: g.multi_az().is_some_and(|m| m.as_str() == "enabled"),
+                snapshot_retention_days: g.snapshot_retention_limit().unwrap_or(0),
+            });
+        }
+    }
+    Ok(groups)
+}
+
 #[async_trait]
 impl CacheApi for SdkElastiCache {
     async fn describe_replication_group(&self, id: &str) -> Result<ReplicationGroup, AwsError> {

@@ -23,12 +23,14 @@ impl AwsSession {
 
 /// The SDK-backed inventory of one region.
 pub struct SdkInventory {
-    region: String,
+    pub(super) region: String,
     rds: aws_sdk_rds::Client,
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     route53: aws_sdk_route53::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    pub(super) kms: aws_sdk_kms::Client,
+    cache: aws_sdk_elasticache::Client,
 }
 
 impl SdkInventory {
@@ -40,6 +42,8 @@ impl SdkInventory {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
             route53: aws_sdk_route53::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+            cache: aws_sdk_elasticache::Client::new(config),
         }
     }
 
@@ -176,6 +180,7 @@ impl SdkInventory {
         Ok(LoadBalancerFacts {
             deletion_protection: attribute("deletion_protection.enabled"),
             access_logs: attribute("access_logs.s3.enabled"),
+            drop_invalid_headers: attribute("routing.http.drop_invalid_header_fields.enabled"),
             listeners: listeners?,
             arn,
             name,
@@ -381,6 +386,21 @@ impl InventoryApi for SdkInventory {
         })
     }
 
+    async fn active_task_definitions(&self) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .ecs
+            .list_task_definitions()
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ECS", "ListTaskDefinitions", &self.region, e))?;
+            arns.extend(page.task_definition_arns().iter().cloned());
+        }
+        Ok(arns)
+    }
+
     async fn load_balancers(&self) -> Result<Vec<LoadBalancerFacts>, AwsError> {
         let mut found = Vec::new();
         let mut pages = self.elb.describe_load_balancers().into_paginator().send();
@@ -448,6 +468,18 @@ impl InventoryApi for SdkInventory {
             }
         }
         Ok(secrets)
+    }
+
+    async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError> {
+        super::elasticache::inventory_groups(&self.cache, &self.region).await
+    }
+
+    async fn kms_keys(&self) -> Result<Vec<KmsKeyFacts>, AwsError> {
+        self.list_kms_keys().await
+    }
+
+    async fn kms_key(&self, reference: &str) -> Result<KmsKeyFacts, AwsError> {
+        self.describe_kms_key(reference, Vec::new()).await
     }
 }
 

@@ -8,6 +8,7 @@ mod ecs;
 pub mod elasticache;
 pub mod elb;
 pub mod inventory;
+mod kms;
 pub mod rds;
 pub mod route53;
 pub mod secrets;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::keys::{KeyDirectory, KeyOwner};
 use super::{Check, Finding, Status};
 use crate::aws::inventory::{
     ContainerFacts, DbInstanceFacts, EcsServiceFacts, FailoverRecordFacts, LoadBalancerFacts, ParameterValue,
@@ -23,6 +24,8 @@ pub struct EvalContext {
     /// Services that legitimately run fewer than 2 tasks (the canary, the DR standby): (region, cluster,
     /// name).
     pub scaled_by_suma: Vec<(String, String, String)>,
+    /// The KMS keys of the region being judged, to tell customer-managed keys from AWS-managed ones.
+    pub keys: KeyDirectory,
 }
 
 impl Default for EvalContext {
@@ -32,6 +35,7 @@ impl Default for EvalContext {
             now: Utc::now(),
             rotation_days: HashMap::new(),
             scaled_by_suma: Vec::new(),
+            keys: KeyDirectory::default(),
         }
     }
 }
@@ -69,11 +73,6 @@ pub fn error_finding(check_id: &str, resource: &str, region: Option<&str>, error
     f
 }
 
-/// A key reference that is not an AWS-managed key (`alias/aws/...`). Without a key, AWS uses its own.
-fn customer_managed(key: Option<&str>) -> bool {
-    key.is_some_and(|k| !k.is_empty() && !k.contains("alias/aws/"))
-}
-
 fn on_off(b: bool) -> &'static str {
     if b {
         "on"
@@ -86,19 +85,20 @@ pub fn db_instance(db: &DbInstanceFacts, ctx: &EvalContext) -> Vec<Finding> {
     let r = db.arn.as_str();
     let region = Some(db.region.as_str());
     let mut out = Vec::new();
-    let encryption = match (db.storage_encrypted, &db.kms_key_id) {
-        (false, _) => "not encrypted".to_owned(),
-        (true, Some(k)) if customer_managed(Some(k)) => format!("encrypted with {k}"),
-        (true, _) => "encrypted with the AWS-managed key".to_owned(),
+    const CMK: &str = "encrypted with a customer-managed KMS key";
+    let encryption = match (db.storage_encrypted, db.kms_key_id.as_deref()) {
+        (false, _) => Ok((false, "not encrypted".to_owned())),
+        (true, None) => Ok((false, "encrypted with the AWS-managed key".to_owned())),
+        (true, Some(k)) => match ctx.keys.owner(k) {
+            KeyOwner::Customer => Ok((true, format!("encrypted with {k}"))),
+            KeyOwner::Aws => Ok((false, format!("encrypted with the AWS-managed key {k}"))),
+            KeyOwner::Unreadable(e) => Err(e),
+        },
     };
-    out.push(finding(
-        "rds-storage-encrypted-cmk",
-        r,
-        region,
-        db.storage_encrypted && customer_managed(db.kms_key_id.as_deref()),
-        encryption,
-        "encrypted with a customer-managed KMS key",
-    ));
+    out.push(match encryption {
+        Ok((pass, observed)) => finding("rds-storage-encrypted-cmk", r, region, pass, observed, CMK),
+        Err(e) => error_finding("rds-storage-encrypted-cmk", r, region, &e),
+    });
     out.push(finding(
         "rds-multi-az",
         r,
@@ -552,6 +552,14 @@ pub fn load_balancer(lb: &LoadBalancerFacts) -> Vec<Finding> {
         format!("access logs {}", on_off(lb.access_logs)),
         "access logs on",
     ));
+    out.push(finding(
+        "alb-drop-invalid-headers",
+        r,
+        region,
+        lb.drop_invalid_headers,
+        format!("dropping invalid header fields {}", on_off(lb.drop_invalid_headers)),
+        "dropping invalid header fields on",
+    ));
     out
 }
 
@@ -637,18 +645,24 @@ pub fn secret(s: &SecretFacts, ctx: &EvalContext) -> Vec<Finding> {
             observed,
             format!("rotated within {policy} days (natively, or by suma for a managed secret)"),
         ),
-        finding(
-            "secrets-cmk",
-            r,
-            region,
-            customer_managed(s.kms_key_id.as_deref()),
-            match s.kms_key_id.as_deref() {
-                Some(k) if customer_managed(Some(k)) => format!("key {k}"),
-                Some(k) => format!("AWS-managed key {k}"),
-                None => "AWS-managed key aws/secretsmanager".to_owned(),
-            },
-            "a customer-managed KMS key",
-        ),
+        {
+            const CMK: &str = "a customer-managed KMS key";
+            match s.kms_key_id.as_deref().map(|k| (k, ctx.keys.owner(k))) {
+                None => finding(
+                    "secrets-cmk",
+                    r,
+                    region,
+                    false,
+                    "AWS-managed key aws/secretsmanager",
+                    CMK,
+                ),
+                Some((k, KeyOwner::Customer)) => finding("secrets-cmk", r, region, true, format!("key {k}"), CMK),
+                Some((k, KeyOwner::Aws)) => {
+                    finding("secrets-cmk", r, region, false, format!("AWS-managed key {k}"), CMK)
+                }
+                Some((_, KeyOwner::Unreadable(e))) => error_finding("secrets-cmk", r, region, &e),
+            }
+        },
     ]
 }
 

@@ -6,7 +6,9 @@
 //! A check has an id, a severity and the controls it maps to; a [`Finding`] is one check's verdict on one
 //! resource with the observed value against the expected one.
 
+pub mod cache;
 pub mod evaluate;
+pub mod keys;
 pub mod legacy_tls;
 pub mod live;
 pub mod registry;

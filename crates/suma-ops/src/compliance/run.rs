@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 
+use super::cache;
 use super::evaluate::{self, error_finding, EvalContext};
+use super::keys::{self, KeyDirectory};
 use super::live::{self, ServiceProbe};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
-use crate::aws::inventory::{InventoryApi, TaskDefinitionFacts};
+use crate::aws::inventory::{latest_revisions, InventoryApi, KmsKeyFacts, TaskDefinitionFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
 use crate::report::Reporter;
@@ -107,6 +109,8 @@ struct Configured {
     zone: String,
     record: String,
     secrets: BTreeSet<String>,
+    /// (region, id) of the replication groups the `redis-auth` secrets name.
+    cache_groups: BTreeSet<(String, String)>,
 }
 
 impl Configured {
@@ -138,6 +142,12 @@ impl Configured {
             zone: env.dns.hosted_zone_id.trim_start_matches("/hostedzone/").to_owned(),
             record: env.dns.record_name.trim_end_matches('.').to_ascii_lowercase(),
             secrets: env.secrets.iter().map(|s| s.id.clone()).collect(),
+            cache_groups: env
+                .secrets
+                .iter()
+                .filter_map(|s| s.redis.as_ref())
+                .map(|r| (env.primary_region.to_string(), r.replication_group.clone()))
+                .collect(),
         }
     }
 }
@@ -152,22 +162,47 @@ async fn region_findings(
 ) -> Vec<Finding> {
     let checks = &plan.checks;
     let ctx = &plan.context;
+    // The region's KMS keys, listed once: the key checks judge them, and the RDS and secrets checks ask
+    // them who manages the key a resource names.
+    let needs_keys = wants(checks, "kms") || checks.iter().any(|c| KEY_OWNER_CHECKS.contains(&c.id));
+    let listed_keys = async move {
+        if needs_keys {
+            inventory.kms_keys().await.map_err(|e| e.to_string())
+        } else {
+            Ok(Vec::new())
+        }
+    }
+    .shared();
+    // With `--scope config`, the keys judged are those the configuration's database and secrets use.
+    let keys_by_config = configured.is_some() && wants(checks, "kms");
     let rds = async {
-        if !wants(checks, "rds") {
-            return Vec::new();
+        if !wants(checks, "rds") && !keys_by_config {
+            return (Vec::new(), Vec::new());
         }
         match inventory.db_instances().await {
-            Ok(dbs) => dbs
-                .iter()
-                .filter(|d| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), d.identifier.clone()))))
-                .flat_map(|d| evaluate::db_instance(d, ctx))
-                .collect(),
-            Err(e) => errors(
-                checks,
-                "rds",
-                &format!("RDS instances in {region}"),
-                Some(region),
-                &e.to_string(),
+            Ok(dbs) => {
+                let dbs: Vec<_> = dbs
+                    .into_iter()
+                    .filter(|d| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), d.identifier.clone()))))
+                    .collect();
+                let references: Vec<String> = dbs
+                    .iter()
+                    .filter(|d| d.storage_encrypted)
+                    .filter_map(|d| d.kms_key_id.clone())
+                    .collect();
+                let ctx = with_keys(ctx, inventory, listed_keys.clone().await, needs_keys, &references).await;
+                let findings = dbs.iter().flat_map(|d| evaluate::db_instance(d, &ctx)).collect();
+                (findings, references)
+            }
+            Err(e) => (
+                errors(
+                    checks,
+                    "rds",
+                    &format!("RDS instances in {region}"),
+                    Some(region),
+                    &e.to_string(),
+                ),
+                Vec::new(),
             ),
         }
     };
@@ -197,7 +232,20 @@ async fn region_findings(
             })
             .collect();
         let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
-        let arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
+        let mut arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
+        if configured.is_none() {
+            // As an auditor sees the account: what the services run, and the latest ACTIVE revision of
+            // every family, which one-off tasks, scheduled tasks and migrations run without a service.
+            match inventory.active_task_definitions().await {
+                Ok(active) => arns.extend(latest_revisions(&active)),
+                Err(e) => out.extend(task_definition_errors(
+                    checks,
+                    &format!("ACTIVE task definitions in {region}"),
+                    region,
+                    &e.to_string(),
+                )),
+            }
+        }
         reporter.info(&format!(
             "{region}: {} ECS services, {} task definitions",
             services.len(),
@@ -214,12 +262,7 @@ async fn region_findings(
         for (arn, td) in described {
             match td {
                 Ok(td) => out.extend(evaluate::task_definition(&td)),
-                Err(e) => out.extend(
-                    checks
-                        .iter()
-                        .filter(|c| c.service == "ecs" && !SERVICE_LEVEL_ECS.contains(&c.id))
-                        .map(|c| error_finding(c.id, &arn, Some(region), &e.to_string())),
-                ),
+                Err(e) => out.extend(task_definition_errors(checks, &arn, region, &e.to_string())),
             }
         }
         out
@@ -248,26 +291,110 @@ async fn region_findings(
         }
     };
     let secrets = async {
-        if !wants(checks, "secrets") {
-            return Vec::new();
+        if !wants(checks, "secrets") && !keys_by_config {
+            return (Vec::new(), Vec::new());
         }
         match inventory.secrets().await {
-            Ok(secrets) => secrets
+            Ok(secrets) => {
+                let secrets: Vec<_> = secrets
+                    .into_iter()
+                    .filter(|s| configured.is_none_or(|c| c.secrets.contains(&s.name) || c.secrets.contains(&s.arn)))
+                    .collect();
+                let references: Vec<String> = secrets.iter().filter_map(|s| s.kms_key_id.clone()).collect();
+                let ctx = with_keys(ctx, inventory, listed_keys.clone().await, needs_keys, &references).await;
+                let findings = secrets.iter().flat_map(|s| evaluate::secret(s, &ctx)).collect();
+                (findings, references)
+            }
+            Err(e) => (
+                errors(
+                    checks,
+                    "secrets",
+                    &format!("secrets in {region}"),
+                    Some(region),
+                    &e.to_string(),
+                ),
+                Vec::new(),
+            ),
+        }
+    };
+    let cache = async {
+        if !wants(checks, "elasticache") {
+            return Vec::new();
+        }
+        match inventory.cache_groups().await {
+            Ok(groups) => groups
                 .iter()
-                .filter(|s| configured.is_none_or(|c| c.secrets.contains(&s.name) || c.secrets.contains(&s.arn)))
-                .flat_map(|s| evaluate::secret(s, ctx))
+                .filter(|g| configured.is_none_or(|c| c.cache_groups.contains(&(region.to_owned(), g.id.clone()))))
+                .flat_map(cache::cache_group)
                 .collect(),
             Err(e) => errors(
                 checks,
-                "secrets",
-                &format!("secrets in {region}"),
+                "elasticache",
+                &format!("ElastiCache replication groups in {region}"),
                 Some(region),
                 &e.to_string(),
             ),
         }
     };
-    let (a, b, c, d) = tokio::join!(rds, ecs, alb, secrets);
-    [a, b, c, d].into_iter().flatten().collect()
+    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache) = tokio::join!(rds, ecs, alb, secrets, cache);
+    let kms = if !wants(checks, "kms") {
+        Vec::new()
+    } else {
+        let used: BTreeSet<String> = db_keys.into_iter().chain(secret_keys).collect();
+        match listed_keys.await {
+            Ok(keys) => keys
+                .iter()
+                .filter(|k| !keys_by_config || used.iter().any(|name| keys::names_key(name, k)))
+                .flat_map(keys::kms_key)
+                .collect(),
+            Err(e) => errors(checks, "kms", &format!("KMS keys in {region}"), Some(region), &e),
+        }
+    };
+    [rds, ecs, alb, secrets, cache, kms].into_iter().flatten().collect()
+}
+
+/// The checks that judge a resource by who manages the KMS key it names.
+const KEY_OWNER_CHECKS: &[&str] = &["rds-storage-encrypted-cmk", "secrets-cmk"];
+
+/// `ctx` with the region's key directory: the listed keys, and each key `references` names that the
+/// listing lacks (another account's, or none at all) described on its own.
+async fn with_keys(
+    ctx: &EvalContext,
+    inventory: &dyn InventoryApi,
+    listed: Result<Vec<KmsKeyFacts>, String>,
+    needed: bool,
+    references: &[String],
+) -> EvalContext {
+    let mut ctx = ctx.clone();
+    if !needed {
+        return ctx;
+    }
+    ctx.keys = match &listed {
+        Ok(keys) => KeyDirectory::of(keys),
+        Err(_) => KeyDirectory::default(),
+    };
+    let missing: BTreeSet<&String> = references.iter().filter(|r| !ctx.keys.knows(r)).collect();
+    let described = futures::future::join_all(missing.iter().map(|reference| inventory.kms_key(reference))).await;
+    for (reference, result) in missing.iter().zip(described) {
+        match (result, &listed) {
+            (Ok(key), _) => ctx.keys.add_described(reference, &key),
+            (Err(e), Ok(_)) => ctx.keys.unreadable(reference, e.to_string()),
+            (Err(e), Err(listing)) => ctx.keys.unreadable(
+                reference,
+                format!("{e}; listing the region's keys failed too: {listing}"),
+            ),
+        }
+    }
+    ctx
+}
+
+/// `error` findings for every selected check of task definitions, about what could not be read.
+fn task_definition_errors(checks: &[&'static Check], resource: &str, region: &str, error: &str) -> Vec<Finding> {
+    checks
+        .iter()
+        .filter(|c| c.service == "ecs" && !SERVICE_LEVEL_ECS.contains(&c.id))
+        .map(|c| error_finding(c.id, resource, Some(region), error))
+        .collect()
 }
 
 /// ECS checks about services rather than task definitions.

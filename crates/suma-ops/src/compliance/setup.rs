@@ -110,6 +110,8 @@ pub fn eval_context(env: &Environment) -> EvalContext {
         now: chrono::Utc::now(),
         rotation_days,
         scaled_by_suma,
+        // Filled per region by the run, from the region's KMS keys.
+        keys: Default::default(),
     }
 }
 

@@ -73,9 +73,12 @@ fn fleet() -> &'static Fleet {
                 ids["domain"].as_str().unwrap()
             ))
             .unwrap();
+            // The `redis-auth` secret names the replication group `--scope config` judges.
             e["secrets"] = serde_yaml::from_str(&format!(
-                "[{{ id: '{}', kind: random, rotation_days: 30 }}]",
-                id("secret")["name"].as_str().unwrap()
+                "[{{ id: '{}', kind: random, rotation_days: 30 }}, {{ id: '{}-redis-url', kind: redis-auth, rotation_days: 30, redis: {{ replication_group: '{}' }} }}]",
+                id("secret")["name"].as_str().unwrap(),
+                id("secret")["name"].as_str().unwrap(),
+                id("group")["id"].as_str().unwrap()
             ))
             .unwrap();
             e["datadog"] = serde_yaml::from_str(&format!(
@@ -145,7 +148,7 @@ fn fail(observed: &str) -> (String, String) {
     ("fail".to_owned(), observed.to_owned())
 }
 
-const AWS_TAGS: &str = "rds,ecs,alb,route53,secrets";
+const AWS_TAGS: &str = "rds,ecs,alb,route53,secrets,elasticache,kms";
 
 #[test]
 fn compliant_resources_pass_except_where_moto_lacks_the_setting() {
@@ -272,6 +275,7 @@ fn non_compliant_resources_fail_with_what_was_observed() {
     let report = json(&out);
     assert_eq!(report["passed"], false);
     let (db, td, svc, lb) = (id("bad_db"), id("bad_td"), id("bad_svc"), id("bad_lb"));
+    let cache = id("bad_group");
     let record = |suffix: &str| format!("{}/bad.{} CNAME bad-{suffix}", id("zone"), id("domain"));
     let expected = [
         ("rds-storage-encrypted-cmk", &db, fail("not encrypted")),
@@ -308,6 +312,11 @@ fn non_compliant_resources_fail_with_what_was_observed() {
         ("alb-deletion-protection", &lb, fail("deletion protection off")),
         ("alb-access-logs", &lb, fail("access logs off")),
         (
+            "alb-drop-invalid-headers",
+            &lb,
+            fail("dropping invalid header fields off"),
+        ),
+        (
             "route53-failover-health-check",
             &record("primary"),
             fail("PRIMARY without a health check"),
@@ -318,6 +327,19 @@ fn non_compliant_resources_fail_with_what_was_observed() {
             &id("bad_secret"),
             fail("AWS-managed key aws/secretsmanager"),
         ),
+        ("elasticache-encryption-at-rest", &cache, fail("at-rest encryption off")),
+        (
+            "elasticache-encryption-in-transit",
+            &cache,
+            fail("in-transit encryption off"),
+        ),
+        ("elasticache-auth", &cache, fail("no AUTH token, no RBAC user group")),
+        (
+            "elasticache-automatic-failover",
+            &cache,
+            fail("automatic failover disabled, multi-AZ off"),
+        ),
+        ("elasticache-snapshots", &cache, fail("snapshots kept 0 days")),
     ];
     for (check_id, resource, want) in expected {
         assert_eq!(finding(&report, check_id, resource), want, "{check_id}");
@@ -380,6 +402,76 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
         .map(|f| f["check_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["rds-multi-az", "rds-not-public"].into());
+
+    // Task definitions no service runs: the latest ACTIVE revision of each family is judged, an older
+    // revision and a deregistered family are not, and `--scope config` keeps to the configured services.
+    let plaintext = |scope: &str| {
+        let out = run(check(
+            "cmp-good",
+            &[
+                "--checks",
+                "ecs-no-plaintext-secrets",
+                "--scope",
+                scope,
+                "--output",
+                "json",
+            ],
+        ));
+        let report = json(&out);
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["resource"].as_str().unwrap().to_owned(),
+                    f["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<String, String>>()
+    };
+    let account = plaintext("account");
+    assert_eq!(account[&id("migrate_td")], "fail", "{account:#?}");
+    assert!(!account.contains_key(&id("migrate_td_old")), "{account:#?}");
+    assert!(!account.contains_key(&id("retired_td")), "{account:#?}");
+    assert_eq!(account[&id("good_td")], "pass");
+    let config = plaintext("config");
+    assert!(!config.contains_key(&id("migrate_td")), "{config:#?}");
+    assert_eq!(config[&id("good_td")], "pass");
+
+    // KMS: every customer-managed key of the region is judged; the one that never rotates and lets
+    // anyone decrypt fails both checks.
+    let out = run(check("cmp-good", &["--tags", "kms", "--output", "json"]));
+    let report = json(&out);
+    assert_eq!(
+        finding(&report, "kms-cmk-rotation", &id("weak_key")),
+        fail("automatic rotation off")
+    );
+    assert_eq!(
+        finding(&report, "kms-key-policy-not-public", &id("weak_key")),
+        fail("statement Open allows every principal (*) without a condition")
+    );
+    assert_eq!(
+        finding(&report, "kms-cmk-rotation", &id("good_key")),
+        ("pass".into(), "automatic rotation on".into())
+    );
+    // Who manages a key is what KMS says of it: a key KMS cannot describe proves nothing (an error, the
+    // run exits 3), where the key's name alone used to pass.
+    let out = run(check("cmp-good", &["--checks", "secrets-cmk", "--output", "json"]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(
+        finding(&report, "secrets-cmk", &id("good_secret")),
+        ("pass".into(), format!("key {}", id("good_key")))
+    );
+    let ghost = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["resource"] == id("ghost_secret"))
+        .expect("the secret with an unknown key is judged");
+    assert_eq!(ghost["status"], "error", "{ghost}");
+    assert!(ghost["detail"].as_str().unwrap().contains("KMS DescribeKey"), "{ghost}");
 
     // A policy with TLS13 in its name that still allows TLS 1.0 fails: the protocols ELB describes
     // decide, not the name.

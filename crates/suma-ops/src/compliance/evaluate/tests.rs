@@ -1,7 +1,7 @@
 //! Table-driven cases: every check has a passing and a failing input, asserting the exact observation.
 
 use super::*;
-use crate::aws::inventory::ListenerFacts;
+use crate::aws::inventory::{KmsKeyFacts, ListenerFacts};
 
 fn verdict(findings: &[Finding], check: &str) -> (Status, String) {
     let f = findings
@@ -35,10 +35,40 @@ fn good_db() -> DbInstanceFacts {
     }
 }
 
+/// A KMS key as KMS describes it.
+fn kms_key(id: &str, customer_managed: bool) -> KmsKeyFacts {
+    KmsKeyFacts {
+        arn: format!("arn:aws:kms:eu-west-1:123456789012:key/{id}"),
+        key_id: id.into(),
+        region: "eu-west-1".into(),
+        aliases: Vec::new(),
+        customer_managed,
+        state: "Enabled".into(),
+        symmetric_encryption: true,
+        rotation_enabled: Ok(Some(true)),
+        policy: Ok(None),
+    }
+}
+
+/// The region's keys: `k` is customer-managed, `aws-rds` is the AWS-managed `aws/rds` key (real RDS
+/// names it by its key ARN), and the test contexts all know them.
+fn keys() -> KeyDirectory {
+    let mut aws = kms_key("aws-rds", false);
+    aws.aliases = vec!["alias/aws/rds".into()];
+    KeyDirectory::of(&[kms_key("k", true), aws])
+}
+
+fn context() -> EvalContext {
+    EvalContext {
+        keys: keys(),
+        ..EvalContext::default()
+    }
+}
+
 fn production() -> EvalContext {
     EvalContext {
         production: true,
-        ..EvalContext::default()
+        ..context()
     }
 }
 
@@ -66,7 +96,12 @@ fn each_rds_check_fails_on_its_own_setting() {
         (
             "rds-storage-encrypted-cmk",
             |d| d.kms_key_id = Some("alias/aws/rds".into()),
-            "encrypted with the AWS-managed key",
+            "encrypted with the AWS-managed key alias/aws/rds",
+        ),
+        (
+            "rds-storage-encrypted-cmk",
+            |d| d.kms_key_id = Some("arn:aws:kms:eu-west-1:123456789012:key/aws-rds".into()),
+            "encrypted with the AWS-managed key arn:aws:kms:eu-west-1:123456789012:key/aws-rds",
         ),
         ("rds-multi-az", |d| d.multi_az = false, "multi-AZ off"),
         ("rds-backup-retention", |d| d.backup_retention_days = 7, "7 days"),
@@ -132,6 +167,11 @@ fn each_rds_check_fails_on_its_own_setting() {
             .collect();
         assert_eq!(failing, [*check], "only {check} fails");
     }
+    // A key nobody could describe proves nothing: an error, never a pass.
+    let mut db = good_db();
+    db.kms_key_id = Some("default_kms_key_id".into());
+    let (status, _) = verdict(&db_instance(&db, &production()), "rds-storage-encrypted-cmk");
+    assert_eq!(status, Status::Error);
 }
 
 #[test]
@@ -405,6 +445,7 @@ fn good_lb() -> LoadBalancerFacts {
         ],
         deletion_protection: true,
         access_logs: true,
+        drop_invalid_headers: true,
     }
 }
 
@@ -480,6 +521,11 @@ fn load_balancer_checks_pass_and_fail() {
             "deletion protection off",
         ),
         ("alb-access-logs", |l| l.access_logs = false, "access logs off"),
+        (
+            "alb-drop-invalid-headers",
+            |l| l.drop_invalid_headers = false,
+            "dropping invalid header fields off",
+        ),
     ];
     for (check, change, observed) in cases {
         let mut lb = good_lb();
@@ -553,7 +599,7 @@ fn secret_checks_follow_the_policy() {
     let ctx = EvalContext {
         now,
         rotation_days: HashMap::from([("/auth/prod/db".to_owned(), 30)]),
-        ..EvalContext::default()
+        ..context()
     };
     let f = secret(&base, &ctx);
     assert_eq!(
@@ -605,6 +651,11 @@ fn secret_checks_follow_the_policy() {
             |s| s.kms_key_id = Some("alias/aws/secretsmanager".into()),
             "AWS-managed key alias/aws/secretsmanager",
         ),
+        (
+            "secrets-cmk",
+            |s| s.kms_key_id = Some("arn:aws:kms:eu-west-1:123456789012:key/aws-rds".into()),
+            "AWS-managed key arn:aws:kms:eu-west-1:123456789012:key/aws-rds",
+        ),
     ];
     for (check, change, observed) in cases {
         let mut s = base.clone();
@@ -619,10 +670,7 @@ fn secret_checks_follow_the_policy() {
     let mut s = base.clone();
     s.last_rotated = days_ago(45);
     s.rotation_days = Some(60);
-    let plain = EvalContext {
-        now,
-        ..EvalContext::default()
-    };
+    let plain = EvalContext { now, ..context() };
     assert_eq!(verdict(&secret_of(&s, &plain), "secrets-rotation").0, Status::Pass);
     s.rotation_days = None;
     s.last_rotated = days_ago(91);
