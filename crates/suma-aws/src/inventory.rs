@@ -160,6 +160,38 @@ pub struct SecretFacts {
     pub last_changed: Option<DateTime<Utc>>,
     pub created: Option<DateTime<Utc>>,
     pub kms_key_id: Option<String>,
+    /// When a caller last read the value (`LastAccessedDate`, a day); `None` if never, as far as AWS knows.
+    pub last_accessed: Option<DateTime<Utc>>,
+    /// The secret's resource policy (not read for a replica: it is the primary's).
+    pub resource_policy: PolicyReading,
+    /// The region of the primary when this is a replica (`PrimaryRegion`).
+    pub replica_of: Option<String>,
+}
+
+/// A resource policy as read: none, a document, or why it could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum PolicyReading {
+    #[default]
+    None,
+    Document(String),
+    Unreadable(String),
+}
+
+/// A manual or automated RDS snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbSnapshotFacts {
+    pub arn: String,
+    pub id: String,
+    pub region: String,
+    /// The instance it was taken of.
+    pub instance: String,
+    /// `manual` or `automated` (only manual snapshots can be shared).
+    pub snapshot_type: String,
+    pub encrypted: bool,
+    /// Who may restore it (the `restore` attribute): account ids, or `all` for everyone. `Err` when the
+    /// attributes could not be read.
+    pub restorable_by: Result<Vec<String>, String>,
 }
 
 /// An ElastiCache (Redis OSS or Valkey) replication group with the settings compliance looks at.
@@ -217,6 +249,8 @@ pub trait InventoryApi: Send + Sync {
     /// Failover records of every hosted zone (Route 53 is global: any region's inventory answers).
     async fn failover_records(&self) -> Result<Vec<FailoverRecordFacts>, AwsError>;
     async fn secrets(&self) -> Result<Vec<SecretFacts>, AwsError>;
+    /// Every DB snapshot (manual and automated) with who may restore it.
+    async fn db_snapshots(&self) -> Result<Vec<DbSnapshotFacts>, AwsError>;
     /// Every ElastiCache replication group.
     async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError>;
     /// Every KMS key of the region with its aliases, AWS-managed ones included.

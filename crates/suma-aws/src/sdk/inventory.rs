@@ -24,7 +24,7 @@ impl AwsSession {
 /// The SDK-backed inventory of one region.
 pub struct SdkInventory {
     pub(super) region: String,
-    rds: aws_sdk_rds::Client,
+    pub(super) rds: aws_sdk_rds::Client,
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     route53: aws_sdk_route53::Client,
@@ -34,6 +34,19 @@ pub struct SdkInventory {
 }
 
 impl SdkInventory {
+    /// A secret's resource policy (`GetResourcePolicy`).
+    async fn secret_policy(&self, arn: &str) -> PolicyReading {
+        match self.secrets.get_resource_policy().secret_id(arn).send().await {
+            Ok(out) => out
+                .resource_policy()
+                .filter(|p| !p.trim().is_empty())
+                .map_or(PolicyReading::None, |p| PolicyReading::Document(p.to_owned())),
+            Err(e) => {
+                PolicyReading::Unreadable(AwsError::from_sdk("SecretsManager", "GetResourcePolicy", arn, e).to_string())
+            }
+        }
+    }
+
     pub fn new(config: &SdkConfig, region: &str) -> Self {
         Self {
             region: region.to_owned(),
@@ -464,10 +477,29 @@ impl InventoryApi for SdkInventory {
                     last_changed: s.last_changed_date().and_then(to_chrono),
                     created: s.created_date().and_then(to_chrono),
                     kms_key_id: s.kms_key_id().map(str::to_owned),
+                    last_accessed: s.last_accessed_date().and_then(to_chrono),
+                    resource_policy: PolicyReading::None,
+                    replica_of: s
+                        .primary_region()
+                        .filter(|primary| *primary != self.region)
+                        .map(str::to_owned),
                 });
             }
         }
-        Ok(secrets)
+        Ok(futures::stream::iter(secrets)
+            .map(|mut secret| async move {
+                if secret.replica_of.is_none() {
+                    secret.resource_policy = self.secret_policy(&secret.arn).await;
+                }
+                secret
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await)
+    }
+
+    async fn db_snapshots(&self) -> Result<Vec<DbSnapshotFacts>, AwsError> {
+        self.list_db_snapshots().await
     }
 
     async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError> {

@@ -12,6 +12,7 @@ mod kms;
 pub mod rds;
 pub mod route53;
 pub mod secrets;
+mod snapshots;
 
 use std::collections::HashMap;
 use std::fmt;

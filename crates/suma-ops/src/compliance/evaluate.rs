@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::keys::{KeyDirectory, KeyOwner};
+use super::policy::public_statements;
 use super::{Check, Finding, Status};
 use crate::aws::inventory::{
     ContainerFacts, DbInstanceFacts, EcsServiceFacts, FailoverRecordFacts, LoadBalancerFacts, ParameterValue,
-    SecretFacts, TaskDefinitionFacts,
+    PolicyReading, SecretFacts, TaskDefinitionFacts,
 };
 use crate::metrics::datadog::MonitorSummary;
 
@@ -39,6 +40,12 @@ impl Default for EvalContext {
         }
     }
 }
+
+/// A secret not read for longer than this is unused (CIS and AWS Config's `secretsmanager-secret-unused`
+/// default).
+pub const UNUSED_SECRET_DAYS: i64 = 90;
+
+const NOT_PUBLIC: &str = "no statement allows * without a condition";
 
 /// Rotation policy of a secret no configuration names and no rotation rule sets.
 pub const DEFAULT_ROTATION_DAYS: u32 = 90;
@@ -636,7 +643,7 @@ pub fn secret(s: &SecretFacts, ctx: &EvalContext) -> Vec<Finding> {
         (true, _, None, Some(d)) => format!("rotation enabled, never rotated, created {d} days ago"),
         (true, _, _, None) => "rotation enabled, no rotation or creation date".to_owned(),
     };
-    vec![
+    let mut out = vec![
         finding(
             "secrets-rotation",
             r,
@@ -663,7 +670,67 @@ pub fn secret(s: &SecretFacts, ctx: &EvalContext) -> Vec<Finding> {
                 Some((_, KeyOwner::Unreadable(e))) => error_finding("secrets-cmk", r, region, &e),
             }
         },
-    ]
+        {
+            // Never read, or not for longer than the unused limit: a credential nobody uses is one to
+            // delete, not to keep rotating.
+            let read = s.last_accessed.or(s.created);
+            let days = read.map(|t| (ctx.now - t).num_days());
+            let observed = match (s.last_accessed, days) {
+                (Some(_), Some(d)) => format!("last read {d} days ago"),
+                (None, Some(d)) => format!("never read, created {d} days ago"),
+                (_, None) => "no read or creation date".to_owned(),
+            };
+            finding(
+                "secrets-unused",
+                r,
+                region,
+                days.is_some_and(|d| d <= UNUSED_SECRET_DAYS),
+                observed,
+                format!("read within {UNUSED_SECRET_DAYS} days"),
+            )
+        },
+    ];
+    // A replica carries its primary's policy, judged in the primary's region.
+    if s.replica_of.is_none() {
+        out.push(secret_policy(r, region, &s.resource_policy));
+    }
+    out
+}
+
+fn secret_policy(r: &str, region: Option<&str>, policy: &PolicyReading) -> Finding {
+    match policy {
+        PolicyReading::None => finding(
+            "secrets-policy-not-public",
+            r,
+            region,
+            true,
+            "no resource policy",
+            NOT_PUBLIC,
+        ),
+        PolicyReading::Document(doc) => match public_statements(doc) {
+            Ok(open) if open.is_empty() => finding(
+                "secrets-policy-not-public",
+                r,
+                region,
+                true,
+                "no statement allows every principal",
+                NOT_PUBLIC,
+            ),
+            Ok(open) => finding(
+                "secrets-policy-not-public",
+                r,
+                region,
+                false,
+                format!(
+                    "statement {} allows every principal (*) without a condition",
+                    open.join(", ")
+                ),
+                NOT_PUBLIC,
+            ),
+            Err(e) => error_finding("secrets-policy-not-public", r, region, &e),
+        },
+        PolicyReading::Unreadable(e) => error_finding("secrets-policy-not-public", r, region, e),
+    }
 }
 
 /// A monitor the service must have, recognised by words in its name.

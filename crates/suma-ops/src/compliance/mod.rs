@@ -11,11 +11,13 @@ pub mod evaluate;
 pub mod keys;
 pub mod legacy_tls;
 pub mod live;
+pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod run;
 #[cfg(feature = "sdk")]
 pub mod setup;
+pub mod snapshots;
 
 use std::collections::BTreeMap;
 

@@ -189,6 +189,26 @@ pub static CHECKS: &[Check] = &[
         risk: "Database load problems are hard to diagnose during an incident",
         remediation: "`aws rds modify-db-instance --enable-performance-insights`",
     },
+    Check {
+        id: "rds-snapshot-encrypted",
+        title: "RDS snapshots are encrypted",
+        service: "rds",
+        severity: High,
+        controls: controls(&["3.5.1"], &["CC6.1"], &["Art. 32(1)(a)"], &[]),
+        topics: &["encryption"],
+        risk: "A copy of the whole database readable by whoever can reach the snapshot",
+        remediation: "Copy the snapshot with `--kms-key-id` (an encrypted copy) and delete the plain one",
+    },
+    Check {
+        id: "rds-snapshot-not-public",
+        title: "RDS snapshots are not restorable by every AWS account",
+        service: "rds",
+        severity: Critical,
+        controls: controls(&["1.4.4", "3.5.1"], &["CC6.1", "CC6.6"], &["Art. 32"], &[]),
+        topics: &["network"],
+        risk: "Anyone with an AWS account can restore the database and read every row",
+        remediation: "`aws rds modify-db-snapshot-attribute --attribute-name restore --values-to-remove all`",
+    },
     // ECS task definitions
     Check {
         id: "ecs-no-plaintext-secrets",
@@ -423,6 +443,26 @@ pub static CHECKS: &[Check] = &[
         topics: &["secrets", "encryption"],
         risk: "Access to the secret cannot be restricted or revoked through the key policy",
         remediation: "`aws secretsmanager update-secret --kms-key-id <customer-managed key>`",
+    },
+    Check {
+        id: "secrets-unused",
+        title: "Secrets are read (none unused for over 90 days)",
+        service: "secrets",
+        severity: Low,
+        controls: controls(&["8.2.6"], &["CC6.2"], &["Art. 5(1)(e)"], &[]),
+        topics: &["secrets"],
+        risk: "A forgotten credential stays valid and rotates unnoticed, nobody knowing what it opens",
+        remediation: "Find its owner; delete the secret (and revoke what it grants) if nothing uses it",
+    },
+    Check {
+        id: "secrets-policy-not-public",
+        title: "Secret resource policies do not allow every principal",
+        service: "secrets",
+        severity: Critical,
+        controls: controls(&["7.2.1", "8.6.3"], &["CC6.1", "CC6.3"], &["Art. 32"], &[]),
+        topics: &["secrets"],
+        risk: "Any AWS principal, in any account, may read the secret",
+        remediation: "Remove `Principal: *` from the resource policy, or narrow it with a condition",
     },
     // ElastiCache
     Check {

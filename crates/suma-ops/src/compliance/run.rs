@@ -10,11 +10,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use futures::{FutureExt as _, StreamExt as _};
 
-use super::cache;
 use super::evaluate::{self, error_finding, EvalContext};
 use super::keys::{self, KeyDirectory};
 use super::live::{self, ServiceProbe};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
+use super::{cache, snapshots};
 use crate::aws::inventory::{latest_revisions, InventoryApi, KmsKeyFacts, TaskDefinitionFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
@@ -84,11 +84,27 @@ fn wants(checks: &[&'static Check], service: &str) -> bool {
 
 /// `error` findings for every selected check of `service`, about what could not be read.
 fn errors(checks: &[&'static Check], service: &str, resource: &str, region: Option<&str>, error: &str) -> Vec<Finding> {
+    errors_of(checks, |c| c.service == service, resource, region, error)
+}
+
+/// `error` findings for every selected check `which` picks, about what could not be read.
+fn errors_of(
+    checks: &[&'static Check],
+    which: impl Fn(&Check) -> bool,
+    resource: &str,
+    region: Option<&str>,
+    error: &str,
+) -> Vec<Finding> {
     checks
         .iter()
-        .filter(|c| c.service == service)
+        .filter(|c| which(c))
         .map(|c| error_finding(c.id, resource, region, error))
         .collect()
+}
+
+/// The RDS checks that judge snapshots rather than instances.
+fn snapshot_check(c: &Check) -> bool {
+    c.id.starts_with("rds-snapshot-")
 }
 
 /// The load balancer ARN of a listener ARN.
@@ -195,9 +211,9 @@ async fn region_findings(
                 (findings, references)
             }
             Err(e) => (
-                errors(
+                errors_of(
                     checks,
-                    "rds",
+                    |c| c.service == "rds" && !snapshot_check(c),
                     &format!("RDS instances in {region}"),
                     Some(region),
                     &e.to_string(),
@@ -317,6 +333,26 @@ async fn region_findings(
             ),
         }
     };
+    let snapshots = async {
+        if !wants(checks, "rds") {
+            return Vec::new();
+        }
+        match inventory.db_snapshots().await {
+            // With `--scope config`, the snapshots of the configured instances.
+            Ok(all) => all
+                .iter()
+                .filter(|s| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), s.instance.clone()))))
+                .flat_map(snapshots::db_snapshot)
+                .collect(),
+            Err(e) => errors_of(
+                checks,
+                snapshot_check,
+                &format!("RDS snapshots in {region}"),
+                Some(region),
+                &e.to_string(),
+            ),
+        }
+    };
     let cache = async {
         if !wants(checks, "elasticache") {
             return Vec::new();
@@ -336,7 +372,8 @@ async fn region_findings(
             ),
         }
     };
-    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache) = tokio::join!(rds, ecs, alb, secrets, cache);
+    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache, snapshots) =
+        tokio::join!(rds, ecs, alb, secrets, cache, snapshots);
     let kms = if !wants(checks, "kms") {
         Vec::new()
     } else {
@@ -350,7 +387,10 @@ async fn region_findings(
             Err(e) => errors(checks, "kms", &format!("KMS keys in {region}"), Some(region), &e),
         }
     };
-    [rds, ecs, alb, secrets, cache, kms].into_iter().flatten().collect()
+    [rds, snapshots, ecs, alb, secrets, cache, kms]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The checks that judge a resource by who manages the KMS key it names.
@@ -390,11 +430,13 @@ async fn with_keys(
 
 /// `error` findings for every selected check of task definitions, about what could not be read.
 fn task_definition_errors(checks: &[&'static Check], resource: &str, region: &str, error: &str) -> Vec<Finding> {
-    checks
-        .iter()
-        .filter(|c| c.service == "ecs" && !SERVICE_LEVEL_ECS.contains(&c.id))
-        .map(|c| error_finding(c.id, resource, Some(region), error))
-        .collect()
+    errors_of(
+        checks,
+        |c| c.service == "ecs" && !SERVICE_LEVEL_ECS.contains(&c.id),
+        resource,
+        Some(region),
+        error,
+    )
 }
 
 /// ECS checks about services rather than task definitions.

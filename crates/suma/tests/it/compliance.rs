@@ -327,6 +327,21 @@ fn non_compliant_resources_fail_with_what_was_observed() {
             &id("bad_secret"),
             fail("AWS-managed key aws/secretsmanager"),
         ),
+        (
+            "secrets-policy-not-public",
+            &id("bad_secret"),
+            fail("statement Readers allows every principal (*) without a condition"),
+        ),
+        (
+            "rds-snapshot-encrypted",
+            &id("bad_snapshot"),
+            fail(&format!("manual snapshot of {}, not encrypted", id("bad_db").rsplit(':').next().unwrap())),
+        ),
+        (
+            "rds-snapshot-not-public",
+            &id("bad_snapshot"),
+            fail("restorable by all AWS accounts"),
+        ),
         ("elasticache-encryption-at-rest", &cache, fail("at-rest encryption off")),
         (
             "elasticache-encryption-in-transit",

@@ -1,7 +1,7 @@
 //! Table-driven cases: every check has a passing and a failing input, asserting the exact observation.
 
 use super::*;
-use crate::aws::inventory::{KmsKeyFacts, ListenerFacts};
+use crate::aws::inventory::{KmsKeyFacts, ListenerFacts, PolicyReading};
 
 fn verdict(findings: &[Finding], check: &str) -> (Status, String) {
     let f = findings
@@ -595,6 +595,11 @@ fn secret_checks_follow_the_policy() {
         last_changed: None,
         created: days_ago(400),
         kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()),
+        last_accessed: days_ago(1),
+        replica_of: None,
+        resource_policy: PolicyReading::Document(
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:role/auth"},"Action":"secretsmanager:GetSecretValue"}]}"#.into(),
+        ),
     };
     let ctx = EvalContext {
         now,
@@ -602,6 +607,14 @@ fn secret_checks_follow_the_policy() {
         ..context()
     };
     let f = secret(&base, &ctx);
+    assert!(f.iter().all(|f| f.status == Status::Pass), "{f:#?}");
+    assert_eq!(f.len(), 4);
+    // A replica's policy is its primary's, judged there.
+    let mut replica = base.clone();
+    replica.replica_of = Some("eu-central-1".into());
+    assert!(secret(&replica, &ctx)
+        .iter()
+        .all(|f| f.check_id != "secrets-policy-not-public"));
     assert_eq!(
         verdict(&f, "secrets-rotation"),
         (Status::Pass, "rotation enabled, last rotated 10 days ago".into())
@@ -655,6 +668,25 @@ fn secret_checks_follow_the_policy() {
             "secrets-cmk",
             |s| s.kms_key_id = Some("arn:aws:kms:eu-west-1:123456789012:key/aws-rds".into()),
             "AWS-managed key arn:aws:kms:eu-west-1:123456789012:key/aws-rds",
+        ),
+        (
+            "secrets-unused",
+            |s| s.last_accessed = Some("2026-03-02T00:00:00Z".parse().unwrap()),
+            "last read 91 days ago",
+        ),
+        (
+            "secrets-unused",
+            |s| s.last_accessed = None,
+            "never read, created 400 days ago",
+        ),
+        (
+            "secrets-policy-not-public",
+            |s| {
+                s.resource_policy = PolicyReading::Document(
+                    r#"{"Statement":[{"Sid":"Anyone","Effect":"Allow","Principal":"*","Action":"secretsmanager:GetSecretValue"}]}"#.into(),
+                )
+            },
+            "statement Anyone allows every principal (*) without a condition",
         ),
     ];
     for (check, change, observed) in cases {
