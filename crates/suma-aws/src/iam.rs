@@ -157,6 +157,12 @@ pub const ELASTICACHE: Permission = Permission {
 pub const COMPLIANCE_INVENTORY: Permission = Permission {
     sid: "ComplianceInventory",
     actions: &[
+        "acm:ListCertificates",
+        "application-autoscaling:DescribeScalableTargets",
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetTrailStatus",
+        "ecr:DescribeRepositories",
+        "ecr:GetRegistryScanningConfiguration",
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
         "ecs:ListClusters",

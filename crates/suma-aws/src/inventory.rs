@@ -213,6 +213,55 @@ pub struct CacheGroupFacts {
     pub snapshot_retention_days: i32,
 }
 
+/// An ECR repository's image hygiene.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EcrRepositoryFacts {
+    pub arn: String,
+    pub name: String,
+    pub region: String,
+    /// Images are scanned when pushed, by the repository's setting or a registry rule that covers it.
+    pub scan_on_push: bool,
+    /// `IMMUTABLE` (or with exclusions): a tag, once pushed, always names the same image.
+    pub immutable_tags: bool,
+}
+
+/// An ACM certificate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CertificateFacts {
+    pub arn: String,
+    pub domain: String,
+    pub region: String,
+    /// `ISSUED`, `EXPIRED`, `PENDING_VALIDATION`, ...
+    pub status: String,
+    pub not_after: Option<DateTime<Utc>>,
+    pub in_use: bool,
+}
+
+/// A CloudTrail trail as seen from a region (multi-region trails of other home regions included).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrailFacts {
+    pub arn: String,
+    pub name: String,
+    pub home_region: String,
+    pub multi_region: bool,
+    pub log_file_validation: bool,
+    pub kms_key_id: Option<String>,
+    /// Whether it is logging now (`GetTrailStatus`); `Err` when that could not be read.
+    pub logging: Result<bool, String>,
+}
+
+/// An Application Auto Scaling target of an ECS service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScalableTargetFacts {
+    /// `service/CLUSTER/SERVICE`.
+    pub resource_id: String,
+    pub region: String,
+    pub min: i32,
+    pub max: i32,
+    /// Scale-in, scale-out or scheduled scaling suspended.
+    pub suspended: bool,
+}
+
 /// A KMS key: who manages it, whether it rotates, and what its policy allows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KmsKeyFacts {
@@ -251,6 +300,14 @@ pub trait InventoryApi: Send + Sync {
     async fn secrets(&self) -> Result<Vec<SecretFacts>, AwsError>;
     /// Every DB snapshot (manual and automated) with who may restore it.
     async fn db_snapshots(&self) -> Result<Vec<DbSnapshotFacts>, AwsError>;
+    /// Every ECR repository, with the registry's scan-on-push rules applied.
+    async fn ecr_repositories(&self) -> Result<Vec<EcrRepositoryFacts>, AwsError>;
+    /// Every ACM certificate.
+    async fn certificates(&self) -> Result<Vec<CertificateFacts>, AwsError>;
+    /// Every trail that applies to the region, with its logging status.
+    async fn trails(&self) -> Result<Vec<TrailFacts>, AwsError>;
+    /// The Application Auto Scaling targets of ECS services.
+    async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTargetFacts>, AwsError>;
     /// Every ElastiCache replication group.
     async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError>;
     /// Every KMS key of the region with its aliases, AWS-managed ones included.

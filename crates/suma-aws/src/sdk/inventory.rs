@@ -31,6 +31,10 @@ pub struct SdkInventory {
     secrets: aws_sdk_secretsmanager::Client,
     pub(super) kms: aws_sdk_kms::Client,
     cache: aws_sdk_elasticache::Client,
+    pub(super) ecr: aws_sdk_ecr::Client,
+    pub(super) acm: aws_sdk_acm::Client,
+    pub(super) cloudtrail: aws_sdk_cloudtrail::Client,
+    pub(super) autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl SdkInventory {
@@ -57,6 +61,10 @@ impl SdkInventory {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
             cache: aws_sdk_elasticache::Client::new(config),
+            ecr: aws_sdk_ecr::Client::new(config),
+            acm: aws_sdk_acm::Client::new(config),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(config),
+            autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
         }
     }
 
@@ -500,6 +508,22 @@ impl InventoryApi for SdkInventory {
 
     async fn db_snapshots(&self) -> Result<Vec<DbSnapshotFacts>, AwsError> {
         self.list_db_snapshots().await
+    }
+
+    async fn ecr_repositories(&self) -> Result<Vec<EcrRepositoryFacts>, AwsError> {
+        self.list_ecr_repositories().await
+    }
+
+    async fn certificates(&self) -> Result<Vec<CertificateFacts>, AwsError> {
+        self.list_certificates().await
+    }
+
+    async fn trails(&self) -> Result<Vec<TrailFacts>, AwsError> {
+        self.list_trails().await
+    }
+
+    async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTargetFacts>, AwsError> {
+        self.list_ecs_scalable_targets().await
     }
 
     async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError> {

@@ -9,6 +9,7 @@ pub mod elasticache;
 pub mod elb;
 pub mod inventory;
 mod kms;
+mod posture;
 pub mod rds;
 pub mod route53;
 pub mod secrets;

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod legacy_tls;
 pub mod live;
 pub mod policy;
+pub mod posture;
 pub mod registry;
 pub mod report;
 pub mod run;

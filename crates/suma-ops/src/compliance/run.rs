@@ -14,7 +14,7 @@ use super::evaluate::{self, error_finding, EvalContext};
 use super::keys::{self, KeyDirectory};
 use super::live::{self, ServiceProbe};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
-use super::{cache, snapshots};
+use super::{cache, posture, snapshots};
 use crate::aws::inventory::{latest_revisions, InventoryApi, KmsKeyFacts, TaskDefinitionFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
@@ -248,6 +248,19 @@ async fn region_findings(
             })
             .collect();
         let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
+        if checks.iter().any(|c| c.id == "ecs-autoscaling") {
+            // The canary and a DR standby are scaled by suma, not by Application Auto Scaling.
+            let scaled = services.iter().filter(|s| {
+                !ctx.scaled_by_suma
+                    .contains(&(s.region.clone(), s.cluster.clone(), s.name.clone()))
+            });
+            match inventory.ecs_scalable_targets().await {
+                Ok(targets) => out.extend(scaled.map(|s| posture::service_scaling(s, &targets))),
+                Err(e) => {
+                    out.extend(scaled.map(|s| error_finding("ecs-autoscaling", &s.arn, Some(region), &e.to_string())))
+                }
+            }
+        }
         let mut arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
         if configured.is_none() {
             // As an auditor sees the account: what the services run, and the latest ACTIVE revision of
@@ -333,6 +346,41 @@ async fn region_findings(
             ),
         }
     };
+    // ECR repositories and certificates are the account's: the configuration names none of them, so
+    // `--scope config` judges them all too.
+    let ecr = async {
+        if !wants(checks, "ecr") {
+            return Vec::new();
+        }
+        match inventory.ecr_repositories().await {
+            Ok(repositories) => repositories.iter().flat_map(posture::ecr_repository).collect(),
+            Err(e) => errors(
+                checks,
+                "ecr",
+                &format!("ECR repositories in {region}"),
+                Some(region),
+                &e.to_string(),
+            ),
+        }
+    };
+    let acm = async {
+        if !wants(checks, "acm") {
+            return Vec::new();
+        }
+        match inventory.certificates().await {
+            Ok(certificates) => certificates
+                .iter()
+                .flat_map(|c| posture::certificate(c, ctx.now))
+                .collect(),
+            Err(e) => errors(
+                checks,
+                "acm",
+                &format!("ACM certificates in {region}"),
+                Some(region),
+                &e.to_string(),
+            ),
+        }
+    };
     let snapshots = async {
         if !wants(checks, "rds") {
             return Vec::new();
@@ -372,8 +420,8 @@ async fn region_findings(
             ),
         }
     };
-    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache, snapshots) =
-        tokio::join!(rds, ecs, alb, secrets, cache, snapshots);
+    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache, snapshots, ecr, acm) =
+        tokio::join!(rds, ecs, alb, secrets, cache, snapshots, ecr, acm);
     let kms = if !wants(checks, "kms") {
         Vec::new()
     } else {
@@ -387,7 +435,7 @@ async fn region_findings(
             Err(e) => errors(checks, "kms", &format!("KMS keys in {region}"), Some(region), &e),
         }
     };
-    [rds, snapshots, ecs, alb, secrets, cache, kms]
+    [rds, snapshots, ecs, ecr, acm, alb, secrets, cache, kms]
         .into_iter()
         .flatten()
         .collect()
@@ -445,6 +493,7 @@ const SERVICE_LEVEL_ECS: &[&str] = &[
     "ecs-min-healthy-100",
     "ecs-min-two-tasks",
     "ecs-no-public-ip",
+    "ecs-autoscaling",
 ];
 
 /// Runs the plan against `sources`.
@@ -477,6 +526,26 @@ pub async fn run(plan: &RunPlan<'_>, sources: &Sources, reporter: &dyn Reporter)
             Err(e) => errors(checks, "route53", "Route 53 failover records", None, &e.to_string()),
         }
     };
+    // CloudTrail is the account's: read once, from the first region, with the multi-region trails of
+    // every home region.
+    let trails = async {
+        if !wants(checks, "cloudtrail") {
+            return Vec::new();
+        }
+        let Some((region, inventory)) = sources.inventories.first() else {
+            return Vec::new();
+        };
+        match inventory.trails().await {
+            Ok(trails) => posture::trails(&trails, region),
+            Err(e) => errors(
+                checks,
+                "cloudtrail",
+                &format!("CloudTrail trails seen from {region}"),
+                None,
+                &e.to_string(),
+            ),
+        }
+    };
     let datadog = async {
         if !wants(checks, "datadog") {
             return Vec::new();
@@ -506,11 +575,12 @@ pub async fn run(plan: &RunPlan<'_>, sources: &Sources, reporter: &dyn Reporter)
             ),
         }
     };
-    let (regions, dns, datadog, service) = tokio::join!(regions, dns, datadog, service);
+    let (regions, dns, trails, datadog, service) = tokio::join!(regions, dns, trails, datadog, service);
     let mut findings: Vec<Finding> = regions
         .into_iter()
         .flatten()
         .chain(dns)
+        .chain(trails)
         .chain(datadog)
         .chain(service)
         .collect();

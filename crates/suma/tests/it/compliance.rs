@@ -307,6 +307,7 @@ fn non_compliant_resources_fail_with_what_was_observed() {
         ("ecs-min-healthy-100", &svc, fail("unset")),
         ("ecs-min-two-tasks", &svc, fail("1 desired")),
         ("ecs-no-public-ip", &svc, fail("assignPublicIp ENABLED")),
+        ("ecs-autoscaling", &svc, fail("no Application Auto Scaling target")),
         ("alb-https-tls12", &lb, fail("no HTTPS listener")),
         ("alb-http-redirects", &lb, fail("HTTP:80 forwards")),
         ("alb-deletion-protection", &lb, fail("deletion protection off")),
@@ -335,7 +336,10 @@ fn non_compliant_resources_fail_with_what_was_observed() {
         (
             "rds-snapshot-encrypted",
             &id("bad_snapshot"),
-            fail(&format!("manual snapshot of {}, not encrypted", id("bad_db").rsplit(':').next().unwrap())),
+            fail(&format!(
+                "manual snapshot of {}, not encrypted",
+                id("bad_db").rsplit(':').next().unwrap()
+            )),
         ),
         (
             "rds-snapshot-not-public",
@@ -487,6 +491,52 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
         .expect("the secret with an unknown key is judged");
     assert_eq!(ghost["status"], "error", "{ghost}");
     assert!(ghost["detail"].as_str().unwrap().contains("KMS DescribeKey"), "{ghost}");
+
+    // The account's posture: repositories, certificates and trails (judged account-wide in any scope).
+    let out = run(check("cmp-good", &["--tags", "ecr,acm,cloudtrail", "--output", "json"]));
+    let report = json(&out);
+    let pass = |observed: &str| ("pass".to_owned(), observed.to_owned());
+    assert_eq!(
+        finding(&report, "ecr-scan-on-push", &id("good_repository")),
+        pass("images scanned on push")
+    );
+    assert_eq!(
+        finding(&report, "ecr-scan-on-push", &id("bad_repository")),
+        fail("no scan on push (repository or registry rule)")
+    );
+    assert_eq!(
+        finding(&report, "ecr-immutable-tags", &id("bad_repository")),
+        fail("tags mutable")
+    );
+    let expiry = |kind: &str| finding(&report, "acm-certificate-expiry", &id(&format!("{kind}_certificate")));
+    assert_eq!(expiry("good").0, "pass", "{:?}", expiry("good"));
+    assert_eq!(expiry("bad").0, "fail", "{:?}", expiry("bad"));
+    assert!(
+        expiry("bad").1.contains("in 9 days") || expiry("bad").1.contains("in 10 days"),
+        "{:?}",
+        expiry("bad")
+    );
+    assert_eq!(
+        finding(
+            &report,
+            "cloudtrail-multi-region-logging",
+            "CloudTrail (seen from eu-west-1)"
+        )
+        .0,
+        "pass"
+    );
+    assert_eq!(
+        finding(&report, "cloudtrail-log-validation", &id("bad_trail")),
+        fail("log file validation off")
+    );
+    assert_eq!(
+        finding(&report, "cloudtrail-encrypted", &id("bad_trail")),
+        fail("S3-managed encryption only")
+    );
+    assert_eq!(
+        finding(&report, "cloudtrail-encrypted", &id("good_trail")),
+        pass(&format!("encrypted with {}", id("good_key")))
+    );
 
     // A policy with TLS13 in its name that still allows TLS 1.0 fails: the protocols ELB describes
     // decide, not the name.
