@@ -161,6 +161,7 @@ pub const COMPLIANCE_INVENTORY: Permission = Permission {
         "application-autoscaling:DescribeScalableTargets",
         "cloudtrail:DescribeTrails",
         "cloudtrail:GetTrailStatus",
+        "ec2:DescribeSecurityGroups",
         "ecr:DescribeRepositories",
         "ecr:GetRegistryScanningConfiguration",
         "ecs:DescribeServices",

@@ -36,6 +36,10 @@ pub struct DbInstanceFacts {
     pub parameter_group: Option<String>,
     /// `rds.force_ssl` as the parameter group sets it.
     pub force_ssl: ParameterValue,
+    /// The port it listens on.
+    pub port: Option<i32>,
+    /// Its VPC security groups.
+    pub security_groups: Vec<String>,
 }
 
 /// A parameter as read from a DB parameter group.
@@ -65,6 +69,8 @@ pub struct EcsServiceFacts {
     pub minimum_healthy_percent: Option<i32>,
     /// `ENABLED` or `DISABLED` (awsvpc networking only).
     pub assign_public_ip: Option<String>,
+    /// Its tasks' security groups (awsvpc networking).
+    pub security_groups: Vec<String>,
 }
 
 /// A task definition and its containers.
@@ -250,6 +256,31 @@ pub struct TrailFacts {
     pub logging: Result<bool, String>,
 }
 
+/// A VPC security group and what it lets in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SecurityGroupFacts {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub region: String,
+    pub ingress: Vec<IngressRule>,
+}
+
+/// One ingress permission.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IngressRule {
+    /// `tcp`, `udp`, `icmp`, or `-1` (all traffic).
+    pub protocol: String,
+    /// The port range; `None` for all ports.
+    pub ports: Option<(i32, i32)>,
+    /// IPv4 and IPv6 ranges it admits.
+    pub cidrs: Vec<String>,
+    /// Security groups it admits.
+    pub groups: Vec<String>,
+    /// Managed prefix lists it admits.
+    pub prefix_lists: Vec<String>,
+}
+
 /// An Application Auto Scaling target of an ECS service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ScalableTargetFacts {
@@ -306,6 +337,8 @@ pub trait InventoryApi: Send + Sync {
     async fn certificates(&self) -> Result<Vec<CertificateFacts>, AwsError>;
     /// Every trail that applies to the region, with its logging status.
     async fn trails(&self) -> Result<Vec<TrailFacts>, AwsError>;
+    /// Every VPC security group with its ingress rules.
+    async fn security_groups(&self) -> Result<Vec<SecurityGroupFacts>, AwsError>;
     /// The Application Auto Scaling targets of ECS services.
     async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTargetFacts>, AwsError>;
     /// Every ElastiCache replication group.

@@ -35,6 +35,7 @@ pub struct SdkInventory {
     pub(super) acm: aws_sdk_acm::Client,
     pub(super) cloudtrail: aws_sdk_cloudtrail::Client,
     pub(super) autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub(super) ec2: aws_sdk_ec2::Client,
 }
 
 impl SdkInventory {
@@ -65,6 +66,7 @@ impl SdkInventory {
             acm: aws_sdk_acm::Client::new(config),
             cloudtrail: aws_sdk_cloudtrail::Client::new(config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
         }
     }
 
@@ -132,6 +134,11 @@ impl SdkInventory {
                         .and_then(|n| n.awsvpc_configuration())
                         .and_then(|a| a.assign_public_ip())
                         .map(|a| a.as_str().to_owned()),
+                    security_groups: s
+                        .network_configuration()
+                        .and_then(|n| n.awsvpc_configuration())
+                        .map(|a| a.security_groups().to_vec())
+                        .unwrap_or_default(),
                 }
             })
             .collect())
@@ -291,6 +298,12 @@ impl InventoryApi for SdkInventory {
                         .and_then(|g| g.db_parameter_group_name())
                         .map(str::to_owned),
                     force_ssl: ParameterValue::EngineDefault,
+                    port: db.endpoint().and_then(|e| e.port()).or(db.db_instance_port()),
+                    security_groups: db
+                        .vpc_security_groups()
+                        .iter()
+                        .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                        .collect(),
                 });
             }
         }
@@ -520,6 +533,10 @@ impl InventoryApi for SdkInventory {
 
     async fn trails(&self) -> Result<Vec<TrailFacts>, AwsError> {
         self.list_trails().await
+    }
+
+    async fn security_groups(&self) -> Result<Vec<SecurityGroupFacts>, AwsError> {
+        self.list_security_groups().await
     }
 
     async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTargetFacts>, AwsError> {

@@ -1,12 +1,14 @@
 //! The account's posture beyond the resources suma operates, for the compliance inventory: ECR
-//! repositories (with the registry's scanning rules), ACM certificates, CloudTrail trails and the
-//! Application Auto Scaling targets of ECS services. Every list is paginated; nothing here writes.
+//! repositories (with the registry's scanning rules), ACM certificates, CloudTrail trails, VPC security
+//! groups and the Application Auto Scaling targets of ECS services. Every list is paginated; nothing here writes.
 
 use futures::StreamExt as _;
 
 use super::inventory::SdkInventory;
 use super::to_chrono;
-use crate::inventory::{CertificateFacts, EcrRepositoryFacts, ScalableTargetFacts, TrailFacts};
+use crate::inventory::{
+    CertificateFacts, EcrRepositoryFacts, IngressRule, ScalableTargetFacts, SecurityGroupFacts, TrailFacts,
+};
 use crate::AwsError;
 
 /// Trail status reads at once.
@@ -128,6 +130,60 @@ impl SdkInventory {
             .buffered(CONCURRENCY)
             .collect()
             .await)
+    }
+
+    pub(super) async fn list_security_groups(&self) -> Result<Vec<SecurityGroupFacts>, AwsError> {
+        let mut groups = Vec::new();
+        let mut pages = self.ec2.describe_security_groups().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("EC2", "DescribeSecurityGroups", &self.region, e))?;
+            for g in page.security_groups() {
+                let id = g.group_id().unwrap_or_default().to_owned();
+                groups.push(SecurityGroupFacts {
+                    arn: g.security_group_arn().map_or_else(
+                        || {
+                            format!(
+                                "arn:aws:ec2:{}:{}:security-group/{id}",
+                                self.region,
+                                g.owner_id().unwrap_or_default()
+                            )
+                        },
+                        str::to_owned,
+                    ),
+                    id,
+                    name: g.group_name().unwrap_or_default().to_owned(),
+                    region: self.region.clone(),
+                    ingress: g
+                        .ip_permissions()
+                        .iter()
+                        .map(|p| IngressRule {
+                            protocol: p.ip_protocol().unwrap_or("-1").to_owned(),
+                            ports: match (p.from_port(), p.to_port()) {
+                                (Some(from), Some(to)) if from >= 0 && !(from == 0 && to == 65535) => Some((from, to)),
+                                _ => None,
+                            },
+                            cidrs: p
+                                .ip_ranges()
+                                .iter()
+                                .filter_map(|r| r.cidr_ip().map(str::to_owned))
+                                .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_owned)))
+                                .collect(),
+                            groups: p
+                                .user_id_group_pairs()
+                                .iter()
+                                .filter_map(|pair| pair.group_id().map(str::to_owned))
+                                .collect(),
+                            prefix_lists: p
+                                .prefix_list_ids()
+                                .iter()
+                                .filter_map(|l| l.prefix_list_id().map(str::to_owned))
+                                .collect(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(groups)
     }
 
     pub(super) async fn list_ecs_scalable_targets(&self) -> Result<Vec<ScalableTargetFacts>, AwsError> {

@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod keys;
 pub mod legacy_tls;
 pub mod live;
+pub mod network;
 pub mod policy;
 pub mod posture;
 pub mod registry;

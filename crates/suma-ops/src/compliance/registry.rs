@@ -23,7 +23,7 @@ pub struct Controls {
 pub struct Check {
     pub id: &'static str,
     pub title: &'static str,
-    /// `rds`, `ecs`, `ecr`, `acm`, `cloudtrail`, `alb`, `route53`, `secrets`, `elasticache`, `kms`,
+    /// `rds`, `ecs`, `ec2`, `ecr`, `acm`, `cloudtrail`, `alb`, `route53`, `secrets`, `elasticache`, `kms`,
     /// `datadog` or `service`.
     pub service: &'static str,
     pub severity: Severity,
@@ -210,6 +210,16 @@ pub static CHECKS: &[Check] = &[
         risk: "Anyone with an AWS account can restore the database and read every row",
         remediation: "`aws rds modify-db-snapshot-attribute --attribute-name restore --values-to-remove all`",
     },
+    Check {
+        id: "rds-reachable-only-from-service",
+        title: "The database port admits only the ECS services' security groups",
+        service: "rds",
+        severity: High,
+        controls: controls(&["1.3.1", "1.4.4"], &["CC6.6"], &["Art. 32"], &[]),
+        topics: &["network"],
+        risk: "Anything in an admitted address range (or a bastion's group) can try the database's credentials",
+        remediation: "Replace address ranges on the database's groups with the service's security group",
+    },
     // ECS task definitions
     Check {
         id: "ecs-no-plaintext-secrets",
@@ -361,6 +371,17 @@ pub static CHECKS: &[Check] = &[
         topics: &["resilience"],
         risk: "A login surge or a lost zone leaves the service at its fixed count until someone acts",
         remediation: "Register the service as a scalable target (max above min) with a target-tracking policy",
+    },
+    // EC2 security groups
+    Check {
+        id: "ec2-no-public-sensitive-ports",
+        title: "No security group admits the internet to a database, cache or administration port",
+        service: "ec2",
+        severity: Critical,
+        controls: controls(&["1.3.1", "1.4.1"], &["CC6.6"], &["Art. 32"], &["5.2", "5.3"]),
+        topics: &["network"],
+        risk: "The database, the session cache or a shell is one password (or one bug) away from anyone",
+        remediation: "Remove the 0.0.0.0/0 and ::/0 rules on those ports; admit security groups or a VPN range",
     },
     // ECR
     Check {

@@ -14,8 +14,8 @@ use super::evaluate::{self, error_finding, EvalContext};
 use super::keys::{self, KeyDirectory};
 use super::live::{self, ServiceProbe};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
-use super::{cache, posture, snapshots};
-use crate::aws::inventory::{latest_revisions, InventoryApi, KmsKeyFacts, TaskDefinitionFacts};
+use super::{cache, network, posture, snapshots};
+use crate::aws::inventory::{latest_revisions, InventoryApi, KmsKeyFacts, SecurityGroupFacts, TaskDefinitionFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
 use crate::report::Reporter;
@@ -189,13 +189,71 @@ async fn region_findings(
         }
     }
     .shared();
+    // Databases and services are read once: their own checks and the network checks use them.
+    let db_instances = async move { inventory.db_instances().await }.shared();
+    let ecs_services = async move { inventory.ecs_services().await }.shared();
+    let network = async {
+        let reach = checks.iter().any(|c| c.id == "rds-reachable-only-from-service");
+        if !wants(checks, "ec2") && !reach {
+            return Vec::new();
+        }
+        let (groups, dbs, services) =
+            tokio::join!(inventory.security_groups(), db_instances.clone(), ecs_services.clone());
+        let groups = match groups {
+            Ok(groups) => groups,
+            Err(e) => {
+                return errors_of(
+                    checks,
+                    |c| c.service == "ec2" || c.id == "rds-reachable-only-from-service",
+                    &format!("security groups in {region}"),
+                    Some(region),
+                    &e.to_string(),
+                )
+            }
+        };
+        let (Ok(dbs), Ok(services)) = (dbs, services) else {
+            // Their own checks already report the failed read; judge every group on its own.
+            return groups.iter().flat_map(network::security_group).collect();
+        };
+        let dbs: Vec<_> = dbs
+            .iter()
+            .filter(|d| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), d.identifier.clone()))))
+            .collect();
+        let services: Vec<_> = services
+            .iter()
+            .filter(|s| {
+                configured.is_none_or(|c| {
+                    c.services
+                        .contains(&(region.to_owned(), s.cluster.clone(), s.name.clone()))
+                })
+            })
+            .collect();
+        let service_groups: BTreeSet<String> = services
+            .iter()
+            .flat_map(|s| s.security_groups.iter().cloned())
+            .collect();
+        // With `--scope config`, the groups the configured databases and services use.
+        let used: BTreeSet<&String> = dbs
+            .iter()
+            .flat_map(|d| &d.security_groups)
+            .chain(&service_groups)
+            .collect();
+        let by_id: HashMap<String, &SecurityGroupFacts> = groups.iter().map(|g| (g.id.clone(), g)).collect();
+        let mut out: Vec<Finding> = groups
+            .iter()
+            .filter(|g| configured.is_none() || used.contains(&g.id))
+            .flat_map(network::security_group)
+            .collect();
+        out.extend(dbs.iter().map(|d| network::database_reach(d, &by_id, &service_groups)));
+        out
+    };
     // With `--scope config`, the keys judged are those the configuration's database and secrets use.
     let keys_by_config = configured.is_some() && wants(checks, "kms");
     let rds = async {
         if !wants(checks, "rds") && !keys_by_config {
             return (Vec::new(), Vec::new());
         }
-        match inventory.db_instances().await {
+        match db_instances.clone().await {
             Ok(dbs) => {
                 let dbs: Vec<_> = dbs
                     .into_iter()
@@ -226,7 +284,7 @@ async fn region_findings(
         if !wants(checks, "ecs") {
             return Vec::new();
         }
-        let services = match inventory.ecs_services().await {
+        let services = match ecs_services.clone().await {
             Ok(s) => s,
             Err(e) => {
                 return errors(
@@ -420,8 +478,8 @@ async fn region_findings(
             ),
         }
     };
-    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache, snapshots, ecr, acm) =
-        tokio::join!(rds, ecs, alb, secrets, cache, snapshots, ecr, acm);
+    let ((rds, db_keys), ecs, alb, (secrets, secret_keys), cache, snapshots, ecr, acm, network) =
+        tokio::join!(rds, ecs, alb, secrets, cache, snapshots, ecr, acm, network);
     let kms = if !wants(checks, "kms") {
         Vec::new()
     } else {
@@ -435,7 +493,7 @@ async fn region_findings(
             Err(e) => errors(checks, "kms", &format!("KMS keys in {region}"), Some(region), &e),
         }
     };
-    [rds, snapshots, ecs, ecr, acm, alb, secrets, cache, kms]
+    [rds, snapshots, ecs, ecr, acm, alb, secrets, cache, kms, network]
         .into_iter()
         .flatten()
         .collect()

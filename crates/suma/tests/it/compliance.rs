@@ -148,7 +148,7 @@ fn fail(observed: &str) -> (String, String) {
     ("fail".to_owned(), observed.to_owned())
 }
 
-const AWS_TAGS: &str = "rds,ecs,alb,route53,secrets,elasticache,kms";
+const AWS_TAGS: &str = "rds,ecs,ec2,alb,route53,secrets,elasticache,kms";
 
 #[test]
 fn compliant_resources_pass_except_where_moto_lacks_the_setting() {
@@ -286,6 +286,11 @@ fn non_compliant_resources_fail_with_what_was_observed() {
         ("rds-auto-minor-upgrade", &db, fail("auto minor version upgrade off")),
         ("rds-log-exports", &db, fail("no log exports")),
         (
+            "rds-reachable-only-from-service",
+            &db,
+            fail("5432 also admitted from 0.0.0.0/0"),
+        ),
+        (
             "ecs-no-plaintext-secrets",
             &td,
             fail("app: secret-like DB_PASSWORD (its name says PASSWORD)"),
@@ -363,6 +368,23 @@ fn non_compliant_resources_fail_with_what_was_observed() {
     for (check_id, resource, want) in expected {
         assert_eq!(finding(&report, check_id, resource), want, "{check_id}");
     }
+    let open_sg = id("open_sg");
+    let exposed = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["check_id"] == "ec2-no-public-sensitive-ports" && f["resource"].as_str().unwrap().ends_with(&open_sg)
+        })
+        .expect("the bad database's group is judged");
+    assert_eq!(exposed["status"], "fail");
+    assert!(
+        exposed["observed"]
+            .as_str()
+            .unwrap()
+            .ends_with("-open): 0.0.0.0/0 to 5432 (PostgreSQL)"),
+        "{exposed}"
+    );
     let ssl = finding(&report, "rds-force-ssl", &db);
     assert_eq!(ssl.0, "fail");
     assert!(ssl.1.starts_with("rds.force_ssl=0 ("), "{}", ssl.1);

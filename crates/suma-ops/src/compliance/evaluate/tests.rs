@@ -32,6 +32,8 @@ fn good_db() -> DbInstanceFacts {
         read_replicas: vec!["arn:aws:rds:eu-central-1:123456789012:db:db-replica".into()],
         parameter_group: Some("auth-pg15".into()),
         force_ssl: ParameterValue::Set("1".into()),
+        port: Some(5432),
+        security_groups: vec!["sg-db".into()],
     }
 }
 
@@ -369,6 +371,7 @@ fn good_service() -> EcsServiceFacts {
         circuit_breaker: Some((true, true)),
         minimum_healthy_percent: Some(100),
         assign_public_ip: Some("DISABLED".into()),
+        security_groups: vec!["sg-app".into()],
     }
 }
 
