@@ -545,6 +545,16 @@ fn task_definition_errors(checks: &[&'static Check], resource: &str, region: &st
     )
 }
 
+/// How soon a finding needs someone: the order of a check's findings in a report.
+fn attention(status: super::Status) -> u8 {
+    match status {
+        super::Status::Fail => 0,
+        super::Status::Error => 1,
+        super::Status::Muted => 2,
+        super::Status::Pass => 3,
+    }
+}
+
 /// ECS checks about services rather than task definitions.
 const SERVICE_LEVEL_ECS: &[&str] = &[
     "ecs-circuit-breaker-rollback",
@@ -656,6 +666,8 @@ pub async fn run(plan: &RunPlan<'_>, sources: &Sources, reporter: &dyn Reporter)
                     .unwrap_or(&usize::MAX)
                     .cmp(order.get(b.check_id.as_str()).unwrap_or(&usize::MAX))
             })
+            // Within a check, what needs attention first: failures, errors, muted, then passes.
+            .then_with(|| attention(a.status).cmp(&attention(b.status)))
             .then_with(|| a.resource.cmp(&b.resource))
     });
     let summary = Summary::of(checks.len(), &findings);

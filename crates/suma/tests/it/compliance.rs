@@ -987,6 +987,9 @@ fn the_json_report_matches_its_snapshot() {
         "[UUID]",
     );
     settings.add_filter(r"\b\d+ days? ago\b", "[N] days ago");
+    settings.add_filter(r"\bsg-[0-9a-f]{8,17}\b", "sg-[ID]");
+    // Automated snapshots are named by the hour and minute they were taken.
+    settings.add_filter(r"\[DATE\]-\d{2}-\d{2}\b", "[DATE]-[HH]-[MM]");
     settings.bind(|| insta::assert_snapshot!("compliance_bad_environment_json", out.stdout));
 }
 
