@@ -211,7 +211,7 @@ impl Locks {
                 Err(unknown) => {
                     // Whether the lock is ours cannot be learned: take back what may have landed (only
                     // under our fence), so no lock is left that no journal knows of.
-                    let hint = match self.table.release(&op.environment, fence.as_str()).await {
+                    let hint = match release_retrying(self.table.as_ref(), &op.environment, fence.as_str()).await {
                         Ok(()) => "nothing had started, and the lock is free again: run the command again".to_owned(),
                         Err(_) => format!(
                             "nothing had started; if `suma lock status --env {}` shows `{}` holding the lock, `suma lock release --force --reason ...` frees it",
@@ -254,6 +254,26 @@ impl Locks {
 
 /// Reads of the lock that may follow a write whose answer was lost; the first that answers counts.
 const READS_AFTER_WRITE: u32 = 4;
+
+/// Attempts at deleting a lock under its fence when the table does not answer.
+const RELEASE_ATTEMPTS: u32 = 3;
+
+/// Deletes the lock of `environment` held under `fence`, trying again while the table does not answer.
+/// A lock already gone or taken over (the condition fails) has nothing of ours left to delete.
+async fn release_retrying(table: &dyn LockTable, environment: &str, fence: &str) -> Result<(), AwsError> {
+    let mut attempt = 0;
+    loop {
+        match table.release(environment, fence).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind == AwsErrorKind::ConditionFailed => return Ok(()),
+            Err(e) if attempt + 1 >= RELEASE_ATTEMPTS => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+            }
+        }
+    }
+}
 
 impl Locks {
     /// The lock of `environment`, read again (with a growing pause) while reads fail: after a write
@@ -398,10 +418,30 @@ impl LockGuard {
 
     pub async fn release(self) -> Result<(), AwsError> {
         self.renewal.abort();
-        match self.table.release(&self.environment, self.fence.as_str()).await {
-            // Someone force-released or took it over meanwhile: nothing of ours is left to delete.
-            Err(e) if e.kind == AwsErrorKind::ConditionFailed => Ok(()),
-            other => other,
+        release_retrying(self.table.as_ref(), &self.environment, self.fence.as_str()).await
+    }
+
+    /// Journals `op`'s first record under this lock, and hands the guard back. When that write fails,
+    /// nothing has started, so the lock is released rather than left naming an operation no journal
+    /// holds (which `resume` could not find), and the error says whether it was.
+    pub async fn begin(self, journal: &Journal, op: &Operation) -> Result<LockGuard, JournalError> {
+        match journal.save(op, Some(&self.fence)).await {
+            Ok(()) => Ok(self),
+            Err(e) => {
+                let environment = self.environment.clone();
+                let hint = match self.release().await {
+                    Ok(()) => "nothing had started, and the lock is free again: run the command again".to_owned(),
+                    Err(_) => format!(
+                        "nothing had started; if `suma lock status --env {environment}` shows `{}` holding the lock, `suma lock release --force --reason ...` frees it",
+                        op.id
+                    ),
+                };
+                Err(JournalError::NotStarted {
+                    id: op.id.clone(),
+                    source: Box::new(e),
+                    hint,
+                })
+            }
         }
     }
 
@@ -500,6 +540,7 @@ mod tests {
         table: MemoryLockTable,
         failing_reads: AtomicU32,
         release_fails: bool,
+        saves_fail: bool,
     }
 
     fn unreachable(operation: &'static str) -> AwsError {
@@ -539,6 +580,9 @@ mod tests {
             self.table.seize(item, held_fence).await
         }
         async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
+            if self.saves_fail {
+                return Err(unreachable("TransactWriteItems"));
+            }
             self.table.save_operation(op, fence).await
         }
         async fn save_sub_operation(&self, op: &OperationItem, parent: &str, fence: &str) -> Result<(), AwsError> {
@@ -569,6 +613,7 @@ mod tests {
             table: MemoryLockTable::default(),
             failing_reads: AtomicU32::new(failing_reads),
             release_fails,
+            saves_fail: false,
         });
         (Locks::new(table.clone(), Duration::from_secs(30)), table)
     }
@@ -608,5 +653,27 @@ mod tests {
         };
         assert!(err.to_string().contains("suma lock release --force"), "{err}");
         assert!(table.table.get_lock("staging").await.unwrap().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operation_whose_first_record_cannot_be_written_gives_the_lock_back() {
+        let table = Arc::new(LostAnswers {
+            table: MemoryLockTable::default(),
+            failing_reads: AtomicU32::new(0),
+            release_fails: false,
+            saves_fail: true,
+        });
+        let locks = Locks::new(table.clone(), Duration::from_secs(30));
+        let state = tempfile::tempdir().unwrap();
+        let journal = Journal::new(table.clone(), super::super::LocalLog::new(state.path()));
+        let op = operation();
+        let guard = locks.acquire(&op, false).await.expect("the lock is taken");
+        let Err(err) = guard.begin(&journal, &op).await else {
+            panic!("the first record could not be written, yet the operation began");
+        };
+        assert!(matches!(err, JournalError::NotStarted { .. }), "{err}");
+        assert!(err.to_string().contains("did not start"), "{err}");
+        assert!(err.to_string().contains("the lock is free again"), "{err}");
+        assert_eq!(table.table.get_lock("staging").await.unwrap(), None);
     }
 }

@@ -24,6 +24,13 @@ pub enum JournalError {
     Local { path: PathBuf, source: std::io::Error },
     #[error("the lock on `{environment}` is no longer held by this operation; its record was not overwritten\nhint: run `suma lock status --env {environment}` to see who holds it")]
     Fenced { environment: String },
+    /// The first record of an operation could not be written, so it never started.
+    #[error("cannot record operation `{id}` in the journal, so it did not start: {source}\n{hint}")]
+    NotStarted {
+        id: String,
+        source: Box<JournalError>,
+        hint: String,
+    },
     /// A write of a held operation failed: it stops before its next change, resumable.
     #[error("cannot record operation `{id}` in the journal: {source}\nhint: it stopped before its next change; once DynamoDB answers again, resume or abort it (`suma ops show {id}` shows where it stands)")]
     Write { id: String, source: AwsError },

@@ -221,7 +221,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
             return Ok(ExitStatus::No);
         }
     };
-    engine.journal.save(&op, Some(guard.fence())).await?;
+    let guard = guard.begin(&engine.journal, &op).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
     let outcome = engine.run(&mut op, &guard).await;
     finish(ctx, env, guard, &op, outcome).await

@@ -225,7 +225,7 @@ async fn switch(
     let mut op = Operation::new(direction.kind(), name, &actor, plan);
     op.parameters.extend(parameters);
     let guard = ctx.locks(&session).acquire(&op, false).await?;
-    engine.journal.save(&op, Some(guard.fence())).await?;
+    let guard = guard.begin(&engine.journal, &op).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
     let outcome = engine.run(&mut op, &guard).await;
     finish(ctx, &engine, guard, &op, outcome).await
@@ -317,7 +317,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         let mut op = Operation::new(direction.kind(), name, &actor, plan);
         op.parameters.insert("drill".to_owned(), json!(true));
         let guard = ctx.locks(&session).acquire(&op, false).await?;
-        engine.journal.save(&op, Some(guard.fence())).await?;
+        let guard = guard.begin(&engine.journal, &op).await?;
         ctx.reporter.info(&format!("{} `{}` started", direction.kind(), op.id));
         let outcome = engine.run(&mut op, &guard).await;
         ctx.reporter.finish();

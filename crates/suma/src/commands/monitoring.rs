@@ -278,7 +278,7 @@ async fn apply(
         .insert("templates".to_owned(), json!(p.dir.display().to_string()));
     op.parameters.insert("prune".to_owned(), json!(prune));
     let guard = lock(ctx, &session, &mut op).await?;
-    journal.save(&op, Some(guard.fence())).await?;
+    let guard = guard.begin(&journal, &op).await?;
     let run = suma_ops::engine::Run::new(&journal, &guard, ctx.reporter.as_ref(), &ctx.cancel);
     let applied = monitoring::apply::apply(&run, &mut op, &p.datadog, kind, items, writes).await;
     ctx.reporter.finish();

@@ -119,7 +119,7 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         Some((canary, false)) => locks.supersede(&journal, &mut op, canary.clone(), reason).await?,
         None => locks.acquire(&op, false).await?,
     };
-    journal.save(&op, Some(guard.fence())).await?;
+    let guard = guard.begin(&journal, &op).await?;
     run_and_report(ctx, args.timeout, env, &session, op, guard).await
 }
 

@@ -265,7 +265,7 @@ async fn start(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<ExitStatu
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let guard = ctx.locks(&session).acquire(&op, false).await?;
     let journal = ctx.journal(&session);
-    journal.save(&op, Some(guard.fence())).await?;
+    let guard = guard.begin(&journal, &op).await?;
     ctx.reporter
         .info(&format!("run `{}`: runbook `{}` on `{name}`", op.id, loaded.name));
     execute(

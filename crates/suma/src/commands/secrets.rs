@@ -125,7 +125,7 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
         let guard = ctx.locks(&session).acquire(&op, false).await?;
         let engine = rotator(ctx, env, secret, &session, args.timeout);
         let kind = rotation(env, secret, &session)?;
-        engine.journal.save(&op, Some(guard.fence())).await?;
+        let guard = guard.begin(&engine.journal, &op).await?;
         ctx.reporter
             .info(&format!("operation `{}`: rotating `{}`", op.id, secret.id));
         let outcome = engine.run(&mut op, kind.as_ref(), &guard).await;
@@ -316,7 +316,7 @@ pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<E
     let guard = ctx.locks(&session).acquire(&op, false).await?;
     let journal = ctx.journal(&session);
     op.start_step(0);
-    journal.save(&op, Some(guard.fence())).await?;
+    let guard = guard.begin(&journal, &op).await?;
     let result = api.remove_stage(&secret.id, AWSPREVIOUS, &previous).await;
     let status = if result.is_ok() {
         StepStatus::Succeeded
