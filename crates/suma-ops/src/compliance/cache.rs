@@ -2,17 +2,9 @@
 //! state and rate limits there, so the cache is held to the database's standard (encrypted at rest and
 //! in transit, authenticated, failing over on its own, recoverable from snapshots). Pure.
 
-use super::evaluate::finding;
+use super::evaluate::{finding, on_off};
 use super::Finding;
 use crate::aws::inventory::CacheGroupFacts;
-
-fn on_off(on: bool) -> &'static str {
-    if on {
-        "on"
-    } else {
-        "off"
-    }
-}
 
 /// The findings about one replication group.
 pub fn cache_group(g: &CacheGroupFacts) -> Vec<Finding> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::keys::{KeyDirectory, KeyOwner};
-use super::policy::public_statements;
+use super::policy::{not_public, NOT_PUBLIC};
 use super::{Check, Finding, Status};
 use crate::aws::inventory::{
     ContainerFacts, DbInstanceFacts, EcsServiceFacts, FailoverRecordFacts, LoadBalancerFacts, ParameterValue,
@@ -45,8 +45,6 @@ impl Default for EvalContext {
 /// default).
 pub const UNUSED_SECRET_DAYS: i64 = 90;
 
-const NOT_PUBLIC: &str = "no statement allows * without a condition";
-
 /// Rotation policy of a secret no configuration names and no rotation rule sets.
 pub const DEFAULT_ROTATION_DAYS: u32 = 90;
 
@@ -80,7 +78,8 @@ pub fn error_finding(check_id: &str, resource: &str, region: Option<&str>, error
     f
 }
 
-fn on_off(b: bool) -> &'static str {
+/// `on` or `off`, as observations say a setting.
+pub(super) fn on_off(b: bool) -> &'static str {
     if b {
         "on"
     } else {
@@ -707,28 +706,7 @@ fn secret_policy(r: &str, region: Option<&str>, policy: &PolicyReading) -> Findi
             "no resource policy",
             NOT_PUBLIC,
         ),
-        PolicyReading::Document(doc) => match public_statements(doc) {
-            Ok(open) if open.is_empty() => finding(
-                "secrets-policy-not-public",
-                r,
-                region,
-                true,
-                "no statement allows every principal",
-                NOT_PUBLIC,
-            ),
-            Ok(open) => finding(
-                "secrets-policy-not-public",
-                r,
-                region,
-                false,
-                format!(
-                    "statement {} allows every principal (*) without a condition",
-                    open.join(", ")
-                ),
-                NOT_PUBLIC,
-            ),
-            Err(e) => error_finding("secrets-policy-not-public", r, region, &e),
-        },
+        PolicyReading::Document(doc) => not_public("secrets-policy-not-public", r, region, "", doc),
         PolicyReading::Unreadable(e) => error_finding("secrets-policy-not-public", r, region, e),
     }
 }

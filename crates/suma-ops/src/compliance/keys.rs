@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
+use super::evaluate::on_off;
 use super::evaluate::{error_finding, finding};
-use super::policy::public_statements;
+use super::policy::not_public;
 use super::Finding;
 use crate::aws::inventory::KmsKeyFacts;
 
@@ -118,37 +119,24 @@ pub fn kms_key(key: &KmsKeyFacts) -> Vec<Finding> {
             r,
             region,
             *on,
-            format!("{name}automatic rotation {}", if *on { "on" } else { "off" }),
+            format!("{name}automatic rotation {}", on_off(*on)),
             "automatic rotation on",
         )),
         // Disabled, pending deletion or asymmetric: rotation does not apply.
         Ok(None) => {}
         Err(e) => out.push(error_finding("kms-cmk-rotation", r, region, e)),
     }
-    match &key.policy {
-        Ok(policy) => {
-            let public = policy.as_deref().map(public_statements).unwrap_or(Ok(Vec::new()));
-            match public {
-                Ok(public) => out.push(finding(
-                    "kms-key-policy-not-public",
-                    r,
-                    region,
-                    public.is_empty(),
-                    if public.is_empty() {
-                        format!("{name}no statement allows every principal")
-                    } else {
-                        format!(
-                            "{name}statement {} allows every principal (*) without a condition",
-                            public.join(", ")
-                        )
-                    },
-                    "no statement allows * without a condition",
-                )),
-                Err(e) => out.push(error_finding("kms-key-policy-not-public", r, region, &e)),
-            }
-        }
-        Err(e) => out.push(error_finding("kms-key-policy-not-public", r, region, e)),
-    }
+    out.push(match &key.policy {
+        Ok(policy) => not_public(
+            "kms-key-policy-not-public",
+            r,
+            region,
+            &name,
+            // No document came back, so no statement in it opens the key.
+            policy.as_deref().unwrap_or("{}"),
+        ),
+        Err(e) => error_finding("kms-key-policy-not-public", r, region, e),
+    });
     out
 }
 

@@ -1,5 +1,39 @@
 //! Resource policies as compliance reads them (KMS key policies, Secrets Manager resource policies):
-//! which statements open the resource to every principal. Pure.
+//! which statements open the resource to every principal, and the one verdict both checks give. Pure.
+
+use super::evaluate::{error_finding, finding};
+use super::Finding;
+
+/// What a policy check expects.
+pub const NOT_PUBLIC: &str = "no statement allows * without a condition";
+
+/// The finding of `check_id` on a resource whose policy is `document`: fail when a statement allows
+/// every principal without a condition, error when the document is not JSON. `prefix` leads the
+/// observation (a key's alias).
+pub fn not_public(check_id: &str, resource: &str, region: Option<&str>, prefix: &str, document: &str) -> Finding {
+    match public_statements(document) {
+        Ok(open) if open.is_empty() => finding(
+            check_id,
+            resource,
+            region,
+            true,
+            format!("{prefix}no statement allows every principal"),
+            NOT_PUBLIC,
+        ),
+        Ok(open) => finding(
+            check_id,
+            resource,
+            region,
+            false,
+            format!(
+                "{prefix}statement {} allows every principal (*) without a condition",
+                open.join(", ")
+            ),
+            NOT_PUBLIC,
+        ),
+        Err(e) => error_finding(check_id, resource, region, &e),
+    }
+}
 
 /// The statements of a resource policy (a KMS key's, a secret's) that allow every principal without a
 /// condition, by `Sid` (or `#N` for an unnamed one).

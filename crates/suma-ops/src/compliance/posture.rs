@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::evaluate::{error_finding, finding};
+use super::evaluate::{error_finding, finding, on_off};
 use super::Finding;
 use crate::aws::inventory::{CertificateFacts, EcrRepositoryFacts, EcsServiceFacts, ScalableTargetFacts, TrailFacts};
 
@@ -120,10 +120,7 @@ pub fn trails(trails: &[TrailFacts], region: &str) -> Vec<Finding> {
             &t.arn,
             region,
             t.log_file_validation,
-            format!(
-                "log file validation {}",
-                if t.log_file_validation { "on" } else { "off" }
-            ),
+            format!("log file validation {}", on_off(t.log_file_validation)),
             "log file validation on",
         ));
         out.push(finding(
