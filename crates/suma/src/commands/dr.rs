@@ -14,7 +14,7 @@ use crate::dr::setup::{engine, readiness};
 use crate::dr::{self, Direction, Engine, Gate, Outcome};
 use crate::exit::ExitStatus;
 use crate::journal::lock::LockGuard;
-use crate::journal::{Operation, OperationStatus};
+use crate::journal::Operation;
 use crate::report::Reporter;
 
 /// The failback gate on the terminal.
@@ -111,15 +111,10 @@ async fn finish_unfinished(ctx: &Context, kinds: &[&str], args: &Unfinished<'_>)
     if args.mutation.dry_run {
         return Ok(super::print_unfinished(ctx, &op));
     }
-    if !crate::render::confirm(
-        &format!("{what} {} `{}` on `{name}`", op.kind, op.id),
-        args.mutation.yes,
-    )? {
+    let question = format!("{what} {} `{}` on `{name}`", op.kind, op.id);
+    let Some(guard) = args.take_over(ctx, &session, &mut op, &question, true).await? else {
         return Ok(ExitStatus::No);
-    }
-    let guard = ctx.locks(&session).acquire(&op, true).await?;
-    op.note(&actor, finish_with.note(&actor, reason));
-    op.set_status(OperationStatus::Running);
+    };
     let outcome = match finish_with {
         Finish::Abort => engine.abort(&mut op, &guard, &actor).await,
         Finish::Resume => {

@@ -113,6 +113,29 @@ pub struct Unfinished<'a> {
     pub reason: Option<&'a str>,
 }
 
+impl Unfinished<'_> {
+    /// Asks `question` (or takes `--yes`), takes the lock for `op` (`takeover`: the lock still names it,
+    /// its lease run out), and journals on `op` who finishes it and why, running again. `None` when not
+    /// confirmed: nothing changed.
+    pub async fn take_over(
+        &self,
+        ctx: &Context,
+        session: &crate::aws::AwsSession,
+        op: &mut crate::journal::Operation,
+        question: &str,
+        takeover: bool,
+    ) -> anyhow::Result<Option<suma_ops::journal::lock::LockGuard>> {
+        if !crate::render::confirm(question, self.mutation.yes)? {
+            return Ok(None);
+        }
+        let guard = ctx.locks(session).acquire(op, takeover).await?;
+        let actor = &ctx.settings.actor.value;
+        op.note(actor, self.finish_with.note(actor, self.reason));
+        op.set_status(crate::journal::OperationStatus::Running);
+        Ok(Some(guard))
+    }
+}
+
 /// `--dry-run` of `resume` or `abort`: the unfinished operation, its plan, each step's record; nothing runs.
 pub fn print_unfinished(ctx: &Context, op: &crate::journal::Operation) -> ExitStatus {
     ctx.printer.either(

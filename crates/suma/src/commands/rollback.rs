@@ -207,19 +207,14 @@ async fn continue_interrupted(
             });
         return Ok(ExitStatus::Success);
     }
-    if !crate::render::confirm(
-        &format!(
-            "{what} interrupted rollback `{}` to {target} (started by {})",
-            op.id, op.actor
-        ),
-        args.mutation.yes,
-    )? {
+    let question = format!(
+        "{what} interrupted rollback `{}` to {target} (started by {})",
+        op.id, op.actor
+    );
+    let Some(guard) = args.take_over(ctx, session, &mut op, &question, true).await? else {
         return Ok(ExitStatus::No);
-    }
-    let guard = ctx.locks(session).acquire(&op, true).await?;
+    };
     let actor = ctx.settings.actor.value.clone();
-    op.note(&actor, args.finish_with.note(&actor, args.reason));
-    op.set_status(OperationStatus::Running);
     if args.finish_with == Finish::Resume {
         return run_and_report(ctx, args.timeout, env, session, op, guard).await;
     }

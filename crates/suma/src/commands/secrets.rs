@@ -217,19 +217,11 @@ async fn continue_rotation(
     if args.mutation.dry_run {
         return Ok(super::print_unfinished(ctx, &op));
     }
-    if !crate::render::confirm(
-        &format!("{verb} the rotation `{}` of `{}`", op.id, secret.id),
-        args.mutation.yes,
-    )? {
-        return Ok(ExitStatus::No);
-    }
+    let question = format!("{verb} the rotation `{}` of `{}`", op.id, secret.id);
     let takeover = lock.as_ref().is_some_and(|l| l.operation_id == op.id);
-    let guard = ctx.locks(session).acquire(&op, takeover).await?;
-    op.note(
-        &ctx.settings.actor.value,
-        args.finish_with.note(&ctx.settings.actor.value, args.reason),
-    );
-    op.set_status(OperationStatus::Running);
+    let Some(guard) = args.take_over(ctx, session, &mut op, &question, takeover).await? else {
+        return Ok(ExitStatus::No);
+    };
     let engine = rotator(ctx, env, secret, session, args.timeout);
     let kind = rotation(env, secret, session)?;
     let outcome = if args.finish_with == Finish::Resume {
