@@ -174,6 +174,9 @@ pub const COMPLIANCE_INVENTORY: Permission = Permission {
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
         "elasticloadbalancing:DescribeLoadBalancers",
         "elasticloadbalancing:DescribeSSLPolicies",
+        "events:ListEventBuses",
+        "events:ListRules",
+        "events:ListTargetsByRule",
         "kms:DescribeKey",
         "kms:GetKeyPolicy",
         "kms:GetKeyRotationStatus",
@@ -188,6 +191,7 @@ pub const COMPLIANCE_INVENTORY: Permission = Permission {
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetResourcePolicy",
         "secretsmanager:ListSecrets",
+        "wafv2:GetWebACLForResource",
     ],
     scope: Scope::Any,
 };

@@ -314,6 +314,56 @@ pub struct KmsKeyFacts {
     pub policy: Result<Option<String>, String>,
 }
 
+/// An AWS WAF web ACL as compliance judges it: what it does with requests no rule matches, which managed
+/// rule groups it runs and with what overrides, and its rate-based rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WebAclFacts {
+    pub arn: String,
+    pub name: String,
+    /// `allow` or `block`: what happens to a request no rule matches.
+    pub default_action: String,
+    /// The managed rule groups it references, its own and those Firewall Manager adds.
+    pub managed_rule_groups: Vec<ManagedRuleGroupUse>,
+    /// Its rate-based rules.
+    pub rate_limits: Vec<RateLimitRule>,
+}
+
+/// One managed rule group referenced by a web ACL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ManagedRuleGroupUse {
+    /// `AWS` for AWS Managed Rules, or the Marketplace seller.
+    pub vendor: String,
+    /// `AWSManagedRulesCommonRuleSet`, ...
+    pub name: String,
+    /// The group's override action is `Count`: its rules match and are logged, but nothing is blocked.
+    pub count_only: bool,
+    /// Rules of the group that do not block: excluded, or overridden to `Count` or `Allow`.
+    pub rules_not_blocking: Vec<String>,
+}
+
+/// A rate-based rule of a web ACL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RateLimitRule {
+    pub name: String,
+    /// Requests per evaluation window (5 minutes by default) per aggregation key.
+    pub limit: i64,
+    /// `block`, `count`, `captcha`, `challenge` or `allow`.
+    pub action: String,
+}
+
+/// An EventBridge rule that starts an ECS task (a scheduled job, a migration run on an event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScheduledTaskFacts {
+    pub rule: String,
+    pub region: String,
+    /// `ENABLED` or `DISABLED`: a disabled rule is judged too, as it can be enabled at any time.
+    pub state: String,
+    /// The cluster the task runs in (the target's ARN).
+    pub cluster_arn: String,
+    /// The task definition it starts: an ARN with or without revision, or a `family[:revision]`.
+    pub task_definition: String,
+}
+
 /// What one region holds, read-only.
 #[async_trait]
 pub trait InventoryApi: Send + Sync {
@@ -347,6 +397,10 @@ pub trait InventoryApi: Send + Sync {
     async fn kms_keys(&self) -> Result<Vec<KmsKeyFacts>, AwsError>;
     /// One key by id, ARN or alias (one another account shares, which the listing does not hold).
     async fn kms_key(&self, reference: &str) -> Result<KmsKeyFacts, AwsError>;
+    /// The web ACL associated with a resource (a load balancer's ARN), if any.
+    async fn web_acl_for(&self, resource_arn: &str) -> Result<Option<WebAclFacts>, AwsError>;
+    /// The ECS tasks the rules of every EventBridge bus start.
+    async fn scheduled_tasks(&self) -> Result<Vec<ScheduledTaskFacts>, AwsError>;
 }
 
 /// The latest revision of each family among task definition ARNs

@@ -36,6 +36,8 @@ pub struct SdkInventory {
     pub(super) cloudtrail: aws_sdk_cloudtrail::Client,
     pub(super) autoscaling: aws_sdk_applicationautoscaling::Client,
     pub(super) ec2: aws_sdk_ec2::Client,
+    pub(super) waf: aws_sdk_wafv2::Client,
+    pub(super) events: aws_sdk_eventbridge::Client,
 }
 
 impl SdkInventory {
@@ -67,6 +69,8 @@ impl SdkInventory {
             cloudtrail: aws_sdk_cloudtrail::Client::new(config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
+            waf: aws_sdk_wafv2::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
         }
     }
 
@@ -553,6 +557,14 @@ impl InventoryApi for SdkInventory {
 
     async fn kms_key(&self, reference: &str) -> Result<KmsKeyFacts, AwsError> {
         self.describe_kms_key(reference, Vec::new()).await
+    }
+
+    async fn web_acl_for(&self, resource_arn: &str) -> Result<Option<WebAclFacts>, AwsError> {
+        self.read_web_acl_for(resource_arn).await
+    }
+
+    async fn scheduled_tasks(&self) -> Result<Vec<ScheduledTaskFacts>, AwsError> {
+        self.list_scheduled_tasks().await
     }
 }
 

@@ -12,8 +12,10 @@ mod kms;
 mod posture;
 pub mod rds;
 pub mod route53;
+mod schedules;
 pub mod secrets;
 mod snapshots;
+mod waf;
 
 use std::collections::HashMap;
 use std::fmt;

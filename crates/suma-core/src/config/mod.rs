@@ -181,10 +181,26 @@ pub struct ComplianceConfig {
     /// that expires later is refused, so every exception is reviewed again within this many days.
     #[serde(default = "default_max_suppression_days")]
     pub max_suppression_days: u32,
+    /// The AWS managed rule groups the load balancer's web ACL must run, each blocking (check
+    /// `alb-waf`). The default is AWS's baseline for a web application with a SQL database and a login:
+    /// the core rule set, known bad inputs, the Amazon IP reputation list and SQL injection.
+    #[serde(default = "default_waf_rule_groups")]
+    pub waf_rule_groups: Vec<String>,
 }
 
 fn default_max_suppression_days() -> u32 {
     90
+}
+
+fn default_waf_rule_groups() -> Vec<String> {
+    [
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+        "AWSManagedRulesSQLiRuleSet",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Default for ComplianceConfig {
@@ -192,6 +208,7 @@ impl Default for ComplianceConfig {
         Self {
             suppressions: Vec::new(),
             max_suppression_days: default_max_suppression_days(),
+            waf_rule_groups: default_waf_rule_groups(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct EvalContext {
     pub scaled_by_suma: Vec<(String, String, String)>,
     /// The KMS keys of the region being judged, to tell customer-managed keys from AWS-managed ones.
     pub keys: KeyDirectory,
+    /// The AWS managed rule groups a load balancer's web ACL must run (`compliance.waf_rule_groups`).
+    pub waf_rule_groups: Vec<String>,
 }
 
 impl Default for EvalContext {
@@ -37,6 +39,7 @@ impl Default for EvalContext {
             rotation_days: HashMap::new(),
             scaled_by_suma: Vec::new(),
             keys: KeyDirectory::default(),
+            waf_rule_groups: crate::config::ComplianceConfig::default().waf_rule_groups,
         }
     }
 }

@@ -17,9 +17,11 @@ pub mod posture;
 pub mod registry;
 pub mod report;
 pub mod run;
+mod scope;
 #[cfg(feature = "sdk")]
 pub mod setup;
 pub mod snapshots;
+pub mod waf;
 
 use std::collections::BTreeMap;
 

@@ -497,6 +497,27 @@ pub static CHECKS: &[Check] = &[
         risk: "Malformed headers reach the service, the vector of request smuggling and header injection",
         remediation: "Set the attribute `routing.http.drop_invalid_header_fields.enabled=true`",
     },
+    Check {
+        id: "alb-waf",
+        title: "ALB is protected by a WAF web ACL running the required managed rule groups",
+        service: "alb",
+        severity: High,
+        controls: controls(&["6.4.2"], &["CC6.6", "CC7.1"], &["Art. 32(1)(b)"], &[]),
+        topics: &["network"],
+        risk: "Known web attacks (injection, bad inputs, known-bad sources) reach the login and token endpoints unfiltered",
+        remediation: "Associate a web ACL with the load balancer (`aws wafv2 associate-web-acl`) whose rules include each \
+                      group of `compliance.waf_rule_groups`, none of them overridden to Count",
+    },
+    Check {
+        id: "alb-waf-rate-limit",
+        title: "ALB's web ACL blocks clients above a request rate",
+        service: "alb",
+        severity: Medium,
+        controls: controls(&["6.4.2"], &["CC6.6"], &[], &[]),
+        topics: &["network"],
+        risk: "Credential stuffing and token brute force are stopped only by the service's own limits, after they cost it",
+        remediation: "Add a rate-based rule with the action Block (or CAPTCHA, or Challenge) to the web ACL",
+    },
     // Route 53
     Check {
         id: "route53-failover-health-check",

@@ -13,9 +13,11 @@ use futures::{FutureExt as _, StreamExt as _};
 use super::evaluate::{self, error_finding, EvalContext};
 use super::keys::{self, KeyDirectory};
 use super::live::{self, ServiceProbe};
+pub use super::scope::Scope;
+use super::scope::{self, Configured};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
-use super::{cache, network, posture, snapshots};
-use crate::aws::inventory::{latest_revisions, InventoryApi, KmsKeyFacts, SecurityGroupFacts, TaskDefinitionFacts};
+use super::{cache, network, posture, snapshots, waf};
+use crate::aws::inventory::{InventoryApi, KmsKeyFacts, SecurityGroupFacts, TaskDefinitionFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
 use crate::report::Reporter;
@@ -23,23 +25,8 @@ use crate::report::Reporter;
 /// Task definitions described at once.
 const TASK_DEFINITION_CONCURRENCY: usize = 16;
 
-/// Which resources a run judges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Every resource of the checked services in the environment's regions, as auditors see the account.
-    Account,
-    /// Only the resources the configuration names.
-    Config,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Account => "account",
-            Self::Config => "config",
-        }
-    }
-}
+/// Web ACLs read at once (one per load balancer).
+const WEB_ACL_CONCURRENCY: usize = 8;
 
 /// Reads the monitors of an environment (Datadog in production, a fake in tests).
 #[async_trait]
@@ -105,67 +92,6 @@ fn errors_of(
 /// The RDS checks that judge snapshots rather than instances.
 fn snapshot_check(c: &Check) -> bool {
     c.id.starts_with("rds-snapshot-")
-}
-
-/// The load balancer ARN of a listener ARN.
-fn load_balancer_of_listener(listener: &str) -> String {
-    let lb = listener.replacen(":listener/", ":loadbalancer/", 1);
-    match lb.rsplit_once('/') {
-        Some((head, _)) => head.to_owned(),
-        None => lb,
-    }
-}
-
-/// The configured resources, for `--scope config`.
-struct Configured {
-    db: BTreeSet<(String, String)>,
-    services: BTreeSet<(String, String, String)>,
-    load_balancers: BTreeSet<String>,
-    lb_dns: BTreeSet<String>,
-    zone: String,
-    record: String,
-    secrets: BTreeSet<String>,
-    /// (region, id) of the replication groups the `redis-auth` secrets name.
-    cache_groups: BTreeSet<(String, String)>,
-}
-
-impl Configured {
-    fn of(env: &Environment) -> Self {
-        let mut db = BTreeSet::from([(env.rds.primary.region.to_string(), env.rds.primary.identifier.clone())]);
-        if let Some(r) = &env.rds.replica {
-            db.insert((r.region.to_string(), r.identifier.clone()));
-        }
-        let primary = env.primary_region.to_string();
-        let services = BTreeSet::from([
-            (primary.clone(), env.ecs.cluster.clone(), env.ecs.service.clone()),
-            (primary, env.ecs.cluster.clone(), env.ecs.canary_service.clone()),
-            (
-                env.dr_region.to_string(),
-                env.ecs.dr.cluster.clone(),
-                env.ecs.dr.service.clone(),
-            ),
-        ]);
-        Self {
-            db,
-            services,
-            load_balancers: BTreeSet::from([load_balancer_of_listener(env.alb.listener_arn.as_str())]),
-            lb_dns: env
-                .alb
-                .dr_load_balancer_dns
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
-            zone: env.dns.hosted_zone_id.trim_start_matches("/hostedzone/").to_owned(),
-            record: env.dns.record_name.trim_end_matches('.').to_ascii_lowercase(),
-            secrets: env.secrets.iter().map(|s| s.id.clone()).collect(),
-            cache_groups: env
-                .secrets
-                .iter()
-                .filter_map(|s| s.redis.as_ref())
-                .map(|r| (env.primary_region.to_string(), r.replication_group.clone()))
-                .collect(),
-        }
-    }
 }
 
 /// Everything one region contributes.
@@ -319,19 +245,9 @@ async fn region_findings(
                 }
             }
         }
-        let mut arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
-        if configured.is_none() {
-            // As an auditor sees the account: what the services run, and the latest ACTIVE revision of
-            // every family, which one-off tasks, scheduled tasks and migrations run without a service.
-            match inventory.active_task_definitions().await {
-                Ok(active) => arns.extend(latest_revisions(&active)),
-                Err(e) => out.extend(task_definition_errors(
-                    checks,
-                    &format!("ACTIVE task definitions in {region}"),
-                    region,
-                    &e.to_string(),
-                )),
-            }
+        let (arns, unread) = scope::task_definitions_to_judge(region, inventory, &services, configured).await;
+        for (what, error) in unread {
+            out.extend(task_definition_errors(checks, &what, region, &error));
         }
         reporter.info(&format!(
             "{region}: {} ECS services, {} task definitions",
@@ -346,9 +262,12 @@ async fn region_findings(
             .buffer_unordered(TASK_DEFINITION_CONCURRENCY)
             .collect()
             .await;
+        // A rule may name a revision as `family:revision` that a service names by ARN: judged once.
+        let mut judged = BTreeSet::new();
         for (arn, td) in described {
             match td {
-                Ok(td) => out.extend(evaluate::task_definition(&td)),
+                Ok(td) if judged.insert(td.arn.clone()) => out.extend(evaluate::task_definition(&td)),
+                Ok(_) => {}
                 Err(e) => out.extend(task_definition_errors(checks, &arn, region, &e.to_string())),
             }
         }
@@ -359,15 +278,32 @@ async fn region_findings(
             return Vec::new();
         }
         match inventory.load_balancers().await {
-            Ok(lbs) => lbs
-                .iter()
-                .filter(|lb| {
-                    configured.is_none_or(|c| {
-                        c.load_balancers.contains(&lb.arn) || c.lb_dns.contains(&lb.dns_name.to_ascii_lowercase())
+            Ok(lbs) => {
+                let lbs: Vec<_> = lbs
+                    .into_iter()
+                    .filter(|lb| {
+                        configured.is_none_or(|c| {
+                            c.load_balancers.contains(&lb.arn) || c.lb_dns.contains(&lb.dns_name.to_ascii_lowercase())
+                        })
                     })
-                })
-                .flat_map(evaluate::load_balancer)
-                .collect(),
+                    .collect();
+                let mut out: Vec<Finding> = lbs.iter().flat_map(evaluate::load_balancer).collect();
+                if checks.iter().any(|c| waf::CHECKS.contains(&c.id)) {
+                    // Owned ARNs in, results in the same order out (`buffered`), zipped back.
+                    let arns: Vec<String> = lbs.iter().map(|lb| lb.arn.clone()).collect();
+                    let acls: Vec<Result<_, String>> = futures::stream::iter(arns)
+                        .map(|arn| async move { inventory.web_acl_for(&arn).await.map_err(|e| e.to_string()) })
+                        .buffered(WEB_ACL_CONCURRENCY)
+                        .collect()
+                        .await;
+                    out.extend(
+                        lbs.iter()
+                            .zip(&acls)
+                            .flat_map(|(lb, acl)| waf::load_balancer_waf(lb, acl, &ctx.waf_rule_groups)),
+                    );
+                }
+                out
+            }
             Err(e) => errors(
                 checks,
                 "alb",
@@ -692,7 +628,7 @@ mod tests {
     #[test]
     fn a_listener_arn_names_its_load_balancer() {
         assert_eq!(
-            load_balancer_of_listener(
+            scope::load_balancer_of_listener(
                 "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/auth-production/50dc6c495c0c9188/f2f7dc8efc522ab2"
             ),
             "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/auth-production/50dc6c495c0c9188"

@@ -112,6 +112,7 @@ pub fn eval_context(env: &Environment) -> EvalContext {
         scaled_by_suma,
         // Filled per region by the run, from the region's KMS keys.
         keys: Default::default(),
+        waf_rule_groups: env.compliance.waf_rule_groups.clone(),
     }
 }
 

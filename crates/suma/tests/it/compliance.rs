@@ -318,6 +318,19 @@ fn non_compliant_resources_fail_with_what_was_observed() {
         ("alb-deletion-protection", &lb, fail("deletion protection off")),
         ("alb-access-logs", &lb, fail("access logs off")),
         (
+            "alb-waf",
+            &lb,
+            fail(&format!(
+                "web ACL {}: AWSManagedRulesAmazonIpReputationList missing; AWSManagedRulesSQLiRuleSet in Count mode",
+                id("bad_acl")
+            )),
+        ),
+        (
+            "alb-waf-rate-limit",
+            &lb,
+            fail(&format!("web ACL {} has no rate-based rule", id("bad_acl"))),
+        ),
+        (
             "alb-drop-invalid-headers",
             &lb,
             fail("dropping invalid header fields off"),
@@ -471,14 +484,23 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
             })
             .collect::<std::collections::BTreeMap<String, String>>()
     };
+    // A revision an EventBridge rule starts is judged even when it is not its family's latest; with
+    // `--scope config`, only the rules that start tasks in the configured cluster count.
     let account = plaintext("account");
     assert_eq!(account[&id("migrate_td")], "fail", "{account:#?}");
     assert!(!account.contains_key(&id("migrate_td_old")), "{account:#?}");
     assert!(!account.contains_key(&id("retired_td")), "{account:#?}");
     assert_eq!(account[&id("good_td")], "pass");
+    assert_eq!(account[&id("elsewhere_td_old")], "fail", "{account:#?}");
+    assert_eq!(account[&id("elsewhere_td")], "pass", "{account:#?}");
+    assert_eq!(account[&id("nightly_td_old")], "pass", "{account:#?}");
+    assert_eq!(account[&id("nightly_td")], "pass", "{account:#?}");
     let config = plaintext("config");
     assert!(!config.contains_key(&id("migrate_td")), "{config:#?}");
     assert_eq!(config[&id("good_td")], "pass");
+    assert_eq!(config[&id("nightly_td_old")], "pass", "{config:#?}");
+    assert!(!config.contains_key(&id("nightly_td")), "{config:#?}");
+    assert!(!config.contains_key(&id("elsewhere_td_old")), "{config:#?}");
 
     // KMS: every customer-managed key of the region is judged; the one that never rotates and lets
     // anyone decrypt fails both checks.
@@ -567,6 +589,25 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
     assert_eq!(
         finding(&report, "alb-https-tls12", &id("weak_lb")),
         fail("HTTPS:443 ELBSecurityPolicy-TLS13-1-0-2021-06 (TLSv1.3, TLSv1.2, TLSv1.1, TLSv1)")
+    );
+
+    // WAF, account-wide: a load balancer without a web ACL fails both checks; the good one's web ACL
+    // runs every required group and a blocking rate limit.
+    let out = run(check(
+        "cmp-good",
+        &["--checks", "alb-waf,alb-waf-rate-limit", "--output", "json"],
+    ));
+    let report = json(&out);
+    for check_id in ["alb-waf", "alb-waf-rate-limit"] {
+        assert_eq!(
+            finding(&report, check_id, &id("weak_lb")),
+            fail("no web ACL associated"),
+            "{check_id}"
+        );
+    }
+    assert_eq!(
+        finding(&report, "alb-waf-rate-limit", &id("good_lb")),
+        ("pass".into(), "login-rate blocks above 300 requests per window".into())
     );
 }
 

@@ -1,0 +1,125 @@
+//! What a compliance run judges: the scope (the account as an auditor sees it, or only what the
+//! configuration names), the configured resources `--scope config` keeps to, and the task definitions of a
+//! region, which come from three places (services, the latest ACTIVE revision of each family, and the
+//! rules that start tasks).
+
+use std::collections::BTreeSet;
+
+use crate::aws::inventory::{latest_revisions, EcsServiceFacts, InventoryApi};
+use crate::config::Environment;
+
+/// Which resources a run judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every resource of the checked services in the environment's regions, as auditors see the account.
+    Account,
+    /// Only the resources the configuration names.
+    Config,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Config => "config",
+        }
+    }
+}
+
+/// The configured resources, for `--scope config`.
+pub(super) struct Configured {
+    pub(super) db: BTreeSet<(String, String)>,
+    pub(super) services: BTreeSet<(String, String, String)>,
+    pub(super) load_balancers: BTreeSet<String>,
+    pub(super) lb_dns: BTreeSet<String>,
+    pub(super) zone: String,
+    pub(super) record: String,
+    pub(super) secrets: BTreeSet<String>,
+    /// (region, id) of the replication groups the `redis-auth` secrets name.
+    pub(super) cache_groups: BTreeSet<(String, String)>,
+}
+
+impl Configured {
+    /// Whether `cluster` (a name or an ARN) is one of the configured clusters of `region`.
+    fn runs_in_cluster(&self, region: &str, cluster: &str) -> bool {
+        let name = cluster.rsplit_once(":cluster/").map_or(cluster, |(_, name)| name);
+        self.services.iter().any(|(r, c, _)| r == region && c == name)
+    }
+
+    pub(super) fn of(env: &Environment) -> Self {
+        let mut db = BTreeSet::from([(env.rds.primary.region.to_string(), env.rds.primary.identifier.clone())]);
+        if let Some(r) = &env.rds.replica {
+            db.insert((r.region.to_string(), r.identifier.clone()));
+        }
+        let primary = env.primary_region.to_string();
+        let services = BTreeSet::from([
+            (primary.clone(), env.ecs.cluster.clone(), env.ecs.service.clone()),
+            (primary, env.ecs.cluster.clone(), env.ecs.canary_service.clone()),
+            (
+                env.dr_region.to_string(),
+                env.ecs.dr.cluster.clone(),
+                env.ecs.dr.service.clone(),
+            ),
+        ]);
+        Self {
+            db,
+            services,
+            load_balancers: BTreeSet::from([load_balancer_of_listener(env.alb.listener_arn.as_str())]),
+            lb_dns: env
+                .alb
+                .dr_load_balancer_dns
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            zone: env.dns.hosted_zone_id.trim_start_matches("/hostedzone/").to_owned(),
+            record: env.dns.record_name.trim_end_matches('.').to_ascii_lowercase(),
+            secrets: env.secrets.iter().map(|s| s.id.clone()).collect(),
+            cache_groups: env
+                .secrets
+                .iter()
+                .filter_map(|s| s.redis.as_ref())
+                .map(|r| (env.primary_region.to_string(), r.replication_group.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The load balancer ARN of a listener ARN.
+pub(super) fn load_balancer_of_listener(listener: &str) -> String {
+    let lb = listener.replacen(":listener/", ":loadbalancer/", 1);
+    match lb.rsplit_once('/') {
+        Some((head, _)) => head.to_owned(),
+        None => lb,
+    }
+}
+
+/// The task definitions to judge in a region: what the services run; with the account scope, also the
+/// latest ACTIVE revision of every family (one-off tasks and migrations run without a service); and every
+/// revision an EventBridge rule starts, which may be older than its family's latest (with `--scope
+/// config`, the rules that start tasks in the configured clusters). A failed read is returned beside the
+/// rest, as (what could not be read, why), so the run turns it into `error` findings and goes on.
+pub(super) async fn task_definitions_to_judge(
+    region: &str,
+    inventory: &dyn InventoryApi,
+    services: &[EcsServiceFacts],
+    configured: Option<&Configured>,
+) -> (BTreeSet<String>, Vec<(String, String)>) {
+    let mut unread = Vec::new();
+    let mut arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
+    if configured.is_none() {
+        match inventory.active_task_definitions().await {
+            Ok(active) => arns.extend(latest_revisions(&active)),
+            Err(e) => unread.push((format!("ACTIVE task definitions in {region}"), e.to_string())),
+        }
+    }
+    match inventory.scheduled_tasks().await {
+        Ok(tasks) => arns.extend(
+            tasks
+                .into_iter()
+                .filter(|t| configured.is_none_or(|c| c.runs_in_cluster(region, &t.cluster_arn)))
+                .map(|t| t.task_definition),
+        ),
+        Err(e) => unread.push((format!("EventBridge rules in {region}"), e.to_string())),
+    }
+    (arns, unread)
+}
