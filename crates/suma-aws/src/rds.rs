@@ -25,6 +25,8 @@ pub struct DbInstance {
     pub endpoint: Option<String>,
     /// The endpoint's port.
     pub port: Option<u16>,
+    /// The zone the instance serves from; a Multi-AZ failover moves it to the standby's.
+    pub availability_zone: Option<String>,
 }
 
 impl DbInstance {

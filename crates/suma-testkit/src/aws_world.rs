@@ -109,6 +109,7 @@ pub fn db_instance(region: &str, identifier: &str, db: &Database) -> DbInstance 
         read_replicas: Vec::new(),
         endpoint: Some(rds_endpoint(region, identifier)),
         port: Some(5432),
+        availability_zone: Some(format!("{region}a")),
     }
 }
 

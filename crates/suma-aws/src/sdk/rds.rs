@@ -181,5 +181,6 @@ fn db_instance_of(db: &aws_sdk_rds::types::DbInstance) -> DbInstance {
         read_replicas: db.read_replica_db_instance_identifiers().to_vec(),
         endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
         port: db.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()),
+        availability_zone: db.availability_zone().map(str::to_owned),
     }
 }

@@ -774,6 +774,7 @@ fn promotion_is_judged_by_source_or_by_a_stand_in_that_answered_available() {
         read_replicas: Vec::new(),
         endpoint: None,
         port: None,
+        availability_zone: None,
     };
     assert!(promoted(&db("available", None), None));
     assert!(!promoted(&db("modifying", None), None));

@@ -189,10 +189,10 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         name: "database.failover",
-        summary: "Multi-AZ failover (reboot with failover) and wait until the instance is available",
+        summary: "Multi-AZ failover (reboot with failover), journaled first, and wait until the instance is available in the standby's zone",
         args: &[opt("instance", ArgType::String, INSTANCE_HELP)],
         open_outputs: false,
-        outputs: &["status", "host"],
+        outputs: &["status", "host", "availability_zone", "previous_availability_zone"],
         mutating: true,
         default_timeout: Duration::from_secs(20 * MIN),
     },
@@ -215,7 +215,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         name: "database.promote-replica",
-        summary: "promote a read replica to a standalone primary and wait until it is available",
+        summary: "promote a read replica to a standalone primary and wait until it is available and no longer replicates",
         args: &[opt(
             "instance",
             ArgType::String,

@@ -1,6 +1,7 @@
 //! `suma runbook` against the sandbox: the shipped runbooks validate, a broken one is reported at its
 //! lines, `security-incident` revokes every refresh token and session and rotates the keys on the running
-//! service, `database-failure` restores the latest snapshot and verifies the data, and a run stopped at a
+//! service, `database-failure` fails over to the Multi-AZ standby (or, without one, restores the latest
+//! snapshot) and verifies the data, and a run stopped at a
 //! failed step is resumed from that step with the outputs recorded before it.
 
 use crate::common;
@@ -488,6 +489,91 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
     assert_eq!(users["value"], users["users"]);
     assert!(users["newest_user"].is_string());
     assert!(step(op, "audit")["facts"]["outputs"]["newest_event"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_failure_with_multi_az_fails_over_to_the_standby_and_waits_for_the_zone_to_change() {
+    crate::require_sandbox!();
+    // Its own environment: the failover moves the primary to another zone.
+    let seeded = common::seed_environment(&unique("az")[..10]);
+    let (_, _, db_secret) = database_role("/suma-test/dbaz").await;
+    let fleet = Fleet::seeded(&seeded, j!([db_secret]));
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let rds = aws_sdk_rds::Client::new(&aws);
+    let primary = format!("suma-finance-{}-db", seeded.name);
+    let zone = |db: &aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput| {
+        let db = &db.db_instances()[0];
+        (
+            db.db_instance_status().unwrap().to_owned(),
+            db.availability_zone().unwrap().to_owned(),
+        )
+    };
+    let describe = || rds.describe_db_instances().db_instance_identifier(&primary).send();
+    assert_eq!(
+        zone(&describe().await.unwrap()),
+        ("available".to_owned(), "eu-west-1a".to_owned())
+    );
+
+    let out = run(fleet.suma(&[
+        "runbook",
+        "run",
+        "database-failure",
+        "--dir",
+        &runbooks(),
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let op = &json(&out)["operation"];
+    assert_eq!(step(op, "primary")["facts"]["outputs"]["multi_az"], true);
+    assert_eq!(step(op, "restore")["status"], "skipped");
+    let failover = &step(op, "failover")["facts"];
+    // RDS answers `available` for a moment after the request; the step waited for the standby's zone.
+    assert_eq!(
+        failover["outputs"]["previous_availability_zone"], "eu-west-1a",
+        "{failover}"
+    );
+    assert_eq!(failover["outputs"]["availability_zone"], "eu-west-1b", "{failover}");
+    assert_eq!(failover["outputs"]["status"], "available");
+    assert_eq!(
+        zone(&describe().await.unwrap()),
+        ("available".to_owned(), "eu-west-1b".to_owned())
+    );
+    // The failover was journaled as a child operation of the run, finished.
+    let child = failover["child_operation"].as_str().expect("the child operation's id");
+    let shown = run(fleet.suma(&["ops", "show", child, "--output", "json"]));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let shown = json(&shown);
+    let record = shown.get("operation").unwrap_or(&shown);
+    assert_eq!(record["kind"], "database-failover", "{record}");
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["steps"][0]["facts"]["failover_requested"], true, "{record}");
+    assert_eq!(record["steps"][0]["facts"]["zone_after"], "eu-west-1b", "{record}");
+    // The checks read the database the failover left serving.
+    assert!(step(op, "users")["facts"]["outputs"]["users"].as_i64().unwrap() > 0);
+
+    // While an instance reboots, RDS refuses another failover, as the sandbox does.
+    rds.reboot_db_instance()
+        .db_instance_identifier(&primary)
+        .force_failover(true)
+        .send()
+        .await
+        .unwrap();
+    let again = rds
+        .reboot_db_instance()
+        .db_instance_identifier(&primary)
+        .force_failover(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_rds::error::ProvideErrorMetadata::code(&again),
+        Some("InvalidDBInstanceState")
+    );
 }
 
 /// The PRIMARY failover record of the seeded environment: (alias target without the trailing dot,

@@ -44,6 +44,10 @@ struct Args {
     /// USER:PASSWORD of the admin user the overlay signs in to those servers as.
     #[arg(long, env = "SANDBOX_REDIS_ADMIN", hide_env_values = true, default_value = "")]
     redis_admin: String,
+    /// How long an RDS Multi-AZ failover the overlay passes on keeps the instance rebooting (one to two
+    /// minutes on RDS).
+    #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+    rds_failover_time: std::time::Duration,
     /// Time between container health checks.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     health_interval: Duration,
@@ -94,6 +98,7 @@ async fn main() -> std::process::ExitCode {
             .build()
             .expect("a plain HTTP client"),
         snapshot,
+        rds: dataplane::ecs_agent::rds_failover::Failovers::new(args.rds_failover_time),
         redis: {
             let (admin_user, admin_password) = args.redis_admin.split_once(':').unwrap_or_default();
             dataplane::ecs_agent::redis_auth::RedisGroups {

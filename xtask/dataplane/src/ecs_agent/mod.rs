@@ -11,6 +11,7 @@
 //! test suite's throwaway environments) are left to moto alone.
 
 pub mod overlay;
+pub mod rds_failover;
 pub mod redis_auth;
 pub mod rollout;
 pub mod snapshot;

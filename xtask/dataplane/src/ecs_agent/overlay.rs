@@ -2,7 +2,8 @@
 //! deployments into `DescribeServices` answers, so suma sees running and pending counts and rollout
 //! states move as on ECS. Every other request, and services the agent does not run, pass unchanged.
 //! `GET /_agent/tasks` lists the agent's tasks (address, service, version, health) for tests and people.
-//! An ElastiCache AUTH token change is applied to the sandbox's Redis first ([`super::redis_auth`]).
+//! An ElastiCache AUTH token change is applied to the sandbox's Redis first ([`super::redis_auth`]), and an
+//! RDS Multi-AZ failover takes the time and changes the zone it does on RDS ([`super::rds_failover`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +20,7 @@ pub struct Overlay {
     pub client: reqwest::Client,
     pub snapshot: Arc<Mutex<Snapshot>>,
     pub redis: super::redis_auth::RedisGroups,
+    pub rds: super::rds_failover::Failovers,
 }
 
 pub fn router(overlay: Arc<Overlay>) -> Router {
@@ -93,8 +95,27 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
         )
             .into_response();
     }
+    let params = super::redis_auth::form(&body);
+    let region_name = region.clone().unwrap_or_default();
+    if let Err(refused) = overlay.rds.check(&region_name, &params) {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(axum::http::header::CONTENT_TYPE, "text/xml")],
+            refused.xml(),
+        )
+            .into_response();
+    }
     match crate::aws_forward::send(&overlay.client, &overlay.upstream, &parts, body).await {
         Ok(mut answer) => {
+            if answer.status.is_success() {
+                overlay.rds.record(&region_name, &params);
+                if let Some(shown) = std::str::from_utf8(&answer.body)
+                    .ok()
+                    .and_then(|text| overlay.rds.rewrite(&region_name, text))
+                {
+                    answer.body = Bytes::from(shown);
+                }
+            }
             if describe && answer.status.is_success() {
                 if let Some(region) = region {
                     // Read under the lock: a copy of the snapshot (every task) per request is not needed.

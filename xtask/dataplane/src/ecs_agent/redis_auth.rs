@@ -47,7 +47,7 @@ pub fn parse_group(text: &str) -> Result<(String, SocketAddr), String> {
 }
 
 /// The parameters of a query-protocol request body.
-fn form(body: &[u8]) -> BTreeMap<String, String> {
+pub(super) fn form(body: &[u8]) -> BTreeMap<String, String> {
     let text = String::from_utf8_lossy(body);
     reqwest::Url::parse(&format!("http://form/?{text}"))
         .map(|url| {

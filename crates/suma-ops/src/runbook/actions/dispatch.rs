@@ -111,18 +111,7 @@ impl LiveActions<'_> {
                     ("latest_snapshot", json!(latest.unwrap_or_default())),
                 ]))
             }
-            "database.failover" => {
-                let (region, id) = self.instance(arg(args, "instance"), "primary")?;
-                let db = self.aws.rds(&region).describe_instance(&id).await?;
-                if !db.multi_az {
-                    return Err(ActionError::new(format!(
-                        "`{id}` is not Multi-AZ: there is no standby to fail over to\nhint: restore from a snapshot (`database.restore-snapshot`) or promote a replica"
-                    )));
-                }
-                self.aws.rds(&region).reboot_with_failover(&id).await?;
-                let db = self.wait_available(&region, &id).await?;
-                Ok(outputs([("status", json!(db.status)), ("host", json!(db.host()))]))
-            }
+            "database.failover" => self.database_failover(args, step).await,
             "database.restore-snapshot" => {
                 let (region, id) = self.instance(arg(args, "instance"), "primary")?;
                 let target = required(args, "target")?;
@@ -157,21 +146,7 @@ impl LiveActions<'_> {
                     ("snapshot", json!(snapshot)),
                 ]))
             }
-            "database.promote-replica" => {
-                let (region, id) = self.instance(arg(args, "instance"), "replica")?;
-                let rds = self.aws.rds(&region);
-                let db = rds.describe_instance(&id).await?;
-                if db.replica_source.is_some() {
-                    rds.promote_read_replica(&id, db.backup_retention_days.max(7)).await?;
-                }
-                let db = self.wait_available(&region, &id).await?;
-                Ok(outputs([
-                    ("identifier", json!(db.identifier)),
-                    ("status", json!(db.status)),
-                    ("endpoint", json!(db.endpoint)),
-                    ("host", json!(db.host())),
-                ]))
-            }
+            "database.promote-replica" => self.promote_replica(args).await,
             "sql.query" => self.sql_query(args).await,
             "dr.check" => {
                 let report = crate::dr::setup::readiness(&self.name, &self.env, &self.session).await;

@@ -6,6 +6,7 @@
 //! [`dispatch`] maps an action name to its implementation.
 
 mod checks;
+mod database;
 mod dispatch;
 mod operations;
 
@@ -129,19 +130,6 @@ impl LiveActions<'_> {
                 .map(|r| (r.region.clone(), r.identifier.clone()))
                 .ok_or_else(|| ActionError::new(format!("environment `{}` has no `rds.replica`", self.name))),
             id => Ok((rds.primary.region.clone(), id.to_owned())),
-        }
-    }
-
-    async fn wait_available(&self, region: &AwsRegion, id: &str) -> Result<crate::aws::rds::DbInstance, ActionError> {
-        loop {
-            let db = self.aws.rds(region).describe_instance(id).await?;
-            if db.status == "available" {
-                return Ok(db);
-            }
-            self.ctx
-                .reporter
-                .live(&format!("waiting for `{id}` to be available: {}", db.status));
-            tokio::time::sleep(POLL).await;
         }
     }
 
