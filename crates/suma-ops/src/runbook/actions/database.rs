@@ -5,7 +5,8 @@
 //!
 //! A failover runs as a child operation journaled before the reboot is asked for, holding the zone it
 //! started from, so a run killed after the request neither fails over a second time on resume (which would
-//! move the database back) nor loses what it is waiting for.
+//! move the database back) nor loses what it is waiting for; a run killed before its request reached RDS
+//! asks again, as the instance still shows its first zone.
 
 use std::collections::BTreeMap;
 
@@ -86,10 +87,11 @@ impl LiveActions<'_> {
             .get("zone_before")
             .and_then(|z| z.as_str())
             .map(str::to_owned);
-        let requested = op.fact("failover_requested").is_some();
-        if op.status != OperationStatus::Succeeded && !requested {
-            // A resumed attempt whose request may have reached RDS: a failover under way or done shows as
-            // another status or another zone, and is not asked for again.
+        if op.status != OperationStatus::Succeeded {
+            // What RDS shows decides, on a first attempt as on a resumed one: a failover under way or done
+            // shows as another status or another zone, and is not asked for again; an instance still
+            // available in its zone was never reached (a run killed between journaling the request and
+            // sending it), and is asked again. RDS refuses a failover of an instance already rebooting.
             let under_way = before.status != "available" || before.availability_zone != zone_before;
             if under_way {
                 self.ctx.reporter.info(&format!(
@@ -103,11 +105,29 @@ impl LiveActions<'_> {
                         "`{id}` is not Multi-AZ: there is no standby to fail over to\nhint: restore from a snapshot (`database.restore-snapshot`) or promote a replica"
                     )));
                 }
+                if op.fact("failover_requested").is_some() {
+                    self.ctx.reporter.info(&format!(
+                        "`{id}` is available in {}: the failover asked for earlier never reached RDS, asking again",
+                        before.availability_zone.as_deref().unwrap_or("an unknown zone")
+                    ));
+                }
                 op.start_step(0);
                 op.record_facts(BTreeMap::from([("failover_requested".to_owned(), json!(true))]));
-                // Intent first: once journaled, a resume waits for this failover instead of asking again.
                 self.journal.save(&op, Some(self.guard.fence())).await?;
-                rds.reboot_with_failover(&id).await?;
+                // Never a change by a runner that may have lost the environment.
+                self.guard.ensure_held()?;
+                crate::engine::kill_point(|| {
+                    "after the failover's intent is journaled, before RebootDBInstance".to_owned()
+                });
+                match rds.reboot_with_failover(&id).await {
+                    Ok(_) => {}
+                    Err(e) if e.detail.contains("InvalidDBInstanceState") => self
+                        .ctx
+                        .reporter
+                        .info(&format!("`{id}` is rebooting already: waiting for that failover")),
+                    Err(e) => return Err(e.into()),
+                }
+                crate::engine::kill_point(|| "after RebootDBInstance, while the instance reboots".to_owned());
             }
         }
         let zone_known = zone_before.is_some();
@@ -117,6 +137,7 @@ impl LiveActions<'_> {
             })
             .await?;
         if op.status != OperationStatus::Succeeded {
+            crate::engine::kill_point(|| "after the failover is seen, before the child's end is journaled".to_owned());
             if op.steps.is_empty() {
                 op.start_step(0);
             }
@@ -162,5 +183,32 @@ impl LiveActions<'_> {
             ("endpoint", json!(db.endpoint)),
             ("host", json!(db.host())),
         ]))
+    }
+
+    /// Ends an unfinished failover child on the run's abort. A failover RDS accepted cannot be called
+    /// back (failing back is another failover, a decision of its own), so this ends the record and says
+    /// where the instance is.
+    pub(super) async fn abort_failover(&self, child: &mut Operation) -> Result<String, ActionError> {
+        let text = |key: &str| child.parameters.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let (Some(region), Some(id)) = (text("region"), text("instance")) else {
+            return Err(ActionError::new(format!("failover `{}` names no instance", child.id)));
+        };
+        let region = AwsRegion::try_from(region).map_err(ActionError::new)?;
+        let db = self.aws.rds(&region).describe_instance(&id).await?;
+        let state = format!(
+            "`{id}` is {} in {}",
+            db.status,
+            db.availability_zone.as_deref().unwrap_or("an unknown zone")
+        );
+        child.note(
+            &self.ctx.settings.actor.value,
+            format!("aborted: a failover RDS accepted cannot be called back; {state}"),
+        );
+        child.set_status(OperationStatus::Aborted);
+        self.journal.save(child, Some(self.guard.fence())).await?;
+        Ok(format!(
+            "database failover `{}`: ended; a failover RDS accepted cannot be called back; {state}",
+            child.id
+        ))
     }
 }

@@ -278,6 +278,7 @@ impl LiveActions<'_> {
                 .map_err(|e| ActionError::new(format!("{e:#}")))?;
                 Ok(format!("rollback `{}`: {note}", child.id))
             }
+            super::database::FAILOVER_KIND => self.abort_failover(child).await,
             other => Ok(format!("child operation `{}` ({other}) left as it is", child.id)),
         }
     }

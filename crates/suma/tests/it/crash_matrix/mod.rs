@@ -7,6 +7,7 @@
 //! Each kill point runs on an environment of its own (`seed.py --environment`), so kill points run in
 //! parallel with each other and with the other tests. `cargo xtask crash-matrix` runs only these.
 
+mod database;
 pub mod faults;
 mod scenarios;
 mod signals;

@@ -61,7 +61,7 @@ async fn canary(env: &Env) -> (i32, String) {
 }
 
 /// The journal's last operation of `kind` ended with `status`.
-async fn ended(env: &Env, kind: &str, status: OperationStatus) -> Result<(), String> {
+pub(super) async fn ended(env: &Env, kind: &str, status: OperationStatus) -> Result<(), String> {
     match env.last_operation(kind).await {
         Some(op) if op.status == status => Ok(()),
         Some(op) => Err(format!(
@@ -73,7 +73,7 @@ async fn ended(env: &Env, kind: &str, status: OperationStatus) -> Result<(), Str
     }
 }
 
-fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+pub(super) fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
@@ -88,11 +88,11 @@ async fn no_canary_traffic(env: &Env) -> Result<(), String> {
     expect(c == 0, || format!("canary desired {c}"))
 }
 
-fn strings(args: Vec<&str>) -> Vec<String> {
+pub(super) fn strings(args: Vec<&str>) -> Vec<String> {
     args.into_iter().map(str::to_owned).collect()
 }
 
-fn exited(out: &Run, codes: &[i32]) -> Result<(), String> {
+pub(super) fn exited(out: &Run, codes: &[i32]) -> Result<(), String> {
     expect(codes.contains(&out.code), || format!("exit {}", out.code))
 }
 
