@@ -366,7 +366,7 @@ pub const ACTIONS: &[ActionSpec] = &[
             ),
         ],
         open_outputs: false,
-        outputs: &["status", "latency_ms"],
+        outputs: &["status", "latency_ms", "attempts"],
         mutating: false,
         default_timeout: Duration::from_secs(10 * MIN),
     },

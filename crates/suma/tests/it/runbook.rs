@@ -1,7 +1,7 @@
 //! `suma runbook` against the sandbox: the shipped runbooks validate, a broken one is reported at its
 //! lines, `security-incident` revokes every refresh token and session and rotates the keys on the running
 //! service, `database-failure` fails over to the Multi-AZ standby (or, without one, restores the latest
-//! snapshot) and verifies the data, and a run stopped at a
+//! snapshot) and verifies the data, `redis-failure` waits out an unresponsive Redis, and a run stopped at a
 //! failed step is resumed from that step with the outputs recorded before it.
 
 use crate::common;
@@ -16,10 +16,17 @@ fn runbooks() -> String {
     common::workspace_root().join("runbooks").display().to_string()
 }
 
+/// How a test holds `staging` (see `common::staging_shared`).
+enum StagingHold {
+    /// The copy's consumers are staging's ECS services.
+    Shared(#[allow(dead_code)] common::StagingShared),
+    /// The test disturbs what staging runs on (its Redis), so nothing else may use it meanwhile.
+    Exclusive(#[allow(dead_code)] common::StagingExclusive),
+}
+
 /// A configuration with `staging` copied to a new environment holding exactly `secrets`.
 struct Fleet {
-    /// Held shared: the copy's consumers are staging's ECS services (see `common::staging_shared`).
-    _staging: common::StagingShared,
+    _staging: StagingHold,
     dir: tempfile::TempDir,
     path: PathBuf,
     env: String,
@@ -27,6 +34,10 @@ struct Fleet {
 
 impl Fleet {
     fn new(secrets: Value) -> Self {
+        Self::copy_of_staging(secrets, StagingHold::Shared(common::staging_shared()))
+    }
+
+    fn copy_of_staging(secrets: Value, hold: StagingHold) -> Self {
         let text = std::fs::read_to_string(sandbox_config()).unwrap();
         let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let mut env = config["environments"]["staging"].clone();
@@ -36,7 +47,7 @@ impl Fleet {
             .as_mapping_mut()
             .unwrap()
             .insert(serde_yaml::Value::String(name.clone()), env);
-        Self::write(config, name)
+        Self::write(config, name, hold)
     }
 
     /// A configuration holding only the seeded environment, with exactly `secrets`.
@@ -49,15 +60,19 @@ impl Fleet {
         environments.insert(seeded.name.clone().into(), env);
         config["environments"] = environments.into();
         config["defaults"]["environment"] = seeded.name.clone().into();
-        Self::write(config, seeded.name.clone())
+        Self::write(
+            config,
+            seeded.name.clone(),
+            StagingHold::Shared(common::staging_shared()),
+        )
     }
 
-    fn write(config: serde_yaml::Value, env: String) -> Self {
+    fn write(config: serde_yaml::Value, env: String, hold: StagingHold) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
         std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
         Self {
-            _staging: common::staging_shared(),
+            _staging: hold,
             dir,
             path,
             env,
@@ -573,6 +588,84 @@ async fn database_failure_with_multi_az_fails_over_to_the_standby_and_waits_for_
     assert_eq!(
         aws_sdk_rds::error::ProvideErrorMetadata::code(&again),
         Some("InvalidDBInstanceState")
+    );
+}
+
+/// A sandbox process frozen with SIGSTOP (a node that stops answering, its connections left open) until
+/// dropped, which thaws it with SIGCONT even when the test fails.
+struct Frozen(String);
+
+impl Frozen {
+    fn process(pid: String) -> Self {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -STOP {pid}");
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+/// A value of the sandbox's state file (`KEY=VALUE` lines beside `suma.yaml`).
+fn sandbox_state(key: &str) -> String {
+    let path = sandbox_config().parent().unwrap().join("state");
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no `{key}` in {}", path.display()))
+}
+
+#[test]
+fn redis_failure_waits_for_redis_to_come_back_and_says_so() {
+    crate::require_sandbox!();
+    // Staging's Redis stops answering: nothing else may use staging meanwhile.
+    let fleet = Fleet::copy_of_staging(j!([]), StagingHold::Exclusive(common::staging_exclusive()));
+    let frozen = Frozen::process(sandbox_state("redis_staging_pid"));
+    let mut child = fleet
+        .suma(&[
+            "runbook",
+            "run",
+            "redis-failure",
+            "--dir",
+            &runbooks(),
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ElastiCache's automatic failover takes a while; here Redis answers again after 15 s.
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    drop(frozen);
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stderr:\n{stderr}\nstdout:\n{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let op = &report["operation"];
+    let outputs = |id: &str| step(op, id)["facts"]["outputs"].clone();
+    assert_eq!(outputs("ready-before")["status"], 503, "{}", outputs("ready-before"));
+    let waited = outputs("wait-failover");
+    assert_eq!(waited["status"], 200, "{waited}");
+    assert!(waited["attempts"].as_i64().unwrap() > 1, "{waited}");
+    assert_eq!(step(op, "restore")["status"], "skipped");
+    assert_eq!(outputs("ready-after")["status"], 200);
+    let closed = events_mentioning(&format!("run {}", op["id"].as_str().unwrap()));
+    let titles: Vec<&str> = closed.iter().map(|e| e["title"].as_str().unwrap()).collect();
+    assert!(
+        titles.iter().any(|t| t.ends_with("runbook started"))
+            && titles.iter().any(|t| t.ends_with("service ready again")),
+        "{titles:?}"
     );
 }
 

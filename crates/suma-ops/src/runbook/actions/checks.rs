@@ -99,7 +99,11 @@ impl LiveActions<'_> {
                     latency = response.latency.as_millis();
                     status = json!(response.status);
                     if response.status == expect {
-                        return Ok(outputs([("status", status), ("latency_ms", json!(latency))]));
+                        return Ok(outputs([
+                            ("status", status),
+                            ("latency_ms", json!(latency)),
+                            ("attempts", json!(attempt)),
+                        ]));
                     }
                     last = format!("answered {}", response.status);
                 }
@@ -117,6 +121,10 @@ impl LiveActions<'_> {
                 "GET {url} {last} (expected {expect}) after {attempts} attempt(s)"
             )));
         }
-        Ok(outputs([("status", status), ("latency_ms", json!(latency))]))
+        Ok(outputs([
+            ("status", status),
+            ("latency_ms", json!(latency)),
+            ("attempts", json!(attempts.max(1))),
+        ]))
     }
 }
