@@ -1,7 +1,8 @@
 //! `suma runbook` against the sandbox: the shipped runbooks validate, a broken one is reported at its
 //! lines, `security-incident` revokes every refresh token and session and rotates the keys on the running
 //! service, `database-failure` fails over to the Multi-AZ standby (or, without one, restores the latest
-//! snapshot) and verifies the data, `redis-failure` waits out an unresponsive Redis, and a run stopped at a
+//! snapshot) and verifies the data, `redis-failure` waits out an unresponsive Redis, `deploy-rollback` points staging's real
+//! tasks at another release and back, and a run stopped at a
 //! failed step is resumed from that step with the outputs recorded before it.
 
 use crate::common;
@@ -666,6 +667,63 @@ fn redis_failure_waits_for_redis_to_come_back_and_says_so() {
         titles.iter().any(|t| t.ends_with("runbook started"))
             && titles.iter().any(|t| t.ends_with("service ready again")),
         "{titles:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_rollback_points_staging_at_another_release_on_its_real_tasks_and_back() {
+    crate::require_sandbox!();
+    // The rollback replaces staging's tasks: nothing else may use staging meanwhile.
+    let fleet = Fleet::copy_of_staging(j!([]), StagingHold::Exclusive(common::staging_exclusive()));
+    let roll = |to: &str, reason: &str| {
+        run(fleet.suma(&[
+            "runbook",
+            "run",
+            "deploy-rollback",
+            "--dir",
+            &runbooks(),
+            "--param",
+            &format!("to={to}"),
+            "--param",
+            &format!("reason={reason}"),
+            "--yes",
+            "--output",
+            "json",
+        ]))
+    };
+    let tag = format!("rb-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let out = roll(
+        &format!("registry.example/auth-service:{tag}"),
+        "e2e: the release is bad",
+    );
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let report = json(&out);
+    let op = &report["operation"];
+    let outputs = |id: &str| step(op, id)["facts"]["outputs"].clone();
+    let before = outputs("before")["task_definition"].as_str().unwrap().to_owned();
+    let after = outputs("after")["task_definition"].as_str().unwrap().to_owned();
+    assert_ne!(before, after);
+    assert_eq!(outputs("rollback")["task_definition"], after.as_str());
+    assert_eq!(outputs("health")["status"], 200);
+    // Every stable task was replaced and runs the release it was pointed at.
+    for answer in crate::sandbox_agent::versions_of("auth-service").await {
+        assert_eq!(answer["version"], tag.as_str(), "{answer}");
+    }
+    let closed = events_mentioning(&format!("from {before} to {after}"));
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert!(
+        closed[0]["title"].as_str().unwrap().ends_with("rolled back"),
+        "{}",
+        closed[0]
+    );
+
+    // Staging back as it was, through the same runbook and a revision named by its ARN.
+    let out = roll(&before, "e2e: back to the release before the test");
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let back = json(&out);
+    assert_eq!(
+        step(&back["operation"], "after")["facts"]["outputs"]["task_definition"],
+        before.as_str()
     );
 }
 
