@@ -2,7 +2,8 @@
 //! lines, `security-incident` revokes every refresh token and session and rotates the keys on the running
 //! service, `database-failure` fails over to the Multi-AZ standby (or, without one, restores the latest
 //! snapshot) and verifies the data, `redis-failure` waits out an unresponsive Redis, `deploy-rollback` points staging's real
-//! tasks at another release and back, and a run stopped at a
+//! tasks at another release and back, `region-failover` fails a seeded environment over to its DR region,
+//! and a run stopped at a
 //! failed step is resumed from that step with the outputs recorded before it.
 
 use crate::common;
@@ -753,6 +754,79 @@ async fn primary_record(route53: &aws_sdk_route53::Client, env: &Value) -> (Stri
             .to_owned(),
         primary.health_check_id().map(str::to_owned),
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_failover_promotes_the_replica_moves_dns_and_scales_the_dr_region() {
+    crate::require_sandbox!();
+    // Its own environment: the failover promotes its replica and moves its record.
+    let seeded = common::seed_environment(&unique("reg")[..10]);
+    let fleet = Fleet::seeded(&seeded, j!([]));
+    let env: Value = serde_json::to_value(&seeded.config).unwrap();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let route53 = aws_sdk_route53::Client::new(&aws);
+    let dr_lb = env["alb"]["dr_load_balancer_dns"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('.')
+        .to_owned();
+    assert_ne!(primary_record(&route53, &env).await.0, dr_lb);
+
+    let out = run(fleet.suma(&[
+        "runbook",
+        "run",
+        "region-failover",
+        "--dir",
+        &runbooks(),
+        "--param",
+        "reason=drill: the primary region is impaired",
+        "--param",
+        "accept_data_loss=true",
+        "--yes",
+        "--skip-manual",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let report = json(&out);
+    let op = &report["operation"];
+    // The failover is a child operation of the run, finished, with its RTO.
+    let failover = &step(op, "failover")["facts"];
+    let child = failover["child_operation"].as_str().expect("the child operation's id");
+    assert_eq!(failover["outputs"]["operation"], child);
+    assert!(failover["outputs"]["rto_secs"].as_f64().is_some(), "{failover}");
+    let shown = json(&run(fleet.suma(&["ops", "show", child, "--output", "json"])));
+    let record = shown.get("operation").unwrap_or(&shown);
+    assert_eq!(record["kind"], "dr-failover", "{record}");
+    assert_eq!(record["status"], "succeeded", "{record}");
+    // DNS answers with the DR region's load balancer; the promoted replica replicates from nothing.
+    assert_eq!(primary_record(&route53, &env).await.0, dr_lb);
+    let replica = env["rds"]["replica"]["identifier"].as_str().unwrap();
+    let dr = aws_sdk_rds::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(env["dr_region"].as_str().unwrap().to_owned()))
+            .load()
+            .await,
+    );
+    let promoted = dr
+        .describe_db_instances()
+        .db_instance_identifier(replica)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(promoted.db_instances()[0].db_instance_status(), Some("available"));
+    assert_eq!(step(op, "health")["facts"]["outputs"]["status"], 200);
+    let events = events_mentioning(&format!("run {}", op["id"].as_str().unwrap()));
+    let titles: Vec<&str> = events.iter().map(|e| e["title"].as_str().unwrap()).collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("Region failover of") && t.contains(" done in ")),
+        "{titles:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
