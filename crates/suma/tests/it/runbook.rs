@@ -69,6 +69,25 @@ impl Fleet {
         )
     }
 
+    /// `runbook run NAME` of the shipped runbooks with `params` (`key=value` each), confirmed (`--yes
+    /// --skip-manual`), reporting JSON.
+    fn runbook(&self, name: &str, params: &[String]) -> std::process::Command {
+        let dir = runbooks();
+        let mut args = vec!["runbook", "run", name, "--dir", &dir];
+        for param in params {
+            args.extend(["--param", param.as_str()]);
+        }
+        args.extend(["--yes", "--skip-manual", "--output", "json"]);
+        self.suma(&args)
+    }
+
+    /// Runs `runbook` to a successful end; its JSON report.
+    fn completed(&self, name: &str, params: &[String]) -> Value {
+        let out = run(self.runbook(name, params));
+        assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+        json(&out)
+    }
+
     fn write(config: serde_yaml::Value, env: String, hold: StagingHold) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
@@ -90,11 +109,16 @@ impl Fleet {
     }
 }
 
-async fn secrets_client() -> aws_sdk_secretsmanager::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
+/// The SDK configuration of `region` on the sandbox (its endpoint and credentials come from env.sh).
+async fn sandbox_aws(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
         .load()
-        .await;
+        .await
+}
+
+async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    let config = sandbox_aws("eu-west-1").await;
     aws_sdk_secretsmanager::Client::new(&config)
 }
 
@@ -303,25 +327,14 @@ async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys(
     let (jwt_before, _) = current_secret(&client, jwt_id).await;
     let (_, db_before) = current_secret(&client, &db_id).await;
 
-    let out = run(fleet.suma(&[
-        "runbook",
-        "run",
+    let report = fleet.completed(
         "security-incident",
-        "--dir",
-        &runbooks(),
-        "--param",
-        "reason=a leaked signing key (test)",
-        "--param",
-        &format!("db_secret={db_id}"),
-        "--param",
-        &format!("jwt_secret={jwt_id}"),
-        "--yes",
-        "--skip-manual",
-        "--output",
-        "json",
-    ]));
-    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-    let report = json(&out);
+        &[
+            "reason=a leaked signing key (test)".to_owned(),
+            format!("db_secret={db_id}"),
+            format!("jwt_secret={jwt_id}"),
+        ],
+    );
     assert_eq!(report["outcome"]["outcome"], "completed");
     let op = &report["operation"];
     assert!(
@@ -396,20 +409,23 @@ async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys(
     assert!(timeline.stdout.contains("| skipped |"), "{}", timeline.stdout);
 }
 
+/// A seeded environment of its own whose runbooks may read the service's database (a role and its
+/// secret), an RDS client of its primary region, and its primary's identifier.
+async fn database_fleet(prefix: &str) -> (common::SeededEnvironment, Fleet, aws_sdk_rds::Client, String) {
+    let seeded = common::seed_environment(&unique(prefix)[..10]);
+    let (_, _, db_secret) = database_role(&format!("/suma-test/{prefix}")).await;
+    let fleet = Fleet::seeded(&seeded, j!([db_secret]));
+    let rds = aws_sdk_rds::Client::new(&sandbox_aws("eu-west-1").await);
+    let primary = format!("suma-finance-{}-db", seeded.name);
+    (seeded, fleet, rds, primary)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_verifies_the_data() {
     crate::require_sandbox!();
     // Its own environment: the repoint step changes the service's task definition.
-    let seeded = common::seed_environment(&unique("db")[..10]);
-    let (_, _, db_secret) = database_role("/suma-test/dbfail").await;
-    let fleet = Fleet::seeded(&seeded, j!([db_secret]));
-
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .load()
-        .await;
-    let rds = aws_sdk_rds::Client::new(&aws);
-    let primary = format!("suma-finance-{}-db", seeded.name);
+    let (seeded, fleet, rds, primary) = database_fleet("db").await;
+    let aws = sandbox_aws("eu-west-1").await;
     rds.modify_db_instance()
         .db_instance_identifier(&primary)
         .multi_az(false)
@@ -426,20 +442,8 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
         .unwrap();
     let target = format!("{}-restored", seeded.name);
 
-    let out = run(fleet.suma(&[
-        "runbook",
-        "run",
-        "database-failure",
-        "--dir",
-        &runbooks(),
-        "--param",
-        &format!("restored_identifier={target}"),
-        "--yes",
-        "--output",
-        "json",
-    ]));
-    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-    let op = &json(&out)["operation"];
+    let report = fleet.completed("database-failure", &[format!("restored_identifier={target}")]);
+    let op = &report["operation"];
     assert_eq!(step(op, "primary")["facts"]["outputs"]["multi_az"], false);
     assert_eq!(step(op, "failover")["status"], "skipped");
     let restored = &step(op, "restore")["facts"]["outputs"];
@@ -512,15 +516,7 @@ async fn database_failure_without_multi_az_restores_the_latest_snapshot_and_veri
 async fn database_failure_with_multi_az_fails_over_to_the_standby_and_waits_for_the_zone_to_change() {
     crate::require_sandbox!();
     // Its own environment: the failover moves the primary to another zone.
-    let seeded = common::seed_environment(&unique("az")[..10]);
-    let (_, _, db_secret) = database_role("/suma-test/dbaz").await;
-    let fleet = Fleet::seeded(&seeded, j!([db_secret]));
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .load()
-        .await;
-    let rds = aws_sdk_rds::Client::new(&aws);
-    let primary = format!("suma-finance-{}-db", seeded.name);
+    let (_, fleet, rds, primary) = database_fleet("az").await;
     let zone = |db: &aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput| {
         let db = &db.db_instances()[0];
         (
@@ -534,18 +530,8 @@ async fn database_failure_with_multi_az_fails_over_to_the_standby_and_waits_for_
         ("available".to_owned(), "eu-west-1a".to_owned())
     );
 
-    let out = run(fleet.suma(&[
-        "runbook",
-        "run",
-        "database-failure",
-        "--dir",
-        &runbooks(),
-        "--yes",
-        "--output",
-        "json",
-    ]));
-    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-    let op = &json(&out)["operation"];
+    let report = fleet.completed("database-failure", &[]);
+    let op = &report["operation"];
     assert_eq!(step(op, "primary")["facts"]["outputs"]["multi_az"], true);
     assert_eq!(step(op, "restore")["status"], "skipped");
     let failover = &step(op, "failover")["facts"];
@@ -631,16 +617,7 @@ fn redis_failure_waits_for_redis_to_come_back_and_says_so() {
     let fleet = Fleet::copy_of_staging(j!([]), StagingHold::Exclusive(common::staging_exclusive()));
     let frozen = Frozen::process(sandbox_state("redis_staging_pid"));
     let mut child = fleet
-        .suma(&[
-            "runbook",
-            "run",
-            "redis-failure",
-            "--dir",
-            &runbooks(),
-            "--yes",
-            "--output",
-            "json",
-        ])
+        .runbook("redis-failure", &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -676,29 +653,13 @@ async fn deploy_rollback_points_staging_at_another_release_on_its_real_tasks_and
     crate::require_sandbox!();
     // The rollback replaces staging's tasks: nothing else may use staging meanwhile.
     let fleet = Fleet::copy_of_staging(j!([]), StagingHold::Exclusive(common::staging_exclusive()));
-    let roll = |to: &str, reason: &str| {
-        run(fleet.suma(&[
-            "runbook",
-            "run",
-            "deploy-rollback",
-            "--dir",
-            &runbooks(),
-            "--param",
-            &format!("to={to}"),
-            "--param",
-            &format!("reason={reason}"),
-            "--yes",
-            "--output",
-            "json",
-        ]))
-    };
+    let roll =
+        |to: &str, reason: &str| fleet.completed("deploy-rollback", &[format!("to={to}"), format!("reason={reason}")]);
     let tag = format!("rb-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let out = roll(
+    let report = roll(
         &format!("registry.example/auth-service:{tag}"),
         "e2e: the release is bad",
     );
-    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-    let report = json(&out);
     let op = &report["operation"];
     let outputs = |id: &str| step(op, id)["facts"]["outputs"].clone();
     let before = outputs("before")["task_definition"].as_str().unwrap().to_owned();
@@ -719,9 +680,7 @@ async fn deploy_rollback_points_staging_at_another_release_on_its_real_tasks_and
     );
 
     // Staging back as it was, through the same runbook and a revision named by its ARN.
-    let out = roll(&before, "e2e: back to the release before the test");
-    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-    let back = json(&out);
+    let back = roll(&before, "e2e: back to the release before the test");
     assert_eq!(
         step(&back["operation"], "after")["facts"]["outputs"]["task_definition"],
         before.as_str()
@@ -756,42 +715,35 @@ async fn primary_record(route53: &aws_sdk_route53::Client, env: &Value) -> (Stri
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn region_failover_promotes_the_replica_moves_dns_and_scales_the_dr_region() {
-    crate::require_sandbox!();
-    // Its own environment: the failover promotes its replica and moves its record.
-    let seeded = common::seed_environment(&unique("reg")[..10]);
+/// A seeded environment of its own (its configuration as JSON), a Route 53 client, and its DR load
+/// balancer's name (without the trailing dot).
+async fn dns_fleet(prefix: &str) -> (Value, Fleet, aws_sdk_route53::Client, String) {
+    let seeded = common::seed_environment(&unique(prefix)[..10]);
     let fleet = Fleet::seeded(&seeded, j!([]));
     let env: Value = serde_json::to_value(&seeded.config).unwrap();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .load()
-        .await;
-    let route53 = aws_sdk_route53::Client::new(&aws);
+    let route53 = aws_sdk_route53::Client::new(&sandbox_aws("eu-west-1").await);
     let dr_lb = env["alb"]["dr_load_balancer_dns"]
         .as_str()
         .unwrap()
         .trim_end_matches('.')
         .to_owned();
+    (env, fleet, route53, dr_lb)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn region_failover_promotes_the_replica_moves_dns_and_scales_the_dr_region() {
+    crate::require_sandbox!();
+    // Its own environment: the failover promotes its replica and moves its record.
+    let (env, fleet, route53, dr_lb) = dns_fleet("reg").await;
     assert_ne!(primary_record(&route53, &env).await.0, dr_lb);
 
-    let out = run(fleet.suma(&[
-        "runbook",
-        "run",
+    let report = fleet.completed(
         "region-failover",
-        "--dir",
-        &runbooks(),
-        "--param",
-        "reason=drill: the primary region is impaired",
-        "--param",
-        "accept_data_loss=true",
-        "--yes",
-        "--skip-manual",
-        "--output",
-        "json",
-    ]));
-    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-    let report = json(&out);
+        &[
+            "reason=drill: the primary region is impaired".to_owned(),
+            "accept_data_loss=true".to_owned(),
+        ],
+    );
     let op = &report["operation"];
     // The failover is a child operation of the run, finished, with its RTO.
     let failover = &step(op, "failover")["facts"];
@@ -805,12 +757,7 @@ async fn region_failover_promotes_the_replica_moves_dns_and_scales_the_dr_region
     // DNS answers with the DR region's load balancer; the promoted replica replicates from nothing.
     assert_eq!(primary_record(&route53, &env).await.0, dr_lb);
     let replica = env["rds"]["replica"]["identifier"].as_str().unwrap();
-    let dr = aws_sdk_rds::Client::new(
-        &aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(env["dr_region"].as_str().unwrap().to_owned()))
-            .load()
-            .await,
-    );
+    let dr = aws_sdk_rds::Client::new(&sandbox_aws(env["dr_region"].as_str().unwrap()).await);
     let promoted = dr
         .describe_db_instances()
         .db_instance_identifier(replica)
@@ -833,40 +780,18 @@ async fn region_failover_promotes_the_replica_moves_dns_and_scales_the_dr_region
 async fn dns_failover_moves_the_primary_record_to_the_dr_load_balancer_and_back() {
     crate::require_sandbox!();
     // Its own environment: the record it moves is the environment's.
-    let seeded = common::seed_environment(&unique("dns")[..10]);
-    let fleet = Fleet::seeded(&seeded, j!([]));
-    let env: Value = serde_json::to_value(&seeded.config).unwrap();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .load()
-        .await;
-    let route53 = aws_sdk_route53::Client::new(&aws);
+    let (env, fleet, route53, dr_lb) = dns_fleet("dns").await;
+    let dr_lb = dr_lb.as_str();
     let (home, home_check) = primary_record(&route53, &env).await;
-    let dr_lb = env["alb"]["dr_load_balancer_dns"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('.');
     assert_ne!(home, dr_lb);
     assert_eq!(home_check.as_deref(), env["dns"]["primary_health_check_id"].as_str());
 
     let move_to = |to: &str| {
-        let out = run(fleet.suma(&[
-            "runbook",
-            "run",
+        let report = fleet.completed(
             "dns-failover",
-            "--dir",
-            &runbooks(),
-            "--param",
-            &format!("to={to}"),
-            "--param",
-            "reason=drill of the DNS path",
-            "--yes",
-            "--skip-manual",
-            "--output",
-            "json",
-        ]));
-        assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
-        json(&out)["operation"].clone()
+            &[format!("to={to}"), "reason=drill of the DNS path".to_owned()],
+        );
+        report["operation"].clone()
     };
 
     let op = move_to("dr");
