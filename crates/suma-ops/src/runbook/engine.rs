@@ -1,11 +1,13 @@
 //! Executes a validated runbook, one step at a time: evaluates `when`, resolves references, asks for
-//! confirmation, runs the action under its timeout, and journals the step (resolved arguments, outputs,
-//! who confirmed it, timing) before moving on. A failed, declined or timed-out step stops the run as
+//! confirmation, runs the action under its timeout (again, after a growing wait, as often as its `retry`
+//! allows), and journals the step (resolved arguments, outputs, who confirmed it, timing, each failed
+//! try) before moving on. A failed, declined or timed-out step stops the run as
 //! `interrupted` with the lock kept, so `suma runbook resume` continues from that step with the earlier
 //! outputs. Nothing here knows AWS: actions come through [`Actions`], people through [`Confirmations`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -187,6 +189,71 @@ impl RunbookSteps<'_, '_> {
     fn scope(&self) -> std::sync::MutexGuard<'_, Scope> {
         self.scope.lock().expect("runbook scope")
     }
+
+    /// Runs step `index`'s action under its timeout, as many times as its `retry` allows. A failed try is
+    /// journaled as an attempt of the step (its error kept) before the wait, so the timeline shows every
+    /// try and a child operation of the next try gets an id of its own; a signal ends the wait.
+    async fn act(
+        &self,
+        run: &Run<'_>,
+        op: &mut Operation,
+        index: usize,
+        args: &BTreeMap<String, String>,
+        facts: &mut BTreeMap<String, Value>,
+    ) -> Result<Done, StepError> {
+        let step = &self.engine.runbook.steps[index];
+        let attempts = step.attempts();
+        let mut failed = 0;
+        loop {
+            run.mutating()?;
+            let timeout = step.timeout();
+            let result = {
+                let context = StepContext {
+                    operation: op,
+                    step,
+                    cancel: run.cancel.clone(),
+                };
+                tokio::select! {
+                    r = tokio::time::timeout(timeout, self.engine.actions.run(args, &context)) => r,
+                    () = run.cancel.cancelled() => return Err(StepError::Interrupted),
+                }
+            };
+            let (reason, failure_facts) = match result {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(e)) => (e.message, e.facts),
+                Err(_) => (
+                    format!("timed out after {}", humantime::format_duration(timeout)),
+                    BTreeMap::new(),
+                ),
+            };
+            failed += 1;
+            if failed >= attempts {
+                facts.extend(failure_facts);
+                let reason = if attempts > 1 {
+                    format!("{reason} (try {failed} of {attempts})")
+                } else {
+                    reason
+                };
+                return Err(StepError::Failed {
+                    reason,
+                    facts: std::mem::take(facts),
+                });
+            }
+            let wait = step.retry.as_ref().map_or(Duration::ZERO, |r| r.delay(failed));
+            self.engine.reporter.warn(&format!(
+                "step `{}` failed (try {failed} of {attempts}): {reason}; trying again in {}",
+                step.id,
+                humantime::format_duration(wait)
+            ));
+            op.finish_step(StepStatus::Failed, Some(reason), failure_facts);
+            op.start_step(index);
+            run.save(op).await?;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = run.cancel.cancelled() => return Err(StepError::Interrupted),
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -255,28 +322,7 @@ impl Steps for RunbookSteps<'_, '_> {
         let done = if step.action == "manual" {
             Done::from(Outputs::from([("confirmed_by".to_owned(), json!(confirmed_by))]))
         } else {
-            run.mutating()?;
-            let context = StepContext {
-                operation: op,
-                step,
-                cancel: run.cancel.clone(),
-            };
-            let timeout = step.timeout();
-            let result = tokio::select! {
-                r = tokio::time::timeout(timeout, self.engine.actions.run(&args, &context)) => r,
-                () = run.cancel.cancelled() => return Err(StepError::Interrupted),
-            };
-            match result {
-                Ok(Ok(done)) => done,
-                Ok(Err(e)) => {
-                    facts.extend(e.facts);
-                    return Err(stop(e.message, facts));
-                }
-                Err(_) => {
-                    let reason = format!("timed out after {}", humantime::format_duration(timeout));
-                    return Err(stop(reason, facts));
-                }
-            }
+            self.act(run, op, index, &args, &mut facts).await?
         };
         facts.extend(done.facts);
         let outputs = done.outputs;
@@ -352,24 +398,22 @@ steps:
     with: { query: 'select count(*) from users', host: '${steps.restore.outputs.endpoint}' }
 ";
 
-    /// Records calls; fails `fail_on` once.
+    /// Records calls; fails the actions `failures` names, once per entry, in order.
     struct Recorder {
         calls: Mutex<Vec<(String, BTreeMap<String, String>)>>,
-        fail_once: Mutex<Option<String>>,
+        failures: Mutex<Vec<String>>,
     }
 
     #[async_trait]
     impl Actions for Recorder {
         async fn run(&self, args: &BTreeMap<String, String>, ctx: &StepContext<'_>) -> Result<Done, ActionError> {
             self.calls.lock().unwrap().push((ctx.step.action.clone(), args.clone()));
-            if self
-                .fail_once
-                .lock()
-                .unwrap()
-                .take_if(|a| *a == ctx.step.action)
-                .is_some()
             {
-                return Err(ActionError::new("connection refused"));
+                let mut failures = self.failures.lock().unwrap();
+                if failures.first() == Some(&ctx.step.action) {
+                    failures.remove(0);
+                    return Err(ActionError::new("connection refused"));
+                }
             }
             Ok(match ctx.step.action.as_str() {
                 "database.describe" => Outputs::from([
@@ -408,8 +452,12 @@ steps:
     }
 
     fn engine(actions: Arc<Recorder>, answers: Answers, dir: &Path) -> Engine<'static> {
+        engine_of(RUNBOOK, actions, answers, dir)
+    }
+
+    fn engine_of(text: &str, actions: Arc<Recorder>, answers: Answers, dir: &Path) -> Engine<'static> {
         Engine {
-            runbook: super::super::parse(RUNBOOK, Path::new("t.yaml")).unwrap(),
+            runbook: super::super::parse(text, Path::new("t.yaml")).unwrap(),
             actions: Box::leak(Box::new(ArcActions(actions))),
             confirmations: Box::leak(Box::new(answers)),
             journal: Journal::new(Arc::new(MemoryTable::default()), LocalLog::new(dir)),
@@ -425,10 +473,123 @@ steps:
     }
 
     fn recorder(fail_once: Option<&str>) -> Arc<Recorder> {
+        failing(fail_once.as_slice())
+    }
+
+    fn failing(failures: &[&str]) -> Arc<Recorder> {
         Arc::new(Recorder {
             calls: Mutex::default(),
-            fail_once: Mutex::new(fail_once.map(str::to_owned)),
+            failures: Mutex::new(failures.iter().map(|a| a.to_string()).collect()),
         })
+    }
+
+    /// The shared runbook with `retry` on its last step.
+    fn with_retry(attempts: u32) -> String {
+        format!("{RUNBOOK}    retry: {{ attempts: {attempts}, backoff: 10ms, max_backoff: 15ms }}\n")
+    }
+
+    #[tokio::test]
+    async fn a_step_with_retry_is_tried_again_and_each_failed_try_is_journaled() {
+        let actions = failing(&["sql.query", "sql.query"]);
+        let dir = temp_dir("retry");
+        let answers = Answers(Answer::Yes("ana".into()), Answer::Yes("bo".into()));
+        let engine = engine_of(&with_retry(3), actions.clone(), answers, &dir);
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
+        assert_eq!(outcome, Outcome::Completed);
+        let verify = &op.steps[4];
+        assert_eq!(verify.status, StepStatus::Succeeded);
+        assert_eq!(verify.attempts.len(), 2, "{verify:?}");
+        for attempt in &verify.attempts {
+            assert_eq!(attempt.status, StepStatus::Failed);
+            assert_eq!(attempt.error.as_deref(), Some("connection refused"));
+        }
+        assert_eq!(verify.facts["outputs"]["rows"], json!(1));
+        let tries = actions
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.0 == "sql.query")
+            .count();
+        assert_eq!(tries, 3);
+        // The journal holds what the run holds.
+        let saved = engine.journal.load(&op.id).await.unwrap().unwrap();
+        assert_eq!(saved.steps[4].attempts.len(), 2);
+        let timeline = crate::runbook::timeline::markdown(&saved);
+        assert!(timeline.contains("## Earlier tries"), "{timeline}");
+        assert!(timeline.contains("- `verify` try 2 at "), "{timeline}");
+        assert!(timeline.contains(": failed: connection refused"), "{timeline}");
+    }
+
+    #[tokio::test]
+    async fn a_step_out_of_tries_stops_the_run_saying_so_and_resume_tries_again() {
+        let actions = failing(&["sql.query", "sql.query", "sql.query"]);
+        let dir = temp_dir("retry-out");
+        let answers = Answers(Answer::Yes("ana".into()), Answer::Yes("bo".into()));
+        let engine = engine_of(&with_retry(2), actions.clone(), answers, &dir);
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Stopped {
+                step: "verify".into(),
+                reason: "connection refused (try 2 of 2)".into()
+            }
+        );
+        assert_eq!(op.steps[4].attempts.len(), 1);
+        // A resume gives the step its tries again: the third failure, then a success.
+        let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
+        assert_eq!(outcome, Outcome::Completed);
+        assert_eq!(
+            actions
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.0 == "sql.query")
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn retry_waits_double_up_to_the_cap_and_bad_settings_are_refused() {
+        let retry = crate::runbook::Retry {
+            attempts: 5,
+            backoff: std::time::Duration::from_secs(10),
+            max_backoff: std::time::Duration::from_secs(30),
+        };
+        let waits: Vec<u64> = (1..=4).map(|n| retry.delay(n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 30, 30]);
+        let refused = |step: &str| {
+            let text = format!("title: t\nseverity: sev2\nowner: o\nwhen_to_use: w\nsteps:\n  - id: s\n{step}");
+            let errors = super::super::parse(&text, Path::new("t.yaml")).unwrap_err();
+            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        };
+        let cases = [
+            (
+                "    action: service.status\n    retry: { attempts: 0 }\n",
+                "`attempts: 0` is out of range",
+            ),
+            (
+                "    action: service.status\n    retry: { attempts: 11 }\n",
+                "`attempts: 11` is out of range",
+            ),
+            (
+                "    action: service.status\n    retry: { attempts: 2, backoff: 10m }\n",
+                "`backoff: 10m` is longer than `max_backoff: 5m`",
+            ),
+            (
+                "    action: manual\n    with: { instructions: x }\n    retry: { attempts: 2 }\n",
+                "a manual step cannot be retried",
+            ),
+            ("    action: service.status\n    retry: { tries: 2 }\n", "tries"),
+        ];
+        for (step, message) in cases {
+            let errors = refused(step);
+            assert!(errors.contains(message), "{step}: {errors}");
+        }
     }
 
     fn temp_dir(name: &str) -> std::path::PathBuf {

@@ -101,9 +101,51 @@ pub struct Step {
     pub when: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Tries the action again when it fails or times out (never a manual step, never a declined
+    /// confirmation), each try journaled.
+    #[serde(default)]
+    pub retry: Option<Retry>,
+}
+
+/// How a step is tried again: `attempts` tries in all, `backoff` before the second, doubling after
+/// each failure up to `max_backoff`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub attempts: u32,
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub backoff: Duration,
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+/// The most tries a step may have: past this, the step or what it waits for is what needs fixing.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+fn default_backoff() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Retry {
+    /// The wait after the `failed`-th failed try (1-based).
+    pub fn delay(&self, failed: u32) -> Duration {
+        let doubled = self
+            .backoff
+            .saturating_mul(2u32.saturating_pow(failed.saturating_sub(1)));
+        doubled.min(self.max_backoff)
+    }
 }
 
 impl Step {
+    /// Tries in all (1 without `retry`).
+    pub fn attempts(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |r| r.attempts)
+    }
+
     pub fn spec(&self) -> &'static ActionSpec {
         catalog::action(&self.action).expect("validated runbooks name known actions")
     }
@@ -256,6 +298,33 @@ impl Runbook {
                     }
                 }
             };
+            if let Some(retry) = &step.retry {
+                if !(1..=MAX_ATTEMPTS).contains(&retry.attempts) {
+                    problems.push(problem(
+                        format!("{key}.retry.attempts"),
+                        format!("`attempts: {}` is out of range", retry.attempts),
+                        Some("try a step 1 to 10 times in all; beyond that, fix what it waits for"),
+                    ));
+                }
+                if retry.backoff > retry.max_backoff {
+                    problems.push(problem(
+                        format!("{key}.retry.backoff"),
+                        format!(
+                            "`backoff: {}` is longer than `max_backoff: {}`",
+                            humantime::format_duration(retry.backoff),
+                            humantime::format_duration(retry.max_backoff)
+                        ),
+                        Some("raise `max_backoff` or lower `backoff`"),
+                    ));
+                }
+                if step.action == "manual" {
+                    problems.push(problem(
+                        format!("{key}.retry"),
+                        "a manual step cannot be retried: a person confirms it once".to_owned(),
+                        Some("drop `retry:` from this step"),
+                    ));
+                }
+            }
             if let Some(when) = &step.when {
                 match Condition::parse(when) {
                     Ok(condition) => check_refs(
@@ -344,6 +413,13 @@ impl Runbook {
                 }
                 if s.confirm {
                     detail.push_str(" [confirm]");
+                }
+                if let Some(retry) = &s.retry {
+                    detail.push_str(&format!(
+                        " [up to {} tries, {} apart and doubling]",
+                        retry.attempts,
+                        humantime::format_duration(retry.backoff)
+                    ));
                 }
                 PlannedStep {
                     name: s.id.clone(),

@@ -1,5 +1,5 @@
 //! The Markdown timeline of a run, for the post-incident review: what ran, when, for how long, who
-//! confirmed it, what it found, and where it stopped.
+//! confirmed it, what it found, every try that failed before a step's last, and where it stopped.
 
 use std::fmt::Write as _;
 
@@ -99,6 +99,30 @@ pub fn markdown(op: &Operation) -> String {
                     cell(&planned.detail)
                 );
             }
+        }
+    }
+    // Tries that failed before a step's last (its `retry`, or a resume): what each ran into.
+    let earlier: Vec<String> = op
+        .steps
+        .iter()
+        .flat_map(|step| {
+            step.attempts.iter().enumerate().map(move |(n, attempt)| {
+                format!(
+                    "- `{}` try {} at {} (took {}): {}{}",
+                    step.name,
+                    n + 1,
+                    attempt.started_at.format("%H:%M:%S"),
+                    duration(attempt.started_at, attempt.ended_at),
+                    format!("{:?}", attempt.status).to_lowercase(),
+                    attempt.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    if !earlier.is_empty() {
+        let _ = writeln!(out, "\n## Earlier tries\n");
+        for line in earlier {
+            let _ = writeln!(out, "{line}");
         }
     }
     if !op.events.is_empty() {

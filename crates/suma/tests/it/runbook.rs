@@ -840,6 +840,50 @@ fn serve_ok(listener: std::net::TcpListener) {
 }
 
 #[test]
+fn a_step_with_retry_is_tried_again_until_the_service_answers() {
+    crate::require_sandbox!();
+    let fleet = Fleet::new(j!([]));
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    // Nothing listens for the first seconds: the first tries are refused.
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        serve_ok(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    });
+    let fixture = common::fixture("runbooks/retry.yaml");
+    let out = run(fleet.suma(&[
+        "runbook",
+        "run",
+        fixture.to_str().unwrap(),
+        "--param",
+        &format!("url=http://127.0.0.1:{port}/health"),
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let report = json(&out);
+    let check = &report["operation"]["steps"][0];
+    assert_eq!(check["status"], "succeeded");
+    assert_eq!(check["facts"]["outputs"]["status"], 200);
+    let tries = check["attempts"].as_array().expect("the failed tries are journaled");
+    assert!(!tries.is_empty(), "{check}");
+    for attempt in tries {
+        assert_eq!(attempt["status"], "failed", "{attempt}");
+        assert!(
+            attempt["error"].as_str().unwrap().contains(&port.to_string()),
+            "{attempt}"
+        );
+    }
+    assert!(out.stderr.contains("trying again in"), "{}", out.stderr);
+    let run_id = report["operation"]["id"].as_str().unwrap();
+    let timeline = run(fleet.suma(&["runbook", "timeline", run_id]));
+    assert!(timeline.stdout.contains("## Earlier tries"), "{}", timeline.stdout);
+}
+
+#[test]
 fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
