@@ -57,6 +57,9 @@ pub enum StepStatus {
     Succeeded,
     Failed,
     Skipped,
+    /// Failed, and the operation went on as its definition allows (a runbook step with
+    /// `on_failure: continue`): done as far as a resume is concerned, its error kept.
+    Tolerated,
 }
 
 /// The record of one executed step.
@@ -174,7 +177,12 @@ impl Operation {
     pub fn next_step(&self) -> usize {
         self.steps
             .iter()
-            .take_while(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Skipped))
+            .take_while(|s| {
+                matches!(
+                    s.status,
+                    StepStatus::Succeeded | StepStatus::Skipped | StepStatus::Tolerated
+                )
+            })
             .count()
     }
 

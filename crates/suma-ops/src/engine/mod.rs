@@ -44,6 +44,12 @@ pub enum StepEnd {
         why: String,
         facts: Facts,
     },
+    /// Failed, and the operation goes on (a runbook step with `on_failure: continue`): journaled as
+    /// tolerated with its error.
+    Tolerated {
+        reason: String,
+        facts: Facts,
+    },
     /// Done, and the steps before `index` are skipped (a canary promoted during its analysis).
     JumpTo {
         index: usize,
@@ -346,6 +352,13 @@ pub async fn drive(steps: &dyn Steps, run: &Run<'_>, op: &mut Operation) -> Resu
                 run.save(op).await?;
                 run.reporter
                     .step_finished(index, total, &name, StepStatus::Skipped, &why);
+                index += 1;
+            }
+            Ok(StepEnd::Tolerated { reason, facts }) => {
+                op.finish_step(StepStatus::Tolerated, Some(reason.clone()), facts);
+                run.save(op).await?;
+                run.reporter
+                    .step_finished(index, total, &name, StepStatus::Tolerated, &reason);
                 index += 1;
             }
             Ok(StepEnd::JumpTo { index: to, why, facts }) => {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::expr::{self, Condition, Scope};
-use super::{Runbook, Step};
+use super::{Runbook, Step, StepFailure};
 use crate::engine::{EngineError, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
 use crate::journal::{Decision, Journal, Operation, StepStatus};
@@ -322,7 +322,17 @@ impl Steps for RunbookSteps<'_, '_> {
         let done = if step.action == "manual" {
             Done::from(Outputs::from([("confirmed_by".to_owned(), json!(confirmed_by))]))
         } else {
-            self.act(run, op, index, &args, &mut facts).await?
+            match self.act(run, op, index, &args, &mut facts).await {
+                Ok(done) => done,
+                Err(StepError::Failed { reason, facts }) if step.on_failure == StepFailure::Continue => {
+                    self.engine.reporter.warn(&format!(
+                        "step `{}` failed, the run goes on (on_failure: continue)",
+                        step.id
+                    ));
+                    return Ok(StepEnd::Tolerated { reason, facts });
+                }
+                Err(e) => return Err(e),
+            }
         };
         facts.extend(done.facts);
         let outputs = done.outputs;
@@ -553,6 +563,39 @@ steps:
         );
     }
 
+    #[tokio::test]
+    async fn a_step_that_may_fail_is_journaled_tolerated_and_the_run_goes_on() {
+        const TOLERANT: &str = "\
+title: t
+severity: sev2
+owner: o
+when_to_use: w
+steps:
+  - id: look
+    action: database.describe
+    on_failure: continue
+    retry: { attempts: 2, backoff: 10ms, max_backoff: 10ms }
+  - id: verify
+    action: sql.query
+    with: { query: 'select 1' }
+";
+        let actions = failing(&["database.describe", "database.describe"]);
+        let dir = temp_dir("tolerated");
+        let answers = Answers(Answer::Yes("ana".into()), Answer::Yes("bo".into()));
+        let engine = engine_of(TOLERANT, actions.clone(), answers, &dir);
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, Scope::default()).await.unwrap();
+        assert_eq!(outcome, Outcome::Completed);
+        assert_eq!(op.status, OperationStatus::Succeeded);
+        assert_eq!(op.steps[0].status, StepStatus::Tolerated);
+        assert_eq!(op.steps[0].error.as_deref(), Some("connection refused (try 2 of 2)"));
+        assert_eq!(op.steps[1].status, StepStatus::Succeeded);
+        assert_eq!(op.next_step(), 2, "a tolerated step is not run again by a resume");
+        let timeline = crate::runbook::timeline::markdown(&op);
+        assert!(timeline.contains("| tolerated |"), "{timeline}");
+        assert!(engine.runbook.plan()[0].detail.contains("[goes on if it fails]"));
+    }
+
     #[test]
     fn retry_waits_double_up_to_the_cap_and_bad_settings_are_refused() {
         let retry = crate::runbook::Retry {
@@ -585,6 +628,11 @@ steps:
                 "a manual step cannot be retried",
             ),
             ("    action: service.status\n    retry: { tries: 2 }\n", "tries"),
+            (
+                "    action: manual\n    with: { instructions: x }\n    on_failure: continue\n",
+                "a manual step cannot go on after failing",
+            ),
+            ("    action: service.status\n    on_failure: ignore\n", "ignore"),
         ];
         for (step, message) in cases {
             let errors = refused(step);

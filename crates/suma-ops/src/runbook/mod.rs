@@ -105,6 +105,20 @@ pub struct Step {
     /// confirmation), each try journaled.
     #[serde(default)]
     pub retry: Option<Retry>,
+    /// What follows when the action still fails after its tries: the run stops, resumable (default), or
+    /// goes on with the step journaled as tolerated (a notification, a best-effort check). A declined
+    /// confirmation always stops.
+    #[serde(default)]
+    pub on_failure: StepFailure,
+}
+
+/// What follows a step whose action failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepFailure {
+    #[default]
+    Stop,
+    Continue,
 }
 
 /// How a step is tried again: `attempts` tries in all, `backoff` before the second, doubling after
@@ -325,6 +339,13 @@ impl Runbook {
                     ));
                 }
             }
+            if step.on_failure == StepFailure::Continue && step.action == "manual" {
+                problems.push(problem(
+                    format!("{key}.on_failure"),
+                    "a manual step cannot go on after failing: a person confirms it or the run stops".to_owned(),
+                    Some("drop `on_failure: continue` from this step"),
+                ));
+            }
             if let Some(when) = &step.when {
                 match Condition::parse(when) {
                     Ok(condition) => check_refs(
@@ -413,6 +434,9 @@ impl Runbook {
                 }
                 if s.confirm {
                     detail.push_str(" [confirm]");
+                }
+                if s.on_failure == StepFailure::Continue {
+                    detail.push_str(" [goes on if it fails]");
                 }
                 if let Some(retry) = &s.retry {
                     detail.push_str(&format!(

@@ -54,7 +54,7 @@ pub fn markdown(op: &Operation) -> String {
         match op.steps.get(index) {
             Some(step) => {
                 let result = match step.status {
-                    StepStatus::Failed => step.error.clone().unwrap_or_default(),
+                    StepStatus::Failed | StepStatus::Tolerated => step.error.clone().unwrap_or_default(),
                     StepStatus::Skipped => step
                         .facts
                         .get("skipped")

@@ -76,6 +76,7 @@ impl Reporter for TerminalReporter {
             StepStatus::Succeeded => console::style("ok").green().to_string(),
             StepStatus::Failed => console::style("FAILED").red().bold().to_string(),
             StepStatus::Skipped => console::style("skipped").dim().to_string(),
+            StepStatus::Tolerated => console::style("failed, going on").yellow().to_string(),
             StepStatus::Running => "...".to_owned(),
         };
         let detail = if detail.is_empty() {

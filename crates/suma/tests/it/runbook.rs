@@ -884,6 +884,29 @@ fn a_step_with_retry_is_tried_again_until_the_service_answers() {
 }
 
 #[test]
+fn a_step_that_may_fail_lets_the_run_go_on_when_datadog_is_down() {
+    crate::require_sandbox!();
+    let fleet = Fleet::new(j!([]));
+    let fixture = common::fixture("runbooks/tolerant.yaml");
+    let refused = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", probe.local_addr().unwrap().port())
+    };
+    let mut cmd = fleet.suma(&["runbook", "run", fixture.to_str().unwrap(), "--yes", "--output", "json"]);
+    cmd.env("SUMA_DATADOG_URL", &refused);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let report = json(&out);
+    let op = &report["operation"];
+    assert_eq!(op["status"], "succeeded");
+    let announce = step(op, "announce");
+    assert_eq!(announce["status"], "tolerated", "{announce}");
+    assert!(!announce["error"].as_str().unwrap().is_empty(), "{announce}");
+    assert_eq!(step(op, "look")["status"], "succeeded");
+    assert!(out.stderr.contains("the run goes on"), "{}", out.stderr);
+}
+
+#[test]
 fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
