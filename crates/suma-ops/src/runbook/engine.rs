@@ -150,7 +150,7 @@ impl Engine<'_> {
             scope: Mutex::new(scope),
         };
         let run = Run::new(&self.journal, guard, self.reporter.as_ref(), &self.cancel);
-        Ok(match crate::engine::drive(&steps, &run, op).await? {
+        let outcome = match crate::engine::drive(&steps, &run, op).await? {
             RunEnd::Completed => Outcome::Completed,
             RunEnd::Stopped { at_step, reason } | RunEnd::Failed { at_step, reason } => {
                 Outcome::Stopped { step: at_step, reason }
@@ -160,8 +160,117 @@ impl Engine<'_> {
                 reason: format!("{}: {note}", decision.reason),
             },
             RunEnd::Interrupted { at_step } => Outcome::Interrupted { step: at_step },
-        })
+        };
+        let mut scope = steps.scope.into_inner().expect("runbook scope");
+        let (list, handlers, cap, stopped_at, reason) = match &outcome {
+            Outcome::Stopped { step, reason } => ("on_failure", &self.runbook.on_failure, None, step, reason.clone()),
+            Outcome::Interrupted { step } => (
+                "on_cancel",
+                &self.runbook.on_cancel,
+                Some(ON_CANCEL_TIMEOUT),
+                step,
+                "interrupted by a signal".to_owned(),
+            ),
+            Outcome::Completed => return Ok(outcome),
+        };
+        if !handlers.is_empty() {
+            scope.run.insert("stopped_at".to_owned(), json!(stopped_at));
+            scope.run.insert("reason".to_owned(), json!(reason));
+            self.handle(list, handlers, cap, op, &run, &scope).await;
+        }
+        Ok(outcome)
     }
+
+    /// Runs `handlers` unattended after the run stopped: each one's `when`, its arguments resolved, its
+    /// action under its timeout (at most `cap`), with a cancellation of its own (the run's may be
+    /// cancelled already). What each did becomes a note on the run; a handler's failure is noted and the
+    /// next one runs. Nothing runs once the lock is no longer held.
+    async fn handle(
+        &self,
+        list: &str,
+        handlers: &[Step],
+        cap: Option<Duration>,
+        op: &mut Operation,
+        run: &Run<'_>,
+        scope: &Scope,
+    ) {
+        let actor = run.guard.holder().to_owned();
+        for step in handlers {
+            if run.guard.ensure_held().is_err() {
+                op.note(&actor, format!("{list}: not run, the lock is no longer held"));
+                return;
+            }
+            let note = match self.handler(step, cap, op, scope).await {
+                Ok(Some(outputs)) => format!("{list} `{}`: done{outputs}", step.id),
+                Ok(None) => format!("{list} `{}`: skipped by its `when`", step.id),
+                Err(e) => {
+                    self.reporter.warn(&format!("{list} step `{}` failed: {e}", step.id));
+                    format!("{list} `{}`: failed: {e}", step.id)
+                }
+            };
+            self.reporter.info(&note);
+            op.note(&actor, note);
+            if let Err(e) = run.save(op).await {
+                self.reporter
+                    .warn(&format!("{list}: the run's notes were not saved: {e}"));
+                return;
+            }
+        }
+    }
+
+    /// One handler: `None` when its `when` is false, else its outputs as text.
+    async fn handler(
+        &self,
+        step: &Step,
+        cap: Option<Duration>,
+        op: &Operation,
+        scope: &Scope,
+    ) -> Result<Option<String>, String> {
+        if let Some(when) = &step.when {
+            if !Condition::parse(when).and_then(|c| c.eval(scope))? {
+                return Ok(None);
+            }
+        }
+        let args = resolve_args(step, scope)?;
+        let timeout = cap.map_or(step.timeout(), |cap| step.timeout().min(cap));
+        let context = StepContext {
+            operation: op,
+            step,
+            cancel: CancellationToken::new(),
+        };
+        match tokio::time::timeout(timeout, self.actions.run(&args, &context)).await {
+            Ok(Ok(done)) => Ok(Some(
+                done.outputs
+                    .iter()
+                    .map(|(k, v)| format!(", {k}={}", expr::to_text(v)))
+                    .collect(),
+            )),
+            Ok(Err(e)) => Err(e.message),
+            Err(_) => Err(format!("timed out after {}", humantime::format_duration(timeout))),
+        }
+    }
+}
+
+/// How long an `on_cancel` step may take: a CI cancel allows seconds before the runner is killed.
+pub const ON_CANCEL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `step`'s arguments with every reference resolved in `scope`, each checked against its type.
+fn resolve_args(step: &Step, scope: &Scope) -> Result<BTreeMap<String, String>, String> {
+    let mut args = BTreeMap::new();
+    for (name, value) in &step.args {
+        let text = match value {
+            serde_yaml::Value::String(s) => s.clone(),
+            other => expr::to_text(&super::yaml_to_json(other)),
+        };
+        let resolved = expr::interpolate(&text, scope)?;
+        if let Some(spec) = step.spec().arg(name) {
+            spec.ty
+                .check(&resolved)
+                .map_err(|e| format!("argument `{name}` resolved to {e}"))?;
+        }
+        args.insert(name.clone(), resolved);
+    }
+    Ok(args)
 }
 
 impl Engine<'_> {
@@ -274,20 +383,7 @@ impl Steps for RunbookSteps<'_, '_> {
                 Err(e) => return Err(stop(format!("its `when` cannot be evaluated: {e}"), BTreeMap::new())),
             }
         }
-        let mut args = BTreeMap::new();
-        for (name, value) in &step.args {
-            let text = match value {
-                serde_yaml::Value::String(s) => s.clone(),
-                other => expr::to_text(&super::yaml_to_json(other)),
-            };
-            let resolved = expr::interpolate(&text, &self.scope()).map_err(|e| stop(e, BTreeMap::new()))?;
-            if let Some(spec) = step.spec().arg(name) {
-                if let Err(e) = spec.ty.check(&resolved) {
-                    return Err(stop(format!("argument `{name}` resolved to {e}"), BTreeMap::new()));
-                }
-            }
-            args.insert(name.clone(), resolved);
-        }
+        let args = resolve_args(step, &self.scope()).map_err(|e| stop(e, BTreeMap::new()))?;
         // The resolved arguments are on record before anything acts on them.
         run.record(op, BTreeMap::from([("args".to_owned(), json!(args))]))
             .await?;
@@ -596,6 +692,73 @@ steps:
         assert!(engine.runbook.plan()[0].detail.contains("[goes on if it fails]"));
     }
 
+    const HANDLED: &str = "\
+title: t
+severity: sev2
+owner: o
+when_to_use: w
+steps:
+  - id: look
+    action: database.describe
+  - id: verify
+    action: sql.query
+    with: { query: 'select 1' }
+on_failure:
+  - id: tell
+    action: sql.query
+    with: { query: 'stopped at ${run.stopped_at}: ${run.reason} (${steps.look.outputs.latest_snapshot})' }
+  - id: never
+    action: sql.query
+    when: run.reason == 'nothing'
+    with: { query: 'select 2' }
+on_cancel:
+  - id: cancelled
+    action: sql.query
+    with: { query: 'cancelled at ${run.stopped_at}' }
+";
+
+    #[tokio::test]
+    async fn on_failure_handlers_run_unattended_when_the_run_stops_and_on_cancel_when_a_signal_stops_it() {
+        let actions = failing(&["sql.query"]);
+        let dir = temp_dir("handlers");
+        let answers = Answers(Answer::No, Answer::No);
+        let engine = engine_of(HANDLED, actions.clone(), answers, &dir);
+        let (mut op, guard) = start(&engine).await;
+        let outcome = engine.run(&mut op, &guard, Scope::default()).await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Stopped { ref step, .. } if step == "verify"),
+            "{outcome:?}"
+        );
+        assert_eq!(op.status, OperationStatus::Interrupted, "still resumable");
+        {
+            let calls = actions.calls.lock().unwrap();
+            let handled: Vec<&String> = calls.iter().skip(2).map(|c| &c.1["query"]).collect();
+            assert_eq!(handled, ["stopped at verify: connection refused (snap-1)"]);
+        }
+        let notes: Vec<&str> = op.events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            notes,
+            [
+                "on_failure `tell`: done, rows=1",
+                "on_failure `never`: skipped by its `when`"
+            ]
+        );
+        let saved = engine.journal.load(&op.id).await.unwrap().unwrap();
+        assert_eq!(saved.events.len(), 2, "the notes are journaled");
+
+        // A signal: the step is not run, the on_cancel handler is, with a cancellation of its own.
+        let engine = engine_of(HANDLED, failing(&[]), Answers(Answer::No, Answer::No), &dir);
+        let (mut op, guard) = start(&engine).await;
+        engine.cancel.cancel();
+        let outcome = engine.run(&mut op, &guard, Scope::default()).await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Interrupted { ref step } if step == "look"),
+            "{outcome:?}"
+        );
+        let notes: Vec<&str> = op.events.iter().map(|e| e.message.as_str()).collect();
+        assert!(notes.contains(&"on_cancel `cancelled`: done, rows=1"), "{notes:?}");
+    }
+
     #[test]
     fn retry_waits_double_up_to_the_cap_and_bad_settings_are_refused() {
         let retry = crate::runbook::Retry {
@@ -633,6 +796,18 @@ steps:
                 "a manual step cannot go on after failing",
             ),
             ("    action: service.status\n    on_failure: ignore\n", "ignore"),
+            (
+                "    action: service.status\n    with: {}\non_failure:\n  - id: ask\n    action: service.status\n    confirm: true\n",
+                "`on_failure` step `ask` asks a person",
+            ),
+            (
+                "    action: sql.query\n    with: { query: '${run.reason}' }\n",
+                "`run.reason` has a value only in an `on_failure` or `on_cancel` step",
+            ),
+            (
+                "    action: service.status\non_cancel:\n  - id: s\n    action: service.status\n",
+                "step id `s` is used twice",
+            ),
         ];
         for (step, message) in cases {
             let errors = refused(step);

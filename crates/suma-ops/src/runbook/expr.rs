@@ -36,7 +36,10 @@ pub const ENV_NAMES: &[&str] = &[
 ];
 
 /// The run's own values, `${run.NAME}`.
-pub const RUN_NAMES: &[&str] = &["id", "actor", "started_at", "runbook"];
+pub const RUN_NAMES: &[&str] = &["id", "actor", "started_at", "runbook", "stopped_at", "reason"];
+
+/// The run values only handlers (`on_failure`, `on_cancel`) have: the step the run stopped at, and why.
+pub const HANDLER_RUN_NAMES: &[&str] = &["stopped_at", "reason"];
 
 impl Ref {
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -907,6 +907,49 @@ fn a_step_that_may_fail_lets_the_run_go_on_when_datadog_is_down() {
 }
 
 #[test]
+fn a_signal_runs_the_on_cancel_handlers_and_leaves_the_run_resumable() {
+    crate::require_sandbox!();
+    let fleet = Fleet::new(j!([]));
+    // Nothing listens: the check keeps trying until the signal.
+    let url = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/health", probe.local_addr().unwrap().port())
+    };
+    let fixture = common::fixture("runbooks/signal.yaml");
+    let child = fleet
+        .suma(&[
+            "runbook",
+            "run",
+            fixture.to_str().unwrap(),
+            "--param",
+            &format!("url={url}"),
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    let run_id = report["operation"]["id"].as_str().unwrap();
+    assert_eq!(report["operation"]["status"], "interrupted", "{stderr}");
+    let told = events_mentioning(&format!("run {run_id}"));
+    let titles: Vec<&str> = told.iter().map(|e| e["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["a run interrupted at check"], "{stderr}");
+    let abort = run(fleet.suma(&["runbook", "abort", run_id, "--reason", "test over", "--yes"]));
+    assert_eq!(abort.code, 1, "{}", abort.stderr);
+}
+
+#[test]
 fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
@@ -935,6 +978,18 @@ fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
     assert!(first["outcome"]["reason"].as_str().unwrap().contains(&url));
     let run_id = first["operation"]["id"].as_str().unwrap().to_owned();
     let first_step_started = first["operation"]["steps"][0]["started_at"].clone();
+    // The on_failure handler told Datadog where the run stopped, unattended, and the run notes it.
+    let told = events_mentioning(&format!("run {run_id}: "));
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["title"], "a run stopped at check");
+    let notes = first["operation"]["events"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("on_failure `tell-stopped`: done")),
+        "{notes:?}"
+    );
 
     // The environment stays locked by the run: another run is refused, naming it.
     let blocked = run(fleet.suma(&[
