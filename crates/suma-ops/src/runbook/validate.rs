@@ -1,0 +1,266 @@
+//! A runbook's semantic validation: every problem with its dotted key path (which the loader turns into
+//! file:line), a message naming it and, where one helps, the fix. Steps and handlers are checked alike;
+//! references are checked against the parameters and the steps that run before (for a handler, every
+//! step).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::catalog::{self, ActionSpec};
+use super::expr::{self, Condition, Ref};
+use super::{scalar_text, Runbook, Step, StepFailure, MAX_ATTEMPTS};
+
+type Problem = (String, String, Option<String>);
+
+fn problem(key: String, message: String, hint: Option<&str>) -> Problem {
+    (key, message, hint.map(str::to_owned))
+}
+
+impl Runbook {
+    /// Every semantic problem: (dotted key path, message, hint).
+    pub(super) fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut params = BTreeSet::new();
+        for (i, p) in self.parameters.iter().enumerate() {
+            let key = format!("parameters.{i}");
+            if !expr::is_name(&p.name) {
+                problems.push(problem(
+                    format!("{key}.name"),
+                    format!("`{}` is not a valid parameter name", p.name),
+                    Some("use lower-case letters, digits, `_` or `-`, starting with a letter"),
+                ));
+            }
+            if !params.insert(p.name.clone()) {
+                problems.push(problem(
+                    format!("{key}.name"),
+                    format!("parameter `{}` is declared twice", p.name),
+                    None,
+                ));
+            }
+            if let Some(default) = &p.default {
+                match scalar_text(default) {
+                    Some(text) => {
+                        if let Err(e) = p.ty.arg_type().check(&text) {
+                            problems.push(problem(format!("{key}.default"), e, None));
+                        }
+                    }
+                    None => problems.push(problem(
+                        format!("{key}.default"),
+                        "a default must be a single value".to_owned(),
+                        None,
+                    )),
+                }
+                if p.required {
+                    problems.push(problem(
+                        format!("{key}.required"),
+                        format!("parameter `{}` is required and has a default", p.name),
+                        Some("drop `required: true` or the default"),
+                    ));
+                }
+            }
+        }
+        if self.steps.is_empty() {
+            problems.push(problem(
+                "steps".to_owned(),
+                "a runbook needs at least one step".to_owned(),
+                None,
+            ));
+        }
+        // Step id → its action, for the steps before the one being checked. A handler (`on_failure`,
+        // `on_cancel`) runs after the steps, so it may use the outputs of any of them.
+        let mut earlier: BTreeMap<&str, &'static ActionSpec> = BTreeMap::new();
+        let mut after_steps = BTreeMap::new();
+        let mut all_ids = BTreeSet::new();
+        let lists: [(&str, &[Step]); 3] = [
+            ("steps", &self.steps),
+            ("on_failure", &self.on_failure),
+            ("on_cancel", &self.on_cancel),
+        ];
+        for (list, steps) in lists {
+            let handler = list != "steps";
+            if handler {
+                earlier.clone_from(&after_steps);
+            }
+            for (i, step) in steps.iter().enumerate() {
+                let key = format!("{list}.{i}");
+                if handler && (step.confirm || step.action == "manual") {
+                    problems.push(problem(
+                        format!("{key}.action"),
+                        format!("`{list}` step `{}` asks a person; a handler runs unattended", step.id),
+                        Some("drop `confirm: true`, and use a notification instead of `manual`"),
+                    ));
+                }
+                if !expr::is_name(&step.id) {
+                    problems.push(problem(
+                        format!("{key}.id"),
+                        format!("`{}` is not a valid step id", step.id),
+                        Some("use lower-case letters, digits, `_` or `-`, starting with a letter"),
+                    ));
+                }
+                if !all_ids.insert(step.id.as_str()) {
+                    problems.push(problem(
+                        format!("{key}.id"),
+                        format!("step id `{}` is used twice", step.id),
+                        Some("step ids name outputs (`steps.ID.outputs.NAME`), so they must be unique"),
+                    ));
+                }
+                let check_refs = |problems: &mut Vec<Problem>, at: String, refs: Vec<Ref>| {
+                    for r in refs {
+                        match &r {
+                            Ref::Param(name) if !params.contains(name) => problems.push(problem(
+                                at.clone(),
+                                format!("`{r}` names no declared parameter"),
+                                Some("declare it under `parameters:`, or fix the name"),
+                            )),
+                            Ref::Run(name) if !handler && expr::HANDLER_RUN_NAMES.contains(&name.as_str()) => problems
+                                .push(problem(
+                                    at.clone(),
+                                    format!("`{r}` has a value only in an `on_failure` or `on_cancel` step"),
+                                    None,
+                                )),
+                            Ref::Output { step: id, output } => match earlier.get(id.as_str()) {
+                                None if all_ids.contains(id.as_str()) && id == &step.id => problems.push(problem(
+                                    at.clone(),
+                                    format!("`{r}` refers to the step's own outputs"),
+                                    Some("a step can only use outputs of steps before it"),
+                                )),
+                                None => problems.push(problem(
+                                    at.clone(),
+                                    format!("`{r}` refers to step `{id}`, which is not an earlier step"),
+                                    Some("a step can only use outputs of steps before it; check the id"),
+                                )),
+                                Some(spec) if !spec.open_outputs && !spec.outputs.contains(&output.as_str()) => {
+                                    problems.push(problem(
+                                        at.clone(),
+                                        format!(
+                                            "`{r}`: action `{}` has no output `{output}`; it has {}",
+                                            spec.name,
+                                            if spec.outputs.is_empty() {
+                                                "none".to_owned()
+                                            } else {
+                                                spec.outputs.join(", ")
+                                            }
+                                        ),
+                                        None,
+                                    ))
+                                }
+                                Some(_) => {}
+                            },
+                            _ => {}
+                        }
+                    }
+                };
+                if let Some(retry) = &step.retry {
+                    if !(1..=MAX_ATTEMPTS).contains(&retry.attempts) {
+                        problems.push(problem(
+                            format!("{key}.retry.attempts"),
+                            format!("`attempts: {}` is out of range", retry.attempts),
+                            Some("try a step 1 to 10 times in all; beyond that, fix what it waits for"),
+                        ));
+                    }
+                    if retry.backoff > retry.max_backoff {
+                        problems.push(problem(
+                            format!("{key}.retry.backoff"),
+                            format!(
+                                "`backoff: {}` is longer than `max_backoff: {}`",
+                                humantime::format_duration(retry.backoff),
+                                humantime::format_duration(retry.max_backoff)
+                            ),
+                            Some("raise `max_backoff` or lower `backoff`"),
+                        ));
+                    }
+                    if step.action == "manual" {
+                        problems.push(problem(
+                            format!("{key}.retry"),
+                            "a manual step cannot be retried: a person confirms it once".to_owned(),
+                            Some("drop `retry:` from this step"),
+                        ));
+                    }
+                }
+                if step.on_failure == StepFailure::Continue && step.action == "manual" {
+                    problems.push(problem(
+                        format!("{key}.on_failure"),
+                        "a manual step cannot go on after failing: a person confirms it or the run stops".to_owned(),
+                        Some("drop `on_failure: continue` from this step"),
+                    ));
+                }
+                if let Some(when) = &step.when {
+                    match Condition::parse(when) {
+                        Ok(condition) => check_refs(
+                            &mut problems,
+                            format!("{key}.when"),
+                            condition.references().into_iter().cloned().collect(),
+                        ),
+                        Err(e) => problems.push(problem(format!("{key}.when"), e, None)),
+                    }
+                }
+                let Some(spec) = catalog::action(&step.action) else {
+                    let similar = catalog::similar(&step.action);
+                    problems.push((
+                        format!("{key}.action"),
+                        format!("unknown action `{}`", step.action),
+                        Some(if similar.is_empty() {
+                            "`suma runbook actions` lists every action".to_owned()
+                        } else {
+                            format!(
+                                "did you mean {}? `suma runbook actions` lists every action",
+                                similar.join(", ")
+                            )
+                        }),
+                    ));
+                    continue;
+                };
+                for (name, value) in &step.args {
+                    let at = format!("{key}.with.{name}");
+                    let Some(arg) = spec.arg(name) else {
+                        let known: Vec<&str> = spec.args.iter().map(|a| a.name).collect();
+                        problems.push((
+                            at,
+                            format!("action `{}` takes no argument `{name}`", spec.name),
+                            Some(if known.is_empty() {
+                                "it takes no arguments".to_owned()
+                            } else {
+                                format!("its arguments: {}", known.join(", "))
+                            }),
+                        ));
+                        continue;
+                    };
+                    let Some(text) = scalar_text(value) else {
+                        problems.push(problem(
+                            at,
+                            format!("`{name}` must be {}, not a list or map", arg.ty.describe()),
+                            None,
+                        ));
+                        continue;
+                    };
+                    match expr::references(&text) {
+                        Err(e) => problems.push(problem(at, e, None)),
+                        // Checked once resolved, at run time.
+                        Ok(refs) if !refs.is_empty() => check_refs(&mut problems, at, refs),
+                        Ok(_) => {
+                            if let Err(e) = arg.ty.check(&text) {
+                                problems.push(problem(at, format!("`{name}`: {e}"), None));
+                            }
+                        }
+                    }
+                }
+                for arg in spec.args.iter().filter(|a| a.required) {
+                    if !step.args.contains_key(arg.name) {
+                        problems.push((
+                            format!("{key}.action"),
+                            format!(
+                                "action `{}` needs the argument `{}` ({})",
+                                spec.name, arg.name, arg.help
+                            ),
+                            Some(format!("add `with: {{ {}: ... }}` to step `{}`", arg.name, step.id)),
+                        ));
+                    }
+                }
+                earlier.insert(step.id.as_str(), spec);
+            }
+            if !handler {
+                after_steps.clone_from(&earlier);
+            }
+        }
+        problems
+    }
+}
