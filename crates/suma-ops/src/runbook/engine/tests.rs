@@ -1,5 +1,6 @@
 //! The runbook engine against recorded actions and scripted answers: conditions, references,
 //! confirmations, resume, retry, tolerated failures and handlers, each journaled.
+
 use std::path::Path;
 use std::sync::Mutex;
 
