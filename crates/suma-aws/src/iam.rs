@@ -188,6 +188,8 @@ pub const COMPLIANCE_INVENTORY: Permission = Permission {
         "rds:DescribeDBSnapshots",
         "route53:ListHostedZones",
         "route53:ListResourceRecordSets",
+        "scheduler:GetSchedule",
+        "scheduler:ListSchedules",
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetResourcePolicy",
         "secretsmanager:ListSecrets",

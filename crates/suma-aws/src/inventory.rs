@@ -354,6 +354,7 @@ pub struct RateLimitRule {
 /// An EventBridge rule that starts an ECS task (a scheduled job, a migration run on an event).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ScheduledTaskFacts {
+    /// The rule's name, or `schedule GROUP/NAME` for an EventBridge Scheduler schedule.
     pub rule: String,
     pub region: String,
     /// `ENABLED` or `DISABLED`: a disabled rule is judged too, as it can be enabled at any time.
@@ -399,7 +400,7 @@ pub trait InventoryApi: Send + Sync {
     async fn kms_key(&self, reference: &str) -> Result<KmsKeyFacts, AwsError>;
     /// The web ACL associated with a resource (a load balancer's ARN), if any.
     async fn web_acl_for(&self, resource_arn: &str) -> Result<Option<WebAclFacts>, AwsError>;
-    /// The ECS tasks the rules of every EventBridge bus start.
+    /// The ECS tasks the rules of every EventBridge bus and every EventBridge Scheduler schedule start.
     async fn scheduled_tasks(&self) -> Result<Vec<ScheduledTaskFacts>, AwsError>;
 }
 

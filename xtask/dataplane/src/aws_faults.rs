@@ -147,6 +147,8 @@ pub fn iam_action(parts: &axum::http::request::Parts, body: &[u8]) -> String {
         target.rsplit('.').next().unwrap_or(target).to_owned()
     } else if let Some(action) = form_action(body) {
         action
+    } else if service == "scheduler" {
+        scheduler_operation(parts.method.as_str(), parts.uri.path())
     } else {
         route53_operation(parts.method.as_str(), parts.uri.path())
     };
@@ -173,6 +175,17 @@ fn route53_operation(method: &str, path: &str) -> String {
         ("GET", [_, "healthcheck", _, "status"]) => "GetHealthCheckStatus",
         ("GET", [_, "healthcheck", _]) => "GetHealthCheck",
         ("GET", [_, "healthcheck"]) => "ListHealthChecks",
+        _ => return format!("{method} {path}"),
+    }
+    .to_owned()
+}
+
+/// EventBridge Scheduler's REST paths, as far as suma calls them.
+fn scheduler_operation(method: &str, path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        ("GET", ["schedules"]) => "ListSchedules",
+        ("GET", ["schedules", _]) => "GetSchedule",
         _ => return format!("{method} {path}"),
     }
     .to_owned()
@@ -295,6 +308,10 @@ mod tests {
         assert_eq!(iam_action(&route53, b"<xml/>"), "route53:ChangeResourceRecordSets");
         let change = parts("GET", "/2013-04-01/change/C1", &[("authorization", &auth("route53"))]);
         assert_eq!(iam_action(&change, b""), "route53:GetChange");
+        let schedules = parts("GET", "/schedules", &[("authorization", &auth("scheduler"))]);
+        assert_eq!(iam_action(&schedules, b""), "scheduler:ListSchedules");
+        let schedule = parts("GET", "/schedules/purge", &[("authorization", &auth("scheduler"))]);
+        assert_eq!(iam_action(&schedule, b""), "scheduler:GetSchedule");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub struct SdkInventory {
     pub(super) ec2: aws_sdk_ec2::Client,
     pub(super) waf: aws_sdk_wafv2::Client,
     pub(super) events: aws_sdk_eventbridge::Client,
+    pub(super) scheduler: aws_sdk_scheduler::Client,
 }
 
 impl SdkInventory {
@@ -71,6 +72,7 @@ impl SdkInventory {
             ec2: aws_sdk_ec2::Client::new(config),
             waf: aws_sdk_wafv2::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
+            scheduler: aws_sdk_scheduler::Client::new(config),
         }
     }
 

@@ -1,6 +1,7 @@
-//! The ECS tasks EventBridge rules start (scheduled jobs, migrations run on an event), for compliance: an
-//! auditor judges every task definition revision something can run, and a rule may name an older revision
-//! than a family's latest.
+//! The ECS tasks EventBridge starts, for compliance: its rules' (scheduled jobs, migrations run on an
+//! event, on every bus) and EventBridge Scheduler's schedules' (the newer way to run a job on a
+//! timetable). An auditor judges every task definition revision something can run, and a rule or a
+//! schedule may name an older revision than its family's latest.
 
 use super::inventory::SdkInventory;
 use crate::inventory::ScheduledTaskFacts;
@@ -80,6 +81,59 @@ impl SdkInventory {
                 }
             }
         }
+        tasks.extend(self.list_schedule_tasks().await?);
+        Ok(tasks)
+    }
+
+    /// The ECS tasks of EventBridge Scheduler's schedules, every group. A listing shows a target's ARN
+    /// only; the task definition is in the schedule itself (`GetSchedule`), read for ECS targets only.
+    async fn list_schedule_tasks(&self) -> Result<Vec<ScheduledTaskFacts>, AwsError> {
+        use futures::StreamExt as _;
+        let mut ecs_schedules = Vec::new();
+        let mut pages = self.scheduler.list_schedules().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("Scheduler", "ListSchedules", &self.region, e))?;
+            for s in page.schedules() {
+                let ecs = s.target().is_some_and(|t| t.arn().contains(":cluster/"));
+                if let (true, Some(name)) = (ecs, s.name()) {
+                    ecs_schedules.push((
+                        name.to_owned(),
+                        s.group_name().unwrap_or("default").to_owned(),
+                        s.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        let read = futures::stream::iter(ecs_schedules)
+            .map(|(name, group, state)| async move {
+                let out = self
+                    .scheduler
+                    .get_schedule()
+                    .name(&name)
+                    .group_name(&group)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("Scheduler", "GetSchedule", &name, e))?;
+                Ok::<_, AwsError>(out.target().and_then(|t| {
+                    t.ecs_parameters().map(|ecs| ScheduledTaskFacts {
+                        rule: format!("schedule {group}/{name}"),
+                        region: self.region.clone(),
+                        state: state.clone(),
+                        cluster_arn: t.arn().to_owned(),
+                        task_definition: ecs.task_definition_arn().to_owned(),
+                    })
+                }))
+            })
+            .buffer_unordered(SCHEDULE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut tasks = Vec::new();
+        for one in read {
+            tasks.extend(one?);
+        }
         Ok(tasks)
     }
 }
+
+/// Schedules read at once.
+const SCHEDULE_CONCURRENCY: usize = 8;

@@ -493,6 +493,9 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
     assert_eq!(account[&id("good_td")], "pass");
     assert_eq!(account[&id("elsewhere_td_old")], "fail", "{account:#?}");
     assert_eq!(account[&id("elsewhere_td")], "pass", "{account:#?}");
+    // EventBridge Scheduler's schedules too.
+    assert_eq!(account[&id("purge_td_old")], "fail", "{account:#?}");
+    assert_eq!(account[&id("purge_td")], "pass", "{account:#?}");
     assert_eq!(account[&id("nightly_td_old")], "pass", "{account:#?}");
     assert_eq!(account[&id("nightly_td")], "pass", "{account:#?}");
     let config = plaintext("config");
@@ -501,6 +504,7 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
     assert_eq!(config[&id("nightly_td_old")], "pass", "{config:#?}");
     assert!(!config.contains_key(&id("nightly_td")), "{config:#?}");
     assert!(!config.contains_key(&id("elsewhere_td_old")), "{config:#?}");
+    assert!(!config.contains_key(&id("purge_td_old")), "{config:#?}");
 
     // KMS: every customer-managed key of the region is judged; the one that never rotates and lets
     // anyone decrypt fails both checks.
