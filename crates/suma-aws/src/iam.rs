@@ -193,6 +193,7 @@ pub const COMPLIANCE_INVENTORY: Permission = Permission {
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetResourcePolicy",
         "secretsmanager:ListSecrets",
+        "wafv2:GetLoggingConfiguration",
         "wafv2:GetWebACLForResource",
     ],
     scope: Scope::Any,

@@ -316,7 +316,7 @@ pub struct KmsKeyFacts {
 
 /// An AWS WAF web ACL as compliance judges it: what it does with requests no rule matches, which managed
 /// rule groups it runs and with what overrides, and its rate-based rules.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebAclFacts {
     pub arn: String,
     pub name: String,
@@ -326,6 +326,18 @@ pub struct WebAclFacts {
     pub managed_rule_groups: Vec<ManagedRuleGroupUse>,
     /// Its rate-based rules.
     pub rate_limits: Vec<RateLimitRule>,
+    /// Where it logs the requests it sees, if anywhere (`GetLoggingConfiguration`); `Err` when that could
+    /// not be read.
+    pub logging: Result<Option<WafLogging>, String>,
+}
+
+/// A web ACL's logging configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WafLogging {
+    /// CloudWatch Logs groups, S3 buckets or Firehose streams (`aws-waf-logs-*`).
+    pub destinations: Vec<String>,
+    /// The request headers kept out of the logs, lower-cased (`authorization`, `cookie`, ...).
+    pub redacted_headers: Vec<String>,
 }
 
 /// One managed rule group referenced by a web ACL.

@@ -1,11 +1,11 @@
 //! The web ACL AWS WAF associates with a resource, for compliance: the managed rule groups it runs (its
 //! own rules and those AWS Firewall Manager adds before and after them), with the overrides that turn a
-//! group or some of its rules into counting only, and its rate-based rules.
+//! group or some of its rules into counting only, its rate-based rules, and where it logs.
 
 use aws_sdk_wafv2::types::{ManagedRuleGroupStatement, OverrideAction, RuleAction, WebAcl};
 
 use super::inventory::SdkInventory;
-use crate::inventory::{ManagedRuleGroupUse, RateLimitRule, WebAclFacts};
+use crate::inventory::{ManagedRuleGroupUse, RateLimitRule, WafLogging, WebAclFacts};
 use crate::AwsError;
 
 impl SdkInventory {
@@ -17,7 +17,33 @@ impl SdkInventory {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("WAFv2", "GetWebACLForResource", resource_arn, e))?;
-        Ok(out.web_acl().map(web_acl_facts))
+        let Some(acl) = out.web_acl() else {
+            return Ok(None);
+        };
+        let mut facts = web_acl_facts(acl);
+        facts.logging = self.read_waf_logging(acl.arn()).await;
+        Ok(Some(facts))
+    }
+
+    /// The web ACL's logging configuration; `None` when it logs nowhere (WAF answers "nonexistent").
+    async fn read_waf_logging(&self, acl_arn: &str) -> Result<Option<WafLogging>, String> {
+        match self.waf.get_logging_configuration().resource_arn(acl_arn).send().await {
+            Ok(out) => Ok(out.logging_configuration().map(|c| WafLogging {
+                destinations: c.log_destination_configs().to_vec(),
+                redacted_headers: c
+                    .redacted_fields()
+                    .iter()
+                    .filter_map(|f| f.single_header().map(|h| h.name().to_ascii_lowercase()))
+                    .collect(),
+            })),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_waf_nonexistent_item_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(AwsError::from_sdk("WAFv2", "GetLoggingConfiguration", acl_arn, e).to_string()),
+        }
     }
 }
 
@@ -96,6 +122,8 @@ pub(crate) fn web_acl_facts(acl: &WebAcl) -> WebAclFacts {
         .to_owned(),
         managed_rule_groups,
         rate_limits,
+        // Read with its own call.
+        logging: Ok(None),
     }
 }
 

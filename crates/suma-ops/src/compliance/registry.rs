@@ -509,6 +509,17 @@ pub static CHECKS: &[Check] = &[
                       group of `compliance.waf_rule_groups`, none of them overridden to Count",
     },
     Check {
+        id: "alb-waf-logging",
+        title: "ALB's web ACL logs requests, with credentials redacted",
+        service: "alb",
+        severity: Medium,
+        controls: controls(&["10.2.1", "8.3.2"], &["CC7.2"], &["Art. 32(1)(d)"], &[]),
+        topics: &["network", "logging"],
+        risk: "Attacks the edge blocked leave no trace to investigate; or the logs keep bearer tokens and session cookies",
+        remediation: "Put a logging configuration on the web ACL (`aws wafv2 put-logging-configuration`) with \
+                      `RedactedFields` for the `authorization` and `cookie` headers",
+    },
+    Check {
         id: "alb-waf-rate-limit",
         title: "ALB's web ACL blocks clients above a request rate",
         service: "alb",

@@ -1,13 +1,17 @@
 //! The load balancer's edge protection, judged: an AWS WAF web ACL associated with it that runs every
 //! required AWS managed rule group in blocking mode (a group overridden to Count, or with rules excluded,
-//! protects less than its name says), and a rate-based rule that blocks. Pure.
+//! protects less than its name says), a rate-based rule that blocks, and logging that keeps no
+//! credentials (the service's bearer tokens and session cookies travel in headers WAF logs). Pure.
 
 use super::evaluate::{error_finding, finding};
 use super::Finding;
 use crate::aws::inventory::{LoadBalancerFacts, WebAclFacts};
 
 /// The checks judged here.
-pub const CHECKS: &[&str] = &["alb-waf", "alb-waf-rate-limit"];
+pub const CHECKS: &[&str] = &["alb-waf", "alb-waf-rate-limit", "alb-waf-logging"];
+
+/// Headers that carry credentials to the service: a log that keeps them keeps working tokens.
+pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie"];
 
 /// The vendor of AWS Managed Rules.
 const AWS_VENDOR: &str = "AWS";
@@ -42,9 +46,58 @@ pub fn load_balancer_waf(
                 "no web ACL associated",
                 "a rate-based rule that blocks",
             ),
+            finding(
+                "alb-waf-logging",
+                r,
+                region,
+                false,
+                "no web ACL associated",
+                LOGGING_EXPECTED,
+            ),
         ];
     };
-    vec![managed_groups(r, region, acl, required), rate_limit(r, region, acl)]
+    vec![
+        managed_groups(r, region, acl, required),
+        rate_limit(r, region, acl),
+        logging(r, region, acl),
+    ]
+}
+
+const LOGGING_EXPECTED: &str = "requests logged, authorization and cookie headers redacted";
+
+fn logging(r: &str, region: Option<&str>, acl: &WebAclFacts) -> Finding {
+    match &acl.logging {
+        Err(e) => error_finding("alb-waf-logging", r, region, e),
+        Ok(None) => finding(
+            "alb-waf-logging",
+            r,
+            region,
+            false,
+            format!("web ACL {} logs nowhere", acl.name),
+            LOGGING_EXPECTED,
+        ),
+        Ok(Some(logging)) => {
+            let kept: Vec<&str> = CREDENTIAL_HEADERS
+                .iter()
+                .copied()
+                .filter(|h| !logging.redacted_headers.iter().any(|r| r == h))
+                .collect();
+            let to = logging.destinations.join(", ");
+            let observed = if kept.is_empty() {
+                format!("logged to {to}, credentials redacted")
+            } else {
+                format!("logged to {to}, keeping the {} header(s)", kept.join(" and "))
+            };
+            finding(
+                "alb-waf-logging",
+                r,
+                region,
+                !logging.destinations.is_empty() && kept.is_empty(),
+                observed,
+                LOGGING_EXPECTED,
+            )
+        }
+    }
 }
 
 fn expected_groups(required: &[String]) -> String {
@@ -161,6 +214,7 @@ mod tests {
                     action: a.to_string(),
                 })
                 .collect(),
+            logging: Ok(None),
         })
     }
 
@@ -172,8 +226,55 @@ mod tests {
             "AWSManagedRulesSQLiRuleSet".to_owned(),
         ];
         let f = load_balancer_waf(&lb(), &acl, &required);
-        assert_eq!(f.len(), 2);
+        assert_eq!(f.len(), 3);
         (f[0].status, f[0].observed.clone(), f[1].status)
+    }
+
+    #[test]
+    fn waf_logging_verdicts() {
+        use crate::aws::inventory::WafLogging;
+        use Status::{Error, Fail, Pass};
+        let logged = |redacted: &[&str]| {
+            Ok(Some(WafLogging {
+                destinations: vec!["arn:aws:logs:eu-west-1:1:log-group:aws-waf-logs-edge".into()],
+                redacted_headers: redacted.iter().map(|h| h.to_string()).collect(),
+            }))
+        };
+        type LoggingReading = Result<Option<WafLogging>, String>;
+        let cases: Vec<(&str, LoggingReading, Status, &str)> = vec![
+            ("nowhere", Ok(None), Fail, "web ACL edge logs nowhere"),
+            (
+                "both redacted",
+                logged(&["authorization", "cookie"]),
+                Pass,
+                "credentials redacted",
+            ),
+            (
+                "tokens kept",
+                logged(&["cookie"]),
+                Fail,
+                "keeping the authorization header(s)",
+            ),
+            (
+                "nothing redacted",
+                logged(&[]),
+                Fail,
+                "keeping the authorization and cookie header(s)",
+            ),
+            ("unreadable", Err("AccessDenied".into()), Error, "unreadable"),
+        ];
+        for (name, logging, want, observed) in cases {
+            let mut read = acl(vec![], &[]).unwrap();
+            read.logging = logging;
+            let f = load_balancer_waf(&lb(), &Ok(Some(read)), &[]);
+            let found = f.iter().find(|f| f.check_id == "alb-waf-logging").unwrap();
+            assert_eq!(found.status, want, "{name}: {}", found.observed);
+            assert!(
+                found.observed.contains(observed),
+                "{name}: `{}` lacks `{observed}`",
+                found.observed
+            );
+        }
     }
 
     #[test]

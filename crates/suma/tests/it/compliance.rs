@@ -331,6 +331,14 @@ fn non_compliant_resources_fail_with_what_was_observed() {
             fail(&format!("web ACL {} has no rate-based rule", id("bad_acl"))),
         ),
         (
+            "alb-waf-logging",
+            &lb,
+            fail(&format!(
+                "logged to arn:aws:logs:eu-west-1:123456789012:log-group:aws-waf-logs-{}-bad, keeping the authorization and cookie header(s)",
+                id("bad_acl").trim_end_matches("-bad-acl")
+            )),
+        ),
+        (
             "alb-drop-invalid-headers",
             &lb,
             fail("dropping invalid header fields off"),
@@ -595,14 +603,19 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
         fail("HTTPS:443 ELBSecurityPolicy-TLS13-1-0-2021-06 (TLSv1.3, TLSv1.2, TLSv1.1, TLSv1)")
     );
 
-    // WAF, account-wide: a load balancer without a web ACL fails both checks; the good one's web ACL
-    // runs every required group and a blocking rate limit.
+    // WAF, account-wide: a load balancer without a web ACL fails every WAF check; the good one's web
+    // ACL runs every required group and a blocking rate limit, and logs without credentials.
     let out = run(check(
         "cmp-good",
-        &["--checks", "alb-waf,alb-waf-rate-limit", "--output", "json"],
+        &[
+            "--checks",
+            "alb-waf,alb-waf-rate-limit,alb-waf-logging",
+            "--output",
+            "json",
+        ],
     ));
     let report = json(&out);
-    for check_id in ["alb-waf", "alb-waf-rate-limit"] {
+    for check_id in ["alb-waf", "alb-waf-rate-limit", "alb-waf-logging"] {
         assert_eq!(
             finding(&report, check_id, &id("weak_lb")),
             fail("no web ACL associated"),
@@ -613,6 +626,9 @@ fn the_account_scope_sees_resources_the_configuration_does_not_name() {
         finding(&report, "alb-waf-rate-limit", &id("good_lb")),
         ("pass".into(), "login-rate blocks above 300 requests per window".into())
     );
+    let logged = finding(&report, "alb-waf-logging", &id("good_lb"));
+    assert_eq!(logged.0, "pass", "{logged:?}");
+    assert!(logged.1.ends_with(", credentials redacted"), "{logged:?}");
 }
 
 #[test]
