@@ -81,6 +81,17 @@ impl Fleet {
         self.suma(&args)
     }
 
+    /// `runbook run` of the test fixture `runbooks/NAME` with `params`, confirmed (`--yes`), reporting JSON.
+    fn fixture(&self, name: &str, params: &[String]) -> std::process::Command {
+        let path = common::fixture(&format!("runbooks/{name}"));
+        let mut args = vec!["runbook", "run", path.to_str().unwrap()];
+        for param in params {
+            args.extend(["--param", param.as_str()]);
+        }
+        args.extend(["--yes", "--output", "json"]);
+        self.suma(&args)
+    }
+
     /// Runs `runbook` to a successful end; its JSON report.
     fn completed(&self, name: &str, params: &[String]) -> Value {
         let out = run(self.runbook(name, params));
@@ -579,6 +590,12 @@ async fn database_failure_with_multi_az_fails_over_to_the_standby_and_waits_for_
     );
 }
 
+/// A loopback port nothing listens on (free when asked).
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
 /// A sandbox process frozen with SIGSTOP (a node that stops answering, its connections left open) until
 /// dropped, which thaws it with SIGCONT even when the test fails.
 struct Frozen(String);
@@ -843,26 +860,13 @@ fn serve_ok(listener: std::net::TcpListener) {
 fn a_step_with_retry_is_tried_again_until_the_service_answers() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = free_port();
     // Nothing listens for the first seconds: the first tries are refused.
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(2500));
         serve_ok(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
     });
-    let fixture = common::fixture("runbooks/retry.yaml");
-    let out = run(fleet.suma(&[
-        "runbook",
-        "run",
-        fixture.to_str().unwrap(),
-        "--param",
-        &format!("url=http://127.0.0.1:{port}/health"),
-        "--yes",
-        "--output",
-        "json",
-    ]));
+    let out = run(fleet.fixture("retry.yaml", &[format!("url=http://127.0.0.1:{port}/health")]));
     assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
     let report = json(&out);
     let check = &report["operation"]["steps"][0];
@@ -887,12 +891,8 @@ fn a_step_with_retry_is_tried_again_until_the_service_answers() {
 fn a_step_that_may_fail_lets_the_run_go_on_when_datadog_is_down() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
-    let fixture = common::fixture("runbooks/tolerant.yaml");
-    let refused = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", probe.local_addr().unwrap().port())
-    };
-    let mut cmd = fleet.suma(&["runbook", "run", fixture.to_str().unwrap(), "--yes", "--output", "json"]);
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    let mut cmd = fleet.fixture("tolerant.yaml", &[]);
     cmd.env("SUMA_DATADOG_URL", &refused);
     let out = run(cmd);
     assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
@@ -911,22 +911,9 @@ fn a_signal_runs_the_on_cancel_handlers_and_leaves_the_run_resumable() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
     // Nothing listens: the check keeps trying until the signal.
-    let url = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}/health", probe.local_addr().unwrap().port())
-    };
-    let fixture = common::fixture("runbooks/signal.yaml");
+    let url = format!("http://127.0.0.1:{}/health", free_port());
     let child = fleet
-        .suma(&[
-            "runbook",
-            "run",
-            fixture.to_str().unwrap(),
-            "--param",
-            &format!("url={url}"),
-            "--yes",
-            "--output",
-            "json",
-        ])
+        .fixture("signal.yaml", &[format!("url={url}")])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -953,22 +940,9 @@ fn a_signal_runs_the_on_cancel_handlers_and_leaves_the_run_resumable() {
 fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
     crate::require_sandbox!();
     let fleet = Fleet::new(j!([]));
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/health");
-    let fixture = common::fixture("runbooks/resume.yaml");
-    let out = run(fleet.suma(&[
-        "runbook",
-        "run",
-        fixture.to_str().unwrap(),
-        "--param",
-        &format!("url={url}"),
-        "--yes",
-        "--output",
-        "json",
-    ]));
+    let out = run(fleet.fixture("resume.yaml", &[format!("url={url}")]));
     assert_eq!(out.code, 1, "a stopped run answers no: {}", out.stderr);
     let first = json(&out);
     assert_eq!(
@@ -992,14 +966,7 @@ fn a_run_stopped_at_a_failed_step_resumes_there_with_the_earlier_outputs() {
     );
 
     // The environment stays locked by the run: another run is refused, naming it.
-    let blocked = run(fleet.suma(&[
-        "runbook",
-        "run",
-        fixture.to_str().unwrap(),
-        "--param",
-        &format!("url={url}"),
-        "--yes",
-    ]));
+    let blocked = run(fleet.fixture("resume.yaml", &[format!("url={url}")]));
     assert_eq!(blocked.code, 3, "{}", blocked.stderr);
     assert!(blocked.stderr.contains(&run_id), "{}", blocked.stderr);
 
