@@ -7,78 +7,97 @@ use super::inventory::SdkInventory;
 use crate::inventory::ScheduledTaskFacts;
 use crate::AwsError;
 
+/// Every item of a listing EventBridge pages with `NextToken` (its listings have no paginator): `page`
+/// reads one page from a token and returns its items and the next token.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (mut more, next) = page(token.take()).await?;
+        items.append(&mut more);
+        match next {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(items),
+        }
+    }
+}
+
 impl SdkInventory {
     pub(super) async fn list_scheduled_tasks(&self) -> Result<Vec<ScheduledTaskFacts>, AwsError> {
         // Schedules live on the default bus; rules on custom buses start tasks on events. Both run code.
-        let mut buses = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let buses = all_pages(|token| async move {
             let page = self
                 .events
                 .list_event_buses()
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("EventBridge", "ListEventBuses", &self.region, e))?;
-            buses.extend(page.event_buses().iter().filter_map(|b| b.name().map(str::to_owned)));
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => break,
-            }
-        }
-        let mut rules = Vec::new();
+            let names = page
+                .event_buses()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_owned))
+                .collect();
+            Ok((names, page.next_token().map(str::to_owned)))
+        })
+        .await?;
+        let mut tasks = Vec::new();
         for bus in &buses {
-            let mut token: Option<String> = None;
-            loop {
+            let rules = all_pages(|token| async move {
                 let page = self
                     .events
                     .list_rules()
                     .event_bus_name(bus)
-                    .set_next_token(token.take())
+                    .set_next_token(token)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("EventBridge", "ListRules", bus, e))?;
-                rules.extend(page.rules().iter().filter_map(|r| {
-                    Some((
-                        bus.clone(),
-                        r.name()?.to_owned(),
-                        r.state().map(|s| s.as_str().to_owned()),
-                    ))
-                }));
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
-                }
-            }
-        }
-        let mut tasks = Vec::new();
-        for (bus, rule, state) in rules {
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .events
-                    .list_targets_by_rule()
-                    .rule(&rule)
-                    .event_bus_name(&bus)
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("EventBridge", "ListTargetsByRule", &rule, e))?;
-                for target in page.targets() {
-                    if let Some(ecs) = target.ecs_parameters() {
-                        tasks.push(ScheduledTaskFacts {
+                let rules = page
+                    .rules()
+                    .iter()
+                    .filter_map(|r| Some((r.name()?.to_owned(), r.state().map(|s| s.as_str().to_owned()))))
+                    .collect();
+                Ok((rules, page.next_token().map(str::to_owned)))
+            })
+            .await?;
+            for (rule, state) in rules {
+                let rule = &rule;
+                let targets = all_pages(|token| async move {
+                    let page = self
+                        .events
+                        .list_targets_by_rule()
+                        .rule(rule)
+                        .event_bus_name(bus)
+                        .set_next_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("EventBridge", "ListTargetsByRule", rule, e))?;
+                    let ecs = page
+                        .targets()
+                        .iter()
+                        .filter_map(|t| {
+                            let ecs = t.ecs_parameters()?;
+                            Some((t.arn().to_owned(), ecs.task_definition_arn().to_owned()))
+                        })
+                        .collect();
+                    Ok((ecs, page.next_token().map(str::to_owned)))
+                })
+                .await?;
+                tasks.extend(
+                    targets
+                        .into_iter()
+                        .map(|(cluster_arn, task_definition)| ScheduledTaskFacts {
                             rule: rule.clone(),
                             region: self.region.clone(),
                             state: state.clone().unwrap_or_default(),
-                            cluster_arn: target.arn().to_owned(),
-                            task_definition: ecs.task_definition_arn().to_owned(),
-                        });
-                    }
-                }
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
-                }
+                            cluster_arn,
+                            task_definition,
+                        }),
+                );
             }
         }
         tasks.extend(self.list_schedule_tasks().await?);

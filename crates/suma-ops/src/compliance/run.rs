@@ -143,16 +143,11 @@ async fn region_findings(
         };
         let dbs: Vec<_> = dbs
             .iter()
-            .filter(|d| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), d.identifier.clone()))))
+            .filter(|d| configured.is_none_or(|c| c.has_db(region, &d.identifier)))
             .collect();
         let services: Vec<_> = services
             .iter()
-            .filter(|s| {
-                configured.is_none_or(|c| {
-                    c.services
-                        .contains(&(region.to_owned(), s.cluster.clone(), s.name.clone()))
-                })
-            })
+            .filter(|s| configured.is_none_or(|c| c.has_service(region, &s.cluster, &s.name)))
             .collect();
         let service_groups: BTreeSet<String> = services
             .iter()
@@ -183,7 +178,7 @@ async fn region_findings(
             Ok(dbs) => {
                 let dbs: Vec<_> = dbs
                     .into_iter()
-                    .filter(|d| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), d.identifier.clone()))))
+                    .filter(|d| configured.is_none_or(|c| c.has_db(region, &d.identifier)))
                     .collect();
                 let references: Vec<String> = dbs
                     .iter()
@@ -224,12 +219,7 @@ async fn region_findings(
         };
         let services: Vec<_> = services
             .into_iter()
-            .filter(|s| {
-                configured.is_none_or(|c| {
-                    c.services
-                        .contains(&(region.to_owned(), s.cluster.clone(), s.name.clone()))
-                })
-            })
+            .filter(|s| configured.is_none_or(|c| c.has_service(region, &s.cluster, &s.name)))
             .collect();
         let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
         if checks.iter().any(|c| c.id == "ecs-autoscaling") {
@@ -383,7 +373,7 @@ async fn region_findings(
             // With `--scope config`, the snapshots of the configured instances.
             Ok(all) => all
                 .iter()
-                .filter(|s| configured.is_none_or(|c| c.db.contains(&(region.to_owned(), s.instance.clone()))))
+                .filter(|s| configured.is_none_or(|c| c.has_db(region, &s.instance)))
                 .flat_map(snapshots::db_snapshot)
                 .collect(),
             Err(e) => errors_of(

@@ -40,6 +40,18 @@ pub(super) struct Configured {
 }
 
 impl Configured {
+    /// Whether the instance `identifier` of `region` is the configured primary or replica.
+    pub(super) fn has_db(&self, region: &str, identifier: &str) -> bool {
+        self.db.iter().any(|(r, id)| r == region && id == identifier)
+    }
+
+    /// Whether `name` in `cluster` of `region` is one of the configured services.
+    pub(super) fn has_service(&self, region: &str, cluster: &str, name: &str) -> bool {
+        self.services
+            .iter()
+            .any(|(r, c, n)| r == region && c == cluster && n == name)
+    }
+
     /// Whether `cluster` (a name or an ARN) is one of the configured clusters of `region`.
     fn runs_in_cluster(&self, region: &str, cluster: &str) -> bool {
         let name = cluster.rsplit_once(":cluster/").map_or(cluster, |(_, name)| name);
