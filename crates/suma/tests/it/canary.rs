@@ -605,11 +605,7 @@ async fn a_second_concurrent_deploy_is_refused_by_the_lock() {
     let _staging = common::staging_exclusive();
     let env = staging();
     let aws = session(&env).await;
-    let mut first = deploy(&fresh_tag())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = common::start(deploy(&fresh_tag()));
     // Wait (bounded by the deploy itself) until the first deploy holds the lock.
     let holder = loop {
         let status = run(suma(&["lock", "status", "--env", "staging", "--output", "json"]));
@@ -640,9 +636,9 @@ async fn a_second_concurrent_deploy_is_refused_by_the_lock() {
     // Abort the first from "another terminal"; it rolls back and exits 1.
     let abort = run(suma(&["deploy", "abort", "--env", "staging", "--yes"]));
     assert_eq!(abort.code, 0, "{}", abort.stderr);
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::finish(first);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = common::json(&out);
     assert_eq!(report["outcome"]["outcome"], "aborted", "{report}");
     assert_back_on_stable(aws.as_ref(), &env).await;
 }

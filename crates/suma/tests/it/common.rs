@@ -147,13 +147,37 @@ pub struct Run {
 }
 
 pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> Run {
-    let cmd = cmd.borrow_mut();
-    let Output { status, stdout, stderr } = cmd.output().expect("the suma binary runs");
+    ran(cmd.borrow_mut().output().expect("the suma binary runs"))
+}
+
+fn ran(Output { status, stdout, stderr }: Output) -> Run {
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
+}
+
+/// Starts `cmd` in the background with its output captured, for a test that acts while it runs.
+pub fn start(mut cmd: Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the suma binary runs")
+}
+
+/// Waits for a command [`start`] started: its exit and output, as [`run`] gives them.
+pub fn finish(child: std::process::Child) -> Run {
+    ran(child.wait_with_output().expect("the command's output"))
+}
+
+/// Sends `signal` (`TERM`, `STOP`, `CONT`, ...) to process `pid`, as `kill` does.
+pub fn send_signal(pid: &str, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
 }
 
 pub fn json(run: &Run) -> serde_json::Value {

@@ -602,17 +602,14 @@ struct Frozen(String);
 
 impl Frozen {
     fn process(pid: String) -> Self {
-        let status = std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -STOP {pid}");
+        common::send_signal(&pid, "STOP");
         Self(pid)
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
+        // Not `send_signal`: a failed thaw must not panic inside a drop that may run during a panic.
         let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
     }
 }
@@ -633,21 +630,13 @@ fn redis_failure_waits_for_redis_to_come_back_and_says_so() {
     // Staging's Redis stops answering: nothing else may use staging meanwhile.
     let fleet = Fleet::copy_of_staging(j!([]), StagingHold::Exclusive(common::staging_exclusive()));
     let frozen = Frozen::process(sandbox_state("redis_staging_pid"));
-    let mut child = fleet
-        .runbook("redis-failure", &[])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::start(fleet.runbook("redis-failure", &[]));
     // ElastiCache's automatic failover takes a while; here Redis answers again after 15 s.
     std::thread::sleep(std::time::Duration::from_secs(15));
     drop(frozen);
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "stderr:\n{stderr}\nstdout:\n{stdout}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let out = common::finish(child);
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let report = json(&out);
     let op = &report["operation"];
     let outputs = |id: &str| step(op, id)["facts"]["outputs"].clone();
     assert_eq!(outputs("ready-before")["status"], 503, "{}", outputs("ready-before"));
@@ -912,21 +901,12 @@ fn a_signal_runs_the_on_cancel_handlers_and_leaves_the_run_resumable() {
     let fleet = Fleet::new(j!([]));
     // Nothing listens: the check keeps trying until the signal.
     let url = format!("http://127.0.0.1:{}/health", free_port());
-    let child = fleet
-        .fixture("signal.yaml", &[format!("url={url}")])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::start(fleet.fixture("signal.yaml", &[format!("url={url}")]));
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    common::send_signal(&child.id().to_string(), "TERM");
+    let out = common::finish(child);
+    let stderr = &out.stderr;
+    let report = json(&out);
     let run_id = report["operation"]["id"].as_str().unwrap();
     assert_eq!(report["operation"]["status"], "interrupted", "{stderr}");
     let told = events_mentioning(&format!("run {run_id}"));

@@ -21,27 +21,18 @@ async fn sigterm_in_a_traffic_step_restores_stable_and_exits_resumable() {
         .unwrap();
     })
     .await;
-    let child = env
-        .suma(&["deploy", "canary", "--image", IMAGE, "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::common::start(env.suma(&["deploy", "canary", "--image", IMAGE, "--yes"]));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while weights(&env).await != (50, 50) {
         assert!(tokio::time::Instant::now() < deadline, "the canary never reached 50%");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    crate::common::send_signal(&child.id().to_string(), "TERM");
+    let out = tokio::task::spawn_blocking(move || crate::common::finish(child))
         .await
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 130, "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert_eq!(
         weights(&env).await,
