@@ -87,17 +87,14 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.ends_with("ContainerServiceV20141113.DescribeServices"));
     let region = region_of(&parts.headers);
-    if let Err(refused) = overlay.redis.apply(&body).await {
-        return (
-            StatusCode::BAD_REQUEST,
-            [(axum::http::header::CONTENT_TYPE, "text/xml")],
-            refused.xml(),
-        )
-            .into_response();
-    }
+    // A query-protocol request's parameters, read once for ElastiCache's and RDS's parts.
     let params = super::redis_auth::form(&body);
     let region_name = region.clone().unwrap_or_default();
-    if let Err(refused) = overlay.rds.check(&region_name, &params) {
+    let refused = match overlay.redis.apply(&params).await {
+        Err(refused) => Some(refused),
+        Ok(_) => overlay.rds.check(&region_name, &params).err(),
+    };
+    if let Some(refused) = refused {
         return (
             StatusCode::BAD_REQUEST,
             [(axum::http::header::CONTENT_TYPE, "text/xml")],

@@ -60,8 +60,7 @@ pub(super) fn form(body: &[u8]) -> BTreeMap<String, String> {
 
 /// The ACL arguments a `ModifyReplicationGroup` body asks for, on which group; `Ok(None)` when it changes
 /// no token. Tokens are checked as ElastiCache checks them.
-pub fn token_change(body: &[u8]) -> Result<Option<(String, Vec<String>)>, Refused> {
-    let params = form(body);
+pub fn token_change(params: &BTreeMap<String, String>) -> Result<Option<(String, Vec<String>)>, Refused> {
     if params.get("Action").map(String::as_str) != Some("ModifyReplicationGroup") {
         return Ok(None);
     }
@@ -109,8 +108,8 @@ pub fn token_change(body: &[u8]) -> Result<Option<(String, Vec<String>)>, Refuse
 impl RedisGroups {
     /// Applies the token change `body` asks for to the group's server; `Ok(false)` when there is none,
     /// or the group is not one of the sandbox's.
-    pub async fn apply(&self, body: &[u8]) -> Result<bool, Refused> {
-        let Some((group, acl)) = token_change(body)? else {
+    pub async fn apply(&self, params: &BTreeMap<String, String>) -> Result<bool, Refused> {
+        let Some((group, acl)) = token_change(params)? else {
             return Ok(false);
         };
         let Some(address) = self.groups.get(&group) else {
@@ -233,7 +232,7 @@ mod tests {
             ),
         ];
         for (params, want) in cases {
-            let got = token_change(&body(params));
+            let got = token_change(&form(&body(params)));
             match (got, want) {
                 (Ok(got), Ok(want)) => assert_eq!(got.map(|(g, acl)| (assert_eq!(g, "g"), acl).1), want, "{params:?}"),
                 (Err(got), Err(want)) => assert!(
