@@ -31,6 +31,8 @@ pub enum AwsErrorKind {
     NotFound,
     AccessDenied,
     Throttled,
+    /// AWS failed the request on its side (500, 503): worth trying again later.
+    ServerError,
     /// The request never got an answer: DNS, connection refused, timeout.
     Unreachable,
     /// A conditional write lost (used by the lock).
@@ -56,6 +58,9 @@ fn hint_suffix(kind: AwsErrorKind) -> &'static str {
         }
         AwsErrorKind::Unreachable => "\nhint: check network access to AWS, or `AWS_ENDPOINT_URL` if it is set",
         AwsErrorKind::NotFound => "\nhint: check the resource name in the configuration and the region",
+        AwsErrorKind::Throttled | AwsErrorKind::ServerError => {
+            "\nhint: AWS answered so through every retry; wait a minute and run the command again (`suma ops list` shows whether an operation had begun, and `resume` finishes one that stopped)"
+        }
         _ => "",
     }
 }
@@ -93,6 +98,12 @@ fn classify_code(code: &str) -> AwsErrorKind {
         "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
             AwsErrorKind::Throttled
         }
+        "InternalFailure"
+        | "InternalError"
+        | "InternalServerError"
+        | "InternalServerErrorException"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException" => AwsErrorKind::ServerError,
         c if c.contains("NotFound") || c.starts_with("NoSuch") || c == "ResourceNotFoundException" => {
             AwsErrorKind::NotFound
         }
@@ -131,6 +142,8 @@ mod tests {
         assert_eq!(classify_code("NoSuchHostedZone"), AwsErrorKind::NotFound);
         assert_eq!(classify_code("AccessDeniedException"), AwsErrorKind::AccessDenied);
         assert_eq!(classify_code("ThrottlingException"), AwsErrorKind::Throttled);
+        assert_eq!(classify_code("ServiceUnavailable"), AwsErrorKind::ServerError);
+        assert_eq!(classify_code("InternalFailure"), AwsErrorKind::ServerError);
         assert_eq!(classify_code("ValidationError"), AwsErrorKind::Other);
     }
 }

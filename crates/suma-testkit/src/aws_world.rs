@@ -440,22 +440,31 @@ impl LoadBalancerApi for InRegion {
     }
 
     async fn set_weights(&self, rule_arn: &str, targets: &[WeightedTarget]) -> Result<(), AwsError> {
+        // Only the forward action's weights change; a target group the call leaves out gets 0.
+        let weight_of = |arn: &str| {
+            targets
+                .iter()
+                .find(|t| t.target_group_arn == arn)
+                .map_or(0, |t| t.weight)
+        };
         let line = {
-            let mut state = self.0.state();
+            let state = self.0.state();
             let rule = state
                 .rules
-                .get_mut(rule_arn)
+                .get(rule_arn)
                 .ok_or_else(|| not_found("ELBv2", "ModifyRule", rule_arn))?;
-            // Only the forward action's weights change; a target group the call leaves out gets 0.
-            for target in rule.iter_mut() {
-                target.weight = targets
-                    .iter()
-                    .find(|t| t.target_group_arn == target.target_group_arn)
-                    .map_or(0, |t| t.weight);
-            }
-            let weights: Vec<String> = rule.iter().map(|t| t.weight.to_string()).collect();
+            let weights: Vec<String> = rule
+                .iter()
+                .map(|t| weight_of(&t.target_group_arn).to_string())
+                .collect();
             format!("weights {}", weights.join("/"))
         };
+        self.0.admit("ELBv2", "ModifyRule", &line)?;
+        if let Some(rule) = self.0.state().rules.get_mut(rule_arn) {
+            for target in rule.iter_mut() {
+                target.weight = weight_of(&target.target_group_arn);
+            }
+        }
         self.0.mutated(line);
         Ok(())
     }

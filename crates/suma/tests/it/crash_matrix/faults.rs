@@ -1,7 +1,8 @@
 //! The fault runs: each mutating command of the matrix runs with the AWS fault proxy between it and moto,
 //! 30% of its AWS requests (its lock's DynamoDB calls included) answered with throttling, 500, 503, an
 //! answer slower than its operation timeout, or a reset. Each run must either complete (the SDK's retries
-//! absorb the faults), end safely (rolled back or undone), or stop resumable with a message, and then a
+//! absorb the faults), end safely (rolled back or undone), fail with a message before it began (nothing
+//! journaled, and the scenario's `untouched` state), or stop resumable with a message, and then a
 //! fault-free `resume` finishes it; in every case the lock ends free, the operation finished, and the
 //! kind's `safe` invariant holds. One line per run, with the faults injected, then a total.
 
@@ -146,7 +147,12 @@ async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
         result = Err("the environment is still locked".to_owned());
     }
     if result.is_ok() {
-        result = scenario.safe(&env, &prepared).await;
+        result = if out.code != 0 && env.last_operation(scenario.kind()).await.is_none() {
+            outcome = format!("{outcome} before it began");
+            scenario.untouched(&env, &prepared).await
+        } else {
+            scenario.safe(&env, &prepared).await
+        };
     }
     Some(FaultRun {
         seed,

@@ -238,6 +238,11 @@ pub trait Scenario: Send + Sync {
     /// What must hold once the operation has ended, however it ended (completed, rolled back, undone):
     /// never a half state. The fault runs check this.
     async fn safe(&self, env: &Env, prepared: &serde_json::Value) -> Result<(), String>;
+    /// What must hold when the command failed before it journaled an operation (an AWS error while it
+    /// read or took the lock): nothing changed. Most scenarios start from a state their `safe` accepts.
+    async fn untouched(&self, env: &Env, prepared: &serde_json::Value) -> Result<(), String> {
+        self.safe(env, prepared).await
+    }
 }
 
 /// Where a run was killed: the fault hook's description and the step the journal shows running.

@@ -251,6 +251,17 @@ impl Scenario for Rollback {
         no_canary_traffic(env).await
     }
 
+    /// The split `prepare` left, and stable on its image.
+    async fn untouched(&self, env: &Env, prepared: &Value) -> Result<(), String> {
+        let (w, image) = (weights(env).await, stable(env).await.1);
+        expect(w == (90, 10), || {
+            format!("weights {w:?}, expected the untouched (90, 10)")
+        })?;
+        expect(prepared == &json!(image), || {
+            format!("stable runs {image}, expected {prepared}")
+        })
+    }
+
     async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
         let (w, c) = (weights(env).await, canary(env).await.0);
         expect(w == (100, 0), || format!("weights {w:?}, expected (100, 0)"))?;

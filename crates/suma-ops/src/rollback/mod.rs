@@ -43,6 +43,12 @@ pub enum RollbackError {
     },
     #[error("step `{at_step}` failed: {reason}")]
     Failed { at_step: String, reason: String },
+    #[error("step `{at_step}` failed: {reason}\nthe rollback stopped there and keeps the lock\nhint: `suma rollback resume --env {environment}` tries it again; `suma rollback abort --env {environment}` ends it with all traffic on stable")]
+    Stopped {
+        at_step: String,
+        reason: String,
+        environment: String,
+    },
     #[error("interrupted at `{at_step}`\nhint: `suma rollback resume --env {environment}` finishes it; `suma rollback abort --env {environment}` ends it with all traffic on stable")]
     Interrupted { at_step: String, environment: String },
     #[error("{reason}: {note}")]
@@ -301,9 +307,16 @@ impl Steps for RollbackSteps<'_> {
     }
 
     /// A rollback is itself the way back: a failed step ends it `failed`, and the person decides (another
-    /// rollback target, or a fix forward).
-    fn on_failure(&self, _: &Operation, _: usize) -> OnFailure {
-        OnFailure::Fail
+    /// rollback target, or a fix forward). Except `restore-weights`: traffic may still be on a canary whose
+    /// own operation this rollback superseded, so the rollback stops resumable and keeps the lock, and
+    /// `resume` tries again or `abort` puts the traffic back; ending `failed` would leave that traffic
+    /// with no operation that owns it.
+    fn on_failure(&self, op: &Operation, index: usize) -> OnFailure {
+        if op.plan[index].name == "restore-weights" {
+            OnFailure::Stop
+        } else {
+            OnFailure::Fail
+        }
     }
 
     /// A rollback is not rolled back (that would re-deploy what was rolled back from): an abort only makes
@@ -392,9 +405,12 @@ pub async fn execute(
     let run = Run::new(journal, guard, reporter, cancel);
     match engine::drive(&steps, &run, op).await? {
         RunEnd::Completed => Ok(()),
-        RunEnd::Failed { at_step, reason } | RunEnd::Stopped { at_step, reason } => {
-            Err(RollbackError::Failed { at_step, reason })
-        }
+        RunEnd::Failed { at_step, reason } => Err(RollbackError::Failed { at_step, reason }),
+        RunEnd::Stopped { at_step, reason } => Err(RollbackError::Stopped {
+            at_step,
+            reason,
+            environment: op.environment.clone(),
+        }),
         RunEnd::Interrupted { at_step } => Err(RollbackError::Interrupted {
             at_step,
             environment: op.environment.clone(),
@@ -462,3 +478,6 @@ pub async fn announce(name: &str, env: &Environment, reporter: &dyn Reporter, op
     ];
     crate::events::post(env, reporter, &title, &text, &tags, alert).await;
 }
+
+#[cfg(test)]
+mod tests;
