@@ -114,6 +114,9 @@ pub struct Environment {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub canary: CanaryPolicy,
+    /// Blue/green deploys (`suma deploy bluegreen`): judged by the canary's analysis settings.
+    #[serde(default)]
+    pub bluegreen: BlueGreenPolicy,
     /// Compliance checks: accepted exceptions.
     #[serde(default)]
     pub compliance: ComplianceConfig,
@@ -130,6 +133,36 @@ pub enum LagSource {
     Datadog,
     /// `now() - pg_last_xact_replay_timestamp()` on the replica, at the URL in `SUMA_DR_REPLICA_URL`.
     Postgres,
+}
+
+/// A blue/green deploy: the release comes up on the idle (green) service at full capacity, is checked
+/// through the test listener before any traffic, takes all traffic in one flip, and is analysed while
+/// blue stays up on the old revision, so a rollback is one flip back.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlueGreenPolicy {
+    /// Analysis after the cutover, at `canary.interval` against the canary's thresholds.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub bake: Duration,
+    /// How much longer blue stays up on the old revision after the bake, still analysed: a rollback in
+    /// this window is one flip. 0 promotes right after the bake.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub keep_blue: Duration,
+    /// A test listener that forwards to the green target group: the pre-traffic checks ask its
+    /// `/health` and `/version` before any user traffic reaches green. Without it they are skipped.
+    pub test_url: Option<HttpUrl>,
+}
+
+impl Default for BlueGreenPolicy {
+    fn default() -> Self {
+        Self {
+            bake: Duration::from_secs(600),
+            keep_blue: Duration::from_secs(300),
+            test_url: None,
+        }
+    }
 }
 
 /// Recovery targets and the DR switch's settings.
@@ -855,6 +888,21 @@ impl ConfigFile {
                         )),
                     ));
                 }
+            }
+            let needed = env.canary.interval * env.canary.min_analyses.max(1);
+            if env.bluegreen.bake < needed {
+                problems.push((
+                    at("bluegreen.bake"),
+                    format!(
+                        "{} cannot hold the analyses the cutover needs (one every {})",
+                        humantime::format_duration(env.bluegreen.bake),
+                        humantime::format_duration(env.canary.interval),
+                    ),
+                    Some(format!(
+                        "make the bake at least {} long, or shorten `canary.interval`",
+                        humantime::format_duration(needed)
+                    )),
+                ));
             }
             if env.canary.min_analyses == 0 {
                 problems.push((

@@ -1,6 +1,7 @@
 //! The canary deployment engine: register a revision with the new image, bring the canary service up,
 //! shift traffic progressively (e.g. 10% → 50%) while analysing metrics, then promote; on any failure put
-//! the weights back to stable first (blast radius first), then scale the canary to zero.
+//! the weights back to stable first (blast radius first), then scale the canary to zero. Blue/green
+//! ([`bluegreen`]) runs on the same engine with its own steps.
 //!
 //! Every step is journaled under the environment lock, so a crash leaves a record that `suma deploy
 //! status` explains and `resume` or `abort` finishes from any machine. Commands from other terminals
@@ -30,6 +31,62 @@ use suma_core::contract;
 use suma_core::taskdef::ContainerChange;
 
 pub const KIND: &str = "canary-deploy";
+
+/// Whether an operation of `kind` is a deploy (canary or blue/green): the kinds `deploy status`,
+/// `deploy pause|resume|abort|promote` and `rollback` act on.
+pub fn is_deploy(kind: &str) -> bool {
+    kind == KIND || kind == bluegreen::KIND
+}
+
+/// How a release reaches users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Progressive weights, analysed at each step.
+    Canary,
+    /// All at once onto a second full-size service, analysed, one flip back on failure.
+    BlueGreen,
+}
+
+impl Strategy {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Canary => KIND,
+            Self::BlueGreen => bluegreen::KIND,
+        }
+    }
+
+    /// The strategy of a deploy operation of `kind`.
+    pub fn of(kind: &str) -> Self {
+        if kind == bluegreen::KIND {
+            Self::BlueGreen
+        } else {
+            Self::Canary
+        }
+    }
+
+    /// How people name it in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Canary => "canary",
+            Self::BlueGreen => "blue/green deploy",
+        }
+    }
+
+    /// The steps of a deploy of `image` on `env` with this strategy.
+    pub fn plan(
+        self,
+        environment: &str,
+        env: &Environment,
+        image: &str,
+        template: Option<&std::path::Path>,
+    ) -> Vec<PlannedStep> {
+        match self {
+            Self::Canary => plan_with(environment, env, image, template),
+            Self::BlueGreen => bluegreen::plan(environment, env, image, template),
+        }
+    }
+}
 
 /// The operation parameter holding the task definition a templated deploy registers.
 pub const TEMPLATE_PARAMETER: &str = "task_definition";
@@ -180,6 +237,10 @@ impl Steps for Engine {
         match name.as_str() {
             "register" => self.register(run, op).await,
             "canary-up" => self.canary_up(run, op).await,
+            "green-up" => self.green_up(run, op).await,
+            "pre-traffic" => self.pre_traffic(run, op).await,
+            "cutover" => self.shift(run, op, 100, self.env.bluegreen.bake).await,
+            "keep-blue" => self.shift(run, op, 100, self.env.bluegreen.keep_blue).await,
             "promote" => self.promote(run, op).await,
             shift => {
                 let weight: u8 = shift.trim_start_matches("shift-").parse().unwrap_or_default();
@@ -208,9 +269,15 @@ impl Steps for Engine {
         self.roll_back(run, op, &decision.reason).await
     }
 
-    /// Traffic goes back to stable before the run stops: nobody is watching the analysis any more.
+    /// Traffic goes back to stable before the run stops: nobody is watching the analysis any more. Except
+    /// in a blue/green promotion: green serves everything at full capacity while blue is mid-rollout to
+    /// the same release, so the traffic stays on green and `resume` finishes the promotion.
     async fn on_interrupt(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<Option<String>, StepError> {
-        let splits_traffic = op.plan[index].name.starts_with("shift-") || op.plan[index].name == "promote";
+        let name = op.plan[index].name.as_str();
+        let splits_traffic = name.starts_with("shift-")
+            || name == "cutover"
+            || name == "keep-blue"
+            || (name == "promote" && Strategy::of(&op.kind) == Strategy::Canary);
         if !splits_traffic {
             return Ok(None);
         }
@@ -227,7 +294,7 @@ impl Steps for Engine {
         let up = op
             .steps
             .iter()
-            .any(|s| s.name == "canary-up" && s.status == StepStatus::Succeeded);
+            .any(|s| (s.name == "canary-up" || s.name == "green-up") && s.status == StepStatus::Succeeded);
         up.then(|| op.plan.len() - 1)
     }
 }
@@ -520,6 +587,7 @@ fn ticks_of(step: &suma_core::operation::StepRecord) -> &[serde_json::Value] {
 /// The journal event recorded the moment a rollback has put all traffic back on stable.
 pub const WEIGHTS_RESTORED: &str = "weights restored: stable 100 / canary 0";
 
+pub mod bluegreen;
 mod report;
 mod shift;
 #[cfg(test)]

@@ -51,10 +51,12 @@ impl Engine {
         self.scale_canary_for(run, op, weight).await?;
         run.mutating()?;
         self.set_weights(weight).await?;
-        self.reporter.info(&format!(
-            "canary at {weight}% for {}",
-            humantime::format_duration(duration)
-        ));
+        let duration_text = humantime::format_duration(duration);
+        self.reporter.info(&if weight == 100 {
+            format!("all traffic on green for {duration_text}")
+        } else {
+            format!("canary at {weight}% for {duration_text}")
+        });
         let policy = &self.env.canary;
         let analysis = crate::metrics::analysis::AnalysisPolicy::of(policy);
         let queries = query_set(self.env.metrics.provider, policy);
@@ -151,7 +153,8 @@ impl Engine {
                 &queries,
                 &vars,
                 &canary,
-                policy.baseline.as_ref().map(|_| &stable),
+                // At 100% stable serves nothing (a blue/green cutover): there is no baseline to compare.
+                policy.baseline.as_ref().filter(|_| weight < 100).map(|_| &stable),
             )
             .await;
             let verdict = with_alerting_monitors(judge(&analysis, &measurements), &self.alerting_gates().await);

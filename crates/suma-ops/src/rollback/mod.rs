@@ -121,7 +121,7 @@ pub async fn prepare(
                 .list(name, 100)
                 .await?
                 .into_iter()
-                .find(|op| op.kind == crate::canary::KIND && op.status == OperationStatus::Succeeded)
+                .find(|op| crate::canary::is_deploy(&op.kind) && op.status == OperationStatus::Succeeded)
                 .ok_or_else(|| RollbackError::NoPreviousDeploy {
                     environment: name.to_owned(),
                 })?;

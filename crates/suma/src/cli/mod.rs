@@ -264,6 +264,9 @@ pub struct SecretsRotateArgs {
 pub enum DeployCommand {
     /// Deploy an image as a canary: 10% -> 50% -> 100% (per the environment's policy), analysed at each step
     Canary(CanaryArgs),
+    /// Deploy an image blue/green: up on the idle service at full size, checked through the test listener,
+    /// all traffic in one flip, analysed while the old side stays up (one flip back on failure)
+    Bluegreen(CanaryArgs),
     /// The canary in flight (or the last one): step, weights, latest measurements
     Status,
     /// Stop shifting at the current weight until `resume`, `abort` or `promote`

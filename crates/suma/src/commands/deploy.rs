@@ -1,5 +1,6 @@
-//! `suma deploy canary|status|pause|resume|abort|promote`: the CLI side of the canary engine
-//! (`crate::canary`): preflight, plan, confirmation, lock, and rendering of the outcome.
+//! `suma deploy canary|bluegreen|status|pause|resume|abort|promote`: the CLI side of the deploy engine
+//! (`crate::canary`, blue/green included): preflight, plan, confirmation, lock, and rendering of the
+//! outcome.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use serde_json::json;
 
 use super::{environment_regions, Context};
 use crate::aws::{AwsApis, AwsSession};
-use crate::canary::{self, Engine, Outcome};
+use crate::canary::{self, Engine, Outcome, Strategy};
 use crate::cli::{AbortArgs, CanaryArgs, ControlArgs, PromoteArgs};
 use crate::config::{Environment, MetricProvider};
 use crate::exit::ExitStatus;
@@ -125,7 +126,8 @@ async fn preflight(name: &str, env: &Environment, aws: &dyn AwsApis, metrics: &d
     Ok(())
 }
 
-pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStatus> {
+/// `suma deploy canary|bluegreen`: a new deploy of `args.image` with `strategy`.
+pub async fn start(ctx: &Context, args: &CanaryArgs, strategy: Strategy) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     if !args.image.contains(':') || args.image.ends_with(":latest") {
         bail!(usage!("`--image {}` must name a pinned tag, e.g. `repo/auth-service:1.5.0`\nhint: `latest` cannot be rolled back to reliably", args.image));
@@ -141,7 +143,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
     };
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let engine = engine(ctx, name, env, &session, args.timeout)?;
-    let plan = canary::plan_with(name, env, &args.image, template.as_deref());
+    let plan = strategy.plan(name, env, &args.image, template.as_deref());
     let queries = query_set(env.metrics.provider, &env.canary);
     let vars = QueryVars {
         env: name.to_owned(),
@@ -153,7 +155,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
         version: args.image.rsplit(':').next().unwrap_or_default().to_owned(),
     };
     let rendered = rendered_queries(&queries, &vars, &canary_side);
-    let mut op = Operation::new(canary::KIND, name, &ctx.settings.actor.value, plan.clone());
+    let mut op = Operation::new(strategy.kind(), name, &ctx.settings.actor.value, plan.clone());
     op.parameters.insert("image".to_owned(), json!(args.image));
     if args.force {
         // Why the alerting-monitor gate was overridden, kept with the operation.
@@ -183,7 +185,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
         ctx.reporter
             .info(&crate::render::deploy::plan(&plan, &rendered, &env.canary));
         let confirmed = crate::render::confirm(
-            &format!("start a canary of `{}` on `{name}`", args.image),
+            &format!("start a {} of `{}` on `{name}`", strategy.noun(), args.image),
             args.mutation.yes,
         )?;
         anyhow::Ok(confirmed)
@@ -204,6 +206,7 @@ pub async fn canary(ctx: &Context, args: &CanaryArgs) -> anyhow::Result<ExitStat
                     let report = json!({
                         "dry_run": true,
                         "environment": name,
+                        "strategy": strategy,
                         "image": args.image,
                         "plan": plan,
                         "task_definition": rendered_td,
@@ -242,7 +245,11 @@ async fn record_event(ctx: &Context, env: &Environment, op: &Operation, outcome:
             EventAlert::Error,
         ),
         Outcome::Aborted { by } => (
-            format!("{service} {version} canary aborted on {} by {by}", op.environment),
+            format!(
+                "{service} {version} {} aborted on {} by {by}",
+                Strategy::of(&op.kind).noun(),
+                op.environment
+            ),
             EventAlert::Info,
         ),
         Outcome::Interrupted { .. } => return,
@@ -278,8 +285,9 @@ async fn finish(
             // Keep the lock for `resume` or `abort`, which may take it over at once.
             guard.settle(op).await?;
             let finish = crate::render::deploy::how_to_finish(op);
+            let noun = Strategy::of(&op.kind).noun();
             return Err(
-                anyhow::Error::from(e).context(format!("canary `{}` is unfinished; finish it with {finish}", op.id))
+                anyhow::Error::from(e).context(format!("{noun} `{}` is unfinished; finish it with {finish}", op.id))
             );
         }
     };
@@ -325,7 +333,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<ExitStatus> {
             .list(name, 50)
             .await?
             .into_iter()
-            .find(|op| op.kind == canary::KIND)
+            .find(|op| canary::is_deploy(&op.kind))
             .map(|op| (op, false)),
     };
     let weights = session
@@ -371,14 +379,15 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
     let Some((mut op, alive)) = current(ctx, name, &session).await? else {
         bail!("no operation holds the lock of `{name}`: there is no canary to {command}\nhint: `suma deploy status --env {name}` shows the last one");
     };
-    if op.kind != canary::KIND {
+    if !canary::is_deploy(&op.kind) {
         bail!(
-            "`{name}` is locked by a {} operation (`{}`), not a canary",
+            "`{name}` is locked by a {} operation (`{}`), not a deploy",
             op.kind,
             op.id
         );
     }
-    if !crate::render::confirm(&format!("{command} canary `{}` on `{name}`", op.id), yes)? {
+    let noun = Strategy::of(&op.kind).noun();
+    if !crate::render::confirm(&format!("{command} {noun} `{}` on `{name}`", op.id), yes)? {
         return Ok(ExitStatus::No);
     }
     if alive {
@@ -400,14 +409,14 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
     }
     if command == "promote" {
         if let Some(decision) = &op.decision {
-            bail!("canary `{}` decided to roll back ({}): it cannot be promoted\nhint: `suma deploy resume --env {name}` finishes the rollback", op.id, decision.reason);
+            bail!("{noun} `{}` decided to roll back ({}): it cannot be promoted\nhint: `suma deploy resume --env {name}` finishes the rollback", op.id, decision.reason);
         }
         let up = op
             .steps
             .iter()
-            .any(|s| s.name == "canary-up" && s.status == StepStatus::Succeeded);
+            .any(|s| (s.name == "canary-up" || s.name == "green-up") && s.status == StepStatus::Succeeded);
         if !up {
-            bail!("canary `{}` never came up: there is nothing to promote\nhint: `suma deploy resume --env {name}` continues it, `suma deploy abort --env {name}` ends it", op.id);
+            bail!("{noun} `{}` never came up: there is nothing to promote\nhint: `suma deploy resume --env {name}` continues it, `suma deploy abort --env {name}` ends it", op.id);
         }
     }
     // The runner died: take its lease over and finish here.

@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsApis;
+use crate::canary::Strategy;
 use crate::cli::{
     Command, ComplianceCommand, ConfigCommand, DeployCommand, DrCommand, GlobalArgs, LockCommand, OpsCommand,
     OutputArg, SecretsCommand,
@@ -257,7 +258,8 @@ pub async fn dispatch(
             reason,
             mutation,
         }) => lock::release(&ctx, &reason, &mutation).await,
-        Command::Deploy(DeployCommand::Canary(args)) => deploy::canary(&ctx, &args).await,
+        Command::Deploy(DeployCommand::Canary(args)) => deploy::start(&ctx, &args, Strategy::Canary).await,
+        Command::Deploy(DeployCommand::Bluegreen(args)) => deploy::start(&ctx, &args, Strategy::BlueGreen).await,
         Command::Deploy(DeployCommand::Status) => deploy::status(&ctx).await,
         Command::Deploy(DeployCommand::Pause(args)) => deploy::control(&ctx, "pause", &args).await,
         Command::Deploy(DeployCommand::Resume(args)) => deploy::control(&ctx, "resume", &args).await,

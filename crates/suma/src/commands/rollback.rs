@@ -97,7 +97,7 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
         });
         return Ok(ExitStatus::Success);
     }
-    let canary = held.as_ref().filter(|(op, _)| op.kind == crate::canary::KIND);
+    let canary = held.as_ref().filter(|(op, _)| crate::canary::is_deploy(&op.kind));
     let question = match canary {
         Some((op, _)) => format!(
             "abort canary `{}` and roll `{}` on `{name}` back to {target_label}",

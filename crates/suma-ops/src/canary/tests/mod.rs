@@ -138,6 +138,8 @@ struct Harness {
     table: Arc<MemoryTable>,
     journal: Journal,
     locks: Locks,
+    /// The strategy of the deploys [`Harness::op`] starts.
+    strategy: Strategy,
     _dir: tempfile::TempDir,
 }
 
@@ -150,6 +152,7 @@ impl Harness {
             journal: Journal::new(table.clone(), LocalLog::new(dir.path())),
             locks: Locks::new(table.clone(), Duration::from_secs(60)),
             table,
+            strategy: Strategy::Canary,
             _dir: dir,
         }
     }
@@ -176,10 +179,11 @@ impl Harness {
 
     fn op(&self) -> Operation {
         let mut op = Operation::new(
-            KIND,
+            self.strategy.kind(),
             "staging",
             "tester@host",
-            plan("staging", &environment(), "repo/auth-service:1.5.0"),
+            self.strategy
+                .plan("staging", &environment(), "repo/auth-service:1.5.0", None),
         );
         op.parameters.insert("image".into(), json!("repo/auth-service:1.5.0"));
         op
@@ -759,3 +763,5 @@ async fn no_data_pauses_when_the_policy_says_inconclusive() {
     assert_eq!(h.world.weights(), (100, 0));
     let _ = BTreeMap::<String, String>::new();
 }
+
+mod blue_green;
