@@ -309,7 +309,11 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
             "no_data": "fail",
             "window": "15s",
         },
+        # Blue/green judged as the canary is; staging's test listener forwards to the canary target group.
+        "bluegreen": {"bake": "20s", "keep_blue": "10s"},
     }
+    if env == "staging" and "SANDBOX_STAGING_TEST_URL" in os.environ:
+        config["bluegreen"]["test_url"] = os.environ["SANDBOX_STAGING_TEST_URL"]
 
     EDGE[env] = {
         "rule_arn": rule,

@@ -218,7 +218,7 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The edge: staging's DR ALB, production's ALB and DR ALB, and both environments' front doors, which
+    /// The edge: staging's DR ALB and test listener, production's ALB and DR ALB, and both environments' front doors, which
     /// follow their Route 53 failover records to the primary or the DR ALB (staging's primary ALB is the
     /// proxy).
     pub(super) fn start_edge(&self, state: &mut State, vars: &[(String, String)]) -> Result<()> {
@@ -243,6 +243,13 @@ impl Sandbox {
             Command::new(self.binary("edge"))
                 .arg("--alb")
                 .arg(alb(at("edge_staging_dr_port"), "eu-central-1", "-", &["staging_dr_tg"]))
+                .arg("--alb")
+                .arg(alb(
+                    at("edge_staging_test_port"),
+                    "eu-west-1",
+                    "-",
+                    &["staging_canary_tg"],
+                ))
                 .arg("--alb")
                 .arg(alb(
                     at("edge_production_port"),

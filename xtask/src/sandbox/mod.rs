@@ -34,10 +34,12 @@ const AIOSMTPD_VERSION: &str = "1.4.6";
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";
 
-/// The edge's listeners besides `edge_port` (staging's front door, `AUTH_URL`): staging's DR ALB,
-/// production's ALB, DR ALB and front door.
-const EDGE_PORTS: [&str; 4] = [
+/// The edge's listeners besides `edge_port` (staging's front door, `AUTH_URL`): staging's DR ALB and
+/// test listener (to the canary target group: blue/green's pre-traffic checks), production's ALB, DR
+/// ALB and front door.
+const EDGE_PORTS: [&str; 5] = [
     "edge_staging_dr_port",
+    "edge_staging_test_port",
     "edge_production_port",
     "edge_production_dr_port",
     "edge_production_front_port",

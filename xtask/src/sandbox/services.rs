@@ -63,6 +63,10 @@ impl Sandbox {
                     "SANDBOX_PRODUCTION_URL",
                     format!("http://127.0.0.1:{}", state["edge_production_front_port"]),
                 )
+                .env(
+                    "SANDBOX_STAGING_TEST_URL",
+                    format!("http://127.0.0.1:{}", state["edge_staging_test_port"]),
+                )
                 .arg(self.root.join("xtask/sandbox/seed.py"))
                 .arg(format!("http://127.0.0.1:{port}"))
                 .arg(self.dir.join("suma.yaml"))

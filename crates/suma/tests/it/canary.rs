@@ -11,14 +11,14 @@ use suma::aws::ecs::{Rollout, ServiceUpdate};
 use suma::aws::elb::WeightedTarget;
 use suma::aws::AwsApis;
 
-fn staging() -> suma::config::Environment {
+pub(crate) fn staging() -> suma::config::Environment {
     let path = sandbox_config();
     let text = std::fs::read_to_string(&path).unwrap();
     let config = suma::config::parse_str(&text, &path).unwrap();
     config.environment("staging").unwrap().clone()
 }
 
-async fn session(env: &suma::config::Environment) -> Arc<dyn AwsApis> {
+pub(crate) async fn session(env: &suma::config::Environment) -> Arc<dyn AwsApis> {
     let _ = sandbox_session().await;
     let options = suma::aws::AwsOptions {
         profile: None,
@@ -318,7 +318,7 @@ async fn rollback_to_a_named_revision_is_journaled() {
 
 /// Held while a faulty release runs: when dropped, waits until the faulty tasks' last requests have left
 /// the analysis window (15 s in the sandbox), so the next test does not measure them.
-struct FaultyRelease;
+pub(crate) struct FaultyRelease;
 
 impl Drop for FaultyRelease {
     fn drop(&mut self) {
@@ -327,7 +327,7 @@ impl Drop for FaultyRelease {
 }
 
 /// A tag no earlier run used, so every deploy registers its own revision.
-fn fresh_tag() -> String {
+pub(crate) fn fresh_tag() -> String {
     format!(
         "registry.example/auth-service:e2e-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -335,7 +335,7 @@ fn fresh_tag() -> String {
 }
 
 /// Weights and canary count after a deploy ended: all traffic on stable, no canary task.
-async fn assert_back_on_stable(aws: &dyn AwsApis, env: &suma::config::Environment) {
+pub(crate) async fn assert_back_on_stable(aws: &dyn AwsApis, env: &suma::config::Environment) {
     let weights = aws
         .elb(&env.primary_region)
         .rule_weights(env.alb.rule_arn.as_str())
@@ -352,7 +352,7 @@ async fn assert_back_on_stable(aws: &dyn AwsApis, env: &suma::config::Environmen
     assert_eq!(canary[0].desired, 0, "the canary is scaled to zero");
 }
 
-async fn stable_revision(aws: &dyn AwsApis, env: &suma::config::Environment) -> String {
+pub(crate) async fn stable_revision(aws: &dyn AwsApis, env: &suma::config::Environment) -> String {
     aws.ecs(&env.primary_region)
         .describe_services(&env.ecs.cluster, std::slice::from_ref(&env.ecs.service))
         .await
@@ -362,7 +362,7 @@ async fn stable_revision(aws: &dyn AwsApis, env: &suma::config::Environment) -> 
 }
 
 /// The Datadog events the sandbox's stand-in recorded, newest last.
-fn datadog_events() -> Vec<serde_json::Value> {
+pub(crate) fn datadog_events() -> Vec<serde_json::Value> {
     std::fs::read_to_string(common::sandbox_var("SUMA_SANDBOX_DATADOG_EVENTS"))
         .unwrap_or_default()
         .lines()

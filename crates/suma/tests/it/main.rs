@@ -8,6 +8,7 @@
 
 mod common;
 
+mod bluegreen;
 mod canary;
 mod cli;
 mod compliance;

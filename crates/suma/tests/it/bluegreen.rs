@@ -1,0 +1,211 @@
+//! Blue/green end to end on the sandbox's real tasks: green comes up at blue's size, answers the
+//! pre-traffic checks through staging's test listener, and takes all traffic in one flip; a healthy
+//! release is promoted onto the stable service, a faulty one is flipped back with blue untouched. A
+//! watcher reads the ALB rule all along: the traffic is never split. Tests here change `staging`, so
+//! they run one at a time.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::canary::{
+    assert_back_on_stable, datadog_events, fresh_tag, session, stable_revision, staging, FaultyRelease,
+};
+use crate::common::{self, run, suma};
+use suma::aws::AwsApis;
+
+fn deploy(image: &str) -> std::process::Command {
+    let mut cmd = suma(&[
+        "deploy",
+        "bluegreen",
+        "--env",
+        "staging",
+        "--image",
+        image,
+        "--yes",
+        "--output",
+        "json",
+        "--timeout",
+        "90s",
+    ]);
+    cmd.env("SUMA_ACTOR", "e2e-test");
+    cmd
+}
+
+/// Reads the rule's (stable, canary) weights every 100 ms until stopped: every state the traffic was in.
+struct WeightWatch {
+    stop: Arc<AtomicBool>,
+    seen: tokio::task::JoinHandle<BTreeSet<(i32, i32)>>,
+}
+
+impl WeightWatch {
+    fn start(aws: Arc<dyn AwsApis>, env: &suma::config::Environment) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (region, rule) = (env.primary_region.clone(), env.alb.rule_arn.to_string());
+        let (stable, canary) = (
+            env.alb.stable_target_group_arn.to_string(),
+            env.alb.canary_target_group_arn.to_string(),
+        );
+        let seen = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut seen = BTreeSet::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(weights) = aws.elb(&region).rule_weights(&rule).await {
+                        let of = |arn: &str| {
+                            weights
+                                .iter()
+                                .find(|w| w.target_group_arn == arn)
+                                .map_or(0, |w| w.weight)
+                        };
+                        seen.insert((of(&stable), of(&canary)));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                seen
+            }
+        });
+        Self { stop, seen }
+    }
+
+    async fn stop(self) -> BTreeSet<(i32, i32)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.seen.await.unwrap()
+    }
+}
+
+/// `deploy` run in the background while the rule is watched: its output and the weights it went through.
+async fn watched(
+    aws: Arc<dyn AwsApis>,
+    env: &suma::config::Environment,
+    cmd: std::process::Command,
+) -> (common::Run, BTreeSet<(i32, i32)>) {
+    let watch = WeightWatch::start(aws, env);
+    let out = tokio::task::spawn_blocking(move || run(cmd)).await.unwrap();
+    (out, watch.stop().await)
+}
+
+fn step<'a>(op: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step `{name}`: {op}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_release_is_checked_through_the_test_listener_cut_over_at_once_and_promoted() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let env = staging();
+    let aws = session(&env).await;
+    let before = stable_revision(aws.as_ref(), &env).await;
+    let image = fresh_tag();
+    let version = image.rsplit(':').next().unwrap().to_owned();
+
+    let (out, weights) = watched(aws.clone(), &env, deploy(&image)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = common::json(&out);
+    assert_eq!(report["outcome"]["outcome"], "promoted", "{report}");
+    let op = &report["operation"];
+    assert_eq!(op["kind"], "bluegreen-deploy");
+    assert_eq!(op["status"], "succeeded");
+    assert_eq!(
+        weights,
+        BTreeSet::from([(100, 0), (0, 100)]),
+        "the traffic was never split"
+    );
+
+    // Before any user reached green, the test listener reached green's tasks only, serving the release.
+    let checked = step(op, "pre-traffic");
+    assert_eq!(checked["status"], "succeeded", "{checked}");
+    assert_eq!(checked["facts"]["version"]["version"], version.as_str());
+    assert_eq!(checked["facts"]["version"]["deployment"], "canary");
+    // Green came up at blue's size.
+    let green_tasks = step(op, "green-up")["facts"]["green_tasks"].as_i64().unwrap();
+    assert!(green_tasks >= i64::from(env.ecs.desired_count), "{green_tasks}");
+    for name in ["cutover", "keep-blue"] {
+        let ticks = step(op, name)["facts"]["ticks"].as_array().unwrap().clone();
+        assert!(
+            ticks.iter().any(|t| t["verdict"]["verdict"] == "pass"),
+            "{name}: {ticks:?}"
+        );
+        for tick in &ticks {
+            assert_ne!(tick["verdict"]["verdict"], "fail", "{name}: {tick}");
+            assert_eq!(tick["weight"], 100, "{name}: {tick}");
+        }
+    }
+
+    let promoted = op["steps"][0]["facts"]["release_task_definition"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(promoted, before);
+    assert_eq!(stable_revision(aws.as_ref(), &env).await, promoted);
+    assert_back_on_stable(aws.as_ref(), &env).await;
+    for answer in crate::sandbox_agent::versions_of("auth-service").await {
+        assert_eq!(answer["version"], version.as_str(), "{answer}");
+        assert_eq!(answer["deployment"], "stable", "{answer}");
+    }
+    let event = datadog_events()
+        .into_iter()
+        .rev()
+        .find(|e| e["title"].as_str().unwrap().contains(&version))
+        .expect("a Datadog event for the deploy");
+    assert_eq!(event["alert_type"], "success");
+
+    // `rollback` goes back to the revision recorded before the blue/green deploy.
+    let out = run(suma(&[
+        "rollback",
+        "--env",
+        "staging",
+        "--reason",
+        "e2e: back after blue/green",
+        "--yes",
+        "--output",
+        "json",
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(stable_revision(aws.as_ref(), &env).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulty_release_is_flipped_back_at_once_and_blue_never_changes() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let _faulty = FaultyRelease;
+    let env = staging();
+    let aws = session(&env).await;
+    let before = stable_revision(aws.as_ref(), &env).await;
+
+    // The sandbox's agent runs a tag ending in `-errors` with 5% errors: ten times the limit, so the
+    // first measurement that sees them fails fast.
+    let (out, weights) = watched(aws.clone(), &env, deploy(&format!("{}-errors", fresh_tag()))).await;
+    assert_eq!(out.code, 1, "a rolled-back deploy exits 1: {}", out.stderr);
+    let report = common::json(&out);
+    assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
+    let op = &report["operation"];
+    assert_eq!(op["status"], "failed");
+    assert_eq!(
+        weights,
+        BTreeSet::from([(100, 0), (0, 100)]),
+        "the traffic was never split"
+    );
+    let ticks = step(op, "cutover")["facts"]["ticks"].as_array().unwrap().clone();
+    let decided = ticks
+        .iter()
+        .position(|t| t["decision"]["decision"] == "rollback")
+        .unwrap_or_else(|| panic!("the bake decided to roll back: {ticks:?}"));
+    let first_bad = ticks.iter().position(|t| t["verdict"]["verdict"] == "fail").unwrap();
+    // The first window after the flip may still be thin; the second failing one decides at the latest.
+    assert!(decided <= first_bad + 1, "decided at tick {decided}, first failure at {first_bad}");
+    assert!(
+        op["steps"].as_array().unwrap().iter().all(|s| s["name"] != "promote"),
+        "never promoted: {op}"
+    );
+    assert_back_on_stable(aws.as_ref(), &env).await;
+    assert_eq!(stable_revision(aws.as_ref(), &env).await, before, "blue never changed");
+}
