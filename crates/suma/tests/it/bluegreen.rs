@@ -201,7 +201,10 @@ async fn a_faulty_release_is_flipped_back_at_once_and_blue_never_changes() {
         .unwrap_or_else(|| panic!("the bake decided to roll back: {ticks:?}"));
     let first_bad = ticks.iter().position(|t| t["verdict"]["verdict"] == "fail").unwrap();
     // The first window after the flip may still be thin; the second failing one decides at the latest.
-    assert!(decided <= first_bad + 1, "decided at tick {decided}, first failure at {first_bad}");
+    assert!(
+        decided <= first_bad + 1,
+        "decided at tick {decided}, first failure at {first_bad}"
+    );
     assert!(
         op["steps"].as_array().unwrap().iter().all(|s| s["name"] != "promote"),
         "never promoted: {op}"

@@ -11,6 +11,7 @@ use super::{run_async, run_matrix, Env, Finish, Scenario};
 use crate::common::Run;
 use suma::aws::ecs::ServiceUpdate;
 use suma::aws::elb::WeightedTarget;
+use suma::canary::Strategy;
 use suma::journal::OperationStatus;
 
 /// `(stable, canary)` weights of the environment's rule.
@@ -281,15 +282,17 @@ impl Scenario for Rollback {
     }
 }
 
-/// A canary of a new image with a short analysis against constant Prometheus queries (always healthy).
-struct Canary;
+/// A deploy of a new image, canary or blue/green, with a short analysis against constant Prometheus
+/// queries (always healthy). Blue/green has no test listener on a seeded environment: its pre-traffic
+/// step is skipped.
+struct Canary(Strategy);
 
 const CANARY_IMAGE: &str = "registry.local/auth-service:2.0.0-crash";
 
 #[async_trait]
 impl Scenario for Canary {
     fn kind(&self) -> &'static str {
-        suma::canary::KIND
+        self.0.kind()
     }
 
     fn tweak(&self, env: &mut serde_yaml::Value) {
@@ -298,6 +301,7 @@ impl Scenario for Canary {
                no_data: fail, queries: { error_rate: 'vector(0)', p95_latency_ms: 'vector(10)', samples: 'vector(100)' } }",
         )
         .unwrap();
+        env["bluegreen"] = serde_yaml::from_str("{ bake: 2s, keep_blue: 1s }").unwrap();
     }
 
     async fn prepare(&self, env: &Env) -> Value {
@@ -305,7 +309,11 @@ impl Scenario for Canary {
     }
 
     fn command(&self) -> Vec<&'static str> {
-        vec!["deploy", "canary", "--image", CANARY_IMAGE, "--yes"]
+        let strategy = match self.0 {
+            Strategy::Canary => "canary",
+            Strategy::BlueGreen => "bluegreen",
+        };
+        vec!["deploy", strategy, "--image", CANARY_IMAGE, "--yes"]
     }
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
@@ -680,7 +688,8 @@ pub fn all() -> Vec<Arc<dyn Scenario>> {
     vec![
         Arc::new(Rotation),
         Arc::new(Rollback),
-        Arc::new(Canary),
+        Arc::new(Canary(Strategy::Canary)),
+        Arc::new(Canary(Strategy::BlueGreen)),
         Arc::new(Failover),
         Arc::new(Failback),
         Arc::new(RunbookRotation),
@@ -790,7 +799,13 @@ async fn rollback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_deploy() {
     crate::require_sandbox!();
-    run_matrix(Arc::new(Canary)).await;
+    run_matrix(Arc::new(Canary(Strategy::Canary))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bluegreen_deploy() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(Canary(Strategy::BlueGreen))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
