@@ -3,8 +3,9 @@
 //!
 //! - reaction: `RUNS` canaries of a build with 5% errors; for each, suma's own report gives the time from the
 //!   first failed analysis to the weights restored (`summary.failure_to_restore_ms`, from journal timestamps);
-//! - cost: one healthy canary supervised end to end: wall time, CPU time (user + system) and peak resident
-//!   memory of the `suma` process, sampled from `/proc` every 50 ms.
+//!   the same for `RUNS` blue/green deploys of that build, where the restore is one flip back to blue;
+//! - cost: one healthy canary and one healthy blue/green deploy supervised end to end: wall time, CPU time
+//!   (user + system) and peak resident memory of the `suma` process, sampled from `/proc` every 50 ms.
 //!
 //! The `## canary` section of BENCHMARKS.md is rewritten between its markers.
 
@@ -39,43 +40,50 @@ pub fn canary(root: PathBuf) -> Result<()> {
         format!("registry.example/auth-service:bench-{kind}-{secs}")
     };
 
-    eprintln!("bench: a healthy canary, supervised end to end");
-    let healthy = deploy(&suma, &vars, &tag("healthy"))?;
-    if healthy.exit != Some(0) {
-        return Err(format!("the healthy canary was not promoted (exit {:?})", healthy.exit));
-    }
-
+    let mut rows = Vec::new();
     let mut reactions = Vec::new();
-    let mut faulty_runs = Vec::new();
-    // A faulty release is a faulty image: the agent runs a tag ending in `-errors` with 5% errors.
-    let measured = (|| {
+    for strategy in ["canary", "bluegreen"] {
+        eprintln!("bench: a healthy {strategy} deploy, supervised end to end");
+        let healthy = deploy(&suma, &vars, strategy, &tag(&format!("{strategy}-healthy")))?;
+        if healthy.exit != Some(0) {
+            return Err(format!(
+                "the healthy {strategy} deploy was not promoted (exit {:?})",
+                healthy.exit
+            ));
+        }
+        rows.push(row(&format!("{strategy}: healthy, promoted"), &healthy));
+        let mut times = Vec::new();
+        // A faulty release is a faulty image: the agent runs a tag ending in `-errors` with 5% errors.
         for i in 0..RUNS {
-            eprintln!("bench: faulty canary {}/{RUNS}", i + 1);
-            let run = deploy(&suma, &vars, &format!("{}-errors", tag(&format!("faulty{i}"))))?;
+            eprintln!("bench: faulty {strategy} deploy {}/{RUNS}", i + 1);
+            let run = deploy(
+                &suma,
+                &vars,
+                strategy,
+                &format!("{}-errors", tag(&format!("{strategy}-faulty{i}"))),
+            )?;
             if run.exit != Some(1) {
-                return Err(format!("the faulty canary was not rolled back (exit {:?})", run.exit));
+                return Err(format!(
+                    "the faulty {strategy} deploy was not rolled back (exit {:?})",
+                    run.exit
+                ));
             }
             let ms = json_number(&run.stdout, "failure_to_restore_ms")
                 .ok_or("suma's report has no `failure_to_restore_ms`")?;
-            reactions.push(ms);
-            faulty_runs.push(run);
+            times.push(ms);
+            rows.push(row(&format!("{strategy}: faulty (5% errors), rolled back"), &run));
         }
-        Ok(())
-    })();
-    measured?;
-
-    reactions.sort_by(f64::total_cmp);
-    let median = reactions[reactions.len() / 2];
-    let rows: Vec<String> = faulty_runs
+        times.sort_by(f64::total_cmp);
+        reactions.push((strategy, times));
+    }
+    let reaction_lines: Vec<String> = reactions
         .iter()
-        .zip(&reactions)
-        .map(|(r, _)| {
+        .map(|(strategy, times)| {
             format!(
-                "| faulty (5% errors), rolled back | {:.1} s | {:.2} s | {:.1}% | {} MiB |",
-                r.wall.as_secs_f64(),
-                r.cpu.as_secs_f64(),
-                100.0 * r.cpu.as_secs_f64() / r.wall.as_secs_f64(),
-                r.peak_rss_kib / 1024
+                "- {strategy}: median {:.1} s, min {:.1} s, max {:.1} s",
+                times[times.len() / 2] / 1000.0,
+                times[0] / 1000.0,
+                times[times.len() - 1] / 1000.0
             )
         })
         .collect();
@@ -88,20 +96,15 @@ pub fn canary(root: PathBuf) -> Result<()> {
     let generated = format!(
         "Run by `cargo xtask bench canary` at commit `{head}`, in the sandbox: moto, real Prometheus scraping \
          both services every second, the weighted proxy following the ALB rule, 40 req/s of load; canary policy \
-         of the sandbox (steps 10% and 50% of 20 s, analysis every 5 s over 15 s, failure budget 1). `suma` is \
-         the debug build the sandbox uses, so CPU and memory are upper bounds.\n\n\
-         **From the first failed analysis to all traffic back on stable** (journal timestamps, {RUNS} runs): \
-         median {:.1} s, min {:.1} s, max {:.1} s. With a failure budget of 1 the second failed analysis, one \
-         interval (5 s) after the first, decides; the rollback itself (weights first) takes the rest.\n\n\
-         | run | wall | suma CPU (user+sys) | CPU share | suma peak RSS |\n| --- | --- | --- | --- | --- |\n\
-         | healthy, promoted | {:.1} s | {:.2} s | {:.1}% | {} MiB |\n{}",
-        median / 1000.0,
-        reactions[0] / 1000.0,
-        reactions[reactions.len() - 1] / 1000.0,
-        healthy.wall.as_secs_f64(),
-        healthy.cpu.as_secs_f64(),
-        100.0 * healthy.cpu.as_secs_f64() / healthy.wall.as_secs_f64(),
-        healthy.peak_rss_kib / 1024,
+         of the sandbox (steps 10% and 50% of 20 s, analysis every 5 s over 15 s, failure budget 1; blue/green \
+         bakes 20 s and keeps blue 10 s more). `suma` is the debug build the sandbox uses, so CPU and memory are \
+         upper bounds.\n\n\
+         **From the first failed analysis to all traffic back on stable** (journal timestamps, {RUNS} runs each):\n\n{}\n\n\
+         With a failure budget of 1 the second failed analysis, one interval (5 s) after the first, decides \
+         unless the first fails fast (10× the limit); the rollback itself (weights first, for blue/green one \
+         flip back to blue) takes the rest.\n\n\
+         | run | wall | suma CPU (user+sys) | CPU share | suma peak RSS |\n| --- | --- | --- | --- | --- |\n{}",
+        reaction_lines.join("\n"),
         rows.join("\n")
     );
     let path = root.join("BENCHMARKS.md");
@@ -113,14 +116,25 @@ pub fn canary(root: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// `suma deploy canary` on staging, sampling its CPU time and peak memory until it exits.
-fn deploy(suma: &Path, vars: &[(String, String)], image: &str) -> Result<Run> {
+/// One table row: what a run cost.
+fn row(what: &str, r: &Run) -> String {
+    format!(
+        "| {what} | {:.1} s | {:.2} s | {:.1}% | {} MiB |",
+        r.wall.as_secs_f64(),
+        r.cpu.as_secs_f64(),
+        100.0 * r.cpu.as_secs_f64() / r.wall.as_secs_f64(),
+        r.peak_rss_kib / 1024
+    )
+}
+
+/// `suma deploy STRATEGY` on staging, sampling its CPU time and peak memory until it exits.
+fn deploy(suma: &Path, vars: &[(String, String)], strategy: &str, image: &str) -> Result<Run> {
     let out_path = std::env::temp_dir().join(format!("suma-bench-canary-{}.json", std::process::id()));
     let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut child = Command::new(suma)
         .args([
-            "deploy", "canary", "--env", "staging", "--image", image, "--yes", "--output", "json", "-q",
+            "deploy", strategy, "--env", "staging", "--image", image, "--yes", "--output", "json", "-q",
         ])
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("SUMA_ACTOR", "bench")
