@@ -20,6 +20,9 @@ pub enum Scope {
     LockTable,
     /// The managed secrets of the environment (`secrets[].id`).
     Secrets,
+    /// The secrets that hold notification URLs (`notifications[].url_secret`); a policy leaves the
+    /// statement out when the configuration names none.
+    NotificationSecrets,
     /// Anything: describe and list calls that IAM does not scope, or resources named only at run time.
     Any,
 }
@@ -132,6 +135,13 @@ pub const SECRETS_READ: Permission = Permission {
     scope: Scope::Secrets,
 };
 
+/// Reading the notification receivers' URLs from their secrets when a deploy starts.
+pub const NOTIFY_READ: Permission = Permission {
+    sid: "NotifyRead",
+    actions: &["secretsmanager:GetSecretValue"],
+    scope: Scope::NotificationSecrets,
+};
+
 /// The rotation protocol on the managed secrets: read and write values, move the staging labels.
 pub const SECRETS_ROTATE: Permission = Permission {
     sid: "SecretsRotate",
@@ -220,7 +230,7 @@ pub const OPERATE: &[Permission] = &[
 /// Every permission, for the policy of all of suma.
 pub fn all() -> Vec<Permission> {
     let mut all = OPERATE.to_vec();
-    all.extend([LOCK_TABLE_SETUP, COMPLIANCE_INVENTORY]);
+    all.extend([LOCK_TABLE_SETUP, COMPLIANCE_INVENTORY, NOTIFY_READ]);
     all
 }
 

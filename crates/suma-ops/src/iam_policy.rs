@@ -18,6 +18,8 @@ pub struct Resources {
     pub lock_table: String,
     /// Ids of the managed secrets, sorted.
     pub secrets: Vec<String>,
+    /// Names or ARNs of the secrets that hold notification URLs, sorted.
+    pub notification_secrets: Vec<String>,
 }
 
 impl Resources {
@@ -37,12 +39,17 @@ impl Resources {
             .iter()
             .flat_map(|env| env.secrets.iter().map(|s| s.id.clone()))
             .collect();
+        let notification_secrets: BTreeSet<String> = selected
+            .iter()
+            .flat_map(|env| env.notifications.iter().filter_map(|n| n.url_secret.clone()))
+            .collect();
         Self {
             partition: arn.map_or("aws", |(p, _)| p).to_owned(),
             account: arn.map_or("*", |(_, a)| a).to_owned(),
             lock_region: config.lock.region.as_str().to_owned(),
             lock_table: config.lock.table.clone(),
             secrets: secrets.into_iter().collect(),
+            notification_secrets: notification_secrets.into_iter().collect(),
         }
     }
 
@@ -68,6 +75,20 @@ impl Resources {
                     .collect(),
             ),
             Scope::Secrets | Scope::Any => json!("*"),
+            Scope::NotificationSecrets => Value::Array(
+                self.notification_secrets
+                    .iter()
+                    .map(|id| match id.starts_with("arn:") {
+                        true => json!(id),
+                        false => json!(format!(
+                            "arn:{}:secretsmanager:*:{}:secret:{}-??????",
+                            self.partition,
+                            self.account,
+                            id.trim_start_matches('/')
+                        )),
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -78,6 +99,8 @@ pub fn document(permissions: &[Permission], resources: &Resources) -> Value {
     let statements: Vec<Value> = permissions
         .iter()
         .filter(|p| seen.insert(p.sid))
+        // Never a grant on every secret: without a notification secret there is nothing to read.
+        .filter(|p| p.scope != Scope::NotificationSecrets || !resources.notification_secrets.is_empty())
         .map(|p| {
             let actions: BTreeSet<&str> = p.actions.iter().copied().collect();
             json!({
@@ -105,7 +128,7 @@ pub fn actions(document: &Value) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use suma_aws::iam::{LOCK_READ, LOCK_WRITE, SECRETS_ROTATE};
+    use suma_aws::iam::{LOCK_READ, LOCK_WRITE, NOTIFY_READ, SECRETS_ROTATE};
 
     fn resources(secrets: &[&str]) -> Resources {
         Resources {
@@ -114,6 +137,7 @@ mod tests {
             lock_region: "eu-west-1".to_owned(),
             lock_table: "suma-locks".to_owned(),
             secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
+            notification_secrets: Vec::new(),
         }
     }
 
@@ -141,5 +165,29 @@ mod tests {
     fn without_secrets_the_secret_statements_cover_any() {
         let doc = document(&[SECRETS_ROTATE], &resources(&[]));
         assert_eq!(doc["Statement"][0]["Resource"], "*");
+    }
+
+    #[test]
+    fn notification_urls_are_read_only_from_the_secrets_that_hold_them() {
+        let doc = document(&[LOCK_READ, NOTIFY_READ], &resources(&[]));
+        assert_eq!(
+            doc["Statement"].as_array().unwrap().len(),
+            1,
+            "no secret named: no grant at all"
+        );
+        let mut named = resources(&[]);
+        named.notification_secrets = vec![
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-AbCdEf".to_owned(),
+            "suma/prod/webhook".to_owned(),
+        ];
+        let doc = document(&[NOTIFY_READ], &named);
+        assert_eq!(
+            doc["Statement"][0]["Resource"],
+            json!([
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-AbCdEf",
+                "arn:aws:secretsmanager:*:123456789012:secret:suma/prod/webhook-??????"
+            ])
+        );
+        assert_eq!(doc["Statement"][0]["Action"], json!(["secretsmanager:GetSecretValue"]));
     }
 }

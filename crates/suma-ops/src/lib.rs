@@ -17,6 +17,7 @@ pub mod journal;
 pub mod lock_release;
 pub mod metrics;
 pub mod monitoring;
+pub mod notify;
 pub mod plaintext_secret;
 pub mod rollback;
 pub mod runbook;

@@ -13,8 +13,8 @@ pub use suma_aws as aws;
 pub use suma_core::{config, env_vars, exit, report, settings};
 pub use suma_http::{admin, probe};
 pub use suma_ops::{
-    canary, compliance, dr, events, iam_policy, journal, lock_release, metrics, monitoring, rollback, runbook, secrets,
-    status, taskdef,
+    canary, compliance, dr, events, iam_policy, journal, lock_release, metrics, monitoring, notify, rollback, runbook,
+    secrets, status, taskdef,
 };
 
 use std::sync::Arc;

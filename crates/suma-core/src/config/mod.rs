@@ -117,6 +117,9 @@ pub struct Environment {
     /// Blue/green deploys (`suma deploy bluegreen`): judged by the canary's analysis settings.
     #[serde(default)]
     pub bluegreen: BlueGreenPolicy,
+    /// Where deploys are announced (Slack, or any JSON webhook): start, pause, promote, rollback, abort.
+    #[serde(default)]
+    pub notifications: Vec<NotificationTarget>,
     /// Compliance checks: accepted exceptions.
     #[serde(default)]
     pub compliance: ComplianceConfig,
@@ -162,6 +165,52 @@ impl Default for BlueGreenPolicy {
             keep_blue: Duration::from_secs(300),
             test_url: None,
         }
+    }
+}
+
+/// A receiver of deploy notifications. Its URL is a credential (a Slack webhook URL is its own token), so
+/// it is never written here: it comes from an environment variable or a Secrets Manager secret, and it is
+/// never printed.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationTarget {
+    pub kind: NotificationKind,
+    /// The environment variable that holds the URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// The Secrets Manager secret (name or ARN, in the primary region) whose current value is the URL.
+    #[serde(default)]
+    pub url_secret: Option<String>,
+    /// The events sent; every one when empty.
+    #[serde(default)]
+    pub events: Vec<NotificationEvent>,
+}
+
+/// The shape of what is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationKind {
+    /// A Slack incoming webhook: `{"text": ...}`.
+    Slack,
+    /// Any receiver of a JSON document per event (event, environment, service, version, operation, ...).
+    Webhook,
+}
+
+/// What a deploy announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationEvent {
+    Start,
+    Pause,
+    Promote,
+    Rollback,
+    Abort,
+}
+
+impl NotificationTarget {
+    /// Whether `event` is sent to this receiver.
+    pub fn wants(&self, event: NotificationEvent) -> bool {
+        self.events.is_empty() || self.events.contains(&event)
     }
 }
 
@@ -886,6 +935,18 @@ impl ConfigFile {
                             "make the step at least {} long, or shorten `canary.interval`",
                             humantime::format_duration(needed)
                         )),
+                    ));
+                }
+            }
+            for (i, target) in env.notifications.iter().enumerate() {
+                if target.url_env.is_some() == target.url_secret.is_some() {
+                    problems.push((
+                        at(&format!("notifications.{i}")),
+                        "needs exactly one of `url_env` and `url_secret`".to_owned(),
+                        Some(
+                            "name the environment variable or the Secrets Manager secret that holds the URL; the URL itself never goes in this file"
+                                .to_owned(),
+                        ),
                     ));
                 }
             }

@@ -188,6 +188,8 @@ pub struct Engine {
     pub rollout_poll: Duration,
     /// The monitors that gate the canary, read at every analysis; `None` without Datadog.
     pub gates: Option<Arc<dyn GateWatch>>,
+    /// Told when the deploy pauses (the command tells start and the outcome).
+    pub notifier: crate::notify::Notifier,
 }
 
 /// The gating monitors (`auto-rollback:true` and the environment's tags) as the canary watches them.

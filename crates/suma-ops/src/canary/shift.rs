@@ -10,11 +10,13 @@ use serde_json::json;
 
 use super::report::{live_line, tick_line};
 use super::{ticks_of, Engine, TICKS};
+use crate::config::NotificationEvent;
 use crate::engine::{Control, Run, StepEnd, StepError};
 use crate::journal::{DecisionKind, Operation};
 use crate::metrics::analysis::{decide, judge, with_alerting_monitors, AnalysisState, Decision, TickVerdict};
 use crate::metrics::step_gate::{step_ending, StepEnding, StepProgress};
 use crate::metrics::{measure, query_set, QueryVars, Side};
+use crate::notify::DeployEvent;
 
 /// The canary tasks a traffic share needs, as Argo Rollouts sizes a canary: `ceil(stable running ×
 /// weight)`, never below the configured canary count nor 1.
@@ -130,6 +132,7 @@ impl Engine {
                 Some(Control::Pause { by }) => {
                     paused = true;
                     op.note(&by, "paused");
+                    self.notify_pause(op, format!("paused by {by}")).await;
                     self.reporter.warn(&format!(
                         "paused by {by}; `suma deploy resume|abort|promote --env {}`",
                         self.environment
@@ -188,6 +191,7 @@ impl Engine {
                 }
                 Decision::Pause { reason } => {
                     paused = true;
+                    self.notify_pause(op, reason.clone()).await;
                     self.reporter.warn(&format!(
                         "{reason}: paused; decide with `suma deploy resume|abort|promote --env {}`",
                         self.environment
@@ -197,6 +201,11 @@ impl Engine {
             }
         }
         Ok(StepEnd::Done(BTreeMap::from([(TICKS.to_owned(), json!(ticks))])))
+    }
+
+    async fn notify_pause(&self, op: &Operation, reason: String) {
+        let event = DeployEvent::of(&self.env, op, NotificationEvent::Pause, Some(reason));
+        self.notifier.send(&event).await;
     }
 
     /// The gating monitors alerting now; one that cannot be read is a warning (the metrics still judge).

@@ -13,11 +13,12 @@ use super::{environment_regions, Context};
 use crate::aws::{AwsApis, AwsSession};
 use crate::canary::{self, Engine, Outcome, Strategy};
 use crate::cli::{AbortArgs, CanaryArgs, ControlArgs, PromoteArgs};
-use crate::config::{Environment, MetricProvider};
+use crate::config::{Environment, MetricProvider, NotificationEvent};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, StepStatus};
 use crate::metrics::datadog::EventAlert;
 use crate::metrics::{query_set, rendered_queries, MetricSource, QueryVars, Side};
+use crate::notify::{DeployEvent, Notifier};
 use crate::status::classify_traffic;
 
 /// The environment's metric provider.
@@ -72,7 +73,21 @@ fn engine(
                 .warn(&format!("the gating monitors will not be watched: {e}"));
             None
         }),
+        // Read once the deploy is going ahead (a dry run or a refusal reads no secret).
+        notifier: Notifier::default(),
     })
+}
+
+/// The environment's notification receivers, their URLs read now.
+async fn notifier(ctx: &Context, env: &Environment, session: &AwsSession) -> Notifier {
+    let secrets = session.secret_versions(&env.primary_region);
+    Notifier::resolve(
+        env,
+        secrets.as_ref(),
+        &crate::settings::ProcessEnv,
+        ctx.reporter.clone(),
+    )
+    .await
 }
 
 /// Refuses to start unless the environment is in a state a canary can start from.
@@ -142,7 +157,7 @@ pub async fn start(ctx: &Context, args: &CanaryArgs, strategy: Strategy) -> anyh
         None => None,
     };
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let engine = engine(ctx, name, env, &session, args.timeout)?;
+    let mut engine = engine(ctx, name, env, &session, args.timeout)?;
     let plan = strategy.plan(name, env, &args.image, template.as_deref());
     let queries = query_set(env.metrics.provider, &env.canary);
     let vars = QueryVars {
@@ -226,8 +241,13 @@ pub async fn start(ctx: &Context, args: &CanaryArgs, strategy: Strategy) -> anyh
     };
     let guard = guard.begin(&engine.journal, &op).await?;
     ctx.reporter.info(&format!("operation `{}` started", op.id));
+    engine.notifier = notifier(ctx, env, &session).await;
+    engine
+        .notifier
+        .send(&DeployEvent::of(env, &op, NotificationEvent::Start, None))
+        .await;
     let outcome = engine.run(&mut op, &guard).await;
-    finish(ctx, env, guard, &op, outcome).await
+    finish(ctx, env, &engine.notifier, guard, &op, outcome).await
 }
 
 /// The Datadog event of a finished canary: service, environment, version, who, and how long it took.
@@ -274,6 +294,7 @@ async fn record_event(ctx: &Context, env: &Environment, op: &Operation, outcome:
 async fn finish(
     ctx: &Context,
     env: &Environment,
+    notifier: &Notifier,
     guard: crate::journal::lock::LockGuard,
     op: &Operation,
     outcome: Result<Outcome, canary::EngineError>,
@@ -297,6 +318,15 @@ async fn finish(
         Outcome::Interrupted { .. } => ExitStatus::Interrupted,
     };
     record_event(ctx, env, op, &outcome).await;
+    let told = match &outcome {
+        Outcome::Promoted => Some((NotificationEvent::Promote, None)),
+        Outcome::RolledBack { reason } => Some((NotificationEvent::Rollback, Some(reason.clone()))),
+        Outcome::Aborted { by } => Some((NotificationEvent::Abort, Some(format!("aborted by {by}")))),
+        Outcome::Interrupted { .. } => None,
+    };
+    if let Some((event, reason)) = told {
+        notifier.send(&DeployEvent::of(env, op, event, reason)).await;
+    }
     guard
         .settle(op)
         .await
@@ -420,7 +450,8 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
         }
     }
     // The runner died: take its lease over and finish here.
-    let engine = engine(ctx, name, env, &session, Duration::from_secs(900))?;
+    let mut engine = engine(ctx, name, env, &session, Duration::from_secs(900))?;
+    engine.notifier = notifier(ctx, env, &session).await;
     let guard = ctx.locks(&session).acquire(&op, true).await?;
     op.note(
         &ctx.settings.actor.value,
@@ -446,5 +477,5 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
         }
         _ => engine.run(&mut op, &guard).await,
     };
-    finish(ctx, env, guard, &op, outcome).await
+    finish(ctx, env, &engine.notifier, guard, &op, outcome).await
 }

@@ -16,6 +16,15 @@ use crate::exit::ExitStatus;
 pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
     use iam::*;
     const DEPLOY: &[Permission] = &[LOCK_READ, LOCK_WRITE, ECS_READ, ECS_DEPLOY, ELB_READ, ELB_SHIFT];
+    const DEPLOY_NOTIFY: &[Permission] = &[
+        LOCK_READ,
+        LOCK_WRITE,
+        ECS_READ,
+        ECS_DEPLOY,
+        ELB_READ,
+        ELB_SHIFT,
+        NOTIFY_READ,
+    ];
     const DR: &[Permission] = &[
         LOCK_READ,
         LOCK_WRITE,
@@ -50,7 +59,8 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["lock", "release"] => &[LOCK_READ, LOCK_WRITE],
         ["init"] => &[LOCK_TABLE_SETUP],
         ["deploy", "status"] => &[LOCK_READ, ELB_READ],
-        ["deploy", _] | ["rollback", ..] => DEPLOY,
+        ["deploy", _] => DEPLOY_NOTIFY,
+        ["rollback", ..] => DEPLOY,
         ["dr", "check"] => &[ECS_READ, ELB_READ, RDS_READ, ROUTE53_READ, SECRETS_READ],
         ["dr", _] => DR,
         ["secrets", "list" | "status"] => &[LOCK_READ, SECRETS_READ],

@@ -1,18 +1,105 @@
 //! Blue/green end to end on the sandbox's real tasks: green comes up at blue's size, answers the
 //! pre-traffic checks through staging's test listener, and takes all traffic in one flip; a healthy
 //! release is promoted onto the stable service, a faulty one is flipped back with blue untouched. A
-//! watcher reads the ALB rule all along: the traffic is never split. Tests here change `staging`, so
-//! they run one at a time.
+//! watcher reads the ALB rule all along: the traffic is never split. Both runs announce themselves to a
+//! Slack-shaped receiver and to a webhook that answers 500 (a warning, never a failure, and its URL is
+//! never printed). Tests here change `staging`, so they run one at a time.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::canary::{
     assert_back_on_stable, datadog_events, fresh_tag, session, stable_revision, staging, FaultyRelease,
 };
 use crate::common::{self, run, suma};
 use suma::aws::AwsApis;
+
+/// A Slack incoming webhook (`POST /services/T0/B0/TOKEN`, answering `ok`) that keeps what it was sent, and
+/// a webhook that always answers 500; staging's configuration with both as notification receivers.
+struct Receivers {
+    slack: Arc<Mutex<Vec<serde_json::Value>>>,
+    broken_url: String,
+    config: tempfile::TempDir,
+    vars: [(&'static str, String); 2],
+}
+
+impl Receivers {
+    async fn start() -> Self {
+        use axum::routing::post;
+        let slack = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route(
+                "/services/T0/B0/{token}",
+                post({
+                    let slack = slack.clone();
+                    move |axum::Json(body): axum::Json<serde_json::Value>| async move {
+                        slack.lock().unwrap().push(body);
+                        "ok"
+                    }
+                }),
+            )
+            .route(
+                "/broken/{token}",
+                post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
+        config["environments"]["staging"]["notifications"] = serde_yaml::from_str(
+            "[{ kind: slack, url_env: SUMA_TEST_SLACK_URL }, { kind: webhook, url_env: SUMA_TEST_HOOK_URL, events: [start, rollback] }]",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("suma.yaml"), serde_yaml::to_string(&config).unwrap()).unwrap();
+        let broken_url = format!("{base}/broken/hook-token-never-printed");
+        Self {
+            slack,
+            config: dir,
+            vars: [
+                (
+                    "SUMA_TEST_SLACK_URL",
+                    format!("{base}/services/T0/B0/slack-token-never-printed"),
+                ),
+                ("SUMA_TEST_HOOK_URL", broken_url.clone()),
+            ],
+            broken_url,
+        }
+    }
+
+    /// `deploy` with the configuration that names the receivers.
+    fn around(&self, mut cmd: std::process::Command) -> std::process::Command {
+        cmd.arg("--config").arg(self.config.path().join("suma.yaml"));
+        cmd.envs(self.vars.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
+    }
+
+    /// The lines Slack was sent, in order.
+    fn slack_lines(&self) -> Vec<String> {
+        self.slack
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The run told the broken webhook, said it failed, and never printed a receiver's URL.
+    fn assert_warned_without_urls(&self, out: &common::Run) {
+        assert!(
+            out.stderr.contains("webhook notification") && out.stderr.contains("answered 500"),
+            "{}",
+            out.stderr
+        );
+        for (_, url) in &self.vars {
+            assert!(!out.stderr.contains(url.as_str()) && !out.stdout.contains(url.as_str()));
+        }
+        assert!(!out.stderr.contains("token-never-printed") && !out.stdout.contains("token-never-printed"));
+        assert!(self.broken_url.contains("token-never-printed"));
+    }
+}
 
 fn deploy(image: &str) -> std::process::Command {
     let mut cmd = suma(&[
@@ -103,9 +190,11 @@ async fn a_healthy_release_is_checked_through_the_test_listener_cut_over_at_once
     let before = stable_revision(aws.as_ref(), &env).await;
     let image = fresh_tag();
     let version = image.rsplit(':').next().unwrap().to_owned();
+    let receivers = Receivers::start().await;
 
-    let (out, weights) = watched(aws.clone(), &env, deploy(&image)).await;
+    let (out, weights) = watched(aws.clone(), &env, receivers.around(deploy(&image))).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    receivers.assert_warned_without_urls(&out);
     let report = common::json(&out);
     assert_eq!(report["outcome"]["outcome"], "promoted", "{report}");
     let op = &report["operation"];
@@ -154,6 +243,14 @@ async fn a_healthy_release_is_checked_through_the_test_listener_cut_over_at_once
         .find(|e| e["title"].as_str().unwrap().contains(&version))
         .expect("a Datadog event for the deploy");
     assert_eq!(event["alert_type"], "success");
+    let id = op["id"].as_str().unwrap();
+    assert_eq!(
+        receivers.slack_lines(),
+        [
+            format!("auth-service {version} blue/green deploy started on staging (operation {id}, by e2e-test)"),
+            format!("auth-service {version} blue/green deploy promoted on staging (operation {id}, by e2e-test)"),
+        ]
+    );
 
     // `rollback` goes back to the revision recorded before the blue/green deploy.
     let out = run(suma(&[
@@ -180,11 +277,18 @@ async fn a_faulty_release_is_flipped_back_at_once_and_blue_never_changes() {
     let env = staging();
     let aws = session(&env).await;
     let before = stable_revision(aws.as_ref(), &env).await;
+    let receivers = Receivers::start().await;
 
     // The sandbox's agent runs a tag ending in `-errors` with 5% errors: ten times the limit, so the
     // first measurement that sees them fails fast.
-    let (out, weights) = watched(aws.clone(), &env, deploy(&format!("{}-errors", fresh_tag()))).await;
+    let cmd = receivers.around(deploy(&format!("{}-errors", fresh_tag())));
+    let (out, weights) = watched(aws.clone(), &env, cmd).await;
     assert_eq!(out.code, 1, "a rolled-back deploy exits 1: {}", out.stderr);
+    receivers.assert_warned_without_urls(&out);
+    let told = receivers.slack_lines();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(told[0].contains(" started on staging"), "{told:?}");
+    assert!(told[1].contains(" rolled back on staging: error_rate"), "{told:?}");
     let report = common::json(&out);
     assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
     let op = &report["operation"];

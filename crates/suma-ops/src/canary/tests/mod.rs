@@ -174,6 +174,7 @@ impl Harness {
             rollout_timeout: Duration::from_secs(120),
             rollout_poll: Duration::from_secs(5),
             gates: None,
+            notifier: Default::default(),
         }
     }
 
