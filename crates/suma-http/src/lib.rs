@@ -7,6 +7,7 @@
 //! must not be satisfied by whatever the redirect points at), and one way of describing a failure.
 
 pub mod admin;
+pub mod check;
 pub mod probe;
 
 use std::collections::BTreeMap;

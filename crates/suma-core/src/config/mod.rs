@@ -117,6 +117,10 @@ pub struct Environment {
     /// Blue/green deploys (`suma deploy bluegreen`): judged by the canary's analysis settings.
     #[serde(default)]
     pub bluegreen: BlueGreenPolicy,
+    /// Checks a deploy runs besides its analysis: before any traffic, after each traffic step, after the
+    /// promotion. A failing one rolls the deploy back.
+    #[serde(default)]
+    pub hooks: DeployHooks,
     /// Where deploys are announced (Slack, or any JSON webhook): start, pause, promote, rollback, abort.
     #[serde(default)]
     pub notifications: Vec<NotificationTarget>,
@@ -166,6 +170,49 @@ impl Default for BlueGreenPolicy {
             test_url: None,
         }
     }
+}
+
+/// The deploy hooks of an environment, in the order they run.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployHooks {
+    /// Once the new release is up and before any user reaches it; a path (`/health`) is asked of the
+    /// test listener (`bluegreen.test_url`), which forwards to the canary target group.
+    pub pre_traffic: Vec<HttpHook>,
+    /// After each traffic step's analysis passed (each canary step, the blue/green bake and keep window);
+    /// a path is asked of the environment's `url`.
+    pub post_step: Vec<HttpHook>,
+    /// After the promotion; a path is asked of the environment's `url`. A failure rolls the stable service
+    /// back to the revision recorded before the deploy.
+    pub post_promote: Vec<HttpHook>,
+}
+
+/// One HTTP check a deploy runs: GET `url`, expecting a status, optionally a piece of the body and a
+/// latency ceiling, tried up to `attempts` times 2 s apart.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHook {
+    /// How the journal and messages name it.
+    pub name: String,
+    /// An absolute http(s) URL, or a path starting with `/` on the URL the hook's stage asks.
+    pub url: String,
+    #[serde(default = "default_hook_status")]
+    pub expect_status: u16,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub max_latency: Option<Duration>,
+    #[serde(default = "default_hook_attempts")]
+    pub attempts: u32,
+}
+
+fn default_hook_status() -> u16 {
+    200
+}
+
+fn default_hook_attempts() -> u32 {
+    3
 }
 
 /// A receiver of deploy notifications. Its URL is a credential (a Slack webhook URL is its own token), so
@@ -936,6 +983,42 @@ impl ConfigFile {
                             humantime::format_duration(needed)
                         )),
                     ));
+                }
+            }
+            let stages = [
+                (
+                    "pre_traffic",
+                    &env.hooks.pre_traffic,
+                    env.bluegreen.test_url.is_some(),
+                    "bluegreen.test_url",
+                ),
+                ("post_step", &env.hooks.post_step, env.url.is_some(), "url"),
+                ("post_promote", &env.hooks.post_promote, env.url.is_some(), "url"),
+            ];
+            for (stage, hooks, has_base, base) in stages {
+                for (i, hook) in hooks.iter().enumerate() {
+                    let key = at(&format!("hooks.{stage}.{i}"));
+                    let absolute = hook.url.starts_with("https://") || hook.url.starts_with("http://");
+                    if !absolute && !hook.url.starts_with('/') {
+                        problems.push((
+                            format!("{key}.url"),
+                            format!("`{}` is neither an http(s) URL nor a path", hook.url),
+                            Some("write `https://host/path`, or `/path` on the URL this stage asks".to_owned()),
+                        ));
+                    } else if !absolute && !has_base {
+                        problems.push((
+                            format!("{key}.url"),
+                            format!("the path `{}` needs `{base}`, which is not set", hook.url),
+                            Some(format!("set `{base}`, or write the hook's whole URL")),
+                        ));
+                    }
+                    if !(1..=10).contains(&hook.attempts) {
+                        problems.push((
+                            format!("{key}.attempts"),
+                            format!("{} attempts", hook.attempts),
+                            Some("from 1 to 10".to_owned()),
+                        ));
+                    }
                 }
             }
             for (i, target) in env.notifications.iter().enumerate() {

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::Engine;
+use super::hooks::{Stage, HOOKS};
+use super::{Engine, Strategy};
 use crate::aws::ecs::ServiceUpdate;
 use crate::config::Environment;
 use crate::engine::{Run, StepEnd, StepError};
@@ -45,18 +46,22 @@ pub fn plan(environment: &str, env: &Environment, image: &str, template: Option<
             ecs.canary_service, ecs.service
         ),
     });
+    let checks = policy.test_url.as_ref().map(|url| {
+        format!(
+            "GET {} and {} answer from green",
+            url.join("/health"),
+            url.join("/version")
+        )
+    });
+    let detail = match (checks, super::hooks_detail(env, super::hooks::Stage::PreTraffic)) {
+        (None, None) => "no `bluegreen.test_url` and no pre-traffic hooks: skipped".to_owned(),
+        (Some(checks), None) => format!("{checks}, before any traffic"),
+        (None, Some(hooks)) => format!("{hooks}, before any traffic"),
+        (Some(checks), Some(hooks)) => format!("{checks}; {hooks}; before any traffic"),
+    };
     steps.push(PlannedStep {
         name: "pre-traffic".to_owned(),
-        detail: policy.test_url.as_ref().map_or_else(
-            || "no `bluegreen.test_url`: skipped".to_owned(),
-            |url| {
-                format!(
-                    "GET {} and {} answer from green, before any traffic",
-                    url.join("/health"),
-                    url.join("/version")
-                )
-            },
-        ),
+        detail,
     });
     steps.push(PlannedStep {
         name: "cutover".to_owned(),
@@ -82,6 +87,7 @@ pub fn plan(environment: &str, env: &Environment, image: &str, template: Option<
             ecs.service, ecs.canary_service
         ),
     });
+    steps.extend(super::post_promote_step(env));
     steps
 }
 
@@ -113,13 +119,38 @@ impl Engine {
         )])))
     }
 
-    /// Green answers through the test listener, healthy and as the release, before any user reaches it.
-    /// A listener still registering green's tasks is waited for; what never comes right fails the step,
-    /// and the deploy rolls back with no user having seen green.
+    /// Before any user reaches the release: a blue/green green answers through the test listener, healthy
+    /// and as the release; then the environment's pre-traffic hooks run (either strategy). What fails
+    /// fails the step, and the deploy rolls back with no user having seen the release.
     pub(super) async fn pre_traffic(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
-        let Some(url) = &self.env.bluegreen.test_url else {
-            return Ok(StepEnd::skipped("no `bluegreen.test_url` configured", BTreeMap::new()));
-        };
+        let mut facts = BTreeMap::new();
+        if let (Strategy::BlueGreen, Some(url)) = (Strategy::of(&op.kind), &self.env.bluegreen.test_url) {
+            facts.extend(self.green_answers(run, op, url).await?);
+        }
+        let hooks = self.run_hooks(run, Stage::PreTraffic).await?;
+        if !hooks.results.is_empty() {
+            facts.insert(HOOKS.to_owned(), json!(hooks.results));
+        }
+        if let Some(reason) = hooks.failure {
+            return Err(StepError::Failed { reason, facts });
+        }
+        if facts.is_empty() {
+            return Ok(StepEnd::skipped(
+                "no `bluegreen.test_url` and no pre-traffic hooks configured",
+                facts,
+            ));
+        }
+        Ok(StepEnd::Done(facts))
+    }
+
+    /// Green answers through the test listener `url`, healthy and as the release. A listener still
+    /// registering green's tasks is waited for.
+    async fn green_answers(
+        &self,
+        run: &Run<'_>,
+        op: &Operation,
+        url: &crate::config::HttpUrl,
+    ) -> Result<BTreeMap<String, serde_json::Value>, StepError> {
         let version = Self::version_of(&Self::image(op));
         let probe = suma_http::ServiceClient::new(Duration::from_secs(5));
         let (health_url, version_url) = (url.join("/health"), url.join("/version"));
@@ -134,10 +165,10 @@ impl Engine {
             let problem = pre_traffic_problem(&version, &health, &answer);
             match problem {
                 None => {
-                    return Ok(StepEnd::Done(BTreeMap::from([
+                    return Ok(BTreeMap::from([
                         ("attempts".to_owned(), json!(attempts)),
                         ("version".to_owned(), json!(answer.body)),
-                    ])))
+                    ]))
                 }
                 Some(problem) if tokio::time::Instant::now() >= deadline => {
                     return Err(StepError::failed(format!(

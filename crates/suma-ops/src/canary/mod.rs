@@ -153,6 +153,12 @@ pub fn plan_with(
             ),
         },
     ];
+    if let Some(hooks) = hooks_detail(env, hooks::Stage::PreTraffic) {
+        steps.push(PlannedStep {
+            name: "pre-traffic".to_owned(),
+            detail: format!("{hooks}, before any traffic"),
+        });
+    }
     for step in &env.canary.steps {
         steps.push(PlannedStep {
             name: format!("shift-{}", step.weight),
@@ -172,7 +178,37 @@ pub fn plan_with(
             ecs.service, ecs.canary_service
         ),
     });
+    steps.extend(post_promote_step(env));
     steps
+}
+
+/// The hooks of `stage` as a plan's words (`pre-traffic hooks health, login`), or `None` without any.
+fn hooks_detail(env: &Environment, stage: hooks::Stage) -> Option<String> {
+    let names: Vec<&str> = match stage {
+        hooks::Stage::PreTraffic => &env.hooks.pre_traffic,
+        hooks::Stage::PostStep => &env.hooks.post_step,
+        hooks::Stage::PostPromote => &env.hooks.post_promote,
+    }
+    .iter()
+    .map(|h| h.name.as_str())
+    .collect();
+    (!names.is_empty()).then(|| format!("{} hooks {}", stage.name(), names.join(", ")))
+}
+
+/// The step after the promotion that runs the post-promote hooks, when there are any.
+fn post_promote_step(env: &Environment) -> Option<PlannedStep> {
+    hooks_detail(env, hooks::Stage::PostPromote).map(|hooks| PlannedStep {
+        name: "post-promote".to_owned(),
+        detail: format!("{hooks}; a failure rolls the stable service back to the recorded revision"),
+    })
+}
+
+/// Where `op`'s promotion is in its plan: a person's `promote` jumps there.
+pub fn promote_index(op: &Operation) -> usize {
+    op.plan
+        .iter()
+        .position(|s| s.name == "promote")
+        .unwrap_or(op.plan.len().saturating_sub(1))
 }
 
 /// Everything the engine talks to.
@@ -241,6 +277,7 @@ impl Steps for Engine {
             "canary-up" => self.canary_up(run, op).await,
             "green-up" => self.green_up(run, op).await,
             "pre-traffic" => self.pre_traffic(run, op).await,
+            "post-promote" => self.post_promote(run).await,
             "cutover" => self.shift(run, op, 100, self.env.bluegreen.bake).await,
             "keep-blue" => self.shift(run, op, 100, self.env.bluegreen.keep_blue).await,
             "promote" => self.promote(run, op).await,
@@ -297,7 +334,7 @@ impl Steps for Engine {
             .steps
             .iter()
             .any(|s| (s.name == "canary-up" || s.name == "green-up") && s.status == StepStatus::Succeeded);
-        up.then(|| op.plan.len() - 1)
+        up.then(|| promote_index(op))
     }
 }
 
@@ -528,6 +565,16 @@ impl Engine {
         )])))
     }
 
+    /// The post-promote hooks; a failure rolls back (the undo puts the recorded revision back on stable).
+    async fn post_promote(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
+        let hooks = self.run_hooks(run, hooks::Stage::PostPromote).await?;
+        let facts = BTreeMap::from([(hooks::HOOKS.to_owned(), json!(hooks.results))]);
+        match hooks.failure {
+            Some(reason) => Err(StepError::Failed { reason, facts }),
+            None => Ok(StepEnd::Done(facts)),
+        }
+    }
+
     /// Weights back to stable first (blast radius), then the canary to zero, then stable back to the
     /// revision recorded before the deploy if the promotion had begun. Each change re-reads the world
     /// first, so a resume of an interrupted rollback converges instead of redoing. The weights' restore is
@@ -590,6 +637,7 @@ fn ticks_of(step: &suma_core::operation::StepRecord) -> &[serde_json::Value] {
 pub const WEIGHTS_RESTORED: &str = "weights restored: stable 100 / canary 0";
 
 pub mod bluegreen;
+mod hooks;
 mod report;
 mod shift;
 #[cfg(test)]

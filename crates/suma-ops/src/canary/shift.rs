@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::hooks::{Stage, HOOKS};
 use super::report::{live_line, tick_line};
 use super::{ticks_of, Engine, TICKS};
 use crate::config::NotificationEvent;
@@ -124,7 +125,7 @@ impl Engine {
                     let facts =
                         BTreeMap::from([(TICKS.to_owned(), json!(ticks)), ("promoted_by".to_owned(), json!(by))]);
                     return Ok(StepEnd::JumpTo {
-                        index: op.plan.len() - 1,
+                        index: super::promote_index(op),
                         why: format!("promoted by {by}"),
                         facts,
                     });
@@ -200,7 +201,17 @@ impl Engine {
                 Decision::Rollback { reason } => return Err(roll_back(op, reason)),
             }
         }
-        Ok(StepEnd::Done(BTreeMap::from([(TICKS.to_owned(), json!(ticks))])))
+        let mut facts = BTreeMap::from([(TICKS.to_owned(), json!(ticks))]);
+        let hooks = self.run_hooks(run, Stage::PostStep).await?;
+        if !hooks.results.is_empty() {
+            facts.insert(HOOKS.to_owned(), json!(hooks.results));
+        }
+        if let Some(reason) = hooks.failure {
+            // The ticks stay on record with the hooks' results; the failure decides like an analysis.
+            run.record(op, facts).await?;
+            return Err(roll_back(op, reason));
+        }
+        Ok(StepEnd::Done(facts))
     }
 
     async fn notify_pause(&self, op: &Operation, reason: String) {

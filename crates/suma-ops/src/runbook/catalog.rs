@@ -349,13 +349,19 @@ pub const ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         name: "http.check",
-        summary: "GET a URL until it answers the expected status",
+        summary: "GET a URL until it answers the expected status (and body and latency, when given)",
         args: &[
             req("url", ArgType::Url, "the URL"),
             opt(
                 "expect_status",
                 ArgType::Integer,
                 "the status to wait for (default 200)",
+            ),
+            opt("body_contains", ArgType::String, "text the body must contain as well"),
+            opt(
+                "max_latency",
+                ArgType::Duration,
+                "the slowest acceptable answer as well",
             ),
             opt("attempts", ArgType::Integer, "tries before failing (default 1)"),
             opt("interval", ArgType::Duration, "between tries (default 5s)"),

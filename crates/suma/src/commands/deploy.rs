@@ -462,7 +462,7 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
         "abort" => engine.abort(&mut op, &guard, &ctx.settings.actor.value).await,
         "promote" => {
             // Skip what is left of the analysis; the promotion step runs next.
-            let promote_index = op.plan.len() - 1;
+            let promote_index = canary::promote_index(&op);
             let mut index = op.next_step();
             while index < promote_index {
                 op.start_step(index);

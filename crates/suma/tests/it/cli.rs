@@ -237,6 +237,27 @@ fn cross_field_problems_are_all_reported_with_positions() {
 }
 
 #[test]
+fn deploy_settings_that_could_never_work_are_reported_before_anything_runs() {
+    crate::require_sandbox!();
+    let (_, stderr) = config_error(|t| {
+        t.replacen(
+            "    bluegreen:\n",
+            "    hooks:\n      post_step:\n      - name: h\n        url: health\n        attempts: 0\n    notifications:\n    - kind: slack\n    bluegreen:\n",
+            1,
+        )
+        .replacen("bake: 20s", "bake: 2s", 1)
+    });
+    for expected in [
+        "hooks.post_step.0.url`: `health` is neither an http(s) URL nor a path",
+        "hooks.post_step.0.attempts`: 0 attempts",
+        "notifications.0`: needs exactly one of `url_env` and `url_secret`",
+        "bluegreen.bake`: 2s cannot hold the analyses the cutover needs (one every 5s)",
+    ] {
+        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+    }
+}
+
+#[test]
 fn unknown_environment_lists_the_defined_ones() {
     crate::require_sandbox!();
     let out = run(suma(&["status", "--env", "prod"]));

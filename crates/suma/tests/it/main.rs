@@ -16,6 +16,7 @@ mod config_files;
 mod contract;
 mod crash_matrix;
 mod dr;
+mod hooks;
 mod iam;
 mod init;
 mod lock;

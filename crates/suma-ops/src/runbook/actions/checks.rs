@@ -85,7 +85,13 @@ impl LiveActions<'_> {
 
     pub(super) async fn http_check(&self, args: &BTreeMap<String, String>) -> Result<Done, ActionError> {
         let url = required(args, "url")?;
-        let expect: u16 = arg(args, "expect_status").map_or(Ok(200), str::parse)?;
+        let expect = suma_http::check::Expectation {
+            status: arg(args, "expect_status").map_or(Ok(200), str::parse)?,
+            body_contains: arg(args, "body_contains").map(str::to_owned),
+            max_latency: arg(args, "max_latency")
+                .map(|_| duration_arg(args, "max_latency", POLL))
+                .transpose()?,
+        };
         let attempts: u32 = arg(args, "attempts").map_or(Ok(1), str::parse)?;
         let interval = duration_arg(args, "interval", POLL)?;
         let require = arg(args, "require") != Some("false");
@@ -94,20 +100,20 @@ impl LiveActions<'_> {
         let mut status = Value::Null;
         let mut latency = 0u128;
         for attempt in 1..=attempts.max(1) {
-            match http.get(url).await {
-                Ok(response) => {
-                    latency = response.latency.as_millis();
-                    status = json!(response.status);
-                    if response.status == expect {
-                        return Ok(outputs([
-                            ("status", status),
-                            ("latency_ms", json!(latency)),
-                            ("attempts", json!(attempt)),
-                        ]));
-                    }
-                    last = format!("answered {}", response.status);
+            let answer = http.get(url).await;
+            if let Ok(response) = &answer {
+                latency = response.latency.as_millis();
+                status = json!(response.status);
+            }
+            match expect.problem(&answer) {
+                None => {
+                    return Ok(outputs([
+                        ("status", status),
+                        ("latency_ms", json!(latency)),
+                        ("attempts", json!(attempt)),
+                    ]))
                 }
-                Err(e) => last = format!("failed: {}", e.reason),
+                Some(problem) => last = problem,
             }
             if attempt < attempts {
                 self.ctx
@@ -118,7 +124,7 @@ impl LiveActions<'_> {
         }
         if require {
             return Err(ActionError::new(format!(
-                "GET {url} {last} (expected {expect}) after {attempts} attempt(s)"
+                "GET {url} {last} after {attempts} attempt(s)"
             )));
         }
         Ok(outputs([

@@ -1,0 +1,98 @@
+//! Deploy hooks end to end on the sandbox's real tasks: a canary whose pre-traffic hook reaches the canary's
+//! tasks through staging's test listener and whose post-step hook passes on the live URL, and whose
+//! post-promote hook then fails: the deploy rolls back, the stable service back on the revision recorded
+//! before it. Changes `staging`, so it runs alone.
+
+use crate::canary::{assert_back_on_stable, fresh_tag, session, stable_revision, staging};
+use crate::common::{self, run, suma};
+
+#[tokio::test]
+async fn a_failing_post_promote_hook_rolls_a_promoted_canary_back_after_the_other_hooks_passed() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let env = staging();
+    let aws = session(&env).await;
+    let before = stable_revision(aws.as_ref(), &env).await;
+    let image = fresh_tag();
+    let version = image.rsplit(':').next().unwrap().to_owned();
+
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
+    config["environments"]["staging"]["hooks"] = serde_yaml::from_str(&format!(
+        "{{ pre_traffic: [{{ name: canary-version, url: /version, body_contains: '\"version\":\"{version}\"' }}], \
+           post_step: [{{ name: live-health, url: /health, max_latency: 2s }}], \
+           post_promote: [{{ name: impossible, url: /version, body_contains: 'no-such-marker', attempts: 2 }}] }}"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suma.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+
+    let out = run(suma(&[
+        "deploy",
+        "canary",
+        "--env",
+        "staging",
+        "--image",
+        &image,
+        "--yes",
+        "--output",
+        "json",
+        "--timeout",
+        "60s",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, 1, "a rolled-back deploy exits 1: {}", out.stderr);
+    let report = common::json(&out);
+    let reason = report["outcome"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("post-promote hook `impossible` failed"), "{report}");
+    let op = &report["operation"];
+    let names: Vec<&str> = op["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "register",
+            "canary-up",
+            "pre-traffic",
+            "shift-10",
+            "shift-50",
+            "promote",
+            "post-promote"
+        ]
+    );
+    let step = |name: &str| {
+        op["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no step `{name}`: {op}"))
+            .clone()
+    };
+    // Before any traffic, the test listener reached the canary's tasks, which serve the release.
+    let pre = step("pre-traffic");
+    assert_eq!(pre["status"], "succeeded", "{pre}");
+    assert_eq!(pre["facts"]["hooks"][0]["ok"], true, "{pre}");
+    for shift in ["shift-10", "shift-50"] {
+        let hooks = &step(shift)["facts"]["hooks"];
+        assert_eq!(hooks[0]["name"], "live-health", "{hooks}");
+        assert_eq!(hooks[0]["ok"], true, "{hooks}");
+    }
+    assert_eq!(step("promote")["status"], "succeeded");
+    let post = step("post-promote");
+    assert_eq!(post["facts"]["hooks"][0]["ok"], false, "{post}");
+    assert_eq!(post["facts"]["hooks"][0]["attempts"], 2, "{post}");
+    assert_back_on_stable(aws.as_ref(), &env).await;
+    assert_eq!(
+        stable_revision(aws.as_ref(), &env).await,
+        before,
+        "stable is back on the recorded revision"
+    );
+}
