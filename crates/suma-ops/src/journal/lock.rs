@@ -93,7 +93,7 @@ pub enum LockError {
         /// What to do: nothing had started either way.
         hint: String,
     },
-    #[error("the lock of `{environment}` changed while it was being taken over\nhint: `suma lock status --env {environment}` shows who holds it now; run the release again if it is still needed")]
+    #[error("the lock of `{environment}` changed while it was being taken over\nhint: `suma lock status --env {environment}` shows who holds it now; run the command again if it is still needed")]
     Changed { environment: String },
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -107,6 +107,10 @@ pub enum SupersedeError {
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
+
+/// The parameter of an operation that superseded a live runner: until when (RFC 3339) that runner may
+/// still make one last AWS change before it finds its lease gone.
+pub const FENCED_RUNNER_UNTIL: &str = "fenced_runner_until";
 
 /// Reads and changes locks.
 #[derive(Clone)]
@@ -142,16 +146,53 @@ impl Locks {
         &self,
         journal: &Journal,
         op: &mut Operation,
-        mut previous: Operation,
+        previous: Operation,
         why: &str,
     ) -> Result<LockGuard, SupersedeError> {
         let guard = self.acquire_over(op, Some(previous.id.as_str())).await?;
+        Self::record_superseded(journal, op, previous, why).await?;
+        Ok(guard)
+    }
+
+    /// As [`Locks::supersede`], but over a runner that is still alive: its lock `held` is seized under a
+    /// new fence, so the runner is refused at its next renew or journal write and stops before its next
+    /// AWS change, at the latest when its own view of the lease ends. `op` records that moment
+    /// (`fenced_runner_until`, now plus one lease: a renew the runner got in before the seize cannot
+    /// reach further), so its steps can check the world again once nothing else can change it.
+    pub async fn supersede_live(
+        &self,
+        journal: &Journal,
+        op: &mut Operation,
+        previous: Operation,
+        held: &LockItem,
+        why: &str,
+    ) -> Result<LockGuard, SupersedeError> {
+        if held.operation_id != previous.id {
+            return Err(LockError::Changed {
+                environment: op.environment.clone(),
+            }
+            .into());
+        }
+        let guard = self.seize(op, held).await?;
+        let until = Utc::now() + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        op.parameters
+            .insert(FENCED_RUNNER_UNTIL.to_owned(), serde_json::json!(until));
+        Self::record_superseded(journal, op, previous, why).await?;
+        Ok(guard)
+    }
+
+    /// Journals `previous` as aborted, superseded by `op` because `why`; `op` names what it superseded.
+    async fn record_superseded(
+        journal: &Journal,
+        op: &mut Operation,
+        mut previous: Operation,
+        why: &str,
+    ) -> Result<(), JournalError> {
         op.parameters
             .insert("superseded".to_owned(), serde_json::json!(previous.id));
         previous.note(&op.actor, format!("superseded by `{}` ({}): {why}", op.id, op.kind));
         previous.set_status(OperationStatus::Aborted);
-        journal.save(&previous, None).await?;
-        Ok(guard)
+        journal.save(&previous, None).await
     }
 
     /// The lock item `op` writes under a new fence, acquired now.

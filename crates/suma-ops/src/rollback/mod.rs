@@ -88,6 +88,13 @@ impl Prepared {
     }
 }
 
+/// Until when a superseded live runner may still act (`Locks::supersede_live`), if one was.
+fn fenced_runner_until(op: &Operation) -> Option<chrono::DateTime<chrono::Utc>> {
+    op.parameters
+        .get(crate::journal::lock::FENCED_RUNNER_UNTIL)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
 fn parameter(op: &Operation, key: &str) -> Option<String> {
     op.parameters.get(key).and_then(|v| v.as_str()).map(str::to_owned)
 }
@@ -229,7 +236,21 @@ impl Steps for RollbackSteps<'_> {
                 Ok(StepEnd::Done(facts))
             }
             "restore-weights" => {
-                if self.restore_weights(run).await? {
+                let mut changed = self.restore_weights(run).await?;
+                // A deploy's runner that was still alive when this rollback took its lock may make one last
+                // change before it finds its lease gone: once it surely has, look again.
+                if let Some(until) = fenced_runner_until(op) {
+                    let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                    if !wait.is_zero() {
+                        run.reporter.info(&format!(
+                            "traffic is on stable; checking it again in {}s, once the deploy's fenced-out runner has surely stopped",
+                            wait.as_secs()
+                        ));
+                        run.sleep(wait).await?;
+                    }
+                    changed |= self.restore_weights(run).await?;
+                }
+                if changed {
                     Ok(StepEnd::Done(Facts::from([(
                         "canary_was_in_flight".to_owned(),
                         json!(true),

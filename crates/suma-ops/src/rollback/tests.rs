@@ -161,3 +161,45 @@ async fn a_failed_update_of_stable_after_the_traffic_is_back_ends_failed_and_fre
     assert_eq!(staging.world.service(REGION, "auth-service").task_definition, "td:2");
     assert!(!staging.locked().await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_taking_over_a_live_runner_the_weights_are_checked_again_once_it_has_surely_stopped() {
+    let staging = Staging::new();
+    let mut op = new_rollback(&staging).await;
+    // Taken over from a runner still alive: it may act for up to one lease more.
+    let until = chrono::Utc::now() + chrono::Duration::seconds(30);
+    op.parameters
+        .insert(crate::journal::lock::FENCED_RUNNER_UNTIL.to_owned(), json!(until));
+    // Its last change, 5 s after the rollback put the traffic back: a 50/50 split.
+    let stale = {
+        let apis = staging.world.apis();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let split = [
+                WeightedTarget {
+                    target_group_arn: STABLE_TG.into(),
+                    weight: 50,
+                },
+                WeightedTarget {
+                    target_group_arn: CANARY_TG.into(),
+                    weight: 50,
+                },
+            ];
+            apis.elb(&environment().primary_region)
+                .set_weights(RULE, &split)
+                .await
+                .unwrap();
+        })
+    };
+    staging.execute(&mut op, false).await.unwrap();
+    stale.await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded);
+    assert_eq!(staging.weights(), (100, 0), "the late split was put back");
+    let weights: Vec<String> = staging
+        .world
+        .mutations()
+        .into_iter()
+        .filter(|m| m.starts_with("weights"))
+        .collect();
+    assert_eq!(weights, ["weights 100/0", "weights 50/50", "weights 100/0"]);
+}

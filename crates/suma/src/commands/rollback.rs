@@ -1,10 +1,11 @@
 //! `suma rollback`: plans with `suma_ops::rollback`, prints the plan or asks, then runs it under the
 //! environment lock and announces the outcome. What holds the lock decides how it starts:
 //! - nothing: a new rollback;
-//! - a canary whose runner is alive: it is sent `abort` (it puts traffic back on stable itself and
-//!   releases the lock), then the rollback runs;
-//! - a canary whose runner died: the rollback takes its lock over and journals it as superseded; its
-//!   `restore-weights` step puts the canary's traffic back on stable first;
+//! - a deploy (canary or blue/green) in flight: the rollback takes its lock over and journals it as
+//!   superseded, one operation with no moment when the environment is unlocked; its `restore-weights`
+//!   step puts the deploy's traffic back on stable first. A runner that is still alive is fenced out
+//!   (seized under a new fence): it stops at its next renew or journal write, and `restore-weights`
+//!   checks the weights again once its lease has surely ended;
 //! - a rollback whose runner died: it is resumed (`suma rollback resume`, or a new `suma rollback`), or
 //!   ended with `suma rollback abort`.
 
@@ -23,9 +24,6 @@ use crate::exit::ExitStatus;
 use crate::journal::lock::LockGuard;
 use crate::journal::{Operation, OperationStatus};
 use crate::rollback::{abort, announce, execute, prepare, KIND};
-
-/// How long a live canary runner gets to act on `abort` and release the lock.
-const CANARY_ABORT_WAIT: Duration = Duration::from_secs(120);
 
 pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let unfinished = match &args.unfinished {
@@ -100,8 +98,10 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
     let canary = held.as_ref().filter(|(op, _)| crate::canary::is_deploy(&op.kind));
     let question = match canary {
         Some((op, _)) => format!(
-            "abort canary `{}` and roll `{}` on `{name}` back to {target_label}",
-            op.id, cfg.service
+            "take over {} `{}` and roll `{}` on `{name}` back to {target_label}",
+            crate::canary::Strategy::of(&op.kind).noun(),
+            op.id,
+            cfg.service
         ),
         None => format!("roll `{}` on `{name}` back to {target_label}", cfg.service),
     };
@@ -113,8 +113,12 @@ pub async fn rollback(ctx: &Context, args: &RollbackArgs) -> anyhow::Result<Exit
     let locks = ctx.locks(&session);
     let guard = match canary {
         Some((canary, true)) => {
-            stop_live_canary(ctx, &session, name, canary).await?;
-            locks.acquire(&op, false).await?
+            let held = locks.held(name).await?.with_context(|| {
+                format!("the lock of `{name}` was released while the rollback started: run it again")
+            })?;
+            locks
+                .supersede_live(&journal, &mut op, canary.clone(), &held, reason)
+                .await?
         }
         Some((canary, false)) => locks.supersede(&journal, &mut op, canary.clone(), reason).await?,
         None => locks.acquire(&op, false).await?,
@@ -132,35 +136,6 @@ async fn held_operation(ctx: &Context, session: &AwsSession, name: &str) -> anyh
         return Ok(None);
     };
     Ok((!op.status.is_finished()).then_some((op, lock.lease_active)))
-}
-
-/// Sends `abort` to the live canary runner and waits until it has released the lock.
-async fn stop_live_canary(ctx: &Context, session: &AwsSession, name: &str, canary: &Operation) -> anyhow::Result<()> {
-    ctx.journal(session)
-        .table()
-        .put_control(name, &canary.id, "abort", &ctx.settings.actor.value)
-        .await
-        .with_context(|| format!("cannot send `abort` to canary `{}`", canary.id))?;
-    ctx.reporter.phase(&format!(
-        "sent `abort` to canary `{}`; waiting for it to put traffic back on stable",
-        canary.id
-    ));
-    let deadline = tokio::time::Instant::now() + CANARY_ABORT_WAIT;
-    loop {
-        let lock = ctx.locks(session).status(name).await?;
-        if lock.is_none_or(|l| l.operation_id != canary.id) {
-            ctx.reporter.finish();
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "canary `{}` did not stop within {}s of `abort`\nhint: `suma deploy status --env {name}`; once its runner is gone, `suma rollback` takes it over",
-                canary.id,
-                CANARY_ABORT_WAIT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
 }
 
 /// `suma rollback resume|abort`: the interrupted rollback holding the lock, finished as asked.

@@ -21,6 +21,7 @@ mod iam;
 mod init;
 mod lock;
 mod monitoring;
+mod rollback;
 mod runbook;
 mod sandbox_agent;
 mod secrets;
