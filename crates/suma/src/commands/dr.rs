@@ -123,7 +123,73 @@ async fn finish_unfinished(ctx: &Context, kinds: &[&str], args: &Unfinished<'_>)
             engine.run(&mut op, &guard).await
         }
     };
+    // A drill's failover, resumed to its end, goes on to the failback the drill intended: a resumed drill
+    // ends home, as a drill that never crashed does.
+    if is_drill_failover(&op) && matches!(outcome, Ok(Outcome::Completed)) {
+        ctx.reporter.finish();
+        ctx.reporter
+            .info(&format!("drill: failover `{}` completed; failing back", op.id));
+        let (guard, mut failback) = hand_over_to_failback(ctx, &engine, &session, name, guard, &op).await?;
+        let outcome = engine.run(&mut failback, &guard).await;
+        return finish(ctx, &engine, guard, &failback, outcome).await;
+    }
     finish(ctx, &engine, guard, &op, outcome).await
+}
+
+/// Whether `op` is the failover half of a drill.
+fn is_drill_failover(op: &Operation) -> bool {
+    op.kind == Direction::Failover.kind() && op.parameters.get("drill") == Some(&json!(true))
+}
+
+/// Starts a drill's failback under the lock its completed failover `failover` holds (`guard`), taken over
+/// under a new fence rather than released and taken again: no other command can take the environment
+/// while it is failed over between the two halves.
+async fn hand_over_to_failback(
+    ctx: &Context,
+    engine: &Engine,
+    session: &AwsSession,
+    name: &str,
+    guard: LockGuard,
+    failover: &Operation,
+) -> anyhow::Result<(LockGuard, Operation)> {
+    let locks = ctx.locks(session);
+    let mut failback = Operation::new(
+        Direction::Failback.kind(),
+        name,
+        &ctx.settings.actor.value,
+        dr::plan(Direction::Failback, name, &engine.env),
+    );
+    failback.parameters.insert("drill".to_owned(), json!(true));
+    failback
+        .parameters
+        .insert("drill_failover".to_owned(), json!(failover.id));
+    let seized = match locks.held(name).await {
+        Ok(Some(held)) if held.operation_id == failover.id => {
+            locks.seize(&failback, &held).await.map_err(anyhow::Error::from)
+        }
+        Ok(_) => Err(anyhow::anyhow!(
+            "the lock of `{name}` no longer names the drill's failover `{}`",
+            failover.id
+        )),
+        Err(e) => Err(e.into()),
+    };
+    let next = match seized {
+        Ok(next) => next,
+        Err(e) => {
+            // The failover is finished: its lock is released rather than left naming it.
+            let _ = guard.settle(failover).await;
+            return Err(e.context(format!(
+                "the drill's failover `{}` completed but its failback could not start\nhint: `suma dr failback --env {name}` brings `{name}` home",
+                failover.id
+            )));
+        }
+    };
+    // The failover's guard holds nothing now; it must not renew or release what is the failback's.
+    guard.abandon();
+    let next = next.begin(&engine.journal, &failback).await?;
+    ctx.reporter
+        .info(&format!("{} `{}` started", Direction::Failback.kind(), failback.id));
+    Ok((next, failback))
 }
 
 /// The unfinished operation of one of `kinds` holding the environment's lock, for `resume` and `abort`.
@@ -305,25 +371,45 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
     let actor = ctx.settings.actor.value.clone();
     let engine = engine(ctx, name, env, &session, args.timeout, Arc::new(dr::Yes));
     let mut results = Vec::new();
-    for (direction, plan) in [
-        (Direction::Failover, failover_plan),
-        (Direction::Failback, failback_plan),
-    ] {
-        let mut op = Operation::new(direction.kind(), name, &actor, plan);
-        op.parameters.insert("drill".to_owned(), json!(true));
-        let guard = ctx.locks(&session).acquire(&op, false).await?;
-        let guard = guard.begin(&engine.journal, &op).await?;
-        ctx.reporter.info(&format!("{} `{}` started", direction.kind(), op.id));
-        let outcome = engine.run(&mut op, &guard).await;
-        ctx.reporter.finish();
-        let settled = guard.settle(&op).await.context("cannot release the lock");
+    // One lock from the failover's start to the failback's end: handed from one half to the other, never
+    // released between them.
+    let mut failover = Operation::new(Direction::Failover.kind(), name, &actor, failover_plan);
+    failover.parameters.insert("drill".to_owned(), json!(true));
+    let guard = ctx.locks(&session).acquire(&failover, false).await?;
+    let guard = guard.begin(&engine.journal, &failover).await?;
+    ctx.reporter
+        .info(&format!("{} `{}` started", Direction::Failover.kind(), failover.id));
+    let outcome = engine.run(&mut failover, &guard).await;
+    ctx.reporter.finish();
+    if !matches!(outcome, Ok(Outcome::Completed)) {
+        let settled = guard.settle(&failover).await.context("cannot release the lock");
         let outcome = outcome?;
         settled?;
-        let done = outcome == Outcome::Completed;
-        results.push((direction, outcome, dr::timings(&op, env.dr.rto), op));
-        if !done {
-            break;
-        }
+        results.push((
+            Direction::Failover,
+            outcome,
+            dr::timings(&failover, env.dr.rto),
+            failover,
+        ));
+    } else {
+        let (guard, mut failback) = hand_over_to_failback(ctx, &engine, &session, name, guard, &failover).await?;
+        results.push((
+            Direction::Failover,
+            Outcome::Completed,
+            dr::timings(&failover, env.dr.rto),
+            failover,
+        ));
+        let outcome = engine.run(&mut failback, &guard).await;
+        ctx.reporter.finish();
+        let settled = guard.settle(&failback).await.context("cannot release the lock");
+        let outcome = outcome?;
+        settled?;
+        results.push((
+            Direction::Failback,
+            outcome,
+            dr::timings(&failback, env.dr.rto),
+            failback,
+        ));
     }
     let completed = results.len() == 2 && results.iter().all(|(_, o, _, _)| *o == Outcome::Completed);
     let within_rto = results.first().is_some_and(|(_, _, t, _)| t.within_rto);

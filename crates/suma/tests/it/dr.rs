@@ -501,6 +501,45 @@ async fn a_drill_fails_over_and_back_and_reports_times_against_the_rto() {
     assert!(out.stderr.contains("non-production"), "{}", out.stderr);
 }
 
+#[tokio::test]
+async fn a_drill_killed_in_its_failover_is_finished_by_resume_back_home_under_one_lock() {
+    crate::require_sandbox!();
+    let env = DrEnv::seed();
+    let replica = StreamingReplica::start();
+    let before = env.state().await;
+    // SIGKILL right after the failover has switched DNS: half a drill, failed over.
+    let out = run(env
+        .suma(&["dr", "drill", "--yes"], Some(&replica))
+        .env(suma::env_vars::SUMA_FAULT_CRASH_AFTER_STEP, "switch-dns"));
+    assert_ne!(out.code, 0, "the drill was killed: {}", out.stderr);
+    assert!(out.stderr.contains("suma fault hook: killed"), "{}", out.stderr);
+    let session = common::sandbox_session().await;
+    let failover_id = common::expire_lease(&session, &env.name)
+        .await
+        .expect("the killed failover holds the lock");
+
+    // Resuming the drill's failover goes on to its failback: the drill ends home.
+    let out = run(env.suma(&["dr", "resume", "--yes", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let failback = common::json(&out)["operation"].clone();
+    assert_eq!(failback["kind"], "dr-failback", "{failback}");
+    assert_eq!(failback["status"], "succeeded", "{failback}");
+    assert_eq!(failback["parameters"]["drill"], true);
+    // Handed over from the failover's lock, never released between the halves.
+    assert_eq!(failback["parameters"]["drill_failover"], failover_id.as_str());
+    let shown = run(env.suma(&["ops", "show", &failover_id, "--output", "json"], None));
+    assert_eq!(common::json(&shown)["status"], "succeeded", "{}", shown.stdout);
+    let after = env.state().await;
+    assert_eq!(after.primary_target, before.primary_target, "DNS is home");
+    assert_eq!(after.primary.0, env.env.ecs.desired_count as i32, "the primary serves");
+    let lock = run(env.suma(&["lock", "status", "--output", "json"], None));
+    assert!(
+        !lock.stdout.contains(failback["id"].as_str().unwrap()),
+        "the lock is free: {}",
+        lock.stdout
+    );
+}
+
 /// Runs `cmd` off the test's threads (the multi-threaded tests keep serving while `suma` runs).
 async fn run_blocking(cmd: Command) -> common::Run {
     tokio::task::spawn_blocking(move || run(cmd)).await.unwrap()

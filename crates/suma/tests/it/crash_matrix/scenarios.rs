@@ -693,7 +693,8 @@ pub fn all() -> Vec<Arc<dyn Scenario>> {
         Arc::new(Failover),
         Arc::new(Failback),
         Arc::new(RunbookRotation),
-        Arc::new(MonitorsApply),
+        Arc::new(TemplatesApply("monitors")),
+        Arc::new(TemplatesApply("dashboards")),
         Arc::new(ForceRelease),
     ]
 }
@@ -704,11 +705,12 @@ async fn runbook_with_a_child_rotation() {
     run_matrix(Arc::new(RunbookRotation)).await;
 }
 
-/// `monitors apply` of the shipped templates. An apply is not resumed: the next apply supersedes a dead
-/// one and plans from Datadog's state; `lock release --force` is its abort.
-struct MonitorsApply;
+/// `monitors apply` or `dashboards apply` (the field: `monitors` or `dashboards`) of the shipped templates.
+/// An apply is not resumed: the next apply supersedes a dead one and plans from Datadog's state; `lock
+/// release --force` is its abort.
+struct TemplatesApply(&'static str);
 
-impl MonitorsApply {
+impl TemplatesApply {
     fn templates() -> String {
         crate::common::workspace_root()
             .join("templates/datadog")
@@ -718,15 +720,18 @@ impl MonitorsApply {
 }
 
 #[async_trait]
-impl Scenario for MonitorsApply {
+impl Scenario for TemplatesApply {
     fn kind(&self) -> &'static str {
-        "monitors-apply"
+        match self.0 {
+            "monitors" => "monitors-apply",
+            _ => "dashboards-apply",
+        }
     }
 
     fn command(&self) -> Vec<&'static str> {
         // Leaked once per process: the templates' path is the same for every kill point.
         let templates: &'static str = Box::leak(Self::templates().into_boxed_str());
-        vec!["monitors", "apply", "--templates", templates, "--yes"]
+        vec![self.0, "apply", "--templates", templates, "--yes"]
     }
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
@@ -737,7 +742,7 @@ impl Scenario for MonitorsApply {
     }
 
     async fn safe(&self, env: &Env, _: &Value) -> Result<(), String> {
-        let diff = run_async(env.suma(&["monitors", "diff", "--templates", &Self::templates(), "-o", "json"])).await;
+        let diff = run_async(env.suma(&[self.0, "diff", "--templates", &Self::templates(), "-o", "json"])).await;
         exited(&diff, &[0])?;
         let plan: Value = serde_json::from_str(&diff.stdout).map_err(|e| format!("diff output: {e}"))?;
         let twice = plan["items"]
@@ -746,12 +751,12 @@ impl Scenario for MonitorsApply {
             .flatten()
             .filter(|i| i["note"].as_str().is_some_and(|n| n.contains("share this name")))
             .count();
-        expect(twice == 0, || format!("{twice} monitors exist twice"))
+        expect(twice == 0, || format!("{twice} {} exist twice", self.0))
     }
 
     async fn check(&self, env: &Env, _: &Value, finish: Finish, out: &Run) -> Result<(), String> {
         exited(out, &[0])?;
-        let diff = run_async(env.suma(&["monitors", "diff", "--templates", &Self::templates(), "-o", "json"])).await;
+        let diff = run_async(env.suma(&[self.0, "diff", "--templates", &Self::templates(), "-o", "json"])).await;
         exited(&diff, &[0])?;
         let plan: Value = serde_json::from_str(&diff.stdout).map_err(|e| format!("diff output: {e}"))?;
         let items = plan["items"].as_array().cloned().unwrap_or_default();
@@ -760,12 +765,14 @@ impl Scenario for MonitorsApply {
             .iter()
             .filter(|i| i["note"].as_str().is_some_and(|n| n.contains("share this name")) || i["action"] == "conflict")
             .count();
-        expect(twice == 0, || format!("{twice} monitors exist twice: {}", diff.stdout))?;
+        expect(twice == 0, || {
+            format!("{twice} {} exist twice: {}", self.0, diff.stdout)
+        })?;
         match finish {
             Finish::Resume => {
                 let pending = items.iter().filter(|i| i["action"] != "unchanged").count();
                 expect(pending == 0, || {
-                    format!("{pending} monitors still differ after the apply")
+                    format!("{pending} {} still differ after the apply", self.0)
                 })?;
                 // The killed apply is superseded (or had finished), never left running.
                 let killed = env.last_operation(self.kind()).await;
@@ -781,7 +788,13 @@ impl Scenario for MonitorsApply {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitors_apply() {
     crate::require_sandbox!();
-    run_matrix(Arc::new(MonitorsApply)).await;
+    run_matrix(Arc::new(TemplatesApply("monitors"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_apply() {
+    crate::require_sandbox!();
+    run_matrix(Arc::new(TemplatesApply("dashboards"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
