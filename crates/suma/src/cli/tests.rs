@@ -43,6 +43,7 @@ fn the_commands_that_ask_before_acting_are_the_mutating_ones() {
     let mut expected = [
         "dashboards apply",
         "deploy abort",
+        "deploy bluegreen",
         "deploy canary",
         "deploy pause",
         "deploy promote",
