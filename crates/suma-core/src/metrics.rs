@@ -29,4 +29,11 @@ pub trait MetricSource: Send + Sync {
     async fn points(&self, query: &str) -> Result<Vec<f64>, MetricError> {
         Ok(self.scalar(query).await?.into_iter().collect())
     }
+
+    /// Every series the query answered, each its finite points over the window, oldest first: what a
+    /// metric kind (`count`, `ratio`, `percentile`, `value`) reduces to one number. Providers that answer
+    /// instant queries give one point per series; by default, the one value `scalar` gives.
+    async fn series(&self, query: &str) -> Result<Vec<Vec<f64>>, MetricError> {
+        Ok(self.scalar(query).await?.map(|v| vec![vec![v]]).unwrap_or_default())
+    }
 }

@@ -1,5 +1,6 @@
-//! Metric queries that gate a canary: `/api/v1/query`, the mean of the last series over the window, or
-//! its every point for callers that judge the worst one.
+//! Metric queries that gate a canary: `/api/v1/query` over the analysis window, every series' points
+//! (which the metric kinds reduce), the mean of the last series, or its every point for callers that
+//! judge the worst one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +27,11 @@ impl MetricSource for Datadog {
 
     /// The last series' non-null points over the last `window`.
     async fn points(&self, query: &str) -> Result<Vec<f64>, MetricError> {
+        Ok(self.series(query).await?.pop().unwrap_or_default())
+    }
+
+    /// Every series' non-null points over the last `window`.
+    async fn series(&self, query: &str) -> Result<Vec<Vec<f64>>, MetricError> {
         let to = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("the clock is after 1970")
@@ -36,25 +42,29 @@ impl MetricSource for Datadog {
             .query_metrics(from, to, query.to_owned())
             .await
             .map_err(|e| from_client(e, &format!("{} (query: {query})", self.endpoint)))?;
-        points_of_last_series(&response).map_err(|message| failed(format!("{message} (query: {query})")))
+        series_of(&response).map_err(|message| failed(format!("{message} (query: {query})")))
     }
 }
 
-/// The last series' finite, non-null points, oldest first; empty when there is no series. A query
-/// without an aggregation returns a series per tag group; the last one is taken, so gating queries should
-/// aggregate (`sum:`, `avg:`, `max:`, ...).
-fn points_of_last_series(response: &MetricsQueryResponse) -> Result<Vec<f64>, String> {
+/// Every series' finite, non-null points, oldest first; none when the query matched nothing. A query
+/// without an aggregation returns a series per tag group; how they are combined is the metric kind's
+/// business (`count` sums them, the others refuse several).
+fn series_of(response: &MetricsQueryResponse) -> Result<Vec<Vec<f64>>, String> {
     if response.status.as_deref() == Some("error") {
         return Err(response.error.clone().unwrap_or_else(|| "query failed".to_owned()));
     }
-    let Some(series) = response.series.as_ref().and_then(|s| s.last()) else {
-        return Ok(Vec::new());
-    };
-    Ok(series
-        .pointlist
+    Ok(response
+        .series
         .iter()
         .flatten()
-        .filter_map(|point| point.get(1).copied().flatten())
-        .filter(|v| v.is_finite())
+        .map(|series| {
+            series
+                .pointlist
+                .iter()
+                .flatten()
+                .filter_map(|point| point.get(1).copied().flatten())
+                .filter(|v| v.is_finite())
+                .collect()
+        })
         .collect())
 }

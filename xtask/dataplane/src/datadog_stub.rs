@@ -11,7 +11,8 @@
 //! - `GET /api/v1/dashboard` (summaries, `start`/`count`), `POST /api/v1/dashboard`,
 //!   `GET|PUT|DELETE /api/v1/dashboard/{id}`: kept in the dashboards file;
 //! - `POST /api/v1/events`: appended to the events file, answered `202` like Datadog;
-//! - `GET /api/v1/query`: an empty series list (the sandbox gates canaries with Prometheus).
+//! - `GET /api/v1/query` (`from`, `to`, `query`): answered from the sandbox's Prometheus when the stub
+//!   knows it (`datadog_metrics` translates the query), else an empty series list.
 //!
 //! Every write (any method but `GET`) is appended to the writes log as `{"method", "path", "body"}`, so a
 //! test can assert that a second `apply` sent nothing. Like Datadog, the server fills in what it owns (ids,
@@ -43,6 +44,10 @@ pub struct Config {
     pub dashboards_file: PathBuf,
     /// Every write request, one JSON object per line.
     pub writes_file: PathBuf,
+    /// The sandbox's Prometheus, which metric queries are answered from.
+    pub prometheus_url: Option<String>,
+    /// Each `env` tag's cluster.
+    pub env_clusters: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -821,11 +826,55 @@ async fn event(State(stub): State<Stub>, headers: HeaderMap, body: String) -> Re
         .into_response()
 }
 
-async fn query(State(stub): State<Stub>, headers: HeaderMap) -> Response {
+async fn query(
+    State(stub): State<Stub>,
+    headers: HeaderMap,
+    Query(params): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
     if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
-    Json(json!({ "status": "ok", "series": [] })).into_response()
+    let Some(prometheus) = &stub.config.prometheus_url else {
+        return Json(json!({ "status": "ok", "series": [] })).into_response();
+    };
+    let number = |key: &str| params.get(key).and_then(|v| v.parse::<i64>().ok());
+    let (Some(from), Some(to), Some(text)) = (number("from"), number("to"), params.get("query")) else {
+        return error(StatusCode::BAD_REQUEST, "`from`, `to` and `query` are required");
+    };
+    let step = crate::datadog_metrics::step_of(from, to);
+    let promql = match crate::datadog_metrics::translate(text, step, &stub.config.env_clusters) {
+        Ok(promql) => promql,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/v1/query_range", prometheus.trim_end_matches('/')))
+        .query(&[
+            ("query", promql.clone()),
+            ("start", from.to_string()),
+            ("end", to.to_string()),
+            ("step", step.to_string()),
+        ])
+        .send()
+        .await;
+    let body: Value = match answer {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(e) => return error(StatusCode::BAD_GATEWAY, &format!("Prometheus did not answer: {e}")),
+    };
+    match crate::datadog_metrics::series_of(&body, text) {
+        Ok(series) => {
+            tracing::info!(query = %text, promql = %promql, series = series.len(), "metric query answered");
+            Json(json!({
+                "status": "ok",
+                "res_type": "time_series",
+                "query": text,
+                "from_date": from * 1000,
+                "to_date": to * 1000,
+                "series": series,
+            }))
+            .into_response()
+        }
+        Err(message) => error(StatusCode::BAD_REQUEST, &message),
+    }
 }
 
 fn rand_seed() -> u64 {

@@ -161,6 +161,13 @@ impl Sandbox {
                 .arg(self.dir.join("datadog-dashboards.json"))
                 .arg("--writes")
                 .arg(self.dir.join("datadog-writes.jsonl"))
+                // Metric queries are answered from the real traffic Prometheus scrapes.
+                .arg("--prometheus")
+                .arg(format!("http://127.0.0.1:{}", state["prometheus_port"]))
+                .args(super::AGENT_CLUSTERS.iter().flat_map(|cluster| {
+                    let env = cluster.trim_start_matches("suma-finance-");
+                    ["--env-cluster".to_owned(), format!("{env}={cluster}")]
+                }))
                 .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             &log,
         )?;

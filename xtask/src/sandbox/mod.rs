@@ -291,8 +291,12 @@ impl Sandbox {
                 get("production_rule_arn")
             ),
             "loadgen" => format!("front={}", get("edge_port")),
-            // `api=2`: the stand-in serves monitor and dashboard writes (a stub from before is restarted).
-            "datadog" => format!("keys={} api=2", get("datadog_keys")),
+            // `api=3`: the stand-in answers metric queries from Prometheus (a stub from before is restarted).
+            "datadog" => format!(
+                "keys={} api=3 prometheus={}",
+                get("datadog_keys"),
+                get("prometheus_port")
+            ),
             _ => String::new(),
         }
     }

@@ -3,10 +3,12 @@
 //! the file, line, column and key instead of half-way through an operation.
 
 mod load;
+mod metric_query;
 mod types;
 
 pub use load::{deserialize as deserialize_located, located};
 pub use load::{load_from_path, parse_str, ConfigError};
+pub use metric_query::{MetricQuery, MetricQueryKind};
 pub use types::{Arn, AwsRegion, HttpUrl};
 
 use std::collections::BTreeMap;
@@ -725,17 +727,20 @@ pub struct CanaryPolicy {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryQueries {
-    pub error_rate: Option<String>,
-    pub p95_latency_ms: Option<String>,
-    /// Request count of the window (compared with `min_samples`).
-    pub samples: Option<String>,
+    /// A plain string is a `value`.
+    pub error_rate: Option<MetricQuery>,
+    /// A plain string is a `value`.
+    pub p95_latency_ms: Option<MetricQuery>,
+    /// Request count of the window (compared with `min_samples`); a plain string is a `count`.
+    pub samples: Option<MetricQuery>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtraMetric {
     pub name: String,
-    pub query: String,
+    /// A plain string is a `value`.
+    pub query: MetricQuery,
     pub max: f64,
 }
 

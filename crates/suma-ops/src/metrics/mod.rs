@@ -10,7 +10,7 @@ pub mod step_gate;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{CanaryPolicy, MetricProvider};
+use crate::config::{CanaryPolicy, MetricProvider, MetricQuery, MetricQueryKind};
 use analysis::{BaselineMeasurements, Check, Measurements};
 pub use suma_core::metrics::{MetricError, MetricSource};
 /// Datadog, from its own crate (the only one that imports `datadog-api-client`).
@@ -43,35 +43,75 @@ pub fn render(template: &str, vars: &QueryVars, side: &Side) -> String {
         .replace("{{window}}", &format!("{}s", vars.window.as_secs().max(1)))
 }
 
-/// The query templates of a policy: configured ones, else the provider's defaults.
+/// The query templates of a policy, each with its kind: configured ones, else the provider's defaults.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QuerySet {
-    pub samples: String,
-    /// Metric name, template, maximum.
-    pub checks: Vec<(String, String, f64)>,
-    pub error_rate: String,
+    pub samples: MetricQueryKind,
+    /// Metric name, query, maximum.
+    pub checks: Vec<(String, MetricQueryKind, f64)>,
+    pub error_rate: MetricQueryKind,
+    /// Per-interval p95 latencies of one side over the window (a PromQL subquery, Datadog's buckets): the
+    /// samples the baseline's Mann-Whitney test compares. `None` for a custom PromQL p95, whose buckets
+    /// suma cannot derive.
+    pub latency_buckets: Option<String>,
 }
 
-pub fn query_set(provider: MetricProvider, policy: &CanaryPolicy) -> QuerySet {
-    let (samples, error_rate, p95) = match provider {
+/// The provider's default queries. Prometheus computes each number in PromQL (one series each, a count
+/// summed over series); Datadog answers buckets, so the error rate is the counted errors over the
+/// counted requests and the p95 the window's worst bucket.
+fn defaults(provider: MetricProvider) -> (MetricQueryKind, MetricQueryKind, MetricQueryKind) {
+    match provider {
         MetricProvider::Prometheus => (
-            r#"sum(increase(http_requests_total{deployment="{{deployment}}",route=~"/api/.*"}[{{window}}]))"#,
-            r#"(sum(rate(http_requests_total{deployment="{{deployment}}",route=~"/api/.*",status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{deployment="{{deployment}}",route=~"/api/.*"}[{{window}}]))"#,
-            r#"1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{deployment="{{deployment}}",route=~"/api/.*"}[{{window}}])))"#,
+            MetricQueryKind::Count(
+                r#"sum(increase(http_requests_total{deployment="{{deployment}}",route=~"/api/.*"}[{{window}}]))"#.into(),
+            ),
+            MetricQueryKind::Value(r#"(sum(rate(http_requests_total{deployment="{{deployment}}",route=~"/api/.*",status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{deployment="{{deployment}}",route=~"/api/.*"}[{{window}}]))"#.into()),
+            MetricQueryKind::Value(r#"1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{deployment="{{deployment}}",route=~"/api/.*"}[{{window}}])))"#.into()),
         ),
         MetricProvider::Datadog => (
-            "sum:trace.http.request.hits{service:{{service}},env:{{env}},version:{{version}}}.as_count()",
-            "sum:trace.http.request.errors{service:{{service}},env:{{env}},version:{{version}}}.as_count() / sum:trace.http.request.hits{service:{{service}},env:{{env}},version:{{version}}}.as_count()",
-            "p95:trace.http.request{service:{{service}},env:{{env}},version:{{version}}} * 1000",
+            MetricQueryKind::Count(
+                "sum:trace.http.request.hits{service:{{service}},env:{{env}},version:{{version}}}.as_count()".into(),
+            ),
+            MetricQueryKind::Ratio {
+                numerator: "sum:trace.http.request.errors{service:{{service}},env:{{env}},version:{{version}}}.as_count()"
+                    .into(),
+                denominator: "sum:trace.http.request.hits{service:{{service}},env:{{env}},version:{{version}}}.as_count()"
+                    .into(),
+            },
+            MetricQueryKind::Percentile("p95:trace.http.request{service:{{service}},env:{{env}},version:{{version}}} * 1000".into()),
         ),
-    };
+    }
+}
+
+/// The per-interval p95 of the provider's default latency metric, as a PromQL subquery (5 s intervals
+/// over the window).
+const PROMETHEUS_LATENCY_BUCKETS: &str = r#"(1000 * histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{deployment="{{deployment}}",route=~"/api/.*"}[5s]))))[{{window}}:5s]"#;
+
+pub fn query_set(provider: MetricProvider, policy: &CanaryPolicy) -> QuerySet {
+    let (samples, error_rate, p95) = defaults(provider);
     let queries = &policy.queries;
-    let error_rate = queries.error_rate.clone().unwrap_or_else(|| error_rate.to_owned());
+    let latency_buckets = match (provider, &queries.p95_latency_ms) {
+        (MetricProvider::Prometheus, None) => Some(PROMETHEUS_LATENCY_BUCKETS.to_owned()),
+        (MetricProvider::Prometheus, Some(_)) => None,
+        // Datadog answers buckets: the p95 query's own points are the intervals.
+        (MetricProvider::Datadog, custom) => match custom.as_ref().map(|q| q.kind(MetricQueryKind::Value)) {
+            None => Some(match &p95 {
+                MetricQueryKind::Percentile(q) | MetricQueryKind::Value(q) | MetricQueryKind::Count(q) => q.clone(),
+                MetricQueryKind::Ratio { .. } => unreachable!("the default p95 is one query"),
+            }),
+            Some(MetricQueryKind::Percentile(q) | MetricQueryKind::Value(q)) => Some(q),
+            Some(_) => None,
+        },
+    };
+    let configured = |q: &Option<MetricQuery>, default: MetricQueryKind, plain: fn(String) -> MetricQueryKind| {
+        q.as_ref().map_or(default, |q| q.kind(plain))
+    };
+    let error_rate = configured(&queries.error_rate, error_rate, MetricQueryKind::Value);
     let mut checks = vec![
         ("error_rate".to_owned(), error_rate.clone(), policy.max_error_rate),
         (
             "p95_latency_ms".to_owned(),
-            queries.p95_latency_ms.clone().unwrap_or_else(|| p95.to_owned()),
+            configured(&queries.p95_latency_ms, p95, MetricQueryKind::Value),
             policy.max_p95_latency_ms,
         ),
     ];
@@ -79,13 +119,72 @@ pub fn query_set(provider: MetricProvider, policy: &CanaryPolicy) -> QuerySet {
         policy
             .extra_metrics
             .iter()
-            .map(|m| (m.name.clone(), m.query.clone(), m.max)),
+            .map(|m| (m.name.clone(), m.query.kind(MetricQueryKind::Value), m.max)),
     );
     QuerySet {
-        samples: queries.samples.clone().unwrap_or_else(|| samples.to_owned()),
+        samples: configured(&queries.samples, samples, MetricQueryKind::Count),
         checks,
         error_rate,
+        latency_buckets,
     }
+}
+
+/// One number from what a query of `kind` answered (its series, each its points over the window).
+/// `Err` says why the answer cannot be read as that kind. Pure.
+pub fn reduce(kind: &MetricQueryKind, answered: &[Vec<Vec<f64>>]) -> Result<Option<f64>, String> {
+    let one_series = |series: &[Vec<f64>]| -> Result<Option<Vec<f64>>, String> {
+        match series {
+            [] => Ok(None),
+            [one] if one.is_empty() => Ok(None),
+            [one] => Ok(Some(one.clone())),
+            many => Err(format!(
+                "answered {} series where one was expected: aggregate the query (PromQL `sum(...)`, Datadog `sum:`/`max:`) or make it a `count`",
+                many.len()
+            )),
+        }
+    };
+    let count = |series: &[Vec<f64>]| {
+        let points: Vec<f64> = series.iter().flatten().copied().collect();
+        (!points.is_empty()).then(|| points.iter().sum::<f64>())
+    };
+    let first = answered.first().map_or(&[][..], Vec::as_slice);
+    Ok(match kind {
+        MetricQueryKind::Value(_) => one_series(first)?.map(|p| p.iter().sum::<f64>() / p.len() as f64),
+        MetricQueryKind::Percentile(_) => one_series(first)?.map(|p| p.iter().copied().fold(f64::MIN, f64::max)),
+        MetricQueryKind::Count(_) => count(first),
+        MetricQueryKind::Ratio { .. } => {
+            let denominator = answered.get(1).map_or(&[][..], Vec::as_slice);
+            match count(denominator) {
+                None => None,
+                Some(0.0) => None,
+                // No error series at all while requests were counted: no errors.
+                Some(d) => Some(count(first).unwrap_or(0.0) / d),
+            }
+        }
+    })
+}
+
+/// The queries a kind sends: one, or a ratio's numerator and denominator.
+fn queries_of(kind: &MetricQueryKind) -> Vec<&str> {
+    match kind {
+        MetricQueryKind::Value(q) | MetricQueryKind::Count(q) | MetricQueryKind::Percentile(q) => vec![q],
+        MetricQueryKind::Ratio { numerator, denominator } => vec![numerator, denominator],
+    }
+}
+
+/// Runs a rendered query of any kind and reduces its answer to one number.
+pub async fn read(source: &dyn MetricSource, kind: &MetricQueryKind) -> Result<Option<f64>, MetricError> {
+    let answers = futures::future::join_all(queries_of(kind).into_iter().map(|q| source.series(q))).await;
+    let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+    reduce(kind, &answers).map_err(|message| MetricError::Failed {
+        provider: source.name(),
+        message: format!("{message} (query: {})", kind.describe()),
+    })
+}
+
+/// `kind` with its templates rendered for `side`.
+pub fn render_kind(kind: &MetricQueryKind, vars: &QueryVars, side: &Side) -> MetricQueryKind {
+    kind.map(|q| render(q, vars, side))
 }
 
 /// Runs one tick's queries concurrently and packages what came back.
@@ -96,39 +195,58 @@ pub async fn measure(
     canary: &Side,
     stable: Option<&Side>,
 ) -> Measurements {
-    let samples_q = render(&queries.samples, vars, canary);
-    let rendered: Vec<(String, String, f64)> = queries
+    let samples_q = render_kind(&queries.samples, vars, canary);
+    let rendered: Vec<(String, MetricQueryKind, f64)> = queries
         .checks
         .iter()
-        .map(|(n, t, max)| (n.clone(), render(t, vars, canary), *max))
+        .map(|(n, t, max)| (n.clone(), render_kind(t, vars, canary), *max))
         .collect();
-    let baseline_q = stable.map(|s| render(&queries.error_rate, vars, s));
-    let (samples, values, stable_errors) = tokio::join!(
-        source.scalar(&samples_q),
-        futures::future::join_all(rendered.iter().map(|(_, q, _)| source.scalar(q))),
+    let baseline_q = stable.map(|s| render_kind(&queries.error_rate, vars, s));
+    // The baseline's latency samples: each side's per-interval p95 over the window.
+    let buckets_q = stable
+        .zip(queries.latency_buckets.as_ref())
+        .map(|(stable_side, template)| (render(template, vars, canary), render(template, vars, stable_side)));
+    let (samples, values, stable_errors, buckets) = tokio::join!(
+        read(source, &samples_q),
+        futures::future::join_all(rendered.iter().map(|(_, q, _)| read(source, q))),
         async {
             match &baseline_q {
-                Some(q) => Some(source.scalar(q).await),
+                Some(q) => Some(read(source, q).await),
+                None => None,
+            }
+        },
+        async {
+            match &buckets_q {
+                Some((c, s)) => {
+                    let (c, s) = tokio::join!(source.series(c), source.series(s));
+                    Some(c.and_then(|c| s.map(|s| (c, s))))
+                }
                 None => None,
             }
         }
     );
+    let buckets = match buckets {
+        Some(Err(e)) => return error_measurements(e),
+        Some(Ok((c, s))) => Some((
+            c.into_iter().flatten().collect::<Vec<f64>>(),
+            s.into_iter().flatten().collect::<Vec<f64>>(),
+        )),
+        None => None,
+    };
     let mut results = vec![samples];
     results.extend(values);
     if let Some(stable) = &stable_errors {
         results.push(stable.clone());
     }
     // A rate limit anywhere means "ask again later"; any other failure is a provider error.
-    if let Some(retry) = results.iter().find_map(|r| match r {
-        Err(MetricError::RateLimited { retry_after, .. }) => Some(*retry_after),
-        _ => None,
-    }) {
-        return Measurements::RateLimited {
-            retry_after_secs: retry.as_secs().max(1),
-        };
+    if let Some(limited) = results
+        .iter()
+        .find(|r| matches!(r, Err(MetricError::RateLimited { .. })))
+    {
+        return error_measurements(limited.clone().unwrap_err());
     }
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        return Measurements::ProviderError { message: e.to_string() };
+        return error_measurements(e.clone());
     }
     let value = |r: &Result<Option<f64>, MetricError>| r.clone().ok().flatten();
     let checks: Vec<Check> = rendered
@@ -136,16 +254,17 @@ pub async fn measure(
         .zip(&results[1..=rendered.len()])
         .map(|((metric, query, max), r)| Check {
             metric: metric.clone(),
-            query: query.clone(),
+            query: query.describe(),
             value: value(r),
             max: *max,
         })
         .collect();
+    let (canary_latencies, stable_latencies) = buckets.unwrap_or_default();
     let baseline = stable_errors.map(|stable| BaselineMeasurements {
         canary_error_rate: checks.iter().find(|c| c.metric == "error_rate").and_then(|c| c.value),
         stable_error_rate: value(&stable),
-        canary_latencies: Vec::new(),
-        stable_latencies: Vec::new(),
+        canary_latencies,
+        stable_latencies,
     });
     Measurements::Answered {
         samples: value(&results[0]),
@@ -154,11 +273,26 @@ pub async fn measure(
     }
 }
 
+/// A failed measurement: a rate limit is "ask again later", anything else a provider error.
+fn error_measurements(e: MetricError) -> Measurements {
+    match e {
+        MetricError::RateLimited { retry_after, .. } => Measurements::RateLimited {
+            retry_after_secs: retry_after.as_secs().max(1),
+        },
+        other => Measurements::ProviderError {
+            message: other.to_string(),
+        },
+    }
+}
+
 /// Rendered queries of a policy, for `--dry-run`.
 pub fn rendered_queries(queries: &QuerySet, vars: &QueryVars, canary: &Side) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::from([("samples".to_owned(), render(&queries.samples, vars, canary))]);
+    let mut out = BTreeMap::from([(
+        "samples".to_owned(),
+        render_kind(&queries.samples, vars, canary).describe(),
+    )]);
     for (name, template, _) in &queries.checks {
-        out.insert(name.clone(), render(template, vars, canary));
+        out.insert(name.clone(), render_kind(template, vars, canary).describe());
     }
     out
 }
@@ -255,7 +389,125 @@ mod tests {
             (baseline.canary_error_rate, baseline.stable_error_rate),
             (Some(0.02), Some(0.001))
         );
-        assert_eq!(source.asked.lock().unwrap().len(), 4);
+        // Samples, two checks, stable's error rate, and each side's latency buckets for the baseline.
+        assert_eq!(source.asked.lock().unwrap().len(), 6);
+        assert!(source.asked.lock().unwrap().iter().any(|q| q.ends_with("[30s:5s]")));
+    }
+
+    #[test]
+    fn each_kind_reduces_the_windows_series_to_one_number() {
+        let value = MetricQueryKind::Value("q".into());
+        let count = MetricQueryKind::Count("q".into());
+        let p95 = MetricQueryKind::Percentile("q".into());
+        let ratio = MetricQueryKind::Ratio {
+            numerator: "e".into(),
+            denominator: "h".into(),
+        };
+        let buckets = vec![vec![10.0, 30.0, 20.0]];
+        let two = vec![vec![1.0], vec![2.0]];
+        /// A kind, the queries' answers (series of points), and the number or the error's words.
+        type Case<'a> = (&'a MetricQueryKind, Vec<Vec<Vec<f64>>>, Result<Option<f64>, &'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            // A gauge's buckets average; a count's add up, over every series.
+            (&value, vec![buckets.clone()], Ok(Some(20.0))),
+            (&count, vec![buckets.clone()], Ok(Some(60.0))),
+            (&count, vec![two.clone()], Ok(Some(3.0))),
+            // The worst bucket of a percentile, never the mean of bucket percentiles.
+            (&p95, vec![buckets.clone()], Ok(Some(30.0))),
+            // Several series cannot be one value or one percentile.
+            (&value, vec![two.clone()], Err("answered 2 series")),
+            (&p95, vec![two], Err("answered 2 series")),
+            (&value, vec![vec![]], Ok(None)),
+            (&value, vec![vec![vec![]]], Ok(None)),
+            (&count, vec![vec![]], Ok(None)),
+            // Summed errors over summed requests: 1+5 / 100+100, not the mean of 1% and 5%.
+            (
+                &ratio,
+                vec![vec![vec![1.0, 5.0]], vec![vec![100.0, 100.0]]],
+                Ok(Some(0.03)),
+            ),
+            // No error series while requests were counted is 0 errors; no requests is no data.
+            (&ratio, vec![vec![], vec![vec![100.0]]], Ok(Some(0.0))),
+            (&ratio, vec![vec![vec![3.0]], vec![]], Ok(None)),
+            (&ratio, vec![vec![vec![3.0]], vec![vec![0.0]]], Ok(None)),
+        ];
+        for (kind, answered, expected) in cases {
+            let got = reduce(kind, &answered);
+            match expected {
+                Ok(v) => assert_eq!(got, Ok(v), "{kind:?} {answered:?}"),
+                Err(needle) => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(needle)),
+                    "{kind:?} {answered:?}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    /// Datadog-shaped answers: buckets per series, by query.
+    struct Buckets(Vec<(&'static str, Vec<Vec<f64>>)>);
+
+    #[async_trait]
+    impl MetricSource for Buckets {
+        fn name(&self) -> &'static str {
+            "buckets"
+        }
+        async fn scalar(&self, _: &str) -> Result<Option<f64>, MetricError> {
+            unreachable!("kinds read series")
+        }
+        async fn series(&self, query: &str) -> Result<Vec<Vec<f64>>, MetricError> {
+            Ok(self
+                .0
+                .iter()
+                .find(|(k, _)| query.contains(k))
+                .map_or_else(Vec::new, |(_, v)| v.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn datadog_defaults_count_the_window_and_judge_its_worst_p95() {
+        let source = Buckets(vec![
+            ("trace.http.request.hits", vec![vec![50.0, 150.0]]),
+            ("trace.http.request.errors", vec![vec![0.0, 10.0]]),
+            ("p95:trace.http.request", vec![vec![120.0, 380.0, 90.0]]),
+        ]);
+        let set = query_set(MetricProvider::Datadog, &CanaryPolicy::default());
+        let Measurements::Answered { samples, checks, .. } = measure(&source, &set, &vars(), &canary(), None).await
+        else {
+            panic!("answered")
+        };
+        assert_eq!(samples, Some(200.0), "the window's total, not a bucket's mean");
+        assert_eq!(checks[0].value, Some(0.05), "10 errors of 200 requests");
+        assert_eq!(checks[1].value, Some(380.0), "the worst bucket");
+        assert!(checks[0].query.contains(") / ("), "{}", checks[0].query);
+    }
+
+    #[tokio::test]
+    async fn the_baseline_compares_each_sides_latency_buckets() {
+        let source = Buckets(vec![
+            ("version:1.5.0}", vec![vec![200.0, 210.0, 190.0, 205.0]]),
+            ("version:1.4.2}", vec![vec![100.0, 110.0, 95.0, 105.0]]),
+            ("trace.http.request.hits", vec![vec![100.0]]),
+        ]);
+        let policy = CanaryPolicy {
+            baseline: Some(crate::config::BaselineConfig {
+                max_relative_error_increase: 0.5,
+                error_rate_allowance: 0.001,
+                alpha: 0.05,
+            }),
+            ..CanaryPolicy::default()
+        };
+        let set = query_set(MetricProvider::Datadog, &policy);
+        let stable = Side {
+            deployment: "stable".into(),
+            version: "1.4.2".into(),
+        };
+        let Measurements::Answered { baseline, .. } = measure(&source, &set, &vars(), &canary(), Some(&stable)).await
+        else {
+            panic!("answered")
+        };
+        let baseline = baseline.unwrap();
+        assert_eq!(baseline.canary_latencies, [200.0, 210.0, 190.0, 205.0]);
+        assert_eq!(baseline.stable_latencies, [100.0, 110.0, 95.0, 105.0]);
     }
 
     #[tokio::test]

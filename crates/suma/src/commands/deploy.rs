@@ -134,8 +134,7 @@ async fn preflight(name: &str, env: &Environment, aws: &dyn AwsApis, metrics: &d
         deployment: "stable".to_owned(),
         version: String::new(),
     };
-    metrics
-        .scalar(&crate::metrics::render(&queries.samples, &vars, &stable))
+    crate::metrics::read(metrics, &crate::metrics::render_kind(&queries.samples, &vars, &stable))
         .await
         .context("preflight: the metric provider does not answer")?;
     Ok(())

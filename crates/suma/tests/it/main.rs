@@ -15,6 +15,7 @@ mod compliance;
 mod config_files;
 mod contract;
 mod crash_matrix;
+mod datadog_gating;
 mod dr;
 mod hooks;
 mod iam;

@@ -25,6 +25,12 @@ struct Args {
     /// Every write request is appended here [default: `datadog-writes.jsonl` beside the monitors file]
     #[arg(long)]
     writes: Option<std::path::PathBuf>,
+    /// The sandbox's Prometheus: metric queries are answered from it (else with no series)
+    #[arg(long)]
+    prometheus: Option<String>,
+    /// `ENV=CLUSTER`: the cluster an `env:ENV` tag selects (repeatable)
+    #[arg(long = "env-cluster", value_name = "ENV=CLUSTER")]
+    env_clusters: Vec<String>,
 }
 
 #[tokio::main]
@@ -48,6 +54,13 @@ async fn main() -> std::process::ExitCode {
         events_file: args.events,
         dashboards_file,
         writes_file,
+        prometheus_url: args.prometheus,
+        env_clusters: args
+            .env_clusters
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(env, cluster)| (env.to_owned(), cluster.to_owned()))
+            .collect(),
     });
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,

@@ -109,7 +109,7 @@ impl Agent {
                 if t.healthy {
                     targets.push(serde_json::json!({
                         "targets": [t.address()],
-                        "labels": {"ecs_region": region, "ecs_cluster": cluster, "ecs_service": service, "ecs_task": t.id},
+                        "labels": {"ecs_region": region, "ecs_cluster": cluster, "ecs_service": service, "ecs_task": t.id, "ecs_version": t.version()},
                     }));
                 }
             }
