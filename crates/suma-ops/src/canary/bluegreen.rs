@@ -53,7 +53,7 @@ pub fn plan(environment: &str, env: &Environment, image: &str, template: Option<
             url.join("/version")
         )
     });
-    let detail = match (checks, super::hooks_detail(env, super::hooks::Stage::PreTraffic)) {
+    let detail = match (checks, super::hooks::hooks_detail(env, Stage::PreTraffic)) {
         (None, None) => "no `bluegreen.test_url` and no pre-traffic hooks: skipped".to_owned(),
         (Some(checks), None) => format!("{checks}, before any traffic"),
         (None, Some(hooks)) => format!("{hooks}, before any traffic"),
@@ -87,7 +87,7 @@ pub fn plan(environment: &str, env: &Environment, image: &str, template: Option<
             ecs.service, ecs.canary_service
         ),
     });
-    steps.extend(super::post_promote_step(env));
+    steps.extend(super::hooks::post_promote_step(env));
     steps
 }
 

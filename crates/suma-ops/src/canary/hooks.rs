@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::Engine;
-use crate::config::HttpHook;
+use crate::config::{Environment, HttpHook};
 use crate::engine::{Run, StepError};
+use crate::journal::PlannedStep;
 
 /// Between two tries of a hook.
 const HOOK_RETRY: Duration = Duration::from_secs(2);
@@ -33,6 +34,27 @@ impl Stage {
             Self::PostPromote => "post-promote",
         }
     }
+}
+
+/// The hooks of `stage` as a plan's words (`pre-traffic hooks health, login`), or `None` without any.
+pub(super) fn hooks_detail(env: &Environment, stage: Stage) -> Option<String> {
+    let names: Vec<&str> = match stage {
+        Stage::PreTraffic => &env.hooks.pre_traffic,
+        Stage::PostStep => &env.hooks.post_step,
+        Stage::PostPromote => &env.hooks.post_promote,
+    }
+    .iter()
+    .map(|h| h.name.as_str())
+    .collect();
+    (!names.is_empty()).then(|| format!("{} hooks {}", stage.name(), names.join(", ")))
+}
+
+/// The step after the promotion that runs the post-promote hooks, when there are any.
+pub(super) fn post_promote_step(env: &Environment) -> Option<PlannedStep> {
+    hooks_detail(env, Stage::PostPromote).map(|hooks| PlannedStep {
+        name: "post-promote".to_owned(),
+        detail: format!("{hooks}; a failure rolls the stable service back to the recorded revision"),
+    })
 }
 
 /// The fact a step journals its hooks' results under.

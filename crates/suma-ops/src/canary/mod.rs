@@ -32,62 +32,6 @@ use suma_core::taskdef::ContainerChange;
 
 pub const KIND: &str = "canary-deploy";
 
-/// Whether an operation of `kind` is a deploy (canary or blue/green): the kinds `deploy status`,
-/// `deploy pause|resume|abort|promote` and `rollback` act on.
-pub fn is_deploy(kind: &str) -> bool {
-    kind == KIND || kind == bluegreen::KIND
-}
-
-/// How a release reaches users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// Progressive weights, analysed at each step.
-    Canary,
-    /// All at once onto a second full-size service, analysed, one flip back on failure.
-    BlueGreen,
-}
-
-impl Strategy {
-    pub fn kind(self) -> &'static str {
-        match self {
-            Self::Canary => KIND,
-            Self::BlueGreen => bluegreen::KIND,
-        }
-    }
-
-    /// The strategy of a deploy operation of `kind`.
-    pub fn of(kind: &str) -> Self {
-        if kind == bluegreen::KIND {
-            Self::BlueGreen
-        } else {
-            Self::Canary
-        }
-    }
-
-    /// How people name it in messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Self::Canary => "canary",
-            Self::BlueGreen => "blue/green deploy",
-        }
-    }
-
-    /// The steps of a deploy of `image` on `env` with this strategy.
-    pub fn plan(
-        self,
-        environment: &str,
-        env: &Environment,
-        image: &str,
-        template: Option<&std::path::Path>,
-    ) -> Vec<PlannedStep> {
-        match self {
-            Self::Canary => plan_with(environment, env, image, template),
-            Self::BlueGreen => bluegreen::plan(environment, env, image, template),
-        }
-    }
-}
-
 /// The operation parameter holding the task definition a templated deploy registers.
 pub const TEMPLATE_PARAMETER: &str = "task_definition";
 
@@ -153,7 +97,7 @@ pub fn plan_with(
             ),
         },
     ];
-    if let Some(hooks) = hooks_detail(env, hooks::Stage::PreTraffic) {
+    if let Some(hooks) = hooks::hooks_detail(env, hooks::Stage::PreTraffic) {
         steps.push(PlannedStep {
             name: "pre-traffic".to_owned(),
             detail: format!("{hooks}, before any traffic"),
@@ -178,29 +122,8 @@ pub fn plan_with(
             ecs.service, ecs.canary_service
         ),
     });
-    steps.extend(post_promote_step(env));
+    steps.extend(hooks::post_promote_step(env));
     steps
-}
-
-/// The hooks of `stage` as a plan's words (`pre-traffic hooks health, login`), or `None` without any.
-fn hooks_detail(env: &Environment, stage: hooks::Stage) -> Option<String> {
-    let names: Vec<&str> = match stage {
-        hooks::Stage::PreTraffic => &env.hooks.pre_traffic,
-        hooks::Stage::PostStep => &env.hooks.post_step,
-        hooks::Stage::PostPromote => &env.hooks.post_promote,
-    }
-    .iter()
-    .map(|h| h.name.as_str())
-    .collect();
-    (!names.is_empty()).then(|| format!("{} hooks {}", stage.name(), names.join(", ")))
-}
-
-/// The step after the promotion that runs the post-promote hooks, when there are any.
-fn post_promote_step(env: &Environment) -> Option<PlannedStep> {
-    hooks_detail(env, hooks::Stage::PostPromote).map(|hooks| PlannedStep {
-        name: "post-promote".to_owned(),
-        detail: format!("{hooks}; a failure rolls the stable service back to the recorded revision"),
-    })
 }
 
 /// Where `op`'s promotion is in its plan: a person's `promote` jumps there.
@@ -640,8 +563,10 @@ pub mod bluegreen;
 mod hooks;
 mod report;
 mod shift;
+mod strategy;
 #[cfg(test)]
 mod tests;
 
 pub use report::{summary, RunSummary};
 pub use shift::canary_tasks;
+pub use strategy::{is_deploy, Strategy};
