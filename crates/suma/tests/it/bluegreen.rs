@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::canary::{
-    assert_back_on_stable, datadog_events, fresh_tag, session, stable_revision, staging, FaultyRelease,
+    assert_back_on_stable, datadog_events, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision,
+    staging, FaultyRelease,
 };
 use crate::common::{self, run, suma};
 use suma::aws::AwsApis;
@@ -46,14 +47,12 @@ impl Receivers {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
-        config["environments"]["staging"]["notifications"] = serde_yaml::from_str(
-            "[{ kind: slack, url_env: SUMA_TEST_SLACK_URL }, { kind: webhook, url_env: SUMA_TEST_HOOK_URL, events: [start, rollback] }]",
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("suma.yaml"), serde_yaml::to_string(&config).unwrap()).unwrap();
+        let (dir, _) = sandbox_config_with(|config| {
+            config["environments"]["staging"]["notifications"] = serde_yaml::from_str(
+                "[{ kind: slack, url_env: SUMA_TEST_SLACK_URL }, { kind: webhook, url_env: SUMA_TEST_HOOK_URL, events: [start, rollback] }]",
+            )
+            .unwrap();
+        });
         let broken_url = format!("{base}/broken/hook-token-never-printed");
         Self {
             slack,
@@ -102,21 +101,7 @@ impl Receivers {
 }
 
 fn deploy(image: &str) -> std::process::Command {
-    let mut cmd = suma(&[
-        "deploy",
-        "bluegreen",
-        "--env",
-        "staging",
-        "--image",
-        image,
-        "--yes",
-        "--output",
-        "json",
-        "--timeout",
-        "90s",
-    ]);
-    cmd.env("SUMA_ACTOR", "e2e-test");
-    cmd
+    deploy_on_staging("bluegreen", image)
 }
 
 /// Reads the rule's (stable, canary) weights every 100 ms until stopped: every state the traffic was in.

@@ -370,10 +370,12 @@ pub(crate) fn datadog_events() -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn deploy(image: &str) -> std::process::Command {
+/// `suma deploy STRATEGY` (`canary`, `bluegreen`) of `image` on staging, answering yes, in JSON, as
+/// `e2e-test`.
+pub(crate) fn deploy_on_staging(strategy: &str, image: &str) -> std::process::Command {
     let mut cmd = suma(&[
         "deploy",
-        "canary",
+        strategy,
         "--env",
         "staging",
         "--image",
@@ -382,10 +384,28 @@ fn deploy(image: &str) -> std::process::Command {
         "--output",
         "json",
         "--timeout",
-        "60s",
+        "90s",
     ]);
     cmd.env("SUMA_ACTOR", "e2e-test");
     cmd
+}
+
+fn deploy(image: &str) -> std::process::Command {
+    deploy_on_staging("canary", image)
+}
+
+/// The sandbox's configuration with `edit` applied, written to a file of its own (kept while the
+/// directory lives).
+pub(crate) fn sandbox_config_with(
+    edit: impl FnOnce(&mut serde_yaml::Value),
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
+    edit(&mut config);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suma.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    (dir, path)
 }
 
 #[tokio::test]

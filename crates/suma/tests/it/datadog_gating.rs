@@ -4,36 +4,21 @@
 //! promoted and a faulty one rolled back on Datadog's numbers, as on Prometheus's. Changes `staging`, so
 //! the tests run one at a time.
 
-use crate::canary::{assert_back_on_stable, fresh_tag, session, stable_revision, staging, FaultyRelease};
-use crate::common::{self, run, suma};
+use crate::canary::{
+    assert_back_on_stable, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision, staging,
+    FaultyRelease,
+};
+use crate::common::{self, run};
 
 /// Staging's configuration gated by Datadog, written beside the test.
 fn datadog_gated() -> (tempfile::TempDir, std::path::PathBuf) {
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
-    config["environments"]["staging"]["metrics"] = serde_yaml::from_str("{ provider: datadog }").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    (dir, path)
+    sandbox_config_with(|config| {
+        config["environments"]["staging"]["metrics"] = serde_yaml::from_str("{ provider: datadog }").unwrap();
+    })
 }
 
 fn deploy(image: &str, config: &std::path::Path) -> common::Run {
-    run(suma(&[
-        "deploy",
-        "canary",
-        "--env",
-        "staging",
-        "--image",
-        image,
-        "--yes",
-        "--output",
-        "json",
-        "--timeout",
-        "60s",
-        "--config",
-        config.to_str().unwrap(),
-    ]))
+    run(deploy_on_staging("canary", image).arg("--config").arg(config))
 }
 
 /// Every analysis tick of a finished deploy.

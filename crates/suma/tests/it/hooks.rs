@@ -3,8 +3,10 @@
 //! post-promote hook then fails: the deploy rolls back, the stable service back on the revision recorded
 //! before it. Changes `staging`, so it runs alone.
 
-use crate::canary::{assert_back_on_stable, fresh_tag, session, stable_revision, staging};
-use crate::common::{self, run, suma};
+use crate::canary::{
+    assert_back_on_stable, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision, staging,
+};
+use crate::common::{self, run};
 
 #[tokio::test]
 async fn a_failing_post_promote_hook_rolls_a_promoted_canary_back_after_the_other_hooks_passed() {
@@ -16,33 +18,16 @@ async fn a_failing_post_promote_hook_rolls_a_promoted_canary_back_after_the_othe
     let image = fresh_tag();
     let version = image.rsplit(':').next().unwrap().to_owned();
 
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
-    config["environments"]["staging"]["hooks"] = serde_yaml::from_str(&format!(
-        "{{ pre_traffic: [{{ name: canary-version, url: /version, body_contains: '\"version\":\"{version}\"' }}], \
-           post_step: [{{ name: live-health, url: /health, max_latency: 2s }}], \
-           post_promote: [{{ name: impossible, url: /version, body_contains: 'no-such-marker', attempts: 2 }}] }}"
-    ))
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    let (_dir, path) = sandbox_config_with(|config| {
+        config["environments"]["staging"]["hooks"] = serde_yaml::from_str(&format!(
+            "{{ pre_traffic: [{{ name: canary-version, url: /version, body_contains: '\"version\":\"{version}\"' }}], \
+               post_step: [{{ name: live-health, url: /health, max_latency: 2s }}], \
+               post_promote: [{{ name: impossible, url: /version, body_contains: 'no-such-marker', attempts: 2 }}] }}"
+        ))
+        .unwrap();
+    });
 
-    let out = run(suma(&[
-        "deploy",
-        "canary",
-        "--env",
-        "staging",
-        "--image",
-        &image,
-        "--yes",
-        "--output",
-        "json",
-        "--timeout",
-        "60s",
-        "--config",
-        path.to_str().unwrap(),
-    ]));
+    let out = run(deploy_on_staging("canary", &image).arg("--config").arg(&path));
     assert_eq!(out.code, 1, "a rolled-back deploy exits 1: {}", out.stderr);
     let report = common::json(&out);
     let reason = report["outcome"]["reason"].as_str().unwrap_or_default();
