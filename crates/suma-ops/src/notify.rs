@@ -54,7 +54,7 @@ impl DeployEvent {
             event,
             environment: op.environment.clone(),
             service: env.ecs.service.clone(),
-            version: image.rsplit_once(':').map_or("latest", |(_, tag)| tag).to_owned(),
+            version: crate::canary::version_of(&image),
             image,
             strategy: crate::canary::Strategy::of(&op.kind).noun().to_owned(),
             operation: op.id.clone(),
@@ -103,6 +103,8 @@ struct Receiver {
 #[derive(Clone, Default)]
 pub struct Notifier {
     receivers: Arc<Vec<Receiver>>,
+    /// One client for every post of the deploy.
+    client: Option<suma_http::ServiceClient>,
     reporter: Option<Arc<dyn Reporter>>,
 }
 
@@ -130,20 +132,24 @@ impl Notifier {
         }
         Self {
             receivers: Arc::new(receivers),
+            client: Some(suma_http::ServiceClient::new(POST_TIMEOUT)),
             reporter: Some(reporter),
         }
     }
 
     /// Posts `event` to every receiver that wants it, all at once; a failure is a warning.
     pub async fn send(&self, event: &DeployEvent) {
-        let client = suma_http::ServiceClient::new(POST_TIMEOUT);
-        let posts = self.receivers.iter().filter(|r| r.target.wants(event.event)).map(|r| {
-            let client = client.clone();
-            async move {
+        let Some(client) = &self.client else {
+            return;
+        };
+        let posts = self
+            .receivers
+            .iter()
+            .filter(|r| r.target.wants(event.event))
+            .map(|r| async move {
                 let answer = client.post_json(&r.url, &event.payload(r.target.kind)).await;
                 (r, answer)
-            }
-        });
+            });
         for (receiver, answer) in futures::future::join_all(posts).await {
             let problem = match answer {
                 Ok(response) if response.is_success() => continue,

@@ -55,6 +55,8 @@ struct Stub {
     config: Arc<Config>,
     /// Serialises appends and read-modify-writes so two requests never interleave in a file.
     files: Arc<Mutex<()>>,
+    /// One client for every metric query sent on to Prometheus.
+    prometheus: reqwest::Client,
 }
 
 /// The monitor types Datadog accepts.
@@ -83,6 +85,7 @@ pub fn router(config: Config) -> Router {
     let stub = Stub {
         config: Arc::new(config),
         files: Arc::default(),
+        prometheus: reqwest::Client::new(),
     };
     Router::new()
         .route("/api/v1/monitor", get(monitors).post(create_monitor))
@@ -846,7 +849,8 @@ async fn query(
         Ok(promql) => promql,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let answer = reqwest::Client::new()
+    let answer = stub
+        .prometheus
         .get(format!("{}/api/v1/query_range", prometheus.trim_end_matches('/')))
         .query(&[
             ("query", promql.clone()),

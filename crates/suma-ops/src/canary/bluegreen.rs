@@ -151,7 +151,7 @@ impl Engine {
         op: &Operation,
         url: &crate::config::HttpUrl,
     ) -> Result<BTreeMap<String, serde_json::Value>, StepError> {
-        let version = Self::version_of(&Self::image(op));
+        let version = super::version_of(&Self::image(op));
         let probe = suma_http::ServiceClient::new(Duration::from_secs(5));
         let (health_url, version_url) = (url.join("/health"), url.join("/version"));
         let deadline = tokio::time::Instant::now() + PRE_TRAFFIC_WAIT;

@@ -36,16 +36,18 @@ impl Stage {
     }
 }
 
-/// The hooks of `stage` as a plan's words (`pre-traffic hooks health, login`), or `None` without any.
-pub(super) fn hooks_detail(env: &Environment, stage: Stage) -> Option<String> {
-    let names: Vec<&str> = match stage {
+/// The environment's hooks of `stage`.
+fn hooks_of(env: &Environment, stage: Stage) -> &[HttpHook] {
+    match stage {
         Stage::PreTraffic => &env.hooks.pre_traffic,
         Stage::PostStep => &env.hooks.post_step,
         Stage::PostPromote => &env.hooks.post_promote,
     }
-    .iter()
-    .map(|h| h.name.as_str())
-    .collect();
+}
+
+/// The hooks of `stage` as a plan's words (`pre-traffic hooks health, login`), or `None` without any.
+pub(super) fn hooks_detail(env: &Environment, stage: Stage) -> Option<String> {
+    let names: Vec<&str> = hooks_of(env, stage).iter().map(|h| h.name.as_str()).collect();
     (!names.is_empty()).then(|| format!("{} hooks {}", stage.name(), names.join(", ")))
 }
 
@@ -67,20 +69,11 @@ pub struct HookRun {
 }
 
 impl Engine {
-    pub(super) fn hooks_of(&self, stage: Stage) -> &[HttpHook] {
-        let hooks = &self.env.hooks;
-        match stage {
-            Stage::PreTraffic => &hooks.pre_traffic,
-            Stage::PostStep => &hooks.post_step,
-            Stage::PostPromote => &hooks.post_promote,
-        }
-    }
-
     /// Runs `stage`'s hooks in order, stopping at the first that fails.
     pub(super) async fn run_hooks(&self, run: &Run<'_>, stage: Stage) -> Result<HookRun, StepError> {
         let client = suma_http::ServiceClient::new(HOOK_TIMEOUT);
         let mut results = Vec::new();
-        for hook in self.hooks_of(stage) {
+        for hook in hooks_of(&self.env, stage) {
             let url = self.hook_url(stage, hook);
             let expect = suma_http::check::Expectation {
                 status: hook.expect_status,

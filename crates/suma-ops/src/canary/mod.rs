@@ -126,6 +126,20 @@ pub fn plan_with(
     steps
 }
 
+/// Whether the new release of deploy `op` came up (the canary service, or green): before, there is
+/// nothing to promote.
+pub fn came_up(op: &Operation) -> bool {
+    op.steps
+        .iter()
+        .any(|s| (s.name == "canary-up" || s.name == "green-up") && s.status == StepStatus::Succeeded)
+}
+
+/// The release an image reference names: its tag (`latest` without one), as `/version` reports it and
+/// metrics and events are tagged.
+pub fn version_of(image: &str) -> String {
+    image.rsplit_once(':').map_or("latest", |(_, tag)| tag).to_owned()
+}
+
 /// Where `op`'s promotion is in its plan: a person's `promote` jumps there.
 pub fn promote_index(op: &Operation) -> usize {
     op.plan
@@ -253,11 +267,7 @@ impl Steps for Engine {
 
     fn promote_index(&self, op: &Operation) -> Option<usize> {
         // Only once the canary is up: before, there is nothing to promote.
-        let up = op
-            .steps
-            .iter()
-            .any(|s| (s.name == "canary-up" || s.name == "green-up") && s.status == StepStatus::Succeeded);
-        up.then(|| promote_index(op))
+        came_up(op).then(|| promote_index(op))
     }
 }
 
@@ -268,10 +278,6 @@ impl Engine {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned()
-    }
-
-    fn version_of(image: &str) -> String {
-        image.rsplit_once(':').map_or("latest", |(_, tag)| tag).to_owned()
     }
 
     async fn register(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {

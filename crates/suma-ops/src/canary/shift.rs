@@ -70,7 +70,7 @@ impl Engine {
         };
         let canary = Side {
             deployment: "canary".to_owned(),
-            version: Self::version_of(&Self::image(op)),
+            version: super::version_of(&Self::image(op)),
         };
         let stable_image = op
             .fact("stable_image")
@@ -79,7 +79,7 @@ impl Engine {
             .to_owned();
         let stable = Side {
             deployment: "stable".to_owned(),
-            version: Self::version_of(&stable_image),
+            version: super::version_of(&stable_image),
         };
         // The failure budget is the operation's: every analysis journaled so far (earlier steps, and
         // this step's earlier attempts, whose facts a restart keeps) has spent its share.

@@ -90,30 +90,23 @@ const PROMETHEUS_LATENCY_BUCKETS: &str = r#"(1000 * histogram_quantile(0.95, sum
 pub fn query_set(provider: MetricProvider, policy: &CanaryPolicy) -> QuerySet {
     let (samples, error_rate, p95) = defaults(provider);
     let queries = &policy.queries;
-    let latency_buckets = match (provider, &queries.p95_latency_ms) {
-        (MetricProvider::Prometheus, None) => Some(PROMETHEUS_LATENCY_BUCKETS.to_owned()),
-        (MetricProvider::Prometheus, Some(_)) => None,
-        // Datadog answers buckets: the p95 query's own points are the intervals.
-        (MetricProvider::Datadog, custom) => match custom.as_ref().map(|q| q.kind(MetricQueryKind::Value)) {
-            None => Some(match &p95 {
-                MetricQueryKind::Percentile(q) | MetricQueryKind::Value(q) | MetricQueryKind::Count(q) => q.clone(),
-                MetricQueryKind::Ratio { .. } => unreachable!("the default p95 is one query"),
-            }),
-            Some(MetricQueryKind::Percentile(q) | MetricQueryKind::Value(q)) => Some(q),
-            Some(_) => None,
-        },
-    };
     let configured = |q: &Option<MetricQuery>, default: MetricQueryKind, plain: fn(String) -> MetricQueryKind| {
         q.as_ref().map_or(default, |q| q.kind(plain))
     };
     let error_rate = configured(&queries.error_rate, error_rate, MetricQueryKind::Value);
+    let p95 = configured(&queries.p95_latency_ms, p95, MetricQueryKind::Value);
+    let latency_buckets = match (provider, &p95) {
+        (MetricProvider::Prometheus, _) if queries.p95_latency_ms.is_none() => {
+            Some(PROMETHEUS_LATENCY_BUCKETS.to_owned())
+        }
+        (MetricProvider::Prometheus, _) => None,
+        // Datadog answers buckets: the p95 query's own points are the intervals.
+        (MetricProvider::Datadog, MetricQueryKind::Percentile(q) | MetricQueryKind::Value(q)) => Some(q.clone()),
+        (MetricProvider::Datadog, _) => None,
+    };
     let mut checks = vec![
         ("error_rate".to_owned(), error_rate.clone(), policy.max_error_rate),
-        (
-            "p95_latency_ms".to_owned(),
-            configured(&queries.p95_latency_ms, p95, MetricQueryKind::Value),
-            policy.max_p95_latency_ms,
-        ),
+        ("p95_latency_ms".to_owned(), p95, policy.max_p95_latency_ms),
     ];
     checks.extend(
         policy

@@ -132,17 +132,13 @@ impl Prometheus {
 
     /// One instant query: the HTTP status and the body, or a rate limit.
     async fn ask(&self, query: &str) -> Result<(reqwest::StatusCode, String), MetricError> {
-        let failed = |message: String| MetricError::Failed {
-            provider: PROVIDER,
-            message,
-        };
         let response = self
             .client
             .get(format!("{}/api/v1/query", self.base_url))
             .query(&[("query", query)])
             .send()
             .await
-            .map_err(|e| failed(format!("{}: {e}", self.base_url)))?;
+            .map_err(|e| self.failed(format!("{}: {e}", self.base_url)))?;
         let status = response.status();
         if status.as_u16() == 429 {
             let retry_after = response
@@ -156,7 +152,7 @@ impl Prometheus {
                 retry_after: Duration::from_secs(retry_after),
             });
         }
-        let body = response.text().await.map_err(|e| failed(e.to_string()))?;
+        let body = response.text().await.map_err(|e| self.failed(e.to_string()))?;
         Ok((status, body))
     }
 }

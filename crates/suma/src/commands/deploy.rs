@@ -166,7 +166,7 @@ pub async fn start(ctx: &Context, args: &CanaryArgs, strategy: Strategy) -> anyh
     };
     let canary_side = Side {
         deployment: "canary".to_owned(),
-        version: args.image.rsplit(':').next().unwrap_or_default().to_owned(),
+        version: canary::version_of(&args.image),
     };
     let rendered = rendered_queries(&queries, &vars, &canary_side);
     let mut op = Operation::new(strategy.kind(), name, &ctx.settings.actor.value, plan.clone());
@@ -252,7 +252,7 @@ pub async fn start(ctx: &Context, args: &CanaryArgs, strategy: Strategy) -> anyh
 /// The Datadog event of a finished canary: service, environment, version, who, and how long it took.
 async fn record_event(ctx: &Context, env: &Environment, op: &Operation, outcome: &Outcome) {
     let image = op.parameters.get("image").and_then(|v| v.as_str()).unwrap_or_default();
-    let version = image.rsplit(':').next().unwrap_or_default();
+    let version = canary::version_of(image);
     let service = &env.ecs.service;
     let (title, alert) = match outcome {
         Outcome::Promoted => (
@@ -440,11 +440,7 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
         if let Some(decision) = &op.decision {
             bail!("{noun} `{}` decided to roll back ({}): it cannot be promoted\nhint: `suma deploy resume --env {name}` finishes the rollback", op.id, decision.reason);
         }
-        let up = op
-            .steps
-            .iter()
-            .any(|s| (s.name == "canary-up" || s.name == "green-up") && s.status == StepStatus::Succeeded);
-        if !up {
+        if !canary::came_up(&op) {
             bail!("{noun} `{}` never came up: there is nothing to promote\nhint: `suma deploy resume --env {name}` continues it, `suma deploy abort --env {name}` ends it", op.id);
         }
     }
