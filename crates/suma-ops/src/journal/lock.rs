@@ -536,30 +536,76 @@ async fn renew_until_lost(
     let period = (lease / 4).max(Duration::from_millis(200));
     loop {
         tokio::time::sleep(period).await;
-        let sent = tokio::time::Instant::now();
-        let expires = Utc::now().timestamp() + lease.as_secs() as i64;
-        // A renew that hangs must not keep us running past the margin: it is cut off there.
-        let renewed =
-            tokio::time::timeout_at(clock.safe_until(), table.renew(&environment, fence.as_str(), expires)).await;
-        match renewed {
-            Ok(Ok(())) => *clock.valid_until.lock().expect("lease clock") = sent + lease,
-            Ok(Err(e)) if e.kind == AwsErrorKind::ConditionFailed => {
+        match renew_before_margin(table.as_ref(), &environment, &fence, lease, &clock, period / 2).await {
+            Renewal::Renewed => {}
+            Renewal::TakenAway => {
                 tracing::error!(environment = %environment, "lock was taken away");
                 lost.cancel();
                 return;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(environment = %environment, error = %e, "lock renewal failed; retrying");
-                if tokio::time::Instant::now() >= clock.safe_until() {
-                    lost.cancel();
-                    return;
-                }
-            }
-            Err(_) => {
-                tracing::error!(environment = %environment, "lock renewal did not answer before the lease's safety margin");
+            Renewal::OutOfTime => {
+                tracing::error!(environment = %environment, "lock renewal did not succeed before the lease's safety margin");
                 lost.cancel();
                 return;
             }
+        }
+    }
+}
+
+enum Renewal {
+    Renewed,
+    TakenAway,
+    OutOfTime,
+}
+
+/// One renewal, hedged until the lease's safety margin: when an attempt has not answered after `hedge`,
+/// another is sent beside it, and the first to succeed counts. A request stuck on a dead connection or a
+/// stalled endpoint would otherwise hold the SDK's own attempt timeout (up to 20 s) and spend the whole
+/// window, where a second request on a fresh connection answers at once; and a server that is merely
+/// slow still answers the first, which is never cut off early. Every attempt may land; that only extends
+/// the lease on the table, while this runner's clock counts from the send of the attempt that answered.
+async fn renew_before_margin(
+    table: &dyn LockTable,
+    environment: &str,
+    fence: &Fence,
+    lease: Duration,
+    clock: &LeaseClock,
+    hedge: Duration,
+) -> Renewal {
+    use futures::stream::{FuturesUnordered, StreamExt};
+
+    let deadline = clock.safe_until();
+    let attempt = || {
+        let sent = tokio::time::Instant::now();
+        let expires = Utc::now().timestamp() + lease.as_secs() as i64;
+        async move { (sent, table.renew(environment, fence.as_str(), expires).await) }
+    };
+    let mut in_flight = FuturesUnordered::new();
+    in_flight.push(attempt());
+    let mut next_send = tokio::time::Instant::now() + hedge;
+    loop {
+        tokio::select! {
+            Some((sent, answer)) = in_flight.next() => match answer {
+                Ok(()) => {
+                    *clock.valid_until.lock().expect("lease clock") = sent + lease;
+                    return Renewal::Renewed;
+                }
+                Err(e) if e.kind == AwsErrorKind::ConditionFailed => return Renewal::TakenAway,
+                Err(e) => {
+                    tracing::warn!(environment = %environment, error = %e, "lock renewal failed; retrying");
+                    // A refused connection answers at once: the next attempt waits a moment rather
+                    // than spin, unless another is already on its way.
+                    if in_flight.is_empty() {
+                        next_send = next_send.min(tokio::time::Instant::now() + Duration::from_millis(200));
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(next_send), if next_send < deadline => {
+                tracing::warn!(environment = %environment, "lock renewal has not answered; sending another beside it");
+                in_flight.push(attempt());
+                next_send = tokio::time::Instant::now() + hedge;
+            }
+            () = tokio::time::sleep_until(deadline) => return Renewal::OutOfTime,
         }
     }
 }
@@ -582,6 +628,8 @@ mod tests {
         failing_reads: AtomicU32,
         release_fails: bool,
         saves_fail: bool,
+        /// Renews that never answer, before the table answers again.
+        hanging_renews: AtomicU32,
     }
 
     fn unreachable(operation: &'static str) -> AwsError {
@@ -609,6 +657,11 @@ mod tests {
             self.table.get_lock(environment).await
         }
         async fn renew(&self, environment: &str, fence: &str, expires_at: i64) -> Result<(), AwsError> {
+            let left = self.hanging_renews.load(Ordering::SeqCst);
+            if left > 0 {
+                self.hanging_renews.store(left - 1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
             self.table.renew(environment, fence, expires_at).await
         }
         async fn release(&self, environment: &str, fence: &str) -> Result<(), AwsError> {
@@ -655,6 +708,7 @@ mod tests {
             failing_reads: AtomicU32::new(failing_reads),
             release_fails,
             saves_fail: false,
+            hanging_renews: AtomicU32::new(0),
         });
         (Locks::new(table.clone(), Duration::from_secs(30)), table)
     }
@@ -703,6 +757,7 @@ mod tests {
             failing_reads: AtomicU32::new(0),
             release_fails: false,
             saves_fail: true,
+            hanging_renews: AtomicU32::new(0),
         });
         let locks = Locks::new(table.clone(), Duration::from_secs(30));
         let state = tempfile::tempdir().unwrap();
@@ -716,5 +771,50 @@ mod tests {
         assert!(err.to_string().contains("did not start"), "{err}");
         assert!(err.to_string().contains("the lock is free again"), "{err}");
         assert_eq!(table.table.get_lock("staging").await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renew_stuck_on_a_dead_connection_is_tried_again_and_the_lease_kept() {
+        let table = Arc::new(LostAnswers {
+            table: MemoryLockTable::default(),
+            failing_reads: AtomicU32::new(0),
+            release_fails: false,
+            saves_fail: false,
+            hanging_renews: AtomicU32::new(3),
+        });
+        let locks = Locks::new(table.clone(), Duration::from_secs(20));
+        let guard = locks.acquire(&operation(), false).await.expect("the lock is taken");
+        // Three renews hang, each sent beside the one before after an eighth of the lease: the fourth,
+        // 7.5 s after the first, still answers before the margin (10 s after it).
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            !guard.lost().is_cancelled(),
+            "the lease was given up over stuck requests"
+        );
+        guard.ensure_held().expect("still held");
+        assert_eq!(
+            table.hanging_renews.load(Ordering::SeqCst),
+            0,
+            "every hanging renew was sent"
+        );
+        guard.release().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renew_that_never_answers_gives_the_lease_up_at_the_margin() {
+        let table = Arc::new(LostAnswers {
+            table: MemoryLockTable::default(),
+            failing_reads: AtomicU32::new(0),
+            release_fails: false,
+            saves_fail: false,
+            hanging_renews: AtomicU32::new(u32::MAX),
+        });
+        let locks = Locks::new(table.clone(), Duration::from_secs(20));
+        let started = tokio::time::Instant::now();
+        let guard = locks.acquire(&operation(), false).await.expect("the lock is taken");
+        guard.lost().cancelled().await;
+        // Lease 20 s, margin 5 s: the runner stops at 15 s, never later.
+        assert!(started.elapsed() <= Duration::from_secs(15), "{:?}", started.elapsed());
+        assert!(guard.ensure_held().is_err());
     }
 }
