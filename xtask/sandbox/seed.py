@@ -298,16 +298,10 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         "secrets": managed,
         "datadog": {"site": "datadoghq.eu", "tags": ["service:auth-service", f"env:{env}"]},
         "metrics": {"provider": "prometheus", "prometheus_url": prometheus_url},
+        # The analysis from the file's template, as an operator writes it once for every environment.
         "canary": {
             "steps": [{"weight": 10, "duration": "20s"}, {"weight": 50, "duration": "20s"}],
-            "interval": "5s",
-            "max_error_rate": 0.005,
-            "max_p95_latency_ms": 200.0,
-            "failure_limit": 1,
-            "consecutive_error_limit": 3,
-            "min_samples": 20,
-            "no_data": "fail",
-            "window": "15s",
+            "analysis": "sandbox",
         },
         # Blue/green judged as the canary is; staging's test listener forwards to the canary target group.
         "bluegreen": {"bake": "20s", "keep_blue": "10s"},
@@ -426,13 +420,32 @@ def service_secrets(endpoint, env, urls):
     ]
 
 
+# The canary analysis every sandbox environment names: seconds where production's are minutes, so a
+# deploy is judged within a test's time.
+ANALYSIS_TEMPLATES = {
+    "sandbox": {
+        "interval": "5s",
+        "max_error_rate": 0.005,
+        "max_p95_latency_ms": 200.0,
+        "failure_limit": 1,
+        "consecutive_error_limit": 3,
+        "min_samples": 20,
+        "no_data": "fail",
+        "window": "15s",
+    }
+}
+
+
 def register_rendered(ecs, env, config, region):
     """Registers the shipped template as suma renders it for `env` in `region` (`suma taskdef render`)."""
     import subprocess
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump({"version": 1, "lock": {"table": LOCK_TABLE, "region": PRIMARY}, "environments": {env: config}}, f)
+        yaml.safe_dump(
+            {"version": 1, "lock": {"table": LOCK_TABLE, "region": PRIMARY}, "analysis_templates": ANALYSIS_TEMPLATES, "environments": {env: config}},
+            f,
+        )
         path = f.name
     command = [
         os.environ["SUMA_BIN"], "--config", path, "--output", "json", "taskdef", "render", "--env", env,
@@ -532,6 +545,7 @@ def main():
         "version": 1,
         "defaults": {"environment": "staging"},
         "lock": {"table": LOCK_TABLE, "region": PRIMARY, "lease": "30s"},
+        "analysis_templates": ANALYSIS_TEMPLATES,
         "environments": {env: seed_environment(endpoint, env, urls[env], prometheus_url, shipped) for env in ("staging", "production")},
     }
     for env, edge in EDGE.items():

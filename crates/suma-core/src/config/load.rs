@@ -56,8 +56,11 @@ pub fn load_from_path(path: &Path) -> Result<ConfigFile, Vec<ConfigError>> {
 
 /// Parses and validates configuration text; `file` is only used in messages.
 pub fn parse_str(text: &str, file: &Path) -> Result<ConfigFile, Vec<ConfigError>> {
-    let config: ConfigFile = deserialize(text, file)?;
-    let problems = config.semantic_problems();
+    let mut config: ConfigFile = deserialize(text, file)?;
+    // It parsed, so it is YAML: the plain document says which keys each `canary:` writes.
+    let raw: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or_default();
+    let mut problems = super::canary::resolve_analysis_templates(&mut config, &raw);
+    problems.extend(config.semantic_problems());
     if problems.is_empty() {
         return Ok(config);
     }

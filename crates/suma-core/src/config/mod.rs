@@ -2,11 +2,17 @@
 //! policy. Everything a command needs is validated here, before any AWS call, so that a typo fails with
 //! the file, line, column and key instead of half-way through an operation.
 
+mod canary;
 mod deploy;
 mod load;
 mod metric_query;
 mod types;
 
+use canary::AnalysisTemplates;
+pub use canary::{
+    BaselineConfig, BaselineScoreThresholds, CanaryPolicy, CanaryQueries, CanaryStep, ComparedMetric, Direction,
+    ExtraMetric, NoDataPolicy,
+};
 pub use deploy::{BlueGreenPolicy, DeployHooks, HttpHook, NotificationEvent, NotificationKind, NotificationTarget};
 pub use load::{deserialize as deserialize_located, located};
 pub use load::{load_from_path, parse_str, ConfigError};
@@ -30,6 +36,11 @@ pub struct ConfigFile {
     pub defaults: Defaults,
     /// The DynamoDB table that holds environment locks and the operation journal.
     pub lock: LockConfig,
+    /// Reusable canary analyses, by name: an environment's `canary.analysis` names one and takes every
+    /// analysis setting it does not write itself (thresholds, budget, queries, baseline), as Argo
+    /// Rollouts' analysis templates. A template holds no `steps`.
+    #[serde(default)]
+    pub analysis_templates: AnalysisTemplates,
     /// The environments suma manages, by name (`staging`, `production`, ...).
     pub environments: BTreeMap<String, Environment>,
 }
@@ -559,147 +570,6 @@ pub struct MetricsConfig {
     pub prometheus_url: Option<HttpUrl>,
 }
 
-/// What to do when the provider returns no data for a tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NoDataPolicy {
-    Fail,
-    Inconclusive,
-}
-
-/// Progressive traffic shifting and its analysis thresholds.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct CanaryPolicy {
-    /// Canary weights in percent, strictly increasing, each held for its duration; 100 is the promotion.
-    pub steps: Vec<CanaryStep>,
-    /// Time between two analyses.
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub interval: Duration,
-    /// Highest acceptable canary error rate, as a fraction (0.005 = 0.5%).
-    pub max_error_rate: f64,
-    /// Highest acceptable canary p95 latency in milliseconds.
-    pub max_p95_latency_ms: f64,
-    /// Failed analyses tolerated before rolling back, over the whole deployment (not per step).
-    pub failure_limit: u32,
-    /// Judged analyses a step needs before it may advance; it advances only when the last one passed.
-    pub min_analyses: u32,
-    /// A metric at or above this multiple of its maximum rolls back at once, without spending the
-    /// failure budget (10 = ten times the limit); 0 turns fail-fast off.
-    pub fail_fast_factor: f64,
-    /// Consecutive metric-provider errors tolerated before rolling back.
-    pub consecutive_error_limit: u32,
-    /// Requests a window needs before its measurements count.
-    pub min_samples: u64,
-    pub no_data: NoDataPolicy,
-    /// The range each query looks back over (`{{window}}` in templates).
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub window: Duration,
-    /// Query templates replacing the provider's defaults; `{{env}}`, `{{service}}`, `{{version}}`,
-    /// `{{deployment}}` and `{{window}}` are substituted.
-    pub queries: CanaryQueries,
-    /// More metrics that must stay at or below their maximum.
-    pub extra_metrics: Vec<ExtraMetric>,
-    /// Compare the canary with stable over the same window, so a bad canary is caught even when the
-    /// absolute thresholds are loose.
-    pub baseline: Option<BaselineConfig>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CanaryQueries {
-    /// A plain string is a `value`.
-    pub error_rate: Option<MetricQuery>,
-    /// A plain string is a `value`.
-    pub p95_latency_ms: Option<MetricQuery>,
-    /// Request count of the window (compared with `min_samples`); a plain string is a `count`.
-    pub samples: Option<MetricQuery>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExtraMetric {
-    pub name: String,
-    /// A plain string is a `value`.
-    pub query: MetricQuery,
-    pub max: f64,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BaselineConfig {
-    /// The canary's error rate may exceed stable's by this fraction (0.5 = 50% more) ...
-    #[serde(default = "default_relative_increase")]
-    pub max_relative_error_increase: f64,
-    /// ... plus this absolute allowance.
-    #[serde(default = "default_allowance")]
-    pub error_rate_allowance: f64,
-    /// Significance level of the Mann-Whitney U test on latency, where the provider returns distributions.
-    #[serde(default = "default_alpha")]
-    pub alpha: f64,
-}
-
-fn default_relative_increase() -> f64 {
-    0.5
-}
-
-fn default_allowance() -> f64 {
-    0.001
-}
-
-fn default_alpha() -> f64 {
-    0.05
-}
-
-impl Default for CanaryPolicy {
-    fn default() -> Self {
-        Self {
-            steps: vec![
-                CanaryStep {
-                    weight: 10,
-                    duration: Duration::from_secs(300),
-                },
-                CanaryStep {
-                    weight: 50,
-                    duration: Duration::from_secs(600),
-                },
-            ],
-            interval: Duration::from_secs(60),
-            max_error_rate: 0.005,
-            max_p95_latency_ms: 200.0,
-            failure_limit: 1,
-            min_analyses: 1,
-            fail_fast_factor: 10.0,
-            consecutive_error_limit: 3,
-            min_samples: 50,
-            no_data: NoDataPolicy::Inconclusive,
-            window: Duration::from_secs(300),
-            queries: CanaryQueries::default(),
-            extra_metrics: Vec::new(),
-            baseline: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CanaryStep {
-    /// Percent of traffic sent to the canary.
-    pub weight: u8,
-    #[serde(with = "humantime_serde")]
-    #[schemars(with = "String")]
-    pub duration: Duration,
-}
-
-impl CanaryPolicy {
-    /// The whole planned duration of the progressive steps.
-    pub fn total_duration(&self) -> Duration {
-        self.steps.iter().map(|s| s.duration).sum()
-    }
-}
-
 /// What an environment is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -949,6 +819,9 @@ impl ConfigFile {
                     "is 0".to_owned(),
                     Some("analyse every few seconds at least, e.g. `interval: 30s`".to_owned()),
                 ));
+            }
+            if let Some(baseline) = &env.canary.baseline {
+                problems.extend(baseline.problems(&|key| at(&format!("canary.baseline.{key}"))));
             }
             let factor = env.canary.fail_fast_factor;
             if !(factor == 0.0 || factor > 1.0) {

@@ -8,11 +8,12 @@ use serde::Serialize;
 
 use super::WEIGHTS_RESTORED;
 use crate::journal::Operation;
-use crate::metrics::analysis::{Decision, TickVerdict};
+use crate::metrics::analysis::{BaselineScore, Decision, TickVerdict};
 
 pub(super) fn tick_line(
     weight: u8,
     m: &crate::metrics::analysis::Measurements,
+    baseline: Option<&BaselineScore>,
     verdict: &TickVerdict,
     decision: &Decision,
 ) -> String {
@@ -27,6 +28,9 @@ pub(super) fn tick_line(
                 let v = c.value.map_or("no data".to_owned(), |v| format!("{v:.4}"));
                 parts.push(format!("{} {v} (max {})", c.metric, c.max));
             }
+            if let Some(score) = baseline.and_then(|b| b.score.map(|s| (s, b.pass))) {
+                parts.push(format!("baseline score {:.0} (pass {})", score.0, score.1));
+            }
             parts.join(", ")
         }
         Measurements::RateLimited { retry_after_secs } => format!("rate-limited, retry in {retry_after_secs}s"),
@@ -35,6 +39,7 @@ pub(super) fn tick_line(
     let verdict = match verdict {
         TickVerdict::Pass => "pass".to_owned(),
         TickVerdict::Fail { reasons, .. } => format!("FAIL: {}", reasons.join("; ")),
+        TickVerdict::Marginal { reasons, .. } => format!("marginal: {}", reasons.join("; ")),
         TickVerdict::NoData { reason } => format!("no data: {reason}"),
         TickVerdict::RateLimited { .. } => "rate-limited".to_owned(),
         TickVerdict::ProviderError { .. } => "provider error".to_owned(),
@@ -115,6 +120,7 @@ pub(super) fn live_line(
     let verdict = match verdict {
         TickVerdict::Pass => "pass",
         TickVerdict::Fail { .. } => "FAIL",
+        TickVerdict::Marginal { .. } => "marginal",
         TickVerdict::NoData { .. } => "no data",
         TickVerdict::RateLimited { .. } => "rate-limited",
         TickVerdict::ProviderError { .. } => "provider error",

@@ -14,7 +14,7 @@ use super::{ticks_of, Engine, TICKS};
 use crate::config::NotificationEvent;
 use crate::engine::{Control, Run, StepEnd, StepError};
 use crate::journal::{DecisionKind, Operation};
-use crate::metrics::analysis::{decide, judge, with_alerting_monitors, AnalysisState, Decision, TickVerdict};
+use crate::metrics::analysis::{decide, judge_scored, with_alerting_monitors, AnalysisState, Decision, TickVerdict};
 use crate::metrics::step_gate::{step_ending, StepEnding, StepProgress};
 use crate::metrics::{measure, query_set, QueryVars, Side};
 use crate::notify::DeployEvent;
@@ -161,21 +161,32 @@ impl Engine {
                 policy.baseline.as_ref().filter(|_| weight < 100).map(|_| &stable),
             )
             .await;
-            let verdict = with_alerting_monitors(judge(&analysis, &measurements), &self.alerting_gates().await);
+            let (verdict, baseline) = judge_scored(&analysis, &measurements);
+            let verdict = with_alerting_monitors(verdict, &self.alerting_gates().await);
             let decision = decide(&analysis, &mut state, &verdict);
             progress.observe(&verdict);
-            self.reporter
-                .info(&tick_line(weight, &measurements, &verdict, &decision));
+            self.reporter.info(&tick_line(
+                weight,
+                &measurements,
+                baseline.as_ref(),
+                &verdict,
+                &decision,
+            ));
             let left = duration.saturating_sub(started.elapsed());
             self.reporter
                 .live(&live_line(&step_name, weight, left, &measurements, &verdict));
-            ticks.push(json!({
+            let mut tick = json!({
                 "at": chrono::Utc::now(),
                 "weight": weight,
                 "measurements": measurements,
                 "verdict": verdict,
                 "decision": decision,
-            }));
+            });
+            if let Some(baseline) = &baseline {
+                // Every comparison's outcome and p-value, with the score they made.
+                tick["baseline"] = json!(baseline);
+            }
+            ticks.push(tick);
             // Every measurement is in the journal before anything acts on it. A failed write is retried
             // with the next tick; a fenced one means the lock is gone, and the run stops.
             match run.record(op, BTreeMap::from([(TICKS.to_owned(), json!(ticks))])).await {

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::mann_whitney::mann_whitney_u;
+use super::baseline::{compare, Standing};
+pub use super::baseline::{BaselineMeasurements, BaselinePolicy, BaselineScore};
 
 /// What the policy asks of each tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,26 +34,11 @@ impl AnalysisPolicy {
             consecutive_error_limit: policy.consecutive_error_limit,
             min_samples: policy.min_samples,
             no_data_fails: policy.no_data == crate::config::NoDataPolicy::Fail,
-            baseline: policy.baseline.as_ref().map(|b| BaselinePolicy {
-                max_relative_error_increase: b.max_relative_error_increase,
-                error_rate_allowance: b.error_rate_allowance,
-                alpha: b.alpha,
-            }),
+            baseline: policy.baseline.as_ref().map(BaselinePolicy::of),
             min_analyses: policy.min_analyses,
             fail_fast_factor: policy.fail_fast_factor,
         }
     }
-}
-
-/// Canary against stable over the same window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BaselinePolicy {
-    /// The canary's error rate may exceed stable's by this fraction (0.5 = 50% more) ...
-    pub max_relative_error_increase: f64,
-    /// ... plus this absolute allowance, so a stable at 0% does not make any single error fatal.
-    pub error_rate_allowance: f64,
-    /// Significance level of the Mann-Whitney U test on latency samples.
-    pub alpha: f64,
 }
 
 /// One metric's measurement against its bound.
@@ -87,16 +73,6 @@ pub enum Measurements {
     ProviderError { message: String },
 }
 
-/// Canary and stable over the same window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BaselineMeasurements {
-    pub canary_error_rate: Option<f64>,
-    pub stable_error_rate: Option<f64>,
-    /// Latency samples, where the provider returns distributions.
-    pub canary_latencies: Vec<f64>,
-    pub stable_latencies: Vec<f64>,
-}
-
 /// The verdict on one tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
@@ -107,6 +83,12 @@ pub enum TickVerdict {
         /// A metric far beyond its bound (the policy's fail-fast factor): no budget is spent on it.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         fail_fast: bool,
+    },
+    /// The thresholds held, but the comparison with stable scored between its marginal and pass
+    /// marks: no failure budget is spent, and no step advances on it.
+    Marginal {
+        score: f64,
+        reasons: Vec<String>,
     },
     /// Too little data to judge.
     NoData {
@@ -157,16 +139,27 @@ impl AnalysisState {
 
 /// Judges one tick.
 pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdict {
+    judge_scored(policy, measurements).0
+}
+
+/// Judges one tick, with the comparison with stable that went into the verdict (for the journal).
+pub fn judge_scored(policy: &AnalysisPolicy, measurements: &Measurements) -> (TickVerdict, Option<BaselineScore>) {
     let (samples, checks, baseline) = match measurements {
         Measurements::RateLimited { retry_after_secs } => {
-            return TickVerdict::RateLimited {
-                retry_after_secs: *retry_after_secs,
-            }
+            return (
+                TickVerdict::RateLimited {
+                    retry_after_secs: *retry_after_secs,
+                },
+                None,
+            )
         }
         Measurements::ProviderError { message } => {
-            return TickVerdict::ProviderError {
-                message: message.clone(),
-            }
+            return (
+                TickVerdict::ProviderError {
+                    message: message.clone(),
+                },
+                None,
+            )
         }
         Measurements::Answered {
             samples,
@@ -176,14 +169,20 @@ pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdic
     };
     match samples {
         None => {
-            return TickVerdict::NoData {
-                reason: "no request count for the canary".to_owned(),
-            }
+            return (
+                TickVerdict::NoData {
+                    reason: "no request count for the canary".to_owned(),
+                },
+                None,
+            )
         }
         Some(n) if *n < policy.min_samples as f64 => {
-            return TickVerdict::NoData {
-                reason: format!("{n:.0} requests, fewer than the {} required", policy.min_samples),
-            }
+            return (
+                TickVerdict::NoData {
+                    reason: format!("{n:.0} requests, fewer than the {} required", policy.min_samples),
+                },
+                None,
+            )
         }
         Some(_) => {}
     }
@@ -215,37 +214,31 @@ pub fn judge(policy: &AnalysisPolicy, measurements: &Measurements) -> TickVerdic
             Some(_) => {}
         }
     }
-    if let (Some(policy), Some(b)) = (&policy.baseline, baseline) {
-        if let (Some(canary), Some(stable)) = (b.canary_error_rate, b.stable_error_rate) {
-            let allowed = stable * (1.0 + policy.max_relative_error_increase) + policy.error_rate_allowance;
-            if canary > allowed {
-                reasons.push(format!(
-                    "error rate {} against stable {} (allowed up to {})",
-                    fmt(canary),
-                    fmt(stable),
-                    fmt(allowed)
-                ));
-            }
-        }
-        if !b.canary_latencies.is_empty() && !b.stable_latencies.is_empty() {
-            let test = mann_whitney_u(&b.canary_latencies, &b.stable_latencies);
-            if test.p_value_greater < policy.alpha {
-                reasons.push(format!(
-                    "latency higher than stable (Mann-Whitney U p = {:.4} < {})",
-                    test.p_value_greater, policy.alpha
-                ));
-            }
+    let scored = policy
+        .baseline
+        .as_ref()
+        .zip(baseline.as_ref())
+        .map(|(p, b)| (p, compare(p, b)));
+    let mut marginal = None;
+    if let Some((baseline_policy, score)) = &scored {
+        match score.standing() {
+            Standing::Fail => reasons.extend(score.reasons(baseline_policy.alpha)),
+            Standing::Marginal => marginal = score.score.map(|s| (s, score.reasons(baseline_policy.alpha))),
+            Standing::Pass | Standing::Unscored => {}
         }
     }
-    if !reasons.is_empty() {
+    let verdict = if !reasons.is_empty() {
         TickVerdict::Fail { reasons, fail_fast }
     } else if !missing.is_empty() {
         TickVerdict::NoData {
             reason: format!("no data for {}", missing.join(", ")),
         }
+    } else if let Some((score, reasons)) = marginal {
+        TickVerdict::Marginal { score, reasons }
     } else {
         TickVerdict::Pass
-    }
+    };
+    (verdict, scored.map(|(_, score)| score))
 }
 
 /// A tick's verdict once the gating monitors (`auto-rollback:true`) have been read: any of them alerting
@@ -275,6 +268,10 @@ pub fn decide(policy: &AnalysisPolicy, state: &mut AnalysisState, verdict: &Tick
             Decision::Continue
         }
         TickVerdict::RateLimited { .. } => Decision::Continue,
+        TickVerdict::Marginal { .. } => {
+            state.consecutive_errors = 0;
+            Decision::Continue
+        }
         TickVerdict::ProviderError { message } => {
             state.consecutive_errors += 1;
             if state.consecutive_errors > policy.consecutive_error_limit {
@@ -325,7 +322,7 @@ fn count_failure(policy: &AnalysisPolicy, state: &mut AnalysisState, reason: &st
     }
 }
 
-fn fmt(v: f64) -> String {
+pub(super) fn fmt(v: f64) -> String {
     if v != 0.0 && v.abs() < 1.0 {
         format!("{v:.4}")
     } else {
@@ -634,6 +631,11 @@ mod tests {
                 max_relative_error_increase: 0.5,
                 error_rate_allowance: 0.001,
                 alpha: 0.05,
+                error_rate_weight: 50.0,
+                latency_weight: 50.0,
+                compared: Vec::new(),
+                pass: 95.0,
+                marginal: 75.0,
             }),
             ..policy()
         };
@@ -651,6 +653,7 @@ mod tests {
                 stable_error_rate: Some(stable),
                 canary_latencies: canary_lat,
                 stable_latencies: stable_lat,
+                compared: Vec::new(),
             }),
         };
         (p, m)
@@ -669,5 +672,60 @@ mod tests {
         assert!(matches!(judge(&p, &m), TickVerdict::Fail { reasons, .. } if reasons[0].contains("Mann-Whitney")));
         let (p, m) = with_baseline(0.0, 0.0, stable.clone(), stable);
         assert_eq!(judge(&p, &m), TickVerdict::Pass);
+    }
+
+    #[test]
+    fn a_marginal_comparison_spends_no_budget_and_a_failing_metric_still_fails() {
+        let mut p = with_baseline(0.002, 0.002, vec![], vec![]).0;
+        if let Some(b) = p.baseline.as_mut() {
+            b.compared = vec![super::super::baseline::ComparedPolicy {
+                name: "cpu_ms".into(),
+                weight: 20.0,
+                direction: crate::config::Direction::Increase,
+            }];
+        }
+        let around = |c: f64| (0..40).map(|i| c + (i % 10) as f64).collect::<Vec<f64>>();
+        let measured = |error_rate: f64, cpu: f64| Measurements::Answered {
+            samples: Some(500.0),
+            checks: vec![Check {
+                metric: "error_rate".into(),
+                query: "q".into(),
+                value: Some(error_rate),
+                max: 0.01,
+            }],
+            baseline: Some(BaselineMeasurements {
+                canary_error_rate: Some(error_rate),
+                stable_error_rate: Some(0.002),
+                canary_latencies: around(50.0),
+                stable_latencies: around(50.0),
+                compared: vec![super::super::baseline::ComparedSamples {
+                    name: "cpu_ms".into(),
+                    canary: around(cpu),
+                    stable: around(50.0),
+                }],
+            }),
+        };
+        // CPU alone worse: 100 of 120 is 83, between the marginal 75 and the pass 95.
+        let (verdict, score) = judge_scored(&p, &measured(0.002, 90.0));
+        assert!(
+            matches!(&verdict, TickVerdict::Marginal { score, reasons } if score.round() == 83.0 && reasons[0].starts_with("cpu_ms higher than stable")),
+            "{verdict:?}"
+        );
+        let score = score.expect("scored");
+        assert_eq!(score.comparisons.len(), 3, "every comparison is kept for the journal");
+        assert!(score
+            .comparisons
+            .iter()
+            .all(|c| c.metric == "error_rate" || c.p_value.is_some()));
+        let mut state = AnalysisState::default();
+        assert_eq!(decide(&p, &mut state, &verdict), Decision::Continue);
+        assert_eq!(state.failures, 0, "marginal spends no budget");
+        // A threshold broken as well: a failure, whatever the score.
+        let (verdict, _) = judge_scored(&p, &measured(0.05, 90.0));
+        assert!(matches!(verdict, TickVerdict::Fail { .. }), "{verdict:?}");
+        // All alike: a pass with its score.
+        let (verdict, score) = judge_scored(&p, &measured(0.002, 50.0));
+        assert_eq!(verdict, TickVerdict::Pass);
+        assert_eq!(score.unwrap().score, Some(100.0));
     }
 }

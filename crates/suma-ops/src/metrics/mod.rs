@@ -3,6 +3,7 @@
 //! and runs them concurrently.
 
 pub mod analysis;
+pub mod baseline;
 pub mod mann_whitney;
 pub mod prometheus;
 pub mod step_gate;
@@ -11,7 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{CanaryPolicy, MetricProvider, MetricQuery, MetricQueryKind};
-use analysis::{BaselineMeasurements, Check, Measurements};
+use analysis::{Check, Measurements};
+use baseline::{BaselineMeasurements, ComparedSamples};
 pub use suma_core::metrics::{MetricError, MetricSource};
 /// Datadog, from its own crate (the only one that imports `datadog-api-client`).
 pub use suma_datadog as datadog;
@@ -54,6 +56,8 @@ pub struct QuerySet {
     /// samples the baseline's Mann-Whitney test compares. `None` for a custom PromQL p95, whose buckets
     /// suma cannot derive.
     pub latency_buckets: Option<String>,
+    /// The baseline's configured comparisons: name and the template of one side's per-interval values.
+    pub compared: Vec<(String, String)>,
 }
 
 /// The provider's default queries. Prometheus computes each number in PromQL (one series each, a count
@@ -119,6 +123,12 @@ pub fn query_set(provider: MetricProvider, policy: &CanaryPolicy) -> QuerySet {
         checks,
         error_rate,
         latency_buckets,
+        compared: policy
+            .baseline
+            .iter()
+            .flat_map(|b| &b.compare)
+            .map(|c| (c.name.clone(), c.query.clone()))
+            .collect(),
     }
 }
 
@@ -199,7 +209,23 @@ pub async fn measure(
     let buckets_q = stable
         .zip(queries.latency_buckets.as_ref())
         .map(|(stable_side, template)| (render(template, vars, canary), render(template, vars, stable_side)));
-    let (samples, values, stable_errors, buckets) = tokio::join!(
+    // Each configured comparison: both sides' per-interval values.
+    let compared_q: Vec<(&String, String, String)> = stable
+        .map(|stable_side| {
+            queries
+                .compared
+                .iter()
+                .map(|(name, template)| {
+                    (
+                        name,
+                        render(template, vars, canary),
+                        render(template, vars, stable_side),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (samples, values, stable_errors, buckets, compared) = tokio::join!(
         read(source, &samples_q),
         futures::future::join_all(rendered.iter().map(|(_, q, _)| read(source, q))),
         async {
@@ -216,15 +242,28 @@ pub async fn measure(
                 }
                 None => None,
             }
-        }
+        },
+        futures::future::join_all(compared_q.iter().map(|(name, c, s)| async move {
+            let (c, s) = tokio::join!(source.series(c), source.series(s));
+            c.and_then(|c| s.map(|s| (name, c, s)))
+        }))
     );
+    let points = |series: Vec<Vec<f64>>| series.into_iter().flatten().collect::<Vec<f64>>();
     let buckets = match buckets {
         Some(Err(e)) => return error_measurements(e),
-        Some(Ok((c, s))) => Some((
-            c.into_iter().flatten().collect::<Vec<f64>>(),
-            s.into_iter().flatten().collect::<Vec<f64>>(),
-        )),
+        Some(Ok((c, s))) => Some((points(c), points(s))),
         None => None,
+    };
+    let compared = match compared.into_iter().collect::<Result<Vec<_>, _>>() {
+        Err(e) => return error_measurements(e),
+        Ok(answers) => answers
+            .into_iter()
+            .map(|(name, c, s)| ComparedSamples {
+                name: (*name).clone(),
+                canary: points(c),
+                stable: points(s),
+            })
+            .collect(),
     };
     let mut results = vec![samples];
     results.extend(values);
@@ -258,6 +297,7 @@ pub async fn measure(
         stable_error_rate: value(&stable),
         canary_latencies,
         stable_latencies,
+        compared,
     });
     Measurements::Answered {
         samples: value(&results[0]),
@@ -286,6 +326,9 @@ pub fn rendered_queries(queries: &QuerySet, vars: &QueryVars, canary: &Side) -> 
     )]);
     for (name, template, _) in &queries.checks {
         out.insert(name.clone(), render_kind(template, vars, canary).describe());
+    }
+    for (name, template) in &queries.compared {
+        out.insert(format!("baseline.{name}"), render(template, vars, canary));
     }
     out
 }
@@ -475,17 +518,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_baseline_compares_each_sides_latency_buckets() {
+    async fn the_baseline_compares_each_sides_latency_buckets_and_each_configured_metric() {
         let source = Buckets(vec![
+            ("cpu{version:1.5.0}", vec![vec![30.0, 31.0], vec![29.0]]),
+            ("cpu{version:1.4.2}", vec![vec![20.0, 21.0, 22.0]]),
             ("version:1.5.0}", vec![vec![200.0, 210.0, 190.0, 205.0]]),
             ("version:1.4.2}", vec![vec![100.0, 110.0, 95.0, 105.0]]),
             ("trace.http.request.hits", vec![vec![100.0]]),
         ]);
         let policy = CanaryPolicy {
             baseline: Some(crate::config::BaselineConfig {
-                max_relative_error_increase: 0.5,
-                error_rate_allowance: 0.001,
-                alpha: 0.05,
+                compare: vec![crate::config::ComparedMetric {
+                    name: "cpu_ms".into(),
+                    query: "avg:cpu{version:{{version}}}".into(),
+                    weight: 20.0,
+                    direction: crate::config::Direction::Increase,
+                }],
+                ..Default::default()
             }),
             ..CanaryPolicy::default()
         };
@@ -501,6 +550,20 @@ mod tests {
         let baseline = baseline.unwrap();
         assert_eq!(baseline.canary_latencies, [200.0, 210.0, 190.0, 205.0]);
         assert_eq!(baseline.stable_latencies, [100.0, 110.0, 95.0, 105.0]);
+        // Every series' points are the side's per-interval values.
+        assert_eq!(
+            baseline.compared,
+            [ComparedSamples {
+                name: "cpu_ms".into(),
+                canary: vec![30.0, 31.0, 29.0],
+                stable: vec![20.0, 21.0, 22.0],
+            }]
+        );
+        // Without stable (a blue/green cutover) nothing is compared, and nothing asked.
+        let Measurements::Answered { baseline, .. } = measure(&source, &set, &vars(), &canary(), None).await else {
+            panic!("answered")
+        };
+        assert_eq!(baseline, None);
     }
 
     #[tokio::test]

@@ -30,7 +30,8 @@ impl StepProgress {
                 self.judged += 1;
                 self.last_judged_passed = true;
             }
-            TickVerdict::Fail { .. } => {
+            // A marginal comparison with stable is judged, and is no pass to advance on.
+            TickVerdict::Fail { .. } | TickVerdict::Marginal { .. } => {
                 self.judged += 1;
                 self.last_judged_passed = false;
             }
@@ -60,7 +61,7 @@ pub fn step_ending(step: &str, progress: StepProgress, min_analyses: u32, overti
             progress.judged
         )
     } else if !progress.last_judged_passed {
-        "its last analysis failed".to_owned()
+        "its last analysis did not pass".to_owned()
     } else {
         return StepEnding::Advance;
     };
@@ -92,6 +93,10 @@ mod tests {
             reason: "no data for `error_rate`".into(),
         };
         let error = TickVerdict::ProviderError { message: "503".into() };
+        let marginal = TickVerdict::Marginal {
+            score: 83.0,
+            reasons: vec!["cpu_ms higher than stable".into()],
+        };
         // (case, the step's verdicts, min_analyses, overtime, expected)
         type Case<'a> = (&'a str, Vec<&'a TickVerdict>, u32, bool, fn(&StepEnding) -> bool);
         let f = fail();
@@ -105,7 +110,7 @@ mod tests {
                 vec![&pass, &pass, &f],
                 1,
                 false,
-                |e| matches!(e, StepEnding::KeepAnalysing { why } if why == "its last analysis failed"),
+                |e| matches!(e, StepEnding::KeepAnalysing { why } if why == "its last analysis did not pass"),
             ),
             (
                 "only rate limits: nothing was judged",
@@ -140,7 +145,14 @@ mod tests {
                 vec![&pass, &f],
                 1,
                 true,
-                |e| matches!(e, StepEnding::RollBack { reason } if reason.contains("`shift-10`") && reason.contains("last analysis failed")),
+                |e| matches!(e, StepEnding::RollBack { reason } if reason.contains("`shift-10`") && reason.contains("last analysis did not pass")),
+            ),
+            (
+                "a marginal comparison with stable is no pass to advance on",
+                vec![&pass, &marginal],
+                1,
+                false,
+                |e| matches!(e, StepEnding::KeepAnalysing { why } if why == "its last analysis did not pass"),
             ),
             (
                 "healthy at the last moment of the extra time",

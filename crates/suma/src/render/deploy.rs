@@ -28,6 +28,26 @@ pub fn plan(steps: &[PlannedStep], queries: &BTreeMap<String, String>, policy: &
         "Gates: error rate <= {}, p95 <= {} ms, at least {} requests per window, {} failed analyses tolerated, {} provider errors in a row tolerated, no data: {:?}",
         policy.max_error_rate, policy.max_p95_latency_ms, policy.min_samples, policy.failure_limit, policy.consecutive_error_limit, policy.no_data
     );
+    if let Some(template) = &policy.analysis {
+        let _ = writeln!(
+            out,
+            "Analysis from template `{template}`, with this environment's own keys"
+        );
+    }
+    if let Some(b) = &policy.baseline {
+        let compared: Vec<String> = b.compare.iter().map(|c| format!("{} ({})", c.name, c.weight)).collect();
+        let _ = writeln!(
+            out,
+            "Baseline against stable: error rate ({}), latency ({}){}{}; score passes at {}, fails below {}, Mann-Whitney alpha {}",
+            b.error_rate_weight,
+            b.latency_weight,
+            if compared.is_empty() { "" } else { ", " },
+            compared.join(", "),
+            b.score.pass,
+            b.score.marginal,
+            b.alpha
+        );
+    }
     for (name, query) in queries {
         let _ = writeln!(out, "  {name}: {query}");
     }

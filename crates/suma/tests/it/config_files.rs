@@ -51,7 +51,7 @@ fn published_schema_is_current() {
 fn schema_names_every_top_level_key_and_rejects_unknown_ones() {
     let schema = ConfigFile::json_schema();
     let properties = schema["properties"].as_object().unwrap();
-    for key in ["version", "defaults", "lock", "environments"] {
+    for key in ["version", "defaults", "lock", "analysis_templates", "environments"] {
         assert!(properties.contains_key(key), "{key}");
     }
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
