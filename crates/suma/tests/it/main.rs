@@ -8,6 +8,7 @@
 
 mod common;
 
+mod baseline;
 mod bluegreen;
 mod canary;
 mod cli;
