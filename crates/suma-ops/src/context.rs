@@ -22,6 +22,7 @@ pub enum EnvironmentError {
     Unknown(#[from] UnknownEnvironment),
 }
 
+#[derive(Clone)]
 pub struct OpsContext {
     pub settings: Settings,
     pub config: ConfigFile,

@@ -4,7 +4,9 @@
 //! the same decisions as a run against AWS; the end-to-end tests run the real binary against moto.
 
 pub mod aws_world;
+pub mod environment;
 mod lock_table;
 
 pub use aws_world::AwsWorld;
+pub use environment::environment;
 pub use lock_table::MemoryLockTable;

@@ -45,24 +45,33 @@ impl Default for BlueGreenPolicy {
 pub struct DeployHooks {
     /// Once the new release is up and before any user reaches it; a path (`/health`) is asked of the
     /// test listener (`bluegreen.test_url`), which forwards to the canary target group.
-    pub pre_traffic: Vec<HttpHook>,
+    pub pre_traffic: Vec<DeployHook>,
     /// After each traffic step's analysis passed (each canary step, the blue/green bake and keep window);
     /// a path is asked of the environment's `url`.
-    pub post_step: Vec<HttpHook>,
+    pub post_step: Vec<DeployHook>,
     /// After the promotion; a path is asked of the environment's `url`. A failure rolls the stable service
     /// back to the revision recorded before the deploy.
-    pub post_promote: Vec<HttpHook>,
+    pub post_promote: Vec<DeployHook>,
 }
 
-/// One HTTP check a deploy runs: GET `url`, expecting a status, optionally a piece of the body and a
-/// latency ceiling, tried up to `attempts` times 2 s apart.
+/// One check a deploy runs: an HTTP check (GET `url`, expecting a status, optionally a piece of the body
+/// and a latency ceiling, tried up to `attempts` times 2 s apart), or a runbook of checks run unattended
+/// as a child operation of the deploy (`runbook`, with its `params`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HttpHook {
+pub struct DeployHook {
     /// How the journal and messages name it.
     pub name: String,
     /// An absolute http(s) URL, or a path starting with `/` on the URL the hook's stage asks.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A runbook file (relative to this file's directory) whose steps only read: checks, queries,
+    /// waits. It runs unattended, so it may not ask a person, and it changes nothing.
+    #[serde(default)]
+    pub runbook: Option<std::path::PathBuf>,
+    /// The runbook's parameters.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
     #[serde(default = "default_hook_status")]
     pub expect_status: u16,
     #[serde(default)]

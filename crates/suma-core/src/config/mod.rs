@@ -13,7 +13,7 @@ pub use canary::{
     BaselineConfig, BaselineScoreThresholds, CanaryPolicy, CanaryQueries, CanaryStep, ComparedMetric, Direction,
     ExtraMetric, NoDataPolicy,
 };
-pub use deploy::{BlueGreenPolicy, DeployHooks, HttpHook, NotificationEvent, NotificationKind, NotificationTarget};
+pub use deploy::{BlueGreenPolicy, DeployHook, DeployHooks, NotificationEvent, NotificationKind, NotificationTarget};
 pub use load::{deserialize as deserialize_located, located};
 pub use load::{load_from_path, parse_str, ConfigError};
 pub use metric_query::{MetricQuery, MetricQueryKind};
@@ -756,17 +756,31 @@ impl ConfigFile {
             for (stage, hooks, has_base, base) in stages {
                 for (i, hook) in hooks.iter().enumerate() {
                     let key = at(&format!("hooks.{stage}.{i}"));
-                    let absolute = hook.url.starts_with("https://") || hook.url.starts_with("http://");
-                    if !absolute && !hook.url.starts_with('/') {
+                    let url = match (&hook.url, &hook.runbook) {
+                        (Some(url), None) => url,
+                        (None, Some(_)) => continue,
+                        _ => {
+                            problems.push((
+                                key,
+                                "needs exactly one of `url` and `runbook`".to_owned(),
+                                Some(
+                                    "an HTTP check names its `url`; a runbook of checks its `runbook` file".to_owned(),
+                                ),
+                            ));
+                            continue;
+                        }
+                    };
+                    let absolute = url.starts_with("https://") || url.starts_with("http://");
+                    if !absolute && !url.starts_with('/') {
                         problems.push((
                             format!("{key}.url"),
-                            format!("`{}` is neither an http(s) URL nor a path", hook.url),
+                            format!("`{url}` is neither an http(s) URL nor a path"),
                             Some("write `https://host/path`, or `/path` on the URL this stage asks".to_owned()),
                         ));
                     } else if !absolute && !has_base {
                         problems.push((
                             format!("{key}.url"),
-                            format!("the path `{}` needs `{base}`, which is not set", hook.url),
+                            format!("the path `{url}` needs `{base}`, which is not set"),
                             Some(format!("set `{base}`, or write the hook's whole URL")),
                         ));
                     }

@@ -127,7 +127,7 @@ impl Engine {
         if let (Strategy::BlueGreen, Some(url)) = (Strategy::of(&op.kind), &self.env.bluegreen.test_url) {
             facts.extend(self.green_answers(run, op, url).await?);
         }
-        let hooks = self.run_hooks(run, Stage::PreTraffic).await?;
+        let hooks = self.run_hooks(run, op, Stage::PreTraffic).await?;
         if !hooks.results.is_empty() {
             facts.insert(HOOKS.to_owned(), json!(hooks.results));
         }

@@ -163,6 +163,8 @@ pub struct Engine {
     pub gates: Option<Arc<dyn GateWatch>>,
     /// Told when the deploy pauses (the command tells start and the outcome).
     pub notifier: crate::notify::Notifier,
+    /// Runs the runbook hooks; `None` fails each with the reason.
+    pub runbook_hooks: Option<Arc<dyn hooks::RunbookHooks>>,
 }
 
 /// The gating monitors (`auto-rollback:true` and the environment's tags) as the canary watches them.
@@ -214,7 +216,7 @@ impl Steps for Engine {
             "canary-up" => self.canary_up(run, op).await,
             "green-up" => self.green_up(run, op).await,
             "pre-traffic" => self.pre_traffic(run, op).await,
-            "post-promote" => self.post_promote(run).await,
+            "post-promote" => self.post_promote(run, op).await,
             "cutover" => self.shift(run, op, 100, self.env.bluegreen.bake).await,
             "keep-blue" => self.shift(run, op, 100, self.env.bluegreen.keep_blue).await,
             "promote" => self.promote(run, op).await,
@@ -495,8 +497,8 @@ impl Engine {
     }
 
     /// The post-promote hooks; a failure rolls back (the undo puts the recorded revision back on stable).
-    async fn post_promote(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
-        let hooks = self.run_hooks(run, hooks::Stage::PostPromote).await?;
+    async fn post_promote(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
+        let hooks = self.run_hooks(run, op, hooks::Stage::PostPromote).await?;
         let facts = BTreeMap::from([(hooks::HOOKS.to_owned(), json!(hooks.results))]);
         match hooks.failure {
             Some(reason) => Err(StepError::Failed { reason, facts }),
@@ -566,7 +568,7 @@ fn ticks_of(step: &suma_core::operation::StepRecord) -> &[serde_json::Value] {
 pub const WEIGHTS_RESTORED: &str = "weights restored: stable 100 / canary 0";
 
 pub mod bluegreen;
-mod hooks;
+pub mod hooks;
 mod report;
 mod shift;
 mod strategy;

@@ -213,7 +213,7 @@ impl Engine {
             }
         }
         let mut facts = BTreeMap::from([(TICKS.to_owned(), json!(ticks))]);
-        let hooks = self.run_hooks(run, Stage::PostStep).await?;
+        let hooks = self.run_hooks(run, op, Stage::PostStep).await?;
         if !hooks.results.is_empty() {
             facts.insert(HOOKS.to_owned(), json!(hooks.results));
         }

@@ -12,16 +12,10 @@ use crate::report::SilentReporter;
 use suma_testkit::aws_world::AwsWorld;
 use suma_testkit::MemoryLockTable;
 
-const REGION: &str = "eu-west-1";
-const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3";
-const STABLE_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1";
-const CANARY_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1";
+use suma_testkit::environment::{CANARY_TG, REGION, RULE, STABLE_TG};
 
 fn environment() -> Environment {
-    let yaml = format!(
-        "primary_region: {REGION}\ndr_region: eu-central-1\necs: {{ cluster: c, service: auth-service, canary_service: auth-service-canary, container: auth-service, container_port: 8080, desired_count: 4, dr: {{ cluster: c, service: auth-service }} }}\nalb: {{ listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: '{RULE}', stable_target_group_arn: '{STABLE_TG}', canary_target_group_arn: '{CANARY_TG}' }}\nrds: {{ primary: {{ identifier: db, region: {REGION} }} }}\ndns: {{ hosted_zone_id: Z, record_name: auth.example.com }}\nmetrics: {{ provider: prometheus, prometheus_url: 'http://127.0.0.1:9' }}\n"
-    );
-    serde_yaml::from_str(&yaml).unwrap()
+    suma_testkit::environment("")
 }
 
 /// Staging with a canary nobody runs any more: stable on `td:2` (4 tasks), the canary service at 1 and

@@ -9,6 +9,8 @@ pub mod actions;
 pub mod catalog;
 pub mod engine;
 pub mod expr;
+pub mod hook;
+pub mod scope;
 pub mod timeline;
 mod validate;
 

@@ -19,6 +19,7 @@ use crate::journal::{Operation, OperationStatus, StepStatus};
 use crate::metrics::datadog::EventAlert;
 use crate::metrics::{query_set, rendered_queries, MetricSource, QueryVars, Side};
 use crate::notify::{DeployEvent, Notifier};
+use crate::runbook::hook::{hook_problems, LiveRunbookHooks};
 use crate::status::classify_traffic;
 
 /// The environment's metric provider.
@@ -75,7 +76,24 @@ fn engine(
         }),
         // Read once the deploy is going ahead (a dry run or a refusal reads no secret).
         notifier: Notifier::default(),
+        runbook_hooks: Some(Arc::new(LiveRunbookHooks {
+            ctx: ctx.ops.clone(),
+            name: name.to_owned(),
+            env: env.clone(),
+            session: session.clone(),
+            config_dir: config_dir(ctx),
+        })),
     })
+}
+
+/// The directory of the configuration file, where a hook's relative runbook path starts.
+fn config_dir(ctx: &Context) -> std::path::PathBuf {
+    ctx.settings
+        .config_path
+        .value
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The environment's notification receivers, their URLs read now.
@@ -155,6 +173,14 @@ pub async fn start(ctx: &Context, args: &CanaryArgs, strategy: Strategy) -> anyh
         Some(path) => Some(crate::taskdef::render_spec(name, env, path, Some(&args.image), &[])?),
         None => None,
     };
+    // The hooks' runbooks too: each must load, only read, and have its parameters.
+    let hook_problems = hook_problems(env, &config_dir(ctx));
+    if !hook_problems.is_empty() {
+        bail!(usage!(
+            "the runbook hooks of `{name}` cannot run:\n  {}\nhint: a hook's runbook only checks (no `manual`, `confirm` or changing action) and gets its parameters from the hook's `params`",
+            hook_problems.join("\n  ")
+        ));
+    }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let mut engine = engine(ctx, name, env, &session, args.timeout)?;
     let plan = strategy.plan(name, env, &args.image, template.as_deref());

@@ -3,7 +3,6 @@
 //! `crate::runbook::engine` with `suma_ops::runbook::actions::LiveActions`, which implements every built-in
 //! action against AWS, the service's admin API, PostgreSQL and Datadog.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crate::journal::{Journal, Operation, OperationStatus};
 use crate::report::Reporter;
 use crate::runbook::actions::LiveActions;
 use crate::runbook::engine::{self, Answer, Confirmations};
-use crate::runbook::expr::Scope;
+use crate::runbook::scope::scope_of;
 use crate::runbook::{self, Loaded, Step};
 use crate::settings::EnvSource as _;
 
@@ -171,56 +170,6 @@ pub async fn run(ctx: &Context, command: RunbookCommand) -> anyhow::Result<ExitS
         RunbookCommand::Abort(args) => abort(ctx, &args.run_id, &args.reason, &args.mutation).await,
         RunbookCommand::Timeline { run_id, out } => timeline(ctx, &run_id, out.as_deref()).await,
         _ => unreachable!("handled before the configuration is loaded"),
-    }
-}
-
-/// The environment values runbooks reference as `${env.NAME}`.
-fn env_scope(name: &str, env: &Environment) -> BTreeMap<String, Value> {
-    let mut values = BTreeMap::from([
-        ("name".to_owned(), json!(name)),
-        ("primary_region".to_owned(), json!(env.primary_region.as_str())),
-        ("dr_region".to_owned(), json!(env.dr_region.as_str())),
-        ("cluster".to_owned(), json!(env.ecs.cluster)),
-        ("service".to_owned(), json!(env.ecs.service)),
-        ("canary_service".to_owned(), json!(env.ecs.canary_service)),
-        ("database".to_owned(), json!(env.rds.primary.identifier)),
-        (
-            "database_host_variable".to_owned(),
-            json!(env.dr.database_host_variable),
-        ),
-    ]);
-    if let Some(url) = &env.url {
-        values.insert("url".to_owned(), json!(url.to_string().trim_end_matches('/')));
-    }
-    if let Some(url) = &env.dr.dr_url {
-        values.insert("dr_url".to_owned(), json!(url.to_string().trim_end_matches('/')));
-    }
-    if let Some(replica) = &env.rds.replica {
-        values.insert("replica".to_owned(), json!(replica.identifier));
-    }
-    values
-}
-
-fn scope_of(op: &Operation, name: &str, env: &Environment) -> Scope {
-    let params = op
-        .parameters
-        .get("params")
-        .and_then(Value::as_object)
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    Scope {
-        params,
-        outputs: BTreeMap::new(),
-        env: env_scope(name, env),
-        run: BTreeMap::from([
-            ("id".to_owned(), json!(op.id)),
-            ("actor".to_owned(), json!(op.actor)),
-            ("started_at".to_owned(), json!(op.started_at.to_rfc3339())),
-            (
-                "runbook".to_owned(),
-                op.parameters.get("runbook").cloned().unwrap_or(Value::Null),
-            ),
-        ]),
     }
 }
 

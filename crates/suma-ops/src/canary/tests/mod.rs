@@ -18,10 +18,7 @@ use crate::report::SilentReporter;
 use suma_testkit::aws_world::{AwsWorld, RolloutEnd};
 use suma_testkit::MemoryLockTable as MemoryTable;
 
-const REGION: &str = "eu-west-1";
-const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3";
-const STABLE_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1";
-const CANARY_TG: &str = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1";
+use suma_testkit::environment::{CANARY_TG, REGION, RULE, STABLE_TG};
 
 /// The shared in-memory account seen in the canary's terms: staging before a deploy runs 4 stable tasks
 /// on `td:1`, the canary service at 0, all traffic on stable.
@@ -127,10 +124,9 @@ impl crate::report::Reporter for CrashAt {
 }
 
 fn environment() -> Environment {
-    let yaml = format!(
-        "primary_region: eu-west-1\ndr_region: eu-central-1\necs: {{ cluster: c, service: auth-service, canary_service: auth-service-canary, container: auth-service, container_port: 8080, desired_count: 4, dr: {{ cluster: c, service: auth-service }} }}\nalb: {{ listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3', stable_target_group_arn: '{STABLE_TG}', canary_target_group_arn: '{CANARY_TG}' }}\nrds: {{ primary: {{ identifier: db, region: eu-west-1 }} }}\ndns: {{ hosted_zone_id: Z, record_name: auth.example.com }}\nmetrics: {{ provider: prometheus, prometheus_url: 'http://127.0.0.1:9' }}\ncanary: {{ steps: [{{ weight: 10, duration: 5m }}, {{ weight: 50, duration: 10m }}], interval: 60s, failure_limit: 1, consecutive_error_limit: 2, min_samples: 50, no_data: fail }}\n"
-    );
-    serde_yaml::from_str(&yaml).unwrap()
+    suma_testkit::environment(
+        "canary: { steps: [{ weight: 10, duration: 5m }, { weight: 50, duration: 10m }], interval: 60s, failure_limit: 1, consecutive_error_limit: 2, min_samples: 50, no_data: fail }\n",
+    )
 }
 
 struct Harness {
@@ -175,6 +171,7 @@ impl Harness {
             rollout_poll: Duration::from_secs(5),
             gates: None,
             notifier: Default::default(),
+            runbook_hooks: None,
         }
     }
 
@@ -766,3 +763,4 @@ async fn no_data_pauses_when_the_policy_says_inconclusive() {
 }
 
 mod blue_green;
+mod runbook_hooks;
