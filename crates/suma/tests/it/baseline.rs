@@ -5,7 +5,7 @@
 //! it runs alone.
 
 use crate::canary::{
-    assert_back_on_stable, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision, staging,
+    assert_back_on_stable, deploy_on_staging, fresh_tag, hold_staging, sandbox_config_with, stable_revision, ticks,
     FaultyRelease,
 };
 use crate::common::{self, run};
@@ -13,11 +13,8 @@ use crate::common::{self, run};
 #[tokio::test]
 async fn a_slower_canary_under_loose_thresholds_is_rolled_back_by_its_score_against_stable() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
+    let (_staging, env, aws, before) = hold_staging().await;
     let _faulty = FaultyRelease;
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
     let (_dir, config) = sandbox_config_with(|config| {
         let canary = &mut config["environments"]["staging"]["canary"];
         // Loose enough that only the comparison can see 300 ms; a window of six 5 s intervals per side.
@@ -32,13 +29,7 @@ async fn a_slower_canary_under_loose_thresholds_is_rolled_back_by_its_score_agai
     assert_eq!(out.code, 1, "a rolled-back canary exits 1: {}", out.stderr);
     let report = common::json(&out);
     assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
-    let ticks: Vec<&serde_json::Value> = report["operation"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["facts"]["ticks"].as_array())
-        .flatten()
-        .collect();
+    let ticks = ticks(&report["operation"]);
     let failed = ticks
         .iter()
         .find(|t| t["verdict"]["verdict"] == "fail")

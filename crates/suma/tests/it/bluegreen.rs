@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::canary::{
-    assert_back_on_stable, datadog_events, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision,
-    staging, FaultyRelease,
+    assert_back_on_stable, datadog_events, deploy_on_staging, fresh_tag, hold_staging, sandbox_config_with,
+    stable_revision, FaultyRelease,
 };
 use crate::common::{self, run, suma};
 use suma::aws::AwsApis;
@@ -169,10 +169,7 @@ fn step<'a>(op: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_release_is_checked_through_the_test_listener_cut_over_at_once_and_promoted() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
+    let (_staging, env, aws, before) = hold_staging().await;
     let image = fresh_tag();
     let version = image.rsplit(':').next().unwrap().to_owned();
     let receivers = Receivers::start().await;
@@ -257,11 +254,8 @@ async fn a_healthy_release_is_checked_through_the_test_listener_cut_over_at_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faulty_release_is_flipped_back_at_once_and_blue_never_changes() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
+    let (_staging, env, aws, before) = hold_staging().await;
     let _faulty = FaultyRelease;
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
     let receivers = Receivers::start().await;
 
     // The sandbox's agent runs a tag ending in `-errors` with 5% errors: ten times the limit, so the

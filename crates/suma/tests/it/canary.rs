@@ -27,6 +27,33 @@ pub(crate) async fn session(env: &suma::config::Environment) -> Arc<dyn AwsApis>
     Arc::new(suma::aws::AwsSession::connect(&options, [&env.primary_region, &env.dr_region]).await)
 }
 
+/// Staging held for one test's deploy: the exclusive hold (kept while the test runs), the environment,
+/// its AWS session and the stable service's revision before the deploy.
+pub(crate) async fn hold_staging() -> (
+    common::StagingExclusive,
+    suma::config::Environment,
+    Arc<dyn AwsApis>,
+    String,
+) {
+    let exclusive = common::staging_exclusive();
+    let env = staging();
+    let aws = session(&env).await;
+    let before = stable_revision(aws.as_ref(), &env).await;
+    (exclusive, env, aws, before)
+}
+
+/// Every analysis tick of a finished deploy's journal record, oldest first.
+pub(crate) fn ticks(op: &serde_json::Value) -> Vec<serde_json::Value> {
+    op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["facts"]["ticks"].as_array())
+        .flatten()
+        .cloned()
+        .collect()
+}
+
 #[tokio::test]
 async fn registering_a_revision_changes_only_the_image() {
     crate::require_sandbox!();
@@ -411,10 +438,7 @@ pub(crate) fn sandbox_config_with(
 #[tokio::test]
 async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revision() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
+    let (_staging, env, aws, before) = hold_staging().await;
     let image = fresh_tag();
 
     let out = run(deploy(&image));
@@ -488,11 +512,8 @@ async fn a_healthy_canary_is_promoted_and_rollback_restores_the_recorded_revisio
 #[tokio::test]
 async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_bad_measurement() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
+    let (_staging, env, aws, before) = hold_staging().await;
     let _faulty = FaultyRelease;
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
 
     // A faulty release is a faulty image: the sandbox's agent runs a tag ending in `-errors` with 5% errors.
     let out = run(deploy(&format!("{}-errors", fresh_tag())));
@@ -501,13 +522,7 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_b
     assert_eq!(report["outcome"]["outcome"], "rolled-back", "{report}");
     let op = &report["operation"];
     assert_eq!(op["status"], "failed", "the journal says the canary failed: {op}");
-    let ticks: Vec<&serde_json::Value> = op["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["facts"]["ticks"].as_array())
-        .flatten()
-        .collect();
+    let ticks = ticks(op);
     let first_bad = ticks
         .iter()
         .position(|t| t["verdict"]["verdict"] == "fail")
@@ -568,10 +583,7 @@ impl Drop for GateAlert {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gating_monitor_that_alerts_mid_canary_rolls_it_back_at_the_next_analysis() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
+    let (_staging, env, aws, before) = hold_staging().await;
 
     // A healthy release: only the monitor can stop it.
     let deploying = std::thread::spawn({

@@ -5,8 +5,8 @@
 //! the tests run one at a time.
 
 use crate::canary::{
-    assert_back_on_stable, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision, staging,
-    FaultyRelease,
+    assert_back_on_stable, deploy_on_staging, fresh_tag, hold_staging, sandbox_config_with, session, stable_revision,
+    staging, ticks, FaultyRelease,
 };
 use crate::common::{self, run};
 
@@ -19,18 +19,6 @@ fn datadog_gated() -> (tempfile::TempDir, std::path::PathBuf) {
 
 fn deploy(image: &str, config: &std::path::Path) -> common::Run {
     run(deploy_on_staging("canary", image).arg("--config").arg(config))
-}
-
-/// Every analysis tick of a finished deploy.
-fn ticks(op: &serde_json::Value) -> Vec<serde_json::Value> {
-    op["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["facts"]["ticks"].as_array())
-        .flatten()
-        .cloned()
-        .collect()
 }
 
 #[tokio::test]
@@ -77,11 +65,8 @@ async fn a_healthy_canary_gated_by_datadog_is_promoted_on_the_traffic_it_served(
 #[tokio::test]
 async fn a_faulty_canary_gated_by_datadog_is_rolled_back_on_its_error_rate() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
+    let (_staging, env, aws, before) = hold_staging().await;
     let _faulty = FaultyRelease;
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
     let (_dir, config) = datadog_gated();
 
     let out = deploy(&format!("{}-errors", fresh_tag()), &config);

@@ -6,17 +6,14 @@
 //! would change anything is refused before the deploy starts. Changes `staging`, so it runs alone.
 
 use crate::canary::{
-    assert_back_on_stable, deploy_on_staging, fresh_tag, sandbox_config_with, session, stable_revision, staging,
+    assert_back_on_stable, deploy_on_staging, fresh_tag, hold_staging, sandbox_config_with, stable_revision,
 };
 use crate::common::{self, run, suma};
 
 #[tokio::test]
 async fn a_failing_post_promote_hook_rolls_a_promoted_canary_back_after_the_other_hooks_passed() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
+    let (_staging, env, aws, before) = hold_staging().await;
     let image = fresh_tag();
     let version = image.rsplit(':').next().unwrap().to_owned();
 
@@ -87,10 +84,7 @@ async fn a_failing_post_promote_hook_rolls_a_promoted_canary_back_after_the_othe
 #[tokio::test]
 async fn runbook_hooks_run_as_child_operations_and_a_failing_one_rolls_the_deploy_back() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
+    let (_staging, env, aws, before) = hold_staging().await;
     let runbooks = common::workspace_root().join("runbooks");
     let dir = tempfile::tempdir().unwrap();
     let impossible = dir.path().join("impossible.yaml");

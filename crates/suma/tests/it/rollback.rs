@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::canary::{fresh_tag, session, stable_revision, staging};
+use crate::canary::{fresh_tag, hold_staging, stable_revision};
 use crate::common::{self, run, suma};
 use suma::aws::AwsApis;
 
@@ -26,10 +26,7 @@ async fn weights(aws: &dyn AwsApis, env: &suma::config::Environment) -> (i32, i3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_takes_over_a_stalled_canary_as_one_operation_and_the_runner_changes_nothing_after() {
     crate::require_sandbox!();
-    let _staging = common::staging_exclusive();
-    let env = staging();
-    let aws = session(&env).await;
-    let before = stable_revision(aws.as_ref(), &env).await;
+    let (_staging, env, aws, before) = hold_staging().await;
 
     let mut deploy = suma(&[
         "deploy",
