@@ -84,9 +84,11 @@ async fn a_faulty_canary_gated_by_datadog_is_rolled_back_on_its_error_rate() {
         .expect("a failed window");
     let checks = failed["measurements"]["Answered"]["checks"].as_array().unwrap().clone();
     let error_rate = checks.iter().find(|c| c["metric"] == "error_rate").unwrap();
-    // The sandbox's faulty release fails 5% of its requests: Datadog's counted ratio sees it.
+    // The sandbox's faulty release fails 5% of its requests: Datadog's counted ratio sees it. A window
+    // holds a few dozen canary requests, so the share seen varies with the draw (3 errors of 29 is 10%):
+    // the band is wide, and the point is that it is a share of the window's requests, not zero.
     let value = error_rate["value"].as_f64().unwrap();
-    assert!((0.02..0.1).contains(&value), "{error_rate}");
+    assert!((0.01..0.3).contains(&value), "{error_rate}");
     assert_back_on_stable(aws.as_ref(), &env).await;
     assert_eq!(stable_revision(aws.as_ref(), &env).await, before);
 }
