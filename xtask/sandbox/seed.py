@@ -521,7 +521,19 @@ def demo_secrets(endpoint, prefix, role, password, pg_port):
     ]
 
 
+def clashing_secret(endpoint, name):
+    """A secret whose replication to the DR region failed: the DR region already held a secret of its
+    name, so Secrets Manager reports the replica `Failed` with the reason (as moto does)."""
+    client("secretsmanager", DR, endpoint).create_secret(Name=name, SecretString=secrets.token_urlsafe(16))
+    client("secretsmanager", PRIMARY, endpoint).create_secret(
+        Name=name, SecretString=secrets.token_urlsafe(16), AddReplicaRegions=[{"Region": DR}]
+    )
+
+
 def main():
+    if sys.argv[1] == "--clashing-secret":
+        clashing_secret(*sys.argv[2:4])
+        return
     if sys.argv[1] == "--demo-config":
         demo_config(*sys.argv[2:])
         return

@@ -20,8 +20,18 @@ pub struct SecretMetadata {
     pub kms_key_id: Option<String>,
     /// Version id to its staging labels (`AWSCURRENT`, `AWSPENDING`, `AWSPREVIOUS`).
     pub versions: BTreeMap<String, Vec<String>>,
-    /// Regions the secret is replicated to.
-    pub replica_regions: Vec<String>,
+    /// Its replicas in other regions, each with Secrets Manager's replication status.
+    pub replicas: Vec<SecretReplica>,
+}
+
+/// A secret's replica in another region, as `DescribeSecret`'s `ReplicationStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretReplica {
+    pub region: String,
+    /// `InSync`, `InProgress` or `Failed`.
+    pub status: String,
+    /// Why, when it failed (`Replication failed: Secret name ... already exists`).
+    pub message: Option<String>,
 }
 
 impl SecretMetadata {

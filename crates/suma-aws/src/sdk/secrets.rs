@@ -41,10 +41,18 @@ impl SecretsApi for SdkSecrets {
                 .version_ids_to_stages()
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
-            replica_regions: out
+            replicas: out
                 .replication_status()
                 .iter()
-                .filter_map(|r| r.region().map(str::to_owned))
+                .filter_map(|r| {
+                    Some(SecretReplica {
+                        region: r.region()?.to_owned(),
+                        status: r
+                            .status()
+                            .map_or_else(|| "InSync".to_owned(), |s| s.as_str().to_owned()),
+                        message: r.status_message().map(str::to_owned),
+                    })
+                })
                 .collect(),
         })
     }

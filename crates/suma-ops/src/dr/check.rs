@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::lag::ReplicaLag;
+use super::rto::RtoEstimate;
 use crate::aws::ecs::{ContainerImage, TaskDefinition};
 use crate::aws::rds::DbInstance;
 use crate::aws::route53::DnsRecord;
-use crate::aws::secrets::SecretMetadata;
+use crate::aws::secrets::{SecretMetadata, SecretReplica};
 use crate::aws::AwsApis;
 use crate::config::Environment;
 
@@ -52,6 +53,8 @@ pub struct Readiness {
     pub status: CheckStatus,
     pub items: Vec<CheckItem>,
     pub estimated_rto_secs: u64,
+    /// Where the estimate comes from: past failovers' measured steps, or the documented defaults.
+    pub rto_basis: String,
     pub rto_secs: u64,
     pub rpo_secs: u64,
 }
@@ -202,6 +205,25 @@ fn app_image<'a>(containers: &'a [ContainerImage], container: &str) -> Option<&'
         .map(|c| c.image.as_str())
 }
 
+/// A secret's replica by Secrets Manager's replication status: in sync passes; a replication still
+/// running warns (the DR value may be behind); a failed one fails with Secrets Manager's reason, since the
+/// DR region would start on a value that is not the primary's (or none).
+pub fn replica_status(replica: &SecretReplica) -> (CheckStatus, String) {
+    let region = &replica.region;
+    match replica.status.as_str() {
+        "InSync" => (CheckStatus::Pass, format!("replicated to {region}, in sync")),
+        "InProgress" => (CheckStatus::Warn, format!("replication to {region} in progress")),
+        "Failed" => (
+            CheckStatus::Fail,
+            format!(
+                "replication to {region} failed: {}",
+                replica.message.as_deref().unwrap_or("no reason given")
+            ),
+        ),
+        other => (CheckStatus::Warn, format!("replication to {region} is `{other}`")),
+    }
+}
+
 /// How the replica lag compares with the RPO: over it fails, over half of it warns; no value or a
 /// negative one (RDS reports -1 when replication is broken) means not replicating.
 pub fn lag_status(lag: Option<f64>, rpo: Duration) -> (CheckStatus, String) {
@@ -244,7 +266,7 @@ pub fn capacity_status(failover_count: u32, primary_running: Option<i32>, ratio:
 }
 
 /// The report's items, in a fixed order.
-pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated_rto: Duration) -> Readiness {
+pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated_rto: &RtoEstimate) -> Readiness {
     use CheckStatus::{Fail, Pass, Warn};
     let mut items = Vec::new();
     let container = &env.ecs.container;
@@ -449,8 +471,10 @@ pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated
         let dr = env.dr_region.as_str();
         let (status, value) = match (primary, replica) {
             (Err(e), _) => (Fail, e.clone()),
-            (Ok(meta), Ok(())) if meta.replica_regions.iter().any(|r| r == dr) => (Pass, format!("replicated to {dr}")),
-            (Ok(_), Ok(())) => (Warn, format!("present in {dr}, not listed as a replica")),
+            (Ok(meta), Ok(())) => match meta.replicas.iter().find(|r| r.region == dr) {
+                Some(r) => replica_status(r),
+                None => (Warn, format!("present in {dr}, not listed as a replica")),
+            },
             (Ok(_), Err(e)) => (Fail, format!("missing in {dr}: {e}")),
         };
         items.push(item(
@@ -463,7 +487,7 @@ pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated
     }
 
     // RTO.
-    let estimated = estimated_rto.as_secs();
+    let estimated = estimated_rto.total.as_secs();
     let rto = env.dr.rto.as_secs();
     items.push(item(
         "rto",
@@ -475,7 +499,11 @@ pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated
         } else {
             Pass
         },
-        humantime::format_duration(Duration::from_secs(estimated)).to_string(),
+        format!(
+            "{} ({})",
+            humantime::format_duration(Duration::from_secs(estimated)),
+            estimated_rto.basis()
+        ),
         format!("<= {} (RTO)", humantime::format_duration(env.dr.rto)),
     ));
 
@@ -485,6 +513,7 @@ pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated
         status,
         items,
         estimated_rto_secs: estimated,
+        rto_basis: estimated_rto.basis(),
         rto_secs: rto,
         rpo_secs: env.dr.rpo.as_secs(),
     }

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod dns;
 pub mod lag;
+pub mod rto;
 #[cfg(feature = "sdk")]
 pub mod setup;
 
@@ -86,14 +87,6 @@ pub fn step_estimate(name: &str, env: &Environment) -> Duration {
         _ => 30,
     };
     Duration::from_secs(secs)
-}
-
-/// The estimated time to recover: the failover plan's steps end to end.
-pub fn estimated_rto(environment: &str, env: &Environment) -> Duration {
-    plan(Direction::Failover, environment, env)
-        .iter()
-        .map(|s| step_estimate(&s.name, env))
-        .sum()
 }
 
 /// The step list of a failover or failback, with the resources each step touches.

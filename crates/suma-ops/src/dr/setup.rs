@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
+use super::rto::RtoEstimate;
 use super::{check, Engine, EventSink, Gate};
 use crate::aws::AwsSession;
 use crate::config::{Environment, LagSource};
 use crate::context::OpsContext;
 use crate::env_vars::SUMA_DR_REPLICA_URL;
+use crate::journal::Journal;
 use crate::settings::EnvSource as _;
 
 /// The configured replica-lag source; one that cannot be built fails every read with the reason.
@@ -95,8 +97,25 @@ pub fn engine(
     }
 }
 
-pub async fn readiness(name: &str, env: &Environment, session: &AwsSession) -> check::Readiness {
+/// The readiness of `name`, its failover time estimated from the failovers `journal` holds.
+pub async fn readiness(name: &str, env: &Environment, session: &AwsSession, journal: &Journal) -> check::Readiness {
     let lag = lag_source(env);
-    let seen = check::gather(env, session, lag.as_ref()).await;
-    check::evaluate(name, env, &seen, super::estimated_rto(name, env))
+    let (seen, estimate) = tokio::join!(
+        check::gather(env, session, lag.as_ref()),
+        rto_estimate(name, env, journal)
+    );
+    check::evaluate(name, env, &seen, &estimate)
 }
+
+/// The failover time of `name`, from its journaled failovers (the recent ones; an unreadable journal
+/// leaves the documented defaults, which the estimate's basis says).
+pub async fn rto_estimate(name: &str, env: &Environment, journal: &Journal) -> RtoEstimate {
+    let history = journal.list(name, HISTORY).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read past failovers; the failover time is estimated from defaults");
+        Vec::new()
+    });
+    super::rto::estimate(name, env, &history)
+}
+
+/// Operations read back for the estimate: enough to hold the recent failovers among the other work.
+const HISTORY: usize = 200;

@@ -16,7 +16,7 @@ use super::lag::{LagError, ReplicaLag};
 use super::*;
 use crate::aws::ecs::{ContainerImage, TaskDefinition};
 use crate::aws::route53::DnsRecord;
-use crate::aws::secrets::SecretMetadata;
+use crate::aws::secrets::{SecretMetadata, SecretReplica};
 use crate::journal::lock::Locks;
 use crate::journal::{LocalLog, StepStatus};
 use crate::report::SilentReporter;
@@ -94,7 +94,11 @@ impl Drill {
                         created: None,
                         kms_key_id: None,
                         versions: BTreeMap::new(),
-                        replica_regions: vec![DR.to_owned()],
+                        replicas: vec![SecretReplica {
+                            region: DR.to_owned(),
+                            status: "InSync".to_owned(),
+                            message: None,
+                        }],
                     },
                 );
             }
@@ -852,7 +856,7 @@ fn status_of(report: &check::Readiness, check_name: &str) -> CheckStatus {
 #[test]
 fn a_ready_environment_passes_every_check() {
     let env = environment();
-    let report = check::evaluate("drill", &env, &observed(), estimated_rto("drill", &env));
+    let report = check::evaluate("drill", &env, &observed(), &rto::estimate("drill", &env, &[]));
     assert!(!report.failed(), "{:#?}", report.items);
     assert!(report.estimated_rto_secs <= 900);
     // A pilot light (no standby tasks) starts cold: within the RTO but close to it.
@@ -860,7 +864,7 @@ fn a_ready_environment_passes_every_check() {
     assert_eq!(report.status, CheckStatus::Warn);
     let mut warm = environment();
     warm.ecs.dr.standby_count = 2;
-    let report = check::evaluate("drill", &warm, &observed(), estimated_rto("drill", &warm));
+    let report = check::evaluate("drill", &warm, &observed(), &rto::estimate("drill", &warm, &[]));
     assert_eq!(report.status, CheckStatus::Pass, "{:#?}", report.items);
     assert_eq!(report.items.len(), 13, "{:#?}", report.items);
 }
@@ -868,8 +872,8 @@ fn a_ready_environment_passes_every_check() {
 #[test]
 fn each_readiness_problem_fails_its_own_check() {
     let env = environment();
-    let rto = estimated_rto("drill", &env);
-    let eval = |seen: &Observed| check::evaluate("drill", &env, seen, rto);
+    let rto = rto::estimate("drill", &env, &[]);
+    let eval = |seen: &Observed| check::evaluate("drill", &env, seen, &rto);
 
     let mut seen = observed();
     seen.dr_service.as_mut().unwrap().task_definition.containers[0].image = "repo/auth-service:1.3.0".into();
@@ -922,9 +926,38 @@ fn each_readiness_problem_fails_its_own_check() {
     seen.secrets[0].2 = Err("ResourceNotFoundException".into());
     assert_eq!(status_of(&eval(&seen), "`app/db-password`"), CheckStatus::Fail);
 
+    // Secrets Manager's replication status: (status, message, expected, words of the value).
+    let cases = [
+        ("InSync", None, CheckStatus::Pass, "in sync"),
+        ("InProgress", None, CheckStatus::Warn, "in progress"),
+        (
+            "Failed",
+            Some("Replication failed: Secret name app/db-password already exists in region eu-central-1."),
+            CheckStatus::Fail,
+            "failed: Replication failed: Secret name app/db-password already exists",
+        ),
+    ];
+    for (status, message, expected, words) in cases {
+        let mut seen = observed();
+        let primary = seen.secrets[0].1.as_mut().unwrap();
+        primary.replicas = vec![SecretReplica {
+            region: DR.to_owned(),
+            status: status.to_owned(),
+            message: message.map(str::to_owned),
+        }];
+        let report = eval(&seen);
+        let item = report.items.iter().find(|i| i.check == "`app/db-password`").unwrap();
+        assert_eq!(item.status, expected, "{status}: {item:?}");
+        assert!(item.value.contains(words), "{status}: {item:?}");
+    }
+    // Present in the DR region, but not as a replica of the primary's.
+    let mut seen = observed();
+    seen.secrets[0].1.as_mut().unwrap().replicas.clear();
+    assert_eq!(status_of(&eval(&seen), "`app/db-password`"), CheckStatus::Warn);
+
     let mut slow = environment();
     slow.dr.rto = Duration::from_secs(300);
-    let report = check::evaluate("drill", &slow, &observed(), estimated_rto("drill", &slow));
+    let report = check::evaluate("drill", &slow, &observed(), &rto::estimate("drill", &slow, &[]));
     assert_eq!(status_of(&report, "estimated failover time"), CheckStatus::Fail);
 }
 
@@ -933,6 +966,6 @@ fn a_failed_over_environment_warns_where_traffic_is() {
     let env = environment();
     let mut seen = observed();
     seen.dns.as_mut().unwrap()[0].targets = vec![DR_LB.into()];
-    let report = check::evaluate("drill", &env, &seen, estimated_rto("drill", &env));
+    let report = check::evaluate("drill", &env, &seen, &rto::estimate("drill", &env, &[]));
     assert_eq!(status_of(&report, "traffic served by"), CheckStatus::Warn);
 }

@@ -44,7 +44,7 @@ pub async fn check(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let (name, env) = ctx.environment()?;
     ctx.reporter.phase(&format!("checking DR readiness of `{name}`"));
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let report = readiness(name, env, &session).await;
+    let report = readiness(name, env, &session, &ctx.journal(&session)).await;
     ctx.reporter.finish();
     ctx.printer.either(&report, || crate::render::dr::readiness(&report));
     Ok(if report.failed() {
@@ -250,14 +250,15 @@ async fn switch(
     let actor = ctx.settings.actor.value.clone();
 
     let plan = dr::plan(direction, name, env);
-    let estimate = dr::estimated_rto(name, env);
+    let estimate = dr::setup::rto_estimate(name, env, &ctx.journal(&session)).await;
     if args.mutation.dry_run {
         let report = json!({
             "dry_run": true,
             "environment": name,
             "direction": direction,
             "plan": plan,
-            "estimated_rto_secs": estimate.as_secs(),
+            "estimated_rto_secs": estimate.total.as_secs(),
+            "rto_basis": estimate.basis(),
             "rto_secs": env.dr.rto.as_secs(),
         });
         ctx.printer
@@ -338,8 +339,9 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
     let failover_plan = dr::plan(Direction::Failover, name, env);
     let failback_plan = dr::plan(Direction::Failback, name, env);
     if args.mutation.dry_run {
+        let estimate = dr::setup::rto_estimate(name, env, &ctx.journal(&session)).await;
         let report = json!({"dry_run": true, "environment": name, "plan": {"failover": failover_plan, "failback": failback_plan},
-            "estimated_rto_secs": dr::estimated_rto(name, env).as_secs(), "rto_secs": env.dr.rto.as_secs()});
+            "estimated_rto_secs": estimate.total.as_secs(), "rto_basis": estimate.basis(), "rto_secs": env.dr.rto.as_secs()});
         ctx.printer.either(&report, || {
             format!(
                 "{}\n{}",
@@ -350,7 +352,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         return Ok(ExitStatus::Success);
     }
     ctx.reporter.phase(&format!("checking DR readiness of `{name}`"));
-    let report = readiness(name, env, &session).await;
+    let report = readiness(name, env, &session, &ctx.journal(&session)).await;
     ctx.reporter.finish();
     if report.failed() {
         ctx.printer

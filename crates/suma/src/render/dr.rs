@@ -50,11 +50,12 @@ pub fn readiness(report: &Readiness) -> String {
     let warning = report.items.iter().filter(|i| i.status == CheckStatus::Warn).count();
     let _ = writeln!(
         out,
-        "{} check(s): {failing} failing, {warning} warning; RTO {}, RPO {}, estimated failover {}",
+        "{} check(s): {failing} failing, {warning} warning; RTO {}, RPO {}, estimated failover {} ({})",
         report.items.len(),
         secs(report.rto_secs),
         secs(report.rpo_secs),
-        secs(report.estimated_rto_secs)
+        secs(report.estimated_rto_secs),
+        report.rto_basis
     );
     out
 }

@@ -223,13 +223,31 @@ pub struct SeededEnvironment {
     pub config: serde_yaml::Value,
 }
 
-pub fn seed_environment(name: &str) -> SeededEnvironment {
-    let root = workspace_root();
+/// `xtask/sandbox/seed.py` with the sandbox's Python.
+fn seed_py() -> Command {
     let venv = std::env::var_os("SUMA_SANDBOX_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| sandbox_config().parent().unwrap().join("venv"));
-    let out = Command::new(venv.join("bin/python"))
-        .arg(root.join("xtask/sandbox/seed.py"))
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.arg(workspace_root().join("xtask/sandbox/seed.py"));
+    cmd
+}
+
+/// A secret `name` whose replication to the DR region failed (the DR region already held one of its name).
+pub fn clashing_secret(name: &str) {
+    let out = seed_py()
+        .args(["--clashing-secret", &sandbox_var("AWS_ENDPOINT_URL"), name])
+        .output()
+        .expect("the sandbox's python runs");
+    assert!(
+        out.status.success(),
+        "seed.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn seed_environment(name: &str) -> SeededEnvironment {
+    let out = seed_py()
         .args([
             "--environment",
             name,

@@ -328,6 +328,42 @@ async fn check_measures_the_lag_on_a_real_replica() {
 }
 
 #[tokio::test]
+async fn check_fails_a_secret_whose_replication_to_the_dr_region_failed() {
+    crate::require_sandbox!();
+    let env = DrEnv::seed();
+    let replica = StreamingReplica::start();
+    let clashing = format!("/suma-finance/auth/{}/clashing", env.name);
+    common::clashing_secret(&clashing);
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
+    config["environments"][env.name.as_str()]["secrets"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(serde_yaml::from_str(&format!("{{ id: '{clashing}', kind: random }}")).unwrap());
+    std::fs::write(&env.config, serde_yaml::to_string(&config).unwrap()).unwrap();
+
+    let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    let secret = item(&report, &format!("`{clashing}`"));
+    assert_eq!(secret["status"], "fail", "{secret}");
+    let value = secret["value"].as_str().unwrap();
+    assert!(
+        value.contains("replication to eu-central-1 failed") && value.contains("already exists"),
+        "Secrets Manager's reason is shown: {secret}"
+    );
+    // The seeded secrets replicated: in sync.
+    let seeded = &env.env.secrets[0].id;
+    assert_eq!(item(&report, &format!("`{seeded}`"))["status"], "pass", "{report:#}");
+    assert!(
+        item(&report, &format!("`{seeded}`"))["value"]
+            .as_str()
+            .unwrap()
+            .contains("in sync"),
+        "{report:#}"
+    );
+}
+
+#[tokio::test]
 async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     crate::require_sandbox!();
     let env = DrEnv::seed();
@@ -494,6 +530,18 @@ async fn a_drill_fails_over_and_back_and_reports_times_against_the_rto() {
     let after = env.state().await;
     assert_eq!(after.primary_target, before.primary_target);
     assert_eq!(after.primary.0, env.env.ecs.desired_count as i32);
+
+    // The failover time is now estimated from the drill's own measured steps, not the defaults.
+    let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
+    let report = json(&out);
+    assert_eq!(
+        report["rto_basis"], "the longest of each step over the last 1 failover(s)",
+        "{report:#}"
+    );
+    assert!(
+        report["estimated_rto_secs"].as_u64().unwrap() < 300,
+        "the sandbox fails over in seconds, not the documented defaults: {report:#}"
+    );
 
     // Never on production.
     let out = run(suma(&["dr", "drill", "--yes", "--env", "production"]));

@@ -149,7 +149,7 @@ impl LiveActions<'_> {
             "database.promote-replica" => self.promote_replica(args).await,
             "sql.query" => self.sql_query(args).await,
             "dr.check" => {
-                let report = crate::dr::setup::readiness(&self.name, &self.env, &self.session).await;
+                let report = crate::dr::setup::readiness(&self.name, &self.env, &self.session, &self.journal).await;
                 let failed = report
                     .items
                     .iter()
