@@ -1018,22 +1018,50 @@ impl Engine {
     ) -> Result<bool, StepError> {
         let rds = self.aws.rds(region);
         match rds.describe_instance(stale_name).await {
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind == AwsErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+            // Renamed already: RDS answers under the new name only once a rename is done (and a new
+            // instance may hold the old name by now).
+            Ok(_) => Ok(false),
+            Err(e) if e.kind == AwsErrorKind::NotFound => match rds.describe_instance(identifier).await {
+                Ok(_) => {
+                    let change = DbModification {
+                        new_identifier: Some(stale_name.to_owned()),
+                        ..DbModification::default()
+                    };
+                    run.mutating()?;
+                    rds.modify_instance(identifier, &change).await?;
+                    // RDS renames in the background: the name is free, and the instance answers under
+                    // its new one, only once it is done. Until then anything created under the name
+                    // would collide, and a describe of the name would find the instance renamed away.
+                    self.wait_gone(run, region, identifier).await?;
+                    self.wait_available(run, region, stale_name).await?;
+                    Ok(true)
+                }
+                Err(e) if e.kind == AwsErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
         }
-        match rds.describe_instance(identifier).await {
-            Ok(_) => {}
-            Err(e) if e.kind == AwsErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.into()),
+    }
+
+    /// Waits until no instance answers under `identifier` (a rename away finished).
+    async fn wait_gone(&self, run: &Run<'_>, region: &AwsRegion, identifier: &str) -> Result<(), StepError> {
+        let rds = self.aws.rds(region);
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        loop {
+            match rds.describe_instance(identifier).await {
+                Err(e) if e.kind == AwsErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+                Ok(db) if tokio::time::Instant::now() >= deadline => {
+                    return Err(StepError::failed(format!(
+                        "`{identifier}` still answers under its name (`{}`) after {}: the rename away has not finished\nhint: `suma dr resume` waits again",
+                        db.status,
+                        humantime::format_duration(self.wait_timeout)
+                    )))
+                }
+                Ok(_) => {}
+            }
+            run.sleep(self.poll).await?;
         }
-        let change = DbModification {
-            new_identifier: Some(stale_name.to_owned()),
-            ..DbModification::default()
-        };
-        run.mutating()?;
-        rds.modify_instance(identifier, &change).await?;
-        Ok(true)
     }
 
     async fn wait_available(
@@ -1072,7 +1100,17 @@ impl Engine {
     ) -> Result<DbInstance, StepError> {
         let rds = self.aws.rds(&target.region);
         match rds.describe_instance(&target.identifier).await {
-            Ok(_) => {}
+            // An earlier attempt's replica is adopted; anything else under the name is not.
+            Ok(existing) if check::replicates_from(&existing, &source.identifier, Some(&source.arn)) => {}
+            Ok(existing) => {
+                return Err(StepError::failed(format!(
+                    "`{}` in {} exists but does not replicate from `{}` (its source: {}): it is not adopted as the new replica\nhint: rename or delete that instance (or fix `rds` in the configuration), then `suma dr resume`",
+                    target.identifier,
+                    target.region,
+                    source.identifier,
+                    existing.replica_source.as_deref().unwrap_or("none, it is standalone")
+                )))
+            }
             Err(e) if e.kind == AwsErrorKind::NotFound => {
                 run.mutating()?;
                 rds.create_read_replica(

@@ -969,3 +969,45 @@ fn a_failed_over_environment_warns_where_traffic_is() {
     let report = check::evaluate("drill", &env, &seen, &rto::estimate("drill", &env, &[]));
     assert_eq!(status_of(&report, "traffic served by"), CheckStatus::Warn);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_is_adopted_only_when_it_replicates_from_the_expected_source() {
+    let h = Harness::new();
+    let engine = h.engine();
+    let op = h.op(Direction::Failback);
+    let guard = h.locks.acquire(&op, false).await.unwrap();
+    let run = Run::new(&h.journal, &guard, engine.reporter.as_ref(), &engine.cancel);
+    let source = h.world.aws.db(PRIMARY, "db");
+    let target = |identifier: &str| crate::config::DbInstanceRef {
+        identifier: identifier.to_owned(),
+        region: crate::config::AwsRegion::try_from(DR.to_owned()).unwrap(),
+    };
+    let mutations = h.world.mutations().len();
+
+    // `db-replica` replicates from the primary: an earlier attempt's, adopted without a call.
+    let adopted = engine
+        .create_replica_of(&run, &target("db-replica"), &source, &engine.env.primary_region)
+        .await;
+    assert_eq!(adopted.unwrap().identifier, "db-replica");
+    assert_eq!(h.world.mutations().len(), mutations, "nothing created");
+
+    // A standalone instance under the name is someone else's: refused, named, and left alone.
+    h.world.aws.with(|s| {
+        s.databases
+            .insert((DR.into(), "foreign".into()), Database::available(DR, "foreign", None));
+    });
+    let Err(refused) = engine
+        .create_replica_of(&run, &target("foreign"), &source, &engine.env.primary_region)
+        .await
+    else {
+        panic!("a standalone instance was adopted as the replica");
+    };
+    let text = format!("{refused:?}");
+    assert!(
+        text.contains("`foreign` in eu-central-1 exists but does not replicate from `db`")
+            && text.contains("standalone"),
+        "{text}"
+    );
+    assert_eq!(h.world.mutations().len(), mutations, "nothing changed");
+    guard.release().await.unwrap();
+}

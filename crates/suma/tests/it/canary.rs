@@ -537,6 +537,14 @@ async fn a_canary_with_errors_is_rolled_back_within_two_intervals_of_its_first_b
     );
     let reasons = ticks[first_bad]["verdict"]["reasons"].to_string();
     assert!(reasons.contains("error_rate"), "{reasons}");
+    // A canary that failed at 10% never reaches the next step.
+    let started: Vec<&str> = op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(!started.contains(&"shift-50"), "steps run: {started:?}");
     assert_back_on_stable(aws.as_ref(), &env).await;
     assert_eq!(
         stable_revision(aws.as_ref(), &env).await,
