@@ -82,6 +82,8 @@ pub enum RolloutEnd {
 pub struct Faults {
     /// Regions whose ECS and RDS endpoints refuse connections.
     pub unreachable_regions: BTreeSet<String>,
+    /// Regions whose ECS and RDS endpoints answer 503 (a degraded region: up, but failing).
+    pub degraded_regions: BTreeSet<String>,
     pub rollout: RolloutEnd,
     /// A promotion stays `modifying`.
     pub promotion_stuck: bool,
@@ -260,16 +262,26 @@ impl AwsWorld {
     }
 
     fn reachable(&self, service: &'static str, region: &str) -> Result<(), AwsError> {
-        match self.state().faults.unreachable_regions.contains(region) {
-            true => Err(AwsError::new(
+        let faults = &self.state().faults;
+        if faults.unreachable_regions.contains(region) {
+            return Err(AwsError::new(
                 service,
                 "Any",
                 region,
                 AwsErrorKind::Unreachable,
                 "connection refused",
-            )),
-            false => Ok(()),
+            ));
         }
+        if faults.degraded_regions.contains(region) {
+            return Err(AwsError::new(
+                service,
+                "Any",
+                region,
+                AwsErrorKind::ServerError,
+                "503 Service Unavailable",
+            ));
+        }
+        Ok(())
     }
 }
 

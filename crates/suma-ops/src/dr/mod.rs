@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::ecs::{Rollout, ServiceUpdate};
 use crate::aws::rds::{DbInstance, DbModification};
 use crate::aws::route53::FailoverAlias;
-use crate::aws::{AwsApis, AwsErrorKind};
+use crate::aws::{AwsApis, AwsError, AwsErrorKind};
 use crate::config::{AwsRegion, Environment};
 use crate::engine::{self, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
@@ -556,24 +556,40 @@ impl Engine {
         let names = [cfg.service.clone(), cfg.canary_service.clone()];
         // A region is judged down only when it stays silent over several polls: one timed-out or reset
         // call (after the SDK's own retries) is a blip, and skipping the drain on a blip would leave the
-        // primary's tasks serving while traffic moves to DR.
+        // primary's tasks serving while traffic moves to DR. A region that answers 5xx is degraded,
+        // not gone: its tasks may still write, so it is passed by only when the data loss of an
+        // unfenced primary was accepted at the start, and what could not be fenced is journaled.
+        let accepted = op.parameters.get("accept_data_loss") == Some(&json!(true));
+        let region_down =
+            |e: &AwsError| e.kind == AwsErrorKind::Unreachable || (accepted && e.kind == AwsErrorKind::ServerError);
         let mut silent = 0;
         let found = loop {
             match ecs.describe_services(&cfg.cluster, &names).await {
                 Ok(found) => break found,
-                Err(e) if e.kind == AwsErrorKind::Unreachable && silent + 1 < UNREACHABLE_POLLS => {
+                Err(e) if region_down(&e) && silent + 1 < UNREACHABLE_POLLS => {
                     silent += 1;
                     run.sleep(self.poll).await?;
                 }
-                Err(e) if e.kind == AwsErrorKind::Unreachable => {
+                Err(e) if region_down(&e) => {
                     self.reporter.warn(&format!(
                         "{} does not answer ({UNREACHABLE_POLLS} polls): not drained ({e})",
                         self.env.primary_region
                     ));
                     return Ok(StepEnd::skipped(
                         format!("{} unreachable", self.env.primary_region),
-                        Facts::from([("primary_unreachable".to_owned(), json!(true))]),
+                        Facts::from([
+                            ("primary_unreachable".to_owned(), json!(true)),
+                            ("unfenced".to_owned(), json!(names)),
+                            ("unfenced_because".to_owned(), json!(e.to_string())),
+                        ]),
                     ));
+                }
+                Err(e) if e.kind == AwsErrorKind::ServerError => {
+                    return Err(StepError::failed(format!(
+                        "{} answers with errors, so its services cannot be drained: {e}\nhint: if the region is degraded, `suma dr abort --env {env}` and fail over with `--accept-data-loss --reason TEXT`, which goes on without fencing it and journals what it could not fence; otherwise `suma dr resume --env {env}` tries again",
+                        self.env.primary_region,
+                        env = self.environment
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -587,7 +603,7 @@ impl Engine {
                     .await?;
             }
         }
-        let facts = Facts::new();
+        let mut unfenced = Vec::new();
         for svc in &found {
             if svc.desired != 0 {
                 let zero = ServiceUpdate {
@@ -595,8 +611,20 @@ impl Engine {
                     ..ServiceUpdate::default()
                 };
                 run.mutating()?;
-                ecs.update_service(&cfg.cluster, &svc.name, &zero).await?;
+                match ecs.update_service(&cfg.cluster, &svc.name, &zero).await {
+                    Ok(_) => {}
+                    Err(e) if region_down(&e) => {
+                        self.reporter
+                            .warn(&format!("`{}` could not be scaled to 0: {e}", svc.name));
+                        unfenced.push(svc.name.clone());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
+        }
+        let mut facts = Facts::new();
+        if !unfenced.is_empty() {
+            facts.insert("unfenced".to_owned(), json!(unfenced));
         }
         Ok(StepEnd::Done(facts))
     }

@@ -439,6 +439,43 @@ async fn an_unreachable_primary_region_is_not_drained_but_the_failover_completes
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_degraded_primary_region_stops_the_drain_unless_data_loss_was_accepted() {
+    let h = Harness::new();
+    h.world.faults(|f| {
+        f.degraded_regions.insert(PRIMARY.into());
+    });
+    // Its tasks may still be writing: without acceptance the failover stops at the drain, with the way on.
+    let mut op = h.op(Direction::Failover);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "drain-primary" && reason.contains("--accept-data-loss")),
+        "{outcome:?}"
+    );
+    assert_eq!(h.world.snapshot().primary_target, PRIMARY_LB, "traffic did not move");
+
+    // Accepted at the start: it goes on past the region and journals what it could not fence.
+    let h = Harness::new();
+    h.world.faults(|f| {
+        f.degraded_regions.insert(PRIMARY.into());
+    });
+    let mut op = h.op(Direction::Failover);
+    op.parameters.insert("accept_data_loss".into(), json!(true));
+    op.parameters.insert("reason".into(), json!("eu-west-1 answers 503"));
+    assert_eq!(h.run(&mut op, false).await, Outcome::Completed);
+    assert_eq!(op.steps[1].status, StepStatus::Skipped);
+    assert_eq!(
+        op.fact("unfenced"),
+        Some(&json!(["auth-service", "auth-service-canary"]))
+    );
+    assert!(
+        op.fact("unfenced_because").unwrap().as_str().unwrap().contains("503"),
+        "{:?}",
+        op.fact("unfenced_because")
+    );
+    assert_eq!(h.world.snapshot().primary_target, DR_LB);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_promotion_stuck_in_modifying_stops_and_resumes() {
     let h = Harness::new();
     h.world.faults(|f| f.promotion_stuck = true);
