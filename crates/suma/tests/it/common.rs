@@ -223,48 +223,41 @@ pub struct SeededEnvironment {
     pub config: serde_yaml::Value,
 }
 
-/// `xtask/sandbox/seed.py` with the sandbox's Python.
-fn seed_py() -> Command {
+/// Runs `xtask/sandbox/seed.py ARGS` with the sandbox's Python; its standard output.
+fn seed_py(args: &[&str]) -> Vec<u8> {
     let venv = std::env::var_os("SUMA_SANDBOX_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| sandbox_config().parent().unwrap().join("venv"));
-    let mut cmd = Command::new(venv.join("bin/python"));
-    cmd.arg(workspace_root().join("xtask/sandbox/seed.py"));
-    cmd
+    let out = Command::new(venv.join("bin/python"))
+        .arg(workspace_root().join("xtask/sandbox/seed.py"))
+        .args(args)
+        .output()
+        .expect("the sandbox's python runs");
+    assert!(
+        out.status.success(),
+        "seed.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// A secret `name` whose replication to the DR region failed (the DR region already held one of its name).
 pub fn clashing_secret(name: &str) {
-    let out = seed_py()
-        .args(["--clashing-secret", &sandbox_var("AWS_ENDPOINT_URL"), name])
-        .output()
-        .expect("the sandbox's python runs");
-    assert!(
-        out.status.success(),
-        "seed.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    seed_py(&["--clashing-secret", &sandbox_var("AWS_ENDPOINT_URL"), name]);
 }
 
 pub fn seed_environment(name: &str) -> SeededEnvironment {
-    let out = seed_py()
-        .args([
-            "--environment",
-            name,
-            &sandbox_var("AWS_ENDPOINT_URL"),
-            &sandbox_var("AUTH_URL"),
-        ])
-        .arg(std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into()))
-        .output()
-        .expect("the sandbox's python runs");
-    assert!(
-        out.status.success(),
-        "seed.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let prometheus = std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into());
+    let out = seed_py(&[
+        "--environment",
+        name,
+        &sandbox_var("AWS_ENDPOINT_URL"),
+        &sandbox_var("AUTH_URL"),
+        &prometheus,
+    ]);
     SeededEnvironment {
         name: name.to_owned(),
-        config: serde_json::from_slice(&out.stdout).unwrap(),
+        config: serde_json::from_slice(&out).unwrap(),
     }
 }
 
