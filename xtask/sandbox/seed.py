@@ -218,13 +218,20 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
             },
         )["HealthCheck"]["Id"]
     changes = []
-    for role, target, check in (("PRIMARY", lb, checks["primary"]), ("SECONDARY", dr_lb, checks["secondary"])):
+    # Test environments' load balancers are dual-stack: an A record and its AAAA twin per role, which a
+    # failover moves together. The sandbox's own environments keep A records (their edge serves IPv4).
+    record_types = ("A",) if shipped else ("A", "AAAA")
+    for (role, target, check), record_type in (
+        (entry, record_type)
+        for entry in (("PRIMARY", lb, checks["primary"]), ("SECONDARY", dr_lb, checks["secondary"]))
+        for record_type in record_types
+    ):
         changes.append(
             {
                 "Action": "CREATE",
                 "ResourceRecordSet": {
                     "Name": record,
-                    "Type": "A",
+                    "Type": record_type,
                     "SetIdentifier": f"auth-{role.lower()}",
                     "Failover": role,
                     "HealthCheckId": check,

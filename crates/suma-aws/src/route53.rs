@@ -65,9 +65,14 @@ pub trait DnsApi: Send + Sync {
         let _ = name;
         Err(unsupported("ListResourceRecordSets", hosted_zone_id))
     }
-    /// Creates or replaces the record; returns the change id to wait on.
-    async fn upsert_failover_alias(&self, hosted_zone_id: &str, record: &FailoverAlias) -> Result<String, AwsError> {
-        let _ = record;
+    /// Creates or replaces the records in one change, all or none (an A record and its AAAA twin move
+    /// together); returns the change id to wait on.
+    async fn upsert_failover_aliases(
+        &self,
+        hosted_zone_id: &str,
+        records: &[FailoverAlias],
+    ) -> Result<String, AwsError> {
+        let _ = records;
         Err(unsupported("ChangeResourceRecordSets", hosted_zone_id))
     }
     /// `PENDING` or `INSYNC`.

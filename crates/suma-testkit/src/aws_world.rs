@@ -126,8 +126,8 @@ pub struct State {
     pub rules: BTreeMap<String, Vec<WeightedTarget>>,
     /// (region, identifier) → instance.
     pub databases: BTreeMap<(String, String), Database>,
-    /// `PRIMARY` / `SECONDARY` → that failover alias.
-    pub failover_records: BTreeMap<String, FailoverAlias>,
+    /// (`PRIMARY` / `SECONDARY`, record type) → that failover alias.
+    pub failover_records: BTreeMap<(String, String), FailoverAlias>,
     /// Change id → polls left before `INSYNC`.
     pub dns_changes: BTreeMap<String, u32>,
     /// (region, secret id) → its metadata.
@@ -610,16 +610,23 @@ impl DnsApi for InRegion {
         Ok(self.0.state().failover_records.values().cloned().collect())
     }
 
-    async fn upsert_failover_alias(&self, _: &str, record: &FailoverAlias) -> Result<String, AwsError> {
+    async fn upsert_failover_aliases(&self, _: &str, records: &[FailoverAlias]) -> Result<String, AwsError> {
         let id = {
             let mut state = self.0.state();
-            state.failover_records.insert(record.failover.clone(), record.clone());
+            for record in records {
+                state
+                    .failover_records
+                    .insert((record.failover.clone(), record.record_type.clone()), record.clone());
+            }
             let id = format!("C{}", state.dns_changes.len() + 1);
             state.dns_changes.insert(id.clone(), 2);
             id
         };
-        self.0
-            .mutated(format!("dns {} -> {}", record.failover, record.target_dns));
+        let moved: Vec<String> = records
+            .iter()
+            .map(|r| format!("{} {} -> {}", r.failover, r.record_type, r.target_dns))
+            .collect();
+        self.0.mutated(format!("dns {}", moved.join(", ")));
         Ok(id)
     }
 

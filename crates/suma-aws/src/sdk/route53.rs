@@ -126,44 +126,19 @@ impl DnsApi for SdkRoute53 {
             .collect())
     }
 
-    async fn upsert_failover_alias(&self, hosted_zone_id: &str, record: &FailoverAlias) -> Result<String, AwsError> {
-        use aws_sdk_route53::types::{
-            AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, ResourceRecordSetFailover, RrType,
-        };
-        let invalid = |e: aws_sdk_route53::error::BuildError| {
-            AwsError::new(
-                "Route53",
-                "ChangeResourceRecordSets",
-                &record.name,
-                super::AwsErrorKind::Other,
-                e.to_string(),
-            )
-        };
-        let alias = AliasTarget::builder()
-            .hosted_zone_id(&record.target_zone_id)
-            .dns_name(&record.target_dns)
-            .evaluate_target_health(record.evaluate_target_health)
-            .build()
-            .map_err(invalid)?;
-        let set = ResourceRecordSet::builder()
-            .name(&record.name)
-            .r#type(RrType::from(record.record_type.as_str()))
-            .set_identifier(&record.set_identifier)
-            .failover(ResourceRecordSetFailover::from(record.failover.as_str()))
-            .alias_target(alias)
-            .set_health_check_id(record.health_check_id.clone())
-            .build()
-            .map_err(invalid)?;
-        let change = Change::builder()
-            .action(ChangeAction::Upsert)
-            .resource_record_set(set)
-            .build()
-            .map_err(invalid)?;
+    async fn upsert_failover_aliases(
+        &self,
+        hosted_zone_id: &str,
+        records: &[FailoverAlias],
+    ) -> Result<String, AwsError> {
+        use aws_sdk_route53::types::ChangeBatch;
+        let name = records.first().map_or("", |r| r.name.as_str());
+        let changes = records.iter().map(upsert_of).collect::<Result<Vec<_>, _>>()?;
         let batch = ChangeBatch::builder()
             .comment("suma dr")
-            .changes(change)
+            .set_changes(Some(changes))
             .build()
-            .map_err(invalid)?;
+            .map_err(|e| invalid_change(name, e))?;
         let out = self
             .client
             .change_resource_record_sets()
@@ -171,7 +146,7 @@ impl DnsApi for SdkRoute53 {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("Route53", "ChangeResourceRecordSets", &record.name, e))?;
+            .map_err(|e| AwsError::from_sdk("Route53", "ChangeResourceRecordSets", name, e))?;
         Ok(out
             .change_info()
             .map(|c| c.id().trim_start_matches("/change/").to_owned())
@@ -191,4 +166,42 @@ impl DnsApi for SdkRoute53 {
             .map(|c| c.status().as_str().to_owned())
             .unwrap_or_default())
     }
+}
+
+fn invalid_change(name: &str, e: aws_sdk_route53::error::BuildError) -> AwsError {
+    AwsError::new(
+        "Route53",
+        "ChangeResourceRecordSets",
+        name,
+        super::AwsErrorKind::Other,
+        e.to_string(),
+    )
+}
+
+/// The UPSERT of one failover alias record.
+fn upsert_of(record: &FailoverAlias) -> Result<aws_sdk_route53::types::Change, AwsError> {
+    use aws_sdk_route53::types::{
+        AliasTarget, Change, ChangeAction, ResourceRecordSet, ResourceRecordSetFailover, RrType,
+    };
+    let invalid = |e| invalid_change(&record.name, e);
+    let alias = AliasTarget::builder()
+        .hosted_zone_id(&record.target_zone_id)
+        .dns_name(&record.target_dns)
+        .evaluate_target_health(record.evaluate_target_health)
+        .build()
+        .map_err(invalid)?;
+    let set = ResourceRecordSet::builder()
+        .name(&record.name)
+        .r#type(RrType::from(record.record_type.as_str()))
+        .set_identifier(&record.set_identifier)
+        .failover(ResourceRecordSetFailover::from(record.failover.as_str()))
+        .alias_target(alias)
+        .set_health_check_id(record.health_check_id.clone())
+        .build()
+        .map_err(invalid)?;
+    Change::builder()
+        .action(ChangeAction::Upsert)
+        .resource_record_set(set)
+        .build()
+        .map_err(invalid)
 }

@@ -112,6 +112,39 @@ pub fn plan(
     })
 }
 
+/// [`plan`] for every record type the name has a PRIMARY record of (an A record and its AAAA twin),
+/// each against the SECONDARY of its own type: they move together or not at all.
+pub fn plan_all(
+    record_name: &str,
+    records: &[FailoverAlias],
+    side: DnsSide,
+    primary_target: Option<&AliasTarget>,
+    checks: HealthChecks<'_>,
+) -> Result<Vec<DnsSwitch>, String> {
+    let mut types: Vec<&str> = records
+        .iter()
+        .filter(|r| r.failover == "PRIMARY")
+        .map(|r| r.record_type.as_str())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    if types.is_empty() {
+        return plan(record_name, records, side, primary_target, checks).map(|one| vec![one]);
+    }
+    types
+        .into_iter()
+        .map(|record_type| {
+            let of_type: Vec<FailoverAlias> = records
+                .iter()
+                .filter(|r| r.record_type == record_type)
+                .cloned()
+                .collect();
+            plan(record_name, &of_type, side, primary_target, checks)
+                .map_err(|e| format!("{e} (record type {record_type})"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +232,36 @@ mod tests {
         };
         let switch = plan("auth.example.com", &records, DnsSide::Primary, Some(&home()), checks).unwrap();
         assert_eq!(switch.wanted.health_check_id.as_deref(), Some("hc-1"));
+    }
+
+    #[test]
+    fn an_aaaa_twin_moves_with_its_a_record_to_the_secondary_of_its_type() {
+        let twin = |mut r: FailoverAlias| {
+            r.record_type = "AAAA".into();
+            r
+        };
+        let records = [
+            alias("PRIMARY", "primary-lb", Some("hc-1")),
+            twin(alias("PRIMARY", "primary-lb", Some("hc-1"))),
+            alias("SECONDARY", "dr-lb", Some("hc-2")),
+            twin(alias("SECONDARY", "dr-lb", Some("hc-2"))),
+        ];
+        let switches = plan_all("auth.example.com", &records, DnsSide::Dr, None, HealthChecks::default()).unwrap();
+        let moved: Vec<(&str, &str)> = switches
+            .iter()
+            .map(|s| (s.wanted.record_type.as_str(), s.wanted.target_dns.as_str()))
+            .collect();
+        assert_eq!(moved, [("A", "dr-lb"), ("AAAA", "dr-lb")]);
+        // A twin whose SECONDARY is missing stops the whole switch, named by its type.
+        let err = plan_all(
+            "auth.example.com",
+            &records[..3],
+            DnsSide::Dr,
+            None,
+            HealthChecks::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("no SECONDARY") && err.contains("AAAA"), "{err}");
     }
 
     #[test]

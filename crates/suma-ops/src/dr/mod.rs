@@ -530,20 +530,35 @@ impl Engine {
                 .route53()
                 .failover_aliases(&self.env.dns.hosted_zone_id, &self.env.dns.record_name)
                 .await?;
-            let primary = aliases.iter().find(|a| a.failover == "PRIMARY").ok_or_else(|| {
+            // Every PRIMARY record of the name moves (an A record and its AAAA twin), each to the
+            // SECONDARY record of its own type.
+            let of_role = |role: &str| aliases.iter().filter(|a| a.failover == role).collect::<Vec<_>>();
+            let (primaries, secondaries) = (of_role("PRIMARY"), of_role("SECONDARY"));
+            let primary = primaries.first().ok_or_else(|| {
                 StepError::refused(format!(
                     "`{}` has no PRIMARY failover alias record\nhint: see `suma dr check --env {}`",
                     self.env.dns.record_name, self.environment
                 ))
             })?;
-            let secondary = aliases.iter().find(|a| a.failover == "SECONDARY").ok_or_else(|| {
+            let secondary = secondaries.first().ok_or_else(|| {
                 StepError::refused(format!(
                     "`{}` has no SECONDARY failover alias record: the DR load balancer is unknown",
                     self.env.dns.record_name
                 ))
             })?;
+            if let Some(alone) = primaries
+                .iter()
+                .find(|p| !secondaries.iter().any(|s| s.record_type == p.record_type))
+            {
+                return Err(StepError::refused(format!(
+                    "`{}` has a PRIMARY {} record without a SECONDARY one: its DR target is unknown, and moving only the others would split clients by address family\nhint: add the SECONDARY {} record to the DR load balancer",
+                    self.env.dns.record_name, alone.record_type, alone.record_type
+                )));
+            }
             facts.insert("original_primary_record".to_owned(), json!(primary));
             facts.insert("secondary_record".to_owned(), json!(secondary));
+            facts.insert("original_primary_records".to_owned(), json!(primaries));
+            facts.insert("secondary_records".to_owned(), json!(secondaries));
         }
         Ok(StepEnd::Done(facts))
     }
@@ -815,32 +830,56 @@ impl Engine {
     /// Failover: the PRIMARY record to the DR load balancer (with the secondary's health check);
     /// failback: the PRIMARY record as it was before the failover.
     async fn switch_dns(&self, run: &Run<'_>, op: &mut Operation, to_dr: bool) -> Result<StepEnd, StepError> {
-        let original: FailoverAlias = op
-            .fact("original_primary_record")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .ok_or_else(|| {
-                StepError::failed("the journal has no record of the PRIMARY record before the failover".to_owned())
-            })?;
-        let wanted = if to_dr {
-            let secondary: FailoverAlias = op
-                .fact("secondary_record")
+        // Every PRIMARY record recorded before the failover (an operation journaled before twins were
+        // recorded has the one), each to the SECONDARY of its type or back as it was.
+        let records = |plural: &str, singular: &str| -> Option<Vec<FailoverAlias>> {
+            op.fact(plural)
                 .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .or_else(|| {
+                    op.fact(singular)
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .map(|r| vec![r])
+                })
+        };
+        let originals = records("original_primary_records", "original_primary_record").ok_or_else(|| {
+            StepError::failed("the journal has no record of the PRIMARY record before the failover".to_owned())
+        })?;
+        let wanted: Vec<FailoverAlias> = if to_dr {
+            let secondaries = records("secondary_records", "secondary_record")
                 .ok_or_else(|| StepError::failed("the journal has no record of the SECONDARY record".to_owned()))?;
-            dns::primary_to_secondary(&original, &secondary, self.env.dns.secondary_health_check_id.as_deref())
+            originals
+                .iter()
+                .map(|original| {
+                    let secondary = secondaries
+                        .iter()
+                        .find(|s| s.record_type == original.record_type)
+                        .ok_or_else(|| {
+                            StepError::failed(format!(
+                                "the journal has no SECONDARY {} record to point the PRIMARY one at",
+                                original.record_type
+                            ))
+                        })?;
+                    Ok(dns::primary_to_secondary(
+                        original,
+                        secondary,
+                        self.env.dns.secondary_health_check_id.as_deref(),
+                    ))
+                })
+                .collect::<Result<_, StepError>>()?
         } else {
-            original
+            originals
         };
         let dns = self.aws.route53();
         let zone = &self.env.dns.hosted_zone_id;
         let current = dns.failover_aliases(zone, &self.env.dns.record_name).await?;
-        let live = current.iter().find(|a| a.failover == "PRIMARY");
-        // A record already right was written by an earlier attempt (or needs nothing): that attempt's
+        let in_place = wanted.iter().all(|w| current.contains(w));
+        // Records already right were written by an earlier attempt (or need nothing): that attempt's
         // change, journaled as soon as Route 53 answered, is still waited on until INSYNC.
-        let change_id = match (live, fact_str(op, "dns_change_id")) {
-            (Some(live), recorded) if *live == wanted => recorded,
+        let change_id = match fact_str(op, "dns_change_id") {
+            recorded if in_place => recorded,
             _ => {
                 run.mutating()?;
-                let id = dns.upsert_failover_alias(zone, &wanted).await?;
+                let id = dns.upsert_failover_aliases(zone, &wanted).await?;
                 run.record(op, Facts::from([("dns_change_id".to_owned(), json!(id))]))
                     .await?;
                 Some(id)
@@ -863,7 +902,14 @@ impl Engine {
             }
         }
         Ok(StepEnd::Done(Facts::from([
-            ("dns_target".to_owned(), json!(wanted.target_dns)),
+            ("dns_target".to_owned(), json!(wanted.first().map(|w| &w.target_dns))),
+            (
+                "dns_records".to_owned(),
+                json!(wanted
+                    .iter()
+                    .map(|w| format!("{} {}", w.record_type, w.target_dns))
+                    .collect::<Vec<_>>()),
+            ),
             ("dns_change_id".to_owned(), json!(change_id)),
         ])))
     }
@@ -1012,9 +1058,15 @@ impl Engine {
             .fact("original_primary_record")
             .cloned()
             .ok_or_else(|| StepError::refused(format!("failover `{}` recorded no PRIMARY record", last.id)))?;
+        // The twins too, when the failover recorded them.
+        let originals = last
+            .fact("original_primary_records")
+            .cloned()
+            .unwrap_or(json!([original]));
         Ok(StepEnd::Done(Facts::from([
             ("failover_operation".to_owned(), json!(last.id)),
             ("original_primary_record".to_owned(), original),
+            ("original_primary_records".to_owned(), originals),
             ("backup_retention_days".to_owned(), json!(backup.max(1))),
             ("dr_database_arn".to_owned(), json!(dr_db.arn)),
         ])))

@@ -80,7 +80,8 @@ impl Drill {
                 alias("PRIMARY", PRIMARY_LB, "ZPRIMARY", Some("hc-primary")),
                 alias("SECONDARY", DR_LB, "ZDR", Some("hc-dr")),
             ] {
-                s.failover_records.insert(record.failover.clone(), record);
+                s.failover_records
+                    .insert((record.failover.clone(), record.record_type.clone()), record);
             }
             for region in [PRIMARY, DR] {
                 s.secrets.insert(
@@ -142,7 +143,8 @@ impl Drill {
     }
 
     fn primary_record(&self) -> FailoverAlias {
-        self.aws.with(|s| s.failover_records["PRIMARY"].clone())
+        self.aws
+            .with(|s| s.failover_records[&("PRIMARY".to_owned(), "A".to_owned())].clone())
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -178,7 +180,9 @@ impl Drill {
                     )
                 })
                 .collect(),
-            primary_target: s.failover_records["PRIMARY"].target_dns.clone(),
+            primary_target: s.failover_records[&("PRIMARY".to_owned(), "A".to_owned())]
+                .target_dns
+                .clone(),
         })
     }
 }
@@ -376,7 +380,7 @@ async fn a_failover_changes_what_it_should_and_nothing_else() {
         "modify eu-central-1 db-replica ",
         "register td-dr:",
         "update eu-central-1 auth-service ",
-        "dns PRIMARY -> auth-dr",
+        "dns PRIMARY A -> auth-dr",
     ];
     assert_eq!(mutations.len(), expected.len(), "{mutations:#?}");
     for (seen, wanted) in mutations.iter().zip(expected) {
@@ -1047,4 +1051,73 @@ async fn a_replica_is_adopted_only_when_it_replicates_from_the_expected_source()
     );
     assert_eq!(h.world.mutations().len(), mutations, "nothing changed");
     guard.release().await.unwrap();
+}
+
+/// The drill's records with an AAAA twin of each (`with_secondary_twin: false` leaves the SECONDARY
+/// without one).
+fn with_aaaa_twins(h: &Harness, with_secondary_twin: bool) {
+    let twin = |mut record: FailoverAlias| {
+        record.record_type = "AAAA".into();
+        record
+    };
+    h.world.aws.with(|s| {
+        let mut twins = vec![twin(alias("PRIMARY", PRIMARY_LB, "ZPRIMARY", Some("hc-primary")))];
+        if with_secondary_twin {
+            twins.push(twin(alias("SECONDARY", DR_LB, "ZDR", Some("hc-dr"))));
+        }
+        for record in twins {
+            s.failover_records
+                .insert((record.failover.clone(), record.record_type.clone()), record);
+        }
+    });
+}
+
+fn primary_targets(h: &Harness) -> Vec<(String, String)> {
+    h.world.aws.with(|s| {
+        s.failover_records
+            .values()
+            .filter(|r| r.failover == "PRIMARY")
+            .map(|r| (r.record_type.clone(), r.target_dns.clone()))
+            .collect()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_a_record_and_its_aaaa_twin_move_together_and_come_back_together() {
+    let h = Harness::new();
+    with_aaaa_twins(&h, true);
+    h.failover().await;
+    assert_eq!(
+        primary_targets(&h),
+        [("A".into(), DR_LB.into()), ("AAAA".into(), DR_LB.into())]
+    );
+    let dns_changes: Vec<String> = h
+        .world
+        .mutations()
+        .into_iter()
+        .filter(|m| m.starts_with("dns "))
+        .collect();
+    assert_eq!(
+        dns_changes,
+        [format!("dns PRIMARY A -> {DR_LB}, PRIMARY AAAA -> {DR_LB}")],
+        "one change, all or none"
+    );
+    h.completed(Direction::Failback).await;
+    assert_eq!(
+        primary_targets(&h),
+        [("A".into(), PRIMARY_LB.into()), ("AAAA".into(), PRIMARY_LB.into())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_twin_without_its_secondary_is_refused_before_anything_changes() {
+    let h = Harness::new();
+    with_aaaa_twins(&h, false);
+    let mut op = h.op(Direction::Failover);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Refused { reason } if reason.contains("PRIMARY AAAA record without a SECONDARY one")),
+        "{outcome:?}"
+    );
+    assert!(h.world.mutations().is_empty(), "{:?}", h.world.mutations());
 }

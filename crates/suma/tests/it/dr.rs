@@ -133,12 +133,21 @@ impl DrEnv {
             dr: count(&self.env.dr_region, &ecs.dr.cluster, &ecs.dr.service).await,
             replica: (replica_db.status, replica_db.multi_az, replica_db.backup_retention_days),
             primary_db: (primary_db.status, primary_db.multi_az),
-            primary_target: records
-                .iter()
-                .find(|r| r.failover == "PRIMARY")
-                .unwrap()
-                .target_dns
-                .clone(),
+            primary_records: records.iter().filter(|r| r.failover == "PRIMARY").count(),
+            primary_target: {
+                // One target when every PRIMARY record (an A and its AAAA twin) agrees.
+                let mut targets: Vec<&str> = records
+                    .iter()
+                    .filter(|r| r.failover == "PRIMARY")
+                    .map(|r| r.target_dns.as_str())
+                    .collect();
+                targets.sort_unstable();
+                targets.dedup();
+                match targets.as_slice() {
+                    [one] => (*one).to_owned(),
+                    split => format!("split between {split:?}"),
+                }
+            },
         }
     }
 }
@@ -150,6 +159,8 @@ struct State {
     dr: (i32, String),
     replica: (String, bool, i32),
     primary_db: (String, bool),
+    /// PRIMARY records of the name (a seeded environment's are an A and its AAAA twin).
+    primary_records: usize,
     primary_target: String,
 }
 
@@ -457,6 +468,7 @@ async fn failover_and_failback_change_what_they_should_and_nothing_else() {
     let before = env.state().await;
     let dr_lb = env.env.alb.dr_load_balancer_dns.clone().unwrap();
     assert_ne!(before.primary_target, dr_lb);
+    assert_eq!(before.primary_records, 2, "an A record and its AAAA twin");
 
     let out = run(env.suma(&["dr", "failover", "--yes", "--output", "json"], Some(&replica)));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);

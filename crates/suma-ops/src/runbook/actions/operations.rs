@@ -112,15 +112,19 @@ impl LiveActions<'_> {
             primary: self.env.dns.primary_health_check_id.as_deref(),
             secondary: self.env.dns.secondary_health_check_id.as_deref(),
         };
-        let switch = dns::plan(name, &records, side, primary_target.as_ref(), checks).map_err(ActionError::new)?;
-        let change_id = if switch.in_place() {
+        // Every PRIMARY record of the name (an A record and its AAAA twin) moves, in one change.
+        let switches =
+            dns::plan_all(name, &records, side, primary_target.as_ref(), checks).map_err(ActionError::new)?;
+        let switch = &switches[0];
+        let change_id = if switches.iter().all(dns::DnsSwitch::in_place) {
             self.ctx.reporter.info(&format!(
                 "`{name}` already points at {}: not changing it",
                 switch.wanted.target_dns
             ));
             None
         } else {
-            let id = route53.upsert_failover_alias(zone, &switch.wanted).await?;
+            let wanted: Vec<_> = switches.iter().map(|s| s.wanted.clone()).collect();
+            let id = route53.upsert_failover_aliases(zone, &wanted).await?;
             loop {
                 let status = route53.change_status(&id).await?;
                 if status == "INSYNC" {

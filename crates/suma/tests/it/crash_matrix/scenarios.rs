@@ -391,7 +391,7 @@ async fn dr_switch_ended(
 struct Failover;
 
 impl Failover {
-    /// Whether the PRIMARY record points at the DR load balancer.
+    /// Whether every PRIMARY record (an A record and its AAAA twin) points at the DR load balancer.
     async fn dns_on_dr(env: &Env) -> bool {
         let dns = &env.env.dns;
         let aliases = env
@@ -400,13 +400,12 @@ impl Failover {
             .failover_aliases(&dns.hosted_zone_id, &dns.record_name)
             .await
             .unwrap();
-        let target = |role: &str| {
-            aliases
-                .iter()
-                .find(|a| a.failover == role)
-                .map(|a| a.target_dns.clone())
-        };
-        target("PRIMARY") == target("SECONDARY")
+        let secondary = aliases
+            .iter()
+            .find(|a| a.failover == "SECONDARY")
+            .map(|a| &a.target_dns);
+        let mut primaries = aliases.iter().filter(|a| a.failover == "PRIMARY").peekable();
+        primaries.peek().is_some() && primaries.all(|a| Some(&a.target_dns) == secondary)
     }
 
     async fn counts(env: &Env) -> (i32, i32) {
