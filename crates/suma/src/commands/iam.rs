@@ -61,7 +61,8 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["deploy", "status"] => &[LOCK_READ, ELB_READ],
         ["deploy", _] => DEPLOY_NOTIFY,
         ["rollback", ..] => DEPLOY,
-        ["dr", "check"] => &[ECS_READ, ELB_READ, RDS_READ, ROUTE53_READ, SECRETS_READ],
+        // The journal too: the failover time is estimated from past failovers.
+        ["dr", "check"] => &[LOCK_READ, ECS_READ, ELB_READ, RDS_READ, ROUTE53_READ, SECRETS_READ],
         ["dr", _] => DR,
         ["secrets", "list" | "status"] => &[LOCK_READ, SECRETS_READ],
         ["secrets", "retire"] => &[LOCK_READ, LOCK_WRITE, SECRETS_READ, SECRETS_ROTATE],
