@@ -43,6 +43,26 @@ pub fn primary_to_secondary(
     }
 }
 
+/// Every PRIMARY record rewritten to the SECONDARY record of its own type (an A record and its AAAA
+/// twin, each to theirs), as [`primary_to_secondary`] rewrites one. `Err` names the record type that
+/// has no SECONDARY: moving only the others would split clients by address family.
+pub fn primaries_to_secondaries<'a>(
+    primaries: impl IntoIterator<Item = &'a FailoverAlias>,
+    secondaries: &[&FailoverAlias],
+    fallback_health_check: Option<&str>,
+) -> Result<Vec<FailoverAlias>, String> {
+    primaries
+        .into_iter()
+        .map(|primary| {
+            let secondary = secondaries
+                .iter()
+                .find(|s| s.record_type == primary.record_type)
+                .ok_or_else(|| primary.record_type.clone())?;
+            Ok(primary_to_secondary(primary, secondary, fallback_health_check))
+        })
+        .collect()
+}
+
 /// What `dns.failover` found and what it will write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsSwitch {

@@ -546,13 +546,10 @@ impl Engine {
                     self.env.dns.record_name
                 ))
             })?;
-            if let Some(alone) = primaries
-                .iter()
-                .find(|p| !secondaries.iter().any(|s| s.record_type == p.record_type))
-            {
+            if let Err(alone) = dns::primaries_to_secondaries(primaries.iter().copied(), &secondaries, None) {
                 return Err(StepError::refused(format!(
-                    "`{}` has a PRIMARY {} record without a SECONDARY one: its DR target is unknown, and moving only the others would split clients by address family\nhint: add the SECONDARY {} record to the DR load balancer",
-                    self.env.dns.record_name, alone.record_type, alone.record_type
+                    "`{}` has a PRIMARY {alone} record without a SECONDARY one: its DR target is unknown, and moving only the others would split clients by address family\nhint: add the SECONDARY {alone} record to the DR load balancer",
+                    self.env.dns.record_name
                 )));
             }
             facts.insert("original_primary_record".to_owned(), json!(primary));
@@ -847,25 +844,17 @@ impl Engine {
         let wanted: Vec<FailoverAlias> = if to_dr {
             let secondaries = records("secondary_records", "secondary_record")
                 .ok_or_else(|| StepError::failed("the journal has no record of the SECONDARY record".to_owned()))?;
-            originals
-                .iter()
-                .map(|original| {
-                    let secondary = secondaries
-                        .iter()
-                        .find(|s| s.record_type == original.record_type)
-                        .ok_or_else(|| {
-                            StepError::failed(format!(
-                                "the journal has no SECONDARY {} record to point the PRIMARY one at",
-                                original.record_type
-                            ))
-                        })?;
-                    Ok(dns::primary_to_secondary(
-                        original,
-                        secondary,
-                        self.env.dns.secondary_health_check_id.as_deref(),
-                    ))
-                })
-                .collect::<Result<_, StepError>>()?
+            let secondaries: Vec<&FailoverAlias> = secondaries.iter().collect();
+            dns::primaries_to_secondaries(
+                &originals,
+                &secondaries,
+                self.env.dns.secondary_health_check_id.as_deref(),
+            )
+            .map_err(|record_type| {
+                StepError::failed(format!(
+                    "the journal has no SECONDARY {record_type} record to point the PRIMARY one at"
+                ))
+            })?
         } else {
             originals
         };
