@@ -16,6 +16,9 @@ pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
 pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
 /// PostgreSQL URL of the DR replica, for `dr.replica_lag: postgres` (read-only use).
 pub const SUMA_DR_REPLICA_URL: &str = "SUMA_DR_REPLICA_URL";
+/// PostgreSQL URL of the primary database, for `dr switchover`: the replication marker is read there
+/// after the drain (read-only use).
+pub const SUMA_DR_PRIMARY_URL: &str = "SUMA_DR_PRIMARY_URL";
 /// `SUFFIX=HOST:PORT[,…]`: suma's own database connections to a host ending in SUFFIX go to HOST:PORT
 /// (a port forward to a private RDS endpoint); see `suma_core::connect_to`.
 pub const SUMA_DB_CONNECT_TO: &str = "SUMA_DB_CONNECT_TO";

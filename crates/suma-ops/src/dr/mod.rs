@@ -1,4 +1,12 @@
-//! Cross-region disaster recovery: the readiness check (`check`), and the failover and failback engine.
+//! Cross-region disaster recovery: the readiness check (`check`), and the switchover, failover and
+//! failback engine.
+//!
+//! The two ways to the DR region are named as AWS names them. A **switchover** is planned and loses no
+//! data: it refuses a primary region that does not answer, drains the primary's services until no task
+//! runs, reads the primary's WAL position as a marker and waits until the replica has replayed up to it
+//! ([`catch_up`]), and only then promotes. A **failover** is unplanned: the primary region is degraded, so
+//! it drains what answers, may go on past a region that does not (journaling what it could not fence), and
+//! its data loss is bounded by the replica lag it measured. After the promotion both run the same steps.
 //!
 //! A failover drains the primary region's service (so two regions never write at once), promotes the DR
 //! replica while the DR service scales up, points the DR service at the promoted database, switches the
@@ -11,6 +19,7 @@
 //! at any point is continued by `suma dr resume`. A step that fails stops the operation where it is instead of
 //! undoing anything: a promoted database cannot be demoted, and the journal says what is left to do.
 
+pub mod catch_up;
 pub mod check;
 pub mod dns;
 pub mod lag;
@@ -38,23 +47,41 @@ use crate::report::Reporter;
 use lag::ReplicaLag;
 
 pub const FAILOVER: &str = "dr-failover";
+pub const SWITCHOVER: &str = "dr-switchover";
 pub const FAILBACK: &str = "dr-failback";
 
-/// Which way traffic moves.
+/// Which way traffic moves, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    /// Unplanned, to the DR region: data loss bounded by the replica lag.
     Failover,
+    /// Planned, to the DR region: zero data loss.
+    Switchover,
+    /// Back to the primary region.
     Failback,
 }
 
 impl Direction {
+    pub const ALL: [Direction; 3] = [Self::Failover, Self::Switchover, Self::Failback];
+
     pub fn kind(self) -> &'static str {
         match self {
             Self::Failover => FAILOVER,
+            Self::Switchover => SWITCHOVER,
             Self::Failback => FAILBACK,
         }
     }
+
+    /// Whether it moves traffic to the DR region (a failback can follow it).
+    pub fn is_away(self) -> bool {
+        self != Self::Failback
+    }
+}
+
+/// Whether `kind` is an operation that moved traffic to the DR region.
+pub fn is_away_kind(kind: &str) -> bool {
+    kind == FAILOVER || kind == SWITCHOVER
 }
 
 /// A planned step with the time it is expected to take, for the RTO estimate.
@@ -71,6 +98,8 @@ pub fn step_estimate(name: &str, env: &Environment) -> Duration {
     let secs = match name {
         "readiness" => 20,
         "drain-primary" | "drain-dr" => 60,
+        // Replaying what was in flight when the drain finished: seconds on a healthy replica.
+        "catch-up" => 10,
         // The scale-up runs during the promotion, so the longer of the two counts.
         "promote-and-scale" | "promote-primary" => 300,
         "repoint-dr-service" | "repoint-primary-service" => {
@@ -107,6 +136,36 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
     let record = &env.dns.record_name;
     let host_var = &env.dr.database_host_variable;
     match direction {
+        Direction::Switchover => {
+            let mut steps = plan(Direction::Failover, environment, env);
+            for step in &mut steps {
+                match step.name.as_str() {
+                    "readiness" => {
+                        step.detail = format!(
+                            "{p} answers, replica `{replica}` available and replaying, its lag within the RPO ({}); the WAL positions of both databases readable; record the DNS and capacity before",
+                            humantime::format_duration(env.dr.rpo)
+                        )
+                    }
+                    "drain-primary" => {
+                        step.detail = format!(
+                            "scale `{}` and `{}` in `{}` ({p}) to 0 and wait until no task runs (no writer is left)",
+                            ecs.service, ecs.canary_service, ecs.cluster
+                        )
+                    }
+                    "announce" => step.detail = format!("Datadog event `DR switchover of {environment}` and the timing summary"),
+                    _ => {}
+                }
+            }
+            let at = steps.iter().position(|s| s.name == "drain-primary").map_or(steps.len(), |i| i + 1);
+            steps.insert(
+                at,
+                step(
+                    "catch-up",
+                    format!("read the primary's WAL position (the marker), wait until `{replica}` has replayed up to it: no acknowledged write is left behind"),
+                ),
+            );
+            steps
+        }
         Direction::Failover => vec![
             step(
                 "readiness",
@@ -260,6 +319,8 @@ pub struct Engine {
     pub env: Environment,
     pub aws: Arc<dyn AwsApis>,
     pub lag: Arc<dyn ReplicaLag>,
+    /// The WAL positions a switchover compares.
+    pub replication: Arc<dyn catch_up::ReplicationPositions>,
     pub probe: Arc<dyn ServiceProbe>,
     pub events: Option<Arc<dyn EventSink>>,
     pub gate: Arc<dyn Gate>,
@@ -276,6 +337,11 @@ type Facts = engine::Facts;
 /// How long `verify` keeps asking a switched endpoint before it fails: a record's TTL (60 s is usual
 /// for failover records) and a resolver's refresh.
 const VERIFY_WINDOW: Duration = Duration::from_secs(120);
+
+/// How often a switchover looks at the drain and at the replica's position: both end within a second
+/// or two, and every poll while the primary is drained is downtime.
+const DRAIN_POLL: Duration = Duration::from_secs(1);
+const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 
 /// Consecutive unanswered polls after which the primary region is judged down and its drain skipped.
 const UNREACHABLE_POLLS: u32 = 4;
@@ -370,7 +436,7 @@ impl Steps for Engine {
             "promote-and-scale"
         };
         let promotion_started = op.steps.iter().any(|s| s.name == promoted_step);
-        if op.kind == FAILOVER && !promotion_started {
+        if is_away_kind(&op.kind) && !promotion_started {
             return Ok(match op.fact("primary_desired").and_then(|v| v.as_i64()) {
                 Some(desired) => {
                     let ecs = &self.env.ecs;
@@ -413,7 +479,9 @@ impl Engine {
     async fn execute(&self, run: &Run<'_>, op: &mut Operation, name: &str) -> Result<StepEnd, StepError> {
         let failback = op.kind == FAILBACK;
         match (name, failback) {
+            ("readiness", false) if op.kind == SWITCHOVER => self.switchover_readiness(op).await,
             ("readiness", false) => self.failover_readiness(op).await,
+            ("catch-up", _) => self.catch_up(run, op).await,
             ("readiness", true) => self.failback_readiness().await,
             ("drain-primary", _) => self.drain_primary(run, op).await,
             ("promote-and-scale", _) => self.promote_and_scale(run, op).await,
@@ -503,6 +571,13 @@ impl Engine {
         facts.insert("replica_lag_checked".to_owned(), json!(true));
         facts.insert("replica_endpoint".to_owned(), json!(replica.endpoint));
         if status == check::CheckStatus::Fail {
+            if op.kind == SWITCHOVER {
+                return Err(StepError::refused(format!(
+                    "replica lag of `{}` is {shown}, beyond the RPO of {}: a switchover would keep the primary drained while it catches up\nhint: wait for the lag to fall; a switchover never accepts data loss (an unplanned `suma dr failover --accept-data-loss --reason ...` does)",
+                    replica.identifier,
+                    humantime::format_duration(self.env.dr.rpo)
+                )));
+            }
             if !accept {
                 return Err(StepError::refused(format!(
                     "replica lag of `{}` is {shown}, beyond the RPO of {}\nhint: wait for it to catch up, or pass `--accept-data-loss --reason ...` to fail over anyway",
@@ -571,9 +646,12 @@ impl Engine {
         // primary's tasks serving while traffic moves to DR. A region that answers 5xx is degraded,
         // not gone: its tasks may still write, so it is passed by only when the data loss of an
         // unfenced primary was accepted at the start, and what could not be fenced is journaled.
+        // A switchover needs every writer stopped: it never goes on past a region it cannot drain.
+        let planned = op.kind == SWITCHOVER;
         let accepted = op.parameters.get("accept_data_loss") == Some(&json!(true));
-        let region_down =
-            |e: &AwsError| e.kind == AwsErrorKind::Unreachable || (accepted && e.kind == AwsErrorKind::ServerError);
+        let region_down = |e: &AwsError| {
+            !planned && (e.kind == AwsErrorKind::Unreachable || (accepted && e.kind == AwsErrorKind::ServerError))
+        };
         let mut silent = 0;
         let found = loop {
             match ecs.describe_services(&cfg.cluster, &names).await {
@@ -595,6 +673,13 @@ impl Engine {
                             ("unfenced_because".to_owned(), json!(e.to_string())),
                         ]),
                     ));
+                }
+                Err(e) if planned && matches!(e.kind, AwsErrorKind::ServerError | AwsErrorKind::Unreachable) => {
+                    return Err(StepError::failed(format!(
+                        "{} cannot be drained: {e}; a switchover loses no data only when every writer has stopped\nhint: `suma dr resume --env {env}` tries again; if the region is degraded, `suma dr abort --env {env}` and fail over with `suma dr failover --accept-data-loss --reason TEXT`",
+                        self.env.primary_region,
+                        env = self.environment
+                    )))
                 }
                 Err(e) if e.kind == AwsErrorKind::ServerError => {
                     return Err(StepError::failed(format!(
@@ -638,6 +723,129 @@ impl Engine {
         if !unfenced.is_empty() {
             facts.insert("unfenced".to_owned(), json!(unfenced));
         }
+        if planned {
+            let waited = self.wait_drained(run, &names).await?;
+            facts.insert("drained_after_ms".to_owned(), json!(waited.as_millis() as u64));
+        }
+        Ok(StepEnd::Done(facts))
+    }
+
+    /// Waits until no task of `names` runs or is pending in the primary region: a task still draining
+    /// its connections can still commit.
+    async fn wait_drained(&self, run: &Run<'_>, names: &[String]) -> Result<Duration, StepError> {
+        let ecs = self.aws.ecs(&self.env.primary_region);
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.wait_timeout;
+        loop {
+            let found = ecs.describe_services(&self.env.ecs.cluster, names).await?;
+            let left: Vec<String> = found
+                .iter()
+                .filter(|s| s.running + s.pending > 0)
+                .map(|s| format!("`{}` ({} running, {} pending)", s.name, s.running, s.pending))
+                .collect();
+            if left.is_empty() {
+                return Ok(started.elapsed());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepError::failed(format!(
+                    "tasks still run in {} after {}: {}\nhint: `suma dr resume` waits again; `suma dr abort` scales the primary back",
+                    self.env.primary_region,
+                    humantime::format_duration(self.wait_timeout),
+                    left.join(", ")
+                )));
+            }
+            run.sleep(self.poll.min(DRAIN_POLL)).await?;
+        }
+    }
+
+    /// The switchover's gate: the primary's WAL position after the drain is the marker; the replica
+    /// has caught up when it has replayed up to it. The marker is journaled before the wait.
+    async fn catch_up(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
+        let replica = self.replica()?;
+        let unreadable = |what: &str, e: lag::LagError| {
+            StepError::failed(format!(
+                "cannot read {what}: {e}\nhint: `suma dr resume --env {env}` reads it again; `suma dr abort --env {env}` scales the primary back",
+                env = self.environment
+            ))
+        };
+        let marker = self
+            .replication
+            .primary_position()
+            .await
+            .map_err(|e| unreadable("the primary's WAL position after the drain", e))?;
+        run.record(op, Facts::from([("marker_lsn".to_owned(), json!(marker.to_string()))]))
+            .await?;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.wait_timeout;
+        loop {
+            let replayed = self
+                .replication
+                .replayed_position()
+                .await
+                .map_err(|e| unreadable("the replica's replayed WAL position", e))?;
+            match catch_up::judge(marker, replayed) {
+                catch_up::CatchUp::CaughtUp => {
+                    return Ok(StepEnd::Done(Facts::from([
+                        ("marker_lsn".to_owned(), json!(marker.to_string())),
+                        ("replayed_lsn".to_owned(), json!(replayed.map(|l| l.to_string()))),
+                        ("caught_up_after_ms".to_owned(), json!(started.elapsed().as_millis() as u64)),
+                    ])))
+                }
+                catch_up::CatchUp::NotReplicating => {
+                    return Err(StepError::failed(format!(
+                        "`{}` is not in recovery, so it is not replaying the primary: nothing was promoted\nhint: check `{}` names the replica; `suma dr abort --env {}` scales the primary back",
+                        replica.identifier,
+                        crate::env_vars::SUMA_DR_REPLICA_URL,
+                        self.environment
+                    )))
+                }
+                catch_up::CatchUp::Behind(bytes) if tokio::time::Instant::now() >= deadline => {
+                    return Err(StepError::failed(format!(
+                        "`{}` is still {bytes} bytes of WAL behind the marker {marker} after {}\nhint: `suma dr resume` waits again; `suma dr abort` scales the primary back (nothing was promoted)",
+                        replica.identifier,
+                        humantime::format_duration(self.wait_timeout)
+                    )))
+                }
+                catch_up::CatchUp::Behind(_) => run.sleep(self.poll.min(CATCH_UP_POLL)).await?,
+            }
+        }
+    }
+
+    /// A switchover's readiness: the primary region must answer and both WAL positions be readable
+    /// (the replica's from a server in recovery) before the failover's own checks; nothing changes
+    /// until all of them pass.
+    async fn switchover_readiness(&self, op: &mut Operation) -> Result<StepEnd, StepError> {
+        let refused = |what: String| {
+            StepError::refused(format!(
+                "{what}\nhint: a switchover needs both regions and both databases; if the primary region is degraded, `suma dr failover` is the unplanned way"
+            ))
+        };
+        let cfg = &self.env.ecs;
+        self.aws
+            .ecs(&self.env.primary_region)
+            .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+            .await
+            .map_err(|e| refused(format!("{} does not answer: {e}", self.env.primary_region)))?;
+        let marker = self
+            .replication
+            .primary_position()
+            .await
+            .map_err(|e| refused(format!("the primary's WAL position cannot be read: {e}")))?;
+        let replayed = self
+            .replication
+            .replayed_position()
+            .await
+            .map_err(|e| refused(format!("the replica's WAL position cannot be read: {e}")))?;
+        if replayed.is_none() && op.fact("replica_lag_checked").is_none() {
+            return Err(refused(format!(
+                "the server at `{}` is not in recovery: it is not the replica",
+                crate::env_vars::SUMA_DR_REPLICA_URL
+            )));
+        }
+        let StepEnd::Done(mut facts) = self.failover_readiness(op).await? else {
+            unreachable!("the failover's readiness is never skipped")
+        };
+        facts.insert("primary_lsn_at_start".to_owned(), json!(marker.to_string()));
         Ok(StepEnd::Done(facts))
     }
 
@@ -685,7 +893,6 @@ impl Engine {
                 backup_retention_days: Some(retention),
                 ..DbModification::default()
             };
-            run.mutating()?;
             run.mutating()?;
             rds.modify_instance(identifier, &change).await?;
         }
@@ -952,6 +1159,7 @@ impl Engine {
         let summary = timings(op, self.env.dr.rto);
         let title = match op.kind.as_str() {
             FAILBACK => format!("DR failback of {}", self.environment),
+            SWITCHOVER => format!("DR switchover of {}", self.environment),
             _ => format!("DR failover of {}", self.environment),
         };
         let text = format!(
@@ -989,7 +1197,7 @@ impl Engine {
             .await
             .map_err(|e| StepError::failed(e.to_string()))?
             .into_iter()
-            .find(|op| (op.kind == FAILOVER || op.kind == FAILBACK) && op.status == OperationStatus::Succeeded)
+            .find(|op| (is_away_kind(&op.kind) || op.kind == FAILBACK) && op.status == OperationStatus::Succeeded)
             .ok_or_else(|| {
                 StepError::refused(format!(
                     "no completed failover of `{}` is in the journal: there is nothing to fail back\nhint: `suma ops list --env {}`",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{plan, step_estimate, Direction, FAILOVER};
+use super::{is_away_kind, plan, step_estimate, Direction};
 use crate::config::Environment;
 use crate::journal::{Operation, OperationStatus, StepStatus};
 
@@ -52,7 +52,7 @@ impl RtoEstimate {
 pub fn estimate(environment: &str, env: &Environment, history: &[Operation]) -> RtoEstimate {
     let mut runs: Vec<&Operation> = history
         .iter()
-        .filter(|op| op.kind == FAILOVER && op.environment == environment && op.status == OperationStatus::Succeeded)
+        .filter(|op| is_away_kind(&op.kind) && op.environment == environment && op.status == OperationStatus::Succeeded)
         .collect();
     runs.sort_by_key(|op| std::cmp::Reverse(op.started_at));
     runs.truncate(RECENT_RUNS);
@@ -91,6 +91,7 @@ mod tests {
 
     use super::*;
     use crate::journal::StepRecord;
+    use crate::dr::FAILOVER;
 
     fn env() -> Environment {
         suma_testkit::environment("dr: { rto: 15m, rpo: 5m }\n")

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::catch_up::{PostgresPositions, ReplicationPositions, UnavailablePositions};
 use super::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
 use super::rto::RtoEstimate;
 use super::{check, Engine, EventSink, Gate};
 use crate::aws::AwsSession;
 use crate::config::{Environment, LagSource};
 use crate::context::OpsContext;
-use crate::env_vars::SUMA_DR_REPLICA_URL;
+use crate::env_vars::{SUMA_DR_PRIMARY_URL, SUMA_DR_REPLICA_URL};
 use crate::journal::Journal;
 use crate::settings::EnvSource as _;
 
@@ -61,6 +62,28 @@ pub fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
     }
 }
 
+/// The WAL positions a switchover compares, over `SUMA_DR_PRIMARY_URL` and `SUMA_DR_REPLICA_URL`; when
+/// either is not set, every read fails naming it (and the switchover's readiness refuses).
+pub fn replication_positions() -> Arc<dyn ReplicationPositions> {
+    let var = |name: &str| crate::settings::ProcessEnv.var(name);
+    match (var(SUMA_DR_PRIMARY_URL), var(SUMA_DR_REPLICA_URL)) {
+        (Some(primary_url), Some(replica_url)) => Arc::new(PostgresPositions {
+            primary_url,
+            replica_url,
+            timeout: Duration::from_secs(10),
+        }),
+        (primary, _) => {
+            let missing = if primary.is_none() { SUMA_DR_PRIMARY_URL } else { SUMA_DR_REPLICA_URL };
+            Arc::new(UnavailablePositions {
+                reason: format!("`{missing}` is not set"),
+                hint: format!(
+                    "export `{SUMA_DR_PRIMARY_URL}` (the primary database) and `{SUMA_DR_REPLICA_URL}` (the DR replica) as PostgreSQL URLs; the switchover only reads WAL positions there"
+                ),
+            })
+        }
+    }
+}
+
 /// Datadog events when the environment has a `datadog` section and the keys are set.
 fn events(env: &Environment) -> Option<Arc<dyn EventSink>> {
     let cfg = env.datadog.as_ref()?;
@@ -86,6 +109,7 @@ pub fn engine(
         env: env.clone(),
         aws: Arc::new(session.clone()),
         lag: lag_source(env),
+        replication: replication_positions(),
         probe: Arc::new(super::HttpServiceProbe::new(Duration::from_secs(10))),
         events: events(env),
         gate,

@@ -32,6 +32,12 @@ const DR_LB: &str = "auth-dr.eu-central-1.elb.amazonaws.com";
 #[derive(Default)]
 struct Behaviour {
     lag: Option<Option<f64>>,
+    /// The primary's WAL position (`None`: unreadable).
+    primary_lsn: Option<u64>,
+    /// The replica's replayed positions, one per read, the last repeated (`None`: not in recovery).
+    replayed: Vec<Option<u64>>,
+    /// Each read of the replica's position: the mutations the account had seen by then, and the answer.
+    replay_reads: Vec<(usize, Option<u64>)>,
     ready_fails: bool,
     gate_declines: bool,
 }
@@ -118,6 +124,8 @@ impl Drill {
             aws,
             behaviour: Mutex::new(Behaviour {
                 lag: Some(Some(2.0)),
+                primary_lsn: Some(0x1_0000_0100),
+                replayed: vec![Some(0x1_0000_0100)],
                 ..Behaviour::default()
             }),
             kill,
@@ -211,6 +219,33 @@ impl ReplicaLag for Drill {
 }
 
 #[async_trait]
+impl catch_up::ReplicationPositions for Drill {
+    async fn primary_position(&self) -> Result<catch_up::Lsn, LagError> {
+        self.behaviour
+            .lock()
+            .unwrap()
+            .primary_lsn
+            .map(catch_up::Lsn)
+            .ok_or_else(|| LagError {
+                source_name: "fake",
+                message: "`SUMA_DR_PRIMARY_URL` is not set".into(),
+                hint: None,
+            })
+    }
+    async fn replayed_position(&self) -> Result<Option<catch_up::Lsn>, LagError> {
+        let mutations = self.aws.mutations().len();
+        let mut b = self.behaviour.lock().unwrap();
+        let answer = if b.replayed.len() > 1 {
+            b.replayed.remove(0)
+        } else {
+            b.replayed[0]
+        };
+        b.replay_reads.push((mutations, answer));
+        Ok(answer.map(catch_up::Lsn))
+    }
+}
+
+#[async_trait]
 impl ServiceProbe for Drill {
     async fn ready(&self, _: &str) -> Result<u16, String> {
         if self.behaviour.lock().unwrap().ready_fails {
@@ -274,6 +309,7 @@ impl Harness {
             env: environment(),
             aws: self.world.aws.apis(),
             lag: self.world.clone(),
+            replication: self.world.clone(),
             probe: self.world.clone(),
             events: Some(self.world.clone()),
             gate: self.world.clone(),
@@ -1120,4 +1156,97 @@ async fn a_primary_twin_without_its_secondary_is_refused_before_anything_changes
         "{outcome:?}"
     );
     assert!(h.world.mutations().is_empty(), "{:?}", h.world.mutations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switchover_promotes_only_once_the_replica_has_replayed_the_marker_read_after_the_drain() {
+    let h = Harness::new();
+    let marker = 0x1_0000_0100;
+    // At readiness the replica is replaying; after the drain it is still behind for three reads.
+    h.world.behave(|b| {
+        b.primary_lsn = Some(marker);
+        b.replayed = vec![Some(marker - 0x500), Some(marker - 0x300), Some(marker - 0x10), Some(marker - 1), Some(marker)];
+    });
+    let op = h.completed(Direction::Switchover).await;
+    failed_over_state(&h.world);
+    assert_eq!(h.world.events.lock().unwrap().as_slice(), ["DR switchover of drill"]);
+    let names: Vec<&str> = op.plan.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["readiness", "drain-primary", "catch-up", "promote-and-scale", "repoint-dr-service", "switch-dns", "verify", "announce"]
+    );
+    assert_eq!(op.fact("marker_lsn"), Some(&json!("1/100")));
+    assert_eq!(op.fact("replayed_lsn"), Some(&json!("1/100")));
+    // Every read after the drain came before the promotion: the only mutation by then was the drain,
+    // and the promotion followed the first read at the marker.
+    let reads = h.world.behaviour.lock().unwrap().replay_reads.clone();
+    assert_eq!(reads.len(), 5, "{reads:?}");
+    assert!(reads[1..].iter().all(|(mutations, _)| *mutations == 1), "{reads:?}");
+    assert_eq!(reads.last().unwrap().1, Some(marker));
+    let mutations = h.world.mutations();
+    assert!(mutations[0].starts_with("update eu-west-1 auth-service "), "{mutations:#?}");
+    assert!(mutations[1].starts_with("promote eu-central-1 db-replica"), "{mutations:#?}");
+    let recorded = h.journal.load(&op.id).await.unwrap().unwrap();
+    assert_eq!(recorded.status, OperationStatus::Succeeded);
+    // A failback can follow a switchover.
+    assert_eq!(h.completed(Direction::Failback).await.status, OperationStatus::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switchover_is_refused_before_any_change_without_both_regions_and_both_positions() {
+    type Setup = fn(&Drill);
+    let cases: [(&str, Setup, &str); 5] = [
+        ("unreachable primary region", |w| w.faults(|f| { f.unreachable_regions.insert(PRIMARY.into()); }), "does not answer"),
+        ("degraded primary region", |w| w.faults(|f| { f.degraded_regions.insert(PRIMARY.into()); }), "does not answer"),
+        ("primary position unreadable", |w| w.behave(|b| b.primary_lsn = None), "SUMA_DR_PRIMARY_URL"),
+        ("replica not in recovery", |w| w.behave(|b| b.replayed = vec![None]), "not in recovery"),
+        ("lag beyond the RPO", |w| w.behave(|b| b.lag = Some(Some(900.0))), "never accepts data loss"),
+    ];
+    for (case, setup, says) in cases {
+        let h = Harness::new();
+        setup(&h.world);
+        let mut op = h.op(Direction::Switchover);
+        let outcome = h.run(&mut op, false).await;
+        assert!(
+            matches!(&outcome, Outcome::Refused { reason } if reason.contains(says)),
+            "{case}: {outcome:?}"
+        );
+        assert!(h.world.mutations().is_empty(), "{case}: {:?}", h.world.mutations());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_never_catches_up_stops_the_switchover_before_the_promotion_and_abort_restores_the_primary() {
+    let h = Harness::new();
+    h.world.behave(|b| b.replayed = vec![Some(0x1_0000_0000), Some(0x1_0000_0000)]);
+    let mut op = h.op(Direction::Switchover);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "catch-up" && reason.contains("256 bytes of WAL behind")),
+        "{outcome:?}"
+    );
+    assert_eq!(h.world.mutations().len(), 1, "only the drain: {:?}", h.world.mutations());
+    assert_eq!(op.fact("marker_lsn"), Some(&json!("1/100")), "the marker is journaled before the wait");
+
+    // Replication broken under it (the server left recovery): stopped too, nothing promoted.
+    let h2 = Harness::new();
+    h2.world.behave(|b| b.replayed = vec![Some(0x1_0000_0100), None]);
+    let mut op2 = h2.op(Direction::Switchover);
+    let outcome = h2.run(&mut op2, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "catch-up" && reason.contains("not in recovery")),
+        "{outcome:?}"
+    );
+
+    // Abort gives the primary its tasks back: nothing was promoted.
+    let engine = h.engine();
+    let guard = h.locks.acquire(&op, true).await.unwrap();
+    let outcome = engine.abort(&mut op, &guard, "tester@host").await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Aborted { note, .. } if note.contains("scaled back to 4")),
+        "{outcome:?}"
+    );
+    let s = h.world.snapshot();
+    assert_eq!(s.services[&(PRIMARY.to_owned(), "auth-service".to_owned())].1, 4);
+    assert_eq!(s.primary_target, PRIMARY_LB);
 }

@@ -429,15 +429,21 @@ pub enum DrCommand {
     /// Readiness report (read-only): DR service, replica and lag, DNS failover, secrets, estimated RTO;
     /// exit 1 if anything fails
     Check,
-    /// Fail over to the DR region: drain primary, promote the replica, scale DR, switch DNS, verify
+    /// Planned move to the DR region with zero data loss: drain the primary until no task runs, wait
+    /// until the replica has replayed the primary's last WAL position, promote, scale DR, switch DNS,
+    /// verify (needs SUMA_DR_PRIMARY_URL and SUMA_DR_REPLICA_URL; refused if the primary region does not
+    /// answer)
+    Switchover(DrSwitchArgs),
+    /// Unplanned move to the DR region when the primary region is degraded: drain what answers, promote
+    /// the replica, scale DR, switch DNS, verify (data loss bounded by the replica lag)
     Failover(DrFailoverArgs),
     /// Move back to the primary region after it recovered: rebuild a replica there, then switch back
     Failback(DrSwitchArgs),
     /// Rehearse on a non-production environment: failover, verification, failback, timings against RTO
     Drill(DrDrillArgs),
-    /// Continue the unfinished failover or failback from the journal
+    /// Continue the unfinished switchover, failover or failback from the journal
     Resume(DrContinueArgs),
-    /// End the unfinished failover or failback (undoes only what is safe to undo)
+    /// End the unfinished switchover, failover or failback (undoes only what is safe to undo)
     Abort(DrAbortArgs),
 }
 

@@ -52,6 +52,7 @@ fn the_commands_that_ask_before_acting_are_the_mutating_ones() {
         "dr drill",
         "dr failback",
         "dr failover",
+        "dr switchover",
         "dr resume",
         "init",
         "lock release",

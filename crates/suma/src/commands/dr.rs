@@ -1,4 +1,4 @@
-//! `suma dr check|failover|failback|drill`: the CLI side of the DR engine (`crate::dr`): building its
+//! `suma dr check|switchover|failover|failback|drill`: the CLI side of the DR engine (`crate::dr`): building its
 //! sources, the readiness report, plan and confirmation, the lock, resume and abort, and the outcome.
 
 use std::sync::Arc;
@@ -68,13 +68,17 @@ pub async fn failover(ctx: &Context, args: &DrFailoverArgs) -> anyhow::Result<Ex
     switch(ctx, Direction::Failover, &args.switch, parameters).await
 }
 
+pub async fn switchover(ctx: &Context, args: &DrSwitchArgs) -> anyhow::Result<ExitStatus> {
+    switch(ctx, Direction::Switchover, args, serde_json::Map::new()).await
+}
+
 pub async fn failback(ctx: &Context, args: &DrSwitchArgs) -> anyhow::Result<ExitStatus> {
     switch(ctx, Direction::Failback, args, serde_json::Map::new()).await
 }
 
-/// `suma dr resume`: continues the unfinished failover or failback.
+/// `suma dr resume`: continues the unfinished switchover, failover or failback.
 pub async fn resume(ctx: &Context, args: &DrContinueArgs) -> anyhow::Result<ExitStatus> {
-    let kinds = [Direction::Failover.kind(), Direction::Failback.kind()];
+    let kinds = Direction::ALL.map(Direction::kind);
     let unfinished = Unfinished {
         finish_with: Finish::Resume,
         timeout: args.timeout,
@@ -84,9 +88,9 @@ pub async fn resume(ctx: &Context, args: &DrContinueArgs) -> anyhow::Result<Exit
     finish_unfinished(ctx, &kinds, &unfinished).await
 }
 
-/// `suma dr abort`: ends the unfinished failover or failback.
+/// `suma dr abort`: ends the unfinished switchover, failover or failback.
 pub async fn abort(ctx: &Context, args: &DrAbortArgs) -> anyhow::Result<ExitStatus> {
-    let kinds = [Direction::Failover.kind(), Direction::Failback.kind()];
+    let kinds = Direction::ALL.map(Direction::kind);
     let unfinished = Unfinished {
         finish_with: Finish::Abort,
         timeout: args.unfinished.timeout,
@@ -266,19 +270,13 @@ async fn switch(
         return Ok(ExitStatus::Success);
     }
     ctx.reporter.info(&crate::render::dr::plan(&plan, env, direction));
-    let target = match direction {
-        Direction::Failover => &env.dr_region,
-        Direction::Failback => &env.primary_region,
+    let (verb, target) = match direction {
+        Direction::Failover => ("fail over", &env.dr_region),
+        Direction::Switchover => ("switch over", &env.dr_region),
+        Direction::Failback => ("fail back", &env.primary_region),
     };
     if !crate::render::confirm(
-        &format!(
-            "{} `{name}` to {target}",
-            if direction == Direction::Failover {
-                "fail over"
-            } else {
-                "fail back"
-            }
-        ),
+        &format!("{verb} `{name}` to {target}"),
         args.mutation.yes,
     )? {
         ctx.reporter.info("not confirmed; nothing changed");

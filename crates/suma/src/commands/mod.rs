@@ -270,6 +270,7 @@ pub async fn dispatch(
         Command::Compliance(ComplianceCommand::List) => unreachable!("handled above"),
         Command::Dr(DrCommand::Check) => dr::check(&ctx).await,
         Command::Dr(DrCommand::Failover(args)) => dr::failover(&ctx, &args).await,
+        Command::Dr(DrCommand::Switchover(args)) => dr::switchover(&ctx, &args).await,
         Command::Dr(DrCommand::Failback(args)) => dr::failback(&ctx, &args).await,
         Command::Dr(DrCommand::Drill(args)) => dr::drill(&ctx, &args).await,
         Command::Dr(DrCommand::Resume(args)) => dr::resume(&ctx, &args).await,

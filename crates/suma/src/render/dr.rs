@@ -64,6 +64,10 @@ pub fn plan(steps: &[PlannedStep], env: &Environment, direction: Direction) -> S
     let mut out = String::new();
     let title = match direction {
         Direction::Failover => format!("Failover plan ({} -> {})", env.primary_region, env.dr_region),
+        Direction::Switchover => format!(
+            "Switchover plan ({} -> {}, zero data loss)",
+            env.primary_region, env.dr_region
+        ),
         Direction::Failback => format!("Failback plan ({} -> {})", env.dr_region, env.primary_region),
     };
     let _ = writeln!(out, "{}", heading(&title));

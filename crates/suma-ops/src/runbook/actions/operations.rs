@@ -262,7 +262,7 @@ impl LiveActions<'_> {
                     json!(outcome)
                 ))
             }
-            kind if kind == crate::dr::Direction::Failover.kind() || kind == crate::dr::Direction::Failback.kind() => {
+            kind if crate::dr::Direction::ALL.iter().any(|d| d.kind() == kind) => {
                 let engine = self.dr_engine();
                 let outcome = engine.abort(child, self.guard, &by).await.map_err(|e| failed(&e))?;
                 Ok(format!("{} `{}`: {}", child.kind, child.id, json!(outcome)))

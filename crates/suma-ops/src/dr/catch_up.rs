@@ -1,0 +1,205 @@
+//! Whether the DR replica has applied everything the primary wrote: the gate of a zero-data-loss
+//! switchover. After the primary's services are drained (no writer is left), the primary's WAL insert
+//! position is read once, as the marker: every acknowledged commit, asynchronous ones included, lies at
+//! or before it. The replica has caught up when its replayed position reaches the marker. A lag metric
+//! cannot say this: it is a sampled number of seconds, and zero seconds can still hide the last commits.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::lag::LagError;
+
+/// A PostgreSQL WAL position (`pg_lsn`, written `16/B374D848`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// Parses PostgreSQL's `HIGH/LOW` hexadecimal form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (high, low) = text.trim().split_once('/')?;
+        let high = u32::from_str_radix(high, 16).ok()?;
+        let low = u32::from_str_radix(low, 16).ok()?;
+        Some(Self((u64::from(high) << 32) | u64::from(low)))
+    }
+
+    /// Bytes of WAL from `self` to `later` (0 when `later` is not after it).
+    pub fn bytes_to(self, later: Lsn) -> u64 {
+        later.0.saturating_sub(self.0)
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// Where the replica stands against the marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Everything up to the marker is replayed: promoting now loses no acknowledged write.
+    CaughtUp,
+    /// Still replaying; this many bytes of WAL to go.
+    Behind(u64),
+    /// The server is not in recovery: it is no replica (promoted already, or the wrong server).
+    NotReplicating,
+}
+
+/// The decision, apart from how the positions are read.
+pub fn judge(marker: Lsn, replayed: Option<Lsn>) -> CatchUp {
+    match replayed {
+        None => CatchUp::NotReplicating,
+        Some(at) if at >= marker => CatchUp::CaughtUp,
+        Some(at) => CatchUp::Behind(at.bytes_to(marker)),
+    }
+}
+
+/// The two positions the switchover reads; fakes stand in for them in engine tests.
+#[async_trait]
+pub trait ReplicationPositions: Send + Sync {
+    /// The primary's WAL insert position now.
+    async fn primary_position(&self) -> Result<Lsn, LagError>;
+    /// The replica's last replayed position; `None` when the server is not in recovery.
+    async fn replayed_position(&self) -> Result<Option<Lsn>, LagError>;
+}
+
+/// Both positions read over direct connections (`SUMA_DR_PRIMARY_URL`, `SUMA_DR_REPLICA_URL`). Reading
+/// them needs no privilege beyond connecting.
+pub struct PostgresPositions {
+    pub primary_url: String,
+    pub replica_url: String,
+    pub timeout: Duration,
+}
+
+const PRIMARY_QUERY: &str = "SELECT pg_current_wal_insert_lsn()::text";
+const REPLICA_QUERY: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END";
+
+impl PostgresPositions {
+    async fn scalar(&self, url: &str, query: &'static str, variable: &str) -> Result<Option<String>, LagError> {
+        use sqlx::Connection as _;
+        let failed = |message: String| LagError {
+            source_name: "postgres",
+            message,
+            hint: Some(format!("check `{variable}` and that the server accepts connections from here")),
+        };
+        let read = async {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let value: Option<String> = sqlx::query_scalar(query).fetch_one(&mut conn).await?;
+            let _ = conn.close().await;
+            Ok::<_, sqlx::Error>(value)
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(failed(e.to_string().replace(url, "<url>"))),
+            Err(_) => Err(failed(format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout)
+            ))),
+        }
+    }
+}
+
+fn parsed(text: Option<String>, what: &str) -> Result<Option<Lsn>, LagError> {
+    text.map(|t| {
+        Lsn::parse(&t).ok_or_else(|| LagError {
+            source_name: "postgres",
+            message: format!("{what} `{t}` is not a WAL position"),
+            hint: None,
+        })
+    })
+    .transpose()
+}
+
+#[async_trait]
+impl ReplicationPositions for PostgresPositions {
+    async fn primary_position(&self) -> Result<Lsn, LagError> {
+        let text = self
+            .scalar(&self.primary_url, PRIMARY_QUERY, crate::env_vars::SUMA_DR_PRIMARY_URL)
+            .await?;
+        parsed(text, "the primary's position")?.ok_or_else(|| LagError {
+            source_name: "postgres",
+            message: "the primary reported no WAL position".to_owned(),
+            hint: None,
+        })
+    }
+
+    async fn replayed_position(&self) -> Result<Option<Lsn>, LagError> {
+        let text = self
+            .scalar(&self.replica_url, REPLICA_QUERY, crate::env_vars::SUMA_DR_REPLICA_URL)
+            .await?;
+        parsed(text, "the replica's position")
+    }
+}
+
+/// Stands in when the positions cannot be read (a URL is not set): every read fails with the reason.
+pub struct UnavailablePositions {
+    pub reason: String,
+    pub hint: String,
+}
+
+impl UnavailablePositions {
+    fn error(&self) -> LagError {
+        LagError {
+            source_name: "postgres",
+            message: self.reason.clone(),
+            hint: Some(self.hint.clone()),
+        }
+    }
+}
+
+#[async_trait]
+impl ReplicationPositions for UnavailablePositions {
+    async fn primary_position(&self) -> Result<Lsn, LagError> {
+        Err(self.error())
+    }
+
+    async fn replayed_position(&self) -> Result<Option<Lsn>, LagError> {
+        Err(self.error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_parse_as_postgresql_writes_them_and_order_by_value() {
+        for (text, value) in [
+            ("0/0", 0),
+            ("0/16B3748", 0x16B_3748),
+            ("16/B374D848", (0x16 << 32) | 0xB374_D848),
+            ("FFFFFFFF/FFFFFFFF", u64::MAX),
+        ] {
+            let lsn = Lsn::parse(text).unwrap();
+            assert_eq!(lsn.0, value, "{text}");
+            assert_eq!(lsn.to_string(), text.to_uppercase(), "round trip of {text}");
+        }
+        for bad in ["", "16", "16/", "/1", "G/1", "1/2/3", "100000000/0"] {
+            assert_eq!(Lsn::parse(bad), None, "`{bad}`");
+        }
+        // A higher segment outranks any offset in a lower one (a string comparison would not).
+        assert!(Lsn::parse("10/0").unwrap() > Lsn::parse("9/FFFFFFFF").unwrap());
+    }
+
+    #[test]
+    fn the_replica_has_caught_up_only_at_or_past_the_marker() {
+        let marker = Lsn::parse("1/100").unwrap();
+        let cases = [
+            (Some("1/100"), CatchUp::CaughtUp),
+            (Some("1/200"), CatchUp::CaughtUp),
+            (Some("2/0"), CatchUp::CaughtUp),
+            (Some("1/FF"), CatchUp::Behind(1)),
+            (Some("0/FFFFFFFF"), CatchUp::Behind(0x101)),
+            (None, CatchUp::NotReplicating),
+        ];
+        for (replayed, expected) in cases {
+            assert_eq!(
+                judge(marker, replayed.map(|r| Lsn::parse(r).unwrap())),
+                expected,
+                "{replayed:?}"
+            );
+        }
+    }
+}
