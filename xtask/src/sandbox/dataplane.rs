@@ -52,6 +52,8 @@ impl Sandbox {
         // Every RDS instance moto knows (primary, replica, promoted replica) is the one PostgreSQL: a DR
         // repoint's DATABASE_HOST then reaches the database the tasks already use.
         cmd.arg("--resolve").arg(Self::rds_route(state));
+        // A test's streaming replica bound to an instance is promoted with it.
+        cmd.arg("--psql").arg(super::ensure_postgres()?.join("psql"));
         // Each environment's replication group is its Redis; the overlay applies AUTH token changes there.
         for (component, group) in REDIS_GROUPS {
             cmd.arg("--redis-group")

@@ -656,3 +656,182 @@ async fn a_failover_of_staging_serves_its_logins_from_dr_tasks_and_failback_brin
         .collect();
     assert!(failing.is_empty(), "the DR posture is whole again: {failing:#?}");
 }
+
+/// An RDS instance bound, in the sandbox's ECS agent, to a streaming replica of its own: DR tasks
+/// repointed at the instance's endpoint reach the replica, and `PromoteReadReplica` on the instance
+/// promotes it. Unbound on drop (before the replica stops, so declare it after the replica).
+struct ReplicaBinding {
+    region: String,
+    identifier: String,
+}
+
+impl ReplicaBinding {
+    async fn bind(env: &DrEnv, replica: &StreamingReplica) -> Self {
+        let instance = env.env.rds.replica.as_ref().unwrap();
+        let described = env
+            .aws()
+            .await
+            .rds(&instance.region)
+            .describe_instance(&instance.identifier)
+            .await
+            .unwrap();
+        let host = described.host().unwrap();
+        let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_owned();
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_agent/rds/bind", sandbox_var("SUMA_SANDBOX_AGENT_URL")))
+            .json(&serde_json::json!({
+                "region": instance.region.to_string(),
+                "identifier": instance.identifier,
+                "host": host,
+                "address": format!("127.0.0.1:{}", replica.port),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 204, "the agent binds the replica");
+        Self {
+            region: instance.region.to_string(),
+            identifier: instance.identifier.clone(),
+        }
+    }
+}
+
+impl Drop for ReplicaBinding {
+    fn drop(&mut self) {
+        use std::io::{Read as _, Write as _};
+        let agent = sandbox_var("SUMA_SANDBOX_AGENT_URL");
+        let address = agent.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+            let _ = write!(
+                stream,
+                "DELETE /_agent/rds/bind?region={}&identifier={} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n",
+                self.region, self.identifier
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+    }
+}
+
+/// Registrations of fresh accounts at staging's URL until stopped; the addresses the service
+/// acknowledged (2xx), in order.
+struct Registrations {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<(Vec<String>, u64)>,
+}
+
+impl Registrations {
+    fn start() -> Self {
+        let base = sandbox_var("AUTH_URL");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let (mut acknowledged, mut refused) = (Vec::new(), 0);
+                while !stop.is_cancelled() {
+                    let email = format!("{}@example.com", unique("switch"));
+                    let body = serde_json::json!({"email": email, "password": "a long enough passphrase for a switch"});
+                    match http.post(format!("{base}/api/auth/register")).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => acknowledged.push(email),
+                        _ => {
+                            refused += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                (acknowledged, refused)
+            })
+        };
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> (Vec<String>, u64) {
+        self.stop.cancel();
+        self.task.await.unwrap()
+    }
+}
+
+/// How many of `emails` are accounts in staging's database (`auth`) on the server at `port`.
+async fn accounts_among(port: &str, emails: &[String]) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/auth"))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE email = ANY($1)")
+        .bind(emails)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Staging switched over while accounts register at its URL the whole time: its DR instance is a real
+/// streaming replica, promoted by the switch, and every registration the service acknowledged, before
+/// the drain or after the DNS switch, is an account on the promoted database; the DR tasks then log
+/// users in against it. A failback brings staging home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write() {
+    crate::require_sandbox!();
+    let _staging = common::staging_exclusive();
+    let env = DrEnv::staging();
+    let replica = StreamingReplica::start();
+    let _binding = ReplicaBinding::bind(&env, &replica).await;
+    let (dr, dr_service) = (env.env.dr_region.to_string(), env.env.ecs.dr.service.clone());
+    wait_for_tasks_in(&dr, &dr_service, 0).await;
+    let primary_port = sandbox_var("DATABASE_URL")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let writes = Registrations::start();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut cmd = env.suma(&["dr", "switchover", "--yes", "--output", "json"], Some(&replica));
+    cmd.env("SUMA_DR_PRIMARY_URL", sandbox_var("DATABASE_URL"));
+    let out = run_blocking(cmd).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // Writes go on against the DR region for a while.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (acknowledged, refused) = writes.stop().await;
+    let report = json(&out);
+    let facts = &report["operation"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "catch-up")
+        .unwrap_or_else(|| panic!("no catch-up step: {report:#}"))["facts"];
+    assert!(facts["marker_lsn"].is_string(), "{report:#}");
+    assert!(facts["replayed_lsn"].is_string(), "{report:#}");
+
+    let on_primary = accounts_among(&primary_port, &acknowledged).await;
+    let on_promoted = accounts_among(&replica.port.to_string(), &acknowledged).await;
+    assert!(on_primary > 0, "writes were acknowledged by the primary before the drain");
+    assert!(
+        (on_primary as usize) < acknowledged.len(),
+        "writes were acknowledged by the DR region after the switch ({on_primary} of {})",
+        acknowledged.len()
+    );
+    assert_eq!(
+        on_promoted as usize,
+        acknowledged.len(),
+        "every acknowledged registration is on the promoted database ({refused} refused during the switch)"
+    );
+    // The promoted replica takes writes: it left recovery.
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&replica.url()).await.unwrap();
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!in_recovery, "the switch promoted the replica's server");
+    logins_succeed("served from the DR region on the promoted replica").await;
+
+    let out = run_blocking(env.suma(&["dr", "failback", "--yes", "--output", "json"], Some(&replica))).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    logins_succeed("home again").await;
+}

@@ -48,6 +48,9 @@ struct Args {
     /// minutes on RDS).
     #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
     rds_failover_time: std::time::Duration,
+    /// The PostgreSQL client that promotes an instance's own server (see `POST /_agent/rds/bind`).
+    #[arg(long, default_value = "psql")]
+    psql: PathBuf,
     /// Time between container health checks.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     health_interval: Duration,
@@ -78,6 +81,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+    let rds_servers = Arc::new(dataplane::ecs_agent::rds_servers::RdsServers::new(args.psql));
     let config = AgentConfig {
         moto: args.moto.clone(),
         regions: args.regions,
@@ -86,6 +90,7 @@ async fn main() -> std::process::ExitCode {
         dir: args.dir,
         task_env: args.task_env,
         hosts: args.resolve,
+        rds_servers: rds_servers.clone(),
         health_interval: args.health_interval,
         interval: args.interval,
     };
@@ -99,6 +104,7 @@ async fn main() -> std::process::ExitCode {
             .expect("a plain HTTP client"),
         snapshot,
         rds: dataplane::ecs_agent::rds_failover::Failovers::new(args.rds_failover_time),
+        rds_servers,
         redis: {
             let (admin_user, admin_password) = args.redis_admin.split_once(':').unwrap_or_default();
             dataplane::ecs_agent::redis_auth::RedisGroups {

@@ -12,6 +12,7 @@
 
 pub mod overlay;
 pub mod rds_failover;
+pub mod rds_servers;
 pub mod redis_auth;
 pub mod rollout;
 pub mod snapshot;
@@ -47,6 +48,8 @@ pub struct AgentConfig {
     pub task_env: Vec<(String, String)>,
     /// Names the task network resolves (RDS endpoints to the sandbox's PostgreSQL).
     pub hosts: Vec<task::HostRule>,
+    /// Instances with a PostgreSQL server of their own, resolved ahead of `hosts`.
+    pub rds_servers: Arc<rds_servers::RdsServers>,
     /// Time between health checks (ECS: the check's `interval`; shorter here, so a sandbox deploy takes
     /// seconds).
     pub health_interval: Duration,
@@ -545,7 +548,9 @@ impl Agent {
             resolved.insert(secret.name().to_owned(), reference.pick(text)?);
         }
         let mut launch = Launch::of(&container, resolved);
-        task::resolve_hosts(&mut launch.environment, &self.config.hosts);
+        let mut rules = self.config.rds_servers.rules();
+        rules.extend(self.config.hosts.iter().cloned());
+        task::resolve_hosts(&mut launch.environment, &rules);
         let ip = self.allocate_ip(launch.container_port);
         let id = short_id();
         let logs = self.config.dir.join("tasks");

@@ -3,7 +3,8 @@
 //! states move as on ECS. Every other request, and services the agent does not run, pass unchanged.
 //! `GET /_agent/tasks` lists the agent's tasks (address, service, version, health) for tests and people.
 //! An ElastiCache AUTH token change is applied to the sandbox's Redis first ([`super::redis_auth`]), and an
-//! RDS Multi-AZ failover takes the time and changes the zone it does on RDS ([`super::rds_failover`]).
+//! RDS Multi-AZ failover takes the time and changes the zone it does on RDS ([`super::rds_failover`]), and
+//! the promotion of an instance with a server of its own promotes that server ([`super::rds_servers`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +22,7 @@ pub struct Overlay {
     pub snapshot: Arc<Mutex<Snapshot>>,
     pub redis: super::redis_auth::RedisGroups,
     pub rds: super::rds_failover::Failovers,
+    pub rds_servers: Arc<super::rds_servers::RdsServers>,
 }
 
 pub fn router(overlay: Arc<Overlay>) -> Router {
@@ -28,6 +30,7 @@ pub fn router(overlay: Arc<Overlay>) -> Router {
         .route("/_agent/tasks", axum::routing::get(tasks))
         .route("/_agent/settled", axum::routing::get(settled))
         .route("/_agent/summary", axum::routing::get(summary))
+        .route("/_agent/rds/bind", axum::routing::post(bind).delete(unbind))
         .fallback(handle)
         .with_state(overlay)
 }
@@ -69,6 +72,29 @@ async fn summary(State(overlay): State<Arc<Overlay>>) -> String {
     format!("tasks: {healthy} healthy of {}\n", snapshot.tasks.len())
 }
 
+/// Binds an RDS instance to a PostgreSQL server of its own ([`super::rds_servers`]).
+async fn bind(
+    State(overlay): State<Arc<Overlay>>,
+    axum::Json(binding): axum::Json<super::rds_servers::Binding>,
+) -> StatusCode {
+    overlay.rds_servers.bind(binding);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+struct InstanceKey {
+    region: String,
+    identifier: String,
+}
+
+async fn unbind(State(overlay): State<Arc<Overlay>>, axum::extract::Query(key): axum::extract::Query<InstanceKey>) -> StatusCode {
+    if overlay.rds_servers.unbind(&key.region, &key.identifier) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
 /// The region of a signed request: the credential scope of its `Authorization` header.
 pub fn region_of(headers: &axum::http::HeaderMap) -> Option<String> {
     let auth = headers.get("authorization")?.to_str().ok()?;
@@ -92,7 +118,10 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
     let region_name = region.clone().unwrap_or_default();
     let refused = match overlay.redis.apply(&params).await {
         Err(refused) => Some(refused),
-        Ok(_) => overlay.rds.check(&region_name, &params).err(),
+        Ok(_) => match overlay.rds.check(&region_name, &params) {
+            Err(refused) => Some(refused),
+            Ok(()) => overlay.rds_servers.promote(&region_name, &params).await.err(),
+        },
     };
     if let Some(refused) = refused {
         return (

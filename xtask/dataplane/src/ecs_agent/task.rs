@@ -125,6 +125,8 @@ impl Launch {
 pub struct HostRule {
     pub suffix: String,
     pub address: String,
+    /// The host must be `suffix` itself (one instance's endpoint), not merely end in it.
+    pub exact: bool,
 }
 
 impl HostRule {
@@ -139,7 +141,17 @@ impl HostRule {
         Ok(Self {
             suffix: suffix.to_owned(),
             address: address.to_owned(),
+            exact: false,
         })
+    }
+
+    /// One host name (an instance's endpoint) to `address`.
+    pub fn exact(host: &str, address: &str) -> Self {
+        Self {
+            suffix: host.to_owned(),
+            address: address.to_owned(),
+            exact: true,
+        }
     }
 
     /// The value as the task sees it.
@@ -148,7 +160,12 @@ impl HostRule {
             Some((host, port)) if port.parse::<u16>().is_ok() => (host, true),
             _ => (value, false),
         };
-        let named = host.len() > self.suffix.len() && host.ends_with(&self.suffix) && !host.contains(['/', '@']);
+        let named = !host.contains(['/', '@'])
+            && if self.exact {
+                host == self.suffix
+            } else {
+                host.len() > self.suffix.len() && host.ends_with(&self.suffix)
+            };
         match (named, port) {
             (false, _) => None,
             (true, true) => Some(self.address.clone()),
@@ -354,6 +371,18 @@ mod tests {
             "whole values only"
         );
         assert_eq!(env["OTHER"], "db.example:5432");
+        // An instance with a server of its own is resolved ahead of the catch-all, and only its own name.
+        let bound = HostRule::exact("auth-dr.abc123.eu-central-1.rds.amazonaws.com", "127.0.0.1:6001");
+        let mut bound_env: BTreeMap<String, String> = [
+            ("DATABASE_HOST", "auth-dr.abc123.eu-central-1.rds.amazonaws.com:5432"),
+            ("OTHER", "x-auth-dr.abc123.eu-central-1.rds.amazonaws.com:5432"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        resolve_hosts(&mut bound_env, &[bound, rules[0].clone()]);
+        assert_eq!(bound_env["DATABASE_HOST"], "127.0.0.1:6001");
+        assert_eq!(bound_env["OTHER"], "127.0.0.1:5544");
         assert_eq!(env["SUFFIX_ALONE"], ".rds.amazonaws.com");
         assert!(HostRule::parse("no-address").is_err());
         assert!(HostRule::parse(".x=127.0.0.1").is_err());
