@@ -1,8 +1,16 @@
 //! Whether the DR replica has applied everything the primary wrote: the gate of a zero-data-loss
-//! switchover. After the primary's services are drained (no writer is left), the primary's WAL insert
-//! position is read once, as the marker: every acknowledged commit, asynchronous ones included, lies at
-//! or before it. The replica has caught up when its replayed position reaches the marker. A lag metric
-//! cannot say this: it is a sampled number of seconds, and zero seconds can still hide the last commits.
+//! switchover. ECS counts a task out of `runningCount` as soon as it starts draining, while its process
+//! still serves in-flight requests and holds its pool, so "no task runs" is not "no writer is left":
+//! the switchover also waits until no other session is connected to the service's database on the
+//! primary (its tasks, the DR region's standby tasks that write across regions, anything else). Then,
+//! with no writer left, a marker record is written
+//! into the primary's WAL (`pg_logical_emit_message`, which any role may call and which needs no table);
+//! every acknowledged commit, asynchronous ones included, lies before it. The position after the marker
+//! is exactly what the replica reports as replayed once it has applied the marker, so the replica has
+//! caught up when its replayed position reaches it. (The bare insert position is not such a point: at a
+//! page boundary it lies past the last record, and the replica reaches it only when someone writes
+//! again.) A lag metric cannot say this: it is a sampled number of seconds, and zero seconds can still
+//! hide the last commits.
 
 use std::fmt;
 use std::time::Duration;
@@ -59,10 +67,13 @@ pub fn judge(marker: Lsn, replayed: Option<Lsn>) -> CatchUp {
 /// The two positions the switchover reads; fakes stand in for them in engine tests.
 #[async_trait]
 pub trait ReplicationPositions: Send + Sync {
-    /// The primary's WAL insert position now.
-    async fn primary_position(&self) -> Result<Lsn, LagError>;
+    /// Writes a marker record (`label`) into the primary's WAL; the position just after it.
+    async fn write_marker(&self, label: &str) -> Result<Lsn, LagError>;
     /// The replica's last replayed position; `None` when the server is not in recovery.
     async fn replayed_position(&self) -> Result<Option<Lsn>, LagError>;
+    /// The other client sessions on the primary's database (this one left out), each as
+    /// `user from address (application)`: writers that are still connected.
+    async fn other_sessions(&self) -> Result<Vec<String>, LagError>;
 }
 
 /// Both positions read over direct connections (`SUMA_DR_PRIMARY_URL`, `SUMA_DR_REPLICA_URL`). Reading
@@ -73,31 +84,67 @@ pub struct PostgresPositions {
     pub timeout: Duration,
 }
 
-const PRIMARY_QUERY: &str = "SELECT pg_current_wal_insert_lsn()::text";
+/// Non-transactional: written at once, whatever the session's transaction does.
+const MARKER_QUERY: &str = "SELECT pg_logical_emit_message(false, 'suma-switchover', $1)::text";
+/// Every client session of the database but this one; a role without `pg_read_all_stats` still sees
+/// each session's user, address and application.
+const SESSIONS_QUERY: &str = "SELECT coalesce(usename::text, '?') || ' from ' || coalesce(host(client_addr), 'a local socket') \
+    || coalesce(' (' || nullif(application_name, '') || ')', '') \
+    FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+    ORDER BY 1";
 const REPLICA_QUERY: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END";
 
 impl PostgresPositions {
-    async fn scalar(&self, url: &str, query: &'static str, variable: &str) -> Result<Option<String>, LagError> {
+    /// Every row of `query` (one column) on a fresh connection to `url`, named by `variable` in errors.
+    async fn fetch<T>(
+        &self,
+        url: &str,
+        query: &'static str,
+        argument: Option<&str>,
+        variable: &str,
+    ) -> Result<Vec<T>, LagError>
+    where
+        (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        T: Send + Unpin,
+    {
         use sqlx::Connection as _;
         let failed = |message: String| LagError {
             source_name: "postgres",
             message,
-            hint: Some(format!("check `{variable}` and that the server accepts connections from here")),
+            hint: Some(format!(
+                "check `{variable}` and that the server accepts connections from here"
+            )),
         };
         let read = async {
             let mut conn = sqlx::PgConnection::connect(url).await?;
-            let value: Option<String> = sqlx::query_scalar(query).fetch_one(&mut conn).await?;
+            let mut statement = sqlx::query_scalar(query);
+            if let Some(argument) = argument {
+                statement = statement.bind(argument);
+            }
+            let rows: Vec<T> = statement.fetch_all(&mut conn).await?;
             let _ = conn.close().await;
-            Ok::<_, sqlx::Error>(value)
+            Ok::<_, sqlx::Error>(rows)
         };
         match tokio::time::timeout(self.timeout, read).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => Err(failed(e.to_string().replace(url, "<url>"))),
             Err(_) => Err(failed(format!(
                 "no answer within {}",
                 humantime::format_duration(self.timeout)
             ))),
         }
+    }
+
+    /// The one value of `query`.
+    async fn scalar(
+        &self,
+        url: &str,
+        query: &'static str,
+        argument: Option<&str>,
+        variable: &str,
+    ) -> Result<Option<String>, LagError> {
+        let rows: Vec<Option<String>> = self.fetch(url, query, argument, variable).await?;
+        Ok(rows.into_iter().next().flatten())
     }
 }
 
@@ -114,20 +161,40 @@ fn parsed(text: Option<String>, what: &str) -> Result<Option<Lsn>, LagError> {
 
 #[async_trait]
 impl ReplicationPositions for PostgresPositions {
-    async fn primary_position(&self) -> Result<Lsn, LagError> {
+    async fn write_marker(&self, label: &str) -> Result<Lsn, LagError> {
         let text = self
-            .scalar(&self.primary_url, PRIMARY_QUERY, crate::env_vars::SUMA_DR_PRIMARY_URL)
+            .scalar(
+                &self.primary_url,
+                MARKER_QUERY,
+                Some(label),
+                crate::env_vars::SUMA_DR_PRIMARY_URL,
+            )
             .await?;
-        parsed(text, "the primary's position")?.ok_or_else(|| LagError {
+        parsed(text, "the marker's position")?.ok_or_else(|| LagError {
             source_name: "postgres",
             message: "the primary reported no WAL position".to_owned(),
             hint: None,
         })
     }
 
+    async fn other_sessions(&self) -> Result<Vec<String>, LagError> {
+        self.fetch(
+            &self.primary_url,
+            SESSIONS_QUERY,
+            None,
+            crate::env_vars::SUMA_DR_PRIMARY_URL,
+        )
+        .await
+    }
+
     async fn replayed_position(&self) -> Result<Option<Lsn>, LagError> {
         let text = self
-            .scalar(&self.replica_url, REPLICA_QUERY, crate::env_vars::SUMA_DR_REPLICA_URL)
+            .scalar(
+                &self.replica_url,
+                REPLICA_QUERY,
+                None,
+                crate::env_vars::SUMA_DR_REPLICA_URL,
+            )
             .await?;
         parsed(text, "the replica's position")
     }
@@ -151,11 +218,15 @@ impl UnavailablePositions {
 
 #[async_trait]
 impl ReplicationPositions for UnavailablePositions {
-    async fn primary_position(&self) -> Result<Lsn, LagError> {
+    async fn write_marker(&self, _: &str) -> Result<Lsn, LagError> {
         Err(self.error())
     }
 
     async fn replayed_position(&self) -> Result<Option<Lsn>, LagError> {
+        Err(self.error())
+    }
+
+    async fn other_sessions(&self) -> Result<Vec<String>, LagError> {
         Err(self.error())
     }
 }

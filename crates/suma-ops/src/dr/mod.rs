@@ -142,7 +142,7 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
                 match step.name.as_str() {
                     "readiness" => {
                         step.detail = format!(
-                            "{p} answers, replica `{replica}` available and replaying, its lag within the RPO ({}); the WAL positions of both databases readable; record the DNS and capacity before",
+                            "{p} answers, replica `{replica}` available and replaying, its lag within the RPO ({}); a marker can be written on the primary and the replica's position read; record the DNS and capacity before",
                             humantime::format_duration(env.dr.rpo)
                         )
                     }
@@ -161,7 +161,7 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
                 at,
                 step(
                     "catch-up",
-                    format!("read the primary's WAL position (the marker), wait until `{replica}` has replayed up to it: no acknowledged write is left behind"),
+                    format!("wait until no session is left on the primary's database, write a marker into its WAL, wait until `{replica}` has replayed it: no acknowledged write is left behind"),
                 ),
             );
             steps
@@ -758,8 +758,8 @@ impl Engine {
         }
     }
 
-    /// The switchover's gate: the primary's WAL position after the drain is the marker; the replica
-    /// has caught up when it has replayed up to it. The marker is journaled before the wait.
+    /// The switchover's gate: a marker written into the primary's WAL after the drain; the replica has
+    /// caught up when it has replayed up to it. The marker's position is journaled before the wait.
     async fn catch_up(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let unreadable = |what: &str, e: lag::LagError| {
@@ -768,15 +768,38 @@ impl Engine {
                 env = self.environment
             ))
         };
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.wait_timeout;
+        // Draining tasks leave `runningCount` before their processes exit: wait for their sessions.
+        loop {
+            let sessions = self
+                .replication
+                .other_sessions()
+                .await
+                .map_err(|e| unreadable("the sessions on the primary's database", e))?;
+            if sessions.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepError::failed(format!(
+                    "{} session(s) still connected to the primary's database after {}: {}; a write through any of them after the promotion would be lost\nhint: stop what holds them (a DR standby task writes to the primary too), then `suma dr resume --env {env}`; `suma dr abort --env {env}` scales the primary back",
+                    sessions.len(),
+                    humantime::format_duration(self.wait_timeout),
+                    sessions.join(", "),
+                    env = self.environment
+                )));
+            }
+            run.sleep(self.poll.min(CATCH_UP_POLL)).await?;
+        }
+        let sessions_closed_ms = started.elapsed().as_millis() as u64;
         let marker = self
             .replication
-            .primary_position()
+            .write_marker(&op.id)
             .await
             .map_err(|e| unreadable("the primary's WAL position after the drain", e))?;
         run.record(op, Facts::from([("marker_lsn".to_owned(), json!(marker.to_string()))]))
             .await?;
-        let started = tokio::time::Instant::now();
-        let deadline = started + self.wait_timeout;
+        let marked = tokio::time::Instant::now();
         loop {
             let replayed = self
                 .replication
@@ -788,7 +811,8 @@ impl Engine {
                     return Ok(StepEnd::Done(Facts::from([
                         ("marker_lsn".to_owned(), json!(marker.to_string())),
                         ("replayed_lsn".to_owned(), json!(replayed.map(|l| l.to_string()))),
-                        ("caught_up_after_ms".to_owned(), json!(started.elapsed().as_millis() as u64)),
+                        ("sessions_closed_after_ms".to_owned(), json!(sessions_closed_ms)),
+                        ("caught_up_after_ms".to_owned(), json!(marked.elapsed().as_millis() as u64)),
                     ])))
                 }
                 catch_up::CatchUp::NotReplicating => {
@@ -828,9 +852,9 @@ impl Engine {
             .map_err(|e| refused(format!("{} does not answer: {e}", self.env.primary_region)))?;
         let marker = self
             .replication
-            .primary_position()
+            .write_marker(&format!("{} readiness", op.id))
             .await
-            .map_err(|e| refused(format!("the primary's WAL position cannot be read: {e}")))?;
+            .map_err(|e| refused(format!("no marker can be written on the primary: {e}")))?;
         let replayed = self
             .replication
             .replayed_position()
@@ -950,18 +974,40 @@ impl Engine {
         }
     }
 
-    /// Steps 3 and 4's scale-up at once: neither depends on the other.
-    async fn promote_and_scale(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
+    /// The promotion and the DR service's scale-up at once: neither depends on the other. The DR tasks
+    /// start on a revision that already names the replica's endpoint (it stays the same through the
+    /// promotion), never on the one they ran before: that one may still name the primary's database,
+    /// and a write it takes there after the switch is lost. Until the promotion ends they answer writes
+    /// with errors, which lose nothing.
+    async fn promote_and_scale(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let cfg = &self.env.ecs;
+        let (td, _) = self
+            .repointed_revision(
+                run,
+                op,
+                &self.env.dr_region,
+                &cfg.dr.cluster,
+                &cfg.dr.service,
+                &replica.region,
+                &replica.identifier,
+                "dr_task_definition",
+            )
+            .await?;
         let promote = self.promote(run, op, &replica.region, &replica.identifier);
-        let scale = self.scale(
-            run,
-            &self.env.dr_region,
-            &cfg.dr.cluster,
-            &cfg.dr.service,
-            cfg.desired_count as i32,
-        );
+        let update = ServiceUpdate {
+            task_definition: Some(td),
+            desired_count: Some(cfg.desired_count as i32),
+            force_new_deployment: false,
+        };
+        let scale = async {
+            run.mutating()?;
+            self.aws
+                .ecs(&self.env.dr_region)
+                .update_service(&cfg.dr.cluster, &cfg.dr.service, &update)
+                .await
+                .map_err(StepError::from)
+        };
         let (promoted, scaled) = tokio::join!(promote, scale);
         scaled?;
         let mut facts = promoted?;
@@ -969,23 +1015,20 @@ impl Engine {
         Ok(StepEnd::Done(facts))
     }
 
-    /// Points a service at a database: a new revision with the endpoint (`address:port`) in the host
-    /// variable the service reads (`DATABASE_HOST`, which replaces the host of the replicated
-    /// `DATABASE_URL` secret; a replica secret cannot be rewritten in its region), rolled out at
-    /// production capacity.
+    /// The revision of `service` whose host variable names `db`'s endpoint: the one journaled under
+    /// `fact` by an earlier step or attempt, else a new one, journaled at once.
     #[allow(clippy::too_many_arguments)]
-    async fn repoint(
+    async fn repointed_revision(
         &self,
         run: &Run<'_>,
-        op: &Operation,
+        op: &mut Operation,
         region: &AwsRegion,
         cluster: &str,
         service: &str,
         db_region: &AwsRegion,
         db: &str,
         fact: &str,
-    ) -> Result<StepEnd, StepError> {
-        let ecs = self.aws.ecs(region);
+    ) -> Result<(String, String), StepError> {
         let endpoint = self
             .aws
             .rds(db_region)
@@ -997,33 +1040,56 @@ impl Engine {
                     "`{db}` has no endpoint yet\nhint: `suma dr resume` tries again"
                 ))
             })?;
+        if let Some(td) = fact_str(op, fact) {
+            return Ok((td, endpoint));
+        }
+        let ecs = self.aws.ecs(region);
         let current = ecs
             .describe_services(cluster, &[service.to_owned()])
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| StepError::failed(format!("service `{service}` not found in `{cluster}` ({region})")))?;
-        // On a resume the revision registered before is reused.
-        let td = match fact_str(op, fact) {
-            Some(td) => td,
-            None => {
-                run.mutating()?;
-                ecs.register_revision(
-                    &current.task_definition,
-                    &self.env.ecs.container,
-                    &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, &endpoint),
-                )
-                .await?
-                .arn
-            }
-        };
+        run.mutating()?;
+        let td = ecs
+            .register_revision(
+                &current.task_definition,
+                &self.env.ecs.container,
+                &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, &endpoint),
+            )
+            .await?
+            .arn;
+        run.record(op, Facts::from([(fact.to_owned(), json!(td))])).await?;
+        Ok((td, endpoint))
+    }
+
+    /// Points a service at a database: a new revision with the endpoint (`address:port`) in the host
+    /// variable the service reads (`DATABASE_HOST`, which replaces the host of the replicated
+    /// `DATABASE_URL` secret; a replica secret cannot be rewritten in its region), rolled out at
+    /// production capacity.
+    #[allow(clippy::too_many_arguments)]
+    async fn repoint(
+        &self,
+        run: &Run<'_>,
+        op: &mut Operation,
+        region: &AwsRegion,
+        cluster: &str,
+        service: &str,
+        db_region: &AwsRegion,
+        db: &str,
+        fact: &str,
+    ) -> Result<StepEnd, StepError> {
+        // On a resume, or after the scale-up registered it, the revision registered before is reused.
+        let (td, endpoint) = self
+            .repointed_revision(run, op, region, cluster, service, db_region, db, fact)
+            .await?;
         let update = ServiceUpdate {
             task_definition: Some(td.clone()),
             desired_count: Some(self.env.ecs.desired_count as i32),
             force_new_deployment: false,
         };
         run.mutating()?;
-        ecs.update_service(cluster, service, &update).await?;
+        self.aws.ecs(region).update_service(cluster, service, &update).await?;
         self.wait_rollout(run, region, cluster, service, &td).await?;
         Ok(StepEnd::Done(Facts::from([
             (fact.to_owned(), json!(td)),

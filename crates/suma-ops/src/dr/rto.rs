@@ -90,8 +90,8 @@ mod tests {
     use chrono::{Duration as Span, Utc};
 
     use super::*;
-    use crate::journal::StepRecord;
     use crate::dr::FAILOVER;
+    use crate::journal::StepRecord;
 
     fn env() -> Environment {
         suma_testkit::environment("dr: { rto: 15m, rpo: 5m }\n")

@@ -73,7 +73,11 @@ pub fn replication_positions() -> Arc<dyn ReplicationPositions> {
             timeout: Duration::from_secs(10),
         }),
         (primary, _) => {
-            let missing = if primary.is_none() { SUMA_DR_PRIMARY_URL } else { SUMA_DR_REPLICA_URL };
+            let missing = if primary.is_none() {
+                SUMA_DR_PRIMARY_URL
+            } else {
+                SUMA_DR_REPLICA_URL
+            };
             Arc::new(UnavailablePositions {
                 reason: format!("`{missing}` is not set"),
                 hint: format!(

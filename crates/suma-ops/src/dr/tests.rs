@@ -36,6 +36,8 @@ struct Behaviour {
     primary_lsn: Option<u64>,
     /// The replica's replayed positions, one per read, the last repeated (`None`: not in recovery).
     replayed: Vec<Option<u64>>,
+    /// The other sessions on the primary's database, one answer per read, the last repeated.
+    sessions: Vec<Vec<String>>,
     /// Each read of the replica's position: the mutations the account had seen by then, and the answer.
     replay_reads: Vec<(usize, Option<u64>)>,
     ready_fails: bool,
@@ -220,7 +222,7 @@ impl ReplicaLag for Drill {
 
 #[async_trait]
 impl catch_up::ReplicationPositions for Drill {
-    async fn primary_position(&self) -> Result<catch_up::Lsn, LagError> {
+    async fn write_marker(&self, _: &str) -> Result<catch_up::Lsn, LagError> {
         self.behaviour
             .lock()
             .unwrap()
@@ -242,6 +244,14 @@ impl catch_up::ReplicationPositions for Drill {
         };
         b.replay_reads.push((mutations, answer));
         Ok(answer.map(catch_up::Lsn))
+    }
+    async fn other_sessions(&self) -> Result<Vec<String>, LagError> {
+        let mut b = self.behaviour.lock().unwrap();
+        Ok(match b.sessions.len() {
+            0 => Vec::new(),
+            1 => b.sessions[0].clone(),
+            _ => b.sessions.remove(0),
+        })
     }
 }
 
@@ -408,14 +418,15 @@ async fn a_failover_changes_what_it_should_and_nothing_else() {
     assert_eq!(h.world.events.lock().unwrap().as_slice(), ["DR failover of drill"]);
     // Exactly these calls changed anything, in this order (the scale-up may interleave with the promotion).
     let mutations = h.world.mutations();
-    // The canary already runs 0 tasks, so only the stable service is drained.
+    // The canary already runs 0 tasks, so only the stable service is drained. DR scales up on the
+    // revision naming the replica, registered before (never on one that may name the old primary).
     let expected = [
         "update eu-west-1 auth-service ",
+        "register td-dr:2 ",
         "promote eu-central-1 db-replica",
-        "update eu-central-1 auth-service ",
+        "update eu-central-1 auth-service td-dr:2 4",
         "modify eu-central-1 db-replica ",
-        "register td-dr:",
-        "update eu-central-1 auth-service ",
+        "update eu-central-1 auth-service td-dr:2 4",
         "dns PRIMARY A -> auth-dr",
     ];
     assert_eq!(mutations.len(), expected.len(), "{mutations:#?}");
@@ -1164,8 +1175,17 @@ async fn a_switchover_promotes_only_once_the_replica_has_replayed_the_marker_rea
     let marker = 0x1_0000_0100;
     // At readiness the replica is replaying; after the drain it is still behind for three reads.
     h.world.behave(|b| {
+        // Two draining tasks still hold sessions for two polls after the drain.
+        b.sessions = vec![vec!["auth from 10.0.1.5".into(), "auth from 10.0.1.6".into()]; 2];
+        b.sessions.push(Vec::new());
         b.primary_lsn = Some(marker);
-        b.replayed = vec![Some(marker - 0x500), Some(marker - 0x300), Some(marker - 0x10), Some(marker - 1), Some(marker)];
+        b.replayed = vec![
+            Some(marker - 0x500),
+            Some(marker - 0x300),
+            Some(marker - 0x10),
+            Some(marker - 1),
+            Some(marker),
+        ];
     });
     let op = h.completed(Direction::Switchover).await;
     failed_over_state(&h.world);
@@ -1173,10 +1193,24 @@ async fn a_switchover_promotes_only_once_the_replica_has_replayed_the_marker_rea
     let names: Vec<&str> = op.plan.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        ["readiness", "drain-primary", "catch-up", "promote-and-scale", "repoint-dr-service", "switch-dns", "verify", "announce"]
+        [
+            "readiness",
+            "drain-primary",
+            "catch-up",
+            "promote-and-scale",
+            "repoint-dr-service",
+            "switch-dns",
+            "verify",
+            "announce"
+        ]
     );
     assert_eq!(op.fact("marker_lsn"), Some(&json!("1/100")));
     assert_eq!(op.fact("replayed_lsn"), Some(&json!("1/100")));
+    assert_eq!(
+        op.fact("sessions_closed_after_ms"),
+        Some(&json!(200)),
+        "two polls of 100 ms"
+    );
     // Every read after the drain came before the promotion: the only mutation by then was the drain,
     // and the promotion followed the first read at the marker.
     let reads = h.world.behaviour.lock().unwrap().replay_reads.clone();
@@ -1184,23 +1218,61 @@ async fn a_switchover_promotes_only_once_the_replica_has_replayed_the_marker_rea
     assert!(reads[1..].iter().all(|(mutations, _)| *mutations == 1), "{reads:?}");
     assert_eq!(reads.last().unwrap().1, Some(marker));
     let mutations = h.world.mutations();
-    assert!(mutations[0].starts_with("update eu-west-1 auth-service "), "{mutations:#?}");
-    assert!(mutations[1].starts_with("promote eu-central-1 db-replica"), "{mutations:#?}");
+    assert!(
+        mutations[0].starts_with("update eu-west-1 auth-service "),
+        "{mutations:#?}"
+    );
+    assert!(mutations[1].starts_with("register td-dr:2"), "{mutations:#?}");
+    assert!(
+        mutations[2].starts_with("promote eu-central-1 db-replica"),
+        "{mutations:#?}"
+    );
     let recorded = h.journal.load(&op.id).await.unwrap().unwrap();
     assert_eq!(recorded.status, OperationStatus::Succeeded);
     // A failback can follow a switchover.
-    assert_eq!(h.completed(Direction::Failback).await.status, OperationStatus::Succeeded);
+    assert_eq!(
+        h.completed(Direction::Failback).await.status,
+        OperationStatus::Succeeded
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_switchover_is_refused_before_any_change_without_both_regions_and_both_positions() {
     type Setup = fn(&Drill);
     let cases: [(&str, Setup, &str); 5] = [
-        ("unreachable primary region", |w| w.faults(|f| { f.unreachable_regions.insert(PRIMARY.into()); }), "does not answer"),
-        ("degraded primary region", |w| w.faults(|f| { f.degraded_regions.insert(PRIMARY.into()); }), "does not answer"),
-        ("primary position unreadable", |w| w.behave(|b| b.primary_lsn = None), "SUMA_DR_PRIMARY_URL"),
-        ("replica not in recovery", |w| w.behave(|b| b.replayed = vec![None]), "not in recovery"),
-        ("lag beyond the RPO", |w| w.behave(|b| b.lag = Some(Some(900.0))), "never accepts data loss"),
+        (
+            "unreachable primary region",
+            |w| {
+                w.faults(|f| {
+                    f.unreachable_regions.insert(PRIMARY.into());
+                })
+            },
+            "does not answer",
+        ),
+        (
+            "degraded primary region",
+            |w| {
+                w.faults(|f| {
+                    f.degraded_regions.insert(PRIMARY.into());
+                })
+            },
+            "does not answer",
+        ),
+        (
+            "no marker can be written",
+            |w| w.behave(|b| b.primary_lsn = None),
+            "SUMA_DR_PRIMARY_URL",
+        ),
+        (
+            "replica not in recovery",
+            |w| w.behave(|b| b.replayed = vec![None]),
+            "not in recovery",
+        ),
+        (
+            "lag beyond the RPO",
+            |w| w.behave(|b| b.lag = Some(Some(900.0))),
+            "never accepts data loss",
+        ),
     ];
     for (case, setup, says) in cases {
         let h = Harness::new();
@@ -1218,15 +1290,25 @@ async fn a_switchover_is_refused_before_any_change_without_both_regions_and_both
 #[tokio::test(start_paused = true)]
 async fn a_replica_that_never_catches_up_stops_the_switchover_before_the_promotion_and_abort_restores_the_primary() {
     let h = Harness::new();
-    h.world.behave(|b| b.replayed = vec![Some(0x1_0000_0000), Some(0x1_0000_0000)]);
+    h.world
+        .behave(|b| b.replayed = vec![Some(0x1_0000_0000), Some(0x1_0000_0000)]);
     let mut op = h.op(Direction::Switchover);
     let outcome = h.run(&mut op, false).await;
     assert!(
         matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "catch-up" && reason.contains("256 bytes of WAL behind")),
         "{outcome:?}"
     );
-    assert_eq!(h.world.mutations().len(), 1, "only the drain: {:?}", h.world.mutations());
-    assert_eq!(op.fact("marker_lsn"), Some(&json!("1/100")), "the marker is journaled before the wait");
+    assert_eq!(
+        h.world.mutations().len(),
+        1,
+        "only the drain: {:?}",
+        h.world.mutations()
+    );
+    assert_eq!(
+        op.fact("marker_lsn"),
+        Some(&json!("1/100")),
+        "the marker is journaled before the wait"
+    );
 
     // Replication broken under it (the server left recovery): stopped too, nothing promoted.
     let h2 = Harness::new();
@@ -1249,4 +1331,24 @@ async fn a_replica_that_never_catches_up_stops_the_switchover_before_the_promoti
     let s = h.world.snapshot();
     assert_eq!(s.services[&(PRIMARY.to_owned(), "auth-service".to_owned())].1, 4);
     assert_eq!(s.primary_target, PRIMARY_LB);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_left_on_the_primary_stops_the_switchover_before_the_marker_naming_it() {
+    let h = Harness::new();
+    h.world
+        .behave(|b| b.sessions = vec![vec!["auth from 10.1.0.9 (auth-service)".into()]]);
+    let mut op = h.op(Direction::Switchover);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "catch-up" && reason.contains("auth from 10.1.0.9 (auth-service)") && reason.contains("DR standby task")),
+        "{outcome:?}"
+    );
+    assert_eq!(op.fact("marker_lsn"), None, "no marker while a writer is connected");
+    assert_eq!(
+        h.world.mutations().len(),
+        1,
+        "only the drain: {:?}",
+        h.world.mutations()
+    );
 }

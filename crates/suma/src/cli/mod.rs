@@ -430,7 +430,7 @@ pub enum DrCommand {
     /// exit 1 if anything fails
     Check,
     /// Planned move to the DR region with zero data loss: drain the primary until no task runs, wait
-    /// until the replica has replayed the primary's last WAL position, promote, scale DR, switch DNS,
+    /// until the replica has replayed a marker written into the primary's WAL, promote, scale DR, switch DNS,
     /// verify (needs SUMA_DR_PRIMARY_URL and SUMA_DR_REPLICA_URL; refused if the primary region does not
     /// answer)
     Switchover(DrSwitchArgs),

@@ -275,10 +275,7 @@ async fn switch(
         Direction::Switchover => ("switch over", &env.dr_region),
         Direction::Failback => ("fail back", &env.primary_region),
     };
-    if !crate::render::confirm(
-        &format!("{verb} `{name}` to {target}"),
-        args.mutation.yes,
-    )? {
+    if !crate::render::confirm(&format!("{verb} `{name}` to {target}"), args.mutation.yes)? {
         ctx.reporter.info("not confirmed; nothing changed");
         return Ok(ExitStatus::No);
     }

@@ -199,6 +199,11 @@ fn pg_bin(name: &str) -> String {
 
 impl StreamingReplica {
     fn start() -> Self {
+        Self::start_streaming_through(None)
+    }
+
+    /// A replica whose WAL streams through `link` (a port forwarding to the primary) when given.
+    fn start_streaming_through(link: Option<u16>) -> Self {
         let url = sandbox_var("DATABASE_URL");
         let primary_port = url.rsplit(':').next().unwrap().split('/').next().unwrap().to_owned();
         let dir = tempfile::tempdir().unwrap();
@@ -229,10 +234,15 @@ impl StreamingReplica {
             .local_addr()
             .unwrap()
             .port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=300 -c fsync=off",
             data.display()
         );
+        if let Some(link) = link {
+            options.push_str(&format!(
+                " -c primary_conninfo='host=127.0.0.1 port={link} user=postgres'"
+            ));
+        }
         let status = as_postgres(&pg_bin("pg_ctl"))
             .arg("-D")
             .arg(&data)
@@ -252,6 +262,27 @@ impl StreamingReplica {
 
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Waits until its WAL receiver streams from the primary.
+    async fn wait_streaming(&self) {
+        use sqlx::Connection as _;
+        let start = std::time::Instant::now();
+        loop {
+            let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM pg_stat_wal_receiver")
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap();
+            if status.as_deref() == Some("streaming") {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the replica does not stream: {status:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -712,6 +743,69 @@ impl Drop for ReplicaBinding {
     }
 }
 
+/// A TCP forwarder to the primary's PostgreSQL that, once a connection's replication handshake is done
+/// (its first second), holds what the primary sends for `delay` before passing it on (what the replica
+/// sends goes at once): a replica that keeps streaming but receives each commit `delay` late, as one
+/// behind a saturated cross-region link. (Delaying the handshake too would cost several `delay`s of
+/// round trips before the first byte of WAL.)
+struct LaggingLink {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LaggingLink {
+    async fn start(upstream: u16, delay: std::time::Duration) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
+                    let (mut from_replica, mut to_replica) = inbound.into_split();
+                    let (mut from_primary, mut to_primary) = outbound.into_split();
+                    let upstream = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut from_replica, &mut to_primary).await;
+                    });
+                    let (held, mut due) = tokio::sync::mpsc::unbounded_channel();
+                    let opened = tokio::time::Instant::now();
+                    let reader = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n @ 1..) = from_primary.read(&mut buf).await {
+                            let now = tokio::time::Instant::now();
+                            let due = if now - opened < std::time::Duration::from_secs(1) {
+                                now
+                            } else {
+                                now + delay
+                            };
+                            if held.send((due, buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    while let Some((at, bytes)) = due.recv().await {
+                        tokio::time::sleep_until(at).await;
+                        if to_replica.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    upstream.abort();
+                    reader.abort();
+                });
+            }
+        });
+        Self { port, task }
+    }
+}
+
+impl Drop for LaggingLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Registrations of fresh accounts at staging's URL until stopped; the addresses the service
 /// acknowledged (2xx), in order.
 struct Registrations {
@@ -776,10 +870,6 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
     crate::require_sandbox!();
     let _staging = common::staging_exclusive();
     let env = DrEnv::staging();
-    let replica = StreamingReplica::start();
-    let _binding = ReplicaBinding::bind(&env, &replica).await;
-    let (dr, dr_service) = (env.env.dr_region.to_string(), env.env.ecs.dr.service.clone());
-    wait_for_tasks_in(&dr, &dr_service, 0).await;
     let primary_port = sandbox_var("DATABASE_URL")
         .rsplit(':')
         .next()
@@ -788,10 +878,21 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
         .next()
         .unwrap()
         .to_owned();
+    // The WAL reaches the replica 8 s after the primary wrote it, as over a slow cross-region link:
+    // promoting as soon as the drain ends would lose the commits of those last seconds.
+    let link = LaggingLink::start(primary_port.parse().unwrap(), std::time::Duration::from_secs(8)).await;
+    let replica = StreamingReplica::start_streaming_through(Some(link.port));
+    replica.wait_streaming().await;
+    let _binding = ReplicaBinding::bind(&env, &replica).await;
+    let (dr, dr_service) = (env.env.dr_region.to_string(), env.env.ecs.dr.service.clone());
+    wait_for_tasks_in(&dr, &dr_service, 0).await;
 
     let writes = Registrations::start();
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let mut cmd = env.suma(&["dr", "switchover", "--yes", "--output", "json"], Some(&replica));
+    let mut cmd = env.suma(
+        &["dr", "switchover", "--yes", "--timeout", "2m", "--output", "json"],
+        Some(&replica),
+    );
     cmd.env("SUMA_DR_PRIMARY_URL", sandbox_var("DATABASE_URL"));
     let out = run_blocking(cmd).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -807,10 +908,19 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
         .unwrap_or_else(|| panic!("no catch-up step: {report:#}"))["facts"];
     assert!(facts["marker_lsn"].is_string(), "{report:#}");
     assert!(facts["replayed_lsn"].is_string(), "{report:#}");
+    eprintln!(
+        "switchover: {} registrations acknowledged, {refused} refused; sessions gone {} ms after the drain, the marker replayed {} ms after it was written",
+        acknowledged.len(),
+        facts["sessions_closed_after_ms"],
+        facts["caught_up_after_ms"]
+    );
 
     let on_primary = accounts_among(&primary_port, &acknowledged).await;
     let on_promoted = accounts_among(&replica.port.to_string(), &acknowledged).await;
-    assert!(on_primary > 0, "writes were acknowledged by the primary before the drain");
+    assert!(
+        on_primary > 0,
+        "writes were acknowledged by the primary before the drain"
+    );
     assert!(
         (on_primary as usize) < acknowledged.len(),
         "writes were acknowledged by the DR region after the switch ({on_primary} of {})",

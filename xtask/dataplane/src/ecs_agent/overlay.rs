@@ -87,7 +87,10 @@ struct InstanceKey {
     identifier: String,
 }
 
-async fn unbind(State(overlay): State<Arc<Overlay>>, axum::extract::Query(key): axum::extract::Query<InstanceKey>) -> StatusCode {
+async fn unbind(
+    State(overlay): State<Arc<Overlay>>,
+    axum::extract::Query(key): axum::extract::Query<InstanceKey>,
+) -> StatusCode {
     if overlay.rds_servers.unbind(&key.region, &key.identifier) {
         StatusCode::NO_CONTENT
     } else {

@@ -104,9 +104,7 @@ impl RdsServers {
                 tracing::info!(region, identifier, address = %binding.address, "promoted the replica's server");
                 Ok(())
             }
-            Ok(out) if out.status.success() => Err(refused(format!(
-                "DB Instance {identifier} is not a read replica."
-            ))),
+            Ok(out) if out.status.success() => Err(refused(format!("DB Instance {identifier} is not a read replica."))),
             Ok(out) => Err(refused(format!(
                 "promoting {identifier} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
