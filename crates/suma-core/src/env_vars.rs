@@ -16,8 +16,8 @@ pub const SUMA_ACTOR: &str = "SUMA_ACTOR";
 pub const SUMA_DATADOG_URL: &str = "SUMA_DATADOG_URL";
 /// PostgreSQL URL of the DR replica, for `dr.replica_lag: postgres` (read-only use).
 pub const SUMA_DR_REPLICA_URL: &str = "SUMA_DR_REPLICA_URL";
-/// PostgreSQL URL of the primary database, for `dr switchover`: the replication marker is read there
-/// after the drain (read-only use).
+/// PostgreSQL URL of the service's database on the primary, for `dr switchover`: the sessions still
+/// connected to that database are the writers it waits for, and the marker is written there.
 pub const SUMA_DR_PRIMARY_URL: &str = "SUMA_DR_PRIMARY_URL";
 /// `SUFFIX=HOST:PORT[,…]`: suma's own database connections to a host ending in SUFFIX go to HOST:PORT
 /// (a port forward to a private RDS endpoint); see `suma_core::connect_to`.

@@ -81,7 +81,7 @@ pub fn replication_positions() -> Arc<dyn ReplicationPositions> {
             Arc::new(UnavailablePositions {
                 reason: format!("`{missing}` is not set"),
                 hint: format!(
-                    "export `{SUMA_DR_PRIMARY_URL}` (the primary database) and `{SUMA_DR_REPLICA_URL}` (the DR replica) as PostgreSQL URLs; the switchover only reads WAL positions there"
+                    "export `{SUMA_DR_PRIMARY_URL}` (the service's database on the primary: its sessions are the writers the switchover waits for) and `{SUMA_DR_REPLICA_URL}` (the DR replica) as PostgreSQL URLs"
                 ),
             })
         }

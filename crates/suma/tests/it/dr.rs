@@ -164,10 +164,14 @@ struct State {
     primary_target: String,
 }
 
-/// A PostgreSQL streaming replica of the sandbox's database, stopped on drop.
+/// A PostgreSQL streaming replica of the sandbox's database, stopped on drop. It streams through a
+/// replication slot of its own, as an RDS replica does: the primary keeps every WAL segment the replica
+/// has not received (checkpoints the other tests' base backups force would otherwise recycle them under
+/// a replica that is behind, which then never catches up). The slot is dropped with the replica.
 struct StreamingReplica {
     dir: tempfile::TempDir,
     port: u16,
+    slot: String,
 }
 
 fn as_postgres(program: &str) -> Command {
@@ -208,6 +212,7 @@ impl StreamingReplica {
         let primary_port = url.rsplit(':').next().unwrap().split('/').next().unwrap().to_owned();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        let slot = format!("suma_test_{}", unique("replica").replace('-', "_"));
         let _ = Command::new("chown").arg("postgres").arg(dir.path()).status();
         let status = as_postgres(&pg_bin("pg_basebackup"))
             .args([
@@ -218,6 +223,9 @@ impl StreamingReplica {
                 "-U",
                 "postgres",
                 "-R",
+                "-C",
+                "-S",
+                &slot,
                 "-X",
                 "stream",
                 "-c",
@@ -257,7 +265,7 @@ impl StreamingReplica {
             "the replica did not start: {}",
             log(&dir.path().join("log"))
         );
-        Self { dir, port }
+        Self { dir, port, slot }
     }
 
     fn url(&self) -> String {
@@ -297,6 +305,12 @@ impl Drop for StreamingReplica {
             .arg(self.dir.path().join("data"))
             .args(["-m", "immediate", "stop"])
             .stdout(std::process::Stdio::null())
+            .status();
+        let _ = Command::new(pg_bin("psql"))
+            .arg(sandbox_var("DATABASE_URL"))
+            .args(["-tAc", &format!("SELECT pg_drop_replication_slot('{}')", self.slot)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
@@ -848,6 +862,19 @@ impl Registrations {
     }
 }
 
+/// Which of `emails` are accounts in staging's database (`auth`) on the server at `port`.
+async fn emails_among(port: &str, emails: &[String]) -> Vec<String> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/auth"))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT email FROM users WHERE email = ANY($1)")
+        .bind(emails)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
 /// How many of `emails` are accounts in staging's database (`auth`) on the server at `port`.
 async fn accounts_among(port: &str, emails: &[String]) -> i64 {
     use sqlx::Connection as _;
@@ -893,7 +920,11 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
         &["dr", "switchover", "--yes", "--timeout", "2m", "--output", "json"],
         Some(&replica),
     );
-    cmd.env("SUMA_DR_PRIMARY_URL", sandbox_var("DATABASE_URL"));
+    // The service's own database: its sessions are the writers the switchover waits for.
+    cmd.env(
+        "SUMA_DR_PRIMARY_URL",
+        format!("postgres://postgres@127.0.0.1:{primary_port}/auth"),
+    );
     let out = run_blocking(cmd).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     // Writes go on against the DR region for a while.
@@ -917,6 +948,31 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
 
     let on_primary = accounts_among(&primary_port, &acknowledged).await;
     let on_promoted = accounts_among(&replica.port.to_string(), &acknowledged).await;
+    if on_promoted as usize != acknowledged.len() {
+        // Where the lost ones went, and when, against the switch's steps.
+        let promoted = emails_among(&replica.port.to_string(), &acknowledged).await;
+        let lost: Vec<String> = acknowledged.iter().filter(|e| !promoted.contains(e)).cloned().collect();
+        let mut conn = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{primary_port}/auth"))
+            .await
+            .unwrap();
+        let on_old_primary: Vec<(String, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT email, created_at FROM users WHERE email = ANY($1) ORDER BY created_at")
+                .bind(&lost)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let steps: Vec<String> = report["operation"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{} {} .. {}", s["name"], s["started_at"], s["ended_at"]))
+            .collect();
+        panic!(
+            "{} of {} acknowledged registrations are not on the promoted database; on the old primary: {on_old_primary:#?}\nsteps: {steps:#?}",
+            lost.len(),
+            acknowledged.len()
+        );
+    }
     assert!(
         on_primary > 0,
         "writes were acknowledged by the primary before the drain"
