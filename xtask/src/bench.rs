@@ -15,7 +15,7 @@ use crate::process::{self, Result};
 use crate::sandbox::{self, Sandbox};
 
 /// The benches `cargo xtask bench` knows, for the usage and the unknown-name error.
-pub const NAMES: &[&str] = &["auth", "canary", "compliance", "cli"];
+pub const NAMES: &[&str] = &["auth", "canary", "compliance", "cli", "switchover"];
 
 /// The error for `cargo xtask bench NAME` with an unknown NAME.
 pub fn unknown(name: &str) -> String {

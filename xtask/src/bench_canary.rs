@@ -187,7 +187,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// The first number after `"key":` in a JSON text (enough for suma's own report; xtask has no JSON parser).
-fn json_number(text: &str, key: &str) -> Option<f64> {
+pub(crate) fn json_number(text: &str, key: &str) -> Option<f64> {
     let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
     let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
     let end = rest

@@ -7,6 +7,7 @@ mod bench;
 mod bench_canary;
 mod bench_cli;
 mod bench_compliance;
+mod bench_switchover;
 mod cargo;
 mod crash_matrix;
 mod demo_ops;
@@ -38,6 +39,8 @@ tasks:
   bench canary     in the sandbox: time from a bad canary's first failed analysis to weights restored, and
                    suma's CPU and memory while supervising a canary; the `## canary` section of BENCHMARKS.md
   bench compliance 1,000 resources on a moto of its own: time and memory of `suma compliance check`
+  bench switchover in the sandbox, 3 switchovers of staging under continuous registrations: writes lost
+                   (RPO) and the time suma adds beyond its waits; the `## switchover` section of BENCHMARKS.md
   bench cli        the release suma binary: size, and the cold start of `suma --version` and a few
                    other commands (median and p95 of 50 runs); the `## cli` section of BENCHMARKS.md
   man [DIR]        a man page per suma command into DIR (default target/man), from its command-line
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         ["bench", "canary"] => bench_canary::canary(workspace_root()),
         ["bench", "compliance"] => bench_compliance::compliance(workspace_root()),
         ["bench", "cli"] => bench_cli::cli(workspace_root()),
+        ["bench", "switchover"] => bench_switchover::switchover(workspace_root()),
         ["bench", name, ..] => Err(bench::unknown(name)),
         ["man"] => man(&workspace_root().join("target/man")),
         ["man", dir] => man(&PathBuf::from(dir)),

@@ -506,7 +506,7 @@ impl Engine {
                     .await
             }
             ("verify", true) => self.verify(run, self.env.url.as_ref().map(|u| u.to_string())).await,
-            ("announce", _) => self.announce(op).await,
+            ("announce", _) => self.announce(run, op).await,
             ("rename-stale-primary", _) => self.rename_stale_primary(run, op).await,
             ("create-primary-replica", _) => self.create_primary_replica(run).await,
             ("confirm", _) => self.confirm(op),
@@ -1221,7 +1221,7 @@ impl Engine {
         }
     }
 
-    async fn announce(&self, op: &Operation) -> Result<StepEnd, StepError> {
+    async fn announce(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
         let summary = timings(op, self.env.dr.rto);
         let title = match op.kind.as_str() {
             FAILBACK => format!("DR failback of {}", self.environment),
@@ -1233,6 +1233,17 @@ impl Engine {
             title, op.actor, op.id, summary.total_secs, summary.rto_secs
         );
         let mut facts = Facts::from([("total_secs".to_owned(), json!(summary.total_secs))]);
+        // What suma itself added to the switch: the time from the first step's start to now, less the
+        // waits for AWS and the databases; meaningful when one process ran the whole operation.
+        let one_run = op.steps.iter().all(|s| s.attempts.is_empty());
+        if let (true, Some(first)) = (one_run, op.steps.first()) {
+            let elapsed = (chrono::Utc::now() - first.started_at).to_std().unwrap_or_default();
+            facts.insert("waited_ms".to_owned(), json!(run.slept().as_millis() as u64));
+            facts.insert(
+                "orchestration_ms".to_owned(),
+                json!(elapsed.saturating_sub(run.slept()).as_millis() as u64),
+            );
+        }
         match &self.events {
             Some(events) => match events.event(&title, &text, summary.within_rto).await {
                 Ok(()) => {

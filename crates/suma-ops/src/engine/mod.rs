@@ -211,6 +211,9 @@ pub struct Run<'a> {
     pub reporter: &'a dyn Reporter,
     /// Cancelled by SIGINT, SIGTERM or SIGHUP.
     pub cancel: &'a CancellationToken,
+    /// Time spent in [`Run::sleep`]: waiting for AWS (or a database) to get somewhere, as opposed to
+    /// the engine's own work, which is what is left of an operation's time.
+    slept_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl<'a> Run<'a> {
@@ -225,7 +228,13 @@ impl<'a> Run<'a> {
             guard,
             reporter,
             cancel,
+            slept_nanos: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Time this run has spent waiting between polls.
+    pub fn slept(&self) -> Duration {
+        Duration::from_nanos(self.slept_nanos.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Call before every AWS mutation: `Err(Interrupted)` when a signal arrived or the lease is lost or
@@ -280,11 +289,17 @@ impl<'a> Run<'a> {
     /// Sleeps `period`, or returns `Err(Interrupted)` as soon as a signal arrives or the lease is lost.
     pub async fn sleep(&self, period: Duration) -> Result<(), StepError> {
         let lost = self.guard.lost();
-        tokio::select! {
+        let started = tokio::time::Instant::now();
+        let slept = tokio::select! {
             () = tokio::time::sleep(period) => Ok(()),
             () = self.cancel.cancelled() => Err(StepError::Interrupted),
             () = lost.cancelled() => Err(StepError::Interrupted),
-        }
+        };
+        self.slept_nanos.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        slept
     }
 
     fn actor(&self) -> &str {

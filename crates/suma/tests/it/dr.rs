@@ -862,6 +862,17 @@ impl Registrations {
     }
 }
 
+/// The facts a step of the reported operation journaled.
+fn step_facts(report: &serde_json::Value, step: &str) -> serde_json::Value {
+    report["operation"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == step)
+        .unwrap_or_else(|| panic!("no `{step}` step: {report:#}"))["facts"]
+        .clone()
+}
+
 /// Which of `emails` are accounts in staging's database (`auth`) on the server at `port`.
 async fn emails_among(port: &str, emails: &[String]) -> Vec<String> {
     use sqlx::Connection as _;
@@ -931,23 +942,35 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (acknowledged, refused) = writes.stop().await;
     let report = json(&out);
-    let facts = &report["operation"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "catch-up")
-        .unwrap_or_else(|| panic!("no catch-up step: {report:#}"))["facts"];
+    let facts = step_facts(&report, "catch-up");
     assert!(facts["marker_lsn"].is_string(), "{report:#}");
     assert!(facts["replayed_lsn"].is_string(), "{report:#}");
     eprintln!(
-        "switchover: {} registrations acknowledged, {refused} refused; sessions gone {} ms after the drain, the marker replayed {} ms after it was written",
+        "switchover: {} registrations acknowledged, {refused} refused; sessions gone {} ms after the drain, the marker replayed {} ms after it was written; orchestration {} ms",
         acknowledged.len(),
         facts["sessions_closed_after_ms"],
-        facts["caught_up_after_ms"]
+        facts["caught_up_after_ms"],
+        step_facts(&report, "announce")["orchestration_ms"]
     );
 
     let on_primary = accounts_among(&primary_port, &acknowledged).await;
     let on_promoted = accounts_among(&replica.port.to_string(), &acknowledged).await;
+    let announced = step_facts(&report, "announce");
+    // `cargo xtask bench switchover` runs this test and reads its figures from here.
+    if let Some(out) = std::env::var_os("SUMA_BENCH_OUT") {
+        use std::io::Write as _;
+        let figures = serde_json::json!({
+            "acknowledged": acknowledged.len(),
+            "lost": acknowledged.len() - on_promoted as usize,
+            "refused": refused,
+            "sessions_closed_after_ms": facts["sessions_closed_after_ms"],
+            "caught_up_after_ms": facts["caught_up_after_ms"],
+            "orchestration_ms": announced["orchestration_ms"],
+            "waited_ms": announced["waited_ms"],
+        });
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out).unwrap();
+        writeln!(file, "{figures}").unwrap();
+    }
     if on_promoted as usize != acknowledged.len() {
         // Where the lost ones went, and when, against the switch's steps.
         let promoted = emails_among(&replica.port.to_string(), &acknowledged).await;
