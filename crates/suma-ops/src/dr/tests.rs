@@ -10,15 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::json;
 
 use super::check::{self, CheckStatus, Observed, ServiceView};
 use super::lag::{LagError, ReplicaLag};
 use super::*;
 use crate::aws::ecs::{ContainerImage, TaskDefinition};
-use crate::aws::route53::DnsRecord;
+use crate::aws::route53::{DnsRecord, FailoverAlias};
 use crate::aws::secrets::{SecretMetadata, SecretReplica};
 use crate::journal::lock::Locks;
-use crate::journal::{LocalLog, StepStatus};
+use crate::journal::{LocalLog, OperationStatus, StepStatus};
 use crate::report::SilentReporter;
 use suma_testkit::aws_world::{rds_arn as arn, rds_endpoint as endpoint, AwsWorld, Database, Faults};
 use suma_testkit::MemoryLockTable as MemoryTable;
