@@ -483,6 +483,18 @@ def seed_drill_environment(endpoint, env, service_url, prometheus_url):
     replica's lag read from PostgreSQL (`SUMA_DR_REPLICA_URL`), and the service URL as the DR endpoint."""
     config = seed_environment(endpoint, env, service_url, prometheus_url)
     config["dr"] = {"rto": "15m", "rpo": "5m", "replica_lag": "postgres", "dr_url": service_url}
+    # Both services scale with Application Auto Scaling, as production's do: a switch suspends them while
+    # it moves capacity. The DR service's scheduled scaling is already suspended, so its restore is seen.
+    cluster = f"suma-finance-{env}"
+    for region, low, suspended in ((PRIMARY, 2, {}), (DR, 0, {"ScheduledScalingSuspended": True})):
+        client("application-autoscaling", region, endpoint).register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=f"service/{cluster}/auth-service",
+            ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=low,
+            MaxCapacity=8,
+            SuspendedState=suspended,
+        )
     return config
 
 

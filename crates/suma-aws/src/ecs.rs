@@ -77,6 +77,16 @@ pub trait EcsApi: Send + Sync {
         change: &ContainerChange,
     ) -> Result<TaskDefinition, AwsError>;
     async fn update_service(&self, cluster: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError>;
+    /// The suspension of the service's Application Auto Scaling target (`ecs:service:DesiredCount`);
+    /// `None` when the service has no scalable target.
+    async fn scaling_suspension(&self, cluster: &str, service: &str) -> Result<Option<ScalingSuspension>, AwsError>;
+    /// Sets the suspension of the service's scalable target, which must exist.
+    async fn set_scaling_suspension(
+        &self,
+        cluster: &str,
+        service: &str,
+        suspension: ScalingSuspension,
+    ) -> Result<(), AwsError>;
     /// A revision (`family:revision` or ARN) in full, for comparing it with a template.
     async fn describe_task_definition_spec(&self, reference: &str) -> Result<RegisteredTaskDefinition, AwsError> {
         Err(AwsError::new(
@@ -97,6 +107,23 @@ pub trait EcsApi: Send + Sync {
             "not supported by this client",
         ))
     }
+}
+
+/// What Application Auto Scaling may not do to a service's desired count while suspended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ScalingSuspension {
+    pub dynamic_in: bool,
+    pub dynamic_out: bool,
+    pub scheduled: bool,
+}
+
+impl ScalingSuspension {
+    /// Nothing scales the service: what a DR switch sets while it moves capacity by hand.
+    pub const ALL: Self = Self {
+        dynamic_in: true,
+        dynamic_out: true,
+        scheduled: true,
+    };
 }
 
 /// A change to a service; `None` leaves that part as it is.

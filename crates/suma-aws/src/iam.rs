@@ -163,6 +163,16 @@ pub const ELASTICACHE: Permission = Permission {
     scope: Scope::Any,
 };
 
+/// Suspend and restore a service's Application Auto Scaling while a DR switch moves its capacity.
+pub const ECS_SCALING: Permission = Permission {
+    sid: "EcsServiceScaling",
+    actions: &[
+        "application-autoscaling:DescribeScalableTargets",
+        "application-autoscaling:RegisterScalableTarget",
+    ],
+    scope: Scope::Any,
+};
+
 /// What `suma compliance check` reads of the account (its inventory).
 pub const COMPLIANCE_INVENTORY: Permission = Permission {
     sid: "ComplianceInventory",
@@ -216,6 +226,7 @@ pub const OPERATE: &[Permission] = &[
     LOCK_WRITE,
     ECS_READ,
     ECS_DEPLOY,
+    ECS_SCALING,
     ELB_READ,
     ELB_SHIFT,
     RDS_READ,

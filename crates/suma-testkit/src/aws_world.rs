@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use suma_aws::ecs::{
-    ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, ServiceUpdate, TaskDefinition,
+    ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, ScalingSuspension, ServiceUpdate,
+    TaskDefinition,
 };
 use suma_aws::elb::{LoadBalancerApi, WeightedTarget};
 use suma_aws::rds::{DatabaseApi, DbInstance, DbModification};
@@ -120,6 +121,9 @@ pub fn db_instance(region: &str, identifier: &str, db: &Database) -> DbInstance 
 pub struct State {
     /// (region, service name) → service.
     pub services: BTreeMap<(String, String), Service>,
+    /// (region, service name) → the suspension of the service's Application Auto Scaling target, for
+    /// the services that have one.
+    pub scaling: BTreeMap<(String, String), ScalingSuspension>,
     /// `family:revision` → revision.
     pub task_definitions: BTreeMap<String, Revision>,
     /// Listener rule ARN → its forward action's target groups, in the rule's order.
@@ -410,6 +414,34 @@ impl EcsApi for InRegion {
             arn
         };
         self.task_definition(&arn)
+    }
+
+    async fn scaling_suspension(&self, _: &str, service: &str) -> Result<Option<ScalingSuspension>, AwsError> {
+        self.0.reachable("ApplicationAutoScaling", &self.1)?;
+        Ok(self.0.state().scaling.get(&self.key(service)).copied())
+    }
+
+    async fn set_scaling_suspension(
+        &self,
+        _: &str,
+        service: &str,
+        suspension: ScalingSuspension,
+    ) -> Result<(), AwsError> {
+        self.0.reachable("ApplicationAutoScaling", &self.1)?;
+        let line = {
+            let mut state = self.0.state();
+            let target = state
+                .scaling
+                .get_mut(&self.key(service))
+                .ok_or_else(|| not_found("ApplicationAutoScaling", "RegisterScalableTarget", service))?;
+            *target = suspension;
+            format!(
+                "scaling {} {service} suspended in={} out={} scheduled={}",
+                self.1, suspension.dynamic_in, suspension.dynamic_out, suspension.scheduled
+            )
+        };
+        self.0.mutated(line);
+        Ok(())
     }
 
     async fn update_service(&self, _: &str, service: &str, update: &ServiceUpdate) -> Result<(), AwsError> {

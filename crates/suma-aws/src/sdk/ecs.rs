@@ -11,12 +11,15 @@ use suma_core::taskdef::TaskDefinitionSpec;
 
 pub struct SdkEcs {
     client: aws_sdk_ecs::Client,
+    /// The services' Application Auto Scaling targets.
+    autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl SdkEcs {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: aws_sdk_ecs::Client::new(config),
+            autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
         }
     }
 
@@ -104,8 +107,65 @@ impl SdkEcs {
     }
 }
 
+/// A service's scalable target: `service/CLUSTER/SERVICE`, its desired count.
+fn scalable_target(cluster: &str, service: &str) -> String {
+    format!("service/{cluster}/{service}")
+}
+
 #[async_trait]
 impl EcsApi for SdkEcs {
+    async fn scaling_suspension(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<Option<crate::ecs::ScalingSuspension>, AwsError> {
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+        let resource = scalable_target(cluster, service);
+        let out = self
+            .autoscaling
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_ids(&resource)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ApplicationAutoScaling", "DescribeScalableTargets", &resource, e))?;
+        Ok(out.scalable_targets().first().map(|t| {
+            let s = t.suspended_state();
+            crate::ecs::ScalingSuspension {
+                dynamic_in: s.and_then(|s| s.dynamic_scaling_in_suspended()).unwrap_or(false),
+                dynamic_out: s.and_then(|s| s.dynamic_scaling_out_suspended()).unwrap_or(false),
+                scheduled: s.and_then(|s| s.scheduled_scaling_suspended()).unwrap_or(false),
+            }
+        }))
+    }
+
+    async fn set_scaling_suspension(
+        &self,
+        cluster: &str,
+        service: &str,
+        suspension: crate::ecs::ScalingSuspension,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
+        let resource = scalable_target(cluster, service);
+        self.autoscaling
+            .register_scalable_target()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(&resource)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .suspended_state(
+                SuspendedState::builder()
+                    .dynamic_scaling_in_suspended(suspension.dynamic_in)
+                    .dynamic_scaling_out_suspended(suspension.dynamic_out)
+                    .scheduled_scaling_suspended(suspension.scheduled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ApplicationAutoScaling", "RegisterScalableTarget", &resource, e))?;
+        Ok(())
+    }
+
     async fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, AwsError> {
         let resource = format!("{cluster}/{}", services.join(","));
         let out = self

@@ -92,6 +92,11 @@ impl Engine {
             ("original_primary_records".to_owned(), originals),
             ("backup_retention_days".to_owned(), json!(backup.max(1))),
             ("dr_database_arn".to_owned(), json!(dr_db.arn)),
+            // The primary's autoscaling as it was before the failover, restored at the end.
+            (
+                "primary_scaling".to_owned(),
+                last.fact("primary_scaling").cloned().unwrap_or(serde_json::Value::Null),
+            ),
         ])))
     }
 
@@ -279,6 +284,8 @@ impl Engine {
                     .await?;
             }
         }
+        self.suspend_scaling(run, op, &self.env.dr_region, &cfg.cluster, &cfg.service, "dr_scaling")
+            .await?;
         self.scale(
             run,
             &self.env.dr_region,

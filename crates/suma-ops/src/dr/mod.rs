@@ -26,6 +26,7 @@ mod failback;
 pub mod lag;
 mod probes;
 pub mod rto;
+mod scaling;
 #[cfg(feature = "sdk")]
 pub mod setup;
 mod steps;
@@ -115,7 +116,7 @@ pub fn step_estimate(name: &str, env: &Environment) -> Duration {
         }
         "switch-dns" => 60 + 60,
         "verify" => 15,
-        "announce" => 2,
+        "announce" | "resume-scaling" => 2,
         "create-primary-replica" | "restore-replica" => 1200,
         _ => 30,
     };
@@ -209,6 +210,13 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
                     format!("GET {} and a write through POST {}", u.join("/ready"), u.join("/api/auth/register"))
                 }),
             ),
+            step(
+                "resume-scaling",
+                format!(
+                    "Application Auto Scaling of `{}` ({d}) as it was before the switch; `{}` ({p}) stays suspended until the failback",
+                    ecs.dr.service, ecs.service
+                ),
+            ),
             step("announce", format!("Datadog event `DR failover of {environment}` and the timing summary")),
         ],
         Direction::Failback => vec![
@@ -256,6 +264,13 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
                 env.url.as_ref().map_or("no `url` configured: skipped".to_owned(), |u| {
                     format!("GET {} and a write through POST {}", u.join("/ready"), u.join("/api/auth/register"))
                 }),
+            ),
+            step(
+                "resume-scaling",
+                format!(
+                    "Application Auto Scaling of `{}` ({p}) and `{}` ({d}) as they were before the failover",
+                    ecs.service, ecs.dr.service
+                ),
             ),
             step("announce", format!("Datadog event `DR failback of {environment}` and the timing summary")),
         ],
@@ -429,9 +444,18 @@ impl Steps for Engine {
         };
         let promotion_started = op.steps.iter().any(|s| s.name == promoted_step);
         if is_away_kind(&op.kind) && !promotion_started {
+            let ecs = &self.env.ecs;
+            self.restore_scaling(
+                run,
+                op,
+                &self.env.primary_region,
+                &ecs.cluster,
+                &ecs.service,
+                "primary_scaling",
+            )
+            .await?;
             return Ok(match op.fact("primary_desired").and_then(|v| v.as_i64()) {
                 Some(desired) => {
-                    let ecs = &self.env.ecs;
                     self.scale_back(run, &self.env.primary_region, &ecs.cluster, &ecs.service, desired, "")
                         .await?;
                     format!(
@@ -458,6 +482,8 @@ impl Steps for Engine {
             let hint = "\nhint: it serves while DNS names the DR region; scale it by hand, or `suma dr abort` again";
             self.scale_back(run, &self.env.dr_region, &cfg.cluster, &cfg.service, desired, hint)
                 .await?;
+            self.restore_scaling(run, op, &self.env.dr_region, &cfg.cluster, &cfg.service, "dr_scaling")
+                .await?;
             return Ok(format!(
                 "`{}` ({}) scaled back to {desired}, so the DR region serves again; renamed or created instances are kept",
                 cfg.service, self.env.dr_region
@@ -474,6 +500,7 @@ impl Engine {
             ("readiness", false) if op.kind == SWITCHOVER => self.switchover_readiness(op).await,
             ("readiness", false) => self.failover_readiness(op).await,
             ("catch-up", _) => self.catch_up(run, op).await,
+            ("resume-scaling", _) => self.resume_scaling(run, op).await,
             ("readiness", true) => self.failback_readiness().await,
             ("drain-primary", _) => self.drain_primary(run, op).await,
             ("promote-and-scale", _) => self.promote_and_scale(run, op).await,

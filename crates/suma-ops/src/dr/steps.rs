@@ -182,6 +182,30 @@ impl Engine {
             }
         }
         let mut unfenced = Vec::new();
+        // Its autoscaling would scale it back up: suspended first (and left so until the failback).
+        if found.iter().any(|s| s.name == cfg.service) {
+            match self
+                .suspend_scaling(
+                    run,
+                    op,
+                    &self.env.primary_region,
+                    &cfg.cluster,
+                    &cfg.service,
+                    "primary_scaling",
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(super::scaling::AwsOrStep::Aws(e)) if region_down(&e) => {
+                    self.reporter.warn(&format!(
+                        "the autoscaling of `{}` could not be suspended: {e}",
+                        cfg.service
+                    ));
+                    unfenced.push(format!("{} (autoscaling)", cfg.service));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         for svc in &found {
             if svc.desired != 0 {
                 let zero = ServiceUpdate {
@@ -332,6 +356,16 @@ impl Engine {
                 "dr_task_definition",
             )
             .await?;
+        // Its scale-in would fight the scale-up: suspended until `resume-scaling`.
+        self.suspend_scaling(
+            run,
+            op,
+            &self.env.dr_region,
+            &cfg.dr.cluster,
+            &cfg.dr.service,
+            "dr_scaling",
+        )
+        .await?;
         let promote = self.promote(run, op, &replica.region, &replica.identifier);
         let update = ServiceUpdate {
             task_definition: Some(td),

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::check::{self, CheckStatus, Observed, ServiceView};
 use super::lag::{LagError, ReplicaLag};
 use super::*;
-use crate::aws::ecs::{ContainerImage, TaskDefinition};
+use crate::aws::ecs::{ContainerImage, ScalingSuspension, TaskDefinition};
 use crate::aws::route53::{DnsRecord, FailoverAlias};
 use crate::aws::secrets::{SecretMetadata, SecretReplica};
 use crate::journal::lock::Locks;
@@ -66,6 +66,7 @@ struct Drill {
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     services: BTreeMap<(String, String), (Option<String>, i32)>,
+    scaling: BTreeMap<(String, String), ScalingSuspension>,
     dbs: BTreeMap<(String, String), (String, bool, bool, i32)>,
     primary_target: String,
 }
@@ -79,6 +80,17 @@ impl Drill {
         aws.run_service(PRIMARY, "auth-service-canary", "td-primary:1", 0);
         aws.run_service(DR, "auth-service", "td-dr:1", 0);
         aws.with(|s| {
+            // Both services scale with Application Auto Scaling; the DR service's scheduled scaling is
+            // already suspended by its owners.
+            s.scaling
+                .insert((PRIMARY.into(), "auth-service".into()), ScalingSuspension::default());
+            s.scaling.insert(
+                (DR.into(), "auth-service".into()),
+                ScalingSuspension {
+                    scheduled: true,
+                    ..ScalingSuspension::default()
+                },
+            );
             s.databases
                 .insert((PRIMARY.into(), "db".into()), Database::available(PRIMARY, "db", None));
             s.databases.insert(
@@ -160,6 +172,7 @@ impl Drill {
 
     fn snapshot(&self) -> Snapshot {
         self.aws.with(|s| Snapshot {
+            scaling: s.scaling.clone(),
             services: s
                 .services
                 .iter()
@@ -422,13 +435,16 @@ async fn a_failover_changes_what_it_should_and_nothing_else() {
     // The canary already runs 0 tasks, so only the stable service is drained. DR scales up on the
     // revision naming the replica, registered before (never on one that may name the old primary).
     let expected = [
+        "scaling eu-west-1 auth-service suspended in=true out=true scheduled=true",
         "update eu-west-1 auth-service ",
         "register td-dr:2 ",
+        "scaling eu-central-1 auth-service suspended in=true out=true scheduled=true",
         "promote eu-central-1 db-replica",
         "update eu-central-1 auth-service td-dr:2 4",
         "modify eu-central-1 db-replica ",
         "update eu-central-1 auth-service td-dr:2 4",
         "dns PRIMARY A -> auth-dr",
+        "scaling eu-central-1 auth-service suspended in=false out=false scheduled=true",
     ];
     assert_eq!(mutations.len(), expected.len(), "{mutations:#?}");
     for (seen, wanted) in mutations.iter().zip(expected) {
@@ -439,7 +455,7 @@ async fn a_failover_changes_what_it_should_and_nothing_else() {
     assert_eq!(recorded.fact("promoted"), Some(&json!("db-replica")));
     let t = timings(&recorded, Duration::from_secs(900));
     assert!(t.within_rto, "{t:?}");
-    assert_eq!(t.steps.len(), 7);
+    assert_eq!(t.steps.len(), 8);
 }
 
 #[tokio::test(start_paused = true)]
@@ -598,8 +614,8 @@ async fn a_failing_verification_stops_after_the_switch() {
 #[tokio::test(start_paused = true)]
 async fn abort_before_the_promotion_gives_the_primary_its_capacity_back() {
     let h = Harness::new();
-    // Killed right after the first drain call.
-    h.world.kill_after(Some(1));
+    // Killed right after the first drain call (the second mutation: the autoscaling's suspension is the first).
+    h.world.kill_after(Some(2));
     let mut op = h.op(Direction::Failover);
     assert!(matches!(h.run(&mut op, false).await, Outcome::Interrupted { .. }));
     h.world.kill_after(None);
@@ -1202,6 +1218,7 @@ async fn a_switchover_promotes_only_once_the_replica_has_replayed_the_marker_rea
             "repoint-dr-service",
             "switch-dns",
             "verify",
+            "resume-scaling",
             "announce"
         ]
     );
@@ -1216,16 +1233,16 @@ async fn a_switchover_promotes_only_once_the_replica_has_replayed_the_marker_rea
     // and the promotion followed the first read at the marker.
     let reads = h.world.behaviour.lock().unwrap().replay_reads.clone();
     assert_eq!(reads.len(), 5, "{reads:?}");
-    assert!(reads[1..].iter().all(|(mutations, _)| *mutations == 1), "{reads:?}");
+    assert!(reads[1..].iter().all(|(mutations, _)| *mutations == 2), "{reads:?}");
     assert_eq!(reads.last().unwrap().1, Some(marker));
     let mutations = h.world.mutations();
     assert!(
-        mutations[0].starts_with("update eu-west-1 auth-service "),
+        mutations[1].starts_with("update eu-west-1 auth-service "),
         "{mutations:#?}"
     );
-    assert!(mutations[1].starts_with("register td-dr:2"), "{mutations:#?}");
+    assert!(mutations[2].starts_with("register td-dr:2"), "{mutations:#?}");
     assert!(
-        mutations[2].starts_with("promote eu-central-1 db-replica"),
+        mutations[4].starts_with("promote eu-central-1 db-replica"),
         "{mutations:#?}"
     );
     let recorded = h.journal.load(&op.id).await.unwrap().unwrap();
@@ -1301,8 +1318,8 @@ async fn a_replica_that_never_catches_up_stops_the_switchover_before_the_promoti
     );
     assert_eq!(
         h.world.mutations().len(),
-        1,
-        "only the drain: {:?}",
+        2,
+        "only the scaling's suspension and the drain: {:?}",
         h.world.mutations()
     );
     assert_eq!(
@@ -1348,8 +1365,52 @@ async fn a_session_left_on_the_primary_stops_the_switchover_before_the_marker_na
     assert_eq!(op.fact("marker_lsn"), None, "no marker while a writer is connected");
     assert_eq!(
         h.world.mutations().len(),
-        1,
-        "only the drain: {:?}",
+        2,
+        "only the scaling's suspension and the drain: {:?}",
         h.world.mutations()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn autoscaling_is_suspended_while_capacity_moves_and_restored_as_it_was_after_the_failback() {
+    let h = Harness::new();
+    let scaling = |region: &str| {
+        h.world
+            .aws
+            .with(|s| s.scaling[&(region.to_owned(), "auth-service".to_owned())])
+    };
+    let dr_before = scaling(DR);
+    let failover = h.failover().await;
+    // The DR service scales again as before; the drained primary must not scale back up in the region
+    // traffic left, so it stays suspended.
+    assert_eq!(scaling(DR), dr_before);
+    assert_eq!(scaling(PRIMARY), ScalingSuspension::ALL);
+    assert_eq!(
+        failover.fact("primary_scaling_state"),
+        Some(&json!("left suspended until the failback"))
+    );
+    h.completed(Direction::Failback).await;
+    assert_eq!(scaling(PRIMARY), ScalingSuspension::default(), "as before the failover");
+    assert_eq!(scaling(DR), dr_before);
+
+    // An abort before the promotion gives the primary its scaling back with its tasks.
+    let h = Harness::new();
+    let mut op = h.op(Direction::Failover);
+    h.world.kill_after(Some(2));
+    assert!(matches!(h.run(&mut op, false).await, Outcome::Interrupted { .. }));
+    assert_eq!(
+        h.world
+            .aws
+            .with(|s| s.scaling[&(PRIMARY.to_owned(), "auth-service".to_owned())]),
+        ScalingSuspension::ALL
+    );
+    let engine = h.engine();
+    let guard = h.locks.acquire(&op, true).await.unwrap();
+    engine.abort(&mut op, &guard, "tester@host").await.unwrap();
+    assert_eq!(
+        h.world
+            .aws
+            .with(|s| s.scaling[&(PRIMARY.to_owned(), "auth-service".to_owned())]),
+        ScalingSuspension::default()
     );
 }

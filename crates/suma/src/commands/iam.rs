@@ -30,6 +30,7 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         LOCK_WRITE,
         ECS_READ,
         ECS_DEPLOY,
+        ECS_SCALING,
         ELB_READ,
         RDS_READ,
         RDS_CHANGE,

@@ -125,7 +125,18 @@ impl DrEnv {
             .failover_aliases(&self.env.dns.hosted_zone_id, &self.env.dns.record_name)
             .await
             .unwrap();
+        let scaling = (
+            aws.ecs(&self.env.primary_region)
+                .scaling_suspension(&ecs.cluster, &ecs.service)
+                .await
+                .unwrap(),
+            aws.ecs(&self.env.dr_region)
+                .scaling_suspension(&ecs.dr.cluster, &ecs.dr.service)
+                .await
+                .unwrap(),
+        );
         State {
+            scaling,
             primary: count(&self.env.primary_region, &ecs.cluster, &ecs.service).await,
             canary: count(&self.env.primary_region, &ecs.cluster, &ecs.canary_service)
                 .await
@@ -162,6 +173,11 @@ struct State {
     /// PRIMARY records of the name (a seeded environment's are an A and its AAAA twin).
     primary_records: usize,
     primary_target: String,
+    /// The services' Application Auto Scaling suspension (primary, DR).
+    scaling: (
+        Option<suma::aws::ecs::ScalingSuspension>,
+        Option<suma::aws::ecs::ScalingSuspension>,
+    ),
 }
 
 /// A PostgreSQL streaming replica of the sandbox's database, stopped on drop. It streams through a
@@ -442,6 +458,7 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
             "repoint-dr-service",
             "switch-dns",
             "verify",
+            "resume-scaling",
             "announce"
         ]
     );
@@ -521,7 +538,7 @@ async fn failover_and_failback_change_what_they_should_and_nothing_else() {
     assert_eq!(report["outcome"]["outcome"], "completed");
     assert_eq!(report["operation"]["status"], "succeeded");
     assert_eq!(report["timings"]["within_rto"], true);
-    assert_eq!(report["timings"]["steps"].as_array().unwrap().len(), 7);
+    assert_eq!(report["timings"]["steps"].as_array().unwrap().len(), 8);
     let after = env.state().await;
     let desired = env.env.ecs.desired_count as i32;
     assert_eq!(after.primary.0, 0, "primary drained");
@@ -537,6 +554,14 @@ async fn failover_and_failback_change_what_they_should_and_nothing_else() {
         "promoted, multi-AZ, backups on"
     );
     assert_eq!(after.primary_target, dr_lb, "DNS on the DR load balancer");
+    // Autoscaling: the drained primary's stays suspended (it would scale back up in the region traffic
+    // left), the DR service's is as it was (its scheduled scaling suspended by its owners).
+    let all = suma::aws::ecs::ScalingSuspension::ALL;
+    assert!(
+        before.scaling.0.is_some() && before.scaling.0 != Some(all),
+        "{before:?}"
+    );
+    assert_eq!(after.scaling, (Some(all), before.scaling.1));
     // Nothing else: the primary's revision and database are as they were.
     assert_eq!(after.primary.1, before.primary.1);
     assert_eq!(after.primary_db, before.primary_db);
@@ -560,6 +585,7 @@ async fn failover_and_failback_change_what_they_should_and_nothing_else() {
     assert_eq!(back.primary.0, desired, "primary at production capacity");
     assert_eq!(back.dr.0, env.env.ecs.dr.standby_count as i32, "DR back to its standby");
     assert_eq!(back.primary_db.0, "available");
+    assert_eq!(back.scaling, before.scaling, "autoscaling as before the failover");
 
     // The DR posture is whole again.
     let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
