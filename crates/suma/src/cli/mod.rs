@@ -439,7 +439,8 @@ pub enum DrCommand {
     Failover(DrFailoverArgs),
     /// Move back to the primary region after it recovered: rebuild a replica there, then switch back
     Failback(DrSwitchArgs),
-    /// Rehearse on a non-production environment: failover, verification, failback, timings against RTO
+    /// Rehearse on a non-production environment: switchover (zero data loss, so it needs
+    /// SUMA_DR_PRIMARY_URL and SUMA_DR_REPLICA_URL), verification, failback, timings against RTO
     Drill(DrDrillArgs),
     /// Continue the unfinished switchover, failover or failback from the journal
     Resume(DrContinueArgs),

@@ -127,12 +127,12 @@ async fn finish_unfinished(ctx: &Context, kinds: &[&str], args: &Unfinished<'_>)
             engine.run(&mut op, &guard).await
         }
     };
-    // A drill's failover, resumed to its end, goes on to the failback the drill intended: a resumed drill
-    // ends home, as a drill that never crashed does.
-    if is_drill_failover(&op) && matches!(outcome, Ok(Outcome::Completed)) {
+    // A drill's switch to DR, resumed to its end, goes on to the failback the drill intended: a resumed
+    // drill ends home, as a drill that never crashed does.
+    if is_drill_switch(&op) && matches!(outcome, Ok(Outcome::Completed)) {
         ctx.reporter.finish();
         ctx.reporter
-            .info(&format!("drill: failover `{}` completed; failing back", op.id));
+            .info(&format!("drill: {} `{}` completed; failing back", op.kind, op.id));
         let (guard, mut failback) = hand_over_to_failback(ctx, &engine, &session, name, guard, &op).await?;
         let outcome = engine.run(&mut failback, &guard).await;
         return finish(ctx, &engine, guard, &failback, outcome).await;
@@ -140,9 +140,10 @@ async fn finish_unfinished(ctx: &Context, kinds: &[&str], args: &Unfinished<'_>)
     finish(ctx, &engine, guard, &op, outcome).await
 }
 
-/// Whether `op` is the failover half of a drill.
-fn is_drill_failover(op: &Operation) -> bool {
-    op.kind == Direction::Failover.kind() && op.parameters.get("drill") == Some(&json!(true))
+/// Whether `op` is the first half of a drill (a switchover; a failover in drills journaled before
+/// drills switched over).
+fn is_drill_switch(op: &Operation) -> bool {
+    dr::is_away_kind(&op.kind) && op.parameters.get("drill") == Some(&json!(true))
 }
 
 /// Starts a drill's failback under the lock its completed failover `failover` holds (`guard`), taken over
@@ -331,16 +332,17 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         bail!(usage!("a drill fails `{name}` (tier production) over and back\nhint: rehearse on a non-production environment, e.g. `--env staging`; a real failover is `suma dr failover`"));
     }
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
-    let failover_plan = dr::plan(Direction::Failover, name, env);
+    // A rehearsal is planned: it switches over (zero data loss), as a planned move to DR would.
+    let failover_plan = dr::plan(Direction::Switchover, name, env);
     let failback_plan = dr::plan(Direction::Failback, name, env);
     if args.mutation.dry_run {
         let estimate = dr::setup::rto_estimate(name, env, &ctx.journal(&session)).await;
-        let report = json!({"dry_run": true, "environment": name, "plan": {"failover": failover_plan, "failback": failback_plan},
+        let report = json!({"dry_run": true, "environment": name, "plan": {"switchover": failover_plan, "failback": failback_plan},
             "estimated_rto_secs": estimate.total.as_secs(), "rto_basis": estimate.basis(), "rto_secs": env.dr.rto.as_secs()});
         ctx.printer.either(&report, || {
             format!(
                 "{}\n{}",
-                crate::render::dr::plan(&failover_plan, env, Direction::Failover),
+                crate::render::dr::plan(&failover_plan, env, Direction::Switchover),
                 crate::render::dr::plan(&failback_plan, env, Direction::Failback)
             )
         });
@@ -360,7 +362,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         return Ok(ExitStatus::No);
     }
     if !crate::render::confirm(
-        &format!("drill on `{name}`: fail over to {} and back", env.dr_region),
+        &format!("drill on `{name}`: switch over to {} and back", env.dr_region),
         args.mutation.yes,
     )? {
         return Ok(ExitStatus::No);
@@ -370,12 +372,12 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
     let mut results = Vec::new();
     // One lock from the failover's start to the failback's end: handed from one half to the other, never
     // released between them.
-    let mut failover = Operation::new(Direction::Failover.kind(), name, &actor, failover_plan);
+    let mut failover = Operation::new(Direction::Switchover.kind(), name, &actor, failover_plan);
     failover.parameters.insert("drill".to_owned(), json!(true));
     let guard = ctx.locks(&session).acquire(&failover, false).await?;
     let guard = guard.begin(&engine.journal, &failover).await?;
     ctx.reporter
-        .info(&format!("{} `{}` started", Direction::Failover.kind(), failover.id));
+        .info(&format!("{} `{}` started", Direction::Switchover.kind(), failover.id));
     let outcome = engine.run(&mut failover, &guard).await;
     ctx.reporter.finish();
     if !matches!(outcome, Ok(Outcome::Completed)) {
@@ -383,7 +385,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
         let outcome = outcome?;
         settled?;
         results.push((
-            Direction::Failover,
+            Direction::Switchover,
             outcome,
             dr::timings(&failover, env.dr.rto),
             failover,
@@ -391,7 +393,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
     } else {
         let (guard, mut failback) = hand_over_to_failback(ctx, &engine, &session, name, guard, &failover).await?;
         results.push((
-            Direction::Failover,
+            Direction::Switchover,
             Outcome::Completed,
             dr::timings(&failover, env.dr.rto),
             failover,

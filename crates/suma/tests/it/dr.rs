@@ -85,6 +85,9 @@ impl DrEnv {
             .env_remove("SUMA_DR_REPLICA_URL");
         if let Some(r) = replica {
             cmd.env("SUMA_DR_REPLICA_URL", r.url());
+            // A seeded environment runs no service: a database of its own stands for the service's on
+            // the primary (a switchover waits for its sessions and writes its marker there).
+            cmd.env("SUMA_DR_PRIMARY_URL", marker_database_url());
         }
         cmd
     }
@@ -178,6 +181,26 @@ struct State {
         Option<suma::aws::ecs::ScalingSuspension>,
         Option<suma::aws::ecs::ScalingSuspension>,
     ),
+}
+
+/// `suma_dr_marker` on the sandbox's PostgreSQL, created once: the primary database of the seeded
+/// environments' switchovers, which nothing else connects to.
+pub fn marker_database_url() -> String {
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    let admin = sandbox_var("DATABASE_URL");
+    CREATED.call_once(|| {
+        // "already exists" from an earlier run is fine.
+        let _ = Command::new(pg_bin("psql"))
+            .arg(&admin)
+            .args(["-tAc", "CREATE DATABASE suma_dr_marker"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    });
+    match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/suma_dr_marker"),
+        None => admin,
+    }
 }
 
 /// A PostgreSQL streaming replica of the sandbox's database, stopped on drop. It streams through a
