@@ -207,7 +207,7 @@ pub fn marker_database_url() -> String {
 /// replication slot of its own, as an RDS replica does: the primary keeps every WAL segment the replica
 /// has not received (checkpoints the other tests' base backups force would otherwise recycle them under
 /// a replica that is behind, which then never catches up). The slot is dropped with the replica.
-struct StreamingReplica {
+pub struct StreamingReplica {
     dir: tempfile::TempDir,
     port: u16,
     slot: String,
@@ -241,7 +241,7 @@ fn pg_bin(name: &str) -> String {
 }
 
 impl StreamingReplica {
-    fn start() -> Self {
+    pub fn start() -> Self {
         Self::start_streaming_through(None)
     }
 
@@ -307,7 +307,7 @@ impl StreamingReplica {
         Self { dir, port, slot }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 

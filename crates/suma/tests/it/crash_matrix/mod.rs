@@ -76,6 +76,8 @@ pub struct Env {
     /// The operation the crashed command ran, read from the lock it left (a point read: listing the
     /// journal scans the whole shared table, which slows moto for every parallel run).
     crashed: std::sync::Mutex<Option<String>>,
+    /// The scenario's [`Scenario::vars`].
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -123,6 +125,7 @@ impl Env {
             env,
             dir,
             crashed: std::sync::Mutex::new(None),
+            vars: Vec::new(),
         };
         seeded.settle().await;
         seeded
@@ -159,7 +162,9 @@ impl Env {
             .arg(&self.config)
             .env("SUMA_STATE_DIR", self.dir.path())
             .env("SUMA_RUNBOOKS_DIR", common::workspace_root().join("runbooks"))
-            .env_remove("SUMA_DR_REPLICA_URL");
+            .env_remove("SUMA_DR_REPLICA_URL")
+            .env_remove("SUMA_DR_PRIMARY_URL")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -231,6 +236,10 @@ pub trait Scenario: Send + Sync {
         serde_json::Value::Null
     }
     fn command(&self) -> Vec<&'static str>;
+    /// Variables every `suma` of the run gets (the database URLs a switchover reads).
+    fn vars(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// The command that finishes the crashed one (it may need the journal: a run's id).
     async fn finish(&self, env: &Env, finish: Finish) -> Vec<String>;
     /// The invariants after the finishing command `out`: `Err` says which one is broken.
@@ -296,7 +305,8 @@ async fn crash(scenario: &dyn Scenario, env: &Env, n: usize) -> Option<KillPoint
 /// One kill point finished one way, on a fresh environment: `None` when the command has no point `n`.
 async fn finish_one(scenario: &dyn Scenario, n: usize, finish: Finish) -> Option<(KillPoint, Result<(), String>)> {
     let _slot = Slot::take().await;
-    let env = Env::seed("crash", &|e| scenario.tweak(e)).await;
+    let mut env = Env::seed("crash", &|e| scenario.tweak(e)).await;
+    env.vars = scenario.vars();
     let prepared = scenario.prepare(&env).await;
     let at = crash(scenario, &env, n).await?;
     let args = scenario.finish(&env, finish).await;

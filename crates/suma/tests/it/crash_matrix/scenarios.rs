@@ -387,8 +387,13 @@ async fn dr_switch_ended(
     }
 }
 
-/// A DR failover (data loss accepted: the matrix has no streaming replica to measure).
-struct Failover;
+/// A DR failover (data loss accepted: the matrix has no streaming replica to measure), or, with a
+/// replica, a switchover (zero data loss: its catch-up reads the marker on the replica).
+struct Failover {
+    /// For a switchover: the streaming replica every kill point's switchover reads (a seeded
+    /// environment's instances are moto's; the WAL positions are the sandbox PostgreSQL's).
+    switchover: Option<crate::dr::StreamingReplica>,
+}
 
 impl Failover {
     /// Whether every PRIMARY record (an A record and its AAAA twin) points at the DR load balancer.
@@ -446,7 +451,10 @@ impl Failover {
 #[async_trait]
 impl Scenario for Failover {
     fn kind(&self) -> &'static str {
-        suma::dr::Direction::Failover.kind()
+        match self.switchover {
+            Some(_) => suma::dr::Direction::Switchover.kind(),
+            None => suma::dr::Direction::Failover.kind(),
+        }
     }
 
     async fn prepare(&self, env: &Env) -> Value {
@@ -454,14 +462,26 @@ impl Scenario for Failover {
     }
 
     fn command(&self) -> Vec<&'static str> {
-        vec![
-            "dr",
-            "failover",
-            "--accept-data-loss",
-            "--reason",
-            "crash matrix",
-            "--yes",
-        ]
+        match self.switchover {
+            Some(_) => vec!["dr", "switchover", "--yes"],
+            None => vec![
+                "dr",
+                "failover",
+                "--accept-data-loss",
+                "--reason",
+                "crash matrix",
+                "--yes",
+            ],
+        }
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.switchover.as_ref().map_or_else(Vec::new, |replica| {
+            vec![
+                ("SUMA_DR_REPLICA_URL".to_owned(), replica.url()),
+                ("SUMA_DR_PRIMARY_URL".to_owned(), crate::dr::marker_database_url()),
+            ]
+        })
     }
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
@@ -689,7 +709,7 @@ pub fn all() -> Vec<Arc<dyn Scenario>> {
         Arc::new(Rollback),
         Arc::new(Canary(Strategy::Canary)),
         Arc::new(Canary(Strategy::BlueGreen)),
-        Arc::new(Failover),
+        Arc::new(Failover { switchover: None }),
         Arc::new(Failback),
         Arc::new(RunbookRotation),
         Arc::new(TemplatesApply("monitors")),
@@ -823,7 +843,17 @@ async fn bluegreen_deploy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dr_failover() {
     crate::require_sandbox!();
-    run_matrix(Arc::new(Failover)).await;
+    run_matrix(Arc::new(Failover { switchover: None })).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_switchover() {
+    crate::require_sandbox!();
+    let replica = crate::dr::StreamingReplica::start();
+    run_matrix(Arc::new(Failover {
+        switchover: Some(replica),
+    }))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
