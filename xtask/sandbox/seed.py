@@ -53,9 +53,10 @@ def client(service, region, endpoint):
     )
 
 
-def customer_key(endpoint, env, purpose):
-    """The customer-managed KMS key `alias/suma-finance-ENV-PURPOSE` with automatic rotation, created once."""
-    kms = client("kms", PRIMARY, endpoint)
+def customer_key(endpoint, env, purpose, region=PRIMARY):
+    """The customer-managed KMS key `alias/suma-finance-ENV-PURPOSE` of `region` with automatic rotation,
+    created once."""
+    kms = client("kms", region, endpoint)
     alias = f"alias/suma-finance-{env}-{purpose}"
     for page in kms.get_paginator("list_aliases").paginate():
         if any(a["AliasName"] == alias for a in page["Aliases"]):
@@ -64,6 +65,27 @@ def customer_key(endpoint, env, purpose):
     kms.enable_key_rotation(KeyId=key["KeyId"])
     kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
     return key["Arn"]
+
+
+def db_placement(endpoint, env, region, vpc, subnets):
+    """Where an environment's database lives in `region`: a DB subnet group, a security group of its own,
+    the region's customer key, deletion protection and IAM authentication. The subnet group has the same
+    name in both regions (each of its own region's subnets): moto looks a cross-region replica's group up
+    in the source's region."""
+    name = f"suma-finance-{env}-db"
+    client("rds", region, endpoint).create_db_subnet_group(
+        DBSubnetGroupName=name, DBSubnetGroupDescription=f"auth-service database ({env})", SubnetIds=subnets
+    )
+    sg = client("ec2", region, endpoint).create_security_group(
+        GroupName=f"auth-db-{secrets.token_hex(3)}", Description="auth-service database", VpcId=vpc
+    )["GroupId"]
+    return {
+        "KmsKeyId": customer_key(endpoint, env, "rds", region),
+        "DBSubnetGroupName": name,
+        "VpcSecurityGroupIds": [sg],
+        "DeletionProtection": True,
+        "EnableIAMDatabaseAuthentication": True,
+    }
 
 
 def network(endpoint, region):
@@ -176,6 +198,11 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
     # RDS: multi-AZ encrypted primary, cross-region read replica in the DR region.
     rds = client("rds", PRIMARY, endpoint)
     db_id = f"suma-finance-{env}-db"
+    # The instances live in the environment's VPCs, each with its region's key, as suma's rebuilt ones must.
+    placed = tuple(
+        db_placement(endpoint, env, region, vpc_id, subnet_ids)
+        for region, vpc_id, subnet_ids in ((PRIMARY, vpc, subnets), (DR, dr_vpc, dr_subnets))
+    )
     primary = rds.create_db_instance(
         DBInstanceIdentifier=db_id,
         DBInstanceClass="db.r6g.large",
@@ -190,6 +217,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         BackupRetentionPeriod=30 if env == "production" else 7,
         DeletionProtection=True,
         PubliclyAccessible=False,
+        **{k: v for k, v in placed[0].items() if k not in ("KmsKeyId", "DeletionProtection")},
     )["DBInstance"]
     replica_id = f"{db_id}-replica"
     client("rds", DR, endpoint).create_db_instance_read_replica(
@@ -197,6 +225,7 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         SourceDBInstanceIdentifier=primary["DBInstanceArn"],
         DBInstanceClass="db.r6g.large",
         SourceRegion=PRIMARY,
+        **placed[1],
     )
 
     # Route 53: failover records with health checks.

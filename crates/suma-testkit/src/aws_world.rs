@@ -21,7 +21,7 @@ use suma_aws::ecs::{
     TaskDefinition,
 };
 use suma_aws::elb::{LoadBalancerApi, WeightedTarget};
-use suma_aws::rds::{DatabaseApi, DbInstance, DbModification};
+use suma_aws::rds::{DatabaseApi, DbInstance, DbModification, Placement};
 use suma_aws::route53::{DnsApi, DnsRecord, FailoverAlias, HealthCheckStatus};
 use suma_aws::secrets::{SecretMetadata, SecretsApi};
 use suma_aws::{AwsApis, AwsError, AwsErrorKind};
@@ -53,6 +53,7 @@ pub struct Database {
     pub backup_retention_days: i32,
     /// Describes left before a transition (`modifying` or `creating`) completes.
     pub settling: u32,
+    pub placement: Placement,
 }
 
 impl Database {
@@ -65,6 +66,20 @@ impl Database {
             backup_retention_days: if source.is_none() { 30 } else { 0 },
             source,
             settling: 0,
+            placement: Self::placed_in(region),
+        }
+    }
+
+    /// Where an instance of `region` lives: the region's customer key, DB subnet group and security
+    /// group, the service's parameter group, protected, with IAM authentication.
+    pub fn placed_in(region: &str) -> Placement {
+        Placement {
+            kms_key_id: Some(format!("arn:aws:kms:{region}:123456789012:key/db-{region}")),
+            subnet_group: Some(format!("auth-db-{region}")),
+            security_group_ids: vec![format!("sg-db-{region}")],
+            parameter_group: Some("auth-postgres15".into()),
+            deletion_protection: true,
+            iam_auth: true,
         }
     }
 }
@@ -105,7 +120,7 @@ pub fn db_instance(region: &str, identifier: &str, db: &Database) -> DbInstance 
         instance_class: "db.r6g.large".into(),
         multi_az: db.multi_az,
         storage_encrypted: true,
-        kms_key_id: None,
+        kms_key_id: db.placement.kms_key_id.clone(),
         deletion_protection: true,
         backup_retention_days: db.backup_retention_days,
         replica_source: db.source.clone(),
@@ -113,6 +128,7 @@ pub fn db_instance(region: &str, identifier: &str, db: &Database) -> DbInstance 
         endpoint: Some(rds_endpoint(region, identifier)),
         port: Some(5432),
         availability_zone: Some(format!("{region}a")),
+        placement: db.placement.clone(),
     }
 }
 
@@ -595,6 +611,7 @@ impl DatabaseApi for InRegion {
         source_arn: &str,
         _: &str,
         _: &str,
+        placement: &Placement,
     ) -> Result<DbInstance, AwsError> {
         self.0.reachable("RDS", &self.1)?;
         let view = {
@@ -611,14 +628,23 @@ impl DatabaseApi for InRegion {
             let db = Database {
                 status: "creating".into(),
                 settling: 2,
+                placement: placement.clone(),
                 ..Database::available(&self.1, identifier, Some(source_arn.to_owned()))
             };
             let view = self.instance(identifier, &db);
             state.databases.insert(self.key(identifier), db);
             view
         };
-        self.0
-            .mutated(format!("create-replica {} {identifier} of {source_arn}", self.1));
+        self.0.mutated(format!(
+            "create-replica {} {identifier} of {source_arn} key={} subnets={} groups={} parameters={} protected={} iam={}",
+            self.1,
+            placement.kms_key_id.as_deref().unwrap_or("-"),
+            placement.subnet_group.as_deref().unwrap_or("-"),
+            placement.security_group_ids.join(","),
+            placement.parameter_group.as_deref().unwrap_or("-"),
+            placement.deletion_protection,
+            placement.iam_auth
+        ));
         Ok(view)
     }
 }

@@ -74,6 +74,7 @@ impl DatabaseApi for SdkRds {
         source_arn: &str,
         source_region: &str,
         instance_class: &str,
+        placement: &crate::rds::Placement,
     ) -> Result<DbInstance, AwsError> {
         // The Rust SDK does not presign from `SourceRegion`; the source ARN names the region, which is
         // all an unencrypted or same-key replica needs.
@@ -84,6 +85,15 @@ impl DatabaseApi for SdkRds {
             .db_instance_identifier(identifier)
             .source_db_instance_identifier(source_arn)
             .db_instance_class(instance_class)
+            .set_kms_key_id(placement.kms_key_id.clone())
+            .set_db_subnet_group_name(placement.subnet_group.clone())
+            .set_vpc_security_group_ids(
+                (!placement.security_group_ids.is_empty()).then(|| placement.security_group_ids.clone()),
+            )
+            .set_db_parameter_group_name(placement.parameter_group.clone())
+            .deletion_protection(placement.deletion_protection)
+            .enable_iam_database_authentication(placement.iam_auth)
+            .publicly_accessible(false)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "CreateDBInstanceReadReplica", identifier, e))?;
@@ -140,6 +150,14 @@ impl DatabaseApi for SdkRds {
             .db_instance_class(&like.instance_class)
             .multi_az(like.multi_az)
             .deletion_protection(like.deletion_protection)
+            // In the source's VPC, groups and parameters, never public: a restore replaces it.
+            .set_db_subnet_group_name(like.placement.subnet_group.clone())
+            .set_vpc_security_group_ids(
+                (!like.placement.security_group_ids.is_empty()).then(|| like.placement.security_group_ids.clone()),
+            )
+            .set_db_parameter_group_name(like.placement.parameter_group.clone())
+            .enable_iam_database_authentication(like.placement.iam_auth)
+            .publicly_accessible(false)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("RDS", "RestoreDBInstanceFromDBSnapshot", target, e))?;
@@ -182,5 +200,25 @@ fn db_instance_of(db: &aws_sdk_rds::types::DbInstance) -> DbInstance {
         endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
         port: db.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()),
         availability_zone: db.availability_zone().map(str::to_owned),
+        placement: crate::rds::Placement {
+            kms_key_id: db.kms_key_id().map(str::to_owned),
+            subnet_group: db
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .map(str::to_owned),
+            security_group_ids: db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id())
+                .map(str::to_owned)
+                .collect(),
+            parameter_group: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_owned),
+            deletion_protection: db.deletion_protection().unwrap_or(false),
+            iam_auth: db.iam_database_authentication_enabled().unwrap_or(false),
+        },
     }
 }

@@ -6,6 +6,7 @@ mod canary;
 mod deploy;
 mod load;
 mod metric_query;
+mod placement;
 mod types;
 
 use canary::AnalysisTemplates;
@@ -17,6 +18,7 @@ pub use deploy::{BlueGreenPolicy, DeployHook, DeployHooks, NotificationEvent, No
 pub use load::{deserialize as deserialize_located, located};
 pub use load::{load_from_path, parse_str, ConfigError};
 pub use metric_query::{MetricQuery, MetricQueryKind};
+pub use placement::DbPlacement;
 pub use types::{Arn, AwsRegion, HttpUrl};
 
 use std::collections::BTreeMap;
@@ -324,6 +326,10 @@ pub struct RdsConfig {
 pub struct DbInstanceRef {
     pub identifier: String,
     pub region: AwsRegion,
+    /// How suma creates this instance when it rebuilds it (failback, the restored replica); settings left
+    /// out are copied from the instance it replaces.
+    #[serde(default)]
+    pub placement: Option<DbPlacement>,
 }
 
 /// Route 53 failover records.
@@ -643,6 +649,17 @@ impl ConfigFile {
                     format!("is the same as primary_region `{}`", env.primary_region),
                     Some("the DR region must be a different region".to_owned()),
                 ));
+            }
+            for (role, instance) in [
+                ("primary", Some(&env.rds.primary)),
+                ("replica", env.rds.replica.as_ref()),
+            ] {
+                let Some(placement) = instance.and_then(|i| i.placement.as_ref().map(|p| (p, &i.region))) else {
+                    continue;
+                };
+                for (field, problem, hint) in placement.0.problems(placement.1) {
+                    problems.push((at(&format!("rds.{role}.placement.{field}")), problem, Some(hint)));
+                }
             }
             if env.metrics.provider == MetricProvider::Prometheus && env.metrics.prometheus_url.is_none() {
                 problems.push((

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{check, is_away_kind, suffix, Engine, Facts, FAILBACK};
-use crate::aws::rds::{DbInstance, DbModification};
+use crate::aws::rds::{DbInstance, DbModification, Placement};
 use crate::aws::AwsErrorKind;
 use crate::config::AwsRegion;
 use crate::engine::{Run, StepEnd, StepError};
@@ -77,6 +77,11 @@ impl Engine {
                 )))
             }
         };
+        // Where the two instances the failback builds will live, decided (and journaled) before anything
+        // changes: the new primary like the stale one it replaces, the rebuilt replica like the DR
+        // database it replaces, each overridden by the configuration.
+        let primary_placement = self.placement_for("primary", &self.env.rds.primary, stale.as_ref().ok(), &dr_db)?;
+        let replica_placement = self.placement_for("replica", &replica, Some(&dr_db), &dr_db)?;
         let original = last
             .fact("original_primary_record")
             .cloned()
@@ -92,6 +97,8 @@ impl Engine {
             ("original_primary_records".to_owned(), originals),
             ("backup_retention_days".to_owned(), json!(backup.max(1))),
             ("dr_database_arn".to_owned(), json!(dr_db.arn)),
+            ("primary_placement".to_owned(), json!(primary_placement)),
+            ("replica_placement".to_owned(), json!(replica_placement)),
             // The primary's autoscaling as it was before the failover, restored at the end.
             (
                 "primary_scaling".to_owned(),
@@ -199,12 +206,60 @@ impl Engine {
         }
     }
 
+    /// The placement of the instance `target` (the configuration's `rds.ROLE`) built to replace `like`
+    /// as a replica of `source`: `like`'s, overridden by the configuration; refused when it would leave
+    /// the instance outside the VPC or unencrypted by a key of its region.
+    fn placement_for(
+        &self,
+        role: &str,
+        target: &crate::config::DbInstanceRef,
+        like: Option<&DbInstance>,
+        source: &DbInstance,
+    ) -> Result<Placement, StepError> {
+        let configured = target.placement.clone().unwrap_or_default();
+        let placement = like
+            .map(|l| l.placement.clone())
+            .unwrap_or_default()
+            .overridden_by(&Placement {
+                kms_key_id: configured.kms_key_id,
+                subnet_group: configured.subnet_group,
+                security_group_ids: configured.security_group_ids,
+                parameter_group: configured.parameter_group,
+                deletion_protection: configured.deletion_protection,
+                iam_auth: configured.iam_auth,
+            });
+        let missing = placement.missing_for(source);
+        if missing.is_empty() {
+            return Ok(placement);
+        }
+        let keys: Vec<String> = missing
+            .iter()
+            .map(|field| format!("`rds.{role}.placement.{field}`"))
+            .collect();
+        Err(StepError::refused(format!(
+            "the failback would create `{}` in {} without {}: {}; nothing was changed\nhint: set {} in the configuration (the instance it replaces names none to copy)",
+            target.identifier,
+            target.region,
+            missing.join(", "),
+            if like.is_none() { "no instance is there to copy them from" } else { "the instance it replaces has none" },
+            keys.join(", ")
+        )))
+    }
+
+    /// The placement journaled under `fact` by the readiness.
+    fn journaled_placement(op: &Operation, fact: &str) -> Result<Placement, StepError> {
+        op.fact(fact)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .ok_or_else(|| StepError::failed(format!("the journal has no `{fact}` from the failback's readiness")))
+    }
+
     pub(super) async fn create_replica_of(
         &self,
         run: &Run<'_>,
         target: &crate::config::DbInstanceRef,
         source: &DbInstance,
         source_region: &AwsRegion,
+        placement: &Placement,
     ) -> Result<DbInstance, StepError> {
         let rds = self.aws.rds(&target.region);
         match rds.describe_instance(&target.identifier).await {
@@ -226,6 +281,7 @@ impl Engine {
                     &source.arn,
                     source_region.as_str(),
                     &source.instance_class,
+                    placement,
                 )
                 .await?;
             }
@@ -234,15 +290,16 @@ impl Engine {
         self.wait_available(run, &target.region, &target.identifier).await
     }
 
-    pub(super) async fn create_primary_replica(&self, run: &Run<'_>) -> Result<StepEnd, StepError> {
+    pub(super) async fn create_primary_replica(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
+        let placement = Self::journaled_placement(op, "primary_placement")?;
         let dr_db = self
             .aws
             .rds(&replica.region)
             .describe_instance(&replica.identifier)
             .await?;
         let db = self
-            .create_replica_of(run, &self.env.rds.primary, &dr_db, &replica.region)
+            .create_replica_of(run, &self.env.rds.primary, &dr_db, &replica.region, &placement)
             .await?;
         Ok(StepEnd::Done(Facts::from([(
             "new_primary_endpoint".to_owned(),
@@ -305,11 +362,12 @@ impl Engine {
             .rds(&self.env.rds.primary.region)
             .describe_instance(&self.env.rds.primary.identifier)
             .await?;
+        let placement = Self::journaled_placement(op, "replica_placement")?;
         let stale_name = format!("{}-stale-{}", replica.identifier, suffix(op));
         self.rename_away(run, &replica.region, &replica.identifier, &stale_name)
             .await?;
         let db = self
-            .create_replica_of(run, &replica, &primary, &self.env.rds.primary.region)
+            .create_replica_of(run, &replica, &primary, &self.env.rds.primary.region, &placement)
             .await?;
         Ok(StepEnd::Done(Facts::from([
             ("stale_dr_database".to_owned(), json!(stale_name)),

@@ -527,7 +527,7 @@ impl Engine {
             ("verify", true) => self.verify(run, self.env.url.as_ref().map(|u| u.to_string())).await,
             ("announce", _) => self.announce(run, op).await,
             ("rename-stale-primary", _) => self.rename_stale_primary(run, op).await,
-            ("create-primary-replica", _) => self.create_primary_replica(run).await,
+            ("create-primary-replica", _) => self.create_primary_replica(run, op).await,
             ("confirm", _) => self.confirm(op),
             ("drain-dr", _) => self.drain_dr(run, op).await,
             ("promote-primary", _) => {

@@ -16,6 +16,7 @@ use super::check::{self, CheckStatus, Observed, ServiceView};
 use super::lag::{LagError, ReplicaLag};
 use super::*;
 use crate::aws::ecs::{ContainerImage, ScalingSuspension, TaskDefinition};
+use crate::aws::rds::Placement;
 use crate::aws::route53::{DnsRecord, FailoverAlias};
 use crate::aws::secrets::{SecretMetadata, SecretReplica};
 use crate::journal::lock::Locks;
@@ -884,6 +885,7 @@ fn promotion_is_judged_by_source_or_by_a_stand_in_that_answered_available() {
         endpoint: None,
         port: None,
         availability_zone: None,
+        placement: Placement::default(),
     };
     assert!(promoted(&db("available", None), None));
     assert!(!promoted(&db("modifying", None), None));
@@ -1086,12 +1088,19 @@ async fn a_replica_is_adopted_only_when_it_replicates_from_the_expected_source()
     let target = |identifier: &str| crate::config::DbInstanceRef {
         identifier: identifier.to_owned(),
         region: crate::config::AwsRegion::try_from(DR.to_owned()).unwrap(),
+        placement: None,
     };
     let mutations = h.world.mutations().len();
 
     // `db-replica` replicates from the primary: an earlier attempt's, adopted without a call.
     let adopted = engine
-        .create_replica_of(&run, &target("db-replica"), &source, &engine.env.primary_region)
+        .create_replica_of(
+            &run,
+            &target("db-replica"),
+            &source,
+            &engine.env.primary_region,
+            &Placement::default(),
+        )
         .await;
     assert_eq!(adopted.unwrap().identifier, "db-replica");
     assert_eq!(h.world.mutations().len(), mutations, "nothing created");
@@ -1102,7 +1111,13 @@ async fn a_replica_is_adopted_only_when_it_replicates_from_the_expected_source()
             .insert((DR.into(), "foreign".into()), Database::available(DR, "foreign", None));
     });
     let Err(refused) = engine
-        .create_replica_of(&run, &target("foreign"), &source, &engine.env.primary_region)
+        .create_replica_of(
+            &run,
+            &target("foreign"),
+            &source,
+            &engine.env.primary_region,
+            &Placement::default(),
+        )
         .await
     else {
         panic!("a standalone instance was adopted as the replica");
@@ -1413,4 +1428,68 @@ async fn autoscaling_is_suspended_while_capacity_moves_and_restored_as_it_was_af
             .with(|s| s.scaling[&(PRIMARY.to_owned(), "auth-service".to_owned())]),
         ScalingSuspension::default()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_builds_each_instance_where_the_one_it_replaces_lived_with_the_configuration_over_it() {
+    let h = Harness::new();
+    h.failed_back().await;
+    let created: Vec<String> = h
+        .world
+        .mutations()
+        .into_iter()
+        .filter(|m| m.starts_with("create-replica"))
+        .collect();
+    assert_eq!(created.len(), 2, "{created:#?}");
+    // The new primary in the primary region, like the stale primary; the rebuilt replica in the DR
+    // region, like the DR database it replaces: each region's key, subnets and groups.
+    for (line, region) in created.iter().zip([PRIMARY, DR]) {
+        assert!(
+            line.contains(&format!("key=arn:aws:kms:{region}:123456789012:key/db-{region}"))
+                && line.contains(&format!("subnets=auth-db-{region}"))
+                && line.contains(&format!("groups=sg-db-{region}"))
+                && line.contains("parameters=auth-postgres15 protected=true iam=true"),
+            "{line}"
+        );
+    }
+
+    // The configuration overrides what is copied.
+    let h = Harness::new();
+    h.failover().await;
+    let mut env = environment();
+    env.rds.primary.placement =
+        Some(serde_yaml::from_str("{ parameter_group: auth-postgres16, security_group_ids: [sg-new] }").unwrap());
+    let engine = Engine { env, ..h.engine() };
+    let mut op = h.op(Direction::Failback);
+    let guard = h.locks.acquire(&op, false).await.unwrap();
+    assert_eq!(engine.run(&mut op, &guard).await.unwrap(), Outcome::Completed);
+    let line = h
+        .world
+        .mutations()
+        .into_iter()
+        .find(|m| m.starts_with("create-replica eu-west-1"))
+        .unwrap();
+    assert!(line.contains("groups=sg-new parameters=auth-postgres16"), "{line}");
+    assert!(
+        line.contains("subnets=auth-db-eu-west-1"),
+        "copied where not configured: {line}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_with_nowhere_to_put_an_instance_is_refused_before_any_change() {
+    let h = Harness::new();
+    h.failover().await;
+    // The stale primary is gone (its region was rebuilt): nothing to copy from, nothing configured.
+    h.world.aws.with(|s| {
+        s.databases.remove(&(PRIMARY.to_owned(), "db".to_owned()));
+    });
+    let before = h.world.mutations().len();
+    let mut op = h.op(Direction::Failback);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Refused { reason } if reason.contains("`rds.primary.placement.kms_key_id`") && reason.contains("`rds.primary.placement.subnet_group`")),
+        "{outcome:?}"
+    );
+    assert_eq!(h.world.mutations().len(), before, "nothing changed");
 }

@@ -138,7 +138,12 @@ impl DrEnv {
                 .await
                 .unwrap(),
         );
+        let placed = |db: &suma::aws::rds::DbInstance| suma::aws::rds::Placement {
+            parameter_group: None,
+            ..db.placement.clone()
+        };
         State {
+            placements: (placed(&primary_db), placed(&replica_db)),
             scaling,
             primary: count(&self.env.primary_region, &ecs.cluster, &ecs.service).await,
             canary: count(&self.env.primary_region, &ecs.cluster, &ecs.canary_service)
@@ -176,6 +181,8 @@ struct State {
     /// PRIMARY records of the name (a seeded environment's are an A and its AAAA twin).
     primary_records: usize,
     primary_target: String,
+    /// Where the primary and the replica live (their parameter groups left out: moto reports its default).
+    placements: (suma::aws::rds::Placement, suma::aws::rds::Placement),
     /// The services' Application Auto Scaling suspension (primary, DR).
     scaling: (
         Option<suma::aws::ecs::ScalingSuspension>,
@@ -609,6 +616,18 @@ async fn failover_and_failback_change_what_they_should_and_nothing_else() {
     assert_eq!(back.dr.0, env.env.ecs.dr.standby_count as i32, "DR back to its standby");
     assert_eq!(back.primary_db.0, "available");
     assert_eq!(back.scaling, before.scaling, "autoscaling as before the failover");
+    // The new primary and the rebuilt replica live where the instances they replaced lived: each
+    // region's key, subnet group and security group, protected, with IAM authentication.
+    assert!(
+        before
+            .placements
+            .1
+            .kms_key_id
+            .as_deref()
+            .is_some_and(|k| k.contains(":eu-central-1:")),
+        "{before:?}"
+    );
+    assert_eq!(back.placements, before.placements);
 
     // The DR posture is whole again.
     let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
