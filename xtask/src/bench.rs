@@ -114,13 +114,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let results =
         std::fs::read_to_string(&markdown).map_err(|e| format!("auth-bench wrote no {}: {e}", markdown.display()))?;
 
-    let head = process::run(
-        Command::new("git")
-            .current_dir(&root)
-            .args(["rev-parse", "--short", "HEAD"]),
-    )
-    .map(|s| s.trim().to_owned())
-    .unwrap_or_else(|_| "unknown".to_owned());
+    let head = head_commit(&root);
     let date = process::run(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
@@ -141,6 +135,17 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
 
 /// Builds `package`'s release binaries (`targets`: `--bins`, `--bin NAME`). The release profile is used by
 /// the benches alone, so building one package unifies no features differently from another release build.
+/// The short commit the benchmarks ran at (`unknown` outside a git checkout).
+pub fn head_commit(root: &Path) -> String {
+    process::run(
+        Command::new("git")
+            .current_dir(root)
+            .args(["rev-parse", "--short", "HEAD"]),
+    )
+    .map(|s| s.trim().to_owned())
+    .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 pub fn build_release(root: &Path, package: &str, targets: &[&str]) -> Result<()> {
     eprintln!("bench: building {package} in release");
     let start = Instant::now();

@@ -87,12 +87,7 @@ pub fn canary(root: PathBuf) -> Result<()> {
             )
         })
         .collect();
-    let head = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(&root)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let head = crate::bench::head_commit(&root);
     let generated = format!(
         "Run by `cargo xtask bench canary` at commit `{head}`, in the sandbox: moto, real Prometheus scraping \
          both services every second, the weighted proxy following the ALB rule, 40 req/s of load; canary policy \

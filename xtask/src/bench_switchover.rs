@@ -58,12 +58,7 @@ pub fn switchover(root: PathBuf) -> Result<()> {
         .iter()
         .map(|r| number(r, "orchestration_ms") / 1000.0)
         .fold(0.0, f64::max);
-    let head = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(&root)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let head = crate::bench::head_commit(&root);
     let generated = format!(
         "Run by `cargo xtask bench switchover` at commit `{head}`: the sandbox test `{TEST}`, {RUNS} times. \
          Staging's DR instance is a real PostgreSQL streaming replica that receives the WAL 8 s late; \

@@ -445,15 +445,7 @@ impl Steps for Engine {
         let promotion_started = op.steps.iter().any(|s| s.name == promoted_step);
         if is_away_kind(&op.kind) && !promotion_started {
             let ecs = &self.env.ecs;
-            self.restore_scaling(
-                run,
-                op,
-                &self.env.primary_region,
-                &ecs.cluster,
-                &ecs.service,
-                "primary_scaling",
-            )
-            .await?;
+            self.restore_primary_scaling(run, op).await?;
             return Ok(match op.fact("primary_desired").and_then(|v| v.as_i64()) {
                 Some(desired) => {
                     self.scale_back(run, &self.env.primary_region, &ecs.cluster, &ecs.service, desired, "")
@@ -504,20 +496,7 @@ impl Engine {
             ("readiness", true) => self.failback_readiness().await,
             ("drain-primary", _) => self.drain_primary(run, op).await,
             ("promote-and-scale", _) => self.promote_and_scale(run, op).await,
-            ("repoint-dr-service", _) => {
-                let replica = self.replica()?;
-                self.repoint(
-                    run,
-                    op,
-                    &self.env.dr_region.clone(),
-                    &self.env.ecs.dr.cluster,
-                    &self.env.ecs.dr.service,
-                    &replica.region,
-                    &replica.identifier,
-                    "dr_task_definition",
-                )
-                .await
-            }
+            ("repoint-dr-service", _) => self.repoint(run, op, steps::Side::Dr).await,
             ("switch-dns", false) => self.switch_dns(run, op, true).await,
             ("switch-dns", true) => self.switch_dns(run, op, false).await,
             ("verify", false) => {
@@ -535,20 +514,7 @@ impl Engine {
                 let facts = self.promote(run, op, &primary.region, &primary.identifier).await?;
                 Ok(StepEnd::Done(facts))
             }
-            ("repoint-primary-service", _) => {
-                let primary = self.env.rds.primary.clone();
-                self.repoint(
-                    run,
-                    op,
-                    &self.env.primary_region.clone(),
-                    &self.env.ecs.cluster,
-                    &self.env.ecs.service,
-                    &primary.region,
-                    &primary.identifier,
-                    "primary_task_definition",
-                )
-                .await
-            }
+            ("repoint-primary-service", _) => self.repoint(run, op, steps::Side::Primary).await,
             ("restore-replica", _) => self.restore_replica(run, op).await,
             (other, _) => Err(StepError::failed(format!("unknown step `{other}` in the journal"))),
         }

@@ -71,6 +71,20 @@ impl Engine {
         Ok(true)
     }
 
+    /// The primary service's scaling as journaled before the switch to DR (by its drain).
+    pub(super) async fn restore_primary_scaling(&self, run: &Run<'_>, op: &Operation) -> Result<bool, StepError> {
+        let ecs = &self.env.ecs;
+        self.restore_scaling(
+            run,
+            op,
+            &self.env.primary_region,
+            &ecs.cluster,
+            &ecs.service,
+            "primary_scaling",
+        )
+        .await
+    }
+
     /// The `resume-scaling` step: after a switch to DR, the DR service's scaling as it was (the
     /// primary's stays suspended); after a failback, both as they were before the failover.
     pub(super) async fn resume_scaling(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
@@ -94,16 +108,7 @@ impl Engine {
                 );
             }
         } else {
-            let primary = self
-                .restore_scaling(
-                    run,
-                    op,
-                    &self.env.primary_region,
-                    &ecs.cluster,
-                    &ecs.service,
-                    "primary_scaling",
-                )
-                .await?;
+            let primary = self.restore_primary_scaling(run, op).await?;
             facts.insert("primary_scaling_restored".to_owned(), json!(primary));
         }
         Ok(StepEnd::Done(facts))

@@ -24,6 +24,24 @@ const VERIFY_WINDOW: Duration = Duration::from_secs(120);
 /// Consecutive unanswered polls after which the primary region is judged down and its drain skipped.
 const UNREACHABLE_POLLS: u32 = 4;
 
+/// Which region's service a repoint changes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Side {
+    /// The DR service, to the promoted replica.
+    Dr,
+    /// The primary service, to the primary database (a failback).
+    Primary,
+}
+
+/// What a repoint of one side touches.
+struct Repoint {
+    region: AwsRegion,
+    cluster: String,
+    service: String,
+    db: crate::config::DbInstanceRef,
+    fact: &'static str,
+}
+
 impl Engine {
     pub(super) async fn failover_readiness(&self, op: &mut Operation) -> Result<StepEnd, StepError> {
         let replica_ref = self.replica()?;
@@ -344,18 +362,7 @@ impl Engine {
     pub(super) async fn promote_and_scale(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
         let cfg = &self.env.ecs;
-        let (td, _) = self
-            .repointed_revision(
-                run,
-                op,
-                &self.env.dr_region,
-                &cfg.dr.cluster,
-                &cfg.dr.service,
-                &replica.region,
-                &replica.identifier,
-                "dr_task_definition",
-            )
-            .await?;
+        let (td, _) = self.repointed_revision(run, op, Side::Dr).await?;
         // Its scale-in would fight the scale-up: suspended until `resume-scaling`.
         self.suspend_scaling(
             run,
@@ -387,37 +394,61 @@ impl Engine {
         Ok(StepEnd::Done(facts))
     }
 
-    /// The revision of `service` whose host variable names `db`'s endpoint: the one journaled under
-    /// `fact` by an earlier step or attempt, else a new one, journaled at once.
-    #[allow(clippy::too_many_arguments)]
+    /// Which service a repoint changes, the database it names, and the fact its revision is journaled
+    /// under.
+    fn repoint_target(&self, side: Side) -> Result<Repoint, StepError> {
+        let ecs = &self.env.ecs;
+        Ok(match side {
+            Side::Dr => Repoint {
+                region: self.env.dr_region.clone(),
+                cluster: ecs.dr.cluster.clone(),
+                service: ecs.dr.service.clone(),
+                db: self.replica()?,
+                fact: "dr_task_definition",
+            },
+            Side::Primary => Repoint {
+                region: self.env.primary_region.clone(),
+                cluster: ecs.cluster.clone(),
+                service: ecs.service.clone(),
+                db: self.env.rds.primary.clone(),
+                fact: "primary_task_definition",
+            },
+        })
+    }
+
+    /// The revision of `side`'s service whose host variable names its database's endpoint: the one
+    /// journaled by an earlier step or attempt, else a new one, journaled at once.
     pub(super) async fn repointed_revision(
         &self,
         run: &Run<'_>,
         op: &mut Operation,
-        region: &AwsRegion,
-        cluster: &str,
-        service: &str,
-        db_region: &AwsRegion,
-        db: &str,
-        fact: &str,
+        side: Side,
     ) -> Result<(String, String), StepError> {
+        let Repoint {
+            region,
+            cluster,
+            service,
+            db,
+            fact,
+        } = self.repoint_target(side)?;
         let endpoint = self
             .aws
-            .rds(db_region)
-            .describe_instance(db)
+            .rds(&db.region)
+            .describe_instance(&db.identifier)
             .await?
             .host()
             .ok_or_else(|| {
                 StepError::failed(format!(
-                    "`{db}` has no endpoint yet\nhint: `suma dr resume` tries again"
+                    "`{}` has no endpoint yet\nhint: `suma dr resume` tries again",
+                    db.identifier
                 ))
             })?;
         if let Some(td) = fact_str(op, fact) {
             return Ok((td, endpoint));
         }
-        let ecs = self.aws.ecs(region);
+        let ecs = self.aws.ecs(&region);
         let current = ecs
-            .describe_services(cluster, &[service.to_owned()])
+            .describe_services(&cluster, std::slice::from_ref(&service))
             .await?
             .into_iter()
             .next()
@@ -435,34 +466,31 @@ impl Engine {
         Ok((td, endpoint))
     }
 
-    /// Points a service at a database: a new revision with the endpoint (`address:port`) in the host
-    /// variable the service reads (`DATABASE_HOST`, which replaces the host of the replicated
+    /// Points `side`'s service at its database: a new revision with the endpoint (`address:port`) in
+    /// the host variable the service reads (`DATABASE_HOST`, which replaces the host of the replicated
     /// `DATABASE_URL` secret; a replica secret cannot be rewritten in its region), rolled out at
     /// production capacity.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn repoint(
-        &self,
-        run: &Run<'_>,
-        op: &mut Operation,
-        region: &AwsRegion,
-        cluster: &str,
-        service: &str,
-        db_region: &AwsRegion,
-        db: &str,
-        fact: &str,
-    ) -> Result<StepEnd, StepError> {
+    pub(super) async fn repoint(&self, run: &Run<'_>, op: &mut Operation, side: Side) -> Result<StepEnd, StepError> {
         // On a resume, or after the scale-up registered it, the revision registered before is reused.
-        let (td, endpoint) = self
-            .repointed_revision(run, op, region, cluster, service, db_region, db, fact)
-            .await?;
+        let (td, endpoint) = self.repointed_revision(run, op, side).await?;
+        let Repoint {
+            region,
+            cluster,
+            service,
+            fact,
+            ..
+        } = self.repoint_target(side)?;
         let update = ServiceUpdate {
             task_definition: Some(td.clone()),
             desired_count: Some(self.env.ecs.desired_count as i32),
             force_new_deployment: false,
         };
         run.mutating()?;
-        self.aws.ecs(region).update_service(cluster, service, &update).await?;
-        self.wait_rollout(run, region, cluster, service, &td).await?;
+        self.aws
+            .ecs(&region)
+            .update_service(&cluster, &service, &update)
+            .await?;
+        self.wait_rollout(run, &region, &cluster, &service, &td).await?;
         Ok(StepEnd::Done(Facts::from([
             (fact.to_owned(), json!(td)),
             ("database_host".to_owned(), json!(endpoint)),

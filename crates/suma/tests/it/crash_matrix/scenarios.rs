@@ -387,6 +387,24 @@ async fn dr_switch_ended(
     }
 }
 
+/// A failover with its data loss accepted (the matrix has no replica to measure the lag on).
+const UNPLANNED_FAILOVER: [&str; 6] = [
+    "dr",
+    "failover",
+    "--accept-data-loss",
+    "--reason",
+    "crash matrix",
+    "--yes",
+];
+
+/// `suma dr resume` or `suma dr abort`: how any crashed DR switch is finished.
+fn dr_finish(finish: Finish) -> Vec<String> {
+    strings(match finish {
+        Finish::Resume => vec!["dr", "resume", "--yes"],
+        Finish::Abort => vec!["dr", "abort", "--reason", "crash matrix", "--yes"],
+    })
+}
+
 /// A DR failover (data loss accepted: the matrix has no streaming replica to measure), or, with a
 /// replica, a switchover (zero data loss: its catch-up reads the marker on the replica).
 struct Failover {
@@ -464,14 +482,7 @@ impl Scenario for Failover {
     fn command(&self) -> Vec<&'static str> {
         match self.switchover {
             Some(_) => vec!["dr", "switchover", "--yes"],
-            None => vec![
-                "dr",
-                "failover",
-                "--accept-data-loss",
-                "--reason",
-                "crash matrix",
-                "--yes",
-            ],
+            None => UNPLANNED_FAILOVER.to_vec(),
         }
     }
 
@@ -485,10 +496,7 @@ impl Scenario for Failover {
     }
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
-        strings(match finish {
-            Finish::Resume => vec!["dr", "resume", "--yes"],
-            Finish::Abort => vec!["dr", "abort", "--reason", "crash matrix", "--yes"],
-        })
+        dr_finish(finish)
     }
 
     /// Exactly one region serves: failed over, or still on the primary at its capacity.
@@ -523,15 +531,7 @@ impl Scenario for Failback {
     }
 
     async fn prepare(&self, env: &Env) -> Value {
-        let failover = [
-            "dr",
-            "failover",
-            "--accept-data-loss",
-            "--reason",
-            "crash matrix",
-            "--yes",
-        ];
-        let out = run_async(env.suma(&failover)).await;
+        let out = run_async(env.suma(&UNPLANNED_FAILOVER)).await;
         assert_eq!(out.code, 0, "the failover before the failback: {}", out.stderr);
         Value::Null
     }
@@ -541,10 +541,7 @@ impl Scenario for Failback {
     }
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
-        strings(match finish {
-            Finish::Resume => vec!["dr", "resume", "--yes"],
-            Finish::Abort => vec!["dr", "abort", "--reason", "crash matrix", "--yes"],
-        })
+        dr_finish(finish)
     }
 
     /// Exactly one region serves: home again, or still failed over.
