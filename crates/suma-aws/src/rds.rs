@@ -1,7 +1,7 @@
 //! RDS: DB instances, their replication and protection settings.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{AwsError, AwsErrorKind};
 
@@ -31,57 +31,9 @@ pub struct DbInstance {
     pub placement: Placement,
 }
 
-/// Where and how an instance is created in its region: its KMS key, DB subnet group (so its VPC), VPC
-/// security groups, parameter group, deletion protection and IAM authentication. An instance suma builds
-/// (a failback's new primary, a rebuilt cross-region replica, a restore) takes these from the instance it
-/// replaces or from the configuration; without them RDS would put it in the default VPC with the
-/// default groups, unencrypted by the customer key. Never publicly accessible.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
-    pub kms_key_id: Option<String>,
-    pub subnet_group: Option<String>,
-    pub security_group_ids: Vec<String>,
-    pub parameter_group: Option<String>,
-    pub deletion_protection: bool,
-    pub iam_auth: bool,
-}
-
-impl Placement {
-    /// `self` with every setting `overrides` names replacing it.
-    pub fn overridden_by(mut self, overrides: &Placement) -> Self {
-        if overrides.kms_key_id.is_some() {
-            self.kms_key_id.clone_from(&overrides.kms_key_id);
-        }
-        if overrides.subnet_group.is_some() {
-            self.subnet_group.clone_from(&overrides.subnet_group);
-        }
-        if !overrides.security_group_ids.is_empty() {
-            self.security_group_ids.clone_from(&overrides.security_group_ids);
-        }
-        if overrides.parameter_group.is_some() {
-            self.parameter_group.clone_from(&overrides.parameter_group);
-        }
-        self.deletion_protection |= overrides.deletion_protection;
-        self.iam_auth |= overrides.iam_auth;
-        self
-    }
-
-    /// What is missing for an instance replicating `source` across regions: a key in this region when
-    /// the source is encrypted, and the subnet group and security groups that keep it in the VPC.
-    pub fn missing_for(&self, source: &DbInstance) -> Vec<&'static str> {
-        let mut missing = Vec::new();
-        if source.storage_encrypted && self.kms_key_id.is_none() {
-            missing.push("kms_key_id");
-        }
-        if self.subnet_group.is_none() {
-            missing.push("subnet_group");
-        }
-        if self.security_group_ids.is_empty() {
-            missing.push("security_group_ids");
-        }
-        missing
-    }
-}
+/// Where and how an instance is created in its region (see [`suma_core::config::DbPlacement`]): read
+/// from RDS for an instance, taken from the configuration for one suma builds. One type for both.
+pub use suma_core::config::DbPlacement as Placement;
 
 impl DbInstance {
     /// `address:port` (the address alone when RDS reports no port): what a client is pointed at, and

@@ -1,15 +1,18 @@
-//! `rds.primary.placement` and `rds.replica.placement`: how suma creates an instance in that region when it
-//! rebuilds one (a failback's new primary, the cross-region replica restored after it). Each setting left
-//! out is copied from the instance being replaced (the renamed stale one); what neither names stops the
-//! rebuild before anything changes, so an instance never lands outside the VPC or unencrypted by the
-//! region's customer key.
+//! Where and how an RDS instance lives in its region: its KMS key, DB subnet group (so its VPC), VPC
+//! security groups, parameter group, deletion protection and IAM authentication. The same type is read
+//! from RDS for an instance (`suma_aws::rds::DbInstance::placement`) and configured as
+//! `rds.primary.placement` / `rds.replica.placement`: how suma creates that instance when it rebuilds one
+//! (a failback's new primary, the cross-region replica restored after it). Each setting left out of the
+//! configuration is copied from the instance being replaced (the renamed stale one); what neither names
+//! stops the rebuild before anything changes, so an instance never lands outside the VPC or unencrypted
+//! by the region's customer key. Never publicly accessible.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AwsRegion;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DbPlacement {
     /// KMS key (ARN, key id or alias) in the instance's region; required for a replica of an encrypted
@@ -34,6 +37,41 @@ pub struct DbPlacement {
 }
 
 impl DbPlacement {
+    /// `self` with every setting `overrides` names replacing it.
+    pub fn overridden_by(mut self, overrides: &DbPlacement) -> Self {
+        if overrides.kms_key_id.is_some() {
+            self.kms_key_id.clone_from(&overrides.kms_key_id);
+        }
+        if overrides.subnet_group.is_some() {
+            self.subnet_group.clone_from(&overrides.subnet_group);
+        }
+        if !overrides.security_group_ids.is_empty() {
+            self.security_group_ids.clone_from(&overrides.security_group_ids);
+        }
+        if overrides.parameter_group.is_some() {
+            self.parameter_group.clone_from(&overrides.parameter_group);
+        }
+        self.deletion_protection |= overrides.deletion_protection;
+        self.iam_auth |= overrides.iam_auth;
+        self
+    }
+
+    /// What is missing for an instance replicating a source across regions: a key in this region when
+    /// the source is encrypted, and the subnet group and security groups that keep it in the VPC.
+    pub fn missing_for(&self, source_encrypted: bool) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if source_encrypted && self.kms_key_id.is_none() {
+            missing.push("kms_key_id");
+        }
+        if self.subnet_group.is_none() {
+            missing.push("subnet_group");
+        }
+        if self.security_group_ids.is_empty() {
+            missing.push("security_group_ids");
+        }
+        missing
+    }
+
     /// What is wrong in it for an instance in `region`: (field, problem, hint).
     pub fn problems(&self, region: &AwsRegion) -> Vec<(&'static str, String, String)> {
         let mut problems = Vec::new();

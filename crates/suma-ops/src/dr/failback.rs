@@ -216,19 +216,11 @@ impl Engine {
         like: Option<&DbInstance>,
         source: &DbInstance,
     ) -> Result<Placement, StepError> {
-        let configured = target.placement.clone().unwrap_or_default();
         let placement = like
             .map(|l| l.placement.clone())
             .unwrap_or_default()
-            .overridden_by(&Placement {
-                kms_key_id: configured.kms_key_id,
-                subnet_group: configured.subnet_group,
-                security_group_ids: configured.security_group_ids,
-                parameter_group: configured.parameter_group,
-                deletion_protection: configured.deletion_protection,
-                iam_auth: configured.iam_auth,
-            });
-        let missing = placement.missing_for(source);
+            .overridden_by(&target.placement.clone().unwrap_or_default());
+        let missing = placement.missing_for(source.storage_encrypted);
         if missing.is_empty() {
             return Ok(placement);
         }
@@ -341,8 +333,7 @@ impl Engine {
                     .await?;
             }
         }
-        self.suspend_scaling(run, op, &self.env.dr_region, &cfg.cluster, &cfg.service, "dr_scaling")
-            .await?;
+        self.suspend_scaling(run, op, super::Side::Dr).await?;
         self.scale(
             run,
             &self.env.dr_region,

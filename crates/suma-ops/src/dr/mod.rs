@@ -89,6 +89,33 @@ pub fn is_away_kind(kind: &str) -> bool {
     kind == FAILOVER || kind == SWITCHOVER
 }
 
+/// One of the two services a switch moves: the primary region's or the DR region's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    /// The DR service (a repoint names the promoted replica).
+    Dr,
+    /// The primary service (a failback's repoint names the primary database).
+    Primary,
+}
+
+impl Side {
+    /// The service's region, cluster and name.
+    fn service(self, env: &Environment) -> (&AwsRegion, &str, &str) {
+        match self {
+            Self::Dr => (&env.dr_region, &env.ecs.dr.cluster, &env.ecs.dr.service),
+            Self::Primary => (&env.primary_region, &env.ecs.cluster, &env.ecs.service),
+        }
+    }
+
+    /// The fact its Application Auto Scaling suspension is journaled under before suma moves it.
+    fn scaling_fact(self) -> &'static str {
+        match self {
+            Self::Dr => "dr_scaling",
+            Self::Primary => "primary_scaling",
+        }
+    }
+}
+
 /// A planned step with the time it is expected to take, for the RTO estimate.
 fn step(name: &str, detail: String) -> PlannedStep {
     PlannedStep {
@@ -445,7 +472,7 @@ impl Steps for Engine {
         let promotion_started = op.steps.iter().any(|s| s.name == promoted_step);
         if is_away_kind(&op.kind) && !promotion_started {
             let ecs = &self.env.ecs;
-            self.restore_primary_scaling(run, op).await?;
+            self.restore_scaling(run, op, Side::Primary).await?;
             return Ok(match op.fact("primary_desired").and_then(|v| v.as_i64()) {
                 Some(desired) => {
                     self.scale_back(run, &self.env.primary_region, &ecs.cluster, &ecs.service, desired, "")
@@ -474,8 +501,7 @@ impl Steps for Engine {
             let hint = "\nhint: it serves while DNS names the DR region; scale it by hand, or `suma dr abort` again";
             self.scale_back(run, &self.env.dr_region, &cfg.cluster, &cfg.service, desired, hint)
                 .await?;
-            self.restore_scaling(run, op, &self.env.dr_region, &cfg.cluster, &cfg.service, "dr_scaling")
-                .await?;
+            self.restore_scaling(run, op, Side::Dr).await?;
             return Ok(format!(
                 "`{}` ({}) scaled back to {desired}, so the DR region serves again; renamed or created instances are kept",
                 cfg.service, self.env.dr_region
@@ -496,7 +522,7 @@ impl Engine {
             ("readiness", true) => self.failback_readiness().await,
             ("drain-primary", _) => self.drain_primary(run, op).await,
             ("promote-and-scale", _) => self.promote_and_scale(run, op).await,
-            ("repoint-dr-service", _) => self.repoint(run, op, steps::Side::Dr).await,
+            ("repoint-dr-service", _) => self.repoint(run, op, Side::Dr).await,
             ("switch-dns", false) => self.switch_dns(run, op, true).await,
             ("switch-dns", true) => self.switch_dns(run, op, false).await,
             ("verify", false) => {
@@ -514,7 +540,7 @@ impl Engine {
                 let facts = self.promote(run, op, &primary.region, &primary.identifier).await?;
                 Ok(StepEnd::Done(facts))
             }
-            ("repoint-primary-service", _) => self.repoint(run, op, steps::Side::Primary).await,
+            ("repoint-primary-service", _) => self.repoint(run, op, Side::Primary).await,
             ("restore-replica", _) => self.restore_replica(run, op).await,
             (other, _) => Err(StepError::failed(format!("unknown step `{other}` in the journal"))),
         }

@@ -7,10 +7,9 @@
 
 use serde_json::json;
 
-use super::{is_away_kind, Engine, Facts};
+use super::{is_away_kind, Engine, Facts, Side};
 use crate::aws::ecs::ScalingSuspension;
 use crate::aws::AwsError;
-use crate::config::AwsRegion;
 use crate::engine::{Run, StepEnd, StepError};
 use crate::journal::Operation;
 
@@ -21,27 +20,24 @@ fn journaled(op: &Operation, fact: &str) -> Option<Option<ScalingSuspension>> {
 }
 
 impl Engine {
-    /// Suspends the scaling of `service`, after journaling under `fact` what it was (once: a restarted
-    /// step keeps what the first attempt saw, when the service may already be suspended).
-    pub(super) async fn suspend_scaling(
-        &self,
-        run: &Run<'_>,
-        op: &mut Operation,
-        region: &AwsRegion,
-        cluster: &str,
-        service: &str,
-        fact: &str,
-    ) -> Result<(), AwsOrStep> {
+    /// Suspends the scaling of `side`'s service, after journaling what it was (once: a restarted step
+    /// keeps what the first attempt saw, when the service may already be suspended).
+    pub(super) async fn suspend_scaling(&self, run: &Run<'_>, op: &mut Operation, side: Side) -> Result<(), AwsOrStep> {
+        let (region, cluster, service) = side.service(&self.env);
+        let fact = side.scaling_fact();
         let ecs = self.aws.ecs(region);
-        let before = match journaled(op, fact) {
-            Some(before) => before,
+        // What it is now: read once, when it is also what gets journaled; read again on a restart.
+        let current = match journaled(op, fact) {
+            Some(None) => return Ok(()),
+            Some(Some(_)) => ecs.scaling_suspension(cluster, service).await?,
             None => {
                 let before = ecs.scaling_suspension(cluster, service).await?;
                 run.record(op, Facts::from([(fact.to_owned(), json!(before))])).await?;
                 before
             }
         };
-        if before.is_some() && ecs.scaling_suspension(cluster, service).await? != Some(ScalingSuspension::ALL) {
+        // No scalable target, nothing to suspend.
+        if current.is_some_and(|c| c != ScalingSuspension::ALL) {
             run.mutating()?;
             ecs.set_scaling_suspension(cluster, service, ScalingSuspension::ALL)
                 .await?;
@@ -49,16 +45,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Puts the scaling of `service` back as journaled under `fact`; whether anything changed.
-    pub(super) async fn restore_scaling(
-        &self,
-        run: &Run<'_>,
-        op: &Operation,
-        region: &AwsRegion,
-        cluster: &str,
-        service: &str,
-        fact: &str,
-    ) -> Result<bool, StepError> {
+    /// Puts the scaling of `side`'s service back as journaled before suma moved it; whether anything
+    /// changed.
+    pub(super) async fn restore_scaling(&self, run: &Run<'_>, op: &Operation, side: Side) -> Result<bool, StepError> {
+        let (region, cluster, service) = side.service(&self.env);
+        let fact = side.scaling_fact();
         let Some(Some(before)) = journaled(op, fact) else {
             return Ok(false);
         };
@@ -71,34 +62,10 @@ impl Engine {
         Ok(true)
     }
 
-    /// The primary service's scaling as journaled before the switch to DR (by its drain).
-    pub(super) async fn restore_primary_scaling(&self, run: &Run<'_>, op: &Operation) -> Result<bool, StepError> {
-        let ecs = &self.env.ecs;
-        self.restore_scaling(
-            run,
-            op,
-            &self.env.primary_region,
-            &ecs.cluster,
-            &ecs.service,
-            "primary_scaling",
-        )
-        .await
-    }
-
     /// The `resume-scaling` step: after a switch to DR, the DR service's scaling as it was (the
     /// primary's stays suspended); after a failback, both as they were before the failover.
     pub(super) async fn resume_scaling(&self, run: &Run<'_>, op: &Operation) -> Result<StepEnd, StepError> {
-        let ecs = &self.env.ecs;
-        let dr = self
-            .restore_scaling(
-                run,
-                op,
-                &self.env.dr_region,
-                &ecs.dr.cluster,
-                &ecs.dr.service,
-                "dr_scaling",
-            )
-            .await?;
+        let dr = self.restore_scaling(run, op, Side::Dr).await?;
         let mut facts = Facts::from([("dr_scaling_restored".to_owned(), json!(dr))]);
         if is_away_kind(&op.kind) {
             if matches!(journaled(op, "primary_scaling"), Some(Some(_))) {
@@ -108,7 +75,7 @@ impl Engine {
                 );
             }
         } else {
-            let primary = self.restore_primary_scaling(run, op).await?;
+            let primary = self.restore_scaling(run, op, Side::Primary).await?;
             facts.insert("primary_scaling_restored".to_owned(), json!(primary));
         }
         Ok(StepEnd::Done(facts))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{check, dns, fact_str, promoted, timings, Engine, Facts, FAILBACK, SWITCHOVER};
+use super::{check, dns, fact_str, promoted, timings, Engine, Facts, Side, FAILBACK, SWITCHOVER};
 use crate::aws::ecs::{Rollout, ServiceUpdate};
 use crate::aws::rds::DbModification;
 use crate::aws::route53::FailoverAlias;
@@ -23,15 +23,6 @@ const VERIFY_WINDOW: Duration = Duration::from_secs(120);
 
 /// Consecutive unanswered polls after which the primary region is judged down and its drain skipped.
 const UNREACHABLE_POLLS: u32 = 4;
-
-/// Which region's service a repoint changes.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Side {
-    /// The DR service, to the promoted replica.
-    Dr,
-    /// The primary service, to the primary database (a failback).
-    Primary,
-}
 
 /// What a repoint of one side touches.
 struct Repoint {
@@ -202,17 +193,7 @@ impl Engine {
         let mut unfenced = Vec::new();
         // Its autoscaling would scale it back up: suspended first (and left so until the failback).
         if found.iter().any(|s| s.name == cfg.service) {
-            match self
-                .suspend_scaling(
-                    run,
-                    op,
-                    &self.env.primary_region,
-                    &cfg.cluster,
-                    &cfg.service,
-                    "primary_scaling",
-                )
-                .await
-            {
+            match self.suspend_scaling(run, op, Side::Primary).await {
                 Ok(()) => {}
                 Err(super::scaling::AwsOrStep::Aws(e)) if region_down(&e) => {
                     self.reporter.warn(&format!(
@@ -364,15 +345,7 @@ impl Engine {
         let cfg = &self.env.ecs;
         let (td, _) = self.repointed_revision(run, op, Side::Dr).await?;
         // Its scale-in would fight the scale-up: suspended until `resume-scaling`.
-        self.suspend_scaling(
-            run,
-            op,
-            &self.env.dr_region,
-            &cfg.dr.cluster,
-            &cfg.dr.service,
-            "dr_scaling",
-        )
-        .await?;
+        self.suspend_scaling(run, op, Side::Dr).await?;
         let promote = self.promote(run, op, &replica.region, &replica.identifier);
         let update = ServiceUpdate {
             task_definition: Some(td),
@@ -397,22 +370,17 @@ impl Engine {
     /// Which service a repoint changes, the database it names, and the fact its revision is journaled
     /// under.
     fn repoint_target(&self, side: Side) -> Result<Repoint, StepError> {
-        let ecs = &self.env.ecs;
-        Ok(match side {
-            Side::Dr => Repoint {
-                region: self.env.dr_region.clone(),
-                cluster: ecs.dr.cluster.clone(),
-                service: ecs.dr.service.clone(),
-                db: self.replica()?,
-                fact: "dr_task_definition",
-            },
-            Side::Primary => Repoint {
-                region: self.env.primary_region.clone(),
-                cluster: ecs.cluster.clone(),
-                service: ecs.service.clone(),
-                db: self.env.rds.primary.clone(),
-                fact: "primary_task_definition",
-            },
+        let (region, cluster, service) = side.service(&self.env);
+        let (db, fact) = match side {
+            Side::Dr => (self.replica()?, "dr_task_definition"),
+            Side::Primary => (self.env.rds.primary.clone(), "primary_task_definition"),
+        };
+        Ok(Repoint {
+            region: region.clone(),
+            cluster: cluster.to_owned(),
+            service: service.to_owned(),
+            db,
+            fact,
         })
     }
 
