@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::lag::LagError;
+use super::lag::{postgres_rows, LagError};
 
 /// A PostgreSQL WAL position (`pg_lsn`, written `16/B374D848`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,7 +95,7 @@ const SESSIONS_QUERY: &str = "SELECT coalesce(usename::text, '?') || ' from ' ||
 const REPLICA_QUERY: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END";
 
 impl PostgresPositions {
-    /// Every row of `query` (one column) on a fresh connection to `url`, named by `variable` in errors.
+    /// Every row of `query` on `url`, named by `variable` in errors.
     async fn fetch<T>(
         &self,
         url: &str,
@@ -107,32 +107,8 @@ impl PostgresPositions {
         (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
         T: Send + Unpin,
     {
-        use sqlx::Connection as _;
-        let failed = |message: String| LagError {
-            source_name: "postgres",
-            message,
-            hint: Some(format!(
-                "check `{variable}` and that the server accepts connections from here"
-            )),
-        };
-        let read = async {
-            let mut conn = sqlx::PgConnection::connect(url).await?;
-            let mut statement = sqlx::query_scalar(query);
-            if let Some(argument) = argument {
-                statement = statement.bind(argument);
-            }
-            let rows: Vec<T> = statement.fetch_all(&mut conn).await?;
-            let _ = conn.close().await;
-            Ok::<_, sqlx::Error>(rows)
-        };
-        match tokio::time::timeout(self.timeout, read).await {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(e)) => Err(failed(e.to_string().replace(url, "<url>"))),
-            Err(_) => Err(failed(format!(
-                "no answer within {}",
-                humantime::format_duration(self.timeout)
-            ))),
-        }
+        let hint = format!("check `{variable}` and that the server accepts connections from here");
+        postgres_rows(url, query, argument, self.timeout, &hint).await
     }
 
     /// The one value of `query`.

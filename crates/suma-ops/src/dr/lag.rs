@@ -84,35 +84,52 @@ impl ReplicaLag for PostgresLag {
     }
 
     async fn lag_seconds(&self) -> Result<Option<f64>, LagError> {
-        use sqlx::Connection as _;
-        let failed = |message: String| LagError {
-            source_name: "postgres",
-            message,
-            hint: Some(format!(
-                "check `{}` and that the replica accepts read-only connections from here",
-                crate::env_vars::SUMA_DR_REPLICA_URL
-            )),
-        };
-        let query = async {
-            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
-            let lag: Option<f64> = sqlx::query_scalar(LAG_QUERY).fetch_one(&mut conn).await?;
-            let _ = conn.close().await;
-            Ok::<_, sqlx::Error>(lag)
-        };
-        match tokio::time::timeout(self.timeout, query).await {
-            Ok(Ok(lag)) => Ok(lag),
-            Ok(Err(e)) => Err(failed(redact(&e.to_string(), &self.url))),
-            Err(_) => Err(failed(format!(
-                "no answer within {}",
-                humantime::format_duration(self.timeout)
-            ))),
-        }
+        let hint = format!(
+            "check `{}` and that the replica accepts read-only connections from here",
+            crate::env_vars::SUMA_DR_REPLICA_URL
+        );
+        let rows: Vec<Option<f64>> = postgres_rows(&self.url, LAG_QUERY, None, self.timeout, &hint).await?;
+        Ok(rows.into_iter().next().flatten())
     }
 }
 
-/// Keeps a password in the URL out of messages.
-fn redact(message: &str, url: &str) -> String {
-    message.replace(url, "<replica url>")
+/// Every row of `query` (one column, bound to `argument` when given) on a fresh connection to `url`,
+/// within `timeout`. A failure keeps the URL (and its password) out of the message and carries `hint`.
+pub(super) async fn postgres_rows<T>(
+    url: &str,
+    query: &'static str,
+    argument: Option<&str>,
+    timeout: Duration,
+    hint: &str,
+) -> Result<Vec<T>, LagError>
+where
+    (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    T: Send + Unpin,
+{
+    use sqlx::Connection as _;
+    let failed = |message: String| LagError {
+        source_name: "postgres",
+        message,
+        hint: Some(hint.to_owned()),
+    };
+    let read = async {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let mut statement = sqlx::query_scalar(query);
+        if let Some(argument) = argument {
+            statement = statement.bind(argument);
+        }
+        let rows: Vec<T> = statement.fetch_all(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(e)) => Err(failed(e.to_string().replace(url, "<url>"))),
+        Err(_) => Err(failed(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        ))),
+    }
 }
 
 /// Stands in when the source cannot be built (e.g. no URL): every read fails with the reason.
