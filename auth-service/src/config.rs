@@ -56,7 +56,8 @@ pub enum Command {
     Serve(Box<Config>),
     /// Apply the embedded database migrations and exit.
     Migrate(MigrateArgs),
-    /// Write a new RSA private key (PKCS#8 PEM) and print its key id (RFC 7638 thumbprint).
+    /// Write a new private signing key (PKCS#8 PEM, preceded by its `alg:` line) and print its key id (RFC
+    /// 7638 thumbprint).
     Keygen(KeygenArgs),
     /// Hard-delete the accounts erased (`POST /api/gdpr/delete`) more than the retention period ago, and
     /// scrub their audit rows of personal data; for a scheduled job.
@@ -136,7 +137,10 @@ pub struct KeygenArgs {
     /// File to write the private key to (mode 0600); refuses to overwrite an existing file.
     #[arg(long)]
     pub out: PathBuf,
-    /// RSA modulus size in bits (2048, 3072 or 4096).
+    /// The JWS algorithm the key signs: ES256 (the default), EdDSA, PS256 or RS256.
+    #[arg(long, default_value = "ES256")]
+    pub algorithm: crate::keys::Algorithm,
+    /// RSA modulus size in bits for PS256 and RS256 (2048, 3072 or 4096).
     #[arg(long, default_value_t = 2048)]
     pub bits: usize,
 }
@@ -200,16 +204,16 @@ pub struct Config {
     /// `aud` of issued access tokens, and the only audience accepted.
     #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE", default_value = "suma")]
     pub jwt_audience: String,
-    /// PEM file with the RSA private signing key (PKCS#8 or PKCS#1).
+    /// PEM file with the private signing key (PKCS#8, SEC1 or PKCS#1; ES256, EdDSA, PS256 or RS256).
     #[arg(long, env = "JWT_SIGNING_KEY_FILE", value_name = "JWT_SIGNING_KEY_FILE")]
     pub jwt_signing_key_file: Option<PathBuf>,
-    /// Directory of `*.pem` files with verify-only keys (public or private RSA keys).
+    /// Directory of `*.pem` files with verify-only keys (public or private keys).
     #[arg(long, env = "JWT_VERIFY_KEYS_DIR", value_name = "JWT_VERIFY_KEYS_DIR")]
     pub jwt_verify_keys_dir: Option<PathBuf>,
     /// JSON key set document `{"signing_key": PEM, "verify_keys": [PEM, ...]}`, instead of PEM files.
     #[arg(long, env = "JWT_KEYSET_FILE", value_name = "JWT_KEYSET_FILE", conflicts_with_all = ["jwt_signing_key_file", "jwt_verify_keys_dir"])]
     pub jwt_keyset_file: Option<PathBuf>,
-    /// Secrets Manager secret (name or ARN) whose versions each hold one RSA private key PEM: AWSCURRENT
+    /// Secrets Manager secret (name or ARN) whose versions each hold one private key PEM: AWSCURRENT
     /// signs, AWSPENDING and AWSPREVIOUS verify. Instead of the key files; `AWS_*` variables configure the
     /// client.
     #[arg(long, env = "JWT_KEYS_SECRET_ID", value_name = "JWT_KEYS_SECRET_ID", conflicts_with_all = ["jwt_signing_key_file", "jwt_verify_keys_dir", "jwt_keyset_file"])]

@@ -1,31 +1,24 @@
 //! JWT signing and verification keys.
 //!
-//! A [`KeySet`] holds exactly one RSA signing key and any number of verify-only keys, each known by its key
-//! id (`kid`): the RFC 7638 JWK thumbprint of the public key (SHA-256, base64url), so the id is derived from
-//! the key and never stored beside it. A [`KeyStore`] loads the set from PEM files, a JSON document or a
-//! Secrets Manager secret (through [`crate::keys_aws`], the only module that talks to AWS) and swaps in a
-//! freshly loaded set on [`KeyStore::reload`]; a failed reload keeps the previous set.
+//! A [`KeySet`] holds exactly one signing key and any number of verify-only keys, each known by its key id
+//! (`kid`): the RFC 7638 JWK thumbprint of the public key, so the id is derived from the key and never
+//! stored beside it. A key's algorithm (ES256, EdDSA, PS256 or RS256) comes from the key itself, as the
+//! `jwt-keys` crate reads it, which suma shares so that both sides agree on the contract; a set may mix
+//! algorithms, which is how a migration (RS256 to ES256, say) overlaps the old and the new key. A
+//! [`KeyStore`] loads the set from PEM files, a JSON document or a Secrets Manager secret (through
+//! [`crate::keys_aws`], the only module that talks to AWS) and swaps in a freshly loaded set on
+//! [`KeyStore::reload`]; a failed reload keeps the previous set.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use jsonwebtoken::DecodingKey;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use jwt_keys::{b64, PublicParams};
+pub use jwt_keys::{generate, Algorithm, GeneratedKey, PublicKey, SigningKey};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::KeySource;
-
-/// Smallest RSA modulus accepted, in bits.
-pub const MIN_RSA_BITS: usize = 2048;
 
 /// Why keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -38,16 +31,16 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    /// A file or document does not hold a usable RSA key.
-    #[error("`{variable}` source `{path}` holds no usable RSA key: {problem}")]
+    /// A file or document does not hold a usable key.
+    #[error("`{variable}` source `{path}` holds no usable signing key: {problem}")]
     Invalid {
         variable: &'static str,
         path: PathBuf,
         problem: String,
     },
     /// Key generation failed.
-    #[error("cannot generate an RSA key")]
-    Generate(#[source] rsa::Error),
+    #[error("cannot generate a key")]
+    Generate(#[source] jwt_keys::KeyError),
     /// A Secrets Manager secret could not be read.
     #[error("cannot read `JWT_KEYS_SECRET_ID` secret `{secret_id}` ({stage}): {message}\nhint: check the secret id, the AWS credentials and region, and the `secretsmanager:GetSecretValue` permission")]
     SecretRead {
@@ -56,10 +49,10 @@ pub enum KeyError {
         message: String,
     },
     /// The secret has no version labelled AWSCURRENT, so there is no signing key.
-    #[error("`JWT_KEYS_SECRET_ID` secret `{secret_id}` has no AWSCURRENT version (or does not exist)\nhint: store an RSA private key PEM as its value, e.g. the output of `auth-service keygen`")]
+    #[error("`JWT_KEYS_SECRET_ID` secret `{secret_id}` has no AWSCURRENT version (or does not exist)\nhint: store a private key PEM (ES256, EdDSA, PS256 or RS256) as its value, e.g. the output of `auth-service keygen`")]
     SecretNoCurrent { secret_id: String },
-    /// A version of the secret does not hold a usable RSA private key.
-    #[error("`JWT_KEYS_SECRET_ID` secret `{secret_id}` ({stage}) holds no usable RSA key: {problem}")]
+    /// A version of the secret does not hold a usable private key.
+    #[error("`JWT_KEYS_SECRET_ID` secret `{secret_id}` ({stage}) holds no usable signing key: {problem}")]
     SecretInvalid {
         secret_id: String,
         stage: &'static str,
@@ -70,55 +63,25 @@ pub enum KeyError {
     NeedsAsync,
 }
 
-/// The public half of a key, as published in the JWKS.
-#[derive(Debug, Clone)]
-struct PublicJwk {
-    kid: String,
-    n: String,
-    e: String,
-}
-
-impl PublicJwk {
-    fn from_public(key: &RsaPublicKey) -> Self {
-        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
-        // RFC 7638: the members in lexicographic order, no whitespace.
-        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        Self { kid, n, e }
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS256",
-            "kid": self.kid,
-            "n": self.n,
-            "e": self.e,
-        })
-    }
-}
-
-/// The RFC 7638 thumbprint of a public key: the `kid` this service uses for it.
-pub fn kid_of(key: &RsaPublicKey) -> String {
-    PublicJwk::from_public(key).kid
+/// A verification key, ready for `jsonwebtoken`: the algorithm its key verifies and nothing else.
+struct Verifier {
+    algorithm: jsonwebtoken::Algorithm,
+    key: DecodingKey,
 }
 
 /// One signing key plus verify-only keys, ready for use.
 pub struct KeySet {
-    signing_kid: String,
-    // Parsed once: parsing and checking an RSA private key costs as much as a signature.
-    signing: RsaKeyPair,
-    rng: SystemRandom,
-    verifiers: BTreeMap<String, DecodingKey>,
+    // Parsed once: parsing and checking a private key costs as much as a signature.
+    signing: SigningKey,
+    verifiers: BTreeMap<String, Verifier>,
     jwks: Arc<str>,
 }
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySet")
-            .field("signing_kid", &self.signing_kid)
+            .field("signing_kid", &self.signing.kid())
+            .field("algorithm", &self.signing.algorithm())
             .field("verify_kids", &self.verifiers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -126,31 +89,20 @@ impl std::fmt::Debug for KeySet {
 
 impl KeySet {
     /// Builds a set from a private signing key and verify-only public keys. The signing key's public half
-    /// is always part of the verification set; duplicates are merged.
-    pub fn new(signing: &RsaPrivateKey, verify: &[RsaPublicKey]) -> Result<Self, String> {
-        let der = signing
-            .to_pkcs1_der()
-            .map_err(|e| format!("cannot encode the signing key: {e}"))?;
-        let key_pair = RsaKeyPair::from_der(der.as_bytes()).map_err(|e| format!("signing key rejected: {e}"))?;
-        let signing_public = signing.to_public_key();
-        let signing_jwk = PublicJwk::from_public(&signing_public);
-
+    /// is always part of the verification set; duplicates (by kid) are merged, the first one kept.
+    pub fn new(signing: SigningKey, verify: &[PublicKey]) -> Result<Self, String> {
         let mut verifiers = BTreeMap::new();
-        let mut published = vec![signing_jwk.to_json()];
-        verifiers.insert(signing_jwk.kid.clone(), decoding_key(&signing_public));
-        for key in verify {
-            let jwk = PublicJwk::from_public(key);
-            if verifiers.contains_key(&jwk.kid) {
+        let mut published = Vec::new();
+        for key in std::iter::once(signing.public()).chain(verify) {
+            if verifiers.contains_key(key.kid()) {
                 continue;
             }
-            published.push(jwk.to_json());
-            verifiers.insert(jwk.kid.clone(), decoding_key(key));
+            published.push(key.jwk());
+            verifiers.insert(key.kid().to_owned(), verifier(key)?);
         }
         let jwks = serde_json::json!({ "keys": published }).to_string();
         Ok(Self {
-            signing_kid: signing_jwk.kid,
-            signing: key_pair,
-            rng: SystemRandom::new(),
+            signing,
             verifiers,
             jwks: jwks.into(),
         })
@@ -158,20 +110,17 @@ impl KeySet {
 
     /// The kid of the signing key.
     pub fn signing_kid(&self) -> &str {
-        &self.signing_kid
+        self.signing.kid()
     }
 
-    /// Signs `message` with RSASSA-PKCS1-v1_5 SHA-256 (RS256) under the signing key.
-    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
-        let mut signature = vec![0; self.signing.public_modulus_len()];
-        self.signing
-            .sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature)?;
-        Ok(signature)
+    /// The signing key (its algorithm, kid and signatures).
+    pub fn signing(&self) -> &SigningKey {
+        &self.signing
     }
 
-    /// The verification key for a kid, if the set has it.
-    pub fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.verifiers.get(kid)
+    /// The verification key for a kid, with the one algorithm it verifies, if the set has it.
+    pub fn decoding_key(&self, kid: &str) -> Option<(&DecodingKey, jsonwebtoken::Algorithm)> {
+        self.verifiers.get(kid).map(|v| (&v.key, v.algorithm))
     }
 
     /// Every kid that verifies, signing key included.
@@ -185,8 +134,27 @@ impl KeySet {
     }
 }
 
-fn decoding_key(key: &RsaPublicKey) -> DecodingKey {
-    DecodingKey::from_rsa_raw_components(&key.n().to_bytes_be(), &key.e().to_bytes_be())
+/// `jsonwebtoken`'s name for an algorithm.
+pub fn jose_algorithm(algorithm: Algorithm) -> jsonwebtoken::Algorithm {
+    match algorithm {
+        Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+        Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        Algorithm::Ps256 => jsonwebtoken::Algorithm::PS256,
+        Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+    }
+}
+
+fn verifier(key: &PublicKey) -> Result<Verifier, String> {
+    let problem = |e: jsonwebtoken::errors::Error| format!("key `{}` cannot verify: {e}", key.kid());
+    let decoding = match key.params() {
+        PublicParams::Ec { x, y } => DecodingKey::from_ec_components(&b64(x), &b64(y)).map_err(problem)?,
+        PublicParams::Okp { x } => DecodingKey::from_ed_components(&b64(x)).map_err(problem)?,
+        PublicParams::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),
+    };
+    Ok(Verifier {
+        algorithm: jose_algorithm(key.algorithm()),
+        key: decoding,
+    })
 }
 
 /// The outcome of a reload.
@@ -255,8 +223,8 @@ impl KeyStore {
             None => load_set(&self.source)?,
         };
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        let changed = current.signing_kid != set.signing_kid || !current.verifiers.keys().eq(set.verifiers.keys());
-        let signing_kid = set.signing_kid.clone();
+        let changed = current.signing_kid() != set.signing_kid() || !current.verifiers.keys().eq(set.verifiers.keys());
+        let signing_kid = set.signing_kid().to_owned();
         *current = Arc::new(set);
         Ok(ReloadOutcome { changed, signing_kid })
     }
@@ -266,7 +234,7 @@ impl KeyStore {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeySetDocument {
-    /// PEM of the RSA private signing key.
+    /// PEM of the private signing key.
     signing_key: String,
     /// PEMs of verify-only keys (public or private).
     #[serde(default)]
@@ -300,7 +268,7 @@ fn load_set(source: &KeySource) -> Result<KeySet, KeyError> {
                     verify.push(key);
                 }
             }
-            KeySet::new(&signing, &verify).map_err(|problem| invalid("JWT_SIGNING_KEY_FILE", signing_key_file, problem))
+            KeySet::new(signing, &verify).map_err(|problem| invalid("JWT_SIGNING_KEY_FILE", signing_key_file, problem))
         }
         KeySource::Json { keyset_file } => {
             let text = read(keyset_file, "JWT_KEYSET_FILE")?;
@@ -318,7 +286,7 @@ fn load_set(source: &KeySource) -> Result<KeySet, KeyError> {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            KeySet::new(&signing, &verify).map_err(|problem| invalid("JWT_KEYSET_FILE", keyset_file, problem))
+            KeySet::new(signing, &verify).map_err(|problem| invalid("JWT_KEYSET_FILE", keyset_file, problem))
         }
         KeySource::SecretsManager { .. } => Err(KeyError::NeedsAsync),
     }
@@ -340,68 +308,14 @@ fn invalid(variable: &'static str, path: &Path, problem: String) -> KeyError {
     }
 }
 
-fn check_size(bits: usize) -> Result<(), String> {
-    if bits < MIN_RSA_BITS {
-        return Err(format!("the key has {bits} bits, at least {MIN_RSA_BITS} are required"));
-    }
-    Ok(())
+/// Reads a private signing key PEM (see `jwt_keys::SigningKey::from_pem`).
+pub fn parse_private(pem: &str) -> Result<SigningKey, String> {
+    SigningKey::from_pem(pem).map_err(|e| e.to_string())
 }
 
-/// Parses an RSA private key from PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM.
-pub fn parse_private(pem: &str) -> Result<RsaPrivateKey, String> {
-    let key = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| format!("bad PKCS#1 private key: {e}"))?
-    } else if pem.contains("-----BEGIN PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| format!("bad PKCS#8 private key: {e}"))?
-    } else {
-        return Err("expected a `PRIVATE KEY` or `RSA PRIVATE KEY` PEM block".into());
-    };
-    check_size(key.size() * 8)?;
-    Ok(key)
-}
-
-/// Parses an RSA public key from SPKI (`PUBLIC KEY`) or PKCS#1 PEM, or takes the public half of a
-/// private key PEM.
-pub fn parse_public(pem: &str) -> Result<RsaPublicKey, String> {
-    let key = if pem.contains("-----BEGIN PUBLIC KEY-----") {
-        RsaPublicKey::from_public_key_pem(pem).map_err(|e| format!("bad public key: {e}"))?
-    } else if pem.contains("-----BEGIN RSA PUBLIC KEY-----") {
-        RsaPublicKey::from_pkcs1_pem(pem).map_err(|e| format!("bad PKCS#1 public key: {e}"))?
-    } else {
-        parse_private(pem)?.to_public_key()
-    };
-    check_size(key.size() * 8)?;
-    Ok(key)
-}
-
-/// A new private key as PKCS#8 PEM, with its kid.
-pub struct GeneratedKey {
-    /// The private key PEM; a secret.
-    pub pem: String,
-    /// Its kid.
-    pub kid: String,
-}
-
-// Hand-written so that the key material never reaches a log line.
-impl std::fmt::Debug for GeneratedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeneratedKey")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Generates an RSA private key from the OS random number generator.
-pub fn generate(bits: usize) -> Result<GeneratedKey, KeyError> {
-    let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).map_err(KeyError::Generate)?;
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| KeyError::Generate(rsa::Error::Pkcs8(e)))?;
-    let kid = kid_of(&key.to_public_key());
-    Ok(GeneratedKey {
-        pem: pem.to_string(),
-        kid,
-    })
+/// Reads a verify-only key: a public key PEM, or the public half of a private key PEM.
+pub fn parse_public(pem: &str) -> Result<PublicKey, String> {
+    PublicKey::from_pem(pem).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -409,14 +323,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thumbprint_matches_rfc7638_example() {
-        // The example key of RFC 7638 section 3.1.
-        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let e = "AQAB";
-        let modulus = rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(n).unwrap());
-        let exponent = rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(e).unwrap());
-        let key = RsaPublicKey::new(modulus, exponent).unwrap();
-        assert_eq!(kid_of(&key), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    fn a_mixed_set_publishes_each_key_under_its_own_algorithm_and_verifies_each_with_it_only() {
+        let signing = parse_private(&generate(Algorithm::Es256, 2048).unwrap().pem).unwrap();
+        let old = parse_public(&generate(Algorithm::Rs256, 2048).unwrap().pem).unwrap();
+        let ed = parse_public(&generate(Algorithm::EdDsa, 2048).unwrap().pem).unwrap();
+        let signing_kid = signing.kid().to_owned();
+        let set = KeySet::new(signing, &[old.clone(), ed.clone(), old.clone()]).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(&set.jwks_json()).unwrap();
+        let published: Vec<(&str, &str, &str)> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["kid"].as_str().unwrap(),
+                    k["kty"].as_str().unwrap(),
+                    k["alg"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            published,
+            vec![
+                (signing_kid.as_str(), "EC", "ES256"),
+                (old.kid(), "RSA", "RS256"),
+                (ed.kid(), "OKP", "EdDSA")
+            ]
+        );
+        assert_eq!(set.decoding_key(old.kid()).unwrap().1, jsonwebtoken::Algorithm::RS256);
+        assert_eq!(set.decoding_key(ed.kid()).unwrap().1, jsonwebtoken::Algorithm::EdDSA);
+        assert_eq!(
+            set.decoding_key(&signing_kid).unwrap().1,
+            jsonwebtoken::Algorithm::ES256
+        );
     }
 
     #[test]

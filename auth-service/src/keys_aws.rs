@@ -1,7 +1,7 @@
 //! The JWT key set from an AWS Secrets Manager secret (`JWT_KEYS_SECRET_ID`); the only module that imports
 //! the AWS SDK.
 //!
-//! Each version of the secret holds one RSA private key as PEM (PKCS#8 or PKCS#1), and the staging labels of
+//! Each version of the secret holds one private key as PEM (ES256, EdDSA, PS256 or RS256; see `jwt_keys`), and the staging labels of
 //! the rotation protocol say what each key is for: AWSCURRENT signs, AWSPENDING (published before it signs)
 //! and AWSPREVIOUS (still verifying the tokens it signed) are verify-only. A label that no version carries
 //! is simply absent, except AWSCURRENT, without which there is no signing key. The client is configured
@@ -15,7 +15,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
 use aws_sdk_secretsmanager::Client;
 
-use crate::keys::{parse_private, KeyError, KeySet};
+use crate::keys::{parse_private, parse_public, KeyError, KeySet};
 
 /// The staging label whose version signs.
 pub const CURRENT: &str = "AWSCURRENT";
@@ -63,11 +63,11 @@ impl SecretKeys {
         let mut verify = Vec::new();
         for (stage, pem) in [(PENDING, pending?), (PREVIOUS, previous?)] {
             if let Some(pem) = pem {
-                let key = parse_private(&pem).map_err(|problem| self.invalid(stage, problem))?;
-                verify.push(key.to_public_key());
+                let key = parse_public(&pem).map_err(|problem| self.invalid(stage, problem))?;
+                verify.push(key);
             }
         }
-        KeySet::new(&signing, &verify).map_err(|problem| self.invalid(CURRENT, problem))
+        KeySet::new(signing, &verify).map_err(|problem| self.invalid(CURRENT, problem))
     }
 
     /// The value of the version carrying `stage`, or `None` when no version carries it.

@@ -169,10 +169,10 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
-    if ![2048, 3072, 4096].contains(&args.bits) {
+    if args.algorithm.rsa() && ![2048, 3072, 4096].contains(&args.bits) {
         anyhow::bail!("`--bits` must be 2048, 3072 or 4096, not {}", args.bits);
     }
-    let key = keys::generate(args.bits)?;
+    let key = keys::generate(args.algorithm, args.bits).map_err(keys::KeyError::Generate)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

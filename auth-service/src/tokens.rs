@@ -1,14 +1,15 @@
 //! Access and refresh tokens.
 //!
-//! Access tokens are RS256 JWTs (`typ: at+jwt`, RFC 9068) with a `kid` header. Verification accepts RS256
-//! only, looks the key up by `kid` in the live [`KeySet`], and checks issuer, audience, `exp` and `nbf`
-//! against the injected clock. Refresh tokens are opaque: 32 bytes from the OS RNG, base64url, stored only
+//! Access tokens are JWTs (`typ: at+jwt`, RFC 9068) signed with the signing key's algorithm (ES256, EdDSA,
+//! PS256 or RS256) with a `kid` header. Verification looks the key up by `kid` in the live [`KeySet`] and
+//! accepts only that key's algorithm (never the header's alone, so neither `none` nor an HMAC keyed with a
+//! public key can pass), then checks issuer, audience, `exp` and `nbf` against the injected clock. Refresh tokens are opaque: 32 bytes from the OS RNG, base64url, stored only
 //! as their SHA-256.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -102,19 +103,16 @@ pub fn issue_access(
         jti: Uuid::new_v4().to_string(),
         sid: session_id.to_string(),
     };
-    let header = serde_json::json!({ "typ": ACCESS_TOKEN_TYP, "alg": "RS256", "kid": keys.signing_kid() });
-    let claims = serde_json::to_vec(&claims).map_err(|_| SignError)?;
-    let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
-    token.push('.');
-    token.push_str(&URL_SAFE_NO_PAD.encode(claims));
-    let signature = keys.sign_rs256(token.as_bytes()).map_err(|_| SignError)?;
-    token.push('.');
-    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    let token = keys
+        .signing()
+        .sign_jwt(Some(ACCESS_TOKEN_TYP), &claims)
+        .map_err(|_| SignError)?;
     let expires = DateTime::from_timestamp(exp, 0).unwrap_or(now);
     Ok((token, expires))
 }
 
-/// Verifies an access token: RS256 only, known `kid`, `typ`, signature, issuer, audience, `exp`, `nbf`.
+/// Verifies an access token: known `kid`, that key's algorithm, `typ`, signature, issuer, audience, `exp`,
+/// `nbf`.
 pub fn verify_access(
     keys: &KeySet,
     rules: &JwtRules,
@@ -122,10 +120,6 @@ pub fn verify_access(
     now: DateTime<Utc>,
 ) -> Result<AccessClaims, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    // Checked before any key is chosen, so neither `none` nor an HMAC keyed with our public key can pass.
-    if header.alg != Algorithm::RS256 {
-        return Err(TokenError::Algorithm);
-    }
     if !header
         .typ
         .as_deref()
@@ -133,10 +127,8 @@ pub fn verify_access(
     {
         return Err(TokenError::Type);
     }
-    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
-    let key = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
-
-    let mut validation = Validation::new(Algorithm::RS256);
+    let (_, key, algorithm) = key_for(keys, header)?;
+    let mut validation = Validation::new(algorithm);
     validation.set_issuer(&[&rules.issuer]);
     validation.set_audience(&[&rules.audience]);
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
@@ -154,6 +146,17 @@ pub fn verify_access(
         return Err(TokenError::NotYetValid);
     }
     Ok(claims)
+}
+
+/// The key a token names by `kid`, and the one algorithm that key verifies; a header naming another
+/// algorithm is refused before any signature is checked.
+fn key_for(keys: &KeySet, header: jsonwebtoken::Header) -> Result<(String, &DecodingKey, Algorithm), TokenError> {
+    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
+    let (key, algorithm) = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
+    if header.alg != algorithm {
+        return Err(TokenError::Algorithm);
+    }
+    Ok((kid, key, algorithm))
 }
 
 /// The longest lifetime (`exp - iat`) an admin token may have: operator tokens are minted per call.
@@ -189,7 +192,7 @@ impl AdminClaims {
     }
 }
 
-/// Verifies a token presented to the admin API: RS256 only, a `kid` of the live key set, signature,
+/// Verifies a token presented to the admin API: a `kid` of the live key set and that key's algorithm, signature,
 /// issuer, audience, `exp`, `iat`, `nbf` when present, and a lifetime (`exp - iat`) of at most
 /// [`ADMIN_TOKEN_MAX_LIFETIME_SECS`]. The `typ` header may be `at+jwt` (the service's own tokens), `JWT`
 /// or absent (what a JWT library writes by default, as suma's operator tokens do); any other type is
@@ -201,17 +204,13 @@ pub fn verify_admin(
     now: DateTime<Utc>,
 ) -> Result<AdminClaims, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    if header.alg != Algorithm::RS256 {
-        return Err(TokenError::Algorithm);
-    }
     if let Some(typ) = header.typ.as_deref() {
         if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("JWT")) {
             return Err(TokenError::Type);
         }
     }
-    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
-    let key = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
-    let mut validation = Validation::new(Algorithm::RS256);
+    let (_, key, algorithm) = key_for(keys, header)?;
+    let mut validation = Validation::new(algorithm);
     validation.set_issuer(&[&rules.issuer]);
     validation.set_audience(&[&rules.audience]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -248,7 +247,7 @@ pub struct IntrospectedClaims {
     pub sid: Option<String>,
 }
 
-/// Checks a JWT's RS256 signature against any key of the set (by `kid`) and its issuer, audience, `exp`
+/// Checks a JWT's signature against any key of the set (by `kid`, with that key's algorithm) and its issuer, audience, `exp`
 /// and, when present, `nbf`, with the configured leeway. Unlike [`verify_access`] it neither requires the
 /// access-token `typ` nor session claims: it answers whether the key set accepts a token, e.g. one signed
 /// with a newly rotated key. Returns the kid with the claims.
@@ -259,12 +258,8 @@ pub fn introspect(
     now: DateTime<Utc>,
 ) -> Result<(String, IntrospectedClaims), TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    if header.alg != Algorithm::RS256 {
-        return Err(TokenError::Algorithm);
-    }
-    let kid = header.kid.ok_or(TokenError::UnknownKid)?;
-    let key = keys.decoding_key(&kid).ok_or(TokenError::UnknownKid)?;
-    let mut validation = Validation::new(Algorithm::RS256);
+    let (kid, key, algorithm) = key_for(keys, header)?;
+    let mut validation = Validation::new(algorithm);
     validation.set_issuer(&[&rules.issuer]);
     validation.set_audience(&[&rules.audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -339,9 +334,15 @@ mod tests {
 
     #[test]
     fn issued_access_tokens_verify_and_defects_are_refused() {
-        let key = crate::keys::generate(2048).unwrap();
+        for algorithm in crate::keys::Algorithm::ALL {
+            issued_access_tokens_verify_and_defects_are_refused_with(algorithm);
+        }
+    }
+
+    fn issued_access_tokens_verify_and_defects_are_refused_with(algorithm: crate::keys::Algorithm) {
+        let key = crate::keys::generate(algorithm, 2048).unwrap();
         let private = crate::keys::parse_private(&key.pem).unwrap();
-        let keys = KeySet::new(&private, &[]).unwrap();
+        let keys = KeySet::new(private, &[]).unwrap();
         let rules = JwtRules {
             issuer: "iss".into(),
             audience: "aud".into(),
@@ -375,6 +376,32 @@ mod tests {
         forged.truncate(token.len() - 4);
         forged.push_str("AAAA");
         assert!(verify_access(&keys, &rules, &forged, now).is_err());
+    }
+
+    #[test]
+    fn a_header_naming_another_algorithm_than_its_keys_is_refused_before_the_signature() {
+        let key = crate::keys::parse_private(&crate::keys::generate(crate::keys::Algorithm::Es256, 2048).unwrap().pem)
+            .unwrap();
+        let kid = key.kid().to_owned();
+        let keys = KeySet::new(key, &[]).unwrap();
+        let rules = JwtRules {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            ttl_secs: 60,
+            leeway_secs: 5,
+        };
+        let (token, _) = issue_access(&keys, &rules, Uuid::new_v4(), Uuid::new_v4(), Utc::now()).unwrap();
+        let (_, rest) = token.split_once('.').unwrap();
+        for alg in ["HS256", "none", "RS256", "EdDSA"] {
+            let header = serde_json::json!({ "alg": alg, "kid": kid, "typ": ACCESS_TOKEN_TYP });
+            let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()));
+            let refused = verify_access(&keys, &rules, &forged, Utc::now()).unwrap_err();
+            // `none` is not even a header jsonwebtoken parses.
+            assert!(
+                matches!(refused, TokenError::Algorithm | TokenError::Malformed),
+                "{alg}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -121,11 +121,26 @@ fn hash_rate(threads: usize, duration: Duration) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Bare RS256 sign and verify rates (one thread each) with the service's own token code.
-fn jwt_rates(duration: Duration) -> anyhow::Result<(f64, f64)> {
-    let key = auth_service::keys::generate(2048)?;
+/// Bare sign and verify rates of access tokens (one thread each) with the service's own token code, for
+/// each algorithm (RSA keys of 2048 bits).
+fn jwt_rates(duration: Duration) -> anyhow::Result<Vec<JwtRate>> {
+    auth_service::keys::Algorithm::ALL
+        .into_iter()
+        .map(|algorithm| jwt_rate(algorithm, duration))
+        .collect()
+}
+
+/// What one algorithm signs and verifies per second on one thread.
+struct JwtRate {
+    algorithm: auth_service::keys::Algorithm,
+    signs: f64,
+    verifies: f64,
+}
+
+fn jwt_rate(algorithm: auth_service::keys::Algorithm, duration: Duration) -> anyhow::Result<JwtRate> {
+    let key = auth_service::keys::generate(algorithm, 2048)?;
     let private = auth_service::keys::parse_private(&key.pem).map_err(anyhow::Error::msg)?;
-    let set = auth_service::keys::KeySet::new(&private, &[]).map_err(anyhow::Error::msg)?;
+    let set = auth_service::keys::KeySet::new(private, &[]).map_err(anyhow::Error::msg)?;
     let rules = auth_service::tokens::JwtRules {
         issuer: "bench".into(),
         audience: "bench".into(),
@@ -148,7 +163,11 @@ fn jwt_rates(duration: Duration) -> anyhow::Result<(f64, f64)> {
         auth_service::tokens::verify_access(&set, &rules, &token, now)?;
         verified += 1;
     }
-    Ok((sign_rate, verified as f64 / start.elapsed().as_secs_f64()))
+    Ok(JwtRate {
+        algorithm,
+        signs: sign_rate,
+        verifies: verified as f64 / start.elapsed().as_secs_f64(),
+    })
 }
 
 struct Bench {
@@ -354,9 +373,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     eprintln!("measuring bare Argon2id hash rate on {threads} threads ...");
     let hash_per_sec = tokio::task::spawn_blocking(move || hash_rate(threads, duration)).await?;
 
-    eprintln!("measuring bare RS256 sign and verify rates on one thread ...");
-    let (sign_per_sec, verify_per_sec) =
-        tokio::task::spawn_blocking(move || jwt_rates(Duration::from_secs(2))).await??;
+    eprintln!("measuring bare sign and verify rates of each JWT algorithm on one thread ...");
+    let jwt = tokio::task::spawn_blocking(move || jwt_rates(Duration::from_secs(2))).await??;
 
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let users: Vec<String> = (0..args.users.max(1))
@@ -461,7 +479,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!("auth-service benchmark against {url}");
     println!("machine: {} ({} CPUs)", cpu_model(), cpus);
     println!("bare Argon2id (m=19456,t=2,p=1) hash rate: {hash_per_sec:.1}/s on {threads} threads");
-    println!("bare RS256 (2048-bit) on one thread: {sign_per_sec:.0} signs/s, {verify_per_sec:.0} verifies/s");
+    for rate in &jwt {
+        println!(
+            "bare {} on one thread: {:.0} signs/s, {:.0} verifies/s",
+            rate.algorithm, rate.signs, rate.verifies
+        );
+    }
     println!();
     println!(
         "{:<24} {:>5} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7}",
@@ -488,9 +511,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         md.push_str(&format!(
             "- Bare Argon2id (m=19456 KiB, t=2, p=1) hash rate: **{hash_per_sec:.1}/s** on {threads} threads\n"
         ));
-        md.push_str(&format!(
-            "- Bare RS256 (2048-bit) on one thread: {sign_per_sec:.0} signs/s, {verify_per_sec:.0} verifies/s\n\n"
-        ));
+        for rate in &jwt {
+            md.push_str(&format!(
+                "- Bare {} (RSA keys of 2048 bits) on one thread: {:.0} signs/s, {:.0} verifies/s\n",
+                rate.algorithm, rate.signs, rate.verifies
+            ));
+        }
+        md.push('\n');
         md.push_str("| step | concurrency | req/s | ok | p50 ms | p95 ms | p99 ms | errors |\n");
         md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for s in &steps {
@@ -515,7 +542,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             "machine": { "cpu_model": cpu_model(), "cpus": cpus },
             "duration_seconds": duration.as_secs(),
             "argon2id": { "m_cost": 19456, "t_cost": 2, "p_cost": 1, "threads": threads, "hashes_per_second": hash_per_sec },
-            "rs256_per_thread": { "signs_per_second": sign_per_sec, "verifies_per_second": verify_per_sec },
+            "jwt_per_thread": jwt
+                .iter()
+                .map(|r| (r.algorithm.name().to_owned(), json!({ "signs_per_second": r.signs, "verifies_per_second": r.verifies })))
+                .collect::<serde_json::Map<_, _>>(),
             "login_peak_per_second": peak,
             "steps": steps,
             "goals": goals.iter().map(|(g, m, v)| json!({ "goal": g, "met": m, "value": v })).collect::<Vec<_>>(),

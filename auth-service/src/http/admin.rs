@@ -2,7 +2,7 @@
 //! account, and revoking every refresh token or every session, globally or of one user.
 //!
 //! Callers present `Authorization: Bearer <JWT>` whose `roles` claim contains `admin` ([`AdminCaller`]).
-//! The token is verified like an access token (RS256, a kid of the live key set, issuer, audience, times)
+//! The token is verified like an access token (a kid of the live key set and its algorithm, issuer, audience, times)
 //! and must not live longer than 15 minutes (`exp - iat`). suma mints *operator tokens* itself with the
 //! environment's current signing key: `sub` = `ops:<actor>`, no `sid`, so no session is checked. A token
 //! that does carry a `sid` (a user's own token, should a user ever hold the role) must still belong to a

@@ -79,7 +79,7 @@ pub struct LoginRequest {
 /// Tokens for a session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
-    /// RS256 JWT for `Authorization: Bearer`.
+    /// JWT for `Authorization: Bearer`, signed with the signing key's algorithm (ES256 by default).
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,

@@ -24,7 +24,7 @@ use crate::state::AppState;
         admin::audit, admin::audit_verify, admin::lock, admin::unlock, admin::revoke_refresh_tokens, admin::revoke_sessions,
     ),
     tags(
-        (name = "admin", description = "The security-incident runbook's API. `Authorization: Bearer <JWT>` signed by a key of the service's key set (RS256, `kid`), with the service's `iss` and `aud`, `exp` at most 15 minutes after `iat`, and `roles` containing `admin` (else 403 `forbidden`; 401 for a missing or invalid token). Operator tokens minted by suma with the current signing key have `sub` = `ops:<actor>`, a `jti` and no `sid`: no session is checked. A token with a `sid` must belong to a live session of its `sub`. Other endpoints never accept a token without a session. Every call is audited as `admin_action`."),
+        (name = "admin", description = "The security-incident runbook's API. `Authorization: Bearer <JWT>` signed by a key of the service's key set (`kid`, with that key's algorithm: ES256, EdDSA, PS256 or RS256), with the service's `iss` and `aud`, `exp` at most 15 minutes after `iat`, and `roles` containing `admin` (else 403 `forbidden`; 401 for a missing or invalid token). Operator tokens minted by suma with the current signing key have `sub` = `ops:<actor>`, a `jti` and no `sid`: no session is checked. A token with a `sid` must belong to a live session of its `sub`. Other endpoints never accept a token without a session. Every call is audited as `admin_action`."),
     ),
     modifiers(&BearerAuth),
 )]

@@ -189,7 +189,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 /// A token to check.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IntrospectRequest {
-    /// A compact RS256 JWS.
+    /// A compact JWS (ES256, EdDSA, PS256 or RS256, by its key).
     pub token: String,
 }
 
@@ -214,7 +214,7 @@ pub struct Introspection {
     pub reason: Option<&'static str>,
 }
 
-/// Checks a token's RS256 signature against the live key set (any kid in it) and its iss, aud, exp and
+/// Checks a token's signature against the live key set (any kid in it, with that key's algorithm) and its iss, aud, exp and
 /// nbf, with the configured leeway, and for a user's token (one with a `sid`) that its session is still
 /// live. A token without a session (a key rotation's test token, whose subject is no user) is judged by
 /// its signature and claims alone. The caller authenticates (RFC 7662): an operator token, as for the admin

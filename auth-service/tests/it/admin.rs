@@ -4,7 +4,6 @@
 
 use auth_service::clock::Clock as _;
 use axum::http::{Method, StatusCode};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,9 +28,7 @@ pub(crate) fn operator_claims(app: &TestApp, actor: &str) -> Value {
 /// Signs claims with test key `index` (0 is the service's signing key).
 fn sign(index: usize, claims: &Value) -> String {
     let (pem, kid) = test_key(index);
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid);
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
+    crate::common::sign(&pem, json!({ "kid": kid, "typ": "JWT" }), claims)
 }
 
 pub(crate) fn operator_token(app: &TestApp) -> String {

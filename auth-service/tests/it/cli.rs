@@ -18,9 +18,31 @@ fn keygen_writes_a_private_key_and_prints_its_thumbprint() {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     let kid = String::from_utf8(res.stdout).unwrap().trim().to_owned();
     let pem = std::fs::read_to_string(&out).unwrap();
-    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        pem.starts_with("alg: ES256\n-----BEGIN PRIVATE KEY-----"),
+        "ES256 by default: {pem}"
+    );
     let key = auth_service::keys::parse_private(&pem).unwrap();
-    assert_eq!(kid, auth_service::keys::kid_of(&key.to_public_key()));
+    assert_eq!(kid, key.kid());
+    // Every algorithm by name; an RSA key for PS256 says so in its PEM.
+    for algorithm in ["EdDSA", "PS256", "RS256"] {
+        let out = dir.path().join(format!("{algorithm}.pem"));
+        let res = Command::new(BIN)
+            .args(["keygen", "--algorithm", algorithm, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let key = auth_service::keys::parse_private(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(key.algorithm().name(), algorithm);
+    }
+    let res = Command::new(BIN)
+        .args(["keygen", "--algorithm", "HS256", "--out"])
+        .arg(dir.path().join("hs.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("ES256, EdDSA, PS256 or RS256"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

@@ -161,8 +161,17 @@ pub fn unique_email(name: &str) -> String {
     format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
-/// A test RSA key (PKCS#8 PEM) and its kid. Generated once and cached under the target directory, since
-/// RSA key generation is slow in debug builds. Index selects one of several distinct keys.
+/// The algorithm of each test key: the default first, so the service signs as it does by default, and
+/// the others as verify-only keys beside it (a set mixes algorithms during a migration).
+pub const TEST_KEY_ALGORITHMS: [auth_service::keys::Algorithm; 4] = [
+    auth_service::keys::Algorithm::Es256,
+    auth_service::keys::Algorithm::Rs256,
+    auth_service::keys::Algorithm::EdDsa,
+    auth_service::keys::Algorithm::Ps256,
+];
+
+/// A test key (PKCS#8 PEM with its `alg:` line) and its kid, of [`TEST_KEY_ALGORITHMS`]`[index]`.
+/// Generated once and cached under the target directory, since RSA key generation is slow in debug builds.
 pub fn test_key(index: usize) -> (String, String) {
     /// (PEM, kid) per index.
     type Cached = Vec<Option<(String, String)>>;
@@ -174,30 +183,48 @@ pub fn test_key(index: usize) -> (String, String) {
     }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("auth-service-test-keys");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("key-{index}.pem"));
+    let algorithm = TEST_KEY_ALGORITHMS[index];
+    let path = dir.join(format!("key-{index}-{algorithm}.pem"));
     let pem = match std::fs::read_to_string(&path) {
         Ok(pem) => pem,
         Err(_) => {
-            let key = auth_service::keys::generate(2048).unwrap();
+            let key = auth_service::keys::generate(algorithm, 2048).unwrap();
             let tmp = dir.join(format!("key-{index}.{}.tmp", uuid::Uuid::new_v4()));
             std::fs::write(&tmp, &key.pem).unwrap();
             std::fs::rename(&tmp, &path).unwrap();
             key.pem
         }
     };
-    let kid = auth_service::keys::kid_of(&auth_service::keys::parse_private(&pem).unwrap().to_public_key());
+    let kid = auth_service::keys::parse_private(&pem).unwrap().kid().to_owned();
     keys[index] = Some((pem.clone(), kid.clone()));
     (pem, kid)
 }
 
 /// The public key PEM (SPKI) of a test key.
 pub fn public_pem(private_pem: &str) -> String {
-    use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
     auth_service::keys::parse_private(private_pem)
         .unwrap()
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap()
+        .public()
+        .to_pem()
+}
+
+/// A compact JWS of `claims` signed with the private key `pem` under its own algorithm; `header` gives
+/// the other members (`kid`, `typ`), so a test can name another key's kid or leave one out.
+pub fn sign(pem: &str, header: serde_json::Value, claims: &serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let key = auth_service::keys::parse_private(pem).unwrap();
+    let mut header = header;
+    header["alg"] = key.algorithm().name().into();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).unwrap())
+    )
 }
 
 /// A configuration for tests: test key 0 as the signing key in a temporary directory, generous rate

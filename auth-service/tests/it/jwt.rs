@@ -21,11 +21,9 @@ fn claims(login: &Value, now: i64) -> Value {
     claims
 }
 
-fn sign_rs256(pem: &str, kid: &str, typ: &str, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_owned());
-    header.typ = Some(typ.to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
+/// Signs with the key's own algorithm, under the given kid and typ.
+fn sign_as(pem: &str, kid: &str, typ: &str, claims: &Value) -> String {
+    crate::common::sign(pem, json!({ "kid": kid, "typ": typ }), claims)
 }
 
 fn b64(v: &Value) -> String {
@@ -45,7 +43,7 @@ async fn access_token_negatives(pool: PgPool) {
 
     // Positive control: a token we craft the way the service does is accepted.
     let good = claims(&login, now);
-    let res = me(sign_rs256(&pem, &kid, "at+jwt", &good)).await;
+    let res = me(sign_as(&pem, &kid, "at+jwt", &good)).await;
     assert_eq!(res.status, StatusCode::OK, "control token refused: {:?}", res.body);
 
     // alg none, no signature.
@@ -71,20 +69,18 @@ async fn access_token_negatives(pool: PgPool) {
     // Signed by a key the service does not know, with its own kid, and with our kid.
     let (other_pem, other_kid) = test_key(1);
     assert_eq!(
-        me(sign_rs256(&other_pem, &other_kid, "at+jwt", &good)).await.status,
+        me(sign_as(&other_pem, &other_kid, "at+jwt", &good)).await.status,
         StatusCode::UNAUTHORIZED,
         "unknown kid"
     );
     assert_eq!(
-        me(sign_rs256(&other_pem, &kid, "at+jwt", &good)).await.status,
+        me(sign_as(&other_pem, &kid, "at+jwt", &good)).await.status,
         StatusCode::UNAUTHORIZED,
         "bad signature"
     );
 
     // No kid.
-    let mut header = Header::new(Algorithm::RS256);
-    header.typ = Some("at+jwt".into());
-    let no_kid = jsonwebtoken::encode(&header, &good, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap();
+    let no_kid = crate::common::sign(&pem, json!({ "typ": "at+jwt" }), &good);
     assert_eq!(me(no_kid).await.status, StatusCode::UNAUTHORIZED, "missing kid");
 
     // Expired (beyond the leeway), not yet valid.
@@ -93,14 +89,14 @@ async fn access_token_negatives(pool: PgPool) {
     expired["iat"] = json!(now - 1000);
     expired["nbf"] = json!(now - 1000);
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &expired)).await.status,
+        me(sign_as(&pem, &kid, "at+jwt", &expired)).await.status,
         StatusCode::UNAUTHORIZED,
         "expired"
     );
     let mut future = good.clone();
     future["nbf"] = json!(now + 120);
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &future)).await.status,
+        me(sign_as(&pem, &kid, "at+jwt", &future)).await.status,
         StatusCode::UNAUTHORIZED,
         "nbf in the future"
     );
@@ -109,34 +105,34 @@ async fn access_token_negatives(pool: PgPool) {
     let mut aud = good.clone();
     aud["aud"] = json!("someone-else");
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &aud)).await.status,
+        me(sign_as(&pem, &kid, "at+jwt", &aud)).await.status,
         StatusCode::UNAUTHORIZED,
         "wrong aud"
     );
     let mut iss = good.clone();
     iss["iss"] = json!("https://evil.test");
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &iss)).await.status,
+        me(sign_as(&pem, &kid, "at+jwt", &iss)).await.status,
         StatusCode::UNAUTHORIZED,
         "wrong iss"
     );
     let mut no_aud = good.clone();
     no_aud.as_object_mut().unwrap().remove("aud");
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &no_aud)).await.status,
+        me(sign_as(&pem, &kid, "at+jwt", &no_aud)).await.status,
         StatusCode::UNAUTHORIZED,
         "no aud"
     );
 
     // Wrong typ (e.g. an ID token).
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "JWT", &good)).await.status,
+        me(sign_as(&pem, &kid, "JWT", &good)).await.status,
         StatusCode::UNAUTHORIZED,
         "typ JWT"
     );
 
     // Tampered payload.
-    let token = sign_rs256(&pem, &kid, "at+jwt", &good);
+    let token = sign_as(&pem, &kid, "at+jwt", &good);
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     let mut tampered = good.clone();
     tampered["sub"] = json!(uuid::Uuid::new_v4().to_string());
@@ -147,7 +143,7 @@ async fn access_token_negatives(pool: PgPool) {
     let mut other_session = good.clone();
     other_session["sid"] = json!(uuid::Uuid::new_v4().to_string());
     assert_eq!(
-        me(sign_rs256(&pem, &kid, "at+jwt", &other_session)).await.status,
+        me(sign_as(&pem, &kid, "at+jwt", &other_session)).await.status,
         StatusCode::UNAUTHORIZED,
         "unknown sid"
     );
@@ -168,7 +164,7 @@ async fn issued_tokens_have_the_expected_shape(pool: PgPool) {
     let login = app.signed_in("shape@example.com").await;
     let access = s(&login, "access_token");
     let header = jsonwebtoken::decode_header(access).unwrap();
-    assert_eq!(header.alg, Algorithm::RS256);
+    assert_eq!(header.alg, Algorithm::ES256, "the default algorithm of new keys");
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(header.kid.as_deref(), Some(test_key(0).1.as_str()));
     let claims = claims(&login, 0);

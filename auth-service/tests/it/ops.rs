@@ -60,10 +60,13 @@ async fn jwks_publishes_signing_and_verify_keys_with_short_caching(pool: PgPool)
     let keys = res.body["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["kid"], test_key(0).1);
-    assert_eq!(keys[0]["alg"], "RS256");
-    assert_eq!(keys[0]["kty"], "RSA");
+    // The default algorithm: an EC P-256 key with its point.
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert_eq!(keys[0]["kty"], "EC");
+    assert_eq!(keys[0]["crv"], "P-256");
     assert_eq!(keys[0]["use"], "sig");
-    assert_eq!(keys[0]["e"], "AQAB");
+    assert_eq!(keys[0]["x"].as_str().map(str::len), Some(43));
+    assert_eq!(keys[0]["y"].as_str().map(str::len), Some(43));
     assert!(keys[0].get("d").is_none(), "no private parts");
 }
 
@@ -348,6 +351,18 @@ async fn key_rotation_by_reload(pool: PgPool) {
         .collect();
     assert_eq!(kids.len(), 2);
     assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
+    // A migration between algorithms: each key is published under its own.
+    let algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        algs,
+        ["EdDSA", "ES256"],
+        "the signing key first, then the verify-only one"
+    );
     assert_eq!(
         app.get("/api/auth/me", Some(&old_access)).await.status,
         StatusCode::OK,
@@ -356,6 +371,7 @@ async fn key_rotation_by_reload(pool: PgPool) {
     let after = app.login("rotate@example.com", PASSWORD).await.body;
     let header = jsonwebtoken::decode_header(s(&after, "access_token")).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
 
     // Retire the old key: its tokens stop working.
     std::fs::remove_file(dir.join("verify").join("previous.pem")).unwrap();

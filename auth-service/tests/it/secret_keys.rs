@@ -12,7 +12,6 @@ use auth_service::state::AppState;
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
 use axum::http::StatusCode;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -159,11 +158,10 @@ async fn introspect(app: &TestApp, token: &str) -> Value {
     introspect_as(app, (&pem, &kid), token).await
 }
 
-/// A token as a rotation's test step mints it: RS256 with a kid, no `typ`, no session; `sub` is no user.
+/// A token as a rotation's test step mints it: the key's algorithm with a kid, no `typ`, no session;
+/// `sub` is no user.
 fn mint(pem: &str, kid: &str, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
+    crate::common::sign(pem, json!({ "kid": kid }), claims)
 }
 
 fn claims(app: &TestApp, iss: &str, aud: &str, exp_in: i64) -> Value {
@@ -331,14 +329,25 @@ async fn introspect_checks_signature_claims_and_the_session(pool: PgPool) {
             ),
             "unknown_kid",
         ),
-        // Signed by another key under the signing kid.
+        // Signed by another key of the signing key's algorithm under the signing kid.
+        (
+            mint(
+                &auth_service::keys::generate(common::TEST_KEY_ALGORITHMS[0], 2048)
+                    .unwrap()
+                    .pem,
+                &kid,
+                &claims(&app, "https://auth.test", "suma-test", 60),
+            ),
+            "invalid_signature",
+        ),
+        // Signed with another algorithm (an RSA key) under the signing kid: refused before the signature.
         (
             mint(
                 &test_key(1).0,
                 &kid,
                 &claims(&app, "https://auth.test", "suma-test", 60),
             ),
-            "invalid_signature",
+            "algorithm_not_accepted",
         ),
         ("not.a.jwt".to_owned(), "malformed"),
     ];

@@ -6,8 +6,9 @@ use std::str::FromStr;
 use crate::KeyError;
 
 /// A JWS signing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub enum Algorithm {
     /// ECDSA on P-256 with SHA-256: the default for new keys.
     #[default]

@@ -120,6 +120,25 @@ impl PublicKey {
         &self.params
     }
 
+    /// The key as a SubjectPublicKeyInfo PEM (`PUBLIC KEY`), preceded by its `alg:` line, which
+    /// [`PublicKey::from_pem`] reads back as this key.
+    pub fn to_pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer as _;
+        let der = match &self.params {
+            PublicParams::Ec { x, y } => [&SPKI_P256[..], &[0x04], x, y].concat(),
+            PublicParams::Okp { x } => [&SPKI_ED25519[..], x].concat(),
+            PublicParams::Rsa { n, e } => aws_lc_rs::rsa::PublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
+            }
+            .as_der()
+            .map(|der| der.as_ref().to_vec())
+            // Components read from a key always encode; an empty body would fail to read back.
+            .unwrap_or_default(),
+        };
+        pem::encode(self.algorithm, "PUBLIC KEY", &der)
+    }
+
     /// The JWK published in a JWKS: key type, curve or modulus, `use: sig`, `alg` and `kid`.
     pub fn jwk(&self) -> serde_json::Value {
         let mut jwk = match &self.params {

@@ -317,6 +317,8 @@ mod public_pem_tests {
             };
             assert_eq!((public.algorithm(), public.kid()), (expected, key.kid()), "{algorithm}");
             assert_eq!(public.params(), key.public().params());
+            // Its own PEM reads back as the same key, algorithm included.
+            assert_eq!(&PublicKey::from_pem(&key.public().to_pem()).unwrap(), key.public());
         }
     }
 }

@@ -63,14 +63,8 @@ struct OperatorClaims<'a> {
     roles: [&'static str; 1],
 }
 
-/// Signs an operator token: RS256 with `kid`, admin role, no session.
-pub fn operator_token(
-    private_key_pem: &str,
-    kid: &str,
-    issuer: &str,
-    audience: &str,
-    actor: &str,
-) -> Result<String, AdminError> {
+/// Signs an operator token with the key's own algorithm and kid: admin role, no session.
+pub fn operator_token(private_key_pem: &str, issuer: &str, audience: &str, actor: &str) -> Result<String, AdminError> {
     let now = chrono::Utc::now().timestamp();
     let claims = OperatorClaims {
         iss: issuer,
@@ -81,11 +75,10 @@ pub fn operator_token(
         jti: uuid::Uuid::new_v4().to_string(),
         roles: ["admin"],
     };
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some(kid.to_owned());
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
-        .map_err(|e| AdminError::Token(format!("the signing key is not an RSA PEM key: {e}")))?;
-    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| AdminError::Token(e.to_string()))
+    let key = jwt_keys::SigningKey::from_pem(private_key_pem)
+        .map_err(|e| AdminError::Token(format!("the JWT signing key cannot be read: {e}")))?;
+    key.sign_jwt(Some("JWT"), &claims)
+        .map_err(|e| AdminError::Token(e.to_string()))
 }
 
 /// The admin API over HTTP.
@@ -268,12 +261,11 @@ mod tests {
 
     #[test]
     fn operator_tokens_carry_the_admin_role_and_no_session() {
-        use rsa::pkcs8::{EncodePrivateKey as _, LineEnding};
-        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
-        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
-        let token = operator_token(&pem, "kid-1", "auth-service", "suma", "ana").unwrap();
+        let key = jwt_keys::generate(jwt_keys::Algorithm::Es256, 2048).unwrap();
+        let token = operator_token(&key.pem, "auth-service", "suma", "ana").unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(header.kid.as_deref(), Some("kid-1"));
+        assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
         let payload = token.split('.').nth(1).unwrap();
         use base64::Engine as _;
         let claims: Value = serde_json::from_slice(

@@ -488,10 +488,16 @@ pub enum DbRotationStrategy {
     AlternatingUsers,
 }
 
-/// The JWT signing key: an RSA private key (PKCS#8 PEM) per version.
+/// The JWT signing key: a private key PEM per version (see the `jwt-keys` crate), ES256 by default.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSpec {
+    /// The algorithm of the keys the rotation generates: ES256 (the default), EdDSA, PS256 or RS256. A
+    /// rotation to another algorithm than the current key's is a migration: the new key is published
+    /// beside the old one, signs once every task has it, and the old one verifies until it retires.
+    #[serde(default)]
+    pub algorithm: jwt_keys::Algorithm,
+    /// The RSA modulus size for PS256 and RS256 keys: 2048, 3072, 4096 or 8192.
     #[serde(default = "default_key_bits")]
     pub key_bits: usize,
     /// The service to check (JWKS, token introspection, `/version`); the environment's `url` by default.
@@ -518,6 +524,7 @@ pub struct JwtSpec {
 impl Default for JwtSpec {
     fn default() -> Self {
         Self {
+            algorithm: jwt_keys::Algorithm::default(),
             key_bits: default_key_bits(),
             service_url: None,
             issuer: default_jwt_issuer(),
@@ -680,11 +687,16 @@ impl ConfigFile {
                             ),
                             Some("set `jwt.service_url`, or the environment's `url`".to_owned()),
                         )),
-                    SecretKind::JwtSigningKey if !(2048..=8192).contains(&secret.jwt.key_bits) => problems.push((
-                        at_secret("jwt.key_bits"),
-                        format!("{} is not an RSA key size between 2048 and 8192", secret.jwt.key_bits),
-                        None,
-                    )),
+                    SecretKind::JwtSigningKey
+                        if secret.jwt.algorithm.rsa()
+                            && !jwt_keys::RSA_GENERATED_BITS.contains(&secret.jwt.key_bits) =>
+                    {
+                        problems.push((
+                            at_secret("jwt.key_bits"),
+                            format!("{} is not an RSA key size suma generates", secret.jwt.key_bits),
+                            Some("use 2048, 3072, 4096 or 8192".to_owned()),
+                        ))
+                    }
                     SecretKind::RedisAuth if secret.redis.is_none() => problems.push((
                         at_secret("redis"),
                         format!(

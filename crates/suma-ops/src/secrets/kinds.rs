@@ -7,11 +7,8 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::Rng as _;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 pub use super::database::{alternate_user, CredentialForm, DbCredentials, DbPasswordRotation};
 use super::{Facts, Rotation, RotationError};
@@ -142,18 +139,10 @@ impl Rotation for KeyringRotation {
     }
 }
 
-/// The RFC 7638 thumbprint of an RSA public key: the `kid` the service publishes it under.
-pub fn kid_of(key: &rsa::RsaPublicKey) -> String {
-    let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-    let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
-    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// The kid of a PKCS#8 PEM private key.
+/// The kid (RFC 7638 thumbprint) the service publishes a private key PEM under.
 pub fn kid_of_pem(pem: &str) -> Result<String, RotationError> {
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| failed(format!("not an RSA private key: {e}")))?;
-    Ok(kid_of(&key.to_public_key()))
+    let key = jwt_keys::PublicKey::from_pem(pem).map_err(|e| failed(format!("not a JWT signing key: {e}")))?;
+    Ok(key.kid().to_owned())
 }
 
 /// The service's JWT signing key: published by every task and past the JWKS cache age before it signs,
@@ -256,15 +245,13 @@ impl JwtRotation {
 #[async_trait]
 impl Rotation for JwtRotation {
     async fn generate(&self, _current: &str) -> Result<String, RotationError> {
-        let bits = self.spec.key_bits;
-        let key = tokio::task::spawn_blocking(move || rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits))
+        let (algorithm, bits) = (self.spec.algorithm, self.spec.key_bits);
+        // RSA generation takes long enough to stall the runtime's other work.
+        let key = tokio::task::spawn_blocking(move || jwt_keys::generate(algorithm, bits))
             .await
             .map_err(|e| failed(format!("key generation stopped: {e}")))?
-            .map_err(|e| failed(format!("cannot generate a {bits}-bit RSA key: {e}")))?;
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| failed(format!("cannot encode the key: {e}")))?;
-        Ok(pem.to_string())
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(key.pem)
     }
 
     async fn set(&self, _current: &str, pending: &str) -> Result<Facts, RotationError> {
@@ -307,25 +294,18 @@ impl Rotation for JwtRotation {
             iat: now,
             exp: now + 120,
         };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(kid.clone());
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pending.as_bytes())
+        let token = jwt_keys::SigningKey::from_pem(pending)
+            .and_then(|key| key.sign_jwt(Some("JWT"), &claims))
             .map_err(|e| failed(format!("the new key cannot sign: {e}")))?;
-        let token = jsonwebtoken::encode(&header, &claims, &key).map_err(|e| failed(format!("cannot sign: {e}")))?;
         let url = self
             .service_url
             .join("/api/auth/introspect")
             .map_err(|e| failed(e.to_string()))?;
         // Introspection needs an authenticated caller: an operator token, signed with the new key too (the
         // service trusts it as a published verify key), so the call itself proves the key as well.
-        let caller = suma_http::admin::operator_token(
-            pending,
-            &kid,
-            &self.spec.issuer,
-            &self.spec.audience,
-            "suma-rotation-test",
-        )
-        .map_err(|e| failed(e.to_string()))?;
+        let caller =
+            suma_http::admin::operator_token(pending, &self.spec.issuer, &self.spec.audience, "suma-rotation-test")
+                .map_err(|e| failed(e.to_string()))?;
         let body = json!({ "token": token });
         let request = suma_http::Request {
             body: Some(&body),
@@ -427,14 +407,5 @@ mod tests {
             rotation.generate("not a keyring").await.is_err(),
             "a value the service cannot parse is refused"
         );
-    }
-
-    #[test]
-    fn kid_is_the_rfc7638_thumbprint() {
-        // RFC 7638 section 3.1's example key and thumbprint.
-        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let n = rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(n).unwrap());
-        let key = rsa::RsaPublicKey::new(n, rsa::BigUint::from(65537u32)).unwrap();
-        assert_eq!(kid_of(&key), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

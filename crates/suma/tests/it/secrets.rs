@@ -611,6 +611,7 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
         .await
         .expect("a token before the rotation");
     let old_kid = version(&http, &base).await["signing_kid"].as_str().unwrap().to_owned();
+    let old_key = published_key(&http, &base, &old_kid).await;
 
     // Tokens are issued and verified the whole time the rotation runs.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -654,6 +655,21 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
         me(&http, &base, &before).await,
         200,
         "a token from before the rotation verifies during the overlap"
+    );
+    // The new key has the configured algorithm (ES256, the default); the old one keeps its own: on a fresh
+    // sandbox the seeded RSA key (RS256), so the first rotation is a migration between algorithms.
+    let new_key = published_key(&http, &base, &new_kid).await;
+    assert_eq!(
+        (&new_key["alg"], &new_key["kty"]),
+        (&serde_json::json!("ES256"), &serde_json::json!("EC"))
+    );
+    assert_eq!(published_key(&http, &base, &old_kid).await, old_key);
+    let after = login(&http, &base, &email, password)
+        .await
+        .expect("a token after the rotation");
+    assert_eq!(
+        jsonwebtoken::decode_header(&after).unwrap().alg,
+        jsonwebtoken::Algorithm::ES256
     );
 
     assert_eq!(
@@ -707,6 +723,25 @@ async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_
     );
 }
 
+/// The JWK the service publishes under `kid`.
+async fn published_key(http: &reqwest::Client, base: &str, kid: &str) -> Value {
+    let jwks: Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .cloned()
+        .unwrap_or_else(|| panic!("kid `{kid}` is not published: {jwks}"))
+}
+
 /// `POST /api/auth/introspect`: whether the service's live key set accepts `token`. The call is made as
 /// an operator whose token is signed by the key staging signs with now (AWSCURRENT).
 async fn introspect(http: &reqwest::Client, base: &str, token: &str) -> Value {
@@ -725,10 +760,8 @@ async fn introspect(http: &reqwest::Client, base: &str, token: &str) -> Value {
         .secret_string()
         .unwrap()
         .to_owned();
-    let kid = suma::secrets::kinds::kid_of_pem(&pem).unwrap();
     let caller = suma::admin::operator_token(
         &pem,
-        &kid,
         &sandbox_var("AUTH_JWT_ISSUER"),
         &sandbox_var("AUTH_JWT_AUDIENCE"),
         "tester",

@@ -167,10 +167,8 @@ impl LiveActions<'_> {
     async fn admin(&self) -> Result<HttpAdmin, ActionError> {
         let secret = self.secret(None, SecretKind::JwtSigningKey)?;
         let pem = self.current_value(&secret.id).await?;
-        let kid = crate::secrets::kinds::kid_of_pem(&pem)?;
         let token = crate::admin::operator_token(
             &pem,
-            &kid,
             &secret.jwt.issuer,
             &secret.jwt.audience,
             &self.ctx.settings.actor.value,
