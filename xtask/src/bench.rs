@@ -22,8 +22,14 @@ pub fn unknown(name: &str) -> String {
     format!("unknown bench `{name}`\nhint: available benches: {}", NAMES.join(", "))
 }
 
-/// `cargo xtask bench auth [auth-bench flags…]`; the flags (e.g. `--duration 5`) go to `auth-bench`.
+/// `cargo xtask bench auth [--algorithm ALG] [auth-bench flags…]`: the service signs with a key of ALG
+/// (ES256, the default for new keys, EdDSA, PS256 or RS256); the other flags (e.g. `--duration 5`) go to
+/// `auth-bench`.
 pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
+    let (algorithm, extra) = match extra {
+        ["--algorithm", algorithm, rest @ ..] => (*algorithm, rest),
+        rest => ("ES256", rest),
+    };
     let sandbox = Sandbox::new(root.clone());
     if !sandbox.is_up() {
         eprintln!("bench: the sandbox is not up; starting it");
@@ -45,12 +51,11 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
 
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let key = dir.join("signing.pem");
+    let key = dir.join(format!("signing-{algorithm}.pem"));
     if !key.exists() {
         process::run(
             Command::new(release.join("auth-service"))
-                .arg("keygen")
-                .arg("--out")
+                .args(["keygen", "--algorithm", algorithm, "--out"])
                 .arg(&key),
         )?;
     }
@@ -121,7 +126,8 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let load = load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     let generated = format!(
         "Run by `cargo xtask bench auth` on {date} at commit `{head}`: release `auth-service` and `auth-bench` on \
-         the same machine, service against the sandbox's PostgreSQL and Redis, every rate limit off. Load \
+         the same machine, service against the sandbox's PostgreSQL and Redis, every rate limit off, access \
+         tokens signed {algorithm}. Load \
          average before the run: {load} (the sandbox's load generator and anything else running share the \
          CPUs).\n\n{results}"
     );

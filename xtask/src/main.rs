@@ -33,9 +33,10 @@ tasks:
   crash-matrix     sandbox up, then each mutating command killed (SIGKILL) at every kill point and
                    finished by resume and by abort, with the invariants checked; one line per kill point
   demo             sandbox up, then suma end to end against it
-  bench auth [auth-bench flags]
+  bench auth [--algorithm ES256|EdDSA|PS256|RS256] [auth-bench flags]
                    release auth-service against the sandbox's PostgreSQL and Redis, load it with auth-bench,
-                   write the `## auth-service` section of BENCHMARKS.md
+                   write the `## auth-service` section of BENCHMARKS.md (bare sign/verify rates of every
+                   algorithm; the service signs with ALG, ES256 by default)
   bench canary     in the sandbox: time from a bad canary's first failed analysis to weights restored, and
                    suma's CPU and memory while supervising a canary; the `## canary` section of BENCHMARKS.md
   bench compliance 1,000 resources on a moto of its own: time and memory of `suma compliance check`

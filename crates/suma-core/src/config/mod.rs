@@ -7,6 +7,8 @@ mod deploy;
 mod load;
 mod metric_query;
 mod placement;
+#[cfg(test)]
+mod tests;
 mod types;
 
 use canary::AnalysisTemplates;

@@ -136,7 +136,7 @@ pub async fn sign_in(url: &reqwest::Url) -> Result<(), RotationError> {
         if url.scheme() == "rediss" {
             let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
                     .with_safe_default_protocol_versions()
                     .map_err(|e| failed(format!("TLS setup: {e}")))?
                     .with_root_certificates(roots)

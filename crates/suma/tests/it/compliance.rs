@@ -699,7 +699,7 @@ fn tls_terminator(rt: &tokio::runtime::Runtime, cert: &std::path::Path, key: &st
         .collect();
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let config =
-        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
