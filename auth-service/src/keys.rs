@@ -75,6 +75,8 @@ pub struct KeySet {
     signing: SigningKey,
     verifiers: BTreeMap<String, Verifier>,
     jwks: Arc<str>,
+    // Tokens this set verified; a reload builds a new set, so a retired key's tokens are forgotten with it.
+    verified: crate::verified::VerifiedTokens,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -105,6 +107,7 @@ impl KeySet {
             signing,
             verifiers,
             jwks: jwks.into(),
+            verified: crate::verified::VerifiedTokens::default(),
         })
     }
 
@@ -126,6 +129,11 @@ impl KeySet {
     /// Every kid that verifies, signing key included.
     pub fn verify_kids(&self) -> impl Iterator<Item = &str> {
         self.verifiers.keys().map(String::as_str)
+    }
+
+    /// The access tokens this set has verified.
+    pub fn verified(&self) -> &crate::verified::VerifiedTokens {
+        &self.verified
     }
 
     /// The JWKS document (`{"keys": [...]}`) as JSON text.

@@ -21,6 +21,7 @@ pub mod store;
 pub mod tokens;
 pub mod totp;
 pub mod totp_seal;
+pub mod verified;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -113,7 +113,28 @@ pub fn issue_access(
 
 /// Verifies an access token: known `kid`, that key's algorithm, `typ`, signature, issuer, audience, `exp`,
 /// `nbf`.
+///
+/// A token verified before under the same key set is answered from the set's cache of verified tokens
+/// ([`crate::verified`]); only its times are checked again.
 pub fn verify_access(
+    keys: &KeySet,
+    rules: &JwtRules,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<AccessClaims, TokenError> {
+    let digest = crate::verified::VerifiedTokens::digest(&rules.issuer, &rules.audience, token);
+    if let Some(claims) = keys.verified().get(&digest) {
+        check_times(claims.exp, Some(claims.nbf), rules, now)?;
+        return Ok(claims);
+    }
+    let claims = verify_access_uncached(keys, rules, token, now)?;
+    keys.verified().insert(digest, claims.clone(), now.timestamp());
+    Ok(claims)
+}
+
+/// [`verify_access`] without the cache: every check, the signature included. What the benchmark's bare
+/// verification rate measures.
+pub fn verify_access_uncached(
     keys: &KeySet,
     rules: &JwtRules,
     token: &str,
@@ -137,15 +158,20 @@ pub fn verify_access(
     validation.validate_nbf = false;
     let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
-    let claims = data.claims;
+    check_times(data.claims.exp, Some(data.claims.nbf), rules, now)?;
+    Ok(data.claims)
+}
+
+/// `exp` and, when present, `nbf` against the service clock, with the configured leeway.
+fn check_times(exp: i64, nbf: Option<i64>, rules: &JwtRules, now: DateTime<Utc>) -> Result<(), TokenError> {
     let now = now.timestamp();
-    if claims.exp + rules.leeway_secs <= now {
+    if exp + rules.leeway_secs <= now {
         return Err(TokenError::Expired);
     }
-    if claims.nbf - rules.leeway_secs > now {
+    if nbf.is_some_and(|nbf| nbf - rules.leeway_secs > now) {
         return Err(TokenError::NotYetValid);
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// The key a token names by `kid`, and the one algorithm that key verifies; a header naming another
@@ -219,11 +245,9 @@ pub fn verify_admin(
     let claims = jsonwebtoken::decode::<AdminClaims>(token, key, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?
         .claims;
-    let now = now.timestamp();
-    if claims.exp + rules.leeway_secs <= now {
-        return Err(TokenError::Expired);
-    }
-    if claims.iat - rules.leeway_secs > now || claims.nbf.is_some_and(|nbf| nbf - rules.leeway_secs > now) {
+    check_times(claims.exp, claims.nbf, rules, now)?;
+    // `iat` bounds the lifetime below, so it may not lie in the future either.
+    if claims.iat - rules.leeway_secs > now.timestamp() {
         return Err(TokenError::NotYetValid);
     }
     if claims.exp - claims.iat > ADMIN_TOKEN_MAX_LIFETIME_SECS {
@@ -268,13 +292,7 @@ pub fn introspect(
     let claims = jsonwebtoken::decode::<IntrospectedClaims>(token, key, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?
         .claims;
-    let now = now.timestamp();
-    if claims.exp + rules.leeway_secs <= now {
-        return Err(TokenError::Expired);
-    }
-    if claims.nbf.is_some_and(|nbf| nbf - rules.leeway_secs > now) {
-        return Err(TokenError::NotYetValid);
-    }
+    check_times(claims.exp, claims.nbf, rules, now)?;
     Ok((kid, claims))
 }
 
@@ -402,6 +420,40 @@ mod tests {
                 "{alg}: {refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_cached_verification_still_checks_the_times_and_belongs_to_its_key_set() {
+        let pem = crate::keys::generate(crate::keys::Algorithm::Es256, 2048).unwrap().pem;
+        let keys = KeySet::new(crate::keys::parse_private(&pem).unwrap(), &[]).unwrap();
+        let rules = JwtRules {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            ttl_secs: 60,
+            leeway_secs: 5,
+        };
+        let now = Utc::now();
+        let (token, _) = issue_access(&keys, &rules, Uuid::new_v4(), Uuid::new_v4(), now).unwrap();
+        assert!(keys.verified().is_empty());
+        let first = verify_access(&keys, &rules, &token, now).unwrap();
+        assert_eq!(keys.verified().len(), 1, "remembered once verified");
+        assert_eq!(verify_access(&keys, &rules, &token, now).unwrap(), first);
+        assert_eq!(
+            verify_access(&keys, &rules, &token, now + chrono::Duration::seconds(66)),
+            Err(TokenError::Expired),
+            "a remembered token still expires"
+        );
+        let mut forged = token.clone();
+        forged.truncate(token.len() - 4);
+        forged.push_str("AAAA");
+        assert!(
+            verify_access(&keys, &rules, &forged, now).is_err(),
+            "another string is verified anew"
+        );
+        assert_eq!(keys.verified().len(), 1, "failures are not remembered");
+        // A reloaded set (the same key here) starts empty.
+        let reloaded = KeySet::new(crate::keys::parse_private(&pem).unwrap(), &[]).unwrap();
+        assert!(reloaded.verified().is_empty());
     }
 
     #[test]

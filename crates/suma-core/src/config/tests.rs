@@ -27,8 +27,14 @@ fn a_jwt_key_is_es256_by_default_and_sized_only_when_it_is_rsa() {
         ("{ algorithm: ES256, key_bits: 1000 }", None),
         ("{ algorithm: EdDSA }", None),
         ("{ algorithm: PS256, key_bits: 3072 }", None),
-        ("{ algorithm: RS256, key_bits: 1000 }", Some("1000 is not an RSA key size suma generates")),
-        ("{ algorithm: PS256, key_bits: 5000 }", Some("5000 is not an RSA key size suma generates")),
+        (
+            "{ algorithm: RS256, key_bits: 1000 }",
+            Some("1000 is not an RSA key size suma generates"),
+        ),
+        (
+            "{ algorithm: PS256, key_bits: 5000 }",
+            Some("5000 is not an RSA key size suma generates"),
+        ),
         ("{ algorithm: HS256 }", Some("HS256")),
     ];
     for (jwt, refusal) in table {
