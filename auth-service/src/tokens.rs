@@ -357,16 +357,21 @@ mod tests {
         }
     }
 
-    fn issued_access_tokens_verify_and_defects_are_refused_with(algorithm: crate::keys::Algorithm) {
-        let key = crate::keys::generate(algorithm, 2048).unwrap();
-        let private = crate::keys::parse_private(&key.pem).unwrap();
-        let keys = KeySet::new(private, &[]).unwrap();
+    /// A key set of one new key of `algorithm` (its PEM too), and rules with a 60 s lifetime and 5 s leeway.
+    fn fixture(algorithm: crate::keys::Algorithm) -> (String, KeySet, JwtRules) {
+        let pem = crate::keys::generate(algorithm, 2048).unwrap().pem;
+        let keys = KeySet::new(crate::keys::parse_private(&pem).unwrap(), &[]).unwrap();
         let rules = JwtRules {
             issuer: "iss".into(),
             audience: "aud".into(),
             ttl_secs: 60,
             leeway_secs: 5,
         };
+        (pem, keys, rules)
+    }
+
+    fn issued_access_tokens_verify_and_defects_are_refused_with(algorithm: crate::keys::Algorithm) {
+        let (_, keys, rules) = fixture(algorithm);
         let now = Utc::now();
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
         let (token, expires) = issue_access(&keys, &rules, user, session, now).unwrap();
@@ -398,16 +403,8 @@ mod tests {
 
     #[test]
     fn a_header_naming_another_algorithm_than_its_keys_is_refused_before_the_signature() {
-        let key = crate::keys::parse_private(&crate::keys::generate(crate::keys::Algorithm::Es256, 2048).unwrap().pem)
-            .unwrap();
-        let kid = key.kid().to_owned();
-        let keys = KeySet::new(key, &[]).unwrap();
-        let rules = JwtRules {
-            issuer: "iss".into(),
-            audience: "aud".into(),
-            ttl_secs: 60,
-            leeway_secs: 5,
-        };
+        let (_, keys, rules) = fixture(crate::keys::Algorithm::Es256);
+        let kid = keys.signing_kid().to_owned();
         let (token, _) = issue_access(&keys, &rules, Uuid::new_v4(), Uuid::new_v4(), Utc::now()).unwrap();
         let (_, rest) = token.split_once('.').unwrap();
         for alg in ["HS256", "none", "RS256", "EdDSA"] {
@@ -424,14 +421,7 @@ mod tests {
 
     #[test]
     fn a_cached_verification_still_checks_the_times_and_belongs_to_its_key_set() {
-        let pem = crate::keys::generate(crate::keys::Algorithm::Es256, 2048).unwrap().pem;
-        let keys = KeySet::new(crate::keys::parse_private(&pem).unwrap(), &[]).unwrap();
-        let rules = JwtRules {
-            issuer: "iss".into(),
-            audience: "aud".into(),
-            ttl_secs: 60,
-            leeway_secs: 5,
-        };
+        let (pem, keys, rules) = fixture(crate::keys::Algorithm::Es256);
         let now = Utc::now();
         let (token, _) = issue_access(&keys, &rules, Uuid::new_v4(), Uuid::new_v4(), now).unwrap();
         assert!(keys.verified().is_empty());
