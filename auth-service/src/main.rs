@@ -17,8 +17,8 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    // Both ring and aws-lc are linked (through different dependencies), so rustls cannot pick a default
-    // provider by itself; `rediss://` connections need one.
+    // aws-lc-rs is the only provider linked, which rustls would pick by itself; named here so that a
+    // dependency bringing ring back cannot leave `rediss://` connections without a default.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

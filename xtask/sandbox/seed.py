@@ -496,7 +496,9 @@ def register_rendered(ecs, env, config, region):
 
 
 def rsa_private_pem(bits=2048):
-    """A new RSA private key as PKCS#8 PEM, the format auth-service reads from its key secret."""
+    """A new RSA private key as PKCS#8 PEM without an `alg:` line, so RS256: the sandbox starts where a
+    service whose keys predate ES256 (the default for new keys) stands, and its first JWT rotation is a
+    migration between algorithms, which the rotation test then proves."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
