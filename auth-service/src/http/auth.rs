@@ -573,8 +573,12 @@ pub async fn refresh(
     };
 
     // A refresh is activity on the session: it must still be alive, and it slides the idle timeout.
-    match state.cache.touch_session(family_id, now, state.timeouts).await? {
-        SessionState::Alive { user_id: owner } if owner == user_id => {}
+    match state
+        .cache
+        .touch_session(family_id, user_id, now, state.timeouts)
+        .await?
+    {
+        SessionState::Alive { user_id: owner, .. } if owner == user_id => {}
         other => {
             state.db.revoke_family(family_id, "session_ended", now).await?;
             m.token_refresh.with_label_values(&["session_ended"]).inc();
@@ -626,10 +630,9 @@ pub async fn end_session(state: &AppState, user_id: Uuid, session_id: Uuid, reas
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>> {
     // The session was checked by `AuthUser`, and ending an account ends its sessions, so the profile may
     // come from the cache (dropped on every write to the user's row; see `Cache::forget_profile`).
-    let cached = state
-        .cache
-        .cached_profile(user.user_id)
-        .await?
+    // Read with the session check, in the same Redis round trip.
+    let cached = user
+        .cached_profile
         .and_then(|json| serde_json::from_str::<Profile>(&json).ok())
         .filter(|p| p.id == user.user_id);
     let profile = match cached {

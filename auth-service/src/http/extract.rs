@@ -111,12 +111,14 @@ impl FromRequestParts<AppState> for ClientMeta {
 }
 
 /// A caller with a valid access token and a live session.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuthUser {
     /// The user.
     pub user_id: Uuid,
     /// The session the token belongs to.
     pub session_id: Uuid,
+    /// The user's cached profile (JSON), read with the session check; `None` when not cached.
+    pub cached_profile: Option<String>,
 }
 
 /// The bearer token of a request, if any.
@@ -141,25 +143,33 @@ impl FromRequestParts<AppState> for AuthUser {
         })?;
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthorized)?;
         let session_id = Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthorized)?;
-        check_session(parts, state, user_id, session_id).await?;
-        Ok(Self { user_id, session_id })
+        let cached_profile = check_session(parts, state, user_id, session_id).await?;
+        Ok(Self {
+            user_id,
+            session_id,
+            cached_profile,
+        })
     }
 }
 
-/// Checks (and slides) a token's session: alive and owned by `user_id`, else `Unauthorized`. A session
-/// found timed out is ended for good: its refresh tokens are revoked and the expiry audited.
+/// Checks (and slides) a token's session: alive and owned by `user_id`, else `Unauthorized`; returns the
+/// user's cached profile, read in the same round trip. A session found timed out is ended for good: its
+/// refresh tokens are revoked and the expiry audited.
 pub(crate) async fn check_session(
     parts: &mut Parts,
     state: &AppState,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     match state
         .cache
-        .touch_session(session_id, state.now(), state.timeouts)
+        .touch_session(session_id, user_id, state.now(), state.timeouts)
         .await?
     {
-        SessionState::Alive { user_id: owner } if owner == user_id => Ok(()),
+        SessionState::Alive {
+            user_id: owner,
+            profile,
+        } if owner == user_id => Ok(profile),
         ended @ (SessionState::IdleTimeout | SessionState::AbsoluteTimeout) => {
             // The session just ended; its refresh tokens must not outlive it.
             state

@@ -62,27 +62,33 @@ end
 redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil(next_tat - now))
 return 0
 ";
-/// Checks a session's timeouts and slides its idle timeout. KEYS: session. ARGV: now ms, idle ms,
-/// absolute ms, expiry slack ms. Returns {code, user_id}: 1 alive, 0 missing, 2 idle timeout, 3 absolute
-/// timeout.
+/// Checks a session's timeouts and slides its idle timeout, and reads the cached profile of the user the
+/// token names, in the same round trip. KEYS: session, profile. ARGV: now ms, idle ms, absolute ms, expiry
+/// slack ms. Returns {code, user_id, profile or ''}: 1 alive, 0 missing, 2 idle timeout, 3 absolute
+/// timeout. `last_seen` (and the expiry with it) is written at most once a second: a client polling faster
+/// moves the idle timeout by less than that, and Redis is spared a write per request.
 const SESSION_TOUCH: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'last_seen')
-if not v[1] then return {0, ''} end
+if not v[1] then return {0, '', ''} end
 local now = tonumber(ARGV[1])
 local created = tonumber(v[2])
 local last = tonumber(v[3])
 if now - created > tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
-  return {3, v[1]}
+  return {3, v[1], ''}
 end
 if now - last > tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
-  return {2, v[1]}
+  return {2, v[1], ''}
 end
-if now > last then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end
-local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created))
-redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
-return {1, v[1]}
+if now - last >= 1000 then
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
+  local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created))
+  redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
+end
+local profile = redis.call('GET', KEYS[2])
+if not profile then profile = '' end
+return {1, v[1], profile}
 ";
 
 /// Counts an attempt on a second-factor challenge. KEYS: challenge. ARGV: max attempts. Returns {} when
@@ -150,10 +156,11 @@ pub struct Session {
 }
 
 /// The outcome of checking a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionState {
-    /// Alive (and its idle timeout slid forward), owned by this user.
-    Alive { user_id: Uuid },
+    /// Alive (and its idle timeout slid forward), owned by this user; with the cached profile of the user
+    /// asked about, when there is one (the caller checks that the owner is that user).
+    Alive { user_id: Uuid, profile: Option<String> },
     /// Never existed, ended or evicted.
     Missing,
     /// Ended now by the idle timeout.
@@ -317,16 +324,19 @@ impl Cache {
         pipe.query_async::<()>(&mut c).await
     }
 
-    /// Checks a session's timeouts at `now` and, when alive, slides its idle timeout.
+    /// Checks a session's timeouts at `now` and, when alive, slides its idle timeout; reads `profile_of`'s
+    /// cached profile in the same round trip.
     pub async fn touch_session(
         &self,
         id: Uuid,
+        profile_of: Uuid,
         now: DateTime<Utc>,
         timeouts: SessionTimeouts,
     ) -> redis::RedisResult<SessionState> {
         let mut c = self.conn.clone();
-        let (code, user): (i64, String) = SESSION_TOUCH_SCRIPT
+        let (code, user, profile): (i64, String, String) = SESSION_TOUCH_SCRIPT
             .key(self.key(&["session", &id.to_string()]))
+            .key(self.key(&["profile", &profile_of.to_string()]))
             .arg(ms(now))
             .arg(timeouts.idle.as_millis() as i64)
             .arg(timeouts.absolute.as_millis() as i64)
@@ -342,7 +352,10 @@ impl Cache {
             }
         }
         Ok(match (code, user_id) {
-            (1, Some(user_id)) => SessionState::Alive { user_id },
+            (1, Some(user_id)) => SessionState::Alive {
+                user_id,
+                profile: (!profile.is_empty()).then_some(profile),
+            },
             (2, _) => SessionState::IdleTimeout,
             (3, _) => SessionState::AbsoluteTimeout,
             _ => SessionState::Missing,
@@ -468,12 +481,6 @@ impl Cache {
             }
         }
         Ok(ended)
-    }
-
-    /// The cached profile of a user (a JSON document), if any.
-    pub async fn cached_profile(&self, user_id: Uuid) -> redis::RedisResult<Option<String>> {
-        let mut c = self.conn.clone();
-        c.get(self.key(&["profile", &user_id.to_string()])).await
     }
 
     /// Caches a user's profile for [`PROFILE_TTL`].

@@ -34,7 +34,8 @@ pub(crate) fn parse(text: &str) -> Result<Block, KeyError> {
     };
     let end = format!("-----END {label}-----");
     let body = &rest[..rest.find(&end).ok_or_else(|| malformed("no END line"))?];
-    if body.contains("Proc-Type:") || body.contains("ENCRYPTED") || label.contains("ENCRYPTED") {
+    // RFC 1421 headers (`Proc-Type: 4,ENCRYPTED`) or PKCS#8's `ENCRYPTED PRIVATE KEY`.
+    if body.contains("Proc-Type:") || label.contains("ENCRYPTED") {
         return Err(KeyError::Encrypted);
     }
     let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();

@@ -30,6 +30,10 @@ const MOTO_VERSION: &str = "5.2.5";
 
 /// The SMTP server that captures the auth-service's email into a Maildir (`SMTP_SINK_DIR`), pinned too.
 const AIOSMTPD_VERSION: &str = "1.4.6";
+/// PyJWT and jwcrypto: two independent JOSE libraries that verify the service's tokens through its JWKS
+/// (`crates/jwt-keys/tests/interop.rs`).
+const PYJWT_VERSION: &str = "2.15.1";
+const JWCRYPTO_VERSION: &str = "1.6.1";
 
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";

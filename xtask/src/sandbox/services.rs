@@ -5,10 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{parse_state, process, Result, Sandbox, State, AIOSMTPD_VERSION, DATABASES, EDGE_KEYS, MOTO_VERSION};
+use super::{
+    parse_state, process, Result, Sandbox, State, AIOSMTPD_VERSION, DATABASES, EDGE_KEYS, JWCRYPTO_VERSION,
+    MOTO_VERSION, PYJWT_VERSION,
+};
 
 impl Sandbox {
-    /// The venv (created with the system's Python when absent) with the pinned `moto[server]`.
+    /// The venv (created with the system's Python when absent) with the pinned `moto[server]`, and the two
+    /// JOSE libraries the JWT interoperability test verifies the service's tokens with.
     pub(super) fn ensure_moto(&self) -> Result<()> {
         if !self.venv().join("bin/pip").is_file() {
             let python = ["python3", "python"]
@@ -17,7 +21,9 @@ impl Sandbox {
                 .ok_or("python3 is required for the moto server: install it (apt-get install python3 python3-venv)")?;
             process::run(Command::new(python).args(["-m", "venv"]).arg(self.venv()))?;
         }
-        self.pip_install("moto", "moto[server]", MOTO_VERSION)
+        self.pip_install("moto", "moto[server]", MOTO_VERSION)?;
+        self.pip_install("pyjwt", "pyjwt[crypto]", PYJWT_VERSION)?;
+        self.pip_install("jwcrypto", "jwcrypto", JWCRYPTO_VERSION)
     }
 
     /// `pip install REQUIREMENT==VERSION` into the venv, unless its marker says that version is there.

@@ -586,6 +586,9 @@ async fn version(http: &reqwest::Client, base: &str) -> Value {
 async fn a_jwt_rotation_never_rejects_a_valid_token_and_retirement_ends_the_old_key() {
     crate::require_sandbox!();
     let _signing_key = common::staging_signing_key();
+    // Staging's traffic must stay on staging's own tasks: a DR test failing staging over meanwhile would
+    // answer from the DR region's tasks, which sign with the DR replica of the key.
+    let _staging = common::staging_shared();
     let base = sandbox_var("AUTH_URL");
     let http = reqwest::Client::new();
     let id = "/suma-finance/auth/staging/jwt-signing-key";
