@@ -75,7 +75,8 @@ pub struct KeySet {
     signing: SigningKey,
     verifiers: BTreeMap<String, Verifier>,
     jwks: Arc<str>,
-    // Tokens this set verified; a reload builds a new set, so a retired key's tokens are forgotten with it.
+    // Tokens this set verified; a reload that changes the keys builds a new set, so a retired key's tokens
+    // are forgotten with it.
     verified: crate::verified::VerifiedTokens,
 }
 
@@ -143,7 +144,7 @@ impl KeySet {
 }
 
 /// `jsonwebtoken`'s name for an algorithm.
-pub fn jose_algorithm(algorithm: Algorithm) -> jsonwebtoken::Algorithm {
+fn jose_algorithm(algorithm: Algorithm) -> jsonwebtoken::Algorithm {
     match algorithm {
         Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
         Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
@@ -224,16 +225,21 @@ impl KeyStore {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Loads the source again and swaps the new set in; on error the old set stays.
+    /// Loads the source again and swaps the new set in when it differs; on error the old set stays. A set
+    /// that signs with the same key and publishes the same keys (the same JWKS, algorithms included) is the
+    /// same set: the current one stays, and with it the tokens it has verified, which a periodic reload
+    /// would otherwise forget every interval.
     pub async fn reload(&self) -> Result<ReloadOutcome, KeyError> {
         let set = match &self.secret {
             Some(secret) => secret.load().await?,
             None => load_set(&self.source)?,
         };
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        let changed = current.signing_kid() != set.signing_kid() || !current.verifiers.keys().eq(set.verifiers.keys());
+        let changed = current.signing_kid() != set.signing_kid() || current.jwks != set.jwks;
         let signing_kid = set.signing_kid().to_owned();
-        *current = Arc::new(set);
+        if changed {
+            *current = Arc::new(set);
+        }
         Ok(ReloadOutcome { changed, signing_kid })
     }
 }
@@ -363,6 +369,44 @@ mod tests {
         assert_eq!(
             set.decoding_key(&signing_kid).unwrap().1,
             jsonwebtoken::Algorithm::ES256
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_finds_the_same_keys_keeps_the_set_and_the_tokens_it_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("signing.pem");
+        std::fs::write(&file, generate(Algorithm::Es256, 2048).unwrap().pem).unwrap();
+        let store = KeyStore::load(KeySource::Pem {
+            signing_key_file: file.clone(),
+            verify_keys_dir: None,
+        })
+        .unwrap();
+        let before = store.current();
+        let claims = crate::tokens::AccessClaims {
+            iss: "iss".into(),
+            sub: "sub".into(),
+            aud: "aud".into(),
+            exp: i64::MAX,
+            nbf: 0,
+            iat: 0,
+            jti: "jti".into(),
+            sid: "sid".into(),
+        };
+        before.verified().insert([1; 32], claims, 0);
+
+        let outcome = store.reload().await.unwrap();
+        assert!(!outcome.changed);
+        assert!(Arc::ptr_eq(&before, &store.current()), "the same keys: the same set");
+        assert_eq!(store.current().verified().len(), 1, "its verified tokens kept");
+
+        std::fs::write(&file, generate(Algorithm::Es256, 2048).unwrap().pem).unwrap();
+        let outcome = store.reload().await.unwrap();
+        assert!(outcome.changed);
+        assert_eq!(outcome.signing_kid, store.current().signing_kid());
+        assert!(
+            store.current().verified().is_empty(),
+            "a new key: a new set, nothing verified yet"
         );
     }
 
