@@ -3,8 +3,8 @@
 //! Access tokens are JWTs (`typ: at+jwt`, RFC 9068) signed with the signing key's algorithm (ES256, EdDSA,
 //! PS256 or RS256) with a `kid` header. Verification looks the key up by `kid` in the live [`KeySet`] and
 //! accepts only that key's algorithm (never the header's alone, so neither `none` nor an HMAC keyed with a
-//! public key can pass), then checks issuer, audience, `exp` and `nbf` against the injected clock. Refresh tokens are opaque: 32 bytes from the OS RNG, base64url, stored only
-//! as their SHA-256.
+//! public key can pass), then checks issuer, audience, `exp` and `nbf` against the injected clock. Refresh
+//! tokens are opaque: 32 bytes from the OS RNG, base64url, stored only as their SHA-256.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -148,18 +148,32 @@ pub fn verify_access_uncached(
     {
         return Err(TokenError::Type);
     }
-    let (_, key, algorithm) = key_for(keys, header)?;
+    let (_, claims) = decode_signed::<AccessClaims>(keys, rules, token, header, &["exp", "nbf", "iss", "aud", "sub"])?;
+    check_times(claims.exp, Some(claims.nbf), rules, now)?;
+    Ok(claims)
+}
+
+/// The claims of `token` (whose `header` the caller has read) with its kid: the signature checked with
+/// the key its `kid` names, under that key's algorithm only; issuer and audience against `rules`; every
+/// claim in `required` present. Times are left to the caller, who checks them against the service clock
+/// rather than the system clock.
+fn decode_signed<T: serde::de::DeserializeOwned>(
+    keys: &KeySet,
+    rules: &JwtRules,
+    token: &str,
+    header: jsonwebtoken::Header,
+    required: &[&str],
+) -> Result<(String, T), TokenError> {
+    let (kid, key, algorithm) = key_for(keys, header)?;
     let mut validation = Validation::new(algorithm);
     validation.set_issuer(&[&rules.issuer]);
     validation.set_audience(&[&rules.audience]);
-    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-    // Time is checked below against the service clock rather than the system clock.
+    validation.set_required_spec_claims(required);
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+    let data = jsonwebtoken::decode::<T>(token, key, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
-    check_times(data.claims.exp, Some(data.claims.nbf), rules, now)?;
-    Ok(data.claims)
+    Ok((kid, data.claims))
 }
 
 /// `exp` and, when present, `nbf` against the service clock, with the configured leeway.
@@ -235,16 +249,7 @@ pub fn verify_admin(
             return Err(TokenError::Type);
         }
     }
-    let (_, key, algorithm) = key_for(keys, header)?;
-    let mut validation = Validation::new(algorithm);
-    validation.set_issuer(&[&rules.issuer]);
-    validation.set_audience(&[&rules.audience]);
-    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    let claims = jsonwebtoken::decode::<AdminClaims>(token, key, &validation)
-        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?
-        .claims;
+    let (_, claims) = decode_signed::<AdminClaims>(keys, rules, token, header, &["exp", "iat", "iss", "aud", "sub"])?;
     check_times(claims.exp, claims.nbf, rules, now)?;
     // `iat` bounds the lifetime below, so it may not lie in the future either.
     if claims.iat - rules.leeway_secs > now.timestamp() {
@@ -282,16 +287,7 @@ pub fn introspect(
     now: DateTime<Utc>,
 ) -> Result<(String, IntrospectedClaims), TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    let (kid, key, algorithm) = key_for(keys, header)?;
-    let mut validation = Validation::new(algorithm);
-    validation.set_issuer(&[&rules.issuer]);
-    validation.set_audience(&[&rules.audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    let claims = jsonwebtoken::decode::<IntrospectedClaims>(token, key, &validation)
-        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?
-        .claims;
+    let (kid, claims) = decode_signed::<IntrospectedClaims>(keys, rules, token, header, &["exp", "iss", "aud", "sub"])?;
     check_times(claims.exp, claims.nbf, rules, now)?;
     Ok((kid, claims))
 }
