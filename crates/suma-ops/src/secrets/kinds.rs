@@ -285,7 +285,8 @@ impl Rotation for JwtRotation {
     }
 
     async fn test(&self, pending: &str) -> Result<Facts, RotationError> {
-        let kid = kid_of_pem(pending)?;
+        let key = jwt_keys::SigningKey::from_pem(pending).map_err(|e| failed(format!("not a JWT signing key: {e}")))?;
+        let kid = key.kid().to_owned();
         let now = chrono::Utc::now().timestamp();
         let claims = TestClaims {
             iss: &self.spec.issuer,
@@ -294,8 +295,8 @@ impl Rotation for JwtRotation {
             iat: now,
             exp: now + 120,
         };
-        let token = jwt_keys::SigningKey::from_pem(pending)
-            .and_then(|key| key.sign_jwt(Some("JWT"), &claims))
+        let token = key
+            .sign_jwt(Some("JWT"), &claims)
             .map_err(|e| failed(format!("the new key cannot sign: {e}")))?;
         let url = self
             .service_url
