@@ -1,8 +1,8 @@
 //! Load generator for a running auth-service (`AUTH_URL`).
 //!
-//! In one run: the bare Argon2id hash rate on this machine, login throughput and p50/p95/p99 latency at
+//! In one run: the bare Argon2id hash rate and JWT sign/verify rates on this machine (`bare`), login throughput and p50/p95/p99 latency at
 //! increasing concurrency, an open-loop login run at 80% of the peak rate (p99 goal), refresh throughput and
-//! bearer-verified `GET /api/auth/me` throughput. Prints a table to stdout and, with `--json FILE`, writes
+//! bearer-verified `GET /api/auth/me` throughput, and the HTTP ceiling it is compared with (`ceiling`). Prints a table to stdout and, with `--json FILE`, writes
 //! the numbers for `cargo xtask bench auth`. Every phase has a bounded duration and concurrency.
 //!
 //! The service under test must run with the login/refresh rate limits disabled (`RATE_LIMIT_*=0`), or the
@@ -11,7 +11,7 @@
 //! Exit codes: 0 done; 1 `--strict` and a goal was missed; 2 usage or runtime error.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,12 @@ use clap::Parser;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
+
+mod bare;
+mod ceiling;
+
+use bare::{hash_rate, jwt_rates};
+use ceiling::ceiling_server;
 
 /// Benchmark a running auth-service.
 #[derive(Debug, Parser)]
@@ -98,78 +104,6 @@ fn step(name: &str, concurrency: usize, elapsed: Duration, mut latencies: Vec<Du
     }
 }
 
-/// Bare Argon2id hashes per second with `threads` threads for `duration`.
-fn hash_rate(threads: usize, duration: Duration) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = auth_service::password::hash_blocking("benchmark passphrase 123");
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    total as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Bare sign and verify rates of access tokens (one thread each) with the service's own token code, for
-/// each algorithm (RSA keys of 2048 bits).
-fn jwt_rates(duration: Duration) -> anyhow::Result<Vec<JwtRate>> {
-    auth_service::keys::Algorithm::ALL
-        .into_iter()
-        .map(|algorithm| jwt_rate(algorithm, duration))
-        .collect()
-}
-
-/// What one algorithm signs and verifies per second on one thread.
-struct JwtRate {
-    algorithm: auth_service::keys::Algorithm,
-    signs: f64,
-    verifies: f64,
-}
-
-fn jwt_rate(algorithm: auth_service::keys::Algorithm, duration: Duration) -> anyhow::Result<JwtRate> {
-    let key = auth_service::keys::generate(algorithm, 2048)?;
-    let private = auth_service::keys::parse_private(&key.pem).map_err(anyhow::Error::msg)?;
-    let set = auth_service::keys::KeySet::new(private, &[]).map_err(anyhow::Error::msg)?;
-    let rules = auth_service::tokens::JwtRules {
-        issuer: "bench".into(),
-        audience: "bench".into(),
-        ttl_secs: 900,
-        leeway_secs: 5,
-    };
-    let (user, session) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let now = chrono::Utc::now();
-    let start = Instant::now();
-    let mut signed = 0u64;
-    let mut token = String::new();
-    while start.elapsed() < duration {
-        token = auth_service::tokens::issue_access(&set, &rules, user, session, now)?.0;
-        signed += 1;
-    }
-    let sign_rate = signed as f64 / start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let mut verified = 0u64;
-    while start.elapsed() < duration {
-        auth_service::tokens::verify_access_uncached(&set, &rules, &token, now)?;
-        verified += 1;
-    }
-    Ok(JwtRate {
-        algorithm,
-        signs: sign_rate,
-        verifies: verified as f64 / start.elapsed().as_secs_f64(),
-    })
-}
-
 struct Bench {
     client: reqwest::Client,
     url: String,
@@ -246,70 +180,6 @@ impl Bench {
         let _ = res.bytes().await?;
         Ok(())
     }
-}
-
-/// A stop handle for the ceiling server: dropping it shuts the server down and joins its thread.
-struct CeilingServer {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for CeilingServer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The HTTP ceiling: a minimal handler answering `GET /api/auth/me` with 200 and a small JSON body (the
-/// shape of `/me`'s), served by axum on a runtime of its own with `workers` threads (as the service's), so
-/// that driving it the same way as the service measures what HTTP alone costs on this machine.
-fn ceiling_server(workers: usize) -> anyhow::Result<CeilingServer> {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.max(1))
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                let _ = addr_tx.send(Err(anyhow::anyhow!("cannot start the ceiling's runtime: {e}")));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = addr_tx.send(Err(anyhow::anyhow!("cannot bind the ceiling server: {e}")));
-                    return;
-                }
-            };
-            let _ = addr_tx.send(listener.local_addr().map_err(anyhow::Error::from));
-            let app = axum::Router::new().route(
-                "/api/auth/me",
-                axum::routing::get(|| async {
-                    axum::Json(json!({ "id": "00000000-0000-0000-0000-000000000000", "email": "ceiling@example.com" }))
-                }),
-            );
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-    });
-    let addr = addr_rx.recv()??;
-    Ok(CeilingServer {
-        url: format!("http://{addr}"),
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    })
 }
 
 /// Runs `concurrency` closed-loop workers for `duration`; worker `i` calls `op(i)` repeatedly.
@@ -530,21 +400,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     );
     drop(ceiling_server);
 
-    let refresh = steps
-        .iter()
-        .find(|s| s.name == "refresh")
-        .map(|s| s.throughput)
-        .unwrap_or(0.0);
-    let me = steps
-        .iter()
-        .find(|s| s.name == "me")
-        .map(|s| s.throughput)
-        .unwrap_or(0.0);
-    let ceiling = steps
-        .iter()
-        .find(|s| s.name == "http_ceiling")
-        .map(|s| s.throughput)
-        .unwrap_or(0.0);
+    // The throughput of a named step, 0 when it did not run.
+    let throughput = |name: &str| steps.iter().find(|s| s.name == name).map_or(0.0, |s| s.throughput);
+    let (refresh, me, ceiling) = (throughput("refresh"), throughput("me"), throughput("http_ceiling"));
     let open = steps
         .iter()
         .find(|s| s.name == "login_open_loop_80pct")
