@@ -134,31 +134,24 @@ impl Bench {
     }
 
     async fn login(&self, email: &str, password: &str) -> anyhow::Result<Tokens> {
-        let res = self
-            .client
-            .post(format!("{}/api/auth/login", self.url))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await?;
-        if !res.status().is_success() {
-            bail!("login answered {}", res.status());
-        }
-        let body: serde_json::Value = res.json().await?;
-        Ok(Tokens {
-            access: body["access_token"].as_str().unwrap_or_default().to_owned(),
-            refresh: body["refresh_token"].as_str().unwrap_or_default().to_owned(),
-        })
+        self.tokens("login", json!({ "email": email, "password": password }))
+            .await
     }
 
     async fn refresh(&self, token: &str) -> anyhow::Result<Tokens> {
+        self.tokens("refresh", json!({ "refresh_token": token })).await
+    }
+
+    /// `POST /api/auth/{endpoint}` with `body`, and the tokens it answers.
+    async fn tokens(&self, endpoint: &str, body: serde_json::Value) -> anyhow::Result<Tokens> {
         let res = self
             .client
-            .post(format!("{}/api/auth/refresh", self.url))
-            .json(&json!({ "refresh_token": token }))
+            .post(format!("{}/api/auth/{endpoint}", self.url))
+            .json(&body)
             .send()
             .await?;
         if !res.status().is_success() {
-            bail!("refresh answered {}", res.status());
+            bail!("{endpoint} answered {}", res.status());
         }
         let body: serde_json::Value = res.json().await?;
         Ok(Tokens {
