@@ -78,21 +78,49 @@ async fn audit_verify(args: crate::config::AuditVerifyArgs) -> anyhow::Result<()
     }
 }
 
-/// Links newly appended audit records into the hash chain every second until cancelled, then once more.
-pub fn spawn_audit_sealer(state: AppState, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// The database's upkeep until cancelled: links newly appended audit records into the hash chain every
+/// second (and once more when cancelled), and prunes long-expired refresh tokens every minute.
+pub fn spawn_housekeeping(state: AppState, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut seal = tokio::time::interval(Duration::from_secs(1));
+        let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
-            let stopping = tokio::select! {
-                _ = cancel.cancelled() => true,
-                _ = ticker.tick() => false,
-            };
-            seal_audit(&state).await;
-            if stopping {
-                return;
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    seal_audit(&state).await;
+                    return;
+                }
+                _ = seal.tick() => seal_audit(&state).await,
+                _ = prune.tick() => prune_refresh_tokens(&state).await,
             }
         }
     })
+}
+
+/// How long a refresh token's row outlives its expiry: long enough that a client presenting a token that
+/// just expired is told so in the audit log with its account ("revoked_or_expired"), not as an unknown
+/// token; no longer, so that the table holds about one token lifetime of rotations.
+pub const REFRESH_TOKEN_ROW_MARGIN: chrono::Duration = chrono::Duration::days(1);
+
+/// Deletes the rows of refresh tokens that expired more than [`REFRESH_TOKEN_ROW_MARGIN`] ago, a batch at
+/// a time.
+pub async fn prune_refresh_tokens(state: &AppState) {
+    const BATCH: i64 = 5_000;
+    let before = state.now() - REFRESH_TOKEN_ROW_MARGIN;
+    loop {
+        match state.db.prune_refresh_tokens(before, BATCH).await {
+            Ok(pruned) => {
+                state.metrics.refresh_tokens_pruned.inc_by(pruned);
+                if pruned < BATCH as u64 {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune expired refresh tokens; the next tick tries again");
+                return;
+            }
+        }
+    }
 }
 
 /// Seals every unsealed audit record, a batch at a time.
@@ -293,7 +321,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let reloader = spawn_key_reloader(state.clone(), reload_every, cancel.clone());
-    let sealer = spawn_audit_sealer(state.clone(), cancel.clone());
+    let housekeeping = spawn_housekeeping(state.clone(), cancel.clone());
     let app = http::router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -316,7 +344,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let _ = reloader.await;
-    let _ = sealer.await;
+    let _ = housekeeping.await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub audit_write_failures: IntCounter,
     /// `auth_audit_sealed_total`: audit records linked into the hash chain.
     pub audit_sealed: IntCounter,
+    /// `auth_refresh_tokens_pruned_total`: rows of long-expired refresh tokens deleted.
+    pub refresh_tokens_pruned: IntCounter,
     /// `auth_breach_check_unavailable_total`: new passwords the breached-password API did not answer for.
     pub breach_check_unavailable: IntCounter,
     /// `auth_session_created_total`.
@@ -106,6 +108,10 @@ impl Metrics {
                 "Audit records that could not be written",
             ),
             audit_sealed: counter("auth_audit_sealed_total", "Audit records linked into the hash chain"),
+            refresh_tokens_pruned: counter(
+                "auth_refresh_tokens_pruned_total",
+                "Rows of long-expired refresh tokens deleted",
+            ),
             breach_check_unavailable: counter(
                 "auth_breach_check_unavailable_total",
                 "New passwords the breached-password API did not answer for",

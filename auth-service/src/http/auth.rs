@@ -533,6 +533,10 @@ pub async fn refresh(
             now,
             ttl: Duration::seconds(cfg.refresh_token_ttl as i64),
             grace: Duration::seconds(cfg.refresh_reuse_grace as i64),
+            audit: AuditEvent {
+                metadata: json!({ "kind": "rotated" }),
+                ..audit(&meta, "token_refresh", "success")
+            },
         })
         .await?;
 
@@ -572,7 +576,9 @@ pub async fn refresh(
         Rotation::Rotated { user_id, family_id, .. } => (user_id, family_id, successor, "rotated"),
     };
 
-    // A refresh is activity on the session: it must still be alive, and it slides the idle timeout.
+    // A refresh is activity on the session: it must still be alive, and it slides the idle timeout. (A
+    // rotation committed before a session found ended is followed by the family's revocation and its
+    // record: the audit log shows both.)
     match state
         .cache
         .touch_session(family_id, user_id, now, state.timeouts)
@@ -592,10 +598,13 @@ pub async fn refresh(
 
     let response = issue_session_tokens(&state, user_id, family_id, token).await?;
     m.token_refresh.with_label_values(&[result]).inc();
-    let mut event = audit(&meta, "token_refresh", "success");
-    event.user_id = Some(user_id);
-    event.metadata = json!({ "family_id": family_id, "kind": result });
-    state.audit(event).await;
+    // A rotation's record was written with it; a grace retry rotated nothing, so it is recorded here.
+    if result == "grace_retry" {
+        let mut event = audit(&meta, "token_refresh", "success");
+        event.user_id = Some(user_id);
+        event.metadata = json!({ "family_id": family_id, "kind": result });
+        state.audit(event).await;
+    }
     Ok(Json(response))
 }
 

@@ -1,6 +1,7 @@
 //! The audit log: append-only and hash-chained (the migration `audit_chain` holds the rules the database
 //! enforces). A request appends its record with the SHA-256 of its content and takes no lock, so the hot
-//! path costs one insert; [`Db::seal_audit`], run every second by one instance at a time (a PostgreSQL
+//! path costs one insert (a refresh writes its record inside the rotation's statement, where the user it
+//! names is only known to the database: that record gets its content hash from the sealer, as stored); [`Db::seal_audit`], run every second by one instance at a time (a PostgreSQL
 //! advisory lock), links the records appended since into the chain. [`Db::verify_audit`] recomputes the
 //! chain and every unredacted record's content hash: a changed, removed or reordered record breaks it.
 //! Erasure redacts personal data and keeps the content hash, so the chain stays verifiable.
@@ -160,7 +161,8 @@ impl Db {
         let (mut index, mut previous) = head.unwrap_or((0, vec![0u8; 32]));
         let (mut ids, mut indexes, mut contents, mut hashes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for row in &rows {
-            // Records from before the chain have no content hash yet: it is taken from them as they are.
+            // Records from before the chain, and those written inside another statement (a refresh's
+            // rotation), have no content hash yet: it is taken from them as they are.
             let content = match row.get::<Option<Vec<u8>>, _>("content_hash") {
                 Some(stored) => stored,
                 None => stored_content_hash(row).to_vec(),

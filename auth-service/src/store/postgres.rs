@@ -127,6 +127,9 @@ pub struct RotateRequest<'a> {
     pub now: DateTime<Utc>,
     pub ttl: Duration,
     pub grace: Duration,
+    /// The record a rotation writes in the same statement (its user and the family's id are filled in
+    /// from the presented token's row), so the rotation and its audit record commit together.
+    pub audit: AuditEvent,
 }
 
 /// The PostgreSQL store.
@@ -281,11 +284,20 @@ impl Db {
         Ok(())
     }
 
-    /// Rotates a presented refresh token in one statement (one round trip, its own transaction). The
-    /// `FOR UPDATE` on the presented token's row serialises concurrent uses of the same token: the first
-    /// rotates; a later one waits for it, then sees the row as rotated (PostgreSQL re-reads a row that
-    /// changed while it waited for the lock) and gets the grace or reuse answer.
+    /// Rotates a presented refresh token in one statement (one round trip, one commit), its audit record
+    /// included: a rotation is never committed without its record, nor a record without its rotation.
+    /// The record is written without its content hash, which the sealer adds (see `store::audit`): the
+    /// user it names is only known inside the statement. The `FOR UPDATE` on the presented token's row
+    /// serialises concurrent uses of the same token: the first rotates; a later one waits for it, then
+    /// sees the row as rotated (PostgreSQL re-reads a row that changed while it waited for the lock) and
+    /// gets the grace or reuse answer.
     pub async fn rotate_refresh_token(&self, r: RotateRequest<'_>) -> Result<Rotation, sqlx::Error> {
+        let audit = &r.audit;
+        let metadata = if audit.metadata.is_null() {
+            serde_json::json!({})
+        } else {
+            audit.metadata.clone()
+        };
         let row = sqlx::query(
             "WITH old AS (
                SELECT id, user_id, family_id, rotation_count, expires_at, rotated_at, successor_sealed, revoked_at
@@ -301,6 +313,12 @@ impl Db {
                SELECT $3, old.user_id, old.family_id, old.id, $5, old.rotation_count + 1, $6, $7, $2, $8
                FROM old JOIN rotated ON rotated.id = old.id
                RETURNING id
+             ), audited AS (
+               INSERT INTO audit_logs
+                 (id, occurred_at, user_id, event, result, ip, user_agent, request_id, client_request_id, metadata)
+               SELECT $9, $2, old.user_id, $10, $11, $16, $12, $13, $14,
+                      $15::jsonb || jsonb_build_object('family_id', old.family_id)
+               FROM old JOIN inserted ON true
              )
              SELECT old.*, EXISTS (SELECT 1 FROM inserted) AS did_rotate FROM old",
         )
@@ -312,6 +330,14 @@ impl Db {
         .bind(&r.device)
         .bind(&r.ip)
         .bind(r.now + r.ttl)
+        .bind(Uuid::now_v7())
+        .bind(audit.event)
+        .bind(audit.result)
+        .bind(&audit.user_agent)
+        .bind(&audit.request_id)
+        .bind(&audit.client_request_id)
+        .bind(metadata)
+        .bind(&audit.ip)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -349,6 +375,21 @@ impl Db {
         }
         self.revoke_family(family_id, "reuse_detected", r.now).await?;
         Ok(Rotation::Reused { user_id, family_id })
+    }
+
+    /// Deletes up to `limit` refresh tokens that expired before `before`; how many. An expired token is
+    /// refused whatever its row says, so its row is kept only for the caller's margin (see
+    /// [`crate::prune_refresh_tokens`]). Rows another instance is deleting are skipped, not waited for.
+    pub async fn prune_refresh_tokens(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(
+            "DELETE FROM refresh_tokens WHERE id IN (
+               SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Revokes every live token of a family; returns how many.

@@ -173,3 +173,56 @@ async fn audit_verify_exits_0_on_an_intact_chain_and_1_on_a_broken_one(pool: PgP
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken at position 2"), "{stderr}");
 }
+
+#[sqlx::test]
+async fn a_refresh_commits_with_its_audit_record_or_not_at_all(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let login = app.signed_in(&unique_email("rotation")).await;
+    let session = login["session_id"].as_str().unwrap().to_owned();
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let db = app.state.db.pool();
+
+    // The record cannot be written: the rotation is not committed either, and the token still works.
+    sqlx::query("ALTER TABLE audit_logs ADD CONSTRAINT refuse_refresh CHECK (event <> 'token_refresh') NOT VALID")
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(app.refresh(&first).await.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE rotated_at IS NOT NULL")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no rotation without its record");
+    sqlx::query("ALTER TABLE audit_logs DROP CONSTRAINT refuse_refresh")
+        .execute(db)
+        .await
+        .unwrap();
+
+    let res = app.refresh(&first).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+    let records = app.audit("token_refresh").await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let (result, user_id, metadata) = &records[0];
+    assert_eq!(result, "success");
+    assert!(user_id.is_some());
+    assert_eq!(metadata, &json!({ "family_id": session, "kind": "rotated" }));
+    let hashed: bool =
+        sqlx::query_scalar("SELECT content_hash IS NOT NULL FROM audit_logs WHERE event = 'token_refresh'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert!(
+        !hashed,
+        "written inside the rotation, before its user was known to the service"
+    );
+
+    // The sealer hashes it as stored, so the chain verifies, and a later edit of it is caught.
+    assert_eq!(verify(&app).await["intact"], true);
+    let changed = tamper(
+        db,
+        "UPDATE audit_logs SET metadata = '{\"kind\": \"rotated\"}' WHERE event = 'token_refresh' RETURNING chain_index",
+    )
+    .await;
+    let report = verify(&app).await;
+    assert_eq!(report["first_break"]["chain_index"], changed, "{report}");
+}

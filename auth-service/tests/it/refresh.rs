@@ -144,3 +144,30 @@ async fn unknown_malformed_and_expired_refresh_tokens_are_refused(pool: PgPool) 
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[sqlx::test]
+async fn rows_of_tokens_expired_past_the_margin_are_pruned_and_no_others(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let old = app.signed_in("old-rows@example.com").await;
+    let rotated = app.refresh(s(&old, "refresh_token")).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let ttl = Duration::seconds(app.state.config.refresh_token_ttl as i64);
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM refresh_tokens")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+    };
+
+    // Expired, but inside the margin: kept, and still refused as expired rather than unknown.
+    app.clock.advance(ttl + Duration::seconds(1));
+    auth_service::prune_refresh_tokens(&app.state).await;
+    assert_eq!(count().await, 2);
+
+    app.clock.advance(auth_service::REFRESH_TOKEN_ROW_MARGIN);
+    let fresh = app.signed_in("new-rows@example.com").await;
+    auth_service::prune_refresh_tokens(&app.state).await;
+    assert_eq!(count().await, 1, "only the fresh login's token is left");
+    assert_eq!(app.state.metrics.refresh_tokens_pruned.get(), 2);
+    assert_eq!(app.refresh(s(&fresh, "refresh_token")).await.status, StatusCode::OK);
+}
