@@ -1,7 +1,7 @@
 //! Shared application state.
 //!
-//! [`AppState`] is built once at start (or per test) and handed to every handler through axum's `State`.
-//! Everything in it is cheap to clone: pools, connection managers and `Arc`s.
+//! [`AppState`] is built once at start (or per test) and handed to every handler through axum's `State`;
+//! it is one `Arc` around [`Shared`], so a clone costs one reference count.
 
 use std::sync::Arc;
 
@@ -20,9 +20,21 @@ use crate::store::redis::SessionTimeouts;
 use crate::store::{AuditEvent, Cache, Db};
 use crate::tokens::JwtRules;
 
-/// Everything a handler needs.
+/// Everything a handler needs, behind one `Arc`: axum clones the state for every request, and this way a
+/// clone is one reference count rather than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// Validated configuration.
     pub config: Arc<Config>,
     /// PostgreSQL.
@@ -122,7 +134,7 @@ impl AppState {
             tracing::warn!("TOTP_ENCRYPTION_KEY is not set: TOTP secrets are sealed with a key of this process only and do not open after a restart");
         }
         let totp_sealer = Arc::new(crate::totp_seal::TotpSealer::new(totp_key, &previous_totp_keys));
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             totp_sealer,
             mailer,
             sms,
@@ -137,7 +149,7 @@ impl AppState {
             clock,
             jwt: Arc::new(jwt),
             timeouts,
-        })
+        })))
     }
 
     /// The current time.
