@@ -1,5 +1,9 @@
 //! Boots the auth-service: parses the command line, sets up JSON logging, runs the subcommand and maps
 //! the outcome to an exit code (0 ok, 2 configuration or runtime error; `healthcheck` exits 1 when unhealthy).
+//!
+//! Log lines are formatted on the thread that logs and written to stderr by a thread of their own, so a
+//! slow reader of stderr (a log driver under pressure) delays no request until the queue of lines is
+//! full; then logging waits rather than dropping lines.
 
 use std::process::ExitCode;
 
@@ -9,13 +13,17 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse_with_default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let (stderr, flush_logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .init();
     // aws-lc-rs is the only provider linked, which rustls would pick by itself; named here so that a
     // dependency bringing ring back cannot leave `rediss://` connections without a default.
@@ -37,10 +45,15 @@ fn main() -> ExitCode {
     } else {
         2
     };
-    match runtime.block_on(auth_service::run(cli.command)) {
+    let outcome = runtime.block_on(auth_service::run(cli.command));
+    if let Err(e) = &outcome {
+        tracing::error!(error = format!("{e:#}"), "auth-service failed");
+    }
+    // Every line logged is written before the process says anything more or exits.
+    drop(flush_logs);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "auth-service failed");
             // The cause chain, one cause per line, then any `hint:` carried by a message.
             let mut hints = Vec::new();
             for (i, cause) in e.chain().enumerate() {
