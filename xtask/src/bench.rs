@@ -72,52 +72,58 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     process::run(&mut pg("createdb", &["auth_bench"]))?;
     let bench_db = format!("postgres://postgres@127.0.0.1:{pg_port}/auth_bench");
 
-    let port = process::free_port()?;
-    let log = dir.join("auth-service.log");
-    eprintln!("bench: starting a release auth-service on :{port}");
-    let pid = process::spawn_logged(
-        Command::new(release.join("auth-service"))
-            .arg("serve")
-            .env("DATABASE_URL", &bench_db)
-            .env("REDIS_URL", &redis_url)
-            .env("REDIS_KEY_PREFIX", "bench:")
-            .env("BIND_ADDR", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("APP_ENV", "bench")
-            .env("DEPLOYMENT_LABEL", "bench")
-            .env("JWT_SIGNING_KEY_FILE", &key)
-            .env("RATE_LIMIT_LOGIN_PER_IP", "0")
-            .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
-            .env("RATE_LIMIT_REFRESH_PER_IP", "0")
-            .env("RATE_LIMIT_REGISTER_PER_IP", "0")
-            .env("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0")
-            .env("SHUTDOWN_TIMEOUT", "5")
-            .env("RUST_LOG", "warn"),
-        &log,
-    )?;
-    let service = Stopper(pid);
-    wait_ready(port, &log)?;
-
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let json = dir.join("auth.json");
-    let markdown = dir.join("auth.md");
-    let _ = std::fs::remove_file(&markdown);
-    let ok = process::run_visible(
-        Command::new(release.join("auth-bench"))
-            .arg("--url")
-            .arg(format!("http://127.0.0.1:{port}"))
-            .arg("--json")
-            .arg(&json)
-            .arg("--markdown")
-            .arg(&markdown)
-            .args(extra),
-    )?;
-    drop(service);
-    if !ok {
-        return Err(format!("auth-bench failed; the service's log is {}", log.display()));
-    }
-    let results =
-        std::fs::read_to_string(&markdown).map_err(|e| format!("auth-bench wrote no {}: {e}", markdown.display()))?;
+    // Once with request logs off, the whole run; once more at the production level (one JSON line per
+    // request), the hot path only.
+    let run = |name: &str, rust_log: &str, bench_args: &[&str]| -> Result<String> {
+        let port = process::free_port()?;
+        let log = dir.join(format!("auth-service-{name}.log"));
+        eprintln!("bench: starting a release auth-service on :{port} with RUST_LOG={rust_log}");
+        let pid = process::spawn_logged(
+            Command::new(release.join("auth-service"))
+                .arg("serve")
+                .env("DATABASE_URL", &bench_db)
+                .env("REDIS_URL", &redis_url)
+                .env("REDIS_KEY_PREFIX", "bench:")
+                .env("BIND_ADDR", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env("APP_ENV", "bench")
+                .env("DEPLOYMENT_LABEL", "bench")
+                .env("JWT_SIGNING_KEY_FILE", &key)
+                .env("RATE_LIMIT_LOGIN_PER_IP", "0")
+                .env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")
+                .env("RATE_LIMIT_REFRESH_PER_IP", "0")
+                .env("RATE_LIMIT_REGISTER_PER_IP", "0")
+                .env("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0")
+                .env("SHUTDOWN_TIMEOUT", "5")
+                .env("RUST_LOG", rust_log),
+            &log,
+        )?;
+        let service = Stopper(pid);
+        wait_ready(port, &log)?;
+        let json = dir.join(format!("auth-{name}.json"));
+        let markdown = dir.join(format!("auth-{name}.md"));
+        let _ = std::fs::remove_file(&markdown);
+        let ok = process::run_visible(
+            Command::new(release.join("auth-bench"))
+                .arg("--url")
+                .arg(format!("http://127.0.0.1:{port}"))
+                .args(["--database-url", &bench_db, "--redis-url", &redis_url])
+                .arg("--json")
+                .arg(&json)
+                .arg("--markdown")
+                .arg(&markdown)
+                .args(bench_args)
+                .args(extra),
+        )?;
+        drop(service);
+        if !ok {
+            return Err(format!("auth-bench failed; the service's log is {}", log.display()));
+        }
+        std::fs::read_to_string(&markdown).map_err(|e| format!("auth-bench wrote no {}: {e}", markdown.display()))
+    };
+    let quiet = run("logs-off", QUIET_LOGS, &[])?;
+    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"])?;
 
     let head = head_commit(&root);
     let date = process::run(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
@@ -129,7 +135,8 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
          the same machine, service against the sandbox's PostgreSQL and Redis, every rate limit off, access \
          tokens signed {algorithm}. Load \
          average before the run: {load} (the sandbox's load generator and anything else running share the \
-         CPUs).\n\n{results}"
+         CPUs).\n\n#### Request logs off (`RUST_LOG={QUIET_LOGS}`)\n\n{quiet}\n#### Request logs at the \
+         production level (`RUST_LOG={PRODUCTION_LOGS}`: one JSON line per request)\n\n{production}"
     );
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -142,6 +149,11 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
 /// Builds `package`'s release binaries (`targets`: `--bins`, `--bin NAME`). The release profile is used by
 /// the benches alone, so building one package unifies no features differently from another release build.
 /// The short commit the benchmarks ran at (`unknown` outside a git checkout).
+/// The service's log filter with request logs off.
+const QUIET_LOGS: &str = "warn";
+/// The service's default log filter, as in production: one JSON line per request.
+const PRODUCTION_LOGS: &str = "info,sqlx=warn";
+
 pub fn head_commit(root: &Path) -> String {
     process::run(
         Command::new("git")

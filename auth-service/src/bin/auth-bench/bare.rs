@@ -1,10 +1,15 @@
 //! The bare limits the endpoints are compared with, measured in the same run: Argon2id hashes per second
-//! on the hashing threads, and access-token signatures and verifications per second of each algorithm on
-//! one thread, with the service's own code.
+//! on the hashing threads, access-token signatures and verifications per second of each algorithm on one
+//! thread, with the service's own code, and one Redis round trip and one PostgreSQL commit, driven the
+//! way the endpoints are.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::Step;
 
 /// Bare Argon2id hashes per second with `threads` threads for `duration`.
 pub(crate) fn hash_rate(threads: usize, duration: Duration) -> f64 {
@@ -76,4 +81,67 @@ fn jwt_rate(algorithm: auth_service::keys::Algorithm, duration: Duration) -> any
         signs: sign_rate,
         verifies: verified as f64 / start.elapsed().as_secs_f64(),
     })
+}
+
+/// One Redis round trip (`PING` on one multiplexed connection, as the service's connection manager
+/// uses), `concurrency` at a time for `duration`: the ceiling of an endpoint that makes one round trip.
+pub(crate) async fn redis_round_trips(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<Step> {
+    let client = redis::Client::open(url).context("invalid Redis URL")?;
+    let connection = client
+        .get_connection_manager()
+        .await
+        .context("cannot connect to Redis")?;
+    Ok(crate::closed_loop("redis_round_trip", concurrency, duration, move |_| {
+        let mut connection = connection.clone();
+        async move {
+            let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+            Ok(())
+        }
+    })
+    .await)
+}
+
+/// One PostgreSQL commit (a one-row insert in its own transaction, into a table with a primary key),
+/// `concurrency` at a time over a pool of that many connections for `duration`: the ceiling of an
+/// endpoint that commits once.
+pub(crate) async fn postgres_commits(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<Step> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(concurrency as u32)
+        .connect(url)
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_commits (id UUID PRIMARY KEY, at TIMESTAMPTZ NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let insert_pool = pool.clone();
+    let step = crate::closed_loop("postgres_commit", concurrency, duration, move |_| {
+        let pool = insert_pool.clone();
+        async move {
+            sqlx::query("INSERT INTO bench_commits (id, at) VALUES ($1, now())")
+                .bind(uuid::Uuid::now_v7())
+                .execute(&pool)
+                .await?;
+            Ok(())
+        }
+    })
+    .await;
+    sqlx::query("DROP TABLE bench_commits").execute(&pool).await?;
+    pool.close().await;
+    Ok(step)
+}
+
+/// Updates of `table` since the statistics were last read, and how many of them were HOT (the row
+/// rewritten on its own page, no index touched). PostgreSQL publishes a backend's counts about once a
+/// second, so a reading right after a step may miss its last second.
+pub(crate) async fn table_updates(url: &str, table: &str) -> anyhow::Result<(i64, i64)> {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    Ok(
+        sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = $1")
+            .bind(table)
+            .fetch_optional(&mut connection)
+            .await?
+            .unwrap_or((0, 0)),
+    )
 }

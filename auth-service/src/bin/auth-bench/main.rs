@@ -1,9 +1,13 @@
 //! Load generator for a running auth-service (`AUTH_URL`).
 //!
-//! In one run: the bare Argon2id hash rate and JWT sign/verify rates on this machine (`bare`), login throughput and p50/p95/p99 latency at
-//! increasing concurrency, an open-loop login run at 80% of the peak rate (p99 goal), refresh throughput and
-//! bearer-verified `GET /api/auth/me` throughput, and the HTTP ceiling it is compared with (`ceiling`). Prints a table to stdout and, with `--json FILE`, writes
-//! the numbers for `cargo xtask bench auth`. Every phase has a bounded duration and concurrency.
+//! In one run: the bare limits on this machine (`bare`: the Argon2id hash rate, JWT sign/verify rates, one
+//! Redis round trip and one PostgreSQL commit), login throughput and p50/p95/p99 latency at increasing
+//! concurrency, an open-loop login run at 80% of the peak rate (p99 goal), refresh throughput with its share
+//! of HOT row updates, bearer-verified `GET /api/auth/me` throughput, the HTTP ceiling it is compared with
+//! (`ceiling`), and each endpoint as a share of its limit. Prints a table to stdout and, with `--json FILE`
+//! and `--markdown FILE`, writes the numbers for `cargo xtask bench auth`, which runs it twice: with
+//! request logging off and at the production level (`--hot-path-only` the second time). Every phase has a
+//! bounded duration and concurrency.
 //!
 //! The service under test must run with the login/refresh rate limits disabled (`RATE_LIMIT_*=0`), or the
 //! phases measure 429s; those are counted and reported as errors.
@@ -24,7 +28,7 @@ use tokio::sync::Semaphore;
 mod bare;
 mod ceiling;
 
-use bare::{hash_rate, jwt_rates};
+use bare::{hash_rate, jwt_rates, postgres_commits, redis_round_trips, table_updates};
 use ceiling::ceiling_server;
 
 /// Benchmark a running auth-service.
@@ -65,6 +69,17 @@ struct Args {
     /// Exit 1 when a goal is missed.
     #[arg(long)]
     strict: bool,
+    /// The service's database: the bare PostgreSQL commit rate is measured on it, and the share of HOT
+    /// updates of `refresh_tokens` read from its statistics.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The service's Redis: the bare round-trip rate is measured on it.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Only the hot path: refresh, `/me` and the HTTP ceiling (no bare rates, no login steps), e.g. to
+    /// run again against the service with other settings.
+    #[arg(long)]
+    hot_path_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -297,11 +312,28 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
 
     let threads = args.hash_threads.unwrap_or(cpus);
-    eprintln!("measuring bare Argon2id hash rate on {threads} threads ...");
-    let hash_per_sec = tokio::task::spawn_blocking(move || hash_rate(threads, duration)).await?;
-
-    eprintln!("measuring bare sign and verify rates of each JWT algorithm on one thread ...");
-    let jwt = tokio::task::spawn_blocking(move || jwt_rates(Duration::from_secs(2))).await??;
+    let full = !args.hot_path_only;
+    let (mut hash_per_sec, mut jwt, mut limits) = (0.0, Vec::new(), Vec::new());
+    if full {
+        eprintln!("measuring bare Argon2id hash rate on {threads} threads ...");
+        hash_per_sec = tokio::task::spawn_blocking(move || hash_rate(threads, duration)).await?;
+        eprintln!("measuring bare sign and verify rates of each JWT algorithm on one thread ...");
+        jwt = tokio::task::spawn_blocking(move || jwt_rates(Duration::from_secs(2))).await??;
+        if let Some(redis_url) = &args.redis_url {
+            eprintln!(
+                "measuring one Redis round trip, concurrency {} ...",
+                args.me_concurrency
+            );
+            limits.push(redis_round_trips(redis_url, args.me_concurrency.max(1), duration).await?);
+        }
+        if let Some(database_url) = &args.database_url {
+            eprintln!(
+                "measuring one PostgreSQL commit, concurrency {} ...",
+                args.refresh_concurrency
+            );
+            limits.push(postgres_commits(database_url, args.refresh_concurrency.max(1), duration).await?);
+        }
+    }
 
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let users: Vec<String> = (0..args.users.max(1))
@@ -315,7 +347,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let mut steps = Vec::new();
     let mut peak = 0.0f64;
-    for &c in &args.login_concurrency {
+    let login_levels = if full { &args.login_concurrency[..] } else { &[] };
+    for &c in login_levels {
         eprintln!("login, concurrency {c} ...");
         let (b, u) = (bench.clone(), users.clone());
         let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -331,7 +364,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         steps.push(s);
     }
 
-    if !args.skip_open_loop && peak > 0.0 {
+    if full && !args.skip_open_loop && peak > 0.0 {
         let rate = peak * 0.8;
         eprintln!("login open loop at {rate:.1}/s (80% of peak) ...");
         steps.push(open_loop_logins(bench.clone(), users.clone(), rate, duration, 512).await);
@@ -346,6 +379,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let chains = Arc::new(chains);
     let (b, ch) = (bench.clone(), chains.clone());
+    let updates_before = match &args.database_url {
+        Some(url) => Some(table_updates(url, "refresh_tokens").await?),
+        None => None,
+    };
     steps.push(
         closed_loop("refresh", args.refresh_concurrency.max(1), duration, move |i| {
             let (b, ch) = (b.clone(), ch.clone());
@@ -357,6 +394,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         })
         .await,
     );
+
+    // The refresh step's share of HOT updates, once its backends have published their counts.
+    let mut hot_updates = None;
+    if let (Some(url), Some((updates, hot))) = (&args.database_url, updates_before) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (updates_after, hot_after) = table_updates(url, "refresh_tokens").await?;
+        hot_updates = Some((updates_after - updates, hot_after - hot));
+    }
 
     eprintln!("me, concurrency {} ...", args.me_concurrency);
     let mut access = Vec::new();
@@ -400,12 +445,31 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .iter()
         .find(|s| s.name == "login_open_loop_80pct")
         .map(|s| s.p99_ms);
-    let goals = vec![
-        (
+    let limit = |name: &str| {
+        limits
+            .iter()
+            .find(|s: &&Step| s.name == name)
+            .map_or(0.0, |s| s.throughput)
+    };
+    // Each endpoint against the limit of what it cannot do without: (endpoint, req/s, limit, limit/s).
+    let ratios: Vec<(&str, f64, &str, f64)> = [
+        ("login (peak)", peak, "Argon2id hash", hash_per_sec),
+        ("refresh", refresh, "PostgreSQL commit", limit("postgres_commit")),
+        ("/me", me, "Redis round trip", limit("redis_round_trip")),
+        ("/me", me, "HTTP ceiling", ceiling),
+    ]
+    .into_iter()
+    .filter(|(_, rate, _, limit)| *rate > 0.0 && *limit > 0.0)
+    .collect();
+    let mut goals = Vec::new();
+    if full {
+        goals.push((
             "login throughput >= 90% of bare hash rate",
             peak >= 0.9 * hash_per_sec,
             format!("{peak:.1}/s vs {hash_per_sec:.1}/s"),
-        ),
+        ));
+    }
+    goals.extend([
         ("refresh >= 2000/s", refresh >= 2000.0, format!("{refresh:.0}/s")),
         ("/me >= 12000/s", me >= 12000.0, format!("{me:.0}/s")),
         (
@@ -413,16 +477,27 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             ceiling > 0.0 && me >= 0.5 * ceiling,
             format!("{:.0}% ({me:.0}/s of {ceiling:.0}/s)", 100.0 * me / ceiling.max(1.0)),
         ),
-        (
+    ]);
+    if full {
+        goals.push((
             "login p99 < 250 ms at 80% of peak",
             open.is_some_and(|p| p < 250.0),
             open.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "not run".into()),
-        ),
-    ];
+        ));
+    }
+    let hot_line = hot_updates.map(|(updates, hot)| {
+        format!(
+            "`refresh_tokens` rows updated during the refresh step: {updates}, of which HOT (in place, no index \
+             touched): {hot} ({:.0}%)",
+            100.0 * hot as f64 / updates.max(1) as f64
+        )
+    });
 
     println!("auth-service benchmark against {url}");
     println!("machine: {} ({} CPUs)", cpu_model(), cpus);
-    println!("bare Argon2id (m=19456,t=2,p=1) hash rate: {hash_per_sec:.1}/s on {threads} threads");
+    if full {
+        println!("bare Argon2id (m=19456,t=2,p=1) hash rate: {hash_per_sec:.1}/s on {threads} threads");
+    }
     for rate in &jwt {
         println!(
             "bare {} on one thread: {:.0} signs/s, {:.0} verifies/s",
@@ -434,11 +509,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "{:<24} {:>5} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7}",
         "step", "conc", "req/s", "ok", "p50 ms", "p95 ms", "p99 ms", "errors"
     );
-    for s in &steps {
+    for s in limits.iter().chain(&steps) {
         println!(
             "{:<24} {:>5} {:>10.1} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>7}",
             s.name, s.concurrency, s.throughput, s.ok, s.p50_ms, s.p95_ms, s.p99_ms, s.errors
         );
+    }
+    println!();
+    for (endpoint, rate, what, limit) in &ratios {
+        println!(
+            "{endpoint}: {rate:.0}/s is {:.0}% of one {what} ({limit:.0}/s)",
+            100.0 * rate / limit
+        );
+    }
+    if let Some(line) = &hot_line {
+        println!("{line}");
     }
     println!();
     for (goal, met, value) in &goals {
@@ -452,23 +537,40 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             cpu_model(),
             duration.as_secs()
         ));
-        md.push_str(&format!(
-            "- Bare Argon2id (m=19456 KiB, t=2, p=1) hash rate: **{hash_per_sec:.1}/s** on {threads} threads\n"
-        ));
-        for rate in &jwt {
+        if full {
             md.push_str(&format!(
-                "- Bare {} (RSA keys of 2048 bits) on one thread: {:.0} signs/s, {:.0} verifies/s\n",
+                "- Bare Argon2id (m=19456 KiB, t=2, p=1) hash rate: **{hash_per_sec:.1}/s** on {threads} threads\n"
+            ));
+        }
+        for rate in &jwt {
+            let bits = if rate.algorithm.rsa() { " (2048-bit key)" } else { "" };
+            md.push_str(&format!(
+                "- Bare {}{bits} on one thread: {:.0} signs/s, {:.0} verifies/s\n",
                 rate.algorithm, rate.signs, rate.verifies
             ));
         }
         md.push('\n');
         md.push_str("| step | concurrency | req/s | ok | p50 ms | p95 ms | p99 ms | errors |\n");
         md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-        for s in &steps {
+        for s in limits.iter().chain(&steps) {
             md.push_str(&format!(
                 "| {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} |\n",
                 s.name, s.concurrency, s.throughput, s.ok, s.p50_ms, s.p95_ms, s.p99_ms, s.errors
             ));
+        }
+        if !ratios.is_empty() {
+            md.push_str(
+                "\n| endpoint | req/s | its limit | limit/s | share of the limit |\n|---|---:|---|---:|---:|\n",
+            );
+            for (endpoint, rate, what, limit) in &ratios {
+                md.push_str(&format!(
+                    "| {endpoint} | {rate:.0} | one {what} | {limit:.0} | {:.0}% |\n",
+                    100.0 * rate / limit
+                ));
+            }
+        }
+        if let Some(line) = &hot_line {
+            md.push_str(&format!("\n{line}.\n"));
         }
         md.push_str("\n| goal | result | measured |\n|---|---|---|\n");
         for (goal, met, value) in &goals {
@@ -491,7 +593,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .map(|r| (r.algorithm.name().to_owned(), json!({ "signs_per_second": r.signs, "verifies_per_second": r.verifies })))
                 .collect::<serde_json::Map<_, _>>(),
             "login_peak_per_second": peak,
+            "limits": limits,
             "steps": steps,
+            "refresh_token_updates": hot_updates.map(|(updates, hot)| json!({ "updates": updates, "hot": hot })),
             "goals": goals.iter().map(|(g, m, v)| json!({ "goal": g, "met": m, "value": v })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
