@@ -144,7 +144,7 @@ impl KeySet {
 }
 
 /// `jsonwebtoken`'s name for an algorithm.
-fn jose_algorithm(algorithm: Algorithm) -> jsonwebtoken::Algorithm {
+pub(crate) fn jose_algorithm(algorithm: Algorithm) -> jsonwebtoken::Algorithm {
     match algorithm {
         Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
         Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,

@@ -86,12 +86,12 @@ impl AppState {
     pub fn with_keys(config: Config, pool: PgPool, clock: Arc<dyn Clock>, keys: KeyStore) -> anyhow::Result<Self> {
         let cache = Cache::connect_lazy(&config.redis_url, &config.redis_key_prefix).context("invalid `REDIS_URL`")?;
         let hasher = Hasher::new(config.hash_concurrency())?;
-        let jwt = JwtRules {
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            ttl_secs: config.access_token_ttl as i64,
-            leeway_secs: config.jwt_leeway as i64,
-        };
+        let jwt = JwtRules::new(
+            config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
+            config.access_token_ttl as i64,
+            config.jwt_leeway as i64,
+        );
         let timeouts = SessionTimeouts {
             idle: Config::secs(config.session_timeout_idle),
             absolute: Config::secs(config.session_timeout_absolute),

@@ -41,17 +41,80 @@ pub struct AccessClaims {
     pub sid: String,
 }
 
-/// Issuer, audience and timing rules shared by issuing and verifying.
+/// Issuer, audience and timing rules shared by issuing and verifying, with the `Validation` of each
+/// algorithm and kind of token built once from them (the fields are private so that the two cannot
+/// disagree).
 #[derive(Debug, Clone)]
 pub struct JwtRules {
     /// `iss`.
-    pub issuer: String,
+    issuer: String,
     /// `aud`.
-    pub audience: String,
+    audience: String,
     /// Lifetime of an access token, in seconds.
-    pub ttl_secs: i64,
+    ttl_secs: i64,
     /// Clock skew tolerated, in seconds.
-    pub leeway_secs: i64,
+    leeway_secs: i64,
+    prepared: Vec<(Algorithm, TokenKind, Validation)>,
+}
+
+/// The kinds of token verified, by the registered claims each must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenKind {
+    Access,
+    Admin,
+    Introspected,
+}
+
+impl TokenKind {
+    const ALL: [TokenKind; 3] = [TokenKind::Access, TokenKind::Admin, TokenKind::Introspected];
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            TokenKind::Access => &["exp", "nbf", "iss", "aud", "sub"],
+            TokenKind::Admin => &["exp", "iat", "iss", "aud", "sub"],
+            TokenKind::Introspected => &["exp", "iss", "aud", "sub"],
+        }
+    }
+}
+
+impl JwtRules {
+    /// Rules for tokens of `issuer` and `audience`, access tokens living `ttl_secs`, with `leeway_secs` of
+    /// clock skew.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, ttl_secs: i64, leeway_secs: i64) -> Self {
+        let mut rules = Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ttl_secs,
+            leeway_secs,
+            prepared: Vec::new(),
+        };
+        rules.prepared = crate::keys::Algorithm::ALL
+            .into_iter()
+            .map(crate::keys::jose_algorithm)
+            .flat_map(|algorithm| TokenKind::ALL.map(|kind| (algorithm, kind)))
+            .map(|(algorithm, kind)| (algorithm, kind, rules.build_validation(algorithm, kind)))
+            .collect();
+        rules
+    }
+
+    /// Signature under `algorithm` only, issuer, audience and `kind`'s claims present; times are the
+    /// caller's (see [`decode_signed`]).
+    fn build_validation(&self, algorithm: Algorithm, kind: TokenKind) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(kind.required());
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation
+    }
+
+    fn validation(&self, algorithm: Algorithm, kind: TokenKind) -> std::borrow::Cow<'_, Validation> {
+        match self.prepared.iter().find(|(a, k, _)| *a == algorithm && *k == kind) {
+            Some((_, _, validation)) => std::borrow::Cow::Borrowed(validation),
+            None => std::borrow::Cow::Owned(self.build_validation(algorithm, kind)),
+        }
+    }
 }
 
 /// Why an access token is refused. The variants are for logs and tests; clients see one answer.
@@ -148,29 +211,24 @@ pub fn verify_access_uncached(
     {
         return Err(TokenError::Type);
     }
-    let (_, claims) = decode_signed::<AccessClaims>(keys, rules, token, header, &["exp", "nbf", "iss", "aud", "sub"])?;
+    let (_, claims) = decode_signed::<AccessClaims>(keys, rules, token, header, TokenKind::Access)?;
     check_times(claims.exp, Some(claims.nbf), rules, now)?;
     Ok(claims)
 }
 
 /// The claims of `token` (whose `header` the caller has read) with its kid: the signature checked with
 /// the key its `kid` names, under that key's algorithm only; issuer and audience against `rules`; every
-/// claim in `required` present. Times are left to the caller, who checks them against the service clock
+/// claim `kind` requires present. Times are left to the caller, who checks them against the service clock
 /// rather than the system clock.
 fn decode_signed<T: serde::de::DeserializeOwned>(
     keys: &KeySet,
     rules: &JwtRules,
     token: &str,
     header: jsonwebtoken::Header,
-    required: &[&str],
+    kind: TokenKind,
 ) -> Result<(String, T), TokenError> {
     let (kid, key, algorithm) = key_for(keys, header)?;
-    let mut validation = Validation::new(algorithm);
-    validation.set_issuer(&[&rules.issuer]);
-    validation.set_audience(&[&rules.audience]);
-    validation.set_required_spec_claims(required);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
+    let validation = rules.validation(algorithm, kind);
     let data = jsonwebtoken::decode::<T>(token, key, &validation)
         .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
     Ok((kid, data.claims))
@@ -249,7 +307,7 @@ pub fn verify_admin(
             return Err(TokenError::Type);
         }
     }
-    let (_, claims) = decode_signed::<AdminClaims>(keys, rules, token, header, &["exp", "iat", "iss", "aud", "sub"])?;
+    let (_, claims) = decode_signed::<AdminClaims>(keys, rules, token, header, TokenKind::Admin)?;
     check_times(claims.exp, claims.nbf, rules, now)?;
     // `iat` bounds the lifetime below, so it may not lie in the future either.
     if claims.iat - rules.leeway_secs > now.timestamp() {
@@ -287,7 +345,7 @@ pub fn introspect(
     now: DateTime<Utc>,
 ) -> Result<(String, IntrospectedClaims), TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    let (kid, claims) = decode_signed::<IntrospectedClaims>(keys, rules, token, header, &["exp", "iss", "aud", "sub"])?;
+    let (kid, claims) = decode_signed::<IntrospectedClaims>(keys, rules, token, header, TokenKind::Introspected)?;
     check_times(claims.exp, claims.nbf, rules, now)?;
     Ok((kid, claims))
 }
@@ -357,12 +415,7 @@ mod tests {
     fn fixture(algorithm: crate::keys::Algorithm) -> (String, KeySet, JwtRules) {
         let pem = crate::keys::generate(algorithm, 2048).unwrap().pem;
         let keys = KeySet::new(crate::keys::parse_private(&pem).unwrap(), &[]).unwrap();
-        let rules = JwtRules {
-            issuer: "iss".into(),
-            audience: "aud".into(),
-            ttl_secs: 60,
-            leeway_secs: 5,
-        };
+        let rules = JwtRules::new("iss", "aud", 60, 5);
         (pem, keys, rules)
     }
 
@@ -383,10 +436,7 @@ mod tests {
             verify_access(&keys, &rules, &token, now - chrono::Duration::seconds(6)),
             Err(TokenError::NotYetValid)
         );
-        let other = JwtRules {
-            audience: "other".into(),
-            ..rules.clone()
-        };
+        let other = JwtRules::new("iss", "other", 60, 5);
         assert!(matches!(
             verify_access(&keys, &other, &token, now),
             Err(TokenError::Invalid(_))

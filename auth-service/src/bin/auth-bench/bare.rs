@@ -54,12 +54,7 @@ fn jwt_rate(algorithm: auth_service::keys::Algorithm, duration: Duration) -> any
     let key = auth_service::keys::generate(algorithm, 2048)?;
     let private = auth_service::keys::parse_private(&key.pem).map_err(anyhow::Error::msg)?;
     let set = auth_service::keys::KeySet::new(private, &[]).map_err(anyhow::Error::msg)?;
-    let rules = auth_service::tokens::JwtRules {
-        issuer: "bench".into(),
-        audience: "bench".into(),
-        ttl_secs: 900,
-        leeway_secs: 5,
-    };
+    let rules = auth_service::tokens::JwtRules::new("bench", "bench", 900, 5);
     let (user, session) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let now = chrono::Utc::now();
     let start = Instant::now();
