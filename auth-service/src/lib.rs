@@ -105,37 +105,41 @@ pub const REFRESH_TOKEN_ROW_MARGIN: chrono::Duration = chrono::Duration::days(1)
 /// Deletes the rows of refresh tokens that expired more than [`REFRESH_TOKEN_ROW_MARGIN`] ago, a batch at
 /// a time.
 pub async fn prune_refresh_tokens(state: &AppState) {
-    const BATCH: i64 = 5_000;
     let before = state.now() - REFRESH_TOKEN_ROW_MARGIN;
-    loop {
-        match state.db.prune_refresh_tokens(before, BATCH).await {
-            Ok(pruned) => {
-                state.metrics.refresh_tokens_pruned.inc_by(pruned);
-                if pruned < BATCH as u64 {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot prune expired refresh tokens; the next tick tries again");
-                return;
-            }
-        }
-    }
+    in_batches(
+        5_000,
+        &state.metrics.refresh_tokens_pruned,
+        "prune expired refresh tokens",
+        |batch| state.db.prune_refresh_tokens(before, batch),
+    )
+    .await
 }
 
 /// Seals every unsealed audit record, a batch at a time.
 pub async fn seal_audit(state: &AppState) {
-    const BATCH: i64 = 1_000;
+    in_batches(1_000, &state.metrics.audit_sealed, "seal the audit log", |batch| {
+        state.db.seal_audit(batch)
+    })
+    .await
+}
+
+/// Runs `step` (which handles up to `batch` rows and says how many) until a batch comes back short,
+/// counting the rows in `counter`; a failure is logged ("cannot {what}") and left to the next tick.
+async fn in_batches<F, Fut>(batch: i64, counter: &prometheus::IntCounter, what: &str, step: F)
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
     loop {
-        match state.db.seal_audit(BATCH).await {
-            Ok(sealed) => {
-                state.metrics.audit_sealed.inc_by(sealed);
-                if sealed < BATCH as u64 {
+        match step(batch).await {
+            Ok(done) => {
+                counter.inc_by(done);
+                if done < batch as u64 {
                     return;
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot seal the audit log; the next tick tries again");
+                tracing::warn!(error = %e, "cannot {what}; the next tick tries again");
                 return;
             }
         }
