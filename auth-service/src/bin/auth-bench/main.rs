@@ -27,9 +27,11 @@ use tokio::sync::Semaphore;
 
 mod bare;
 mod ceiling;
+mod report;
 
 use bare::{hash_rate, jwt_rates, postgres_commits, redis_round_trips, table_updates};
 use ceiling::ceiling_server;
+use report::Report;
 
 /// Benchmark a running auth-service.
 #[derive(Debug, Parser)]
@@ -438,170 +440,29 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     );
     drop(ceiling_server);
 
-    // The throughput of a named step, 0 when it did not run.
-    let throughput = |name: &str| steps.iter().find(|s| s.name == name).map_or(0.0, |s| s.throughput);
-    let (refresh, me, ceiling) = (throughput("refresh"), throughput("me"), throughput("http_ceiling"));
-    let open = steps
-        .iter()
-        .find(|s| s.name == "login_open_loop_80pct")
-        .map(|s| s.p99_ms);
-    let limit = |name: &str| {
-        limits
-            .iter()
-            .find(|s: &&Step| s.name == name)
-            .map_or(0.0, |s| s.throughput)
+    let report = Report {
+        url,
+        cpu_model: cpu_model(),
+        cpus,
+        duration,
+        full,
+        threads,
+        hash_per_sec,
+        jwt,
+        limits,
+        steps,
+        peak,
+        hot_updates,
     };
-    // Each endpoint against the limit of what it cannot do without: (endpoint, req/s, limit, limit/s).
-    let ratios: Vec<(&str, f64, &str, f64)> = [
-        ("login (peak)", peak, "Argon2id hash", hash_per_sec),
-        ("refresh", refresh, "PostgreSQL commit", limit("postgres_commit")),
-        ("/me", me, "Redis round trip", limit("redis_round_trip")),
-        ("/me", me, "HTTP ceiling", ceiling),
-    ]
-    .into_iter()
-    .filter(|(_, rate, _, limit)| *rate > 0.0 && *limit > 0.0)
-    .collect();
-    let mut goals = Vec::new();
-    if full {
-        goals.push((
-            "login throughput >= 90% of bare hash rate",
-            peak >= 0.9 * hash_per_sec,
-            format!("{peak:.1}/s vs {hash_per_sec:.1}/s"),
-        ));
-    }
-    goals.extend([
-        ("refresh >= 2000/s", refresh >= 2000.0, format!("{refresh:.0}/s")),
-        ("/me >= 12000/s", me >= 12000.0, format!("{me:.0}/s")),
-        (
-            "/me >= 50% of the HTTP ceiling",
-            ceiling > 0.0 && me >= 0.5 * ceiling,
-            format!("{:.0}% ({me:.0}/s of {ceiling:.0}/s)", 100.0 * me / ceiling.max(1.0)),
-        ),
-    ]);
-    if full {
-        goals.push((
-            "login p99 < 250 ms at 80% of peak",
-            open.is_some_and(|p| p < 250.0),
-            open.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "not run".into()),
-        ));
-    }
-    let hot_line = hot_updates.map(|(updates, hot)| {
-        format!(
-            "`refresh_tokens` rows updated during the refresh step: {updates}, of which HOT (in place, no index \
-             touched): {hot} ({:.0}%)",
-            100.0 * hot as f64 / updates.max(1) as f64
-        )
-    });
-
-    println!("auth-service benchmark against {url}");
-    println!("machine: {} ({} CPUs)", cpu_model(), cpus);
-    if full {
-        println!("bare Argon2id (m=19456,t=2,p=1) hash rate: {hash_per_sec:.1}/s on {threads} threads");
-    }
-    for rate in &jwt {
-        println!(
-            "bare {} on one thread: {:.0} signs/s, {:.0} verifies/s",
-            rate.algorithm, rate.signs, rate.verifies
-        );
-    }
-    println!();
-    println!(
-        "{:<24} {:>5} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7}",
-        "step", "conc", "req/s", "ok", "p50 ms", "p95 ms", "p99 ms", "errors"
-    );
-    for s in limits.iter().chain(&steps) {
-        println!(
-            "{:<24} {:>5} {:>10.1} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>7}",
-            s.name, s.concurrency, s.throughput, s.ok, s.p50_ms, s.p95_ms, s.p99_ms, s.errors
-        );
-    }
-    println!();
-    for (endpoint, rate, what, limit) in &ratios {
-        println!(
-            "{endpoint}: {rate:.0}/s is {:.0}% of one {what} ({limit:.0}/s)",
-            100.0 * rate / limit
-        );
-    }
-    if let Some(line) = &hot_line {
-        println!("{line}");
-    }
-    println!();
-    for (goal, met, value) in &goals {
-        println!("{} {goal}: {value}", if *met { "met   " } else { "missed" });
-    }
-
+    report.print();
     if let Some(path) = &args.markdown {
-        let mut md = String::new();
-        md.push_str(&format!(
-            "Machine: {} ({cpus} CPUs). Each step runs {} s.\n\n",
-            cpu_model(),
-            duration.as_secs()
-        ));
-        if full {
-            md.push_str(&format!(
-                "- Bare Argon2id (m=19456 KiB, t=2, p=1) hash rate: **{hash_per_sec:.1}/s** on {threads} threads\n"
-            ));
-        }
-        for rate in &jwt {
-            let bits = if rate.algorithm.rsa() { " (2048-bit key)" } else { "" };
-            md.push_str(&format!(
-                "- Bare {}{bits} on one thread: {:.0} signs/s, {:.0} verifies/s\n",
-                rate.algorithm, rate.signs, rate.verifies
-            ));
-        }
-        md.push('\n');
-        md.push_str("| step | concurrency | req/s | ok | p50 ms | p95 ms | p99 ms | errors |\n");
-        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-        for s in limits.iter().chain(&steps) {
-            md.push_str(&format!(
-                "| {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} |\n",
-                s.name, s.concurrency, s.throughput, s.ok, s.p50_ms, s.p95_ms, s.p99_ms, s.errors
-            ));
-        }
-        if !ratios.is_empty() {
-            md.push_str(
-                "\n| endpoint | req/s | its limit | limit/s | share of the limit |\n|---|---:|---|---:|---:|\n",
-            );
-            for (endpoint, rate, what, limit) in &ratios {
-                md.push_str(&format!(
-                    "| {endpoint} | {rate:.0} | one {what} | {limit:.0} | {:.0}% |\n",
-                    100.0 * rate / limit
-                ));
-            }
-        }
-        if let Some(line) = &hot_line {
-            md.push_str(&format!("\n{line}.\n"));
-        }
-        md.push_str("\n| goal | result | measured |\n|---|---|---|\n");
-        for (goal, met, value) in &goals {
-            md.push_str(&format!(
-                "| {goal} | {} | {value} |\n",
-                if *met { "met" } else { "**missed**" }
-            ));
-        }
-        std::fs::write(path, md).with_context(|| format!("cannot write `{}`", path.display()))?;
+        std::fs::write(path, report.markdown()).with_context(|| format!("cannot write `{}`", path.display()))?;
     }
-
     if let Some(path) = &args.json {
-        let doc = json!({
-            "url": url,
-            "machine": { "cpu_model": cpu_model(), "cpus": cpus },
-            "duration_seconds": duration.as_secs(),
-            "argon2id": { "m_cost": 19456, "t_cost": 2, "p_cost": 1, "threads": threads, "hashes_per_second": hash_per_sec },
-            "jwt_per_thread": jwt
-                .iter()
-                .map(|r| (r.algorithm.name().to_owned(), json!({ "signs_per_second": r.signs, "verifies_per_second": r.verifies })))
-                .collect::<serde_json::Map<_, _>>(),
-            "login_peak_per_second": peak,
-            "limits": limits,
-            "steps": steps,
-            "refresh_token_updates": hot_updates.map(|(updates, hot)| json!({ "updates": updates, "hot": hot })),
-            "goals": goals.iter().map(|(g, m, v)| json!({ "goal": g, "met": m, "value": v })).collect::<Vec<_>>(),
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+        std::fs::write(path, serde_json::to_string_pretty(&report.json())?)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
     }
-    Ok(goals.iter().all(|g| g.1))
+    Ok(report.goals().iter().all(|g| g.1))
 }
 
 fn main() -> ExitCode {
