@@ -28,14 +28,15 @@ pub async fn init(ctx: &Context, args: &InitArgs) -> anyhow::Result<ExitStatus> 
         .map(|s| json!({"step": s, "detail": s.describe(table)}))
         .collect();
     if steps.is_empty() {
-        ctx.printer.either(
-            &json!({"table": table, "region": region.as_str(), "plan": [], "changed": false, "facts": before}),
-            || {
-                format!(
-                    "table `{table}` ({region}) is ready: key `pk`, point-in-time recovery and deletion protection on"
-                )
-            },
-        );
+        // A dry run says so in the one dry-run shape even when there is nothing to plan.
+        let mut ready =
+            json!({"table": table, "region": region.as_str(), "plan": [], "changed": false, "facts": before});
+        if args.mutation.dry_run {
+            ready["dry_run"] = json!(true);
+        }
+        ctx.printer.either(&ready, || {
+            format!("table `{table}` ({region}) is ready: key `pk`, point-in-time recovery and deletion protection on")
+        });
         return Ok(ExitStatus::Success);
     }
     let plan_text = || {

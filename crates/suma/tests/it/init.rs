@@ -79,6 +79,11 @@ async fn init_creates_a_hardened_lock_table_that_locks_work_on() {
     let again = run(suma(&["--config", config, "init", "--yes", "--output", "json"]));
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(json(&again)["changed"], false);
+    // A dry run on a ready table still answers in the one dry-run shape, with nothing planned.
+    let ready = run(suma(&["--config", config, "init", "--dry-run", "--output", "json"]));
+    assert_eq!(ready.code, 0, "{}", ready.stderr);
+    assert_eq!(json(&ready)["dry_run"], true, "{}", ready.stdout);
+    assert_eq!(json(&ready)["plan"], serde_json::json!([]), "{}", ready.stdout);
 
     // The table serves suma's lock: nobody holds staging's lock in a new table.
     let status = run(suma(&[
