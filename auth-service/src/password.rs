@@ -180,11 +180,20 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
     hash().map_err(|e| HashError::Hash(e.to_string()))
 }
 
+/// Whether a PHC string is Argon2id version 0x13, the variant this service writes.
+fn is_argon2id_v13(parsed: &PasswordHash<'_>) -> bool {
+    parsed.algorithm == argon2::ARGON2ID_IDENT && parsed.version == Some(Version::V0x13.into())
+}
+
 /// Whether `password` matches the PHC string `parsed`: Argon2id 0x13 in this thread's working memory (the
 /// output compared in constant time), anything else by the library's own verification.
 fn matches(password: &str, parsed: &PasswordHash<'_>) -> bool {
-    let ours = parsed.algorithm == argon2::ARGON2ID_IDENT && parsed.version == Some(Version::V0x13.into());
-    match (ours, Params::try_from(parsed), parsed.salt, parsed.hash) {
+    match (
+        is_argon2id_v13(parsed),
+        Params::try_from(parsed),
+        parsed.salt,
+        parsed.hash,
+    ) {
         (true, Ok(params), Some(salt), Some(expected)) => {
             let mut decoded = [0u8; 64];
             salt.decode_b64(&mut decoded)
@@ -203,15 +212,13 @@ fn verify_blocking(password: &str, stored: &str) -> Verified {
         };
     };
     let ok = matches(password, &parsed);
-    let current = Params::new(M_COST, T_COST, P_COST, None).ok();
-    let stored_params = Params::try_from(&parsed).ok();
-    let same_alg = parsed.algorithm.as_str() == "argon2id" && parsed.version == Some(0x13);
+    let current = current_params();
     let needs_rehash = ok
-        && (!same_alg
-            || match (current, stored_params) {
-                (Some(c), Some(s)) => (c.m_cost(), c.t_cost(), c.p_cost()) != (s.m_cost(), s.t_cost(), s.p_cost()),
-                _ => true,
-            });
+        && (!is_argon2id_v13(&parsed)
+            || Params::try_from(&parsed).map_or(true, |stored| {
+                (current.m_cost(), current.t_cost(), current.p_cost())
+                    != (stored.m_cost(), stored.t_cost(), stored.p_cost())
+            }));
     Verified { ok, needs_rehash }
 }
 
