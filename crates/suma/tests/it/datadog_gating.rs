@@ -10,10 +10,15 @@ use crate::canary::{
 };
 use crate::common::{self, run};
 
-/// Staging's configuration gated by Datadog, written beside the test.
+/// Staging's configuration gated by Datadog, written beside the test. The latency ceiling is raised:
+/// these tests are about the error ratio Datadog counts, and the sandbox's debug-built tasks on a
+/// loaded 2-core machine cross the template's 200 ms p95 by chance, which would decide a window before
+/// the error ratio does (seen in CI: a faulty canary rolled back on `p95_latency_ms = 208.9`). The
+/// latency query still runs and is reported; the Prometheus tests keep the template's ceiling.
 fn datadog_gated() -> (tempfile::TempDir, std::path::PathBuf) {
     sandbox_config_with(|config| {
         config["environments"]["staging"]["metrics"] = serde_yaml::from_str("{ provider: datadog }").unwrap();
+        config["analysis_templates"]["sandbox"]["max_p95_latency_ms"] = serde_yaml::Value::from(2000.0);
     })
 }
 
