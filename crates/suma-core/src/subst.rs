@@ -14,8 +14,9 @@
 pub enum Names {
     /// Letters, digits and `_` (template variables).
     Identifier,
-    /// Also `.` and `-` (runbook references such as `steps.db-check.outputs.multi_az`), and `|` and
-    /// spaces for a runbook's alternatives (`steps.a.outputs.x || steps.b.outputs.x`).
+    /// Also `.` and `-` (runbook references such as `steps.db-check.outputs.multi_az`), `|` and
+    /// spaces for a runbook's alternatives (`steps.a.outputs.x || steps.b.outputs.x`), and what a
+    /// selector into a structured output is written with (`records[0]`, `[*]`, `['key']`, `["a/b"]`).
     Path,
 }
 
@@ -23,14 +24,19 @@ impl Names {
     fn accepts(self, name: &str) -> bool {
         !name.is_empty()
             && name.chars().all(|c| {
-                c.is_ascii_alphanumeric() || c == '_' || (self == Names::Path && matches!(c, '.' | '-' | '|' | ' '))
+                c.is_ascii_alphanumeric()
+                    || c == '_'
+                    || (self == Names::Path
+                        && matches!(c, '.' | '-' | '|' | ' ' | '[' | ']' | '*' | '\'' | '"' | '/' | ':'))
             })
     }
 
     fn describe(self) -> &'static str {
         match self {
             Names::Identifier => "names are letters, digits and `_`",
-            Names::Path => "names are letters, digits, `_`, `.` and `-`, alternatives joined by `||`",
+            Names::Path => {
+                "names are letters, digits, `_`, `.` and `-`, selectors such as `[0]` or `['key']`, alternatives joined by `||`"
+            }
         }
     }
 }

@@ -233,7 +233,7 @@ pub const ACTIONS: &[ActionSpec] = &[
             req(
                 "query",
                 ArgType::String,
-                "one SELECT; the first row's columns become outputs",
+                "one SELECT; the first row's columns become outputs, the first 100 rows `records` (`records[1].email`)",
             ),
             opt(
                 "secret",
@@ -247,7 +247,7 @@ pub const ACTIONS: &[ActionSpec] = &[
             ),
         ],
         open_outputs: true,
-        outputs: &["rows", "value", "columns"],
+        outputs: &["rows", "value", "columns", "records"],
         mutating: false,
         default_timeout: Duration::from_secs(2 * MIN),
     },
@@ -372,7 +372,7 @@ pub const ACTIONS: &[ActionSpec] = &[
             ),
         ],
         open_outputs: false,
-        outputs: &["status", "latency_ms", "attempts"],
+        outputs: &["status", "latency_ms", "attempts", "json"],
         mutating: false,
         default_timeout: Duration::from_secs(10 * MIN),
     },

@@ -1,5 +1,7 @@
 //! References and conditions in runbooks: `${params.reason}`, `${steps.db.outputs.multi_az}`,
-//! `${env.url}`, `${run.id}` inside argument strings; `${steps.restore.outputs.host ||
+//! `${env.url}`, `${run.id}` inside argument strings; a selector reaches into a structured output
+//! (`${steps.q.outputs.records[0].email}`, `${steps.health.outputs.json.checks['redis'].status}`,
+//! `steps.q.outputs.records[*].id` for each element), as JSONPath does after its `$`; `${steps.restore.outputs.host ||
 //! steps.primary.outputs.host}` takes the first alternative that has a value (the output of whichever
 //! branch ran, as `||` does in a GitHub Actions expression); and `when:` conditions such as
 //! `steps.db.outputs.multi_az == true and params.force != true`. Deliberately small (comparisons joined by
@@ -11,11 +13,19 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use suma_core::subst::{self, Names, Piece, RenderError};
 
+use super::selector::selectors;
+pub use super::selector::{select, Selector};
+
 /// What a reference points at.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ref {
     Param(String),
-    Output { step: String, output: String },
+    /// A step's output, and where inside it when the output is structured (empty: the whole value).
+    Output {
+        step: String,
+        output: String,
+        path: Vec<Selector>,
+    },
     Env(String),
     Run(String),
 }
@@ -43,16 +53,25 @@ pub const HANDLER_RUN_NAMES: &[&str] = &["stopped_at", "reason"];
 
 impl Ref {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = text.trim().split('.').collect();
         let bad = || {
             format!("`{text}` is not a reference; use `params.NAME`, `steps.ID.outputs.NAME`, `env.NAME` or `run.NAME`")
         };
+        if let Some((step, rest)) = text.trim().strip_prefix("steps.").and_then(|r| r.split_once('.')) {
+            let rest = rest.strip_prefix("outputs.").ok_or_else(bad)?;
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            let (output, path) = rest.split_at(end);
+            if !is_name(step) || !is_name(output) {
+                return Err(bad());
+            }
+            return Ok(Self::Output {
+                step: step.to_owned(),
+                output: output.to_owned(),
+                path: selectors(path).map_err(|m| format!("`{}`: {m}", text.trim()))?,
+            });
+        }
+        let parts: Vec<&str> = text.trim().split('.').collect();
         match parts.as_slice() {
             ["params", name] if is_name(name) => Ok(Self::Param((*name).to_owned())),
-            ["steps", step, "outputs", output] if is_name(step) && is_name(output) => Ok(Self::Output {
-                step: (*step).to_owned(),
-                output: (*output).to_owned(),
-            }),
             ["env", name] if ENV_NAMES.contains(name) => Ok(Self::Env((*name).to_owned())),
             ["env", name] => Err(format!(
                 "`env.{name}` is not an environment value; known: {}",
@@ -72,7 +91,10 @@ impl std::fmt::Display for Ref {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Param(n) => write!(f, "params.{n}"),
-            Self::Output { step, output } => write!(f, "steps.{step}.outputs.{output}"),
+            Self::Output { step, output, path } => {
+                write!(f, "steps.{step}.outputs.{output}")?;
+                path.iter().try_for_each(|s| write!(f, "{s}"))
+            }
             Self::Env(n) => write!(f, "env.{n}"),
             Self::Run(n) => write!(f, "run.{n}"),
         }
@@ -115,19 +137,25 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn get(&self, reference: &Ref) -> Result<&Value, String> {
+    pub fn get(&self, reference: &Ref) -> Result<Value, String> {
         let found = match reference {
             Ref::Param(n) => self.params.get(n),
-            Ref::Output { step, output } => self.outputs.get(step).and_then(|o| o.get(output)),
+            Ref::Output { step, output, .. } => self.outputs.get(step).and_then(|o| o.get(output)),
             Ref::Env(n) => self.env.get(n),
             Ref::Run(n) => self.run.get(n),
         };
-        found.ok_or_else(|| match reference {
+        let value = found.ok_or_else(|| match reference {
             Ref::Output { step, .. } if !self.outputs.contains_key(step) => {
                 format!("`{reference}` has no value: step `{step}` did not run (skipped by its `when`?)")
             }
             _ => format!("`{reference}` has no value in this run"),
-        })
+        })?;
+        match reference {
+            Ref::Output { path, .. } if !path.is_empty() => {
+                select(value, path).map_err(|m| format!("`{reference}` has no value: {m}"))
+            }
+            _ => Ok(value.clone()),
+        }
     }
 }
 
@@ -146,7 +174,7 @@ pub fn interpolate(text: &str, scope: &Scope) -> Result<String, String> {
         let mut missing = Vec::new();
         for reference in alternatives(name)? {
             match scope.get(&reference) {
-                Ok(value) => return Ok(to_text(value)),
+                Ok(value) => return Ok(to_text(&value)),
                 Err(e) => missing.push(e),
             }
         }
@@ -319,7 +347,7 @@ impl Condition {
     pub fn eval(&self, scope: &Scope) -> Result<bool, String> {
         let value = |o: &Operand| -> Result<Value, String> {
             match o {
-                Operand::Ref(r) => scope.get(r).cloned(),
+                Operand::Ref(r) => scope.get(r),
                 Operand::Literal(v) => Ok(v.clone()),
             }
         };
@@ -414,6 +442,122 @@ mod tests {
             "each alternative is checked when the runbook loads"
         );
         assert!(references("${steps.a.outputs.x || env.colour}").is_err());
+    }
+
+    fn structured_scope() -> Scope {
+        let mut s = scope();
+        s.outputs.insert(
+            "q".into(),
+            BTreeMap::from([(
+                "records".into(),
+                json!([
+                    {"email": "a@example.com", "n": 3, "tags": ["x", "y"]},
+                    {"email": "b@example.com", "n": 7, "tags": []},
+                ]),
+            )]),
+        );
+        s.outputs.insert(
+            "health".into(),
+            BTreeMap::from([(
+                "json".into(),
+                json!({"checks": {"redis": {"status": "ok"}, "db/primary": {"status": "degraded"}}}),
+            )]),
+        );
+        s
+    }
+
+    #[test]
+    fn selectors_parse_and_print_as_written() {
+        let cases = [
+            ("steps.q.outputs.records[0].email", "steps.q.outputs.records[0].email"),
+            ("steps.q.outputs.records[-1]", "steps.q.outputs.records[-1]"),
+            ("steps.q.outputs.records[*].n", "steps.q.outputs.records[*].n"),
+            (
+                "steps.health.outputs.json['checks'].redis",
+                "steps.health.outputs.json.checks.redis",
+            ),
+            (
+                "steps.health.outputs.json.checks[\"db/primary\"].status",
+                "steps.health.outputs.json.checks['db/primary'].status",
+            ),
+            ("steps.q.outputs.rows", "steps.q.outputs.rows"),
+        ];
+        for (text, shown) in cases {
+            assert_eq!(Ref::parse(text).unwrap().to_string(), shown, "{text}");
+        }
+        let Ref::Output { path, .. } = Ref::parse("steps.q.outputs.records[2]['a b'][*]").unwrap() else {
+            panic!("an output reference")
+        };
+        assert_eq!(
+            path,
+            vec![Selector::Index(2), Selector::Key("a b".into()), Selector::Each]
+        );
+    }
+
+    #[test]
+    fn selectors_reach_into_outputs_or_say_where_they_stop() {
+        let s = structured_scope();
+        let get = |text: &str| s.get(&Ref::parse(text).unwrap());
+        let cases: [(&str, Result<Value, &str>); 10] = [
+            ("steps.q.outputs.records[0].email", Ok(json!("a@example.com"))),
+            ("steps.q.outputs.records[-1].n", Ok(json!(7))),
+            (
+                "steps.q.outputs.records[*].email",
+                Ok(json!(["a@example.com", "b@example.com"])),
+            ),
+            ("steps.q.outputs.records[*].tags[*]", Ok(json!([["x", "y"], []]))),
+            (
+                "steps.health.outputs.json.checks['db/primary'].status",
+                Ok(json!("degraded")),
+            ),
+            (
+                "steps.q.outputs.records[2]",
+                Err("`[2]` is out of range: the list has 2 element(s)"),
+            ),
+            ("steps.q.outputs.records[-3]", Err("out of range")),
+            (
+                "steps.q.outputs.records[0].mail",
+                Err("`.mail` is not there; the object has keys email, n, tags"),
+            ),
+            (
+                "steps.q.outputs.records[0].email[0]",
+                Err("`[0]` cannot apply to a string"),
+            ),
+            (
+                "steps.q.outputs.records[*].tags[0]",
+                Err("`[0]` is out of range: the list has 0"),
+            ),
+        ];
+        for (text, want) in cases {
+            match (get(text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.contains(want) && got.contains(text), "{text}: {got}"),
+                (got, want) => panic!("{text}: {got:?}, wanted {want:?}"),
+            }
+        }
+        assert_eq!(
+            interpolate(
+                "first ${steps.q.outputs.records[0].email}, all ${steps.q.outputs.records[*].n}",
+                &s
+            )
+            .unwrap(),
+            "first a@example.com, all [3,7]"
+        );
+        assert_eq!(
+            interpolate(
+                "${steps.q.outputs.records[5].email || steps.health.outputs.json.checks.redis.status}",
+                &s
+            )
+            .unwrap(),
+            "ok",
+            "an alternative takes over where a selector leads nowhere"
+        );
+        let eval = |text: &str| Condition::parse(text).unwrap().eval(&s).unwrap();
+        assert!(eval(
+            "steps.q.outputs.records[1].n > 5 and steps.health.outputs.json.checks.redis.status == 'ok'"
+        ));
+        assert!(eval("steps.q.outputs.records[0].tags[*]"));
+        assert!(!eval("steps.q.outputs.records[1].tags[*]"), "an empty list is false");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod expr;
 pub mod hook;
 pub mod scope;
+pub mod selector;
 pub mod timeline;
 mod validate;
 

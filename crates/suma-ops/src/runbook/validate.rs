@@ -117,7 +117,7 @@ impl Runbook {
                                     format!("`{r}` has a value only in an `on_failure` or `on_cancel` step"),
                                     None,
                                 )),
-                            Ref::Output { step: id, output } => match earlier.get(id.as_str()) {
+                            Ref::Output { step: id, output, .. } => match earlier.get(id.as_str()) {
                                 None if all_ids.contains(id.as_str()) && id == &step.id => problems.push(problem(
                                     at.clone(),
                                     format!("`{r}` refers to the step's own outputs"),

@@ -876,6 +876,41 @@ fn a_step_with_retry_is_tried_again_until_the_service_answers() {
     assert!(timeline.stdout.contains("## Earlier tries"), "{}", timeline.stdout);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selectors_read_rows_and_json_answers_and_say_where_they_lead_nowhere() {
+    crate::require_sandbox!();
+    let (_, _, db_secret) = database_role("/suma-test/sel").await;
+    let fleet = Fleet::new(j!([db_secret]));
+    let url = std::env::var("AUTH_URL").unwrap();
+    let out = run(fleet.fixture("selectors.yaml", &[format!("url={url}")]));
+    assert_eq!(out.code, 1, "the last step's selector leads nowhere: {}", out.stderr);
+    let report = json(&out);
+    let op = &report["operation"];
+    assert_eq!(step(op, "ready")["facts"]["outputs"]["json"]["status"], "ready", "{op}");
+    let records = &step(op, "releases")["facts"]["outputs"]["records"];
+    assert_eq!(
+        records,
+        &j!([{"n": 1, "name": "first"}, {"n": 2, "name": "second"}, {"n": 3, "name": "third"}])
+    );
+    let latest = step(op, "latest");
+    assert_eq!(
+        latest["status"], "succeeded",
+        "its `when` held on selected values: {latest}"
+    );
+    assert_eq!(
+        latest["facts"]["args"]["url"],
+        format!("{url}/health?latest=third&all=[1,2,3]").as_str(),
+        "{latest}"
+    );
+    let missing = step(op, "missing");
+    assert_eq!(missing["status"], "failed", "{missing}");
+    let error = missing["error"].as_str().unwrap();
+    assert!(
+        error.contains("steps.releases.outputs.records[9].name") && error.contains("the list has 3 element(s)"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_step_that_may_fail_lets_the_run_go_on_when_datadog_is_down() {
     crate::require_sandbox!();

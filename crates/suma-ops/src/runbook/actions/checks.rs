@@ -5,9 +5,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{arg, duration_arg, outputs, required, LiveActions, POLL};
+use super::{arg, duration_arg, outputs, required, structured, LiveActions, POLL};
 use crate::config::SecretKind;
 use crate::runbook::engine::{ActionError, Done, Outputs};
+
+/// The rows `sql.query` keeps as `records` for selectors (`records[0].email`): a check's query reads a
+/// few rows; more belongs in `auth.export-audit` or a report, not in a journaled output.
+const MAX_RECORDS: usize = 100;
 
 /// A result row with its columns in the query's order (`value` is the first column as written).
 struct OrderedRow(Vec<(String, Value)>);
@@ -66,7 +70,14 @@ impl LiveActions<'_> {
             .await
             .map_err(|e| ActionError::new(format!("the query failed on {}: {e}", credentials.host)))?;
         let rows: Vec<OrderedRow> = serde_json::from_str(&text)?;
-        let mut out = Outputs::from([("rows".to_owned(), json!(rows.len()))]);
+        let records: Vec<Value> = serde_json::from_str(&text)?;
+        let mut out = Outputs::from([
+            ("rows".to_owned(), json!(rows.len())),
+            (
+                "records".to_owned(),
+                structured(Value::Array(records.into_iter().take(MAX_RECORDS).collect())),
+            ),
+        ]);
         if let Some(OrderedRow(first)) = rows.first() {
             out.insert(
                 "columns".to_owned(),
@@ -99,11 +110,13 @@ impl LiveActions<'_> {
         let mut last = String::new();
         let mut status = Value::Null;
         let mut latency = 0u128;
+        let mut body = Value::Null;
         for attempt in 1..=attempts.max(1) {
             let answer = http.get(url).await;
             if let Ok(response) = &answer {
                 latency = response.latency.as_millis();
                 status = json!(response.status);
+                body = response.json.clone().map_or(Value::Null, structured);
             }
             match expect.problem(&answer) {
                 None => {
@@ -111,6 +124,7 @@ impl LiveActions<'_> {
                         ("status", status),
                         ("latency_ms", json!(latency)),
                         ("attempts", json!(attempt)),
+                        ("json", body),
                     ]))
                 }
                 Some(problem) => last = problem,
@@ -131,6 +145,7 @@ impl LiveActions<'_> {
             ("status", status),
             ("latency_ms", json!(latency)),
             ("attempts", json!(attempts.max(1))),
+            ("json", body),
         ]))
     }
 }

@@ -60,6 +60,25 @@ fn outputs<const N: usize>(pairs: [(&str, Value); N]) -> Done {
 
 const POLL: Duration = Duration::from_secs(5);
 
+/// The most JSON one structured output keeps (`http.check`'s `json`, `sql.query`'s `records`): outputs
+/// are journaled with the step, and a journal item must stay far below DynamoDB's 400 KB.
+const MAX_STRUCTURED_OUTPUT: usize = 16 * 1024;
+
+/// `value` as a structured output, or, when it is larger than the journal keeps, an object saying so (a
+/// selector into it then names `not_kept` as the only key there is).
+fn structured(value: Value) -> Value {
+    let size = value.to_string().len();
+    if size <= MAX_STRUCTURED_OUTPUT {
+        value
+    } else {
+        json!({ "not_kept": format!(
+            "{} KiB of JSON is more than the {} KiB an output keeps in the journal; narrow the query or the URL",
+            size.div_ceil(1024),
+            MAX_STRUCTURED_OUTPUT / 1024
+        ) })
+    }
+}
+
 impl LiveActions<'_> {
     /// (region, cluster, service) of `stable`, `canary` or `dr`.
     fn service(&self, which: Option<&str>) -> (&AwsRegion, &str, &str) {
