@@ -4,7 +4,9 @@
 //! - `lock#ENV`: holder, operation id/kind/status, the fencing token, lease expiry (epoch seconds), a copy
 //!   of the operation document (so that any machine can show, resume or abort what the holder was doing),
 //!   and at most one pending control command for that operation;
-//! - `op#ID`: the operation document, kept after the operation ends, for `suma ops`.
+//! - `op#ID`: the operation document, kept after the operation ends, for `suma ops`;
+//! - `approval#ID#STEP`: the approvals of a runbook run's `approve` step, one per identity (the set of
+//!   identities is the condition that refuses a second approval from the same one).
 //!
 //! Every acquisition, takeover included, mints a new fencing token. Every renew, journal write and control
 //! read of a held operation is conditional on that token, so a runner that lost its lease (even one with
@@ -42,6 +44,18 @@ pub struct OperationItem {
 }
 
 pub use suma_core::operation::FINISHED_STATUSES;
+
+/// One person's approval of a step, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApprovalItem {
+    /// The authenticated AWS identity (STS caller ARN): what makes two approvals two people.
+    pub identity: String,
+    /// Who they said they are (`user@host`, `SUMA_ACTOR`), for people reading the record.
+    pub actor: String,
+    /// RFC 3339.
+    pub at: String,
+    pub reason: Option<String>,
+}
 
 #[async_trait]
 pub trait LockTable: Send + Sync {
@@ -81,6 +95,11 @@ pub trait LockTable: Send + Sync {
     /// Reads and removes the command pending for the lock held under `fence`: (command, actor).
     /// `ConditionFailed` when the lock is no longer held under `fence`.
     async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError>;
+    /// Records `approval` of step `step` of operation `operation_id`. `ConditionFailed` when its identity
+    /// already approved that step: one identity is one approver however often it asks.
+    async fn add_approval(&self, operation_id: &str, step: &str, approval: &ApprovalItem) -> Result<(), AwsError>;
+    /// The approvals of the step, oldest first.
+    async fn list_approvals(&self, operation_id: &str, step: &str) -> Result<Vec<ApprovalItem>, AwsError>;
 }
 
 /// What `suma init` reads of the lock table.

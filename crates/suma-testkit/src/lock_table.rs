@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use suma_aws::dynamodb::{LockItem, LockTable, OperationItem, FINISHED_STATUSES};
+use suma_aws::dynamodb::{ApprovalItem, LockItem, LockTable, OperationItem, FINISHED_STATUSES};
 use suma_aws::{AwsError, AwsErrorKind};
 
 /// A pending control command: (command, actor).
@@ -17,6 +17,8 @@ type Control = (String, String);
 pub struct MemoryLockTable {
     locks: Mutex<HashMap<String, (LockItem, Option<Control>)>>,
     ops: Mutex<HashMap<String, OperationItem>>,
+    /// (operation id, step) → approvals in the order given.
+    approvals: Mutex<HashMap<(String, String), Vec<ApprovalItem>>>,
 }
 
 fn condition_failed(operation: &'static str) -> AwsError {
@@ -155,5 +157,25 @@ impl LockTable for MemoryLockTable {
             Some((l, control)) if l.fence == fence => Ok(control.take()),
             _ => Err(condition_failed("UpdateItem")),
         }
+    }
+
+    async fn add_approval(&self, operation_id: &str, step: &str, approval: &ApprovalItem) -> Result<(), AwsError> {
+        let mut approvals = self.approvals.lock().unwrap();
+        let given = approvals.entry((operation_id.to_owned(), step.to_owned())).or_default();
+        if given.iter().any(|a| a.identity == approval.identity) {
+            return Err(condition_failed("UpdateItem"));
+        }
+        given.push(approval.clone());
+        Ok(())
+    }
+
+    async fn list_approvals(&self, operation_id: &str, step: &str) -> Result<Vec<ApprovalItem>, AwsError> {
+        Ok(self
+            .approvals
+            .lock()
+            .unwrap()
+            .get(&(operation_id.to_owned(), step.to_owned()))
+            .cloned()
+            .unwrap_or_default())
     }
 }

@@ -71,6 +71,10 @@ fn lock_key(environment: &str) -> String {
     format!("lock#{environment}")
 }
 
+fn approval_key(operation_id: &str, step: &str) -> String {
+    format!("approval#{operation_id}#{step}")
+}
+
 fn op_key(id: &str) -> String {
     format!("op#{id}")
 }
@@ -301,6 +305,49 @@ impl LockTable for SdkLockTable {
             let command = get_s(item, "control_command");
             (!command.is_empty()).then(|| (command, get_s(item, "control_actor")))
         }))
+    }
+
+    async fn add_approval(&self, operation_id: &str, step: &str, approval: &ApprovalItem) -> Result<(), AwsError> {
+        let key = approval_key(operation_id, step);
+        let record = serde_json::to_string(approval).expect("an approval serialises");
+        // The identity set is the condition, the record list what people read; one update writes both.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&key))
+            .update_expression("SET records = list_append(if_not_exists(records, :none), :record) ADD identities :who")
+            .condition_expression("attribute_not_exists(identities) OR NOT contains(identities, :identity)")
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":record", AttributeValue::L(vec![s(&record)]))
+            .expression_attribute_values(":who", AttributeValue::Ss(vec![approval.identity.clone()]))
+            .expression_attribute_values(":identity", s(&approval.identity))
+            .send()
+            .await
+            .map_err(|e| self.failed("UpdateItem", &key, e))?;
+        Ok(())
+    }
+
+    async fn list_approvals(&self, operation_id: &str, step: &str) -> Result<Vec<ApprovalItem>, AwsError> {
+        let key = approval_key(operation_id, step);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.failed("GetItem", &key, e))?;
+        let records = out
+            .item()
+            .and_then(|item| item.get("records"))
+            .and_then(|records| records.as_l().ok())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(records
+            .iter()
+            .filter_map(|r| serde_json::from_str(r.as_s().ok()?).ok())
+            .collect())
     }
 
     async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {

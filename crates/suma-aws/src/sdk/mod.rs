@@ -145,6 +145,31 @@ impl AwsSession {
         Arc::new(dynamodb::SdkLockTableSetup::new(self.config(region), table))
     }
 
+    /// Who these credentials are: the STS caller ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`
+    /// for a role, whose session name tells people apart; `arn:aws:iam::ACCOUNT:user/NAME` for a user).
+    /// What an approval records, since the actor name is only what the caller says of themselves.
+    pub async fn caller_identity(&self) -> Result<String, AwsError> {
+        let config = self
+            .configs
+            .values()
+            .next()
+            .expect("AwsSession has at least one region");
+        let out = aws_sdk_sts::Client::new(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("STS", "GetCallerIdentity", "caller", e))?;
+        out.arn().map(str::to_owned).ok_or_else(|| {
+            AwsError::new(
+                "STS",
+                "GetCallerIdentity",
+                "caller",
+                AwsErrorKind::Other,
+                "no ARN in the answer",
+            )
+        })
+    }
+
     /// The lock and journal store in the lock table's region.
     pub fn lock_store(&self, region: &AwsRegion, table: &str) -> Arc<dyn crate::dynamodb::LockTable> {
         Arc::new(dynamodb::SdkLockTable::new(self.config(region), table))

@@ -11,7 +11,7 @@ use suma_testkit::MemoryLockTable;
 use tokio::sync::Notify;
 
 use super::*;
-use crate::aws::dynamodb::{LockItem, LockTable, OperationItem};
+use crate::aws::dynamodb::{ApprovalItem, LockItem, LockTable, OperationItem};
 use crate::journal::lock::Locks;
 use crate::journal::{LocalLog, PlannedStep};
 use crate::report::SilentReporter;
@@ -133,6 +133,12 @@ impl LockTable for Partitioned {
     }
     async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError> {
         self.0.take_control(environment, fence).await
+    }
+    async fn add_approval(&self, operation_id: &str, step: &str, approval: &ApprovalItem) -> Result<(), AwsError> {
+        self.0.add_approval(operation_id, step, approval).await
+    }
+    async fn list_approvals(&self, operation_id: &str, step: &str) -> Result<Vec<ApprovalItem>, AwsError> {
+        self.0.list_approvals(operation_id, step).await
     }
 }
 

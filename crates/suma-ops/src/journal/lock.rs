@@ -615,7 +615,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use async_trait::async_trait;
-    use suma_aws::dynamodb::{LockItem, LockTable, OperationItem};
+    use suma_aws::dynamodb::{ApprovalItem, LockItem, LockTable, OperationItem};
     use suma_aws::{AwsError, AwsErrorKind};
     use suma_testkit::MemoryLockTable;
 
@@ -699,6 +699,12 @@ mod tests {
         }
         async fn take_control(&self, environment: &str, fence: &str) -> Result<Option<(String, String)>, AwsError> {
             self.table.take_control(environment, fence).await
+        }
+        async fn add_approval(&self, operation_id: &str, step: &str, approval: &ApprovalItem) -> Result<(), AwsError> {
+            self.table.add_approval(operation_id, step, approval).await
+        }
+        async fn list_approvals(&self, operation_id: &str, step: &str) -> Result<Vec<ApprovalItem>, AwsError> {
+            self.table.list_approvals(operation_id, step).await
         }
     }
 

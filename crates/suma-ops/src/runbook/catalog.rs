@@ -112,6 +112,22 @@ pub const ACTIONS: &[ActionSpec] = &[
         default_timeout: Duration::from_secs(24 * 60 * MIN),
     },
     ActionSpec {
+        name: "approve",
+        summary: "approval by N distinct people, each under their own AWS identity, before the run goes on",
+        args: &[
+            req("summary", ArgType::String, "what is being approved, as the approvers will read it"),
+            opt(
+                "approvers",
+                ArgType::Integer,
+                "distinct identities needed (default 2); the one running the run counts once, others run `suma runbook approve`",
+            ),
+        ],
+        open_outputs: false,
+        outputs: &["approved_by"],
+        mutating: false,
+        default_timeout: Duration::from_secs(MIN),
+    },
+    ActionSpec {
         name: "service.status",
         summary: "running, desired and pending tasks and the task definition of an ECS service",
         args: &[opt(

@@ -1,7 +1,8 @@
 //! Executes a validated runbook, one step at a time: evaluates `when`, resolves references, asks for
 //! confirmation, runs the action under its timeout (again, after a growing wait, as often as its `retry`
 //! allows), and journals the step (resolved arguments, outputs, who confirmed it, timing, each failed
-//! try) before moving on. A failed, declined or timed-out step stops the run as
+//! try) before moving on. An `approve` step counts the distinct identities that approved it (the runner
+//! once, others through `suma runbook approve`) and stops the run until there are enough. A failed, declined or timed-out step stops the run as
 //! `interrupted` with the lock kept, so `suma runbook resume` continues from that step with the earlier
 //! outputs. Nothing here knows AWS: actions come through [`Actions`], people through [`Confirmations`].
 
@@ -15,7 +16,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::expr::{self, Condition, Scope};
-use super::{Runbook, Step, StepFailure};
+use super::{Runbook, Step, StepFailure, DEFAULT_APPROVERS};
+use crate::aws::dynamodb::ApprovalItem;
 use crate::engine::{EngineError, OnFailure, Run, RunEnd, StepEnd, StepError, Steps};
 use crate::journal::lock::LockGuard;
 use crate::journal::{Decision, Journal, Operation, StepStatus};
@@ -74,6 +76,11 @@ impl From<Outputs> for Done {
 #[async_trait]
 pub trait Actions: Send + Sync {
     async fn run(&self, args: &BTreeMap<String, String>, ctx: &StepContext<'_>) -> Result<Done, ActionError>;
+
+    /// Records the approval of `ctx.step` by the one running the run when `runner` names them (under
+    /// their authenticated identity, which counts once however often it approves), and returns every
+    /// approval recorded for the step, those given with `suma runbook approve` included.
+    async fn approvals(&self, ctx: &StepContext<'_>, runner: Option<&str>) -> Result<Vec<ApprovalItem>, ActionError>;
 
     /// Ends `child`, an unfinished operation a step started (a rotation, a failover, a rollback), the way
     /// its own `abort` would; returns what it did.
@@ -365,6 +372,71 @@ impl RunbookSteps<'_, '_> {
     }
 }
 
+impl RunbookSteps<'_, '_> {
+    /// An `approve` step: the approval of the one running the run when they give it (a prompt, or
+    /// `--yes`), then every approval recorded for the step. The run goes on once `approvers` distinct
+    /// identities approved; otherwise it stops, resumable, saying who approved and how the others do.
+    async fn approve(
+        &self,
+        run: &Run<'_>,
+        op: &Operation,
+        step: &Step,
+        args: &BTreeMap<String, String>,
+    ) -> Result<Done, StepError> {
+        let needed: usize = args.get("approvers").map_or(Ok(DEFAULT_APPROVERS as usize), |n| {
+            n.parse()
+                .map_err(|_| StepError::failed(format!("`approvers: {n}` is not a count")))
+        })?;
+        let summary = args.get("summary").map_or("", String::as_str);
+        let runner = match self
+            .engine
+            .confirmations
+            .confirm(step, &format!("approve `{}`: {summary}", step.id))
+        {
+            Answer::Yes(who) => Some(who),
+            Answer::No => return Err(StepError::failed("not approved by the one running the run".to_owned())),
+            // In CI without `--yes`: the runner gives no approval, those recorded may be enough.
+            Answer::Skip | Answer::Cannot(_) => None,
+        };
+        let context = StepContext {
+            operation: op,
+            step,
+            cancel: run.cancel.clone(),
+        };
+        let approvals = self
+            .engine
+            .actions
+            .approvals(&context, runner.as_deref())
+            .await
+            .map_err(|e| StepError::Failed {
+                reason: format!("the approvals cannot be read or recorded: {}", e.message),
+                facts: e.facts,
+            })?;
+        let identities: Vec<&str> = approvals.iter().map(|a| a.identity.as_str()).collect();
+        let facts = BTreeMap::from([("approvals".to_owned(), json!(approvals))]);
+        if approvals.len() < needed {
+            let given = if identities.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", identities.join(", "))
+            };
+            return Err(StepError::Failed {
+                reason: format!(
+                    "waiting for approvals: {} of {needed}{given}; each other approver runs `suma runbook approve {id} --step {step}` with their own AWS credentials, then `suma runbook resume {id}` goes on",
+                    approvals.len(),
+                    id = op.id,
+                    step = step.id,
+                ),
+                facts,
+            });
+        }
+        Ok(Done {
+            outputs: Outputs::from([("approved_by".to_owned(), json!(identities))]),
+            facts,
+        })
+    }
+}
+
 #[async_trait]
 impl Steps for RunbookSteps<'_, '_> {
     async fn step(&self, run: &Run<'_>, op: &mut Operation, index: usize) -> Result<StepEnd, StepError> {
@@ -402,6 +474,9 @@ impl Steps for RunbookSteps<'_, '_> {
                 Answer::No => return Err(stop("the manual step was not confirmed as done".to_owned(), facts)),
                 Answer::Cannot(reason) => return Err(stop(reason, facts)),
             }
+        } else if step.action == "approve" {
+            // Asked inside `approve`: an approval is recorded under an identity, not as a confirmation.
+            None
         } else if step.confirm {
             let question = format!("run step `{}`: {}", step.id, step.describe());
             match confirmations.confirm(step, &question) {
@@ -417,6 +492,8 @@ impl Steps for RunbookSteps<'_, '_> {
         }
         let done = if step.action == "manual" {
             Done::from(Outputs::from([("confirmed_by".to_owned(), json!(confirmed_by))]))
+        } else if step.action == "approve" {
+            self.approve(run, op, step, &args).await?
         } else {
             match self.act(run, op, index, &args, &mut facts).await {
                 Ok(done) => done,

@@ -33,6 +33,7 @@ pub enum Ref {
 /// The environment values a runbook may reference as `${env.NAME}`.
 pub const ENV_NAMES: &[&str] = &[
     "name",
+    "production",
     "url",
     "dr_url",
     "primary_region",

@@ -42,7 +42,7 @@ pub fn unattended_problems(runbook: &Runbook) -> Vec<String> {
             ));
         }
         match catalog::action(&step.action) {
-            Some(spec) if spec.name == "manual" => problems.push(format!(
+            Some(_) if step.asks_people() => problems.push(format!(
                 "step `{}` is for a person, and a deploy hook runs unattended",
                 step.id
             )),

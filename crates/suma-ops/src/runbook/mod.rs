@@ -6,6 +6,7 @@
 
 #[cfg(feature = "sdk")]
 pub mod actions;
+pub mod approval;
 pub mod catalog;
 pub mod engine;
 pub mod expr;
@@ -144,6 +145,12 @@ pub struct Retry {
     pub max_backoff: Duration,
 }
 
+/// The most distinct approvers an `approve` step may ask for.
+pub const MAX_APPROVERS: i64 = 10;
+
+/// How many approvers an `approve` step asks for when it does not say.
+pub const DEFAULT_APPROVERS: u32 = 2;
+
 /// The most tries a step may have: past this, the step or what it waits for is what needs fixing.
 pub const MAX_ATTEMPTS: u32 = 10;
 
@@ -169,6 +176,11 @@ impl Step {
     /// Tries in all (1 without `retry`).
     pub fn attempts(&self) -> u32 {
         self.retry.as_ref().map_or(1, |r| r.attempts)
+    }
+
+    /// A `manual` or `approve` step: people answer it, so it runs once, never unattended.
+    pub fn asks_people(&self) -> bool {
+        matches!(self.action.as_str(), "manual" | "approve")
     }
 
     pub fn spec(&self) -> &'static ActionSpec {

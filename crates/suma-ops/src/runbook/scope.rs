@@ -14,6 +14,8 @@ use crate::journal::Operation;
 pub fn env_scope(name: &str, env: &Environment) -> BTreeMap<String, Value> {
     let mut values = BTreeMap::from([
         ("name".to_owned(), json!(name)),
+        // `tier: production` in the configuration, never a guess from the name.
+        ("production".to_owned(), json!(env.is_production())),
         ("primary_region".to_owned(), json!(env.primary_region.as_str())),
         ("dr_region".to_owned(), json!(env.dr_region.as_str())),
         ("cluster".to_owned(), json!(env.ecs.cluster)),

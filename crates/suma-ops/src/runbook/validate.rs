@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::catalog::{self, ActionSpec};
 use super::expr::{self, Condition, Ref};
-use super::{scalar_text, Runbook, Step, StepFailure, MAX_ATTEMPTS};
+use super::{scalar_text, Runbook, Step, StepFailure, MAX_APPROVERS, MAX_ATTEMPTS};
 
 type Problem = (String, String, Option<String>);
 
@@ -82,12 +82,25 @@ impl Runbook {
             }
             for (i, step) in steps.iter().enumerate() {
                 let key = format!("{list}.{i}");
-                if handler && (step.confirm || step.action == "manual") {
+                if handler && (step.confirm || step.asks_people()) {
                     problems.push(problem(
                         format!("{key}.action"),
                         format!("`{list}` step `{}` asks a person; a handler runs unattended", step.id),
-                        Some("drop `confirm: true`, and use a notification instead of `manual`"),
+                        Some("drop `confirm: true`, and use a notification instead of `manual` or `approve`"),
                     ));
+                }
+                if step.action == "approve" {
+                    let approvers = step.args.get("approvers").and_then(serde_yaml::Value::as_i64);
+                    if approvers.is_some_and(|n| !(1..=MAX_APPROVERS).contains(&n)) {
+                        problems.push(problem(
+                            format!("{key}.with.approvers"),
+                            format!(
+                                "`approvers: {}` is not between 1 and {MAX_APPROVERS}",
+                                approvers.unwrap_or(0)
+                            ),
+                            Some("two is the four-eyes rule; more than a handful is a meeting, not a runbook step"),
+                        ));
+                    }
                 }
                 if !expr::is_name(&step.id) {
                     problems.push(problem(
@@ -168,18 +181,24 @@ impl Runbook {
                             Some("raise `max_backoff` or lower `backoff`"),
                         ));
                     }
-                    if step.action == "manual" {
+                    if step.asks_people() {
                         problems.push(problem(
                             format!("{key}.retry"),
-                            "a manual step cannot be retried: a person confirms it once".to_owned(),
+                            format!(
+                                "{} step cannot be retried: people answer it once",
+                                article(&step.action)
+                            ),
                             Some("drop `retry:` from this step"),
                         ));
                     }
                 }
-                if step.on_failure == StepFailure::Continue && step.action == "manual" {
+                if step.on_failure == StepFailure::Continue && step.asks_people() {
                     problems.push(problem(
                         format!("{key}.on_failure"),
-                        "a manual step cannot go on after failing: a person confirms it or the run stops".to_owned(),
+                        format!(
+                            "{} step cannot go on after failing: people answer it or the run stops",
+                            article(&step.action)
+                        ),
                         Some("drop `on_failure: continue` from this step"),
                     ));
                 }
@@ -263,4 +282,10 @@ impl Runbook {
         }
         problems
     }
+}
+
+/// "a `manual`", "an `approve`": the action named with its article, for messages.
+fn article(action: &str) -> String {
+    let an = action.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} `{action}`", if an { "an" } else { "a" })
 }

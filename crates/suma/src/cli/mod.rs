@@ -12,7 +12,9 @@ mod taskdef;
 
 pub use monitoring::{DashboardsCommand, MonitorsCommand};
 pub use parse::{parse, parse_from, Invocation};
-pub use runbook::{RunbookAbortArgs, RunbookCommand, RunbookContinueArgs, RunbookDirArgs, RunbookRunArgs};
+pub use runbook::{
+    RunbookAbortArgs, RunbookApproveArgs, RunbookCommand, RunbookContinueArgs, RunbookDirArgs, RunbookRunArgs,
+};
 pub use taskdef::{TaskdefCommand, TaskdefDiffArgs, TaskdefRegisterArgs, TaskdefRenderArgs, TemplateArgs};
 
 const EXIT_CODES: &str = "\

@@ -30,6 +30,8 @@ pub enum RunbookCommand {
     Run(RunbookRunArgs),
     /// Continue an interrupted or stopped run from its failed step, with the earlier outputs
     Resume(RunbookContinueArgs),
+    /// Approve a run's `approve` step under your own AWS identity (an identity counts once); `resume` goes on once enough did
+    Approve(RunbookApproveArgs),
     /// Stop an interrupted run for good: an unfinished child operation (a rotation, a failover, a
     /// rollback) is aborted as its own `abort` would; steps already done stay done
     Abort(RunbookAbortArgs),
@@ -73,6 +75,20 @@ pub struct RunbookContinueArgs {
     /// Skip `manual` steps instead of failing on them when nobody can confirm (CI)
     #[arg(long)]
     pub skip_manual: bool,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookApproveArgs {
+    /// The run's operation id (the stopped run's message names it)
+    pub run_id: String,
+    /// The `approve` step [default: the step the run stopped at]
+    #[arg(long, value_name = "STEP_ID")]
+    pub step: Option<String>,
+    /// Why you approve, or what you checked; kept with the approval
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub mutation: MutationArgs,
 }

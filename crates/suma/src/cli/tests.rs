@@ -61,6 +61,7 @@ fn the_commands_that_ask_before_acting_are_the_mutating_ones() {
         "rollback abort",
         "rollback resume",
         "runbook abort",
+        "runbook approve",
         "runbook resume",
         "runbook run",
         "secrets abort",

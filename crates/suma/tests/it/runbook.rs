@@ -911,6 +911,105 @@ async fn selectors_read_rows_and_json_answers_and_say_where_they_lead_nowhere() 
     );
 }
 
+/// Credentials of `role` assumed with session name `person`, as each on-call engineer's SSO session is:
+/// STS names them `assumed-role/ROLE/PERSON`, which is what tells approvers apart.
+async fn assumed(role: &str, person: &str) -> [(&'static str, String); 3] {
+    let sts = aws_sdk_sts::Client::new(&sandbox_aws("eu-west-1").await);
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::123456789012:role/{role}"))
+        .role_session_name(person)
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    [
+        ("AWS_ACCESS_KEY_ID", c.access_key_id().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_owned()),
+        ("AWS_SESSION_TOKEN", c.session_token().to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_step_goes_on_only_once_two_identities_approved_and_yes_counts_once() {
+    crate::require_sandbox!();
+    let fleet = Fleet::new(j!([]));
+    let out = run(fleet.fixture("approval.yaml", &[]));
+    assert_eq!(out.code, 1, "one approval of two stops the run: {}", out.stderr);
+    let report = json(&out);
+    let op = &report["operation"];
+    let id = op["id"].as_str().unwrap().to_owned();
+    let runner = step(op, "sign-off")["facts"]["approvals"][0]["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        runner.starts_with("arn:aws:"),
+        "the runner's `--yes` is recorded under STS's answer: {runner}"
+    );
+    let reason = report["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("waiting for approvals: 1 of 2"), "{reason}");
+    assert!(
+        reason.contains(&format!("suma runbook approve {id} --step sign-off")),
+        "{reason}"
+    );
+    assert_eq!(op["steps"].as_array().unwrap().len(), 2, "`after` did not run: {op}");
+
+    // The runner approving again from outside the run is refused; so is a step that is not an approval.
+    let again = run(fleet.suma(&["runbook", "approve", &id, "--yes"]));
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("has already approved step `sign-off`"),
+        "{}",
+        again.stderr
+    );
+    let wrong = run(fleet.suma(&["runbook", "approve", &id, "--step", "look", "--yes"]));
+    assert!(wrong.stderr.contains("not an `approve` step"), "{}", wrong.stderr);
+    // Resumed with `--yes` by the same identity: still one approval, still stopped.
+    let resumed = run(fleet.suma(&["runbook", "resume", &id, "--yes", "--output", "json"]));
+    assert_eq!(resumed.code, 1, "{}", resumed.stderr);
+    assert!(json(&resumed)["outcome"]["reason"].as_str().unwrap().contains("1 of 2"));
+
+    // A second person, under their own role session, approves from their machine.
+    let mut second = fleet.suma(&[
+        "runbook",
+        "approve",
+        &id,
+        "--reason",
+        "checked the task count",
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    second.envs(assumed("oncall", "bo").await);
+    let approved = run(second);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let approved = json(&approved);
+    assert_eq!(
+        approved["approval"]["identity"],
+        "arn:aws:sts::123456789012:assumed-role/oncall/bo"
+    );
+    assert_eq!(approved["approval"]["reason"], "checked the task count");
+    assert_eq!(
+        (
+            approved["approvals"].as_array().unwrap().len(),
+            approved["enough"].as_bool()
+        ),
+        (2, Some(true))
+    );
+
+    let done = run(fleet.suma(&["runbook", "resume", &id, "--yes", "--output", "json"]));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let op = &json(&done)["operation"];
+    assert_eq!(
+        step(op, "sign-off")["facts"]["outputs"]["approved_by"],
+        j!([runner, "arn:aws:sts::123456789012:assumed-role/oncall/bo"])
+    );
+    assert_eq!(step(op, "after")["status"], "succeeded");
+    let late = run(fleet.suma(&["runbook", "approve", &id, "--yes"]));
+    assert!(late.stderr.contains("is succeeded"), "{}", late.stderr);
+}
+
 #[test]
 fn a_step_that_may_fail_lets_the_run_go_on_when_datadog_is_down() {
     crate::require_sandbox!();

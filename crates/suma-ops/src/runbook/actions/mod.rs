@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::admin::HttpAdmin;
+use crate::aws::dynamodb::ApprovalItem;
 use crate::aws::ecs::Rollout;
 use crate::aws::secrets::VersionRef;
 use crate::aws::{AwsApis, AwsSession};
@@ -260,5 +261,24 @@ impl Actions for LiveActions<'_> {
 
     async fn abort_child(&self, child: &mut Operation) -> Result<String, ActionError> {
         self.abort_child_operation(child).await
+    }
+
+    async fn approvals(&self, ctx: &StepContext<'_>, runner: Option<&str>) -> Result<Vec<ApprovalItem>, ActionError> {
+        let table = self.journal.table();
+        let (run, step) = (ctx.operation.id.as_str(), ctx.step.id.as_str());
+        if let Some(actor) = runner {
+            let given = ApprovalItem {
+                identity: self.session.caller_identity().await?,
+                actor: actor.to_owned(),
+                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                reason: Some("approved while running the run".to_owned()),
+            };
+            match table.add_approval(run, step, &given).await {
+                // The same identity approved before (with `suma runbook approve`, or an earlier `--yes`).
+                Err(e) if e.kind == crate::aws::AwsErrorKind::ConditionFailed => {}
+                other => other?,
+            }
+        }
+        Ok(table.list_approvals(run, step).await?)
     }
 }

@@ -35,10 +35,32 @@ steps:
     with: { query: 'select count(*) from users', host: '${steps.restore.outputs.endpoint}' }
 ";
 
-/// Records calls; fails the actions `failures` names, once per entry, in order.
+/// Records calls; fails the actions `failures` names, once per entry, in order. Approvals are kept as
+/// the lock table keeps them: one per identity; the runner is `RUNNER`.
 struct Recorder {
     calls: Mutex<Vec<(String, BTreeMap<String, String>)>>,
     failures: Mutex<Vec<String>>,
+    approvals: Mutex<Vec<ApprovalItem>>,
+}
+
+const RUNNER: &str = "arn:aws:sts::123456789012:assumed-role/oncall/ana";
+
+fn approval(identity: &str, actor: &str) -> ApprovalItem {
+    ApprovalItem {
+        identity: identity.to_owned(),
+        actor: actor.to_owned(),
+        at: "2026-12-06T05:00:00Z".to_owned(),
+        reason: None,
+    }
+}
+
+impl Recorder {
+    fn approve(&self, given: ApprovalItem) {
+        let mut approvals = self.approvals.lock().unwrap();
+        if !approvals.iter().any(|a| a.identity == given.identity) {
+            approvals.push(given);
+        }
+    }
 }
 
 #[async_trait]
@@ -65,6 +87,13 @@ impl Actions for Recorder {
         }
         .into())
     }
+
+    async fn approvals(&self, _: &StepContext<'_>, runner: Option<&str>) -> Result<Vec<ApprovalItem>, ActionError> {
+        if let Some(actor) = runner {
+            self.approve(approval(RUNNER, actor));
+        }
+        Ok(self.approvals.lock().unwrap().clone())
+    }
 }
 
 /// Lets a test keep the recorder while the engine borrows it.
@@ -74,6 +103,9 @@ struct ArcActions(Arc<Recorder>);
 impl Actions for ArcActions {
     async fn run(&self, args: &BTreeMap<String, String>, ctx: &StepContext<'_>) -> Result<Done, ActionError> {
         self.0.run(args, ctx).await
+    }
+    async fn approvals(&self, ctx: &StepContext<'_>, runner: Option<&str>) -> Result<Vec<ApprovalItem>, ActionError> {
+        self.0.approvals(ctx, runner).await
     }
 }
 
@@ -117,6 +149,7 @@ fn failing(failures: &[&str]) -> Arc<Recorder> {
     Arc::new(Recorder {
         calls: Mutex::default(),
         failures: Mutex::new(failures.iter().map(|a| a.to_string()).collect()),
+        approvals: Mutex::default(),
     })
 }
 
@@ -319,12 +352,24 @@ fn retry_waits_double_up_to_the_cap_and_bad_settings_are_refused() {
             ),
             (
                 "    action: manual\n    with: { instructions: x }\n    retry: { attempts: 2 }\n",
-                "a manual step cannot be retried",
+                "a `manual` step cannot be retried",
             ),
             ("    action: service.status\n    retry: { tries: 2 }\n", "tries"),
             (
                 "    action: manual\n    with: { instructions: x }\n    on_failure: continue\n",
-                "a manual step cannot go on after failing",
+                "a `manual` step cannot go on after failing",
+            ),
+            (
+                "    action: approve\n    with: { summary: x, approvers: 0 }\n",
+                "`approvers: 0` is not between 1 and 10",
+            ),
+            (
+                "    action: approve\n    with: { summary: x }\n    retry: { attempts: 2 }\n",
+                "an `approve` step cannot be retried",
+            ),
+            (
+                "    action: service.status\n    with: {}\non_failure:\n  - id: ask\n    action: approve\n    with: { summary: x }\n",
+                "`on_failure` step `ask` asks a person",
             ),
             ("    action: service.status\n    on_failure: ignore\n", "ignore"),
             (
@@ -455,4 +500,84 @@ async fn start(engine: &Engine<'_>) -> (Operation, crate::journal::lock::LockGua
 
 fn engine_with(answers: Answers, dir: &Path) -> Engine<'static> {
     engine(recorder(None), answers, dir)
+}
+
+const APPROVED: &str = "\
+title: t
+severity: sev1
+owner: o
+when_to_use: w
+steps:
+  - id: sign-off
+    action: approve
+    with: { summary: 'restore production from the snapshot', approvers: 2 }
+  - id: restore
+    action: database.restore-snapshot
+    with: { target: restored, snapshot: snap-1 }
+";
+
+#[tokio::test]
+async fn an_approval_step_waits_for_distinct_identities_and_yes_counts_once() {
+    let actions = recorder(None);
+    let dir = temp_dir("approve");
+    let answers = Answers(Answer::Yes("ana@laptop (--yes)".into()), Answer::No);
+    let engine = engine_of(APPROVED, actions.clone(), answers, &dir);
+    let (mut op, guard) = start(&engine).await;
+
+    // The runner's `--yes` is one approval of two: the run stops before anything changes.
+    let id = op.id.clone();
+    let waiting = |n: usize| {
+        Outcome::Stopped {
+        step: "sign-off".into(),
+        reason: format!(
+            "waiting for approvals: {n} of 2 ({RUNNER}); each other approver runs `suma runbook approve {id} --step sign-off` with their own AWS credentials, then `suma runbook resume {id}` goes on"
+        ),
+    }
+    };
+    assert_eq!(engine.run(&mut op, &guard, scope()).await.unwrap(), waiting(1));
+    assert!(actions.calls.lock().unwrap().is_empty(), "nothing ran");
+    assert_eq!(op.steps[0].facts["approvals"][0]["identity"], RUNNER);
+    // Resumed with `--yes` again by the same identity: still one.
+    assert_eq!(engine.run(&mut op, &guard, scope()).await.unwrap(), waiting(1));
+
+    // A second identity approves: the run goes on, and says who approved.
+    let bo = "arn:aws:sts::123456789012:assumed-role/oncall/bo";
+    actions.approve(approval(bo, "bo@desk"));
+    assert_eq!(engine.run(&mut op, &guard, scope()).await.unwrap(), Outcome::Completed);
+    let sign_off = &op.steps[0];
+    assert_eq!(sign_off.status, StepStatus::Succeeded);
+    assert_eq!(sign_off.facts["outputs"]["approved_by"], json!([RUNNER, bo]));
+    assert_eq!(sign_off.facts["approvals"][1]["actor"], "bo@desk");
+    assert_eq!(actions.calls.lock().unwrap().len(), 1, "the restore ran once");
+}
+
+#[tokio::test]
+async fn an_approval_declined_by_the_runner_stops_and_without_an_answer_only_recorded_ones_count() {
+    let actions = recorder(None);
+    let dir = temp_dir("approve-no");
+    let engine = engine_of(APPROVED, actions.clone(), Answers(Answer::No, Answer::No), &dir);
+    let (mut op, guard) = start(&engine).await;
+    let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Stopped {
+            step: "sign-off".into(),
+            reason: "not approved by the one running the run".into()
+        }
+    );
+
+    // In CI without `--yes`: two approvals recorded beforehand are enough.
+    let dir = temp_dir("approve-ci");
+    let unanswered = Answers(Answer::Cannot("no terminal".into()), Answer::No);
+    let engine = engine_of(APPROVED, actions.clone(), unanswered, &dir);
+    let (mut op, guard) = start(&engine).await;
+    actions.approve(approval("arn:aws:iam::123456789012:user/cy", "cy"));
+    actions.approve(approval("arn:aws:iam::123456789012:user/di", "di"));
+    assert_eq!(engine.run(&mut op, &guard, scope()).await.unwrap(), Outcome::Completed);
+    assert!(
+        !op.steps[0].facts["outputs"]["approved_by"]
+            .to_string()
+            .contains("oncall/ana"),
+        "the runner gave no approval"
+    );
 }

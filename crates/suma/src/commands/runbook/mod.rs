@@ -1,7 +1,9 @@
-//! `suma runbook list|show|validate|actions|run|resume|abort|timeline`. `run` validates, resolves the
+//! `suma runbook list|show|validate|actions|run|resume|approve|abort|timeline`. `run` validates, resolves the
 //! parameters, prints the plan and takes the environment lock before the first step; the steps run through
 //! `crate::runbook::engine` with `suma_ops::runbook::actions::LiveActions`, which implements every built-in
 //! action against AWS, the service's admin API, PostgreSQL and Datadog.
+
+mod approve;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -167,6 +169,7 @@ pub async fn run(ctx: &Context, command: RunbookCommand) -> anyhow::Result<ExitS
     match command {
         RunbookCommand::Run(args) => start(ctx, &args).await,
         RunbookCommand::Resume(args) => resume(ctx, &args).await,
+        RunbookCommand::Approve(args) => approve::approve(ctx, &args).await,
         RunbookCommand::Abort(args) => abort(ctx, &args.run_id, &args.reason, &args.mutation).await,
         RunbookCommand::Timeline { run_id, out } => timeline(ctx, &run_id, out.as_deref()).await,
         _ => unreachable!("handled before the configuration is loaded"),
