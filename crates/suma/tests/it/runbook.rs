@@ -420,6 +420,60 @@ async fn security_incident_revokes_every_token_and_session_and_rotates_the_keys(
     assert!(timeline.stdout.contains("| skipped |"), "{}", timeline.stdout);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_compromise_rotates_the_exposed_secret_and_the_old_value_stops_working() {
+    crate::require_sandbox!();
+    let (role, old_password, db_secret) = database_role("/suma-test/compromise").await;
+    let db_id = db_secret["id"].as_str().unwrap().to_owned();
+    let fleet = Fleet::new(j!([db_secret]));
+    let client = secrets_client().await;
+    let (_, before) = current_secret(&client, &db_id).await;
+
+    let report = fleet.completed(
+        "secret-compromise",
+        &[format!("secret={db_id}"), "where=a support ticket (test)".to_owned()],
+    );
+    let op = &report["operation"];
+    let rotate = step(op, "rotate");
+    assert_eq!(rotate["status"], "succeeded", "{rotate}");
+    assert!(rotate["facts"]["confirmed_by"].as_str().unwrap().ends_with("(--yes)"));
+    let child = rotate["facts"]["outputs"]["operation"].as_str().unwrap();
+    assert!(
+        child.starts_with(op["id"].as_str().unwrap()),
+        "the rotation is the run's child: {child}"
+    );
+    assert_eq!(
+        step(op, "end-sessions")["status"],
+        "skipped",
+        "only asked for the signing key"
+    );
+    assert_eq!(step(op, "health")["facts"]["outputs"]["status"], 200);
+    assert_eq!(
+        step(op, "purge")["status"],
+        "skipped",
+        "a manual step under --skip-manual"
+    );
+
+    // The exposed value no longer logs in; the new one does.
+    let (_, after) = current_secret(&client, &db_id).await;
+    assert_ne!(after, before);
+    let refused = login_db(&role, &old_password)
+        .await
+        .expect_err("the exposed password still logs in");
+    assert!(refused.contains("password authentication failed"), "{refused}");
+    let new_password: Value = serde_json::from_str(&after).unwrap();
+    login_db(&role, new_password["password"].as_str().unwrap())
+        .await
+        .unwrap();
+    let run_id = op["id"].as_str().unwrap();
+    let events = events_mentioning(run_id);
+    assert_eq!(events.len(), 2, "the opening and closing events: {events:?}");
+    assert!(
+        events.iter().any(|e| e.to_string().contains(child)),
+        "the closing event names the rotation: {events:?}"
+    );
+}
+
 /// A seeded environment of its own whose runbooks may read the service's database (a role and its
 /// secret), an RDS client of its primary region, and its primary's identifier.
 async fn database_fleet(prefix: &str) -> (common::SeededEnvironment, Fleet, aws_sdk_rds::Client, String) {
