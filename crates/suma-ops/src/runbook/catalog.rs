@@ -100,6 +100,10 @@ const SERVICE: ArgType = ArgType::OneOf(&["stable", "canary", "dr"]);
 const INSTANCE_HELP: &str = "`primary` (default), `replica`, or a DB instance identifier";
 const MIN: u64 = 60;
 
+/// The actions that run an operation of their own under the run's lock (a rotation, a failover, a
+/// rollback): each journals as the run's one child at a time, so none of them may be a parallel branch.
+pub const CHILD_OPERATIONS: &[&str] = &["secret.rotate", "dns.failover", "dr.failover", "service.rollback"];
+
 /// Every built-in action, in the order `suma runbook show` lists them.
 pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
@@ -110,6 +114,15 @@ pub const ACTIONS: &[ActionSpec] = &[
         outputs: &["confirmed_by"],
         mutating: false,
         default_timeout: Duration::from_secs(24 * 60 * MIN),
+    },
+    ActionSpec {
+        name: "parallel",
+        summary: "its `branches` at the same time; done once every branch is (the join)",
+        args: &[],
+        open_outputs: false,
+        outputs: &[],
+        mutating: false,
+        default_timeout: Duration::from_secs(60 * MIN),
     },
     ActionSpec {
         name: "approve",

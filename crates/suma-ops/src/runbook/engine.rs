@@ -132,17 +132,21 @@ pub struct Engine<'a> {
     pub cancel: CancellationToken,
 }
 
-/// The outputs recorded by the steps that succeeded, for resume.
+/// The outputs recorded by the steps that succeeded (and by the branches that succeeded in a
+/// `parallel` step that went on), for resume.
 pub fn recorded_outputs(op: &Operation) -> BTreeMap<String, Outputs> {
+    let as_outputs = |value: &Value| -> Option<Outputs> {
+        Some(value.as_object()?.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    };
     op.steps
         .iter()
-        .filter(|s| s.status == StepStatus::Succeeded)
-        .filter_map(|s| {
-            let outputs = s.facts.get("outputs")?.as_object()?;
-            Some((
-                s.name.clone(),
-                outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            ))
+        .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Tolerated))
+        .flat_map(|s| {
+            let own = (s.status == StepStatus::Succeeded)
+                .then(|| Some((s.name.clone(), as_outputs(s.facts.get("outputs")?)?)))
+                .flatten();
+            let branches = parallel::branch_outputs(&s.facts).filter_map(|(id, v)| Some((id, as_outputs(v)?)));
+            own.into_iter().chain(branches).collect::<Vec<_>>()
         })
         .collect()
 }
@@ -490,6 +494,9 @@ impl Steps for RunbookSteps<'_, '_> {
         if let Some(who) = &confirmed_by {
             facts.insert("confirmed_by".to_owned(), json!(who));
         }
+        if step.action == "parallel" {
+            return self.parallel(run, op, step, facts).await;
+        }
         let done = if step.action == "manual" {
             Done::from(Outputs::from([("confirmed_by".to_owned(), json!(confirmed_by))]))
         } else if step.action == "approve" {
@@ -545,5 +552,6 @@ impl Steps for RunbookSteps<'_, '_> {
     }
 }
 
+mod parallel;
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,8 @@ pub fn unattended_problems(runbook: &Runbook) -> Vec<String> {
         .iter()
         .chain(&runbook.on_failure)
         .chain(&runbook.on_cancel)
+        // A parallel step's branches are steps like any other here.
+        .flat_map(|s| std::iter::once(s).chain(&s.branches))
         .collect();
     let mut problems = Vec::new();
     for step in steps {

@@ -122,6 +122,11 @@ pub struct Step {
     /// confirmation always stops.
     #[serde(default)]
     pub on_failure: StepFailure,
+    /// `action: parallel`: steps that run at the same time, each with its own `when`, `timeout` and
+    /// `on_failure`; the step ends once every branch has (the join). A branch may use the outputs of the
+    /// steps before the group, and the steps after it may use a branch's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Step>,
 }
 
 /// What follows a step whose action failed.
@@ -228,6 +233,10 @@ impl Runbook {
             .iter()
             .map(|s| {
                 let mut detail = format!("{}: {}", s.action, s.describe());
+                if !s.branches.is_empty() {
+                    let ids: Vec<String> = s.branches.iter().map(|b| format!("`{}`", b.id)).collect();
+                    detail.push_str(&format!(" ({})", ids.join(", ")));
+                }
                 if let Some(when) = &s.when {
                     detail.push_str(&format!(" (when {when})"));
                 }

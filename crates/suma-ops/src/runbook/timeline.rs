@@ -53,24 +53,40 @@ pub fn markdown(op: &Operation) -> String {
     for (index, planned) in op.plan.iter().enumerate() {
         match op.steps.get(index) {
             Some(step) => {
-                let result = match step.status {
-                    StepStatus::Failed | StepStatus::Tolerated => step.error.clone().unwrap_or_default(),
-                    StepStatus::Skipped => step
-                        .facts
-                        .get("skipped")
-                        .map(crate::runbook::expr::to_text)
-                        .unwrap_or_default(),
-                    _ => step
-                        .facts
-                        .get("outputs")
-                        .and_then(|o| o.as_object())
-                        .map(|o| {
-                            o.iter()
-                                .map(|(k, v)| format!("{k}={}", crate::runbook::expr::to_text(v)))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                let result = match step.facts.get("branches").and_then(|b| b.as_object()) {
+                    // A parallel step: each branch's end, in one cell.
+                    Some(branches) => branches
+                        .iter()
+                        .map(|(id, b)| {
+                            let detail = b["error"].as_str().or(b["reason"].as_str()).unwrap_or_default();
+                            let status = b["status"].as_str().unwrap_or_default();
+                            if detail.is_empty() {
+                                format!("`{id}` {status}")
+                            } else {
+                                format!("`{id}` {status}: {detail}")
+                            }
                         })
-                        .unwrap_or_default(),
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    None => match step.status {
+                        StepStatus::Failed | StepStatus::Tolerated => step.error.clone().unwrap_or_default(),
+                        StepStatus::Skipped => step
+                            .facts
+                            .get("skipped")
+                            .map(crate::runbook::expr::to_text)
+                            .unwrap_or_default(),
+                        _ => step
+                            .facts
+                            .get("outputs")
+                            .and_then(|o| o.as_object())
+                            .map(|o| {
+                                o.iter()
+                                    .map(|(k, v)| format!("{k}={}", crate::runbook::expr::to_text(v)))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_default(),
+                    },
                 };
                 let confirmed = step
                     .facts

@@ -84,7 +84,7 @@ pub fn show(loaded: &Loaded) -> String {
             table(["NAME", "TYPE", "DEFAULT", "WHAT"], rows)
         ));
     }
-    let rows = r.steps.iter().enumerate().map(|(i, s)| {
+    let row = |number: String, id: String, s: &crate::runbook::Step| {
         let mut flags = Vec::new();
         if s.confirm {
             flags.push("confirm".to_owned());
@@ -92,13 +92,16 @@ pub fn show(loaded: &Loaded) -> String {
         if let Some(when) = &s.when {
             flags.push(format!("when {when}"));
         }
-        [
-            (i + 1).to_string(),
-            s.id.clone(),
-            s.action.clone(),
-            s.describe(),
-            flags.join("; "),
-        ]
+        [number, id, s.action.clone(), s.describe(), flags.join("; ")]
+    };
+    // A parallel step's branches follow it, numbered under it (`2.1`, `2.2`).
+    let rows = r.steps.iter().enumerate().flat_map(|(i, s)| {
+        let branches = s
+            .branches
+            .iter()
+            .enumerate()
+            .map(move |(j, b)| row(format!("{}.{}", i + 1, j + 1), format!("  {}", b.id), b));
+        std::iter::once(row((i + 1).to_string(), s.id.clone(), s)).chain(branches)
     });
     out.push_str(&format!(
         "\nSteps:\n{}",

@@ -965,6 +965,35 @@ async fn selectors_read_rows_and_json_answers_and_say_where_they_lead_nowhere() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_step_checks_the_service_its_database_and_its_tasks_at_once() {
+    crate::require_sandbox!();
+    let (_, _, db_secret) = database_role("/suma-test/par").await;
+    let fleet = Fleet::new(j!([db_secret]));
+    let url = std::env::var("AUTH_URL").unwrap();
+    let out = run(fleet.fixture("parallel.yaml", &[format!("url={url}")]));
+    assert_eq!(out.code, 0, "stderr:\n{}\nstdout:\n{}", out.stderr, out.stdout);
+    let op = &json(&out)["operation"];
+    let branches = &step(op, "checks")["facts"]["branches"];
+    for id in ["ready", "data", "tasks"] {
+        assert_eq!(branches[id]["status"], "succeeded", "{id}: {branches}");
+    }
+    let running = branches["tasks"]["outputs"]["running"].as_u64().unwrap();
+    assert!(running >= 1, "{branches}");
+    assert_eq!(
+        step(op, "summary")["facts"]["args"]["url"],
+        format!("{url}/health?redis=ok&answer=42&running={running}").as_str()
+    );
+    let timeline = run(fleet.suma(&["runbook", "timeline", op["id"].as_str().unwrap()]));
+    assert!(
+        timeline
+            .stdout
+            .contains("`data` succeeded; `ready` succeeded; `tasks` succeeded"),
+        "{}",
+        timeline.stdout
+    );
+}
+
 /// Credentials of `role` assumed with session name `person`, as each on-call engineer's SSO session is:
 /// STS names them `assumed-role/ROLE/PERSON`, which is what tells approvers apart.
 async fn assumed(role: &str, person: &str) -> [(&'static str, String); 3] {

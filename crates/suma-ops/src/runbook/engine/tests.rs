@@ -41,6 +41,8 @@ struct Recorder {
     calls: Mutex<Vec<(String, BTreeMap<String, String>)>>,
     failures: Mutex<Vec<String>>,
     approvals: Mutex<Vec<ApprovalItem>>,
+    /// When set, every `http.check` waits here: two of them get past it only by running at once.
+    meeting: Mutex<Option<Arc<tokio::sync::Barrier>>>,
 }
 
 const RUNNER: &str = "arn:aws:sts::123456789012:assumed-role/oncall/ana";
@@ -67,6 +69,10 @@ impl Recorder {
 impl Actions for Recorder {
     async fn run(&self, args: &BTreeMap<String, String>, ctx: &StepContext<'_>) -> Result<Done, ActionError> {
         self.calls.lock().unwrap().push((ctx.step.action.clone(), args.clone()));
+        let meeting = self.meeting.lock().unwrap().clone();
+        if let (Some(meeting), "http.check") = (meeting, ctx.step.action.as_str()) {
+            meeting.wait().await;
+        }
         {
             let mut failures = self.failures.lock().unwrap();
             if failures.first() == Some(&ctx.step.action) {
@@ -83,6 +89,7 @@ impl Actions for Recorder {
                 ("identifier".into(), json!("restored")),
                 ("endpoint".into(), json!("restored.db")),
             ]),
+            "http.check" => Outputs::from([("status".into(), json!(200))]),
             _ => Outputs::from([("rows".into(), json!(1))]),
         }
         .into())
@@ -150,6 +157,7 @@ fn failing(failures: &[&str]) -> Arc<Recorder> {
         calls: Mutex::default(),
         failures: Mutex::new(failures.iter().map(|a| a.to_string()).collect()),
         approvals: Mutex::default(),
+        meeting: Mutex::default(),
     })
 }
 
@@ -368,6 +376,30 @@ fn retry_waits_double_up_to_the_cap_and_bad_settings_are_refused() {
                 "an `approve` step cannot be retried",
             ),
             (
+                "    action: parallel\n    branches:\n      - { id: a, action: service.status }\n      - { id: b, action: manual, with: { instructions: x } }\n",
+                "step `b` cannot be a branch of `s`: it asks a person",
+            ),
+            (
+                "    action: parallel\n    branches:\n      - { id: a, action: service.status }\n      - { id: b, action: secret.rotate, with: { secret: x } }\n",
+                "step `b` cannot be a branch of `s`: it runs an operation of its own",
+            ),
+            (
+                "    action: parallel\n    branches:\n      - { id: a, action: service.status }\n      - { id: b, action: sql.query, with: { query: '${steps.a.outputs.running}' } }\n",
+                "refers to branch `a`, which runs at the same time as this one",
+            ),
+            (
+                "    action: parallel\n    branches:\n      - { id: a, action: service.status }\n",
+                "parallel step `s` has 1 branch(es)",
+            ),
+            (
+                "    action: service.status\n    branches:\n      - { id: a, action: service.status }\n",
+                "`branches` belong to `action: parallel`",
+            ),
+            (
+                "    action: parallel\n    timeout: 1m\n    branches:\n      - { id: a, action: service.status }\n      - { id: b, action: service.status }\n",
+                "takes no `retry` or `timeout` of its own",
+            ),
+            (
                 "    action: service.status\n    with: {}\non_failure:\n  - id: ask\n    action: approve\n    with: { summary: x }\n",
                 "`on_failure` step `ask` asks a person",
             ),
@@ -579,5 +611,130 @@ async fn an_approval_declined_by_the_runner_stops_and_without_an_answer_only_rec
             .to_string()
             .contains("oncall/ana"),
         "the runner gave no approval"
+    );
+}
+
+const PARALLEL: &str = "\
+title: t
+severity: sev2
+owner: o
+when_to_use: w
+steps:
+  - id: look
+    action: database.describe
+  - id: checks
+    action: parallel
+    branches:
+      - id: api
+        action: http.check
+        with: { url: 'http://api/${steps.look.outputs.latest_snapshot}' }
+      - id: web
+        action: http.check
+        with: { url: 'http://web/' }
+      - id: standby
+        action: database.describe
+        when: steps.look.outputs.multi_az == true
+  - id: after
+    action: sql.query
+    with: { query: 'select ${steps.api.outputs.status}' }
+";
+
+fn calls_of(actions: &Recorder, action: &str) -> usize {
+    actions.calls.lock().unwrap().iter().filter(|c| c.0 == action).count()
+}
+
+#[tokio::test]
+async fn parallel_branches_run_at_once_and_the_steps_after_the_join_read_their_outputs() {
+    let actions = recorder(None);
+    // Each `http.check` waits for the other: run one after the other, they would never finish.
+    *actions.meeting.lock().unwrap() = Some(Arc::new(tokio::sync::Barrier::new(2)));
+    let dir = temp_dir("parallel");
+    let engine = engine_of(PARALLEL, actions.clone(), Answers(Answer::No, Answer::No), &dir);
+    let (mut op, guard) = start(&engine).await;
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), engine.run(&mut op, &guard, scope()))
+        .await
+        .expect("both branches were in flight together")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Completed);
+    let branches = &op.steps[1].facts["branches"];
+    assert_eq!(branches["api"]["status"], "succeeded");
+    assert_eq!(
+        branches["api"]["args"]["url"], "http://api/snap-1",
+        "resolved before the branch ran"
+    );
+    assert_eq!(branches["web"]["outputs"]["status"], 200);
+    assert_eq!(branches["standby"]["status"], "skipped");
+    assert_eq!(
+        op.steps[2].facts["args"]["query"], "select 200",
+        "a branch's output after the join"
+    );
+    let saved = engine.journal.load(&op.id).await.unwrap().unwrap();
+    assert_eq!(saved.steps[1].facts["branches"], *branches, "journaled as it went");
+    let timeline = crate::runbook::timeline::markdown(&saved);
+    assert!(
+        timeline.contains(
+            "`api` succeeded; `standby` skipped: `steps.look.outputs.multi_az == true` is false; `web` succeeded"
+        ),
+        "{timeline}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_branch_fails_the_join_and_resume_runs_only_the_branches_that_did_not_succeed() {
+    const TWO: &str = "\
+title: t
+severity: sev2
+owner: o
+when_to_use: w
+steps:
+  - id: checks
+    action: parallel
+    branches:
+      - id: api
+        action: http.check
+        with: { url: 'http://api/' }
+      - id: db
+        action: sql.query
+        with: { query: 'select 1' }
+      - id: notify
+        action: datadog.event
+        on_failure: continue
+        with: { title: t, text: x }
+  - id: after
+    action: sql.query
+    with: { query: 'select ${steps.api.outputs.status}' }
+";
+    let actions = failing(&["sql.query", "datadog.event"]);
+    let dir = temp_dir("parallel-resume");
+    let engine = engine_of(TWO, actions.clone(), Answers(Answer::No, Answer::No), &dir);
+    let (mut op, guard) = start(&engine).await;
+    let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Stopped {
+            step: "checks".into(),
+            reason: "1 of 3 branches failed: `db`: connection refused".into()
+        }
+    );
+    let branches = &op.steps[0].facts["branches"];
+    assert_eq!(
+        branches["api"]["status"], "succeeded",
+        "the other branches ran to their end"
+    );
+    assert_eq!(branches["notify"]["status"], "tolerated");
+    assert_eq!(branches["db"]["error"], "connection refused");
+
+    let outcome = engine.run(&mut op, &guard, scope()).await.unwrap();
+    assert_eq!(outcome, Outcome::Completed);
+    assert_eq!(
+        calls_of(&actions, "http.check"),
+        1,
+        "a branch that succeeded does not run again"
+    );
+    assert_eq!(calls_of(&actions, "datadog.event"), 1, "nor one that was tolerated");
+    assert_eq!(calls_of(&actions, "sql.query"), 3, "`db` twice, then `after`");
+    assert_eq!(
+        op.steps[1].facts["args"]["query"], "select 200",
+        "`api`'s output from the first attempt"
     );
 }
