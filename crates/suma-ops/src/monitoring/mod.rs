@@ -1,21 +1,20 @@
 //! Datadog monitors and dashboards kept as templates in the repository (`templates/datadog/monitors/*.yaml`,
 //! `templates/datadog/dashboards/*.json`) and brought in line with Datadog by `suma monitors|dashboards
 //! apply`. This module is the pure part: loading templates with `${var}` substitution from the
-//! environment's configuration (checked on the text, substituted into the parsed values), stamping what marks a resource as suma's (the managed-by identity),
-//! normalising both sides, and the per-field diff that decides create / update / unchanged / conflict /
-//! orphan. The Datadog calls live in `metrics::datadog`; the command in `commands::monitoring`.
+//! environment's configuration (checked on the text, substituted into the parsed values), stamping what
+//! marks a resource as suma's and which template it comes from ([`identity`]), normalising both sides, and
+//! the per-field diff that decides create / update / unchanged / conflict / orphan. The Datadog calls live
+//! in `suma-datadog`; the command in `commands::monitoring`.
 //!
-//! Ownership: a monitor is suma's in an environment when it carries [`MANAGED_BY_TAG`] and the
-//! environment's own tag, [`environment_tag`] (`suma-env:NAME`): one tag no other environment carries,
-//! so an environment whose `datadog.tags` are a subset of another's never owns, nor prunes, the other's
-//! monitors. A monitor stamped before that tag existed is recognised by [`monitor_owner`] as
-//! [`Ownership::Legacy`]: updated (which stamps the tag), never pruned. Datadog's v1 dashboards take
-//! only `team:` tags, so a dashboard is suma's
-//! when a line of its description is [`dashboard_marker`]. Anything else, even with the same name, is never
-//! changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
+//! A template is matched to the managed resource carrying its key first (so a rename in the template is
+//! an update in place), then to one of the same name (resources from before the key existed, which the
+//! update stamps). A monitor stamped before the environment tag existed is recognised by
+//! [`monitor_owner`] as [`Ownership::Legacy`]: updated (which stamps the tag), never pruned. Anything not
+//! suma's, even with the same name, is never changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
 //! option defaults, widget ids), and a field dropped from a template is left as it is in Datadog.
 
 pub mod apply;
+pub mod identity;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -28,53 +27,7 @@ use suma_core::subst::{self, Names};
 
 use crate::config::Environment;
 
-/// The tag every monitor suma manages carries.
-pub const MANAGED_BY_TAG: &str = "managed-by:suma";
-
-/// The tag that marks a monitor as suma's in `environment`, and no other.
-pub fn environment_tag(environment: &str) -> String {
-    format!("suma-env:{environment}")
-}
-
-/// Whose a monitor is, from its tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ownership {
-    /// suma's, in this environment.
-    Owned,
-    /// suma's from before monitors carried [`environment_tag`], with every tag of this environment and
-    /// no other environment's tag: updated in place (which stamps the tag), never pruned.
-    Legacy,
-    /// Someone else's, or another environment's.
-    NotOurs,
-}
-
-/// Whose a monitor with `tags` is, seen from `environment` with Datadog tags `env_tags`.
-pub fn monitor_owner(tags: &[String], environment: &str, env_tags: &[String]) -> Ownership {
-    if !tags.iter().any(|t| t == MANAGED_BY_TAG) {
-        return Ownership::NotOurs;
-    }
-    let own = environment_tag(environment);
-    if tags.contains(&own) {
-        return Ownership::Owned;
-    }
-    let another_environment = tags.iter().any(|t| t.starts_with("suma-env:"));
-    if !another_environment && env_tags.iter().all(|t| tags.contains(t)) {
-        Ownership::Legacy
-    } else {
-        Ownership::NotOurs
-    }
-}
-
-/// The description line that marks a dashboard as managed by suma for `environment`.
-pub fn dashboard_marker(environment: &str) -> String {
-    format!("{MANAGED_BY_TAG} suma-env:{environment}")
-}
-
-/// Whether a dashboard description carries the marker of `environment`.
-pub fn dashboard_is_managed(description: Option<&str>, environment: &str) -> bool {
-    let marker = dashboard_marker(environment);
-    description.is_some_and(|d| d.lines().any(|l| l.trim() == marker))
-}
+pub use identity::*;
 
 /// What a template may refer to as `${name}`.
 pub type Vars = BTreeMap<String, String>;
@@ -220,6 +173,8 @@ pub struct Desired {
     pub name: String,
     /// The template it came from.
     pub file: String,
+    /// The template's key ([`template_key`]), which the resource carries whatever its name.
+    pub key: String,
     /// The API's JSON, normalised.
     pub body: Value,
 }
@@ -294,38 +249,6 @@ pub fn normalise_dashboard(body: &Value) -> Value {
         }
     }
     body
-}
-
-/// Stamps a monitor as suma's in `environment`: [`MANAGED_BY_TAG`], [`environment_tag`] and `env_tags`
-/// (the environment's Datadog tags, which gates and compliance select by) added to its tags.
-pub fn stamp_monitor(body: &mut Value, environment: &str, env_tags: &[String]) {
-    let Some(object) = body.as_object_mut() else {
-        return;
-    };
-    let mut tags: Vec<String> = object
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    tags.push(MANAGED_BY_TAG.to_owned());
-    tags.push(environment_tag(environment));
-    tags.extend(env_tags.iter().cloned());
-    object.insert("tags".into(), Value::from(tags));
-}
-
-/// Stamps a dashboard as suma's in `environment`: the marker line appended to its description.
-pub fn stamp_dashboard(body: &mut Value, environment: &str) {
-    let Some(object) = body.as_object_mut() else {
-        return;
-    };
-    let description = object.get("description").and_then(Value::as_str).unwrap_or_default();
-    let marker = dashboard_marker(environment);
-    let stamped = if description.trim().is_empty() {
-        marker
-    } else {
-        format!("{}\n\n{marker}", description.trim_end())
-    };
-    object.insert("description".into(), Value::String(stamped));
 }
 
 /// Every `*.yaml`/`*.yml` (monitors) or `*.json` (dashboards) file in `dir`, sorted by name.
@@ -421,9 +344,10 @@ pub fn load(
         check_references(&text, vars, &file)?;
         let mut body = parse(kind, &text, &file)?;
         substitute(&mut body, vars);
+        let key = template_key(&path);
         match kind {
-            Kind::Monitor => stamp_monitor(&mut body, environment, env_tags),
-            Kind::Dashboard => stamp_dashboard(&mut body, environment),
+            Kind::Monitor => stamp_monitor(&mut body, environment, env_tags, &key),
+            Kind::Dashboard => stamp_dashboard(&mut body, environment, &key),
         }
         let body = check(&body).map_err(|message| TemplateError::Invalid {
             file: file.clone(),
@@ -441,7 +365,13 @@ pub fn load(
                 name,
             });
         }
-        desired.push(Desired { kind, name, file, body });
+        desired.push(Desired {
+            kind,
+            name,
+            file,
+            key,
+            body,
+        });
     }
     Ok(desired)
 }
@@ -453,6 +383,8 @@ pub struct Remote {
     pub name: String,
     /// Carries this environment's managed-by identity.
     pub managed: bool,
+    /// The template key it carries ([`template_of`]), if any.
+    pub template: Option<String>,
     /// The API's JSON (for a dashboard only known once read whole; `Null` until then).
     pub body: Value,
 }
@@ -603,6 +535,17 @@ pub fn plan_one(desired: &Desired, same_name: &[Remote]) -> PlanItem {
         return item;
     };
     item.id = Some(existing.id.clone());
+    if existing.name != desired.name && unmanaged > 0 {
+        // Renaming ours into a stranger's name would leave two of that name: nothing is written.
+        item.action = Action::Conflict;
+        item.body = None;
+        item.note = Some(format!(
+            "renaming `{}` (found by its template) to this name would give it the name of {unmanaged} {} without suma's managed-by identity: left as it is\nhint: rename or delete the other one, or choose another name",
+            existing.name,
+            desired.kind.plural()
+        ));
+        return item;
+    }
     item.changes = field_changes(&desired.body, &existing.body);
     item.action = if item.changes.is_empty() {
         item.body = None;
@@ -611,6 +554,13 @@ pub fn plan_one(desired: &Desired, same_name: &[Remote]) -> PlanItem {
         Action::Update
     };
     let mut notes = Vec::new();
+    if existing.name != desired.name {
+        notes.push(format!(
+            "renamed from `{}` (the same {}, found by its template)",
+            existing.name,
+            desired.kind.word()
+        ));
+    }
     if managed.len() > 1 {
         notes.push(format!(
             "{} managed {} share this name; `{}` is kept in line, the others are left alone",
@@ -634,13 +584,26 @@ pub fn plan(desired: &[Desired], remote: &[Remote], prune: bool) -> Vec<PlanItem
     let mut items: Vec<PlanItem> = desired
         .iter()
         .map(|d| {
-            let same: Vec<Remote> = remote.iter().filter(|r| r.name == d.name).cloned().collect();
-            plan_one(d, &same)
+            let by_key = |r: &&Remote| r.managed && r.template.as_deref() == Some(d.key.as_str());
+            let candidates: Vec<Remote> = if remote.iter().any(|r| by_key(&r)) {
+                // The resource of this template, renamed or not, and strangers under the new name.
+                remote
+                    .iter()
+                    .filter(|r| by_key(r) || (!r.managed && r.name == d.name))
+                    .cloned()
+                    .collect()
+            } else {
+                remote.iter().filter(|r| r.name == d.name).cloned().collect()
+            };
+            plan_one(d, &candidates)
         })
         .collect();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeSet<String> = items.iter().filter_map(|i| i.id.clone()).collect();
     for r in remote.iter().filter(|r| r.managed) {
-        if desired.iter().any(|d| d.name == r.name) || !seen.insert(r.id.clone()) {
+        let templated = desired
+            .iter()
+            .any(|d| d.name == r.name || r.template.as_deref() == Some(d.key.as_str()));
+        if templated || !seen.insert(r.id.clone()) {
             continue;
         }
         items.push(PlanItem {

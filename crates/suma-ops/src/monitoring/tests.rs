@@ -71,12 +71,17 @@ fn an_unknown_variable_names_file_line_and_variable() {
 fn monitors_are_stamped_and_normalised() {
     let mut body = json!({"name": "m", "type": "metric alert", "query": "q", "message": "hello @team\n\n",
                           "tags": ["team:identity", "env:staging"], "id": 5, "overall_state": "Alert"});
-    stamp_monitor(&mut body, "staging", &env_tags());
+    stamp_monitor(&mut body, "staging", &env_tags(), "login-failures");
     let n = normalise_monitor(&body);
     assert_eq!(
         n,
         json!({"name": "m", "type": "query alert", "query": "q", "message": "hello @team",
-               "tags": ["env:staging", "managed-by:suma", "service:auth-service", "suma-env:staging", "team:identity"]})
+               "tags": ["env:staging", "managed-by:suma", "service:auth-service", "suma-env:staging",
+                        "suma-template:login-failures", "team:identity"]})
+    );
+    assert_eq!(
+        template_of(n["tags"].as_array().unwrap().iter().filter_map(Value::as_str)).as_deref(),
+        Some("login-failures")
     );
 }
 
@@ -126,9 +131,16 @@ fn a_monitor_is_owned_by_its_environment_tag_never_by_a_subset_of_tags() {
 fn dashboards_carry_the_marker_line_and_lose_widget_ids() {
     let mut body = json!({"title": "t", "description": "Auth.", "layout_type": "ordered", "id": "abc",
                           "widgets": [{"id": 1, "definition": {"type": "group", "widgets": [{"id": 2, "definition": {"type": "note"}}]}}]});
-    stamp_dashboard(&mut body, "staging");
+    stamp_dashboard(&mut body, "staging", "overview");
     let n = normalise_dashboard(&body);
-    assert_eq!(n["description"], "Auth.\n\nmanaged-by:suma suma-env:staging");
+    assert_eq!(
+        n["description"],
+        "Auth.\n\nmanaged-by:suma suma-env:staging\nsuma-template:overview"
+    );
+    assert_eq!(
+        template_of(n["description"].as_str().unwrap().lines()).as_deref(),
+        Some("overview")
+    );
     assert!(dashboard_is_managed(n["description"].as_str(), "staging"));
     assert!(!dashboard_is_managed(n["description"].as_str(), "staging2"));
     assert!(!dashboard_is_managed(
@@ -195,6 +207,7 @@ fn desired(name: &str, body: Value) -> Desired {
         kind: Kind::Monitor,
         name: name.to_owned(),
         file: format!("{name}.yaml"),
+        key: name.to_owned(),
         body,
     }
 }
@@ -204,6 +217,7 @@ fn remote(id: &str, name: &str, managed: bool, body: Value) -> Remote {
         id: id.to_owned(),
         name: name.to_owned(),
         managed,
+        template: None,
         body,
     }
 }
@@ -399,4 +413,57 @@ fn template_files_are_checked_before_any_call() {
             .contains("not a valid Datadog monitor: missing field `query`"),
         "{err}"
     );
+}
+
+#[test]
+fn a_template_renamed_updates_its_resource_in_place_found_by_its_key() {
+    let renamed = desired(
+        "Login failures (EU)",
+        json!({"name": "Login failures (EU)", "query": "q"}),
+    );
+    let renamed = Desired {
+        key: "login-failures".into(),
+        ..renamed
+    };
+    let mut ours = remote(
+        "41",
+        "Login failures",
+        true,
+        json!({"name": "Login failures", "query": "q"}),
+    );
+    ours.template = Some("login-failures".into());
+    let items = plan(std::slice::from_ref(&renamed), std::slice::from_ref(&ours), true);
+    assert_eq!(items.len(), 1, "no create, no orphan, no delete: {items:?}");
+    let item = &items[0];
+    assert_eq!((item.action, item.id.as_deref()), (Action::Update, Some("41")));
+    assert_eq!(item.changes.len(), 1);
+    assert_eq!(item.changes[0].path, "name");
+    let note = item.note.as_deref().unwrap();
+    assert!(note.contains("renamed from `Login failures`"), "{note}");
+
+    // Renamed into a stranger's name: nothing written, ours kept as it is (not an orphan either).
+    let stranger = remote(
+        "42",
+        "Login failures (EU)",
+        false,
+        json!({"name": "Login failures (EU)"}),
+    );
+    let items = plan(std::slice::from_ref(&renamed), &[ours.clone(), stranger], true);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        (items[0].action, items[0].id.as_deref()),
+        (Action::Conflict, Some("41"))
+    );
+    assert!(items[0].note.as_deref().unwrap().contains("left as it is"), "{items:?}");
+
+    // A resource from before the key existed is still found by its name; one whose key no template has,
+    // and whose name none has, is an orphan.
+    let mut unkeyed = ours.clone();
+    unkeyed.template = None;
+    unkeyed.name = "Login failures (EU)".into();
+    let mut gone = remote("43", "Old check", true, json!({"name": "Old check"}));
+    gone.template = Some("old-check".into());
+    let items = plan(&[renamed], &[unkeyed, gone], false);
+    let found: Vec<(Action, Option<&str>)> = items.iter().map(|i| (i.action, i.id.as_deref())).collect();
+    assert_eq!(found, [(Action::Update, Some("41")), (Action::Orphan, Some("43"))]);
 }

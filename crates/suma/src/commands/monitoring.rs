@@ -136,6 +136,7 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
                         id: m.id.to_string(),
                         name: m.name.clone(),
                         managed: managed_monitor(&m.tags),
+                        template: monitoring::template_of(m.tags.iter().map(String::as_str)),
                         body: monitoring::normalise_monitor(&m.definition),
                     });
                 }
@@ -146,6 +147,7 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
                         id: m.id.to_string(),
                         name: m.name.clone(),
                         managed: true,
+                        template: monitoring::template_of(m.tags.iter().map(String::as_str)),
                         body: monitoring::normalise_monitor(&m.definition),
                     });
                 }
@@ -154,11 +156,16 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
         Kind::Dashboard => {
             for listing in p.datadog.dashboard_listings().await? {
                 let managed = monitoring::dashboard_is_managed(listing.description.as_deref(), p.name);
-                let templated = p.desired.iter().any(|d| d.name == listing.title);
+                let template = monitoring::template_of(listing.description.as_deref().unwrap_or_default().lines());
+                let templated = p
+                    .desired
+                    .iter()
+                    .any(|d| d.name == listing.title || template.as_deref() == Some(d.key.as_str()));
                 if !managed && !templated {
                     continue;
                 }
-                // Only a managed dashboard a template names is compared, so only it is read whole.
+                // Only a managed dashboard a template names (by title or by key) is compared, so only it
+                // is read whole.
                 let body = if managed && templated {
                     monitoring::normalise_dashboard(&p.datadog.dashboard(&listing.id).await?)
                 } else {
@@ -168,6 +175,7 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
                     id: listing.id,
                     name: listing.title,
                     managed,
+                    template,
                     body,
                 });
             }

@@ -322,6 +322,67 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_monitor_renamed_in_its_template_is_updated_in_place_not_recreated() {
+    crate::require_sandbox!();
+    let env = Env::new("monr");
+    let dd = datadog();
+    let templates = env.templates_copy();
+    ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
+    let old_name = format!("auth-service account lockout spike ({})", env.name);
+    let before = dd.monitors_named(&old_name).await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert!(
+        before[0]
+            .tags
+            .contains(&"suma-template:account-lockout-spike".to_owned()),
+        "{:?}",
+        before[0].tags
+    );
+
+    let file = templates.join("monitors/account-lockout-spike.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let renamed = text.replace(
+        "name: \"auth-service account lockout spike (${env})\"",
+        "name: \"auth-service account lockouts above normal (${env})\"",
+    );
+    assert_ne!(renamed, text, "the template names the monitor as expected");
+    std::fs::write(&file, renamed).unwrap();
+    let new_name = format!("auth-service account lockouts above normal ({})", env.name);
+
+    let mark = writes().len();
+    let applied = ok_json(&env.suma("monitors", "apply", &templates, &["--yes", "--prune"]), 0);
+    let planned = actions(&applied);
+    assert!(
+        planned.contains(&("update".to_owned(), new_name.clone())),
+        "{planned:?}"
+    );
+    for (action, name) in &planned {
+        assert!(
+            !matches!(action.as_str(), "create" | "orphan" | "delete"),
+            "{action} {name}: {planned:?}"
+        );
+    }
+    let item = applied["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == new_name.as_str())
+        .unwrap();
+    assert!(item["note"].as_str().unwrap().contains("renamed from"), "{item}");
+    let sent = writes_since(mark, &env.name);
+    assert_eq!(sent.len(), 1, "one update, nothing created or deleted: {sent:#?}");
+    assert_eq!(sent[0]["method"], "PUT");
+    assert_eq!(sent[0]["path"], format!("/api/v1/monitor/{}", before[0].id).as_str());
+    let after = dd.monitors_named(&new_name).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0].id, before[0].id,
+        "the same monitor, its history and links kept"
+    );
+    assert!(dd.monitors_named(&old_name).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mute_and_unmute_by_name_and_id() {
     crate::require_sandbox!();
     let env = Env::new("mute");
@@ -383,10 +444,10 @@ async fn dashboards_apply_once_and_update_one_widget() {
     assert_eq!(stored["layout_type"], "ordered");
     assert!(stored["widgets"][0]["id"].is_i64(), "Datadog numbers the widgets");
     assert!(
-        stored["description"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("managed-by:suma suma-env:{}", env.name)),
+        stored["description"].as_str().unwrap().ends_with(&format!(
+            "managed-by:suma suma-env:{}\nsuma-template:auth-service",
+            env.name
+        )),
         "{}",
         stored["description"]
     );
@@ -416,7 +477,8 @@ async fn dashboards_apply_once_and_update_one_widget() {
         (&json!("PUT"), &json!(format!("/api/v1/dashboard/{id}")))
     );
 
-    // A dashboard of the same title that is not suma's is never written; ours, now untemplated, is an orphan.
+    // Renamed in its template into the title of a dashboard that is not suma's: neither is written, ours
+    // keeps its title (found by its template, so not an orphan either).
     let renamed = copy.join("dashboards/auth-service.json");
     let text = std::fs::read_to_string(&renamed).unwrap();
     std::fs::write(
@@ -434,13 +496,8 @@ async fn dashboards_apply_once_and_update_one_widget() {
         .unwrap();
     let mark = writes().len();
     let conflicted = ok_json(&env.suma("dashboards", "apply", &copy, &["--yes"]), 1);
-    assert_eq!(
-        actions(&conflicted),
-        [
-            ("conflict".to_owned(), other_title.clone()),
-            ("orphan".to_owned(), title.clone())
-        ]
-    );
+    assert_eq!(actions(&conflicted), [("conflict".to_owned(), other_title.clone())]);
+    assert_eq!(conflicted["plan"][0]["id"], id.as_str(), "{conflicted}");
     assert_eq!(writes_since(mark, &env.name), Vec::<Value>::new());
     assert_eq!(dd.dashboard(&stranger).await.unwrap()["description"], "hand-made");
 
