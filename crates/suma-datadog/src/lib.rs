@@ -265,7 +265,7 @@ fn from_client<T>(e: datadog::Error<T>, context: &str) -> MetricError {
 }
 
 /// Datadog's `{"errors": ["..."]}`, else the start of the body.
-fn error_message(body: &str) -> String {
+pub(crate) fn error_message(body: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<serde_json::Value>,

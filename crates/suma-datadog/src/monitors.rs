@@ -148,6 +148,27 @@ impl Datadog {
             .map_err(|e| from_client(e, &format!("creating monitor `{name}` at {}", self.endpoint)))
     }
 
+    /// Datadog's verdict on `definition` before it is sent (`POST /api/v1/monitor/validate`): its query,
+    /// thresholds and options checked as a create would check them, nothing stored. `Ok(Err(problems))`
+    /// when Datadog refuses it; `Err` when Datadog could not be asked.
+    pub async fn validate_monitor(&self, definition: &Value) -> Result<Result<(), Vec<String>>, MetricError> {
+        let body: Monitor = serde_json::from_value(definition.clone()).map_err(|e| unfit("monitor", e))?;
+        let name = body.name.clone().unwrap_or_default();
+        match self.monitors.validate_monitor(body).await {
+            Ok(_) => Ok(Ok(())),
+            Err(datadog_api_client::datadog::Error::ResponseError(r)) if r.status.as_u16() == 400 => {
+                Ok(Err(crate::error_message(&r.content)
+                    .split("; ")
+                    .map(str::to_owned)
+                    .collect()))
+            }
+            Err(e) => Err(from_client(
+                e,
+                &format!("validating monitor `{name}` at {}", self.endpoint),
+            )),
+        }
+    }
+
     /// Replaces the fields of monitor `id` that `definition` sets.
     pub async fn update_monitor(&self, id: i64, definition: &Value) -> Result<RemoteMonitor, MetricError> {
         let body: MonitorUpdateRequest = serde_json::from_value(definition.clone()).map_err(|e| unfit("monitor", e))?;

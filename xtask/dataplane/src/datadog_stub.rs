@@ -7,14 +7,17 @@
 //!   substring), like Datadog; `page`/`page_size` pages;
 //! - `POST /api/v1/monitor`, `GET|PUT|DELETE /api/v1/monitor/{id}`, `POST /api/v1/monitor/{id}/mute` and
 //!   `/unmute` (`scope`, `end`, `all_scopes` in the query string): kept in the monitors file. A created
-//!   monitor's `overall_state` is `OK`, so it never blocks a canary's monitor gate;
+//!   monitor's `overall_state` is `OK`, so it never blocks a canary's monitor gate. Like Datadog, a
+//!   metric monitor whose `options.thresholds.critical` is not the number its query compares with is
+//!   refused;
+//! - `POST /api/v1/monitor/validate`: the same checks, nothing stored, `{}` when the monitor passes;
 //! - `GET /api/v1/dashboard` (summaries, `start`/`count`), `POST /api/v1/dashboard`,
 //!   `GET|PUT|DELETE /api/v1/dashboard/{id}`: kept in the dashboards file;
 //! - `POST /api/v1/events`: appended to the events file, answered `202` like Datadog;
 //! - `GET /api/v1/query` (`from`, `to`, `query`): answered from the sandbox's Prometheus when the stub
 //!   knows it (`datadog_metrics` translates the query), else an empty series list.
 //!
-//! Every write (any method but `GET`) is appended to the writes log as `{"method", "path", "body"}`, so a
+//! Every write (any method but `GET`, and no validation) is appended to the writes log as `{"method", "path", "body"}`, so a
 //! test can assert that a second `apply` sent nothing. Like Datadog, the server fills in what it owns (ids,
 //! timestamps, creator, option defaults, widget ids), which is what clients must learn to ignore.
 
@@ -89,6 +92,7 @@ pub fn router(config: Config) -> Router {
     };
     Router::new()
         .route("/api/v1/monitor", get(monitors).post(create_monitor))
+        .route("/api/v1/monitor/validate", post(validate))
         .route(
             "/api/v1/monitor/{id}",
             get(get_monitor).put(update_monitor).delete(delete_monitor),
@@ -133,9 +137,10 @@ fn denied(stub: &Stub, headers: &HeaderMap, needs_app_key: bool) -> Option<Respo
     None
 }
 
-/// Appends every non-`GET` request to the writes log before handling it.
+/// Appends every request that changes something to the writes log before handling it: not `GET`, and not
+/// a validation (`POST .../validate` changes nothing).
 async fn record_writes(State(stub): State<Stub>, request: Request, next: Next) -> Response {
-    if request.method() == Method::GET {
+    if request.method() == Method::GET || request.uri().path().ends_with("/validate") {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
@@ -310,6 +315,9 @@ pub fn validate_monitor(body: &Value, partial: bool) -> Result<(), Vec<String>> 
             }
         }
     }
+    if let Some(problem) = threshold_mismatch(object) {
+        problems.push(problem);
+    }
     if let Some(priority) = object.get("priority") {
         let ok = priority.is_null() || priority.as_i64().is_some_and(|p| (1..=5).contains(&p));
         if !ok {
@@ -320,6 +328,34 @@ pub fn validate_monitor(body: &Value, partial: bool) -> Result<(), Vec<String>> 
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// Datadog refuses a metric monitor whose critical threshold is not the number its query compares with.
+fn threshold_mismatch(object: &Map<String, Value>) -> Option<String> {
+    let kind = object.get("type")?.as_str()?;
+    if !matches!(kind, "query alert" | "metric alert") {
+        return None;
+    }
+    let query = object.get("query")?.as_str()?;
+    let critical = object.get("options")?.get("thresholds")?.get("critical")?.as_f64()?;
+    let (_, compared) = query.rsplit_once(['<', '>'])?;
+    let number: f64 = compared.trim_start_matches('=').trim().parse().ok()?;
+    (number != critical)
+        .then(|| format!("Alert threshold ({critical}) does not match that used in the query ({number})."))
+}
+
+/// `POST /api/v1/monitor/validate`: Datadog's checks of a monitor, nothing stored; `{}` when it passes.
+async fn validate(State(stub): State<Stub>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = denied(&stub, &headers, true) {
+        return denied;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("the body is not JSON");
+    };
+    match validate_monitor(&body, false) {
+        Ok(()) => Json(json!({})).into_response(),
+        Err(problems) => (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response(),
     }
 }
 
@@ -934,6 +970,28 @@ mod tests {
         assert!(name_matches(&m, None));
         assert!(name_matches(&m, Some("high ERROR rate")));
         assert!(!name_matches(&m, Some("latency")));
+    }
+
+    #[test]
+    fn a_critical_threshold_must_be_the_number_the_query_compares_with() {
+        let monitor = |query: &str, critical: f64| {
+            json!({"name": "n", "type": "query alert", "query": query, "message": "m",
+                   "options": {"thresholds": {"critical": critical}}})
+        };
+        assert_eq!(
+            validate_monitor(&monitor("avg(last_5m):avg:x{*} > 20", 20.0), false),
+            Ok(())
+        );
+        assert_eq!(
+            validate_monitor(&monitor("avg(last_5m):avg:x{a:b} <= 0.5", 0.5), false),
+            Ok(())
+        );
+        assert_eq!(
+            validate_monitor(&monitor("sum(last_5m):100 * sum:e{*} / sum:h{*} > 5", 10.0), false),
+            Err(vec![
+                "Alert threshold (10) does not match that used in the query (5).".to_owned()
+            ])
+        );
     }
 
     #[test]

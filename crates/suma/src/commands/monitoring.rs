@@ -182,6 +182,9 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
         }
     }
     let items = monitoring::plan(&p.desired, &remote, prune);
+    if kind == Kind::Monitor {
+        validate_writes(ctx, p, &items).await?;
+    }
     for item in &items {
         if item.action == Action::Conflict {
             ctx.reporter.warn(&format!(
@@ -193,6 +196,37 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
         }
     }
     Ok(items)
+}
+
+/// Asks Datadog to validate every monitor the plan would create or update, before anything is written:
+/// what only Datadog knows (a query it cannot parse, a threshold that is not the query's) fails `diff`
+/// and `apply` with the template's file, not the third write of an apply.
+async fn validate_writes(ctx: &Context, p: &Prepared<'_>, items: &[PlanItem]) -> anyhow::Result<()> {
+    let writes: Vec<&PlanItem> = items
+        .iter()
+        .filter(|i| matches!(i.action, Action::Create | Action::Update))
+        .collect();
+    if writes.is_empty() {
+        return Ok(());
+    }
+    ctx.reporter
+        .phase(&format!("validating {} monitor(s) with Datadog", writes.len()));
+    let mut refused = Vec::new();
+    for item in writes {
+        let Some(body) = &item.body else { continue };
+        if let Err(problems) = p.datadog.validate_monitor(body).await? {
+            let file = item.file.as_deref().unwrap_or(&item.name);
+            refused.push(format!("{file}: monitor `{}`: {}", item.name, problems.join("; ")));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    bail!(usage!(
+        "Datadog refuses {} monitor template(s); nothing was written:\n  {}\nhint: fix the template (`suma monitors diff` checks again)",
+        refused.len(),
+        refused.join("\n  ")
+    ))
 }
 
 fn report(p: &Prepared<'_>, kind: Kind, items: Vec<PlanItem>, dry_run: bool, operation: Option<String>) -> Report {

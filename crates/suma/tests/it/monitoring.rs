@@ -383,6 +383,36 @@ async fn a_monitor_renamed_in_its_template_is_updated_in_place_not_recreated() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_monitor_datadog_refuses_stops_diff_and_apply_before_anything_is_written() {
+    crate::require_sandbox!();
+    let env = Env::new("monv");
+    let templates = env.templates_copy();
+    // The query alerts above 5 while the threshold says 10: only Datadog's validation sees that.
+    let file = templates.join("monitors/high-error-rate.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mismatched = text.replace("    critical: 5\n", "    critical: 10\n");
+    assert_ne!(mismatched, text);
+    std::fs::write(&file, mismatched).unwrap();
+
+    let mark = writes().len();
+    let diff = env.suma("monitors", "diff", &templates, &[]);
+    assert_eq!(diff.code, 2, "{}", diff.stderr);
+    let expected = format!(
+        "high-error-rate.yaml: monitor `auth-service high error rate ({})`: Alert threshold (10) does not match that used in the query (5).",
+        env.name
+    );
+    assert!(diff.stderr.contains(&expected), "{}", diff.stderr);
+    let apply = env.suma("monitors", "apply", &templates, &["--yes"]);
+    assert_eq!(apply.code, 2, "{}", apply.stderr);
+    assert!(apply.stderr.contains("nothing was written"), "{}", apply.stderr);
+    assert_eq!(
+        writes_since(mark, &env.name),
+        Vec::<Value>::new(),
+        "not even the eight monitors Datadog accepts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mute_and_unmute_by_name_and_id() {
     crate::require_sandbox!();
     let env = Env::new("mute");
