@@ -95,6 +95,7 @@ pub fn describe(kind: Kind, item: &PlanItem) -> String {
                 .join(", ")
         ),
         Action::Delete => format!("delete {what} (#{})", item.id.as_deref().unwrap_or("?")),
+        Action::Adopt => format!("adopt {what} (#{})", item.id.as_deref().unwrap_or("?")),
         _ => what,
     }
 }
@@ -116,7 +117,7 @@ async fn write(datadog: &Datadog, kind: Kind, item: &PlanItem) -> Result<String,
     let id = item.id.as_deref();
     Ok(match (kind, item.action, body, id) {
         (Kind::Monitor, Action::Create, Some(body), _) => datadog.create_monitor(body).await?.id.to_string(),
-        (Kind::Monitor, Action::Update, Some(body), Some(id)) => datadog
+        (Kind::Monitor, Action::Update | Action::Adopt, Some(body), Some(id)) => datadog
             .update_monitor(parse_monitor_id(id)?, body)
             .await?
             .id

@@ -13,6 +13,7 @@
 //! suma's, even with the same name, is never changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
 //! option defaults, widget ids), and a field dropped from a template is left as it is in Datadog.
 
+mod adopt;
 pub mod apply;
 pub mod identity;
 pub mod report;
@@ -27,6 +28,7 @@ use suma_core::subst::{self, Names};
 
 use crate::config::Environment;
 
+pub use adopt::adoptions;
 pub use identity::*;
 
 /// What a template may refer to as `${name}`.
@@ -410,6 +412,8 @@ pub enum Action {
     Orphan,
     /// An orphan that `--prune` deletes.
     Delete,
+    /// A monitor without suma's identity under a template's name, made suma's (`suma monitors import`).
+    Adopt,
 }
 
 impl Action {
@@ -421,12 +425,13 @@ impl Action {
             Self::Conflict => "conflict",
             Self::Orphan => "orphan",
             Self::Delete => "delete",
+            Self::Adopt => "adopt",
         }
     }
 
     /// Whether applying it writes to Datadog.
     pub fn writes(self) -> bool {
-        matches!(self, Self::Create | Self::Update | Self::Delete)
+        matches!(self, Self::Create | Self::Update | Self::Delete | Self::Adopt)
     }
 }
 
@@ -634,6 +639,7 @@ pub fn summary(items: &[PlanItem]) -> BTreeMap<&'static str, usize> {
         Action::Conflict,
         Action::Orphan,
         Action::Delete,
+        Action::Adopt,
     ] {
         counts.insert(action.as_str(), items.iter().filter(|i| i.action == action).count());
     }

@@ -12,6 +12,9 @@ pub enum MonitorsCommand {
     Diff(DiffArgs),
     /// Create or update the environment's monitors from the templates (only what differs)
     Apply(ApplyArgs),
+    /// Adopt the monitors that hold a template's name without suma's identity (apply's conflicts): the
+    /// template written over each, its id and history kept; `apply` keeps them in line from then on
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +41,14 @@ pub struct DiffArgs {
     /// Exit 1 when anything differs (like `git diff --exit-code`)
     #[arg(long)]
     pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
 }
 
 #[derive(Debug, Args)]

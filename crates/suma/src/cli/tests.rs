@@ -57,6 +57,7 @@ fn the_commands_that_ask_before_acting_are_the_mutating_ones() {
         "init",
         "lock release",
         "monitors apply",
+        "monitors import",
         "rollback",
         "rollback abort",
         "rollback resume",

@@ -70,9 +70,12 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["secrets", _] => ROTATE,
         ["compliance", "check"] => &[COMPLIANCE_INVENTORY, LOCK_READ, SECRETS_READ, ROUTE53_READ, ELB_READ],
         ["runbook", "timeline"] => &[LOCK_READ],
+        // The approval is an item of the lock table; who approves is STS GetCallerIdentity, which
+        // needs no permission.
+        ["runbook", "approve"] => &[LOCK_READ, LOCK_WRITE],
         // A step may call any action of the catalogue (`suma runbook actions`).
         ["runbook", _] => OPERATE,
-        ["monitors" | "dashboards", "apply"] => &[LOCK_READ, LOCK_WRITE],
+        ["monitors" | "dashboards", "apply"] | ["monitors", "import"] => &[LOCK_READ, LOCK_WRITE],
         ["taskdef", "diff"] => &[ECS_READ],
         ["taskdef", "register"] => &[ECS_READ, ECS_DEPLOY, LOCK_WRITE],
         _ => return None,

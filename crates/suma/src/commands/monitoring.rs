@@ -1,9 +1,10 @@
-//! `suma monitors diff|apply` and `suma dashboards diff|apply`: the environment's Datadog monitors and
+//! `suma monitors diff|apply|import` and `suma dashboards diff|apply`: the environment's Datadog monitors and
 //! dashboards kept in line with `templates/datadog`. Templates are rendered and checked before any call;
 //! `diff` reads Datadog and shows the plan; `apply` writes only what differs, one journaled step per write,
 //! under the environment lock (the canary gate's monitor is among what it changes). Resources suma does not
 //! manage are never written, even when they share a name; managed ones no template names any more are
-//! reported, and deleted only with `--prune`.
+//! reported, and deleted only with `--prune`. `import` adopts the monitors apply refuses as conflicts,
+//! through the same journaled steps.
 
 use std::path::{Path, PathBuf};
 use suma_core::usage;
@@ -31,7 +32,17 @@ pub async fn monitors(ctx: &Context, command: MonitorsCommand) -> anyhow::Result
                 ctx,
                 Kind::Monitor,
                 args.templates.templates.as_deref(),
-                args.prune,
+                Mode::Apply { prune: args.prune },
+                &args.mutation,
+            )
+            .await
+        }
+        MonitorsCommand::Import(args) => {
+            apply(
+                ctx,
+                Kind::Monitor,
+                args.templates.templates.as_deref(),
+                Mode::Import,
                 &args.mutation,
             )
             .await
@@ -55,7 +66,7 @@ pub async fn dashboards(ctx: &Context, command: DashboardsCommand) -> anyhow::Re
                 ctx,
                 Kind::Dashboard,
                 args.templates.templates.as_deref(),
-                args.prune,
+                Mode::Apply { prune: args.prune },
                 &args.mutation,
             )
             .await
@@ -122,8 +133,42 @@ fn identity_tags(name: &str, env: &Environment) -> anyhow::Result<Vec<String>> {
     Ok(datadog.tags.clone())
 }
 
+/// What an apply writes: the templates' plan, or (`monitors import`) the adoption of conflicts.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Apply { prune: bool },
+    Import,
+}
+
 /// Reads what Datadog holds under the templates' names and the environment's identity, and plans.
-async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyhow::Result<Vec<PlanItem>> {
+async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, mode: Mode) -> anyhow::Result<Vec<PlanItem>> {
+    let remote = read_remote(ctx, kind, p).await?;
+    let items = match mode {
+        Mode::Apply { prune } => monitoring::plan(&p.desired, &remote, prune),
+        Mode::Import => monitoring::adoptions(&p.desired, &remote),
+    };
+    if kind == Kind::Monitor {
+        validate_writes(ctx, p, &items).await?;
+    }
+    for item in &items {
+        if item.action == Action::Conflict {
+            ctx.reporter.warn(&format!(
+                "{} `{}`: {}",
+                kind.word(),
+                item.name,
+                item.note
+                    .as_deref()
+                    .and_then(|n| n.lines().next())
+                    .unwrap_or("not touched")
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// The Datadog resources a plan looks at: those under the templates' names, and (monitors) every one
+/// carrying the environment's identity.
+async fn read_remote(ctx: &Context, kind: Kind, p: &Prepared<'_>) -> anyhow::Result<Vec<Remote>> {
     ctx.reporter.phase(&format!("reading Datadog {}", kind.plural()));
     let mut remote: Vec<Remote> = Vec::new();
     let managed_monitor =
@@ -181,21 +226,7 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
             }
         }
     }
-    let items = monitoring::plan(&p.desired, &remote, prune);
-    if kind == Kind::Monitor {
-        validate_writes(ctx, p, &items).await?;
-    }
-    for item in &items {
-        if item.action == Action::Conflict {
-            ctx.reporter.warn(&format!(
-                "{} `{}` exists in Datadog without suma's managed-by identity for `{}`: not touched",
-                kind.word(),
-                item.name,
-                p.name
-            ));
-        }
-    }
-    Ok(items)
+    Ok(remote)
 }
 
 /// Asks Datadog to validate every monitor the plan would create or update, before anything is written:
@@ -204,7 +235,7 @@ async fn plan(ctx: &Context, kind: Kind, p: &Prepared<'_>, prune: bool) -> anyho
 async fn validate_writes(ctx: &Context, p: &Prepared<'_>, items: &[PlanItem]) -> anyhow::Result<()> {
     let writes: Vec<&PlanItem> = items
         .iter()
-        .filter(|i| matches!(i.action, Action::Create | Action::Update))
+        .filter(|i| matches!(i.action, Action::Create | Action::Update | Action::Adopt))
         .collect();
     if writes.is_empty() {
         return Ok(());
@@ -243,7 +274,7 @@ fn report(p: &Prepared<'_>, kind: Kind, items: Vec<PlanItem>, dry_run: bool, ope
 
 async fn diff(ctx: &Context, kind: Kind, templates: Option<&Path>, exit_code: bool) -> anyhow::Result<ExitStatus> {
     let p = prepare(ctx, kind, templates).await?;
-    let items = plan(ctx, kind, &p, false).await?;
+    let items = plan(ctx, kind, &p, Mode::Apply { prune: false }).await?;
     ctx.reporter.finish();
     let differs = items.iter().any(|i| i.action != Action::Unchanged);
     let report = report(&p, kind, items, true, None);
@@ -259,11 +290,11 @@ async fn apply(
     ctx: &Context,
     kind: Kind,
     templates: Option<&Path>,
-    prune: bool,
+    mode: Mode,
     mutation: &MutationArgs,
 ) -> anyhow::Result<ExitStatus> {
     let p = prepare(ctx, kind, templates).await?;
-    let items = plan(ctx, kind, &p, prune).await?;
+    let items = plan(ctx, kind, &p, mode).await?;
     ctx.reporter.finish();
     let conflicts = items.iter().any(|i| i.action == Action::Conflict);
     let writes: Vec<usize> = (0..items.len()).filter(|&i| items[i].action.writes()).collect();
@@ -318,7 +349,10 @@ async fn apply(
     );
     op.parameters
         .insert("templates".to_owned(), json!(p.dir.display().to_string()));
-    op.parameters.insert("prune".to_owned(), json!(prune));
+    match mode {
+        Mode::Apply { prune } => op.parameters.insert("prune".to_owned(), json!(prune)),
+        Mode::Import => op.parameters.insert("import".to_owned(), json!(true)),
+    };
     let guard = lock(ctx, &session, &mut op).await?;
     let guard = guard.begin(&journal, &op).await?;
     let run = suma_ops::engine::Run::new(&journal, &guard, ctx.reporter.as_ref(), &ctx.cancel);

@@ -413,6 +413,62 @@ async fn a_monitor_datadog_refuses_stops_diff_and_apply_before_anything_is_writt
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn import_adopts_a_hand_made_monitor_under_a_template_name_and_apply_keeps_it_from_then_on() {
+    crate::require_sandbox!();
+    let env = Env::new("moni");
+    let dd = datadog();
+    let repo = repo_templates();
+    let name = format!("auth-service Redis memory high ({})", env.name);
+    let hand_made = dd
+        .create_monitor(&json!({"name": name, "type": "query alert",
+                                "query": "avg(last_15m):avg:aws.elasticache.database_memory_usage_percentage{*} > 90",
+                                "message": "made by hand @me", "tags": ["team:identity"],
+                                "options": {"thresholds": {"critical": 90}}}))
+        .await
+        .unwrap();
+    let conflicted = ok_json(&env.suma("monitors", "diff", &repo, &[]), 0);
+    assert!(
+        actions(&conflicted).contains(&("conflict".to_owned(), name.clone())),
+        "{conflicted}"
+    );
+
+    let dry = ok_json(&env.suma("monitors", "import", &repo, &["--dry-run"]), 0);
+    assert_eq!(
+        actions(&dry),
+        [("adopt".to_owned(), name.clone())],
+        "only the conflict: {dry}"
+    );
+    let mark = writes().len();
+    let imported = ok_json(&env.suma("monitors", "import", &repo, &["--yes"]), 0);
+    assert!(imported["operation"].is_string(), "journaled: {imported}");
+    let sent = writes_since(mark, &env.name);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["method"], "PUT");
+    assert_eq!(sent[0]["path"], format!("/api/v1/monitor/{}", hand_made.id).as_str());
+    let adopted = dd.monitors_named(&name).await.unwrap();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].id, hand_made.id, "the same monitor, its history kept");
+    for tag in [
+        "managed-by:suma",
+        &format!("suma-env:{}", env.name),
+        "suma-template:redis-memory",
+    ] {
+        assert!(adopted[0].tags.iter().any(|t| t == tag), "{tag}: {:?}", adopted[0].tags);
+    }
+    assert!(
+        adopted[0].definition["query"].as_str().unwrap().ends_with("> 85"),
+        "the template's query"
+    );
+
+    // From then on it is apply's: no conflict, nothing left to adopt.
+    let planned = actions(&ok_json(&env.suma("monitors", "diff", &repo, &[]), 0));
+    assert!(!planned.iter().any(|(a, _)| a == "conflict"), "{planned:?}");
+    assert!(planned.contains(&("unchanged".to_owned(), name.clone())), "{planned:?}");
+    let again = ok_json(&env.suma("monitors", "import", &repo, &["--dry-run"]), 0);
+    assert_eq!(actions(&again), Vec::<(String, String)>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mute_and_unmute_by_name_and_id() {
     crate::require_sandbox!();
     let env = Env::new("mute");
