@@ -1,8 +1,8 @@
 //! Datadog through `datadog-api-client`, the only crate that imports it, split by concern: [`metrics`]
 //! (the queries that gate a canary, `/api/v1/query`), [`monitors`] (the monitors that must not be alerting
 //! when a canary starts, those compliance requires, and those `suma monitors apply` manages,
-//! `/api/v1/monitor`), [`downtimes`] (mute and unmute, `/api/v1/monitor/{id}/mute`: the client has no call
-//! for these, so they go over the same HTTP stack by hand), [`dashboards`] (`/api/v1/dashboard`) and
+//! `/api/v1/monitor`), [`downtimes`] (mute and unmute through v2 downtimes, `/api/v2/downtime`; the
+//! old way's mutes are lifted over the same HTTP stack by hand), [`dashboards`] (`/api/v1/dashboard`) and
 //! [`events`] (`/api/v1/events`). This file holds the client itself and the error plumbing they share.
 //!
 //! Monitors and dashboards cross this crate as JSON in the API's own shape ([`serde_json::Value`]), put
@@ -31,6 +31,7 @@ use datadog_api_client::datadogV1::api_dashboards::DashboardsAPI;
 use datadog_api_client::datadogV1::api_events::EventsAPI;
 use datadog_api_client::datadogV1::api_metrics::MetricsAPI;
 use datadog_api_client::datadogV1::api_monitors::MonitorsAPI;
+use datadog_api_client::datadogV2::api_downtimes::DowntimesAPI;
 use reqwest::header::HeaderMap;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use suma_core::config::DatadogConfig;
@@ -39,7 +40,7 @@ use suma_core::metrics::MetricError;
 use suma_core::settings::EnvSource;
 
 pub use dashboards::{canonical_dashboard, DashboardListing};
-pub use downtimes::MonitorRef;
+pub use downtimes::{MonitorRef, Mute, Unmute};
 pub use events::EventAlert;
 pub use monitors::{canonical_monitor, AlertingMonitor, MonitorSummary, RemoteMonitor};
 
@@ -80,7 +81,8 @@ pub struct Datadog {
     monitors: MonitorsAPI,
     events: EventsAPI,
     dashboards: DashboardsAPI,
-    /// The client's HTTP stack, for the calls the client lacks (mute, unmute).
+    downtimes: DowntimesAPI,
+    /// The client's HTTP stack, for the calls the client lacks (the old way's unmute).
     http: ClientWithMiddleware,
     api_key: String,
     app_key: String,
@@ -163,7 +165,8 @@ impl Datadog {
             metrics: MetricsAPI::with_client_and_config(config.clone(), client.clone()),
             monitors: MonitorsAPI::with_client_and_config(config.clone(), client.clone()),
             events: EventsAPI::with_client_and_config(config.clone(), client.clone()),
-            dashboards: DashboardsAPI::with_client_and_config(config, client.clone()),
+            dashboards: DashboardsAPI::with_client_and_config(config.clone(), client.clone()),
+            downtimes: DowntimesAPI::with_client_and_config(config, client.clone()),
             http: client,
             api_key: api_key.trim().to_owned(),
             app_key: app_key.trim().to_owned(),

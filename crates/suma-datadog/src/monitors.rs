@@ -89,9 +89,12 @@ impl Datadog {
     async fn monitor_pages(&self, name: Option<&str>, tags: &[String]) -> Result<Vec<Monitor>, MetricError> {
         let mut found = Vec::new();
         for page in 0..MAX_MONITOR_PAGES {
+            // `with_downtimes`: without it Datadog leaves out `matching_downtimes`, and a monitor muted by a
+            // downtime would read as notifying.
             let mut params = ListMonitorsOptionalParams::default()
                 .page(page)
-                .page_size(MONITOR_PAGE_SIZE);
+                .page_size(MONITOR_PAGE_SIZE)
+                .with_downtimes(true);
             if let Some(name) = name {
                 params = params.name(name.to_owned());
             }

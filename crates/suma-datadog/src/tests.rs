@@ -311,6 +311,8 @@ async fn alerting_monitors_are_filtered_by_tags_and_state() {
         query,
         [
             ("monitor_tags", "service:auth-service,auto-rollback:true"),
+            // Without it a monitor muted by a downtime would read as notifying.
+            ("with_downtimes", "true"),
             ("page", "0"),
             ("page_size", "100"),
         ]

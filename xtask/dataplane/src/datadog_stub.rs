@@ -13,6 +13,8 @@
 //! - `POST /api/v1/monitor/validate`: the same checks, nothing stored, `{}` when the monitor passes;
 //! - `GET /api/v1/dashboard` (summaries, `start`/`count`), `POST /api/v1/dashboard`,
 //!   `GET|PUT|DELETE /api/v1/dashboard/{id}`: kept in the dashboards file;
+//! - `/api/v2/downtime`: mutes as Datadog keeps them now (see `datadog_downtimes`); monitors read with
+//!   `with_downtimes=true` carry the `matching_downtimes` in effect on them;
 //! - `POST /api/v1/events`: appended to the events file, answered `202` like Datadog;
 //! - `GET /api/v1/query` (`from`, `to`, `query`): answered from the sandbox's Prometheus when the stub
 //!   knows it (`datadog_metrics` translates the query), else an empty series list.
@@ -34,6 +36,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
+
+use crate::datadog_downtimes;
 use tokio::sync::Mutex;
 
 /// What the stub needs to run.
@@ -99,6 +103,8 @@ pub fn router(config: Config) -> Router {
         )
         .route("/api/v1/monitor/{id}/mute", post(mute_monitor))
         .route("/api/v1/monitor/{id}/unmute", post(unmute_monitor))
+        .route("/api/v2/downtime", get(downtimes).post(create_downtime))
+        .route("/api/v2/downtime/{id}", axum::routing::delete(cancel_downtime))
         .route("/api/v1/dashboard", get(dashboards).post(create_dashboard))
         .route(
             "/api/v1/dashboard/{id}",
@@ -265,12 +271,17 @@ async fn monitors(
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(100)
         .max(1);
-    let matching: Vec<Value> = all
+    let mut matching: Vec<Value> = all
         .into_iter()
         .filter(|m| has_tags(m, tags) && name_matches(m, name))
         .skip(page * size)
         .take(size)
         .collect();
+    if param(&params, "with_downtimes") == Some("true") {
+        if let Err(response) = with_downtimes(&stub, &mut matching).await {
+            return *response;
+        }
+    }
     Json(matching).into_response()
 }
 
@@ -439,7 +450,12 @@ fn not_found(what: &str, id: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
 }
 
-async fn get_monitor(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+async fn get_monitor(
+    State(stub): State<Stub>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
@@ -447,10 +463,104 @@ async fn get_monitor(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): 
         Ok(all) => all,
         Err(response) => return *response,
     };
-    match all.into_iter().find(|m| id.parse().ok() == monitor_id(m)) {
-        Some(monitor) => Json(monitor).into_response(),
-        None => not_found("Monitor", &id),
+    let Some(monitor) = all.into_iter().find(|m| id.parse().ok() == monitor_id(m)) else {
+        return not_found("Monitor", &id);
+    };
+    let mut one = vec![monitor];
+    if param(&params, "with_downtimes") == Some("true") {
+        if let Err(response) = with_downtimes(&stub, &mut one).await {
+            return *response;
+        }
     }
+    Json(one.remove(0)).into_response()
+}
+
+/// Adds to each monitor the downtimes in effect on it, as Datadog does when asked `with_downtimes`.
+async fn with_downtimes(stub: &Stub, monitors: &mut [Value]) -> Result<(), Box<Response>> {
+    let downtimes = read_array(&datadog_downtimes::file_beside(&stub.config.monitors_file)).await?;
+    let now = now_secs();
+    for monitor in monitors {
+        let matching = datadog_downtimes::matching(monitor, &downtimes, now);
+        if let Some(object) = monitor.as_object_mut() {
+            object.insert("matching_downtimes".into(), matching);
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/v2/downtime`: every downtime, or those in effect now with `current_only=true`.
+async fn downtimes(
+    State(stub): State<Stub>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Some(denied) = denied(&stub, &headers, true) {
+        return denied;
+    }
+    let all = match read_array(&datadog_downtimes::file_beside(&stub.config.monitors_file)).await {
+        Ok(all) => all,
+        Err(response) => return *response,
+    };
+    let current = param(&params, "current_only") == Some("true");
+    let now = now_secs();
+    let data: Vec<Value> = all
+        .iter()
+        .filter(|d| !current || datadog_downtimes::in_effect(d, now))
+        .map(datadog_downtimes::answer)
+        .collect();
+    let count = data.len();
+    Json(json!({"data": data, "meta": {"page": {"total_count": count, "total_filtered_count": count}}})).into_response()
+}
+
+/// `POST /api/v2/downtime`.
+async fn create_downtime(State(stub): State<Stub>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = denied(&stub, &headers, true) {
+        return denied;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("the body is not JSON");
+    };
+    let file = datadog_downtimes::file_beside(&stub.config.monitors_file);
+    let _guard = stub.files.lock().await;
+    let (monitors, mut all) = match (read_array(&stub.config.monitors_file).await, read_array(&file).await) {
+        (Ok(monitors), Ok(all)) => (monitors, all),
+        (Err(response), _) | (_, Err(response)) => return *response,
+    };
+    let legacy_id = all.iter().filter_map(|d| d["legacy_id"].as_i64()).max().unwrap_or(0) + 1;
+    match datadog_downtimes::create(&body, &monitors, now_secs(), legacy_id) {
+        Err(problems) => (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response(),
+        Ok(downtime) => {
+            all.push(downtime.clone());
+            if let Err(response) = write_array(&file, &all).await {
+                return *response;
+            }
+            Json(json!({"data": datadog_downtimes::answer(&downtime)})).into_response()
+        }
+    }
+}
+
+/// `DELETE /api/v2/downtime/{id}`: cancelled and kept, `204`.
+async fn cancel_downtime(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    if let Some(denied) = denied(&stub, &headers, true) {
+        return denied;
+    }
+    let file = datadog_downtimes::file_beside(&stub.config.monitors_file);
+    let _guard = stub.files.lock().await;
+    let mut all = match read_array(&file).await {
+        Ok(all) => all,
+        Err(response) => return *response,
+    };
+    let Some(downtime) = all.iter_mut().find(|d| d["id"] == id.as_str()) else {
+        return not_found("Downtime", &id);
+    };
+    if downtime["attributes"]["canceled"].is_null() {
+        downtime["attributes"]["canceled"] = json!(rfc3339_now());
+        downtime["attributes"]["status"] = json!("canceled");
+    }
+    if let Err(response) = write_array(&file, &all).await {
+        return *response;
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Applies `change` to the monitor `id` in the file and answers it.
@@ -924,11 +1034,14 @@ fn rand_seed() -> u64 {
 }
 
 /// Now as `2026-11-23T01:02:03.000000+00:00`, the shape of Datadog's timestamps.
-fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
+fn now_secs() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    rfc3339(secs)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn rfc3339_now() -> String {
+    rfc3339(now_secs())
 }
 
 /// A Unix time as an RFC 3339 UTC timestamp (the civil-from-days algorithm; no date crate needed here).

@@ -203,10 +203,11 @@ async fn monitors_apply_once_leave_strangers_alone_and_update_one_field() {
     );
     let untouched = dd.monitors_named(&redis_name).await.unwrap();
     assert_eq!(untouched.len(), 1);
-    assert_eq!(
-        untouched[0].definition, stranger.definition,
-        "the stranger is unchanged"
-    );
+    // Listed with its downtimes (none), which a create's answer does not carry.
+    let mut listed = untouched[0].definition.clone();
+    assert_eq!(listed["matching_downtimes"], json!([]));
+    listed.as_object_mut().unwrap().remove("matching_downtimes");
+    assert_eq!(listed, stranger.definition, "the stranger is unchanged");
 
     // Second apply: nothing differs, nothing is sent.
     let mark = writes().len();
@@ -486,20 +487,64 @@ async fn mute_and_unmute_by_name_and_id() {
         "new monitors never block a canary gate"
     );
     let end = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mark = writes().len();
     let muted = dd
-        .mute_monitor(&MonitorRef::Name(name.clone()), Some("env:staging"), Some(end))
+        .mute_monitor(
+            &MonitorRef::Name(name.clone()),
+            Some("env:staging"),
+            Some(end),
+            "muted by the mute test",
+        )
         .await
         .unwrap();
+    assert_eq!(muted.monitor_id, created.id);
+    let sent = writes_since(mark, "downtime");
+    assert_eq!(sent.len(), 1, "{sent:#?}");
     assert_eq!(
-        muted.definition["options"]["silenced"],
-        json!({"env:staging": end.timestamp()})
+        (&sent[0]["method"], &sent[0]["path"]),
+        (&json!("POST"), &json!("/api/v2/downtime"))
     );
+    let attributes = &sent[0]["body"]["data"]["attributes"];
+    assert_eq!(attributes["monitor_identifier"], json!({"monitor_id": created.id}));
+    assert_eq!(attributes["scope"], "env:staging");
+    assert_eq!(attributes["message"], "muted by the mute test");
     let summary = dd.monitors(&env.tags()).await.unwrap();
-    assert!(summary[0].muted, "compliance sees the mute");
+    assert!(
+        summary[0].muted,
+        "compliance sees the downtime (monitors are read with their downtimes)"
+    );
+
     let unmuted = dd.unmute_monitor(&MonitorRef::Id(created.id), None).await.unwrap();
-    assert_eq!(unmuted.definition["options"]["silenced"], json!({}));
+    assert_eq!(unmuted.downtimes, std::slice::from_ref(&muted.downtime_id));
+    assert!(!unmuted.legacy);
+    assert!(!dd.monitors(&env.tags()).await.unwrap()[0].muted);
+    let cancel = writes_since(mark, &muted.downtime_id);
+    assert_eq!(cancel[0]["method"], "DELETE", "{cancel:#?}");
+
+    // A monitor muted the old way (`options.silenced`) is unmuted as well.
+    let old_way = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/monitor/{}/mute",
+            sandbox_var("SUMA_DATADOG_URL"),
+            created.id
+        ))
+        .header("DD-API-KEY", sandbox_var("DD_API_KEY"))
+        .header("DD-APPLICATION-KEY", sandbox_var("DD_APP_KEY"))
+        .send()
+        .await
+        .unwrap();
+    assert!(old_way.status().is_success());
+    assert!(dd.monitors(&env.tags()).await.unwrap()[0].muted);
+    let unmuted = dd.unmute_monitor(&MonitorRef::Name(name.clone()), None).await.unwrap();
+    assert!(unmuted.legacy && unmuted.downtimes.is_empty(), "{unmuted:?}");
+    assert!(!dd.monitors(&env.tags()).await.unwrap()[0].muted);
     let missing = dd
-        .mute_monitor(&MonitorRef::Name(format!("no such monitor {}", env.name)), None, None)
+        .mute_monitor(
+            &MonitorRef::Name(format!("no such monitor {}", env.name)),
+            None,
+            None,
+            "x",
+        )
         .await
         .unwrap_err();
     assert!(missing.to_string().contains("no monitor is named"), "{missing}");

@@ -299,14 +299,22 @@ impl LiveActions<'_> {
                 if step.step.action == "datadog.mute" {
                     let until = chrono::Utc::now()
                         + chrono::Duration::from_std(duration_arg(args, "duration", Duration::from_secs(3600))?)?;
-                    let muted = datadog.mute_monitor(&monitor, None, Some(until)).await?;
+                    let reason = format!(
+                        "muted by runbook `{}`, run {} ({})",
+                        self.runbook, step.operation.id, step.operation.actor
+                    );
+                    let muted = datadog.mute_monitor(&monitor, None, Some(until), &reason).await?;
                     Ok(outputs([
-                        ("monitor_id", json!(muted.id)),
+                        ("monitor_id", json!(muted.monitor_id)),
                         ("until", json!(until.to_rfc3339())),
+                        ("downtime_id", json!(muted.downtime_id)),
                     ]))
                 } else {
                     let unmuted = datadog.unmute_monitor(&monitor, None).await?;
-                    Ok(outputs([("monitor_id", json!(unmuted.id))]))
+                    Ok(outputs([
+                        ("monitor_id", json!(unmuted.monitor_id)),
+                        ("downtimes", json!(unmuted.downtimes)),
+                    ]))
                 }
             }
             "clock.deadline" => {
