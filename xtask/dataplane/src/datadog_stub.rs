@@ -277,10 +277,8 @@ async fn monitors(
         .skip(page * size)
         .take(size)
         .collect();
-    if param(&params, "with_downtimes") == Some("true") {
-        if let Err(response) = with_downtimes(&stub, &mut matching).await {
-            return *response;
-        }
+    if let Err(response) = with_downtimes(&stub, &params, &mut matching).await {
+        return *response;
     }
     Json(matching).into_response()
 }
@@ -467,16 +465,18 @@ async fn get_monitor(
         return not_found("Monitor", &id);
     };
     let mut one = vec![monitor];
-    if param(&params, "with_downtimes") == Some("true") {
-        if let Err(response) = with_downtimes(&stub, &mut one).await {
-            return *response;
-        }
+    if let Err(response) = with_downtimes(&stub, &params, &mut one).await {
+        return *response;
     }
     Json(one.remove(0)).into_response()
 }
 
-/// Adds to each monitor the downtimes in effect on it, as Datadog does when asked `with_downtimes`.
-async fn with_downtimes(stub: &Stub, monitors: &mut [Value]) -> Result<(), Box<Response>> {
+/// Adds to each monitor the downtimes in effect on it when the request asks `with_downtimes=true`, as
+/// Datadog does.
+async fn with_downtimes(stub: &Stub, params: &[(String, String)], monitors: &mut [Value]) -> Result<(), Box<Response>> {
+    if param(params, "with_downtimes") != Some("true") {
+        return Ok(());
+    }
     let downtimes = read_array(&datadog_downtimes::file_beside(&stub.config.monitors_file)).await?;
     let now = now_secs();
     for monitor in monitors {
