@@ -10,13 +10,16 @@
 //! an update in place), then to one of the same name (resources from before the key existed, which the
 //! update stamps). A monitor stamped before the environment tag existed is recognised by
 //! [`monitor_owner`] as [`Ownership::Legacy`]: updated (which stamps the tag), never pruned. Anything not
-//! suma's, even with the same name, is never changed. Only the fields a template sets are compared: Datadog adds its own (ids, timestamps, states,
-//! option defaults, widget ids), and a field dropped from a template is left as it is in Datadog.
+//! suma's, even with the same name, is never changed. Only the fields a template sets are compared:
+//! Datadog adds its own (ids, timestamps, states, option defaults, widget ids). A monitor field dropped
+//! from a template is reset to Datadog's default when its default is known (`reset.rs`: priority,
+//! renotification, no-data, the warning threshold...); a dashboard is replaced whole by its update.
 
 mod adopt;
 pub mod apply;
 pub mod identity;
 pub mod report;
+mod reset;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -552,6 +555,11 @@ pub fn plan_one(desired: &Desired, same_name: &[Remote]) -> PlanItem {
         return item;
     }
     item.changes = field_changes(&desired.body, &existing.body);
+    if desired.kind == Kind::Monitor {
+        let mut body = desired.body.clone();
+        item.changes.extend(reset::resets(&mut body, &existing.body));
+        item.body = Some(body);
+    }
     item.action = if item.changes.is_empty() {
         item.body = None;
         Action::Unchanged

@@ -470,6 +470,60 @@ async fn import_adopts_a_hand_made_monitor_under_a_template_name_and_apply_keeps
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn fields_dropped_from_a_template_are_reset_in_datadog() {
+    crate::require_sandbox!();
+    let env = Env::new("monf");
+    let dd = datadog();
+    let templates = env.templates_copy();
+    ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
+    let file = templates.join("monitors/high-error-rate.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let trimmed = text
+        .replace("  renotify_interval: 30\n", "")
+        .replace("    warning: 2\n", "");
+    assert_eq!(
+        trimmed.len() + "  renotify_interval: 30\n    warning: 2\n".len(),
+        text.len()
+    );
+    std::fs::write(&file, trimmed).unwrap();
+
+    let diff = ok_json(&env.suma("monitors", "diff", &templates, &[]), 0);
+    let item = diff["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["action"] == "update")
+        .unwrap_or_else(|| panic!("one update: {diff}"));
+    let changes: Vec<(&str, &Value, &Value)> = item["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), &c["before"], &c["after"]))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("options.renotify_interval", &json!(30), &Value::Null),
+            ("options.thresholds.warning", &json!(2.0), &Value::Null),
+        ]
+    );
+    let mark = writes().len();
+    ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
+    assert_eq!(writes_since(mark, &env.name).len(), 1, "one update");
+    let name = format!("auth-service high error rate ({})", env.name);
+    let stored = &dd.monitors_named(&name).await.unwrap()[0].definition;
+    assert!(stored["options"]["renotify_interval"].is_null(), "{stored}");
+    assert!(stored["options"]["thresholds"]["warning"].is_null(), "{stored}");
+    let mark = writes().len();
+    ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
+    assert_eq!(
+        writes_since(mark, &env.name),
+        Vec::<Value>::new(),
+        "in line after one apply"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mute_and_unmute_by_name_and_id() {
     crate::require_sandbox!();
     let env = Env::new("mute");
