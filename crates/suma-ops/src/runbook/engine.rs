@@ -132,15 +132,14 @@ pub struct Engine<'a> {
     pub cancel: CancellationToken,
 }
 
-/// The outputs recorded by the steps that succeeded (and by the branches that succeeded in a
-/// `parallel` step that went on), for resume.
+/// The outputs recorded by the steps that succeeded, and by every branch that succeeded in a `parallel`
+/// step (whether its group went on or stopped, so a resume of the group starts with them), for resume.
 pub fn recorded_outputs(op: &Operation) -> BTreeMap<String, Outputs> {
     let as_outputs = |value: &Value| -> Option<Outputs> {
         Some(value.as_object()?.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     };
     op.steps
         .iter()
-        .filter(|s| matches!(s.status, StepStatus::Succeeded | StepStatus::Tolerated))
         .flat_map(|s| {
             let own = (s.status == StepStatus::Succeeded)
                 .then(|| Some((s.name.clone(), as_outputs(s.facts.get("outputs")?)?)))

@@ -55,12 +55,9 @@ impl RunbookSteps<'_, '_> {
         let mut states = recorded(op);
         let mut pending: Vec<(&Step, BTreeMap<String, String>)> = Vec::new();
         for branch in &group.branches {
-            if let Some(entry) = states.get(&branch.id).filter(|e| finished(e)) {
-                // Done by an earlier attempt: its outputs stand, it does not run again.
-                if let Some(outputs) = entry["outputs"].as_object() {
-                    let outputs = outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                    self.scope().outputs.insert(branch.id.clone(), outputs);
-                }
+            if states.get(&branch.id).is_some_and(finished) {
+                // Done by an earlier attempt: it does not run again, and its outputs are in the scope
+                // already (`recorded_outputs`).
                 continue;
             }
             let holds = match &branch.when {
