@@ -57,6 +57,18 @@ pub struct ApprovalItem {
     pub reason: Option<String>,
 }
 
+impl ApprovalItem {
+    /// An approval given now by `identity`, who says they are `actor`.
+    pub fn now(identity: String, actor: &str, reason: Option<String>) -> Self {
+        Self {
+            identity,
+            actor: actor.to_owned(),
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            reason,
+        }
+    }
+}
+
 #[async_trait]
 pub trait LockTable: Send + Sync {
     /// Writes `item` as the lock when no lock exists, or when the existing lease has expired (`now`) and

@@ -267,12 +267,11 @@ impl Actions for LiveActions<'_> {
         let table = self.journal.table();
         let (run, step) = (ctx.operation.id.as_str(), ctx.step.id.as_str());
         if let Some(actor) = runner {
-            let given = ApprovalItem {
-                identity: self.session.caller_identity().await?,
-                actor: actor.to_owned(),
-                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                reason: Some("approved while running the run".to_owned()),
-            };
+            let given = ApprovalItem::now(
+                self.session.caller_identity().await?,
+                actor,
+                Some("approved while running the run".to_owned()),
+            );
             match table.add_approval(run, step, &given).await {
                 // The same identity approved before (with `suma runbook approve`, or an earlier `--yes`).
                 Err(e) if e.kind == crate::aws::AwsErrorKind::ConditionFailed => {}

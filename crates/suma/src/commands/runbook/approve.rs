@@ -41,12 +41,7 @@ pub(super) async fn approve(ctx: &Context, args: &RunbookApproveArgs) -> anyhow:
     )? {
         return Ok(ExitStatus::No);
     }
-    let given = ApprovalItem {
-        identity: identity.clone(),
-        actor: ctx.settings.actor.value.clone(),
-        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        reason: args.reason.clone(),
-    };
+    let given = ApprovalItem::now(identity.clone(), &ctx.settings.actor.value, args.reason.clone());
     let table = ctx.journal(&session).table().clone();
     match table.add_approval(&op.id, &target.step, &given).await {
         Err(e) if e.kind == AwsErrorKind::ConditionFailed => bail!(
