@@ -5,7 +5,9 @@
 //! Never adopted: a monitor that is suma's in another environment, or one of several sharing the name
 //! (which one is meant is a person's call).
 
-use super::{field_changes, Action, Desired, PlanItem, Remote};
+use serde_json::Value;
+
+use super::{environment_tag_among, field_changes, Action, Desired, PlanItem, Remote};
 
 /// One item per template whose name a monitor without suma's identity holds and no managed one does:
 /// `adopt` (that monitor's id, the fields the template changes) or, when it cannot be adopted, `conflict`
@@ -13,9 +15,7 @@ use super::{field_changes, Action, Desired, PlanItem, Remote};
 pub fn adoptions(desired: &[Desired], remote: &[Remote]) -> Vec<PlanItem> {
     let mut items = Vec::new();
     for d in desired {
-        let ours = remote
-            .iter()
-            .any(|r| r.managed && (r.name == d.name || r.template.as_deref() == Some(d.key.as_str())));
+        let ours = remote.iter().any(|r| r.managed && d.claims(r));
         let strangers: Vec<&Remote> = remote.iter().filter(|r| !r.managed && r.name == d.name).collect();
         if ours || strangers.is_empty() {
             continue;
@@ -31,14 +31,12 @@ pub fn adoptions(desired: &[Desired], remote: &[Remote]) -> Vec<PlanItem> {
             body: None,
         };
         let elsewhere = |r: &Remote| {
-            r.body["tags"]
+            let tags = r.body["tags"]
                 .as_array()
-                .and_then(|tags| {
-                    tags.iter()
-                        .filter_map(|t| t.as_str())
-                        .find(|t| t.starts_with("suma-env:"))
-                })
-                .map(str::to_owned)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str);
+            environment_tag_among(tags).map(str::to_owned)
         };
         match strangers.as_slice() {
             [one] => match elsewhere(one) {

@@ -18,9 +18,17 @@ use serde_json::Value;
 /// The tag every monitor suma manages carries.
 pub const MANAGED_BY_TAG: &str = "managed-by:suma";
 
+/// What every environment tag starts with.
+const ENVIRONMENT_TAG_PREFIX: &str = "suma-env:";
+
+/// The first environment tag (`suma-env:NAME`) among `tags`, whichever environment it names.
+pub fn environment_tag_among<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    tags.into_iter().find(|t| t.starts_with(ENVIRONMENT_TAG_PREFIX))
+}
+
 /// The tag that marks a monitor as suma's in `environment`, and no other.
 pub fn environment_tag(environment: &str) -> String {
-    format!("suma-env:{environment}")
+    format!("{ENVIRONMENT_TAG_PREFIX}{environment}")
 }
 
 /// Whose a monitor is, from its tags.
@@ -44,7 +52,7 @@ pub fn monitor_owner(tags: &[String], environment: &str, env_tags: &[String]) ->
     if tags.contains(&own) {
         return Ownership::Owned;
     }
-    let another_environment = tags.iter().any(|t| t.starts_with("suma-env:"));
+    let another_environment = environment_tag_among(tags.iter().map(String::as_str)).is_some();
     if !another_environment && env_tags.iter().all(|t| tags.contains(t)) {
         Ownership::Legacy
     } else {
@@ -54,7 +62,7 @@ pub fn monitor_owner(tags: &[String], environment: &str, env_tags: &[String]) ->
 
 /// The description line that marks a dashboard as managed by suma for `environment`.
 pub fn dashboard_marker(environment: &str) -> String {
-    format!("{MANAGED_BY_TAG} suma-env:{environment}")
+    format!("{MANAGED_BY_TAG} {}", environment_tag(environment))
 }
 
 /// Whether a dashboard description carries the marker of `environment`.

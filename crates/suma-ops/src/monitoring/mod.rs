@@ -184,6 +184,14 @@ pub struct Desired {
     pub body: Value,
 }
 
+impl Desired {
+    /// Whether `remote` is this template's resource by name or by the template key it carries (for a
+    /// managed one, what keeps it from being an orphan).
+    pub fn claims(&self, remote: &Remote) -> bool {
+        remote.name == self.name || remote.template.as_deref() == Some(self.key.as_str())
+    }
+}
+
 /// Fields Datadog owns: never sent, never compared.
 const SERVER_FIELDS: &[&str] = &[
     "id",
@@ -613,10 +621,7 @@ pub fn plan(desired: &[Desired], remote: &[Remote], prune: bool) -> Vec<PlanItem
         .collect();
     let mut seen: std::collections::BTreeSet<String> = items.iter().filter_map(|i| i.id.clone()).collect();
     for r in remote.iter().filter(|r| r.managed) {
-        let templated = desired
-            .iter()
-            .any(|d| d.name == r.name || r.template.as_deref() == Some(d.key.as_str()));
-        if templated || !seen.insert(r.id.clone()) {
+        if desired.iter().any(|d| d.claims(r)) || !seen.insert(r.id.clone()) {
             continue;
         }
         items.push(PlanItem {
