@@ -31,6 +31,9 @@ impl std::fmt::Display for MonitorRef {
     }
 }
 
+/// Downtimes asked for per page.
+const DOWNTIME_PAGE: i64 = 100;
+
 /// A mute as Datadog recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mute {
@@ -130,15 +133,23 @@ impl Datadog {
         })
     }
 
-    /// The downtimes in effect now, as the API's JSON.
+    /// The downtimes in effect now, every page of them (Datadog answers 30 at a time unless asked for
+    /// more), as the API's JSON.
     async fn current_downtimes(&self) -> Result<Vec<Value>, MetricError> {
-        let listed = self
+        use futures::TryStreamExt as _;
+        let params = ListDowntimesOptionalParams::default()
+            .current_only(true)
+            .page_limit(DOWNTIME_PAGE);
+        let listed: Vec<_> = self
             .downtimes
-            .list_downtimes(ListDowntimesOptionalParams::default().current_only(true))
+            .list_downtimes_with_pagination(params)
+            .try_collect()
             .await
             .map_err(|e| from_client(e, &format!("listing downtimes at {}", self.endpoint)))?;
-        let listed = serde_json::to_value(listed).map_err(|e| failed(format!("downtimes Datadog answered: {e}")))?;
-        Ok(listed["data"].as_array().cloned().unwrap_or_default())
+        listed
+            .into_iter()
+            .map(|d| serde_json::to_value(d).map_err(|e| failed(format!("a downtime Datadog answered: {e}"))))
+            .collect()
     }
 
     /// Whether monitor `id` carries a mute of the old way (`options.silenced`).

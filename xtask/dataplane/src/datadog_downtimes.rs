@@ -3,7 +3,8 @@
 //! - `POST /api/v2/downtime`: checked as Datadog checks it (`data.type` `downtime`, a `scope`, a
 //!   `monitor_identifier` naming an existing monitor by id or tags, a schedule whose `end` is after its
 //!   `start`), stored `active` from `start` (now by default), answered in the API's shape;
-//! - `GET /api/v2/downtime` (`current_only`): the downtimes, those in effect now when asked;
+//! - `GET /api/v2/downtime` (`current_only`, `page[offset]`, `page[limit]`): the downtimes, those in
+//!   effect now when asked, 30 a page unless asked otherwise;
 //! - `DELETE /api/v2/downtime/{id}`: cancelled (`canceled` set, `204`), like Datadog, which keeps them.
 //!
 //! Monitors read with `with_downtimes=true` carry `matching_downtimes` (v1's shape, a numeric id) for the

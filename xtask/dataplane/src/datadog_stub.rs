@@ -488,7 +488,8 @@ async fn with_downtimes(stub: &Stub, params: &[(String, String)], monitors: &mut
     Ok(())
 }
 
-/// `GET /api/v2/downtime`: every downtime, or those in effect now with `current_only=true`.
+/// `GET /api/v2/downtime`: every downtime, or those in effect now with `current_only=true`, a page at a
+/// time (`page[offset]`, `page[limit]`, 30 by default).
 async fn downtimes(
     State(stub): State<Stub>,
     headers: HeaderMap,
@@ -502,13 +503,17 @@ async fn downtimes(
         Err(response) => return *response,
     };
     let current = param(&params, "current_only") == Some("true");
+    let number = |key: &str, default: usize| param(&params, key).and_then(|v| v.parse().ok()).unwrap_or(default);
+    // Datadog answers 30 at a time unless asked for another page size.
+    let (offset, limit) = (number("page[offset]", 0), number("page[limit]", 30));
     let now = now_secs();
-    let data: Vec<Value> = all
+    let matching: Vec<Value> = all
         .iter()
         .filter(|d| !current || datadog_downtimes::in_effect(d, now))
         .map(datadog_downtimes::answer)
         .collect();
-    let count = data.len();
+    let count = matching.len();
+    let data: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
     Json(json!({"data": data, "meta": {"page": {"total_count": count, "total_filtered_count": count}}})).into_response()
 }
 

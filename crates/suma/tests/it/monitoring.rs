@@ -568,8 +568,21 @@ async fn mute_and_unmute_by_name_and_id() {
         "compliance sees the downtime (monitors are read with their downtimes)"
     );
 
+    // More downtimes than Datadog answers in one page (30): the unmute reads every page.
+    let mut expected = vec![muted.downtime_id.clone()];
+    for n in 0..30 {
+        let scope = format!("host:h{n}");
+        let more = dd
+            .mute_monitor(&MonitorRef::Id(created.id), Some(&scope), Some(end), "paging")
+            .await
+            .unwrap();
+        expected.push(more.downtime_id);
+    }
     let unmuted = dd.unmute_monitor(&MonitorRef::Id(created.id), None).await.unwrap();
-    assert_eq!(unmuted.downtimes, std::slice::from_ref(&muted.downtime_id));
+    let mut cancelled = unmuted.downtimes.clone();
+    cancelled.sort();
+    expected.sort();
+    assert_eq!(cancelled, expected, "all 31 cancelled");
     assert!(!unmuted.legacy);
     assert!(!dd.monitors(&env.tags()).await.unwrap()[0].muted);
     let cancel = writes_since(mark, &muted.downtime_id);
