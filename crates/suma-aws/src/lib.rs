@@ -4,6 +4,7 @@
 //! it the traits and types build alone, so the crates above test their logic without linking the SDK.
 //! `sdk::AwsSession` builds the SDK clients.
 
+pub mod api_call;
 pub mod dynamodb;
 pub mod ecs;
 pub mod elasticache;

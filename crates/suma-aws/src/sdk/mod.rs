@@ -3,6 +3,7 @@
 //! the standard endpoint override (`AWS_ENDPOINT_URL`). Compiled with the `sdk` feature only, so the
 //! crates above can build and test their logic against the traits without linking the SDK.
 
+mod api_call;
 pub mod dynamodb;
 mod ecs;
 pub mod elasticache;
@@ -168,6 +169,12 @@ impl AwsSession {
                 "no ARN in the answer",
             )
         })
+    }
+
+    /// Any operation of the services `aws.call` reaches, called by name in `region` (the runbook action's
+    /// only; which operations a runbook may call is judged before, by `api_call::access`).
+    pub fn api_caller(&self, region: &AwsRegion) -> Arc<dyn crate::api_call::ApiCaller> {
+        Arc::new(api_call::SdkApiCaller::new(self.config(region), region.as_str()))
     }
 
     /// The lock and journal store in the lock table's region.

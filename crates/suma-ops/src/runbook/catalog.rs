@@ -17,6 +17,8 @@ pub enum ArgType {
     /// `http://` or `https://`.
     Url,
     OneOf(&'static [&'static str]),
+    /// A map written in the runbook (`aws.call`'s `input`), references resolved in its string values.
+    Object,
 }
 
 impl ArgType {
@@ -28,6 +30,7 @@ impl ArgType {
             Self::Duration => "a duration like `90s` or `5m`".to_owned(),
             Self::Url => "an http(s) URL".to_owned(),
             Self::OneOf(values) => format!("one of {}", values.join(", ")),
+            Self::Object => "a map".to_owned(),
         }
     }
 
@@ -40,6 +43,7 @@ impl ArgType {
             Self::Duration => humantime::parse_duration(value).is_ok(),
             Self::Url => value.starts_with("http://") || value.starts_with("https://"),
             Self::OneOf(values) => values.contains(&value),
+            Self::Object => serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| v.is_object()),
         };
         if ok {
             Ok(())
@@ -404,6 +408,27 @@ pub const ACTIONS: &[ActionSpec] = &[
         outputs: &["status", "latency_ms", "attempts", "json"],
         mutating: false,
         default_timeout: Duration::from_secs(10 * MIN),
+    },
+    ActionSpec {
+        name: "aws.call",
+        summary: "one AWS API operation by name (`ecs DescribeServices`), its answer as `response`; read-only unless the runbook says `mutating_aws_calls: true`",
+        args: &[
+            req("service", ArgType::String, "as the AWS CLI names it: ecs, rds, elbv2, elasticache, secretsmanager, ..."),
+            req("operation", ArgType::String, "as the API reference spells it: `DescribeServices`"),
+            opt("input", ArgType::Object, "the operation's parameters, as the API reference names them"),
+            opt("region", ArgType::OneOf(&["primary", "dr"]), "the environment's region to call (default primary)"),
+            opt(
+                "select",
+                ArgType::String,
+                "keep only this part of the answer (`services[0].deployments`): outputs are journaled, 16 KiB at most",
+            ),
+        ],
+        open_outputs: false,
+        outputs: &["response"],
+        // Judged per operation, at validation (`suma_aws::api_call::access`): reads pass, anything else
+        // needs the runbook's `mutating_aws_calls: true`, and calls answering with secrets never run.
+        mutating: false,
+        default_timeout: Duration::from_secs(2 * MIN),
     },
     ActionSpec {
         name: "compliance.check",

@@ -268,11 +268,11 @@ pub const ON_CANCEL_TIMEOUT: Duration = Duration::from_secs(20);
 fn resolve_args(step: &Step, scope: &Scope) -> Result<BTreeMap<String, String>, String> {
     let mut args = BTreeMap::new();
     for (name, value) in &step.args {
-        let text = match value {
-            serde_yaml::Value::String(s) => s.clone(),
-            other => expr::to_text(&super::yaml_to_json(other)),
+        let resolved = match value {
+            serde_yaml::Value::String(s) => expr::interpolate(s, scope)?,
+            // A map or list is resolved value by value, then passed on as JSON.
+            other => expr::interpolate_value(&super::yaml_to_json(other), scope)?.to_string(),
         };
-        let resolved = expr::interpolate(&text, scope)?;
         if let Some(spec) = step.spec().arg(name) {
             spec.ty
                 .check(&resolved)

@@ -187,6 +187,36 @@ pub fn interpolate(text: &str, scope: &Scope) -> Result<String, String> {
     })
 }
 
+/// `value` (a map or list written in the runbook) with [`interpolate`] applied to each string in it, so
+/// a resolved value holding a quote or a brace stays one string and never changes the structure.
+pub fn interpolate_value(value: &Value, scope: &Scope) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(text) => Value::String(interpolate(text, scope)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| interpolate_value(item, scope))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, item)| Ok((key.clone(), interpolate_value(item, scope)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Every string in `value`, for validation to check their references.
+pub fn strings_in(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(items) => items.iter().flat_map(strings_in).collect(),
+        Value::Object(map) => map.values().flat_map(strings_in).collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Operand {
     Ref(Ref),
@@ -416,6 +446,17 @@ mod tests {
         assert!(interpolate("${steps.gone.outputs.x}", &scope())
             .unwrap_err()
             .contains("did not run"));
+    }
+
+    #[test]
+    fn a_map_is_resolved_value_by_value_so_a_quote_stays_inside_its_string() {
+        let mut s = scope();
+        s.params.insert("reason".into(), json!("say \"hi\", } ]"));
+        let input = json!({"Reason": "${params.reason}", "Ids": ["${steps.db.outputs.rows}", 7], "Keep": true});
+        let resolved = interpolate_value(&input, &s).unwrap();
+        assert_eq!(resolved, json!({"Reason": "say \"hi\", } ]", "Ids": ["12", 7], "Keep": true}));
+        assert_eq!(strings_in(&input), ["${steps.db.outputs.rows}", "${params.reason}"]);
+        assert!(interpolate_value(&json!({"x": ["${params.nope}"]}), &s).is_err());
     }
 
     #[test]

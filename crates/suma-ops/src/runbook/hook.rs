@@ -48,7 +48,7 @@ pub fn unattended_problems(runbook: &Runbook) -> Vec<String> {
                 "step `{}` is for a person, and a deploy hook runs unattended",
                 step.id
             )),
-            Some(spec) if spec.mutating => problems.push(format!(
+            Some(spec) if step.mutates() => problems.push(format!(
                 "step `{}` calls `{}`, which changes things; a deploy hook only checks",
                 step.id, spec.name
             )),
@@ -210,6 +210,8 @@ mod live {
                 journal: journal.nested(&op.id),
                 guard,
                 runbook: loaded.name.clone(),
+                // A hook only checks (validation refused any change).
+                mutating_aws_calls: false,
             };
             let runner = engine::Engine {
                 runbook: loaded.runbook.clone(),

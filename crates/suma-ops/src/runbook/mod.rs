@@ -50,6 +50,10 @@ pub struct Runbook {
     #[serde(default)]
     pub parameters: Vec<Parameter>,
     pub steps: Vec<Step>,
+    /// Its `aws.call` steps may call operations that change things (`UpdateService`, `TagResource`);
+    /// without it they may only read (`Describe*`, `List*`, `Get*`). Reviewers see the line in the diff.
+    #[serde(default)]
+    pub mutating_aws_calls: bool,
     /// Run, unattended, when the run stops at a failed step (compensation: tell people, unmute, put
     /// back); each may use `${run.stopped_at}` and `${run.reason}`. The run stays resumable.
     #[serde(default)]
@@ -194,6 +198,17 @@ impl Step {
 
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(self.spec().default_timeout)
+    }
+
+    /// Whether the step changes something: its action does, or it is an `aws.call` of an operation that
+    /// is not read-only.
+    pub fn mutates(&self) -> bool {
+        if self.action == "aws.call" {
+            let text = |name: &str| self.args.get(name).and_then(scalar_text).unwrap_or_default();
+            return crate::aws::api_call::access(&text("service"), &text("operation"))
+                != crate::aws::api_call::Access::ReadOnly;
+        }
+        catalog::action(&self.action).is_some_and(|spec| spec.mutating)
     }
 
     pub fn describe(&self) -> String {
@@ -459,6 +474,76 @@ steps:
         assert!(p[0].contains("refers to the step's own outputs"), "{p:?}");
         let p = problems(&GOOD.replace("${params.reason}", "${steps.health.outputs.status}"));
         assert!(p[0].contains("which is not an earlier step"), "{p:?}");
+    }
+
+    const AWS_CALL: &str = "\
+title: Read what no action reads
+severity: sev3
+owner: identity-sre
+when_to_use: an incident
+steps:
+  - id: status
+    action: service.status
+  - id: call
+    action: aws.call
+    with:
+      service: ecs
+      operation: DescribeServices
+      input:
+        cluster: auth
+        services: [\"${steps.status.outputs.task_definition}\"]
+      select: services[0]
+";
+
+    #[test]
+    fn aws_calls_read_unless_the_runbook_allows_changes_and_never_answer_with_secrets() {
+        // (edit of the step, expected problem: a piece of it, or none)
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("", "", None),
+            ("operation: DescribeServices", "operation: UpdateService", Some(
+                "`steps.1.with.operation`: `ecs UpdateService` changes things, and this runbook's `aws.call` steps may only read",
+            )),
+            ("service: ecs\n      operation: DescribeServices", "service: secretsmanager\n      operation: GetSecretValue", Some(
+                "`secretsmanager GetSecretValue` answers with secret material",
+            )),
+            ("service: ecs", "service: route53", Some("`route53` speaks a REST protocol")),
+            ("service: ecs", "service: ${params.x}", Some("`service` must be written out")),
+            ("operation: DescribeServices", "operation: describe-services", Some("PascalCase")),
+            ("select: services[0]", "select: services[zero]", Some("`steps.1.with.select`: `[zero]` is neither an index")),
+            ("        cluster: auth\n", "", Some("`steps.1.with.input`: `steps.status.outputs.task_definitio`: action `service.status` has no output")),
+            ("      input:\n        cluster: auth\n        services: [\"${steps.status.outputs.task_definition}\"]\n", "      input: auth\n", Some(
+                "`input` must be a map of the operation's parameters",
+            )),
+        ];
+        for (old, new, expected) in cases {
+            let mut text = AWS_CALL.replace(old, new);
+            if expected.is_some_and(|e| e.contains("task_definitio`")) {
+                text = text.replace("task_definition}", "task_definitio}");
+            }
+            let p = problems(&text);
+            match expected {
+                None => assert!(p.is_empty(), "{p:?}"),
+                Some(piece) => assert!(p.iter().any(|m| m.contains(piece)), "`{piece}` not in {p:?}"),
+            }
+        }
+        let allowed = AWS_CALL
+            .replace("operation: DescribeServices", "operation: UpdateService")
+            .replace("steps:\n", "mutating_aws_calls: true\nsteps:\n");
+        assert!(problems(&allowed).is_empty(), "{:?}", problems(&allowed));
+        let secret = allowed.replace(
+            "service: ecs\n      operation: UpdateService",
+            "service: kms\n      operation: Decrypt",
+        );
+        assert!(problems(&secret)
+            .iter()
+            .any(|m| m.contains("`kms Decrypt` answers with secret material")));
+        let runbook = parse(AWS_CALL, Path::new("x.yaml")).unwrap();
+        assert!(!runbook.steps[1].mutates() && !runbook.steps[0].mutates());
+        let runbook = parse(&allowed, Path::new("x.yaml")).unwrap();
+        assert!(
+            runbook.steps[1].mutates(),
+            "a change needs the flag and is a change all the same"
+        );
     }
 
     #[test]

@@ -80,6 +80,15 @@ pub(super) fn selectors(mut text: &str) -> Result<Vec<Selector>, String> {
     Ok(path)
 }
 
+/// A path written on its own (`aws.call`'s `select: services[0].deployments`): a leading key needs no `.`.
+pub(super) fn path(text: &str) -> Result<Vec<Selector>, String> {
+    if text.starts_with(['.', '[']) {
+        selectors(text)
+    } else {
+        selectors(&format!(".{text}"))
+    }
+}
+
 /// Follows `path` into `value`; where it leads nowhere, which part and what is there instead.
 pub fn select(value: &Value, path: &[Selector]) -> Result<Value, String> {
     let Some((first, rest)) = path.split_first() else {

@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::catalog::{self, ActionSpec};
+use super::catalog::{self, ActionSpec, ArgType};
 use super::expr::{self, Condition, Ref};
 use super::{scalar_text, Runbook, Step, StepFailure, MAX_APPROVERS, MAX_ATTEMPTS};
+use crate::aws::api_call::{self, Access};
 
 type Problem = (String, String, Option<String>);
 
@@ -71,6 +72,7 @@ impl Runbook {
             params,
             all_ids: BTreeSet::new(),
             problems,
+            mutating_aws_calls: self.mutating_aws_calls,
         };
         let mut earlier: BTreeMap<&str, &'static ActionSpec> = BTreeMap::new();
         let mut after_steps = BTreeMap::new();
@@ -125,6 +127,8 @@ struct Checker<'r> {
     params: BTreeSet<String>,
     all_ids: BTreeSet<&'r str>,
     problems: Vec<Problem>,
+    /// The runbook's `mutating_aws_calls`.
+    mutating_aws_calls: bool,
 }
 
 impl<'r> Checker<'r> {
@@ -386,6 +390,24 @@ impl<'r> Checker<'r> {
                 ));
                 continue;
             };
+            if arg.ty == ArgType::Object {
+                let json = super::yaml_to_json(value);
+                if !json.is_object() {
+                    self.problems.push(problem(
+                        at,
+                        format!("`{name}` must be a map of the operation's parameters"),
+                        Some("write it as `input: {Name: value, ...}` or on indented lines below"),
+                    ));
+                    continue;
+                }
+                for text in expr::strings_in(&json) {
+                    match expr::references(text) {
+                        Err(e) => self.problems.push(problem(at.clone(), e, None)),
+                        Ok(refs) => check_refs(&mut self.problems, at.clone(), refs),
+                    }
+                }
+                continue;
+            }
             let Some(text) = scalar_text(value) else {
                 self.problems.push(problem(
                     at,
@@ -405,6 +427,9 @@ impl<'r> Checker<'r> {
                 }
             }
         }
+        if step.action == "aws.call" {
+            self.aws_call(key, step);
+        }
         for arg in spec.args.iter().filter(|a| a.required) {
             if !step.args.contains_key(arg.name) {
                 self.problems.push((
@@ -418,5 +443,56 @@ impl<'r> Checker<'r> {
             }
         }
         Some(spec)
+    }
+}
+
+impl Checker<'_> {
+    /// An `aws.call`: its service and operation written out (what a runbook may call is judged before it
+    /// runs), known, and allowed: a read, a change only in a runbook marked `mutating_aws_calls: true`,
+    /// never an operation that answers with secrets.
+    fn aws_call(&mut self, key: &str, step: &Step) {
+        let literal = |name: &str| step.args.get(name).and_then(scalar_text);
+        let (service, operation) = (literal("service"), literal("operation"));
+        let mut written_out = true;
+        for (name, value) in [("service", &service), ("operation", &operation)] {
+            if value.as_deref().is_some_and(|text| text.contains("${")) {
+                written_out = false;
+                self.problems.push(problem(
+                    format!("{key}.with.{name}"),
+                    format!("an `aws.call`'s `{name}` must be written out, not a `${{...}}` reference"),
+                    Some("what a runbook may call is judged when it is validated, before anything runs"),
+                ));
+            }
+        }
+        if let Some(select) = literal("select").filter(|text| !text.contains("${")) {
+            if let Err(e) = super::selector::path(&select) {
+                self.problems.push(problem(format!("{key}.with.select"), e, None));
+            }
+        }
+        let (Some(service), Some(operation), true) = (service, operation, written_out) else {
+            return;
+        };
+        let spec = match api_call::service(&service) {
+            Ok(spec) => spec,
+            Err(e) => return self.problems.push(problem(format!("{key}.with.service"), e, None)),
+        };
+        if let Err(e) = api_call::check_operation(&operation) {
+            return self.problems.push(problem(format!("{key}.with.operation"), e, None));
+        }
+        match api_call::access(spec.name, &operation) {
+            Access::SecretBearing => self.problems.push(problem(
+                format!("{key}.with.operation"),
+                format!("`{service} {operation}` answers with secret material, and a step's outputs are journaled"),
+                Some("secrets stay in Secrets Manager: `secret.rotate` replaces one without any step seeing its value"),
+            )),
+            Access::Mutating if !self.mutating_aws_calls => self.problems.push(problem(
+                format!("{key}.with.operation"),
+                format!(
+                    "`{service} {operation}` changes things, and this runbook's `aws.call` steps may only read (`Describe*`, `List*`, `Get*`, ...)"
+                ),
+                Some("if the runbook must, add `mutating_aws_calls: true` at its top, where reviewers see it"),
+            )),
+            Access::Mutating | Access::ReadOnly => {}
+        }
     }
 }

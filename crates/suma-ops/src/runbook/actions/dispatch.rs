@@ -317,6 +317,7 @@ impl LiveActions<'_> {
                     ]))
                 }
             }
+            "aws.call" => self.aws_call(args).await,
             "clock.deadline" => {
                 let within = duration_arg(args, "within", Duration::from_secs(72 * 3600))?;
                 let at = step.operation.started_at + chrono::Duration::from_std(within)?;

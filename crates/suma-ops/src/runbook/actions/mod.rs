@@ -5,6 +5,7 @@
 //! they stopped. This file holds the executor, its argument helpers and the lookups the actions share;
 //! [`dispatch`] maps an action name to its implementation.
 
+mod api_call;
 mod checks;
 mod database;
 mod dispatch;
@@ -39,6 +40,8 @@ pub struct LiveActions<'a> {
     pub journal: Journal,
     pub guard: &'a LockGuard,
     pub runbook: String,
+    /// The runbook's `mutating_aws_calls`: its `aws.call` steps may change things.
+    pub mutating_aws_calls: bool,
 }
 
 fn arg<'a>(args: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {

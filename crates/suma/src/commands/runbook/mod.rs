@@ -503,6 +503,7 @@ fn live_actions<'a>(
         journal: journal.nested(&op.id),
         guard,
         runbook: loaded.name.clone(),
+        mutating_aws_calls: loaded.runbook.mutating_aws_calls,
     }
 }
 
