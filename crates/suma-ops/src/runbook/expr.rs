@@ -454,7 +454,10 @@ mod tests {
         s.params.insert("reason".into(), json!("say \"hi\", } ]"));
         let input = json!({"Reason": "${params.reason}", "Ids": ["${steps.db.outputs.rows}", 7], "Keep": true});
         let resolved = interpolate_value(&input, &s).unwrap();
-        assert_eq!(resolved, json!({"Reason": "say \"hi\", } ]", "Ids": ["12", 7], "Keep": true}));
+        assert_eq!(
+            resolved,
+            json!({"Reason": "say \"hi\", } ]", "Ids": ["12", 7], "Keep": true})
+        );
         assert_eq!(strings_in(&input), ["${steps.db.outputs.rows}", "${params.reason}"]);
         assert!(interpolate_value(&json!({"x": ["${params.nope}"]}), &s).is_err());
     }

@@ -212,7 +212,16 @@ impl Step {
     }
 
     pub fn describe(&self) -> String {
-        self.title.clone().unwrap_or_else(|| self.spec().summary.to_owned())
+        if let Some(title) = &self.title {
+            return title.clone();
+        }
+        if self.action == "aws.call" {
+            // The generic summary says nothing; the operation says what the step does.
+            let text = |name: &str| self.args.get(name).and_then(scalar_text).unwrap_or_default();
+            let change = if self.mutates() { " (changes things)" } else { "" };
+            return format!("`{} {}`{change}", text("service"), text("operation"));
+        }
+        self.spec().summary.to_owned()
     }
 }
 
@@ -332,8 +341,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Runbook, Vec<ConfigError>> {
                     .as_deref()
                     .is_some_and(|h| h.contains("suma config schema") || h.contains("suma.example"))
                 {
-                    e.hint =
-                        Some("see runbooks/README.md for the format, `suma runbook actions` for actions".to_owned());
+                    e.hint = Some("see docs/runbooks.md for the format, `suma runbook actions` for actions".to_owned());
                 }
                 e
             })
@@ -539,6 +547,7 @@ steps:
             .any(|m| m.contains("`kms Decrypt` answers with secret material")));
         let runbook = parse(AWS_CALL, Path::new("x.yaml")).unwrap();
         assert!(!runbook.steps[1].mutates() && !runbook.steps[0].mutates());
+        assert_eq!(runbook.steps[1].describe(), "`ecs DescribeServices`");
         let runbook = parse(&allowed, Path::new("x.yaml")).unwrap();
         assert!(
             runbook.steps[1].mutates(),
@@ -551,7 +560,7 @@ steps:
         let p = problems(&GOOD.replace("    confirm: true\n", "    confirm: true\n    retries: 2\n"));
         assert_eq!(p.len(), 1);
         assert!(p[0].contains("unknown field `retries`"), "{}", p[0]);
-        assert!(p[0].contains("runbooks/README.md"), "{}", p[0]);
+        assert!(p[0].contains("docs/runbooks.md"), "{}", p[0]);
     }
 
     #[test]

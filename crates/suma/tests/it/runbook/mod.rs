@@ -6,6 +6,8 @@
 //! and a run stopped at a
 //! failed step is resumed from that step with the outputs recorded before it.
 
+mod aws_call;
+
 use crate::common;
 
 use std::io::{Read as _, Write as _};
