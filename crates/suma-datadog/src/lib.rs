@@ -2,7 +2,8 @@
 //! (the queries that gate a canary, `/api/v1/query`), [`monitors`] (the monitors that must not be alerting
 //! when a canary starts, those compliance requires, and those `suma monitors apply` manages,
 //! `/api/v1/monitor`), [`downtimes`] (mute and unmute through v2 downtimes, `/api/v2/downtime`; the
-//! old way's mutes are lifted over the same HTTP stack by hand), [`dashboards`] (`/api/v1/dashboard`) and
+//! old way's mutes are lifted over the same HTTP stack by hand), [`dashboards`] (`/api/v1/dashboard`),
+//! [`slos`] (the service level objectives `suma slos apply` manages, `/api/v1/slo`) and
 //! [`events`] (`/api/v1/events`). This file holds the client itself and the error plumbing they share.
 //!
 //! Monitors and dashboards cross this crate as JSON in the API's own shape ([`serde_json::Value`]), put
@@ -19,6 +20,7 @@ pub mod downtimes;
 pub mod events;
 pub mod metrics;
 pub mod monitors;
+pub mod slos;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +33,7 @@ use datadog_api_client::datadogV1::api_dashboards::DashboardsAPI;
 use datadog_api_client::datadogV1::api_events::EventsAPI;
 use datadog_api_client::datadogV1::api_metrics::MetricsAPI;
 use datadog_api_client::datadogV1::api_monitors::MonitorsAPI;
+use datadog_api_client::datadogV1::api_service_level_objectives::ServiceLevelObjectivesAPI;
 use datadog_api_client::datadogV2::api_downtimes::DowntimesAPI;
 use reqwest::header::HeaderMap;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
@@ -43,6 +46,7 @@ pub use dashboards::{canonical_dashboard, DashboardListing};
 pub use downtimes::{MonitorRef, Mute, Unmute};
 pub use events::EventAlert;
 pub use monitors::{canonical_monitor, AlertingMonitor, MonitorSummary, RemoteMonitor};
+pub use slos::{canonical_slo, RemoteSlo};
 
 const PROVIDER: &str = "Datadog";
 /// The API key, sent as `DD-API-KEY`.
@@ -82,6 +86,7 @@ pub struct Datadog {
     events: EventsAPI,
     dashboards: DashboardsAPI,
     downtimes: DowntimesAPI,
+    slos: ServiceLevelObjectivesAPI,
     /// The client's HTTP stack, for the calls the client lacks (the old way's unmute).
     http: ClientWithMiddleware,
     api_key: String,
@@ -166,6 +171,7 @@ impl Datadog {
             monitors: MonitorsAPI::with_client_and_config(config.clone(), client.clone()),
             events: EventsAPI::with_client_and_config(config.clone(), client.clone()),
             dashboards: DashboardsAPI::with_client_and_config(config.clone(), client.clone()),
+            slos: ServiceLevelObjectivesAPI::with_client_and_config(config.clone(), client.clone()),
             downtimes: DowntimesAPI::with_client_and_config(config, client.clone()),
             http: client,
             api_key: api_key.trim().to_owned(),

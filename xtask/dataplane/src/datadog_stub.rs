@@ -15,6 +15,7 @@
 //!   `GET|PUT|DELETE /api/v1/dashboard/{id}`: kept in the dashboards file;
 //! - `/api/v2/downtime`: mutes as Datadog keeps them now (see `datadog_downtimes`); monitors read with
 //!   `with_downtimes=true` carry the `matching_downtimes` in effect on them;
+//! - `/api/v1/slo`: service level objectives as Datadog checks and keeps them (see `datadog_slos`);
 //! - `POST /api/v1/events`: appended to the events file, answered `202` like Datadog;
 //! - `GET /api/v1/query` (`from`, `to`, `query`): answered from the sandbox's Prometheus when the stub
 //!   knows it (`datadog_metrics` translates the query), else an empty series list.
@@ -37,7 +38,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::datadog_downtimes;
+use crate::{datadog_downtimes, datadog_slos};
 use tokio::sync::Mutex;
 
 /// What the stub needs to run.
@@ -58,10 +59,10 @@ pub struct Config {
 }
 
 #[derive(Clone)]
-struct Stub {
-    config: Arc<Config>,
+pub(crate) struct Stub {
+    pub(crate) config: Arc<Config>,
     /// Serialises appends and read-modify-writes so two requests never interleave in a file.
-    files: Arc<Mutex<()>>,
+    pub(crate) files: Arc<Mutex<()>>,
     /// One client for every metric query sent on to Prometheus.
     prometheus: reqwest::Client,
 }
@@ -110,6 +111,13 @@ pub fn router(config: Config) -> Router {
             "/api/v1/dashboard/{id}",
             get(get_dashboard).put(update_dashboard).delete(delete_dashboard),
         )
+        .route("/api/v1/slo", get(datadog_slos::list).post(datadog_slos::create))
+        .route(
+            "/api/v1/slo/{id}",
+            get(datadog_slos::read)
+                .put(datadog_slos::update)
+                .delete(datadog_slos::delete),
+        )
         .route("/api/v1/events", post(event))
         .route("/api/v1/query", get(query))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "this Datadog stand-in does not serve that path") })
@@ -117,16 +125,16 @@ pub fn router(config: Config) -> Router {
         .with_state(stub)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "errors": [message] }))).into_response()
 }
 
-fn bad_request(message: &str) -> Response {
+pub(crate) fn bad_request(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, message)
 }
 
 /// Datadog's answer to a request without valid keys, or `None` when the keys are right.
-fn denied(stub: &Stub, headers: &HeaderMap, needs_app_key: bool) -> Option<Response> {
+pub(crate) fn denied(stub: &Stub, headers: &HeaderMap, needs_app_key: bool) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if header("dd-api-key") != stub.config.api_key {
         return Some(error(
@@ -183,7 +191,7 @@ async fn append_line(path: &Path, value: &Value) -> std::io::Result<()> {
 }
 
 /// A JSON array file, `[]` when missing.
-async fn read_array(path: &Path) -> Result<Vec<Value>, Box<Response>> {
+pub(crate) async fn read_array(path: &Path) -> Result<Vec<Value>, Box<Response>> {
     let text = match tokio::fs::read_to_string(path).await {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -206,7 +214,7 @@ async fn read_array(path: &Path) -> Result<Vec<Value>, Box<Response>> {
 }
 
 /// Replaces the file whole (write then rename), so a reader never sees half an array.
-async fn write_array(path: &Path, items: &[Value]) -> Result<(), Box<Response>> {
+pub(crate) async fn write_array(path: &Path, items: &[Value]) -> Result<(), Box<Response>> {
     let text = serde_json::to_string_pretty(items).expect("JSON values serialize");
     let tmp = path.with_extension("json.tmp");
     let written = async {
@@ -246,7 +254,7 @@ pub fn name_matches(monitor: &Value, filter: Option<&str>) -> bool {
         .is_some_and(|n| n.to_lowercase().contains(&filter.to_lowercase()))
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
@@ -444,7 +452,7 @@ async fn create_monitor(State(stub): State<Stub>, headers: HeaderMap, body: Byte
     Json(monitor).into_response()
 }
 
-fn not_found(what: &str, id: &str) -> Response {
+pub(crate) fn not_found(what: &str, id: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
 }
 
@@ -1032,14 +1040,14 @@ async fn query(
     }
 }
 
-fn rand_seed() -> u64 {
+pub(crate) fn rand_seed() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as u64)
 }
 
 /// Now as `2026-11-23T01:02:03.000000+00:00`, the shape of Datadog's timestamps.
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -9,6 +9,7 @@ pub mod aws_faults;
 pub mod aws_forward;
 pub mod datadog_downtimes;
 pub mod datadog_metrics;
+pub mod datadog_slos;
 pub mod datadog_stub;
 pub mod ecs_agent;
 pub mod edge;

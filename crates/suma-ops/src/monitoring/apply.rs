@@ -1,4 +1,4 @@
-//! `monitors apply` and `dashboards apply` on the operation engine: one step per planned write to
+//! `monitors apply`, `dashboards apply` and `slos apply` on the operation engine: one step per planned write to
 //! Datadog, each journaled with the resource's id, under the environment lock. A Datadog write is not an
 //! AWS change, but it changes what pages people (the canary's gate monitor among them), so it gets the
 //! same guarantees: fenced lease, signals, the crash hooks.
@@ -133,6 +133,15 @@ async fn write(datadog: &Datadog, kind: Kind, item: &PlanItem) -> Result<String,
         }
         (Kind::Dashboard, Action::Delete, _, Some(id)) => {
             datadog.delete_dashboard(id).await?;
+            id.to_owned()
+        }
+        (Kind::Slo, Action::Create, Some(body), _) => datadog.create_slo(body).await?,
+        (Kind::Slo, Action::Update, Some(body), Some(id)) => {
+            datadog.update_slo(id, body).await?;
+            id.to_owned()
+        }
+        (Kind::Slo, Action::Delete, _, Some(id)) => {
+            datadog.delete_slo(id).await?;
             id.to_owned()
         }
         _ => return Err(WriteError::Unplanned),

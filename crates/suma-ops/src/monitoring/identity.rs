@@ -1,6 +1,6 @@
 //! What marks a Datadog resource as suma's, in which environment, from which template.
 //!
-//! Ownership: a monitor is suma's in an environment when it carries [`MANAGED_BY_TAG`] and the
+//! Ownership: a monitor (or an SLO: they are tagged alike) is suma's in an environment when it carries [`MANAGED_BY_TAG`] and the
 //! environment's own tag, [`environment_tag`] (`suma-env:NAME`): one tag no other environment carries,
 //! so an environment whose `datadog.tags` are a subset of another's never owns, nor prunes, the other's
 //! monitors. Datadog's v1 dashboards take only `team:` tags, so a dashboard is suma's when a line of its
@@ -94,10 +94,10 @@ pub fn template_of<'a>(marks: impl IntoIterator<Item = &'a str>) -> Option<Strin
         .map(str::to_owned)
 }
 
-/// Stamps a monitor as suma's in `environment`: [`MANAGED_BY_TAG`], [`environment_tag`], `env_tags`
-/// (the environment's Datadog tags, which gates and compliance select by) and its template's tag
-/// ([`template_tag`]) added to its tags.
-pub fn stamp_monitor(body: &mut Value, environment: &str, env_tags: &[String], key: &str) {
+/// Stamps a monitor or an SLO as suma's in `environment`: [`MANAGED_BY_TAG`], [`environment_tag`],
+/// `env_tags` (the environment's Datadog tags, which gates and compliance select by) and its template's
+/// tag ([`template_tag`]) added to its tags.
+pub fn stamp_tags(body: &mut Value, environment: &str, env_tags: &[String], key: &str) {
     let Some(object) = body.as_object_mut() else {
         return;
     };

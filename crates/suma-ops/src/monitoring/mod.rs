@@ -1,5 +1,6 @@
-//! Datadog monitors and dashboards kept as templates in the repository (`templates/datadog/monitors/*.yaml`,
-//! `templates/datadog/dashboards/*.json`) and brought in line with Datadog by `suma monitors|dashboards
+//! Datadog monitors, dashboards and SLOs kept as templates in the repository
+//! (`templates/datadog/monitors/*.yaml`, `templates/datadog/dashboards/*.json`,
+//! `templates/datadog/slos/*.yaml`) and brought in line with Datadog by `suma monitors|dashboards|slos
 //! apply`. This module is the pure part: loading templates with `${var}` substitution from the
 //! environment's configuration (checked on the text, substituted into the parsed values), stamping what
 //! marks a resource as suma's and which template it comes from ([`identity`]), normalising both sides, and
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod identity;
 pub mod report;
 mod reset;
+mod slo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ use crate::config::Environment;
 
 pub use adopt::adoptions;
 pub use identity::*;
+pub use slo::slo_problems;
 
 /// What a template may refer to as `${name}`.
 pub type Vars = BTreeMap<String, String>;
@@ -85,7 +88,7 @@ pub enum TemplateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{dir}` holds no {what} templates\nhint: pass `--templates DIR`, the directory holding `monitors/` and `dashboards/`")]
+    #[error("`{dir}` holds no {what} templates\nhint: pass `--templates DIR`, the directory holding `monitors/`, `dashboards/` and `slos/`")]
     Empty { dir: String, what: &'static str },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
@@ -138,12 +141,13 @@ pub fn substitute(body: &mut Value, vars: &Vars) {
     let _ = subst::substitute_json(body, Names::Identifier, &mut resolve);
 }
 
-/// Monitors or dashboards.
+/// Monitors, dashboards or service level objectives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Monitor,
     Dashboard,
+    Slo,
 }
 
 impl Kind {
@@ -152,6 +156,7 @@ impl Kind {
         match self {
             Self::Monitor => "monitor",
             Self::Dashboard => "dashboard",
+            Self::Slo => "SLO",
         }
     }
 
@@ -159,15 +164,21 @@ impl Kind {
         match self {
             Self::Monitor => "monitors",
             Self::Dashboard => "dashboards",
+            Self::Slo => "slos",
         }
     }
 
-    /// The field that names a resource: `name` for monitors, `title` for dashboards.
+    /// The field that names a resource: `name` for monitors and SLOs, `title` for dashboards.
     pub fn name_field(self) -> &'static str {
         match self {
-            Self::Monitor => "name",
+            Self::Monitor | Self::Slo => "name",
             Self::Dashboard => "title",
         }
+    }
+
+    /// The resources carry their identity in tags (monitors, SLOs), not in a description (dashboards).
+    pub fn tagged(self) -> bool {
+        matches!(self, Self::Monitor | Self::Slo)
     }
 }
 
@@ -236,6 +247,28 @@ pub fn normalise_monitor(body: &Value) -> Value {
     body
 }
 
+/// An SLO body as compared: server fields dropped, tags sorted without repeats, the description without
+/// trailing blanks.
+pub fn normalise_slo(body: &Value) -> Value {
+    let mut body = normalise_monitor(body);
+    if let Some(object) = body.as_object_mut() {
+        if let Some(description) = object.get("description").and_then(Value::as_str) {
+            let trimmed = description.trim_end().to_owned();
+            object.insert("description".into(), Value::String(trimmed));
+        }
+    }
+    body
+}
+
+/// A body as compared, by its kind.
+pub fn normalise(kind: Kind, body: &Value) -> Value {
+    match kind {
+        Kind::Monitor => normalise_monitor(body),
+        Kind::Dashboard => normalise_dashboard(body),
+        Kind::Slo => normalise_slo(body),
+    }
+}
+
 /// A dashboard body as compared: server fields dropped at the top and in every widget (`id`).
 pub fn normalise_dashboard(body: &Value) -> Value {
     fn strip_widget_ids(widgets: &mut Value) {
@@ -264,7 +297,7 @@ pub fn normalise_dashboard(body: &Value) -> Value {
     body
 }
 
-/// Every `*.yaml`/`*.yml` (monitors) or `*.json` (dashboards) file in `dir`, sorted by name.
+/// Every `*.yaml`/`*.yml` (monitors, SLOs) or `*.json` (dashboards) file in `dir`, sorted by name.
 fn template_files(dir: &Path, kind: Kind) -> Result<Vec<PathBuf>, TemplateError> {
     let read = |e: std::io::Error| TemplateError::Read {
         path: dir.display().to_string(),
@@ -275,7 +308,7 @@ fn template_files(dir: &Path, kind: Kind) -> Result<Vec<PathBuf>, TemplateError>
         let path = entry.map_err(read)?.path();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
         let wanted = match kind {
-            Kind::Monitor => matches!(ext, "yaml" | "yml"),
+            Kind::Monitor | Kind::Slo => matches!(ext, "yaml" | "yml"),
             Kind::Dashboard => ext == "json",
         };
         if wanted && path.is_file() {
@@ -286,14 +319,14 @@ fn template_files(dir: &Path, kind: Kind) -> Result<Vec<PathBuf>, TemplateError>
     Ok(files)
 }
 
-/// Parses one rendered template (YAML for monitors, JSON for dashboards) into a JSON object.
+/// Parses one rendered template (YAML for monitors and SLOs, JSON for dashboards) into a JSON object.
 fn parse(kind: Kind, text: &str, file: &str) -> Result<Value, TemplateError> {
     let invalid = |message: String| TemplateError::Invalid {
         file: file.to_owned(),
         message,
     };
     let value: Value = match kind {
-        Kind::Monitor => {
+        Kind::Monitor | Kind::Slo => {
             let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| TemplateError::Invalid {
                 file: match e.location() {
                     Some(l) => format!("{file}:{}:{}", l.line(), l.column()),
@@ -344,6 +377,7 @@ pub fn load(
             what: match kind {
                 Kind::Monitor => "monitor (`*.yaml`)",
                 Kind::Dashboard => "dashboard (`*.json`)",
+                Kind::Slo => "SLO (`*.yaml`)",
             },
         });
     }
@@ -358,18 +392,16 @@ pub fn load(
         let mut body = parse(kind, &text, &file)?;
         substitute(&mut body, vars);
         let key = template_key(&path);
-        match kind {
-            Kind::Monitor => stamp_monitor(&mut body, environment, env_tags, &key),
-            Kind::Dashboard => stamp_dashboard(&mut body, environment, &key),
+        if kind.tagged() {
+            stamp_tags(&mut body, environment, env_tags, &key);
+        } else {
+            stamp_dashboard(&mut body, environment, &key);
         }
         let body = check(&body).map_err(|message| TemplateError::Invalid {
             file: file.clone(),
-            message: format!("not a valid Datadog {}: {message}", kind.plural().trim_end_matches('s')),
+            message: format!("not a valid Datadog {}: {message}", kind.word()),
         })?;
-        let body = match kind {
-            Kind::Monitor => normalise_monitor(&body),
-            Kind::Dashboard => normalise_dashboard(&body),
-        };
+        let body = normalise(kind, &body);
         let name = body[kind.name_field()].as_str().unwrap_or_default().to_owned();
         if let Some(first) = desired.iter().find(|d| d.name == name) {
             return Err(TemplateError::Duplicate {

@@ -71,7 +71,7 @@ fn an_unknown_variable_names_file_line_and_variable() {
 fn monitors_are_stamped_and_normalised() {
     let mut body = json!({"name": "m", "type": "metric alert", "query": "q", "message": "hello @team\n\n",
                           "tags": ["team:identity", "env:staging"], "id": 5, "overall_state": "Alert"});
-    stamp_monitor(&mut body, "staging", &env_tags(), "login-failures");
+    stamp_tags(&mut body, "staging", &env_tags(), "login-failures");
     let n = normalise_monitor(&body);
     assert_eq!(
         n,

@@ -1,4 +1,4 @@
-//! Command-line types of `suma monitors` and `suma dashboards`.
+//! Command-line types of `suma monitors`, `suma dashboards` and `suma slos`.
 
 use std::path::PathBuf;
 
@@ -25,10 +25,18 @@ pub enum DashboardsCommand {
     Apply(ApplyArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SlosCommand {
+    /// What `apply` would change: create, update (field by field), unchanged, conflict, orphan
+    Diff(DiffArgs),
+    /// Create or update the environment's service level objectives from the templates (only what differs)
+    Apply(ApplyArgs),
+}
+
 /// Where the templates are.
 #[derive(Debug, Clone, Args)]
 pub struct TemplatesArg {
-    /// Directory holding `monitors/*.yaml` and `dashboards/*.json` [default: `templates/datadog` beside the
+    /// Directory holding `monitors/*.yaml`, `dashboards/*.json` and `slos/*.yaml` [default: `templates/datadog` beside the
     /// configuration file, else in the current directory]
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,

@@ -69,6 +69,7 @@ fn the_commands_that_ask_before_acting_are_the_mutating_ones() {
         "secrets resume",
         "secrets retire",
         "secrets rotate",
+        "slos apply",
         "taskdef register",
     ];
     expected.sort_unstable();

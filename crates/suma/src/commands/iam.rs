@@ -54,7 +54,7 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["config", _] | ["completion"] | ["man"] | ["iam-policy"] => &[],
         ["compliance", "list"] => &[],
         ["runbook", "list" | "show" | "validate" | "actions"] => &[],
-        ["monitors" | "dashboards", "diff"] => &[],
+        ["monitors" | "dashboards" | "slos", "diff"] => &[],
         ["taskdef", "render"] => &[],
         ["ops", _] | ["lock", "status"] => &[LOCK_READ],
         ["lock", "release"] => &[LOCK_READ, LOCK_WRITE],
@@ -75,7 +75,7 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["runbook", "approve"] => &[LOCK_READ, LOCK_WRITE],
         // A step may call any action of the catalogue (`suma runbook actions`).
         ["runbook", _] => OPERATE,
-        ["monitors" | "dashboards", "apply"] | ["monitors", "import"] => &[LOCK_READ, LOCK_WRITE],
+        ["monitors" | "dashboards" | "slos", "apply"] | ["monitors", "import"] => &[LOCK_READ, LOCK_WRITE],
         ["taskdef", "diff"] => &[ECS_READ],
         ["taskdef", "register"] => &[ECS_READ, ECS_DEPLOY, LOCK_WRITE],
         _ => return None,

@@ -283,6 +283,7 @@ pub async fn dispatch(
         Command::Runbook(command) => runbook::run(&ctx, command).await,
         Command::Monitors(command) => monitoring::monitors(&ctx, command).await,
         Command::Dashboards(command) => monitoring::dashboards(&ctx, command).await,
+        Command::Slos(command) => monitoring::slos(&ctx, command).await,
         Command::Taskdef(command) => taskdef::run(&ctx, command).await,
         Command::Init(args) => init::init(&ctx, &args).await,
         Command::IamPolicy { words } => iam::policy(&ctx, &words),

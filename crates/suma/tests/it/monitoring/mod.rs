@@ -1,7 +1,9 @@
-//! `suma monitors|dashboards diff|apply` against the sandbox's Datadog stand-in: idempotence read from the
+//! `suma monitors|dashboards diff|apply` (and, in `slos`, `suma slos`) against the sandbox's Datadog stand-in: idempotence read from the
 //! stand-in's writes log, resources suma does not manage left alone, one field changed in a template copy
 //! sent as exactly one update, the canary gate finding the applied auto-rollback monitor. Each test works in
 //! an environment of its own name (its own Datadog tags), so it never meets another test's monitors.
+
+mod slos;
 
 use crate::common;
 
@@ -66,7 +68,7 @@ impl Env {
     /// A copy of the repository's templates, to change.
     fn templates_copy(&self) -> PathBuf {
         let copy = self.dir.path().join("templates");
-        for kind in ["monitors", "dashboards"] {
+        for kind in ["monitors", "dashboards", "slos"] {
             std::fs::create_dir_all(copy.join(kind)).unwrap();
             for entry in std::fs::read_dir(repo_templates().join(kind)).unwrap() {
                 let path = entry.unwrap().path();
