@@ -97,6 +97,8 @@ const SPEEDUP_GOAL: f64 = 20.0;
 struct Fleet {
     pid: u32,
     endpoint: String,
+    /// moto's request log, one line a request.
+    log: PathBuf,
     /// What was seeded, as the script prints it.
     seeded: String,
 }
@@ -111,6 +113,7 @@ impl Fleet {
         )?;
         let mut fleet = Self {
             pid,
+            log: log.clone(),
             endpoint: format!("http://127.0.0.1:{port}"),
             seeded: String::new(),
         };
@@ -138,6 +141,29 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// The CPU time moto has used so far (user and system, from `/proc`).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let per_second = 100; // USER_HZ on Linux
+        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / per_second)
+    }
+
+    /// Requests moto has logged so far.
+    fn requests(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .map(|text| text.lines().filter(|l| l.contains(" HTTP/1.")).count())
+            .unwrap_or(0)
+    }
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         process::stop_pid(self.pid, Duration::from_secs(5));
@@ -149,6 +175,9 @@ struct SumaRun {
     run: Measured,
     resources: u64,
     findings: usize,
+    /// The requests moto served during the run, and the CPU time it spent on them.
+    requests: usize,
+    moto_cpu: Duration,
 }
 
 fn check(suma: &Path, config: &Path, fleet: &Fleet, log: &Path) -> Result<SumaRun> {
@@ -170,7 +199,12 @@ fn check(suma: &Path, config: &Path, fleet: &Fleet, log: &Path) -> Result<SumaRu
         "critical",
     ]);
     fleet.aws_env(&mut cmd);
+    let (cpu, requests) = (fleet.cpu(), fleet.requests());
     let run = measure(&mut cmd, log)?;
+    let (moto_cpu, requests) = (
+        fleet.cpu().saturating_sub(cpu),
+        fleet.requests().saturating_sub(requests),
+    );
     if run.exit.is_none_or(|c| c > 1) {
         let stderr = std::fs::read_to_string(log).unwrap_or_default();
         return Err(format!(
@@ -183,6 +217,8 @@ fn check(suma: &Path, config: &Path, fleet: &Fleet, log: &Path) -> Result<SumaRu
         resources: json_number(&run.stdout, "resources").unwrap_or(0),
         findings: run.stdout.matches("\"check_id\"").count(),
         run,
+        requests,
+        moto_cpu,
     })
 }
 
@@ -255,6 +291,20 @@ pub fn compliance(root: PathBuf) -> Result<()> {
             Err(why) => text.push_str(&format!("\nProwler not measured: {why}\n")),
         }
         text.push_str(&row(&format!("{AT_SCALE} resources"), &large));
+        let busy = |r: &SumaRun| {
+            format!(
+                "{} requests, moto busy {:.1} s of the {:.1} s ({:.1} ms of moto's CPU a request)",
+                r.requests,
+                r.moto_cpu.as_secs_f64(),
+                r.run.wall.as_secs_f64(),
+                r.moto_cpu.as_secs_f64() * 1000.0 / r.requests.max(1) as f64
+            )
+        };
+        text.push_str(&format!(
+            "\nWhat moto spent serving suma: {COMPARED} resources, {}; {AT_SCALE} resources, {}.\n",
+            busy(&small),
+            busy(&large)
+        ));
         if let Some(x) = speedup {
             text.push_str(&format!(
                 "\nOn the same {COMPARED} resources, suma is {x:.1}x faster than Prowler.\n"

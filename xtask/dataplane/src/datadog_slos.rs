@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::datadog_stub::{bad_request, denied, not_found, now_secs, param, rand_seed, read_array, write_array, Stub};
+use crate::datadog_stub::{
+    bad_request, creator, denied, not_found, now_secs, param, rand_seed, read_array, remove, rewrite, Stub,
+};
 
 /// Where the SLOs of the stub whose monitors are in `monitors_file` are kept.
 pub fn file_beside(monitors_file: &Path) -> PathBuf {
@@ -114,10 +116,7 @@ pub fn complete(body: &Value, id: &str, existing: Option<&Value>, now: i64) -> V
         existing.map_or_else(|| json!(now), |e| e["created_at"].clone()),
     );
     slo.insert("modified_at".into(), json!(now));
-    slo.insert(
-        "creator".into(),
-        json!({"email": "sandbox@example.com", "handle": "sandbox@example.com", "name": "sandbox"}),
-    );
+    slo.insert("creator".into(), creator());
     slo.entry("description").or_insert(Value::Null);
     slo.entry("tags").or_insert(json!([]));
     slo.entry("monitor_tags").or_insert(json!([]));
@@ -210,19 +209,13 @@ pub(crate) async fn create(State(stub): State<Stub>, headers: HeaderMap, body: B
     if let Err(problems) = validate(&body) {
         return invalid(problems);
     }
-    let file = file_beside(&stub.config.monitors_file);
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let slo = complete(&body, &new_id(&all), None, now_secs());
-    all.push(slo.clone());
-    if let Err(response) = write_array(&file, &all).await {
-        return *response;
-    }
-    tracing::info!(id = slo["id"].as_str().unwrap_or_default(), "SLO created");
-    Json(json!({ "data": [slo] })).into_response()
+    rewrite(&stub, &file_beside(&stub.config.monitors_file), |all| {
+        let slo = complete(&body, &new_id(all), None, now_secs());
+        all.push(slo.clone());
+        tracing::info!(id = slo["id"].as_str().unwrap_or_default(), "SLO created");
+        Ok(Json(json!({ "data": [slo] })).into_response())
+    })
+    .await
 }
 
 pub(crate) async fn read(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
@@ -254,42 +247,25 @@ pub(crate) async fn update(
     if let Err(problems) = validate(&body) {
         return invalid(problems);
     }
-    let file = file_beside(&stub.config.monitors_file);
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let Some(slot) = all.iter_mut().find(|s| s["id"].as_str() == Some(id.as_str())) else {
-        return not_found("SLO", &id);
-    };
-    *slot = complete(&body, &id, Some(slot), now_secs());
-    let answer = slot.clone();
-    if let Err(response) = write_array(&file, &all).await {
-        return *response;
-    }
-    Json(json!({ "data": [answer] })).into_response()
+    rewrite(&stub, &file_beside(&stub.config.monitors_file), |all| {
+        let Some(slot) = all.iter_mut().find(|s| s["id"].as_str() == Some(id.as_str())) else {
+            return Err(Box::new(not_found("SLO", &id)));
+        };
+        *slot = complete(&body, &id, Some(slot), now_secs());
+        Ok(Json(json!({ "data": [slot.clone()] })).into_response())
+    })
+    .await
 }
 
 pub(crate) async fn delete(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
     if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
-    let file = file_beside(&stub.config.monitors_file);
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let before = all.len();
-    all.retain(|s| s["id"].as_str() != Some(id.as_str()));
-    if all.len() == before {
-        return not_found("SLO", &id);
-    }
-    if let Err(response) = write_array(&file, &all).await {
-        return *response;
-    }
-    Json(json!({ "data": [id], "errors": {} })).into_response()
+    rewrite(&stub, &file_beside(&stub.config.monitors_file), |all| {
+        remove(all, "SLO", &id, |s| s["id"].as_str() == Some(id.as_str()))?;
+        Ok(Json(json!({ "data": [id], "errors": {} })).into_response())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -230,6 +230,49 @@ pub(crate) async fn write_array(path: &Path, items: &[Value]) -> Result<(), Box<
     })
 }
 
+/// Who the stand-in says created a resource.
+pub(crate) fn creator() -> Value {
+    json!({"email": "sandbox@example.com", "handle": "sandbox@example.com", "name": "sandbox"})
+}
+
+/// A read-modify-write of the JSON array in `file` under the files lock: `change` edits the items and
+/// gives the answer, or the error answer, in which case nothing is written.
+pub(crate) async fn rewrite(
+    stub: &Stub,
+    file: &Path,
+    change: impl FnOnce(&mut Vec<Value>) -> Result<Response, Box<Response>>,
+) -> Response {
+    let _guard = stub.files.lock().await;
+    let mut all = match read_array(file).await {
+        Ok(all) => all,
+        Err(response) => return *response,
+    };
+    let answer = match change(&mut all) {
+        Ok(answer) => answer,
+        Err(response) => return *response,
+    };
+    if let Err(response) = write_array(file, &all).await {
+        return *response;
+    }
+    answer
+}
+
+/// Removes the items `is` picks from `all`, or answers `404` naming `what` `id` when there are none.
+pub(crate) fn remove(
+    all: &mut Vec<Value>,
+    what: &str,
+    id: &str,
+    is: impl Fn(&Value) -> bool,
+) -> Result<(), Box<Response>> {
+    let before = all.len();
+    all.retain(|item| !is(item));
+    if all.len() == before {
+        Err(Box::new(not_found(what, id)))
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether a monitor carries every tag of Datadog's comma-separated `monitor_tags` filter.
 pub fn has_tags(monitor: &Value, filter: Option<&str>) -> bool {
     let tags: Vec<&str> = monitor["tags"]
@@ -417,39 +460,31 @@ async fn create_monitor(State(stub): State<Stub>, headers: HeaderMap, body: Byte
     if let Err(problems) = validate_monitor(&body, false) {
         return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
     }
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&stub.config.monitors_file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let id = all.iter().filter_map(monitor_id).max().unwrap_or(1000).max(1000) + 1;
-    let now = rfc3339_now();
-    let mut monitor = body.as_object().cloned().expect("validated as an object");
-    for key in ["id", "created", "modified", "creator", "overall_state", "org_id"] {
-        monitor.remove(key);
-    }
-    fill_monitor_defaults(&mut monitor);
-    monitor.insert("id".into(), json!(id));
-    monitor.insert("org_id".into(), json!(1));
-    monitor.insert("created".into(), json!(now));
-    monitor.insert("modified".into(), json!(now));
-    monitor.insert(
-        "creator".into(),
-        json!({"email": "sandbox@example.com", "handle": "sandbox@example.com", "name": "sandbox"}),
-    );
-    // A new monitor is `OK` here: `No Data` or `Alert` would block the canary gate for nothing.
-    monitor.insert("overall_state".into(), json!("OK"));
-    let monitor = Value::Object(monitor);
-    all.push(monitor.clone());
-    if let Err(response) = write_array(&stub.config.monitors_file, &all).await {
-        return *response;
-    }
-    tracing::info!(
-        id,
-        name = monitor["name"].as_str().unwrap_or_default(),
-        "monitor created"
-    );
-    Json(monitor).into_response()
+    rewrite(&stub, &stub.config.monitors_file, |all| {
+        let id = all.iter().filter_map(monitor_id).max().unwrap_or(1000).max(1000) + 1;
+        let now = rfc3339_now();
+        let mut monitor = body.as_object().cloned().expect("validated as an object");
+        for key in ["id", "created", "modified", "creator", "overall_state", "org_id"] {
+            monitor.remove(key);
+        }
+        fill_monitor_defaults(&mut monitor);
+        monitor.insert("id".into(), json!(id));
+        monitor.insert("org_id".into(), json!(1));
+        monitor.insert("created".into(), json!(now));
+        monitor.insert("modified".into(), json!(now));
+        monitor.insert("creator".into(), creator());
+        // A new monitor is `OK` here: `No Data` or `Alert` would block the canary gate for nothing.
+        monitor.insert("overall_state".into(), json!("OK"));
+        let monitor = Value::Object(monitor);
+        all.push(monitor.clone());
+        tracing::info!(
+            id,
+            name = monitor["name"].as_str().unwrap_or_default(),
+            "monitor created"
+        );
+        Ok(Json(monitor).into_response())
+    })
+    .await
 }
 
 pub(crate) fn not_found(what: &str, id: &str) -> Response {
@@ -558,22 +593,17 @@ async fn cancel_downtime(State(stub): State<Stub>, headers: HeaderMap, UrlPath(i
         return denied;
     }
     let file = datadog_downtimes::file_beside(&stub.config.monitors_file);
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let Some(downtime) = all.iter_mut().find(|d| d["id"] == id.as_str()) else {
-        return not_found("Downtime", &id);
-    };
-    if downtime["attributes"]["canceled"].is_null() {
-        downtime["attributes"]["canceled"] = json!(rfc3339_now());
-        downtime["attributes"]["status"] = json!("canceled");
-    }
-    if let Err(response) = write_array(&file, &all).await {
-        return *response;
-    }
-    StatusCode::NO_CONTENT.into_response()
+    rewrite(&stub, &file, |all| {
+        let Some(downtime) = all.iter_mut().find(|d| d["id"] == id.as_str()) else {
+            return Err(Box::new(not_found("Downtime", &id)));
+        };
+        if downtime["attributes"]["canceled"].is_null() {
+            downtime["attributes"]["canceled"] = json!(rfc3339_now());
+            downtime["attributes"]["status"] = json!("canceled");
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
 }
 
 /// Applies `change` to the monitor `id` in the file and answers it.
@@ -582,29 +612,21 @@ async fn change_monitor(
     id: &str,
     change: impl FnOnce(&mut Map<String, Value>) -> Result<(), Box<Response>>,
 ) -> Response {
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&stub.config.monitors_file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let Some(monitor) = all.iter_mut().find(|m| id.parse().ok() == monitor_id(m)) else {
-        return not_found("Monitor", id);
-    };
-    let Some(object) = monitor.as_object_mut() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "a monitor in the file is not an object",
-        );
-    };
-    if let Err(response) = change(object) {
-        return *response;
-    }
-    object.insert("modified".into(), json!(rfc3339_now()));
-    let answer = monitor.clone();
-    if let Err(response) = write_array(&stub.config.monitors_file, &all).await {
-        return *response;
-    }
-    Json(answer).into_response()
+    rewrite(stub, &stub.config.monitors_file, |all| {
+        let Some(monitor) = all.iter_mut().find(|m| id.parse().ok() == monitor_id(m)) else {
+            return Err(Box::new(not_found("Monitor", id)));
+        };
+        let Some(object) = monitor.as_object_mut() else {
+            return Err(Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a monitor in the file is not an object",
+            )));
+        };
+        change(object)?;
+        object.insert("modified".into(), json!(rfc3339_now()));
+        Ok(Json(monitor.clone()).into_response())
+    })
+    .await
 }
 
 async fn update_monitor(
@@ -651,20 +673,11 @@ async fn delete_monitor(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id
     if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&stub.config.monitors_file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let before = all.len();
-    all.retain(|m| id.parse().ok() != monitor_id(m));
-    if all.len() == before {
-        return not_found("Monitor", &id);
-    }
-    if let Err(response) = write_array(&stub.config.monitors_file, &all).await {
-        return *response;
-    }
-    Json(json!({ "deleted_monitor_id": id.parse::<i64>().unwrap_or_default() })).into_response()
+    rewrite(&stub, &stub.config.monitors_file, |all| {
+        remove(all, "Monitor", &id, |m| id.parse().ok() == monitor_id(m))?;
+        Ok(Json(json!({ "deleted_monitor_id": id.parse::<i64>().unwrap_or_default() })).into_response())
+    })
+    .await
 }
 
 async fn mute_monitor(
@@ -875,23 +888,18 @@ async fn create_dashboard(State(stub): State<Stub>, headers: HeaderMap, body: By
     if let Err(problems) = validate_dashboard(&body) {
         return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
     }
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&stub.config.dashboards_file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let id = new_dashboard_id(&all);
-    let dashboard = complete_dashboard(&body, &id, None);
-    all.push(dashboard.clone());
-    if let Err(response) = write_array(&stub.config.dashboards_file, &all).await {
-        return *response;
-    }
-    tracing::info!(
-        id,
-        title = dashboard["title"].as_str().unwrap_or_default(),
-        "dashboard created"
-    );
-    Json(dashboard).into_response()
+    rewrite(&stub, &stub.config.dashboards_file, |all| {
+        let id = new_dashboard_id(all);
+        let dashboard = complete_dashboard(&body, &id, None);
+        all.push(dashboard.clone());
+        tracing::info!(
+            id,
+            title = dashboard["title"].as_str().unwrap_or_default(),
+            "dashboard created"
+        );
+        Ok(Json(dashboard).into_response())
+    })
+    .await
 }
 
 async fn get_dashboard(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
@@ -924,40 +932,25 @@ async fn update_dashboard(
     if let Err(problems) = validate_dashboard(&body) {
         return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
     }
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&stub.config.dashboards_file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let Some(slot) = all.iter_mut().find(|d| d["id"].as_str() == Some(id.as_str())) else {
-        return not_found("Dashboard", &id);
-    };
-    *slot = complete_dashboard(&body, &id, Some(slot));
-    let answer = slot.clone();
-    if let Err(response) = write_array(&stub.config.dashboards_file, &all).await {
-        return *response;
-    }
-    Json(answer).into_response()
+    rewrite(&stub, &stub.config.dashboards_file, |all| {
+        let Some(slot) = all.iter_mut().find(|d| d["id"].as_str() == Some(id.as_str())) else {
+            return Err(Box::new(not_found("Dashboard", &id)));
+        };
+        *slot = complete_dashboard(&body, &id, Some(slot));
+        Ok(Json(slot.clone()).into_response())
+    })
+    .await
 }
 
 async fn delete_dashboard(State(stub): State<Stub>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
     if let Some(denied) = denied(&stub, &headers, true) {
         return denied;
     }
-    let _guard = stub.files.lock().await;
-    let mut all = match read_array(&stub.config.dashboards_file).await {
-        Ok(all) => all,
-        Err(response) => return *response,
-    };
-    let before = all.len();
-    all.retain(|d| d["id"].as_str() != Some(id.as_str()));
-    if all.len() == before {
-        return not_found("Dashboard", &id);
-    }
-    if let Err(response) = write_array(&stub.config.dashboards_file, &all).await {
-        return *response;
-    }
-    Json(json!({ "deleted_dashboard_id": id })).into_response()
+    rewrite(&stub, &stub.config.dashboards_file, |all| {
+        remove(all, "Dashboard", &id, |d| d["id"].as_str() == Some(id.as_str()))?;
+        Ok(Json(json!({ "deleted_dashboard_id": id })).into_response())
+    })
+    .await
 }
 
 async fn event(State(stub): State<Stub>, headers: HeaderMap, body: String) -> Response {
