@@ -15,3 +15,16 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// What kind of JSON value `value` is, as a message names it: "a list", "an object".
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

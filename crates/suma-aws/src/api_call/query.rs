@@ -21,7 +21,7 @@ pub fn form_body(operation: &str, api_version: &str, input: &Value, ec2: bool) -
         other => {
             return Err(format!(
                 "the input is {}, and an operation's input is an object of its parameters",
-                kind(other)
+                suma_core::error::json_kind(other)
             ))
         }
     }
@@ -35,17 +35,6 @@ pub fn form_body(operation: &str, api_version: &str, input: &Value, ec2: bool) -
         form.push_str(&encode(&value));
     }
     Ok(form)
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn flatten(name: String, value: &Value, ec2: bool, fields: &mut Vec<(String, String)>) {

@@ -94,14 +94,7 @@ pub fn select(value: &Value, path: &[Selector]) -> Result<Value, String> {
     let Some((first, rest)) = path.split_first() else {
         return Ok(value.clone());
     };
-    let kind = |v: &Value| match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    };
+    let kind = suma_core::error::json_kind;
     match (first, value) {
         (Selector::Key(key), Value::Object(map)) => match map.get(key) {
             Some(inner) => select(inner, rest),

@@ -10,7 +10,7 @@ mod parse;
 mod runbook;
 mod taskdef;
 
-pub use monitoring::{DashboardsCommand, MonitorsCommand, SlosCommand};
+pub use monitoring::{MonitorsCommand, TemplatedCommand};
 pub use parse::{parse, parse_from, Invocation};
 pub use runbook::{
     RunbookAbortArgs, RunbookApproveArgs, RunbookCommand, RunbookContinueArgs, RunbookDirArgs, RunbookRunArgs,
@@ -157,10 +157,10 @@ pub enum Command {
     Monitors(MonitorsCommand),
     /// Datadog dashboards from `templates/datadog/dashboards`: show what differs, apply it
     #[command(subcommand)]
-    Dashboards(DashboardsCommand),
+    Dashboards(TemplatedCommand),
     /// Datadog service level objectives from `templates/datadog/slos`: show what differs, apply it
     #[command(subcommand)]
-    Slos(SlosCommand),
+    Slos(TemplatedCommand),
     /// The ECS task definition from `templates/ecs`: render, diff against the live one, register
     #[command(subcommand)]
     Taskdef(TaskdefCommand),

@@ -17,19 +17,12 @@ pub enum MonitorsCommand {
     Import(ImportArgs),
 }
 
+/// `suma dashboards` and `suma slos`: the resources that are only kept in line with their templates.
 #[derive(Debug, Subcommand)]
-pub enum DashboardsCommand {
+pub enum TemplatedCommand {
     /// What `apply` would change: create, update (field by field), unchanged, conflict, orphan
     Diff(DiffArgs),
-    /// Create or update the environment's dashboards from the templates (only what differs)
-    Apply(ApplyArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SlosCommand {
-    /// What `apply` would change: create, update (field by field), unchanged, conflict, orphan
-    Diff(DiffArgs),
-    /// Create or update the environment's service level objectives from the templates (only what differs)
+    /// Create or update the environment's resources of this kind from its templates (only what differs)
     Apply(ApplyArgs),
 }
 

@@ -30,6 +30,7 @@ use crate::cli::{
 };
 use crate::config::ConfigFile;
 use crate::exit::ExitStatus;
+use crate::monitoring::Kind;
 use crate::render::Printer;
 use crate::report::Reporter;
 use crate::settings::{self, EnvSource, Settings};
@@ -282,8 +283,8 @@ pub async fn dispatch(
         Command::Secrets(SecretsCommand::Abort(args)) => secrets::abort(&ctx, &args).await,
         Command::Runbook(command) => runbook::run(&ctx, command).await,
         Command::Monitors(command) => monitoring::monitors(&ctx, command).await,
-        Command::Dashboards(command) => monitoring::dashboards(&ctx, command).await,
-        Command::Slos(command) => monitoring::slos(&ctx, command).await,
+        Command::Dashboards(command) => monitoring::templated(&ctx, Kind::Dashboard, command).await,
+        Command::Slos(command) => monitoring::templated(&ctx, Kind::Slo, command).await,
         Command::Taskdef(command) => taskdef::run(&ctx, command).await,
         Command::Init(args) => init::init(&ctx, &args).await,
         Command::IamPolicy { words } => iam::policy(&ctx, &words),

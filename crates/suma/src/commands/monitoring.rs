@@ -14,7 +14,7 @@ use anyhow::bail;
 use serde_json::json;
 
 use super::Context;
-use crate::cli::{DashboardsCommand, MonitorsCommand, MutationArgs, SlosCommand};
+use crate::cli::{MonitorsCommand, MutationArgs, TemplatedCommand};
 use crate::config::Environment;
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, PlannedStep};
@@ -51,37 +51,14 @@ pub async fn monitors(ctx: &Context, command: MonitorsCommand) -> anyhow::Result
     }
 }
 
-pub async fn dashboards(ctx: &Context, command: DashboardsCommand) -> anyhow::Result<ExitStatus> {
+/// `suma dashboards` and `suma slos`: `kind`'s templates diffed or applied.
+pub async fn templated(ctx: &Context, kind: Kind, command: TemplatedCommand) -> anyhow::Result<ExitStatus> {
     match command {
-        DashboardsCommand::Diff(args) => {
-            diff(
-                ctx,
-                Kind::Dashboard,
-                args.templates.templates.as_deref(),
-                args.exit_code,
-            )
-            .await
-        }
-        DashboardsCommand::Apply(args) => {
+        TemplatedCommand::Diff(args) => diff(ctx, kind, args.templates.templates.as_deref(), args.exit_code).await,
+        TemplatedCommand::Apply(args) => {
             apply(
                 ctx,
-                Kind::Dashboard,
-                args.templates.templates.as_deref(),
-                Mode::Apply { prune: args.prune },
-                &args.mutation,
-            )
-            .await
-        }
-    }
-}
-
-pub async fn slos(ctx: &Context, command: SlosCommand) -> anyhow::Result<ExitStatus> {
-    match command {
-        SlosCommand::Diff(args) => diff(ctx, Kind::Slo, args.templates.templates.as_deref(), args.exit_code).await,
-        SlosCommand::Apply(args) => {
-            apply(
-                ctx,
-                Kind::Slo,
+                kind,
                 args.templates.templates.as_deref(),
                 Mode::Apply { prune: args.prune },
                 &args.mutation,
