@@ -107,8 +107,14 @@ impl Fleet {
     fn seed(root: &Path, python: &Path, count: usize, work: &Path) -> Result<Self> {
         let port = process::free_port()?;
         let log = work.join(format!("moto-{count}.log"));
+        // moto's server with its per-request module listing read once (`xtask/bench/moto_cached.py`).
         let pid = process::spawn_logged(
-            Command::new(python.with_file_name("moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            Command::new(python).arg(root.join("xtask/bench/moto_cached.py")).args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]),
             &log,
         )?;
         let mut fleet = Self {
