@@ -107,7 +107,7 @@ impl Fleet {
     fn seed(root: &Path, python: &Path, count: usize, work: &Path) -> Result<Self> {
         let port = process::free_port()?;
         let log = work.join(format!("moto-{count}.log"));
-        // moto's server with its per-request module listing read once (`xtask/bench/moto_cached.py`).
+        // moto's server with its per-request module listing read once, as the sandbox's.
         let pid = process::spawn_logged(
             Command::new(python).arg(root.join("xtask/bench/moto_cached.py")).args([
                 "-H",

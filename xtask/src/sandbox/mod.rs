@@ -102,7 +102,7 @@ struct Component {
 const COMPONENTS: [Component; 12] = [
     Component {
         name: "moto",
-        needle: "moto_server",
+        needle: "moto_cached",
         listens: true,
     },
     Component {
