@@ -102,7 +102,7 @@ struct Component {
 const COMPONENTS: [Component; 12] = [
     Component {
         name: "moto",
-        needle: "moto_cached",
+        needle: "moto_server",
         listens: true,
     },
     Component {

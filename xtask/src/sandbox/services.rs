@@ -48,10 +48,7 @@ impl Sandbox {
         let port = Self::fresh_port(state)?;
         let log = self.dir.join("moto.log");
         let pid = process::spawn_logged(
-            // `moto_server` with its per-request module listing read once (a third of its time a request).
-            Command::new(self.venv().join("bin/python"))
-                .arg(self.root.join("xtask/sandbox/moto_cached.py"))
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            Command::new(self.venv().join("bin/moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
             &log,
         )?;
         process::wait_for_port(port, "moto", Duration::from_secs(60), &log)?;
