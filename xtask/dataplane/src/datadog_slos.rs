@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
 use crate::datadog_stub::{
-    bad_request, creator, denied, not_found, now_secs, param, rand_seed, read_array, remove, rewrite, Stub,
+    checked_body, creator, denied, not_found, now_secs, param, rand_seed, read_array, remove, rewrite, Stub,
 };
 
 /// Where the SLOs of the stub whose monitors are in `monitors_file` are kept.
@@ -171,10 +171,6 @@ fn new_id(all: &[Value]) -> String {
     }
 }
 
-fn invalid(problems: Vec<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response()
-}
-
 pub(crate) async fn list(
     State(stub): State<Stub>,
     headers: HeaderMap,
@@ -200,15 +196,10 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn create(State(stub): State<Stub>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = denied(&stub, &headers, true) {
-        return denied;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("the body is not JSON");
+    let body = match checked_body(&stub, &headers, &body, validate) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
-    if let Err(problems) = validate(&body) {
-        return invalid(problems);
-    }
     rewrite(&stub, &file_beside(&stub.config.monitors_file), |all| {
         let slo = complete(&body, &new_id(all), None, now_secs());
         all.push(slo.clone());
@@ -238,15 +229,10 @@ pub(crate) async fn update(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = denied(&stub, &headers, true) {
-        return denied;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("the body is not JSON");
+    let body = match checked_body(&stub, &headers, &body, validate) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
-    if let Err(problems) = validate(&body) {
-        return invalid(problems);
-    }
     rewrite(&stub, &file_beside(&stub.config.monitors_file), |all| {
         let Some(slot) = all.iter_mut().find(|s| s["id"].as_str() == Some(id.as_str())) else {
             return Err(Box::new(not_found("SLO", &id)));

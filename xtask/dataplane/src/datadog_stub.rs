@@ -230,6 +230,25 @@ pub(crate) async fn write_array(path: &Path, items: &[Value]) -> Result<(), Box<
     })
 }
 
+/// A write's request as Datadog takes it: both keys, a JSON body, and what `validate` checks; else the
+/// answer Datadog gives instead (`403`, or `400` with every problem).
+pub(crate) fn checked_body(
+    stub: &Stub,
+    headers: &HeaderMap,
+    body: &[u8],
+    validate: impl Fn(&Value) -> Result<(), Vec<String>>,
+) -> Result<Value, Box<Response>> {
+    if let Some(denied) = denied(stub, headers, true) {
+        return Err(Box::new(denied));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Err(Box::new(bad_request("the body is not JSON")));
+    };
+    validate(&body)
+        .map_err(|problems| Box::new((StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response()))?;
+    Ok(body)
+}
+
 /// Who the stand-in says created a resource.
 pub(crate) fn creator() -> Value {
     json!({"email": "sandbox@example.com", "handle": "sandbox@example.com", "name": "sandbox"})
@@ -451,15 +470,10 @@ fn monitor_id(monitor: &Value) -> Option<i64> {
 }
 
 async fn create_monitor(State(stub): State<Stub>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = denied(&stub, &headers, true) {
-        return denied;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("the body is not JSON");
+    let body = match checked_body(&stub, &headers, &body, |b| validate_monitor(b, false)) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
-    if let Err(problems) = validate_monitor(&body, false) {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
-    }
     rewrite(&stub, &stub.config.monitors_file, |all| {
         let id = all.iter().filter_map(monitor_id).max().unwrap_or(1000).max(1000) + 1;
         let now = rfc3339_now();
@@ -635,15 +649,10 @@ async fn update_monitor(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = denied(&stub, &headers, true) {
-        return denied;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("the body is not JSON");
+    let body = match checked_body(&stub, &headers, &body, |b| validate_monitor(b, true)) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
-    if let Err(problems) = validate_monitor(&body, true) {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
-    }
     change_monitor(&stub, &id, |monitor| {
         if let (Some(new), Some(old)) = (body["type"].as_str(), monitor["type"].as_str()) {
             // Datadog lets a metric monitor switch between its two spellings, nothing else.
@@ -879,15 +888,10 @@ fn complete_dashboard(body: &Value, id: &str, existing: Option<&Value>) -> Value
 }
 
 async fn create_dashboard(State(stub): State<Stub>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = denied(&stub, &headers, true) {
-        return denied;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("the body is not JSON");
+    let body = match checked_body(&stub, &headers, &body, validate_dashboard) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
-    if let Err(problems) = validate_dashboard(&body) {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
-    }
     rewrite(&stub, &stub.config.dashboards_file, |all| {
         let id = new_dashboard_id(all);
         let dashboard = complete_dashboard(&body, &id, None);
@@ -922,16 +926,11 @@ async fn update_dashboard(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = denied(&stub, &headers, true) {
-        return denied;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("the body is not JSON");
-    };
     // A dashboard update replaces the whole definition, so it is checked like a new one.
-    if let Err(problems) = validate_dashboard(&body) {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "errors": problems }))).into_response();
-    }
+    let body = match checked_body(&stub, &headers, &body, validate_dashboard) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
     rewrite(&stub, &stub.config.dashboards_file, |all| {
         let Some(slot) = all.iter_mut().find(|d| d["id"].as_str() == Some(id.as_str())) else {
             return Err(Box::new(not_found("Dashboard", &id)));
