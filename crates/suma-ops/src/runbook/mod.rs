@@ -200,13 +200,17 @@ impl Step {
         self.timeout.unwrap_or(self.spec().default_timeout)
     }
 
+    /// An `aws.call` step's service and operation as written (empty when missing).
+    fn aws_call(&self) -> Option<(String, String)> {
+        let text = |name: &str| self.args.get(name).and_then(scalar_text).unwrap_or_default();
+        (self.action == "aws.call").then(|| (text("service"), text("operation")))
+    }
+
     /// Whether the step changes something: its action does, or it is an `aws.call` of an operation that
     /// is not read-only.
     pub fn mutates(&self) -> bool {
-        if self.action == "aws.call" {
-            let text = |name: &str| self.args.get(name).and_then(scalar_text).unwrap_or_default();
-            return crate::aws::api_call::access(&text("service"), &text("operation"))
-                != crate::aws::api_call::Access::ReadOnly;
+        if let Some((service, operation)) = self.aws_call() {
+            return crate::aws::api_call::access(&service, &operation) != crate::aws::api_call::Access::ReadOnly;
         }
         catalog::action(&self.action).is_some_and(|spec| spec.mutating)
     }
@@ -215,11 +219,10 @@ impl Step {
         if let Some(title) = &self.title {
             return title.clone();
         }
-        if self.action == "aws.call" {
+        if let Some((service, operation)) = self.aws_call() {
             // The generic summary says nothing; the operation says what the step does.
-            let text = |name: &str| self.args.get(name).and_then(scalar_text).unwrap_or_default();
             let change = if self.mutates() { " (changes things)" } else { "" };
-            return format!("`{} {}`{change}", text("service"), text("operation"));
+            return format!("`{service} {operation}`{change}");
         }
         self.spec().summary.to_owned()
     }
