@@ -140,6 +140,14 @@ async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
         if result.is_ok() && ![0, 1].contains(&resumed.code) {
             result = Err(format!("the resume exited {}: {}", resumed.code, resumed.stderr.trim()));
         }
+        if result.is_ok() && env.locked().await {
+            result = Err(format!(
+                "the environment is still locked after the resume (exit {}): {}\n{}",
+                resumed.code,
+                resumed.stdout.trim(),
+                resumed.stderr.trim()
+            ));
+        }
     } else if result.is_ok() && [2, 3].contains(&out.code) && !out.stderr.contains("error:") {
         result = Err(format!("failed without a message: {}", out.stderr.trim()));
     }
@@ -198,10 +206,16 @@ async fn fault_runs(scenario: Arc<dyn Scenario>) {
     );
 }
 
+/// `SUMA_FAULT_ONLY=KIND` (an operation kind: `runbook`, `secret-rotation`, ...) runs one scenario's
+/// fault runs alone, to look into one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_under_aws_faults_completes_or_stops_resumable() {
     crate::require_sandbox!();
-    let runs = all().into_iter().map(|scenario| tokio::spawn(fault_runs(scenario)));
+    let only = std::env::var("SUMA_FAULT_ONLY").ok();
+    let runs = all()
+        .into_iter()
+        .filter(|s| only.as_deref().is_none_or(|k| k == s.kind()))
+        .map(|scenario| tokio::spawn(fault_runs(scenario)));
     for run in futures::future::join_all(runs).await {
         run.unwrap();
     }
