@@ -181,16 +181,16 @@ pub fn whole(s: &str, names: Names) -> Option<&str> {
 /// Substitutes into every string of a parsed YAML document, mapping keys included. A scalar that is
 /// exactly one reference to a value that reads as a YAML number or boolean becomes that number or boolean.
 pub fn substitute_yaml<E>(
-    value: &mut serde_yaml::Value,
+    value: &mut serde_norway::Value,
     names: Names,
     resolve: &mut dyn FnMut(&str) -> Result<String, E>,
 ) -> Result<(), RenderError<E>> {
-    use serde_yaml::Value;
+    use serde_norway::Value;
     match value {
         Value::String(s) => {
             if let Some(name) = whole(s, names) {
                 let resolved = resolve(name).map_err(RenderError::Resolve)?;
-                *value = match serde_yaml::from_str::<Value>(&resolved) {
+                *value = match serde_norway::from_str::<Value>(&resolved) {
                     Ok(typed @ (Value::Number(_) | Value::Bool(_))) => typed,
                     _ => Value::String(resolved),
                 };
@@ -351,15 +351,15 @@ mod tests {
 
     #[test]
     fn yaml_values_hold_their_structure_and_whole_references_take_their_type() {
-        let mut doc: serde_yaml::Value =
-            serde_yaml::from_str("port: ${port}\nname: \"${quote}\"\nlabel: app-${env}\nflag: ${on}\n${env}: key\n")
+        let mut doc: serde_norway::Value =
+            serde_norway::from_str("port: ${port}\nname: \"${quote}\"\nlabel: app-${env}\nflag: ${on}\n${env}: key\n")
                 .unwrap();
         substitute_yaml(&mut doc, Names::Identifier, &mut lookup).unwrap();
-        assert_eq!(doc["port"], serde_yaml::Value::from(8080));
-        assert_eq!(doc["name"], serde_yaml::Value::from("a\"b: c # d"));
-        assert_eq!(doc["label"], serde_yaml::Value::from("app-staging"));
-        assert_eq!(doc["flag"], serde_yaml::Value::from(true));
-        assert_eq!(doc["staging"], serde_yaml::Value::from("key"));
+        assert_eq!(doc["port"], serde_norway::Value::from(8080));
+        assert_eq!(doc["name"], serde_norway::Value::from("a\"b: c # d"));
+        assert_eq!(doc["label"], serde_norway::Value::from("app-staging"));
+        assert_eq!(doc["flag"], serde_norway::Value::from(true));
+        assert_eq!(doc["staging"], serde_norway::Value::from("key"));
     }
 
     #[test]

@@ -243,10 +243,10 @@ const ROLLOUT_KEYS: [&str; 2] = ["steps", "analysis"];
 /// (key path, message, hint), like the other checks after parsing.
 pub(super) fn resolve_analysis_templates(
     config: &mut super::ConfigFile,
-    raw: &serde_yaml::Value,
+    raw: &serde_norway::Value,
 ) -> Vec<(String, String, Option<String>)> {
     let mut problems = Vec::new();
-    let keys_of = |value: &serde_yaml::Value| -> BTreeSet<String> {
+    let keys_of = |value: &serde_norway::Value| -> BTreeSet<String> {
         value
             .as_mapping()
             .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())

@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn a_plain_string_and_each_kind_parse() {
-        let parsed: Vec<MetricQuery> = serde_yaml::from_str(
+        let parsed: Vec<MetricQuery> = serde_norway::from_str(
             "- 'sum(x)'\n- { count: 'sum:hits{*}.as_count()' }\n- { ratio: { numerator: e, denominator: h } }\n- { percentile: 'p95:t{*}' }\n- { value: v }",
         )
         .unwrap();
@@ -101,6 +101,6 @@ mod tests {
             parsed[3].kind(MetricQueryKind::Value),
             MetricQueryKind::Percentile("p95:t{*}".into())
         );
-        assert!(serde_yaml::from_str::<MetricQuery>("{ median: x }").is_err());
+        assert!(serde_norway::from_str::<MetricQuery>("{ median: x }").is_err());
     }
 }

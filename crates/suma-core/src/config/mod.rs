@@ -7,6 +7,7 @@ mod deploy;
 mod load;
 mod metric_query;
 mod placement;
+mod positions;
 #[cfg(test)]
 mod tests;
 mod types;

@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn placements_are_checked_against_the_instance_region() {
         let region = AwsRegion::try_from("eu-central-1".to_owned()).unwrap();
-        let placement = |yaml: &str| -> DbPlacement { serde_yaml::from_str(yaml).unwrap() };
+        let placement = |yaml: &str| -> DbPlacement { serde_norway::from_str(yaml).unwrap() };
         let cases = [
             ("{}", vec![]),
             (

@@ -49,3 +49,20 @@ fn a_jwt_key_is_es256_by_default_and_sized_only_when_it_is_rsa() {
         }
     }
 }
+
+/// The example writes canary steps in flow style (`- { weight: 10, duration: 5m }`): a problem inside
+/// one is reported at the key itself, not at the environment.
+#[test]
+fn a_problem_inside_a_flow_style_step_is_located_at_its_key() {
+    let step = "- { weight: 10, duration: 5m }";
+    assert!(EXAMPLE.contains(step), "the example writes its steps in flow style");
+    let text = EXAMPLE.replacen(step, "- { weight: 10, duration: 0s }", 1);
+    let errors = parse_str(&text, Path::new("suma.yaml")).unwrap_err();
+    let error = errors
+        .iter()
+        .find(|e| e.key.ends_with("canary.steps.0.duration"))
+        .unwrap_or_else(|| panic!("the step's duration is named: {errors:?}"));
+    let line = text.lines().position(|l| l.contains("duration: 0s")).unwrap();
+    let column = text.lines().nth(line).unwrap().find("duration").unwrap();
+    assert_eq!(error.position, Some((line + 1, column + 1)), "{error}");
+}

@@ -302,7 +302,7 @@ fn environment() -> Environment {
     let yaml = format!(
         "primary_region: {PRIMARY}\ndr_region: {DR}\nurl: 'http://primary.example'\necs: {{ cluster: c, service: auth-service, canary_service: auth-service-canary, container: auth-service, container_port: 8080, desired_count: 4, dr: {{ cluster: c, service: auth-service }} }}\nalb: {{ listener_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/x/1/2', rule_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/x/1/2/3', stable_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/s/1', canary_target_group_arn: 'arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/c/1', dr_load_balancer_dns: '{DR_LB}' }}\nrds: {{ primary: {{ identifier: db, region: {PRIMARY} }}, replica: {{ identifier: db-replica, region: {DR} }} }}\ndns: {{ hosted_zone_id: Z, record_name: auth.example.com, primary_health_check_id: hc-primary, secondary_health_check_id: hc-dr }}\nsecrets: [{{ id: app/db-password, kind: db-password }}]\nmetrics: {{ provider: prometheus, prometheus_url: 'http://127.0.0.1:9' }}\ndr: {{ rto: 15m, rpo: 5m, replica_lag: postgres, dr_url: 'http://dr.example' }}\n"
     );
-    serde_yaml::from_str(&yaml).unwrap()
+    serde_norway::from_str(&yaml).unwrap()
 }
 
 struct Harness {
@@ -1458,7 +1458,7 @@ async fn a_failback_builds_each_instance_where_the_one_it_replaces_lived_with_th
     h.failover().await;
     let mut env = environment();
     env.rds.primary.placement =
-        Some(serde_yaml::from_str("{ parameter_group: auth-postgres16, security_group_ids: [sg-new] }").unwrap());
+        Some(serde_norway::from_str("{ parameter_group: auth-postgres16, security_group_ids: [sg-new] }").unwrap());
     let engine = Engine { env, ..h.engine() };
     let mut op = h.op(Direction::Failback);
     let guard = h.locks.acquire(&op, false).await.unwrap();

@@ -327,7 +327,7 @@ fn parse(kind: Kind, text: &str, file: &str) -> Result<Value, TemplateError> {
     };
     let value: Value = match kind {
         Kind::Monitor | Kind::Slo => {
-            let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| TemplateError::Invalid {
+            let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|e| TemplateError::Invalid {
                 file: match e.location() {
                     Some(l) => format!("{file}:{}:{}", l.line(), l.column()),
                     None => file.to_owned(),

@@ -27,7 +27,7 @@ fn identity(v: &Value) -> Result<Value, String> {
 fn variables_are_substituted_into_parsed_strings_and_dollars_escaped() {
     let text = "q: avg:x{${scope}} > 5\nname: ${env} $${x} $5 {{value}}";
     check_references(text, &vars(), "t.yaml").unwrap();
-    let mut body: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(text).unwrap()).unwrap();
+    let mut body: Value = serde_json::to_value(serde_norway::from_str::<serde_norway::Value>(text).unwrap()).unwrap();
     substitute(&mut body, &vars());
     assert_eq!(
         body,

@@ -269,7 +269,7 @@ fn resolve_args(step: &Step, scope: &Scope) -> Result<BTreeMap<String, String>, 
     let mut args = BTreeMap::new();
     for (name, value) in &step.args {
         let resolved = match value {
-            serde_yaml::Value::String(s) => expr::interpolate(s, scope)?,
+            serde_norway::Value::String(s) => expr::interpolate(s, scope)?,
             // A map or list is resolved value by value, then passed on as JSON.
             other => expr::interpolate_value(&super::yaml_to_json(other), scope)?.to_string(),
         };

@@ -251,7 +251,7 @@ mod tests {
     }
 
     fn hook(runbook: &str, params: &[(&str, &str)]) -> DeployHook {
-        serde_yaml::from_str::<DeployHook>(&format!("{{ name: smoke, runbook: {runbook} }}"))
+        serde_norway::from_str::<DeployHook>(&format!("{{ name: smoke, runbook: {runbook} }}"))
             .map(|mut h| {
                 h.params = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
                 h

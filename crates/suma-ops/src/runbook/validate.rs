@@ -229,7 +229,7 @@ impl<'r> Checker<'r> {
             ));
         }
         if step.action == "approve" {
-            let approvers = step.args.get("approvers").and_then(serde_yaml::Value::as_i64);
+            let approvers = step.args.get("approvers").and_then(serde_norway::Value::as_i64);
             if approvers.is_some_and(|n| !(1..=MAX_APPROVERS).contains(&n)) {
                 self.problems.push(problem(
                     format!("{key}.with.approvers"),

@@ -69,6 +69,6 @@ pub fn show(ctx: &Context) -> anyhow::Result<ExitStatus> {
         environment,
     };
     ctx.printer
-        .either(&shown, || serde_yaml::to_string(&shown).expect("settings serialize"));
+        .either(&shown, || serde_norway::to_string(&shown).expect("settings serialize"));
     Ok(ExitStatus::Success)
 }

@@ -20,7 +20,7 @@ async fn a_slower_canary_under_loose_thresholds_is_rolled_back_by_its_score_agai
         // Loose enough that only the comparison can see 300 ms; a window of six 5 s intervals per side.
         canary["max_p95_latency_ms"] = 5000.into();
         canary["window"] = "30s".into();
-        canary["baseline"] = serde_yaml::from_str("{ error_rate_weight: 50, latency_weight: 50 }").unwrap();
+        canary["baseline"] = serde_norway::from_str("{ error_rate_weight: 50, latency_weight: 50 }").unwrap();
     });
 
     let out = run(deploy_on_staging("canary", &format!("{}-slow", fresh_tag()))

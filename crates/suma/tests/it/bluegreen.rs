@@ -48,7 +48,7 @@ impl Receivers {
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let (dir, _) = sandbox_config_with(|config| {
-            config["environments"]["staging"]["notifications"] = serde_yaml::from_str(
+            config["environments"]["staging"]["notifications"] = serde_norway::from_str(
                 "[{ kind: slack, url_env: SUMA_TEST_SLACK_URL }, { kind: webhook, url_env: SUMA_TEST_HOOK_URL, events: [start, rollback] }]",
             )
             .unwrap();

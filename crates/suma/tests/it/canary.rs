@@ -424,14 +424,14 @@ fn deploy(image: &str) -> std::process::Command {
 /// The sandbox's configuration with `edit` applied, written to a file of its own (kept while the
 /// directory lives).
 pub(crate) fn sandbox_config_with(
-    edit: impl FnOnce(&mut serde_yaml::Value),
+    edit: impl FnOnce(&mut serde_norway::Value),
 ) -> (tempfile::TempDir, std::path::PathBuf) {
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
+    let mut config: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
     edit(&mut config);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
     (dir, path)
 }
 

@@ -220,7 +220,7 @@ pub fn unique(prefix: &str) -> String {
 /// regions, RDS primary and replica, DNS, ECS services, secrets. `config` is its `suma.yaml` section.
 pub struct SeededEnvironment {
     pub name: String,
-    pub config: serde_yaml::Value,
+    pub config: serde_norway::Value,
 }
 
 /// Runs `xtask/sandbox/seed.py ARGS` with the sandbox's Python; its standard output.
@@ -265,17 +265,17 @@ pub fn seed_environment(name: &str) -> SeededEnvironment {
 /// holding exactly `secrets`: the directory, the file, the name.
 pub fn staging_copy(secrets: serde_json::Value) -> (tempfile::TempDir, PathBuf, String) {
     let text = std::fs::read_to_string(sandbox_config()).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut config: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     let mut env = config["environments"]["staging"].clone();
-    env["secrets"] = serde_yaml::to_value(secrets).unwrap();
+    env["secrets"] = serde_norway::to_value(secrets).unwrap();
     let name = unique("staging-copy");
     config["environments"]
         .as_mapping_mut()
         .unwrap()
-        .insert(serde_yaml::Value::String(name.clone()), env);
+        .insert(serde_norway::Value::String(name.clone()), env);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
     (dir, path, name)
 }
 

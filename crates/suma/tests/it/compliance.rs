@@ -49,14 +49,14 @@ fn fleet() -> &'static Fleet {
         let ids: Value = serde_json::from_slice(&out.stdout).unwrap();
 
         let text = std::fs::read_to_string(sandbox_config()).unwrap();
-        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let mut config: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let staging = config["environments"]["staging"].clone();
-        let env = |kind: &str, suppressions: serde_yaml::Value| {
+        let env = |kind: &str, suppressions: serde_norway::Value| {
             let mut e = staging.clone();
             let id = |k: &str| ids[format!("{kind}_{k}")].clone();
-            let s = |v: &Value| serde_yaml::Value::String(v.as_str().unwrap().to_owned());
+            let s = |v: &Value| serde_norway::Value::String(v.as_str().unwrap().to_owned());
             e["url"] = sandbox_var("AUTH_URL").into();
-            e["rds"] = serde_yaml::from_str(&format!(
+            e["rds"] = serde_norway::from_str(&format!(
                 "primary: {{ identifier: {}, region: eu-west-1 }}",
                 id("db")["id"].as_str().unwrap()
             ))
@@ -64,24 +64,24 @@ fn fleet() -> &'static Fleet {
             e["ecs"]["cluster"] = s(&ids["cluster"]);
             e["ecs"]["service"] = format!("{kind}-svc").into();
             e["ecs"]["canary_service"] = "no-canary".into();
-            e["ecs"]["dr"] = serde_yaml::from_str("{ cluster: none, service: none }").unwrap();
+            e["ecs"]["dr"] = serde_norway::from_str("{ cluster: none, service: none }").unwrap();
             e["alb"]["listener_arn"] = s(&id("listener"));
-            e["alb"]["dr_load_balancer_dns"] = serde_yaml::Value::Null;
-            e["dns"] = serde_yaml::from_str(&format!(
+            e["alb"]["dr_load_balancer_dns"] = serde_norway::Value::Null;
+            e["dns"] = serde_norway::from_str(&format!(
                 "{{ hosted_zone_id: {}, record_name: {kind}.{} }}",
                 ids["zone"].as_str().unwrap(),
                 ids["domain"].as_str().unwrap()
             ))
             .unwrap();
             // The `redis-auth` secret names the replication group `--scope config` judges.
-            e["secrets"] = serde_yaml::from_str(&format!(
+            e["secrets"] = serde_norway::from_str(&format!(
                 "[{{ id: '{}', kind: random, rotation_days: 30 }}, {{ id: '{}-redis-url', kind: redis-auth, rotation_days: 30, redis: {{ replication_group: '{}' }} }}]",
                 id("secret")["name"].as_str().unwrap(),
                 id("secret")["name"].as_str().unwrap(),
                 id("group")["id"].as_str().unwrap()
             ))
             .unwrap();
-            e["datadog"] = serde_yaml::from_str(&format!(
+            e["datadog"] = serde_norway::from_str(&format!(
                 "{{ site: datadoghq.eu, tags: ['service:auth-service', 'env:cmp-{kind}'] }}"
             ))
             .unwrap();
@@ -90,20 +90,20 @@ fn fleet() -> &'static Fleet {
         };
         // An exception may run at most `max_suppression_days` (90) ahead.
         let in_a_month = chrono::Utc::now().date_naive() + chrono::Days::new(30);
-        let bad_suppressions = serde_yaml::from_str(&format!(
+        let bad_suppressions = serde_norway::from_str(&format!(
             "suppressions:\n  - {{ check: rds-multi-az, resource: '{}', reason: 'single-AZ accepted for the fixture', ticket: TKT-1, expires: {in_a_month} }}\n  - {{ check: alb-access-logs, resource: '{}', reason: 'logging bucket pending', ticket: TKT-2, expires: 2020-01-31 }}",
             ids["bad_db"]["arn"].as_str().unwrap(),
             ids["bad_lb"].as_str().unwrap()
         ))
         .unwrap();
         // Only the fleet's environments: the seeded ones may need settings other work adds meanwhile.
-        config["environments"] = serde_yaml::from_str("{}").unwrap();
+        config["environments"] = serde_norway::from_str("{}").unwrap();
         config["defaults"]["environment"] = "cmp-good".into();
-        config["environments"]["cmp-good"] = env("good", serde_yaml::from_str("{}").unwrap());
+        config["environments"]["cmp-good"] = env("good", serde_norway::from_str("{}").unwrap());
         config["environments"]["cmp-bad"] = env("bad", bad_suppressions);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
         Fleet {
             ids,
             config: path,

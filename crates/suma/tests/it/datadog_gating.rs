@@ -17,8 +17,8 @@ use crate::common::{self, run};
 /// latency query still runs and is reported; the Prometheus tests keep the template's ceiling.
 fn datadog_gated() -> (tempfile::TempDir, std::path::PathBuf) {
     sandbox_config_with(|config| {
-        config["environments"]["staging"]["metrics"] = serde_yaml::from_str("{ provider: datadog }").unwrap();
-        config["analysis_templates"]["sandbox"]["max_p95_latency_ms"] = serde_yaml::Value::from(2000.0);
+        config["environments"]["staging"]["metrics"] = serde_norway::from_str("{ provider: datadog }").unwrap();
+        config["analysis_templates"]["sandbox"]["max_p95_latency_ms"] = serde_norway::Value::from(2000.0);
     })
 }
 

@@ -28,16 +28,16 @@ impl DrEnv {
         let sandbox_config = PathBuf::from(sandbox_var("SUMA_CONFIG"));
         let name = unique("dr")[..11].to_owned();
         let seeded = common::seed_environment(&name).config;
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
+        let mut config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
         // Only this environment: the test depends on nothing else in the sandbox configuration.
-        let mut environments = serde_yaml::Mapping::new();
+        let mut environments = serde_norway::Mapping::new();
         environments.insert(name.clone().into(), seeded);
         config["environments"] = environments.into();
         config["defaults"]["environment"] = name.clone().into();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
         let parsed = suma::config::parse_str(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
         let env = parsed.environment(&name).unwrap().clone();
         Self {
@@ -54,20 +54,20 @@ impl DrEnv {
     /// environment.
     fn staging() -> Self {
         let sandbox_config = PathBuf::from(sandbox_var("SUMA_CONFIG"));
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
+        let mut config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&sandbox_config).unwrap()).unwrap();
         let staging = &mut config["environments"]["staging"];
         let url = staging["url"].clone();
         let dr = staging
             .as_mapping_mut()
             .unwrap()
             .entry("dr".into())
-            .or_insert_with(|| serde_yaml::Mapping::new().into());
+            .or_insert_with(|| serde_norway::Mapping::new().into());
         dr["replica_lag"] = "postgres".into();
         dr["dr_url"] = url;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
         let parsed = suma::config::parse_str(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
         Self {
             name: "staging".to_owned(),
@@ -441,12 +441,13 @@ async fn check_fails_a_secret_whose_replication_to_the_dr_region_failed() {
     let replica = StreamingReplica::start();
     let clashing = format!("/suma-finance/auth/{}/clashing", env.name);
     common::clashing_secret(&clashing);
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
+    let mut config: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
     config["environments"][env.name.as_str()]["secrets"]
         .as_sequence_mut()
         .unwrap()
-        .push(serde_yaml::from_str(&format!("{{ id: '{clashing}', kind: random }}")).unwrap());
-    std::fs::write(&env.config, serde_yaml::to_string(&config).unwrap()).unwrap();
+        .push(serde_norway::from_str(&format!("{{ id: '{clashing}', kind: random }}")).unwrap());
+    std::fs::write(&env.config, serde_norway::to_string(&config).unwrap()).unwrap();
 
     let out = run(env.suma(&["dr", "check", "--output", "json"], Some(&replica)));
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);

@@ -18,7 +18,7 @@ async fn a_failing_post_promote_hook_rolls_a_promoted_canary_back_after_the_othe
     let version = image.rsplit(':').next().unwrap().to_owned();
 
     let (_dir, path) = sandbox_config_with(|config| {
-        config["environments"]["staging"]["hooks"] = serde_yaml::from_str(&format!(
+        config["environments"]["staging"]["hooks"] = serde_norway::from_str(&format!(
             "{{ pre_traffic: [{{ name: canary-version, url: /version, body_contains: '\"version\":\"{version}\"' }}], \
                post_step: [{{ name: live-health, url: /health, max_latency: 2s }}], \
                post_promote: [{{ name: impossible, url: /version, body_contains: 'no-such-marker', attempts: 2 }}] }}"
@@ -94,7 +94,7 @@ async fn runbook_hooks_run_as_child_operations_and_a_failing_one_rolls_the_deplo
     )
     .unwrap();
     let (_config_dir, path) = sandbox_config_with(|config| {
-        config["environments"]["staging"]["hooks"] = serde_yaml::from_str(&format!(
+        config["environments"]["staging"]["hooks"] = serde_norway::from_str(&format!(
             "{{ post_step: [{{ name: smoke, runbook: '{}', params: {{ max_latency: 2s }} }}], \
                post_promote: [{{ name: impossible, runbook: '{}' }}] }}",
             runbooks.join("release-smoke.yaml").display(),
@@ -154,7 +154,7 @@ async fn runbook_hooks_run_as_child_operations_and_a_failing_one_rolls_the_deplo
 
     // A runbook that changes things is refused before anything runs.
     let (_refused_dir, refused) = sandbox_config_with(|config| {
-        config["environments"]["staging"]["hooks"] = serde_yaml::from_str(&format!(
+        config["environments"]["staging"]["hooks"] = serde_norway::from_str(&format!(
             "{{ post_promote: [{{ name: undo, runbook: '{}', params: {{ reason: test }} }}] }}",
             runbooks.join("deploy-rollback.yaml").display()
         ))

@@ -9,11 +9,11 @@ use common::{json, run, sandbox_config, suma, unique};
 /// The sandbox configuration with `lock.table` renamed: the file's directory, its path, the table.
 fn config_with_table(table: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let text = std::fs::read_to_string(sandbox_config()).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    config["lock"]["table"] = serde_yaml::Value::String(table.to_owned());
+    let mut config: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    config["lock"]["table"] = serde_norway::Value::String(table.to_owned());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
     (dir, path)
 }
 

@@ -29,7 +29,7 @@ fn with_smoke_hook(h: &Harness, verdicts: Vec<RunbookVerdict>) -> (Engine, Arc<S
     let cancel = CancellationToken::new();
     let mut engine = h.engine(Script::new(&[Some(0.0)]), silent(), cancel.clone());
     engine.env.hooks.post_step =
-        vec![serde_yaml::from_str("{ name: release smoke, runbook: runbooks/release-smoke.yaml }").unwrap()];
+        vec![serde_norway::from_str("{ name: release smoke, runbook: runbooks/release-smoke.yaml }").unwrap()];
     engine.runbook_hooks = Some(runner.clone());
     (engine, runner, cancel)
 }

@@ -81,7 +81,7 @@ pub struct Env {
 }
 
 impl Env {
-    async fn seed(prefix: &str, tweak: &(dyn Fn(&mut serde_yaml::Value) + Sync)) -> Self {
+    async fn seed(prefix: &str, tweak: &(dyn Fn(&mut serde_norway::Value) + Sync)) -> Self {
         // moto answers a few of many parallel seeding calls with a 500; a fresh name is seeded again.
         let mut attempt = 0;
         let (name, mut seeded) = loop {
@@ -99,16 +99,16 @@ impl Env {
             }
         };
         tweak(&mut seeded);
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
-        let mut environments = serde_yaml::Mapping::new();
+        let mut config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
+        let mut environments = serde_norway::Mapping::new();
         environments.insert(name.clone().into(), seeded);
         config["environments"] = environments.into();
         config["defaults"]["environment"] = name.clone().into();
         config["lock"]["lease"] = format!("{LEASE_SECS}s").into();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
         let parsed = suma::config::parse_str(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
         let env = parsed.environment(&name).unwrap().clone();
         let seeded = Self {
@@ -194,10 +194,10 @@ impl Env {
 
     /// Sets `defaults.KEY` in the configuration file.
     fn set_default(&self, key: &str, value: &str) {
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&self.config).unwrap()).unwrap();
+        let mut config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&self.config).unwrap()).unwrap();
         config["defaults"][key] = value.into();
-        std::fs::write(&self.config, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&self.config, serde_norway::to_string(&config).unwrap()).unwrap();
     }
 
     /// Ends the dead holder's lease now, as its running out would, and notes which operation it held.
@@ -230,7 +230,7 @@ pub trait Scenario: Send + Sync {
     /// The journal's kind of the operation.
     fn kind(&self) -> &'static str;
     /// Changes to the seeded environment's configuration (short canary steps, a managed secret, ...).
-    fn tweak(&self, _env: &mut serde_yaml::Value) {}
+    fn tweak(&self, _env: &mut serde_norway::Value) {}
     /// Sets up what the command works on; what it returns is handed to [`Scenario::check`].
     async fn prepare(&self, _env: &Env) -> serde_json::Value {
         serde_json::Value::Null

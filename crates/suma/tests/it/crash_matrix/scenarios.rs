@@ -295,13 +295,13 @@ impl Scenario for Canary {
         self.0.kind()
     }
 
-    fn tweak(&self, env: &mut serde_yaml::Value) {
-        env["canary"] = serde_yaml::from_str(
+    fn tweak(&self, env: &mut serde_norway::Value) {
+        env["canary"] = serde_norway::from_str(
             "{ steps: [{ weight: 50, duration: 2s }], interval: 1s, window: 15s, min_samples: 1, failure_limit: 0, \
                no_data: fail, queries: { error_rate: 'vector(0)', p95_latency_ms: 'vector(10)', samples: 'vector(100)' } }",
         )
         .unwrap();
-        env["bluegreen"] = serde_yaml::from_str("{ bake: 2s, keep_blue: 1s }").unwrap();
+        env["bluegreen"] = serde_norway::from_str("{ bake: 2s, keep_blue: 1s }").unwrap();
     }
 
     async fn prepare(&self, env: &Env) -> Value {

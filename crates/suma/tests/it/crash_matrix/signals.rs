@@ -14,7 +14,7 @@ const IMAGE: &str = "registry.local/auth-service:3.0.0-signal";
 async fn sigterm_in_a_traffic_step_restores_stable_and_exits_resumable() {
     crate::require_sandbox!();
     let env = Env::seed("signal", &|e| {
-        e["canary"] = serde_yaml::from_str(
+        e["canary"] = serde_norway::from_str(
             "{ steps: [{ weight: 50, duration: 10m }], interval: 1s, window: 15s, min_samples: 1, failure_limit: 0, \
                no_data: fail, queries: { error_rate: 'vector(0)', p95_latency_ms: 'vector(10)', samples: 'vector(100)' } }",
         )

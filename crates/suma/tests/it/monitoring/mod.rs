@@ -31,21 +31,21 @@ impl Env {
     /// An environment whose Datadog tags are `tags` (default: `service:auth-service`, `env:NAME`).
     fn with_tags(prefix: &str, tags: Option<&[&str]>) -> Self {
         let name = unique(prefix)[..prefix.len() + 9].to_owned();
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
+        let mut config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(common::sandbox_config()).unwrap()).unwrap();
         let mut env = config["environments"]["staging"].clone();
         let tags: Vec<String> = match tags {
             Some(tags) => tags.iter().map(|t| (*t).to_owned()).collect(),
             None => vec!["service:auth-service".to_owned(), format!("env:{name}")],
         };
-        env["datadog"]["tags"] = serde_yaml::to_value(tags).unwrap();
-        let mut environments = serde_yaml::Mapping::new();
+        env["datadog"]["tags"] = serde_norway::to_value(tags).unwrap();
+        let mut environments = serde_norway::Mapping::new();
         environments.insert(name.clone().into(), env);
         config["environments"] = environments.into();
         config["defaults"]["environment"] = name.clone().into();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
         Self {
             name,
             config: path,

@@ -43,24 +43,24 @@ impl Fleet {
 
     fn copy_of_staging(secrets: Value, hold: StagingHold) -> Self {
         let text = std::fs::read_to_string(sandbox_config()).unwrap();
-        let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let mut config: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let mut env = config["environments"]["staging"].clone();
-        env["secrets"] = serde_yaml::to_value(secrets).unwrap();
+        env["secrets"] = serde_norway::to_value(secrets).unwrap();
         let name = unique("rb")[..15].to_owned();
         config["environments"]
             .as_mapping_mut()
             .unwrap()
-            .insert(serde_yaml::Value::String(name.clone()), env);
+            .insert(serde_norway::Value::String(name.clone()), env);
         Self::write(config, name, hold)
     }
 
     /// A configuration holding only the seeded environment, with exactly `secrets`.
     fn seeded(seeded: &common::SeededEnvironment, secrets: Value) -> Self {
-        let mut config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(sandbox_config()).unwrap()).unwrap();
+        let mut config: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(sandbox_config()).unwrap()).unwrap();
         let mut env = seeded.config.clone();
-        env["secrets"] = serde_yaml::to_value(secrets).unwrap();
-        let mut environments = serde_yaml::Mapping::new();
+        env["secrets"] = serde_norway::to_value(secrets).unwrap();
+        let mut environments = serde_norway::Mapping::new();
         environments.insert(seeded.name.clone().into(), env);
         config["environments"] = environments.into();
         config["defaults"]["environment"] = seeded.name.clone().into();
@@ -101,10 +101,10 @@ impl Fleet {
         json(&out)
     }
 
-    fn write(config: serde_yaml::Value, env: String, hold: StagingHold) -> Self {
+    fn write(config: serde_norway::Value, env: String, hold: StagingHold) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("suma.yaml");
-        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
         Self {
             _staging: hold,
             dir,
