@@ -114,6 +114,20 @@ pub fn document(permissions: &[Permission], resources: &Resources) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// `document` with one more statement granting `actions` on any resource: what a runbook's `aws.call`
+/// steps call (named only in the runbook, so IAM cannot be narrowed from the configuration).
+pub fn with_aws_calls(mut document: Value, actions: &BTreeSet<String>) -> Value {
+    if let (false, Some(statements)) = (actions.is_empty(), document["Statement"].as_array_mut()) {
+        statements.push(json!({
+            "Sid": "RunbookAwsCalls",
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": "*",
+        }));
+    }
+    document
+}
+
 /// Every action a document grants, for checks.
 pub fn actions(document: &Value) -> BTreeSet<String> {
     document["Statement"]
@@ -159,6 +173,17 @@ mod tests {
         );
         assert!(actions(&doc).contains("dynamodb:TransactWriteItems"));
         assert!(!actions(&doc).contains("ecs:UpdateService"));
+    }
+
+    #[test]
+    fn aws_calls_are_one_statement_of_their_own_and_none_without_them() {
+        let doc = document(&[LOCK_READ], &resources(&[]));
+        assert_eq!(with_aws_calls(doc.clone(), &BTreeSet::new()), doc);
+        let calls = BTreeSet::from(["ecs:DescribeServices".to_owned(), "rds:DescribeDBInstances".to_owned()]);
+        let doc = with_aws_calls(doc, &calls);
+        assert_eq!(doc["Statement"].as_array().unwrap().len(), 2);
+        assert_eq!(doc["Statement"][1]["Sid"], "RunbookAwsCalls");
+        assert!(actions(&doc).contains("rds:DescribeDBInstances"));
     }
 
     #[test]

@@ -147,6 +147,19 @@ pub const SERVICES: &[ServiceSpec] = &[
 /// Services on REST protocols, named so the error can say why they are not offered.
 const REST_SERVICES: &[&str] = &["route53", "s3", "lambda", "apigateway", "cloudfront"];
 
+impl ServiceSpec {
+    /// The IAM action calling `operation` needs (`elasticloadbalancing:DescribeTargetHealth`): the
+    /// signing name is the action prefix, except for CloudWatch, which signs as `monitoring`.
+    pub fn iam_action(&self, operation: &str) -> String {
+        let prefix = if self.name == "cloudwatch" {
+            "cloudwatch"
+        } else {
+            self.signing_name
+        };
+        format!("{prefix}:{operation}")
+    }
+}
+
 /// The service named `name`, or why there is none.
 pub fn service(name: &str) -> Result<&'static ServiceSpec, String> {
     if let Some(spec) = SERVICES.iter().find(|s| s.name == name) {
@@ -299,6 +312,22 @@ mod tests {
     fn services_are_found_by_their_cli_name_and_rest_ones_are_explained() {
         assert_eq!(service("elbv2").unwrap().signing_name, "elasticloadbalancing");
         assert_eq!(service("cloudwatch").unwrap().endpoint_prefix, "monitoring");
+        for (name, operation, action) in [
+            (
+                "elbv2",
+                "DescribeTargetHealth",
+                "elasticloadbalancing:DescribeTargetHealth",
+            ),
+            ("cloudwatch", "GetMetricData", "cloudwatch:GetMetricData"),
+            ("ecr", "DescribeImages", "ecr:DescribeImages"),
+            (
+                "application-autoscaling",
+                "DescribeScalableTargets",
+                "application-autoscaling:DescribeScalableTargets",
+            ),
+        ] {
+            assert_eq!(service(name).unwrap().iam_action(operation), action);
+        }
         assert!(matches!(
             service("ecs").unwrap().protocol,
             Protocol::Json { version: "1.1", .. }

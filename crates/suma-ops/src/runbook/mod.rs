@@ -96,7 +96,7 @@ pub struct Parameter {
     #[serde(default)]
     pub required: bool,
     #[serde(default)]
-    pub default: Option<serde_yaml::Value>,
+    pub default: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -108,7 +108,7 @@ pub struct Step {
     pub title: Option<String>,
     pub action: String,
     #[serde(default, rename = "with")]
-    pub args: BTreeMap<String, serde_yaml::Value>,
+    pub args: BTreeMap<String, serde_norway::Value>,
     /// Ask before running it (on a terminal), or require `--yes`.
     #[serde(default)]
     pub confirm: bool,
@@ -239,21 +239,43 @@ pub struct Loaded {
 }
 
 /// A YAML scalar as JSON (runbook arguments and defaults).
-pub fn yaml_to_json(value: &serde_yaml::Value) -> Value {
+pub fn yaml_to_json(value: &serde_norway::Value) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// The text of a scalar argument, or `None` for lists and maps.
-fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+fn scalar_text(value: &serde_norway::Value) -> Option<String> {
     match value {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 impl Runbook {
+    /// The IAM actions its `aws.call` steps need beyond the built-in actions' permissions: every step,
+    /// branch and `on_failure`/`on_cancel` handler (`suma iam-policy runbook run NAME` adds them).
+    pub fn aws_call_actions(&self) -> std::collections::BTreeSet<String> {
+        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
+            for step in steps {
+                out.push(step);
+                walk(&step.branches, out);
+            }
+        }
+        let mut steps = Vec::new();
+        for list in [&self.steps, &self.on_failure, &self.on_cancel] {
+            walk(list, &mut steps);
+        }
+        steps
+            .into_iter()
+            .filter_map(Step::aws_call)
+            .filter_map(|(service, operation)| {
+                Some(crate::aws::api_call::service(&service).ok()?.iam_action(&operation))
+            })
+            .collect()
+    }
+
     /// The plan: one planned step per runbook step, arguments as written.
     pub fn plan(&self) -> Vec<PlannedStep> {
         self.steps
@@ -434,6 +456,41 @@ steps:
             Ok(_) => vec![],
             Err(errors) => errors.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn the_iam_actions_of_aws_calls_come_from_steps_branches_and_handlers() {
+        let text = "\
+title: t
+severity: sev3
+owner: o
+when_to_use: w
+steps:
+  - id: service
+    action: aws.call
+    with: { service: ecs, operation: DescribeServices, input: { cluster: c, services: [s] } }
+  - id: both
+    action: parallel
+    branches:
+      - { id: alarms, action: aws.call, with: { service: cloudwatch, operation: DescribeAlarms } }
+      - { id: targets, action: aws.call, with: { service: elbv2, operation: DescribeTargetGroups } }
+  - id: status
+    action: service.status
+on_failure:
+  - id: again
+    action: aws.call
+    with: { service: ecs, operation: DescribeServices, input: { cluster: c, services: [s] } }
+";
+        let runbook = parse(text, Path::new("x.yaml")).unwrap();
+        assert_eq!(
+            runbook.aws_call_actions().into_iter().collect::<Vec<_>>(),
+            [
+                "cloudwatch:DescribeAlarms",
+                "ecs:DescribeServices",
+                "elasticloadbalancing:DescribeTargetGroups"
+            ]
+        );
+        assert!(parse(GOOD, Path::new("x.yaml")).unwrap().aws_call_actions().is_empty());
     }
 
     #[test]

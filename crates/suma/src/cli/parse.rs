@@ -17,6 +17,16 @@ pub struct Invocation {
     pub deprecations: Vec<String>,
 }
 
+/// The arguments of the `runbook run` that `words` (the command line without `suma`) spell, or `None`
+/// when they spell another command or do not parse: `suma iam-policy runbook run NAME` reads the runbook.
+pub fn runbook_run_args(words: &[String]) -> Option<super::RunbookRunArgs> {
+    let argv = std::iter::once("suma").chain(words.iter().map(String::as_str));
+    match <Cli as clap::Parser>::try_parse_from(argv).ok()?.command {
+        super::Command::Runbook(super::RunbookCommand::Run(args)) => Some(args),
+        _ => None,
+    }
+}
+
 /// Spellings kept, hidden, for one release; each use prints a warning that names its replacement.
 const DEPRECATED: &[(&str, &str)] = &[
     ("--rollout-timeout", "`--timeout`"),

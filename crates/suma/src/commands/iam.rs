@@ -5,7 +5,7 @@
 
 use clap::CommandFactory as _;
 use suma_aws::iam::{self, Permission};
-use suma_ops::iam_policy::{document, Resources};
+use suma_ops::iam_policy::{document, with_aws_calls, Resources};
 
 use super::Context;
 use crate::cli::Cli;
@@ -111,8 +111,18 @@ pub fn command_path(words: &[String]) -> Result<Vec<String>, suma_core::exit::Us
     Ok(path)
 }
 
+/// The actions of the `aws.call` steps of the runbook `runbook run NAME …` names; none when the words
+/// name no runbook (`suma iam-policy runbook run` alone: the built-in actions only).
+fn runbook_aws_calls(ctx: &Context, command: &[String]) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    match crate::cli::runbook_run_args(command) {
+        Some(args) => super::runbook::aws_call_actions(&args, &ctx.settings.config_path.value),
+        None => Ok(Default::default()),
+    }
+}
+
 pub fn policy(ctx: &Context, words: &[String]) -> anyhow::Result<ExitStatus> {
     let mut needed: Vec<Permission> = Vec::new();
+    let mut calls = std::collections::BTreeSet::new();
     if words.is_empty() {
         needed.extend(iam::all());
     }
@@ -131,10 +141,13 @@ pub fn policy(ctx: &Context, words: &[String]) -> anyhow::Result<ExitStatus> {
             )
         })?;
         needed.extend(permissions);
+        if let ["runbook", "run"] = path[..] {
+            calls.extend(runbook_aws_calls(ctx, command)?);
+        }
     }
     let environment = ctx.settings.environment.as_ref().map(|e| e.value.as_str());
     let policy = document(&needed, &Resources::of(&ctx.config, environment));
-    ctx.printer.json(&policy);
+    ctx.printer.json(&with_aws_calls(policy, &calls));
     Ok(ExitStatus::Success)
 }
 

@@ -12,7 +12,7 @@ use common::{json, run, suma, unique};
 
 /// The actions of the policy `suma iam-policy` prints for the command `args` starts with (its words up to
 /// the first flag), run with `extra` (configuration and environment flags).
-fn policy_actions(args: &[&str], extra: &[&str]) -> BTreeSet<String> {
+pub fn policy_actions(args: &[&str], extra: &[&str]) -> BTreeSet<String> {
     let words: Vec<&str> = args.iter().copied().take_while(|a| !a.starts_with('-')).collect();
     let mut full = vec!["iam-policy"];
     full.extend(extra);
@@ -106,11 +106,11 @@ async fn init_asks_for_nothing_beyond_its_policy() {
         return;
     };
     let text = std::fs::read_to_string(common::sandbox_config()).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    config["lock"]["table"] = serde_yaml::Value::String(unique("suma-iam"));
+    let mut config: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    config["lock"]["table"] = serde_norway::Value::String(unique("suma-iam"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suma.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).unwrap();
     let config = path.to_str().unwrap();
     let out = run(suma(&["--config", config, "init", "--yes"]).env("AWS_ENDPOINT_URL", &recorder.url));
     assert_eq!(out.code, 0, "{}", out.stderr);

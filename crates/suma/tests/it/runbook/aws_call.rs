@@ -19,8 +19,23 @@ async fn aws_calls_read_what_no_action_reads_and_tag_a_secret_the_runbook_allows
         .unwrap();
     let fleet = Fleet::new(j!([]));
     let note = r#"said "roll back", then } and ] and ${x}"#;
-    let out = run(fleet.fixture("aws-call.yaml", &[format!("secret={secret}"), format!("note={note}")]));
+    let recorder = crate::crash_matrix::faults::FaultProxy::recorder().expect("the fault proxy is built");
+    let mut command = fleet.fixture("aws-call.yaml", &[format!("secret={secret}"), format!("note={note}")]);
+    let out = run(command.env("AWS_ENDPOINT_URL", &recorder.url));
     assert_eq!(out.code, 1, "the last step names a missing instance: {}", out.stderr);
+    // Every request, the `aws.call`s' included, is in the policy `suma iam-policy` gives this runbook.
+    let fixture = crate::common::fixture("runbooks/aws-call.yaml");
+    let policy = crate::iam::policy_actions(
+        &["runbook", "run", fixture.to_str().unwrap()],
+        &["--config", fleet.path.to_str().unwrap(), "--env", &fleet.env],
+    );
+    let calls = recorder.take_calls().await;
+    assert!(
+        calls.contains("secretsmanager:TagResource") && calls.contains("rds:DescribeDBInstances"),
+        "the recorder saw the calls: {calls:?}"
+    );
+    let beyond: Vec<_> = calls.difference(&policy).collect();
+    assert!(beyond.is_empty(), "requests beyond `suma iam-policy`: {beyond:?}");
     let report = json(&out);
     let op = &report["operation"];
     let response = |id: &str| step(op, id)["facts"]["outputs"]["response"].clone();
