@@ -9,6 +9,20 @@ use serde::Serialize;
 use crate::config::{ConfigFile, OutputFormat};
 use crate::env_vars;
 
+/// A file or directory the configuration refers to by convention (`templates/ecs/...`, `runbooks`):
+/// `relative` beside the configuration file when it exists there, else in the current directory. A
+/// repository with `suma.yaml` at its root, one with it under `deploy/` run from the root, and a
+/// configuration kept elsewhere (the sandbox's) run from the repository all find the same files; one
+/// rule for the task-definition template, the Datadog templates and the runbooks.
+pub fn beside_config_or_here(config_path: &Path, relative: impl AsRef<Path>) -> PathBuf {
+    let relative = relative.as_ref();
+    config_path
+        .parent()
+        .map(|dir| dir.join(relative))
+        .filter(|beside| beside.exists())
+        .unwrap_or_else(|| relative.to_owned())
+}
+
 /// Reads environment variables; a trait so that tests resolve settings without touching the process env.
 pub trait EnvSource {
     fn var(&self, name: &str) -> Option<String>;

@@ -27,10 +27,7 @@ pub const DEFAULT_TEMPLATE: &str = "templates/ecs/auth-service.taskdef.yaml";
 pub fn template_path(flag: Option<&Path>, config_path: &Path) -> PathBuf {
     match flag {
         Some(path) => path.to_owned(),
-        None => config_path
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join(DEFAULT_TEMPLATE),
+        None => suma_core::settings::beside_config_or_here(config_path, DEFAULT_TEMPLATE),
     }
 }
 

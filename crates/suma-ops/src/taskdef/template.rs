@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 use suma_core::subst::{self, Names};
 
 use super::model::TaskDefinitionSpec;
@@ -86,7 +86,7 @@ pub enum ReferenceProblemKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("cannot read the task-definition template `{path}`: {source}\nhint: pass `--template PATH`, or create `templates/ecs/auth-service.taskdef.yaml` next to the configuration file")]
+    #[error("cannot read the task-definition template `{path}`: {source}\nhint: pass `--template PATH`, or keep `templates/ecs/auth-service.taskdef.yaml` next to the configuration file or in the current directory")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}", references_message(path, problems, known))]
     References {
@@ -167,7 +167,7 @@ pub fn render(text: &str, path: &Path, vars: &Variables) -> Result<TaskDefinitio
             known: vars.names(),
         });
     }
-    let mut value: Value = serde_yaml::from_str(text).map_err(|e| TemplateError::Yaml {
+    let mut value: Value = serde_norway::from_str(text).map_err(|e| TemplateError::Yaml {
         path: path.to_owned(),
         location: e.location().map(|l| (l.line(), l.column())),
         message: e.to_string(),

@@ -11,7 +11,7 @@ mod runbook;
 mod taskdef;
 
 pub use monitoring::{MonitorsCommand, TemplatedCommand};
-pub use parse::{parse, parse_from, Invocation};
+pub use parse::{parse, parse_from, runbook_run_args, Invocation};
 pub use runbook::{
     RunbookAbortArgs, RunbookApproveArgs, RunbookCommand, RunbookContinueArgs, RunbookDirArgs, RunbookRunArgs,
 };
@@ -296,7 +296,7 @@ pub struct CanaryArgs {
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     /// Register the task definition rendered from this template (with `--image`) instead of the stable
-    /// revision with a new image [default PATH: templates/ecs/auth-service.taskdef.yaml beside the config]
+    /// revision with a new image [default PATH: templates/ecs/auth-service.taskdef.yaml beside the config, else here]
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub taskdef_template: Option<Option<PathBuf>>,
     /// How long one ECS rollout may take
@@ -564,5 +564,7 @@ pub enum ScopeArg {
     Config,
 }
 
+#[cfg(test)]
+mod examples;
 #[cfg(test)]
 mod tests;

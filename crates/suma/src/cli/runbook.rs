@@ -47,7 +47,7 @@ pub enum RunbookCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunbookDirArgs {
-    /// Directory of the runbooks [env: SUMA_RUNBOOKS_DIR] [default: ./runbooks, else runbooks/ beside the configuration]
+    /// Directory of the runbooks [env: SUMA_RUNBOOKS_DIR] [default: runbooks/ beside the configuration, else ./runbooks]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }

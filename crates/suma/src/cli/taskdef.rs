@@ -27,7 +27,7 @@ pub enum TaskdefCommand {
 /// Where the template is and what fills it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TemplateArgs {
-    /// Template file [default: templates/ecs/auth-service.taskdef.yaml beside the configuration file]
+    /// Template file [default: templates/ecs/auth-service.taskdef.yaml beside the configuration file, else here]
     #[arg(long, value_name = "PATH")]
     pub template: Option<PathBuf>,
     /// Image for `${image}`, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.5.0`

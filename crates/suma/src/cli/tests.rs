@@ -3,6 +3,7 @@
 
 use clap::CommandFactory as _;
 
+use super::examples::{documented_commands, workflow_commands, workflow_files};
 use super::parse::deprecations;
 use super::*;
 
@@ -158,79 +159,38 @@ fn force_needs_a_reason() {
     }
 }
 
-/// The `suma …` commands in the ```sh blocks of README.md and docs/*.md, as argument lists: what
-/// follows `#` is a comment; `&&` and `|` separate commands; redirections are dropped.
-fn documented_commands() -> Vec<(String, Vec<String>)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut files = vec![root.join("README.md")];
-    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
-    let mut commands = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let mut in_shell = false;
-        for (number, line) in text.lines().enumerate() {
-            let trimmed = line.trim();
-            if trimmed.starts_with("```") {
-                in_shell = !in_shell && trimmed.trim_start_matches('`').starts_with("sh");
-                continue;
-            }
-            if !in_shell {
-                continue;
-            }
-            let code = trimmed.split(" #").next().unwrap_or_default();
-            for segment in code.split("&&").flat_map(|s| s.split(" | ")) {
-                let words = split_words(segment);
-                let start = words.iter().position(|w| w == "suma");
-                // `suma` as the command, after any `VAR=value` assignments.
-                let Some(start) = start.filter(|&i| words[..i].iter().all(|w| w.contains('='))) else {
-                    continue;
-                };
-                let args: Vec<String> = words[start..]
-                    .iter()
-                    .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
-                    .cloned()
-                    .collect();
-                let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), number + 1);
-                commands.push((place, args));
-            }
-        }
+#[test]
+fn the_workflows_call_suma_in_its_current_spelling_and_fail_on_a_failing_pipe() {
+    let commands = workflow_commands();
+    assert!(
+        commands.len() >= 12,
+        "{} commands in the workflows: {commands:?}",
+        commands.len()
+    );
+    assert_parse_in_current_spelling(commands);
+    // GitHub's unnamed default shell is `bash -e` without `pipefail`: a failing `suma … | tee` would
+    // pass its step, and a failed staging canary would let production go on.
+    for file in workflow_files()
+        .iter()
+        .filter(|f| f.parent().is_some_and(|p| p.ends_with("workflows")))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.contains("\ndefaults:\n  run:\n    shell: bash\n"),
+            "{}: set `defaults: run: shell: bash` so scripts run with pipefail",
+            file.display()
+        );
     }
-    commands
-}
-
-/// Words as a shell splits them, for the quoting the docs use.
-fn split_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote = None;
-    for c in text.chars() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, c) if c.is_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            (_, c) => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
 }
 
 #[test]
 fn every_documented_command_parses_in_its_current_spelling() {
     let commands = documented_commands();
     assert!(commands.len() >= 30, "{} documented commands", commands.len());
+    assert_parse_in_current_spelling(commands);
+}
+
+fn assert_parse_in_current_spelling(commands: Vec<(String, Vec<String>)>) {
     for (place, args) in commands {
         if let Err(e) = Cli::try_parse_from(&args) {
             // `--help` and `--version` end parsing by design.

@@ -74,11 +74,7 @@ pub fn templates_dir(flag: Option<&Path>, config_path: &Path) -> PathBuf {
     if let Some(dir) = flag {
         return dir.to_owned();
     }
-    let beside = config_path
-        .parent()
-        .map(|p| p.join("templates").join("datadog"))
-        .filter(|p| p.is_dir());
-    beside.unwrap_or_else(|| PathBuf::from("templates").join("datadog"))
+    suma_core::settings::beside_config_or_here(config_path, Path::new("templates").join("datadog"))
 }
 
 /// Everything `diff` and `apply` share: the environment's client, identity and rendered templates.

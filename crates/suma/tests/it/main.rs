@@ -17,6 +17,7 @@ mod config_files;
 mod contract;
 mod crash_matrix;
 mod datadog_gating;
+mod docs;
 mod dr;
 mod hooks;
 mod iam;

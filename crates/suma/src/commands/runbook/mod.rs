@@ -27,7 +27,8 @@ use crate::runbook::scope::scope_of;
 use crate::runbook::{self, Loaded, Step};
 use crate::settings::EnvSource as _;
 
-/// The runbooks directory: `--dir`, `SUMA_RUNBOOKS_DIR`, `./runbooks`, else `runbooks/` beside the config.
+/// The runbooks directory: `--dir`, `SUMA_RUNBOOKS_DIR`, else `runbooks/` beside the configuration file
+/// when it is there, else `./runbooks`.
 fn runbooks_dir(args: &RunbookDirArgs, config_path: Option<&Path>) -> PathBuf {
     if let Some(dir) = &args.dir {
         return dir.clone();
@@ -35,11 +36,10 @@ fn runbooks_dir(args: &RunbookDirArgs, config_path: Option<&Path>) -> PathBuf {
     if let Some(dir) = crate::settings::ProcessEnv.var(crate::env_vars::SUMA_RUNBOOKS_DIR) {
         return PathBuf::from(dir);
     }
-    let here = PathBuf::from("runbooks");
-    if here.is_dir() {
-        return here;
+    match config_path {
+        Some(config) => crate::settings::beside_config_or_here(config, "runbooks"),
+        None => PathBuf::from("runbooks"),
     }
-    config_path.and_then(Path::parent).map_or(here, |p| p.join("runbooks"))
 }
 
 /// `NAME` in the directory, or a path.
@@ -65,6 +65,16 @@ fn runbook_path(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
             format!("the runbooks there: {}", known.join(", "))
         }
     ))
+}
+
+/// The IAM actions the `aws.call` steps of the runbook `args` names need, for `suma iam-policy runbook
+/// run NAME`: the built-in actions' permissions do not cover them.
+pub fn aws_call_actions(
+    args: &RunbookRunArgs,
+    config_path: &Path,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let loaded = load(&runbook_path(&args.name, &runbooks_dir(&args.dir, Some(config_path)))?)?;
+    Ok(loaded.runbook.aws_call_actions())
 }
 
 /// Loads one runbook or prints every problem in it and fails (exit 2).

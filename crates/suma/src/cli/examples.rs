@@ -1,0 +1,117 @@
+//! The `suma` commands written in the docs (README.md and docs/*.md) and in the GitHub workflows, as
+//! argument lists with where each is written. Only std: the command-line unit tests check that each parses
+//! in its current spelling, and the sandbox tests (`tests/it/docs.rs`, which include this file) run the
+//! ones that only read.
+
+/// The `suma …` commands in the ```sh blocks of README.md and docs/*.md, as argument lists: what
+/// follows `#` is a comment; `&&` and `|` separate commands; redirections are dropped.
+pub fn documented_commands() -> Vec<(String, Vec<String>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut commands = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut in_shell = false;
+        for (number, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("```") {
+                in_shell = !in_shell && trimmed.trim_start_matches('`').starts_with("sh");
+                continue;
+            }
+            if !in_shell {
+                continue;
+            }
+            let code = trimmed.split(" #").next().unwrap_or_default();
+            for segment in code.split("&&").flat_map(|s| s.split(" | ")) {
+                let words = split_words(segment);
+                let start = words.iter().position(|w| w == "suma");
+                // `suma` as the command, after any `VAR=value` assignments.
+                let Some(start) = start.filter(|&i| words[..i].iter().all(|w| w.contains('='))) else {
+                    continue;
+                };
+                let args: Vec<String> = words[start..]
+                    .iter()
+                    .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
+                    .cloned()
+                    .collect();
+                let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), number + 1);
+                commands.push((place, args));
+            }
+        }
+    }
+    commands
+}
+
+/// Words as a shell splits them, for the quoting the docs use.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The GitHub workflows and the repository's action, which call suma from their scripts.
+pub fn workflow_files() -> Vec<std::path::PathBuf> {
+    let github = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.github");
+    let mut files: Vec<_> = std::fs::read_dir(github.join("workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    files.push(github.join("actions/suma/action.yml"));
+    files
+}
+
+/// The `suma …` commands in the workflows' scripts, as argument lists: a line's `- run:`/`run:` and a
+/// shell's `if`/`then` are dropped; `;`, `&&` and `|` separate commands; `$VAR` words stay as they are
+/// (each stands for one value, quoted where the script quotes it).
+pub fn workflow_commands() -> Vec<(String, Vec<String>)> {
+    let mut commands = Vec::new();
+    for file in workflow_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.trim().trim_start_matches("- ").trim_start_matches("run:").trim();
+            for segment in code.split(';').flat_map(|s| s.split("&&")).flat_map(|s| s.split(" | ")) {
+                let words = split_words(segment);
+                let words = match words.first().map(String::as_str) {
+                    Some("if" | "then" | "!") => &words[1..],
+                    _ => &words[..],
+                };
+                if words.first().map(String::as_str) != Some("suma") {
+                    continue;
+                }
+                let args = words
+                    .iter()
+                    .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
+                    .cloned()
+                    .collect();
+                let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), number + 1);
+                commands.push((place, args));
+            }
+        }
+    }
+    commands
+}

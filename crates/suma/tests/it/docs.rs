@@ -1,0 +1,67 @@
+//! The docs' examples run against the sandbox, so they cannot drift: every `suma …` command written in
+//! README.md and docs/*.md that only reads, or plans with `--dry-run`, runs as written (the sandbox has
+//! the docs' `staging` and `production`) and must end with 0 or 1 — never a usage or configuration error
+//! (2) or a failure to run (3). The command-line unit tests check that every example, the changing ones
+//! too, parses in its current spelling.
+
+use clap::Parser as _;
+
+use crate::common::{self, run, suma};
+
+#[allow(dead_code)]
+#[path = "../../src/cli/examples.rs"]
+mod examples;
+
+/// Why an example is not run, or `None` to run it.
+fn not_run(args: &[String]) -> Option<&'static str> {
+    if suma::cli::Cli::try_parse_from(args).is_err() {
+        return Some("ends in help or the version");
+    }
+    // `REPO:TAG`, `20261205T061525-3bfda0`, `postgres://…`: a value the reader fills in.
+    let placeholder = |word: &String| {
+        word.contains('…')
+            || (word.len() > 2 && word.chars().all(|c| c.is_ascii_uppercase() || c == ':' || c == '_'))
+            || (word.len() == 22 && word.as_bytes()[8] == b'T' && word.as_bytes()[15] == b'-')
+    };
+    if args.iter().any(placeholder) {
+        return Some("holds a placeholder");
+    }
+    let changes = suma::cli::parse_from(args).mutating;
+    if changes && !args.iter().any(|a| a == "--dry-run") {
+        return Some("changes the environment");
+    }
+    None
+}
+
+#[test]
+fn every_documented_command_that_only_reads_runs_against_the_sandbox() {
+    crate::require_sandbox!();
+    let _staging = common::staging_shared();
+    // The docs are read from the repository's root (`templates/` is relative to it); what `--out`
+    // writes goes to a directory of the test's.
+    let root = common::workspace_root();
+    let written = tempfile::tempdir().unwrap();
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for (place, args) in examples::documented_commands() {
+        if let Some(reason) = not_run(&args) {
+            skipped.push(format!("{place} ({reason})"));
+            continue;
+        }
+        let mut args = args;
+        if let Some(file) = args.iter().position(|a| a == "--out").map(|i| i + 1) {
+            args[file] = written.path().join(&args[file]).to_string_lossy().into_owned();
+        }
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let out = run(suma(&words).current_dir(&root));
+        assert!(
+            [0, 1].contains(&out.code),
+            "{place}: `{}` exited {}:\n{}",
+            args.join(" "),
+            out.code,
+            out.stderr.trim()
+        );
+        ran.push(place);
+    }
+    eprintln!("ran {} documented commands; not run: {}", ran.len(), skipped.join(", "));
+    assert!(ran.len() >= 20, "ran only {}: {ran:?}", ran.len());
+}
