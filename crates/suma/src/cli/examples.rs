@@ -8,13 +8,7 @@
 pub fn documented_commands() -> Vec<(String, Vec<String>)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = vec![root.join("README.md")];
-    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
+    files.extend(sorted_files(&root.join("docs"), "md"));
     let mut commands = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -36,17 +30,33 @@ pub fn documented_commands() -> Vec<(String, Vec<String>)> {
                 let Some(start) = start.filter(|&i| words[..i].iter().all(|w| w.contains('='))) else {
                     continue;
                 };
-                let args: Vec<String> = words[start..]
-                    .iter()
-                    .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
-                    .cloned()
-                    .collect();
-                let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), number + 1);
-                commands.push((place, args));
+                commands.push(command_at(&file, number, &words[start..]));
             }
         }
     }
     commands
+}
+
+/// The files of `dir` whose extension is `extension`, sorted.
+fn sorted_files(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `words` (from `suma` on) up to a redirection, with where they are written (`file:line`, 1-based).
+fn command_at(file: &std::path::Path, index: usize, words: &[String]) -> (String, Vec<String>) {
+    let args = words
+        .iter()
+        .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
+        .cloned()
+        .collect();
+    let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), index + 1);
+    (place, args)
 }
 
 /// Words as a shell splits them, for the quoting the docs use.
@@ -75,12 +85,7 @@ fn split_words(text: &str) -> Vec<String> {
 /// The GitHub workflows and the repository's action, which call suma from their scripts.
 pub fn workflow_files() -> Vec<std::path::PathBuf> {
     let github = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.github");
-    let mut files: Vec<_> = std::fs::read_dir(github.join("workflows"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
-        .collect();
-    files.sort();
+    let mut files = sorted_files(&github.join("workflows"), "yml");
     files.push(github.join("actions/suma/action.yml"));
     files
 }
@@ -103,13 +108,7 @@ pub fn workflow_commands() -> Vec<(String, Vec<String>)> {
                 if words.first().map(String::as_str) != Some("suma") {
                     continue;
                 }
-                let args = words
-                    .iter()
-                    .take_while(|w| !w.starts_with('>') && !w.starts_with("2>"))
-                    .cloned()
-                    .collect();
-                let place = format!("{}:{}", file.file_name().unwrap().to_string_lossy(), number + 1);
-                commands.push((place, args));
+                commands.push(command_at(&file, number, words));
             }
         }
     }
