@@ -18,7 +18,8 @@ pub fn policy_actions(args: &[&str], extra: &[&str]) -> BTreeSet<String> {
     full.extend(extra);
     full.push("--");
     full.extend(words);
-    let out = run(suma(&full));
+    // `runbook run NAME` reads the runbook for its `aws.call` steps: the shipped ones, as the commands ran.
+    let out = run(suma(&full).env("SUMA_RUNBOOKS_DIR", common::workspace_root().join("runbooks")));
     assert_eq!(out.code, 0, "{full:?}: {}", out.stderr);
     suma::iam_policy::actions(&json(&out))
 }
