@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{catalog, Loaded, Runbook, Step};
+use super::{catalog, Loaded, Runbook};
 use crate::config::{DeployHook, Environment};
 #[cfg(feature = "sdk")]
 pub use live::LiveRunbookHooks;
@@ -27,16 +27,8 @@ pub fn hook_path(hook: &DeployHook, config_dir: &Path) -> Option<PathBuf> {
 
 /// What keeps a runbook from running unattended as a hook, one line per step.
 pub fn unattended_problems(runbook: &Runbook) -> Vec<String> {
-    let steps: Vec<&Step> = runbook
-        .steps
-        .iter()
-        .chain(&runbook.on_failure)
-        .chain(&runbook.on_cancel)
-        // A parallel step's branches are steps like any other here.
-        .flat_map(|s| std::iter::once(s).chain(&s.branches))
-        .collect();
     let mut problems = Vec::new();
-    for step in steps {
+    for step in runbook.every_step() {
         if step.confirm {
             problems.push(format!(
                 "step `{}` asks for a confirmation, and a deploy hook runs unattended",

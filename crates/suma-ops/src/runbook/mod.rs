@@ -254,21 +254,20 @@ fn scalar_text(value: &serde_norway::Value) -> Option<String> {
 }
 
 impl Runbook {
+    /// Every step that can run: the steps, the `on_failure` and `on_cancel` handlers, and a parallel
+    /// step's branches beside it (branches do not nest; validation refuses it).
+    pub fn every_step(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .chain(&self.on_failure)
+            .chain(&self.on_cancel)
+            .flat_map(|s| std::iter::once(s).chain(&s.branches))
+    }
+
     /// The IAM actions its `aws.call` steps need beyond the built-in actions' permissions: every step,
     /// branch and `on_failure`/`on_cancel` handler (`suma iam-policy runbook run NAME` adds them).
     pub fn aws_call_actions(&self) -> std::collections::BTreeSet<String> {
-        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
-            for step in steps {
-                out.push(step);
-                walk(&step.branches, out);
-            }
-        }
-        let mut steps = Vec::new();
-        for list in [&self.steps, &self.on_failure, &self.on_cancel] {
-            walk(list, &mut steps);
-        }
-        steps
-            .into_iter()
+        self.every_step()
             .filter_map(Step::aws_call)
             .filter_map(|(service, operation)| {
                 Some(crate::aws::api_call::service(&service).ok()?.iam_action(&operation))
