@@ -69,15 +69,12 @@ pub fn parse_str(text: &str, file: &Path) -> Result<ConfigFile, Vec<ConfigError>
 
 /// Positions problems found after parsing: (dotted key path, message, hint).
 pub fn located(text: &str, file: &Path, problems: Vec<(String, String, Option<String>)>) -> Vec<ConfigError> {
-    let positions = super::positions::positions(text);
+    let positions = super::positions::Positions::of(text);
     problems
         .into_iter()
         .map(|(key, message, hint)| ConfigError {
             file: file.to_owned(),
-            position: match key.is_empty() {
-                true => Some((1, 1)),
-                false => positions.get(&super::positions::dotted(&key)).copied(),
-            },
+            position: positions.at(&key),
             key,
             message,
             hint,

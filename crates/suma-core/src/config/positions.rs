@@ -7,10 +7,28 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser};
 
+/// Where every key path of a document is written, read once for any number of lookups.
+pub struct Positions(HashMap<String, (usize, usize)>);
+
+impl Positions {
+    pub fn of(text: &str) -> Self {
+        Self(positions(text))
+    }
+
+    /// The 1-based line and column of `key` (a dotted path; `steps[1]` and `steps.1` alike); the empty
+    /// path, the whole document, is its start.
+    pub fn at(&self, key: &str) -> Option<(usize, usize)> {
+        if key.is_empty() {
+            return Some((1, 1));
+        }
+        self.0.get(&key.replace('[', ".").replace(']', "")).copied()
+    }
+}
+
 /// 1-based line and column of every key path of `text`'s first document: `lock.table` is where the key
 /// `table` is written, `canary.steps.1` where the second item of `steps` begins (for a mapping item,
 /// its first key). Empty when the text is not YAML.
-pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
+fn positions(text: &str) -> HashMap<String, (usize, usize)> {
     let mut found = HashMap::new();
     let mut stack: Vec<Frame> = vec![Frame::Root];
     let mut parser = Parser::new_from_str(text);
@@ -49,17 +67,9 @@ pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
     found
 }
 
-/// The 1-based line and column of `key` (a dotted path; `steps[1]` and `steps.1` alike) in `text`.
+/// The 1-based line and column of `key` in `text`, for one lookup.
 pub fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
-    if key.is_empty() {
-        return Some((1, 1));
-    }
-    positions(text).remove(&dotted(key))
-}
-
-/// `a.steps[1].b` as `a.steps.1.b`, the form `positions` keys by.
-pub fn dotted(key: &str) -> String {
-    key.replace('[', ".").replace(']', "")
+    Positions::of(text).at(key)
 }
 
 /// What the parser is inside of.
