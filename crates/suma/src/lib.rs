@@ -82,6 +82,17 @@ pub async fn run(
     };
     reporter.finish();
     match result {
+        // No signal arrived, so the run stopped because its lease was lost: the lock table did not answer
+        // a renewal in time, or another runner took the lock over. That is a failed run, not a Ctrl-C.
+        Ok(ExitStatus::Interrupted) if !cancel.is_cancelled() => {
+            render::error(&anyhow::anyhow!(
+                "stopped: this run no longer holds the environment's lock (a renewal did not succeed within the \
+                 lease's safety margin, or another runner took the lock over), so it changed nothing more\n\
+                 hint: `suma lock status` shows who holds it; `suma ops show ID` shows where the operation \
+                 stopped; resume or abort it once the lock table answers"
+            ));
+            ExitStatus::Error
+        }
         Ok(status) => status,
         Err(err) => {
             // Config problems were printed one by one already.

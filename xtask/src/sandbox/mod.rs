@@ -602,6 +602,17 @@ impl Sandbox {
         std::env::var_os("SUMA_SANDBOX_VENV").map_or_else(|| self.dir.join("venv"), PathBuf::from)
     }
 
+    /// The agent's lines about slow answers from moto (the last 40), printed when tests failed: a stall
+    /// of moto is what makes runs lose their locks, and the log is gone with the sandbox.
+    fn print_slow_answers(&self) {
+        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
+        let slow: Vec<&str> = log.lines().filter(|l| l.contains("slow answer from moto")).collect();
+        eprintln!("sandbox: {} answers from moto took over 2 s during the run", slow.len());
+        for line in &slow[slow.len().saturating_sub(40)..] {
+            eprintln!("  {line}");
+        }
+    }
+
     fn binary(&self, name: &str) -> PathBuf {
         target_dir(&self.root).join("debug").join(name)
     }
@@ -674,6 +685,9 @@ pub fn with_test_sandbox(root: &Path, tests: impl FnOnce(&[(String, String)]) ->
     let was_up = sandbox.is_up();
     let vars = sandbox.up_for_tests()?;
     let passed = tests(&vars);
+    if !matches!(passed, Ok(true)) {
+        sandbox.print_slow_answers();
+    }
     if !was_up {
         sandbox.down()?;
     }

@@ -93,7 +93,7 @@ pub struct LockConfig {
     pub table: String,
     /// Region of the table. One table serves every environment.
     pub region: AwsRegion,
-    /// How long a lock lasts without renewal; a running operation renews it at a third of this.
+    /// How long a lock lasts without renewal; a running operation renews it every quarter of this.
     #[serde(default = "default_lease", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub lease: Duration,

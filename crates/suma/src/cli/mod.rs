@@ -23,7 +23,8 @@ Exit codes:
   1    the operation ran and the answer is no (a check failed, a canary was rolled back)
   2    usage or configuration error, found before anything ran: fix the command line or suma.yaml
   3    the run failed: AWS, Datadog or the service failed or did not answer, or the environment's state
-       refused the operation (a held lock, a half-done rotation); the state left behind is reported
+       refused the operation (a held lock, a half-done rotation), or a run lost its lock and stopped;
+       the state left behind is reported
   130  interrupted (Ctrl-C); the state left behind is reported
 
 Environment: SUMA_CONFIG, SUMA_ENV, SUMA_OUTPUT, SUMA_STATE_DIR, SUMA_ACTOR, NO_COLOR, COLUMNS (table width), RUST_LOG,

@@ -84,9 +84,14 @@ async fn a_rollback_takes_over_a_stalled_canary_as_one_operation_and_the_runner_
     let woke = tokio::task::spawn_blocking(move || common::finish(canary))
         .await
         .unwrap();
-    assert_ne!(
-        woke.code, 0,
-        "the fenced-out runner does not claim success: {}",
+    assert_eq!(
+        woke.code, 3,
+        "the fenced-out runner fails as a run that lost its lock, not as a Ctrl-C: {}",
+        woke.stderr
+    );
+    assert!(
+        woke.stderr.contains("no longer holds the environment's lock"),
+        "{}",
         woke.stderr
     );
     assert_eq!(weights(aws.as_ref(), &env).await, (100, 0));

@@ -105,6 +105,9 @@ pub fn region_of(headers: &axum::http::HeaderMap) -> Option<String> {
     credential.split('/').nth(2).map(str::to_owned)
 }
 
+/// An answer from moto slower than this is logged.
+const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
@@ -134,7 +137,15 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
         )
             .into_response();
     }
-    match crate::aws_forward::send(&overlay.client, &overlay.upstream, &parts, body).await {
+    let started = std::time::Instant::now();
+    let action = crate::aws_faults::iam_action(&parts, &body);
+    let forwarded = crate::aws_forward::send(&overlay.client, &overlay.upstream, &parts, body).await;
+    // A slow moto stalls every suma run's lock renewals at once; the line says when and on what, so a
+    // test that lost its lock can be matched to it (`cargo xtask test` prints these when tests fail).
+    if started.elapsed() > SLOW_ANSWER {
+        tracing::warn!(%action, seconds = started.elapsed().as_secs_f64(), "slow answer from moto");
+    }
+    match forwarded {
         Ok(mut answer) => {
             if answer.status.is_success() {
                 overlay.rds.record(&region_name, &params);
