@@ -696,6 +696,8 @@ pub fn with_test_sandbox(root: &Path, tests: impl FnOnce(&[(String, String)]) ->
 
 /// `cargo xtask test`: the whole workspace's tests against a sandbox.
 pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
+    let times = target_dir(&root).join("test-times.txt");
+    let _ = std::fs::remove_file(&times);
     let passed = with_test_sandbox(&root, |vars| {
         let run = |args: &[&str], extra: &[&str]| {
             process::run_visible(
@@ -703,15 +705,39 @@ pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
                     .current_dir(&root)
                     .args(args)
                     .args(extra)
-                    .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                    .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .env("SUMA_TEST_TIMES", &times),
             )
         };
         Ok(run(&["test", "--workspace", "--all-targets", "--no-fail-fast"], extra)?
             && run(&["test", "--workspace", "--doc"], &[])?)
     })?;
+    print_slowest_tests(&times);
     match passed {
         true => Ok(()),
         false => Err("tests failed".to_owned()),
+    }
+}
+
+/// The 20 slowest sandbox tests of the run (`SECONDS NAME` lines the tests append), so the suite's time
+/// can be seen where it goes.
+fn print_slowest_tests(times: &Path) {
+    let Ok(text) = std::fs::read_to_string(times) else {
+        return;
+    };
+    let mut tests: Vec<(f64, &str)> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(seconds, name)| Some((seconds.parse().ok()?, name)))
+        .collect();
+    tests.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let total: f64 = tests.iter().map(|t| t.0).sum();
+    eprintln!(
+        "sandbox tests: {} took {total:.0} s together; the slowest:",
+        tests.len()
+    );
+    for (seconds, name) in tests.iter().take(20) {
+        eprintln!("  {seconds:>7.1} s  {name}");
     }
 }
 

@@ -21,7 +21,38 @@ macro_rules! require_sandbox {
             );
             return;
         }
+        let _timing = $crate::common::TestTiming::start();
     };
+}
+
+/// How long one sandbox test took, appended as `SECONDS NAME` to the file `SUMA_TEST_TIMES` names when
+/// the test ends (passed or failed); `cargo xtask test` prints the slowest from it, which is where the
+/// suite's time goes.
+pub struct TestTiming {
+    started: std::time::Instant,
+}
+
+impl TestTiming {
+    pub fn start() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for TestTiming {
+    fn drop(&mut self) {
+        let Some(path) = std::env::var_os("SUMA_TEST_TIMES") else {
+            return;
+        };
+        // libtest names each test's thread after the test.
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        let line = format!("{:.1} {name}\n", self.started.elapsed().as_secs_f64());
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
 }
 
 /// The checkout under test: the workspace root, two levels above this crate. Cargo's run-time value
