@@ -4,7 +4,9 @@
 //! - `lock#ENV`: holder, operation id/kind/status, the fencing token, lease expiry (epoch seconds), a copy
 //!   of the operation document (so that any machine can show, resume or abort what the holder was doing),
 //!   and at most one pending control command for that operation;
-//! - `op#ID`: the operation document, kept after the operation ends, for `suma ops`;
+//! - `op#ID`: the operation document, kept after the operation ends, for `suma ops`, with its
+//!   `environment` and `started_at`, the keys of the [`OPERATIONS_INDEX`] that lists an environment's
+//!   operations newest first without reading anyone else's;
 //! - `approval#ID#STEP`: the approvals of a runbook run's `approve` step, one per identity (the set of
 //!   identities is the condition that refuses a second approval from the same one).
 //!
@@ -34,11 +36,25 @@ pub struct LockItem {
     pub operation: String,
 }
 
+/// The global secondary index of operation items: partition key `environment`, sort key `started_at`
+/// (RFC 3339 with nanoseconds, so text order is time order). Listing an environment's newest operations
+/// is a query of a few items instead of a scan of every environment's whole history.
+pub const OPERATIONS_INDEX: &str = "environment-started_at";
+
+/// `started_at` as the index sorts it: RFC 3339 in UTC with all nine fractional digits, so that text
+/// order is time order.
+pub fn started_at_key(started_at: chrono::DateTime<chrono::Utc>) -> String {
+    started_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
 /// An operation document with the attributes that list and filter it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationItem {
     pub id: String,
     pub environment: String,
+    /// When the operation started, RFC 3339 with nanoseconds (`2026-12-06T15:07:22.123456789Z`): the
+    /// sort key of [`OPERATIONS_INDEX`].
+    pub started_at: String,
     pub status: String,
     pub document: String,
 }
@@ -92,8 +108,10 @@ pub trait LockTable: Send + Sync {
     /// transaction, but the lock item keeps the parent's copy.
     async fn save_sub_operation(&self, op: &OperationItem, parent: &str, fence: &str) -> Result<(), AwsError>;
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError>;
-    /// Every operation of the environment (unordered).
-    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError>;
+    /// The environment's operations, newest first, at most `limit`: a query of [`OPERATIONS_INDEX`]
+    /// (eventually consistent: an operation saved a moment ago may be missing), or a scan of the table
+    /// when the index does not exist yet (`suma init` adds it).
+    async fn list_operations(&self, environment: &str, limit: usize) -> Result<Vec<OperationItem>, AwsError>;
     /// Leaves a command (`pause`, `resume`, `abort`, `promote`) for operation `operation_id`, from any
     /// machine. `ConditionFailed` when that operation no longer holds the environment's lock: a command is
     /// never left for whatever runs next.
@@ -123,6 +141,8 @@ pub struct LockTableFacts {
     pub key_schema: Vec<(String, String, String)>,
     pub deletion_protection: bool,
     pub point_in_time_recovery: bool,
+    /// Whether [`OPERATIONS_INDEX`] exists.
+    pub operations_index: bool,
 }
 
 /// Creating and hardening the lock table (`suma init`), apart from [`LockTable`]: no other command may
@@ -133,8 +153,14 @@ pub trait LockTableSetup: Send + Sync {
     fn table(&self) -> &str;
     /// `None` when the table does not exist.
     async fn describe(&self) -> Result<Option<LockTableFacts>, AwsError>;
-    /// Creates it keyed by the string partition key `pk`, billed per request, with deletion protection.
+    /// Creates it keyed by the string partition key `pk`, billed per request, with deletion protection
+    /// and [`OPERATIONS_INDEX`].
     async fn create(&self) -> Result<(), AwsError>;
+    /// Adds [`OPERATIONS_INDEX`] to a table made before it existed.
+    async fn add_operations_index(&self) -> Result<(), AwsError>;
+    /// Gives every operation item without `started_at` the one its document records, so the index lists
+    /// operations journaled before it existed; the number of items changed.
+    async fn backfill_started_at(&self) -> Result<usize, AwsError>;
     async fn enable_point_in_time_recovery(&self) -> Result<(), AwsError>;
     async fn enable_deletion_protection(&self) -> Result<(), AwsError>;
 }

@@ -27,10 +27,11 @@ pub enum Scope {
     Any,
 }
 
-/// Reading the lock and the journal (`lock status`, `ops`, `status`).
+/// Reading the lock and the journal (`lock status`, `ops`, `status`): items by key, an environment's
+/// operations by the operations index (a scan only on a table `suma init` has not given the index).
 pub const LOCK_READ: Permission = Permission {
     sid: "LockRead",
-    actions: &["dynamodb:GetItem", "dynamodb:Scan"],
+    actions: &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
     scope: Scope::LockTable,
 };
 
@@ -47,14 +48,17 @@ pub const LOCK_WRITE: Permission = Permission {
     scope: Scope::LockTable,
 };
 
-/// `suma init`: creating and hardening the lock table.
+/// `suma init`: creating and hardening the lock table, and giving operations journaled before the
+/// operations index their `started_at` (a scan and an update per such item).
 pub const LOCK_TABLE_SETUP: Permission = Permission {
     sid: "LockTableSetup",
     actions: &[
         "dynamodb:CreateTable",
         "dynamodb:DescribeContinuousBackups",
         "dynamodb:DescribeTable",
+        "dynamodb:Scan",
         "dynamodb:UpdateContinuousBackups",
+        "dynamodb:UpdateItem",
         "dynamodb:UpdateTable",
     ],
     scope: Scope::LockTable,

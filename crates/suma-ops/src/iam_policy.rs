@@ -55,10 +55,14 @@ impl Resources {
 
     fn of_scope(&self, scope: Scope) -> Value {
         match scope {
-            Scope::LockTable => json!(format!(
-                "arn:{}:dynamodb:{}:{}:table/{}",
-                self.partition, self.lock_region, self.account, self.lock_table
-            )),
+            // The table, and its indexes for the journal's query.
+            Scope::LockTable => {
+                let table = format!(
+                    "arn:{}:dynamodb:{}:{}:table/{}",
+                    self.partition, self.lock_region, self.account, self.lock_table
+                );
+                json!([table.clone(), format!("{table}/index/*")])
+            }
             // Secrets Manager appends six random characters to a secret's ARN; replicas share the name in
             // the DR region.
             Scope::Secrets if !self.secrets.is_empty() => Value::Array(
@@ -165,7 +169,10 @@ mod tests {
         assert_eq!(statements.len(), 3, "a permission given twice is one statement");
         assert_eq!(
             statements[0]["Resource"],
-            "arn:aws:dynamodb:eu-west-1:123456789012:table/suma-locks"
+            json!([
+                "arn:aws:dynamodb:eu-west-1:123456789012:table/suma-locks",
+                "arn:aws:dynamodb:eu-west-1:123456789012:table/suma-locks/index/*"
+            ])
         );
         assert_eq!(
             statements[2]["Resource"],

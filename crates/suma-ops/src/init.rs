@@ -1,14 +1,15 @@
 //! `suma init`: the DynamoDB table that holds every environment's lock and the operation journal, made what
 //! suma needs. The plan is decided from what the table is now (pure, table-tested below); applying it
 //! creates the table when it is missing (string partition key `pk`, billed per request, encrypted,
-//! deletion protection on), waits for it to be active, and turns on point-in-time recovery, so a deleted or
-//! corrupted journal can be restored. A table that exists with another key schema is refused: suma would
+//! deletion protection on, the operations index), waits for it to be active, and turns on point-in-time
+//! recovery, so a deleted or corrupted journal can be restored. A table made before the operations index
+//! existed gets it, and its operation items the `started_at` the index sorts by. A table that exists with another key schema is refused: suma would
 //! fail on it at the first lock, and replacing it would lose its journal.
 
 use std::time::Duration;
 
 use serde::Serialize;
-use suma_aws::dynamodb::{LockTableFacts, LockTableSetup};
+use suma_aws::dynamodb::{LockTableFacts, LockTableSetup, OPERATIONS_INDEX};
 use suma_aws::AwsError;
 use suma_core::report::Reporter;
 
@@ -17,6 +18,7 @@ use suma_core::report::Reporter;
 #[serde(rename_all = "kebab-case")]
 pub enum InitStep {
     CreateTable,
+    AddOperationsIndex,
     EnablePointInTimeRecovery,
     EnableDeletionProtection,
 }
@@ -25,7 +27,10 @@ impl InitStep {
     pub fn describe(self, table: &str) -> String {
         match self {
             Self::CreateTable => format!(
-                "create table `{table}`: partition key `pk` (string), on-demand billing, encrypted, deletion protection"
+                "create table `{table}`: partition key `pk` (string), on-demand billing, encrypted, deletion protection, index `{OPERATIONS_INDEX}`"
+            ),
+            Self::AddOperationsIndex => format!(
+                "add index `{OPERATIONS_INDEX}` to `{table}` (an environment's operations without a scan of the table) and give the operations journaled before it their `started_at`"
             ),
             Self::EnablePointInTimeRecovery => format!("turn on point-in-time recovery of `{table}`"),
             Self::EnableDeletionProtection => format!("turn on deletion protection of `{table}`"),
@@ -70,6 +75,9 @@ pub fn plan(table: &str, facts: Option<&LockTableFacts>) -> Result<Vec<InitStep>
         });
     }
     let mut steps = Vec::new();
+    if !facts.operations_index {
+        steps.push(InitStep::AddOperationsIndex);
+    }
     if !facts.point_in_time_recovery {
         steps.push(InitStep::EnablePointInTimeRecovery);
     }
@@ -91,6 +99,14 @@ pub async fn apply(
         reporter.phase(&step.describe(&table));
         match step {
             InitStep::CreateTable => setup.create().await?,
+            InitStep::AddOperationsIndex => {
+                setup.add_operations_index().await?;
+                wait_active(setup, active_within).await?;
+                let filled = setup.backfill_started_at().await?;
+                reporter.info(&format!(
+                    "{filled} operation(s) journaled before the index were given their `started_at`"
+                ));
+            }
             InitStep::EnablePointInTimeRecovery => {
                 // Continuous backups can only be configured on an active table.
                 wait_active(setup, active_within).await?;
@@ -126,6 +142,10 @@ mod tests {
     use super::*;
 
     fn facts(key: &[(&str, &str, &str)], pitr: bool, protected: bool) -> LockTableFacts {
+        indexed(key, pitr, protected, true)
+    }
+
+    fn indexed(key: &[(&str, &str, &str)], pitr: bool, protected: bool, operations_index: bool) -> LockTableFacts {
         LockTableFacts {
             status: "ACTIVE".to_owned(),
             key_schema: key
@@ -134,6 +154,7 @@ mod tests {
                 .collect(),
             deletion_protection: protected,
             point_in_time_recovery: pitr,
+            operations_index,
         }
     }
 
@@ -141,7 +162,12 @@ mod tests {
     fn the_plan_follows_what_the_table_lacks() {
         use InitStep::*;
         let pk = [("pk", "S", "HASH")];
-        let cases: [(Option<LockTableFacts>, Vec<InitStep>); 5] = [
+        let cases: [(Option<LockTableFacts>, Vec<InitStep>); 7] = [
+            (Some(indexed(&pk, true, true, false)), vec![AddOperationsIndex]),
+            (
+                Some(indexed(&pk, false, false, false)),
+                vec![AddOperationsIndex, EnablePointInTimeRecovery, EnableDeletionProtection],
+            ),
             (None, vec![CreateTable, EnablePointInTimeRecovery]),
             (Some(facts(&pk, true, true)), vec![]),
             (Some(facts(&pk, false, true)), vec![EnablePointInTimeRecovery]),

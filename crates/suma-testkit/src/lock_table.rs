@@ -125,15 +125,18 @@ impl LockTable for MemoryLockTable {
         Ok(self.ops.lock().unwrap().get(id).cloned())
     }
 
-    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
-        Ok(self
+    async fn list_operations(&self, environment: &str, limit: usize) -> Result<Vec<OperationItem>, AwsError> {
+        let mut ops: Vec<OperationItem> = self
             .ops
             .lock()
             .unwrap()
             .values()
             .filter(|o| o.environment == environment)
             .cloned()
-            .collect())
+            .collect();
+        ops.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        ops.truncate(limit);
+        Ok(ops)
     }
 
     async fn put_control(

@@ -43,6 +43,7 @@ impl SdkLockTable {
             .table_name(&self.table)
             .item("pk", s(&op_key(&op.id)))
             .item("environment", s(&op.environment))
+            .item("started_at", s(&op.started_at))
             .item("status", s(&op.status))
             .item("document", s(&op.document))
             .build()
@@ -73,6 +74,28 @@ fn lock_key(environment: &str) -> String {
 
 fn approval_key(operation_id: &str, step: &str) -> String {
     format!("approval#{operation_id}#{step}")
+}
+
+/// [`OPERATIONS_INDEX`]: partition key `environment`, sort key `started_at`, every attribute projected
+/// (a listing reads whole documents).
+fn operations_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex, aws_sdk_dynamodb::error::BuildError> {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType};
+    GlobalSecondaryIndex::builder()
+        .index_name(OPERATIONS_INDEX)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("environment")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("started_at")
+                .key_type(KeyType::Range)
+                .build()?,
+        )
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
 }
 
 fn op_key(id: &str) -> String {
@@ -108,6 +131,7 @@ fn op_from_item(item: &HashMap<String, AttributeValue>) -> OperationItem {
     OperationItem {
         id: get_s(item, "pk").trim_start_matches("op#").to_owned(),
         environment: get_s(item, "environment"),
+        started_at: get_s(item, "started_at"),
         status: get_s(item, "status"),
         document: get_s(item, "document"),
     }
@@ -350,18 +374,84 @@ impl LockTable for SdkLockTable {
             .collect())
     }
 
-    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
+    async fn list_operations(&self, environment: &str, limit: usize) -> Result<Vec<OperationItem>, AwsError> {
+        match self.query_operations(environment, limit).await {
+            // AWS answers a missing index with a ValidationException, moto with ResourceNotFound; both
+            // name the index, which a missing table's error does not.
+            Err(e)
+                if matches!(e.kind, AwsErrorKind::Other | AwsErrorKind::NotFound)
+                    && e.detail.contains(OPERATIONS_INDEX) =>
+            {
+                tracing::warn!(
+                    table = %self.table,
+                    "the lock table has no `{OPERATIONS_INDEX}` index, so listing operations reads the whole table; `suma init` adds it"
+                );
+                let mut items = self.scan_operations(Some(environment)).await?;
+                items.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+                items.truncate(limit);
+                Ok(items)
+            }
+            listed => listed,
+        }
+    }
+}
+
+impl SdkLockTable {
+    /// The newest `limit` operations of `environment` from [`OPERATIONS_INDEX`], page by page.
+    async fn query_operations(&self, environment: &str, limit: usize) -> Result<Vec<OperationItem>, AwsError> {
+        let mut items = Vec::new();
+        let mut start_key = None;
+        while items.len() < limit {
+            let page = i32::try_from(limit - items.len()).unwrap_or(i32::MAX).min(100);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPERATIONS_INDEX)
+                .key_condition_expression("environment = :env")
+                .expression_attribute_values(":env", s(environment))
+                .scan_index_forward(false)
+                .limit(page)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk(
+                        "DynamoDB",
+                        "Query",
+                        format!("{}/index/{OPERATIONS_INDEX}", self.table),
+                        e,
+                    )
+                })?;
+            items.extend(out.items().iter().map(op_from_item));
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// Every operation item of the table (of `environment` when given), read by a consistent scan.
+    async fn scan_operations(&self, environment: Option<&str>) -> Result<Vec<OperationItem>, AwsError> {
         let mut items = Vec::new();
         let mut start_key = None;
         loop {
-            let out = self
+            let mut scan = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND environment = :env")
+                .consistent_read(true)
                 .expression_attribute_values(":prefix", s("op#"))
-                .expression_attribute_values(":env", s(environment))
-                .set_exclusive_start_key(start_key)
+                .set_exclusive_start_key(start_key);
+            scan = match environment {
+                Some(environment) => scan
+                    .filter_expression("begins_with(pk, :prefix) AND environment = :env")
+                    .expression_attribute_values(":env", s(environment)),
+                None => scan.filter_expression("begins_with(pk, :prefix)"),
+            };
+            let out = scan
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("DynamoDB", "Scan", &self.table, e))?;
@@ -437,11 +527,16 @@ impl LockTableSetup for SdkLockTableSetup {
             .and_then(|d| d.point_in_time_recovery_description())
             .and_then(|p| p.point_in_time_recovery_status())
             .is_some_and(|s| s.as_str() == "ENABLED");
+        let operations_index = table
+            .global_secondary_indexes()
+            .iter()
+            .any(|index| index.index_name() == Some(OPERATIONS_INDEX));
         Ok(Some(LockTableFacts {
             status: table.table_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             key_schema,
             deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
             point_in_time_recovery,
+            operations_index,
         }))
     }
 
@@ -458,17 +553,18 @@ impl LockTableSetup for SdkLockTableSetup {
                 format!("{what}: {e}"),
             )
         };
-        self.table
-            .client
-            .create_table()
-            .table_name(&self.table.table)
-            .attribute_definitions(
+        let mut create = self.table.client.create_table().table_name(&self.table.table);
+        for attribute in ["pk", "environment", "started_at"] {
+            create = create.attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name("pk")
+                    .attribute_name(attribute)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .map_err(|e| build("attribute", e))?,
-            )
+            );
+        }
+        create
+            .global_secondary_indexes(operations_index().map_err(|e| build("index", e))?)
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name("pk")
@@ -483,6 +579,91 @@ impl LockTableSetup for SdkLockTableSetup {
             .await
             .map_err(|e| self.table.failed("CreateTable", "", e))?;
         Ok(())
+    }
+
+    async fn add_operations_index(&self) -> Result<(), AwsError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, ScalarAttributeType,
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| {
+            AwsError::new(
+                "DynamoDB",
+                "UpdateTable",
+                self.table.table.clone(),
+                AwsErrorKind::Other,
+                e.to_string(),
+            )
+        };
+        let index = operations_index().map_err(build)?;
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(OPERATIONS_INDEX)
+            .set_key_schema(Some(index.key_schema().to_vec()))
+            .set_projection(index.projection().cloned())
+            .build()
+            .map_err(build)?;
+        let mut update = self.table.client.update_table().table_name(&self.table.table);
+        for attribute in ["pk", "environment", "started_at"] {
+            update = update.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build)?,
+            );
+        }
+        update
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await
+            .map_err(|e| self.table.failed("UpdateTable", "", e))?;
+        Ok(())
+    }
+
+    async fn backfill_started_at(&self) -> Result<usize, AwsError> {
+        let missing: Vec<OperationItem> = self
+            .table
+            .scan_operations(None)
+            .await?
+            .into_iter()
+            .filter(|op| op.started_at.is_empty())
+            .collect();
+        for op in &missing {
+            // The document's own `started_at`, written the way the journal writes it now.
+            let started_at = serde_json::from_str::<serde_json::Value>(&op.document)
+                .ok()
+                .and_then(|doc| {
+                    doc.get("started_at")?
+                        .as_str()?
+                        .parse::<chrono::DateTime<chrono::Utc>>()
+                        .ok()
+                })
+                .map(started_at_key)
+                .unwrap_or_default();
+            if started_at.is_empty() {
+                continue;
+            }
+            let key = op_key(&op.id);
+            let updated = self
+                .table
+                .client
+                .update_item()
+                .table_name(&self.table.table)
+                .key("pk", s(&key))
+                .update_expression("SET started_at = :started")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(started_at)")
+                .expression_attribute_values(":started", s(&started_at))
+                .send()
+                .await;
+            match updated {
+                Ok(_) => {}
+                // Saved again meanwhile, with its `started_at`.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(self.table.failed("UpdateItem", &key, e)),
+            }
+        }
+        Ok(missing.len())
     }
 
     async fn enable_point_in_time_recovery(&self) -> Result<(), AwsError> {

@@ -125,8 +125,8 @@ impl LockTable for Partitioned {
     async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
         self.0.get_operation(id).await
     }
-    async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
-        self.0.list_operations(environment).await
+    async fn list_operations(&self, environment: &str, limit: usize) -> Result<Vec<OperationItem>, AwsError> {
+        self.0.list_operations(environment, limit).await
     }
     async fn put_control(&self, environment: &str, id: &str, command: &str, actor: &str) -> Result<(), AwsError> {
         self.0.put_control(environment, id, command, actor).await

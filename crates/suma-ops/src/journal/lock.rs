@@ -464,13 +464,26 @@ impl LockGuard {
 
     /// Journals `op`'s first record under this lock, and hands the guard back. When that write fails,
     /// nothing has started, so the lock is released rather than left naming an operation no journal
-    /// holds (which `resume` could not find), and the error says whether it was.
+    /// holds (which `resume` could not find), and the error says whether it was. A write that failed for
+    /// the client may still have landed (an answer lost after the table applied it), which would leave a
+    /// `running` record of an operation nothing runs: the record is then written once more as failed
+    /// before it started, best effort.
     pub async fn begin(self, journal: &Journal, op: &Operation) -> Result<LockGuard, JournalError> {
         match journal.save(op, Some(&self.fence)).await {
             Ok(()) => Ok(self),
             Err(e) => {
                 let environment = self.environment.clone();
-                let hint = match self.release().await {
+                let released = self.release().await;
+                let mut never_started = op.clone();
+                never_started.note(
+                    &op.actor,
+                    format!("never started: its first journal write failed ({e}); nothing was changed"),
+                );
+                never_started.set_status(OperationStatus::Failed);
+                if let Err(again) = journal.save(&never_started, None).await {
+                    tracing::warn!(error = %again, operation = %op.id, "could not record that the operation never started");
+                }
+                let hint = match released {
                     Ok(()) => "nothing had started, and the lock is free again: run the command again".to_owned(),
                     Err(_) => format!(
                         "nothing had started; if `suma lock status --env {environment}` shows `{}` holding the lock, `suma lock release --force --reason ...` frees it",
@@ -628,6 +641,8 @@ mod tests {
         failing_reads: AtomicU32,
         release_fails: bool,
         saves_fail: bool,
+        /// Fenced saves are applied, but their answer is lost (the client sees an error).
+        fenced_saves_land: bool,
         /// Renews that never answer, before the table answers again.
         hanging_renews: AtomicU32,
     }
@@ -674,6 +689,10 @@ mod tests {
             self.table.seize(item, held_fence).await
         }
         async fn save_operation(&self, op: &OperationItem, fence: Option<&str>) -> Result<(), AwsError> {
+            if self.fenced_saves_land && fence.is_some() {
+                self.table.save_operation(op, fence).await?;
+                return Err(unreachable("TransactWriteItems"));
+            }
             if self.saves_fail {
                 return Err(unreachable("TransactWriteItems"));
             }
@@ -685,8 +704,8 @@ mod tests {
         async fn get_operation(&self, id: &str) -> Result<Option<OperationItem>, AwsError> {
             self.table.get_operation(id).await
         }
-        async fn list_operations(&self, environment: &str) -> Result<Vec<OperationItem>, AwsError> {
-            self.table.list_operations(environment).await
+        async fn list_operations(&self, environment: &str, limit: usize) -> Result<Vec<OperationItem>, AwsError> {
+            self.table.list_operations(environment, limit).await
         }
         async fn put_control(
             &self,
@@ -714,6 +733,7 @@ mod tests {
             failing_reads: AtomicU32::new(failing_reads),
             release_fails,
             saves_fail: false,
+            fenced_saves_land: false,
             hanging_renews: AtomicU32::new(0),
         });
         (Locks::new(table.clone(), Duration::from_secs(30)), table)
@@ -763,6 +783,7 @@ mod tests {
             failing_reads: AtomicU32::new(0),
             release_fails: false,
             saves_fail: true,
+            fenced_saves_land: false,
             hanging_renews: AtomicU32::new(0),
         });
         let locks = Locks::new(table.clone(), Duration::from_secs(30));
@@ -780,12 +801,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_first_record_that_landed_though_its_answer_was_lost_is_recorded_as_never_started() {
+        let table = Arc::new(LostAnswers {
+            table: MemoryLockTable::default(),
+            failing_reads: AtomicU32::new(0),
+            release_fails: false,
+            saves_fail: false,
+            fenced_saves_land: true,
+            hanging_renews: AtomicU32::new(0),
+        });
+        let locks = Locks::new(table.clone(), Duration::from_secs(30));
+        let state = tempfile::tempdir().unwrap();
+        let journal = Journal::new(table.clone(), super::super::LocalLog::new(state.path()));
+        let op = operation();
+        let guard = locks.acquire(&op, false).await.expect("the lock is taken");
+        assert!(guard.begin(&journal, &op).await.is_err());
+        assert_eq!(table.table.get_lock("staging").await.unwrap(), None, "the lock is free");
+        // No `running` record of an operation nothing runs.
+        let recorded = journal.load(&op.id).await.unwrap().expect("the landed record");
+        assert_eq!(recorded.status, OperationStatus::Failed);
+        assert!(
+            recorded.events.iter().any(|e| e.message.starts_with("never started")),
+            "{:?}",
+            recorded.events
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_renew_stuck_on_a_dead_connection_is_tried_again_and_the_lease_kept() {
         let table = Arc::new(LostAnswers {
             table: MemoryLockTable::default(),
             failing_reads: AtomicU32::new(0),
             release_fails: false,
             saves_fail: false,
+            fenced_saves_land: false,
             hanging_renews: AtomicU32::new(3),
         });
         let locks = Locks::new(table.clone(), Duration::from_secs(20));
@@ -813,6 +862,7 @@ mod tests {
             failing_reads: AtomicU32::new(0),
             release_fails: false,
             saves_fail: false,
+            fenced_saves_land: false,
             hanging_renews: AtomicU32::new(u32::MAX),
         });
         let locks = Locks::new(table.clone(), Duration::from_secs(20));

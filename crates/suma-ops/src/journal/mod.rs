@@ -75,6 +75,7 @@ impl Journal {
         let item = OperationItem {
             id: op.id.clone(),
             environment: op.environment.clone(),
+            started_at: crate::aws::dynamodb::started_at_key(op.started_at),
             status: op.status.as_str().to_owned(),
             document,
         };
@@ -103,11 +104,12 @@ impl Journal {
         }
     }
 
-    /// The environment's operations, newest first.
+    /// The environment's operations, newest first, at most `limit` (read from the table's index, which may
+    /// lag a write by a moment; the lock item is the consistent record of the operation that holds it).
     pub async fn list(&self, environment: &str, limit: usize) -> Result<Vec<Operation>, JournalError> {
         let mut ops = self
             .table
-            .list_operations(environment)
+            .list_operations(environment, limit)
             .await?
             .into_iter()
             .map(|item| parse(&item.id, &item.document))

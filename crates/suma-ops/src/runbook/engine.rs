@@ -535,10 +535,15 @@ impl Steps for RunbookSteps<'_, '_> {
             .list(&op.environment, usize::MAX)
             .await?
             .into_iter()
-            .filter(|child| child.id.starts_with(&prefix) && !child.status.is_finished())
+            .filter(|child| child.id.starts_with(&prefix))
             .collect();
         let mut notes = Vec::new();
-        for mut child in children {
+        for listed in children {
+            // The listing may lag the child's last save: its state is read again, consistently.
+            let mut child = run.journal.load(&listed.id).await?.unwrap_or(listed);
+            if child.status.is_finished() {
+                continue;
+            }
             run.held()?;
             let note =
                 self.engine.actions.abort_child(&mut child).await.map_err(|e| {

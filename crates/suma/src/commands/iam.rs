@@ -192,7 +192,7 @@ mod tests {
                 for action in permission.actions {
                     let operation = action.split_once(':').unwrap().1;
                     assert!(
-                        ["Describe", "Get", "List", "Scan"]
+                        ["Describe", "Get", "List", "Query", "Scan"]
                             .iter()
                             .any(|p| operation.starts_with(p)),
                         "`{}` would get {action}",

@@ -196,7 +196,7 @@ async fn continue_rotation(
     let journal = ctx.journal(session);
     let lock = ctx.locks(session).status(name).await?;
     let candidates = journal.list(name, 100).await?;
-    let mut op = candidates
+    let found = candidates
         .into_iter()
         .find(|op| {
             op.kind == secrets::KIND
@@ -204,6 +204,8 @@ async fn continue_rotation(
                 && !op.status.is_finished()
         })
         .with_context(|| format!("no unfinished rotation of `{}` in `{name}`'s journal", secret.id))?;
+    // The listing may lag the last save by a moment: what resumes is the record read consistently.
+    let mut op = journal.load(&found.id).await?.unwrap_or(found);
     let verb = args.finish_with.verb();
     if let Some(lock) = &lock {
         if lock.operation_id == op.id && lock.lease_active {

@@ -139,12 +139,17 @@ fn the_policy_is_narrowed_to_the_configuration() {
     assert_eq!(policy["Version"], "2012-10-17");
     let statements = policy["Statement"].as_array().unwrap();
     let lock = statements.iter().find(|s| s["Sid"] == "LockWrite").unwrap();
+    let tables: Vec<&str> = lock["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
     assert!(
-        lock["Resource"]
-            .as_str()
-            .unwrap()
-            .starts_with("arn:aws:dynamodb:eu-west-1:"),
-        "{lock}"
+        tables.len() == 2
+            && tables.iter().all(|r| r.starts_with("arn:aws:dynamodb:eu-west-1:"))
+            && tables[1] == format!("{}/index/*", tables[0]),
+        "the table and its indexes: {lock}"
     );
     let secrets = statements.iter().find(|s| s["Sid"] == "SecretsRotate").unwrap();
     assert!(

@@ -1,6 +1,7 @@
 //! `suma init` against moto: a lock table created with suma's key schema, point-in-time recovery and
-//! deletion protection, then used by a real lock; a second run changes nothing; a table with another key
-//! schema is refused and left alone.
+//! deletion protection and the operations index, then used by a real lock; a second run changes nothing;
+//! a table with another key schema is refused and left alone; a table made before the operations index
+//! gets it, and its journal stays listed.
 
 use crate::common;
 
@@ -62,6 +63,13 @@ async fn init_creates_a_hardened_lock_table_that_locks_work_on() {
     assert_eq!(key.key_type().as_str(), "HASH");
     assert_eq!(described.attribute_definitions()[0].attribute_type().as_str(), "S");
     assert_eq!(described.deletion_protection_enabled(), Some(true));
+    assert!(
+        described
+            .global_secondary_indexes()
+            .iter()
+            .any(|i| i.index_name() == Some(suma::aws::dynamodb::OPERATIONS_INDEX)),
+        "created with the operations index: {described:?}"
+    );
     let backups = client
         .describe_continuous_backups()
         .table_name(&table)
@@ -133,5 +141,107 @@ async fn init_refuses_a_table_keyed_another_way_and_leaves_it() {
         described.table.unwrap().deletion_protection_enabled(),
         Some(true),
         "a refused table is not changed"
+    );
+}
+
+/// A table made before the operations index: `ops list` still lists its operations (a scan), and
+/// `suma init` adds the index and gives the operations journaled before it their `started_at`, so the
+/// listing after it, a query of the index, finds them too.
+#[tokio::test]
+async fn init_indexes_a_table_made_before_the_operations_index_and_keeps_its_journal_listed() {
+    crate::require_sandbox!();
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = unique("suma-init-old");
+    let client = dynamodb().await;
+    client
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    // An operation as the journal wrote it before the index: no `started_at` attribute.
+    let old = suma::journal::Operation::new("deploy-canary", "staging", "e2e-before-the-index", Vec::new());
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("op#{}", old.id)))
+        .item("environment", AttributeValue::S("staging".to_owned()))
+        .item("status", AttributeValue::S(old.status.as_str().to_owned()))
+        .item("document", AttributeValue::S(serde_json::to_string(&old).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let (_dir, config) = config_with_table(&table);
+    let config = config.to_str().unwrap();
+    let listed = |what: &str| {
+        let out = run(suma(&[
+            "--config", config, "ops", "list", "--env", "staging", "--output", "json",
+        ]));
+        assert_eq!(out.code, 0, "{what}: {}", out.stderr);
+        json(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| op["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed("before init"),
+        std::slice::from_ref(&old.id),
+        "listed by a scan without the index"
+    );
+
+    let out = run(suma(&["--config", config, "init", "--yes", "--output", "json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let index = described
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some(suma::aws::dynamodb::OPERATIONS_INDEX))
+        .unwrap_or_else(|| panic!("no operations index: {described:?}"));
+    let keys: Vec<&str> = index.key_schema().iter().map(|k| k.attribute_name()).collect();
+    assert_eq!(keys, ["environment", "started_at"]);
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("op#{}", old.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        item.item()
+            .and_then(|i| i.get("started_at"))
+            .and_then(|v| v.as_s().ok()),
+        Some(&suma::aws::dynamodb::started_at_key(old.started_at)),
+        "backfilled from the document"
+    );
+    assert_eq!(
+        listed("after init"),
+        std::slice::from_ref(&old.id),
+        "listed by the index"
     );
 }
