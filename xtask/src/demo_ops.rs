@@ -303,9 +303,34 @@ pub fn dr_demo(demo: &Demo<'_>) -> Result<()> {
          failover records), its replica lag measured on a streaming replica of the sandbox's PostgreSQL"
     );
     let pg_bin = crate::sandbox::ensure_postgres()?;
+    // A database of its own stands for the service's: the failback's catch-up waits until nothing is
+    // connected to it. Made before the replica's base backup, so the replica has it too ("already
+    // exists" from an earlier run is fine).
+    let admin = demo.var("DATABASE_URL")?.to_owned();
+    let _ = process::run(
+        pg(&pg_bin, "psql")
+            .arg(&admin)
+            .args(["-tAc", "CREATE DATABASE suma_dr_demo"]),
+    );
     let replica = StreamingReplica::start(&pg_bin, &demo.dir.join("demo-replica"), demo.port_of("DATABASE_URL")?)?;
-    let replica_url = replica.url();
-    let lag = [("SUMA_DR_REPLICA_URL", replica_url.as_str())];
+    let replica_url = replica.url().replace("/postgres", "/suma_dr_demo");
+    let primary_url = match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/suma_dr_demo"),
+        None => admin.clone(),
+    };
+    // moto promotes no server: the DR instance's endpoint reaches the sandbox's PostgreSQL (what DR
+    // tasks write to), and the primary-region instance the failback rebuilds reaches the replica,
+    // which replays everything written there, so the failback's catch-up reads real WAL positions.
+    let connect_to = format!(
+        "eu-west-1.rds.amazonaws.com=127.0.0.1:{},{}",
+        replica.port,
+        demo.var("SUMA_DB_CONNECT_TO")?
+    );
+    let lag = [
+        ("SUMA_DR_REPLICA_URL", replica_url.as_str()),
+        ("SUMA_DR_PRIMARY_URL", primary_url.as_str()),
+        ("SUMA_DB_CONNECT_TO", connect_to.as_str()),
+    ];
     demo.expect("DR readiness", Some(&config), &["dr", "check", "--env", &env], &lag)?;
     demo.expect(
         "Fail over to the DR region",

@@ -602,13 +602,31 @@ impl Sandbox {
         std::env::var_os("SUMA_SANDBOX_VENV").map_or_else(|| self.dir.join("venv"), PathBuf::from)
     }
 
-    /// The agent's lines about slow answers from moto (the last 40), printed when tests failed: a stall
-    /// of moto is what makes runs lose their locks, and the log is gone with the sandbox.
+    /// The agent's slow answers from moto, printed when tests failed: how many per action and the
+    /// longest, then the 20 slowest lines (a stall of moto is what makes runs lose their locks, and the
+    /// log is gone with the sandbox).
     fn print_slow_answers(&self) {
         let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
-        let slow: Vec<&str> = log.lines().filter(|l| l.contains("slow answer from moto")).collect();
+        let mut slow: Vec<(f64, &str, &str)> = log
+            .lines()
+            .filter(|l| l.contains("slow answer from moto"))
+            .filter_map(|l| {
+                let field = |key: &str| l.split(key).nth(1)?.split_whitespace().next();
+                Some((field("seconds=")?.parse().ok()?, field("action=")?, l))
+            })
+            .collect();
         eprintln!("sandbox: {} answers from moto took over 2 s during the run", slow.len());
-        for line in &slow[slow.len().saturating_sub(40)..] {
+        let mut by_action: std::collections::BTreeMap<&str, (usize, f64)> = std::collections::BTreeMap::new();
+        for (seconds, action, _) in &slow {
+            let entry = by_action.entry(action).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(*seconds);
+        }
+        for (action, (count, longest)) in &by_action {
+            eprintln!("  {count:>5} x {action} (longest {longest:.1} s)");
+        }
+        slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, _, line) in slow.iter().take(20) {
             eprintln!("  {line}");
         }
     }

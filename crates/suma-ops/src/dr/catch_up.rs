@@ -64,7 +64,9 @@ pub fn judge(marker: Lsn, replayed: Option<Lsn>) -> CatchUp {
     }
 }
 
-/// The two positions the switchover reads; fakes stand in for them in engine tests.
+/// The two positions a switchover (or a failback's catch-up) reads; fakes stand in for them in engine
+/// tests. "Primary" is the database that takes the writes, "replica" the one that replays them: in a
+/// failback the DR database and the rebuilt primary-region instance.
 #[async_trait]
 pub trait ReplicationPositions: Send + Sync {
     /// Writes a marker record (`label`) into the primary's WAL; the position just after it.
@@ -76,12 +78,76 @@ pub trait ReplicationPositions: Send + Sync {
     async fn other_sessions(&self) -> Result<Vec<String>, LagError>;
 }
 
-/// Both positions read over direct connections (`SUMA_DR_PRIMARY_URL`, `SUMA_DR_REPLICA_URL`). Reading
-/// them needs no privilege beyond connecting.
+/// Builds a failback's positions from the endpoints (`host:port`) of the DR instance and of the rebuilt
+/// primary-region instance; `Err` says what is missing to read them.
+pub type FailbackPositions =
+    std::sync::Arc<dyn Fn(&str, &str) -> Result<std::sync::Arc<dyn ReplicationPositions>, String> + Send + Sync>;
+
+/// Both positions read over direct connections (a switchover's are `SUMA_DR_PRIMARY_URL` and
+/// `SUMA_DR_REPLICA_URL`). Reading them needs no privilege beyond connecting.
 pub struct PostgresPositions {
     pub primary_url: String,
+    /// Where `primary_url` comes from, for hints (`SUMA_DR_PRIMARY_URL`).
+    pub primary_named: String,
     pub replica_url: String,
+    pub replica_named: String,
     pub timeout: Duration,
+}
+
+impl PostgresPositions {
+    /// A switchover's: the primary's database at `SUMA_DR_PRIMARY_URL`, the DR replica at
+    /// `SUMA_DR_REPLICA_URL`.
+    pub fn switchover(primary_url: String, replica_url: String, timeout: Duration) -> Self {
+        Self {
+            primary_url,
+            primary_named: format!("`{}`", crate::env_vars::SUMA_DR_PRIMARY_URL),
+            replica_url,
+            replica_named: format!("`{}`", crate::env_vars::SUMA_DR_REPLICA_URL),
+            timeout,
+        }
+    }
+
+    /// A failback's, each database read at the endpoint (`host:port`) RDS reports for it: the DR
+    /// database, which takes the writes since the failover, at `dr_endpoint`, signed in as `dr_url`
+    /// (`SUMA_DR_REPLICA_URL`) says; the rebuilt primary-region instance, which replays them, at
+    /// `primary_endpoint`, signed in as `primary_url` (`SUMA_DR_PRIMARY_URL`) says (a physical replica has
+    /// the roles of its source). The rebuilt instance is new, so no URL could name it before the run.
+    pub fn failback(
+        dr_url: &str,
+        dr_endpoint: &str,
+        primary_url: &str,
+        primary_endpoint: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let named =
+            |endpoint: &str, variable: &str| format!("the endpoint `{endpoint}` and the sign-in of `{variable}`");
+        Ok(Self {
+            primary_url: at_endpoint(dr_url, dr_endpoint, crate::env_vars::SUMA_DR_REPLICA_URL)?,
+            primary_named: named(dr_endpoint, crate::env_vars::SUMA_DR_REPLICA_URL),
+            replica_url: at_endpoint(primary_url, primary_endpoint, crate::env_vars::SUMA_DR_PRIMARY_URL)?,
+            replica_named: named(primary_endpoint, crate::env_vars::SUMA_DR_PRIMARY_URL),
+            timeout,
+        })
+    }
+}
+
+/// `url` (from `variable`) with its host and port replaced by `endpoint` (`host:port`).
+pub fn at_endpoint(url: &str, endpoint: &str, variable: &str) -> Result<String, String> {
+    let mut parsed = reqwest::Url::parse(url).map_err(|e| format!("`{variable}` is not a URL: {e}"))?;
+    let (host, port) = match endpoint.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>().map_err(|e| format!("endpoint `{endpoint}`: {e}"))?,
+        ),
+        None => (endpoint, 5432),
+    };
+    parsed
+        .set_host(Some(host))
+        .map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
+    parsed
+        .set_port(Some(port))
+        .map_err(|()| format!("endpoint `{endpoint}`: the URL takes no port"))?;
+    Ok(parsed.to_string())
 }
 
 /// Non-transactional: written at once, whatever the session's transaction does.
@@ -95,19 +161,19 @@ const SESSIONS_QUERY: &str = "SELECT coalesce(usename::text, '?') || ' from ' ||
 const REPLICA_QUERY: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END";
 
 impl PostgresPositions {
-    /// Every row of `query` on `url`, named by `variable` in errors.
+    /// Every row of `query` on `url`, named by `named` in errors.
     async fn fetch<T>(
         &self,
         url: &str,
         query: &'static str,
         argument: Option<&str>,
-        variable: &str,
+        named: &str,
     ) -> Result<Vec<T>, LagError>
     where
         (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
         T: Send + Unpin,
     {
-        let hint = format!("check `{variable}` and that the server accepts connections from here");
+        let hint = format!("check {named} and that the server accepts connections from here");
         postgres_rows(url, query, argument, self.timeout, &hint).await
     }
 
@@ -117,9 +183,9 @@ impl PostgresPositions {
         url: &str,
         query: &'static str,
         argument: Option<&str>,
-        variable: &str,
+        named: &str,
     ) -> Result<Option<String>, LagError> {
-        let rows: Vec<Option<String>> = self.fetch(url, query, argument, variable).await?;
+        let rows: Vec<Option<String>> = self.fetch(url, query, argument, named).await?;
         Ok(rows.into_iter().next().flatten())
     }
 }
@@ -139,12 +205,7 @@ fn parsed(text: Option<String>, what: &str) -> Result<Option<Lsn>, LagError> {
 impl ReplicationPositions for PostgresPositions {
     async fn write_marker(&self, label: &str) -> Result<Lsn, LagError> {
         let text = self
-            .scalar(
-                &self.primary_url,
-                MARKER_QUERY,
-                Some(label),
-                crate::env_vars::SUMA_DR_PRIMARY_URL,
-            )
+            .scalar(&self.primary_url, MARKER_QUERY, Some(label), &self.primary_named)
             .await?;
         parsed(text, "the marker's position")?.ok_or_else(|| LagError {
             source_name: "postgres",
@@ -154,23 +215,13 @@ impl ReplicationPositions for PostgresPositions {
     }
 
     async fn other_sessions(&self) -> Result<Vec<String>, LagError> {
-        self.fetch(
-            &self.primary_url,
-            SESSIONS_QUERY,
-            None,
-            crate::env_vars::SUMA_DR_PRIMARY_URL,
-        )
-        .await
+        self.fetch(&self.primary_url, SESSIONS_QUERY, None, &self.primary_named)
+            .await
     }
 
     async fn replayed_position(&self) -> Result<Option<Lsn>, LagError> {
         let text = self
-            .scalar(
-                &self.replica_url,
-                REPLICA_QUERY,
-                None,
-                crate::env_vars::SUMA_DR_REPLICA_URL,
-            )
+            .scalar(&self.replica_url, REPLICA_QUERY, None, &self.replica_named)
             .await?;
         parsed(text, "the replica's position")
     }
@@ -228,6 +279,21 @@ mod tests {
         }
         // A higher segment outranks any offset in a lower one (a string comparison would not).
         assert!(Lsn::parse("10/0").unwrap() > Lsn::parse("9/FFFFFFFF").unwrap());
+    }
+
+    #[test]
+    fn a_url_is_moved_to_an_endpoint_with_its_credentials_and_database() {
+        let url = "postgres://auth:p%40ss@127.0.0.1:15432/auth?sslmode=require";
+        assert_eq!(
+            at_endpoint(url, "db.abc.eu-west-1.rds.amazonaws.com:5433", "V").unwrap(),
+            "postgres://auth:p%40ss@db.abc.eu-west-1.rds.amazonaws.com:5433/auth?sslmode=require"
+        );
+        assert_eq!(
+            at_endpoint(url, "db.abc.eu-west-1.rds.amazonaws.com", "V").unwrap(),
+            "postgres://auth:p%40ss@db.abc.eu-west-1.rds.amazonaws.com:5432/auth?sslmode=require"
+        );
+        assert!(at_endpoint("not a url", "db:5432", "V").unwrap_err().contains("`V`"));
+        assert!(at_endpoint(url, "db:port", "V").is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The failback's own steps: its readiness (the newest completed switch was a failover or a switchover, the
 //! DR database is the writable primary, the primary region answers), the confirmation, the rename of the
 //! stale primary (waited for), the new primary created as a replica of the DR database (adopted only when
-//! it replicates from it), the drain of DR, and the cross-region replica rebuilt afterwards.
+//! it replicates from it), DR drained to zero and waited for (the catch-up that follows is the
+//! switchover's, in `switchover.rs`), the cross-region replica rebuilt afterwards, and DR's standby
+//! tasks brought back pointed at the primary.
 
 use serde_json::json;
 
@@ -59,6 +61,22 @@ impl Engine {
                     .map(|s| format!(", still replicating from `{s}`"))
                     .unwrap_or_default(),
                 self.environment
+            )));
+        }
+        // The catch-up before the promotion must be able to read the DR database: checked now, before
+        // anything is renamed or drained, not after the rebuild (the rebuilt instance it also reads does
+        // not exist yet; its sign-in is checked to be present).
+        let dr_endpoint = dr_db.host().unwrap_or_default();
+        let readable = match (self.failback_replication)(&dr_endpoint, &dr_endpoint) {
+            Ok(positions) => positions.other_sessions().await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = readable {
+            return Err(StepError::refused(format!(
+                "the DR database `{}` cannot be read for the catch-up before the promotion: {e}\nhint: a failback loses no write the DR region acknowledged only if it can compare the two databases; set `{}` and `{}` (through `SUMA_DB_CONNECT_TO` for a port forward) and run it again",
+                dr_db.identifier,
+                crate::env_vars::SUMA_DR_REPLICA_URL,
+                crate::env_vars::SUMA_DR_PRIMARY_URL
             )));
         }
         // The primary region must answer: failback builds there.
@@ -334,15 +352,91 @@ impl Engine {
             }
         }
         self.suspend_scaling(run, op, super::Side::Dr).await?;
-        self.scale(
-            run,
-            &self.env.dr_region,
-            &cfg.cluster,
-            &cfg.service,
-            cfg.standby_count as i32,
-        )
-        .await?;
-        Ok(StepEnd::Done(Facts::new()))
+        // To zero, standby included: every DR task writes to the DR database until the promotion, and a
+        // write after the catch-up's marker would be lost. The standby comes back pointed at the
+        // primary (`standby-dr`).
+        self.scale(run, &self.env.dr_region, &cfg.cluster, &cfg.service, 0)
+            .await?;
+        let waited = self
+            .wait_drained_in(
+                run,
+                &self.env.dr_region,
+                &cfg.cluster,
+                std::slice::from_ref(&cfg.service),
+                "scales DR back",
+            )
+            .await?;
+        Ok(StepEnd::Done(Facts::from([(
+            "drained_after_ms".to_owned(),
+            json!(waited.as_millis() as u64),
+        )])))
+    }
+
+    /// The DR service's standby again, now writing to the primary across regions as before the
+    /// failover: a revision with the host variable on the primary's endpoint, at `standby_count`.
+    pub(super) async fn standby_dr(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
+        let cfg = &self.env.ecs.dr;
+        if cfg.standby_count == 0 {
+            return Ok(StepEnd::skipped(
+                "no standby tasks configured (`ecs.dr.standby_count` is 0): DR stays a pilot light",
+                Facts::new(),
+            ));
+        }
+        let primary = &self.env.rds.primary;
+        let endpoint = self
+            .aws
+            .rds(&primary.region)
+            .describe_instance(&primary.identifier)
+            .await?
+            .host()
+            .ok_or_else(|| {
+                StepError::failed(format!(
+                    "`{}` has no endpoint\nhint: `suma dr resume` tries again",
+                    primary.identifier
+                ))
+            })?;
+        let ecs = self.aws.ecs(&self.env.dr_region);
+        let td = match super::fact_str(op, "dr_standby_task_definition") {
+            Some(td) => td,
+            None => {
+                let current = ecs
+                    .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        StepError::failed(format!(
+                            "service `{}` not found in `{}` ({})",
+                            cfg.service, cfg.cluster, self.env.dr_region
+                        ))
+                    })?;
+                run.mutating()?;
+                let td = ecs
+                    .register_revision(
+                        &current.task_definition,
+                        &self.env.ecs.container,
+                        &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, &endpoint),
+                    )
+                    .await?
+                    .arn;
+                run.record(op, Facts::from([("dr_standby_task_definition".to_owned(), json!(td))]))
+                    .await?;
+                td
+            }
+        };
+        let update = crate::aws::ecs::ServiceUpdate {
+            task_definition: Some(td.clone()),
+            desired_count: Some(cfg.standby_count as i32),
+            force_new_deployment: false,
+        };
+        run.mutating()?;
+        ecs.update_service(&cfg.cluster, &cfg.service, &update).await?;
+        self.wait_rollout(run, &self.env.dr_region, &cfg.cluster, &cfg.service, &td)
+            .await?;
+        Ok(StepEnd::Done(Facts::from([
+            ("dr_standby_task_definition".to_owned(), json!(td)),
+            ("database_host".to_owned(), json!(endpoint)),
+        ])))
     }
 
     /// The DR posture again: the old DR database renamed away, a new replica of the primary in its name.

@@ -113,7 +113,11 @@ where
         hint: Some(hint.to_owned()),
     };
     let read = async {
-        let mut conn = sqlx::PgConnection::connect(url).await?;
+        // Connections go where `SUMA_DB_CONNECT_TO` sends their host (a port forward to a private RDS).
+        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+        let (host, port) = crate::secrets::database::routed(options.get_host(), options.get_port());
+        let (host, port) = (host.to_owned(), port);
+        let mut conn = sqlx::PgConnection::connect_with(&options.host(&host).port(port)).await?;
         let mut statement = sqlx::query_scalar(query);
         if let Some(argument) = argument {
             statement = statement.bind(argument);

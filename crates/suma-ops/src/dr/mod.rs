@@ -145,6 +145,7 @@ pub fn step_estimate(name: &str, env: &Environment) -> Duration {
         "verify" => 15,
         "announce" | "resume-scaling" => 2,
         "create-primary-replica" | "restore-replica" => 1200,
+        "standby-dr" => 180,
         _ => 30,
     };
     Duration::from_secs(secs)
@@ -265,7 +266,14 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
             ),
             step(
                 "drain-dr",
-                format!("scale `{}` ({d}) to its standby of {}", ecs.dr.service, ecs.dr.standby_count),
+                format!(
+                    "scale `{}` ({d}) to 0 and wait until no task runs (no writer is left on `{replica}`)",
+                    ecs.dr.service
+                ),
+            ),
+            step(
+                "catch-up",
+                format!("wait until no session is left on `{replica}`, write a marker into its WAL, wait until the rebuilt `{primary_db}` has replayed it: no acknowledged write is left behind"),
             ),
             step(
                 "promote-primary",
@@ -285,6 +293,17 @@ pub fn plan(direction: Direction, environment: &str, env: &Environment) -> Vec<P
             step(
                 "restore-replica",
                 format!("rename the old `{replica}` ({d}) out of the way, create it again as a replica of `{primary_db}`"),
+            ),
+            step(
+                "standby-dr",
+                if ecs.dr.standby_count == 0 {
+                    "no standby (`ecs.dr.standby_count` is 0): skipped".to_owned()
+                } else {
+                    format!(
+                        "register a revision of `{}` ({d}) with {host_var} = `{primary_db}`'s endpoint, scale to its standby of {}",
+                        ecs.dr.service, ecs.dr.standby_count
+                    )
+                },
             ),
             step(
                 "verify",
@@ -367,6 +386,9 @@ pub struct Engine {
     pub lag: Arc<dyn ReplicaLag>,
     /// The WAL positions a switchover compares.
     pub replication: Arc<dyn catch_up::ReplicationPositions>,
+    /// The WAL positions a failback's catch-up compares, given the rebuilt primary-region instance's
+    /// endpoint (`host:port`), which exists only once the failback created it.
+    pub failback_replication: catch_up::FailbackPositions,
     pub probe: Arc<dyn ServiceProbe>,
     pub events: Option<Arc<dyn EventSink>>,
     pub gate: Arc<dyn Gate>,
@@ -535,6 +557,7 @@ impl Engine {
             ("create-primary-replica", _) => self.create_primary_replica(run, op).await,
             ("confirm", _) => self.confirm(op),
             ("drain-dr", _) => self.drain_dr(run, op).await,
+            ("standby-dr", _) => self.standby_dr(run, op).await,
             ("promote-primary", _) => {
                 let primary = self.env.rds.primary.clone();
                 let facts = self.promote(run, op, &primary.region, &primary.identifier).await?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::catch_up::{PostgresPositions, ReplicationPositions, UnavailablePositions};
+use super::catch_up::{FailbackPositions, PostgresPositions, ReplicationPositions, UnavailablePositions};
 use super::lag::{MetricLag, PostgresLag, ReplicaLag, UnavailableLag};
 use super::rto::RtoEstimate;
 use super::{check, Engine, EventSink, Gate};
@@ -67,11 +67,11 @@ pub fn lag_source(env: &Environment) -> Arc<dyn ReplicaLag> {
 pub fn replication_positions() -> Arc<dyn ReplicationPositions> {
     let var = |name: &str| crate::settings::ProcessEnv.var(name);
     match (var(SUMA_DR_PRIMARY_URL), var(SUMA_DR_REPLICA_URL)) {
-        (Some(primary_url), Some(replica_url)) => Arc::new(PostgresPositions {
+        (Some(primary_url), Some(replica_url)) => Arc::new(PostgresPositions::switchover(
             primary_url,
             replica_url,
-            timeout: Duration::from_secs(10),
-        }),
+            Duration::from_secs(10),
+        )),
         (primary, _) => {
             let missing = if primary.is_none() {
                 SUMA_DR_PRIMARY_URL
@@ -86,6 +86,29 @@ pub fn replication_positions() -> Arc<dyn ReplicationPositions> {
             })
         }
     }
+}
+
+/// A failback's positions: the DR database takes the writes, the rebuilt primary-region instance
+/// replays them; each read at its RDS endpoint, signed in as `SUMA_DR_REPLICA_URL` and
+/// `SUMA_DR_PRIMARY_URL` say.
+pub fn failback_positions() -> FailbackPositions {
+    let var = |name: &str| crate::settings::ProcessEnv.var(name);
+    let (dr_url, primary_url) = (var(SUMA_DR_REPLICA_URL), var(SUMA_DR_PRIMARY_URL));
+    Arc::new(move |dr_endpoint: &str, primary_endpoint: &str| {
+        let (Some(dr_url), Some(primary_url)) = (dr_url.as_deref(), primary_url.as_deref()) else {
+            return Err(format!(
+                "`{SUMA_DR_REPLICA_URL}` and `{SUMA_DR_PRIMARY_URL}` must both be set: a failback writes its marker on the DR database and reads the rebuilt primary-region instance's position, each at its endpoint, signed in as those URLs say"
+            ));
+        };
+        let positions = PostgresPositions::failback(
+            dr_url,
+            dr_endpoint,
+            primary_url,
+            primary_endpoint,
+            Duration::from_secs(10),
+        )?;
+        Ok(Arc::new(positions) as Arc<dyn ReplicationPositions>)
+    })
 }
 
 /// Datadog events when the environment has a `datadog` section and the keys are set.
@@ -114,6 +137,7 @@ pub fn engine(
         aws: Arc::new(session.clone()),
         lag: lag_source(env),
         replication: replication_positions(),
+        failback_replication: failback_positions(),
         probe: Arc::new(super::HttpServiceProbe::new(Duration::from_secs(10))),
         events: events(env),
         gate,

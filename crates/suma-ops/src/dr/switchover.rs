@@ -20,11 +20,26 @@ impl Engine {
     /// Waits until no task of `names` runs or is pending in the primary region: a task still draining
     /// its connections can still commit.
     pub(super) async fn wait_drained(&self, run: &Run<'_>, names: &[String]) -> Result<Duration, StepError> {
-        let ecs = self.aws.ecs(&self.env.primary_region);
+        let (region, cluster) = (self.env.primary_region.clone(), self.env.ecs.cluster.clone());
+        self.wait_drained_in(run, &region, &cluster, names, "scales the primary back")
+            .await
+    }
+
+    /// Waits until no task of `names` in `cluster` (`region`) runs or is pending; `undo` says what an
+    /// abort does, for the hint.
+    pub(super) async fn wait_drained_in(
+        &self,
+        run: &Run<'_>,
+        region: &crate::config::AwsRegion,
+        cluster: &str,
+        names: &[String],
+        undo: &str,
+    ) -> Result<Duration, StepError> {
+        let ecs = self.aws.ecs(region);
         let started = tokio::time::Instant::now();
         let deadline = started + self.wait_timeout;
         loop {
-            let found = ecs.describe_services(&self.env.ecs.cluster, names).await?;
+            let found = ecs.describe_services(cluster, names).await?;
             let left: Vec<String> = found
                 .iter()
                 .filter(|s| s.running + s.pending > 0)
@@ -35,8 +50,7 @@ impl Engine {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(StepError::failed(format!(
-                    "tasks still run in {} after {}: {}\nhint: `suma dr resume` waits again; `suma dr abort` scales the primary back",
-                    self.env.primary_region,
+                    "tasks still run in {region} after {}: {}\nhint: `suma dr resume` waits again; `suma dr abort` {undo}",
                     humantime::format_duration(self.wait_timeout),
                     left.join(", ")
                 )));
@@ -45,13 +59,42 @@ impl Engine {
         }
     }
 
-    /// The switchover's gate: a marker written into the primary's WAL after the drain; the replica has
-    /// caught up when it has replayed up to it. The marker's position is journaled before the wait.
+    /// The gate of a switchover, and of a failback on its way home: a marker written into the writing
+    /// database's WAL once nothing writes to it, and the replica caught up when it has replayed up to
+    /// it. A switchover writes on the primary and waits for the DR replica; a failback writes on the DR
+    /// database and waits for the primary-region instance it rebuilt. The marker's position is journaled
+    /// before the wait.
     pub(super) async fn catch_up(&self, run: &Run<'_>, op: &mut Operation) -> Result<StepEnd, StepError> {
         let replica = self.replica()?;
+        let primary = &self.env.rds.primary;
+        let failback = op.kind == super::FAILBACK;
+        let (positions, writer, reader, undo) = if failback {
+            let dr_endpoint = self.endpoint_of(&replica.region, &replica.identifier).await?;
+            let rebuilt = self.endpoint_of(&primary.region, &primary.identifier).await?;
+            let positions = (self.failback_replication)(&dr_endpoint, &rebuilt).map_err(|e| {
+                StepError::failed(format!(
+                    "cannot compare the DR database with the rebuilt `{}`: {e}\nhint: set them and `suma dr resume --env {env}`; `suma dr abort --env {env}` scales DR back (nothing was promoted)",
+                    primary.identifier,
+                    env = self.environment
+                ))
+            })?;
+            (
+                positions,
+                replica.identifier.clone(),
+                primary.identifier.clone(),
+                "scales DR back",
+            )
+        } else {
+            (
+                self.replication.clone(),
+                primary.identifier.clone(),
+                replica.identifier.clone(),
+                "scales the primary back",
+            )
+        };
         let unreadable = |what: &str, e: lag::LagError| {
             StepError::failed(format!(
-                "cannot read {what}: {e}\nhint: `suma dr resume --env {env}` reads it again; `suma dr abort --env {env}` scales the primary back",
+                "cannot read {what}: {e}\nhint: `suma dr resume --env {env}` reads it again; `suma dr abort --env {env}` {undo}",
                 env = self.environment
             ))
         };
@@ -59,17 +102,16 @@ impl Engine {
         let deadline = started + self.wait_timeout;
         // Draining tasks leave `runningCount` before their processes exit: wait for their sessions.
         loop {
-            let sessions = self
-                .replication
+            let sessions = positions
                 .other_sessions()
                 .await
-                .map_err(|e| unreadable("the sessions on the primary's database", e))?;
+                .map_err(|e| unreadable(&format!("the sessions on `{writer}`"), e))?;
             if sessions.is_empty() {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(StepError::failed(format!(
-                    "{} session(s) still connected to the primary's database after {}: {}; a write through any of them after the promotion would be lost\nhint: stop what holds them (a DR standby task writes to the primary too), then `suma dr resume --env {env}`; `suma dr abort --env {env}` scales the primary back",
+                    "{} session(s) still connected to `{writer}` after {}: {}; a write through any of them after the promotion would be lost\nhint: stop what holds them (a DR standby task writes to the primary too), then `suma dr resume --env {env}`; `suma dr abort --env {env}` {undo}",
                     sessions.len(),
                     humantime::format_duration(self.wait_timeout),
                     sessions.join(", "),
@@ -79,20 +121,18 @@ impl Engine {
             run.sleep(self.poll.min(CATCH_UP_POLL)).await?;
         }
         let sessions_closed_ms = started.elapsed().as_millis() as u64;
-        let marker = self
-            .replication
+        let marker = positions
             .write_marker(&op.id)
             .await
-            .map_err(|e| unreadable("the primary's WAL position after the drain", e))?;
+            .map_err(|e| unreadable(&format!("`{writer}`'s WAL position after the drain"), e))?;
         run.record(op, Facts::from([("marker_lsn".to_owned(), json!(marker.to_string()))]))
             .await?;
         let marked = tokio::time::Instant::now();
         loop {
-            let replayed = self
-                .replication
+            let replayed = positions
                 .replayed_position()
                 .await
-                .map_err(|e| unreadable("the replica's replayed WAL position", e))?;
+                .map_err(|e| unreadable(&format!("`{reader}`'s replayed WAL position"), e))?;
             match catch_up::judge(marker, replayed) {
                 catch_up::CatchUp::CaughtUp => {
                     return Ok(StepEnd::Done(Facts::from([
@@ -103,23 +143,47 @@ impl Engine {
                     ])))
                 }
                 catch_up::CatchUp::NotReplicating => {
+                    let named = if failback {
+                        format!(
+                            "the endpoint RDS reports for `{reader}` (and `{}` for its sign-in)",
+                            crate::env_vars::SUMA_DR_PRIMARY_URL
+                        )
+                    } else {
+                        format!("`{}`", crate::env_vars::SUMA_DR_REPLICA_URL)
+                    };
                     return Err(StepError::failed(format!(
-                        "`{}` is not in recovery, so it is not replaying the primary: nothing was promoted\nhint: check `{}` names the replica; `suma dr abort --env {}` scales the primary back",
-                        replica.identifier,
-                        crate::env_vars::SUMA_DR_REPLICA_URL,
+                        "`{reader}` is not in recovery, so it is not replaying `{writer}`: nothing was promoted\nhint: check that {named} reaches the replica; `suma dr abort --env {}` {undo}",
                         self.environment
-                    )))
+                    )));
                 }
                 catch_up::CatchUp::Behind(bytes) if tokio::time::Instant::now() >= deadline => {
                     return Err(StepError::failed(format!(
-                        "`{}` is still {bytes} bytes of WAL behind the marker {marker} after {}\nhint: `suma dr resume` waits again; `suma dr abort` scales the primary back (nothing was promoted)",
-                        replica.identifier,
+                        "`{reader}` is still {bytes} bytes of WAL behind the marker {marker} after {}\nhint: `suma dr resume` waits again; `suma dr abort` {undo} (nothing was promoted)",
                         humantime::format_duration(self.wait_timeout)
                     )))
                 }
                 catch_up::CatchUp::Behind(_) => run.sleep(self.poll.min(CATCH_UP_POLL)).await?,
             }
         }
+    }
+
+    /// `host:port` of an instance as RDS reports it.
+    pub(super) async fn endpoint_of(
+        &self,
+        region: &crate::config::AwsRegion,
+        identifier: &str,
+    ) -> Result<String, StepError> {
+        self.aws
+            .rds(region)
+            .describe_instance(identifier)
+            .await?
+            .host()
+            .ok_or_else(|| {
+                StepError::failed(format!(
+                    "`{identifier}` has no endpoint yet\nhint: `suma dr resume --env {}` tries again",
+                    self.environment
+                ))
+            })
     }
 
     /// A switchover's readiness: the primary region must answer and both WAL positions be readable

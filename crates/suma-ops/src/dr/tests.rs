@@ -44,6 +44,10 @@ struct Behaviour {
     replay_reads: Vec<(usize, Option<u64>)>,
     ready_fails: bool,
     gate_declines: bool,
+    /// The endpoints (`DR PRIMARY`) a failback was asked to read its databases at.
+    failback_endpoints: Vec<String>,
+    /// A failback's databases cannot be read (their URLs are not set).
+    failback_unreadable: bool,
 }
 
 /// Cancels the run right after the given mutation count (a kill after the call reached AWS).
@@ -335,6 +339,18 @@ impl Harness {
             aws: self.world.aws.apis(),
             lag: self.world.clone(),
             replication: self.world.clone(),
+            failback_replication: {
+                let world = self.world.clone();
+                Arc::new(move |dr: &str, primary: &str| {
+                    let mut b = world.behaviour.lock().unwrap();
+                    b.failback_endpoints.push(format!("{dr} {primary}"));
+                    if b.failback_unreadable {
+                        return Err("`SUMA_DR_REPLICA_URL` and `SUMA_DR_PRIMARY_URL` must both be set".to_owned());
+                    }
+                    drop(b);
+                    Ok(world.clone() as Arc<dyn catch_up::ReplicationPositions>)
+                })
+            },
             probe: self.world.clone(),
             events: Some(self.world.clone()),
             gate: self.world.clone(),
@@ -1492,4 +1508,105 @@ async fn a_failback_with_nowhere_to_put_an_instance_is_refused_before_any_change
         "{outcome:?}"
     );
     assert_eq!(h.world.mutations().len(), before, "nothing changed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_promotes_the_rebuilt_primary_only_once_it_has_replayed_the_marker_written_on_dr() {
+    let h = Harness::new();
+    h.failover().await;
+    let marker = 0x2_0000_0040;
+    h.world.behave(|b| {
+        // The DR tasks' sessions close one poll after the drain.
+        b.sessions = vec![vec!["auth from 10.2.0.7 (auth-service)".into()], Vec::new()];
+        b.primary_lsn = Some(marker);
+        b.replayed = vec![Some(marker - 0x40), Some(marker - 1), Some(marker)];
+        b.replay_reads.clear();
+    });
+    let op = h.completed(Direction::Failback).await;
+    let names: Vec<&str> = op.plan.iter().map(|s| s.name.as_str()).collect();
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(
+        at("drain-dr") < at("catch-up") && at("catch-up") < at("promote-primary"),
+        "{names:?}"
+    );
+    assert!(at("restore-replica") < at("standby-dr"), "{names:?}");
+    assert_eq!(op.fact("marker_lsn"), Some(&json!("2/40")));
+    assert_eq!(op.fact("replayed_lsn"), Some(&json!("2/40")));
+    // Both databases are read where RDS says they are: the DR database at readiness (before anything
+    // changes), then the DR database and the rebuilt primary at the catch-up.
+    let (dr, primary) = (
+        format!("{}:5432", endpoint(DR, "db-replica")),
+        format!("{}:5432", endpoint(PRIMARY, "db")),
+    );
+    assert_eq!(
+        h.world.behaviour.lock().unwrap().failback_endpoints,
+        [format!("{dr} {dr}"), format!("{dr} {primary}")]
+    );
+    // Every read of the rebuilt primary's position came before its promotion.
+    let mutations = h.world.mutations();
+    let promoted = mutations
+        .iter()
+        .position(|m| m.starts_with("promote eu-west-1 db"))
+        .unwrap_or_else(|| panic!("{mutations:#?}"));
+    let reads = h.world.behaviour.lock().unwrap().replay_reads.clone();
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert!(
+        reads.iter().all(|(seen, _)| *seen <= promoted),
+        "{reads:?} {mutations:#?}"
+    );
+    // DR was drained to zero, standby included, before the marker.
+    let drained = mutations
+        .iter()
+        .position(|m| m.starts_with("update eu-central-1 auth-service ") && m.ends_with(" 0"))
+        .unwrap_or_else(|| panic!("{mutations:#?}"));
+    assert!(drained < promoted);
+    assert_eq!(
+        op.steps.iter().find(|s| s.name == "standby-dr").map(|s| s.status),
+        Some(StepStatus::Skipped),
+        "a pilot light has no standby to bring back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rebuilt_primary_that_is_not_replaying_stops_the_failback_before_its_promotion_and_abort_gives_dr_its_tasks()
+{
+    let h = Harness::new();
+    h.failover().await;
+    h.world.behave(|b| b.replayed = vec![None]);
+    let mut op = h.op(Direction::Failback);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Stopped { at_step, reason } if at_step == "catch-up" && reason.contains("not in recovery") && reason.contains("`db`")),
+        "{outcome:?}"
+    );
+    assert!(
+        !h.world.mutations().iter().any(|m| m.starts_with("promote eu-west-1")),
+        "{:#?}",
+        h.world.mutations()
+    );
+    let engine = h.engine();
+    let guard = h.locks.acquire(&op, true).await.unwrap();
+    let outcome = engine.abort(&mut op, &guard, "tester@host").await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Aborted { note, .. } if note.contains("DR region serves again")),
+        "{outcome:?}"
+    );
+    let s = h.world.snapshot();
+    assert_eq!(s.services[&(DR.to_owned(), "auth-service".to_owned())].1, 4);
+    assert_eq!(s.primary_target, DR_LB);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_that_could_not_compare_the_databases_is_refused_before_it_changes_anything() {
+    let h = Harness::new();
+    h.failover().await;
+    let before = h.world.mutations().len();
+    h.world.behave(|b| b.failback_unreadable = true);
+    let mut op = h.op(Direction::Failback);
+    let outcome = h.run(&mut op, false).await;
+    assert!(
+        matches!(&outcome, Outcome::Refused { reason } if reason.contains("cannot be read for the catch-up") && reason.contains("SUMA_DR_PRIMARY_URL")),
+        "{outcome:?}"
+    );
+    assert_eq!(h.world.mutations().len(), before, "{:#?}", h.world.mutations());
 }

@@ -84,10 +84,7 @@ impl DrEnv {
             .arg(&self.config)
             .env_remove("SUMA_DR_REPLICA_URL");
         if let Some(r) = replica {
-            cmd.env("SUMA_DR_REPLICA_URL", r.url());
-            // A seeded environment runs no service: a database of its own stands for the service's on
-            // the primary (a switchover waits for its sessions and writes its marker there).
-            cmd.env("SUMA_DR_PRIMARY_URL", marker_database_url());
+            cmd.envs(dr_vars(r, self.env.primary_region.as_str()));
         }
         cmd
     }
@@ -216,6 +213,30 @@ pub fn marker_database_url() -> String {
     }
 }
 
+/// How the DR commands of an environment whose instances are moto's reach its databases, with
+/// `replica` a streaming replica of the sandbox's PostgreSQL:
+/// - the DR replica (its lag, a switchover's catch-up) at `replica`, signed into the marker database;
+/// - the primary's database (where a switchover writes its marker and waits for sessions): the marker
+///   database on the sandbox's PostgreSQL, which nothing else connects to;
+/// - a failback reads both at the endpoints RDS reports: the DR instance's goes to the sandbox's
+///   PostgreSQL (moto promotes nothing, so that is what DR tasks write to), the rebuilt primary's (any
+///   instance of `primary_region`) to `replica`, which replays everything written there.
+pub fn dr_vars(replica: &StreamingReplica, primary_region: &str) -> Vec<(String, String)> {
+    let marker = marker_database_url();
+    vec![
+        ("SUMA_DR_REPLICA_URL".to_owned(), replica.url_of("suma_dr_marker")),
+        ("SUMA_DR_PRIMARY_URL".to_owned(), marker),
+        (
+            "SUMA_DB_CONNECT_TO".to_owned(),
+            format!(
+                "{primary_region}.rds.amazonaws.com=127.0.0.1:{},{}",
+                replica.port,
+                sandbox_var("SUMA_DB_CONNECT_TO")
+            ),
+        ),
+    ]
+}
+
 /// A PostgreSQL streaming replica of the sandbox's database, stopped on drop. It streams through a
 /// replication slot of its own, as an RDS replica does: the primary keeps every WAL segment the replica
 /// has not received (checkpoints the other tests' base backups force would otherwise recycle them under
@@ -260,7 +281,15 @@ impl StreamingReplica {
 
     /// A replica whose WAL streams through `link` (a port forwarding to the primary) when given.
     fn start_streaming_through(link: Option<u16>) -> Self {
-        let primary_port = sandbox_pg_port();
+        Self::start_streaming(&sandbox_pg_port(), link)
+    }
+
+    /// A replica of the server on `primary_port` (another replica, promoted or not), streaming through
+    /// `link` when given.
+    fn start_streaming(primary_port: &str, link: Option<u16>) -> Self {
+        // Any database of the primary answers the replica's `url_of`: the marker database is made
+        // before the base backup copies the cluster.
+        let _ = marker_database_url();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let slot = format!("suma_test_{}", unique("replica").replace('-', "_"));
@@ -270,7 +299,7 @@ impl StreamingReplica {
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &primary_port,
+                primary_port,
                 "-U",
                 "postgres",
                 "-R",
@@ -320,7 +349,12 @@ impl StreamingReplica {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.url_of("postgres")
+    }
+
+    /// Its URL, signed into `database`.
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
     /// Waits until its WAL receiver streams from the primary.
@@ -1074,7 +1108,33 @@ async fn a_switchover_under_continuous_registrations_loses_no_acknowledged_write
     assert!(!in_recovery, "the switch promoted the replica's server");
     logins_succeed("served from the DR region on the promoted replica").await;
 
-    let out = run_blocking(env.suma(&["dr", "failback", "--yes", "--output", "json"], Some(&replica))).await;
+    // The failback rebuilds the primary as a replica of the promoted database: here a streaming replica
+    // of it, which the rebuilt instance's endpoint reaches. Its catch-up writes the marker on the
+    // promoted database (the DR instance's endpoint), where the DR tasks wrote, and promotes the
+    // primary only once the new replica has replayed it.
+    let home = StreamingReplica::start_streaming(&replica.port.to_string(), None);
+    home.wait_streaming().await;
+    let mut cmd = env.suma(&["dr", "failback", "--yes", "--output", "json"], Some(&replica));
+    cmd.env("SUMA_DR_REPLICA_URL", replica.url_of("auth")).env(
+        "SUMA_DB_CONNECT_TO",
+        format!(
+            "{}.rds.amazonaws.com=127.0.0.1:{},{dr}.rds.amazonaws.com=127.0.0.1:{},{}",
+            env.env.primary_region,
+            home.port,
+            replica.port,
+            sandbox_var("SUMA_DB_CONNECT_TO")
+        ),
+    );
+    let out = run_blocking(cmd).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let caught_up = step_facts(&json(&out), "catch-up");
+    assert!(caught_up["replayed_lsn"].is_string(), "{caught_up}");
+    // Every registration the DR region acknowledged is on the rebuilt primary.
+    let on_home = emails_among(&home.port.to_string(), &acknowledged).await;
+    assert_eq!(
+        on_home.len(),
+        acknowledged.len(),
+        "nothing the DR region took is left behind"
+    );
     logins_succeed("home again").await;
 }

@@ -106,7 +106,8 @@ struct FaultRun {
 
 async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
     let proxy = FaultProxy::start(seed)?;
-    let env = Env::seed("fault", &|e| scenario.tweak(e)).await;
+    let mut env = Env::seed("fault", &|e| scenario.tweak(e)).await;
+    env.vars = scenario.vars(&env);
     env.set_default("aws_operation_timeout", OPERATION_TIMEOUT);
     let prepared = scenario.prepare(&env).await;
     let mut cmd = env.suma(&scenario.command());
@@ -155,12 +156,20 @@ async fn under_faults(scenario: &dyn Scenario, seed: u64) -> Option<FaultRun> {
         result = Err("the environment is still locked".to_owned());
     }
     if result.is_ok() {
-        result = if out.code != 0 && env.last_operation(scenario.kind()).await.is_none() {
+        // Nothing began when no operation was journaled, or when the one journaled never started a
+        // step (every change happens inside a step whose start is journaled first).
+        let began = env
+            .last_operation(scenario.kind())
+            .await
+            .is_some_and(|op| !op.steps.is_empty());
+        result = if out.code != 0 && !began {
             outcome = format!("{outcome} before it began");
             scenario.untouched(&env, &prepared).await
         } else {
             scenario.safe(&env, &prepared).await
         };
+        // What the command said, so that an inconsistent run can be told from the run alone.
+        result = result.map_err(|e| format!("{e}\n  the command said:\n{}", out.stderr.trim()));
     }
     Some(FaultRun {
         seed,

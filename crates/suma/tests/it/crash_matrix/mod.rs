@@ -73,8 +73,8 @@ pub struct Env {
     pub env: suma::config::Environment,
     pub session: AwsSession,
     dir: tempfile::TempDir,
-    /// The operation the crashed command ran, read from the lock it left (a point read: listing the
-    /// journal scans the whole shared table, which slows moto for every parallel run).
+    /// The operation the crashed command ran, read from the lock it left (a consistent point read; the
+    /// journal's listing is an index query that may lag the last write).
     crashed: std::sync::Mutex<Option<String>>,
     /// The scenario's [`Scenario::vars`].
     vars: Vec<(String, String)>,
@@ -236,8 +236,9 @@ pub trait Scenario: Send + Sync {
         serde_json::Value::Null
     }
     fn command(&self) -> Vec<&'static str>;
-    /// Variables every `suma` of the run gets (the database URLs a switchover reads).
-    fn vars(&self) -> Vec<(String, String)> {
+    /// Variables every `suma` of the run on `env` gets (the database URLs a switchover or a failback
+    /// reads).
+    fn vars(&self, _env: &Env) -> Vec<(String, String)> {
         Vec::new()
     }
     /// The command that finishes the crashed one (it may need the journal: a run's id).
@@ -306,7 +307,7 @@ async fn crash(scenario: &dyn Scenario, env: &Env, n: usize) -> Option<KillPoint
 async fn finish_one(scenario: &dyn Scenario, n: usize, finish: Finish) -> Option<(KillPoint, Result<(), String>)> {
     let _slot = Slot::take().await;
     let mut env = Env::seed("crash", &|e| scenario.tweak(e)).await;
-    env.vars = scenario.vars();
+    env.vars = scenario.vars(&env);
     let prepared = scenario.prepare(&env).await;
     let at = crash(scenario, &env, n).await?;
     let args = scenario.finish(&env, finish).await;

@@ -486,12 +486,9 @@ impl Scenario for Failover {
         }
     }
 
-    fn vars(&self) -> Vec<(String, String)> {
+    fn vars(&self, env: &Env) -> Vec<(String, String)> {
         self.switchover.as_ref().map_or_else(Vec::new, |replica| {
-            vec![
-                ("SUMA_DR_REPLICA_URL".to_owned(), replica.url()),
-                ("SUMA_DR_PRIMARY_URL".to_owned(), crate::dr::marker_database_url()),
-            ]
+            crate::dr::dr_vars(replica, env.env.primary_region.as_str())
         })
     }
 
@@ -515,9 +512,20 @@ impl Scenario for Failover {
 
 /// A DR failback after a completed failover (run by `prepare`): the normal topology back, or, when
 /// aborted before the primary's promotion, still failed over with the DR region serving.
-struct Failback;
+struct Failback {
+    /// What the rebuilt primary-region instance's endpoint reaches: a streaming replica of the sandbox's
+    /// PostgreSQL, which every kill point's catch-up reads (the DR database of a moto failover is the
+    /// sandbox's PostgreSQL itself).
+    home: crate::dr::StreamingReplica,
+}
 
 impl Failback {
+    fn new() -> Self {
+        Self {
+            home: crate::dr::StreamingReplica::start(),
+        }
+    }
+
     /// The normal topology: DNS names the primary region, which runs tasks.
     async fn home(env: &Env) -> Result<(), String> {
         Failover::serving(env, |on_dr, primary, _| !on_dr && primary > 0).await
@@ -538,6 +546,10 @@ impl Scenario for Failback {
 
     fn command(&self) -> Vec<&'static str> {
         vec!["dr", "failback", "--yes"]
+    }
+
+    fn vars(&self, env: &Env) -> Vec<(String, String)> {
+        crate::dr::dr_vars(&self.home, env.env.primary_region.as_str())
     }
 
     async fn finish(&self, _: &Env, finish: Finish) -> Vec<String> {
@@ -707,7 +719,7 @@ pub fn all() -> Vec<Arc<dyn Scenario>> {
         Arc::new(Canary(Strategy::Canary)),
         Arc::new(Canary(Strategy::BlueGreen)),
         Arc::new(Failover { switchover: None }),
-        Arc::new(Failback),
+        Arc::new(Failback::new()),
         Arc::new(RunbookRotation),
         Arc::new(TemplatesApply("monitors")),
         Arc::new(TemplatesApply("dashboards")),
@@ -856,7 +868,7 @@ async fn dr_switchover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dr_failback() {
     crate::require_sandbox!();
-    run_matrix(Arc::new(Failback)).await;
+    run_matrix(Arc::new(Failback::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
