@@ -272,8 +272,9 @@ impl StreamingReplica {
         })
     }
 
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    /// Its URL, signed into `database`.
+    fn url_of(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 }
 
@@ -313,7 +314,7 @@ pub fn dr_demo(demo: &Demo<'_>) -> Result<()> {
             .args(["-tAc", "CREATE DATABASE suma_dr_demo"]),
     );
     let replica = StreamingReplica::start(&pg_bin, &demo.dir.join("demo-replica"), demo.port_of("DATABASE_URL")?)?;
-    let replica_url = replica.url().replace("/postgres", "/suma_dr_demo");
+    let replica_url = replica.url_of("suma_dr_demo");
     let primary_url = match admin.rsplit_once('/') {
         Some((server, _)) => format!("{server}/suma_dr_demo"),
         None => admin.clone(),
