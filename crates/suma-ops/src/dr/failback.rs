@@ -383,18 +383,7 @@ impl Engine {
             ));
         }
         let primary = &self.env.rds.primary;
-        let endpoint = self
-            .aws
-            .rds(&primary.region)
-            .describe_instance(&primary.identifier)
-            .await?
-            .host()
-            .ok_or_else(|| {
-                StepError::failed(format!(
-                    "`{}` has no endpoint\nhint: `suma dr resume` tries again",
-                    primary.identifier
-                ))
-            })?;
+        let endpoint = self.endpoint_of(&primary.region, &primary.identifier).await?;
         let ecs = self.aws.ecs(&self.env.dr_region);
         let td = match super::fact_str(op, "dr_standby_task_definition") {
             Some(td) => td,

@@ -399,18 +399,7 @@ impl Engine {
             db,
             fact,
         } = self.repoint_target(side)?;
-        let endpoint = self
-            .aws
-            .rds(&db.region)
-            .describe_instance(&db.identifier)
-            .await?
-            .host()
-            .ok_or_else(|| {
-                StepError::failed(format!(
-                    "`{}` has no endpoint yet\nhint: `suma dr resume` tries again",
-                    db.identifier
-                ))
-            })?;
+        let endpoint = self.endpoint_of(&db.region, &db.identifier).await?;
         if let Some(td) = fact_str(op, fact) {
             return Ok((td, endpoint));
         }

@@ -776,20 +776,27 @@ mod tests {
         assert!(table.table.get_lock("staging").await.unwrap().is_some());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_operation_whose_first_record_cannot_be_written_gives_the_lock_back() {
+    /// A table whose fenced saves fail for the client (applied nonetheless when `they_land`), with a
+    /// journal on it and the journal's local state directory.
+    fn failing_first_record(they_land: bool) -> (Arc<LostAnswers>, Journal, tempfile::TempDir) {
         let table = Arc::new(LostAnswers {
             table: MemoryLockTable::default(),
             failing_reads: AtomicU32::new(0),
             release_fails: false,
-            saves_fail: true,
-            fenced_saves_land: false,
+            saves_fail: !they_land,
+            fenced_saves_land: they_land,
             hanging_renews: AtomicU32::new(0),
         });
-        let locks = Locks::new(table.clone(), Duration::from_secs(30));
         let state = tempfile::tempdir().unwrap();
         let journal = Journal::new(table.clone(), super::super::LocalLog::new(state.path()));
+        (table, journal, state)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operation_whose_first_record_cannot_be_written_gives_the_lock_back() {
+        let (table, journal, _state) = failing_first_record(false);
         let op = operation();
+        let locks = Locks::new(table.clone(), Duration::from_secs(30));
         let guard = locks.acquire(&op, false).await.expect("the lock is taken");
         let Err(err) = guard.begin(&journal, &op).await else {
             panic!("the first record could not be written, yet the operation began");
@@ -802,18 +809,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_first_record_that_landed_though_its_answer_was_lost_is_recorded_as_never_started() {
-        let table = Arc::new(LostAnswers {
-            table: MemoryLockTable::default(),
-            failing_reads: AtomicU32::new(0),
-            release_fails: false,
-            saves_fail: false,
-            fenced_saves_land: true,
-            hanging_renews: AtomicU32::new(0),
-        });
-        let locks = Locks::new(table.clone(), Duration::from_secs(30));
-        let state = tempfile::tempdir().unwrap();
-        let journal = Journal::new(table.clone(), super::super::LocalLog::new(state.path()));
+        let (table, journal, _state) = failing_first_record(true);
         let op = operation();
+        let locks = Locks::new(table.clone(), Duration::from_secs(30));
         let guard = locks.acquire(&op, false).await.expect("the lock is taken");
         assert!(guard.begin(&journal, &op).await.is_err());
         assert_eq!(table.table.get_lock("staging").await.unwrap(), None, "the lock is free");

@@ -27,6 +27,32 @@ async fn dynamodb() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
+/// A table made outside suma, keyed by the string partition key `key` alone (no index, no protection).
+async fn create_table_keyed_by(client: &aws_sdk_dynamodb::Client, table: &str, key: &str) {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn init_creates_a_hardened_lock_table_that_locks_work_on() {
     crate::require_sandbox!();
@@ -104,30 +130,9 @@ async fn init_creates_a_hardened_lock_table_that_locks_work_on() {
 #[tokio::test]
 async fn init_refuses_a_table_keyed_another_way_and_leaves_it() {
     crate::require_sandbox!();
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
     let table = unique("suma-init-foreign");
     let client = dynamodb().await;
-    client
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    create_table_keyed_by(&client, &table, "id").await;
     let (_dir, config) = config_with_table(&table);
     let out = run(suma(&["--config", config.to_str().unwrap(), "init", "--yes"]));
     assert_eq!(out.code, 3, "{}", out.stderr);
@@ -150,32 +155,10 @@ async fn init_refuses_a_table_keyed_another_way_and_leaves_it() {
 #[tokio::test]
 async fn init_indexes_a_table_made_before_the_operations_index_and_keeps_its_journal_listed() {
     crate::require_sandbox!();
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
+    use aws_sdk_dynamodb::types::AttributeValue;
     let table = unique("suma-init-old");
     let client = dynamodb().await;
-    client
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    create_table_keyed_by(&client, &table, "pk").await;
     // An operation as the journal wrote it before the index: no `started_at` attribute.
     let old = suma::journal::Operation::new("deploy-canary", "staging", "e2e-before-the-index", Vec::new());
     client
