@@ -388,29 +388,9 @@ impl Engine {
         let td = match super::fact_str(op, "dr_standby_task_definition") {
             Some(td) => td,
             None => {
-                let current = ecs
-                    .describe_services(&cfg.cluster, std::slice::from_ref(&cfg.service))
+                let at = (&self.env.dr_region, cfg.cluster.as_str(), cfg.service.as_str());
+                self.register_host_revision(run, op, at, &endpoint, "dr_standby_task_definition")
                     .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| {
-                        StepError::failed(format!(
-                            "service `{}` not found in `{}` ({})",
-                            cfg.service, cfg.cluster, self.env.dr_region
-                        ))
-                    })?;
-                run.mutating()?;
-                let td = ecs
-                    .register_revision(
-                        &current.task_definition,
-                        &self.env.ecs.container,
-                        &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, &endpoint),
-                    )
-                    .await?
-                    .arn;
-                run.record(op, Facts::from([("dr_standby_task_definition".to_owned(), json!(td))]))
-                    .await?;
-                td
             }
         };
         let update = crate::aws::ecs::ServiceUpdate {

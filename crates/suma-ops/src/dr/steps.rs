@@ -403,9 +403,25 @@ impl Engine {
         if let Some(td) = fact_str(op, fact) {
             return Ok((td, endpoint));
         }
-        let ecs = self.aws.ecs(&region);
+        let td = self
+            .register_host_revision(run, op, (&region, &cluster, &service), &endpoint, fact)
+            .await?;
+        Ok((td, endpoint))
+    }
+
+    /// A new revision of `service`'s current task definition whose host variable is `endpoint`,
+    /// journaled as `fact` at once.
+    pub(super) async fn register_host_revision(
+        &self,
+        run: &Run<'_>,
+        op: &mut Operation,
+        (region, cluster, service): (&AwsRegion, &str, &str),
+        endpoint: &str,
+        fact: &str,
+    ) -> Result<String, StepError> {
+        let ecs = self.aws.ecs(region);
         let current = ecs
-            .describe_services(&cluster, std::slice::from_ref(&service))
+            .describe_services(cluster, &[service.to_owned()])
             .await?
             .into_iter()
             .next()
@@ -415,12 +431,12 @@ impl Engine {
             .register_revision(
                 &current.task_definition,
                 &self.env.ecs.container,
-                &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, &endpoint),
+                &suma_core::taskdef::ContainerChange::variable(&self.env.dr.database_host_variable, endpoint),
             )
             .await?
             .arn;
         run.record(op, Facts::from([(fact.to_owned(), json!(td))])).await?;
-        Ok((td, endpoint))
+        Ok(td)
     }
 
     /// Points `side`'s service at its database: a new revision with the endpoint (`address:port`) in
