@@ -76,6 +76,20 @@ fn approval_key(operation_id: &str, step: &str) -> String {
     format!("approval#{operation_id}#{step}")
 }
 
+/// The attributes the table and [`OPERATIONS_INDEX`] are keyed by, all strings.
+fn key_attributes() -> Result<Vec<aws_sdk_dynamodb::types::AttributeDefinition>, aws_sdk_dynamodb::error::BuildError> {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, ScalarAttributeType};
+    ["pk", "environment", "started_at"]
+        .into_iter()
+        .map(|name| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        })
+        .collect()
+}
+
 /// [`OPERATIONS_INDEX`]: partition key `environment`, sort key `started_at`, every attribute projected
 /// (a listing reads whole documents).
 fn operations_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex, aws_sdk_dynamodb::error::BuildError> {
@@ -541,9 +555,7 @@ impl LockTableSetup for SdkLockTableSetup {
     }
 
     async fn create(&self) -> Result<(), AwsError> {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, SseSpecification,
-        };
+        use aws_sdk_dynamodb::types::{BillingMode, KeySchemaElement, KeyType, SseSpecification};
         let build = |what: &str, e: aws_sdk_dynamodb::error::BuildError| {
             AwsError::new(
                 "DynamoDB",
@@ -553,17 +565,11 @@ impl LockTableSetup for SdkLockTableSetup {
                 format!("{what}: {e}"),
             )
         };
-        let mut create = self.table.client.create_table().table_name(&self.table.table);
-        for attribute in ["pk", "environment", "started_at"] {
-            create = create.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(attribute)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| build("attribute", e))?,
-            );
-        }
-        create
+        self.table
+            .client
+            .create_table()
+            .table_name(&self.table.table)
+            .set_attribute_definitions(Some(key_attributes().map_err(|e| build("attribute", e))?))
             .global_secondary_indexes(operations_index().map_err(|e| build("index", e))?)
             .key_schema(
                 KeySchemaElement::builder()
@@ -582,9 +588,7 @@ impl LockTableSetup for SdkLockTableSetup {
     }
 
     async fn add_operations_index(&self) -> Result<(), AwsError> {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, ScalarAttributeType,
-        };
+        use aws_sdk_dynamodb::types::{CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate};
         let build = |e: aws_sdk_dynamodb::error::BuildError| {
             AwsError::new(
                 "DynamoDB",
@@ -601,17 +605,11 @@ impl LockTableSetup for SdkLockTableSetup {
             .set_projection(index.projection().cloned())
             .build()
             .map_err(build)?;
-        let mut update = self.table.client.update_table().table_name(&self.table.table);
-        for attribute in ["pk", "environment", "started_at"] {
-            update = update.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(attribute)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build)?,
-            );
-        }
-        update
+        self.table
+            .client
+            .update_table()
+            .table_name(&self.table.table)
+            .set_attribute_definitions(Some(key_attributes().map_err(build)?))
             .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
             .send()
             .await

@@ -386,8 +386,8 @@ pub struct Engine {
     pub lag: Arc<dyn ReplicaLag>,
     /// The WAL positions a switchover compares.
     pub replication: Arc<dyn catch_up::ReplicationPositions>,
-    /// The WAL positions a failback's catch-up compares, given the rebuilt primary-region instance's
-    /// endpoint (`host:port`), which exists only once the failback created it.
+    /// The WAL positions a failback's catch-up compares, given the endpoints (`host:port`) of the DR
+    /// instance and of the rebuilt primary-region instance, which exists only once the failback created it.
     pub failback_replication: catch_up::FailbackPositions,
     pub probe: Arc<dyn ServiceProbe>,
     pub events: Option<Arc<dyn EventSink>>,

@@ -20,9 +20,14 @@ impl Engine {
     /// Waits until no task of `names` runs or is pending in the primary region: a task still draining
     /// its connections can still commit.
     pub(super) async fn wait_drained(&self, run: &Run<'_>, names: &[String]) -> Result<Duration, StepError> {
-        let (region, cluster) = (self.env.primary_region.clone(), self.env.ecs.cluster.clone());
-        self.wait_drained_in(run, &region, &cluster, names, "scales the primary back")
-            .await
+        self.wait_drained_in(
+            run,
+            &self.env.primary_region,
+            &self.env.ecs.cluster,
+            names,
+            "scales the primary back",
+        )
+        .await
     }
 
     /// Waits until no task of `names` in `cluster` (`region`) runs or is pending; `undo` says what an

@@ -657,6 +657,20 @@ mod tests {
         )
     }
 
+    impl LostAnswers {
+        /// A table that answers everything.
+        fn answering() -> Self {
+            Self {
+                table: MemoryLockTable::default(),
+                failing_reads: AtomicU32::new(0),
+                release_fails: false,
+                saves_fail: false,
+                fenced_saves_land: false,
+                hanging_renews: AtomicU32::new(0),
+            }
+        }
+    }
+
     #[async_trait]
     impl LockTable for LostAnswers {
         async fn acquire(&self, item: &LockItem, now: i64, takeover_of: Option<&str>) -> Result<(), AwsError> {
@@ -729,12 +743,9 @@ mod tests {
 
     fn lossy_locks(failing_reads: u32, release_fails: bool) -> (Locks, Arc<LostAnswers>) {
         let table = Arc::new(LostAnswers {
-            table: MemoryLockTable::default(),
             failing_reads: AtomicU32::new(failing_reads),
             release_fails,
-            saves_fail: false,
-            fenced_saves_land: false,
-            hanging_renews: AtomicU32::new(0),
+            ..LostAnswers::answering()
         });
         (Locks::new(table.clone(), Duration::from_secs(30)), table)
     }
@@ -780,12 +791,9 @@ mod tests {
     /// journal on it and the journal's local state directory.
     fn failing_first_record(they_land: bool) -> (Arc<LostAnswers>, Journal, tempfile::TempDir) {
         let table = Arc::new(LostAnswers {
-            table: MemoryLockTable::default(),
-            failing_reads: AtomicU32::new(0),
-            release_fails: false,
             saves_fail: !they_land,
             fenced_saves_land: they_land,
-            hanging_renews: AtomicU32::new(0),
+            ..LostAnswers::answering()
         });
         let state = tempfile::tempdir().unwrap();
         let journal = Journal::new(table.clone(), super::super::LocalLog::new(state.path()));
@@ -828,12 +836,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_renew_stuck_on_a_dead_connection_is_tried_again_and_the_lease_kept() {
         let table = Arc::new(LostAnswers {
-            table: MemoryLockTable::default(),
-            failing_reads: AtomicU32::new(0),
-            release_fails: false,
-            saves_fail: false,
-            fenced_saves_land: false,
             hanging_renews: AtomicU32::new(3),
+            ..LostAnswers::answering()
         });
         let locks = Locks::new(table.clone(), Duration::from_secs(20));
         let guard = locks.acquire(&operation(), false).await.expect("the lock is taken");
@@ -856,12 +860,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_renew_that_never_answers_gives_the_lease_up_at_the_margin() {
         let table = Arc::new(LostAnswers {
-            table: MemoryLockTable::default(),
-            failing_reads: AtomicU32::new(0),
-            release_fails: false,
-            saves_fail: false,
-            fenced_saves_land: false,
             hanging_renews: AtomicU32::new(u32::MAX),
+            ..LostAnswers::answering()
         });
         let locks = Locks::new(table.clone(), Duration::from_secs(20));
         let started = tokio::time::Instant::now();
