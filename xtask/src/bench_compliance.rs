@@ -107,10 +107,10 @@ impl Fleet {
     fn seed(root: &Path, python: &Path, count: usize, work: &Path) -> Result<Self> {
         let port = process::free_port()?;
         let log = work.join(format!("moto-{count}.log"));
-        // moto's server with its per-request module listing read once (see the launcher).
+        // moto's server as the sandbox runs it (see the launcher).
         let pid = process::spawn_logged(
             Command::new(python)
-                .arg(root.join("xtask/sandbox/moto_cached.py"))
+                .arg(root.join("xtask/sandbox/moto_server.py"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()]),
             &log,
         )?;

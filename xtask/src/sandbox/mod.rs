@@ -257,8 +257,9 @@ impl Sandbox {
             // The seeded secrets hold the URLs of PostgreSQL, Redis and SMTP: when one moves, moto is
             // seeded again. `seed=2`: the task definition is rendered from the shipped template.
             // A restarted replication group's Redis has the seeded token again, so its secret is reseeded.
+            // `launcher=2`: started through `xtask/sandbox/moto_server.py`.
             "moto" => format!(
-                "front={}:{} prometheus={} postgres={} redis={} {} {} smtp={} seed=4",
+                "front={}:{} prometheus={} postgres={} redis={} {} {} smtp={} seed=4 launcher=2",
                 get("edge_port"),
                 get("edge_production_front_port"),
                 get("prometheus_port"),
