@@ -254,16 +254,19 @@ pub struct SeededEnvironment {
     pub config: serde_norway::Value,
 }
 
-/// Runs `xtask/sandbox/seed.py ARGS` with the sandbox's Python; its standard output.
-fn seed_py(args: &[&str]) -> Vec<u8> {
+/// `xtask/sandbox/seed.py ARGS` with the sandbox's Python.
+fn seed_command(args: &[&str]) -> Command {
     let venv = std::env::var_os("SUMA_SANDBOX_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| sandbox_config().parent().unwrap().join("venv"));
-    let out = Command::new(venv.join("bin/python"))
-        .arg(workspace_root().join("xtask/sandbox/seed.py"))
-        .args(args)
-        .output()
-        .expect("the sandbox's python runs");
+    let mut command = Command::new(venv.join("bin/python"));
+    command.arg(workspace_root().join("xtask/sandbox/seed.py")).args(args);
+    command
+}
+
+/// Runs `xtask/sandbox/seed.py ARGS`; its standard output.
+fn seed_py(args: &[&str]) -> Vec<u8> {
+    let out = seed_command(args).output().expect("the sandbox's python runs");
     assert!(
         out.status.success(),
         "seed.py: {}",
@@ -277,18 +280,67 @@ pub fn clashing_secret(name: &str) {
     seed_py(&["--clashing-secret", &sandbox_var("AWS_ENDPOINT_URL"), name]);
 }
 
+/// `seed.py --serve` processes between two environments: the suite seeds hundreds, and a process each
+/// spent more time starting Python and loading boto3's service models than seeding. A caller takes an
+/// idle one or starts one, so parallel tests seed in parallel.
+static SEEDERS: Mutex<Vec<Seeder>> = Mutex::new(Vec::new());
+
+/// One `seed.py --serve`: a request line in, an answer line out. It exits when its input closes.
+struct Seeder {
+    _process: std::process::Child,
+    requests: std::process::ChildStdin,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Seeder {
+    fn start() -> Self {
+        let mut process = seed_command(&["--serve"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the sandbox's python runs");
+        Self {
+            requests: process.stdin.take().unwrap(),
+            answers: std::io::BufReader::new(process.stdout.take().unwrap()),
+            _process: process,
+        }
+    }
+
+    fn ask(&mut self, request: &serde_json::Value) -> std::io::Result<serde_json::Value> {
+        use std::io::{BufRead as _, Write as _};
+        writeln!(self.requests, "{request}")?;
+        self.requests.flush()?;
+        let mut line = String::new();
+        if self.answers.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other("it exited (its errors are above)"));
+        }
+        serde_json::from_str(&line).map_err(std::io::Error::other)
+    }
+}
+
 pub fn seed_environment(name: &str) -> SeededEnvironment {
     let prometheus = std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into());
-    let out = seed_py(&[
-        "--environment",
+    let request = serde_json::json!([
         name,
-        &sandbox_var("AWS_ENDPOINT_URL"),
-        &sandbox_var("AUTH_URL"),
-        &prometheus,
+        sandbox_var("AWS_ENDPOINT_URL"),
+        sandbox_var("AUTH_URL"),
+        prometheus
     ]);
-    SeededEnvironment {
-        name: name.to_owned(),
-        config: serde_json::from_slice(&out).unwrap(),
+    let idle = SEEDERS.lock().unwrap().pop();
+    let mut seeder = idle.unwrap_or_else(Seeder::start);
+    let answer = seeder
+        .ask(&request)
+        .unwrap_or_else(|e| panic!("seed.py --serve did not seed `{name}`: {e}"));
+    SEEDERS.lock().unwrap().push(seeder);
+    match (answer.get("config"), answer.get("error")) {
+        (Some(config), _) => SeededEnvironment {
+            name: name.to_owned(),
+            config: serde_json::from_value(config.clone()).unwrap(),
+        },
+        (None, error) => panic!(
+            "seed.py could not seed `{name}`: {}",
+            error.and_then(|e| e.as_str()).unwrap_or("no answer")
+        ),
     }
 }
 
