@@ -1,8 +1,8 @@
 //! The docs' examples run against the sandbox, so they cannot drift: every `suma …` command written in
 //! README.md and docs/*.md that only reads, or plans with `--dry-run`, runs as written (the sandbox has
-//! the docs' `staging` and `production`; the reader's image, `REPO:TAG`, is filled in) and must end with 0 or 1 — never a usage or configuration error
-//! (2) or a failure to run (3). The command-line unit tests check that every example, the changing ones
-//! too, parses in its current spelling.
+//! the docs' `staging` and `production`; the reader's image, `REPO:TAG`, is filled in) and must end with
+//! 0 or 1 — never a usage or configuration error (2) or a failure to run (3). The command-line unit tests
+//! check that every example, the changing ones too, parses in its current spelling.
 
 use clap::Parser as _;
 
