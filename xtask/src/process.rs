@@ -28,6 +28,64 @@ pub fn run_visible(cmd: &mut Command) -> Result<bool> {
     Ok(status.success())
 }
 
+/// Runs `cargo test` with inherited stderr, echoing its stdout as it comes, and returns whether it
+/// succeeded and the failure reports libtest printed (each failing test's output, its last
+/// [`FAILURE_TAIL`] lines): printed again after everything else, the reason a run failed is at the end
+/// of a long log, where a reader of CI's tail sees it.
+pub fn run_tests(cmd: &mut Command) -> Result<(bool, Vec<String>)> {
+    use std::io::{BufRead, Write};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut failures = FailureReports::default();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        failures.read(line);
+    }
+    let status = child.wait().map_err(|e| format!("cannot wait for {cmd:?}: {e}"))?;
+    Ok((status.success(), failures.reports))
+}
+
+/// How many lines of a failing test's output [`run_tests`] keeps: the panic message is at its end.
+const FAILURE_TAIL: usize = 60;
+
+/// The `---- NAME stdout ----` sections of libtest's `failures:` block, each cut to its last lines.
+#[derive(Default)]
+struct FailureReports {
+    reports: Vec<String>,
+    current: Option<(String, std::collections::VecDeque<String>)>,
+}
+
+impl FailureReports {
+    fn read(&mut self, line: String) {
+        let starts_section = line.starts_with("---- ") && line.ends_with(" ----");
+        let ends_block = line == "failures:" || line.starts_with("test result:");
+        if starts_section || ends_block {
+            self.finish();
+        }
+        if starts_section {
+            self.current = Some((line, std::collections::VecDeque::new()));
+        } else if let Some((_, lines)) = &mut self.current {
+            if lines.len() == FAILURE_TAIL {
+                lines.pop_front();
+            }
+            lines.push_back(line);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((title, lines)) = self.current.take() {
+            let body: Vec<String> = lines.into_iter().collect();
+            self.reports.push(format!("{title}\n{}", body.join("\n").trim_end()));
+        }
+    }
+}
+
 /// Starts a long-running process detached from our stdio, logging to `log`; returns its pid.
 pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<u32> {
     let file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
@@ -132,5 +190,47 @@ pub fn psql(pg_bin: &Path, port: u16, user: &str, password: Option<&str>, db: &s
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reports(output: &str) -> Vec<String> {
+        let mut failures = FailureReports::default();
+        output.lines().for_each(|l| failures.read(l.to_owned()));
+        failures.reports
+    }
+
+    #[test]
+    fn the_failure_block_of_libtest_gives_one_report_per_failing_test() {
+        let output = "running 3 tests\ntest a ... ok\ntest b ... FAILED\n\nfailures:\n\n---- b stdout ----\n\
+                      noise\nthread 'b' panicked at x.rs:1:2:\nassertion failed\n\n---- c stdout ----\nboom\n\n\
+                      failures:\n    b\n    c\n\ntest result: FAILED. 1 passed; 2 failed\n";
+        assert_eq!(
+            reports(output),
+            [
+                "---- b stdout ----\nnoise\nthread 'b' panicked at x.rs:1:2:\nassertion failed",
+                "---- c stdout ----\nboom"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_report_keeps_its_last_lines() {
+        let body: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        let output = format!(
+            "failures:\n---- t stdout ----\n{}\ntest result: FAILED.\n",
+            body.join("\n")
+        );
+        let report = &reports(&output)[0];
+        assert_eq!(report.lines().count(), 1 + FAILURE_TAIL);
+        assert!(report.ends_with("line 99") && !report.contains("line 39\n"));
+    }
+
+    #[test]
+    fn a_passing_run_has_no_reports() {
+        assert!(reports("running 1 test\ntest a ... ok\n\ntest result: ok. 1 passed\n").is_empty());
     }
 }

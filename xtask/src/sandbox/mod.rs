@@ -717,21 +717,33 @@ pub fn with_test_sandbox(root: &Path, tests: impl FnOnce(&[(String, String)]) ->
 pub fn test(root: PathBuf, extra: &[&str]) -> Result<()> {
     let times = target_dir(&root).join("test-times.txt");
     let _ = std::fs::remove_file(&times);
+    let mut failures = Vec::new();
     let passed = with_test_sandbox(&root, |vars| {
-        let run = |args: &[&str], extra: &[&str]| {
-            process::run_visible(
+        let mut run = |args: &[&str], extra: &[&str]| {
+            let (passed, reports) = process::run_tests(
                 crate::cargo::command()
                     .current_dir(&root)
                     .args(args)
                     .args(extra)
                     .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .env("SUMA_TEST_TIMES", &times),
-            )
+            )?;
+            failures.extend(reports);
+            Ok::<_, String>(passed)
         };
         Ok(run(&["test", "--workspace", "--all-targets", "--no-fail-fast"], extra)?
             && run(&["test", "--workspace", "--doc"], &[])?)
     })?;
     print_slowest_tests(&times);
+    if !failures.is_empty() {
+        eprintln!(
+            "\nwhy the {} failing tests failed (the end of each one's output):",
+            failures.len()
+        );
+        for report in &failures {
+            eprintln!("{report}\n");
+        }
+    }
     match passed {
         true => Ok(()),
         false => Err("tests failed".to_owned()),
