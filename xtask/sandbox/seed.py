@@ -31,6 +31,7 @@ role ROLE, which must exist with PASSWORD, rotated through the admin login in a 
 
 import base64
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -43,7 +44,49 @@ import yaml
 PRIMARY = "eu-west-1"
 DR = "eu-central-1"
 ACCOUNT = "123456789012"
-IMAGE = f"{ACCOUNT}.dkr.ecr.{PRIMARY}.amazonaws.com/auth-service:1.4.2"
+IMAGE_TAG = "1.4.2"
+PREVIOUS_IMAGE_TAG = "1.3.0"
+
+
+def image_in(region, tag=IMAGE_TAG):
+    """The service's image in `region`'s registry: each region's tasks pull from their own registry, to
+    which ECR replicates the image, so the two references differ and name one digest."""
+    return f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/auth-service:{tag}"
+
+
+def image_manifest(release):
+    """An OCI image manifest for `release`: ECR's digest is the hash of these bytes, so one release's
+    manifest pushed to two regions has one digest there, and another release's another."""
+    layer = hashlib.sha256(f"auth-service {release}".encode()).hexdigest()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": f"sha256:{layer}", "size": 1024},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": f"sha256:{layer}", "size": 8_000_000}],
+        },
+        sort_keys=True,
+    )
+
+
+def push_image(endpoint, region, tag=IMAGE_TAG, release=IMAGE_TAG):
+    """`release`'s manifest under `tag` in `region`'s `auth-service` repository (created scanned on push
+    and with immutable tags, as the compliance checks want); its digest. Pushing the same twice is a no-op."""
+    ecr = client("ecr", region, endpoint)
+    try:
+        ecr.create_repository(
+            repositoryName="auth-service",
+            imageTagMutability="IMMUTABLE",
+            imageScanningConfiguration={"scanOnPush": True},
+        )
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    manifest = image_manifest(release)
+    try:
+        return ecr.put_image(repositoryName="auth-service", imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageDigest"]
+    except (ecr.exceptions.ImageAlreadyExistsException, ecr.exceptions.ImageTagAlreadyExistsException):
+        found = ecr.describe_images(repositoryName="auth-service", imageIds=[{"imageTag": tag}])["imageDetails"]
+        return found[0]["imageDigest"]
 LOCK_TABLE = "suma-locks"
 # What the sandbox's edge (its ALBs and DNS front doors) follows, per environment; printed by `main`.
 EDGE = {}
@@ -110,6 +153,7 @@ def network(endpoint, region):
 
 def task_definition(ecs, env, region):
     prefix = f"/suma-finance/auth/{env}"
+    image = image_in(region)
     return ecs.register_task_definition(
         family="auth-service",
         requiresCompatibilities=["FARGATE"],
@@ -121,7 +165,7 @@ def task_definition(ecs, env, region):
         containerDefinitions=[
             {
                 "name": "auth-service",
-                "image": IMAGE,
+                "image": image,
                 "essential": True,
                 "user": "10001",
                 "readonlyRootFilesystem": True,
@@ -365,7 +409,12 @@ def seed_environment(endpoint, env, service_url, prometheus_url, shipped=None):
         "dr_dns": dr_lb["DNSName"],
     }
 
-    # ECS last: the task definition is rendered from the configuration above.
+    # ECS last: the task definition is rendered from the configuration above; its image is in each
+    # region's registry.
+    # The release before is there too, as a registry keeps its history.
+    for region in (PRIMARY, DR):
+        for release in (PREVIOUS_IMAGE_TAG, IMAGE_TAG):
+            push_image(endpoint, region, release, release)
     ecs = client("ecs", PRIMARY, endpoint)
     ecs.create_cluster(clusterName=cluster)
     dr_ecs = client("ecs", DR, endpoint)
@@ -494,7 +543,7 @@ def register_rendered(ecs, env, config, region):
         path = f.name
     command = [
         os.environ["SUMA_BIN"], "--config", path, "--output", "json", "taskdef", "render", "--env", env,
-        "--template", os.environ["SANDBOX_TEMPLATE"], "--image", IMAGE, "--var", f"region={region}",
+        "--template", os.environ["SANDBOX_TEMPLATE"], "--image", image_in(region), "--var", f"region={region}",
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     os.unlink(path)

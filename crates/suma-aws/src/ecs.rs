@@ -59,6 +59,53 @@ pub struct ContainerImage {
     pub image: String,
 }
 
+/// An image in an ECR registry: `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY[:TAG|@DIGEST]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrImage {
+    pub account: String,
+    pub region: String,
+    pub repository: String,
+    pub reference: ImageReference,
+}
+
+/// How an image reference names its image: a tag (which can be moved) or a digest (which cannot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageReference {
+    Tag(String),
+    Digest(String),
+}
+
+impl EcrImage {
+    /// The parts of an ECR image reference; `None` for any other registry (Docker Hub, a mirror) or a
+    /// reference that is not an image. No tag means `latest`, as a pull reads it.
+    pub fn parse(image: &str) -> Option<Self> {
+        let (host, path) = image.split_once('/')?;
+        let mut labels = host.split('.');
+        let account = labels.next()?;
+        let fixed: Vec<&str> = labels.collect();
+        let region = match fixed.as_slice() {
+            ["dkr", "ecr", region, "amazonaws", "com"] | ["dkr", "ecr", region, "amazonaws", "com", "cn"] => *region,
+            _ => return None,
+        };
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let (repository, reference) = match path.split_once('@') {
+            Some((repository, digest)) => (repository, ImageReference::Digest(digest.to_owned())),
+            None => match path.rsplit_once(':') {
+                Some((repository, tag)) => (repository, ImageReference::Tag(tag.to_owned())),
+                None => (path, ImageReference::Tag("latest".to_owned())),
+            },
+        };
+        (!repository.is_empty()).then(|| Self {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            repository: repository.to_owned(),
+            reference,
+        })
+    }
+}
+
 /// `family:revision` of a task-definition ARN or reference.
 pub fn task_definition_label(arn_or_ref: &str) -> &str {
     arn_or_ref.rsplit('/').next().unwrap_or(arn_or_ref)
@@ -87,6 +134,18 @@ pub trait EcsApi: Send + Sync {
         service: &str,
         suspension: ScalingSuspension,
     ) -> Result<(), AwsError>;
+    /// The image digests the service's running tasks report for `container` (DescribeTasks'
+    /// `imageDigest`: what ECS resolved the image to when it started them), distinct and sorted; empty
+    /// when no task runs or none reports a digest.
+    async fn running_image_digests(
+        &self,
+        cluster: &str,
+        service: &str,
+        container: &str,
+    ) -> Result<Vec<String>, AwsError>;
+    /// The digest `image` names in this region's ECR now; `None` when its repository or tag is not
+    /// there. `image` is in this region's registry (the caller picks the client by [`EcrImage::region`]).
+    async fn registry_image_digest(&self, image: &EcrImage) -> Result<Option<String>, AwsError>;
     /// A revision (`family:revision` or ARN) in full, for comparing it with a template.
     async fn describe_task_definition_spec(&self, reference: &str) -> Result<RegisteredTaskDefinition, AwsError> {
         Err(AwsError::new(
@@ -188,6 +247,45 @@ mod tests {
     use super::*;
 
     type Row<'a> = (&'a str, &'a str, Option<&'a str>, i32, i32);
+
+    #[test]
+    fn ecr_image_references_are_parsed_and_others_are_not() {
+        let ecr = |account: &str, region: &str, repository: &str, reference: ImageReference| {
+            Some(EcrImage {
+                account: account.into(),
+                region: region.into(),
+                repository: repository.into(),
+                reference,
+            })
+        };
+        let tag = |t: &str| ImageReference::Tag(t.into());
+        let cases = [
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.4.2",
+                ecr("123456789012", "eu-west-1", "auth-service", tag("1.4.2")),
+            ),
+            (
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/auth@sha256:ab12",
+                ecr(
+                    "123456789012",
+                    "us-east-1",
+                    "team/auth",
+                    ImageReference::Digest("sha256:ab12".into()),
+                ),
+            ),
+            (
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/auth",
+                ecr("123456789012", "cn-north-1", "auth", tag("latest")),
+            ),
+            ("docker.io/library/postgres:16", None),
+            ("auth-service:1.4.2", None),
+            ("12345.dkr.ecr.eu-west-1.amazonaws.com/auth:1", None),
+            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/:1", None),
+        ];
+        for (image, expected) in cases {
+            assert_eq!(EcrImage::parse(image), expected, "{image}");
+        }
+    }
 
     fn service(td: &str, deployments: Vec<Row<'_>>, running: i32, desired: i32) -> EcsService {
         EcsService {

@@ -70,6 +70,14 @@ pub const ECS_READ: Permission = Permission {
     scope: Scope::Any,
 };
 
+/// What a service's tasks run, by digest (DR readiness compares the two regions' images): its running
+/// tasks, and what an image tag names in ECR now.
+pub const IMAGE_READ: Permission = Permission {
+    sid: "ImageRead",
+    actions: &["ecr:DescribeImages", "ecs:DescribeTasks", "ecs:ListTasks"],
+    scope: Scope::Any,
+};
+
 /// New revisions and service updates (deploys, rollbacks, DR scaling, consumers' redeployment). Passing
 /// the task and execution roles of a registered revision needs `iam:PassRole` on them.
 pub const ECS_DEPLOY: Permission = Permission {
@@ -229,6 +237,7 @@ pub const OPERATE: &[Permission] = &[
     LOCK_READ,
     LOCK_WRITE,
     ECS_READ,
+    IMAGE_READ,
     ECS_DEPLOY,
     ECS_SCALING,
     ELB_READ,

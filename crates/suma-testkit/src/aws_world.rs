@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use suma_aws::ecs::{
-    ContainerChange, ContainerImage, EcsApi, EcsDeployment, EcsService, ScalingSuspension, ServiceUpdate,
-    TaskDefinition,
+    ContainerChange, ContainerImage, EcrImage, EcsApi, EcsDeployment, EcsService, ImageReference, ScalingSuspension,
+    ServiceUpdate, TaskDefinition,
 };
 use suma_aws::elb::{LoadBalancerApi, WeightedTarget};
 use suma_aws::rds::{DatabaseApi, DbInstance, DbModification, Placement};
@@ -430,6 +430,27 @@ impl EcsApi for InRegion {
             arn
         };
         self.task_definition(&arn)
+    }
+
+    /// The world runs no tasks: a service's image is known by its registry's digest only.
+    async fn running_image_digests(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>, AwsError> {
+        self.0.reachable("ECS", &self.1)?;
+        Ok(Vec::new())
+    }
+
+    /// Every repository holds every tag, and a tag names the same image in every region (replication):
+    /// the digest is a hash of repository and tag.
+    async fn registry_image_digest(&self, image: &EcrImage) -> Result<Option<String>, AwsError> {
+        use std::hash::{Hash, Hasher};
+        self.0.reachable("ECR", &self.1)?;
+        Ok(Some(match &image.reference {
+            ImageReference::Digest(digest) => digest.clone(),
+            ImageReference::Tag(tag) => {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                (&image.repository, tag).hash(&mut hasher);
+                format!("sha256:{:016x}", hasher.finish())
+            }
+        }))
     }
 
     async fn scaling_suspension(&self, _: &str, service: &str) -> Result<Option<ScalingSuspension>, AwsError> {

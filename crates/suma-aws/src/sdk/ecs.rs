@@ -13,6 +13,8 @@ pub struct SdkEcs {
     client: aws_sdk_ecs::Client,
     /// The services' Application Auto Scaling targets.
     autoscaling: aws_sdk_applicationautoscaling::Client,
+    /// What an image's tag names now, in this region's registry.
+    ecr: aws_sdk_ecr::Client,
 }
 
 impl SdkEcs {
@@ -20,6 +22,7 @@ impl SdkEcs {
         Self {
             client: aws_sdk_ecs::Client::new(config),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(config),
+            ecr: aws_sdk_ecr::Client::new(config),
         }
     }
 
@@ -114,6 +117,77 @@ fn scalable_target(cluster: &str, service: &str) -> String {
 
 #[async_trait]
 impl EcsApi for SdkEcs {
+    async fn running_image_digests(
+        &self,
+        cluster: &str,
+        service: &str,
+        container: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .client
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ECS", "ListTasks", service, e))?;
+            arns.extend(page.task_arns().iter().cloned());
+        }
+        let mut digests = std::collections::BTreeSet::new();
+        // DescribeTasks takes at most 100 tasks a call.
+        for chunk in arns.chunks(100) {
+            let out = self
+                .client
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ECS", "DescribeTasks", service, e))?;
+            digests.extend(
+                out.tasks()
+                    .iter()
+                    .flat_map(|t| t.containers())
+                    .filter(|c| c.name() == Some(container))
+                    .filter_map(|c| c.image_digest().map(str::to_owned)),
+            );
+        }
+        Ok(digests.into_iter().collect())
+    }
+
+    async fn registry_image_digest(&self, image: &EcrImage) -> Result<Option<String>, AwsError> {
+        use aws_sdk_ecr::types::ImageIdentifier;
+        let id = match &image.reference {
+            ImageReference::Tag(tag) => ImageIdentifier::builder().image_tag(tag).build(),
+            // A digest names itself; asking says whether the registry still holds it.
+            ImageReference::Digest(digest) => ImageIdentifier::builder().image_digest(digest).build(),
+        };
+        let answer = self
+            .ecr
+            .describe_images()
+            .registry_id(&image.account)
+            .repository_name(&image.repository)
+            .image_ids(id)
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(out
+                .image_details()
+                .iter()
+                .find_map(|d| d.image_digest().map(str::to_owned))),
+            Err(e) => {
+                let error = AwsError::from_sdk("ECR", "DescribeImages", &image.repository, e);
+                match error.kind {
+                    AwsErrorKind::NotFound => Ok(None),
+                    _ => Err(error),
+                }
+            }
+        }
+    }
+
     async fn scaling_suspension(
         &self,
         cluster: &str,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::image_parity::{self, ImageDigests, Placement, ServiceImage};
 use super::lag::ReplicaLag;
 use super::rto::RtoEstimate;
 use crate::aws::ecs::{ContainerImage, TaskDefinition};
@@ -71,6 +72,8 @@ pub struct ServiceView {
     pub desired: i32,
     pub running: i32,
     pub task_definition: TaskDefinition,
+    /// What its application container runs, by digest.
+    pub digests: ImageDigests,
 }
 
 /// A managed secret: its id, its primary-region metadata, and whether the DR region has its replica.
@@ -91,12 +94,13 @@ pub struct Observed {
     pub secrets: Vec<SecretSeen>,
 }
 
-async fn service(
-    aws: &dyn AwsApis,
-    region: &crate::config::AwsRegion,
-    cluster: &str,
-    name: &str,
-) -> Result<ServiceView, String> {
+async fn service(aws: &dyn AwsApis, placement: Placement<'_>) -> Result<ServiceView, String> {
+    let Placement {
+        region,
+        cluster,
+        service: name,
+        ..
+    } = placement;
     let ecs = aws.ecs(region);
     let found = ecs
         .describe_services(cluster, &[name.to_owned()])
@@ -110,17 +114,28 @@ async fn service(
         .describe_task_definition(&svc.task_definition)
         .await
         .map_err(|e| e.to_string())?;
+    let image = app_image(&td.containers, placement.container);
+    let digests = image_parity::read(aws, &placement, image).await;
     Ok(ServiceView {
         desired: svc.desired,
         running: svc.running,
         task_definition: td,
+        digests,
     })
 }
 
 /// Reads everything concurrently; never fails as a whole.
 pub async fn gather(env: &Environment, aws: &dyn AwsApis, lag: &dyn ReplicaLag) -> Observed {
-    let primary_service = service(aws, &env.primary_region, &env.ecs.cluster, &env.ecs.service);
-    let dr_service = service(aws, &env.dr_region, &env.ecs.dr.cluster, &env.ecs.dr.service);
+    let session_regions = [&env.primary_region, &env.dr_region];
+    let placement = |region, cluster, service| Placement {
+        region,
+        cluster,
+        service,
+        container: &env.ecs.container,
+        session_regions: &session_regions,
+    };
+    let primary_service = service(aws, placement(&env.primary_region, &env.ecs.cluster, &env.ecs.service));
+    let dr_service = service(aws, placement(&env.dr_region, &env.ecs.dr.cluster, &env.ecs.dr.service));
     let primary_db = async {
         aws.rds(&env.rds.primary.region)
             .describe_instance(&env.rds.primary.identifier)
@@ -298,14 +313,19 @@ pub fn evaluate(environment: &str, env: &Environment, seen: &Observed, estimated
             match primary {
                 Ok(p) => {
                     let primary_image = app_image(&p.task_definition.containers, container).unwrap_or("-");
-                    let same = p.task_definition.family == dr.task_definition.family && primary_image == dr_image;
-                    items.push(item(
-                        "ecs",
-                        "DR runs the primary's image",
-                        if same { Pass } else { Fail },
-                        format!("{} {dr_image}", dr.task_definition.family),
-                        format!("{} {primary_image}", p.task_definition.family),
-                    ));
+                    let (status, value, target) = image_parity::judge(
+                        &ServiceImage {
+                            family: &dr.task_definition.family,
+                            image: dr_image,
+                            digests: &dr.digests,
+                        },
+                        &ServiceImage {
+                            family: &p.task_definition.family,
+                            image: primary_image,
+                            digests: &p.digests,
+                        },
+                    );
+                    items.push(item("ecs", "DR runs the primary's image", status, value, target));
                 }
                 Err(e) => items.push(item(
                     "ecs",

@@ -23,6 +23,7 @@ pub mod catch_up;
 pub mod check;
 pub mod dns;
 mod failback;
+pub mod image_parity;
 pub mod lag;
 mod probes;
 pub mod rto;

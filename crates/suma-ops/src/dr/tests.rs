@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::check::{self, CheckStatus, Observed, ServiceView};
+use super::image_parity::ImageDigests;
 use super::lag::{LagError, ReplicaLag};
 use super::*;
 use crate::aws::ecs::{ContainerImage, ScalingSuspension, TaskDefinition};
@@ -938,16 +939,26 @@ fn observed() -> Observed {
     let world = Drill::new();
     let replica = world.aws.db(DR, "db-replica");
     let primary_db = world.aws.db(PRIMARY, "db");
+    let digest = "sha256:0a1b2c3d4e5f00112233445566778899aabbccddeeff00112233445566778899".to_owned();
     Observed {
         primary_service: Ok(ServiceView {
             desired: 4,
             running: 4,
-            task_definition: td("auth-service", "repo/auth-service:1.4.2"),
+            task_definition: td(
+                "auth-service",
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/auth-service:1.4.2",
+            ),
+            digests: ImageDigests::Running(vec![digest.clone()]),
         }),
+        // A pilot light in another region: the image replicated to its registry.
         dr_service: Ok(ServiceView {
             desired: 0,
             running: 0,
-            task_definition: td("auth-service", "repo/auth-service:1.4.2"),
+            task_definition: td(
+                "auth-service",
+                "123456789012.dkr.ecr.eu-central-1.amazonaws.com/auth-service:1.4.2",
+            ),
+            digests: ImageDigests::Registry(digest),
         }),
         primary_db: Ok(primary_db),
         replica: Some(Ok(replica)),
@@ -999,7 +1010,7 @@ fn each_readiness_problem_fails_its_own_check() {
     let eval = |seen: &Observed| check::evaluate("drill", &env, seen, &rto);
 
     let mut seen = observed();
-    seen.dr_service.as_mut().unwrap().task_definition.containers[0].image = "repo/auth-service:1.3.0".into();
+    seen.dr_service.as_mut().unwrap().digests = ImageDigests::Registry("sha256:another".into());
     assert_eq!(
         status_of(&eval(&seen), "DR runs the primary's image"),
         CheckStatus::Fail

@@ -63,7 +63,15 @@ pub fn permissions(path: &[&str]) -> Option<&'static [Permission]> {
         ["deploy", _] => DEPLOY_NOTIFY,
         ["rollback", ..] => DEPLOY,
         // The journal too: the failover time is estimated from past failovers.
-        ["dr", "check"] => &[LOCK_READ, ECS_READ, ELB_READ, RDS_READ, ROUTE53_READ, SECRETS_READ],
+        ["dr", "check"] => &[
+            LOCK_READ,
+            ECS_READ,
+            IMAGE_READ,
+            ELB_READ,
+            RDS_READ,
+            ROUTE53_READ,
+            SECRETS_READ,
+        ],
         ["dr", _] => DR,
         ["secrets", "list" | "status"] => &[LOCK_READ, SECRETS_READ],
         ["secrets", "retire"] => &[LOCK_READ, LOCK_WRITE, SECRETS_READ, SECRETS_ROTATE],

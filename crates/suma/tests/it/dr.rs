@@ -468,6 +468,66 @@ async fn check_measures_the_lag_on_a_real_replica() {
     assert!(out.stdout.contains("FAIL"), "{}", out.stdout);
 }
 
+/// The digest shown for one side of the image check (`sha256:` and 12 hex digits).
+fn shown_digest(side: &serde_json::Value) -> String {
+    let text = side.as_str().unwrap();
+    let at = text.find("sha256:").unwrap_or_else(|| panic!("no digest in `{text}`"));
+    text[at..at + "sha256:".len() + 12].to_owned()
+}
+
+#[tokio::test]
+async fn check_compares_the_regions_images_by_digest_not_by_name() {
+    crate::require_sandbox!();
+    let env = DrEnv::seed();
+    let image_check = |env: &DrEnv| {
+        let report = json(&run(env.suma(&["dr", "check", "--output", "json"], None)));
+        item(&report, "DR runs the primary's image").clone()
+    };
+    // Each region pulls from its own registry, to which the release was replicated: two references,
+    // one digest (a comparison of names failed here).
+    let parity = image_check(&env);
+    assert_eq!(parity["status"], "pass", "{parity:#}");
+    let (dr, primary) = (&parity["value"], &parity["target"]);
+    assert!(dr.as_str().unwrap().contains(".dkr.ecr.eu-central-1."), "{parity:#}");
+    assert!(primary.as_str().unwrap().contains(".dkr.ecr.eu-west-1."), "{parity:#}");
+    assert_eq!(shown_digest(dr), shown_digest(primary), "{parity:#}");
+
+    // DR moved to the release before, which its registry also holds: another digest, a failure.
+    let ecs = env.aws().await.ecs(&env.env.dr_region);
+    let (cluster, service) = (&env.env.ecs.dr.cluster, &env.env.ecs.dr.service);
+    let current = ecs
+        .describe_services(cluster, std::slice::from_ref(service))
+        .await
+        .unwrap()[0]
+        .task_definition
+        .clone();
+    let older = format!(
+        "123456789012.dkr.ecr.{}.amazonaws.com/auth-service:1.3.0",
+        env.env.dr_region
+    );
+    let change = suma::aws::ecs::ContainerChange {
+        image: Some(older),
+        environment: Vec::new(),
+    };
+    let revision = ecs
+        .register_revision(&current, &env.env.ecs.container, &change)
+        .await
+        .unwrap();
+    let update = suma::aws::ecs::ServiceUpdate {
+        task_definition: Some(revision.arn),
+        desired_count: None,
+        force_new_deployment: false,
+    };
+    ecs.update_service(cluster, service, &update).await.unwrap();
+    let parity = image_check(&env);
+    assert_eq!(parity["status"], "fail", "{parity:#}");
+    assert_ne!(
+        shown_digest(&parity["value"]),
+        shown_digest(&parity["target"]),
+        "{parity:#}"
+    );
+}
+
 #[tokio::test]
 async fn check_fails_a_secret_whose_replication_to_the_dr_region_failed() {
     crate::require_sandbox!();
