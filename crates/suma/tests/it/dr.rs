@@ -476,6 +476,36 @@ fn shown_digest(side: &serde_json::Value) -> String {
 }
 
 #[tokio::test]
+async fn check_reads_the_digest_the_primarys_running_tasks_started_with() {
+    crate::require_sandbox!();
+    // Production's tasks run what the sandbox started them with (no test deploys there); its DR service
+    // is a pilot light, judged by its registry.
+    let report = json(&run(suma(&["dr", "check", "--env", "production", "--output", "json"])));
+    let parity = item(&report, "DR runs the primary's image");
+    assert_eq!(parity["status"], "pass", "{parity:#}");
+    let (dr, primary) = (&parity["value"], &parity["target"]);
+    assert!(primary.as_str().unwrap().ends_with("(running tasks)"), "{parity:#}");
+    assert!(dr.as_str().unwrap().ends_with("(registry)"), "{parity:#}");
+    assert_eq!(shown_digest(dr), shown_digest(primary), "{parity:#}");
+    // The digest is the one ECS (the agent) resolved each running task's image to when it started it.
+    let url = format!("{}/_agent/tasks", sandbox_var("SUMA_SANDBOX_AGENT_URL"));
+    let view: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let started: Vec<&str> = view["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["cluster"] == "suma-finance-production" && t["region"] == "eu-west-1")
+        .filter(|t| t["service"] == "auth-service")
+        .map(|t| t["image_digest"].as_str().expect("a digest"))
+        .collect();
+    assert!(!started.is_empty());
+    assert!(
+        started.iter().all(|d| d.starts_with(&shown_digest(primary))),
+        "{started:?} {parity:#}"
+    );
+}
+
+#[tokio::test]
 async fn check_compares_the_regions_images_by_digest_not_by_name() {
     crate::require_sandbox!();
     let env = DrEnv::seed();

@@ -17,6 +17,7 @@ pub mod redis_auth;
 pub mod rollout;
 pub mod snapshot;
 pub mod task;
+pub mod tasks_api;
 
 pub use snapshot::{snapshot_key, ServiceSnapshot, Snapshot, TaskSnapshot};
 
@@ -96,6 +97,7 @@ fn short_id() -> String {
 
 /// AWS clients of one region, against moto.
 struct RegionClients {
+    ecr: aws_sdk_ecr::Client,
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     secrets: aws_sdk_secretsmanager::Client,
@@ -120,6 +122,7 @@ impl Agent {
             clients.insert(
                 region.clone(),
                 RegionClients {
+                    ecr: aws_sdk_ecr::Client::new(&sdk),
                     ecs: aws_sdk_ecs::Client::new(&sdk),
                     elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
                     secrets: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -548,6 +551,7 @@ impl Agent {
             resolved.insert(secret.name().to_owned(), reference.pick(text)?);
         }
         let mut launch = Launch::of(&container, resolved);
+        let image_digest = self.image_digest(&launch.image).await;
         let mut rules = self.config.rds_servers.rules();
         rules.extend(self.config.hosts.iter().cloned());
         task::resolve_hosts(&mut launch.environment, &rules);
@@ -561,6 +565,8 @@ impl Agent {
         tracing::info!(service = %key.2, region = %key.0, task = %id, address = %format!("{ip}:{}", launch.container_port), image = %launch.image, "task started");
         Ok(Task {
             id,
+            container: container.name().unwrap_or_default().to_owned(),
+            image_digest,
             deployment: deployment.to_owned(),
             task_definition: task_definition.to_owned(),
             ip,
@@ -572,6 +578,31 @@ impl Agent {
             last_check: None,
             log,
         })
+    }
+
+    /// The digest `image` names in its region's registry (moto's ECR), as ECS resolves a tag when it
+    /// starts a task and reports it in `DescribeTasks`; `None` for an image not in a registry of the
+    /// agent's regions (the sandbox starts it anyway: every image runs the service's binary).
+    async fn image_digest(&self, image: &str) -> Option<String> {
+        let (host, path) = image.split_once('/')?;
+        let region = host.strip_suffix(".amazonaws.com")?.rsplit('.').next()?;
+        let (repository, tag) = path.rsplit_once(':').unwrap_or((path, "latest"));
+        let found = self
+            .clients
+            .get(region)?
+            .ecr
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match found {
+            Ok(out) => out.image_details().first()?.image_digest().map(str::to_owned),
+            Err(e) => {
+                tracing::debug!(%image, error = ?e, "no digest for the image");
+                None
+            }
+        }
     }
 
     /// The next task address: 127.10.0.1 onwards (each task its own address, as awsvpc gives each task

@@ -1,7 +1,8 @@
 //! The ECS overlay: a pass-through proxy in front of moto that puts the agent's task counts and
 //! deployments into `DescribeServices` answers, so suma sees running and pending counts and rollout
 //! states move as on ECS. Every other request, and services the agent does not run, pass unchanged.
-//! `GET /_agent/tasks` lists the agent's tasks (address, service, version, health) for tests and people.
+//! `ListTasks` and `DescribeTasks` about the agent's services are answered from its tasks
+//! ([`super::tasks_api`]). `GET /_agent/tasks` lists the agent's tasks (address, service, version, health) for tests and people.
 //! An ElastiCache AUTH token change is applied to the sandbox's Redis first ([`super::redis_auth`]), and an
 //! RDS Multi-AZ failover takes the time and changes the zone it does on RDS ([`super::rds_failover`]), and
 //! the promotion of an instance with a server of its own promotes that server ([`super::rds_servers`]).
@@ -113,12 +114,24 @@ async fn handle(State(overlay): State<Arc<Overlay>>, request: Request) -> Respon
     let Ok(body) = to_bytes(body, 64 * 1024 * 1024).await else {
         return (StatusCode::BAD_REQUEST, "request body too large").into_response();
     };
-    let describe = parts
+    let ecs_action = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.ends_with("ContainerServiceV20141113.DescribeServices"));
+        .and_then(|t| t.strip_prefix("AmazonEC2ContainerServiceV20141113."))
+        .map(str::to_owned);
+    let describe = ecs_action.as_deref() == Some("DescribeServices");
     let region = region_of(&parts.headers);
+    if let (Some(action), Some(region)) = (&ecs_action, &region) {
+        let answered = super::tasks_api::answer(action, &body, region, &overlay.snapshot.lock().expect("snapshot"));
+        if let Some(answer) = answered {
+            return (
+                [(axum::http::header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+                answer.to_string(),
+            )
+                .into_response();
+        }
+    }
     // A query-protocol request's parameters, read once for ElastiCache's and RDS's parts.
     let params = super::redis_auth::form(&body);
     let region_name = region.clone().unwrap_or_default();

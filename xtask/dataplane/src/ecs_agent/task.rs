@@ -186,6 +186,10 @@ pub fn resolve_hosts(environment: &mut BTreeMap<String, String>, rules: &[HostRu
 /// A started task.
 pub struct Task {
     pub id: String,
+    /// The task definition's container the agent runs.
+    pub container: String,
+    /// What the image's tag named in its registry when the task started.
+    pub image_digest: Option<String>,
     pub deployment: String,
     pub task_definition: String,
     pub ip: Ipv4Addr,
