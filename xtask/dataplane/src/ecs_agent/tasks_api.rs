@@ -37,7 +37,7 @@ fn list(request: &Value, region: &str, cluster: &str, snapshot: &Snapshot) -> Op
         .tasks
         .iter()
         .filter(|t| !stopped && t.region == region && t.cluster == cluster && t.service == service)
-        .map(|t| task_arn(t))
+        .map(task_arn)
         .collect();
     Some(json!({ "taskArns": arns }))
 }
