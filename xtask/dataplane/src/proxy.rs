@@ -19,6 +19,9 @@ use crate::weights::{forward_weights, target_group_name, upstream_weights, Forwa
 /// Largest request body forwarded; the service itself accepts 16 KiB.
 const BODY_LIMIT: usize = 1024 * 1024;
 
+/// How many refusing targets one request passes over before it is answered 502.
+const MAX_REFUSED_TARGETS: usize = 8;
+
 /// Headers that belong to one connection and are not forwarded (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -65,6 +68,15 @@ impl Upstream {
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % targets.len();
         Some(targets[i].clone())
+    }
+
+    /// Takes `target` out of the group until the next read of its targets. It refused a connection: a
+    /// task is stopped only after it was deregistered and drained, which a load balancer knows at once,
+    /// while this proxy learns it by polling, so a slow read would otherwise keep sending requests to a
+    /// stopped task.
+    pub fn forget(&self, target: &reqwest::Url) {
+        let mut current = self.targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.retain(|t| t != target);
     }
 
     /// Replaces the targets; returns whether they changed.
@@ -199,14 +211,6 @@ async fn forward(
         );
     };
     let upstream = &proxy.upstreams[index];
-    let Some(target) = upstream.pick() else {
-        proxy.failed[index].fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_target",
-            "the target group chosen by the weights has no healthy target",
-        );
-    };
     let (parts, body) = req.into_parts();
     let Ok(body) = to_bytes(body, BODY_LIMIT).await else {
         return error(
@@ -215,10 +219,6 @@ async fn forward(
             "request body too large",
         );
     };
-    let mut url = target;
-    url.set_path(parts.uri.path());
-    url.set_query(parts.uri.query());
-
     let mut headers = strip_hop_by_hop(&parts.headers);
     headers.remove(header::HOST);
     if proxy.adds_forwarded {
@@ -235,31 +235,52 @@ async fn forward(
         );
     }
 
-    let sent = proxy
-        .client
-        .request(parts.method, url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await;
-    let answer = match sent {
-        Ok(answer) => answer,
-        Err(e) => {
+    // A target that refuses the connection got nothing of the request: it is forgotten and the request
+    // goes to another (see `Upstream::forget`), as many times as the group had targets.
+    let mut refused = 0;
+    let answer = loop {
+        let Some(target) = upstream.pick() else {
             proxy.failed[index].fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(upstream = upstream.name(), error = %e, "upstream unreachable");
-            return if e.is_timeout() {
-                error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "gateway_timeout",
-                    "the target did not answer in time",
-                )
-            } else {
-                error(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    "the target could not be reached",
-                )
-            };
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_target",
+                "the target group chosen by the weights has no healthy target",
+            );
+        };
+        let mut url = target.clone();
+        url.set_path(parts.uri.path());
+        url.set_query(parts.uri.query());
+        let sent = proxy
+            .client
+            .request(parts.method.clone(), url)
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(answer) => break answer,
+            Err(e) if e.is_connect() && refused < MAX_REFUSED_TARGETS => {
+                tracing::info!(upstream = upstream.name(), target = %target, error = %e, "target refused the connection; forgotten until the next read");
+                upstream.forget(&target);
+                refused += 1;
+            }
+            Err(e) => {
+                proxy.failed[index].fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(upstream = upstream.name(), error = %e, "upstream unreachable");
+                return if e.is_timeout() {
+                    error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "gateway_timeout",
+                        "the target did not answer in time",
+                    )
+                } else {
+                    error(
+                        StatusCode::BAD_GATEWAY,
+                        "bad_gateway",
+                        "the target could not be reached",
+                    )
+                };
+            }
         }
     };
     let status = answer.status();
@@ -485,6 +506,37 @@ mod tests {
 
     fn upstream(arn: &str) -> Upstream {
         Upstream::parse(&format!("{arn}=http://127.0.0.1:9")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_target_that_refuses_connections_is_passed_over_and_forgotten() {
+        let server = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live: reqwest::Url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        tokio::spawn(async move { axum::serve(listener, server).await.unwrap() });
+        // A stopped task: its port was bound and closed again.
+        let stopped: reqwest::Url = {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            format!("http://127.0.0.1:{port}").parse().unwrap()
+        };
+        // The stopped target first in turn, as a read too slow to see its deregistration leaves it.
+        let group = Upstream::with_targets("arn:tg/stable", vec![stopped, live.clone()]);
+        let proxy = Proxy::new(vec![group], vec![100]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let serving = proxy.clone();
+        tokio::spawn(async move { serving.serve(listener).await });
+        for _ in 0..3 {
+            let answer = reqwest::get(format!("http://{address}/ping")).await.unwrap();
+            assert_eq!(answer.status(), 200);
+            assert_eq!(answer.text().await.unwrap(), "pong");
+        }
+        assert_eq!(*proxy.upstreams[0].targets.lock().unwrap(), vec![live]);
+        assert_eq!(proxy.counters(), [(3, 0)]);
     }
 
     #[tokio::test]
