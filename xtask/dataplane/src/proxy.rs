@@ -70,13 +70,19 @@ impl Upstream {
         Some(targets[i].clone())
     }
 
-    /// Takes `target` out of the group until the next read of its targets. It refused a connection: a
-    /// task is stopped only after it was deregistered and drained, which a load balancer knows at once,
-    /// while this proxy learns it by polling, so a slow read would otherwise keep sending requests to a
-    /// stopped task.
-    pub fn forget(&self, target: &reqwest::Url) {
+    /// Takes `target` out of the group until the next read of its targets, unless it is the last one;
+    /// whether it did. It refused a connection: a task is stopped only after it was deregistered and
+    /// drained, which a load balancer knows at once, while this proxy learns it by polling, so a slow read
+    /// would otherwise keep sending requests to a stopped task. The last target stays (an ALB whose
+    /// targets all fail still sends to them: the client gets a 502, not a 503).
+    pub fn forget(&self, target: &reqwest::Url) -> bool {
         let mut current = self.targets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.len() < 2 {
+            return false;
+        }
+        let before = current.len();
         current.retain(|t| t != target);
+        current.len() < before
     }
 
     /// Replaces the targets; returns whether they changed.
@@ -236,7 +242,7 @@ async fn forward(
     }
 
     // A target that refuses the connection got nothing of the request: it is forgotten and the request
-    // goes to another (see `Upstream::forget`), as many times as the group had targets.
+    // goes to another while one remains (see `Upstream::forget`).
     let mut refused = 0;
     let answer = loop {
         let Some(target) = upstream.pick() else {
@@ -259,9 +265,8 @@ async fn forward(
             .await;
         match sent {
             Ok(answer) => break answer,
-            Err(e) if e.is_connect() && refused < MAX_REFUSED_TARGETS => {
+            Err(e) if e.is_connect() && refused < MAX_REFUSED_TARGETS && upstream.forget(&target) => {
                 tracing::info!(upstream = upstream.name(), target = %target, error = %e, "target refused the connection; forgotten until the next read");
-                upstream.forget(&target);
                 refused += 1;
             }
             Err(e) => {
