@@ -29,8 +29,8 @@ pub fn run_visible(cmd: &mut Command) -> Result<bool> {
 }
 
 /// Runs `cargo test` with inherited stderr, echoing its stdout as it comes, and returns whether it
-/// succeeded and the failure reports libtest printed (each failing test's output, its last
-/// [`FAILURE_TAIL`] lines): printed again after everything else, the reason a run failed is at the end
+/// succeeded and the failure reports libtest printed (each failing test's panic message and the output
+/// before it, see [`report_of`]): printed again after everything else, the reason a run failed is at the end
 /// of a long log, where a reader of CI's tail sees it.
 pub fn run_tests(cmd: &mut Command) -> Result<(bool, Vec<String>)> {
     use std::io::{BufRead, Write};
@@ -54,7 +54,34 @@ pub fn run_tests(cmd: &mut Command) -> Result<(bool, Vec<String>)> {
 /// How many lines of a failing test's output [`run_tests`] keeps: the panic message is at its end.
 const FAILURE_TAIL: usize = 60;
 
-/// The `---- NAME stdout ----` sections of libtest's `failures:` block, each cut to its last lines.
+/// Lines of the test's own output kept before its panic, when a backtrace follows the panic message.
+const BEFORE_PANIC: usize = 30;
+
+/// The report of one failing test: from [`BEFORE_PANIC`] lines before its first panic to the panic
+/// message's end (a backtrace, which would push the message out of the tail, is left out); without a
+/// panic line, the last [`FAILURE_TAIL`] lines.
+fn report_of(lines: &[String]) -> Vec<&str> {
+    let Some(panic) = lines.iter().position(|l| l.contains("panicked at ")) else {
+        return lines[lines.len().saturating_sub(FAILURE_TAIL)..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+    };
+    let end = lines[panic..]
+        .iter()
+        .position(|l| l.starts_with("stack backtrace:") || l.starts_with("note: run with `RUST_BACKTRACE"))
+        .map_or(lines.len(), |n| panic + n);
+    let end = end.min(panic + FAILURE_TAIL);
+    lines[panic.saturating_sub(BEFORE_PANIC)..end]
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+/// Lines of one section kept at most (a test that printed more is cut at its start).
+const SECTION_LIMIT: usize = 5_000;
+
+/// The `---- NAME stdout ----` sections of libtest's `failures:` block, each cut to its report.
 #[derive(Default)]
 struct FailureReports {
     reports: Vec<String>,
@@ -71,7 +98,7 @@ impl FailureReports {
         if starts_section {
             self.current = Some((line, std::collections::VecDeque::new()));
         } else if let Some((_, lines)) = &mut self.current {
-            if lines.len() == FAILURE_TAIL {
+            if lines.len() == SECTION_LIMIT {
                 lines.pop_front();
             }
             lines.push_back(line);
@@ -81,7 +108,8 @@ impl FailureReports {
     fn finish(&mut self) {
         if let Some((title, lines)) = self.current.take() {
             let body: Vec<String> = lines.into_iter().collect();
-            self.reports.push(format!("{title}\n{}", body.join("\n").trim_end()));
+            let report = report_of(&body).join("\n");
+            self.reports.push(format!("{title}\n{}", report.trim_end()));
         }
     }
 }
@@ -227,6 +255,19 @@ mod tests {
         let report = &reports(&output)[0];
         assert_eq!(report.lines().count(), 1 + FAILURE_TAIL);
         assert!(report.ends_with("line 99") && !report.contains("line 39\n"));
+    }
+
+    #[test]
+    fn a_backtrace_is_left_out_so_the_panic_message_stays() {
+        let backtrace: Vec<String> = (0..100).map(|i| format!("  {i}: frame")).collect();
+        let output = format!(
+            "failures:\n---- t stdout ----\nprinted\nthread 't' panicked at a.rs:1:1:\nassertion `left == right` failed\n  left: 503\n right: 502\nstack backtrace:\n{}\ntest result: FAILED.\n",
+            backtrace.join("\n")
+        );
+        assert_eq!(
+            reports(&output),
+            ["---- t stdout ----\nprinted\nthread 't' panicked at a.rs:1:1:\nassertion `left == right` failed\n  left: 503\n right: 502"]
+        );
     }
 
     #[test]
