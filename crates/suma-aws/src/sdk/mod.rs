@@ -6,6 +6,7 @@
 mod api_call;
 pub mod dynamodb;
 mod ecs;
+mod ecs_taskdef;
 pub mod elasticache;
 pub mod elb;
 pub mod inventory;
