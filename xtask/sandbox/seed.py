@@ -69,9 +69,11 @@ def image_manifest(release):
     )
 
 
+@functools.lru_cache(maxsize=None)
 def push_image(endpoint, region, tag=IMAGE_TAG, release=IMAGE_TAG):
     """`release`'s manifest under `tag` in `region`'s `auth-service` repository (created scanned on push
-    and with immutable tags, as the compliance checks want); its digest. Pushing the same twice is a no-op."""
+    and with immutable tags, as the compliance checks want); its digest. Pushing the same twice is a no-op,
+    and a seeder serving many environments pushes each once (the registry is the account's, not theirs)."""
     ecr = client("ecr", region, endpoint)
     try:
         ecr.create_repository(
