@@ -52,7 +52,7 @@ pub fn cli(root: PathBuf) -> Result<()> {
     let size = std::fs::metadata(&binary)
         .map_err(|e| format!("{}: {e}", binary.display()))?
         .len();
-    let config = root.join("templates/suma.example.yaml");
+    let config = root.join("deploy/suma.yaml");
     let config = config.to_string_lossy();
     let commands: [(&str, Vec<&str>); 4] = [
         ("suma --version", vec!["--version"]),

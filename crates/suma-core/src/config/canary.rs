@@ -381,7 +381,7 @@ mod tests {
     use super::super::{parse_str, ConfigError};
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../../../templates/suma.example.yaml");
+    const EXAMPLE: &str = include_str!("../../../../deploy/suma.yaml");
 
     fn parse(text: &str) -> Result<super::super::ConfigFile, Vec<ConfigError>> {
         parse_str(text, Path::new("suma.yaml"))

@@ -46,8 +46,7 @@ pub fn load_from_path(path: &Path) -> Result<ConfigFile, Vec<ConfigError>> {
             key: String::new(),
             message: format!("cannot read the configuration file: {e}"),
             hint: Some(
-                "pass `--config PATH`, set `SUMA_CONFIG`, or create `./suma.yaml` (see templates/suma.example.yaml)"
-                    .to_owned(),
+                "pass `--config PATH`, set `SUMA_CONFIG`, or create `./suma.yaml` (see deploy/suma.yaml)".to_owned(),
             ),
         }]
     })?;
@@ -128,7 +127,7 @@ fn describe(raw: &str) -> (String, Option<String>) {
     let hint = if message.starts_with("unknown field") {
         Some("remove the key or fix its spelling; `suma config schema` lists every key".to_owned())
     } else if message.starts_with("missing field") {
-        Some("add the field; templates/suma.example.yaml shows a complete file".to_owned())
+        Some("add the field; deploy/suma.yaml shows a complete file".to_owned())
     } else if message.starts_with("invalid type") {
         Some("check the value's type against `suma config schema`".to_owned())
     } else if message.contains("while scanning") || message.contains("while parsing") || message.starts_with("found ") {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::parse_str;
 
-const EXAMPLE: &str = include_str!("../../../../templates/suma.example.yaml");
+const EXAMPLE: &str = include_str!("../../../../deploy/suma.yaml");
 
 /// The example with production's JWT signing key given `jwt` (a flow mapping).
 fn with_jwt(jwt: &str) -> String {

@@ -201,7 +201,7 @@ mod tests {
     use super::*;
 
     fn staging() -> Environment {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/suma.example.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/suma.yaml");
         let text = std::fs::read_to_string(&path).unwrap();
         crate::config::parse_str(&text, &path)
             .unwrap()
@@ -216,8 +216,8 @@ mod tests {
         let path = template_path(None, &root.join("suma.yaml"));
         let text = std::fs::read_to_string(&path).unwrap();
         let config = crate::config::parse_str(
-            &std::fs::read_to_string(root.join("templates/suma.example.yaml")).unwrap(),
-            &root.join("templates/suma.example.yaml"),
+            &std::fs::read_to_string(root.join("deploy/suma.yaml")).unwrap(),
+            &root.join("deploy/suma.yaml"),
         )
         .unwrap();
         for (name, env) in &config.environments {

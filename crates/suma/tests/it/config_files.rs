@@ -4,7 +4,7 @@ use suma::config::{parse_str, ConfigFile};
 
 #[test]
 fn example_config_is_valid_and_describes_the_topology() {
-    let path = crate::common::workspace_root().join("templates/suma.example.yaml");
+    let path = crate::common::workspace_root().join("deploy/suma.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let config = parse_str(&text, &path)
         .unwrap_or_else(|e| panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
