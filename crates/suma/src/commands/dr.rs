@@ -337,7 +337,7 @@ pub async fn drill(ctx: &Context, args: &DrDrillArgs) -> anyhow::Result<ExitStat
     let failback_plan = dr::plan(Direction::Failback, name, env);
     if args.mutation.dry_run {
         let estimate = dr::setup::rto_estimate(name, env, &ctx.journal(&session)).await;
-        let report = json!({"dry_run": true, "environment": name, "plan": {"switchover": failover_plan, "failback": failback_plan},
+        let report = json!({"dry_run": true, "environment": name, "plan": super::joined_plans([("switchover", &failover_plan[..]), ("failback", &failback_plan[..])]),
             "estimated_rto_secs": estimate.total.as_secs(), "rto_basis": estimate.basis(), "rto_secs": env.dr.rto.as_secs()});
         ctx.printer.either(&report, || {
             format!(

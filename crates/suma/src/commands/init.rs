@@ -25,7 +25,7 @@ pub async fn init(ctx: &Context, args: &InitArgs) -> anyhow::Result<ExitStatus> 
     ctx.reporter.finish();
     let described: Vec<_> = steps
         .iter()
-        .map(|s| json!({"step": s, "detail": s.describe(table)}))
+        .map(|s| json!({"name": s, "detail": s.describe(table)}))
         .collect();
     if steps.is_empty() {
         // A dry run says so in the one dry-run shape even when there is nothing to plan.

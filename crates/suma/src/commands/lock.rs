@@ -54,10 +54,10 @@ pub async fn release(ctx: &Context, reason: &str, mutation: &MutationArgs) -> an
         current.holder, current.operation_kind, current.operation_id, current.operation_status
     );
     if mutation.dry_run {
-        ctx.printer
-            .either(&serde_json::json!({"dry_run": true, "plan": [plan]}), || {
-                format!("plan (dry run, nothing changed):\n  1. {plan}")
-            });
+        ctx.printer.either(
+            &serde_json::json!({"dry_run": true, "plan": super::one_step_plan("force-release", plan.clone())}),
+            || format!("plan (dry run, nothing changed):\n  1. {plan}"),
+        );
         return Ok(ExitStatus::Success);
     }
     ctx.reporter.info(&format!("plan: {plan}"));

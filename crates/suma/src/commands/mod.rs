@@ -310,3 +310,27 @@ async fn status_command(ctx: &Context) -> anyhow::Result<ExitStatus> {
         ExitStatus::Success
     })
 }
+
+/// The one shape of a dry run's plan, `[{"name", "detail"}]`: a plan of one step.
+pub(crate) fn one_step_plan(name: &str, detail: String) -> Vec<crate::journal::PlannedStep> {
+    vec![crate::journal::PlannedStep {
+        name: name.to_owned(),
+        detail,
+    }]
+}
+
+/// Plans of several operations (a drill's switchover and failback, each secret's rotation) as one plan
+/// of the one shape: each step named `PART/STEP`.
+pub(crate) fn joined_plans<'p>(
+    parts: impl IntoIterator<Item = (&'p str, &'p [crate::journal::PlannedStep])>,
+) -> Vec<crate::journal::PlannedStep> {
+    parts
+        .into_iter()
+        .flat_map(|(part, plan)| {
+            plan.iter().map(move |step| crate::journal::PlannedStep {
+                name: format!("{part}/{}", step.name),
+                detail: step.detail.clone(),
+            })
+        })
+        .collect()
+}

@@ -77,9 +77,14 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
         }
     };
     if targets.is_empty() {
-        ctx.printer.either(&json!({"environment": name, "rotated": []}), || {
-            format!("no secret in `{name}` is past its policy")
-        });
+        // A dry run says so in the one dry-run shape even when there is nothing to plan.
+        let report = if args.mutation.dry_run {
+            json!({"dry_run": true, "environment": name, "secrets": [], "plan": []})
+        } else {
+            json!({"environment": name, "rotated": []})
+        };
+        ctx.printer
+            .either(&report, || format!("no secret in `{name}` is past its policy"));
         return Ok(ExitStatus::Success);
     }
     let plans: Vec<(&ManagedSecret, Vec<crate::journal::PlannedStep>)> = targets
@@ -91,14 +96,17 @@ pub async fn rotate(ctx: &Context, args: &SecretsRotateArgs) -> anyhow::Result<E
             .iter()
             .map(|(s, p)| json!({"secret": s.id, "kind": s.kind.as_str(), "plan": p}))
             .collect();
-        ctx.printer
-            .either(&json!({"dry_run": true, "environment": name, "plan": report}), || {
+        ctx.printer.either(
+            &json!({"dry_run": true, "environment": name, "secrets": report,
+                "plan": super::joined_plans(plans.iter().map(|(s, p)| (s.id.as_str(), &p[..])))}),
+            || {
                 plans
                     .iter()
                     .map(|(s, p)| crate::render::secrets::plan(&s.id, p))
                     .collect::<Vec<_>>()
                     .join("\n")
-            });
+            },
+        );
         return Ok(ExitStatus::Success);
     }
     for (secret, plan) in &plans {

@@ -453,6 +453,7 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
         .join("templates/ecs/auth-service.taskdef.yaml")
         .to_string_lossy()
         .into_owned();
+    let runbooks = common::workspace_root().join("runbooks").to_string_lossy().into_owned();
     for args in [
         &["deploy", "canary", "--image", "registry.example/auth-service:9.9.9"][..],
         // To an image: the previous revision exists only once a deploy has run.
@@ -467,6 +468,7 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
         &["dr", "failback"],
         &["dr", "drill"],
         &["secrets", "rotate", "jwt-signing-key"],
+        &["runbook", "run", "release-smoke", "--dir", &runbooks],
         &[
             "taskdef",
             "register",
@@ -483,10 +485,16 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
         assert!([0, 1].contains(&out.code), "{args:?}: {}", out.stderr);
         let report = json(&out);
         assert_eq!(report["dry_run"], true, "{args:?}: {report}");
-        assert!(
-            report["plan"].is_array() || report["plan"].is_object(),
-            "{args:?} has no `plan`: {report}"
-        );
+        // One shape: a list of steps, each named and described.
+        let steps = report["plan"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{args:?}: `plan` is not a list: {report}"));
+        for step in steps {
+            assert!(
+                step["name"].is_string() && step["detail"].is_string(),
+                "{args:?}: a step of the plan is not {{name, detail}}: {step}"
+            );
+        }
     }
     let after = run(suma(&["ops", "list", "--env", "staging", "--output", "json"])).stdout;
     assert_eq!(before, after, "a dry run journals nothing");

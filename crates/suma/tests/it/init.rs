@@ -67,7 +67,7 @@ async fn init_creates_a_hardened_lock_table_that_locks_work_on() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["step"].as_str().unwrap())
+        .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(steps, ["create-table", "enable-point-in-time-recovery"]);
     let client = dynamodb().await;

@@ -165,7 +165,7 @@ async fn a_random_secret_rotates_through_the_staging_labels() {
 
     let plan = run(fleet.suma(&["secrets", "rotate", "api-key", "--dry-run", "--output", "json"]));
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let steps: Vec<String> = json(&plan)["plan"][0]["plan"]
+    let steps: Vec<String> = json(&plan)["secrets"][0]["plan"]
         .as_array()
         .unwrap()
         .iter()

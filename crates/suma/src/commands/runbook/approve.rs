@@ -27,7 +27,7 @@ pub(super) async fn approve(ctx: &Context, args: &RunbookApproveArgs) -> anyhow:
         .map_or("the count the run resolves".to_owned(), |n| n.to_string());
     if args.mutation.dry_run {
         ctx.printer.either(
-            &json!({"dry_run": true, "plan": [format!("record {identity}'s approval of step `{}` of run `{}`", target.step, op.id)], "target": target, "identity": identity}),
+            &json!({"dry_run": true, "plan": super::super::one_step_plan("approve", format!("record {identity}'s approval of step `{}` of run `{}`", target.step, op.id)), "target": target, "identity": identity}),
             || format!("would record {identity}'s approval of step `{}` of run `{}` ({}; {needed} needed)", target.step, op.id, target.summary),
         );
         return Ok(ExitStatus::Success);

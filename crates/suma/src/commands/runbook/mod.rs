@@ -372,10 +372,13 @@ async fn abort(
     let session = ctx.aws(env.aws_profile.as_deref(), environment_regions(env)).await;
     let (mut op, loaded) = unfinished(ctx, &session, run_id).await?;
     if mutation.dry_run {
-        let plan = [format!(
-            "abort run `{}`: an unfinished child operation aborted as its own `abort` would, the lock of `{}` released",
-            op.id, op.environment
-        )];
+        let plan = super::one_step_plan(
+            "abort",
+            format!(
+                "abort run `{}`: an unfinished child operation aborted as its own `abort` would, the lock of `{}` released",
+                op.id, op.environment
+            ),
+        );
         ctx.printer
             .either(&json!({"dry_run": true, "abort": op.id, "plan": plan}), || {
                 format!(
