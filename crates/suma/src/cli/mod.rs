@@ -312,6 +312,16 @@ pub struct ControlArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub takeover: TakeoverArgs,
+}
+
+/// What a control command needs when the deploy's runner died and it finishes the deploy itself.
+#[derive(Debug, Clone, Args)]
+pub struct TakeoverArgs {
+    /// How long a service's rollout may take, when the runner died and this command finishes the deploy
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +344,8 @@ pub struct PromoteArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub takeover: TakeoverArgs,
 }
 
 #[derive(Debug, Args)]

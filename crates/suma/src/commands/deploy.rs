@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{environment_regions, Context};
 use crate::aws::{AwsApis, AwsSession};
 use crate::canary::{self, Engine, Outcome, Strategy};
-use crate::cli::{AbortArgs, CanaryArgs, ControlArgs, PromoteArgs};
+use crate::cli::{AbortArgs, CanaryArgs, ControlArgs, PromoteArgs, TakeoverArgs};
 use crate::config::{Environment, MetricProvider, NotificationEvent};
 use crate::exit::ExitStatus;
 use crate::journal::{Operation, OperationStatus, StepStatus};
@@ -410,20 +410,33 @@ pub async fn status(ctx: &Context) -> anyhow::Result<ExitStatus> {
 
 /// `pause`, `resume`, `abort`, `promote`: sent to a live runner, or carried out here when it died.
 pub async fn control(ctx: &Context, command: &str, args: &ControlArgs) -> anyhow::Result<ExitStatus> {
-    control_with(ctx, command, args.yes, None).await
+    control_with(ctx, command, args.yes, None, &args.takeover).await
 }
 
 pub async fn abort(ctx: &Context, args: &AbortArgs) -> anyhow::Result<ExitStatus> {
-    control_with(ctx, "abort", args.control.yes, args.reason.as_deref()).await
+    control_with(
+        ctx,
+        "abort",
+        args.control.yes,
+        args.reason.as_deref(),
+        &args.control.takeover,
+    )
+    .await
 }
 
 pub async fn promote(ctx: &Context, args: &PromoteArgs) -> anyhow::Result<ExitStatus> {
-    control_with(ctx, "promote", args.yes, args.reason.as_deref()).await
+    control_with(ctx, "promote", args.yes, args.reason.as_deref(), &args.takeover).await
 }
 
 /// Sends `command` to the canary's runner, or carries it out here when the runner died. The journal
 /// attributes it to the actor, with the reason when one was given.
-async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&str>) -> anyhow::Result<ExitStatus> {
+async fn control_with(
+    ctx: &Context,
+    command: &str,
+    yes: bool,
+    reason: Option<&str>,
+    takeover: &TakeoverArgs,
+) -> anyhow::Result<ExitStatus> {
     super::check_reason(reason)?;
     let attribution = match reason {
         Some(reason) => format!("{} ({reason})", ctx.settings.actor.value),
@@ -471,7 +484,7 @@ async fn control_with(ctx: &Context, command: &str, yes: bool, reason: Option<&s
         }
     }
     // The runner died: take its lease over and finish here.
-    let mut engine = engine(ctx, name, env, &session, Duration::from_secs(900))?;
+    let mut engine = engine(ctx, name, env, &session, takeover.timeout)?;
     engine.notifier = notifier(ctx, env, &session).await;
     let guard = ctx.locks(&session).acquire(&op, true).await?;
     op.note(
