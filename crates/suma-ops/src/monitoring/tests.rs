@@ -466,3 +466,41 @@ fn a_template_renamed_updates_its_resource_in_place_found_by_its_key() {
     let found: Vec<(Action, Option<&str>)> = items.iter().map(|i| (i.action, i.id.as_deref())).collect();
     assert_eq!(found, [(Action::Update, Some("41")), (Action::Orphan, Some("43"))]);
 }
+
+#[test]
+fn a_plan_item_shows_as_a_step_of_every_dry_runs_plan() {
+    let item = PlanItem {
+        kind: Kind::Monitor,
+        name: "auth-service 5xx (staging)".to_owned(),
+        action: Action::Update,
+        id: Some("41".to_owned()),
+        file: Some("templates/datadog/monitors/5xx.yaml".to_owned()),
+        changes: vec![FieldChange {
+            path: "options.thresholds.critical".to_owned(),
+            before: Some(json!(0.05)),
+            after: json!(0.02),
+        }],
+        note: None,
+        body: Some(json!({"name": "not shown"})),
+    };
+    let shown = serde_json::to_value(&item).unwrap();
+    assert_eq!(
+        shown["detail"],
+        "update monitor `auth-service 5xx (staging)` (options.thresholds.critical)"
+    );
+    assert_eq!(
+        (shown["name"].as_str(), shown["id"].as_str()),
+        (Some(item.name.as_str()), Some("41"))
+    );
+    assert!(shown.get("body").is_none() && shown.get("note").is_none(), "{shown}");
+    let conflict = PlanItem {
+        action: Action::Conflict,
+        changes: Vec::new(),
+        note: Some("a monitor of that name is not suma's".to_owned()),
+        ..item
+    };
+    assert_eq!(
+        conflict.detail(),
+        "conflict monitor `auth-service 5xx (staging)`: a monitor of that name is not suma's"
+    );
+}

@@ -454,6 +454,10 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
         .to_string_lossy()
         .into_owned();
     let runbooks = common::workspace_root().join("runbooks").to_string_lossy().into_owned();
+    let datadog_templates = common::workspace_root()
+        .join("templates/datadog")
+        .to_string_lossy()
+        .into_owned();
     for args in [
         &["deploy", "canary", "--image", "registry.example/auth-service:9.9.9"][..],
         // To an image: the previous revision exists only once a deploy has run.
@@ -469,6 +473,7 @@ fn every_dry_run_prints_one_shape_and_changes_nothing() {
         &["dr", "drill"],
         &["secrets", "rotate", "jwt-signing-key"],
         &["runbook", "run", "release-smoke", "--dir", &runbooks],
+        &["monitors", "apply", "--templates", &datadog_templates],
         &[
             "taskdef",
             "register",
