@@ -64,12 +64,8 @@ impl Demo<'_> {
         extra: &[(&str, &str)],
     ) -> Result<i32> {
         println!("\n=== {title}: suma {}", args.join(" "));
-        let status = self
-            .suma_cmd(config, args)
-            .envs(extra.iter().copied())
-            .status()
-            .map_err(|e| format!("cannot run suma: {e}"))?;
-        Ok(status.code().unwrap_or(-1))
+        let code = crate::terminal::run_fitting(self.suma_cmd(config, args).envs(extra.iter().copied()))?;
+        Ok(code.unwrap_or(-1))
     }
 
     pub(crate) fn expect(

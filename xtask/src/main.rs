@@ -15,6 +15,7 @@ mod demo_runbooks;
 mod http;
 mod process;
 mod sandbox;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{build_workspace, process, target_dir, Result, Sandbox, BUILD_BINARIES};
+use super::{build_workspace, target_dir, Result, Sandbox, BUILD_BINARIES};
 
 /// `cargo xtask demo`: the main job end to end on the sandbox, with readable output.
 pub fn demo(root: PathBuf) -> Result<()> {
@@ -27,12 +27,12 @@ pub fn demo(root: PathBuf) -> Result<()> {
     ];
     for (title, args) in steps {
         println!("\n=== {title}: suma {}", args.join(" "));
-        let ok = process::run_visible(
+        let code = crate::terminal::run_fitting(
             Command::new(&suma)
                 .args(*args)
                 .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         )?;
-        if !ok {
+        if code != Some(0) {
             return Err(format!("`suma {}` failed", args.join(" ")));
         }
     }
@@ -72,17 +72,16 @@ fn canary_demo(sandbox: &Sandbox, suma: &Path, vars: &[(String, String)]) -> Res
             let image = format!("registry.example/auth-service:{version}");
             let args = ["deploy", "canary", "--env", "staging", "--image", &image, "--yes"];
             println!("\n=== {title}: suma {}", args.join(" "));
-            let status = Command::new(suma)
-                .args(args)
-                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .env("SUMA_ACTOR", "demo")
-                .status()
-                .map_err(|e| format!("cannot run suma: {e}"))?;
-            if status.code() != Some(*expected) {
+            let code = crate::terminal::run_fitting(
+                Command::new(suma)
+                    .args(args)
+                    .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .env("SUMA_ACTOR", "demo"),
+            )?;
+            if code != Some(*expected) {
                 return Err(format!(
-                    "`suma {}` exited {:?}, expected {expected}",
-                    args.join(" "),
-                    status.code()
+                    "`suma {}` exited {code:?}, expected {expected}",
+                    args.join(" ")
                 ));
             }
         }

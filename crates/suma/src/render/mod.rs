@@ -45,8 +45,9 @@ impl Printer {
         let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 
-    /// Prints human text to stdout.
+    /// Prints human text to stdout, fitted to the terminal ([`tables::fit_lines`]).
     pub fn text(&self, text: &str) {
+        let text = tables::fit_lines(text);
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         if !text.ends_with('\n') {
