@@ -493,54 +493,6 @@ pub struct PlanItem {
     pub body: Option<Value>,
 }
 
-impl PlanItem {
-    /// The step in one line, as every dry run's plan describes its steps: `update monitor `NAME`
-    /// (options.thresholds.critical, priority)`.
-    pub fn detail(&self) -> String {
-        let mut detail = format!("{} {} `{}`", self.action.as_str(), self.kind.word(), self.name);
-        if !self.changes.is_empty() {
-            let paths: Vec<&str> = self.changes.iter().map(|c| c.path.as_str()).collect();
-            detail.push_str(&format!(" ({})", paths.join(", ")));
-        }
-        if let Some(note) = &self.note {
-            detail.push_str(&format!(": {note}"));
-        }
-        detail
-    }
-}
-
-/// The plan's JSON: the fields, and the one-line `detail` every dry run's step has.
-impl Serialize for PlanItem {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Shown<'a> {
-            kind: Kind,
-            name: &'a str,
-            action: Action,
-            detail: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            id: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            file: Option<&'a str>,
-            #[serde(skip_serializing_if = "Vec::is_empty")]
-            changes: &'a Vec<FieldChange>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            note: Option<&'a str>,
-        }
-        Shown {
-            kind: self.kind,
-            name: &self.name,
-            action: self.action,
-            detail: self.detail(),
-            id: self.id.as_deref(),
-            file: self.file.as_deref(),
-            changes: &self.changes,
-            note: self.note.as_deref(),
-        }
-        .serialize(serializer)
-    }
-}
-
 /// Numbers compare by value (`5` and `5.0` are one threshold); `null` and absent are the same.
 fn same_scalar(desired: &Value, actual: &Value) -> bool {
     match (desired, actual) {

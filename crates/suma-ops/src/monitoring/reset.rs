@@ -3,23 +3,53 @@
 //! otherwise stay forever. For the fields listed here Datadog's value when unset is known: one that
 //! Datadog holds otherwise, for a template that does not set it, is reset to that value by the next
 //! `apply` and shows in `diff` like any other change.
+//!
+//! The list is every field of Datadog's v1 `Monitor`, `MonitorOptions`, `MonitorThresholds` and
+//! `MonitorThresholdWindowOptions` schemas that a client sets and whose unset value the API specification
+//! states (`.generator/schemas/v1/openapi.yaml` of Datadog's API clients, read 2026-12 at `286b280`): a
+//! `default:`, a description's "Defaults to", or `nullable` with no default (null is unset). Left out,
+//! because the specification gives them no unset value or it depends on the monitor's type:
+//! `notify_by`, `on_missing_data`, `enable_logs_sample`, `enable_samples`, `group_retention_duration`,
+//! `scheduling_options`, `variables`, `thresholds.critical` (required) and the deprecated `locked`,
+//! `silenced`, `groupby_simple_monitor`; and read-only fields. A template that once set one of those
+//! and no longer does leaves Datadog's value as it is.
 
 use serde_json::{json, Value};
 
 use super::FieldChange;
 
 /// Paths (dots between keys) and the value Datadog gives each when it is not set.
-fn defaults() -> [(&'static str, Value); 9] {
+fn defaults() -> [(&'static str, Value); 25] {
     [
+        // Monitor.
         ("priority", Value::Null),
+        ("restricted_roles", Value::Null),
+        ("draft_status", json!("published")),
+        // MonitorOptions: notification.
         ("options.renotify_interval", Value::Null),
         ("options.renotify_statuses", Value::Null),
+        ("options.renotify_occurrences", Value::Null),
         ("options.escalation_message", Value::Null),
+        ("options.include_tags", json!(true)),
+        ("options.notify_audit", json!(false)),
+        ("options.notification_preset_name", json!("show_all")),
+        // MonitorOptions: evaluation and missing data.
+        ("options.notify_no_data", json!(false)),
         ("options.no_data_timeframe", Value::Null),
         ("options.evaluation_delay", Value::Null),
+        ("options.new_group_delay", Value::Null),
+        ("options.new_host_delay", json!(300)),
+        ("options.require_full_window", json!(false)),
         ("options.timeout_h", Value::Null),
-        ("options.notify_no_data", json!(false)),
+        ("options.min_failure_duration", json!(0)),
+        ("options.min_location_failed", json!(1)),
+        // MonitorThresholds and MonitorThresholdWindowOptions.
         ("options.thresholds.warning", Value::Null),
+        ("options.thresholds.ok", Value::Null),
+        ("options.thresholds.unknown", Value::Null),
+        ("options.thresholds.critical_recovery", Value::Null),
+        ("options.thresholds.warning_recovery", Value::Null),
+        ("options.threshold_windows.trigger_window", Value::Null),
     ]
 }
 
@@ -72,7 +102,7 @@ mod tests {
         let mut desired = json!({"name": "m", "options": {"thresholds": {"critical": 5}}});
         let actual = json!({"name": "m", "priority": 1, "options": {
             "thresholds": {"critical": 5, "warning": 2}, "renotify_interval": 30, "notify_no_data": false,
-            "escalation_message": "", "include_tags": true}});
+            "escalation_message": "", "include_tags": true, "new_host_delay": 300, "notify_audit": true}});
         let changes = resets(&mut desired, &actual);
         let paths: Vec<(&str, Option<&Value>, &Value)> = changes
             .iter()
@@ -83,13 +113,15 @@ mod tests {
             [
                 ("priority", Some(&json!(1)), &Value::Null),
                 ("options.renotify_interval", Some(&json!(30)), &Value::Null),
+                ("options.notify_audit", Some(&json!(true)), &json!(false)),
                 ("options.thresholds.warning", Some(&json!(2)), &Value::Null),
             ],
-            "defaults (false, an empty text) and fields Datadog owns (include_tags) are left alone"
+            "values at their default (false, an empty text, include_tags true, new_host_delay 300) and fields \
+             without a documented default are left alone"
         );
         assert_eq!(
             desired,
-            json!({"name": "m", "priority": null, "options": {"renotify_interval": null,
+            json!({"name": "m", "priority": null, "options": {"renotify_interval": null, "notify_audit": false,
                    "thresholds": {"critical": 5, "warning": null}}}),
             "the update sends them"
         );

@@ -480,14 +480,23 @@ async fn fields_dropped_from_a_template_are_reset_in_datadog() {
     ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
     let file = templates.join("monitors/high-error-rate.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    let trimmed = text
-        .replace("  renotify_interval: 30\n", "")
-        .replace("    warning: 2\n", "");
-    assert_eq!(
-        trimmed.len() + "  renotify_interval: 30\n    warning: 2\n".len(),
-        text.len()
-    );
+    let dropped = [
+        "  renotify_interval: 30\n",
+        "    warning: 2\n",
+        "  include_tags: true\n",
+    ];
+    let trimmed = dropped.iter().fold(text.clone(), |t, line| t.replace(line, ""));
+    assert_eq!(trimmed.len() + dropped.concat().len(), text.len());
     std::fs::write(&file, trimmed).unwrap();
+    // And by hand in Datadog: the tags left out of notification titles, a delay for new groups.
+    let name = format!("auth-service high error rate ({})", env.name);
+    let live = &dd.monitors_named(&name).await.unwrap()[0];
+    let mut options = live.definition["options"].clone();
+    options["include_tags"] = json!(false);
+    options["new_group_delay"] = json!(120);
+    dd.update_monitor(live.id, &json!({ "options": options }))
+        .await
+        .unwrap();
 
     let diff = ok_json(&env.suma("monitors", "diff", &templates, &[]), 0);
     let item = diff["plan"]
@@ -506,15 +515,18 @@ async fn fields_dropped_from_a_template_are_reset_in_datadog() {
         changes,
         [
             ("options.renotify_interval", &json!(30), &Value::Null),
+            ("options.include_tags", &json!(false), &json!(true)),
+            ("options.new_group_delay", &json!(120), &Value::Null),
             ("options.thresholds.warning", &json!(2.0), &Value::Null),
         ]
     );
     let mark = writes().len();
     ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
     assert_eq!(writes_since(mark, &env.name).len(), 1, "one update");
-    let name = format!("auth-service high error rate ({})", env.name);
     let stored = &dd.monitors_named(&name).await.unwrap()[0].definition;
     assert!(stored["options"]["renotify_interval"].is_null(), "{stored}");
+    assert_eq!(stored["options"]["include_tags"], true, "{stored}");
+    assert!(stored["options"]["new_group_delay"].is_null(), "{stored}");
     assert!(stored["options"]["thresholds"]["warning"].is_null(), "{stored}");
     let mark = writes().len();
     ok_json(&env.suma("monitors", "apply", &templates, &["--yes"]), 0);
