@@ -75,7 +75,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     // Once with request logs off, the whole run; once more at the production level (one JSON line per
     // request), the hot path only.
-    let run = |name: &str, rust_log: &str, bench_args: &[&str]| -> Result<String> {
+    let run = |name: &str, rust_log: &str, bench_args: &[&str], hashers: usize| -> Result<String> {
         let port = process::free_port()?;
         let log = dir.join(format!("auth-service-{name}.log"));
         eprintln!("bench: starting a release auth-service on :{port} with RUST_LOG={rust_log}");
@@ -96,6 +96,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
                 .env("RATE_LIMIT_REGISTER_PER_IP", "0")
                 .env("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0")
                 .env("SHUTDOWN_TIMEOUT", "5")
+                .env("PASSWORD_HASH_CONCURRENCY", hashers.to_string())
                 .env("RUST_LOG", rust_log),
             &log,
         )?;
@@ -122,8 +123,13 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
         }
         std::fs::read_to_string(&markdown).map_err(|e| format!("auth-bench wrote no {}: {e}", markdown.display()))
     };
-    let quiet = run("logs-off", QUIET_LOGS, &[])?;
-    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"])?;
+    // Hashing on every core (the default), then on one fewer beside the same mixed load: whether a login
+    // burst leaves `/me` responsive is what sizes the hasher.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let quiet = run("logs-off", QUIET_LOGS, &[], cores)?;
+    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"], cores)?;
+    let fewer = cores.saturating_sub(1).max(1);
+    let fewer_hashers = run("hashers-fewer", QUIET_LOGS, &["--mixed-only"], fewer)?;
 
     let head = head_commit(&root);
     let date = process::run(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
@@ -136,7 +142,9 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
          tokens signed {algorithm}. Load \
          average before the run: {load} (the sandbox's load generator and anything else running share the \
          CPUs).\n\n#### Request logs off (`RUST_LOG={QUIET_LOGS}`)\n\n{quiet}\n#### Request logs at the \
-         production level (`RUST_LOG={PRODUCTION_LOGS}`: one JSON line per request)\n\n{production}"
+         production level (`RUST_LOG={PRODUCTION_LOGS}`: one JSON line per request)\n\n{production}\n#### \
+         Password hashing on {fewer} thread(s) instead of {cores} (`PASSWORD_HASH_CONCURRENCY={fewer}`), the mixed \
+         step only\n\n{fewer_hashers}"
     );
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();

@@ -82,6 +82,16 @@ struct Args {
     /// run again against the service with other settings.
     #[arg(long)]
     hot_path_only: bool,
+    /// Only the mixed step: a login burst beside `/me` (e.g. against a service with another
+    /// `PASSWORD_HASH_CONCURRENCY`).
+    #[arg(long, conflicts_with = "hot_path_only")]
+    mixed_only: bool,
+    /// Logins in flight during the mixed step (more than the hasher takes at once, so it stays busy).
+    #[arg(long, default_value_t = 8)]
+    mixed_login_concurrency: usize,
+    /// `/me` calls in flight during the mixed step.
+    #[arg(long, default_value_t = 16)]
+    mixed_me_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,7 +208,52 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    let op = Arc::new(op);
+    let (latencies, errors, elapsed) = closed_loop_raw(concurrency, duration, Arc::new(op)).await;
+    step(name, concurrency, elapsed, latencies, errors)
+}
+
+/// Two closed loops of `concurrency` workers in turns of `duration / slices` each, `slices` times, so
+/// that both see the machine as it is over the same stretch of time (a shared machine's speed drifts
+/// by tens of percent over seconds: two steps one after the other compare two machines). `/me` and
+/// the HTTP ceiling it is stated against run this way.
+async fn alternating<A, AF, B, BF>(
+    (name_a, op_a): (&str, A),
+    (name_b, op_b): (&str, B),
+    concurrency: usize,
+    duration: Duration,
+    slices: u32,
+) -> [Step; 2]
+where
+    A: Fn(usize) -> AF + Send + Sync + 'static,
+    AF: std::future::Future<Output = anyhow::Result<()>> + Send,
+    B: Fn(usize) -> BF + Send + Sync + 'static,
+    BF: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let slice = duration / slices.max(1);
+    let (op_a, op_b) = (Arc::new(op_a), Arc::new(op_b));
+    let mut a = (Vec::new(), 0, Duration::ZERO);
+    let mut b = (Vec::new(), 0, Duration::ZERO);
+    let add = |total: &mut (Vec<Duration>, u64, Duration), (latencies, errors, elapsed)| {
+        total.0.extend(latencies);
+        total.1 += errors;
+        total.2 += elapsed;
+    };
+    for _ in 0..slices.max(1) {
+        add(&mut a, closed_loop_raw(concurrency, slice, op_a.clone()).await);
+        add(&mut b, closed_loop_raw(concurrency, slice, op_b.clone()).await);
+    }
+    [
+        step(name_a, concurrency, a.2, a.0, a.1),
+        step(name_b, concurrency, b.2, b.0, b.1),
+    ]
+}
+
+/// The workers of [`closed_loop`]: every latency, the errors, and the time they took.
+async fn closed_loop_raw<F, Fut>(concurrency: usize, duration: Duration, op: Arc<F>) -> (Vec<Duration>, u64, Duration)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -223,7 +278,35 @@ where
         all.extend(lat);
         errors += e;
     }
-    step(name, concurrency, start.elapsed(), all, errors)
+    (all, errors, start.elapsed())
+}
+
+/// The mixed step: `login_concurrency` workers log in back to back, keeping the password hasher busy,
+/// while `me_concurrency` workers call `/me` with `access`. `/me`'s latency beside the burst is what the
+/// hasher's size (`PASSWORD_HASH_CONCURRENCY`) leaves of the service's responsiveness; the logins' rate
+/// is what it costs.
+async fn mixed(
+    bench: Arc<Bench>,
+    users: Arc<Vec<String>>,
+    access: Arc<Vec<String>>,
+    (login_concurrency, me_concurrency): (usize, usize),
+    duration: Duration,
+) -> [Step; 2] {
+    let (b, u) = (bench.clone(), users);
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let logins = closed_loop("mixed_login", login_concurrency.max(1), duration, move |_| {
+        let (b, u, counter) = (b.clone(), u.clone(), counter.clone());
+        async move {
+            let i = counter.fetch_add(1, Ordering::Relaxed);
+            b.login(&u[i % u.len()], PASSWORD).await.map(|_| ())
+        }
+    });
+    let me = closed_loop("mixed_me", me_concurrency.max(1), duration, move |i| {
+        let (b, access) = (bench.clone(), access.clone());
+        async move { b.me(&access[i % access.len()]).await }
+    });
+    let (logins, me) = tokio::join!(logins, me);
+    [logins, me]
 }
 
 /// Issues logins at a fixed rate for `duration` (open loop, at most `cap` in flight); latency counts from
@@ -275,6 +358,9 @@ async fn open_loop_logins(
 
 const PASSWORD: &str = "benchmark passphrase for load";
 
+/// Turns of `/me` and of the HTTP ceiling in their step (each turn a tenth of the step's duration).
+const ALTERNATIONS: u32 = 10;
+
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -314,7 +400,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
 
     let threads = args.hash_threads.unwrap_or(cpus);
-    let full = !args.hot_path_only;
+    let full = !args.hot_path_only && !args.mixed_only;
     let (mut hash_per_sec, mut jwt, mut limits) = (0.0, Vec::new(), Vec::new());
     if full {
         eprintln!("measuring bare Argon2id hash rate on {threads} threads ...");
@@ -349,6 +435,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let mut steps = Vec::new();
     let mut peak = 0.0f64;
+    let concurrency = (args.mixed_login_concurrency, args.mixed_me_concurrency);
+    if args.mixed_only {
+        let mut access = Vec::new();
+        for email in users.iter() {
+            access.push(bench.login(email, PASSWORD).await?.access);
+        }
+        eprintln!(
+            "mixed: login concurrency {}, /me concurrency {} ...",
+            concurrency.0, concurrency.1
+        );
+        steps.extend(mixed(bench.clone(), users.clone(), Arc::new(access), concurrency, duration).await);
+    }
+    let hot_path = !args.mixed_only;
     let login_levels = if full { &args.login_concurrency[..] } else { &[] };
     for &c in login_levels {
         eprintln!("login, concurrency {c} ...");
@@ -372,6 +471,55 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         steps.push(open_loop_logins(bench.clone(), users.clone(), rate, duration, 512).await);
     }
 
+    let mut hot_updates = None;
+    if hot_path {
+        let (hot, updates, access) = hot_path_steps(&bench, &users, &args, cpus, duration).await?;
+        steps.extend(hot);
+        hot_updates = updates;
+        if full {
+            eprintln!(
+                "mixed: login concurrency {}, /me concurrency {} ...",
+                concurrency.0, concurrency.1
+            );
+            steps.extend(mixed(bench.clone(), users.clone(), access, concurrency, duration).await);
+        }
+    }
+
+    let report = Report {
+        url,
+        cpu_model: cpu_model(),
+        cpus,
+        duration,
+        full,
+        threads,
+        hash_per_sec,
+        jwt,
+        limits,
+        steps,
+        peak,
+        hot_updates,
+    };
+    report.print();
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, report.markdown()).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.json())?)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(report.goals().iter().all(|g| g.1))
+}
+
+/// The hot path: refresh (with the share of its row updates that were HOT), `/me`, and the HTTP ceiling
+/// driven the same way; returns the steps, the HOT share and `/me`'s access tokens.
+async fn hot_path_steps(
+    bench: &Arc<Bench>,
+    users: &Arc<Vec<String>>,
+    args: &Args,
+    cpus: usize,
+    duration: Duration,
+) -> anyhow::Result<(Vec<Step>, Option<(i64, i64)>, Arc<Vec<String>>)> {
+    let mut steps = Vec::new();
     eprintln!("refresh, concurrency {} ...", args.refresh_concurrency);
     let mut chains = Vec::new();
     for i in 0..args.refresh_concurrency.max(1) {
@@ -405,7 +553,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         hot_updates = Some((updates_after - updates, hot_after - hot));
     }
 
-    eprintln!("me, concurrency {} ...", args.me_concurrency);
+    eprintln!(
+        "me and the HTTP ceiling (a minimal handler) in turns, concurrency {} ...",
+        args.me_concurrency
+    );
     let mut access = Vec::new();
     for i in 0..args.me_concurrency.max(1) {
         let chain = chains[i % chains.len()].lock().await;
@@ -414,55 +565,32 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let access = Arc::new(access);
     let b = bench.clone();
     let me_access = access.clone();
-    steps.push(
-        closed_loop("me", args.me_concurrency.max(1), duration, move |i| {
-            let (b, access) = (b.clone(), me_access.clone());
-            async move { b.me(&access[i]).await }
-        })
-        .await,
-    );
-
-    eprintln!(
-        "HTTP ceiling (a minimal handler), concurrency {} ...",
-        args.me_concurrency
-    );
+    let me = move |i: usize| {
+        let (b, access) = (b.clone(), me_access.clone());
+        async move { b.me(&access[i]).await }
+    };
     let ceiling_server = ceiling_server(cpus)?;
+    let ceiling_access = access.clone();
     let ceiling_bench = Arc::new(Bench {
         client: bench.client.clone(),
         url: ceiling_server.url.clone(),
     });
-    steps.push(
-        closed_loop("http_ceiling", args.me_concurrency.max(1), duration, move |i| {
-            let (b, access) = (ceiling_bench.clone(), access.clone());
-            async move { b.me(&access[i]).await }
-        })
+    let ceiling = move |i: usize| {
+        let (b, access) = (ceiling_bench.clone(), ceiling_access.clone());
+        async move { b.me(&access[i]).await }
+    };
+    steps.extend(
+        alternating(
+            ("me", me),
+            ("http_ceiling", ceiling),
+            args.me_concurrency.max(1),
+            duration,
+            ALTERNATIONS,
+        )
         .await,
     );
     drop(ceiling_server);
-
-    let report = Report {
-        url,
-        cpu_model: cpu_model(),
-        cpus,
-        duration,
-        full,
-        threads,
-        hash_per_sec,
-        jwt,
-        limits,
-        steps,
-        peak,
-        hot_updates,
-    };
-    report.print();
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, report.markdown()).with_context(|| format!("cannot write `{}`", path.display()))?;
-    }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report.json())?)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
-    }
-    Ok(report.goals().iter().all(|g| g.1))
+    Ok((steps, hot_updates, access))
 }
 
 fn main() -> ExitCode {

@@ -81,15 +81,21 @@ impl Report {
                 format!("{peak:.1}/s vs {hash_per_sec:.1}/s"),
             ));
         }
-        goals.extend([
-            ("refresh >= 2000/s", refresh >= 2000.0, format!("{refresh:.0}/s")),
-            ("/me >= 12000/s", me >= 12000.0, format!("{me:.0}/s")),
-            (
-                "/me >= 50% of the HTTP ceiling",
-                ceiling > 0.0 && me >= 0.5 * ceiling,
-                format!("{:.0}% ({me:.0}/s of {ceiling:.0}/s)", 100.0 * me / ceiling.max(1.0)),
-            ),
-        ]);
+        // The hot path's goals where it ran (not in a run of the mixed step alone).
+        let hot_path = self.steps.iter().any(|s| s.name == "me");
+        goals.extend(
+            [
+                ("refresh >= 2000/s", refresh >= 2000.0, format!("{refresh:.0}/s")),
+                ("/me >= 12000/s", me >= 12000.0, format!("{me:.0}/s")),
+                (
+                    "/me >= 50% of the HTTP ceiling",
+                    ceiling > 0.0 && me >= 0.5 * ceiling,
+                    format!("{:.0}% ({me:.0}/s of {ceiling:.0}/s)", 100.0 * me / ceiling.max(1.0)),
+                ),
+            ]
+            .into_iter()
+            .filter(|_| hot_path),
+        );
         if self.full {
             goals.push((
                 "login p99 < 250 ms at 80% of peak",
@@ -200,8 +206,11 @@ impl Report {
         if let Some(line) = self.hot_line() {
             md.push_str(&format!("\n{line}.\n"));
         }
-        md.push_str("\n| goal | result | measured |\n|---|---|---|\n");
-        for (goal, met, value) in self.goals() {
+        let goals = self.goals();
+        if !goals.is_empty() {
+            md.push_str("\n| goal | result | measured |\n|---|---|---|\n");
+        }
+        for (goal, met, value) in goals {
             md.push_str(&format!(
                 "| {goal} | {} | {value} |\n",
                 if met { "met" } else { "**missed**" }
