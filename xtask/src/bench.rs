@@ -123,13 +123,13 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
         }
         std::fs::read_to_string(&markdown).map_err(|e| format!("auth-bench wrote no {}: {e}", markdown.display()))
     };
-    // Hashing on every core (the default), then on one fewer beside the same mixed load: whether a login
-    // burst leaves `/me` responsive is what sizes the hasher.
+    // Hashing on one core fewer than the machine has (the service's default), then on every core beside
+    // the same mixed load: whether a login burst leaves `/me` responsive is what sizes the hasher.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let quiet = run("logs-off", QUIET_LOGS, &[], cores)?;
-    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"], cores)?;
-    let fewer = cores.saturating_sub(1).max(1);
-    let fewer_hashers = run("hashers-fewer", QUIET_LOGS, &["--mixed-only"], fewer)?;
+    let default_hashers = cores.saturating_sub(1).max(1);
+    let quiet = run("logs-off", QUIET_LOGS, &[], default_hashers)?;
+    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"], default_hashers)?;
+    let every_core = run("hashers-every-core", QUIET_LOGS, &["--mixed-only"], cores)?;
 
     let head = head_commit(&root);
     let date = process::run(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
@@ -139,12 +139,12 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let generated = format!(
         "Run by `cargo xtask bench auth` on {date} at commit `{head}`: release `auth-service` and `auth-bench` on \
          the same machine, service against the sandbox's PostgreSQL and Redis, every rate limit off, access \
-         tokens signed {algorithm}. Load \
+         tokens signed {algorithm}, passwords hashed on {default_hashers} thread(s). Load \
          average before the run: {load} (the sandbox's load generator and anything else running share the \
          CPUs).\n\n#### Request logs off (`RUST_LOG={QUIET_LOGS}`)\n\n{quiet}\n#### Request logs at the \
          production level (`RUST_LOG={PRODUCTION_LOGS}`: one JSON line per request)\n\n{production}\n#### \
-         Password hashing on {fewer} thread(s) instead of {cores} (`PASSWORD_HASH_CONCURRENCY={fewer}`), the mixed \
-         step only\n\n{fewer_hashers}"
+         Password hashing on every core ({cores} threads, `PASSWORD_HASH_CONCURRENCY={cores}`) instead of the \
+         default {default_hashers}, the mixed step only\n\n{every_core}"
     );
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();

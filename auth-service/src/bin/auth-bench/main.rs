@@ -55,7 +55,8 @@ struct Args {
     /// Accounts created for the login phases.
     #[arg(long, default_value_t = 16)]
     users: usize,
-    /// Threads for the bare hash-rate measurement (default: CPUs).
+    /// Threads for the bare hash-rate measurement (default: the service's default hasher, one fewer than
+    /// the CPUs, at least one).
     #[arg(long)]
     hash_threads: Option<usize>,
     /// Skip the open-loop run at 80% of peak.
@@ -399,7 +400,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
 
-    let threads = args.hash_threads.unwrap_or(cpus);
+    let threads = args
+        .hash_threads
+        .unwrap_or_else(auth_service::config::default_hash_concurrency);
     let full = !args.hot_path_only && !args.mixed_only;
     let (mut hash_per_sec, mut jwt, mut limits) = (0.0, Vec::new(), Vec::new());
     if full {
