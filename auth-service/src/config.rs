@@ -354,9 +354,9 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXY_HOPS", value_name = "TRUSTED_PROXY_HOPS")]
     pub trusted_proxy_hops: Option<usize>,
     /// Password hashes computed at once (0 = one fewer than the CPUs, at least one); further requests wait
-    /// their turn. One core is left to the other endpoints: beside a login burst, `/me` answered 37% more
-    /// with a p99 of 5.3 ms instead of 8.1 ms, at 2% of the logins' rate (`cargo xtask bench auth`'s mixed
-    /// step, BENCHMARKS.md).
+    /// their turn. One core is left to the other endpoints: beside a login burst, `/me`'s p99 was 5.1-5.3
+    /// ms with one hasher against 7.3-8.1 ms with two on a 2-core machine, in two runs of `cargo xtask
+    /// bench auth`'s mixed step whose throughputs disagreed (BENCHMARKS.md).
     #[arg(
         long,
         env = "PASSWORD_HASH_CONCURRENCY",
