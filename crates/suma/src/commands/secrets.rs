@@ -12,7 +12,7 @@ use crate::aws::AwsSession;
 use crate::cli::{SecretsAbortArgs, SecretsContinueArgs, SecretsListArgs, SecretsRetireArgs, SecretsRotateArgs};
 use crate::config::{Environment, ManagedSecret, SecretKind};
 use crate::exit::ExitStatus;
-use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{Operation, OperationStatus, StepStatus};
 use crate::secrets::setup::{find, refuse_during_overlap, retirable_at, rotation, rotator};
 use crate::secrets::{self, Outcome};
 
@@ -293,10 +293,10 @@ pub async fn retire(ctx: &Context, args: &SecretsRetireArgs) -> anyhow::Result<E
             );
         }
     }
-    let plan = vec![PlannedStep {
-        name: "retire".to_owned(),
-        detail: format!("remove AWSPREVIOUS from version `{previous}` of `{}`", secret.id),
-    }];
+    let plan = super::one_step_plan(
+        "retire",
+        format!("remove AWSPREVIOUS from version `{previous}` of `{}`", secret.id),
+    );
     if args.mutation.dry_run {
         ctx.printer.either(&json!({"dry_run": true, "plan": plan}), || {
             crate::render::secrets::plan(&secret.id, &plan)

@@ -18,7 +18,7 @@ use crate::aws::ecs::RegisteredTaskDefinition;
 use crate::aws::{AwsApis, AwsSession};
 use crate::cli::{TaskdefCommand, TaskdefDiffArgs, TaskdefRegisterArgs, TaskdefRenderArgs, TemplateArgs};
 use crate::exit::ExitStatus;
-use crate::journal::{Operation, OperationStatus, PlannedStep, StepStatus};
+use crate::journal::{Operation, OperationStatus, StepStatus};
 use crate::taskdef::{self, Change, TaskDefinitionSpec};
 
 /// The journal's kind for `suma taskdef register`.
@@ -181,16 +181,16 @@ async fn register(ctx: &Context, args: &TaskdefRegisterArgs) -> anyhow::Result<E
         });
         return Ok(ExitStatus::Success);
     }
-    let plan = vec![PlannedStep {
-        name: "register".to_owned(),
-        detail: format!(
+    let plan = super::one_step_plan(
+        "register",
+        format!(
             "register a revision of `{}` from `{}` with image `{}` ({} field(s) differ from `{live}`)",
             comparison.rendered.family,
             comparison.template.display(),
             comparison.image,
             comparison.changes.len()
         ),
-    }];
+    );
     if args.mutation.dry_run {
         let report = json!({"dry_run": true, "environment": name, "plan": plan, "changes": comparison.changes,
             "task_definition": comparison.rendered});
