@@ -21,16 +21,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
 mod bare;
 mod ceiling;
+mod load;
 mod report;
 
 use bare::{hash_rate, jwt_rates, postgres_commits, redis_round_trips, table_updates};
 use ceiling::ceiling_server;
+use load::{alternating, closed_loop, step, Step};
 use report::Report;
 
 /// Benchmark a running auth-service.
@@ -93,43 +94,6 @@ struct Args {
     /// `/me` calls in flight during the mixed step.
     #[arg(long, default_value_t = 16)]
     mixed_me_concurrency: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Step {
-    name: String,
-    concurrency: usize,
-    seconds: f64,
-    ok: u64,
-    errors: u64,
-    throughput: f64,
-    p50_ms: f64,
-    p95_ms: f64,
-    p99_ms: f64,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
-fn step(name: &str, concurrency: usize, elapsed: Duration, mut latencies: Vec<Duration>, errors: u64) -> Step {
-    latencies.sort();
-    let ok = latencies.len() as u64;
-    Step {
-        name: name.to_owned(),
-        concurrency,
-        seconds: elapsed.as_secs_f64(),
-        ok,
-        errors,
-        throughput: ok as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50_ms: percentile(&latencies, 0.50),
-        p95_ms: percentile(&latencies, 0.95),
-        p99_ms: percentile(&latencies, 0.99),
-    }
 }
 
 struct Bench {
@@ -203,83 +167,30 @@ impl Bench {
     }
 }
 
-/// Runs `concurrency` closed-loop workers for `duration`; worker `i` calls `op(i)` repeatedly.
-async fn closed_loop<F, Fut>(name: &str, concurrency: usize, duration: Duration, op: F) -> Step
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let (latencies, errors, elapsed) = closed_loop_raw(concurrency, duration, Arc::new(op)).await;
-    step(name, concurrency, elapsed, latencies, errors)
+/// The login steps' operation: each call logs in as the next of the accounts, in turn, so that every
+/// account takes its share whatever the worker.
+struct LoginsInTurn {
+    bench: Arc<Bench>,
+    users: Arc<Vec<String>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
-/// Two closed loops of `concurrency` workers in turns of `duration / slices` each, `slices` times, so
-/// that both see the machine as it is over the same stretch of time (a shared machine's speed drifts
-/// by tens of percent over seconds: two steps one after the other compare two machines). `/me` and
-/// the HTTP ceiling it is stated against run this way.
-async fn alternating<A, AF, B, BF>(
-    (name_a, op_a): (&str, A),
-    (name_b, op_b): (&str, B),
-    concurrency: usize,
-    duration: Duration,
-    slices: u32,
-) -> [Step; 2]
-where
-    A: Fn(usize) -> AF + Send + Sync + 'static,
-    AF: std::future::Future<Output = anyhow::Result<()>> + Send,
-    B: Fn(usize) -> BF + Send + Sync + 'static,
-    BF: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let slice = duration / slices.max(1);
-    let (op_a, op_b) = (Arc::new(op_a), Arc::new(op_b));
-    let mut a = (Vec::new(), 0, Duration::ZERO);
-    let mut b = (Vec::new(), 0, Duration::ZERO);
-    let add = |total: &mut (Vec<Duration>, u64, Duration), (latencies, errors, elapsed)| {
-        total.0.extend(latencies);
-        total.1 += errors;
-        total.2 += elapsed;
-    };
-    for _ in 0..slices.max(1) {
-        add(&mut a, closed_loop_raw(concurrency, slice, op_a.clone()).await);
-        add(&mut b, closed_loop_raw(concurrency, slice, op_b.clone()).await);
+impl LoginsInTurn {
+    fn new(bench: Arc<Bench>, users: Arc<Vec<String>>) -> Arc<Self> {
+        Arc::new(Self {
+            bench,
+            users,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
-    [
-        step(name_a, concurrency, a.2, a.0, a.1),
-        step(name_b, concurrency, b.2, b.0, b.1),
-    ]
-}
 
-/// The workers of [`closed_loop`]: every latency, the errors, and the time they took.
-async fn closed_loop_raw<F, Fut>(concurrency: usize, duration: Duration, op: Arc<F>) -> (Vec<Duration>, u64, Duration)
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..concurrency {
-        let op = op.clone();
-        tasks.spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match op(i).await {
-                    Ok(()) => lat.push(t.elapsed()),
-                    Err(_) => errors += 1,
-                }
-            }
-            (lat, errors)
-        });
+    async fn next(&self) -> anyhow::Result<()> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.bench
+            .login(&self.users[i % self.users.len()], PASSWORD)
+            .await
+            .map(|_| ())
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    while let Some(Ok((lat, e))) = tasks.join_next().await {
-        all.extend(lat);
-        errors += e;
-    }
-    (all, errors, start.elapsed())
 }
 
 /// The mixed step: `login_concurrency` workers log in back to back, keeping the password hasher busy,
@@ -293,14 +204,10 @@ async fn mixed(
     (login_concurrency, me_concurrency): (usize, usize),
     duration: Duration,
 ) -> [Step; 2] {
-    let (b, u) = (bench.clone(), users);
-    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let turns = LoginsInTurn::new(bench.clone(), users);
     let logins = closed_loop("mixed_login", login_concurrency.max(1), duration, move |_| {
-        let (b, u, counter) = (b.clone(), u.clone(), counter.clone());
-        async move {
-            let i = counter.fetch_add(1, Ordering::Relaxed);
-            b.login(&u[i % u.len()], PASSWORD).await.map(|_| ())
-        }
+        let turns = turns.clone();
+        async move { turns.next().await }
     });
     let me = closed_loop("mixed_me", me_concurrency.max(1), duration, move |i| {
         let (b, access) = (bench.clone(), access.clone());
@@ -454,14 +361,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let login_levels = if full { &args.login_concurrency[..] } else { &[] };
     for &c in login_levels {
         eprintln!("login, concurrency {c} ...");
-        let (b, u) = (bench.clone(), users.clone());
-        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let turns = LoginsInTurn::new(bench.clone(), users.clone());
         let s = closed_loop("login", c, duration, move |_| {
-            let (b, u, counter) = (b.clone(), u.clone(), counter.clone());
-            async move {
-                let i = counter.fetch_add(1, Ordering::Relaxed);
-                b.login(&u[i % u.len()], PASSWORD).await.map(|_| ())
-            }
+            let turns = turns.clone();
+            async move { turns.next().await }
         })
         .await;
         peak = peak.max(s.throughput);
