@@ -75,7 +75,8 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     // Once with request logs off, the whole run; once more at the production level (one JSON line per
     // request), the hot path only.
-    let run = |name: &str, rust_log: &str, bench_args: &[&str], hashers: usize| -> Result<String> {
+    // `hashers`: the hasher's size, or `None` for the service's own default.
+    let run = |name: &str, rust_log: &str, bench_args: &[&str], hashers: Option<usize>| -> Result<String> {
         let port = process::free_port()?;
         let log = dir.join(format!("auth-service-{name}.log"));
         eprintln!("bench: starting a release auth-service on :{port} with RUST_LOG={rust_log}");
@@ -96,7 +97,7 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
                 .env("RATE_LIMIT_REGISTER_PER_IP", "0")
                 .env("RATE_LIMIT_REGISTER_PER_ACCOUNT", "0")
                 .env("SHUTDOWN_TIMEOUT", "5")
-                .env("PASSWORD_HASH_CONCURRENCY", hashers.to_string())
+                .env("PASSWORD_HASH_CONCURRENCY", hashers.unwrap_or(0).to_string())
                 .env("RUST_LOG", rust_log),
             &log,
         )?;
@@ -123,13 +124,12 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
         }
         std::fs::read_to_string(&markdown).map_err(|e| format!("auth-bench wrote no {}: {e}", markdown.display()))
     };
-    // Hashing on one core fewer than the machine has (the service's default), then on every core beside
-    // the same mixed load: whether a login burst leaves `/me` responsive is what sizes the hasher.
+    // Hashing on the service's default hasher (one core fewer than the machine has), then on every core
+    // beside the same mixed load: whether a login burst leaves `/me` responsive is what sizes the hasher.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let default_hashers = cores.saturating_sub(1).max(1);
-    let quiet = run("logs-off", QUIET_LOGS, &[], default_hashers)?;
-    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"], default_hashers)?;
-    let every_core = run("hashers-every-core", QUIET_LOGS, &["--mixed-only"], cores)?;
+    let quiet = run("logs-off", QUIET_LOGS, &[], None)?;
+    let production = run("logs-info", PRODUCTION_LOGS, &["--hot-path-only"], None)?;
+    let every_core = run("hashers-every-core", QUIET_LOGS, &["--mixed-only"], Some(cores))?;
 
     let head = head_commit(&root);
     let date = process::run(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
@@ -139,12 +139,13 @@ pub fn auth(root: PathBuf, extra: &[&str]) -> Result<()> {
     let generated = format!(
         "Run by `cargo xtask bench auth` on {date} at commit `{head}`: release `auth-service` and `auth-bench` on \
          the same machine, service against the sandbox's PostgreSQL and Redis, every rate limit off, access \
-         tokens signed {algorithm}, passwords hashed on {default_hashers} thread(s). Load \
+         tokens signed {algorithm}, passwords hashed on the service's default hasher (as many threads as the \
+         bare hash rate below). Load \
          average before the run: {load} (the sandbox's load generator and anything else running share the \
          CPUs).\n\n#### Request logs off (`RUST_LOG={QUIET_LOGS}`)\n\n{quiet}\n#### Request logs at the \
          production level (`RUST_LOG={PRODUCTION_LOGS}`: one JSON line per request)\n\n{production}\n#### \
          Password hashing on every core ({cores} threads, `PASSWORD_HASH_CONCURRENCY={cores}`) instead of the \
-         default {default_hashers}, the mixed step only\n\n{every_core}"
+         default, the mixed step only\n\n{every_core}"
     );
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();

@@ -11,8 +11,13 @@ use crate::process::Result;
 const DEFAULT_WIDTH: usize = 100;
 
 /// The terminal's width: `COLUMNS`, else what `stty` says of the controlling terminal, else
-/// [`DEFAULT_WIDTH`].
+/// [`DEFAULT_WIDTH`]; found once per run of the demo.
 pub fn width() -> usize {
+    static WIDTH: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WIDTH.get_or_init(find_width)
+}
+
+fn find_width() -> usize {
     if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()) {
         return columns;
     }
