@@ -11,6 +11,7 @@ pub mod database;
 pub mod http;
 pub mod keys;
 pub mod keys_aws;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod outbound;

@@ -1,9 +1,10 @@
 //! Boots the auth-service: parses the command line, sets up JSON logging, runs the subcommand and maps
 //! the outcome to an exit code (0 ok, 2 configuration or runtime error; `healthcheck` exits 1 when unhealthy).
 //!
-//! Log lines are formatted on the thread that logs and written to stderr by a thread of their own, so a
-//! slow reader of stderr (a log driver under pressure) delays no request until the queue of lines is
-//! full; then logging waits rather than dropping lines.
+//! Log lines are formatted on the thread that logs ([`auth_service::logging::JsonLines`]) and written to
+//! stderr by a thread of their own, so a slow reader of stderr (a log driver under pressure) delays no
+//! request until the queue of lines is full; then logging waits rather than dropping lines. That thread
+//! writes whatever lines are queued in one write and flushes as soon as the queue is empty.
 
 use std::process::ExitCode;
 
@@ -13,18 +14,19 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The most the log writer gathers before a write: a few hundred request lines.
+const LOG_BATCH_BYTES: usize = 64 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_with_default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let (stderr, flush_logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stderr()));
     tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+        .fmt_fields(auth_service::logging::JsonSpanFields)
+        .event_format(auth_service::logging::JsonLines)
         .with_env_filter(filter)
         .with_writer(stderr)
         .init();
