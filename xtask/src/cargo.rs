@@ -164,10 +164,7 @@ mod tests {
     /// fresh.
     #[test]
     fn switching_between_xtask_and_a_shell_compiles_nothing() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_owned();
+        let root = crate::workspace_root();
         let nested = || {
             let mut cmd = command();
             cmd.current_dir(&root);

@@ -58,7 +58,12 @@ print(json.dumps(out))
 /// The venv's Python with PyJWT and jwcrypto, if the sandbox has been set up.
 fn python() -> Option<PathBuf> {
     let venv = std::env::var_os("SUMA_SANDBOX_VENV").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/sandbox/venv"),
+        || {
+            // Cargo's run-time value first: a shared target directory may hold a binary built elsewhere.
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+                .join("../../target/sandbox/venv")
+        },
         PathBuf::from,
     );
     let python = venv.join("bin/python");

@@ -29,3 +29,14 @@ pub mod taskdef;
 pub use suma_aws as aws;
 pub use suma_core::{config, env_vars, exit, report, settings};
 pub use suma_http::{admin, probe};
+
+/// The repository the tests run in (its shipped `deploy/`, `runbooks/`, `templates/`). Cargo's run-time
+/// value wins: a target directory shared by checkouts at different paths may hold a test binary built in
+/// another one, whose compiled-in path names a tree that is gone or stale.
+#[cfg(test)]
+pub(crate) fn checkout_root() -> std::path::PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.join("../..")
+}

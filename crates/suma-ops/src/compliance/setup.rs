@@ -176,7 +176,7 @@ mod tests {
     }
 
     fn with(suppression: SuppressionConfig) -> Environment {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/suma.yaml");
+        let path = crate::checkout_root().join("deploy/suma.yaml");
         let text = std::fs::read_to_string(&path).unwrap();
         let mut env = crate::config::parse_str(&text, &path)
             .unwrap()

@@ -284,14 +284,13 @@ fn a_managed_twin_wins_over_an_unmanaged_one() {
 }
 
 fn repo_templates() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../templates/datadog")
+    crate::checkout_root().join("templates/datadog")
 }
 
 #[test]
 fn the_repository_templates_load_for_every_example_environment() {
-    let config =
-        crate::config::load_from_path(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/suma.yaml"))
-            .expect("the example configuration is valid");
+    let config = crate::config::load_from_path(&crate::checkout_root().join("deploy/suma.yaml"))
+        .expect("the example configuration is valid");
     for (name, env) in &config.environments {
         let vars = vars_for(name, env);
         let tags = env.datadog.as_ref().map(|d| d.tags.clone()).unwrap_or_default();

@@ -239,7 +239,7 @@ mod tests {
     use super::*;
 
     fn runbooks() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runbooks")
+        crate::checkout_root().join("runbooks")
     }
 
     fn hook(runbook: &str, params: &[(&str, &str)]) -> DeployHook {

@@ -201,7 +201,7 @@ mod tests {
     use super::*;
 
     fn staging() -> Environment {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/suma.yaml");
+        let path = crate::checkout_root().join("deploy/suma.yaml");
         let text = std::fs::read_to_string(&path).unwrap();
         crate::config::parse_str(&text, &path)
             .unwrap()
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn the_shipped_template_renders_and_validates_for_each_example_environment() {
-        let root = &Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = &crate::checkout_root();
         let path = template_path(None, &root.join("suma.yaml"));
         let text = std::fs::read_to_string(&path).unwrap();
         let config = crate::config::parse_str(

@@ -3,10 +3,19 @@
 //! in its current spelling, and the sandbox tests (`tests/it/docs.rs`, which include this file) run the
 //! ones that only read.
 
+/// The repository these tests run in, two levels above this crate. Cargo's run-time value wins: a target
+/// directory shared by checkouts at different paths may hold a test binary built in another one.
+fn checkout_root() -> std::path::PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.join("../..")
+}
+
 /// The `suma …` commands in the ```sh blocks of README.md and docs/*.md, as argument lists: what
 /// follows `#` is a comment; `&&` and `|` separate commands; redirections are dropped.
 pub fn documented_commands() -> Vec<(String, Vec<String>)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = checkout_root();
     let mut files = vec![root.join("README.md")];
     files.extend(sorted_files(&root.join("docs"), "md"));
     let mut commands = Vec::new();
@@ -84,7 +93,7 @@ fn split_words(text: &str) -> Vec<String> {
 
 /// The GitHub workflows and the repository's action, which call suma from their scripts.
 pub fn workflow_files() -> Vec<std::path::PathBuf> {
-    let github = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.github");
+    let github = checkout_root().join(".github");
     let mut files = sorted_files(&github.join("workflows"), "yml");
     files.push(github.join("actions/suma/action.yml"));
     files

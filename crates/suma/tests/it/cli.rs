@@ -364,7 +364,7 @@ fn version_names_the_commit_it_was_built_from() {
     let (commit, date) = rest.split_once(' ').unwrap_or_else(|| panic!("{line}"));
     let head = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(common::workspace_root())
         .output()
         .ok()
         .filter(|o| o.status.success())

@@ -66,9 +66,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// This crate's test fixtures.
 pub fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path)
+    workspace_root().join("crates/suma/tests/fixtures").join(path)
 }
 
 /// Tests that change the `staging` topology (canary, task definitions) hold it exclusively; tests that
