@@ -111,8 +111,6 @@ struct FieldWriter<'a, 'w> {
     out: &'a mut Writer<'w>,
     /// Whether a member precedes the next one (it then needs a comma first).
     after_member: bool,
-    /// Reused for values formatted with `Debug`/`Display` before they are escaped.
-    scratch: String,
     /// The first write error; `Visit` methods cannot return one.
     result: fmt::Result,
 }
@@ -122,7 +120,6 @@ impl<'a, 'w> FieldWriter<'a, 'w> {
         FieldWriter {
             out,
             after_member,
-            scratch: String::new(),
             result: Ok(()),
         }
     }
@@ -136,7 +133,7 @@ impl<'a, 'w> FieldWriter<'a, 'w> {
         Some(name.strip_prefix("r#").unwrap_or(name))
     }
 
-    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>, &mut String) -> fmt::Result) {
+    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
@@ -148,31 +145,31 @@ impl<'a, 'w> FieldWriter<'a, 'w> {
             }
             write_json_string(self.out, key)?;
             self.out.write_char(':')?;
-            value(self.out, &mut self.scratch)
+            value(self.out)
         })();
     }
 }
 
 impl Visit for FieldWriter<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.write(field, |out, _| write_json_string(out, value));
+        self.write(field, |out| write_json_string(out, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.write(field, |out, _| write!(out, "{value}"));
+        self.write(field, |out| write!(out, "{value}"));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, |out, _| write!(out, "{value}"));
+        self.write(field, |out| write!(out, "{value}"));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, |out, _| write!(out, "{value}"));
+        self.write(field, |out| write!(out, "{value}"));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity; serde_json writes them as null too.
-        self.write(field, |out, _| {
+        self.write(field, |out| {
             if value.is_finite() {
                 write!(out, "{value}")
             } else {
@@ -182,7 +179,7 @@ impl Visit for FieldWriter<'_, '_> {
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        self.write(field, |out, _| {
+        self.write(field, |out| {
             out.write_char('[')?;
             for (i, byte) in value.iter().enumerate() {
                 if i > 0 {
@@ -195,10 +192,12 @@ impl Visit for FieldWriter<'_, '_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.write(field, |out, scratch| {
-            scratch.clear();
-            write!(scratch, "{value:?}")?;
-            write_json_string(out, scratch)
+        // Formatted straight through the escaping, with no string of its own: `latency = %…` is in every
+        // request line.
+        self.write(field, |out| {
+            out.write_char('"')?;
+            write!(JsonEscaped(&mut *out), "{value:?}")?;
+            out.write_char('"')
         });
     }
 }
@@ -206,28 +205,38 @@ impl Visit for FieldWriter<'_, '_> {
 /// Writes `text` as a JSON string: quotes, backslashes and control characters escaped (RFC 8259 §7).
 fn write_json_string(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
     out.write_char('"')?;
-    let mut clean_from = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // Only ASCII bytes are escaped, so `at` is always a character boundary.
-        out.write_str(&text[clean_from..at])?;
-        if escape.is_empty() {
-            write!(out, "\\u{byte:04x}")?;
-        } else {
-            out.write_str(escape)?;
-        }
-        clean_from = at + 1;
-    }
-    out.write_str(&text[clean_from..])?;
+    JsonEscaped(&mut *out).write_str(text)?;
     out.write_char('"')
+}
+
+/// Escapes what is written through it for the inside of a JSON string.
+struct JsonEscaped<W>(W);
+
+impl<W: fmt::Write> fmt::Write for JsonEscaped<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let out = &mut self.0;
+        let mut clean_from = 0;
+        for (at, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            // Only ASCII bytes are escaped, so `at` is always a character boundary.
+            out.write_str(&text[clean_from..at])?;
+            if escape.is_empty() {
+                write!(out, "\\u{byte:04x}")?;
+            } else {
+                out.write_str(escape)?;
+            }
+            clean_from = at + 1;
+        }
+        out.write_str(&text[clean_from..])
+    }
 }
 
 #[cfg(test)]
