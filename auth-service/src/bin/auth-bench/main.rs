@@ -204,6 +204,7 @@ async fn mixed(
     (login_concurrency, me_concurrency): (usize, usize),
     duration: Duration,
 ) -> [Step; 2] {
+    eprintln!("mixed: login concurrency {login_concurrency}, /me concurrency {me_concurrency} ...");
     let turns = LoginsInTurn::new(bench.clone(), users);
     let logins = closed_loop("mixed_login", login_concurrency.max(1), duration, move |_| {
         let turns = turns.clone();
@@ -351,10 +352,6 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         for email in users.iter() {
             access.push(bench.login(email, PASSWORD).await?.access);
         }
-        eprintln!(
-            "mixed: login concurrency {}, /me concurrency {} ...",
-            concurrency.0, concurrency.1
-        );
         steps.extend(mixed(bench.clone(), users.clone(), Arc::new(access), concurrency, duration).await);
     }
     let hot_path = !args.mixed_only;
@@ -383,10 +380,6 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         steps.extend(hot);
         hot_updates = updates;
         if full {
-            eprintln!(
-                "mixed: login concurrency {}, /me concurrency {} ...",
-                concurrency.0, concurrency.1
-            );
             steps.extend(mixed(bench.clone(), users.clone(), access, concurrency, duration).await);
         }
     }
