@@ -25,15 +25,10 @@ pub use demo::demo;
 pub use services::ensure_postgres;
 use services::ensure_program;
 
-/// moto's version is pinned: its behaviour is part of what the tests assert against.
-const MOTO_VERSION: &str = "5.2.5";
-
-/// The SMTP server that captures the auth-service's email into a Maildir (`SMTP_SINK_DIR`), pinned too.
-const AIOSMTPD_VERSION: &str = "1.4.6";
-/// PyJWT and jwcrypto: two independent JOSE libraries that verify the service's tokens through its JWKS
-/// (`crates/jwt-keys/tests/interop.rs`).
-const PYJWT_VERSION: &str = "2.15.1";
-const JWCRYPTO_VERSION: &str = "1.6.1";
+/// The sandbox's Python packages, each pinned (moto's behaviour, and that of what it pulls in, is part of
+/// what the tests assert against): moto's server, the SMTP sink that captures the auth-service's email, and
+/// PyJWT and jwcrypto, the two independent JOSE libraries of `crates/jwt-keys/tests/interop.rs`.
+const REQUIREMENTS: &str = "xtask/sandbox/requirements.txt";
 
 /// The load generator's rate, in requests per second: enough samples for a canary at 10%, light on 2 cores.
 const LOAD_RATE: &str = "40";
@@ -392,8 +387,7 @@ impl Sandbox {
     fn up_with(&self, build: Build) -> Result<Vec<(String, String)>> {
         let start = Instant::now();
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        self.ensure_moto()?;
-        self.ensure_aiosmtpd()?;
+        self.ensure_python_packages()?;
         let pg_bin = ensure_postgres()?;
         ensure_program("redis-server", "redis-server")?;
         ensure_program("prometheus", "prometheus")?;

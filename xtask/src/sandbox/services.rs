@@ -5,15 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{
-    parse_state, process, Result, Sandbox, State, AIOSMTPD_VERSION, DATABASES, EDGE_KEYS, JWCRYPTO_VERSION,
-    MOTO_VERSION, PYJWT_VERSION,
-};
+use super::{parse_state, process, Result, Sandbox, State, DATABASES, EDGE_KEYS, REQUIREMENTS};
 
 impl Sandbox {
-    /// The venv (created with the system's Python when absent) with the pinned `moto[server]`, and the two
-    /// JOSE libraries the JWT interoperability test verifies the service's tokens with.
-    pub(super) fn ensure_moto(&self) -> Result<()> {
+    /// The venv (created with the system's Python when absent) with every package of
+    /// `xtask/sandbox/requirements.txt` at its pinned version: moto with its server, the SMTP sink, and the
+    /// two JOSE libraries the JWT interoperability test verifies the service's tokens with.
+    pub(super) fn ensure_python_packages(&self) -> Result<()> {
         if !self.venv().join("bin/pip").is_file() {
             let python = ["python3", "python"]
                 .iter()
@@ -21,27 +19,21 @@ impl Sandbox {
                 .ok_or("python3 is required for the moto server: install it (apt-get install python3 python3-venv)")?;
             process::run(Command::new(python).args(["-m", "venv"]).arg(self.venv()))?;
         }
-        self.pip_install("moto", "moto[server]", MOTO_VERSION)?;
-        self.pip_install("pyjwt", "pyjwt[crypto]", PYJWT_VERSION)?;
-        self.pip_install("jwcrypto", "jwcrypto", JWCRYPTO_VERSION)
-    }
-
-    /// `pip install REQUIREMENT==VERSION` into the venv, unless its marker says that version is there.
-    fn pip_install(&self, name: &str, requirement: &str, version: &str) -> Result<()> {
-        let marker = self.venv().join(format!(".{name}-version"));
-        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == version) {
+        let requirements = self.root.join(REQUIREMENTS);
+        let wanted = std::fs::read_to_string(&requirements)
+            .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+        // The venv remembers the file it last installed; pip runs only when the file has changed since.
+        let marker = self.venv().join(".sandbox-requirements");
+        if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
             return Ok(());
         }
-        eprintln!(
-            "sandbox: installing {requirement}=={version} into {}",
-            self.venv().display()
-        );
+        eprintln!("sandbox: installing {REQUIREMENTS} into {}", self.venv().display());
         process::run(
             Command::new(self.venv().join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("{requirement}=={version}")),
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
         )?;
-        std::fs::write(&marker, version).map_err(|e| e.to_string())
+        std::fs::write(&marker, wanted).map_err(|e| e.to_string())
     }
 
     pub(super) fn start_moto(&self, state: &mut State) -> Result<()> {
@@ -192,10 +184,6 @@ host    replication     postgres        ::1/128                 trust
             Command::new(bin.join("pg_ctl"))
         };
         process::run(reload.env_remove("PGDATA").arg("-D").arg(&data).arg("reload")).map(drop)
-    }
-
-    pub(super) fn ensure_aiosmtpd(&self) -> Result<()> {
-        self.pip_install("aiosmtpd", "aiosmtpd", AIOSMTPD_VERSION)
     }
 
     /// An SMTP server on loopback that stores every message it receives in the Maildir `mail/`, where
