@@ -1,11 +1,13 @@
 """Seed a moto server with a fleet for `cargo xtask bench compliance`: COUNT resources in eu-west-1 split
 between ECS task definitions and services, RDS DB instances, secrets and Route 53 failover records, about
-half of each compliant. Prints the counts as JSON.
+half of each compliant. Prints the counts as JSON. A service whose `AWS_ENDPOINT_URL_<SERVICE>` is set is seeded
+there instead of at ENDPOINT_URL.
 
 Usage: python compliance_fleet.py ENDPOINT_URL COUNT
 """
 
 import json
+import os
 import secrets
 import sys
 
@@ -15,7 +17,13 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 
 
+# The SDKs' service-specific endpoint variables (`AWS_ENDPOINT_URL_ECS`, ...): the bench may give a service
+# a moto server of its own; ENDPOINT_URL serves the others.
+ENDPOINT_VARIABLES = {"ecs": "ECS", "rds": "RDS", "secretsmanager": "SECRETS_MANAGER", "route53": "ROUTE_53", "kms": "KMS"}
+
+
 def client(service, endpoint):
+    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{ENDPOINT_VARIABLES[service]}", endpoint)
     return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
