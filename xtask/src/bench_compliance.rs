@@ -7,8 +7,8 @@
 //! be installed, started through `xtask/bench/prowler_moto.py` so that its STS client reaches moto too; its
 //! resources and findings are counted from its json-ocsf output. Then suma alone over 10,000 resources. The
 //! goals: 10,000 resources in under 10 s, and at least 20 times faster than Prowler on the same 1,000.
-//! Each tool runs twice on a fleet and the second run is measured, so that neither pays alone for what moto
-//! does on a service's first request.
+//! Each tool runs once untimed on a fleet, so that neither pays alone for what moto does on a service's
+//! first request, then [`MEASURED_RUNS`] times; the median run is reported, with the range.
 //!
 //! The `## compliance` section of BENCHMARKS.md is rewritten between its markers.
 
@@ -110,6 +110,8 @@ const SERVERS: [(&str, Option<&str>); 3] = [
 
 /// One moto server of a fleet.
 struct Server {
+    /// Its [`SERVERS`] name, for messages.
+    name: &'static str,
     pid: u32,
     endpoint: String,
     /// Its request log, one line a request.
@@ -144,6 +146,7 @@ impl Fleet {
                 &log,
             )?;
             fleet.servers.push(Server {
+                name,
                 pid,
                 endpoint: format!("http://127.0.0.1:{port}"),
                 log: log.clone(),
@@ -163,10 +166,9 @@ impl Fleet {
 
     /// The servers, for messages: `ecs http://...`, one after the other.
     fn endpoints(&self) -> String {
-        let names = SERVERS.iter().map(|(name, _)| name);
-        names
-            .zip(&self.servers)
-            .map(|(name, server)| format!("{name} {}", server.endpoint))
+        self.servers
+            .iter()
+            .map(|server| format!("{} {}", server.name, server.endpoint))
             .collect::<Vec<_>>()
             .join(", ")
     }
