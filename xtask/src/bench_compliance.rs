@@ -447,15 +447,24 @@ struct ProwlerRun {
 fn prowler(root: &Path, endpoint: &str, aws_env: &dyn Fn(&mut Command), log: &Path) -> Result<ProwlerRun> {
     let venv = std::env::var_os("SUMA_PROWLER_VENV").map_or_else(|| root.join("target/prowler-venv"), PathBuf::from);
     let python = venv.join("bin/python");
-    if !venv.join("bin/prowler").exists() {
+    // Prowler and everything it pulls in, at the versions the file pins; pip runs when the file has changed
+    // since the venv last got it.
+    let requirements = root.join("xtask/bench/prowler-requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let marker = venv.join(".prowler-requirements");
+    if !std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
         eprintln!("bench: installing prowler=={PROWLER_VERSION} into {}", venv.display());
-        let python3 = process::which("python3").ok_or("python3 is not installed")?;
-        process::run(Command::new(python3).args(["-m", "venv"]).arg(&venv))?;
-        process::run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "-q",
-            &format!("prowler=={PROWLER_VERSION}"),
-        ]))?;
+        if !venv.join("bin/pip").is_file() {
+            let python3 = process::which("python3").ok_or("python3 is not installed")?;
+            process::run(Command::new(python3).args(["-m", "venv"]).arg(&venv))?;
+        }
+        process::run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&marker, wanted).map_err(|e| e.to_string())?;
     }
     let launcher = root.join("xtask/bench/prowler_moto.py");
     eprintln!("bench: prowler against {endpoint}");
@@ -508,4 +517,16 @@ fn json_number(text: &str, key: &str) -> Option<u64> {
         .collect::<String>()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The version the report names is the one the requirements file installs.
+    #[test]
+    fn the_prowler_pin_is_the_version_the_report_names() {
+        let path = crate::workspace_root().join("xtask/bench/prowler-requirements.txt");
+        let text = std::fs::read_to_string(&path).expect("the requirements file is in the repository");
+        let pinned: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("prowler==")).collect();
+        assert_eq!(pinned, [super::PROWLER_VERSION], "{}", path.display());
+    }
 }
