@@ -17,27 +17,23 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 
 
-# The SDKs' service-specific endpoint variables (`AWS_ENDPOINT_URL_ECS`, ...): the bench may give a service
-# a moto server of its own; ENDPOINT_URL serves the others.
-ENDPOINT_VARIABLES = {"ecs": "ECS", "rds": "RDS", "secretsmanager": "SECRETS_MANAGER", "route53": "ROUTE_53", "kms": "KMS"}
-
-
-def client(service, endpoint):
-    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{ENDPOINT_VARIABLES[service]}", endpoint)
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+def client(service):
+    # No `endpoint_url`, which would win over everything: boto3 takes a service's own variable
+    # (`AWS_ENDPOINT_URL_ECS`, ...) first, then AWS_ENDPOINT_URL, which main() sets to ENDPOINT_URL.
+    return boto3.client(service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def main():
     endpoint, count = sys.argv[1], int(sys.argv[2])
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
     n_td = n_svc = count // 5
     n_db = count // 10
     n_secret = count // 5
     n_record = count - n_td - n_svc - n_db - n_secret
-    ecs, rds, sm, r53 = (client(s, endpoint) for s in ("ecs", "rds", "secretsmanager", "route53"))
+    ecs, rds, sm, r53 = (client(s) for s in ("ecs", "rds", "secretsmanager", "route53"))
     ecs.create_cluster(clusterName="bench")
     # One customer-managed key for the encrypted half (a made-up key ARN would be an unreadable key).
-    bench_key = client("kms", endpoint).create_key(Description="bench")["KeyMetadata"]["Arn"]
+    bench_key = client("kms").create_key(Description="bench")["KeyMetadata"]["Arn"]
     for i in range(n_td):
         good = i % 2 == 0
         container = {
