@@ -68,12 +68,6 @@ fn measure(cmd: &mut Command, stderr_log: &Path) -> Result<Measured> {
     })
 }
 
-fn venv_python(root: &Path) -> PathBuf {
-    std::env::var_os("SUMA_SANDBOX_VENV")
-        .map_or_else(|| root.join("target/sandbox/venv"), PathBuf::from)
-        .join("bin/python")
-}
-
 /// A configuration whose environment `bench` spans only eu-west-1's inventory.
 const CONFIG: &str = "version: 1
 lock: { table: bench-locks, region: eu-west-1 }
@@ -307,7 +301,7 @@ fn check(suma: &Path, config: &Path, fleet: &Fleet, log: &Path) -> Result<SumaRu
 }
 
 pub fn compliance(root: PathBuf) -> Result<()> {
-    let python = venv_python(&root);
+    let python = crate::sandbox::Sandbox::new(root.clone()).venv().join("bin/python");
     if !python.exists() {
         return Err(format!(
             "{} is missing: run `cargo xtask sandbox up` once to install moto",
@@ -447,25 +441,9 @@ struct ProwlerRun {
 fn prowler(root: &Path, endpoint: &str, aws_env: &dyn Fn(&mut Command), log: &Path) -> Result<ProwlerRun> {
     let venv = std::env::var_os("SUMA_PROWLER_VENV").map_or_else(|| root.join("target/prowler-venv"), PathBuf::from);
     let python = venv.join("bin/python");
-    // Prowler and everything it pulls in, at the versions the file pins; pip runs when the file has changed
-    // since the venv last got it.
+    // Prowler and everything it pulls in, at the versions the file pins.
     let requirements = root.join("xtask/bench/prowler-requirements.txt");
-    let wanted =
-        std::fs::read_to_string(&requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-    let marker = venv.join(".prowler-requirements");
-    if !std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
-        eprintln!("bench: installing prowler=={PROWLER_VERSION} into {}", venv.display());
-        if !venv.join("bin/pip").is_file() {
-            let python3 = process::which("python3").ok_or("python3 is not installed")?;
-            process::run(Command::new(python3).args(["-m", "venv"]).arg(&venv))?;
-        }
-        process::run(
-            Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "--disable-pip-version-check", "-r"])
-                .arg(&requirements),
-        )?;
-        std::fs::write(&marker, wanted).map_err(|e| e.to_string())?;
-    }
+    process::ensure_venv(&venv, &requirements, &format!("bench (prowler {PROWLER_VERSION})"))?;
     let launcher = root.join("xtask/bench/prowler_moto.py");
     eprintln!("bench: prowler against {endpoint}");
     let out = std::env::temp_dir().join(format!("suma-bench-prowler-{}", std::process::id()));

@@ -1,4 +1,5 @@
-//! Running commands and background processes, waiting for ports, picking free ports.
+//! Running commands and background processes, waiting for ports, picking free ports, and the Python venvs
+//! of pinned packages that some of those processes run in.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -195,6 +196,29 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
             .map(|dir| dir.join(program))
             .find(|candidate| candidate.is_file())
     })
+}
+
+/// A venv at `venv` (made with the system's Python when absent) with every package `requirements` pins. The
+/// venv keeps the file it last installed, and pip runs only when the file has changed since; `what` names
+/// the venv's user in the message.
+pub fn ensure_venv(venv: &Path, requirements: &Path, what: &str) -> Result<()> {
+    if !venv.join("bin/pip").is_file() {
+        let python = ["python3", "python"].iter().find_map(|p| which(p)).ok_or_else(|| {
+            format!("python3 is required for {what}: install it (apt-get install python3 python3-venv)")
+        })?;
+        run(Command::new(python).args(["-m", "venv"]).arg(venv))?;
+    }
+    let wanted =
+        std::fs::read_to_string(requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let marker = venv.join(".installed-requirements");
+    if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
+        return Ok(());
+    }
+    eprintln!("{what}: installing {} into {}", requirements.display(), venv.display());
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(requirements))?;
+    std::fs::write(&marker, wanted).map_err(|e| format!("cannot write {}: {e}", marker.display()))
 }
 
 pub fn is_root() -> bool {

@@ -12,28 +12,7 @@ impl Sandbox {
     /// `xtask/sandbox/requirements.txt` at its pinned version: moto with its server, the SMTP sink, and the
     /// two JOSE libraries the JWT interoperability test verifies the service's tokens with.
     pub(super) fn ensure_python_packages(&self) -> Result<()> {
-        if !self.venv().join("bin/pip").is_file() {
-            let python = ["python3", "python"]
-                .iter()
-                .find_map(|p| process::which(p))
-                .ok_or("python3 is required for the moto server: install it (apt-get install python3 python3-venv)")?;
-            process::run(Command::new(python).args(["-m", "venv"]).arg(self.venv()))?;
-        }
-        let requirements = self.root.join(REQUIREMENTS);
-        let wanted = std::fs::read_to_string(&requirements)
-            .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-        // The venv remembers the file it last installed; pip runs only when the file has changed since.
-        let marker = self.venv().join(".sandbox-requirements");
-        if std::fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
-            return Ok(());
-        }
-        eprintln!("sandbox: installing {REQUIREMENTS} into {}", self.venv().display());
-        process::run(
-            Command::new(self.venv().join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&requirements),
-        )?;
-        std::fs::write(&marker, wanted).map_err(|e| e.to_string())
+        process::ensure_venv(&self.venv(), &self.root.join(REQUIREMENTS), "sandbox")
     }
 
     pub(super) fn start_moto(&self, state: &mut State) -> Result<()> {
@@ -362,4 +341,31 @@ fn apt_install(packages: &[&str]) -> Result<()> {
             .args(packages),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `moto_server.py` changes how moto's serializer finds values; `moto_server_check.py` compares twenty
+    /// of suma's calls answered with and without the change (with the sandbox's venv, where moto is).
+    #[test]
+    fn the_moto_launcher_leaves_motos_answers_as_they_were() {
+        let root = crate::workspace_root();
+        let python = Sandbox::new(root.clone()).venv().join("bin/python");
+        if !python.is_file() {
+            eprintln!(
+                "skipped: no sandbox venv at {} (run `cargo xtask sandbox up`)",
+                python.display()
+            );
+            return;
+        }
+        let out = Command::new(&python)
+            .arg(root.join("xtask/sandbox/moto_server_check.py"))
+            .output()
+            .expect("the venv's python runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("20 calls, 0 difference(s)"), "{text}");
+    }
 }
