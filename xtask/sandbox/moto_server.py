@@ -151,22 +151,24 @@ kms_models.generate_private_key = _PrivateKeyOnFirstUse
 _MISSING = serialize.MISSING
 _get_value = serialize.get_value
 # (picker class, its alias providers, object class, attribute, shape, shape's parent) -> the names to try.
-# Shapes are keyed by identity and kept in the entry, so an id is never reused while its entry lives.
+# The providers and shapes are keyed by identity and kept in the entry, so an id is never reused while its
+# entry lives.
 _possible_keys_cache = {}
 
 
 def _possible_keys(picker, context):
     shape = context.shape
     parent = getattr(shape, "parent", None) if shape is not None else None
-    cache_key = (type(picker), id(picker.alias_providers), type(context.obj), context.key, id(shape), id(parent))
+    providers = picker.alias_providers
+    cache_key = (type(picker), id(providers), type(context.obj), context.key, id(shape), id(parent))
     hit = _possible_keys_cache.get(cache_key)
-    if hit is not None and hit[0] is shape and hit[1] is parent:
-        return hit[2]
+    if hit is not None and hit[0] is providers and hit[1] is shape and hit[2] is parent:
+        return hit[3]
     # moto's alias providers read only the class (its name, its `Meta`), the attribute and the shape.
     keys = tuple(dict.fromkeys(picker.get_possible_keys(context)))
     if len(_possible_keys_cache) > 200_000:  # a bound, should shapes ever be rebuilt per request
         _possible_keys_cache.clear()
-    _possible_keys_cache[cache_key] = (shape, parent, keys)
+    _possible_keys_cache[cache_key] = (providers, shape, parent, keys)
     return keys
 
 
