@@ -17,7 +17,7 @@ pub use super::scope::Scope;
 use super::scope::{self, Configured};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
 use super::{cache, network, posture, snapshots, waf};
-use crate::aws::inventory::{InventoryApi, KmsKeyFacts, SecurityGroupFacts, TaskDefinitionFacts};
+use crate::aws::inventory::{EcsServiceFacts, InventoryApi, KmsKeyFacts, SecurityGroupFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
 use crate::report::Reporter;
@@ -205,8 +205,48 @@ async fn region_findings(
         if !wants(checks, "ecs") {
             return Vec::new();
         }
-        let services = match ecs_services.clone().await {
-            Ok(s) => s,
+        let in_scope = |s: &EcsServiceFacts| configured.is_none_or(|c| c.has_service(region, &s.cluster, &s.name));
+        // The services are judged while their task definitions, and the others found meanwhile, are
+        // described: each task definition as soon as one of its sources names it.
+        let judge_services = async {
+            let services: Vec<_> = ecs_services.clone().await?.into_iter().filter(in_scope).collect();
+            let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
+            if checks.iter().any(|c| c.id == "ecs-autoscaling") {
+                // The canary and a DR standby are scaled by suma, not by Application Auto Scaling.
+                let scaled = services.iter().filter(|s| {
+                    !ctx.scaled_by_suma
+                        .contains(&(s.region.clone(), s.cluster.clone(), s.name.clone()))
+                });
+                match inventory.ecs_scalable_targets().await {
+                    Ok(targets) => out.extend(scaled.map(|s| posture::service_scaling(s, &targets))),
+                    Err(e) => out
+                        .extend(scaled.map(|s| error_finding("ecs-autoscaling", &s.arn, Some(region), &e.to_string()))),
+                }
+            }
+            Ok::<_, crate::aws::AwsError>((out, services.len()))
+        };
+        let services_task_definitions = async {
+            match ecs_services.clone().await {
+                Ok(services) => services
+                    .iter()
+                    .filter(|s| in_scope(s))
+                    .map(|s| s.task_definition.clone())
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        };
+        let (found, to_describe) = futures::channel::mpsc::unbounded();
+        let find = scope::find_task_definitions(region, inventory, services_task_definitions, configured, found);
+        let describe = to_describe
+            .map(|arn: String| async move {
+                let td = inventory.task_definition(&arn).await;
+                (arn, td)
+            })
+            .buffer_unordered(TASK_DEFINITION_CONCURRENCY)
+            .collect::<Vec<_>>();
+        let (judged_services, unread, described) = tokio::join!(judge_services, find, describe);
+        let (mut out, service_count) = match judged_services {
+            Ok(judged) => judged,
             Err(e) => {
                 return errors(
                     checks,
@@ -217,41 +257,13 @@ async fn region_findings(
                 )
             }
         };
-        let services: Vec<_> = services
-            .into_iter()
-            .filter(|s| configured.is_none_or(|c| c.has_service(region, &s.cluster, &s.name)))
-            .collect();
-        let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
-        if checks.iter().any(|c| c.id == "ecs-autoscaling") {
-            // The canary and a DR standby are scaled by suma, not by Application Auto Scaling.
-            let scaled = services.iter().filter(|s| {
-                !ctx.scaled_by_suma
-                    .contains(&(s.region.clone(), s.cluster.clone(), s.name.clone()))
-            });
-            match inventory.ecs_scalable_targets().await {
-                Ok(targets) => out.extend(scaled.map(|s| posture::service_scaling(s, &targets))),
-                Err(e) => {
-                    out.extend(scaled.map(|s| error_finding("ecs-autoscaling", &s.arn, Some(region), &e.to_string())))
-                }
-            }
-        }
-        let (arns, unread) = scope::task_definitions_to_judge(region, inventory, &services, configured).await;
         for (what, error) in unread {
             out.extend(task_definition_errors(checks, &what, region, &error));
         }
         reporter.info(&format!(
-            "{region}: {} ECS services, {} task definitions",
-            services.len(),
-            arns.len()
+            "{region}: {service_count} ECS services, {} task definitions",
+            described.len()
         ));
-        let described: Vec<(String, Result<TaskDefinitionFacts, crate::aws::AwsError>)> = futures::stream::iter(arns)
-            .map(|arn| async move {
-                let td = inventory.task_definition(&arn).await;
-                (arn, td)
-            })
-            .buffer_unordered(TASK_DEFINITION_CONCURRENCY)
-            .collect()
-            .await;
         // A rule may name a revision as `family:revision` that a service names by ARN: judged once.
         let mut judged = BTreeSet::new();
         for (arn, td) in described {

@@ -1,11 +1,15 @@
 //! What a compliance run judges: the scope (the account as an auditor sees it, or only what the
 //! configuration names), the configured resources `--scope config` keeps to, and the task definitions of a
 //! region, which come from three places (services, the latest ACTIVE revision of each family, and the
-//! rules that start tasks).
+//! rules that start tasks) and are passed on as each place answers.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
-use crate::aws::inventory::{latest_revisions, EcsServiceFacts, InventoryApi};
+use futures::channel::mpsc::UnboundedSender;
+use futures::{stream, StreamExt as _};
+
+use crate::aws::inventory::{latest_revisions, InventoryApi};
 use crate::config::Environment;
 
 /// Which resources a run judges.
@@ -105,33 +109,62 @@ pub(super) fn load_balancer_of_listener(listener: &str) -> String {
     }
 }
 
-/// The task definitions to judge in a region: what the services run; with the account scope, also the
-/// latest ACTIVE revision of every family (one-off tasks and migrations run without a service); and every
-/// revision an EventBridge rule starts, which may be older than its family's latest (with `--scope
-/// config`, the rules that start tasks in the configured clusters). A failed read is returned beside the
-/// rest, as (what could not be read, why), so the run turns it into `error` findings and goes on.
-pub(super) async fn task_definitions_to_judge(
+/// Finds the task definitions to judge in a region: what the services run; with the account scope, also
+/// the latest ACTIVE revision of every family (one-off tasks and migrations run without a service); and
+/// every revision an EventBridge rule starts, which may be older than its family's latest (with `--scope
+/// config`, the rules that start tasks in the configured clusters). Each ARN goes to `found` once, as soon
+/// as the source that names it answers: describing them is most of a large account's run, and waiting for
+/// the slowest source (the rules, read from a busier endpoint) before describing any left the ECS
+/// endpoint idle for a third of it. `services` yields the services' task definitions, or nothing when the
+/// services could not be read (their own checks report that). A failed read is returned as (what could not
+/// be read, why), so the run turns it into `error` findings and goes on.
+pub(super) async fn find_task_definitions(
     region: &str,
     inventory: &dyn InventoryApi,
-    services: &[EcsServiceFacts],
+    services: impl Future<Output = Vec<String>>,
     configured: Option<&Configured>,
-) -> (BTreeSet<String>, Vec<(String, String)>) {
-    let mut unread = Vec::new();
-    let mut arns: BTreeSet<String> = services.iter().map(|s| s.task_definition.clone()).collect();
-    if configured.is_none() {
-        match inventory.active_task_definitions().await {
-            Ok(active) => arns.extend(latest_revisions(&active)),
-            Err(e) => unread.push((format!("ACTIVE task definitions in {region}"), e.to_string())),
+    found: UnboundedSender<String>,
+) -> Vec<(String, String)> {
+    let from_services = async { Ok(services.await) };
+    let from_families = async {
+        if configured.is_some() {
+            return Ok(Vec::new());
         }
-    }
-    match inventory.scheduled_tasks().await {
-        Ok(tasks) => arns.extend(
-            tasks
+        match inventory.active_task_definitions().await {
+            Ok(active) => Ok(latest_revisions(&active)),
+            Err(e) => Err((format!("ACTIVE task definitions in {region}"), e.to_string())),
+        }
+    };
+    let from_rules = async {
+        match inventory.scheduled_tasks().await {
+            Ok(tasks) => Ok(tasks
                 .into_iter()
                 .filter(|t| configured.is_none_or(|c| c.runs_in_cluster(region, &t.cluster_arn)))
-                .map(|t| t.task_definition),
-        ),
-        Err(e) => unread.push((format!("EventBridge rules in {region}"), e.to_string())),
+                .map(|t| t.task_definition)
+                .collect()),
+            Err(e) => Err((format!("EventBridge rules in {region}"), e.to_string())),
+        }
+    };
+    let answers = stream::select(
+        stream::select(stream::once(from_services), stream::once(from_families)),
+        stream::once(from_rules),
+    );
+    futures::pin_mut!(answers);
+    let mut sent = BTreeSet::new();
+    let mut unread = Vec::new();
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Ok(arns) => {
+                for arn in arns {
+                    if sent.insert(arn.clone()) {
+                        // The receiver lives as long as the run that reads it; a closed one has nothing
+                        // left to describe.
+                        let _ = found.unbounded_send(arn);
+                    }
+                }
+            }
+            Err(unreadable) => unread.push(unreadable),
+        }
     }
-    (arns, unread)
+    unread
 }
