@@ -1,4 +1,4 @@
-"""moto's server with six of its costs taken out, for the sandbox and `cargo xtask bench compliance`.
+"""moto's server with seven of its costs taken out, for the sandbox and `cargo xtask bench compliance`.
 
 Each replacement keeps what moto answers; only the work behind the answer changes. Profiles of moto
 under the test suite (py-spy over a crash-matrix run) and of the compliance bench (cProfile over 600
@@ -22,7 +22,8 @@ requests) found:
   the class's prefix, ...), and joins the object's path for response transformers that most answers do
   not have: half of a `DescribeTaskDefinition`'s serialization (cProfile). The names depend only on the
   object's class, the attribute and the model's shape, so they are worked out once per combination; the
-  path is joined only when the answer has transformers. Answers compared field by field before and after
+  path is joined only when the answer has transformers; once the names are known, the value is looked up
+  under them without building moto's per-attribute context. Answers compared field by field before and after
   on twenty of the calls suma makes (ECS, RDS, Secrets Manager, Route 53, KMS, EC2, ELBv2, ElastiCache):
   identical. The compliance check of 1,000 resources: 3.7 s before, 3.0 s after (warm runs, alternated,
   while a build shared the machine).
@@ -33,13 +34,20 @@ requests) found:
   ANSI colours for anything but a 200) from werkzeug's request handler: 7.6% of moto's busy time under
   the compliance bench (py-spy). Here the handler writes the same line (`ADDRESS - - [DATE] "REQUEST
   LINE" STATUS SIZE`, uncoloured) to stderr itself, in one write.
+- **Every request opens a connection**: werkzeug closes each one after its answer (it cannot tell what
+  is left of a request's body), so each request cost a TCP connection and a thread in moto. Here the body
+  is read whole before moto sees it and the connection stays open for the next request (with TCP_NODELAY,
+  so the answer's two writes are not held back).
 
 Usage: python moto_server.py [moto_server arguments]
 """
 
 import copy
 import functools
+import io
+import selectors
 import sys
+import threading
 import types
 
 import werkzeug.serving
@@ -156,31 +164,44 @@ _get_value = serialize.get_value
 _possible_keys_cache = {}
 
 
+def _cached_keys(picker, obj, key, shape):
+    """The names to try for `key` of `obj`, if worked out before; None otherwise."""
+    parent = getattr(shape, "parent", None) if shape is not None else None
+    providers = picker.alias_providers
+    hit = _possible_keys_cache.get((type(picker), id(providers), type(obj), key, id(shape), id(parent)))
+    if hit is not None and hit[0] is providers and hit[1] is shape and hit[2] is parent:
+        return hit[3]
+    return None
+
+
 def _possible_keys(picker, context):
+    keys = _cached_keys(picker, context.obj, context.key, context.shape)
+    if keys is not None:
+        return keys
     shape = context.shape
     parent = getattr(shape, "parent", None) if shape is not None else None
     providers = picker.alias_providers
-    cache_key = (type(picker), id(providers), type(context.obj), context.key, id(shape), id(parent))
-    hit = _possible_keys_cache.get(cache_key)
-    if hit is not None and hit[0] is providers and hit[1] is shape and hit[2] is parent:
-        return hit[3]
     # moto's alias providers read only the class (its name, its `Meta`), the attribute and the shape.
     keys = tuple(dict.fromkeys(picker.get_possible_keys(context)))
     if len(_possible_keys_cache) > 200_000:  # a bound, should shapes ever be rebuilt per request
         _possible_keys_cache.clear()
+    cache_key = (type(picker), id(providers), type(context.obj), context.key, id(shape), id(parent))
     _possible_keys_cache[cache_key] = (providers, shape, parent, keys)
     return keys
 
 
-def _pick_attribute(self, context):
-    """`AttributePicker.__call__`, with the possible names from the cache."""
-    obj = context.obj
-    for possible_key in _possible_keys(self, context):
+def _first_value(obj, keys):
+    """The value of the first of `keys` that `obj` has, as `AttributePicker` looks it up; None if none."""
+    for possible_key in keys:
         value = _get_value(obj, possible_key, _MISSING)
         if value is not _MISSING:
-            break
-    else:
-        value = None
+            return value
+    return None
+
+
+def _pick_attribute(self, context):
+    """`AttributePicker.__call__`, with the possible names from the cache."""
+    value = _first_value(context.obj, _possible_keys(self, context))
     if self.response_transformers:
         key_path = f"{context.key_path}.{context.key}"
         for transform_path, transform in self.response_transformers.items():
@@ -191,9 +212,17 @@ def _pick_attribute(self, context):
 
 
 def _serializer_get_value(self, value, key, shape):
-    """`ResponseSerializer.get_value`, joining the key path only for pickers that transform values."""
+    """`ResponseSerializer.get_value`. For a picker above without transformers whose names for the
+    attribute are known, the value is looked up under them directly, without the context object moto
+    builds for every attribute; otherwise as moto does, the key path joined only for pickers that
+    transform values."""
     picker = self._value_picker
-    key_path = ".".join(self.path) if getattr(picker, "response_transformers", True) else ""
+    transformers = getattr(picker, "response_transformers", True)
+    if not transformers and type(picker).__call__ is _pick_attribute:
+        keys = _cached_keys(picker, value, key, shape)
+        if keys is not None:
+            return _first_value(value, keys)
+    key_path = ".".join(self.path) if transformers else ""
     context = serialize.AttributePickerContext(
         obj=value, key=key, shape=shape, operation_model=self.operation_model,
         service_model=self.operation_model.service_model, key_path=key_path,
@@ -216,6 +245,87 @@ def _log_request(self, code="-", size="-"):
 
 
 werkzeug.serving.WSGIRequestHandler.log_request = _log_request
+
+
+# --- Connections kept open between requests ---------------------------------------------------------
+
+# werkzeug's server answers every request with `Connection: close`, because after the application it
+# cannot tell how much of the request's body is left unread before the next request line; it then
+# drains the socket, waiting up to 10 ms for more bytes. Every request thus paid a TCP connection and a
+# new thread in moto, and the SDKs a connection each. Here the body is read whole before the application
+# runs (moto reads it whole anyway), so nothing of the request is left on the socket and the connection
+# can carry the next one: the close header is left out and there is nothing to drain. Small writes go out
+# at once (TCP_NODELAY): a response is two writes, headers then body, which Nagle's algorithm would hold
+# back for the client's delayed acknowledgement once connections persist. A request whose length cannot
+# be read is answered as before, on a connection that closes.
+
+_make_environ = werkzeug.serving.WSGIRequestHandler.make_environ
+
+
+def _make_environ_body_read(self):
+    environ = _make_environ(self)
+    self._body_read = False
+    if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader knows where it ends
+        body = environ["wsgi.input"].read()
+    else:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return environ
+        if length < 0:
+            return environ
+        body = self.rfile.read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    self._body_read = True
+    return environ
+
+
+_send_header = werkzeug.serving.WSGIRequestHandler.send_header
+
+
+def _send_header_keep_alive(self, keyword, value):
+    if getattr(self, "_body_read", False) and keyword.lower() == "connection" and value.lower() == "close":
+        return
+    _send_header(self, keyword, value)
+
+
+class _DrainOnlyUnreadBodies:
+    """Stands in for werkzeug's drain selector: after a request whose body was read whole, the socket
+    holds only the client's next request, which must not be read away."""
+
+    def __init__(self):
+        self._selector = selectors.DefaultSelector()
+        self._handler = _handling.handler
+
+    def register(self, *args):
+        return self._selector.register(*args)
+
+    def select(self, timeout=None):
+        if getattr(self._handler, "_body_read", False):
+            return []
+        return self._selector.select(timeout)
+
+    def close(self):
+        self._selector.close()
+
+
+_handling = threading.local()
+_run_wsgi = werkzeug.serving.WSGIRequestHandler.run_wsgi
+
+
+def _run_wsgi_tracked(self):
+    _handling.handler = self
+    try:
+        return _run_wsgi(self)
+    finally:
+        _handling.handler = None
+
+
+werkzeug.serving.WSGIRequestHandler.make_environ = _make_environ_body_read
+werkzeug.serving.WSGIRequestHandler.send_header = _send_header_keep_alive
+werkzeug.serving.WSGIRequestHandler.run_wsgi = _run_wsgi_tracked
+werkzeug.serving.WSGIRequestHandler.disable_nagle_algorithm = True
+werkzeug.serving.selectors = types.SimpleNamespace(DefaultSelector=_DrainOnlyUnreadBodies, EVENT_READ=selectors.EVENT_READ)
 
 
 from moto.server import main  # noqa: E402  (after the patches, which it reads at call time)

@@ -1,15 +1,22 @@
 """Checks that `moto_server.py`'s serializer patch leaves moto's answers as they were: twenty of the calls
 suma makes (ECS, RDS, Secrets Manager, Route 53, KMS, EC2, ELBv2, ElastiCache), each answered by moto in
 process with its own serializer and then with the patched one (twice, so that the second is served from
-the cache), must parse to the same response. Run by xtask's tests with the sandbox's venv; exits 1 on a
-difference, printing both answers.
+the cache), must parse to the same response. Then that the launcher's server keeps connections open
+without mixing requests up: requests with a body, without one and chunked, one after the other on one
+connection, and two sent at once, are each answered on it; a request whose length cannot be read is
+answered on a connection that then closes, as werkzeug does. Run by xtask's tests with the sandbox's venv;
+exits 1 on a difference, printing what differed.
 
 Usage: python moto_server_check.py
 """
 
+import http.client
 import os
 import pathlib
+import socket
+import subprocess
 import sys
+import time
 
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1")
 
@@ -92,6 +99,99 @@ def main():
     return 1 if differences else 0
 
 
+LIST_CLUSTERS = {
+    "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+    "Content-Type": "application/x-amz-json-1.1",
+    "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ecs/aws4_request, "
+                     "SignedHeaders=host, Signature=0",
+}
+
+
+def raw_request(length_header):
+    head = "".join(f"{k}: {v}\r\n" for k, v in LIST_CLUSTERS.items())
+    return f"POST / HTTP/1.1\r\nHost: check\r\n{head}{length_header}\r\n{{}}".encode()
+
+
+def read_until_closed(sock, answers):
+    """What the server sends on `sock` until it closes it, or until `answers` answers came and it stays open."""
+    data = b""
+    sock.settimeout(5)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+            if data.count(b"HTTP/1.1 200") >= answers and data.endswith(b"}"):
+                sock.settimeout(0.3)
+    except socket.timeout:
+        return data, False
+
+
+def check_connections(port):
+    """The launcher's connection handling, against its server on `port`: a list of what went wrong."""
+    problems = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    requests = [("POST", b"{}", {}), ("GET", None, {}), ("POST", iter([b"{", b"}"]), {"Transfer-Encoding": "chunked"})]
+    first_socket = None
+    for method, body, extra in requests:
+        headers = dict(LIST_CLUSTERS, **extra)
+        conn.request(method, "/", body=body, headers=headers, encode_chunked=bool(extra))
+        response = conn.getresponse()
+        text = response.read()
+        if first_socket is None:
+            first_socket = conn.sock
+        if response.status != 200 or b"clusterArns" not in text:
+            problems.append(f"{method} {extra}: {response.status} {text[:200]!r}")
+        if conn.sock is None or conn.sock is not first_socket:
+            problems.append(f"{method} {extra}: the connection was not kept ({response.getheader('Connection')})")
+    conn.close()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(raw_request("Content-Length: 2\r\n") * 2)
+        data, closed = read_until_closed(sock, 2)
+        if data.count(b"clusterArns") != 2 or closed:
+            problems.append(f"two requests sent at once: {data.count(b'clusterArns')} answers, closed={closed}")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(raw_request("Content-Length: two\r\n"))
+        data, closed = read_until_closed(sock, 1)
+        if b"Connection: close" not in data or not closed:
+            problems.append(f"an unreadable length: connection closed={closed}, answer {data[:300]!r}")
+    return problems
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_server():
+    port = free_port()
+    launcher_path = pathlib.Path(__file__).with_name("moto_server.py")
+    server = subprocess.Popen([sys.executable, str(launcher_path), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    print("the launcher's server did not start")
+                    return 1
+                time.sleep(0.2)
+        problems = check_connections(port)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    for problem in problems:
+        print(f"connections: {problem}")
+    print(f"connections: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 if __name__ == "__main__":
     with mock_aws():
-        sys.exit(main())
+        answers = main()
+    sys.exit(answers | check_server())

@@ -347,10 +347,12 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// `moto_server.py` changes how moto's serializer finds values; `moto_server_check.py` compares twenty
-    /// of suma's calls answered with and without the change (with the sandbox's venv, where moto is).
+    /// `moto_server.py` changes how moto's serializer finds values and keeps connections open;
+    /// `moto_server_check.py` compares twenty of suma's calls answered with and without the serializer
+    /// change, then sends requests of each kind over one connection to the launcher's server (with the
+    /// sandbox's venv, where moto is).
     #[test]
-    fn the_moto_launcher_leaves_motos_answers_as_they_were() {
+    fn the_moto_launcher_keeps_motos_answers_and_connections() {
         let root = crate::workspace_root();
         let python = Sandbox::new(root.clone()).venv().join("bin/python");
         if !python.is_file() {
@@ -367,5 +369,6 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("20 calls, 0 difference(s)"), "{text}");
+        assert!(text.contains("connections: 0 problem(s)"), "{text}");
     }
 }
