@@ -168,3 +168,189 @@ pub(super) async fn find_task_definitions(
     }
     unread
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use futures::channel::oneshot;
+
+    use super::*;
+    use crate::aws::inventory::*;
+    use crate::aws::{AwsError, AwsErrorKind};
+
+    /// Answers the three sources of task definitions; the rules only once `rules_may_answer` fires.
+    /// Nothing else is asked of it.
+    struct Sources {
+        rules_may_answer: Mutex<Option<oneshot::Receiver<()>>>,
+        rules_fail: bool,
+    }
+
+    fn arn(family: &str, revision: u32) -> String {
+        format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:{revision}")
+    }
+
+    #[async_trait]
+    impl InventoryApi for Sources {
+        async fn active_task_definitions(&self) -> Result<Vec<String>, AwsError> {
+            Ok(vec![arn("migrate", 1), arn("migrate", 2), arn("web", 7)])
+        }
+        async fn scheduled_tasks(&self) -> Result<Vec<ScheduledTaskFacts>, AwsError> {
+            let wait = self.rules_may_answer.lock().unwrap().take();
+            if let Some(wait) = wait {
+                let _ = wait.await;
+            }
+            if self.rules_fail {
+                return Err(AwsError::new(
+                    "events",
+                    "ListRules",
+                    "*",
+                    AwsErrorKind::AccessDenied,
+                    "denied",
+                ));
+            }
+            let task = |cluster: &str, td: String| ScheduledTaskFacts {
+                rule: "nightly".into(),
+                region: "eu-west-1".into(),
+                state: "ENABLED".into(),
+                cluster_arn: format!("arn:aws:ecs:eu-west-1:123456789012:cluster/{cluster}"),
+                task_definition: td,
+            };
+            // `c` is the test environment's cluster.
+            Ok(vec![
+                task("c", arn("report", 3)),
+                task("batch", arn("other", 1)),
+                task("c", arn("web", 7)),
+            ])
+        }
+        async fn db_instances(&self) -> Result<Vec<DbInstanceFacts>, AwsError> {
+            unreachable!("not a source of task definitions")
+        }
+        async fn ecs_services(&self) -> Result<Vec<EcsServiceFacts>, AwsError> {
+            unreachable!("the services come in as a future")
+        }
+        async fn task_definition(&self, _: &str) -> Result<TaskDefinitionFacts, AwsError> {
+            unreachable!("finding describes nothing")
+        }
+        async fn load_balancers(&self) -> Result<Vec<LoadBalancerFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn failover_records(&self) -> Result<Vec<FailoverRecordFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn secrets(&self) -> Result<Vec<SecretFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn db_snapshots(&self) -> Result<Vec<DbSnapshotFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn ecr_repositories(&self) -> Result<Vec<EcrRepositoryFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn certificates(&self) -> Result<Vec<CertificateFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn trails(&self) -> Result<Vec<TrailFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn security_groups(&self) -> Result<Vec<SecurityGroupFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn ecs_scalable_targets(&self) -> Result<Vec<ScalableTargetFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn cache_groups(&self) -> Result<Vec<CacheGroupFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn kms_keys(&self) -> Result<Vec<KmsKeyFacts>, AwsError> {
+            unreachable!()
+        }
+        async fn kms_key(&self, _: &str) -> Result<KmsKeyFacts, AwsError> {
+            unreachable!()
+        }
+        async fn web_acl_for(&self, _: &str) -> Result<Option<WebAclFacts>, AwsError> {
+            unreachable!()
+        }
+    }
+
+    /// Finds with `configured`, the rules held back until what the services and the families name has
+    /// arrived (which a finder that waits for every source before sending would never let happen).
+    /// Returns the ARNs in the order they were sent and the unreadable sources.
+    async fn find(configured: Option<&Configured>, rules_fail: bool) -> (Vec<String>, Vec<(String, String)>) {
+        let (release_rules, rules_may_answer) = oneshot::channel();
+        let inventory = Sources {
+            rules_may_answer: Mutex::new(Some(rules_may_answer)),
+            rules_fail,
+        };
+        // The services name two; the families add `migrate:2` (their `web:7` is a service's too).
+        let early = if configured.is_some() { 2 } else { 3 };
+        let (found, mut arrived) = futures::channel::mpsc::unbounded();
+        let services = async { vec![arn("web", 7), arn("web", 6)] };
+        let finding = find_task_definitions("eu-west-1", &inventory, services, configured, found);
+        let watching = async move {
+            let mut seen = Vec::new();
+            while seen.len() < early {
+                seen.push(arrived.next().await.expect("the early sources' ARNs arrive"));
+            }
+            release_rules.send(()).expect("the rules wait");
+            seen.extend(arrived.collect::<Vec<_>>().await);
+            seen
+        };
+        let both = async { tokio::join!(finding, watching) };
+        let (unread, seen) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("the services' and families' task definitions were passed on before the rules answered");
+        (seen, unread)
+    }
+
+    fn sorted(mut arns: Vec<String>) -> Vec<String> {
+        arns.sort();
+        arns
+    }
+
+    #[tokio::test]
+    async fn task_definitions_are_passed_on_as_each_source_answers_each_once() {
+        let (seen, unread) = find(None, false).await;
+        assert!(unread.is_empty(), "{unread:?}");
+        // Services and families before the rules; `web:7` (a service's, the family's latest and a rule's)
+        // once; `migrate:1` is not its family's latest.
+        assert_eq!(
+            sorted(seen[..3].to_vec()),
+            sorted(vec![arn("web", 7), arn("web", 6), arn("migrate", 2)])
+        );
+        assert_eq!(
+            sorted(seen),
+            sorted(vec![
+                arn("web", 7),
+                arn("web", 6),
+                arn("migrate", 2),
+                arn("report", 3),
+                arn("other", 1),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn config_scope_skips_the_families_and_other_clusters_rules() {
+        let configured = Configured::of(&suma_testkit::environment(""));
+        let (seen, unread) = find(Some(&configured), false).await;
+        assert!(unread.is_empty(), "{unread:?}");
+        assert_eq!(
+            sorted(seen),
+            sorted(vec![arn("web", 7), arn("web", 6), arn("report", 3)])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_source_is_named_and_the_others_still_arrive() {
+        let (seen, unread) = find(None, true).await;
+        assert_eq!(unread.len(), 1, "{unread:?}");
+        assert_eq!(unread[0].0, "EventBridge rules in eu-west-1");
+        assert!(unread[0].1.contains("denied"), "{unread:?}");
+        assert_eq!(
+            sorted(seen),
+            sorted(vec![arn("web", 7), arn("web", 6), arn("migrate", 2)])
+        );
+    }
+}
