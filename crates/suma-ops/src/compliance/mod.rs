@@ -7,6 +7,7 @@
 //! resource with the observed value against the expected one.
 
 pub mod cache;
+mod ecs;
 pub mod evaluate;
 pub mod keys;
 pub mod legacy_tls;

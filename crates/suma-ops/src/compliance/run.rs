@@ -13,17 +13,14 @@ use futures::{FutureExt as _, StreamExt as _};
 use super::evaluate::{self, error_finding, EvalContext};
 use super::keys::{self, KeyDirectory};
 use super::live::{self, ServiceProbe};
+use super::scope::Configured;
 pub use super::scope::Scope;
-use super::scope::{self, Configured};
 use super::{apply_suppressions, fails, Check, ComplianceReport, Finding, Summary, Suppression, CHECKS};
-use super::{cache, network, posture, snapshots, waf};
-use crate::aws::inventory::{EcsServiceFacts, InventoryApi, KmsKeyFacts, SecurityGroupFacts};
+use super::{cache, ecs, network, posture, snapshots, waf};
+use crate::aws::inventory::{InventoryApi, KmsKeyFacts, SecurityGroupFacts};
 use crate::config::Environment;
 use crate::metrics::datadog::MonitorSummary;
 use crate::report::Reporter;
-
-/// Task definitions described at once.
-const TASK_DEFINITION_CONCURRENCY: usize = 16;
 
 /// Web ACLs read at once (one per load balancer).
 const WEB_ACL_CONCURRENCY: usize = 8;
@@ -65,17 +62,23 @@ pub struct RunPlan<'a> {
     pub context: EvalContext,
 }
 
-fn wants(checks: &[&'static Check], service: &str) -> bool {
+pub(super) fn wants(checks: &[&'static Check], service: &str) -> bool {
     checks.iter().any(|c| c.service == service)
 }
 
 /// `error` findings for every selected check of `service`, about what could not be read.
-fn errors(checks: &[&'static Check], service: &str, resource: &str, region: Option<&str>, error: &str) -> Vec<Finding> {
+pub(super) fn errors(
+    checks: &[&'static Check],
+    service: &str,
+    resource: &str,
+    region: Option<&str>,
+    error: &str,
+) -> Vec<Finding> {
     errors_of(checks, |c| c.service == service, resource, region, error)
 }
 
 /// `error` findings for every selected check `which` picks, about what could not be read.
-fn errors_of(
+pub(super) fn errors_of(
     checks: &[&'static Check],
     which: impl Fn(&Check) -> bool,
     resource: &str,
@@ -201,80 +204,15 @@ async fn region_findings(
             ),
         }
     };
-    let ecs = async {
-        if !wants(checks, "ecs") {
-            return Vec::new();
-        }
-        let in_scope = |s: &EcsServiceFacts| configured.is_none_or(|c| c.has_service(region, &s.cluster, &s.name));
-        // The services are judged while their task definitions, and the others found meanwhile, are
-        // described: each task definition as soon as one of its sources names it.
-        let judge_services = async {
-            let services: Vec<_> = ecs_services.clone().await?.into_iter().filter(in_scope).collect();
-            let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
-            if checks.iter().any(|c| c.id == "ecs-autoscaling") {
-                // The canary and a DR standby are scaled by suma, not by Application Auto Scaling.
-                let scaled = services.iter().filter(|s| {
-                    !ctx.scaled_by_suma
-                        .contains(&(s.region.clone(), s.cluster.clone(), s.name.clone()))
-                });
-                match inventory.ecs_scalable_targets().await {
-                    Ok(targets) => out.extend(scaled.map(|s| posture::service_scaling(s, &targets))),
-                    Err(e) => out
-                        .extend(scaled.map(|s| error_finding("ecs-autoscaling", &s.arn, Some(region), &e.to_string()))),
-                }
-            }
-            Ok::<_, crate::aws::AwsError>((out, services.len()))
-        };
-        let services_task_definitions = async {
-            match ecs_services.clone().await {
-                Ok(services) => services
-                    .iter()
-                    .filter(|s| in_scope(s))
-                    .map(|s| s.task_definition.clone())
-                    .collect(),
-                Err(_) => Vec::new(),
-            }
-        };
-        let (found, to_describe) = futures::channel::mpsc::unbounded();
-        let find = scope::find_task_definitions(region, inventory, services_task_definitions, configured, found);
-        let describe = to_describe
-            .map(|arn: String| async move {
-                let td = inventory.task_definition(&arn).await;
-                (arn, td)
-            })
-            .buffer_unordered(TASK_DEFINITION_CONCURRENCY)
-            .collect::<Vec<_>>();
-        let (judged_services, unread, described) = tokio::join!(judge_services, find, describe);
-        let (mut out, service_count) = match judged_services {
-            Ok(judged) => judged,
-            Err(e) => {
-                return errors(
-                    checks,
-                    "ecs",
-                    &format!("ECS services in {region}"),
-                    Some(region),
-                    &e.to_string(),
-                )
-            }
-        };
-        for (what, error) in unread {
-            out.extend(task_definition_errors(checks, &what, region, &error));
-        }
-        reporter.info(&format!(
-            "{region}: {service_count} ECS services, {} task definitions",
-            described.len()
-        ));
-        // A rule may name a revision as `family:revision` that a service names by ARN: judged once.
-        let mut judged = BTreeSet::new();
-        for (arn, td) in described {
-            match td {
-                Ok(td) if judged.insert(td.arn.clone()) => out.extend(evaluate::task_definition(&td)),
-                Ok(_) => {}
-                Err(e) => out.extend(task_definition_errors(checks, &arn, region, &e.to_string())),
-            }
-        }
-        out
-    };
+    let ecs = ecs::findings(
+        region,
+        inventory,
+        checks,
+        ctx,
+        configured,
+        ecs_services.clone(),
+        reporter,
+    );
     let alb = async {
         if !wants(checks, "alb") {
             return Vec::new();
@@ -472,17 +410,6 @@ async fn with_keys(
     ctx
 }
 
-/// `error` findings for every selected check of task definitions, about what could not be read.
-fn task_definition_errors(checks: &[&'static Check], resource: &str, region: &str, error: &str) -> Vec<Finding> {
-    errors_of(
-        checks,
-        |c| c.service == "ecs" && !SERVICE_LEVEL_ECS.contains(&c.id),
-        resource,
-        Some(region),
-        error,
-    )
-}
-
 /// How soon a finding needs someone: the order of a check's findings in a report.
 fn attention(status: super::Status) -> u8 {
     match status {
@@ -492,15 +419,6 @@ fn attention(status: super::Status) -> u8 {
         super::Status::Pass => 3,
     }
 }
-
-/// ECS checks about services rather than task definitions.
-const SERVICE_LEVEL_ECS: &[&str] = &[
-    "ecs-circuit-breaker-rollback",
-    "ecs-min-healthy-100",
-    "ecs-min-two-tasks",
-    "ecs-no-public-ip",
-    "ecs-autoscaling",
-];
 
 /// Runs the plan against `sources`.
 pub async fn run(plan: &RunPlan<'_>, sources: &Sources, reporter: &dyn Reporter) -> ComplianceReport {
@@ -620,20 +538,5 @@ pub async fn run(plan: &RunPlan<'_>, sources: &Sources, reporter: &dyn Reporter)
         summary,
         checks: checks.clone(),
         findings,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_listener_arn_names_its_load_balancer() {
-        assert_eq!(
-            scope::load_balancer_of_listener(
-                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/auth-production/50dc6c495c0c9188/f2f7dc8efc522ab2"
-            ),
-            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/auth-production/50dc6c495c0c9188"
-        );
     }
 }

@@ -353,4 +353,14 @@ mod tests {
             sorted(vec![arn("web", 7), arn("web", 6), arn("migrate", 2)])
         );
     }
+
+    #[test]
+    fn a_listener_arn_names_its_load_balancer() {
+        assert_eq!(
+            load_balancer_of_listener(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/auth-production/50dc6c495c0c9188/f2f7dc8efc522ab2"
+            ),
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/auth-production/50dc6c495c0c9188"
+        );
+    }
 }
