@@ -295,7 +295,7 @@ class _DrainOnlyUnreadBodies:
 
     def __init__(self):
         self._selector = selectors.DefaultSelector()
-        self._handler = _handling.handler
+        self._handler = getattr(_handling, "handler", None)
 
     def register(self, *args):
         return self._selector.register(*args)
