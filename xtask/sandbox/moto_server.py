@@ -164,12 +164,18 @@ _get_value = serialize.get_value
 _possible_keys_cache = {}
 
 
-def _cached_keys(picker, obj, key, shape):
-    """The names to try for `key` of `obj`, if worked out before; None otherwise."""
+def _cache_key(picker, obj, key, shape):
+    """The cache's key for `key` of `obj` under `shape`, and the identities the entry must hold."""
     parent = getattr(shape, "parent", None) if shape is not None else None
     providers = picker.alias_providers
-    hit = _possible_keys_cache.get((type(picker), id(providers), type(obj), key, id(shape), id(parent)))
-    if hit is not None and hit[0] is providers and hit[1] is shape and hit[2] is parent:
+    return (type(picker), id(providers), type(obj), key, id(shape), id(parent)), (providers, shape, parent)
+
+
+def _cached_keys(picker, obj, key, shape):
+    """The names to try for `key` of `obj`, if worked out before; None otherwise."""
+    cache_key, held = _cache_key(picker, obj, key, shape)
+    hit = _possible_keys_cache.get(cache_key)
+    if hit is not None and all(h is w for h, w in zip(hit[:3], held)):
         return hit[3]
     return None
 
@@ -178,15 +184,12 @@ def _possible_keys(picker, context):
     keys = _cached_keys(picker, context.obj, context.key, context.shape)
     if keys is not None:
         return keys
-    shape = context.shape
-    parent = getattr(shape, "parent", None) if shape is not None else None
-    providers = picker.alias_providers
     # moto's alias providers read only the class (its name, its `Meta`), the attribute and the shape.
     keys = tuple(dict.fromkeys(picker.get_possible_keys(context)))
     if len(_possible_keys_cache) > 200_000:  # a bound, should shapes ever be rebuilt per request
         _possible_keys_cache.clear()
-    cache_key = (type(picker), id(providers), type(context.obj), context.key, id(shape), id(parent))
-    _possible_keys_cache[cache_key] = (providers, shape, parent, keys)
+    cache_key, held = _cache_key(picker, context.obj, context.key, context.shape)
+    _possible_keys_cache[cache_key] = (*held, keys)
     return keys
 
 

@@ -115,9 +115,10 @@ pub(super) fn load_balancer_of_listener(listener: &str) -> String {
 /// config`, the rules that start tasks in the configured clusters). Each ARN goes to `found` once, as soon
 /// as the source that names it answers: describing them is most of a large account's run, and waiting for
 /// the slowest source (the rules, read from a busier endpoint) before describing any left the ECS
-/// endpoint idle for a quarter of it (a request timeline of the compliance bench). `services` yields the services' task definitions, or nothing when the
-/// services could not be read (their own checks report that). A failed read is returned as (what could not
-/// be read, why), so the run turns it into `error` findings and goes on.
+/// endpoint idle for a quarter of it (a request timeline of the compliance bench). `services` yields the
+/// services' task definitions, or nothing when the services could not be read (their own checks report
+/// that). A failed read is returned as (what could not be read, why), so the run turns it into `error`
+/// findings and goes on.
 pub(super) async fn find_task_definitions(
     region: &str,
     inventory: &dyn InventoryApi,
