@@ -7,6 +7,7 @@ pub mod audit;
 pub mod gdpr;
 pub mod postgres;
 pub mod redis;
+mod session_read;
 
 pub use self::postgres::{AuditEvent, Db};
 pub use self::redis::Cache;

@@ -2,7 +2,9 @@
 //!
 //! Every check-and-update is a Lua script, so it is atomic across service instances: the lockout gate
 //! counts an attempt *before* its password is verified, which is what keeps 50 parallel wrong attempts from
-//! getting more than `MAX_LOGIN_ATTEMPTS` verifications. Every key starts with the configured prefix.
+//! getting more than `MAX_LOGIN_ATTEMPTS` verifications. The session check, on every authenticated request,
+//! reads with plain commands first and runs its script only when it has something to write
+//! ([`super::session_read`]). Every key starts with the configured prefix.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 use uuid::Uuid;
+
+use super::session_read::{self, SessionRead, LAST_SEEN_RESOLUTION_MS};
 
 /// Admits a login attempt unless the account has used up its attempts. KEYS: counter. ARGV: max, window.
 const GATE_ACQUIRE: &str = r"
@@ -64,9 +68,10 @@ return 0
 ";
 /// Checks a session's timeouts and slides its idle timeout, and reads the cached profile of the user the
 /// token names, in the same round trip. KEYS: session, profile. ARGV: now ms, idle ms, absolute ms, expiry
-/// slack ms. Returns {code, user_id, profile or ''}: 1 alive, 0 missing, 2 idle timeout, 3 absolute
-/// timeout. `last_seen` (and the expiry with it) is written at most once a second: a client polling faster
-/// moves the idle timeout by less than that, and Redis is spared a write per request.
+/// slack ms, `last_seen` resolution ms. Returns {code, user_id, profile or ''}: 1 alive, 0 missing, 2 idle
+/// timeout, 3 absolute timeout. `last_seen` (and the expiry with it) is written at most once per resolution
+/// (see [`LAST_SEEN_RESOLUTION_MS`]). Runs only when a plain read of the session found something to write
+/// (see [`super::session_read`]).
 const SESSION_TOUCH: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'last_seen')
 if not v[1] then return {0, '', ''} end
@@ -81,7 +86,7 @@ if now - last > tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
   return {2, v[1], ''}
 end
-if now - last >= 1000 then
+if now - last >= tonumber(ARGV[5]) then
   redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
   local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created))
   redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
@@ -325,7 +330,9 @@ impl Cache {
     }
 
     /// Checks a session's timeouts at `now` and, when alive, slides its idle timeout; reads `profile_of`'s
-    /// cached profile in the same round trip.
+    /// cached profile in the same round trip. Reads first, as plain commands: when the session is missing,
+    /// or alive and seen within [`LAST_SEEN_RESOLUTION_MS`], that read is the answer; otherwise the session
+    /// script decides and writes, in a second round trip (at most once per resolution per session).
     pub async fn touch_session(
         &self,
         id: Uuid,
@@ -334,13 +341,29 @@ impl Cache {
         timeouts: SessionTimeouts,
     ) -> redis::RedisResult<SessionState> {
         let mut c = self.conn.clone();
+        let session_key = self.key(&["session", &id.to_string()]);
+        let profile_key = self.key(&["profile", &profile_of.to_string()]);
+        let (fields, profile): (Vec<Option<String>>, Option<String>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&session_key)
+            .arg(&["user_id", "created_at", "last_seen"])
+            .cmd("GET")
+            .arg(&profile_key)
+            .query_async(&mut c)
+            .await?;
+        match session_read::judge(&fields, ms(now), timeouts) {
+            SessionRead::Missing => return Ok(SessionState::Missing),
+            SessionRead::Alive(user_id) => return Ok(SessionState::Alive { user_id, profile }),
+            SessionRead::RunScript => {}
+        }
         let (code, user, profile): (i64, String, String) = SESSION_TOUCH_SCRIPT
-            .key(self.key(&["session", &id.to_string()]))
-            .key(self.key(&["profile", &profile_of.to_string()]))
+            .key(session_key)
+            .key(profile_key)
             .arg(ms(now))
             .arg(timeouts.idle.as_millis() as i64)
             .arg(timeouts.absolute.as_millis() as i64)
             .arg(EXPIRY_SLACK.as_millis() as i64)
+            .arg(LAST_SEEN_RESOLUTION_MS)
             .invoke_async(&mut c)
             .await?;
         let user_id = Uuid::parse_str(&user).ok();
