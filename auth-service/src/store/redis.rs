@@ -66,34 +66,31 @@ end
 redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil(next_tat - now))
 return 0
 ";
-/// Checks a session's timeouts and slides its idle timeout, and reads the cached profile of the user the
-/// token names, in the same round trip. KEYS: session, profile. ARGV: now ms, idle ms, absolute ms, expiry
-/// slack ms, `last_seen` resolution ms. Returns {code, user_id, profile or ''}: 1 alive, 0 missing, 2 idle
+/// Checks a session's timeouts and slides its idle timeout. KEYS: session. ARGV: now ms, idle ms, absolute
+/// ms, expiry slack ms, `last_seen` resolution ms. Returns {code, user_id}: 1 alive, 0 missing, 2 idle
 /// timeout, 3 absolute timeout. `last_seen` (and the expiry with it) is written at most once per resolution
 /// (see [`LAST_SEEN_RESOLUTION_MS`]). Runs only when a plain read of the session found something to write
-/// (see [`super::session_read`]).
+/// (see [`super::session_read`]); the cached profile comes from that read.
 const SESSION_TOUCH: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'last_seen')
-if not v[1] then return {0, '', ''} end
+if not v[1] then return {0, ''} end
 local now = tonumber(ARGV[1])
 local created = tonumber(v[2])
 local last = tonumber(v[3])
 if now - created > tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
-  return {3, v[1], ''}
+  return {3, v[1]}
 end
 if now - last > tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
-  return {2, v[1], ''}
+  return {2, v[1]}
 end
 if now - last >= tonumber(ARGV[5]) then
   redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
   local remaining = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - (now - created))
   redis.call('PEXPIRE', KEYS[1], math.max(remaining, 0) + tonumber(ARGV[4]))
 end
-local profile = redis.call('GET', KEYS[2])
-if not profile then profile = '' end
-return {1, v[1], profile}
+return {1, v[1]}
 ";
 
 /// Counts an attempt on a second-factor challenge. KEYS: challenge. ARGV: max attempts. Returns {} when
@@ -332,7 +329,8 @@ impl Cache {
     /// Checks a session's timeouts at `now` and, when alive, slides its idle timeout; reads `profile_of`'s
     /// cached profile in the same round trip. Reads first, as plain commands: when the session is missing,
     /// or alive and seen within [`LAST_SEEN_RESOLUTION_MS`], that read is the answer; otherwise the session
-    /// script decides and writes, in a second round trip (at most once per resolution per session).
+    /// script decides and writes, in a second round trip (at most once per resolution per session), and
+    /// the profile is the one read.
     pub async fn touch_session(
         &self,
         id: Uuid,
@@ -356,9 +354,8 @@ impl Cache {
             SessionRead::Alive(user_id) => return Ok(SessionState::Alive { user_id, profile }),
             SessionRead::RunScript => {}
         }
-        let (code, user, profile): (i64, String, String) = SESSION_TOUCH_SCRIPT
+        let (code, user): (i64, String) = SESSION_TOUCH_SCRIPT
             .key(session_key)
-            .key(profile_key)
             .arg(ms(now))
             .arg(timeouts.idle.as_millis() as i64)
             .arg(timeouts.absolute.as_millis() as i64)
@@ -375,10 +372,7 @@ impl Cache {
             }
         }
         Ok(match (code, user_id) {
-            (1, Some(user_id)) => SessionState::Alive {
-                user_id,
-                profile: (!profile.is_empty()).then_some(profile),
-            },
+            (1, Some(user_id)) => SessionState::Alive { user_id, profile },
             (2, _) => SessionState::IdleTimeout,
             (3, _) => SessionState::AbsoluteTimeout,
             _ => SessionState::Missing,
