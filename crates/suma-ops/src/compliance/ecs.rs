@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 
 use super::evaluate::{self, error_finding, EvalContext};
 use super::run::{errors, errors_of, wants};
@@ -19,14 +19,14 @@ use crate::report::Reporter;
 const TASK_DEFINITION_CONCURRENCY: usize = 16;
 
 /// The findings of the selected ECS checks in `region`; `services` is the region's one read of its
-/// services, which the network checks share.
+/// services, which the network checks share, awaited once here.
 pub(super) async fn findings(
     region: &str,
     inventory: &dyn InventoryApi,
     checks: &[&'static Check],
     ctx: &EvalContext,
     configured: Option<&Configured>,
-    services: impl Future<Output = Result<Vec<EcsServiceFacts>, AwsError>> + Clone,
+    services: impl Future<Output = Result<Vec<EcsServiceFacts>, AwsError>>,
     reporter: &dyn Reporter,
 ) -> Vec<Finding> {
     if !wants(checks, "ecs") {
@@ -34,9 +34,13 @@ pub(super) async fn findings(
     }
     let in_scope = |s: &EcsServiceFacts| configured.is_none_or(|c| c.has_service(region, &s.cluster, &s.name));
     // The services are judged while their task definitions, and the others found meanwhile, are
-    // described: each task definition as soon as one of its sources names it.
+    // described: each task definition as soon as one of its sources names it. The services' own go to
+    // the finder as soon as they are read; when they cannot be, the sender is dropped and the finder goes
+    // on without them (the services' checks report the error).
+    let (services_read, services_task_definitions) = futures::channel::oneshot::channel::<Vec<String>>();
     let judge_services = async {
-        let services: Vec<_> = services.clone().await?.into_iter().filter(in_scope).collect();
+        let services: Vec<_> = services.await?.into_iter().filter(in_scope).collect();
+        let _ = services_read.send(services.iter().map(|s| s.task_definition.clone()).collect());
         let mut out: Vec<Finding> = services.iter().flat_map(|s| evaluate::ecs_service(s, ctx)).collect();
         if checks.iter().any(|c| c.id == "ecs-autoscaling") {
             // The canary and a DR standby are scaled by suma, not by Application Auto Scaling.
@@ -53,16 +57,7 @@ pub(super) async fn findings(
         }
         Ok::<_, AwsError>((out, services.len()))
     };
-    let services_task_definitions = async {
-        match services.clone().await {
-            Ok(services) => services
-                .iter()
-                .filter(|s| in_scope(s))
-                .map(|s| s.task_definition.clone())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    };
+    let services_task_definitions = services_task_definitions.map(Result::unwrap_or_default);
     let (found, to_describe) = futures::channel::mpsc::unbounded();
     let find = scope::find_task_definitions(region, inventory, services_task_definitions, configured, found);
     let describe = to_describe
